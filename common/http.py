@@ -1,0 +1,114 @@
+"""The REST facade every service shares: health, readiness, metrics, the event schemas, request metrics,
+and one mapping of domain errors to HTTP status codes."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+
+from fastapi import APIRouter, FastAPI, HTTPException, Request, Response
+from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from common.metrics import HTTP_REQUESTS, HTTP_SECONDS
+from common.runtime import Runtime
+
+DomainErrors = dict[type[Exception], int]
+
+
+def create_app(
+    runtime: Runtime,
+    *,
+    title: str,
+    description: str,
+    routers: list[APIRouter] = (),  # type: ignore[assignment]
+    errors: DomainErrors | None = None,
+) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        runtime.start()
+        try:
+            yield
+        finally:
+            await runtime.stop()
+
+    app = FastAPI(title=title, description=description, version="0.1.0", lifespan=lifespan)
+    app.state.runtime = runtime
+    app.include_router(platform_router(runtime))
+    for router in routers:
+        app.include_router(router)
+    for error_type, status in (errors or {}).items():
+        app.add_exception_handler(error_type, _domain_error(status))
+    app.middleware("http")(_observe)
+    return app
+
+
+def _domain_error(status: int) -> Callable:
+    async def handle(_request: Request, exc: Exception) -> JSONResponse:
+        return JSONResponse({"detail": str(exc), "error": type(exc).__name__}, status_code=status)
+
+    return handle
+
+
+async def _observe(request: Request, call_next: Callable) -> Response:
+    started = time.perf_counter()
+    response = await call_next(request)
+    route = request.scope.get("route")
+    path = getattr(route, "path", "unmatched")
+    HTTP_REQUESTS.labels(request.method, path, str(response.status_code)).inc()
+    HTTP_SECONDS.labels(request.method, path).observe(time.perf_counter() - started)
+    return response
+
+
+def platform_router(runtime: Runtime) -> APIRouter:
+    router = APIRouter(tags=["platform"])
+
+    @router.get("/healthz", summary="The process is alive")
+    async def healthz() -> dict[str, str]:
+        return {"status": "alive", "service": runtime.name}
+
+    @router.get("/readyz", summary="Broker and database reachable; 503 with the reasons when not")
+    async def readyz() -> JSONResponse:
+        checks = await runtime.readiness()
+        ready = all(v == "ok" for v in checks.values())
+        return JSONResponse({"ready": ready, "checks": checks}, status_code=200 if ready else 503)
+
+    @router.get("/metrics", summary="Prometheus metrics", response_class=Response)
+    async def metrics() -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    @router.get("/schemas", summary="Event types with their Avro schema fingerprints")
+    async def schemas() -> dict[str, dict[str, str]]:
+        return {t: {"fingerprint": runtime.codec.schema(t).fingerprint.hex(), "href": f"/schemas/{t}"}
+                for t in runtime.codec.event_types}
+
+    @router.get("/schemas/{event_type}", summary="One event's Avro schema (.avsc)")
+    async def schema(event_type: str) -> Response:
+        if event_type not in runtime.codec.event_types:
+            raise HTTPException(404, f"no event type {event_type!r}; GET /schemas lists them")
+        raw = runtime.codec.schema(event_type).raw
+        return Response(json.dumps(raw, ensure_ascii=False, indent=2), media_type="application/json")
+
+    @router.get("/topics", summary="Declared Kafka topics and the events each carries")
+    async def topics() -> list[dict[str, object]]:
+        return [{"name": s.name, "partitions": s.partitions, "cleanup_policy": s.cleanup_policy, "events": list(s.events)}
+                for s in runtime.publisher.topics.values()]
+
+    return router
+
+
+def serve(app: FastAPI, runtime: Runtime) -> None:
+    """Run the HTTP server; SIGTERM/SIGINT shut it down within a few seconds."""
+    import uvicorn
+
+    config = uvicorn.Config(
+        app,
+        host=runtime.settings.http_host,
+        port=runtime.settings.http_port,
+        log_config=None,
+        timeout_graceful_shutdown=3,
+        access_log=False,
+    )
+    uvicorn.Server(config).run()

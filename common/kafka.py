@@ -1,0 +1,295 @@
+"""Kafka plumbing: an idempotent publisher and a consumer that commits only after its handler succeeded,
+skips events it has already handled and dead-letters what it cannot handle."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+
+from common.codec import DecodeError, Event, EventCodec
+from common.errors import RejectedEvent
+from common.metrics import EVENTS_CONSUMED, EVENTS_PUBLISHED, HANDLER_RETRIES, HANDLER_SECONDS
+from common.settings import ServiceSettings
+from common.topics import DLQ_SUFFIX, TopicSpec, ensure_topics
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[Event], Awaitable[None]]
+
+
+def connection_options(settings: ServiceSettings) -> dict[str, Any]:
+    options: dict[str, Any] = {
+        "bootstrap_servers": settings.kafka_bootstrap_servers,
+        "security_protocol": settings.kafka_security_protocol,
+    }
+    if settings.kafka_sasl_mechanism:
+        options |= {
+            "sasl_mechanism": settings.kafka_sasl_mechanism,
+            "sasl_plain_username": settings.kafka_sasl_username,
+            "sasl_plain_password": settings.kafka_sasl_password,
+        }
+    if settings.kafka_security_protocol in ("SSL", "SASL_SSL"):
+        from aiokafka.helpers import create_ssl_context
+
+        options["ssl_context"] = create_ssl_context(cafile=settings.kafka_ssl_cafile)
+    return options
+
+
+def header_map(headers: Iterable[tuple[str, bytes]]) -> dict[str, str]:
+    return {k: v.decode("utf-8", "replace") for k, v in headers}
+
+
+def event_from_record(record: ConsumerRecord, codec: EventCodec) -> Event:
+    """Decode a record's value and headers; DecodeError when either is not a platform event."""
+    headers = header_map(record.headers or ())
+    event_type, payload = codec.decode(record.value or b"")
+    if "event_id" not in headers:
+        raise DecodeError("missing event_id header")
+    if headers.get("event_type", event_type) != event_type:
+        raise DecodeError(f"event_type header {headers['event_type']!r} disagrees with schema {event_type!r}")
+    try:
+        occurred_at = datetime.fromisoformat(headers["occurred_at"])
+    except (KeyError, ValueError):
+        raise DecodeError("missing or malformed occurred_at header") from None
+    return Event(
+        event_type=event_type,
+        key=(record.key or b"").decode("utf-8", "replace"),
+        payload=payload,
+        producer=headers.get("producer", "unknown"),
+        event_id=headers["event_id"],
+        occurred_at=occurred_at,
+    )
+
+
+class KafkaPublisher:
+    """Idempotent producer (acks=all). `start` may fail while the broker is away; callers retry it."""
+
+    def __init__(self, settings: ServiceSettings, codec: EventCodec, topics: dict[str, TopicSpec]) -> None:
+        self._options = connection_options(settings)
+        self._client_id = settings.model_config.get("env_prefix", "datashare").strip("_").lower()
+        self.codec = codec
+        self.topics = topics
+        self._producer: AIOKafkaProducer | None = None
+
+    @property
+    def started(self) -> bool:
+        return self._producer is not None
+
+    async def start(self) -> None:
+        producer = AIOKafkaProducer(
+            **self._options,
+            client_id=self._client_id,
+            enable_idempotence=True,
+            acks="all",
+            linger_ms=5,
+            max_batch_size=256 * 1024,
+            request_timeout_ms=15000,
+        )
+        try:
+            await producer.start()
+        except BaseException:
+            await asyncio.shield(producer.stop())
+            raise
+        self._producer = producer
+
+    async def stop(self, timeout: float = 3.0) -> None:
+        producer, self._producer = self._producer, None
+        if producer is not None:
+            try:
+                await asyncio.wait_for(producer.stop(), timeout)
+            except (TimeoutError, Exception):  # broker gone: unflushed sends stay in the outbox
+                log.warning("producer did not stop cleanly within %ss", timeout)
+
+    def _producer_or_raise(self) -> AIOKafkaProducer:
+        if self._producer is None:
+            raise ConnectionError("Kafka producer is not connected")
+        return self._producer
+
+    def check_topic(self, topic: str, event_type: str) -> None:
+        spec = self.topics.get(topic)
+        if spec is None:
+            raise ValueError(f"topic {topic!r} is not declared in schemas/topics.toml")
+        if spec.events and event_type not in spec.events:
+            raise ValueError(f"event {event_type} is not declared for topic {topic}")
+
+    def encode(self, topic: str, event: Event) -> bytes:
+        self.check_topic(topic, event.event_type)
+        return self.codec.encode(event.event_type, event.payload)
+
+    async def send_raw(
+        self, topic: str, key: str, value: bytes, headers: list[tuple[str, bytes]]
+    ) -> asyncio.Future:
+        """Queue one message; the returned future resolves when the broker acknowledged it."""
+        return await self._producer_or_raise().send(topic, value=value, key=key.encode(), headers=headers)
+
+    async def publish(self, topic: str, event: Event) -> None:
+        value = self.encode(topic, event)
+        await (await self.send_raw(topic, event.key, value, event.headers()))
+        EVENTS_PUBLISHED.labels(topic, event.event_type).inc()
+
+    async def publish_many(self, topic: str, events: Iterable[Event]) -> int:
+        futures = []
+        for event in events:
+            futures.append(await self.send_raw(topic, event.key, self.encode(topic, event), event.headers()))
+            EVENTS_PUBLISHED.labels(topic, event.event_type).inc()
+        await asyncio.gather(*futures)
+        return len(futures)
+
+    async def ping(self, timeout: float = 2.0) -> None:
+        """Raise if the cluster does not answer a metadata request within `timeout`."""
+        client = self._producer_or_raise().client
+        ok = await asyncio.wait_for(client.fetch_all_metadata(), timeout)
+        if ok is None or not ok.brokers():
+            raise ConnectionError("no broker answered the metadata request")
+
+    async def ensure_topics(self, specs: list[TopicSpec]) -> list[str]:
+        admin = AIOKafkaAdminClient(**self._options, request_timeout_ms=10000)
+        await admin.start()
+        try:
+            return await ensure_topics(admin, specs)
+        finally:
+            await admin.close()
+
+
+class ProcessedEvents(Protocol):
+    """Which event ids a consumer group already handled (the consumer's idempotency record)."""
+
+    async def seen(self, group: str, event_ids: list[str]) -> set[str]: ...
+
+    async def mark(self, group: str, event_ids: list[str]) -> None: ...
+
+
+@dataclass
+class MemoryProcessedEvents:
+    ids: dict[str, set[str]] = field(default_factory=dict)
+
+    async def seen(self, group: str, event_ids: list[str]) -> set[str]:
+        return self.ids.get(group, set()) & set(event_ids)
+
+    async def mark(self, group: str, event_ids: list[str]) -> None:
+        self.ids.setdefault(group, set()).update(event_ids)
+
+
+@dataclass
+class EventConsumer:
+    """Consumes `topics` as `group`, handing each event to the handler registered for its type.
+
+    A batch is committed only after each of its events was handled, recognised as a duplicate, or
+    written to `<topic>.dlq` with the reason: nothing is skipped silently, and a poison message never
+    stops the consumer. Events of types without a handler are acknowledged as not this group's concern.
+    """
+
+    group: str
+    topics: list[str]
+    handlers: dict[str, Handler]
+    codec: EventCodec
+    publisher: KafkaPublisher
+    processed: ProcessedEvents
+    settings: ServiceSettings
+    batch_size: int = 500
+    _consumer: AIOKafkaConsumer | None = None
+    running: bool = False
+
+    async def run(self) -> None:
+        """Consume until cancelled. Errors other than handler failures propagate (the supervisor restarts)."""
+        consumer = AIOKafkaConsumer(
+            *self.topics,
+            **connection_options(self.settings),
+            group_id=self.group,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            max_poll_records=self.batch_size,
+            isolation_level="read_committed",
+        )
+        await consumer.start()
+        self._consumer = consumer
+        try:
+            self.running = True
+            while True:
+                batches = await consumer.getmany(timeout_ms=500, max_records=self.batch_size)
+                for tp, records in batches.items():
+                    await self.process(records)
+                    await consumer.commit({tp: records[-1].offset + 1})
+        finally:
+            self.running = False
+            self._consumer = None
+            try:
+                await asyncio.wait_for(consumer.stop(), 3)
+            except (TimeoutError, Exception):
+                log.warning("consumer %s did not stop cleanly", self.group)
+
+    async def process(self, records: list[ConsumerRecord]) -> None:
+        decoded: list[tuple[ConsumerRecord, Event]] = []
+        for record in records:
+            try:
+                decoded.append((record, event_from_record(record, self.codec)))
+            except DecodeError as exc:
+                await self.dead_letter(record, f"undecodable: {exc}", attempts=0)
+        already = await self.processed.seen(self.group, [e.event_id for _, e in decoded])
+        handled = []
+        for record, event in decoded:
+            if event.event_id in already:
+                EVENTS_CONSUMED.labels(self.group, record.topic, "duplicate").inc()
+                continue
+            handler = self.handlers.get(event.event_type)
+            if handler is None:
+                EVENTS_CONSUMED.labels(self.group, record.topic, "not_handled").inc()
+                continue
+            if await self.handle_with_retries(record, event, handler):
+                handled.append(event.event_id)
+        if handled:
+            await self.processed.mark(self.group, handled)
+
+    async def handle_with_retries(self, record: ConsumerRecord, event: Event, handler: Handler) -> bool:
+        attempts = self.settings.consumer_max_attempts
+        for attempt in range(1, attempts + 1):
+            started = time.perf_counter()
+            try:
+                await handler(event)
+            except RejectedEvent as exc:
+                await self.dead_letter(record, f"rejected: {exc}", attempt)
+                return False
+            except Exception as exc:
+                if attempt == attempts:
+                    log.exception("handler failed %s times, dead-lettering", attempt, extra=_where(record))
+                    await self.dead_letter(record, f"handler failed: {type(exc).__name__}: {exc}", attempt)
+                    return False
+                HANDLER_RETRIES.labels(self.group, record.topic).inc()
+                await asyncio.sleep(self.settings.consumer_retry_backoff_seconds * 2 ** (attempt - 1))
+            else:
+                HANDLER_SECONDS.labels(self.group, event.event_type).observe(time.perf_counter() - started)
+                EVENTS_CONSUMED.labels(self.group, record.topic, "handled").inc()
+                return True
+        return False
+
+    async def dead_letter(self, record: ConsumerRecord, reason: str, attempts: int) -> None:
+        """Write the original message to `<topic>.dlq` with why and where; waits for the broker's ack."""
+        headers = [
+            *(record.headers or ()),
+            ("dlq.reason", reason.encode()),
+            ("dlq.topic", record.topic.encode()),
+            ("dlq.partition", str(record.partition).encode()),
+            ("dlq.offset", str(record.offset).encode()),
+            ("dlq.group", self.group.encode()),
+            ("dlq.attempts", str(attempts).encode()),
+        ]
+        key = (record.key or b"").decode("utf-8", "replace")
+        target = record.topic + DLQ_SUFFIX
+        await (await self.publisher.send_raw(target, key, record.value or b"", headers))
+        EVENTS_CONSUMED.labels(self.group, record.topic, "dead_lettered").inc()
+        log.warning("dead-lettered a message: %s", reason, extra=_where(record))
+
+    def assignment(self) -> set[TopicPartition]:
+        return self._consumer.assignment() if self._consumer else set()
+
+
+def _where(record: ConsumerRecord) -> dict[str, Any]:
+    return {"topic": record.topic, "partition": record.partition, "offset": record.offset}

@@ -1,0 +1,170 @@
+"""MongoDB plumbing: the client, a transaction that writes state and its events together (outbox),
+the relay that moves outbox messages to Kafka, and the consumers' processed-event record."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from bson import Binary
+from pymongo import ASCENDING, AsyncMongoClient
+from pymongo.asynchronous.client_session import AsyncClientSession
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import DuplicateKeyError
+
+from common.codec import Event
+from common.kafka import KafkaPublisher
+from common.metrics import OUTBOX_PENDING, OUTBOX_RELAYED
+from common.settings import ServiceSettings
+
+log = logging.getLogger(__name__)
+
+OUTBOX = "outbox"
+PROCESSED = "processed_events"
+LEASES = "leases"
+
+
+def connect(settings: ServiceSettings) -> AsyncMongoClient:
+    """Connects lazily: creating the client never waits for the server."""
+    return AsyncMongoClient(
+        settings.mongo_uri,
+        serverSelectionTimeoutMS=3000,
+        connectTimeoutMS=3000,
+        appname=settings.model_config.get("env_prefix", "datashare").strip("_").lower(),
+        tz_aware=True,
+    )
+
+
+async def ensure_indexes(db: AsyncDatabase) -> None:
+    await db[PROCESSED].create_index([("group", ASCENDING), ("event_id", ASCENDING)], unique=True)
+
+
+@dataclass
+class Transaction:
+    """State writes (through `session`) and the events they cause commit or abort together."""
+
+    db: AsyncDatabase
+    session: AsyncClientSession
+    publisher: KafkaPublisher
+    pending: list[dict[str, Any]] = field(default_factory=list)
+
+    def emit(self, topic: str, event: Event) -> None:
+        """Queue an event; it is encoded now, so an invalid event fails the whole transaction."""
+        self.pending.append(
+            {
+                "topic": topic,
+                "key": event.key,
+                "value": Binary(self.publisher.encode(topic, event)),
+                "headers": [[k, Binary(v)] for k, v in event.headers()],
+                "event_type": event.event_type,
+                "event_id": event.event_id,
+                "created_at": datetime.now(UTC),
+            }
+        )
+
+    async def _flush(self) -> None:
+        if self.pending:
+            await self.db[OUTBOX].insert_many(self.pending, session=self.session)
+
+
+@asynccontextmanager
+async def transaction(client: AsyncMongoClient, db: AsyncDatabase, publisher: KafkaPublisher) -> AsyncIterator[Transaction]:
+    async with client.start_session() as session, await session.start_transaction():
+        tx = Transaction(db, session, publisher)
+        yield tx
+        await tx._flush()
+
+
+class MongoProcessedEvents:
+    def __init__(self, db: AsyncDatabase) -> None:
+        self.collection = db[PROCESSED]
+
+    async def seen(self, group: str, event_ids: list[str]) -> set[str]:
+        if not event_ids:
+            return set()
+        cursor = self.collection.find({"group": group, "event_id": {"$in": event_ids}}, {"event_id": 1})
+        return {doc["event_id"] async for doc in cursor}
+
+    async def mark(self, group: str, event_ids: list[str]) -> None:
+        now = datetime.now(UTC)
+        docs = [{"group": group, "event_id": i, "at": now} for i in event_ids]
+        try:
+            await self.collection.insert_many(docs, ordered=False)
+        except Exception as exc:  # BulkWriteError: ids marked by an earlier, interrupted delivery
+            if not _only_duplicates(exc):
+                raise
+
+
+def _only_duplicates(exc: Exception) -> bool:
+    errors = getattr(exc, "details", {}).get("writeErrors", [])
+    return bool(errors) and all(e.get("code") == 11000 for e in errors)
+
+
+class OutboxRelay:
+    """Moves committed outbox messages to Kafka in order, deleting each batch once the broker acked it.
+
+    One relay per database holds a lease at a time, so replicas of a service do not reorder events.
+    A crash between the broker's ack and the delete resends the batch: consumers drop it by event id.
+    """
+
+    def __init__(
+        self, db: AsyncDatabase, publisher: KafkaPublisher, *, name: str, poll_seconds: float, batch: int = 500
+    ) -> None:
+        self.db = db
+        self.publisher = publisher
+        self.name = name
+        self.poll_seconds = poll_seconds
+        self.batch = batch
+        self.owner = f"{socket.gethostname()}:{os.getpid()}"
+        self.lease_seconds = 15
+        self.last_ok = 0.0
+
+    def healthy(self) -> bool:
+        """The relay completed a round (or saw another replica holding the lease) recently."""
+        return time.monotonic() - self.last_ok < max(10.0, 5 * self.poll_seconds)
+
+    async def run(self) -> None:
+        while True:
+            if not self.publisher.started:
+                await asyncio.sleep(self.poll_seconds)
+                continue
+            relayed = await self.relay_once() if await self._hold_lease() else 0
+            self.last_ok = time.monotonic()
+            if relayed < self.batch:
+                await asyncio.sleep(self.poll_seconds)
+
+    async def _hold_lease(self) -> bool:
+        now = datetime.now(UTC)
+        try:
+            await self.db[LEASES].find_one_and_update(
+                {"_id": f"outbox:{self.name}", "$or": [{"owner": self.owner}, {"expires": {"$lt": now}}]},
+                {"$set": {"owner": self.owner, "expires": now + timedelta(seconds=self.lease_seconds)}},
+                upsert=True,
+            )
+        except DuplicateKeyError:  # another replica holds a live lease
+            return False
+        return True
+
+    async def relay_once(self) -> int:
+        outbox = self.db[OUTBOX]
+        docs = await outbox.find({}).sort("_id", ASCENDING).limit(self.batch).to_list()
+        if not docs:
+            OUTBOX_PENDING.labels(self.name).set(0)
+            return 0
+        futures = [
+            await self.publisher.send_raw(d["topic"], d["key"], bytes(d["value"]), [(k, bytes(v)) for k, v in d["headers"]])
+            for d in docs
+        ]
+        await asyncio.gather(*futures)
+        await outbox.delete_many({"_id": {"$in": [d["_id"] for d in docs]}})
+        OUTBOX_RELAYED.labels(self.name).inc(len(docs))
+        OUTBOX_PENDING.labels(self.name).set(await outbox.estimated_document_count())
+        return len(docs)

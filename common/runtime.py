@@ -1,0 +1,163 @@
+"""What every service runs beside its own logic: the Mongo client, the Kafka publisher, the outbox relay
+and its consumers, each supervised so that a missing broker or database never stops the process."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from pymongo import AsyncMongoClient
+from pymongo.asynchronous.database import AsyncDatabase
+
+from common.calendar_source import build_calendar
+from common.codec import EventCodec
+from common.kafka import EventConsumer, Handler, KafkaPublisher
+from common.metrics import DEPENDENCY_UP
+from common.mongo import MongoProcessedEvents, OutboxRelay, connect, ensure_indexes, transaction
+from common.settings import ServiceSettings
+from common.topics import load_topics
+from common.workdays import WorkingCalendar
+
+log = logging.getLogger(__name__)
+RESTART_BACKOFF_MAX = 5.0
+
+
+@dataclass
+class Runtime:
+    name: str
+    settings: ServiceSettings
+    codec: EventCodec
+    client: AsyncMongoClient
+    db: AsyncDatabase
+    publisher: KafkaPublisher
+    calendar: WorkingCalendar
+    consumers: list[EventConsumer] = field(default_factory=list)
+    tasks: dict[str, asyncio.Task] = field(default_factory=dict)
+    problems: dict[str, str] = field(default_factory=dict)
+    setup: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    relay: OutboxRelay | None = None
+
+    @classmethod
+    def build(cls, name: str, settings: ServiceSettings) -> Runtime:
+        codec = EventCodec.from_folder()
+        client = connect(settings)
+        topics = load_topics(replication_factor=settings.kafka_replication_factor)
+        return cls(
+            name=name,
+            settings=settings,
+            codec=codec,
+            client=client,
+            db=client[settings.mongo_database],
+            publisher=KafkaPublisher(settings, codec, topics),
+            calendar=build_calendar(settings.calendar_dir),
+        )
+
+    def transaction(self):
+        return transaction(self.client, self.db, self.publisher)
+
+    def consume(self, group: str, topics: list[str], handlers: dict[str, Handler]) -> EventConsumer:
+        consumer = EventConsumer(
+            group=group,
+            topics=topics,
+            handlers=handlers,
+            codec=self.codec,
+            publisher=self.publisher,
+            processed=MongoProcessedEvents(self.db),
+            settings=self.settings,
+        )
+        self.consumers.append(consumer)
+        return consumer
+
+    # -- lifecycle -------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self.problems.update({"database-setup": "pending", "kafka-setup": "pending"})
+        self._spawn("database-setup", self._prepare_database)
+        self._spawn("kafka-setup", self._connect_kafka)
+        if self.settings.outbox_relay_enabled:
+            self.relay = OutboxRelay(
+                self.db, self.publisher, name=self.name, poll_seconds=self.settings.outbox_poll_seconds
+            )
+            self._spawn("outbox-relay", self.relay.run)
+        for consumer in self.consumers:
+            self._spawn(f"consumer:{consumer.group}", self._after_kafka(consumer.run))
+
+    async def stop(self) -> None:
+        for task in self.tasks.values():
+            task.cancel()
+        await asyncio.wait(list(self.tasks.values()), timeout=4)
+        await self.publisher.stop()
+        await self.client.close()
+
+    def _spawn(self, name: str, job: Callable[[], Awaitable[None]], forever: bool = True) -> None:
+        self.tasks[name] = asyncio.create_task(self._supervise(name, job, forever), name=name)
+
+    async def _supervise(self, name: str, job: Callable[[], Awaitable[None]], forever: bool) -> None:
+        """Run `job`; on failure record why, wait (growing to 5 s) and run it again."""
+        delay = 0.5
+        while True:
+            try:
+                await job()
+                self.problems.pop(name, None)
+                if not forever:
+                    return
+                delay = 0.5
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                self.problems[name] = f"{type(exc).__name__}: {exc}"[:300]
+                log.warning("%s failed, retrying in %.1fs: %s", name, delay, exc)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, RESTART_BACKOFF_MAX)
+
+    def _after_kafka(self, job: Callable[[], Awaitable[None]]) -> Callable[[], Awaitable[None]]:
+        async def run() -> None:
+            while not self.publisher.started or "kafka-setup" in self.problems:
+                await asyncio.sleep(0.2)
+            await job()
+
+        return run
+
+    async def _prepare_database(self) -> None:
+        await ensure_indexes(self.db)
+        for step in self.setup:
+            await step()
+        self.problems.pop("database-setup", None)
+        await asyncio.Event().wait()  # stay "up" so the supervisor does not restart it
+
+    async def _connect_kafka(self) -> None:
+        if not self.publisher.started:
+            await self.publisher.start()
+        await self.publisher.ensure_topics(list(self.publisher.topics.values()))
+        self.problems.pop("kafka-setup", None)
+        await asyncio.Event().wait()
+
+    # -- readiness -------------------------------------------------------------------------------
+
+    async def readiness(self) -> dict[str, str]:
+        """'ok' or the reason, for the broker, the database and each background job."""
+        checks: dict[str, str] = {}
+        checks["kafka"] = await _check("kafka", self.publisher.ping)
+        checks["mongo"] = await _check("mongo", lambda: self.client.admin.command("ping"))
+        for name in ("database-setup", "kafka-setup"):
+            if name in self.problems:
+                checks[name] = self.problems[name]
+        if self.relay is not None and not self.relay.healthy():
+            checks["outbox-relay"] = self.problems.get("outbox-relay", "not relaying yet")
+        for consumer in self.consumers:
+            if not consumer.running:
+                name = f"consumer:{consumer.group}"
+                checks[name] = self.problems.get(name, "not consuming yet")
+        return checks
+
+
+async def _check(name: str, probe: Callable[[], Awaitable[object]]) -> str:
+    try:
+        await asyncio.wait_for(probe(), 2.5)
+    except Exception as exc:
+        DEPENDENCY_UP.labels(name).set(0)
+        return f"unreachable: {type(exc).__name__}: {exc}"[:300] or "unreachable"
+    DEPENDENCY_UP.labels(name).set(1)
+    return "ok"

@@ -1,0 +1,92 @@
+"""Settings every service shares. Each service subclasses `ServiceSettings` with its own env prefix,
+builds it once in its entry point and passes it down."""
+
+from __future__ import annotations
+
+import re
+import sys
+from pathlib import Path
+from typing import Literal, TypeVar
+
+from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from common.calendar_source import DEFAULT_SCHEDULE_DIR
+
+LOCAL_MONGO_URI = "mongodb://127.0.0.1:27017/?retryWrites=false&directConnection=true"
+
+
+class ServiceSettings(BaseSettings):
+    model_config = SettingsConfigDict(extra="ignore", frozen=True)
+
+    environment: Literal["development", "production"] = "development"
+    http_host: str = "127.0.0.1"
+    http_port: int = Field(default=8000, ge=1, le=65535)
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    kafka_bootstrap_servers: str = "127.0.0.1:9092"
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: str | None = None
+    kafka_ssl_cafile: Path | None = None
+    kafka_replication_factor: int | None = Field(default=None, ge=1, le=10)
+
+    mongo_uri: str = LOCAL_MONGO_URI
+    mongo_database: str = "datashare"
+
+    calendar_dir: Path = DEFAULT_SCHEDULE_DIR
+    consumer_max_attempts: int = Field(default=5, ge=1, le=50)
+    consumer_retry_backoff_seconds: float = Field(default=0.2, gt=0, le=60)
+    outbox_poll_seconds: float = Field(default=0.2, gt=0, le=60)
+    outbox_relay_enabled: bool = True
+
+    @field_validator("kafka_bootstrap_servers")
+    @classmethod
+    def _hosts(cls, value: str) -> str:
+        for host in value.split(","):
+            if not re.fullmatch(r"[\w.\-\[\]:]+:\d{1,5}", host.strip()):
+                raise ValueError(f"{host!r} is not host:port; give a comma-separated list such as kafka-0:9092")
+        return value
+
+    @field_validator("mongo_uri")
+    @classmethod
+    def _mongo(cls, value: str) -> str:
+        if not value.startswith(("mongodb://", "mongodb+srv://")):
+            raise ValueError("must be a MongoDB connection string starting with mongodb:// or mongodb+srv://")
+        return value
+
+    @model_validator(mode="after")
+    def _production(self) -> ServiceSettings:
+        if self.environment == "production" and self.mongo_uri == LOCAL_MONGO_URI:
+            raise ValueError("mongo_uri: production needs the replica set's connection string, not the local one")
+        if self.kafka_sasl_mechanism and not (self.kafka_sasl_username and self.kafka_sasl_password):
+            raise ValueError("kafka_sasl_mechanism is set: kafka_sasl_username and kafka_sasl_password are needed")
+        return self
+
+
+S = TypeVar("S", bound=ServiceSettings)
+
+
+class SettingsError(SystemExit):
+    pass
+
+
+def describe_errors(cls: type[ServiceSettings], exc: ValidationError) -> str:
+    prefix = cls.model_config.get("env_prefix", "")
+    lines = [f"{cls.__name__}: the configuration is not valid; fix these environment variables:"]
+    for error in exc.errors():
+        field = ".".join(str(p) for p in error["loc"]) or "(settings)"
+        name = f"{prefix}{field}".upper() if error["loc"] else "(settings)"
+        shown = "" if not error["loc"] or "password" in field else f" (got {error.get('input')!r})"
+        lines.append(f"  {name}: {error['msg']}{shown}")
+    return "\n".join(lines)
+
+
+def load_settings(cls: type[S]) -> S:
+    """Build the settings or stop the start with a message naming each bad variable."""
+    try:
+        return cls()
+    except ValidationError as exc:
+        print(describe_errors(cls, exc), file=sys.stderr)
+        raise SettingsError(2) from None

@@ -1,0 +1,91 @@
+"""The declared list of Kafka topics (schemas/topics.toml) and their explicit creation."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+TOPICS_FILE = Path(__file__).resolve().parent.parent / "schemas" / "topics.toml"
+DLQ_SUFFIX = ".dlq"
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    name: str
+    partitions: int
+    cleanup_policy: str
+    events: tuple[str, ...]
+    retention_ms: int
+    replication_factor: int = 1
+
+    def dead_letter(self) -> TopicSpec:
+        return TopicSpec(self.name + DLQ_SUFFIX, self.partitions, "delete", (), self.retention_ms, self.replication_factor)
+
+    def config(self) -> dict[str, str]:
+        config = {"cleanup.policy": self.cleanup_policy}
+        if self.cleanup_policy == "delete":
+            config["retention.ms"] = str(self.retention_ms)
+        return config
+
+
+def load_topics(path: Path = TOPICS_FILE, replication_factor: int | None = None) -> dict[str, TopicSpec]:
+    data = tomllib.loads(path.read_text(encoding="utf-8"))
+    defaults = data.get("defaults", {})
+    specs = {}
+    for entry in data["topic"]:
+        spec = TopicSpec(
+            name=entry["name"],
+            partitions=int(entry["partitions"]),
+            cleanup_policy=entry.get("cleanup_policy", "delete"),
+            events=tuple(entry.get("events", [])),
+            retention_ms=int(entry.get("retention_ms", defaults.get("retention_ms", 604800000))),
+            replication_factor=replication_factor or int(defaults.get("replication_factor", 1)),
+        )
+        specs[spec.name] = spec
+        specs[spec.dead_letter().name] = spec.dead_letter()
+    return specs
+
+
+async def ensure_topics(admin, specs: list[TopicSpec]) -> list[str]:
+    """Create the topics the cluster lacks; return their names. `admin` is a started AIOKafkaAdminClient."""
+    from aiokafka.admin import NewTopic
+
+    existing = set(await admin.list_topics())
+    missing = [s for s in specs if s.name not in existing]
+    if missing:
+        await admin.create_topics(
+            [NewTopic(s.name, s.partitions, s.replication_factor, topic_configs=s.config()) for s in missing]
+        )
+        log.info("created topics", extra={"topics": [s.name for s in missing]})
+    return [s.name for s in missing]
+
+
+def main() -> None:
+    """`python -m common.topics [bootstrap]`: create every declared topic (for a cluster's init job)."""
+    import os
+    import sys
+
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    bootstrap = sys.argv[1] if len(sys.argv) > 1 else os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
+    replication = int(os.environ.get("KAFKA_REPLICATION_FACTOR", "0")) or None
+
+    async def run() -> None:
+        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+        await admin.start()
+        try:
+            created = await ensure_topics(admin, list(load_topics(replication_factor=replication).values()))
+            print(f"created {len(created)} topics: {', '.join(created) or '-'}")
+        finally:
+            await admin.close()
+
+    asyncio.run(run())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,3 @@
+from services.auditor.main import main
+
+main()

@@ -1,0 +1,47 @@
+"""Auditor REST routes: read the trail and check its integrity."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Query
+from pydantic import BaseModel
+
+from services.auditor import handlers
+from services.auditor.ports import UnitOfWork
+
+
+class TrailEntryView(BaseModel):
+    sequence: int
+    event_id: str
+    event_type: str
+    key: str
+    producer: str
+    occurred_at: str
+    payload: dict[str, Any]
+    previous_hash: str
+    hash: str
+
+
+class ChainReportView(BaseModel):
+    intact: bool
+    entries: int
+    first_broken_sequence: int | None
+    problem: str | None
+
+
+def router(uow: UnitOfWork) -> APIRouter:
+    api = APIRouter(prefix="/trail", tags=["access trail"])
+
+    @api.get("", response_model=list[TrailEntryView], summary="Trail entries in order, paged by sequence")
+    async def entries(
+        after_sequence: int = Query(0, ge=0), limit: int = Query(100, ge=1, le=1000), event_type: str | None = None
+    ) -> list[TrailEntryView]:
+        found = await uow.entries(after_sequence=after_sequence, limit=limit, event_type=event_type)
+        return [TrailEntryView.model_validate(e, from_attributes=True) for e in found]
+
+    @api.get("/verify", response_model=ChainReportView, summary="Recompute the hash chain of the whole trail")
+    async def verify() -> ChainReportView:
+        return ChainReportView.model_validate(await handlers.verify_trail(uow), from_attributes=True)
+
+    return api

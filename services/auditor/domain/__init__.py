@@ -1,0 +1,1 @@
+"""Auditor domain: the access trail and its integrity (standard library only)."""

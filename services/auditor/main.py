@@ -1,0 +1,42 @@
+"""Wires the auditor service: the single place real adapters are built."""
+
+from __future__ import annotations
+
+from functools import partial
+
+from fastapi import FastAPI
+
+from common.http import create_app, serve
+from common.logs import configure_logging
+from common.runtime import Runtime
+from common.settings import load_settings
+from services.auditor import handlers
+from services.auditor.adapters import http, mongo
+from services.auditor.ports import AUDITED_TOPICS
+from services.auditor.settings import AuditorSettings
+
+
+def build(settings: AuditorSettings) -> tuple[FastAPI, Runtime]:
+    runtime = Runtime.build("auditor", settings)
+    uow = mongo.MongoUnitOfWork(runtime)
+    runtime.setup.append(partial(mongo.ensure_indexes, runtime.db))
+    record = partial(handlers.record_in_trail, uow=uow)
+    audited = {t for spec in runtime.publisher.topics.values() if spec.name in AUDITED_TOPICS for t in spec.events}
+    runtime.consume("auditor-trail", AUDITED_TOPICS, dict.fromkeys(sorted(audited), record))
+    app = create_app(
+        runtime,
+        title="Auditor",
+        description="The tamper-evident access trail (Art. 19), evaluation (Art. 23) and findings (Art. 24).",
+        routers=[http.router(uow)],
+    )
+    return app, runtime
+
+
+def main() -> None:
+    settings = load_settings(AuditorSettings)
+    configure_logging("auditor", settings.log_level)
+    serve(*build(settings))
+
+
+if __name__ == "__main__":
+    main()

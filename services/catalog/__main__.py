@@ -1,0 +1,3 @@
+from services.catalog.main import main
+
+main()

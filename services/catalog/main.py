@@ -1,0 +1,38 @@
+"""Wires the catalog service: the single place real adapters are built."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from common.http import create_app, serve
+from common.logs import configure_logging
+from common.runtime import Runtime
+from common.settings import load_settings
+from services.catalog.adapters import http
+from services.catalog.adapters.mongo import MongoUnitOfWork
+from services.catalog.domain.entries import EntryExists, EntryNotFound, InvalidEntry
+from services.catalog.settings import CatalogSettings
+
+ERRORS = {InvalidEntry: 422, EntryExists: 409, EntryNotFound: 404}
+
+
+def build(settings: CatalogSettings) -> tuple[FastAPI, Runtime]:
+    runtime = Runtime.build("catalog", settings)
+    app = create_app(
+        runtime,
+        title="Catalog",
+        description="The city's shared data catalog (Art. 9–12): entries, their lifecycle and share demands.",
+        routers=[http.router(MongoUnitOfWork(runtime))],
+        errors=ERRORS,
+    )
+    return app, runtime
+
+
+def main() -> None:
+    settings = load_settings(CatalogSettings)
+    configure_logging("catalog", settings.log_level)
+    serve(*build(settings))
+
+
+if __name__ == "__main__":
+    main()

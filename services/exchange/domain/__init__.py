@@ -1,0 +1,1 @@
+"""Exchange domain: departments' records held by the center (standard library only)."""

@@ -1,0 +1,81 @@
+"""Records of a resource keyed by subject, and how a reported change applies to them (Art. 8, 13, 17)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from common.errors import RejectedEvent
+from common.identifiers import InvalidIdentifier, validate_subject_key
+
+FieldValue = str | int | float | bool | None
+
+
+class Operation(StrEnum):
+    UPSERT = "UPSERT"
+    DELETE = "DELETE"
+
+
+@dataclass(frozen=True)
+class DataChange:
+    change_id: str
+    resource_code: str
+    provider_code: str
+    operation: Operation
+    subject_key: str
+    subject_kind: str
+    fields: dict[str, FieldValue]
+    source_version: int
+    changed_at: datetime
+
+    @classmethod
+    def from_payload(cls, payload: dict[str, Any]) -> DataChange:
+        """Raises RejectedEvent when the subject key fails its GB 11643 / GB 32100 check."""
+        try:
+            kind, key = validate_subject_key(payload["subject_key"])
+        except InvalidIdentifier as exc:
+            raise RejectedEvent(f"subject_key.{exc.rule}", str(exc)) from None
+        return cls(
+            change_id=payload["change_id"],
+            resource_code=payload["resource_code"],
+            provider_code=payload["provider_code"],
+            operation=Operation(payload["operation"]),
+            subject_key=key,
+            subject_kind=kind,
+            fields=dict(payload["fields"]),
+            source_version=payload["source_version"],
+            changed_at=payload["changed_at"],
+        )
+
+
+@dataclass
+class SubjectRecord:
+    """The center's current copy of one subject's record in one resource."""
+
+    resource_code: str
+    subject_key: str
+    subject_kind: str
+    fields: dict[str, FieldValue] = field(default_factory=dict)
+    source_version: int = 0
+    deleted: bool = False
+    last_change_id: str = ""
+    changed_at: datetime | None = None
+
+
+def apply_change(current: SubjectRecord | None, change: DataChange) -> SubjectRecord | None:
+    """The record after `change`, or None when the change is older than what the center holds
+    (last source version wins; a late older change is kept in history only)."""
+    if current is not None and change.source_version <= current.source_version:
+        return None
+    return SubjectRecord(
+        resource_code=change.resource_code,
+        subject_key=change.subject_key,
+        subject_kind=change.subject_kind,
+        fields={} if change.operation is Operation.DELETE else dict(change.fields),
+        source_version=change.source_version,
+        deleted=change.operation is Operation.DELETE,
+        last_change_id=change.change_id,
+        changed_at=change.changed_at,
+    )

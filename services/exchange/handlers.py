@@ -1,0 +1,43 @@
+"""One handler per exchange command or event."""
+
+from __future__ import annotations
+
+from common.events import Event
+from services.exchange.domain.records import DataChange, SubjectRecord, apply_change
+from services.exchange.ports import RESOURCE_CHANGES, UnitOfWork
+
+PRODUCER = "exchange"
+
+
+class RecordNotFound(LookupError):
+    pass
+
+
+async def ingest_change(event: Event, uow: UnitOfWork) -> None:
+    """Store a department's reported change: history always, current state if it is newer."""
+    change = DataChange.from_payload(event.payload)
+    async with uow() as tx:
+        if await tx.change_seen(change.change_id):
+            return
+        updated = apply_change(await tx.record(change.resource_code, change.subject_key), change)
+        await tx.add_history(change, applied=updated is not None)
+        if updated is None:
+            return
+        await tx.put_record(updated)
+        sequence = await tx.next_sequence(change.resource_code)
+        payload = {
+            "resource_code": change.resource_code,
+            "provider_code": change.provider_code,
+            "sequence": sequence,
+            "change_id": change.change_id,
+            "operation": change.operation.value,
+            "changed_at": change.changed_at,
+        }
+        tx.emit(RESOURCE_CHANGES, Event("ResourceChanged", change.resource_code, payload, PRODUCER))
+
+
+async def current_record(resource_code: str, subject_key: str, uow: UnitOfWork) -> SubjectRecord:
+    record = await uow.record(resource_code, subject_key.upper())
+    if record is None or record.deleted:
+        raise RecordNotFound(f"resource {resource_code} holds no record for this subject")
+    return record

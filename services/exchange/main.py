@@ -1,0 +1,43 @@
+"""Wires the exchange service: the single place real adapters are built."""
+
+from __future__ import annotations
+
+from functools import partial
+
+from fastapi import FastAPI
+
+from common.http import create_app, serve
+from common.logs import configure_logging
+from common.runtime import Runtime
+from common.settings import load_settings
+from services.exchange import handlers
+from services.exchange.adapters import http, mongo
+from services.exchange.ports import DATA_CHANGES
+from services.exchange.settings import ExchangeSettings
+
+ERRORS = {handlers.RecordNotFound: 404}
+
+
+def build(settings: ExchangeSettings) -> tuple[FastAPI, Runtime]:
+    runtime = Runtime.build("exchange", settings)
+    uow = mongo.MongoUnitOfWork(runtime)
+    runtime.setup.append(partial(mongo.ensure_indexes, runtime.db))
+    runtime.consume("exchange-ingest", [DATA_CHANGES], {"DataChanged": partial(handlers.ingest_change, uow=uow)})
+    app = create_app(
+        runtime,
+        title="Exchange",
+        description="Departments' data held by the center, and its sharing (Art. 8, 13–18, 20).",
+        routers=[http.router(uow)],
+        errors=ERRORS,
+    )
+    return app, runtime
+
+
+def main() -> None:
+    settings = load_settings(ExchangeSettings)
+    configure_logging("exchange", settings.log_level)
+    serve(*build(settings))
+
+
+if __name__ == "__main__":
+    main()

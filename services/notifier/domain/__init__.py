@@ -1,0 +1,1 @@
+"""Notifier domain: who is told what, and when (standard library only)."""

@@ -1,0 +1,48 @@
+"""Wires the notifier service: the single place real adapters are built."""
+
+from __future__ import annotations
+
+from functools import partial
+
+from fastapi import FastAPI
+
+from common.http import create_app, serve
+from common.logs import configure_logging
+from common.runtime import Runtime
+from common.settings import load_settings
+from services.notifier import handlers
+from services.notifier.adapters import http, mongo
+from services.notifier.domain.notifications import RULES
+from services.notifier.ports import SUBSCRIBED
+from services.notifier.settings import NotifierSettings
+
+ERRORS = {handlers.NotificationNotFound: 404}
+
+
+def build(settings: NotifierSettings) -> tuple[FastAPI, Runtime]:
+    runtime = Runtime.build("notifier", settings)
+    uow = mongo.MongoUnitOfWork(runtime)
+    runtime.setup.append(partial(mongo.ensure_indexes, runtime.db))
+    runtime.consume(
+        "notifier",
+        SUBSCRIBED,
+        {event_type: partial(handlers.notify, uow=uow, rule=rule) for event_type, rule in RULES.items()},
+    )
+    app = create_app(
+        runtime,
+        title="Notifier",
+        description="Tells departments what concerns them (Art. 11, 15, 17): inbox over REST, events on Kafka.",
+        routers=[http.router(uow)],
+        errors=ERRORS,
+    )
+    return app, runtime
+
+
+def main() -> None:
+    settings = load_settings(NotifierSettings)
+    configure_logging("notifier", settings.log_level)
+    serve(*build(settings))
+
+
+if __name__ == "__main__":
+    main()
