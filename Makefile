@@ -1,0 +1,41 @@
+# The two commands: `make run` (the whole platform, foreground) and `make test`.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+
+.PHONY: run up down infra test lint bench clean
+
+$(STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "Python 3.11 is required"'
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -c constraints.txt -e '.[dev]'
+	touch $(STAMP)
+
+run: $(STAMP)        ## broker, database and the four services in the foreground; Ctrl-C stops all
+	$(PY) -m devstack run
+
+up: $(STAMP)         ## the same, detached; returns once every service is ready
+	$(PY) -m devstack up
+
+down: $(STAMP)       ## stop what `make up` started
+	$(PY) -m devstack down
+
+infra: $(STAMP)      ## only the broker and the database, in the foreground
+	$(PY) -m devstack infra
+
+test: $(STAMP)       ## unit, contract and integration tests (they start their own broker and database)
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
+
+bench: $(STAMP)      ## benchmarks; results in bench/results/*.json
+	$(PY) -m bench $(BENCH_ARGS)
+
+clean:
+	rm -rf .var

@@ -1,0 +1,123 @@
+"""Runs the platform on one machine: the local Kafka-protocol broker, the MongoDB-wire server and the
+four services. Development and CI only; production runs deploy/k8s against real clusters.
+
+    python -m devstack run     foreground; Ctrl-C stops everything (the broker by SIGTERM, so it flushes)
+    python -m devstack up      the same, detached; returns once every service is ready
+    python -m devstack down    stops what `up` started
+    python -m devstack infra   only the broker and the database, in the foreground
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+
+from devstack.processes import (
+    ROOT,
+    Proc,
+    infra_procs,
+    service_procs,
+    start,
+    stop,
+    wait_http_ready,
+    wait_port,
+)
+
+VAR = ROOT / ".var"
+PIDS = VAR / "run" / "pids.json"
+
+
+def _start_all(detach: bool, only_infra: bool = False) -> list[Proc]:
+    started: list[Proc] = []
+    try:
+        for proc in infra_procs(VAR / "data"):
+            started.append(start(proc, VAR / "log", detach))
+            wait_port(proc)
+        if not only_infra:
+            for proc in service_procs():
+                started.append(start(proc, VAR / "log", detach, inherit_output=not detach))
+            for proc in started:
+                wait_http_ready(proc)
+    except BaseException:
+        stop(started)
+        raise
+    return started
+
+
+def _banner(procs: list[Proc]) -> None:
+    print("\nThe data-sharing platform is up:", flush=True)
+    for proc in procs:
+        print(f"  {proc.name:<10} {proc.url}", flush=True)
+    print(f"  logs       {VAR / 'log'}\n", flush=True)
+
+
+def run(only_infra: bool) -> int:
+    stopping = False
+
+    def on_signal(_signum: int, _frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    procs = _start_all(detach=False, only_infra=only_infra)
+    _banner(procs)
+    print("Ctrl-C stops everything.", flush=True)
+    try:
+        while not stopping:
+            dead = [p for p in procs if p.popen and p.popen.poll() is not None]
+            if dead:
+                print(f"{dead[0].name} exited with {dead[0].popen.returncode}; stopping", file=sys.stderr)
+                return 1
+            time.sleep(0.3)
+    finally:
+        print("\nstopping...", flush=True)
+        stop(procs)
+    return 0
+
+
+def up() -> int:
+    if PIDS.exists():
+        print(f"already up ({PIDS}); run `make down` first", file=sys.stderr)
+        return 1
+    procs = _start_all(detach=True)
+    PIDS.parent.mkdir(parents=True, exist_ok=True)
+    PIDS.write_text(json.dumps([p.record() for p in procs]))
+    _banner(procs)
+    return 0
+
+
+def down() -> int:
+    if not PIDS.exists():
+        print("nothing to stop")
+        return 0
+    stop([Proc.from_record(r) for r in json.loads(PIDS.read_text())])
+    PIDS.unlink()
+    print("stopped")
+    return 0
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(prog="devstack", description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    parser.add_argument("command", choices=["run", "up", "down", "infra"])
+    args = parser.parse_args()
+    os.chdir(ROOT)
+    match args.command:
+        case "run":
+            return run(only_infra=False)
+        case "infra":
+            return run(only_infra=True)
+        case "up":
+            return up()
+        case "down":
+            return down()
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,156 @@
+"""Starting and stopping the local broker, database and services as child processes."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from importlib.resources import files
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+SERVICES = {"catalog": 8001, "exchange": 8002, "notifier": 8003, "auditor": 8004}
+
+
+@dataclass
+class Proc:
+    name: str
+    argv: list[str]
+    host: str
+    port: int
+    url: str
+    ready_path: str | None = None  # HTTP path that answers 200 when ready
+    env: dict[str, str] = field(default_factory=dict)
+    stop_timeout: float = 15.0
+    popen: subprocess.Popen | None = None
+    pid: int | None = None
+
+    def record(self) -> dict:
+        return {"name": self.name, "pid": self.pid, "stop_timeout": self.stop_timeout, "port": self.port}
+
+    @classmethod
+    def from_record(cls, r: dict) -> Proc:
+        return cls(r["name"], [], "127.0.0.1", r["port"], "", stop_timeout=r["stop_timeout"], pid=r["pid"])
+
+
+def broker_binary() -> str:
+    """The broker binary itself, not the Python wrapper that would leave it orphaned on a signal."""
+    path = Path(str(files("noida_db").joinpath("noida-db")))
+    path.chmod(0o755)
+    return str(path)
+
+
+def infra_procs(data: Path, kafka_port: int = 9092, mongo_port: int = 27017) -> list[Proc]:
+    kafka_dir, mongo_dir = data / "kafka", data / "mongo"
+    kafka_dir.mkdir(parents=True, exist_ok=True)
+    mongo_dir.mkdir(parents=True, exist_ok=True)
+    secantus = str(Path(sys.executable).parent / "secantusd-py")
+    return [
+        Proc(
+            "kafka",
+            [broker_binary(), "start", "--only", "kafka", "--host", "127.0.0.1",
+             "--kafka-port", str(kafka_port), "--data-dir", str(kafka_dir)],
+            "127.0.0.1", kafka_port, f"127.0.0.1:{kafka_port}",
+        ),
+        Proc(
+            "mongodb",
+            [secantus, "--host", "127.0.0.1", "--port", str(mongo_port), "--storage-path", str(mongo_dir),
+             "--cache-size", "2G", "--log-level", "WARNING"],
+            "127.0.0.1", mongo_port, f"mongodb://127.0.0.1:{mongo_port}/?retryWrites=false",
+            stop_timeout=10.0,  # it can turn deaf to SIGTERM: bounded wait, then SIGKILL
+        ),
+    ]
+
+
+def service_procs(ports: dict[str, int] | None = None, env: dict[str, str] | None = None) -> list[Proc]:
+    ports = ports or {n: int(os.environ.get(f"{n.upper()}_HTTP_PORT", p)) for n, p in SERVICES.items()}
+    return [
+        Proc(name, [sys.executable, "-m", f"services.{name}"], "127.0.0.1", port, f"http://127.0.0.1:{port}/docs",
+             ready_path="/readyz", env={f"{name.upper()}_HTTP_PORT": str(port), **(env or {})})
+        for name, port in ports.items()
+    ]
+
+
+def start(proc: Proc, logs: Path, detach: bool, inherit_output: bool = False) -> Proc:
+    logs.mkdir(parents=True, exist_ok=True)
+    out = None if inherit_output else open(logs / f"{proc.name}.log", "ab")  # noqa: SIM115
+    proc.popen = subprocess.Popen(
+        proc.argv,
+        stdout=out,
+        stderr=subprocess.STDOUT if out else None,
+        stdin=subprocess.DEVNULL,
+        env={**os.environ, **proc.env},
+        cwd=ROOT,
+        start_new_session=True,  # Ctrl-C reaches only us; we stop children in order, by SIGTERM
+    )
+    proc.pid = proc.popen.pid
+    return proc
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:  # reap if it is our child
+        done, _ = os.waitpid(pid, os.WNOHANG)
+        return done == 0
+    except ChildProcessError:
+        return True
+
+
+def stop(procs: list[Proc]) -> None:
+    """SIGTERM services first, then the database and broker; SIGKILL whatever outlives its timeout."""
+    for proc in reversed(procs):
+        if proc.pid is None or not _alive(proc.pid):
+            continue
+        try:
+            os.killpg(proc.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            continue
+        deadline = time.monotonic() + proc.stop_timeout
+        while _alive(proc.pid) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        if _alive(proc.pid):
+            print(f"{proc.name} ignored SIGTERM for {proc.stop_timeout:.0f}s; killing it", file=sys.stderr)
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+
+def wait_port(proc: Proc, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.popen and proc.popen.poll() is not None:
+            raise RuntimeError(f"{proc.name} exited with {proc.popen.returncode} while starting")
+        try:
+            with socket.create_connection((proc.host, proc.port), timeout=1):
+                return
+        except OSError:
+            time.sleep(0.2)
+    raise TimeoutError(f"{proc.name} did not open {proc.host}:{proc.port} within {timeout}s")
+
+
+def wait_http_ready(proc: Proc, timeout: float = 90) -> None:
+    if proc.ready_path is None:
+        return
+    url = f"http://{proc.host}:{proc.port}{proc.ready_path}"
+    deadline = time.monotonic() + timeout
+    last = "no answer"
+    while time.monotonic() < deadline:
+        if proc.popen and proc.popen.poll() is not None:
+            raise RuntimeError(f"{proc.name} exited with {proc.popen.returncode} while starting")
+        try:
+            with urllib.request.urlopen(url, timeout=5) as response:
+                if response.status == 200:
+                    return
+        except Exception as exc:
+            last = getattr(exc, "read", lambda: str(exc).encode())().decode(errors="replace")
+        time.sleep(0.3)
+    raise TimeoutError(f"{proc.name} not ready within {timeout}s: {last}")
