@@ -245,6 +245,7 @@ class EventConsumer:
                 continue
             if await self.handle_with_retries(record, event, handler):
                 handled.append(event.event_id)
+                already.add(event.event_id)  # a duplicate later in the same batch
         if handled:
             await self.processed.mark(self.group, handled)
 

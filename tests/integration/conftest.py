@@ -1,0 +1,199 @@
+"""Integration tests run against a real Kafka-protocol broker and MongoDB-wire server that this session
+starts on free ports (its own data folders), and stops at the end."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+from aiokafka import AIOKafkaConsumer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+from common.settings import ServiceSettings
+from common.topics import load_topics
+from devstack.processes import ROOT, Proc, infra_procs, start, stop, wait_port
+
+pytestmark = pytest.mark.integration
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class Infra:
+    bootstrap: str
+    mongo_uri: str
+    procs: list[Proc]
+    folder: Path
+
+
+def start_infra(folder: Path) -> Infra:
+    kafka_port, mongo_port = free_port(), free_port()
+    procs = infra_procs(folder / "data", kafka_port, mongo_port)
+    started = []
+    try:
+        for proc in procs:
+            started.append(start(proc, folder / "log", detach=False))
+            wait_port(proc)
+    except BaseException:
+        stop(started)
+        raise
+    return Infra(
+        bootstrap=f"127.0.0.1:{kafka_port}",
+        mongo_uri=f"mongodb://127.0.0.1:{mongo_port}/?retryWrites=false&directConnection=true",
+        procs=started,
+        folder=folder,
+    )
+
+
+@pytest.fixture(scope="session")
+def infra(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Infra]:
+    running = start_infra(tmp_path_factory.mktemp("infra"))
+    yield running
+    stop(running.procs)
+
+
+@pytest.fixture(scope="session")
+async def topics(infra: Infra) -> dict:
+    specs = load_topics()
+    admin = AIOKafkaAdminClient(bootstrap_servers=infra.bootstrap)
+    await admin.start()
+    try:
+        from common.topics import ensure_topics
+
+        await ensure_topics(admin, list(specs.values()))
+    finally:
+        await admin.close()
+    return specs
+
+
+def settings_for(infra: Infra, **overrides: object) -> ServiceSettings:
+    values = {
+        "kafka_bootstrap_servers": infra.bootstrap,
+        "mongo_uri": infra.mongo_uri,
+        "mongo_database": f"test_{uuid.uuid4().hex[:10]}",
+        "consumer_retry_backoff_seconds": 0.05,
+        "outbox_poll_seconds": 0.1,
+    } | overrides
+    return ServiceSettings(**values)
+
+
+async def create_topics(bootstrap: str, *names: str, partitions: int = 1) -> None:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(n, partitions, 1) for n in names])
+    finally:
+        await admin.close()
+
+
+async def read_topic(bootstrap: str, topic: str, expected: int, timeout: float = 20.0, where=None) -> list:
+    """Records of `topic` from the beginning until `expected` matching ones arrived (or the timeout)."""
+    consumer = AIOKafkaConsumer(
+        topic, bootstrap_servers=bootstrap, group_id=None, auto_offset_reset="earliest", enable_auto_commit=False
+    )
+    await consumer.start()
+    found: list = []
+    try:
+        deadline = time.monotonic() + timeout
+        while len(found) < expected and time.monotonic() < deadline:
+            batches = await consumer.getmany(timeout_ms=300)
+            for records in batches.values():
+                found += [r for r in records if where is None or where(r)]
+    finally:
+        await consumer.stop()
+    return found
+
+
+def headers_of(record) -> dict[str, str]:
+    return {k: v.decode() for k, v in record.headers}
+
+
+class ServiceProcess:
+    """One service run as `python -m services.<name>`, exactly as `make run` runs it."""
+
+    def __init__(self, name: str, infra: Infra, folder: Path, **env: str) -> None:
+        self.name = name
+        self.port = free_port()
+        prefix = name.upper() + "_"
+        self.env = {
+            f"{prefix}HTTP_PORT": str(self.port),
+            f"{prefix}KAFKA_BOOTSTRAP_SERVERS": infra.bootstrap,
+            f"{prefix}MONGO_URI": infra.mongo_uri,
+            f"{prefix}OUTBOX_POLL_SECONDS": "0.1",
+            f"{prefix}CONSUMER_RETRY_BACKOFF_SECONDS": "0.05",
+        } | {prefix + k.upper(): v for k, v in env.items()}
+        self.log = folder / f"{name}-{self.port}.log"
+        self.popen: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> ServiceProcess:
+        with open(self.log, "ab") as out:
+            self.popen = subprocess.Popen(
+                [sys.executable, "-m", f"services.{self.name}"],
+                stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                env={**os.environ, **self.env}, cwd=ROOT, start_new_session=True,
+            )
+        return self
+
+    async def wait_ready(self, timeout: float = 60) -> dict:
+        return await self.wait_status("/readyz", 200, timeout)
+
+    async def wait_status(self, path: str, status: int, timeout: float = 60) -> dict:
+        deadline = time.monotonic() + timeout
+        body: dict = {}
+        async with httpx.AsyncClient(base_url=self.url, timeout=5) as client:
+            while time.monotonic() < deadline:
+                assert self.popen and self.popen.poll() is None, f"{self.name} exited: {self.log.read_text()[-2000:]}"
+                try:
+                    response = await client.get(path)
+                    body = response.json()
+                    if response.status_code == status:
+                        return body
+                except httpx.HTTPError:
+                    pass
+                await asyncio.sleep(0.2)
+        raise AssertionError(f"{self.name}{path} not {status} within {timeout}s; last: {body}")
+
+    def signal(self, sig: int) -> None:
+        assert self.popen
+        os.killpg(self.popen.pid, sig)
+
+    def wait_exit(self, timeout: float) -> int:
+        assert self.popen
+        return self.popen.wait(timeout)
+
+    def stop(self) -> None:
+        if self.popen and self.popen.poll() is None:
+            self.signal(signal.SIGTERM)
+            try:
+                self.popen.wait(10)
+            except subprocess.TimeoutExpired:
+                self.signal(signal.SIGKILL)
+                self.popen.wait(5)
+
+
+@pytest.fixture
+async def services(infra: Infra, topics: dict, tmp_path: Path) -> AsyncIterator[list[ServiceProcess]]:
+    """Collects the service processes a test starts and stops them afterwards."""
+    started: list[ServiceProcess] = []
+    yield started
+    for service in started:
+        service.stop()
