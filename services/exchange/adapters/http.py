@@ -24,12 +24,12 @@ class RecordView(BaseModel):
 def router(uow: UnitOfWork) -> APIRouter:
     api = APIRouter(prefix="/resources", tags=["records"])
 
-    @api.get("/{resource_code}/records/{subject_key}", response_model=RecordView, summary="A subject's current record")
+    @api.get("/{resource_code:path}/records/{subject_key}", response_model=RecordView, summary="A subject's current record")
     async def record(resource_code: str, subject_key: str) -> RecordView:
         found = await handlers.current_record(resource_code, subject_key, uow)
         return RecordView.model_validate(found, from_attributes=True)
 
-    @api.get("/{resource_code}/records/{subject_key}/history", summary="Every change the center received")
+    @api.get("/{resource_code:path}/records/{subject_key}/history", summary="Every change the center received")
     async def history(resource_code: str, subject_key: str) -> list[dict[str, Any]]:
         return await uow.history(resource_code, subject_key.upper())
 

@@ -1,0 +1,96 @@
+"""State and the events it causes never diverge: the process is killed between the two."""
+
+import asyncio
+import signal
+import subprocess
+import sys
+import textwrap
+import uuid
+
+import httpx
+from pymongo import AsyncMongoClient
+
+from common.identifiers import credit_code_check_character
+from tests.integration.conftest import ServiceProcess, headers_of, read_topic
+
+PROVIDER = "11360800MB1234567" + credit_code_check_character("11360800MB1234567")
+
+
+def draft(code: str) -> dict:
+    return {"resource_code": code, "name": "企业登记基本信息", "provider_code": PROVIDER,
+            "share_type": "CONDITIONAL", "compiled_by": "compiler-1"}
+
+
+async def test_killed_after_commit_the_event_is_relayed_on_restart(infra, topics, services, tmp_path) -> None:
+    database = f"outbox_{uuid.uuid4().hex[:8]}"
+    code = f"101001/{uuid.uuid4().int % 10**6:06d}"
+    # First life: the relay is off, so the committed event can only sit in the outbox when we kill -9.
+    first = ServiceProcess("catalog", infra, tmp_path, mongo_database=database, outbox_relay_enabled="false").start()
+    services.append(first)
+    await first.wait_ready()
+    async with httpx.AsyncClient(base_url=first.url) as client:
+        assert (await client.post("/entries", json=draft(code))).status_code == 201
+    first.signal(signal.SIGKILL)
+    first.wait_exit(10)
+
+    mongo = AsyncMongoClient(infra.mongo_uri)
+    db = mongo[database]
+    assert await db.catalog_entries.find_one({"_id": code}) is not None
+    pending = await db.outbox.find({}).to_list()
+    assert [d["event_type"] for d in pending] == ["CatalogEntryDrafted"]
+    event_id = pending[0]["event_id"]
+
+    second = ServiceProcess("catalog", infra, tmp_path, mongo_database=database).start()
+    services.append(second)
+    await second.wait_ready()
+    relayed = await read_topic(
+        infra.bootstrap, "catalog.entry-events", 1, where=lambda r: headers_of(r).get("event_id") == event_id
+    )
+    assert len(relayed) == 1 and relayed[0].key.decode() == code
+    for _ in range(50):
+        if await db.outbox.count_documents({}) == 0:
+            break
+        await asyncio.sleep(0.1)
+    assert await db.outbox.count_documents({}) == 0
+    await mongo.close()
+
+
+KILLED_MID_TRANSACTION = textwrap.dedent(
+    """
+    import asyncio, os, signal, sys
+    from common.events import Event
+    from common.runtime import Runtime
+    from common.settings import ServiceSettings
+
+    async def main():
+        settings = ServiceSettings(kafka_bootstrap_servers=sys.argv[1], mongo_uri=sys.argv[2],
+                                   mongo_database=sys.argv[3])
+        runtime = Runtime.build("catalog", settings)
+        async with runtime.transaction() as tx:
+            await tx.db.catalog_entries.insert_one({"_id": sys.argv[4], "name": "x"}, session=tx.session)
+            tx.emit("catalog.entry-events", Event("CatalogEntrySubmitted", sys.argv[4],
+                    {"resource_code": sys.argv[4], "version": 1, "provider_code": "p", "submitted_by": "s"}, "catalog"))
+            await tx._flush()  # both writes are done, the commit is not
+            print("written", flush=True)
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    asyncio.run(main())
+    """
+)
+
+
+async def test_killed_inside_the_transaction_neither_state_nor_event_survives(infra, topics) -> None:
+    database = f"outbox_{uuid.uuid4().hex[:8]}"
+    code = f"101001/{uuid.uuid4().int % 10**6:06d}"
+    result = subprocess.run(
+        [sys.executable, "-c", KILLED_MID_TRANSACTION, infra.bootstrap, infra.mongo_uri, database, code],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert result.returncode == -signal.SIGKILL, result.stderr
+    assert "written" in result.stdout
+    mongo = AsyncMongoClient(infra.mongo_uri)
+    db = mongo[database]
+    await asyncio.sleep(1)
+    assert await db.catalog_entries.find_one({"_id": code}) is None
+    assert await db.outbox.count_documents({}) == 0
+    await mongo.close()

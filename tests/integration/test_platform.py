@@ -1,0 +1,117 @@
+"""The four services together, run as `make run` runs them: events flow from one to the others."""
+
+import uuid
+from datetime import UTC, date, datetime
+
+import httpx
+from prometheus_client.parser import text_string_to_metric_families
+
+from common.codec import EventCodec
+from common.events import Event
+from common.identifiers import citizen_id_check_character, credit_code_check_character
+from common.kafka import KafkaPublisher
+from common.topics import load_topics
+from tests.integration.conftest import ServiceProcess, headers_of, read_topic, settings_for
+
+PROVIDER = "11360800MB2000001" + credit_code_check_character("11360800MB2000001")
+CONSUMER = "11360800MB3000002" + credit_code_check_character("11360800MB3000002")
+
+
+async def test_events_flow_between_the_services(infra, topics, services, tmp_path) -> None:
+    database = f"platform_{uuid.uuid4().hex[:8]}"
+    for name in ("catalog", "exchange", "notifier", "auditor"):
+        services.append(ServiceProcess(name, infra, tmp_path, mongo_database=database).start())
+    catalog, exchange, notifier, auditor = services
+    for service in services:
+        await service.wait_ready()
+
+    code = f"101001/{uuid.uuid4().int % 10**6:06d}"
+    async with httpx.AsyncClient(base_url=catalog.url) as client:
+        created = await client.post("/entries", json={
+            "resource_code": code, "name": "企业登记基本信息", "provider_code": PROVIDER,
+            "share_type": "CONDITIONAL", "compiled_by": "compiler-1"})
+        assert created.status_code == 201, created.text
+        assert (await client.get(f"/entries/{code}")).json()["status"] == "DRAFT"
+
+    settings = settings_for(infra)
+    publisher = KafkaPublisher(settings, EventCodec.from_folder(), load_topics())
+    await publisher.start()
+    person = "36080219850214002"
+    person += citizen_id_check_character(person)
+    good = {"change_id": uuid.uuid4().hex, "resource_code": code, "provider_code": PROVIDER, "operation": "UPSERT",
+            "subject_key": person.lower(), "fields": {"name": "李四", "age": 41}, "source_version": 2,
+            "changed_at": datetime.now(UTC)}
+    older = good | {"change_id": uuid.uuid4().hex, "fields": {"name": "旧"}, "source_version": 1}
+    invalid = good | {"change_id": uuid.uuid4().hex, "subject_key": person[:-1] + ("0" if person[-1] != "0" else "1")}
+    request = {"request_id": uuid.uuid4().hex, "resource_code": code, "provider_code": PROVIDER,
+               "consumer_code": CONSUMER, "purpose": "企业开办一件事", "scope": "全市", "data_items": ["name"],
+               "period_from": date(2026, 12, 1), "period_to": date(2027, 11, 30), "requested_by": "officer-9",
+               "decide_by": date(2026, 12, 9)}
+    bad = Event("DataChanged", code, invalid, "adapter")
+    await publisher.publish_many("exchange.data-changes", [
+        Event("DataChanged", code, good, "adapter"), Event("DataChanged", code, older, "adapter"), bad])
+    await publisher.publish("exchange.share-events", Event("ShareRequested", code, request, "exchange"))
+    await publisher.stop()
+
+    # exchange: the newer version stands, the older is history only, the invalid key is dead-lettered
+    record = await exchange.wait_status(f"/resources/{code}/records/{person}", 200, timeout=30)
+    assert record["fields"] == {"name": "李四", "age": 41} and record["source_version"] == 2
+    async with httpx.AsyncClient(base_url=exchange.url) as client:
+        history = (await client.get(f"/resources/{code}/records/{person}/history")).json()
+    assert [(h["source_version"], h["applied"]) for h in history] == [(1, False), (2, True)]
+    dead = await read_topic(infra.bootstrap, "exchange.data-changes.dlq", 1,
+                            where=lambda r: headers_of(r)["event_id"] == bad.event_id)
+    assert "subject_key.check_character" in headers_of(dead[0])["dlq.reason"]
+
+    # notifier: the provider is told of the request, with the deadline
+    async with httpx.AsyncClient(base_url=notifier.url) as client:
+        for _ in range(100):
+            inbox = (await client.get(f"/inbox/{PROVIDER}")).json()
+            if inbox:
+                break
+            await _pause()
+    assert inbox[0]["kind"] == "REQUEST_ARRIVED" and inbox[0]["due_on"] == "2026-12-09"
+
+    # auditor: catalog change, resource change, request and notification are in an intact trail
+    wanted = {"CatalogEntryDrafted", "ResourceChanged", "ShareRequested", "NotificationIssued"}
+    async with httpx.AsyncClient(base_url=auditor.url) as client:
+        for _ in range(100):
+            trail = (await client.get("/trail", params={"limit": 1000})).json()
+            if wanted <= {e["event_type"] for e in trail if code in str(e["payload"]) or e["key"] == PROVIDER}:
+                break
+            await _pause()
+        assert wanted <= {e["event_type"] for e in trail}
+        assert (await client.get("/trail/verify")).json()["intact"] is True
+
+    # every service: metrics in valid exposition format, schemas served for adapter authors
+    for service in services:
+        async with httpx.AsyncClient(base_url=service.url) as client:
+            names = {f.name for f in text_string_to_metric_families((await client.get("/metrics")).text)}
+            assert "datashare_http_requests" in names
+            schema = (await client.get("/schemas/DataChanged")).json()
+            assert schema["name"] == "DataChanged"
+            assert (await client.get("/openapi.json")).status_code == 200
+
+
+async def _pause() -> None:
+    import asyncio
+
+    await asyncio.sleep(0.2)
+
+
+async def test_bad_requests_get_clear_errors_and_change_nothing(infra, topics, services, tmp_path) -> None:
+    catalog = ServiceProcess("catalog", infra, tmp_path, mongo_database=f"bad_{uuid.uuid4().hex[:8]}").start()
+    services.append(catalog)
+    await catalog.wait_ready()
+    base = {"resource_code": "101001/000009", "name": "x", "provider_code": PROVIDER, "share_type": "NOT_SHARED",
+            "compiled_by": "c"}
+    async with httpx.AsyncClient(base_url=catalog.url) as client:
+        response = await client.post("/entries", json=base)
+        assert response.status_code == 422 and "not_shared_basis" in response.json()["detail"]
+        response = await client.post("/entries", json=base | {"provider_code": PROVIDER[:-1] + "0"})
+        assert response.status_code == 422 and "check_character" in response.json()["detail"]
+        assert (await client.get("/entries/101001/000009")).status_code == 404
+        ok = base | {"not_shared_basis": "《中华人民共和国保守国家秘密法》"}
+        assert (await client.post("/entries", json=ok)).status_code == 201
+        again = await client.post("/entries", json=ok)
+        assert again.status_code == 409 and "resource_code" in again.json()["detail"]
