@@ -47,7 +47,7 @@ class EventSchema:
 
 def load_schema(raw: dict[str, Any]) -> EventSchema:
     parsed = parse_schema(raw, _write_hint=False)
-    return EventSchema(raw["name"], raw, parsed, schema_fingerprint(parsed))
+    return EventSchema(raw["name"], raw, parsed, schema_fingerprint(raw))
 
 
 class EventCodec:

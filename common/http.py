@@ -81,8 +81,10 @@ def platform_router(runtime: Runtime) -> APIRouter:
 
     @router.get("/schemas", summary="Event types with their Avro schema fingerprints")
     async def schemas() -> dict[str, dict[str, str]]:
-        return {t: {"fingerprint": runtime.codec.schema(t).fingerprint.hex(), "href": f"/schemas/{t}"}
-                for t in runtime.codec.event_types}
+        return {
+            t: {"fingerprint": runtime.codec.schema(t).fingerprint.hex(), "href": f"/schemas/{t}"}
+            for t in runtime.codec.event_types
+        }
 
     @router.get("/schemas/{event_type}", summary="One event's Avro schema (.avsc)")
     async def schema(event_type: str) -> Response:
@@ -93,8 +95,10 @@ def platform_router(runtime: Runtime) -> APIRouter:
 
     @router.get("/topics", summary="Declared Kafka topics and the events each carries")
     async def topics() -> list[dict[str, object]]:
-        return [{"name": s.name, "partitions": s.partitions, "cleanup_policy": s.cleanup_policy, "events": list(s.events)}
-                for s in runtime.publisher.topics.values()]
+        return [
+            {"name": s.name, "partitions": s.partitions, "cleanup_policy": s.cleanup_policy, "events": list(s.events)}
+            for s in runtime.publisher.topics.values()
+        ]
 
     return router
 

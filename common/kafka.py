@@ -124,9 +124,7 @@ class KafkaPublisher:
         self.check_topic(topic, event.event_type)
         return self.codec.encode(event.event_type, event.payload)
 
-    async def send_raw(
-        self, topic: str, key: str, value: bytes, headers: list[tuple[str, bytes]]
-    ) -> asyncio.Future:
+    async def send_raw(self, topic: str, key: str, value: bytes, headers: list[tuple[str, bytes]]) -> asyncio.Future:
         """Queue one message; the returned future resolves when the broker acknowledged it."""
         return await self._producer_or_raise().send(topic, value=value, key=key.encode(), headers=headers)
 

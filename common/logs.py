@@ -9,14 +9,21 @@ import sys
 from datetime import UTC, datetime
 
 # 18-character tokens not embedded in longer alphanumerics: citizen IDs and credit codes alike.
-_SUBJECT_CODE = re.compile(r"(?<![0-9A-Za-z])([0-9A-HJ-NP-RTUW-Y]{2})[0-9A-HJ-NP-RTUW-Y]{14}([0-9A-HJ-NP-RTUW-Y]{2})(?![0-9A-Za-z])")
+_SUBJECT_CODE = re.compile(
+    r"(?<![0-9A-Za-z])([0-9A-HJ-NP-RTUW-Y]{2})[0-9A-HJ-NP-RTUW-Y]{14}([0-9A-HJ-NP-RTUW-Y]{2})(?![0-9A-Za-z])"
+)
 
 
 def mask_identifiers(text: str) -> str:
     return _SUBJECT_CODE.sub(lambda m: f"{m.group(1)}{'*' * 14}{m.group(2)}", text)
 
 
-_STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime", "taskName", "color_message"}
+_STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {
+    "message",
+    "asctime",
+    "taskName",
+    "color_message",
+}
 
 
 class JsonFormatter(logging.Formatter):

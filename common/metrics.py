@@ -2,9 +2,7 @@
 
 from prometheus_client import Counter, Gauge, Histogram
 
-EVENTS_PUBLISHED = Counter(
-    "datashare_events_published_total", "Events written to Kafka", ["topic", "event_type"]
-)
+EVENTS_PUBLISHED = Counter("datashare_events_published_total", "Events written to Kafka", ["topic", "event_type"])
 EVENTS_CONSUMED = Counter(
     "datashare_events_consumed_total",
     "Events taken from Kafka by outcome (handled, duplicate, dead_lettered)",

@@ -76,7 +76,9 @@ class Transaction:
 
 
 @asynccontextmanager
-async def transaction(client: AsyncMongoClient, db: AsyncDatabase, publisher: KafkaPublisher) -> AsyncIterator[Transaction]:
+async def transaction(
+    client: AsyncMongoClient, db: AsyncDatabase, publisher: KafkaPublisher
+) -> AsyncIterator[Transaction]:
     async with client.start_session() as session, await session.start_transaction():
         tx = Transaction(db, session, publisher)
         yield tx
@@ -160,7 +162,9 @@ class OutboxRelay:
             OUTBOX_PENDING.labels(self.name).set(0)
             return 0
         futures = [
-            await self.publisher.send_raw(d["topic"], d["key"], bytes(d["value"]), [(k, bytes(v)) for k, v in d["headers"]])
+            await self.publisher.send_raw(
+                d["topic"], d["key"], bytes(d["value"]), [(k, bytes(v)) for k, v in d["headers"]]
+            )
             for d in docs
         ]
         await asyncio.gather(*futures)

@@ -24,7 +24,9 @@ class TopicSpec:
     replication_factor: int = 1
 
     def dead_letter(self) -> TopicSpec:
-        return TopicSpec(self.name + DLQ_SUFFIX, self.partitions, "delete", (), self.retention_ms, self.replication_factor)
+        return TopicSpec(
+            self.name + DLQ_SUFFIX, self.partitions, "delete", (), self.retention_ms, self.replication_factor
+        )
 
     def config(self) -> dict[str, str]:
         config = {"cleanup.policy": self.cleanup_policy}

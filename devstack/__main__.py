@@ -15,7 +15,6 @@ import os
 import signal
 import sys
 import time
-from pathlib import Path
 
 from devstack.processes import (
     ROOT,
@@ -103,7 +102,9 @@ def down() -> int:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(prog="devstack", description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="devstack", description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
     parser.add_argument("command", choices=["run", "up", "down", "infra"])
     args = parser.parse_args()
     os.chdir(ROOT)

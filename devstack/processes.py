@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from importlib.resources import files
@@ -53,15 +54,40 @@ def infra_procs(data: Path, kafka_port: int = 9092, mongo_port: int = 27017) -> 
     return [
         Proc(
             "kafka",
-            [broker_binary(), "start", "--only", "kafka", "--host", "127.0.0.1",
-             "--kafka-port", str(kafka_port), "--data-dir", str(kafka_dir)],
-            "127.0.0.1", kafka_port, f"127.0.0.1:{kafka_port}",
+            [
+                broker_binary(),
+                "start",
+                "--only",
+                "kafka",
+                "--host",
+                "127.0.0.1",
+                "--kafka-port",
+                str(kafka_port),
+                "--data-dir",
+                str(kafka_dir),
+            ],
+            "127.0.0.1",
+            kafka_port,
+            f"127.0.0.1:{kafka_port}",
         ),
         Proc(
             "mongodb",
-            [secantus, "--host", "127.0.0.1", "--port", str(mongo_port), "--storage-path", str(mongo_dir),
-             "--cache-size", "2G", "--log-level", "WARNING"],
-            "127.0.0.1", mongo_port, f"mongodb://127.0.0.1:{mongo_port}/?retryWrites=false",
+            [
+                secantus,
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(mongo_port),
+                "--storage-path",
+                str(mongo_dir),
+                "--cache-size",
+                "2G",
+                "--log-level",
+                "WARNING",
+            ],
+            "127.0.0.1",
+            mongo_port,
+            f"mongodb://127.0.0.1:{mongo_port}/?retryWrites=false",
             stop_timeout=10.0,  # it can turn deaf to SIGTERM: bounded wait, then SIGKILL
         ),
     ]
@@ -70,15 +96,22 @@ def infra_procs(data: Path, kafka_port: int = 9092, mongo_port: int = 27017) -> 
 def service_procs(ports: dict[str, int] | None = None, env: dict[str, str] | None = None) -> list[Proc]:
     ports = ports or {n: int(os.environ.get(f"{n.upper()}_HTTP_PORT", p)) for n, p in SERVICES.items()}
     return [
-        Proc(name, [sys.executable, "-m", f"services.{name}"], "127.0.0.1", port, f"http://127.0.0.1:{port}/docs",
-             ready_path="/readyz", env={f"{name.upper()}_HTTP_PORT": str(port), **(env or {})})
+        Proc(
+            name,
+            [sys.executable, "-m", f"services.{name}"],
+            "127.0.0.1",
+            port,
+            f"http://127.0.0.1:{port}/docs",
+            ready_path="/readyz",
+            env={f"{name.upper()}_HTTP_PORT": str(port), **(env or {})},
+        )
         for name, port in ports.items()
     ]
 
 
 def start(proc: Proc, logs: Path, detach: bool, inherit_output: bool = False) -> Proc:
     logs.mkdir(parents=True, exist_ok=True)
-    out = None if inherit_output else open(logs / f"{proc.name}.log", "ab")  # noqa: SIM115
+    out = None if inherit_output else open(logs / f"{proc.name}.log", "ab")
     proc.popen = subprocess.Popen(
         proc.argv,
         stdout=out,
@@ -150,7 +183,9 @@ def wait_http_ready(proc: Proc, timeout: float = 90) -> None:
             with urllib.request.urlopen(url, timeout=5) as response:
                 if response.status == 200:
                     return
-        except Exception as exc:
-            last = getattr(exc, "read", lambda: str(exc).encode())().decode(errors="replace")
+        except urllib.error.HTTPError as exc:
+            last = exc.read().decode(errors="replace")
+        except OSError as exc:
+            last = str(exc)
         time.sleep(0.3)
     raise TimeoutError(f"{proc.name} not ready within {timeout}s: {last}")

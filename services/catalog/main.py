@@ -13,7 +13,7 @@ from services.catalog.adapters.mongo import MongoUnitOfWork
 from services.catalog.domain.entries import EntryExists, EntryNotFound, InvalidEntry
 from services.catalog.settings import CatalogSettings
 
-ERRORS = {InvalidEntry: 422, EntryExists: 409, EntryNotFound: 404}
+ERRORS: dict[type[Exception], int] = {InvalidEntry: 422, EntryExists: 409, EntryNotFound: 404}
 
 
 def build(settings: CatalogSettings) -> tuple[FastAPI, Runtime]:

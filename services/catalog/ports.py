@@ -20,7 +20,8 @@ class EntryRepository(Protocol):
 class CatalogTransaction(Protocol):
     """State changes and the events they cause, committed together or not at all."""
 
-    entries: EntryRepository
+    @property
+    def entries(self) -> EntryRepository: ...
 
     def emit(self, topic: str, event: Event) -> None: ...
 

@@ -15,7 +15,7 @@ from services.exchange.adapters import http, mongo
 from services.exchange.ports import DATA_CHANGES
 from services.exchange.settings import ExchangeSettings
 
-ERRORS = {handlers.RecordNotFound: 404}
+ERRORS: dict[type[Exception], int] = {handlers.RecordNotFound: 404}
 
 
 def build(settings: ExchangeSettings) -> tuple[FastAPI, Runtime]:

@@ -16,7 +16,7 @@ from services.notifier.domain.notifications import RULES
 from services.notifier.ports import SUBSCRIBED
 from services.notifier.settings import NotifierSettings
 
-ERRORS = {handlers.NotificationNotFound: 404}
+ERRORS: dict[type[Exception], int] = {handlers.NotificationNotFound: 404}
 
 
 def build(settings: NotifierSettings) -> tuple[FastAPI, Runtime]:

@@ -2,6 +2,7 @@
 compatible with each of its committed versions."""
 
 import copy
+import itertools
 import json
 import subprocess
 from datetime import UTC, date, datetime
@@ -28,8 +29,16 @@ def sample(schema: Any, named: dict[str, Any]) -> Any:
         short = schema.rpartition(".")[2]
         if short in named:
             return sample(named[short], named)
-        return {"string": "吉安 sample", "int": 7, "long": 7_000_000_000, "boolean": True, "double": 1.5,
-                "float": 0.5, "bytes": b"\x00\x01", "null": None}[schema]
+        return {
+            "string": "吉安 sample",
+            "int": 7,
+            "long": 7_000_000_000,
+            "boolean": True,
+            "double": 1.5,
+            "float": 0.5,
+            "bytes": b"\x00\x01",
+            "null": None,
+        }[schema]
     logical = schema.get("logicalType")
     if logical == "date":
         return date(2026, 2, 14)
@@ -90,8 +99,9 @@ def test_unknown_or_corrupt_messages_are_decode_errors() -> None:
         CODEC.decode(b"{json: true}")
     with pytest.raises(DecodeError, match="fingerprint"):
         CODEC.decode(MARKER + b"\x00" * 8 + b"\x02")
-    good = CODEC.encode("GrantRevoked", {"grant_id": "g", "resource_code": "r", "consumer_code": "c",
-                                          "reason": "x", "revoked_by": "y"})
+    good = CODEC.encode(
+        "GrantRevoked", {"grant_id": "g", "resource_code": "r", "consumer_code": "c", "reason": "x", "revoked_by": "y"}
+    )
     with pytest.raises(DecodeError, match="unreadable"):
         CODEC.decode(good[:12])
 
@@ -119,7 +129,7 @@ def committed_versions(path: Path) -> list[dict[str, Any]]:
 @pytest.mark.parametrize("path", SCHEMA_FILES, ids=lambda p: p.stem)
 def test_schema_is_backward_compatible_with_its_committed_versions(path: Path) -> None:
     versions = [*committed_versions(path), json.loads(path.read_text(encoding="utf-8"))]
-    for older, newer in zip(versions, versions[1:], strict=False):
+    for older, newer in itertools.pairwise(versions):
         assert backward_problems(newer, older) == [], f"{path.name} broke compatibility"
 
 
@@ -144,13 +154,24 @@ def field_of(schema: dict[str, Any], name: str) -> dict[str, Any]:
         (lambda s: s["fields"].append({"name": "region", "type": "string"}), "new field without a default"),
         (lambda s: field_of(s, "record_count").update(type="string"), "cannot be read as string"),
         (lambda s: field_of(s, "purpose").update(type="int"), "cannot be read as int"),
-        (lambda s: (field_of(s, "channel")["type"].pop("default"), field_of(s, "channel")["type"]["symbols"].remove("OFFLINE")),
-         "removed"),
+        (
+            lambda s: (
+                field_of(s, "channel")["type"].pop("default"),
+                field_of(s, "channel")["type"]["symbols"].remove("OFFLINE"),
+            ),
+            "removed",
+        ),
         (lambda s: field_of(s, "grant_id").update(type="string"), "writer's null cannot be read as string"),
         (lambda s: s.update(name="DataRead"), "renamed"),
     ],
-    ids=["new-field-no-default", "int-to-string", "string-to-int", "enum-symbol-removed", "optional-made-required",
-         "renamed"],
+    ids=[
+        "new-field-no-default",
+        "int-to-string",
+        "string-to-int",
+        "enum-symbol-removed",
+        "optional-made-required",
+        "renamed",
+    ],
 )
 def test_checker_catches_incompatible_changes(mutate, problem: str) -> None:
     problems = backward_problems(changed(mutate), BASE)

@@ -16,8 +16,13 @@ CODEC = EventCodec.from_folder()
 
 
 def revoked(reason: str) -> Event:
-    payload = {"grant_id": "g1", "resource_code": "101001/000001", "consumer_code": "c", "reason": reason,
-               "revoked_by": "admin"}
+    payload = {
+        "grant_id": "g1",
+        "resource_code": "101001/000001",
+        "consumer_code": "c",
+        "reason": reason,
+        "revoked_by": "admin",
+    }
     return Event("GrantRevoked", "g1", payload, producer="test")
 
 
@@ -50,8 +55,13 @@ async def test_poison_messages_are_dead_lettered_and_everything_after_them_is_ha
 
     group = f"group-{uuid.uuid4().hex[:6]}"
     consumer = EventConsumer(
-        group=group, topics=[topic], handlers={"GrantRevoked": handler}, codec=CODEC, publisher=publisher,
-        processed=MongoProcessedEvents(client[settings.mongo_database]), settings=settings,
+        group=group,
+        topics=[topic],
+        handlers={"GrantRevoked": handler},
+        codec=CODEC,
+        publisher=publisher,
+        processed=MongoProcessedEvents(client[settings.mongo_database]),
+        settings=settings,
     )
     task = asyncio.create_task(consumer.run())
     probe = AIOKafkaConsumer(bootstrap_servers=infra.bootstrap, group_id=group)
@@ -99,8 +109,15 @@ async def test_a_restarted_consumer_does_not_handle_an_event_twice(infra, topics
         handled.append(e.event_id)
 
     async def consume_once(group: str) -> None:
-        consumer = EventConsumer(group=group, topics=[topic], handlers={"GrantRevoked": handler}, codec=CODEC,
-                                 publisher=publisher, processed=processed, settings=settings)
+        consumer = EventConsumer(
+            group=group,
+            topics=[topic],
+            handlers={"GrantRevoked": handler},
+            codec=CODEC,
+            publisher=publisher,
+            processed=processed,
+            settings=settings,
+        )
         task = asyncio.create_task(consumer.run())
         await asyncio.sleep(3)
         task.cancel()

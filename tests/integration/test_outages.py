@@ -64,9 +64,16 @@ async def test_broker_outage(own_infra, services, tmp_path) -> None:
     await publisher.start()
     subject = "36080219900101001"
     subject += citizen_id_check_character(subject)
-    change = {"change_id": uuid.uuid4().hex, "resource_code": "101001/000001", "provider_code": "p",
-              "operation": "UPSERT", "subject_key": subject, "fields": {"name": "张三"}, "source_version": 1,
-              "changed_at": datetime.now(UTC)}
+    change = {
+        "change_id": uuid.uuid4().hex,
+        "resource_code": "101001/000001",
+        "provider_code": "p",
+        "operation": "UPSERT",
+        "subject_key": subject,
+        "fields": {"name": "张三"},
+        "source_version": 1,
+        "changed_at": datetime.now(UTC),
+    }
     await publisher.publish("exchange.data-changes", Event("DataChanged", "101001/000001", change, "adapter"))
     await publisher.stop()
     found = await exchange.wait_status(f"/resources/101001%2F000001/records/{subject}", 200, timeout=30)

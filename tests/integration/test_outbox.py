@@ -17,8 +17,13 @@ PROVIDER = "11360800MB1234567" + credit_code_check_character("11360800MB1234567"
 
 
 def draft(code: str) -> dict:
-    return {"resource_code": code, "name": "企业登记基本信息", "provider_code": PROVIDER,
-            "share_type": "CONDITIONAL", "compiled_by": "compiler-1"}
+    return {
+        "resource_code": code,
+        "name": "企业登记基本信息",
+        "provider_code": PROVIDER,
+        "share_type": "CONDITIONAL",
+        "compiled_by": "compiler-1",
+    }
 
 
 async def test_killed_after_commit_the_event_is_relayed_on_restart(infra, topics, services, tmp_path) -> None:
@@ -82,9 +87,11 @@ KILLED_MID_TRANSACTION = textwrap.dedent(
 async def test_killed_inside_the_transaction_neither_state_nor_event_survives(infra, topics) -> None:
     database = f"outbox_{uuid.uuid4().hex[:8]}"
     code = f"101001/{uuid.uuid4().int % 10**6:06d}"
-    result = subprocess.run(
+    result = subprocess.run(  # noqa: ASYNC221 - the test waits for the child on purpose
         [sys.executable, "-c", KILLED_MID_TRANSACTION, infra.bootstrap, infra.mongo_uri, database, code],
-        capture_output=True, text=True, timeout=60,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert result.returncode == -signal.SIGKILL, result.stderr
     assert "written" in result.stdout

@@ -27,9 +27,16 @@ async def test_events_flow_between_the_services(infra, topics, services, tmp_pat
 
     code = f"101001/{uuid.uuid4().int % 10**6:06d}"
     async with httpx.AsyncClient(base_url=catalog.url) as client:
-        created = await client.post("/entries", json={
-            "resource_code": code, "name": "企业登记基本信息", "provider_code": PROVIDER,
-            "share_type": "CONDITIONAL", "compiled_by": "compiler-1"})
+        created = await client.post(
+            "/entries",
+            json={
+                "resource_code": code,
+                "name": "企业登记基本信息",
+                "provider_code": PROVIDER,
+                "share_type": "CONDITIONAL",
+                "compiled_by": "compiler-1",
+            },
+        )
         assert created.status_code == 201, created.text
         assert (await client.get(f"/entries/{code}")).json()["status"] == "DRAFT"
 
@@ -38,18 +45,36 @@ async def test_events_flow_between_the_services(infra, topics, services, tmp_pat
     await publisher.start()
     person = "36080219850214002"
     person += citizen_id_check_character(person)
-    good = {"change_id": uuid.uuid4().hex, "resource_code": code, "provider_code": PROVIDER, "operation": "UPSERT",
-            "subject_key": person.lower(), "fields": {"name": "李四", "age": 41}, "source_version": 2,
-            "changed_at": datetime.now(UTC)}
+    good = {
+        "change_id": uuid.uuid4().hex,
+        "resource_code": code,
+        "provider_code": PROVIDER,
+        "operation": "UPSERT",
+        "subject_key": person.lower(),
+        "fields": {"name": "李四", "age": 41},
+        "source_version": 2,
+        "changed_at": datetime.now(UTC),
+    }
     older = good | {"change_id": uuid.uuid4().hex, "fields": {"name": "旧"}, "source_version": 1}
     invalid = good | {"change_id": uuid.uuid4().hex, "subject_key": person[:-1] + ("0" if person[-1] != "0" else "1")}
-    request = {"request_id": uuid.uuid4().hex, "resource_code": code, "provider_code": PROVIDER,
-               "consumer_code": CONSUMER, "purpose": "企业开办一件事", "scope": "全市", "data_items": ["name"],
-               "period_from": date(2026, 12, 1), "period_to": date(2027, 11, 30), "requested_by": "officer-9",
-               "decide_by": date(2026, 12, 9)}
+    request = {
+        "request_id": uuid.uuid4().hex,
+        "resource_code": code,
+        "provider_code": PROVIDER,
+        "consumer_code": CONSUMER,
+        "purpose": "企业开办一件事",
+        "scope": "全市",
+        "data_items": ["name"],
+        "period_from": date(2026, 12, 1),
+        "period_to": date(2027, 11, 30),
+        "requested_by": "officer-9",
+        "decide_by": date(2026, 12, 9),
+    }
     bad = Event("DataChanged", code, invalid, "adapter")
-    await publisher.publish_many("exchange.data-changes", [
-        Event("DataChanged", code, good, "adapter"), Event("DataChanged", code, older, "adapter"), bad])
+    await publisher.publish_many(
+        "exchange.data-changes",
+        [Event("DataChanged", code, good, "adapter"), Event("DataChanged", code, older, "adapter"), bad],
+    )
     await publisher.publish("exchange.share-events", Event("ShareRequested", code, request, "exchange"))
     await publisher.stop()
 
@@ -59,8 +84,9 @@ async def test_events_flow_between_the_services(infra, topics, services, tmp_pat
     async with httpx.AsyncClient(base_url=exchange.url) as client:
         history = (await client.get(f"/resources/{code}/records/{person}/history")).json()
     assert [(h["source_version"], h["applied"]) for h in history] == [(1, False), (2, True)]
-    dead = await read_topic(infra.bootstrap, "exchange.data-changes.dlq", 1,
-                            where=lambda r: headers_of(r)["event_id"] == bad.event_id)
+    dead = await read_topic(
+        infra.bootstrap, "exchange.data-changes.dlq", 1, where=lambda r: headers_of(r)["event_id"] == bad.event_id
+    )
     assert "subject_key.check_character" in headers_of(dead[0])["dlq.reason"]
 
     # notifier: the provider is told of the request, with the deadline
@@ -103,8 +129,13 @@ async def test_bad_requests_get_clear_errors_and_change_nothing(infra, topics, s
     catalog = ServiceProcess("catalog", infra, tmp_path, mongo_database=f"bad_{uuid.uuid4().hex[:8]}").start()
     services.append(catalog)
     await catalog.wait_ready()
-    base = {"resource_code": "101001/000009", "name": "x", "provider_code": PROVIDER, "share_type": "NOT_SHARED",
-            "compiled_by": "c"}
+    base = {
+        "resource_code": "101001/000009",
+        "name": "x",
+        "provider_code": PROVIDER,
+        "share_type": "NOT_SHARED",
+        "compiled_by": "c",
+    }
     async with httpx.AsyncClient(base_url=catalog.url) as client:
         response = await client.post("/entries", json=base)
         assert response.status_code == 422 and "not_shared_basis" in response.json()["detail"]

@@ -8,8 +8,13 @@ from services.auditor.domain.trail import next_entry, verify_chain
 def trail(n: int) -> list:
     entries, previous = [], None
     for i in range(n):
-        event = Event("GrantRevoked", f"g{i}", {"grant_id": f"g{i}", "valid_to": date(2027, 1, i + 1)}, "exchange",
-                      occurred_at=datetime(2026, 11, 25, tzinfo=UTC))
+        event = Event(
+            "GrantRevoked",
+            f"g{i}",
+            {"grant_id": f"g{i}", "valid_to": date(2027, 1, i + 1)},
+            "exchange",
+            occurred_at=datetime(2026, 11, 25, tzinfo=UTC),
+        )
         previous = next_entry(previous, event)
         entries.append(previous)
     return entries

@@ -35,8 +35,13 @@ class FakeUnitOfWork:
 
 
 def command(**changes: object) -> DraftEntry:
-    values = {"resource_code": "101001/000001", "name": " 企业登记基本信息 ", "provider_code": PROVIDER.lower(),
-              "share_type": ShareType.CONDITIONAL, "compiled_by": "compiler-1"} | changes
+    values = {
+        "resource_code": "101001/000001",
+        "name": " 企业登记基本信息 ",
+        "provider_code": PROVIDER.lower(),
+        "share_type": ShareType.CONDITIONAL,
+        "compiled_by": "compiler-1",
+    } | changes
     return DraftEntry(**values)  # type: ignore[arg-type]
 
 

@@ -19,7 +19,10 @@ from services.catalog.settings import CatalogSettings
 )
 def test_a_bad_setting_stops_the_start_naming_the_variable(env: dict[str, str], named: str) -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "services.catalog"], env={**os.environ, **env}, capture_output=True, text=True,
+        [sys.executable, "-m", "services.catalog"],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
         timeout=60,
     )
     assert result.returncode == 2

@@ -89,5 +89,5 @@ def test_operators_schedule_file_decides_for_its_year(tmp_path: Path) -> None:
 def test_bad_schedule_files_are_refused_with_their_path(tmp_path: Path, content: str) -> None:
     path = tmp_path / "2031.toml"
     path.write_text(content)
-    with pytest.raises(CalendarFileError, match="2031.toml"):
+    with pytest.raises(CalendarFileError, match=r"2031\.toml"):
         load_schedule_file(path)

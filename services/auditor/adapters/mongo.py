@@ -42,7 +42,9 @@ class MongoTrailTransaction:
     async def append(self, entry: TrailEntry) -> None:
         # Writing the head in the same transaction makes two concurrent appends conflict; one retries.
         await self.tx.db[HEAD].update_one(
-            {"_id": "head"}, {"$set": {"sequence": entry.sequence, "hash": entry.hash}}, upsert=True,
+            {"_id": "head"},
+            {"$set": {"sequence": entry.sequence, "hash": entry.hash}},
+            upsert=True,
             session=self.tx.session,
         )
         await self.tx.db[TRAIL].insert_one(asdict(entry) | {"_id": entry.sequence}, session=self.tx.session)

@@ -24,7 +24,9 @@ class RecordView(BaseModel):
 def router(uow: UnitOfWork) -> APIRouter:
     api = APIRouter(prefix="/resources", tags=["records"])
 
-    @api.get("/{resource_code:path}/records/{subject_key}", response_model=RecordView, summary="A subject's current record")
+    @api.get(
+        "/{resource_code:path}/records/{subject_key}", response_model=RecordView, summary="A subject's current record"
+    )
     async def record(resource_code: str, subject_key: str) -> RecordView:
         found = await handlers.current_record(resource_code, subject_key, uow)
         return RecordView.model_validate(found, from_attributes=True)

@@ -68,6 +68,7 @@ class MongoExchangeTransaction:
             return_document=ReturnDocument.AFTER,
             session=self.session,
         )
+        assert doc is not None  # upsert with ReturnDocument.AFTER always returns the document
         return int(doc["value"])
 
 
