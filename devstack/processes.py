@@ -94,8 +94,9 @@ def infra_procs(data: Path, kafka_port: int = 9092, mongo_port: int = 27017) -> 
 
 
 def service_procs(ports: dict[str, int] | None = None, env: dict[str, str] | None = None) -> list[Proc]:
+    """The four REST services plus the auditor's faust worker (which has no HTTP port of its own)."""
     ports = ports or {n: int(os.environ.get(f"{n.upper()}_HTTP_PORT", p)) for n, p in SERVICES.items()}
-    return [
+    procs = [
         Proc(
             name,
             [sys.executable, "-m", f"services.{name}"],
@@ -107,6 +108,18 @@ def service_procs(ports: dict[str, int] | None = None, env: dict[str, str] | Non
         )
         for name, port in ports.items()
     ]
+    stream_env = {"AUDITOR_STREAM_WEB_PORT": os.environ.get("AUDITOR_STREAM_WEB_PORT", "6066"), **(env or {})}
+    procs.append(
+        Proc(
+            "auditor-stream",
+            [sys.executable, "-m", "services.auditor.stream"],
+            "127.0.0.1",
+            0,
+            "faust worker: data accesses per department",
+            env=stream_env,
+        )
+    )
+    return procs
 
 
 def start(proc: Proc, logs: Path, detach: bool, inherit_output: bool = False) -> Proc:

@@ -31,17 +31,25 @@ class ChainReportView(BaseModel):
 
 
 def router(uow: UnitOfWork) -> APIRouter:
-    api = APIRouter(prefix="/trail", tags=["access trail"])
+    api = APIRouter(tags=["access trail"])
 
-    @api.get("", response_model=list[TrailEntryView], summary="Trail entries in order, paged by sequence")
+    @api.get("/trail", response_model=list[TrailEntryView], summary="Trail entries in order, paged by sequence")
     async def entries(
         after_sequence: int = Query(0, ge=0), limit: int = Query(100, ge=1, le=1000), event_type: str | None = None
     ) -> list[TrailEntryView]:
         found = await uow.entries(after_sequence=after_sequence, limit=limit, event_type=event_type)
         return [TrailEntryView.model_validate(e, from_attributes=True) for e in found]
 
-    @api.get("/verify", response_model=ChainReportView, summary="Recompute the hash chain of the whole trail")
+    @api.get("/trail/verify", response_model=ChainReportView, summary="Recompute the hash chain of the whole trail")
     async def verify() -> ChainReportView:
         return ChainReportView.model_validate(await handlers.verify_trail(uow), from_attributes=True)
+
+    @api.get(
+        "/evaluation/data-accesses",
+        summary="Data accesses per consumer department (counted by the auditor's stream worker)",
+        tags=["evaluation"],
+    )
+    async def data_accesses() -> dict[str, int]:
+        return await uow.data_access_counts()
 
     return api

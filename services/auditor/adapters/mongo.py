@@ -16,6 +16,7 @@ from services.auditor.domain.trail import TrailEntry
 
 TRAIL = "audit_trail"
 HEAD = "audit_trail_head"
+ACCESS_COUNTS = "evaluation_data_accesses"  # written by the stream worker (services/auditor/stream.py)
 
 
 def _from_doc(doc: dict[str, Any]) -> TrailEntry:
@@ -69,3 +70,6 @@ class MongoUnitOfWork:
     async def all_entries(self) -> list[TrailEntry]:
         cursor = self.runtime.db[TRAIL].find({}).sort("_id", ASCENDING)
         return [_from_doc(doc) async for doc in cursor]
+
+    async def data_access_counts(self) -> dict[str, int]:
+        return {doc["_id"]: doc["count"] async for doc in self.runtime.db[ACCESS_COUNTS].find({})}

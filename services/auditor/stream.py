@@ -1,0 +1,71 @@
+"""The auditor's stateful stream work (faust): data accesses counted per consumer department.
+
+The count lives in a faust table (its changelog topic makes it survive restarts and rebalances) and is
+projected to MongoDB for the REST facade. Run with `python -m services.auditor.stream`.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import faust
+from pymongo import AsyncMongoClient
+
+from common.codec import DecodeError, EventCodec
+from common.logs import configure_logging
+from common.mongo import connect
+from common.settings import load_settings
+from services.auditor.adapters.mongo import ACCESS_COUNTS
+from services.auditor.domain.evaluation import data_access_counted_for
+from services.auditor.settings import AuditorSettings
+
+log = logging.getLogger(__name__)
+ACCESSES = "exchange.data-accesses"
+
+
+def create_stream_app(settings: AuditorSettings, codec: EventCodec, mongo: AsyncMongoClient) -> faust.App:
+    app = faust.App(
+        "auditor-evaluation",
+        broker=[f"kafka://{h.strip()}" for h in settings.kafka_bootstrap_servers.split(",")],
+        store="memory://",
+        topic_partitions=6,
+        topic_replication_factor=settings.kafka_replication_factor or 1,
+        web_enabled=False,
+        web_port=settings.stream_web_port,
+        producer_acks=-1,
+    )
+    accesses = app.topic(ACCESSES, key_type=bytes, value_type=bytes, value_serializer="raw", key_serializer="raw")
+    dead_letters = app.topic(ACCESSES + ".dlq", key_type=bytes, value_type=bytes, value_serializer="raw")
+    counts = app.Table("data-accesses-by-consumer", default=int, partitions=6)
+    projection = mongo[settings.mongo_database][ACCESS_COUNTS]
+
+    def consumer_of(value: bytes) -> str:
+        try:
+            return data_access_counted_for(codec.decode(value)[1])
+        except (DecodeError, KeyError) as exc:
+            return f"!undecodable:{exc}"
+
+    @app.agent(accesses)
+    async def count_accesses(stream: Any) -> None:
+        async for event in stream.group_by(consumer_of, name="by-consumer").events():
+            consumer = event.key.decode() if isinstance(event.key, bytes) else str(event.key)
+            if consumer.startswith("!undecodable:"):
+                await dead_letters.send(key=b"", value=event.value, headers=[("dlq.reason", consumer[1:].encode())])
+                continue
+            counts[consumer] += 1
+            await projection.update_one({"_id": consumer}, {"$set": {"count": counts[consumer]}}, upsert=True)
+
+    return app
+
+
+def main() -> None:
+    settings = load_settings(AuditorSettings)
+    configure_logging("auditor-stream", settings.log_level)
+    app = create_stream_app(settings, EventCodec.from_folder(), connect(settings))
+    worker = faust.Worker(app, loglevel=settings.log_level, override_logging=False)
+    worker.execute_from_commandline()
+
+
+if __name__ == "__main__":
+    main()
