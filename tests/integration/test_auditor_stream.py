@@ -19,20 +19,40 @@ from tests.integration.conftest import ServiceProcess, free_port, headers_of, re
 
 
 def access(consumer: str) -> Event:
-    payload = {"access_id": uuid.uuid4().hex, "resource_code": "101001/000001", "provider_code": "P",
-               "consumer_code": consumer, "grant_id": None, "channel": "API", "purpose": "企业开办",
-               "record_count": 3, "accessed_by": "officer", "accessed_at": datetime.now(UTC)}
+    payload = {
+        "access_id": uuid.uuid4().hex,
+        "resource_code": "101001/000001",
+        "provider_code": "P",
+        "consumer_code": consumer,
+        "grant_id": None,
+        "channel": "API",
+        "purpose": "企业开办",
+        "record_count": 3,
+        "accessed_by": "officer",
+        "accessed_at": datetime.now(UTC),
+    }
     return Event("DataAccessed", "101001/000001", payload, "exchange")
 
 
 async def test_data_accesses_are_counted_per_consumer_department(infra, topics, services, tmp_path) -> None:
     settings = settings_for(infra)
-    env = {**os.environ, "AUDITOR_KAFKA_BOOTSTRAP_SERVERS": infra.bootstrap, "AUDITOR_MONGO_URI": infra.mongo_uri,
-           "AUDITOR_MONGO_DATABASE": settings.mongo_database, "AUDITOR_STREAM_WEB_PORT": str(free_port())}
+    env = {
+        **os.environ,
+        "AUDITOR_KAFKA_BOOTSTRAP_SERVERS": infra.bootstrap,
+        "AUDITOR_MONGO_URI": infra.mongo_uri,
+        "AUDITOR_MONGO_DATABASE": settings.mongo_database,
+        "AUDITOR_STREAM_WEB_PORT": str(free_port()),
+    }
     log = tmp_path / "stream.log"
     with open(log, "wb") as out:
-        worker = subprocess.Popen([sys.executable, "-m", "services.auditor.stream"], env=env, cwd=ROOT,
-                                  stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "services.auditor.stream"],
+            env=env,
+            cwd=ROOT,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     auditor = ServiceProcess("auditor", infra, tmp_path, mongo_database=settings.mongo_database).start()
     services.append(auditor)
     a, b = f"A{uuid.uuid4().hex[:6]}", f"B{uuid.uuid4().hex[:6]}"

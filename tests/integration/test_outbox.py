@@ -87,7 +87,7 @@ KILLED_MID_TRANSACTION = textwrap.dedent(
 async def test_killed_inside_the_transaction_neither_state_nor_event_survives(infra, topics) -> None:
     database = f"outbox_{uuid.uuid4().hex[:8]}"
     code = f"101001/{uuid.uuid4().int % 10**6:06d}"
-    result = subprocess.run(  # noqa: ASYNC221 - the test waits for the child on purpose
+    result = subprocess.run(
         [sys.executable, "-c", KILLED_MID_TRANSACTION, infra.bootstrap, infra.mongo_uri, database, code],
         capture_output=True,
         text=True,
