@@ -46,7 +46,7 @@ class EventSchema:
 
 
 def load_schema(raw: dict[str, Any]) -> EventSchema:
-    parsed = parse_schema(raw, _write_hint=False)
+    parsed = parse_schema(raw)
     return EventSchema(raw["name"], raw, parsed, schema_fingerprint(raw))
 
 

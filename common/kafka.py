@@ -6,8 +6,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -15,6 +16,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPa
 from aiokafka.admin import AIOKafkaAdminClient
 
 from common.codec import DecodeError, Event, EventCodec
+from common.delivery import CURRENT_DELIVERY, AlreadyHandled, Delivery
 from common.errors import RejectedEvent
 from common.metrics import EVENTS_CONSUMED, EVENTS_PUBLISHED, HANDLER_RETRIES, HANDLER_SECONDS
 from common.settings import ServiceSettings
@@ -43,13 +45,16 @@ def connection_options(settings: ServiceSettings) -> dict[str, Any]:
     return options
 
 
-def header_map(headers: Iterable[tuple[str, bytes]]) -> dict[str, str]:
-    return {k: v.decode("utf-8", "replace") for k, v in headers}
+ENVELOPE_HEADERS = frozenset({"event_id", "event_type", "occurred_at", "producer"})
+
+
+def header_map(headers: Iterable[tuple[str, bytes]], only: frozenset[str] | None = None) -> dict[str, str]:
+    return {k: v.decode("utf-8", "replace") for k, v in headers if only is None or k in only}
 
 
 def event_from_record(record: ConsumerRecord, codec: EventCodec) -> Event:
     """Decode a record's value and headers; DecodeError when either is not a platform event."""
-    headers = header_map(record.headers or ())
+    headers = header_map(record.headers or (), ENVELOPE_HEADERS)
     event_type, payload = codec.decode(record.value or b"")
     if "event_id" not in headers:
         raise DecodeError("missing event_id header")
@@ -134,11 +139,14 @@ class KafkaPublisher:
         EVENTS_PUBLISHED.labels(topic, event.event_type).inc()
 
     async def publish_many(self, topic: str, events: Iterable[Event]) -> int:
-        futures = []
+        """Send all, then wait for every acknowledgement."""
+        futures, types = [], Counter[str]()
         for event in events:
             futures.append(await self.send_raw(topic, event.key, self.encode(topic, event), event.headers()))
-            EVENTS_PUBLISHED.labels(topic, event.event_type).inc()
+            types[event.event_type] += 1
         await asyncio.gather(*futures)
+        for event_type, count in types.items():
+            EVENTS_PUBLISHED.labels(topic, event_type).inc(count)
         return len(futures)
 
     async def ping(self, timeout: float = 2.0) -> None:
@@ -158,29 +166,17 @@ class KafkaPublisher:
 
 
 class ProcessedEvents(Protocol):
-    """Which event ids a consumer group already handled (the consumer's idempotency record)."""
+    """Which event ids a consumer group already handled. The record itself is written by the handler's
+    transaction (see common.mongo.transaction), atomically with the state the handler changed."""
 
     async def seen(self, group: str, event_ids: list[str]) -> set[str]: ...
-
-    async def mark(self, group: str, event_ids: list[str]) -> None: ...
-
-
-@dataclass
-class MemoryProcessedEvents:
-    ids: dict[str, set[str]] = field(default_factory=dict)
-
-    async def seen(self, group: str, event_ids: list[str]) -> set[str]:
-        return self.ids.get(group, set()) & set(event_ids)
-
-    async def mark(self, group: str, event_ids: list[str]) -> None:
-        self.ids.setdefault(group, set()).update(event_ids)
 
 
 @dataclass
 class EventConsumer:
     """Consumes `topics` as `group`, handing each event to the handler registered for its type.
 
-    A batch is committed only after each of its events was handled, recognised as a duplicate, or
+    Offsets are committed only after each event of a batch was handled, recognised as a duplicate, or
     written to `<topic>.dlq` with the reason: nothing is skipped silently, and a poison message never
     stops the consumer. Events of types without a handler are acknowledged as not this group's concern.
     """
@@ -213,9 +209,9 @@ class EventConsumer:
             self.running = True
             while True:
                 batches = await consumer.getmany(timeout_ms=500, max_records=self.batch_size)
-                for tp, records in batches.items():
-                    await self.process(records)
-                    await consumer.commit({tp: records[-1].offset + 1})
+                if batches:
+                    await self.process([r for records in batches.values() for r in records])
+                    await consumer.commit({tp: records[-1].offset + 1 for tp, records in batches.items()})
         finally:
             self.running = False
             self._consumer = None
@@ -225,49 +221,56 @@ class EventConsumer:
                 log.warning("consumer %s did not stop cleanly", self.group)
 
     async def process(self, records: list[ConsumerRecord]) -> None:
+        """Handle one fetched batch in order; one look-up of already handled ids for all of it."""
+        outcomes: Counter[tuple[str, str]] = Counter()
         decoded: list[tuple[ConsumerRecord, Event]] = []
         for record in records:
             try:
                 decoded.append((record, event_from_record(record, self.codec)))
             except DecodeError as exc:
                 await self.dead_letter(record, f"undecodable: {exc}", attempts=0)
+                outcomes[record.topic, "dead_lettered"] += 1
         already = await self.processed.seen(self.group, [e.event_id for _, e in decoded])
-        handled = []
         for record, event in decoded:
-            if event.event_id in already:
-                EVENTS_CONSUMED.labels(self.group, record.topic, "duplicate").inc()
-                continue
             handler = self.handlers.get(event.event_type)
-            if handler is None:
-                EVENTS_CONSUMED.labels(self.group, record.topic, "not_handled").inc()
-                continue
-            if await self.handle_with_retries(record, event, handler):
-                handled.append(event.event_id)
-                already.add(event.event_id)  # a duplicate later in the same batch
-        if handled:
-            await self.processed.mark(self.group, handled)
-
-    async def handle_with_retries(self, record: ConsumerRecord, event: Event, handler: Handler) -> bool:
-        attempts = self.settings.consumer_max_attempts
-        for attempt in range(1, attempts + 1):
-            started = time.perf_counter()
-            try:
-                await handler(event)
-            except RejectedEvent as exc:
-                await self.dead_letter(record, f"rejected: {exc}", attempt)
-                return False
-            except Exception as exc:
-                if attempt == attempts:
-                    log.exception("handler failed %s times, dead-lettering", attempt, extra=_where(record))
-                    await self.dead_letter(record, f"handler failed: {type(exc).__name__}: {exc}", attempt)
-                    return False
-                HANDLER_RETRIES.labels(self.group, record.topic).inc()
-                await asyncio.sleep(self.settings.consumer_retry_backoff_seconds * 2 ** (attempt - 1))
+            if event.event_id in already:
+                outcome = "duplicate"
+            elif handler is None:
+                outcome = "not_handled"
             else:
-                HANDLER_SECONDS.labels(self.group, event.event_type).observe(time.perf_counter() - started)
-                EVENTS_CONSUMED.labels(self.group, record.topic, "handled").inc()
-                return True
-        return False
+                outcome = await self.handle_with_retries(record, event, handler)
+                already.add(event.event_id)  # a duplicate later in the same batch
+            outcomes[record.topic, outcome] += 1
+        for (topic, outcome), count in outcomes.items():
+            EVENTS_CONSUMED.labels(self.group, topic, outcome).inc(count)
+
+    async def handle_with_retries(self, record: ConsumerRecord, event: Event, handler: Handler) -> str:
+        """Run the handler with bounded retries and backoff; return the outcome for the metrics."""
+        attempts = self.settings.consumer_max_attempts
+        token = CURRENT_DELIVERY.set(Delivery(self.group, event.event_id))
+        try:
+            for attempt in range(1, attempts + 1):
+                started = time.perf_counter()
+                try:
+                    await handler(event)
+                except AlreadyHandled:
+                    return "duplicate"
+                except RejectedEvent as exc:
+                    await self.dead_letter(record, f"rejected: {exc}", attempt)
+                    return "dead_lettered"
+                except Exception as exc:
+                    if attempt == attempts:
+                        log.exception("handler failed %s times, dead-lettering", attempt, extra=_where(record))
+                        await self.dead_letter(record, f"handler failed: {type(exc).__name__}: {exc}", attempt)
+                        return "dead_lettered"
+                    HANDLER_RETRIES.labels(self.group, record.topic).inc()
+                    await asyncio.sleep(self.settings.consumer_retry_backoff_seconds * 2 ** (attempt - 1))
+                else:
+                    HANDLER_SECONDS.labels(self.group, event.event_type).observe(time.perf_counter() - started)
+                    return "handled"
+            raise AssertionError("unreachable")
+        finally:
+            CURRENT_DELIVERY.reset(token)
 
     async def dead_letter(self, record: ConsumerRecord, reason: str, attempts: int) -> None:
         """Write the original message to `<topic>.dlq` with why and where; waits for the broker's ack."""
@@ -283,7 +286,6 @@ class EventConsumer:
         key = (record.key or b"").decode("utf-8", "replace")
         target = record.topic + DLQ_SUFFIX
         await (await self.publisher.send_raw(target, key, record.value or b"", headers))
-        EVENTS_CONSUMED.labels(self.group, record.topic, "dead_lettered").inc()
         log.warning("dead-lettered a message: %s", reason, extra=_where(record))
 
     def assignment(self) -> set[TopicPartition]:

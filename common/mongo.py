@@ -21,6 +21,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
 from common.codec import Event
+from common.delivery import CURRENT_DELIVERY, AlreadyHandled, Delivery
 from common.kafka import KafkaPublisher
 from common.metrics import OUTBOX_PENDING, OUTBOX_RELAYED
 from common.settings import ServiceSettings
@@ -44,7 +45,7 @@ def connect(settings: ServiceSettings) -> AsyncMongoClient:
 
 
 async def ensure_indexes(db: AsyncDatabase) -> None:
-    await db[PROCESSED].create_index([("group", ASCENDING), ("event_id", ASCENDING)], unique=True)
+    await db[PROCESSED].create_index([("group", ASCENDING), ("at", ASCENDING)])
 
 
 @dataclass
@@ -79,10 +80,30 @@ class Transaction:
 async def transaction(
     client: AsyncMongoClient, db: AsyncDatabase, publisher: KafkaPublisher
 ) -> AsyncIterator[Transaction]:
+    """State writes, the events they cause and, inside a consumer, the record that the event being
+    handled was handled: committed together or not at all. A handler changes state in one transaction."""
+    delivery = CURRENT_DELIVERY.get()
     async with client.start_session() as session, await session.start_transaction():
+        if delivery is not None and not delivery.claimed:
+            await _claim(db, session, delivery)
         tx = Transaction(db, session, publisher)
         yield tx
         await tx._flush()
+    if delivery is not None:
+        delivery.claimed = True
+
+
+async def _claim(db: AsyncDatabase, session: AsyncClientSession, delivery: Delivery) -> None:
+    record = {
+        "_id": delivery.record_id,
+        "group": delivery.group,
+        "event_id": delivery.event_id,
+        "at": datetime.now(UTC),
+    }
+    try:
+        await db[PROCESSED].insert_one(record, session=session)
+    except DuplicateKeyError:
+        raise AlreadyHandled(delivery.record_id) from None
 
 
 class MongoProcessedEvents:
@@ -92,22 +113,8 @@ class MongoProcessedEvents:
     async def seen(self, group: str, event_ids: list[str]) -> set[str]:
         if not event_ids:
             return set()
-        cursor = self.collection.find({"group": group, "event_id": {"$in": event_ids}}, {"event_id": 1})
+        cursor = self.collection.find({"_id": {"$in": [f"{group}:{i}" for i in event_ids]}}, {"event_id": 1})
         return {doc["event_id"] async for doc in cursor}
-
-    async def mark(self, group: str, event_ids: list[str]) -> None:
-        now = datetime.now(UTC)
-        docs = [{"group": group, "event_id": i, "at": now} for i in event_ids]
-        try:
-            await self.collection.insert_many(docs, ordered=False)
-        except Exception as exc:  # BulkWriteError: ids marked by an earlier, interrupted delivery
-            if not _only_duplicates(exc):
-                raise
-
-
-def _only_duplicates(exc: Exception) -> bool:
-    errors = getattr(exc, "details", {}).get("writeErrors", [])
-    return bool(errors) and all(e.get("code") == 11000 for e in errors)
 
 
 class OutboxRelay:

@@ -68,20 +68,25 @@ async def ensure_topics(admin, specs: list[TopicSpec]) -> list[str]:
 
 
 def main() -> None:
-    """`python -m common.topics [bootstrap]`: create every declared topic (for a cluster's init job)."""
-    import os
-    import sys
-
+    """`python -m common.topics`: create every declared topic (a cluster's init job). Configured like a
+    service, with the prefix TOPICS_ (TOPICS_KAFKA_BOOTSTRAP_SERVERS, TOPICS_KAFKA_SASL_..., ...)."""
     from aiokafka.admin import AIOKafkaAdminClient
+    from pydantic_settings import SettingsConfigDict
 
-    bootstrap = sys.argv[1] if len(sys.argv) > 1 else os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
-    replication = int(os.environ.get("KAFKA_REPLICATION_FACTOR", "0")) or None
+    from common.kafka import connection_options
+    from common.settings import ServiceSettings, load_settings
+
+    class TopicsSettings(ServiceSettings):
+        model_config = SettingsConfigDict(env_prefix="TOPICS_", extra="ignore", frozen=True)
+
+    settings = load_settings(TopicsSettings)
 
     async def run() -> None:
-        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+        admin = AIOKafkaAdminClient(**connection_options(settings))
         await admin.start()
         try:
-            created = await ensure_topics(admin, list(load_topics(replication_factor=replication).values()))
+            specs = load_topics(replication_factor=settings.kafka_replication_factor)
+            created = await ensure_topics(admin, list(specs.values()))
             print(f"created {len(created)} topics: {', '.join(created) or '-'}")
         finally:
             await admin.close()

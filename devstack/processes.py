@@ -202,3 +202,37 @@ def wait_http_ready(proc: Proc, timeout: float = 90) -> None:
             last = str(exc)
         time.sleep(0.3)
     raise TimeoutError(f"{proc.name} not ready within {timeout}s: {last}")
+
+
+@dataclass
+class Infra:
+    """A broker and a database on free ports with their own data folders (tests and benchmarks)."""
+
+    bootstrap: str
+    mongo_uri: str
+    procs: list[Proc]
+    folder: Path
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_infra(folder: Path) -> Infra:
+    kafka_port, mongo_port = free_port(), free_port()
+    started: list[Proc] = []
+    try:
+        for proc in infra_procs(folder / "data", kafka_port, mongo_port):
+            started.append(start(proc, folder / "log", detach=False))
+            wait_port(proc)
+    except BaseException:
+        stop(started)
+        raise
+    return Infra(
+        bootstrap=f"127.0.0.1:{kafka_port}",
+        mongo_uri=f"mongodb://127.0.0.1:{mongo_port}/?retryWrites=false&directConnection=true",
+        procs=started,
+        folder=folder,
+    )

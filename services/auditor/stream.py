@@ -13,6 +13,7 @@ import faust
 from pymongo import AsyncMongoClient
 
 from common.codec import DecodeError, EventCodec
+from common.kafka import connection_options
 from common.logs import configure_logging
 from common.mongo import connect
 from common.settings import load_settings
@@ -34,6 +35,7 @@ def create_stream_app(settings: AuditorSettings, codec: EventCodec, mongo: Async
         web_enabled=False,
         web_port=settings.stream_web_port,
         producer_acks=-1,
+        broker_credentials=_credentials(settings),
     )
     accesses = app.topic(ACCESSES, key_type=bytes, value_type=bytes, value_serializer="raw", key_serializer="raw")
     dead_letters = app.topic(ACCESSES + ".dlq", key_type=bytes, value_type=bytes, value_serializer="raw")
@@ -57,6 +59,21 @@ def create_stream_app(settings: AuditorSettings, codec: EventCodec, mongo: Async
             await projection.update_one({"_id": consumer}, {"$set": {"count": counts[consumer]}}, upsert=True)
 
     return app
+
+
+def _credentials(settings: AuditorSettings) -> faust.types.auth.CredentialsT | None:
+    """The same broker security as the services' aiokafka clients (common.kafka.connection_options)."""
+    options = connection_options(settings)
+    if settings.kafka_sasl_mechanism:
+        return faust.SASLCredentials(
+            username=settings.kafka_sasl_username,
+            password=settings.kafka_sasl_password,
+            mechanism=settings.kafka_sasl_mechanism,
+            ssl_context=options.get("ssl_context"),
+        )
+    if "ssl_context" in options:
+        return faust.SSLCredentials(options["ssl_context"])
+    return None
 
 
 def main() -> None:

@@ -6,13 +6,11 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -22,42 +20,9 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from common.settings import ServiceSettings
 from common.topics import load_topics
-from devstack.processes import ROOT, Proc, infra_procs, start, stop, wait_port
+from devstack.processes import ROOT, Infra, free_port, start_infra, stop
 
 pytestmark = pytest.mark.integration
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@dataclass
-class Infra:
-    bootstrap: str
-    mongo_uri: str
-    procs: list[Proc]
-    folder: Path
-
-
-def start_infra(folder: Path) -> Infra:
-    kafka_port, mongo_port = free_port(), free_port()
-    procs = infra_procs(folder / "data", kafka_port, mongo_port)
-    started = []
-    try:
-        for proc in procs:
-            started.append(start(proc, folder / "log", detach=False))
-            wait_port(proc)
-    except BaseException:
-        stop(started)
-        raise
-    return Infra(
-        bootstrap=f"127.0.0.1:{kafka_port}",
-        mongo_uri=f"mongodb://127.0.0.1:{mongo_port}/?retryWrites=false&directConnection=true",
-        procs=started,
-        folder=folder,
-    )
 
 
 @pytest.fixture(scope="session")

@@ -3,12 +3,13 @@
 import asyncio
 import uuid
 
+import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from common.codec import EventCodec
 from common.events import Event
 from common.kafka import EventConsumer, KafkaPublisher
-from common.mongo import MongoProcessedEvents, connect
+from common.mongo import MongoProcessedEvents, connect, transaction
 from common.topics import load_topics
 from tests.integration.conftest import create_topics, headers_of, read_topic, settings_for
 
@@ -94,21 +95,27 @@ async def test_poison_messages_are_dead_lettered_and_everything_after_them_is_ha
     assert committed == len(messages)  # committed past the poison once it was dead-lettered
 
 
-async def test_a_restarted_consumer_does_not_handle_an_event_twice(infra, topics) -> None:
+async def test_a_redelivered_event_is_not_handled_twice(infra, topics) -> None:
+    """The handler's transaction records the event as handled together with its state change."""
     topic = f"test.idem-{uuid.uuid4().hex[:8]}"
     await create_topics(infra.bootstrap, topic, topic + ".dlq")
     settings = settings_for(infra)
     publisher = KafkaPublisher(settings, CODEC, load_topics())
     await publisher.start()
     client = connect(settings)
-    processed = MongoProcessedEvents(client[settings.mongo_database])
+    db = client[settings.mongo_database]
+    processed = MongoProcessedEvents(db)
     event = revoked("expired")
-    handled: list[str] = []
+    calls: list[str] = []
 
     async def handler(e: Event) -> None:
-        handled.append(e.event_id)
+        calls.append(e.event_id)
+        async with transaction(client, db, publisher) as tx:
+            await tx.db.revocations.update_one(
+                {"_id": e.payload["grant_id"]}, {"$inc": {"times": 1}}, upsert=True, session=tx.session
+            )
 
-    async def consume_once(group: str) -> None:
+    async def consume_for_a_while(group: str) -> None:
         consumer = EventConsumer(
             group=group,
             topics=[topic],
@@ -124,12 +131,21 @@ async def test_a_restarted_consumer_does_not_handle_an_event_twice(infra, topics
         await asyncio.gather(task, return_exceptions=True)
 
     try:
-        await (await publisher.send_raw(topic, "g1", CODEC.encode(event.event_type, event.payload), event.headers()))
-        await consume_once("ledger")
-        # The same event delivered again later (a producer retry, a relay resend) to the same group:
-        await (await publisher.send_raw(topic, "g1", CODEC.encode(event.event_type, event.payload), event.headers()))
-        await consume_once("ledger")
-        assert handled == [event.event_id]
+        value = CODEC.encode(event.event_type, event.payload)
+        await (await publisher.send_raw(topic, "g1", value, event.headers()))
+        await consume_for_a_while("ledger")
+        # The same event again later (a relay resend after a crash), to the same group, in a new batch:
+        await (await publisher.send_raw(topic, "g1", value, event.headers()))
+        await consume_for_a_while("ledger")
+        assert (await db.revocations.find_one({"_id": "g1"}))["times"] == 1
+        assert await processed.seen("ledger", [event.event_id]) == {event.event_id}
+        # A delivery that slips past the batch look-up is stopped by the transaction's own record:
+        from common.delivery import CURRENT_DELIVERY, AlreadyHandled, Delivery
+
+        CURRENT_DELIVERY.set(Delivery("ledger", event.event_id))
+        with pytest.raises(AlreadyHandled):
+            await handler(event)
+        assert (await db.revocations.find_one({"_id": "g1"}))["times"] == 1
     finally:
         await publisher.stop()
         await client.close()

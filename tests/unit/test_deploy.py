@@ -1,0 +1,46 @@
+"""The Kubernetes manifests parse, and every environment variable they set is a setting the process reads."""
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from common.settings import ServiceSettings
+from services.auditor.settings import AuditorSettings
+from services.catalog.settings import CatalogSettings
+from services.exchange.settings import ExchangeSettings
+from services.notifier.settings import NotifierSettings
+
+K8S = Path(__file__).resolve().parents[2] / "deploy" / "k8s"
+SETTINGS: dict[str, tuple[str, type[ServiceSettings]]] = {
+    "services.catalog": ("CATALOG_", CatalogSettings),
+    "services.exchange": ("EXCHANGE_", ExchangeSettings),
+    "services.notifier": ("NOTIFIER_", NotifierSettings),
+    "services.auditor": ("AUDITOR_", AuditorSettings),
+    "services.auditor.stream": ("AUDITOR_", AuditorSettings),
+    "common.topics": ("TOPICS_", ServiceSettings),
+}
+
+
+def containers() -> list[dict]:
+    found = []
+    for path in sorted(K8S.glob("*.yaml")):
+        for doc in yaml.safe_load_all(path.read_text()):
+            if doc and doc["kind"] in ("Deployment", "Job"):
+                found += doc["spec"]["template"]["spec"]["containers"]
+    return found
+
+
+def test_every_manifest_parses_and_lists_in_the_kustomization() -> None:
+    listed = set(yaml.safe_load((K8S / "kustomization.yaml").read_text())["resources"])
+    assert listed == {p.name for p in K8S.glob("*.yaml")} - {"kustomization.yaml"}
+
+
+@pytest.mark.parametrize("container", containers(), ids=lambda c: c["name"])
+def test_container_env_names_are_real_settings(container: dict) -> None:
+    module = container["command"][-1]
+    prefix, settings = SETTINGS[module]
+    names = {e["name"] for e in container["env"]}
+    fields = {prefix + f.upper() for f in settings.model_fields}
+    assert names <= fields, f"unknown settings: {sorted(names - fields)}"
+    assert prefix + "KAFKA_BOOTSTRAP_SERVERS" in names
