@@ -51,8 +51,8 @@ def _start_all(detach: bool, only_infra: bool = False) -> list[Proc]:
 def _banner(procs: list[Proc]) -> None:
     print("\nThe data-sharing platform is up:", flush=True)
     for proc in procs:
-        print(f"  {proc.name:<10} {proc.url}", flush=True)
-    print(f"  logs       {VAR / 'log'}\n", flush=True)
+        print(f"  {proc.name:<15} {proc.url}", flush=True)
+    print(f"  {'logs':<15} {VAR / 'log'}\n", flush=True)
 
 
 def run(only_infra: bool) -> int:
