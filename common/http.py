@@ -12,8 +12,10 @@ from fastapi import APIRouter, FastAPI, HTTPException, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from common.logs import configure_logging
 from common.metrics import HTTP_REQUESTS, HTTP_SECONDS
 from common.runtime import Runtime
+from common.settings import S, load_settings
 
 DomainErrors = dict[type[Exception], int]
 
@@ -101,6 +103,13 @@ def platform_router(runtime: Runtime) -> APIRouter:
         ]
 
     return router
+
+
+def run_service(name: str, settings_type: type[S], build: Callable[[S], tuple[FastAPI, Runtime]]) -> None:
+    """A service's entry point: settings once (or a clear error), JSON logs, then the HTTP server."""
+    settings = load_settings(settings_type)
+    configure_logging(name, settings.log_level)
+    serve(*build(settings))
 
 
 def serve(app: FastAPI, runtime: Runtime) -> None:

@@ -6,10 +6,8 @@ from functools import partial
 
 from fastapi import FastAPI
 
-from common.http import create_app, serve
-from common.logs import configure_logging
+from common.http import create_app, run_service
 from common.runtime import Runtime
-from common.settings import load_settings
 from services.auditor import handlers
 from services.auditor.adapters import http, mongo
 from services.auditor.ports import AUDITED_TOPICS
@@ -33,9 +31,7 @@ def build(settings: AuditorSettings) -> tuple[FastAPI, Runtime]:
 
 
 def main() -> None:
-    settings = load_settings(AuditorSettings)
-    configure_logging("auditor", settings.log_level)
-    serve(*build(settings))
+    run_service("auditor", AuditorSettings, build)
 
 
 if __name__ == "__main__":

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from common.http import create_app, serve
-from common.logs import configure_logging
+from common.http import create_app, run_service
 from common.runtime import Runtime
-from common.settings import load_settings
 from services.catalog.adapters import http
 from services.catalog.adapters.mongo import MongoUnitOfWork
 from services.catalog.domain.entries import EntryExists, EntryNotFound, InvalidEntry
@@ -29,9 +27,7 @@ def build(settings: CatalogSettings) -> tuple[FastAPI, Runtime]:
 
 
 def main() -> None:
-    settings = load_settings(CatalogSettings)
-    configure_logging("catalog", settings.log_level)
-    serve(*build(settings))
+    run_service("catalog", CatalogSettings, build)
 
 
 if __name__ == "__main__":

@@ -6,10 +6,8 @@ from functools import partial
 
 from fastapi import FastAPI
 
-from common.http import create_app, serve
-from common.logs import configure_logging
+from common.http import create_app, run_service
 from common.runtime import Runtime
-from common.settings import load_settings
 from services.exchange import handlers
 from services.exchange.adapters import http, mongo
 from services.exchange.ports import DATA_CHANGES
@@ -34,9 +32,7 @@ def build(settings: ExchangeSettings) -> tuple[FastAPI, Runtime]:
 
 
 def main() -> None:
-    settings = load_settings(ExchangeSettings)
-    configure_logging("exchange", settings.log_level)
-    serve(*build(settings))
+    run_service("exchange", ExchangeSettings, build)
 
 
 if __name__ == "__main__":

@@ -6,10 +6,8 @@ from functools import partial
 
 from fastapi import FastAPI
 
-from common.http import create_app, serve
-from common.logs import configure_logging
+from common.http import create_app, run_service
 from common.runtime import Runtime
-from common.settings import load_settings
 from services.notifier import handlers
 from services.notifier.adapters import http, mongo
 from services.notifier.domain.notifications import RULES
@@ -39,9 +37,7 @@ def build(settings: NotifierSettings) -> tuple[FastAPI, Runtime]:
 
 
 def main() -> None:
-    settings = load_settings(NotifierSettings)
-    configure_logging("notifier", settings.log_level)
-    serve(*build(settings))
+    run_service("notifier", NotifierSettings, build)
 
 
 if __name__ == "__main__":

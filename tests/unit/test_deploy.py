@@ -44,3 +44,20 @@ def test_container_env_names_are_real_settings(container: dict) -> None:
     fields = {prefix + f.upper() for f in settings.model_fields}
     assert names <= fields, f"unknown settings: {sorted(names - fields)}"
     assert prefix + "KAFKA_BOOTSTRAP_SERVERS" in names
+
+
+def test_dashboard_queries_only_metrics_the_services_export() -> None:
+    import json
+    import re
+
+    from prometheus_client import REGISTRY
+
+    import common.metrics  # noqa: F401 - registers the platform's metrics
+
+    exported = {s.name for family in REGISTRY.collect() for s in family.samples if s.name.startswith("datashare_")}
+    exported |= {f.name for f in REGISTRY.collect() if f.name.startswith("datashare_")}
+    dashboard = json.loads((K8S.parent / "grafana" / "datashare-dashboard.json").read_text())
+    queried = {m for p in dashboard["panels"] for t in p["targets"] for m in re.findall(r"datashare_\w+", t["expr"])}
+    suffixes = ("_total", "_bucket", "_count", "_sum")
+    unknown = {m for m in queried if m not in exported and not any(m.removesuffix(s) in exported for s in suffixes)}
+    assert queried and not unknown, unknown
