@@ -7,6 +7,7 @@ from pathlib import Path
 
 import chinese_calendar
 
+from common.metrics import CALENDAR_FALLBACK
 from common.workdays import WorkingCalendar, load_schedule_dir
 
 DEFAULT_SCHEDULE_DIR = Path(__file__).resolve().parent.parent / "data" / "calendar"
@@ -20,8 +21,6 @@ def chinese_calendar_lookup(day: date) -> bool | None:
 
 
 def build_calendar(schedule_dir: Path = DEFAULT_SCHEDULE_DIR) -> WorkingCalendar:
-    from common.metrics import CALENDAR_FALLBACK
-
     return WorkingCalendar(
         builtin=chinese_calendar_lookup,
         schedules=load_schedule_dir(schedule_dir) if schedule_dir.is_dir() else {},

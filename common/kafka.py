@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
 from aiokafka.admin import AIOKafkaAdminClient
 
 from common.codec import DecodeError, Event, EventCodec
@@ -189,7 +189,6 @@ class EventConsumer:
     processed: ProcessedEvents
     settings: ServiceSettings
     batch_size: int = 500
-    _consumer: AIOKafkaConsumer | None = None
     running: bool = False
 
     async def run(self) -> None:
@@ -204,7 +203,6 @@ class EventConsumer:
             isolation_level="read_committed",
         )
         await consumer.start()
-        self._consumer = consumer
         try:
             self.running = True
             while True:
@@ -214,7 +212,6 @@ class EventConsumer:
                     await consumer.commit({tp: records[-1].offset + 1 for tp, records in batches.items()})
         finally:
             self.running = False
-            self._consumer = None
             try:
                 await asyncio.wait_for(consumer.stop(), 3)
             except (TimeoutError, Exception):
@@ -287,9 +284,6 @@ class EventConsumer:
         target = record.topic + DLQ_SUFFIX
         await (await self.publisher.send_raw(target, key, record.value or b"", headers))
         log.warning("dead-lettered a message: %s", reason, extra=_where(record))
-
-    def assignment(self) -> set[TopicPartition]:
-        return self._consumer.assignment() if self._consumer else set()
 
 
 def _where(record: ConsumerRecord) -> dict[str, Any]:

@@ -74,8 +74,8 @@ class Runtime:
 
     def start(self) -> None:
         self.problems.update({"database-setup": "pending", "kafka-setup": "pending"})
-        self._spawn("database-setup", self._prepare_database)
-        self._spawn("kafka-setup", self._connect_kafka)
+        self._spawn("database-setup", self._prepare_database, forever=False)
+        self._spawn("kafka-setup", self._connect_kafka, forever=False)
         if self.settings.outbox_relay_enabled:
             self.relay = OutboxRelay(
                 self.db, self.publisher, name=self.name, poll_seconds=self.settings.outbox_poll_seconds
@@ -103,7 +103,7 @@ class Runtime:
                 self.problems.pop(name, None)
                 if not forever:
                     return
-                delay = 0.5
+                delay = 0.5  # a job meant to run forever returned: start it again
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
@@ -124,15 +124,11 @@ class Runtime:
         await ensure_indexes(self.db)
         for step in self.setup:
             await step()
-        self.problems.pop("database-setup", None)
-        await asyncio.Event().wait()  # stay "up" so the supervisor does not restart it
 
     async def _connect_kafka(self) -> None:
         if not self.publisher.started:
             await self.publisher.start()
         await self.publisher.ensure_topics(list(self.publisher.topics.values()))
-        self.problems.pop("kafka-setup", None)
-        await asyncio.Event().wait()
 
     # -- readiness -------------------------------------------------------------------------------
 
