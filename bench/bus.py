@@ -146,7 +146,13 @@ async def project_round(settings: ServiceSettings, codec: EventCodec, items: lis
 async def run(bootstrap: str, mongo_uri: str, events: int, rounds: int = 2) -> None:
     codec = EventCodec.from_folder()
     items = payloads(events)
+    started = time.perf_counter()
     values = [codec.encode("DataChanged", p) for p in items]
+    encode_us = (time.perf_counter() - started) / events * 1e6
+    started = time.perf_counter()
+    for value in values:
+        codec.decode(value)
+    decode_us = (time.perf_counter() - started) / events * 1e6
     keys = [p["resource_code"].encode() for p in items]
     settings = ServiceSettings(kafka_bootstrap_servers=bootstrap, mongo_uri=mongo_uri, mongo_database="bench_bus")
     raw, project = [], []
@@ -162,6 +168,9 @@ async def run(bootstrap: str, mongo_uri: str, events: int, rounds: int = 2) -> N
         "raw_consume_per_s": round(events / raw_c),
         "project_produce_per_s": round(events / pro_p),
         "project_consume_per_s": round(events / pro_c),
+        "codec_encode_us_per_event": round(encode_us, 1),
+        "codec_decode_us_per_event": round(decode_us, 1),
+        "raw_us_per_event": round((raw_p + raw_c) / events * 1e6, 1),
         "project_path": "KafkaPublisher (Avro single-object encoding, headers, idempotent acks=all) + EventConsumer "
         "(decode, idempotency check and record in MongoDB per batch, commit after handling)",
         "raw_path": "AIOKafkaProducer (same settings) and AIOKafkaConsumer on pre-encoded bytes, commit per batch",

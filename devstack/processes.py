@@ -69,6 +69,7 @@ def infra_procs(data: Path, kafka_port: int = 9092, mongo_port: int = 27017) -> 
             "127.0.0.1",
             kafka_port,
             f"127.0.0.1:{kafka_port}",
+            stop_timeout=60.0,  # on SIGTERM it writes everything to disk; after heavy use that takes a while
         ),
         Proc(
             "mongodb",

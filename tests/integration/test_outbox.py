@@ -6,6 +6,7 @@ import subprocess
 import sys
 import textwrap
 import uuid
+from datetime import UTC, datetime, timedelta
 
 import httpx
 from pymongo import AsyncMongoClient
@@ -100,4 +101,27 @@ async def test_killed_inside_the_transaction_neither_state_nor_event_survives(in
     await asyncio.sleep(1)
     assert await db.catalog_entries.find_one({"_id": code}) is None
     assert await db.outbox.count_documents({}) == 0
+    await mongo.close()
+
+
+async def test_only_one_relay_holds_the_lease(infra, topics) -> None:
+    from common.codec import EventCodec
+    from common.kafka import KafkaPublisher
+    from common.mongo import OutboxRelay
+    from common.topics import load_topics
+    from tests.integration.conftest import settings_for
+
+    settings = settings_for(infra)
+    mongo = AsyncMongoClient(infra.mongo_uri)
+    db = mongo[settings.mongo_database]
+    publisher = KafkaPublisher(settings, EventCodec.from_folder(), load_topics())
+    first = OutboxRelay(db, publisher, name="catalog", poll_seconds=0.1)
+    second = OutboxRelay(db, publisher, name="catalog", poll_seconds=0.1)
+    second.owner = first.owner + "-replica"
+    assert await first._hold_lease()
+    assert not await second._hold_lease()  # the first replica's lease is live
+    assert await first._hold_lease()  # and its holder renews it
+    await db.leases.update_one({"_id": "outbox:catalog"}, {"$set": {"expires": datetime.now(UTC) - timedelta(1)}})
+    assert await second._hold_lease()  # an expired lease passes to another replica
+    assert not await first._hold_lease()
     await mongo.close()
