@@ -1,0 +1,177 @@
+"""The platform's one access policy (Art. 4, 11, 19, 22): role × department scope × resource.
+
+Every REST route declares the rule it obeys (common.guard enforces it); handlers and consumers call
+`authorize` with the target once they know which department owns it. Standard library only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+class Role(StrEnum):
+    CATALOG_COMPILER = "catalog_compiler"  # 编制
+    CATALOG_REVIEWER = "catalog_reviewer"  # 审核
+    DATA_ADMINISTRATOR = "data_administrator"  # 数据管理员 (Art. 22)
+    IT_OFFICE_OPERATOR = "it_office_operator"  # 市信息化工作办公室
+    LEADERSHIP_MEMBER = "leadership_member"  # 领导小组
+    AUDITOR = "auditor"
+
+
+class MachineKind(StrEnum):
+    ADAPTER = "adapter"  # publishes its department's data changes, receives its notifications
+    CONSUMER_SYSTEM = "consumer_system"  # calls the exchange's APIs
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is acting: a person with roles, or a department's machine identity."""
+
+    subject: str
+    department_code: str
+    roles: frozenset[Role] = frozenset()
+    machine: MachineKind | None = None
+
+    @property
+    def kind(self) -> str:
+        return "machine" if self.machine else "person"
+
+
+@dataclass(frozen=True)
+class Target:
+    """What an action touches, as far as the policy cares."""
+
+    department_code: str | None = None  # the department that owns the resource
+    compiled_by: str | None = None  # for reviews: who compiled the entry
+
+
+class AccessDenied(Exception):
+    def __init__(self, rule: str, reason: str) -> None:
+        super().__init__(f"{rule}: {reason}")
+        self.rule = rule
+        self.reason = reason
+
+
+Check = Callable[[Principal, Target], str | None]  # returns the reason to deny, or None
+
+
+@dataclass(frozen=True)
+class Rule:
+    name: str
+    description: str
+    roles: frozenset[Role] = frozenset()
+    machines: frozenset[MachineKind] = frozenset()
+    own_department: bool = False
+    check: Check | None = None
+    public: bool = False
+
+    def who(self) -> str:
+        return ", ".join(sorted([*self.roles, *self.machines])) or "nobody"
+
+
+ALL_ROLES = frozenset(Role)
+ALL_MACHINES = frozenset(MachineKind)
+OVERSIGHT = frozenset({Role.AUDITOR, Role.IT_OFFICE_OPERATOR, Role.LEADERSHIP_MEMBER})
+
+
+def _not_own_compilation(principal: Principal, target: Target) -> str | None:
+    if target.compiled_by is not None and target.compiled_by == principal.subject:
+        return "a reviewer never reviews an entry she compiled"
+    return None
+
+
+def _it_office_or_own_department(principal: Principal, target: Target) -> str | None:
+    if Role.IT_OFFICE_OPERATOR in principal.roles or target.department_code in (None, principal.department_code):
+        return None
+    return "a data administrator manages only her own department's machine identities"
+
+
+RULES: dict[str, Rule] = {
+    rule.name: rule
+    for rule in [
+        Rule("public", "anyone, without credentials", public=True),
+        Rule("authenticated", "any person or machine of a department", ALL_ROLES, ALL_MACHINES),
+        Rule("catalog.entry.read", "read the catalog", ALL_ROLES, ALL_MACHINES),
+        Rule(
+            "catalog.entry.draft",
+            "compile an entry of one's own department",
+            frozenset({Role.CATALOG_COMPILER}),
+            own_department=True,
+        ),
+        Rule(
+            "catalog.entry.review",
+            "review an entry of one's own department compiled by someone else",
+            frozenset({Role.CATALOG_REVIEWER}),
+            own_department=True,
+            check=_not_own_compilation,
+        ),
+        Rule(
+            "exchange.data.write",
+            "an adapter writes its own department's data",
+            machines=frozenset({MachineKind.ADAPTER}),
+            own_department=True,
+        ),
+        Rule(
+            "exchange.record.read", "read records the department provides", ALL_ROLES, ALL_MACHINES, own_department=True
+        ),
+        Rule(
+            "exchange.request.decide",
+            "decide a request for the provider's resource",
+            frozenset({Role.DATA_ADMINISTRATOR}),
+            own_department=True,
+        ),
+        Rule("exchange.dispute.coordinate", "coordinate a dispute", frozenset({Role.IT_OFFICE_OPERATOR})),
+        Rule(
+            "exchange.dispute.final_ruling", "give the final ruling on a dispute", frozenset({Role.LEADERSHIP_MEMBER})
+        ),
+        Rule(
+            "notifier.inbox.read",
+            "read one's own department's notifications",
+            ALL_ROLES,
+            ALL_MACHINES,
+            own_department=True,
+        ),
+        Rule("auditor.trail.read", "read the access trail and evaluation figures", OVERSIGHT),
+        Rule("directory.read", "read the directory", ALL_ROLES, ALL_MACHINES),
+        Rule("directory.department.manage", "register and change departments", frozenset({Role.IT_OFFICE_OPERATOR})),
+        Rule("directory.person.manage", "register people and set their roles", frozenset({Role.IT_OFFICE_OPERATOR})),
+        Rule(
+            "directory.data_administrator.appoint",
+            "register a department's data administrator",
+            frozenset({Role.IT_OFFICE_OPERATOR}),
+        ),
+        Rule(
+            "directory.machine.manage",
+            "issue, rotate and revoke machine identities",
+            frozenset({Role.IT_OFFICE_OPERATOR, Role.DATA_ADMINISTRATOR}),
+            check=_it_office_or_own_department,
+        ),
+    ]
+}
+
+
+def rule(name: str) -> Rule:
+    try:
+        return RULES[name]
+    except KeyError:
+        raise KeyError(f"no access rule {name!r}; the rules are {sorted(RULES)}") from None
+
+
+def authorize(principal: Principal, rule_name: str, target: Target | None = None) -> None:
+    """Raise AccessDenied with the reason unless `principal` may act under the rule on `target`.
+    Without a target only the role part is checked (a route's first gate)."""
+    r = rule(rule_name)
+    if r.public:
+        return
+    allowed = principal.machine in r.machines if principal.machine else bool(principal.roles & r.roles)
+    if not allowed:
+        raise AccessDenied(r.name, f"requires one of: {r.who()}")
+    if target is None:
+        return
+    if r.own_department and target.department_code not in (None, principal.department_code):
+        raise AccessDenied(r.name, "allowed only for the principal's own department")
+    reason = r.check(principal, target) if r.check else None
+    if reason:
+        raise AccessDenied(r.name, reason)
