@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: run up down infra test lint bench clean
+.PHONY: run up down infra test lint bench demo clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "Python 3.11 is required"'
@@ -39,3 +39,6 @@ bench: $(STAMP)      ## benchmarks; results in bench/results/*.json
 
 clean:
 	rm -rf .var
+
+demo: $(STAMP)       ## load the demo Ji'an directory into the running platform (make up first)
+	$(PY) -m services.directory.cli demo

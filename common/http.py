@@ -8,12 +8,15 @@ import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
-from fastapi import APIRouter, FastAPI, HTTPException, Request, Response
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from common import guard
+from common.auth import Unauthenticated
 from common.logs import configure_logging
 from common.metrics import HTTP_REQUESTS, HTTP_SECONDS
+from common.policy import AccessDenied
 from common.runtime import Runtime
 from common.settings import S, load_settings
 
@@ -41,6 +44,8 @@ def create_app(
     app.include_router(platform_router(runtime))
     for router in routers:
         app.include_router(router)
+    app.add_exception_handler(Unauthenticated, guard.unauthenticated)
+    app.add_exception_handler(AccessDenied, guard.denied)
     for error_type, status in (errors or {}).items():
         app.add_exception_handler(error_type, _domain_error(status))
     app.middleware("http")(_observe)
@@ -65,7 +70,7 @@ async def _observe(request: Request, call_next: Callable) -> Response:
 
 
 def platform_router(runtime: Runtime) -> APIRouter:
-    router = APIRouter(tags=["platform"])
+    router = APIRouter(tags=["platform"], dependencies=[Depends(guard.Guard("public"))])
 
     @router.get("/healthz", summary="The process is alive")
     async def healthz() -> dict[str, str]:

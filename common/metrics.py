@@ -22,3 +22,4 @@ HTTP_SECONDS = Histogram("datashare_http_request_seconds", "HTTP request latency
 CALENDAR_FALLBACK = Counter(
     "datashare_calendar_fallback_total", "Years with no holiday schedule, counted as weekends only", ["year"]
 )
+AUTH_FAILURES = Counter("datashare_auth_failures_total", "Refused requests: unauthenticated or forbidden", ["kind"])

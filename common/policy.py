@@ -47,6 +47,14 @@ class Target:
     compiled_by: str | None = None  # for reviews: who compiled the entry
 
 
+class Unauthenticated(Exception):
+    """No valid credentials; `reason` says which check failed (never anything about other departments)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
 class AccessDenied(Exception):
     def __init__(self, rule: str, reason: str) -> None:
         super().__init__(f"{rule}: {reason}")

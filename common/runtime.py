@@ -14,6 +14,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from common.calendar_source import build_calendar
 from common.codec import EventCodec
 from common.kafka import EventConsumer, Handler, KafkaPublisher
+from common.keys import KeySource
 from common.metrics import DEPENDENCY_UP
 from common.mongo import MongoProcessedEvents, OutboxRelay, connect, ensure_indexes, transaction
 from common.settings import ServiceSettings
@@ -38,6 +39,10 @@ class Runtime:
     problems: dict[str, str] = field(default_factory=dict)
     setup: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     relay: OutboxRelay | None = None
+    keys: KeySource = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.keys = KeySource(self.settings)
 
     @classmethod
     def build(cls, name: str, settings: ServiceSettings) -> Runtime:
@@ -76,6 +81,8 @@ class Runtime:
         self.problems.update({"database-setup": "pending", "kafka-setup": "pending"})
         self._spawn("database-setup", self._prepare_database, forever=False)
         self._spawn("kafka-setup", self._connect_kafka, forever=False)
+        if self.keys.verifier is None:  # the directory sets its own keys before start
+            self._spawn("auth-keys", self.keys.run)
         if self.settings.outbox_relay_enabled:
             self.relay = OutboxRelay(
                 self.db, self.publisher, name=self.name, poll_seconds=self.settings.outbox_poll_seconds
@@ -140,6 +147,8 @@ class Runtime:
         for name in ("database-setup", "kafka-setup"):
             if name in self.problems:
                 checks[name] = self.problems[name]
+        if self.keys.verifier is None:
+            checks["auth-keys"] = self.problems.get("auth-keys", "token signing keys not loaded yet")
         if self.relay is not None and not self.relay.healthy():
             checks["outbox-relay"] = self.problems.get("outbox-relay", "not relaying yet")
         for consumer in self.consumers:

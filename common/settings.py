@@ -35,6 +35,11 @@ class ServiceSettings(BaseSettings):
     mongo_uri: str = LOCAL_MONGO_URI
     mongo_database: str = "datashare"
 
+    auth_jwks_url: str = "http://127.0.0.1:8005/.well-known/jwks.json"
+    auth_jwks: str | None = None  # a JWKS document inline; overrides auth_jwks_url
+    auth_issuer: str = "jian-datashare"
+    auth_audience: str = "jian-datashare"
+
     calendar_dir: Path = DEFAULT_SCHEDULE_DIR
     consumer_max_attempts: int = Field(default=5, ge=1, le=50)
     consumer_retry_backoff_seconds: float = Field(default=0.2, gt=0, le=60)

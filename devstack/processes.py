@@ -15,7 +15,7 @@ from importlib.resources import files
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-SERVICES = {"catalog": 8001, "exchange": 8002, "notifier": 8003, "auditor": 8004}
+SERVICES = {"directory": 8005, "catalog": 8001, "exchange": 8002, "notifier": 8003, "auditor": 8004}
 
 
 @dataclass

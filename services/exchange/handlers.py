@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from common.events import Event
+from common.policy import Principal, Target, authorize
 from services.exchange.domain.records import DataChange, SubjectRecord, apply_change
 from services.exchange.ports import RESOURCE_CHANGES, UnitOfWork
 
@@ -36,8 +37,16 @@ async def ingest_change(event: Event, uow: UnitOfWork) -> None:
         tx.emit(RESOURCE_CHANGES, Event("ResourceChanged", change.resource_code, payload, PRODUCER))
 
 
-async def current_record(resource_code: str, subject_key: str, uow: UnitOfWork) -> SubjectRecord:
+async def current_record(resource_code: str, subject_key: str, principal: Principal, uow: UnitOfWork) -> SubjectRecord:
     record = await uow.record(resource_code, subject_key.upper())
     if record is None or record.deleted:
         raise RecordNotFound(f"resource {resource_code} holds no record for this subject")
+    authorize(principal, "exchange.record.read", Target(department_code=record.provider_code))
     return record
+
+
+async def record_history(resource_code: str, subject_key: str, principal: Principal, uow: UnitOfWork) -> list[dict]:
+    history = await uow.history(resource_code, subject_key.upper())
+    for change in history:
+        authorize(principal, "exchange.record.read", Target(department_code=change["provider_code"]))
+    return history

@@ -21,6 +21,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from common.settings import ServiceSettings
 from common.topics import load_topics
 from devstack.processes import ROOT, Infra, free_port, start_infra, stop
+from tests.tokens import JWKS_JSON
 
 pytestmark = pytest.mark.integration
 
@@ -101,6 +102,7 @@ class ServiceProcess:
             f"{prefix}MONGO_URI": infra.mongo_uri,
             f"{prefix}OUTBOX_POLL_SECONDS": "0.1",
             f"{prefix}CONSUMER_RETRY_BACKOFF_SECONDS": "0.05",
+            f"{prefix}AUTH_JWKS": JWKS_JSON,
         } | {prefix + k.upper(): v for k, v in env.items()}
         self.log = folder / f"{name}-{self.port}.log"
         self.popen: subprocess.Popen | None = None
@@ -125,10 +127,10 @@ class ServiceProcess:
     async def wait_ready(self, timeout: float = 60) -> dict:
         return await self.wait_status("/readyz", 200, timeout)
 
-    async def wait_status(self, path: str, status: int, timeout: float = 60) -> dict:
+    async def wait_status(self, path: str, status: int, timeout: float = 60, headers: dict | None = None) -> dict:
         deadline = time.monotonic() + timeout
         body: dict = {}
-        async with httpx.AsyncClient(base_url=self.url, timeout=5) as client:
+        async with httpx.AsyncClient(base_url=self.url, timeout=5, headers=headers) as client:
             while time.monotonic() < deadline:
                 assert self.popen and self.popen.poll() is None, f"{self.name} exited: {self.log.read_text()[-2000:]}"
                 try:

@@ -13,9 +13,11 @@ import httpx
 from common.codec import EventCodec
 from common.events import Event
 from common.kafka import KafkaPublisher
+from common.policy import Role
 from common.topics import load_topics
 from devstack.processes import ROOT
 from tests.integration.conftest import ServiceProcess, free_port, headers_of, read_topic, settings_for
+from tests.tokens import bearer
 
 
 def access(consumer: str) -> Event:
@@ -65,7 +67,7 @@ async def test_data_accesses_are_counted_per_consumer_department(infra, topics, 
         await publisher.publish("exchange.data-accesses", access(a))
         await auditor.wait_ready()
         counts: dict = {}
-        async with httpx.AsyncClient(base_url=auditor.url) as client:
+        async with httpx.AsyncClient(base_url=auditor.url, headers=bearer("IT", Role.AUDITOR)) as client:
             for _ in range(300):
                 counts = (await client.get("/evaluation/data-accesses")).json()
                 if counts.get(a) == 3 and counts.get(b) == 1:

@@ -13,9 +13,11 @@ from common.codec import EventCodec
 from common.events import Event
 from common.identifiers import citizen_id_check_character
 from common.kafka import KafkaPublisher
+from common.policy import Role
 from common.topics import load_topics
 from devstack.processes import start, stop, wait_port
 from tests.integration.conftest import ServiceProcess, settings_for, start_infra
+from tests.tokens import bearer
 
 
 @pytest.fixture
@@ -67,7 +69,7 @@ async def test_broker_outage(own_infra, services, tmp_path) -> None:
     change = {
         "change_id": uuid.uuid4().hex,
         "resource_code": "101001/000001",
-        "provider_code": "p",
+        "provider_code": "P1",
         "operation": "UPSERT",
         "subject_key": subject,
         "fields": {"name": "张三"},
@@ -76,7 +78,8 @@ async def test_broker_outage(own_infra, services, tmp_path) -> None:
     }
     await publisher.publish("exchange.data-changes", Event("DataChanged", "101001/000001", change, "adapter"))
     await publisher.stop()
-    found = await exchange.wait_status(f"/resources/101001%2F000001/records/{subject}", 200, timeout=30)
+    admin = bearer("P1", Role.DATA_ADMINISTRATOR)
+    found = await exchange.wait_status(f"/resources/101001/000001/records/{subject}", 200, timeout=30, headers=admin)
     assert found["fields"] == {"name": "张三"}
 
     stop([kafka])

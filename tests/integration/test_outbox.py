@@ -12,7 +12,9 @@ import httpx
 from pymongo import AsyncMongoClient
 
 from common.identifiers import credit_code_check_character
+from common.policy import Role
 from tests.integration.conftest import ServiceProcess, headers_of, read_topic
+from tests.tokens import bearer
 
 PROVIDER = "11360800MB1234567" + credit_code_check_character("11360800MB1234567")
 
@@ -23,8 +25,10 @@ def draft(code: str) -> dict:
         "name": "企业登记基本信息",
         "provider_code": PROVIDER,
         "share_type": "CONDITIONAL",
-        "compiled_by": "compiler-1",
     }
+
+
+COMPILER = bearer(PROVIDER, Role.CATALOG_COMPILER)
 
 
 async def test_killed_after_commit_the_event_is_relayed_on_restart(infra, topics, services, tmp_path) -> None:
@@ -34,7 +38,7 @@ async def test_killed_after_commit_the_event_is_relayed_on_restart(infra, topics
     first = ServiceProcess("catalog", infra, tmp_path, mongo_database=database, outbox_relay_enabled="false").start()
     services.append(first)
     await first.wait_ready()
-    async with httpx.AsyncClient(base_url=first.url) as client:
+    async with httpx.AsyncClient(base_url=first.url, headers=COMPILER) as client:
         assert (await client.post("/entries", json=draft(code))).status_code == 201
     first.signal(signal.SIGKILL)
     first.wait_exit(10)

@@ -10,8 +10,10 @@ from common.codec import EventCodec
 from common.events import Event
 from common.identifiers import citizen_id_check_character, credit_code_check_character
 from common.kafka import KafkaPublisher
+from common.policy import Role
 from common.topics import load_topics
 from tests.integration.conftest import ServiceProcess, headers_of, read_topic, settings_for
+from tests.tokens import bearer
 
 PROVIDER = "11360800MB2000001" + credit_code_check_character("11360800MB2000001")
 CONSUMER = "11360800MB3000002" + credit_code_check_character("11360800MB3000002")
@@ -26,7 +28,7 @@ async def test_events_flow_between_the_services(infra, topics, services, tmp_pat
         await service.wait_ready()
 
     code = f"101001/{uuid.uuid4().int % 10**6:06d}"
-    async with httpx.AsyncClient(base_url=catalog.url) as client:
+    async with httpx.AsyncClient(base_url=catalog.url, headers=bearer(PROVIDER, Role.CATALOG_COMPILER)) as client:
         created = await client.post(
             "/entries",
             json={
@@ -34,7 +36,6 @@ async def test_events_flow_between_the_services(infra, topics, services, tmp_pat
                 "name": "企业登记基本信息",
                 "provider_code": PROVIDER,
                 "share_type": "CONDITIONAL",
-                "compiled_by": "compiler-1",
             },
         )
         assert created.status_code == 201, created.text
@@ -79,9 +80,10 @@ async def test_events_flow_between_the_services(infra, topics, services, tmp_pat
     await publisher.stop()
 
     # exchange: the newer version stands, the older is history only, the invalid key is dead-lettered
-    record = await exchange.wait_status(f"/resources/{code}/records/{person}", 200, timeout=30)
+    provider_admin = bearer(PROVIDER, Role.DATA_ADMINISTRATOR)
+    record = await exchange.wait_status(f"/resources/{code}/records/{person}", 200, timeout=30, headers=provider_admin)
     assert record["fields"] == {"name": "李四", "age": 41} and record["source_version"] == 2
-    async with httpx.AsyncClient(base_url=exchange.url) as client:
+    async with httpx.AsyncClient(base_url=exchange.url, headers=provider_admin) as client:
         history = (await client.get(f"/resources/{code}/records/{person}/history")).json()
     assert [(h["source_version"], h["applied"]) for h in history] == [(1, False), (2, True)]
     dead = await read_topic(
@@ -90,7 +92,7 @@ async def test_events_flow_between_the_services(infra, topics, services, tmp_pat
     assert "subject_key.check_character" in headers_of(dead[0])["dlq.reason"]
 
     # notifier: the provider is told of the request, with the deadline
-    async with httpx.AsyncClient(base_url=notifier.url) as client:
+    async with httpx.AsyncClient(base_url=notifier.url, headers=provider_admin) as client:
         for _ in range(100):
             inbox = (await client.get(f"/inbox/{PROVIDER}")).json()
             if inbox:
@@ -100,7 +102,7 @@ async def test_events_flow_between_the_services(infra, topics, services, tmp_pat
 
     # auditor: catalog change, resource change, request and notification are in an intact trail
     wanted = {"CatalogEntryDrafted", "ResourceChanged", "ShareRequested", "NotificationIssued"}
-    async with httpx.AsyncClient(base_url=auditor.url) as client:
+    async with httpx.AsyncClient(base_url=auditor.url, headers=bearer("IT", Role.AUDITOR)) as client:
         for _ in range(100):
             trail = (await client.get("/trail", params={"limit": 1000})).json()
             if wanted <= {e["event_type"] for e in trail if code in str(e["payload"]) or e["key"] == PROVIDER}:
@@ -134,9 +136,8 @@ async def test_bad_requests_get_clear_errors_and_change_nothing(infra, topics, s
         "name": "x",
         "provider_code": PROVIDER,
         "share_type": "NOT_SHARED",
-        "compiled_by": "c",
     }
-    async with httpx.AsyncClient(base_url=catalog.url) as client:
+    async with httpx.AsyncClient(base_url=catalog.url, headers=bearer(PROVIDER, Role.CATALOG_COMPILER)) as client:
         response = await client.post("/entries", json=base)
         assert response.status_code == 422 and "not_shared_basis" in response.json()["detail"]
         response = await client.post("/entries", json=base | {"provider_code": PROVIDER[:-1] + "0"})

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel
 
+from common.guard import Guard
 from services.auditor import handlers
 from services.auditor.ports import UnitOfWork
 
@@ -31,7 +32,7 @@ class ChainReportView(BaseModel):
 
 
 def router(uow: UnitOfWork) -> APIRouter:
-    api = APIRouter(tags=["access trail"])
+    api = APIRouter(tags=["access trail"], dependencies=[Depends(Guard("auditor.trail.read"))])
 
     @api.get("/trail", response_model=list[TrailEntryView], summary="Trail entries in order, paged by sequence")
     async def entries(

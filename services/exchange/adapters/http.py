@@ -3,17 +3,22 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends
 from pydantic import BaseModel
 
+from common.guard import Guard
+from common.policy import Principal
 from services.exchange import handlers
 from services.exchange.ports import UnitOfWork
+
+RecordReader = Annotated[Principal, Depends(Guard("exchange.record.read"))]
 
 
 class RecordView(BaseModel):
     resource_code: str
+    provider_code: str
     subject_key: str
     subject_kind: str
     fields: dict[str, Any]
@@ -27,12 +32,12 @@ def router(uow: UnitOfWork) -> APIRouter:
     @api.get(
         "/{resource_code:path}/records/{subject_key}", response_model=RecordView, summary="A subject's current record"
     )
-    async def record(resource_code: str, subject_key: str) -> RecordView:
-        found = await handlers.current_record(resource_code, subject_key, uow)
+    async def record(resource_code: str, subject_key: str, principal: RecordReader) -> RecordView:
+        found = await handlers.current_record(resource_code, subject_key, principal, uow)
         return RecordView.model_validate(found, from_attributes=True)
 
     @api.get("/{resource_code:path}/records/{subject_key}/history", summary="Every change the center received")
-    async def history(resource_code: str, subject_key: str) -> list[dict[str, Any]]:
-        return await uow.history(resource_code, subject_key.upper())
+    async def history(resource_code: str, subject_key: str, principal: RecordReader) -> list[dict[str, Any]]:
+        return await handlers.record_history(resource_code, subject_key, principal, uow)
 
     return api

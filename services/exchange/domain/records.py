@@ -55,6 +55,7 @@ class SubjectRecord:
     """The center's current copy of one subject's record in one resource."""
 
     resource_code: str
+    provider_code: str
     subject_key: str
     subject_kind: str
     fields: dict[str, FieldValue] = field(default_factory=dict)
@@ -71,6 +72,7 @@ def apply_change(current: SubjectRecord | None, change: DataChange) -> SubjectRe
         return None
     return SubjectRecord(
         resource_code=change.resource_code,
+        provider_code=change.provider_code,
         subject_key=change.subject_key,
         subject_kind=change.subject_kind,
         fields={} if change.operation is Operation.DELETE else dict(change.fields),

@@ -1,0 +1,134 @@
+"""Tokens: Ed25519-signed JWTs (EdDSA) issued by the directory and verified locally by every service
+against a JWKS — the directory's own, or an external OIDC provider's (configuration only)."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import jwt
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from jwt.algorithms import OKPAlgorithm
+
+from common.policy import MachineKind, Principal, Role, Unauthenticated
+
+__all__ = ["TokenIssuer", "TokenVerifier", "Unauthenticated", "generate_signing_key", "jwks", "load_signing_key"]
+
+ALGORITHM = "EdDSA"
+
+
+def generate_signing_key() -> str:
+    """A new Ed25519 private key as PKCS#8 PEM."""
+    key = Ed25519PrivateKey.generate()
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
+
+
+def load_signing_key(pem: str) -> Ed25519PrivateKey:
+    key = serialization.load_pem_private_key(pem.encode(), password=None)
+    if not isinstance(key, Ed25519PrivateKey):
+        raise ValueError("the signing key must be an Ed25519 private key (PKCS#8 PEM)")
+    return key
+
+
+def key_id(public: Ed25519PublicKey) -> str:
+    raw = public.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    return uuid.uuid5(uuid.NAMESPACE_OID, raw.hex()).hex[:16]
+
+
+def jwks(*keys: Ed25519PrivateKey) -> dict[str, list[dict[str, Any]]]:
+    """The public half of the signing keys, as a JSON Web Key Set."""
+    entries = []
+    for key in keys:
+        public = key.public_key()
+        jwk = json.loads(OKPAlgorithm.to_jwk(public))
+        entries.append(jwk | {"kid": key_id(public), "use": "sig", "alg": ALGORITHM})
+    return {"keys": entries}
+
+
+def public_keys(jwks_document: dict[str, Any]) -> dict[str, Ed25519PublicKey]:
+    keys = {}
+    for jwk in jwks_document.get("keys", []):
+        if jwk.get("kty") == "OKP" and jwk.get("crv") == "Ed25519" and "d" not in jwk:
+            key = OKPAlgorithm.from_jwk(json.dumps(jwk))
+            if isinstance(key, Ed25519PublicKey):
+                keys[jwk["kid"]] = key
+    return keys
+
+
+@dataclass(frozen=True)
+class TokenIssuer:
+    key: Ed25519PrivateKey
+    issuer: str
+    audience: str
+    ttl_seconds: int = 900
+
+    def issue(self, principal: Principal) -> tuple[str, int]:
+        now = int(time.time())
+        claims: dict[str, Any] = {
+            "iss": self.issuer,
+            "aud": self.audience,
+            "sub": principal.subject,
+            "dept": principal.department_code,
+            "roles": sorted(principal.roles),
+            "iat": now,
+            "nbf": now,
+            "exp": now + self.ttl_seconds,
+            "jti": uuid.uuid4().hex,
+        }
+        if principal.machine:
+            claims["machine"] = principal.machine.value
+        headers = {"kid": key_id(self.key.public_key())}
+        return jwt.encode(claims, self.key, algorithm=ALGORITHM, headers=headers), self.ttl_seconds
+
+
+class TokenVerifier:
+    """Verifies access tokens against a set of public keys, by their key id."""
+
+    def __init__(self, keys: dict[str, Ed25519PublicKey], issuer: str, audience: str) -> None:
+        self.keys = keys
+        self.issuer = issuer
+        self.audience = audience
+
+    def verify(self, token: str) -> Principal:
+        try:
+            kid = jwt.get_unverified_header(token).get("kid")
+        except jwt.InvalidTokenError:
+            raise Unauthenticated("malformed token") from None
+        key = self.keys.get(kid or "")
+        if key is None:
+            raise Unauthenticated("token signed by an unknown key")
+        try:
+            claims = jwt.decode(
+                token,
+                key,
+                algorithms=[ALGORITHM],
+                audience=self.audience,
+                issuer=self.issuer,
+                options={"require": ["exp", "iat", "sub", "iss", "aud"]},
+            )
+        except jwt.ExpiredSignatureError:
+            raise Unauthenticated("token expired") from None
+        except jwt.InvalidSignatureError:
+            raise Unauthenticated("token signature does not verify") from None
+        except jwt.InvalidAudienceError:
+            raise Unauthenticated("token is for another audience") from None
+        except jwt.InvalidIssuerError:
+            raise Unauthenticated("token from an untrusted issuer") from None
+        except jwt.InvalidTokenError as exc:
+            raise Unauthenticated(f"invalid token: {exc}") from None
+        return principal_from_claims(claims)
+
+
+def principal_from_claims(claims: dict[str, Any]) -> Principal:
+    try:
+        roles = frozenset(Role(r) for r in claims.get("roles", []) if r in Role._value2member_map_)
+        machine = MachineKind(claims["machine"]) if claims.get("machine") else None
+        return Principal(str(claims["sub"]), str(claims["dept"]), roles, machine)
+    except (KeyError, ValueError):
+        raise Unauthenticated("token lacks the department or has an unknown machine kind") from None

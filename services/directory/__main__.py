@@ -1,0 +1,3 @@
+from services.directory.main import main
+
+main()

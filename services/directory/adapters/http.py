@@ -1,0 +1,219 @@
+"""Directory REST routes: departments, people, data administrators, machine identities, sign-in, JWKS."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Form, Request
+from pydantic import BaseModel, Field
+
+from common.guard import Guard
+from common.policy import MachineKind, Principal, Role, Unauthenticated
+from services.directory import handlers, login
+from services.directory.adapters.mongo import MongoRefreshTokens, MongoUnitOfWork
+from services.directory.domain.model import DepartmentLevel, NotFound
+from services.directory.ports import SecretHasher
+
+Reader = Annotated[Principal, Depends(Guard("directory.read"))]
+DepartmentManager = Annotated[Principal, Depends(Guard("directory.department.manage"))]
+PersonManager = Annotated[Principal, Depends(Guard("directory.person.manage"))]
+Appointer = Annotated[Principal, Depends(Guard("directory.data_administrator.appoint"))]
+MachineManager = Annotated[Principal, Depends(Guard("directory.machine.manage"))]
+Public = [Depends(Guard("public"))]
+
+
+class DepartmentBody(BaseModel):
+    code: str = Field(description="Unified social credit code (GB 32100)")
+    name: str
+    level: DepartmentLevel
+    parent_code: str | None = None
+
+
+class DepartmentView(DepartmentBody):
+    active: bool
+
+
+class PersonBody(BaseModel):
+    person_id: str = Field(description="The login name", examples=["zhang.wei"])
+    name: str
+    department_code: str
+    roles: list[Role] = []
+
+
+class PersonView(BaseModel):
+    person_id: str
+    name: str
+    department_code: str
+    roles: list[Role]
+    active: bool
+
+
+class RolesBody(BaseModel):
+    roles: list[Role]
+
+
+class AppointmentBody(BaseModel):
+    person_id: str
+
+
+class AppointmentView(BaseModel):
+    department_code: str
+    person_id: str
+    since: date
+    registered_by: str
+    replaces_person_id: str | None
+
+
+class MachineBody(BaseModel):
+    department_code: str
+    kind: MachineKind
+
+
+class RevokeBody(BaseModel):
+    reason: str
+
+
+class IssuedSecretView(BaseModel):
+    login: str = Field(description="username or client_id")
+    secret: str = Field(description="shown this once; only its hash is stored")
+
+
+class TokenView(BaseModel):
+    access_token: str
+    token_type: Literal["bearer"] = "bearer"
+    expires_in: int
+    refresh_token: str | None = None
+
+
+def _person_view(person: Any) -> PersonView:
+    return PersonView(
+        person_id=person.person_id,
+        name=person.name,
+        department_code=person.department_code,
+        roles=sorted(person.roles),
+        active=person.active,
+    )
+
+
+def router(uow: MongoUnitOfWork, hasher: SecretHasher, signin: login.SignIn, jwks: dict) -> APIRouter:
+    api = APIRouter(tags=["directory"])
+
+    @api.get("/.well-known/jwks.json", dependencies=Public, tags=["sign-in"], summary="Token verification keys")
+    async def keys() -> dict:
+        return jwks
+
+    @api.post(
+        "/token",
+        dependencies=Public,
+        response_model=TokenView,
+        tags=["sign-in"],
+        summary="OAuth2 token endpoint: password, client_credentials or refresh_token grant",
+    )
+    async def token(
+        request: Request,
+        grant_type: Annotated[Literal["password", "client_credentials", "refresh_token"], Form()],
+        username: Annotated[str | None, Form()] = None,
+        password: Annotated[str | None, Form()] = None,
+        client_id: Annotated[str | None, Form()] = None,
+        client_secret: Annotated[str | None, Form()] = None,
+        refresh_token: Annotated[str | None, Form()] = None,
+    ) -> TokenView:
+        client = request.client.host if request.client else None
+        if grant_type == "password" and username and password:
+            grant = await login.with_password(signin, username, password, client)
+        elif grant_type == "client_credentials" and client_id and client_secret:
+            grant = await login.with_client_credentials(signin, client_id, client_secret, client)
+        elif grant_type == "refresh_token" and refresh_token:
+            grant = await login.with_refresh_token(signin, refresh_token, client)
+        else:
+            raise Unauthenticated(f"grant {grant_type} needs its credentials in the form")
+        return TokenView(
+            access_token=grant.access_token, expires_in=grant.expires_in, refresh_token=grant.refresh_token
+        )
+
+    @api.get("/departments", response_model=list[DepartmentView], summary="Every department")
+    async def departments(_: Reader) -> list[DepartmentView]:
+        return [DepartmentView.model_validate(d, from_attributes=True) for d in await uow.departments()]
+
+    @api.post("/departments", status_code=201, response_model=DepartmentView, summary="Register a department")
+    async def register_department(body: DepartmentBody, actor: DepartmentManager) -> DepartmentView:
+        department = await handlers.register_department(body.code, body.name, body.level, body.parent_code, actor, uow)
+        return DepartmentView.model_validate(department, from_attributes=True)
+
+    @api.get("/departments/{code}", response_model=DepartmentView, summary="One department")
+    async def department(code: str, _: Reader) -> DepartmentView:
+        found = await uow.department(code)
+        if found is None:
+            raise NotFound("code", f"no department {code}")
+        return DepartmentView.model_validate(found, from_attributes=True)
+
+    @api.get("/departments/{code}/people", response_model=list[PersonView], summary="A department's people")
+    async def people(code: str, _: Reader) -> list[PersonView]:
+        return [_person_view(p) for p in await uow.people(code)]
+
+    @api.get(
+        "/departments/{code}/data-administrators",
+        response_model=list[AppointmentView],
+        summary="Data administrators registered for the department, oldest first (Art. 22)",
+    )
+    async def administrators(code: str, _: Reader) -> list[AppointmentView]:
+        return [AppointmentView.model_validate(a, from_attributes=True) for a in await uow.appointments(code)]
+
+    @api.post(
+        "/departments/{code}/data-administrator",
+        status_code=201,
+        response_model=AppointmentView,
+        summary="Register the department's data administrator; the predecessor is replaced",
+    )
+    async def appoint(code: str, body: AppointmentBody, actor: Appointer) -> AppointmentView:
+        appointment = await handlers.appoint_data_administrator(code, body.person_id, actor, uow)
+        return AppointmentView.model_validate(appointment, from_attributes=True)
+
+    @api.post(
+        "/people",
+        status_code=201,
+        response_model=IssuedSecretView,
+        summary="Register a person; the initial password is shown once",
+    )
+    async def register_person(body: PersonBody, actor: PersonManager) -> IssuedSecretView:
+        issued = await handlers.register_person(
+            body.person_id, body.name, body.department_code, frozenset(body.roles), actor, uow, hasher
+        )
+        return IssuedSecretView(login=issued.login, secret=issued.secret)
+
+    @api.get("/people/{person_id}", response_model=PersonView, summary="One person")
+    async def person(person_id: str, _: Reader) -> PersonView:
+        found = await uow.person(person_id)
+        if found is None:
+            raise NotFound("person_id", f"no person {person_id}")
+        return _person_view(found)
+
+    @api.put("/people/{person_id}/roles", response_model=PersonView, summary="Set a person's roles")
+    async def set_roles(person_id: str, body: RolesBody, actor: PersonManager) -> PersonView:
+        return _person_view(await handlers.set_roles(person_id, frozenset(body.roles), actor, uow))
+
+    @api.post("/people/{person_id}/deactivate", status_code=204, summary="Deactivate a person; refresh tokens end")
+    async def deactivate(person_id: str, actor: PersonManager) -> None:
+        await handlers.deactivate_person(person_id, actor, uow, MongoRefreshTokens(uow.db))
+
+    @api.post(
+        "/machines",
+        status_code=201,
+        response_model=IssuedSecretView,
+        summary="Issue a machine identity; the client secret is shown once",
+    )
+    async def issue_machine(body: MachineBody, actor: MachineManager) -> IssuedSecretView:
+        issued = await handlers.issue_machine_identity(body.department_code, body.kind, actor, uow, hasher)
+        return IssuedSecretView(login=issued.login, secret=issued.secret)
+
+    @api.post("/machines/{client_id}/rotate", response_model=IssuedSecretView, summary="Issue a new client secret")
+    async def rotate(client_id: str, actor: MachineManager) -> IssuedSecretView:
+        issued = await handlers.rotate_machine_secret(client_id, actor, uow, hasher)
+        return IssuedSecretView(login=issued.login, secret=issued.secret)
+
+    @api.post("/machines/{client_id}/revoke", status_code=204, summary="Revoke a machine identity")
+    async def revoke(client_id: str, body: RevokeBody, actor: MachineManager) -> None:
+        await handlers.revoke_machine_identity(client_id, body.reason, actor, uow)
+
+    return api

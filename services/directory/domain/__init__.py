@@ -1,0 +1,1 @@
+"""Directory domain: departments, people, data administrators, machine identities (standard library only)."""

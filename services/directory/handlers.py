@@ -1,0 +1,245 @@
+"""One handler per directory command; login and token handlers in `services.directory.login`."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+
+from common.events import Event
+from common.policy import MachineKind, Principal, Role, Target, authorize
+from services.directory.domain.model import (
+    Appointment,
+    Conflict,
+    Department,
+    DepartmentLevel,
+    InvalidRequest,
+    MachineIdentity,
+    NotFound,
+    Person,
+    check_roles,
+)
+from services.directory.ports import DIRECTORY_EVENTS, DirectoryTransaction, RefreshTokens, SecretHasher, UnitOfWork
+
+PRODUCER = "directory"
+
+
+@dataclass(frozen=True)
+class IssuedSecret:
+    """Credentials shown once: only their hash is stored."""
+
+    login: str
+    secret: str
+
+
+def _event(event_type: str, key: str, payload: dict) -> Event:
+    return Event(event_type, key, payload, PRODUCER)
+
+
+async def _existing_department(tx: DirectoryTransaction, code: str) -> Department:
+    department = await tx.department(code.upper())
+    if department is None or not department.active:
+        raise NotFound("department_code", f"no active department {code}")
+    return department
+
+
+async def register_department(
+    code: str, name: str, level: DepartmentLevel, parent_code: str | None, actor: Principal, uow: UnitOfWork
+) -> Department:
+    authorize(actor, "directory.department.manage")
+    department = Department.register(code, name, level, parent_code)
+    async with uow() as tx:
+        if await tx.department(department.code) is not None:
+            raise Conflict("code", f"{department.code} is already registered")
+        if department.parent_code:
+            await _existing_department(tx, department.parent_code)
+        await tx.add_department(department)
+        payload = {
+            "department_code": department.code,
+            "name": department.name,
+            "level": department.level.value,
+            "parent_code": department.parent_code,
+        }
+        tx.emit(DIRECTORY_EVENTS, _event("DepartmentRegistered", department.code, payload))
+    return department
+
+
+async def register_person(
+    person_id: str,
+    name: str,
+    department_code: str,
+    roles: frozenset[Role],
+    actor: Principal,
+    uow: UnitOfWork,
+    hasher: SecretHasher,
+) -> IssuedSecret:
+    authorize(actor, "directory.person.manage")
+    if not person_id.strip() or not name.strip():
+        raise InvalidRequest("person_id", "person_id and name must not be empty")
+    password = secrets.token_urlsafe(12)
+    async with uow() as tx:
+        department = await _existing_department(tx, department_code)
+        check_roles(roles, department)
+        if await tx.person(person_id) is not None:
+            raise Conflict("person_id", f"{person_id} is already registered")
+        person = Person(person_id, name.strip(), department.code, roles, password_hash=hasher.hash(password))
+        await tx.save_person(person)
+        tx.emit(DIRECTORY_EVENTS, _roles_changed(person, actor))
+    return IssuedSecret(person_id, password)
+
+
+def _roles_changed(person: Person, actor: Principal) -> Event:
+    payload = {
+        "person_id": person.person_id,
+        "department_code": person.department_code,
+        "roles": sorted(person.roles),
+        "changed_by": actor.subject,
+    }
+    return _event("PersonRolesChanged", person.person_id, payload)
+
+
+async def set_roles(person_id: str, roles: frozenset[Role], actor: Principal, uow: UnitOfWork) -> Person:
+    authorize(actor, "directory.person.manage")
+    if Role.DATA_ADMINISTRATOR in roles:
+        raise InvalidRequest("roles", "data administrators are appointed (POST .../data-administrator), not assigned")
+    async with uow() as tx:
+        person = await tx.person(person_id)
+        if person is None:
+            raise NotFound("person_id", f"no person {person_id}")
+        check_roles(roles, await _existing_department(tx, person.department_code))
+        kept = roles | (person.roles & {Role.DATA_ADMINISTRATOR})
+        person = replace(person, roles=frozenset(kept))
+        await tx.save_person(person)
+        tx.emit(DIRECTORY_EVENTS, _roles_changed(person, actor))
+    return person
+
+
+async def appoint_data_administrator(
+    department_code: str, person_id: str, actor: Principal, uow: UnitOfWork, today: datetime | None = None
+) -> Appointment:
+    """Register the department's data administrator with the IT office; the predecessor loses the role."""
+    authorize(actor, "directory.data_administrator.appoint")
+    async with uow() as tx:
+        department = await _existing_department(tx, department_code)
+        person = await tx.person(person_id)
+        if person is None or not person.active or person.department_code != department.code:
+            raise InvalidRequest("person_id", f"{person_id} is not an active member of {department.code}")
+        current = await tx.current_administrator(department.code)
+        if current is not None and current.person_id == person_id:
+            raise Conflict("person_id", f"{person_id} already is the data administrator")
+        if current is not None:
+            predecessor = await tx.person(current.person_id)
+            if predecessor is not None:
+                predecessor = replace(predecessor, roles=predecessor.roles - {Role.DATA_ADMINISTRATOR})
+                await tx.save_person(predecessor)
+                tx.emit(DIRECTORY_EVENTS, _roles_changed(predecessor, actor))
+        since = (today or datetime.now(UTC)).date()
+        appointment = Appointment(
+            department.code, person_id, since, actor.subject, current.person_id if current else None
+        )
+        await tx.add_appointment(appointment)
+        person = replace(person, roles=person.roles | {Role.DATA_ADMINISTRATOR})
+        await tx.save_person(person)
+        tx.emit(DIRECTORY_EVENTS, _roles_changed(person, actor))
+        tx.emit(
+            DIRECTORY_EVENTS,
+            _event(
+                "DataAdministratorAppointed",
+                department.code,
+                {
+                    "department_code": department.code,
+                    "person_id": person_id,
+                    "replaces_person_id": appointment.replaces_person_id,
+                    "since": since,
+                    "registered_by": actor.subject,
+                },
+            ),
+        )
+    return appointment
+
+
+async def issue_machine_identity(
+    department_code: str, kind: MachineKind, actor: Principal, uow: UnitOfWork, hasher: SecretHasher
+) -> IssuedSecret:
+    authorize(actor, "directory.machine.manage", Target(department_code=department_code.upper()))
+    secret = secrets.token_urlsafe(32)
+    async with uow() as tx:
+        department = await _existing_department(tx, department_code)
+        client_id = f"{kind.value}-{department.code.lower()}-{secrets.token_hex(4)}"
+        machine = MachineIdentity(client_id, department.code, kind, hasher.hash(secret), actor.subject)
+        await tx.save_machine(machine)
+        tx.emit(
+            DIRECTORY_EVENTS,
+            _event(
+                "MachineIdentityIssued",
+                client_id,
+                {
+                    "client_id": client_id,
+                    "department_code": department.code,
+                    "kind": kind.name,
+                    "issued_by": actor.subject,
+                },
+            ),
+        )
+    return IssuedSecret(client_id, secret)
+
+
+async def _managed_machine(tx: DirectoryTransaction, client_id: str, actor: Principal) -> MachineIdentity:
+    machine = await tx.machine(client_id)
+    if machine is None:
+        raise NotFound("client_id", f"no machine identity {client_id}")
+    authorize(actor, "directory.machine.manage", Target(department_code=machine.department_code))
+    if not machine.active:
+        raise Conflict("client_id", f"{client_id} is revoked")
+    return machine
+
+
+async def rotate_machine_secret(
+    client_id: str, actor: Principal, uow: UnitOfWork, hasher: SecretHasher
+) -> IssuedSecret:
+    authorize(actor, "directory.machine.manage")
+    secret = secrets.token_urlsafe(32)
+    async with uow() as tx:
+        machine = await _managed_machine(tx, client_id, actor)
+        await tx.save_machine(replace(machine, secret_hash=hasher.hash(secret)))
+        tx.emit(
+            DIRECTORY_EVENTS,
+            _event(
+                "MachineCredentialsRotated",
+                client_id,
+                {"client_id": client_id, "department_code": machine.department_code, "rotated_by": actor.subject},
+            ),
+        )
+    return IssuedSecret(client_id, secret)
+
+
+async def revoke_machine_identity(client_id: str, reason: str, actor: Principal, uow: UnitOfWork) -> None:
+    authorize(actor, "directory.machine.manage")
+    async with uow() as tx:
+        machine = await _managed_machine(tx, client_id, actor)
+        await tx.save_machine(replace(machine, active=False))
+        tx.emit(
+            DIRECTORY_EVENTS,
+            _event(
+                "MachineIdentityRevoked",
+                client_id,
+                {
+                    "client_id": client_id,
+                    "department_code": machine.department_code,
+                    "reason": reason,
+                    "revoked_by": actor.subject,
+                },
+            ),
+        )
+
+
+async def deactivate_person(person_id: str, actor: Principal, uow: UnitOfWork, refresh: RefreshTokens) -> None:
+    authorize(actor, "directory.person.manage")
+    async with uow() as tx:
+        person = await tx.person(person_id)
+        if person is None:
+            raise NotFound("person_id", f"no person {person_id}")
+        person = replace(person, active=False, roles=frozenset())
+        await tx.save_person(person)
+        tx.emit(DIRECTORY_EVENTS, _roles_changed(person, actor))
+    await refresh.revoke_all(person_id)

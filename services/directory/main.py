@@ -1,0 +1,74 @@
+"""Wires the directory service: the single place real adapters are built."""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+from functools import partial
+
+from fastapi import FastAPI
+
+from common.auth import TokenIssuer, generate_signing_key, jwks, load_signing_key
+from common.http import create_app, run_service
+from common.runtime import Runtime
+from services.directory.adapters import http, mongo
+from services.directory.adapters.secrets import Argon2Hasher
+from services.directory.domain.model import Conflict, InvalidRequest, LoginPolicy, NotFound
+from services.directory.login import SignIn
+from services.directory.settings import DEV_KEY_FILE, DirectorySettings
+
+log = logging.getLogger(__name__)
+ERRORS: dict[type[Exception], int] = {InvalidRequest: 422, NotFound: 404, Conflict: 409}
+
+
+def signing_key(settings: DirectorySettings) -> str:
+    """The configured key; in development a key kept in .var/ so that restarts keep tokens valid."""
+    if settings.signing_key is not None:
+        return settings.signing_key.get_secret_value()
+    if not DEV_KEY_FILE.exists():
+        DEV_KEY_FILE.parent.mkdir(parents=True, exist_ok=True)
+        DEV_KEY_FILE.write_text(generate_signing_key())
+        DEV_KEY_FILE.chmod(0o600)
+        log.warning("no DIRECTORY_SIGNING_KEY: generated a development key in %s", DEV_KEY_FILE)
+    return DEV_KEY_FILE.read_text()
+
+
+def build(settings: DirectorySettings) -> tuple[FastAPI, Runtime]:
+    runtime = Runtime.build("directory", settings)
+    key = load_signing_key(signing_key(settings))
+    key_set = jwks(key)
+    runtime.keys.use(key_set)
+    runtime.setup.append(partial(mongo.ensure_indexes, runtime.db))
+    uow = mongo.MongoUnitOfWork(runtime)
+    hasher = Argon2Hasher()
+    signin = SignIn(
+        uow=uow,
+        hasher=hasher,
+        attempts=mongo.MongoLoginAttempts(runtime.db),
+        refresh=mongo.MongoRefreshTokens(runtime.db),
+        tokens=TokenIssuer(key, settings.auth_issuer, settings.auth_audience, settings.access_token_minutes * 60),
+        dummy_hash=hasher.hash(generate_signing_key()),
+        policy=LoginPolicy(
+            settings.lockout_failures,
+            timedelta(minutes=settings.lockout_minutes),
+            timedelta(minutes=settings.lockout_minutes),
+        ),
+        refresh_ttl=timedelta(hours=settings.refresh_token_hours),
+    )
+    app = create_app(
+        runtime,
+        title="Directory",
+        description="Departments, people, data administrators and machine identities (Art. 4, 11, 19, 22); "
+        "sign-in and the keys that every service verifies tokens with.",
+        routers=[http.router(uow, hasher, signin, key_set)],
+        errors=ERRORS,
+    )
+    return app, runtime
+
+
+def main() -> None:
+    run_service("directory", DirectorySettings, build)
+
+
+if __name__ == "__main__":
+    main()
