@@ -1,0 +1,219 @@
+"""Each kind of principal against each route of the running services: 401 without credentials, 403 where
+the policy says no (with the rule and reason), and through to the handler where it says yes."""
+
+import uuid
+from datetime import UTC, datetime
+
+import httpx
+import pytest
+from cryptography.hazmat.primitives import serialization
+
+from common.codec import EventCodec
+from common.events import Event
+from common.identifiers import citizen_id_check_character
+from common.kafka import KafkaPublisher
+from common.policy import MachineKind, Role
+from common.topics import load_topics
+from services.directory.demo_data import credit_code
+from tests.integration.conftest import ServiceProcess, settings_for
+from tests.tokens import KEY, bearer
+from tests.unit.test_routes import declared_rules
+
+A, B = credit_code("360800", 9001), credit_code("360800", 9002)
+IT, LG = credit_code("360800", 9003), credit_code("360800", 9004)
+PRINCIPALS = {
+    "anonymous": {},
+    "compiler_A": bearer(A, Role.CATALOG_COMPILER, subject="a-compiler"),
+    "reviewer_A": bearer(A, Role.CATALOG_REVIEWER, subject="a-reviewer"),
+    "admin_A": bearer(A, Role.DATA_ADMINISTRATOR, subject="a-admin"),
+    "admin_B": bearer(B, Role.DATA_ADMINISTRATOR, subject="b-admin"),
+    "compiler_B": bearer(B, Role.CATALOG_COMPILER, subject="b-compiler"),
+    "operator": bearer(IT, Role.IT_OFFICE_OPERATOR, subject="it-operator"),
+    "leader": bearer(LG, Role.LEADERSHIP_MEMBER, subject="leader"),
+    "auditor": bearer(IT, Role.AUDITOR, subject="auditor"),
+    "adapter_A": bearer(A, subject="adapter-a", machine=MachineKind.ADAPTER),
+    "consumer_B": bearer(B, subject="consumer-b", machine=MachineKind.CONSUMER_SYSTEM),
+}
+EVERYONE = set(PRINCIPALS) - {"anonymous"}
+DEPARTMENT_A = {"compiler_A", "reviewer_A", "admin_A", "adapter_A"}
+OVERSIGHT = {"operator", "leader", "auditor"}
+PERSON = "36080219800101001" + citizen_id_check_character("36080219800101001")
+RESOURCE = "101001/000321"
+
+
+def matrix(machine_id: str) -> list[tuple[str, str, str, str, dict, set[str]]]:
+    """(service, method, route template, concrete path, request kwargs, who may pass)."""
+    entry = {"resource_code": "101001/000322", "name": "企业年报", "provider_code": A, "share_type": "CONDITIONAL"}
+    record = f"/resources/{RESOURCE}/records/{PERSON}"
+    rows = [
+        ("catalog", "POST", "/entries", "/entries", {"json": entry}, {"compiler_A"}),
+        ("catalog", "GET", "/entries/{resource_code:path}", "/entries/101001/000999", {}, EVERYONE),
+        ("exchange", "GET", "/resources/{resource_code:path}/records/{subject_key}", record, {}, DEPARTMENT_A),
+        (
+            "exchange",
+            "GET",
+            "/resources/{resource_code:path}/records/{subject_key}/history",
+            record + "/history",
+            {},
+            DEPARTMENT_A,
+        ),
+        ("notifier", "GET", "/inbox/{department_code}", f"/inbox/{A}", {}, DEPARTMENT_A),
+        (
+            "notifier",
+            "POST",
+            "/inbox/{department_code}/{notification_id}/read",
+            f"/inbox/{A}/none/read",
+            {},
+            DEPARTMENT_A,
+        ),
+        ("auditor", "GET", "/trail", "/trail", {}, OVERSIGHT),
+        ("auditor", "GET", "/trail/verify", "/trail/verify", {}, OVERSIGHT),
+        ("auditor", "GET", "/evaluation/data-accesses", "/evaluation/data-accesses", {}, OVERSIGHT),
+        ("directory", "GET", "/departments", "/departments", {}, EVERYONE),
+        ("directory", "GET", "/departments/{code}", f"/departments/{A}", {}, EVERYONE),
+        ("directory", "GET", "/departments/{code}/people", f"/departments/{A}/people", {}, EVERYONE),
+        (
+            "directory",
+            "GET",
+            "/departments/{code}/data-administrators",
+            f"/departments/{A}/data-administrators",
+            {},
+            EVERYONE,
+        ),
+        ("directory", "GET", "/people/{person_id}", "/people/a-person", {}, EVERYONE),
+        (
+            "directory",
+            "POST",
+            "/departments",
+            "/departments",
+            {"json": {"code": credit_code("360800", 9100), "name": "新部门", "level": "CITY"}},
+            {"operator"},
+        ),
+        (
+            "directory",
+            "POST",
+            "/people",
+            "/people",
+            {"json": {"person_id": "new-person", "name": "新人", "department_code": A, "roles": []}},
+            {"operator"},
+        ),
+        (
+            "directory",
+            "PUT",
+            "/people/{person_id}/roles",
+            "/people/a-person/roles",
+            {"json": {"roles": ["catalog_compiler"]}},
+            {"operator"},
+        ),
+        (
+            "directory",
+            "POST",
+            "/departments/{code}/data-administrator",
+            f"/departments/{A}/data-administrator",
+            {"json": {"person_id": "a-person"}},
+            {"operator"},
+        ),
+        ("directory", "POST", "/people/{person_id}/deactivate", "/people/new-person/deactivate", {}, {"operator"}),
+        (
+            "directory",
+            "POST",
+            "/machines",
+            "/machines",
+            {"json": {"department_code": A, "kind": "adapter"}},
+            {"operator", "admin_A"},
+        ),
+        (
+            "directory",
+            "POST",
+            "/machines/{client_id}/rotate",
+            f"/machines/{machine_id}/rotate",
+            {},
+            {"operator", "admin_A"},
+        ),
+        (
+            "directory",
+            "POST",
+            "/machines/{client_id}/revoke",
+            f"/machines/{machine_id}/revoke",
+            {"json": {"reason": "matrix test"}},
+            {"operator", "admin_A"},
+        ),
+    ]
+    for service in ("catalog", "exchange", "notifier", "auditor", "directory"):
+        for path in ("/healthz", "/readyz", "/metrics", "/schemas", "/topics"):
+            rows.append((service, "GET", path, path, {}, set(PRINCIPALS)))
+        rows.append((service, "GET", "/schemas/{event_type}", "/schemas/DataChanged", {}, set(PRINCIPALS)))
+    rows.append(("directory", "GET", "/.well-known/jwks.json", "/.well-known/jwks.json", {}, set(PRINCIPALS)))
+    return rows
+
+
+@pytest.fixture
+async def platform(infra, topics, services, tmp_path) -> dict[str, ServiceProcess]:
+    database = f"matrix_{uuid.uuid4().hex[:8]}"
+    pem = KEY.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
+    running = {}
+    for name in ("directory", "catalog", "exchange", "notifier", "auditor"):
+        extra = {"signing_key": pem} if name == "directory" else {}
+        running[name] = ServiceProcess(name, infra, tmp_path, mongo_database=database, **extra).start()
+        services.append(running[name])
+    for service in running.values():
+        await service.wait_ready()
+    return running
+
+
+async def test_every_principal_against_every_route(infra, platform) -> None:
+    directory = platform["directory"]
+    async with httpx.AsyncClient(base_url=directory.url, headers=PRINCIPALS["operator"]) as client:
+        for code, name, level in [
+            (A, "甲局", "CITY"),
+            (B, "乙局", "CITY"),
+            (IT, "信息办", "IT_OFFICE"),
+            (LG, "领导小组", "LEADERSHIP_GROUP"),
+        ]:
+            assert (
+                await client.post("/departments", json={"code": code, "name": name, "level": level})
+            ).status_code == 201
+        person = {"person_id": "a-person", "name": "甲人", "department_code": A, "roles": []}
+        assert (await client.post("/people", json=person)).status_code == 201
+        machine = (await client.post("/machines", json={"department_code": A, "kind": "adapter"})).json()["login"]
+    publisher = KafkaPublisher(settings_for(infra), EventCodec.from_folder(), load_topics())
+    await publisher.start()
+    change = {
+        "change_id": uuid.uuid4().hex,
+        "resource_code": RESOURCE,
+        "provider_code": A,
+        "operation": "UPSERT",
+        "subject_key": PERSON,
+        "fields": {"name": "赵六"},
+        "source_version": 1,
+        "changed_at": datetime.now(UTC),
+    }
+    await publisher.publish("exchange.data-changes", Event("DataChanged", RESOURCE, change, "adapter"))
+    await publisher.stop()
+    await platform["exchange"].wait_status(
+        f"/resources/{RESOURCE}/records/{PERSON}", 200, headers=PRINCIPALS["admin_A"]
+    )
+
+    rows = matrix(machine)
+    covered = {(s, m, t) for s, m, t, *_ in rows}
+    declared = {key for key in declared_rules() if key[2] != "/token"}
+    assert declared - covered == set(), "routes missing from the matrix"
+
+    wrong = []
+    for service, method, _template, path, kwargs, allowed in rows:
+        async with httpx.AsyncClient(base_url=platform[service].url) as client:
+            for who, headers in PRINCIPALS.items():
+                response = await client.request(method, path, headers=headers, **kwargs)
+                status = response.status_code
+                if who in allowed:
+                    ok = status not in (401, 403)
+                elif who == "anonymous":
+                    ok = status == 401 and response.headers.get("www-authenticate", "").startswith("Bearer")
+                else:  # refused with the rule and reason, and nothing of the record in the error
+                    ok = status == 403 and response.json()["rule"] and response.json()["detail"]
+                    ok = ok and PERSON not in response.text and "赵六" not in response.text
+                if not ok:
+                    wrong.append(f"{who:<11} {method} {service}{path} -> {status} {response.text[:120]}")
+    assert not wrong, "\n".join(wrong)

@@ -1,0 +1,176 @@
+"""The directory and sign-in against the real database and broker."""
+
+import base64
+import json
+import uuid
+
+import httpx
+import jwt
+import pytest
+from cryptography.hazmat.primitives import serialization
+
+from common.auth import TokenIssuer, generate_signing_key, load_signing_key
+from common.policy import Principal, Role
+from services.directory.demo_data import credit_code
+from tests.integration.conftest import ServiceProcess, headers_of, read_topic
+from tests.tokens import KEY, bearer
+
+IT = credit_code("360800", 8001)
+MARKET = credit_code("360800", 8002)
+OPERATOR = bearer(IT, Role.IT_OFFICE_OPERATOR, subject="it-operator")
+
+
+@pytest.fixture
+async def directory(infra, topics, services, tmp_path) -> ServiceProcess:
+    pem = KEY.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
+    service = ServiceProcess(
+        "directory",
+        infra,
+        tmp_path,
+        mongo_database=f"dir_{uuid.uuid4().hex[:8]}",
+        signing_key=pem,
+        lockout_failures="3",
+    ).start()
+    services.append(service)
+    await service.wait_ready()
+    async with httpx.AsyncClient(base_url=service.url, headers=OPERATOR) as client:
+        for code, name, level in [
+            (IT, "吉安市信息化工作办公室", "IT_OFFICE"),
+            (MARKET, "吉安市市场监督管理局", "CITY"),
+        ]:
+            assert (
+                await client.post("/departments", json={"code": code, "name": name, "level": level})
+            ).status_code == 201
+    return service
+
+
+async def sign_in(client: httpx.AsyncClient, **form: str) -> httpx.Response:
+    return await client.post("/token", data=form)
+
+
+async def register(client: httpx.AsyncClient, person_id: str, roles: list[str], department: str = MARKET) -> str:
+    body = {"person_id": person_id, "name": "测试人", "department_code": department, "roles": roles}
+    response = await client.post("/people", json=body, headers=OPERATOR)
+    assert response.status_code == 201, response.text
+    return response.json()["secret"]
+
+
+async def test_people_sign_in_refresh_and_get_locked_out(directory) -> None:
+    async with httpx.AsyncClient(base_url=directory.url) as client:
+        password = await register(client, "li.compiler", ["catalog_compiler"])
+        granted = await sign_in(client, grant_type="password", username="li.compiler", password=password)
+        assert granted.status_code == 200
+        tokens = granted.json()
+        claims = jwt.decode(tokens["access_token"], options={"verify_signature": False})
+        assert claims["sub"] == "li.compiler" and claims["dept"] == MARKET and claims["roles"] == ["catalog_compiler"]
+        me = await client.get("/people/li.compiler", headers={"Authorization": f"Bearer {tokens['access_token']}"})
+        assert me.status_code == 200 and "password" not in me.text
+
+        renewed = await sign_in(client, grant_type="refresh_token", refresh_token=tokens["refresh_token"])
+        assert renewed.status_code == 200 and renewed.json()["refresh_token"] != tokens["refresh_token"]
+        reused = await sign_in(client, grant_type="refresh_token", refresh_token=tokens["refresh_token"])
+        assert reused.status_code == 401 and "already used" in reused.json()["detail"]
+
+        for _ in range(3):
+            wrong = await sign_in(client, grant_type="password", username="li.compiler", password="guess")
+            assert wrong.status_code == 401 and wrong.json()["detail"] == "invalid username or password"
+        locked = await sign_in(client, grant_type="password", username="li.compiler", password=password)
+        assert locked.status_code == 401 and "locked" in locked.json()["detail"]
+        unknown = await sign_in(client, grant_type="password", username="nobody", password="x")
+        assert unknown.json()["detail"] == "invalid username or password"  # no hint who exists
+
+        # Deactivation ends the refresh tokens too.
+        assert (await client.post("/people/li.compiler/deactivate", headers=OPERATOR)).status_code == 204
+        after = await sign_in(client, grant_type="refresh_token", refresh_token=renewed.json()["refresh_token"])
+        assert after.status_code == 401
+
+
+async def test_machine_credentials_are_shown_once_rotated_and_revoked(directory) -> None:
+    async with httpx.AsyncClient(base_url=directory.url) as client:
+        admin_password = await register(client, "wang.admin", [])
+        appointed = await client.post(
+            f"/departments/{MARKET}/data-administrator", json={"person_id": "wang.admin"}, headers=OPERATOR
+        )
+        assert appointed.status_code == 201
+        admin = (await sign_in(client, grant_type="password", username="wang.admin", password=admin_password)).json()
+        as_admin = {"Authorization": f"Bearer {admin['access_token']}"}
+        issued = (
+            await client.post("/machines", json={"department_code": MARKET, "kind": "adapter"}, headers=as_admin)
+        ).json()
+        client_id, secret = issued["login"], issued["secret"]
+        token = await sign_in(client, grant_type="client_credentials", client_id=client_id, client_secret=secret)
+        claims = jwt.decode(token.json()["access_token"], options={"verify_signature": False})
+        assert claims["machine"] == "adapter" and claims["dept"] == MARKET
+        assert token.json()["refresh_token"] is None  # client credentials get no refresh token
+
+        rotated = (await client.post(f"/machines/{client_id}/rotate", headers=as_admin)).json()["secret"]
+        old = await sign_in(client, grant_type="client_credentials", client_id=client_id, client_secret=secret)
+        assert old.status_code == 401 and old.json()["detail"] == "invalid client credentials"
+        new = await sign_in(client, grant_type="client_credentials", client_id=client_id, client_secret=rotated)
+        assert new.status_code == 200
+
+        revoked = await client.post(
+            f"/machines/{client_id}/revoke", json={"reason": "adapter retired"}, headers=as_admin
+        )
+        assert revoked.status_code == 204
+        after = await sign_in(client, grant_type="client_credentials", client_id=client_id, client_secret=rotated)
+        assert after.status_code == 401 and after.json()["detail"] == "client credentials revoked"
+
+
+async def test_data_administrators_are_registered_with_their_history(infra, directory) -> None:
+    async with httpx.AsyncClient(base_url=directory.url, headers=OPERATOR) as client:
+        for person in ("first.admin", "second.admin"):
+            await register(client, person, [])
+        for person in ("first.admin", "second.admin"):
+            response = await client.post(f"/departments/{MARKET}/data-administrator", json={"person_id": person})
+            assert response.status_code == 201, response.text
+        history = (await client.get(f"/departments/{MARKET}/data-administrators")).json()
+        assert [(h["person_id"], h["replaces_person_id"], h["registered_by"]) for h in history] == [
+            ("first.admin", None, "it-operator"),
+            ("second.admin", "first.admin", "it-operator"),
+        ]
+        first = (await client.get("/people/first.admin")).json()
+        assert "data_administrator" not in first["roles"]
+        assert "data_administrator" in (await client.get("/people/second.admin")).json()["roles"]
+        # The role comes only by appointment, and an IT-office role only to the IT office's staff.
+        sneaky = await client.put("/people/first.admin/roles", json={"roles": ["data_administrator"]})
+        assert sneaky.status_code == 422
+        outsider = await client.put("/people/first.admin/roles", json={"roles": ["it_office_operator"]})
+        assert outsider.status_code == 422 and "IT office" in outsider.json()["detail"]
+    events = await read_topic(
+        infra.bootstrap,
+        "directory.events",
+        1,
+        where=lambda r: r.key == MARKET.encode() and headers_of(r)["event_type"] == "DataAdministratorAppointed",
+    )
+    assert events
+
+
+async def test_bad_tokens_are_refused_with_the_reason(directory) -> None:
+    other_key = load_signing_key(generate_signing_key())
+    principal = Principal("it-operator", IT, frozenset({Role.IT_OFFICE_OPERATOR}))
+    expired = TokenIssuer(KEY, "jian-datashare", "jian-datashare", ttl_seconds=-10).issue(principal)[0]
+    foreign = TokenIssuer(other_key, "jian-datashare", "jian-datashare").issue(principal)[0]
+    good = TokenIssuer(KEY, "jian-datashare", "jian-datashare").issue(principal)[0]
+    header, payload, signature = good.split(".")
+    forged_claims = jwt.decode(good, options={"verify_signature": False}) | {"dept": MARKET}
+    forged_payload = base64.urlsafe_b64encode(json.dumps(forged_claims).encode()).rstrip(b"=").decode()
+    forged = f"{header}.{forged_payload}.{signature}"
+    other_audience = TokenIssuer(KEY, "jian-datashare", "someone-else").issue(principal)[0]
+    cases = {
+        expired: "token expired",
+        foreign: "token signed by an unknown key",
+        forged: "token signature does not verify",
+        other_audience: "token is for another audience",
+        "not-a-jwt": "malformed token",
+    }
+    async with httpx.AsyncClient(base_url=directory.url) as client:
+        for token, reason in cases.items():
+            response = await client.get("/departments", headers={"Authorization": f"Bearer {token}"})
+            assert response.status_code == 401 and response.json()["detail"] == reason, response.text
+        assert (await client.get("/departments")).json()["detail"] == "missing bearer token"
+        assert (await client.get("/departments", headers={"Authorization": f"Bearer {good}"})).status_code == 200
+        metrics = (await client.get("/metrics")).text
+        assert 'datashare_auth_failures_total{kind="unauthenticated"}' in metrics
