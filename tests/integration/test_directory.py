@@ -154,7 +154,7 @@ async def test_bad_tokens_are_refused_with_the_reason(directory) -> None:
     expired = TokenIssuer(KEY, "jian-datashare", "jian-datashare", ttl_seconds=-10).issue(principal)[0]
     foreign = TokenIssuer(other_key, "jian-datashare", "jian-datashare").issue(principal)[0]
     good = TokenIssuer(KEY, "jian-datashare", "jian-datashare").issue(principal)[0]
-    header, payload, signature = good.split(".")
+    header, _payload, signature = good.split(".")
     forged_claims = jwt.decode(good, options={"verify_signature": False}) | {"dept": MARKET}
     forged_payload = base64.urlsafe_b64encode(json.dumps(forged_claims).encode()).rstrip(b"=").decode()
     forged = f"{header}.{forged_payload}.{signature}"
