@@ -8,6 +8,7 @@ import yaml
 from common.settings import ServiceSettings
 from services.auditor.settings import AuditorSettings
 from services.catalog.settings import CatalogSettings
+from services.directory.settings import DirectorySettings
 from services.exchange.settings import ExchangeSettings
 from services.notifier.settings import NotifierSettings
 
@@ -19,6 +20,7 @@ SETTINGS: dict[str, tuple[str, type[ServiceSettings]]] = {
     "services.auditor": ("AUDITOR_", AuditorSettings),
     "services.auditor.stream": ("AUDITOR_", AuditorSettings),
     "common.topics": ("TOPICS_", ServiceSettings),
+    "services.directory": ("DIRECTORY_", DirectorySettings),
 }
 
 
