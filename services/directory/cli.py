@@ -114,7 +114,8 @@ def main() -> int:
     boot.add_argument("--it-office-code", required=True)
     boot.add_argument("--operator", required=True)
     boot.add_argument("--operator-name", required=True)
-    commands.add_parser("demo")
+    demo_command = commands.add_parser("demo")
+    demo_command.add_argument("--credentials", type=Path, default=CREDENTIALS, help="where the logins go")
     args = parser.parse_args()
     settings = load_settings(DirectorySettings)
     configure_logging("directory-cli", "WARNING")
@@ -135,11 +136,11 @@ def main() -> int:
                 print("the demo directory is for development only", file=sys.stderr)
                 return 2
             rows = await demo(runtime)
-            CREDENTIALS.parent.mkdir(parents=True, exist_ok=True)
-            with CREDENTIALS.open("a", encoding="utf-8") as out:
+            args.credentials.parent.mkdir(parents=True, exist_ok=True)
+            with args.credentials.open("a", encoding="utf-8") as out:
                 out.writelines(f"{login}\t{secret}\t{what}\n" for login, secret, what in rows)
-            CREDENTIALS.chmod(0o600)
-            print(f"loaded the demo directory: {len(rows)} new logins written to {CREDENTIALS}")
+            args.credentials.chmod(0o600)
+            print(f"loaded the demo directory: {len(rows)} new logins written to {args.credentials}")
             return 0
         finally:
             await runtime.client.close()
