@@ -7,6 +7,7 @@ import json
 import time
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import jwt
@@ -19,6 +20,7 @@ from common.policy import MachineKind, Principal, Role, Unauthenticated
 __all__ = ["TokenIssuer", "TokenVerifier", "Unauthenticated", "generate_signing_key", "jwks", "load_signing_key"]
 
 ALGORITHM = "EdDSA"
+LEEWAY_SECONDS = 60  # clock skew between the directory and the broker
 
 
 def generate_signing_key() -> str:
@@ -95,7 +97,9 @@ class TokenVerifier:
         self.issuer = issuer
         self.audience = audience
 
-    def verify(self, token: str) -> Principal:
+    def verify(self, token: str, at: datetime | None = None) -> Principal:
+        """The token's principal if it is genuine and valid now, or at the moment `at` when given
+        (a message checked after it arrived: the broker's append time, not the sender's word)."""
         try:
             kid = jwt.get_unverified_header(token).get("kid")
         except jwt.InvalidTokenError:
@@ -110,7 +114,7 @@ class TokenVerifier:
                 algorithms=[ALGORITHM],
                 audience=self.audience,
                 issuer=self.issuer,
-                options={"require": ["exp", "iat", "sub", "iss", "aud"]},
+                options={"require": ["exp", "iat", "sub", "iss", "aud"], "verify_exp": at is None},
             )
         except jwt.ExpiredSignatureError:
             raise Unauthenticated("token expired") from None
@@ -122,6 +126,8 @@ class TokenVerifier:
             raise Unauthenticated("token from an untrusted issuer") from None
         except jwt.InvalidTokenError as exc:
             raise Unauthenticated(f"invalid token: {exc}") from None
+        if at is not None and not claims["iat"] - LEEWAY_SECONDS <= at.timestamp() <= claims["exp"] + LEEWAY_SECONDS:
+            raise Unauthenticated("token was not valid when the message arrived")
         return principal_from_claims(claims)
 
 

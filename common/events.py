@@ -16,11 +16,16 @@ class Event:
     producer: str
     event_id: str = field(default_factory=lambda: uuid.uuid4().hex)
     occurred_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    credentials: str | None = None  # the sender's access token, where the sender is outside the platform
+    appended_at: datetime | None = None  # when the broker appended it (LogAppendTime topics), on receipt
 
     def headers(self) -> list[tuple[str, bytes]]:
-        return [
+        headers = [
             ("event_id", self.event_id.encode()),
             ("event_type", self.event_type.encode()),
             ("occurred_at", self.occurred_at.isoformat().encode()),
             ("producer", self.producer.encode()),
         ]
+        if self.credentials:
+            headers.append(("authorization", f"Bearer {self.credentials}".encode()))
+        return headers

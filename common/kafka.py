@@ -9,7 +9,7 @@ import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
@@ -45,7 +45,8 @@ def connection_options(settings: ServiceSettings) -> dict[str, Any]:
     return options
 
 
-ENVELOPE_HEADERS = frozenset({"event_id", "event_type", "occurred_at", "producer"})
+ENVELOPE_HEADERS = frozenset({"event_id", "event_type", "occurred_at", "producer", "authorization"})
+LOG_APPEND_TIME = 1
 
 
 def header_map(headers: Iterable[tuple[str, bytes]], only: frozenset[str] | None = None) -> dict[str, str]:
@@ -71,6 +72,10 @@ def event_from_record(record: ConsumerRecord, codec: EventCodec) -> Event:
         producer=headers.get("producer", "unknown"),
         event_id=headers["event_id"],
         occurred_at=occurred_at,
+        credentials=headers.get("authorization", "").removeprefix("Bearer ") or None,
+        appended_at=(
+            datetime.fromtimestamp(record.timestamp / 1000, UTC) if record.timestamp_type == LOG_APPEND_TIME else None
+        ),
     )
 
 

@@ -121,7 +121,7 @@ class Runtime:
 
     def _after_kafka(self, job: Callable[[], Awaitable[None]]) -> Callable[[], Awaitable[None]]:
         async def run() -> None:
-            while not self.publisher.started or "kafka-setup" in self.problems:
+            while not self.publisher.started or "kafka-setup" in self.problems or self.keys.verifier is None:
                 await asyncio.sleep(0.2)
             await job()
 

@@ -22,6 +22,7 @@ class TopicSpec:
     events: tuple[str, ...]
     retention_ms: int
     replication_factor: int = 1
+    configs: tuple[tuple[str, str], ...] = ()
 
     def dead_letter(self) -> TopicSpec:
         return TopicSpec(
@@ -29,7 +30,7 @@ class TopicSpec:
         )
 
     def config(self) -> dict[str, str]:
-        config = {"cleanup.policy": self.cleanup_policy}
+        config = {"cleanup.policy": self.cleanup_policy} | dict(self.configs)
         if self.cleanup_policy == "delete":
             config["retention.ms"] = str(self.retention_ms)
         return config
@@ -47,6 +48,7 @@ def load_topics(path: Path = TOPICS_FILE, replication_factor: int | None = None)
             events=tuple(entry.get("events", [])),
             retention_ms=int(entry.get("retention_ms", defaults.get("retention_ms", 604800000))),
             replication_factor=replication_factor or int(defaults.get("replication_factor", 1)),
+            configs=tuple((k, str(v)) for k, v in entry.get("configs", {}).items()),
         )
         specs[spec.name] = spec
         specs[spec.dead_letter().name] = spec.dead_letter()

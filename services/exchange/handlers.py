@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from common.errors import RejectedEvent
 from common.events import Event
-from common.policy import Principal, Target, authorize
+from common.policy import AccessDenied, Principal, Target, Unauthenticated, authorize
 from services.exchange.domain.records import DataChange, SubjectRecord, apply_change
-from services.exchange.ports import RESOURCE_CHANGES, UnitOfWork
+from services.exchange.ports import RESOURCE_CHANGES, Credentials, UnitOfWork
 
 PRODUCER = "exchange"
 
@@ -14,9 +15,22 @@ class RecordNotFound(LookupError):
     pass
 
 
-async def ingest_change(event: Event, uow: UnitOfWork) -> None:
+def check_sender(event: Event, change: DataChange, credentials: Credentials) -> None:
+    """Only the provider's own adapter reports its data (Art. 8), proven by the token it sent along,
+    valid when the broker received the message."""
+    if event.appended_at is None:
+        raise RejectedEvent("sender", "data changes need broker-assigned timestamps (a LogAppendTime topic)")
+    try:
+        principal = credentials.principal(event.credentials, event.appended_at)
+        authorize(principal, "exchange.data.write", Target(department_code=change.provider_code))
+    except (Unauthenticated, AccessDenied) as exc:
+        raise RejectedEvent("sender", str(exc)) from None
+
+
+async def ingest_change(event: Event, uow: UnitOfWork, credentials: Credentials) -> None:
     """Store a department's reported change: history always, current state if it is newer."""
     change = DataChange.from_payload(event.payload)
+    check_sender(event, change, credentials)
     async with uow() as tx:
         if await tx.change_seen(change.change_id):
             return

@@ -20,7 +20,11 @@ def build(settings: ExchangeSettings) -> tuple[FastAPI, Runtime]:
     runtime = Runtime.build("exchange", settings)
     uow = mongo.MongoUnitOfWork(runtime)
     runtime.setup.append(partial(mongo.ensure_indexes, runtime.db))
-    runtime.consume("exchange-ingest", [DATA_CHANGES], {"DataChanged": partial(handlers.ingest_change, uow=uow)})
+    runtime.consume(
+        "exchange-ingest",
+        [DATA_CHANGES],
+        {"DataChanged": partial(handlers.ingest_change, uow=uow, credentials=runtime.keys)},
+    )
     app = create_app(
         runtime,
         title="Exchange",

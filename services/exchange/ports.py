@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from contextlib import AbstractAsyncContextManager
+from datetime import datetime
 from typing import Protocol
 
 from common.events import Event
+from common.policy import Principal
 from services.exchange.domain.records import DataChange, SubjectRecord
 
 DATA_CHANGES = "exchange.data-changes"
@@ -24,6 +26,12 @@ class ExchangeTransaction(Protocol):
     async def next_sequence(self, resource_code: str) -> int: ...
 
     def emit(self, topic: str, event: Event) -> None: ...
+
+
+class Credentials(Protocol):
+    def principal(self, token: str | None, at: datetime | None = None) -> Principal:
+        """The sender's principal, its token checked at `at`; raises Unauthenticated."""
+        ...
 
 
 class UnitOfWork(Protocol):

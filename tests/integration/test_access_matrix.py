@@ -16,7 +16,7 @@ from common.policy import MachineKind, Role
 from common.topics import load_topics
 from services.directory.demo_data import credit_code
 from tests.integration.conftest import ServiceProcess, settings_for
-from tests.tokens import KEY, bearer
+from tests.tokens import KEY, bearer, token
 from tests.unit.test_routes import declared_rules
 
 A, B = credit_code("360800", 9001), credit_code("360800", 9002)
@@ -190,7 +190,10 @@ async def test_every_principal_against_every_route(infra, platform) -> None:
         "source_version": 1,
         "changed_at": datetime.now(UTC),
     }
-    await publisher.publish("exchange.data-changes", Event("DataChanged", RESOURCE, change, "adapter"))
+    await publisher.publish(
+        "exchange.data-changes",
+        Event("DataChanged", RESOURCE, change, "adapter", credentials=token(A, machine=MachineKind.ADAPTER)),
+    )
     await publisher.stop()
     await platform["exchange"].wait_status(
         f"/resources/{RESOURCE}/records/{PERSON}", 200, headers=PRINCIPALS["admin_A"]

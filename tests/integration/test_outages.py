@@ -13,11 +13,11 @@ from common.codec import EventCodec
 from common.events import Event
 from common.identifiers import citizen_id_check_character
 from common.kafka import KafkaPublisher
-from common.policy import Role
+from common.policy import MachineKind, Role
 from common.topics import load_topics
 from devstack.processes import start, stop, wait_port
 from tests.integration.conftest import ServiceProcess, settings_for, start_infra
-from tests.tokens import bearer
+from tests.tokens import bearer, token
 
 
 @pytest.fixture
@@ -26,6 +26,9 @@ def own_infra(tmp_path):
     running = start_infra(tmp_path / "own")
     yield running
     stop(running.procs)
+
+
+ADAPTER = token("P1", machine=MachineKind.ADAPTER)
 
 
 def restart(proc, folder) -> None:
@@ -76,7 +79,9 @@ async def test_broker_outage(own_infra, services, tmp_path) -> None:
         "source_version": 1,
         "changed_at": datetime.now(UTC),
     }
-    await publisher.publish("exchange.data-changes", Event("DataChanged", "101001/000001", change, "adapter"))
+    await publisher.publish(
+        "exchange.data-changes", Event("DataChanged", "101001/000001", change, "adapter", credentials=ADAPTER)
+    )
     await publisher.stop()
     admin = bearer("P1", Role.DATA_ADMINISTRATOR)
     found = await exchange.wait_status(f"/resources/101001/000001/records/{subject}", 200, timeout=30, headers=admin)

@@ -6,14 +6,15 @@ from datetime import UTC, date, datetime
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
+from common.auth import TokenIssuer
 from common.codec import EventCodec
 from common.events import Event
 from common.identifiers import citizen_id_check_character, credit_code_check_character
 from common.kafka import KafkaPublisher
-from common.policy import Role
+from common.policy import MachineKind, Principal, Role
 from common.topics import load_topics
 from tests.integration.conftest import ServiceProcess, headers_of, read_topic, settings_for
-from tests.tokens import bearer
+from tests.tokens import KEY, bearer, token
 
 PROVIDER = "11360800MB2000001" + credit_code_check_character("11360800MB2000001")
 CONSUMER = "11360800MB3000002" + credit_code_check_character("11360800MB3000002")
@@ -71,10 +72,43 @@ async def test_events_flow_between_the_services(infra, topics, services, tmp_pat
         "requested_by": "officer-9",
         "decide_by": date(2026, 12, 9),
     }
-    bad = Event("DataChanged", code, invalid, "adapter")
+    adapter = token(PROVIDER, machine=MachineKind.ADAPTER, subject="provider-adapter")
+    bad = Event("DataChanged", code, invalid, "adapter", credentials=adapter)
+    # Only the provider's own adapter may report its data, with a token valid when the message arrived.
+    intruders = {
+        "missing credentials": Event("DataChanged", code, good | {"change_id": uuid.uuid4().hex}, "adapter"),
+        "allowed only for the principal's own department": Event(
+            "DataChanged",
+            code,
+            good | {"change_id": uuid.uuid4().hex},
+            "adapter",
+            credentials=token(CONSUMER, machine=MachineKind.ADAPTER),
+        ),
+        "requires one of: adapter": Event(
+            "DataChanged",
+            code,
+            good | {"change_id": uuid.uuid4().hex},
+            "adapter",
+            credentials=token(PROVIDER, machine=MachineKind.CONSUMER_SYSTEM),
+        ),
+        "token was not valid when the message arrived": Event(
+            "DataChanged",
+            code,
+            good | {"change_id": uuid.uuid4().hex},
+            "adapter",
+            credentials=TokenIssuer(KEY, "jian-datashare", "jian-datashare", ttl_seconds=-600).issue(
+                Principal("old", PROVIDER, machine=MachineKind.ADAPTER)
+            )[0],
+        ),
+    }
     await publisher.publish_many(
         "exchange.data-changes",
-        [Event("DataChanged", code, good, "adapter"), Event("DataChanged", code, older, "adapter"), bad],
+        [
+            Event("DataChanged", code, good, "adapter", credentials=adapter),
+            Event("DataChanged", code, older, "adapter", credentials=adapter),
+            bad,
+            *intruders.values(),
+        ],
     )
     await publisher.publish("exchange.share-events", Event("ShareRequested", code, request, "exchange"))
     await publisher.stop()
@@ -90,6 +124,13 @@ async def test_events_flow_between_the_services(infra, topics, services, tmp_pat
         infra.bootstrap, "exchange.data-changes.dlq", 1, where=lambda r: headers_of(r)["event_id"] == bad.event_id
     )
     assert "subject_key.check_character" in headers_of(dead[0])["dlq.reason"]
+    ids = {e.event_id: reason for reason, e in intruders.items()}
+    refused = await read_topic(
+        infra.bootstrap, "exchange.data-changes.dlq", len(ids), where=lambda r: headers_of(r)["event_id"] in ids
+    )
+    assert {headers_of(r)["event_id"]: headers_of(r)["dlq.reason"] for r in refused}.keys() == ids.keys()
+    for r in refused:
+        assert ids[headers_of(r)["event_id"]] in headers_of(r)["dlq.reason"]
 
     # notifier: the provider is told of the request, with the deadline
     async with httpx.AsyncClient(base_url=notifier.url, headers=provider_admin) as client:
