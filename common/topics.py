@@ -56,7 +56,8 @@ def load_topics(path: Path = TOPICS_FILE, replication_factor: int | None = None)
 
 
 async def ensure_topics(admin, specs: list[TopicSpec]) -> list[str]:
-    """Create the topics the cluster lacks; return their names. `admin` is a started AIOKafkaAdminClient."""
+    """Create the topics the cluster lacks and bring the declared configs of existing ones in line;
+    return the names created. `admin` is a started AIOKafkaAdminClient."""
     from aiokafka.admin import NewTopic
 
     existing = set(await admin.list_topics())
@@ -66,7 +67,25 @@ async def ensure_topics(admin, specs: list[TopicSpec]) -> list[str]:
             [NewTopic(s.name, s.partitions, s.replication_factor, topic_configs=s.config()) for s in missing]
         )
         log.info("created topics", extra={"topics": [s.name for s in missing]})
+    await _align_configs(admin, [s for s in specs if s.name in existing and s.configs])
     return [s.name for s in missing]
+
+
+async def _align_configs(admin, specs: list[TopicSpec]) -> None:
+    from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+
+    for spec in specs:
+        described = await admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, spec.name)])
+        current = {e[0]: e[1] for response in described for r in response.resources for e in r[4]}
+        if all(current.get(k) == v for k, v in spec.config().items()):
+            continue
+        # AlterConfigs replaces the topic's settings, so it is given the whole declared config.
+        responses = await admin.alter_configs([ConfigResource(ConfigResourceType.TOPIC, spec.name, spec.config())])
+        errors = [r for response in responses for r in response.resources if r[0] != 0]
+        if errors:
+            log.warning("could not align the config of %s: %s", spec.name, errors)
+        else:
+            log.info("aligned topic config", extra={"topic": spec.name, "config": spec.config()})
 
 
 def main() -> None:

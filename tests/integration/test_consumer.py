@@ -149,3 +149,23 @@ async def test_a_redelivered_event_is_not_handled_twice(infra, topics) -> None:
     finally:
         await publisher.stop()
         await client.close()
+
+
+async def test_declared_topic_configs_are_applied_to_existing_topics(infra, topics) -> None:
+    from aiokafka.admin import AIOKafkaAdminClient
+    from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+
+    from common.topics import TopicSpec, ensure_topics
+
+    name = f"test.configs-{uuid.uuid4().hex[:8]}"
+    await create_topics(infra.bootstrap, name)  # created without the declared config
+    spec = TopicSpec(name, 1, "delete", (), 86_400_000, configs=(("message.timestamp.type", "LogAppendTime"),))
+    admin = AIOKafkaAdminClient(bootstrap_servers=infra.bootstrap)
+    await admin.start()
+    try:
+        assert await ensure_topics(admin, [spec]) == []
+        described = await admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, name)])
+        current = {e[0]: e[1] for response in described for r in response.resources for e in r[4]}
+        assert current["message.timestamp.type"] == "LogAppendTime" and current["retention.ms"] == "86400000"
+    finally:
+        await admin.close()
