@@ -64,6 +64,29 @@ async def register_department(
     return department
 
 
+async def change_department(
+    code: str, name: str, parent_code: str | None, active: bool, actor: Principal, uow: UnitOfWork
+) -> Department:
+    authorize(actor, "directory.department.manage")
+    async with uow() as tx:
+        department = await tx.department(code.upper())
+        if department is None:
+            raise NotFound("code", f"no department {code}")
+        changed = Department.register(department.code, name, department.level, parent_code)
+        if changed.parent_code:
+            await _existing_department(tx, changed.parent_code)
+        changed = replace(changed, active=active)
+        await tx.save_department(changed)
+        payload = {
+            "department_code": changed.code,
+            "name": changed.name,
+            "parent_code": changed.parent_code,
+            "active": changed.active,
+        }
+        tx.emit(DIRECTORY_EVENTS, _event("DepartmentChanged", changed.code, payload))
+    return changed
+
+
 async def register_person(
     person_id: str,
     name: str,
@@ -231,6 +254,21 @@ async def revoke_machine_identity(client_id: str, reason: str, actor: Principal,
                 },
             ),
         )
+
+
+async def reset_password(
+    person_id: str, actor: Principal, uow: UnitOfWork, hasher: SecretHasher, refresh: RefreshTokens
+) -> IssuedSecret:
+    """A new password, shown once; the old one and every refresh token stop working."""
+    authorize(actor, "directory.person.manage")
+    password = secrets.token_urlsafe(12)
+    async with uow() as tx:
+        person = await tx.person(person_id)
+        if person is None or not person.active:
+            raise NotFound("person_id", f"no active person {person_id}")
+        await tx.save_person(replace(person, password_hash=hasher.hash(password)))
+    await refresh.revoke_all(person_id)
+    return IssuedSecret(person_id, password)
 
 
 async def deactivate_person(person_id: str, actor: Principal, uow: UnitOfWork, refresh: RefreshTokens) -> None:

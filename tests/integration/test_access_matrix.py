@@ -113,6 +113,22 @@ def matrix(machine_id: str) -> list[tuple[str, str, str, str, dict, set[str]]]:
             {"json": {"person_id": "a-person"}},
             {"operator"},
         ),
+        (
+            "directory",
+            "PUT",
+            "/departments/{code}",
+            f"/departments/{B}",
+            {"json": {"name": "乙局（新）"}},
+            {"operator"},
+        ),
+        (
+            "directory",
+            "POST",
+            "/people/{person_id}/reset-password",
+            "/people/new-person/reset-password",
+            {},
+            {"operator"},
+        ),
         ("directory", "POST", "/people/{person_id}/deactivate", "/people/new-person/deactivate", {}, {"operator"}),
         (
             "directory",

@@ -81,10 +81,20 @@ async def test_people_sign_in_refresh_and_get_locked_out(directory) -> None:
         unknown = await sign_in(client, grant_type="password", username="nobody", password="x")
         assert unknown.json()["detail"] == "invalid username or password"  # no hint who exists
 
-        # Deactivation ends the refresh tokens too.
-        assert (await client.post("/people/li.compiler/deactivate", headers=OPERATOR)).status_code == 204
-        after = await sign_in(client, grant_type="refresh_token", refresh_token=renewed.json()["refresh_token"])
-        assert after.status_code == 401
+        # A reset password replaces the old one and ends the refresh tokens.
+        reset = await client.post("/people/li.compiler/reset-password", headers=OPERATOR)
+        assert reset.status_code == 200 and reset.json()["secret"] != password
+        ended = await sign_in(client, grant_type="refresh_token", refresh_token=renewed.json()["refresh_token"])
+        assert ended.status_code == 401
+
+        # Deactivation ends sign-in and refresh alike.
+        reviewer_password = await register(client, "zhao.reviewer", ["catalog_reviewer"])
+        reviewer = await sign_in(client, grant_type="password", username="zhao.reviewer", password=reviewer_password)
+        assert (await client.post("/people/zhao.reviewer/deactivate", headers=OPERATOR)).status_code == 204
+        refresh = await sign_in(client, grant_type="refresh_token", refresh_token=reviewer.json()["refresh_token"])
+        assert refresh.status_code == 401
+        again = await sign_in(client, grant_type="password", username="zhao.reviewer", password=reviewer_password)
+        assert again.status_code == 401 and again.json()["detail"] == "account deactivated"
 
 
 async def test_machine_credentials_are_shown_once_rotated_and_revoked(directory) -> None:
@@ -139,13 +149,12 @@ async def test_data_administrators_are_registered_with_their_history(infra, dire
         assert sneaky.status_code == 422
         outsider = await client.put("/people/first.admin/roles", json={"roles": ["it_office_operator"]})
         assert outsider.status_code == 422 and "IT office" in outsider.json()["detail"]
-    events = await read_topic(
-        infra.bootstrap,
-        "directory.events",
-        1,
-        where=lambda r: r.key == MARKET.encode() and headers_of(r)["event_type"] == "DataAdministratorAppointed",
-    )
-    assert events
+        renamed = await client.put(f"/departments/{MARKET}", json={"name": "吉安市市场监督管理局（知识产权局）"})
+        assert renamed.status_code == 200 and renamed.json()["name"].endswith("（知识产权局）")
+    wanted = {"DepartmentRegistered", "PersonRolesChanged", "DataAdministratorAppointed", "DepartmentChanged"}
+    keys = (MARKET.encode(), b"first.admin", b"second.admin")
+    events = await read_topic(infra.bootstrap, "directory.events", 7, where=lambda r: r.key in keys)
+    assert wanted <= {headers_of(r)["event_type"] for r in events}
 
 
 async def test_bad_tokens_are_refused_with_the_reason(directory) -> None:

@@ -30,6 +30,12 @@ class DepartmentBody(BaseModel):
     parent_code: str | None = None
 
 
+class DepartmentChangeBody(BaseModel):
+    name: str
+    parent_code: str | None = None
+    active: bool = True
+
+
 class DepartmentView(DepartmentBody):
     active: bool
 
@@ -141,6 +147,11 @@ def router(uow: MongoUnitOfWork, hasher: SecretHasher, signin: login.SignIn, jwk
         department = await handlers.register_department(body.code, body.name, body.level, body.parent_code, actor, uow)
         return DepartmentView.model_validate(department, from_attributes=True)
 
+    @api.put("/departments/{code}", response_model=DepartmentView, summary="Rename, re-parent or dissolve")
+    async def change_department(code: str, body: DepartmentChangeBody, actor: DepartmentManager) -> DepartmentView:
+        changed = await handlers.change_department(code, body.name, body.parent_code, body.active, actor, uow)
+        return DepartmentView.model_validate(changed, from_attributes=True)
+
     @api.get("/departments/{code}", response_model=DepartmentView, summary="One department")
     async def department(code: str, _: Reader) -> DepartmentView:
         found = await uow.department(code)
@@ -192,6 +203,15 @@ def router(uow: MongoUnitOfWork, hasher: SecretHasher, signin: login.SignIn, jwk
     @api.put("/people/{person_id}/roles", response_model=PersonView, summary="Set a person's roles")
     async def set_roles(person_id: str, body: RolesBody, actor: PersonManager) -> PersonView:
         return _person_view(await handlers.set_roles(person_id, frozenset(body.roles), actor, uow))
+
+    @api.post(
+        "/people/{person_id}/reset-password",
+        response_model=IssuedSecretView,
+        summary="A new password, shown once; refresh tokens end",
+    )
+    async def reset_password(person_id: str, actor: PersonManager) -> IssuedSecretView:
+        issued = await handlers.reset_password(person_id, actor, uow, hasher, MongoRefreshTokens(uow.db))
+        return IssuedSecretView(login=issued.login, secret=issued.secret)
 
     @api.post("/people/{person_id}/deactivate", status_code=204, summary="Deactivate a person; refresh tokens end")
     async def deactivate(person_id: str, actor: PersonManager) -> None:

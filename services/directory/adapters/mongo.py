@@ -99,9 +99,11 @@ class MongoDirectoryTransaction(_Reads):
         self.tx.emit(topic, event)
 
     async def add_department(self, department: Department) -> None:
-        doc = asdict(department) | {"_id": department.code, "level": department.level.value}
-        doc.pop("code")
-        await self.db[DEPARTMENTS].insert_one(doc, session=self.session)
+        await self.db[DEPARTMENTS].insert_one(_department_doc(department), session=self.session)
+
+    async def save_department(self, department: Department) -> None:
+        doc = _department_doc(department)
+        await self.db[DEPARTMENTS].replace_one({"_id": doc["_id"]}, doc, session=self.session)
 
     async def save_person(self, person: Person) -> None:
         doc = {
@@ -124,6 +126,12 @@ class MongoDirectoryTransaction(_Reads):
         doc = asdict(machine) | {"kind": machine.kind.value}
         doc["_id"] = doc.pop("client_id")
         await self.db[MACHINES].replace_one({"_id": machine.client_id}, doc, upsert=True, session=self.session)
+
+
+def _department_doc(department: Department) -> dict[str, Any]:
+    doc = asdict(department) | {"_id": department.code, "level": department.level.value}
+    doc.pop("code")
+    return doc
 
 
 def _midnight(day: date) -> datetime:
