@@ -14,13 +14,14 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from common import guard
 from common.auth import Unauthenticated
+from common.errors import Conflict, DomainError, Invalid, NotFound
 from common.logs import configure_logging
 from common.metrics import HTTP_REQUESTS, HTTP_SECONDS
 from common.policy import AccessDenied
 from common.runtime import Runtime
 from common.settings import S, load_settings
 
-DomainErrors = dict[type[Exception], int]
+DOMAIN_ERRORS: dict[type[Exception], int] = {Invalid: 422, NotFound: 404, Conflict: 409}
 
 
 def create_app(
@@ -29,7 +30,6 @@ def create_app(
     title: str,
     description: str,
     routers: list[APIRouter] = (),  # type: ignore[assignment]
-    errors: DomainErrors | None = None,
 ) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -46,7 +46,7 @@ def create_app(
         app.include_router(router)
     app.add_exception_handler(Unauthenticated, guard.unauthenticated)
     app.add_exception_handler(AccessDenied, guard.denied)
-    for error_type, status in (errors or {}).items():
+    for error_type, status in DOMAIN_ERRORS.items():
         app.add_exception_handler(error_type, _domain_error(status))
     app.middleware("http")(_observe)
     return app
@@ -54,7 +54,10 @@ def create_app(
 
 def _domain_error(status: int) -> Callable:
     async def handle(_request: Request, exc: Exception) -> JSONResponse:
-        return JSONResponse({"detail": str(exc), "error": type(exc).__name__}, status_code=status)
+        body = {"detail": str(exc), "error": type(exc).__name__}
+        if isinstance(exc, DomainError):
+            body |= {"field": exc.field, "rule": exc.rule}
+        return JSONResponse(body, status_code=status)
 
     return handle
 

@@ -8,10 +8,7 @@ from common.http import create_app, run_service
 from common.runtime import Runtime
 from services.catalog.adapters import http
 from services.catalog.adapters.mongo import MongoUnitOfWork
-from services.catalog.domain.entries import EntryExists, EntryNotFound, InvalidEntry
 from services.catalog.settings import CatalogSettings
-
-ERRORS: dict[type[Exception], int] = {InvalidEntry: 422, EntryExists: 409, EntryNotFound: 404}
 
 
 def build(settings: CatalogSettings) -> tuple[FastAPI, Runtime]:
@@ -21,7 +18,6 @@ def build(settings: CatalogSettings) -> tuple[FastAPI, Runtime]:
         title="Catalog",
         description="The city's shared data catalog (Art. 9–12): entries, their lifecycle and share demands.",
         routers=[http.router(MongoUnitOfWork(runtime))],
-        errors=ERRORS,
     )
     return app, runtime
 

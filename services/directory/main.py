@@ -13,12 +13,11 @@ from common.http import create_app, run_service
 from common.runtime import Runtime
 from services.directory.adapters import http, mongo
 from services.directory.adapters.secrets import Argon2Hasher
-from services.directory.domain.model import Conflict, InvalidRequest, LoginPolicy, NotFound
+from services.directory.domain.model import LoginPolicy
 from services.directory.login import SignIn
 from services.directory.settings import DEV_KEY_FILE, DirectorySettings
 
 log = logging.getLogger(__name__)
-ERRORS: dict[type[Exception], int] = {InvalidRequest: 422, NotFound: 404, Conflict: 409}
 
 
 def signing_key(settings: DirectorySettings) -> str:
@@ -61,7 +60,6 @@ def build(settings: DirectorySettings) -> tuple[FastAPI, Runtime]:
         description="Departments, people, data administrators and machine identities (Art. 4, 11, 19, 22); "
         "sign-in and the keys that every service verifies tokens with.",
         routers=[http.router(uow, hasher, signin, key_set)],
-        errors=ERRORS,
     )
     return app, runtime
 

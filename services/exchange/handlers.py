@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from common.errors import RejectedEvent
+from common.errors import NotFound, RejectedEvent
 from common.events import Event
 from common.policy import AccessDenied, Principal, Target, Unauthenticated, authorize
 from services.exchange.domain.records import DataChange, SubjectRecord, apply_change
@@ -11,7 +11,7 @@ from services.exchange.ports import RESOURCE_CHANGES, Credentials, UnitOfWork
 PRODUCER = "exchange"
 
 
-class RecordNotFound(LookupError):
+class RecordNotFound(NotFound):
     pass
 
 
@@ -54,7 +54,7 @@ async def ingest_change(event: Event, uow: UnitOfWork, credentials: Credentials)
 async def current_record(resource_code: str, subject_key: str, principal: Principal, uow: UnitOfWork) -> SubjectRecord:
     record = await uow.record(resource_code, subject_key.upper())
     if record is None or record.deleted:
-        raise RecordNotFound(f"resource {resource_code} holds no record for this subject")
+        raise RecordNotFound("subject_key", f"resource {resource_code} holds no record for this subject")
     authorize(principal, "exchange.record.read", Target(department_code=record.provider_code))
     return record
 

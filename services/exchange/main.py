@@ -13,8 +13,6 @@ from services.exchange.adapters import http, mongo
 from services.exchange.ports import DATA_CHANGES
 from services.exchange.settings import ExchangeSettings
 
-ERRORS: dict[type[Exception], int] = {handlers.RecordNotFound: 404}
-
 
 def build(settings: ExchangeSettings) -> tuple[FastAPI, Runtime]:
     runtime = Runtime.build("exchange", settings)
@@ -30,7 +28,6 @@ def build(settings: ExchangeSettings) -> tuple[FastAPI, Runtime]:
         title="Exchange",
         description="Departments' data held by the center, and its sharing (Art. 8, 13–18, 20).",
         routers=[http.router(uow)],
-        errors=ERRORS,
     )
     return app, runtime
 

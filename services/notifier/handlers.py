@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from common.errors import NotFound
 from common.events import Event
 from services.notifier.domain.notifications import Notification
 from services.notifier.ports import NOTIFICATIONS, UnitOfWork
@@ -12,7 +13,7 @@ from services.notifier.ports import NOTIFICATIONS, UnitOfWork
 PRODUCER = "notifier"
 
 
-class NotificationNotFound(LookupError):
+class NotificationNotFound(NotFound):
     pass
 
 
@@ -31,4 +32,4 @@ async def notify(event: Event, uow: UnitOfWork, rule: Callable[[str, dict[str, A
 
 async def mark_read(department_code: str, notification_id: str, uow: UnitOfWork) -> None:
     if not await uow.mark_read(department_code, notification_id):
-        raise NotificationNotFound(f"no notification {notification_id} in this inbox")
+        raise NotificationNotFound("notification_id", f"no notification {notification_id} in this inbox")

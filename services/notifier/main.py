@@ -14,8 +14,6 @@ from services.notifier.domain.notifications import RULES
 from services.notifier.ports import SUBSCRIBED
 from services.notifier.settings import NotifierSettings
 
-ERRORS: dict[type[Exception], int] = {handlers.NotificationNotFound: 404}
-
 
 def build(settings: NotifierSettings) -> tuple[FastAPI, Runtime]:
     runtime = Runtime.build("notifier", settings)
@@ -31,7 +29,6 @@ def build(settings: NotifierSettings) -> tuple[FastAPI, Runtime]:
         title="Notifier",
         description="Tells departments what concerns them (Art. 11, 15, 17): inbox over REST, events on Kafka.",
         routers=[http.router(uow)],
-        errors=ERRORS,
     )
     return app, runtime
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
 
+from common.errors import Conflict, Invalid, NotFound
 from common.identifiers import InvalidIdentifier, validate_credit_code
 
 RESOURCE_CODE = re.compile(r"\d{6}/\d{6}")  # 类1 项2 目3 / 顺序码 6
@@ -26,24 +27,15 @@ class EntryStatus(StrEnum):
     WITHDRAWN = "WITHDRAWN"
 
 
-class CatalogError(Exception):
-    """A request the catalog refuses; `field` names what to fix."""
-
-    def __init__(self, field: str, rule: str) -> None:
-        super().__init__(f"{field}: {rule}")
-        self.field = field
-        self.rule = rule
-
-
-class InvalidEntry(CatalogError):
+class InvalidEntry(Invalid):
     pass
 
 
-class EntryExists(CatalogError):
+class EntryExists(Conflict):
     pass
 
 
-class EntryNotFound(CatalogError):
+class EntryNotFound(NotFound):
     pass
 
 

@@ -6,7 +6,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
 
+from common.errors import Conflict, Invalid, NotFound
 from common.identifiers import InvalidIdentifier, validate_credit_code
+
+__all__ = ["Conflict", "InvalidRequest", "NotFound"]
 from common.policy import MachineKind, Principal, Role
 
 
@@ -18,22 +21,7 @@ class DepartmentLevel(StrEnum):
     LEADERSHIP_GROUP = "LEADERSHIP_GROUP"  # 领导小组
 
 
-class DirectoryError(Exception):
-    def __init__(self, field: str, rule: str) -> None:
-        super().__init__(f"{field}: {rule}")
-        self.field = field
-        self.rule = rule
-
-
-class InvalidRequest(DirectoryError):
-    pass
-
-
-class NotFound(DirectoryError):
-    pass
-
-
-class Conflict(DirectoryError):
+class InvalidRequest(Invalid):
     pass
 
 
