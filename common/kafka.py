@@ -123,18 +123,23 @@ class KafkaPublisher:
             raise ConnectionError("Kafka producer is not connected")
         return self._producer
 
-    def check_topic(self, topic: str, event_type: str) -> None:
+    def check_topic(self, topic: str, event_type: str | None) -> None:
+        """`event_type` None is a tombstone, allowed on compacted topics only."""
         spec = self.topics.get(topic)
         if spec is None:
             raise ValueError(f"topic {topic!r} is not declared in schemas/topics.toml")
-        if spec.events and event_type not in spec.events:
+        if event_type is None and spec.cleanup_policy != "compact":
+            raise ValueError(f"tombstones belong on compacted topics, and {topic} is not one")
+        if event_type is not None and spec.events and event_type not in spec.events:
             raise ValueError(f"event {event_type} is not declared for topic {topic}")
 
     def encode(self, topic: str, event: Event) -> bytes:
         self.check_topic(topic, event.event_type)
         return self.codec.encode(event.event_type, event.payload)
 
-    async def send_raw(self, topic: str, key: str, value: bytes, headers: list[tuple[str, bytes]]) -> asyncio.Future:
+    async def send_raw(
+        self, topic: str, key: str, value: bytes | None, headers: list[tuple[str, bytes]]
+    ) -> asyncio.Future:
         """Queue one message; the returned future resolves when the broker acknowledged it."""
         return await self._producer_or_raise().send(topic, value=value, key=key.encode(), headers=headers)
 
@@ -227,6 +232,9 @@ class EventConsumer:
         outcomes: Counter[tuple[str, str]] = Counter()
         decoded: list[tuple[ConsumerRecord, Event]] = []
         for record in records:
+            if record.value is None:  # a tombstone on a compacted topic: the key was deleted
+                outcomes[record.topic, "tombstone"] += 1
+                continue
             try:
                 decoded.append((record, event_from_record(record, self.codec)))
             except DecodeError as exc:

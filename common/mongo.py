@@ -8,6 +8,7 @@ import logging
 import os
 import socket
 import time
+import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -67,6 +68,22 @@ class Transaction:
                 "headers": [[k, Binary(v)] for k, v in event.headers()],
                 "event_type": event.event_type,
                 "event_id": event.event_id,
+                "created_at": datetime.now(UTC),
+            }
+        )
+
+    def emit_tombstone(self, topic: str, key: str) -> None:
+        """Queue a null value for `key` on a compacted topic: compaction then forgets the key."""
+        self.publisher.check_topic(topic, None)
+        event_id = uuid.uuid4().hex
+        self.pending.append(
+            {
+                "topic": topic,
+                "key": key,
+                "value": None,
+                "headers": [["event_id", Binary(event_id.encode())], ["producer", Binary(b"tombstone")]],
+                "event_type": None,
+                "event_id": event_id,
                 "created_at": datetime.now(UTC),
             }
         )
@@ -170,7 +187,10 @@ class OutboxRelay:
             return 0
         futures = [
             await self.publisher.send_raw(
-                d["topic"], d["key"], bytes(d["value"]), [(k, bytes(v)) for k, v in d["headers"]]
+                d["topic"],
+                d["key"],
+                None if d["value"] is None else bytes(d["value"]),
+                [(k, bytes(v)) for k, v in d["headers"]],
             )
             for d in docs
         ]

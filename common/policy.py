@@ -116,6 +116,12 @@ RULES: dict[str, Rule] = {
             check=_not_own_compilation,
         ),
         Rule(
+            "catalog.entry.withdraw",
+            "withdraw an entry of one's own department",
+            frozenset({Role.DATA_ADMINISTRATOR}),
+            own_department=True,
+        ),
+        Rule(
             "exchange.data.write",
             "an adapter writes its own department's data",
             machines=frozenset({MachineKind.ADAPTER}),

@@ -64,7 +64,7 @@ class Runtime:
 
     def consume(self, group: str, topics: list[str], handlers: dict[str, Handler]) -> EventConsumer:
         consumer = EventConsumer(
-            group=group,
+            group=self.settings.consumer_group_prefix + group,
             topics=topics,
             handlers=handlers,
             codec=self.codec,

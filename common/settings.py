@@ -41,6 +41,7 @@ class ServiceSettings(BaseSettings):
     auth_audience: str = "jian-datashare"
 
     calendar_dir: Path = DEFAULT_SCHEDULE_DIR
+    consumer_group_prefix: str = ""  # e.g. "staging-": environments sharing one cluster keep their own groups
     consumer_max_attempts: int = Field(default=5, ge=1, le=50)
     consumer_retry_backoff_seconds: float = Field(default=0.2, gt=0, le=60)
     outbox_poll_seconds: float = Field(default=0.2, gt=0, le=60)

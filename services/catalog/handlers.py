@@ -1,28 +1,231 @@
-"""One handler per catalog command."""
+"""One handler per catalog command; each loads the entry, lets it change itself, stores it and emits
+the event of the transition in the same transaction."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
 from common.events import Event
 from common.policy import Principal, Target, authorize
-from services.catalog.domain.entries import CatalogEntry, DraftEntry, EntryExists, EntryNotFound
-from services.catalog.ports import ENTRY_EVENTS, UnitOfWork
+from services.catalog.domain.entries import (
+    CatalogEntry,
+    EntryContent,
+    EntryExists,
+    EntryNotFound,
+    EntryVersion,
+    Finding,
+    diff,
+    resource_code,
+    validate_provider_code,
+)
+from services.catalog.ports import ENTRY_EVENTS, PUBLISHED, CatalogTransaction, UnitOfWork
 
 PRODUCER = "catalog"
 
 
-async def draft_entry(command: DraftEntry, principal: Principal, uow: UnitOfWork) -> CatalogEntry:
-    entry = CatalogEntry.draft(command)
-    authorize(principal, "catalog.entry.draft", Target(department_code=entry.provider_code))
-    async with uow() as tx:
-        if await tx.entries.get(entry.resource_code) is not None:
-            raise EntryExists("resource_code", f"{entry.resource_code} is already in the catalog")
-        await tx.entries.add(entry)
-        tx.emit(ENTRY_EVENTS, Event("CatalogEntryDrafted", entry.resource_code, entry.drafted_payload(), PRODUCER))
-    return entry
+@dataclass(frozen=True)
+class DraftEntry:
+    """Command: compile a new entry. Without a resource code the next 顺序码 of the classification is used."""
+
+    provider_code: str
+    content: EntryContent
+    resource_code: str | None = None
+    classification: str | None = None
 
 
-async def get_entry(resource_code: str, uow: UnitOfWork) -> CatalogEntry:
-    entry = await uow.entry(resource_code)
+def _event(event_type: str, entry: CatalogEntry, payload: dict[str, Any]) -> Event:
+    return Event(event_type, entry.resource_code, {"resource_code": entry.resource_code, **payload}, PRODUCER)
+
+
+async def _load(tx: CatalogTransaction, code: str) -> CatalogEntry:
+    entry = await tx.entry(code)
     if entry is None:
-        raise EntryNotFound("resource_code", f"no entry {resource_code}")
+        raise EntryNotFound("resource_code", f"no entry {code}")
     return entry
+
+
+async def draft_entry(command: DraftEntry, principal: Principal, uow: UnitOfWork) -> CatalogEntry:
+    provider = validate_provider_code(command.provider_code)
+    authorize(principal, "catalog.entry.draft", Target(department_code=provider))
+    async with uow() as tx:
+        code = command.resource_code
+        if code is None:
+            classification = command.classification or ""
+            code = resource_code(classification, await tx.next_sequence(classification))
+        entry = CatalogEntry.draft(code, command.provider_code, command.content, principal.subject)
+        if await tx.entry(entry.resource_code) is not None:
+            raise EntryExists("resource_code", f"{entry.resource_code} is already in the catalog")
+        await tx.add(entry)
+        tx.emit(ENTRY_EVENTS, _drafted(entry, entry.latest))
+    return entry
+
+
+def _drafted(entry: CatalogEntry, version: EntryVersion) -> Event:
+    return _event(
+        "CatalogEntryDrafted",
+        entry,
+        {
+            "version": version.version,
+            "name": version.content.name,
+            "provider_code": entry.provider_code,
+            "share_type": version.content.share_type.value,
+            "compiled_by": version.compiled_by,
+        },
+    )
+
+
+async def edit_entry(
+    code: str, content: EntryContent, revision: int | None, principal: Principal, uow: UnitOfWork
+) -> CatalogEntry:
+    async with uow() as tx:
+        entry = await _load(tx, code)
+        authorize(principal, "catalog.entry.draft", Target(department_code=entry.provider_code))
+        edited = entry.edit(content, principal.subject, revision)
+        await tx.save(edited, entry.revision)
+        if len(edited.versions) > len(entry.versions):  # a change of the published entry: a new version
+            tx.emit(ENTRY_EVENTS, _drafted(edited, edited.latest))
+    return edited
+
+
+async def submit_entry(code: str, revision: int | None, principal: Principal, uow: UnitOfWork) -> CatalogEntry:
+    async with uow() as tx:
+        entry = await _load(tx, code)
+        authorize(principal, "catalog.entry.draft", Target(department_code=entry.provider_code))
+        submitted, version = entry.submit(revision)
+        await tx.save(submitted, entry.revision)
+        tx.emit(
+            ENTRY_EVENTS,
+            _event(
+                "CatalogEntrySubmitted",
+                entry,
+                {"version": version.version, "provider_code": entry.provider_code, "submitted_by": principal.subject},
+            ),
+        )
+    return submitted
+
+
+async def return_entry(
+    code: str, findings: tuple[Finding, ...], revision: int | None, principal: Principal, uow: UnitOfWork
+) -> CatalogEntry:
+    async with uow() as tx:
+        entry = await _load(tx, code)
+        _authorize_review(principal, entry)
+        returned, version = entry.return_for_changes(principal.subject, findings, revision)
+        await tx.save(returned, entry.revision)
+        tx.emit(
+            ENTRY_EVENTS,
+            _event(
+                "CatalogEntryReturned",
+                entry,
+                {
+                    "version": version.version,
+                    "provider_code": entry.provider_code,
+                    "reviewed_by": principal.subject,
+                    "findings": [{"field": f.field, "finding": f.finding} for f in findings],
+                },
+            ),
+        )
+    return returned
+
+
+def _authorize_review(principal: Principal, entry: CatalogEntry) -> None:
+    compiled_by = entry.working.compiled_by if entry.working else None
+    authorize(principal, "catalog.entry.review", Target(department_code=entry.provider_code, compiled_by=compiled_by))
+
+
+async def approve_entry(
+    code: str, revision: int | None, principal: Principal, uow: UnitOfWork, today: date
+) -> CatalogEntry:
+    async with uow() as tx:
+        entry = await _load(tx, code)
+        _authorize_review(principal, entry)
+        approved, version = entry.approve(principal.subject, today, revision)
+        await tx.save(approved, entry.revision)
+        published = _event(
+            "CatalogEntryPublished",
+            entry,
+            published_payload(approved, version, await tx.department_name(entry.provider_code)),
+        )
+        tx.emit(ENTRY_EVENTS, published)
+        tx.emit(PUBLISHED, Event(published.event_type, published.key, published.payload, PRODUCER))
+    return approved
+
+
+def published_payload(entry: CatalogEntry, version: EntryVersion, provider_name: str) -> dict[str, Any]:
+    c = version.content
+    review = c.confidentiality_review
+    return {
+        "version": version.version,
+        "name": c.name,
+        "abstract": c.abstract,
+        "provider_code": entry.provider_code,
+        "provider_name": provider_name,
+        "category": c.category.value if c.category else "DEPARTMENT",
+        "share_type": c.share_type.value,
+        "not_shared_basis": c.not_shared_basis or None,
+        "share_methods": sorted(m.value for m in c.share_methods),
+        "update_cycle": c.update_cycle.value if c.update_cycle else "YEARLY",
+        "data_items": [
+            {
+                "name": i.name,
+                "type": i.type.value,
+                "length": i.length,
+                "description": i.description,
+                "share_type": i.share_type.value if i.share_type else None,
+                "sensitive": i.sensitive,
+            }
+            for i in c.data_items
+        ],
+        "published_on": version.published_on,
+        "reviewed_by": version.reviewed_by or "",
+        "format": c.format,
+        "share_conditions": c.share_conditions,
+        "open_attribute": c.open_attribute.value,
+        "related_codes": list(c.related_codes),
+        "confidentiality_reviewed_on": review.reviewed_on if review else None,
+    }
+
+
+async def withdraw_entry(
+    code: str, reason: str, revision: int | None, principal: Principal, uow: UnitOfWork
+) -> CatalogEntry:
+    async with uow() as tx:
+        entry = await _load(tx, code)
+        authorize(principal, "catalog.entry.withdraw", Target(department_code=entry.provider_code))
+        withdrawn, version = entry.withdraw(revision)
+        await tx.save(withdrawn, entry.revision)
+        tx.emit(
+            ENTRY_EVENTS,
+            _event(
+                "CatalogEntryWithdrawn",
+                entry,
+                {
+                    "version": version.version,
+                    "provider_code": entry.provider_code,
+                    "withdrawn_by": principal.subject,
+                    "reason": reason,
+                },
+            ),
+        )
+        tx.emit_tombstone(PUBLISHED, entry.resource_code)  # the compacted catalog forgets it
+    return withdrawn
+
+
+async def get_entry(code: str, uow: UnitOfWork) -> CatalogEntry:
+    entry = await uow.entry(code)
+    if entry is None:
+        raise EntryNotFound("resource_code", f"no entry {code}")
+    return entry
+
+
+async def compare_versions(code: str, older: int, newer: int, uow: UnitOfWork) -> dict[str, dict[str, Any]]:
+    entry = await get_entry(code, uow)
+    return diff(entry.version(older).content, entry.version(newer).content)
+
+
+async def record_department(event: Event, uow: UnitOfWork) -> None:
+    """Keep the providers' names (from the directory's events) for the published catalog."""
+    async with uow() as tx:
+        await tx.record_department(event.payload["department_code"], event.payload["name"])

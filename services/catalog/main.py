@@ -2,22 +2,32 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 from fastapi import FastAPI
 
 from common.http import create_app, run_service
 from common.runtime import Runtime
+from services.catalog import handlers
 from services.catalog.adapters import http
-from services.catalog.adapters.mongo import MongoUnitOfWork
+from services.catalog.adapters.mongo import MongoUnitOfWork, ensure_indexes
+from services.catalog.ports import DIRECTORY_EVENTS
 from services.catalog.settings import CatalogSettings
 
 
 def build(settings: CatalogSettings) -> tuple[FastAPI, Runtime]:
     runtime = Runtime.build("catalog", settings)
+    uow = MongoUnitOfWork(runtime)
+    runtime.setup.append(partial(ensure_indexes, runtime.db))
+    record = partial(handlers.record_department, uow=uow)
+    runtime.consume(
+        "catalog-directory", [DIRECTORY_EVENTS], {"DepartmentRegistered": record, "DepartmentChanged": record}
+    )
     app = create_app(
         runtime,
         title="Catalog",
         description="The city's shared data catalog (Art. 9–12): entries, their lifecycle and share demands.",
-        routers=[http.router(MongoUnitOfWork(runtime))],
+        routers=[http.router(uow)],
     )
     return app, runtime
 

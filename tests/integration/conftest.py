@@ -103,6 +103,9 @@ class ServiceProcess:
             f"{prefix}OUTBOX_POLL_SECONDS": "0.1",
             f"{prefix}CONSUMER_RETRY_BACKOFF_SECONDS": "0.05",
             f"{prefix}AUTH_JWKS": JWKS_JSON,
+            # Each process its own consumer groups: the local broker never expires a member killed with
+            # SIGKILL, so a later process could not join a group one of them left that way.
+            f"{prefix}CONSUMER_GROUP_PREFIX": f"test{self.port}-",
         } | {prefix + k.upper(): v for k, v in env.items()}
         self.log = folder / f"{name}-{self.port}.log"
         self.popen: subprocess.Popen | None = None

@@ -39,15 +39,67 @@ DEPARTMENT_A = {"compiler_A", "reviewer_A", "admin_A", "adapter_A"}
 OVERSIGHT = {"operator", "leader", "auditor"}
 PERSON = "36080219800101001" + citizen_id_check_character("36080219800101001")
 RESOURCE = "101001/000321"
+ENTRY = "101001/000322"  # drafted by compiler_A in the first row of the matrix
 
 
 def matrix(machine_id: str) -> list[tuple[str, str, str, str, dict, set[str]]]:
     """(service, method, route template, concrete path, request kwargs, who may pass)."""
-    entry = {"resource_code": "101001/000322", "name": "企业年报", "provider_code": A, "share_type": "CONDITIONAL"}
+    entry = {"resource_code": ENTRY, "name": "企业年报", "provider_code": A, "share_type": "CONDITIONAL"}
     record = f"/resources/{RESOURCE}/records/{PERSON}"
     rows = [
         ("catalog", "POST", "/entries", "/entries", {"json": entry}, {"compiler_A"}),
-        ("catalog", "GET", "/entries/{resource_code:path}", "/entries/101001/000999", {}, EVERYONE),
+        ("catalog", "GET", "/entries", "/entries", {}, EVERYONE),
+        ("catalog", "GET", "/entries/{resource_code:path}", f"/entries/{ENTRY}", {}, EVERYONE),
+        (
+            "catalog",
+            "GET",
+            "/entries/{resource_code:path}/versions/{number}",
+            f"/entries/{ENTRY}/versions/1",
+            {},
+            EVERYONE,
+        ),
+        ("catalog", "GET", "/entries/{resource_code:path}/diff", f"/entries/{ENTRY}/diff?from=1&to=1", {}, EVERYONE),
+        # A stale revision: those allowed get 409, so the entry stays as it is for the next principal.
+        (
+            "catalog",
+            "PUT",
+            "/entries/{resource_code:path}/draft",
+            f"/entries/{ENTRY}/draft",
+            {"json": {"name": "企业年报（修订）", "revision": 0}},
+            {"compiler_A"},
+        ),
+        (
+            "catalog",
+            "POST",
+            "/entries/{resource_code:path}/submit",
+            f"/entries/{ENTRY}/submit",
+            {"json": {"revision": 0}},
+            {"compiler_A"},
+        ),
+        (
+            "catalog",
+            "POST",
+            "/entries/{resource_code:path}/return",
+            f"/entries/{ENTRY}/return",
+            {"json": {"revision": 0, "findings": [{"field": "name", "finding": "x"}]}},
+            {"reviewer_A"},
+        ),
+        (
+            "catalog",
+            "POST",
+            "/entries/{resource_code:path}/approve",
+            f"/entries/{ENTRY}/approve",
+            {"json": {"revision": 0}},
+            {"reviewer_A"},
+        ),
+        (
+            "catalog",
+            "POST",
+            "/entries/{resource_code:path}/withdraw",
+            f"/entries/{ENTRY}/withdraw",
+            {"json": {"revision": 0, "reason": "x"}},
+            {"admin_A"},
+        ),
         ("exchange", "GET", "/resources/{resource_code:path}/records/{subject_key}", record, {}, DEPARTMENT_A),
         (
             "exchange",

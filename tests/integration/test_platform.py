@@ -40,7 +40,7 @@ async def test_events_flow_between_the_services(infra, topics, services, tmp_pat
             },
         )
         assert created.status_code == 201, created.text
-        assert (await client.get(f"/entries/{code}")).json()["status"] == "DRAFT"
+        assert (await client.get(f"/entries/{code}")).json()["working"]["status"] == "DRAFT"
 
     settings = settings_for(infra)
     publisher = KafkaPublisher(settings, EventCodec.from_folder(), load_topics())

@@ -1,91 +1,267 @@
-from contextlib import AbstractAsyncContextManager
+"""The catalog entry's life, through the handlers with an in-memory unit of work."""
+
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from dataclasses import replace
+from datetime import date
 
 import pytest
 
+from common.events import Event
 from common.identifiers import credit_code_check_character
 from common.policy import AccessDenied, Principal, Role
 from services.catalog import handlers
-from services.catalog.domain.entries import CatalogEntry, DraftEntry, EntryExists, InvalidEntry, ShareType
-from tests.unit.fakes import FakeStore, FakeTransaction, committing
+from services.catalog.domain.entries import (
+    CatalogEntry,
+    Category,
+    ConfidentialityReview,
+    DataItem,
+    EntryContent,
+    EntryExists,
+    Finding,
+    InvalidEntry,
+    ItemType,
+    ShareMethod,
+    ShareType,
+    TransitionNotAllowed,
+    UpdateCycle,
+    VersionConflict,
+    VersionStatus,
+)
 
 PROVIDER = "11360800MB1234567" + credit_code_check_character("11360800MB1234567")
-COMPILER = Principal("compiler-1", PROVIDER, frozenset({Role.CATALOG_COMPILER}))
+COMPILER = Principal("li.compiler", PROVIDER, frozenset({Role.CATALOG_COMPILER}))
+REVIEWER = Principal("wang.reviewer", PROVIDER, frozenset({Role.CATALOG_REVIEWER}))
+ADMIN = Principal("zhao.admin", PROVIDER, frozenset({Role.DATA_ADMINISTRATOR}))
+TODAY = date(2026, 11, 25)
 
 
-class FakeEntries:
-    def __init__(self, tx: FakeTransaction) -> None:
-        self.rows = tx.table("entries")
+class FakeTransaction:
+    def __init__(self, uow: "FakeUnitOfWork") -> None:
+        self.entries = dict(uow.entries)
+        self.sequences = dict(uow.sequences)
+        self.events: list[tuple[str, Event | str]] = []
 
-    async def get(self, resource_code: str) -> CatalogEntry | None:
-        return self.rows.get(resource_code)
+    async def entry(self, code: str) -> CatalogEntry | None:
+        return self.entries.get(code)
 
     async def add(self, entry: CatalogEntry) -> None:
-        self.rows[entry.resource_code] = entry
+        self.entries[entry.resource_code] = entry
+
+    async def save(self, entry: CatalogEntry, expected_revision: int) -> None:
+        if self.entries[entry.resource_code].revision != expected_revision:
+            raise VersionConflict("revision", "changed meanwhile")
+        self.entries[entry.resource_code] = entry
+
+    async def next_sequence(self, classification: str) -> int:
+        self.sequences[classification] = self.sequences.get(classification, 0) + 1
+        return self.sequences[classification]
+
+    async def department_name(self, code: str) -> str:
+        return "吉安市市场监督管理局"
+
+    async def record_department(self, code: str, name: str) -> None: ...
+
+    def emit(self, topic: str, event: Event) -> None:
+        self.events.append((topic, event))
+
+    def emit_tombstone(self, topic: str, key: str) -> None:
+        self.events.append((topic, f"tombstone:{key}"))
 
 
 class FakeUnitOfWork:
+    """Commits a transaction's changes and events only when it completes."""
+
     def __init__(self) -> None:
-        self.store = FakeStore()
+        self.entries: dict[str, CatalogEntry] = {}
+        self.sequences: dict[str, int] = {}
+        self.events: list[tuple[str, Event | str]] = []
 
-    def __call__(self) -> AbstractAsyncContextManager:
-        tx = FakeTransaction(self.store)
-        tx.entries = FakeEntries(tx)  # type: ignore[attr-defined]
-        return committing(self.store, tx)
+    def __call__(self) -> AbstractAsyncContextManager[FakeTransaction]:
+        @asynccontextmanager
+        async def transaction():
+            tx = FakeTransaction(self)
+            yield tx
+            self.entries, self.sequences = tx.entries, tx.sequences
+            self.events += tx.events
 
-    async def entry(self, resource_code: str) -> CatalogEntry | None:
-        return self.store.table("entries").get(resource_code)
+        return transaction()
+
+    async def entry(self, code: str) -> CatalogEntry | None:
+        return self.entries.get(code)
+
+    async def entries(self, *, provider_code: str | None, limit: int) -> list[CatalogEntry]:
+        return list(self.entries.values())[:limit]
+
+    def types(self) -> list[str]:
+        return [e.event_type if isinstance(e, Event) else e for _, e in self.events]
 
 
-def command(**changes: object) -> DraftEntry:
-    values = {
-        "resource_code": "101001/000001",
-        "name": " 企业登记基本信息 ",
-        "provider_code": PROVIDER.lower(),
-        "share_type": ShareType.CONDITIONAL,
-        "compiled_by": "compiler-1",
-    } | changes
-    return DraftEntry(**values)  # type: ignore[arg-type]
+COMPLETE = EntryContent(
+    name="企业登记基本信息",
+    abstract="全市企业的登记基本信息",
+    category=Category.BASE,
+    format="数据库",
+    data_items=(DataItem("统一社会信用代码", ItemType.STRING, length=18), DataItem("企业名称", ItemType.STRING)),
+    share_type=ShareType.CONDITIONAL,
+    share_conditions="用于行政审批和监管",
+    share_methods=frozenset({ShareMethod.API}),
+    update_cycle=UpdateCycle.DAILY,
+    confidentiality_review=ConfidentialityReview("zhao.admin", date(2026, 11, 1), "不涉密"),
+)
 
 
-async def test_drafting_stores_the_entry_and_announces_it() -> None:
+async def published(uow: FakeUnitOfWork, content: EntryContent = COMPLETE) -> CatalogEntry:
+    entry = await handlers.draft_entry(handlers.DraftEntry(PROVIDER, content, classification="101001"), COMPILER, uow)
+    entry = await handlers.submit_entry(entry.resource_code, entry.revision, COMPILER, uow)
+    return await handlers.approve_entry(entry.resource_code, entry.revision, REVIEWER, uow, TODAY)
+
+
+async def test_an_entry_is_compiled_returned_corrected_and_published() -> None:
     uow = FakeUnitOfWork()
-    entry = await handlers.draft_entry(command(), COMPILER, uow)
-    assert entry.name == "企业登记基本信息" and entry.provider_code == PROVIDER
-    assert await handlers.get_entry("101001/000001", uow) == entry
-    [(topic, event)] = uow.store.events
-    assert topic == "catalog.entry-events" and event.event_type == "CatalogEntryDrafted"
-    assert event.key == "101001/000001" and event.payload["version"] == 1
+    draft = await handlers.draft_entry(
+        handlers.DraftEntry(PROVIDER, EntryContent(name="企业登记"), classification="101001"), COMPILER, uow
+    )
+    assert draft.resource_code == "101001/000001" and draft.latest.status is VersionStatus.DRAFT
+    with pytest.raises(InvalidEntry) as incomplete:
+        await handlers.submit_entry(draft.resource_code, draft.revision, COMPILER, uow)
+    assert {"abstract", "category", "format", "data_items", "update_cycle", "share_methods"} <= set(
+        incomplete.value.field.split(", ")
+    )
+    entry = await handlers.edit_entry(draft.resource_code, COMPLETE, draft.revision, COMPILER, uow)
+    entry = await handlers.submit_entry(entry.resource_code, entry.revision, COMPILER, uow)
+    findings = (Finding("abstract", "摘要应说明数据范围"),)
+    entry = await handlers.return_entry(entry.resource_code, findings, entry.revision, REVIEWER, uow)
+    assert entry.working.status is VersionStatus.RETURNED and entry.working.findings == findings
+    better = replace(COMPLETE, abstract="全市在册企业（含个体工商户）的登记基本信息")
+    entry = await handlers.edit_entry(entry.resource_code, better, entry.revision, COMPILER, uow)
+    entry = await handlers.submit_entry(entry.resource_code, entry.revision, COMPILER, uow)
+    entry = await handlers.approve_entry(entry.resource_code, entry.revision, REVIEWER, uow, TODAY)
+    assert entry.in_force.version == 1 and entry.in_force.published_on == TODAY and entry.working is None
+    assert uow.types() == [
+        "CatalogEntryDrafted",
+        "CatalogEntrySubmitted",
+        "CatalogEntryReturned",
+        "CatalogEntrySubmitted",
+        "CatalogEntryPublished",
+        "CatalogEntryPublished",
+    ]
+    assert [t for t, _ in uow.events[-2:]] == ["catalog.entry-events", "catalog.published"]
+    payload = uow.events[-1][1].payload
+    assert payload["provider_name"] == "吉安市市场监督管理局" and payload["share_methods"] == ["API"]
 
 
-async def test_a_second_draft_of_the_same_code_is_refused_and_nothing_is_emitted() -> None:
+async def test_a_change_to_a_published_entry_is_a_new_version_while_the_old_stays_in_force() -> None:
     uow = FakeUnitOfWork()
-    await handlers.draft_entry(command(), COMPILER, uow)
-    with pytest.raises(EntryExists):
-        await handlers.draft_entry(command(name="另一个"), COMPILER, uow)
-    assert len(uow.store.events) == 1
-    assert uow.store.table("entries")["101001/000001"].name == "企业登记基本信息"
+    entry = await published(uow)
+    wider = replace(COMPLETE, data_items=(*COMPLETE.data_items, DataItem("法定代表人", ItemType.STRING)))
+    entry = await handlers.edit_entry(entry.resource_code, wider, entry.revision, COMPILER, uow)
+    assert entry.in_force.version == 1 and entry.working.version == 2
+    entry = await handlers.submit_entry(entry.resource_code, entry.revision, COMPILER, uow)
+    assert entry.in_force.version == 1  # still in force during review
+    entry = await handlers.approve_entry(entry.resource_code, entry.revision, REVIEWER, uow, TODAY)
+    assert entry.in_force.version == 2 and entry.version(1).status is VersionStatus.SUPERSEDED
+    changes = await handlers.compare_versions(entry.resource_code, 1, 2, uow)
+    assert list(changes) == ["data_items"] and len(changes["data_items"]["to"]) == 3
+
+
+async def test_withdrawal_tells_the_compacted_catalog_to_forget_the_entry() -> None:
+    uow = FakeUnitOfWork()
+    entry = await published(uow)
+    with pytest.raises(AccessDenied):
+        await handlers.withdraw_entry(entry.resource_code, "停止采集", entry.revision, COMPILER, uow)
+    entry = await handlers.withdraw_entry(entry.resource_code, "停止采集", entry.revision, ADMIN, uow)
+    assert entry.in_force is None and entry.latest.status is VersionStatus.WITHDRAWN
+    assert uow.events[-1] == ("catalog.published", f"tombstone:{entry.resource_code}")
+    with pytest.raises(TransitionNotAllowed):
+        await handlers.edit_entry(entry.resource_code, COMPLETE, entry.revision, COMPILER, uow)
+
+
+async def test_a_reviewer_never_approves_what_she_compiled() -> None:
+    uow = FakeUnitOfWork()
+    both = Principal("li.both", PROVIDER, frozenset({Role.CATALOG_COMPILER, Role.CATALOG_REVIEWER}))
+    entry = await handlers.draft_entry(handlers.DraftEntry(PROVIDER, COMPLETE, classification="101001"), both, uow)
+    entry = await handlers.submit_entry(entry.resource_code, entry.revision, both, uow)
+    with pytest.raises(AccessDenied, match="compiled"):
+        await handlers.approve_entry(entry.resource_code, entry.revision, both, uow, TODAY)
+    assert (await handlers.approve_entry(entry.resource_code, entry.revision, REVIEWER, uow, TODAY)).in_force
+
+
+async def test_a_stale_revision_is_a_conflict_and_changes_nothing() -> None:
+    uow = FakeUnitOfWork()
+    entry = await handlers.draft_entry(handlers.DraftEntry(PROVIDER, COMPLETE, classification="101001"), COMPILER, uow)
+    await handlers.edit_entry(entry.resource_code, replace(COMPLETE, name="甲"), entry.revision, COMPILER, uow)
+    events = list(uow.events)
+    with pytest.raises(VersionConflict, match="revision"):
+        await handlers.edit_entry(entry.resource_code, replace(COMPLETE, name="乙"), entry.revision, COMPILER, uow)
+    assert uow.entries[entry.resource_code].latest.content.name == "甲" and uow.events == events
+
+
+async def test_transitions_not_allowed_from_the_current_state() -> None:
+    uow = FakeUnitOfWork()
+    entry = await handlers.draft_entry(handlers.DraftEntry(PROVIDER, COMPLETE, classification="101001"), COMPILER, uow)
+    with pytest.raises(TransitionNotAllowed, match="waiting for review"):
+        await handlers.approve_entry(entry.resource_code, entry.revision, REVIEWER, uow, TODAY)
+    with pytest.raises(TransitionNotAllowed, match="published"):
+        await handlers.withdraw_entry(entry.resource_code, "x", entry.revision, ADMIN, uow)
+    entry = await handlers.submit_entry(entry.resource_code, entry.revision, COMPILER, uow)
+    with pytest.raises(TransitionNotAllowed, match="under review"):
+        await handlers.edit_entry(entry.resource_code, COMPLETE, entry.revision, COMPILER, uow)
 
 
 @pytest.mark.parametrize(
-    ("changes", "field"),
+    ("content", "field"),
     [
-        ({"resource_code": "10101/000001"}, "resource_code"),
-        ({"name": "  "}, "name"),
-        ({"provider_code": "91350100M000100Y44"}, "provider_code"),
-        ({"share_type": ShareType.NOT_SHARED}, "not_shared_basis"),
+        (replace(COMPLETE, name=" "), "name"),
+        (
+            replace(COMPLETE, data_items=(DataItem("名称", ItemType.STRING), DataItem("名称", ItemType.DATE))),
+            "data_items",
+        ),
+        (replace(COMPLETE, share_type=ShareType.NOT_SHARED), "not_shared_basis"),
+        (replace(COMPLETE, related_codes=("12345",)), "related_codes"),
     ],
 )
-async def test_invalid_drafts_name_the_field_and_store_nothing(changes: dict, field: str) -> None:
+async def test_invalid_drafts_name_the_field_and_store_nothing(content: EntryContent, field: str) -> None:
     uow = FakeUnitOfWork()
     with pytest.raises(InvalidEntry) as error:
-        await handlers.draft_entry(command(**changes), COMPILER, uow)
-    assert error.value.field == field
-    assert uow.store.events == [] and uow.store.table("entries") == {}
+        await handlers.draft_entry(handlers.DraftEntry(PROVIDER, content, classification="101001"), COMPILER, uow)
+    assert field in error.value.field
+    assert uow.entries == {} and uow.events == []
 
 
-async def test_a_compiler_of_another_department_is_refused_and_nothing_is_stored() -> None:
+@pytest.mark.parametrize(
+    ("command", "field"),
+    [
+        (handlers.DraftEntry(PROVIDER, COMPLETE, resource_code="10101/000001"), "resource_code"),
+        (handlers.DraftEntry(PROVIDER, COMPLETE, classification="01001"), "classification"),
+        (handlers.DraftEntry(PROVIDER[:-1] + "0", COMPLETE, classification="101001"), "provider_code"),
+    ],
+)
+async def test_bad_codes_are_refused(command: handlers.DraftEntry, field: str) -> None:
+    uow = FakeUnitOfWork()
+    with pytest.raises(InvalidEntry) as error:
+        await handlers.draft_entry(command, COMPILER, uow)
+    assert field in error.value.field
+    assert uow.entries == {}
+
+
+async def test_codes_are_sequenced_per_classification_and_given_codes_must_be_free() -> None:
+    uow = FakeUnitOfWork()
+    codes = [
+        (
+            await handlers.draft_entry(handlers.DraftEntry(PROVIDER, COMPLETE, classification=c), COMPILER, uow)
+        ).resource_code
+        for c in ("101001", "101001", "201002")
+    ]
+    assert codes == ["101001/000001", "101001/000002", "201002/000001"]
+    with pytest.raises(EntryExists):
+        await handlers.draft_entry(
+            handlers.DraftEntry(PROVIDER, COMPLETE, resource_code="101001/000002"), COMPILER, uow
+        )
+
+
+async def test_a_compiler_of_another_department_is_refused() -> None:
     uow = FakeUnitOfWork()
     outsider = Principal("compiler-2", "11360800MB0000002D", frozenset({Role.CATALOG_COMPILER}))
     with pytest.raises(AccessDenied, match="own department"):
-        await handlers.draft_entry(command(), outsider, uow)
-    assert uow.store.events == [] and uow.store.table("entries") == {}
+        await handlers.draft_entry(handlers.DraftEntry(PROVIDER, COMPLETE, classification="101001"), outsider, uow)
+    assert uow.entries == {} and uow.events == []

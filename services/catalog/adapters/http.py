@@ -2,56 +2,214 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Annotated
+from datetime import date, datetime
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Query
+from fastapi.encoders import jsonable_encoder
 from pydantic import BaseModel, Field
 
 from common.guard import Guard
 from common.policy import Principal
 from services.catalog import handlers
-from services.catalog.domain.entries import CatalogEntry, DraftEntry, EntryStatus, ShareType
+from services.catalog.domain.entries import (
+    CatalogEntry,
+    Category,
+    ConfidentialityReview,
+    DataItem,
+    EntryContent,
+    EntryVersion,
+    Finding,
+    ItemType,
+    OpenAttribute,
+    ShareMethod,
+    ShareType,
+    UpdateCycle,
+    VersionStatus,
+)
 from services.catalog.ports import UnitOfWork
 
+Compiler = Annotated[Principal, Depends(Guard("catalog.entry.draft"))]
+Reviewer = Annotated[Principal, Depends(Guard("catalog.entry.review"))]
+Withdrawer = Annotated[Principal, Depends(Guard("catalog.entry.withdraw"))]
+Reader = Annotated[Principal, Depends(Guard("catalog.entry.read"))]
 
-class DraftEntryBody(BaseModel):
-    resource_code: str = Field(examples=["101001/000001"])
+
+class DataItemBody(BaseModel):
+    name: str = Field(examples=["统一社会信用代码"])
+    type: ItemType = ItemType.STRING
+    description: str = ""
+    length: int | None = None
+    share_type: ShareType | None = Field(None, description="where the entry is shared only in part")
+    sensitive: bool = False
+
+
+class ReviewBody(BaseModel):
+    reviewed_by: str
+    reviewed_on: date
+    conclusion: str
+
+
+class ContentBody(BaseModel):
+    """The entry's elements after the national compilation guide. Drafts may leave some out."""
+
     name: str = Field(examples=["企业登记基本信息"])
+    abstract: str = ""
+    category: Category | None = None
+    format: str = Field("", examples=["数据库"])
+    data_items: list[DataItemBody] = []
+    share_type: ShareType = ShareType.CONDITIONAL
+    share_conditions: str = ""
+    not_shared_basis: str = ""
+    share_methods: list[ShareMethod] = []
+    open_attribute: OpenAttribute = OpenAttribute.NOT_OPEN
+    update_cycle: UpdateCycle | None = None
+    related_codes: list[str] = []
+    confidentiality_review: ReviewBody | None = None
+
+    def content(self) -> EntryContent:
+        review = self.confidentiality_review
+        return EntryContent(
+            name=self.name,
+            abstract=self.abstract,
+            category=self.category,
+            format=self.format,
+            data_items=tuple(DataItem(**i.model_dump()) for i in self.data_items),
+            share_type=self.share_type,
+            share_conditions=self.share_conditions,
+            not_shared_basis=self.not_shared_basis,
+            share_methods=frozenset(self.share_methods),
+            open_attribute=self.open_attribute,
+            update_cycle=self.update_cycle,
+            related_codes=tuple(self.related_codes),
+            confidentiality_review=ConfidentialityReview(**review.model_dump()) if review else None,
+        )
+
+
+class DraftBody(ContentBody):
     provider_code: str = Field(description="Unified social credit code of the provider department")
-    share_type: ShareType
-    not_shared_basis: str | None = None
+    resource_code: str | None = Field(None, description="given, e.g. when migrating; else generated")
+    classification: str | None = Field(None, description="类1 项2 目3, e.g. 101001: the 顺序码 is assigned")
+
+
+class EditBody(ContentBody):
+    revision: int = Field(description="the revision you read; a concurrent change makes this a 409")
+
+
+class TransitionBody(BaseModel):
+    revision: int
+
+
+class FindingBody(BaseModel):
+    field: str
+    finding: str
+
+
+class ReturnBody(TransitionBody):
+    findings: list[FindingBody]
+
+
+class WithdrawBody(TransitionBody):
+    reason: str
+
+
+class VersionView(BaseModel):
+    version: int
+    status: VersionStatus
+    compiled_by: str
+    updated_at: datetime
+    reviewed_by: str | None
+    findings: list[FindingBody]
+    published_on: date | None
+    content: ContentBody
+
+    @classmethod
+    def of(cls, v: EntryVersion) -> VersionView:
+        return cls.model_validate(
+            {**jsonable_encoder(v, custom_encoder={frozenset: sorted}), "content": _content(v.content)}
+        )
 
 
 class EntryView(BaseModel):
     resource_code: str
-    name: str
     provider_code: str
-    share_type: ShareType
-    status: EntryStatus
-    version: int
-    compiled_by: str
-    not_shared_basis: str | None
-    created_at: datetime
+    revision: int
+    in_force: VersionView | None
+    working: VersionView | None
+    versions: list[int]
 
     @classmethod
-    def of(cls, entry: CatalogEntry) -> EntryView:
-        return cls.model_validate(entry, from_attributes=True)
+    def of(cls, e: CatalogEntry) -> EntryView:
+        return cls(
+            resource_code=e.resource_code,
+            provider_code=e.provider_code,
+            revision=e.revision,
+            in_force=VersionView.of(e.in_force) if e.in_force else None,
+            working=VersionView.of(e.working) if e.working else None,
+            versions=[v.version for v in e.versions],
+        )
 
 
-Drafter = Annotated[Principal, Depends(Guard("catalog.entry.draft"))]
-Reader = Annotated[Principal, Depends(Guard("catalog.entry.read"))]
+def _content(c: EntryContent) -> dict[str, Any]:
+    return jsonable_encoder(c, custom_encoder={frozenset: sorted})
 
 
 def router(uow: UnitOfWork) -> APIRouter:
     api = APIRouter(prefix="/entries", tags=["catalog entries"])
 
-    @api.post("", status_code=201, response_model=EntryView, summary="Save a new catalog entry as a draft")
-    async def draft(body: DraftEntryBody, principal: Drafter) -> EntryView:
-        command = DraftEntry(**body.model_dump(), compiled_by=principal.subject)
+    @api.post("", status_code=201, response_model=EntryView, summary="Compile a new entry (a draft)")
+    async def draft(body: DraftBody, principal: Compiler) -> EntryView:
+        command = handlers.DraftEntry(body.provider_code, body.content(), body.resource_code, body.classification)
         return EntryView.of(await handlers.draft_entry(command, principal, uow))
 
-    @api.get("/{resource_code:path}", response_model=EntryView, summary="One catalog entry")
+    @api.get("", response_model=list[EntryView], summary="Entries, optionally of one provider")
+    async def entries(
+        _: Reader, provider_code: str | None = None, limit: int = Query(100, ge=1, le=1000)
+    ) -> list[EntryView]:
+        return [EntryView.of(e) for e in await uow.entries(provider_code=provider_code, limit=limit)]
+
+    @api.put(
+        "/{resource_code:path}/draft",
+        response_model=EntryView,
+        summary="Change the working version, or start a new version of a published entry",
+    )
+    async def edit(resource_code: str, body: EditBody, principal: Compiler) -> EntryView:
+        return EntryView.of(await handlers.edit_entry(resource_code, body.content(), body.revision, principal, uow))
+
+    @api.post("/{resource_code:path}/submit", response_model=EntryView, summary="Submit for review")
+    async def submit(resource_code: str, body: TransitionBody, principal: Compiler) -> EntryView:
+        return EntryView.of(await handlers.submit_entry(resource_code, body.revision, principal, uow))
+
+    @api.post("/{resource_code:path}/return", response_model=EntryView, summary="Return with findings per field")
+    async def give_back(resource_code: str, body: ReturnBody, principal: Reviewer) -> EntryView:
+        findings = tuple(Finding(f.field, f.finding) for f in body.findings)
+        return EntryView.of(await handlers.return_entry(resource_code, findings, body.revision, principal, uow))
+
+    @api.post("/{resource_code:path}/approve", response_model=EntryView, summary="Approve and publish")
+    async def approve(resource_code: str, body: TransitionBody, principal: Reviewer) -> EntryView:
+        today = date.today()
+        return EntryView.of(await handlers.approve_entry(resource_code, body.revision, principal, uow, today))
+
+    @api.post("/{resource_code:path}/withdraw", response_model=EntryView, summary="Withdraw from the catalog")
+    async def withdraw(resource_code: str, body: WithdrawBody, principal: Withdrawer) -> EntryView:
+        return EntryView.of(await handlers.withdraw_entry(resource_code, body.reason, body.revision, principal, uow))
+
+    @api.get("/{resource_code:path}/versions/{number}", response_model=VersionView, summary="One version")
+    async def version(resource_code: str, number: int, _: Reader) -> VersionView:
+        return VersionView.of((await handlers.get_entry(resource_code, uow)).version(number))
+
+    @api.get("/{resource_code:path}/diff", summary="What changed between two versions, field by field")
+    async def compare(
+        resource_code: str,
+        _: Reader,
+        older: Annotated[int, Query(alias="from")],
+        newer: Annotated[int, Query(alias="to")],
+    ) -> dict[str, Any]:
+        return jsonable_encoder(
+            await handlers.compare_versions(resource_code, older, newer, uow), custom_encoder={frozenset: sorted}
+        )
+
+    @api.get("/{resource_code:path}", response_model=EntryView, summary="One entry: in force, being worked on")
     async def get(resource_code: str, _: Reader) -> EntryView:
         return EntryView.of(await handlers.get_entry(resource_code, uow))
 

@@ -1,59 +1,205 @@
-"""Catalog state in MongoDB; writes go through the runtime's transaction (state + outbox)."""
+"""Catalog state in MongoDB: one document per entry with all its versions; writes go through the
+runtime's transaction (state + outbox) and are guarded by the entry's revision."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import asdict, dataclass
+from datetime import UTC, date, datetime
 from typing import Any
 
+from pymongo import ASCENDING, ReturnDocument
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
 from common.events import Event
+from common.mongo import Transaction
 from common.runtime import Runtime
-from services.catalog.domain.entries import CatalogEntry, EntryExists, EntryStatus, ShareType
+from services.catalog.domain.entries import (
+    CatalogEntry,
+    Category,
+    ConfidentialityReview,
+    DataItem,
+    EntryContent,
+    EntryExists,
+    EntryVersion,
+    Finding,
+    ItemType,
+    OpenAttribute,
+    ShareMethod,
+    ShareType,
+    UpdateCycle,
+    VersionConflict,
+    VersionStatus,
+)
 
 ENTRIES = "catalog_entries"
+SEQUENCES = "catalog_sequences"
+DEPARTMENTS = "catalog_departments"  # providers' names, from the directory's events
 
 
-def _to_doc(entry: CatalogEntry) -> dict[str, Any]:
-    doc = asdict(entry)
-    doc["_id"] = doc.pop("resource_code")
-    return doc
+async def ensure_indexes(db: AsyncDatabase) -> None:
+    await db[ENTRIES].create_index([("provider_code", ASCENDING)])
 
 
-def _from_doc(doc: dict[str, Any]) -> CatalogEntry:
-    fields = {k: v for k, v in doc.items() if k != "_id"}
-    fields["share_type"] = ShareType(fields["share_type"])
-    fields["status"] = EntryStatus(fields["status"])
-    return CatalogEntry(resource_code=doc["_id"], **fields)
+def _day(value: date | None) -> datetime | None:
+    return None if value is None else datetime(value.year, value.month, value.day, tzinfo=UTC)
 
 
-class MongoEntries:
-    def __init__(self, db: AsyncDatabase, session: AsyncClientSession | None = None) -> None:
-        self.collection = db[ENTRIES]
-        self.session = session
+def content_doc(c: EntryContent) -> dict[str, Any]:
+    review = c.confidentiality_review
+    return {
+        "name": c.name,
+        "abstract": c.abstract,
+        "category": c.category,
+        "format": c.format,
+        "data_items": [
+            {
+                "name": i.name,
+                "type": i.type,
+                "description": i.description,
+                "length": i.length,
+                "share_type": i.share_type,
+                "sensitive": i.sensitive,
+            }
+            for i in c.data_items
+        ],
+        "share_type": c.share_type,
+        "share_conditions": c.share_conditions,
+        "not_shared_basis": c.not_shared_basis,
+        "share_methods": sorted(c.share_methods),
+        "open_attribute": c.open_attribute,
+        "update_cycle": c.update_cycle,
+        "related_codes": list(c.related_codes),
+        "confidentiality_review": None
+        if review is None
+        else {
+            "reviewed_by": review.reviewed_by,
+            "reviewed_on": _day(review.reviewed_on),
+            "conclusion": review.conclusion,
+        },
+    }
 
-    async def get(self, resource_code: str) -> CatalogEntry | None:
-        doc = await self.collection.find_one({"_id": resource_code}, session=self.session)
-        return _from_doc(doc) if doc else None
+
+def content_of(d: dict[str, Any]) -> EntryContent:
+    review = d.get("confidentiality_review")
+    return EntryContent(
+        name=d["name"],
+        abstract=d["abstract"],
+        category=Category(d["category"]) if d["category"] else None,
+        format=d["format"],
+        data_items=tuple(
+            DataItem(
+                i["name"],
+                ItemType(i["type"]),
+                i["description"],
+                i["length"],
+                ShareType(i["share_type"]) if i["share_type"] else None,
+                i["sensitive"],
+            )
+            for i in d["data_items"]
+        ),
+        share_type=ShareType(d["share_type"]),
+        share_conditions=d["share_conditions"],
+        not_shared_basis=d["not_shared_basis"],
+        share_methods=frozenset(ShareMethod(m) for m in d["share_methods"]),
+        open_attribute=OpenAttribute(d["open_attribute"]),
+        update_cycle=UpdateCycle(d["update_cycle"]) if d["update_cycle"] else None,
+        related_codes=tuple(d["related_codes"]),
+        confidentiality_review=None
+        if review is None
+        else ConfidentialityReview(review["reviewed_by"], review["reviewed_on"].date(), review["conclusion"]),
+    )
+
+
+def entry_doc(entry: CatalogEntry) -> dict[str, Any]:
+    return {
+        "_id": entry.resource_code,
+        "provider_code": entry.provider_code,
+        "revision": entry.revision,
+        "created_at": entry.created_at,
+        "status": entry.latest.status,
+        "in_force": entry.in_force.version if entry.in_force else None,
+        "versions": [
+            {
+                "version": v.version,
+                "content": content_doc(v.content),
+                "status": v.status,
+                "compiled_by": v.compiled_by,
+                "updated_at": v.updated_at,
+                "reviewed_by": v.reviewed_by,
+                "findings": [{"field": f.field, "finding": f.finding} for f in v.findings],
+                "published_on": _day(v.published_on),
+            }
+            for v in entry.versions
+        ],
+    }
+
+
+def entry_of(doc: dict[str, Any]) -> CatalogEntry:
+    versions = tuple(
+        EntryVersion(
+            version=v["version"],
+            content=content_of(v["content"]),
+            status=VersionStatus(v["status"]),
+            compiled_by=v["compiled_by"],
+            updated_at=v["updated_at"],
+            reviewed_by=v["reviewed_by"],
+            findings=tuple(Finding(f["field"], f["finding"]) for f in v["findings"]),
+            published_on=v["published_on"].date() if v["published_on"] else None,
+        )
+        for v in doc["versions"]
+    )
+    return CatalogEntry(doc["_id"], doc["provider_code"], versions, doc["revision"], doc["created_at"])
+
+
+class MongoCatalogTransaction:
+    def __init__(self, tx: Transaction) -> None:
+        self.tx = tx
+        self.db: AsyncDatabase = tx.db
+        self.session: AsyncClientSession = tx.session
+
+    def emit(self, topic: str, event: Event) -> None:
+        self.tx.emit(topic, event)
+
+    def emit_tombstone(self, topic: str, key: str) -> None:
+        self.tx.emit_tombstone(topic, key)
+
+    async def entry(self, resource_code: str) -> CatalogEntry | None:
+        doc = await self.db[ENTRIES].find_one({"_id": resource_code}, session=self.session)
+        return entry_of(doc) if doc else None
 
     async def add(self, entry: CatalogEntry) -> None:
         try:
-            await self.collection.insert_one(_to_doc(entry), session=self.session)
+            await self.db[ENTRIES].insert_one(entry_doc(entry), session=self.session)
         except DuplicateKeyError:
             raise EntryExists("resource_code", f"{entry.resource_code} is already in the catalog") from None
 
+    async def save(self, entry: CatalogEntry, expected_revision: int) -> None:
+        result = await self.db[ENTRIES].replace_one(
+            {"_id": entry.resource_code, "revision": expected_revision}, entry_doc(entry), session=self.session
+        )
+        if result.matched_count != 1:
+            raise VersionConflict("revision", "the entry changed meanwhile; reload it and apply your change again")
 
-@dataclass
-class _Transaction:
-    entries: MongoEntries
-    _emit: Any
+    async def next_sequence(self, classification: str) -> int:
+        doc = await self.db[SEQUENCES].find_one_and_update(
+            {"_id": classification},
+            {"$inc": {"value": 1}},
+            upsert=True,
+            return_document=ReturnDocument.AFTER,
+            session=self.session,
+        )
+        assert doc is not None
+        return int(doc["value"])
 
-    def emit(self, topic: str, event: Event) -> None:
-        self._emit(topic, event)
+    async def department_name(self, code: str) -> str:
+        doc = await self.db[DEPARTMENTS].find_one({"_id": code}, session=self.session)
+        return doc["name"] if doc else ""
+
+    async def record_department(self, code: str, name: str) -> None:
+        await self.db[DEPARTMENTS].replace_one({"_id": code}, {"name": name}, upsert=True, session=self.session)
 
 
 class MongoUnitOfWork:
@@ -61,9 +207,15 @@ class MongoUnitOfWork:
         self.runtime = runtime
 
     @asynccontextmanager
-    async def __call__(self) -> AsyncIterator[_Transaction]:
+    async def __call__(self) -> AsyncIterator[MongoCatalogTransaction]:
         async with self.runtime.transaction() as tx:
-            yield _Transaction(MongoEntries(tx.db, tx.session), tx.emit)
+            yield MongoCatalogTransaction(tx)
 
     async def entry(self, resource_code: str) -> CatalogEntry | None:
-        return await MongoEntries(self.runtime.db).get(resource_code)
+        doc = await self.runtime.db[ENTRIES].find_one({"_id": resource_code})
+        return entry_of(doc) if doc else None
+
+    async def entries(self, *, provider_code: str | None, limit: int) -> list[CatalogEntry]:
+        query = {"provider_code": provider_code} if provider_code else {}
+        cursor = self.runtime.db[ENTRIES].find(query).sort("_id", ASCENDING).limit(limit)
+        return [entry_of(doc) async for doc in cursor]

@@ -1,16 +1,23 @@
-"""A catalog entry and the rules for drafting one (Art. 9–11)."""
+"""Catalog entries after the national 政务信息资源目录编制指南, and their life (Art. 9–11).
+
+An entry is a sequence of versions. At most one version is in force (published); at most one is being
+worked on (draft, submitted or returned). Changing a published entry starts a new version that goes
+through review while the old one stays in force.
+"""
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from dataclasses import dataclass, field, fields, replace
+from datetime import UTC, date, datetime
 from enum import StrEnum
+from typing import Any
 
 from common.errors import Conflict, Invalid, NotFound
 from common.identifiers import InvalidIdentifier, validate_credit_code
 
-RESOURCE_CODE = re.compile(r"\d{6}/\d{6}")  # 类1 项2 目3 / 顺序码 6
+RESOURCE_CODE = re.compile(r"(\d)(\d{2})(\d{3})/(\d{6})")  # 类 1, 项 2, 目 3 / 顺序码 6
+CLASSIFICATION = re.compile(r"\d{6}")
 
 
 class ShareType(StrEnum):
@@ -19,11 +26,51 @@ class ShareType(StrEnum):
     NOT_SHARED = "NOT_SHARED"  # 不予共享
 
 
-class EntryStatus(StrEnum):
+class Category(StrEnum):
+    BASE = "BASE"  # 基础信息资源 (人口, 法人, 自然资源和空间地理, 电子证照 …)
+    THEME = "THEME"  # 主题信息资源
+    DEPARTMENT = "DEPARTMENT"  # 部门信息资源
+
+
+class ShareMethod(StrEnum):
+    API = "API"
+    FILE_DOWNLOAD = "FILE_DOWNLOAD"
+    ONLINE_BROWSE = "ONLINE_BROWSE"
+    OFFLINE = "OFFLINE"
+
+
+class UpdateCycle(StrEnum):
+    REAL_TIME = "REAL_TIME"
+    DAILY = "DAILY"
+    WEEKLY = "WEEKLY"
+    MONTHLY = "MONTHLY"
+    QUARTERLY = "QUARTERLY"
+    HALF_YEARLY = "HALF_YEARLY"
+    YEARLY = "YEARLY"
+
+
+class OpenAttribute(StrEnum):
+    OPEN = "OPEN"  # 向社会开放
+    CONDITIONALLY_OPEN = "CONDITIONALLY_OPEN"
+    NOT_OPEN = "NOT_OPEN"
+
+
+class ItemType(StrEnum):
+    STRING = "string"
+    INTEGER = "integer"
+    DECIMAL = "decimal"
+    DATE = "date"
+    DATETIME = "datetime"
+    BOOLEAN = "boolean"
+    BINARY = "binary"
+
+
+class VersionStatus(StrEnum):
     DRAFT = "DRAFT"
     SUBMITTED = "SUBMITTED"
     RETURNED = "RETURNED"
-    PUBLISHED = "PUBLISHED"
+    PUBLISHED = "PUBLISHED"  # in force
+    SUPERSEDED = "SUPERSEDED"  # was in force, replaced by a later version
     WITHDRAWN = "WITHDRAWN"
 
 
@@ -39,57 +86,291 @@ class EntryNotFound(NotFound):
     pass
 
 
+class TransitionNotAllowed(Conflict):
+    pass
+
+
+class VersionConflict(Conflict):
+    pass
+
+
 @dataclass(frozen=True)
-class DraftEntry:
-    """Command: a compiler saves a new entry as a draft."""
+class DataItem:
+    """信息项."""
 
-    resource_code: str
     name: str
-    provider_code: str
-    share_type: ShareType
+    type: ItemType
+    description: str = ""
+    length: int | None = None
+    share_type: ShareType | None = None  # where the entry is shared only in part
+    sensitive: bool = False
+
+
+@dataclass(frozen=True)
+class ConfidentialityReview:
+    """The department's confidentiality review of the resource (Art. 20)."""
+
+    reviewed_by: str
+    reviewed_on: date
+    conclusion: str
+
+
+@dataclass(frozen=True)
+class EntryContent:
+    """What a compiler writes. A draft may be incomplete; submission needs every mandatory element."""
+
+    name: str
+    abstract: str = ""
+    category: Category | None = None
+    format: str = ""
+    data_items: tuple[DataItem, ...] = ()
+    share_type: ShareType = ShareType.CONDITIONAL
+    share_conditions: str = ""
+    not_shared_basis: str = ""
+    share_methods: frozenset[ShareMethod] = frozenset()
+    open_attribute: OpenAttribute = OpenAttribute.NOT_OPEN
+    update_cycle: UpdateCycle | None = None
+    related_codes: tuple[str, ...] = ()
+    confidentiality_review: ConfidentialityReview | None = None
+
+    def consistency_problems(self) -> list[tuple[str, str]]:
+        """Rules that hold for drafts too."""
+        problems = []
+        if not self.name.strip():
+            problems.append(("name", "must not be empty"))
+        names = [item.name.strip() for item in self.data_items]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            problems.append(("data_items", f"item names must be unique; repeated: {', '.join(duplicates)}"))
+        if any(not n for n in names):
+            problems.append(("data_items", "every item needs a name"))
+        if self.share_type is ShareType.NOT_SHARED and not self.not_shared_basis.strip():
+            problems.append(("not_shared_basis", "a not-shared entry must cite its legal basis"))
+        for item in self.data_items:
+            if item.length is not None and item.length <= 0:
+                problems.append(("data_items", f"{item.name}: length must be positive"))
+        for code in self.related_codes:
+            if not RESOURCE_CODE.fullmatch(code):
+                problems.append(("related_codes", f"{code!r} is not a resource code"))
+        return problems
+
+    def completeness_problems(self) -> list[tuple[str, str]]:
+        """Mandatory elements a submitted entry must have."""
+        problems = self.consistency_problems()
+        for name, missing in [
+            ("abstract", not self.abstract.strip()),
+            ("category", self.category is None),
+            ("format", not self.format.strip()),
+            ("data_items", not self.data_items),
+            ("update_cycle", self.update_cycle is None),
+        ]:
+            if missing:
+                problems.append((name, "is mandatory"))
+        if self.share_type is not ShareType.NOT_SHARED:
+            if not self.share_methods:
+                problems.append(("share_methods", "a shared entry names at least one share method"))
+            if self.confidentiality_review is None:
+                problems.append(("confidentiality_review", "a resource is shared only after its review (Art. 20)"))
+        if self.share_type is ShareType.CONDITIONAL and not self.share_conditions.strip():
+            problems.append(("share_conditions", "a conditional entry states its conditions"))
+        return problems
+
+
+def check(problems: list[tuple[str, str]]) -> None:
+    """Refuse with every problem at once, naming the fields."""
+    if problems:
+        names = ", ".join(dict.fromkeys(f for f, _ in problems))
+        raise InvalidEntry(names, "; ".join(f"{f} {r}" for f, r in problems))
+
+
+@dataclass(frozen=True)
+class Finding:
+    """A reviewer's finding on one field (accuracy, completeness, compliance)."""
+
+    field: str
+    finding: str
+
+
+@dataclass(frozen=True)
+class EntryVersion:
+    version: int
+    content: EntryContent
+    status: VersionStatus
     compiled_by: str
-    not_shared_basis: str | None = None
+    updated_at: datetime
+    reviewed_by: str | None = None
+    findings: tuple[Finding, ...] = ()
+    published_on: date | None = None
 
 
-@dataclass
+@dataclass(frozen=True)
 class CatalogEntry:
+    """The aggregate. `revision` increases with every change and guards against concurrent edits."""
+
     resource_code: str
-    name: str
     provider_code: str
-    share_type: ShareType
-    compiled_by: str
-    not_shared_basis: str | None = None
-    version: int = 1
-    status: EntryStatus = EntryStatus.DRAFT
+    versions: tuple[EntryVersion, ...]
+    revision: int = 1
     created_at: datetime = field(default_factory=lambda: datetime.now(UTC))
 
+    # -- reading -----------------------------------------------------------------------------------
+
+    @property
+    def in_force(self) -> EntryVersion | None:
+        return next((v for v in self.versions if v.status is VersionStatus.PUBLISHED), None)
+
+    @property
+    def working(self) -> EntryVersion | None:
+        open_statuses = (VersionStatus.DRAFT, VersionStatus.SUBMITTED, VersionStatus.RETURNED)
+        return next((v for v in self.versions if v.status in open_statuses), None)
+
+    @property
+    def latest(self) -> EntryVersion:
+        return self.versions[-1]
+
+    def version(self, number: int) -> EntryVersion:
+        for v in self.versions:
+            if v.version == number:
+                return v
+        raise EntryNotFound("version", f"{self.resource_code} has no version {number}")
+
+    # -- changing ----------------------------------------------------------------------------------
+
     @classmethod
-    def draft(cls, command: DraftEntry) -> CatalogEntry:
-        if not RESOURCE_CODE.fullmatch(command.resource_code):
-            raise InvalidEntry("resource_code", "must be 6 classification digits, '/', then a 6-digit sequence number")
-        if not command.name.strip():
-            raise InvalidEntry("name", "must not be empty")
-        try:
-            provider = validate_credit_code(command.provider_code)
-        except InvalidIdentifier as exc:
-            raise InvalidEntry("provider_code", str(exc)) from None
-        if command.share_type is ShareType.NOT_SHARED and not (command.not_shared_basis or "").strip():
-            raise InvalidEntry("not_shared_basis", "a not-shared entry must cite its legal basis")
-        return cls(
-            resource_code=command.resource_code,
-            name=command.name.strip(),
-            provider_code=provider,
-            share_type=command.share_type,
-            compiled_by=command.compiled_by,
-            not_shared_basis=command.not_shared_basis,
+    def draft(cls, resource_code: str, provider_code: str, content: EntryContent, compiled_by: str) -> CatalogEntry:
+        validate_resource_code(resource_code)
+        provider = validate_provider_code(provider_code)
+        check(content.consistency_problems())
+        first = EntryVersion(1, content, VersionStatus.DRAFT, compiled_by, datetime.now(UTC))
+        return cls(resource_code, provider, (first,))
+
+    def _expect(self, revision: int | None) -> None:
+        if revision is not None and revision != self.revision:
+            raise VersionConflict(
+                "revision", f"the entry changed meanwhile (now revision {self.revision}, you sent {revision})"
+            )
+
+    def _with(self, version: EntryVersion) -> CatalogEntry:
+        versions = tuple(version if v.version == version.version else v for v in self.versions)
+        if version.version not in {v.version for v in self.versions}:
+            versions = (*self.versions, version)
+        return replace(self, versions=versions, revision=self.revision + 1)
+
+    def edit(self, content: EntryContent, compiled_by: str, revision: int | None) -> CatalogEntry:
+        """Change the working version, or start a new one from the version in force."""
+        self._expect(revision)
+        check(content.consistency_problems())
+        working = self.working
+        now = datetime.now(UTC)
+        if working is None:
+            if self.in_force is None:
+                raise TransitionNotAllowed("status", "a withdrawn entry cannot be edited")
+            return self._with(EntryVersion(self.latest.version + 1, content, VersionStatus.DRAFT, compiled_by, now))
+        if working.status is VersionStatus.SUBMITTED:
+            raise TransitionNotAllowed("status", f"version {working.version} is under review; wait for the reviewer")
+        return self._with(
+            replace(
+                working,
+                content=content,
+                status=VersionStatus.DRAFT,
+                compiled_by=compiled_by,
+                updated_at=now,
+                findings=(),
+            )
         )
 
-    def drafted_payload(self) -> dict[str, object]:
-        return {
-            "resource_code": self.resource_code,
-            "version": self.version,
-            "name": self.name,
-            "provider_code": self.provider_code,
-            "share_type": self.share_type.value,
-            "compiled_by": self.compiled_by,
-        }
+    def submit(self, revision: int | None) -> tuple[CatalogEntry, EntryVersion]:
+        self._expect(revision)
+        working = self.working
+        if working is None or working.status is VersionStatus.SUBMITTED:
+            raise TransitionNotAllowed("status", "only a draft or returned version can be submitted")
+        check(working.content.completeness_problems())
+        submitted = replace(working, status=VersionStatus.SUBMITTED, updated_at=datetime.now(UTC))
+        return self._with(submitted), submitted
+
+    def _under_review(self) -> EntryVersion:
+        working = self.working
+        if working is None or working.status is not VersionStatus.SUBMITTED:
+            raise TransitionNotAllowed("status", "no version of this entry is waiting for review")
+        return working
+
+    def return_for_changes(
+        self, reviewer: str, findings: tuple[Finding, ...], revision: int | None
+    ) -> tuple[CatalogEntry, EntryVersion]:
+        self._expect(revision)
+        version = self._under_review()
+        if not findings:
+            raise InvalidEntry("findings", "a returned entry carries at least one finding")
+        known = {f.name for f in fields(EntryContent)}
+        unknown = sorted({f.field for f in findings} - known)
+        if unknown:
+            raise InvalidEntry("findings", f"findings name unknown fields: {', '.join(unknown)}")
+        returned = replace(
+            version,
+            status=VersionStatus.RETURNED,
+            reviewed_by=reviewer,
+            findings=findings,
+            updated_at=datetime.now(UTC),
+        )
+        return self._with(returned), returned
+
+    def approve(self, reviewer: str, today: date, revision: int | None) -> tuple[CatalogEntry, EntryVersion]:
+        """Publish the version under review; the one in force until now is superseded."""
+        self._expect(revision)
+        version = self._under_review()
+        check(version.content.completeness_problems())
+        published = replace(
+            version,
+            status=VersionStatus.PUBLISHED,
+            reviewed_by=reviewer,
+            published_on=today,
+            findings=(),
+            updated_at=datetime.now(UTC),
+        )
+        entry = self
+        if self.in_force is not None:
+            entry = entry._with(replace(self.in_force, status=VersionStatus.SUPERSEDED))
+        return entry._with(published), published
+
+    def withdraw(self, revision: int | None) -> tuple[CatalogEntry, EntryVersion]:
+        self._expect(revision)
+        version = self.in_force
+        if version is None:
+            raise TransitionNotAllowed("status", "only a published entry can be withdrawn")
+        withdrawn = replace(version, status=VersionStatus.WITHDRAWN, updated_at=datetime.now(UTC))
+        entry = self._with(withdrawn)
+        if entry.working is not None:  # a pending change of a withdrawn entry has nothing left to change
+            entry = entry._with(replace(entry.working, status=VersionStatus.WITHDRAWN))
+        return entry, withdrawn
+
+
+def validate_provider_code(code: str) -> str:
+    try:
+        return validate_credit_code(code)
+    except InvalidIdentifier as exc:
+        raise InvalidEntry("provider_code", str(exc)) from None
+
+
+def validate_resource_code(code: str) -> None:
+    if not RESOURCE_CODE.fullmatch(code):
+        raise InvalidEntry("resource_code", "must be 6 classification digits (类1 项2 目3), '/', a 6-digit 顺序码")
+    if code.startswith("0"):
+        raise InvalidEntry("resource_code", "the class digit (类) starts at 1")
+
+
+def resource_code(classification: str, sequence: int) -> str:
+    if not CLASSIFICATION.fullmatch(classification) or classification.startswith("0"):
+        raise InvalidEntry("classification", "must be 6 digits: 类 1 (1-9), 项 2, 目 3")
+    if not 0 < sequence < 1_000_000:
+        raise InvalidEntry("classification", "this classification has no sequence numbers left")
+    return f"{classification}/{sequence:06d}"
+
+
+def diff(older: EntryContent, newer: EntryContent) -> dict[str, dict[str, Any]]:
+    """Field by field: {field: {"from": old, "to": new}} for the fields that differ."""
+    changes = {}
+    for f in fields(EntryContent):
+        before, after = getattr(older, f.name), getattr(newer, f.name)
+        if before != after:
+            changes[f.name] = {"from": before, "to": after}
+    return changes

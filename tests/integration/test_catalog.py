@@ -1,0 +1,119 @@
+"""An entry's whole life over HTTP, with the events it leaves on Kafka."""
+
+import uuid
+
+import httpx
+
+from common.codec import EventCodec
+from common.events import Event
+from common.kafka import KafkaPublisher
+from common.policy import Role
+from common.topics import load_topics
+from services.directory.demo_data import credit_code
+from tests.integration.conftest import ServiceProcess, headers_of, read_topic, settings_for
+from tests.tokens import bearer
+
+PROVIDER = credit_code("360800", 7001)
+COMPILER = bearer(PROVIDER, Role.CATALOG_COMPILER, subject="li.compiler")
+REVIEWER = bearer(PROVIDER, Role.CATALOG_REVIEWER, subject="wang.reviewer")
+ADMIN = bearer(PROVIDER, Role.DATA_ADMINISTRATOR, subject="zhao.admin")
+COMPLETE = {
+    "name": "企业登记基本信息",
+    "abstract": "全市企业的登记基本信息",
+    "category": "BASE",
+    "format": "数据库",
+    "data_items": [{"name": "统一社会信用代码", "type": "string", "length": 18}, {"name": "企业名称"}],
+    "share_type": "CONDITIONAL",
+    "share_conditions": "用于行政审批和监管",
+    "share_methods": ["API", "FILE_DOWNLOAD"],
+    "update_cycle": "DAILY",
+    "confidentiality_review": {"reviewed_by": "zhao.admin", "reviewed_on": "2026-11-01", "conclusion": "不涉密"},
+}
+
+
+async def test_an_entry_lives_its_whole_life(infra, topics, services, tmp_path) -> None:
+    catalog = ServiceProcess("catalog", infra, tmp_path, mongo_database=f"cat_{uuid.uuid4().hex[:8]}").start()
+    services.append(catalog)
+    publisher = KafkaPublisher(settings_for(infra), EventCodec.from_folder(), load_topics())
+    await publisher.start()
+    registered = {"department_code": PROVIDER, "name": "吉安市市场监督管理局", "level": "CITY", "parent_code": None}
+    await publisher.publish("directory.events", Event("DepartmentRegistered", PROVIDER, registered, "directory"))
+    await publisher.stop()
+    await catalog.wait_ready()
+
+    async with httpx.AsyncClient(base_url=catalog.url) as client:
+
+        async def call(method: str, path: str, who: dict, body: dict | None = None, status: int = 200) -> dict:
+            response = await client.request(method, path, json=body, headers=who)
+            assert response.status_code == status, response.text
+            return response.json()
+
+        entry = await call(
+            "POST",
+            "/entries",
+            COMPILER,
+            {"classification": "101001", "provider_code": PROVIDER, "name": "企业登记"},
+            201,
+        )
+        code = entry["resource_code"]
+        assert code.startswith("101001/") and entry["working"]["status"] == "DRAFT"
+        incomplete = await call("POST", f"/entries/{code}/submit", COMPILER, {"revision": entry["revision"]}, 422)
+        assert {"abstract", "category", "update_cycle", "confidentiality_review"} <= set(
+            incomplete["field"].split(", ")
+        )
+        entry = await call("PUT", f"/entries/{code}/draft", COMPILER, {**COMPLETE, "revision": entry["revision"]})
+        entry = await call("POST", f"/entries/{code}/submit", COMPILER, {"revision": entry["revision"]})
+        findings = [{"field": "abstract", "finding": "摘要应说明数据范围"}]
+        entry = await call(
+            "POST", f"/entries/{code}/return", REVIEWER, {"revision": entry["revision"], "findings": findings}
+        )
+        assert entry["working"]["status"] == "RETURNED" and entry["working"]["findings"] == findings
+        fixed = {**COMPLETE, "abstract": "全市在册企业（含个体工商户）的登记基本信息"}
+        entry = await call("PUT", f"/entries/{code}/draft", COMPILER, {**fixed, "revision": entry["revision"]})
+        entry = await call("POST", f"/entries/{code}/submit", COMPILER, {"revision": entry["revision"]})
+        entry = await call("POST", f"/entries/{code}/approve", REVIEWER, {"revision": entry["revision"]})
+        assert entry["in_force"]["version"] == 1 and entry["working"] is None
+
+        changed = {**fixed, "data_items": [*COMPLETE["data_items"], {"name": "法定代表人"}]}
+        entry = await call("PUT", f"/entries/{code}/draft", COMPILER, {**changed, "revision": entry["revision"]})
+        assert entry["in_force"]["version"] == 1 and entry["working"]["version"] == 2
+        entry = await call("POST", f"/entries/{code}/submit", COMPILER, {"revision": entry["revision"]})
+        entry = await call("POST", f"/entries/{code}/approve", REVIEWER, {"revision": entry["revision"]})
+        assert entry["in_force"]["version"] == 2 and entry["versions"] == [1, 2]
+        assert (await call("GET", f"/entries/{code}/versions/1", COMPILER))["status"] == "SUPERSEDED"
+        diff = await call("GET", f"/entries/{code}/diff?from=1&to=2", COMPILER)
+        assert list(diff) == ["data_items"] and diff["data_items"]["to"][-1]["name"] == "法定代表人"
+
+        # bad requests: refused with the field and the rule, and nothing changes
+        stale = await call("PUT", f"/entries/{code}/draft", COMPILER, {**changed, "revision": 1}, 409)
+        assert stale["field"] == "revision"
+        assert (await call("POST", f"/entries/{code}/approve", REVIEWER, {"revision": entry["revision"]}, 409))[
+            "field"
+        ] == "status"
+        twice = {**changed, "data_items": [{"name": "企业名称"}, {"name": "企业名称"}], "revision": entry["revision"]}
+        assert "data_items" in (await call("PUT", f"/entries/{code}/draft", COMPILER, twice, 422))["field"]
+        assert (await call("GET", f"/entries/{code}", COMPILER))["revision"] == entry["revision"]
+
+        entry = await call(
+            "POST", f"/entries/{code}/withdraw", ADMIN, {"revision": entry["revision"], "reason": "停止采集"}
+        )
+        assert entry["in_force"] is None
+
+    lifecycle = await read_topic(infra.bootstrap, "catalog.entry-events", 10, where=lambda r: r.key == code.encode())
+    assert [headers_of(r)["event_type"] for r in lifecycle] == [
+        "CatalogEntryDrafted",
+        "CatalogEntrySubmitted",
+        "CatalogEntryReturned",
+        "CatalogEntrySubmitted",
+        "CatalogEntryPublished",
+        "CatalogEntryDrafted",
+        "CatalogEntrySubmitted",
+        "CatalogEntryPublished",
+        "CatalogEntryWithdrawn",
+    ]
+    compacted = await read_topic(infra.bootstrap, "catalog.published", 3, where=lambda r: r.key == code.encode())
+    codec = EventCodec.from_folder()
+    first, second = (codec.decode(r.value)[1] for r in compacted[:2])
+    assert (first["version"], second["version"]) == (1, 2)
+    assert first["provider_name"] == "吉安市市场监督管理局" and first["share_methods"] == ["API", "FILE_DOWNLOAD"]
+    assert compacted[2].value is None  # the tombstone: compaction forgets the withdrawn entry
