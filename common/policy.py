@@ -116,6 +116,12 @@ RULES: dict[str, Rule] = {
             check=_not_own_compilation,
         ),
         Rule(
+            "catalog.entry.report_change",
+            "report that a resource of one's own department changed",
+            frozenset({Role.CATALOG_COMPILER, Role.DATA_ADMINISTRATOR}),
+            own_department=True,
+        ),
+        Rule(
             "catalog.entry.withdraw",
             "withdraw an entry of one's own department",
             frozenset({Role.DATA_ADMINISTRATOR}),

@@ -39,6 +39,7 @@ class Runtime:
     problems: dict[str, str] = field(default_factory=dict)
     setup: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     relay: OutboxRelay | None = None
+    periodic: dict[str, Callable[[], Awaitable[None]]] = field(default_factory=dict)
     keys: KeySource = field(init=False)
 
     def __post_init__(self) -> None:
@@ -90,6 +91,8 @@ class Runtime:
             self._spawn("outbox-relay", self.relay.run)
         for consumer in self.consumers:
             self._spawn(f"consumer:{consumer.group}", self._after_kafka(consumer.run))
+        for name, loop in self.periodic.items():
+            self._spawn(name, self._after_kafka(loop))
 
     async def stop(self) -> None:
         for task in self.tasks.values():
@@ -97,6 +100,16 @@ class Runtime:
         await asyncio.wait(list(self.tasks.values()), timeout=4)
         await self.publisher.stop()
         await self.client.close()
+
+    def every(self, name: str, seconds: float, job: Callable[[], Awaitable[object]]) -> None:
+        """Run `job` now and then every `seconds` (periodic checks); failures are retried by the supervisor."""
+
+        async def loop() -> None:
+            while True:
+                await job()
+                await asyncio.sleep(seconds)
+
+        self.periodic[name] = loop
 
     def _spawn(self, name: str, job: Callable[[], Awaitable[None]], forever: bool = True) -> None:
         self.tasks[name] = asyncio.create_task(self._supervise(name, job, forever), name=name)

@@ -9,13 +9,16 @@ from typing import Any
 
 from common.events import Event
 from common.policy import Principal, Target, authorize
+from common.workdays import WorkingCalendar
 from services.catalog.domain.entries import (
+    UPDATE_WORKING_DAYS,
     CatalogEntry,
     EntryContent,
     EntryExists,
     EntryNotFound,
     EntryVersion,
     Finding,
+    Overdue,
     diff,
     resource_code,
     validate_provider_code,
@@ -211,6 +214,76 @@ async def withdraw_entry(
         )
         tx.emit_tombstone(PUBLISHED, entry.resource_code)  # the compacted catalog forgets it
     return withdrawn
+
+
+async def report_change(
+    code: str,
+    changed_on: date,
+    reason: str,
+    principal: Principal,
+    uow: UnitOfWork,
+    calendar: WorkingCalendar,
+    today: date,
+) -> CatalogEntry:
+    """The resource changed: the entry must be updated within 5 working days of the change (Art. 11)."""
+    async with uow() as tx:
+        entry = await _load(tx, code)
+        authorize(principal, "catalog.entry.report_change", Target(department_code=entry.provider_code))
+        due = calendar.add_working_days(changed_on, UPDATE_WORKING_DAYS)
+        reported = entry.report_change(changed_on, today, due, reason)
+        if reported is entry:
+            return entry
+        await tx.save(reported, entry.revision)
+        tx.emit(
+            ENTRY_EVENTS,
+            _event(
+                "CatalogEntryChangeReported",
+                entry,
+                {
+                    "provider_code": entry.provider_code,
+                    "reported_on": today,
+                    "changed_on": changed_on,
+                    "due_on": due,
+                    "reason": reason,
+                },
+            ),
+        )
+    return reported
+
+
+async def overdue_entries(
+    uow: UnitOfWork, today: date, provider_code: str | None = None
+) -> list[tuple[CatalogEntry, Overdue]]:
+    entries = await uow.entries(provider_code=provider_code, limit=100_000)
+    return [(entry, o) for entry in entries for o in entry.overdue(today)]
+
+
+async def announce_overdue(uow: UnitOfWork, today: date) -> int:
+    """Emit CatalogEntryOverdue once for each overdue state not announced before (a periodic job)."""
+    announced = 0
+    for code in sorted({entry.resource_code for entry, _ in await overdue_entries(uow, today)}):
+        async with uow() as tx:
+            current = await _load(tx, code)
+            remembered, new = current.announce(current.overdue(today))
+            if not new:
+                continue
+            await tx.save(remembered, current.revision)
+            for o in new:
+                tx.emit(
+                    ENTRY_EVENTS,
+                    _event(
+                        "CatalogEntryOverdue",
+                        current,
+                        {
+                            "provider_code": current.provider_code,
+                            "kind": o.kind.value,
+                            "due_on": o.due_on,
+                            "detected_on": today,
+                        },
+                    ),
+                )
+            announced += len(new)
+    return announced
 
 
 async def get_entry(code: str, uow: UnitOfWork) -> CatalogEntry:

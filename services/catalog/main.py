@@ -6,6 +6,7 @@ from functools import partial
 
 from fastapi import FastAPI
 
+from common.clock import today_in_china
 from common.http import create_app, run_service
 from common.runtime import Runtime
 from services.catalog import handlers
@@ -23,11 +24,16 @@ def build(settings: CatalogSettings) -> tuple[FastAPI, Runtime]:
     runtime.consume(
         "catalog-directory", [DIRECTORY_EVENTS], {"DepartmentRegistered": record, "DepartmentChanged": record}
     )
+    runtime.every(
+        "overdue-check",
+        settings.overdue_check_seconds,
+        lambda: handlers.announce_overdue(uow, today_in_china()),
+    )
     app = create_app(
         runtime,
         title="Catalog",
         description="The city's shared data catalog (Art. 9–12): entries, their lifecycle and share demands.",
-        routers=[http.router(uow)],
+        routers=http.routers(uow, runtime.calendar),
     )
     return app, runtime
 

@@ -1,3 +1,4 @@
+from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from common.settings import ServiceSettings
@@ -7,3 +8,4 @@ class CatalogSettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="CATALOG_", extra="ignore", frozen=True)
 
     http_port: int = 8001
+    overdue_check_seconds: float = Field(default=3600, gt=0, description="how often overdue entries are announced")

@@ -92,6 +92,15 @@ def matrix(machine_id: str) -> list[tuple[str, str, str, str, dict, set[str]]]:
             {"json": {"revision": 0}},
             {"reviewer_A"},
         ),
+        ("catalog", "GET", "/overdue", "/overdue", {}, EVERYONE),
+        (
+            "catalog",
+            "POST",
+            "/entries/{resource_code:path}/changes",
+            f"/entries/{ENTRY}/changes",
+            {"json": {"reason": "x"}},
+            {"compiler_A", "admin_A"},
+        ),
         (
             "catalog",
             "POST",

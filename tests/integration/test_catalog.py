@@ -117,3 +117,37 @@ async def test_an_entry_lives_its_whole_life(infra, topics, services, tmp_path) 
     assert (first["version"], second["version"]) == (1, 2)
     assert first["provider_name"] == "吉安市市场监督管理局" and first["share_methods"] == ["API", "FILE_DOWNLOAD"]
     assert compacted[2].value is None  # the tombstone: compaction forgets the withdrawn entry
+
+
+async def test_overdue_entries_are_listed_and_announced_across_a_holiday(infra, topics, services, tmp_path) -> None:
+    catalog = ServiceProcess(
+        "catalog", infra, tmp_path, mongo_database=f"cat_{uuid.uuid4().hex[:8]}", overdue_check_seconds="1"
+    ).start()
+    services.append(catalog)
+    await catalog.wait_ready()
+    async with httpx.AsyncClient(base_url=catalog.url) as client:
+        body = {"classification": "101002", "provider_code": PROVIDER, **COMPLETE}
+        entry = (await client.post("/entries", headers=COMPILER, json=body)).json()
+        code = entry["resource_code"]
+        entry = (
+            await client.post(f"/entries/{code}/submit", headers=COMPILER, json={"revision": entry["revision"]})
+        ).json()
+        entry = (
+            await client.post(f"/entries/{code}/approve", headers=REVIEWER, json={"revision": entry["revision"]})
+        ).json()
+        change = {"changed_on": "2026-02-12", "reason": "新增经营范围字段"}
+        reported = await client.post(f"/entries/{code}/changes", headers=ADMIN, json=change)
+        assert reported.status_code == 200, reported.text
+
+        async def overdue(on: str) -> list:
+            response = await client.get("/overdue", params={"on": on, "provider_code": PROVIDER}, headers=COMPILER)
+            return [o for o in response.json() if o["resource_code"] == code]
+
+        assert await overdue("2026-02-26") == []  # the fifth working day after the change, across 春节
+        [late] = await overdue("2026-02-27")
+        assert late["kind"] == "UPDATE_AFTER_CHANGE" and late["due_on"] == "2026-02-26"
+    events = await read_topic(infra.bootstrap, "catalog.entry-events", 5, where=lambda r: r.key == code.encode())
+    types = [headers_of(r)["event_type"] for r in events]
+    assert types[-2:] == ["CatalogEntryChangeReported", "CatalogEntryOverdue"]  # announced by the periodic check
+    reported_event = EventCodec.from_folder().decode(events[-2].value)[1]
+    assert str(reported_event["due_on"]) == "2026-02-26" and str(reported_event["changed_on"]) == "2026-02-12"

@@ -37,7 +37,7 @@ TODAY = date(2026, 11, 25)
 
 class FakeTransaction:
     def __init__(self, uow: "FakeUnitOfWork") -> None:
-        self.entries = dict(uow.entries)
+        self.entries = dict(uow.stored)
         self.sequences = dict(uow.sequences)
         self.events: list[tuple[str, Event | str]] = []
 
@@ -72,7 +72,7 @@ class FakeUnitOfWork:
     """Commits a transaction's changes and events only when it completes."""
 
     def __init__(self) -> None:
-        self.entries: dict[str, CatalogEntry] = {}
+        self.stored: dict[str, CatalogEntry] = {}
         self.sequences: dict[str, int] = {}
         self.events: list[tuple[str, Event | str]] = []
 
@@ -81,16 +81,16 @@ class FakeUnitOfWork:
         async def transaction():
             tx = FakeTransaction(self)
             yield tx
-            self.entries, self.sequences = tx.entries, tx.sequences
+            self.stored, self.sequences = tx.entries, tx.sequences
             self.events += tx.events
 
         return transaction()
 
     async def entry(self, code: str) -> CatalogEntry | None:
-        return self.entries.get(code)
+        return self.stored.get(code)
 
     async def entries(self, *, provider_code: str | None, limit: int) -> list[CatalogEntry]:
-        return list(self.entries.values())[:limit]
+        return list(self.stored.values())[:limit]
 
     def types(self) -> list[str]:
         return [e.event_type if isinstance(e, Event) else e for _, e in self.events]
@@ -193,7 +193,7 @@ async def test_a_stale_revision_is_a_conflict_and_changes_nothing() -> None:
     events = list(uow.events)
     with pytest.raises(VersionConflict, match="revision"):
         await handlers.edit_entry(entry.resource_code, replace(COMPLETE, name="乙"), entry.revision, COMPILER, uow)
-    assert uow.entries[entry.resource_code].latest.content.name == "甲" and uow.events == events
+    assert uow.stored[entry.resource_code].latest.content.name == "甲" and uow.events == events
 
 
 async def test_transitions_not_allowed_from_the_current_state() -> None:
@@ -225,7 +225,7 @@ async def test_invalid_drafts_name_the_field_and_store_nothing(content: EntryCon
     with pytest.raises(InvalidEntry) as error:
         await handlers.draft_entry(handlers.DraftEntry(PROVIDER, content, classification="101001"), COMPILER, uow)
     assert field in error.value.field
-    assert uow.entries == {} and uow.events == []
+    assert uow.stored == {} and uow.events == []
 
 
 @pytest.mark.parametrize(
@@ -241,7 +241,7 @@ async def test_bad_codes_are_refused(command: handlers.DraftEntry, field: str) -
     with pytest.raises(InvalidEntry) as error:
         await handlers.draft_entry(command, COMPILER, uow)
     assert field in error.value.field
-    assert uow.entries == {}
+    assert uow.stored == {}
 
 
 async def test_codes_are_sequenced_per_classification_and_given_codes_must_be_free() -> None:
@@ -264,4 +264,54 @@ async def test_a_compiler_of_another_department_is_refused() -> None:
     outsider = Principal("compiler-2", "11360800MB0000002D", frozenset({Role.CATALOG_COMPILER}))
     with pytest.raises(AccessDenied, match="own department"):
         await handlers.draft_entry(handlers.DraftEntry(PROVIDER, COMPLETE, classification="101001"), outsider, uow)
-    assert uow.entries == {} and uow.events == []
+    assert uow.stored == {} and uow.events == []
+
+
+async def test_a_reported_change_must_be_followed_within_five_working_days_across_spring_festival() -> None:
+    from common.calendar_source import build_calendar
+
+    calendar = build_calendar()
+    uow = FakeUnitOfWork()
+    entry = await published(uow)
+    with pytest.raises(InvalidEntry, match="changed_on"):
+        await handlers.report_change(entry.resource_code, date(2026, 12, 1), "新增字段", COMPILER, uow, calendar, TODAY)
+    entry = await handlers.report_change(
+        entry.resource_code, date(2026, 2, 12), "新增经营范围字段", COMPILER, uow, calendar, TODAY
+    )
+    # Thursday 12 Feb: Fri 13, Sat 14 (调休), the holiday, then Tue 24, Wed 25, Thu 26.
+    assert entry.pending_update.due_on == date(2026, 2, 26)
+    assert uow.events[-1][1].payload["due_on"] == date(2026, 2, 26)
+    assert await handlers.overdue_entries(uow, date(2026, 2, 26)) == []
+    [(_, late)] = await handlers.overdue_entries(uow, date(2026, 2, 27))
+    assert late.kind.value == "UPDATE_AFTER_CHANGE"
+
+    assert await handlers.announce_overdue(uow, date(2026, 2, 27)) == 1
+    assert await handlers.announce_overdue(uow, date(2026, 3, 2)) == 0  # announced once
+    assert uow.types()[-1] == "CatalogEntryOverdue"
+
+    # Publishing a new version follows the change.
+    entry = uow.stored[entry.resource_code]
+    entry = await handlers.edit_entry(
+        entry.resource_code, replace(COMPLETE, format="接口"), entry.revision, COMPILER, uow
+    )
+    entry = await handlers.submit_entry(entry.resource_code, entry.revision, COMPILER, uow)
+    entry = await handlers.approve_entry(entry.resource_code, entry.revision, REVIEWER, uow, date(2026, 3, 2))
+    assert entry.pending_update is None and await handlers.overdue_entries(uow, date(2026, 3, 3)) == []
+
+
+async def test_every_published_entry_is_maintained_once_a_year() -> None:
+    uow = FakeUnitOfWork()
+    entry = await published(uow)  # published on TODAY, 2026-11-25
+    assert entry.maintenance_due() == date(2027, 11, 25)
+    assert await handlers.overdue_entries(uow, date(2027, 11, 25)) == []
+    [(_, late)] = await handlers.overdue_entries(uow, date(2027, 11, 26))
+    assert late.kind.value == "YEARLY_MAINTENANCE"
+
+
+async def test_only_a_published_entry_follows_changes() -> None:
+    from common.calendar_source import build_calendar
+
+    uow = FakeUnitOfWork()
+    entry = await handlers.draft_entry(handlers.DraftEntry(PROVIDER, COMPLETE, classification="101001"), COMPILER, uow)
+    with pytest.raises(TransitionNotAllowed):
+        await handlers.report_change(entry.resource_code, TODAY, "x", COMPILER, uow, build_calendar(), TODAY)

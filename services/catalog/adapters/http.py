@@ -9,8 +9,10 @@ from fastapi import APIRouter, Depends, Query
 from fastapi.encoders import jsonable_encoder
 from pydantic import BaseModel, Field
 
+from common.clock import today_in_china
 from common.guard import Guard
 from common.policy import Principal
+from common.workdays import WorkingCalendar
 from services.catalog import handlers
 from services.catalog.domain.entries import (
     CatalogEntry,
@@ -22,6 +24,7 @@ from services.catalog.domain.entries import (
     Finding,
     ItemType,
     OpenAttribute,
+    OverdueKind,
     ShareMethod,
     ShareType,
     UpdateCycle,
@@ -31,6 +34,7 @@ from services.catalog.ports import UnitOfWork
 
 Compiler = Annotated[Principal, Depends(Guard("catalog.entry.draft"))]
 Reviewer = Annotated[Principal, Depends(Guard("catalog.entry.review"))]
+Reporter = Annotated[Principal, Depends(Guard("catalog.entry.report_change"))]
 Withdrawer = Annotated[Principal, Depends(Guard("catalog.entry.withdraw"))]
 Reader = Annotated[Principal, Depends(Guard("catalog.entry.read"))]
 
@@ -154,7 +158,20 @@ def _content(c: EntryContent) -> dict[str, Any]:
     return jsonable_encoder(c, custom_encoder={frozenset: sorted})
 
 
-def router(uow: UnitOfWork) -> APIRouter:
+class ChangeBody(BaseModel):
+    reason: str = Field(examples=["新增经营范围字段"])
+    changed_on: date | None = Field(None, description="when the data or elements changed; today if left out")
+
+
+class OverdueView(BaseModel):
+    resource_code: str
+    provider_code: str
+    name: str
+    kind: OverdueKind
+    due_on: date
+
+
+def routers(uow: UnitOfWork, calendar: WorkingCalendar) -> list[APIRouter]:
     api = APIRouter(prefix="/entries", tags=["catalog entries"])
 
     @api.post("", status_code=201, response_model=EntryView, summary="Compile a new entry (a draft)")
@@ -187,12 +204,24 @@ def router(uow: UnitOfWork) -> APIRouter:
 
     @api.post("/{resource_code:path}/approve", response_model=EntryView, summary="Approve and publish")
     async def approve(resource_code: str, body: TransitionBody, principal: Reviewer) -> EntryView:
-        today = date.today()
+        today = today_in_china()
         return EntryView.of(await handlers.approve_entry(resource_code, body.revision, principal, uow, today))
 
     @api.post("/{resource_code:path}/withdraw", response_model=EntryView, summary="Withdraw from the catalog")
     async def withdraw(resource_code: str, body: WithdrawBody, principal: Withdrawer) -> EntryView:
         return EntryView.of(await handlers.withdraw_entry(resource_code, body.reason, body.revision, principal, uow))
+
+    @api.post(
+        "/{resource_code:path}/changes",
+        response_model=EntryView,
+        summary="Report that the resource changed: the entry must follow within 5 working days",
+    )
+    async def report_change(resource_code: str, body: ChangeBody, principal: Reporter) -> EntryView:
+        today = today_in_china()
+        entry = await handlers.report_change(
+            resource_code, body.changed_on or today, body.reason, principal, uow, calendar, today
+        )
+        return EntryView.of(entry)
 
     @api.get("/{resource_code:path}/versions/{number}", response_model=VersionView, summary="One version")
     async def version(resource_code: str, number: int, _: Reader) -> VersionView:
@@ -213,4 +242,28 @@ def router(uow: UnitOfWork) -> APIRouter:
     async def get(resource_code: str, _: Reader) -> EntryView:
         return EntryView.of(await handlers.get_entry(resource_code, uow))
 
-    return api
+    overdue = APIRouter(tags=["catalog entries"])
+
+    @overdue.get(
+        "/overdue",
+        response_model=list[OverdueView],
+        summary="Entries not updated 5 working days after a change, or not maintained for a year",
+    )
+    async def overdue_list(
+        _: Reader,
+        provider_code: str | None = None,
+        on: Annotated[date | None, Query(description="default today")] = None,
+    ) -> list[OverdueView]:
+        found = await handlers.overdue_entries(uow, on or today_in_china(), provider_code)
+        return [
+            OverdueView(
+                resource_code=e.resource_code,
+                provider_code=e.provider_code,
+                name=(e.in_force or e.latest).content.name,
+                kind=o.kind,
+                due_on=o.due_on,
+            )
+            for e, o in found
+        ]
+
+    return [api, overdue]

@@ -27,6 +27,7 @@ from services.catalog.domain.entries import (
     Finding,
     ItemType,
     OpenAttribute,
+    PendingUpdate,
     ShareMethod,
     ShareType,
     UpdateCycle,
@@ -119,6 +120,14 @@ def entry_doc(entry: CatalogEntry) -> dict[str, Any]:
         "provider_code": entry.provider_code,
         "revision": entry.revision,
         "created_at": entry.created_at,
+        "pending_update": None
+        if entry.pending_update is None
+        else {
+            "changed_on": _day(entry.pending_update.changed_on),
+            "due_on": _day(entry.pending_update.due_on),
+            "reason": entry.pending_update.reason,
+        },
+        "overdue_notices": list(entry.overdue_notices),
         "status": entry.latest.status,
         "in_force": entry.in_force.version if entry.in_force else None,
         "versions": [
@@ -151,7 +160,18 @@ def entry_of(doc: dict[str, Any]) -> CatalogEntry:
         )
         for v in doc["versions"]
     )
-    return CatalogEntry(doc["_id"], doc["provider_code"], versions, doc["revision"], doc["created_at"])
+    pending = doc.get("pending_update")
+    return CatalogEntry(
+        doc["_id"],
+        doc["provider_code"],
+        versions,
+        doc["revision"],
+        doc["created_at"],
+        pending_update=None
+        if pending is None
+        else PendingUpdate(pending["changed_on"].date(), pending["due_on"].date(), pending["reason"]),
+        overdue_notices=tuple(doc.get("overdue_notices", [])),
+    )
 
 
 class MongoCatalogTransaction:

@@ -203,6 +203,40 @@ class EntryVersion:
     published_on: date | None = None
 
 
+UPDATE_WORKING_DAYS = 5  # Art. 11: updated within 5 working days after the data or elements change
+
+
+class OverdueKind(StrEnum):
+    UPDATE_AFTER_CHANGE = "UPDATE_AFTER_CHANGE"
+    YEARLY_MAINTENANCE = "YEARLY_MAINTENANCE"
+
+
+@dataclass(frozen=True)
+class PendingUpdate:
+    """The provider reported (or the exchange found) that the resource changed: the entry must follow."""
+
+    changed_on: date
+    due_on: date
+    reason: str
+
+
+@dataclass(frozen=True)
+class Overdue:
+    kind: OverdueKind
+    due_on: date
+
+    @property
+    def notice(self) -> str:
+        return f"{self.kind.value}:{self.due_on.isoformat()}"
+
+
+def one_year_after(day: date) -> date:
+    try:
+        return day.replace(year=day.year + 1)
+    except ValueError:  # 29 February
+        return day.replace(year=day.year + 1, day=28)
+
+
 @dataclass(frozen=True)
 class CatalogEntry:
     """The aggregate. `revision` increases with every change and guards against concurrent edits."""
@@ -212,6 +246,8 @@ class CatalogEntry:
     versions: tuple[EntryVersion, ...]
     revision: int = 1
     created_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    pending_update: PendingUpdate | None = None
+    overdue_notices: tuple[str, ...] = ()  # overdue states already announced, so each is announced once
 
     # -- reading -----------------------------------------------------------------------------------
 
@@ -234,7 +270,42 @@ class CatalogEntry:
                 return v
         raise EntryNotFound("version", f"{self.resource_code} has no version {number}")
 
+    def maintenance_due(self) -> date | None:
+        """A published entry is fully reviewed (republished) at least once a year."""
+        return one_year_after(self.in_force.published_on) if self.in_force and self.in_force.published_on else None
+
+    def overdue(self, today: date) -> list[Overdue]:
+        found = []
+        if self.pending_update is not None and today > self.pending_update.due_on:
+            found.append(Overdue(OverdueKind.UPDATE_AFTER_CHANGE, self.pending_update.due_on))
+        due = self.maintenance_due()
+        if due is not None and today > due:
+            found.append(Overdue(OverdueKind.YEARLY_MAINTENANCE, due))
+        return found
+
     # -- changing ----------------------------------------------------------------------------------
+
+    def report_change(self, changed_on: date, today: date, due_on: date, reason: str) -> CatalogEntry:
+        """`due_on` is UPDATE_WORKING_DAYS working days after `changed_on` (the caller's calendar)."""
+        if self.in_force is None:
+            raise TransitionNotAllowed("status", "only a published entry has to follow changes of its resource")
+        if changed_on > today:
+            raise InvalidEntry("changed_on", "a change cannot be reported before it happens")
+        if not reason.strip():
+            raise InvalidEntry("reason", "say what changed")
+        if self.pending_update is not None and self.pending_update.changed_on <= changed_on:
+            return self  # the earlier, still open report sets the deadline
+        return replace(
+            self, pending_update=PendingUpdate(changed_on, due_on, reason.strip()), revision=self.revision + 1
+        )
+
+    def announce(self, overdue: list[Overdue]) -> tuple[CatalogEntry, list[Overdue]]:
+        """The overdue states not announced before, and the entry that remembers them."""
+        new = [o for o in overdue if o.notice not in self.overdue_notices]
+        if not new:
+            return self, []
+        notices = (*self.overdue_notices, *(o.notice for o in new))
+        return replace(self, overdue_notices=notices, revision=self.revision + 1), new
 
     @classmethod
     def draft(cls, resource_code: str, provider_code: str, content: EntryContent, compiled_by: str) -> CatalogEntry:
@@ -330,6 +401,7 @@ class CatalogEntry:
         entry = self
         if self.in_force is not None:
             entry = entry._with(replace(self.in_force, status=VersionStatus.SUPERSEDED))
+        entry = replace(entry, pending_update=None)  # the entry followed the change
         return entry._with(published), published
 
     def withdraw(self, revision: int | None) -> tuple[CatalogEntry, EntryVersion]:
