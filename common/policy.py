@@ -122,6 +122,13 @@ RULES: dict[str, Rule] = {
             own_department=True,
         ),
         Rule(
+            "catalog.demand.file",
+            "record what one's department needs",
+            frozenset({Role.CATALOG_COMPILER, Role.CATALOG_REVIEWER, Role.DATA_ADMINISTRATOR}),
+            own_department=True,
+        ),
+        Rule("catalog.demand.match", "confirm that an entry meets a demand", frozenset({Role.IT_OFFICE_OPERATOR})),
+        Rule(
             "catalog.entry.withdraw",
             "withdraw an entry of one's own department",
             frozenset({Role.DATA_ADMINISTRATOR}),

@@ -6,11 +6,13 @@ from contextlib import AbstractAsyncContextManager
 from typing import Protocol
 
 from common.events import Event
+from services.catalog.domain.demands import DemandStatus, ShareDemand
 from services.catalog.domain.entries import CatalogEntry
 
 ENTRY_EVENTS = "catalog.entry-events"
 PUBLISHED = "catalog.published"  # compacted: the catalog in force, keyed by resource code
 DIRECTORY_EVENTS = "directory.events"
+DEMAND_EVENTS = "catalog.demand-events"
 
 
 class CatalogTransaction(Protocol):
@@ -30,6 +32,10 @@ class CatalogTransaction(Protocol):
 
     async def record_department(self, code: str, name: str) -> None: ...
 
+    async def demand(self, demand_id: str) -> ShareDemand | None: ...
+
+    async def save_demand(self, demand: ShareDemand) -> None: ...
+
     def emit(self, topic: str, event: Event) -> None: ...
 
     def emit_tombstone(self, topic: str, key: str) -> None: ...
@@ -41,3 +47,7 @@ class UnitOfWork(Protocol):
     async def entry(self, resource_code: str) -> CatalogEntry | None: ...
 
     async def entries(self, *, provider_code: str | None, limit: int) -> list[CatalogEntry]: ...
+
+    async def demand(self, demand_id: str) -> ShareDemand | None: ...
+
+    async def demands(self, *, status: DemandStatus | None, requester_code: str | None) -> list[ShareDemand]: ...

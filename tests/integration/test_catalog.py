@@ -151,3 +151,44 @@ async def test_overdue_entries_are_listed_and_announced_across_a_holiday(infra, 
     assert types[-2:] == ["CatalogEntryChangeReported", "CatalogEntryOverdue"]  # announced by the periodic check
     reported_event = EventCodec.from_folder().decode(events[-2].value)[1]
     assert str(reported_event["due_on"]) == "2026-02-26" and str(reported_event["changed_on"]) == "2026-02-12"
+
+
+async def test_share_demands_are_matched_by_the_it_office_and_unmet_ones_listed(infra, topics, services, tmp_path):
+    catalog = ServiceProcess("catalog", infra, tmp_path, mongo_database=f"cat_{uuid.uuid4().hex[:8]}").start()
+    services.append(catalog)
+    await catalog.wait_ready()
+    requester = bearer(credit_code("360800", 7002), Role.CATALOG_COMPILER, subject="approval.compiler")
+    operator = bearer(credit_code("360800", 7003), Role.IT_OFFICE_OPERATOR, subject="it.operator")
+    async with httpx.AsyncClient(base_url=catalog.url) as client:
+        body = {"classification": "101003", "provider_code": PROVIDER, **COMPLETE}
+        entry = (await client.post("/entries", headers=COMPILER, json=body)).json()
+        code = entry["resource_code"]
+        entry = (
+            await client.post(f"/entries/{code}/submit", headers=COMPILER, json={"revision": entry["revision"]})
+        ).json()
+        await client.post(f"/entries/{code}/approve", headers=REVIEWER, json={"revision": entry["revision"]})
+
+        wanted = {
+            "title": "企业登记信息",
+            "description": "办理企业开办",
+            "wanted_items": ["统一社会信用代码", "注册资本"],
+        }
+        demand = (await client.post("/demands", headers=requester, json=wanted)).json()
+        other = (await client.post("/demands", headers=requester, json={"title": "林地资源数据"})).json()
+        assert demand["status"] == "OPEN" and demand["requester_code"] == credit_code("360800", 7002)
+        candidates = (await client.get(f"/demands/{demand['demand_id']}/candidates", headers=operator)).json()
+        assert candidates[0]["resource_code"] == code and candidates[0]["covered_items"] == ["统一社会信用代码"]
+        refused = await client.post(
+            f"/demands/{demand['demand_id']}/match", headers=requester, json={"resource_code": code}
+        )
+        assert refused.status_code == 403
+        matched = await client.post(
+            f"/demands/{demand['demand_id']}/match", headers=operator, json={"resource_code": code}
+        )
+        assert matched.status_code == 200 and matched.json()["status"] == "MATCHED"
+        unmet = (await client.get("/demands", params={"status": "OPEN"}, headers=operator)).json()
+        assert [d["demand_id"] for d in unmet] == [other["demand_id"]]
+    events = await read_topic(
+        infra.bootstrap, "catalog.demand-events", 2, where=lambda r: r.key == demand["demand_id"].encode()
+    )
+    assert [headers_of(r)["event_type"] for r in events] == ["ShareDemandFiled", "ShareDemandMatched"]

@@ -315,3 +315,23 @@ async def test_only_a_published_entry_follows_changes() -> None:
     entry = await handlers.draft_entry(handlers.DraftEntry(PROVIDER, COMPLETE, classification="101001"), COMPILER, uow)
     with pytest.raises(TransitionNotAllowed):
         await handlers.report_change(entry.resource_code, TODAY, "x", COMPILER, uow, build_calendar(), TODAY)
+
+
+def test_candidates_for_a_demand_are_published_entries_carrying_the_wanted_items() -> None:
+    from services.catalog.domain.demands import ShareDemand, candidates
+
+    def entry(code: str, content: EntryContent, status: VersionStatus) -> CatalogEntry:
+        version = replace(CatalogEntry.draft(code, PROVIDER, content, "c").latest, status=status, published_on=TODAY)
+        return CatalogEntry(code, PROVIDER, (version,))
+
+    register = entry("101001/000001", COMPLETE, VersionStatus.PUBLISHED)
+    draft = entry("101001/000002", COMPLETE, VersionStatus.DRAFT)
+    unrelated = entry(
+        "201001/000001",
+        replace(COMPLETE, name="林地资源", abstract="林地", data_items=(DataItem("林班号", ItemType.STRING),)),
+        VersionStatus.PUBLISHED,
+    )
+    demand = ShareDemand.file("d1", "X", "企业登记信息", "", ("统一社会信用代码", "企业名称", "注册资本"), "u", TODAY)
+    found = candidates(demand, [register, draft, unrelated])
+    assert [c.resource_code for c in found] == ["101001/000001"]
+    assert found[0].covered_items == ("统一社会信用代码", "企业名称")

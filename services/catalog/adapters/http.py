@@ -13,7 +13,8 @@ from common.clock import today_in_china
 from common.guard import Guard
 from common.policy import Principal
 from common.workdays import WorkingCalendar
-from services.catalog import handlers
+from services.catalog import demands, handlers
+from services.catalog.domain.demands import DemandStatus
 from services.catalog.domain.entries import (
     CatalogEntry,
     Category,
@@ -35,6 +36,8 @@ from services.catalog.ports import UnitOfWork
 Compiler = Annotated[Principal, Depends(Guard("catalog.entry.draft"))]
 Reviewer = Annotated[Principal, Depends(Guard("catalog.entry.review"))]
 Reporter = Annotated[Principal, Depends(Guard("catalog.entry.report_change"))]
+DemandFiler = Annotated[Principal, Depends(Guard("catalog.demand.file"))]
+Matcher = Annotated[Principal, Depends(Guard("catalog.demand.match"))]
 Withdrawer = Annotated[Principal, Depends(Guard("catalog.entry.withdraw"))]
 Reader = Annotated[Principal, Depends(Guard("catalog.entry.read"))]
 
@@ -171,6 +174,34 @@ class OverdueView(BaseModel):
     due_on: date
 
 
+class DemandBody(BaseModel):
+    title: str = Field(examples=["企业登记信息"])
+    description: str = ""
+    wanted_items: list[str] = Field([], examples=[["统一社会信用代码", "企业名称"]])
+
+
+class DemandView(DemandBody):
+    demand_id: str
+    requester_code: str
+    filed_by: str
+    filed_on: date
+    status: DemandStatus
+    resource_code: str | None
+    confirmed_by: str | None
+
+
+class CandidateView(BaseModel):
+    resource_code: str
+    name: str
+    provider_code: str
+    covered_items: list[str]
+    score: float
+
+
+class MatchBody(BaseModel):
+    resource_code: str
+
+
 def routers(uow: UnitOfWork, calendar: WorkingCalendar) -> list[APIRouter]:
     api = APIRouter(prefix="/entries", tags=["catalog entries"])
 
@@ -266,4 +297,37 @@ def routers(uow: UnitOfWork, calendar: WorkingCalendar) -> list[APIRouter]:
             for e, o in found
         ]
 
-    return [api, overdue]
+    demand_api = APIRouter(prefix="/demands", tags=["share demands"])
+
+    @demand_api.post("", status_code=201, response_model=DemandView, summary="Record what the department needs")
+    async def file_demand(body: DemandBody, principal: DemandFiler) -> DemandView:
+        demand = await demands.file_demand(
+            body.title, body.description, tuple(body.wanted_items), principal, uow, today_in_china()
+        )
+        return DemandView.model_validate(demand, from_attributes=True)
+
+    @demand_api.get("", response_model=list[DemandView], summary="Demands; status=OPEN lists the unmet ones")
+    async def list_demands(
+        _: Reader, status: DemandStatus | None = None, requester_code: str | None = None
+    ) -> list[DemandView]:
+        found = await demands.list_demands(uow, status, requester_code)
+        return [DemandView.model_validate(d, from_attributes=True) for d in found]
+
+    @demand_api.get("/{demand_id}", response_model=DemandView, summary="One demand")
+    async def get_demand(demand_id: str, _: Reader) -> DemandView:
+        return DemandView.model_validate(await demands.get_demand(demand_id, uow), from_attributes=True)
+
+    @demand_api.get(
+        "/{demand_id}/candidates",
+        response_model=list[CandidateView],
+        summary="Published entries that may meet the demand, best first",
+    )
+    async def candidates(demand_id: str, _: Reader) -> list[CandidateView]:
+        return [CandidateView.model_validate(c, from_attributes=True) for c in await demands.suggest(demand_id, uow)]
+
+    @demand_api.post("/{demand_id}/match", response_model=DemandView, summary="The IT office confirms a match")
+    async def match(demand_id: str, body: MatchBody, principal: Matcher) -> DemandView:
+        demand = await demands.confirm_match(demand_id, body.resource_code, principal, uow)
+        return DemandView.model_validate(demand, from_attributes=True)
+
+    return [api, overdue, demand_api]

@@ -16,6 +16,7 @@ from pymongo.errors import DuplicateKeyError
 from common.events import Event
 from common.mongo import Transaction
 from common.runtime import Runtime
+from services.catalog.domain.demands import DemandStatus, ShareDemand
 from services.catalog.domain.entries import (
     CatalogEntry,
     Category,
@@ -38,10 +39,42 @@ from services.catalog.domain.entries import (
 ENTRIES = "catalog_entries"
 SEQUENCES = "catalog_sequences"
 DEPARTMENTS = "catalog_departments"  # providers' names, from the directory's events
+DEMANDS = "catalog_demands"
 
 
 async def ensure_indexes(db: AsyncDatabase) -> None:
     await db[ENTRIES].create_index([("provider_code", ASCENDING)])
+    await db[DEMANDS].create_index([("status", ASCENDING), ("filed_on", ASCENDING)])
+
+
+def demand_doc(d: ShareDemand) -> dict[str, Any]:
+    return {
+        "_id": d.demand_id,
+        "requester_code": d.requester_code,
+        "title": d.title,
+        "description": d.description,
+        "wanted_items": list(d.wanted_items),
+        "filed_by": d.filed_by,
+        "filed_on": _day(d.filed_on),
+        "status": d.status,
+        "resource_code": d.resource_code,
+        "confirmed_by": d.confirmed_by,
+    }
+
+
+def demand_of(doc: dict[str, Any]) -> ShareDemand:
+    return ShareDemand(
+        doc["_id"],
+        doc["requester_code"],
+        doc["title"],
+        doc["description"],
+        tuple(doc["wanted_items"]),
+        doc["filed_by"],
+        doc["filed_on"].date(),
+        DemandStatus(doc["status"]),
+        doc["resource_code"],
+        doc["confirmed_by"],
+    )
 
 
 def _day(value: date | None) -> datetime | None:
@@ -214,6 +247,15 @@ class MongoCatalogTransaction:
         assert doc is not None
         return int(doc["value"])
 
+    async def demand(self, demand_id: str) -> ShareDemand | None:
+        doc = await self.db[DEMANDS].find_one({"_id": demand_id}, session=self.session)
+        return demand_of(doc) if doc else None
+
+    async def save_demand(self, demand: ShareDemand) -> None:
+        await self.db[DEMANDS].replace_one(
+            {"_id": demand.demand_id}, demand_doc(demand), upsert=True, session=self.session
+        )
+
     async def department_name(self, code: str) -> str:
         doc = await self.db[DEPARTMENTS].find_one({"_id": code}, session=self.session)
         return doc["name"] if doc else ""
@@ -239,3 +281,15 @@ class MongoUnitOfWork:
         query = {"provider_code": provider_code} if provider_code else {}
         cursor = self.runtime.db[ENTRIES].find(query).sort("_id", ASCENDING).limit(limit)
         return [entry_of(doc) async for doc in cursor]
+
+    async def demand(self, demand_id: str) -> ShareDemand | None:
+        doc = await self.runtime.db[DEMANDS].find_one({"_id": demand_id})
+        return demand_of(doc) if doc else None
+
+    async def demands(self, *, status: DemandStatus | None, requester_code: str | None) -> list[ShareDemand]:
+        query: dict[str, Any] = {}
+        if status:
+            query["status"] = status.value
+        if requester_code:
+            query["requester_code"] = requester_code
+        return [demand_of(d) async for d in self.runtime.db[DEMANDS].find(query).sort("filed_on", ASCENDING)]

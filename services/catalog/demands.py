@@ -1,0 +1,87 @@
+"""One handler per share-demand command."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date
+
+from common.events import Event
+from common.policy import Principal, Target, authorize
+from services.catalog.domain.demands import Candidate, DemandNotFound, DemandStatus, ShareDemand, candidates
+from services.catalog.domain.entries import EntryNotFound
+from services.catalog.ports import DEMAND_EVENTS, UnitOfWork
+
+PRODUCER = "catalog"
+
+
+async def file_demand(
+    title: str, description: str, wanted_items: tuple[str, ...], principal: Principal, uow: UnitOfWork, today: date
+) -> ShareDemand:
+    authorize(principal, "catalog.demand.file", Target(department_code=principal.department_code))
+    demand = ShareDemand.file(
+        uuid.uuid4().hex, principal.department_code, title, description, wanted_items, principal.subject, today
+    )
+    async with uow() as tx:
+        await tx.save_demand(demand)
+        tx.emit(
+            DEMAND_EVENTS,
+            Event(
+                "ShareDemandFiled",
+                demand.demand_id,
+                {
+                    "demand_id": demand.demand_id,
+                    "requester_code": demand.requester_code,
+                    "title": demand.title,
+                    "description": demand.description,
+                    "wanted_items": list(demand.wanted_items),
+                    "filed_by": demand.filed_by,
+                },
+                PRODUCER,
+            ),
+        )
+    return demand
+
+
+async def get_demand(demand_id: str, uow: UnitOfWork) -> ShareDemand:
+    demand = await uow.demand(demand_id)
+    if demand is None:
+        raise DemandNotFound("demand_id", f"no demand {demand_id}")
+    return demand
+
+
+async def suggest(demand_id: str, uow: UnitOfWork) -> list[Candidate]:
+    demand = await get_demand(demand_id, uow)
+    return candidates(demand, await uow.entries(provider_code=None, limit=100_000))
+
+
+async def confirm_match(demand_id: str, resource_code: str, principal: Principal, uow: UnitOfWork) -> ShareDemand:
+    """The IT office confirms that a published entry meets the demand."""
+    authorize(principal, "catalog.demand.match")
+    async with uow() as tx:
+        demand = await tx.demand(demand_id)
+        if demand is None:
+            raise DemandNotFound("demand_id", f"no demand {demand_id}")
+        entry = await tx.entry(resource_code)
+        if entry is None:
+            raise EntryNotFound("resource_code", f"no entry {resource_code}")
+        matched = demand.match(entry, principal.subject)
+        await tx.save_demand(matched)
+        tx.emit(
+            DEMAND_EVENTS,
+            Event(
+                "ShareDemandMatched",
+                demand_id,
+                {
+                    "demand_id": demand_id,
+                    "requester_code": demand.requester_code,
+                    "resource_code": resource_code,
+                    "confirmed_by": principal.subject,
+                },
+                PRODUCER,
+            ),
+        )
+    return matched
+
+
+async def list_demands(uow: UnitOfWork, status: DemandStatus | None, requester_code: str | None) -> list[ShareDemand]:
+    return await uow.demands(status=status, requester_code=requester_code)
