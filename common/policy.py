@@ -127,6 +127,11 @@ RULES: dict[str, Rule] = {
             frozenset({Role.CATALOG_COMPILER, Role.CATALOG_REVIEWER, Role.DATA_ADMINISTRATOR}),
             own_department=True,
         ),
+        Rule(
+            "catalog.source.exception",
+            "record the legal basis for a second source of a data element",
+            frozenset({Role.IT_OFFICE_OPERATOR}),
+        ),
         Rule("catalog.demand.match", "confirm that an entry meets a demand", frozenset({Role.IT_OFFICE_OPERATOR})),
         Rule(
             "catalog.entry.withdraw",

@@ -13,6 +13,7 @@ from common.workdays import WorkingCalendar
 from services.catalog.domain.entries import (
     UPDATE_WORKING_DAYS,
     CatalogEntry,
+    DuplicateSource,
     EntryContent,
     EntryExists,
     EntryNotFound,
@@ -23,6 +24,7 @@ from services.catalog.domain.entries import (
     resource_code,
     validate_provider_code,
 )
+from services.catalog.domain.sources import ElementSource, SourceClash, clashes, unresolved
 from services.catalog.ports import ENTRY_EVENTS, PUBLISHED, CatalogTransaction, UnitOfWork
 
 PRODUCER = "catalog"
@@ -106,7 +108,19 @@ async def submit_entry(code: str, revision: int | None, principal: Principal, uo
                 {"version": version.version, "provider_code": entry.provider_code, "submitted_by": principal.subject},
             ),
         )
+        for clash in await _clashes(tx, entry.provider_code, version):
+            flagged = {
+                "data_element": clash.element,
+                "existing_provider_code": clash.existing_provider,
+                "existing_resource_code": clash.existing_resource,
+                "new_provider_code": entry.provider_code,
+            }
+            tx.emit(ENTRY_EVENTS, _event("DuplicateSourceFlagged", entry, flagged))
     return submitted
+
+
+async def _clashes(tx: CatalogTransaction, provider_code: str, version: EntryVersion) -> list[SourceClash]:
+    return clashes(provider_code, [i.name for i in version.content.data_items], await tx.element_sources())
 
 
 async def return_entry(
@@ -145,7 +159,19 @@ async def approve_entry(
         entry = await _load(tx, code)
         _authorize_review(principal, entry)
         approved, version = entry.approve(principal.subject, today, revision)
+        blocking = unresolved(await _clashes(tx, entry.provider_code, version), dict(entry.source_exceptions))
+        if blocking:
+            raise DuplicateSource(
+                "data_items",
+                "; ".join(
+                    f"{c.element} is already provided by {c.existing_provider} ({c.existing_resource})"
+                    for c in blocking
+                )
+                + "; record a legal exception or leave these items out (one data, one source)",
+            )
         await tx.save(approved, entry.revision)
+        items = [i.name for i in version.content.data_items]
+        await tx.register_elements(items, ElementSource(entry.provider_code, entry.resource_code))
         published = _event(
             "CatalogEntryPublished",
             entry,
@@ -189,6 +215,34 @@ def published_payload(entry: CatalogEntry, version: EntryVersion, provider_name:
         "related_codes": list(c.related_codes),
         "confidentiality_reviewed_on": review.reviewed_on if review else None,
     }
+
+
+async def record_source_exception(
+    code: str, element: str, legal_basis: str, principal: Principal, uow: UnitOfWork
+) -> CatalogEntry:
+    """The IT office records the legal basis on which this entry may source an element provided elsewhere."""
+    authorize(principal, "catalog.source.exception")
+    async with uow() as tx:
+        entry = await _load(tx, code)
+        excepted = entry.except_source(element, legal_basis)
+        await tx.save(excepted, entry.revision)
+    return excepted
+
+
+async def duplicate_sources(uow: UnitOfWork) -> list[tuple[CatalogEntry, SourceClash, str | None]]:
+    """Entries whose working or published version sources an element provided elsewhere, with the legal
+    exception where one is recorded."""
+    async with uow() as tx:
+        registry = await tx.element_sources()
+    found = []
+    for entry in await uow.entries(provider_code=None, limit=100_000):
+        version = entry.working or entry.in_force
+        if version is None:
+            continue
+        exceptions = dict(entry.source_exceptions)
+        for clash in clashes(entry.provider_code, [i.name for i in version.content.data_items], registry):
+            found.append((entry, clash, exceptions.get(clash.element)))
+    return found
 
 
 async def withdraw_entry(

@@ -8,6 +8,7 @@ from typing import Protocol
 from common.events import Event
 from services.catalog.domain.demands import DemandStatus, ShareDemand
 from services.catalog.domain.entries import CatalogEntry
+from services.catalog.domain.sources import ElementSource
 
 ENTRY_EVENTS = "catalog.entry-events"
 PUBLISHED = "catalog.published"  # compacted: the catalog in force, keyed by resource code
@@ -31,6 +32,14 @@ class CatalogTransaction(Protocol):
     async def department_name(self, code: str) -> str: ...
 
     async def record_department(self, code: str, name: str) -> None: ...
+
+    async def element_sources(self) -> dict[str, ElementSource]:
+        """The registry of standard data elements: element key → authoritative source."""
+        ...
+
+    async def register_elements(self, names: list[str], source: ElementSource) -> None:
+        """Record `source` for the elements that have no source yet."""
+        ...
 
     async def demand(self, demand_id: str) -> ShareDemand | None: ...
 

@@ -111,6 +111,15 @@ def matrix(machine_id: str) -> list[tuple[str, str, str, str, dict, set[str]]]:
             {"json": {"resource_code": ENTRY}},
             {"operator"},
         ),
+        ("catalog", "GET", "/duplicate-sources", "/duplicate-sources", {}, EVERYONE),
+        (
+            "catalog",
+            "POST",
+            "/entries/{resource_code:path}/source-exceptions",
+            f"/entries/{ENTRY}/source-exceptions",
+            {"json": {"element": "企业名称", "legal_basis": "x"}},
+            {"operator"},
+        ),
         ("catalog", "GET", "/overdue", "/overdue", {}, EVERYONE),
         (
             "catalog",

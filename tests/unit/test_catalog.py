@@ -27,6 +27,7 @@ from services.catalog.domain.entries import (
     VersionConflict,
     VersionStatus,
 )
+from services.catalog.domain.sources import ElementSource, element_key
 
 PROVIDER = "11360800MB1234567" + credit_code_check_character("11360800MB1234567")
 COMPILER = Principal("li.compiler", PROVIDER, frozenset({Role.CATALOG_COMPILER}))
@@ -39,6 +40,7 @@ class FakeTransaction:
     def __init__(self, uow: "FakeUnitOfWork") -> None:
         self.entries = dict(uow.stored)
         self.sequences = dict(uow.sequences)
+        self.elements = uow.elements
         self.events: list[tuple[str, Event | str]] = []
 
     async def entry(self, code: str) -> CatalogEntry | None:
@@ -59,6 +61,13 @@ class FakeTransaction:
     async def department_name(self, code: str) -> str:
         return "吉安市市场监督管理局"
 
+    async def element_sources(self) -> dict[str, ElementSource]:
+        return dict(self.elements)
+
+    async def register_elements(self, names: list[str], source: ElementSource) -> None:
+        for name in names:
+            self.elements.setdefault(element_key(name), source)
+
     async def record_department(self, code: str, name: str) -> None: ...
 
     def emit(self, topic: str, event: Event) -> None:
@@ -73,6 +82,7 @@ class FakeUnitOfWork:
 
     def __init__(self) -> None:
         self.stored: dict[str, CatalogEntry] = {}
+        self.elements: dict[str, ElementSource] = {}
         self.sequences: dict[str, int] = {}
         self.events: list[tuple[str, Event | str]] = []
 
@@ -335,3 +345,38 @@ def test_candidates_for_a_demand_are_published_entries_carrying_the_wanted_items
     found = candidates(demand, [register, draft, unrelated])
     assert [c.resource_code for c in found] == ["101001/000001"]
     assert found[0].covered_items == ("统一社会信用代码", "企业名称")
+
+
+async def test_one_data_one_source_flags_a_second_provider_until_a_legal_exception_is_recorded() -> None:
+    from services.catalog.domain.entries import DuplicateSource
+
+    uow = FakeUnitOfWork()
+    first = await published(uow)  # the market regulator provides 统一社会信用代码 and 企业名称
+    other = "11360800MB7654321" + credit_code_check_character("11360800MB7654321")
+    compiler = Principal("tax.compiler", other, frozenset({Role.CATALOG_COMPILER}))
+    reviewer = Principal("tax.reviewer", other, frozenset({Role.CATALOG_REVIEWER}))
+    operator = Principal("it.operator", "IT", frozenset({Role.IT_OFFICE_OPERATOR}))
+    content = replace(
+        COMPLETE,
+        name="纳税人登记信息",
+        data_items=(DataItem("统一社会信用代码 ", ItemType.STRING), DataItem("纳税人识别号", ItemType.STRING)),
+    )
+    entry = await handlers.draft_entry(handlers.DraftEntry(other, content, classification="301001"), compiler, uow)
+    entry = await handlers.submit_entry(entry.resource_code, entry.revision, compiler, uow)
+    flagged = uow.events[-1][1]
+    assert flagged.event_type == "DuplicateSourceFlagged"
+    assert flagged.payload["existing_provider_code"] == PROVIDER
+    assert flagged.payload["existing_resource_code"] == first.resource_code
+    with pytest.raises(DuplicateSource, match="already provided by"):
+        await handlers.approve_entry(entry.resource_code, entry.revision, reviewer, uow, TODAY)
+    [(listed, clash, basis)] = await handlers.duplicate_sources(uow)
+    assert listed.resource_code == entry.resource_code and basis is None
+    with pytest.raises(AccessDenied):
+        await handlers.record_source_exception(entry.resource_code, clash.element, "《税收征收管理法》", reviewer, uow)
+    entry = await handlers.record_source_exception(
+        entry.resource_code, clash.element, "《税收征收管理法》", operator, uow
+    )
+    entry = await handlers.approve_entry(entry.resource_code, entry.revision, reviewer, uow, TODAY)
+    assert entry.in_force is not None
+    assert uow.elements[element_key("纳税人识别号")].provider_code == other  # new elements get their source
+    assert uow.elements[element_key("统一社会信用代码")].provider_code == PROVIDER  # the first source stays

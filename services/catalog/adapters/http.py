@@ -37,6 +37,7 @@ Compiler = Annotated[Principal, Depends(Guard("catalog.entry.draft"))]
 Reviewer = Annotated[Principal, Depends(Guard("catalog.entry.review"))]
 Reporter = Annotated[Principal, Depends(Guard("catalog.entry.report_change"))]
 DemandFiler = Annotated[Principal, Depends(Guard("catalog.demand.file"))]
+SourceExcepter = Annotated[Principal, Depends(Guard("catalog.source.exception"))]
 Matcher = Annotated[Principal, Depends(Guard("catalog.demand.match"))]
 Withdrawer = Annotated[Principal, Depends(Guard("catalog.entry.withdraw"))]
 Reader = Annotated[Principal, Depends(Guard("catalog.entry.read"))]
@@ -198,6 +199,20 @@ class CandidateView(BaseModel):
     score: float
 
 
+class SourceExceptionBody(BaseModel):
+    element: str
+    legal_basis: str
+
+
+class DuplicateSourceView(BaseModel):
+    resource_code: str
+    provider_code: str
+    element: str
+    existing_provider_code: str
+    existing_resource_code: str
+    legal_exception: str | None
+
+
 class MatchBody(BaseModel):
     resource_code: str
 
@@ -254,6 +269,15 @@ def routers(uow: UnitOfWork, calendar: WorkingCalendar) -> list[APIRouter]:
         )
         return EntryView.of(entry)
 
+    @api.post(
+        "/{resource_code:path}/source-exceptions",
+        response_model=EntryView,
+        summary="The IT office records the legal basis for sourcing an element provided elsewhere",
+    )
+    async def source_exception(resource_code: str, body: SourceExceptionBody, principal: SourceExcepter) -> EntryView:
+        entry = await handlers.record_source_exception(resource_code, body.element, body.legal_basis, principal, uow)
+        return EntryView.of(entry)
+
     @api.get("/{resource_code:path}/versions/{number}", response_model=VersionView, summary="One version")
     async def version(resource_code: str, number: int, _: Reader) -> VersionView:
         return VersionView.of((await handlers.get_entry(resource_code, uow)).version(number))
@@ -295,6 +319,24 @@ def routers(uow: UnitOfWork, calendar: WorkingCalendar) -> list[APIRouter]:
                 due_on=o.due_on,
             )
             for e, o in found
+        ]
+
+    @overdue.get(
+        "/duplicate-sources",
+        response_model=list[DuplicateSourceView],
+        summary="Entries that source a data element another department already provides (Art. 12)",
+    )
+    async def duplicate_sources(_: Reader) -> list[DuplicateSourceView]:
+        return [
+            DuplicateSourceView(
+                resource_code=e.resource_code,
+                provider_code=e.provider_code,
+                element=c.element,
+                existing_provider_code=c.existing_provider,
+                existing_resource_code=c.existing_resource,
+                legal_exception=basis,
+            )
+            for e, c, basis in await handlers.duplicate_sources(uow)
         ]
 
     demand_api = APIRouter(prefix="/demands", tags=["share demands"])

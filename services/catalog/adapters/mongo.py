@@ -35,11 +35,13 @@ from services.catalog.domain.entries import (
     VersionConflict,
     VersionStatus,
 )
+from services.catalog.domain.sources import ElementSource, element_key
 
 ENTRIES = "catalog_entries"
 SEQUENCES = "catalog_sequences"
 DEPARTMENTS = "catalog_departments"  # providers' names, from the directory's events
 DEMANDS = "catalog_demands"
+ELEMENTS = "catalog_elements"  # one data, one source: element key → authoritative provider
 
 
 async def ensure_indexes(db: AsyncDatabase) -> None:
@@ -161,6 +163,7 @@ def entry_doc(entry: CatalogEntry) -> dict[str, Any]:
             "reason": entry.pending_update.reason,
         },
         "overdue_notices": list(entry.overdue_notices),
+        "source_exceptions": [list(pair) for pair in entry.source_exceptions],
         "status": entry.latest.status,
         "in_force": entry.in_force.version if entry.in_force else None,
         "versions": [
@@ -204,6 +207,7 @@ def entry_of(doc: dict[str, Any]) -> CatalogEntry:
         if pending is None
         else PendingUpdate(pending["changed_on"].date(), pending["due_on"].date(), pending["reason"]),
         overdue_notices=tuple(doc.get("overdue_notices", [])),
+        source_exceptions=tuple((e, b) for e, b in doc.get("source_exceptions", [])),
     )
 
 
@@ -246,6 +250,25 @@ class MongoCatalogTransaction:
         )
         assert doc is not None
         return int(doc["value"])
+
+    async def element_sources(self) -> dict[str, ElementSource]:
+        cursor = self.db[ELEMENTS].find({}, session=self.session)
+        return {d["_id"]: ElementSource(d["provider_code"], d["resource_code"]) async for d in cursor}
+
+    async def register_elements(self, names: list[str], source: ElementSource) -> None:
+        for name in names:
+            await self.db[ELEMENTS].update_one(
+                {"_id": element_key(name)},
+                {
+                    "$setOnInsert": {
+                        "name": name,
+                        "provider_code": source.provider_code,
+                        "resource_code": source.resource_code,
+                    }
+                },
+                upsert=True,
+                session=self.session,
+            )
 
     async def demand(self, demand_id: str) -> ShareDemand | None:
         doc = await self.db[DEMANDS].find_one({"_id": demand_id}, session=self.session)

@@ -94,6 +94,10 @@ class VersionConflict(Conflict):
     pass
 
 
+class DuplicateSource(Conflict):
+    pass
+
+
 @dataclass(frozen=True)
 class DataItem:
     """信息项."""
@@ -248,6 +252,7 @@ class CatalogEntry:
     created_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     pending_update: PendingUpdate | None = None
     overdue_notices: tuple[str, ...] = ()  # overdue states already announced, so each is announced once
+    source_exceptions: tuple[tuple[str, str], ...] = ()  # (data element, legal basis) recorded by the IT office
 
     # -- reading -----------------------------------------------------------------------------------
 
@@ -298,6 +303,12 @@ class CatalogEntry:
         return replace(
             self, pending_update=PendingUpdate(changed_on, due_on, reason.strip()), revision=self.revision + 1
         )
+
+    def except_source(self, element: str, legal_basis: str) -> CatalogEntry:
+        if not legal_basis.strip():
+            raise InvalidEntry("legal_basis", "an exception to one data, one source cites its legal basis")
+        kept = tuple((e, b) for e, b in self.source_exceptions if e != element)
+        return replace(self, source_exceptions=(*kept, (element, legal_basis.strip())), revision=self.revision + 1)
 
     def announce(self, overdue: list[Overdue]) -> tuple[CatalogEntry, list[Overdue]]:
         """The overdue states not announced before, and the entry that remembers them."""
