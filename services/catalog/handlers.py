@@ -10,6 +10,7 @@ from typing import Any
 from common.events import Event
 from common.policy import Principal, Target, authorize
 from common.workdays import WorkingCalendar
+from services.catalog.domain import sheet
 from services.catalog.domain.entries import (
     UPDATE_WORKING_DAYS,
     CatalogEntry,
@@ -356,3 +357,30 @@ async def record_department(event: Event, uow: UnitOfWork) -> None:
     """Keep the providers' names (from the directory's events) for the published catalog."""
     async with uow() as tx:
         await tx.record_department(event.payload["department_code"], event.payload["name"])
+
+
+async def export_catalog(uow: UnitOfWork) -> list[list[object]]:
+    """The published catalog (《共享目录》) as rows in the compilation guide's layout, header first."""
+    entries = await uow.entries(provider_code=None, limit=1_000_000)
+    async with uow() as tx:
+        names = {code: await tx.department_name(code) for code in {e.provider_code for e in entries}}
+    header: list[object] = list(sheet.COLUMNS)
+    return [header, *sheet.rows(entries, names)]
+
+
+async def import_entries(table: list[list[object]], principal: Principal, uow: UnitOfWork) -> list[CatalogEntry]:
+    """Bulk compilation: every row checked first, then all entries drafted in one transaction, or none."""
+    imported = sheet.read(table)
+    for item in imported:
+        authorize(principal, "catalog.entry.draft", Target(department_code=item.provider_code))
+    drafted = []
+    async with uow() as tx:
+        taken = [i.resource_code for i in imported if await tx.entry(i.resource_code) is not None]
+        if taken:
+            raise EntryExists("resource_code", f"already in the catalog: {', '.join(taken)}; nothing was imported")
+        for item in imported:
+            entry = CatalogEntry.draft(item.resource_code, item.provider_code, item.content, principal.subject)
+            await tx.add(entry)
+            tx.emit(ENTRY_EVENTS, _drafted(entry, entry.latest))
+            drafted.append(entry)
+    return drafted

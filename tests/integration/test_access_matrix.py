@@ -120,6 +120,16 @@ def matrix(machine_id: str) -> list[tuple[str, str, str, str, dict, set[str]]]:
             {"json": {"element": "企业名称", "legal_basis": "x"}},
             {"operator"},
         ),
+        ("catalog", "GET", "/catalog.xlsx", "/catalog.xlsx", {}, EVERYONE),
+        ("catalog", "GET", "/catalog.csv", "/catalog.csv", {}, EVERYONE),
+        (
+            "catalog",
+            "POST",
+            "/entries/import",
+            "/entries/import",
+            {"files": {"file": ("x.csv", b"no header")}},
+            {"compiler_A", "compiler_B"},
+        ),
         ("catalog", "GET", "/overdue", "/overdue", {}, EVERYONE),
         (
             "catalog",

@@ -192,3 +192,53 @@ async def test_share_demands_are_matched_by_the_it_office_and_unmet_ones_listed(
         infra.bootstrap, "catalog.demand-events", 2, where=lambda r: r.key == demand["demand_id"].encode()
     )
     assert [headers_of(r)["event_type"] for r in events] == ["ShareDemandFiled", "ShareDemandMatched"]
+
+
+async def test_the_catalog_is_exported_and_imported_as_a_workbook(infra, topics, services, tmp_path) -> None:
+    import io
+
+    from openpyxl import load_workbook
+
+    catalog = ServiceProcess("catalog", infra, tmp_path, mongo_database=f"cat_{uuid.uuid4().hex[:8]}").start()
+    services.append(catalog)
+    await catalog.wait_ready()
+    async with httpx.AsyncClient(base_url=catalog.url) as client:
+        body = {"classification": "101004", "provider_code": PROVIDER, **COMPLETE}
+        entry = (await client.post("/entries", headers=COMPILER, json=body)).json()
+        code = entry["resource_code"]
+        entry = (
+            await client.post(f"/entries/{code}/submit", headers=COMPILER, json={"revision": entry["revision"]})
+        ).json()
+        await client.post(f"/entries/{code}/approve", headers=REVIEWER, json={"revision": entry["revision"]})
+
+        workbook = await client.get("/catalog.xlsx", headers=COMPILER)
+        assert workbook.status_code == 200
+        rows = [list(r) for r in load_workbook(io.BytesIO(workbook.content)).active.iter_rows(values_only=True)]
+        assert rows[0][:3] == ["资源代码", "资源名称", "资源提供方代码"] and rows[1][0] == code
+        csv_text = (await client.get("/catalog.csv", headers=COMPILER)).content.decode("utf-8-sig")
+        assert code in csv_text and "企业登记基本信息" in csv_text
+
+        # Re-import the rows under new codes: one broken row and nothing is imported.
+        new_rows = [rows[0]] + [["101004/000900", *r[1:]] for r in rows[1:]]
+        broken = [*new_rows, ["101004/000901", *rows[1][1:12], "每两年", *rows[1][13:]]]
+
+        def upload(table: list[list]) -> dict:
+            from openpyxl import Workbook
+
+            book = Workbook()
+            for row in table:
+                book.active.append(row)
+            data = io.BytesIO()
+            book.save(data)
+            return {"file": ("catalog.xlsx", data.getvalue())}
+
+        refused = await client.post("/entries/import", headers=COMPILER, files=upload(broken))
+        assert (
+            refused.status_code == 422
+            and "row 4" in refused.json()["detail"]
+            and "更新周期" in refused.json()["detail"]
+        )
+        assert (await client.get("/entries/101004/000900", headers=COMPILER)).status_code == 404
+        imported = await client.post("/entries/import", headers=COMPILER, files=upload(new_rows))
+        assert imported.status_code == 201, imported.text
+        assert [e["resource_code"] for e in imported.json()] == ["101004/000900"]

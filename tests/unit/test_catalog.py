@@ -380,3 +380,34 @@ async def test_one_data_one_source_flags_a_second_provider_until_a_legal_excepti
     assert entry.in_force is not None
     assert uow.elements[element_key("纳税人识别号")].provider_code == other  # new elements get their source
     assert uow.elements[element_key("统一社会信用代码")].provider_code == PROVIDER  # the first source stays
+
+
+async def test_the_catalog_table_round_trips_and_broken_rows_import_nothing() -> None:
+    from services.catalog.domain import sheet
+
+    uow = FakeUnitOfWork()
+    entry = await published(uow)
+    table = await handlers.export_catalog(uow)
+    assert table[0] == sheet.COLUMNS and len(table) == 1 + len(COMPLETE.data_items)
+    assert table[1][:3] == [entry.resource_code, "企业登记基本信息", PROVIDER] and table[1][7] == "有条件共享"
+    # The same rows under new codes come back as the same content.
+    renumbered = [table[0]] + [["201001/000009", *row[1:]] for row in table[1:]]
+    [imported] = sheet.read(renumbered)
+    assert replace(imported.content, confidentiality_review=COMPLETE.confidentiality_review) == COMPLETE
+
+    broken = [
+        table[0],
+        ["201001/000010", *table[1][1:]],
+        ["2010/01", *table[1][1:]],
+        ["201001/000011", *table[1][1:7], "偶尔共享", *table[1][8:]],
+    ]
+    with pytest.raises(sheet.SheetErrors) as errors:
+        await handlers.import_entries(broken, COMPILER, uow)
+    assert [e.split(":")[0] for e in errors.value.errors] == ["row 3", "row 4"]
+    assert "resource_code" in errors.value.errors[0] and "共享类型" in errors.value.errors[1]
+    assert set(uow.stored) == {entry.resource_code}  # nothing imported
+
+    drafted = await handlers.import_entries(renumbered, COMPILER, uow)
+    assert [e.resource_code for e in drafted] == ["201001/000009"]
+    with pytest.raises(EntryExists, match="nothing was imported"):
+        await handlers.import_entries(renumbered, COMPILER, uow)

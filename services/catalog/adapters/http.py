@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Response, UploadFile
 from fastapi.encoders import jsonable_encoder
 from pydantic import BaseModel, Field
 
@@ -14,6 +14,7 @@ from common.guard import Guard
 from common.policy import Principal
 from common.workdays import WorkingCalendar
 from services.catalog import demands, handlers
+from services.catalog.adapters import sheets
 from services.catalog.domain.demands import DemandStatus
 from services.catalog.domain.entries import (
     CatalogEntry,
@@ -225,6 +226,16 @@ def routers(uow: UnitOfWork, calendar: WorkingCalendar) -> list[APIRouter]:
         command = handlers.DraftEntry(body.provider_code, body.content(), body.resource_code, body.classification)
         return EntryView.of(await handlers.draft_entry(command, principal, uow))
 
+    @api.post(
+        "/import",
+        status_code=201,
+        response_model=list[EntryView],
+        summary="Bulk compilation from an XLSX or CSV table in the 共享目录 layout: all rows or none",
+    )
+    async def import_table(file: UploadFile, principal: Compiler) -> list[EntryView]:
+        table = sheets.read_table(await file.read(), file.filename or "")
+        return [EntryView.of(e) for e in await handlers.import_entries(table, principal, uow)]
+
     @api.get("", response_model=list[EntryView], summary="Entries, optionally of one provider")
     async def entries(
         _: Reader, provider_code: str | None = None, limit: int = Query(100, ge=1, le=1000)
@@ -320,6 +331,22 @@ def routers(uow: UnitOfWork, calendar: WorkingCalendar) -> list[APIRouter]:
             )
             for e, o in found
         ]
+
+    @overdue.get("/catalog.xlsx", summary="The published catalog (共享目录) as a workbook", response_class=Response)
+    async def catalog_xlsx(_: Reader) -> Response:
+        return Response(
+            sheets.to_xlsx(await handlers.export_catalog(uow)),
+            media_type=sheets.XLSX,
+            headers={"Content-Disposition": 'attachment; filename="catalog.xlsx"'},
+        )
+
+    @overdue.get("/catalog.csv", summary="The published catalog (共享目录) as CSV", response_class=Response)
+    async def catalog_csv(_: Reader) -> Response:
+        return Response(
+            sheets.to_csv(await handlers.export_catalog(uow)),
+            media_type="text/csv; charset=utf-8",
+            headers={"Content-Disposition": 'attachment; filename="catalog.csv"'},
+        )
 
     @overdue.get(
         "/duplicate-sources",
