@@ -135,6 +135,6 @@ def principal_from_claims(claims: dict[str, Any]) -> Principal:
     try:
         roles = frozenset(Role(r) for r in claims.get("roles", []) if r in Role._value2member_map_)
         machine = MachineKind(claims["machine"]) if claims.get("machine") else None
-        return Principal(str(claims["sub"]), str(claims["dept"]), roles, machine)
+        return Principal(str(claims["sub"]), str(claims["dept"]), roles, machine, float(claims["iat"]))
     except (KeyError, ValueError):
         raise Unauthenticated("token lacks the department or has an unknown machine kind") from None

@@ -33,6 +33,7 @@ class Guard:
         if keys.verifier is None:
             raise Unauthenticated("signing keys not loaded yet; retry shortly")
         principal = keys.verifier.verify(credentials.credentials)
+        request.app.state.runtime.revocations.check(principal)
         authorize(principal, self.rule.name)
         request.state.principal = principal
         return principal

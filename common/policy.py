@@ -33,6 +33,7 @@ class Principal:
     department_code: str
     roles: frozenset[Role] = frozenset()
     machine: MachineKind | None = None
+    issued_at: float | None = None  # when the credentials were issued (token iat), if they came in a token
 
     @property
     def kind(self) -> str:

@@ -17,6 +17,7 @@ from common.kafka import EventConsumer, Handler, KafkaPublisher
 from common.keys import KeySource
 from common.metrics import DEPENDENCY_UP
 from common.mongo import MongoProcessedEvents, OutboxRelay, connect, ensure_indexes, transaction
+from common.revocations import Revocations
 from common.settings import ServiceSettings
 from common.topics import load_topics
 from common.workdays import WorkingCalendar
@@ -41,6 +42,7 @@ class Runtime:
     relay: OutboxRelay | None = None
     periodic: dict[str, Callable[[], Awaitable[None]]] = field(default_factory=dict)
     keys: KeySource = field(init=False)
+    revocations: Revocations = field(default_factory=Revocations)
 
     def __post_init__(self) -> None:
         self.keys = KeySource(self.settings)
@@ -89,6 +91,7 @@ class Runtime:
                 self.db, self.publisher, name=self.name, poll_seconds=self.settings.outbox_poll_seconds
             )
             self._spawn("outbox-relay", self.relay.run)
+        self._spawn("revocations", self._after_kafka(lambda: self.revocations.follow(self.settings, self.codec)))
         for consumer in self.consumers:
             self._spawn(f"consumer:{consumer.group}", self._after_kafka(consumer.run))
         for name, loop in self.periodic.items():
@@ -162,6 +165,8 @@ class Runtime:
                 checks[name] = self.problems[name]
         if self.keys.verifier is None:
             checks["auth-keys"] = self.problems.get("auth-keys", "token signing keys not loaded yet")
+        if not self.revocations.caught_up:
+            checks["revocations"] = self.problems.get("revocations", "reading the directory's revocations")
         if self.relay is not None and not self.relay.healthy():
             checks["outbox-relay"] = self.problems.get("outbox-relay", "not relaying yet")
         for consumer in self.consumers:

@@ -1,5 +1,6 @@
 """The directory and sign-in against the real database and broker."""
 
+import asyncio
 import base64
 import json
 import uuid
@@ -183,3 +184,37 @@ async def test_bad_tokens_are_refused_with_the_reason(directory) -> None:
         assert (await client.get("/departments", headers={"Authorization": f"Bearer {good}"})).status_code == 200
         metrics = (await client.get("/metrics")).text
         assert 'datashare_auth_failures_total{kind="unauthenticated"}' in metrics
+
+
+async def test_tokens_stop_working_when_their_credentials_are_revoked_or_roles_change(directory) -> None:
+    async with httpx.AsyncClient(base_url=directory.url) as client:
+        issued = (
+            await client.post(
+                "/machines", json={"department_code": MARKET, "kind": "consumer_system"}, headers=OPERATOR
+            )
+        ).json()
+        granted = await sign_in(
+            client, grant_type="client_credentials", client_id=issued["login"], client_secret=issued["secret"]
+        )
+        machine = {"Authorization": f"Bearer {granted.json()['access_token']}"}
+        password = await register(client, "sun.compiler", ["catalog_compiler"])
+        person_token = (
+            await sign_in(client, grant_type="password", username="sun.compiler", password=password)
+        ).json()["access_token"]
+        person = {"Authorization": f"Bearer {person_token}"}
+        assert (await client.get("/departments", headers=machine)).status_code == 200
+        assert (await client.get("/departments", headers=person)).status_code == 200
+
+        await asyncio.sleep(1.1)  # tokens carry whole seconds
+        await client.post(f"/machines/{issued['login']}/revoke", json={"reason": "leaked"}, headers=OPERATOR)
+        await client.put("/people/sun.compiler/roles", json={"roles": ["catalog_reviewer"]}, headers=OPERATOR)
+        for headers in (machine, person):
+            for _ in range(50):
+                response = await client.get("/departments", headers=headers)
+                if response.status_code == 401:
+                    break
+                await asyncio.sleep(0.1)
+            assert response.status_code == 401 and "sign in again" in response.json()["detail"]
+        fresh = (await sign_in(client, grant_type="password", username="sun.compiler", password=password)).json()
+        renewed = await client.get("/departments", headers={"Authorization": f"Bearer {fresh['access_token']}"})
+        assert renewed.status_code == 200
