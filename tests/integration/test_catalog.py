@@ -31,6 +31,19 @@ COMPLETE = {
 }
 
 
+async def publish_entry(client: httpx.AsyncClient, classification: str) -> str:
+    """Compile, submit and approve a complete entry; return its code."""
+    body = {"classification": classification, "provider_code": PROVIDER, **COMPLETE}
+    entry = (await client.post("/entries", headers=COMPILER, json=body)).json()
+    code = entry["resource_code"]
+    entry = (
+        await client.post(f"/entries/{code}/submit", headers=COMPILER, json={"revision": entry["revision"]})
+    ).json()
+    approved = await client.post(f"/entries/{code}/approve", headers=REVIEWER, json={"revision": entry["revision"]})
+    assert approved.status_code == 200, approved.text
+    return code
+
+
 async def test_an_entry_lives_its_whole_life(infra, topics, services, tmp_path) -> None:
     catalog = ServiceProcess("catalog", infra, tmp_path, mongo_database=f"cat_{uuid.uuid4().hex[:8]}").start()
     services.append(catalog)
@@ -126,15 +139,7 @@ async def test_overdue_entries_are_listed_and_announced_across_a_holiday(infra, 
     services.append(catalog)
     await catalog.wait_ready()
     async with httpx.AsyncClient(base_url=catalog.url) as client:
-        body = {"classification": "101002", "provider_code": PROVIDER, **COMPLETE}
-        entry = (await client.post("/entries", headers=COMPILER, json=body)).json()
-        code = entry["resource_code"]
-        entry = (
-            await client.post(f"/entries/{code}/submit", headers=COMPILER, json={"revision": entry["revision"]})
-        ).json()
-        entry = (
-            await client.post(f"/entries/{code}/approve", headers=REVIEWER, json={"revision": entry["revision"]})
-        ).json()
+        code = await publish_entry(client, "101002")
         change = {"changed_on": "2026-02-12", "reason": "新增经营范围字段"}
         reported = await client.post(f"/entries/{code}/changes", headers=ADMIN, json=change)
         assert reported.status_code == 200, reported.text
@@ -160,13 +165,7 @@ async def test_share_demands_are_matched_by_the_it_office_and_unmet_ones_listed(
     requester = bearer(credit_code("360800", 7002), Role.CATALOG_COMPILER, subject="approval.compiler")
     operator = bearer(credit_code("360800", 7003), Role.IT_OFFICE_OPERATOR, subject="it.operator")
     async with httpx.AsyncClient(base_url=catalog.url) as client:
-        body = {"classification": "101003", "provider_code": PROVIDER, **COMPLETE}
-        entry = (await client.post("/entries", headers=COMPILER, json=body)).json()
-        code = entry["resource_code"]
-        entry = (
-            await client.post(f"/entries/{code}/submit", headers=COMPILER, json={"revision": entry["revision"]})
-        ).json()
-        await client.post(f"/entries/{code}/approve", headers=REVIEWER, json={"revision": entry["revision"]})
+        code = await publish_entry(client, "101003")
 
         wanted = {
             "title": "企业登记信息",
@@ -203,13 +202,7 @@ async def test_the_catalog_is_exported_and_imported_as_a_workbook(infra, topics,
     services.append(catalog)
     await catalog.wait_ready()
     async with httpx.AsyncClient(base_url=catalog.url) as client:
-        body = {"classification": "101004", "provider_code": PROVIDER, **COMPLETE}
-        entry = (await client.post("/entries", headers=COMPILER, json=body)).json()
-        code = entry["resource_code"]
-        entry = (
-            await client.post(f"/entries/{code}/submit", headers=COMPILER, json={"revision": entry["revision"]})
-        ).json()
-        await client.post(f"/entries/{code}/approve", headers=REVIEWER, json={"revision": entry["revision"]})
+        code = await publish_entry(client, "101004")
 
         workbook = await client.get("/catalog.xlsx", headers=COMPILER)
         assert workbook.status_code == 200
