@@ -49,13 +49,13 @@ ENVELOPE_HEADERS = frozenset({"event_id", "event_type", "occurred_at", "producer
 LOG_APPEND_TIME = 1
 
 
-def header_map(headers: Iterable[tuple[str, bytes]], only: frozenset[str] | None = None) -> dict[str, str]:
-    return {k: v.decode("utf-8", "replace") for k, v in headers if only is None or k in only}
+def envelope_headers(headers: Iterable[tuple[str, bytes]]) -> dict[str, str]:
+    return {k: v.decode("utf-8", "replace") for k, v in headers if k in ENVELOPE_HEADERS}
 
 
 def event_from_record(record: ConsumerRecord, codec: EventCodec) -> Event:
     """Decode a record's value and headers; DecodeError when either is not a platform event."""
-    headers = header_map(record.headers or (), ENVELOPE_HEADERS)
+    headers = envelope_headers(record.headers or ())
     event_type, payload = codec.decode(record.value or b"")
     if "event_id" not in headers:
         raise DecodeError("missing event_id header")

@@ -99,9 +99,6 @@ class WorkingCalendar:
             return -self.working_days_between(end, start)
         return sum(self.is_working_day(start + timedelta(days=i)) for i in range(1, (end - start).days + 1))
 
-    def deadline(self, start: date, working_days: int) -> date:
-        return self.add_working_days(start, working_days)
-
     def is_overdue(self, start: date, working_days: int, today: date) -> bool:
         """True once `today` is past the deadline of `working_days` counted from `start`."""
-        return today > self.deadline(start, working_days)
+        return today > self.add_working_days(start, working_days)

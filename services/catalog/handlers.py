@@ -233,8 +233,7 @@ async def record_source_exception(
 async def duplicate_sources(uow: UnitOfWork) -> list[tuple[CatalogEntry, SourceClash, str | None]]:
     """Entries whose working or published version sources an element provided elsewhere, with the legal
     exception where one is recorded."""
-    async with uow() as tx:
-        registry = await tx.element_sources()
+    registry = await uow.element_sources()
     found = []
     for entry in await uow.entries(provider_code=None, limit=100_000):
         version = entry.working or entry.in_force
@@ -362,8 +361,7 @@ async def record_department(event: Event, uow: UnitOfWork) -> None:
 async def export_catalog(uow: UnitOfWork) -> list[list[object]]:
     """The published catalog (《共享目录》) as rows in the compilation guide's layout, header first."""
     entries = await uow.entries(provider_code=None, limit=1_000_000)
-    async with uow() as tx:
-        names = {code: await tx.department_name(code) for code in {e.provider_code for e in entries}}
+    names = await uow.department_names()
     header: list[object] = list(sheet.COLUMNS)
     return [header, *sheet.rows(entries, names)]
 

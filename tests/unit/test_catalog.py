@@ -102,6 +102,12 @@ class FakeUnitOfWork:
     async def entries(self, *, provider_code: str | None, limit: int) -> list[CatalogEntry]:
         return list(self.stored.values())[:limit]
 
+    async def element_sources(self) -> dict[str, ElementSource]:
+        return dict(self.elements)
+
+    async def department_names(self) -> dict[str, str]:
+        return {PROVIDER: "吉安市市场监督管理局"}
+
     def types(self) -> list[str]:
         return [e.event_type if isinstance(e, Event) else e for _, e in self.events]
 

@@ -211,6 +211,11 @@ def entry_of(doc: dict[str, Any]) -> CatalogEntry:
     )
 
 
+async def _element_sources(db: AsyncDatabase, session: AsyncClientSession | None) -> dict[str, ElementSource]:
+    cursor = db[ELEMENTS].find({}, session=session)
+    return {d["_id"]: ElementSource(d["provider_code"], d["resource_code"]) async for d in cursor}
+
+
 class MongoCatalogTransaction:
     def __init__(self, tx: Transaction) -> None:
         self.tx = tx
@@ -252,8 +257,7 @@ class MongoCatalogTransaction:
         return int(doc["value"])
 
     async def element_sources(self) -> dict[str, ElementSource]:
-        cursor = self.db[ELEMENTS].find({}, session=self.session)
-        return {d["_id"]: ElementSource(d["provider_code"], d["resource_code"]) async for d in cursor}
+        return await _element_sources(self.db, self.session)
 
     async def register_elements(self, names: list[str], source: ElementSource) -> None:
         for name in names:
@@ -316,3 +320,9 @@ class MongoUnitOfWork:
         if requester_code:
             query["requester_code"] = requester_code
         return [demand_of(d) async for d in self.runtime.db[DEMANDS].find(query).sort("filed_on", ASCENDING)]
+
+    async def element_sources(self) -> dict[str, ElementSource]:
+        return await _element_sources(self.runtime.db, None)
+
+    async def department_names(self) -> dict[str, str]:
+        return {d["_id"]: d["name"] async for d in self.runtime.db[DEPARTMENTS].find({})}
