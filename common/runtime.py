@@ -41,6 +41,7 @@ class Runtime:
     setup: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     relay: OutboxRelay | None = None
     periodic: dict[str, Callable[[], Awaitable[None]]] = field(default_factory=dict)
+    followers: dict[str, tuple[Callable[[], Awaitable[None]], Callable[[], bool]]] = field(default_factory=dict)
     keys: KeySource = field(init=False)
     revocations: Revocations = field(default_factory=Revocations)
 
@@ -96,6 +97,8 @@ class Runtime:
             self._spawn(f"consumer:{consumer.group}", self._after_kafka(consumer.run))
         for name, loop in self.periodic.items():
             self._spawn(name, self._after_kafka(loop))
+        for name, (job, _) in self.followers.items():
+            self._spawn(name, job)
 
     async def stop(self) -> None:
         for task in self.tasks.values():
@@ -113,6 +116,11 @@ class Runtime:
                 await asyncio.sleep(seconds)
 
         self.periodic[name] = loop
+
+    def follow(self, name: str, job: Callable[[], Awaitable[None]], caught_up: Callable[[], bool]) -> None:
+        """Run `job` for as long as the service runs (a read model following its source); the service is
+        not ready until `caught_up()` says so."""
+        self.followers[name] = (job, caught_up)
 
     def _spawn(self, name: str, job: Callable[[], Awaitable[None]], forever: bool = True) -> None:
         self.tasks[name] = asyncio.create_task(self._supervise(name, job, forever), name=name)
@@ -173,6 +181,9 @@ class Runtime:
             if not consumer.running:
                 name = f"consumer:{consumer.group}"
                 checks[name] = self.problems.get(name, "not consuming yet")
+        for name, (_, caught_up) in self.followers.items():
+            if not caught_up():
+                checks[name] = self.problems.get(name, "catching up")
         return checks
 
 

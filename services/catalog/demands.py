@@ -8,8 +8,9 @@ from datetime import date
 from common.events import Event
 from common.policy import Principal, Target, authorize
 from services.catalog.domain.demands import Candidate, DemandNotFound, DemandStatus, ShareDemand, candidates
-from services.catalog.domain.entries import EntryNotFound
-from services.catalog.ports import DEMAND_EVENTS, UnitOfWork
+from services.catalog.domain.entries import EntryNotFound, VersionStatus
+from services.catalog.domain.search import Facet, SearchQuery
+from services.catalog.ports import DEMAND_EVENTS, SearchIndex, UnitOfWork
 
 PRODUCER = "catalog"
 
@@ -49,9 +50,16 @@ async def get_demand(demand_id: str, uow: UnitOfWork) -> ShareDemand:
     return demand
 
 
-async def suggest(demand_id: str, uow: UnitOfWork) -> list[Candidate]:
+async def suggest(demand_id: str, uow: UnitOfWork, index: SearchIndex) -> list[Candidate]:
     demand = await get_demand(demand_id, uow)
-    return candidates(demand, await uow.entries(provider_code=None, limit=100_000))
+    words = " ".join((demand.title, demand.description, *demand.wanted_items))
+    query = SearchQuery(words[:200], {Facet.STATUS: frozenset({VersionStatus.PUBLISHED})}, match_all=False, limit=50)
+    found = []
+    for hit in index.search(query).hits:
+        entry = await uow.entry(hit.resource_code)
+        if entry is not None:
+            found.append((entry, hit.score))
+    return candidates(demand, found)
 
 
 async def confirm_match(demand_id: str, resource_code: str, principal: Principal, uow: UnitOfWork) -> ShareDemand:

@@ -11,7 +11,8 @@ from common.http import create_app, run_service
 from common.runtime import Runtime
 from services.catalog import handlers
 from services.catalog.adapters import http
-from services.catalog.adapters.mongo import MongoUnitOfWork, ensure_indexes
+from services.catalog.adapters.mongo import EntryFollower, MongoUnitOfWork, ensure_indexes
+from services.catalog.adapters.search import CatalogSearchIndex
 from services.catalog.ports import DIRECTORY_EVENTS
 from services.catalog.settings import CatalogSettings
 
@@ -29,11 +30,14 @@ def build(settings: CatalogSettings) -> tuple[FastAPI, Runtime]:
         settings.overdue_check_seconds,
         lambda: handlers.announce_overdue(uow, today_in_china()),
     )
+    index = CatalogSearchIndex()
+    follower = EntryFollower(runtime.db, index)
+    runtime.follow("search-index", follower.run, lambda: follower.caught_up)
     app = create_app(
         runtime,
         title="Catalog",
         description="The city's shared data catalog (Art. 9–12): entries, their lifecycle and share demands.",
-        routers=http.routers(uow, runtime.calendar),
+        routers=http.routers(uow, runtime.calendar, index),
     )
     return app, runtime
 

@@ -8,6 +8,7 @@ from typing import Protocol
 from common.events import Event
 from services.catalog.domain.demands import DemandStatus, ShareDemand
 from services.catalog.domain.entries import CatalogEntry
+from services.catalog.domain.search import SearchDocument, SearchQuery, SearchResult
 from services.catalog.domain.sources import ElementSource
 
 ENTRY_EVENTS = "catalog.entry-events"
@@ -64,3 +65,11 @@ class UnitOfWork(Protocol):
     async def demand(self, demand_id: str) -> ShareDemand | None: ...
 
     async def demands(self, *, status: DemandStatus | None, requester_code: str | None) -> list[ShareDemand]: ...
+
+
+class SearchIndex(Protocol):
+    def put(self, doc: SearchDocument) -> None:
+        """Index an entry unless a later revision of it is already indexed."""
+        ...
+
+    def search(self, query: SearchQuery) -> SearchResult: ...

@@ -101,6 +101,7 @@ def matrix(machine_id: str) -> list[tuple[str, str, str, str, dict, set[str]]]:
             {"compiler_A", "reviewer_A", "admin_A", "compiler_B", "admin_B"},
         ),
         ("catalog", "GET", "/demands", "/demands", {}, EVERYONE),
+        ("catalog", "GET", "/search", "/search?q=企业", {}, EVERYONE),
         ("catalog", "GET", "/demands/{demand_id}", "/demands/none", {}, EVERYONE),
         ("catalog", "GET", "/demands/{demand_id}/candidates", "/demands/none/candidates", {}, EVERYONE),
         (

@@ -1,5 +1,6 @@
 """An entry's whole life over HTTP, with the events it leaves on Kafka."""
 
+import asyncio
 import uuid
 
 import httpx
@@ -235,3 +236,54 @@ async def test_the_catalog_is_exported_and_imported_as_a_workbook(infra, topics,
         imported = await client.post("/entries/import", headers=COMPILER, files=upload(new_rows))
         assert imported.status_code == 201, imported.text
         assert [e["resource_code"] for e in imported.json()] == ["101004/000900"]
+
+
+async def test_search_covers_stored_entries_and_follows_writes_of_other_replicas(infra, topics, services, tmp_path):
+    from pymongo import AsyncMongoClient
+
+    from services.catalog.adapters.mongo import ENTRIES, entry_doc, entry_of
+    from services.catalog.domain.entries import CatalogEntry, EntryContent
+
+    database = f"cat_{uuid.uuid4().hex[:8]}"
+    mongo = AsyncMongoClient(infra.mongo_uri)
+    stored = CatalogEntry.draft("201001/000001", PROVIDER, EntryContent("不动产登记信息", "不动产权利登记簿"), "li")
+    await mongo[database][ENTRIES].insert_one(entry_doc(stored))  # there before the service starts
+
+    catalog = ServiceProcess("catalog", infra, tmp_path, mongo_database=database).start()
+    services.append(catalog)
+    await catalog.wait_ready()
+    async with httpx.AsyncClient(base_url=catalog.url) as client:
+
+        async def search(**params) -> dict:
+            response = await client.get("/search", params=params, headers=COMPILER)
+            assert response.status_code == 200, response.text
+            return response.json()
+
+        code = await publish_entry(client, "101001")
+        found = await search(q="企业登记")
+        assert [h["resource_code"] for h in found["hits"]] == [code] and found["terms"] == ["企业", "登记"]
+        both = await search(q="登记")
+        assert {h["resource_code"] for h in both["hits"]} == {code, "201001/000001"}
+        assert both["facets"]["status"] == {"PUBLISHED": 1, "DRAFT": 1}
+        published = await search(q="登记", status="PUBLISHED", share_method=["OFFLINE", "API"])
+        assert [h["resource_code"] for h in published["hits"]] == [code]
+        assert published["facets"]["status"] == {"PUBLISHED": 1}  # the draft names no share method yet
+        assert published["facets"]["share_method"] == {"API": 1, "FILE_DOWNLOAD": 1}
+        assert (await search(q="登记", category="THEME"))["total"] == 0
+        assert [h["resource_code"] for h in (await search(q=code))["hits"]] == [code]
+
+        # another replica renames the stored entry: the change stream brings it here
+        doc = await mongo[database][ENTRIES].find_one({"_id": "201001/000001"})
+        renamed = entry_of(doc).edit(EntryContent("林权登记信息", "林权权利登记簿"), "li", None)
+        await mongo[database][ENTRIES].replace_one({"_id": "201001/000001"}, entry_doc(renamed))
+        for _ in range(100):
+            if (await search(q="林权"))["total"] == 1:
+                break
+            await asyncio.sleep(0.1)
+        assert [h["resource_code"] for h in (await search(q="林权"))["hits"]] == ["201001/000001"]
+        assert (await search(q="不动产"))["total"] == 0
+
+        bad = await client.get("/search", params={"q": "登记", "status": "LOST"}, headers=COMPILER)
+        assert bad.status_code == 422 and "status" in bad.text
+        assert (await client.get("/search", params={"q": "登记"})).status_code == 401
+    await mongo.close()

@@ -348,9 +348,9 @@ def test_candidates_for_a_demand_are_published_entries_carrying_the_wanted_items
         VersionStatus.PUBLISHED,
     )
     demand = ShareDemand.file("d1", "X", "企业登记信息", "", ("统一社会信用代码", "企业名称", "注册资本"), "u", TODAY)
-    found = candidates(demand, [register, draft, unrelated])
-    assert [c.resource_code for c in found] == ["101001/000001"]
-    assert found[0].covered_items == ("统一社会信用代码", "企业名称")
+    found = candidates(demand, [(unrelated, 3.0), (register, 2.0), (draft, 2.0)])
+    assert [c.resource_code for c in found] == ["101001/000001", "201001/000001"]
+    assert found[0].covered_items == ("统一社会信用代码", "企业名称") and found[1].covered_items == ()
 
 
 async def test_one_data_one_source_flags_a_second_provider_until_a_legal_exception_is_recorded() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import date, datetime
 from typing import Annotated, Any
 
@@ -32,7 +33,8 @@ from services.catalog.domain.entries import (
     UpdateCycle,
     VersionStatus,
 )
-from services.catalog.ports import UnitOfWork
+from services.catalog.domain.search import Facet, SearchQuery, SearchResult, document_of
+from services.catalog.ports import SearchIndex, UnitOfWork
 
 Compiler = Annotated[Principal, Depends(Guard("catalog.entry.draft"))]
 Reviewer = Annotated[Principal, Depends(Guard("catalog.entry.review"))]
@@ -218,13 +220,44 @@ class MatchBody(BaseModel):
     resource_code: str
 
 
-def routers(uow: UnitOfWork, calendar: WorkingCalendar) -> list[APIRouter]:
+class SearchHitView(BaseModel):
+    resource_code: str
+    provider_code: str
+    name: str
+    status: VersionStatus
+    score: float
+
+
+class SearchView(BaseModel):
+    total: int
+    terms: list[str] = Field(description="the words the query was segmented into")
+    hits: list[SearchHitView]
+    facets: dict[Facet, dict[str, int]] = Field(
+        description="per facet, entries per value under the other facets' filters"
+    )
+
+    @classmethod
+    def of(cls, r: SearchResult) -> SearchView:
+        return cls(
+            total=r.total,
+            terms=list(r.terms),
+            hits=[SearchHitView.model_validate(h, from_attributes=True) for h in r.hits],
+            facets=r.facets,
+        )
+
+
+def routers(uow: UnitOfWork, calendar: WorkingCalendar, index: SearchIndex) -> list[APIRouter]:
     api = APIRouter(prefix="/entries", tags=["catalog entries"])
+
+    def written(entry: CatalogEntry) -> EntryView:
+        """The writer finds its change at once; other replicas get it from the change stream."""
+        index.put(document_of(entry))
+        return EntryView.of(entry)
 
     @api.post("", status_code=201, response_model=EntryView, summary="Compile a new entry (a draft)")
     async def draft(body: DraftBody, principal: Compiler) -> EntryView:
         command = handlers.DraftEntry(body.provider_code, body.content(), body.resource_code, body.classification)
-        return EntryView.of(await handlers.draft_entry(command, principal, uow))
+        return written(await handlers.draft_entry(command, principal, uow))
 
     @api.post(
         "/import",
@@ -234,7 +267,7 @@ def routers(uow: UnitOfWork, calendar: WorkingCalendar) -> list[APIRouter]:
     )
     async def import_table(file: UploadFile, principal: Compiler) -> list[EntryView]:
         table = sheets.read_table(await file.read(), file.filename or "")
-        return [EntryView.of(e) for e in await handlers.import_entries(table, principal, uow)]
+        return [written(e) for e in await handlers.import_entries(table, principal, uow)]
 
     @api.get("", response_model=list[EntryView], summary="Entries, optionally of one provider")
     async def entries(
@@ -248,25 +281,25 @@ def routers(uow: UnitOfWork, calendar: WorkingCalendar) -> list[APIRouter]:
         summary="Change the working version, or start a new version of a published entry",
     )
     async def edit(resource_code: str, body: EditBody, principal: Compiler) -> EntryView:
-        return EntryView.of(await handlers.edit_entry(resource_code, body.content(), body.revision, principal, uow))
+        return written(await handlers.edit_entry(resource_code, body.content(), body.revision, principal, uow))
 
     @api.post("/{resource_code:path}/submit", response_model=EntryView, summary="Submit for review")
     async def submit(resource_code: str, body: TransitionBody, principal: Compiler) -> EntryView:
-        return EntryView.of(await handlers.submit_entry(resource_code, body.revision, principal, uow))
+        return written(await handlers.submit_entry(resource_code, body.revision, principal, uow))
 
     @api.post("/{resource_code:path}/return", response_model=EntryView, summary="Return with findings per field")
     async def give_back(resource_code: str, body: ReturnBody, principal: Reviewer) -> EntryView:
         findings = tuple(Finding(f.field, f.finding) for f in body.findings)
-        return EntryView.of(await handlers.return_entry(resource_code, findings, body.revision, principal, uow))
+        return written(await handlers.return_entry(resource_code, findings, body.revision, principal, uow))
 
     @api.post("/{resource_code:path}/approve", response_model=EntryView, summary="Approve and publish")
     async def approve(resource_code: str, body: TransitionBody, principal: Reviewer) -> EntryView:
         today = today_in_china()
-        return EntryView.of(await handlers.approve_entry(resource_code, body.revision, principal, uow, today))
+        return written(await handlers.approve_entry(resource_code, body.revision, principal, uow, today))
 
     @api.post("/{resource_code:path}/withdraw", response_model=EntryView, summary="Withdraw from the catalog")
     async def withdraw(resource_code: str, body: WithdrawBody, principal: Withdrawer) -> EntryView:
-        return EntryView.of(await handlers.withdraw_entry(resource_code, body.reason, body.revision, principal, uow))
+        return written(await handlers.withdraw_entry(resource_code, body.reason, body.revision, principal, uow))
 
     @api.post(
         "/{resource_code:path}/changes",
@@ -278,7 +311,7 @@ def routers(uow: UnitOfWork, calendar: WorkingCalendar) -> list[APIRouter]:
         entry = await handlers.report_change(
             resource_code, body.changed_on or today, body.reason, principal, uow, calendar, today
         )
-        return EntryView.of(entry)
+        return written(entry)
 
     @api.post(
         "/{resource_code:path}/source-exceptions",
@@ -287,7 +320,7 @@ def routers(uow: UnitOfWork, calendar: WorkingCalendar) -> list[APIRouter]:
     )
     async def source_exception(resource_code: str, body: SourceExceptionBody, principal: SourceExcepter) -> EntryView:
         entry = await handlers.record_source_exception(resource_code, body.element, body.legal_basis, principal, uow)
-        return EntryView.of(entry)
+        return written(entry)
 
     @api.get("/{resource_code:path}/versions/{number}", response_model=VersionView, summary="One version")
     async def version(resource_code: str, number: int, _: Reader) -> VersionView:
@@ -331,6 +364,31 @@ def routers(uow: UnitOfWork, calendar: WorkingCalendar) -> list[APIRouter]:
             )
             for e, o in found
         ]
+
+    @overdue.get("/search", response_model=SearchView, summary="Full-text search in Chinese, with filters and facets")
+    async def search(
+        _: Reader,
+        q: Annotated[str, Query(description="words to find in names, abstracts and data items")] = "",
+        provider_code: Annotated[list[str], Query()] = [],  # noqa: B006 — FastAPI copies query defaults
+        category: Annotated[list[Category], Query()] = [],  # noqa: B006
+        share_type: Annotated[list[ShareType], Query()] = [],  # noqa: B006
+        share_method: Annotated[list[ShareMethod], Query()] = [],  # noqa: B006
+        update_cycle: Annotated[list[UpdateCycle], Query()] = [],  # noqa: B006
+        status: Annotated[list[VersionStatus], Query()] = [],  # noqa: B006
+        match: Annotated[str, Query(pattern="^(all|any)$", description="entries with all the words, or any")] = "all",
+        offset: Annotated[int, Query(ge=0)] = 0,
+        limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    ) -> SearchView:
+        chosen: dict[Facet, Sequence[str]] = {
+            Facet.PROVIDER: provider_code,
+            Facet.CATEGORY: category,
+            Facet.SHARE_TYPE: share_type,
+            Facet.SHARE_METHOD: share_method,
+            Facet.UPDATE_CYCLE: update_cycle,
+            Facet.STATUS: status,
+        }
+        filters = {facet: frozenset(values) for facet, values in chosen.items() if values}
+        return SearchView.of(index.search(SearchQuery(q, filters, match == "all", offset, limit)))
 
     @overdue.get("/catalog.xlsx", summary="The published catalog (共享目录) as a workbook", response_class=Response)
     async def catalog_xlsx(_: Reader) -> Response:
@@ -392,7 +450,9 @@ def routers(uow: UnitOfWork, calendar: WorkingCalendar) -> list[APIRouter]:
         summary="Published entries that may meet the demand, best first",
     )
     async def candidates(demand_id: str, _: Reader) -> list[CandidateView]:
-        return [CandidateView.model_validate(c, from_attributes=True) for c in await demands.suggest(demand_id, uow)]
+        return [
+            CandidateView.model_validate(c, from_attributes=True) for c in await demands.suggest(demand_id, uow, index)
+        ]
 
     @demand_api.post("/{demand_id}/match", response_model=DemandView, summary="The IT office confirms a match")
     async def match(demand_id: str, body: MatchBody, principal: Matcher) -> DemandView:

@@ -35,7 +35,9 @@ from services.catalog.domain.entries import (
     VersionConflict,
     VersionStatus,
 )
+from services.catalog.domain.search import document_of
 from services.catalog.domain.sources import ElementSource, element_key
+from services.catalog.ports import SearchIndex
 
 ENTRIES = "catalog_entries"
 SEQUENCES = "catalog_sequences"
@@ -326,3 +328,23 @@ class MongoUnitOfWork:
 
     async def department_names(self) -> dict[str, str]:
         return {d["_id"]: d["name"] async for d in self.runtime.db[DEPARTMENTS].find({})}
+
+
+class EntryFollower:
+    """Keeps a search index equal to the stored entries: opens the change stream first, then loads every
+    entry, then applies changes as they come. The index ignores what it already knows at a later revision,
+    so a change seen both in the load and in the stream is harmless."""
+
+    def __init__(self, db: AsyncDatabase, index: SearchIndex) -> None:
+        self.db = db
+        self.index = index
+        self.caught_up = False
+
+    async def run(self) -> None:
+        async with await self.db[ENTRIES].watch(full_document="updateLookup") as stream:
+            async for doc in self.db[ENTRIES].find({}):
+                self.index.put(document_of(entry_of(doc)))
+            self.caught_up = True
+            async for change in stream:
+                if change.get("fullDocument"):
+                    self.index.put(document_of(entry_of(change["fullDocument"])))

@@ -67,20 +67,18 @@ class Candidate:
     score: float
 
 
-def candidates(demand: ShareDemand, entries: list[CatalogEntry], limit: int = 10) -> list[Candidate]:
-    """Published entries that may meet the demand, best first: wanted items they carry, words of the title
-    found in their name or abstract. The IT office confirms the match."""
-    found = []
-    title_chars = set(demand.title) - set("的和与及信息数据")
-    for entry in entries:
+def candidates(demand: ShareDemand, found: list[tuple[CatalogEntry, float]], limit: int = 10) -> list[Candidate]:
+    """Published entries that may meet the demand, best first: `found` pairs entries the catalog search
+    returned for the demand's words with their relevance; an entry carrying the wanted items ranks first.
+    The IT office confirms the match."""
+    best = max((relevance for _, relevance in found), default=0.0) or 1.0
+    ranked = []
+    for entry, relevance in found:
         version = entry.in_force
         if version is None:
             continue
         items = {i.name for i in version.content.data_items}
         covered = tuple(i for i in demand.wanted_items if i in items)
-        text = version.content.name + version.content.abstract
-        overlap = len(title_chars & set(text)) / max(len(title_chars), 1)
-        score = len(covered) / max(len(demand.wanted_items), 1) + 0.5 * overlap
-        if covered or overlap >= 0.5:
-            found.append(Candidate(entry.resource_code, version.content.name, entry.provider_code, covered, score))
-    return sorted(found, key=lambda c: -c.score)[:limit]
+        score = len(covered) / max(len(demand.wanted_items), 1) + 0.5 * relevance / best
+        ranked.append(Candidate(entry.resource_code, version.content.name, entry.provider_code, covered, score))
+    return sorted(ranked, key=lambda c: -c.score)[:limit]
