@@ -42,7 +42,9 @@ SUBJECTS = (
     " 殡葬 慈善 消防 安全生产 应急 地震 水利 河道 水库 电力 燃气 供水 通信 旅游 文物 体育 统计 价格 质量 计量"
     " 特种设备 知识产权 商标 专利"
 ).split()
-ASPECTS = "登记 注册 变更 注销 备案 审批 许可 监管 检查 处罚 缴费 参保 发放 申报 统计 监测 核验 证照 档案 名录 评价".split()
+ASPECTS = (
+    "登记 注册 变更 注销 备案 审批 许可 监管 检查 处罚 缴费 参保 发放 申报 统计 监测 核验 证照 档案 名录 评价".split()
+)
 SUFFIXES = "信息 基本信息 数据 记录 目录 明细 汇总信息 情况".split()
 ITEMS = (
     "统一社会信用代码 企业名称 法定代表人 注册资本 成立日期 经营范围 住所 登记机关 公民身份号码 姓名 性别 出生日期"
@@ -97,7 +99,10 @@ def queries(n: int, rng: random.Random, codes: list[str]) -> list[SearchQuery]:
         elif kind < 0.6:
             made.append(SearchQuery(f"{rng.choice(SUBJECTS)}{rng.choice(ASPECTS)}"))
         elif kind < 0.75:
-            filters = {Facet.STATUS: frozenset({"PUBLISHED"}), Facet.SHARE_TYPE: frozenset({rng.choice(list(ShareType))})}
+            filters = {
+                Facet.STATUS: frozenset({"PUBLISHED"}),
+                Facet.SHARE_TYPE: frozenset({rng.choice(list(ShareType))}),
+            }
             made.append(SearchQuery(rng.choice(ITEMS), filters))
         elif kind < 0.85:
             filters = {Facet.PROVIDER: frozenset({rng.choice(providers())}), Facet.UPDATE_CYCLE: frozenset({"DAILY"})}

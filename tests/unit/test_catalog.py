@@ -399,18 +399,20 @@ async def test_the_catalog_table_round_trips_and_broken_rows_import_nothing() ->
     # The same rows under new codes come back as the same content.
     renumbered = [table[0]] + [["201001/000009", *row[1:]] for row in table[1:]]
     [imported] = sheet.read(renumbered)
-    assert replace(imported.content, confidentiality_review=COMPLETE.confidentiality_review) == COMPLETE
+    assert imported.content == COMPLETE  # the confidentiality review included
 
     broken = [
         table[0],
         ["201001/000010", *table[1][1:]],
         ["2010/01", *table[1][1:]],
         ["201001/000011", *table[1][1:7], "偶尔共享", *table[1][8:]],
+        ["201001/000012", *table[1][1:17], "2026-13-01", *table[1][18:]],
     ]
     with pytest.raises(sheet.SheetErrors) as errors:
         await handlers.import_entries(broken, COMPILER, uow)
-    assert [e.split(":")[0] for e in errors.value.errors] == ["row 3", "row 4"]
+    assert [e.split(":")[0] for e in errors.value.errors] == ["row 3", "row 4", "row 5"]
     assert "resource_code" in errors.value.errors[0] and "共享类型" in errors.value.errors[1]
+    assert "保密审查日期" in errors.value.errors[2]
     assert set(uow.stored) == {entry.resource_code}  # nothing imported
 
     drafted = await handlers.import_entries(renumbered, COMPILER, uow)

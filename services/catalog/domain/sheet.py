@@ -5,11 +5,13 @@ error with its row number; a table with errors imports nothing."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date
 
 from common.errors import Invalid
 from services.catalog.domain.entries import (
     CatalogEntry,
     Category,
+    ConfidentialityReview,
     DataItem,
     EntryContent,
     ItemType,
@@ -38,6 +40,9 @@ COLUMNS = [
     "发布日期",
     "版本",
     "关联资源代码",
+    "保密审查人",
+    "保密审查日期",
+    "保密审查结论",
     "信息项名称",
     "数据类型",
     "数据长度",
@@ -103,6 +108,7 @@ def rows(entries: list[CatalogEntry], provider_names: dict[str, str]) -> list[li
             version.published_on.isoformat() if version.published_on else "",
             version.version,
             "、".join(c.related_codes),
+            *_review_cells(c.confidentiality_review),
         ]
         for item in c.data_items or (DataItem("", ItemType.STRING),):
             table.append(
@@ -117,6 +123,28 @@ def rows(entries: list[CatalogEntry], provider_names: dict[str, str]) -> list[li
                 ]
             )
     return table
+
+
+def _review_cells(review: ConfidentialityReview | None) -> list[object]:
+    if review is None:
+        return ["", "", ""]
+    return [review.reviewed_by, review.reviewed_on.isoformat(), review.conclusion]
+
+
+def _review(row: dict[str, str], number: int, errors: list[str]) -> ConfidentialityReview | None:
+    """The confidentiality review (Art. 20): all three columns, or none."""
+    cells = (row["保密审查人"], row["保密审查日期"], row["保密审查结论"])
+    if not any(cells):
+        return None
+    if not all(cells):
+        errors.append(f"row {number}: 保密审查人, 保密审查日期 and 保密审查结论 go together")
+        return None
+    try:
+        reviewed_on = date.fromisoformat(cells[1])
+    except ValueError:
+        errors.append(f"row {number}: 保密审查日期 {cells[1]!r} is not a date (YYYY-MM-DD)")
+        return None
+    return ConfidentialityReview(cells[0], reviewed_on, cells[2])
 
 
 @dataclass(frozen=True)
@@ -200,6 +228,7 @@ def read(table: list[list[object]]) -> list[ImportedEntry]:
             open_attribute=_pick(OPEN, head["开放属性"], "开放属性", number, errors) or OpenAttribute.NOT_OPEN,
             update_cycle=_pick(CYCLE, head["更新周期"], "更新周期", number, errors),
             related_codes=tuple(c for c in head["关联资源代码"].replace("，", "、").split("、") if c),
+            confidentiality_review=_review(head, number, errors),
         )
         errors += [f"row {number}: {field} {rule}" for field, rule in content.consistency_problems()]
         imported.append(ImportedEntry(code, entry["provider"], content))
