@@ -6,11 +6,11 @@ STAMP  := $(VENV)/.installed
 
 .PHONY: run up down infra test lint bench demo clean
 
-$(STAMP): pyproject.toml constraints.txt
+$(STAMP): pyproject.toml adapter-kit/pyproject.toml constraints.txt
 	$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "Python 3.11 is required"'
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -c constraints.txt -e '.[dev]'
+	$(PY) -m pip install -q -c constraints.txt -e ./adapter-kit -e '.[dev]'
 	touch $(STAMP)
 
 run: $(STAMP)        ## broker, database and the four services in the foreground; Ctrl-C stops all

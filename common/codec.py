@@ -1,8 +1,9 @@
 """Avro single-object encoding of the platform's events (the one place events are encoded and decoded).
 
-A value is C3 01, the 8-byte little-endian CRC-64-AVRO fingerprint of the writer schema's parsing
-canonical form, then the Avro binary body; any Avro library can read it. The reader resolves the
-writer schema (found by fingerprint) against its own schema of the same name.
+A value is C3 01, the 8-byte little-endian CRC-64-AVRO fingerprint of the writer schema's parsing canonical
+form, then the Avro binary body; any Avro library can read it (the framing is shared with the adapter kit,
+`datashare_adapter.avro`). The reader resolves the writer schema (found by fingerprint) against its own
+schema of the same name.
 """
 
 from __future__ import annotations
@@ -13,16 +14,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from datashare_adapter.avro import HEADER_LEN, MARKER, schema_fingerprint
 from fastavro import parse_schema, schemaless_reader, schemaless_writer
-from fastavro.schema import fingerprint, to_parsing_canonical_form
 
 from common.events import Event
 
-__all__ = ["DecodeError", "Event", "EventCodec", "EventSchema", "UnknownEventType"]
+__all__ = ["MARKER", "DecodeError", "Event", "EventCodec", "EventSchema", "UnknownEventType", "schema_fingerprint"]
 
 SCHEMA_DIR = Path(__file__).resolve().parent.parent / "schemas" / "avro"
-MARKER = b"\xc3\x01"
-HEADER_LEN = 10
 
 
 class DecodeError(ValueError):
@@ -31,10 +30,6 @@ class DecodeError(ValueError):
 
 class UnknownEventType(KeyError):
     pass
-
-
-def schema_fingerprint(schema: dict[str, Any]) -> bytes:
-    return bytes.fromhex(fingerprint(to_parsing_canonical_form(schema), "CRC-64-AVRO"))
 
 
 @dataclass(frozen=True)

@@ -1,86 +1,28 @@
-"""Subject identifiers: citizen ID numbers (GB 11643) and unified social credit codes (GB 32100).
+"""Subject identifiers (GB 11643 citizen ID numbers, GB 32100 unified social credit codes). The rules live in
+the adapter kit, so that departments validate keys exactly as the center does before sending them."""
 
-Both end in a check character; a record keyed by a code that fails its check is refused, never stored.
-"""
+from datashare_adapter.identifiers import (
+    CITIZEN_ID,
+    CREDIT_CODE,
+    CREDIT_CODE_ALPHABET,
+    InvalidIdentifier,
+    change_id,
+    citizen_id_check_character,
+    credit_code_check_character,
+    validate_citizen_id,
+    validate_credit_code,
+    validate_subject_key,
+)
 
-from __future__ import annotations
-
-import re
-from dataclasses import dataclass
-from datetime import date
-
-CITIZEN_ID = "citizen_id"
-CREDIT_CODE = "credit_code"
-
-_CITIZEN_WEIGHTS = [pow(2, 17 - i, 11) for i in range(17)]
-_CITIZEN_CHECK = "10X98765432"  # indexed by (weighted sum mod 11)
-
-CREDIT_CODE_ALPHABET = "0123456789ABCDEFGHJKLMNPQRTUWXY"  # GB 32100: no I, O, S, V, Z
-_CREDIT_VALUE = {ch: i for i, ch in enumerate(CREDIT_CODE_ALPHABET)}
-_CREDIT_WEIGHTS = [pow(3, i, 31) for i in range(17)]
-
-
-@dataclass(frozen=True)
-class InvalidIdentifier(ValueError):
-    kind: str
-    rule: str
-    detail: str
-
-    def __str__(self) -> str:
-        return f"invalid {self.kind}: {self.rule}: {self.detail}"
-
-
-def citizen_id_check_character(first17: str) -> str:
-    total = sum(int(ch) * w for ch, w in zip(first17, _CITIZEN_WEIGHTS, strict=True))
-    return _CITIZEN_CHECK[total % 11]
-
-
-def validate_citizen_id(value: str, *, today: date | None = None) -> str:
-    """Return the normalised (upper-case) citizen ID number or raise InvalidIdentifier naming the rule."""
-    code = value.strip().upper()
-    if len(code) != 18:
-        raise InvalidIdentifier(CITIZEN_ID, "length", f"must be 18 characters, got {len(code)}")
-    if not re.fullmatch(r"\d{17}[\dX]", code):
-        raise InvalidIdentifier(CITIZEN_ID, "charset", "must be 17 digits followed by a digit or X")
-    if code[0] == "0":
-        raise InvalidIdentifier(CITIZEN_ID, "region", "administrative division code cannot start with 0")
-    try:
-        born = date(int(code[6:10]), int(code[10:12]), int(code[12:14]))
-    except ValueError:
-        raise InvalidIdentifier(CITIZEN_ID, "birth_date", f"{code[6:14]} is not a calendar date") from None
-    if born.year < 1900 or born > (today or date.today()):
-        raise InvalidIdentifier(CITIZEN_ID, "birth_date", f"{born.isoformat()} is out of range")
-    expected = citizen_id_check_character(code[:17])
-    if code[17] != expected:
-        raise InvalidIdentifier(CITIZEN_ID, "check_character", "ISO 7064 MOD 11-2 check character does not match")
-    return code
-
-
-def credit_code_check_character(first17: str) -> str:
-    total = sum(_CREDIT_VALUE[ch] * w for ch, w in zip(first17, _CREDIT_WEIGHTS, strict=True))
-    return CREDIT_CODE_ALPHABET[(31 - total % 31) % 31]
-
-
-def validate_credit_code(value: str) -> str:
-    """Return the normalised unified social credit code or raise InvalidIdentifier naming the rule."""
-    code = value.strip().upper()
-    if len(code) != 18:
-        raise InvalidIdentifier(CREDIT_CODE, "length", f"must be 18 characters, got {len(code)}")
-    bad = sorted({ch for ch in code if ch not in _CREDIT_VALUE})
-    if bad:
-        raise InvalidIdentifier(
-            CREDIT_CODE, "charset", f"characters {''.join(bad)!r} are not allowed (0-9, A-H, J-N, P-R, T, U, W-Y)"
-        )
-    if not code[2:8].isdigit():
-        raise InvalidIdentifier(CREDIT_CODE, "region", "characters 3-8 must be the administrative division code")
-    if code[17] != credit_code_check_character(code[:17]):
-        raise InvalidIdentifier(CREDIT_CODE, "check_character", "weighted mod-31 check character does not match")
-    return code
-
-
-def validate_subject_key(value: str) -> tuple[str, str]:
-    """Validate a record key that is either a citizen ID or a credit code; return (kind, normalised)."""
-    code = value.strip().upper()
-    if re.fullmatch(r"\d{17}[\dX]", code):
-        return CITIZEN_ID, validate_citizen_id(code)
-    return CREDIT_CODE, validate_credit_code(code)
+__all__ = [
+    "CITIZEN_ID",
+    "CREDIT_CODE",
+    "CREDIT_CODE_ALPHABET",
+    "InvalidIdentifier",
+    "change_id",
+    "citizen_id_check_character",
+    "credit_code_check_character",
+    "validate_citizen_id",
+    "validate_credit_code",
+    "validate_subject_key",
+]

@@ -25,6 +25,8 @@ from common.topics import DLQ_SUFFIX, TopicSpec, ensure_topics
 log = logging.getLogger(__name__)
 
 Handler = Callable[[Event], Awaitable[None]]
+# Handles a whole fetched batch at once (bulk writes); returns the ids of events it refused, with why.
+BatchHandler = Callable[[list[Event]], Awaitable[dict[str, str]]]
 
 
 def connection_options(settings: ServiceSettings) -> dict[str, Any]:
@@ -200,6 +202,7 @@ class EventConsumer:
     settings: ServiceSettings
     batch_size: int = 500
     running: bool = False
+    batch_handler: BatchHandler | None = None  # instead of `handlers`: every decoded event, in one call
 
     async def run(self) -> None:
         """Consume until cancelled. Errors other than handler failures propagate (the supervisor restarts)."""
@@ -240,6 +243,12 @@ class EventConsumer:
             except DecodeError as exc:
                 await self.dead_letter(record, f"undecodable: {exc}", attempts=0)
                 outcomes[record.topic, "dead_lettered"] += 1
+        if self.batch_handler is not None:
+            for outcome, count in (await self.handle_batch(decoded, self.batch_handler)).items():
+                outcomes[records[0].topic, outcome] += count
+            for (topic, outcome), count in outcomes.items():
+                EVENTS_CONSUMED.labels(self.group, topic, outcome).inc(count)
+            return
         already = await self.processed.seen(self.group, [e.event_id for _, e in decoded])
         for record, event in decoded:
             handler = self.handlers.get(event.event_type)
@@ -253,6 +262,44 @@ class EventConsumer:
             outcomes[record.topic, outcome] += 1
         for (topic, outcome), count in outcomes.items():
             EVENTS_CONSUMED.labels(self.group, topic, outcome).inc(count)
+
+    async def handle_batch(self, decoded: list[tuple[ConsumerRecord, Event]], handler: BatchHandler) -> Counter[str]:
+        """Run the batch handler with bounded retries. Refused events go to the DLQ; if the batch keeps
+        failing, its events are handled one by one, so that only a poison event is dead-lettered."""
+        outcomes: Counter[str] = Counter()
+        if not decoded:
+            return outcomes
+        attempts = self.settings.consumer_max_attempts
+        for attempt in range(1, attempts + 1):
+            started = time.perf_counter()
+            try:
+                refused = await handler([e for _, e in decoded])
+            except Exception as exc:
+                if attempt < attempts:
+                    HANDLER_RETRIES.labels(self.group, decoded[0][0].topic).inc()
+                    await asyncio.sleep(self.settings.consumer_retry_backoff_seconds * 2 ** (attempt - 1))
+                    continue
+                if len(decoded) == 1:
+                    record = decoded[0][0]
+                    log.exception("batch handler failed %s times, dead-lettering", attempt, extra=_where(record))
+                    await self.dead_letter(record, f"handler failed: {type(exc).__name__}: {exc}", attempt)
+                    outcomes["dead_lettered"] += 1
+                    return outcomes
+                for one in decoded:
+                    outcomes.update(await self.handle_batch([one], handler))
+                return outcomes
+            HANDLER_SECONDS.labels(self.group, "batch").observe(time.perf_counter() - started)
+            await asyncio.gather(
+                *(
+                    self.dead_letter(r, f"rejected: {refused[e.event_id]}", attempt)
+                    for r, e in decoded
+                    if e.event_id in refused
+                )
+            )
+            outcomes["dead_lettered"] += len(refused)
+            outcomes["handled"] += len(decoded) - len(refused)
+            return outcomes
+        raise AssertionError("unreachable")
 
     async def handle_with_retries(self, record: ConsumerRecord, event: Event, handler: Handler) -> str:
         """Run the handler with bounded retries and backoff; return the outcome for the metrics."""

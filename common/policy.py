@@ -97,6 +97,12 @@ def _it_office_or_own_department(principal: Principal, target: Target) -> str | 
     return "a data administrator manages only her own department's machine identities"
 
 
+def _oversight_or_own_department(principal: Principal, target: Target) -> str | None:
+    if principal.roles & OVERSIGHT or target.department_code in (None, principal.department_code):
+        return None
+    return "only oversight sees another department's refused changes"
+
+
 RULES: dict[str, Rule] = {
     rule.name: rule
     for rule in [
@@ -148,6 +154,22 @@ RULES: dict[str, Rule] = {
         ),
         Rule(
             "exchange.record.read", "read records the department provides", ALL_ROLES, ALL_MACHINES, own_department=True
+        ),
+        Rule(
+            "exchange.resource.read", "see what the exchange holds of a resource (no records)", ALL_ROLES, ALL_MACHINES
+        ),
+        Rule(
+            "exchange.data.upload",
+            "upload a file of the department's data in place of an adapter",
+            frozenset({Role.DATA_ADMINISTRATOR}),
+            own_department=True,
+        ),
+        Rule(
+            "exchange.rejections.read",
+            "see data changes the center refused: the provider's own, or all for oversight",
+            ALL_ROLES,
+            ALL_MACHINES,
+            check=_oversight_or_own_department,
         ),
         Rule(
             "exchange.request.decide",

@@ -13,7 +13,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from common.calendar_source import build_calendar
 from common.codec import EventCodec
-from common.kafka import EventConsumer, Handler, KafkaPublisher
+from common.kafka import BatchHandler, EventConsumer, Handler, KafkaPublisher
 from common.keys import KeySource
 from common.metrics import DEPENDENCY_UP
 from common.mongo import MongoProcessedEvents, OutboxRelay, connect, ensure_indexes, transaction
@@ -66,11 +66,22 @@ class Runtime:
     def transaction(self):
         return transaction(self.client, self.db, self.publisher)
 
-    def consume(self, group: str, topics: list[str], handlers: dict[str, Handler]) -> EventConsumer:
+    def consume(
+        self,
+        group: str,
+        topics: list[str],
+        handlers: dict[str, Handler] | None = None,
+        *,
+        batch: BatchHandler | None = None,
+        batch_size: int = 500,
+    ) -> EventConsumer:
+        """Consume `topics` as `group`: each event by its type's handler, or whole batches by `batch`."""
         consumer = EventConsumer(
             group=self.settings.consumer_group_prefix + group,
             topics=topics,
-            handlers=handlers,
+            handlers=handlers or {},
+            batch_handler=batch,
+            batch_size=batch_size,
             codec=self.codec,
             publisher=self.publisher,
             processed=MongoProcessedEvents(self.db),

@@ -2,11 +2,26 @@
 
 from __future__ import annotations
 
-from common.errors import NotFound, RejectedEvent
+from datetime import UTC, datetime
+from typing import Any
+
+from datashare_adapter.digest import TOPS, ResourceDigest, top_of
+from datashare_adapter.sources import SourceError, typed_record
+
+from common.errors import Invalid, NotFound, RejectedEvent
 from common.events import Event
-from common.policy import AccessDenied, Principal, Target, Unauthenticated, authorize
-from services.exchange.domain.records import DataChange, SubjectRecord, apply_change
-from services.exchange.ports import RESOURCE_CHANGES, Credentials, UnitOfWork
+from common.identifiers import InvalidIdentifier, change_id, validate_subject_key
+from common.policy import OVERSIGHT, AccessDenied, Principal, Target, Unauthenticated, authorize
+from services.exchange.domain.records import DataChange, Operation, SubjectRecord, apply_in_order
+from services.exchange.domain.resources import ItemSpec, Rejection, ResourceSchema
+from services.exchange.ports import (
+    RESOURCE_CHANGES,
+    ChangePublisher,
+    Credentials,
+    RefusedChange,
+    ResourceState,
+    UnitOfWork,
+)
 
 PRODUCER = "exchange"
 
@@ -15,40 +30,124 @@ class RecordNotFound(NotFound):
     pass
 
 
+class ResourceNotFound(NotFound):
+    pass
+
+
 def check_sender(event: Event, change: DataChange, credentials: Credentials) -> None:
-    """Only the provider's own adapter reports its data (Art. 8), proven by the token it sent along,
-    valid when the broker received the message."""
+    """Only the provider reports its data (Art. 8) — its adapter, or its data administrator uploading a
+    file — proven by the token sent along, valid when the broker received the message."""
     if event.appended_at is None:
         raise RejectedEvent("sender", "data changes need broker-assigned timestamps (a LogAppendTime topic)")
     try:
         principal = credentials.principal(event.credentials, event.appended_at)
-        authorize(principal, "exchange.data.write", Target(department_code=change.provider_code))
+        rule = "exchange.data.upload" if principal.machine is None else "exchange.data.write"
+        authorize(principal, rule, Target(department_code=change.provider_code))
     except (Unauthenticated, AccessDenied) as exc:
         raise RejectedEvent("sender", str(exc)) from None
 
 
-async def ingest_change(event: Event, uow: UnitOfWork, credentials: Credentials) -> None:
-    """Store a department's reported change: history always, current state if it is newer."""
-    change = DataChange.from_payload(event.payload)
-    check_sender(event, change, credentials)
+def _refusal(payload: dict[str, Any], rejection: Rejection) -> RefusedChange:
+    return RefusedChange(
+        str(payload.get("change_id", "")),
+        str(payload.get("resource_code", "")),
+        str(payload.get("provider_code", "")),
+        str(payload.get("subject_key", "")),
+        rejection.rule,
+        rejection.detail,
+    )
+
+
+def _fit(schema: ResourceSchema | None, change: DataChange) -> list[Rejection]:
+    if schema is None or not schema.published:
+        return [Rejection("resource.not_published", f"{change.resource_code} is not in the published catalog")]
+    if schema.provider_code != change.provider_code:
+        return [Rejection("resource.provider", f"{change.resource_code} is provided by another department")]
+    if change.operation is Operation.DELETE:
+        return []
+    return schema.problems(change.subject_key, change.fields)
+
+
+async def ingest_changes(events: list[Event], uow: UnitOfWork, credentials: Credentials) -> dict[str, str]:
+    """Store a batch of reported changes: history always, current state where newer, digests and the change
+    feed kept current, a ResourceChanged per stored change. Returns the refused events' ids with why;
+    those go to the dead-letter topic and are recorded as findings against the provider."""
+    refused: dict[str, RefusedChange] = {}
+    reported: list[tuple[Event, DataChange]] = []
+    for event in events:
+        try:
+            change = DataChange.from_payload(event.payload)
+            check_sender(event, change, credentials)
+        except RejectedEvent as exc:
+            refused[event.event_id] = _refusal(event.payload, Rejection(exc.rule, exc.detail))
+            continue
+        reported.append((event, change))
     async with uow() as tx:
-        if await tx.change_seen(change.change_id):
-            return
-        updated = apply_change(await tx.record(change.resource_code, change.subject_key), change)
-        await tx.add_history(change, applied=updated is not None)
-        if updated is None:
-            return
-        await tx.put_record(updated)
-        sequence = await tx.next_sequence(change.resource_code)
-        payload = {
-            "resource_code": change.resource_code,
-            "provider_code": change.provider_code,
-            "sequence": sequence,
-            "change_id": change.change_id,
-            "operation": change.operation.value,
-            "changed_at": change.changed_at,
-        }
-        tx.emit(RESOURCE_CHANGES, Event("ResourceChanged", change.resource_code, payload, PRODUCER))
+        schemas = await tx.schemas({c.resource_code for _, c in reported})
+        new = await tx.unseen([c.change_id for _, c in reported])
+        accepted = []
+        for event, change in reported:
+            if change.change_id not in new:
+                continue  # stored before, or twice in this batch
+            new.discard(change.change_id)
+            problems = _fit(schemas.get(change.resource_code), change)
+            if problems:
+                refused[event.event_id] = _refusal(event.payload, problems[0])
+            else:
+                accepted.append(change)
+        current = await tx.records({(c.resource_code, c.subject_key) for c in accepted})
+        outcomes = apply_in_order(accepted, current)
+        sequences = await tx.store(outcomes)
+        for outcome in outcomes:
+            if outcome.after is not None:
+                tx.emit(RESOURCE_CHANGES, resource_changed(outcome.change, sequences[outcome.change.change_id]))
+        for refusal in await tx.refuse([r for r in refused.values() if r.rule != "sender"]):
+            tx.emit(RESOURCE_CHANGES, Event("DataRejected", refusal.resource_code, data_rejected(refusal), PRODUCER))
+    return {event_id: f"{r.rule}: {r.detail}" for event_id, r in refused.items()}
+
+
+def resource_changed(change: DataChange, sequence: int) -> Event:
+    payload = {
+        "resource_code": change.resource_code,
+        "provider_code": change.provider_code,
+        "sequence": sequence,
+        "change_id": change.change_id,
+        "operation": change.operation.value,
+        "changed_at": change.changed_at,
+    }
+    return Event("ResourceChanged", change.resource_code, payload, PRODUCER)
+
+
+def data_rejected(r: RefusedChange) -> dict[str, Any]:
+    return {
+        "change_id": r.change_id,
+        "resource_code": r.resource_code,
+        "provider_code": r.provider_code,
+        "rule": r.rule,
+        "detail": r.detail,
+    }
+
+
+async def catalog_entry_published(event: Event, uow: UnitOfWork) -> None:
+    """The catalog published (a version of) an entry: its data items are what records must fit."""
+    p = event.payload
+    schema = ResourceSchema(
+        p["resource_code"],
+        p["provider_code"],
+        p["name"],
+        tuple(ItemSpec(i["name"], i["type"], i.get("length")) for i in p["data_items"]),
+        p.get("update_cycle"),
+    )
+    async with uow() as tx:
+        await tx.put_schema(schema, event.occurred_at)
+
+
+async def catalog_entry_withdrawn(event: Event, uow: UnitOfWork) -> None:
+    async with uow() as tx:
+        await tx.withdraw(event.payload["resource_code"])
+
+
+# -- reads -------------------------------------------------------------------------------------------------
 
 
 async def current_record(resource_code: str, subject_key: str, principal: Principal, uow: UnitOfWork) -> SubjectRecord:
@@ -64,3 +163,137 @@ async def record_history(resource_code: str, subject_key: str, principal: Princi
     for change in history:
         authorize(principal, "exchange.record.read", Target(department_code=change["provider_code"]))
     return history
+
+
+async def subject_records(subject_key: str, principal: Principal, uow: UnitOfWork) -> list[SubjectRecord]:
+    """One subject across every resource the principal may read (others are left out, not refused)."""
+    try:
+        _, key = validate_subject_key(subject_key)
+    except InvalidIdentifier as exc:
+        raise Invalid("subject_key", str(exc)) from None
+    found = []
+    for record in await uow.subject_records(key):
+        try:
+            authorize(principal, "exchange.record.read", Target(department_code=record.provider_code))
+        except AccessDenied:
+            continue
+        found.append(record)
+    return found
+
+
+async def resource_state(resource_code: str, uow: UnitOfWork) -> ResourceState:
+    state = await uow.resource(resource_code)
+    if state is None:
+        raise ResourceNotFound("resource_code", f"the exchange knows no published resource {resource_code}")
+    return state
+
+
+async def _readable(resource_code: str, principal: Principal, uow: UnitOfWork) -> ResourceState:
+    state = await resource_state(resource_code, uow)
+    authorize(principal, "exchange.record.read", Target(department_code=state.schema.provider_code))
+    return state
+
+
+async def changes_since(
+    resource_code: str, sequence: int, limit: int, principal: Principal, uow: UnitOfWork
+) -> list[dict]:
+    """The resource's change feed after `sequence`, in order."""
+    await _readable(resource_code, principal, uow)
+    return await uow.changes_since(resource_code, sequence, limit)
+
+
+async def digest(resource_code: str, principal: Principal, uow: UnitOfWork) -> ResourceDigest:
+    await _readable(resource_code, principal, uow)
+    return ResourceDigest(await uow.leaves(resource_code))
+
+
+def check_tops(tops: list[int]) -> list[int]:
+    if any(not 0 <= t < TOPS for t in tops):
+        raise Invalid("top", f"top nodes are numbered 0 to {TOPS - 1}")
+    return tops
+
+
+async def bucket_records(
+    resource_code: str, buckets: list[int], principal: Principal, uow: UnitOfWork
+) -> list[SubjectRecord]:
+    """The center's records in the given key ranges, to repair a copy found to differ there."""
+    if len(buckets) > 1024:
+        raise Invalid("bucket", "at most 1024 key ranges per request")
+    check_tops([top_of(b) for b in buckets])
+    await _readable(resource_code, principal, uow)
+    return await uow.bucket_records(resource_code, buckets)
+
+
+async def stale_resources(uow: UnitOfWork, now: datetime) -> list[ResourceState]:
+    """Published resources whose update cycle passed without any change."""
+    return [r for r in await uow.resources() if r.schema.stale(r.last_change_at, r.published_at, now)]
+
+
+async def refusals(provider_code: str | None, principal: Principal, uow: UnitOfWork, limit: int) -> list[RefusedChange]:
+    authorize(principal, "exchange.rejections.read", Target(department_code=provider_code))
+    if provider_code is None and not principal.roles & OVERSIGHT:
+        provider_code = principal.department_code  # a department sees its own
+    return await uow.refusals(provider_code, limit)
+
+
+# -- file uploads ------------------------------------------------------------------------------------------
+
+
+async def upload_rows(
+    resource_code: str,
+    rows: list[dict[str, Any]],
+    deletions: list[str],
+    principal: Principal,
+    token: str,
+    uow: UnitOfWork,
+    publisher: ChangePublisher,
+) -> int:
+    """A department without an adapter uploads records: checked here row by row (all or nothing), then sent
+    as the same DataChanged events an adapter sends, under the uploader's token."""
+    state = await resource_state(resource_code, uow)
+    schema = state.schema
+    authorize(principal, "exchange.data.upload", Target(department_code=schema.provider_code))
+    key_item = schema.key_item
+    if key_item is None:
+        raise Invalid("resource_code", f"{resource_code} has no key data item (统一社会信用代码 or 公民身份号码)")
+    version = int(datetime.now(UTC).timestamp() * 1000)
+    types = {i.name: i.type for i in schema.items}
+    errors, events = [], []
+    for number, row in enumerate(rows, start=2):
+        try:
+            fields = typed_record(row, types)
+            _, key = validate_subject_key(str(fields.get(key_item) or ""))
+        except (SourceError, InvalidIdentifier) as exc:
+            errors.append(f"row {number}: {exc}")
+            continue
+        clean = {k: v for k, v in fields.items() if v not in (None, "")} | {key_item: key}
+        problems = schema.problems(key, clean)
+        errors += [f"row {number}: {p.rule}: {p.detail}" for p in problems]
+        events.append(_data_changed(schema, key, Operation.UPSERT, clean, version, token))
+    for key in deletions:
+        try:
+            _, key = validate_subject_key(key)
+        except InvalidIdentifier as exc:
+            errors.append(f"delete {key}: {exc}")
+            continue
+        events.append(_data_changed(schema, key, Operation.DELETE, {}, version, token))
+    if errors:
+        raise Invalid("rows", "; ".join(errors[:50]) + (f"; … {len(errors) - 50} more" if len(errors) > 50 else ""))
+    await publisher.publish_changes(events, token)
+    return len(events)
+
+
+def _data_changed(
+    schema: ResourceSchema, key: str, operation: Operation, fields: dict[str, Any], version: int, token: str
+) -> Event:
+    payload = {
+        "change_id": change_id(schema.resource_code, key, version, operation.value),
+        "resource_code": schema.resource_code,
+        "provider_code": schema.provider_code,
+        "operation": operation.value,
+        "subject_key": key,
+        "fields": fields,
+        "source_version": version,
+        "changed_at": datetime.now(UTC),
+    }
+    return Event("DataChanged", f"{schema.resource_code}|{key}", payload, "exchange-upload", credentials=token)

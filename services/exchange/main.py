@@ -6,12 +6,24 @@ from functools import partial
 
 from fastapi import FastAPI
 
+from common.events import Event
 from common.http import create_app, run_service
+from common.kafka import KafkaPublisher
 from common.runtime import Runtime
 from services.exchange import handlers
 from services.exchange.adapters import http, mongo
-from services.exchange.ports import DATA_CHANGES
+from services.exchange.ports import CATALOG_ENTRY_EVENTS, CATALOG_PUBLISHED, DATA_CHANGES
 from services.exchange.settings import ExchangeSettings
+
+
+class BusChangePublisher:
+    """Uploaded records go onto the bus like an adapter's: the ingestion checks them the same way."""
+
+    def __init__(self, publisher: KafkaPublisher) -> None:
+        self.publisher = publisher
+
+    async def publish_changes(self, events: list[Event], token: str) -> None:
+        await self.publisher.publish_many(DATA_CHANGES, events)
 
 
 def build(settings: ExchangeSettings) -> tuple[FastAPI, Runtime]:
@@ -21,13 +33,22 @@ def build(settings: ExchangeSettings) -> tuple[FastAPI, Runtime]:
     runtime.consume(
         "exchange-ingest",
         [DATA_CHANGES],
-        {"DataChanged": partial(handlers.ingest_change, uow=uow, credentials=runtime.keys)},
+        batch=partial(handlers.ingest_changes, uow=uow, credentials=runtime.keys),
+        batch_size=settings.ingest_batch_size,
+    )
+    runtime.consume(
+        "exchange-catalog",
+        [CATALOG_PUBLISHED, CATALOG_ENTRY_EVENTS],
+        {
+            "CatalogEntryPublished": partial(handlers.catalog_entry_published, uow=uow),
+            "CatalogEntryWithdrawn": partial(handlers.catalog_entry_withdrawn, uow=uow),
+        },
     )
     app = create_app(
         runtime,
         title="Exchange",
         description="Departments' data held by the center, and its sharing (Art. 8, 13–18, 20).",
-        routers=[http.router(uow)],
+        routers=http.routers(uow, BusChangePublisher(runtime.publisher)),
     )
     return app, runtime
 

@@ -3,27 +3,65 @@
 from __future__ import annotations
 
 from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
 from common.events import Event
 from common.policy import Principal
-from services.exchange.domain.records import DataChange, SubjectRecord
+from services.exchange.domain.records import Outcome, SubjectRecord
+from services.exchange.domain.resources import ResourceSchema
 
 DATA_CHANGES = "exchange.data-changes"
 RESOURCE_CHANGES = "exchange.resource-changes"
+CATALOG_PUBLISHED = "catalog.published"
+CATALOG_ENTRY_EVENTS = "catalog.entry-events"
+
+
+@dataclass(frozen=True)
+class RefusedChange:
+    """A data change the center did not store, and why: a finding against the provider (Art. 24(3))."""
+
+    change_id: str
+    resource_code: str
+    provider_code: str
+    subject_key: str
+    rule: str
+    detail: str
+
+
+@dataclass(frozen=True)
+class ResourceState:
+    """What the exchange holds of one resource: its catalog schema and how current its data is."""
+
+    schema: ResourceSchema
+    published_at: datetime
+    last_change_at: datetime | None
+    records: int
+    sequence: int
 
 
 class ExchangeTransaction(Protocol):
-    async def change_seen(self, change_id: str) -> bool: ...
+    async def schemas(self, resource_codes: set[str]) -> dict[str, ResourceSchema]: ...
 
-    async def add_history(self, change: DataChange, applied: bool) -> None: ...
+    async def unseen(self, change_ids: list[str]) -> set[str]:
+        """The ids among `change_ids` that the center has not stored yet."""
+        ...
 
-    async def record(self, resource_code: str, subject_key: str) -> SubjectRecord | None: ...
+    async def records(self, keys: set[tuple[str, str]]) -> dict[tuple[str, str], SubjectRecord]: ...
 
-    async def put_record(self, record: SubjectRecord) -> None: ...
+    async def store(self, outcomes: list[Outcome]) -> dict[str, int]:
+        """History of every outcome, the records' new state and the digests; returns the sequence number
+        each applied change got in its resource's change feed."""
+        ...
 
-    async def next_sequence(self, resource_code: str) -> int: ...
+    async def refuse(self, refused: list[RefusedChange]) -> list[RefusedChange]:
+        """Record refusals; returns those not recorded before (a redelivered refusal counts once)."""
+        ...
+
+    async def put_schema(self, schema: ResourceSchema, published_at: datetime) -> None: ...
+
+    async def withdraw(self, resource_code: str) -> None: ...
 
     def emit(self, topic: str, event: Event) -> None: ...
 
@@ -39,4 +77,26 @@ class UnitOfWork(Protocol):
 
     async def record(self, resource_code: str, subject_key: str) -> SubjectRecord | None: ...
 
+    async def subject_records(self, subject_key: str) -> list[SubjectRecord]: ...
+
     async def history(self, resource_code: str, subject_key: str) -> list[dict]: ...
+
+    async def resource(self, resource_code: str) -> ResourceState | None: ...
+
+    async def resources(self) -> list[ResourceState]: ...
+
+    async def changes_since(self, resource_code: str, sequence: int, limit: int) -> list[dict]: ...
+
+    async def leaves(self, resource_code: str) -> dict[int, tuple[int, int]]:
+        """The center's digest leaves of a resource: bucket → (sum of record hashes, records)."""
+        ...
+
+    async def bucket_records(self, resource_code: str, buckets: list[int]) -> list[SubjectRecord]: ...
+
+    async def refusals(self, provider_code: str | None, limit: int) -> list[RefusedChange]: ...
+
+
+class ChangePublisher(Protocol):
+    """Sends data changes onto the bus as an adapter would (file uploads become the same events)."""
+
+    async def publish_changes(self, events: list[Event], token: str) -> None: ...

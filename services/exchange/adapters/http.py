@@ -1,19 +1,25 @@
-"""Exchange REST routes."""
+"""Exchange REST routes: records, one subject across resources, the change feed, consistency digests,
+freshness, refused changes and file uploads."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends
-from pydantic import BaseModel
+from datashare_adapter.sources import SourceError, read_table
+from fastapi import APIRouter, Depends, Query, Request, UploadFile
+from pydantic import BaseModel, Field
 
+from common.errors import Invalid
 from common.guard import Guard
 from common.policy import Principal
 from services.exchange import handlers
-from services.exchange.ports import UnitOfWork
+from services.exchange.ports import ChangePublisher, ResourceState, UnitOfWork
 
 RecordReader = Annotated[Principal, Depends(Guard("exchange.record.read"))]
+ResourceReader = Annotated[Principal, Depends(Guard("exchange.resource.read"))]
+Uploader = Annotated[Principal, Depends(Guard("exchange.data.upload"))]
+RefusalReader = Annotated[Principal, Depends(Guard("exchange.rejections.read"))]
 
 
 class RecordView(BaseModel):
@@ -26,18 +32,169 @@ class RecordView(BaseModel):
     changed_at: datetime | None
 
 
-def router(uow: UnitOfWork) -> APIRouter:
-    api = APIRouter(prefix="/resources", tags=["records"])
+class ItemView(BaseModel):
+    name: str
+    type: str
+    length: int | None
+
+
+class ResourceView(BaseModel):
+    resource_code: str
+    provider_code: str
+    name: str
+    items: list[ItemView]
+    key_item: str | None = Field(description="the data item holding the subject's identifier")
+    update_cycle: str | None
+    published: bool
+    published_at: datetime
+    last_change_at: datetime | None
+    records: int
+    sequence: int = Field(description="the last sequence number of the resource's change feed")
+
+    @classmethod
+    def of(cls, s: ResourceState) -> ResourceView:
+        return cls(
+            resource_code=s.schema.resource_code,
+            provider_code=s.schema.provider_code,
+            name=s.schema.name,
+            items=[ItemView(name=i.name, type=i.type, length=i.length) for i in s.schema.items],
+            key_item=s.schema.key_item,
+            update_cycle=s.schema.update_cycle,
+            published=s.schema.published,
+            published_at=s.published_at,
+            last_change_at=s.last_change_at,
+            records=s.records,
+            sequence=s.sequence,
+        )
+
+
+class DigestView(BaseModel):
+    records: int
+    tops: list[str] = Field(description="256 top nodes; compare, then fetch the leaves under those that differ")
+
+
+class RefusalView(BaseModel):
+    change_id: str
+    resource_code: str
+    provider_code: str
+    subject_key: str
+    rule: str
+    detail: str
+
+
+class UploadView(BaseModel):
+    sent: int
+
+
+def _record(r: Any) -> RecordView:
+    return RecordView.model_validate(r, from_attributes=True)
+
+
+def routers(uow: UnitOfWork, publisher: ChangePublisher) -> list[APIRouter]:
+    api = APIRouter(prefix="/resources", tags=["resources"])
+
+    @api.get("", response_model=list[ResourceView], summary="Published resources the exchange holds")
+    async def resources(_: ResourceReader) -> list[ResourceView]:
+        return [ResourceView.of(s) for s in await uow.resources()]
+
+    @api.get(
+        "/stale",
+        response_model=list[ResourceView],
+        summary="Resources whose declared update cycle passed without any change",
+    )
+    async def stale(_: ResourceReader) -> list[ResourceView]:
+        return [ResourceView.of(s) for s in await handlers.stale_resources(uow, datetime.now(UTC))]
+
+    @api.get("/{resource_code:path}/changes", summary="The change feed: every stored change after `since`")
+    async def changes(
+        resource_code: str,
+        principal: RecordReader,
+        since: Annotated[int, Query(ge=0, description="the last sequence number the caller holds")] = 0,
+        limit: Annotated[int, Query(ge=1, le=10000)] = 1000,
+    ) -> list[dict[str, Any]]:
+        return await handlers.changes_since(resource_code, since, limit, principal, uow)
+
+    @api.get("/{resource_code:path}/digest/leaves", summary="Leaves under the given top nodes: [sum, count]")
+    async def leaves(
+        resource_code: str, principal: RecordReader, top: Annotated[list[int], Query()]
+    ) -> dict[int, list[list[int]]]:
+        digest = await handlers.digest(resource_code, principal, uow)
+        return {t: [list(leaf) for leaf in digest.leaves_under(t)] for t in handlers.check_tops(top)}
+
+    @api.get("/{resource_code:path}/digest", response_model=DigestView, summary="The center's consistency digest")
+    async def digest(resource_code: str, principal: RecordReader) -> DigestView:
+        found = await handlers.digest(resource_code, principal, uow)
+        return DigestView(records=found.records, tops=found.tops())
+
+    @api.get(
+        "/{resource_code:path}/records/{subject_key}/history",
+        summary="Every change the center received for a subject, applied or not",
+    )
+    async def history(resource_code: str, subject_key: str, principal: RecordReader) -> list[dict[str, Any]]:
+        return await handlers.record_history(resource_code, subject_key, principal, uow)
 
     @api.get(
         "/{resource_code:path}/records/{subject_key}", response_model=RecordView, summary="A subject's current record"
     )
     async def record(resource_code: str, subject_key: str, principal: RecordReader) -> RecordView:
-        found = await handlers.current_record(resource_code, subject_key, principal, uow)
-        return RecordView.model_validate(found, from_attributes=True)
+        return _record(await handlers.current_record(resource_code, subject_key, principal, uow))
 
-    @api.get("/{resource_code:path}/records/{subject_key}/history", summary="Every change the center received")
-    async def history(resource_code: str, subject_key: str, principal: RecordReader) -> list[dict[str, Any]]:
-        return await handlers.record_history(resource_code, subject_key, principal, uow)
+    @api.get(
+        "/{resource_code:path}/records",
+        response_model=list[RecordView],
+        summary="Records in the given key ranges (buckets), to repair a copy that differs there",
+    )
+    async def bucket_records(
+        resource_code: str, principal: RecordReader, bucket: Annotated[list[int], Query()]
+    ) -> list[RecordView]:
+        return [_record(r) for r in await handlers.bucket_records(resource_code, bucket, principal, uow)]
 
-    return api
+    @api.post(
+        "/{resource_code:path}/uploads",
+        status_code=202,
+        response_model=UploadView,
+        summary="Upload records as CSV or XLSX (for departments without an adapter); all rows or none",
+    )
+    async def upload(
+        resource_code: str,
+        file: UploadFile,
+        request: Request,
+        principal: Uploader,
+        delete: Annotated[list[str], Query(description="subject keys to delete")] = [],  # noqa: B006
+    ) -> UploadView:
+        try:
+            rows = read_table(await file.read(), file.filename or "")
+        except SourceError as exc:
+            raise Invalid("file", str(exc)) from None
+        token = request.headers["authorization"].removeprefix("Bearer ").strip()
+        sent = await handlers.upload_rows(resource_code, rows, delete, principal, token, uow, publisher)
+        return UploadView(sent=sent)
+
+    @api.get("/{resource_code:path}", response_model=ResourceView, summary="What the exchange holds of a resource")
+    async def resource(resource_code: str, _: ResourceReader) -> ResourceView:
+        return ResourceView.of(await handlers.resource_state(resource_code, uow))
+
+    others = APIRouter(tags=["records"])
+
+    @others.get(
+        "/subjects/{subject_key}/records",
+        response_model=list[RecordView],
+        summary="One subject's records across every resource the caller may read",
+    )
+    async def subject(subject_key: str, principal: RecordReader) -> list[RecordView]:
+        return [_record(r) for r in await handlers.subject_records(subject_key, principal, uow)]
+
+    @others.get(
+        "/refusals",
+        response_model=list[RefusalView],
+        summary="Data changes the center refused: findings against the provider (Art. 24(3))",
+    )
+    async def refusals(
+        principal: RefusalReader,
+        provider_code: str | None = None,
+        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    ) -> list[RefusalView]:
+        found = await handlers.refusals(provider_code, principal, uow, limit)
+        return [RefusalView.model_validate(r, from_attributes=True) for r in found]
+
+    return [api, others]

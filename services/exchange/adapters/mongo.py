@@ -1,24 +1,36 @@
-"""Exchange state in MongoDB: current records, change history and per-resource sequence numbers."""
+"""Exchange state in MongoDB: current records, change history (the change feed), digest leaves, what the
+catalog says of each resource, and refused changes. A batch of changes is written in one transaction with
+bulk writes."""
 
 from __future__ import annotations
 
+from collections import Counter, defaultdict
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import asdict
+from datetime import UTC, datetime
 from typing import Any
 
-from pymongo import ASCENDING, ReturnDocument
+from datashare_adapter.digest import MASK
+from pymongo import ASCENDING, InsertOne, ReplaceOne, ReturnDocument, UpdateOne
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import BulkWriteError
 
 from common.events import Event
 from common.mongo import Transaction
 from common.runtime import Runtime
-from services.exchange.domain.records import DataChange, SubjectRecord
+from services.exchange.domain.records import DataChange, Outcome, SubjectRecord
+from services.exchange.domain.resources import ItemSpec, ResourceSchema
+from services.exchange.ports import RefusedChange, ResourceState
 
 RECORDS = "exchange_records"
 HISTORY = "exchange_history"
 SEQUENCES = "exchange_sequences"
+LEAVES = "exchange_digest_leaves"
+RESOURCES = "exchange_resources"
+REFUSALS = "exchange_refusals"
+DUPLICATE_KEY = 11000
 
 
 def _record_id(resource_code: str, subject_key: str) -> str:
@@ -29,8 +41,36 @@ def _to_record(doc: dict[str, Any]) -> SubjectRecord:
     return SubjectRecord(**{k: v for k, v in doc.items() if k != "_id"})
 
 
+def _history_doc(change: DataChange, applied: bool, sequence: int | None) -> dict[str, Any]:
+    doc = asdict(change) | {"_id": change.change_id, "applied": applied, "sequence": sequence}
+    doc["operation"] = change.operation.value
+    return doc
+
+
+def _schema_of(doc: dict[str, Any]) -> ResourceSchema:
+    return ResourceSchema(
+        doc["_id"],
+        doc["provider_code"],
+        doc["name"],
+        tuple(ItemSpec(i["name"], i["type"], i.get("length")) for i in doc["items"]),
+        doc.get("update_cycle"),
+        doc.get("published", True),
+    )
+
+
+def _refusal_of(doc: dict[str, Any]) -> RefusedChange:
+    return RefusedChange(
+        doc["_id"], doc["resource_code"], doc["provider_code"], doc["subject_key"], doc["rule"], doc["detail"]
+    )
+
+
 async def ensure_indexes(db: AsyncDatabase) -> None:
     await db[HISTORY].create_index([("resource_code", ASCENDING), ("subject_key", ASCENDING)])
+    await db[HISTORY].create_index([("resource_code", ASCENDING), ("sequence", ASCENDING)])
+    await db[RECORDS].create_index([("subject_key", ASCENDING)])
+    await db[RECORDS].create_index([("resource_code", ASCENDING), ("bucket", ASCENDING)])
+    await db[LEAVES].create_index([("resource_code", ASCENDING)])
+    await db[REFUSALS].create_index([("provider_code", ASCENDING), ("at", ASCENDING)])
 
 
 class MongoExchangeTransaction:
@@ -42,39 +82,129 @@ class MongoExchangeTransaction:
     def emit(self, topic: str, event: Event) -> None:
         self.emit_event(topic, event)
 
-    async def change_seen(self, change_id: str) -> bool:
-        return await self.db[HISTORY].find_one({"_id": change_id}, {"_id": 1}, session=self.session) is not None
+    async def schemas(self, resource_codes: set[str]) -> dict[str, ResourceSchema]:
+        cursor = self.db[RESOURCES].find({"_id": {"$in": sorted(resource_codes)}}, session=self.session)
+        return {d["_id"]: _schema_of(d) async for d in cursor}
 
-    async def add_history(self, change: DataChange, applied: bool) -> None:
-        doc = asdict(change) | {"_id": change.change_id, "applied": applied}
-        doc["operation"] = change.operation.value
-        await self.db[HISTORY].insert_one(doc, session=self.session)
+    async def unseen(self, change_ids: list[str]) -> set[str]:
+        if not change_ids:
+            return set()
+        cursor = self.db[HISTORY].find({"_id": {"$in": change_ids}}, {"_id": 1}, session=self.session)
+        return set(change_ids) - {d["_id"] async for d in cursor}
 
-    async def record(self, resource_code: str, subject_key: str) -> SubjectRecord | None:
-        doc = await self.db[RECORDS].find_one({"_id": _record_id(resource_code, subject_key)}, session=self.session)
-        return _to_record(doc) if doc else None
+    async def records(self, keys: set[tuple[str, str]]) -> dict[tuple[str, str], SubjectRecord]:
+        if not keys:
+            return {}
+        ids = [_record_id(*k) for k in keys]
+        cursor = self.db[RECORDS].find({"_id": {"$in": ids}}, session=self.session)
+        found = [_to_record(d) async for d in cursor]
+        return {r.key: r for r in found}
 
-    async def put_record(self, record: SubjectRecord) -> None:
-        doc = asdict(record)
-        await self.db[RECORDS].replace_one(
-            {"_id": _record_id(record.resource_code, record.subject_key)}, doc, upsert=True, session=self.session
-        )
-
-    async def next_sequence(self, resource_code: str) -> int:
-        doc = await self.db[SEQUENCES].find_one_and_update(
-            {"_id": resource_code},
-            {"$inc": {"value": 1}},
-            upsert=True,
-            return_document=ReturnDocument.AFTER,
+    async def store(self, outcomes: list[Outcome]) -> dict[str, int]:
+        if not outcomes:
+            return {}
+        sequences = await self._number([o.change for o in outcomes if o.after is not None])
+        await self.db[HISTORY].insert_many(
+            [_history_doc(o.change, o.after is not None, sequences.get(o.change.change_id)) for o in outcomes],
+            ordered=False,
             session=self.session,
         )
-        assert doc is not None  # upsert with ReturnDocument.AFTER always returns the document
-        return int(doc["value"])
+        final: dict[tuple[str, str], SubjectRecord] = {}
+        leaves: dict[tuple[str, int], list[int]] = defaultdict(lambda: [0, 0])
+        for o in outcomes:
+            if o.after is None:
+                continue
+            final[o.after.key] = o.after
+            leaf = leaves[o.after.resource_code, o.after.bucket]
+            leaf[0] += o.after.digest - (o.before.digest if o.before else 0)
+            leaf[1] += (0 if o.after.deleted else 1) - (1 if o.before and not o.before.deleted else 0)
+        if final:
+            await self.db[RECORDS].bulk_write(
+                [ReplaceOne({"_id": _record_id(*k)}, asdict(r), upsert=True) for k, r in final.items()],
+                ordered=False,
+                session=self.session,
+            )
+        changed = [(k, d) for k, d in leaves.items() if d != [0, 0]]
+        if changed:
+            await self.db[LEAVES].bulk_write(
+                [
+                    UpdateOne(
+                        {"_id": f"{code}|{bucket}"},
+                        {"$inc": {"sum": total, "count": count}, "$set": {"resource_code": code, "bucket": bucket}},
+                        upsert=True,
+                    )
+                    for (code, bucket), (total, count) in changed
+                ],
+                ordered=False,
+                session=self.session,
+            )
+        now = datetime.now(UTC)
+        for code in {o.change.resource_code for o in outcomes if o.after is not None}:
+            await self.db[RESOURCES].update_one({"_id": code}, {"$max": {"last_change_at": now}}, session=self.session)
+        return sequences
+
+    async def _number(self, applied: list[DataChange]) -> dict[str, int]:
+        """Consecutive sequence numbers per resource, in arrival order."""
+        numbered: dict[str, int] = {}
+        for code, count in Counter(c.resource_code for c in applied).items():
+            doc = await self.db[SEQUENCES].find_one_and_update(
+                {"_id": code},
+                {"$inc": {"value": count}},
+                upsert=True,
+                return_document=ReturnDocument.AFTER,
+                session=self.session,
+            )
+            assert doc is not None  # upsert with ReturnDocument.AFTER always returns the document
+            next_number = int(doc["value"]) - count + 1
+            for change in applied:
+                if change.resource_code == code:
+                    numbered[change.change_id] = next_number
+                    next_number += 1
+        return numbered
+
+    async def refuse(self, refused: list[RefusedChange]) -> list[RefusedChange]:
+        if not refused:
+            return []
+        now = datetime.now(UTC)
+        docs = {r.change_id: asdict(r) | {"_id": r.change_id, "at": now} for r in refused}
+        try:
+            await self.db[REFUSALS].bulk_write(
+                [InsertOne(d) for d in docs.values()], ordered=False, session=self.session
+            )
+            return list({r.change_id: r for r in refused}.values())
+        except BulkWriteError as exc:
+            if any(e["code"] != DUPLICATE_KEY for e in exc.details["writeErrors"]):
+                raise
+            known = {docs_id for e in exc.details["writeErrors"] for docs_id in [e["op"]["_id"]]}
+            return [r for r in {r.change_id: r for r in refused}.values() if r.change_id not in known]
+
+    async def put_schema(self, schema: ResourceSchema, published_at: datetime) -> None:
+        await self.db[RESOURCES].update_one(
+            {"_id": schema.resource_code},
+            {
+                "$set": {
+                    "provider_code": schema.provider_code,
+                    "name": schema.name,
+                    "items": [asdict(i) for i in schema.items],
+                    "update_cycle": schema.update_cycle,
+                    "published": True,
+                },
+                "$setOnInsert": {"published_at": published_at, "last_change_at": None},
+            },
+            upsert=True,
+            session=self.session,
+        )
+
+    async def withdraw(self, resource_code: str) -> None:
+        await self.db[RESOURCES].update_one(
+            {"_id": resource_code}, {"$set": {"published": False}}, session=self.session
+        )
 
 
 class MongoUnitOfWork:
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
+        self.db = runtime.db
 
     @asynccontextmanager
     async def __call__(self) -> AsyncIterator[MongoExchangeTransaction]:
@@ -82,12 +212,64 @@ class MongoUnitOfWork:
             yield MongoExchangeTransaction(tx)
 
     async def record(self, resource_code: str, subject_key: str) -> SubjectRecord | None:
-        doc = await self.runtime.db[RECORDS].find_one({"_id": _record_id(resource_code, subject_key)})
+        doc = await self.db[RECORDS].find_one({"_id": _record_id(resource_code, subject_key)})
         return _to_record(doc) if doc else None
 
+    async def subject_records(self, subject_key: str) -> list[SubjectRecord]:
+        cursor = self.db[RECORDS].find({"subject_key": subject_key, "deleted": False}).sort("resource_code")
+        return [_to_record(d) async for d in cursor]
+
     async def history(self, resource_code: str, subject_key: str) -> list[dict]:
-        cursor = self.runtime.db[HISTORY].find({"resource_code": resource_code, "subject_key": subject_key})
+        cursor = self.db[HISTORY].find({"resource_code": resource_code, "subject_key": subject_key})
         return [
             {k: v for k, v in doc.items() if k not in ("_id", "subject_key")}
             for doc in await cursor.sort("source_version", ASCENDING).to_list()
         ]
+
+    async def _state(self, doc: dict[str, Any]) -> ResourceState:
+        code = doc["_id"]
+        cursor = await self.db[LEAVES].aggregate(
+            [{"$match": {"resource_code": code}}, {"$group": {"_id": None, "records": {"$sum": "$count"}}}]
+        )
+        leaves = await cursor.to_list()
+        sequence = await self.db[SEQUENCES].find_one({"_id": code})
+        return ResourceState(
+            _schema_of(doc),
+            doc["published_at"],
+            doc.get("last_change_at"),
+            int(leaves[0]["records"]) if leaves else 0,
+            int(sequence["value"]) if sequence else 0,
+        )
+
+    async def resource(self, resource_code: str) -> ResourceState | None:
+        doc = await self.db[RESOURCES].find_one({"_id": resource_code})
+        return await self._state(doc) if doc else None
+
+    async def resources(self) -> list[ResourceState]:
+        return [await self._state(d) async for d in self.db[RESOURCES].find({}).sort("_id")]
+
+    async def changes_since(self, resource_code: str, sequence: int, limit: int) -> list[dict]:
+        cursor = (
+            self.db[HISTORY]
+            .find({"resource_code": resource_code, "sequence": {"$gt": sequence}})
+            .sort("sequence", ASCENDING)
+            .limit(limit)
+        )
+        return [{k: v for k, v in d.items() if k not in ("_id", "applied")} async for d in cursor]
+
+    async def leaves(self, resource_code: str) -> dict[int, tuple[int, int]]:
+        cursor = self.db[LEAVES].find({"resource_code": resource_code}, {"bucket": 1, "sum": 1, "count": 1})
+        return {d["bucket"]: (d["sum"] & MASK, d["count"]) async for d in cursor if d["count"]}
+
+    async def bucket_records(self, resource_code: str, buckets: list[int]) -> list[SubjectRecord]:
+        cursor = (
+            self.db[RECORDS]
+            .find({"resource_code": resource_code, "bucket": {"$in": buckets}, "deleted": False})
+            .sort("subject_key")
+        )
+        return [_to_record(d) async for d in cursor]
+
+    async def refusals(self, provider_code: str | None, limit: int) -> list[RefusedChange]:
+        query = {"provider_code": provider_code} if provider_code else {}
+        cursor = self.db[REFUSALS].find(query).sort("at", -1).limit(limit)
+        return [_refusal_of(d) async for d in cursor]

@@ -7,6 +7,8 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
+from datashare_adapter.digest import bucket_of, record_hash
+
 from common.errors import RejectedEvent
 from common.identifiers import InvalidIdentifier, validate_subject_key
 
@@ -63,6 +65,12 @@ class SubjectRecord:
     deleted: bool = False
     last_change_id: str = ""
     changed_at: datetime | None = None
+    digest: int = 0  # the record's hash in the consistency digest; 0 once deleted
+    bucket: int = 0  # the digest's key range the subject falls in
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return self.resource_code, self.subject_key
 
 
 def apply_change(current: SubjectRecord | None, change: DataChange) -> SubjectRecord | None:
@@ -70,14 +78,40 @@ def apply_change(current: SubjectRecord | None, change: DataChange) -> SubjectRe
     (last source version wins; a late older change is kept in history only)."""
     if current is not None and change.source_version <= current.source_version:
         return None
+    deleted = change.operation is Operation.DELETE
     return SubjectRecord(
         resource_code=change.resource_code,
         provider_code=change.provider_code,
         subject_key=change.subject_key,
         subject_kind=change.subject_kind,
-        fields={} if change.operation is Operation.DELETE else dict(change.fields),
+        fields={} if deleted else dict(change.fields),
         source_version=change.source_version,
-        deleted=change.operation is Operation.DELETE,
+        deleted=deleted,
         last_change_id=change.change_id,
         changed_at=change.changed_at,
+        digest=0 if deleted else record_hash(change.subject_key, change.fields),
+        bucket=bucket_of(change.subject_key),
     )
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What one change did: `after` is None when it arrived later than a newer version (history only)."""
+
+    change: DataChange
+    before: SubjectRecord | None
+    after: SubjectRecord | None
+
+
+def apply_in_order(changes: list[DataChange], current: dict[tuple[str, str], SubjectRecord]) -> list[Outcome]:
+    """Apply a batch of changes to the records they touch, in arrival order."""
+    state = dict(current)
+    outcomes = []
+    for change in changes:
+        key = (change.resource_code, change.subject_key)
+        before = state.get(key)
+        after = apply_change(before, change)
+        if after is not None:
+            state[key] = after
+        outcomes.append(Outcome(change, before, after))
+    return outcomes

@@ -1,0 +1,3 @@
+from datashare_adapter.cli import main
+
+main()

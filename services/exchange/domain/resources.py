@@ -1,0 +1,105 @@
+"""What the exchange knows of a published resource — its data items from the catalog — and the checks a
+reported record must pass against them (Art. 13, 24(3)). A failed check is a finding against the provider."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import Any
+
+# Data items that carry the subject's own identifier: a record that has one must name its subject there.
+KEY_ITEMS = frozenset({"统一社会信用代码", "公民身份号码", "身份证号码", "居民身份证号码"})
+
+# How long an update cycle may pass without a change before the resource is reported as stale.
+CYCLE_DAYS = {
+    "REAL_TIME": 1,
+    "DAILY": 1,
+    "WEEKLY": 7,
+    "MONTHLY": 31,
+    "QUARTERLY": 92,
+    "HALF_YEARLY": 183,
+    "YEARLY": 366,
+}
+ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+@dataclass(frozen=True)
+class ItemSpec:
+    name: str
+    type: str  # the catalog's item types: string, integer, decimal, date, datetime, boolean, binary
+    length: int | None = None
+
+
+@dataclass(frozen=True)
+class Rejection:
+    rule: str  # e.g. field.unknown, field.type, key.missing, subject_key.check_character
+    detail: str
+
+
+@dataclass(frozen=True)
+class ResourceSchema:
+    resource_code: str
+    provider_code: str
+    name: str
+    items: tuple[ItemSpec, ...]
+    update_cycle: str | None
+    published: bool = True
+
+    @property
+    def key_item(self) -> str | None:
+        return next((i.name for i in self.items if i.name in KEY_ITEMS), None)
+
+    def problems(self, subject_key: str, fields: dict[str, Any]) -> list[Rejection]:
+        """Why an upserted record does not fit the entry's data items; empty when it does."""
+        found = []
+        by_name = {i.name: i for i in self.items}
+        for name, value in fields.items():
+            spec = by_name.get(name)
+            if spec is None:
+                found.append(Rejection("field.unknown", f"{name!r} is not a data item of {self.resource_code}"))
+            elif value is not None and not _fits(spec, value):
+                found.append(Rejection("field.type", f"{name!r} = {value!r} is not a {spec.type}" + _length(spec)))
+        key = self.key_item
+        if key is not None:
+            if fields.get(key) in (None, ""):
+                found.append(Rejection("key.missing", f"the key item {key!r} is missing"))
+            elif str(fields[key]).strip().upper() != subject_key:
+                found.append(Rejection("key.mismatch", f"the key item {key!r} names another subject"))
+        return found
+
+    def stale(self, last_change: datetime | None, published_at: datetime, now: datetime) -> bool:
+        """True when the declared update cycle passed without any change (Art. 8: kept current)."""
+        if self.update_cycle is None or not self.published:
+            return False
+        since = last_change or published_at
+        return now - since > timedelta(days=CYCLE_DAYS[self.update_cycle])
+
+
+def _length(spec: ItemSpec) -> str:
+    return f" of at most {spec.length} characters" if spec.length and spec.type == "string" else ""
+
+
+def _fits(spec: ItemSpec, value: Any) -> bool:
+    match spec.type:
+        case "string" | "binary":
+            return isinstance(value, str) and (spec.length is None or len(value) <= spec.length)
+        case "integer":
+            return isinstance(value, int) and not isinstance(value, bool)
+        case "decimal":
+            return isinstance(value, int | float) and not isinstance(value, bool)
+        case "boolean":
+            return isinstance(value, bool)
+        case "date":
+            return isinstance(value, str) and ISO_DATE.fullmatch(value) is not None and _parses(date, value)
+        case "datetime":
+            return isinstance(value, str) and _parses(datetime, value)
+    return False
+
+
+def _parses(kind: type[date] | type[datetime], value: str) -> bool:
+    try:
+        kind.fromisoformat(value)
+    except ValueError:
+        return False
+    return True
