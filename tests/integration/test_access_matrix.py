@@ -15,7 +15,7 @@ from common.kafka import KafkaPublisher
 from common.policy import MachineKind, Role
 from common.topics import load_topics
 from services.directory.demo_data import credit_code
-from tests.integration.conftest import ServiceProcess, settings_for
+from tests.integration.conftest import ServiceProcess, catalog_published, settings_for
 from tests.tokens import KEY, bearer, token
 from tests.unit.test_routes import declared_rules
 
@@ -149,6 +149,51 @@ def matrix(machine_id: str) -> list[tuple[str, str, str, str, dict, set[str]]]:
             {"admin_A"},
         ),
         ("exchange", "GET", "/resources/{resource_code:path}/records/{subject_key}", record, {}, DEPARTMENT_A),
+        ("exchange", "GET", "/resources", "/resources", {}, EVERYONE),
+        ("exchange", "GET", "/resources/stale", "/resources/stale", {}, EVERYONE),
+        ("exchange", "GET", "/resources/{resource_code:path}", f"/resources/{RESOURCE}", {}, EVERYONE),
+        (
+            "exchange",
+            "GET",
+            "/resources/{resource_code:path}/changes",
+            f"/resources/{RESOURCE}/changes",
+            {},
+            DEPARTMENT_A,
+        ),
+        (
+            "exchange",
+            "GET",
+            "/resources/{resource_code:path}/digest",
+            f"/resources/{RESOURCE}/digest",
+            {},
+            DEPARTMENT_A,
+        ),
+        (
+            "exchange",
+            "GET",
+            "/resources/{resource_code:path}/digest/leaves",
+            f"/resources/{RESOURCE}/digest/leaves?top=0",
+            {},
+            DEPARTMENT_A,
+        ),
+        (
+            "exchange",
+            "GET",
+            "/resources/{resource_code:path}/records",
+            f"/resources/{RESOURCE}/records?bucket=1",
+            {},
+            DEPARTMENT_A,
+        ),
+        (
+            "exchange",
+            "POST",
+            "/resources/{resource_code:path}/uploads",
+            f"/resources/{RESOURCE}/uploads",
+            {"files": {"file": ("r.csv", f"公民身份号码,name\n{PERSON},赵六\n".encode())}},
+            {"admin_A"},
+        ),
+        ("exchange", "GET", "/subjects/{subject_key}/records", f"/subjects/{PERSON}/records", {}, EVERYONE),
+        ("exchange", "GET", "/refusals", "/refusals", {}, EVERYONE),
         (
             "exchange",
             "GET",
@@ -296,13 +341,16 @@ async def test_every_principal_against_every_route(infra, platform) -> None:
         machine = (await client.post("/machines", json={"department_code": A, "kind": "adapter"})).json()["login"]
     publisher = KafkaPublisher(settings_for(infra), EventCodec.from_folder(), load_topics())
     await publisher.start()
+    items = [{"name": "公民身份号码", "type": "string", "length": 18}, {"name": "name", "type": "string"}]
+    await publisher.publish("catalog.published", catalog_published(RESOURCE, A, items))
+    await platform["exchange"].wait_status(f"/resources/{RESOURCE}", 200, headers=PRINCIPALS["admin_A"])
     change = {
         "change_id": uuid.uuid4().hex,
         "resource_code": RESOURCE,
         "provider_code": A,
         "operation": "UPSERT",
         "subject_key": PERSON,
-        "fields": {"name": "赵六"},
+        "fields": {"公民身份号码": PERSON, "name": "赵六"},
         "source_version": 1,
         "changed_at": datetime.now(UTC),
     }

@@ -29,18 +29,36 @@ async def test_events_flow_between_the_services(infra, topics, services, tmp_pat
         await service.wait_ready()
 
     code = f"101001/{uuid.uuid4().int % 10**6:06d}"
-    async with httpx.AsyncClient(base_url=catalog.url, headers=bearer(PROVIDER, Role.CATALOG_COMPILER)) as client:
-        created = await client.post(
-            "/entries",
-            json={
-                "resource_code": code,
-                "name": "企业登记基本信息",
-                "provider_code": PROVIDER,
-                "share_type": "CONDITIONAL",
-            },
-        )
+    content = {
+        "resource_code": code,
+        "name": "户籍人口基本信息",
+        "abstract": "全市户籍人口的基本信息",
+        "provider_code": PROVIDER,
+        "category": "BASE",
+        "format": "数据库",
+        "data_items": [
+            {"name": "公民身份号码", "type": "string", "length": 18},
+            {"name": "姓名"},
+            {"name": "年龄", "type": "integer"},
+        ],
+        "share_type": "CONDITIONAL",
+        "share_conditions": "用于公共服务",
+        "share_methods": ["API"],
+        "update_cycle": "DAILY",
+        "confidentiality_review": {"reviewed_by": "admin", "reviewed_on": "2026-11-01", "conclusion": "不涉密"},
+    }
+    compiler, reviewer = bearer(PROVIDER, Role.CATALOG_COMPILER), bearer(PROVIDER, Role.CATALOG_REVIEWER, subject="r")
+    async with httpx.AsyncClient(base_url=catalog.url) as client:
+        created = await client.post("/entries", json=content, headers=compiler)
         assert created.status_code == 201, created.text
-        assert (await client.get(f"/entries/{code}")).json()["working"]["status"] == "DRAFT"
+        assert (await client.get(f"/entries/{code}", headers=compiler)).json()["working"]["status"] == "DRAFT"
+        submitted = await client.post(f"/entries/{code}/submit", json={"revision": 1}, headers=compiler)
+        approved = await client.post(
+            f"/entries/{code}/approve", json={"revision": submitted.json()["revision"]}, headers=reviewer
+        )
+        assert approved.status_code == 200, approved.text
+    provider_admin = bearer(PROVIDER, Role.DATA_ADMINISTRATOR)
+    await exchange.wait_status(f"/resources/{code}", 200, timeout=30, headers=provider_admin)  # from the catalog
 
     settings = settings_for(infra)
     publisher = KafkaPublisher(settings, EventCodec.from_folder(), load_topics())
@@ -53,11 +71,15 @@ async def test_events_flow_between_the_services(infra, topics, services, tmp_pat
         "provider_code": PROVIDER,
         "operation": "UPSERT",
         "subject_key": person.lower(),
-        "fields": {"name": "李四", "age": 41},
+        "fields": {"公民身份号码": person, "姓名": "李四", "年龄": 41},
         "source_version": 2,
         "changed_at": datetime.now(UTC),
     }
-    older = good | {"change_id": uuid.uuid4().hex, "fields": {"name": "旧"}, "source_version": 1}
+    older = good | {
+        "change_id": uuid.uuid4().hex,
+        "fields": {"公民身份号码": person, "姓名": "旧"},
+        "source_version": 1,
+    }
     invalid = good | {"change_id": uuid.uuid4().hex, "subject_key": person[:-1] + ("0" if person[-1] != "0" else "1")}
     request = {
         "request_id": uuid.uuid4().hex,
@@ -114,9 +136,8 @@ async def test_events_flow_between_the_services(infra, topics, services, tmp_pat
     await publisher.stop()
 
     # exchange: the newer version stands, the older is history only, the invalid key is dead-lettered
-    provider_admin = bearer(PROVIDER, Role.DATA_ADMINISTRATOR)
     record = await exchange.wait_status(f"/resources/{code}/records/{person}", 200, timeout=30, headers=provider_admin)
-    assert record["fields"] == {"name": "李四", "age": 41} and record["source_version"] == 2
+    assert record["fields"] == {"公民身份号码": person, "姓名": "李四", "年龄": 41} and record["source_version"] == 2
     async with httpx.AsyncClient(base_url=exchange.url, headers=provider_admin) as client:
         history = (await client.get(f"/resources/{code}/records/{person}/history")).json()
     assert [(h["source_version"], h["applied"]) for h in history] == [(1, False), (2, True)]

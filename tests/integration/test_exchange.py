@@ -1,0 +1,247 @@
+"""Departments' data flowing into the center through the adapter kit: checks against the catalog, history,
+the change feed, one subject across resources, consistency digests, uploads and freshness."""
+
+import asyncio
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+from datashare_adapter import Adapter, Platform, PlatformConfig, Snapshot, check, sync
+from datashare_adapter.identifiers import credit_code_check_character
+
+from common.codec import EventCodec
+from common.kafka import KafkaPublisher
+from common.policy import MachineKind, Role
+from common.topics import load_topics
+from tests.integration.conftest import ServiceProcess, catalog_published, headers_of, read_topic, settings_for
+from tests.tokens import bearer, token
+
+PROVIDER = "11360800MB4000001" + credit_code_check_character("11360800MB4000001")
+OTHER = "11360800MB4000002" + credit_code_check_character("11360800MB4000002")
+ITEMS = [
+    {"name": "统一社会信用代码", "type": "string", "length": 18},
+    {"name": "企业名称", "type": "string", "length": 100},
+    {"name": "注册资本", "type": "decimal"},
+    {"name": "成立日期", "type": "date"},
+    {"name": "在业", "type": "boolean"},
+]
+
+
+def enterprise(n: int) -> str:
+    body = f"91360800MA{n:07d}"
+    return body + credit_code_check_character(body)
+
+
+class FixedTokenPlatform(Platform):
+    """The platform's REST side with a test token in place of the directory's client-credentials grant."""
+
+    async def token(self) -> str:
+        return token(self.config.department_code, machine=MachineKind.ADAPTER, subject="market-adapter")
+
+
+def adapter_for(infra, exchange: ServiceProcess) -> Adapter:
+    config = PlatformConfig("unused", exchange.url, infra.bootstrap, "market-adapter", "unused", PROVIDER)
+    return Adapter(config, FixedTokenPlatform(config))
+
+
+async def until(probe, timeout: float = 30.0):
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        found = await probe()
+        if found or asyncio.get_running_loop().time() > deadline:
+            return found
+        await asyncio.sleep(0.2)
+
+
+async def test_data_flows_in_checked_against_the_catalog(infra, topics, services, tmp_path: Path) -> None:
+    exchange = ServiceProcess("exchange", infra, tmp_path, mongo_database=f"ex_{uuid.uuid4().hex[:8]}").start()
+    services.append(exchange)
+    register, licences, stale = (f"{n}01001/{uuid.uuid4().int % 10**6:06d}" for n in (1, 2, 3))
+    publisher = KafkaPublisher(settings_for(infra), EventCodec.from_folder(), load_topics())
+    await publisher.start()
+    await publisher.publish_many(
+        "catalog.published",
+        [
+            catalog_published(register, PROVIDER, ITEMS),
+            catalog_published(licences, PROVIDER, [ITEMS[0], {"name": "许可证编号", "type": "string", "length": 30}]),
+            catalog_published(stale, PROVIDER, ITEMS, "WEEKLY", datetime.now(UTC) - timedelta(days=9)),
+        ],
+    )
+    await publisher.stop()
+    await exchange.wait_ready()
+    admin = bearer(PROVIDER, Role.DATA_ADMINISTRATOR)
+    await exchange.wait_status(f"/resources/{stale}", 200, headers=admin)
+
+    a, b, c = enterprise(1), enterprise(2), enterprise(3)
+    async with adapter_for(infra, exchange) as adapter:
+        await adapter.upsert(register, a, {"统一社会信用代码": a, "企业名称": "吉安甲公司", "注册资本": 100.0}, 2)
+        await adapter.upsert(register, a, {"统一社会信用代码": a, "企业名称": "旧名"}, 1)  # late: history only
+        await adapter.upsert(register, b, {"统一社会信用代码": b, "企业名称": "吉安乙公司", "在业": True}, 1)
+        await adapter.upsert(register, c, {"统一社会信用代码": c, "企业名称": "吉安丙公司"}, 1)
+        await adapter.delete(register, c, 2)
+        poison = {
+            "field.unknown": await adapter.upsert(register, b, {"统一社会信用代码": b, "法人": "张三"}, 5),
+            "field.type": await adapter.upsert(register, b, {"统一社会信用代码": b, "注册资本": "很多"}, 6),
+            "key.missing": await adapter.upsert(register, b, {"企业名称": "无代码"}, 7),
+            "resource.not_published": await adapter.upsert("101001/999999", b, {"统一社会信用代码": b}, 1),
+        }
+        await adapter.upsert(licences, a, {"统一社会信用代码": a, "许可证编号": "JY13608000001"}, 1)
+        await adapter.upsert(
+            register, b, {"统一社会信用代码": b, "企业名称": "吉安乙公司（新）"}, 8
+        )  # after the poison
+
+    async with httpx.AsyncClient(base_url=exchange.url, headers=admin) as client:
+
+        async def record(code: str, key: str) -> dict | None:
+            response = await client.get(f"/resources/{code}/records/{key}")
+            return response.json() if response.status_code == 200 else None
+
+        async def latest_b() -> bool:
+            found = await record(register, b)
+            return bool(found and found["source_version"] == 8)
+
+        assert await until(latest_b), "the change after the poison messages was not stored"
+        assert (await record(register, a))["fields"]["企业名称"] == "吉安甲公司"
+        assert await record(register, c) is None
+        history = (await client.get(f"/resources/{register}/records/{a}/history")).json()
+        assert [(h["source_version"], h["applied"]) for h in history] == [(1, False), (2, True)]
+
+        dead = await read_topic(
+            infra.bootstrap,
+            "exchange.data-changes.dlq",
+            4,
+            where=lambda r: headers_of(r)["event_id"] in poison.values(),
+        )
+        reasons = {headers_of(r)["event_id"]: headers_of(r)["dlq.reason"] for r in dead}
+        for rule, change in poison.items():
+            assert rule in reasons[change]
+        refusals = (await client.get("/refusals")).json()
+        assert {r["rule"] for r in refusals if r["change_id"] in poison.values()} == set(poison)
+        assert (await client.get("/refusals", params={"provider_code": OTHER})).status_code == 403
+
+        # one subject across resources, for those entitled; another department sees none of it
+        across = (await client.get(f"/subjects/{a}/records")).json()
+        assert {r["resource_code"] for r in across} == {register, licences}
+        stranger = bearer(OTHER, Role.DATA_ADMINISTRATOR)
+        assert (await client.get(f"/subjects/{a}/records", headers=stranger)).json() == []
+        assert (await client.get("/subjects/123/records")).status_code == 422
+
+        # the change feed, in order, from any point
+        feed = (await client.get(f"/resources/{register}/changes", params={"since": 0})).json()
+        assert [f["sequence"] for f in feed] == list(range(1, len(feed) + 1))
+        stored = {(f["subject_key"], f["source_version"], f["operation"]) for f in feed}
+        assert {(b, 8, "UPSERT"), (a, 2, "UPSERT"), (c, 2, "DELETE")} <= stored and (a, 1, "UPSERT") not in stored
+        later = (await client.get(f"/resources/{register}/changes", params={"since": len(feed) - 1})).json()
+        assert [f["sequence"] for f in later] == [len(feed)]
+        state = (await client.get(f"/resources/{register}")).json()
+        assert state["sequence"] == len(feed) and state["records"] == 2 and state["key_item"] == "统一社会信用代码"
+
+        # freshness: the weekly resource with no change for 9 days is reported, the others are not
+        assert [r["resource_code"] for r in (await client.get("/resources/stale")).json()] == [stale]
+
+
+async def test_sync_sends_only_changes_and_the_digest_finds_what_differs(infra, topics, services, tmp_path) -> None:
+    exchange = ServiceProcess("exchange", infra, tmp_path, mongo_database=f"ex_{uuid.uuid4().hex[:8]}").start()
+    services.append(exchange)
+    code = f"101001/{uuid.uuid4().int % 10**6:06d}"
+    publisher = KafkaPublisher(settings_for(infra), EventCodec.from_folder(), load_topics())
+    await publisher.start()
+    await publisher.publish("catalog.published", catalog_published(code, PROVIDER, ITEMS))
+    await publisher.stop()
+    await exchange.wait_ready()
+    admin = bearer(PROVIDER, Role.DATA_ADMINISTRATOR)
+    await exchange.wait_status(f"/resources/{code}", 200, headers=admin)
+
+    source = tmp_path / "register.csv"
+
+    def write(rows: range, renamed: set[int] = frozenset()) -> None:
+        lines = ["统一社会信用代码,企业名称,注册资本,成立日期,在业,备注"]
+        for n in rows:
+            name = f"吉安{n}号公司" + ("（更名）" if n in renamed else "")
+            lines.append(f"{enterprise(n)},{name},{n * 10.5},2020-01-{n % 28 + 1:02d},是,内部备注")
+        lines.append("91360800MA0000000X,坏代码公司,1,2020-01-01,是,")  # fails its check: skipped, reported
+        source.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+    from datashare_adapter.sources import read_file
+
+    snapshot = Snapshot(tmp_path / "state.sqlite")
+    rows = lambda: read_file(source)  # noqa: E731
+    write(range(1, 301))
+    async with adapter_for(infra, exchange) as adapter:
+        first = await sync(adapter, snapshot, code, rows, progress=False)
+    assert (first.sent_upserts, first.sent_deletions, first.unchanged) == (300, 0, 0)
+    assert len(first.skipped_rows) == 1 and first.ignored_columns == ["备注"]
+
+    write(range(2, 302), renamed={5, 6})  # 1 gone, 301 new, 5 and 6 renamed
+    async with adapter_for(infra, exchange) as adapter:
+        second = await sync(adapter, snapshot, code, rows, progress=False)
+    assert (second.sent_upserts, second.sent_deletions, second.unchanged) == (3, 1, 297)
+
+    async with httpx.AsyncClient(base_url=exchange.url, headers=admin) as client:
+
+        async def caught_up() -> bool:
+            return (await client.get(f"/resources/{code}")).json()["records"] == 300
+
+        assert await until(caught_up)
+        async with adapter_for(infra, exchange) as adapter:
+            clean = await check(adapter, snapshot, code, None)
+            assert clean.differing_buckets == 0
+            # the center's copy drifts: two records changed and one deleted behind the snapshot's back
+            drift = int(time.time() * 1000)
+            await adapter.upsert(code, enterprise(10), {"统一社会信用代码": enterprise(10), "企业名称": "错"}, drift)
+            await adapter.upsert(code, enterprise(11), {"统一社会信用代码": enterprise(11), "企业名称": "错"}, drift)
+            await adapter.delete(code, enterprise(12), drift)
+
+        async def drifted() -> bool:
+            return (await client.get(f"/resources/{code}")).json()["records"] == 299
+
+        assert await until(drifted)
+        async with adapter_for(infra, exchange) as adapter:
+            found = await check(adapter, snapshot, code, None)
+            assert found.differing_buckets == 3
+            repaired = await check(adapter, snapshot, code, rows)
+        assert repaired.center_records_fetched < 30 and repaired.resent_upserts == 3
+        fixed = await until(lambda: _record_named(client, code, enterprise(10), "吉安10号公司"))
+        assert fixed
+        assert await until(caught_up)
+        async with adapter_for(infra, exchange) as adapter:
+            assert (await check(adapter, snapshot, code, None)).differing_buckets == 0
+    snapshot.close()
+
+
+async def _record_named(client: httpx.AsyncClient, code: str, key: str, name: str) -> bool:
+    response = await client.get(f"/resources/{code}/records/{key}")
+    return response.status_code == 200 and response.json()["fields"]["企业名称"] == name
+
+
+async def test_a_department_without_an_adapter_uploads_a_file(infra, topics, services, tmp_path) -> None:
+    exchange = ServiceProcess("exchange", infra, tmp_path, mongo_database=f"ex_{uuid.uuid4().hex[:8]}").start()
+    services.append(exchange)
+    code = f"101001/{uuid.uuid4().int % 10**6:06d}"
+    publisher = KafkaPublisher(settings_for(infra), EventCodec.from_folder(), load_topics())
+    await publisher.start()
+    await publisher.publish("catalog.published", catalog_published(code, PROVIDER, ITEMS))
+    await publisher.stop()
+    await exchange.wait_ready()
+    admin = bearer(PROVIDER, Role.DATA_ADMINISTRATOR)
+    await exchange.wait_status(f"/resources/{code}", 200, headers=admin)
+    good = f"统一社会信用代码,企业名称,注册资本\n{enterprise(1)},甲,10\n{enterprise(2)},乙,20.5\n".encode()
+    broken = f"统一社会信用代码,企业名称,注册资本\n{enterprise(3)},丙,很多\n91360800MA0000000X,丁,1\n".encode()
+    async with httpx.AsyncClient(base_url=exchange.url, headers=admin) as client:
+        refused = await client.post(f"/resources/{code}/uploads", files={"file": ("r.csv", broken)})
+        assert refused.status_code == 422 and "row 2" in refused.text and "row 3" in refused.text
+        compiler = bearer(PROVIDER, Role.CATALOG_COMPILER)
+        denied = await client.post(f"/resources/{code}/uploads", files={"file": ("r.csv", good)}, headers=compiler)
+        assert denied.status_code == 403
+        sent = await client.post(f"/resources/{code}/uploads", files={"file": ("r.csv", good)})
+        assert sent.status_code == 202 and sent.json() == {"sent": 2}
+
+        async def stored() -> bool:
+            return await _record_named(client, code, enterprise(2), "乙")
+
+        assert await until(stored)
+        record = (await client.get(f"/resources/{code}/records/{enterprise(2)}")).json()
+        assert record["fields"]["注册资本"] == 20.5
+        assert (await client.get(f"/resources/{code}/records/{enterprise(3)}")).status_code == 404
