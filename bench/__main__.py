@@ -1,6 +1,6 @@
 """`make bench`: starts its own broker and database on free ports, runs every benchmark, writes
 bench/results/<name>.json. `--events N` changes the bus benchmark's size (default 200000); `--only NAME`
-runs one benchmark (bus, search)."""
+runs one benchmark (bus, search, ingest, consistency); `--million` ingests 1M changes."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import asyncio
 import tempfile
 from pathlib import Path
 
-from bench import bus, search
+from bench import bus, ingest, search
 from devstack.processes import start_infra, stop
 
 
@@ -18,7 +18,10 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=200_000)
     parser.add_argument("--entries", type=int, default=100_000, help="catalog entries for the search benchmark")
     parser.add_argument("--queries", type=int, default=1_000)
-    parser.add_argument("--only", choices=["bus", "search"])
+    parser.add_argument("--changes", type=int, default=200_000, help="data changes for the ingestion benchmark")
+    parser.add_argument("--million", action="store_true", help="ingest 1,000,000 changes instead")
+    parser.add_argument("--records", type=int, default=1_000_000, help="records for the consistency benchmark")
+    parser.add_argument("--only", choices=["bus", "search", "ingest", "consistency"])
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="datashare-bench-") as folder:
         infra = start_infra(Path(folder))
@@ -27,6 +30,11 @@ def main() -> None:
                 asyncio.run(bus.run(infra.bootstrap, infra.mongo_uri, args.events))
             if args.only in (None, "search"):
                 asyncio.run(search.run(infra.mongo_uri, args.entries, args.queries))
+            if args.only in (None, "ingest"):
+                changes = 1_000_000 if args.million else args.changes
+                asyncio.run(ingest.run_ingest(infra.bootstrap, infra.mongo_uri, changes))
+            if args.only in (None, "consistency"):
+                asyncio.run(ingest.run_consistency(infra.bootstrap, infra.mongo_uri, args.records))
         finally:
             stop(infra.procs)
 

@@ -12,7 +12,9 @@ HANDLER_SECONDS = Histogram(
     "datashare_event_handler_seconds", "Time spent in an event handler", ["group", "event_type"]
 )
 HANDLER_RETRIES = Counter("datashare_event_handler_retries_total", "Handler retries", ["group", "topic"])
-OUTBOX_PENDING = Gauge("datashare_outbox_pending", "Outbox messages not yet relayed to Kafka", ["outbox"])
+OUTBOX_PENDING = Gauge(
+    "datashare_outbox_pending", "Outbox documents (one per transaction) not yet relayed to Kafka", ["outbox"]
+)
 OUTBOX_RELAYED = Counter("datashare_outbox_relayed_total", "Outbox messages relayed to Kafka", ["outbox"])
 DEPENDENCY_UP = Gauge("datashare_dependency_up", "1 when the dependency answered its last check", ["dependency"])
 HTTP_REQUESTS = Counter(

@@ -89,8 +89,11 @@ class Transaction:
         )
 
     async def _flush(self) -> None:
+        """All the transaction's events in one outbox document: one write, however many events."""
         if self.pending:
-            await self.db[OUTBOX].insert_many(self.pending, session=self.session)
+            await self.db[OUTBOX].insert_one(
+                {"messages": self.pending, "created_at": datetime.now(UTC)}, session=self.session
+            )
 
 
 @asynccontextmanager
@@ -142,7 +145,7 @@ class OutboxRelay:
     """
 
     def __init__(
-        self, db: AsyncDatabase, publisher: KafkaPublisher, *, name: str, poll_seconds: float, batch: int = 500
+        self, db: AsyncDatabase, publisher: KafkaPublisher, *, name: str, poll_seconds: float, batch: int = 20
     ) -> None:
         self.db = db
         self.publisher = publisher
@@ -180,6 +183,7 @@ class OutboxRelay:
         return True
 
     async def relay_once(self) -> int:
+        """Publish the oldest outbox documents' messages in order; returns the number of documents."""
         outbox = self.db[OUTBOX]
         docs = await outbox.find({}).sort("_id", ASCENDING).limit(self.batch).to_list()
         if not docs:
@@ -187,15 +191,16 @@ class OutboxRelay:
             return 0
         futures = [
             await self.publisher.send_raw(
-                d["topic"],
-                d["key"],
-                None if d["value"] is None else bytes(d["value"]),
-                [(k, bytes(v)) for k, v in d["headers"]],
+                m["topic"],
+                m["key"],
+                None if m["value"] is None else bytes(m["value"]),
+                [(k, bytes(v)) for k, v in m["headers"]],
             )
             for d in docs
+            for m in d["messages"]
         ]
         await asyncio.gather(*futures)
         await outbox.delete_many({"_id": {"$in": [d["_id"] for d in docs]}})
-        OUTBOX_RELAYED.labels(self.name).inc(len(docs))
+        OUTBOX_RELAYED.labels(self.name).inc(len(futures))
         OUTBOX_PENDING.labels(self.name).set(await outbox.estimated_document_count())
         return len(docs)

@@ -47,8 +47,8 @@ async def test_killed_after_commit_the_event_is_relayed_on_restart(infra, topics
     db = mongo[database]
     assert await db.catalog_entries.find_one({"_id": code}) is not None
     pending = await db.outbox.find({}).to_list()
-    assert [d["event_type"] for d in pending] == ["CatalogEntryDrafted"]
-    event_id = pending[0]["event_id"]
+    assert [m["event_type"] for d in pending for m in d["messages"]] == ["CatalogEntryDrafted"]
+    event_id = pending[0]["messages"][0]["event_id"]
 
     second = ServiceProcess("catalog", infra, tmp_path, mongo_database=database).start()
     services.append(second)

@@ -11,7 +11,7 @@ from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Any
 
-from datashare_adapter.digest import MASK
+from datashare_adapter.digest import MASK, bucket_of, top_of
 from pymongo import ASCENDING, InsertOne, ReplaceOne, ReturnDocument, UpdateOne
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
@@ -31,10 +31,21 @@ LEAVES = "exchange_digest_leaves"
 RESOURCES = "exchange_resources"
 REFUSALS = "exchange_refusals"
 DUPLICATE_KEY = 11000
+IN_CHUNK = 100  # ids per $in: the local server's $in slows down faster than linearly with its length
+
+
+def _chunks(values: list[str]) -> list[list[str]]:
+    return [values[i : i + IN_CHUNK] for i in range(0, len(values), IN_CHUNK)]
 
 
 def _record_id(resource_code: str, subject_key: str) -> str:
-    return f"{resource_code}|{subject_key}"
+    """Records of one digest key range sit together under their id: a range is read by id, with no index
+    beyond the id's own to maintain on every write."""
+    return f"{_bucket_prefix(resource_code, bucket_of(subject_key))}{subject_key}"
+
+
+def _bucket_prefix(resource_code: str, bucket: int) -> str:
+    return f"{resource_code}|{bucket:05d}|"
 
 
 def _to_record(doc: dict[str, Any]) -> SubjectRecord:
@@ -68,7 +79,6 @@ async def ensure_indexes(db: AsyncDatabase) -> None:
     await db[HISTORY].create_index([("resource_code", ASCENDING), ("subject_key", ASCENDING)])
     await db[HISTORY].create_index([("resource_code", ASCENDING), ("sequence", ASCENDING)])
     await db[RECORDS].create_index([("subject_key", ASCENDING)])
-    await db[RECORDS].create_index([("resource_code", ASCENDING), ("bucket", ASCENDING)])
     await db[LEAVES].create_index([("resource_code", ASCENDING)])
     await db[REFUSALS].create_index([("provider_code", ASCENDING), ("at", ASCENDING)])
 
@@ -89,16 +99,21 @@ class MongoExchangeTransaction:
     async def unseen(self, change_ids: list[str]) -> set[str]:
         if not change_ids:
             return set()
-        cursor = self.db[HISTORY].find({"_id": {"$in": change_ids}}, {"_id": 1}, session=self.session)
-        return set(change_ids) - {d["_id"] async for d in cursor}
+        seen: set[str] = set()
+        for part in _chunks(change_ids):
+            cursor = self.db[HISTORY].find({"_id": {"$in": part}}, {"_id": 1}, session=self.session)
+            seen |= {d["_id"] async for d in cursor}
+        return set(change_ids) - seen
 
     async def records(self, keys: set[tuple[str, str]]) -> dict[tuple[str, str], SubjectRecord]:
         if not keys:
             return {}
-        ids = [_record_id(*k) for k in keys]
-        cursor = self.db[RECORDS].find({"_id": {"$in": ids}}, session=self.session)
-        found = [_to_record(d) async for d in cursor]
-        return {r.key: r for r in found}
+        found: dict[tuple[str, str], SubjectRecord] = {}
+        for part in _chunks([_record_id(*k) for k in keys]):
+            async for doc in self.db[RECORDS].find({"_id": {"$in": part}}, session=self.session):
+                record = _to_record(doc)
+                found[record.key] = record
+        return found
 
     async def store(self, outcomes: list[Outcome]) -> dict[str, int]:
         if not outcomes:
@@ -124,16 +139,20 @@ class MongoExchangeTransaction:
                 ordered=False,
                 session=self.session,
             )
-        changed = [(k, d) for k, d in leaves.items() if d != [0, 0]]
-        if changed:
+        # One document per top node holds its 256 leaves: a batch updates at most 256 documents per resource.
+        increments: dict[tuple[str, int], dict[str, int]] = defaultdict(dict)
+        for (code, bucket), (total, count) in leaves.items():
+            if (total, count) != (0, 0):
+                increments[code, top_of(bucket)] |= {f"sum.{bucket}": total, f"count.{bucket}": count}
+        if increments:
             await self.db[LEAVES].bulk_write(
                 [
                     UpdateOne(
-                        {"_id": f"{code}|{bucket}"},
-                        {"$inc": {"sum": total, "count": count}, "$set": {"resource_code": code, "bucket": bucket}},
+                        {"_id": f"{code}|{top}"},
+                        {"$inc": inc, "$set": {"resource_code": code, "top": top}},
                         upsert=True,
                     )
-                    for (code, bucket), (total, count) in changed
+                    for (code, top), inc in increments.items()
                 ],
                 ordered=False,
                 session=self.session,
@@ -228,16 +247,13 @@ class MongoUnitOfWork:
 
     async def _state(self, doc: dict[str, Any]) -> ResourceState:
         code = doc["_id"]
-        cursor = await self.db[LEAVES].aggregate(
-            [{"$match": {"resource_code": code}}, {"$group": {"_id": None, "records": {"$sum": "$count"}}}]
-        )
-        leaves = await cursor.to_list()
+        records = sum(count for _, count in (await self.leaves(code)).values())
         sequence = await self.db[SEQUENCES].find_one({"_id": code})
         return ResourceState(
             _schema_of(doc),
             doc["published_at"],
             doc.get("last_change_at"),
-            int(leaves[0]["records"]) if leaves else 0,
+            records,
             int(sequence["value"]) if sequence else 0,
         )
 
@@ -258,16 +274,20 @@ class MongoUnitOfWork:
         return [{k: v for k, v in d.items() if k not in ("_id", "applied")} async for d in cursor]
 
     async def leaves(self, resource_code: str) -> dict[int, tuple[int, int]]:
-        cursor = self.db[LEAVES].find({"resource_code": resource_code}, {"bucket": 1, "sum": 1, "count": 1})
-        return {d["bucket"]: (d["sum"] & MASK, d["count"]) async for d in cursor if d["count"]}
+        found = {}
+        async for doc in self.db[LEAVES].find({"resource_code": resource_code}):
+            for bucket, count in doc.get("count", {}).items():
+                if count:
+                    found[int(bucket)] = (doc["sum"][bucket] & MASK, count)
+        return found
 
     async def bucket_records(self, resource_code: str, buckets: list[int]) -> list[SubjectRecord]:
-        cursor = (
-            self.db[RECORDS]
-            .find({"resource_code": resource_code, "bucket": {"$in": buckets}, "deleted": False})
-            .sort("subject_key")
-        )
-        return [_to_record(d) async for d in cursor]
+        found = []
+        for bucket in sorted(set(buckets)):
+            prefix = _bucket_prefix(resource_code, bucket)
+            id_range = {"$gte": prefix, "$lt": prefix + "\U0010ffff"}
+            found += [_to_record(d) async for d in self.db[RECORDS].find({"_id": id_range, "deleted": False})]
+        return sorted(found, key=lambda r: r.subject_key)
 
     async def refusals(self, provider_code: str | None, limit: int) -> list[RefusedChange]:
         query = {"provider_code": provider_code} if provider_code else {}

@@ -1,0 +1,443 @@
+"""Ingestion end to end and the consistency check, against ceilings measured in the same run.
+
+ingest: N data changes (mixed upserts and deletes, 12 fields) sent by the adapter kit → broker → the
+exchange service process (checks against the catalog, history, records, digests, change feed, outbox) →
+MongoDB; timed from the first send until the last change is stored. The ceiling is the slower of raw
+aiokafka consumption of the same messages and raw bulk writes of the same documents (history + records).
+The exchange process's RSS is sampled throughout.
+
+consistency: a resource of M records in the center and an adapter snapshot that differs in 100 of them;
+the check finds the differing key ranges and fetches the center's records there.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import random
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import asdict
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+from aiokafka import AIOKafkaConsumer
+from datashare_adapter import Adapter, Platform, PlatformConfig, Snapshot
+from datashare_adapter.digest import bucket_of, record_hash, top_of
+from datashare_adapter.identifiers import credit_code_check_character
+from datashare_adapter.sync import differing_key_ranges
+from pymongo import InsertOne, ReplaceOne, UpdateOne
+
+from bench.report import write_result
+from common.auth import TokenIssuer, generate_signing_key, jwks, load_signing_key
+from common.codec import EventCodec
+from common.events import Event
+from common.kafka import KafkaPublisher
+from common.mongo import connect
+from common.policy import MachineKind, Principal, Role
+from common.settings import ServiceSettings
+from common.topics import load_topics
+from devstack.processes import ROOT, free_port
+from services.exchange.adapters.mongo import HISTORY, LEAVES, RECORDS, RESOURCES, ensure_indexes
+from services.exchange.domain.records import DataChange, Operation, apply_change
+
+PROVIDER = "11360800MB5000001" + credit_code_check_character("11360800MB5000001")
+ITEMS = [
+    ("统一社会信用代码", "string", 18),
+    ("企业名称", "string", 100),
+    ("法定代表人", "string", 50),
+    ("注册资本", "decimal", None),
+    ("成立日期", "date", None),
+    ("住所", "string", 200),
+    ("经营范围", "string", 500),
+    ("登记状态", "string", 20),
+    ("行业代码", "string", 10),
+    ("从业人数", "integer", None),
+    ("是否上市", "boolean", None),
+    ("联系电话", "string", 20),
+]
+
+
+def enterprise(n: int) -> str:
+    body = f"91360800MA{n:07d}"
+    return body + credit_code_check_character(body)
+
+
+def fields(key: str, i: int) -> dict[str, Any]:
+    return {
+        "统一社会信用代码": key,
+        "企业名称": f"吉安市某某科技有限公司{i}",
+        "法定代表人": "张三",
+        "注册资本": 1_000_000.0 + i,
+        "成立日期": "2015-06-01",
+        "住所": "江西省吉安市吉州区某某路88号",
+        "经营范围": "软件开发；信息技术咨询服务",
+        "登记状态": "存续",
+        "行业代码": "I65",
+        "从业人数": i % 300,
+        "是否上市": False,
+        "联系电话": None,
+    }
+
+
+def catalog_entry(code: str) -> Event:
+    payload = {
+        "resource_code": code,
+        "version": 1,
+        "name": "企业登记基本信息",
+        "abstract": "",
+        "provider_code": PROVIDER,
+        "provider_name": "吉安市市场监督管理局",
+        "category": "BASE",
+        "share_type": "CONDITIONAL",
+        "not_shared_basis": None,
+        "share_methods": ["API"],
+        "update_cycle": "DAILY",
+        "data_items": [
+            {"name": n, "type": t, "length": length, "description": "", "share_type": None, "sensitive": False}
+            for n, t, length in ITEMS
+        ],
+        "published_on": datetime.now(UTC).date(),
+        "reviewed_by": "bench",
+        "format": "数据库",
+        "share_conditions": "",
+        "open_attribute": "NOT_OPEN",
+        "related_codes": [],
+        "confidentiality_reviewed_on": None,
+    }
+    return Event("CatalogEntryPublished", code, payload, "catalog")
+
+
+def workload(n: int, rng: random.Random) -> list[tuple[str, str, dict[str, Any], int]]:
+    """(operation, subject key, fields, source version): 90% upserts over n/2 subjects, 10% deletes."""
+    subjects = max(n // 2, 1)
+    version = [0] * subjects
+    changes = []
+    for i in range(n):
+        s = rng.randrange(subjects)
+        version[s] += 1
+        key = enterprise(s + 1)
+        if rng.random() < 0.1:
+            changes.append(("DELETE", key, {}, version[s]))
+        else:
+            changes.append(("UPSERT", key, fields(key, i), version[s]))
+    return changes
+
+
+class FixedTokenPlatform(Platform):
+    def __init__(self, config: PlatformConfig, token: str) -> None:
+        super().__init__(config)
+        self._fixed = token
+
+    async def token(self) -> str:
+        return self._fixed
+
+
+def rss_mb(pid: int) -> float:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except FileNotFoundError:
+        pass
+    return 0.0
+
+
+def spawn_exchange(bootstrap: str, mongo_uri: str, database: str, jwks_json: dict, logs: Path):
+    """The exchange service as its own process, as it runs in production."""
+    port = free_port()
+    env = {
+        **os.environ,
+        "EXCHANGE_HTTP_PORT": str(port),
+        "EXCHANGE_KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+        "EXCHANGE_MONGO_URI": mongo_uri,
+        "EXCHANGE_MONGO_DATABASE": database,
+        "EXCHANGE_AUTH_JWKS": json.dumps(jwks_json),
+        "EXCHANGE_CONSUMER_GROUP_PREFIX": f"bench{port}-",
+        "EXCHANGE_OUTBOX_POLL_SECONDS": "0.1",
+        "EXCHANGE_LOG_LEVEL": "WARNING",
+    }
+    with open(logs / f"exchange-{port}.log", "ab") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "services.exchange"], stdout=out, stderr=subprocess.STDOUT, env=env, cwd=ROOT
+        )
+    return proc, f"http://127.0.0.1:{port}"
+
+
+async def start_exchange(bootstrap: str, mongo_uri: str, database: str, jwks_json: dict, logs: Path):
+    proc, url = spawn_exchange(bootstrap, mongo_uri, database, jwks_json, logs)
+    async with httpx.AsyncClient(base_url=url) as client:
+        for _ in range(300):
+            try:
+                if (await client.get("/readyz")).status_code == 200:
+                    return proc, url
+            except httpx.HTTPError:
+                pass
+            await asyncio.sleep(0.2)
+    proc.kill()
+    raise RuntimeError(f"the exchange did not become ready; see {logs}")
+
+
+async def run_ingest(bootstrap: str, mongo_uri: str, n: int) -> None:
+    rng = random.Random(8)
+    key = load_signing_key(generate_signing_key())
+    issuer = TokenIssuer(key, "jian-datashare", "jian-datashare", ttl_seconds=24 * 3600)
+    adapter_token = issuer.issue(Principal("bench-adapter", PROVIDER, frozenset(), MachineKind.ADAPTER))[0]
+    admin = {
+        "authorization": "Bearer " + issuer.issue(Principal("bench", PROVIDER, frozenset({Role.DATA_ADMINISTRATOR})))[0]
+    }
+    code = f"101001/{rng.randrange(10**6):06d}"
+    database = f"bench_ingest_{uuid.uuid4().hex[:8]}"
+    changes = workload(n, rng)
+
+    settings = ServiceSettings(kafka_bootstrap_servers=bootstrap, mongo_uri=mongo_uri, mongo_database=database)
+    publisher = KafkaPublisher(settings, EventCodec.from_folder(), load_topics())
+    await publisher.start()
+    await publisher.ensure_topics(list(publisher.topics.values()))
+    await publisher.publish("catalog.published", catalog_entry(code))
+    await publisher.stop()
+
+    logs = Path(tempfile.mkdtemp(prefix="bench-ingest-"))
+    proc, url = await start_exchange(bootstrap, mongo_uri, database, jwks(key), logs)
+    client = connect(settings)
+    db = client[database]
+    try:
+        async with httpx.AsyncClient(base_url=url, headers=admin) as http:
+            while (await http.get(f"/resources/{code}")).status_code != 200:
+                await asyncio.sleep(0.2)
+        end = await db[HISTORY].estimated_document_count()
+        assert end == 0
+        config = PlatformConfig("unused", url, bootstrap, "bench-adapter", "unused", PROVIDER)
+        peak, stored = rss_mb(proc.pid), 0
+        started = time.perf_counter()
+        async with Adapter(config, FixedTokenPlatform(config, adapter_token)) as adapter:
+            for i, (operation, subject, values, version) in enumerate(changes):
+                if operation == "DELETE":
+                    await adapter.delete(code, subject, version)
+                else:
+                    await adapter.upsert(code, subject, values, version)
+                if i % 20000 == 0:
+                    peak = max(peak, rss_mb(proc.pid))
+        sent = time.perf_counter() - started
+        while stored < n:
+            await asyncio.sleep(0.5)
+            peak = max(peak, rss_mb(proc.pid))
+            stored = await db[HISTORY].count_documents({})
+            if time.perf_counter() - started > 3600:
+                raise RuntimeError(f"only {stored} of {n} changes stored after an hour")
+        elapsed = time.perf_counter() - started
+        refused = await db["exchange_refusals"].count_documents({})
+    finally:
+        proc.terminate()
+        proc.wait(15)
+    end_to_end = n / elapsed
+
+    consumed = await raw_consume(bootstrap, n)
+    written = await raw_writes(client[database + "_raw"], code, changes)
+    await client.drop_database(database)
+    await client.drop_database(database + "_raw")
+    await client.close()
+    ceiling = min(consumed, written)
+    write_result(
+        "exchange-ingest",
+        metric="data changes stored per second, adapter kit → broker → exchange → MongoDB",
+        unit="changes/s",
+        value=end_to_end,
+        baseline_name="raw ceiling (slower of raw consumption and raw bulk writes)",
+        baseline_value=ceiling,
+        goal=">= 60% of the raw ceiling; exchange RSS <= 500 MB",
+        met=end_to_end >= 0.6 * ceiling and peak <= 500,
+        details={
+            "changes": n,
+            "refused": refused,
+            "adapter_send_seconds": round(sent, 2),
+            "end_to_end_seconds": round(elapsed, 2),
+            "raw_consume_per_s": round(consumed, 1),
+            "raw_bulk_write_per_s": round(written, 1),
+            "exchange_peak_rss_mb": round(peak, 1),
+            "fields_per_change": len(ITEMS),
+        },
+    )
+
+
+async def raw_consume(bootstrap: str, n: int) -> float:
+    """The same messages read from the same topic with plain aiokafka, no decoding."""
+    consumer = AIOKafkaConsumer(
+        "exchange.data-changes",
+        bootstrap_servers=bootstrap,
+        group_id=f"raw-{uuid.uuid4().hex[:8]}",
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        max_poll_records=1000,
+    )
+    started, seen = time.perf_counter(), 0
+    await consumer.start()
+    try:
+        while seen < n:
+            batches = await consumer.getmany(timeout_ms=500, max_records=1000)
+            for tp, records in batches.items():
+                seen += len(records)
+                await consumer.commit({tp: records[-1].offset + 1})
+    finally:
+        await consumer.stop()
+    return n / (time.perf_counter() - started)
+
+
+async def raw_writes(db, code: str, changes: list[tuple[str, str, dict[str, Any], int]]) -> float:
+    """The documents the exchange writes (a history entry per change, the record's new state) into
+    collections with the same indexes, with plain unordered bulk writes of the same batch size, outside
+    transactions and without the checks, digests, change feed or events."""
+    now = datetime.now(UTC)
+    await ensure_indexes(db)
+    history, records = db[HISTORY], db[RECORDS]
+    started = time.perf_counter()
+    for start in range(0, len(changes), 1000):
+        part = changes[start : start + 1000]
+        docs, states = [], {}
+        for operation, subject, values, version in part:
+            change = DataChange(
+                uuid.uuid4().hex, code, PROVIDER, Operation(operation), subject, "credit_code", values, version, now
+            )
+            docs.append(
+                InsertOne(
+                    {
+                        "_id": change.change_id,
+                        "resource_code": code,
+                        "subject_key": subject,
+                        "fields": values,
+                        "source_version": version,
+                        "operation": operation,
+                        "sequence": start,
+                    }
+                )
+            )
+            record = apply_change(None, change)
+            assert record is not None
+            record_id = f"{code}|{record.bucket:05d}|{subject}"
+            states[subject] = ReplaceOne({"_id": record_id}, asdict(record), upsert=True)
+        await history.bulk_write(docs, ordered=False)
+        await records.bulk_write(list(states.values()), ordered=False)
+    return len(changes) / (time.perf_counter() - started)
+
+
+async def run_consistency(bootstrap: str, mongo_uri: str, m: int, differing: int = 100) -> None:
+    """The center holds m records (written directly, as ingestion would leave them); the adapter's snapshot
+    differs in `differing` of them. Time the check and count what crosses the wire."""
+    rng = random.Random(17)
+    key = load_signing_key(generate_signing_key())
+    issuer = TokenIssuer(key, "jian-datashare", "jian-datashare", ttl_seconds=24 * 3600)
+    code = f"101001/{rng.randrange(10**6):06d}"
+    database = f"bench_digest_{uuid.uuid4().hex[:8]}"
+    settings = ServiceSettings(mongo_uri=mongo_uri, mongo_database=database)
+    client = connect(settings)
+    db = client[database]
+    await db[RESOURCES].insert_one(
+        {
+            "_id": code,
+            "provider_code": PROVIDER,
+            "name": "企业登记基本信息",
+            "items": [{"name": n, "type": t, "length": length} for n, t, length in ITEMS],
+            "update_cycle": "DAILY",
+            "published": True,
+            "published_at": datetime.now(UTC),
+            "last_change_at": None,
+        }
+    )
+    folder = Path(tempfile.mkdtemp(prefix="bench-digest-"))
+    snapshot = Snapshot(folder / "state.sqlite")
+    changed = set(rng.sample(range(m), differing))
+    leaves: dict[int, list[int]] = {}
+    began = time.perf_counter()
+    rows = []
+    for start in range(0, m, 5000):
+        docs = []
+        for i in range(start, min(start + 5000, m)):
+            subject = enterprise(i + 1)
+            values = fields(subject, i)
+            digest, bucket = record_hash(subject, values), bucket_of(subject)
+            docs.append(
+                {
+                    "_id": f"{code}|{bucket:05d}|{subject}",
+                    "resource_code": code,
+                    "provider_code": PROVIDER,
+                    "subject_key": subject,
+                    "subject_kind": "credit_code",
+                    "fields": values,
+                    "source_version": 1,
+                    "deleted": False,
+                    "last_change_id": "",
+                    "changed_at": None,
+                    "digest": digest,
+                    "bucket": bucket,
+                }
+            )
+            leaf = leaves.setdefault(bucket, [0, 0])
+            leaf[0] += digest
+            leaf[1] += 1
+            local = record_hash(subject, values | {"企业名称": "本地已改"}) if i in changed else digest
+            rows.append((code, subject, bucket, local))
+        await db[RECORDS].insert_many(docs, ordered=False)
+    tops: dict[int, dict[str, dict[str, int]]] = {}
+    for b, (total, count) in leaves.items():
+        top = tops.setdefault(top_of(b), {"sum": {}, "count": {}})
+        top["sum"][str(b)], top["count"][str(b)] = total, count
+    await db[LEAVES].bulk_write(
+        [
+            UpdateOne({"_id": f"{code}|{t}"}, {"$set": {"resource_code": code, "top": t, **leaf}}, upsert=True)
+            for t, leaf in tops.items()
+        ],
+        ordered=False,
+    )
+    await db[RECORDS].create_index([("resource_code", 1), ("bucket", 1)])
+    await db[LEAVES].create_index([("resource_code", 1)])
+    with snapshot.db:
+        snapshot.db.executemany("INSERT INTO record VALUES (?, ?, ?, ?)", rows)
+    loaded = time.perf_counter() - began
+    print(f"consistency: {m:,} records loaded in {loaded:.0f}s", flush=True)
+
+    logs = folder / "logs"
+    logs.mkdir()
+    proc, url = await start_exchange(bootstrap, mongo_uri, database, jwks(key), logs)
+    try:
+        token = issuer.issue(Principal("bench-adapter", PROVIDER, frozenset(), MachineKind.ADAPTER))[0]
+        config = PlatformConfig("unused", url, bootstrap, "bench-adapter", "unused", PROVIDER)
+        platform = FixedTokenPlatform(config, token)
+        started = time.perf_counter()
+        buckets = await differing_key_ranges(platform, code, snapshot.digest(code))
+        fetched = await platform.bucket_records(code, buckets)
+        local = snapshot.keys_in(code, buckets)
+        elapsed = time.perf_counter() - started
+        await platform.close()
+    finally:
+        proc.terminate()
+        proc.wait(15)
+    snapshot.close()
+    await client.drop_database(database)
+    await client.close()
+    transferred = len(fetched) + len(local)
+    found = {r["subject_key"] for r in fetched}
+    assert {enterprise(i + 1) for i in changed} <= found, "the check missed a differing record"
+    write_result(
+        "exchange-consistency",
+        metric=f"consistency check of a {m:,}-record resource with {differing} differing records",
+        unit="s",
+        value=elapsed,
+        baseline_name=None,
+        baseline_value=None,
+        goal="<= 10 s and < 1% of the records transferred",
+        met=elapsed <= 10 and transferred < 0.01 * m,
+        details={
+            "records": m,
+            "differing_records": differing,
+            "differing_key_ranges": len(buckets),
+            "center_records_fetched": len(fetched),
+            "local_records_to_resend": len(local),
+            "transferred_share": round(transferred / m, 5),
+        },
+    )
