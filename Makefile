@@ -40,5 +40,6 @@ bench: $(STAMP)      ## benchmarks; results in bench/results/*.json
 clean:
 	rm -rf .var
 
-demo: $(STAMP)       ## load the demo Ji'an directory into the running platform (make up first)
+demo: $(STAMP)       ## demo directory, the market regulator's catalog entry and adapter sync (make up first)
 	$(PY) -m services.directory.cli demo
+	$(PY) -m examples.market_register

@@ -7,4 +7,4 @@ class ExchangeSettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="EXCHANGE_", extra="ignore", frozen=True)
 
     http_port: int = 8002
-    ingest_batch_size: int = 1000  # data changes written per MongoDB transaction
+    ingest_batch_size: int = 2000  # data changes written per MongoDB transaction

@@ -44,3 +44,103 @@ def test_a_delete_keeps_a_tombstone_with_its_version() -> None:
     assert record is not None and record.deleted and record.fields == {}
     assert apply_change(record, change(1, name="a")) is None  # a late upsert does not resurrect it
     assert change(2, "DELETE").operation is Operation.DELETE
+
+
+def test_changes_of_a_batch_apply_in_arrival_order_and_a_late_one_is_history_only() -> None:
+    from services.exchange.domain.records import apply_in_order
+
+    outcomes = apply_in_order([change(2, 姓名="新"), change(1, 姓名="旧"), change(3, "DELETE")], {})
+    assert [o.after is not None for o in outcomes] == [True, False, True]
+    assert outcomes[2].before is outcomes[0].after and outcomes[2].after.deleted
+    assert outcomes[2].after.digest == 0 and outcomes[0].after.digest != 0  # deleted records leave the digest
+
+
+SCHEMA_ITEMS = (
+    ("公民身份号码", "string", 18),
+    ("姓名", "string", 4),
+    ("年龄", "integer", None),
+    ("收入", "decimal", None),
+    ("出生日期", "date", None),
+    ("登记时间", "datetime", None),
+    ("在册", "boolean", None),
+)
+
+
+def schema(cycle: str | None = "WEEKLY"):
+    from services.exchange.domain.resources import ItemSpec, ResourceSchema
+
+    return ResourceSchema("101001/000001", "p", "户籍人口", tuple(ItemSpec(*i) for i in SCHEMA_ITEMS), cycle)
+
+
+@pytest.mark.parametrize(
+    ("fields", "rule"),
+    [
+        ({"公民身份号码": PERSON, "住址": "x"}, "field.unknown"),
+        ({"公民身份号码": PERSON, "姓名": "欧阳娜娜娜"}, "field.type"),  # longer than 4
+        ({"公民身份号码": PERSON, "年龄": "41"}, "field.type"),
+        ({"公民身份号码": PERSON, "年龄": True}, "field.type"),
+        ({"公民身份号码": PERSON, "收入": "many"}, "field.type"),
+        ({"公民身份号码": PERSON, "出生日期": "1990-02-30"}, "field.type"),
+        ({"公民身份号码": PERSON, "登记时间": "yesterday"}, "field.type"),
+        ({"公民身份号码": PERSON, "在册": "是"}, "field.type"),
+        ({"姓名": "张三"}, "key.missing"),
+        ({"公民身份号码": "360802199001010029"}, "key.mismatch"),
+    ],
+)
+def test_a_record_that_does_not_fit_the_catalog_entry_is_refused_naming_the_rule(fields: dict, rule: str) -> None:
+    assert [p.rule for p in schema().problems(PERSON, fields)] == [rule]
+
+
+def test_a_record_that_fits_passes() -> None:
+    fields = {"公民身份号码": PERSON.lower(), "姓名": "张三", "年龄": 41, "收入": 3, "出生日期": "1990-01-01"}
+    assert schema().problems(PERSON, fields | {"登记时间": "2026-01-01T08:00:00", "在册": True, "年龄": None}) == []
+
+
+def test_a_resource_is_stale_once_its_update_cycle_passed_without_a_change() -> None:
+    from datetime import timedelta
+
+    published = datetime(2026, 11, 1, tzinfo=UTC)
+    assert not schema().stale(None, published, published + timedelta(days=7))
+    assert schema().stale(None, published, published + timedelta(days=8))
+    assert not schema().stale(published + timedelta(days=5), published, published + timedelta(days=8))
+    assert not schema(None).stale(None, published, published + timedelta(days=800))
+
+
+def test_digests_find_exactly_the_differing_key_ranges() -> None:
+    from datashare_adapter.digest import ResourceDigest, bucket_of, differing_buckets, differing_tops
+
+    mine, theirs = ResourceDigest(), ResourceDigest()
+    keys = [f"91360800MA{n:08d}" for n in range(2000)]
+    for key in keys:
+        mine.add(key, {"名称": key})
+        theirs.add(key, {"名称": key} if key not in keys[5:8] else {"名称": "改"})
+    theirs.add("91360800MAEXTRA001", {"名称": "多"})
+    tops = differing_tops(mine.tops(), theirs.tops())
+    found = [b for t in tops for b in differing_buckets(t, mine.leaves_under(t), theirs.leaves_under(t))]
+    assert sorted(found) == sorted({bucket_of(k) for k in [*keys[5:8], "91360800MAEXTRA001"]})
+    assert mine.records == 2000 and theirs.records == 2001
+
+
+def test_the_adapter_snapshot_sends_only_what_changed(tmp_path) -> None:
+    from datashare_adapter.snapshot import Snapshot
+
+    snapshot = Snapshot(tmp_path / "state.sqlite")
+    first = snapshot.plan("r", {"a": 1, "b": 2})
+    version = snapshot.begin_run("r")
+    assert snapshot.begin_run("r") == version  # an unfinished run keeps its version: resends are the same changes
+    snapshot.complete_run("r", {"a": 1, "b": 2}, first)
+    assert snapshot.begin_run("r") > version
+    second = snapshot.plan("r", {"a": 1, "b": 3, "c": 4})
+    assert (sorted(second.upserts), second.deletions, second.unchanged) == (["b", "c"], [], 1)
+    assert snapshot.plan("r", {"a": 1}).deletions == ["b"]
+    assert snapshot.digest("r").records == 2
+
+
+def test_cells_become_the_types_the_data_items_declare() -> None:
+    from datashare_adapter.sources import SourceError, typed_record
+
+    types = {"年龄": "integer", "收入": "decimal", "在册": "boolean", "出生日期": "date"}
+    row = {"年龄": "41", "收入": "3.5", "在册": "是", "出生日期": "1990-01-01 00:00:00", "备注": "x"}
+    assert typed_record(row, types) == {"年龄": 41, "收入": 3.5, "在册": True, "出生日期": "1990-01-01", "备注": "x"}
+    with pytest.raises(SourceError, match="年龄"):
+        typed_record({"年龄": "四十"}, types)
