@@ -233,11 +233,16 @@ async def run_ingest(bootstrap: str, mongo_uri: str, n: int) -> None:
         # the broker keeps the measurement off the database being measured.
         group = f"bench{url.rsplit(':', 1)[1]}-exchange-ingest"
         target = await end_offsets(bootstrap)
-        while not await committed_through(bootstrap, group, target):
-            await asyncio.sleep(0.2)
-            peak = max(peak, rss_mb(proc.pid))
-            if time.perf_counter() - started > 3600:
-                raise RuntimeError(f"not all of {n} changes stored after an hour")
+        broker = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+        await broker.start()
+        try:
+            while not await committed_through(broker, group, target):
+                await asyncio.sleep(0.5)
+                peak = max(peak, rss_mb(proc.pid))
+                if time.perf_counter() - started > 3600:
+                    raise RuntimeError(f"not all of {n} changes stored after an hour")
+        finally:
+            await broker.close()
         elapsed = time.perf_counter() - started
         stored = await db[HISTORY].count_documents({})
         refused = await db["exchange_refusals"].count_documents({})
@@ -286,13 +291,8 @@ async def end_offsets(bootstrap: str) -> dict:
         await consumer.stop()
 
 
-async def committed_through(bootstrap: str, group: str, target: dict) -> bool:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        committed = await admin.list_consumer_group_offsets(group)
-    finally:
-        await admin.close()
+async def committed_through(admin: AIOKafkaAdminClient, group: str, target: dict) -> bool:
+    committed = await admin.list_consumer_group_offsets(group)
     return all(tp in committed and committed[tp].offset >= end for tp, end in target.items() if end)
 
 
