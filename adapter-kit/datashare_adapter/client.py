@@ -103,15 +103,15 @@ class Platform:
             self._token, self._expires = grant["access_token"], time.monotonic() + grant["expires_in"]
         return self._token
 
-    async def get(self, path: str, **params: Any) -> Any:
-        headers = {"authorization": f"Bearer {await self.token()}"}
+    async def get(self, path: str, *, public: bool = False, **params: Any) -> Any:
+        headers = {} if public else {"authorization": f"Bearer {await self.token()}"}
         response = await self._http.get(f"{self.config.exchange_url}{path}", params=params, headers=headers)
         if response.status_code != 200:
             raise PlatformError(f"GET {path}: {response.status_code} {response.text}")
         return response.json()
 
     async def schema(self, event_type: str) -> dict[str, Any]:
-        return await self.get(f"/schemas/{event_type}")
+        return await self.get(f"/schemas/{event_type}", public=True)
 
     async def resource(self, resource_code: str) -> dict[str, Any]:
         """The resource as the exchange knows it from the catalog: data items, key item, change-feed position."""

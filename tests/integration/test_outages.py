@@ -16,7 +16,7 @@ from common.kafka import KafkaPublisher
 from common.policy import MachineKind, Role
 from common.topics import load_topics
 from devstack.processes import start, stop, wait_port
-from tests.integration.conftest import ServiceProcess, settings_for, start_infra
+from tests.integration.conftest import ServiceProcess, catalog_published, settings_for, start_infra
 from tests.tokens import bearer, token
 
 
@@ -65,8 +65,12 @@ async def test_broker_outage(own_infra, services, tmp_path) -> None:
     restart(kafka, own_infra.folder)
     await exchange.wait_ready(timeout=60)
 
-    # The consumer works again: a change published now is stored.
+    # The consumers work again: the catalog's entry and then a change published now are stored.
     await publisher.start()
+    items = [{"name": "公民身份号码", "type": "string", "length": 18}, {"name": "name", "type": "string"}]
+    await publisher.publish("catalog.published", catalog_published("101001/000001", "P1", items))
+    admin = bearer("P1", Role.DATA_ADMINISTRATOR)
+    await exchange.wait_status("/resources/101001/000001", 200, timeout=30, headers=admin)
     subject = "36080219900101001"
     subject += citizen_id_check_character(subject)
     change = {
@@ -75,7 +79,7 @@ async def test_broker_outage(own_infra, services, tmp_path) -> None:
         "provider_code": "P1",
         "operation": "UPSERT",
         "subject_key": subject,
-        "fields": {"name": "张三"},
+        "fields": {"公民身份号码": subject, "name": "张三"},
         "source_version": 1,
         "changed_at": datetime.now(UTC),
     }
@@ -83,9 +87,8 @@ async def test_broker_outage(own_infra, services, tmp_path) -> None:
         "exchange.data-changes", Event("DataChanged", "101001/000001", change, "adapter", credentials=ADAPTER)
     )
     await publisher.stop()
-    admin = bearer("P1", Role.DATA_ADMINISTRATOR)
     found = await exchange.wait_status(f"/resources/101001/000001/records/{subject}", 200, timeout=30, headers=admin)
-    assert found["fields"] == {"name": "张三"}
+    assert found["fields"] == {"公民身份号码": subject, "name": "张三"}
 
     stop([kafka])
     await exchange.wait_status("/readyz", 503, timeout=30)

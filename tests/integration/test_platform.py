@@ -1,9 +1,11 @@
 """The four services together, run as `make run` runs them: events flow from one to the others."""
 
+import asyncio
 import uuid
 from datetime import UTC, date, datetime
 
 import httpx
+from datashare_adapter import PlatformConfig, notifications
 from prometheus_client.parser import text_string_to_metric_families
 
 from common.auth import TokenIssuer
@@ -161,6 +163,12 @@ async def test_events_flow_between_the_services(infra, topics, services, tmp_pat
                 break
             await _pause()
     assert inbox[0]["kind"] == "REQUEST_ARRIVED" and inbox[0]["due_on"] == "2026-12-09"
+    # ... and its adapter reads the same notification off the bus with the adapter kit
+    config = PlatformConfig("unused", exchange.url, infra.bootstrap, "adapter", "unused", PROVIDER)
+    received = notifications(config, group_id=f"adapter-test-{uuid.uuid4().hex[:6]}")
+    notice = await asyncio.wait_for(anext(received), 30)
+    await received.aclose()
+    assert notice["recipient_code"] == PROVIDER and notice["kind"] == "REQUEST_ARRIVED"
 
     # auditor: catalog change, resource change, request and notification are in an intact trail
     wanted = {"CatalogEntryDrafted", "ResourceChanged", "ShareRequested", "NotificationIssued"}
@@ -184,8 +192,6 @@ async def test_events_flow_between_the_services(infra, topics, services, tmp_pat
 
 
 async def _pause() -> None:
-    import asyncio
-
     await asyncio.sleep(0.2)
 
 
