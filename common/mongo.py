@@ -197,7 +197,7 @@ class OutboxRelay:
                 [(k, bytes(v)) for k, v in m["headers"]],
             )
             for d in docs
-            for m in d["messages"]
+            for m in d.get("messages", [d])  # a document written before batching is one message
         ]
         await asyncio.gather(*futures)
         await outbox.delete_many({"_id": {"$in": [d["_id"] for d in docs]}})

@@ -136,6 +136,8 @@ async def main() -> int:
             summary = await sync(adapter, snapshot, code, lambda: read_sql(source, "enterprise"))
     finally:
         snapshot.close()
+    if summary.ignored_columns:
+        print(f"not sent (no data item of the entry): {', '.join(summary.ignored_columns)}")
     print(summary.line())
     return 0
 

@@ -132,3 +132,11 @@ def test_pages_and_bounds() -> None:
         SearchQuery("企业", limit=0)
     with pytest.raises(Invalid):
         SearchQuery("企业" * 101)
+
+
+def test_scores_stay_positive_when_replaced_versions_outnumber_the_entries() -> None:
+    index = CatalogSearchIndex()
+    for revision in range(1, 5):
+        index.put(doc("101001/000001", "企业登记基本信息", revision=revision))
+    [hit] = index.search(SearchQuery("企业登记")).hits
+    assert hit.score > 0

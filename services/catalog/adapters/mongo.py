@@ -3,6 +3,7 @@ runtime's transaction (state + outbox) and are guarded by the entry's revision."
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, date, datetime
@@ -38,6 +39,8 @@ from services.catalog.domain.entries import (
 from services.catalog.domain.search import document_of
 from services.catalog.domain.sources import ElementSource, element_key
 from services.catalog.ports import SearchIndex
+
+log = logging.getLogger(__name__)
 
 ENTRIES = "catalog_entries"
 SEQUENCES = "catalog_sequences"
@@ -343,8 +346,18 @@ class EntryFollower:
     async def run(self) -> None:
         async with await self.db[ENTRIES].watch(full_document="updateLookup") as stream:
             async for doc in self.db[ENTRIES].find({}):
-                self.index.put(document_of(entry_of(doc)))
+                self._put(doc)
             self.caught_up = True
             async for change in stream:
                 if change.get("fullDocument"):
-                    self.index.put(document_of(entry_of(change["fullDocument"])))
+                    self._put(change["fullDocument"])
+
+    def _put(self, doc: dict[str, Any]) -> None:
+        try:
+            entry = entry_of(doc)
+        except (KeyError, TypeError, ValueError) as exc:  # not an entry this version can read: skip, say so
+            log.warning(
+                "entry %s left out of the search index: unreadable (%s: %s)", doc.get("_id"), type(exc).__name__, exc
+            )
+            return
+        self.index.put(document_of(entry))

@@ -180,8 +180,8 @@ class CatalogSearchIndex:
                     return np.empty(0, np.int64), np.empty(0, np.float32)
                 continue
             numbers, weights = found
-            live = len(numbers)
-            idf = math.log(1 + (total - live + 0.5) / (live + 0.5))
+            frequency = min(len(numbers), total)  # postings of replaced versions may outnumber the entries
+            idf = math.log(1 + (total - frequency + 0.5) / (frequency + 0.5))
             lists.append((numbers, weights * idf))
         if not lists:
             return np.empty(0, np.int64), np.empty(0, np.float32)
