@@ -12,6 +12,7 @@ from datashare_adapter import Adapter, Platform, PlatformConfig, Snapshot, check
 from datashare_adapter.identifiers import credit_code_check_character
 
 from common.codec import EventCodec
+from common.events import Event
 from common.kafka import KafkaPublisher
 from common.policy import MachineKind, Role
 from common.topics import load_topics
@@ -46,6 +47,21 @@ def adapter_for(infra, exchange: ServiceProcess) -> Adapter:
     return Adapter(config, FixedTokenPlatform(config))
 
 
+async def exchange_knowing(infra, services, tmp_path: Path, *entries: Event) -> ServiceProcess:
+    """A running exchange that has learnt the given published catalog entries."""
+    exchange = ServiceProcess("exchange", infra, tmp_path, mongo_database=f"ex_{uuid.uuid4().hex[:8]}").start()
+    services.append(exchange)
+    publisher = KafkaPublisher(settings_for(infra), EventCodec.from_folder(), load_topics())
+    await publisher.start()
+    await publisher.publish_many("catalog.published", list(entries))
+    await publisher.stop()
+    await exchange.wait_ready()
+    admin = bearer(PROVIDER, Role.DATA_ADMINISTRATOR)
+    for entry in entries:
+        await exchange.wait_status(f"/resources/{entry.key}", 200, headers=admin)
+    return exchange
+
+
 async def until(probe, timeout: float = 30.0):
     deadline = asyncio.get_running_loop().time() + timeout
     while True:
@@ -56,23 +72,16 @@ async def until(probe, timeout: float = 30.0):
 
 
 async def test_data_flows_in_checked_against_the_catalog(infra, topics, services, tmp_path: Path) -> None:
-    exchange = ServiceProcess("exchange", infra, tmp_path, mongo_database=f"ex_{uuid.uuid4().hex[:8]}").start()
-    services.append(exchange)
     register, licences, stale = (f"{n}01001/{uuid.uuid4().int % 10**6:06d}" for n in (1, 2, 3))
-    publisher = KafkaPublisher(settings_for(infra), EventCodec.from_folder(), load_topics())
-    await publisher.start()
-    await publisher.publish_many(
-        "catalog.published",
-        [
-            catalog_published(register, PROVIDER, ITEMS),
-            catalog_published(licences, PROVIDER, [ITEMS[0], {"name": "许可证编号", "type": "string", "length": 30}]),
-            catalog_published(stale, PROVIDER, ITEMS, "WEEKLY", datetime.now(UTC) - timedelta(days=9)),
-        ],
+    exchange = await exchange_knowing(
+        infra,
+        services,
+        tmp_path,
+        catalog_published(register, PROVIDER, ITEMS),
+        catalog_published(licences, PROVIDER, [ITEMS[0], {"name": "许可证编号", "type": "string", "length": 30}]),
+        catalog_published(stale, PROVIDER, ITEMS, "WEEKLY", datetime.now(UTC) - timedelta(days=9)),
     )
-    await publisher.stop()
-    await exchange.wait_ready()
     admin = bearer(PROVIDER, Role.DATA_ADMINISTRATOR)
-    await exchange.wait_status(f"/resources/{stale}", 200, headers=admin)
 
     a, b, c = enterprise(1), enterprise(2), enterprise(3)
     async with adapter_for(infra, exchange) as adapter:
@@ -121,6 +130,19 @@ async def test_data_flows_in_checked_against_the_catalog(infra, topics, services
         assert {r["rule"] for r in refusals if r["change_id"] in poison.values()} == set(poison)
         assert (await client.get("/refusals", params={"provider_code": OTHER})).status_code == 403
 
+        # a refused change sent again is refused again but counted once; what follows is stored
+        async with adapter_for(infra, exchange) as adapter:
+            await adapter.upsert(register, b, {"统一社会信用代码": b, "法人": "张三"}, 5)
+            await adapter.upsert(register, b, {"统一社会信用代码": b, "企业名称": "吉安乙公司"}, 9)
+
+        async def version_9() -> bool:
+            found = await record(register, b)
+            return bool(found and found["source_version"] == 9)
+
+        assert await until(version_9)
+        again = (await client.get("/refusals")).json()
+        assert [r["change_id"] for r in again].count(poison["field.unknown"]) == 1
+
         # one subject across resources, for those entitled; another department sees none of it
         across = (await client.get(f"/subjects/{a}/records")).json()
         assert {r["resource_code"] for r in across} == {register, licences}
@@ -132,7 +154,11 @@ async def test_data_flows_in_checked_against_the_catalog(infra, topics, services
         feed = (await client.get(f"/resources/{register}/changes", params={"since": 0})).json()
         assert [f["sequence"] for f in feed] == list(range(1, len(feed) + 1))
         stored = {(f["subject_key"], f["source_version"], f["operation"]) for f in feed}
-        assert {(b, 8, "UPSERT"), (a, 2, "UPSERT"), (c, 2, "DELETE")} <= stored and (a, 1, "UPSERT") not in stored
+        assert {(b, 9, "UPSERT"), (b, 8, "UPSERT"), (a, 2, "UPSERT"), (c, 2, "DELETE")} <= stored and (
+            a,
+            1,
+            "UPSERT",
+        ) not in stored
         later = (await client.get(f"/resources/{register}/changes", params={"since": len(feed) - 1})).json()
         assert [f["sequence"] for f in later] == [len(feed)]
         state = (await client.get(f"/resources/{register}")).json()
@@ -143,16 +169,9 @@ async def test_data_flows_in_checked_against_the_catalog(infra, topics, services
 
 
 async def test_sync_sends_only_changes_and_the_digest_finds_what_differs(infra, topics, services, tmp_path) -> None:
-    exchange = ServiceProcess("exchange", infra, tmp_path, mongo_database=f"ex_{uuid.uuid4().hex[:8]}").start()
-    services.append(exchange)
     code = f"101001/{uuid.uuid4().int % 10**6:06d}"
-    publisher = KafkaPublisher(settings_for(infra), EventCodec.from_folder(), load_topics())
-    await publisher.start()
-    await publisher.publish("catalog.published", catalog_published(code, PROVIDER, ITEMS))
-    await publisher.stop()
-    await exchange.wait_ready()
+    exchange = await exchange_knowing(infra, services, tmp_path, catalog_published(code, PROVIDER, ITEMS))
     admin = bearer(PROVIDER, Role.DATA_ADMINISTRATOR)
-    await exchange.wait_status(f"/resources/{code}", 200, headers=admin)
 
     source = tmp_path / "register.csv"
 
@@ -217,16 +236,9 @@ async def _record_named(client: httpx.AsyncClient, code: str, key: str, name: st
 
 
 async def test_a_department_without_an_adapter_uploads_a_file(infra, topics, services, tmp_path) -> None:
-    exchange = ServiceProcess("exchange", infra, tmp_path, mongo_database=f"ex_{uuid.uuid4().hex[:8]}").start()
-    services.append(exchange)
     code = f"101001/{uuid.uuid4().int % 10**6:06d}"
-    publisher = KafkaPublisher(settings_for(infra), EventCodec.from_folder(), load_topics())
-    await publisher.start()
-    await publisher.publish("catalog.published", catalog_published(code, PROVIDER, ITEMS))
-    await publisher.stop()
-    await exchange.wait_ready()
+    exchange = await exchange_knowing(infra, services, tmp_path, catalog_published(code, PROVIDER, ITEMS))
     admin = bearer(PROVIDER, Role.DATA_ADMINISTRATOR)
-    await exchange.wait_status(f"/resources/{code}", 200, headers=admin)
     good = f"统一社会信用代码,企业名称,注册资本\n{enterprise(1)},甲,10\n{enterprise(2)},乙,20.5\n".encode()
     broken = f"统一社会信用代码,企业名称,注册资本\n{enterprise(3)},丙,很多\n91360800MA0000000X,丁,1\n".encode()
     async with httpx.AsyncClient(base_url=exchange.url, headers=admin) as client:

@@ -12,10 +12,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from datashare_adapter.digest import MASK, bucket_of, top_of
-from pymongo import ASCENDING, InsertOne, ReplaceOne, ReturnDocument, UpdateOne
+from pymongo import ASCENDING, ReplaceOne, ReturnDocument, UpdateOne
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import BulkWriteError
 
 from common.events import Event
 from common.mongo import Transaction
@@ -30,7 +29,6 @@ SEQUENCES = "exchange_sequences"
 LEAVES = "exchange_digest_leaves"
 RESOURCES = "exchange_resources"
 REFUSALS = "exchange_refusals"
-DUPLICATE_KEY = 11000
 IN_CHUNK = 100  # ids per $in: the local server's $in slows down faster than linearly with its length
 
 
@@ -209,20 +207,20 @@ class MongoExchangeTransaction:
         return numbered
 
     async def refuse(self, refused: list[RefusedChange]) -> list[RefusedChange]:
-        if not refused:
-            return []
-        now = datetime.now(UTC)
-        docs = {r.change_id: asdict(r) | {"_id": r.change_id, "at": now} for r in refused}
-        try:
-            await self.db[REFUSALS].bulk_write(
-                [InsertOne(d) for d in docs.values()], ordered=False, session=self.session
+        # Looked up first, not caught as duplicate-key errors: a write error aborts the whole transaction.
+        unique = {r.change_id: r for r in refused if r.change_id}
+        known: set[str] = set()
+        for part in _chunks(list(unique)):
+            known |= {
+                d["_id"] async for d in self.db[REFUSALS].find({"_id": {"$in": part}}, {"_id": 1}, session=self.session)
+            }
+        new = [r for change_id, r in unique.items() if change_id not in known]
+        if new:
+            now = datetime.now(UTC)
+            await self.db[REFUSALS].insert_many(
+                [asdict(r) | {"_id": r.change_id, "at": now} for r in new], session=self.session
             )
-            return list({r.change_id: r for r in refused}.values())
-        except BulkWriteError as exc:
-            if any(e["code"] != DUPLICATE_KEY for e in exc.details["writeErrors"]):
-                raise
-            known = {docs_id for e in exc.details["writeErrors"] for docs_id in [e["op"]["_id"]]}
-            return [r for r in {r.change_id: r for r in refused}.values() if r.change_id not in known]
+        return new
 
     async def put_schema(self, schema: ResourceSchema, published_at: datetime) -> None:
         await self.db[RESOURCES].update_one(
