@@ -350,7 +350,8 @@ async def raw_writes(db, code: str, changes: list[tuple[str, str, dict[str, Any]
             record = apply_change(None, change)
             assert record is not None
             record_id = f"{code}|{record.bucket:05d}|{subject}"
-            states[subject] = ReplaceOne({"_id": record_id}, asdict(record), upsert=True)
+            document = asdict(record) | {"key_range": f"{code}|{record.bucket:05d}|"}
+            states[subject] = ReplaceOne({"_id": record_id}, document, upsert=True)
         await history.bulk_write(docs, ordered=False)
         await records.bulk_write(list(states.values()), ordered=False)
     return len(changes) / (time.perf_counter() - started)
@@ -405,6 +406,7 @@ async def run_consistency(bootstrap: str, mongo_uri: str, m: int, differing: int
                     "changed_at": None,
                     "digest": digest,
                     "bucket": bucket,
+                    "key_range": f"{code}|{bucket:05d}|",
                 }
             )
             leaf = leaves.setdefault(bucket, [0, 0])
@@ -424,8 +426,7 @@ async def run_consistency(bootstrap: str, mongo_uri: str, m: int, differing: int
         ],
         ordered=False,
     )
-    await db[RECORDS].create_index([("resource_code", 1), ("bucket", 1)])
-    await db[LEAVES].create_index([("resource_code", 1)])
+    await ensure_indexes(db)
     with snapshot.db:
         snapshot.db.executemany("INSERT INTO record VALUES (?, ?, ?, ?)", rows)
     loaded = time.perf_counter() - began

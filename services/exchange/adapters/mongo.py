@@ -37,8 +37,7 @@ def _chunks(values: list[str]) -> list[list[str]]:
 
 
 def _record_id(resource_code: str, subject_key: str) -> str:
-    """Records of one digest key range sit together under their id: a range is read by id, with no index
-    beyond the id's own to maintain on every write."""
+    """Records of one digest key range sit together under their id."""
     return f"{_bucket_prefix(resource_code, bucket_of(subject_key))}{subject_key}"
 
 
@@ -47,7 +46,7 @@ def _bucket_prefix(resource_code: str, bucket: int) -> str:
 
 
 def _to_record(doc: dict[str, Any]) -> SubjectRecord:
-    return SubjectRecord(**{k: v for k, v in doc.items() if k != "_id"})
+    return SubjectRecord(**{k: v for k, v in doc.items() if k not in ("_id", "key_range")})
 
 
 def _history_doc(change: DataChange, applied: bool, sequence: int | None) -> dict[str, Any]:
@@ -80,6 +79,7 @@ def _record_doc(r: SubjectRecord) -> dict[str, Any]:
         "changed_at": r.changed_at,
         "digest": r.digest,
         "bucket": r.bucket,
+        "key_range": _bucket_prefix(r.resource_code, r.bucket),
     }
 
 
@@ -104,6 +104,8 @@ async def ensure_indexes(db: AsyncDatabase) -> None:
     await db[HISTORY].create_index([("resource_code", ASCENDING), ("subject_key", ASCENDING)])
     await db[HISTORY].create_index([("resource_code", ASCENDING), ("sequence", ASCENDING)])
     await db[RECORDS].create_index([("subject_key", ASCENDING)])
+    # A digest key range is read by equality: the local server's planner scans the collection for id ranges.
+    await db[RECORDS].create_index([("key_range", ASCENDING)])
     await db[LEAVES].create_index([("resource_code", ASCENDING)])
     await db[REFUSALS].create_index([("provider_code", ASCENDING), ("at", ASCENDING)])
 
@@ -307,11 +309,12 @@ class MongoUnitOfWork:
         return found
 
     async def bucket_records(self, resource_code: str, buckets: list[int]) -> list[SubjectRecord]:
+        ranges = [_bucket_prefix(resource_code, b) for b in sorted(set(buckets))]
         found = []
-        for bucket in sorted(set(buckets)):
-            prefix = _bucket_prefix(resource_code, bucket)
-            id_range = {"$gte": prefix, "$lt": prefix + "\U0010ffff"}
-            found += [_to_record(d) async for d in self.db[RECORDS].find({"_id": id_range, "deleted": False})]
+        for part in _chunks(ranges):
+            found += [
+                _to_record(d) async for d in self.db[RECORDS].find({"key_range": {"$in": part}, "deleted": False})
+            ]
         return sorted(found, key=lambda r: r.subject_key)
 
     async def refusals(self, provider_code: str | None, limit: int) -> list[RefusedChange]:
