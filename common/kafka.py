@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
 from common.codec import DecodeError, Event, EventCodec
@@ -45,6 +45,27 @@ def connection_options(settings: ServiceSettings) -> dict[str, Any]:
 
         options["ssl_context"] = create_ssl_context(cafile=settings.kafka_ssl_cafile)
     return options
+
+
+IDLE_POLL_MS = 20  # with an idle pause, a short poll: the broker may not hold the fetch
+
+
+async def poll(
+    consumer: AIOKafkaConsumer, settings: ServiceSettings, max_records: int | None = None
+) -> dict[TopicPartition, list[ConsumerRecord]]:
+    """One fetch round. When it finds nothing, fetching pauses for `kafka_idle_pause_seconds`: an idle
+    consumer then costs nothing even on a broker that answers empty fetches at once. Records that arrive
+    meanwhile wait at most that long; a busy consumer never pauses."""
+    pause = settings.kafka_idle_pause_seconds
+    batches = await consumer.getmany(timeout_ms=IDLE_POLL_MS if pause else 500, max_records=max_records)
+    if not batches and pause:
+        idle = consumer.assignment()
+        consumer.pause(*idle)
+        try:
+            await asyncio.sleep(pause)
+        finally:
+            consumer.resume(*(idle & consumer.assignment()))  # a rebalance meanwhile assigns unpaused partitions
+    return batches
 
 
 ENVELOPE_HEADERS = frozenset({"event_id", "event_type", "occurred_at", "producer", "authorization"})
@@ -219,7 +240,7 @@ class EventConsumer:
         try:
             self.running = True
             while True:
-                batches = await consumer.getmany(timeout_ms=500, max_records=self.batch_size)
+                batches = await poll(consumer, self.settings, self.batch_size)
                 if batches:
                     await self.process([r for records in batches.values() for r in records])
                     await consumer.commit({tp: records[-1].offset + 1 for tp, records in batches.items()})

@@ -11,7 +11,7 @@ from datetime import datetime
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from common.codec import DecodeError, EventCodec
-from common.kafka import connection_options, event_from_record
+from common.kafka import connection_options, event_from_record, poll
 from common.policy import Principal, Unauthenticated
 from common.settings import ServiceSettings
 
@@ -54,7 +54,7 @@ class Revocations:
             await consumer.seek_to_beginning(*partitions)
             ends = await consumer.end_offsets(partitions)
             while True:
-                batches = await consumer.getmany(timeout_ms=500)
+                batches = await poll(consumer, settings)
                 for records in batches.values():
                     for record in records:
                         if record.value is None:

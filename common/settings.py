@@ -31,6 +31,10 @@ class ServiceSettings(BaseSettings):
     kafka_sasl_password: str | None = None
     kafka_ssl_cafile: Path | None = None
     kafka_replication_factor: int | None = Field(default=None, ge=1, le=10)
+    # After a poll that found nothing, a consumer stops fetching for this long. A broker that answers an
+    # empty fetch at once instead of holding it for fetch_max_wait_ms (the local one does) would otherwise
+    # keep every idle consumer, and the broker, busy. 0 leaves idle waiting to the broker's long poll.
+    kafka_idle_pause_seconds: float = Field(default=0.25, ge=0, le=5)
 
     mongo_uri: str = LOCAL_MONGO_URI
     mongo_database: str = "datashare"

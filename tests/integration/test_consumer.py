@@ -8,7 +8,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from common.codec import EventCodec
 from common.events import Event
-from common.kafka import EventConsumer, KafkaPublisher
+from common.kafka import EventConsumer, KafkaPublisher, poll
 from common.mongo import MongoProcessedEvents, connect, transaction
 from common.topics import load_topics
 from tests.integration.conftest import create_topics, headers_of, read_topic, settings_for
@@ -169,3 +169,34 @@ async def test_declared_topic_configs_are_applied_to_existing_topics(infra, topi
         assert current["message.timestamp.type"] == "LogAppendTime" and current["retention.ms"] == "86400000"
     finally:
         await admin.close()
+
+
+async def test_an_idle_consumer_pauses_fetching_and_loses_nothing_that_arrives_meanwhile(infra) -> None:
+    topic = f"test.idle-{uuid.uuid4().hex[:8]}"
+    await create_topics(infra.bootstrap, topic, partitions=3)
+    settings = settings_for(infra, kafka_idle_pause_seconds=0.5)
+    consumer = AIOKafkaConsumer(
+        topic, bootstrap_servers=infra.bootstrap, group_id=f"idle-{uuid.uuid4().hex[:6]}", auto_offset_reset="earliest"
+    )
+    publisher = KafkaPublisher(settings, CODEC, load_topics())
+    await consumer.start()
+    await publisher.start()
+    try:
+        while not consumer.assignment():
+            await poll(consumer, settings)
+        idle = asyncio.create_task(poll(consumer, settings))
+        await asyncio.sleep(0.2)  # inside the pause that follows the empty poll
+        assert consumer.paused() == consumer.assignment()
+        for n in range(6):
+            await (await publisher.send_raw(topic, f"k{n}", f"v{n}".encode(), []))
+        assert await idle == {}
+        assert not consumer.paused()
+        received: list[bytes] = []
+        for _ in range(50):
+            received += [r.value for records in (await poll(consumer, settings)).values() for r in records]
+            if len(received) == 6:
+                break
+        assert sorted(received) == [f"v{n}".encode() for n in range(6)]
+    finally:
+        await consumer.stop()
+        await publisher.stop()
