@@ -1,4 +1,4 @@
-"""`make bench`: starts its own broker and database on free ports, runs every benchmark, writes
+"""`make bench`: starts a fresh broker and database on free ports for each benchmark, runs it, writes
 bench/results/<name>.json. `--events N` changes the bus benchmark's size (default 200000); `--only NAME`
 runs one benchmark (bus, search, ingest, consistency); `--million` ingests 1M changes."""
 
@@ -23,20 +23,23 @@ def main() -> None:
     parser.add_argument("--records", type=int, default=1_000_000, help="records for the consistency benchmark")
     parser.add_argument("--only", choices=["bus", "search", "ingest", "consistency"])
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory(prefix="datashare-bench-") as folder:
-        infra = start_infra(Path(folder))
-        try:
-            if args.only in (None, "bus"):
-                asyncio.run(bus.run(infra.bootstrap, infra.mongo_uri, args.events))
-            if args.only in (None, "search"):
-                asyncio.run(search.run(infra.mongo_uri, args.entries, args.queries))
-            if args.only in (None, "ingest"):
-                changes = 1_000_000 if args.million else args.changes
-                asyncio.run(ingest.run_ingest(infra.bootstrap, infra.mongo_uri, changes))
-            if args.only in (None, "consistency"):
-                asyncio.run(ingest.run_consistency(infra.bootstrap, infra.mongo_uri, args.records))
-        finally:
-            stop(infra.procs)
+    runs = {
+        "bus": lambda infra: bus.run(infra.bootstrap, infra.mongo_uri, args.events),
+        "search": lambda infra: search.run(infra.mongo_uri, args.entries, args.queries),
+        "ingest": lambda infra: ingest.run_ingest(infra, 1_000_000 if args.million else args.changes),
+        "consistency": lambda infra: ingest.run_consistency(infra.bootstrap, infra.mongo_uri, args.records),
+    }
+    for name, run in runs.items():
+        if args.only not in (None, name):
+            continue
+        # A fresh broker and database each: the local broker rewrites all it holds about once a second
+        # while written to, so one benchmark's leftovers would slow the next.
+        with tempfile.TemporaryDirectory(prefix=f"datashare-bench-{name}-") as folder:
+            infra = start_infra(Path(folder))
+            try:
+                asyncio.run(run(infra))
+            finally:
+                stop(infra.procs)
 
 
 if __name__ == "__main__":

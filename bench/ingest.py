@@ -44,7 +44,7 @@ from common.mongo import connect
 from common.policy import MachineKind, Principal, Role
 from common.settings import ServiceSettings
 from common.topics import load_topics
-from devstack.processes import ROOT, free_port
+from devstack.processes import ROOT, Infra, free_port
 from services.exchange.adapters.mongo import HISTORY, LEAVES, RECORDS, RESOURCES, ensure_indexes
 from services.exchange.domain.records import DataChange, Operation, apply_change
 
@@ -188,7 +188,15 @@ async def start_exchange(bootstrap: str, mongo_uri: str, database: str, jwks_jso
     raise RuntimeError(f"the exchange did not become ready; see {logs}")
 
 
-async def run_ingest(bootstrap: str, mongo_uri: str, n: int) -> None:
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU time the process has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def run_ingest(infra: Infra, n: int) -> None:
+    bootstrap, mongo_uri = infra.bootstrap, infra.mongo_uri
+    pids = {p.name: p.pid for p in infra.procs if p.pid is not None}
     rng = random.Random(8)
     key = load_signing_key(generate_signing_key())
     issuer = TokenIssuer(key, "jian-datashare", "jian-datashare", ttl_seconds=24 * 3600)
@@ -219,6 +227,8 @@ async def run_ingest(bootstrap: str, mongo_uri: str, n: int) -> None:
         assert end == 0
         config = PlatformConfig("unused", url, bootstrap, "bench-adapter", "unused", PROVIDER)
         peak = rss_mb(proc.pid)
+        pids["exchange"] = proc.pid
+        cpu_before = {name: cpu_seconds(pid) for name, pid in pids.items()}
         started = time.perf_counter()
         async with Adapter(config, FixedTokenPlatform(config, adapter_token)) as adapter:
             for i, (operation, subject, values, version) in enumerate(changes):
@@ -244,6 +254,7 @@ async def run_ingest(bootstrap: str, mongo_uri: str, n: int) -> None:
         finally:
             await broker.close()
         elapsed = time.perf_counter() - started
+        cores = {name: round((cpu_seconds(pid) - cpu_before[name]) / elapsed, 2) for name, pid in pids.items()}
         stored = await db[HISTORY].count_documents({})
         refused = await db["exchange_refusals"].count_documents({})
         if stored != n:
@@ -277,6 +288,9 @@ async def run_ingest(bootstrap: str, mongo_uri: str, n: int) -> None:
             "raw_bulk_write_per_s": round(written, 1),
             "exchange_peak_rss_mb": round(peak, 1),
             "fields_per_change": len(ITEMS),
+            # CPU cores each process kept busy during the end-to-end run (the machine has 2); the local
+            # broker rewrites all it holds about once a second while written to, so its share grows with n.
+            "cores_used_end_to_end": cores,
         },
     )
 

@@ -124,6 +124,7 @@ class KafkaPublisher:
             acks="all",
             linger_ms=5,
             max_batch_size=256 * 1024,
+            compression_type="gzip",  # events of a batch repeat most of their headers and fields
             request_timeout_ms=15000,
         )
         try:

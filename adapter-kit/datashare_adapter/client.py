@@ -166,7 +166,7 @@ class Adapter:
             acks="all",
             linger_ms=20,
             max_batch_size=512 * 1024,
-            compression_type=None,
+            compression_type="gzip",  # changes cross the network from the department; the token repeats in each
         )
         await self._producer.start()
 
