@@ -77,9 +77,11 @@ class PlatformError(RuntimeError):
 
 @dataclass
 class Platform:
-    """The REST side. The token is fetched with the client-credentials grant and renewed before expiry."""
+    """The REST side. The token is fetched with the client-credentials grant and renewed before expiry,
+    unless `access_token` gives one issued otherwise, used as it is."""
 
     config: PlatformConfig
+    access_token: str | None = None
     _http: httpx.AsyncClient = field(default_factory=lambda: httpx.AsyncClient(timeout=30))
     _token: str | None = None
     _expires: float = 0.0
@@ -88,6 +90,8 @@ class Platform:
         await self._http.aclose()
 
     async def token(self) -> str:
+        if self.access_token is not None:
+            return self.access_token
         if self._token is None or time.monotonic() > self._expires - 60:
             response = await self._http.post(
                 f"{self.config.directory_url}/token",

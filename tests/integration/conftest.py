@@ -11,7 +11,6 @@ import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -19,7 +18,6 @@ import pytest
 from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from common.events import Event
 from common.settings import ServiceSettings
 from common.topics import load_topics
 from devstack.processes import ROOT, Infra, free_port, start_infra, stop
@@ -173,32 +171,3 @@ async def services(infra: Infra, topics: dict, tmp_path: Path) -> AsyncIterator[
     yield started
     for service in started:
         service.stop()
-
-
-def catalog_published(
-    code: str, provider: str, items: list[dict], cycle: str = "DAILY", at: datetime | None = None
-) -> Event:
-    """The catalog's announcement of a published entry, as the exchange learns resources from it."""
-    payload = {
-        "resource_code": code,
-        "version": 1,
-        "name": "企业登记基本信息",
-        "abstract": "",
-        "provider_code": provider,
-        "provider_name": "吉安市市场监督管理局",
-        "category": "BASE",
-        "share_type": "CONDITIONAL",
-        "not_shared_basis": None,
-        "share_methods": ["API"],
-        "update_cycle": cycle,
-        "data_items": [i | {"description": "", "share_type": None, "sensitive": False} for i in items],
-        "published_on": datetime.now(UTC).date(),
-        "reviewed_by": "reviewer",
-        "format": "数据库",
-        "share_conditions": "",
-        "open_attribute": "NOT_OPEN",
-        "related_codes": [],
-        "confidentiality_reviewed_on": None,
-    }
-    event = Event("CatalogEntryPublished", code, payload, "catalog")
-    return event if at is None else Event("CatalogEntryPublished", code, payload, "catalog", occurred_at=at)

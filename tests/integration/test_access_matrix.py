@@ -14,8 +14,9 @@ from common.identifiers import citizen_id_check_character
 from common.kafka import KafkaPublisher
 from common.policy import MachineKind, Role
 from common.topics import load_topics
+from devstack.samples import catalog_published
 from services.directory.demo_data import credit_code
-from tests.integration.conftest import ServiceProcess, catalog_published, settings_for
+from tests.integration.conftest import ServiceProcess, settings_for
 from tests.tokens import KEY, bearer, token
 from tests.unit.test_routes import declared_rules
 

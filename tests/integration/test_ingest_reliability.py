@@ -20,8 +20,9 @@ from common.kafka import KafkaPublisher
 from common.policy import Role
 from common.topics import ensure_topics, load_topics
 from devstack.processes import start, start_infra, stop, wait_port
+from devstack.samples import catalog_published
 from services.exchange.adapters.mongo import HISTORY, RECORDS
-from tests.integration.conftest import ServiceProcess, catalog_published, headers_of, read_topic, settings_for
+from tests.integration.conftest import ServiceProcess, headers_of, read_topic, settings_for
 from tests.integration.test_exchange import ITEMS, PROVIDER, adapter_for, enterprise
 from tests.tokens import bearer
 

@@ -16,7 +16,8 @@ from common.kafka import KafkaPublisher
 from common.policy import MachineKind, Role
 from common.topics import load_topics
 from devstack.processes import start, stop, wait_port
-from tests.integration.conftest import ServiceProcess, catalog_published, settings_for, start_infra
+from devstack.samples import catalog_published
+from tests.integration.conftest import ServiceProcess, settings_for, start_infra
 from tests.tokens import bearer, token
 
 

@@ -1,0 +1,36 @@
+"""Events as the platform's services announce them, for tests and benchmarks that stand in for a service."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from common.events import Event
+
+
+def catalog_published(
+    code: str, provider: str, items: list[dict], cycle: str = "DAILY", at: datetime | None = None
+) -> Event:
+    """The catalog's announcement of a published entry, as the exchange learns resources from it."""
+    payload = {
+        "resource_code": code,
+        "version": 1,
+        "name": "企业登记基本信息",
+        "abstract": "",
+        "provider_code": provider,
+        "provider_name": "吉安市市场监督管理局",
+        "category": "BASE",
+        "share_type": "CONDITIONAL",
+        "not_shared_basis": None,
+        "share_methods": ["API"],
+        "update_cycle": cycle,
+        "data_items": [i | {"description": "", "share_type": None, "sensitive": False} for i in items],
+        "published_on": datetime.now(UTC).date(),
+        "reviewed_by": "reviewer",
+        "format": "数据库",
+        "share_conditions": "",
+        "open_attribute": "NOT_OPEN",
+        "related_codes": [],
+        "confidentiality_reviewed_on": None,
+    }
+    event = Event("CatalogEntryPublished", code, payload, "catalog")
+    return event if at is None else Event("CatalogEntryPublished", code, payload, "catalog", occurred_at=at)
