@@ -7,6 +7,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from functools import partial
 
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
@@ -103,11 +104,12 @@ class Runtime:
                 self.db, self.publisher, name=self.name, poll_seconds=self.settings.outbox_poll_seconds
             )
             self._spawn("outbox-relay", self.relay.run)
-        self._spawn("revocations", self._after_kafka(lambda: self.revocations.follow(self.settings, self.codec)))
+        follow_revocations = partial(self.revocations.follow, self.settings, self.codec)
+        self._spawn("revocations", self._after_setup(follow_revocations, ("kafka-setup",)))
         for consumer in self.consumers:
-            self._spawn(f"consumer:{consumer.group}", self._after_kafka(consumer.run))
+            self._spawn(f"consumer:{consumer.group}", self._after_setup(consumer.run))
         for name, loop in self.periodic.items():
-            self._spawn(name, self._after_kafka(loop))
+            self._spawn(name, self._after_setup(loop))
         for name, (job, _) in self.followers.items():
             self._spawn(name, job)
 
@@ -154,9 +156,14 @@ class Runtime:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, RESTART_BACKOFF_MAX)
 
-    def _after_kafka(self, job: Callable[[], Awaitable[None]]) -> Callable[[], Awaitable[None]]:
+    def _after_setup(
+        self, job: Callable[[], Awaitable[None]], needs: tuple[str, ...] = ("kafka-setup", "database-setup")
+    ) -> Callable[[], Awaitable[None]]:
+        """`job` once the publisher and the keys are there and the `needs` setups are done: handlers write
+        where the database setup made indexes and backfilled data first."""
+
         async def run() -> None:
-            while not self.publisher.started or "kafka-setup" in self.problems or self.keys.verifier is None:
+            while not self.publisher.started or self.keys.verifier is None or any(n in self.problems for n in needs):
                 await asyncio.sleep(0.2)
             await job()
 

@@ -30,6 +30,7 @@ def build(settings: ExchangeSettings) -> tuple[FastAPI, Runtime]:
     runtime = Runtime.build("exchange", settings)
     uow = mongo.MongoUnitOfWork(runtime)
     runtime.setup.append(partial(mongo.ensure_indexes, runtime.db))
+    runtime.setup.append(partial(mongo.count_records, runtime.db))
     runtime.consume(
         "exchange-ingest",
         [DATA_CHANGES],

@@ -14,9 +14,12 @@ from datashare_adapter.identifiers import credit_code_check_character
 from common.codec import EventCodec
 from common.events import Event
 from common.kafka import KafkaPublisher
+from common.mongo import connect
 from common.policy import MachineKind, Role
 from common.topics import load_topics
-from tests.integration.conftest import ServiceProcess, catalog_published, headers_of, read_topic, settings_for
+from devstack.samples import catalog_published
+from services.exchange.adapters import mongo
+from tests.integration.conftest import ServiceProcess, headers_of, read_topic, settings_for
 from tests.tokens import bearer, token
 
 PROVIDER = "11360800MB4000001" + credit_code_check_character("11360800MB4000001")
@@ -35,16 +38,10 @@ def enterprise(n: int) -> str:
     return body + credit_code_check_character(body)
 
 
-class FixedTokenPlatform(Platform):
-    """The platform's REST side with a test token in place of the directory's client-credentials grant."""
-
-    async def token(self) -> str:
-        return token(self.config.department_code, machine=MachineKind.ADAPTER, subject="market-adapter")
-
-
 def adapter_for(infra, exchange: ServiceProcess) -> Adapter:
     config = PlatformConfig("unused", exchange.url, infra.bootstrap, "market-adapter", "unused", PROVIDER)
-    return Adapter(config, FixedTokenPlatform(config))
+    adapter_token = token(PROVIDER, machine=MachineKind.ADAPTER, subject="market-adapter")
+    return Adapter(config, Platform(config, access_token=adapter_token))
 
 
 async def exchange_knowing(infra, services, tmp_path: Path, *entries: Event) -> ServiceProcess:
@@ -257,3 +254,21 @@ async def test_a_department_without_an_adapter_uploads_a_file(infra, topics, ser
         record = (await client.get(f"/resources/{code}/records/{enterprise(2)}")).json()
         assert record["fields"]["注册资本"] == 20.5
         assert (await client.get(f"/resources/{code}/records/{enterprise(3)}")).status_code == 404
+
+
+async def test_resources_stored_before_record_counts_get_theirs_from_the_digest_leaves(infra) -> None:
+    db = connect(settings_for(infra))[f"ex_{uuid.uuid4().hex[:8]}"]
+    old, counted = "101001/000007", "101001/000008"
+    await db[mongo.RESOURCES].insert_many([{"_id": old}, {"_id": counted, "records": 5}])
+    await db[mongo.LEAVES].insert_many(
+        [
+            {"_id": f"{old}|0", "resource_code": old, "top": 0, "sum": {"3": 1, "9": 2}, "count": {"3": 2, "9": 1}},
+            {"_id": f"{old}|4", "resource_code": old, "top": 4, "sum": {"1030": 7}, "count": {"1030": 0}},
+            {"_id": f"{counted}|0", "resource_code": counted, "top": 0, "sum": {"3": 1}, "count": {"3": 1}},
+        ]
+    )
+    await mongo.count_records(db)
+    await mongo.count_records(db)  # at every start: a resource is counted once
+    assert {d["_id"]: d["records"] async for d in db[mongo.RESOURCES].find()} == {old: 3, counted: 5}
+    await db.client.drop_database(db.name)
+    await db.client.close()

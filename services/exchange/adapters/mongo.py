@@ -110,6 +110,16 @@ async def ensure_indexes(db: AsyncDatabase) -> None:
     await db[REFUSALS].create_index([("provider_code", ASCENDING), ("at", ASCENDING)])
 
 
+async def count_records(db: AsyncDatabase) -> None:
+    """Resources stored before their record count was kept get it from their digest leaves, before this
+    process ingests anything."""
+    async for doc in db[RESOURCES].find({"records": {"$exists": False}}, {"_id": 1}):
+        counts = [c async for leaf in db[LEAVES].find({"resource_code": doc["_id"]}) for c in leaf["count"].values()]
+        await db[RESOURCES].update_one(
+            {"_id": doc["_id"], "records": {"$exists": False}}, {"$set": {"records": sum(counts)}}
+        )
+
+
 class MongoExchangeTransaction:
     def __init__(self, tx: Transaction) -> None:
         self.db: AsyncDatabase = tx.db
@@ -184,9 +194,13 @@ class MongoExchangeTransaction:
                 ordered=False,
                 session=self.session,
             )
+        records: Counter[str] = Counter()
+        for (code, _), (_, count) in leaves.items():
+            records[code] += count
         now = datetime.now(UTC)
         for code in {o.change.resource_code for o in outcomes if o.after is not None}:
-            await self.db[RESOURCES].update_one({"_id": code}, {"$max": {"last_change_at": now}}, session=self.session)
+            update = {"$max": {"last_change_at": now}, "$inc": {"records": records[code]}}
+            await self.db[RESOURCES].update_one({"_id": code}, update, session=self.session)
         return sequences
 
     async def _number(self, applied: list[DataChange]) -> dict[str, int]:
@@ -235,7 +249,7 @@ class MongoExchangeTransaction:
                     "update_cycle": schema.update_cycle,
                     "published": True,
                 },
-                "$setOnInsert": {"published_at": published_at, "last_change_at": None},
+                "$setOnInsert": {"published_at": published_at, "last_change_at": None, "records": 0},
             },
             upsert=True,
             session=self.session,
@@ -274,13 +288,12 @@ class MongoUnitOfWork:
 
     async def _state(self, doc: dict[str, Any]) -> ResourceState:
         code = doc["_id"]
-        records = sum(count for _, count in (await self.leaves(code)).values())
         sequence = await self.db[SEQUENCES].find_one({"_id": code})
         return ResourceState(
             _schema_of(doc),
             doc["published_at"],
             doc.get("last_change_at"),
-            records,
+            doc.get("records", 0),
             int(sequence["value"]) if sequence else 0,
         )
 
