@@ -18,6 +18,7 @@ from services.exchange.ports import (
     RESOURCE_CHANGES,
     ChangePublisher,
     Credentials,
+    ExchangeTransaction,
     RefusedChange,
     ResourceState,
     UnitOfWork,
@@ -68,12 +69,13 @@ def _fit(schema: ResourceSchema | None, change: DataChange) -> list[Rejection]:
     return schema.problems(change.subject_key, change.fields)
 
 
-async def ingest_changes(events: list[Event], uow: UnitOfWork, credentials: Credentials) -> dict[str, str]:
-    """Store a batch of reported changes: history always, current state where newer, digests and the change
-    feed kept current, a ResourceChanged per stored change. Returns the refused events' ids with why;
-    those go to the dead-letter topic and are recorded as findings against the provider."""
+def screen(
+    events: list[Event], credentials: Credentials
+) -> tuple[list[tuple[Event, DataChange]], dict[str, RefusedChange]]:
+    """The changes that name a valid subject and come from their provider, in order; the others refused,
+    by event id. Needs nothing stored."""
+    changes: list[tuple[Event, DataChange]] = []
     refused: dict[str, RefusedChange] = {}
-    reported: list[tuple[Event, DataChange]] = []
     for event in events:
         try:
             change = DataChange.from_payload(event.payload)
@@ -81,12 +83,20 @@ async def ingest_changes(events: list[Event], uow: UnitOfWork, credentials: Cred
         except RejectedEvent as exc:
             refused[event.event_id] = _refusal(event.payload, Rejection(exc.rule, exc.detail))
             continue
-        reported.append((event, change))
+        changes.append((event, change))
+    return changes, refused
+
+
+async def ingest_changes(events: list[Event], uow: UnitOfWork, credentials: Credentials) -> dict[str, str]:
+    """Store a batch of reported changes: history always, current state where newer, digests and the change
+    feed kept current, a ResourceChanged per stored change. Returns the refused events' ids with why;
+    those go to the dead-letter topic and are recorded as findings against the provider."""
+    changes, refused = screen(events, credentials)
     async with uow() as tx:
-        schemas = await tx.schemas({c.resource_code for _, c in reported})
-        new = await tx.unseen([c.change_id for _, c in reported])
+        schemas = await tx.schemas({c.resource_code for _, c in changes})
+        new = await tx.unseen([c.change_id for _, c in changes])
         accepted = []
-        for event, change in reported:
+        for event, change in changes:
             if change.change_id not in new:
                 continue  # stored before, or twice in this batch
             new.discard(change.change_id)
@@ -95,15 +105,20 @@ async def ingest_changes(events: list[Event], uow: UnitOfWork, credentials: Cred
                 refused[event.event_id] = _refusal(event.payload, problems[0])
             else:
                 accepted.append(change)
-        current = await tx.records({(c.resource_code, c.subject_key) for c in accepted})
-        outcomes = apply_in_order(accepted, current)
-        sequences = await tx.store(outcomes)
-        for outcome in outcomes:
-            if outcome.after is not None:
-                tx.emit(RESOURCE_CHANGES, resource_changed(outcome.change, sequences[outcome.change.change_id]))
+        await apply_and_announce(accepted, tx)
         for refusal in await tx.refuse([r for r in refused.values() if r.rule != "sender"]):
             tx.emit(RESOURCE_CHANGES, Event("DataRejected", refusal.resource_code, data_rejected(refusal), PRODUCER))
     return {event_id: f"{r.rule}: {r.detail}" for event_id, r in refused.items()}
+
+
+async def apply_and_announce(accepted: list[DataChange], tx: ExchangeTransaction) -> None:
+    """Apply the accepted changes to the current records in order and announce each one stored."""
+    current = await tx.records({(c.resource_code, c.subject_key) for c in accepted})
+    outcomes = apply_in_order(accepted, current)
+    sequences = await tx.store(outcomes)
+    for outcome in outcomes:
+        if outcome.after is not None:
+            tx.emit(RESOURCE_CHANGES, resource_changed(outcome.change, sequences[outcome.change.change_id]))
 
 
 def resource_changed(change: DataChange, sequence: int) -> Event:
