@@ -38,18 +38,19 @@ from pymongo import InsertOne, ReplaceOne, UpdateOne
 from bench.report import write_result
 from common.auth import TokenIssuer, generate_signing_key, jwks, load_signing_key
 from common.codec import EventCodec
-from common.events import Event
 from common.kafka import KafkaPublisher
 from common.mongo import connect
 from common.policy import MachineKind, Principal, Role
 from common.settings import ServiceSettings
 from common.topics import load_topics
 from devstack.processes import ROOT, Infra, free_port
+from devstack.samples import catalog_published
 from services.exchange.adapters.mongo import HISTORY, LEAVES, RECORDS, RESOURCES, ensure_indexes
 from services.exchange.domain.records import DataChange, Operation, apply_change
+from services.exchange.settings import ExchangeSettings
 
 DATA_CHANGES = "exchange.data-changes"
-BATCH = int(os.environ.get("EXCHANGE_INGEST_BATCH_SIZE", "2000"))  # the exchange's default; raw writes use it too
+BATCH = ExchangeSettings().ingest_batch_size  # EXCHANGE_INGEST_BATCH_SIZE or the default; raw writes use it too
 PROVIDER = "11360800MB5000001" + credit_code_check_character("11360800MB5000001")
 ITEMS = [
     ("统一社会信用代码", "string", 18),
@@ -72,6 +73,9 @@ def enterprise(n: int) -> str:
     return body + credit_code_check_character(body)
 
 
+ITEM_SPECS = [{"name": n, "type": t, "length": length} for n, t, length in ITEMS]
+
+
 def fields(key: str, i: int) -> dict[str, Any]:
     return {
         "统一社会信用代码": key,
@@ -89,34 +93,6 @@ def fields(key: str, i: int) -> dict[str, Any]:
     }
 
 
-def catalog_entry(code: str) -> Event:
-    payload = {
-        "resource_code": code,
-        "version": 1,
-        "name": "企业登记基本信息",
-        "abstract": "",
-        "provider_code": PROVIDER,
-        "provider_name": "吉安市市场监督管理局",
-        "category": "BASE",
-        "share_type": "CONDITIONAL",
-        "not_shared_basis": None,
-        "share_methods": ["API"],
-        "update_cycle": "DAILY",
-        "data_items": [
-            {"name": n, "type": t, "length": length, "description": "", "share_type": None, "sensitive": False}
-            for n, t, length in ITEMS
-        ],
-        "published_on": datetime.now(UTC).date(),
-        "reviewed_by": "bench",
-        "format": "数据库",
-        "share_conditions": "",
-        "open_attribute": "NOT_OPEN",
-        "related_codes": [],
-        "confidentiality_reviewed_on": None,
-    }
-    return Event("CatalogEntryPublished", code, payload, "catalog")
-
-
 def workload(n: int, rng: random.Random) -> list[tuple[str, str, dict[str, Any], int]]:
     """(operation, subject key, fields, source version): 90% upserts over n/2 subjects, 10% deletes."""
     subjects = max(n // 2, 1)
@@ -131,15 +107,6 @@ def workload(n: int, rng: random.Random) -> list[tuple[str, str, dict[str, Any],
         else:
             changes.append(("UPSERT", key, fields(key, i), version[s]))
     return changes
-
-
-class FixedTokenPlatform(Platform):
-    def __init__(self, config: PlatformConfig, token: str) -> None:
-        super().__init__(config)
-        self._fixed = token
-
-    async def token(self) -> str:
-        return self._fixed
 
 
 def rss_mb(pid: int) -> float:
@@ -212,7 +179,7 @@ async def run_ingest(infra: Infra, n: int) -> None:
     publisher = KafkaPublisher(settings, EventCodec.from_folder(), load_topics())
     await publisher.start()
     await publisher.ensure_topics(list(publisher.topics.values()))
-    await publisher.publish("catalog.published", catalog_entry(code))
+    await publisher.publish("catalog.published", catalog_published(code, PROVIDER, ITEM_SPECS))
     await publisher.stop()
 
     logs = Path(tempfile.mkdtemp(prefix="bench-ingest-"))
@@ -230,7 +197,7 @@ async def run_ingest(infra: Infra, n: int) -> None:
         pids["exchange"] = proc.pid
         cpu_before = {name: cpu_seconds(pid) for name, pid in pids.items()}
         started = time.perf_counter()
-        async with Adapter(config, FixedTokenPlatform(config, adapter_token)) as adapter:
+        async with Adapter(config, Platform(config, access_token=adapter_token)) as adapter:
             for i, (operation, subject, values, version) in enumerate(changes):
                 if operation == "DELETE":
                     await adapter.delete(code, subject, version)
@@ -452,7 +419,7 @@ async def run_consistency(bootstrap: str, mongo_uri: str, m: int, differing: int
     try:
         token = issuer.issue(Principal("bench-adapter", PROVIDER, frozenset(), MachineKind.ADAPTER))[0]
         config = PlatformConfig("unused", url, bootstrap, "bench-adapter", "unused", PROVIDER)
-        platform = FixedTokenPlatform(config, token)
+        platform = Platform(config, access_token=token)
         started = time.perf_counter()
         buckets = await differing_key_ranges(platform, code, snapshot.digest(code))
         fetched = await platform.bucket_records(code, buckets)

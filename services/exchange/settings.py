@@ -1,3 +1,4 @@
+from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from common.settings import ServiceSettings
@@ -7,4 +8,6 @@ class ExchangeSettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="EXCHANGE_", extra="ignore", frozen=True)
 
     http_port: int = 8002
-    ingest_batch_size: int = 2000  # data changes written per MongoDB transaction
+    # Data changes written per MongoDB transaction: a transaction's fixed costs (digest leaves, commit,
+    # outbox) are shared by more changes; the outbox document holds one event per change.
+    ingest_batch_size: int = Field(default=5000, ge=1, le=20000)
