@@ -21,7 +21,6 @@ import sys
 import tempfile
 import time
 import uuid
-from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -45,7 +44,16 @@ from common.settings import ServiceSettings
 from common.topics import load_topics
 from devstack.processes import ROOT, Infra, free_port
 from devstack.samples import catalog_published
-from services.exchange.adapters.mongo import HISTORY, LEAVES, RECORDS, RESOURCES, ensure_indexes
+from services.exchange.adapters.mongo import (
+    HISTORY,
+    LEAVES,
+    RECORDS,
+    RESOURCES,
+    ensure_indexes,
+    history_doc,
+    record_doc,
+    record_id,
+)
 from services.exchange.domain.records import DataChange, Operation, apply_change
 from services.exchange.settings import ExchangeSettings
 
@@ -301,38 +309,23 @@ async def raw_consume(bootstrap: str, n: int) -> float:
 
 
 async def raw_writes(db, code: str, changes: list[tuple[str, str, dict[str, Any], int]]) -> float:
-    """The documents the exchange writes (a history entry per change, the record's new state) into
-    collections with the same indexes, with plain unordered bulk writes of the same batch size, outside
-    transactions and without the checks, digests, change feed or events."""
+    """The documents the exchange writes (a history entry per change, the record's new state), built by
+    the same functions, into collections with the same indexes, with plain unordered bulk writes of the
+    same batch size: outside transactions and without the checks, digests, change feed or events."""
     now = datetime.now(UTC)
     await ensure_indexes(db)
     history, records = db[HISTORY], db[RECORDS]
     started = time.perf_counter()
     for start in range(0, len(changes), BATCH):
-        part = changes[start : start + BATCH]
         docs, states = [], {}
-        for operation, subject, values, version in part:
+        for n, (operation, subject, values, version) in enumerate(changes[start : start + BATCH], start + 1):
             change = DataChange(
                 uuid.uuid4().hex, code, PROVIDER, Operation(operation), subject, "credit_code", values, version, now
             )
-            docs.append(
-                InsertOne(
-                    {
-                        "_id": change.change_id,
-                        "resource_code": code,
-                        "subject_key": subject,
-                        "fields": values,
-                        "source_version": version,
-                        "operation": operation,
-                        "sequence": start,
-                    }
-                )
-            )
+            docs.append(InsertOne(history_doc(change, True, n)))
             record = apply_change(None, change)
             assert record is not None
-            record_id = f"{code}|{record.bucket:05d}|{subject}"
-            document = asdict(record) | {"key_range": f"{code}|{record.bucket:05d}|"}
-            states[subject] = ReplaceOne({"_id": record_id}, document, upsert=True)
+            states[subject] = ReplaceOne({"_id": record_id(code, subject)}, record_doc(record), upsert=True)
         await history.bulk_write(docs, ordered=False)
         await records.bulk_write(list(states.values()), ordered=False)
     return len(changes) / (time.perf_counter() - started)

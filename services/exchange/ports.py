@@ -48,7 +48,10 @@ class ExchangeTransaction(Protocol):
         """The ids among `change_ids` that the center has not stored yet."""
         ...
 
-    async def records(self, keys: set[tuple[str, str]]) -> dict[tuple[str, str], SubjectRecord]: ...
+    async def records(self, keys: set[tuple[str, str]]) -> dict[tuple[str, str], SubjectRecord]:
+        """The current records of `keys` that exist, without their fields: applying a change to a record
+        needs only its version, whether it is deleted and its digest."""
+        ...
 
     async def store(self, outcomes: list[Outcome]) -> dict[str, int]:
         """History of every outcome, the records' new state and the digests; returns the sequence number

@@ -36,7 +36,7 @@ def _chunks(values: list[str]) -> list[list[str]]:
     return [values[i : i + IN_CHUNK] for i in range(0, len(values), IN_CHUNK)]
 
 
-def _record_id(resource_code: str, subject_key: str) -> str:
+def record_id(resource_code: str, subject_key: str) -> str:
     """Records of one digest key range sit together under their id."""
     return f"{_bucket_prefix(resource_code, bucket_of(subject_key))}{subject_key}"
 
@@ -49,7 +49,7 @@ def _to_record(doc: dict[str, Any]) -> SubjectRecord:
     return SubjectRecord(**{k: v for k, v in doc.items() if k not in ("_id", "key_range")})
 
 
-def _history_doc(change: DataChange, applied: bool, sequence: int | None) -> dict[str, Any]:
+def history_doc(change: DataChange, applied: bool, sequence: int | None) -> dict[str, Any]:
     return {  # built by hand: dataclasses.asdict deep-copies, which shows at thousands of changes a second
         "_id": change.change_id,
         "change_id": change.change_id,
@@ -66,7 +66,7 @@ def _history_doc(change: DataChange, applied: bool, sequence: int | None) -> dic
     }
 
 
-def _record_doc(r: SubjectRecord) -> dict[str, Any]:
+def record_doc(r: SubjectRecord) -> dict[str, Any]:
     return {
         "resource_code": r.resource_code,
         "provider_code": r.provider_code,
@@ -146,8 +146,8 @@ class MongoExchangeTransaction:
         if not keys:
             return {}
         found: dict[tuple[str, str], SubjectRecord] = {}
-        for part in _chunks([_record_id(*k) for k in keys]):
-            async for doc in self.db[RECORDS].find({"_id": {"$in": part}}, session=self.session):
+        for part in _chunks([record_id(*k) for k in keys]):
+            async for doc in self.db[RECORDS].find({"_id": {"$in": part}}, {"fields": 0}, session=self.session):
                 record = _to_record(doc)
                 found[record.key] = record
         return found
@@ -157,7 +157,7 @@ class MongoExchangeTransaction:
             return {}
         sequences = await self._number([o.change for o in outcomes if o.after is not None])
         await self.db[HISTORY].insert_many(
-            [_history_doc(o.change, o.after is not None, sequences.get(o.change.change_id)) for o in outcomes],
+            [history_doc(o.change, o.after is not None, sequences.get(o.change.change_id)) for o in outcomes],
             ordered=False,
             session=self.session,
         )
@@ -172,7 +172,7 @@ class MongoExchangeTransaction:
             leaf[1] += (0 if o.after.deleted else 1) - (1 if o.before and not o.before.deleted else 0)
         if final:
             await self.db[RECORDS].bulk_write(
-                [ReplaceOne({"_id": _record_id(*k)}, _record_doc(r), upsert=True) for k, r in final.items()],
+                [ReplaceOne({"_id": record_id(*k)}, record_doc(r), upsert=True) for k, r in final.items()],
                 ordered=False,
                 session=self.session,
             )
@@ -272,7 +272,7 @@ class MongoUnitOfWork:
             yield MongoExchangeTransaction(tx)
 
     async def record(self, resource_code: str, subject_key: str) -> SubjectRecord | None:
-        doc = await self.db[RECORDS].find_one({"_id": _record_id(resource_code, subject_key)})
+        doc = await self.db[RECORDS].find_one({"_id": record_id(resource_code, subject_key)})
         return _to_record(doc) if doc else None
 
     async def subject_records(self, subject_key: str) -> list[SubjectRecord]:
