@@ -8,12 +8,12 @@ from common.events import Event
 
 
 def catalog_published(
-    code: str, provider: str, items: list[dict], cycle: str = "DAILY", at: datetime | None = None
+    code: str, provider: str, items: list[dict], cycle: str = "DAILY", at: datetime | None = None, version: int = 1
 ) -> Event:
     """The catalog's announcement of a published entry, as the exchange learns resources from it."""
     payload = {
         "resource_code": code,
-        "version": 1,
+        "version": version,
         "name": "企业登记基本信息",
         "abstract": "",
         "provider_code": provider,
@@ -34,3 +34,15 @@ def catalog_published(
     }
     event = Event("CatalogEntryPublished", code, payload, "catalog")
     return event if at is None else Event("CatalogEntryPublished", code, payload, "catalog", occurred_at=at)
+
+
+def catalog_withdrawn(code: str, provider: str, version: int = 1) -> Event:
+    """The catalog's announcement that the entry's version in force was withdrawn."""
+    payload = {
+        "resource_code": code,
+        "version": version,
+        "provider_code": provider,
+        "withdrawn_by": "reviewer",
+        "reason": "no longer collected",
+    }
+    return Event("CatalogEntryWithdrawn", code, payload, "catalog")

@@ -13,7 +13,7 @@ from common.events import Event
 from common.identifiers import InvalidIdentifier, change_id, validate_subject_key
 from common.policy import OVERSIGHT, AccessDenied, Principal, Target, Unauthenticated, authorize
 from services.exchange.domain.records import DataChange, Operation, SubjectRecord, apply_in_order
-from services.exchange.domain.resources import ItemSpec, Rejection, ResourceSchema
+from services.exchange.domain.resources import ItemSpec, Rejection, ResourceSchema, publication_stands
 from services.exchange.ports import (
     RESOURCE_CHANGES,
     ChangePublisher,
@@ -146,20 +146,22 @@ def data_rejected(r: RefusedChange) -> dict[str, Any]:
 async def catalog_entry_published(event: Event, uow: UnitOfWork) -> None:
     """The catalog published (a version of) an entry: its data items are what records must fit."""
     p = event.payload
-    schema = ResourceSchema(
-        p["resource_code"],
-        p["provider_code"],
-        p["name"],
-        tuple(ItemSpec(i["name"], i["type"], i.get("length")) for i in p["data_items"]),
-        p.get("update_cycle"),
-    )
     async with uow() as tx:
-        await tx.put_schema(schema, event.occurred_at)
+        published = publication_stands(p["version"], await tx.withdrawn_version(p["resource_code"]))
+        schema = ResourceSchema(
+            p["resource_code"],
+            p["provider_code"],
+            p["name"],
+            tuple(ItemSpec(i["name"], i["type"], i.get("length")) for i in p["data_items"]),
+            p.get("update_cycle"),
+            published,
+        )
+        await tx.put_schema(schema, p["version"], event.occurred_at)
 
 
 async def catalog_entry_withdrawn(event: Event, uow: UnitOfWork) -> None:
     async with uow() as tx:
-        await tx.withdraw(event.payload["resource_code"])
+        await tx.withdraw(event.payload["resource_code"], event.payload["version"])
 
 
 # -- reads -------------------------------------------------------------------------------------------------

@@ -8,6 +8,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
+from aiokafka import TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
 from datashare_adapter import Adapter, Platform, PlatformConfig, Snapshot, check, sync
 from datashare_adapter.identifiers import credit_code_check_character
 
@@ -17,7 +19,7 @@ from common.kafka import KafkaPublisher
 from common.mongo import connect
 from common.policy import MachineKind, Role
 from common.topics import load_topics
-from devstack.samples import catalog_published
+from devstack.samples import catalog_published, catalog_withdrawn
 from services.exchange.adapters import mongo
 from tests.integration.conftest import ServiceProcess, headers_of, read_topic, settings_for
 from tests.tokens import bearer, token
@@ -272,3 +274,47 @@ async def test_resources_stored_before_record_counts_get_theirs_from_the_digest_
     assert {d["_id"]: d["records"] async for d in db[mongo.RESOURCES].find()} == {old: 3, counted: 5}
     await db.client.drop_database(db.name)
     await db.client.close()
+
+
+async def test_a_withdrawal_that_overtakes_its_publication_still_counts(infra, services, tmp_path: Path) -> None:
+    """Publications and withdrawals come on different topics: the entry's versions decide, not arrival."""
+    code = f"101001/{uuid.uuid4().int % 10**6:06d}"
+    exchange = await exchange_knowing(infra, services, tmp_path)
+    publisher = KafkaPublisher(settings_for(infra), EventCodec.from_folder(), load_topics())
+    await publisher.start()
+    broker = AIOKafkaAdminClient(bootstrap_servers=infra.bootstrap)
+    await broker.start()
+
+    async def withdraw(version: int) -> None:
+        """Publish a withdrawal and wait until the exchange committed past it."""
+        event = catalog_withdrawn(code, PROVIDER, version)
+        value = publisher.encode("catalog.entry-events", event)
+        sent = await (await publisher.send_raw("catalog.entry-events", code, value, event.headers()))
+        where = TopicPartition(sent.topic, sent.partition)
+
+        async def committed() -> bool:
+            offsets = await broker.list_consumer_group_offsets(f"test{exchange.port}-exchange-catalog")
+            return where in offsets and offsets[where].offset > sent.offset
+
+        assert await until(committed)
+
+    admin = bearer(PROVIDER, Role.DATA_ADMINISTRATOR)
+    try:
+        async with httpx.AsyncClient(base_url=exchange.url, headers=admin) as client:
+
+            async def published(expected: bool):
+                response = await client.get(f"/resources/{code}")
+                return response.status_code == 200 and response.json()["published"] is expected
+
+            await withdraw(1)
+            await publisher.publish("catalog.published", catalog_published(code, PROVIDER, ITEMS, version=1))
+            assert await until(lambda: published(False))
+            await publisher.publish("catalog.published", catalog_published(code, PROVIDER, ITEMS, version=2))
+            assert await until(lambda: published(True))
+            await withdraw(1)  # an old withdrawal, late: version 2 stays published
+            assert await published(True)
+            await withdraw(2)
+            assert await published(False)
+    finally:
+        await publisher.stop()
+        await broker.close()

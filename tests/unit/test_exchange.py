@@ -5,6 +5,7 @@ import pytest
 from common.errors import RejectedEvent
 from common.identifiers import citizen_id_check_character
 from services.exchange.domain.records import DataChange, Operation, apply_change
+from services.exchange.domain.resources import publication_stands
 
 PERSON = "36080219900101001" + citizen_id_check_character("36080219900101001")
 
@@ -144,3 +145,10 @@ def test_cells_become_the_types_the_data_items_declare() -> None:
     assert typed_record(row, types) == {"年龄": 41, "收入": 3.5, "在册": True, "出生日期": "1990-01-01", "备注": "x"}
     with pytest.raises(SourceError, match="年龄"):
         typed_record({"年龄": "四十"}, types)
+
+
+def test_a_withdrawal_seen_first_keeps_its_version_and_older_ones_unpublished() -> None:
+    assert publication_stands(1, None)
+    assert not publication_stands(1, 1)  # the withdrawal of version 1 overtook its publication
+    assert not publication_stands(1, 2)
+    assert publication_stands(3, 2)  # published again after the withdrawal

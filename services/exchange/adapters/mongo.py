@@ -29,6 +29,7 @@ SEQUENCES = "exchange_sequences"
 LEAVES = "exchange_digest_leaves"
 RESOURCES = "exchange_resources"
 REFUSALS = "exchange_refusals"
+WITHDRAWALS = "exchange_withdrawals"  # the latest entry version withdrawn per resource
 IN_CHUNK = 100  # ids per $in: the local server's $in slows down faster than linearly with its length
 
 
@@ -238,7 +239,11 @@ class MongoExchangeTransaction:
             )
         return new
 
-    async def put_schema(self, schema: ResourceSchema, published_at: datetime) -> None:
+    async def withdrawn_version(self, resource_code: str) -> int | None:
+        doc = await self.db[WITHDRAWALS].find_one({"_id": resource_code}, session=self.session)
+        return int(doc["version"]) if doc else None
+
+    async def put_schema(self, schema: ResourceSchema, version: int, published_at: datetime) -> None:
         await self.db[RESOURCES].update_one(
             {"_id": schema.resource_code},
             {
@@ -247,7 +252,8 @@ class MongoExchangeTransaction:
                     "name": schema.name,
                     "items": [asdict(i) for i in schema.items],
                     "update_cycle": schema.update_cycle,
-                    "published": True,
+                    "published": schema.published,
+                    "version": version,
                 },
                 "$setOnInsert": {"published_at": published_at, "last_change_at": None, "records": 0},
             },
@@ -255,9 +261,14 @@ class MongoExchangeTransaction:
             session=self.session,
         )
 
-    async def withdraw(self, resource_code: str) -> None:
-        await self.db[RESOURCES].update_one(
-            {"_id": resource_code}, {"$set": {"published": False}}, session=self.session
+    async def withdraw(self, resource_code: str, version: int) -> None:
+        await self.db[WITHDRAWALS].update_one(
+            {"_id": resource_code}, {"$max": {"version": version}}, upsert=True, session=self.session
+        )
+        await self.db[RESOURCES].update_one(  # a later version published meanwhile stays
+            {"_id": resource_code, "version": {"$not": {"$gt": version}}},
+            {"$set": {"published": False}},
+            session=self.session,
         )
 
 

@@ -103,3 +103,9 @@ def _parses(kind: type[date] | type[datetime], value: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+def publication_stands(version: int, withdrawn_version: int | None) -> bool:
+    """Whether a published version of an entry is in force, given the latest version seen withdrawn: the
+    catalog announces publications and withdrawals on different topics, so either may arrive first."""
+    return withdrawn_version is None or version > withdrawn_version
