@@ -115,10 +115,10 @@ async def count_records(db: AsyncDatabase) -> None:
     """Resources stored before their record count was kept get it from their digest leaves, before this
     process ingests anything."""
     async for doc in db[RESOURCES].find({"records": {"$exists": False}}, {"_id": 1}):
-        counts = [c async for leaf in db[LEAVES].find({"resource_code": doc["_id"]}) for c in leaf["count"].values()]
-        await db[RESOURCES].update_one(
-            {"_id": doc["_id"], "records": {"$exists": False}}, {"$set": {"records": sum(counts)}}
-        )
+        leaves = db[LEAVES].find({"resource_code": doc["_id"]}, {"count": 1})
+        records = sum([sum(leaf.get("count", {}).values()) async for leaf in leaves])
+        uncounted = {"_id": doc["_id"], "records": {"$exists": False}}
+        await db[RESOURCES].update_one(uncounted, {"$set": {"records": records}})
 
 
 class MongoExchangeTransaction:
