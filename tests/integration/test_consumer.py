@@ -174,7 +174,7 @@ async def test_declared_topic_configs_are_applied_to_existing_topics(infra, topi
 async def test_an_idle_consumer_pauses_fetching_and_loses_nothing_that_arrives_meanwhile(infra) -> None:
     topic = f"test.idle-{uuid.uuid4().hex[:8]}"
     await create_topics(infra.bootstrap, topic, partitions=3)
-    settings = settings_for(infra, kafka_idle_pause_seconds=0.5)
+    settings = settings_for(infra, kafka_idle_pause_seconds=1.0)
     consumer = AIOKafkaConsumer(
         topic, bootstrap_servers=infra.bootstrap, group_id=f"idle-{uuid.uuid4().hex[:6]}", auto_offset_reset="earliest"
     )
@@ -185,7 +185,10 @@ async def test_an_idle_consumer_pauses_fetching_and_loses_nothing_that_arrives_m
         while not consumer.assignment():
             await poll(consumer, settings)
         idle = asyncio.create_task(poll(consumer, settings))
-        await asyncio.sleep(0.2)  # inside the pause that follows the empty poll
+        for _ in range(100):  # the empty poll is followed by the pause
+            if consumer.paused() or idle.done():
+                break
+            await asyncio.sleep(0.01)
         assert consumer.paused() == consumer.assignment()
         for n in range(6):
             await (await publisher.send_raw(topic, f"k{n}", f"v{n}".encode(), []))
