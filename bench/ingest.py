@@ -29,7 +29,7 @@ import httpx
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from datashare_adapter import Adapter, Platform, PlatformConfig, Snapshot
-from datashare_adapter.digest import bucket_of, record_hash, top_of
+from datashare_adapter.digest import record_hash, top_of
 from datashare_adapter.identifiers import credit_code_check_character
 from datashare_adapter.sync import differing_key_ranges
 from pymongo import InsertOne, ReplaceOne, UpdateOne
@@ -350,14 +350,17 @@ async def run_consistency(bootstrap: str, mongo_uri: str, m: int, differing: int
             "items": [{"name": n, "type": t, "length": length} for n, t, length in ITEMS],
             "update_cycle": "DAILY",
             "published": True,
+            "version": 1,
             "published_at": datetime.now(UTC),
             "last_change_at": None,
+            "records": m,
         }
     )
     folder = Path(tempfile.mkdtemp(prefix="bench-digest-"))
     snapshot = Snapshot(folder / "state.sqlite")
     changed = set(rng.sample(range(m), differing))
     leaves: dict[int, list[int]] = {}
+    now = datetime.now(UTC)
     began = time.perf_counter()
     rows = []
     for start in range(0, m, 5000):
@@ -365,24 +368,11 @@ async def run_consistency(bootstrap: str, mongo_uri: str, m: int, differing: int
         for i in range(start, min(start + 5000, m)):
             subject = enterprise(i + 1)
             values = fields(subject, i)
-            digest, bucket = record_hash(subject, values), bucket_of(subject)
-            docs.append(
-                {
-                    "_id": f"{code}|{bucket:05d}|{subject}",
-                    "resource_code": code,
-                    "provider_code": PROVIDER,
-                    "subject_key": subject,
-                    "subject_kind": "credit_code",
-                    "fields": values,
-                    "source_version": 1,
-                    "deleted": False,
-                    "last_change_id": "",
-                    "changed_at": None,
-                    "digest": digest,
-                    "bucket": bucket,
-                    "key_range": f"{code}|{bucket:05d}|",
-                }
-            )
+            change = DataChange("", code, PROVIDER, Operation.UPSERT, subject, "credit_code", values, 1, now)
+            record = apply_change(None, change)
+            assert record is not None
+            digest, bucket = record.digest, record.bucket
+            docs.append(record_doc(record) | {"_id": record_id(code, subject)})
             leaf = leaves.setdefault(bucket, [0, 0])
             leaf[0] += digest
             leaf[1] += 1

@@ -14,6 +14,7 @@ from typing import Any, Protocol
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.structs import RecordMetadata
 
 from common.codec import DecodeError, Event, EventCodec
 from common.delivery import CURRENT_DELIVERY, AlreadyHandled, Delivery
@@ -167,10 +168,12 @@ class KafkaPublisher:
         """Queue one message; the returned future resolves when the broker acknowledged it."""
         return await self._producer_or_raise().send(topic, value=value, key=key.encode(), headers=headers)
 
-    async def publish(self, topic: str, event: Event) -> None:
+    async def publish(self, topic: str, event: Event) -> RecordMetadata:
+        """Send one event and wait for the broker; returns where it was written."""
         value = self.encode(topic, event)
-        await (await self.send_raw(topic, event.key, value, event.headers()))
+        written = await (await self.send_raw(topic, event.key, value, event.headers()))
         EVENTS_PUBLISHED.labels(topic, event.event_type).inc()
+        return written
 
     async def publish_many(self, topic: str, events: Iterable[Event]) -> int:
         """Send all, then wait for every acknowledgement."""

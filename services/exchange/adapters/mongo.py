@@ -95,6 +95,11 @@ def _schema_of(doc: dict[str, Any]) -> ResourceSchema:
     )
 
 
+def _state_of(doc: dict[str, Any], sequence: int) -> ResourceState:
+    records = doc.get("records", 0)
+    return ResourceState(_schema_of(doc), doc["published_at"], doc.get("last_change_at"), records, sequence)
+
+
 def _refusal_of(doc: dict[str, Any]) -> RefusedChange:
     return RefusedChange(
         doc["_id"], doc["resource_code"], doc["provider_code"], doc["subject_key"], doc["rule"], doc["detail"]
@@ -297,23 +302,16 @@ class MongoUnitOfWork:
             for doc in await cursor.sort("source_version", ASCENDING).to_list()
         ]
 
-    async def _state(self, doc: dict[str, Any]) -> ResourceState:
-        code = doc["_id"]
-        sequence = await self.db[SEQUENCES].find_one({"_id": code})
-        return ResourceState(
-            _schema_of(doc),
-            doc["published_at"],
-            doc.get("last_change_at"),
-            doc.get("records", 0),
-            int(sequence["value"]) if sequence else 0,
-        )
-
     async def resource(self, resource_code: str) -> ResourceState | None:
         doc = await self.db[RESOURCES].find_one({"_id": resource_code})
-        return await self._state(doc) if doc else None
+        if doc is None:
+            return None
+        sequence = await self.db[SEQUENCES].find_one({"_id": resource_code})
+        return _state_of(doc, int(sequence["value"]) if sequence else 0)
 
     async def resources(self) -> list[ResourceState]:
-        return [await self._state(d) async for d in self.db[RESOURCES].find({}).sort("_id")]
+        positions = {s["_id"]: int(s["value"]) async for s in self.db[SEQUENCES].find({})}  # one read for all
+        return [_state_of(d, positions.get(d["_id"], 0)) async for d in self.db[RESOURCES].find({}).sort("_id")]
 
     async def changes_since(self, resource_code: str, sequence: int, limit: int) -> list[dict]:
         cursor = (
