@@ -32,6 +32,11 @@ log = logging.getLogger(__name__)
 OUTBOX = "outbox"
 PROCESSED = "processed_events"
 LEASES = "leases"
+OWNER = "owner"
+
+
+class ForeignDatabase(RuntimeError):
+    """The configured database belongs to another service: services share topics and APIs, never data."""
 
 
 def connect(settings: ServiceSettings) -> AsyncMongoClient:
@@ -47,6 +52,21 @@ def connect(settings: ServiceSettings) -> AsyncMongoClient:
 
 async def ensure_indexes(db: AsyncDatabase) -> None:
     await db[PROCESSED].create_index([("group", ASCENDING), ("at", ASCENDING)])
+
+
+async def claim_database(db: AsyncDatabase, service: str) -> None:
+    """Mark `db` as `service`'s own, or refuse it when another service already owns it: two services on one
+    database would relay each other's outbox and read each other's collections."""
+    try:
+        await db[OWNER].update_one({"_id": "service"}, {"$setOnInsert": {"service": service}}, upsert=True)
+    except DuplicateKeyError:  # a concurrent first start of the same service
+        pass
+    owner = await db[OWNER].find_one({"_id": "service"})
+    if owner is not None and owner["service"] != service:
+        raise ForeignDatabase(
+            f"database {db.name!r} belongs to the {owner['service']} service; give {service} its own "
+            f"({service.upper()}_MONGO_DATABASE, default datashare_{service})"
+        )
 
 
 @dataclass
@@ -140,7 +160,8 @@ class MongoProcessedEvents:
 class OutboxRelay:
     """Moves committed outbox messages to Kafka in order, deleting each batch once the broker acked it.
 
-    One relay per database holds a lease at a time, so replicas of a service do not reorder events.
+    The lease belongs to the outbox: one relay at a time moves it, so replicas of a service neither send
+    its events twice nor reorder them. `name` only labels the metrics.
     A crash between the broker's ack and the delete resends the batch: consumers drop it by event id.
     """
 
@@ -174,7 +195,7 @@ class OutboxRelay:
         now = datetime.now(UTC)
         try:
             await self.db[LEASES].find_one_and_update(
-                {"_id": f"outbox:{self.name}", "$or": [{"owner": self.owner}, {"expires": {"$lt": now}}]},
+                {"_id": OUTBOX, "$or": [{"owner": self.owner}, {"expires": {"$lt": now}}]},
                 {"$set": {"owner": self.owner, "expires": now + timedelta(seconds=self.lease_seconds)}},
                 upsert=True,
             )

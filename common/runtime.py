@@ -14,10 +14,11 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from common.calendar_source import build_calendar
 from common.codec import EventCodec
+from common.faults import Dependency, OutageLog, is_transient
 from common.kafka import BatchHandler, EventConsumer, Handler, KafkaPublisher
 from common.keys import KeySource
 from common.metrics import DEPENDENCY_UP
-from common.mongo import MongoProcessedEvents, OutboxRelay, connect, ensure_indexes, transaction
+from common.mongo import MongoProcessedEvents, OutboxRelay, claim_database, connect, ensure_indexes, transaction
 from common.revocations import Revocations
 from common.settings import ServiceSettings
 from common.topics import load_topics
@@ -45,9 +46,18 @@ class Runtime:
     followers: dict[str, tuple[Callable[[], Awaitable[None]], Callable[[], bool]]] = field(default_factory=dict)
     keys: KeySource = field(init=False)
     revocations: Revocations = field(default_factory=Revocations)
+    dependencies: dict[str, Dependency] = field(
+        default_factory=lambda: {"kafka": Dependency("kafka"), "mongo": Dependency("mongo")}
+    )
+    trouble: asyncio.Event = field(default_factory=asyncio.Event)
 
     def __post_init__(self) -> None:
         self.keys = KeySource(self.settings)
+
+    def dependency_failed(self, name: str, exc: BaseException) -> None:
+        """A call to the broker or database failed for want of it: watch it until it answers again."""
+        self.dependencies[name].failed(exc)
+        self.trouble.set()
 
     @classmethod
     def build(cls, name: str, settings: ServiceSettings) -> Runtime:
@@ -103,7 +113,7 @@ class Runtime:
             self.relay = OutboxRelay(
                 self.db, self.publisher, name=self.name, poll_seconds=self.settings.outbox_poll_seconds
             )
-            self._spawn("outbox-relay", self.relay.run)
+            self._spawn("outbox-relay", self._after_setup(self.relay.run, ("database-setup",)))
         follow_revocations = partial(self.revocations.follow, self.settings, self.codec)
         self._spawn("revocations", self._after_setup(follow_revocations, ("kafka-setup",)))
         for consumer in self.consumers:
@@ -112,6 +122,7 @@ class Runtime:
             self._spawn(name, self._after_setup(loop))
         for name, (job, _) in self.followers.items():
             self._spawn(name, job)
+        self._spawn("dependency-watch", self._watch_dependencies)
 
     async def stop(self) -> None:
         for task in self.tasks.values():
@@ -139,12 +150,15 @@ class Runtime:
         self.tasks[name] = asyncio.create_task(self._supervise(name, job, forever), name=name)
 
     async def _supervise(self, name: str, job: Callable[[], Awaitable[None]], forever: bool) -> None:
-        """Run `job`; on failure record why, wait (growing to 5 s) and run it again."""
+        """Run `job`; on failure record why, wait (growing to 5 s) and run it again. An outage is logged
+        when it begins and when it ends; a failure of the job's own every time."""
         delay = 0.5
+        outage = OutageLog(log, name)
         while True:
             try:
                 await job()
                 self.problems.pop(name, None)
+                outage.recovered()
                 if not forever:
                     return
                 delay = 0.5  # a job meant to run forever returned: start it again
@@ -152,9 +166,38 @@ class Runtime:
                 raise
             except Exception as exc:
                 self.problems[name] = f"{type(exc).__name__}: {exc}"[:300]
-                log.warning("%s failed, retrying in %.1fs: %s", name, delay, exc)
+                if is_transient(exc):
+                    outage.failed(exc)
+                else:
+                    log.warning("%s failed, retrying in %.1fs: %s", name, delay, exc)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, RESTART_BACKOFF_MAX)
+
+    async def _watch_dependencies(self) -> None:
+        """While a dependency is failing, ask it every second whether it is back; idle otherwise."""
+        probes = self._probes()
+        while True:
+            await self.trouble.wait()
+            self.trouble.clear()
+            while failing := [d for d in self.dependencies.values() if d.failing_since is not None]:
+                for dependency in failing:
+                    await self._probe(dependency, probes[dependency.name])
+                await asyncio.sleep(1.0)
+
+    def _probes(self) -> dict[str, Callable[[], Awaitable[object]]]:
+        return {"kafka": self.publisher.ping, "mongo": partial(self.client.admin.command, "ping")}
+
+    async def _probe(self, dependency: Dependency, probe: Callable[[], Awaitable[object]]) -> str:
+        try:
+            await asyncio.wait_for(probe(), 2.5)
+        except Exception as exc:
+            dependency.failed(exc)
+            DEPENDENCY_UP.labels(dependency.name).set(0)
+            self.trouble.set()
+            return f"unreachable: {dependency.reason}"
+        dependency.succeeded()
+        DEPENDENCY_UP.labels(dependency.name).set(1)
+        return "ok"
 
     def _after_setup(
         self, job: Callable[[], Awaitable[None]], needs: tuple[str, ...] = ("kafka-setup", "database-setup")
@@ -170,6 +213,7 @@ class Runtime:
         return run
 
     async def _prepare_database(self) -> None:
+        await claim_database(self.db, self.name)
         await ensure_indexes(self.db)
         for step in self.setup:
             await step()
@@ -184,8 +228,11 @@ class Runtime:
     async def readiness(self) -> dict[str, str]:
         """'ok' or the reason, for the broker, the database and each background job."""
         checks: dict[str, str] = {}
-        checks["kafka"] = await _check("kafka", self.publisher.ping)
-        checks["mongo"] = await _check("mongo", lambda: self.client.admin.command("ping"))
+        for name, probe in self._probes().items():
+            dependency = self.dependencies[name]
+            answer = await self._probe(dependency, probe)
+            # One failed ping under load is not an outage: unready once it has failed for a few seconds.
+            checks[name] = answer if dependency.down else "ok"
         for name in ("database-setup", "kafka-setup"):
             if name in self.problems:
                 checks[name] = self.problems[name]
@@ -196,20 +243,12 @@ class Runtime:
         if self.relay is not None and not self.relay.healthy():
             checks["outbox-relay"] = self.problems.get("outbox-relay", "not relaying yet")
         for consumer in self.consumers:
+            name = f"consumer:{consumer.group}"
             if not consumer.running:
-                name = f"consumer:{consumer.group}"
                 checks[name] = self.problems.get(name, "not consuming yet")
+            elif consumer.waiting:
+                checks[name] = f"waiting for the infrastructure: {consumer.waiting}"
         for name, (_, caught_up) in self.followers.items():
             if not caught_up():
                 checks[name] = self.problems.get(name, "catching up")
         return checks
-
-
-async def _check(name: str, probe: Callable[[], Awaitable[object]]) -> str:
-    try:
-        await asyncio.wait_for(probe(), 2.5)
-    except Exception as exc:
-        DEPENDENCY_UP.labels(name).set(0)
-        return f"unreachable: {type(exc).__name__}: {exc}"[:300] or "unreachable"
-    DEPENDENCY_UP.labels(name).set(1)
-    return "ok"

@@ -4,6 +4,7 @@ builds it once in its entry point and passes it down."""
 from __future__ import annotations
 
 import re
+import socket
 import sys
 from pathlib import Path
 from typing import Literal, TypeVar
@@ -37,7 +38,8 @@ class ServiceSettings(BaseSettings):
     kafka_idle_pause_seconds: float = Field(default=0.25, ge=0, le=5)
 
     mongo_uri: str = LOCAL_MONGO_URI
-    mongo_database: str = "datashare"
+    # Each service owns its database: by default `datashare_<service>`, from the prefix (see _own_database).
+    mongo_database: str = Field(default="datashare", min_length=1, max_length=60, pattern=r"^[A-Za-z0-9_\-]+$")
 
     auth_jwks_url: str = "http://127.0.0.1:8005/.well-known/jwks.json"
     auth_jwks: str | None = None  # a JWKS document inline; overrides auth_jwks_url
@@ -46,10 +48,25 @@ class ServiceSettings(BaseSettings):
 
     calendar_dir: Path = DEFAULT_SCHEDULE_DIR
     consumer_group_prefix: str = ""  # e.g. "staging-": environments sharing one cluster keep their own groups
+    # Static group membership (KIP-345): a process restarted under the same id takes its place in its
+    # consumer groups at once, even on a broker that never expires a member killed with SIGKILL. Unique per
+    # replica and stable across its restarts: the pod name on Kubernetes, the host name by default.
+    consumer_instance_id: str = Field(
+        default_factory=socket.gethostname, min_length=1, max_length=200, pattern=r"^[\w.\-:]+$"
+    )
     consumer_max_attempts: int = Field(default=5, ge=1, le=50)
     consumer_retry_backoff_seconds: float = Field(default=0.2, gt=0, le=60)
     outbox_poll_seconds: float = Field(default=0.2, gt=0, le=60)
     outbox_relay_enabled: bool = True
+
+    @model_validator(mode="before")
+    @classmethod
+    def _own_database(cls, values: object) -> object:
+        """Without a configured database, each service gets its own: CATALOG_ -> datashare_catalog."""
+        prefix = cls.model_config.get("env_prefix", "").strip("_").lower()
+        if isinstance(values, dict) and not values.get("mongo_database") and prefix:
+            return {**values, "mongo_database": f"datashare_{prefix}"}
+        return values
 
     @field_validator("kafka_bootstrap_servers")
     @classmethod

@@ -29,10 +29,38 @@ from devstack.processes import (
 
 VAR = ROOT / ".var"
 PIDS = VAR / "run" / "pids.json"
+# The layout of .var/data: 2 since each service keeps its data in a database of its own.
+LAYOUT = 2
+
+
+def _set_aside_old_data() -> None:
+    """Data written when all services shared one database cannot be used as it is: the services would start
+    on empty databases while the broker remembers what they had consumed. Move it aside, whole, and say so."""
+    data, marker = VAR / "data", VAR / "data" / "layout"
+    if marker.exists() or not data.exists() or not any(data.iterdir()):
+        data.mkdir(parents=True, exist_ok=True)
+        marker.write_text(f"{LAYOUT}\n")
+        return
+    aside = VAR / f"data-shared-database-{time.strftime('%Y%m%d-%H%M%S')}"
+    data.rename(aside)
+    credentials = VAR / "demo-credentials.tsv"  # the demo's sign-ins belong to the old directory
+    if credentials.exists():
+        credentials.rename(aside / credentials.name)
+    print(
+        "The data in .var/data was written when all services shared one database; each service now has its\n"
+        f"own. It was moved, untouched, to {aside} and the platform starts empty (`make demo` loads the\n"
+        "demo again). To look at the old data, run its broker and database with --data-dir/--storage-path\n"
+        "pointing there; delete the folder when it is no longer needed.",
+        file=sys.stderr,
+        flush=True,
+    )
+    data.mkdir(parents=True)
+    marker.write_text(f"{LAYOUT}\n")
 
 
 def _start_all(detach: bool, only_infra: bool = False) -> list[Proc]:
     started: list[Proc] = []
+    _set_aside_old_data()
     try:
         for proc in infra_procs(VAR / "data"):
             started.append(start(proc, VAR / "log", detach))

@@ -94,9 +94,22 @@ def infra_procs(data: Path, kafka_port: int = 9092, mongo_port: int = 27017) -> 
     ]
 
 
-def service_procs(ports: dict[str, int] | None = None, env: dict[str, str] | None = None) -> list[Proc]:
-    """The four REST services plus the auditor's faust worker (which has no HTTP port of its own)."""
+def service_procs(ports: dict[str, int] | None = None, infra: Infra | None = None) -> list[Proc]:
+    """The five REST services plus the auditor's faust worker (which has no HTTP port of its own), with
+    their defaults; `infra` points them at another broker and database than the local default ones."""
     ports = ports or {n: int(os.environ.get(f"{n.upper()}_HTTP_PORT", p)) for n, p in SERVICES.items()}
+    jwks = f"http://127.0.0.1:{ports['directory']}/.well-known/jwks.json"
+
+    def env(name: str) -> dict[str, str]:
+        prefix = name.upper() + "_"
+        if infra is None:
+            return {}
+        return {
+            f"{prefix}KAFKA_BOOTSTRAP_SERVERS": infra.bootstrap,
+            f"{prefix}MONGO_URI": infra.mongo_uri,
+            f"{prefix}AUTH_JWKS_URL": jwks,
+        }
+
     procs = [
         Proc(
             name,
@@ -105,11 +118,11 @@ def service_procs(ports: dict[str, int] | None = None, env: dict[str, str] | Non
             port,
             f"http://127.0.0.1:{port}/docs",
             ready_path="/readyz",
-            env={f"{name.upper()}_HTTP_PORT": str(port), **(env or {})},
+            env={f"{name.upper()}_HTTP_PORT": str(port), **env(name)},
         )
         for name, port in ports.items()
     ]
-    stream_env = {"AUDITOR_STREAM_WEB_PORT": os.environ.get("AUDITOR_STREAM_WEB_PORT", "6066"), **(env or {})}
+    web_port = os.environ.get("AUDITOR_STREAM_WEB_PORT", "6066") if infra is None else str(free_port())
     procs.append(
         Proc(
             "auditor-stream",
@@ -117,7 +130,7 @@ def service_procs(ports: dict[str, int] | None = None, env: dict[str, str] | Non
             "127.0.0.1",
             0,
             "faust worker: data accesses per department",
-            env=stream_env,
+            env={"AUDITOR_STREAM_WEB_PORT": web_port, **env("auditor")},
         )
     )
     return procs

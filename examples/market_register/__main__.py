@@ -21,7 +21,8 @@ from datashare_adapter.sources import read_sql
 
 from examples.market_register import register
 
-VAR = Path(__file__).resolve().parents[2] / ".var"
+# Where the demo keeps its register, the adapter's snapshot and reads the logins (tests give their own).
+VAR = Path(os.environ.get("DEMO_STATE_DIR") or Path(__file__).resolve().parents[2] / ".var")
 ENTRY_NAME = "企业登记基本信息"
 ITEMS = [
     {"name": "统一社会信用代码", "type": "string", "length": 18, "description": "GB 32100"},
@@ -128,8 +129,9 @@ async def main() -> int:
     if source.exists():
         print(f"a business day at the register: {register.business_day(source, int(time.time()))} enterprises changed")
     else:
-        register.create(source, 5000)
-        print(f"created the register {source} with 5,000 enterprises")
+        size = int(os.environ.get("DEMO_REGISTER_SIZE", "5000"))
+        register.create(source, size)
+        print(f"created the register {source} with {size:,} enterprises")
     snapshot = Snapshot(VAR / "market-adapter-state.sqlite")
     try:
         async with Adapter(config) as adapter:

@@ -125,7 +125,7 @@ async def test_only_one_relay_holds_the_lease(infra, topics) -> None:
     assert await first._hold_lease()
     assert not await second._hold_lease()  # the first replica's lease is live
     assert await first._hold_lease()  # and its holder renews it
-    await db.leases.update_one({"_id": "outbox:catalog"}, {"$set": {"expires": datetime.now(UTC) - timedelta(1)}})
+    await db.leases.update_one({"_id": "outbox"}, {"$set": {"expires": datetime.now(UTC) - timedelta(1)}})
     assert await second._hold_lease()  # an expired lease passes to another replica
     assert not await first._hold_lease()
     await mongo.close()
