@@ -4,24 +4,33 @@ and one mapping of domain errors to HTTP status codes."""
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
+from aiokafka.errors import KafkaError
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pymongo import timeout as mongo_timeout
+from pymongo.errors import PyMongoError
 
 from common import guard
 from common.auth import Unauthenticated
 from common.errors import Conflict, DomainError, Invalid, NotFound
+from common.faults import is_transient
 from common.logs import configure_logging
 from common.metrics import HTTP_REQUESTS, HTTP_SECONDS
 from common.policy import AccessDenied
 from common.runtime import Runtime
 from common.settings import S, load_settings
 
+log = logging.getLogger(__name__)
 DOMAIN_ERRORS: dict[type[Exception], int] = {Invalid: 422, NotFound: 404, Conflict: 409}
+RETRY_AFTER_SECONDS = 5
+# While the database is known to be down, a request waits at most this long for it before its 503.
+FAIL_FAST_SECONDS = 0.5
 
 
 def create_app(
@@ -48,8 +57,45 @@ def create_app(
     app.add_exception_handler(AccessDenied, guard.denied)
     for error_type, status in DOMAIN_ERRORS.items():
         app.add_exception_handler(error_type, _domain_error(status))
+    for infrastructure_error in (PyMongoError, KafkaError, ConnectionError, TimeoutError):
+        app.add_exception_handler(infrastructure_error, _unavailable(runtime))
+    app.middleware("http")(_fail_fast(runtime))
     app.middleware("http")(_observe)
     return app
+
+
+def _unavailable(runtime: Runtime) -> Callable:
+    """A broker or database that is away answers 503 with the reason and when to retry; anything else is a
+    server error."""
+
+    async def handle(_request: Request, exc: Exception) -> JSONResponse:
+        if not is_transient(exc):
+            log.error("request failed", exc_info=exc)
+            return JSONResponse({"detail": "internal error", "error": "InternalError"}, status_code=500)
+        dependency = "kafka" if type(exc).__module__.startswith("aiokafka") else "mongo"
+        runtime.dependency_failed(dependency, exc)
+        body = {
+            "detail": f"the {'broker' if dependency == 'kafka' else 'database'} is unavailable; retry later",
+            "error": "ServiceUnavailable",
+            "dependency": dependency,
+            "reason": f"{type(exc).__name__}: {exc}"[:300],
+        }
+        return JSONResponse(body, status_code=503, headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
+
+    return handle
+
+
+def _fail_fast(runtime: Runtime) -> Callable:
+    """While the database is known to be down, requests that need it fail within FAIL_FAST_SECONDS instead
+    of the driver's server-selection timeout; those that do not need it answer as usual."""
+
+    async def middleware(request: Request, call_next: Callable) -> Response:
+        if not runtime.dependencies["mongo"].failing_since:
+            return await call_next(request)
+        with mongo_timeout(FAIL_FAST_SECONDS):
+            return await call_next(request)
+
+    return middleware
 
 
 def _domain_error(status: int) -> Callable:

@@ -8,7 +8,7 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -19,6 +19,7 @@ from aiokafka.structs import RecordMetadata
 from common.codec import DecodeError, Event, EventCodec
 from common.delivery import CURRENT_DELIVERY, AlreadyHandled, Delivery
 from common.errors import RejectedEvent
+from common.faults import OutageLog, is_transient
 from common.metrics import EVENTS_CONSUMED, EVENTS_PUBLISHED, HANDLER_RETRIES, HANDLER_SECONDS
 from common.settings import ServiceSettings
 from common.topics import DLQ_SUFFIX, TopicSpec, ensure_topics
@@ -228,6 +229,11 @@ class EventConsumer:
     batch_size: int = 500
     running: bool = False
     batch_handler: BatchHandler | None = None  # instead of `handlers`: every decoded event, in one call
+    waiting: str | None = None  # the infrastructure failure the consumer is waiting out, for readiness
+    outage: OutageLog = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.outage = OutageLog(log, f"consumer {self.group}")
 
     async def run(self) -> None:
         """Consume until cancelled. Errors other than handler failures propagate (the supervisor restarts)."""
@@ -235,6 +241,7 @@ class EventConsumer:
             *self.topics,
             **connection_options(self.settings),
             group_id=self.group,
+            group_instance_id=f"{self.group}:{self.settings.consumer_instance_id}",
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             max_poll_records=self.batch_size,
@@ -289,34 +296,33 @@ class EventConsumer:
             EVENTS_CONSUMED.labels(self.group, topic, outcome).inc(count)
 
     async def handle_batch(self, decoded: list[tuple[ConsumerRecord, Event]], handler: BatchHandler) -> Counter[str]:
-        """Run the batch handler with bounded retries. Refused events go to the DLQ; if the batch keeps
-        failing, its events are handled one by one, so that only a poison event is dead-lettered."""
+        """Run the batch handler. Refused events go to the DLQ; if the batch keeps failing for a reason of its
+        own, its events are handled one by one, so that only a poison event is dead-lettered."""
         outcomes: Counter[str] = Counter()
         if not decoded:
             return outcomes
-        attempts = self.settings.consumer_max_attempts
-        for attempt in range(1, attempts + 1):
+        retry = Retry(self, decoded[0][0].topic)
+        while True:
             started = time.perf_counter()
             try:
                 refused = await handler([e for _, e in decoded])
             except Exception as exc:
-                if attempt < attempts:
-                    HANDLER_RETRIES.labels(self.group, decoded[0][0].topic).inc()
-                    await asyncio.sleep(self.settings.consumer_retry_backoff_seconds * 2 ** (attempt - 1))
+                if await retry.again(exc):
                     continue
                 if len(decoded) == 1:
                     record = decoded[0][0]
-                    log.exception("batch handler failed %s times, dead-lettering", attempt, extra=_where(record))
-                    await self.dead_letter(record, f"handler failed: {type(exc).__name__}: {exc}", attempt)
+                    log.exception("batch handler failed %s times, dead-lettering", retry.failures, extra=_where(record))
+                    await self.dead_letter(record, f"handler failed: {type(exc).__name__}: {exc}", retry.failures)
                     outcomes["dead_lettered"] += 1
                     return outcomes
                 for one in decoded:
                     outcomes.update(await self.handle_batch([one], handler))
                 return outcomes
+            retry.succeeded()
             HANDLER_SECONDS.labels(self.group, "batch").observe(time.perf_counter() - started)
             await asyncio.gather(
                 *(
-                    self.dead_letter(r, f"rejected: {refused[e.event_id]}", attempt)
+                    self.dead_letter(r, f"rejected: {refused[e.event_id]}", retry.tries)
                     for r, e in decoded
                     if e.event_id in refused
                 )
@@ -324,33 +330,33 @@ class EventConsumer:
             outcomes["dead_lettered"] += len(refused)
             outcomes["handled"] += len(decoded) - len(refused)
             return outcomes
-        raise AssertionError("unreachable")
 
     async def handle_with_retries(self, record: ConsumerRecord, event: Event, handler: Handler) -> str:
-        """Run the handler with bounded retries and backoff; return the outcome for the metrics."""
-        attempts = self.settings.consumer_max_attempts
+        """Run the handler until it succeeds, refuses the event, or fails for a reason of the event's own
+        too often; return the outcome for the metrics."""
         token = CURRENT_DELIVERY.set(Delivery(self.group, event.event_id))
+        retry = Retry(self, record.topic)
         try:
-            for attempt in range(1, attempts + 1):
+            while True:
                 started = time.perf_counter()
                 try:
                     await handler(event)
                 except AlreadyHandled:
+                    retry.succeeded()
                     return "duplicate"
                 except RejectedEvent as exc:
-                    await self.dead_letter(record, f"rejected: {exc}", attempt)
+                    retry.succeeded()
+                    await self.dead_letter(record, f"rejected: {exc}", retry.tries)
                     return "dead_lettered"
                 except Exception as exc:
-                    if attempt == attempts:
-                        log.exception("handler failed %s times, dead-lettering", attempt, extra=_where(record))
-                        await self.dead_letter(record, f"handler failed: {type(exc).__name__}: {exc}", attempt)
-                        return "dead_lettered"
-                    HANDLER_RETRIES.labels(self.group, record.topic).inc()
-                    await asyncio.sleep(self.settings.consumer_retry_backoff_seconds * 2 ** (attempt - 1))
-                else:
-                    HANDLER_SECONDS.labels(self.group, event.event_type).observe(time.perf_counter() - started)
-                    return "handled"
-            raise AssertionError("unreachable")
+                    if await retry.again(exc):
+                        continue
+                    log.exception("handler failed %s times, dead-lettering", retry.failures, extra=_where(record))
+                    await self.dead_letter(record, f"handler failed: {type(exc).__name__}: {exc}", retry.failures)
+                    return "dead_lettered"
+                retry.succeeded()
+                HANDLER_SECONDS.labels(self.group, event.event_type).observe(time.perf_counter() - started)
+                return "handled"
         finally:
             CURRENT_DELIVERY.reset(token)
 
@@ -369,6 +375,42 @@ class EventConsumer:
         target = record.topic + DLQ_SUFFIX
         await (await self.publisher.send_raw(target, key, record.value or b"", headers))
         log.warning("dead-lettered a message: %s", reason, extra=_where(record))
+
+
+RETRY_BACKOFF_MAX = 10.0
+
+
+class Retry:
+    """When to try a failed handler again. A failure of the infrastructure (broker or database away, a lost
+    transaction conflict) is retried for as long as it lasts: it says nothing about the event, so it never
+    dead-letters one, and offsets stay uncommitted meanwhile. Any other failure is retried up to
+    `consumer_max_attempts` times before the event is dead-lettered."""
+
+    def __init__(self, consumer: EventConsumer, topic: str) -> None:
+        self.consumer = consumer
+        self.topic = topic
+        self.tries = 1
+        self.failures = 0  # failures of the handler's own
+
+    async def again(self, exc: Exception) -> bool:
+        settings, consumer = self.consumer.settings, self.consumer
+        if is_transient(exc):
+            consumer.outage.failed(exc)
+            consumer.waiting = f"{type(exc).__name__}: {exc}"[:300]
+        else:
+            self.failures += 1
+            if self.failures >= settings.consumer_max_attempts:
+                return False
+        HANDLER_RETRIES.labels(consumer.group, self.topic).inc()
+        delay = settings.consumer_retry_backoff_seconds * 2 ** min(self.tries - 1, 10)
+        await asyncio.sleep(min(delay, RETRY_BACKOFF_MAX))
+        self.tries += 1
+        return True
+
+    def succeeded(self) -> None:
+        if self.consumer.waiting is not None:
+            self.consumer.waiting = None
+            self.consumer.outage.recovered()
 
 
 def _where(record: ConsumerRecord) -> dict[str, Any]:

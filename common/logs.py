@@ -6,6 +6,7 @@ import json
 import logging
 import re
 import sys
+import time
 from datetime import UTC, datetime
 
 # 18-character tokens not embedded in longer alphanumerics: citizen IDs and credit codes alike.
@@ -45,9 +46,41 @@ class JsonFormatter(logging.Formatter):
         return mask_identifiers(json.dumps(entry, ensure_ascii=False, default=str))
 
 
+class RepeatFilter(logging.Filter):
+    """The drivers log every failed reconnect; during an outage that is thousands of the same line. A line
+    of theirs already logged within `window` seconds is counted instead, and the count goes with the next
+    one that passes."""
+
+    def __init__(self, loggers: tuple[str, ...], window: float = 60.0) -> None:
+        super().__init__()
+        self.loggers = loggers
+        self.window = window
+        self.last: dict[tuple[str, object], float] = {}
+        self.suppressed: dict[tuple[str, object], int] = {}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not record.name.startswith(self.loggers):
+            return True
+        key = (record.name, record.msg)
+        now = time.monotonic()
+        if now - self.last.get(key, -self.window) < self.window:
+            self.suppressed[key] = self.suppressed.get(key, 0) + 1
+            return False
+        self.last[key] = now
+        if repeated := self.suppressed.pop(key, 0):
+            record.repeated = repeated  # how many like it were left out since the last one
+        if len(self.last) > 1000:  # messages with ever-new templates must not grow it without end
+            self.last.clear()
+        return True
+
+
+DRIVER_LOGGERS = ("aiokafka", "kafka", "pymongo", "faust", "mode")
+
+
 def configure_logging(service: str, level: str = "INFO") -> None:
     handler = logging.StreamHandler(sys.stdout)
     handler.setFormatter(JsonFormatter(service))
+    handler.addFilter(RepeatFilter(DRIVER_LOGGERS))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

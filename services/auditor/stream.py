@@ -35,6 +35,7 @@ def create_stream_app(settings: AuditorSettings, codec: EventCodec, mongo: Async
         web_enabled=False,
         web_port=settings.stream_web_port,
         producer_acks=-1,
+        consumer_group_instance_id=f"auditor-evaluation:{settings.consumer_instance_id}",
         broker_credentials=_credentials(settings),
     )
     accesses = app.topic(ACCESSES, key_type=bytes, value_type=bytes, value_serializer="raw", key_serializer="raw")
