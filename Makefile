@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: run up down infra test lint bench demo clean
+.PHONY: run up down infra test test-reliability lint bench demo clean
 
 $(STAMP): pyproject.toml adapter-kit/pyproject.toml constraints.txt
 	$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "Python 3.11 is required"'
@@ -27,6 +27,9 @@ infra: $(STAMP)      ## only the broker and the database, in the foreground
 
 test: $(STAMP)       ## unit, contract and integration tests (they start their own broker and database)
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+test-reliability: $(STAMP)  ## the kill -9 ingestion test at full size (200k changes; `make test` runs 20k)
+	RELIABILITY_CHANGES=200000 $(PY) -m pytest tests/integration/test_ingest_reliability.py
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -249,8 +249,9 @@ class EventConsumer:
         )
         await consumer.start()
         try:
-            self.running = True
             while True:
+                # Consuming means holding partitions: a member that cannot join its group is not ready.
+                self.running = bool(consumer.assignment())
                 batches = await poll(consumer, self.settings, self.batch_size)
                 if batches:
                     await self.process([r for records in batches.values() for r in records])

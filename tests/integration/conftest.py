@@ -33,6 +33,14 @@ def infra(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Infra]:
     stop(running.procs)
 
 
+@pytest.fixture
+def own_infra(tmp_path: Path) -> Iterator[Infra]:
+    """A broker and database of the test's own, so stopping or killing them disturbs no other test."""
+    running = start_infra(tmp_path / "own")
+    yield running
+    stop(running.procs)
+
+
 @pytest.fixture(scope="session")
 async def topics(infra: Infra) -> dict:
     specs = load_topics()

@@ -1,4 +1,4 @@
-"""Ingestion survives kill -9: the exchange is killed in the middle of a 200k-change run and started again;
+"""Ingestion survives kill -9: the exchange is killed in the middle of a run and started again;
 the stored records and the version history are those of an uninterrupted run — which, ingestion being
 deterministic per subject (one key, one partition, in order), the test computes with the domain's own rule.
 Poison messages in the middle of the stream are dead-lettered and everything after them is stored."""
@@ -19,14 +19,15 @@ from common.codec import EventCodec
 from common.kafka import KafkaPublisher
 from common.policy import Role
 from common.topics import ensure_topics, load_topics
-from devstack.processes import start, start_infra, stop, wait_port
+from devstack.processes import start_infra, stop
 from devstack.samples import catalog_published
 from services.exchange.adapters.mongo import HISTORY, RECORDS
 from tests.integration.conftest import ServiceProcess, headers_of, read_topic, settings_for
 from tests.integration.test_exchange import ITEMS, PROVIDER, adapter_for, enterprise
 from tests.tokens import bearer
 
-CHANGES = int(os.environ.get("RELIABILITY_CHANGES", "200000"))
+# `make test` runs it at 20k changes; `make test-reliability` (also in CI) at the full 200k.
+CHANGES = int(os.environ.get("RELIABILITY_CHANGES", "20000"))
 
 
 def workload(n: int, rng: random.Random) -> list[tuple[str, str, dict, int]]:
@@ -106,16 +107,17 @@ async def test_kill_9_in_the_middle_of_a_run_loses_and_duplicates_nothing(tmp_pa
             await asyncio.sleep(0.5)
         first.signal(signal.SIGKILL)
         first.wait_exit(10)
-        # The local broker never expires a member killed with SIGKILL; a restart clears it (a real cluster
-        # expires it after session.timeout.ms). The restart also proves the committed offsets are kept.
-        kafka = next(p for p in infra.procs if p.name == "kafka")
-        stop([kafka])
-        start(kafka, infra.folder / "log", detach=False)
-        wait_port(kafka)
+        stored_at_kill = await db[HISTORY].estimated_document_count()
 
+        # Only the service restarts, never the broker (which never expires a member killed with SIGKILL):
+        # the new process takes the old one's place in its group and goes on from the committed offsets.
         second = ServiceProcess("exchange", infra, tmp_path, **options).start()
         services.append(second)
-        await second.wait_ready(timeout=120)
+        await second.wait_ready(timeout=60)
+        deadline = time.monotonic() + 60
+        while await db[HISTORY].estimated_document_count() <= stored_at_kill:
+            assert time.monotonic() < deadline, "the restarted exchange is not consuming within 60 s"
+            await asyncio.sleep(0.5)
         deadline = time.monotonic() + 1800
         while await db[HISTORY].estimated_document_count() < len(sent):
             assert time.monotonic() < deadline, "the restarted exchange did not finish the run"

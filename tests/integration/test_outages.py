@@ -1,13 +1,14 @@
 """A service outlives its broker and database: it stays up, says why it is not ready, recovers by itself
 when they return, and still stops within 10 s on SIGTERM while they are away."""
 
+import asyncio
+import os
 import signal
 import time
 import uuid
 from datetime import UTC, datetime
 
 import httpx
-import pytest
 
 from common.codec import EventCodec
 from common.events import Event
@@ -17,17 +18,8 @@ from common.policy import MachineKind, Role
 from common.topics import load_topics
 from devstack.processes import start, stop, wait_port
 from devstack.samples import catalog_published
-from tests.integration.conftest import ServiceProcess, settings_for, start_infra
+from tests.integration.conftest import ServiceProcess, read_topic, settings_for
 from tests.tokens import bearer, token
-
-
-@pytest.fixture
-def own_infra(tmp_path):
-    """A broker and database of this test's own, so stopping them disturbs no other test."""
-    running = start_infra(tmp_path / "own")
-    yield running
-    stop(running.procs)
-
 
 ADAPTER = token("P1", machine=MachineKind.ADAPTER)
 
@@ -114,3 +106,103 @@ async def test_database_outage(own_infra, services, tmp_path) -> None:
     stop([mongo])
     await auditor.wait_status("/readyz", 503, timeout=30)
     assert stop_within(auditor, 10) < 10
+
+
+def grant_revoked(n: int) -> Event:
+    payload = {
+        "grant_id": f"g{n}",
+        "resource_code": "101001/000001",
+        "consumer_code": "C1",
+        "reason": "期满",
+        "revoked_by": "admin",
+    }
+    return Event("GrantRevoked", f"g{n}", payload, producer="test")
+
+
+async def trail_ids(auditor: ServiceProcess) -> list[str]:
+    ids: list[str] = []
+    async with httpx.AsyncClient(base_url=auditor.url, timeout=10, headers=bearer("IT", Role.AUDITOR)) as client:
+        while page := (await client.get("/trail", params={"after_sequence": len(ids), "limit": 1000})).json():
+            ids += [entry["event_id"] for entry in page]
+    return ids
+
+
+async def test_services_killed_9_take_their_place_again_without_a_broker_restart(own_infra, tmp_path) -> None:
+    # The same consumer groups before and after, as a restarted process of a deployment has. The local
+    # broker never expires a member killed with SIGKILL: only static membership lets the new one in.
+    services = [
+        ServiceProcess(name, own_infra, tmp_path, consumer_group_prefix="").start()
+        for name in ("catalog", "exchange", "notifier", "auditor")
+    ]
+    try:
+        for service in services:
+            await service.wait_ready(timeout=90)
+        for service in services:
+            service.signal(signal.SIGKILL)
+            service.wait_exit(10)
+            service.start()
+            started = time.monotonic()
+            await service.wait_ready(timeout=60)  # ready means every consumer has its partitions again
+            assert time.monotonic() - started < 60
+
+        # And they consume: the exchange learns a resource, the auditor records an event.
+        publisher = KafkaPublisher(settings_for(own_infra), EventCodec.from_folder(), load_topics())
+        await publisher.start()
+        items = [{"name": "公民身份号码", "type": "string", "length": 18}]
+        await publisher.publish("catalog.published", catalog_published("101001/000002", "P1", items))
+        await publisher.publish("exchange.share-events", event := grant_revoked(0))
+        await publisher.stop()
+        exchange, auditor = services[1], services[3]
+        admin = bearer("P1", Role.DATA_ADMINISTRATOR)
+        await exchange.wait_status("/resources/101001/000002", 200, timeout=30, headers=admin)
+        deadline = time.monotonic() + 30
+        while event.event_id not in await trail_ids(auditor):
+            assert time.monotonic() < deadline, "the restarted auditor did not record the event"
+            await asyncio.sleep(0.5)
+    finally:
+        for service in services:
+            service.stop()
+
+
+async def test_a_database_killed_9_dead_letters_nothing_and_answers_503_meanwhile(own_infra, tmp_path) -> None:
+    mongo = own_infra.procs[1]
+    auditor = ServiceProcess("auditor", own_infra, tmp_path).start()
+    try:
+        await auditor.wait_ready()
+        publisher = KafkaPublisher(settings_for(own_infra), EventCodec.from_folder(), load_topics())
+        await publisher.start()
+        before = [grant_revoked(n) for n in range(20)]
+        await publisher.publish_many("exchange.share-events", before)
+
+        os.killpg(mongo.pid, signal.SIGKILL)
+        lines_before = len(auditor.log.read_text().splitlines())
+        during = [grant_revoked(n) for n in range(20, 60)]
+        await publisher.publish_many("exchange.share-events", during)
+        deadline = time.monotonic() + 30
+        while not (await auditor.wait_status("/readyz", 503))["checks"]["mongo"].startswith("unreachable"):
+            assert time.monotonic() < deadline, "readiness did not report the database"
+            await asyncio.sleep(0.5)
+        async with httpx.AsyncClient(base_url=auditor.url, timeout=10, headers=bearer("IT", Role.AUDITOR)) as client:
+            await client.get("/trail")  # the first call may wait for the driver's timeout
+            started = time.monotonic()
+            refused = await client.get("/trail")
+            assert time.monotonic() - started < 1.5
+        assert refused.status_code == 503, refused.text
+        assert refused.headers["retry-after"] and refused.json()["dependency"] == "mongo"
+        await asyncio.sleep(20)  # an outage longer than every bounded retry would last
+
+        restart(mongo, own_infra.folder)
+        await auditor.wait_ready(timeout=60)
+        expected = [e.event_id for e in before + during]
+        deadline = time.monotonic() + 60
+        while len(found := await trail_ids(auditor)) < len(expected):
+            assert time.monotonic() < deadline, f"{len(found)} of {len(expected)} events in the trail"
+            await asyncio.sleep(0.5)
+        assert sorted(found) == sorted(expected)  # each once
+        dead = await read_topic(own_infra.bootstrap, "exchange.share-events.dlq", 1, timeout=3)
+        assert dead == []
+        outage_lines = len(auditor.log.read_text().splitlines()) - lines_before
+        assert outage_lines < 40, auditor.log.read_text()[-3000:]
+        await publisher.stop()
+    finally:
+        auditor.stop()
