@@ -318,7 +318,7 @@ async def platform(infra, topics, services, tmp_path) -> dict[str, ServiceProces
     running = {}
     for name in ("directory", "catalog", "exchange", "notifier", "auditor"):
         extra = {"signing_key": pem} if name == "directory" else {}
-        running[name] = ServiceProcess(name, infra, tmp_path, mongo_database=database, **extra).start()
+        running[name] = ServiceProcess(name, infra, tmp_path, mongo_database=f"{database}_{name}", **extra).start()
         services.append(running[name])
     for service in running.values():
         await service.wait_ready()
