@@ -1,6 +1,6 @@
 """`make bench`: starts a fresh broker and database on free ports for each benchmark, runs it, writes
 bench/results/<name>.json. `--events N` changes the bus benchmark's size (default 200000); `--only NAME`
-runs one benchmark (bus, search, ingest, consistency); `--million` ingests 1M changes."""
+runs one benchmark (bus, search, ingest, consistency, idle); `--million` ingests 1M changes."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import asyncio
 import tempfile
 from pathlib import Path
 
-from bench import bus, ingest, search
+from bench import bus, idle, ingest, search
 from devstack.processes import start_infra, stop
 
 
@@ -21,13 +21,14 @@ def main() -> None:
     parser.add_argument("--changes", type=int, default=200_000, help="data changes for the ingestion benchmark")
     parser.add_argument("--million", action="store_true", help="ingest 1,000,000 changes instead")
     parser.add_argument("--records", type=int, default=1_000_000, help="records for the consistency benchmark")
-    parser.add_argument("--only", choices=["bus", "search", "ingest", "consistency"])
+    parser.add_argument("--only", choices=["bus", "search", "ingest", "consistency", "idle"])
     args = parser.parse_args()
     runs = {
         "bus": lambda infra: bus.run(infra.bootstrap, infra.mongo_uri, args.events),
         "search": lambda infra: search.run(infra.mongo_uri, args.entries, args.queries),
         "ingest": lambda infra: ingest.run_ingest(infra, 1_000_000 if args.million else args.changes),
         "consistency": lambda infra: ingest.run_consistency(infra.bootstrap, infra.mongo_uri, args.records),
+        "idle": idle.run,
     }
     for name, run in runs.items():
         if args.only not in (None, name):

@@ -52,19 +52,41 @@ def connection_options(settings: ServiceSettings) -> dict[str, Any]:
 IDLE_POLL_MS = 20  # with an idle pause, a short poll: the broker may not hold the fetch
 
 
+class IdleBackoff:
+    """How long an idle consumer stops fetching: `kafka_idle_pause_seconds` after an empty poll, doubling
+    with each further one up to `kafka_idle_pause_max_seconds`; a poll that finds records starts over."""
+
+    def __init__(self, settings: ServiceSettings) -> None:
+        self.first = settings.kafka_idle_pause_seconds
+        self.longest = max(self.first, settings.kafka_idle_pause_max_seconds)
+        self.current = self.first
+
+    def idle(self) -> float:
+        pause, self.current = self.current, min(self.current * 2, self.longest)
+        return pause
+
+    def busy(self) -> None:
+        self.current = self.first
+
+
 async def poll(
-    consumer: AIOKafkaConsumer, settings: ServiceSettings, max_records: int | None = None
+    consumer: AIOKafkaConsumer,
+    settings: ServiceSettings,
+    max_records: int | None = None,
+    backoff: IdleBackoff | None = None,
 ) -> dict[TopicPartition, list[ConsumerRecord]]:
-    """One fetch round. When it finds nothing, fetching pauses for `kafka_idle_pause_seconds`: an idle
-    consumer then costs nothing even on a broker that answers empty fetches at once. Records that arrive
-    meanwhile wait at most that long; a busy consumer never pauses."""
+    """One fetch round. When it finds nothing, fetching pauses (`backoff`, or `kafka_idle_pause_seconds`):
+    an idle consumer then costs next to nothing even on a broker that answers empty fetches at once.
+    Records that arrive meanwhile wait at most that long; a busy consumer never pauses."""
     pause = settings.kafka_idle_pause_seconds
     batches = await consumer.getmany(timeout_ms=IDLE_POLL_MS if pause else 500, max_records=max_records)
+    if batches and backoff is not None:
+        backoff.busy()
     if not batches and pause:
         idle = consumer.assignment()
         consumer.pause(*idle)
         try:
-            await asyncio.sleep(pause)
+            await asyncio.sleep(pause if backoff is None else backoff.idle())
         finally:
             consumer.resume(*(idle & consumer.assignment()))  # a rebalance meanwhile assigns unpaused partitions
     return batches
@@ -248,11 +270,12 @@ class EventConsumer:
             isolation_level="read_committed",
         )
         await consumer.start()
+        backoff = IdleBackoff(self.settings)
         try:
             while True:
                 # Consuming means holding partitions: a member that cannot join its group is not ready.
                 self.running = bool(consumer.assignment())
-                batches = await poll(consumer, self.settings, self.batch_size)
+                batches = await poll(consumer, self.settings, self.batch_size, backoff)
                 if batches:
                     await self.process([r for records in batches.values() for r in records])
                     await consumer.commit({tp: records[-1].offset + 1 for tp, records in batches.items()})

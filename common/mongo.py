@@ -4,12 +4,13 @@ the relay that moves outbox messages to Kafka, and the consumers' processed-even
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import socket
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -118,10 +119,14 @@ class Transaction:
 
 @asynccontextmanager
 async def transaction(
-    client: AsyncMongoClient, db: AsyncDatabase, publisher: KafkaPublisher
+    client: AsyncMongoClient,
+    db: AsyncDatabase,
+    publisher: KafkaPublisher,
+    on_outbox: Callable[[], None] | None = None,
 ) -> AsyncIterator[Transaction]:
     """State writes, the events they cause and, inside a consumer, the record that the event being
-    handled was handled: committed together or not at all. A handler changes state in one transaction."""
+    handled was handled: committed together or not at all. A handler changes state in one transaction.
+    `on_outbox` is called once a transaction that wrote events committed (the relay wakes up)."""
     delivery = CURRENT_DELIVERY.get()
     async with client.start_session() as session, await session.start_transaction():
         if delivery is not None and not delivery.claimed:
@@ -131,6 +136,8 @@ async def transaction(
         await tx._flush()
     if delivery is not None:
         delivery.claimed = True
+    if tx.pending and on_outbox is not None:
+        on_outbox()
 
 
 async def _claim(db: AsyncDatabase, session: AsyncClientSession, delivery: Delivery) -> None:
@@ -161,8 +168,9 @@ class OutboxRelay:
     """Moves committed outbox messages to Kafka in order, deleting each batch once the broker acked it.
 
     The lease belongs to the outbox: one relay at a time moves it, so replicas of a service neither send
-    its events twice nor reorder them. `name` only labels the metrics.
-    A crash between the broker's ack and the delete resends the batch: consumers drop it by event id.
+    its events twice nor reorder them. `name` only labels the metrics. The relay sleeps until a transaction
+    of this process wrote events (`wake`), or for `poll_seconds` at most: events written by another
+    replica or process wait that long.
     """
 
     def __init__(
@@ -174,22 +182,28 @@ class OutboxRelay:
         self.poll_seconds = poll_seconds
         self.batch = batch
         self.owner = f"{socket.gethostname()}:{os.getpid()}"
-        self.lease_seconds = 15
+        self.lease_seconds = max(15.0, 3 * poll_seconds)
         self.last_ok = 0.0
+        self.written = asyncio.Event()
+
+    def wake(self) -> None:
+        self.written.set()
 
     def healthy(self) -> bool:
         """The relay completed a round (or saw another replica holding the lease) recently."""
-        return time.monotonic() - self.last_ok < max(10.0, 5 * self.poll_seconds)
+        return time.monotonic() - self.last_ok < max(10.0, 3 * self.poll_seconds)
 
     async def run(self) -> None:
         while True:
             if not self.publisher.started:
-                await asyncio.sleep(self.poll_seconds)
+                await asyncio.sleep(1.0)
                 continue
+            self.written.clear()
             relayed = await self.relay_once() if await self._hold_lease() else 0
             self.last_ok = time.monotonic()
             if relayed < self.batch:
-                await asyncio.sleep(self.poll_seconds)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.written.wait(), self.poll_seconds)
 
     async def _hold_lease(self) -> bool:
         now = datetime.now(UTC)

@@ -11,7 +11,7 @@ from datetime import datetime
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from common.codec import DecodeError, EventCodec
-from common.kafka import connection_options, event_from_record, poll
+from common.kafka import IdleBackoff, connection_options, event_from_record, poll
 from common.policy import Principal, Unauthenticated
 from common.settings import ServiceSettings
 
@@ -53,8 +53,9 @@ class Revocations:
             consumer.assign(partitions)
             await consumer.seek_to_beginning(*partitions)
             ends = await consumer.end_offsets(partitions)
+            backoff = IdleBackoff(settings)
             while True:
-                batches = await poll(consumer, settings)
+                batches = await poll(consumer, settings, backoff=backoff)
                 for records in batches.values():
                     for record in records:
                         if record.value is None:

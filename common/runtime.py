@@ -75,7 +75,7 @@ class Runtime:
         )
 
     def transaction(self):
-        return transaction(self.client, self.db, self.publisher)
+        return transaction(self.client, self.db, self.publisher, self.relay.wake if self.relay else None)
 
     def consume(
         self,

@@ -36,6 +36,9 @@ class ServiceSettings(BaseSettings):
     # empty fetch at once instead of holding it for fetch_max_wait_ms (the local one does) would otherwise
     # keep every idle consumer, and the broker, busy. 0 leaves idle waiting to the broker's long poll.
     kafka_idle_pause_seconds: float = Field(default=0.25, ge=0, le=5)
+    # Each further empty poll doubles the pause up to this: an event reaching an idle service waits at most
+    # this long, and an idle platform costs next to nothing.
+    kafka_idle_pause_max_seconds: float = Field(default=2.0, ge=0, le=30)
 
     mongo_uri: str = LOCAL_MONGO_URI
     # Each service owns its database: by default `datashare_<service>`, from the prefix (see _own_database).
@@ -56,7 +59,9 @@ class ServiceSettings(BaseSettings):
     )
     consumer_max_attempts: int = Field(default=5, ge=1, le=50)
     consumer_retry_backoff_seconds: float = Field(default=0.2, gt=0, le=60)
-    outbox_poll_seconds: float = Field(default=0.2, gt=0, le=60)
+    # The relay wakes when a transaction of its process wrote events; this is how long events written by
+    # another replica (or a CLI) wait at most.
+    outbox_poll_seconds: float = Field(default=2.0, gt=0, le=60)
     outbox_relay_enabled: bool = True
 
     @model_validator(mode="before")

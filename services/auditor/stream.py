@@ -17,6 +17,7 @@ from common.kafka import connection_options
 from common.logs import configure_logging
 from common.mongo import connect
 from common.settings import load_settings
+from common.streams import broker_urls
 from services.auditor.adapters.mongo import ACCESS_COUNTS
 from services.auditor.domain.evaluation import data_access_counted_for
 from services.auditor.settings import AuditorSettings
@@ -28,7 +29,9 @@ ACCESSES = "exchange.data-accesses"
 def create_stream_app(settings: AuditorSettings, codec: EventCodec, mongo: AsyncMongoClient) -> faust.App:
     app = faust.App(
         "auditor-evaluation",
-        broker=[f"kafka://{h.strip()}" for h in settings.kafka_bootstrap_servers.split(",")],
+        broker=broker_urls(
+            settings.kafka_bootstrap_servers, settings.kafka_idle_pause_seconds, settings.kafka_idle_pause_max_seconds
+        ),
         store="memory://",
         topic_partitions=6,
         topic_replication_factor=settings.kafka_replication_factor or 1,

@@ -1,0 +1,59 @@
+"""faust plumbing: the aiokafka transport with the services' idle pause (common.kafka.poll). faust's
+consumer fetches again the moment a fetch comes back empty; a broker that answers empty fetches at once
+instead of holding them for fetch.max.wait.ms (the local one does) keeps an idle worker spinning. After an
+empty fetch this one stops fetching for a while, growing like IdleBackoff, and takes up again at once when
+records come. Use it with the broker URL scheme `datashare-kafka://`."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from faust.transport.drivers import TRANSPORTS
+from faust.transport.drivers import aiokafka as faust_aiokafka
+
+SCHEME = "datashare-kafka"
+
+
+class IdlePausingConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
+    first_pause = 0.25
+    longest_pause = 2.0
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._pause = self.first_pause
+
+    async def _fetch_records(  # type: ignore[override]
+        self, consumer: Any, active_partitions: Any, timeout: float | None = None, max_records: int | None = None
+    ) -> Any:
+        records = await super()._fetch_records(consumer, active_partitions, timeout=timeout, max_records=max_records)
+        if records or not active_partitions or not self.first_pause:
+            self._pause = self.first_pause
+            return records
+        idle = set(active_partitions) - consumer.paused()  # never resume what faust itself paused
+        consumer.pause(*idle)
+        try:
+            await asyncio.sleep(self._pause)
+        finally:
+            consumer.resume(*(idle & consumer.assignment()))
+        self._pause = min(self._pause * 2, self.longest_pause)
+        return records
+
+
+class IdlePausingConsumer(faust_aiokafka.Consumer):
+    def _new_consumer_thread(self) -> IdlePausingConsumerThread:
+        return IdlePausingConsumerThread(self, loop=self.loop, beacon=self.beacon)
+
+
+class Transport(faust_aiokafka.Transport):
+    Consumer = IdlePausingConsumer
+
+
+def broker_urls(bootstrap_servers: str, idle_pause: float, longest_pause: float) -> list[str]:
+    """faust broker URLs for `bootstrap_servers` through this transport, with the services' idle pause."""
+    IdlePausingConsumerThread.first_pause = idle_pause
+    IdlePausingConsumerThread.longest_pause = max(idle_pause, longest_pause)
+    return [f"{SCHEME}://{host.strip()}" for host in bootstrap_servers.split(",")]
+
+
+TRANSPORTS.aliases[SCHEME] = f"{__name__}:Transport"
