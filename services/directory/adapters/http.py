@@ -5,11 +5,12 @@ from __future__ import annotations
 from datetime import date
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Form, Request
+from fastapi import APIRouter, Depends, Form, Request, Response
 from pydantic import BaseModel, Field
 
 from common.fields import Code, Name, Secret, Text
 from common.guard import Guard
+from common.http import UNAUTHENTICATED
 from common.policy import MachineKind, Principal, Role, Unauthenticated
 from services.directory import handlers, login
 from services.directory.adapters.mongo import MongoRefreshTokens, MongoUnitOfWork
@@ -118,11 +119,13 @@ def router(uow: MongoUnitOfWork, hasher: SecretHasher, signin: login.SignIn, jwk
         "/token",
         dependencies=Public,
         response_model=TokenView,
+        responses={401: UNAUTHENTICATED},
         tags=["sign-in"],
         summary="OAuth2 token endpoint: password, client_credentials or refresh_token grant",
     )
     async def token(
         request: Request,
+        response: Response,
         grant_type: Annotated[Literal["password", "client_credentials", "refresh_token"], Form()],
         username: Annotated[Code | None, Form()] = None,
         password: Annotated[Secret | None, Form()] = None,
@@ -139,6 +142,8 @@ def router(uow: MongoUnitOfWork, hasher: SecretHasher, signin: login.SignIn, jwk
             grant = await login.with_refresh_token(signin, refresh_token, client)
         else:
             raise Unauthenticated(f"grant {grant_type} needs its credentials in the form")
+        response.headers["Cache-Control"] = "no-store"  # RFC 6749 §5.1: tokens are not to be cached
+        response.headers["Pragma"] = "no-cache"
         return TokenView(
             access_token=grant.access_token, expires_in=grant.expires_in, refresh_token=grant.refresh_token
         )
