@@ -26,7 +26,7 @@ IT, A = credit_code("360800", 9201), credit_code("360800", 9202)
 OPERATOR = bearer(IT, Role.IT_OFFICE_OPERATOR, subject="it-operator")
 EVERY_ROLE = f"Bearer {token(IT, *Role, subject='fuzzer')}"
 # Bounds of the schemathesis run: examples per operation, and seconds per service (five run in turn).
-EXAMPLES, SECONDS, PHASES = 5, 15, "coverage,fuzzing"
+EXAMPLES, SECONDS, PHASES = 5, 12, "coverage,fuzzing"
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +40,7 @@ async def platform(infra, topics, tmp_path_factory):
     try:
         for name in NAMES:
             extra = {"signing_key": pem} if name == "directory" else {}
-            running[name] = ServiceProcess(name, infra, folder, mongo_database=database, **extra).start()
+            running[name] = ServiceProcess(name, infra, folder, mongo_database=f"{database}_{name}", **extra).start()
         for service in running.values():
             await service.wait_ready()
         async with httpx.AsyncClient(base_url=running["directory"].url, headers=OPERATOR) as client:
