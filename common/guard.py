@@ -6,12 +6,13 @@ from __future__ import annotations
 import logging
 
 from fastapi import Request
+from fastapi.dependencies.models import Dependant
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from common.auth import Unauthenticated
 from common.metrics import AUTH_FAILURES
-from common.policy import AccessDenied, Principal, authorize, rule
+from common.policy import AccessDenied, Principal, Rule, authorize, rule
 
 log = logging.getLogger(__name__)
 _bearer = HTTPBearer(auto_error=False, description="An access token from the directory's /token endpoint")
@@ -34,9 +35,16 @@ class Guard:
             raise Unauthenticated("signing keys not loaded yet; retry shortly")
         principal = keys.verifier.verify(credentials.credentials)
         request.app.state.runtime.revocations.check(principal)
+        request.state.principal = principal  # known before the rule is applied: a refusal logs whom it refused
         authorize(principal, self.rule.name)
-        request.state.principal = principal
         return principal
+
+
+def rule_of(dependant: Dependant) -> Rule | None:
+    """The access rule a route declares through its Guard, if it declares one."""
+    if isinstance(dependant.call, Guard):
+        return dependant.call.rule
+    return next((r for sub in dependant.dependencies if (r := rule_of(sub)) is not None), None)
 
 
 async def unauthenticated(request: Request, exc: Exception) -> JSONResponse:
@@ -55,7 +63,15 @@ async def denied(request: Request, exc: Exception) -> JSONResponse:
     AUTH_FAILURES.labels("forbidden").inc()
     principal = getattr(request.state, "principal", None)
     log.warning(
-        "access denied: %s", exc, extra={"path": request.url.path, "subject": getattr(principal, "subject", None)}
+        "access denied: %s",
+        exc,
+        extra={
+            "path": request.url.path,
+            "rule": exc.rule,
+            "subject": getattr(principal, "subject", None),
+            "department": getattr(principal, "department_code", None),
+            "client": _client(request),
+        },
     )
     return JSONResponse({"detail": exc.reason, "rule": exc.rule, "error": "AccessDenied"}, status_code=403)
 

@@ -1,5 +1,6 @@
 """The REST facade every service shares: health, readiness, metrics, the event schemas, request metrics,
-and one mapping of domain errors to HTTP status codes."""
+one mapping of errors to HTTP status codes and one error body, request body limits, and the OpenAPI
+description of all of it (security schemes, error responses)."""
 
 from __future__ import annotations
 
@@ -8,18 +9,27 @@ import logging
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from http import HTTPStatus
+from typing import Any
 
 from aiokafka.errors import KafkaError
-from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request, Response
-from fastapi.responses import JSONResponse
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request, Response, UploadFile
+from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
+from fastapi.responses import JSONResponse, PlainTextResponse
+from fastapi.routing import APIRoute
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import BaseModel, Field
 from pymongo import timeout as mongo_timeout
 from pymongo.errors import PyMongoError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match, Route
 
 from common import guard
 from common.auth import Unauthenticated
 from common.errors import Conflict, DomainError, Invalid, NotFound
 from common.faults import is_transient
+from common.fields import Code
 from common.logs import configure_logging
 from common.metrics import HTTP_REQUESTS, HTTP_SECONDS
 from common.policy import AccessDenied
@@ -31,6 +41,36 @@ DOMAIN_ERRORS: dict[type[Exception], int] = {Invalid: 422, NotFound: 404, Confli
 RETRY_AFTER_SECONDS = 5
 # While the database is known to be down, a request waits at most this long for it before its 503.
 FAIL_FAST_SECONDS = 0.5
+
+
+class ErrorView(BaseModel):
+    """The body of every error response the services send."""
+
+    detail: str = Field(description="what went wrong, for people")
+    error: str = Field(
+        description="the kind of error, e.g. Unauthenticated, AccessDenied, RequestValidationError, NotFound, "
+        "Conflict, or the domain's own (InvalidEntry, EntryExists, SheetErrors …)"
+    )
+    field: str | None = Field(None, description="the field (or, for a table, the rows) to fix")
+    rule: str | None = Field(None, description="the rule the request broke: the access rule for a 403")
+
+
+def _error(description: str) -> dict[str, Any]:
+    return {"model": ErrorView, "description": description}
+
+
+UNAUTHENTICATED = _error("No, an invalid, expired or revoked access token (see WWW-Authenticate)")
+FORBIDDEN = _error("The access rule refuses the caller's role or department; `rule` names it")
+NOT_FOUND = _error("No such thing, or none the caller may know of")
+CONFLICT = _error("Not possible in the current state, e.g. a stale revision")
+UNPROCESSABLE = _error("The request or its content is invalid; `field` says what to fix")
+TOO_LARGE = {
+    "description": "The request body is over this route's size limit (HTTP_MAX_BODY_BYTES, HTTP_MAX_UPLOAD_BYTES "
+    "for files); it was not read",
+    "content": {"text/plain": {"schema": {"type": "string", "example": "Content Too Large"}}},
+}
+# Operations that need a token accept one from either scheme; OpenAPI lists alternatives as separate entries.
+SECURITY: list[dict[str, list[str]]] = [{"bearer": []}, {"directory": []}]
 
 
 def create_app(
@@ -48,19 +88,31 @@ def create_app(
         finally:
             await runtime.stop()
 
-    app = FastAPI(title=title, description=description, version="0.1.0", lifespan=lifespan)
+    settings = runtime.settings
+    app = FastAPI(
+        title=title,
+        description=description,
+        version="0.1.0",
+        lifespan=lifespan,
+        max_body_size=settings.http_max_body_bytes,
+    )
     app.state.runtime = runtime
-    app.include_router(platform_router(runtime))
-    for router in routers:
+    for router in [platform_router(runtime), *routers]:
+        for route in router.routes:
+            if isinstance(route, APIRoute):
+                _declare(route, settings.http_max_upload_bytes)
         app.include_router(router)
     app.add_exception_handler(Unauthenticated, guard.unauthenticated)
     app.add_exception_handler(AccessDenied, guard.denied)
     for error_type, status in DOMAIN_ERRORS.items():
         app.add_exception_handler(error_type, _domain_error(status))
+    app.add_exception_handler(RequestValidationError, _invalid_request)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
     for infrastructure_error in (PyMongoError, KafkaError, ConnectionError, TimeoutError):
         app.add_exception_handler(infrastructure_error, _unavailable(runtime))
     app.middleware("http")(_fail_fast(runtime))
     app.middleware("http")(_observe)
+    app.openapi = lambda: _openapi(app, settings.auth_token_url)  # type: ignore[method-assign]
     return app
 
 
@@ -98,6 +150,49 @@ def _fail_fast(runtime: Runtime) -> Callable:
     return middleware
 
 
+def _declare(route: APIRoute, upload_limit: int) -> None:
+    """What every route says of itself in OpenAPI — its security and the errors it can answer — and,
+    for a route that takes a file, the larger body limit. Set before the route is included."""
+    rule = guard.rule_of(route.dependant)
+    responses: dict[int | str, dict[str, Any]] = {}
+    if rule is not None and not rule.public:
+        route.openapi_extra = {"security": SECURITY} | (route.openapi_extra or {})
+        responses |= {401: UNAUTHENTICATED, 403: FORBIDDEN}
+    if route.dependant.path_params:
+        responses[404] = NOT_FOUND
+    if (route.methods or set()) & {"POST", "PUT", "PATCH", "DELETE"} and not (rule and rule.public):
+        responses[409] = CONFLICT
+    if route.body_field is not None:
+        responses[413] = TOO_LARGE
+    if route.body_field is not None or route.dependant.query_params or route.dependant.path_params:
+        responses[422] = UNPROCESSABLE
+    route.responses = responses | route.responses
+    if any(field.field_info.annotation is UploadFile for field in route.dependant.body_params):
+        route.max_body_size = upload_limit
+
+
+def _openapi(app: FastAPI, token_url: str) -> dict[str, Any]:
+    if app.openapi_schema is None:
+        schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
+        schemes = schema.setdefault("components", {}).setdefault("securitySchemes", {})
+        schemes["bearer"] = {
+            "type": "http",
+            "scheme": "bearer",
+            "bearerFormat": "JWT",
+            "description": f"An access token from the directory's token endpoint ({token_url})",
+        }
+        schemes["directory"] = {
+            "type": "oauth2",
+            "description": "Sign in at the directory: people with a password, machines with client credentials",
+            "flows": {
+                "password": {"tokenUrl": token_url, "refreshUrl": token_url, "scopes": {}},
+                "clientCredentials": {"tokenUrl": token_url, "scopes": {}},
+            },
+        }
+        app.openapi_schema = schema
+    return app.openapi_schema
+
+
 def _domain_error(status: int) -> Callable:
     async def handle(_request: Request, exc: Exception) -> JSONResponse:
         body = {"detail": str(exc), "error": type(exc).__name__}
@@ -108,14 +203,46 @@ def _domain_error(status: int) -> Callable:
     return handle
 
 
+async def _invalid_request(_request: Request, exc: Exception) -> JSONResponse:
+    """A request that does not fit the route's parameters or body: the same body as a domain's Invalid.
+    The offending input is not echoed: it may be huge, hold personal data or not be encodable."""
+    assert isinstance(exc, RequestValidationError)
+    problems = [(".".join(str(p) for p in e["loc"]), str(e["msg"])) for e in exc.errors()] or [("request", "invalid")]
+    body = {
+        "detail": "; ".join(f"{where}: {message}" for where, message in problems),
+        "error": "RequestValidationError",
+        "field": problems[0][0],
+        "rule": problems[0][1],
+    }
+    return JSONResponse(body, status_code=422)
+
+
+async def _http_error(_request: Request, exc: Exception) -> Response:
+    """Errors the framework raises itself (unknown path, wrong method, a body over the limit)."""
+    assert isinstance(exc, StarletteHTTPException)
+    if exc.status_code == 413:  # as the framework answers a declared Content-Length over the limit
+        return PlainTextResponse("Content Too Large", status_code=413)
+    if exc.status_code in (204, 304):
+        return Response(status_code=exc.status_code, headers=exc.headers)
+    error = HTTPStatus(exc.status_code).phrase.title().replace(" ", "")
+    return JSONResponse({"detail": str(exc.detail), "error": error}, status_code=exc.status_code, headers=exc.headers)
+
+
 async def _observe(request: Request, call_next: Callable) -> Response:
     started = time.perf_counter()
     response = await call_next(request)
-    route = request.scope.get("route")
-    path = getattr(route, "path", "unmatched")
+    path = _route_path(request)
     HTTP_REQUESTS.labels(request.method, path, str(response.status_code)).inc()
     HTTP_SECONDS.labels(request.method, path).observe(time.perf_counter() - started)
     return response
+
+
+def _route_path(request: Request) -> str:
+    route = request.scope.get("route")
+    if route is None:  # FastAPI's own pages (/openapi.json, /docs) are plain routes that do not say so
+        plain = (r for r in request.app.routes if isinstance(r, Route) and not isinstance(r, APIRoute))
+        route = next((r for r in plain if r.matches(request.scope)[0] is Match.FULL), None)
+    return getattr(route, "path", "unmatched")
 
 
 def platform_router(runtime: Runtime) -> APIRouter:
@@ -131,6 +258,7 @@ def platform_router(runtime: Runtime) -> APIRouter:
         ready = all(v == "ok" for v in checks.values())
         return JSONResponse({"ready": ready, "checks": checks}, status_code=200 if ready else 503)
 
+    @router.head("/metrics", include_in_schema=False, response_class=Response)  # monitors that check it exists
     @router.get("/metrics", summary="Prometheus metrics", response_class=Response)
     async def metrics() -> Response:
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
@@ -143,7 +271,7 @@ def platform_router(runtime: Runtime) -> APIRouter:
         }
 
     @router.get("/schemas/{event_type}", summary="One event's Avro schema (.avsc)")
-    async def schema(event_type: str) -> Response:
+    async def schema(event_type: Code) -> Response:
         if event_type not in runtime.codec.event_types:
             raise HTTPException(404, f"no event type {event_type!r}; GET /schemas lists them")
         raw = runtime.codec.schema(event_type).raw

@@ -23,6 +23,10 @@ class ServiceSettings(BaseSettings):
     environment: Literal["development", "production"] = "development"
     http_host: str = "127.0.0.1"
     http_port: int = Field(default=8000, ge=1, le=65535)
+    # Request bodies over these sizes are refused with 413 before they are read; routes that take a file
+    # (table imports, data uploads) have the larger limit.
+    http_max_body_bytes: int = Field(default=1 << 20, ge=1024)
+    http_max_upload_bytes: int = Field(default=64 << 20, ge=1024)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
     kafka_bootstrap_servers: str = "127.0.0.1:9092"
@@ -48,6 +52,7 @@ class ServiceSettings(BaseSettings):
     auth_jwks: str | None = None  # a JWKS document inline; overrides auth_jwks_url
     auth_issuer: str = "jian-datashare"
     auth_audience: str = "jian-datashare"
+    auth_token_url: str = "http://127.0.0.1:8005/token"  # the directory's token endpoint, for API docs and clients
 
     calendar_dir: Path = DEFAULT_SCHEDULE_DIR
     consumer_group_prefix: str = ""  # e.g. "staging-": environments sharing one cluster keep their own groups

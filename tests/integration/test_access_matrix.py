@@ -304,6 +304,7 @@ def matrix(machine_id: str) -> list[tuple[str, str, str, str, dict, set[str]]]:
     for service in ("catalog", "exchange", "notifier", "auditor", "directory"):
         for path in ("/healthz", "/readyz", "/metrics", "/schemas", "/topics"):
             rows.append((service, "GET", path, path, {}, set(PRINCIPALS)))
+        rows.append((service, "HEAD", "/metrics", "/metrics", {}, set(PRINCIPALS)))
         rows.append((service, "GET", "/schemas/{event_type}", "/schemas/DataChanged", {}, set(PRINCIPALS)))
     rows.append(("directory", "GET", "/.well-known/jwks.json", "/.well-known/jwks.json", {}, set(PRINCIPALS)))
     return rows

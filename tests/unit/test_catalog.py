@@ -419,3 +419,25 @@ async def test_the_catalog_table_round_trips_and_broken_rows_import_nothing() ->
     assert [e.resource_code for e in drafted] == ["201001/000009"]
     with pytest.raises(EntryExists, match="nothing was imported"):
         await handlers.import_entries(renumbered, COMPILER, uow)
+
+
+async def test_tables_too_large_or_unreadable_are_refused_listing_their_rows() -> None:
+    from services.catalog.adapters import sheets
+    from services.catalog.domain import sheet
+
+    uow = FakeUnitOfWork()
+    await published(uow)
+    table = await handlers.export_catalog(uow)
+    header, row = table[0], ["201001/000010", *table[1][1:]]
+    name, length = sheet.COLUMNS.index("资源名称"), sheet.COLUMNS.index("数据长度")
+    other = ["201001/000011", *row[1:]]
+    broken = [header, row, [*row[:name], "名" * 201, *row[name + 1 :]], [*other[:length], "²", *other[length + 1 :]]]
+    with pytest.raises(sheet.SheetErrors) as errors:
+        sheet.read(broken)
+    assert [e.split(":")[0] for e in errors.value.errors] == ["row 3", "row 4"]
+    assert "资源名称 is longer than 200" in errors.value.errors[0] and "数据长度 '²'" in errors.value.errors[1]
+
+    # A cell over the CSV reader's 128 KiB field limit: the row is named, not a server error.
+    csv = sheets.to_csv([header, row, [*row[:4], "摘" * 140_000, *row[5:]]])
+    with pytest.raises(sheet.SheetErrors, match="row 3: not readable as CSV"):
+        sheets.read_table(csv, "catalog.csv")

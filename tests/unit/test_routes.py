@@ -53,7 +53,7 @@ def test_every_route_declares_exactly_one_rule() -> None:
         (s, "GET", p)
         for s in SERVICES
         for p in ("/healthz", "/readyz", "/metrics", "/schemas", "/schemas/{event_type}", "/topics")
-    }
+    } | {(s, "HEAD", "/metrics") for s in SERVICES}
 
 
 @pytest.mark.parametrize(

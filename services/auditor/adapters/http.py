@@ -7,6 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel
 
+from common.fields import Code, Position
 from common.guard import Guard
 from services.auditor import handlers
 from services.auditor.ports import UnitOfWork
@@ -36,7 +37,7 @@ def router(uow: UnitOfWork) -> APIRouter:
 
     @api.get("/trail", response_model=list[TrailEntryView], summary="Trail entries in order, paged by sequence")
     async def entries(
-        after_sequence: int = Query(0, ge=0), limit: int = Query(100, ge=1, le=1000), event_type: str | None = None
+        after_sequence: Position = 0, limit: int = Query(100, ge=1, le=1000), event_type: Code | None = None
     ) -> list[TrailEntryView]:
         found = await uow.entries(after_sequence=after_sequence, limit=limit, event_type=event_type)
         return [TrailEntryView.model_validate(e, from_attributes=True) for e in found]

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import date, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Response, UploadFile
 from fastapi.encoders import jsonable_encoder
 from pydantic import BaseModel, Field
 
 from common.clock import today_in_china
+from common.fields import Code, EventInt, Name, Position, Text
 from common.guard import Guard
+from common.limits import MAX_ITEMS
 from common.policy import Principal
 from common.workdays import WorkingCalendar
 from services.catalog import demands, handlers
@@ -46,7 +48,7 @@ Withdrawer = Annotated[Principal, Depends(Guard("catalog.entry.withdraw"))]
 Reader = Annotated[Principal, Depends(Guard("catalog.entry.read"))]
 
 
-class DataItemBody(BaseModel):
+class DataItemView(BaseModel):
     name: str = Field(examples=["统一社会信用代码"])
     type: ItemType = ItemType.STRING
     description: str = ""
@@ -55,20 +57,20 @@ class DataItemBody(BaseModel):
     sensitive: bool = False
 
 
-class ReviewBody(BaseModel):
+class ReviewView(BaseModel):
     reviewed_by: str
     reviewed_on: date
     conclusion: str
 
 
-class ContentBody(BaseModel):
+class ContentView(BaseModel):
     """The entry's elements after the national compilation guide. Drafts may leave some out."""
 
     name: str = Field(examples=["企业登记基本信息"])
     abstract: str = ""
     category: Category | None = None
     format: str = Field("", examples=["数据库"])
-    data_items: list[DataItemBody] = []
+    data_items: Sequence[DataItemView] = ()
     share_type: ShareType = ShareType.CONDITIONAL
     share_conditions: str = ""
     not_shared_basis: str = ""
@@ -76,6 +78,30 @@ class ContentBody(BaseModel):
     open_attribute: OpenAttribute = OpenAttribute.NOT_OPEN
     update_cycle: UpdateCycle | None = None
     related_codes: list[str] = []
+    confidentiality_review: ReviewView | None = None
+
+
+# Request bodies bound what a client may send; the views above show what is stored, limits or not.
+class DataItemBody(DataItemView):
+    name: Name = Field(examples=["统一社会信用代码"])
+    description: Text = ""
+    length: EventInt | None = None
+
+
+class ReviewBody(ReviewView):
+    reviewed_by: Name
+    conclusion: Text
+
+
+class ContentBody(ContentView):
+    name: Name = Field(examples=["企业登记基本信息"])
+    abstract: Text = ""
+    format: Name = Field("", examples=["数据库"])
+    data_items: list[DataItemBody] = Field([], max_length=MAX_ITEMS)
+    share_conditions: Text = ""
+    not_shared_basis: Text = ""
+    share_methods: list[ShareMethod] = Field([], max_length=len(ShareMethod))
+    related_codes: list[Code] = Field([], max_length=MAX_ITEMS)
     confidentiality_review: ReviewBody | None = None
 
     def content(self) -> EntryContent:
@@ -98,30 +124,35 @@ class ContentBody(BaseModel):
 
 
 class DraftBody(ContentBody):
-    provider_code: str = Field(description="Unified social credit code of the provider department")
-    resource_code: str | None = Field(None, description="given, e.g. when migrating; else generated")
-    classification: str | None = Field(None, description="类1 项2 目3, e.g. 101001: the 顺序码 is assigned")
+    provider_code: Code = Field(description="Unified social credit code of the provider department")
+    resource_code: Code | None = Field(None, description="given, e.g. when migrating; else generated")
+    classification: Code | None = Field(None, description="类1 项2 目3, e.g. 101001: the 顺序码 is assigned")
 
 
 class EditBody(ContentBody):
-    revision: int = Field(description="the revision you read; a concurrent change makes this a 409")
+    revision: Position = Field(description="the revision you read; a concurrent change makes this a 409")
 
 
 class TransitionBody(BaseModel):
-    revision: int
+    revision: Position
 
 
-class FindingBody(BaseModel):
+class FindingView(BaseModel):
     field: str
     finding: str
 
 
+class FindingBody(FindingView):
+    field: Name
+    finding: Text
+
+
 class ReturnBody(TransitionBody):
-    findings: list[FindingBody]
+    findings: list[FindingBody] = Field(max_length=MAX_ITEMS)
 
 
 class WithdrawBody(TransitionBody):
-    reason: str
+    reason: Text
 
 
 class VersionView(BaseModel):
@@ -130,9 +161,9 @@ class VersionView(BaseModel):
     compiled_by: str
     updated_at: datetime
     reviewed_by: str | None
-    findings: list[FindingBody]
+    findings: list[FindingView]
     published_on: date | None
-    content: ContentBody
+    content: ContentView
 
     @classmethod
     def of(cls, v: EntryVersion) -> VersionView:
@@ -166,7 +197,7 @@ def _content(c: EntryContent) -> dict[str, Any]:
 
 
 class ChangeBody(BaseModel):
-    reason: str = Field(examples=["新增经营范围字段"])
+    reason: Text = Field(examples=["新增经营范围字段"])
     changed_on: date | None = Field(None, description="when the data or elements changed; today if left out")
 
 
@@ -179,12 +210,15 @@ class OverdueView(BaseModel):
 
 
 class DemandBody(BaseModel):
-    title: str = Field(examples=["企业登记信息"])
-    description: str = ""
-    wanted_items: list[str] = Field([], examples=[["统一社会信用代码", "企业名称"]])
+    title: Name = Field(examples=["企业登记信息"])
+    description: Text = ""
+    wanted_items: list[Name] = Field([], max_length=MAX_ITEMS, examples=[["统一社会信用代码", "企业名称"]])
 
 
-class DemandView(DemandBody):
+class DemandView(BaseModel):
+    title: str
+    description: str
+    wanted_items: list[str]
     demand_id: str
     requester_code: str
     filed_by: str
@@ -203,8 +237,8 @@ class CandidateView(BaseModel):
 
 
 class SourceExceptionBody(BaseModel):
-    element: str
-    legal_basis: str
+    element: Name
+    legal_basis: Text
 
 
 class DuplicateSourceView(BaseModel):
@@ -217,7 +251,7 @@ class DuplicateSourceView(BaseModel):
 
 
 class MatchBody(BaseModel):
-    resource_code: str
+    resource_code: Code
 
 
 class SearchHitView(BaseModel):
@@ -271,7 +305,7 @@ def routers(uow: UnitOfWork, calendar: WorkingCalendar, index: SearchIndex) -> l
 
     @api.get("", response_model=list[EntryView], summary="Entries, optionally of one provider")
     async def entries(
-        _: Reader, provider_code: str | None = None, limit: int = Query(100, ge=1, le=1000)
+        _: Reader, provider_code: Code | None = None, limit: int = Query(100, ge=1, le=1000)
     ) -> list[EntryView]:
         return [EntryView.of(e) for e in await uow.entries(provider_code=provider_code, limit=limit)]
 
@@ -280,25 +314,25 @@ def routers(uow: UnitOfWork, calendar: WorkingCalendar, index: SearchIndex) -> l
         response_model=EntryView,
         summary="Change the working version, or start a new version of a published entry",
     )
-    async def edit(resource_code: str, body: EditBody, principal: Compiler) -> EntryView:
+    async def edit(resource_code: Code, body: EditBody, principal: Compiler) -> EntryView:
         return written(await handlers.edit_entry(resource_code, body.content(), body.revision, principal, uow))
 
     @api.post("/{resource_code:path}/submit", response_model=EntryView, summary="Submit for review")
-    async def submit(resource_code: str, body: TransitionBody, principal: Compiler) -> EntryView:
+    async def submit(resource_code: Code, body: TransitionBody, principal: Compiler) -> EntryView:
         return written(await handlers.submit_entry(resource_code, body.revision, principal, uow))
 
     @api.post("/{resource_code:path}/return", response_model=EntryView, summary="Return with findings per field")
-    async def give_back(resource_code: str, body: ReturnBody, principal: Reviewer) -> EntryView:
+    async def give_back(resource_code: Code, body: ReturnBody, principal: Reviewer) -> EntryView:
         findings = tuple(Finding(f.field, f.finding) for f in body.findings)
         return written(await handlers.return_entry(resource_code, findings, body.revision, principal, uow))
 
     @api.post("/{resource_code:path}/approve", response_model=EntryView, summary="Approve and publish")
-    async def approve(resource_code: str, body: TransitionBody, principal: Reviewer) -> EntryView:
+    async def approve(resource_code: Code, body: TransitionBody, principal: Reviewer) -> EntryView:
         today = today_in_china()
         return written(await handlers.approve_entry(resource_code, body.revision, principal, uow, today))
 
     @api.post("/{resource_code:path}/withdraw", response_model=EntryView, summary="Withdraw from the catalog")
-    async def withdraw(resource_code: str, body: WithdrawBody, principal: Withdrawer) -> EntryView:
+    async def withdraw(resource_code: Code, body: WithdrawBody, principal: Withdrawer) -> EntryView:
         return written(await handlers.withdraw_entry(resource_code, body.reason, body.revision, principal, uow))
 
     @api.post(
@@ -306,7 +340,7 @@ def routers(uow: UnitOfWork, calendar: WorkingCalendar, index: SearchIndex) -> l
         response_model=EntryView,
         summary="Report that the resource changed: the entry must follow within 5 working days",
     )
-    async def report_change(resource_code: str, body: ChangeBody, principal: Reporter) -> EntryView:
+    async def report_change(resource_code: Code, body: ChangeBody, principal: Reporter) -> EntryView:
         today = today_in_china()
         entry = await handlers.report_change(
             resource_code, body.changed_on or today, body.reason, principal, uow, calendar, today
@@ -318,27 +352,27 @@ def routers(uow: UnitOfWork, calendar: WorkingCalendar, index: SearchIndex) -> l
         response_model=EntryView,
         summary="The IT office records the legal basis for sourcing an element provided elsewhere",
     )
-    async def source_exception(resource_code: str, body: SourceExceptionBody, principal: SourceExcepter) -> EntryView:
+    async def source_exception(resource_code: Code, body: SourceExceptionBody, principal: SourceExcepter) -> EntryView:
         entry = await handlers.record_source_exception(resource_code, body.element, body.legal_basis, principal, uow)
         return written(entry)
 
     @api.get("/{resource_code:path}/versions/{number}", response_model=VersionView, summary="One version")
-    async def version(resource_code: str, number: int, _: Reader) -> VersionView:
+    async def version(resource_code: Code, number: Position, _: Reader) -> VersionView:
         return VersionView.of((await handlers.get_entry(resource_code, uow)).version(number))
 
     @api.get("/{resource_code:path}/diff", summary="What changed between two versions, field by field")
     async def compare(
-        resource_code: str,
+        resource_code: Code,
         _: Reader,
-        older: Annotated[int, Query(alias="from")],
-        newer: Annotated[int, Query(alias="to")],
+        older: Annotated[Position, Query(alias="from")],
+        newer: Annotated[Position, Query(alias="to")],
     ) -> dict[str, Any]:
         return jsonable_encoder(
             await handlers.compare_versions(resource_code, older, newer, uow), custom_encoder={frozenset: sorted}
         )
 
     @api.get("/{resource_code:path}", response_model=EntryView, summary="One entry: in force, being worked on")
-    async def get(resource_code: str, _: Reader) -> EntryView:
+    async def get(resource_code: Code, _: Reader) -> EntryView:
         return EntryView.of(await handlers.get_entry(resource_code, uow))
 
     overdue = APIRouter(tags=["catalog entries"])
@@ -350,7 +384,7 @@ def routers(uow: UnitOfWork, calendar: WorkingCalendar, index: SearchIndex) -> l
     )
     async def overdue_list(
         _: Reader,
-        provider_code: str | None = None,
+        provider_code: Code | None = None,
         on: Annotated[date | None, Query(description="default today")] = None,
     ) -> list[OverdueView]:
         found = await handlers.overdue_entries(uow, on or today_in_china(), provider_code)
@@ -368,15 +402,15 @@ def routers(uow: UnitOfWork, calendar: WorkingCalendar, index: SearchIndex) -> l
     @overdue.get("/search", response_model=SearchView, summary="Full-text search in Chinese, with filters and facets")
     async def search(
         _: Reader,
-        q: Annotated[str, Query(description="words to find in names, abstracts and data items")] = "",
-        provider_code: Annotated[list[str], Query()] = [],  # noqa: B006 — FastAPI copies query defaults
+        q: Annotated[Name, Query(description="words to find in names, abstracts and data items")] = "",
+        provider_code: Annotated[list[Code], Query(max_length=MAX_ITEMS)] = [],  # noqa: B006 — FastAPI copies query defaults
         category: Annotated[list[Category], Query()] = [],  # noqa: B006
         share_type: Annotated[list[ShareType], Query()] = [],  # noqa: B006
         share_method: Annotated[list[ShareMethod], Query()] = [],  # noqa: B006
         update_cycle: Annotated[list[UpdateCycle], Query()] = [],  # noqa: B006
         status: Annotated[list[VersionStatus], Query()] = [],  # noqa: B006
-        match: Annotated[str, Query(pattern="^(all|any)$", description="entries with all the words, or any")] = "all",
-        offset: Annotated[int, Query(ge=0)] = 0,
+        match: Annotated[Literal["all", "any"], Query(description="entries with all the words, or any")] = "all",
+        offset: Annotated[Position, Query()] = 0,
         limit: Annotated[int, Query(ge=1, le=100)] = 20,
     ) -> SearchView:
         chosen: dict[Facet, Sequence[str]] = {
@@ -435,13 +469,13 @@ def routers(uow: UnitOfWork, calendar: WorkingCalendar, index: SearchIndex) -> l
 
     @demand_api.get("", response_model=list[DemandView], summary="Demands; status=OPEN lists the unmet ones")
     async def list_demands(
-        _: Reader, status: DemandStatus | None = None, requester_code: str | None = None
+        _: Reader, status: DemandStatus | None = None, requester_code: Code | None = None
     ) -> list[DemandView]:
         found = await demands.list_demands(uow, status, requester_code)
         return [DemandView.model_validate(d, from_attributes=True) for d in found]
 
     @demand_api.get("/{demand_id}", response_model=DemandView, summary="One demand")
-    async def get_demand(demand_id: str, _: Reader) -> DemandView:
+    async def get_demand(demand_id: Code, _: Reader) -> DemandView:
         return DemandView.model_validate(await demands.get_demand(demand_id, uow), from_attributes=True)
 
     @demand_api.get(
@@ -449,13 +483,13 @@ def routers(uow: UnitOfWork, calendar: WorkingCalendar, index: SearchIndex) -> l
         response_model=list[CandidateView],
         summary="Published entries that may meet the demand, best first",
     )
-    async def candidates(demand_id: str, _: Reader) -> list[CandidateView]:
+    async def candidates(demand_id: Code, _: Reader) -> list[CandidateView]:
         return [
             CandidateView.model_validate(c, from_attributes=True) for c in await demands.suggest(demand_id, uow, index)
         ]
 
     @demand_api.post("/{demand_id}/match", response_model=DemandView, summary="The IT office confirms a match")
-    async def match(demand_id: str, body: MatchBody, principal: Matcher) -> DemandView:
+    async def match(demand_id: Code, body: MatchBody, principal: Matcher) -> DemandView:
         demand = await demands.confirm_match(demand_id, body.resource_code, principal, uow)
         return DemandView.model_validate(demand, from_attributes=True)
 

@@ -8,6 +8,7 @@ import io
 from openpyxl import Workbook, load_workbook
 
 from common.errors import Invalid
+from services.catalog.domain.sheet import SheetErrors
 
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
@@ -30,15 +31,37 @@ def to_csv(table: list[list[object]]) -> bytes:
 
 
 def read_table(data: bytes, filename: str) -> list[list[object]]:
+    """The table's rows; a file that cannot be read is Invalid, naming the row where reading stopped."""
     if filename.lower().endswith(".xlsx"):
-        try:
-            sheet = load_workbook(io.BytesIO(data), read_only=True, data_only=True).worksheets[0]
-        except Exception as exc:  # a damaged or mislabelled file
-            raise Invalid("file", f"not a readable XLSX workbook: {exc}") from None
-        return [list(row) for row in sheet.iter_rows(values_only=True)]
+        return _xlsx_rows(data)
     if filename.lower().endswith(".csv"):
         try:
-            return [list(row) for row in csv.reader(io.StringIO(data.decode("utf-8-sig")))]
+            text = data.decode("utf-8-sig")
         except UnicodeDecodeError:
             raise Invalid("file", "a CSV file must be UTF-8 encoded") from None
+        return _csv_rows(text)
     raise Invalid("file", "upload an .xlsx or a .csv file")
+
+
+def _xlsx_rows(data: bytes) -> list[list[object]]:
+    try:
+        sheet = load_workbook(io.BytesIO(data), read_only=True, data_only=True).worksheets[0]
+    except Exception as exc:  # a damaged or mislabelled file
+        raise Invalid("file", f"not a readable XLSX workbook: {exc}") from None
+    rows: list[list[object]] = []
+    try:  # a read-only workbook is parsed lazily: a damaged sheet fails while its rows are read
+        for row in sheet.iter_rows(values_only=True):
+            rows.append(list(row))
+    except Exception as exc:
+        raise SheetErrors([f"row {len(rows) + 1}: not readable: {exc}"]) from None
+    return rows
+
+
+def _csv_rows(text: str) -> list[list[object]]:
+    rows: list[list[object]] = []
+    try:
+        for row in csv.reader(io.StringIO(text)):
+            rows.append(list(row))
+    except csv.Error as exc:  # e.g. a cell over the reader's field limit (128 KiB)
+        raise SheetErrors([f"row {len(rows) + 1}: not readable as CSV: {exc}"]) from None
+    return rows

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import date
 
 from common.errors import Invalid
+from common.limits import MAX_AVRO_INT, NAME_LENGTH, TEXT_LENGTH
 from services.catalog.domain.entries import (
     CatalogEntry,
     Category,
@@ -50,6 +51,7 @@ COLUMNS = [
     "信息项共享类型",
     "是否敏感",
 ]
+NAME_COLUMNS = {"资源名称", "资源提供方", "资源格式", "保密审查人", "信息项名称"}  # as long as a name; others as a text
 CATEGORY = {"基础": Category.BASE, "主题": Category.THEME, "部门": Category.DEPARTMENT}
 SHARE = {"无条件共享": ShareType.UNCONDITIONAL, "有条件共享": ShareType.CONDITIONAL, "不予共享": ShareType.NOT_SHARED}
 METHOD = {
@@ -77,6 +79,10 @@ TYPES = {
     "布尔型": ItemType.BOOLEAN,
     "二进制": ItemType.BINARY,
 }
+
+
+def _limit(column: str) -> int:
+    return NAME_LENGTH if column in NAME_COLUMNS else TEXT_LENGTH
 
 
 def _label(mapping: dict, value: object) -> str:
@@ -183,6 +189,12 @@ def read(table: list[list[object]]) -> list[ImportedEntry]:
         row = dict(zip(COLUMNS, cells, strict=False))
         if not any(cells):
             continue
+        too_long = [
+            f"row {number}: {c} is longer than {_limit(c)} characters" for c, t in row.items() if len(t) > _limit(c)
+        ]
+        if too_long:
+            errors += too_long
+            continue
         code = row["资源代码"]
         try:
             validate_resource_code(code)
@@ -195,8 +207,8 @@ def read(table: list[list[object]]) -> list[ImportedEntry]:
             errors.append(f"row {number}: rows of {code} disagree on 资源名称 or 资源提供方代码")
         if row["信息项名称"]:
             length = row["数据长度"]
-            if length and not length.isdigit():
-                errors.append(f"row {number}: 数据长度 {length!r} is not a whole number")
+            if length and not (length.isascii() and length.isdigit() and 0 < int(length) <= MAX_AVRO_INT):
+                errors.append(f"row {number}: 数据长度 {length!r} is not a whole number from 1 to {MAX_AVRO_INT}")
                 length = ""
             entry["items"].append(
                 DataItem(

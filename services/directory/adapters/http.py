@@ -5,10 +5,12 @@ from __future__ import annotations
 from datetime import date
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Form, Request
+from fastapi import APIRouter, Depends, Form, Request, Response
 from pydantic import BaseModel, Field
 
+from common.fields import Code, Name, Secret, Text
 from common.guard import Guard
+from common.http import UNAUTHENTICATED
 from common.policy import MachineKind, Principal, Role, Unauthenticated
 from services.directory import handlers, login
 from services.directory.adapters.mongo import MongoRefreshTokens, MongoUnitOfWork
@@ -24,27 +26,31 @@ Public = [Depends(Guard("public"))]
 
 
 class DepartmentBody(BaseModel):
+    code: Code = Field(description="Unified social credit code (GB 32100)")
+    name: Name
+    level: DepartmentLevel
+    parent_code: Code | None = None
+
+
+class DepartmentChangeBody(BaseModel):
+    name: Name
+    parent_code: Code | None = None
+    active: bool = True
+
+
+class DepartmentView(BaseModel):
     code: str = Field(description="Unified social credit code (GB 32100)")
     name: str
     level: DepartmentLevel
     parent_code: str | None = None
-
-
-class DepartmentChangeBody(BaseModel):
-    name: str
-    parent_code: str | None = None
-    active: bool = True
-
-
-class DepartmentView(DepartmentBody):
     active: bool
 
 
 class PersonBody(BaseModel):
-    person_id: str = Field(description="The login name", examples=["zhang.wei"])
-    name: str
-    department_code: str
-    roles: list[Role] = []
+    person_id: Code = Field(description="The login name", examples=["zhang.wei"])
+    name: Name
+    department_code: Code
+    roles: list[Role] = Field([], max_length=len(Role))
 
 
 class PersonView(BaseModel):
@@ -56,11 +62,11 @@ class PersonView(BaseModel):
 
 
 class RolesBody(BaseModel):
-    roles: list[Role]
+    roles: list[Role] = Field(max_length=len(Role))
 
 
 class AppointmentBody(BaseModel):
-    person_id: str
+    person_id: Code
 
 
 class AppointmentView(BaseModel):
@@ -72,12 +78,12 @@ class AppointmentView(BaseModel):
 
 
 class MachineBody(BaseModel):
-    department_code: str
+    department_code: Code
     kind: MachineKind
 
 
 class RevokeBody(BaseModel):
-    reason: str
+    reason: Text
 
 
 class IssuedSecretView(BaseModel):
@@ -113,17 +119,19 @@ def router(uow: MongoUnitOfWork, hasher: SecretHasher, signin: login.SignIn, jwk
         "/token",
         dependencies=Public,
         response_model=TokenView,
+        responses={401: UNAUTHENTICATED},
         tags=["sign-in"],
         summary="OAuth2 token endpoint: password, client_credentials or refresh_token grant",
     )
     async def token(
         request: Request,
+        response: Response,
         grant_type: Annotated[Literal["password", "client_credentials", "refresh_token"], Form()],
-        username: Annotated[str | None, Form()] = None,
-        password: Annotated[str | None, Form()] = None,
-        client_id: Annotated[str | None, Form()] = None,
-        client_secret: Annotated[str | None, Form()] = None,
-        refresh_token: Annotated[str | None, Form()] = None,
+        username: Annotated[Code | None, Form()] = None,
+        password: Annotated[Secret | None, Form()] = None,
+        client_id: Annotated[Code | None, Form()] = None,
+        client_secret: Annotated[Secret | None, Form()] = None,
+        refresh_token: Annotated[Secret | None, Form()] = None,
     ) -> TokenView:
         client = request.client.host if request.client else None
         if grant_type == "password" and username and password:
@@ -134,6 +142,8 @@ def router(uow: MongoUnitOfWork, hasher: SecretHasher, signin: login.SignIn, jwk
             grant = await login.with_refresh_token(signin, refresh_token, client)
         else:
             raise Unauthenticated(f"grant {grant_type} needs its credentials in the form")
+        response.headers["Cache-Control"] = "no-store"  # RFC 6749 §5.1: tokens are not to be cached
+        response.headers["Pragma"] = "no-cache"
         return TokenView(
             access_token=grant.access_token, expires_in=grant.expires_in, refresh_token=grant.refresh_token
         )
@@ -148,19 +158,19 @@ def router(uow: MongoUnitOfWork, hasher: SecretHasher, signin: login.SignIn, jwk
         return DepartmentView.model_validate(department, from_attributes=True)
 
     @api.put("/departments/{code}", response_model=DepartmentView, summary="Rename, re-parent or dissolve")
-    async def change_department(code: str, body: DepartmentChangeBody, actor: DepartmentManager) -> DepartmentView:
+    async def change_department(code: Code, body: DepartmentChangeBody, actor: DepartmentManager) -> DepartmentView:
         changed = await handlers.change_department(code, body.name, body.parent_code, body.active, actor, uow)
         return DepartmentView.model_validate(changed, from_attributes=True)
 
     @api.get("/departments/{code}", response_model=DepartmentView, summary="One department")
-    async def department(code: str, _: Reader) -> DepartmentView:
+    async def department(code: Code, _: Reader) -> DepartmentView:
         found = await uow.department(code)
         if found is None:
             raise NotFound("code", f"no department {code}")
         return DepartmentView.model_validate(found, from_attributes=True)
 
     @api.get("/departments/{code}/people", response_model=list[PersonView], summary="A department's people")
-    async def people(code: str, _: Reader) -> list[PersonView]:
+    async def people(code: Code, _: Reader) -> list[PersonView]:
         return [_person_view(p) for p in await uow.people(code)]
 
     @api.get(
@@ -168,7 +178,7 @@ def router(uow: MongoUnitOfWork, hasher: SecretHasher, signin: login.SignIn, jwk
         response_model=list[AppointmentView],
         summary="Data administrators registered for the department, oldest first (Art. 22)",
     )
-    async def administrators(code: str, _: Reader) -> list[AppointmentView]:
+    async def administrators(code: Code, _: Reader) -> list[AppointmentView]:
         return [AppointmentView.model_validate(a, from_attributes=True) for a in await uow.appointments(code)]
 
     @api.post(
@@ -177,7 +187,7 @@ def router(uow: MongoUnitOfWork, hasher: SecretHasher, signin: login.SignIn, jwk
         response_model=AppointmentView,
         summary="Register the department's data administrator; the predecessor is replaced",
     )
-    async def appoint(code: str, body: AppointmentBody, actor: Appointer) -> AppointmentView:
+    async def appoint(code: Code, body: AppointmentBody, actor: Appointer) -> AppointmentView:
         appointment = await handlers.appoint_data_administrator(code, body.person_id, actor, uow)
         return AppointmentView.model_validate(appointment, from_attributes=True)
 
@@ -194,14 +204,14 @@ def router(uow: MongoUnitOfWork, hasher: SecretHasher, signin: login.SignIn, jwk
         return IssuedSecretView(login=issued.login, secret=issued.secret)
 
     @api.get("/people/{person_id}", response_model=PersonView, summary="One person")
-    async def person(person_id: str, _: Reader) -> PersonView:
+    async def person(person_id: Code, _: Reader) -> PersonView:
         found = await uow.person(person_id)
         if found is None:
             raise NotFound("person_id", f"no person {person_id}")
         return _person_view(found)
 
     @api.put("/people/{person_id}/roles", response_model=PersonView, summary="Set a person's roles")
-    async def set_roles(person_id: str, body: RolesBody, actor: PersonManager) -> PersonView:
+    async def set_roles(person_id: Code, body: RolesBody, actor: PersonManager) -> PersonView:
         return _person_view(await handlers.set_roles(person_id, frozenset(body.roles), actor, uow))
 
     @api.post(
@@ -209,12 +219,12 @@ def router(uow: MongoUnitOfWork, hasher: SecretHasher, signin: login.SignIn, jwk
         response_model=IssuedSecretView,
         summary="A new password, shown once; refresh tokens end",
     )
-    async def reset_password(person_id: str, actor: PersonManager) -> IssuedSecretView:
+    async def reset_password(person_id: Code, actor: PersonManager) -> IssuedSecretView:
         issued = await handlers.reset_password(person_id, actor, uow, hasher, MongoRefreshTokens(uow.db))
         return IssuedSecretView(login=issued.login, secret=issued.secret)
 
     @api.post("/people/{person_id}/deactivate", status_code=204, summary="Deactivate a person; refresh tokens end")
-    async def deactivate(person_id: str, actor: PersonManager) -> None:
+    async def deactivate(person_id: Code, actor: PersonManager) -> None:
         await handlers.deactivate_person(person_id, actor, uow, MongoRefreshTokens(uow.db))
 
     @api.post(
@@ -228,12 +238,12 @@ def router(uow: MongoUnitOfWork, hasher: SecretHasher, signin: login.SignIn, jwk
         return IssuedSecretView(login=issued.login, secret=issued.secret)
 
     @api.post("/machines/{client_id}/rotate", response_model=IssuedSecretView, summary="Issue a new client secret")
-    async def rotate(client_id: str, actor: MachineManager) -> IssuedSecretView:
+    async def rotate(client_id: Code, actor: MachineManager) -> IssuedSecretView:
         issued = await handlers.rotate_machine_secret(client_id, actor, uow, hasher)
         return IssuedSecretView(login=issued.login, secret=issued.secret)
 
     @api.post("/machines/{client_id}/revoke", status_code=204, summary="Revoke a machine identity")
-    async def revoke(client_id: str, body: RevokeBody, actor: MachineManager) -> None:
+    async def revoke(client_id: Code, body: RevokeBody, actor: MachineManager) -> None:
         await handlers.revoke_machine_identity(client_id, body.reason, actor, uow)
 
     return api

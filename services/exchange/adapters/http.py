@@ -6,11 +6,13 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
+from datashare_adapter.digest import BUCKETS, TOPS
 from datashare_adapter.sources import SourceError, read_table
 from fastapi import APIRouter, Depends, Query, Request, UploadFile
 from pydantic import BaseModel, Field
 
 from common.errors import Invalid
+from common.fields import Code, Position
 from common.guard import Guard
 from common.policy import Principal
 from services.exchange import handlers
@@ -20,6 +22,9 @@ RecordReader = Annotated[Principal, Depends(Guard("exchange.record.read"))]
 ResourceReader = Annotated[Principal, Depends(Guard("exchange.resource.read"))]
 Uploader = Annotated[Principal, Depends(Guard("exchange.data.upload"))]
 RefusalReader = Annotated[Principal, Depends(Guard("exchange.rejections.read"))]
+Top = Annotated[int, Field(ge=0, lt=TOPS)]
+Bucket = Annotated[int, Field(ge=0, lt=BUCKETS)]
+MAX_BUCKETS = 1024  # key ranges per request
 
 
 class RecordView(BaseModel):
@@ -107,22 +112,22 @@ def routers(uow: UnitOfWork, publisher: ChangePublisher) -> list[APIRouter]:
 
     @api.get("/{resource_code:path}/changes", summary="The change feed: every stored change after `since`")
     async def changes(
-        resource_code: str,
+        resource_code: Code,
         principal: RecordReader,
-        since: Annotated[int, Query(ge=0, description="the last sequence number the caller holds")] = 0,
+        since: Annotated[Position, Query(description="the last sequence number the caller holds")] = 0,
         limit: Annotated[int, Query(ge=1, le=10000)] = 1000,
     ) -> list[dict[str, Any]]:
         return await handlers.changes_since(resource_code, since, limit, principal, uow)
 
     @api.get("/{resource_code:path}/digest/leaves", summary="Leaves under the given top nodes: [sum, count]")
     async def leaves(
-        resource_code: str, principal: RecordReader, top: Annotated[list[int], Query()]
+        resource_code: Code, principal: RecordReader, top: Annotated[list[Top], Query(max_length=TOPS)]
     ) -> dict[int, list[list[int]]]:
         digest = await handlers.digest(resource_code, principal, uow)
         return {t: [list(leaf) for leaf in digest.leaves_under(t)] for t in handlers.check_tops(top)}
 
     @api.get("/{resource_code:path}/digest", response_model=DigestView, summary="The center's consistency digest")
-    async def digest(resource_code: str, principal: RecordReader) -> DigestView:
+    async def digest(resource_code: Code, principal: RecordReader) -> DigestView:
         found = await handlers.digest(resource_code, principal, uow)
         return DigestView(records=found.records, tops=found.tops())
 
@@ -130,13 +135,13 @@ def routers(uow: UnitOfWork, publisher: ChangePublisher) -> list[APIRouter]:
         "/{resource_code:path}/records/{subject_key}/history",
         summary="Every change the center received for a subject, applied or not",
     )
-    async def history(resource_code: str, subject_key: str, principal: RecordReader) -> list[dict[str, Any]]:
+    async def history(resource_code: Code, subject_key: Code, principal: RecordReader) -> list[dict[str, Any]]:
         return await handlers.record_history(resource_code, subject_key, principal, uow)
 
     @api.get(
         "/{resource_code:path}/records/{subject_key}", response_model=RecordView, summary="A subject's current record"
     )
-    async def record(resource_code: str, subject_key: str, principal: RecordReader) -> RecordView:
+    async def record(resource_code: Code, subject_key: Code, principal: RecordReader) -> RecordView:
         return _record(await handlers.current_record(resource_code, subject_key, principal, uow))
 
     @api.get(
@@ -145,7 +150,7 @@ def routers(uow: UnitOfWork, publisher: ChangePublisher) -> list[APIRouter]:
         summary="Records in the given key ranges (buckets), to repair a copy that differs there",
     )
     async def bucket_records(
-        resource_code: str, principal: RecordReader, bucket: Annotated[list[int], Query()]
+        resource_code: Code, principal: RecordReader, bucket: Annotated[list[Bucket], Query(max_length=MAX_BUCKETS)]
     ) -> list[RecordView]:
         return [_record(r) for r in await handlers.bucket_records(resource_code, bucket, principal, uow)]
 
@@ -171,7 +176,7 @@ def routers(uow: UnitOfWork, publisher: ChangePublisher) -> list[APIRouter]:
         return UploadView(sent=sent)
 
     @api.get("/{resource_code:path}", response_model=ResourceView, summary="What the exchange holds of a resource")
-    async def resource(resource_code: str, _: ResourceReader) -> ResourceView:
+    async def resource(resource_code: Code, _: ResourceReader) -> ResourceView:
         return ResourceView.of(await handlers.resource_state(resource_code, uow))
 
     others = APIRouter(tags=["records"])
@@ -181,7 +186,7 @@ def routers(uow: UnitOfWork, publisher: ChangePublisher) -> list[APIRouter]:
         response_model=list[RecordView],
         summary="One subject's records across every resource the caller may read",
     )
-    async def subject(subject_key: str, principal: RecordReader) -> list[RecordView]:
+    async def subject(subject_key: Code, principal: RecordReader) -> list[RecordView]:
         return [_record(r) for r in await handlers.subject_records(subject_key, principal, uow)]
 
     @others.get(
@@ -191,7 +196,7 @@ def routers(uow: UnitOfWork, publisher: ChangePublisher) -> list[APIRouter]:
     )
     async def refusals(
         principal: RefusalReader,
-        provider_code: str | None = None,
+        provider_code: Code | None = None,
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     ) -> list[RefusalView]:
         found = await handlers.refusals(provider_code, principal, uow, limit)
