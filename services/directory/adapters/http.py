@@ -6,9 +6,11 @@ from datetime import date
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Form, Request
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from common.guard import Guard
+from common.metrics import AUTH_FAILURES
 from common.policy import MachineKind, Principal, Role, Unauthenticated
 from services.directory import handlers, login
 from services.directory.adapters.mongo import MongoRefreshTokens, MongoUnitOfWork
@@ -48,7 +50,7 @@ class PersonBody(BaseModel):
 
 
 class PersonView(BaseModel):
-    person_id: str
+    person_id: str | None = Field(description="The login name; in listings only for those who administer people")
     name: str
     department_code: str
     roles: list[Role]
@@ -92,9 +94,9 @@ class TokenView(BaseModel):
     refresh_token: str | None = None
 
 
-def _person_view(person: Any) -> PersonView:
+def _person_view(person: Any, show_login: bool = True) -> PersonView:
     return PersonView(
-        person_id=person.person_id,
+        person_id=person.person_id if show_login else None,
         name=person.name,
         department_code=person.department_code,
         roles=sorted(person.roles),
@@ -160,8 +162,9 @@ def router(uow: MongoUnitOfWork, hasher: SecretHasher, signin: login.SignIn, jwk
         return DepartmentView.model_validate(found, from_attributes=True)
 
     @api.get("/departments/{code}/people", response_model=list[PersonView], summary="A department's people")
-    async def people(code: str, _: Reader) -> list[PersonView]:
-        return [_person_view(p) for p in await uow.people(code)]
+    async def people(code: str, actor: Reader) -> list[PersonView]:
+        show_logins = handlers.may_see_logins(actor)
+        return [_person_view(p, show_logins) for p in await uow.people(code)]
 
     @api.get(
         "/departments/{code}/data-administrators",
@@ -237,3 +240,13 @@ def router(uow: MongoUnitOfWork, hasher: SecretHasher, signin: login.SignIn, jwk
         await handlers.revoke_machine_identity(client_id, body.reason, actor, uow)
 
     return api
+
+
+async def too_many_attempts(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, login.TooManyAttempts)
+    AUTH_FAILURES.labels("throttled").inc()
+    return JSONResponse(
+        {"detail": str(exc), "error": "TooManyAttempts"},
+        status_code=429,
+        headers={"Retry-After": str(exc.retry_after)},
+    )
