@@ -34,6 +34,7 @@ class Principal:
     roles: frozenset[Role] = frozenset()
     machine: MachineKind | None = None
     issued_at: float | None = None  # when the credentials were issued (token iat), if they came in a token
+    generation: int | None = None  # the credential generation the token was issued under (see common.revocations)
 
     @property
     def kind(self) -> str:

@@ -114,7 +114,7 @@ class Runtime:
                 self.db, self.publisher, name=self.name, poll_seconds=self.settings.outbox_poll_seconds
             )
             self._spawn("outbox-relay", self._after_setup(self.relay.run, ("database-setup",)))
-        follow_revocations = partial(self.revocations.follow, self.settings, self.codec)
+        follow_revocations = partial(self.revocations.follow, self.settings, self.codec, self.keys)
         self._spawn("revocations", self._after_setup(follow_revocations, ("kafka-setup",)))
         for consumer in self.consumers:
             self._spawn(f"consumer:{consumer.group}", self._after_setup(consumer.run))

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from pymongo.errors import PyMongoError
 
+from common.auth import EventSigner, load_signing_key
 from common.logs import configure_logging
 from common.policy import MachineKind, Principal, Role
 from common.runtime import Runtime
@@ -23,14 +24,21 @@ from services.directory import demo_data, handlers
 from services.directory.adapters import mongo
 from services.directory.adapters.secrets import Argon2Hasher
 from services.directory.domain.model import Conflict, DepartmentLevel
+from services.directory.main import signing_key
 from services.directory.settings import DirectorySettings
 
 SYSTEM = Principal("system:bootstrap", "-", frozenset({Role.IT_OFFICE_OPERATOR}))
 CREDENTIALS = Path(__file__).resolve().parents[2] / ".var" / "demo-credentials.tsv"
 
 
-async def bootstrap(runtime: Runtime, it_office_code: str, operator: str, operator_name: str) -> str:
-    uow = mongo.MongoUnitOfWork(runtime)
+def unit_of_work(runtime: Runtime, settings: DirectorySettings) -> mongo.MongoUnitOfWork:
+    """The directory's events written here are signed with the service's key, as the service signs its own."""
+    return mongo.MongoUnitOfWork(runtime, EventSigner(load_signing_key(signing_key(settings))))
+
+
+async def bootstrap(
+    runtime: Runtime, uow: mongo.MongoUnitOfWork, it_office_code: str, operator: str, operator_name: str
+) -> str:
     await mongo.ensure_indexes(runtime.db)
     if await uow.department(it_office_code) is None:
         await handlers.register_department(
@@ -42,9 +50,8 @@ async def bootstrap(runtime: Runtime, it_office_code: str, operator: str, operat
     return issued.secret
 
 
-async def demo(runtime: Runtime) -> list[tuple[str, str, str]]:
+async def demo(runtime: Runtime, uow: mongo.MongoUnitOfWork) -> list[tuple[str, str, str]]:
     """Load the demo directory; return (login, secret, what) rows."""
-    uow = mongo.MongoUnitOfWork(runtime)
     hasher = Argon2Hasher()
     await mongo.ensure_indexes(runtime.db)
     rows: list[tuple[str, str, str]] = []
@@ -129,13 +136,15 @@ def main() -> int:
             return 1
         try:
             if args.command == "bootstrap":
-                secret = await bootstrap(runtime, args.it_office_code, args.operator, args.operator_name)
+                secret = await bootstrap(
+                    runtime, unit_of_work(runtime, settings), args.it_office_code, args.operator, args.operator_name
+                )
                 print(f"{args.operator}\t{secret}\t(shown once)")
                 return 0
             if settings.environment != "development":
                 print("the demo directory is for development only", file=sys.stderr)
                 return 2
-            rows = await demo(runtime)
+            rows = await demo(runtime, unit_of_work(runtime, settings))
             args.credentials.parent.mkdir(parents=True, exist_ok=True)
             with args.credentials.open("a", encoding="utf-8") as out:
                 out.writelines(f"{login}\t{secret}\t{what}\n" for login, secret, what in rows)

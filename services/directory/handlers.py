@@ -7,7 +7,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 from common.events import Event
-from common.policy import MachineKind, Principal, Role, Target, authorize
+from common.policy import AccessDenied, MachineKind, Principal, Role, Target, authorize
 from services.directory.domain.model import (
     Appointment,
     Conflict,
@@ -34,6 +34,15 @@ class IssuedSecret:
 
 def _event(event_type: str, key: str, payload: dict) -> Event:
     return Event(event_type, key, payload, PRODUCER)
+
+
+def may_see_logins(actor: Principal) -> bool:
+    """Login names are half of a sign-in: shown only to those who administer people."""
+    try:
+        authorize(actor, "directory.person.manage")
+    except AccessDenied:
+        return False
+    return True
 
 
 async def _existing_department(tx: DirectoryTransaction, code: str) -> Department:
@@ -117,6 +126,7 @@ def _roles_changed(person: Person, actor: Principal) -> Event:
         "department_code": person.department_code,
         "roles": sorted(person.roles),
         "changed_by": actor.subject,
+        "generation": person.generation,
     }
     return _event("PersonRolesChanged", person.person_id, payload)
 
@@ -131,7 +141,7 @@ async def set_roles(person_id: str, roles: frozenset[Role], actor: Principal, uo
             raise NotFound("person_id", f"no person {person_id}")
         check_roles(roles, await _existing_department(tx, person.department_code))
         kept = roles | (person.roles & {Role.DATA_ADMINISTRATOR})
-        person = replace(person, roles=frozenset(kept))
+        person = person.next_generation(roles=frozenset(kept))
         await tx.save_person(person)
         tx.emit(DIRECTORY_EVENTS, _roles_changed(person, actor))
     return person
@@ -153,7 +163,7 @@ async def appoint_data_administrator(
         if current is not None:
             predecessor = await tx.person(current.person_id)
             if predecessor is not None:
-                predecessor = replace(predecessor, roles=predecessor.roles - {Role.DATA_ADMINISTRATOR})
+                predecessor = predecessor.next_generation(roles=predecessor.roles - {Role.DATA_ADMINISTRATOR})
                 await tx.save_person(predecessor)
                 tx.emit(DIRECTORY_EVENTS, _roles_changed(predecessor, actor))
         since = (today or datetime.now(UTC)).date()
@@ -161,7 +171,7 @@ async def appoint_data_administrator(
             department.code, person_id, since, actor.subject, current.person_id if current else None
         )
         await tx.add_appointment(appointment)
-        person = replace(person, roles=person.roles | {Role.DATA_ADMINISTRATOR})
+        person = person.next_generation(roles=person.roles | {Role.DATA_ADMINISTRATOR})
         await tx.save_person(person)
         tx.emit(DIRECTORY_EVENTS, _roles_changed(person, actor))
         tx.emit(
@@ -223,24 +233,23 @@ async def rotate_machine_secret(
     authorize(actor, "directory.machine.manage")
     secret = secrets.token_urlsafe(32)
     async with uow() as tx:
-        machine = await _managed_machine(tx, client_id, actor)
-        await tx.save_machine(replace(machine, secret_hash=hasher.hash(secret)))
-        tx.emit(
-            DIRECTORY_EVENTS,
-            _event(
-                "MachineCredentialsRotated",
-                client_id,
-                {"client_id": client_id, "department_code": machine.department_code, "rotated_by": actor.subject},
-            ),
-        )
+        machine = (await _managed_machine(tx, client_id, actor)).next_generation(secret_hash=hasher.hash(secret))
+        await tx.save_machine(machine)
+        payload = {
+            "client_id": client_id,
+            "department_code": machine.department_code,
+            "rotated_by": actor.subject,
+            "generation": machine.generation,
+        }
+        tx.emit(DIRECTORY_EVENTS, _event("MachineCredentialsRotated", client_id, payload))
     return IssuedSecret(client_id, secret)
 
 
 async def revoke_machine_identity(client_id: str, reason: str, actor: Principal, uow: UnitOfWork) -> None:
     authorize(actor, "directory.machine.manage")
     async with uow() as tx:
-        machine = await _managed_machine(tx, client_id, actor)
-        await tx.save_machine(replace(machine, active=False))
+        machine = (await _managed_machine(tx, client_id, actor)).next_generation(active=False)
+        await tx.save_machine(machine)
         tx.emit(
             DIRECTORY_EVENTS,
             _event(
@@ -251,6 +260,7 @@ async def revoke_machine_identity(client_id: str, reason: str, actor: Principal,
                     "department_code": machine.department_code,
                     "reason": reason,
                     "revoked_by": actor.subject,
+                    "generation": machine.generation,
                 },
             ),
         )
@@ -259,16 +269,43 @@ async def revoke_machine_identity(client_id: str, reason: str, actor: Principal,
 async def reset_password(
     person_id: str, actor: Principal, uow: UnitOfWork, hasher: SecretHasher, refresh: RefreshTokens
 ) -> IssuedSecret:
-    """A new password, shown once; the old one and every refresh token stop working."""
+    """A new password, shown once; the old one and every token issued with it stop working."""
     authorize(actor, "directory.person.manage")
     password = secrets.token_urlsafe(12)
     async with uow() as tx:
         person = await tx.person(person_id)
         if person is None or not person.active:
             raise NotFound("person_id", f"no active person {person_id}")
-        await tx.save_person(replace(person, password_hash=hasher.hash(password)))
+        person = person.next_generation(password_hash=hasher.hash(password))
+        await tx.save_person(person)
+        tx.emit(DIRECTORY_EVENTS, _tokens_revoked(person, "password reset", actor.subject))
     await refresh.revoke_all(person_id)
     return IssuedSecret(person_id, password)
+
+
+async def end_refresh_family(person_id: str, family: str, uow: UnitOfWork, refresh: RefreshTokens) -> None:
+    """A refresh token was used twice, so someone else holds one of its sign-in's tokens: every refresh token
+    of that sign-in ends, and so do the person's access tokens (they do not say which sign-in they came
+    from); her other sign-ins refresh theirs."""
+    await refresh.revoke_family(family)
+    async with uow() as tx:
+        person = await tx.person(person_id)
+        if person is None:
+            return
+        person = person.next_generation()
+        await tx.save_person(person)
+        tx.emit(DIRECTORY_EVENTS, _tokens_revoked(person, "refresh token used twice", PRODUCER))
+
+
+def _tokens_revoked(person: Person, reason: str, by: str) -> Event:
+    payload = {
+        "person_id": person.person_id,
+        "department_code": person.department_code,
+        "generation": person.generation,
+        "reason": reason,
+        "revoked_by": by,
+    }
+    return _event("PersonTokensRevoked", person.person_id, payload)
 
 
 async def deactivate_person(person_id: str, actor: Principal, uow: UnitOfWork, refresh: RefreshTokens) -> None:
@@ -277,7 +314,7 @@ async def deactivate_person(person_id: str, actor: Principal, uow: UnitOfWork, r
         person = await tx.person(person_id)
         if person is None:
             raise NotFound("person_id", f"no person {person_id}")
-        person = replace(person, active=False, roles=frozenset())
+        person = person.next_generation(active=False, roles=frozenset())
         await tx.save_person(person)
         tx.emit(DIRECTORY_EVENTS, _roles_changed(person, actor))
     await refresh.revoke_all(person_id)

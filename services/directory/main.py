@@ -8,13 +8,13 @@ from functools import partial
 
 from fastapi import FastAPI
 
-from common.auth import TokenIssuer, generate_signing_key, jwks, load_signing_key
+from common.auth import EventSigner, TokenIssuer, generate_signing_key, jwks, load_signing_key
 from common.http import create_app, run_service
 from common.runtime import Runtime
 from services.directory.adapters import http, mongo
 from services.directory.adapters.secrets import Argon2Hasher
 from services.directory.domain.model import LoginPolicy
-from services.directory.login import SignIn
+from services.directory.login import SignIn, TooManyAttempts
 from services.directory.settings import DEV_KEY_FILE, DirectorySettings
 
 log = logging.getLogger(__name__)
@@ -38,7 +38,7 @@ def build(settings: DirectorySettings) -> tuple[FastAPI, Runtime]:
     key_set = jwks(key)
     runtime.keys.use(key_set)
     runtime.setup.append(partial(mongo.ensure_indexes, runtime.db))
-    uow = mongo.MongoUnitOfWork(runtime)
+    uow = mongo.MongoUnitOfWork(runtime, EventSigner(key))
     hasher = Argon2Hasher()
     signin = SignIn(
         uow=uow,
@@ -47,11 +47,7 @@ def build(settings: DirectorySettings) -> tuple[FastAPI, Runtime]:
         refresh=mongo.MongoRefreshTokens(runtime.db),
         tokens=TokenIssuer(key, settings.auth_issuer, settings.auth_audience, settings.access_token_minutes * 60),
         dummy_hash=hasher.hash(generate_signing_key()),
-        policy=LoginPolicy(
-            settings.lockout_failures,
-            timedelta(minutes=settings.lockout_minutes),
-            timedelta(minutes=settings.lockout_minutes),
-        ),
+        policy=LoginPolicy.of(settings.signin_free_failures, timedelta(minutes=settings.signin_max_delay_minutes)),
         refresh_ttl=timedelta(hours=settings.refresh_token_hours),
     )
     app = create_app(
@@ -61,6 +57,7 @@ def build(settings: DirectorySettings) -> tuple[FastAPI, Runtime]:
         "sign-in and the keys that every service verifies tokens with.",
         routers=[http.router(uow, hasher, signin, key_set)],
     )
+    app.add_exception_handler(TooManyAttempts, http.too_many_attempts)
     return app, runtime
 
 

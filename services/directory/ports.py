@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
 from common.events import Event
 from common.policy import Principal
-from services.directory.domain.model import Appointment, Department, MachineIdentity, Person
+from services.directory.domain.model import Appointment, Department, MachineIdentity, Person, Throttle
 
 DIRECTORY_EVENTS = "directory.events"
 
@@ -56,19 +57,39 @@ class SecretHasher(Protocol):
 
 
 class LoginAttempts(Protocol):
-    async def failures(self, login: str, since: datetime) -> list[datetime]: ...
+    async def admit(self, key: str, throttle: Throttle, now: datetime) -> datetime | None:
+        """Count one attempt against `key` unless it must wait: None when admitted, else until when it must.
+        Atomic: of attempts made at once, only as many as the throttle allows are admitted."""
+        ...
+
+    async def failed(self, key: str, throttle: Throttle, now: datetime) -> None:
+        """The admitted attempt failed: the wait it earned runs from now, not from when it was admitted."""
+        ...
+
+    async def succeeded(self, keys: list[str]) -> None:
+        """The attempt succeeded: the failures counted against `keys` are forgiven."""
+        ...
 
     async def record_failure(self, login: str, reason: str, client: str | None) -> None: ...
 
-    async def clear(self, login: str) -> None: ...
+
+@dataclass(frozen=True)
+class RefreshTokenUse:
+    person_id: str
+    family: str  # every refresh token descending from one sign-in
+    expires: datetime
+    reused: bool  # it had been used before
 
 
 class RefreshTokens(Protocol):
-    async def store(self, token_hash: str, person_id: str, expires: datetime) -> None: ...
+    async def store(self, token_hash: str, person_id: str, family: str, expires: datetime) -> None: ...
 
-    async def take(self, token_hash: str) -> tuple[str, datetime] | None:
-        """Remove the token and return (person_id, expires) if it existed: each refresh token works once."""
+    async def take(self, token_hash: str) -> RefreshTokenUse | None:
+        """Mark the token used and say what it was, or None if it is unknown. Each refresh token works once;
+        a used one stays known until it expires, so that a second use is recognised."""
         ...
+
+    async def revoke_family(self, family: str) -> None: ...
 
     async def revoke_all(self, person_id: str) -> None: ...
 

@@ -15,8 +15,10 @@ class DirectorySettings(ServiceSettings):
     signing_key: SecretStr | None = None  # Ed25519 private key, PKCS#8 PEM
     access_token_minutes: int = Field(default=15, ge=1, le=120)
     refresh_token_hours: int = Field(default=8, ge=1, le=720)
-    lockout_failures: int = Field(default=5, ge=2, le=50)
-    lockout_minutes: int = Field(default=15, ge=1, le=1440)
+    # Failed sign-ins of a login from one client address before each further attempt must wait (growing);
+    # from all addresses together, four times as many.
+    signin_free_failures: int = Field(default=5, ge=2, le=50)
+    signin_max_delay_minutes: int = Field(default=15, ge=1, le=1440)  # the longest wait between attempts
 
     @model_validator(mode="after")
     def _key_in_production(self) -> "DirectorySettings":

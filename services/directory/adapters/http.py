@@ -6,11 +6,13 @@ from datetime import date
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Form, Request, Response
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from common.fields import Code, Name, Secret, Text
 from common.guard import Guard
 from common.http import UNAUTHENTICATED
+from common.metrics import AUTH_FAILURES
 from common.policy import MachineKind, Principal, Role, Unauthenticated
 from services.directory import handlers, login
 from services.directory.adapters.mongo import MongoRefreshTokens, MongoUnitOfWork
@@ -54,7 +56,7 @@ class PersonBody(BaseModel):
 
 
 class PersonView(BaseModel):
-    person_id: str
+    person_id: str | None = Field(description="The login name; in listings only for those who administer people")
     name: str
     department_code: str
     roles: list[Role]
@@ -98,9 +100,9 @@ class TokenView(BaseModel):
     refresh_token: str | None = None
 
 
-def _person_view(person: Any) -> PersonView:
+def _person_view(person: Any, show_login: bool = True) -> PersonView:
     return PersonView(
-        person_id=person.person_id,
+        person_id=person.person_id if show_login else None,
         name=person.name,
         department_code=person.department_code,
         roles=sorted(person.roles),
@@ -170,8 +172,9 @@ def router(uow: MongoUnitOfWork, hasher: SecretHasher, signin: login.SignIn, jwk
         return DepartmentView.model_validate(found, from_attributes=True)
 
     @api.get("/departments/{code}/people", response_model=list[PersonView], summary="A department's people")
-    async def people(code: Code, _: Reader) -> list[PersonView]:
-        return [_person_view(p) for p in await uow.people(code)]
+    async def people(code: Code, actor: Reader) -> list[PersonView]:
+        show_logins = handlers.may_see_logins(actor)
+        return [_person_view(p, show_logins) for p in await uow.people(code)]
 
     @api.get(
         "/departments/{code}/data-administrators",
@@ -247,3 +250,13 @@ def router(uow: MongoUnitOfWork, hasher: SecretHasher, signin: login.SignIn, jwk
         await handlers.revoke_machine_identity(client_id, body.reason, actor, uow)
 
     return api
+
+
+async def too_many_attempts(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, login.TooManyAttempts)
+    AUTH_FAILURES.labels("throttled").inc()
+    return JSONResponse(
+        {"detail": str(exc), "error": "TooManyAttempts"},
+        status_code=429,
+        headers={"Retry-After": str(exc.retry_after)},
+    )

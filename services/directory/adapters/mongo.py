@@ -4,22 +4,33 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import asdict
-from datetime import UTC, date, datetime
+from dataclasses import asdict, dataclass, fields
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from pymongo import ASCENDING, DESCENDING
+from pymongo import ASCENDING, DESCENDING, ReturnDocument
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import DuplicateKeyError
 
+from common.auth import SIGNATURE_HEADER, EventSigner
 from common.events import Event
 from common.mongo import Transaction
 from common.policy import MachineKind, Role
 from common.runtime import Runtime
-from services.directory.domain.model import Appointment, Department, DepartmentLevel, MachineIdentity, Person
+from services.directory.domain.model import (
+    Appointment,
+    Department,
+    DepartmentLevel,
+    MachineIdentity,
+    Person,
+    Throttle,
+)
+from services.directory.ports import RefreshTokenUse
 
 DEPARTMENTS, PEOPLE, APPOINTMENTS, MACHINES = "departments", "people", "data_administrators", "machines"
-LOGIN_FAILURES, REFRESH_TOKENS = "login_failures", "refresh_tokens"
+LOGIN_FAILURES, LOGIN_THROTTLE, REFRESH_TOKENS = "login_failures", "login_throttle", "refresh_tokens"
+FORGET_FAILURES = timedelta(days=1)  # failures counted against a login are forgotten a day after its last wait
 
 
 async def ensure_indexes(db: AsyncDatabase) -> None:
@@ -27,6 +38,10 @@ async def ensure_indexes(db: AsyncDatabase) -> None:
     await db[APPOINTMENTS].create_index([("department_code", ASCENDING), ("seq", DESCENDING)])
     await db[LOGIN_FAILURES].create_index([("login", ASCENDING), ("at", ASCENDING)])
     await db[REFRESH_TOKENS].create_index([("person_id", ASCENDING)])
+    await db[REFRESH_TOKENS].create_index([("family", ASCENDING)])
+    # Used refresh tokens are kept (a second use ends their family) until they expire; counts until forgiven.
+    await db[REFRESH_TOKENS].create_index([("expires", ASCENDING)], expireAfterSeconds=0)
+    await db[LOGIN_THROTTLE].create_index([("forget_at", ASCENDING)], expireAfterSeconds=0)
 
 
 def _department(doc: dict[str, Any]) -> Department:
@@ -41,6 +56,7 @@ def _person(doc: dict[str, Any]) -> Person:
         frozenset(Role(r) for r in doc["roles"]),
         doc["active"],
         doc["password_hash"],
+        doc.get("generation", 0),
     )
 
 
@@ -53,6 +69,7 @@ def _machine(doc: dict[str, Any]) -> MachineIdentity:
         doc["issued_by"],
         doc["active"],
         doc["issued_at"],
+        doc.get("generation", 0),
     )
 
 
@@ -90,13 +107,30 @@ class _Reads:
         return _appointment(doc) if doc else None
 
 
+@dataclass(frozen=True)
+class SignedEvent(Event):
+    """An event with the directory's signature over its envelope and encoded value, carried in a header."""
+
+    signature: bytes = b""
+
+    def headers(self) -> list[tuple[str, bytes]]:
+        return [*super().headers(), (SIGNATURE_HEADER, self.signature)]
+
+
 class MongoDirectoryTransaction(_Reads):
-    def __init__(self, tx: Transaction) -> None:
+    def __init__(self, tx: Transaction, signer: EventSigner) -> None:
         super().__init__(tx.db, tx.session)
         self.tx = tx
+        self.signer = signer
 
     def emit(self, topic: str, event: Event) -> None:
-        self.tx.emit(topic, event)
+        """Every directory event is signed: the services trust only those the directory signed."""
+        value = self.tx.publisher.encode(topic, event)  # the outbox stores the same bytes
+        headers = dict(event.headers())
+        signature = self.signer.signature(
+            event.event_id, event.event_type, headers["occurred_at"].decode(), event.key.encode(), value
+        )
+        self.tx.emit(topic, SignedEvent(**{f.name: getattr(event, f.name) for f in fields(Event)}, signature=signature))
 
     async def add_department(self, department: Department) -> None:
         await self.db[DEPARTMENTS].insert_one(_department_doc(department), session=self.session)
@@ -112,6 +146,7 @@ class MongoDirectoryTransaction(_Reads):
             "roles": sorted(person.roles),
             "active": person.active,
             "password_hash": person.password_hash,
+            "generation": person.generation,
         }
         await self.db[PEOPLE].replace_one({"_id": person.person_id}, doc, upsert=True, session=self.session)
 
@@ -139,14 +174,15 @@ def _midnight(day: date) -> datetime:
 
 
 class MongoUnitOfWork(_Reads):
-    def __init__(self, runtime: Runtime) -> None:
+    def __init__(self, runtime: Runtime, signer: EventSigner) -> None:
         super().__init__(runtime.db)
         self.runtime = runtime
+        self.signer = signer
 
     @asynccontextmanager
     async def __call__(self) -> AsyncIterator[MongoDirectoryTransaction]:
         async with self.runtime.transaction() as tx:
-            yield MongoDirectoryTransaction(tx)
+            yield MongoDirectoryTransaction(tx, self.signer)
 
     async def departments(self) -> list[Department]:
         return [_department(d) async for d in self.db[DEPARTMENTS].find({}).sort("_id", ASCENDING)]
@@ -161,33 +197,63 @@ class MongoUnitOfWork(_Reads):
 
 
 class MongoLoginAttempts:
-    def __init__(self, db: AsyncDatabase) -> None:
-        self.collection = db[LOGIN_FAILURES]
+    """Attempts counted per key in `login_throttle`; refusals kept in `login_failures` as their record."""
 
-    async def failures(self, login: str, since: datetime) -> list[datetime]:
-        cursor = self.collection.find({"login": login, "at": {"$gt": since}, "cleared": False}, {"at": 1})
-        return [doc["at"] async for doc in cursor]
+    def __init__(self, db: AsyncDatabase) -> None:
+        self.failures = db[LOGIN_FAILURES]
+        self.throttle = db[LOGIN_THROTTLE]
+
+    async def admit(self, key: str, throttle: Throttle, now: datetime) -> datetime | None:
+        while True:  # compare-and-set on the count: concurrent attempts are admitted one at a time
+            doc = await self.throttle.find_one({"_id": key})
+            if doc is not None and doc["wait_until"] > now:
+                return doc["wait_until"]
+            failures = (doc or {}).get("failures", 0) + 1
+            wait_until = now + throttle.delay_after(failures)
+            counted = {"failures": failures, "wait_until": wait_until, "forget_at": wait_until + FORGET_FAILURES}
+            if doc is None:
+                try:
+                    await self.throttle.insert_one({"_id": key, **counted})
+                except DuplicateKeyError:
+                    continue
+                return None
+            swapped = await self.throttle.update_one({"_id": key, "failures": doc["failures"]}, {"$set": counted})
+            if swapped.modified_count == 1:
+                return None
+
+    async def failed(self, key: str, throttle: Throttle, now: datetime) -> None:
+        doc = await self.throttle.find_one({"_id": key})
+        if doc is not None:
+            wait_until = now + throttle.delay_after(doc["failures"])
+            forget_at = wait_until + FORGET_FAILURES
+            await self.throttle.update_one({"_id": key}, {"$max": {"wait_until": wait_until, "forget_at": forget_at}})
+
+    async def succeeded(self, keys: list[str]) -> None:
+        await self.throttle.delete_many({"_id": {"$in": keys}})
 
     async def record_failure(self, login: str, reason: str, client: str | None) -> None:
-        await self.collection.insert_one(
-            {"login": login, "reason": reason, "client": client, "at": datetime.now(UTC), "cleared": False}
-        )
-
-    async def clear(self, login: str) -> None:
-        # Kept as the record of refused sign-ins; only their weight in the lockout count goes.
-        await self.collection.update_many({"login": login, "cleared": False}, {"$set": {"cleared": True}})
+        await self.failures.insert_one({"login": login, "reason": reason, "client": client, "at": datetime.now(UTC)})
 
 
 class MongoRefreshTokens:
     def __init__(self, db: AsyncDatabase) -> None:
         self.collection = db[REFRESH_TOKENS]
 
-    async def store(self, token_hash: str, person_id: str, expires: datetime) -> None:
-        await self.collection.insert_one({"_id": token_hash, "person_id": person_id, "expires": expires})
+    async def store(self, token_hash: str, person_id: str, family: str, expires: datetime) -> None:
+        doc = {"_id": token_hash, "person_id": person_id, "family": family, "expires": expires, "used": False}
+        await self.collection.insert_one(doc)
 
-    async def take(self, token_hash: str) -> tuple[str, datetime] | None:
-        doc = await self.collection.find_one_and_delete({"_id": token_hash})
-        return (doc["person_id"], doc["expires"]) if doc else None
+    async def take(self, token_hash: str) -> RefreshTokenUse | None:
+        doc = await self.collection.find_one_and_update(
+            {"_id": token_hash}, {"$set": {"used": True}}, return_document=ReturnDocument.BEFORE
+        )
+        if doc is None:
+            return None
+        # Tokens stored before families existed are a family of their own.
+        return RefreshTokenUse(doc["person_id"], doc.get("family", token_hash), doc["expires"], doc.get("used", False))
+
+    async def revoke_family(self, family: str) -> None:
+        await self.collection.delete_many({"family": family})
 
     async def revoke_all(self, person_id: str) -> None:
         await self.collection.delete_many({"person_id": person_id})

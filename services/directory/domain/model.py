@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
+from typing import Any
 
 from common.errors import Conflict, Invalid, NotFound
 from common.identifiers import InvalidIdentifier, validate_credit_code
@@ -54,9 +55,14 @@ class Person:
     roles: frozenset[Role] = frozenset()
     active: bool = True
     password_hash: str = ""
+    generation: int = 0  # raised by every change that must end the tokens issued before it
 
     def principal(self) -> Principal:
-        return Principal(self.person_id, self.department_code, self.roles)
+        return Principal(self.person_id, self.department_code, self.roles, generation=self.generation)
+
+    def next_generation(self, **changes: Any) -> Person:
+        """The person after a change that ends her current tokens."""
+        return replace(self, generation=self.generation + 1, **changes)
 
 
 def check_roles(roles: frozenset[Role], department: Department) -> None:
@@ -87,22 +93,41 @@ class MachineIdentity:
     issued_by: str
     active: bool = True
     issued_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    generation: int = 0  # raised by rotation and revocation: the tokens issued before end
 
     def principal(self) -> Principal:
-        return Principal(self.client_id, self.department_code, machine=self.kind)
+        return Principal(self.client_id, self.department_code, machine=self.kind, generation=self.generation)
+
+    def next_generation(self, **changes: Any) -> MachineIdentity:
+        return replace(self, generation=self.generation + 1, **changes)
+
+
+@dataclass(frozen=True)
+class Throttle:
+    """Failed sign-ins slow the next ones down instead of locking anyone out (NIST SP 800-63B 5.2.2): after
+    `free_failures` failures in a row each further attempt must wait, twice as long as the one before, up to
+    `max_delay`. Every attempt counts until it succeeds, so concurrent guesses cannot slip through."""
+
+    free_failures: int = 5
+    first_delay: timedelta = timedelta(seconds=1)
+    max_delay: timedelta = timedelta(minutes=15)
+
+    def delay_after(self, failures: int) -> timedelta:
+        if failures < self.free_failures:
+            return timedelta(0)
+        return min(self.first_delay * 2 ** min(failures - self.free_failures, 30), self.max_delay)
 
 
 @dataclass(frozen=True)
 class LoginPolicy:
-    """Temporary lockout after repeated failures."""
+    """Whose failures slow whom. A guesser mainly slows himself: a person's login from one client address,
+    then the login from everywhere only after four times as many failures (guessing spread over many
+    addresses). A machine's secret is long and random, so only its login from one address is slowed: a
+    stranger who knows a client id cannot keep the machine out."""
 
-    max_failures: int = 5
-    window: timedelta = timedelta(minutes=15)
-    lockout: timedelta = timedelta(minutes=15)
+    per_client: Throttle = Throttle()
+    per_login: Throttle = Throttle(free_failures=20)
 
-    def locked_until(self, failures: list[datetime], now: datetime) -> datetime | None:
-        recent = sorted(f for f in failures if f > now - self.window)
-        if len(recent) < self.max_failures:
-            return None
-        until = recent[-1] + self.lockout
-        return until if until > now else None
+    @classmethod
+    def of(cls, free_failures: int, max_delay: timedelta) -> LoginPolicy:
+        return cls(Throttle(free_failures, max_delay=max_delay), Throttle(4 * free_failures, max_delay=max_delay))

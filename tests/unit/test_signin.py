@@ -1,0 +1,69 @@
+"""Sign-in throttling and the revocations every service keeps, without a broker or database."""
+
+import json
+from datetime import timedelta
+from types import SimpleNamespace
+
+import pytest
+
+from common.auth import EventSigner, generate_signing_key, key_id, load_signing_key
+from common.codec import EventCodec
+from common.keys import KeySource
+from common.policy import Principal, Unauthenticated
+from common.revocations import Revocations
+from common.settings import ServiceSettings
+from services.directory.domain.model import Throttle
+from tests.tokens import JWKS_JSON, KEY
+
+CODEC = EventCodec.from_folder()
+
+
+def test_failures_slow_the_next_attempts_more_and_more_up_to_a_limit() -> None:
+    throttle = Throttle(free_failures=5, first_delay=timedelta(seconds=1), max_delay=timedelta(minutes=15))
+    assert [throttle.delay_after(n).total_seconds() for n in range(1, 9)] == [0, 0, 0, 0, 1, 2, 4, 8]
+    assert throttle.delay_after(10_000) == timedelta(minutes=15)
+
+
+def record(payload: dict, signer: EventSigner | None, *, tamper: bool = False) -> SimpleNamespace:
+    event_type, event_id, occurred_at = "PersonRolesChanged", "e1", "2026-11-27T08:00:00+00:00"
+    value = CODEC.encode(event_type, payload)
+    headers = [
+        ("event_id", event_id.encode()),
+        ("event_type", event_type.encode()),
+        ("occurred_at", occurred_at.encode()),
+        ("producer", b"directory"),
+    ]
+    if signer is not None:
+        headers.append(("signature", signer.signature(event_id, event_type, occurred_at, b"p", value)))
+    if tamper:  # the value changed after it was signed
+        value = CODEC.encode(event_type, payload | {"generation": payload["generation"] + 100})
+    return SimpleNamespace(
+        topic="directory.events", partition=0, offset=0, key=b"p", value=value, headers=headers, timestamp_type=0
+    )
+
+
+@pytest.fixture
+def keys() -> KeySource:
+    source = KeySource(ServiceSettings())
+    source.use(json.loads(JWKS_JSON))
+    return source
+
+
+def roles_changed(generation: int) -> dict:
+    return {"person_id": "p", "department_code": "D", "roles": [], "changed_by": "op", "generation": generation}
+
+
+def test_only_events_the_directory_signed_change_generations(keys: KeySource) -> None:
+    revocations = Revocations()
+    stranger = EventSigner(load_signing_key(generate_signing_key()))
+    revocations.receive(record(roles_changed(5), None), CODEC, keys)
+    revocations.receive(record(roles_changed(6), stranger), CODEC, keys)
+    revocations.receive(record(roles_changed(7), EventSigner(KEY), tamper=True), CODEC, keys)
+    assert revocations.generations == {}
+    revocations.receive(record(roles_changed(2), EventSigner(KEY)), CODEC, keys)
+    revocations.receive(record(roles_changed(1), EventSigner(KEY)), CODEC, keys)  # replayed: never lowers it
+    assert revocations.generations == {"p": 2}
+    revocations.check(Principal("p", "D", generation=2))
+    with pytest.raises(Unauthenticated, match="sign in again"):
+        revocations.check(Principal("p", "D", generation=1))
+    assert key_id(KEY.public_key()) in keys.verifier.keys  # type: ignore[union-attr]
