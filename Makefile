@@ -7,11 +7,14 @@ STAMP  := $(VENV)/.installed
 .PHONY: run up down infra test test-reliability lint bench demo clean
 
 $(STAMP): pyproject.toml adapter-kit/pyproject.toml constraints.txt
-	$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "Python 3.11 is required"'
-	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -c constraints.txt -e ./adapter-kit -e '.[dev]'
-	touch $(STAMP)
+	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "Python 3.11 is required"'
+	@echo "creating $(VENV) and installing the platform and its tools (a few minutes; log in $(VENV)/install.log)"
+	@$(PYTHON) -m venv $(VENV)
+	@( $(PY) -m pip install -q --upgrade pip && \
+	   $(PY) -m pip install -q -c constraints.txt -e ./adapter-kit -e '.[dev]' ) > $(VENV)/install.log 2>&1 \
+	  || { tail -30 $(VENV)/install.log; echo "installation failed; the whole log: $(VENV)/install.log"; exit 1; }
+	@echo "installed"
+	@touch $(STAMP)
 
 run: $(STAMP)        ## broker, database and the four services in the foreground; Ctrl-C stops all
 	$(PY) -m devstack run

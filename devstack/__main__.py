@@ -63,10 +63,13 @@ def _start_all(detach: bool, only_infra: bool = False) -> list[Proc]:
     _set_aside_old_data()
     try:
         for proc in infra_procs(VAR / "data"):
+            print(f"starting {proc.name} on {proc.url}", flush=True)
             started.append(start(proc, VAR / "log", detach))
             wait_port(proc)
         if not only_infra:
-            for proc in service_procs():
+            procs = service_procs()
+            print(f"starting {', '.join(p.name for p in procs)}; waiting until each is ready", flush=True)
+            for proc in procs:
                 started.append(start(proc, VAR / "log", detach, inherit_output=not detach))
             for proc in started:
                 wait_http_ready(proc)
