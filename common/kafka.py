@@ -132,6 +132,7 @@ class KafkaPublisher:
     def __init__(self, settings: ServiceSettings, codec: EventCodec, topics: dict[str, TopicSpec]) -> None:
         self._options = connection_options(settings)
         self._client_id = settings.model_config.get("env_prefix", "datashare").strip("_").lower()
+        self.max_message_bytes = settings.kafka_max_message_bytes
         self.codec = codec
         self.topics = topics
         self._producer: AIOKafkaProducer | None = None
@@ -149,6 +150,7 @@ class KafkaPublisher:
             linger_ms=5,
             max_batch_size=256 * 1024,
             compression_type="gzip",  # events of a batch repeat most of their headers and fields
+            max_request_size=self.max_message_bytes + 64 * 1024,  # the event plus its headers and framing
             request_timeout_ms=15000,
         )
         try:

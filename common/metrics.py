@@ -16,6 +16,9 @@ OUTBOX_PENDING = Gauge(
     "datashare_outbox_pending", "Outbox documents (one per transaction) not yet relayed to Kafka", ["outbox"]
 )
 OUTBOX_RELAYED = Counter("datashare_outbox_relayed_total", "Outbox messages relayed to Kafka", ["outbox"])
+OUTBOX_PARKED_TOTAL = Counter(
+    "datashare_outbox_parked_total", "Outbox documents the broker refused for good, set aside", ["outbox"]
+)
 DEPENDENCY_UP = Gauge("datashare_dependency_up", "1 when the dependency answered its last check", ["dependency"])
 HTTP_REQUESTS = Counter(
     "datashare_http_requests_total", "HTTP requests by route and status", ["method", "route", "status"]

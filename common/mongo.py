@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from aiokafka.errors import KafkaError
 from bson import Binary
 from pymongo import ASCENDING, AsyncMongoClient
 from pymongo.asynchronous.client_session import AsyncClientSession
@@ -24,13 +25,16 @@ from pymongo.errors import DuplicateKeyError
 
 from common.codec import Event
 from common.delivery import CURRENT_DELIVERY, AlreadyHandled, Delivery
+from common.errors import Invalid
+from common.faults import is_transient
 from common.kafka import KafkaPublisher
-from common.metrics import OUTBOX_PENDING, OUTBOX_RELAYED
+from common.metrics import OUTBOX_PARKED_TOTAL, OUTBOX_PENDING, OUTBOX_RELAYED
 from common.settings import ServiceSettings
 
 log = logging.getLogger(__name__)
 
 OUTBOX = "outbox"
+OUTBOX_PARKED = "outbox_parked"  # documents the broker refused for good, for an operator to look at
 PROCESSED = "processed_events"
 LEASES = "leases"
 OWNER = "owner"
@@ -80,12 +84,20 @@ class Transaction:
     pending: list[dict[str, Any]] = field(default_factory=list)
 
     def emit(self, topic: str, event: Event) -> None:
-        """Queue an event; it is encoded now, so an invalid event fails the whole transaction."""
+        """Queue an event; it is encoded now, so an invalid or oversized event fails the whole transaction
+        (an event the broker would refuse must never reach the outbox, where it would block the ones after)."""
+        value = self.publisher.encode(topic, event)
+        if len(value) > self.publisher.max_message_bytes:
+            raise Invalid(
+                event.event_type,
+                f"the event would be {len(value):,} bytes, more than the {self.publisher.max_message_bytes:,} a "
+                "message may have; send less at once",
+            )
         self.pending.append(
             {
                 "topic": topic,
                 "key": event.key,
-                "value": Binary(self.publisher.encode(topic, event)),
+                "value": Binary(value),
                 "headers": [[k, Binary(v)] for k, v in event.headers()],
                 "event_type": event.event_type,
                 "event_id": event.event_id,
@@ -218,24 +230,53 @@ class OutboxRelay:
         return True
 
     async def relay_once(self) -> int:
-        """Publish the oldest outbox documents' messages in order; returns the number of documents."""
+        """Publish the oldest outbox documents' messages in order; returns the number of documents. A
+        document the broker refuses for good (too large, say) is parked in `outbox_parked` with the reason
+        rather than blocking every document after it; an outage stops the round and is retried."""
         outbox = self.db[OUTBOX]
         docs = await outbox.find({}).sort("_id", ASCENDING).limit(self.batch).to_list()
         if not docs:
             OUTBOX_PENDING.labels(self.name).set(0)
             return 0
-        futures = [
-            await self.publisher.send_raw(
-                m["topic"],
-                m["key"],
-                None if m["value"] is None else bytes(m["value"]),
-                [(k, bytes(v)) for k, v in m["headers"]],
-            )
-            for d in docs
-            for m in d.get("messages", [d])  # a document written before batching is one message
-        ]
-        await asyncio.gather(*futures)
-        await outbox.delete_many({"_id": {"$in": [d["_id"] for d in docs]}})
-        OUTBOX_RELAYED.labels(self.name).inc(len(futures))
+        sending: list[tuple[dict[str, Any], list[asyncio.Future]]] = []
+        refused: list[tuple[dict[str, Any], BaseException]] = []
+        for doc in docs:
+            try:
+                sending.append((doc, [await self._send(m) for m in doc.get("messages", [doc])]))
+            except KafkaError as exc:
+                if is_transient(exc):
+                    raise
+                refused.append((doc, exc))
+        relayed, outage = [], None
+        for doc, futures in sending:
+            results = await asyncio.gather(*futures, return_exceptions=True)
+            failure = next((r for r in results if isinstance(r, BaseException)), None)
+            if failure is not None:
+                if is_transient(failure):
+                    outage = outage or failure
+                else:
+                    refused.append((doc, failure))
+                continue
+            relayed.append(doc)
+        await outbox.delete_many({"_id": {"$in": [d["_id"] for d in relayed]}})
+        for doc, error in refused:
+            await self._park(doc, error)
+        OUTBOX_RELAYED.labels(self.name).inc(sum(len(d.get("messages", [d])) for d in relayed))
         OUTBOX_PENDING.labels(self.name).set(await outbox.estimated_document_count())
+        if outage is not None:
+            raise outage
         return len(docs)
+
+    async def _send(self, message: dict[str, Any]) -> asyncio.Future:
+        value = message["value"]
+        headers = [(k, bytes(v)) for k, v in message["headers"]]
+        return await self.publisher.send_raw(
+            message["topic"], message["key"], None if value is None else bytes(value), headers
+        )
+
+    async def _park(self, doc: dict[str, Any], exc: BaseException) -> None:
+        reason = f"{type(exc).__name__}: {exc}"[:500]
+        await self.db[OUTBOX_PARKED].insert_one({**doc, "reason": reason, "parked_at": datetime.now(UTC)})
+        await self.db[OUTBOX].delete_one({"_id": doc["_id"]})
+        OUTBOX_PARKED_TOTAL.labels(self.name).inc()
+        log.error("the broker refused an outbox document for good; parked it", extra={"reason": reason})

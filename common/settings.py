@@ -36,6 +36,9 @@ class ServiceSettings(BaseSettings):
     kafka_sasl_password: str | None = None
     kafka_ssl_cafile: Path | None = None
     kafka_replication_factor: int | None = Field(default=None, ge=1, le=10)
+    # The largest event a service writes; keep it below the broker's message.max.bytes (1 MiB by default).
+    # A bigger one is refused when it is written, never stored where it would block the outbox.
+    kafka_max_message_bytes: int = Field(default=900 * 1024, ge=64 * 1024, le=64 * 1024 * 1024)
     # After a poll that found nothing, a consumer stops fetching for this long. A broker that answers an
     # empty fetch at once instead of holding it for fetch_max_wait_ms (the local one does) would otherwise
     # keep every idle consumer, and the broker, busy. 0 leaves idle waiting to the broker's long poll.

@@ -129,3 +129,53 @@ async def test_only_one_relay_holds_the_lease(infra, topics) -> None:
     assert await second._hold_lease()  # an expired lease passes to another replica
     assert not await first._hold_lease()
     await mongo.close()
+
+
+async def test_an_event_too_large_for_the_broker_never_blocks_the_outbox(infra, topics) -> None:
+    from bson import Binary
+
+    from common.codec import EventCodec
+    from common.errors import Invalid
+    from common.events import Event
+    from common.kafka import KafkaPublisher
+    from common.mongo import OutboxRelay, connect, transaction
+    from common.topics import load_topics
+    from tests.integration.conftest import settings_for
+
+    settings = settings_for(infra, kafka_max_message_bytes=64 * 1024)
+    client = connect(settings)
+    db = client[settings.mongo_database]
+    publisher = KafkaPublisher(settings, EventCodec.from_folder(), load_topics())
+    await publisher.start()
+
+    def revoked(reason: str) -> Event:
+        payload = {"grant_id": "g", "resource_code": "101001/000001", "consumer_code": "C", "reason": reason}
+        return Event("GrantRevoked", "g", payload | {"revoked_by": "admin"}, producer="test")
+
+    # Written through a transaction, an oversized event is refused with the state it came with.
+    try:
+        async with transaction(client, db, publisher) as tx:
+            await db.grants.insert_one({"_id": "g"}, session=tx.session)
+            tx.emit("exchange.share-events", revoked("长" * 40_000))
+        raise AssertionError("an oversized event was accepted")
+    except Invalid as refused:
+        assert "more than the 65,536 a message may have" in str(refused)
+    assert await db.grants.count_documents({}) == 0 and await db.outbox.count_documents({}) == 0
+
+    # One that got there anyway (written by an older version, say) is parked, and the next one goes out.
+    fine = revoked("期满")
+    big = {"topic": "exchange.share-events", "key": "g", "value": Binary(b"x" * (2 * 1024 * 1024)), "headers": []}
+    await db.outbox.insert_one({"messages": [big]})
+    async with transaction(client, db, publisher) as tx:
+        tx.emit("exchange.share-events", fine)
+    relay = OutboxRelay(db, publisher, name="test", poll_seconds=0.1)
+    assert await relay.relay_once() == 2
+    assert await db.outbox.count_documents({}) == 0
+    parked = await db.outbox_parked.find_one({})
+    assert parked is not None and "MessageSizeTooLarge" in parked["reason"]
+    found = await read_topic(
+        infra.bootstrap, "exchange.share-events", 1, where=lambda r: headers_of(r)["event_id"] == fine.event_id
+    )
+    assert len(found) == 1
+    await publisher.stop()
+    await client.close()
