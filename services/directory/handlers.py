@@ -308,6 +308,28 @@ def _tokens_revoked(person: Person, reason: str, by: str) -> Event:
     return _event("PersonTokensRevoked", person.person_id, payload)
 
 
+async def reactivate_person(person_id: str, reason: str, actor: Principal, uow: UnitOfWork) -> Person:
+    """Undo a deactivation (made by mistake, say). She comes back without roles: the IT office gives them
+    again, each change recorded as usual."""
+    authorize(actor, "directory.person.manage")
+    async with uow() as tx:
+        person = await tx.person(person_id)
+        if person is None:
+            raise NotFound("person_id", f"no person {person_id}")
+        if person.active:
+            raise Conflict("person_id", f"{person_id} is active")
+        person = replace(person, active=True)
+        await tx.save_person(person)
+        payload = {
+            "person_id": person_id,
+            "department_code": person.department_code,
+            "reactivated_by": actor.subject,
+            "reason": reason,
+        }
+        tx.emit(DIRECTORY_EVENTS, _event("PersonReactivated", person_id, payload))
+    return person
+
+
 async def deactivate_person(person_id: str, actor: Principal, uow: UnitOfWork, refresh: RefreshTokens) -> None:
     authorize(actor, "directory.person.manage")
     async with uow() as tx:

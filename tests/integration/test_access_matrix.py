@@ -279,6 +279,14 @@ def matrix(machine_id: str) -> list[tuple[str, str, str, str, dict, set[str]]]:
         (
             "directory",
             "POST",
+            "/people/{person_id}/reactivate",
+            "/people/new-person/reactivate",
+            {"json": {"reason": "误停用"}},
+            {"operator"},
+        ),
+        (
+            "directory",
+            "POST",
             "/machines",
             "/machines",
             {"json": {"department_code": A, "kind": "adapter"}},

@@ -100,6 +100,17 @@ async def test_people_sign_in_refresh_and_get_slowed_down(directory) -> None:
         again = await sign_in(client, grant_type="password", username="zhao.reviewer", password=reviewer_password)
         assert again.status_code == 401 and again.json()["detail"] == "account deactivated"
 
+        # A deactivation made by mistake is undone by the IT office, with the reason recorded; the person
+        # signs in again, without roles until they are given back.
+        no_reason = await client.post("/people/zhao.reviewer/reactivate", json={"reason": ""}, headers=OPERATOR)
+        assert no_reason.status_code == 422
+        undone = await client.post("/people/zhao.reviewer/reactivate", json={"reason": "误停用"}, headers=OPERATOR)
+        assert undone.status_code == 200 and undone.json()["roles"] == []
+        twice = await client.post("/people/zhao.reviewer/reactivate", json={"reason": "误停用"}, headers=OPERATOR)
+        assert twice.status_code == 409
+        back = await sign_in(client, grant_type="password", username="zhao.reviewer", password=reviewer_password)
+        assert back.status_code == 200, back.text
+
 
 async def test_machine_credentials_are_shown_once_rotated_and_revoked(directory) -> None:
     async with httpx.AsyncClient(base_url=directory.url) as client:

@@ -88,6 +88,10 @@ class RevokeBody(BaseModel):
     reason: Text
 
 
+class ReactivationBody(BaseModel):
+    reason: Text = Field(min_length=1, description="why the deactivation is undone; recorded")
+
+
 class IssuedSecretView(BaseModel):
     login: str = Field(description="username or client_id")
     secret: str = Field(description="shown this once; only its hash is stored")
@@ -229,6 +233,10 @@ def router(uow: MongoUnitOfWork, hasher: SecretHasher, signin: login.SignIn, jwk
     @api.post("/people/{person_id}/deactivate", status_code=204, summary="Deactivate a person; refresh tokens end")
     async def deactivate(person_id: Code, actor: PersonManager) -> None:
         await handlers.deactivate_person(person_id, actor, uow, MongoRefreshTokens(uow.db))
+
+    @api.post("/people/{person_id}/reactivate", response_model=PersonView, summary="Undo a deactivation")
+    async def reactivate(person_id: Code, body: ReactivationBody, actor: PersonManager) -> PersonView:
+        return _person_view(await handlers.reactivate_person(person_id, body.reason, actor, uow))
 
     @api.post(
         "/machines",
