@@ -45,7 +45,7 @@ class ServiceSettings(BaseSettings):
     kafka_idle_pause_seconds: float = Field(default=0.25, ge=0, le=5)
     # Each further empty poll doubles the pause up to this: an event reaching an idle service waits at most
     # this long, and an idle platform costs next to nothing.
-    kafka_idle_pause_max_seconds: float = Field(default=2.0, ge=0, le=30)
+    kafka_idle_pause_max_seconds: float = Field(default=5.0, ge=0, le=30)
 
     mongo_uri: str = LOCAL_MONGO_URI
     # Each service owns its database: by default `datashare_<service>`, from the prefix (see _own_database).
@@ -69,7 +69,7 @@ class ServiceSettings(BaseSettings):
     consumer_retry_backoff_seconds: float = Field(default=0.2, gt=0, le=60)
     # The relay wakes when a transaction of its process wrote events; this is how long events written by
     # another replica (or a CLI) wait at most.
-    outbox_poll_seconds: float = Field(default=2.0, gt=0, le=60)
+    outbox_poll_seconds: float = Field(default=5.0, gt=0, le=60)
     outbox_relay_enabled: bool = True
 
     @model_validator(mode="before")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from aiokafka import TopicPartition
 from faust.transport.drivers import TRANSPORTS
 from faust.transport.drivers import aiokafka as faust_aiokafka
 
@@ -17,7 +18,7 @@ SCHEME = "datashare-kafka"
 
 class IdlePausingConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
     first_pause = 0.25
-    longest_pause = 2.0
+    longest_pause = 5.0
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -30,7 +31,8 @@ class IdlePausingConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
         if records or not active_partitions or not self.first_pause:
             self._pause = self.first_pause
             return records
-        idle = set(active_partitions) - consumer.paused()  # never resume what faust itself paused
+        # faust's own TP tuples, as aiokafka's; never resume what faust itself paused
+        idle = {TopicPartition(tp.topic, tp.partition) for tp in active_partitions} - consumer.paused()
         consumer.pause(*idle)
         try:
             await asyncio.sleep(self._pause)

@@ -109,6 +109,7 @@ class ServiceProcess:
             f"{prefix}KAFKA_BOOTSTRAP_SERVERS": infra.bootstrap,
             f"{prefix}MONGO_URI": infra.mongo_uri,
             f"{prefix}OUTBOX_POLL_SECONDS": "0.1",
+            f"{prefix}KAFKA_IDLE_PAUSE_MAX_SECONDS": "1",  # flows through several services wait less
             f"{prefix}CONSUMER_RETRY_BACKOFF_SECONDS": "0.05",
             f"{prefix}AUTH_JWKS": JWKS_JSON,
             # Each process its own consumer groups: the local broker never expires a member killed with

@@ -76,6 +76,18 @@ async def test_data_accesses_are_counted_per_consumer_department(infra, topics, 
         assert (counts.get(a), counts.get(b)) == (3, 1), log.read_text()[-3000:]
         dead = await read_topic(infra.bootstrap, "exchange.data-accesses.dlq", 1, where=lambda r: marker in r.value)
         assert headers_of(dead[0])["dlq.reason"].startswith("undecodable")
+
+        # Idle, the worker stops fetching for a while (common.streams); what comes then is still counted.
+        await asyncio.sleep(4)
+        assert worker.poll() is None, log.read_text()[-3000:]
+        await publisher.publish("exchange.data-accesses", access(b))
+        async with httpx.AsyncClient(base_url=auditor.url, headers=bearer("IT", Role.AUDITOR)) as client:
+            for _ in range(150):
+                if (await client.get("/evaluation/data-accesses")).json().get(b) == 2:
+                    break
+                await asyncio.sleep(0.2)
+            else:
+                raise AssertionError(f"an access after an idle spell was not counted: {log.read_text()[-3000:]}")
     finally:
         await publisher.stop()
         worker.terminate()
