@@ -14,6 +14,7 @@ from faust.transport.drivers import TRANSPORTS
 from faust.transport.drivers import aiokafka as faust_aiokafka
 
 SCHEME = "datashare-kafka"
+IDLE_WAIT_SECONDS = 0.02
 
 
 class IdlePausingConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
@@ -27,6 +28,9 @@ class IdlePausingConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
     async def _fetch_records(  # type: ignore[override]
         self, consumer: Any, active_partitions: Any, timeout: float | None = None, max_records: int | None = None
     ) -> Any:
+        # A short wait, as common.kafka.poll's: while faust waits for records, aiokafka fetches again and again.
+        if self.first_pause:
+            timeout = min(timeout or IDLE_WAIT_SECONDS, IDLE_WAIT_SECONDS)
         records = await super()._fetch_records(consumer, active_partitions, timeout=timeout, max_records=max_records)
         if records or not active_partitions or not self.first_pause:
             self._pause = self.first_pause
