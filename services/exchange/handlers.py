@@ -13,7 +13,7 @@ from common.events import Event
 from common.identifiers import InvalidIdentifier, change_id, validate_subject_key
 from common.policy import OVERSIGHT, AccessDenied, Principal, Target, Unauthenticated, authorize
 from services.exchange.domain.records import DataChange, Operation, SubjectRecord, apply_in_order
-from services.exchange.domain.resources import ItemSpec, Rejection, ResourceSchema, publication_stands
+from services.exchange.domain.resources import ItemSpec, Rejection, ResourceSchema, admit, publication_stands
 from services.exchange.ports import (
     RESOURCE_CHANGES,
     ChangePublisher,
@@ -59,21 +59,11 @@ def _refusal(payload: dict[str, Any], rejection: Rejection) -> RefusedChange:
     )
 
 
-def _fit(schema: ResourceSchema | None, change: DataChange) -> list[Rejection]:
-    if schema is None or not schema.published:
-        return [Rejection("resource.not_published", f"{change.resource_code} is not in the published catalog")]
-    if schema.provider_code != change.provider_code:
-        return [Rejection("resource.provider", f"{change.resource_code} is provided by another department")]
-    if change.operation is Operation.DELETE:
-        return []
-    return schema.problems(change.subject_key, change.fields)
-
-
 def screen(
     events: list[Event], credentials: Credentials
 ) -> tuple[list[tuple[Event, DataChange]], dict[str, RefusedChange]]:
-    """The changes that name a valid subject and come from their provider, in order; the others refused,
-    by event id. Needs nothing stored."""
+    """The changes that come from their provider, in order; the others refused, by event id. Needs nothing
+    stored."""
     changes: list[tuple[Event, DataChange]] = []
     refused: dict[str, RefusedChange] = {}
     for event in events:
@@ -100,11 +90,11 @@ async def ingest_changes(events: list[Event], uow: UnitOfWork, credentials: Cred
             if change.change_id not in new:
                 continue  # stored before, or twice in this batch
             new.discard(change.change_id)
-            problems = _fit(schemas.get(change.resource_code), change)
-            if problems:
-                refused[event.event_id] = _refusal(event.payload, problems[0])
+            admitted = admit(schemas.get(change.resource_code), change)
+            if isinstance(admitted, Rejection):
+                refused[event.event_id] = _refusal(event.payload, admitted)
             else:
-                accepted.append(change)
+                accepted.append(admitted)
         await apply_and_announce(accepted, tx)
         for refusal in await tx.refuse([r for r in refused.values() if r.rule != "sender"]):
             tx.emit(RESOURCE_CHANGES, Event("DataRejected", refusal.resource_code, data_rejected(refusal), PRODUCER))
@@ -279,7 +269,7 @@ async def upload_rows(
     for number, row in enumerate(rows, start=2):
         try:
             fields = typed_record(row, types)
-            _, key = validate_subject_key(str(fields.get(key_item) or ""))
+            _, key = schema.identify(str(fields.get(key_item) or ""))
         except (SourceError, InvalidIdentifier) as exc:
             errors.append(f"row {number}: {exc}")
             continue
@@ -289,7 +279,7 @@ async def upload_rows(
         events.append(_data_changed(schema, key, Operation.UPSERT, clean, version, token))
     for key in deletions:
         try:
-            _, key = validate_subject_key(key)
+            _, key = schema.identify(key)
         except InvalidIdentifier as exc:
             errors.append(f"delete {key}: {exc}")
             continue

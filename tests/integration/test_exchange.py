@@ -164,6 +164,45 @@ async def test_data_flows_in_checked_against_the_catalog(infra, topics, services
         assert [r["resource_code"] for r in (await client.get("/resources/stale")).json()] == [stale]
 
 
+ALL_DIGIT_CREDIT_CODE = "914403001922038216"  # a valid credit code shaped like a citizen ID
+
+
+async def test_keys_are_checked_as_the_resource_declares_them(infra, topics, services, tmp_path) -> None:
+    enterprises, persons = (f"{n}01001/{uuid.uuid4().int % 10**6:06d}" for n in (1, 2))
+    person_items = [{"name": "公民身份号码", "type": "string", "length": 18}, {"name": "姓名", "type": "string"}]
+    exchange = await exchange_knowing(
+        infra,
+        services,
+        tmp_path,
+        catalog_published(enterprises, PROVIDER, ITEMS),
+        catalog_published(persons, PROVIDER, person_items),
+    )
+    key = ALL_DIGIT_CREDIT_CODE
+    async with adapter_for(infra, exchange) as adapter:
+        as_person = await adapter.upsert(persons, key, {"公民身份号码": key, "姓名": "张三"}, 1)
+        as_enterprise = await adapter.upsert(enterprises, key, {"统一社会信用代码": key, "企业名称": "深圳某公司"}, 1)
+
+    admin = bearer(PROVIDER, Role.DATA_ADMINISTRATOR)
+    record = await exchange.wait_status(f"/resources/{enterprises}/records/{key}", 200, headers=admin)
+    assert record["subject_kind"] == "credit_code" and record["fields"]["企业名称"] == "深圳某公司"
+    async with httpx.AsyncClient(base_url=exchange.url, headers=admin) as client:
+        across = await client.get(f"/subjects/{key}/records")
+        assert across.status_code == 200 and [r["resource_code"] for r in across.json()] == [enterprises]
+        assert (await client.get(f"/resources/{enterprises}")).json()["key_kind"] == "credit_code"
+
+        async def refused() -> list:  # the topic holds earlier tests' changes too: only this test's count
+            found = (await client.get("/refusals")).json()
+            return [(r["change_id"], r["rule"]) for r in found if r["change_id"] in (as_person, as_enterprise)]
+
+        refusals = await until(refused)
+    # the same key is no citizen ID: refused where the resource is keyed by citizen IDs, and only there
+    assert refusals == [(as_person, "subject_key.birth_date")]
+    dead = await read_topic(
+        infra.bootstrap, "exchange.data-changes.dlq", 1, where=lambda r: headers_of(r)["event_id"] == as_person
+    )
+    assert "subject_key.birth_date" in headers_of(dead[0])["dlq.reason"]
+
+
 async def test_sync_sends_only_changes_and_the_digest_finds_what_differs(infra, topics, services, tmp_path) -> None:
     code = f"101001/{uuid.uuid4().int % 10**6:06d}"
     exchange = await exchange_knowing(infra, services, tmp_path, catalog_published(code, PROVIDER, ITEMS))

@@ -1,8 +1,8 @@
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import pytest
 
-from common.errors import RejectedEvent
 from common.identifiers import citizen_id_check_character
 from services.exchange.domain.records import DataChange, Operation, apply_change
 from services.exchange.domain.resources import publication_stands
@@ -25,10 +25,45 @@ def change(version: int, operation: str = "UPSERT", **fields: object) -> DataCha
     )
 
 
-def test_the_subject_key_is_validated_and_normalised() -> None:
-    assert change(1).subject_key == PERSON and change(1).subject_kind == "citizen_id"
-    with pytest.raises(RejectedEvent, match=r"subject_key\.check_character"):
-        DataChange.from_payload({"subject_key": PERSON[:-1] + ("1" if PERSON[-1] != "1" else "2")})
+def test_the_subject_key_is_validated_as_the_key_item_declares_and_normalised() -> None:
+    from services.exchange.domain.resources import Rejection, admit
+
+    admitted = admit(schema(), change(1, 公民身份号码=PERSON))
+    assert isinstance(admitted, DataChange)
+    assert admitted.subject_key == PERSON and admitted.subject_kind == "citizen_id"
+    wrong = PERSON[:-1] + ("1" if PERSON[-1] != "1" else "2")
+    refused = admit(schema(), replace(change(1, 公民身份号码=wrong), subject_key=wrong))
+    assert isinstance(refused, Rejection) and refused.rule == "subject_key.check_character"
+
+
+ALL_DIGIT_CREDIT_CODE = "914403001922038216"  # valid (GB 32100), and shaped like a citizen ID
+
+
+def test_an_all_digit_credit_code_is_a_valid_key_of_a_resource_keyed_by_credit_codes() -> None:
+    from services.exchange.domain.resources import ItemSpec, Rejection, ResourceSchema, admit
+
+    enterprises = ResourceSchema(
+        "101001/000002", "p", "企业", (ItemSpec("统一社会信用代码", "string", 18), ItemSpec("名称", "string")), None
+    )
+    assert enterprises.key_kind == "credit_code" and schema().key_kind == "citizen_id"
+    reported = replace(change(1, 统一社会信用代码=ALL_DIGIT_CREDIT_CODE), resource_code="101001/000002")
+    reported = replace(reported, subject_key=ALL_DIGIT_CREDIT_CODE)
+    admitted = admit(enterprises, reported)
+    assert isinstance(admitted, DataChange) and admitted.subject_kind == "credit_code"
+    deleted = admit(enterprises, replace(reported, operation=Operation.DELETE, fields={}))
+    assert isinstance(deleted, DataChange) and deleted.subject_kind == "credit_code"
+    # a citizen ID is no key of that resource, nor is the credit code a key of a resource of persons
+    person = admit(enterprises, replace(reported, subject_key=PERSON, fields={"统一社会信用代码": PERSON}))
+    assert isinstance(person, Rejection) and person.rule.startswith("subject_key.")
+    as_person = admit(schema(), replace(reported, resource_code="101001/000001", fields={}))
+    assert isinstance(as_person, Rejection) and as_person.rule == "subject_key.birth_date"
+
+
+def test_unpublished_and_foreign_resources_are_refused_before_the_key() -> None:
+    from services.exchange.domain.resources import admit
+
+    assert admit(None, change(1)).rule == "resource.not_published"  # type: ignore[union-attr]
+    assert admit(schema(), replace(change(1), provider_code="q")).rule == "resource.provider"  # type: ignore[union-attr]
 
 
 def test_last_source_version_wins_whatever_the_arrival_order() -> None:
@@ -152,3 +187,36 @@ def test_a_withdrawal_seen_first_keeps_its_version_and_older_ones_unpublished() 
     assert not publication_stands(1, 1)  # the withdrawal of version 1 overtook its publication
     assert not publication_stands(1, 2)
     assert publication_stands(3, 2)  # published again after the withdrawal
+
+
+def test_the_adapter_kit_checks_keys_as_the_resource_declares() -> None:
+    from datashare_adapter.sync import prepare
+
+    resource = {
+        "resource_code": "101001/000002",
+        "key_item": "统一社会信用代码",
+        "items": [{"name": "统一社会信用代码", "type": "string"}, {"name": "名称", "type": "string"}],
+    }
+    table = prepare([{"统一社会信用代码": ALL_DIGIT_CREDIT_CODE, "名称": "甲"}, {"统一社会信用代码": PERSON}], resource)
+    assert list(table.records) == [ALL_DIGIT_CREDIT_CODE] and "row 3: invalid credit_code" in table.problems[0]
+    persons = resource | {"key_item": "公民身份号码", "items": [{"name": "公民身份号码", "type": "string"}]}
+    table = prepare([{"公民身份号码": ALL_DIGIT_CREDIT_CODE}, {"公民身份号码": PERSON}], persons)
+    assert list(table.records) == [PERSON] and "row 2: invalid citizen_id: birth_date" in table.problems[0]
+
+
+async def test_a_subject_looked_up_by_key_alone_may_be_either_identifier() -> None:
+    from common.errors import Invalid
+    from common.policy import Principal, Role
+    from services.exchange.domain.records import SubjectRecord
+    from services.exchange.handlers import subject_records
+
+    class Records:
+        async def subject_records(self, subject_key: str) -> list[SubjectRecord]:
+            return [SubjectRecord("101001/000002", "p", subject_key, "credit_code")]
+
+    reader = Principal("a", "p", frozenset({Role.DATA_ADMINISTRATOR}))
+    found = await subject_records(ALL_DIGIT_CREDIT_CODE, reader, Records())  # type: ignore[arg-type]
+    assert [r.subject_key for r in found] == [ALL_DIGIT_CREDIT_CODE]
+    assert [r.subject_key for r in await subject_records(PERSON.lower(), reader, Records())] == [PERSON]  # type: ignore[arg-type]
+    with pytest.raises(Invalid):
+        await subject_records("123", reader, Records())  # type: ignore[arg-type]

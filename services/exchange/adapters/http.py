@@ -49,6 +49,9 @@ class ResourceView(BaseModel):
     name: str
     items: list[ItemView]
     key_item: str | None = Field(description="the data item holding the subject's identifier")
+    key_kind: str | None = Field(
+        description="the identifier the key item declares: credit_code (GB 32100) or citizen_id (GB 11643)"
+    )
     update_cycle: str | None
     published: bool
     published_at: datetime
@@ -64,6 +67,7 @@ class ResourceView(BaseModel):
             name=s.schema.name,
             items=[ItemView(name=i.name, type=i.type, length=i.length) for i in s.schema.items],
             key_item=s.schema.key_item,
+            key_kind=s.schema.key_kind,
             update_cycle=s.schema.update_cycle,
             published=s.schema.published,
             published_at=s.published_at,
