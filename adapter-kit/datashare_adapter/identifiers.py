@@ -21,7 +21,7 @@ _CREDIT_VALUE = {ch: i for i, ch in enumerate(CREDIT_CODE_ALPHABET)}
 _CREDIT_WEIGHTS = [pow(3, i, 31) for i in range(17)]
 
 
-@dataclass(frozen=True)
+@dataclass(eq=False)  # not frozen: raising sets __traceback__, which a frozen dataclass refuses
 class InvalidIdentifier(ValueError):
     kind: str
     rule: str

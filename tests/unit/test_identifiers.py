@@ -138,3 +138,15 @@ def test_a_key_without_a_declared_kind_is_accepted_when_valid_as_either() -> Non
 def test_key_items_name_their_identifier() -> None:
     assert key_kind("统一社会信用代码") == "credit_code" and key_kind(" 公民身份 号码") == "citizen_id"
     assert key_kind("企业名称") is None
+
+
+async def test_an_invalid_identifier_passes_through_context_managers_as_itself() -> None:
+    from contextlib import asynccontextmanager
+
+    @asynccontextmanager
+    async def session():  # as an adapter's `async with`: the exception is thrown into the generator
+        yield
+
+    with pytest.raises(InvalidIdentifier, match="check_character"):
+        async with session():
+            validate_credit_code("91350100M000100Y44")
