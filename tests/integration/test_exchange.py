@@ -294,6 +294,40 @@ async def test_a_department_without_an_adapter_uploads_a_file(infra, topics, ser
         assert (await client.get(f"/resources/{code}/records/{enterprise(3)}")).status_code == 404
 
 
+async def test_a_big_upload_leaves_the_exchange_answering(infra, topics, services, tmp_path) -> None:
+    """The file is read and checked off the event loop: health probes are answered all along, and the
+    consumers keep their broker sessions."""
+    code = f"101001/{uuid.uuid4().int % 10**6:06d}"
+    exchange = await exchange_knowing(infra, services, tmp_path, catalog_published(code, PROVIDER, ITEMS))
+    rows = 40_000  # about 3 MB: read and checked on the event loop, it froze the exchange for 4 s and more
+    lines = ["统一社会信用代码,企业名称,注册资本,成立日期,在业"]
+    lines += [f"{enterprise(n)},吉安市第{n}号某某科技有限公司,{n * 10.5},2020-01-01,是" for n in range(1, rows + 1)]
+    source = tmp_path / "big.csv"
+    source.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    probes: list[float] = []
+    async with httpx.AsyncClient(base_url=exchange.url, headers=bearer(PROVIDER, Role.DATA_ADMINISTRATOR)) as client:
+
+        async def probe(done: asyncio.Event) -> None:
+            async with httpx.AsyncClient(base_url=exchange.url, timeout=60) as prober:
+                while not done.is_set():
+                    started = time.perf_counter()
+                    assert (await prober.get("/healthz")).status_code == 200
+                    probes.append(time.perf_counter() - started)
+                    await asyncio.sleep(0.05)
+
+        done = asyncio.Event()
+        prober = asyncio.create_task(probe(done))
+        with source.open("rb") as upload:
+            sent = await client.post(f"/resources/{code}/uploads", files={"file": ("big.csv", upload)}, timeout=300)
+        done.set()
+        await prober
+        assert sent.status_code == 202 and sent.json() == {"sent": rows}
+        assert len(probes) > 20 and max(probes) < 3.0, f"/healthz took up to {max(probes):.1f}s during the upload"
+        # ingestion goes on: the uploaded rows are being stored (all 40,000 take a minute or more here)
+        assert await until(lambda: _record_named(client, code, enterprise(1), "吉安市第1号某某科技有限公司"), 120)
+    assert "Heartbeat session expired" not in exchange.log.read_text()
+
+
 async def test_resources_stored_before_record_counts_get_theirs_from_the_digest_leaves(infra) -> None:
     db = connect(settings_for(infra))[f"ex_{uuid.uuid4().hex[:8]}"]
     old, counted = "101001/000007", "101001/000008"

@@ -220,3 +220,126 @@ async def test_a_subject_looked_up_by_key_alone_may_be_either_identifier() -> No
     assert [r.subject_key for r in await subject_records(PERSON.lower(), reader, Records())] == [PERSON]  # type: ignore[arg-type]
     with pytest.raises(Invalid):
         await subject_records("123", reader, Records())  # type: ignore[arg-type]
+
+
+def enterprise(n: int) -> str:
+    from common.identifiers import credit_code_check_character
+
+    body = f"91360800MA{n:07d}"
+    return body + credit_code_check_character(body)
+
+
+class OneResource:
+    """The exchange's store, as far as an upload reads it: one published resource keyed by credit codes."""
+
+    def __init__(self) -> None:
+        from services.exchange.domain.resources import ItemSpec, ResourceSchema
+        from services.exchange.ports import ResourceState
+
+        items = (ItemSpec("统一社会信用代码", "string", 18), ItemSpec("企业名称", "string", 20))
+        schema = ResourceSchema("101001/000002", "p", "企业", items, None)
+        self.state = ResourceState(schema, datetime(2026, 1, 1, tzinfo=UTC), None, 0, 0)
+
+    async def resource(self, resource_code: str):
+        return self.state
+
+
+class Sent:
+    def __init__(self, read: list[int]) -> None:
+        self.read, self.batches, self.read_when_sent = read, [], []
+
+    async def publish_changes(self, events: list, token: str) -> None:
+        self.read_when_sent.append(self.read[-1])
+        self.batches.append(events)
+
+
+async def test_an_upload_is_read_row_by_row_off_the_event_loop() -> None:
+    import threading
+
+    from common.policy import Principal, Role
+    from services.exchange.handlers import UPLOAD_BATCH, upload_rows
+
+    rows = 3 * UPLOAD_BATCH + 7
+    read: list[int] = []  # rows read so far, per pass over the file
+    threads: set[str] = set()
+
+    class Table:
+        def rows(self):
+            read.append(0)
+            for n in range(1, rows + 1):
+                threads.add(threading.current_thread().name)
+                read[-1] = n
+                yield {"统一社会信用代码": enterprise(n), "企业名称": f"{n}号公司", "备注": ""}
+
+    publisher = Sent(read)
+    uploader = Principal("u", "p", frozenset({Role.DATA_ADMINISTRATOR}))
+    sent = await upload_rows("101001/000002", Table(), [ALL_DIGIT_CREDIT_CODE], uploader, "t", OneResource(), publisher)
+    assert sent == rows + 1 and [len(b) for b in publisher.batches] == [UPLOAD_BATCH] * 3 + [8]
+    assert threading.main_thread().name not in threads  # parsed and checked in a worker thread
+    assert len(read) == 2  # checked in full first (all or nothing), then read again to send
+    # sent as read: one batch is all the upload holds at a time
+    assert publisher.read_when_sent[:2] == [UPLOAD_BATCH, 2 * UPLOAD_BATCH]
+    events = [e for b in publisher.batches for e in b]
+    assert [e.payload["subject_key"] for e in events[:2]] == [enterprise(1), enterprise(2)]
+    assert events[-1].payload["operation"] == "DELETE" and events[-1].payload["subject_key"] == ALL_DIGIT_CREDIT_CODE
+
+
+async def test_a_broken_upload_names_its_rows_and_sends_nothing() -> None:
+    from common.errors import Invalid
+    from common.policy import Principal, Role
+    from services.exchange.handlers import upload_rows
+
+    class Table:
+        def rows(self):
+            yield {"统一社会信用代码": enterprise(1), "企业名称": "甲"}
+            yield {"统一社会信用代码": PERSON, "企业名称": "乙"}  # a citizen ID is no key of this resource
+            for n in range(60):
+                yield {
+                    "统一社会信用代码": enterprise(n + 2),
+                    "企业名称": "名字长于二十个字符的某某某某某某某某某某某公司",
+                }
+
+    publisher = Sent([0])
+    uploader = Principal("u", "p", frozenset({Role.DATA_ADMINISTRATOR}))
+    with pytest.raises(Invalid) as refused:
+        await upload_rows("101001/000002", Table(), [], uploader, "t", OneResource(), publisher)
+    assert "row 3: invalid credit_code" in str(refused.value) and "row 4: field.type" in str(refused.value)
+    assert "… 11 more" in str(refused.value) and publisher.batches == []
+
+
+def test_a_table_is_read_from_its_stream_one_row_at_a_time() -> None:
+    import io
+
+    from datashare_adapter.sources import SourceError, iter_table
+
+    stream = io.BytesIO("\ufeff统一社会信用代码,企业名称\nA,甲\n\nB,乙\n".encode())
+    rows = iter_table(stream, "r.CSV")
+    assert next(rows) == {"统一社会信用代码": "A", "企业名称": "甲"}
+    assert list(rows) == [{"统一社会信用代码": "B", "企业名称": "乙"}]
+    assert not stream.closed  # the caller may read it again
+    with pytest.raises(SourceError, match="UTF-8"):
+        list(iter_table(io.BytesIO(b"a,b\n" + b"\xff\xfe,x\n"), "r.csv"))
+    with pytest.raises(SourceError, match="empty"):
+        list(iter_table(io.BytesIO(b""), "r.csv"))
+    with pytest.raises(SourceError, match=r"\.csv or \.xlsx"):
+        iter_table(stream, "r.txt")
+
+
+def test_a_workbook_is_read_from_its_stream_too() -> None:
+    import io
+
+    from datashare_adapter.sources import iter_table
+    from openpyxl import Workbook
+
+    workbook = Workbook()
+    sheet = workbook.active
+    assert sheet is not None
+    for row in (["统一社会信用代码", "注册资本"], ["A", 10], [None, None], ["B", 20.5]):
+        sheet.append(row)
+    stream = io.BytesIO()
+    workbook.save(stream)
+    assert list(iter_table(stream, "r.xlsx")) == [
+        {"统一社会信用代码": "A", "注册资本": 10},
+        {"统一社会信用代码": "B", "注册资本": 20.5},
+    ]
+    assert not stream.closed
