@@ -191,7 +191,8 @@ class Adapter:
         source_version: int,
         changed_at: datetime | None = None,
     ) -> str:
-        """Send a record's new content. Raises InvalidIdentifier before sending a key that fails its check."""
+        """Send a record's new content. Raises InvalidIdentifier before sending a key that is valid neither as
+        a citizen ID nor as a credit code; the center checks it as the resource's key item declares."""
         return await self._send(resource_code, subject_key, "UPSERT", dict(fields), source_version, changed_at)
 
     async def delete(

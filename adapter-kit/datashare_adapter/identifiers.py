@@ -21,7 +21,7 @@ _CREDIT_VALUE = {ch: i for i, ch in enumerate(CREDIT_CODE_ALPHABET)}
 _CREDIT_WEIGHTS = [pow(3, i, 31) for i in range(17)]
 
 
-@dataclass(frozen=True)
+@dataclass(eq=False)  # not frozen: raising sets __traceback__, which a frozen dataclass refuses
 class InvalidIdentifier(ValueError):
     kind: str
     rule: str
@@ -79,12 +79,47 @@ def validate_credit_code(value: str) -> str:
     return code
 
 
-def validate_subject_key(value: str) -> tuple[str, str]:
-    """Validate a record key that is either a citizen ID or a credit code; return (kind, normalised)."""
-    code = value.strip().upper()
-    if re.fullmatch(r"\d{17}[\dX]", code):
-        return CITIZEN_ID, validate_citizen_id(code)
-    return CREDIT_CODE, validate_credit_code(code)
+# The data items that carry a subject's own identifier, and which identifier each holds. A record's key is
+# checked as its resource's key item declares: an all-digit credit code has the shape of a citizen ID too.
+KEY_ITEMS = {
+    "统一社会信用代码": CREDIT_CODE,
+    "公民身份号码": CITIZEN_ID,
+    "身份证号码": CITIZEN_ID,
+    "居民身份证号码": CITIZEN_ID,
+}
+EITHER = "citizen_id_or_credit_code"  # the kind of a key valid as both, where none is declared
+
+
+def key_kind(item_name: str) -> str | None:
+    """The identifier a data item holds when it is a key item (names compare without white space)."""
+    return KEY_ITEMS.get("".join(item_name.split()))
+
+
+def validate_subject_key(value: str, kind: str | None = None) -> tuple[str, str]:
+    """Return (kind, normalised key). With `kind` (the resource's declared key item), the key must be that
+    identifier; without it, the key is accepted when it is valid as either, and its kind is the one it is
+    valid as (EITHER when both)."""
+    if kind == CITIZEN_ID:
+        return CITIZEN_ID, validate_citizen_id(value)
+    if kind == CREDIT_CODE:
+        return CREDIT_CODE, validate_credit_code(value)
+    if kind is not None:
+        raise ValueError(f"not a kind of subject key: {kind!r}")
+    valid: dict[str, str] = {}
+    errors: list[InvalidIdentifier] = []
+    for candidate, validate in ((CITIZEN_ID, validate_citizen_id), (CREDIT_CODE, validate_credit_code)):
+        try:
+            valid[candidate] = validate(value)
+        except InvalidIdentifier as exc:
+            errors.append(exc)
+    if len(valid) == 2:
+        return EITHER, valid[CITIZEN_ID]
+    if valid:
+        return next(iter(valid.items()))
+    person, organisation = errors
+    rule = person.rule if person.rule == organisation.rule else "kind"
+    detail = f"neither a citizen ID ({person.detail}) nor a credit code ({organisation.detail})"
+    raise InvalidIdentifier(EITHER, rule, detail)
 
 
 CHANGE_NAMESPACE = uuid.UUID("6f1c2b0e-5d0c-4e4a-9a39-3a8f3f0b6c11")

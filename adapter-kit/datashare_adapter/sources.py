@@ -8,7 +8,7 @@ import io
 import sqlite3
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 TRUE = {"1", "true", "yes", "是", "y"}
 FALSE = {"0", "false", "no", "否", "n"}
@@ -20,28 +20,56 @@ class SourceError(ValueError):
 
 def read_table(data: bytes, filename: str) -> list[dict[str, Any]]:
     """Rows of a CSV (UTF-8, with or without BOM) or XLSX file as dicts keyed by the header row."""
+    return list(iter_table(io.BytesIO(data), filename))
+
+
+def iter_table(stream: BinaryIO, filename: str) -> Iterator[dict[str, Any]]:
+    """The rows of a CSV or XLSX file read from `stream` one at a time, so that a big file is never held in
+    memory whole; raises SourceError where the file turns out broken. Leaves `stream` open."""
     name = filename.lower()
     if name.endswith(".xlsx"):
-        from openpyxl import load_workbook
+        return _xlsx_rows(stream)
+    if name.endswith(".csv"):
+        return _csv_rows(stream)
+    raise SourceError("upload a .csv or .xlsx file")
 
-        try:
-            sheet = load_workbook(io.BytesIO(data), read_only=True, data_only=True).active
-        except Exception as exc:  # openpyxl raises many kinds for a broken file
-            raise SourceError(f"not a readable XLSX workbook: {exc}") from None
+
+def _csv_rows(stream: BinaryIO) -> Iterator[dict[str, Any]]:
+    text = io.TextIOWrapper(stream, encoding="utf-8-sig", newline="")
+    try:
+        yield from _keyed(csv.reader(text))
+    except UnicodeDecodeError:
+        raise SourceError("a CSV file must be UTF-8") from None
+    except csv.Error as exc:
+        raise SourceError(f"not a readable CSV file: {exc}") from None
+    finally:
+        text.detach()  # the caller's stream stays open
+
+
+def _xlsx_rows(stream: BinaryIO) -> Iterator[dict[str, Any]]:
+    from openpyxl import load_workbook
+
+    try:
+        workbook = load_workbook(stream, read_only=True, data_only=True)
+    except Exception as exc:  # openpyxl raises many kinds for a broken file
+        raise SourceError(f"not a readable XLSX workbook: {exc}") from None
+    try:
+        sheet = workbook.active
         if sheet is None:
             raise SourceError("the workbook has no sheet")
-        rows = [list(r) for r in sheet.iter_rows(values_only=True)]
-    elif name.endswith(".csv"):
-        try:
-            rows = list(csv.reader(io.StringIO(data.decode("utf-8-sig"))))
-        except UnicodeDecodeError:
-            raise SourceError("a CSV file must be UTF-8") from None
-    else:
-        raise SourceError("upload a .csv or .xlsx file")
-    if not rows:
+        yield from _keyed(list(r) for r in sheet.iter_rows(values_only=True))
+    finally:
+        workbook.close()
+
+
+def _keyed(rows: Iterator[list[Any]]) -> Iterator[dict[str, Any]]:
+    first = next(rows, None)
+    if first is None:
         raise SourceError("the file is empty")
-    header = [str(h).strip() if h is not None else "" for h in rows[0]]
-    return [dict(zip(header, r, strict=False)) for r in rows[1:] if any(c not in (None, "") for c in r)]
+    header = [str(h).strip() if h is not None else "" for h in first]
+    for r in rows:
+        if any(c not in (None, "") for c in r):
+            yield dict(zip(header, r, strict=False))
 
 
 def read_file(path: Path) -> list[dict[str, Any]]:

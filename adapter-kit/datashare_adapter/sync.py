@@ -11,7 +11,7 @@ from typing import Any
 
 from datashare_adapter.client import Adapter, Platform
 from datashare_adapter.digest import ResourceDigest, bucket_of, differing_buckets, differing_tops, record_hash
-from datashare_adapter.identifiers import InvalidIdentifier, validate_subject_key
+from datashare_adapter.identifiers import InvalidIdentifier, key_kind, validate_subject_key
 from datashare_adapter.snapshot import Snapshot, SyncPlan
 from datashare_adapter.sources import SourceError, typed_record
 
@@ -29,18 +29,19 @@ class Table:
 
 
 def prepare(rows: Iterable[dict[str, Any]], resource: dict[str, Any]) -> Table:
-    """Rows as the center will check them: only data-item columns, typed; a row with a bad key or a value
-    of the wrong type is left out and reported."""
+    """Rows as the center will check them: only data-item columns, typed, keyed by the identifier the key
+    item declares; a row with a bad key or a value of the wrong type is left out and reported."""
     types = {i["name"]: i["type"] for i in resource["items"]}
     key_item = resource.get("key_item")
     if not key_item:
         raise SourceError(f"{resource['resource_code']} has no key data item (统一社会信用代码 or 公民身份号码)")
+    kind = key_kind(key_item)
     table = Table()
     for number, row in enumerate(rows, start=2):
         table.ignored_columns |= {c for c in row if c not in types}
         try:
             fields = typed_record({c: v for c, v in row.items() if c in types}, types)
-            _, key = validate_subject_key(str(fields.get(key_item) or ""))
+            _, key = validate_subject_key(str(fields.get(key_item) or ""), kind)
         except (SourceError, InvalidIdentifier) as exc:
             table.problems.append(f"row {number}: {exc}")
             continue

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -13,7 +15,7 @@ from common.events import Event
 from common.identifiers import InvalidIdentifier, change_id, validate_subject_key
 from common.policy import OVERSIGHT, AccessDenied, Principal, Target, Unauthenticated, authorize
 from services.exchange.domain.records import DataChange, Operation, SubjectRecord, apply_in_order
-from services.exchange.domain.resources import ItemSpec, Rejection, ResourceSchema, publication_stands
+from services.exchange.domain.resources import ItemSpec, Rejection, ResourceSchema, admit, publication_stands
 from services.exchange.ports import (
     RESOURCE_CHANGES,
     ChangePublisher,
@@ -22,6 +24,7 @@ from services.exchange.ports import (
     RefusedChange,
     ResourceState,
     UnitOfWork,
+    UploadedTable,
 )
 
 PRODUCER = "exchange"
@@ -59,21 +62,11 @@ def _refusal(payload: dict[str, Any], rejection: Rejection) -> RefusedChange:
     )
 
 
-def _fit(schema: ResourceSchema | None, change: DataChange) -> list[Rejection]:
-    if schema is None or not schema.published:
-        return [Rejection("resource.not_published", f"{change.resource_code} is not in the published catalog")]
-    if schema.provider_code != change.provider_code:
-        return [Rejection("resource.provider", f"{change.resource_code} is provided by another department")]
-    if change.operation is Operation.DELETE:
-        return []
-    return schema.problems(change.subject_key, change.fields)
-
-
 def screen(
     events: list[Event], credentials: Credentials
 ) -> tuple[list[tuple[Event, DataChange]], dict[str, RefusedChange]]:
-    """The changes that name a valid subject and come from their provider, in order; the others refused,
-    by event id. Needs nothing stored."""
+    """The changes that come from their provider, in order; the others refused, by event id. Needs nothing
+    stored."""
     changes: list[tuple[Event, DataChange]] = []
     refused: dict[str, RefusedChange] = {}
     for event in events:
@@ -100,11 +93,11 @@ async def ingest_changes(events: list[Event], uow: UnitOfWork, credentials: Cred
             if change.change_id not in new:
                 continue  # stored before, or twice in this batch
             new.discard(change.change_id)
-            problems = _fit(schemas.get(change.resource_code), change)
-            if problems:
-                refused[event.event_id] = _refusal(event.payload, problems[0])
+            admitted = admit(schemas.get(change.resource_code), change)
+            if isinstance(admitted, Rejection):
+                refused[event.event_id] = _refusal(event.payload, admitted)
             else:
-                accepted.append(change)
+                accepted.append(admitted)
         await apply_and_announce(accepted, tx)
         for refusal in await tx.refuse([r for r in refused.values() if r.rule != "sender"]):
             tx.emit(RESOURCE_CHANGES, Event("DataRejected", refusal.resource_code, data_rejected(refusal), PRODUCER))
@@ -256,9 +249,13 @@ async def refusals(provider_code: str | None, principal: Principal, uow: UnitOfW
 # -- file uploads ------------------------------------------------------------------------------------------
 
 
+UPLOAD_BATCH = 500  # events sent at a time: the bus encodes them on the event loop, so a batch stays short
+SHOWN_PROBLEMS = 50
+
+
 async def upload_rows(
     resource_code: str,
-    rows: list[dict[str, Any]],
+    table: UploadedTable,
     deletions: list[str],
     principal: Principal,
     token: str,
@@ -266,38 +263,86 @@ async def upload_rows(
     publisher: ChangePublisher,
 ) -> int:
     """A department without an adapter uploads records: checked here row by row (all or nothing), then sent
-    as the same DataChanged events an adapter sends, under the uploader's token."""
+    as the same DataChanged events an adapter sends, under the uploader's token. The file is read twice,
+    row by row, in a worker thread: a big file is never held whole, and the event loop keeps answering
+    probes and feeding the consumers' heartbeats meanwhile."""
     state = await resource_state(resource_code, uow)
     schema = state.schema
     authorize(principal, "exchange.data.upload", Target(department_code=schema.provider_code))
-    key_item = schema.key_item
-    if key_item is None:
+    if schema.key_item is None:
         raise Invalid("resource_code", f"{resource_code} has no key data item (统一社会信用代码 or 公民身份号码)")
+    await _check_upload(schema, table, deletions)
     version = int(datetime.now(UTC).timestamp() * 1000)
+    return await _send_upload(upload_batches(schema, table.rows(), deletions, version, token), token, publisher)
+
+
+async def _check_upload(schema: ResourceSchema, table: UploadedTable, deletions: list[str]) -> None:
+    try:
+        shown, problems = await asyncio.to_thread(upload_problems, schema, table.rows(), deletions)
+    except SourceError as exc:
+        raise Invalid("file", str(exc)) from None
+    if problems:
+        more = f"; … {problems - len(shown)} more" if problems > len(shown) else ""
+        raise Invalid("rows", "; ".join(shown) + more)
+
+
+async def _send_upload(batches: Iterator[list[Event]], token: str, publisher: ChangePublisher) -> int:
+    sent = 0
+    while batch := await asyncio.to_thread(next, batches, None):
+        await publisher.publish_changes(batch, token)
+        sent += len(batch)
+    return sent
+
+
+def _checked_rows(
+    schema: ResourceSchema, rows: Iterable[dict[str, Any]], deletions: list[str]
+) -> Iterator[tuple[str, str, dict[str, Any] | None, list[str]]]:
+    """(where, subject key, fields or None for a deletion, problems) of each row, then of each deletion."""
+    key_item = schema.key_item or ""
     types = {i.name: i.type for i in schema.items}
-    errors, events = [], []
     for number, row in enumerate(rows, start=2):
         try:
             fields = typed_record(row, types)
-            _, key = validate_subject_key(str(fields.get(key_item) or ""))
+            _, key = schema.identify(str(fields.get(key_item) or ""))
         except (SourceError, InvalidIdentifier) as exc:
-            errors.append(f"row {number}: {exc}")
+            yield f"row {number}", "", None, [str(exc)]
             continue
         clean = {k: v for k, v in fields.items() if v not in (None, "")} | {key_item: key}
-        problems = schema.problems(key, clean)
-        errors += [f"row {number}: {p.rule}: {p.detail}" for p in problems]
-        events.append(_data_changed(schema, key, Operation.UPSERT, clean, version, token))
-    for key in deletions:
+        yield f"row {number}", key, clean, [f"{p.rule}: {p.detail}" for p in schema.problems(key, clean)]
+    for given in deletions:
         try:
-            _, key = validate_subject_key(key)
+            yield f"delete {given}", schema.identify(given)[1], None, []
         except InvalidIdentifier as exc:
-            errors.append(f"delete {key}: {exc}")
-            continue
-        events.append(_data_changed(schema, key, Operation.DELETE, {}, version, token))
-    if errors:
-        raise Invalid("rows", "; ".join(errors[:50]) + (f"; … {len(errors) - 50} more" if len(errors) > 50 else ""))
-    await publisher.publish_changes(events, token)
-    return len(events)
+            yield f"delete {given}", "", None, [str(exc)]
+
+
+def upload_problems(
+    schema: ResourceSchema, rows: Iterable[dict[str, Any]], deletions: list[str]
+) -> tuple[list[str], int]:
+    """The first problems of an upload, each naming its row, and how many there are in all."""
+    shown: list[str] = []
+    count = 0
+    for where, _, _, problems in _checked_rows(schema, rows, deletions):
+        count += len(problems)
+        shown += [f"{where}: {p}" for p in problems[: SHOWN_PROBLEMS - len(shown)]]
+    return shown, count
+
+
+def upload_batches(
+    schema: ResourceSchema, rows: Iterable[dict[str, Any]], deletions: list[str], version: int, token: str
+) -> Iterator[list[Event]]:
+    """An upload found without problems as DataChanged events, UPLOAD_BATCH at a time."""
+    batch: list[Event] = []
+    for where, key, fields, problems in _checked_rows(schema, rows, deletions):
+        if problems:
+            raise Invalid("file", f"{where} changed while it was read: {problems[0]}")
+        operation = Operation.DELETE if fields is None else Operation.UPSERT
+        batch.append(_data_changed(schema, key, operation, fields or {}, version, token))
+        if len(batch) == UPLOAD_BATCH:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
 
 
 def _data_changed(

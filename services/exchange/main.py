@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from functools import partial
 
 from fastapi import FastAPI
@@ -9,21 +10,36 @@ from fastapi import FastAPI
 from common.events import Event
 from common.http import create_app, run_service
 from common.kafka import KafkaPublisher
+from common.metrics import EVENTS_PUBLISHED
 from common.runtime import Runtime
 from services.exchange import handlers
 from services.exchange.adapters import http, mongo
 from services.exchange.ports import CATALOG_ENTRY_EVENTS, CATALOG_PUBLISHED, DATA_CHANGES
 from services.exchange.settings import ExchangeSettings
 
+SENDS_PER_TURN = 50
+
 
 class BusChangePublisher:
-    """Uploaded records go onto the bus like an adapter's: the ingestion checks them the same way."""
+    """Uploaded records go onto the bus like an adapter's: the ingestion checks them the same way. An upload
+    sends hundreds of thousands of them: they are encoded in a worker thread, and the event loop gets a turn
+    between every few sends, so that probes and the consumers' heartbeats are answered meanwhile."""
 
     def __init__(self, publisher: KafkaPublisher) -> None:
         self.publisher = publisher
 
+    def _encode(self, events: list[Event]) -> list[bytes]:
+        return [self.publisher.encode(DATA_CHANGES, event) for event in events]
+
     async def publish_changes(self, events: list[Event], token: str) -> None:
-        await self.publisher.publish_many(DATA_CHANGES, events)
+        values = await asyncio.to_thread(self._encode, events)
+        acknowledged = []
+        for n, (event, value) in enumerate(zip(events, values, strict=True), start=1):
+            acknowledged.append(await self.publisher.send_raw(DATA_CHANGES, event.key, value, event.headers()))
+            if n % SENDS_PER_TURN == 0:
+                await asyncio.sleep(0)
+        await asyncio.gather(*acknowledged)
+        EVENTS_PUBLISHED.labels(DATA_CHANGES, "DataChanged").inc(len(events))
 
 
 def build(settings: ExchangeSettings) -> tuple[FastAPI, Runtime]:

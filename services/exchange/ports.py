@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 from common.events import Event
 from common.policy import Principal
@@ -109,3 +110,11 @@ class ChangePublisher(Protocol):
     """Sends data changes onto the bus as an adapter would (file uploads become the same events)."""
 
     async def publish_changes(self, events: list[Event], token: str) -> None: ...
+
+
+class UploadedTable(Protocol):
+    """A table a department uploaded, read row by row as often as needed."""
+
+    def rows(self) -> Iterator[dict[str, Any]]:
+        """Its rows from the first, keyed by the header row; raises SourceError where the file is broken."""
+        ...

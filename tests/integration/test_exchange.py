@@ -164,6 +164,45 @@ async def test_data_flows_in_checked_against_the_catalog(infra, topics, services
         assert [r["resource_code"] for r in (await client.get("/resources/stale")).json()] == [stale]
 
 
+ALL_DIGIT_CREDIT_CODE = "914403001922038216"  # a valid credit code shaped like a citizen ID
+
+
+async def test_keys_are_checked_as_the_resource_declares_them(infra, topics, services, tmp_path) -> None:
+    enterprises, persons = (f"{n}01001/{uuid.uuid4().int % 10**6:06d}" for n in (1, 2))
+    person_items = [{"name": "公民身份号码", "type": "string", "length": 18}, {"name": "姓名", "type": "string"}]
+    exchange = await exchange_knowing(
+        infra,
+        services,
+        tmp_path,
+        catalog_published(enterprises, PROVIDER, ITEMS),
+        catalog_published(persons, PROVIDER, person_items),
+    )
+    key = ALL_DIGIT_CREDIT_CODE
+    async with adapter_for(infra, exchange) as adapter:
+        as_person = await adapter.upsert(persons, key, {"公民身份号码": key, "姓名": "张三"}, 1)
+        as_enterprise = await adapter.upsert(enterprises, key, {"统一社会信用代码": key, "企业名称": "深圳某公司"}, 1)
+
+    admin = bearer(PROVIDER, Role.DATA_ADMINISTRATOR)
+    record = await exchange.wait_status(f"/resources/{enterprises}/records/{key}", 200, headers=admin)
+    assert record["subject_kind"] == "credit_code" and record["fields"]["企业名称"] == "深圳某公司"
+    async with httpx.AsyncClient(base_url=exchange.url, headers=admin) as client:
+        across = await client.get(f"/subjects/{key}/records")
+        assert across.status_code == 200 and [r["resource_code"] for r in across.json()] == [enterprises]
+        assert (await client.get(f"/resources/{enterprises}")).json()["key_kind"] == "credit_code"
+
+        async def refused() -> list:  # the topic holds earlier tests' changes too: only this test's count
+            found = (await client.get("/refusals")).json()
+            return [(r["change_id"], r["rule"]) for r in found if r["change_id"] in (as_person, as_enterprise)]
+
+        refusals = await until(refused)
+    # the same key is no citizen ID: refused where the resource is keyed by citizen IDs, and only there
+    assert refusals == [(as_person, "subject_key.birth_date")]
+    dead = await read_topic(
+        infra.bootstrap, "exchange.data-changes.dlq", 1, where=lambda r: headers_of(r)["event_id"] == as_person
+    )
+    assert "subject_key.birth_date" in headers_of(dead[0])["dlq.reason"]
+
+
 async def test_sync_sends_only_changes_and_the_digest_finds_what_differs(infra, topics, services, tmp_path) -> None:
     code = f"101001/{uuid.uuid4().int % 10**6:06d}"
     exchange = await exchange_knowing(infra, services, tmp_path, catalog_published(code, PROVIDER, ITEMS))
@@ -253,6 +292,40 @@ async def test_a_department_without_an_adapter_uploads_a_file(infra, topics, ser
         record = (await client.get(f"/resources/{code}/records/{enterprise(2)}")).json()
         assert record["fields"]["注册资本"] == 20.5
         assert (await client.get(f"/resources/{code}/records/{enterprise(3)}")).status_code == 404
+
+
+async def test_a_big_upload_leaves_the_exchange_answering(infra, topics, services, tmp_path) -> None:
+    """The file is read and checked off the event loop: health probes are answered all along, and the
+    consumers keep their broker sessions."""
+    code = f"101001/{uuid.uuid4().int % 10**6:06d}"
+    exchange = await exchange_knowing(infra, services, tmp_path, catalog_published(code, PROVIDER, ITEMS))
+    rows = 40_000  # about 3 MB: read and checked on the event loop, it froze the exchange for 4 s and more
+    lines = ["统一社会信用代码,企业名称,注册资本,成立日期,在业"]
+    lines += [f"{enterprise(n)},吉安市第{n}号某某科技有限公司,{n * 10.5},2020-01-01,是" for n in range(1, rows + 1)]
+    source = tmp_path / "big.csv"
+    source.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    probes: list[float] = []
+    async with httpx.AsyncClient(base_url=exchange.url, headers=bearer(PROVIDER, Role.DATA_ADMINISTRATOR)) as client:
+
+        async def probe(done: asyncio.Event) -> None:
+            async with httpx.AsyncClient(base_url=exchange.url, timeout=60) as prober:
+                while not done.is_set():
+                    started = time.perf_counter()
+                    assert (await prober.get("/healthz")).status_code == 200
+                    probes.append(time.perf_counter() - started)
+                    await asyncio.sleep(0.05)
+
+        done = asyncio.Event()
+        prober = asyncio.create_task(probe(done))
+        with source.open("rb") as upload:
+            sent = await client.post(f"/resources/{code}/uploads", files={"file": ("big.csv", upload)}, timeout=300)
+        done.set()
+        await prober
+        assert sent.status_code == 202 and sent.json() == {"sent": rows}
+        assert len(probes) > 20 and max(probes) < 3.0, f"/healthz took up to {max(probes):.1f}s during the upload"
+        # ingestion goes on: the uploaded rows are being stored (all 40,000 take a minute or more here)
+        assert await until(lambda: _record_named(client, code, enterprise(1), "吉安市第1号某某科技有限公司"), 120)
+    assert "Heartbeat session expired" not in exchange.log.read_text()
 
 
 async def test_resources_stored_before_record_counts_get_theirs_from_the_digest_leaves(infra) -> None:

@@ -1,8 +1,8 @@
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import pytest
 
-from common.errors import RejectedEvent
 from common.identifiers import citizen_id_check_character
 from services.exchange.domain.records import DataChange, Operation, apply_change
 from services.exchange.domain.resources import publication_stands
@@ -25,10 +25,45 @@ def change(version: int, operation: str = "UPSERT", **fields: object) -> DataCha
     )
 
 
-def test_the_subject_key_is_validated_and_normalised() -> None:
-    assert change(1).subject_key == PERSON and change(1).subject_kind == "citizen_id"
-    with pytest.raises(RejectedEvent, match=r"subject_key\.check_character"):
-        DataChange.from_payload({"subject_key": PERSON[:-1] + ("1" if PERSON[-1] != "1" else "2")})
+def test_the_subject_key_is_validated_as_the_key_item_declares_and_normalised() -> None:
+    from services.exchange.domain.resources import Rejection, admit
+
+    admitted = admit(schema(), change(1, 公民身份号码=PERSON))
+    assert isinstance(admitted, DataChange)
+    assert admitted.subject_key == PERSON and admitted.subject_kind == "citizen_id"
+    wrong = PERSON[:-1] + ("1" if PERSON[-1] != "1" else "2")
+    refused = admit(schema(), replace(change(1, 公民身份号码=wrong), subject_key=wrong))
+    assert isinstance(refused, Rejection) and refused.rule == "subject_key.check_character"
+
+
+ALL_DIGIT_CREDIT_CODE = "914403001922038216"  # valid (GB 32100), and shaped like a citizen ID
+
+
+def test_an_all_digit_credit_code_is_a_valid_key_of_a_resource_keyed_by_credit_codes() -> None:
+    from services.exchange.domain.resources import ItemSpec, Rejection, ResourceSchema, admit
+
+    enterprises = ResourceSchema(
+        "101001/000002", "p", "企业", (ItemSpec("统一社会信用代码", "string", 18), ItemSpec("名称", "string")), None
+    )
+    assert enterprises.key_kind == "credit_code" and schema().key_kind == "citizen_id"
+    reported = replace(change(1, 统一社会信用代码=ALL_DIGIT_CREDIT_CODE), resource_code="101001/000002")
+    reported = replace(reported, subject_key=ALL_DIGIT_CREDIT_CODE)
+    admitted = admit(enterprises, reported)
+    assert isinstance(admitted, DataChange) and admitted.subject_kind == "credit_code"
+    deleted = admit(enterprises, replace(reported, operation=Operation.DELETE, fields={}))
+    assert isinstance(deleted, DataChange) and deleted.subject_kind == "credit_code"
+    # a citizen ID is no key of that resource, nor is the credit code a key of a resource of persons
+    person = admit(enterprises, replace(reported, subject_key=PERSON, fields={"统一社会信用代码": PERSON}))
+    assert isinstance(person, Rejection) and person.rule.startswith("subject_key.")
+    as_person = admit(schema(), replace(reported, resource_code="101001/000001", fields={}))
+    assert isinstance(as_person, Rejection) and as_person.rule == "subject_key.birth_date"
+
+
+def test_unpublished_and_foreign_resources_are_refused_before_the_key() -> None:
+    from services.exchange.domain.resources import admit
+
+    assert admit(None, change(1)).rule == "resource.not_published"  # type: ignore[union-attr]
+    assert admit(schema(), replace(change(1), provider_code="q")).rule == "resource.provider"  # type: ignore[union-attr]
 
 
 def test_last_source_version_wins_whatever_the_arrival_order() -> None:
@@ -152,3 +187,159 @@ def test_a_withdrawal_seen_first_keeps_its_version_and_older_ones_unpublished() 
     assert not publication_stands(1, 1)  # the withdrawal of version 1 overtook its publication
     assert not publication_stands(1, 2)
     assert publication_stands(3, 2)  # published again after the withdrawal
+
+
+def test_the_adapter_kit_checks_keys_as_the_resource_declares() -> None:
+    from datashare_adapter.sync import prepare
+
+    resource = {
+        "resource_code": "101001/000002",
+        "key_item": "统一社会信用代码",
+        "items": [{"name": "统一社会信用代码", "type": "string"}, {"name": "名称", "type": "string"}],
+    }
+    table = prepare([{"统一社会信用代码": ALL_DIGIT_CREDIT_CODE, "名称": "甲"}, {"统一社会信用代码": PERSON}], resource)
+    assert list(table.records) == [ALL_DIGIT_CREDIT_CODE] and "row 3: invalid credit_code" in table.problems[0]
+    persons = resource | {"key_item": "公民身份号码", "items": [{"name": "公民身份号码", "type": "string"}]}
+    table = prepare([{"公民身份号码": ALL_DIGIT_CREDIT_CODE}, {"公民身份号码": PERSON}], persons)
+    assert list(table.records) == [PERSON] and "row 2: invalid citizen_id: birth_date" in table.problems[0]
+
+
+async def test_a_subject_looked_up_by_key_alone_may_be_either_identifier() -> None:
+    from common.errors import Invalid
+    from common.policy import Principal, Role
+    from services.exchange.domain.records import SubjectRecord
+    from services.exchange.handlers import subject_records
+
+    class Records:
+        async def subject_records(self, subject_key: str) -> list[SubjectRecord]:
+            return [SubjectRecord("101001/000002", "p", subject_key, "credit_code")]
+
+    reader = Principal("a", "p", frozenset({Role.DATA_ADMINISTRATOR}))
+    found = await subject_records(ALL_DIGIT_CREDIT_CODE, reader, Records())  # type: ignore[arg-type]
+    assert [r.subject_key for r in found] == [ALL_DIGIT_CREDIT_CODE]
+    assert [r.subject_key for r in await subject_records(PERSON.lower(), reader, Records())] == [PERSON]  # type: ignore[arg-type]
+    with pytest.raises(Invalid):
+        await subject_records("123", reader, Records())  # type: ignore[arg-type]
+
+
+def enterprise(n: int) -> str:
+    from common.identifiers import credit_code_check_character
+
+    body = f"91360800MA{n:07d}"
+    return body + credit_code_check_character(body)
+
+
+class OneResource:
+    """The exchange's store, as far as an upload reads it: one published resource keyed by credit codes."""
+
+    def __init__(self) -> None:
+        from services.exchange.domain.resources import ItemSpec, ResourceSchema
+        from services.exchange.ports import ResourceState
+
+        items = (ItemSpec("统一社会信用代码", "string", 18), ItemSpec("企业名称", "string", 20))
+        schema = ResourceSchema("101001/000002", "p", "企业", items, None)
+        self.state = ResourceState(schema, datetime(2026, 1, 1, tzinfo=UTC), None, 0, 0)
+
+    async def resource(self, resource_code: str):
+        return self.state
+
+
+class Sent:
+    def __init__(self, read: list[int]) -> None:
+        self.read, self.batches, self.read_when_sent = read, [], []
+
+    async def publish_changes(self, events: list, token: str) -> None:
+        self.read_when_sent.append(self.read[-1])
+        self.batches.append(events)
+
+
+async def test_an_upload_is_read_row_by_row_off_the_event_loop() -> None:
+    import threading
+
+    from common.policy import Principal, Role
+    from services.exchange.handlers import UPLOAD_BATCH, upload_rows
+
+    rows = 3 * UPLOAD_BATCH + 7
+    read: list[int] = []  # rows read so far, per pass over the file
+    threads: set[str] = set()
+
+    class Table:
+        def rows(self):
+            read.append(0)
+            for n in range(1, rows + 1):
+                threads.add(threading.current_thread().name)
+                read[-1] = n
+                yield {"统一社会信用代码": enterprise(n), "企业名称": f"{n}号公司", "备注": ""}
+
+    publisher = Sent(read)
+    uploader = Principal("u", "p", frozenset({Role.DATA_ADMINISTRATOR}))
+    sent = await upload_rows("101001/000002", Table(), [ALL_DIGIT_CREDIT_CODE], uploader, "t", OneResource(), publisher)
+    assert sent == rows + 1 and [len(b) for b in publisher.batches] == [UPLOAD_BATCH] * 3 + [8]
+    assert threading.main_thread().name not in threads  # parsed and checked in a worker thread
+    assert len(read) == 2  # checked in full first (all or nothing), then read again to send
+    # sent as read: one batch is all the upload holds at a time
+    assert publisher.read_when_sent[:2] == [UPLOAD_BATCH, 2 * UPLOAD_BATCH]
+    events = [e for b in publisher.batches for e in b]
+    assert [e.payload["subject_key"] for e in events[:2]] == [enterprise(1), enterprise(2)]
+    assert events[-1].payload["operation"] == "DELETE" and events[-1].payload["subject_key"] == ALL_DIGIT_CREDIT_CODE
+
+
+async def test_a_broken_upload_names_its_rows_and_sends_nothing() -> None:
+    from common.errors import Invalid
+    from common.policy import Principal, Role
+    from services.exchange.handlers import upload_rows
+
+    class Table:
+        def rows(self):
+            yield {"统一社会信用代码": enterprise(1), "企业名称": "甲"}
+            yield {"统一社会信用代码": PERSON, "企业名称": "乙"}  # a citizen ID is no key of this resource
+            for n in range(60):
+                yield {
+                    "统一社会信用代码": enterprise(n + 2),
+                    "企业名称": "名字长于二十个字符的某某某某某某某某某某某公司",
+                }
+
+    publisher = Sent([0])
+    uploader = Principal("u", "p", frozenset({Role.DATA_ADMINISTRATOR}))
+    with pytest.raises(Invalid) as refused:
+        await upload_rows("101001/000002", Table(), [], uploader, "t", OneResource(), publisher)
+    assert "row 3: invalid credit_code" in str(refused.value) and "row 4: field.type" in str(refused.value)
+    assert "… 11 more" in str(refused.value) and publisher.batches == []
+
+
+def test_a_table_is_read_from_its_stream_one_row_at_a_time() -> None:
+    import io
+
+    from datashare_adapter.sources import SourceError, iter_table
+
+    stream = io.BytesIO("\ufeff统一社会信用代码,企业名称\nA,甲\n\nB,乙\n".encode())
+    rows = iter_table(stream, "r.CSV")
+    assert next(rows) == {"统一社会信用代码": "A", "企业名称": "甲"}
+    assert list(rows) == [{"统一社会信用代码": "B", "企业名称": "乙"}]
+    assert not stream.closed  # the caller may read it again
+    with pytest.raises(SourceError, match="UTF-8"):
+        list(iter_table(io.BytesIO(b"a,b\n" + b"\xff\xfe,x\n"), "r.csv"))
+    with pytest.raises(SourceError, match="empty"):
+        list(iter_table(io.BytesIO(b""), "r.csv"))
+    with pytest.raises(SourceError, match=r"\.csv or \.xlsx"):
+        iter_table(stream, "r.txt")
+
+
+def test_a_workbook_is_read_from_its_stream_too() -> None:
+    import io
+
+    from datashare_adapter.sources import iter_table
+    from openpyxl import Workbook
+
+    workbook = Workbook()
+    sheet = workbook.active
+    assert sheet is not None
+    for row in (["统一社会信用代码", "注册资本"], ["A", 10], [None, None], ["B", 20.5]):
+        sheet.append(row)
+    stream = io.BytesIO()
+    workbook.save(stream)
+    assert list(iter_table(stream, "r.xlsx")) == [
+        {"统一社会信用代码": "A", "注册资本": 10},
+        {"统一社会信用代码": "B", "注册资本": 20.5},
+    ]
+    assert not stream.closed

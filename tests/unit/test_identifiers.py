@@ -6,9 +6,11 @@ from hypothesis import strategies as st
 
 from common.identifiers import (
     CREDIT_CODE_ALPHABET,
+    EITHER,
     InvalidIdentifier,
     citizen_id_check_character,
     credit_code_check_character,
+    key_kind,
     validate_citizen_id,
     validate_credit_code,
     validate_subject_key,
@@ -109,3 +111,42 @@ def test_credit_code_errors_name_the_rule(value: str, rule: str) -> None:
 def test_subject_key_tells_persons_from_organisations() -> None:
     assert validate_subject_key("11010519491231002x") == ("citizen_id", "11010519491231002X")
     assert validate_subject_key("91350100M000100Y43") == ("credit_code", "91350100M000100Y43")
+
+
+ALL_DIGIT_CREDIT_CODE = "914403001922038216"  # a real, valid credit code with the shape of a citizen ID
+
+
+def test_a_key_is_checked_as_the_identifier_its_resource_declares() -> None:
+    assert validate_subject_key(ALL_DIGIT_CREDIT_CODE, "credit_code") == ("credit_code", ALL_DIGIT_CREDIT_CODE)
+    with pytest.raises(InvalidIdentifier, match="birth_date"):
+        validate_subject_key(ALL_DIGIT_CREDIT_CODE, "citizen_id")
+    with pytest.raises(InvalidIdentifier) as error:
+        validate_subject_key("11010519491231002x", "credit_code")
+    assert error.value.kind == "credit_code"
+
+
+def test_a_key_without_a_declared_kind_is_accepted_when_valid_as_either() -> None:
+    assert validate_subject_key(ALL_DIGIT_CREDIT_CODE) == ("credit_code", ALL_DIGIT_CREDIT_CODE)
+    both = "360802199001010497"  # both check characters agree: the key stays undecided
+    assert validate_citizen_id(both) == validate_credit_code(both) == both
+    assert validate_subject_key(both) == (EITHER, both)
+    with pytest.raises(InvalidIdentifier) as error:
+        validate_subject_key("91350100M000100Y44")
+    assert error.value.rule == "kind" and "neither a citizen ID" in str(error.value)
+
+
+def test_key_items_name_their_identifier() -> None:
+    assert key_kind("统一社会信用代码") == "credit_code" and key_kind(" 公民身份 号码") == "citizen_id"
+    assert key_kind("企业名称") is None
+
+
+async def test_an_invalid_identifier_passes_through_context_managers_as_itself() -> None:
+    from contextlib import asynccontextmanager
+
+    @asynccontextmanager
+    async def session():  # as an adapter's `async with`: the exception is thrown into the generator
+        yield
+
+    with pytest.raises(InvalidIdentifier, match="check_character"):
+        async with session():
+            validate_credit_code("91350100M000100Y44")

@@ -3,15 +3,15 @@ freshness, refused changes and file uploads."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from datashare_adapter.digest import BUCKETS, TOPS
-from datashare_adapter.sources import SourceError, read_table
+from datashare_adapter.sources import iter_table
 from fastapi import APIRouter, Depends, Query, Request, UploadFile
 from pydantic import BaseModel, Field
 
-from common.errors import Invalid
 from common.fields import Code, Position
 from common.guard import Guard
 from common.policy import Principal
@@ -49,6 +49,9 @@ class ResourceView(BaseModel):
     name: str
     items: list[ItemView]
     key_item: str | None = Field(description="the data item holding the subject's identifier")
+    key_kind: str | None = Field(
+        description="the identifier the key item declares: credit_code (GB 32100) or citizen_id (GB 11643)"
+    )
     update_cycle: str | None
     published: bool
     published_at: datetime
@@ -64,6 +67,7 @@ class ResourceView(BaseModel):
             name=s.schema.name,
             items=[ItemView(name=i.name, type=i.type, length=i.length) for i in s.schema.items],
             key_item=s.schema.key_item,
+            key_kind=s.schema.key_kind,
             update_cycle=s.schema.update_cycle,
             published=s.schema.published,
             published_at=s.published_at,
@@ -89,6 +93,17 @@ class RefusalView(BaseModel):
 
 class UploadView(BaseModel):
     sent: int
+
+
+class UploadedFile:
+    """An uploaded CSV or XLSX file, kept by the server in a temporary file (on disk once it is big)."""
+
+    def __init__(self, file: UploadFile) -> None:
+        self.file = file
+
+    def rows(self) -> Iterator[dict[str, Any]]:
+        self.file.file.seek(0)
+        return iter_table(self.file.file, self.file.filename or "")
 
 
 def _record(r: Any) -> RecordView:
@@ -167,12 +182,8 @@ def routers(uow: UnitOfWork, publisher: ChangePublisher) -> list[APIRouter]:
         principal: Uploader,
         delete: Annotated[list[str], Query(description="subject keys to delete")] = [],  # noqa: B006
     ) -> UploadView:
-        try:
-            rows = read_table(await file.read(), file.filename or "")
-        except SourceError as exc:
-            raise Invalid("file", str(exc)) from None
         token = request.headers["authorization"].removeprefix("Bearer ").strip()
-        sent = await handlers.upload_rows(resource_code, rows, delete, principal, token, uow, publisher)
+        sent = await handlers.upload_rows(resource_code, UploadedFile(file), delete, principal, token, uow, publisher)
         return UploadView(sent=sent)
 
     @api.get("/{resource_code:path}", response_model=ResourceView, summary="What the exchange holds of a resource")

@@ -9,9 +9,6 @@ from typing import Any
 
 from datashare_adapter.digest import bucket_of, record_hash
 
-from common.errors import RejectedEvent
-from common.identifiers import InvalidIdentifier, validate_subject_key
-
 FieldValue = str | int | float | bool | None
 
 
@@ -34,18 +31,15 @@ class DataChange:
 
     @classmethod
     def from_payload(cls, payload: dict[str, Any]) -> DataChange:
-        """Raises RejectedEvent when the subject key fails its GB 11643 / GB 32100 check."""
-        try:
-            kind, key = validate_subject_key(payload["subject_key"])
-        except InvalidIdentifier as exc:
-            raise RejectedEvent(f"subject_key.{exc.rule}", str(exc)) from None
+        """The change as reported; its subject is identified (`subject_kind`) once checked against the
+        resource's key item (resources.admit)."""
         return cls(
             change_id=payload["change_id"],
             resource_code=payload["resource_code"],
             provider_code=payload["provider_code"],
             operation=Operation(payload["operation"]),
-            subject_key=key,
-            subject_kind=kind,
+            subject_key=payload["subject_key"].strip().upper(),
+            subject_kind="",
             fields=dict(payload["fields"]),
             source_version=payload["source_version"],
             changed_at=payload["changed_at"],

@@ -4,12 +4,15 @@ reported record must pass against them (Art. 13, 24(3)). A failed check is a fin
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from typing import Any
 
-# Data items that carry the subject's own identifier: a record that has one must name its subject there.
-KEY_ITEMS = frozenset({"统一社会信用代码", "公民身份号码", "身份证号码", "居民身份证号码"})
+from common.identifiers import InvalidIdentifier, key_kind, validate_subject_key
+from services.exchange.domain.records import DataChange, Operation
+
+# Data items that carry the subject's own identifier (common.identifiers.KEY_ITEMS): a record that has one
+# must name its subject there, and its subject key is the identifier that item declares.
 
 # How long an update cycle may pass without a change before the resource is reported as stale.
 CYCLE_DAYS = {
@@ -48,7 +51,18 @@ class ResourceSchema:
 
     @property
     def key_item(self) -> str | None:
-        return next((i.name for i in self.items if i.name in KEY_ITEMS), None)
+        return next((i.name for i in self.items if key_kind(i.name)), None)
+
+    @property
+    def key_kind(self) -> str | None:
+        """The identifier the key item declares: a credit code (GB 32100) or a citizen ID (GB 11643)."""
+        key = self.key_item
+        return key_kind(key) if key else None
+
+    def identify(self, subject_key: str) -> tuple[str, str]:
+        """(kind, normalised key) of a subject of this resource, checked as the identifier its key item
+        declares; a resource without a key item takes either. Raises InvalidIdentifier."""
+        return validate_subject_key(subject_key, self.key_kind)
 
     def problems(self, subject_key: str, fields: dict[str, Any]) -> list[Rejection]:
         """Why an upserted record does not fit the entry's data items; empty when it does."""
@@ -103,6 +117,24 @@ def _parses(kind: type[date] | type[datetime], value: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+def admit(schema: ResourceSchema | None, change: DataChange) -> DataChange | Rejection:
+    """The change with its subject identified as the resource's key item declares, or the first reason the
+    center refuses it."""
+    if schema is None or not schema.published:
+        return Rejection("resource.not_published", f"{change.resource_code} is not in the published catalog")
+    if schema.provider_code != change.provider_code:
+        return Rejection("resource.provider", f"{change.resource_code} is provided by another department")
+    try:
+        kind, key = schema.identify(change.subject_key)
+    except InvalidIdentifier as exc:
+        return Rejection(f"subject_key.{exc.rule}", str(exc))
+    if change.operation is Operation.UPSERT:
+        problems = schema.problems(key, change.fields)
+        if problems:
+            return problems[0]
+    return replace(change, subject_key=key, subject_kind=kind)
 
 
 def publication_stands(version: int, withdrawn_version: int | None) -> bool:
