@@ -14,6 +14,7 @@ from typing import Any, Protocol
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import KafkaConnectionError, KafkaTimeoutError
 from aiokafka.structs import RecordMetadata
 
 from common.codec import DecodeError, Event, EventCodec
@@ -49,6 +50,7 @@ def connection_options(settings: ServiceSettings) -> dict[str, Any]:
     return options
 
 
+SENDS_PER_TURN = 50
 IDLE_POLL_MS = 20  # with an idle pause, a short poll: the broker may not hold the fetch
 
 
@@ -170,8 +172,29 @@ class KafkaPublisher:
 
     def _producer_or_raise(self) -> AIOKafkaProducer:
         if self._producer is None:
-            raise ConnectionError("Kafka producer is not connected")
+            raise KafkaConnectionError("Kafka producer is not connected")
         return self._producer
+
+    async def send_all(
+        self, messages: Iterable[tuple[str, str, bytes, list[tuple[str, bytes]]]], timeout: float
+    ) -> int:
+        """Send (topic, key, value, headers) messages and wait for every acknowledgement, all within
+        `timeout`: a caller waiting for an answer gets KafkaTimeoutError while the broker is away rather
+        than waiting for it to come back. Some of the messages may have been written then."""
+
+        async def send() -> int:
+            acknowledged = []
+            for n, (topic, key, value, headers) in enumerate(messages, start=1):
+                acknowledged.append(await self.send_raw(topic, key, value, headers))
+                if n % SENDS_PER_TURN == 0:
+                    await asyncio.sleep(0)  # probes and heartbeats get their turn during a long send
+            await asyncio.gather(*acknowledged)
+            return len(acknowledged)
+
+        try:
+            return await asyncio.wait_for(send(), timeout)
+        except TimeoutError:
+            raise KafkaTimeoutError(f"the broker did not acknowledge within {timeout:.0f}s") from None
 
     def check_topic(self, topic: str, event_type: str | None) -> None:
         """`event_type` None is a tombstone, allowed on compacted topics only."""

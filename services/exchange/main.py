@@ -17,7 +17,7 @@ from services.exchange.adapters import http, mongo
 from services.exchange.ports import CATALOG_ENTRY_EVENTS, CATALOG_PUBLISHED, DATA_CHANGES
 from services.exchange.settings import ExchangeSettings
 
-SENDS_PER_TURN = 50
+ACK_SECONDS = 10.0  # for each batch of an upload
 
 
 class BusChangePublisher:
@@ -32,13 +32,10 @@ class BusChangePublisher:
         return [self.publisher.encode(DATA_CHANGES, event) for event in events]
 
     async def publish_changes(self, events: list[Event], token: str) -> None:
+        """The uploader waits for the answer: while the broker is away it gets a 503 within ACK_SECONDS."""
         values = await asyncio.to_thread(self._encode, events)
-        acknowledged = []
-        for n, (event, value) in enumerate(zip(events, values, strict=True), start=1):
-            acknowledged.append(await self.publisher.send_raw(DATA_CHANGES, event.key, value, event.headers()))
-            if n % SENDS_PER_TURN == 0:
-                await asyncio.sleep(0)
-        await asyncio.gather(*acknowledged)
+        messages = [(DATA_CHANGES, e.key, v, e.headers()) for e, v in zip(events, values, strict=True)]
+        await self.publisher.send_all(messages, ACK_SECONDS)
         EVENTS_PUBLISHED.labels(DATA_CHANGES, "DataChanged").inc(len(events))
 
 

@@ -85,6 +85,16 @@ async def test_broker_outage(own_infra, services, tmp_path) -> None:
 
     stop([kafka])
     await exchange.wait_status("/readyz", 503, timeout=30)
+    # An upload meanwhile is refused within seconds, saying why; it never hangs.
+    other = "36080219900101002"
+    other += citizen_id_check_character(other)
+    csv = f"公民身份号码,name\n{other},李四\n".encode()
+    async with httpx.AsyncClient(base_url=exchange.url, timeout=60, headers=admin) as client:
+        started = time.monotonic()
+        refused = await client.post("/resources/101001/000001/uploads", files={"file": ("r.csv", csv)})
+        assert time.monotonic() - started < 20
+    assert refused.status_code == 503, refused.text
+    assert refused.headers["retry-after"] and refused.json()["dependency"] == "kafka"
     assert stop_within(exchange, 10) < 10
 
 
