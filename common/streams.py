@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from aiokafka import TopicPartition
 from faust.transport.drivers import TRANSPORTS
 from faust.transport.drivers import aiokafka as faust_aiokafka
 
@@ -32,11 +31,12 @@ class IdlePausingConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
         if self.first_pause:
             timeout = min(timeout or IDLE_WAIT_SECONDS, IDLE_WAIT_SECONDS)
         records = await super()._fetch_records(consumer, active_partitions, timeout=timeout, max_records=max_records)
-        if records or not active_partitions or not self.first_pause:
+        if records or not self.first_pause:
             self._pause = self.first_pause
             return records
-        # faust's own TP tuples, as aiokafka's; never resume what faust itself paused
-        idle = {TopicPartition(tp.topic, tp.partition) for tp in active_partitions} - consumer.paused()
+        # Everything the consumer would fetch: the agents' partitions and the tables' changelogs alike. What
+        # faust itself paused stays paused.
+        idle = consumer.assignment() - consumer.paused()
         consumer.pause(*idle)
         try:
             await asyncio.sleep(self._pause)
