@@ -15,10 +15,10 @@ from cryptography.hazmat.primitives import serialization
 
 from common.logs import mask_identifiers
 from common.policy import Role
+from devstack.processes import start_infra, stop
 from services.catalog.adapters import sheets
 from services.catalog.domain import sheet
 from services.directory.demo_data import credit_code
-from devstack.processes import start_infra, stop
 from tests.integration.conftest import ServiceProcess
 from tests.tokens import KEY, bearer, token
 
