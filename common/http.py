@@ -55,6 +55,13 @@ class ErrorView(BaseModel):
     rule: str | None = Field(None, description="the rule the request broke: the access rule for a 403")
 
 
+class UnavailableView(ErrorView):
+    """The body of a 503: the broker or database is away; the Retry-After header says when to try again."""
+
+    dependency: str = Field(description="kafka or mongo")
+    reason: str = Field(description="the driver's error")
+
+
 def _error(description: str) -> dict[str, Any]:
     return {"model": ErrorView, "description": description}
 
@@ -64,6 +71,10 @@ FORBIDDEN = _error("The access rule refuses the caller's role or department; `ru
 NOT_FOUND = _error("No such thing, or none the caller may know of")
 CONFLICT = _error("Not possible in the current state, e.g. a stale revision")
 UNPROCESSABLE = _error("The request or its content is invalid; `field` says what to fix")
+UNAVAILABLE = {
+    "model": UnavailableView,
+    "description": "The broker or database is unavailable; retry after the Retry-After header's seconds",
+}
 TOO_LARGE = {
     "description": "The request body is over this route's size limit (HTTP_MAX_BODY_BYTES, HTTP_MAX_UPLOAD_BYTES "
     "for files); it was not read",
@@ -157,7 +168,7 @@ def _declare(route: APIRoute, upload_limit: int) -> None:
     responses: dict[int | str, dict[str, Any]] = {}
     if rule is not None and not rule.public:
         route.openapi_extra = {"security": SECURITY} | (route.openapi_extra or {})
-        responses |= {401: UNAUTHENTICATED, 403: FORBIDDEN}
+        responses |= {401: UNAUTHENTICATED, 403: FORBIDDEN, 503: UNAVAILABLE}
     if route.dependant.path_params:
         responses[404] = NOT_FOUND
     if (route.methods or set()) & {"POST", "PUT", "PATCH", "DELETE"} and not (rule and rule.public):
