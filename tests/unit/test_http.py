@@ -127,6 +127,9 @@ def test_openapi_declares_security_and_the_error_bodies_sent(apps) -> None:
                 assert bool(operation.get("security")) == guarded, where
                 for status in ("401", "403") if guarded else ():
                     assert responses[status]["content"]["application/json"]["schema"]["$ref"].endswith("/ErrorView")
+                if guarded:
+                    unavailable = responses["503"]["content"]["application/json"]["schema"]["$ref"]
+                    assert unavailable.endswith("/UnavailableView"), where
                 if "422" in responses:
                     assert responses["422"]["content"]["application/json"]["schema"]["$ref"].endswith("/ErrorView")
         assert "HTTPValidationError" not in document["components"]["schemas"], service
