@@ -31,7 +31,7 @@ infra: $(STAMP)      ## only the broker and the database, in the foreground
 test: $(STAMP)       ## unit, contract and integration tests (they start their own broker and database)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-test-reliability: $(STAMP)  ## the kill -9 ingestion test at full size (200k changes; `make test` runs 20k)
+test-reliability: $(STAMP)  ## the kill -9 ingestion test at full size (200k changes; `make test` runs 10k)
 	RELIABILITY_CHANGES=200000 $(PY) -m pytest tests/integration/test_ingest_reliability.py
 
 lint: $(STAMP)
