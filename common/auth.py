@@ -6,11 +6,13 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import logging
 import time
 import uuid
 from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import jwt
@@ -26,12 +28,14 @@ __all__ = [
     "TokenIssuer",
     "TokenVerifier",
     "Unauthenticated",
+    "development_key",
     "generate_signing_key",
     "jwks",
     "load_signing_key",
     "verify_event_signature",
 ]
 
+log = logging.getLogger(__name__)
 ALGORITHM = "EdDSA"
 LEEWAY_SECONDS = 60  # clock skew between the directory and the broker
 GENUINE_CACHE = 4096  # verified tokens remembered per process
@@ -43,6 +47,17 @@ def generate_signing_key() -> str:
     return key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     ).decode()
+
+
+def development_key(path: Path) -> str:
+    """A signing key kept in a file (made on first use, readable by its owner only): development only, where
+    restarts keep what the key signed valid."""
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(generate_signing_key())
+        path.chmod(0o600)
+        log.warning("no signing key configured: generated a development key in %s", path)
+    return path.read_text()
 
 
 def load_signing_key(pem: str) -> Ed25519PrivateKey:

@@ -3,16 +3,20 @@
 python -m services.directory.cli bootstrap --it-office-code CODE --operator ID --operator-name NAME
     the IT office and its first operator, on a new installation (the password is printed once)
 python -m services.directory.cli demo
-    development only: the demo directory of Ji'an; credentials go to .var/demo-credentials.tsv
+    development only: the demo directory of Ji'an; credentials go to .var/demo-credentials.tsv, the market
+    regulator's adapter signing key (registered by its data administrator) to .var/adapter-keys/<client id>.pem
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
+from datashare_adapter.signing import generate_key, private_pem, public_pem
 from pymongo.errors import PyMongoError
 
 from common.auth import EventSigner, load_signing_key
@@ -50,8 +54,25 @@ async def bootstrap(
     return issued.secret
 
 
-async def demo(runtime: Runtime, uow: mongo.MongoUnitOfWork) -> list[tuple[str, str, str]]:
-    """Load the demo directory; return (login, secret, what) rows."""
+def adapter_key_file(keys: Path, client_id: str) -> Path:
+    return keys / f"{client_id}.pem"
+
+
+async def register_demo_key(uow: mongo.MongoUnitOfWork, client_id: str, administrator: Principal, keys: Path) -> None:
+    """The adapter's signing key: the pair made here as `datashare-adapter keygen` makes it, its public half
+    registered by the department's data administrator."""
+    key = generate_key()
+    path = adapter_key_file(keys, client_id)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as out:
+        out.write(private_pem(key))
+    await handlers.register_adapter_key(
+        client_id, public_pem(key.public_key()), None, administrator, uow, datetime.now(UTC)
+    )
+
+
+async def demo(runtime: Runtime, uow: mongo.MongoUnitOfWork, keys: Path) -> list[tuple[str, str, str]]:
+    """Load the demo directory; return (login, secret, what) rows. Adapters' signing keys go to `keys`."""
     hasher = Argon2Hasher()
     await mongo.ensure_indexes(runtime.db)
     rows: list[tuple[str, str, str]] = []
@@ -109,6 +130,9 @@ async def demo(runtime: Runtime, uow: mongo.MongoUnitOfWork) -> list[tuple[str, 
             kind = MachineKind.ADAPTER if slug == "scjgj" else MachineKind.CONSUMER_SYSTEM
             issued = await handlers.issue_machine_identity(code, kind, SYSTEM, uow, hasher)
             rows.append((issued.login, issued.secret, f"{kind.value} of {name} ({code})"))
+            if kind is MachineKind.ADAPTER:
+                administrator = Principal(f"{slug}-admin", code, frozenset({Role.DATA_ADMINISTRATOR}))
+                await register_demo_key(uow, issued.login, administrator, keys)
     return rows
 
 
@@ -144,7 +168,7 @@ def main() -> int:
             if settings.environment != "development":
                 print("the demo directory is for development only", file=sys.stderr)
                 return 2
-            rows = await demo(runtime, unit_of_work(runtime, settings))
+            rows = await demo(runtime, unit_of_work(runtime, settings), args.credentials.parent / "adapter-keys")
             args.credentials.parent.mkdir(parents=True, exist_ok=True)
             with args.credentials.open("a", encoding="utf-8") as out:
                 out.writelines(f"{login}\t{secret}\t{what}\n" for login, secret, what in rows)

@@ -6,9 +6,12 @@ import secrets
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
+from datashare_adapter.signing import InvalidKey, key_id, load_public_key, public_pem
+
 from common.events import Event
 from common.policy import AccessDenied, MachineKind, Principal, Role, Target, authorize
 from services.directory.domain.model import (
+    AdapterKey,
     Appointment,
     Conflict,
     Department,
@@ -340,3 +343,70 @@ async def deactivate_person(person_id: str, actor: Principal, uow: UnitOfWork, r
         await tx.save_person(person)
         tx.emit(DIRECTORY_EVENTS, _roles_changed(person, actor))
     await refresh.revoke_all(person_id)
+
+
+async def register_adapter_key(
+    client_id: str, public_key: str, replaces: str | None, actor: Principal, uow: UnitOfWork, now: datetime
+) -> AdapterKey:
+    """Register the Ed25519 public key an adapter signs its changes with; with `replaces`, a rotation: the old
+    key is revoked in the same step."""
+    try:
+        public = load_public_key(public_key)
+    except InvalidKey as exc:
+        raise InvalidRequest("public_key", str(exc)) from None
+    async with uow() as tx:
+        machine = await _managed_machine(tx, client_id, actor)
+        if machine.kind is not MachineKind.ADAPTER:
+            raise InvalidRequest("client_id", f"{client_id} is not an adapter: only adapters sign data changes")
+        key = AdapterKey(key_id(public), client_id, machine.department_code, public_pem(public), actor.subject, now)
+        if await tx.adapter_key(key.key_id) is not None:
+            raise Conflict("public_key", f"key {key.key_id} is registered already; a revoked key is never reused")
+        if replaces is not None:
+            await _revoke_key(tx, client_id, replaces, f"replaced by {key.key_id}", actor, now)
+        await tx.save_adapter_key(key)
+        payload = {
+            "key_id": key.key_id,
+            "client_id": client_id,
+            "department_code": key.department_code,
+            "public_key": key.public_key,
+            "registered_by": actor.subject,
+            "registered_at": now,
+        }
+        tx.emit(DIRECTORY_EVENTS, _event("AdapterKeyRegistered", client_id, payload))
+    return key
+
+
+async def revoke_adapter_key(
+    client_id: str, key: str, reason: str, actor: Principal, uow: UnitOfWork, now: datetime
+) -> None:
+    async with uow() as tx:
+        await _managed_machine(tx, client_id, actor)
+        await _revoke_key(tx, client_id, key, reason, actor, now)
+
+
+async def _revoke_key(
+    tx: DirectoryTransaction, client_id: str, key_id: str, reason: str, actor: Principal, now: datetime
+) -> None:
+    key = await tx.adapter_key(key_id)
+    if key is None or key.client_id != client_id:
+        raise NotFound("key_id", f"{client_id} has no key {key_id}")
+    if not key.active:
+        raise Conflict("key_id", f"key {key_id} is revoked already")
+    await tx.save_adapter_key(key.revoke(actor.subject, reason, now))
+    payload = {
+        "key_id": key_id,
+        "client_id": client_id,
+        "department_code": key.department_code,
+        "reason": reason,
+        "revoked_by": actor.subject,
+        "revoked_at": now,
+    }
+    tx.emit(DIRECTORY_EVENTS, _event("AdapterKeyRevoked", client_id, payload))
+
+
+async def adapter_keys(client_id: str, actor: Principal, uow: UnitOfWork) -> list[AdapterKey]:
+    machine = await uow.machine(client_id)
+    if machine is None:
+        raise NotFound("client_id", f"no machine identity {client_id}")
+    authorize(actor, "directory.machine.manage", Target(department_code=machine.department_code))
+    return await uow.adapter_keys(client_id)

@@ -8,7 +8,7 @@ from functools import partial
 
 from fastapi import FastAPI
 
-from common.auth import EventSigner, TokenIssuer, generate_signing_key, jwks, load_signing_key
+from common.auth import EventSigner, TokenIssuer, development_key, generate_signing_key, jwks, load_signing_key
 from common.http import create_app, run_service
 from common.runtime import Runtime
 from services.directory.adapters import http, mongo
@@ -24,12 +24,7 @@ def signing_key(settings: DirectorySettings) -> str:
     """The configured key; in development a key kept in .var/ so that restarts keep tokens valid."""
     if settings.signing_key is not None:
         return settings.signing_key.get_secret_value()
-    if not DEV_KEY_FILE.exists():
-        DEV_KEY_FILE.parent.mkdir(parents=True, exist_ok=True)
-        DEV_KEY_FILE.write_text(generate_signing_key())
-        DEV_KEY_FILE.chmod(0o600)
-        log.warning("no DIRECTORY_SIGNING_KEY: generated a development key in %s", DEV_KEY_FILE)
-    return DEV_KEY_FILE.read_text()
+    return development_key(DEV_KEY_FILE)
 
 
 def build(settings: DirectorySettings) -> tuple[FastAPI, Runtime]:

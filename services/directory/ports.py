@@ -9,7 +9,7 @@ from typing import Protocol
 
 from common.events import Event
 from common.policy import Principal
-from services.directory.domain.model import Appointment, Department, MachineIdentity, Person, Throttle
+from services.directory.domain.model import AdapterKey, Appointment, Department, MachineIdentity, Person, Throttle
 
 DIRECTORY_EVENTS = "directory.events"
 
@@ -33,6 +33,10 @@ class DirectoryTransaction(Protocol):
 
     async def save_machine(self, machine: MachineIdentity) -> None: ...
 
+    async def adapter_key(self, key_id: str) -> AdapterKey | None: ...
+
+    async def save_adapter_key(self, key: AdapterKey) -> None: ...
+
     def emit(self, topic: str, event: Event) -> None: ...
 
 
@@ -48,6 +52,8 @@ class UnitOfWork(Protocol):
     async def machine(self, client_id: str) -> MachineIdentity | None: ...
 
     async def appointments(self, department_code: str) -> list[Appointment]: ...
+
+    async def adapter_keys(self, client_id: str) -> list[AdapterKey]: ...
 
 
 class SecretHasher(Protocol):

@@ -55,6 +55,12 @@ async def test_demo_directory_lets_every_kind_of_user_sign_in(infra, topics, ser
             "/token", data={"grant_type": "client_credentials", "client_id": adapter, "client_secret": secrets[adapter]}
         )
         assert response.status_code == 200, response.text
+        # its signing key was made and registered by the market regulator's data administrator
+        assert (tmp_path / "adapter-keys" / f"{adapter}.pem").stat().st_mode & 0o077 == 0
+        keys = await client.get(
+            f"/machines/{adapter}/keys", headers={"Authorization": f"Bearer {tokens['scjgj-admin']}"}
+        )
+        assert [k["registered_by"] for k in keys.json()] == ["scjgj-admin"], keys.text
 
         headers = {"Authorization": f"Bearer {tokens['xxb-operator']}"}
         departments = (await client.get("/departments", headers=headers)).json()

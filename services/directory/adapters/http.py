@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import UTC, date, datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Form, Request, Response
@@ -90,6 +90,25 @@ class RevokeBody(BaseModel):
 
 class ReactivationBody(BaseModel):
     reason: Text = Field(min_length=1, description="why the deactivation is undone; recorded")
+
+
+class AdapterKeyBody(BaseModel):
+    public_key: Text = Field(
+        description="Ed25519 public key, PEM (`datashare-adapter keygen` or `openssl pkey -pubout` prints it)"
+    )
+    replaces: Code | None = Field(None, description="rotation: the key id this key replaces (revoked at once)")
+
+
+class AdapterKeyView(BaseModel):
+    key_id: str
+    client_id: str
+    department_code: str
+    public_key: str
+    registered_by: str
+    registered_at: datetime
+    revoked_at: datetime | None
+    revoked_by: str | None
+    reason: str | None
 
 
 class IssuedSecretView(BaseModel):
@@ -256,6 +275,31 @@ def router(uow: MongoUnitOfWork, hasher: SecretHasher, signin: login.SignIn, jwk
     @api.post("/machines/{client_id}/revoke", status_code=204, summary="Revoke a machine identity")
     async def revoke(client_id: Code, body: RevokeBody, actor: MachineManager) -> None:
         await handlers.revoke_machine_identity(client_id, body.reason, actor, uow)
+
+    @api.post(
+        "/machines/{client_id}/keys",
+        status_code=201,
+        response_model=AdapterKeyView,
+        summary="Register the public key an adapter signs its data changes with (`replaces`: rotate)",
+    )
+    async def register_key(client_id: Code, body: AdapterKeyBody, actor: MachineManager) -> AdapterKeyView:
+        key = await handlers.register_adapter_key(
+            client_id, body.public_key, body.replaces, actor, uow, datetime.now(UTC)
+        )
+        return AdapterKeyView.model_validate(key, from_attributes=True)
+
+    @api.get("/machines/{client_id}/keys", response_model=list[AdapterKeyView], summary="An adapter's keys")
+    async def keys_of(client_id: Code, actor: MachineManager) -> list[AdapterKeyView]:
+        found = await handlers.adapter_keys(client_id, actor, uow)
+        return [AdapterKeyView.model_validate(k, from_attributes=True) for k in found]
+
+    @api.post(
+        "/machines/{client_id}/keys/{key_id}/revoke",
+        status_code=204,
+        summary="Revoke an adapter's key: changes that reach the broker from now on signed with it are refused",
+    )
+    async def revoke_key(client_id: Code, key_id: Code, body: RevokeBody, actor: MachineManager) -> None:
+        await handlers.revoke_adapter_key(client_id, key_id, body.reason, actor, uow, datetime.now(UTC))
 
     return api
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -13,12 +13,13 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
-from common.auth import SIGNATURE_HEADER, EventSigner
-from common.events import Event
+from common.auth import EventSigner
+from common.events import Event, Signature
 from common.mongo import Transaction
 from common.policy import MachineKind, Role
 from common.runtime import Runtime
 from services.directory.domain.model import (
+    AdapterKey,
     Appointment,
     Department,
     DepartmentLevel,
@@ -30,11 +31,13 @@ from services.directory.ports import RefreshTokenUse
 
 DEPARTMENTS, PEOPLE, APPOINTMENTS, MACHINES = "departments", "people", "data_administrators", "machines"
 LOGIN_FAILURES, LOGIN_THROTTLE, REFRESH_TOKENS = "login_failures", "login_throttle", "refresh_tokens"
+ADAPTER_KEYS = "adapter_keys"
 FORGET_FAILURES = timedelta(days=1)  # failures counted against a login are forgotten a day after its last wait
 
 
 async def ensure_indexes(db: AsyncDatabase) -> None:
     await db[PEOPLE].create_index([("department_code", ASCENDING)])
+    await db[ADAPTER_KEYS].create_index([("client_id", ASCENDING), ("registered_at", ASCENDING)])
     await db[APPOINTMENTS].create_index([("department_code", ASCENDING), ("seq", DESCENDING)])
     await db[LOGIN_FAILURES].create_index([("login", ASCENDING), ("at", ASCENDING)])
     await db[REFRESH_TOKENS].create_index([("person_id", ASCENDING)])
@@ -73,6 +76,11 @@ def _machine(doc: dict[str, Any]) -> MachineIdentity:
     )
 
 
+def _adapter_key(doc: dict[str, Any]) -> AdapterKey:
+    fields = {k: v for k, v in doc.items() if k != "_id"}
+    return AdapterKey(key_id=doc["_id"], **fields)
+
+
 def _appointment(doc: dict[str, Any]) -> Appointment:
     return Appointment(
         doc["department_code"],
@@ -100,21 +108,15 @@ class _Reads:
         doc = await self.db[MACHINES].find_one({"_id": client_id}, session=self.session)
         return _machine(doc) if doc else None
 
+    async def adapter_key(self, key_id: str) -> AdapterKey | None:
+        doc = await self.db[ADAPTER_KEYS].find_one({"_id": key_id}, session=self.session)
+        return _adapter_key(doc) if doc else None
+
     async def current_administrator(self, department_code: str) -> Appointment | None:
         doc = await self.db[APPOINTMENTS].find_one(
             {"department_code": department_code}, sort=[("seq", DESCENDING)], session=self.session
         )
         return _appointment(doc) if doc else None
-
-
-@dataclass(frozen=True)
-class SignedEvent(Event):
-    """An event with the directory's signature over its envelope and encoded value, carried in a header."""
-
-    signature: bytes = b""
-
-    def headers(self) -> list[tuple[str, bytes]]:
-        return [*super().headers(), (SIGNATURE_HEADER, self.signature)]
 
 
 class MongoDirectoryTransaction(_Reads):
@@ -130,7 +132,8 @@ class MongoDirectoryTransaction(_Reads):
         signature = self.signer.signature(
             event.event_id, event.event_type, headers["occurred_at"].decode(), event.key.encode(), value
         )
-        self.tx.emit(topic, SignedEvent(**{f.name: getattr(event, f.name) for f in fields(Event)}, signature=signature))
+        # the signature travels in its header, next to the envelope it covers
+        self.tx.emit(topic, replace(event, signature=Signature(signature.decode(), "", b"")))
 
     async def add_department(self, department: Department) -> None:
         await self.db[DEPARTMENTS].insert_one(_department_doc(department), session=self.session)
@@ -162,6 +165,11 @@ class MongoDirectoryTransaction(_Reads):
         doc["_id"] = doc.pop("client_id")
         await self.db[MACHINES].replace_one({"_id": machine.client_id}, doc, upsert=True, session=self.session)
 
+    async def save_adapter_key(self, key: AdapterKey) -> None:
+        doc = asdict(key)
+        doc["_id"] = doc.pop("key_id")
+        await self.db[ADAPTER_KEYS].replace_one({"_id": doc["_id"]}, doc, upsert=True, session=self.session)
+
 
 def _department_doc(department: Department) -> dict[str, Any]:
     doc = asdict(department) | {"_id": department.code, "level": department.level.value}
@@ -190,6 +198,10 @@ class MongoUnitOfWork(_Reads):
     async def appointments(self, department_code: str) -> list[Appointment]:
         cursor = self.db[APPOINTMENTS].find({"department_code": department_code.upper()}).sort("seq", ASCENDING)
         return [_appointment(d) async for d in cursor]
+
+    async def adapter_keys(self, client_id: str) -> list[AdapterKey]:
+        cursor = self.db[ADAPTER_KEYS].find({"client_id": client_id}).sort("registered_at", ASCENDING)
+        return [_adapter_key(d) async for d in cursor]
 
     async def people(self, department_code: str) -> list[Person]:
         cursor = self.db[PEOPLE].find({"department_code": department_code.upper()}).sort("_id", ASCENDING)

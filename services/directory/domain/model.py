@@ -103,6 +103,30 @@ class MachineIdentity:
 
 
 @dataclass(frozen=True)
+class AdapterKey:
+    """An Ed25519 public key an adapter signs its data changes with, registered by its department's data
+    administrator (or the IT office). Revoked, it signs nothing from that moment on; rotation registers the new
+    key and revokes the old one at once."""
+
+    key_id: str
+    client_id: str
+    department_code: str
+    public_key: str  # SubjectPublicKeyInfo PEM
+    registered_by: str
+    registered_at: datetime
+    revoked_at: datetime | None = None
+    revoked_by: str | None = None
+    reason: str | None = None
+
+    @property
+    def active(self) -> bool:
+        return self.revoked_at is None
+
+    def revoke(self, by: str, reason: str, at: datetime) -> AdapterKey:
+        return replace(self, revoked_at=at, revoked_by=by, reason=reason)
+
+
+@dataclass(frozen=True)
 class Throttle:
     """Failed sign-ins slow the next ones down instead of locking anyone out (NIST SP 800-63B 5.2.2): after
     `free_failures` failures in a row each further attempt must wait, twice as long as the one before, up to
