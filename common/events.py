@@ -9,6 +9,16 @@ from typing import Any
 
 
 @dataclass(frozen=True)
+class Signature:
+    """A sender's signature as received (`signature` header), with what it covers beyond the payload: the
+    `occurred_at` header exactly as sent and the digest of the encoded value."""
+
+    header: str
+    sent_at: str
+    value_digest: bytes
+
+
+@dataclass(frozen=True)
 class Event:
     event_type: str
     key: str
@@ -16,7 +26,7 @@ class Event:
     producer: str
     event_id: str = field(default_factory=lambda: uuid.uuid4().hex)
     occurred_at: datetime = field(default_factory=lambda: datetime.now(UTC))
-    credentials: str | None = None  # the sender's access token, where the sender is outside the platform
+    signature: Signature | None = None  # on receipt, when the sender signed it (no credentials ever travel)
     appended_at: datetime | None = None  # when the broker appended it (LogAppendTime topics), on receipt
 
     def headers(self) -> list[tuple[str, bytes]]:
@@ -26,6 +36,6 @@ class Event:
             ("occurred_at", self.occurred_at.isoformat().encode()),
             ("producer", self.producer.encode()),
         ]
-        if self.credentials:
-            headers.append(("authorization", f"Bearer {self.credentials}".encode()))
+        if self.signature is not None:
+            headers.append(("signature", self.signature.header.encode()))
         return headers

@@ -16,10 +16,12 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPa
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaConnectionError, KafkaTimeoutError
 from aiokafka.structs import RecordMetadata
+from datashare_adapter.signing import SIGNATURE_HEADER, value_digest
 
 from common.codec import DecodeError, Event, EventCodec
 from common.delivery import CURRENT_DELIVERY, AlreadyHandled, Delivery
 from common.errors import RejectedEvent
+from common.events import Signature
 from common.faults import OutageLog, is_transient
 from common.metrics import EVENTS_CONSUMED, EVENTS_PUBLISHED, HANDLER_RETRIES, HANDLER_SECONDS
 from common.settings import ServiceSettings
@@ -94,7 +96,7 @@ async def poll(
     return batches
 
 
-ENVELOPE_HEADERS = frozenset({"event_id", "event_type", "occurred_at", "producer", "authorization"})
+ENVELOPE_HEADERS = frozenset({"event_id", "event_type", "occurred_at", "producer", SIGNATURE_HEADER})
 LOG_APPEND_TIME = 1
 
 
@@ -121,7 +123,11 @@ def event_from_record(record: ConsumerRecord, codec: EventCodec) -> Event:
         producer=headers.get("producer", "unknown"),
         event_id=headers["event_id"],
         occurred_at=occurred_at,
-        credentials=headers.get("authorization", "").removeprefix("Bearer ") or None,
+        signature=(
+            Signature(headers[SIGNATURE_HEADER], headers["occurred_at"], value_digest(record.value or b""))
+            if SIGNATURE_HEADER in headers
+            else None
+        ),
         appended_at=(
             datetime.fromtimestamp(record.timestamp / 1000, UTC) if record.timestamp_type == LOG_APPEND_TIME else None
         ),

@@ -5,6 +5,7 @@ were issued under (claim `gen`). Every service follows the directory's events an
 generation is older than the latest it knows, at once rather than when it expires.
 
 Only events signed by the directory count: anyone able to write the topic could otherwise shut anyone out.
+The same events announce adapters' signing keys (common.adapter_keys), followed here too.
 """
 
 from __future__ import annotations
@@ -15,9 +16,10 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
+from common.adapter_keys import KEY_EVENTS, AdapterKeys
 from common.auth import verify_event_signature
 from common.codec import DecodeError, EventCodec
-from common.kafka import IdleBackoff, connection_options, event_from_record, poll
+from common.kafka import IDLE_POLL_MS, IdleBackoff, connection_options, event_from_record
 from common.keys import KeySource
 from common.policy import Principal, Unauthenticated
 from common.settings import ServiceSettings
@@ -30,12 +32,15 @@ SUBJECT_OF = {
     "PersonRolesChanged": "person_id",
     "PersonTokensRevoked": "person_id",
 }
+FETCH_WAIT_MS = 100  # how long the broker holds an empty fetch: how soon a waiting check learns key state
+APPEND_MARGIN = 0.2  # seconds: between the broker answering a fetch and the answer being read here
 
 
 class Revocations:
     def __init__(self) -> None:
         self.generations: dict[str, int] = {}
         self.caught_up = False
+        self.adapter_keys = AdapterKeys()
 
     def apply(self, event_type: str, payload: dict[str, Any]) -> None:
         field = SUBJECT_OF.get(event_type)
@@ -59,7 +64,7 @@ class Revocations:
             verify_event_signature(keys.verifier.keys, list(record.headers or ()), record.key or b"", record.value)
             event = event_from_record(record, codec)
         except (Unauthenticated, DecodeError) as exc:
-            if _header(record, "event_type") in SUBJECT_OF:  # other events matter to no one here
+            if _header(record, "event_type") in SUBJECT_OF.keys() | KEY_EVENTS:  # others matter to no one here
                 log.warning(
                     "ignored a directory event: %s",
                     exc,
@@ -67,11 +72,15 @@ class Revocations:
                 )
             return
         self.apply(event.event_type, event.payload)
+        if event.event_type in KEY_EVENTS:
+            self.adapter_keys.apply(event.event_type, event.payload, event.occurred_at)
 
     async def follow(self, settings: ServiceSettings, codec: EventCodec, keys: KeySource) -> None:
         """Read the directory's events from the beginning, then keep up (no consumer group: every process
         needs all of them)."""
-        consumer = AIOKafkaConsumer(**connection_options(settings), group_id=None, enable_auto_commit=False)
+        consumer = AIOKafkaConsumer(
+            **connection_options(settings), group_id=None, enable_auto_commit=False, fetch_max_wait_ms=FETCH_WAIT_MS
+        )
         await consumer.start()
         try:
             partitions = [
@@ -84,15 +93,48 @@ class Revocations:
             ends = await consumer.end_offsets(partitions)
             backoff = IdleBackoff(settings)
             while True:
-                batches = await poll(consumer, settings, backoff=backoff)
+                batches = await consumer.getmany(timeout_ms=IDLE_POLL_MS)
                 for records in batches.values():
                     for record in records:
                         self.receive(record, codec, keys)
                 if not self.caught_up and all([await consumer.position(tp) >= ends[tp] for tp in partitions]):
                     self.caught_up = True
+                if self.caught_up:
+                    await self._note_known(consumer, partitions)
+                if batches:
+                    backoff.busy()
+                else:
+                    await self._idle(consumer, partitions, backoff.idle())
         finally:
             self.caught_up = False
             await asyncio.shield(consumer.stop())
+
+    async def _note_known(self, consumer: AIOKafkaConsumer, partitions: list[TopicPartition]) -> None:
+        """Every event the broker held when it last answered each partition's fetch has been read: key state
+        is known for messages appended before the earliest of those answers."""
+        answered = []
+        for tp in partitions:
+            highwater, at = consumer.highwater(tp), consumer.last_poll_timestamp(tp)
+            if highwater is None or at is None or await consumer.position(tp) < highwater:
+                return
+            answered.append(at / 1000)
+        self.adapter_keys.advanced(min(answered) - APPEND_MARGIN)
+
+    async def _idle(self, consumer: AIOKafkaConsumer, partitions: list[TopicPartition], pause: float) -> None:
+        """Nothing new: stop fetching for `pause` (an idle follower costs next to nothing), unless a check
+        waits for newer key state."""
+        wanted = self.adapter_keys.wanted
+        if wanted.is_set():
+            wanted.clear()
+            return
+        consumer.pause(*partitions)
+        try:
+            await asyncio.wait_for(wanted.wait(), pause)
+        except TimeoutError:
+            pass
+        finally:
+            consumer.resume(*partitions)
+        wanted.clear()
 
 
 def _header(record: ConsumerRecord, name: str) -> str:

@@ -1,17 +1,22 @@
 """`datashare-adapter`: sync a CSV/XLSX file or a SQL table into a resource, check a resource against the
-center's copy, read the department's notifications. Configuration comes from DATASHARE_* variables."""
+center's copy, read the department's notifications; `keygen` makes the key pair changes are signed with (the
+data administrator registers its public half with the directory). Configuration comes from DATASHARE_*
+variables; --key overrides DATASHARE_SIGNING_KEY_FILE."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import json
+import os
 import sys
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
 from datashare_adapter.client import Adapter, PlatformConfig, PlatformError, notifications
+from datashare_adapter.signing import generate_key, key_id, private_pem, public_pem
 from datashare_adapter.snapshot import Snapshot
 from datashare_adapter.sources import SourceError, read_file, read_sql
 from datashare_adapter.sync import check, sync
@@ -27,13 +32,34 @@ def _source(args: argparse.Namespace) -> Callable[[], Iterable[dict[str, Any]]] 
     return None
 
 
+def _config(args: argparse.Namespace) -> PlatformConfig:
+    config = PlatformConfig.from_env()
+    return dataclasses.replace(config, signing_key_file=args.key) if args.key else config
+
+
+def keygen(path: Path) -> int:
+    """Write a new Ed25519 private key to `path` (readable by its owner only); print the public key to
+    register with the directory."""
+    if path.exists():
+        raise SystemExit(f"{path} exists: a new key goes to a new file (rotate: register the new key with replaces)")
+    key = generate_key()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "w") as out:
+        out.write(private_pem(key))
+    print(f"# private key written to {path}; key id {key_id(key.public_key())}", file=sys.stderr)
+    print('# register this public key: POST /machines/<client_id>/keys {"public_key": ...}', file=sys.stderr)
+    print(public_pem(key.public_key()), end="")
+    return 0
+
+
 async def _sync(args: argparse.Namespace) -> int:
     rows = _source(args)
     if rows is None:
         raise SystemExit("say where the records are: --file PATH or --sqlite DB --table NAME")
     snapshot = Snapshot(Path(args.state))
     try:
-        async with Adapter(PlatformConfig.from_env()) as adapter:
+        async with Adapter(_config(args)) as adapter:
             summary = await sync(adapter, snapshot, args.resource, rows, progress=not args.quiet)
     finally:
         snapshot.close()
@@ -48,7 +74,7 @@ async def _sync(args: argparse.Namespace) -> int:
 async def _check(args: argparse.Namespace) -> int:
     snapshot = Snapshot(Path(args.state))
     try:
-        async with Adapter(PlatformConfig.from_env()) as adapter:
+        async with Adapter(_config(args)) as adapter:
             summary = await check(adapter, snapshot, args.resource, _source(args) if args.repair else None)
     finally:
         snapshot.close()
@@ -73,10 +99,15 @@ def main(argv: list[str] | None = None) -> None:
         command.add_argument("--table", help="the table in --sqlite")
         command.add_argument("--state", default="adapter-state.sqlite", help="what earlier runs sent")
         command.add_argument("--quiet", action="store_true", help="no progress bar")
+        command.add_argument("--key", help="the signing key's file (default: DATASHARE_SIGNING_KEY_FILE)")
     commands.choices["check"].add_argument("--repair", action="store_true", help="resend the differing ranges")
     listen = commands.add_parser("notifications", help="print the department's notifications as JSON lines")
     listen.add_argument("--group", help="consumer group (default adapter-<department>)")
+    generate = commands.add_parser("keygen", help="make a signing key pair; prints the public key to register")
+    generate.add_argument("path", help="where the private key goes, e.g. adapter-key.pem")
     args = parser.parse_args(argv)
+    if args.command == "keygen":
+        sys.exit(keygen(Path(args.path)))
     run = {"sync": _sync, "check": _check, "notifications": _notifications}[args.command]
     try:
         sys.exit(asyncio.run(run(args)))

@@ -1,6 +1,9 @@
 """Talking to the platform: an access token from the directory, schemas and digests from the exchange over
 REST, data changes onto the bus, the department's notifications off it.
 
+Each change is signed with the adapter's Ed25519 key (`datashare_adapter.signing`), whose public half the
+department's data administrator registered with the directory; no credentials travel on the bus.
+
 Delivery: the producer is idempotent with acks from all replicas; `flush` returns once the broker has every
 change. A change's id is derived from (resource, subject, source version, operation), so a change sent
 twice — after a crash, say — is stored once by the center.
@@ -15,6 +18,7 @@ import time
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -23,6 +27,14 @@ from fastavro import parse_schema, schemaless_reader
 
 from datashare_adapter.avro import HEADER_LEN, MARKER, SingleObjectWriter, schema_fingerprint
 from datashare_adapter.identifiers import change_id, validate_subject_key
+from datashare_adapter.signing import (
+    SIGNATURE_HEADER,
+    ChangeSigner,
+    InvalidKey,
+    load_private_key_file,
+    signing_input,
+    value_digest,
+)
 
 DATA_CHANGES = "exchange.data-changes"
 NOTIFICATIONS = "notifier.notifications"
@@ -31,7 +43,8 @@ IN_FLIGHT = 5000  # changes sent before waiting for the broker's acknowledgement
 
 @dataclass(frozen=True)
 class PlatformConfig:
-    """Where the platform is and who the adapter is. `from_env` reads DATASHARE_* variables."""
+    """Where the platform is and who the adapter is. `from_env` reads DATASHARE_* variables (the signing key's
+    path from DATASHARE_SIGNING_KEY_FILE: needed to send changes, not to read notifications)."""
 
     directory_url: str
     exchange_url: str
@@ -41,10 +54,19 @@ class PlatformConfig:
     department_code: str
     security_protocol: str = "PLAINTEXT"
     ssl_cafile: str | None = None
+    signing_key_file: str | None = None  # the adapter's Ed25519 private key (PEM); `datashare-adapter keygen`
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> PlatformConfig:
-        names = ("DIRECTORY_URL", "EXCHANGE_URL", "KAFKA", "CLIENT_ID", "CLIENT_SECRET", "DEPARTMENT")
+        names = (
+            "DIRECTORY_URL",
+            "EXCHANGE_URL",
+            "KAFKA",
+            "CLIENT_ID",
+            "CLIENT_SECRET",
+            "DEPARTMENT",
+            "SIGNING_KEY_FILE",
+        )
         missing = [f"DATASHARE_{n}" for n in names if not env.get(f"DATASHARE_{n}")]
         if missing:
             raise SystemExit(f"set {', '.join(missing)} (see the adapter kit's README)")
@@ -57,6 +79,7 @@ class PlatformConfig:
             env["DATASHARE_DEPARTMENT"],
             env.get("DATASHARE_KAFKA_SECURITY_PROTOCOL", "PLAINTEXT"),
             env.get("DATASHARE_KAFKA_SSL_CAFILE"),
+            env.get("DATASHARE_SIGNING_KEY_FILE"),
         )
 
     def kafka_options(self) -> dict[str, Any]:
@@ -150,6 +173,7 @@ class Adapter:
         self.platform = platform or Platform(config)
         self._producer: AIOKafkaProducer | None = None
         self._writer: SingleObjectWriter | None = None
+        self._signer: ChangeSigner | None = None
         self._pending: list[asyncio.Future] = []
         self.sent = 0
 
@@ -161,6 +185,12 @@ class Adapter:
         await self.stop()
 
     async def start(self) -> None:
+        if not self.config.signing_key_file:
+            raise PlatformError("no signing key: set DATASHARE_SIGNING_KEY_FILE (see `datashare-adapter keygen`)")
+        try:
+            self._signer = ChangeSigner(load_private_key_file(Path(self.config.signing_key_file)))
+        except InvalidKey as exc:
+            raise PlatformError(str(exc)) from None
         self._writer = SingleObjectWriter(await self.platform.schema("DataChanged"))
         await self.platform.token()
         self._producer = AIOKafkaProducer(
@@ -170,7 +200,7 @@ class Adapter:
             acks="all",
             linger_ms=20,
             max_batch_size=512 * 1024,
-            compression_type="gzip",  # changes cross the network from the department; the token repeats in each
+            compression_type="gzip",  # changes cross the network from the department
         )
         await self._producer.start()
 
@@ -209,7 +239,7 @@ class Adapter:
         source_version: int,
         changed_at: datetime | None,
     ) -> str:
-        if self._producer is None or self._writer is None:
+        if self._producer is None or self._writer is None or self._signer is None:
             raise PlatformError("start the adapter first (async with Adapter(config) as adapter)")
         _, key = validate_subject_key(subject_key)
         ident = change_id(resource_code, key, source_version, operation)
@@ -225,12 +255,16 @@ class Adapter:
                 "changed_at": changed_at or datetime.now(UTC),
             }
         )
+        sent_at, producer = datetime.now(UTC).isoformat(), f"adapter-{self.config.client_id}"
+        covered = signing_input(
+            ident, resource_code, key, operation, source_version, value_digest(value), sent_at, producer
+        )
         headers = [
             ("event_id", ident.encode()),
             ("event_type", b"DataChanged"),
-            ("occurred_at", datetime.now(UTC).isoformat().encode()),
-            ("producer", f"adapter-{self.config.client_id}".encode()),
-            ("authorization", f"Bearer {await self.platform.token()}".encode()),
+            ("occurred_at", sent_at.encode()),
+            ("producer", producer.encode()),
+            (SIGNATURE_HEADER, self._signer.header(covered)),
         ]
         self._pending.append(
             await self._producer.send(DATA_CHANGES, value=value, key=f"{resource_code}|{key}".encode(), headers=headers)

@@ -3,7 +3,8 @@ catalog and its adapter syncs the register's SQLite table into the center. Run a
 business day at the register and sends only what changed.
 
 Needs the platform running (`make up`) and the demo directory loaded (`python -m services.directory.cli
-demo`, which writes the logins to .var/demo-credentials.tsv)."""
+demo`, which writes the logins to .var/demo-credentials.tsv and the adapter's signing key, registered with the
+directory, to .var/adapter-keys/)."""
 
 from __future__ import annotations
 
@@ -114,6 +115,7 @@ async def main() -> int:
             adapter_login,
             secret,
             department.group(1),
+            signing_key_file=str(VAR / "adapter-keys" / f"{adapter_login}.pem"),
         )
         token = await client.post(
             f"{config.directory_url}/token",

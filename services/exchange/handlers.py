@@ -13,16 +13,16 @@ from datashare_adapter.sources import SourceError, typed_record
 from common.errors import Invalid, NotFound, RejectedEvent
 from common.events import Event
 from common.identifiers import InvalidIdentifier, change_id, validate_subject_key
-from common.policy import OVERSIGHT, AccessDenied, Principal, Target, Unauthenticated, authorize
+from common.policy import OVERSIGHT, AccessDenied, MachineKind, Principal, Target, Unauthenticated, authorize
 from services.exchange.domain.records import DataChange, Operation, SubjectRecord, apply_in_order
 from services.exchange.domain.resources import ItemSpec, Rejection, ResourceSchema, admit, publication_stands
 from services.exchange.ports import (
     RESOURCE_CHANGES,
     ChangePublisher,
-    Credentials,
     ExchangeTransaction,
     RefusedChange,
     ResourceState,
+    Senders,
     UnitOfWork,
     UploadedTable,
 )
@@ -38,15 +38,17 @@ class ResourceNotFound(NotFound):
     pass
 
 
-def check_sender(event: Event, change: DataChange, credentials: Credentials) -> None:
-    """Only the provider reports its data (Art. 8) — its adapter, or its data administrator uploading a
-    file — proven by the token sent along, valid when the broker received the message."""
+def check_sender(event: Event, change: DataChange, senders: Senders) -> None:
+    """Only the provider reports its data (Art. 8): its adapter, with a key its department registered and had
+    not revoked when the broker received the message, or the exchange itself for a file the provider's data
+    administrator uploaded. No credentials travel with a change: a copied message opens nothing."""
     if event.appended_at is None:
         raise RejectedEvent("sender", "data changes need broker-assigned timestamps (a LogAppendTime topic)")
     try:
-        principal = credentials.principal(event.credentials, event.appended_at)
-        rule = "exchange.data.upload" if principal.machine is None else "exchange.data.write"
-        authorize(principal, rule, Target(department_code=change.provider_code))
+        sender = senders.sender(event, event.appended_at)
+        if sender.uploaded_by is None:
+            adapter = Principal(sender.subject, sender.department_code, machine=MachineKind.ADAPTER)
+            authorize(adapter, "exchange.data.write", Target(department_code=change.provider_code))
     except (Unauthenticated, AccessDenied) as exc:
         raise RejectedEvent("sender", str(exc)) from None
 
@@ -62,9 +64,7 @@ def _refusal(payload: dict[str, Any], rejection: Rejection) -> RefusedChange:
     )
 
 
-def screen(
-    events: list[Event], credentials: Credentials
-) -> tuple[list[tuple[Event, DataChange]], dict[str, RefusedChange]]:
+def screen(events: list[Event], senders: Senders) -> tuple[list[tuple[Event, DataChange]], dict[str, RefusedChange]]:
     """The changes that come from their provider, in order; the others refused, by event id. Needs nothing
     stored."""
     changes: list[tuple[Event, DataChange]] = []
@@ -72,7 +72,7 @@ def screen(
     for event in events:
         try:
             change = DataChange.from_payload(event.payload)
-            check_sender(event, change, credentials)
+            check_sender(event, change, senders)
         except RejectedEvent as exc:
             refused[event.event_id] = _refusal(event.payload, Rejection(exc.rule, exc.detail))
             continue
@@ -80,11 +80,15 @@ def screen(
     return changes, refused
 
 
-async def ingest_changes(events: list[Event], uow: UnitOfWork, credentials: Credentials) -> dict[str, str]:
+async def ingest_changes(events: list[Event], uow: UnitOfWork, senders: Senders) -> dict[str, str]:
     """Store a batch of reported changes: history always, current state where newer, digests and the change
     feed kept current, a ResourceChanged per stored change. Returns the refused events' ids with why;
-    those go to the dead-letter topic and are recorded as findings against the provider."""
-    changes, refused = screen(events, credentials)
+    those go to the dead-letter topic and are recorded against the provider (as findings unless the sender
+    was refused: anyone can write a message in a provider's name)."""
+    appended = [e.appended_at for e in events if e.appended_at is not None]
+    if appended:
+        await senders.known_at(max(appended))
+    changes, refused = screen(events, senders)
     async with uow() as tx:
         schemas = await tx.schemas({c.resource_code for _, c in changes})
         new = await tx.unseen([c.change_id for _, c in changes])
@@ -99,8 +103,11 @@ async def ingest_changes(events: list[Event], uow: UnitOfWork, credentials: Cred
             else:
                 accepted.append(admitted)
         await apply_and_announce(accepted, tx)
-        for refusal in await tx.refuse([r for r in refused.values() if r.rule != "sender"]):
-            tx.emit(RESOURCE_CHANGES, Event("DataRejected", refusal.resource_code, data_rejected(refusal), PRODUCER))
+        for refusal in await tx.refuse(list(refused.values())):
+            if refusal.rule != "sender":
+                tx.emit(
+                    RESOURCE_CHANGES, Event("DataRejected", refusal.resource_code, data_rejected(refusal), PRODUCER)
+                )
     return {event_id: f"{r.rule}: {r.detail}" for event_id, r in refused.items()}
 
 

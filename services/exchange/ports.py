@@ -9,7 +9,6 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from common.events import Event
-from common.policy import Principal
 from services.exchange.domain.records import Outcome, SubjectRecord
 from services.exchange.domain.resources import ResourceSchema
 
@@ -76,9 +75,25 @@ class ExchangeTransaction(Protocol):
     def emit(self, topic: str, event: Event) -> None: ...
 
 
-class Credentials(Protocol):
-    def principal(self, token: str | None, at: datetime | None = None) -> Principal:
-        """The sender's principal, its token checked at `at`; raises Unauthenticated."""
+@dataclass(frozen=True)
+class Sender:
+    """Who signed a data change: an adapter with its registered key, or the exchange itself for a file it
+    took from `uploaded_by` after authenticating and authorizing her over HTTP."""
+
+    subject: str
+    department_code: str
+    uploaded_by: str | None = None
+
+
+class Senders(Protocol):
+    async def known_at(self, moment: datetime) -> None:
+        """Wait until the state of signing keys is known for messages appended at `moment` (TimeoutError
+        when it cannot be learnt yet: a failure of the infrastructure, retried)."""
+        ...
+
+    def sender(self, event: Event, appended_at: datetime) -> Sender:
+        """Who signed the change, if the signature verifies by a key valid at `appended_at`; raises
+        Unauthenticated otherwise."""
         ...
 
 
@@ -107,9 +122,10 @@ class UnitOfWork(Protocol):
 
 
 class ChangePublisher(Protocol):
-    """Sends data changes onto the bus as an adapter would (file uploads become the same events)."""
+    """Sends data changes onto the bus as an adapter would (file uploads become the same events), signed
+    with the exchange's own key."""
 
-    async def publish_changes(self, events: list[Event], token: str) -> None: ...
+    async def publish_changes(self, events: list[Event]) -> None: ...
 
 
 class UploadedTable(Protocol):

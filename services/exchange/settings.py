@@ -1,7 +1,11 @@
-from pydantic import Field
+from pathlib import Path
+
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from common.settings import ServiceSettings
+
+DEV_KEY_FILE = Path(__file__).resolve().parents[2] / ".var" / "exchange-signing-key.pem"
 
 
 class ExchangeSettings(ServiceSettings):
@@ -11,3 +15,14 @@ class ExchangeSettings(ServiceSettings):
     # Data changes written per MongoDB transaction: a transaction's fixed costs (digest leaves, commit,
     # outbox) are shared by more changes; the outbox document holds one event per change.
     ingest_batch_size: int = Field(default=5000, ge=1, le=20000)
+    # Ed25519 private key (PKCS#8 PEM) the exchange signs uploaded files' changes with; its ingestion trusts it.
+    signing_key: SecretStr | None = None
+
+    @model_validator(mode="after")
+    def _key_in_production(self) -> "ExchangeSettings":
+        if self.environment == "production" and self.signing_key is None:
+            raise ValueError(
+                "signing_key: production needs EXCHANGE_SIGNING_KEY (an Ed25519 private key in PKCS#8 PEM; "
+                "create one with `openssl genpkey -algorithm ed25519`)"
+            )
+        return self

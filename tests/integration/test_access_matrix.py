@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 import httpx
 import pytest
 from cryptography.hazmat.primitives import serialization
+from datashare_adapter.signing import generate_key, public_pem
 
 from common.codec import EventCodec
 from common.events import Event
@@ -16,8 +17,9 @@ from common.policy import MachineKind, Role
 from common.topics import load_topics
 from devstack.samples import catalog_published
 from services.directory.demo_data import credit_code
+from tests.adapter_keys import adapter_key, signed
 from tests.integration.conftest import ServiceProcess, settings_for
-from tests.tokens import KEY, bearer, token
+from tests.tokens import KEY, bearer
 from tests.unit.test_routes import declared_rules
 
 A, B = credit_code("360800", 9001), credit_code("360800", 9002)
@@ -303,6 +305,23 @@ def matrix(machine_id: str) -> list[tuple[str, str, str, str, dict, set[str]]]:
         (
             "directory",
             "POST",
+            "/machines/{client_id}/keys",
+            f"/machines/{machine_id}/keys",
+            {"json": {"public_key": public_pem(generate_key().public_key())}},
+            {"operator", "admin_A"},
+        ),
+        ("directory", "GET", "/machines/{client_id}/keys", f"/machines/{machine_id}/keys", {}, {"operator", "admin_A"}),
+        (
+            "directory",
+            "POST",
+            "/machines/{client_id}/keys/{key_id}/revoke",
+            f"/machines/{machine_id}/keys/0123456789abcdef/revoke",
+            {"json": {"reason": "matrix test"}},
+            {"operator", "admin_A"},
+        ),
+        (
+            "directory",
+            "POST",
             "/machines/{client_id}/revoke",
             f"/machines/{machine_id}/revoke",
             {"json": {"reason": "matrix test"}},
@@ -349,6 +368,9 @@ async def test_every_principal_against_every_route(infra, platform) -> None:
         person = {"person_id": "a-person", "name": "甲人", "department_code": A, "roles": []}
         assert (await client.post("/people", json=person)).status_code == 201
         machine = (await client.post("/machines", json={"department_code": A, "kind": "adapter"})).json()["login"]
+        # its key, registered as a data administrator registers it: the directory announces it on its topic
+        public = public_pem(adapter_key(machine).public_key())
+        assert (await client.post(f"/machines/{machine}/keys", json={"public_key": public})).status_code == 201
     publisher = KafkaPublisher(settings_for(infra), EventCodec.from_folder(), load_topics())
     await publisher.start()
     items = [{"name": "公民身份号码", "type": "string", "length": 18}, {"name": "name", "type": "string"}]
@@ -366,7 +388,7 @@ async def test_every_principal_against_every_route(infra, platform) -> None:
     }
     await publisher.publish(
         "exchange.data-changes",
-        Event("DataChanged", RESOURCE, change, "adapter", credentials=token(A, machine=MachineKind.ADAPTER)),
+        signed(Event("DataChanged", RESOURCE, change, "adapter"), machine),
     )
     await publisher.stop()
     await platform["exchange"].wait_status(

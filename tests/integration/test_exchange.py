@@ -2,6 +2,7 @@
 the change feed, one subject across resources, consistency digests, uploads and freshness."""
 
 import asyncio
+import tempfile
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -21,6 +22,7 @@ from common.policy import MachineKind, Role
 from common.topics import load_topics
 from devstack.samples import catalog_published, catalog_withdrawn
 from services.exchange.adapters import mongo
+from tests.adapter_keys import key_file, register_adapter_key
 from tests.integration.conftest import ServiceProcess, headers_of, read_topic, settings_for
 from tests.tokens import bearer, token
 
@@ -40,20 +42,33 @@ def enterprise(n: int) -> str:
     return body + credit_code_check_character(body)
 
 
+KEYS = Path(tempfile.mkdtemp(prefix="adapter-keys-"))
+
+
 def adapter_for(infra, exchange: ServiceProcess) -> Adapter:
-    config = PlatformConfig("unused", exchange.url, infra.bootstrap, "market-adapter", "unused", PROVIDER)
+    """The provider's adapter, signing with the key `exchange_knowing` announced for it."""
+    config = PlatformConfig(
+        "unused",
+        exchange.url,
+        infra.bootstrap,
+        "market-adapter",
+        "unused",
+        PROVIDER,
+        signing_key_file=str(key_file("market-adapter", KEYS)),
+    )
     adapter_token = token(PROVIDER, machine=MachineKind.ADAPTER, subject="market-adapter")
     return Adapter(config, Platform(config, access_token=adapter_token))
 
 
 async def exchange_knowing(infra, services, tmp_path: Path, *entries: Event) -> ServiceProcess:
-    """A running exchange that has learnt the given published catalog entries."""
+    """A running exchange that has learnt the given published catalog entries and the provider's adapter key."""
     exchange = ServiceProcess("exchange", infra, tmp_path, mongo_database=f"ex_{uuid.uuid4().hex[:8]}").start()
     services.append(exchange)
     publisher = KafkaPublisher(settings_for(infra), EventCodec.from_folder(), load_topics())
     await publisher.start()
     await publisher.publish_many("catalog.published", list(entries))
     await publisher.stop()
+    await register_adapter_key(infra, "market-adapter", PROVIDER)
     await exchange.wait_ready()
     admin = bearer(PROVIDER, Role.DATA_ADMINISTRATOR)
     for entry in entries:

@@ -22,6 +22,7 @@ from common.topics import ensure_topics, load_topics
 from devstack.processes import start_infra, stop
 from devstack.samples import catalog_published
 from services.exchange.adapters.mongo import HISTORY, RECORDS
+from tests.adapter_keys import register_adapter_key
 from tests.integration.conftest import ServiceProcess, headers_of, read_topic, settings_for
 from tests.integration.test_exchange import ITEMS, PROVIDER, adapter_for, enterprise
 from tests.tokens import bearer
@@ -79,6 +80,7 @@ async def test_kill_9_in_the_middle_of_a_run_loses_and_duplicates_nothing(tmp_pa
         await publisher.start()
         await publisher.publish("catalog.published", catalog_published(code, PROVIDER, ITEMS))
         await publisher.stop()
+        await register_adapter_key(infra, "market-adapter", PROVIDER)
         database = f"reliability_{uuid.uuid4().hex[:8]}"
         options = {"mongo_database": database, "consumer_group_prefix": "reliability-"}
         first = ServiceProcess("exchange", infra, tmp_path, **options).start()

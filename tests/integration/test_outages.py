@@ -14,14 +14,13 @@ from common.codec import EventCodec
 from common.events import Event
 from common.identifiers import citizen_id_check_character
 from common.kafka import KafkaPublisher
-from common.policy import MachineKind, Role
+from common.policy import Role
 from common.topics import load_topics
 from devstack.processes import start, stop, wait_port
 from devstack.samples import catalog_published
+from tests.adapter_keys import register_adapter_key, signed
 from tests.integration.conftest import ServiceProcess, read_topic, settings_for
-from tests.tokens import bearer, token
-
-ADAPTER = token("P1", machine=MachineKind.ADAPTER)
+from tests.tokens import bearer
 
 
 def restart(proc, folder) -> None:
@@ -62,6 +61,7 @@ async def test_broker_outage(own_infra, services, tmp_path) -> None:
     await publisher.start()
     items = [{"name": "公民身份号码", "type": "string", "length": 18}, {"name": "name", "type": "string"}]
     await publisher.publish("catalog.published", catalog_published("101001/000001", "P1", items))
+    await register_adapter_key(own_infra, "p1-adapter", "P1")
     admin = bearer("P1", Role.DATA_ADMINISTRATOR)
     await exchange.wait_status("/resources/101001/000001", 200, timeout=30, headers=admin)
     subject = "36080219900101001"
@@ -77,7 +77,7 @@ async def test_broker_outage(own_infra, services, tmp_path) -> None:
         "changed_at": datetime.now(UTC),
     }
     await publisher.publish(
-        "exchange.data-changes", Event("DataChanged", "101001/000001", change, "adapter", credentials=ADAPTER)
+        "exchange.data-changes", signed(Event("DataChanged", "101001/000001", change, "adapter"), "p1-adapter")
     )
     await publisher.stop()
     found = await exchange.wait_status(f"/resources/101001/000001/records/{subject}", 200, timeout=30, headers=admin)

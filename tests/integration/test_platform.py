@@ -6,17 +6,18 @@ from datetime import UTC, date, datetime
 
 import httpx
 from datashare_adapter import PlatformConfig, notifications
+from datashare_adapter.signing import generate_key
 from prometheus_client.parser import text_string_to_metric_families
 
-from common.auth import TokenIssuer
 from common.codec import EventCodec
 from common.events import Event
 from common.identifiers import citizen_id_check_character, credit_code_check_character
 from common.kafka import KafkaPublisher
-from common.policy import MachineKind, Principal, Role
+from common.policy import Role
 from common.topics import load_topics
+from tests.adapter_keys import directory_says, registered, revoked, signed
 from tests.integration.conftest import ServiceProcess, headers_of, read_topic, settings_for
-from tests.tokens import KEY, bearer, token
+from tests.tokens import bearer
 
 PROVIDER = "11360800MB2000001" + credit_code_check_character("11360800MB2000001")
 CONSUMER = "11360800MB3000002" + credit_code_check_character("11360800MB3000002")
@@ -97,43 +98,33 @@ async def test_events_flow_between_the_services(own_infra, services, tmp_path) -
         "requested_by": "officer-9",
         "decide_by": date(2026, 12, 9),
     }
-    adapter = token(PROVIDER, machine=MachineKind.ADAPTER, subject="provider-adapter")
-    bad = Event("DataChanged", code, invalid, "adapter", credentials=adapter)
-    # Only the provider's own adapter may report its data, with a token valid when the message arrived.
+    stranger = generate_key()  # a key the directory never registered
+    await directory_says(
+        infra,
+        ("AdapterKeyRegistered", "provider-adapter", registered("provider-adapter", PROVIDER)),
+        ("AdapterKeyRegistered", "consumer-adapter", registered("consumer-adapter", CONSUMER)),
+        ("AdapterKeyRegistered", "retired-adapter", registered("retired-adapter", PROVIDER)),
+        ("AdapterKeyRevoked", "retired-adapter", revoked("retired-adapter", PROVIDER)),
+    )
+
+    def change(payload: dict, by: str = "provider-adapter", key=None) -> Event:
+        return signed(Event("DataChanged", code, payload, "adapter"), by, key)
+
+    bad = change(invalid)
+    # Only the provider's own adapter may report its data, signed with a key valid when the message arrived.
     intruders = {
-        "missing credentials": Event("DataChanged", code, good | {"change_id": uuid.uuid4().hex}, "adapter"),
-        "allowed only for the principal's own department": Event(
-            "DataChanged",
-            code,
-            good | {"change_id": uuid.uuid4().hex},
-            "adapter",
-            credentials=token(CONSUMER, machine=MachineKind.ADAPTER),
+        "unsigned change": Event("DataChanged", code, good | {"change_id": uuid.uuid4().hex}, "adapter"),
+        "allowed only for the principal's own department": change(
+            good | {"change_id": uuid.uuid4().hex}, "consumer-adapter"
         ),
-        "requires one of: adapter": Event(
-            "DataChanged",
-            code,
-            good | {"change_id": uuid.uuid4().hex},
-            "adapter",
-            credentials=token(PROVIDER, machine=MachineKind.CONSUMER_SYSTEM),
-        ),
-        "token was not valid when the message arrived": Event(
-            "DataChanged",
-            code,
-            good | {"change_id": uuid.uuid4().hex},
-            "adapter",
-            credentials=TokenIssuer(KEY, "jian-datashare", "jian-datashare", ttl_seconds=-600).issue(
-                Principal("old", PROVIDER, machine=MachineKind.ADAPTER)
-            )[0],
+        "a key the directory never registered": change(good | {"change_id": uuid.uuid4().hex}, key=stranger),
+        "revoked before the change reached the broker": change(
+            good | {"change_id": uuid.uuid4().hex}, "retired-adapter"
         ),
     }
     await publisher.publish_many(
         "exchange.data-changes",
-        [
-            Event("DataChanged", code, good, "adapter", credentials=adapter),
-            Event("DataChanged", code, older, "adapter", credentials=adapter),
-            bad,
-            *intruders.values(),
-        ],
+        [change(good), change(older), bad, *intruders.values()],
     )
     await publisher.publish("exchange.share-events", Event("ShareRequested", code, request, "exchange"))
     await publisher.stop()

@@ -102,7 +102,12 @@ def _state_of(doc: dict[str, Any], sequence: int) -> ResourceState:
 
 def _refusal_of(doc: dict[str, Any]) -> RefusedChange:
     return RefusedChange(
-        doc["_id"], doc["resource_code"], doc["provider_code"], doc["subject_key"], doc["rule"], doc["detail"]
+        doc.get("change_id", doc["_id"]),
+        doc["resource_code"],
+        doc["provider_code"],
+        doc["subject_key"],
+        doc["rule"],
+        doc["detail"],
     )
 
 
@@ -230,19 +235,20 @@ class MongoExchangeTransaction:
 
     async def refuse(self, refused: list[RefusedChange]) -> list[RefusedChange]:
         # Looked up first, not caught as duplicate-key errors: a write error aborts the whole transaction.
-        unique = {r.change_id: r for r in refused if r.change_id}
+        # A refused sender is kept apart: a forged change must not take the place of the provider's own.
+        unique = {r.change_id + ("|sender" if r.rule == "sender" else ""): r for r in refused if r.change_id}
         known: set[str] = set()
         for part in _chunks(list(unique)):
             known |= {
                 d["_id"] async for d in self.db[REFUSALS].find({"_id": {"$in": part}}, {"_id": 1}, session=self.session)
             }
-        new = [r for change_id, r in unique.items() if change_id not in known]
+        new = [(_id, r) for _id, r in unique.items() if _id not in known]
         if new:
             now = datetime.now(UTC)
             await self.db[REFUSALS].insert_many(
-                [asdict(r) | {"_id": r.change_id, "at": now} for r in new], session=self.session
+                [asdict(r) | {"_id": _id, "at": now} for _id, r in new], session=self.session
             )
-        return new
+        return [r for _, r in new]
 
     async def withdrawn_version(self, resource_code: str) -> int | None:
         doc = await self.db[WITHDRAWALS].find_one({"_id": resource_code}, session=self.session)

@@ -1,0 +1,74 @@
+"""Who sent a data change, known by its signature: an adapter's key as the directory announced it, or the
+exchange's own key for the files it took over HTTP (uploads)."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import replace
+from datetime import datetime
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from datashare_adapter.signing import ChangeSigner, signing_input, value_digest
+
+from common.adapter_keys import AdapterKeys, signing_key_id, verify_change
+from common.events import Event, Signature
+from common.kafka import KafkaPublisher
+from common.metrics import EVENTS_PUBLISHED
+from services.exchange.ports import DATA_CHANGES, Sender
+
+UPLOAD_PRODUCER = "exchange-upload:"  # followed by who uploaded
+SENDS_PER_TURN = 50
+
+
+class SignedSenders:
+    def __init__(self, adapter_keys: AdapterKeys, own_key: Ed25519PrivateKey) -> None:
+        self.adapter_keys = adapter_keys
+        self.own = ChangeSigner(own_key)
+
+    async def known_at(self, moment: datetime) -> None:
+        await self.adapter_keys.known_at(moment)
+
+    def sender(self, event: Event, appended_at: datetime) -> Sender:
+        if signing_key_id(event) == self.own.key_id:
+            verify_change(self.own.key.public_key(), event)
+            uploader = event.producer.removeprefix(UPLOAD_PRODUCER)
+            return Sender("exchange", str(event.payload.get("provider_code", "")), uploaded_by=uploader)
+        owner = self.adapter_keys.owner(event, appended_at)
+        return Sender(owner.client_id, owner.department_code)
+
+
+class BusChangePublisher:
+    """Uploaded records go onto the bus like an adapter's, signed with the exchange's key (the exchange
+    authenticated and authorized the uploader over HTTP): the ingestion checks them the same way. An upload
+    sends hundreds of thousands of them: they are encoded and signed in a worker thread, and the event loop
+    gets a turn between every few sends, so that probes and the consumers' heartbeats are answered meanwhile."""
+
+    def __init__(self, publisher: KafkaPublisher, own_key: Ed25519PrivateKey) -> None:
+        self.publisher = publisher
+        self.signer = ChangeSigner(own_key)
+
+    def signed(self, event: Event) -> tuple[Event, bytes]:
+        value = self.publisher.encode(DATA_CHANGES, event)
+        sent_at, digest, p = event.occurred_at.isoformat(), value_digest(value), event.payload
+        covered = signing_input(
+            event.event_id,
+            p["resource_code"],
+            p["subject_key"],
+            p["operation"],
+            p["source_version"],
+            digest,
+            sent_at,
+            event.producer,
+        )
+        signature = Signature(self.signer.header(covered).decode(), sent_at, digest)
+        return replace(event, signature=signature), value
+
+    async def publish_changes(self, events: list[Event]) -> None:
+        signed = await asyncio.to_thread(lambda: [self.signed(e) for e in events])
+        acknowledged = []
+        for n, (event, value) in enumerate(signed, start=1):
+            acknowledged.append(await self.publisher.send_raw(DATA_CHANGES, event.key, value, event.headers()))
+            if n % SENDS_PER_TURN == 0:
+                await asyncio.sleep(0)
+        await asyncio.gather(*acknowledged)
+        EVENTS_PUBLISHED.labels(DATA_CHANGES, "DataChanged").inc(len(events))
