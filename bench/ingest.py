@@ -31,6 +31,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from datashare_adapter import Adapter, Platform, PlatformConfig, Snapshot
 from datashare_adapter.digest import record_hash, top_of
 from datashare_adapter.identifiers import credit_code_check_character
+from datashare_adapter.signing import generate_key, private_pem, public_pem
 from datashare_adapter.sync import differing_key_ranges
 from pymongo import InsertOne, ReplaceOne, UpdateOne
 
@@ -43,7 +44,7 @@ from common.policy import MachineKind, Principal, Role
 from common.settings import ServiceSettings
 from common.topics import load_topics
 from devstack.processes import ROOT, Infra, free_port
-from devstack.samples import catalog_published
+from devstack.samples import announce_adapter_key, catalog_published
 from services.exchange.adapters.mongo import (
     HISTORY,
     LEAVES,
@@ -188,9 +189,13 @@ async def run_ingest(infra: Infra, n: int) -> None:
     await publisher.start()
     await publisher.ensure_topics(list(publisher.topics.values()))
     await publisher.publish("catalog.published", catalog_published(code, PROVIDER, ITEM_SPECS))
+    signing = generate_key()
+    await announce_adapter_key(publisher, key, "bench-adapter", PROVIDER, public_pem(signing.public_key()))
     await publisher.stop()
 
     logs = Path(tempfile.mkdtemp(prefix="bench-ingest-"))
+    key_file = logs / "adapter-key.pem"
+    key_file.write_text(private_pem(signing))
     proc, url = await start_exchange(bootstrap, mongo_uri, database, jwks(key), logs)
     client = connect(settings)
     db = client[database]
@@ -200,7 +205,9 @@ async def run_ingest(infra: Infra, n: int) -> None:
                 await asyncio.sleep(0.2)
         end = await db[HISTORY].estimated_document_count()
         assert end == 0
-        config = PlatformConfig("unused", url, bootstrap, "bench-adapter", "unused", PROVIDER)
+        config = PlatformConfig(
+            "unused", url, bootstrap, "bench-adapter", "unused", PROVIDER, signing_key_file=str(key_file)
+        )
         peak = rss_mb(proc.pid)
         pids["exchange"] = proc.pid
         cpu_before = {name: cpu_seconds(pid) for name, pid in pids.items()}

@@ -4,7 +4,12 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from datashare_adapter.signing import key_id, load_public_key
+
+from common.auth import EventSigner
 from common.events import Event
+from common.kafka import KafkaPublisher
 
 
 def catalog_published(
@@ -46,3 +51,24 @@ def catalog_withdrawn(code: str, provider: str, version: int = 1) -> Event:
         "reason": "no longer collected",
     }
     return Event("CatalogEntryWithdrawn", code, payload, "catalog")
+
+
+async def announce_adapter_key(
+    publisher: KafkaPublisher, directory_key: Ed25519PrivateKey, client_id: str, department: str, adapter_key: str
+) -> None:
+    """An adapter's key registered, announced on directory.events and signed as the directory signs (for
+    benchmarks and tests that run an exchange without a directory). `adapter_key`: the public key's PEM."""
+    payload = {
+        "key_id": key_id(load_public_key(adapter_key)),
+        "client_id": client_id,
+        "department_code": department,
+        "public_key": adapter_key,
+        "registered_by": "devstack",
+        "registered_at": datetime.now(UTC),
+    }
+    event = Event("AdapterKeyRegistered", client_id, payload, "directory")
+    value = publisher.encode("directory.events", event)
+    signature = EventSigner(directory_key).signature(
+        event.event_id, event.event_type, event.occurred_at.isoformat(), client_id.encode(), value
+    )
+    await (await publisher.send_raw("directory.events", client_id, value, [*event.headers(), ("signature", signature)]))
