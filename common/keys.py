@@ -6,12 +6,10 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from datetime import datetime
 
 import httpx
 
 from common.auth import TokenVerifier, public_keys
-from common.policy import Principal, Unauthenticated
 from common.settings import ServiceSettings
 
 log = logging.getLogger(__name__)
@@ -37,14 +35,6 @@ class KeySource:
             response = await client.get(str(self.settings.auth_jwks_url))
             response.raise_for_status()
             self.use(response.json())
-
-    def principal(self, token: str | None, at: datetime | None = None) -> Principal:
-        """Verify a sender's token (see TokenVerifier.verify); Unauthenticated when there is none."""
-        if not token:
-            raise Unauthenticated("missing credentials")
-        if self.verifier is None:
-            raise RuntimeError("token signing keys not loaded yet")  # transient: the consumer retries
-        return self.verifier.verify(token, at)
 
     async def run(self) -> None:
         """Load the keys, then reload them now and then so that rotated keys are picked up."""
