@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterable, Iterator
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -18,6 +19,7 @@ from services.exchange.domain.records import DataChange, Operation, SubjectRecor
 from services.exchange.domain.resources import ItemSpec, Rejection, ResourceSchema, admit, publication_stands
 from services.exchange.ports import (
     RESOURCE_CHANGES,
+    UPLOADED_BY,
     ChangePublisher,
     ExchangeTransaction,
     RefusedChange,
@@ -38,17 +40,20 @@ class ResourceNotFound(NotFound):
     pass
 
 
-def check_sender(event: Event, change: DataChange, senders: Senders) -> None:
+def check_sender(event: Event, change: DataChange, senders: Senders) -> str:
     """Only the provider reports its data (Art. 8): its adapter, with a key its department registered and had
     not revoked when the broker received the message, or the exchange itself for a file the provider's data
-    administrator uploaded. No credentials travel with a change: a copied message opens nothing."""
+    administrator uploaded. No credentials travel with a change: a copied message opens nothing. Returns who
+    sent it: the adapter, or who uploaded."""
     if event.appended_at is None:
         raise RejectedEvent("sender", "data changes need broker-assigned timestamps (a LogAppendTime topic)")
     try:
         sender = senders.sender(event, event.appended_at)
-        if sender.uploaded_by is None:
-            adapter = Principal(sender.subject, sender.department_code, machine=MachineKind.ADAPTER)
-            authorize(adapter, "exchange.data.write", Target(department_code=change.provider_code))
+        if sender.uploaded_by is not None:
+            return sender.uploaded_by
+        adapter = Principal(sender.subject, sender.department_code, machine=MachineKind.ADAPTER)
+        authorize(adapter, "exchange.data.write", Target(department_code=change.provider_code))
+        return sender.subject
     except (Unauthenticated, AccessDenied) as exc:
         raise RejectedEvent("sender", str(exc)) from None
 
@@ -72,7 +77,7 @@ def screen(events: list[Event], senders: Senders) -> tuple[list[tuple[Event, Dat
     for event in events:
         try:
             change = DataChange.from_payload(event.payload)
-            check_sender(event, change, senders)
+            change = replace(change, sent_by=check_sender(event, change, senders))
         except RejectedEvent as exc:
             refused[event.event_id] = _refusal(event.payload, Rejection(exc.rule, exc.detail))
             continue
@@ -265,12 +270,12 @@ async def upload_rows(
     table: UploadedTable,
     deletions: list[str],
     principal: Principal,
-    token: str,
     uow: UnitOfWork,
     publisher: ChangePublisher,
 ) -> int:
     """A department without an adapter uploads records: checked here row by row (all or nothing), then sent
-    as the same DataChanged events an adapter sends, under the uploader's token. The file is read twice,
+    as the same DataChanged events an adapter sends, signed by the exchange in the uploader's name (her
+    credentials stay here: nothing that opens anything goes onto the bus). The file is read twice,
     row by row, in a worker thread: a big file is never held whole, and the event loop keeps answering
     probes and feeding the consumers' heartbeats meanwhile."""
     state = await resource_state(resource_code, uow)
@@ -280,7 +285,8 @@ async def upload_rows(
         raise Invalid("resource_code", f"{resource_code} has no key data item (统一社会信用代码 or 公民身份号码)")
     await _check_upload(schema, table, deletions)
     version = int(datetime.now(UTC).timestamp() * 1000)
-    return await _send_upload(upload_batches(schema, table.rows(), deletions, version, token), token, publisher)
+    batches = upload_batches(schema, table.rows(), deletions, version, principal.subject)
+    return await _send_upload(batches, publisher)
 
 
 async def _check_upload(schema: ResourceSchema, table: UploadedTable, deletions: list[str]) -> None:
@@ -293,10 +299,10 @@ async def _check_upload(schema: ResourceSchema, table: UploadedTable, deletions:
         raise Invalid("rows", "; ".join(shown) + more)
 
 
-async def _send_upload(batches: Iterator[list[Event]], token: str, publisher: ChangePublisher) -> int:
+async def _send_upload(batches: Iterator[list[Event]], publisher: ChangePublisher) -> int:
     sent = 0
     while batch := await asyncio.to_thread(next, batches, None):
-        await publisher.publish_changes(batch, token)
+        await publisher.publish_changes(batch)
         sent += len(batch)
     return sent
 
@@ -336,7 +342,7 @@ def upload_problems(
 
 
 def upload_batches(
-    schema: ResourceSchema, rows: Iterable[dict[str, Any]], deletions: list[str], version: int, token: str
+    schema: ResourceSchema, rows: Iterable[dict[str, Any]], deletions: list[str], version: int, uploaded_by: str
 ) -> Iterator[list[Event]]:
     """An upload found without problems as DataChanged events, UPLOAD_BATCH at a time."""
     batch: list[Event] = []
@@ -344,7 +350,7 @@ def upload_batches(
         if problems:
             raise Invalid("file", f"{where} changed while it was read: {problems[0]}")
         operation = Operation.DELETE if fields is None else Operation.UPSERT
-        batch.append(_data_changed(schema, key, operation, fields or {}, version, token))
+        batch.append(_data_changed(schema, key, operation, fields or {}, version, uploaded_by))
         if len(batch) == UPLOAD_BATCH:
             yield batch
             batch = []
@@ -353,7 +359,7 @@ def upload_batches(
 
 
 def _data_changed(
-    schema: ResourceSchema, key: str, operation: Operation, fields: dict[str, Any], version: int, token: str
+    schema: ResourceSchema, key: str, operation: Operation, fields: dict[str, Any], version: int, uploaded_by: str
 ) -> Event:
     payload = {
         "change_id": change_id(schema.resource_code, key, version, operation.value),
@@ -365,4 +371,4 @@ def _data_changed(
         "source_version": version,
         "changed_at": datetime.now(UTC),
     }
-    return Event("DataChanged", f"{schema.resource_code}|{key}", payload, "exchange-upload", credentials=token)
+    return Event("DataChanged", f"{schema.resource_code}|{key}", payload, UPLOADED_BY + uploaded_by)

@@ -16,6 +16,7 @@ DATA_CHANGES = "exchange.data-changes"
 RESOURCE_CHANGES = "exchange.resource-changes"
 CATALOG_PUBLISHED = "catalog.published"
 CATALOG_ENTRY_EVENTS = "catalog.entry-events"
+UPLOADED_BY = "exchange-upload:"  # the producer of an uploaded change, followed by who uploaded it
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from common.policy import MachineKind, Role
 from devstack.samples import catalog_published
 from tests.adapter_keys import adapter_key
 from tests.integration.conftest import headers_of, read_topic
-from tests.integration.test_directory import MARKET, OPERATOR, start_directory
+from tests.integration.test_directory import MARKET, OPERATOR, register, sign_in, start_directory
 from tests.integration.test_exchange import ITEMS, PROVIDER, adapter_for, enterprise, exchange_knowing, until
 from tests.tokens import bearer
 
@@ -233,3 +233,46 @@ async def test_keys_are_registered_by_the_departments_own_administrators(infra, 
     )
     assert {headers_of(r)["event_type"] for r in announced} == {"AdapterKeyRegistered", "AdapterKeyRevoked"}
     assert all(len(base64.urlsafe_b64decode(headers_of(r)["signature"].split(":")[1])) == 64 for r in announced)
+
+
+async def test_an_upload_puts_no_credentials_on_the_bus_and_records_who_uploaded(
+    infra, topics, services, tmp_path
+) -> None:
+    """The data administrator uploads with a lower-case `bearer` (RFC 7235: the scheme is case-insensitive);
+    an attacker reads the topic and tries what he found on POST /machines."""
+    directory = await start_directory(infra, services, tmp_path)
+    code = f"101001/{uuid.uuid4().int % 10**6:06d}"
+    exchange = await exchange_knowing(infra, services, tmp_path, catalog_published(code, MARKET, ITEMS))
+    async with httpx.AsyncClient(base_url=directory.url) as client:
+        password = await register(client, "upload.admin", [])
+        appointed = await client.post(
+            f"/departments/{MARKET}/data-administrator", json={"person_id": "upload.admin"}, headers=OPERATOR
+        )
+        assert appointed.status_code == 201, appointed.text
+        granted = await sign_in(client, grant_type="password", username="upload.admin", password=password)
+        token = granted.json()["access_token"]
+
+    a = enterprise(601)
+    table = f"统一社会信用代码,企业名称\n{a},上传公司\n".encode()
+    async with httpx.AsyncClient(base_url=exchange.url, headers={"authorization": f"bearer {token}"}) as client:
+        sent = await client.post(f"/resources/{code}/uploads", files={"file": ("r.csv", table)})
+        assert sent.status_code == 202 and sent.json() == {"sent": 1}, sent.text
+        assert await until(lambda: _status(client, f"/resources/{code}/records/{a}", 200))
+        history = (await client.get(f"/resources/{code}/records/{a}/history")).json()
+        assert [(h["applied"], h["sent_by"]) for h in history] == [(True, "upload.admin")]
+        assert [r for r in (await client.get("/refusals")).json() if r["subject_key"] == a] == []
+
+    (captured,) = await topic_records(
+        infra.bootstrap, DATA_CHANGES, lambda r: r.key == f"{code}|{a}".encode() and r.value is not None
+    )
+    headers = headers_of(captured)
+    assert headers["producer"] == "exchange-upload:upload.admin" and headers["signature"]
+    assert token not in captured.value.decode("utf-8", "replace")
+    async with httpx.AsyncClient(base_url=directory.url) as client:
+        for value in headers.values():  # whatever travelled with the change opens nothing
+            issued = await client.post(
+                "/machines",
+                json={"department_code": MARKET, "kind": "adapter"},
+                headers={"Authorization": f"Bearer {value.removeprefix('Bearer ')}"},
+            )
+            assert issued.status_code == 401

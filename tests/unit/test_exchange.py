@@ -248,7 +248,7 @@ class Sent:
     def __init__(self, read: list[int]) -> None:
         self.read, self.batches, self.read_when_sent = read, [], []
 
-    async def publish_changes(self, events: list, token: str) -> None:
+    async def publish_changes(self, events: list) -> None:
         self.read_when_sent.append(self.read[-1])
         self.batches.append(events)
 
@@ -273,7 +273,7 @@ async def test_an_upload_is_read_row_by_row_off_the_event_loop() -> None:
 
     publisher = Sent(read)
     uploader = Principal("u", "p", frozenset({Role.DATA_ADMINISTRATOR}))
-    sent = await upload_rows("101001/000002", Table(), [ALL_DIGIT_CREDIT_CODE], uploader, "t", OneResource(), publisher)
+    sent = await upload_rows("101001/000002", Table(), [ALL_DIGIT_CREDIT_CODE], uploader, OneResource(), publisher)
     assert sent == rows + 1 and [len(b) for b in publisher.batches] == [UPLOAD_BATCH] * 3 + [8]
     assert threading.main_thread().name not in threads  # parsed and checked in a worker thread
     assert len(read) == 2  # checked in full first (all or nothing), then read again to send
@@ -282,6 +282,7 @@ async def test_an_upload_is_read_row_by_row_off_the_event_loop() -> None:
     events = [e for b in publisher.batches for e in b]
     assert [e.payload["subject_key"] for e in events[:2]] == [enterprise(1), enterprise(2)]
     assert events[-1].payload["operation"] == "DELETE" and events[-1].payload["subject_key"] == ALL_DIGIT_CREDIT_CODE
+    assert {e.producer for e in events} == {"exchange-upload:u"}  # who uploaded, covered by the exchange's signature
 
 
 async def test_a_broken_upload_names_its_rows_and_sends_nothing() -> None:
@@ -302,7 +303,7 @@ async def test_a_broken_upload_names_its_rows_and_sends_nothing() -> None:
     publisher = Sent([0])
     uploader = Principal("u", "p", frozenset({Role.DATA_ADMINISTRATOR}))
     with pytest.raises(Invalid) as refused:
-        await upload_rows("101001/000002", Table(), [], uploader, "t", OneResource(), publisher)
+        await upload_rows("101001/000002", Table(), [], uploader, OneResource(), publisher)
     assert "row 3: invalid credit_code" in str(refused.value) and "row 4: field.type" in str(refused.value)
     assert "… 11 more" in str(refused.value) and publisher.batches == []
 

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 from datashare_adapter.digest import BUCKETS, TOPS
 from datashare_adapter.sources import iter_table
-from fastapi import APIRouter, Depends, Query, Request, UploadFile
+from fastapi import APIRouter, Depends, Query, UploadFile
 from pydantic import BaseModel, Field
 
 from common.fields import Code, Position
@@ -178,12 +178,11 @@ def routers(uow: UnitOfWork, publisher: ChangePublisher) -> list[APIRouter]:
     async def upload(
         resource_code: str,
         file: UploadFile,
-        request: Request,
         principal: Uploader,
         delete: Annotated[list[str], Query(description="subject keys to delete")] = [],  # noqa: B006
     ) -> UploadView:
-        token = request.headers["authorization"].removeprefix("Bearer ").strip()
-        sent = await handlers.upload_rows(resource_code, UploadedFile(file), delete, principal, token, uow, publisher)
+        # the guard authenticated the uploader; the changes go out signed by the exchange, in her name
+        sent = await handlers.upload_rows(resource_code, UploadedFile(file), delete, principal, uow, publisher)
         return UploadView(sent=sent)
 
     @api.get("/{resource_code:path}", response_model=ResourceView, summary="What the exchange holds of a resource")

@@ -64,6 +64,7 @@ def history_doc(change: DataChange, applied: bool, sequence: int | None) -> dict
         "changed_at": change.changed_at,
         "applied": applied,
         "sequence": sequence,
+        "sent_by": change.sent_by,
     }
 
 

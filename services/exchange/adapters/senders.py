@@ -14,9 +14,8 @@ from common.adapter_keys import AdapterKeys, signing_key_id, verify_change
 from common.events import Event, Signature
 from common.kafka import KafkaPublisher
 from common.metrics import EVENTS_PUBLISHED
-from services.exchange.ports import DATA_CHANGES, Sender
+from services.exchange.ports import DATA_CHANGES, UPLOADED_BY, Sender
 
-UPLOAD_PRODUCER = "exchange-upload:"  # followed by who uploaded
 SENDS_PER_TURN = 50
 
 
@@ -31,7 +30,7 @@ class SignedSenders:
     def sender(self, event: Event, appended_at: datetime) -> Sender:
         if signing_key_id(event) == self.own.key_id:
             verify_change(self.own.key.public_key(), event)
-            uploader = event.producer.removeprefix(UPLOAD_PRODUCER)
+            uploader = event.producer.removeprefix(UPLOADED_BY)
             return Sender("exchange", str(event.payload.get("provider_code", "")), uploaded_by=uploader)
         owner = self.adapter_keys.owner(event, appended_at)
         return Sender(owner.client_id, owner.department_code)

@@ -28,6 +28,7 @@ class DataChange:
     fields: dict[str, FieldValue]
     source_version: int
     changed_at: datetime
+    sent_by: str = ""  # the adapter whose key signed it, or the person whose upload the exchange signed
 
     @classmethod
     def from_payload(cls, payload: dict[str, Any]) -> DataChange:
