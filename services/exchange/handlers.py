@@ -93,7 +93,7 @@ async def ingest_changes(events: list[Event], uow: UnitOfWork, senders: Senders)
     appended = [e.appended_at for e in events if e.appended_at is not None]
     if appended:
         await senders.known_at(max(appended))
-    changes, refused = screen(events, senders)
+    changes, refused = await asyncio.to_thread(screen, events, senders)  # verifying signatures takes a while
     async with uow() as tx:
         schemas = await tx.schemas({c.resource_code for _, c in changes})
         new = await tx.unseen([c.change_id for _, c in changes])

@@ -338,7 +338,10 @@ def matrix(machine_id: str) -> list[tuple[str, str, str, str, dict, set[str]]]:
 
 
 @pytest.fixture
-async def platform(infra, topics, services, tmp_path) -> dict[str, ServiceProcess]:
+async def platform(own_infra, services, tmp_path) -> dict[str, ServiceProcess]:
+    """The five services on a broker and database of their own: a new exchange reads exchange.data-changes from
+    the beginning, and earlier tests leave tens of thousands of changes on the shared broker."""
+    infra = own_infra
     database = f"matrix_{uuid.uuid4().hex[:8]}"
     pem = KEY.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
@@ -353,7 +356,8 @@ async def platform(infra, topics, services, tmp_path) -> dict[str, ServiceProces
     return running
 
 
-async def test_every_principal_against_every_route(infra, platform) -> None:
+async def test_every_principal_against_every_route(own_infra, platform) -> None:
+    infra = own_infra
     directory = platform["directory"]
     async with httpx.AsyncClient(base_url=directory.url, headers=PRINCIPALS["operator"]) as client:
         for code, name, level in [

@@ -9,10 +9,14 @@ from datetime import UTC, datetime
 
 import fastavro
 import httpx
+import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient
 from datashare_adapter.signing import ChangeSigner, public_pem, signing_input, value_digest
 
 from common.policy import MachineKind, Role
+from common.topics import ensure_topics, load_topics
+from devstack.processes import Infra
 from devstack.samples import catalog_published
 from tests.adapter_keys import adapter_key
 from tests.integration.conftest import headers_of, read_topic
@@ -21,6 +25,19 @@ from tests.integration.test_exchange import ITEMS, PROVIDER, adapter_for, enterp
 from tests.tokens import bearer
 
 DATA_CHANGES = "exchange.data-changes"
+
+
+@pytest.fixture
+async def own(own_infra: Infra) -> Infra:
+    """A broker and database of the test's own: an exchange with a new database reads exchange.data-changes from
+    the beginning, and on the shared broker earlier tests leave tens of thousands of changes there."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=own_infra.bootstrap)
+    await admin.start()
+    try:
+        await ensure_topics(admin, list(load_topics().values()))
+    finally:
+        await admin.close()
+    return own_infra
 
 
 async def avro_value(client: httpx.AsyncClient, event_type: str, payload: dict) -> bytes:
@@ -64,7 +81,8 @@ def change(code: str, key: str, provider: str, operation: str, version: int, fie
     }
 
 
-async def test_a_message_read_off_the_topic_opens_nothing(infra, topics, services, tmp_path) -> None:
+async def test_a_message_read_off_the_topic_opens_nothing(own, services, tmp_path) -> None:
+    infra = own
     code = f"101001/{uuid.uuid4().int % 10**6:06d}"
     exchange = await exchange_knowing(infra, services, tmp_path, catalog_published(code, PROVIDER, ITEMS))
     a, b = enterprise(401), enterprise(402)
@@ -117,7 +135,8 @@ async def _status(client: httpx.AsyncClient, path: str, status: int, headers: di
     return (await client.get(path, headers=headers)).status_code == status
 
 
-async def test_a_revoked_key_or_adapter_is_refused_on_kafka_as_on_rest(infra, topics, services, tmp_path) -> None:
+async def test_a_revoked_key_or_adapter_is_refused_on_kafka_as_on_rest(own, services, tmp_path) -> None:
+    infra = own
     directory = await start_directory(infra, services, tmp_path)
     code = f"101001/{uuid.uuid4().int % 10**6:06d}"
     exchange = await exchange_knowing(infra, services, tmp_path, catalog_published(code, MARKET, ITEMS))
@@ -235,11 +254,10 @@ async def test_keys_are_registered_by_the_departments_own_administrators(infra, 
     assert all(len(base64.urlsafe_b64decode(headers_of(r)["signature"].split(":")[1])) == 64 for r in announced)
 
 
-async def test_an_upload_puts_no_credentials_on_the_bus_and_records_who_uploaded(
-    infra, topics, services, tmp_path
-) -> None:
+async def test_an_upload_puts_no_credentials_on_the_bus_and_records_who_uploaded(own, services, tmp_path) -> None:
     """The data administrator uploads with a lower-case `bearer` (RFC 7235: the scheme is case-insensitive);
     an attacker reads the topic and tries what he found on POST /machines."""
+    infra = own
     directory = await start_directory(infra, services, tmp_path)
     code = f"101001/{uuid.uuid4().int % 10**6:06d}"
     exchange = await exchange_knowing(infra, services, tmp_path, catalog_published(code, MARKET, ITEMS))
