@@ -12,7 +12,7 @@ import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
-from datashare_adapter.signing import ChangeSigner, public_pem, signing_input, value_digest
+from datashare_adapter.signing import ChangeSigner, generate_key, key_id, public_pem, signing_input, value_digest
 
 from common.policy import MachineKind, Role
 from common.topics import ensure_topics, load_topics
@@ -99,11 +99,15 @@ async def test_a_message_read_off_the_topic_opens_nothing(own, services, tmp_pat
         assert not any(v.startswith(("Bearer", "eyJ")) or ".eyJ" in v for v in headers.values())
         assert headers["signature"]
 
-        # ... and writes changes of its own under the captured headers: another subject, and a delete.
+        # ... and writes changes of its own under the captured headers: another subject, and a delete; then
+        # announces a key of his own for the provider's adapter on directory.events (unsigned: he has no
+        # directory key) and sends a change signed with it.
         forged = {
             "new subject": change(code, b, PROVIDER, "UPSERT", 5, {"统一社会信用代码": b, "企业名称": "伪造"}),
             "delete": change(code, a, PROVIDER, "DELETE", 5, {}),
         }
+        own_key = generate_key()
+        with_own_key = change(code, b, PROVIDER, "UPSERT", 6, {"统一社会信用代码": b, "企业名称": "伪造"})
         producer = AIOKafkaProducer(bootstrap_servers=infra.bootstrap)
         await producer.start()
         try:
@@ -115,12 +119,38 @@ async def test_a_message_read_off_the_topic_opens_nothing(own, services, tmp_pat
                     key=f"{code}|{payload['subject_key']}".encode(),
                     headers=[(k, v.encode()) for k, v in envelope.items()],
                 )
+            announced = {
+                "key_id": key_id(own_key.public_key()),
+                "client_id": "market-adapter",
+                "department_code": PROVIDER,
+                "public_key": public_pem(own_key.public_key()),
+                "registered_by": "it-operator",
+                "registered_at": datetime.now(UTC),
+            }
+            envelope = {"event_id": uuid.uuid4().hex, "event_type": "AdapterKeyRegistered", "producer": "directory"}
+            envelope["occurred_at"] = datetime.now(UTC).isoformat()
+            await producer.send_and_wait(
+                "directory.events",
+                await avro_value(client, "AdapterKeyRegistered", announced),
+                key=b"market-adapter",
+                headers=[(k, v.encode()) for k, v in envelope.items()],
+            )
+            value = await avro_value(client, "DataChanged", with_own_key)
+            sent_at = datetime.now(UTC).isoformat()
+            covered = signing_input(
+                with_own_key["change_id"], code, b, "UPSERT", 6, value_digest(value), sent_at, "adapter-market-adapter"
+            )
+            envelope = dict(headers) | {"event_id": with_own_key["change_id"], "occurred_at": sent_at}
+            envelope["signature"] = ChangeSigner(own_key).header(covered).decode()
+            await producer.send_and_wait(
+                DATA_CHANGES, value, key=f"{code}|{b}".encode(), headers=[(k, v.encode()) for k, v in envelope.items()]
+            )
         finally:
             await producer.stop()
 
-        ids = {p["change_id"] for p in forged.values()}
+        ids = {p["change_id"] for p in [*forged.values(), with_own_key]}
         dead = await read_topic(
-            infra.bootstrap, f"{DATA_CHANGES}.dlq", 2, where=lambda r: headers_of(r)["event_id"] in ids
+            infra.bootstrap, f"{DATA_CHANGES}.dlq", 3, where=lambda r: headers_of(r)["event_id"] in ids
         )
         assert {headers_of(r)["event_id"] for r in dead} == ids
         assert all("sender" in headers_of(r)["dlq.reason"] for r in dead)
