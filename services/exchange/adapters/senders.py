@@ -16,7 +16,7 @@ from common.kafka import KafkaPublisher
 from common.metrics import EVENTS_PUBLISHED
 from services.exchange.ports import DATA_CHANGES, UPLOADED_BY, Sender
 
-SENDS_PER_TURN = 50
+ACK_SECONDS = 10.0  # for each batch of an upload
 
 
 class SignedSenders:
@@ -39,8 +39,8 @@ class SignedSenders:
 class BusChangePublisher:
     """Uploaded records go onto the bus like an adapter's, signed with the exchange's key (the exchange
     authenticated and authorized the uploader over HTTP): the ingestion checks them the same way. An upload
-    sends hundreds of thousands of them: they are encoded and signed in a worker thread, and the event loop
-    gets a turn between every few sends, so that probes and the consumers' heartbeats are answered meanwhile."""
+    sends hundreds of thousands of them: they are encoded and signed in a worker thread, and `send_all` gives
+    the event loop a turn between every few sends, so that probes and heartbeats are answered meanwhile."""
 
     def __init__(self, publisher: KafkaPublisher, own_key: Ed25519PrivateKey) -> None:
         self.publisher = publisher
@@ -63,11 +63,7 @@ class BusChangePublisher:
         return replace(event, signature=signature), value
 
     async def publish_changes(self, events: list[Event]) -> None:
+        """The uploader waits for the answer: while the broker is away it gets a 503 within ACK_SECONDS."""
         signed = await asyncio.to_thread(lambda: [self.signed(e) for e in events])
-        acknowledged = []
-        for n, (event, value) in enumerate(signed, start=1):
-            acknowledged.append(await self.publisher.send_raw(DATA_CHANGES, event.key, value, event.headers()))
-            if n % SENDS_PER_TURN == 0:
-                await asyncio.sleep(0)
-        await asyncio.gather(*acknowledged)
+        await self.publisher.send_all([(DATA_CHANGES, e.key, v, e.headers()) for e, v in signed], ACK_SECONDS)
         EVENTS_PUBLISHED.labels(DATA_CHANGES, "DataChanged").inc(len(events))
