@@ -52,7 +52,10 @@ async def test_killed_after_commit_the_event_is_relayed_on_restart(infra, topics
 
     second = ServiceProcess("catalog", infra, tmp_path, mongo_database=database).start()
     services.append(second)
-    await second.wait_ready()
+    # The first life may have died inside a transaction (its consumer reads the directory's events): the
+    # database aborts it after 60 s idle (mongod's transactionLifetimeLimitSeconds), and until then the same
+    # write conflicts; the consumer waits it out rather than dead-lettering a good event.
+    await second.wait_ready(timeout=120)
     relayed = await read_topic(
         infra.bootstrap, "catalog.entry-events", 1, where=lambda r: headers_of(r).get("event_id") == event_id
     )
