@@ -90,18 +90,26 @@ async def test_kill_9_in_the_middle_of_a_run_loses_and_duplicates_nothing(tmp_pa
 
         sent = workload(CHANGES, random.Random(20261125))
         poison_at = len(sent) // 2
-        async with adapter_for(infra, first) as adapter:
-            for i, (operation, key, values, version) in enumerate(sent):
-                if i == poison_at:
-                    unknown = await adapter.upsert(code, key, {"统一社会信用代码": key, "法人": "张三"}, 10**9)
-                    raw = AIOKafkaProducer(bootstrap_servers=infra.bootstrap)
-                    await raw.start()
-                    await raw.send_and_wait("exchange.data-changes", b"not avro at all", key=b"poison")
-                    await raw.stop()
+        # The last tenth is sent only after the restart: whatever the first life managed to store, the
+        # second must consume to finish the run.
+        held_back = len(sent) - len(sent) // 10
+
+        async def send(adapter, changes) -> None:
+            for operation, key, values, version in changes:
                 if operation == "DELETE":
                     await adapter.delete(code, key, version)
                 else:
                     await adapter.upsert(code, key, values, version)
+
+        async with adapter_for(infra, first) as adapter:
+            await send(adapter, sent[:poison_at])
+            poisoned = sent[poison_at][1]
+            unknown = await adapter.upsert(code, poisoned, {"统一社会信用代码": poisoned, "法人": "张三"}, 10**9)
+            raw = AIOKafkaProducer(bootstrap_servers=infra.bootstrap)
+            await raw.start()
+            await raw.send_and_wait("exchange.data-changes", b"not avro at all", key=b"poison")
+            await raw.stop()
+            await send(adapter, sent[poison_at:held_back])
 
         mongo = AsyncMongoClient(infra.mongo_uri)
         db = mongo[database]
@@ -118,6 +126,8 @@ async def test_kill_9_in_the_middle_of_a_run_loses_and_duplicates_nothing(tmp_pa
         # Within 90 s: a transaction the killed process left open holds its writes until the database aborts
         # it, 60 s after its last statement (mongod's transactionLifetimeLimitSeconds, as the local server).
         await second.wait_ready(timeout=90)
+        async with adapter_for(infra, second) as adapter:
+            await send(adapter, sent[held_back:])
         deadline = time.monotonic() + 90
         while await db[HISTORY].estimated_document_count() <= stored_at_kill:
             assert time.monotonic() < deadline, "the restarted exchange is not consuming within 90 s"
