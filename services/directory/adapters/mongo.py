@@ -11,10 +11,11 @@ from typing import Any
 from pymongo import ASCENDING, DESCENDING, ReturnDocument
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import DuplicateKeyError, OperationFailure
 
 from common.auth import EventSigner
 from common.events import Event, Signature
+from common.faults import is_transient
 from common.mongo import Transaction
 from common.policy import MachineKind, Role
 from common.runtime import Runtime
@@ -223,22 +224,35 @@ class MongoLoginAttempts:
             failures = (doc or {}).get("failures", 0) + 1
             wait_until = now + throttle.delay_after(failures)
             counted = {"failures": failures, "wait_until": wait_until, "forget_at": wait_until + FORGET_FAILURES}
-            if doc is None:
-                try:
+            try:
+                if doc is None:
                     await self.throttle.insert_one({"_id": key, **counted})
-                except DuplicateKeyError:
-                    continue
-                return None
-            swapped = await self.throttle.update_one({"_id": key, "failures": doc["failures"]}, {"$set": counted})
+                    return None
+                swapped = await self.throttle.update_one({"_id": key, "failures": doc["failures"]}, {"$set": counted})
+            except DuplicateKeyError:
+                continue
+            except OperationFailure as exc:  # a concurrent attempt's write won (WriteConflict): read again
+                if not is_transient(exc):
+                    raise
+                continue
             if swapped.modified_count == 1:
                 return None
 
     async def failed(self, key: str, throttle: Throttle, now: datetime) -> None:
-        doc = await self.throttle.find_one({"_id": key})
-        if doc is not None:
+        for _ in range(10):  # concurrent failures raise the same wait: a lost write conflict is retried
+            doc = await self.throttle.find_one({"_id": key})
+            if doc is None:
+                return
             wait_until = now + throttle.delay_after(doc["failures"])
             forget_at = wait_until + FORGET_FAILURES
-            await self.throttle.update_one({"_id": key}, {"$max": {"wait_until": wait_until, "forget_at": forget_at}})
+            try:
+                await self.throttle.update_one(
+                    {"_id": key}, {"$max": {"wait_until": wait_until, "forget_at": forget_at}}
+                )
+                return
+            except OperationFailure as exc:
+                if not is_transient(exc):
+                    raise
 
     async def succeeded(self, keys: list[str]) -> None:
         await self.throttle.delete_many({"_id": {"$in": keys}})
