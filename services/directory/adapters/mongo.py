@@ -219,10 +219,13 @@ class MongoLoginAttempts:
     async def admit(self, key: str, throttle: Throttle, now: datetime) -> datetime | None:
         while True:  # compare-and-set on the count: concurrent attempts are admitted one at a time
             doc = await self.throttle.find_one({"_id": key})
-            if doc is not None and doc["wait_until"] > now:
+            # The time is taken after the read: a concurrent attempt that wrote `wait_until` took its own time
+            # before writing, so a zero delay is never mistaken for a wait by an attempt that started earlier.
+            read_at = max(now, datetime.now(UTC))
+            if doc is not None and doc["wait_until"] > read_at:
                 return doc["wait_until"]
             failures = (doc or {}).get("failures", 0) + 1
-            wait_until = now + throttle.delay_after(failures)
+            wait_until = read_at + throttle.delay_after(failures)
             counted = {"failures": failures, "wait_until": wait_until, "forget_at": wait_until + FORGET_FAILURES}
             try:
                 if doc is None:
