@@ -43,27 +43,29 @@ class KeyOwner:
     key_id: str
 
 
+def change_signing_input(event: Event, value_digest: bytes, sent_at: str) -> bytes:
+    """What the signature of `event` (a DataChanged) covers, from its payload and producer."""
+    p = event.payload
+    return signing_input(
+        event.event_id,
+        p["resource_code"],
+        p["subject_key"],
+        str(p["operation"]),
+        p["source_version"],
+        value_digest,
+        sent_at,
+        event.producer,
+    )
+
+
 def verify_change(public: Ed25519PublicKey, event: Event) -> str:
     """Raise Unauthenticated unless `event` (a DataChanged) carries a valid signature by `public`; returns the
     key id the signature names."""
     if event.signature is None:
         raise Unauthenticated("unsigned change: adapters sign each change with their registered key")
     kid, signed = _parse(event.signature.header)
-    p = event.payload
     try:
-        public.verify(
-            signed,
-            signing_input(
-                event.event_id,
-                p["resource_code"],
-                p["subject_key"],
-                str(p["operation"]),
-                p["source_version"],
-                event.signature.value_digest,
-                event.signature.sent_at,
-                event.producer,
-            ),
-        )
+        public.verify(signed, change_signing_input(event, event.signature.value_digest, event.signature.sent_at))
     except (InvalidSignature, KeyError):
         raise Unauthenticated("change signature does not verify") from None
     return kid

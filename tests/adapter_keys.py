@@ -10,9 +10,10 @@ from functools import cache
 from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from datashare_adapter.signing import ChangeSigner, generate_key, key_id, private_pem, public_pem, signing_input
+from datashare_adapter.signing import ChangeSigner, generate_key, key_id, private_pem, public_pem
 from datashare_adapter.signing import value_digest as digest_of
 
+from common.adapter_keys import change_signing_input
 from common.auth import EventSigner
 from common.codec import EventCodec
 from common.events import Event, Signature
@@ -95,16 +96,7 @@ def signed(event: Event, client_id: str, key: Ed25519PrivateKey | None = None) -
     """`event` (a DataChanged) signed with the adapter's key, with the adapter kit's producer name."""
     producer = f"adapter-{client_id}"
     value = CODEC.encode(event.event_type, event.payload)
-    sent_at, digest, p = event.occurred_at.isoformat(), digest_of(value), event.payload
-    covered = signing_input(
-        event.event_id,
-        p["resource_code"],
-        p["subject_key"],
-        p["operation"],
-        p["source_version"],
-        digest,
-        sent_at,
-        producer,
-    )
+    sent_at, digest = event.occurred_at.isoformat(), digest_of(value)
+    covered = change_signing_input(replace(event, producer=producer), digest, sent_at)
     header = ChangeSigner(key or adapter_key(client_id)).header(covered).decode()
     return replace(event, producer=producer, signature=Signature(header, sent_at, digest))

@@ -8,9 +8,9 @@ from dataclasses import replace
 from datetime import datetime
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from datashare_adapter.signing import ChangeSigner, signing_input, value_digest
+from datashare_adapter.signing import ChangeSigner, value_digest
 
-from common.adapter_keys import AdapterKeys, signing_key_id, verify_change
+from common.adapter_keys import AdapterKeys, change_signing_input, signing_key_id, verify_change
 from common.events import Event, Signature
 from common.kafka import KafkaPublisher
 from common.metrics import EVENTS_PUBLISHED
@@ -48,17 +48,8 @@ class BusChangePublisher:
 
     def signed(self, event: Event) -> tuple[Event, bytes]:
         value = self.publisher.encode(DATA_CHANGES, event)
-        sent_at, digest, p = event.occurred_at.isoformat(), value_digest(value), event.payload
-        covered = signing_input(
-            event.event_id,
-            p["resource_code"],
-            p["subject_key"],
-            p["operation"],
-            p["source_version"],
-            digest,
-            sent_at,
-            event.producer,
-        )
+        sent_at, digest = event.occurred_at.isoformat(), value_digest(value)
+        covered = change_signing_input(event, digest, sent_at)
         signature = Signature(self.signer.header(covered).decode(), sent_at, digest)
         return replace(event, signature=signature), value
 
