@@ -81,22 +81,18 @@ class OutageLog:
 class Dependency:
     """What a service knows of a dependency from its own recent calls. One failed call under load is not an
     outage: the dependency counts as down once calls have failed for `grace` seconds without a success in
-    between. While it is down, requests are answered at once (503) instead of each waiting for the driver's
-    timeout, except one every `probe_seconds`, which finds out whether it is back."""
+    between. While it is failing, requests give up on it quickly (common.http) and the runtime asks it every
+    second whether it is back."""
 
-    def __init__(self, name: str, *, grace: float = 5.0, probe_seconds: float = 2.0) -> None:
+    def __init__(self, name: str, *, grace: float = 5.0) -> None:
         self.name = name
         self.grace = grace
-        self.probe_seconds = probe_seconds
         self.failing_since: float | None = None
-        self.last_try = 0.0
         self.reason = ""
 
     def failed(self, exc: BaseException) -> None:
-        now = time.monotonic()
         if self.failing_since is None:
-            self.failing_since = now
-        self.last_try = now
+            self.failing_since = time.monotonic()
         self.reason = f"{type(exc).__name__}: {exc}"[:300]
 
     def succeeded(self) -> None:
@@ -106,13 +102,3 @@ class Dependency:
     @property
     def down(self) -> bool:
         return self.failing_since is not None and time.monotonic() - self.failing_since >= self.grace
-
-    def should_try(self) -> bool:
-        """False while down, but for one caller every `probe_seconds`."""
-        if not self.down:
-            return True
-        now = time.monotonic()
-        if now - self.last_try >= self.probe_seconds:
-            self.last_try = now
-            return True
-        return False
