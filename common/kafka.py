@@ -270,6 +270,8 @@ class EventConsumer:
     Offsets are committed only after each event of a batch was handled, recognised as a duplicate, or
     written to `<topic>.dlq` with the reason: nothing is skipped silently, and a poison message never
     stops the consumer. Events of types without a handler are acknowledged as not this group's concern.
+    A dead letter is written at least once: killed before its commit, the consumer writes it again, with the
+    same `dlq.topic`, `dlq.partition` and `dlq.offset` headers to deduplicate by.
     """
 
     group: str
