@@ -157,9 +157,17 @@ async def catalog_entry_published(event: Event, uow: UnitOfWork) -> None:
             p["resource_code"],
             p["provider_code"],
             p["name"],
-            tuple(ItemSpec(i["name"], i["type"], i.get("length")) for i in p["data_items"]),
+            tuple(
+                ItemSpec(i["name"], i["type"], i.get("length"), i.get("share_type"), i.get("sensitive", False))
+                for i in p["data_items"]
+            ),
             p.get("update_cycle"),
             published,
+            p["version"],
+            p.get("share_type") or "CONDITIONAL",
+            p.get("not_shared_basis"),
+            tuple(p.get("share_methods") or ("API",)),
+            p.get("confidentiality_reviewed_on"),
         )
         await tx.put_schema(schema, p["version"], event.occurred_at)
 

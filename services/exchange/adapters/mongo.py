@@ -8,7 +8,7 @@ from collections import Counter, defaultdict
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import asdict
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from datashare_adapter.digest import MASK, bucket_of, top_of
@@ -90,10 +90,23 @@ def _schema_of(doc: dict[str, Any]) -> ResourceSchema:
         doc["_id"],
         doc["provider_code"],
         doc["name"],
-        tuple(ItemSpec(i["name"], i["type"], i.get("length")) for i in doc["items"]),
+        tuple(
+            ItemSpec(i["name"], i["type"], i.get("length"), i.get("share_type"), i.get("sensitive", False))
+            for i in doc["items"]
+        ),
         doc.get("update_cycle"),
         doc.get("published", True),
+        doc.get("version", 0),
+        doc.get("share_type", "CONDITIONAL"),
+        doc.get("not_shared_basis"),
+        tuple(doc.get("share_methods", ("API",))),
+        _date_of(doc.get("confidentiality_reviewed_on")),
     )
+
+
+def _date_of(value: datetime | None) -> date | None:
+    """MongoDB keeps dates as datetimes at midnight."""
+    return value.date() if value is not None else None
 
 
 def _state_of(doc: dict[str, Any], sequence: int) -> ResourceState:
@@ -266,6 +279,14 @@ class MongoExchangeTransaction:
                     "update_cycle": schema.update_cycle,
                     "published": schema.published,
                     "version": version,
+                    "share_type": schema.share_type,
+                    "not_shared_basis": schema.not_shared_basis,
+                    "share_methods": list(schema.share_methods),
+                    "confidentiality_reviewed_on": (
+                        datetime.combine(schema.confidentiality_reviewed_on, datetime.min.time())
+                        if schema.confidentiality_reviewed_on
+                        else None
+                    ),
                 },
                 "$setOnInsert": {"published_at": published_at, "last_change_at": None, "records": 0},
             },

@@ -32,6 +32,8 @@ class ItemSpec:
     name: str
     type: str  # the catalog's item types: string, integer, decimal, date, datetime, boolean, binary
     length: int | None = None
+    share_type: str | None = None  # UNCONDITIONAL, CONDITIONAL or NOT_SHARED; None: as the entry
+    sensitive: bool = False  # masked unless a grant names it
 
 
 @dataclass(frozen=True)
@@ -48,6 +50,16 @@ class ResourceSchema:
     items: tuple[ItemSpec, ...]
     update_cycle: str | None
     published: bool = True
+    version: int = 0  # the catalog entry version in force
+    share_type: str = "CONDITIONAL"  # UNCONDITIONAL, CONDITIONAL, NOT_SHARED (Art. 9)
+    not_shared_basis: str | None = None  # the legal basis of NOT_SHARED
+    share_methods: tuple[str, ...] = ("API",)  # API, FILE_DOWNLOAD, ONLINE_BROWSE, OFFLINE
+    confidentiality_reviewed_on: date | None = None  # Art. 20: nothing is granted without it
+
+    def item_share_type(self, name: str) -> str:
+        """How an item is shared: its own share type, else the entry's."""
+        item = next((i for i in self.items if i.name == name), None)
+        return (item.share_type if item is not None and item.share_type else None) or self.share_type
 
     @property
     def key_item(self) -> str | None:
