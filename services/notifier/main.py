@@ -8,9 +8,7 @@ from fastapi import FastAPI
 
 from common.http import create_app, run_service
 from common.runtime import Runtime
-from services.notifier import handlers
-from services.notifier.adapters import http, mongo
-from services.notifier.domain.notifications import RULES
+from services.notifier.adapters import events, http, mongo
 from services.notifier.ports import SUBSCRIBED
 from services.notifier.settings import NotifierSettings
 
@@ -19,11 +17,7 @@ def build(settings: NotifierSettings) -> tuple[FastAPI, Runtime]:
     runtime = Runtime.build("notifier", settings)
     uow = mongo.MongoUnitOfWork(runtime)
     runtime.setup.append(partial(mongo.ensure_indexes, runtime.db))
-    runtime.consume(
-        "notifier",
-        SUBSCRIBED,
-        {event_type: partial(handlers.notify, uow=uow, rule=rule) for event_type, rule in RULES.items()},
-    )
+    runtime.consume("notifier", SUBSCRIBED, events.subscriptions(uow, settings.it_office_code))
     app = create_app(
         runtime,
         title="Notifier",

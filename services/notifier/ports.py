@@ -6,6 +6,7 @@ from contextlib import AbstractAsyncContextManager
 from typing import Protocol
 
 from common.events import Event
+from services.notifier.domain.events import Dispute
 from services.notifier.domain.notifications import Notification
 
 NOTIFICATIONS = "notifier.notifications"
@@ -18,6 +19,10 @@ class NotifierTransaction(Protocol):
     async def add(self, notification: Notification) -> None: ...
 
     def emit(self, topic: str, event: Event) -> None: ...
+
+    async def remember_dispute(self, dispute: Dispute) -> None: ...
+
+    async def dispute(self, dispute_id: str) -> Dispute | None: ...
 
 
 class UnitOfWork(Protocol):

@@ -1,42 +1,257 @@
+"""The notifier on in-memory fakes: events as the consumer hands them over (Avro payloads), through the same
+subscriptions the service wires, into inboxes."""
+
+import copy
+import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import date
 
-from services.notifier.domain.notifications import RULES, NotificationKind
+import pytest
+from pydantic import ValidationError
+
+from common.codec import SCHEMA_DIR, EventCodec
+from common.errors import RejectedEvent
+from common.events import Event
+from common.identifiers import credit_code_check_character
+from common.topics import load_topics
+from services.directory import demo_data
+from services.notifier.adapters.events import subscriptions, typed
+from services.notifier.domain import events as domain_events
+from services.notifier.domain.events import Dispute
+from services.notifier.domain.notifications import Notification, NotificationKind
+from services.notifier.handlers import DisputeNotHeard
+from services.notifier.ports import NOTIFICATIONS, SUBSCRIBED
+from services.notifier.settings import NotifierSettings
+from tests.contract.test_schemas import sample
 
 
-def test_a_request_notifies_the_provider_with_its_deadline() -> None:
-    payload = {
-        "request_id": "r1",
-        "resource_code": "101001/000001",
-        "provider_code": "P",
-        "consumer_code": "C",
-        "purpose": "企业开办",
-        "decide_by": date(2026, 12, 9),
-    }
-    note = RULES["ShareRequested"]("e1", payload)
-    assert note.recipient_code == "P" and note.kind is NotificationKind.REQUEST_ARRIVED
-    assert note.due_on == date(2026, 12, 9) and "2026-12-09" in note.body
-    assert note.notification_id == "e1:P"  # the same event never notifies twice
+def code(serial: str) -> str:
+    return serial + credit_code_check_character(serial)
 
 
-def test_a_decision_notifies_the_applicant() -> None:
-    payload = {
+IT_OFFICE = code("11360800MB0000002")
+PROVIDER = code("11360800MB2000001")
+CONSUMER = code("11360800MB3000002")
+
+
+class FakeTransaction:
+    def __init__(self, uow: "FakeUnitOfWork") -> None:
+        self.inbox = dict(uow.inbox)
+        self.disputes = dict(uow.disputes)
+        self.emitted: list[tuple[str, Event]] = []
+
+    async def exists(self, notification_id: str) -> bool:
+        return notification_id in self.inbox
+
+    async def add(self, notification: Notification) -> None:
+        self.inbox[notification.notification_id] = notification
+
+    def emit(self, topic: str, event: Event) -> None:
+        self.emitted.append((topic, event))
+
+    async def remember_dispute(self, dispute: Dispute) -> None:
+        self.disputes[dispute.dispute_id] = dispute
+
+    async def dispute(self, dispute_id: str) -> Dispute | None:
+        return self.disputes.get(dispute_id)
+
+
+class FakeUnitOfWork:
+    """Commits a transaction's writes only when its block ends without an error, as the MongoDB one does."""
+
+    def __init__(self) -> None:
+        self.inbox: dict[str, Notification] = {}
+        self.disputes: dict[str, Dispute] = {}
+        self.emitted: list[tuple[str, Event]] = []
+
+    @asynccontextmanager
+    async def __call__(self) -> AsyncIterator[FakeTransaction]:
+        tx = FakeTransaction(self)
+        yield tx
+        self.inbox, self.disputes = tx.inbox, tx.disputes
+        self.emitted += tx.emitted
+
+    async def inbox_of(self, department_code: str) -> list[Notification]:
+        return [n for n in self.inbox.values() if n.recipient_code == department_code]
+
+    async def inbox(self, department_code: str, *, unread_only: bool, limit: int) -> list[Notification]:
+        return (await self.inbox_of(department_code))[:limit]
+
+    async def mark_read(self, department_code: str, notification_id: str) -> bool:
+        return False
+
+
+REQUEST = {
+    "request_id": "r1",
+    "resource_code": "101001/000001",
+    "provider_code": PROVIDER,
+    "consumer_code": CONSUMER,
+    "purpose": "企业开办一件事",
+    "scope": "吉州区登记的企业",
+    "data_items": [f"数据项{n}" for n in range(12)],
+    "period_from": date(2026, 12, 1),
+    "period_to": date(2027, 11, 30),
+    "requested_by": "officer-9",
+    "decide_by": date(2026, 12, 11),
+}
+DISPUTE = {
+    "dispute_id": "d1",
+    "request_id": "r1",
+    "consumer_code": CONSUMER,
+    "provider_code": PROVIDER,
+    "grounds": "所需数据项属于职责范围",
+    "raised_by": "officer-9",
+}
+RULING = {
+    "dispute_id": "d1",
+    "request_id": "r1",
+    "level": "IT_OFFICE",
+    "outcome": "DECISION_OVERTURNED",
+    "reasons": "申请符合共享条件",
+    "ruled_by": "xxb-operator",
+    "final": False,
+}
+GRANT = {
+    "grant_id": "g1",
+    "request_id": "r1",
+    "resource_code": "101001/000001",
+    "provider_code": PROVIDER,
+    "consumer_code": CONSUMER,
+    "purpose": "企业开办一件事",
+    "data_items": ["企业名称", "法定代表人"],
+    "valid_from": date(2026, 12, 1),
+    "valid_to": date(2027, 11, 30),
+}
+
+
+async def deliver(uow: FakeUnitOfWork, event_type: str, payload: dict, event_id: str | None = None) -> Event:
+    event = Event(event_type, "r1", payload, "exchange", **({"event_id": event_id} if event_id else {}))
+    await subscriptions(uow, IT_OFFICE)[event_type](event)
+    return event
+
+
+async def test_a_request_tells_the_provider_what_is_asked_and_by_when() -> None:
+    uow = FakeUnitOfWork()
+    event = await deliver(uow, "ShareRequested", REQUEST)
+    [note] = await uow.inbox_of(PROVIDER)
+    assert note.kind is NotificationKind.REQUEST_ARRIVED and note.reference == "r1"
+    assert note.due_on == date(2026, 12, 11) and "2026-12-11" in note.body
+    assert CONSUMER in note.body and "吉州区登记的企业" in note.body and "等 12 项" in note.body
+    assert note.notification_id == f"{event.event_id}:{PROVIDER}"
+    [(topic, issued)] = uow.emitted
+    assert topic == NOTIFICATIONS and issued.event_type == "NotificationIssued" and issued.key == PROVIDER
+
+
+async def test_the_same_event_delivered_twice_notifies_once() -> None:
+    uow = FakeUnitOfWork()
+    await deliver(uow, "ShareRequested", REQUEST, event_id="e1")
+    await deliver(uow, "ShareRequested", REQUEST, event_id="e1")
+    assert len(await uow.inbox_of(PROVIDER)) == 1 and len(uow.emitted) == 1
+
+
+async def test_the_applicant_hears_of_a_decision_and_of_a_refusal_with_its_legal_basis() -> None:
+    uow = FakeUnitOfWork()
+    decided = {
         "request_id": "r1",
         "resource_code": "R",
-        "provider_code": "P",
-        "consumer_code": "C",
+        "provider_code": PROVIDER,
+        "consumer_code": CONSUMER,
         "decision": "REJECTED",
         "reasons": "超出职责范围",
+        "decided_by": "admin",
+        "decided_on": date(2026, 12, 3),
     }
-    note = RULES["ShareDecided"]("e2", payload)
-    assert note.recipient_code == "C" and "不同意" in note.title and "超出职责范围" in note.body
+    await deliver(uow, "ShareDecided", decided)
+    refused = {"request_id": "r2", "resource_code": "S", "consumer_code": CONSUMER, "legal_basis": "《保守国家秘密法》"}
+    await deliver(uow, "ShareRefused", refused)
+    notes = {n.reference: n for n in await uow.inbox_of(CONSUMER)}
+    assert "不同意" in notes["r1"].title and "超出职责范围" in notes["r1"].body
+    assert notes["r2"].kind is NotificationKind.REQUEST_DECIDED and "《保守国家秘密法》" in notes["r2"].body
+    assert await uow.inbox_of(PROVIDER) == []
 
 
-def test_a_returned_entry_tells_the_provider_each_finding() -> None:
+async def test_a_dispute_reaches_the_it_office_and_the_ruling_both_parties() -> None:
+    uow = FakeUnitOfWork()
+    await deliver(uow, "ShareDisputed", DISPUTE)
+    [to_office] = await uow.inbox_of(IT_OFFICE)
+    assert to_office.kind is NotificationKind.DISPUTE_RAISED and "所需数据项属于职责范围" in to_office.body
+    assert [n.kind for n in await uow.inbox_of(PROVIDER)] == [NotificationKind.DISPUTE_RAISED]
+
+    await deliver(uow, "DisputeRuled", RULING)
+    for party in (CONSUMER, PROVIDER):
+        [ruling] = [n for n in await uow.inbox_of(party) if n.kind is NotificationKind.DISPUTE_RULED]
+        assert "撤销原答复" in ruling.title and "申请符合共享条件" in ruling.body and "领导小组" in ruling.body
+    await deliver(uow, "DisputeRuled", RULING | {"level": "LEADERSHIP_GROUP", "final": True})
+    finals = [n for n in await uow.inbox_of(CONSUMER) if "最终" in n.title]
+    assert len(finals) == 1 and "市政务数据共享工作领导小组" in finals[0].body
+
+
+async def test_a_ruling_on_a_dispute_never_heard_of_fails_and_notifies_nobody() -> None:
+    uow = FakeUnitOfWork()
+    with pytest.raises(DisputeNotHeard):  # retried by the consumer, then dead-lettered with the reason
+        await deliver(uow, "DisputeRuled", RULING)
+    assert uow.inbox == {} and uow.emitted == []
+
+
+async def test_the_consumer_hears_of_its_grant_and_of_its_revocation() -> None:
+    uow = FakeUnitOfWork()
+    await deliver(uow, "GrantIssued", GRANT)
+    revoked = {
+        "grant_id": "g1",
+        "resource_code": "101001/000001",
+        "consumer_code": CONSUMER,
+        "reason": "超出用途使用",
+        "revoked_by": "admin",
+    }
+    await deliver(uow, "GrantRevoked", revoked)
+    issued, ended = sorted(await uow.inbox_of(CONSUMER), key=lambda n: n.kind)
+    assert issued.kind is NotificationKind.GRANT_ISSUED and "企业名称、法定代表人" in issued.body
+    assert "2027-11-30" in issued.body and issued.reference == "g1"
+    assert ended.kind is NotificationKind.GRANT_REVOKED and "超出用途使用" in ended.body
+
+
+async def test_a_returned_entry_tells_the_provider_each_finding() -> None:
+    uow = FakeUnitOfWork()
     payload = {
         "resource_code": "R",
         "version": 2,
-        "provider_code": "P",
+        "provider_code": PROVIDER,
+        "reviewed_by": "reviewer",
         "findings": [{"field": "abstract", "finding": "摘要不完整"}, {"field": "items", "finding": "缺少类型"}],
     }
-    note = RULES["CatalogEntryReturned"]("e3", payload)
+    await deliver(uow, "CatalogEntryReturned", payload)
+    [note] = await uow.inbox_of(PROVIDER)
     assert "abstract：摘要不完整" in note.body and "items：缺少类型" in note.body
+
+
+async def test_a_field_added_to_a_schema_later_changes_nothing_and_a_missing_one_is_refused() -> None:
+    uow = FakeUnitOfWork()
+    await deliver(uow, "GrantIssued", GRANT | {"channels": ["API"]})
+    assert len(await uow.inbox_of(CONSUMER)) == 1
+    with pytest.raises(RejectedEvent, match=r"GrantIssued\.consumer_code is missing"):
+        await deliver(uow, "GrantIssued", {k: v for k, v in GRANT.items() if k != "consumer_code"})
+    with pytest.raises(RejectedEvent, match=r"DisputeRuled\.level"):
+        await deliver(uow, "DisputeRuled", RULING | {"level": "COURT"})
+
+
+def test_every_event_the_notifier_hears_travels_on_its_topics_and_reads_from_its_schema() -> None:
+    """Each typed event reads a payload as the codec decodes it from the committed schema."""
+    codec = EventCodec.from_folder()
+    carried = {event for name in SUBSCRIBED for event in load_topics()[name].events}
+    handled = subscriptions(FakeUnitOfWork(), IT_OFFICE)
+    assert set(handled) <= carried
+    for event_type in handled:
+        raw = json.loads((SCHEMA_DIR / f"{event_type}.avsc").read_text())
+        _, payload = codec.decode(codec.encode(event_type, sample(copy.deepcopy(raw), {})))
+        event = typed(getattr(domain_events, event_type), payload)
+        assert type(event).__name__ == event_type
+
+
+def test_the_it_office_is_a_setting_the_demo_directory_matches_and_production_must_set() -> None:
+    assert NotifierSettings().it_office_code == demo_data.credit_code(demo_data.CITY_REGION, 2)  # the demo's
+    with pytest.raises(ValidationError, match="NOTIFIER_IT_OFFICE_CODE"):
+        NotifierSettings(environment="production", mongo_uri="mongodb://m0/?replicaSet=rs0")
+    with pytest.raises(ValidationError, match="it_office_code"):
+        NotifierSettings(it_office_code="11360800MB0000002X")
+    assert NotifierSettings(it_office_code=IT_OFFICE.lower()).it_office_code == IT_OFFICE

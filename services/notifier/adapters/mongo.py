@@ -14,9 +14,11 @@ from pymongo.asynchronous.database import AsyncDatabase
 from common.events import Event
 from common.mongo import Transaction
 from common.runtime import Runtime
+from services.notifier.domain.events import Dispute
 from services.notifier.domain.notifications import Notification, NotificationKind
 
 INBOX = "notifier_inbox"
+DISPUTES = "notifier_disputes"
 
 
 def _to_doc(n: Notification) -> dict[str, Any]:
@@ -52,6 +54,17 @@ class MongoNotifierTransaction:
 
     def emit(self, topic: str, event: Event) -> None:
         self.tx.emit(topic, event)
+
+    async def remember_dispute(self, dispute: Dispute) -> None:
+        doc = asdict(dispute) | {"_id": dispute.dispute_id}
+        doc.pop("dispute_id")
+        await self.tx.db[DISPUTES].replace_one({"_id": dispute.dispute_id}, doc, upsert=True, session=self.tx.session)
+
+    async def dispute(self, dispute_id: str) -> Dispute | None:
+        doc = await self.tx.db[DISPUTES].find_one({"_id": dispute_id}, session=self.tx.session)
+        if doc is None:
+            return None
+        return Dispute(doc["_id"], doc["request_id"], doc["consumer_code"], doc["provider_code"])
 
 
 class MongoUnitOfWork:

@@ -1,5 +1,6 @@
 """Notifications the measures call for (Art. 11, 15, 17): providers hear of requests, applicants of
-decisions, compilers of returned entries."""
+decisions, the IT office of disputes, both parties of rulings, consumers of their grants, compilers of
+returned entries."""
 
 from __future__ import annotations
 
@@ -8,6 +9,21 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from enum import StrEnum
 from typing import Any
+
+from services.notifier.domain.events import (
+    CatalogEntryReturned,
+    Decision,
+    Dispute,
+    DisputeRuled,
+    GrantIssued,
+    GrantRevoked,
+    RulingLevel,
+    RulingOutcome,
+    ShareDecided,
+    ShareDisputed,
+    ShareRefused,
+    ShareRequested,
+)
 
 
 class NotificationKind(StrEnum):
@@ -18,6 +34,10 @@ class NotificationKind(StrEnum):
     DEADLINE_PASSED = "DEADLINE_PASSED"
     CATALOG_EVENT = "CATALOG_EVENT"
     OTHER = "OTHER"
+    DISPUTE_RAISED = "DISPUTE_RAISED"
+    DISPUTE_RULED = "DISPUTE_RULED"
+    GRANT_ISSUED = "GRANT_ISSUED"
+    GRANT_REVOKED = "GRANT_REVOKED"
 
 
 @dataclass
@@ -44,45 +64,146 @@ class Notification:
         }
 
 
-def share_requested(event_id: str, p: dict[str, Any]) -> Notification:
-    return Notification(
-        notification_id=f"{event_id}:{p['provider_code']}",
-        recipient_code=p["provider_code"],
-        kind=NotificationKind.REQUEST_ARRIVED,
-        title=f"数据共享申请待答复：{p['resource_code']}",
-        body=f"申请部门 {p['consumer_code']} 申请使用资源 {p['resource_code']}，用途：{p['purpose']}。"
-        f"请于 {p['decide_by'].isoformat()} 前答复。",
-        reference=p["request_id"],
-        due_on=p["decide_by"],
+Rule = Callable[[str, Any], list[Notification]]  # (event id, typed event) -> whom to tell what
+
+
+def share_requested(event_id: str, e: ShareRequested) -> list[Notification]:
+    body = (
+        f"申请部门 {e.consumer_code} 申请使用资源 {e.resource_code}（申请编号 {e.request_id}）："
+        f"数据项 {_items(e.data_items)}；范围：{e.scope}；期限：{_day(e.period_from)} 至 {_day(e.period_to)}；"
+        f"用途：{e.purpose}。请于 {e.decide_by.isoformat()} 前答复。"
     )
+    return [
+        _to(
+            e.provider_code,
+            event_id,
+            NotificationKind.REQUEST_ARRIVED,
+            f"数据共享申请待答复：{e.resource_code}",
+            body,
+            about=e.request_id,
+            due_on=e.decide_by,
+        )
+    ]
 
 
-def share_decided(event_id: str, p: dict[str, Any]) -> Notification:
-    verdict = "同意" if p["decision"] == "APPROVED" else "不同意"
-    return Notification(
-        notification_id=f"{event_id}:{p['consumer_code']}",
-        recipient_code=p["consumer_code"],
-        kind=NotificationKind.REQUEST_DECIDED,
-        title=f"共享申请已答复（{verdict}）：{p['resource_code']}",
-        body=f"提供部门 {p['provider_code']} 答复：{verdict}。理由：{p['reasons']}",
-        reference=p["request_id"],
+def share_refused(event_id: str, e: ShareRefused) -> list[Notification]:
+    title = f"共享申请不予受理：{e.resource_code}"
+    body = f"资源 {e.resource_code} 不予共享，申请（编号 {e.request_id}）已被拒绝。依据：{e.legal_basis}"
+    return [_to(e.consumer_code, event_id, NotificationKind.REQUEST_DECIDED, title, body, about=e.request_id)]
+
+
+def share_decided(event_id: str, e: ShareDecided) -> list[Notification]:
+    verdict = "同意" if e.decision is Decision.APPROVED else "不同意"
+    title = f"共享申请已答复（{verdict}）：{e.resource_code}"
+    body = f"提供部门 {e.provider_code} 于 {e.decided_on.isoformat()} 答复：{verdict}。理由：{e.reasons}"
+    return [_to(e.consumer_code, event_id, NotificationKind.REQUEST_DECIDED, title, body, about=e.request_id)]
+
+
+def dispute_raised(event_id: str, e: ShareDisputed, it_office_code: str) -> list[Notification]:
+    """The IT office coordinates; the provider whose decision is disputed will be asked for its side."""
+    body = (
+        f"申请部门 {e.consumer_code} 对提供部门 {e.provider_code} 就申请 {e.request_id} 的答复提出异议"
+        f"（争议编号 {e.dispute_id}）。理由：{e.grounds}"
     )
+    kind = NotificationKind.DISPUTE_RAISED
+    return [
+        _to(it_office_code, event_id, kind, f"共享争议待协调：申请 {e.request_id}", body, about=e.request_id),
+        _to(
+            e.provider_code,
+            event_id,
+            kind,
+            f"贵单位的共享答复被提出异议：申请 {e.request_id}",
+            body,
+            about=e.request_id,
+        ),
+    ]
 
 
-def entry_returned(event_id: str, p: dict[str, Any]) -> Notification:
-    findings = "；".join(f"{f['field']}：{f['finding']}" for f in p["findings"])
-    return Notification(
-        notification_id=f"{event_id}:{p['provider_code']}",
-        recipient_code=p["provider_code"],
-        kind=NotificationKind.CATALOG_EVENT,
-        title=f"目录条目被退回：{p['resource_code']}（第 {p['version']} 版）",
-        body=f"审核意见：{findings}",
-        reference=p["resource_code"],
-    )
-
-
-RULES: dict[str, Callable[[str, dict[str, Any]], Notification]] = {
-    "ShareRequested": share_requested,
-    "ShareDecided": share_decided,
-    "CatalogEntryReturned": entry_returned,
+RULING_LEVELS = {
+    RulingLevel.IT_OFFICE: "市信息化工作办公室",
+    RulingLevel.LEADERSHIP_GROUP: "市政务数据共享工作领导小组",
 }
+OUTCOMES = {RulingOutcome.DECISION_UPHELD: "维持原答复", RulingOutcome.DECISION_OVERTURNED: "撤销原答复"}
+
+
+def dispute_ruled(event_id: str, e: DisputeRuled, dispute: Dispute) -> list[Notification]:
+    """Both parties hear the ruling; until it is final, either may escalate it."""
+    final = "最终" if e.final else ""
+    title = f"共享争议{final}裁定（{OUTCOMES[e.outcome]}）：申请 {e.request_id}"
+    body = (
+        f"{RULING_LEVELS[e.level]}就申请 {e.request_id} 的争议作出{final}裁定：{OUTCOMES[e.outcome]}。理由：{e.reasons}"
+    )
+    if not e.final:
+        body += "。对裁定不服的，可提请市政务数据共享工作领导小组裁定。"
+    kind = NotificationKind.DISPUTE_RULED
+    return [
+        _to(party, event_id, kind, title, body, about=e.request_id)
+        for party in (dispute.consumer_code, dispute.provider_code)
+    ]
+
+
+def grant_issued(event_id: str, e: GrantIssued) -> list[Notification]:
+    title = f"共享授权已生效：{e.resource_code}"
+    body = (
+        f"提供部门 {e.provider_code} 的资源 {e.resource_code} 已授权贵单位使用（授权编号 {e.grant_id}）："
+        f"数据项 {_items(e.data_items)}；用途：{e.purpose}；有效期：{_day(e.valid_from)} 至 {_day(e.valid_to)}。"
+    )
+    return [_to(e.consumer_code, event_id, NotificationKind.GRANT_ISSUED, title, body, about=e.grant_id)]
+
+
+def grant_revoked(event_id: str, e: GrantRevoked) -> list[Notification]:
+    title = f"共享授权已撤销：{e.resource_code}"
+    body = f"授权 {e.grant_id}（资源 {e.resource_code}）已被提供部门撤销，即日起不能再使用。理由：{e.reason}"
+    return [_to(e.consumer_code, event_id, NotificationKind.GRANT_REVOKED, title, body, about=e.grant_id)]
+
+
+def entry_returned(event_id: str, e: CatalogEntryReturned) -> list[Notification]:
+    findings = "；".join(f"{f.field}：{f.finding}" for f in e.findings)
+    title = f"目录条目被退回：{e.resource_code}（第 {e.version} 版）"
+    return [
+        _to(
+            e.provider_code,
+            event_id,
+            NotificationKind.CATALOG_EVENT,
+            title,
+            f"审核意见：{findings}",
+            about=e.resource_code,
+        )
+    ]
+
+
+# Events whose notices follow from the event alone. ShareDisputed (the IT office's code) and DisputeRuled (the
+# dispute's parties) need more and have handlers of their own.
+RULES: dict[type, Rule] = {
+    ShareRequested: share_requested,
+    ShareRefused: share_refused,
+    ShareDecided: share_decided,
+    GrantIssued: grant_issued,
+    GrantRevoked: grant_revoked,
+    CatalogEntryReturned: entry_returned,
+}
+
+SHOWN_ITEMS = 10
+
+
+def _items(items: tuple[str, ...]) -> str:
+    shown = "、".join(items[:SHOWN_ITEMS])
+    return f"{shown} 等 {len(items)} 项" if len(items) > SHOWN_ITEMS else shown or "（无）"
+
+
+def _day(value: date) -> str:
+    return value.isoformat()
+
+
+def _to(
+    recipient: str,
+    event_id: str,
+    kind: NotificationKind,
+    title: str,
+    body: str,
+    *,
+    about: str,
+    due_on: date | None = None,
+) -> Notification:
+    """One recipient's notice of one event: its id makes a redelivered event notify nobody twice."""
+    return Notification(f"{event_id}:{recipient}", recipient, kind, title, body, reference=about, due_on=due_on)

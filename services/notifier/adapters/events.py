@@ -1,0 +1,77 @@
+"""Inbound events: each Avro payload becomes the typed event of its type (domain/events.py) before a handler
+sees it. Fields are taken by name, so a field a producer adds later is ignored until the class names it;
+a payload that lacks a field or carries an unknown enum symbol is refused (dead-lettered) with the reason."""
+
+from __future__ import annotations
+
+import enum
+import types
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import MISSING, fields, is_dataclass
+from functools import partial
+from typing import Any, TypeVar, Union, get_args, get_origin, get_type_hints
+
+from common.errors import RejectedEvent
+from common.events import Event
+from services.notifier import handlers
+from services.notifier.domain.events import DisputeRuled, ShareDisputed
+from services.notifier.domain.notifications import RULES
+from services.notifier.ports import UnitOfWork
+
+T = TypeVar("T")
+TypedHandler = Callable[[str, Any], Awaitable[None]]
+
+
+def typed(cls: type[T], payload: Mapping[str, Any]) -> T:
+    """The event `cls` from its Avro payload; RejectedEvent names what is missing or wrong."""
+    return _build(cls, payload, cls.__name__)
+
+
+def subscriptions(uow: UnitOfWork, it_office_code: str) -> dict[str, Callable[[Event], Awaitable[None]]]:
+    """Event type → handler, for the consumer: every rule of RULES, and the handlers that need more."""
+    by_class: dict[type, TypedHandler] = {
+        cls: partial(handlers.notify, uow=uow, rule=rule) for cls, rule in RULES.items()
+    }
+    by_class[ShareDisputed] = partial(handlers.dispute_raised, uow=uow, it_office_code=it_office_code)
+    by_class[DisputeRuled] = partial(handlers.dispute_ruled, uow=uow)
+    return {cls.__name__: _inbound(cls, handler) for cls, handler in by_class.items()}
+
+
+def _inbound(cls: type, handler: TypedHandler) -> Callable[[Event], Awaitable[None]]:
+    async def handle(event: Event) -> None:
+        await handler(event.event_id, typed(cls, event.payload))
+
+    return handle
+
+
+def _build(cls: type[T], payload: Any, path: str) -> T:
+    if not isinstance(payload, Mapping):
+        raise RejectedEvent("payload", f"{path}: expected a record, got {type(payload).__name__}")
+    hints = get_type_hints(cls)
+    values: dict[str, Any] = {}
+    for f in fields(cls):  # type: ignore[arg-type]
+        if f.name in payload:
+            values[f.name] = _value(hints[f.name], payload[f.name], f"{path}.{f.name}")
+        elif f.default is MISSING and f.default_factory is MISSING:
+            raise RejectedEvent("payload", f"{path}.{f.name} is missing")
+    return cls(**values)
+
+
+def _value(hint: Any, raw: Any, path: str) -> Any:
+    origin = get_origin(hint)
+    if origin in (Union, types.UnionType):
+        if raw is None:
+            return None
+        hint = next(a for a in get_args(hint) if a is not type(None))
+        origin = get_origin(hint)
+    if origin is tuple:
+        item = get_args(hint)[0]
+        return tuple(_value(item, v, f"{path}[{n}]") for n, v in enumerate(raw))
+    if isinstance(hint, type) and issubclass(hint, enum.Enum):
+        try:
+            return hint(raw)
+        except ValueError:
+            raise RejectedEvent("payload", f"{path}: {raw!r} is not one of {[m.value for m in hint]}") from None
+    if isinstance(hint, type) and is_dataclass(hint):
+        return _build(hint, raw, path)
+    return raw

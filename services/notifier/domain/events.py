@@ -1,0 +1,127 @@
+"""The events the notifier hears, as typed values: the inbound adapter builds them from the Avro payloads
+(schemas/avro/<class name>.avsc) by field name, so a field added to a schema later is ignored until one of
+these names it. A new event is a class here, a rule in `notifications.RULES`, nothing else."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from enum import StrEnum
+
+
+class Decision(StrEnum):
+    APPROVED = "APPROVED"
+    REJECTED = "REJECTED"
+
+
+class RulingLevel(StrEnum):
+    IT_OFFICE = "IT_OFFICE"
+    LEADERSHIP_GROUP = "LEADERSHIP_GROUP"
+
+
+class RulingOutcome(StrEnum):
+    DECISION_UPHELD = "DECISION_UPHELD"
+    DECISION_OVERTURNED = "DECISION_OVERTURNED"
+
+
+@dataclass(frozen=True)
+class ShareRequested:
+    request_id: str
+    resource_code: str
+    provider_code: str
+    consumer_code: str
+    purpose: str
+    scope: str
+    data_items: tuple[str, ...]
+    period_from: date
+    period_to: date
+    requested_by: str
+    decide_by: date
+
+
+@dataclass(frozen=True)
+class ShareRefused:
+    request_id: str
+    resource_code: str
+    consumer_code: str
+    legal_basis: str
+
+
+@dataclass(frozen=True)
+class ShareDecided:
+    request_id: str
+    resource_code: str
+    provider_code: str
+    consumer_code: str
+    decision: Decision
+    reasons: str
+    decided_by: str
+    decided_on: date
+
+
+@dataclass(frozen=True)
+class ShareDisputed:
+    dispute_id: str
+    request_id: str
+    consumer_code: str
+    provider_code: str
+    grounds: str
+    raised_by: str
+
+
+@dataclass(frozen=True)
+class DisputeRuled:
+    dispute_id: str
+    request_id: str
+    level: RulingLevel
+    outcome: RulingOutcome
+    reasons: str
+    ruled_by: str
+    final: bool
+
+
+@dataclass(frozen=True)
+class GrantIssued:
+    grant_id: str
+    resource_code: str
+    provider_code: str
+    consumer_code: str
+    purpose: str
+    data_items: tuple[str, ...]
+    valid_from: date
+    valid_to: date
+    request_id: str | None = None  # None: a subscription to an unconditional resource
+
+
+@dataclass(frozen=True)
+class GrantRevoked:
+    grant_id: str
+    resource_code: str
+    consumer_code: str
+    reason: str
+    revoked_by: str
+
+
+@dataclass(frozen=True)
+class ReviewFinding:
+    field: str
+    finding: str
+
+
+@dataclass(frozen=True)
+class CatalogEntryReturned:
+    resource_code: str
+    version: int
+    provider_code: str
+    findings: tuple[ReviewFinding, ...]
+
+
+@dataclass(frozen=True)
+class Dispute:
+    """What the notifier keeps of a dispute it heard of: a ruling names only the dispute, and both parties
+    are told of it."""
+
+    dispute_id: str
+    request_id: str
+    consumer_code: str
+    provider_code: str
