@@ -27,6 +27,7 @@ from services.notifier.domain.events import (
 
 
 class NotificationKind(StrEnum):
+    # Each kind is also a symbol of NotificationIssued's `kind` enum (schemas/avro): add new ones at the end.
     RESOURCE_CHANGED = "RESOURCE_CHANGED"
     REQUEST_ARRIVED = "REQUEST_ARRIVED"
     REQUEST_DECIDED = "REQUEST_DECIDED"
