@@ -173,6 +173,20 @@ async def test_only_those_who_administer_people_see_their_logins(directory) -> N
         assert "listing.compiler" in {p["person_id"] for p in administered}
 
 
+async def test_a_person_id_is_no_oracle_for_logins(directory) -> None:
+    async with httpx.AsyncClient(base_url=directory.url) as client:
+        _, prober = await person_signed_in(client, "probing.compiler", ["catalog_compiler"])
+        headers = bearer(prober["access_token"])
+        existing = await client.get("/people/listing.target", headers=headers)
+        await register(client, "listing.target", ["catalog_reviewer"])
+        after = await client.get("/people/listing.target", headers=headers)
+        missing = await client.get("/people/no.such.person", headers=headers)
+        assert existing.status_code == after.status_code == missing.status_code == 404
+        assert after.json()["detail"] == missing.json()["detail"].replace("no.such.person", "listing.target")
+        assert (await client.get("/people/probing.compiler", headers=headers)).status_code == 200  # oneself
+        assert (await client.get("/people/listing.target", headers=OPERATOR)).status_code == 200
+
+
 # -- §3: the token lifecycle -----------------------------------------------------------------------
 
 

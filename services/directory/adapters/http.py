@@ -229,11 +229,17 @@ def router(uow: MongoUnitOfWork, hasher: SecretHasher, signin: login.SignIn, jwk
         )
         return IssuedSecretView(login=issued.login, secret=issued.secret)
 
-    @api.get("/people/{person_id}", response_model=PersonView, summary="One person")
-    async def person(person_id: Code, _: Reader) -> PersonView:
-        found = await uow.person(person_id)
+    @api.get(
+        "/people/{person_id}",
+        response_model=PersonView,
+        summary="One person: oneself, or anyone for those who administer people",
+    )
+    async def person(person_id: Code, actor: Reader) -> PersonView:
+        # A person id is a login: to anyone else the answer is the same whether or not it exists.
+        visible = actor.subject == person_id or handlers.may_see_logins(actor)
+        found = await uow.person(person_id) if visible else None
         if found is None:
-            raise NotFound("person_id", f"no person {person_id}")
+            raise NotFound("person_id", f"no person {person_id} you may see")
         return _person_view(found)
 
     @api.put("/people/{person_id}/roles", response_model=PersonView, summary="Set a person's roles")

@@ -33,6 +33,7 @@ from services.directory.ports import RefreshTokenUse
 DEPARTMENTS, PEOPLE, APPOINTMENTS, MACHINES = "departments", "people", "data_administrators", "machines"
 LOGIN_FAILURES, LOGIN_THROTTLE, REFRESH_TOKENS = "login_failures", "login_throttle", "refresh_tokens"
 ADAPTER_KEYS = "adapter_keys"
+KEEP_LOGIN_FAILURES = timedelta(days=180)  # refused sign-ins kept as their record
 FORGET_FAILURES = timedelta(days=1)  # failures counted against a login are forgotten a day after its last wait
 
 
@@ -41,6 +42,10 @@ async def ensure_indexes(db: AsyncDatabase) -> None:
     await db[ADAPTER_KEYS].create_index([("client_id", ASCENDING), ("registered_at", ASCENDING)])
     await db[APPOINTMENTS].create_index([("department_code", ASCENDING), ("seq", DESCENDING)])
     await db[LOGIN_FAILURES].create_index([("login", ASCENDING), ("at", ASCENDING)])
+    # The refused sign-ins are a record kept for a while (the auditor keeps the permanent trail), not forever.
+    await db[LOGIN_FAILURES].create_index(
+        [("at", ASCENDING)], expireAfterSeconds=int(KEEP_LOGIN_FAILURES.total_seconds())
+    )
     await db[REFRESH_TOKENS].create_index([("person_id", ASCENDING)])
     await db[REFRESH_TOKENS].create_index([("family", ASCENDING)])
     # Used refresh tokens are kept (a second use ends their family) until they expire; counts until forgiven.
