@@ -343,7 +343,11 @@ def upload_problems(
     """The first problems of an upload, each naming its row, and how many there are in all."""
     shown: list[str] = []
     count = 0
-    for where, _, _, problems in _checked_rows(schema, rows, deletions):
+    seen: set[str] = set()
+    for where, key, _, found in _checked_rows(schema, rows, deletions):
+        # All rows of an upload carry one version: a second row of a subject would be taken for the first.
+        problems = [*found, f"{key} is named more than once; one row per subject"] if key and key in seen else found
+        seen.add(key)
         count += len(problems)
         shown += [f"{where}: {p}" for p in problems[: SHOWN_PROBLEMS - len(shown)]]
     return shown, count

@@ -344,3 +344,23 @@ def test_a_workbook_is_read_from_its_stream_too() -> None:
         {"统一社会信用代码": "B", "注册资本": 20.5},
     ]
     assert not stream.closed
+
+
+async def test_an_upload_naming_a_subject_twice_is_refused_whole() -> None:
+    from common.errors import Invalid
+    from common.policy import Principal, Role
+    from services.exchange.handlers import upload_rows
+
+    class Table:
+        def rows(self):
+            yield {"统一社会信用代码": enterprise(1), "企业名称": "甲"}
+            yield {"统一社会信用代码": enterprise(2), "企业名称": "乙"}
+            yield {"统一社会信用代码": enterprise(1).lower(), "企业名称": "丙"}  # the same subject, as typed
+
+    publisher = Sent([0])
+    uploader = Principal("u", "p", frozenset({Role.DATA_ADMINISTRATOR}))
+    with pytest.raises(Invalid) as refused:
+        await upload_rows("101001/000002", Table(), [enterprise(2)], uploader, OneResource(), publisher)
+    assert f"row 4: {enterprise(1)} is named more than once" in str(refused.value)
+    assert f"delete {enterprise(2)}: {enterprise(2)} is named more than once" in str(refused.value)
+    assert publisher.batches == []
