@@ -160,6 +160,13 @@ RULES: dict[str, Rule] = {
             "exchange.resource.read", "see what the exchange holds of a resource (no records)", ALL_ROLES, ALL_MACHINES
         ),
         Rule(
+            "exchange.share.read",
+            "read another department's data through the API channel: a person of the consumer department or its "
+            "consumer system; the grant named in the call decides what (Art. 15, 16)",
+            ALL_ROLES,
+            frozenset({MachineKind.CONSUMER_SYSTEM}),
+        ),
+        Rule(
             "exchange.data.upload",
             "upload a file of the department's data in place of an adapter",
             frozenset({Role.DATA_ADMINISTRATOR}),

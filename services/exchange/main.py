@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from functools import partial
 
 from fastapi import FastAPI
@@ -13,7 +14,10 @@ from services.exchange import handlers
 from services.exchange.adapters import http, mongo
 from services.exchange.adapters.senders import BusChangePublisher, SignedSenders
 from services.exchange.ports import CATALOG_ENTRY_EVENTS, CATALOG_PUBLISHED, DATA_CHANGES
-from services.exchange.settings import DEV_KEY_FILE, ExchangeSettings
+from services.exchange.settings import DEV_KEY_FILE, DEV_SUBJECT_SECRET_FILE, ExchangeSettings
+from services.exchange.sharing import api
+from services.exchange.sharing.access import ApiChannel
+from services.exchange.sharing.adapters.accesses import GroupedAccessLog, MongoGrants, RecentResources, SystemClock
 
 
 def signing_key(settings: ExchangeSettings) -> str:
@@ -21,6 +25,35 @@ def signing_key(settings: ExchangeSettings) -> str:
     if settings.signing_key is not None:
         return settings.signing_key.get_secret_value()
     return development_key(DEV_KEY_FILE)
+
+
+def subject_secret(settings: ExchangeSettings) -> bytes:
+    """The secret access events hash subject keys with; in development one kept in .var/."""
+    if settings.subject_secret is not None:
+        return settings.subject_secret.get_secret_value().encode()
+    if not DEV_SUBJECT_SECRET_FILE.exists():
+        DEV_SUBJECT_SECRET_FILE.parent.mkdir(parents=True, exist_ok=True)
+        DEV_SUBJECT_SECRET_FILE.write_text(secrets.token_hex(32))
+        DEV_SUBJECT_SECRET_FILE.chmod(0o600)
+    return DEV_SUBJECT_SECRET_FILE.read_text().strip().encode()
+
+
+def api_channel(settings: ExchangeSettings, runtime: Runtime, uow: mongo.MongoUnitOfWork) -> ApiChannel:
+    accesses = GroupedAccessLog(
+        runtime.transaction,
+        subject_secret(settings),
+        linger=settings.access_flush_ms / 1000,
+        most=settings.access_flush_events,
+        timeout=settings.access_record_timeout_seconds,
+    )
+    runtime.follow("access-log", accesses.run, lambda: True)
+    return ApiChannel(
+        grants=MongoGrants(runtime.db, settings.grant_cache_seconds),
+        resources=RecentResources(uow, settings.grant_cache_seconds),
+        data=uow,
+        log=accesses,
+        clock=SystemClock(),
+    )
 
 
 def build(settings: ExchangeSettings) -> tuple[FastAPI, Runtime]:
@@ -49,8 +82,11 @@ def build(settings: ExchangeSettings) -> tuple[FastAPI, Runtime]:
         runtime,
         title="Exchange",
         description="Departments' data held by the center, and its sharing (Art. 8, 13–18, 20).",
-        routers=http.routers(uow, BusChangePublisher(runtime.publisher, own_key)),
+        # the API channel first: its /resources/<code>/openapi.json goes before the catch-all /resources/<code>
+        routers=[api.services, *http.routers(uow, BusChangePublisher(runtime.publisher, own_key))],
     )
+    channel = api_channel(settings, runtime, uow)
+    app.dependency_overrides[api.api_channel] = lambda: channel
     return app, runtime
 
 

@@ -6,6 +6,7 @@ from pydantic_settings import SettingsConfigDict
 from common.settings import ServiceSettings
 
 DEV_KEY_FILE = Path(__file__).resolve().parents[2] / ".var" / "exchange-signing-key.pem"
+DEV_SUBJECT_SECRET_FILE = Path(__file__).resolve().parents[2] / ".var" / "exchange-subject-secret"
 
 
 class ExchangeSettings(ServiceSettings):
@@ -17,6 +18,14 @@ class ExchangeSettings(ServiceSettings):
     ingest_batch_size: int = Field(default=5000, ge=1, le=20000)
     # Ed25519 private key (PKCS#8 PEM) the exchange signs uploaded files' changes with; its ingestion trusts it.
     signing_key: SecretStr | None = None
+    # The secret data access events hash subject keys with (HMAC-SHA256): never a key in clear on the bus.
+    subject_secret: SecretStr | None = Field(default=None, min_length=32)
+    # API channel: how long a grant or a resource's terms read from the database are trusted (a revocation or
+    # withdrawal takes effect within this), and how data access events are written (group commit).
+    grant_cache_seconds: float = Field(default=1.0, ge=0, le=10)
+    access_flush_ms: float = Field(default=2.0, ge=0, le=100)
+    access_flush_events: int = Field(default=500, ge=1, le=5000)
+    access_record_timeout_seconds: float = Field(default=2.0, gt=0, le=30)
 
     @model_validator(mode="after")
     def _key_in_production(self) -> "ExchangeSettings":
@@ -24,5 +33,10 @@ class ExchangeSettings(ServiceSettings):
             raise ValueError(
                 "signing_key: production needs EXCHANGE_SIGNING_KEY (an Ed25519 private key in PKCS#8 PEM; "
                 "create one with `openssl genpkey -algorithm ed25519`)"
+            )
+        if self.environment == "production" and self.subject_secret is None:
+            raise ValueError(
+                "subject_secret: production needs EXCHANGE_SUBJECT_SECRET (at least 32 random characters, e.g. "
+                "`openssl rand -hex 32`); data access events hash subject keys with it"
             )
         return self

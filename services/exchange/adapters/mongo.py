@@ -319,6 +319,19 @@ class MongoUnitOfWork:
         doc = await self.db[RECORDS].find_one({"_id": record_id(resource_code, subject_key)})
         return _to_record(doc) if doc else None
 
+    async def records_of(self, resource_code: str, subject_keys: list[str]) -> list[SubjectRecord]:
+        """The current records of the given subjects that exist (deleted ones included, as `record` does)."""
+        found = []
+        for part in _chunks([record_id(resource_code, k) for k in subject_keys]):
+            found += [_to_record(d) async for d in self.db[RECORDS].find({"_id": {"$in": part}})]
+        return found
+
+    async def records_in(self, resource_code: str) -> AsyncIterator[SubjectRecord]:
+        """Every current, undeleted record of a resource, in key-range order."""
+        prefix = {"$gte": f"{resource_code}|", "$lt": f"{resource_code}|~"}
+        async for doc in self.db[RECORDS].find({"key_range": prefix, "deleted": False}):
+            yield _to_record(doc)
+
     async def subject_records(self, subject_key: str) -> list[SubjectRecord]:
         cursor = self.db[RECORDS].find({"subject_key": subject_key, "deleted": False}).sort("resource_code")
         return [_to_record(d) async for d in cursor]

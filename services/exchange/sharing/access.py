@@ -1,0 +1,352 @@
+"""The API channel (Art. 16, 17): the interface services the exchange generates from a published catalog entry
+— one subject, a batch of subjects, the change feed, consistency digests — and how every call is checked
+against the grant it names and recorded. Standard library only: the adapters read grants and records and
+write the access events.
+
+Every call names its grant and states its purpose; `Grant.refusal` decides whether it opens anything. Only
+granted items are served (sensitive ones masked unless the grant names them), only subjects in the grant's
+row scope, and a subject outside the scope is answered exactly as one the center does not hold. Each call,
+served or refused, leaves one `DataAccess`; a call whose access cannot be recorded is not served.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, Protocol
+from zoneinfo import ZoneInfo
+
+from datashare_adapter.digest import TOPS, ResourceDigest
+
+from common.errors import Invalid, NotFound
+from common.identifiers import InvalidIdentifier
+from common.policy import AccessDenied, Principal
+from services.exchange.domain.records import SubjectRecord
+from services.exchange.domain.resources import ResourceSchema
+from services.exchange.sharing.grants import Channel, Grant
+
+RULE = "exchange.share.read"
+CHINA = ZoneInfo("Asia/Shanghai")  # a grant's period is in Beijing calendar days
+MAX_BATCH = 1000  # subjects per batch query
+NOT_SHARED = "NOT_SHARED"
+
+
+class Operation(StrEnum):
+    RECORD = "record"
+    BATCH = "batch"
+    CHANGES = "changes"
+    DIGEST = "digest"
+    DIGEST_LEAVES = "digest_leaves"
+
+
+class AccessResult(StrEnum):
+    SERVED = "SERVED"
+    NOT_FOUND = "NOT_FOUND"  # nothing in the grant's scope: absent and out of scope look the same
+    REFUSED = "REFUSED"
+
+
+@dataclass(frozen=True)
+class Call:
+    """What every call through the API channel states: who (None: the token failed its check), which
+    resource, the grant it relies on and its purpose, and which data items it wants (empty: all granted)."""
+
+    principal: Principal | None
+    resource_code: str
+    grant_id: str | None
+    purpose: str | None
+    items: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class DataAccess:
+    """One call, as the access trail keeps it. Subject keys stay in this process: the access log hashes them."""
+
+    call: Call
+    operation: Operation
+    provider_code: str
+    accessed_at: datetime
+    result: AccessResult
+    reason: str | None = None
+    items: tuple[str, ...] = ()
+    subjects_requested: int = 0
+    subject_keys: tuple[str, ...] = ()
+    record_count: int = 0
+
+
+class Clock(Protocol):
+    def now(self) -> datetime: ...
+
+
+class GrantBook(Protocol):
+    async def grant(self, grant_id: str) -> Grant | None:
+        """The grant as stored (possibly a second or two old: see the adapter), None when there is none."""
+        ...
+
+
+class SharedResources(Protocol):
+    async def schema(self, resource_code: str) -> ResourceSchema | None:
+        """The resource's terms from its catalog entry in force, published or not; None when unknown."""
+        ...
+
+    async def schemas(self) -> list[ResourceSchema]: ...
+
+
+class SharedData(Protocol):
+    """The center's records of a resource, read as for the provider's own reads (adapters.mongo)."""
+
+    async def record(self, resource_code: str, subject_key: str) -> SubjectRecord | None: ...
+
+    async def records_of(self, resource_code: str, subject_keys: list[str]) -> list[SubjectRecord]: ...
+
+    async def changes_since(self, resource_code: str, sequence: int, limit: int) -> list[dict]: ...
+
+    async def leaves(self, resource_code: str) -> dict[int, tuple[int, int]]: ...
+
+    def records_in(self, resource_code: str) -> AsyncIterator[SubjectRecord]:
+        """Every current, undeleted record of the resource."""
+        ...
+
+
+class AccessLog(Protocol):
+    async def record(self, access: DataAccess) -> None:
+        """Return once the access is durably recorded; raise when it cannot be (the call is then not served)."""
+        ...
+
+
+# -- the terms of a resource --------------------------------------------------------------------------------
+
+
+def registered(schema: ResourceSchema) -> bool:
+    """Whether the exchange offers interface services for a resource: published, shared, by API."""
+    return schema.published and schema.share_type != NOT_SHARED and "API" in schema.share_methods
+
+
+def shared_items(schema: ResourceSchema) -> list[str]:
+    """The data items a grant can open: those the entry does not exclude from sharing."""
+    return [i.name for i in schema.items if schema.item_share_type(i.name) != NOT_SHARED]
+
+
+def resource_refusal(schema: ResourceSchema | None) -> str | None:
+    if schema is None or not schema.published:
+        return "the exchange holds no published resource of this code"
+    if schema.share_type == NOT_SHARED:
+        return f"the resource is not shared: {schema.not_shared_basis or 'see its catalog entry'}"
+    if "API" not in schema.share_methods:
+        return "the resource is not shared through the API channel"
+    if schema.confidentiality_reviewed_on is None:
+        return "the resource has no recorded confidentiality review (Art. 20)"
+    return None
+
+
+@dataclass(frozen=True)
+class Opened:
+    """A call the grant lets through: what it may see of the resource."""
+
+    schema: ResourceSchema
+    grant: Grant
+    items: tuple[str, ...]  # served items, in the entry's order
+    sensitive: frozenset[str]
+
+    def view(self, fields: dict[str, Any]) -> dict[str, Any]:
+        shown = self.grant.view(fields, self.sensitive)
+        return {name: shown[name] for name in self.items if name in shown}
+
+    def covers(self, record: SubjectRecord) -> bool:
+        return not record.deleted and self.grant.scope.covers(record.subject_key, record.subject_kind)
+
+    @property
+    def whole(self) -> bool:
+        """Whether the grant shows whole records of every subject: the center's stored digest is then the
+        consumer's."""
+        every = {i.name for i in self.schema.items}
+        return set(self.items) == every and self.sensitive <= self.grant.unmasked and self.grant.scope.everything
+
+
+def served_items(schema: ResourceSchema, grant: Grant, wanted: tuple[str, ...]) -> tuple[str, ...] | str:
+    """The items a call gets, or why it gets none: items outside the grant are refused, not dropped."""
+    open_items = set(grant.items) & set(shared_items(schema))
+    outside = [name for name in wanted if name not in open_items]
+    if outside:
+        return f"items outside the grant: {', '.join(outside)}"
+    chosen = set(wanted) or open_items
+    return tuple(i.name for i in schema.items if i.name in chosen)
+
+
+# -- the channel --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class ApiChannel:
+    """The API channel's handlers with what they need, built once in the service's bootstrap."""
+
+    grants: GrantBook
+    resources: SharedResources
+    data: SharedData
+    log: AccessLog
+    clock: Clock
+
+    async def record(self, call: Call, subject_key: str) -> dict[str, Any]:
+        opened = await self.open(call, Operation.RECORD, 1, (subject_key,))
+        [(kind, key)] = await self._identified(call, opened, Operation.RECORD, [subject_key])
+        record = None
+        if opened.grant.scope.covers(key, kind):  # out of scope: not even read, and answered as absent
+            record = await self.data.record(call.resource_code, key)
+        if record is None or not opened.covers(record):
+            await self._log(call, Operation.RECORD, opened, AccessResult.NOT_FOUND, (key,), 0, 1)
+            raise NotFound("subject_key", f"no record of this subject in {call.resource_code} within the grant")
+        await self._log(call, Operation.RECORD, opened, AccessResult.SERVED, (key,), 1, 1)
+        return shown(record, opened)
+
+    async def batch(self, call: Call, subject_keys: list[str]) -> dict[str, Any]:
+        if len(subject_keys) > MAX_BATCH:
+            reason = f"at most {MAX_BATCH} subjects per batch query; this one names {len(subject_keys)}"
+            await self.refuse(call, Operation.BATCH, reason, subjects=len(subject_keys))
+            raise Invalid("subject_keys", reason)
+        opened = await self.open(call, Operation.BATCH, len(subject_keys), tuple(subject_keys))
+        identified = dict(
+            (key, kind) for kind, key in await self._identified(call, opened, Operation.BATCH, subject_keys)
+        )
+        in_scope = [key for key, kind in identified.items() if opened.grant.scope.covers(key, kind)]
+        by_key = {r.subject_key: r for r in await self.data.records_of(call.resource_code, in_scope)}
+        found = [by_key[k] for k in in_scope if k in by_key and opened.covers(by_key[k])]
+        served = {r.subject_key for r in found}
+        result = AccessResult.SERVED if found else AccessResult.NOT_FOUND
+        await self._log(call, Operation.BATCH, opened, result, tuple(identified), len(found), len(subject_keys))
+        return {
+            "records": [shown(r, opened) for r in found],
+            "not_found": [k for k in identified if k not in served],
+        }
+
+    async def changes(self, call: Call, since: int, limit: int) -> dict[str, Any]:
+        """The feed after `since`, in scope and with the grant's items; `last_sequence` is where to go on from
+        (changes outside the scope are skipped, so a page may hold fewer than `limit`)."""
+        opened = await self.open(call, Operation.CHANGES, 0, ())
+        history = await self.data.changes_since(call.resource_code, since, limit)
+        visible = [h for h in history if opened.grant.scope.covers(h["subject_key"], h.get("subject_kind", ""))]
+        subjects = tuple(dict.fromkeys(h["subject_key"] for h in visible))
+        await self._log(call, Operation.CHANGES, opened, AccessResult.SERVED, subjects, len(visible), len(subjects))
+        return {
+            "changes": [feed_entry(h, opened) for h in visible],
+            "last_sequence": history[-1]["sequence"] if history else since,
+        }
+
+    async def digest(self, call: Call, operation: Operation = Operation.DIGEST) -> ResourceDigest:
+        """The digest of the consumer's view: the center's stored one when the grant shows whole records of
+        every subject, else computed from the records in scope with the grant's items."""
+        opened = await self.open(call, operation, 0, ())
+        if opened.whole:
+            digest = ResourceDigest(await self.data.leaves(call.resource_code))
+        else:
+            digest = ResourceDigest()
+            async for record in self.data.records_in(call.resource_code):
+                if opened.covers(record):
+                    digest.add(record.subject_key, opened.view(record.fields))
+        await self._log(call, operation, opened, AccessResult.SERVED, (), digest.records, 0)
+        return digest
+
+    async def leaves(self, call: Call, tops: list[int]) -> dict[int, list[list[int]]]:
+        if any(not 0 <= t < TOPS for t in tops):
+            raise Invalid("top", f"top nodes are numbered 0 to {TOPS - 1}")
+        digest = await self.digest(call, Operation.DIGEST_LEAVES)
+        return {t: [list(leaf) for leaf in digest.leaves_under(t)] for t in tops}
+
+    # -- the one check ------------------------------------------------------------------------------------
+
+    async def open(self, call: Call, operation: Operation, subjects: int, keys: tuple[str, ...]) -> Opened:
+        """What the grant named in the call opens; refused (recorded, then AccessDenied) when it opens nothing."""
+        schema = await self.resources.schema(call.resource_code)
+        provider = schema.provider_code if schema is not None else ""
+        reason = resource_refusal(schema)
+        grant = None
+        if reason is None:
+            grant, reason = await self._grant(call)
+        if reason is None and grant is not None and schema is not None:
+            items = served_items(schema, grant, call.items)
+            if isinstance(items, str):
+                reason = items
+            else:
+                sensitive = frozenset(i.name for i in schema.items if i.sensitive)
+                return Opened(schema, grant, items, sensitive)
+        at = self.clock.now()
+        await self.log.record(
+            DataAccess(call, operation, provider, at, AccessResult.REFUSED, reason, (), subjects, keys)
+        )
+        raise AccessDenied(RULE, reason or "refused")
+
+    async def _grant(self, call: Call) -> tuple[Grant | None, str | None]:
+        if call.principal is None:
+            return None, "no valid credentials"
+        if not call.grant_id:
+            return None, "the call names no grant (header X-Grant-Id)"
+        if not call.purpose:
+            return None, "the call states no purpose (header X-Purpose)"
+        grant = await self.grants.grant(call.grant_id)
+        if grant is None or grant.resource_code != call.resource_code:
+            return None, "no such grant for this resource"
+        today = self.clock.now().astimezone(CHINA).date()
+        return grant, grant.refusal(call.principal, Channel.API, call.purpose, today)
+
+    async def refuse(self, call: Call, operation: Operation, reason: str, subjects: int = 0) -> None:
+        """Record a call refused before the grant was looked at (bad credentials, a batch too large)."""
+        schema = await self.resources.schema(call.resource_code)
+        provider = schema.provider_code if schema is not None else ""
+        at = self.clock.now()
+        await self.log.record(DataAccess(call, operation, provider, at, AccessResult.REFUSED, reason, (), subjects))
+
+    async def _identified(
+        self, call: Call, opened: Opened, operation: Operation, given: list[str]
+    ) -> list[tuple[str, str]]:
+        """(kind, key) of each subject as the resource's key item declares it; a malformed key is refused
+        whole (422), naming its position, never its value."""
+        identified, bad = [], []
+        for position, key in enumerate(given):
+            try:
+                identified.append(opened.schema.identify(key))
+            except InvalidIdentifier as exc:
+                bad.append(f"#{position + 1}: {exc.rule}")
+        if bad:
+            reason = "not a subject key of this resource: " + "; ".join(bad[:10])
+            await self._log(call, operation, opened, AccessResult.REFUSED, (), 0, len(given), reason)
+            raise Invalid("subject_key", reason)
+        return identified
+
+    async def _log(
+        self,
+        call: Call,
+        operation: Operation,
+        opened: Opened,
+        result: AccessResult,
+        keys: tuple[str, ...],
+        count: int,
+        subjects: int,
+        reason: str | None = None,
+    ) -> None:
+        if result is AccessResult.NOT_FOUND:
+            reason = "no record within the grant's scope"
+        access = DataAccess(
+            call, operation, opened.schema.provider_code, self.clock.now(), result, reason, opened.items, subjects,
+            keys, count,
+        )  # fmt: skip
+        await self.log.record(access)
+
+
+def shown(record: SubjectRecord, opened: Opened) -> dict[str, Any]:
+    return {
+        "subject_key": record.subject_key,
+        "fields": opened.view(record.fields),
+        "source_version": record.source_version,
+        "changed_at": record.changed_at,
+    }
+
+
+def feed_entry(change: dict[str, Any], opened: Opened) -> dict[str, Any]:
+    return {
+        "sequence": change["sequence"],
+        "subject_key": change["subject_key"],
+        "operation": change["operation"],
+        "fields": opened.view(change.get("fields") or {}),
+        "source_version": change["source_version"],
+        "changed_at": change["changed_at"],
+    }

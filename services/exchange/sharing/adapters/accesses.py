@@ -1,0 +1,193 @@
+"""The API channel's outbound adapters: grants and resource terms read from MongoDB and kept a moment in
+memory, the clock, and the access log that writes `DataAccessed` events in groups (one outbox transaction
+for every access pending, however many requests wait on it)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from pymongo.asynchronous.database import AsyncDatabase
+
+from common.events import Event
+from services.exchange.domain.resources import ResourceSchema
+from services.exchange.ports import UnitOfWork
+from services.exchange.sharing.access import DataAccess
+from services.exchange.sharing.adapters.grant_docs import GRANTS, grant_of
+from services.exchange.sharing.grants import Channel, Grant, subject_hash
+
+log = logging.getLogger(__name__)
+DATA_ACCESSES = "exchange.data-accesses"
+PRODUCER = "exchange"
+CACHED_AT_MOST = 10_000  # grants or resources held at once; beyond that the cache starts afresh
+
+
+class SystemClock:
+    def now(self) -> datetime:
+        return datetime.now(UTC)
+
+
+class _Recent:
+    """Values read a moment ago: each is trusted for `seconds`, then read again. A revocation or withdrawal
+    written to the database is seen by every replica within `seconds` (no invalidation messages to lose)."""
+
+    def __init__(self, seconds: float, monotonic: Callable[[], float] = time.monotonic) -> None:
+        self.seconds = seconds
+        self.monotonic = monotonic
+        self.held: dict[str, tuple[float, Any]] = {}
+
+    def get(self, key: str) -> tuple[bool, Any]:
+        hit = self.held.get(key)
+        if hit is None or self.monotonic() - hit[0] >= self.seconds:
+            return False, None
+        return True, hit[1]
+
+    def put(self, key: str, value: Any) -> None:
+        if len(self.held) >= CACHED_AT_MOST:
+            self.held.clear()
+        self.held[key] = (self.monotonic(), value)
+
+
+class MongoGrants:
+    """Grants as the sharing lifecycle stores them (`exchange_grants`), each read at most once per
+    `seconds` per process: a single query costs no grant read while its grant is fresh."""
+
+    def __init__(self, db: AsyncDatabase, seconds: float) -> None:
+        self.collection = db[GRANTS]
+        self.recent = _Recent(seconds)
+
+    async def grant(self, grant_id: str) -> Grant | None:
+        known, grant = self.recent.get(grant_id)
+        if not known:
+            doc = await self.collection.find_one({"_id": grant_id})
+            grant = grant_of(doc) if doc is not None else None
+            self.recent.put(grant_id, grant)
+        return grant
+
+
+class RecentResources:
+    """Resource terms as the exchange keeps them from the catalog (adapters.mongo), held for `seconds`."""
+
+    def __init__(self, uow: UnitOfWork, seconds: float) -> None:
+        self.uow = uow
+        self.recent = _Recent(seconds)
+
+    async def schema(self, resource_code: str) -> ResourceSchema | None:
+        known, schema = self.recent.get(resource_code)
+        if not known:
+            state = await self.uow.resource(resource_code)
+            schema = state.schema if state is not None else None
+            self.recent.put(resource_code, schema)
+        return schema
+
+    async def schemas(self) -> list[ResourceSchema]:
+        return [state.schema for state in await self.uow.resources()]
+
+
+def access_payload(access: DataAccess, secret: bytes) -> dict[str, Any]:
+    """The DataAccessed event of an access; subject keys only as keyed hashes."""
+    call, principal = access.call, access.call.principal
+    return {
+        "access_id": "",  # set from the event id by the caller
+        "resource_code": call.resource_code,
+        "provider_code": access.provider_code,
+        "consumer_code": principal.department_code if principal else "",
+        "grant_id": call.grant_id or None,
+        "channel": Channel.API.value,
+        "purpose": call.purpose or "",
+        "record_count": access.record_count,
+        "accessed_by": principal.subject if principal else "",
+        "accessed_at": access.accessed_at,
+        "accessor_kind": principal.kind if principal else "unauthenticated",
+        "operation": access.operation.value,
+        "items": list(access.items),
+        "subjects_requested": access.subjects_requested,
+        "subject_hashes": [subject_hash(key, secret) for key in access.subject_keys],
+        "result": access.result.value,
+        "reason": access.reason,
+    }
+
+
+def access_event(access: DataAccess, secret: bytes) -> Event:
+    event = Event("DataAccessed", access.call.resource_code, {}, PRODUCER, occurred_at=access.accessed_at)
+    event.payload.update(access_payload(access, secret) | {"access_id": event.event_id})
+    return event
+
+
+class Emitting(Protocol):
+    def emit(self, topic: str, event: Event) -> None: ...
+
+
+class GroupedAccessLog:
+    """Group commit: a request enqueues its access and waits; the writer puts every access pending into one
+    outbox transaction (after `linger` seconds, or at once when `most` are pending) and answers them all.
+    While one transaction commits the next group gathers, so the cost per request falls as load rises. An
+    access not recorded within `timeout` fails its request (503: not served)."""
+
+    def __init__(
+        self,
+        transaction: Callable[[], AbstractAsyncContextManager[Emitting]],
+        secret: bytes,
+        *,
+        linger: float,
+        most: int,
+        timeout: float,
+    ) -> None:
+        self.transaction = transaction
+        self.secret = secret
+        self.linger = linger
+        self.most = most
+        self.timeout = timeout
+        self.pending: list[tuple[DataAccess, asyncio.Future[BaseException | None]]] = []
+        self.waiting = asyncio.Event()
+        self.full = asyncio.Event()
+
+    async def record(self, access: DataAccess) -> None:
+        done: asyncio.Future[BaseException | None] = asyncio.get_running_loop().create_future()
+        self.pending.append((access, done))
+        self.waiting.set()
+        if len(self.pending) >= self.most:
+            self.full.set()
+        failure = await asyncio.wait_for(asyncio.shield(done), self.timeout)
+        if failure is not None:
+            raise failure
+
+    async def run(self) -> None:
+        """The writer, for as long as the service runs."""
+        try:
+            while True:
+                await self.waiting.wait()
+                if self.linger and len(self.pending) < self.most:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self.full.wait(), self.linger)
+                group, self.pending = self.pending[: self.most], self.pending[self.most :]
+                if not self.pending:
+                    self.waiting.clear()
+                    self.full.clear()
+                await self.write(group)
+        finally:
+            self._answer(self.pending, ConnectionError("the access log stopped"))
+            self.pending = []
+
+    async def write(self, group: list[tuple[DataAccess, asyncio.Future[BaseException | None]]]) -> None:
+        try:
+            async with self.transaction() as tx:
+                for access, _ in group:
+                    tx.emit(DATA_ACCESSES, access_event(access, self.secret))
+        except Exception as exc:
+            log.warning("data accesses not recorded: %s", exc, extra={"accesses": len(group)})
+            self._answer(group, exc)
+            return
+        self._answer(group, None)
+
+    @staticmethod
+    def _answer(group: list[tuple[DataAccess, asyncio.Future[BaseException | None]]], outcome: Any) -> None:
+        for _, done in group:
+            if not done.done():
+                done.set_result(outcome)
