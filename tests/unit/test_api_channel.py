@@ -1,0 +1,387 @@
+"""The API channel on in-memory fakes: what a grant lets a call see, what every call leaves in the access
+trail, and the group-committed access log."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field, replace
+from datetime import UTC, date, datetime
+
+import pytest
+from datashare_adapter.digest import ResourceDigest, bucket_of, record_hash
+from datashare_adapter.identifiers import credit_code_check_character
+
+from common.errors import Invalid, NotFound
+from common.events import Event
+from common.policy import AccessDenied, MachineKind, Principal, Role
+from services.exchange.domain.records import SubjectRecord
+from services.exchange.domain.resources import ItemSpec, ResourceSchema
+from services.exchange.sharing.access import AccessResult, ApiChannel, Call, DataAccess, Operation
+from services.exchange.sharing.adapters.accesses import GroupedAccessLog, _Recent, access_payload
+from services.exchange.sharing.api import purpose_of
+from services.exchange.sharing.grants import MASK, Channel, Grant, GrantStatus, RowScope
+from services.exchange.sharing.openapi import describe
+
+CODE = "101001/000001"
+MARKET, APPROVAL = "11360800MB0000001", "11360800MB0000002"
+PURPOSE = "企业开办审批核验"
+
+
+def enterprise(county: str, n: int) -> str:
+    body = f"91{county}MA{n:07d}"
+    return body + credit_code_check_character(body)
+
+
+HERE, THERE = enterprise("360821", 1), enterprise("360822", 2)  # in the grant's county, and in another
+ABSENT = enterprise("360821", 3)
+SCHEMA = ResourceSchema(
+    CODE,
+    MARKET,
+    "企业登记基本信息",
+    (
+        ItemSpec("统一社会信用代码", "string", 18),
+        ItemSpec("企业名称", "string", 100),
+        ItemSpec("法定代表人", "string", 50, sensitive=True),
+        ItemSpec("联系电话", "string", 20, sensitive=True),
+        ItemSpec("注册资本", "decimal"),
+        ItemSpec("内部备注", "string", share_type="NOT_SHARED"),
+    ),
+    "DAILY",
+    share_type="CONDITIONAL",
+    confidentiality_reviewed_on=date(2026, 1, 5),
+)
+SYSTEM = Principal("approval-system", APPROVAL, machine=MachineKind.CONSUMER_SYSTEM)
+GRANT = Grant(
+    grant_id="g-1",
+    request_id="r-1",
+    resource_code=CODE,
+    provider_code=MARKET,
+    consumer_code=APPROVAL,
+    consumer_system="approval-system",
+    items=("统一社会信用代码", "企业名称", "法定代表人", "联系电话", "内部备注"),
+    scope=RowScope(("360821",)),
+    purpose=PURPOSE,
+    channels=frozenset({Channel.API}),
+    valid_from=date(2026, 1, 1),
+    valid_to=date(2026, 12, 31),
+    entry_version=1,
+    unmasked=frozenset({"法定代表人"}),
+)
+
+
+def fields(key: str, name: str) -> dict:
+    return {"统一社会信用代码": key, "企业名称": name, "法定代表人": "张三", "联系电话": "13800000000",
+            "注册资本": 100.0, "内部备注": "x"}  # fmt: skip
+
+
+def stored(key: str, name: str, deleted: bool = False) -> SubjectRecord:
+    f = {} if deleted else fields(key, name)
+    return SubjectRecord(
+        CODE, MARKET, key, "credit_code", f, 1, deleted, "c", None, record_hash(key, f), bucket_of(key)
+    )
+
+
+@dataclass
+class Fakes:
+    grants: dict[str, Grant] = field(default_factory=lambda: {GRANT.grant_id: GRANT})
+    schemas: dict[str, ResourceSchema] = field(default_factory=lambda: {CODE: SCHEMA})
+    records: dict[str, SubjectRecord] = field(
+        default_factory=lambda: {HERE: stored(HERE, "吉安甲公司"), THERE: stored(THERE, "吉安乙公司")}
+    )
+    history: list[dict] = field(default_factory=list)
+    accesses: list[DataAccess] = field(default_factory=list)
+    recording_fails: bool = False
+
+    async def grant(self, grant_id: str) -> Grant | None:
+        return self.grants.get(grant_id)
+
+    async def schema(self, resource_code: str) -> ResourceSchema | None:
+        return self.schemas.get(resource_code)
+
+    async def schemas_all(self) -> list[ResourceSchema]:
+        return list(self.schemas.values())
+
+    async def record(self, resource_code: str, subject_key: str) -> SubjectRecord | None:
+        return self.records.get(subject_key)
+
+    async def records_of(self, resource_code: str, subject_keys: list[str]) -> list[SubjectRecord]:
+        return [self.records[k] for k in subject_keys if k in self.records]
+
+    async def changes_since(self, resource_code: str, sequence: int, limit: int) -> list[dict]:
+        return [h for h in self.history if h["sequence"] > sequence][:limit]
+
+    async def leaves(self, resource_code: str) -> dict[int, tuple[int, int]]:
+        digest = ResourceDigest()
+        for r in self.records.values():
+            if not r.deleted:
+                digest.add(r.subject_key, r.fields)
+        return digest.leaves
+
+    async def records_in(self, resource_code: str) -> AsyncIterator[SubjectRecord]:
+        for r in self.records.values():
+            if not r.deleted:
+                yield r
+
+    async def log(self, access: DataAccess) -> None:
+        if self.recording_fails:
+            raise ConnectionError("database away")
+        self.accesses.append(access)
+
+
+class FixedClock:
+    def now(self) -> datetime:
+        return datetime(2026, 6, 1, 2, 0, tzinfo=UTC)
+
+
+class Shim:
+    """Binds the fakes to the ports' method names."""
+
+    def __init__(self, fakes: Fakes) -> None:
+        self.fakes = fakes
+
+    async def schema(self, code: str) -> ResourceSchema | None:
+        return await self.fakes.schema(code)
+
+    async def schemas(self) -> list[ResourceSchema]:
+        return await self.fakes.schemas_all()
+
+    async def record(self, access: DataAccess) -> None:
+        await self.fakes.log(access)
+
+
+def channel_of(fakes: Fakes) -> ApiChannel:
+    shim = Shim(fakes)
+    return ApiChannel(grants=fakes, resources=shim, data=fakes, log=shim, clock=FixedClock())  # type: ignore[arg-type]
+
+
+def call(principal: Principal | None = SYSTEM, **changes) -> Call:
+    return replace(Call(principal, CODE, "g-1", PURPOSE), **changes)
+
+
+async def test_a_subject_is_served_with_the_granted_items_and_sensitive_ones_masked_unless_granted() -> None:
+    fakes = Fakes()
+    got = await channel_of(fakes).record(call(), HERE.lower())
+    assert got["fields"] == {"统一社会信用代码": HERE, "企业名称": "吉安甲公司", "法定代表人": "张三", "联系电话": MASK}
+    [access] = fakes.accesses
+    assert access.result is AccessResult.SERVED and access.record_count == 1 and access.subject_keys == (HERE,)
+    assert access.items == ("统一社会信用代码", "企业名称", "法定代表人", "联系电话")  # 内部备注 is never shared
+    person = Principal("li", APPROVAL, frozenset({Role.DATA_ADMINISTRATOR}))  # a person of the consumer department
+    chosen = await channel_of(fakes).record(call(person, items=("企业名称",)), HERE)
+    assert chosen["fields"] == {"企业名称": "吉安甲公司"}
+
+
+async def test_a_subject_outside_the_scope_is_answered_as_one_the_center_does_not_hold() -> None:
+    fakes = Fakes()
+    deleted = enterprise("360821", 5)
+    fakes.records[deleted] = stored(deleted, "", deleted=True)
+    answers = []
+    for key in (THERE, ABSENT, deleted):
+        with pytest.raises(NotFound) as refused:
+            await channel_of(fakes).record(call(), key)
+        answers.append(str(refused.value))
+    assert answers[0] == answers[1] == answers[2]
+    assert [a.result for a in fakes.accesses] == [AccessResult.NOT_FOUND] * 3
+    assert all("吉安乙公司" not in a for a in answers)
+
+
+async def test_a_batch_serves_the_subjects_in_scope_and_lists_the_rest_as_not_found() -> None:
+    fakes = Fakes()
+    got = await channel_of(fakes).batch(call(), [HERE, THERE, ABSENT, HERE])
+    assert [r["subject_key"] for r in got["records"]] == [HERE]
+    assert got["not_found"] == [THERE, ABSENT]
+    assert "注册资本" not in got["records"][0]["fields"]
+    [access] = fakes.accesses
+    assert (access.subjects_requested, access.record_count, set(access.subject_keys)) == (4, 1, {HERE, THERE, ABSENT})
+
+
+async def test_a_batch_of_ten_thousand_keys_is_refused_and_recorded() -> None:
+    fakes = Fakes()
+    with pytest.raises(Invalid, match="at most 1000"):
+        await channel_of(fakes).batch(call(), [HERE] * 10_000)
+    [access] = fakes.accesses
+    assert access.result is AccessResult.REFUSED and access.subjects_requested == 10_000 and not access.subject_keys
+
+
+async def test_a_malformed_key_is_refused_by_position_never_echoed() -> None:
+    fakes = Fakes()
+    with pytest.raises(Invalid) as refused:
+        await channel_of(fakes).batch(call(), [HERE, "91360821MA0000001Z"])
+    assert "#2" in str(refused.value) and "91360821MA0000001Z" not in str(refused.value)
+    assert fakes.accesses[0].result is AccessResult.REFUSED
+
+
+async def test_the_feed_carries_changes_of_subjects_in_scope_with_the_granted_items() -> None:
+    fakes = Fakes()
+    at = datetime(2026, 5, 1, tzinfo=UTC)
+    for sequence, key in enumerate([HERE, THERE, HERE], start=1):
+        fakes.history.append({"sequence": sequence, "subject_key": key, "subject_kind": "credit_code",
+                              "operation": "UPSERT", "fields": fields(key, "n"), "source_version": sequence,
+                              "changed_at": at})  # fmt: skip
+    feed = await channel_of(fakes).changes(call(), 0, 2)
+    assert [c["sequence"] for c in feed["changes"]] == [1] and feed["last_sequence"] == 2
+    assert feed["changes"][0]["fields"]["联系电话"] == MASK and "注册资本" not in feed["changes"][0]["fields"]
+    rest = await channel_of(fakes).changes(call(), feed["last_sequence"], 2)
+    assert [c["sequence"] for c in rest["changes"]] == [3] and rest["last_sequence"] == 3
+    assert fakes.accesses[0].subject_keys == (HERE,) and fakes.accesses[0].record_count == 1
+
+
+async def test_the_digest_is_of_what_the_grant_shows() -> None:
+    fakes = Fakes()
+    partial = await channel_of(fakes).digest(call())
+    expected = ResourceDigest()
+    shown = (await channel_of(fakes).record(call(), HERE))["fields"]
+    expected.add(HERE, shown)
+    assert partial.tops() == expected.tops() and partial.records == 1
+    whole = replace(GRANT, items=tuple(i.name for i in SCHEMA.items), scope=RowScope(),
+                    unmasked=frozenset({"法定代表人", "联系电话"}))  # fmt: skip
+    fakes.grants["g-1"] = whole
+    fakes.schemas[CODE] = replace(SCHEMA, items=SCHEMA.items[:5])
+    for r in fakes.records.values():
+        r.fields.pop("内部备注")
+    assert (await channel_of(fakes).digest(call())).tops() == ResourceDigest(await fakes.leaves(CODE)).tops()
+
+
+ABUSES = [
+    ("no grant named", call(grant_id=None), "names no grant"),
+    ("no purpose", call(purpose=None), "states no purpose"),
+    ("an unknown grant", call(grant_id="g-404"), "no such grant"),
+    ("another purpose", call(purpose="别的用途"), "purpose is not the grant's"),
+    ("items outside the grant", call(items=("注册资本",)), "items outside the grant: 注册资本"),
+    ("an item never shared", call(items=("内部备注",)), "items outside the grant: 内部备注"),
+    (
+        "another consumer system",
+        call(Principal("other-system", APPROVAL, machine=MachineKind.CONSUMER_SYSTEM)),
+        "another consumer system's",
+    ),
+    ("another department", call(Principal("x", MARKET, frozenset({Role.AUDITOR}))), "another department's"),
+    ("no valid token", call(None), "no valid credentials"),
+]
+
+
+@pytest.mark.parametrize(("_", "refused_call", "reason"), ABUSES, ids=[a[0] for a in ABUSES])
+async def test_each_abuse_is_refused_with_its_reason_and_recorded(_, refused_call: Call, reason: str) -> None:
+    fakes = Fakes()
+    with pytest.raises(AccessDenied) as refused:
+        await channel_of(fakes).record(refused_call, HERE)
+    assert reason in refused.value.reason and "吉安甲公司" not in refused.value.reason
+    [access] = fakes.accesses
+    assert access.result is AccessResult.REFUSED and reason in (access.reason or "")
+    assert access.record_count == 0 and access.subject_keys == (HERE,)
+
+
+@pytest.mark.parametrize(
+    ("grant", "reason"),
+    [
+        (replace(GRANT, valid_to=date(2026, 5, 31)), "expired on 2026-05-31"),
+        (replace(GRANT, status=GrantStatus.REVOKED, ended_reason="no longer needed"), "revoked: no longer needed"),
+        (replace(GRANT, status=GrantStatus.ENDED, ended_reason="entry withdrawn"), "ended"),
+        (replace(GRANT, resource_code="101001/000002"), "no such grant"),
+        (replace(GRANT, channels=frozenset({Channel.FILE_DOWNLOAD})), "API channel"),
+    ],
+)
+async def test_a_grant_that_ended_or_does_not_fit_opens_nothing(grant: Grant, reason: str) -> None:
+    fakes = Fakes(grants={"g-1": grant})
+    for attempt in (channel_of(fakes).changes(call(), 0, 10), channel_of(fakes).batch(call(), [HERE])):
+        with pytest.raises(AccessDenied, match=reason):
+            await attempt
+    assert [a.result for a in fakes.accesses] == [AccessResult.REFUSED] * 2
+
+
+async def test_a_resource_without_review_or_not_shared_by_api_opens_nothing() -> None:
+    for schema, reason in [
+        (replace(SCHEMA, confidentiality_reviewed_on=None), "confidentiality review"),
+        (replace(SCHEMA, share_methods=("FILE_DOWNLOAD",)), "API channel"),
+        (replace(SCHEMA, published=False), "no published resource"),
+    ]:
+        with pytest.raises(AccessDenied, match=reason):
+            await channel_of(Fakes(schemas={CODE: schema})).record(call(), HERE)
+
+
+async def test_an_access_that_cannot_be_recorded_is_not_served() -> None:
+    with pytest.raises(ConnectionError):
+        await channel_of(Fakes(recording_fails=True)).record(call(), HERE)
+
+
+def test_the_purpose_is_read_percent_encoded_or_as_raw_utf8() -> None:
+    from urllib.parse import quote
+
+    assert purpose_of(quote(PURPOSE)) == PURPOSE
+    assert purpose_of(PURPOSE.encode().decode("latin-1")) == PURPOSE  # how the server sees raw UTF-8 bytes
+    assert purpose_of(" audit ") == "audit" and purpose_of(None) is None
+
+
+def test_each_resource_has_an_openapi_description_with_its_items_as_typed_fields() -> None:
+    document = describe(SCHEMA)
+    fields_schema = document["components"]["schemas"]["Fields"]["properties"]
+    assert fields_schema["注册资本"]["type"] == "number" and fields_schema["企业名称"]["maxLength"] == 100
+    assert "内部备注" not in fields_schema and {"const": "***"} in fields_schema["联系电话"]["anyOf"]
+    assert f"/services/{CODE}/records/{{subject_key}}" in document["paths"]
+    with pytest.raises(NotFound):
+        describe(replace(SCHEMA, share_type="NOT_SHARED"))
+
+
+# -- the access log -----------------------------------------------------------------------------------------
+
+
+@dataclass
+class FakeOutbox:
+    transactions: list[list[Event]] = field(default_factory=list)
+    fails: bool = False
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[FakeOutbox]:
+        self.current: list[Event] = []
+        await asyncio.sleep(0.01)  # a commit takes a while: requests arriving meanwhile form the next group
+        if self.fails:
+            raise ConnectionError("database away")
+        yield self
+        self.transactions.append(self.current)
+
+    def emit(self, topic: str, event: Event) -> None:
+        assert topic == "exchange.data-accesses"
+        self.current.append(event)
+
+
+def served(n: int) -> DataAccess:
+    return DataAccess(
+        call(), Operation.RECORD, MARKET, FixedClock().now(), AccessResult.SERVED, None, (), 1, (HERE,), n
+    )
+
+
+async def test_accesses_are_written_in_groups_and_each_request_waits_for_its_own() -> None:
+    outbox = FakeOutbox()
+    log = GroupedAccessLog(outbox.transaction, b"k" * 32, linger=0.002, most=50, timeout=2)
+    writer = asyncio.create_task(log.run())
+    try:
+        await asyncio.gather(*(log.record(served(i)) for i in range(120)))
+        written = [e.payload["record_count"] for t in outbox.transactions for e in t]
+        assert sorted(written) == list(range(120)) and len(outbox.transactions) <= 5
+        assert all(len(t) <= 50 for t in outbox.transactions)
+        outbox.fails = True
+        with pytest.raises(ConnectionError):
+            await asyncio.gather(*(log.record(served(i)) for i in range(3)))
+    finally:
+        writer.cancel()
+
+
+def test_an_access_event_names_subjects_only_by_keyed_hash() -> None:
+    payload = access_payload(served(1), b"k" * 32)
+    assert HERE not in str(payload) and len(payload["subject_hashes"][0]) == 64
+    assert payload["subject_hashes"] != access_payload(served(1), b"j" * 32)["subject_hashes"]
+    assert (payload["consumer_code"], payload["accessed_by"], payload["accessor_kind"]) == (
+        APPROVAL,
+        "approval-system",
+        "machine",
+    )
+    assert payload["result"] == "SERVED" and payload["purpose"] == PURPOSE and payload["grant_id"] == "g-1"
+
+
+def test_a_grant_read_is_trusted_for_a_moment_only() -> None:
+    now = [0.0]
+    recent = _Recent(1.0, lambda: now[0])
+    recent.put("g", "active")
+    assert recent.get("g") == (True, "active")
+    now[0] = 1.0
+    assert recent.get("g") == (False, None)  # a revocation is seen at the next read, within a second
