@@ -70,6 +70,13 @@ def test_machine_identities_are_managed_by_the_it_office_or_the_departments_own_
     )
 
 
+def test_the_api_channel_lets_any_person_or_consumer_system_name_a_grant_but_no_adapter() -> None:
+    authorize(machine(MachineKind.CONSUMER_SYSTEM), "exchange.share.read")
+    for role in Role:
+        authorize(person(role, department=HEALTH), "exchange.share.read", Target(MARKET))  # the grant decides
+    assert "consumer_system" in denied(machine(MachineKind.ADAPTER), "exchange.share.read")
+
+
 def test_unknown_rules_are_a_programming_error() -> None:
     with pytest.raises(KeyError, match="no access rule"):
         authorize(person(Role.AUDITOR), "catalog.entry.delete")

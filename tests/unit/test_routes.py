@@ -61,6 +61,11 @@ def test_every_route_declares_exactly_one_rule() -> None:
     [
         ("catalog", "POST", "/entries", "catalog.entry.draft"),
         ("exchange", "GET", "/resources/{resource_code:path}/records/{subject_key}", "exchange.record.read"),
+        ("exchange", "GET", "/services/{resource_code:path}/records/{subject_key}", "exchange.share.read"),
+        ("exchange", "POST", "/services/{resource_code:path}/records", "exchange.share.read"),
+        ("exchange", "GET", "/services/{resource_code:path}/changes", "exchange.share.read"),
+        ("exchange", "GET", "/services/{resource_code:path}/digest", "exchange.share.read"),
+        ("exchange", "GET", "/resources/{resource_code:path}/openapi.json", "exchange.resource.read"),
         ("notifier", "GET", "/inbox/{department_code}", "notifier.inbox.read"),
         ("auditor", "GET", "/trail", "auditor.trail.read"),
         ("directory", "POST", "/machines", "directory.machine.manage"),
@@ -69,3 +74,9 @@ def test_every_route_declares_exactly_one_rule() -> None:
 )
 def test_key_routes_obey_the_intended_rule(service: str, method: str, path: str, rule: str) -> None:
     assert declared_rules()[service, method, path] == rule
+
+
+def test_a_resources_openapi_description_is_not_taken_for_a_resource_code() -> None:
+    """/resources/<code>/openapi.json is matched before the catch-all /resources/<code>."""
+    paths = [path for path, _ in routes("exchange")]
+    assert paths.index("/resources/{resource_code:path}/openapi.json") < paths.index("/resources/{resource_code:path}")
