@@ -385,3 +385,16 @@ def test_a_grant_read_is_trusted_for_a_moment_only() -> None:
     assert recent.get("g") == (True, "active")
     now[0] = 1.0
     assert recent.get("g") == (False, None)  # a revocation is seen at the next read, within a second
+
+
+async def test_requests_arriving_together_read_an_expired_grant_once() -> None:
+    reads = []
+
+    async def read() -> str:
+        reads.append(1)
+        await asyncio.sleep(0.01)
+        return "active"
+
+    recent = _Recent(1.0)
+    assert await asyncio.gather(*(recent.fetch("g", read) for _ in range(50))) == ["active"] * 50
+    assert await recent.fetch("g", read) == "active" and len(reads) == 1

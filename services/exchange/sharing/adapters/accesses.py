@@ -8,7 +8,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -41,6 +41,7 @@ class _Recent:
         self.seconds = seconds
         self.monotonic = monotonic
         self.held: dict[str, tuple[float, Any]] = {}
+        self.reading: dict[str, asyncio.Future] = {}
 
     def get(self, key: str) -> tuple[bool, Any]:
         hit = self.held.get(key)
@@ -53,6 +54,22 @@ class _Recent:
             self.held.clear()
         self.held[key] = (self.monotonic(), value)
 
+    async def fetch(self, key: str, read: Callable[[], Awaitable[Any]]) -> Any:
+        """The value held, or read once however many requests want it meanwhile."""
+        known, value = self.get(key)
+        if known:
+            return value
+        reading = self.reading.get(key)
+        if reading is None:
+            reading = self.reading[key] = asyncio.ensure_future(read())
+            reading.add_done_callback(lambda done: self._read(key, done))
+        return await asyncio.shield(reading)
+
+    def _read(self, key: str, done: asyncio.Future) -> None:
+        self.reading.pop(key, None)
+        if not done.cancelled() and done.exception() is None:
+            self.put(key, done.result())
+
 
 class MongoGrants:
     """Grants as the sharing lifecycle stores them (`exchange_grants`), each read at most once per
@@ -63,12 +80,11 @@ class MongoGrants:
         self.recent = _Recent(seconds)
 
     async def grant(self, grant_id: str) -> Grant | None:
-        known, grant = self.recent.get(grant_id)
-        if not known:
-            doc = await self.collection.find_one({"_id": grant_id})
-            grant = grant_of(doc) if doc is not None else None
-            self.recent.put(grant_id, grant)
-        return grant
+        return await self.recent.fetch(grant_id, lambda: self._read(grant_id))
+
+    async def _read(self, grant_id: str) -> Grant | None:
+        doc = await self.collection.find_one({"_id": grant_id})
+        return grant_of(doc) if doc is not None else None
 
 
 class RecentResources:
@@ -79,12 +95,11 @@ class RecentResources:
         self.recent = _Recent(seconds)
 
     async def schema(self, resource_code: str) -> ResourceSchema | None:
-        known, schema = self.recent.get(resource_code)
-        if not known:
-            state = await self.uow.resource(resource_code)
-            schema = state.schema if state is not None else None
-            self.recent.put(resource_code, schema)
-        return schema
+        return await self.recent.fetch(resource_code, lambda: self._read(resource_code))
+
+    async def _read(self, resource_code: str) -> ResourceSchema | None:
+        state = await self.uow.resource(resource_code)
+        return state.schema if state is not None else None
 
     async def schemas(self) -> list[ResourceSchema]:
         return [state.schema for state in await self.uow.resources()]
