@@ -269,9 +269,9 @@ class ApiChannel:
             else:
                 sensitive = frozenset(i.name for i in schema.items if i.sensitive)
                 return Opened(schema, grant, items, sensitive)
-        at = self.clock.now()
+        at, named = self.clock.now(), tuple(k.strip().upper() for k in keys)
         await self.log.record(
-            DataAccess(call, operation, provider, at, AccessResult.REFUSED, reason, (), subjects, keys)
+            DataAccess(call, operation, provider, at, AccessResult.REFUSED, reason, (), subjects, named)
         )
         raise AccessDenied(RULE, reason or "refused")
 
