@@ -19,7 +19,7 @@ from common.mongo import connect
 from common.settings import load_settings
 from common.streams import broker_urls
 from services.auditor.adapters.mongo import ACCESS_COUNTS
-from services.auditor.domain.evaluation import data_access_counted_for
+from services.auditor.domain.evaluation import NOT_COUNTED, data_access_counted_for
 from services.auditor.settings import AuditorSettings
 
 log = logging.getLogger(__name__)
@@ -58,6 +58,8 @@ def create_stream_app(settings: AuditorSettings, codec: EventCodec, mongo: Async
             consumer = event.key.decode() if isinstance(event.key, bytes) else str(event.key)
             if consumer.startswith("!undecodable:"):
                 await dead_letters.send(key=b"", value=event.value, headers=[("dlq.reason", consumer[1:].encode())])
+                continue
+            if consumer == NOT_COUNTED:
                 continue
             counts[consumer] += 1
             await projection.update_one({"_id": consumer}, {"$set": {"count": counts[consumer]}}, upsert=True)

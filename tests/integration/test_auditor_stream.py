@@ -20,7 +20,7 @@ from tests.integration.conftest import ServiceProcess, free_port, headers_of, re
 from tests.tokens import bearer
 
 
-def access(consumer: str) -> Event:
+def access(consumer: str, result: str = "SERVED") -> Event:
     payload = {
         "access_id": uuid.uuid4().hex,
         "resource_code": "101001/000001",
@@ -32,6 +32,7 @@ def access(consumer: str) -> Event:
         "record_count": 3,
         "accessed_by": "officer",
         "accessed_at": datetime.now(UTC),
+        "result": result,
     }
     return Event("DataAccessed", "101001/000001", payload, "exchange")
 
@@ -61,7 +62,10 @@ async def test_data_accesses_are_counted_per_consumer_department(infra, topics, 
     publisher = KafkaPublisher(settings, EventCodec.from_folder(), load_topics())
     await publisher.start()
     try:
-        await publisher.publish_many("exchange.data-accesses", [access(a), access(b), access(a)])
+        # a refused call is in the trail but is no use of shared data
+        await publisher.publish_many(
+            "exchange.data-accesses", [access(a), access(b), access(a, "REFUSED"), access(a), access(b, "NOT_FOUND")]
+        )
         marker = uuid.uuid4().hex.encode()
         await (await publisher.send_raw("exchange.data-accesses", "x", b"not avro " + marker, []))
         await publisher.publish("exchange.data-accesses", access(a))

@@ -38,3 +38,12 @@ def test_a_deleted_or_rehashed_entry_is_detected() -> None:
     assert verify_chain(entries[:2] + entries[3:]).first_broken_sequence == 3
     forged = next_entry(entries[1], Event("GrantRevoked", "x", {}, "mallory"))
     assert verify_chain([*entries[:2], forged, *entries[3:]]).first_broken_sequence == 4
+
+
+def test_only_served_data_accesses_count_as_a_departments_use() -> None:
+    from services.auditor.domain.evaluation import NOT_COUNTED, data_access_counted_for
+
+    assert data_access_counted_for({"consumer_code": "c", "result": "SERVED"}) == "c"
+    assert data_access_counted_for({"consumer_code": "c"}) == "c"  # recorded before results were
+    assert data_access_counted_for({"consumer_code": "c", "result": "REFUSED"}) == NOT_COUNTED
+    assert data_access_counted_for({"consumer_code": "c", "result": "NOT_FOUND"}) == NOT_COUNTED
