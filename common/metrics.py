@@ -28,3 +28,11 @@ CALENDAR_FALLBACK = Counter(
     "datashare_calendar_fallback_total", "Years with no holiday schedule, counted as weekends only", ["year"]
 )
 AUTH_FAILURES = Counter("datashare_auth_failures_total", "Refused requests: unauthenticated or forbidden", ["kind"])
+ACCESS_GROUP_SIZE = Histogram(
+    "datashare_access_log_group_size",
+    "Data accesses written per outbox transaction (group commit)",
+    buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024),
+)
+ACCESS_WRITE_SECONDS = Histogram(
+    "datashare_access_log_write_seconds", "Time to write one group of data accesses", ["outcome"]
+)

@@ -86,7 +86,7 @@ def build(settings: ExchangeSettings) -> tuple[FastAPI, Runtime]:
         routers=[api.services, *http.routers(uow, BusChangePublisher(runtime.publisher, own_key))],
     )
     channel = api_channel(settings, runtime, uow)
-    app.dependency_overrides[api.api_channel] = lambda: channel
+    app.state.api_channel = channel
     return app, runtime
 
 

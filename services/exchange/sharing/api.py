@@ -29,9 +29,12 @@ BATCH_ACCEPTED = 100_000  # keys read from a batch body before it is refused as 
 Top = Annotated[int, Field(ge=0, lt=TOPS)]
 
 
-def api_channel() -> ApiChannel:
-    """The channel the service's bootstrap built (services.exchange.main wires it in)."""
-    raise RuntimeError("the API channel is not wired: services.exchange.main sets it up")
+async def api_channel(request: Request) -> ApiChannel:
+    """The channel the service's bootstrap built and put on the app (services.exchange.main). Not wired through
+    `dependency_overrides`: FastAPI analyses an override's signature again on every request. Dependencies here
+    are coroutines: a plain function would be run in the thread pool, a thread hop per request."""
+    channel: ApiChannel = request.app.state.api_channel
+    return channel
 
 
 Channel = Annotated[ApiChannel, Depends(api_channel)]
@@ -83,7 +86,7 @@ Caller = Annotated[Principal, Depends(ShareGuard(RULE))]
 Describer = Annotated[Principal, Depends(Guard("exchange.resource.read"))]
 
 
-def call_of(
+async def call_of(
     resource_code: Code,
     principal: Caller,
     x_grant_id: Annotated[Code | None, Header(description="the grant the call relies on")] = None,

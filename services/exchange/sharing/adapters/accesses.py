@@ -16,6 +16,7 @@ from typing import Any, Protocol
 from pymongo.asynchronous.database import AsyncDatabase
 
 from common.events import Event
+from common.metrics import ACCESS_GROUP_SIZE, ACCESS_WRITE_SECONDS
 from services.exchange.domain.resources import ResourceSchema
 from services.exchange.ports import UnitOfWork
 from services.exchange.sharing.access import DataAccess
@@ -191,14 +192,18 @@ class GroupedAccessLog:
             self.pending = []
 
     async def write(self, group: list[tuple[DataAccess, asyncio.Future[BaseException | None]]]) -> None:
+        started = time.perf_counter()
+        ACCESS_GROUP_SIZE.observe(len(group))
         try:
             async with self.transaction() as tx:
                 for access, _ in group:
                     tx.emit(DATA_ACCESSES, access_event(access, self.secret))
         except Exception as exc:
+            ACCESS_WRITE_SECONDS.labels("failed").observe(time.perf_counter() - started)
             log.warning("data accesses not recorded: %s", exc, extra={"accesses": len(group)})
             self._answer(group, exc)
             return
+        ACCESS_WRITE_SECONDS.labels("written").observe(time.perf_counter() - started)
         self._answer(group, None)
 
     @staticmethod
