@@ -1,3 +1,4 @@
+from datetime import date
 from pathlib import Path
 
 from pydantic import Field, SecretStr, model_validator
@@ -17,6 +18,16 @@ class ExchangeSettings(ServiceSettings):
     ingest_batch_size: int = Field(default=5000, ge=1, le=20000)
     # Ed25519 private key (PKCS#8 PEM) the exchange signs uploaded files' changes with; its ingestion trusts it.
     signing_key: SecretStr | None = None
+    # Working days each step of a share request has (Art. 15): the provider's decision, the IT office's
+    # ruling on a dispute, the leadership group's ruling on an escalation.
+    sharing_decision_days: int = Field(default=10, ge=1, le=60)
+    sharing_ruling_days: int = Field(default=10, ge=1, le=60)
+    sharing_final_ruling_days: int = Field(default=10, ge=1, le=60)
+    # How often passed deadlines are announced and grants whose period ended are ended.
+    sharing_sweep_seconds: float = Field(default=600, gt=0)
+    # Fixes the date the sharing lifecycle counts deadlines and periods from (drills and tests); never in
+    # production, where the date is the city's.
+    sharing_today: date | None = None
 
     @model_validator(mode="after")
     def _key_in_production(self) -> "ExchangeSettings":
@@ -25,4 +36,6 @@ class ExchangeSettings(ServiceSettings):
                 "signing_key: production needs EXCHANGE_SIGNING_KEY (an Ed25519 private key in PKCS#8 PEM; "
                 "create one with `openssl genpkey -algorithm ed25519`)"
             )
+        if self.environment == "production" and self.sharing_today is not None:
+            raise ValueError("sharing_today: a fixed date is for drills and tests; unset EXCHANGE_SHARING_TODAY")
         return self
