@@ -18,7 +18,7 @@ from common.errors import Conflict, Invalid
 from common.events import Event
 from common.policy import AccessDenied, Principal, Role
 from services.exchange.domain.resources import ItemSpec, ResourceSchema
-from services.exchange.sharing import handlers
+from services.exchange.sharing import handlers, queries
 from services.exchange.sharing.adapters.mongo import request_doc, request_of
 from services.exchange.sharing.adapters.share_events import BusShareEvents
 from services.exchange.sharing.commands import (
@@ -510,16 +510,16 @@ async def test_a_request_is_seen_by_its_applicant_its_provider_and_oversight_onl
     s, store, _ = sharing()
     request = await filed(s)
     for who in (admin(APPROVAL), admin(MARKET), AUDITOR, IT):
-        assert await handlers.get_request(request.request_id, who, store) == request
+        assert await queries.get_request(request.request_id, who, store) == request
     with pytest.raises(AccessDenied):
-        await handlers.get_request(request.request_id, admin(HEALTH), store)
+        await queries.get_request(request.request_id, admin(HEALTH), store)
     mine = dict(as_provider=False, department_code=None, status=None, offset=0, limit=10)
-    assert await handlers.list_requests(admin(APPROVAL), store, **mine) == [request]
-    assert await handlers.list_requests(admin(MARKET), store, **mine) == []
-    assert await handlers.list_requests(admin(MARKET), store, **(mine | {"as_provider": True})) == [request]
+    assert await queries.list_requests(admin(APPROVAL), store, **mine) == [request]
+    assert await queries.list_requests(admin(MARKET), store, **mine) == []
+    assert await queries.list_requests(admin(MARKET), store, **(mine | {"as_provider": True})) == [request]
     with pytest.raises(AccessDenied):
-        await handlers.list_requests(admin(HEALTH), store, **(mine | {"department_code": APPROVAL}))
-    assert await handlers.list_requests(AUDITOR, store, **(mine | {"department_code": APPROVAL})) == [request]
+        await queries.list_requests(admin(HEALTH), store, **(mine | {"department_code": APPROVAL}))
+    assert await queries.list_requests(AUDITOR, store, **(mine | {"department_code": APPROVAL})) == [request]
 
 
 # -- adapters ----------------------------------------------------------------------------------------------
@@ -554,3 +554,43 @@ async def test_every_announcement_encodes_with_its_schema_and_a_request_survives
         assert codec.decode(codec.encode(event.event_type, event.payload))[1] == event.payload
         assert ENTERPRISE not in str(event.payload)  # named subjects are counted, never sent
     assert {e.key for e in sent} == {request.request_id}
+
+
+async def test_a_grant_is_seen_by_its_consumer_its_provider_and_oversight_only() -> None:
+    s, store, _ = sharing()
+    grant = await approved(s)
+    for who in (admin(APPROVAL), admin(MARKET), AUDITOR):
+        assert await queries.get_grant(grant.grant_id, who, store) == grant
+    with pytest.raises(AccessDenied):
+        await queries.get_grant(grant.grant_id, admin(HEALTH), store)
+    mine = dict(as_provider=False, department_code=None, status=None, offset=0, limit=10)
+    assert await queries.list_grants(admin(APPROVAL), store, **mine) == [grant]
+    assert await queries.list_grants(admin(MARKET), store, **(mine | {"as_provider": True})) == [grant]
+    assert await queries.list_grants(admin(APPROVAL), store, **(mine | {"status": GrantStatus.REVOKED})) == []
+
+
+async def test_a_request_for_a_withdrawn_entry_can_still_be_denied_but_not_granted() -> None:
+    s, store, _ = sharing()
+    request = await filed(s)
+    other = await filed(s)
+    store.schemas[REGISTER] = register(published=False)
+    with pytest.raises(handlers.ResourceNotShared):
+        await handlers.decide(Decide(request.request_id, True, "同意"), admin(MARKET), s)
+    denied = await handlers.decide(Decide(other.request_id, False, "资源已撤销"), admin(MARKET), s)
+    assert denied.status is RequestStatus.DENIED and store.of("GrantIssued") == []
+
+
+def test_the_catalogs_announcements_arrive_as_typed_events() -> None:
+    from devstack.samples import catalog_published, catalog_withdrawn
+    from services.exchange.sharing.adapters.catalog_events import entry_published, entry_withdrawn
+
+    codec = EventCodec.from_folder()
+    sample = catalog_published(REGISTER, MARKET, [{"name": "企业名称", "type": "string", "length": 100}], version=3)
+    payload = sample.payload | {"confidentiality_reviewed_on": date(2026, 1, 5), "share_type": "UNCONDITIONAL"}
+    _, decoded = codec.decode(codec.encode("CatalogEntryPublished", payload))
+    event = entry_published(decoded)
+    assert event.schema.version == 3 and event.schema.share_type == "UNCONDITIONAL"
+    assert event.schema.confidentiality_reviewed_on == date(2026, 1, 5)
+    assert event.schema.item_share_type("企业名称") == "UNCONDITIONAL"
+    _, withdrawn = codec.decode(codec.encode("CatalogEntryWithdrawn", catalog_withdrawn(REGISTER, MARKET, 3).payload))
+    assert entry_withdrawn(withdrawn) == EntryWithdrawn(REGISTER, 3)

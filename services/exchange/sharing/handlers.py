@@ -11,7 +11,7 @@ from datetime import date
 
 from common.errors import Conflict, Invalid, NotFound
 from common.identifiers import InvalidIdentifier
-from common.policy import OVERSIGHT, Principal, Target, authorize
+from common.policy import Principal, Target, authorize
 from services.exchange.domain.resources import ResourceSchema
 from services.exchange.sharing.commands import (
     Decide,
@@ -27,6 +27,7 @@ from services.exchange.sharing.commands import (
 )
 from services.exchange.sharing.grants import Grant, GrantStatus, RowScope
 from services.exchange.sharing.ports import Clock, SharingStore, SharingTransaction, WorkingDays
+from services.exchange.sharing.queries import GrantNotFound, RequestNotFound
 from services.exchange.sharing.requests import (
     Deadlines,
     Decision,
@@ -56,14 +57,6 @@ from services.exchange.sharing.requests import (
 )
 
 SWEEP_BATCH = 500  # grants and requests handled per sweep transaction
-
-
-class RequestNotFound(NotFound):
-    pass
-
-
-class GrantNotFound(NotFound):
-    pass
 
 
 class ResourceNotShared(NotFound):
@@ -189,14 +182,13 @@ async def decide(command: Decide, principal: Principal, sharing: Sharing) -> Sha
         if request.status is not RequestStatus.PENDING:
             raise AlreadyDecided("request_id", f"the request is {request.status.value} already; a decision is final")
         reasons = _required("reasons", command.reasons)
-        schema = await _schema(tx, request.resource_code)
-        terms = _narrowed(schema, request.asked, command.narrowing) if command.approve else None
+        terms = await _granting(tx, request, command.narrowing) if command.approve else None
         late = today > request.decide_by
         current = _announce_overdue(tx, request, today)
         decision = Decision(command.approve, reasons, principal.subject, today, late, terms)
         current = decided(current, decision)
         tx.events.request_decided(current)
-        current = await _settle(tx, current, schema, sharing, today, "")
+        current = await _settle(tx, current, sharing, today, "")
         return await _save(tx, current, request)
 
 
@@ -233,12 +225,11 @@ async def rule_on_dispute(command: RuleOnDispute, principal: Principal, sharing:
         dispute = request.dispute
         if dispute is None or dispute.ruling is not None:
             raise NotDisputable("request_id", "no dispute of this request awaits the IT office's ruling")
-        schema = await _schema(tx, request.resource_code)
-        ruling = _ruling(command, RulingLevel.IT_OFFICE, principal, schema, request, today)
+        ruling = await _ruling(tx, command, RulingLevel.IT_OFFICE, principal, request, today)
         current = _announce_overdue(tx, request, today)
         current = replace(current, dispute=replace(dispute, ruling=ruling))
         tx.events.dispute_ruled(current, RulingLevel.IT_OFFICE)
-        current = await _settle(tx, current, schema, sharing, today, "the IT office's ruling")
+        current = await _settle(tx, current, sharing, today, "the IT office's ruling")
         return await _save(tx, current, request)
 
 
@@ -274,12 +265,11 @@ async def final_ruling(command: RuleOnDispute, principal: Principal, sharing: Sh
         dispute = request.dispute
         if dispute is None or dispute.escalation is None or dispute.final_ruling is not None:
             raise NotDisputable("request_id", "no escalated dispute of this request awaits the leadership group")
-        schema = await _schema(tx, request.resource_code)
-        ruling = _ruling(command, RulingLevel.LEADERSHIP_GROUP, principal, schema, request, today)
+        ruling = await _ruling(tx, command, RulingLevel.LEADERSHIP_GROUP, principal, request, today)
         current = _announce_overdue(tx, request, today)
         current = replace(current, dispute=replace(dispute, final_ruling=ruling))
         tx.events.dispute_ruled(current, RulingLevel.LEADERSHIP_GROUP)
-        current = await _settle(tx, current, schema, sharing, today, "the leadership group's final ruling")
+        current = await _settle(tx, current, sharing, today, "the leadership group's final ruling")
         return await _save(tx, current, request)
 
 
@@ -344,76 +334,7 @@ async def sweep(sharing: Sharing) -> tuple[int, int]:
     return min(len(expired), SWEEP_BATCH), min(len(late), SWEEP_BATCH)
 
 
-# -- reads -------------------------------------------------------------------------------------------------
-
-
-async def get_request(request_id: str, principal: Principal, store: SharingStore) -> ShareRequest:
-    request = await store.request(request_id)
-    if request is None:
-        raise RequestNotFound("request_id", f"no request {request_id}")
-    side = request.consumer_code if principal.department_code == request.consumer_code else request.provider_code
-    authorize(principal, "exchange.request.read", Target(department_code=side))
-    return request
-
-
-async def list_requests(
-    principal: Principal,
-    store: SharingStore,
-    *,
-    as_provider: bool,
-    department_code: str | None,
-    status: RequestStatus | None,
-    offset: int,
-    limit: int,
-) -> list[ShareRequest]:
-    """A department's requests as applicant or as provider; oversight may name any department."""
-    department = _department(principal, department_code, "exchange.request.read")
-    return await store.requests(
-        consumer_code=None if as_provider else department,
-        provider_code=department if as_provider else None,
-        status=status.value if status else None,
-        offset=offset,
-        limit=limit,
-    )
-
-
-async def get_grant(grant_id: str, principal: Principal, store: SharingStore) -> Grant:
-    grant = await store.grant(grant_id)
-    if grant is None:
-        raise GrantNotFound("grant_id", f"no grant {grant_id}")
-    side = grant.consumer_code if principal.department_code == grant.consumer_code else grant.provider_code
-    authorize(principal, "exchange.grant.read", Target(department_code=side))
-    return grant
-
-
-async def list_grants(
-    principal: Principal,
-    store: SharingStore,
-    *,
-    as_provider: bool,
-    department_code: str | None,
-    status: GrantStatus | None,
-    offset: int,
-    limit: int,
-) -> list[Grant]:
-    department = _department(principal, department_code, "exchange.grant.read")
-    return await store.grants(
-        consumer_code=None if as_provider else department,
-        provider_code=department if as_provider else None,
-        status=status,
-        offset=offset,
-        limit=limit,
-    )
-
-
 # -- helpers -----------------------------------------------------------------------------------------------
-
-
-def _department(principal: Principal, department_code: str | None, rule_name: str) -> str:
-    department = department_code or principal.department_code
-    if department != principal.department_code and not principal.roles & OVERSIGHT:
-        authorize(principal, rule_name, Target(department_code=department))
-    return department
 
 
 def _required(name: str, text: str) -> str:
@@ -489,16 +410,21 @@ def _narrowed(schema: ResourceSchema, asked: Terms, narrowing: Narrowing) -> Ter
     return Terms(tuple(items), scope, valid_from, valid_to, frozenset(narrowing.unmasked))
 
 
-def _ruling(
+async def _granting(tx: SharingTransaction, request: ShareRequest, narrowing: Narrowing) -> Terms:
+    """What an approval or an overturning ruling grants, checked against the entry in force."""
+    return _narrowed(await _schema(tx, request.resource_code), request.asked, narrowing)
+
+
+async def _ruling(
+    tx: SharingTransaction,
     command: RuleOnDispute,
     level: RulingLevel,
     principal: Principal,
-    schema: ResourceSchema,
     request: ShareRequest,
     today: date,
 ) -> Ruling:
     reasons = _required("reasons", command.reasons)
-    terms = _narrowed(schema, request.asked, command.narrowing) if command.overturn else None
+    terms = await _granting(tx, request, command.narrowing) if command.overturn else None
     return Ruling(level, command.overturn, reasons, principal.subject, today, terms)
 
 
@@ -513,7 +439,7 @@ def _announce_overdue(tx: SharingTransaction, request: ShareRequest, today: date
 
 
 async def _settle(
-    tx: SharingTransaction, request: ShareRequest, schema: ResourceSchema, sharing: Sharing, today: date, by: str
+    tx: SharingTransaction, request: ShareRequest, sharing: Sharing, today: date, by: str
 ) -> ShareRequest:
     """Make the request's grant what its decision and rulings grant now: issue one, keep it, or end it."""
     terms = granted_terms(request)
@@ -526,6 +452,7 @@ async def _settle(
         await _end(tx, current, f"superseded by {by}", "SUPERSEDED", today)
     if terms is None:
         return request
+    schema = await _schema(tx, request.resource_code)
     if reason := refusal(schema, terms.items):
         raise NotGrantable("resource_code", reason)
     grant = grant_from(request, terms, sharing.new_id(), schema, today)

@@ -14,7 +14,7 @@ from common.fields import Code, Name, Text
 from common.guard import Guard
 from common.limits import MAX_ITEMS
 from common.policy import Principal
-from services.exchange.sharing import handlers
+from services.exchange.sharing import handlers, queries
 from services.exchange.sharing.commands import (
     Decide,
     Escalate,
@@ -382,7 +382,7 @@ async def list_requests(
     offset: Offset = 0,
     limit: Limit = 50,
 ) -> list[RequestView]:
-    found = await handlers.list_requests(
+    found = await queries.list_requests(
         principal,
         sharing.store,
         as_provider=side == "provider",
@@ -396,7 +396,7 @@ async def list_requests(
 
 @requests.get("/{request_id}", response_model=RequestView, summary="A request: its applicant, provider or oversight")
 async def get_request(request_id: Code, principal: RequestReader, sharing: SharingDep) -> RequestView:
-    return RequestView.of(await handlers.get_request(request_id, principal, sharing.store))
+    return RequestView.of(await queries.get_request(request_id, principal, sharing.store))
 
 
 # The printable application (需求申请表), GET /requests/{request_id}/form.pdf, comes with form.py: it reads
@@ -455,7 +455,7 @@ async def list_grants(
     offset: Offset = 0,
     limit: Limit = 50,
 ) -> list[GrantView]:
-    found = await handlers.list_grants(
+    found = await queries.list_grants(
         principal,
         sharing.store,
         as_provider=side == "provider",
@@ -469,7 +469,7 @@ async def list_grants(
 
 @grants.get("/{grant_id}", response_model=GrantView, summary="A grant: its consumer, provider or oversight")
 async def get_grant(grant_id: Code, principal: GrantReader, sharing: SharingDep) -> GrantView:
-    return GrantView.of(await handlers.get_grant(grant_id, principal, sharing.store))
+    return GrantView.of(await queries.get_grant(grant_id, principal, sharing.store))
 
 
 @grants.post("/{grant_id}/revoke", response_model=GrantView, summary="The provider revokes a grant, with a reason")
