@@ -594,3 +594,23 @@ def test_the_catalogs_announcements_arrive_as_typed_events() -> None:
     assert event.schema.item_share_type("企业名称") == "UNCONDITIONAL"
     _, withdrawn = codec.decode(codec.encode("CatalogEntryWithdrawn", catalog_withdrawn(REGISTER, MARKET, 3).payload))
     assert entry_withdrawn(withdrawn) == EntryWithdrawn(REGISTER, 3)
+
+
+async def test_each_dispute_step_has_its_own_deadline_announced_once_when_passed() -> None:
+    s, store, clock = sharing()
+    request = await filed(s)
+    await handlers.decide(Decide(request.request_id, False, "不同意"), admin(MARKET), s)
+    disputed = await handlers.raise_dispute(RaiseDispute(request.request_id, "必需"), admin(APPROVAL), s)
+    assert disputed.dispute is not None
+    clock.day = disputed.dispute.rule_by + timedelta(days=1)
+    assert await handlers.sweep(s) == (0, 1)
+    ruled = await handlers.rule_on_dispute(RuleOnDispute(request.request_id, False, "维持"), IT, s)
+    escalated = await handlers.escalate(Escalate(request.request_id, "不服"), admin(APPROVAL), s)
+    assert escalated.dispute is not None and escalated.dispute.escalation is not None
+    assert escalated.dispute.escalation.rule_by == CALENDAR.add_working_days(clock.day, 10)
+    clock.day = escalated.dispute.escalation.rule_by + timedelta(days=1)
+    assert await handlers.sweep(s) == (0, 1)
+    assert await handlers.sweep(s) == (0, 0)
+    await handlers.final_ruling(RuleOnDispute(request.request_id, True, "改判"), LEADER, s)
+    assert [e[2][0] for e in store.of("ShareDecisionOverdue")] == [Step.IT_OFFICE_RULING, Step.LEADERSHIP_RULING]
+    assert ruled.overdue == frozenset({Step.IT_OFFICE_RULING})
