@@ -260,6 +260,9 @@ async def test_a_subscription_to_unconditional_items_is_a_grant_at_once() -> Non
         await handlers.subscribe(replace(command, items=("注册资本",)), admin(APPROVAL), s)
     with pytest.raises(Invalid, match="not shared by OFFLINE"):
         await handlers.subscribe(replace(command, channels=frozenset({Channel.OFFLINE})), admin(APPROVAL), s)
+    closed, _, _ = sharing(register(items=register().items[2:4]))
+    with pytest.raises(Invalid, match="no unconditional data item"):
+        await handlers.subscribe(command, admin(APPROVAL), closed)
     unreviewed, store2, _ = sharing(register(confidentiality_reviewed_on=None))
     with pytest.raises(handlers.SubscriptionRefused, match="第二十条"):
         await handlers.subscribe(command, admin(APPROVAL), unreviewed)

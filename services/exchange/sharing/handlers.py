@@ -38,6 +38,7 @@ from services.exchange.sharing.requests import (
     RulingLevel,
     ShareRequest,
     Terms,
+    application,
     awaiting_overdue,
     check_channels,
     check_period,
@@ -50,8 +51,8 @@ from services.exchange.sharing.requests import (
     refusal,
     revoked,
     rule_kept,
-    rule_of,
     stricter_rule,
+    subscription,
     unconditional_items,
     unknown_items,
 )
@@ -101,28 +102,16 @@ async def subscribe(command: Subscribe, principal: Principal, sharing: Sharing) 
     async with sharing.store() as tx:
         schema = await _schema(tx, command.resource_code)
         items = command.items or unconditional_items(schema)
+        if not items:
+            raise Invalid("items", f"{schema.resource_code} has no unconditional data item: apply (POST /requests)")
         _check_terms(schema, items, command.channels, command.valid_from or today, command.valid_to, today)
         if reason := refusal(schema, items):
             raise SubscriptionRefused("resource_code", reason)
         conditional = [i for i in items if schema.item_share_type(i) != "UNCONDITIONAL"]
         if conditional:
             raise Invalid("items", f"{', '.join(conditional)} are shared on conditions: apply (POST /requests)")
-        grant = Grant(
-            grant_id=sharing.new_id(),
-            request_id=None,
-            resource_code=schema.resource_code,
-            provider_code=schema.provider_code,
-            consumer_code=principal.department_code,
-            consumer_system=command.consumer_system,
-            items=items,
-            scope=RowScope(),
-            purpose=_required("purpose", command.purpose),
-            channels=command.channels,
-            valid_from=command.valid_from or today,
-            valid_to=command.valid_to,
-            entry_version=schema.version,
-            extra=rule_of(schema, items) | {"granted_by": principal.subject},
-        )
+        purpose = _required("purpose", command.purpose)
+        grant = subscription(command, items, purpose, schema, principal, sharing.new_id(), today)
         await tx.put_grant(grant)
         tx.events.grant_issued(grant)
     return grant
@@ -144,20 +133,10 @@ async def file_request(command: FileRequest, principal: Principal, sharing: Shar
         if all(schema.item_share_type(i) == "UNCONDITIONAL" for i in command.items):
             raise Invalid("items", "these items are shared unconditionally: subscribe (POST /subscriptions)")
         scope = _scope(schema, command.regions, command.subjects)
-        request = ShareRequest(
-            request_id=f"{today:%Y%m%d}-{sharing.new_id()[:10]}",
-            resource_code=schema.resource_code,
-            provider_code=schema.provider_code,
-            consumer_code=principal.department_code,
-            consumer_system=command.consumer_system,
-            purpose=_required("purpose", command.purpose),
-            channels=command.channels,
-            asked=Terms(command.items, scope, valid_from, command.valid_to),
-            requested_by=principal.subject,
-            requested_on=today,
-            decide_by=sharing.calendar.add_working_days(today, sharing.deadlines.decision),
-            entry_version=schema.version,
-        )
+        purpose = _required("purpose", command.purpose)
+        decide_by = sharing.calendar.add_working_days(today, sharing.deadlines.decision)
+        request_id = f"{today:%Y%m%d}-{sharing.new_id()[:10]}"  # the request number on the printed form
+        request = application(command, scope, purpose, schema, principal, request_id, today, decide_by)
         if reason := refusal(schema, command.items):
             request = replace(request, status=RequestStatus.REFUSED, refusal=reason)
             await tx.add_request(request)

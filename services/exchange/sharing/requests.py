@@ -8,7 +8,9 @@ from dataclasses import dataclass, replace
 from datetime import date
 from enum import StrEnum
 
+from common.policy import Principal
 from services.exchange.domain.resources import ResourceSchema
+from services.exchange.sharing.commands import FileRequest, Subscribe
 from services.exchange.sharing.grants import Channel, Grant, GrantStatus, RowScope
 
 MAX_PERIOD_DAYS = 5 * 366  # a grant lasts at most five years; a longer need is applied for again
@@ -307,6 +309,60 @@ def grant_from(request: ShareRequest, terms: Terms, grant_id: str, schema: Resou
         entry_version=schema.version,
         unmasked=terms.unmasked,
         extra=rule_of(schema, terms.items),
+    )
+
+
+def subscription(
+    command: Subscribe,
+    items: tuple[str, ...],
+    purpose: str,
+    schema: ResourceSchema,
+    principal: Principal,
+    grant_id: str,
+    today: date,
+) -> Grant:
+    """The grant a subscription to unconditional items is: all rows, nothing unmasked."""
+    return Grant(
+        grant_id=grant_id,
+        request_id=None,
+        resource_code=schema.resource_code,
+        provider_code=schema.provider_code,
+        consumer_code=principal.department_code,
+        consumer_system=command.consumer_system,
+        items=items,
+        scope=RowScope(),
+        purpose=purpose,
+        channels=command.channels,
+        valid_from=command.valid_from or today,
+        valid_to=command.valid_to,
+        entry_version=schema.version,
+        extra=rule_of(schema, items) | {"granted_by": principal.subject},
+    )
+
+
+def application(
+    command: FileRequest,
+    scope: RowScope,
+    purpose: str,
+    schema: ResourceSchema,
+    principal: Principal,
+    request_id: str,
+    today: date,
+    decide_by: date,
+) -> ShareRequest:
+    return ShareRequest(
+        request_id=request_id,
+        resource_code=schema.resource_code,
+        provider_code=schema.provider_code,
+        consumer_code=principal.department_code,
+        consumer_system=command.consumer_system,
+        purpose=purpose,
+        channels=command.channels,
+        asked=Terms(command.items, scope, command.valid_from or today, command.valid_to),
+        requested_by=principal.subject,
+        requested_on=today,
+        decide_by=decide_by,
+        entry_version=schema.version,
     )
 
 
