@@ -144,7 +144,7 @@ async def file_request(command: FileRequest, principal: Principal, sharing: Shar
         else:
             await tx.add_request(request)
             tx.events.request_filed(request)
-    # the printable application (需求申请表) is rendered from this request: services/exchange/sharing/form.py
+    # the printable application (需求申请表) is rendered from this request (form.render_application_form)
     return request
 
 

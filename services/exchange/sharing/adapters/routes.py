@@ -399,8 +399,9 @@ async def get_request(request_id: Code, principal: RequestReader, sharing: Shari
     return RequestView.of(await queries.get_request(request_id, principal, sharing.store))
 
 
-# The printable application (需求申请表), GET /requests/{request_id}/form.pdf, comes with form.py: it reads
-# the request as get_request does and renders it.
+# The printable application (需求申请表) goes here: GET /requests/{request_id}/form.pdf reads the request as
+# get_request does and answers form.render_application_form_async(ApplicationForm(...)) as application/pdf;
+# the departments' names it prints are not known to the exchange yet.
 
 
 @requests.post(
