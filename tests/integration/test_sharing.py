@@ -6,17 +6,21 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import AsyncIterator, Iterator
 from datetime import date
 from pathlib import Path
 
 import httpx
+import pytest
+from aiokafka.admin import AIOKafkaAdminClient
 
 from common.calendar_source import build_calendar
 from common.codec import EventCodec
 from common.events import Event
 from common.kafka import KafkaPublisher
 from common.policy import MachineKind, Role
-from common.topics import load_topics
+from common.topics import ensure_topics, load_topics
+from devstack.processes import Infra, start_infra, stop
 from devstack.samples import catalog_published, catalog_withdrawn
 from services.directory.demo_data import credit_code
 from tests.integration.conftest import ServiceProcess, read_topic, settings_for
@@ -40,6 +44,32 @@ HEALTH_ADMIN = bearer(HEALTH, Role.DATA_ADMINISTRATOR, subject="health-admin")
 OPERATOR = bearer(IT, Role.IT_OFFICE_OPERATOR, subject="it-operator")
 LEADER = bearer(LG, Role.LEADERSHIP_MEMBER, subject="leader")
 AUDITOR = bearer(IT, Role.AUDITOR, subject="auditor")
+
+
+@pytest.fixture(scope="module")
+async def broker(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Infra]:
+    """A broker and database of this module's own: its disputes and grants on the shared broker would reach
+    the inboxes other tests watch (the IT office hears of every dispute)."""
+    infra = start_infra(tmp_path_factory.mktemp("sharing-infra"))
+    try:
+        admin = AIOKafkaAdminClient(bootstrap_servers=infra.bootstrap)
+        await admin.start()
+        try:
+            await ensure_topics(admin, list(load_topics().values()))
+        finally:
+            await admin.close()
+        yield infra
+    finally:
+        stop(infra.procs)
+
+
+@pytest.fixture
+def services() -> Iterator[list[ServiceProcess]]:
+    """The exchanges a test starts, stopped afterwards."""
+    started: list[ServiceProcess] = []
+    yield started
+    for service in started:
+        service.stop()
 
 
 def entry(code: str, version: int = 1, share_type: str = "CONDITIONAL", reviewed: bool = True, items=ITEMS) -> Event:
@@ -114,10 +144,10 @@ def application(code: str, **changes) -> dict:
     } | changes
 
 
-async def test_subscription_application_narrowed_approval_and_revocation(infra, topics, services, tmp_path) -> None:
+async def test_subscription_application_narrowed_approval_and_revocation(broker, services, tmp_path) -> None:
     open_code, register, unreviewed = new_code(), new_code(), new_code()
     exchange = await exchange_with(
-        infra,
+        broker,
         services,
         tmp_path,
         entry(open_code, share_type="UNCONDITIONAL", items=ITEMS[:2]),
@@ -221,13 +251,13 @@ async def test_subscription_application_narrowed_approval_and_revocation(infra, 
             await client.post(f"/grants/{grant_id}/revoke", json=revocation, headers=MARKET_ADMIN)
         ).status_code == 409
 
-    assert await share_events(infra, rid, 4) == ["ShareRequested", "ShareDecided", "GrantIssued", "GrantRevoked"]
-    assert await share_events(infra, subscribed["grant_id"], 1) == ["GrantIssued"]
+    assert await share_events(broker, rid, 4) == ["ShareRequested", "ShareDecided", "GrantIssued", "GrantRevoked"]
+    assert await share_events(broker, subscribed["grant_id"], 1) == ["GrantIssued"]
 
 
-async def test_denial_dispute_rulings_up_to_the_leadership_group(infra, topics, services, tmp_path) -> None:
+async def test_denial_dispute_rulings_up_to_the_leadership_group(broker, services, tmp_path) -> None:
     register = new_code()
-    exchange = await exchange_with(infra, services, tmp_path, entry(register))
+    exchange = await exchange_with(broker, services, tmp_path, entry(register))
     async with httpx.AsyncClient(base_url=exchange.url) as client:
         rid = (await client.post("/requests", json=application(register), headers=APPROVAL_ADMIN)).json()["request_id"]
         denial = {"decision": "DENIED", "reasons": "涉及商业秘密"}
@@ -269,7 +299,7 @@ async def test_denial_dispute_rulings_up_to_the_leadership_group(infra, topics, 
         once_more = await client.post(f"/requests/{rid}/dispute/final-ruling", json=final, headers=LEADER)
         assert once_more.status_code == 409
 
-    assert await share_events(infra, rid, 7) == [
+    assert await share_events(broker, rid, 7) == [
         "ShareRequested",
         "ShareDecided",
         "ShareDisputed",
@@ -280,9 +310,9 @@ async def test_denial_dispute_rulings_up_to_the_leadership_group(infra, topics, 
     ]
 
 
-async def test_grants_end_with_their_catalog_rule(infra, topics, services, tmp_path) -> None:
+async def test_grants_end_with_their_catalog_rule(broker, services, tmp_path) -> None:
     tightened, withdrawn = new_code(), new_code()
-    exchange = await exchange_with(infra, services, tmp_path, entry(tightened), entry(withdrawn))
+    exchange = await exchange_with(broker, services, tmp_path, entry(tightened), entry(withdrawn))
     grants = {}
     async with httpx.AsyncClient(base_url=exchange.url) as client:
         for code in (tightened, withdrawn):
@@ -293,8 +323,8 @@ async def test_grants_end_with_their_catalog_rule(infra, topics, services, tmp_p
 
         # version 2 makes a granted item not shared; the withdrawal ends the other entry's grant
         stricter = [i | {"share_type": "NOT_SHARED"} if i["name"] == "联系电话" else i for i in ITEMS]
-        await publish(infra, "catalog.published", entry(tightened, version=2, items=stricter))
-        await publish(infra, "catalog.entry-events", catalog_withdrawn(withdrawn, MARKET))
+        await publish(broker, "catalog.published", entry(tightened, version=2, items=stricter))
+        await publish(broker, "catalog.entry-events", catalog_withdrawn(withdrawn, MARKET))
 
         async def ended(code: str) -> dict | None:
             grant = (await client.get(f"/grants/{grants[code]}", headers=APPROVAL_ADMIN)).json()
@@ -307,10 +337,10 @@ async def test_grants_end_with_their_catalog_rule(infra, topics, services, tmp_p
         assert active == []
 
 
-async def test_a_decision_overdue_across_the_holiday_is_announced_once(infra, topics, services, tmp_path) -> None:
+async def test_a_decision_overdue_across_the_holiday_is_announced_once(broker, services, tmp_path) -> None:
     register = new_code()
     database = f"share_{uuid.uuid4().hex[:8]}"
-    before = await exchange_with(infra, services, tmp_path, entry(register), database=database)
+    before = await exchange_with(broker, services, tmp_path, entry(register), database=database)
     async with httpx.AsyncClient(base_url=before.url) as client:
         request = (await client.post("/requests", json=application(register), headers=APPROVAL_ADMIN)).json()
     rid = request["request_id"]
@@ -319,7 +349,7 @@ async def test_a_decision_overdue_across_the_holiday_is_announced_once(infra, to
 
     # the day after the deadline: the periodic sweep announces it, and the late decision does not again
     after = await exchange_with(
-        infra, services, tmp_path, database=database, sharing_today="2026-10-21", sharing_sweep_seconds="0.5"
+        broker, services, tmp_path, database=database, sharing_today="2026-10-21", sharing_sweep_seconds="0.5"
     )
     async with httpx.AsyncClient(base_url=after.url) as client:
 
@@ -332,9 +362,9 @@ async def test_a_decision_overdue_across_the_holiday_is_announced_once(infra, to
         decided = await client.post(f"/requests/{rid}/decision", json=denial, headers=MARKET_ADMIN)
         assert decided.status_code == 200 and decided.json()["decision"]["overdue"] is True
         await asyncio.sleep(1.5)  # a few more sweeps
-    found = await share_events(infra, rid, 3)
+    found = await share_events(broker, rid, 3)
     assert found == ["ShareRequested", "ShareDecisionOverdue", "ShareDecided"], found
-    records = await read_topic(infra.bootstrap, "exchange.share-events", 4, 2.0, where=lambda r: r.key.decode() == rid)
+    records = await read_topic(broker.bootstrap, "exchange.share-events", 4, 2.0, where=lambda r: r.key.decode() == rid)
     overdue = [EventCodec.from_folder().decode(r.value)[1] for r in records]
     overdue = [p for p in overdue if p.get("step") == "PROVIDER_DECISION"]
     assert [(p["responsible_code"], p["due_on"].isoformat()) for p in overdue] == [(MARKET, "2026-10-20")]
