@@ -104,6 +104,14 @@ def _oversight_or_own_department(principal: Principal, target: Target) -> str | 
     return "only oversight sees another department's refused changes"
 
 
+def _party_or_oversight(principal: Principal, target: Target) -> str | None:
+    """`target` is the side of a request or grant the principal is on: the applicant's or, for anyone else,
+    the provider's department."""
+    if principal.roles & OVERSIGHT or target.department_code in (None, principal.department_code):
+        return None
+    return "only the applicant, the provider and oversight see a request or grant"
+
+
 RULES: dict[str, Rule] = {
     rule.name: rule
     for rule in [
@@ -182,6 +190,50 @@ RULES: dict[str, Rule] = {
         Rule(
             "exchange.request.decide",
             "decide a request for the provider's resource",
+            frozenset({Role.DATA_ADMINISTRATOR}),
+            own_department=True,
+        ),
+        Rule(
+            "exchange.subscribe",
+            "subscribe one's own department to unconditional data, stating the purpose",
+            frozenset({Role.DATA_ADMINISTRATOR}),
+            own_department=True,
+        ),
+        Rule(
+            "exchange.request.file",
+            "apply for conditional data for one's own department",
+            frozenset({Role.DATA_ADMINISTRATOR}),
+            own_department=True,
+        ),
+        Rule(
+            "exchange.request.read",
+            "see a request: its applicant, its provider, or oversight",
+            ALL_ROLES,
+            ALL_MACHINES,
+            check=_party_or_oversight,
+        ),
+        Rule(
+            "exchange.request.dispute",
+            "dispute the decision on one's own department's request",
+            frozenset({Role.DATA_ADMINISTRATOR}),
+            own_department=True,
+        ),
+        Rule(
+            "exchange.dispute.escalate",
+            "take the IT office's ruling on one's own department's dispute to the leadership group",
+            frozenset({Role.DATA_ADMINISTRATOR}),
+            own_department=True,
+        ),
+        Rule(
+            "exchange.grant.read",
+            "see a grant: its consumer, its provider, or oversight",
+            ALL_ROLES,
+            ALL_MACHINES,
+            check=_party_or_oversight,
+        ),
+        Rule(
+            "exchange.grant.revoke",
+            "revoke a grant of one's own department's data, with a reason",
             frozenset({Role.DATA_ADMINISTRATOR}),
             own_department=True,
         ),

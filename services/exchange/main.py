@@ -16,8 +16,15 @@ from services.exchange.adapters.senders import BusChangePublisher, SignedSenders
 from services.exchange.ports import CATALOG_ENTRY_EVENTS, CATALOG_PUBLISHED, DATA_CHANGES
 from services.exchange.settings import DEV_KEY_FILE, DEV_SUBJECT_SECRET_FILE, ExchangeSettings
 from services.exchange.sharing import api
+from services.exchange.sharing import handlers as sharing_handlers
 from services.exchange.sharing.access import ApiChannel
+from services.exchange.sharing.adapters import mongo as sharing_mongo
+from services.exchange.sharing.adapters import routes as sharing_routes
 from services.exchange.sharing.adapters.accesses import GroupedAccessLog, MongoGrants, RecentResources, SystemClock
+from services.exchange.sharing.adapters.catalog_events import catalog_handlers
+from services.exchange.sharing.adapters.clock import CityClock, FixedClock
+from services.exchange.sharing.handlers import Sharing
+from services.exchange.sharing.requests import Deadlines
 
 
 def signing_key(settings: ExchangeSettings) -> str:
@@ -78,16 +85,36 @@ def build(settings: ExchangeSettings) -> tuple[FastAPI, Runtime]:
             "CatalogEntryWithdrawn": partial(handlers.catalog_entry_withdrawn, uow=uow),
         },
     )
+    sharing = build_sharing(settings, runtime)
+    runtime.setup.append(partial(sharing_mongo.ensure_indexes, runtime.db))
+    runtime.consume("exchange-sharing", [CATALOG_PUBLISHED, CATALOG_ENTRY_EVENTS], catalog_handlers(sharing))
+    runtime.every("sharing-sweep", settings.sharing_sweep_seconds, partial(sharing_handlers.sweep, sharing))
     app = create_app(
         runtime,
         title="Exchange",
         description="Departments' data held by the center, and its sharing (Art. 8, 13–18, 20).",
         # the API channel first: its /resources/<code>/openapi.json goes before the catch-all /resources/<code>
-        routers=[api.services, *http.routers(uow, BusChangePublisher(runtime.publisher, own_key))],
+        routers=[
+            api.services,
+            *http.routers(uow, BusChangePublisher(runtime.publisher, own_key)),
+            *sharing_routes.ROUTERS,
+        ],
     )
-    channel = api_channel(settings, runtime, uow)
-    app.state.api_channel = channel
+    app.state.api_channel = api_channel(settings, runtime, uow)
+    app.state.sharing = sharing
     return app, runtime
+
+
+def build_sharing(settings: ExchangeSettings, runtime: Runtime) -> Sharing:
+    """The sharing lifecycle's store, clock, calendar and deadlines."""
+    return Sharing(
+        store=sharing_mongo.MongoSharingStore(runtime),
+        clock=FixedClock(settings.sharing_today) if settings.sharing_today else CityClock(),
+        calendar=runtime.calendar,
+        deadlines=Deadlines(
+            settings.sharing_decision_days, settings.sharing_ruling_days, settings.sharing_final_ruling_days
+        ),
+    )
 
 
 def main() -> None:

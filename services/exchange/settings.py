@@ -1,3 +1,4 @@
+from datetime import date
 from pathlib import Path
 
 from pydantic import Field, SecretStr, model_validator
@@ -26,6 +27,16 @@ class ExchangeSettings(ServiceSettings):
     access_flush_ms: float = Field(default=2.0, ge=0, le=100)
     access_flush_events: int = Field(default=500, ge=1, le=5000)
     access_record_timeout_seconds: float = Field(default=2.0, gt=0, le=30)
+    # Working days each step of a share request has (Art. 15): the provider's decision, the IT office's
+    # ruling on a dispute, the leadership group's ruling on an escalation.
+    sharing_decision_days: int = Field(default=10, ge=1, le=60)
+    sharing_ruling_days: int = Field(default=10, ge=1, le=60)
+    sharing_final_ruling_days: int = Field(default=10, ge=1, le=60)
+    # How often passed deadlines are announced and grants whose period ended are ended.
+    sharing_sweep_seconds: float = Field(default=600, gt=0)
+    # Fixes the date the sharing lifecycle counts deadlines and periods from (drills and tests); never in
+    # production, where the date is the city's.
+    sharing_today: date | None = None
 
     @model_validator(mode="after")
     def _key_in_production(self) -> "ExchangeSettings":
@@ -39,4 +50,6 @@ class ExchangeSettings(ServiceSettings):
                 "subject_secret: production needs EXCHANGE_SUBJECT_SECRET (at least 32 random characters, e.g. "
                 "`openssl rand -hex 32`); data access events hash subject keys with it"
             )
+        if self.environment == "production" and self.sharing_today is not None:
+            raise ValueError("sharing_today: a fixed date is for drills and tests; unset EXCHANGE_SHARING_TODAY")
         return self

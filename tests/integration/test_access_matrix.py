@@ -43,7 +43,17 @@ OVERSIGHT = {"operator", "leader", "auditor"}
 PERSON = "36080219800101001" + citizen_id_check_character("36080219800101001")
 SHARE_CALLERS = EVERYONE - {"adapter_A"}  # the API channel: any person, or a consumer system; the grant decides
 CALLING = {"X-Grant-Id": "g-none", "X-Purpose": "matrix"}  # no such grant: the channel refuses after the policy
+ADMINS = {"admin_A", "admin_B"}
 RESOURCE = "101001/000321"
+SHARE_REQUEST = {
+    "resource_code": RESOURCE,
+    "items": ["name"],
+    "purpose": "核验",
+    "channels": ["API"],
+    "valid_to": "2099-01-01",
+}
+GROUNDS = {"grounds": "x"}
+RULING = {"outcome": "DECISION_UPHELD", "reasons": "x"}
 ENTRY = "101001/000322"  # drafted by compiler_A in the first row of the matrix
 
 
@@ -256,6 +266,60 @@ def matrix(machine_id: str) -> list[tuple[str, str, str, str, dict, set[str]]]:
             {},
             DEPARTMENT_A,
         ),
+        (
+            "exchange",
+            "POST",
+            "/subscriptions",
+            "/subscriptions",
+            {"json": {"resource_code": RESOURCE, "purpose": "核验", "channels": ["API"], "valid_to": "2099-01-01"}},
+            ADMINS,
+        ),
+        (
+            "exchange",
+            "POST",
+            "/requests",
+            "/requests",
+            {"json": SHARE_REQUEST},
+            ADMINS,
+        ),
+        ("exchange", "GET", "/requests", "/requests", {}, EVERYONE),
+        ("exchange", "GET", "/requests/{request_id}", "/requests/none", {}, EVERYONE),
+        (
+            "exchange",
+            "POST",
+            "/requests/{request_id}/decision",
+            "/requests/none/decision",
+            {"json": {"decision": "DENIED", "reasons": "x"}},
+            ADMINS,
+        ),
+        ("exchange", "POST", "/requests/{request_id}/dispute", "/requests/none/dispute", {"json": GROUNDS}, ADMINS),
+        (
+            "exchange",
+            "POST",
+            "/requests/{request_id}/dispute/ruling",
+            "/requests/none/dispute/ruling",
+            {"json": RULING},
+            {"operator"},
+        ),
+        (
+            "exchange",
+            "POST",
+            "/requests/{request_id}/dispute/escalation",
+            "/requests/none/dispute/escalation",
+            {"json": GROUNDS},
+            ADMINS,
+        ),
+        (
+            "exchange",
+            "POST",
+            "/requests/{request_id}/dispute/final-ruling",
+            "/requests/none/dispute/final-ruling",
+            {"json": RULING},
+            {"leader"},
+        ),
+        ("exchange", "GET", "/grants", "/grants", {}, EVERYONE),
+        ("exchange", "GET", "/grants/{grant_id}", "/grants/none", {}, EVERYONE),
+        ("exchange", "POST", "/grants/{grant_id}/revoke", "/grants/none/revoke", {"json": {"reason": "x"}}, ADMINS),
         ("notifier", "GET", "/inbox/{department_code}", f"/inbox/{A}", {}, DEPARTMENT_A),
         (
             "notifier",

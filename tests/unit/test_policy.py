@@ -47,6 +47,29 @@ def test_the_it_office_coordinates_and_only_the_leadership_group_rules_finally()
     assert denied(person(Role.DATA_ADMINISTRATOR), "exchange.dispute.coordinate")
 
 
+def test_a_department_subscribes_applies_and_disputes_only_for_itself() -> None:
+    for name in (
+        "exchange.subscribe",
+        "exchange.request.file",
+        "exchange.request.dispute",
+        "exchange.dispute.escalate",
+    ):
+        authorize(person(Role.DATA_ADMINISTRATOR), name, Target(MARKET))
+        assert "own department" in denied(person(Role.DATA_ADMINISTRATOR, department=HEALTH), name, Target(MARKET))
+        assert denied(person(Role.CATALOG_COMPILER), name, Target(MARKET))
+        assert denied(machine(MachineKind.CONSUMER_SYSTEM), name, Target(MARKET))
+
+
+def test_requests_and_grants_are_seen_by_their_parties_and_oversight_and_revoked_by_the_provider() -> None:
+    for name in ("exchange.request.read", "exchange.grant.read"):
+        authorize(machine(MachineKind.CONSUMER_SYSTEM), name, Target(MARKET))
+        authorize(person(Role.AUDITOR, department=HEALTH), name, Target(MARKET))
+        assert "applicant" in denied(person(Role.DATA_ADMINISTRATOR, department=HEALTH), name, Target(MARKET))
+    authorize(person(Role.DATA_ADMINISTRATOR), "exchange.grant.revoke", Target(MARKET))
+    assert denied(person(Role.DATA_ADMINISTRATOR, department=HEALTH), "exchange.grant.revoke", Target(MARKET))
+    assert denied(person(Role.IT_OFFICE_OPERATOR), "exchange.grant.revoke", Target(MARKET))
+
+
 def test_auditors_read_the_trail_but_change_nothing() -> None:
     auditor = person(Role.AUDITOR)
     authorize(auditor, "auditor.trail.read")

@@ -1,0 +1,100 @@
+"""What the sharing lifecycle's handlers need from the outside world: its store, the events it announces,
+the clock and the working-day calendar."""
+
+from __future__ import annotations
+
+from contextlib import AbstractAsyncContextManager
+from datetime import date
+from typing import Protocol
+
+from services.exchange.domain.resources import ResourceSchema
+from services.exchange.sharing.grants import Grant, GrantStatus
+from services.exchange.sharing.requests import RulingLevel, ShareRequest, Step
+
+SHARE_EVENTS = "exchange.share-events"
+
+
+class Clock(Protocol):
+    def today(self) -> date:
+        """The date in the city (deadlines fall on Beijing calendar days)."""
+        ...
+
+
+class WorkingDays(Protocol):
+    def add_working_days(self, start: date, days: int) -> date: ...
+
+
+class ShareEvents(Protocol):
+    """What the lifecycle announces on exchange.share-events; the adapter owns payloads and the topic.
+    Each is written with the state that caused it, or not at all."""
+
+    def request_filed(self, request: ShareRequest) -> None: ...
+
+    def request_refused(self, request: ShareRequest) -> None: ...
+
+    def request_decided(self, request: ShareRequest) -> None: ...
+
+    def step_overdue(self, request: ShareRequest, step: Step, due: date, today: date) -> None: ...
+
+    def request_disputed(self, request: ShareRequest) -> None: ...
+
+    def dispute_ruled(self, request: ShareRequest, level: RulingLevel) -> None: ...
+
+    def dispute_escalated(self, request: ShareRequest) -> None: ...
+
+    def grant_issued(self, grant: Grant) -> None: ...
+
+    def grant_revoked(self, grant: Grant, revoked_by: str, today: date) -> None: ...
+
+    def grant_ended(self, grant: Grant, cause: str, today: date) -> None: ...
+
+
+class SharingTransaction(Protocol):
+    @property
+    def events(self) -> ShareEvents:
+        """Announces what the transaction changed, committed with it."""
+        ...
+
+    async def schema(self, resource_code: str) -> ResourceSchema | None: ...
+
+    async def request(self, request_id: str) -> ShareRequest | None: ...
+
+    async def add_request(self, request: ShareRequest) -> None: ...
+
+    async def save_request(self, request: ShareRequest, read_revision: int) -> None:
+        """Store a changed request; Conflict when it changed since it was read at `read_revision`."""
+        ...
+
+    async def grant(self, grant_id: str) -> Grant | None: ...
+
+    async def put_grant(self, grant: Grant) -> None: ...
+
+    async def active_grants(self, resource_code: str | None = None, valid_before: date | None = None) -> list[Grant]:
+        """Active grants, of one resource or all, or only those whose period ended before `valid_before`."""
+        ...
+
+    async def awaiting_requests(self, due_before: date) -> list[ShareRequest]:
+        """Requests awaiting a step whose deadline is before `due_before`, not yet announced overdue."""
+        ...
+
+
+class SharingStore(Protocol):
+    def __call__(self) -> AbstractAsyncContextManager[SharingTransaction]: ...
+
+    async def request(self, request_id: str) -> ShareRequest | None: ...
+
+    async def requests(
+        self, *, consumer_code: str | None, provider_code: str | None, status: str | None, offset: int, limit: int
+    ) -> list[ShareRequest]: ...
+
+    async def grant(self, grant_id: str) -> Grant | None: ...
+
+    async def grants(
+        self,
+        *,
+        consumer_code: str | None,
+        provider_code: str | None,
+        status: GrantStatus | None,
+        offset: int,
+        limit: int,
+    ) -> list[Grant]: ...

@@ -1,0 +1,84 @@
+"""Reads of the sharing lifecycle: a request or grant for its two departments and oversight, and a
+department's own lists."""
+
+from __future__ import annotations
+
+from common.errors import NotFound
+from common.policy import OVERSIGHT, Principal, Target, authorize
+from services.exchange.sharing.grants import Grant, GrantStatus
+from services.exchange.sharing.ports import SharingStore
+from services.exchange.sharing.requests import RequestStatus, ShareRequest
+
+
+class RequestNotFound(NotFound):
+    pass
+
+
+class GrantNotFound(NotFound):
+    pass
+
+
+async def get_request(request_id: str, principal: Principal, store: SharingStore) -> ShareRequest:
+    request = await store.request(request_id)
+    if request is None:
+        raise RequestNotFound("request_id", f"no request {request_id}")
+    side = request.consumer_code if principal.department_code == request.consumer_code else request.provider_code
+    authorize(principal, "exchange.request.read", Target(department_code=side))
+    return request
+
+
+async def list_requests(
+    principal: Principal,
+    store: SharingStore,
+    *,
+    as_provider: bool,
+    department_code: str | None,
+    status: RequestStatus | None,
+    offset: int,
+    limit: int,
+) -> list[ShareRequest]:
+    """A department's requests as applicant or as provider; oversight may name any department."""
+    department = _department(principal, department_code, "exchange.request.read")
+    return await store.requests(
+        consumer_code=None if as_provider else department,
+        provider_code=department if as_provider else None,
+        status=status.value if status else None,
+        offset=offset,
+        limit=limit,
+    )
+
+
+async def get_grant(grant_id: str, principal: Principal, store: SharingStore) -> Grant:
+    grant = await store.grant(grant_id)
+    if grant is None:
+        raise GrantNotFound("grant_id", f"no grant {grant_id}")
+    side = grant.consumer_code if principal.department_code == grant.consumer_code else grant.provider_code
+    authorize(principal, "exchange.grant.read", Target(department_code=side))
+    return grant
+
+
+async def list_grants(
+    principal: Principal,
+    store: SharingStore,
+    *,
+    as_provider: bool,
+    department_code: str | None,
+    status: GrantStatus | None,
+    offset: int,
+    limit: int,
+) -> list[Grant]:
+    department = _department(principal, department_code, "exchange.grant.read")
+    return await store.grants(
+        consumer_code=None if as_provider else department,
+        provider_code=department if as_provider else None,
+        status=status,
+        offset=offset,
+        limit=limit,
+    )
+
+
+def _department(principal: Principal, department_code: str | None, rule_name: str) -> str:
+    department = department_code or principal.department_code
+    if department != principal.department_code and not principal.roles & OVERSIGHT:
+        authorize(principal, rule_name, Target(department_code=department))
+    return department
