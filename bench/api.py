@@ -17,10 +17,10 @@ a URL, its headers (`X-Purpose`, `X-Grant-Id`, the token), and for a batch its m
 each request asks for, so that subjects/s is reported beside requests/s. `measure(url, headers)` loads one
 URL on its own. For instance, once a grant to the bench's consumer system exists:
 
-    grant = {"Authorization": f"Bearer {consumer_token}", "X-Purpose": purpose, "X-Grant-Id": grant_id}
-    Target("share_single", f"{exchange}/share/{code}/subjects/{key}", grant, pid=exchange_pid)
-    Target("share_batch", f"{exchange}/share/{code}/subjects", grant | {"Content-Type": "application/json"},
-           method="POST", body=json.dumps({"keys": keys}), subjects_per_request=len(keys), pid=exchange_pid)
+    grant = {"Authorization": f"Bearer {consumer_token}", "X-Purpose": quote(purpose), "X-Grant-Id": grant_id}
+    Target("api_single", f"{exchange}/services/{code}/records/{key}", grant, pid=exchange_pid)
+    Target("api_batch", f"{exchange}/services/{code}/records", grant | {"Content-Type": "application/json"},
+           method="POST", body=json.dumps({"subject_keys": keys}), subjects_per_request=len(keys), pid=exchange_pid)
 
 wrk is a Debian package: `apt-get install -y wrk`.
 """
