@@ -1,7 +1,8 @@
 """`make bench`: starts a fresh broker and database on free ports for each benchmark, runs it, writes
 bench/results/<name>.json. `--events N` changes the bus benchmark's size (default 200000); `--only NAME`
-runs one benchmark (bus, search, ingest, consistency, idle, upload); `--million` ingests 1M changes;
-`--upload-mb` sets the upload benchmark's file size (default 50)."""
+runs one benchmark (bus, search, ingest, consistency, idle, upload, api); `--million` ingests 1M changes;
+`--upload-mb` sets the upload benchmark's file size (default 50). The api benchmark needs wrk
+(Debian: `apt-get install -y wrk`)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import asyncio
 import tempfile
 from pathlib import Path
 
-from bench import bus, idle, ingest, search, upload
+from bench import api, bus, idle, ingest, search, upload
 from devstack.processes import start_infra, stop
 
 
@@ -23,7 +24,7 @@ def main() -> None:
     parser.add_argument("--million", action="store_true", help="ingest 1,000,000 changes instead")
     parser.add_argument("--records", type=int, default=1_000_000, help="records for the consistency benchmark")
     parser.add_argument("--upload-mb", type=int, default=50, help="size of the uploaded CSV file")
-    parser.add_argument("--only", choices=["bus", "search", "ingest", "consistency", "idle", "upload"])
+    parser.add_argument("--only", choices=["bus", "search", "ingest", "consistency", "idle", "upload", "api"])
     args = parser.parse_args()
     runs = {
         "bus": lambda infra: bus.run(infra.bootstrap, infra.mongo_uri, args.events),
@@ -32,6 +33,7 @@ def main() -> None:
         "consistency": lambda infra: ingest.run_consistency(infra.bootstrap, infra.mongo_uri, args.records),
         "idle": idle.run,
         "upload": lambda infra: upload.run(infra, args.upload_mb),
+        "api": api.run,
     }
     for name, run in runs.items():
         if args.only not in (None, name):

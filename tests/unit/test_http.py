@@ -1,12 +1,15 @@
 """The REST surface every service shares (common.http): bounded request values, one error body, the
-OpenAPI description clients rely on, body limits, metrics labels."""
+OpenAPI description clients rely on, body limits, metrics labels, 503 for an unavailable database."""
 
 import json
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from pymongo import _csot
+from pymongo.errors import ServerSelectionTimeoutError
 
+from common.http import FAIL_FAST_SECONDS
 from common.limits import MAX_INT64
 from common.policy import Role
 from tests.tokens import JWKS_JSON, bearer
@@ -150,3 +153,45 @@ def test_docs_are_counted_under_their_route_and_metrics_answer_head(apps) -> Non
     for route in ("/openapi.json", "/docs"):
         assert f'method="GET",route="{route}",status="200"' in counted
     assert 'method="HEAD",route="/metrics",status="200"' in counted
+
+
+def probed_app() -> tuple[Any, Any]:
+    """A service's app with routes that fail as a route can, or say how long the database may take."""
+    app = app_of("notifier")
+
+    async def broken() -> None:
+        raise RuntimeError("a bug")
+
+    async def database_away() -> None:
+        raise ServerSelectionTimeoutError("127.0.0.1:27017: connection refused")
+
+    async def database_wait() -> dict[str, float | None]:
+        return {"timeout": _csot.get_timeout()}
+
+    for path, endpoint in [("/broken", broken), ("/database-away", database_away), ("/database-wait", database_wait)]:
+        app.add_api_route(path, endpoint, include_in_schema=False)
+    return app, app.state.runtime
+
+
+def test_a_request_that_fails_unhandled_is_counted_as_the_500_it_gets() -> None:
+    app, _ = probed_app()
+    client = TestClient(app, raise_server_exceptions=False)
+    assert client.get("/broken").status_code == 500
+    assert client.get("/healthz").status_code == 200
+    counted = client.get("/metrics").text
+    assert 'method="GET",route="/broken",status="500"' in counted
+    assert 'method="GET",route="/healthz",status="200"' in counted
+    assert 'datashare_http_request_seconds_count{method="GET",route="/broken"}' in counted
+
+
+def test_an_unavailable_database_is_503_with_retry_after_and_then_waited_for_briefly() -> None:
+    app, runtime = probed_app()
+    client = TestClient(app)
+    assert client.get("/database-wait").json() == {"timeout": None}  # the driver's own timeouts while it answers
+    refused = client.get("/database-away")
+    assert refused.status_code == 503 and int(refused.headers["retry-after"]) > 0
+    assert refused.json()["dependency"] == "mongo" and refused.json()["error"] == "ServiceUnavailable"
+    assert runtime.dependencies["mongo"].failing_since is not None
+    assert client.get("/database-wait").json() == {"timeout": FAIL_FAST_SECONDS}
+    runtime.dependencies["mongo"].succeeded()
+    assert client.get("/database-wait").json() == {"timeout": None}
