@@ -7,6 +7,7 @@ from datetime import date
 
 from pypdf import PdfReader
 
+from services.exchange.sharing.adapters.routes import attachment
 from services.exchange.sharing.application import NAME_NOT_KNOWN, NO_CONTACT, application_form, scope_in_words
 from services.exchange.sharing.form import (
     CHANNEL_NAMES,
@@ -166,3 +167,10 @@ def test_named_subjects_are_counted_on_the_form_never_listed() -> None:
     text = "".join(pages(render_application_form(form)))
     assert "1000个主体" in text and not any(i in text for i in ids)
     assert scope_in_words(RowScope()) == "全部主体（不限地区，不限具体主体）"
+
+
+def test_the_download_is_named_after_the_request_number_in_ascii_and_exactly_in_utf8_when_it_must_be() -> None:
+    assert attachment("20261127-0a1b2c3d4e.pdf") == 'attachment; filename="20261127-0a1b2c3d4e.pdf"'
+    assert attachment('申请"1".pdf') == (
+        "attachment; filename=\"___1_.pdf\"; filename*=UTF-8''%E7%94%B3%E8%AF%B7%221%22.pdf"
+    )

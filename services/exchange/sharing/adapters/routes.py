@@ -417,7 +417,12 @@ async def get_request(request_id: Code, principal: RequestReader, sharing: Shari
 @requests.get(
     "/{request_id}/form.pdf",
     response_class=Response,
-    responses={200: {"content": {"application/pdf": {}}, "description": "the application as a PDF (A4)"}},
+    responses={
+        200: {
+            "content": {"application/pdf": {"schema": {"type": "string", "format": "binary"}}},
+            "description": "the application as a PDF (A4), named after the request number",
+        }
+    },
     summary="The printable application (需求申请表): its applicant, provider or oversight",
 )
 async def application_form(
