@@ -430,7 +430,9 @@ async def application_form(
 ) -> Response:
     form = await queries.get_application_form(request_id, principal, sharing.store, departments)
     pdf = await render_application_form_async(form)  # laid out in a worker thread, off the event loop
-    return Response(pdf, media_type="application/pdf", headers={"Content-Disposition": attachment(f"{request_id}.pdf")})
+    return Response(
+        pdf, media_type="application/pdf", headers={"Content-Disposition": attachment(f"{form.request_id}.pdf")}
+    )
 
 
 def attachment(filename: str) -> str:
