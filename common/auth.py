@@ -21,6 +21,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from jwt.algorithms import OKPAlgorithm
 
+from common.events import Event
 from common.policy import MachineKind, Principal, Role, Unauthenticated
 
 __all__ = [
@@ -33,6 +34,7 @@ __all__ = [
     "jwks",
     "load_signing_key",
     "verify_event_signature",
+    "verify_signed_event",
 ]
 
 log = logging.getLogger(__name__)
@@ -196,8 +198,11 @@ SIGNATURE_HEADER = "signature"
 
 
 def _event_signing_input(event_id: str, event_type: str, occurred_at: str, key: bytes, value: bytes) -> bytes:
-    parts = [b"datashare-event-v1", event_id.encode(), event_type.encode(), occurred_at.encode(), key]
-    parts.append(hashlib.sha256(value).digest())
+    return _signing_input(event_id, event_type, occurred_at, key, hashlib.sha256(value).digest())
+
+
+def _signing_input(event_id: str, event_type: str, occurred_at: str, key: bytes, value_digest: bytes) -> bytes:
+    parts = [b"datashare-event-v1", event_id.encode(), event_type.encode(), occurred_at.encode(), key, value_digest]
     return b"".join(len(p).to_bytes(4, "big") + p for p in parts)  # length-prefixed: no two inputs alike
 
 
@@ -224,10 +229,31 @@ def verify_event_signature(
         event_id, event_type, occurred_at = (found[h].decode() for h in ("event_id", "event_type", "occurred_at"))
     except (KeyError, ValueError):
         raise Unauthenticated("malformed event signature or envelope") from None
+    _verify(keys, kid, signed, _event_signing_input(event_id, event_type, occurred_at, key, value))
+
+
+def verify_signed_event(keys: dict[str, Ed25519PublicKey], event: Event) -> None:
+    """The same check on an event as a consumer received it (common.kafka.event_from_record keeps the
+    signature header, the `occurred_at` header as sent and the value's digest): Unauthenticated unless one of
+    `keys` signed it."""
+    if event.signature is None:
+        raise Unauthenticated("unsigned event")
+    kid, _, encoded = event.signature.header.partition(":")
+    try:
+        signed = base64.urlsafe_b64decode(encoded)
+    except ValueError:
+        raise Unauthenticated("malformed event signature") from None
+    covered = _signing_input(
+        event.event_id, event.event_type, event.signature.sent_at, event.key.encode(), event.signature.value_digest
+    )
+    _verify(keys, kid, signed, covered)
+
+
+def _verify(keys: dict[str, Ed25519PublicKey], kid: str, signed: bytes, covered: bytes) -> None:
     public = keys.get(kid)
     if public is None:
         raise Unauthenticated("event signed by an unknown key")
     try:
-        public.verify(signed, _event_signing_input(event_id, event_type, occurred_at, key, value))
+        public.verify(signed, covered)
     except InvalidSignature:
         raise Unauthenticated("event signature does not verify") from None

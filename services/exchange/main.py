@@ -23,7 +23,9 @@ from services.exchange.sharing.adapters import routes as sharing_routes
 from services.exchange.sharing.adapters.accesses import GroupedAccessLog, MongoGrants, RecentResources, SystemClock
 from services.exchange.sharing.adapters.catalog_events import catalog_handlers
 from services.exchange.sharing.adapters.clock import CityClock, FixedClock
+from services.exchange.sharing.adapters.directory_events import directory_handlers
 from services.exchange.sharing.handlers import Sharing
+from services.exchange.sharing.ports import DIRECTORY_EVENTS
 from services.exchange.sharing.requests import Deadlines
 
 
@@ -89,6 +91,8 @@ def build(settings: ExchangeSettings) -> tuple[FastAPI, Runtime]:
     runtime.setup.append(partial(sharing_mongo.ensure_indexes, runtime.db))
     runtime.consume("exchange-sharing", [CATALOG_PUBLISHED, CATALOG_ENTRY_EVENTS], catalog_handlers(sharing))
     runtime.every("sharing-sweep", settings.sharing_sweep_seconds, partial(sharing_handlers.sweep, sharing))
+    departments = sharing_mongo.MongoDepartmentNames(runtime)
+    runtime.consume("exchange-departments", [DIRECTORY_EVENTS], directory_handlers(runtime.keys, departments))
     app = create_app(
         runtime,
         title="Exchange",
@@ -102,6 +106,7 @@ def build(settings: ExchangeSettings) -> tuple[FastAPI, Runtime]:
     )
     app.state.api_channel = api_channel(settings, runtime, uow)
     app.state.sharing = sharing
+    app.state.departments = departments
     return app, runtime
 
 

@@ -5,14 +5,17 @@ the catalog, and the abuse cases, each refused with its reason."""
 from __future__ import annotations
 
 import asyncio
+import io
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import replace
 from datetime import date
 from pathlib import Path
 
 import httpx
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient
+from pypdf import PdfReader
 
 from common.calendar_source import build_calendar
 from common.codec import EventCodec
@@ -22,8 +25,10 @@ from common.policy import MachineKind, Role
 from common.topics import ensure_topics, load_topics
 from devstack.processes import Infra, start_infra, stop
 from devstack.samples import catalog_published, catalog_withdrawn
-from services.directory.demo_data import credit_code
-from tests.integration.conftest import ServiceProcess, read_topic, settings_for
+from services.directory import demo_data
+from services.directory.demo_data import CITY_REGION, credit_code
+from tests.adapter_keys import directory_says
+from tests.integration.conftest import ServiceProcess, headers_of, read_topic, settings_for
 from tests.tokens import bearer
 
 MARKET, APPROVAL, HEALTH = (credit_code("360800", n) for n in (7001, 7002, 7003))
@@ -368,3 +373,62 @@ async def test_a_decision_overdue_across_the_holiday_is_announced_once(broker, s
     overdue = [EventCodec.from_folder().decode(r.value)[1] for r in records]
     overdue = [p for p in overdue if p.get("step") == "PROVIDER_DECISION"]
     assert [(p["responsible_code"], p["due_on"].isoformat()) for p in overdue] == [(MARKET, "2026-10-20")]
+
+
+def demo_departments() -> dict[str, tuple[str, str]]:
+    """The demo directory's city bureaus by slug: (code, name), numbered as `make demo` numbers them (the
+    city government, the IT office and the leadership group first)."""
+    return {slug: (credit_code(CITY_REGION, 4 + n), name) for n, (name, slug) in enumerate(demo_data.CITY_BUREAUS)}
+
+
+def pdf_text(pdf: bytes) -> str:
+    """The text of every page, without white space: a name that wraps onto two lines is found whole."""
+    return "".join("".join(page.extract_text().split()) for page in PdfReader(io.BytesIO(pdf)).pages)
+
+
+async def test_the_printable_application_names_both_departments_for_its_readers_only(
+    broker, services, tmp_path
+) -> None:
+    bureaus = demo_departments()
+    (market, market_name), (approval, approval_name) = bureaus["scjgj"], bureaus["xzspj"]
+    health = bureaus["wjw"][0]
+    # the directory announces its departments, signed; a renaming nobody signed is dead-lettered
+    registered = [{"department_code": c, "name": n, "level": "CITY", "parent_code": None} for c, n in bureaus.values()]
+    await directory_says(broker, *(("DepartmentRegistered", p["department_code"], p) for p in registered))
+    forged = {"department_code": market, "name": "伪造的市场监管局", "parent_code": None, "active": True}
+    await publish(broker, "directory.events", Event("DepartmentChanged", market, forged, "directory"))
+    register = new_code()
+    published = entry(register)
+    published = replace(published, payload=published.payload | {"provider_code": market})
+    market_admin = bearer(market, Role.DATA_ADMINISTRATOR, subject="scjgj-admin")
+    approval_admin = bearer(approval, Role.DATA_ADMINISTRATOR, subject="xzspj-admin")
+    exchange = await exchange_with(broker, services, tmp_path)
+    await publish(broker, "catalog.published", published)
+    await exchange.wait_status(f"/resources/{register}", 200, headers=market_admin)
+    dead = await read_topic(broker.bootstrap, "directory.events.dlq", 1, where=lambda r: r.key.decode() == market)
+    assert dead and "not signed by the directory" in headers_of(dead[0])["dlq.reason"]
+
+    async with httpx.AsyncClient(base_url=exchange.url) as client:
+        subjects = [credit_code("360821", 500 + n) for n in range(3)]
+        filed = await client.post("/requests", json=application(register, subjects=subjects), headers=approval_admin)
+        assert filed.status_code == 201, filed.text
+        rid = filed.json()["request_id"]
+        path = f"/requests/{rid}/form.pdf"
+
+        async def names_known() -> bool:
+            text = pdf_text((await client.get(path, headers=approval_admin)).content)
+            return market_name in text and approval_name in text
+
+        assert await until(names_known), "the departments' names did not reach the exchange"
+        for who in (approval_admin, market_admin, AUDITOR):
+            response = await client.get(path, headers=who)
+            assert response.status_code == 200, response.text
+            assert response.headers["content-type"] == "application/pdf"
+            assert response.headers["content-disposition"] == f'attachment; filename="{rid}.pdf"'
+            text = pdf_text(response.content)
+            assert rid in text and market_name in text and approval_name in text and "伪造" not in text
+            assert "企业登记基本信息" in text and "列明的3个主体" in text
+            assert not any(s in text for s in subjects)  # counted, never listed
+        refused = await client.get(path, headers=bearer(health, Role.DATA_ADMINISTRATOR, subject="wjw-admin"))
+        assert refused.status_code == 403 and refused.json()["rule"] == "exchange.request.read"
+        assert (await client.get("/requests/none/form.pdf", headers=approval_admin)).status_code == 404

@@ -7,6 +7,8 @@ from datetime import date
 
 from pypdf import PdfReader
 
+from services.exchange.sharing.adapters.routes import attachment
+from services.exchange.sharing.application import NAME_NOT_KNOWN, NO_CONTACT, application_form, scope_in_words
 from services.exchange.sharing.form import (
     CHANNEL_NAMES,
     TITLE,
@@ -14,6 +16,8 @@ from services.exchange.sharing.form import (
     render_application_form,
     render_application_form_async,
 )
+from services.exchange.sharing.grants import Channel, RowScope
+from services.exchange.sharing.requests import ShareRequest, Terms
 
 FORM = ApplicationForm(
     request_id="SQ-2026-000123",
@@ -99,3 +103,74 @@ async def test_the_async_form_leaves_the_event_loop_free_while_it_is_laid_out() 
     pdf = await render_application_form_async(big)
     ticker.cancel()
     assert ticks >= 3 and len(pages(pdf)) > 1
+
+
+# -- the form of a share request ---------------------------------------------------------------------------
+
+ASKED = Terms(("统一社会信用代码", "企业名称"), RowScope(("360802",)), date(2026, 12, 1), date(2027, 11, 30))
+REQUEST = ShareRequest(
+    request_id="20261127-0a1b2c3d4e",
+    resource_code="101001/000001",
+    provider_code="11360800MB2000001",
+    consumer_code="11360800MB3000002",
+    consumer_system="spj-approval-system",
+    purpose="企业开办一件事",
+    channels=frozenset({Channel.FILE_DOWNLOAD, Channel.API}),
+    asked=ASKED,
+    requested_by="xzspj-admin",
+    requested_on=date(2026, 11, 27),
+    decide_by=date(2026, 12, 11),
+    entry_version=3,
+)
+NAMES = {"11360800MB2000001": "吉安市市场监督管理局", "11360800MB3000002": "吉安市行政审批局"}
+
+
+def test_the_form_shows_the_request_as_applied_for_with_the_departments_names() -> None:
+    form = application_form(REQUEST, NAMES, "企业登记基本信息")
+    assert form == ApplicationForm(
+        request_id="20261127-0a1b2c3d4e",
+        applicant_name="吉安市行政审批局",
+        applicant_code="11360800MB3000002",
+        applicant_person="xzspj-admin",
+        contact=NO_CONTACT,
+        provider_name="吉安市市场监督管理局",
+        provider_code="11360800MB2000001",
+        resource_code="101001/000001",
+        resource_name="企业登记基本信息",
+        data_items=("统一社会信用代码", "企业名称"),
+        scope="登记在行政区划代码 360802 范围内的主体",
+        purpose="企业开办一件事",
+        period_from=date(2026, 12, 1),
+        period_to=date(2027, 11, 30),
+        channels=("API", "FILE_DOWNLOAD"),
+        consumer_system="spj-approval-system",
+        applied_on=date(2026, 11, 27),
+        decide_by=date(2026, 12, 11),
+    )
+
+
+def test_a_department_whose_name_is_not_known_yet_is_printed_by_its_code_saying_so() -> None:
+    form = application_form(REQUEST, {"11360800MB2000001": "吉安市市场监督管理局"}, None)
+    assert form.provider_name == "吉安市市场监督管理局"
+    assert form.applicant_name == "11360800MB3000002" + NAME_NOT_KNOWN
+    assert form.resource_name == "101001/000001"  # nor the resource's: its code stands in
+    text = "".join(pages(render_application_form(form)))
+    assert "".join(("11360800MB3000002" + NAME_NOT_KNOWN).split()) in text
+
+
+def test_named_subjects_are_counted_on_the_form_never_listed() -> None:
+    ids = frozenset(f"36080219800101{n:04d}" for n in range(1000))
+    form = application_form(replace(REQUEST, asked=replace(ASKED, scope=RowScope(("3608",), ids))), NAMES, None)
+    assert form.scope == (
+        "登记在行政区划代码 3608 范围内的主体，且限于申请单位列明的 1000 个主体（名单随申请在平台存档，本表不列出）"
+    )
+    text = "".join(pages(render_application_form(form)))
+    assert "1000个主体" in text and not any(i in text for i in ids)
+    assert scope_in_words(RowScope()) == "全部主体（不限地区，不限具体主体）"
+
+
+def test_the_download_is_named_after_the_request_number_in_ascii_and_exactly_in_utf8_when_it_must_be() -> None:
+    assert attachment("20261127-0a1b2c3d4e.pdf") == 'attachment; filename="20261127-0a1b2c3d4e.pdf"'
+    assert attachment('申请"1".pdf') == (
+        "attachment; filename=\"___1_.pdf\"; filename*=UTF-8''%E7%94%B3%E8%AF%B7%221%22.pdf"
+    )

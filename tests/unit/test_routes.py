@@ -69,6 +69,7 @@ def test_every_route_declares_exactly_one_rule() -> None:
         ("exchange", "POST", "/subscriptions", "exchange.subscribe"),
         ("exchange", "POST", "/requests", "exchange.request.file"),
         ("exchange", "GET", "/requests/{request_id}", "exchange.request.read"),
+        ("exchange", "GET", "/requests/{request_id}/form.pdf", "exchange.request.read"),
         ("exchange", "POST", "/requests/{request_id}/decision", "exchange.request.decide"),
         ("exchange", "POST", "/requests/{request_id}/dispute", "exchange.request.dispute"),
         ("exchange", "POST", "/requests/{request_id}/dispute/ruling", "exchange.dispute.coordinate"),

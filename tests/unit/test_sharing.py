@@ -3,26 +3,33 @@ decisions, disputes, rulings, revocation, grants ending by themselves and the de
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from itertools import count
 from typing import Any
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from common.auth import EventSigner
 from common.calendar_source import build_calendar
 from common.codec import EventCodec
-from common.errors import Conflict, Invalid
-from common.events import Event
+from common.errors import Conflict, Invalid, RejectedEvent
+from common.events import Event, Signature
+from common.keys import KeySource
 from common.policy import AccessDenied, Principal, Role
+from common.settings import ServiceSettings
 from services.exchange.domain.resources import ItemSpec, ResourceSchema
 from services.exchange.sharing import handlers, queries
+from services.exchange.sharing.adapters.directory_events import directory_handlers
 from services.exchange.sharing.adapters.mongo import request_doc, request_of
 from services.exchange.sharing.adapters.share_events import BusShareEvents
 from services.exchange.sharing.commands import (
     Decide,
+    DepartmentNamed,
     EntryPublished,
     EntryWithdrawn,
     Escalate,
@@ -36,12 +43,14 @@ from services.exchange.sharing.commands import (
 from services.exchange.sharing.grants import Channel, Grant, GrantStatus
 from services.exchange.sharing.handlers import Sharing
 from services.exchange.sharing.requests import Deadlines, RequestStatus, ShareRequest, Step
+from tests.tokens import JWKS_JSON, KEY
 
 MARKET, APPROVAL, HEALTH = "market", "approval", "health"
 REGISTER = "101001/000001"
 ENTERPRISE = "91360821MA35XXXX0E"
 BEFORE_NATIONAL_DAY = date(2026, 9, 30)  # holiday 1–7 October 2026; Saturday 10 October is worked (调休)
 CALENDAR = build_calendar()
+CODEC = EventCodec.from_folder()
 
 
 def admin(department: str, subject: str | None = None) -> Principal:
@@ -135,6 +144,9 @@ class FakeStore:
 
     async def request(self, request_id: str) -> ShareRequest | None:
         return self.requests_.get(request_id)
+
+    async def schema(self, resource_code: str) -> ResourceSchema | None:
+        return self.schemas.get(resource_code)
 
     async def requests(self, *, consumer_code, provider_code, status, offset, limit) -> list[ShareRequest]:
         found = [
@@ -525,7 +537,89 @@ async def test_a_request_is_seen_by_its_applicant_its_provider_and_oversight_onl
     assert await queries.list_requests(AUDITOR, store, **(mine | {"department_code": APPROVAL})) == [request]
 
 
+@dataclass
+class KnownNames:
+    """The departments' names as the directory said them, the latest statement kept."""
+
+    known: dict[str, DepartmentNamed] = field(default_factory=dict)
+
+    async def record(self, named: DepartmentNamed) -> bool:
+        kept = self.known.get(named.department_code)
+        if kept is not None and kept.named_at >= named.named_at:
+            return False
+        self.known[named.department_code] = named
+        return True
+
+    async def names(self, codes) -> dict[str, str]:
+        return {c: self.known[c].name for c in codes if c in self.known}
+
+
+async def test_the_printable_application_is_read_by_those_who_read_the_request_with_the_names_known() -> None:
+    s, store, _ = sharing()
+    request = await filed(s, subjects=(ENTERPRISE,))
+    departments = KnownNames()
+    at = datetime(2026, 9, 1, tzinfo=UTC)
+    for code, name in ((APPROVAL, "吉安市行政审批局"), (MARKET, "吉安市市场监管局")):
+        assert await handlers.department_named(DepartmentNamed(code, name, at), departments)
+    renamed = DepartmentNamed(MARKET, "吉安市市场监督管理局", at + timedelta(days=1))
+    assert await handlers.department_named(renamed, departments)
+    assert not await handlers.department_named(DepartmentNamed(MARKET, "吉安市工商局", at), departments)  # older
+    for who in (admin(APPROVAL), admin(MARKET), AUDITOR, IT):
+        form = await queries.get_application_form(request.request_id, who, store, departments)
+        assert (form.request_id, form.applicant_name, form.provider_name) == (
+            request.request_id,
+            "吉安市行政审批局",
+            "吉安市市场监督管理局",
+        )
+        assert form.resource_name == "企业登记基本信息" and "1 个主体" in form.scope and ENTERPRISE not in form.scope
+    with pytest.raises(AccessDenied):
+        await queries.get_application_form(request.request_id, admin(HEALTH), store, departments)
+    with pytest.raises(queries.RequestNotFound):
+        await queries.get_application_form("none", admin(APPROVAL), store, departments)
+    unknown = await queries.get_application_form(request.request_id, admin(APPROVAL), store, KnownNames())
+    assert unknown.applicant_name.startswith(APPROVAL) and unknown.provider_name.startswith(MARKET)
+
+
 # -- adapters ----------------------------------------------------------------------------------------------
+
+
+def directory_event(event_type: str, payload: dict, key: Ed25519PrivateKey = KEY, **changes: Any) -> Event:
+    """A directory event as the consumer receives it, signed with `key` as the directory signs its events."""
+    event = Event(event_type, payload["department_code"], payload, "directory")
+    value = CODEC.encode(event_type, payload)
+    sent_at = event.occurred_at.isoformat()
+    header = EventSigner(key).signature(event.event_id, event_type, sent_at, event.key.encode(), value).decode()
+    signature = Signature(header, sent_at, hashlib.sha256(value).digest())
+    return replace(event, **({"signature": signature} | changes))
+
+
+def altered(event: Event, payload: dict) -> Event:
+    """`event` with another value under its signature, as the consumer decodes it (the digest is the value's)."""
+    assert event.signature is not None
+    digest = hashlib.sha256(CODEC.encode(event.event_type, payload)).digest()
+    return replace(event, payload=payload, signature=replace(event.signature, value_digest=digest))
+
+
+async def test_only_department_events_the_directory_signed_name_departments() -> None:
+    keys = KeySource(ServiceSettings(auth_jwks=JWKS_JSON))
+    await keys.load()
+    departments = KnownNames()
+    on = directory_handlers(keys, departments)
+    registered = {"department_code": MARKET, "name": "吉安市市场监管局", "level": "CITY", "parent_code": None}
+    await on["DepartmentRegistered"](directory_event("DepartmentRegistered", registered))
+    changed = {"department_code": MARKET, "name": "吉安市市场监督管理局", "parent_code": None, "active": True}
+    await on["DepartmentChanged"](directory_event("DepartmentChanged", changed))
+    assert await departments.names([MARKET, HEALTH]) == {MARKET: "吉安市市场监督管理局"}
+    forged = {"department_code": MARKET, "name": "伪造的名称", "parent_code": None, "active": True}
+    for event in (
+        directory_event("DepartmentChanged", forged, key=Ed25519PrivateKey.generate()),  # another key
+        directory_event("DepartmentChanged", forged, signature=None),  # unsigned
+        altered(directory_event("DepartmentChanged", changed), forged),  # signed, then its value altered
+        replace(directory_event("DepartmentChanged", forged), key=HEALTH),  # the signature covers the key
+    ):
+        with pytest.raises(RejectedEvent):
+            await on["DepartmentChanged"](event)
+    assert await departments.names([MARKET, HEALTH]) == {MARKET: "吉安市市场监督管理局"}
 
 
 async def test_every_announcement_encodes_with_its_schema_and_a_request_survives_its_stored_form() -> None:

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 
 from services.exchange.domain.resources import ResourceSchema
 from services.exchange.sharing.grants import Channel
@@ -91,3 +91,13 @@ class EntryPublished:
 class EntryWithdrawn:
     resource_code: str
     version: int
+
+
+@dataclass(frozen=True)
+class DepartmentNamed:
+    """The directory registered a department or changed it (DepartmentRegistered, DepartmentChanged): the
+    name the printed application shows for its code."""
+
+    department_code: str
+    name: str
+    named_at: datetime  # when the directory said so: the latest statement wins, replays change nothing

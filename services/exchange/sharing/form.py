@@ -11,7 +11,6 @@ import asyncio
 import io
 import threading
 from collections.abc import Iterable
-from dataclasses import dataclass
 from datetime import date
 from xml.sax.saxutils import escape
 
@@ -25,11 +24,14 @@ from reportlab.pdfbase.cidfonts import UnicodeCIDFont
 from reportlab.pdfgen.canvas import Canvas
 from reportlab.platypus import Flowable, Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
 
+from services.exchange.sharing.application import ApplicationForm
 from services.exchange.sharing.grants import Channel
 
 TITLE = "吉安市政务数据共享需求申请表"
 FONT = "STSong-Light"
 pdfmetrics.registerFont(UnicodeCIDFont(FONT))
+
+__all__ = ["CHANNEL_NAMES", "TITLE", "ApplicationForm", "render_application_form", "render_application_form_async"]
 
 CHANNEL_NAMES: dict[str, str] = {
     Channel.API: "接口调用",
@@ -39,30 +41,6 @@ CHANNEL_NAMES: dict[str, str] = {
 }
 ITEMS_PER_ROW = 2
 TEXT_CHUNK = 300  # characters of a long text per table row: a row never splits, so none may outgrow a page
-
-
-@dataclass(frozen=True)
-class ApplicationForm:
-    """What the paper form shows: the request as the consumer department filed it."""
-
-    request_id: str
-    applicant_name: str  # the consumer department
-    applicant_code: str  # its unified social credit code
-    applicant_person: str
-    contact: str
-    provider_name: str
-    provider_code: str
-    resource_code: str
-    resource_name: str
-    data_items: tuple[str, ...]
-    scope: str  # the row scope, in words
-    purpose: str
-    period_from: date
-    period_to: date
-    channels: tuple[str, ...]  # Channel values; other words are printed as given
-    consumer_system: str | None  # None: any system of the applicant department
-    applied_on: date
-    decide_by: date
 
 
 def render_application_form(form: ApplicationForm) -> bytes:

@@ -15,6 +15,7 @@ from common.policy import Principal, Target, authorize
 from services.exchange.domain.resources import ResourceSchema
 from services.exchange.sharing.commands import (
     Decide,
+    DepartmentNamed,
     EntryPublished,
     EntryWithdrawn,
     Escalate,
@@ -26,7 +27,7 @@ from services.exchange.sharing.commands import (
     Subscribe,
 )
 from services.exchange.sharing.grants import Grant, GrantStatus, RowScope
-from services.exchange.sharing.ports import Clock, SharingStore, SharingTransaction, WorkingDays
+from services.exchange.sharing.ports import Clock, DepartmentNames, SharingStore, SharingTransaction, WorkingDays
 from services.exchange.sharing.queries import GrantNotFound, RequestNotFound
 from services.exchange.sharing.requests import (
     Deadlines,
@@ -144,7 +145,7 @@ async def file_request(command: FileRequest, principal: Principal, sharing: Shar
         else:
             await tx.add_request(request)
             tx.events.request_filed(request)
-    # the printable application (需求申请表) is rendered from this request (form.render_application_form)
+    # the printable application (需求申请表) is rendered from this request: queries.get_application_form
     return request
 
 
@@ -311,6 +312,14 @@ async def sweep(sharing: Sharing) -> tuple[int, int]:
         for request in late[:SWEEP_BATCH]:
             await _save(tx, _announce_overdue(tx, request, today), request)
     return min(len(expired), SWEEP_BATCH), min(len(late), SWEEP_BATCH)
+
+
+# -- the directory -----------------------------------------------------------------------------------------
+
+
+async def department_named(event: DepartmentNamed, departments: DepartmentNames) -> bool:
+    """The directory registered or renamed a department: the name its applications print from now on."""
+    return await departments.record(event)
 
 
 # -- helpers -----------------------------------------------------------------------------------------------

@@ -1,17 +1,20 @@
 """What the sharing lifecycle's handlers need from the outside world: its store, the events it announces,
-the clock and the working-day calendar."""
+the clock, the working-day calendar and the departments' names."""
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from contextlib import AbstractAsyncContextManager
 from datetime import date
 from typing import Protocol
 
 from services.exchange.domain.resources import ResourceSchema
+from services.exchange.sharing.commands import DepartmentNamed
 from services.exchange.sharing.grants import Grant, GrantStatus
 from services.exchange.sharing.requests import RulingLevel, ShareRequest, Step
 
 SHARE_EVENTS = "exchange.share-events"
+DIRECTORY_EVENTS = "directory.events"
 
 
 class Clock(Protocol):
@@ -81,6 +84,8 @@ class SharingTransaction(Protocol):
 class SharingStore(Protocol):
     def __call__(self) -> AbstractAsyncContextManager[SharingTransaction]: ...
 
+    async def schema(self, resource_code: str) -> ResourceSchema | None: ...
+
     async def request(self, request_id: str) -> ShareRequest | None: ...
 
     async def requests(
@@ -98,3 +103,17 @@ class SharingStore(Protocol):
         offset: int,
         limit: int,
     ) -> list[Grant]: ...
+
+
+class DepartmentNames(Protocol):
+    """The departments' names as the directory announced them (signed events only), kept by the exchange
+    for what it prints."""
+
+    async def record(self, named: DepartmentNamed) -> bool:
+        """Keep the name unless the directory said something later already (replayed or reordered events
+        change nothing); False when it was not kept."""
+        ...
+
+    async def names(self, codes: Collection[str]) -> dict[str, str]:
+        """The names known of `codes`; unknown codes are left out."""
+        ...

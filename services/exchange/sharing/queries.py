@@ -1,12 +1,13 @@
-"""Reads of the sharing lifecycle: a request or grant for its two departments and oversight, and a
-department's own lists."""
+"""Reads of the sharing lifecycle: a request or grant for its two departments and oversight, a request's
+printable application for the same readers, and a department's own lists."""
 
 from __future__ import annotations
 
 from common.errors import NotFound
 from common.policy import OVERSIGHT, Principal, Target, authorize
+from services.exchange.sharing.application import ApplicationForm, application_form
 from services.exchange.sharing.grants import Grant, GrantStatus
-from services.exchange.sharing.ports import SharingStore
+from services.exchange.sharing.ports import DepartmentNames, SharingStore
 from services.exchange.sharing.requests import RequestStatus, ShareRequest
 
 
@@ -25,6 +26,16 @@ async def get_request(request_id: str, principal: Principal, store: SharingStore
     side = request.consumer_code if principal.department_code == request.consumer_code else request.provider_code
     authorize(principal, "exchange.request.read", Target(department_code=side))
     return request
+
+
+async def get_application_form(
+    request_id: str, principal: Principal, store: SharingStore, departments: DepartmentNames
+) -> ApplicationForm:
+    """The request's written application (需求申请表), readable by whoever may read the request."""
+    request = await get_request(request_id, principal, store)
+    names = await departments.names({request.consumer_code, request.provider_code})
+    schema = await store.schema(request.resource_code)
+    return application_form(request, names, schema.name if schema is not None else None)
 
 
 async def list_requests(

@@ -1,9 +1,10 @@
 """Share requests (`exchange_share_requests`) and grants (`exchange_grants`, in the layout of grant_docs) in
-MongoDB; a command's writes and its events commit in one transaction (the outbox)."""
+MongoDB; a command's writes and its events commit in one transaction (the outbox). The departments' names
+the directory announced are in `exchange_department_names`."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Collection
 from contextlib import asynccontextmanager
 from datetime import date, datetime
 from typing import Any
@@ -19,6 +20,7 @@ from services.exchange.adapters.mongo import RESOURCES, _schema_of
 from services.exchange.domain.resources import ResourceSchema
 from services.exchange.sharing.adapters.grant_docs import GRANTS, grant_doc, grant_of
 from services.exchange.sharing.adapters.share_events import BusShareEvents
+from services.exchange.sharing.commands import DepartmentNamed
 from services.exchange.sharing.grants import Channel, Grant, GrantStatus, RowScope
 from services.exchange.sharing.requests import (
     Decision,
@@ -33,6 +35,7 @@ from services.exchange.sharing.requests import (
 )
 
 REQUESTS = "exchange_share_requests"
+DEPARTMENT_NAMES = "exchange_department_names"
 
 
 def _day(value: date | None) -> datetime | None:
@@ -275,6 +278,10 @@ class MongoSharingStore:
         doc = await self.db[REQUESTS].find_one({"_id": request_id})
         return request_of(doc) if doc else None
 
+    async def schema(self, resource_code: str) -> ResourceSchema | None:
+        doc = await self.db[RESOURCES].find_one({"_id": resource_code})
+        return _schema_of(doc) if doc else None
+
     async def requests(
         self, *, consumer_code: str | None, provider_code: str | None, status: str | None, offset: int, limit: int
     ) -> list[ShareRequest]:
@@ -310,3 +317,26 @@ class MongoSharingStore:
             query["status"] = status.value
         cursor = self.db[GRANTS].find(query).sort([("valid_from", DESCENDING), ("_id", DESCENDING)])
         return [grant_of(d) async for d in cursor.skip(offset).limit(limit)]
+
+
+class MongoDepartmentNames:
+    """One document per department code: its latest name and when the directory said so. Written in the
+    consumer's transaction, so the event counts as handled exactly when the name is kept."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+        self.collection = runtime.db[DEPARTMENT_NAMES]
+
+    async def record(self, named: DepartmentNamed) -> bool:
+        at = named.named_at.replace(microsecond=named.named_at.microsecond // 1000 * 1000)  # as BSON keeps it
+        async with self.runtime.transaction() as tx:
+            known = await self.collection.find_one({"_id": named.department_code}, session=tx.session)
+            if known is not None and known["named_at"] >= at:
+                return False
+            doc = {"_id": named.department_code, "name": named.name, "named_at": at}
+            await self.collection.replace_one({"_id": named.department_code}, doc, upsert=True, session=tx.session)
+        return True
+
+    async def names(self, codes: Collection[str]) -> dict[str, str]:
+        cursor = self.collection.find({"_id": {"$in": list(codes)}}, {"name": 1})
+        return {doc["_id"]: doc["name"] async for doc in cursor}

@@ -1,13 +1,14 @@
-"""REST routes of the sharing lifecycle: subscriptions, requests and their decisions, disputes and rulings,
-grants. Each route translates its body into a command, calls its handler and shapes the answer; the guard
-applies the rule's role part and the handler the department part."""
+"""REST routes of the sharing lifecycle: subscriptions, requests (and their printable application) and their
+decisions, disputes and rulings, grants. Each route translates its body into a command, calls its handler and
+shapes the answer; the guard applies the rule's role part and the handler the department part."""
 
 from __future__ import annotations
 
 from datetime import date
 from typing import Annotated, Literal
+from urllib.parse import quote
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel, Field
 
 from common.fields import Code, Name, Text
@@ -25,8 +26,10 @@ from services.exchange.sharing.commands import (
     RuleOnDispute,
     Subscribe,
 )
+from services.exchange.sharing.form import render_application_form_async
 from services.exchange.sharing.grants import Channel, Grant, GrantStatus, RowScope
 from services.exchange.sharing.handlers import Sharing
+from services.exchange.sharing.ports import DepartmentNames
 from services.exchange.sharing.requests import Dispute, RequestStatus, Ruling, ShareRequest, Terms
 
 
@@ -38,7 +41,16 @@ async def provided_sharing(request: Request) -> Sharing:
     return sharing
 
 
+async def provided_departments(request: Request) -> DepartmentNames:
+    """The departments' names the exchange learnt from the directory (main.py puts them on the app)."""
+    departments: DepartmentNames | None = getattr(request.app.state, "departments", None)
+    if departments is None:
+        raise RuntimeError("the sharing routes are used without the exchange's bootstrap")
+    return departments
+
+
 SharingDep = Annotated[Sharing, Depends(provided_sharing)]
+DepartmentsDep = Annotated[DepartmentNames, Depends(provided_departments)]
 Subscriber = Annotated[Principal, Depends(Guard("exchange.subscribe"))]
 Applicant = Annotated[Principal, Depends(Guard("exchange.request.file"))]
 RequestReader = Annotated[Principal, Depends(Guard("exchange.request.read"))]
@@ -402,9 +414,34 @@ async def get_request(request_id: Code, principal: RequestReader, sharing: Shari
     return RequestView.of(await queries.get_request(request_id, principal, sharing.store))
 
 
-# The printable application (需求申请表) goes here: GET /requests/{request_id}/form.pdf reads the request as
-# get_request does and answers form.render_application_form_async(ApplicationForm(...)) as application/pdf;
-# the departments' names it prints are not known to the exchange yet.
+@requests.get(
+    "/{request_id}/form.pdf",
+    response_class=Response,
+    responses={
+        200: {
+            "content": {"application/pdf": {"schema": {"type": "string", "format": "binary"}}},
+            "description": "the application as a PDF (A4), named after the request number",
+        }
+    },
+    summary="The printable application (需求申请表): its applicant, provider or oversight",
+)
+async def application_form(
+    request_id: Code, principal: RequestReader, sharing: SharingDep, departments: DepartmentsDep
+) -> Response:
+    form = await queries.get_application_form(request_id, principal, sharing.store, departments)
+    pdf = await render_application_form_async(form)  # laid out in a worker thread, off the event loop
+    return Response(
+        pdf, media_type="application/pdf", headers={"Content-Disposition": attachment(f"{form.request_id}.pdf")}
+    )
+
+
+def attachment(filename: str) -> str:
+    """A Content-Disposition naming `filename` (RFC 6266): a plain ASCII `filename`, and beside it the exact
+    name in UTF-8 (`filename*`, RFC 5987) when it has other characters."""
+    plain = "".join(c if c.isascii() and c.isprintable() and c not in '"\\' else "_" for c in filename)
+    if plain == filename:
+        return f'attachment; filename="{filename}"'
+    return f"attachment; filename=\"{plain}\"; filename*=UTF-8''{quote(filename, safe='')}"
 
 
 @requests.post(
