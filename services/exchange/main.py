@@ -47,7 +47,11 @@ def subject_secret(settings: ExchangeSettings) -> bytes:
     return DEV_SUBJECT_SECRET_FILE.read_text().strip().encode()
 
 
-def api_channel(settings: ExchangeSettings, runtime: Runtime, uow: mongo.MongoUnitOfWork) -> ApiChannel:
+def api_channel(
+    settings: ExchangeSettings, runtime: Runtime, uow: mongo.MongoUnitOfWork, sharing: Sharing
+) -> ApiChannel:
+    """The API channel; it counts grants' periods by the sharing lifecycle's clock (EXCHANGE_SHARING_TODAY
+    included), so a grant is open on exactly the days the lifecycle issued it for."""
     accesses = GroupedAccessLog(
         runtime.transaction,
         subject_secret(settings),
@@ -62,6 +66,7 @@ def api_channel(settings: ExchangeSettings, runtime: Runtime, uow: mongo.MongoUn
         data=uow,
         log=accesses,
         clock=SystemClock(),
+        days=sharing.clock,
     )
 
 
@@ -104,7 +109,7 @@ def build(settings: ExchangeSettings) -> tuple[FastAPI, Runtime]:
             *sharing_routes.ROUTERS,
         ],
     )
-    app.state.api_channel = api_channel(settings, runtime, uow)
+    app.state.api_channel = api_channel(settings, runtime, uow, sharing)
     app.state.sharing = sharing
     app.state.departments = departments
     return app, runtime

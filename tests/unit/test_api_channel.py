@@ -289,6 +289,30 @@ async def test_a_grant_that_ended_or_does_not_fit_opens_nothing(grant: Grant, re
     assert [a.result for a in fakes.accesses] == [AccessResult.REFUSED] * 2
 
 
+@dataclass(frozen=True)
+class LifecycleDay:
+    day: date
+
+    def today(self) -> date:
+        return self.day
+
+
+async def test_a_grants_period_is_counted_by_the_lifecycles_day_not_the_channels_own() -> None:
+    """A drill's fixed date (EXCHANGE_SHARING_TODAY) holds for the channel as for the lifecycle that issued
+    the grant: open on exactly the days the lifecycle issued it for."""
+    fakes = Fakes(grants={"g-1": replace(GRANT, valid_from=date(2027, 3, 1), valid_to=date(2027, 3, 31))})
+    shim = Shim(fakes)
+
+    def channel(day: date) -> ApiChannel:
+        return ApiChannel(fakes, shim, fakes, shim, FixedClock(), LifecycleDay(day))  # type: ignore[arg-type]
+
+    assert (await channel(date(2027, 3, 15)).record(call(), HERE))["fields"]["企业名称"] == "吉安甲公司"
+    with pytest.raises(AccessDenied, match="valid from 2027-03-01"):
+        await channel(date(2027, 2, 28)).record(call(), HERE)
+    with pytest.raises(AccessDenied, match="expired on 2027-03-31"):
+        await channel(date(2027, 4, 1)).record(call(), HERE)
+
+
 async def test_a_resource_without_review_or_not_shared_by_api_opens_nothing() -> None:
     for schema, reason in [
         (replace(SCHEMA, confidentiality_reviewed_on=None), "confidentiality review"),
