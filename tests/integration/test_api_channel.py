@@ -94,8 +94,8 @@ async def test_a_consumer_reads_exactly_what_its_grant_opens_and_every_call_is_r
     async with httpx.AsyncClient(base_url=exchange.url, headers=provider) as client:
         assert await until(lambda: _held(client, f"/resources/{code}/records/{THERE}"))
 
-    # Grants are seeded straight into the exchange's database in the one stored layout (grant_docs): the
-    # sharing lifecycle that issues them is built alongside; end-to-end tests will then go through it.
+    # Grants are seeded straight into the exchange's database in the one stored layout (grant_docs), to reach
+    # every refusal cheaply; test_sharing_flow.py goes through the sharing lifecycle that issues them.
     mongo = connect(settings_for(infra))
     grants = mongo[exchange.env["EXCHANGE_MONGO_DATABASE"]][GRANTS]
     await grants.insert_many(
