@@ -122,7 +122,7 @@ async def share(
 行政审批局 applied for {code}; 市场监督管理局's data administrator approved it narrowed ({REASONS}).
   grant      {grant["grant_id"]}  (items: {", ".join(grant["items"])}; regions: {scope}; to {grant["valid_to"]})
   purpose    {PURPOSE}
-  system     {system}  (its secret: grep '^{system}' {credentials} | cut -f2)
+  system     {system}  (its client secret is in {credentials})
 Query it as the bureau's consumer system:
   SYSTEM_TOKEN=$(curl -s {directory}/token -d grant_type=client_credentials -d client_id={system} \\
       -d client_secret="$(grep '^{system}' {credentials} | cut -f2)" \\
