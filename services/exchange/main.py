@@ -20,7 +20,13 @@ from services.exchange.sharing import handlers as sharing_handlers
 from services.exchange.sharing.access import ApiChannel
 from services.exchange.sharing.adapters import mongo as sharing_mongo
 from services.exchange.sharing.adapters import routes as sharing_routes
-from services.exchange.sharing.adapters.accesses import GroupedAccessLog, MongoGrants, RecentResources, SystemClock
+from services.exchange.sharing.adapters.accesses import (
+    GroupedAccessLog,
+    MongoGrants,
+    RecentResources,
+    SystemClock,
+    publish_accesses,
+)
 from services.exchange.sharing.adapters.catalog_events import catalog_handlers
 from services.exchange.sharing.adapters.clock import CityClock, FixedClock
 from services.exchange.sharing.adapters.directory_events import directory_handlers
@@ -53,7 +59,7 @@ def api_channel(
     """The API channel; it counts grants' periods by the sharing lifecycle's clock (EXCHANGE_SHARING_TODAY
     included), so a grant is open on exactly the days the lifecycle issued it for."""
     accesses = GroupedAccessLog(
-        runtime.transaction,
+        partial(publish_accesses, runtime.publisher, settings.access_record_timeout_seconds),
         subject_secret(settings),
         linger=settings.access_flush_ms / 1000,
         most=settings.access_flush_events,

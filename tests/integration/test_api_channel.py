@@ -195,7 +195,7 @@ async def test_a_consumer_reads_exactly_what_its_grant_opens_and_every_call_is_r
     await mongo.close()
 
     # the access trail: every call above, served or refused, without a subject key in clear
-    accesses = await read_topic(  # all there are after a few seconds (the outbox relay polls every 0.1 s)
+    accesses = await read_topic(  # all there are after a few seconds
         infra.bootstrap, "exchange.data-accesses", 10**6, timeout=5, where=lambda r: code.encode() in (r.value or b"")
     )
     codec = EventCodec.from_folder()

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 
@@ -350,22 +349,15 @@ def test_each_resource_has_an_openapi_description_with_its_items_as_typed_fields
 
 
 @dataclass
-class FakeOutbox:
-    transactions: list[list[Event]] = field(default_factory=list)
+class FakeBroker:
+    transactions: list[list[Event]] = field(default_factory=list)  # each group sent
     fails: bool = False
 
-    @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[FakeOutbox]:
-        self.current: list[Event] = []
-        await asyncio.sleep(0.01)  # a commit takes a while: requests arriving meanwhile form the next group
+    async def send(self, events: list[Event]) -> None:
+        await asyncio.sleep(0.01)  # an acknowledgement takes a while: requests arriving meanwhile form the next group
         if self.fails:
-            raise ConnectionError("database away")
-        yield self
-        self.transactions.append(self.current)
-
-    def emit(self, topic: str, event: Event) -> None:
-        assert topic == "exchange.data-accesses"
-        self.current.append(event)
+            raise ConnectionError("broker away")
+        self.transactions.append(events)
 
 
 def served(n: int) -> DataAccess:
@@ -375,8 +367,8 @@ def served(n: int) -> DataAccess:
 
 
 async def test_accesses_are_written_in_groups_and_each_request_waits_for_its_own() -> None:
-    outbox = FakeOutbox()
-    log = GroupedAccessLog(outbox.transaction, b"k" * 32, linger=0.002, most=50, timeout=2)
+    outbox = FakeBroker()
+    log = GroupedAccessLog(outbox.send, b"k" * 32, linger=0.002, most=50, timeout=2)
     writer = asyncio.create_task(log.run())
     try:
         await asyncio.gather(*(log.record(served(i)) for i in range(120)))
