@@ -1,6 +1,7 @@
 """`make demo`, second half: the market regulator (市场监督管理局) publishes its enterprise register in the
-catalog and its adapter syncs the register's SQLite table into the center. Run again, it simulates a
-business day at the register and sends only what changed.
+catalog and its adapter syncs the register's SQLite table into the center; the administrative approval
+bureau (行政审批局) is granted part of it and its consumer system queries it (examples.market_register.sharing).
+Run again, it simulates a business day at the register and sends only what changed.
 
 Needs the platform running (`make up`) and the demo directory loaded (`python -m services.directory.cli
 demo`, which writes the logins to .var/demo-credentials.tsv and the adapter's signing key, registered with the
@@ -20,7 +21,7 @@ import httpx
 from datashare_adapter import Adapter, PlatformConfig, Snapshot, sync
 from datashare_adapter.sources import read_sql
 
-from examples.market_register import register
+from examples.market_register import register, sharing
 
 # Where the demo keeps its register, the adapter's snapshot and reads the logins (tests give their own).
 VAR = Path(os.environ.get("DEMO_STATE_DIR") or Path(__file__).resolve().parents[2] / ".var")
@@ -143,6 +144,9 @@ async def main() -> int:
     if summary.ignored_columns:
         print(f"not sent (no data item of the entry): {', '.join(summary.ignored_columns)}")
     print(summary.line())
+    urls = {"directory": config.directory_url, "exchange": config.exchange_url}
+    async with httpx.AsyncClient(timeout=30) as client:
+        await sharing.share(client, urls, people, sign_in, code, source, VAR / "demo-credentials.tsv")
     return 0
 
 

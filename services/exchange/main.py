@@ -20,7 +20,13 @@ from services.exchange.sharing import handlers as sharing_handlers
 from services.exchange.sharing.access import ApiChannel
 from services.exchange.sharing.adapters import mongo as sharing_mongo
 from services.exchange.sharing.adapters import routes as sharing_routes
-from services.exchange.sharing.adapters.accesses import GroupedAccessLog, MongoGrants, RecentResources, SystemClock
+from services.exchange.sharing.adapters.accesses import (
+    GroupedAccessLog,
+    MongoGrants,
+    RecentResources,
+    SystemClock,
+    publish_accesses,
+)
 from services.exchange.sharing.adapters.catalog_events import catalog_handlers
 from services.exchange.sharing.adapters.clock import CityClock, FixedClock
 from services.exchange.sharing.adapters.directory_events import directory_handlers
@@ -47,9 +53,13 @@ def subject_secret(settings: ExchangeSettings) -> bytes:
     return DEV_SUBJECT_SECRET_FILE.read_text().strip().encode()
 
 
-def api_channel(settings: ExchangeSettings, runtime: Runtime, uow: mongo.MongoUnitOfWork) -> ApiChannel:
+def api_channel(
+    settings: ExchangeSettings, runtime: Runtime, uow: mongo.MongoUnitOfWork, sharing: Sharing
+) -> ApiChannel:
+    """The API channel; it counts grants' periods by the sharing lifecycle's clock (EXCHANGE_SHARING_TODAY
+    included), so a grant is open on exactly the days the lifecycle issued it for."""
     accesses = GroupedAccessLog(
-        runtime.transaction,
+        partial(publish_accesses, runtime.publisher, settings.access_record_timeout_seconds),
         subject_secret(settings),
         linger=settings.access_flush_ms / 1000,
         most=settings.access_flush_events,
@@ -62,6 +72,7 @@ def api_channel(settings: ExchangeSettings, runtime: Runtime, uow: mongo.MongoUn
         data=uow,
         log=accesses,
         clock=SystemClock(),
+        days=sharing.clock,
     )
 
 
@@ -104,7 +115,7 @@ def build(settings: ExchangeSettings) -> tuple[FastAPI, Runtime]:
             *sharing_routes.ROUTERS,
         ],
     )
-    app.state.api_channel = api_channel(settings, runtime, uow)
+    app.state.api_channel = api_channel(settings, runtime, uow, sharing)
     app.state.sharing = sharing
     app.state.departments = departments
     return app, runtime

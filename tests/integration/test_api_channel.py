@@ -94,8 +94,8 @@ async def test_a_consumer_reads_exactly_what_its_grant_opens_and_every_call_is_r
     async with httpx.AsyncClient(base_url=exchange.url, headers=provider) as client:
         assert await until(lambda: _held(client, f"/resources/{code}/records/{THERE}"))
 
-    # Grants are seeded straight into the exchange's database in the one stored layout (grant_docs): the
-    # sharing lifecycle that issues them is built alongside; end-to-end tests will then go through it.
+    # Grants are seeded straight into the exchange's database in the one stored layout (grant_docs), to reach
+    # every refusal cheaply; test_sharing_flow.py goes through the sharing lifecycle that issues them.
     mongo = connect(settings_for(infra))
     grants = mongo[exchange.env["EXCHANGE_MONGO_DATABASE"]][GRANTS]
     await grants.insert_many(
@@ -195,7 +195,7 @@ async def test_a_consumer_reads_exactly_what_its_grant_opens_and_every_call_is_r
     await mongo.close()
 
     # the access trail: every call above, served or refused, without a subject key in clear
-    accesses = await read_topic(  # all there are after a few seconds (the outbox relay polls every 0.1 s)
+    accesses = await read_topic(  # all there are after a few seconds
         infra.bootstrap, "exchange.data-accesses", 10**6, timeout=5, where=lambda r: code.encode() in (r.value or b"")
     )
     codec = EventCodec.from_folder()

@@ -6,18 +6,22 @@ import os
 import signal
 import time
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
+from urllib.parse import quote
 
 import httpx
+from pymongo import AsyncMongoClient
 
 from common.codec import EventCodec
 from common.events import Event
 from common.identifiers import citizen_id_check_character
 from common.kafka import KafkaPublisher
-from common.policy import Role
+from common.policy import MachineKind, Role
 from common.topics import load_topics
 from devstack.processes import start, stop, wait_port
 from devstack.samples import catalog_published
+from services.exchange.sharing.adapters.grant_docs import GRANTS, grant_doc
+from services.exchange.sharing.grants import Channel, Grant, RowScope
 from tests.adapter_keys import register_adapter_key, signed
 from tests.integration.conftest import ServiceProcess, read_topic, settings_for
 from tests.tokens import bearer
@@ -60,7 +64,9 @@ async def test_broker_outage(own_infra, services, tmp_path) -> None:
     # The consumers work again: the catalog's entry and then a change published now are stored.
     await publisher.start()
     items = [{"name": "公民身份号码", "type": "string", "length": 18}, {"name": "name", "type": "string"}]
-    await publisher.publish("catalog.published", catalog_published("101001/000001", "P1", items))
+    entry = catalog_published("101001/000001", "P1", items)
+    entry.payload["confidentiality_reviewed_on"] = date.today()  # so that the API channel may serve it
+    await publisher.publish("catalog.published", entry)
     await register_adapter_key(own_infra, "p1-adapter", "P1")
     admin = bearer("P1", Role.DATA_ADMINISTRATOR)
     await exchange.wait_status("/resources/101001/000001", 200, timeout=30, headers=admin)
@@ -82,6 +88,10 @@ async def test_broker_outage(own_infra, services, tmp_path) -> None:
     await publisher.stop()
     found = await exchange.wait_status(f"/resources/101001/000001/records/{subject}", 200, timeout=30, headers=admin)
     assert found["fields"] == {"公民身份号码": subject, "name": "张三"}
+    # A consumer system's grant (written where the lifecycle keeps grants): the API channel serves it.
+    await grant_to_consumer(own_infra, settings.mongo_database)
+    query = f"/services/101001/000001/records/{subject}"
+    assert (await exchange.wait_status(query, 200, timeout=30, headers=CONSUMER))["fields"]["name"] == "张三"
 
     stop([kafka])
     await exchange.wait_status("/readyz", 503, timeout=30)
@@ -95,7 +105,40 @@ async def test_broker_outage(own_infra, services, tmp_path) -> None:
         assert time.monotonic() - started < 20
     assert refused.status_code == 503, refused.text
     assert refused.headers["retry-after"] and refused.json()["dependency"] == "kafka"
+    # Nor does the API channel serve what it cannot record: its access event needs the broker.
+    async with httpx.AsyncClient(base_url=exchange.url, timeout=60) as client:
+        started = time.monotonic()
+        unrecorded = await client.get(query, headers=CONSUMER)
+        assert time.monotonic() - started < 10
+    assert unrecorded.status_code == 503 and "张三" not in unrecorded.text
     assert stop_within(exchange, 10) < 10
+
+
+CONSUMER = bearer("C1", subject="c1-system", machine=MachineKind.CONSUMER_SYSTEM) | {
+    "X-Grant-Id": "outage-grant",
+    "X-Purpose": quote("核验"),
+}
+
+
+async def grant_to_consumer(infra, database: str) -> None:
+    grant = Grant(
+        grant_id="outage-grant",
+        request_id=None,
+        resource_code="101001/000001",
+        provider_code="P1",
+        consumer_code="C1",
+        consumer_system="c1-system",
+        items=("公民身份号码", "name"),
+        scope=RowScope(),
+        purpose="核验",
+        channels=frozenset({Channel.API}),
+        valid_from=date.today() - timedelta(days=1),
+        valid_to=date.today() + timedelta(days=30),
+        entry_version=1,
+    )
+    mongo = AsyncMongoClient(infra.mongo_uri)
+    await mongo[database][GRANTS].insert_one(grant_doc(grant))
+    await mongo.close()
 
 
 async def test_database_outage(own_infra, services, tmp_path) -> None:

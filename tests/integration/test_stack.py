@@ -1,18 +1,23 @@
 """The platform as `make up` runs it — devstack's own process list with every default but the addresses —
-and `make demo` loaded into it: each event reaches its topic exactly once."""
+and `make demo` loaded into it: each event reaches its topic exactly once, and the query the demo prints
+for the approval bureau's consumer system is answered with only the granted items."""
 
 import asyncio
+import csv
 import os
+import re
 import subprocess
 import sys
 import time
 from collections import Counter
 
+import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from common.topics import load_topics
 from devstack.processes import ROOT, SERVICES, free_port, service_procs, start, start_infra, stop, wait_http_ready
+from examples.market_register.sharing import GRANTED
 
 
 @pytest.fixture
@@ -101,6 +106,7 @@ async def test_the_demo_on_make_ups_platform_publishes_each_event_once(stack, tm
         {**urls, "DEMO_STATE_DIR": str(tmp_path), "DATASHARE_KAFKA": infra.bootstrap, "DEMO_REGISTER_SIZE": "2000"},
     )
     assert "2,000 enterprises" in synced, synced
+    await printed_query_answers(synced, credentials)
 
     names = [spec.name for spec in load_topics().values()]
     ends = await settled_topics(infra.bootstrap, names, stored=2000)
@@ -110,3 +116,26 @@ async def test_the_demo_on_make_ups_platform_publishes_each_event_once(stack, tm
     for topic, counts in ids.items():
         repeated = {event_id: n for event_id, n in counts.items() if n > 1}
         assert not repeated, f"{topic}: {len(repeated)} events published more than once, e.g. {list(repeated)[:3]}"
+
+
+async def printed_query_answers(printed: str, credentials) -> None:
+    """What the demo prints a newcomer, done as printed: the consumer system's token, then the curl line."""
+    system = re.search(r"client_id=(\S+) ", printed)
+    call = re.search(r'-H "X-Grant-Id: (\w+)" \\\n\s+-H "X-Purpose: (\S+)" (http\S+)', printed)
+    assert system and call, printed
+    secrets = {row[0]: row[1] for row in csv.reader(credentials.read_text().splitlines(), delimiter="\t")}
+    token_url = re.search(r"curl -s (http\S+/token)", printed)
+    assert token_url, printed
+    async with httpx.AsyncClient(timeout=30) as client:
+        credentials_grant = {"client_id": system.group(1), "client_secret": secrets[system.group(1)]}
+        token = await client.post(token_url.group(1), data={"grant_type": "client_credentials"} | credentials_grant)
+        assert token.status_code == 200, token.text
+        headers = {
+            "Authorization": f"Bearer {token.json()['access_token']}",
+            "X-Grant-Id": call.group(1),
+            "X-Purpose": call.group(2),
+        }
+        answer = await client.get(call.group(3), headers=headers)
+    assert answer.status_code == 200, answer.text
+    fields = answer.json()["fields"]
+    assert list(fields) == GRANTED and fields["法定代表人"] == "***", fields  # sensitive, not unmasked

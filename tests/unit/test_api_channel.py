@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 
@@ -289,6 +288,30 @@ async def test_a_grant_that_ended_or_does_not_fit_opens_nothing(grant: Grant, re
     assert [a.result for a in fakes.accesses] == [AccessResult.REFUSED] * 2
 
 
+@dataclass(frozen=True)
+class LifecycleDay:
+    day: date
+
+    def today(self) -> date:
+        return self.day
+
+
+async def test_a_grants_period_is_counted_by_the_lifecycles_day_not_the_channels_own() -> None:
+    """A drill's fixed date (EXCHANGE_SHARING_TODAY) holds for the channel as for the lifecycle that issued
+    the grant: open on exactly the days the lifecycle issued it for."""
+    fakes = Fakes(grants={"g-1": replace(GRANT, valid_from=date(2027, 3, 1), valid_to=date(2027, 3, 31))})
+    shim = Shim(fakes)
+
+    def channel(day: date) -> ApiChannel:
+        return ApiChannel(fakes, shim, fakes, shim, FixedClock(), LifecycleDay(day))  # type: ignore[arg-type]
+
+    assert (await channel(date(2027, 3, 15)).record(call(), HERE))["fields"]["企业名称"] == "吉安甲公司"
+    with pytest.raises(AccessDenied, match="valid from 2027-03-01"):
+        await channel(date(2027, 2, 28)).record(call(), HERE)
+    with pytest.raises(AccessDenied, match="expired on 2027-03-31"):
+        await channel(date(2027, 4, 1)).record(call(), HERE)
+
+
 async def test_a_resource_without_review_or_not_shared_by_api_opens_nothing() -> None:
     for schema, reason in [
         (replace(SCHEMA, confidentiality_reviewed_on=None), "confidentiality review"),
@@ -326,22 +349,15 @@ def test_each_resource_has_an_openapi_description_with_its_items_as_typed_fields
 
 
 @dataclass
-class FakeOutbox:
-    transactions: list[list[Event]] = field(default_factory=list)
+class FakeBroker:
+    transactions: list[list[Event]] = field(default_factory=list)  # each group sent
     fails: bool = False
 
-    @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[FakeOutbox]:
-        self.current: list[Event] = []
-        await asyncio.sleep(0.01)  # a commit takes a while: requests arriving meanwhile form the next group
+    async def send(self, events: list[Event]) -> None:
+        await asyncio.sleep(0.01)  # an acknowledgement takes a while: requests arriving meanwhile form the next group
         if self.fails:
-            raise ConnectionError("database away")
-        yield self
-        self.transactions.append(self.current)
-
-    def emit(self, topic: str, event: Event) -> None:
-        assert topic == "exchange.data-accesses"
-        self.current.append(event)
+            raise ConnectionError("broker away")
+        self.transactions.append(events)
 
 
 def served(n: int) -> DataAccess:
@@ -351,8 +367,8 @@ def served(n: int) -> DataAccess:
 
 
 async def test_accesses_are_written_in_groups_and_each_request_waits_for_its_own() -> None:
-    outbox = FakeOutbox()
-    log = GroupedAccessLog(outbox.transaction, b"k" * 32, linger=0.002, most=50, timeout=2)
+    outbox = FakeBroker()
+    log = GroupedAccessLog(outbox.send, b"k" * 32, linger=0.002, most=50, timeout=2)
     writer = asyncio.create_task(log.run())
     try:
         await asyncio.gather(*(log.record(served(i)) for i in range(120)))

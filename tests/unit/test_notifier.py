@@ -211,6 +211,70 @@ async def test_the_consumer_hears_of_its_grant_and_of_its_revocation() -> None:
     assert ended.kind is NotificationKind.GRANT_REVOKED and "超出用途使用" in ended.body
 
 
+async def test_a_grant_that_ends_by_itself_tells_the_consumer_why() -> None:
+    uow = FakeUnitOfWork()
+    ended = {
+        "grant_id": "g1",
+        "request_id": "r1",
+        "resource_code": "101001/000001",
+        "provider_code": PROVIDER,
+        "consumer_code": CONSUMER,
+        "cause": "ENTRY_TIGHTENED",
+        "reason": "法定代表人 不再共享",
+        "ended_on": date(2026, 12, 20),
+    }
+    await deliver(uow, "GrantEnded", ended)
+    [note] = await uow.inbox_of(CONSUMER)
+    assert note.kind is NotificationKind.GRANT_ENDED and note.reference == "g1"
+    assert "收紧" in note.body and "法定代表人 不再共享" in note.body and "2026-12-20" in note.body
+    assert await uow.inbox_of(PROVIDER) == []
+
+
+async def test_a_passed_deadline_tells_whoever_owes_the_step_and_the_applicant() -> None:
+    uow = FakeUnitOfWork()
+    overdue = {
+        "request_id": "r1",
+        "resource_code": "101001/000001",
+        "provider_code": PROVIDER,
+        "consumer_code": CONSUMER,
+        "step": "PROVIDER_DECISION",
+        "responsible_code": PROVIDER,
+        "due_on": date(2026, 10, 20),
+        "detected_on": date(2026, 10, 21),
+    }
+    await deliver(uow, "ShareDecisionOverdue", overdue, event_id="o1")
+    for party in (PROVIDER, CONSUMER):
+        [note] = await uow.inbox_of(party)
+        assert (
+            note.kind is NotificationKind.DEADLINE_PASSED and "2026-10-20" in note.body and "提供部门答复" in note.title
+        )
+    assert await uow.inbox_of(IT_OFFICE) == []
+    await deliver(uow, "ShareDecisionOverdue", overdue | {"step": "IT_OFFICE_RULING", "responsible_code": "x"}, "o2")
+    [owed] = await uow.inbox_of(IT_OFFICE)
+    assert "协调裁定" in owed.title and len(await uow.inbox_of(PROVIDER)) == 1
+
+
+async def test_an_escalation_reaches_the_leadership_groups_office_and_the_other_party() -> None:
+    uow = FakeUnitOfWork()
+    escalated = {
+        "dispute_id": "d1",
+        "request_id": "r1",
+        "resource_code": "101001/000001",
+        "consumer_code": CONSUMER,
+        "provider_code": PROVIDER,
+        "escalated_by": "consumer-admin",
+        "escalated_by_department": CONSUMER,
+        "grounds": "协调裁定未考虑职责依据",
+        "escalated_on": date(2026, 11, 2),
+        "rule_by": date(2026, 11, 16),
+    }
+    await deliver(uow, "DisputeEscalated", escalated)
+    for party in (IT_OFFICE, PROVIDER):
+        [note] = await uow.inbox_of(party)
+        assert note.kind is NotificationKind.DISPUTE_ESCALATED and "2026-11-16" in note.body
+    assert await uow.inbox_of(CONSUMER) == []  # who escalated knows
+
+
 async def test_a_returned_entry_tells_the_provider_each_finding() -> None:
     uow = FakeUnitOfWork()
     payload = {

@@ -505,6 +505,12 @@ async def test_grants_end_when_a_new_version_is_stricter_and_only_then() -> None
     assert await handlers.entry_published(EntryPublished(register(version=3, confidentiality_reviewed_on=None)), s2)
     assert {store2.grants_[g].status for g in (removed.grant_id, strict.grant_id)} == {GrantStatus.ENDED}
 
+    s3, store3, _ = sharing()
+    by_api = await approved(s3)  # channels: API
+    assert await handlers.entry_published(EntryPublished(register(version=2, share_methods=("API",))), s3) == 0
+    assert await handlers.entry_published(EntryPublished(register(version=3, share_methods=("FILE_DOWNLOAD",))), s3)
+    assert "no longer shared by API" in (store3.grants_[by_api.grant_id].ended_reason or "")
+
 
 async def test_grants_end_when_the_entry_is_withdrawn_or_their_period_is_over() -> None:
     s, store, clock = sharing()

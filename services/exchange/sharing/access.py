@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from enum import StrEnum
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo
@@ -77,6 +77,12 @@ class DataAccess:
 
 class Clock(Protocol):
     def now(self) -> datetime: ...
+
+
+class Today(Protocol):
+    def today(self) -> date:
+        """The city's date, as the sharing lifecycle counts grants' periods (one clock for both halves)."""
+        ...
 
 
 class GrantBook(Protocol):
@@ -185,7 +191,8 @@ class ApiChannel:
     resources: SharedResources
     data: SharedData
     log: AccessLog
-    clock: Clock
+    clock: Clock  # when a call happened, for the access trail
+    days: Today | None = None  # the lifecycle's clock; None: the Beijing date of `clock`
 
     async def record(self, call: Call, subject_key: str) -> dict[str, Any]:
         opened = await self.open(call, Operation.RECORD, 1, (subject_key,))
@@ -285,7 +292,7 @@ class ApiChannel:
         grant = await self.grants.grant(call.grant_id)
         if grant is None or grant.resource_code != call.resource_code:
             return None, "no such grant for this resource"
-        today = self.clock.now().astimezone(CHINA).date()
+        today = self.days.today() if self.days is not None else self.clock.now().astimezone(CHINA).date()
         return grant, grant.refusal(call.principal, Channel.API, call.purpose, today)
 
     async def refuse(self, call: Call, operation: Operation, reason: str, subjects: int = 0) -> None:

@@ -211,6 +211,9 @@ def stricter_rule(
         return f"version {schema.version} of the entry is {schema.share_type}, stricter than {entry_share_type}"
     if schema.confidentiality_reviewed_on is None:
         return f"version {schema.version} of the entry carries no confidentiality review ({ART_20})"
+    dropped = sorted(c.value for c in grant.channels if c.value not in schema.share_methods)
+    if dropped:  # the channels check the entry in force too; the grant ends rather than stay open on paper
+        return f"version {schema.version} of the entry is no longer shared by {', '.join(dropped)}"
     names = {i.name for i in schema.items}
     for item in grant.items:
         if item not in names:

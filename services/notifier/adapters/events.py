@@ -14,7 +14,8 @@ from typing import Any, TypeVar, Union, get_args, get_origin, get_type_hints
 from common.errors import RejectedEvent
 from common.events import Event
 from services.notifier import handlers
-from services.notifier.domain.events import DisputeRuled, ShareDisputed
+from services.notifier.domain import notifications
+from services.notifier.domain.events import DisputeEscalated, DisputeRuled, ShareDecisionOverdue, ShareDisputed
 from services.notifier.domain.notifications import RULES
 from services.notifier.ports import UnitOfWork
 
@@ -34,6 +35,12 @@ def subscriptions(uow: UnitOfWork, it_office_code: str) -> dict[str, Callable[[E
     }
     by_class[ShareDisputed] = partial(handlers.dispute_raised, uow=uow, it_office_code=it_office_code)
     by_class[DisputeRuled] = partial(handlers.dispute_ruled, uow=uow)
+    # the IT office's code from the settings: it owes the rulings and keeps the leadership group's office
+    for cls, rule in (
+        (ShareDecisionOverdue, notifications.share_overdue),
+        (DisputeEscalated, notifications.dispute_escalated),
+    ):
+        by_class[cls] = partial(handlers.notify, uow=uow, rule=partial(rule, it_office_code=it_office_code))
     return {cls.__name__: _inbound(cls, handler) for cls, handler in by_class.items()}
 
 

@@ -102,6 +102,54 @@ class GrantRevoked:
     revoked_by: str
 
 
+class GrantEndCause(StrEnum):
+    PERIOD_ENDED = "PERIOD_ENDED"
+    ENTRY_WITHDRAWN = "ENTRY_WITHDRAWN"
+    ENTRY_TIGHTENED = "ENTRY_TIGHTENED"
+    SUPERSEDED = "SUPERSEDED"
+
+
+@dataclass(frozen=True)
+class GrantEnded:
+    grant_id: str
+    resource_code: str
+    provider_code: str
+    consumer_code: str
+    cause: GrantEndCause
+    reason: str
+    ended_on: date
+    request_id: str | None = None
+
+
+class OverdueStep(StrEnum):
+    PROVIDER_DECISION = "PROVIDER_DECISION"
+    IT_OFFICE_RULING = "IT_OFFICE_RULING"
+    LEADERSHIP_RULING = "LEADERSHIP_RULING"
+
+
+@dataclass(frozen=True)
+class ShareDecisionOverdue:
+    request_id: str
+    resource_code: str
+    provider_code: str
+    consumer_code: str
+    step: OverdueStep
+    due_on: date
+    detected_on: date
+
+
+@dataclass(frozen=True)
+class DisputeEscalated:
+    dispute_id: str
+    request_id: str
+    resource_code: str
+    consumer_code: str
+    provider_code: str
+    escalated_by_department: str
+    grounds: str
+    rule_by: date
+
+
 @dataclass(frozen=True)
 class ReviewFinding:
     field: str

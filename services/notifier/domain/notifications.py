@@ -14,12 +14,16 @@ from services.notifier.domain.events import (
     CatalogEntryReturned,
     Decision,
     Dispute,
+    DisputeEscalated,
     DisputeRuled,
+    GrantEnded,
     GrantIssued,
     GrantRevoked,
+    OverdueStep,
     RulingLevel,
     RulingOutcome,
     ShareDecided,
+    ShareDecisionOverdue,
     ShareDisputed,
     ShareRefused,
     ShareRequested,
@@ -39,6 +43,8 @@ class NotificationKind(StrEnum):
     DISPUTE_RULED = "DISPUTE_RULED"
     GRANT_ISSUED = "GRANT_ISSUED"
     GRANT_REVOKED = "GRANT_REVOKED"
+    GRANT_ENDED = "GRANT_ENDED"
+    DISPUTE_ESCALATED = "DISPUTE_ESCALATED"
 
 
 @dataclass
@@ -158,6 +164,60 @@ def grant_revoked(event_id: str, e: GrantRevoked) -> list[Notification]:
     return [_to(e.consumer_code, event_id, NotificationKind.GRANT_REVOKED, title, body, about=e.grant_id)]
 
 
+GRANT_END_CAUSES = {
+    "PERIOD_ENDED": "授权期限届满",
+    "ENTRY_WITHDRAWN": "目录条目已撤销",
+    "ENTRY_TIGHTENED": "目录新版本收紧了共享条件",
+    "SUPERSEDED": "已由新的授权取代",
+}
+
+
+def grant_ended(event_id: str, e: GrantEnded) -> list[Notification]:
+    """A grant never outlives the rule it came from: the consumer hears that it ended, and why."""
+    title = f"共享授权已终止：{e.resource_code}"
+    body = (
+        f"授权 {e.grant_id}（资源 {e.resource_code}）于 {_day(e.ended_on)} 终止："
+        f"{GRANT_END_CAUSES[e.cause.value]}。{e.reason}".rstrip("。")
+        + "。"
+    )
+    return [_to(e.consumer_code, event_id, NotificationKind.GRANT_ENDED, title, body, about=e.grant_id)]
+
+
+STEPS = {
+    OverdueStep.PROVIDER_DECISION: "提供部门答复",
+    OverdueStep.IT_OFFICE_RULING: "市信息化工作办公室协调裁定",
+    OverdueStep.LEADERSHIP_RULING: "市政务数据共享工作领导小组裁定",
+}
+
+
+def share_overdue(event_id: str, e: ShareDecisionOverdue, it_office_code: str) -> list[Notification]:
+    """A step of a request passed its working-day deadline: whoever owes it hears, and so does the applicant.
+    The rulings are owed by the IT office (and, for the leadership group, prepared by it)."""
+    title = f"共享申请已逾期：{e.request_id}（{STEPS[e.step]}）"
+    body = f"申请 {e.request_id}（资源 {e.resource_code}）的{STEPS[e.step]}应于 {_day(e.due_on)} 前完成，现已逾期。"
+    owes = e.provider_code if e.step is OverdueStep.PROVIDER_DECISION else it_office_code
+    kind = NotificationKind.DEADLINE_PASSED
+    return [
+        _to(party, event_id, kind, title, body, about=e.request_id) for party in dict.fromkeys((owes, e.consumer_code))
+    ]
+
+
+def dispute_escalated(event_id: str, e: DisputeEscalated, it_office_code: str) -> list[Notification]:
+    """Escalated to the leadership group, whose office the IT office keeps; the other party hears too."""
+    title = f"共享争议已提请领导小组裁定：申请 {e.request_id}"
+    body = (
+        f"{e.escalated_by_department} 对申请 {e.request_id} 争议（{e.dispute_id}）的协调裁定不服，"
+        f"提请市政务数据共享工作领导小组裁定，应于 {_day(e.rule_by)} 前裁定。理由：{e.grounds}"
+    )
+    parties = (it_office_code, e.consumer_code, e.provider_code)
+    kind = NotificationKind.DISPUTE_ESCALATED
+    return [
+        _to(party, event_id, kind, title, body, about=e.request_id)
+        for party in dict.fromkeys(parties)
+        if party != e.escalated_by_department
+    ]
+
+
 def entry_returned(event_id: str, e: CatalogEntryReturned) -> list[Notification]:
     findings = "；".join(f"{f.field}：{f.finding}" for f in e.findings)
     title = f"目录条目被退回：{e.resource_code}（第 {e.version} 版）"
@@ -181,6 +241,7 @@ RULES: dict[type, Rule] = {
     ShareDecided: share_decided,
     GrantIssued: grant_issued,
     GrantRevoked: grant_revoked,
+    GrantEnded: grant_ended,
     CatalogEntryReturned: entry_returned,
 }
 

@@ -83,7 +83,11 @@ class SubscriptionIn(BaseModel):
     items: Items = Field(default=[], description="empty: every unconditional item of the entry")
     purpose: Annotated[Text, Field(min_length=1)]
     channels: Channels
-    consumer_system: Code | None = Field(default=None, description="the consumer system that will call")
+    consumer_system: Code | None = Field(
+        default=None,
+        description="the client_id of the consumer system that will call (the `sub` of its tokens); "
+        "none: any of the department's systems and people",
+    )
     valid_from: date | None = Field(default=None, description="default today")
     valid_to: date
 
@@ -95,7 +99,11 @@ class RequestIn(BaseModel):
     subjects: Subjects = []
     purpose: Annotated[Text, Field(min_length=1)]
     channels: Channels
-    consumer_system: Code | None = None
+    consumer_system: Code | None = Field(
+        default=None,
+        description="the client_id of the consumer system that will call (the `sub` of its tokens); "
+        "none: any of the department's systems and people",
+    )
     valid_from: date | None = Field(default=None, description="default today")
     valid_to: date
 
