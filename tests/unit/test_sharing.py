@@ -699,6 +699,17 @@ def test_the_catalogs_announcements_arrive_as_typed_events() -> None:
     assert entry_withdrawn(withdrawn) == EntryWithdrawn(REGISTER, 3)
 
 
+def test_an_entry_that_names_no_share_method_is_shared_by_no_channel() -> None:
+    from devstack.samples import catalog_published
+    from services.exchange.sharing.adapters.catalog_events import entry_published
+
+    payload = catalog_published(REGISTER, MARKET, [{"name": "企业名称", "type": "string"}], version=3).payload
+    assert entry_published(payload).schema.share_methods == ("API",)
+    for missing in ({k: v for k, v in payload.items() if k != "share_methods"}, payload | {"share_methods": None}):
+        assert entry_published(missing).schema.share_methods == ()
+    assert ResourceSchema(REGISTER, MARKET, "企业登记基本信息", (), None).share_methods == ()
+
+
 async def test_each_dispute_step_has_its_own_deadline_announced_once_when_passed() -> None:
     s, store, clock = sharing()
     request = await filed(s)
