@@ -19,6 +19,7 @@ from common.calendar_source import build_calendar
 from common.codec import EventCodec
 from common.errors import Conflict, Invalid, RejectedEvent
 from common.events import Event, Signature
+from common.identifiers import CREDIT_CODE
 from common.keys import KeySource
 from common.policy import AccessDenied, Principal, Role
 from common.settings import ServiceSettings
@@ -366,6 +367,23 @@ async def test_a_decision_never_widens_and_always_gives_reasons() -> None:
     with pytest.raises(Invalid, match="reasons"):
         await handlers.decide(Decide(request.request_id, False, " "), admin(MARKET), s)
     assert store.of("ShareDecided") == []
+
+
+async def test_a_decision_naming_subjects_keeps_the_regions_applied_for() -> None:
+    s, store, _ = sharing()
+    other_province = "91110000MA01XXXX0Q"
+    for decide_ruling in (False, True):
+        request = await filed(s)
+        named = Narrowing(regions=(), subjects=(ENTERPRISE, other_province))
+        if decide_ruling:
+            await handlers.decide(Decide(request.request_id, False, "不同意"), admin(MARKET), s)
+            await handlers.raise_dispute(RaiseDispute(request.request_id, "审批必需"), admin(APPROVAL), s)
+            done = await handlers.rule_on_dispute(RuleOnDispute(request.request_id, True, "限列明主体", named), IT, s)
+        else:
+            done = await handlers.decide(Decide(request.request_id, True, "限列明主体", named), admin(MARKET), s)
+        scope = store.grants_[done.grant_id or ""].scope
+        assert scope.regions == ("3608",) and scope.subjects == {ENTERPRISE, other_province}
+        assert scope.covers(ENTERPRISE, CREDIT_CODE) and not scope.covers(other_province, CREDIT_CODE)
 
 
 async def test_only_the_providers_data_administrator_decides() -> None:

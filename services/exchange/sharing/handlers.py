@@ -383,7 +383,8 @@ def _narrowed(schema: ResourceSchema, asked: Terms, narrowing: Narrowing) -> Ter
         raise Invalid("items", f"{', '.join(unknown)} were not applied for: a decision only narrows")
     if not items:
         raise Invalid("items", "an approval grants at least one data item; deny instead")
-    regions = narrowing.regions if narrowing.regions is not None else asked.scope.regions
+    # the grant keeps only its own scope: dropping the applied-for regions would open subjects outside them
+    regions = narrowing.regions or asked.scope.regions
     subjects = narrowing.subjects if narrowing.subjects is not None else tuple(asked.scope.subjects)
     scope = _scope(schema, regions, subjects)
     if not scope.within(asked.scope):
