@@ -10,6 +10,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from itertools import count
 from typing import Any
+from unittest.mock import ANY
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -477,6 +478,37 @@ async def test_a_narrowing_may_be_disputed_an_approval_as_asked_not() -> None:
     ruled = await handlers.rule_on_dispute(RuleOnDispute(narrowed.request_id, True, "全市所需"), IT, s)
     assert decided.grant_id is not None and store.grants_[decided.grant_id].status is GrantStatus.ENDED
     assert ruled.grant_id is not None and store.grants_[ruled.grant_id].scope.regions == ("3608",)
+
+
+async def test_a_revoked_grant_stays_revoked_when_the_decision_is_upheld() -> None:
+    s, store, _ = sharing()
+    request = await filed(s)
+    narrowed = Narrowing(regions=("360821",))
+    decided = await handlers.decide(Decide(request.request_id, True, "限本县", narrowed), admin(MARKET), s)
+    await handlers.raise_dispute(RaiseDispute(request.request_id, "全市审批"), admin(APPROVAL), s)
+    await handlers.revoke_grant(RevokeGrant(decided.grant_id or "", "超范围使用"), admin(MARKET), s)
+    ruled = await handlers.rule_on_dispute(RuleOnDispute(request.request_id, False, "维持原决定"), IT, s)
+    assert ruled.grant_id == decided.grant_id and store.of("GrantIssued") == [("GrantIssued", decided.grant_id, ANY)]
+    assert store.grants_[decided.grant_id or ""].status is GrantStatus.REVOKED
+
+    await handlers.escalate(Escalate(request.request_id, "不服"), admin(APPROVAL), s)
+    final = await handlers.final_ruling(RuleOnDispute(request.request_id, True, "全市所需"), LEADER, s)
+    assert final.grant_id != decided.grant_id and len(store.of("GrantIssued")) == 2  # overturned: granted anew
+    assert store.grants_[final.grant_id or ""].scope.regions == ("3608",)
+
+
+async def test_a_ruling_issues_no_grant_whose_period_is_over() -> None:
+    s, store, clock = sharing()
+    request = await filed(s, valid_to=date(2026, 12, 31))
+    narrowed = Narrowing(regions=("360821",))
+    decided = await handlers.decide(Decide(request.request_id, True, "限本县", narrowed), admin(MARKET), s)
+    await handlers.raise_dispute(RaiseDispute(request.request_id, "全市审批"), admin(APPROVAL), s)
+    await handlers.rule_on_dispute(RuleOnDispute(request.request_id, True, "全市所需"), IT, s)
+    await handlers.escalate(Escalate(request.request_id, "不服"), admin(MARKET), s)
+    clock.day = date(2027, 1, 4)
+    await handlers.final_ruling(RuleOnDispute(request.request_id, False, "维持原决定"), LEADER, s)
+    assert len(store.of("GrantIssued")) == 2 and decided.grant_id is not None
+    assert all(g.status is not GrantStatus.ACTIVE for g in store.grants_.values())
 
 
 # -- grants ------------------------------------------------------------------------------------------------

@@ -49,6 +49,7 @@ from services.exchange.sharing.requests import (
     ended,
     grant_from,
     granted_terms,
+    overturned,
     refusal,
     revoked,
     rule_kept,
@@ -430,16 +431,18 @@ def _announce_overdue(tx: SharingTransaction, request: ShareRequest, today: date
 async def _settle(
     tx: SharingTransaction, request: ShareRequest, sharing: Sharing, today: date, by: str
 ) -> ShareRequest:
-    """Make the request's grant what its decision and rulings grant now: issue one, keep it, or end it."""
+    """Make the request's grant what its decision and rulings grant now: issue one, keep it, or end it. A
+    grant revoked or ended stays so: only a ruling that overturns the decision issues one again."""
     terms = granted_terms(request)
-    current = await tx.grant(request.grant_id) if request.grant_id else None
-    if current is not None and current.status is not GrantStatus.ACTIVE:
-        current = None
+    last = await tx.grant(request.grant_id) if request.grant_id else None
+    current = last if last is not None and last.status is GrantStatus.ACTIVE else None
     if current is not None and terms is not None and _same(current, terms):
         return request
     if current is not None:
         await _end(tx, current, f"superseded by {by}", "SUPERSEDED", today)
-    if terms is None:
+    if terms is None or terms.valid_to < today:
+        return request
+    if last is not None and current is None and not overturned(request):
         return request
     schema = await _schema(tx, request.resource_code)
     if reason := refusal(schema, terms.items):

@@ -285,6 +285,13 @@ def granted_terms(request: ShareRequest) -> Terms | None:
     return d.terms if d is not None and d.approved else None
 
 
+def overturned(request: ShareRequest) -> bool:
+    """Whether the last ruling on the request overturned the provider's decision."""
+    dispute = request.dispute
+    last = None if dispute is None else dispute.final_ruling or dispute.ruling
+    return last is not None and last.overturned
+
+
 def awaiting_overdue(request: ShareRequest, today: date) -> tuple[Step, date] | None:
     """The awaited step whose deadline passed and was not yet announced."""
     awaiting = request.awaiting
