@@ -332,7 +332,7 @@ async def test_bad_applications_are_refused_naming_the_field() -> None:
 
 async def test_an_approval_may_narrow_and_issues_a_grant_of_exactly_that() -> None:
     s, store, _ = sharing()
-    request = await filed(s)
+    request = await filed(s, unmasked=("法定代表人", "联系电话"))
     narrowing = Narrowing(
         items=("统一社会信用代码", "企业名称", "法定代表人"),
         regions=("360821",),
@@ -368,6 +368,37 @@ async def test_a_decision_never_widens_and_always_gives_reasons() -> None:
     with pytest.raises(Invalid, match="reasons"):
         await handlers.decide(Decide(request.request_id, False, " "), admin(MARKET), s)
     assert store.of("ShareDecided") == []
+
+
+async def test_only_sensitive_items_applied_for_in_clear_are_granted_in_clear() -> None:
+    s, store, _ = sharing()
+    with pytest.raises(Invalid) as error:
+        await filed(s, unmasked=("企业名称",))  # not sensitive
+    assert error.value.field == "unmasked"
+    with pytest.raises(Invalid, match="unmasked"):
+        await filed(s, items=("统一社会信用代码", "法定代表人"), unmasked=("联系电话",))  # not applied for
+    masked = await filed(s)
+    in_clear = await filed(s, unmasked=("法定代表人",))
+    assert masked.asked.unmasked == frozenset() and in_clear.asked.unmasked == {"法定代表人"}
+    form = await queries.get_application_form(in_clear.request_id, admin(MARKET), store, KnownNames())
+    assert form.unmasked == ("法定代表人",)
+
+    for request in (masked, in_clear):
+        with pytest.raises(Invalid) as error:
+            await handlers.decide(
+                Decide(request.request_id, True, "可以", Narrowing(unmasked=("联系电话",))), admin(MARKET), s
+            )
+        assert error.value.field == "unmasked"
+    await handlers.decide(Decide(masked.request_id, False, "涉及个人信息"), admin(MARKET), s)
+    await handlers.raise_dispute(RaiseDispute(masked.request_id, "审批必需"), admin(APPROVAL), s)
+    with pytest.raises(Invalid, match="in clear"):
+        await handlers.rule_on_dispute(
+            RuleOnDispute(masked.request_id, True, "应共享", Narrowing(unmasked=("法定代表人",))), IT, s
+        )
+    decided = await handlers.decide(
+        Decide(in_clear.request_id, True, "可以", Narrowing(unmasked=("法定代表人",))), admin(MARKET), s
+    )
+    assert store.grants_[decided.grant_id or ""].unmasked == {"法定代表人"}
 
 
 async def test_a_decision_naming_subjects_keeps_the_regions_applied_for() -> None:

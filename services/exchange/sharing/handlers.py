@@ -134,6 +134,7 @@ async def file_request(command: FileRequest, principal: Principal, sharing: Shar
         _check_terms(schema, command.items, command.channels, valid_from, command.valid_to, today)
         if all(schema.item_share_type(i) == "UNCONDITIONAL" for i in command.items):
             raise Invalid("items", "these items are shared unconditionally: subscribe (POST /subscriptions)")
+        _check_unmasked(schema, command.items, command.unmasked)
         scope = _scope(schema, command.regions, command.subjects)
         purpose = _required("purpose", command.purpose)
         decide_by = sharing.calendar.add_working_days(today, sharing.deadlines.decision)
@@ -394,10 +395,16 @@ def _narrowed(schema: ResourceSchema, asked: Terms, narrowing: Narrowing) -> Ter
     valid_to = narrowing.valid_to or asked.valid_to
     if not asked.valid_from <= valid_from <= valid_to <= asked.valid_to:
         raise Invalid("valid_to", "the period must lie within the one applied for")
-    sensitive = {i.name for i in schema.items if i.sensitive}
-    if wrong := [i for i in narrowing.unmasked if i not in items or i not in sensitive]:
-        raise Invalid("unmasked", f"{', '.join(wrong)}: only granted items the entry marks sensitive are unmasked")
+    _check_unmasked(schema, items, narrowing.unmasked)
+    if wrong := [i for i in narrowing.unmasked if i not in asked.unmasked]:
+        raise Invalid("unmasked", f"{', '.join(wrong)} were not applied for in clear: a decision only narrows")
     return Terms(tuple(items), scope, valid_from, valid_to, frozenset(narrowing.unmasked))
+
+
+def _check_unmasked(schema: ResourceSchema, items: tuple[str, ...], unmasked: tuple[str, ...]) -> None:
+    sensitive = {i.name for i in schema.items if i.sensitive}
+    if wrong := [i for i in unmasked if i not in items or i not in sensitive]:
+        raise Invalid("unmasked", f"{', '.join(wrong)}: only items named that the entry marks sensitive are unmasked")
 
 
 async def _granting(tx: SharingTransaction, request: ShareRequest, narrowing: Narrowing) -> Terms:
