@@ -418,6 +418,38 @@ async def test_a_decision_naming_subjects_keeps_the_regions_applied_for() -> Non
         assert scope.covers(ENTERPRISE, CREDIT_CODE) and not scope.covers(other_province, CREDIT_CODE)
 
 
+async def test_a_decision_or_ruling_checks_the_entry_in_force_and_the_day() -> None:
+    s, store, clock = sharing()
+    by_file = await filed(s, channels=frozenset({Channel.FILE_DOWNLOAD}))
+    short = await filed(s, valid_to=date(2026, 12, 31))
+    store.schemas[REGISTER] = register(version=2, share_methods=("API",))
+    with pytest.raises(Invalid, match="not shared by FILE_DOWNLOAD") as error:
+        await handlers.decide(Decide(by_file.request_id, True, "同意"), admin(MARKET), s)
+    assert error.value.field == "channels"
+    clock.day = date(2027, 1, 4)
+    with pytest.raises(Invalid) as error:
+        await handlers.decide(Decide(short.request_id, True, "同意"), admin(MARKET), s)
+    assert error.value.field == "valid_to"
+    await handlers.decide(Decide(short.request_id, False, "期限已过"), admin(MARKET), s)
+    await handlers.raise_dispute(RaiseDispute(short.request_id, "审批必需"), admin(APPROVAL), s)
+    with pytest.raises(Invalid) as error:
+        await handlers.rule_on_dispute(RuleOnDispute(short.request_id, True, "应共享"), IT, s)
+    assert error.value.field == "valid_to" and store.of("GrantIssued") == []
+
+
+async def test_a_resource_whose_key_places_no_subject_is_not_limited_by_region() -> None:
+    keyless = register(items=tuple(i for i in register().items if i.name != "统一社会信用代码"))
+    s, _, _ = sharing(keyless)
+    with pytest.raises(Invalid) as error:
+        await filed(s, items=("企业名称", "法定代表人"))
+    assert error.value.field == "regions"
+    named = await filed(s, items=("企业名称", "法定代表人"), regions=(), subjects=(ENTERPRISE,))
+    assert named.asked.scope.subjects == {ENTERPRISE} and not named.asked.scope.regions
+    with pytest.raises(Invalid) as error:
+        await handlers.decide(Decide(named.request_id, True, "同意", Narrowing(regions=("360821",))), admin(MARKET), s)
+    assert error.value.field == "regions"
+
+
 async def test_only_the_providers_data_administrator_decides() -> None:
     s, store, _ = sharing()
     request = await filed(s)

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field, replace
 from datetime import date
 
 from common.errors import Conflict, Invalid, NotFound
-from common.identifiers import InvalidIdentifier
+from common.identifiers import CITIZEN_ID, CREDIT_CODE, InvalidIdentifier
 from common.policy import Principal, Target, authorize
 from services.exchange.domain.resources import ResourceSchema
 from services.exchange.sharing.commands import (
@@ -164,7 +164,7 @@ async def decide(command: Decide, principal: Principal, sharing: Sharing) -> Sha
         if request.status is not RequestStatus.PENDING:
             raise AlreadyDecided("request_id", f"the request is {request.status.value} already; a decision is final")
         reasons = _required("reasons", command.reasons)
-        terms = await _granting(tx, request, command.narrowing) if command.approve else None
+        terms = await _granting(tx, request, command.narrowing, today) if command.approve else None
         late = today > request.decide_by
         current = _announce_overdue(tx, request, today)
         decision = Decision(command.approve, reasons, principal.subject, today, late, terms)
@@ -369,6 +369,9 @@ def _scope(schema: ResourceSchema, regions: tuple[str, ...], subjects: tuple[str
     scope = RowScope(tuple(regions), frozenset())
     if problem := check_scope(scope):
         raise Invalid("regions", problem)
+    if regions and schema.key_kind not in (CITIZEN_ID, CREDIT_CODE):
+        # no division code to read from its subjects' keys: a region scope would open no row, or every one
+        raise Invalid("regions", f"{schema.resource_code} has no key item placing its subjects: name the subjects")
     keys = set()
     for given in subjects:
         try:
@@ -407,9 +410,15 @@ def _check_unmasked(schema: ResourceSchema, items: tuple[str, ...], unmasked: tu
         raise Invalid("unmasked", f"{', '.join(wrong)}: only items named that the entry marks sensitive are unmasked")
 
 
-async def _granting(tx: SharingTransaction, request: ShareRequest, narrowing: Narrowing) -> Terms:
-    """What an approval or an overturning ruling grants, checked against the entry in force."""
-    return _narrowed(await _schema(tx, request.resource_code), request.asked, narrowing)
+async def _granting(tx: SharingTransaction, request: ShareRequest, narrowing: Narrowing, today: date) -> Terms:
+    """What an approval or an overturning ruling grants, checked against the entry in force and today."""
+    schema = await _schema(tx, request.resource_code)
+    if problem := check_channels(schema, request.channels):
+        raise Invalid("channels", f"{problem}: deny, or the applicant applies again")
+    terms = _narrowed(schema, request.asked, narrowing)
+    if terms.valid_to < today:
+        raise Invalid("valid_to", f"the period ended on {terms.valid_to.isoformat()}: nothing is left to grant")
+    return terms
 
 
 async def _ruling(
@@ -421,7 +430,7 @@ async def _ruling(
     today: date,
 ) -> Ruling:
     reasons = _required("reasons", command.reasons)
-    terms = await _granting(tx, request, command.narrowing) if command.overturn else None
+    terms = await _granting(tx, request, command.narrowing, today) if command.overturn else None
     return Ruling(level, command.overturn, reasons, principal.subject, today, terms)
 
 
