@@ -44,6 +44,7 @@ from services.exchange.sharing.commands import (
 )
 from services.exchange.sharing.grants import Channel, Grant, GrantStatus
 from services.exchange.sharing.handlers import Sharing
+from services.exchange.sharing.ports import ChangedMeanwhile
 from services.exchange.sharing.requests import Deadlines, RequestStatus, ShareRequest, Step
 from tests.tokens import JWKS_JSON, KEY
 
@@ -572,6 +573,72 @@ async def test_a_ruling_issues_no_grant_whose_period_is_over() -> None:
     await handlers.final_ruling(RuleOnDispute(request.request_id, False, "维持原决定"), LEADER, s)
     assert len(store.of("GrantIssued")) == 2 and decided.grant_id is not None
     assert all(g.status is not GrantStatus.ACTIVE for g in store.grants_.values())
+
+
+@dataclass
+class RacedStore(FakeStore):
+    """As the database does under two decisions at once: the next `races` transactions lose their write to
+    a concurrent one (`meanwhile` runs and commits first) and store nothing."""
+
+    races: int = 0
+    meanwhile: Any = None
+
+    @asynccontextmanager
+    async def __call__(self) -> AsyncIterator[FakeTransaction]:
+        tx = FakeTransaction(self)
+        yield tx
+        if self.races:
+            self.races -= 1
+            if self.meanwhile is not None:
+                await self.meanwhile()
+            raise ChangedMeanwhile("request_id", "write conflict")
+        self.requests_ |= tx.requests_
+        self.grants_ |= tx.grants_
+        self.events += tx.log
+
+
+async def test_two_decisions_at_once_the_later_sees_the_first_and_is_told_so() -> None:
+    store = RacedStore({REGISTER: register()})
+    s = Sharing(store, MovableClock(BEFORE_NATIONAL_DAY), CALENDAR, Deadlines(), new_id=lambda: "id0001")
+    request = await filed(s)
+    store.races = 1
+    store.meanwhile = lambda: handlers.decide(Decide(request.request_id, False, "不同意"), admin(MARKET, "other"), s)
+    with pytest.raises(handlers.AlreadyDecided):
+        await handlers.decide(Decide(request.request_id, True, "同意"), admin(MARKET), s)
+    assert store.requests_[request.request_id].status is RequestStatus.DENIED and store.of("GrantIssued") == []
+
+    store.races, store.meanwhile = 2, None  # losing twice: a conflict to answer, never an outage
+    with pytest.raises(Conflict):
+        await handlers.raise_dispute(RaiseDispute(request.request_id, "审批必需"), admin(APPROVAL), s)
+    store.races = 1
+    disputed = await handlers.raise_dispute(RaiseDispute(request.request_id, "审批必需"), admin(APPROVAL), s)
+    assert disputed.dispute is not None and store.of("ShareDisputed") == [("ShareDisputed", request.request_id, None)]
+
+
+async def test_the_databases_write_conflict_is_a_conflict_not_an_outage() -> None:
+    from types import SimpleNamespace
+
+    from pymongo.errors import AutoReconnect, OperationFailure
+
+    from services.exchange.sharing.adapters.mongo import MongoSharingStore
+
+    class Runtime:
+        db = None
+        error: Exception = OperationFailure("Write conflict", 112, {"errorLabels": ["TransientTransactionError"]})
+
+        @asynccontextmanager
+        async def transaction(self) -> AsyncIterator[Any]:
+            yield SimpleNamespace(db=None, session=None, emit=lambda *_: None)
+            raise self.error
+
+    runtime = Runtime()
+    with pytest.raises(ChangedMeanwhile):
+        async with MongoSharingStore(runtime)():  # type: ignore[arg-type]
+            pass
+    runtime.error = AutoReconnect("primary stepped down")
+    with pytest.raises(AutoReconnect):
+        async with MongoSharingStore(runtime)():  # type: ignore[arg-type]
+            pass
 
 
 # -- grants ------------------------------------------------------------------------------------------------

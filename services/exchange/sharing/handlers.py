@@ -4,10 +4,12 @@ Each writes its state and announces it in one transaction."""
 
 from __future__ import annotations
 
+import functools
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from datetime import date
+from typing import ParamSpec, TypeVar
 
 from common.errors import Conflict, Invalid, NotFound
 from common.identifiers import CITIZEN_ID, CREDIT_CODE, InvalidIdentifier
@@ -27,7 +29,14 @@ from services.exchange.sharing.commands import (
     Subscribe,
 )
 from services.exchange.sharing.grants import Grant, GrantStatus, RowScope
-from services.exchange.sharing.ports import Clock, DepartmentNames, SharingStore, SharingTransaction, WorkingDays
+from services.exchange.sharing.ports import (
+    ChangedMeanwhile,
+    Clock,
+    DepartmentNames,
+    SharingStore,
+    SharingTransaction,
+    WorkingDays,
+)
 from services.exchange.sharing.queries import GrantNotFound, RequestNotFound
 from services.exchange.sharing.requests import (
     Deadlines,
@@ -61,6 +70,9 @@ from services.exchange.sharing.requests import (
 
 SWEEP_BATCH = 500  # grants and requests handled per sweep transaction
 
+P = ParamSpec("P")
+T = TypeVar("T")
+
 
 class ResourceNotShared(NotFound):
     pass
@@ -91,6 +103,20 @@ class Sharing:
     calendar: WorkingDays
     deadlines: Deadlines = field(default_factory=Deadlines)
     new_id: Callable[[], str] = field(default=lambda: uuid.uuid4().hex)
+
+
+def _once_more_if_raced(handler: Callable[P, Awaitable[T]]) -> Callable[P, Awaitable[T]]:
+    """A step that lost to a concurrent one on the same request or grant runs once more from a fresh read:
+    it then sees what won (the request decided, the grant revoked) and answers that, not a failure."""
+
+    @functools.wraps(handler)
+    async def run(*args: P.args, **kwargs: P.kwargs) -> T:
+        try:
+            return await handler(*args, **kwargs)
+        except ChangedMeanwhile:
+            return await handler(*args, **kwargs)
+
+    return run
 
 
 # -- subscriptions and applications ------------------------------------------------------------------------
@@ -154,6 +180,7 @@ async def file_request(command: FileRequest, principal: Principal, sharing: Shar
 # -- the provider's decision -------------------------------------------------------------------------------
 
 
+@_once_more_if_raced
 async def decide(command: Decide, principal: Principal, sharing: Sharing) -> ShareRequest:
     """The provider's data administrator approves — possibly narrower, never wider — or denies, always with
     reasons. Late is still possible, but the request is marked overdue and that is announced once."""
@@ -177,6 +204,7 @@ async def decide(command: Decide, principal: Principal, sharing: Sharing) -> Sha
 # -- disputes ----------------------------------------------------------------------------------------------
 
 
+@_once_more_if_raced
 async def raise_dispute(command: RaiseDispute, principal: Principal, sharing: Sharing) -> ShareRequest:
     """The applicant department disputes a denial or a narrowing; the IT office coordinates."""
     today = sharing.clock.today()
@@ -197,6 +225,7 @@ async def raise_dispute(command: RaiseDispute, principal: Principal, sharing: Sh
     return current
 
 
+@_once_more_if_raced
 async def rule_on_dispute(command: RuleOnDispute, principal: Principal, sharing: Sharing) -> ShareRequest:
     """The IT office upholds or overturns the provider's decision; overturned, the grant is as applied for or
     as the ruling says."""
@@ -215,6 +244,7 @@ async def rule_on_dispute(command: RuleOnDispute, principal: Principal, sharing:
         return await _save(tx, current, request)
 
 
+@_once_more_if_raced
 async def escalate(command: Escalate, principal: Principal, sharing: Sharing) -> ShareRequest:
     """Either side takes the IT office's ruling to the leadership group."""
     today = sharing.clock.today()
@@ -238,6 +268,7 @@ async def escalate(command: Escalate, principal: Principal, sharing: Sharing) ->
     return current
 
 
+@_once_more_if_raced
 async def final_ruling(command: RuleOnDispute, principal: Principal, sharing: Sharing) -> ShareRequest:
     """The leadership group's ruling on the provider's decision is final."""
     authorize(principal, "exchange.dispute.final_ruling")
@@ -258,6 +289,7 @@ async def final_ruling(command: RuleOnDispute, principal: Principal, sharing: Sh
 # -- grants ------------------------------------------------------------------------------------------------
 
 
+@_once_more_if_raced
 async def revoke_grant(command: RevokeGrant, principal: Principal, sharing: Sharing) -> Grant:
     """The provider's data administrator revokes a grant of her department's data, with a reason."""
     today = sharing.clock.today()
