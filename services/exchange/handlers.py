@@ -166,7 +166,7 @@ async def catalog_entry_published(event: Event, uow: UnitOfWork) -> None:
             p["version"],
             p.get("share_type") or "CONDITIONAL",
             p.get("not_shared_basis"),
-            tuple(p.get("share_methods") or ("API",)),
+            tuple(p.get("share_methods") or ()),  # none named: no channel, never API by default
             p.get("confidentiality_reviewed_on"),
         )
         await tx.put_schema(schema, p["version"], event.occurred_at)

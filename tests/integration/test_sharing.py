@@ -183,7 +183,8 @@ async def test_subscription_application_narrowed_approval_and_revocation(broker,
         assert refused.status_code == 422 and "/requests" in refused.json()["detail"]
 
         # conditional: an application, due 10 working days later, the holiday not counted
-        filed = await client.post("/requests", json=application(register), headers=APPROVAL_ADMIN)
+        in_clear = {"unmasked": ["法定代表人"]}
+        filed = await client.post("/requests", json=application(register, **in_clear), headers=APPROVAL_ADMIN)
         assert filed.status_code == 201, filed.text
         request = filed.json()
         assert request["status"] == "PENDING" and request["decide_by"] == "2026-10-20"

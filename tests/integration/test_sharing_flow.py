@@ -225,6 +225,7 @@ async def _conditional(client: httpx.AsyncClient, code: str, consumer_system: st
         "channels": ["API"],
         "consumer_system": consumer_system,
         "valid_to": "2027-12-31",
+        "unmasked": [LEGAL],
     }
     request = await ok(client.post("/requests", json=application, headers=APPROVAL_ADMIN), 201)
     assert request["status"] == "PENDING", request

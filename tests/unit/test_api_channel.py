@@ -49,6 +49,7 @@ SCHEMA = ResourceSchema(
     ),
     "DAILY",
     share_type="CONDITIONAL",
+    share_methods=("API",),
     confidentiality_reviewed_on=date(2026, 1, 5),
 )
 SYSTEM = Principal("approval-system", APPROVAL, machine=MachineKind.CONSUMER_SYSTEM)

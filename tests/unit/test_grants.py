@@ -77,3 +77,13 @@ def test_a_grant_survives_its_stored_form_and_subjects_are_hashed_with_a_key() -
     assert grant_of(grant_doc(g)) == g
     assert subject_hash(CREDIT, b"k1") != subject_hash(CREDIT, b"k2")
     assert CREDIT not in subject_hash(CREDIT, b"k1")
+
+
+def test_named_subjects_lie_within_a_regions_scope_only_with_those_regions_kept() -> None:
+    city = RowScope(("3608",))
+    assert not RowScope(subjects=frozenset({CREDIT})).within(city)
+    assert not RowScope(subjects=frozenset({"91110000MA00000000"})).within(city)
+    assert RowScope(("360821",), frozenset({CREDIT})).within(city)
+    assert RowScope(("3608",), frozenset({CREDIT})).within(city)
+    assert not RowScope(("36",), frozenset({CREDIT})).within(city)
+    assert RowScope(subjects=frozenset({CREDIT})).within(RowScope(subjects=frozenset({CREDIT, "OTHER"})))

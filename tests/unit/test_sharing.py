@@ -10,6 +10,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from itertools import count
 from typing import Any
+from unittest.mock import ANY
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -19,6 +20,7 @@ from common.calendar_source import build_calendar
 from common.codec import EventCodec
 from common.errors import Conflict, Invalid, RejectedEvent
 from common.events import Event, Signature
+from common.identifiers import CREDIT_CODE
 from common.keys import KeySource
 from common.policy import AccessDenied, Principal, Role
 from common.settings import ServiceSettings
@@ -42,6 +44,7 @@ from services.exchange.sharing.commands import (
 )
 from services.exchange.sharing.grants import Channel, Grant, GrantStatus
 from services.exchange.sharing.handlers import Sharing
+from services.exchange.sharing.ports import ChangedMeanwhile
 from services.exchange.sharing.requests import Deadlines, RequestStatus, ShareRequest, Step
 from tests.tokens import JWKS_JSON, KEY
 
@@ -330,7 +333,7 @@ async def test_bad_applications_are_refused_naming_the_field() -> None:
 
 async def test_an_approval_may_narrow_and_issues_a_grant_of_exactly_that() -> None:
     s, store, _ = sharing()
-    request = await filed(s)
+    request = await filed(s, unmasked=("法定代表人", "联系电话"))
     narrowing = Narrowing(
         items=("统一社会信用代码", "企业名称", "法定代表人"),
         regions=("360821",),
@@ -366,6 +369,86 @@ async def test_a_decision_never_widens_and_always_gives_reasons() -> None:
     with pytest.raises(Invalid, match="reasons"):
         await handlers.decide(Decide(request.request_id, False, " "), admin(MARKET), s)
     assert store.of("ShareDecided") == []
+
+
+async def test_only_sensitive_items_applied_for_in_clear_are_granted_in_clear() -> None:
+    s, store, _ = sharing()
+    with pytest.raises(Invalid) as error:
+        await filed(s, unmasked=("企业名称",))  # not sensitive
+    assert error.value.field == "unmasked"
+    with pytest.raises(Invalid, match="unmasked"):
+        await filed(s, items=("统一社会信用代码", "法定代表人"), unmasked=("联系电话",))  # not applied for
+    masked = await filed(s)
+    in_clear = await filed(s, unmasked=("法定代表人",))
+    assert masked.asked.unmasked == frozenset() and in_clear.asked.unmasked == {"法定代表人"}
+    form = await queries.get_application_form(in_clear.request_id, admin(MARKET), store, KnownNames())
+    assert form.unmasked == ("法定代表人",)
+
+    for request in (masked, in_clear):
+        with pytest.raises(Invalid) as error:
+            await handlers.decide(
+                Decide(request.request_id, True, "可以", Narrowing(unmasked=("联系电话",))), admin(MARKET), s
+            )
+        assert error.value.field == "unmasked"
+    await handlers.decide(Decide(masked.request_id, False, "涉及个人信息"), admin(MARKET), s)
+    await handlers.raise_dispute(RaiseDispute(masked.request_id, "审批必需"), admin(APPROVAL), s)
+    with pytest.raises(Invalid, match="in clear"):
+        await handlers.rule_on_dispute(
+            RuleOnDispute(masked.request_id, True, "应共享", Narrowing(unmasked=("法定代表人",))), IT, s
+        )
+    decided = await handlers.decide(
+        Decide(in_clear.request_id, True, "可以", Narrowing(unmasked=("法定代表人",))), admin(MARKET), s
+    )
+    assert store.grants_[decided.grant_id or ""].unmasked == {"法定代表人"}
+
+
+async def test_a_decision_naming_subjects_keeps_the_regions_applied_for() -> None:
+    s, store, _ = sharing()
+    other_province = "91110000MA01XXXX0Q"
+    for decide_ruling in (False, True):
+        request = await filed(s)
+        named = Narrowing(regions=(), subjects=(ENTERPRISE, other_province))
+        if decide_ruling:
+            await handlers.decide(Decide(request.request_id, False, "不同意"), admin(MARKET), s)
+            await handlers.raise_dispute(RaiseDispute(request.request_id, "审批必需"), admin(APPROVAL), s)
+            done = await handlers.rule_on_dispute(RuleOnDispute(request.request_id, True, "限列明主体", named), IT, s)
+        else:
+            done = await handlers.decide(Decide(request.request_id, True, "限列明主体", named), admin(MARKET), s)
+        scope = store.grants_[done.grant_id or ""].scope
+        assert scope.regions == ("3608",) and scope.subjects == {ENTERPRISE, other_province}
+        assert scope.covers(ENTERPRISE, CREDIT_CODE) and not scope.covers(other_province, CREDIT_CODE)
+
+
+async def test_a_decision_or_ruling_checks_the_entry_in_force_and_the_day() -> None:
+    s, store, clock = sharing()
+    by_file = await filed(s, channels=frozenset({Channel.FILE_DOWNLOAD}))
+    short = await filed(s, valid_to=date(2026, 12, 31))
+    store.schemas[REGISTER] = register(version=2, share_methods=("API",))
+    with pytest.raises(Invalid, match="not shared by FILE_DOWNLOAD") as error:
+        await handlers.decide(Decide(by_file.request_id, True, "同意"), admin(MARKET), s)
+    assert error.value.field == "channels"
+    clock.day = date(2027, 1, 4)
+    with pytest.raises(Invalid) as error:
+        await handlers.decide(Decide(short.request_id, True, "同意"), admin(MARKET), s)
+    assert error.value.field == "valid_to"
+    await handlers.decide(Decide(short.request_id, False, "期限已过"), admin(MARKET), s)
+    await handlers.raise_dispute(RaiseDispute(short.request_id, "审批必需"), admin(APPROVAL), s)
+    with pytest.raises(Invalid) as error:
+        await handlers.rule_on_dispute(RuleOnDispute(short.request_id, True, "应共享"), IT, s)
+    assert error.value.field == "valid_to" and store.of("GrantIssued") == []
+
+
+async def test_a_resource_whose_key_places_no_subject_is_not_limited_by_region() -> None:
+    keyless = register(items=tuple(i for i in register().items if i.name != "统一社会信用代码"))
+    s, _, _ = sharing(keyless)
+    with pytest.raises(Invalid) as error:
+        await filed(s, items=("企业名称", "法定代表人"))
+    assert error.value.field == "regions"
+    named = await filed(s, items=("企业名称", "法定代表人"), regions=(), subjects=(ENTERPRISE,))
+    assert named.asked.scope.subjects == {ENTERPRISE} and not named.asked.scope.regions
+    with pytest.raises(Invalid) as error:
+        await handlers.decide(Decide(named.request_id, True, "同意", Narrowing(regions=("360821",))), admin(MARKET), s)
+    assert error.value.field == "regions"
 
 
 async def test_only_the_providers_data_administrator_decides() -> None:
@@ -459,6 +542,103 @@ async def test_a_narrowing_may_be_disputed_an_approval_as_asked_not() -> None:
     ruled = await handlers.rule_on_dispute(RuleOnDispute(narrowed.request_id, True, "全市所需"), IT, s)
     assert decided.grant_id is not None and store.grants_[decided.grant_id].status is GrantStatus.ENDED
     assert ruled.grant_id is not None and store.grants_[ruled.grant_id].scope.regions == ("3608",)
+
+
+async def test_a_revoked_grant_stays_revoked_when_the_decision_is_upheld() -> None:
+    s, store, _ = sharing()
+    request = await filed(s)
+    narrowed = Narrowing(regions=("360821",))
+    decided = await handlers.decide(Decide(request.request_id, True, "限本县", narrowed), admin(MARKET), s)
+    await handlers.raise_dispute(RaiseDispute(request.request_id, "全市审批"), admin(APPROVAL), s)
+    await handlers.revoke_grant(RevokeGrant(decided.grant_id or "", "超范围使用"), admin(MARKET), s)
+    ruled = await handlers.rule_on_dispute(RuleOnDispute(request.request_id, False, "维持原决定"), IT, s)
+    assert ruled.grant_id == decided.grant_id and store.of("GrantIssued") == [("GrantIssued", decided.grant_id, ANY)]
+    assert store.grants_[decided.grant_id or ""].status is GrantStatus.REVOKED
+
+    await handlers.escalate(Escalate(request.request_id, "不服"), admin(APPROVAL), s)
+    final = await handlers.final_ruling(RuleOnDispute(request.request_id, True, "全市所需"), LEADER, s)
+    assert final.grant_id != decided.grant_id and len(store.of("GrantIssued")) == 2  # overturned: granted anew
+    assert store.grants_[final.grant_id or ""].scope.regions == ("3608",)
+
+
+async def test_a_ruling_issues_no_grant_whose_period_is_over() -> None:
+    s, store, clock = sharing()
+    request = await filed(s, valid_to=date(2026, 12, 31))
+    narrowed = Narrowing(regions=("360821",))
+    decided = await handlers.decide(Decide(request.request_id, True, "限本县", narrowed), admin(MARKET), s)
+    await handlers.raise_dispute(RaiseDispute(request.request_id, "全市审批"), admin(APPROVAL), s)
+    await handlers.rule_on_dispute(RuleOnDispute(request.request_id, True, "全市所需"), IT, s)
+    await handlers.escalate(Escalate(request.request_id, "不服"), admin(MARKET), s)
+    clock.day = date(2027, 1, 4)
+    await handlers.final_ruling(RuleOnDispute(request.request_id, False, "维持原决定"), LEADER, s)
+    assert len(store.of("GrantIssued")) == 2 and decided.grant_id is not None
+    assert all(g.status is not GrantStatus.ACTIVE for g in store.grants_.values())
+
+
+@dataclass
+class RacedStore(FakeStore):
+    """As the database does under two decisions at once: the next `races` transactions lose their write to
+    a concurrent one (`meanwhile` runs and commits first) and store nothing."""
+
+    races: int = 0
+    meanwhile: Any = None
+
+    @asynccontextmanager
+    async def __call__(self) -> AsyncIterator[FakeTransaction]:
+        tx = FakeTransaction(self)
+        yield tx
+        if self.races:
+            self.races -= 1
+            if self.meanwhile is not None:
+                await self.meanwhile()
+            raise ChangedMeanwhile("request_id", "write conflict")
+        self.requests_ |= tx.requests_
+        self.grants_ |= tx.grants_
+        self.events += tx.log
+
+
+async def test_two_decisions_at_once_the_later_sees_the_first_and_is_told_so() -> None:
+    store = RacedStore({REGISTER: register()})
+    s = Sharing(store, MovableClock(BEFORE_NATIONAL_DAY), CALENDAR, Deadlines(), new_id=lambda: "id0001")
+    request = await filed(s)
+    store.races = 1
+    store.meanwhile = lambda: handlers.decide(Decide(request.request_id, False, "不同意"), admin(MARKET, "other"), s)
+    with pytest.raises(handlers.AlreadyDecided):
+        await handlers.decide(Decide(request.request_id, True, "同意"), admin(MARKET), s)
+    assert store.requests_[request.request_id].status is RequestStatus.DENIED and store.of("GrantIssued") == []
+
+    store.races, store.meanwhile = 2, None  # losing twice: a conflict to answer, never an outage
+    with pytest.raises(Conflict):
+        await handlers.raise_dispute(RaiseDispute(request.request_id, "审批必需"), admin(APPROVAL), s)
+    store.races = 1
+    disputed = await handlers.raise_dispute(RaiseDispute(request.request_id, "审批必需"), admin(APPROVAL), s)
+    assert disputed.dispute is not None and store.of("ShareDisputed") == [("ShareDisputed", request.request_id, None)]
+
+
+async def test_the_databases_write_conflict_is_a_conflict_not_an_outage() -> None:
+    from types import SimpleNamespace
+
+    from pymongo.errors import AutoReconnect, OperationFailure
+
+    from services.exchange.sharing.adapters.mongo import MongoSharingStore
+
+    class Runtime:
+        db = None
+        error: Exception = OperationFailure("Write conflict", 112, {"errorLabels": ["TransientTransactionError"]})
+
+        @asynccontextmanager
+        async def transaction(self) -> AsyncIterator[Any]:
+            yield SimpleNamespace(db=None, session=None, emit=lambda *_: None)
+            raise self.error
+
+    runtime = Runtime()
+    with pytest.raises(ChangedMeanwhile):
+        async with MongoSharingStore(runtime)():  # type: ignore[arg-type]
+            pass
+    runtime.error = AutoReconnect("primary stepped down")
+    with pytest.raises(AutoReconnect):
+        async with MongoSharingStore(runtime)():  # type: ignore[arg-type]
+            pass
 
 
 # -- grants ------------------------------------------------------------------------------------------------
@@ -697,6 +877,17 @@ def test_the_catalogs_announcements_arrive_as_typed_events() -> None:
     assert event.schema.item_share_type("企业名称") == "UNCONDITIONAL"
     _, withdrawn = codec.decode(codec.encode("CatalogEntryWithdrawn", catalog_withdrawn(REGISTER, MARKET, 3).payload))
     assert entry_withdrawn(withdrawn) == EntryWithdrawn(REGISTER, 3)
+
+
+def test_an_entry_that_names_no_share_method_is_shared_by_no_channel() -> None:
+    from devstack.samples import catalog_published
+    from services.exchange.sharing.adapters.catalog_events import entry_published
+
+    payload = catalog_published(REGISTER, MARKET, [{"name": "企业名称", "type": "string"}], version=3).payload
+    assert entry_published(payload).schema.share_methods == ("API",)
+    for missing in ({k: v for k, v in payload.items() if k != "share_methods"}, payload | {"share_methods": None}):
+        assert entry_published(missing).schema.share_methods == ()
+    assert ResourceSchema(REGISTER, MARKET, "企业登记基本信息", (), None).share_methods == ()
 
 
 async def test_each_dispute_step_has_its_own_deadline_announced_once_when_passed() -> None:

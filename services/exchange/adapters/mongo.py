@@ -99,7 +99,7 @@ def _schema_of(doc: dict[str, Any]) -> ResourceSchema:
         doc.get("version", 0),
         doc.get("share_type", "CONDITIONAL"),
         doc.get("not_shared_basis"),
-        tuple(doc.get("share_methods", ("API",))),
+        tuple(doc.get("share_methods") or ()),
         _date_of(doc.get("confidentiality_reviewed_on")),
     )
 

@@ -53,7 +53,7 @@ class ResourceSchema:
     version: int = 0  # the catalog entry version in force
     share_type: str = "CONDITIONAL"  # UNCONDITIONAL, CONDITIONAL, NOT_SHARED (Art. 9)
     not_shared_basis: str | None = None  # the legal basis of NOT_SHARED
-    share_methods: tuple[str, ...] = ("API",)  # API, FILE_DOWNLOAD, ONLINE_BROWSE, OFFLINE
+    share_methods: tuple[str, ...] = ()  # API, FILE_DOWNLOAD, ONLINE_BROWSE, OFFLINE; none: shared by no channel
     confidentiality_reviewed_on: date | None = None  # Art. 20: nothing is granted without it
 
     def item_share_type(self, name: str) -> str:

@@ -37,6 +37,7 @@ class ApplicationForm:
     consumer_system: str | None  # None: any system of the applicant department
     applied_on: date
     decide_by: date
+    unmasked: tuple[str, ...] = ()  # sensitive items asked for in clear (明文); the others are masked
 
 
 def application_form(
@@ -64,6 +65,7 @@ def application_form(
         consumer_system=request.consumer_system,
         applied_on=request.requested_on,
         decide_by=request.decide_by,
+        unmasked=tuple(sorted(asked.unmasked)),
     )
 
 

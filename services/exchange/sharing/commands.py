@@ -44,6 +44,7 @@ class FileRequest:
     consumer_system: str | None
     valid_from: date | None
     valid_to: date
+    unmasked: tuple[str, ...] = ()  # sensitive items asked for in clear; a decision unmasks no other
 
 
 @dataclass(frozen=True)

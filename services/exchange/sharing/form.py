@@ -144,6 +144,7 @@ def _table(form: ApplicationForm) -> Table:
             else:
                 row += ["", _p("（无）") if n == 0 else ""]
         rows.append(row)
+    wide("明文数据项", "、".join(form.unmasked) or "无（敏感数据项脱敏提供）")
     wide("共享范围", form.scope)
     wide("用途", form.purpose)
     wide("使用期限", f"自 {_day(form.period_from)} 至 {_day(form.period_to)}")

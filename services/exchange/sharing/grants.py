@@ -66,9 +66,7 @@ class RowScope:
         if other.subjects and not (self.subjects and self.subjects <= other.subjects):
             return False
         if other.regions:
-            if self.subjects and not self.regions:
-                return True  # named subjects are still checked against `other`'s regions when read
-            if not self.regions:
+            if not self.regions:  # named subjects alone may lie outside `other`'s regions: the grant keeps no other
                 return False
             return all(any(mine.startswith(theirs) for theirs in other.regions) for mine in self.regions)
         return True

@@ -4,13 +4,15 @@ Each writes its state and announces it in one transaction."""
 
 from __future__ import annotations
 
+import functools
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from datetime import date
+from typing import ParamSpec, TypeVar
 
 from common.errors import Conflict, Invalid, NotFound
-from common.identifiers import InvalidIdentifier
+from common.identifiers import CITIZEN_ID, CREDIT_CODE, InvalidIdentifier
 from common.policy import Principal, Target, authorize
 from services.exchange.domain.resources import ResourceSchema
 from services.exchange.sharing.commands import (
@@ -27,7 +29,14 @@ from services.exchange.sharing.commands import (
     Subscribe,
 )
 from services.exchange.sharing.grants import Grant, GrantStatus, RowScope
-from services.exchange.sharing.ports import Clock, DepartmentNames, SharingStore, SharingTransaction, WorkingDays
+from services.exchange.sharing.ports import (
+    ChangedMeanwhile,
+    Clock,
+    DepartmentNames,
+    SharingStore,
+    SharingTransaction,
+    WorkingDays,
+)
 from services.exchange.sharing.queries import GrantNotFound, RequestNotFound
 from services.exchange.sharing.requests import (
     Deadlines,
@@ -49,6 +58,7 @@ from services.exchange.sharing.requests import (
     ended,
     grant_from,
     granted_terms,
+    overturned,
     refusal,
     revoked,
     rule_kept,
@@ -59,6 +69,9 @@ from services.exchange.sharing.requests import (
 )
 
 SWEEP_BATCH = 500  # grants and requests handled per sweep transaction
+
+P = ParamSpec("P")
+T = TypeVar("T")
 
 
 class ResourceNotShared(NotFound):
@@ -90,6 +103,20 @@ class Sharing:
     calendar: WorkingDays
     deadlines: Deadlines = field(default_factory=Deadlines)
     new_id: Callable[[], str] = field(default=lambda: uuid.uuid4().hex)
+
+
+def _once_more_if_raced(handler: Callable[P, Awaitable[T]]) -> Callable[P, Awaitable[T]]:
+    """A step that lost to a concurrent one on the same request or grant runs once more from a fresh read:
+    it then sees what won (the request decided, the grant revoked) and answers that, not a failure."""
+
+    @functools.wraps(handler)
+    async def run(*args: P.args, **kwargs: P.kwargs) -> T:
+        try:
+            return await handler(*args, **kwargs)
+        except ChangedMeanwhile:
+            return await handler(*args, **kwargs)
+
+    return run
 
 
 # -- subscriptions and applications ------------------------------------------------------------------------
@@ -133,6 +160,7 @@ async def file_request(command: FileRequest, principal: Principal, sharing: Shar
         _check_terms(schema, command.items, command.channels, valid_from, command.valid_to, today)
         if all(schema.item_share_type(i) == "UNCONDITIONAL" for i in command.items):
             raise Invalid("items", "these items are shared unconditionally: subscribe (POST /subscriptions)")
+        _check_unmasked(schema, command.items, command.unmasked)
         scope = _scope(schema, command.regions, command.subjects)
         purpose = _required("purpose", command.purpose)
         decide_by = sharing.calendar.add_working_days(today, sharing.deadlines.decision)
@@ -152,6 +180,7 @@ async def file_request(command: FileRequest, principal: Principal, sharing: Shar
 # -- the provider's decision -------------------------------------------------------------------------------
 
 
+@_once_more_if_raced
 async def decide(command: Decide, principal: Principal, sharing: Sharing) -> ShareRequest:
     """The provider's data administrator approves — possibly narrower, never wider — or denies, always with
     reasons. Late is still possible, but the request is marked overdue and that is announced once."""
@@ -162,7 +191,7 @@ async def decide(command: Decide, principal: Principal, sharing: Sharing) -> Sha
         if request.status is not RequestStatus.PENDING:
             raise AlreadyDecided("request_id", f"the request is {request.status.value} already; a decision is final")
         reasons = _required("reasons", command.reasons)
-        terms = await _granting(tx, request, command.narrowing) if command.approve else None
+        terms = await _granting(tx, request, command.narrowing, today) if command.approve else None
         late = today > request.decide_by
         current = _announce_overdue(tx, request, today)
         decision = Decision(command.approve, reasons, principal.subject, today, late, terms)
@@ -175,6 +204,7 @@ async def decide(command: Decide, principal: Principal, sharing: Sharing) -> Sha
 # -- disputes ----------------------------------------------------------------------------------------------
 
 
+@_once_more_if_raced
 async def raise_dispute(command: RaiseDispute, principal: Principal, sharing: Sharing) -> ShareRequest:
     """The applicant department disputes a denial or a narrowing; the IT office coordinates."""
     today = sharing.clock.today()
@@ -195,6 +225,7 @@ async def raise_dispute(command: RaiseDispute, principal: Principal, sharing: Sh
     return current
 
 
+@_once_more_if_raced
 async def rule_on_dispute(command: RuleOnDispute, principal: Principal, sharing: Sharing) -> ShareRequest:
     """The IT office upholds or overturns the provider's decision; overturned, the grant is as applied for or
     as the ruling says."""
@@ -213,6 +244,7 @@ async def rule_on_dispute(command: RuleOnDispute, principal: Principal, sharing:
         return await _save(tx, current, request)
 
 
+@_once_more_if_raced
 async def escalate(command: Escalate, principal: Principal, sharing: Sharing) -> ShareRequest:
     """Either side takes the IT office's ruling to the leadership group."""
     today = sharing.clock.today()
@@ -236,6 +268,7 @@ async def escalate(command: Escalate, principal: Principal, sharing: Sharing) ->
     return current
 
 
+@_once_more_if_raced
 async def final_ruling(command: RuleOnDispute, principal: Principal, sharing: Sharing) -> ShareRequest:
     """The leadership group's ruling on the provider's decision is final."""
     authorize(principal, "exchange.dispute.final_ruling")
@@ -256,6 +289,7 @@ async def final_ruling(command: RuleOnDispute, principal: Principal, sharing: Sh
 # -- grants ------------------------------------------------------------------------------------------------
 
 
+@_once_more_if_raced
 async def revoke_grant(command: RevokeGrant, principal: Principal, sharing: Sharing) -> Grant:
     """The provider's data administrator revokes a grant of her department's data, with a reason."""
     today = sharing.clock.today()
@@ -367,6 +401,9 @@ def _scope(schema: ResourceSchema, regions: tuple[str, ...], subjects: tuple[str
     scope = RowScope(tuple(regions), frozenset())
     if problem := check_scope(scope):
         raise Invalid("regions", problem)
+    if regions and schema.key_kind not in (CITIZEN_ID, CREDIT_CODE):
+        # no division code to read from its subjects' keys: a region scope would open no row, or every one
+        raise Invalid("regions", f"{schema.resource_code} has no key item placing its subjects: name the subjects")
     keys = set()
     for given in subjects:
         try:
@@ -383,7 +420,8 @@ def _narrowed(schema: ResourceSchema, asked: Terms, narrowing: Narrowing) -> Ter
         raise Invalid("items", f"{', '.join(unknown)} were not applied for: a decision only narrows")
     if not items:
         raise Invalid("items", "an approval grants at least one data item; deny instead")
-    regions = narrowing.regions if narrowing.regions is not None else asked.scope.regions
+    # the grant keeps only its own scope: dropping the applied-for regions would open subjects outside them
+    regions = narrowing.regions or asked.scope.regions
     subjects = narrowing.subjects if narrowing.subjects is not None else tuple(asked.scope.subjects)
     scope = _scope(schema, regions, subjects)
     if not scope.within(asked.scope):
@@ -392,15 +430,27 @@ def _narrowed(schema: ResourceSchema, asked: Terms, narrowing: Narrowing) -> Ter
     valid_to = narrowing.valid_to or asked.valid_to
     if not asked.valid_from <= valid_from <= valid_to <= asked.valid_to:
         raise Invalid("valid_to", "the period must lie within the one applied for")
-    sensitive = {i.name for i in schema.items if i.sensitive}
-    if wrong := [i for i in narrowing.unmasked if i not in items or i not in sensitive]:
-        raise Invalid("unmasked", f"{', '.join(wrong)}: only granted items the entry marks sensitive are unmasked")
+    _check_unmasked(schema, items, narrowing.unmasked)
+    if wrong := [i for i in narrowing.unmasked if i not in asked.unmasked]:
+        raise Invalid("unmasked", f"{', '.join(wrong)} were not applied for in clear: a decision only narrows")
     return Terms(tuple(items), scope, valid_from, valid_to, frozenset(narrowing.unmasked))
 
 
-async def _granting(tx: SharingTransaction, request: ShareRequest, narrowing: Narrowing) -> Terms:
-    """What an approval or an overturning ruling grants, checked against the entry in force."""
-    return _narrowed(await _schema(tx, request.resource_code), request.asked, narrowing)
+def _check_unmasked(schema: ResourceSchema, items: tuple[str, ...], unmasked: tuple[str, ...]) -> None:
+    sensitive = {i.name for i in schema.items if i.sensitive}
+    if wrong := [i for i in unmasked if i not in items or i not in sensitive]:
+        raise Invalid("unmasked", f"{', '.join(wrong)}: only items named that the entry marks sensitive are unmasked")
+
+
+async def _granting(tx: SharingTransaction, request: ShareRequest, narrowing: Narrowing, today: date) -> Terms:
+    """What an approval or an overturning ruling grants, checked against the entry in force and today."""
+    schema = await _schema(tx, request.resource_code)
+    if problem := check_channels(schema, request.channels):
+        raise Invalid("channels", f"{problem}: deny, or the applicant applies again")
+    terms = _narrowed(schema, request.asked, narrowing)
+    if terms.valid_to < today:
+        raise Invalid("valid_to", f"the period ended on {terms.valid_to.isoformat()}: nothing is left to grant")
+    return terms
 
 
 async def _ruling(
@@ -412,7 +462,7 @@ async def _ruling(
     today: date,
 ) -> Ruling:
     reasons = _required("reasons", command.reasons)
-    terms = await _granting(tx, request, command.narrowing) if command.overturn else None
+    terms = await _granting(tx, request, command.narrowing, today) if command.overturn else None
     return Ruling(level, command.overturn, reasons, principal.subject, today, terms)
 
 
@@ -429,16 +479,18 @@ def _announce_overdue(tx: SharingTransaction, request: ShareRequest, today: date
 async def _settle(
     tx: SharingTransaction, request: ShareRequest, sharing: Sharing, today: date, by: str
 ) -> ShareRequest:
-    """Make the request's grant what its decision and rulings grant now: issue one, keep it, or end it."""
+    """Make the request's grant what its decision and rulings grant now: issue one, keep it, or end it. A
+    grant revoked or ended stays so: only a ruling that overturns the decision issues one again."""
     terms = granted_terms(request)
-    current = await tx.grant(request.grant_id) if request.grant_id else None
-    if current is not None and current.status is not GrantStatus.ACTIVE:
-        current = None
+    last = await tx.grant(request.grant_id) if request.grant_id else None
+    current = last if last is not None and last.status is GrantStatus.ACTIVE else None
     if current is not None and terms is not None and _same(current, terms):
         return request
     if current is not None:
         await _end(tx, current, f"superseded by {by}", "SUPERSEDED", today)
-    if terms is None:
+    if terms is None or terms.valid_to < today:
+        return request
+    if last is not None and current is None and not overturned(request):
         return request
     schema = await _schema(tx, request.resource_code)
     if reason := refusal(schema, terms.items):

@@ -8,6 +8,7 @@ from contextlib import AbstractAsyncContextManager
 from datetime import date
 from typing import Protocol
 
+from common.errors import Conflict
 from services.exchange.domain.resources import ResourceSchema
 from services.exchange.sharing.commands import DepartmentNamed
 from services.exchange.sharing.grants import Grant, GrantStatus
@@ -52,6 +53,11 @@ class ShareEvents(Protocol):
     def grant_ended(self, grant: Grant, cause: str, today: date) -> None: ...
 
 
+class ChangedMeanwhile(Conflict):
+    """A transaction lost to a concurrent one that wrote the same request or grant (a database write
+    conflict, or a revision no longer the one read): nothing of it was stored."""
+
+
 class SharingTransaction(Protocol):
     @property
     def events(self) -> ShareEvents:
@@ -65,7 +71,7 @@ class SharingTransaction(Protocol):
     async def add_request(self, request: ShareRequest) -> None: ...
 
     async def save_request(self, request: ShareRequest, read_revision: int) -> None:
-        """Store a changed request; Conflict when it changed since it was read at `read_revision`."""
+        """Store a changed request; ChangedMeanwhile when it changed since it was read at `read_revision`."""
         ...
 
     async def grant(self, grant_id: str) -> Grant | None: ...
@@ -82,7 +88,10 @@ class SharingTransaction(Protocol):
 
 
 class SharingStore(Protocol):
-    def __call__(self) -> AbstractAsyncContextManager[SharingTransaction]: ...
+    def __call__(self) -> AbstractAsyncContextManager[SharingTransaction]:
+        """A transaction: its writes and events commit together, or it raises ChangedMeanwhile when a
+        concurrent one wrote the same document first."""
+        ...
 
     async def schema(self, resource_code: str) -> ResourceSchema | None: ...
 

@@ -44,7 +44,8 @@ class RulingLevel(StrEnum):
 
 @dataclass(frozen=True)
 class Terms:
-    """What a grant from a request opens: items, rows and period; `unmasked` only ever set by a decision."""
+    """What a grant from a request opens: items, rows and period; `unmasked`: the sensitive items asked for
+    in clear, or granted in clear (a decision grants no other)."""
 
     items: tuple[str, ...]
     scope: RowScope
@@ -57,6 +58,7 @@ class Terms:
         return (
             set(self.items) <= set(other.items)
             and self.scope.within(other.scope)
+            and self.unmasked <= other.unmasked
             and other.valid_from <= self.valid_from <= self.valid_to <= other.valid_to
         )
 
@@ -285,6 +287,13 @@ def granted_terms(request: ShareRequest) -> Terms | None:
     return d.terms if d is not None and d.approved else None
 
 
+def overturned(request: ShareRequest) -> bool:
+    """Whether the last ruling on the request overturned the provider's decision."""
+    dispute = request.dispute
+    last = None if dispute is None else dispute.final_ruling or dispute.ruling
+    return last is not None and last.overturned
+
+
 def awaiting_overdue(request: ShareRequest, today: date) -> tuple[Step, date] | None:
     """The awaited step whose deadline passed and was not yet announced."""
     awaiting = request.awaiting
@@ -361,7 +370,7 @@ def application(
         consumer_system=command.consumer_system,
         purpose=purpose,
         channels=command.channels,
-        asked=Terms(command.items, scope, command.valid_from or today, command.valid_to),
+        asked=Terms(command.items, scope, command.valid_from or today, command.valid_to, frozenset(command.unmasked)),
         requested_by=principal.subject,
         requested_on=today,
         decide_by=decide_by,

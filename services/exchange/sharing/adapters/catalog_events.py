@@ -31,7 +31,7 @@ def entry_published(payload: dict[str, Any]) -> EntryPublished:
             version=payload["version"],
             share_type=payload.get("share_type") or "CONDITIONAL",
             not_shared_basis=payload.get("not_shared_basis"),
-            share_methods=tuple(payload.get("share_methods") or ("API",)),
+            share_methods=tuple(payload.get("share_methods") or ()),  # none named: no channel
             confidentiality_reviewed_on=reviewed,
         )
     )

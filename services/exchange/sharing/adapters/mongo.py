@@ -12,8 +12,8 @@ from typing import Any
 from pymongo import ASCENDING, DESCENDING
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import OperationFailure
 
-from common.errors import Conflict
 from common.mongo import Transaction
 from common.runtime import Runtime
 from services.exchange.adapters.mongo import RESOURCES, _schema_of
@@ -22,6 +22,7 @@ from services.exchange.sharing.adapters.grant_docs import GRANTS, grant_doc, gra
 from services.exchange.sharing.adapters.share_events import BusShareEvents
 from services.exchange.sharing.commands import DepartmentNamed
 from services.exchange.sharing.grants import Channel, Grant, GrantStatus, RowScope
+from services.exchange.sharing.ports import ChangedMeanwhile
 from services.exchange.sharing.requests import (
     Decision,
     Dispute,
@@ -35,6 +36,7 @@ from services.exchange.sharing.requests import (
 )
 
 REQUESTS = "exchange_share_requests"
+WRITE_CONFLICT = 112  # MongoDB's WriteConflict: another transaction wrote the document first
 DEPARTMENT_NAMES = "exchange_department_names"
 
 
@@ -242,7 +244,7 @@ class MongoSharingTransaction:
             {"_id": request.request_id, "revision": read_revision}, request_doc(request), session=self.session
         )
         if result.matched_count != 1:
-            raise Conflict("request_id", "the request changed meanwhile; read it again")
+            raise ChangedMeanwhile("request_id", "the request changed meanwhile; read it again")
 
     async def grant(self, grant_id: str) -> Grant | None:
         doc = await self.db[GRANTS].find_one({"_id": grant_id}, session=self.session)
@@ -271,8 +273,15 @@ class MongoSharingStore:
 
     @asynccontextmanager
     async def __call__(self) -> AsyncIterator[MongoSharingTransaction]:
-        async with self.runtime.transaction() as tx:
-            yield MongoSharingTransaction(tx)
+        try:
+            async with self.runtime.transaction() as tx:
+                yield MongoSharingTransaction(tx)
+        except OperationFailure as exc:
+            # two decisions on one request at once: the loser's write conflicts. The database is well, so
+            # this is no outage (503): the handler reads again and answers what won.
+            if exc.code == WRITE_CONFLICT:
+                raise ChangedMeanwhile("request_id", "the request or grant changed meanwhile; read it again") from exc
+            raise
 
     async def request(self, request_id: str) -> ShareRequest | None:
         doc = await self.db[REQUESTS].find_one({"_id": request_id})

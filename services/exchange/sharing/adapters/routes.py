@@ -106,6 +106,7 @@ class RequestIn(BaseModel):
     )
     valid_from: date | None = Field(default=None, description="default today")
     valid_to: date
+    unmasked: Items = Field(default=[], description="sensitive items asked for in clear (明文); others are masked")
 
 
 class NarrowingIn(BaseModel):
@@ -116,7 +117,7 @@ class NarrowingIn(BaseModel):
     subjects: Subjects | None = None
     valid_from: date | None = None
     valid_to: date | None = None
-    unmasked: Items = Field(default=[], description="sensitive items the grant serves in clear")
+    unmasked: Items = Field(default=[], description="sensitive items the grant serves in clear: applied for so")
 
     def narrowing(self) -> Narrowing:
         return Narrowing(
@@ -391,6 +392,7 @@ async def file_request(body: RequestIn, principal: Applicant, sharing: SharingDe
         consumer_system=body.consumer_system,
         valid_from=body.valid_from,
         valid_to=body.valid_to,
+        unmasked=tuple(body.unmasked),
     )
     return RequestView.of(await handlers.file_request(command, principal, sharing))
 

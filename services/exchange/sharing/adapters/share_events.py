@@ -62,6 +62,7 @@ class BusShareEvents:
                 "named_subjects": len(r.asked.scope.subjects),
                 "requested_on": r.requested_on,
                 "entry_version": r.entry_version,
+                "unmasked": sorted(r.asked.unmasked),
             },
         )
 
