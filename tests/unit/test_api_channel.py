@@ -168,6 +168,7 @@ async def test_a_subject_is_served_with_the_granted_items_and_sensitive_ones_mas
     assert access.result is AccessResult.SERVED and access.record_count == 1 and access.subject_keys == (HERE,)
     assert access.items == ("统一社会信用代码", "企业名称", "法定代表人", "联系电话")  # 内部备注 is never shared
     person = Principal("li", APPROVAL, frozenset({Role.DATA_ADMINISTRATOR}))  # a person of the consumer department
+    fakes.grants["g-1"] = replace(GRANT, consumer_system=None)  # a grant to the department, not to one system
     chosen = await channel_of(fakes).record(call(person, items=("企业名称",)), HERE)
     assert chosen["fields"] == {"企业名称": "吉安甲公司"}
 
@@ -256,6 +257,11 @@ ABUSES = [
         "another consumer system's",
     ),
     ("another department", call(Principal("x", MARKET, frozenset({Role.AUDITOR}))), "another department's"),
+    (
+        "a person under a consumer system's grant",
+        call(Principal("li", APPROVAL, frozenset({Role.DATA_ADMINISTRATOR}))),
+        "the grant is for consumer system approval-system",
+    ),
     ("no valid token", call(None), "no valid credentials"),
 ]
 

@@ -97,8 +97,11 @@ class Grant:
         does. The reasons name only the caller's own grant, never another department's data."""
         if principal.department_code != self.consumer_code:
             return "the grant is another department's"
-        if self.consumer_system is not None and principal.machine and principal.subject != self.consumer_system:
-            return "the grant is another consumer system's"
+        if self.consumer_system is not None:  # only that machine identity; a grant without one: the department's
+            if not principal.machine:
+                return f"the grant is for consumer system {self.consumer_system}"
+            if principal.subject != self.consumer_system:
+                return "the grant is another consumer system's"
         if self.status is GrantStatus.REVOKED:
             return f"the grant was revoked: {self.ended_reason or ''}".rstrip(": ")
         if self.status is GrantStatus.ENDED:
