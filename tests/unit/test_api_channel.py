@@ -7,6 +7,8 @@ import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
+from types import SimpleNamespace
+from urllib.parse import quote
 
 import pytest
 from datashare_adapter.digest import ResourceDigest, bucket_of, record_hash
@@ -19,7 +21,7 @@ from services.exchange.domain.records import SubjectRecord
 from services.exchange.domain.resources import ItemSpec, ResourceSchema
 from services.exchange.sharing.access import AccessResult, ApiChannel, Call, DataAccess, Operation
 from services.exchange.sharing.adapters.accesses import GroupedAccessLog, _Recent, access_payload
-from services.exchange.sharing.api import purpose_of
+from services.exchange.sharing.api import call_of, purpose_of
 from services.exchange.sharing.grants import MASK, Channel, Grant, GrantStatus, RowScope
 from services.exchange.sharing.openapi import describe
 
@@ -340,6 +342,20 @@ def test_the_purpose_is_read_percent_encoded_or_as_raw_utf8() -> None:
     assert purpose_of(quote(PURPOSE)) == PURPOSE
     assert purpose_of(PURPOSE.encode().decode("latin-1")) == PURPOSE  # how the server sees raw UTF-8 bytes
     assert purpose_of(" audit ") == "audit" and purpose_of(None) is None
+
+
+@pytest.mark.parametrize("header", ["%FF", "%E4%B", "%C3", quote(PURPOSE)[:-1]])
+async def test_a_malformed_purpose_is_refused_naming_the_header_and_recorded(header: str) -> None:
+    with pytest.raises(Invalid, match="X-Purpose"):
+        purpose_of(header)
+    fakes = Fakes()
+    request = SimpleNamespace(method="GET", url=SimpleNamespace(path=f"/services/{CODE}/records/{HERE}"))
+    with pytest.raises(Invalid, match="X-Purpose") as refused:
+        await call_of(request, CODE, SYSTEM, channel_of(fakes), "g-1", header, [])  # type: ignore[arg-type]
+    assert refused.value.field == "X-Purpose"
+    [access] = fakes.accesses
+    assert access.result is AccessResult.REFUSED and "X-Purpose" in (access.reason or "")
+    assert access.operation is Operation.RECORD and access.call.grant_id == "g-1"
 
 
 def test_each_resource_has_an_openapi_description_with_its_items_as_typed_fields() -> None:
