@@ -19,11 +19,12 @@ from common.events import Event
 from common.policy import AccessDenied, MachineKind, Principal, Role
 from services.exchange.domain.records import SubjectRecord
 from services.exchange.domain.resources import ItemSpec, ResourceSchema
-from services.exchange.sharing.access import AccessResult, ApiChannel, Call, DataAccess, Operation
+from services.exchange.sharing.access import AccessResult, ApiChannel, Call, DataAccess, Operation, tightened
 from services.exchange.sharing.adapters.accesses import GroupedAccessLog, _Recent, access_payload
 from services.exchange.sharing.api import call_of, purpose_of
 from services.exchange.sharing.grants import MASK, Channel, Grant, GrantStatus, RowScope
 from services.exchange.sharing.openapi import describe
+from services.exchange.sharing.requests import rule_of, stricter_rule
 
 CODE = "101001/000001"
 MARKET, APPROVAL = "11360800MB0000001", "11360800MB0000002"
@@ -70,6 +71,7 @@ GRANT = Grant(
     valid_to=date(2026, 12, 31),
     entry_version=1,
     unmasked=frozenset({"法定代表人"}),
+    extra=rule_of(SCHEMA, ("统一社会信用代码", "企业名称", "法定代表人", "联系电话", "内部备注")),  # as issued
 )
 
 
@@ -295,6 +297,43 @@ async def test_a_grant_that_ended_or_does_not_fit_opens_nothing(grant: Grant, re
         with pytest.raises(AccessDenied, match=reason):
             await attempt
     assert [a.result for a in fakes.accesses] == [AccessResult.REFUSED] * 2
+
+
+def tightened_items(*names: str) -> tuple[ItemSpec, ...]:
+    return tuple(replace(i, share_type="NOT_SHARED") if i.name in names else i for i in SCHEMA.items)
+
+
+@pytest.mark.parametrize(
+    ("schema", "reason"),
+    [
+        (replace(SCHEMA, version=2, items=tightened_items("联系电话")), "makes the data item 联系电话 NOT_SHARED"),
+        (replace(SCHEMA, version=2, share_methods=("API", "FILE_DOWNLOAD")), None),
+        (replace(SCHEMA, version=1, items=tightened_items("联系电话")), None),  # the grant's own version
+    ],
+)
+async def test_a_grant_from_an_earlier_entry_opens_nothing_once_the_entry_in_force_is_stricter(
+    schema: ResourceSchema, reason: str | None
+) -> None:
+    """The lifecycle ends such a grant, but its consumer may lag: the channel checks the rule itself."""
+    fakes = Fakes(schemas={CODE: schema})
+    if reason is None:
+        assert (await channel_of(fakes).record(call(), HERE))["fields"]["企业名称"] == "吉安甲公司"
+        return
+    with pytest.raises(AccessDenied, match=reason):
+        await channel_of(fakes).record(call(), HERE)
+    assert [a.result for a in fakes.accesses] == [AccessResult.REFUSED]
+
+
+async def test_a_grant_from_an_earlier_entry_opens_nothing_once_its_channel_is_dropped() -> None:
+    both = replace(GRANT, channels=frozenset({Channel.API, Channel.FILE_DOWNLOAD}))
+    fakes = Fakes(grants={"g-1": both}, schemas={CODE: replace(SCHEMA, version=2)})
+    with pytest.raises(AccessDenied, match="no longer shared by FILE_DOWNLOAD"):
+        await channel_of(fakes).record(call(), HERE)
+    unpublished = Fakes(schemas={CODE: replace(SCHEMA, version=2, published=False)})
+    with pytest.raises(AccessDenied, match="no published resource"):
+        await channel_of(unpublished).record(call(), HERE)
+    assert tightened(GRANT, replace(SCHEMA, version=2, share_methods=("FILE_DOWNLOAD",))) is not None
+    assert "withdrawn" in (stricter_rule(GRANT, replace(SCHEMA, version=2, published=False), "CONDITIONAL", {}) or "")
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,7 @@ from common.policy import AccessDenied, Principal
 from services.exchange.domain.records import SubjectRecord
 from services.exchange.domain.resources import ResourceSchema
 from services.exchange.sharing.grants import Channel, Grant
+from services.exchange.sharing.requests import rule_kept, stricter_rule
 
 RULE = "exchange.share.read"
 CHINA = ZoneInfo("Asia/Shanghai")  # a grant's period is in Beijing calendar days
@@ -144,6 +145,16 @@ def resource_refusal(schema: ResourceSchema | None) -> str | None:
     if schema.confidentiality_reviewed_on is None:
         return "the resource has no recorded confidentiality review (Art. 20)"
     return None
+
+
+def tightened(grant: Grant, schema: ResourceSchema) -> str | None:
+    """Why the entry in force, newer than the one the grant came from, no longer allows it (the lifecycle's
+    own rule): the lifecycle ends such a grant, but its consumer may lag the terms read here."""
+    if grant.entry_version >= schema.version:
+        return None
+    if not registered(schema):
+        return f"version {schema.version} of the entry does not offer the API channel"
+    return stricter_rule(grant, schema, *rule_kept(grant))
 
 
 @dataclass(frozen=True)
@@ -269,6 +280,8 @@ class ApiChannel:
         grant = None
         if reason is None:
             grant, reason = await self._grant(call)
+        if reason is None and grant is not None and schema is not None:
+            reason = tightened(grant, schema)
         if reason is None and grant is not None and schema is not None:
             items = served_items(schema, grant, call.items)
             if isinstance(items, str):
