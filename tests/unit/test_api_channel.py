@@ -11,6 +11,7 @@ from types import SimpleNamespace
 from urllib.parse import quote
 
 import pytest
+from aiokafka.errors import KafkaTimeoutError
 from datashare_adapter.digest import ResourceDigest, bucket_of, record_hash
 from datashare_adapter.identifiers import credit_code_check_character
 
@@ -440,6 +441,31 @@ async def test_accesses_are_written_in_groups_and_each_request_waits_for_its_own
         outbox.fails = True
         with pytest.raises(ConnectionError):
             await asyncio.gather(*(log.record(served(i)) for i in range(3)))
+    finally:
+        writer.cancel()
+
+
+async def test_an_access_the_broker_does_not_acknowledge_fails_as_the_brokers_timeout() -> None:
+    async def hangs(events: list[Event]) -> None:
+        await asyncio.sleep(60)
+
+    log = GroupedAccessLog(hangs, b"k" * 32, linger=0, most=50, timeout=0.05)
+    writer = asyncio.create_task(log.run())
+    try:
+        with pytest.raises(KafkaTimeoutError):  # mapped to a 503 naming kafka, not the database
+            await log.record(served(1))
+    finally:
+        writer.cancel()
+
+
+async def test_a_request_waits_longer_than_its_groups_linger_and_send() -> None:
+    async def slow(events: list[Event]) -> None:
+        await asyncio.sleep(0.45)  # within the send's own timeout
+
+    log = GroupedAccessLog(slow, b"k" * 32, linger=0.2, most=50, timeout=0.5)
+    writer = asyncio.create_task(log.run())
+    try:
+        await log.record(served(1))
     finally:
         writer.cancel()
 
