@@ -75,6 +75,8 @@ def test_a_grant_opens_only_for_its_department_system_channel_purpose_and_period
 def test_a_grant_shows_its_items_only_and_masks_sensitive_ones_it_does_not_name() -> None:
     fields = {"企业名称": "吉安某公司", "法人": "张三", "电话": "13800000000", "注册资本": 100}
     assert grant().view(fields, frozenset({"法人", "电话"})) == {"企业名称": "吉安某公司", "法人": "张三", "电话": MASK}
+    empty = fields | {"电话": None, "法人": None}  # a masked item tells not even whether there is a value
+    assert grant().view(empty, frozenset({"法人", "电话"})) == {"企业名称": "吉安某公司", "法人": None, "电话": MASK}
 
 
 def test_a_grant_survives_its_stored_form_and_subjects_are_hashed_with_a_key() -> None:

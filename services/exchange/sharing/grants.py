@@ -117,9 +117,10 @@ class Grant:
         return None
 
     def view(self, fields: dict[str, Any], sensitive: frozenset[str]) -> dict[str, Any]:
-        """A record's fields as the grant shows them: granted items only, sensitive ones masked unless named."""
+        """A record's fields as the grant shows them: granted items only, sensitive ones masked unless named —
+        an empty one too, or the mask would tell whether the subject has a value."""
         return {
-            name: (MASK if name in sensitive and name not in self.unmasked and value is not None else value)
+            name: (MASK if name in sensitive and name not in self.unmasked else value)
             for name, value in fields.items()
             if name in self.items
         }
