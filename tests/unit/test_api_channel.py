@@ -23,13 +23,14 @@ from services.exchange.domain.resources import ItemSpec, ResourceSchema
 from services.exchange.sharing.access import AccessResult, ApiChannel, Call, DataAccess, Operation, tightened
 from services.exchange.sharing.adapters.accesses import GroupedAccessLog, _Recent, access_payload
 from services.exchange.sharing.api import call_of, purpose_of
-from services.exchange.sharing.grants import MASK, Channel, Grant, GrantStatus, RowScope
+from services.exchange.sharing.grants import MASK, Channel, Grant, GrantStatus, RowScope, pseudonym
 from services.exchange.sharing.openapi import describe
 from services.exchange.sharing.requests import rule_of, stricter_rule
 
 CODE = "101001/000001"
 MARKET, APPROVAL = "11360800MB0000001", "11360800MB0000002"
 PURPOSE = "企业开办审批核验"
+SECRET = b"s" * 32
 
 
 def enterprise(county: str, n: int) -> str:
@@ -158,7 +159,7 @@ class Shim:
 
 def channel_of(fakes: Fakes) -> ApiChannel:
     shim = Shim(fakes)
-    return ApiChannel(grants=fakes, resources=shim, data=fakes, log=shim, clock=FixedClock())  # type: ignore[arg-type]
+    return ApiChannel(grants=fakes, resources=shim, data=fakes, log=shim, clock=FixedClock(), secret=SECRET)  # type: ignore[arg-type]
 
 
 def call(principal: Principal | None = SYSTEM, **changes) -> Call:
@@ -231,6 +232,24 @@ async def test_the_feed_carries_changes_of_subjects_in_scope_with_the_granted_it
     rest = await channel_of(fakes).changes(call(), feed["last_sequence"], 2)
     assert [c["sequence"] for c in rest["changes"]] == [3] and rest["last_sequence"] == 3
     assert fakes.accesses[0].subject_keys == (HERE,) and fakes.accesses[0].record_count == 1
+
+
+async def test_the_feed_names_subjects_by_a_per_grant_pseudonym_when_the_key_item_is_not_served_in_clear() -> None:
+    at = datetime(2026, 5, 1, tzinfo=UTC)
+    history = [{"sequence": n, "subject_key": HERE, "subject_kind": "credit_code", "operation": "UPSERT",
+                "fields": fields(HERE, "n"), "source_version": n, "changed_at": at} for n in (1, 2)]  # fmt: skip
+    keyless = replace(GRANT, items=("企业名称", "法定代表人"))
+    masked_key = SCHEMA.items[0]
+    sensitive_key = replace(SCHEMA, items=(replace(masked_key, sensitive=True), *SCHEMA.items[1:]))
+    for grant, schema in [(keyless, SCHEMA), (GRANT, sensitive_key)]:
+        fakes = Fakes(grants={"g-1": grant}, schemas={CODE: schema}, history=list(history))
+        feed = await channel_of(fakes).changes(call(), 0, 10)
+        named = {c["subject_key"] for c in feed["changes"]}
+        assert named == {pseudonym(HERE, "g-1", SECRET)} and HERE not in str(feed)
+        assert pseudonym(HERE, "g-2", SECRET) not in named  # another grant's consumer cannot link them
+        assert fakes.accesses[0].subject_keys == (HERE,)  # the trail still knows whom (hashed when sent)
+    clear = await channel_of(Fakes(history=list(history))).changes(call(), 0, 10)
+    assert {c["subject_key"] for c in clear["changes"]} == {HERE}
 
 
 async def test_the_digest_is_of_what_the_grant_shows() -> None:
@@ -352,7 +371,7 @@ async def test_a_grants_period_is_counted_by_the_lifecycles_day_not_the_channels
     shim = Shim(fakes)
 
     def channel(day: date) -> ApiChannel:
-        return ApiChannel(fakes, shim, fakes, shim, FixedClock(), LifecycleDay(day))  # type: ignore[arg-type]
+        return ApiChannel(fakes, shim, fakes, shim, FixedClock(), LifecycleDay(day), secret=SECRET)  # type: ignore[arg-type]
 
     assert (await channel(date(2027, 3, 15)).record(call(), HERE))["fields"]["企业名称"] == "吉安甲公司"
     with pytest.raises(AccessDenied, match="valid from 2027-03-01"):

@@ -12,7 +12,7 @@ served or refused, leaves one `DataAccess`; a call whose access cannot be record
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from enum import StrEnum
 from typing import Any, Protocol
@@ -25,7 +25,7 @@ from common.identifiers import InvalidIdentifier
 from common.policy import AccessDenied, Principal
 from services.exchange.domain.records import SubjectRecord
 from services.exchange.domain.resources import ResourceSchema
-from services.exchange.sharing.grants import Channel, Grant
+from services.exchange.sharing.grants import Channel, Grant, pseudonym
 from services.exchange.sharing.requests import rule_kept, stricter_rule
 
 RULE = "exchange.share.read"
@@ -170,6 +170,18 @@ class Opened:
         shown = self.grant.view(fields, self.sensitive)
         return {name: shown[name] for name in self.items if name in shown}
 
+    @property
+    def keys_in_clear(self) -> bool:
+        """Whether the grant serves the resource's key item in clear: else the feed names subjects by
+        pseudonym (a single or batch read is answered with the key the caller already gave)."""
+        key = self.schema.key_item
+        return (
+            key is not None
+            and key in self.grant.items
+            and key in shared_items(self.schema)
+            and (key not in self.sensitive or key in self.grant.unmasked)
+        )
+
     def covers(self, record: SubjectRecord) -> bool:
         return not record.deleted and self.grant.scope.covers(record.subject_key, record.subject_kind)
 
@@ -204,6 +216,7 @@ class ApiChannel:
     log: AccessLog
     clock: Clock  # when a call happened, for the access trail
     days: Today | None = None  # the lifecycle's clock; None: the Beijing date of `clock`
+    secret: bytes = field(kw_only=True)  # the subject secret, for the feed's per-grant pseudonyms
 
     async def record(self, call: Call, subject_key: str) -> dict[str, Any]:
         opened = await self.open(call, Operation.RECORD, 1, (subject_key,))
@@ -246,7 +259,7 @@ class ApiChannel:
         subjects = tuple(dict.fromkeys(h["subject_key"] for h in visible))
         await self._log(call, Operation.CHANGES, opened, AccessResult.SERVED, subjects, len(visible), len(subjects))
         return {
-            "changes": [feed_entry(h, opened) for h in visible],
+            "changes": [feed_entry(h, opened, self.secret) for h in visible],
             "last_sequence": history[-1]["sequence"] if history else since,
         }
 
@@ -361,10 +374,11 @@ def shown(record: SubjectRecord, opened: Opened) -> dict[str, Any]:
     }
 
 
-def feed_entry(change: dict[str, Any], opened: Opened) -> dict[str, Any]:
+def feed_entry(change: dict[str, Any], opened: Opened, secret: bytes) -> dict[str, Any]:
+    key = change["subject_key"]
     return {
         "sequence": change["sequence"],
-        "subject_key": change["subject_key"],
+        "subject_key": key if opened.keys_in_clear else pseudonym(key, opened.grant.grant_id, secret),
         "operation": change["operation"],
         "fields": opened.view(change.get("fields") or {}),
         "source_version": change["source_version"],

@@ -150,7 +150,9 @@ class BatchAnswer(BaseModel):
 
 class FeedEntry(BaseModel):
     sequence: int
-    subject_key: str
+    subject_key: str = Field(
+        description="the subject's key if the grant serves the key item in clear, else a pseudonym for the grant"
+    )
     operation: str
     fields: dict[str, Any]
     source_version: int

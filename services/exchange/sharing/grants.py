@@ -130,3 +130,11 @@ def subject_hash(subject_key: str, key: bytes) -> str:
     """How an access event names a subject: never the key in clear, and keyed (HMAC-SHA256 with a secret of
     the center's), since a bare hash of an 18-character ID is found by trying them all."""
     return hmac.new(key, subject_key.encode(), hashlib.sha256).hexdigest()
+
+
+def pseudonym(subject_key: str, grant_id: str, key: bytes) -> str:
+    """How the change feed names a subject to a grant that does not show its key item in clear: stable for
+    the grant, so a consumer can follow one subject's changes, but neither the key nor linkable across grants
+    or with the access trail's hashes (HMAC-SHA256 under a key derived from the secret and the grant)."""
+    per_grant = hmac.new(key, grant_id.encode(), hashlib.sha256).digest()
+    return hmac.new(per_grant, subject_key.encode(), hashlib.sha256).hexdigest()
