@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field, replace
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from types import SimpleNamespace
 from urllib.parse import quote
 
@@ -99,6 +99,8 @@ class Fakes:
     history: list[dict] = field(default_factory=list)
     accesses: list[DataAccess] = field(default_factory=list)
     recording_fails: bool = False
+    position: int = 7  # the resource's last change
+    scans: int = 0  # full reads of the resource's records
 
     async def grant(self, grant_id: str) -> Grant | None:
         return self.grants.get(grant_id)
@@ -125,7 +127,11 @@ class Fakes:
                 digest.add(r.subject_key, r.fields)
         return digest.leaves
 
+    async def sequence(self, resource_code: str) -> int:
+        return self.position
+
     async def records_in(self, resource_code: str) -> AsyncIterator[SubjectRecord]:
+        self.scans += 1
         for r in self.records.values():
             if not r.deleted:
                 yield r
@@ -266,6 +272,36 @@ async def test_the_digest_is_of_what_the_grant_shows() -> None:
     for r in fakes.records.values():
         r.fields.pop("内部备注")
     assert (await channel_of(fakes).digest(call())).tops() == ResourceDigest(await fakes.leaves(CODE)).tops()
+
+
+class MovingClock:
+    def __init__(self) -> None:
+        self.at = FixedClock().now()
+
+    def now(self) -> datetime:
+        return self.at
+
+
+async def test_a_partial_digest_is_computed_once_for_its_leaves_and_again_when_the_resource_moves() -> None:
+    fakes = Fakes()
+    for n in range(2500):  # a few slices
+        key = enterprise("360821", 100 + n)
+        fakes.records[key] = stored(key, f"企业{n}")
+    clock = MovingClock()
+    channel = replace(channel_of(fakes), clock=clock)
+    digests = await asyncio.gather(*(channel.digest(call()) for _ in range(5)))  # together: one computation
+    assert fakes.scans == 1 and {d.records for d in digests} == {2501}
+    leaves = await channel.leaves(call(), [0, 1])
+    assert fakes.scans == 1 and leaves[0] == [list(leaf) for leaf in digests[0].leaves_under(0)]
+    narrowed = await channel.digest(call(items=("企业名称",)))  # other items: another digest
+    assert fakes.scans == 2 and narrowed.tops() != digests[0].tops()
+    fakes.position += 1  # a change: the digest is computed again
+    await channel.digest(call())
+    assert fakes.scans == 3
+    clock.at += timedelta(minutes=5)  # kept a moment only
+    await channel.digest(call())
+    assert fakes.scans == 4
+    assert [a.result for a in fakes.accesses] == [AccessResult.SERVED] * 9
 
 
 ABUSES = [

@@ -11,9 +11,10 @@ served or refused, leaves one `DataAccess`; a call whose access cannot be record
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from enum import StrEnum
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo
@@ -29,6 +30,9 @@ from services.exchange.sharing.grants import Channel, Grant, pseudonym
 from services.exchange.sharing.requests import rule_kept, stricter_rule
 
 RULE = "exchange.share.read"
+DIGEST_SLICE = 1000  # records hashed per turn in a worker thread: the event loop serves calls in between
+DIGEST_KEPT = timedelta(seconds=30)  # a computed digest answers its leaves and repeated calls this long
+DIGESTS_KEPT = 64  # computed digests held at once
 CHINA = ZoneInfo("Asia/Shanghai")  # a grant's period is in Beijing calendar days
 MAX_BATCH = 1000  # subjects per batch query
 NOT_SHARED = "NOT_SHARED"
@@ -110,6 +114,10 @@ class SharedData(Protocol):
     async def changes_since(self, resource_code: str, sequence: int, limit: int) -> list[dict]: ...
 
     async def leaves(self, resource_code: str) -> dict[int, tuple[int, int]]: ...
+
+    async def sequence(self, resource_code: str) -> int:
+        """The sequence number of the resource's last change (0: none yet)."""
+        ...
 
     def records_in(self, resource_code: str) -> AsyncIterator[SubjectRecord]:
         """Every current, undeleted record of the resource."""
@@ -217,6 +225,8 @@ class ApiChannel:
     clock: Clock  # when a call happened, for the access trail
     days: Today | None = None  # the lifecycle's clock; None: the Beijing date of `clock`
     secret: bytes = field(kw_only=True)  # the subject secret, for the feed's per-grant pseudonyms
+    computed: dict[tuple, tuple[datetime, ResourceDigest]] = field(default_factory=dict, kw_only=True)
+    computing: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(1), kw_only=True)
 
     async def record(self, call: Call, subject_key: str) -> dict[str, Any]:
         opened = await self.open(call, Operation.RECORD, 1, (subject_key,))
@@ -270,11 +280,35 @@ class ApiChannel:
         if opened.whole:
             digest = ResourceDigest(await self.data.leaves(call.resource_code))
         else:
-            digest = ResourceDigest()
-            async for record in self.data.records_in(call.resource_code):
-                if opened.covers(record):
-                    digest.add(record.subject_key, opened.view(record.fields))
+            digest = await self._partial_digest(call.resource_code, opened)
         await self._log(call, operation, opened, AccessResult.SERVED, (), digest.records, 0)
+        return digest
+
+    async def _partial_digest(self, resource_code: str, opened: Opened) -> ResourceDigest:
+        """A digest of part of the resource, computed one at a time and off the event loop, then kept a moment
+        for the resource's position: a consumer's leaves calls that follow its digest reuse it."""
+        key = (opened.grant.grant_id, opened.schema.version, opened.items, await self.data.sequence(resource_code))
+        async with self.computing:
+            now = self.clock.now()
+            kept = self.computed.get(key)
+            if kept is not None and now - kept[0] < DIGEST_KEPT:
+                return kept[1]
+            digest = await self._computed(resource_code, opened)
+            if len(self.computed) >= DIGESTS_KEPT:
+                self.computed = {k: v for k, v in self.computed.items() if now - v[0] < DIGEST_KEPT}
+                if len(self.computed) >= DIGESTS_KEPT:
+                    self.computed.clear()
+            self.computed[key] = (now, digest)  # changes during the scan moved the position: not reused
+            return digest
+
+    async def _computed(self, resource_code: str, opened: Opened) -> ResourceDigest:
+        digest, batch = ResourceDigest(), []
+        async for record in self.data.records_in(resource_code):
+            batch.append(record)
+            if len(batch) >= DIGEST_SLICE:
+                await asyncio.to_thread(_add_to, digest, batch, opened)
+                batch = []
+        await asyncio.to_thread(_add_to, digest, batch, opened)
         return digest
 
     async def leaves(self, call: Call, tops: list[int]) -> dict[int, list[list[int]]]:
@@ -363,6 +397,12 @@ class ApiChannel:
             keys, count,
         )  # fmt: skip
         await self.log.record(access)
+
+
+def _add_to(digest: ResourceDigest, records: list[SubjectRecord], opened: Opened) -> None:
+    for record in records:
+        if opened.covers(record):
+            digest.add(record.subject_key, opened.view(record.fields))
 
 
 def shown(record: SubjectRecord, opened: Opened) -> dict[str, Any]:
