@@ -58,9 +58,10 @@ def api_channel(
 ) -> ApiChannel:
     """The API channel; it counts grants' periods by the sharing lifecycle's clock (EXCHANGE_SHARING_TODAY
     included), so a grant is open on exactly the days the lifecycle issued it for."""
+    secret = subject_secret(settings)
     accesses = GroupedAccessLog(
         partial(publish_accesses, runtime.publisher, settings.access_record_timeout_seconds),
-        subject_secret(settings),
+        secret,
         linger=settings.access_flush_ms / 1000,
         most=settings.access_flush_events,
         timeout=settings.access_record_timeout_seconds,
@@ -73,6 +74,7 @@ def api_channel(
         log=accesses,
         clock=SystemClock(),
         days=sharing.clock,
+        secret=secret,
     )
 
 

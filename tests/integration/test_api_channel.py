@@ -105,6 +105,7 @@ async def test_a_consumer_reads_exactly_what_its_grant_opens_and_every_call_is_r
             grant_doc(grant("g-revoked", code, status=GrantStatus.REVOKED, ended_reason="no longer needed")),
             grant_doc(grant("g-other-system", code, consumer_system="other-system")),
             grant_doc(grant("g-to-revoke", code)),
+            grant_doc(grant("g-department", code, consumer_system=None)),
         ]
     )
     system = bearer(APPROVAL, subject="approval-system", machine=MachineKind.CONSUMER_SYSTEM)
@@ -130,10 +131,14 @@ async def test_a_consumer_reads_exactly_what_its_grant_opens_and_every_call_is_r
         outside, absent = await client.get(f"{base}/records/{THERE}"), await client.get(f"{base}/records/{ABSENT}")
         assert outside.status_code == absent.status_code == 404 and outside.json() == absent.json()
         assert "吉安乙公司" not in outside.text
-        # a person of the consumer department may call under the department's grant, with raw UTF-8 purpose
+        # a person of the consumer department may call under a grant to the department, with raw UTF-8 purpose,
+        # but not under one bound to a consumer system
         person = bearer(APPROVAL, Role.DATA_ADMINISTRATOR, subject="approval-admin")
         raw = {"X-Purpose": PURPOSE.encode()}
-        assert (await client.get(f"{base}/records/{HERE}", headers=person | raw)).status_code == 200
+        departments = {"X-Grant-Id": "g-department"}
+        assert (await client.get(f"{base}/records/{HERE}", headers=person | raw | departments)).status_code == 200
+        bound = await client.get(f"{base}/records/{HERE}", headers=person | raw)
+        assert bound.status_code == 403 and "for consumer system approval-system" in bound.json()["detail"]
 
         batch = await client.post(f"{base}/records", json={"subject_keys": [HERE, THERE, ABSENT]})
         assert batch.status_code == 200, batch.text

@@ -111,6 +111,7 @@ async def test_broker_outage(own_infra, services, tmp_path) -> None:
         unrecorded = await client.get(query, headers=CONSUMER)
         assert time.monotonic() - started < 10
     assert unrecorded.status_code == 503 and "张三" not in unrecorded.text
+    assert unrecorded.json()["dependency"] == "kafka", unrecorded.text
     assert stop_within(exchange, 10) < 10
 
 

@@ -6,9 +6,12 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field, replace
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
+from types import SimpleNamespace
+from urllib.parse import quote
 
 import pytest
+from aiokafka.errors import KafkaTimeoutError
 from datashare_adapter.digest import ResourceDigest, bucket_of, record_hash
 from datashare_adapter.identifiers import credit_code_check_character
 
@@ -17,15 +20,17 @@ from common.events import Event
 from common.policy import AccessDenied, MachineKind, Principal, Role
 from services.exchange.domain.records import SubjectRecord
 from services.exchange.domain.resources import ItemSpec, ResourceSchema
-from services.exchange.sharing.access import AccessResult, ApiChannel, Call, DataAccess, Operation
+from services.exchange.sharing.access import AccessResult, ApiChannel, Call, DataAccess, Operation, tightened
 from services.exchange.sharing.adapters.accesses import GroupedAccessLog, _Recent, access_payload
-from services.exchange.sharing.api import purpose_of
-from services.exchange.sharing.grants import MASK, Channel, Grant, GrantStatus, RowScope
+from services.exchange.sharing.api import call_of, purpose_of
+from services.exchange.sharing.grants import MASK, Channel, Grant, GrantStatus, RowScope, pseudonym
 from services.exchange.sharing.openapi import describe
+from services.exchange.sharing.requests import rule_of, stricter_rule
 
 CODE = "101001/000001"
 MARKET, APPROVAL = "11360800MB0000001", "11360800MB0000002"
 PURPOSE = "企业开办审批核验"
+SECRET = b"s" * 32
 
 
 def enterprise(county: str, n: int) -> str:
@@ -68,6 +73,7 @@ GRANT = Grant(
     valid_to=date(2026, 12, 31),
     entry_version=1,
     unmasked=frozenset({"法定代表人"}),
+    extra=rule_of(SCHEMA, ("统一社会信用代码", "企业名称", "法定代表人", "联系电话", "内部备注")),  # as issued
 )
 
 
@@ -93,6 +99,8 @@ class Fakes:
     history: list[dict] = field(default_factory=list)
     accesses: list[DataAccess] = field(default_factory=list)
     recording_fails: bool = False
+    position: int = 7  # the resource's last change
+    scans: int = 0  # full reads of the resource's records
 
     async def grant(self, grant_id: str) -> Grant | None:
         return self.grants.get(grant_id)
@@ -119,7 +127,11 @@ class Fakes:
                 digest.add(r.subject_key, r.fields)
         return digest.leaves
 
+    async def sequence(self, resource_code: str) -> int:
+        return self.position
+
     async def records_in(self, resource_code: str) -> AsyncIterator[SubjectRecord]:
+        self.scans += 1
         for r in self.records.values():
             if not r.deleted:
                 yield r
@@ -153,7 +165,7 @@ class Shim:
 
 def channel_of(fakes: Fakes) -> ApiChannel:
     shim = Shim(fakes)
-    return ApiChannel(grants=fakes, resources=shim, data=fakes, log=shim, clock=FixedClock())  # type: ignore[arg-type]
+    return ApiChannel(grants=fakes, resources=shim, data=fakes, log=shim, clock=FixedClock(), secret=SECRET)  # type: ignore[arg-type]
 
 
 def call(principal: Principal | None = SYSTEM, **changes) -> Call:
@@ -168,6 +180,7 @@ async def test_a_subject_is_served_with_the_granted_items_and_sensitive_ones_mas
     assert access.result is AccessResult.SERVED and access.record_count == 1 and access.subject_keys == (HERE,)
     assert access.items == ("统一社会信用代码", "企业名称", "法定代表人", "联系电话")  # 内部备注 is never shared
     person = Principal("li", APPROVAL, frozenset({Role.DATA_ADMINISTRATOR}))  # a person of the consumer department
+    fakes.grants["g-1"] = replace(GRANT, consumer_system=None)  # a grant to the department, not to one system
     chosen = await channel_of(fakes).record(call(person, items=("企业名称",)), HERE)
     assert chosen["fields"] == {"企业名称": "吉安甲公司"}
 
@@ -227,6 +240,24 @@ async def test_the_feed_carries_changes_of_subjects_in_scope_with_the_granted_it
     assert fakes.accesses[0].subject_keys == (HERE,) and fakes.accesses[0].record_count == 1
 
 
+async def test_the_feed_names_subjects_by_a_per_grant_pseudonym_when_the_key_item_is_not_served_in_clear() -> None:
+    at = datetime(2026, 5, 1, tzinfo=UTC)
+    history = [{"sequence": n, "subject_key": HERE, "subject_kind": "credit_code", "operation": "UPSERT",
+                "fields": fields(HERE, "n"), "source_version": n, "changed_at": at} for n in (1, 2)]  # fmt: skip
+    keyless = replace(GRANT, items=("企业名称", "法定代表人"))
+    masked_key = SCHEMA.items[0]
+    sensitive_key = replace(SCHEMA, items=(replace(masked_key, sensitive=True), *SCHEMA.items[1:]))
+    for grant, schema in [(keyless, SCHEMA), (GRANT, sensitive_key)]:
+        fakes = Fakes(grants={"g-1": grant}, schemas={CODE: schema}, history=list(history))
+        feed = await channel_of(fakes).changes(call(), 0, 10)
+        named = {c["subject_key"] for c in feed["changes"]}
+        assert named == {pseudonym(HERE, "g-1", SECRET)} and HERE not in str(feed)
+        assert pseudonym(HERE, "g-2", SECRET) not in named  # another grant's consumer cannot link them
+        assert fakes.accesses[0].subject_keys == (HERE,)  # the trail still knows whom (hashed when sent)
+    clear = await channel_of(Fakes(history=list(history))).changes(call(), 0, 10)
+    assert {c["subject_key"] for c in clear["changes"]} == {HERE}
+
+
 async def test_the_digest_is_of_what_the_grant_shows() -> None:
     fakes = Fakes()
     partial = await channel_of(fakes).digest(call())
@@ -243,6 +274,36 @@ async def test_the_digest_is_of_what_the_grant_shows() -> None:
     assert (await channel_of(fakes).digest(call())).tops() == ResourceDigest(await fakes.leaves(CODE)).tops()
 
 
+class MovingClock:
+    def __init__(self) -> None:
+        self.at = FixedClock().now()
+
+    def now(self) -> datetime:
+        return self.at
+
+
+async def test_a_partial_digest_is_computed_once_for_its_leaves_and_again_when_the_resource_moves() -> None:
+    fakes = Fakes()
+    for n in range(2500):  # a few slices
+        key = enterprise("360821", 100 + n)
+        fakes.records[key] = stored(key, f"企业{n}")
+    clock = MovingClock()
+    channel = replace(channel_of(fakes), clock=clock)
+    digests = await asyncio.gather(*(channel.digest(call()) for _ in range(5)))  # together: one computation
+    assert fakes.scans == 1 and {d.records for d in digests} == {2501}
+    leaves = await channel.leaves(call(), [0, 1])
+    assert fakes.scans == 1 and leaves[0] == [list(leaf) for leaf in digests[0].leaves_under(0)]
+    narrowed = await channel.digest(call(items=("企业名称",)))  # other items: another digest
+    assert fakes.scans == 2 and narrowed.tops() != digests[0].tops()
+    fakes.position += 1  # a change: the digest is computed again
+    await channel.digest(call())
+    assert fakes.scans == 3
+    clock.at += timedelta(minutes=5)  # kept a moment only
+    await channel.digest(call())
+    assert fakes.scans == 4
+    assert [a.result for a in fakes.accesses] == [AccessResult.SERVED] * 9
+
+
 ABUSES = [
     ("no grant named", call(grant_id=None), "names no grant"),
     ("no purpose", call(purpose=None), "states no purpose"),
@@ -256,6 +317,11 @@ ABUSES = [
         "another consumer system's",
     ),
     ("another department", call(Principal("x", MARKET, frozenset({Role.AUDITOR}))), "another department's"),
+    (
+        "a person under a consumer system's grant",
+        call(Principal("li", APPROVAL, frozenset({Role.DATA_ADMINISTRATOR}))),
+        "the grant is for consumer system approval-system",
+    ),
     ("no valid token", call(None), "no valid credentials"),
 ]
 
@@ -289,6 +355,43 @@ async def test_a_grant_that_ended_or_does_not_fit_opens_nothing(grant: Grant, re
     assert [a.result for a in fakes.accesses] == [AccessResult.REFUSED] * 2
 
 
+def tightened_items(*names: str) -> tuple[ItemSpec, ...]:
+    return tuple(replace(i, share_type="NOT_SHARED") if i.name in names else i for i in SCHEMA.items)
+
+
+@pytest.mark.parametrize(
+    ("schema", "reason"),
+    [
+        (replace(SCHEMA, version=2, items=tightened_items("联系电话")), "makes the data item 联系电话 NOT_SHARED"),
+        (replace(SCHEMA, version=2, share_methods=("API", "FILE_DOWNLOAD")), None),
+        (replace(SCHEMA, version=1, items=tightened_items("联系电话")), None),  # the grant's own version
+    ],
+)
+async def test_a_grant_from_an_earlier_entry_opens_nothing_once_the_entry_in_force_is_stricter(
+    schema: ResourceSchema, reason: str | None
+) -> None:
+    """The lifecycle ends such a grant, but its consumer may lag: the channel checks the rule itself."""
+    fakes = Fakes(schemas={CODE: schema})
+    if reason is None:
+        assert (await channel_of(fakes).record(call(), HERE))["fields"]["企业名称"] == "吉安甲公司"
+        return
+    with pytest.raises(AccessDenied, match=reason):
+        await channel_of(fakes).record(call(), HERE)
+    assert [a.result for a in fakes.accesses] == [AccessResult.REFUSED]
+
+
+async def test_a_grant_from_an_earlier_entry_opens_nothing_once_its_channel_is_dropped() -> None:
+    both = replace(GRANT, channels=frozenset({Channel.API, Channel.FILE_DOWNLOAD}))
+    fakes = Fakes(grants={"g-1": both}, schemas={CODE: replace(SCHEMA, version=2)})
+    with pytest.raises(AccessDenied, match="no longer shared by FILE_DOWNLOAD"):
+        await channel_of(fakes).record(call(), HERE)
+    unpublished = Fakes(schemas={CODE: replace(SCHEMA, version=2, published=False)})
+    with pytest.raises(AccessDenied, match="no published resource"):
+        await channel_of(unpublished).record(call(), HERE)
+    assert tightened(GRANT, replace(SCHEMA, version=2, share_methods=("FILE_DOWNLOAD",))) is not None
+    assert "withdrawn" in (stricter_rule(GRANT, replace(SCHEMA, version=2, published=False), "CONDITIONAL", {}) or "")
+
+
 @dataclass(frozen=True)
 class LifecycleDay:
     day: date
@@ -304,7 +407,7 @@ async def test_a_grants_period_is_counted_by_the_lifecycles_day_not_the_channels
     shim = Shim(fakes)
 
     def channel(day: date) -> ApiChannel:
-        return ApiChannel(fakes, shim, fakes, shim, FixedClock(), LifecycleDay(day))  # type: ignore[arg-type]
+        return ApiChannel(fakes, shim, fakes, shim, FixedClock(), LifecycleDay(day), secret=SECRET)  # type: ignore[arg-type]
 
     assert (await channel(date(2027, 3, 15)).record(call(), HERE))["fields"]["企业名称"] == "吉安甲公司"
     with pytest.raises(AccessDenied, match="valid from 2027-03-01"):
@@ -334,6 +437,20 @@ def test_the_purpose_is_read_percent_encoded_or_as_raw_utf8() -> None:
     assert purpose_of(quote(PURPOSE)) == PURPOSE
     assert purpose_of(PURPOSE.encode().decode("latin-1")) == PURPOSE  # how the server sees raw UTF-8 bytes
     assert purpose_of(" audit ") == "audit" and purpose_of(None) is None
+
+
+@pytest.mark.parametrize("header", ["%FF", "%E4%B", "%C3", quote(PURPOSE)[:-1]])
+async def test_a_malformed_purpose_is_refused_naming_the_header_and_recorded(header: str) -> None:
+    with pytest.raises(Invalid, match="X-Purpose"):
+        purpose_of(header)
+    fakes = Fakes()
+    request = SimpleNamespace(method="GET", url=SimpleNamespace(path=f"/services/{CODE}/records/{HERE}"))
+    with pytest.raises(Invalid, match="X-Purpose") as refused:
+        await call_of(request, CODE, SYSTEM, channel_of(fakes), "g-1", header, [])  # type: ignore[arg-type]
+    assert refused.value.field == "X-Purpose"
+    [access] = fakes.accesses
+    assert access.result is AccessResult.REFUSED and "X-Purpose" in (access.reason or "")
+    assert access.operation is Operation.RECORD and access.call.grant_id == "g-1"
 
 
 def test_each_resource_has_an_openapi_description_with_its_items_as_typed_fields() -> None:
@@ -379,6 +496,31 @@ async def test_accesses_are_written_in_groups_and_each_request_waits_for_its_own
         outbox.fails = True
         with pytest.raises(ConnectionError):
             await asyncio.gather(*(log.record(served(i)) for i in range(3)))
+    finally:
+        writer.cancel()
+
+
+async def test_an_access_the_broker_does_not_acknowledge_fails_as_the_brokers_timeout() -> None:
+    async def hangs(events: list[Event]) -> None:
+        await asyncio.sleep(60)
+
+    log = GroupedAccessLog(hangs, b"k" * 32, linger=0, most=50, timeout=0.05)
+    writer = asyncio.create_task(log.run())
+    try:
+        with pytest.raises(KafkaTimeoutError):  # mapped to a 503 naming kafka, not the database
+            await log.record(served(1))
+    finally:
+        writer.cancel()
+
+
+async def test_a_request_waits_longer_than_its_groups_linger_and_send() -> None:
+    async def slow(events: list[Event]) -> None:
+        await asyncio.sleep(0.45)  # within the send's own timeout
+
+    log = GroupedAccessLog(slow, b"k" * 32, linger=0.2, most=50, timeout=0.5)
+    writer = asyncio.create_task(log.run())
+    try:
+        await log.record(served(1))
     finally:
         writer.cancel()
 

@@ -64,12 +64,19 @@ def test_a_grant_opens_only_for_its_department_system_channel_purpose_and_period
         system, Channel.API, "审批核验", today
     )
     person = Principal("li", "approval", roles=frozenset({Role.DATA_ADMINISTRATOR}))
-    assert g.refusal(person, Channel.API, "审批核验", today) is None
+    assert g.refusal(person, Channel.API, "审批核验", today) == "the grant is for consumer system approval-system"
+    named_like_it = Principal("approval-system", "approval", roles=frozenset({Role.DATA_ADMINISTRATOR}))
+    assert "consumer system" in (g.refusal(named_like_it, Channel.API, "审批核验", today) or "")
+    departments = grant(consumer_system=None)  # no system named: any of the department's persons and systems
+    assert departments.refusal(person, Channel.API, "审批核验", today) is None
+    assert departments.refusal(system, Channel.API, "审批核验", today) is None
 
 
 def test_a_grant_shows_its_items_only_and_masks_sensitive_ones_it_does_not_name() -> None:
     fields = {"企业名称": "吉安某公司", "法人": "张三", "电话": "13800000000", "注册资本": 100}
     assert grant().view(fields, frozenset({"法人", "电话"})) == {"企业名称": "吉安某公司", "法人": "张三", "电话": MASK}
+    empty = fields | {"电话": None, "法人": None}  # a masked item tells not even whether there is a value
+    assert grant().view(empty, frozenset({"法人", "电话"})) == {"企业名称": "吉安某公司", "法人": None, "电话": MASK}
 
 
 def test_a_grant_survives_its_stored_form_and_subjects_are_hashed_with_a_key() -> None:

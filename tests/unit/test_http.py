@@ -5,6 +5,7 @@ import json
 from typing import Any
 
 import pytest
+from aiokafka.errors import KafkaTimeoutError
 from fastapi.testclient import TestClient
 from pymongo import _csot
 from pymongo.errors import ServerSelectionTimeoutError
@@ -195,3 +196,15 @@ def test_an_unavailable_database_is_503_with_retry_after_and_then_waited_for_bri
     assert client.get("/database-wait").json() == {"timeout": FAIL_FAST_SECONDS}
     runtime.dependencies["mongo"].succeeded()
     assert client.get("/database-wait").json() == {"timeout": None}
+
+
+def test_a_broker_that_does_not_acknowledge_is_503_naming_kafka_and_the_database_is_not_failed() -> None:
+    app, runtime = probed_app()
+
+    async def broker_slow() -> None:
+        raise KafkaTimeoutError("the access was not acknowledged within 3.0s")
+
+    app.add_api_route("/broker-slow", broker_slow, include_in_schema=False)
+    refused = TestClient(app).get("/broker-slow")
+    assert refused.status_code == 503 and refused.json()["dependency"] == "kafka"
+    assert runtime.dependencies["mongo"].failing_since is None

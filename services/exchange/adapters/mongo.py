@@ -351,6 +351,11 @@ class MongoUnitOfWork:
         sequence = await self.db[SEQUENCES].find_one({"_id": resource_code})
         return _state_of(doc, int(sequence["value"]) if sequence else 0)
 
+    async def sequence(self, resource_code: str) -> int:
+        """The sequence number of the resource's last change (0: none yet)."""
+        doc = await self.db[SEQUENCES].find_one({"_id": resource_code})
+        return int(doc["value"]) if doc else 0
+
     async def resources(self) -> list[ResourceState]:
         positions = {s["_id"]: int(s["value"]) async for s in self.db[SEQUENCES].find({})}  # one read for all
         return [_state_of(d, positions.get(d["_id"], 0)) async for d in self.db[RESOURCES].find({}).sort("_id")]

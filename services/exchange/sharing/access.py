@@ -11,9 +11,10 @@ served or refused, leaves one `DataAccess`; a call whose access cannot be record
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
-from datetime import date, datetime
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
 from enum import StrEnum
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo
@@ -25,9 +26,13 @@ from common.identifiers import InvalidIdentifier
 from common.policy import AccessDenied, Principal
 from services.exchange.domain.records import SubjectRecord
 from services.exchange.domain.resources import ResourceSchema
-from services.exchange.sharing.grants import Channel, Grant
+from services.exchange.sharing.grants import Channel, Grant, pseudonym
+from services.exchange.sharing.requests import rule_kept, stricter_rule
 
 RULE = "exchange.share.read"
+DIGEST_SLICE = 1000  # records hashed per turn in a worker thread: the event loop serves calls in between
+DIGEST_KEPT = timedelta(seconds=30)  # a computed digest answers its leaves and repeated calls this long
+DIGESTS_KEPT = 64  # computed digests held at once
 CHINA = ZoneInfo("Asia/Shanghai")  # a grant's period is in Beijing calendar days
 MAX_BATCH = 1000  # subjects per batch query
 NOT_SHARED = "NOT_SHARED"
@@ -110,6 +115,10 @@ class SharedData(Protocol):
 
     async def leaves(self, resource_code: str) -> dict[int, tuple[int, int]]: ...
 
+    async def sequence(self, resource_code: str) -> int:
+        """The sequence number of the resource's last change (0: none yet)."""
+        ...
+
     def records_in(self, resource_code: str) -> AsyncIterator[SubjectRecord]:
         """Every current, undeleted record of the resource."""
         ...
@@ -146,6 +155,16 @@ def resource_refusal(schema: ResourceSchema | None) -> str | None:
     return None
 
 
+def tightened(grant: Grant, schema: ResourceSchema) -> str | None:
+    """Why the entry in force, newer than the one the grant came from, no longer allows it (the lifecycle's
+    own rule): the lifecycle ends such a grant, but its consumer may lag the terms read here."""
+    if grant.entry_version >= schema.version:
+        return None
+    if not registered(schema):
+        return f"version {schema.version} of the entry does not offer the API channel"
+    return stricter_rule(grant, schema, *rule_kept(grant))
+
+
 @dataclass(frozen=True)
 class Opened:
     """A call the grant lets through: what it may see of the resource."""
@@ -158,6 +177,18 @@ class Opened:
     def view(self, fields: dict[str, Any]) -> dict[str, Any]:
         shown = self.grant.view(fields, self.sensitive)
         return {name: shown[name] for name in self.items if name in shown}
+
+    @property
+    def keys_in_clear(self) -> bool:
+        """Whether the grant serves the resource's key item in clear: else the feed names subjects by
+        pseudonym (a single or batch read is answered with the key the caller already gave)."""
+        key = self.schema.key_item
+        return (
+            key is not None
+            and key in self.grant.items
+            and key in shared_items(self.schema)
+            and (key not in self.sensitive or key in self.grant.unmasked)
+        )
 
     def covers(self, record: SubjectRecord) -> bool:
         return not record.deleted and self.grant.scope.covers(record.subject_key, record.subject_kind)
@@ -193,6 +224,9 @@ class ApiChannel:
     log: AccessLog
     clock: Clock  # when a call happened, for the access trail
     days: Today | None = None  # the lifecycle's clock; None: the Beijing date of `clock`
+    secret: bytes = field(kw_only=True)  # the subject secret, for the feed's per-grant pseudonyms
+    computed: dict[tuple, tuple[datetime, ResourceDigest]] = field(default_factory=dict, kw_only=True)
+    computing: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(1), kw_only=True)
 
     async def record(self, call: Call, subject_key: str) -> dict[str, Any]:
         opened = await self.open(call, Operation.RECORD, 1, (subject_key,))
@@ -235,7 +269,7 @@ class ApiChannel:
         subjects = tuple(dict.fromkeys(h["subject_key"] for h in visible))
         await self._log(call, Operation.CHANGES, opened, AccessResult.SERVED, subjects, len(visible), len(subjects))
         return {
-            "changes": [feed_entry(h, opened) for h in visible],
+            "changes": [feed_entry(h, opened, self.secret) for h in visible],
             "last_sequence": history[-1]["sequence"] if history else since,
         }
 
@@ -246,11 +280,35 @@ class ApiChannel:
         if opened.whole:
             digest = ResourceDigest(await self.data.leaves(call.resource_code))
         else:
-            digest = ResourceDigest()
-            async for record in self.data.records_in(call.resource_code):
-                if opened.covers(record):
-                    digest.add(record.subject_key, opened.view(record.fields))
+            digest = await self._partial_digest(call.resource_code, opened)
         await self._log(call, operation, opened, AccessResult.SERVED, (), digest.records, 0)
+        return digest
+
+    async def _partial_digest(self, resource_code: str, opened: Opened) -> ResourceDigest:
+        """A digest of part of the resource, computed one at a time and off the event loop, then kept a moment
+        for the resource's position: a consumer's leaves calls that follow its digest reuse it."""
+        key = (opened.grant.grant_id, opened.schema.version, opened.items, await self.data.sequence(resource_code))
+        async with self.computing:
+            now = self.clock.now()
+            kept = self.computed.get(key)
+            if kept is not None and now - kept[0] < DIGEST_KEPT:
+                return kept[1]
+            digest = await self._computed(resource_code, opened)
+            if len(self.computed) >= DIGESTS_KEPT:
+                self.computed = {k: v for k, v in self.computed.items() if now - v[0] < DIGEST_KEPT}
+                if len(self.computed) >= DIGESTS_KEPT:
+                    self.computed.clear()
+            self.computed[key] = (now, digest)  # changes during the scan moved the position: not reused
+            return digest
+
+    async def _computed(self, resource_code: str, opened: Opened) -> ResourceDigest:
+        digest, batch = ResourceDigest(), []
+        async for record in self.data.records_in(resource_code):
+            batch.append(record)
+            if len(batch) >= DIGEST_SLICE:
+                await asyncio.to_thread(_add_to, digest, batch, opened)
+                batch = []
+        await asyncio.to_thread(_add_to, digest, batch, opened)
         return digest
 
     async def leaves(self, call: Call, tops: list[int]) -> dict[int, list[list[int]]]:
@@ -269,6 +327,8 @@ class ApiChannel:
         grant = None
         if reason is None:
             grant, reason = await self._grant(call)
+        if reason is None and grant is not None and schema is not None:
+            reason = tightened(grant, schema)
         if reason is None and grant is not None and schema is not None:
             items = served_items(schema, grant, call.items)
             if isinstance(items, str):
@@ -339,6 +399,12 @@ class ApiChannel:
         await self.log.record(access)
 
 
+def _add_to(digest: ResourceDigest, records: list[SubjectRecord], opened: Opened) -> None:
+    for record in records:
+        if opened.covers(record):
+            digest.add(record.subject_key, opened.view(record.fields))
+
+
 def shown(record: SubjectRecord, opened: Opened) -> dict[str, Any]:
     return {
         "subject_key": record.subject_key,
@@ -348,10 +414,11 @@ def shown(record: SubjectRecord, opened: Opened) -> dict[str, Any]:
     }
 
 
-def feed_entry(change: dict[str, Any], opened: Opened) -> dict[str, Any]:
+def feed_entry(change: dict[str, Any], opened: Opened, secret: bytes) -> dict[str, Any]:
+    key = change["subject_key"]
     return {
         "sequence": change["sequence"],
-        "subject_key": change["subject_key"],
+        "subject_key": key if opened.keys_in_clear else pseudonym(key, opened.grant.grant_id, secret),
         "operation": change["operation"],
         "fields": opened.view(change.get("fields") or {}),
         "source_version": change["source_version"],

@@ -17,6 +17,7 @@ from datashare_adapter.digest import TOPS
 from fastapi import APIRouter, Body, Depends, Header, Query, Request
 from pydantic import BaseModel, Field
 
+from common.errors import Invalid
 from common.fields import Code, Position
 from common.guard import Guard
 from common.policy import AccessDenied, Principal, Unauthenticated
@@ -27,6 +28,7 @@ from services.exchange.sharing.openapi import describe
 PURPOSE_LENGTH = 2000  # characters of the header as sent (percent-encoded Chinese takes 9 per character)
 BATCH_ACCEPTED = 100_000  # keys read from a batch body before it is refused as too large (MAX_BATCH served)
 Top = Annotated[int, Field(ge=0, lt=TOPS)]
+MALFORMED_PURPOSE = "the purpose is not percent-encoded UTF-8 (a literal % is sent as %25)"
 
 
 async def api_channel(request: Request) -> ApiChannel:
@@ -41,14 +43,28 @@ Channel = Annotated[ApiChannel, Depends(api_channel)]
 
 
 def purpose_of(header: str | None) -> str | None:
-    """The purpose as stated: percent-encoded UTF-8, or raw UTF-8 (which the server reads as Latin-1)."""
+    """The purpose as stated: percent-encoded UTF-8, or raw UTF-8 (which the server reads as Latin-1). A
+    percent-encoding that is not UTF-8 (`%FF`, a truncated `%E4%B`) is Invalid, naming the header."""
     if header is None:
         return None
     try:
         text = header.encode("latin-1").decode("utf-8")
     except (UnicodeEncodeError, UnicodeDecodeError):
         text = header
-    return unquote(text, errors="strict").strip() if "%" in text else text.strip()
+    if "%" not in text:
+        return text.strip()
+    try:
+        return unquote(text, errors="strict").strip()
+    except UnicodeDecodeError:
+        raise Invalid("X-Purpose", MALFORMED_PURPOSE) from None
+
+
+def stated_purpose(header: str | None) -> str | None:
+    """The purpose for the record of a call refused before it is read: a malformed one as none."""
+    try:
+        return purpose_of(header)
+    except Invalid:
+        return None
 
 
 def _operation(request: Request) -> Operation:
@@ -73,7 +89,7 @@ class ShareGuard(Guard):
                 getattr(request.state, "principal", None) if isinstance(exc, AccessDenied) else None,
                 str(request.path_params.get("resource_code", ""))[:64],
                 request.headers.get("x-grant-id", "")[:64] or None,
-                (purpose_of(request.headers.get("x-purpose", "")[:PURPOSE_LENGTH]) or None),
+                (stated_purpose(request.headers.get("x-purpose", "")[:PURPOSE_LENGTH]) or None),
             )
             reason = exc.reason if isinstance(exc, Unauthenticated) else f"{exc.rule}: {exc.reason}"
             await channel.refuse(call, _operation(request), reason)
@@ -87,8 +103,10 @@ Describer = Annotated[Principal, Depends(Guard("exchange.resource.read"))]
 
 
 async def call_of(
+    request: Request,
     resource_code: Code,
     principal: Caller,
+    channel: Channel,
     x_grant_id: Annotated[Code | None, Header(description="the grant the call relies on")] = None,
     x_purpose: Annotated[
         str | None,
@@ -99,7 +117,14 @@ async def call_of(
         Query(max_length=200, description="the data items wanted (default: every item the grant opens)"),
     ] = [],  # noqa: B006
 ) -> Call:
-    return Call(principal, resource_code, x_grant_id, purpose_of(x_purpose), tuple(items))
+    try:
+        purpose = purpose_of(x_purpose)
+    except Invalid as exc:  # refused before the grant is looked at, and recorded as every refusal
+        await channel.refuse(
+            Call(principal, resource_code, x_grant_id, None, tuple(items)), _operation(request), str(exc)
+        )
+        raise
+    return Call(principal, resource_code, x_grant_id, purpose, tuple(items))
 
 
 Called = Annotated[Call, Depends(call_of)]
@@ -125,7 +150,9 @@ class BatchAnswer(BaseModel):
 
 class FeedEntry(BaseModel):
     sequence: int
-    subject_key: str
+    subject_key: str = Field(
+        description="the subject's key if the grant serves the key item in clear, else a pseudonym for the grant"
+    )
     operation: str
     fields: dict[str, Any]
     source_version: int

@@ -97,8 +97,11 @@ class Grant:
         does. The reasons name only the caller's own grant, never another department's data."""
         if principal.department_code != self.consumer_code:
             return "the grant is another department's"
-        if self.consumer_system is not None and principal.machine and principal.subject != self.consumer_system:
-            return "the grant is another consumer system's"
+        if self.consumer_system is not None:  # only that machine identity; a grant without one: the department's
+            if not principal.machine:
+                return f"the grant is for consumer system {self.consumer_system}"
+            if principal.subject != self.consumer_system:
+                return "the grant is another consumer system's"
         if self.status is GrantStatus.REVOKED:
             return f"the grant was revoked: {self.ended_reason or ''}".rstrip(": ")
         if self.status is GrantStatus.ENDED:
@@ -114,9 +117,10 @@ class Grant:
         return None
 
     def view(self, fields: dict[str, Any], sensitive: frozenset[str]) -> dict[str, Any]:
-        """A record's fields as the grant shows them: granted items only, sensitive ones masked unless named."""
+        """A record's fields as the grant shows them: granted items only, sensitive ones masked unless named —
+        an empty one too, or the mask would tell whether the subject has a value."""
         return {
-            name: (MASK if name in sensitive and name not in self.unmasked and value is not None else value)
+            name: (MASK if name in sensitive and name not in self.unmasked else value)
             for name, value in fields.items()
             if name in self.items
         }
@@ -126,3 +130,11 @@ def subject_hash(subject_key: str, key: bytes) -> str:
     """How an access event names a subject: never the key in clear, and keyed (HMAC-SHA256 with a secret of
     the center's), since a bare hash of an 18-character ID is found by trying them all."""
     return hmac.new(key, subject_key.encode(), hashlib.sha256).hexdigest()
+
+
+def pseudonym(subject_key: str, grant_id: str, key: bytes) -> str:
+    """How the change feed names a subject to a grant that does not show its key item in clear: stable for
+    the grant, so a consumer can follow one subject's changes, but neither the key nor linkable across grants
+    or with the access trail's hashes (HMAC-SHA256 under a key derived from the secret and the grant)."""
+    per_grant = hmac.new(key, grant_id.encode(), hashlib.sha256).digest()
+    return hmac.new(per_grant, subject_key.encode(), hashlib.sha256).hexdigest()

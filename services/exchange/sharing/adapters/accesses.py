@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
+from aiokafka.errors import KafkaTimeoutError
 from pymongo.asynchronous.database import AsyncDatabase
 
 from common.events import Event
@@ -26,6 +27,7 @@ from services.exchange.sharing.grants import Channel, Grant, subject_hash
 log = logging.getLogger(__name__)
 DATA_ACCESSES = "exchange.data-accesses"
 PRODUCER = "exchange"
+WAIT_MARGIN_SECONDS = 1.0  # a request's wait beyond its group's linger and send timeout
 CACHED_AT_MOST = 10_000  # grants or resources held at once; beyond that the cache starts afresh
 
 
@@ -156,7 +158,7 @@ class GroupedAccessLog:
     """Group commit: a request enqueues its access and waits; the writer sends every access pending to the
     broker in one go (after `linger` seconds, or at once when `most` are pending) and answers them all once
     acknowledged. While one group is sent the next gathers, so the cost per request falls as load rises. An
-    access not recorded within `timeout` fails its request (503: not served)."""
+    access not recorded fails its request (503 naming the broker: not served); `timeout` is the send's own."""
 
     def __init__(
         self,
@@ -172,6 +174,8 @@ class GroupedAccessLog:
         self.linger = linger
         self.most = most
         self.timeout = timeout
+        # a request waits for its group to gather and for the send's own timeout, which then answers it first
+        self.wait = linger + timeout + WAIT_MARGIN_SECONDS
         self.pending: list[tuple[DataAccess, asyncio.Future[BaseException | None]]] = []
         self.waiting = asyncio.Event()
         self.full = asyncio.Event()
@@ -182,7 +186,10 @@ class GroupedAccessLog:
         self.waiting.set()
         if len(self.pending) >= self.most:
             self.full.set()
-        failure = await asyncio.wait_for(asyncio.shield(done), self.timeout)
+        try:
+            failure = await asyncio.wait_for(asyncio.shield(done), self.wait)
+        except TimeoutError:  # the broker's, not the database's: the HTTP layer answers 503 naming kafka
+            raise KafkaTimeoutError(f"the access was not acknowledged within {self.wait:.1f}s") from None
         if failure is not None:
             raise failure
 
