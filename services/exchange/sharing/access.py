@@ -17,10 +17,10 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from enum import StrEnum
 from typing import Any, Protocol
-from zoneinfo import ZoneInfo
 
 from datashare_adapter.digest import TOPS, ResourceDigest
 
+from common.clock import CHINA  # a grant's period is in Beijing calendar days
 from common.errors import Invalid, NotFound
 from common.identifiers import InvalidIdentifier
 from common.policy import AccessDenied, Principal
@@ -33,7 +33,6 @@ RULE = "exchange.share.read"
 DIGEST_SLICE = 1000  # records hashed per turn in a worker thread: the event loop serves calls in between
 DIGEST_KEPT = timedelta(seconds=30)  # a computed digest answers its leaves and repeated calls this long
 DIGESTS_KEPT = 64  # computed digests held at once
-CHINA = ZoneInfo("Asia/Shanghai")  # a grant's period is in Beijing calendar days
 MAX_BATCH = 1000  # subjects per batch query
 NOT_SHARED = "NOT_SHARED"
 
