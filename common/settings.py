@@ -8,6 +8,7 @@ import socket
 import sys
 from pathlib import Path
 from typing import Literal, TypeVar
+from urllib.parse import urlsplit
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -15,6 +16,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from common.calendar_source import DEFAULT_SCHEDULE_DIR
 
 LOCAL_MONGO_URI = "mongodb://127.0.0.1:27017/?retryWrites=false&directConnection=true"
+JWKS_PATH = "/.well-known/jwks.json"
 
 
 class ServiceSettings(BaseSettings):
@@ -55,7 +57,9 @@ class ServiceSettings(BaseSettings):
     auth_jwks: str | None = None  # a JWKS document inline; overrides auth_jwks_url
     auth_issuer: str = "jian-datashare"
     auth_audience: str = "jian-datashare"
-    auth_token_url: str = "http://127.0.0.1:8005/token"  # the directory's token endpoint, for API docs and clients
+    # The directory's token endpoint as browsers and clients reach it: the OAuth2 flows of every service's
+    # OpenAPI (and so its /docs) point there. By default the directory's address from auth_jwks_url.
+    auth_token_url: str = Field(default="", validate_default=True)
 
     calendar_dir: Path = DEFAULT_SCHEDULE_DIR
     consumer_group_prefix: str = ""  # e.g. "staging-": environments sharing one cluster keep their own groups
@@ -80,6 +84,30 @@ class ServiceSettings(BaseSettings):
         if isinstance(values, dict) and not values.get("mongo_database") and prefix:
             return {**values, "mongo_database": f"datashare_{prefix}"}
         return values
+
+    @model_validator(mode="before")
+    @classmethod
+    def _token_url_of_the_directory(cls, values: object) -> object:
+        """Without a configured token URL, the directory's /token beside the JWKS it serves."""
+        if not isinstance(values, dict) or values.get("auth_token_url"):
+            return values
+        jwks_url = str(values.get("auth_jwks_url") or cls.model_fields["auth_jwks_url"].default)
+        if not jwks_url.endswith(JWKS_PATH):
+            return values  # not the directory's: _token_url asks for the setting
+        return {**values, "auth_token_url": jwks_url.removesuffix(JWKS_PATH) + "/token"}
+
+    @field_validator("auth_token_url", mode="after")
+    @classmethod
+    def _token_url(cls, value: str) -> str:
+        if not value:
+            raise ValueError(
+                "auth_jwks_url is not the directory's (…/.well-known/jwks.json): set auth_token_url to the "
+                "directory's public /token URL, e.g. https://directory.example.gov.cn/token"
+            )
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment:
+            raise ValueError("must be an absolute http(s) URL without query, e.g. https://directory.example/token")
+        return value
 
     @field_validator("kafka_bootstrap_servers")
     @classmethod

@@ -53,6 +53,7 @@ def build(settings: DirectorySettings) -> tuple[FastAPI, Runtime]:
         routers=[http.router(uow, hasher, signin, key_set)],
     )
     app.add_exception_handler(TooManyAttempts, http.too_many_attempts)
+    app.add_middleware(http.TokenCors, origins=settings.cors_allowed_origins)
     return app, runtime
 
 

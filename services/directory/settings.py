@@ -1,11 +1,15 @@
+import re
 from pathlib import Path
+from typing import Annotated
 
-from pydantic import Field, SecretStr, model_validator
-from pydantic_settings import SettingsConfigDict
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import NoDecode, SettingsConfigDict
 
 from common.settings import ServiceSettings
 
 DEV_KEY_FILE = Path(__file__).resolve().parents[2] / ".var" / "directory-signing-key.pem"
+# The services as `make up` runs them (devstack.processes.SERVICES): their /docs sign in at this directory.
+LOCAL_ORIGINS = tuple(f"http://{host}:{port}" for host in ("127.0.0.1", "localhost") for port in range(8001, 8006))
 
 
 class DirectorySettings(ServiceSettings):
@@ -19,6 +23,18 @@ class DirectorySettings(ServiceSettings):
     # from all addresses together, four times as many.
     signin_free_failures: int = Field(default=5, ge=2, le=50)
     signin_max_delay_minutes: int = Field(default=15, ge=1, le=1440)  # the longest wait between attempts
+    # Web pages that may call /token from a browser (CORS): the services' /docs. Comma-separated origins.
+    cors_allowed_origins: Annotated[tuple[str, ...], NoDecode] = LOCAL_ORIGINS
+
+    @field_validator("cors_allowed_origins", mode="before")
+    @classmethod
+    def _origins(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = tuple(o.strip() for o in value.split(",") if o.strip())
+        for origin in value if isinstance(value, tuple | list) else ():
+            if not re.fullmatch(r"https?://[A-Za-z0-9.\-]+(:\d{1,5})?", origin):
+                raise ValueError(f"{origin!r} is not an origin such as https://catalog.example.gov.cn (no path, no *)")
+        return value
 
     @model_validator(mode="after")
     def _key_in_production(self) -> "DirectorySettings":

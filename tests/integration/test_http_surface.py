@@ -44,7 +44,12 @@ async def platform(tmp_path_factory):
     try:
         for name in NAMES:
             extra = {"signing_key": pem} if name == "directory" else {}
-            running[name] = ServiceProcess(name, infra, folder, mongo_database=f"{database}_{name}", **extra).start()
+            if running:  # each knows the directory's address, as under `make up`; the keys stay inline
+                extra["auth_jwks_url"] = f"{running['directory'].url}/.well-known/jwks.json"
+            service = ServiceProcess(name, infra, folder, mongo_database=f"{database}_{name}", **extra)
+            if name == "directory":
+                service.env["DIRECTORY_AUTH_JWKS_URL"] = f"{service.url}/.well-known/jwks.json"
+            running[name] = service.start()
         for service in running.values():
             await service.wait_ready()
         async with httpx.AsyncClient(base_url=running["directory"].url, headers=OPERATOR) as client:
@@ -130,6 +135,122 @@ async def test_openapi_docs_and_metrics_as_clients_see_them(platform) -> None:
     documented = document["components"]["schemas"]["ErrorView"]
     assert refused.status_code == 422 and set(refused.json()) <= set(documented["properties"])
     assert set(documented["required"]) <= set(refused.json())
+
+
+async def test_every_openapi_signs_in_at_the_directorys_token_endpoint(platform) -> None:
+    token_url = f"{platform['directory'].url}/token"
+    for name, service in platform.items():
+        async with httpx.AsyncClient(base_url=service.url) as client:
+            document = (await client.get("/openapi.json")).json()
+        flows = document["components"]["securitySchemes"]["directory"]["flows"]
+        assert flows["password"]["tokenUrl"] == flows["clientCredentials"]["tokenUrl"] == token_url, name
+        paths = document["paths"]
+        for public in ("/healthz", "/readyz", "/metrics"):
+            assert "security" not in paths[public]["get"], (name, public)
+        assert paths["/schemas/{event_type}"]["get"].get("security") is None, name
+    directory, catalog = (await _openapi(platform, "directory")), (await _openapi(platform, "catalog"))
+    assert "security" not in directory["paths"]["/token"]["post"]
+    assert "security" not in directory["paths"]["/.well-known/jwks.json"]["get"]
+    assert directory["paths"]["/people"]["post"]["security"] == [{"bearer": []}, {"directory": []}]
+    assert catalog["paths"]["/search"]["get"]["security"] == [{"bearer": []}, {"directory": []}]
+
+
+async def _openapi(platform, name: str) -> dict:
+    async with httpx.AsyncClient(base_url=platform[name].url) as client:
+        return (await client.get("/openapi.json")).json()
+
+
+# What Swagger UI on the catalog's /docs (under `make up`) asks before it posts the sign-in form.
+DOCS_ORIGIN, OTHER_ORIGIN = "http://127.0.0.1:8001", "http://pages.example.org"
+PREFLIGHT = {
+    "Access-Control-Request-Method": "POST",
+    "Access-Control-Request-Headers": "authorization,x-requested-with",
+}
+
+
+async def test_the_token_endpoint_answers_cors_for_the_services_docs_only(platform) -> None:
+    async with httpx.AsyncClient(base_url=platform["directory"].url) as client:
+        allowed = await client.options("/token", headers={"Origin": DOCS_ORIGIN, **PREFLIGHT})
+        other = await client.options("/token", headers={"Origin": OTHER_ORIGIN, **PREFLIGHT})
+        refused_post = {"grant_type": "client_credentials", "client_id": "nobody", "client_secret": "x"}
+        posted = await client.post("/token", data=refused_post, headers={"Origin": DOCS_ORIGIN})
+        posted_other = await client.post("/token", data=refused_post, headers={"Origin": OTHER_ORIGIN})
+        elsewhere = await client.options("/departments", headers={"Origin": DOCS_ORIGIN, **PREFLIGHT})
+    assert allowed.status_code == 200 and allowed.headers["access-control-allow-origin"] == DOCS_ORIGIN
+    assert "POST" in allowed.headers["access-control-allow-methods"]
+    assert {"authorization", "x-requested-with"} <= set(
+        allowed.headers["access-control-allow-headers"].lower().split(", ")
+    )
+    assert "access-control-allow-credentials" not in allowed.headers  # bearer tokens, no cookies
+    assert other.status_code == 400 and "access-control-allow-origin" not in other.headers
+    assert posted.status_code == 401 and posted.headers["access-control-allow-origin"] == DOCS_ORIGIN
+    assert "access-control-allow-origin" not in posted_other.headers
+    assert "access-control-allow-origin" not in elsewhere.headers  # only the token endpoint is open to pages
+
+
+async def test_client_credentials_as_http_basic_give_a_token_other_services_accept(platform) -> None:
+    async with httpx.AsyncClient(base_url=platform["directory"].url, headers=OPERATOR) as client:
+        issued = (await client.post("/machines", json={"department_code": A, "kind": "consumer_system"})).json()
+    client_id, secret = issued["login"], issued["secret"]
+    basic = httpx.BasicAuth(client_id, secret)
+    async with httpx.AsyncClient(base_url=platform["directory"].url, headers={"Origin": DOCS_ORIGIN}) as client:
+        # as Swagger UI sends it: Basic, the grant and an empty scope in the form
+        granted = await client.post("/token", data={"grant_type": "client_credentials", "scope": ""}, auth=basic)
+        wrong_basic = await client.post(
+            "/token", data={"grant_type": "client_credentials"}, auth=httpx.BasicAuth(client_id, secret + "x")
+        )
+        wrong_form = await client.post(
+            "/token", data={"grant_type": "client_credentials", "client_id": client_id, "client_secret": secret + "x"}
+        )
+        both = await client.post(
+            "/token",
+            data={"grant_type": "client_credentials", "client_id": client_id, "client_secret": secret},
+            auth=basic,
+        )
+        garbled = await client.post(
+            "/token", data={"grant_type": "client_credentials"}, headers={"Authorization": "Basic not-base64!"}
+        )
+    assert granted.status_code == 200, granted.text
+    assert (
+        granted.headers["cache-control"] == "no-store" and granted.headers["access-control-allow-origin"] == DOCS_ORIGIN
+    )
+    async with httpx.AsyncClient(base_url=platform["catalog"].url) as client:
+        searched = await client.get("/search", headers={"Authorization": f"Bearer {granted.json()['access_token']}"})
+        anonymous = await client.get("/search")
+    assert searched.status_code == 200 and anonymous.status_code == 401
+    assert wrong_basic.status_code == wrong_form.status_code == 401
+    assert (
+        wrong_basic.json() == wrong_form.json() == {"detail": "invalid client credentials", "error": "Unauthenticated"}
+    )
+    assert both.status_code == 401 and "once" in both.json()["detail"]
+    assert garbled.status_code == 401 and garbled.json()["detail"] == "malformed Basic credentials"
+    logged = platform["directory"].log.read_text()
+    assert secret not in logged and secret + "x" not in logged
+
+
+async def test_a_wrong_basic_secret_is_throttled_like_a_wrong_form_secret(platform) -> None:
+    async with httpx.AsyncClient(base_url=platform["directory"].url, headers=OPERATOR) as client:
+        issued = (await client.post("/machines", json={"department_code": A, "kind": "adapter"})).json()
+    wrong = httpx.BasicAuth(issued["login"], "not-the-secret")
+    async with httpx.AsyncClient(base_url=platform["directory"].url) as client:
+        answers = [await client.post("/token", data={"grant_type": "client_credentials"}, auth=wrong) for _ in range(7)]
+        right = await client.post(
+            "/token", data={"grant_type": "client_credentials"}, auth=httpx.BasicAuth(issued["login"], issued["secret"])
+        )
+    statuses = [a.status_code for a in answers]
+    assert statuses == [401] * 5 + [429] * 2, statuses
+    assert right.status_code == 429 and int(right.headers["retry-after"]) >= 1  # the right secret waits too
+
+
+async def test_the_password_flow_as_swagger_ui_sends_it(platform) -> None:
+    async with httpx.AsyncClient(base_url=platform["directory"].url, headers=OPERATOR) as client:
+        person = {"person_id": "swagger-person", "name": "乙", "department_code": A, "roles": ["catalog_compiler"]}
+        issued = (await client.post("/people", json=person)).json()
+    form = {"grant_type": "password", "username": issued["login"], "password": issued["secret"], "scope": ""}
+    async with httpx.AsyncClient(base_url=platform["directory"].url) as client:
+        # Swagger UI's default for the password flow: an empty client in a Basic header
+        granted = await client.post("/token", data=form, headers={"Origin": DOCS_ORIGIN, "Authorization": "Basic Og=="})
+    assert granted.status_code == 200 and granted.json()["refresh_token"], granted.text
 
 
 async def test_refusals_at_the_role_gate_log_who_was_refused(platform) -> None:

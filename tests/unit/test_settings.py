@@ -43,3 +43,49 @@ def test_defaults_are_the_local_stack() -> None:
     assert settings.http_port == 8001
     assert "retryWrites=false" in settings.mongo_uri
     assert isinstance(settings, ServiceSettings)
+
+
+def test_the_token_url_is_the_directorys_beside_its_keys(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert CatalogSettings().auth_token_url == "http://127.0.0.1:8005/token"  # `make up`'s directory
+    monkeypatch.setenv("CATALOG_AUTH_JWKS_URL", "https://directory.example.gov.cn/.well-known/jwks.json")
+    assert CatalogSettings().auth_token_url == "https://directory.example.gov.cn/token"
+    monkeypatch.setenv("CATALOG_AUTH_TOKEN_URL", "https://sso.example.gov.cn/token")
+    assert CatalogSettings().auth_token_url == "https://sso.example.gov.cn/token"
+
+
+@pytest.mark.parametrize(
+    ("env", "named"),
+    [
+        ({"CATALOG_AUTH_JWKS_URL": "https://idp.example/certs"}, "CATALOG_AUTH_TOKEN_URL"),
+        ({"CATALOG_AUTH_TOKEN_URL": "/token"}, "absolute http(s) URL"),
+    ],
+)
+def test_a_token_url_that_cannot_be_known_stops_the_start(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture, env: dict[str, str], named: str
+) -> None:
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(SettingsError):
+        load_settings(CatalogSettings)
+    assert named in capsys.readouterr().err
+
+
+def test_the_directory_lets_only_the_configured_pages_call_token(monkeypatch: pytest.MonkeyPatch) -> None:
+    from services.directory.settings import DirectorySettings
+
+    assert set(DirectorySettings().cors_allowed_origins) == {
+        f"http://{host}:{port}" for host in ("127.0.0.1", "localhost") for port in (8001, 8002, 8003, 8004, 8005)
+    }
+    monkeypatch.setenv(
+        "DIRECTORY_CORS_ALLOWED_ORIGINS", "https://catalog.example.gov.cn, https://exchange.example.gov.cn"
+    )
+    assert DirectorySettings().cors_allowed_origins == (
+        "https://catalog.example.gov.cn",
+        "https://exchange.example.gov.cn",
+    )
+    monkeypatch.setenv("DIRECTORY_CORS_ALLOWED_ORIGINS", "")
+    assert DirectorySettings().cors_allowed_origins == ()
+    for bad in ("*", "https://catalog.example.gov.cn/docs"):
+        monkeypatch.setenv("DIRECTORY_CORS_ALLOWED_ORIGINS", bad)
+        with pytest.raises(SettingsError):
+            load_settings(DirectorySettings)

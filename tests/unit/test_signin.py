@@ -1,5 +1,6 @@
 """Sign-in throttling and the revocations every service keeps, without a broker or database."""
 
+import base64
 import json
 from datetime import timedelta
 from types import SimpleNamespace
@@ -12,6 +13,7 @@ from common.keys import KeySource
 from common.policy import Principal, Unauthenticated
 from common.revocations import Revocations
 from common.settings import ServiceSettings
+from services.directory.adapters.http import basic_client_credentials
 from services.directory.domain.model import Throttle
 from tests.tokens import JWKS_JSON, KEY
 
@@ -67,3 +69,23 @@ def test_only_events_the_directory_signed_change_generations(keys: KeySource) ->
     with pytest.raises(Unauthenticated, match="sign in again"):
         revocations.check(Principal("p", "D", generation=1))
     assert key_id(KEY.public_key()) in keys.verifier.keys  # type: ignore[union-attr]
+
+
+def test_basic_client_credentials_are_read_as_rfc_6749_sends_them() -> None:
+    def basic(raw: str) -> str:
+        return "Basic " + base64.b64encode(raw.encode()).decode()
+
+    assert basic_client_credentials(None) is None
+    assert basic_client_credentials("Bearer abc") is None  # not client authentication
+    assert basic_client_credentials(basic("adapter-1:s3cret")) == ("adapter-1", "s3cret")
+    assert basic_client_credentials(basic("adapter%3A1:a+b%2Bc")) == ("adapter:1", "a b+c")  # form-encoded parts
+    assert basic_client_credentials("basic " + base64.b64encode(b"id:x:y").decode()) == ("id", "x:y")
+    for refused, reason in [
+        ("Basic not-base64!", "malformed Basic credentials"),
+        (basic("no-colon"), "Basic credentials need client_id:client_secret"),
+        (basic(":"), "Basic credentials need client_id:client_secret"),  # Swagger UI without a client
+        (basic("id:" + "s" * 257), "invalid client credentials"),
+    ]:
+        with pytest.raises(Unauthenticated) as caught:
+            basic_client_credentials(refused)
+        assert caught.value.reason == reason and "s3cret" not in str(caught.value)

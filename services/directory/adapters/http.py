@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 from datetime import UTC, date, datetime
 from typing import Annotated, Any, Literal
+from urllib.parse import unquote_plus
 
 from fastapi import APIRouter, Depends, Form, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
+from starlette.middleware.cors import CORSMiddleware
+from starlette.types import ASGIApp, Receive, Scope, Send
 
+from common import limits
 from common.fields import Code, Name, Secret, Text
 from common.guard import Guard
 from common.http import UNAUTHENTICATED
@@ -133,6 +139,49 @@ def _person_view(person: Any, show_login: bool = True) -> PersonView:
     )
 
 
+def basic_client_credentials(authorization: str | None) -> tuple[str, str] | None:
+    """The client id and secret of an `Authorization: Basic` header (RFC 6749 2.3.1: each form-encoded, then
+    joined by a colon), None without one. The reason of a refusal never repeats the secret."""
+    scheme, _, value = (authorization or "").partition(" ")
+    if scheme.lower() != "basic":
+        return None
+    try:
+        decoded = base64.b64decode(value.strip(), validate=True).decode()
+    except (binascii.Error, UnicodeDecodeError):
+        raise Unauthenticated("malformed Basic credentials") from None
+    client_id, colon, secret = decoded.partition(":")
+    client_id, secret = unquote_plus(client_id), unquote_plus(secret)
+    if not colon or not client_id or not secret:
+        raise Unauthenticated("Basic credentials need client_id:client_secret")
+    if len(client_id) > limits.CODE_LENGTH or len(secret) > limits.SECRET_LENGTH:
+        raise Unauthenticated("invalid client credentials")
+    return client_id, secret
+
+
+class TokenCors:
+    """CORS for the token endpoint only: the services' /docs (other origins) sign in here from the browser.
+    Only the listed origins get the headers that let a page read the answer; no cookies are involved."""
+
+    PATHS = frozenset({"/token"})
+
+    def __init__(self, app: ASGIApp, origins: tuple[str, ...]) -> None:
+        self.app = app
+        self.cors = CORSMiddleware(
+            app,
+            allow_origins=origins,
+            allow_methods=["POST"],
+            allow_headers=["Authorization", "X-Requested-With"],  # what Swagger UI sends besides the safelisted
+            expose_headers=["Retry-After"],
+            max_age=600,
+        )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"] in self.PATHS:
+            await self.cors(scope, receive, send)
+        else:
+            await self.app(scope, receive, send)
+
+
 def router(uow: MongoUnitOfWork, hasher: SecretHasher, signin: login.SignIn, jwks: dict) -> APIRouter:
     api = APIRouter(tags=["directory"])
 
@@ -147,6 +196,8 @@ def router(uow: MongoUnitOfWork, hasher: SecretHasher, signin: login.SignIn, jwk
         responses={401: UNAUTHENTICATED},
         tags=["sign-in"],
         summary="OAuth2 token endpoint: password, client_credentials or refresh_token grant",
+        description="Form-encoded (RFC 6749). People send username and password; machines send client_id and "
+        "client_secret in the form or as HTTP Basic (`Authorization: Basic`), not both. Never in the URL.",
     )
     async def token(
         request: Request,
@@ -159,6 +210,12 @@ def router(uow: MongoUnitOfWork, hasher: SecretHasher, signin: login.SignIn, jwk
         refresh_token: Annotated[Secret | None, Form()] = None,
     ) -> TokenView:
         client = request.client.host if request.client else None
+        if grant_type == "client_credentials" and (
+            basic := basic_client_credentials(request.headers.get("authorization"))
+        ):
+            if client_id or client_secret:  # RFC 6749 2.3: one way of authenticating the client, not two
+                raise Unauthenticated("client credentials both as Basic and in the form: send them once")
+            client_id, client_secret = basic
         if grant_type == "password" and username and password:
             grant = await login.with_password(signin, username, password, client)
         elif grant_type == "client_credentials" and client_id and client_secret:
