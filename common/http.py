@@ -14,6 +14,7 @@ from typing import Any
 
 from aiokafka.errors import KafkaError
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request, Response, UploadFile
+from fastapi.dependencies.models import Dependant
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse, PlainTextResponse
@@ -169,6 +170,12 @@ class FailFast:
             await self.app(scope, receive, send)
 
 
+def _has_parameters(dependant: Dependant) -> bool:
+    """Query or path parameters of the route or of a dependency it uses (e.g. paging)."""
+    own = dependant.query_params or dependant.path_params
+    return bool(own) or any(_has_parameters(d) for d in dependant.dependencies)
+
+
 def _declare(route: APIRoute, upload_limit: int) -> None:
     """What every route says of itself in OpenAPI — its security and the errors it can answer — and,
     for a route that takes a file, the larger body limit. Set before the route is included."""
@@ -183,7 +190,7 @@ def _declare(route: APIRoute, upload_limit: int) -> None:
         responses[409] = CONFLICT
     if route.body_field is not None:
         responses[413] = TOO_LARGE
-    if route.body_field is not None or route.dependant.query_params or route.dependant.path_params:
+    if route.body_field is not None or _has_parameters(route.dependant):
         responses[422] = UNPROCESSABLE
     route.responses = responses | route.responses
     if any(field.field_info.annotation is UploadFile for field in route.dependant.body_params):

@@ -47,6 +47,7 @@ class Target:
 
     department_code: str | None = None  # the department that owns the resource
     compiled_by: str | None = None  # for reviews: who compiled the entry
+    edited_by: frozenset[str] = frozenset()  # for reviews: everyone who edited the version (each its compiler)
 
 
 class Unauthenticated(Exception):
@@ -87,8 +88,10 @@ OVERSIGHT = frozenset({Role.AUDITOR, Role.IT_OFFICE_OPERATOR, Role.LEADERSHIP_ME
 
 
 def _not_own_compilation(principal: Principal, target: Target) -> str | None:
-    if target.compiled_by is not None and target.compiled_by == principal.subject:
-        return "a reviewer never reviews an entry she compiled"
+    if principal.subject in target.edited_by or (
+        target.compiled_by is not None and target.compiled_by == principal.subject
+    ):
+        return "a reviewer never reviews an entry she compiled or edited (four eyes)"
     return None
 
 

@@ -91,5 +91,9 @@ async def confirm_match(demand_id: str, resource_code: str, principal: Principal
     return matched
 
 
-async def list_demands(uow: UnitOfWork, status: DemandStatus | None, requester_code: str | None) -> list[ShareDemand]:
-    return await uow.demands(status=status, requester_code=requester_code)
+async def list_demands(
+    uow: UnitOfWork, status: DemandStatus | None, requester_code: str | None, offset: int, limit: int
+) -> tuple[list[ShareDemand], int]:
+    """One page of the demands, oldest first, and how many there are in all."""
+    found = await uow.demands(status=status, requester_code=requester_code, offset=offset, limit=limit)
+    return found, await uow.count_demands(status=status, requester_code=requester_code)

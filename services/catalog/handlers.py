@@ -99,7 +99,7 @@ async def submit_entry(code: str, revision: int | None, principal: Principal, uo
     async with uow() as tx:
         entry = await _load(tx, code)
         authorize(principal, "catalog.entry.draft", Target(department_code=entry.provider_code))
-        submitted, version = entry.submit(revision)
+        submitted, version = entry.submit(revision, submitted_by=principal.subject)
         await tx.save(submitted, entry.revision)
         tx.emit(
             ENTRY_EVENTS,
@@ -149,8 +149,14 @@ async def return_entry(
 
 
 def _authorize_review(principal: Principal, entry: CatalogEntry) -> None:
-    compiled_by = entry.working.compiled_by if entry.working else None
-    authorize(principal, "catalog.entry.review", Target(department_code=entry.provider_code, compiled_by=compiled_by))
+    """Four eyes: whoever wrote or submitted any part of the version under review does not review it."""
+    working = entry.working
+    target = Target(
+        department_code=entry.provider_code,
+        compiled_by=working.compiled_by if working else None,
+        edited_by=working.editors if working else frozenset(),
+    )
+    authorize(principal, "catalog.entry.review", target)
 
 
 async def approve_entry(
@@ -232,7 +238,7 @@ async def record_source_exception(
 
 async def duplicate_sources(uow: UnitOfWork) -> list[tuple[CatalogEntry, SourceClash, str | None]]:
     """Entries whose working or published version sources an element provided elsewhere, with the legal
-    exception where one is recorded."""
+    exception where one is recorded; by resource code, then element."""
     registry = await uow.element_sources()
     found = []
     for entry in await uow.entries(provider_code=None, limit=100_000):
@@ -242,16 +248,16 @@ async def duplicate_sources(uow: UnitOfWork) -> list[tuple[CatalogEntry, SourceC
         exceptions = dict(entry.source_exceptions)
         for clash in clashes(entry.provider_code, [i.name for i in version.content.data_items], registry):
             found.append((entry, clash, exceptions.get(clash.element)))
-    return found
+    return sorted(found, key=lambda f: (f[0].resource_code, f[1].element))
 
 
 async def withdraw_entry(
-    code: str, reason: str, revision: int | None, principal: Principal, uow: UnitOfWork
+    code: str, reason: str, revision: int | None, principal: Principal, uow: UnitOfWork, today: date
 ) -> CatalogEntry:
     async with uow() as tx:
         entry = await _load(tx, code)
         authorize(principal, "catalog.entry.withdraw", Target(department_code=entry.provider_code))
-        withdrawn, version = entry.withdraw(revision)
+        withdrawn, version = entry.withdraw(reason, principal.subject, today, revision)
         await tx.save(withdrawn, entry.revision)
         tx.emit(
             ENTRY_EVENTS,
@@ -262,7 +268,7 @@ async def withdraw_entry(
                     "version": version.version,
                     "provider_code": entry.provider_code,
                     "withdrawn_by": principal.subject,
-                    "reason": reason,
+                    "reason": reason.strip(),
                 },
             ),
         )
@@ -308,8 +314,18 @@ async def report_change(
 async def overdue_entries(
     uow: UnitOfWork, today: date, provider_code: str | None = None
 ) -> list[tuple[CatalogEntry, Overdue]]:
+    """Longest overdue first; ties by resource code and kind."""
     entries = await uow.entries(provider_code=provider_code, limit=100_000)
-    return [(entry, o) for entry in entries for o in entry.overdue(today)]
+    found = [(entry, o) for entry in entries for o in entry.overdue(today)]
+    return sorted(found, key=lambda f: (f[1].due_on, f[0].resource_code, f[1].kind.value))
+
+
+async def list_entries(
+    uow: UnitOfWork, provider_code: str | None, offset: int, limit: int
+) -> tuple[list[CatalogEntry], int]:
+    """One page of the entries by resource code, and how many there are in all."""
+    found = await uow.entries(provider_code=provider_code, offset=offset, limit=limit)
+    return found, await uow.count_entries(provider_code=provider_code)
 
 
 async def announce_overdue(uow: UnitOfWork, today: date) -> int:
@@ -367,17 +383,23 @@ async def export_catalog(uow: UnitOfWork) -> list[list[object]]:
 
 
 async def import_entries(table: list[list[object]], principal: Principal, uow: UnitOfWork) -> list[CatalogEntry]:
-    """Bulk compilation: every row checked first, then all entries drafted in one transaction, or none."""
-    imported = sheet.read(table)
+    """Bulk compilation: every row checked first, then all entries drafted in one transaction, or none.
+    Rows without a resource code get the next 顺序码 of their classification."""
+    imported = sheet.read(table, await uow.department_names())
     for item in imported:
         authorize(principal, "catalog.entry.draft", Target(department_code=item.provider_code))
     drafted = []
     async with uow() as tx:
-        taken = [i.resource_code for i in imported if await tx.entry(i.resource_code) is not None]
+        taken = [i.resource_code for i in imported if i.resource_code and await tx.entry(i.resource_code) is not None]
         if taken:
             raise EntryExists("resource_code", f"already in the catalog: {', '.join(taken)}; nothing was imported")
         for item in imported:
-            entry = CatalogEntry.draft(item.resource_code, item.provider_code, item.content, principal.subject)
+            code = item.resource_code or resource_code(
+                item.classification or "", await tx.next_sequence(item.classification or "")
+            )
+            if item.resource_code is None and await tx.entry(code) is not None:
+                raise EntryExists("resource_code", f"{code} (assigned) is already in the catalog; nothing was imported")
+            entry = CatalogEntry.draft(code, item.provider_code, item.content, principal.subject)
             await tx.add(entry)
             tx.emit(ENTRY_EVENTS, _drafted(entry, entry.latest))
             drafted.append(entry)

@@ -134,20 +134,34 @@ async def test_an_entry_lives_its_whole_life(infra, topics, services, tmp_path) 
 
 
 async def test_overdue_entries_are_listed_and_announced_across_a_holiday(infra, topics, services, tmp_path) -> None:
-    catalog = ServiceProcess(
-        "catalog", infra, tmp_path, mongo_database=f"cat_{uuid.uuid4().hex[:8]}", overdue_check_seconds="1"
-    ).start()
+    from datetime import date
+
+    from pymongo import AsyncMongoClient
+
+    from services.catalog.adapters.http import ContentBody
+    from services.catalog.adapters.mongo import ENTRIES, entry_doc
+    from services.catalog.domain.entries import CatalogEntry
+
+    # An entry in force since January, before the change it is told of (a change cannot predate it).
+    database = f"cat_{uuid.uuid4().hex[:8]}"
+    code = "101002/000001"
+    stored = CatalogEntry.draft(code, PROVIDER, ContentBody.model_validate(COMPLETE).content(), "li.compiler")
+    stored, _ = stored.submit(None)
+    stored, _ = stored.approve("wang.reviewer", date(2026, 1, 5), None)
+    mongo = AsyncMongoClient(infra.mongo_uri)
+    await mongo[database][ENTRIES].insert_one(entry_doc(stored))
+    await mongo.close()
+    catalog = ServiceProcess("catalog", infra, tmp_path, mongo_database=database, overdue_check_seconds="1").start()
     services.append(catalog)
     await catalog.wait_ready()
     async with httpx.AsyncClient(base_url=catalog.url) as client:
-        code = await publish_entry(client, "101002")
         change = {"changed_on": "2026-02-12", "reason": "新增经营范围字段"}
         reported = await client.post(f"/entries/{code}/changes", headers=ADMIN, json=change)
         assert reported.status_code == 200, reported.text
 
         async def overdue(on: str) -> list:
             response = await client.get("/overdue", params={"on": on, "provider_code": PROVIDER}, headers=COMPILER)
-            return [o for o in response.json() if o["resource_code"] == code]
+            return [o for o in response.json()["items"] if o["resource_code"] == code]
 
         assert await overdue("2026-02-26") == []  # the fifth working day after the change, across 春节
         [late] = await overdue("2026-02-27")
@@ -187,7 +201,7 @@ async def test_share_demands_are_matched_by_the_it_office_and_unmet_ones_listed(
         )
         assert matched.status_code == 200 and matched.json()["status"] == "MATCHED"
         unmet = (await client.get("/demands", params={"status": "OPEN"}, headers=operator)).json()
-        assert [d["demand_id"] for d in unmet] == [other["demand_id"]]
+        assert [d["demand_id"] for d in unmet["items"]] == [other["demand_id"]] and unmet["total"] == 1
     events = await read_topic(
         infra.bootstrap, "catalog.demand-events", 2, where=lambda r: r.key == demand["demand_id"].encode()
     )

@@ -99,8 +99,12 @@ class FakeUnitOfWork:
     async def entry(self, code: str) -> CatalogEntry | None:
         return self.stored.get(code)
 
-    async def entries(self, *, provider_code: str | None, limit: int) -> list[CatalogEntry]:
-        return list(self.stored.values())[:limit]
+    async def entries(self, *, provider_code: str | None, limit: int, offset: int = 0) -> list[CatalogEntry]:
+        found = [e for code, e in sorted(self.stored.items()) if provider_code in (None, e.provider_code)]
+        return found[offset : offset + limit]
+
+    async def count_entries(self, *, provider_code: str | None) -> int:
+        return len(await self.entries(provider_code=provider_code, limit=len(self.stored)))
 
     async def element_sources(self) -> dict[str, ElementSource]:
         return dict(self.elements)
@@ -126,10 +130,10 @@ COMPLETE = EntryContent(
 )
 
 
-async def published(uow: FakeUnitOfWork, content: EntryContent = COMPLETE) -> CatalogEntry:
+async def published(uow: FakeUnitOfWork, content: EntryContent = COMPLETE, on: date = TODAY) -> CatalogEntry:
     entry = await handlers.draft_entry(handlers.DraftEntry(PROVIDER, content, classification="101001"), COMPILER, uow)
     entry = await handlers.submit_entry(entry.resource_code, entry.revision, COMPILER, uow)
-    return await handlers.approve_entry(entry.resource_code, entry.revision, REVIEWER, uow, TODAY)
+    return await handlers.approve_entry(entry.resource_code, entry.revision, REVIEWER, uow, on)
 
 
 async def test_an_entry_is_compiled_returned_corrected_and_published() -> None:
@@ -184,8 +188,8 @@ async def test_withdrawal_tells_the_compacted_catalog_to_forget_the_entry() -> N
     uow = FakeUnitOfWork()
     entry = await published(uow)
     with pytest.raises(AccessDenied):
-        await handlers.withdraw_entry(entry.resource_code, "停止采集", entry.revision, COMPILER, uow)
-    entry = await handlers.withdraw_entry(entry.resource_code, "停止采集", entry.revision, ADMIN, uow)
+        await handlers.withdraw_entry(entry.resource_code, "停止采集", entry.revision, COMPILER, uow, TODAY)
+    entry = await handlers.withdraw_entry(entry.resource_code, "停止采集", entry.revision, ADMIN, uow, TODAY)
     assert entry.in_force is None and entry.latest.status is VersionStatus.WITHDRAWN
     assert uow.events[-1] == ("catalog.published", f"tombstone:{entry.resource_code}")
     with pytest.raises(TransitionNotAllowed):
@@ -218,7 +222,7 @@ async def test_transitions_not_allowed_from_the_current_state() -> None:
     with pytest.raises(TransitionNotAllowed, match="waiting for review"):
         await handlers.approve_entry(entry.resource_code, entry.revision, REVIEWER, uow, TODAY)
     with pytest.raises(TransitionNotAllowed, match="published"):
-        await handlers.withdraw_entry(entry.resource_code, "x", entry.revision, ADMIN, uow)
+        await handlers.withdraw_entry(entry.resource_code, "x", entry.revision, ADMIN, uow, TODAY)
     entry = await handlers.submit_entry(entry.resource_code, entry.revision, COMPILER, uow)
     with pytest.raises(TransitionNotAllowed, match="under review"):
         await handlers.edit_entry(entry.resource_code, COMPLETE, entry.revision, COMPILER, uow)
@@ -266,9 +270,9 @@ async def test_codes_are_sequenced_per_classification_and_given_codes_must_be_fr
         (
             await handlers.draft_entry(handlers.DraftEntry(PROVIDER, COMPLETE, classification=c), COMPILER, uow)
         ).resource_code
-        for c in ("101001", "101001", "201002")
+        for c in ("101001", "101001", "102002")
     ]
-    assert codes == ["101001/000001", "101001/000002", "201002/000001"]
+    assert codes == ["101001/000001", "101001/000002", "102002/000001"]
     with pytest.raises(EntryExists):
         await handlers.draft_entry(
             handlers.DraftEntry(PROVIDER, COMPLETE, resource_code="101001/000002"), COMPILER, uow
@@ -288,7 +292,7 @@ async def test_a_reported_change_must_be_followed_within_five_working_days_acros
 
     calendar = build_calendar()
     uow = FakeUnitOfWork()
-    entry = await published(uow)
+    entry = await published(uow, on=date(2026, 2, 2))
     with pytest.raises(InvalidEntry, match="changed_on"):
         await handlers.report_change(entry.resource_code, date(2026, 12, 1), "新增字段", COMPILER, uow, calendar, TODAY)
     entry = await handlers.report_change(
@@ -343,13 +347,13 @@ def test_candidates_for_a_demand_are_published_entries_carrying_the_wanted_items
     register = entry("101001/000001", COMPLETE, VersionStatus.PUBLISHED)
     draft = entry("101001/000002", COMPLETE, VersionStatus.DRAFT)
     unrelated = entry(
-        "201001/000001",
+        "102001/000001",
         replace(COMPLETE, name="林地资源", abstract="林地", data_items=(DataItem("林班号", ItemType.STRING),)),
         VersionStatus.PUBLISHED,
     )
     demand = ShareDemand.file("d1", "X", "企业登记信息", "", ("统一社会信用代码", "企业名称", "注册资本"), "u", TODAY)
     found = candidates(demand, [(unrelated, 3.0), (register, 2.0), (draft, 2.0)])
-    assert [c.resource_code for c in found] == ["101001/000001", "201001/000001"]
+    assert [c.resource_code for c in found] == ["101001/000001", "102001/000001"]
     assert found[0].covered_items == ("统一社会信用代码", "企业名称") and found[1].covered_items == ()
 
 
@@ -365,6 +369,7 @@ async def test_one_data_one_source_flags_a_second_provider_until_a_legal_excepti
     content = replace(
         COMPLETE,
         name="纳税人登记信息",
+        category=Category.DEPARTMENT,
         data_items=(DataItem("统一社会信用代码 ", ItemType.STRING), DataItem("纳税人识别号", ItemType.STRING)),
     )
     entry = await handlers.draft_entry(handlers.DraftEntry(other, content, classification="301001"), compiler, uow)
@@ -397,16 +402,16 @@ async def test_the_catalog_table_round_trips_and_broken_rows_import_nothing() ->
     assert table[0] == sheet.COLUMNS and len(table) == 1 + len(COMPLETE.data_items)
     assert table[1][:3] == [entry.resource_code, "企业登记基本信息", PROVIDER] and table[1][7] == "有条件共享"
     # The same rows under new codes come back as the same content.
-    renumbered = [table[0]] + [["201001/000009", *row[1:]] for row in table[1:]]
+    renumbered = [table[0]] + [["102001/000009", *row[1:]] for row in table[1:]]
     [imported] = sheet.read(renumbered)
     assert imported.content == COMPLETE  # the confidentiality review included
 
     broken = [
         table[0],
-        ["201001/000010", *table[1][1:]],
+        ["102001/000010", *table[1][1:]],
         ["2010/01", *table[1][1:]],
-        ["201001/000011", *table[1][1:7], "偶尔共享", *table[1][8:]],
-        ["201001/000012", *table[1][1:17], "2026-13-01", *table[1][18:]],
+        ["102001/000011", *table[1][1:7], "偶尔共享", *table[1][8:]],
+        ["102001/000012", *table[1][1:17], "2026-13-01", *table[1][18:]],
     ]
     with pytest.raises(sheet.SheetErrors) as errors:
         await handlers.import_entries(broken, COMPILER, uow)
@@ -416,7 +421,7 @@ async def test_the_catalog_table_round_trips_and_broken_rows_import_nothing() ->
     assert set(uow.stored) == {entry.resource_code}  # nothing imported
 
     drafted = await handlers.import_entries(renumbered, COMPILER, uow)
-    assert [e.resource_code for e in drafted] == ["201001/000009"]
+    assert [e.resource_code for e in drafted] == ["102001/000009"]
     with pytest.raises(EntryExists, match="nothing was imported"):
         await handlers.import_entries(renumbered, COMPILER, uow)
 
@@ -428,9 +433,9 @@ async def test_tables_too_large_or_unreadable_are_refused_listing_their_rows() -
     uow = FakeUnitOfWork()
     await published(uow)
     table = await handlers.export_catalog(uow)
-    header, row = table[0], ["201001/000010", *table[1][1:]]
+    header, row = table[0], ["102001/000010", *table[1][1:]]
     name, length = sheet.COLUMNS.index("资源名称"), sheet.COLUMNS.index("数据长度")
-    other = ["201001/000011", *row[1:]]
+    other = ["102001/000011", *row[1:]]
     broken = [header, row, [*row[:name], "名" * 201, *row[name + 1 :]], [*other[:length], "²", *other[length + 1 :]]]
     with pytest.raises(sheet.SheetErrors) as errors:
         sheet.read(broken)

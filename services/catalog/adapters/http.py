@@ -14,12 +14,14 @@ from common.clock import today_in_china
 from common.fields import Code, EventInt, Name, Position, Text
 from common.guard import Guard
 from common.limits import MAX_ITEMS
+from common.paging import Page, PageOf
 from common.policy import Principal
 from common.workdays import WorkingCalendar
 from services.catalog import demands, handlers
 from services.catalog.adapters import sheets
 from services.catalog.domain.demands import DemandStatus
 from services.catalog.domain.entries import (
+    RESOURCE_FORMATS,
     CatalogEntry,
     Category,
     ConfidentialityReview,
@@ -34,6 +36,7 @@ from services.catalog.domain.entries import (
     ShareType,
     UpdateCycle,
     VersionStatus,
+    Withdrawal,
 )
 from services.catalog.domain.search import Facet, SearchQuery, SearchResult, document_of
 from services.catalog.ports import SearchIndex, UnitOfWork
@@ -55,6 +58,9 @@ class DataItemView(BaseModel):
     length: int | None = None
     share_type: ShareType | None = Field(None, description="where the entry is shared only in part")
     sensitive: bool = False
+    not_shared_basis: str = Field(
+        "", description="the legal basis where this item is not shared; else the entry's not_shared_basis applies"
+    )
 
 
 class ReviewView(BaseModel):
@@ -69,7 +75,7 @@ class ContentView(BaseModel):
     name: str = Field(examples=["企业登记基本信息"])
     abstract: str = ""
     category: Category | None = None
-    format: str = Field("", examples=["数据库"])
+    format: str = Field("", examples=["数据库"], description="one of " + "、".join(RESOURCE_FORMATS))
     data_items: Sequence[DataItemView] = ()
     share_type: ShareType = ShareType.CONDITIONAL
     share_conditions: str = ""
@@ -86,6 +92,7 @@ class DataItemBody(DataItemView):
     name: Name = Field(examples=["统一社会信用代码"])
     description: Text = ""
     length: EventInt | None = None
+    not_shared_basis: Text = ""
 
 
 class ReviewBody(ReviewView):
@@ -155,14 +162,22 @@ class WithdrawBody(TransitionBody):
     reason: Text
 
 
+class WithdrawalView(BaseModel):
+    reason: str
+    withdrawn_by: str
+    withdrawn_on: date
+
+
 class VersionView(BaseModel):
     version: int
     status: VersionStatus
-    compiled_by: str
+    compiled_by: str = Field(description="who saved the version last")
+    edited_by: list[str] = Field(description="everyone who wrote or submitted it: none of them may review it")
     updated_at: datetime
     reviewed_by: str | None
     findings: list[FindingView]
     published_on: date | None
+    withdrawal: WithdrawalView | None = None
     content: ContentView
 
     @classmethod
@@ -179,6 +194,7 @@ class EntryView(BaseModel):
     in_force: VersionView | None
     working: VersionView | None
     versions: list[int]
+    withdrawal: WithdrawalView | None = None
 
     @classmethod
     def of(cls, e: CatalogEntry) -> EntryView:
@@ -189,7 +205,12 @@ class EntryView(BaseModel):
             in_force=VersionView.of(e.in_force) if e.in_force else None,
             working=VersionView.of(e.working) if e.working else None,
             versions=[v.version for v in e.versions],
+            withdrawal=_withdrawal(e.withdrawal),
         )
+
+
+def _withdrawal(w: Withdrawal | None) -> WithdrawalView | None:
+    return None if w is None else WithdrawalView.model_validate(w, from_attributes=True)
 
 
 def _content(c: EntryContent) -> dict[str, Any]:
@@ -303,11 +324,10 @@ def routers(uow: UnitOfWork, calendar: WorkingCalendar, index: SearchIndex) -> l
         table = sheets.read_table(await file.read(), file.filename or "")
         return [written(e) for e in await handlers.import_entries(table, principal, uow)]
 
-    @api.get("", response_model=list[EntryView], summary="Entries, optionally of one provider")
-    async def entries(
-        _: Reader, provider_code: Code | None = None, limit: int = Query(100, ge=1, le=1000)
-    ) -> list[EntryView]:
-        return [EntryView.of(e) for e in await uow.entries(provider_code=provider_code, limit=limit)]
+    @api.get("", response_model=Page[EntryView], summary="Entries by resource code, optionally of one provider")
+    async def entries(_: Reader, page: PageOf, provider_code: Code | None = None) -> Page[EntryView]:
+        found, total = await handlers.list_entries(uow, provider_code, page.offset, page.limit)
+        return Page[EntryView].of([EntryView.of(e) for e in found], total, page)
 
     @api.put(
         "/{resource_code:path}/draft",
@@ -333,7 +353,10 @@ def routers(uow: UnitOfWork, calendar: WorkingCalendar, index: SearchIndex) -> l
 
     @api.post("/{resource_code:path}/withdraw", response_model=EntryView, summary="Withdraw from the catalog")
     async def withdraw(resource_code: Code, body: WithdrawBody, principal: Withdrawer) -> EntryView:
-        return written(await handlers.withdraw_entry(resource_code, body.reason, body.revision, principal, uow))
+        entry = await handlers.withdraw_entry(
+            resource_code, body.reason, body.revision, principal, uow, today_in_china()
+        )
+        return written(entry)
 
     @api.post(
         "/{resource_code:path}/changes",
@@ -379,16 +402,18 @@ def routers(uow: UnitOfWork, calendar: WorkingCalendar, index: SearchIndex) -> l
 
     @overdue.get(
         "/overdue",
-        response_model=list[OverdueView],
-        summary="Entries not updated 5 working days after a change, or not maintained for a year",
+        response_model=Page[OverdueView],
+        summary="Entries not updated 5 working days after a change, or not maintained for a year; "
+        "longest overdue first",
     )
     async def overdue_list(
         _: Reader,
+        page: PageOf,
         provider_code: Code | None = None,
         on: Annotated[date | None, Query(description="default today")] = None,
-    ) -> list[OverdueView]:
+    ) -> Page[OverdueView]:
         found = await handlers.overdue_entries(uow, on or today_in_china(), provider_code)
-        return [
+        views = [
             OverdueView(
                 resource_code=e.resource_code,
                 provider_code=e.provider_code,
@@ -396,8 +421,9 @@ def routers(uow: UnitOfWork, calendar: WorkingCalendar, index: SearchIndex) -> l
                 kind=o.kind,
                 due_on=o.due_on,
             )
-            for e, o in found
+            for e, o in page.cut(found)
         ]
+        return Page[OverdueView].of(views, len(found), page)
 
     @overdue.get("/search", response_model=SearchView, summary="Full-text search in Chinese, with filters and facets")
     async def search(
@@ -442,11 +468,13 @@ def routers(uow: UnitOfWork, calendar: WorkingCalendar, index: SearchIndex) -> l
 
     @overdue.get(
         "/duplicate-sources",
-        response_model=list[DuplicateSourceView],
-        summary="Entries that source a data element another department already provides (Art. 12)",
+        response_model=Page[DuplicateSourceView],
+        summary="Entries that source a data element another department already provides (Art. 12); "
+        "by resource code and element",
     )
-    async def duplicate_sources(_: Reader) -> list[DuplicateSourceView]:
-        return [
+    async def duplicate_sources(_: Reader, page: PageOf) -> Page[DuplicateSourceView]:
+        found = await handlers.duplicate_sources(uow)
+        views = [
             DuplicateSourceView(
                 resource_code=e.resource_code,
                 provider_code=e.provider_code,
@@ -455,8 +483,9 @@ def routers(uow: UnitOfWork, calendar: WorkingCalendar, index: SearchIndex) -> l
                 existing_resource_code=c.existing_resource,
                 legal_exception=basis,
             )
-            for e, c, basis in await handlers.duplicate_sources(uow)
+            for e, c, basis in page.cut(found)
         ]
+        return Page[DuplicateSourceView].of(views, len(found), page)
 
     demand_api = APIRouter(prefix="/demands", tags=["share demands"])
 
@@ -467,12 +496,14 @@ def routers(uow: UnitOfWork, calendar: WorkingCalendar, index: SearchIndex) -> l
         )
         return DemandView.model_validate(demand, from_attributes=True)
 
-    @demand_api.get("", response_model=list[DemandView], summary="Demands; status=OPEN lists the unmet ones")
+    @demand_api.get(
+        "", response_model=Page[DemandView], summary="Demands, oldest first; status=OPEN lists the unmet ones"
+    )
     async def list_demands(
-        _: Reader, status: DemandStatus | None = None, requester_code: Code | None = None
-    ) -> list[DemandView]:
-        found = await demands.list_demands(uow, status, requester_code)
-        return [DemandView.model_validate(d, from_attributes=True) for d in found]
+        _: Reader, page: PageOf, status: DemandStatus | None = None, requester_code: Code | None = None
+    ) -> Page[DemandView]:
+        found, total = await demands.list_demands(uow, status, requester_code, page.offset, page.limit)
+        return Page[DemandView].of([DemandView.model_validate(d, from_attributes=True) for d in found], total, page)
 
     @demand_api.get("/{demand_id}", response_model=DemandView, summary="One demand")
     async def get_demand(demand_id: Code, _: Reader) -> DemandView:

@@ -35,6 +35,7 @@ from services.catalog.domain.entries import (
     UpdateCycle,
     VersionConflict,
     VersionStatus,
+    Withdrawal,
 )
 from services.catalog.domain.search import document_of
 from services.catalog.domain.sources import ElementSource, element_key
@@ -103,6 +104,7 @@ def content_doc(c: EntryContent) -> dict[str, Any]:
                 "length": i.length,
                 "share_type": i.share_type,
                 "sensitive": i.sensitive,
+                "not_shared_basis": i.not_shared_basis,
             }
             for i in c.data_items
         ],
@@ -138,6 +140,7 @@ def content_of(d: dict[str, Any]) -> EntryContent:
                 i["length"],
                 ShareType(i["share_type"]) if i["share_type"] else None,
                 i["sensitive"],
+                i.get("not_shared_basis", ""),
             )
             for i in d["data_items"]
         ),
@@ -152,6 +155,18 @@ def content_of(d: dict[str, Any]) -> EntryContent:
         if review is None
         else ConfidentialityReview(review["reviewed_by"], review["reviewed_on"].date(), review["conclusion"]),
     )
+
+
+def withdrawal_doc(w: Withdrawal | None) -> dict[str, Any] | None:
+    return (
+        None
+        if w is None
+        else {"reason": w.reason, "withdrawn_by": w.withdrawn_by, "withdrawn_on": _day(w.withdrawn_on)}
+    )
+
+
+def withdrawal_of(d: dict[str, Any] | None) -> Withdrawal | None:
+    return None if d is None else Withdrawal(d["reason"], d["withdrawn_by"], d["withdrawn_on"].date())
 
 
 def entry_doc(entry: CatalogEntry) -> dict[str, Any]:
@@ -169,6 +184,7 @@ def entry_doc(entry: CatalogEntry) -> dict[str, Any]:
         },
         "overdue_notices": list(entry.overdue_notices),
         "source_exceptions": [list(pair) for pair in entry.source_exceptions],
+        "withdrawal": withdrawal_doc(entry.withdrawal),
         "status": entry.latest.status,
         "in_force": entry.in_force.version if entry.in_force else None,
         "versions": [
@@ -181,6 +197,8 @@ def entry_doc(entry: CatalogEntry) -> dict[str, Any]:
                 "reviewed_by": v.reviewed_by,
                 "findings": [{"field": f.field, "finding": f.finding} for f in v.findings],
                 "published_on": _day(v.published_on),
+                "edited_by": list(v.edited_by),
+                "withdrawal": withdrawal_doc(v.withdrawal),
             }
             for v in entry.versions
         ],
@@ -198,6 +216,8 @@ def entry_of(doc: dict[str, Any]) -> CatalogEntry:
             reviewed_by=v["reviewed_by"],
             findings=tuple(Finding(f["field"], f["finding"]) for f in v["findings"]),
             published_on=v["published_on"].date() if v["published_on"] else None,
+            edited_by=tuple(v.get("edited_by") or [v["compiled_by"]]),
+            withdrawal=withdrawal_of(v.get("withdrawal")),
         )
         for v in doc["versions"]
     )
@@ -213,6 +233,7 @@ def entry_of(doc: dict[str, Any]) -> CatalogEntry:
         else PendingUpdate(pending["changed_on"].date(), pending["due_on"].date(), pending["reason"]),
         overdue_notices=tuple(doc.get("overdue_notices", [])),
         source_exceptions=tuple((e, b) for e, b in doc.get("source_exceptions", [])),
+        withdrawal=withdrawal_of(doc.get("withdrawal")),
     )
 
 
@@ -309,28 +330,49 @@ class MongoUnitOfWork:
         doc = await self.runtime.db[ENTRIES].find_one({"_id": resource_code})
         return entry_of(doc) if doc else None
 
-    async def entries(self, *, provider_code: str | None, limit: int) -> list[CatalogEntry]:
+    async def entries(self, *, provider_code: str | None, limit: int, offset: int = 0) -> list[CatalogEntry]:
         query = {"provider_code": provider_code} if provider_code else {}
-        cursor = self.runtime.db[ENTRIES].find(query).sort("_id", ASCENDING).limit(limit)
+        cursor = self.runtime.db[ENTRIES].find(query).sort("_id", ASCENDING).skip(offset).limit(limit)
         return [entry_of(doc) async for doc in cursor]
+
+    async def count_entries(self, *, provider_code: str | None) -> int:
+        query = {"provider_code": provider_code} if provider_code else {}
+        return await self.runtime.db[ENTRIES].count_documents(query)
 
     async def demand(self, demand_id: str) -> ShareDemand | None:
         doc = await self.runtime.db[DEMANDS].find_one({"_id": demand_id})
         return demand_of(doc) if doc else None
 
-    async def demands(self, *, status: DemandStatus | None, requester_code: str | None) -> list[ShareDemand]:
-        query: dict[str, Any] = {}
-        if status:
-            query["status"] = status.value
-        if requester_code:
-            query["requester_code"] = requester_code
-        return [demand_of(d) async for d in self.runtime.db[DEMANDS].find(query).sort("filed_on", ASCENDING)]
+    async def demands(
+        self, *, status: DemandStatus | None, requester_code: str | None, offset: int = 0, limit: int | None = None
+    ) -> list[ShareDemand]:
+        cursor = (
+            self.runtime.db[DEMANDS]
+            .find(_demand_query(status, requester_code))
+            .sort([("filed_on", ASCENDING), ("_id", ASCENDING)])
+            .skip(offset)
+        )
+        if limit is not None:
+            cursor = cursor.limit(limit)
+        return [demand_of(d) async for d in cursor]
+
+    async def count_demands(self, *, status: DemandStatus | None, requester_code: str | None) -> int:
+        return await self.runtime.db[DEMANDS].count_documents(_demand_query(status, requester_code))
 
     async def element_sources(self) -> dict[str, ElementSource]:
         return await _element_sources(self.runtime.db, None)
 
     async def department_names(self) -> dict[str, str]:
         return {d["_id"]: d["name"] async for d in self.runtime.db[DEPARTMENTS].find({})}
+
+
+def _demand_query(status: DemandStatus | None, requester_code: str | None) -> dict[str, Any]:
+    query: dict[str, Any] = {}
+    if status:
+        query["status"] = status.value
+    if requester_code:
+        query["requester_code"] = requester_code
+    return query
 
 
 class EntryFollower:

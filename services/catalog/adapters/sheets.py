@@ -1,4 +1,5 @@
-"""Tables in and out: XLSX (openpyxl) and CSV (UTF-8 with BOM, so spreadsheet programs read the Chinese)."""
+"""Tables in and out: XLSX (openpyxl) and CSV (written as UTF-8 with BOM, so spreadsheet programs read the
+Chinese; read as UTF-8 or, as Excel saves it on Chinese Windows, GBK)."""
 
 from __future__ import annotations
 
@@ -35,12 +36,20 @@ def read_table(data: bytes, filename: str) -> list[list[object]]:
     if filename.lower().endswith(".xlsx"):
         return _xlsx_rows(data)
     if filename.lower().endswith(".csv"):
-        try:
-            text = data.decode("utf-8-sig")
-        except UnicodeDecodeError:
-            raise Invalid("file", "a CSV file must be UTF-8 encoded") from None
-        return _csv_rows(text)
+        return _csv_rows(_decoded(data))
     raise Invalid("file", "upload an .xlsx or a .csv file")
+
+
+def _decoded(data: bytes) -> str:
+    """UTF-8 with or without a BOM; else GB18030 (a superset of the GBK that Excel on Chinese Windows saves)."""
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        pass
+    try:
+        return data.decode("gb18030")
+    except UnicodeDecodeError:
+        raise Invalid("file", "a CSV file must be encoded in UTF-8 or GBK/GB18030") from None
 
 
 def _xlsx_rows(data: bytes) -> list[list[object]]:

@@ -32,6 +32,13 @@ class Category(StrEnum):
     DEPARTMENT = "DEPARTMENT"  # 部门信息资源
 
 
+CLASS_OF_CATEGORY = {"1": Category.BASE, "2": Category.THEME, "3": Category.DEPARTMENT}  # 类: the code's first digit
+
+# 信息资源格式: the format classes of the national compilation guide (政务信息资源目录编制指南（试行）). The city's
+# measures (Art. 10) ask for the data format but give no list of their own.
+RESOURCE_FORMATS = ("电子文件", "电子表格", "数据库", "图形图像", "流媒体", "自描述格式", "接口", "其他")
+
+
 class ShareMethod(StrEnum):
     API = "API"
     FILE_DOWNLOAD = "FILE_DOWNLOAD"
@@ -108,6 +115,7 @@ class DataItem:
     length: int | None = None
     share_type: ShareType | None = None  # where the entry is shared only in part
     sensitive: bool = False
+    not_shared_basis: str = ""  # the legal basis where this item is not shared
 
 
 @dataclass(frozen=True)
@@ -150,9 +158,17 @@ class EntryContent:
             problems.append(("data_items", "every item needs a name"))
         if self.share_type is ShareType.NOT_SHARED and not self.not_shared_basis.strip():
             problems.append(("not_shared_basis", "a not-shared entry must cite its legal basis"))
+        if self.format.strip() and self.format.strip() not in RESOURCE_FORMATS:
+            problems.append(
+                ("format", f"{self.format!r} is not one of the guide's formats: {'、'.join(RESOURCE_FORMATS)}")
+            )
         for item in self.data_items:
             if item.length is not None and item.length <= 0:
                 problems.append(("data_items", f"{item.name}: length must be positive"))
+            if item.share_type is ShareType.NOT_SHARED and not (item.not_shared_basis or self.not_shared_basis).strip():
+                problems.append(
+                    ("data_items", f"{item.name}: a not-shared item cites its legal basis (or the entry's covers it)")
+                )
         for code in self.related_codes:
             if not RESOURCE_CODE.fullmatch(code):
                 problems.append(("related_codes", f"{code!r} is not a resource code"))
@@ -196,7 +212,19 @@ class Finding:
 
 
 @dataclass(frozen=True)
+class Withdrawal:
+    """Why, by whom and when an entry left the catalog."""
+
+    reason: str
+    withdrawn_by: str
+    withdrawn_on: date
+
+
+@dataclass(frozen=True)
 class EntryVersion:
+    """`compiled_by` is who saved last; `edited_by` everyone who wrote or submitted this version, in order:
+    each of them is its compiler for the four-eyes rule."""
+
     version: int
     content: EntryContent
     status: VersionStatus
@@ -205,6 +233,16 @@ class EntryVersion:
     reviewed_by: str | None = None
     findings: tuple[Finding, ...] = ()
     published_on: date | None = None
+    edited_by: tuple[str, ...] = ()
+    withdrawal: Withdrawal | None = None
+
+    def touched_by(self, person: str) -> EntryVersion:
+        editors = self.edited_by or (self.compiled_by,)
+        return self if person in editors else replace(self, edited_by=(*editors, person))
+
+    @property
+    def editors(self) -> frozenset[str]:
+        return frozenset(self.edited_by) | {self.compiled_by}
 
 
 UPDATE_WORKING_DAYS = 5  # Art. 11: updated within 5 working days after the data or elements change
@@ -253,6 +291,7 @@ class CatalogEntry:
     pending_update: PendingUpdate | None = None
     overdue_notices: tuple[str, ...] = ()  # overdue states already announced, so each is announced once
     source_exceptions: tuple[tuple[str, str], ...] = ()  # (data element, legal basis) recorded by the IT office
+    withdrawal: Withdrawal | None = None
 
     # -- reading -----------------------------------------------------------------------------------
 
@@ -280,6 +319,8 @@ class CatalogEntry:
         return one_year_after(self.in_force.published_on) if self.in_force and self.in_force.published_on else None
 
     def overdue(self, today: date) -> list[Overdue]:
+        if self.in_force is None:  # a draft has no deadline yet, a withdrawn entry none any more
+            return []
         found = []
         if self.pending_update is not None and today > self.pending_update.due_on:
             found.append(Overdue(OverdueKind.UPDATE_AFTER_CHANGE, self.pending_update.due_on))
@@ -296,6 +337,13 @@ class CatalogEntry:
             raise TransitionNotAllowed("status", "only a published entry has to follow changes of its resource")
         if changed_on > today:
             raise InvalidEntry("changed_on", "a change cannot be reported before it happens")
+        published_on = self.in_force.published_on
+        if published_on is not None and changed_on < published_on:
+            raise InvalidEntry(
+                "changed_on",
+                f"the version in force was published on {published_on.isoformat()}, after this change: "
+                "it already follows it",
+            )
         if not reason.strip():
             raise InvalidEntry("reason", "say what changed")
         if self.pending_update is not None and self.pending_update.changed_on <= changed_on:
@@ -322,8 +370,8 @@ class CatalogEntry:
     def draft(cls, resource_code: str, provider_code: str, content: EntryContent, compiled_by: str) -> CatalogEntry:
         validate_resource_code(resource_code)
         provider = validate_provider_code(provider_code)
-        check(content.consistency_problems())
-        first = EntryVersion(1, content, VersionStatus.DRAFT, compiled_by, datetime.now(UTC))
+        check(content.consistency_problems() + class_problems(resource_code, content))
+        first = EntryVersion(1, content, VersionStatus.DRAFT, compiled_by, datetime.now(UTC), edited_by=(compiled_by,))
         return cls(resource_code, provider, (first,))
 
     def _expect(self, revision: int | None) -> None:
@@ -341,18 +389,21 @@ class CatalogEntry:
     def edit(self, content: EntryContent, compiled_by: str, revision: int | None) -> CatalogEntry:
         """Change the working version, or start a new one from the version in force."""
         self._expect(revision)
-        check(content.consistency_problems())
+        check(content.consistency_problems() + class_problems(self.resource_code, content))
         working = self.working
         now = datetime.now(UTC)
         if working is None:
             if self.in_force is None:
                 raise TransitionNotAllowed("status", "a withdrawn entry cannot be edited")
-            return self._with(EntryVersion(self.latest.version + 1, content, VersionStatus.DRAFT, compiled_by, now))
+            number = self.latest.version + 1
+            return self._with(
+                EntryVersion(number, content, VersionStatus.DRAFT, compiled_by, now, edited_by=(compiled_by,))
+            )
         if working.status is VersionStatus.SUBMITTED:
             raise TransitionNotAllowed("status", f"version {working.version} is under review; wait for the reviewer")
         return self._with(
             replace(
-                working,
+                working.touched_by(compiled_by),
                 content=content,
                 status=VersionStatus.DRAFT,
                 compiled_by=compiled_by,
@@ -361,12 +412,15 @@ class CatalogEntry:
             )
         )
 
-    def submit(self, revision: int | None) -> tuple[CatalogEntry, EntryVersion]:
+    def submit(self, revision: int | None, submitted_by: str | None = None) -> tuple[CatalogEntry, EntryVersion]:
+        """The submitter answers for the version as much as its writers: she joins its compilers."""
         self._expect(revision)
         working = self.working
         if working is None or working.status is VersionStatus.SUBMITTED:
             raise TransitionNotAllowed("status", "only a draft or returned version can be submitted")
         check(working.content.completeness_problems())
+        if submitted_by is not None:
+            working = working.touched_by(submitted_by)
         submitted = replace(working, status=VersionStatus.SUBMITTED, updated_at=datetime.now(UTC))
         return self._with(submitted), submitted
 
@@ -415,16 +469,24 @@ class CatalogEntry:
         entry = replace(entry, pending_update=None)  # the entry followed the change
         return entry._with(published), published
 
-    def withdraw(self, revision: int | None) -> tuple[CatalogEntry, EntryVersion]:
+    def withdraw(
+        self, reason: str, withdrawn_by: str, today: date, revision: int | None
+    ) -> tuple[CatalogEntry, EntryVersion]:
         self._expect(revision)
         version = self.in_force
         if version is None:
             raise TransitionNotAllowed("status", "only a published entry can be withdrawn")
-        withdrawn = replace(version, status=VersionStatus.WITHDRAWN, updated_at=datetime.now(UTC))
+        if not reason.strip():
+            raise InvalidEntry("reason", "say why the entry is withdrawn")
+        withdrawal = Withdrawal(reason.strip(), withdrawn_by, today)
+        now = datetime.now(UTC)
+        withdrawn = replace(version, status=VersionStatus.WITHDRAWN, updated_at=now, withdrawal=withdrawal)
         entry = self._with(withdrawn)
         if entry.working is not None:  # a pending change of a withdrawn entry has nothing left to change
-            entry = entry._with(replace(entry.working, status=VersionStatus.WITHDRAWN))
-        return entry, withdrawn
+            entry = entry._with(
+                replace(entry.working, status=VersionStatus.WITHDRAWN, updated_at=now, withdrawal=withdrawal)
+            )
+        return replace(entry, withdrawal=withdrawal, pending_update=None), withdrawn
 
 
 def validate_provider_code(code: str) -> str:
@@ -434,16 +496,33 @@ def validate_provider_code(code: str) -> str:
         raise InvalidEntry("provider_code", str(exc)) from None
 
 
+CLASS_RULE = "the class digit (类) is 1 基础, 2 主题 or 3 部门"
+
+
 def validate_resource_code(code: str) -> None:
     if not RESOURCE_CODE.fullmatch(code):
         raise InvalidEntry("resource_code", "must be 6 classification digits (类1 项2 目3), '/', a 6-digit 顺序码")
-    if code.startswith("0"):
-        raise InvalidEntry("resource_code", "the class digit (类) starts at 1")
+    if code[0] not in CLASS_OF_CATEGORY:
+        raise InvalidEntry("resource_code", CLASS_RULE)
+
+
+def class_problems(resource_code: str, content: EntryContent) -> list[tuple[str, str]]:
+    """The code's class digit and the entry's category say the same thing."""
+    expected = CLASS_OF_CATEGORY.get(resource_code[:1])
+    if content.category is None or expected is None or content.category is expected:
+        return []
+    return [
+        (
+            "category",
+            f"{content.category.value} does not agree with class {resource_code[0]} of {resource_code} "
+            f"({expected.value}); {CLASS_RULE}",
+        )
+    ]
 
 
 def resource_code(classification: str, sequence: int) -> str:
-    if not CLASSIFICATION.fullmatch(classification) or classification.startswith("0"):
-        raise InvalidEntry("classification", "must be 6 digits: 类 1 (1-9), 项 2, 目 3")
+    if not CLASSIFICATION.fullmatch(classification) or classification[0] not in CLASS_OF_CATEGORY:
+        raise InvalidEntry("classification", f"must be 6 digits: 类 1, 项 2, 目 3; {CLASS_RULE}")
     if not 0 < sequence < 1_000_000:
         raise InvalidEntry("classification", "this classification has no sequence numbers left")
     return f"{classification}/{sequence:06d}"

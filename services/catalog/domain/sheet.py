@@ -1,6 +1,8 @@
 """The city catalog (《共享目录》) as a table in the compilation guide's column layout: one row per data item,
 the entry's elements repeated on each of its rows. Reading a table checks every row and reports every
-error with its row number; a table with errors imports nothing."""
+error with its row number; a table with errors imports nothing. The rows of one entry must agree on the
+entry's elements. A row may leave 资源代码 blank and give the classification (分类码, 类1 项2 目3) instead:
+the 顺序码 is then assigned on import, as when drafting over the JSON API."""
 
 from __future__ import annotations
 
@@ -20,6 +22,8 @@ from services.catalog.domain.entries import (
     ShareMethod,
     ShareType,
     UpdateCycle,
+    class_problems,
+    resource_code,
     validate_provider_code,
     validate_resource_code,
 )
@@ -49,8 +53,12 @@ COLUMNS = [
     "数据长度",
     "信息项描述",
     "信息项共享类型",
+    "信息项不予共享依据",
     "是否敏感",
 ]
+ENTRY_COLUMNS = COLUMNS[: COLUMNS.index("信息项名称")]  # the entry's elements: the same on each of its rows
+OPTIONAL = {"信息项不予共享依据"}  # columns a table from an earlier layout may lack
+CLASSIFICATION = "分类码"  # import only: where 资源代码 is blank, the classification to number the entry in
 NAME_COLUMNS = {"资源名称", "资源提供方", "资源格式", "保密审查人", "信息项名称"}  # as long as a name; others as a text
 CATEGORY = {"基础": Category.BASE, "主题": Category.THEME, "部门": Category.DEPARTMENT}
 SHARE = {"无条件共享": ShareType.UNCONDITIONAL, "有条件共享": ShareType.CONDITIONAL, "不予共享": ShareType.NOT_SHARED}
@@ -125,6 +133,7 @@ def rows(entries: list[CatalogEntry], provider_names: dict[str, str]) -> list[li
                     item.length or "",
                     item.description,
                     _label(SHARE, item.share_type),
+                    item.not_shared_basis,
                     "是" if item.sensitive else "否",
                 ]
             )
@@ -155,9 +164,12 @@ def _review(row: dict[str, str], number: int, errors: list[str]) -> Confidential
 
 @dataclass(frozen=True)
 class ImportedEntry:
-    resource_code: str
+    """`resource_code` is None where the table left it to be assigned in `classification`."""
+
+    resource_code: str | None
     provider_code: str
     content: EntryContent
+    classification: str | None = None
 
 
 class SheetErrors(Invalid):
@@ -178,16 +190,64 @@ def _pick(mapping: dict, value: str, column: str, row: int, errors: list[str], r
     return mapping[text]
 
 
-def read(table: list[list[object]]) -> list[ImportedEntry]:
-    """Entries from a table with the header row first. Raises SheetErrors listing every bad row."""
-    if not table or [str(h).strip() for h in table[0][: len(COLUMNS)]] != COLUMNS:
-        raise SheetErrors([f"row 1: the header must be the columns {', '.join(COLUMNS)}"])
+def _columns(header: list[object]) -> dict[str, int]:
+    """Where each known column is; raises SheetErrors naming the guide's columns that are missing."""
+    names = [("" if h is None else str(h)).strip() for h in header]
+    found = {name: names.index(name) for name in (*COLUMNS, CLASSIFICATION) if name in names}
+    missing = [c for c in COLUMNS if c not in found and c not in OPTIONAL]
+    if missing:
+        raise SheetErrors(
+            [f"row 1: the header must have the columns {', '.join(COLUMNS)}; missing: {', '.join(missing)}"]
+        )
+    return found
+
+
+def _key(row: dict[str, str], number: int, errors: list[str]) -> tuple[str, str | None, str] | None:
+    """(resource code or classification, classification if the code is to be assigned, provider)."""
+    try:
+        provider = validate_provider_code(row["资源提供方代码"])
+        code = row["资源代码"]
+        if code:
+            validate_resource_code(code)
+            return code, None, provider
+        classification = row.get(CLASSIFICATION, "")
+        if not classification:
+            errors.append(
+                f"row {number}: 资源代码 is blank: give the {CLASSIFICATION} (类1 项2 目3) to have one assigned"
+            )
+            return None
+        resource_code(classification, 1)  # checks the classification
+        return f"{classification}/{row['资源名称']}", classification, provider
+    except Invalid as exc:
+        errors.append(f"row {number}: {exc}")
+        return None
+
+
+def _provider_name_problem(row: dict[str, str], provider: str, departments: dict[str, str]) -> str | None:
+    name, known = row["资源提供方"], departments.get(provider)
+    if not name or name == known:
+        return None
+    if known is None:
+        return (
+            f"资源提供方代码 {provider} is not a department the catalog knows, so 资源提供方 {name!r} cannot be checked"
+        )
+    return f"资源提供方 {name!r} is not the department of 资源提供方代码 {provider} ({known})"
+
+
+def read(table: list[list[object]], departments: dict[str, str] | None = None) -> list[ImportedEntry]:
+    """Entries from a table with the header row first. Raises SheetErrors listing every bad row. With
+    `departments` (credit code → name), a provider's name must be the name of its code."""
+    if not table:
+        raise SheetErrors([f"row 1: the header must have the columns {', '.join(COLUMNS)}"])
+    where = _columns(table[0])
     errors: list[str] = []
     grouped: dict[str, dict] = {}
     for number, raw in enumerate(table[1:], start=2):
-        cells = [("" if v is None else str(v)).strip() for v in raw] + [""] * len(COLUMNS)
-        row = dict(zip(COLUMNS, cells, strict=False))
-        if not any(cells):
+        values = [("" if v is None else str(v)).strip() for v in raw]
+        row = {c: values[i] if i < len(values) else "" for c, i in where.items()} | {
+            c: "" for c in OPTIONAL if c not in where
+        }
+        if not any(row.values()):
             continue
         too_long = [
             f"row {number}: {c} is longer than {_limit(c)} characters" for c, t in row.items() if len(t) > _limit(c)
@@ -195,16 +255,24 @@ def read(table: list[list[object]]) -> list[ImportedEntry]:
         if too_long:
             errors += too_long
             continue
-        code = row["资源代码"]
-        try:
-            validate_resource_code(code)
-            provider = validate_provider_code(row["资源提供方代码"])
-        except Invalid as exc:
-            errors.append(f"row {number}: {exc}")
+        key = _key(row, number, errors)
+        if key is None:
             continue
-        entry = grouped.setdefault(code, {"row": number, "provider": provider, "head": row, "items": []})
-        if entry["provider"] != provider or entry["head"]["资源名称"] != row["资源名称"]:
-            errors.append(f"row {number}: rows of {code} disagree on 资源名称 or 资源提供方代码")
+        code, classification, provider = key
+        entry = grouped.setdefault(
+            code, {"row": number, "provider": provider, "classification": classification, "head": row, "items": []}
+        )
+        if entry["row"] == number and departments is not None:
+            problem = _provider_name_problem(row, provider, departments)
+            if problem:
+                errors.append(f"row {number}: {problem}")
+        differing = [c for c in ENTRY_COLUMNS if row[c] != entry["head"][c]]
+        if differing:
+            first = entry["row"]
+            errors.append(
+                f"rows {first} and {number} of {row['资源代码'] or row['资源名称']} disagree on "
+                + "; ".join(f"{c} ({entry['head'][c]!r} / {row[c]!r})" for c in differing)
+            )
         if row["信息项名称"]:
             length = row["数据长度"]
             if length and not (length.isascii() and length.isdigit() and 0 < int(length) <= MAX_AVRO_INT):
@@ -218,8 +286,11 @@ def read(table: list[list[object]]) -> list[ImportedEntry]:
                     int(length) if length else None,
                     _pick(SHARE, row["信息项共享类型"], "信息项共享类型", number, errors),
                     row["是否敏感"] == "是",
+                    row["信息项不予共享依据"],
                 )
             )
+    if not grouped and not errors:
+        raise SheetErrors(["the table has a header but no entries: nothing to import"])
     imported = []
     for code, entry in grouped.items():
         head, number = entry["head"], entry["row"]
@@ -242,8 +313,11 @@ def read(table: list[list[object]]) -> list[ImportedEntry]:
             related_codes=tuple(c for c in head["关联资源代码"].replace("，", "、").split("、") if c),
             confidentiality_review=_review(head, number, errors),
         )
-        errors += [f"row {number}: {field} {rule}" for field, rule in content.consistency_problems()]
-        imported.append(ImportedEntry(code, entry["provider"], content))
+        classification = entry["classification"]
+        problems = content.consistency_problems() + class_problems(classification or code, content)
+        errors += [f"row {number}: {field} {rule}" for field, rule in problems]
+        given = None if classification else code
+        imported.append(ImportedEntry(given, entry["provider"], content, classification))
     if errors:
         raise SheetErrors(errors)
     return imported
