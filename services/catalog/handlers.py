@@ -341,8 +341,18 @@ async def confirm_maintenance(
     async with uow() as tx:
         entry = await _load(tx, code)
         authorize(principal, "catalog.entry.report_change", Target(department_code=entry.provider_code))
-        confirmed = entry.confirm_maintenance(principal.subject, today, note, revision)
+        confirmed, version = entry.confirm_maintenance(principal.subject, today, note, revision)
         await tx.save(confirmed, entry.revision)
+        record = confirmed.maintenance[-1]
+        payload = {
+            "version": version.version,
+            "provider_code": entry.provider_code,
+            "confirmed_by": record.confirmed_by,
+            "confirmed_on": record.confirmed_on,
+            "note": record.note,
+            "next_due_on": confirmed.maintenance_due(),
+        }
+        tx.emit(ENTRY_EVENTS, _event("CatalogEntryMaintenanceConfirmed", entry, payload))
     return confirmed
 
 

@@ -11,7 +11,7 @@ from common.kafka import KafkaPublisher
 from common.policy import Role
 from common.topics import load_topics
 from services.directory.demo_data import credit_code
-from tests.integration.conftest import ServiceProcess, settings_for
+from tests.integration.conftest import ServiceProcess, headers_of, read_topic, settings_for
 from tests.integration.test_catalog import ADMIN, COMPILER, COMPLETE, PROVIDER, REVIEWER, publish_entry
 from tests.tokens import bearer
 
@@ -119,6 +119,23 @@ async def test_review_findings_deadlines_and_maintenance_over_http(infra, topics
 
         overdue = await client.get("/overdue", params={"on": "2099-01-01", "provider_code": PROVIDER}, headers=ADMIN)
         assert {o["provider_name"] for o in overdue.json()} == {"吉安市市场监督管理局"}
+
+    events = await read_topic(infra.bootstrap, "catalog.entry-events", 10, where=lambda r: r.key == code.encode())
+    assert [headers_of(r)["event_type"] for r in events] == [
+        "CatalogEntryDrafted",
+        "CatalogEntrySubmitted",
+        "CatalogEntryReturned",  # the refused return and the refused resubmission left nothing
+        "CatalogEntrySubmitted",
+        "CatalogEntryPublished",
+        "CatalogEntryChangeReported",
+        "CatalogEntryDrafted",
+        "CatalogEntrySubmitted",
+        "CatalogEntryPublished",
+        "CatalogEntryMaintenanceConfirmed",
+    ]
+    maintained = EventCodec.from_folder().decode(events[-1].value)[1]
+    assert (maintained["version"], maintained["confirmed_by"], maintained["note"]) == (2, "zhao.admin", "要素无变化")
+    assert str(maintained["next_due_on"]) == confirmed["maintenance_due"]
 
 
 async def test_errors_facets_and_clashes_speak_chinese_and_name_departments(infra, topics, services, tmp_path):

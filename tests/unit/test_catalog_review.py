@@ -124,6 +124,13 @@ async def test_confirmed_maintenance_is_recorded_and_moves_the_yearly_due_date()
     [confirmed] = entry.maintenance
     assert (confirmed.confirmed_on, confirmed.confirmed_by, confirmed.note) == (on, "zhao.admin", "要素无变化")
     assert entry.maintenance_due() == date(2028, 11, 20)
+    assert uow.types()[-1] == "CatalogEntryMaintenanceConfirmed"
+    payload = uow.events[-1][1].payload
+    assert (payload["version"], payload["confirmed_by"], payload["next_due_on"]) == (
+        1,
+        "zhao.admin",
+        date(2028, 11, 20),
+    )
     assert await handlers.overdue_entries(uow, date(2027, 11, 26)) == []
     [(_, late)] = await handlers.overdue_entries(uow, date(2028, 11, 21))
     assert late.kind.value == "YEARLY_MAINTENANCE" and late.due_on == date(2028, 11, 20)

@@ -500,10 +500,13 @@ class CatalogEntry:
             self, pending_update=PendingUpdate(changed_on, due_on, reason.strip()), revision=self.revision + 1
         )
 
-    def confirm_maintenance(self, confirmed_by: str, today: date, note: str, revision: int | None) -> CatalogEntry:
-        """The yearly maintenance found nothing to change: recorded, and the next one is due a year on."""
+    def confirm_maintenance(
+        self, confirmed_by: str, today: date, note: str, revision: int | None
+    ) -> tuple[CatalogEntry, EntryVersion]:
+        """The yearly maintenance found the version in force still right: recorded, the next is due a year on."""
         self._expect(revision)
-        if self.in_force is None:
+        version = self.in_force
+        if version is None:
             raise worded(
                 TransitionNotAllowed("status", "only a published entry is maintained yearly"),
                 "catalog.entry.maintenance_unpublished",
@@ -520,7 +523,7 @@ class CatalogEntry:
                 due_on=pending.due_on.isoformat(),
             )
         confirmed = MaintenanceConfirmed(today, confirmed_by, note.strip())
-        return replace(self, maintenance=(*self.maintenance, confirmed), revision=self.revision + 1)
+        return replace(self, maintenance=(*self.maintenance, confirmed), revision=self.revision + 1), version
 
     def except_source(self, element: str, legal_basis: str) -> CatalogEntry:
         if not legal_basis.strip():
