@@ -5,6 +5,8 @@ import uuid
 
 import httpx
 
+from common.calendar_source import build_calendar
+from common.clock import today_in_china
 from common.codec import EventCodec
 from common.events import Event
 from common.kafka import KafkaPublisher
@@ -83,15 +85,14 @@ async def test_review_findings_deadlines_and_maintenance_over_http(infra, topics
         assert returned["content"]["abstract"] == COMPLETE["abstract"]
 
         # the due date of a reported change, in the answer and in the entry view
-        reported = await call(
-            "POST", f"/entries/{code}/changes", ADMIN, {"changed_on": "2026-09-30", "reason": "新增经营范围字段"}
-        )
-        # Wednesday 30 September, then 国庆 and 中秋 to 8 October; Saturday 10 October is a working day
-        expected = {"changed_on": "2026-09-30", "due_on": "2026-10-13", "reason": "新增经营范围字段"}
+        reported = await call("POST", f"/entries/{code}/changes", ADMIN, {"reason": "新增经营范围字段"})
+        today = today_in_china()
+        due = build_calendar().add_working_days(today, 5).isoformat()
+        expected = {"changed_on": today.isoformat(), "due_on": due, "reason": "新增经营范围字段"}
         assert reported["pending_update"] == expected
         assert (await call("GET", f"/entries/{code}", COMPILER))["pending_update"] == expected
         pending = await call("POST", f"/entries/{code}/maintenance", ADMIN, {"revision": reported["revision"]}, 409)
-        assert pending["code"] == "catalog.entry.maintenance_change_pending" and "2026-10-13" in pending["message"]
+        assert pending["code"] == "catalog.entry.maintenance_change_pending" and due in pending["message"]
 
         # the item-by-item diff
         changed = {**fixed, "data_items": [{"name": "企业名称", "length": 100}, {"name": "经营范围"}]}
@@ -118,7 +119,7 @@ async def test_review_findings_deadlines_and_maintenance_over_http(infra, topics
         assert stale["code"] == "catalog.entry.stale" and "请刷新后重新操作" in stale["message"]
 
         overdue = await client.get("/overdue", params={"on": "2099-01-01", "provider_code": PROVIDER}, headers=ADMIN)
-        assert {o["provider_name"] for o in overdue.json()} == {"吉安市市场监督管理局"}
+        assert {o["provider_name"] for o in overdue.json()["items"]} == {"吉安市市场监督管理局"}
 
     events = await read_topic(infra.bootstrap, "catalog.entry-events", 10, where=lambda r: r.key == code.encode())
     assert [headers_of(r)["event_type"] for r in events] == [
