@@ -3,7 +3,11 @@ domain error to its status code in one place (common.http)."""
 
 
 class DomainError(Exception):
-    """A request the domain refuses; `field` names what to fix and `rule` says why."""
+    """A request the domain refuses; `field` names what to fix and `rule` says why. A service that words its
+    refusals for people sets `code` (the rule's machine-readable name) and `message` (in Chinese)."""
+
+    code: str | None = None
+    message: str | None = None
 
     def __init__(self, field: str, rule: str) -> None:
         super().__init__(f"{field}: {rule}")

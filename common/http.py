@@ -55,6 +55,8 @@ class ErrorView(BaseModel):
     )
     field: str | None = Field(None, description="the field (or, for a table, the rows) to fix")
     rule: str | None = Field(None, description="the rule the request broke: the access rule for a 403")
+    code: str | None = Field(None, description="the broken rule's machine-readable code, where the service has one")
+    message: str | None = Field(None, description="what went wrong in Chinese, for people, where the service words it")
 
 
 class UnavailableView(ErrorView):
@@ -224,6 +226,7 @@ def _domain_error(status: int) -> Callable:
         body = {"detail": str(exc), "error": type(exc).__name__}
         if isinstance(exc, DomainError):
             body |= {"field": exc.field, "rule": exc.rule}
+            body |= {key: value for key, value in (("code", exc.code), ("message", exc.message)) if value is not None}
         return JSONResponse(body, status_code=status)
 
     return handle

@@ -8,8 +8,10 @@ from datetime import date
 from common.events import Event
 from common.policy import Principal, Target, authorize
 from services.catalog.domain.demands import Candidate, DemandNotFound, DemandStatus, ShareDemand, candidates
-from services.catalog.domain.entries import EntryNotFound, VersionStatus
+from services.catalog.domain.entries import VersionStatus
 from services.catalog.domain.search import Facet, SearchQuery
+from services.catalog.domain.wording import worded
+from services.catalog.handlers import not_found
 from services.catalog.ports import DEMAND_EVENTS, SearchIndex, UnitOfWork
 
 PRODUCER = "catalog"
@@ -46,7 +48,9 @@ async def file_demand(
 async def get_demand(demand_id: str, uow: UnitOfWork) -> ShareDemand:
     demand = await uow.demand(demand_id)
     if demand is None:
-        raise DemandNotFound("demand_id", f"no demand {demand_id}")
+        raise worded(
+            DemandNotFound("demand_id", f"no demand {demand_id}"), "catalog.demand.not_found", demand_id=demand_id
+        )
     return demand
 
 
@@ -68,10 +72,12 @@ async def confirm_match(demand_id: str, resource_code: str, principal: Principal
     async with uow() as tx:
         demand = await tx.demand(demand_id)
         if demand is None:
-            raise DemandNotFound("demand_id", f"no demand {demand_id}")
+            raise worded(
+                DemandNotFound("demand_id", f"no demand {demand_id}"), "catalog.demand.not_found", demand_id=demand_id
+            )
         entry = await tx.entry(resource_code)
         if entry is None:
-            raise EntryNotFound("resource_code", f"no entry {resource_code}")
+            raise not_found(resource_code)
         matched = demand.match(entry, principal.subject)
         await tx.save_demand(matched)
         tx.emit(

@@ -26,6 +26,7 @@ from services.catalog.domain.entries import (
     validate_provider_code,
 )
 from services.catalog.domain.sources import ElementSource, SourceClash, clashes, unresolved
+from services.catalog.domain.wording import worded
 from services.catalog.ports import ENTRY_EVENTS, PUBLISHED, CatalogTransaction, UnitOfWork
 
 PRODUCER = "catalog"
@@ -48,8 +49,12 @@ def _event(event_type: str, entry: CatalogEntry, payload: dict[str, Any]) -> Eve
 async def _load(tx: CatalogTransaction, code: str) -> CatalogEntry:
     entry = await tx.entry(code)
     if entry is None:
-        raise EntryNotFound("resource_code", f"no entry {code}")
+        raise not_found(code)
     return entry
+
+
+def not_found(code: str) -> EntryNotFound:
+    return worded(EntryNotFound("resource_code", f"no entry {code}"), "catalog.entry.not_found", code=code)
 
 
 async def draft_entry(command: DraftEntry, principal: Principal, uow: UnitOfWork) -> CatalogEntry:
@@ -62,7 +67,11 @@ async def draft_entry(command: DraftEntry, principal: Principal, uow: UnitOfWork
             code = resource_code(classification, await tx.next_sequence(classification))
         entry = CatalogEntry.draft(code, command.provider_code, command.content, principal.subject)
         if await tx.entry(entry.resource_code) is not None:
-            raise EntryExists("resource_code", f"{entry.resource_code} is already in the catalog")
+            raise worded(
+                EntryExists("resource_code", f"{entry.resource_code} is already in the catalog"),
+                "catalog.entry.exists",
+                code=entry.resource_code,
+            )
         await tx.add(entry)
         tx.emit(ENTRY_EVENTS, _drafted(entry, entry.latest))
     return entry
@@ -168,13 +177,21 @@ async def approve_entry(
         approved, version = entry.approve(principal.subject, today, revision)
         blocking = unresolved(await _clashes(tx, entry.provider_code, version), dict(entry.source_exceptions))
         if blocking:
-            raise DuplicateSource(
-                "data_items",
-                "; ".join(
-                    f"{c.element} is already provided by {c.existing_provider} ({c.existing_resource})"
+            providers = {c.existing_provider: await _department(tx, c.existing_provider) for c in blocking}
+            raise worded(
+                DuplicateSource(
+                    "data_items",
+                    "; ".join(
+                        f"{c.element} is already provided by {c.existing_provider} ({c.existing_resource})"
+                        for c in blocking
+                    )
+                    + "; record a legal exception or leave these items out (one data, one source)",
+                ),
+                "catalog.source.duplicate",
+                clashes="；".join(
+                    f"“{c.element}”由{providers[c.existing_provider]}在资源 {c.existing_resource} 中提供"
                     for c in blocking
-                )
-                + "; record a legal exception or leave these items out (one data, one source)",
+                ),
             )
         await tx.save(approved, entry.revision)
         items = [i.name for i in version.content.data_items]
@@ -187,6 +204,12 @@ async def approve_entry(
         tx.emit(ENTRY_EVENTS, published)
         tx.emit(PUBLISHED, Event(published.event_type, published.key, published.payload, PRODUCER))
     return approved
+
+
+async def _department(tx: CatalogTransaction, code: str) -> str:
+    """A department as people know it: its name from the directory, with its credit code."""
+    name = await tx.department_name(code)
+    return f"{name}（{code}）" if name else code
 
 
 def published_payload(entry: CatalogEntry, version: EntryVersion, provider_name: str) -> dict[str, Any]:
@@ -311,6 +334,28 @@ async def report_change(
     return reported
 
 
+async def confirm_maintenance(
+    code: str, note: str, revision: int | None, principal: Principal, uow: UnitOfWork, today: date
+) -> CatalogEntry:
+    """The yearly full maintenance (Art. 11 ¶3) found nothing to change: the next one is due a year on."""
+    async with uow() as tx:
+        entry = await _load(tx, code)
+        authorize(principal, "catalog.entry.report_change", Target(department_code=entry.provider_code))
+        confirmed, version = entry.confirm_maintenance(principal.subject, today, note, revision)
+        await tx.save(confirmed, entry.revision)
+        record = confirmed.maintenance[-1]
+        payload = {
+            "version": version.version,
+            "provider_code": entry.provider_code,
+            "confirmed_by": record.confirmed_by,
+            "confirmed_on": record.confirmed_on,
+            "note": record.note,
+            "next_due_on": confirmed.maintenance_due(),
+        }
+        tx.emit(ENTRY_EVENTS, _event("CatalogEntryMaintenanceConfirmed", entry, payload))
+    return confirmed
+
+
 async def overdue_entries(
     uow: UnitOfWork, today: date, provider_code: str | None = None
 ) -> list[tuple[CatalogEntry, Overdue]]:
@@ -359,7 +404,7 @@ async def announce_overdue(uow: UnitOfWork, today: date) -> int:
 async def get_entry(code: str, uow: UnitOfWork) -> CatalogEntry:
     entry = await uow.entry(code)
     if entry is None:
-        raise EntryNotFound("resource_code", f"no entry {code}")
+        raise not_found(code)
     return entry
 
 
@@ -392,13 +437,21 @@ async def import_entries(table: list[list[object]], principal: Principal, uow: U
     async with uow() as tx:
         taken = [i.resource_code for i in imported if i.resource_code and await tx.entry(i.resource_code) is not None]
         if taken:
-            raise EntryExists("resource_code", f"already in the catalog: {', '.join(taken)}; nothing was imported")
+            raise worded(
+                EntryExists("resource_code", f"already in the catalog: {', '.join(taken)}; nothing was imported"),
+                "catalog.entry.exists_import",
+                codes="、".join(taken),
+            )
         for item in imported:
             code = item.resource_code or resource_code(
                 item.classification or "", await tx.next_sequence(item.classification or "")
             )
             if item.resource_code is None and await tx.entry(code) is not None:
-                raise EntryExists("resource_code", f"{code} (assigned) is already in the catalog; nothing was imported")
+                raise worded(
+                    EntryExists("resource_code", f"{code} (assigned) is already in the catalog; nothing was imported"),
+                    "catalog.entry.exists_import",
+                    codes=code,
+                )
             entry = CatalogEntry.draft(code, item.provider_code, item.content, principal.subject)
             await tx.add(entry)
             tx.emit(ENTRY_EVENTS, _drafted(entry, entry.latest))

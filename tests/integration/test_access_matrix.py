@@ -158,6 +158,14 @@ def matrix(machine_id: str) -> list[tuple[str, str, str, str, dict, set[str]]]:
         (
             "catalog",
             "POST",
+            "/entries/{resource_code:path}/maintenance",
+            f"/entries/{ENTRY}/maintenance",
+            {"json": {"revision": 0, "note": "x"}},
+            {"compiler_A", "admin_A"},
+        ),
+        (
+            "catalog",
+            "POST",
             "/entries/{resource_code:path}/withdraw",
             f"/entries/{ENTRY}/withdraw",
             {"json": {"revision": 0, "reason": "x"}},

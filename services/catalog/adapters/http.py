@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import date, datetime
+from enum import StrEnum
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Response, UploadFile
@@ -39,6 +40,7 @@ from services.catalog.domain.entries import (
     Withdrawal,
 )
 from services.catalog.domain.search import Facet, SearchQuery, SearchResult, document_of
+from services.catalog.domain.wording import label
 from services.catalog.ports import SearchIndex, UnitOfWork
 
 Compiler = Annotated[Principal, Depends(Guard("catalog.entry.draft"))]
@@ -145,13 +147,39 @@ class TransitionBody(BaseModel):
 
 
 class FindingView(BaseModel):
-    field: str
+    field: str = Field(
+        description="a field (abstract), a data item by name or position from 0 (data_items[企业名称], "
+        "data_items[1]) or one element of it (data_items[企业名称].length); kept with the item's name"
+    )
     finding: str
 
 
 class FindingBody(FindingView):
     field: Name
     finding: Text
+
+
+class ReviewRoundView(BaseModel):
+    reviewed_by: str
+    returned_at: datetime
+    findings: list[FindingView]
+    content: ContentView = Field(description="the content as it was returned")
+
+
+class MaintenanceBody(TransitionBody):
+    note: Text = Field("", examples=["年度全面维护：数据项、共享条件均无变化"])
+
+
+class MaintenanceView(BaseModel):
+    confirmed_on: date
+    confirmed_by: str
+    note: str
+
+
+class PendingUpdateView(BaseModel):
+    changed_on: date
+    due_on: date = Field(description="5 working days after the change (Art. 11), by the Chinese calendar")
+    reason: str
 
 
 class ReturnBody(TransitionBody):
@@ -175,10 +203,11 @@ class VersionView(BaseModel):
     edited_by: list[str] = Field(description="everyone who wrote or submitted it: none of them may review it")
     updated_at: datetime
     reviewed_by: str | None
-    findings: list[FindingView]
+    findings: list[FindingView] = Field(description="of the latest return, until the version is published")
     published_on: date | None
     withdrawal: WithdrawalView | None = None
     content: ContentView
+    returns: list[ReviewRoundView] = Field(description="every return for changes, oldest first")
 
     @classmethod
     def of(cls, v: EntryVersion) -> VersionView:
@@ -195,6 +224,9 @@ class EntryView(BaseModel):
     working: VersionView | None
     versions: list[int]
     withdrawal: WithdrawalView | None = None
+    pending_update: PendingUpdateView | None = Field(description="a reported change the entry must follow, and by when")
+    maintenance_due: date | None = Field(description="the yearly full maintenance is due by this day (Art. 11)")
+    maintenance: list[MaintenanceView] = Field(description="yearly maintenances that found nothing to change")
 
     @classmethod
     def of(cls, e: CatalogEntry) -> EntryView:
@@ -206,6 +238,11 @@ class EntryView(BaseModel):
             working=VersionView.of(e.working) if e.working else None,
             versions=[v.version for v in e.versions],
             withdrawal=_withdrawal(e.withdrawal),
+            pending_update=PendingUpdateView.model_validate(e.pending_update, from_attributes=True)
+            if e.pending_update
+            else None,
+            maintenance_due=e.maintenance_due(),
+            maintenance=[MaintenanceView.model_validate(m, from_attributes=True) for m in e.maintenance],
         )
 
 
@@ -225,6 +262,7 @@ class ChangeBody(BaseModel):
 class OverdueView(BaseModel):
     resource_code: str
     provider_code: str
+    provider_name: str = Field(description="the department's name, as the directory registered it")
     name: str
     kind: OverdueKind
     due_on: date
@@ -290,15 +328,35 @@ class SearchView(BaseModel):
     facets: dict[Facet, dict[str, int]] = Field(
         description="per facet, entries per value under the other facets' filters"
     )
+    labels: dict[Facet, dict[str, str]] = Field(
+        description="per facet, the Chinese label of each value counted (a provider's department name)"
+    )
 
     @classmethod
-    def of(cls, r: SearchResult) -> SearchView:
+    def of(cls, r: SearchResult, department_names: dict[str, str]) -> SearchView:
         return cls(
             total=r.total,
             terms=list(r.terms),
             hits=[SearchHitView.model_validate(h, from_attributes=True) for h in r.hits],
             facets=r.facets,
+            labels={facet: facet_labels(facet, counts, department_names) for facet, counts in r.facets.items()},
         )
+
+
+FACET_ENUMS: dict[Facet, type[StrEnum]] = {
+    Facet.CATEGORY: Category,
+    Facet.SHARE_TYPE: ShareType,
+    Facet.SHARE_METHOD: ShareMethod,
+    Facet.UPDATE_CYCLE: UpdateCycle,
+    Facet.STATUS: VersionStatus,
+}
+
+
+def facet_labels(facet: Facet, counts: dict[str, int], department_names: dict[str, str]) -> dict[str, str]:
+    if facet is Facet.PROVIDER:
+        return {code: department_names.get(code, code) for code in counts}
+    enum = FACET_ENUMS[facet]
+    return {value: label(enum(value)) for value in counts}
 
 
 def routers(uow: UnitOfWork, calendar: WorkingCalendar, index: SearchIndex) -> list[APIRouter]:
@@ -371,6 +429,17 @@ def routers(uow: UnitOfWork, calendar: WorkingCalendar, index: SearchIndex) -> l
         return written(entry)
 
     @api.post(
+        "/{resource_code:path}/maintenance",
+        response_model=EntryView,
+        summary="The yearly full maintenance found nothing to change: recorded, the next is due a year on",
+    )
+    async def confirm_maintenance(resource_code: Code, body: MaintenanceBody, principal: Reporter) -> EntryView:
+        entry = await handlers.confirm_maintenance(
+            resource_code, body.note, body.revision, principal, uow, today_in_china()
+        )
+        return written(entry)
+
+    @api.post(
         "/{resource_code:path}/source-exceptions",
         response_model=EntryView,
         summary="The IT office records the legal basis for sourcing an element provided elsewhere",
@@ -383,7 +452,10 @@ def routers(uow: UnitOfWork, calendar: WorkingCalendar, index: SearchIndex) -> l
     async def version(resource_code: Code, number: Position, _: Reader) -> VersionView:
         return VersionView.of((await handlers.get_entry(resource_code, uow)).version(number))
 
-    @api.get("/{resource_code:path}/diff", summary="What changed between two versions, field by field")
+    @api.get(
+        "/{resource_code:path}/diff",
+        summary="What changed between two versions, field by field and data item by data item",
+    )
     async def compare(
         resource_code: Code,
         _: Reader,
@@ -413,10 +485,12 @@ def routers(uow: UnitOfWork, calendar: WorkingCalendar, index: SearchIndex) -> l
         on: Annotated[date | None, Query(description="default today")] = None,
     ) -> Page[OverdueView]:
         found = await handlers.overdue_entries(uow, on or today_in_china(), provider_code)
+        names = await uow.department_names()
         views = [
             OverdueView(
                 resource_code=e.resource_code,
                 provider_code=e.provider_code,
+                provider_name=names.get(e.provider_code, ""),
                 name=(e.in_force or e.latest).content.name,
                 kind=o.kind,
                 due_on=o.due_on,
@@ -448,7 +522,8 @@ def routers(uow: UnitOfWork, calendar: WorkingCalendar, index: SearchIndex) -> l
             Facet.STATUS: status,
         }
         filters = {facet: frozenset(values) for facet, values in chosen.items() if values}
-        return SearchView.of(index.search(SearchQuery(q, filters, match == "all", offset, limit)))
+        found = index.search(SearchQuery(q, filters, match == "all", offset, limit))
+        return SearchView.of(found, await uow.department_names())
 
     @overdue.get("/catalog.xlsx", summary="The published catalog (共享目录) as a workbook", response_class=Response)
     async def catalog_xlsx(_: Reader) -> Response:

@@ -28,8 +28,10 @@ from services.catalog.domain.entries import (
     EntryVersion,
     Finding,
     ItemType,
+    MaintenanceConfirmed,
     OpenAttribute,
     PendingUpdate,
+    ReviewRound,
     ShareMethod,
     ShareType,
     UpdateCycle,
@@ -39,6 +41,7 @@ from services.catalog.domain.entries import (
 )
 from services.catalog.domain.search import document_of
 from services.catalog.domain.sources import ElementSource, element_key
+from services.catalog.domain.wording import worded
 from services.catalog.ports import SearchIndex
 
 log = logging.getLogger(__name__)
@@ -185,6 +188,10 @@ def entry_doc(entry: CatalogEntry) -> dict[str, Any]:
         "overdue_notices": list(entry.overdue_notices),
         "source_exceptions": [list(pair) for pair in entry.source_exceptions],
         "withdrawal": withdrawal_doc(entry.withdrawal),
+        "maintenance": [
+            {"confirmed_on": _day(m.confirmed_on), "confirmed_by": m.confirmed_by, "note": m.note}
+            for m in entry.maintenance
+        ],
         "status": entry.latest.status,
         "in_force": entry.in_force.version if entry.in_force else None,
         "versions": [
@@ -195,10 +202,19 @@ def entry_doc(entry: CatalogEntry) -> dict[str, Any]:
                 "compiled_by": v.compiled_by,
                 "updated_at": v.updated_at,
                 "reviewed_by": v.reviewed_by,
-                "findings": [{"field": f.field, "finding": f.finding} for f in v.findings],
+                "findings": _findings_doc(v.findings),
                 "published_on": _day(v.published_on),
                 "edited_by": list(v.edited_by),
                 "withdrawal": withdrawal_doc(v.withdrawal),
+                "returns": [
+                    {
+                        "reviewed_by": r.reviewed_by,
+                        "returned_at": r.returned_at,
+                        "findings": _findings_doc(r.findings),
+                        "content": content_doc(r.content),
+                    }
+                    for r in v.returns
+                ],
             }
             for v in entry.versions
         ],
@@ -214,10 +230,14 @@ def entry_of(doc: dict[str, Any]) -> CatalogEntry:
             compiled_by=v["compiled_by"],
             updated_at=v["updated_at"],
             reviewed_by=v["reviewed_by"],
-            findings=tuple(Finding(f["field"], f["finding"]) for f in v["findings"]),
+            findings=_findings_of(v["findings"]),
             published_on=v["published_on"].date() if v["published_on"] else None,
             edited_by=tuple(v.get("edited_by") or [v["compiled_by"]]),
             withdrawal=withdrawal_of(v.get("withdrawal")),
+            returns=tuple(
+                ReviewRound(r["reviewed_by"], r["returned_at"], _findings_of(r["findings"]), content_of(r["content"]))
+                for r in v.get("returns", [])
+            ),
         )
         for v in doc["versions"]
     )
@@ -234,7 +254,19 @@ def entry_of(doc: dict[str, Any]) -> CatalogEntry:
         overdue_notices=tuple(doc.get("overdue_notices", [])),
         source_exceptions=tuple((e, b) for e, b in doc.get("source_exceptions", [])),
         withdrawal=withdrawal_of(doc.get("withdrawal")),
+        maintenance=tuple(
+            MaintenanceConfirmed(m["confirmed_on"].date(), m["confirmed_by"], m["note"])
+            for m in doc.get("maintenance", [])
+        ),
     )
+
+
+def _findings_doc(findings: tuple[Finding, ...]) -> list[dict[str, str]]:
+    return [{"field": f.field, "finding": f.finding} for f in findings]
+
+
+def _findings_of(docs: list[dict[str, str]]) -> tuple[Finding, ...]:
+    return tuple(Finding(f["field"], f["finding"]) for f in docs)
 
 
 async def _element_sources(db: AsyncDatabase, session: AsyncClientSession | None) -> dict[str, ElementSource]:
@@ -262,14 +294,21 @@ class MongoCatalogTransaction:
         try:
             await self.db[ENTRIES].insert_one(entry_doc(entry), session=self.session)
         except DuplicateKeyError:
-            raise EntryExists("resource_code", f"{entry.resource_code} is already in the catalog") from None
+            raise worded(
+                EntryExists("resource_code", f"{entry.resource_code} is already in the catalog"),
+                "catalog.entry.exists",
+                code=entry.resource_code,
+            ) from None
 
     async def save(self, entry: CatalogEntry, expected_revision: int) -> None:
         result = await self.db[ENTRIES].replace_one(
             {"_id": entry.resource_code, "revision": expected_revision}, entry_doc(entry), session=self.session
         )
         if result.matched_count != 1:
-            raise VersionConflict("revision", "the entry changed meanwhile; reload it and apply your change again")
+            raise worded(
+                VersionConflict("revision", "the entry changed meanwhile; reload it and apply your change again"),
+                "catalog.entry.stale_write",
+            )
 
     async def next_sequence(self, classification: str) -> int:
         doc = await self.db[SEQUENCES].find_one_and_update(

@@ -10,6 +10,7 @@ from openpyxl import Workbook, load_workbook
 
 from common.errors import Invalid
 from services.catalog.domain.sheet import SheetErrors
+from services.catalog.domain.wording import worded
 
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
@@ -37,7 +38,7 @@ def read_table(data: bytes, filename: str) -> list[list[object]]:
         return _xlsx_rows(data)
     if filename.lower().endswith(".csv"):
         return _csv_rows(_decoded(data))
-    raise Invalid("file", "upload an .xlsx or a .csv file")
+    raise worded(Invalid("file", "upload an .xlsx or a .csv file"), "catalog.import.file_type")
 
 
 def _decoded(data: bytes) -> str:
@@ -49,14 +50,18 @@ def _decoded(data: bytes) -> str:
     try:
         return data.decode("gb18030")
     except UnicodeDecodeError:
-        raise Invalid("file", "a CSV file must be encoded in UTF-8 or GBK/GB18030") from None
+        raise worded(
+            Invalid("file", "a CSV file must be encoded in UTF-8 or GBK/GB18030"), "catalog.import.not_utf8"
+        ) from None
 
 
 def _xlsx_rows(data: bytes) -> list[list[object]]:
     try:
         sheet = load_workbook(io.BytesIO(data), read_only=True, data_only=True).worksheets[0]
     except Exception as exc:  # a damaged or mislabelled file
-        raise Invalid("file", f"not a readable XLSX workbook: {exc}") from None
+        raise worded(
+            Invalid("file", f"not a readable XLSX workbook: {exc}"), "catalog.import.unreadable_xlsx"
+        ) from None
     rows: list[list[object]] = []
     try:  # a read-only workbook is parsed lazily: a damaged sheet fails while its rows are read
         for row in sheet.iter_rows(values_only=True):

@@ -8,6 +8,7 @@ from enum import StrEnum
 
 from common.errors import Conflict, Invalid, NotFound
 from services.catalog.domain.entries import CatalogEntry
+from services.catalog.domain.wording import worded
 
 
 class DemandStatus(StrEnum):
@@ -44,16 +45,22 @@ class ShareDemand:
         today: date,
     ) -> ShareDemand:
         if not title.strip():
-            raise Invalid("title", "say what data is needed")
+            raise worded(Invalid("title", "say what data is needed"), "catalog.demand.title_missing")
         items = tuple(dict.fromkeys(i.strip() for i in wanted_items if i.strip()))
         return cls(demand_id, requester_code, title.strip(), description.strip(), items, filed_by, today)
 
     def match(self, entry: CatalogEntry, confirmed_by: str) -> ShareDemand:
         if self.status is DemandStatus.MATCHED:
-            raise Conflict("status", f"already met by {self.resource_code}")
+            raise worded(
+                Conflict("status", f"already met by {self.resource_code}"),
+                "catalog.demand.already_matched",
+                code=self.resource_code or "",
+            )
         if entry.in_force is None:
-            raise Invalid(
-                "resource_code", f"{entry.resource_code} is not in force; only published entries meet demands"
+            raise worded(
+                Invalid("resource_code", f"{entry.resource_code} is not in force; only published entries meet demands"),
+                "catalog.demand.entry_not_published",
+                code=entry.resource_code,
             )
         return replace(self, status=DemandStatus.MATCHED, resource_code=entry.resource_code, confirmed_by=confirmed_by)
 

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field, fields, replace
+from dataclasses import field as dataclass_field
 from datetime import UTC, date, datetime
 from enum import StrEnum
 from typing import Any
 
 from common.errors import Conflict, Invalid, NotFound
 from common.identifiers import InvalidIdentifier, validate_credit_code
+from services.catalog.domain.wording import field_label, label, message, worded
 
 RESOURCE_CODE = re.compile(r"(\d)(\d{2})(\d{3})/(\d{6})")  # 类 1, 项 2, 目 3 / 顺序码 6
 CLASSIFICATION = re.compile(r"\d{6}")
@@ -145,36 +147,74 @@ class EntryContent:
     related_codes: tuple[str, ...] = ()
     confidentiality_review: ConfidentialityReview | None = None
 
-    def consistency_problems(self) -> list[tuple[str, str]]:
+    def consistency_problems(self) -> list[Problem]:
         """Rules that hold for drafts too."""
         problems = []
         if not self.name.strip():
-            problems.append(("name", "must not be empty"))
+            problems.append(Problem("name", "must not be empty", "catalog.entry.name_missing"))
         names = [item.name.strip() for item in self.data_items]
         duplicates = sorted({n for n in names if names.count(n) > 1})
         if duplicates:
-            problems.append(("data_items", f"item names must be unique; repeated: {', '.join(duplicates)}"))
+            repeated = ", ".join(duplicates)
+            problems.append(
+                Problem(
+                    "data_items",
+                    f"item names must be unique; repeated: {repeated}",
+                    "catalog.entry.items_repeated",
+                    {"names": "、".join(duplicates)},
+                )
+            )
         if any(not n for n in names):
-            problems.append(("data_items", "every item needs a name"))
+            problems.append(Problem("data_items", "every item needs a name", "catalog.entry.item_unnamed"))
         if self.share_type is ShareType.NOT_SHARED and not self.not_shared_basis.strip():
-            problems.append(("not_shared_basis", "a not-shared entry must cite its legal basis"))
+            problems.append(
+                Problem(
+                    "not_shared_basis",
+                    "a not-shared entry must cite its legal basis",
+                    "catalog.entry.not_shared_basis_missing",
+                )
+            )
         if self.format.strip() and self.format.strip() not in RESOURCE_FORMATS:
             problems.append(
-                ("format", f"{self.format!r} is not one of the guide's formats: {'、'.join(RESOURCE_FORMATS)}")
+                Problem(
+                    "format",
+                    f"{self.format!r} is not one of the guide's formats: {'、'.join(RESOURCE_FORMATS)}",
+                    "catalog.entry.format_unknown",
+                    {"format": self.format.strip(), "formats": "、".join(RESOURCE_FORMATS)},
+                )
             )
         for item in self.data_items:
             if item.length is not None and item.length <= 0:
-                problems.append(("data_items", f"{item.name}: length must be positive"))
+                problems.append(
+                    Problem(
+                        "data_items",
+                        f"{item.name}: length must be positive",
+                        "catalog.entry.item_length",
+                        {"item": item.name},
+                    )
+                )
             if item.share_type is ShareType.NOT_SHARED and not (item.not_shared_basis or self.not_shared_basis).strip():
                 problems.append(
-                    ("data_items", f"{item.name}: a not-shared item cites its legal basis (or the entry's covers it)")
+                    Problem(
+                        "data_items",
+                        f"{item.name}: a not-shared item cites its legal basis (or the entry's covers it)",
+                        "catalog.entry.item_not_shared_basis_missing",
+                        {"item": item.name},
+                    )
                 )
         for code in self.related_codes:
             if not RESOURCE_CODE.fullmatch(code):
-                problems.append(("related_codes", f"{code!r} is not a resource code"))
+                problems.append(
+                    Problem(
+                        "related_codes",
+                        f"{code!r} is not a resource code",
+                        "catalog.entry.related_code",
+                        {"code": code},
+                    )
+                )
         return problems
 
-    def completeness_problems(self) -> list[tuple[str, str]]:
+    def completeness_problems(self) -> list[Problem]:
         """Mandatory elements a submitted entry must have."""
         problems = self.consistency_problems()
         for name, missing in [
@@ -185,30 +225,108 @@ class EntryContent:
             ("update_cycle", self.update_cycle is None),
         ]:
             if missing:
-                problems.append((name, "is mandatory"))
+                problems.append(Problem(name, "is mandatory", "catalog.entry.mandatory", {"field": field_label(name)}))
         if self.share_type is not ShareType.NOT_SHARED:
             if not self.share_methods:
-                problems.append(("share_methods", "a shared entry names at least one share method"))
+                problems.append(
+                    Problem(
+                        "share_methods",
+                        "a shared entry names at least one share method",
+                        "catalog.entry.share_methods_missing",
+                    )
+                )
             if self.confidentiality_review is None:
-                problems.append(("confidentiality_review", "a resource is shared only after its review (Art. 20)"))
+                problems.append(
+                    Problem(
+                        "confidentiality_review",
+                        "a resource is shared only after its review (Art. 20)",
+                        "catalog.entry.review_missing",
+                    )
+                )
         if self.share_type is ShareType.CONDITIONAL and not self.share_conditions.strip():
-            problems.append(("share_conditions", "a conditional entry states its conditions"))
+            problems.append(
+                Problem(
+                    "share_conditions", "a conditional entry states its conditions", "catalog.entry.conditions_missing"
+                )
+            )
         return problems
 
 
-def check(problems: list[tuple[str, str]]) -> None:
-    """Refuse with every problem at once, naming the fields."""
+@dataclass(frozen=True)
+class Problem:
+    """One broken rule: the field, the rule in English, its code and the blanks of its Chinese message."""
+
+    field: str
+    rule: str
+    code: str
+    params: dict[str, object] = dataclass_field(default_factory=dict)
+
+
+def check(problems: list[Problem]) -> None:
+    """Refuse with every problem at once, naming the fields, and their codes and messages in the same order."""
     if problems:
-        names = ", ".join(dict.fromkeys(f for f, _ in problems))
-        raise InvalidEntry(names, "; ".join(f"{f} {r}" for f, r in problems))
+        names = ", ".join(dict.fromkeys(p.field for p in problems))
+        error = InvalidEntry(names, "; ".join(f"{p.field} {p.rule}" for p in problems))
+        error.code = ", ".join(dict.fromkeys(p.code for p in problems))
+        error.message = "；".join(dict.fromkeys(message(p.code, **p.params) for p in problems))
+        raise error
 
 
 @dataclass(frozen=True)
 class Finding:
-    """A reviewer's finding on one field (accuracy, completeness, compliance)."""
+    """A reviewer's finding (accuracy, completeness, compliance) on a field, a data item or one element of a
+    data item: `abstract`, `data_items[企业名称]`, `data_items[企业名称].length` (an item by name, or by its
+    position from 0: `data_items[1].length`, kept by name)."""
 
     field: str
     finding: str
+
+
+ITEM_PATH = re.compile(r"data_items\[([^\]]+)\](?:\.(\w+))?")
+ITEM_ELEMENTS = tuple(f.name for f in fields(DataItem))
+REVIEW_ELEMENTS = tuple(f.name for f in fields(ConfidentialityReview))
+
+
+def finding_path(content: EntryContent, path: str) -> str | None:
+    """The path a finding is kept under (an item named, not numbered), or None when it names nothing."""
+    path = path.strip()
+    if path in {f.name for f in fields(EntryContent)}:
+        return path
+    if path.startswith("confidentiality_review.") and path.split(".", 1)[1] in REVIEW_ELEMENTS:
+        return path
+    matched = ITEM_PATH.fullmatch(path)
+    if matched is None:
+        return None
+    key, element = matched.groups()
+    names = [i.name for i in content.data_items]
+    if key.isdigit():
+        if int(key) >= len(names):
+            return None
+        key = names[int(key)]
+    if key not in names or (element is not None and element not in ITEM_ELEMENTS):
+        return None
+    return f"data_items[{key}]" + (f".{element}" if element else "")
+
+
+def finding_paths(content: EntryContent) -> list[str]:
+    """What a finding on this content may name."""
+    items = [f"data_items[{i.name}]" for i in content.data_items]
+    return [
+        *(f.name for f in fields(EntryContent)),
+        *(f"confidentiality_review.{e}" for e in REVIEW_ELEMENTS),
+        *items,
+        *(f"data_items[…].{e}" for e in ITEM_ELEMENTS if items),
+    ]
+
+
+@dataclass(frozen=True)
+class ReviewRound:
+    """A return for changes, kept in the version's history: who, when, the findings and what was returned."""
+
+    reviewed_by: str
+    returned_at: datetime
+    findings: tuple[Finding, ...]
+    content: EntryContent
 
 
 @dataclass(frozen=True)
@@ -231,10 +349,11 @@ class EntryVersion:
     compiled_by: str
     updated_at: datetime
     reviewed_by: str | None = None
-    findings: tuple[Finding, ...] = ()
+    findings: tuple[Finding, ...] = ()  # of the latest return, until the version is published
     published_on: date | None = None
     edited_by: tuple[str, ...] = ()
     withdrawal: Withdrawal | None = None
+    returns: tuple[ReviewRound, ...] = ()
 
     def touched_by(self, person: str) -> EntryVersion:
         editors = self.edited_by or (self.compiled_by,)
@@ -260,6 +379,15 @@ class PendingUpdate:
     changed_on: date
     due_on: date
     reason: str
+
+
+@dataclass(frozen=True)
+class MaintenanceConfirmed:
+    """The yearly full maintenance (Art. 11 ¶3) found the entry still right: nothing changed."""
+
+    confirmed_on: date
+    confirmed_by: str
+    note: str
 
 
 @dataclass(frozen=True)
@@ -292,6 +420,7 @@ class CatalogEntry:
     overdue_notices: tuple[str, ...] = ()  # overdue states already announced, so each is announced once
     source_exceptions: tuple[tuple[str, str], ...] = ()  # (data element, legal basis) recorded by the IT office
     withdrawal: Withdrawal | None = None
+    maintenance: tuple[MaintenanceConfirmed, ...] = ()
 
     # -- reading -----------------------------------------------------------------------------------
 
@@ -312,11 +441,20 @@ class CatalogEntry:
         for v in self.versions:
             if v.version == number:
                 return v
-        raise EntryNotFound("version", f"{self.resource_code} has no version {number}")
+        raise worded(
+            EntryNotFound("version", f"{self.resource_code} has no version {number}"),
+            "catalog.entry.version_not_found",
+            code=self.resource_code,
+            version=number,
+        )
 
     def maintenance_due(self) -> date | None:
-        """A published entry is fully reviewed (republished) at least once a year."""
-        return one_year_after(self.in_force.published_on) if self.in_force and self.in_force.published_on else None
+        """A published entry is fully maintained at least once a year (Art. 11 ¶3): republished, or confirmed
+        unchanged."""
+        if self.in_force is None or self.in_force.published_on is None:
+            return None
+        last = max([self.in_force.published_on, *(m.confirmed_on for m in self.maintenance)])
+        return one_year_after(last)
 
     def overdue(self, today: date) -> list[Overdue]:
         if self.in_force is None:  # a draft has no deadline yet, a withdrawn entry none any more
@@ -334,27 +472,65 @@ class CatalogEntry:
     def report_change(self, changed_on: date, today: date, due_on: date, reason: str) -> CatalogEntry:
         """`due_on` is UPDATE_WORKING_DAYS working days after `changed_on` (the caller's calendar)."""
         if self.in_force is None:
-            raise TransitionNotAllowed("status", "only a published entry has to follow changes of its resource")
+            raise worded(
+                TransitionNotAllowed("status", "only a published entry has to follow changes of its resource"),
+                "catalog.entry.not_published",
+            )
         if changed_on > today:
-            raise InvalidEntry("changed_on", "a change cannot be reported before it happens")
+            raise worded(
+                InvalidEntry("changed_on", "a change cannot be reported before it happens"),
+                "catalog.entry.change_in_future",
+            )
         published_on = self.in_force.published_on
         if published_on is not None and changed_on < published_on:
-            raise InvalidEntry(
-                "changed_on",
-                f"the version in force was published on {published_on.isoformat()}, after this change: "
-                "it already follows it",
+            raise worded(
+                InvalidEntry(
+                    "changed_on",
+                    f"the version in force was published on {published_on.isoformat()}, after this change: "
+                    "it already follows it",
+                ),
+                "catalog.entry.change_before_publication",
+                published_on=published_on.isoformat(),
             )
         if not reason.strip():
-            raise InvalidEntry("reason", "say what changed")
+            raise worded(InvalidEntry("reason", "say what changed"), "catalog.entry.change_reason_missing")
         if self.pending_update is not None and self.pending_update.changed_on <= changed_on:
             return self  # the earlier, still open report sets the deadline
         return replace(
             self, pending_update=PendingUpdate(changed_on, due_on, reason.strip()), revision=self.revision + 1
         )
 
+    def confirm_maintenance(
+        self, confirmed_by: str, today: date, note: str, revision: int | None
+    ) -> tuple[CatalogEntry, EntryVersion]:
+        """The yearly maintenance found the version in force still right: recorded, the next is due a year on."""
+        self._expect(revision)
+        version = self.in_force
+        if version is None:
+            raise worded(
+                TransitionNotAllowed("status", "only a published entry is maintained yearly"),
+                "catalog.entry.maintenance_unpublished",
+            )
+        if self.pending_update is not None:
+            pending = self.pending_update
+            raise worded(
+                TransitionNotAllowed(
+                    "pending_update",
+                    f"a change of {pending.changed_on} was reported; update the entry by {pending.due_on}",
+                ),
+                "catalog.entry.maintenance_change_pending",
+                changed_on=pending.changed_on.isoformat(),
+                due_on=pending.due_on.isoformat(),
+            )
+        confirmed = MaintenanceConfirmed(today, confirmed_by, note.strip())
+        return replace(self, maintenance=(*self.maintenance, confirmed), revision=self.revision + 1), version
+
     def except_source(self, element: str, legal_basis: str) -> CatalogEntry:
         if not legal_basis.strip():
-            raise InvalidEntry("legal_basis", "an exception to one data, one source cites its legal basis")
+            raise worded(
+                InvalidEntry("legal_basis", "an exception to one data, one source cites its legal basis"),
+                "catalog.source.exception_basis_missing",
+            )
         kept = tuple((e, b) for e, b in self.source_exceptions if e != element)
         return replace(self, source_exceptions=(*kept, (element, legal_basis.strip())), revision=self.revision + 1)
 
@@ -376,8 +552,13 @@ class CatalogEntry:
 
     def _expect(self, revision: int | None) -> None:
         if revision is not None and revision != self.revision:
-            raise VersionConflict(
-                "revision", f"the entry changed meanwhile (now revision {self.revision}, you sent {revision})"
+            raise worded(
+                VersionConflict(
+                    "revision", f"the entry changed meanwhile (now revision {self.revision}, you sent {revision})"
+                ),
+                "catalog.entry.stale",
+                current=self.revision,
+                sent=revision,
             )
 
     def _with(self, version: EntryVersion) -> CatalogEntry:
@@ -394,13 +575,21 @@ class CatalogEntry:
         now = datetime.now(UTC)
         if working is None:
             if self.in_force is None:
-                raise TransitionNotAllowed("status", "a withdrawn entry cannot be edited")
+                raise worded(
+                    TransitionNotAllowed("status", "a withdrawn entry cannot be edited"),
+                    "catalog.entry.withdrawn_not_editable",
+                )
             number = self.latest.version + 1
             return self._with(
                 EntryVersion(number, content, VersionStatus.DRAFT, compiled_by, now, edited_by=(compiled_by,))
             )
         if working.status is VersionStatus.SUBMITTED:
-            raise TransitionNotAllowed("status", f"version {working.version} is under review; wait for the reviewer")
+            raise worded(
+                TransitionNotAllowed("status", f"version {working.version} is under review; wait for the reviewer"),
+                "catalog.entry.under_review",
+                version=working.version,
+            )
+        # the findings stay with the version while the compiler works through them
         return self._with(
             replace(
                 working.touched_by(compiled_by),
@@ -408,7 +597,6 @@ class CatalogEntry:
                 status=VersionStatus.DRAFT,
                 compiled_by=compiled_by,
                 updated_at=now,
-                findings=(),
             )
         )
 
@@ -417,7 +605,18 @@ class CatalogEntry:
         self._expect(revision)
         working = self.working
         if working is None or working.status is VersionStatus.SUBMITTED:
-            raise TransitionNotAllowed("status", "only a draft or returned version can be submitted")
+            raise worded(
+                TransitionNotAllowed("status", "only a draft or returned version can be submitted"),
+                "catalog.entry.not_submittable",
+            )
+        if working.returns and working.returns[-1].content == working.content:
+            raise worded(
+                TransitionNotAllowed(
+                    "content", f"version {working.version} is unchanged since it was returned; address the findings"
+                ),
+                "catalog.entry.unchanged_after_return",
+                version=working.version,
+            )
         check(working.content.completeness_problems())
         if submitted_by is not None:
             working = working.touched_by(submitted_by)
@@ -427,7 +626,10 @@ class CatalogEntry:
     def _under_review(self) -> EntryVersion:
         working = self.working
         if working is None or working.status is not VersionStatus.SUBMITTED:
-            raise TransitionNotAllowed("status", "no version of this entry is waiting for review")
+            raise worded(
+                TransitionNotAllowed("status", "no version of this entry is waiting for review"),
+                "catalog.entry.nothing_to_review",
+            )
         return working
 
     def return_for_changes(
@@ -436,17 +638,31 @@ class CatalogEntry:
         self._expect(revision)
         version = self._under_review()
         if not findings:
-            raise InvalidEntry("findings", "a returned entry carries at least one finding")
-        known = {f.name for f in fields(EntryContent)}
-        unknown = sorted({f.field for f in findings} - known)
+            raise worded(
+                InvalidEntry("findings", "a returned entry carries at least one finding"),
+                "catalog.entry.findings_missing",
+            )
+        paths = {f.field: finding_path(version.content, f.field) for f in findings}
+        unknown = sorted(name for name, path in paths.items() if path is None)
         if unknown:
-            raise InvalidEntry("findings", f"findings name unknown fields: {', '.join(unknown)}")
+            valid = finding_paths(version.content)
+            raise worded(
+                InvalidEntry(
+                    "findings", f"findings name unknown fields: {', '.join(unknown)}; valid: {', '.join(valid)}"
+                ),
+                "catalog.entry.finding_unknown_field",
+                unknown="、".join(unknown),
+                valid="、".join(valid),
+            )
+        kept = tuple(replace(f, field=paths[f.field] or f.field) for f in findings)
+        now = datetime.now(UTC)
         returned = replace(
             version,
             status=VersionStatus.RETURNED,
             reviewed_by=reviewer,
-            findings=findings,
-            updated_at=datetime.now(UTC),
+            findings=kept,
+            updated_at=now,
+            returns=(*version.returns, ReviewRound(reviewer, now, kept, version.content)),
         )
         return self._with(returned), returned
 
@@ -475,9 +691,12 @@ class CatalogEntry:
         self._expect(revision)
         version = self.in_force
         if version is None:
-            raise TransitionNotAllowed("status", "only a published entry can be withdrawn")
+            raise worded(
+                TransitionNotAllowed("status", "only a published entry can be withdrawn"),
+                "catalog.entry.not_withdrawable",
+            )
         if not reason.strip():
-            raise InvalidEntry("reason", "say why the entry is withdrawn")
+            raise worded(InvalidEntry("reason", "say why the entry is withdrawn"), "catalog.entry.withdrawal_reason")
         withdrawal = Withdrawal(reason.strip(), withdrawn_by, today)
         now = datetime.now(UTC)
         withdrawn = replace(version, status=VersionStatus.WITHDRAWN, updated_at=now, withdrawal=withdrawal)
@@ -493,7 +712,7 @@ def validate_provider_code(code: str) -> str:
     try:
         return validate_credit_code(code)
     except InvalidIdentifier as exc:
-        raise InvalidEntry("provider_code", str(exc)) from None
+        raise worded(InvalidEntry("provider_code", str(exc)), "catalog.entry.provider_code", reason=str(exc)) from None
 
 
 CLASS_RULE = "the class digit (类) is 1 基础, 2 主题 or 3 部门"
@@ -501,38 +720,72 @@ CLASS_RULE = "the class digit (类) is 1 基础, 2 主题 or 3 部门"
 
 def validate_resource_code(code: str) -> None:
     if not RESOURCE_CODE.fullmatch(code):
-        raise InvalidEntry("resource_code", "must be 6 classification digits (类1 项2 目3), '/', a 6-digit 顺序码")
+        raise worded(
+            InvalidEntry("resource_code", "must be 6 classification digits (类1 项2 目3), '/', a 6-digit 顺序码"),
+            "catalog.entry.resource_code_format",
+        )
     if code[0] not in CLASS_OF_CATEGORY:
-        raise InvalidEntry("resource_code", CLASS_RULE)
+        raise worded(InvalidEntry("resource_code", CLASS_RULE), "catalog.entry.resource_code_class")
 
 
-def class_problems(resource_code: str, content: EntryContent) -> list[tuple[str, str]]:
+def class_problems(resource_code: str, content: EntryContent) -> list[Problem]:
     """The code's class digit and the entry's category say the same thing."""
     expected = CLASS_OF_CATEGORY.get(resource_code[:1])
     if content.category is None or expected is None or content.category is expected:
         return []
     return [
-        (
+        Problem(
             "category",
             f"{content.category.value} does not agree with class {resource_code[0]} of {resource_code} "
             f"({expected.value}); {CLASS_RULE}",
+            "catalog.entry.class_category",
+            {"category": label(content.category), "code": resource_code, "expected": label(expected)},
         )
     ]
 
 
 def resource_code(classification: str, sequence: int) -> str:
     if not CLASSIFICATION.fullmatch(classification) or classification[0] not in CLASS_OF_CATEGORY:
-        raise InvalidEntry("classification", f"must be 6 digits: 类 1, 项 2, 目 3; {CLASS_RULE}")
+        raise worded(
+            InvalidEntry("classification", f"must be 6 digits: 类 1, 项 2, 目 3; {CLASS_RULE}"),
+            "catalog.entry.classification_format",
+        )
     if not 0 < sequence < 1_000_000:
-        raise InvalidEntry("classification", "this classification has no sequence numbers left")
+        raise worded(
+            InvalidEntry("classification", "this classification has no sequence numbers left"),
+            "catalog.entry.classification_full",
+        )
     return f"{classification}/{sequence:06d}"
 
 
 def diff(older: EntryContent, newer: EntryContent) -> dict[str, dict[str, Any]]:
-    """Field by field: {field: {"from": old, "to": new}} for the fields that differ."""
+    """Field by field: {field: {"from": old, "to": new}} for the fields that differ; the data items besides
+    item by item (by name): the items added, removed, and changed with their changed elements."""
     changes = {}
     for f in fields(EntryContent):
         before, after = getattr(older, f.name), getattr(newer, f.name)
         if before != after:
             changes[f.name] = {"from": before, "to": after}
+    if "data_items" in changes:
+        changes["data_items"] |= item_diff(older.data_items, newer.data_items)
     return changes
+
+
+def item_diff(older: tuple[DataItem, ...], newer: tuple[DataItem, ...]) -> dict[str, Any]:
+    before = {i.name: i for i in older}
+    after = {i.name: i for i in newer}
+    changed = []
+    for name in (n for n in after if n in before and after[n] != before[n]):
+        elements = {
+            e: {"from": getattr(before[name], e), "to": getattr(after[name], e)}
+            for e in ITEM_ELEMENTS
+            if getattr(before[name], e) != getattr(after[name], e)
+        }
+        changed.append({"name": name, "changes": elements})
+    common = [n for n in after if n in before]
+    return {
+        "added": [i for n, i in after.items() if n not in before],
+        "removed": [i for n, i in before.items() if n not in after],
+        "changed": changed,
+        "reordered": [n for n in before if n in after] != common,
+    }

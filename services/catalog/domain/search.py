@@ -17,6 +17,7 @@ from services.catalog.domain.entries import (
     UpdateCycle,
     VersionStatus,
 )
+from services.catalog.domain.wording import worded
 
 MAX_LIMIT = 100
 
@@ -101,11 +102,11 @@ class SearchQuery:
 
     def __post_init__(self) -> None:
         if not 1 <= self.limit <= MAX_LIMIT:
-            raise Invalid("limit", f"between 1 and {MAX_LIMIT}")
+            raise worded(Invalid("limit", f"between 1 and {MAX_LIMIT}"), "catalog.search.limit", max=MAX_LIMIT)
         if self.offset < 0:
-            raise Invalid("offset", "zero or more")
+            raise worded(Invalid("offset", "zero or more"), "catalog.search.offset")
         if len(self.text) > 200:
-            raise Invalid("q", "at most 200 characters")
+            raise worded(Invalid("q", "at most 200 characters"), "catalog.search.query_too_long")
 
 
 @dataclass(frozen=True)

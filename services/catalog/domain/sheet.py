@@ -27,6 +27,7 @@ from services.catalog.domain.entries import (
     validate_provider_code,
     validate_resource_code,
 )
+from services.catalog.domain.wording import worded
 
 COLUMNS = [
     "资源代码",
@@ -176,6 +177,7 @@ class SheetErrors(Invalid):
     def __init__(self, errors: list[str]) -> None:
         super().__init__("rows", "; ".join(errors))
         self.errors = errors
+        worded(self, "catalog.import.rows", count=len(errors), errors="；".join(errors))
 
 
 def _pick(mapping: dict, value: str, column: str, row: int, errors: list[str], required: bool = False):
@@ -315,7 +317,7 @@ def read(table: list[list[object]], departments: dict[str, str] | None = None) -
         )
         classification = entry["classification"]
         problems = content.consistency_problems() + class_problems(classification or code, content)
-        errors += [f"row {number}: {field} {rule}" for field, rule in problems]
+        errors += [f"row {number}: {p.field} {p.rule}" for p in problems]
         given = None if classification else code
         imported.append(ImportedEntry(given, entry["provider"], content, classification))
     if errors:
