@@ -20,13 +20,13 @@ from services.exchange.domain.resources import ItemSpec, Rejection, ResourceSche
 from services.exchange.ports import (
     RESOURCE_CHANGES,
     UPLOADED_BY,
-    ChangePublisher,
     ExchangeTransaction,
     RefusedChange,
     ResourceState,
     Senders,
     UnitOfWork,
     UploadedTable,
+    UploadSender,
 )
 
 PRODUCER = "exchange"
@@ -269,7 +269,7 @@ async def refusals(provider_code: str | None, principal: Principal, uow: UnitOfW
 # -- file uploads ------------------------------------------------------------------------------------------
 
 
-UPLOAD_BATCH = 500  # events sent at a time: the bus encodes them on the event loop, so a batch stays short
+UPLOAD_BATCH = 500  # events sent at a time
 SHOWN_PROBLEMS = 50
 
 
@@ -279,40 +279,24 @@ async def upload_rows(
     deletions: list[str],
     principal: Principal,
     uow: UnitOfWork,
-    publisher: ChangePublisher,
+    uploads: UploadSender,
 ) -> int:
-    """A department without an adapter uploads records: checked here row by row (all or nothing), then sent
-    as the same DataChanged events an adapter sends, signed by the exchange in the uploader's name (her
-    credentials stay here: nothing that opens anything goes onto the bus). The file is read twice,
-    row by row, in a worker thread: a big file is never held whole, and the event loop keeps answering
-    probes and feeding the consumers' heartbeats meanwhile."""
+    """A department without an adapter uploads records: checked row by row (all or nothing), then sent as
+    the same DataChanged events an adapter sends, signed by the exchange in the uploader's name (her
+    credentials stay here: nothing that opens anything goes onto the bus)."""
     state = await resource_state(resource_code, uow)
     schema = state.schema
     authorize(principal, "exchange.data.upload", Target(department_code=schema.provider_code))
     if schema.key_item is None:
         raise Invalid("resource_code", f"{resource_code} has no key data item (统一社会信用代码 or 公民身份号码)")
-    await _check_upload(schema, table, deletions)
     version = int(datetime.now(UTC).timestamp() * 1000)
-    batches = upload_batches(schema, table.rows(), deletions, version, principal.subject)
-    return await _send_upload(batches, publisher)
+    return await uploads.send(schema, table, deletions, version, principal.subject)
 
 
-async def _check_upload(schema: ResourceSchema, table: UploadedTable, deletions: list[str]) -> None:
-    try:
-        shown, problems = await asyncio.to_thread(upload_problems, schema, table.rows(), deletions)
-    except SourceError as exc:
-        raise Invalid("file", str(exc)) from None
-    if problems:
-        more = f"; … {problems - len(shown)} more" if problems > len(shown) else ""
-        raise Invalid("rows", "; ".join(shown) + more)
-
-
-async def _send_upload(batches: Iterator[list[Event]], publisher: ChangePublisher) -> int:
-    sent = 0
-    while batch := await asyncio.to_thread(next, batches, None):
-        await publisher.publish_changes(batch)
-        sent += len(batch)
-    return sent
+def problems_refused(shown: list[str], problems: int) -> Invalid:
+    """What an upload with problems is refused with: the first ones, each naming its row, and how many."""
+    more = f"; … {problems - len(shown)} more" if problems > len(shown) else ""
+    return Invalid("rows", "; ".join(shown) + more)
 
 
 def _checked_rows(
