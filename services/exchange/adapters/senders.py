@@ -12,8 +12,6 @@ from common.adapter_keys import AdapterKeys, signing_key_id, verify_change
 from common.events import Event
 from services.exchange.ports import UPLOADED_BY, Sender
 
-ACK_SECONDS = 10.0  # for each batch of an upload
-
 
 class SignedSenders:
     def __init__(self, adapter_keys: AdapterKeys, own_key: Ed25519PrivateKey) -> None:
