@@ -15,7 +15,7 @@ from common.errors import Invalid, NotFound, RejectedEvent
 from common.events import Event
 from common.identifiers import InvalidIdentifier, change_id, validate_subject_key
 from common.policy import OVERSIGHT, AccessDenied, MachineKind, Principal, Target, Unauthenticated, authorize
-from services.exchange.domain.records import DataChange, Operation, SubjectRecord, apply_in_order
+from services.exchange.domain.records import DataChange, Operation, Outcome, SubjectRecord, apply_in_order
 from services.exchange.domain.resources import ItemSpec, Rejection, ResourceSchema, admit, publication_stands
 from services.exchange.ports import (
     RESOURCE_CHANGES,
@@ -93,20 +93,13 @@ async def ingest_changes(events: list[Event], uow: UnitOfWork, senders: Senders)
     appended = [e.appended_at for e in events if e.appended_at is not None]
     if appended:
         await senders.known_at(max(appended))
-    changes, refused = await asyncio.to_thread(screen, events, senders)  # verifying signatures takes a while
+    # A batch holds thousands of changes: the work on all of them at once goes to a worker thread, so that
+    # the event loop answers meanwhile (verifying signatures alone takes a while).
+    changes, refused = await asyncio.to_thread(screen, events, senders)
     async with uow() as tx:
         schemas = await tx.schemas({c.resource_code for _, c in changes})
         new = await tx.unseen([c.change_id for _, c in changes])
-        accepted = []
-        for event, change in changes:
-            if change.change_id not in new:
-                continue  # stored before, or twice in this batch
-            new.discard(change.change_id)
-            admitted = admit(schemas.get(change.resource_code), change)
-            if isinstance(admitted, Rejection):
-                refused[event.event_id] = _refusal(event.payload, admitted)
-            else:
-                accepted.append(admitted)
+        accepted = await asyncio.to_thread(admitted_changes, changes, new, schemas, refused)
         await apply_and_announce(accepted, tx)
         for refusal in await tx.refuse(list(refused.values())):
             if refusal.rule != "sender":
@@ -116,11 +109,35 @@ async def ingest_changes(events: list[Event], uow: UnitOfWork, senders: Senders)
     return {event_id: f"{r.rule}: {r.detail}" for event_id, r in refused.items()}
 
 
+def admitted_changes(
+    changes: list[tuple[Event, DataChange]],
+    new: set[str],
+    schemas: dict[str, ResourceSchema],
+    refused: dict[str, RefusedChange],
+) -> list[DataChange]:
+    """The changes not stored before that fit their resource; the others are added to `refused`."""
+    accepted = []
+    for event, change in changes:
+        if change.change_id not in new:
+            continue  # stored before, or twice in this batch
+        new.discard(change.change_id)
+        admitted = admit(schemas.get(change.resource_code), change)
+        if isinstance(admitted, Rejection):
+            refused[event.event_id] = _refusal(event.payload, admitted)
+        else:
+            accepted.append(admitted)
+    return accepted
+
+
 async def apply_and_announce(accepted: list[DataChange], tx: ExchangeTransaction) -> None:
     """Apply the accepted changes to the current records in order and announce each one stored."""
     current = await tx.records({(c.resource_code, c.subject_key) for c in accepted})
-    outcomes = apply_in_order(accepted, current)
+    outcomes = await asyncio.to_thread(apply_in_order, accepted, current)
     sequences = await tx.store(outcomes)
+    await asyncio.to_thread(announce, outcomes, sequences, tx)
+
+
+def announce(outcomes: list[Outcome], sequences: dict[str, int], tx: ExchangeTransaction) -> None:
     for outcome in outcomes:
         if outcome.after is not None:
             tx.emit(RESOURCE_CHANGES, resource_changed(outcome.change, sequences[outcome.change.change_id]))
