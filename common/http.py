@@ -27,7 +27,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from common import guard
+from common import guard, interpreter
 from common.auth import Unauthenticated
 from common.errors import Conflict, DomainError, Invalid, NotFound
 from common.faults import is_transient
@@ -366,4 +366,5 @@ def serve(app: FastAPI, runtime: Runtime) -> None:
         loop="uvloop",  # libuv's event loop and a C HTTP parser: the pure-Python h11 was a quarter of a request
         http="httptools",
     )
+    interpreter.settle()
     uvicorn.Server(config).run()

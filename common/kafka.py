@@ -53,6 +53,7 @@ def connection_options(settings: ServiceSettings) -> dict[str, Any]:
 
 
 SENDS_PER_TURN = 50
+DECODES_PER_TURN = 200  # a fetched batch holds up to thousands of records: decoding them all at once held the loop
 IDLE_POLL_MS = 20  # with an idle pause, a short poll: the broker may not hold the fetch
 
 
@@ -323,7 +324,9 @@ class EventConsumer:
         """Handle one fetched batch in order; one look-up of already handled ids for all of it."""
         outcomes: Counter[tuple[str, str]] = Counter()
         decoded: list[tuple[ConsumerRecord, Event]] = []
-        for record in records:
+        for n, record in enumerate(records, start=1):
+            if n % DECODES_PER_TURN == 0:
+                await asyncio.sleep(0)  # probes and heartbeats get their turn during a big batch
             if record.value is None:  # a tombstone on a compacted topic: the key was deleted
                 outcomes[record.topic, "tombstone"] += 1
                 continue

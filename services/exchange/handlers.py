@@ -15,18 +15,18 @@ from common.errors import Invalid, NotFound, RejectedEvent
 from common.events import Event
 from common.identifiers import InvalidIdentifier, change_id, validate_subject_key
 from common.policy import OVERSIGHT, AccessDenied, MachineKind, Principal, Target, Unauthenticated, authorize
-from services.exchange.domain.records import DataChange, Operation, SubjectRecord, apply_in_order
+from services.exchange.domain.records import DataChange, Operation, Outcome, SubjectRecord, apply_in_order
 from services.exchange.domain.resources import ItemSpec, Rejection, ResourceSchema, admit, publication_stands
 from services.exchange.ports import (
     RESOURCE_CHANGES,
     UPLOADED_BY,
-    ChangePublisher,
     ExchangeTransaction,
     RefusedChange,
     ResourceState,
     Senders,
     UnitOfWork,
     UploadedTable,
+    UploadSender,
 )
 
 PRODUCER = "exchange"
@@ -93,20 +93,13 @@ async def ingest_changes(events: list[Event], uow: UnitOfWork, senders: Senders)
     appended = [e.appended_at for e in events if e.appended_at is not None]
     if appended:
         await senders.known_at(max(appended))
-    changes, refused = await asyncio.to_thread(screen, events, senders)  # verifying signatures takes a while
+    # A batch holds thousands of changes: the work on all of them at once goes to a worker thread, so that
+    # the event loop answers meanwhile (verifying signatures alone takes a while).
+    changes, refused = await asyncio.to_thread(screen, events, senders)
     async with uow() as tx:
         schemas = await tx.schemas({c.resource_code for _, c in changes})
         new = await tx.unseen([c.change_id for _, c in changes])
-        accepted = []
-        for event, change in changes:
-            if change.change_id not in new:
-                continue  # stored before, or twice in this batch
-            new.discard(change.change_id)
-            admitted = admit(schemas.get(change.resource_code), change)
-            if isinstance(admitted, Rejection):
-                refused[event.event_id] = _refusal(event.payload, admitted)
-            else:
-                accepted.append(admitted)
+        accepted = await asyncio.to_thread(admitted_changes, changes, new, schemas, refused)
         await apply_and_announce(accepted, tx)
         for refusal in await tx.refuse(list(refused.values())):
             if refusal.rule != "sender":
@@ -116,11 +109,35 @@ async def ingest_changes(events: list[Event], uow: UnitOfWork, senders: Senders)
     return {event_id: f"{r.rule}: {r.detail}" for event_id, r in refused.items()}
 
 
+def admitted_changes(
+    changes: list[tuple[Event, DataChange]],
+    new: set[str],
+    schemas: dict[str, ResourceSchema],
+    refused: dict[str, RefusedChange],
+) -> list[DataChange]:
+    """The changes not stored before that fit their resource; the others are added to `refused`."""
+    accepted = []
+    for event, change in changes:
+        if change.change_id not in new:
+            continue  # stored before, or twice in this batch
+        new.discard(change.change_id)
+        admitted = admit(schemas.get(change.resource_code), change)
+        if isinstance(admitted, Rejection):
+            refused[event.event_id] = _refusal(event.payload, admitted)
+        else:
+            accepted.append(admitted)
+    return accepted
+
+
 async def apply_and_announce(accepted: list[DataChange], tx: ExchangeTransaction) -> None:
     """Apply the accepted changes to the current records in order and announce each one stored."""
     current = await tx.records({(c.resource_code, c.subject_key) for c in accepted})
-    outcomes = apply_in_order(accepted, current)
+    outcomes = await asyncio.to_thread(apply_in_order, accepted, current)
     sequences = await tx.store(outcomes)
+    await asyncio.to_thread(announce, outcomes, sequences, tx)
+
+
+def announce(outcomes: list[Outcome], sequences: dict[str, int], tx: ExchangeTransaction) -> None:
     for outcome in outcomes:
         if outcome.after is not None:
             tx.emit(RESOURCE_CHANGES, resource_changed(outcome.change, sequences[outcome.change.change_id]))
@@ -269,7 +286,7 @@ async def refusals(provider_code: str | None, principal: Principal, uow: UnitOfW
 # -- file uploads ------------------------------------------------------------------------------------------
 
 
-UPLOAD_BATCH = 500  # events sent at a time: the bus encodes them on the event loop, so a batch stays short
+UPLOAD_BATCH = 500  # events sent at a time
 SHOWN_PROBLEMS = 50
 
 
@@ -279,40 +296,24 @@ async def upload_rows(
     deletions: list[str],
     principal: Principal,
     uow: UnitOfWork,
-    publisher: ChangePublisher,
+    uploads: UploadSender,
 ) -> int:
-    """A department without an adapter uploads records: checked here row by row (all or nothing), then sent
-    as the same DataChanged events an adapter sends, signed by the exchange in the uploader's name (her
-    credentials stay here: nothing that opens anything goes onto the bus). The file is read twice,
-    row by row, in a worker thread: a big file is never held whole, and the event loop keeps answering
-    probes and feeding the consumers' heartbeats meanwhile."""
+    """A department without an adapter uploads records: checked row by row (all or nothing), then sent as
+    the same DataChanged events an adapter sends, signed by the exchange in the uploader's name (her
+    credentials stay here: nothing that opens anything goes onto the bus)."""
     state = await resource_state(resource_code, uow)
     schema = state.schema
     authorize(principal, "exchange.data.upload", Target(department_code=schema.provider_code))
     if schema.key_item is None:
         raise Invalid("resource_code", f"{resource_code} has no key data item (统一社会信用代码 or 公民身份号码)")
-    await _check_upload(schema, table, deletions)
     version = int(datetime.now(UTC).timestamp() * 1000)
-    batches = upload_batches(schema, table.rows(), deletions, version, principal.subject)
-    return await _send_upload(batches, publisher)
+    return await uploads.send(schema, table, deletions, version, principal.subject)
 
 
-async def _check_upload(schema: ResourceSchema, table: UploadedTable, deletions: list[str]) -> None:
-    try:
-        shown, problems = await asyncio.to_thread(upload_problems, schema, table.rows(), deletions)
-    except SourceError as exc:
-        raise Invalid("file", str(exc)) from None
-    if problems:
-        more = f"; … {problems - len(shown)} more" if problems > len(shown) else ""
-        raise Invalid("rows", "; ".join(shown) + more)
-
-
-async def _send_upload(batches: Iterator[list[Event]], publisher: ChangePublisher) -> int:
-    sent = 0
-    while batch := await asyncio.to_thread(next, batches, None):
-        await publisher.publish_changes(batch)
-        sent += len(batch)
-    return sent
+def problems_refused(shown: list[str], problems: int) -> Invalid:
+    """What an upload with problems is refused with: the first ones, each naming its row, and how many."""
+    more = f"; … {problems - len(shown)} more" if problems > len(shown) else ""
+    return Invalid("rows", "; ".join(shown) + more)
 
 
 def _checked_rows(

@@ -12,7 +12,8 @@ from common.http import create_app, run_service
 from common.runtime import Runtime
 from services.exchange import handlers
 from services.exchange.adapters import http, mongo
-from services.exchange.adapters.senders import BusChangePublisher, SignedSenders
+from services.exchange.adapters.senders import SignedSenders
+from services.exchange.adapters.uploads import ProcessUploads
 from services.exchange.ports import CATALOG_ENTRY_EVENTS, CATALOG_PUBLISHED, DATA_CHANGES
 from services.exchange.settings import DEV_KEY_FILE, DEV_SUBJECT_SECRET_FILE, ExchangeSettings
 from services.exchange.sharing import api
@@ -84,6 +85,8 @@ def build(settings: ExchangeSettings) -> tuple[FastAPI, Runtime]:
     uow = mongo.MongoUnitOfWork(runtime)
     runtime.setup.append(partial(mongo.ensure_indexes, runtime.db))
     runtime.setup.append(partial(mongo.count_records, runtime.db))
+    uploads = ProcessUploads(runtime.publisher, own_key)
+    runtime.setup.append(uploads.start)
     runtime.consume(
         "exchange-ingest",
         [DATA_CHANGES],
@@ -113,7 +116,7 @@ def build(settings: ExchangeSettings) -> tuple[FastAPI, Runtime]:
         # the API channel first: its /resources/<code>/openapi.json goes before the catch-all /resources/<code>
         routers=[
             api.services,
-            *http.routers(uow, BusChangePublisher(runtime.publisher, own_key)),
+            *http.routers(uow, uploads),
             *sharing_routes.ROUTERS,
         ],
     )

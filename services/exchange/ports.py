@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from pathlib import Path
+from typing import Protocol
 
 from common.events import Event
 from services.exchange.domain.records import Outcome, SubjectRecord
@@ -122,16 +122,24 @@ class UnitOfWork(Protocol):
     async def refusals(self, provider_code: str | None, limit: int) -> list[RefusedChange]: ...
 
 
-class ChangePublisher(Protocol):
-    """Sends data changes onto the bus as an adapter would (file uploads become the same events), signed
-    with the exchange's own key."""
-
-    async def publish_changes(self, events: list[Event]) -> None: ...
-
-
 class UploadedTable(Protocol):
-    """A table a department uploaded, read row by row as often as needed."""
+    """A table a department uploaded, kept in a file of its own that another process can read."""
 
-    def rows(self) -> Iterator[dict[str, Any]]:
-        """Its rows from the first, keyed by the header row; raises SourceError where the file is broken."""
+    @property
+    def path(self) -> Path: ...
+
+    @property
+    def filename(self) -> str:
+        """The name it was uploaded under: its ending says CSV or XLSX."""
         ...
+
+
+class UploadSender(Protocol):
+    """Checks an uploaded table whole, then sends its rows onto the bus as the DataChanged events an adapter
+    would send, signed with the exchange's own key in the uploader's name. Raises Invalid naming the rows
+    at fault, and sends nothing then. Reading, checking, encoding and signing run in a worker process: a
+    thread would hold the GIL the event loop needs to answer probes and feed the consumers' heartbeats."""
+
+    async def send(
+        self, schema: ResourceSchema, table: UploadedTable, deletions: list[str], version: int, uploaded_by: str
+    ) -> int: ...

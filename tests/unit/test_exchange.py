@@ -244,68 +244,74 @@ class OneResource:
         return self.state
 
 
-class Sent:
-    def __init__(self, read: list[int]) -> None:
-        self.read, self.batches, self.read_when_sent = read, [], []
+class Uploads:
+    """The upload port as far as the handler reaches it: what it was asked to send."""
 
-    async def publish_changes(self, events: list) -> None:
-        self.read_when_sent.append(self.read[-1])
-        self.batches.append(events)
+    def __init__(self) -> None:
+        self.calls: list[tuple] = []
+
+    async def send(self, schema, table, deletions, version, uploaded_by) -> int:
+        self.calls.append((schema.resource_code, table, deletions, version, uploaded_by))
+        return 3
 
 
-async def test_an_upload_is_read_row_by_row_off_the_event_loop() -> None:
-    import threading
+async def test_an_upload_is_sent_for_the_resource_in_the_uploaders_name_and_only_by_its_administrator() -> None:
+    from common.policy import AccessDenied, Principal, Role
+    from services.exchange.handlers import upload_rows
 
-    from common.policy import Principal, Role
-    from services.exchange.handlers import UPLOAD_BATCH, upload_rows
+    uploads, table = Uploads(), object()
+    uploader = Principal("u", "p", frozenset({Role.DATA_ADMINISTRATOR}))
+    assert await upload_rows("101001/000002", table, [enterprise(9)], uploader, OneResource(), uploads) == 3
+    [(code, sent, deletions, version, uploaded_by)] = uploads.calls
+    assert (code, sent, deletions, uploaded_by) == ("101001/000002", table, [enterprise(9)], "u")
+    assert abs(version - datetime.now(UTC).timestamp() * 1000) < 60_000  # one version for all its rows
+    compiler = Principal("c", "p", frozenset({Role.CATALOG_COMPILER}))
+    with pytest.raises(AccessDenied):
+        await upload_rows("101001/000002", table, [], compiler, OneResource(), uploads)
+    assert len(uploads.calls) == 1
+
+
+def test_an_upload_becomes_batches_of_events_as_its_rows_are_read() -> None:
+    from services.exchange.handlers import UPLOAD_BATCH, upload_batches
 
     rows = 3 * UPLOAD_BATCH + 7
-    read: list[int] = []  # rows read so far, per pass over the file
-    threads: set[str] = set()
+    read: list[int] = [0]  # rows read so far
 
-    class Table:
-        def rows(self):
-            read.append(0)
-            for n in range(1, rows + 1):
-                threads.add(threading.current_thread().name)
-                read[-1] = n
-                yield {"统一社会信用代码": enterprise(n), "企业名称": f"{n}号公司", "备注": ""}
+    def table():
+        for n in range(1, rows + 1):
+            read[0] = n
+            yield {"统一社会信用代码": enterprise(n), "企业名称": f"{n}号公司", "备注": ""}
 
-    publisher = Sent(read)
-    uploader = Principal("u", "p", frozenset({Role.DATA_ADMINISTRATOR}))
-    sent = await upload_rows("101001/000002", Table(), [ALL_DIGIT_CREDIT_CODE], uploader, OneResource(), publisher)
-    assert sent == rows + 1 and [len(b) for b in publisher.batches] == [UPLOAD_BATCH] * 3 + [8]
-    assert threading.main_thread().name not in threads  # parsed and checked in a worker thread
-    assert len(read) == 2  # checked in full first (all or nothing), then read again to send
-    # sent as read: one batch is all the upload holds at a time
-    assert publisher.read_when_sent[:2] == [UPLOAD_BATCH, 2 * UPLOAD_BATCH]
-    events = [e for b in publisher.batches for e in b]
+    schema = OneResource().state.schema
+    batches, read_when_made = [], []
+    for batch in upload_batches(schema, table(), [ALL_DIGIT_CREDIT_CODE], 7, "u"):
+        batches.append(batch)
+        read_when_made.append(read[0])
+    assert [len(b) for b in batches] == [UPLOAD_BATCH] * 3 + [8]
+    # made as read: one batch is all the upload holds at a time
+    assert read_when_made[:2] == [UPLOAD_BATCH, 2 * UPLOAD_BATCH]
+    events = [e for b in batches for e in b]
     assert [e.payload["subject_key"] for e in events[:2]] == [enterprise(1), enterprise(2)]
     assert events[-1].payload["operation"] == "DELETE" and events[-1].payload["subject_key"] == ALL_DIGIT_CREDIT_CODE
+    assert {e.payload["source_version"] for e in events} == {7}
     assert {e.producer for e in events} == {"exchange-upload:u"}  # who uploaded, covered by the exchange's signature
 
 
-async def test_a_broken_upload_names_its_rows_and_sends_nothing() -> None:
-    from common.errors import Invalid
-    from common.policy import Principal, Role
-    from services.exchange.handlers import upload_rows
+def test_a_broken_upload_names_its_rows() -> None:
+    from services.exchange.handlers import problems_refused, upload_problems
 
-    class Table:
-        def rows(self):
-            yield {"统一社会信用代码": enterprise(1), "企业名称": "甲"}
-            yield {"统一社会信用代码": PERSON, "企业名称": "乙"}  # a citizen ID is no key of this resource
-            for n in range(60):
-                yield {
-                    "统一社会信用代码": enterprise(n + 2),
-                    "企业名称": "名字长于二十个字符的某某某某某某某某某某某公司",
-                }
+    def table():
+        yield {"统一社会信用代码": enterprise(1), "企业名称": "甲"}
+        yield {"统一社会信用代码": PERSON, "企业名称": "乙"}  # a citizen ID is no key of this resource
+        for n in range(60):
+            yield {
+                "统一社会信用代码": enterprise(n + 2),
+                "企业名称": "名字长于二十个字符的某某某某某某某某某某某公司",
+            }
 
-    publisher = Sent([0])
-    uploader = Principal("u", "p", frozenset({Role.DATA_ADMINISTRATOR}))
-    with pytest.raises(Invalid) as refused:
-        await upload_rows("101001/000002", Table(), [], uploader, OneResource(), publisher)
-    assert "row 3: invalid credit_code" in str(refused.value) and "row 4: field.type" in str(refused.value)
-    assert "… 11 more" in str(refused.value) and publisher.batches == []
+    refused = str(problems_refused(*upload_problems(OneResource().state.schema, table(), [])))
+    assert "row 3: invalid credit_code" in refused and "row 4: field.type" in refused
+    assert "… 11 more" in refused
 
 
 def test_a_table_is_read_from_its_stream_one_row_at_a_time() -> None:
@@ -346,21 +352,17 @@ def test_a_workbook_is_read_from_its_stream_too() -> None:
     assert not stream.closed
 
 
-async def test_an_upload_naming_a_subject_twice_is_refused_whole() -> None:
-    from common.errors import Invalid
-    from common.policy import Principal, Role
-    from services.exchange.handlers import upload_rows
+def test_an_upload_naming_a_subject_twice_is_refused_whole() -> None:
+    from services.exchange.handlers import upload_problems
 
-    class Table:
-        def rows(self):
-            yield {"统一社会信用代码": enterprise(1), "企业名称": "甲"}
-            yield {"统一社会信用代码": enterprise(2), "企业名称": "乙"}
-            yield {"统一社会信用代码": enterprise(1).lower(), "企业名称": "丙"}  # the same subject, as typed
+    def table():
+        yield {"统一社会信用代码": enterprise(1), "企业名称": "甲"}
+        yield {"统一社会信用代码": enterprise(2), "企业名称": "乙"}
+        yield {"统一社会信用代码": enterprise(1).lower(), "企业名称": "丙"}  # the same subject, as typed
 
-    publisher = Sent([0])
-    uploader = Principal("u", "p", frozenset({Role.DATA_ADMINISTRATOR}))
-    with pytest.raises(Invalid) as refused:
-        await upload_rows("101001/000002", Table(), [enterprise(2)], uploader, OneResource(), publisher)
-    assert f"row 4: {enterprise(1)} is named more than once" in str(refused.value)
-    assert f"delete {enterprise(2)}: {enterprise(2)} is named more than once" in str(refused.value)
-    assert publisher.batches == []
+    shown, problems = upload_problems(OneResource().state.schema, table(), [enterprise(2)])
+    assert shown == [
+        f"row 4: {enterprise(1)} is named more than once; one row per subject",
+        f"delete {enterprise(2)}: {enterprise(2)} is named more than once; one row per subject",
+    ]
+    assert problems == 2

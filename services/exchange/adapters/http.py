@@ -3,12 +3,17 @@ freshness, refused changes and file uploads."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import asyncio
+import shutil
+import tempfile
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from pathlib import Path
+from typing import Annotated, Any, BinaryIO
 
 from datashare_adapter.digest import BUCKETS, TOPS
-from datashare_adapter.sources import iter_table
 from fastapi import APIRouter, Depends, Query, UploadFile
 from pydantic import BaseModel, Field
 
@@ -16,7 +21,7 @@ from common.fields import Code, Position
 from common.guard import Guard
 from common.policy import Principal
 from services.exchange import handlers
-from services.exchange.ports import ChangePublisher, ResourceState, UnitOfWork
+from services.exchange.ports import ResourceState, UnitOfWork, UploadSender
 
 RecordReader = Annotated[Principal, Depends(Guard("exchange.record.read"))]
 ResourceReader = Annotated[Principal, Depends(Guard("exchange.resource.read"))]
@@ -95,22 +100,34 @@ class UploadView(BaseModel):
     sent: int
 
 
+@dataclass(frozen=True)
 class UploadedFile:
-    """An uploaded CSV or XLSX file, kept by the server in a temporary file (on disk once it is big)."""
+    """An uploaded CSV or XLSX file, copied to a file of its own that the upload worker process can open
+    (the server keeps an upload in an unnamed temporary file)."""
 
-    def __init__(self, file: UploadFile) -> None:
-        self.file = file
+    path: Path
+    filename: str
 
-    def rows(self) -> Iterator[dict[str, Any]]:
-        self.file.file.seek(0)
-        return iter_table(self.file.file, self.file.filename or "")
+
+@asynccontextmanager
+async def kept(file: UploadFile) -> AsyncIterator[UploadedFile]:
+    with tempfile.TemporaryDirectory(prefix="datashare-upload-") as folder:
+        copy = UploadedFile(Path(folder) / "table", file.filename or "")
+        await asyncio.to_thread(_copy, file.file, copy.path)
+        yield copy
+
+
+def _copy(source: BinaryIO, target: Path) -> None:
+    source.seek(0)
+    with target.open("wb") as out:
+        shutil.copyfileobj(source, out, 1 << 20)
 
 
 def _record(r: Any) -> RecordView:
     return RecordView.model_validate(r, from_attributes=True)
 
 
-def routers(uow: UnitOfWork, publisher: ChangePublisher) -> list[APIRouter]:
+def routers(uow: UnitOfWork, uploads: UploadSender) -> list[APIRouter]:
     api = APIRouter(prefix="/resources", tags=["resources"])
 
     @api.get("", response_model=list[ResourceView], summary="Published resources the exchange holds")
@@ -182,7 +199,8 @@ def routers(uow: UnitOfWork, publisher: ChangePublisher) -> list[APIRouter]:
         delete: Annotated[list[str], Query(description="subject keys to delete")] = [],  # noqa: B006
     ) -> UploadView:
         # the guard authenticated the uploader; the changes go out signed by the exchange, in her name
-        sent = await handlers.upload_rows(resource_code, UploadedFile(file), delete, principal, uow, publisher)
+        async with kept(file) as table:
+            sent = await handlers.upload_rows(resource_code, table, delete, principal, uow, uploads)
         return UploadView(sent=sent)
 
     @api.get("/{resource_code:path}", response_model=ResourceView, summary="What the exchange holds of a resource")

@@ -1,0 +1,139 @@
+"""Uploaded files go onto the bus from a worker process. Reading, checking, encoding and signing hundreds of
+thousands of rows is Python work: in a thread of the service it held the GIL that the event loop needs, and
+every socket call of a probe or a heartbeat waited for it. The worker streams the signed messages back a few
+batches ahead; the event loop only hands them to the producer."""
+
+from __future__ import annotations
+
+import asyncio
+import multiprocessing
+import queue
+from dataclasses import replace
+from multiprocessing.queues import Queue
+from pathlib import Path
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
+from datashare_adapter.signing import ChangeSigner, value_digest
+from datashare_adapter.sources import SourceError, iter_table
+
+from common.adapter_keys import change_signing_input
+from common.auth import load_signing_key
+from common.codec import EventCodec
+from common.errors import DomainError, Invalid
+from common.events import Event, Signature
+from common.kafka import KafkaPublisher
+from common.metrics import EVENTS_PUBLISHED
+from services.exchange.domain.resources import ResourceSchema
+from services.exchange.handlers import problems_refused, upload_batches, upload_problems
+from services.exchange.ports import DATA_CHANGES, UploadedTable
+
+ACK_SECONDS = 10.0  # for each batch of an upload: while the broker is away the uploader gets a 503 by then
+BATCHES_AHEAD = 4  # signed batches the worker may have ready before the event loop took them
+WORKER_SILENCE = 1.0  # how often the event loop looks whether a silent worker is still alive
+
+Message = tuple[str, bytes, list[tuple[str, bytes]]]  # key, value, headers
+
+
+class ProcessUploads:
+    """Implements UploadSender. Workers fork from a server process that imported this module once, so an
+    upload starts within milliseconds (the first one starts the server)."""
+
+    def __init__(self, publisher: KafkaPublisher, own_key: Ed25519PrivateKey) -> None:
+        self.publisher = publisher
+        self.key_pem = own_key.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption()).decode()
+        self.context = multiprocessing.get_context("forkserver")
+        self.context.set_forkserver_preload([__name__])
+
+    async def start(self) -> None:
+        """Start the server the workers fork from; it imports this module, which takes seconds on a busy
+        machine. A setup step: the service says it is ready once an upload would start at once."""
+        worker = self.context.Process(target=_warm_up, name="upload-warm-up", daemon=True)
+        await asyncio.to_thread(worker.start)
+        await asyncio.to_thread(worker.join)
+
+    async def send(
+        self, schema: ResourceSchema, table: UploadedTable, deletions: list[str], version: int, uploaded_by: str
+    ) -> int:
+        out: Queue[tuple[Any, ...]] = self.context.Queue(BATCHES_AHEAD)
+        job = (schema, table.path, table.filename, deletions, version, uploaded_by, self.key_pem)
+        worker = self.context.Process(target=prepare, args=(out, *job), name="upload", daemon=True)
+        await asyncio.to_thread(worker.start)
+        try:
+            sent = 0
+            while (batch := await self._next(out, worker)) is not None:
+                await self.publisher.send_all([(DATA_CHANGES, *m) for m in batch], ACK_SECONDS)
+                EVENTS_PUBLISHED.labels(DATA_CHANGES, "DataChanged").inc(len(batch))
+                sent += len(batch)
+            return sent
+        finally:
+            if worker.is_alive():
+                worker.terminate()  # the broker went away, or the uploader left: the rest is not sent
+            await asyncio.to_thread(worker.join, 5)
+            out.close()
+
+    @staticmethod
+    async def _next(out: Queue[tuple[Any, ...]], worker: Any) -> list[Message] | None:
+        """The worker's next batch, None once all were sent; its refusal raised as it would be here."""
+        while True:
+            try:
+                kind, *rest = await asyncio.to_thread(out.get, True, WORKER_SILENCE)
+            except queue.Empty:
+                if not worker.is_alive():
+                    raise RuntimeError(f"the upload worker ended silently (exit code {worker.exitcode})") from None
+                continue
+            if kind == "batch":
+                return rest[0]  # type: ignore[no-any-return]
+            if kind == "done":
+                return None
+            if kind == "problems":
+                raise problems_refused(*rest)
+            if kind == "invalid":
+                raise Invalid(*rest)
+            raise RuntimeError(f"the upload worker failed: {rest[0]}")
+
+
+def _warm_up() -> None:
+    """In the first worker: nothing; the server it forked from has imported all a worker needs."""
+
+
+def prepare(
+    out: Queue[tuple[Any, ...]],
+    schema: ResourceSchema,
+    path: Path,
+    filename: str,
+    deletions: list[str],
+    version: int,
+    uploaded_by: str,
+    key_pem: str,
+) -> None:
+    """In the worker: check the whole table, then put its rows as signed messages, batch by batch."""
+    try:
+        with path.open("rb") as stream:
+            shown, problems = upload_problems(schema, iter_table(stream, filename), deletions)
+        if problems:
+            out.put(("problems", shown, problems))
+            return
+        codec, signer = EventCodec.from_folder(), ChangeSigner(load_signing_key(key_pem))
+        with path.open("rb") as stream:
+            for batch in upload_batches(schema, iter_table(stream, filename), deletions, version, uploaded_by):
+                out.put(("batch", [signed(codec, signer, e) for e in batch]))
+        out.put(("done",))
+    except SourceError as exc:
+        out.put(("invalid", "file", str(exc)))
+    except DomainError as exc:
+        out.put(("invalid", exc.field, exc.rule))
+    except Exception as exc:
+        out.put(("failed", f"{type(exc).__name__}: {exc}"))
+    out.close()
+    out.join_thread()  # everything put reaches the event loop before the worker ends
+
+
+def signed(codec: EventCodec, signer: ChangeSigner, event: Event) -> Message:
+    """The message an adapter would send: the value, and headers carrying the exchange's signature."""
+    value = codec.encode(event.event_type, event.payload)
+    sent_at, digest = event.occurred_at.isoformat(), value_digest(value)
+    covered = change_signing_input(event, digest, sent_at)
+    signature = Signature(signer.header(covered).decode(), sent_at, digest)
+    return event.key, value, replace(event, signature=signature).headers()
