@@ -353,6 +353,8 @@ def serve(app: FastAPI, runtime: Runtime) -> None:
     """Run the HTTP server; SIGTERM/SIGINT shut it down within a few seconds."""
     import uvicorn
 
+    from common.server import QuietServer
+
     config = uvicorn.Config(
         app,
         host=runtime.settings.http_host,
@@ -363,4 +365,4 @@ def serve(app: FastAPI, runtime: Runtime) -> None:
         loop="uvloop",  # libuv's event loop and a C HTTP parser: the pure-Python h11 was a quarter of a request
         http="httptools",
     )
-    uvicorn.Server(config).run()
+    QuietServer(config).run()
