@@ -114,6 +114,8 @@ async def fetch_once(
     """Records, or nothing once the broker answered a fetch for every partition being fetched (within
     IDLE_POLL_MS). A broker that answers empty fetches at once is asked about once per idle wake-up rather
     than again and again for a fixed while."""
+    if not consumer.assignment() - consumer.paused():  # nothing to fetch (not yet assigned, say)
+        return {}
     asked_ms = int(time.time() * 1000)  # the clock aiokafka stamps fetch answers with
     deadline = time.monotonic() + IDLE_POLL_MS / 1000
     while True:

@@ -40,6 +40,8 @@ class IdlePausingConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
         # As common.kafka.fetch_once: until records come or the broker answered each partition's fetch once;
         # while faust waits for records, aiokafka fetches again and again.
         asked_ms, deadline = int(time.time() * 1000), time.monotonic() + IDLE_POLL_MS / 1000
+        if not _fetched(consumer, active_partitions):  # nothing to fetch: no need to wait for an answer
+            deadline = 0.0
         while True:
             records = await super()._fetch_records(
                 consumer, active_partitions, timeout=ANSWER_CHECK_MS / 1000, max_records=max_records
@@ -63,8 +65,12 @@ class IdlePausingConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
         return records
 
 
+def _fetched(consumer: Any, partitions: Any) -> set[Any]:
+    return set(partitions) & (consumer.assignment() - consumer.paused())
+
+
 def _answered(consumer: Any, partitions: Any, asked_ms: int) -> bool:
-    fetched = set(partitions) & (consumer.assignment() - consumer.paused())
+    fetched = _fetched(consumer, partitions)
     return bool(fetched) and all((consumer.last_poll_timestamp(tp) or 0) >= asked_ms for tp in fetched)
 
 
