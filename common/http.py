@@ -356,6 +356,8 @@ def serve(app: FastAPI, runtime: Runtime) -> None:
     """Run the HTTP server; SIGTERM/SIGINT shut it down within a few seconds."""
     import uvicorn
 
+    from common.server import QuietServer
+
     config = uvicorn.Config(
         app,
         host=runtime.settings.http_host,
@@ -367,4 +369,4 @@ def serve(app: FastAPI, runtime: Runtime) -> None:
         http="httptools",
     )
     interpreter.settle()
-    uvicorn.Server(config).run()
+    QuietServer(config).run()

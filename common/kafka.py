@@ -52,9 +52,18 @@ def connection_options(settings: ServiceSettings) -> dict[str, Any]:
     return options
 
 
+def consumer_options(settings: ServiceSettings) -> dict[str, Any]:
+    """`connection_options` plus what every consumer of the platform sets."""
+    # aiokafka's background fetcher otherwise wakes every 200 ms with nothing to do; whatever it must act on
+    # (records taken, a seek, a resume, a rebalance, a metadata refresh) wakes it without that timer.
+    return connection_options(settings) | {"consumer_timeout_ms": FETCHER_IDLE_WAKE_MS}
+
+
 SENDS_PER_TURN = 50
 DECODES_PER_TURN = 200  # a fetched batch holds up to thousands of records: decoding them all at once held the loop
-IDLE_POLL_MS = 20  # with an idle pause, a short poll: the broker may not hold the fetch
+FETCHER_IDLE_WAKE_MS = 30_000
+IDLE_POLL_MS = 100  # with an idle pause, how long a poll waits at most for the broker to answer its fetch
+ANSWER_CHECK_MS = 1  # how often that poll looks whether the broker answered
 
 
 class IdleBackoff:
@@ -84,7 +93,10 @@ async def poll(
     an idle consumer then costs next to nothing even on a broker that answers empty fetches at once.
     Records that arrive meanwhile wait at most that long; a busy consumer never pauses."""
     pause = settings.kafka_idle_pause_seconds
-    batches = await consumer.getmany(timeout_ms=IDLE_POLL_MS if pause else 500, max_records=max_records)
+    if pause:
+        batches = await fetch_once(consumer, max_records)
+    else:
+        batches = await consumer.getmany(timeout_ms=500, max_records=max_records)
     if batches and backoff is not None:
         backoff.busy()
     if not batches and pause:
@@ -95,6 +107,27 @@ async def poll(
         finally:
             consumer.resume(*(idle & consumer.assignment()))  # a rebalance meanwhile assigns unpaused partitions
     return batches
+
+
+async def fetch_once(
+    consumer: AIOKafkaConsumer, max_records: int | None = None
+) -> dict[TopicPartition, list[ConsumerRecord]]:
+    """Records, or nothing once the broker answered a fetch for every partition being fetched (within
+    IDLE_POLL_MS). A broker that answers empty fetches at once is asked about once per idle wake-up rather
+    than again and again for a fixed while."""
+    if not consumer.assignment() - consumer.paused():  # nothing to fetch (not yet assigned, say)
+        return {}
+    asked_ms = int(time.time() * 1000)  # the clock aiokafka stamps fetch answers with
+    deadline = time.monotonic() + IDLE_POLL_MS / 1000
+    while True:
+        batches = await consumer.getmany(timeout_ms=ANSWER_CHECK_MS, max_records=max_records)
+        if batches or time.monotonic() >= deadline or _answered_since(consumer, asked_ms):
+            return batches
+
+
+def _answered_since(consumer: AIOKafkaConsumer, asked_ms: int) -> bool:
+    fetched = consumer.assignment() - consumer.paused()
+    return bool(fetched) and all((consumer.last_poll_timestamp(tp) or 0) >= asked_ms for tp in fetched)
 
 
 ENVELOPE_HEADERS = frozenset({"event_id", "event_type", "occurred_at", "producer", SIGNATURE_HEADER})
@@ -295,7 +328,7 @@ class EventConsumer:
         """Consume until cancelled. Errors other than handler failures propagate (the supervisor restarts)."""
         consumer = AIOKafkaConsumer(
             *self.topics,
-            **connection_options(self.settings),
+            **consumer_options(self.settings),
             group_id=self.group,
             group_instance_id=f"{self.group}:{self.settings.consumer_instance_id}",
             enable_auto_commit=False,

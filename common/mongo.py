@@ -52,6 +52,8 @@ def connect(settings: ServiceSettings) -> AsyncMongoClient:
         connectTimeoutMS=3000,
         appname=settings.model_config.get("env_prefix", "datashare").strip("_").lower(),
         tz_aware=True,
+        serverMonitoringMode=settings.mongo_server_monitoring,
+        heartbeatFrequencyMS=int(settings.mongo_heartbeat_seconds * 1000),
     )
 
 
@@ -211,11 +213,18 @@ class OutboxRelay:
                 await asyncio.sleep(1.0)
                 continue
             self.written.clear()
-            relayed = await self.relay_once() if await self._hold_lease() else 0
+            # The lease is taken only when there is something to relay: an idle relay reads, never writes.
+            relayed = await self.relay_once() if await self._pending() and await self._hold_lease() else 0
             self.last_ok = time.monotonic()
             if relayed < self.batch:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self.written.wait(), self.poll_seconds)
+
+    async def _pending(self) -> bool:
+        if await self.db[OUTBOX].find_one({}, {"_id": 1}) is None:
+            OUTBOX_PENDING.labels(self.name).set(0)
+            return False
+        return True
 
     async def _hold_lease(self) -> bool:
         now = datetime.now(UTC)

@@ -19,7 +19,7 @@ from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from common.adapter_keys import KEY_EVENTS, AdapterKeys
 from common.auth import verify_event_signature
 from common.codec import DecodeError, EventCodec
-from common.kafka import IDLE_POLL_MS, IdleBackoff, connection_options, event_from_record
+from common.kafka import IdleBackoff, consumer_options, event_from_record, fetch_once
 from common.keys import KeySource
 from common.policy import Principal, Unauthenticated
 from common.settings import ServiceSettings
@@ -79,7 +79,7 @@ class Revocations:
         """Read the directory's events from the beginning, then keep up (no consumer group: every process
         needs all of them)."""
         consumer = AIOKafkaConsumer(
-            **connection_options(settings), group_id=None, enable_auto_commit=False, fetch_max_wait_ms=FETCH_WAIT_MS
+            **consumer_options(settings), group_id=None, enable_auto_commit=False, fetch_max_wait_ms=FETCH_WAIT_MS
         )
         await consumer.start()
         try:
@@ -93,7 +93,7 @@ class Revocations:
             ends = await consumer.end_offsets(partitions)
             backoff = IdleBackoff(settings)
             while True:
-                batches = await consumer.getmany(timeout_ms=IDLE_POLL_MS)
+                batches = await fetch_once(consumer)
                 for records in batches.values():
                     for record in records:
                         self.receive(record, codec, keys)

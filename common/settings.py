@@ -50,6 +50,12 @@ class ServiceSettings(BaseSettings):
     kafka_idle_pause_max_seconds: float = Field(default=5.0, ge=0, le=30)
 
     mongo_uri: str = LOCAL_MONGO_URI
+    # How the driver watches the database servers. "poll" asks each one every `mongo_heartbeat_seconds`; a
+    # failed operation makes it ask at once, so a new primary is found when it matters. "stream" holds a
+    # request open on every server and measures round trips on a second connection: news of a failover
+    # sooner, for a constant cost even when nothing happens.
+    mongo_server_monitoring: Literal["auto", "stream", "poll"] = "poll"
+    mongo_heartbeat_seconds: float = Field(default=30.0, ge=0.5, le=300)
     # Each service owns its database: by default `datashare_<service>`, from the prefix (see _own_database).
     mongo_database: str = Field(default="datashare", min_length=1, max_length=60, pattern=r"^[A-Za-z0-9_\-]+$")
 

@@ -7,13 +7,15 @@ records come. Use it with the broker URL scheme `datashare-kafka://`."""
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 from faust.transport.drivers import TRANSPORTS
 from faust.transport.drivers import aiokafka as faust_aiokafka
 
+from common.kafka import ANSWER_CHECK_MS, FETCHER_IDLE_WAKE_MS, IDLE_POLL_MS
+
 SCHEME = "datashare-kafka"
-IDLE_WAIT_SECONDS = 0.02
 
 
 class IdlePausingConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
@@ -24,14 +26,31 @@ class IdlePausingConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
         super().__init__(*args, **kwargs)
         self._pause = self.first_pause
 
+    def _create_worker_consumer(self, transport: Any) -> Any:
+        consumer = super()._create_worker_consumer(transport)
+        # As common.kafka.consumer_options: no 200 ms wake-ups of the background fetcher (faust cannot pass it).
+        consumer._consumer_timeout = FETCHER_IDLE_WAKE_MS / 1000
+        return consumer
+
     async def _fetch_records(  # type: ignore[override]
         self, consumer: Any, active_partitions: Any, timeout: float | None = None, max_records: int | None = None
     ) -> Any:
-        # A short wait, as common.kafka.poll's: while faust waits for records, aiokafka fetches again and again.
-        if self.first_pause:
-            timeout = min(timeout or IDLE_WAIT_SECONDS, IDLE_WAIT_SECONDS)
-        records = await super()._fetch_records(consumer, active_partitions, timeout=timeout, max_records=max_records)
-        if records or not self.first_pause:
+        if not self.first_pause:
+            return await super()._fetch_records(consumer, active_partitions, timeout=timeout, max_records=max_records)
+        # As common.kafka.fetch_once: until records come or the broker answered each partition's fetch once;
+        # while faust waits for records, aiokafka fetches again and again.
+        asked_ms, deadline = int(time.time() * 1000), time.monotonic() + IDLE_POLL_MS / 1000
+        if not _fetched(consumer, active_partitions):  # nothing to fetch: no need to wait for an answer
+            deadline = 0.0
+        while True:
+            records = await super()._fetch_records(
+                consumer, active_partitions, timeout=ANSWER_CHECK_MS / 1000, max_records=max_records
+            )
+            if records or not self.consumer.flow_active or time.monotonic() >= deadline:
+                break
+            if _answered(consumer, active_partitions, asked_ms):
+                break
+        if records:
             self._pause = self.first_pause
             return records
         # Everything the consumer would fetch: the agents' partitions and the tables' changelogs alike. What
@@ -44,6 +63,15 @@ class IdlePausingConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
             consumer.resume(*(idle & consumer.assignment()))
         self._pause = min(self._pause * 2, self.longest_pause)
         return records
+
+
+def _fetched(consumer: Any, partitions: Any) -> set[Any]:
+    return set(partitions) & (consumer.assignment() - consumer.paused())
+
+
+def _answered(consumer: Any, partitions: Any, asked_ms: int) -> bool:
+    fetched = _fetched(consumer, partitions)
+    return bool(fetched) and all((consumer.last_poll_timestamp(tp) or 0) >= asked_ms for tp in fetched)
 
 
 class IdlePausingConsumer(faust_aiokafka.Consumer):

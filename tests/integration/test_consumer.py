@@ -8,10 +8,11 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from common.codec import EventCodec
 from common.events import Event
-from common.kafka import EventConsumer, KafkaPublisher, poll
+from common.kafka import EventConsumer, KafkaPublisher, consumer_options, poll
 from common.mongo import MongoProcessedEvents, connect, transaction
 from common.topics import load_topics
 from tests.integration.conftest import create_topics, headers_of, read_topic, settings_for
+from tests.wakeups import timers_scheduled
 
 CODEC = EventCodec.from_folder()
 
@@ -203,3 +204,40 @@ async def test_an_idle_consumer_pauses_fetching_and_loses_nothing_that_arrives_m
     finally:
         await consumer.stop()
         await publisher.stop()
+
+
+async def test_an_idle_consumer_asks_the_broker_about_once_per_wake_up_and_sleeps_in_between(infra) -> None:
+    # The local broker answers an empty fetch at once instead of holding it: an idle consumer that kept
+    # fetching for a fixed while after each pause asked it ten times per wake-up, and aiokafka's fetcher
+    # woke every 200 ms even while every partition was paused.
+    topic = f"test.idle-{uuid.uuid4().hex[:8]}"
+    await create_topics(infra.bootstrap, topic, partitions=3)
+    settings = settings_for(infra, kafka_idle_pause_seconds=0.3, kafka_idle_pause_max_seconds=0.3)
+    consumer = AIOKafkaConsumer(
+        topic, **consumer_options(settings), group_id=f"idle-{uuid.uuid4().hex[:6]}", auto_offset_reset="earliest"
+    )
+    await consumer.start()
+    fetches = 0
+    send = consumer._client.send
+
+    async def counting_send(node_id, request, *args, **kwargs):  # type: ignore[no-untyped-def]
+        nonlocal fetches
+        fetches += type(request).__name__.startswith("FetchRequest")
+        return await send(node_id, request, *args, **kwargs)
+
+    consumer._client.send = counting_send  # type: ignore[method-assign]
+    try:
+        while not consumer.assignment():
+            await poll(consumer, settings)
+        fetches = 0
+        for _ in range(10):
+            assert await poll(consumer, settings) == {}
+        assert fetches <= 3 * 10, f"{fetches} fetches in 10 idle polls"
+
+        consumer.pause(*consumer.assignment())
+        with timers_scheduled() as timers:
+            await asyncio.sleep(2)
+        fetcher = sum(n for where, n in timers.items() if "aiokafka/consumer/fetcher.py" in where)
+        assert fetcher <= 1, f"the paused consumer's fetcher woke {fetcher} times in 2 s: {timers}"
+    finally:
+        await consumer.stop()

@@ -183,3 +183,56 @@ async def test_an_event_too_large_for_the_broker_never_blocks_the_outbox(infra, 
     assert len(found) == 1
     await publisher.stop()
     await client.close()
+
+
+async def test_an_idle_relay_writes_nothing_and_relays_at_once_after_a_commit(infra, topics) -> None:
+    import time
+
+    from common.codec import EventCodec
+    from common.events import Event
+    from common.kafka import KafkaPublisher
+    from common.mongo import OutboxRelay, connect, transaction
+    from common.topics import load_topics
+    from tests.integration.conftest import settings_for
+
+    settings = settings_for(infra)
+    client = connect(settings)
+    db = client[settings.mongo_database]
+    publisher = KafkaPublisher(settings, EventCodec.from_folder(), load_topics())
+    await publisher.start()
+    relay = OutboxRelay(db, publisher, name="test", poll_seconds=30)  # the poll plays no part here
+    running = asyncio.create_task(relay.run())
+    try:
+        for _ in range(50):
+            if relay.healthy():
+                break
+            await asyncio.sleep(0.05)
+        assert relay.healthy()
+        # Idle, it only looks: no lease is taken (every write wakes the database's change streams).
+        assert await db.leases.count_documents({}) == 0
+
+        code = f"101001/{uuid.uuid4().int % 10**6:06d}"
+        submitted = Event(
+            "CatalogEntrySubmitted",
+            code,
+            {"resource_code": code, "version": 1, "provider_code": "p", "submitted_by": "s"},
+            "catalog",
+        )
+        committed = time.monotonic()
+        async with transaction(client, db, publisher, relay.wake) as tx:
+            tx.emit("catalog.entry-events", submitted)
+        found = await read_topic(
+            infra.bootstrap,
+            "catalog.entry-events",
+            1,
+            timeout=10,
+            where=lambda r: headers_of(r).get("event_id") == submitted.event_id,
+        )
+        assert len(found) == 1
+        assert time.monotonic() - committed < 3  # the commit woke the relay: far sooner than its 30 s poll
+        assert await db.outbox.count_documents({}) == 0
+    finally:
+        running.cancel()
+        await asyncio.gather(running, return_exceptions=True)
+        await publisher.stop()
+        await client.close()

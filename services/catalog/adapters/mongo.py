@@ -414,6 +414,9 @@ def _demand_query(status: DemandStatus | None, requester_code: str | None) -> di
     return query
 
 
+CHANGE_WAIT_MS = 10_000
+
+
 class EntryFollower:
     """Keeps a search index equal to the stored entries: opens the change stream first, then loads every
     entry, then applies changes as they come. The index ignores what it already knows at a later revision,
@@ -425,7 +428,9 @@ class EntryFollower:
         self.caught_up = False
 
     async def run(self) -> None:
-        async with await self.db[ENTRIES].watch(full_document="updateLookup") as stream:
+        # A change ends the server's wait at once; the wait's length only sets how often an idle follower asks.
+        watch = self.db[ENTRIES].watch(full_document="updateLookup", max_await_time_ms=CHANGE_WAIT_MS)
+        async with await watch as stream:
             async for doc in self.db[ENTRIES].find({}):
                 self._put(doc)
             self.caught_up = True

@@ -1,0 +1,43 @@
+"""What an idle process wakes up for: the HTTP server and the database driver schedule next to nothing
+while nothing happens, and still act at once when something does."""
+
+import asyncio
+import signal
+import time
+
+import uvicorn
+
+from common.mongo import connect
+from common.server import QuietServer
+from devstack.processes import free_port
+from tests.integration.conftest import settings_for
+from tests.wakeups import timers_scheduled
+
+
+async def test_the_idle_http_server_wakes_once_a_second_and_stops_at_once() -> None:
+    config = uvicorn.Config(lambda scope, receive, send: None, port=free_port(), log_config=None, lifespan="off")
+    config.load()
+    server = QuietServer(config)
+    with timers_scheduled() as timers:
+        looping = asyncio.create_task(server.main_loop())  # what uvicorn runs between start-up and shutdown
+        await asyncio.sleep(3.2)
+    assert sum(timers.values()) <= 5, f"the idle server scheduled {dict(timers)} in 3 s (uvicorn's own: 32)"
+    assert dict(server.server_state.default_headers)[b"date"]  # renewed each second
+    asked = time.monotonic()
+    server.handle_exit(signal.SIGTERM, None)
+    await asyncio.wait_for(looping, 5)
+    assert time.monotonic() - asked < 0.3
+
+
+async def test_an_idle_database_client_holds_no_waiting_requests_open(infra) -> None:
+    client = connect(settings_for(infra))
+    try:
+        await client.admin.command("ping")
+        await asyncio.sleep(1)  # the first checks are done
+        with timers_scheduled() as timers:
+            await asyncio.sleep(3)
+        # pymongo's own tasks look at a flag every 0.5 s (its monitor and its cursor reaper: 12 in 3 s); a
+        # streaming monitor adds an open request checked every 0.5 s and a round-trip monitor (another 12).
+        assert sum(timers.values()) <= 14, dict(timers)
+    finally:
+        await client.close()
