@@ -138,7 +138,7 @@ async def test_one_data_one_source_goes_by_the_dictionary_the_it_office_keeps(in
         await approve(market, register)
         taxpayers = await submitted(tax, TAX, "纳税人登记信息", [{"name": "统一社会信用代码", "refers_to": "DE0201"}])
         await approve(tax, taxpayers)
-        assert await call("GET", "/duplicate-sources", OPERATOR) == []
+        assert (await call("GET", "/duplicate-sources", OPERATOR))["total"] == 0
 
         # Other names of the same data are caught through aliases, naming the source department.
         traders = await submitted(
@@ -146,7 +146,7 @@ async def test_one_data_one_source_goes_by_the_dictionary_the_it_office_keeps(in
         )
         code = traders["resource_code"]
         for _ in range(100):  # the catalog learns departments' names from the directory's events
-            listed = await call("GET", "/duplicate-sources", OPERATOR)
+            listed = (await call("GET", "/duplicate-sources", OPERATOR))["items"]
             if all(d["existing_provider_name"] for d in listed):
                 break
             await asyncio.sleep(0.1)
@@ -249,8 +249,9 @@ async def test_demands_match_through_aliases_and_are_undone_cancelled_or_found_u
             "POST", f"{path}/unmeetable", OPERATOR, {**refusal, "legal_basis": "《保守国家秘密法》第九条"}
         )
         assert closed["status"] == "UNMEETABLE" and closed["legal_basis"] == "《保守国家秘密法》第九条"
-        assert await call("GET", "/demands", OPERATOR, None) != []
-        assert [d for d in await call("GET", "/demands?status=OPEN", OPERATOR)] == []
+        everything = await call("GET", "/demands", OPERATOR)
+        assert sorted(d["status"] for d in everything["items"]) == ["CANCELLED", "UNMEETABLE"]
+        assert (await call("GET", "/demands?status=OPEN", OPERATOR))["total"] == 0
     events = await read_topic(
         infra.bootstrap, "catalog.demand-events", 4, where=lambda r: r.key == demand["demand_id"].encode()
     )

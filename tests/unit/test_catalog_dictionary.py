@@ -183,7 +183,7 @@ async def test_a_withdrawn_source_releases_its_claim_and_the_it_office_not_the_f
     # The assigned source withdraws its entry: the claim goes, the element stays assigned.
     admin = Principal("t.admin", TRANSPORT, frozenset({Role.DATA_ADMINISTRATOR}))
     await handlers.withdraw_entry(
-        second.resource_code, "停止采集", uow.stored[second.resource_code].revision, admin, uow
+        second.resource_code, "停止采集", uow.stored[second.resource_code].revision, admin, uow, TODAY
     )
     assert [c.provider_code for c in uow.claims] == [HR]
     # Unassigned again, the remaining claimant is the only source and no longer flagged.
