@@ -153,6 +153,16 @@ RULES: dict[str, Rule] = {
         ),
         Rule("catalog.demand.match", "confirm that an entry meets a demand", frozenset({Role.IT_OFFICE_OPERATOR})),
         Rule(
+            "catalog.demand.settle",
+            "undo a match, or find a demand unmeetable on legal grounds",
+            frozenset({Role.IT_OFFICE_OPERATOR}),
+        ),
+        Rule(
+            "catalog.dictionary.edit",
+            "keep the data-element dictionary and assign elements' sources",
+            frozenset({Role.IT_OFFICE_OPERATOR}),
+        ),
+        Rule(
             "catalog.entry.withdraw",
             "withdraw an entry of one's own department",
             frozenset({Role.DATA_ADMINISTRATOR}),

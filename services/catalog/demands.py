@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from datetime import date
 
 from common.events import Event
 from common.policy import Principal, Target, authorize
 from services.catalog.domain.demands import Candidate, DemandNotFound, DemandStatus, ShareDemand, candidates
+from services.catalog.domain.dictionary import Dictionary
 from services.catalog.domain.entries import VersionStatus
 from services.catalog.domain.search import Facet, SearchQuery
 from services.catalog.domain.wording import worded
 from services.catalog.handlers import not_found
-from services.catalog.ports import DEMAND_EVENTS, SearchIndex, UnitOfWork
+from services.catalog.ports import DEMAND_EVENTS, CatalogTransaction, SearchIndex, UnitOfWork
 
 PRODUCER = "catalog"
 
@@ -56,45 +58,102 @@ async def get_demand(demand_id: str, uow: UnitOfWork) -> ShareDemand:
 
 async def suggest(demand_id: str, uow: UnitOfWork, index: SearchIndex) -> list[Candidate]:
     demand = await get_demand(demand_id, uow)
-    words = " ".join((demand.title, demand.description, *demand.wanted_items))
+    dictionary = await uow.dictionary()
+    # The wanted items under every name the dictionary knows them by, so 身份证号 finds 公民身份号码.
+    names = dict.fromkeys(n for w in demand.wanted_items for n in (w, *_names(w, dictionary)))
+    words = " ".join((*names, demand.title, demand.description))
     query = SearchQuery(words[:200], {Facet.STATUS: frozenset({VersionStatus.PUBLISHED})}, match_all=False, limit=50)
     found = []
     for hit in index.search(query).hits:
         entry = await uow.entry(hit.resource_code)
         if entry is not None:
             found.append((entry, hit.score))
-    return candidates(demand, found)
+    return candidates(demand, found, dictionary)
 
 
-async def confirm_match(demand_id: str, resource_code: str, principal: Principal, uow: UnitOfWork) -> ShareDemand:
+def _names(wanted: str, dictionary: Dictionary) -> list[str]:
+    return [n for e in dictionary.matching(wanted) for n in e.names]
+
+
+async def confirm_match(
+    demand_id: str, resource_code: str, reason: str, principal: Principal, uow: UnitOfWork
+) -> ShareDemand:
     """The IT office confirms that a published entry meets the demand."""
     authorize(principal, "catalog.demand.match")
     async with uow() as tx:
-        demand = await tx.demand(demand_id)
-        if demand is None:
-            raise worded(
-                DemandNotFound("demand_id", f"no demand {demand_id}"), "catalog.demand.not_found", demand_id=demand_id
-            )
+        demand = await _load(tx, demand_id)
         entry = await tx.entry(resource_code)
         if entry is None:
             raise not_found(resource_code)
-        matched = demand.match(entry, principal.subject)
+        matched = demand.match(entry, principal.subject, reason, await tx.dictionary())
         await tx.save_demand(matched)
-        tx.emit(
-            DEMAND_EVENTS,
-            Event(
-                "ShareDemandMatched",
-                demand_id,
-                {
-                    "demand_id": demand_id,
-                    "requester_code": demand.requester_code,
-                    "resource_code": resource_code,
-                    "confirmed_by": principal.subject,
-                },
-                PRODUCER,
-            ),
-        )
+        payload = {
+            "resource_code": resource_code,
+            "confirmed_by": principal.subject,
+            "covered_items": list(matched.covered_items),
+            "reason": matched.match_reason,
+        }
+        tx.emit(DEMAND_EVENTS, _event("ShareDemandMatched", demand, payload))
     return matched
+
+
+async def undo_match(demand_id: str, reason: str, principal: Principal, uow: UnitOfWork) -> ShareDemand:
+    authorize(principal, "catalog.demand.settle")
+    async with uow() as tx:
+        demand = await _load(tx, demand_id)
+        reopened = demand.unmatch(reason)
+        await tx.save_demand(reopened)
+        payload = {
+            "resource_code": demand.resource_code or "",
+            "reason": reopened.reason,
+            "undone_by": principal.subject,
+        }
+        tx.emit(DEMAND_EVENTS, _event("ShareDemandUnmatched", demand, payload))
+    return reopened
+
+
+async def cancel_demand(demand_id: str, reason: str, principal: Principal, uow: UnitOfWork) -> ShareDemand:
+    """The requesting department withdraws its demand."""
+    async with uow() as tx:
+        demand = await _load(tx, demand_id)
+        authorize(principal, "catalog.demand.file", Target(department_code=demand.requester_code))
+        cancelled = demand.cancel(principal.subject, reason)
+        await tx.save_demand(cancelled)
+        payload = {"reason": cancelled.reason, "cancelled_by": principal.subject}
+        tx.emit(DEMAND_EVENTS, _event("ShareDemandCancelled", demand, payload))
+    return cancelled
+
+
+async def declare_unmeetable(
+    demand_id: str, reason: str, legal_basis: str, principal: Principal, uow: UnitOfWork
+) -> ShareDemand:
+    """The IT office finds the demand cannot be met, citing the legal grounds (Art. 14 ¶2)."""
+    authorize(principal, "catalog.demand.settle")
+    async with uow() as tx:
+        demand = await _load(tx, demand_id)
+        closed = demand.declare_unmeetable(principal.subject, reason, legal_basis)
+        await tx.save_demand(closed)
+        payload = {"reason": closed.reason, "legal_basis": closed.legal_basis, "declared_by": principal.subject}
+        tx.emit(DEMAND_EVENTS, _event("ShareDemandUnmeetable", demand, payload))
+    return closed
+
+
+async def _load(tx: CatalogTransaction, demand_id: str) -> ShareDemand:
+    demand = await tx.demand(demand_id)
+    if demand is None:
+        raise worded(
+            DemandNotFound("demand_id", f"no demand {demand_id}"), "catalog.demand.not_found", demand_id=demand_id
+        )
+    return demand
+
+
+def _event(event_type: str, demand: ShareDemand, payload: Mapping[str, object]) -> Event:
+    return Event(
+        event_type,
+        demand.demand_id,
+        {"demand_id": demand.demand_id, "requester_code": demand.requester_code, **payload},
+        PRODUCER,
+    )
 
 
 async def list_demands(

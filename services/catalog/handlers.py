@@ -11,6 +11,7 @@ from common.events import Event
 from common.policy import Principal, Target, authorize
 from common.workdays import WorkingCalendar
 from services.catalog.domain import sheet
+from services.catalog.domain.dictionary import SourceClaim
 from services.catalog.domain.entries import (
     UPDATE_WORKING_DAYS,
     CatalogEntry,
@@ -20,12 +21,13 @@ from services.catalog.domain.entries import (
     EntryNotFound,
     EntryVersion,
     Finding,
+    InvalidEntry,
     Overdue,
     diff,
     resource_code,
     validate_provider_code,
 )
-from services.catalog.domain.sources import ElementSource, SourceClash, clashes, unresolved
+from services.catalog.domain.sources import SourceClash, check_exception, claimed, clashes, unknown_elements, unresolved
 from services.catalog.domain.wording import worded
 from services.catalog.ports import ENTRY_EVENTS, PUBLISHED, CatalogTransaction, UnitOfWork
 
@@ -118,19 +120,34 @@ async def submit_entry(code: str, revision: int | None, principal: Principal, uo
                 {"version": version.version, "provider_code": entry.provider_code, "submitted_by": principal.subject},
             ),
         )
-        for clash in await _clashes(tx, entry.provider_code, version):
+        for clash in await _clashes(tx, entry, version):
             flagged = {
-                "data_element": clash.element,
+                "data_element": clash.item,
                 "existing_provider_code": clash.existing_provider,
                 "existing_resource_code": clash.existing_resource,
                 "new_provider_code": entry.provider_code,
+                "element_id": clash.element,
+                "element_name": clash.element_name,
+                "existing_provider_name": await tx.department_name(clash.existing_provider),
             }
             tx.emit(ENTRY_EVENTS, _event("DuplicateSourceFlagged", entry, flagged))
     return submitted
 
 
-async def _clashes(tx: CatalogTransaction, provider_code: str, version: EntryVersion) -> list[SourceClash]:
-    return clashes(provider_code, [i.name for i in version.content.data_items], await tx.element_sources())
+async def _clashes(tx: CatalogTransaction, entry: CatalogEntry, version: EntryVersion) -> list[SourceClash]:
+    """The version's one-data-one-source clashes; an item linked to an element the dictionary lacks is refused."""
+    dictionary = await tx.dictionary()
+    unknown = unknown_elements(version.content.data_items, dictionary)
+    if unknown:
+        raise InvalidEntry("data_items", f"no such element in the dictionary: {', '.join(unknown)}")
+    items = version.content.data_items
+    return clashes(entry.provider_code, entry.resource_code, items, dictionary, await tx.source_claims())
+
+
+def _describe(clash: SourceClash, names: dict[str, str]) -> str:
+    provider = names.get(clash.existing_provider) or clash.existing_provider
+    where = f", {clash.existing_resource}" if clash.existing_resource else ""
+    return f"{clash.item} is element {clash.element} ({clash.element_name}), provided by {provider}{where}"
 
 
 async def return_entry(
@@ -175,27 +192,25 @@ async def approve_entry(
         entry = await _load(tx, code)
         _authorize_review(principal, entry)
         approved, version = entry.approve(principal.subject, today, revision)
-        blocking = unresolved(await _clashes(tx, entry.provider_code, version), dict(entry.source_exceptions))
+        blocking = unresolved(await _clashes(tx, entry, version), dict(entry.source_exceptions))
         if blocking:
             providers = {c.existing_provider: await _department(tx, c.existing_provider) for c in blocking}
             raise worded(
                 DuplicateSource(
                     "data_items",
-                    "; ".join(
-                        f"{c.element} is already provided by {c.existing_provider} ({c.existing_resource})"
-                        for c in blocking
-                    )
-                    + "; record a legal exception or leave these items out (one data, one source)",
+                    "; ".join(_describe(c, providers) for c in blocking)
+                    + "; refer to the element, leave the item out, or ask the IT office for an exception (one data, "
+                    "one source)",
                 ),
                 "catalog.source.duplicate",
                 clashes="；".join(
-                    f"“{c.element}”由{providers[c.existing_provider]}在资源 {c.existing_resource} 中提供"
+                    f"“{c.item}”即数据元 {c.element}（{c.element_name}），由{providers[c.existing_provider]}提供"
                     for c in blocking
                 ),
             )
         await tx.save(approved, entry.revision)
-        items = [i.name for i in version.content.data_items]
-        await tx.register_elements(items, ElementSource(entry.provider_code, entry.resource_code))
+        claims = [SourceClaim(e, entry.provider_code, entry.resource_code) for e in claimed(version.content.data_items)]
+        await tx.replace_claims(entry.resource_code, claims)
         published = _event(
             "CatalogEntryPublished",
             entry,
@@ -248,30 +263,34 @@ def published_payload(entry: CatalogEntry, version: EntryVersion, provider_name:
 
 
 async def record_source_exception(
-    code: str, element: str, legal_basis: str, principal: Principal, uow: UnitOfWork
+    code: str, item: str, legal_basis: str, principal: Principal, uow: UnitOfWork
 ) -> CatalogEntry:
-    """The IT office records the legal basis on which this entry may source an element provided elsewhere."""
+    """The IT office records the legal basis on which a flagged data item of this entry may stay."""
     authorize(principal, "catalog.source.exception")
     async with uow() as tx:
         entry = await _load(tx, code)
-        excepted = entry.except_source(element, legal_basis)
+        version = entry.working or entry.in_force
+        if version is None:
+            raise InvalidEntry("item", f"{code} has no version in force or being worked on")
+        check_exception(item, await _clashes(tx, entry, version))
+        excepted = entry.except_source(item, legal_basis)
         await tx.save(excepted, entry.revision)
     return excepted
 
 
 async def duplicate_sources(uow: UnitOfWork) -> list[tuple[CatalogEntry, SourceClash, str | None]]:
-    """Entries whose working or published version sources an element provided elsewhere, with the legal
-    exception where one is recorded; by resource code, then element."""
-    registry = await uow.element_sources()
+    """Entries whose working or published version collects an element another department provides, with the
+    legal exception where one is recorded; by resource code, then item."""
+    dictionary, claims = await uow.dictionary(), await uow.source_claims()
     found = []
     for entry in await uow.entries(provider_code=None, limit=100_000):
         version = entry.working or entry.in_force
         if version is None:
             continue
         exceptions = dict(entry.source_exceptions)
-        for clash in clashes(entry.provider_code, [i.name for i in version.content.data_items], registry):
-            found.append((entry, clash, exceptions.get(clash.element)))
-    return sorted(found, key=lambda f: (f[0].resource_code, f[1].element))
+        for clash in clashes(entry.provider_code, entry.resource_code, version.content.data_items, dictionary, claims):
+            found.append((entry, clash, exceptions.get(clash.item)))
+    return sorted(found, key=lambda f: (f[0].resource_code, f[1].item))
 
 
 async def withdraw_entry(
@@ -296,6 +315,7 @@ async def withdraw_entry(
             ),
         )
         tx.emit_tombstone(PUBLISHED, entry.resource_code)  # the compacted catalog forgets it
+        await tx.replace_claims(entry.resource_code, [])  # a withdrawn source releases its claims
     return withdrawn
 
 

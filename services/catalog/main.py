@@ -10,7 +10,7 @@ from common.clock import today_in_china
 from common.http import create_app, run_service
 from common.runtime import Runtime
 from services.catalog import handlers
-from services.catalog.adapters import http
+from services.catalog.adapters import dictionary_http, http
 from services.catalog.adapters.mongo import EntryFollower, MongoUnitOfWork, ensure_indexes
 from services.catalog.adapters.search import CatalogSearchIndex
 from services.catalog.ports import DIRECTORY_EVENTS
@@ -36,8 +36,9 @@ def build(settings: CatalogSettings) -> tuple[FastAPI, Runtime]:
     app = create_app(
         runtime,
         title="Catalog",
-        description="The city's shared data catalog (Art. 9–12): entries, their lifecycle and share demands.",
-        routers=http.routers(uow, runtime.calendar, index),
+        description="The city's shared data catalog (Art. 9–12): entries, their lifecycle, the data-element "
+        "dictionary and share demands.",
+        routers=[*http.routers(uow, runtime.calendar, index), dictionary_http.router(uow)],
     )
     return app, runtime
 

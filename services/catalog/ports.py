@@ -7,9 +7,9 @@ from typing import Protocol
 
 from common.events import Event
 from services.catalog.domain.demands import DemandStatus, ShareDemand
+from services.catalog.domain.dictionary import DataElement, Dictionary, ElementVersion, SourceClaim
 from services.catalog.domain.entries import CatalogEntry
 from services.catalog.domain.search import SearchDocument, SearchQuery, SearchResult
-from services.catalog.domain.sources import ElementSource
 
 ENTRY_EVENTS = "catalog.entry-events"
 PUBLISHED = "catalog.published"  # compacted: the catalog in force, keyed by resource code
@@ -34,13 +34,23 @@ class CatalogTransaction(Protocol):
 
     async def record_department(self, code: str, name: str) -> None: ...
 
-    async def element_sources(self) -> dict[str, ElementSource]:
-        """The registry of standard data elements: element key → authoritative source."""
+    async def dictionary(self) -> Dictionary:
+        """The data-element dictionary (数据元)."""
         ...
 
-    async def register_elements(self, names: list[str], source: ElementSource) -> None:
-        """Record `source` for the elements that have no source yet."""
+    async def source_claims(self) -> list[SourceClaim]:
+        """The elements published entries declare themselves the source of."""
         ...
+
+    async def replace_claims(self, resource_code: str, claims: list[SourceClaim]) -> None:
+        """The entry's claims become `claims` (none: a withdrawn entry releases its claims)."""
+        ...
+
+    async def save_element(self, element: DataElement, changed_by: str) -> None:
+        """Store the element's new version, keeping the earlier ones."""
+        ...
+
+    async def remove_element(self, identifier: str, changed_by: str) -> None: ...
 
     async def demand(self, demand_id: str) -> ShareDemand | None: ...
 
@@ -62,7 +72,11 @@ class UnitOfWork(Protocol):
 
     async def count_entries(self, *, provider_code: str | None) -> int: ...
 
-    async def element_sources(self) -> dict[str, ElementSource]: ...
+    async def dictionary(self) -> Dictionary: ...
+
+    async def source_claims(self) -> list[SourceClaim]: ...
+
+    async def element_versions(self, identifier: str) -> list[ElementVersion]: ...
 
     async def department_names(self) -> dict[str, str]: ...
 

@@ -91,6 +91,7 @@ def test_reader_resolves_an_older_writer_schema() -> None:
     reader = EventCodec([load_schema(newer)])  # a consumer already on the next version
     reader.add_writer_schema(current)
     payload = {"demand_id": "d1", "requester_code": "r", "resource_code": "c", "confirmed_by": "it"}
+    payload |= {"covered_items": ["企业名称"], "reason": ""}
     assert reader.decode(writer.encode("ShareDemandMatched", payload)) == ("ShareDemandMatched", payload | {"note": ""})
 
 

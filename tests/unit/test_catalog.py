@@ -10,6 +10,8 @@ from common.events import Event
 from common.identifiers import credit_code_check_character
 from common.policy import AccessDenied, Principal, Role
 from services.catalog import handlers
+from services.catalog.domain.demands import ShareDemand
+from services.catalog.domain.dictionary import DataElement, Dictionary, ElementVersion, SourceClaim
 from services.catalog.domain.entries import (
     CatalogEntry,
     Category,
@@ -27,7 +29,6 @@ from services.catalog.domain.entries import (
     VersionConflict,
     VersionStatus,
 )
-from services.catalog.domain.sources import ElementSource, element_key
 
 PROVIDER = "11360800MB1234567" + credit_code_check_character("11360800MB1234567")
 COMPILER = Principal("li.compiler", PROVIDER, frozenset({Role.CATALOG_COMPILER}))
@@ -41,6 +42,10 @@ class FakeTransaction:
         self.entries = dict(uow.stored)
         self.sequences = dict(uow.sequences)
         self.elements = uow.elements
+        self.claims = list(uow.claims)
+        self.demands = dict(uow.stored_demands)
+        self.versions = list(uow.versions)
+        self.names = uow.names
         self.events: list[tuple[str, Event | str]] = []
 
     async def entry(self, code: str) -> CatalogEntry | None:
@@ -59,14 +64,31 @@ class FakeTransaction:
         return self.sequences[classification]
 
     async def department_name(self, code: str) -> str:
-        return "吉安市市场监督管理局"
+        return self.names.get(code, "")
 
-    async def element_sources(self) -> dict[str, ElementSource]:
-        return dict(self.elements)
+    async def dictionary(self) -> Dictionary:
+        return self.elements
 
-    async def register_elements(self, names: list[str], source: ElementSource) -> None:
-        for name in names:
-            self.elements.setdefault(element_key(name), source)
+    async def source_claims(self) -> list[SourceClaim]:
+        return list(self.claims)
+
+    async def replace_claims(self, resource_code: str, claims: list[SourceClaim]) -> None:
+        self.claims = [c for c in self.claims if c.resource_code != resource_code] + claims
+
+    async def save_element(self, element: DataElement, changed_by: str) -> None:
+        self.elements = self.elements.admit(element)
+        self.versions.append(ElementVersion(element, changed_by))
+
+    async def remove_element(self, identifier: str, changed_by: str) -> None:
+        removed = self.elements.require(identifier)
+        self.elements = Dictionary(tuple(e for e in self.elements.elements if e.identifier != identifier))
+        self.versions.append(ElementVersion(removed, changed_by, removed=True))
+
+    async def demand(self, demand_id: str) -> ShareDemand | None:
+        return self.demands.get(demand_id)
+
+    async def save_demand(self, demand: ShareDemand) -> None:
+        self.demands[demand.demand_id] = demand
 
     async def record_department(self, code: str, name: str) -> None: ...
 
@@ -82,7 +104,11 @@ class FakeUnitOfWork:
 
     def __init__(self) -> None:
         self.stored: dict[str, CatalogEntry] = {}
-        self.elements: dict[str, ElementSource] = {}
+        self.elements = Dictionary()
+        self.claims: list[SourceClaim] = []
+        self.stored_demands: dict[str, ShareDemand] = {}
+        self.versions: list[ElementVersion] = []
+        self.names: dict[str, str] = {PROVIDER: "吉安市市场监督管理局"}
         self.sequences: dict[str, int] = {}
         self.events: list[tuple[str, Event | str]] = []
 
@@ -92,6 +118,12 @@ class FakeUnitOfWork:
             tx = FakeTransaction(self)
             yield tx
             self.stored, self.sequences = tx.entries, tx.sequences
+            self.elements, self.claims, self.stored_demands, self.versions = (
+                tx.elements,
+                tx.claims,
+                tx.demands,
+                tx.versions,
+            )
             self.events += tx.events
 
         return transaction()
@@ -106,11 +138,20 @@ class FakeUnitOfWork:
     async def count_entries(self, *, provider_code: str | None) -> int:
         return len(await self.entries(provider_code=provider_code, limit=len(self.stored)))
 
-    async def element_sources(self) -> dict[str, ElementSource]:
-        return dict(self.elements)
+    async def dictionary(self) -> Dictionary:
+        return self.elements
+
+    async def source_claims(self) -> list[SourceClaim]:
+        return list(self.claims)
+
+    async def element_versions(self, identifier: str) -> list[ElementVersion]:
+        return [v for v in self.versions if v.element.identifier == identifier]
+
+    async def demand(self, demand_id: str) -> ShareDemand | None:
+        return self.stored_demands.get(demand_id)
 
     async def department_names(self) -> dict[str, str]:
-        return {PROVIDER: "吉安市市场监督管理局"}
+        return dict(self.names)
 
     def types(self) -> list[str]:
         return [e.event_type if isinstance(e, Event) else e for _, e in self.events]
@@ -352,45 +393,9 @@ def test_candidates_for_a_demand_are_published_entries_carrying_the_wanted_items
         VersionStatus.PUBLISHED,
     )
     demand = ShareDemand.file("d1", "X", "企业登记信息", "", ("统一社会信用代码", "企业名称", "注册资本"), "u", TODAY)
-    found = candidates(demand, [(unrelated, 3.0), (register, 2.0), (draft, 2.0)])
+    found = candidates(demand, [(unrelated, 3.0), (register, 2.0), (draft, 2.0)], Dictionary())
     assert [c.resource_code for c in found] == ["101001/000001", "102001/000001"]
     assert found[0].covered_items == ("统一社会信用代码", "企业名称") and found[1].covered_items == ()
-
-
-async def test_one_data_one_source_flags_a_second_provider_until_a_legal_exception_is_recorded() -> None:
-    from services.catalog.domain.entries import DuplicateSource
-
-    uow = FakeUnitOfWork()
-    first = await published(uow)  # the market regulator provides 统一社会信用代码 and 企业名称
-    other = "11360800MB7654321" + credit_code_check_character("11360800MB7654321")
-    compiler = Principal("tax.compiler", other, frozenset({Role.CATALOG_COMPILER}))
-    reviewer = Principal("tax.reviewer", other, frozenset({Role.CATALOG_REVIEWER}))
-    operator = Principal("it.operator", "IT", frozenset({Role.IT_OFFICE_OPERATOR}))
-    content = replace(
-        COMPLETE,
-        name="纳税人登记信息",
-        category=Category.DEPARTMENT,
-        data_items=(DataItem("统一社会信用代码 ", ItemType.STRING), DataItem("纳税人识别号", ItemType.STRING)),
-    )
-    entry = await handlers.draft_entry(handlers.DraftEntry(other, content, classification="301001"), compiler, uow)
-    entry = await handlers.submit_entry(entry.resource_code, entry.revision, compiler, uow)
-    flagged = uow.events[-1][1]
-    assert flagged.event_type == "DuplicateSourceFlagged"
-    assert flagged.payload["existing_provider_code"] == PROVIDER
-    assert flagged.payload["existing_resource_code"] == first.resource_code
-    with pytest.raises(DuplicateSource, match="already provided by"):
-        await handlers.approve_entry(entry.resource_code, entry.revision, reviewer, uow, TODAY)
-    [(listed, clash, basis)] = await handlers.duplicate_sources(uow)
-    assert listed.resource_code == entry.resource_code and basis is None
-    with pytest.raises(AccessDenied):
-        await handlers.record_source_exception(entry.resource_code, clash.element, "《税收征收管理法》", reviewer, uow)
-    entry = await handlers.record_source_exception(
-        entry.resource_code, clash.element, "《税收征收管理法》", operator, uow
-    )
-    entry = await handlers.approve_entry(entry.resource_code, entry.revision, reviewer, uow, TODAY)
-    assert entry.in_force is not None
-    assert uow.elements[element_key("纳税人识别号")].provider_code == other  # new elements get their source
-    assert uow.elements[element_key("统一社会信用代码")].provider_code == PROVIDER  # the first source stays
 
 
 async def test_the_catalog_table_round_trips_and_broken_rows_import_nothing() -> None:

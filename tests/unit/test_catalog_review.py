@@ -202,17 +202,19 @@ async def test_incomplete_submission_is_worded_in_chinese_with_one_code_per_rule
 
 
 async def test_a_second_source_is_refused_naming_the_department_that_provides_it() -> None:
+    from services.catalog.domain.dictionary import DataElement, Dictionary, SourceClaim
     from services.catalog.domain.entries import DuplicateSource
-    from services.catalog.domain.sources import ElementSource, element_key
 
     uow = FakeUnitOfWork()
-    uow.elements[element_key("统一社会信用代码")] = ElementSource("OTHER-PROVIDER", "101009/000001")
+    uow.names["OTHER-PROVIDER"] = "吉安市公安局"
+    uow.elements = Dictionary((DataElement("DE0201", "统一社会信用代码", source_code="OTHER-PROVIDER"),))
+    uow.claims = [SourceClaim("DE0201", "OTHER-PROVIDER", "101009/000001")]
     entry = await submitted(uow)
     with pytest.raises(DuplicateSource) as clash:
         await handlers.approve_entry(entry.resource_code, entry.revision, REVIEWER, uow, TODAY)
-    # the fake directory knows every department as 吉安市市场监督管理局
     assert (
-        "“统一社会信用代码”由吉安市市场监督管理局（OTHER-PROVIDER）在资源 101009/000001 中提供" in clash.value.message
+        "“统一社会信用代码”即数据元 DE0201（统一社会信用代码），由吉安市公安局（OTHER-PROVIDER）提供"
+        in clash.value.message
     )
     assert clash.value.code == "catalog.source.duplicate" and clash.value.field == "data_items"
 

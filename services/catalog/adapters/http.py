@@ -40,6 +40,7 @@ from services.catalog.domain.entries import (
     Withdrawal,
 )
 from services.catalog.domain.search import Facet, SearchQuery, SearchResult, document_of
+from services.catalog.domain.sources import ClashKind
 from services.catalog.domain.wording import label
 from services.catalog.ports import SearchIndex, UnitOfWork
 
@@ -49,6 +50,7 @@ Reporter = Annotated[Principal, Depends(Guard("catalog.entry.report_change"))]
 DemandFiler = Annotated[Principal, Depends(Guard("catalog.demand.file"))]
 SourceExcepter = Annotated[Principal, Depends(Guard("catalog.source.exception"))]
 Matcher = Annotated[Principal, Depends(Guard("catalog.demand.match"))]
+Settler = Annotated[Principal, Depends(Guard("catalog.demand.settle"))]
 Withdrawer = Annotated[Principal, Depends(Guard("catalog.entry.withdraw"))]
 Reader = Annotated[Principal, Depends(Guard("catalog.entry.read"))]
 
@@ -62,6 +64,10 @@ class DataItemView(BaseModel):
     sensitive: bool = False
     not_shared_basis: str = Field(
         "", description="the legal basis where this item is not shared; else the entry's not_shared_basis applies"
+    )
+    source_of: str = Field("", description="the dictionary element (数据元) this item is the authoritative source of")
+    refers_to: str = Field(
+        "", description="the dictionary element this item refers to (a key or join column provided elsewhere)"
     )
 
 
@@ -95,6 +101,8 @@ class DataItemBody(DataItemView):
     description: Text = ""
     length: EventInt | None = None
     not_shared_basis: Text = ""
+    source_of: Code = ""
+    refers_to: Code = ""
 
 
 class ReviewBody(ReviewView):
@@ -216,6 +224,11 @@ class VersionView(BaseModel):
         )
 
 
+class SourceExceptionView(BaseModel):
+    item: str
+    legal_basis: str
+
+
 class EntryView(BaseModel):
     resource_code: str
     provider_code: str
@@ -227,6 +240,9 @@ class EntryView(BaseModel):
     pending_update: PendingUpdateView | None = Field(description="a reported change the entry must follow, and by when")
     maintenance_due: date | None = Field(description="the yearly full maintenance is due by this day (Art. 11)")
     maintenance: list[MaintenanceView] = Field(description="yearly maintenances that found nothing to change")
+    source_exceptions: list[SourceExceptionView] = Field(
+        description="flagged data items the IT office lets stay, with the legal basis (one data, one source)"
+    )
 
     @classmethod
     def of(cls, e: CatalogEntry) -> EntryView:
@@ -243,6 +259,7 @@ class EntryView(BaseModel):
             else None,
             maintenance_due=e.maintenance_due(),
             maintenance=[MaintenanceView.model_validate(m, from_attributes=True) for m in e.maintenance],
+            source_exceptions=[SourceExceptionView(item=i, legal_basis=b) for i, b in e.source_exceptions],
         )
 
 
@@ -285,6 +302,11 @@ class DemandView(BaseModel):
     status: DemandStatus
     resource_code: str | None
     confirmed_by: str | None
+    covered_items: list[str]
+    match_reason: str
+    closed_by: str | None
+    reason: str
+    legal_basis: str
 
 
 class CandidateView(BaseModel):
@@ -296,21 +318,34 @@ class CandidateView(BaseModel):
 
 
 class SourceExceptionBody(BaseModel):
-    element: Name
+    item: Name = Field(description="a flagged data item of the entry")
     legal_basis: Text
 
 
 class DuplicateSourceView(BaseModel):
     resource_code: str
     provider_code: str
-    element: str
+    item: str = Field(description="the entry's data item")
+    kind: ClashKind
+    element: str = Field(description="the dictionary element it collects again")
+    element_name: str
     existing_provider_code: str
+    existing_provider_name: str
     existing_resource_code: str
     legal_exception: str | None
 
 
 class MatchBody(BaseModel):
     resource_code: Code
+    reason: Text = Field("", description="required when the entry carries none of the wanted items")
+
+
+class ReasonBody(BaseModel):
+    reason: Text
+
+
+class UnmeetableBody(ReasonBody):
+    legal_basis: Text = Field(description="the legal grounds on which the demand cannot be met (Art. 14)")
 
 
 class SearchHitView(BaseModel):
@@ -445,7 +480,7 @@ def routers(uow: UnitOfWork, calendar: WorkingCalendar, index: SearchIndex) -> l
         summary="The IT office records the legal basis for sourcing an element provided elsewhere",
     )
     async def source_exception(resource_code: Code, body: SourceExceptionBody, principal: SourceExcepter) -> EntryView:
-        entry = await handlers.record_source_exception(resource_code, body.element, body.legal_basis, principal, uow)
+        entry = await handlers.record_source_exception(resource_code, body.item, body.legal_basis, principal, uow)
         return written(entry)
 
     @api.get("/{resource_code:path}/versions/{number}", response_model=VersionView, summary="One version")
@@ -549,12 +584,17 @@ def routers(uow: UnitOfWork, calendar: WorkingCalendar, index: SearchIndex) -> l
     )
     async def duplicate_sources(_: Reader, page: PageOf) -> Page[DuplicateSourceView]:
         found = await handlers.duplicate_sources(uow)
+        names = await uow.department_names()
         views = [
             DuplicateSourceView(
                 resource_code=e.resource_code,
                 provider_code=e.provider_code,
+                item=c.item,
+                kind=c.kind,
                 element=c.element,
+                element_name=c.element_name,
                 existing_provider_code=c.existing_provider,
+                existing_provider_name=names.get(c.existing_provider, ""),
                 existing_resource_code=c.existing_resource,
                 legal_exception=basis,
             )
@@ -596,7 +636,26 @@ def routers(uow: UnitOfWork, calendar: WorkingCalendar, index: SearchIndex) -> l
 
     @demand_api.post("/{demand_id}/match", response_model=DemandView, summary="The IT office confirms a match")
     async def match(demand_id: Code, body: MatchBody, principal: Matcher) -> DemandView:
-        demand = await demands.confirm_match(demand_id, body.resource_code, principal, uow)
+        demand = await demands.confirm_match(demand_id, body.resource_code, body.reason, principal, uow)
+        return DemandView.model_validate(demand, from_attributes=True)
+
+    @demand_api.post("/{demand_id}/unmatch", response_model=DemandView, summary="The IT office undoes a match")
+    async def unmatch(demand_id: Code, body: ReasonBody, principal: Settler) -> DemandView:
+        demand = await demands.undo_match(demand_id, body.reason, principal, uow)
+        return DemandView.model_validate(demand, from_attributes=True)
+
+    @demand_api.post("/{demand_id}/cancel", response_model=DemandView, summary="The requester withdraws its demand")
+    async def cancel(demand_id: Code, body: ReasonBody, principal: DemandFiler) -> DemandView:
+        demand = await demands.cancel_demand(demand_id, body.reason, principal, uow)
+        return DemandView.model_validate(demand, from_attributes=True)
+
+    @demand_api.post(
+        "/{demand_id}/unmeetable",
+        response_model=DemandView,
+        summary="The IT office finds the demand cannot be met, citing the legal grounds",
+    )
+    async def unmeetable(demand_id: Code, body: UnmeetableBody, principal: Settler) -> DemandView:
+        demand = await demands.declare_unmeetable(demand_id, body.reason, body.legal_basis, principal, uow)
         return DemandView.model_validate(demand, from_attributes=True)
 
     return [api, overdue, demand_api]

@@ -18,6 +18,7 @@ from common.events import Event
 from common.mongo import Transaction
 from common.runtime import Runtime
 from services.catalog.domain.demands import DemandStatus, ShareDemand
+from services.catalog.domain.dictionary import DataElement, Dictionary, ElementVersion, SourceClaim
 from services.catalog.domain.entries import (
     CatalogEntry,
     Category,
@@ -40,7 +41,6 @@ from services.catalog.domain.entries import (
     Withdrawal,
 )
 from services.catalog.domain.search import document_of
-from services.catalog.domain.sources import ElementSource, element_key
 from services.catalog.domain.wording import worded
 from services.catalog.ports import SearchIndex
 
@@ -50,12 +50,43 @@ ENTRIES = "catalog_entries"
 SEQUENCES = "catalog_sequences"
 DEPARTMENTS = "catalog_departments"  # providers' names, from the directory's events
 DEMANDS = "catalog_demands"
-ELEMENTS = "catalog_elements"  # one data, one source: element key → authoritative provider
+ELEMENTS = "catalog_dictionary"  # the data-element dictionary (数据元), one document per element
+ELEMENT_VERSIONS = "catalog_dictionary_versions"  # every recorded state of every element
+CLAIMS = "catalog_source_claims"  # published entries' items that are the source of an element
 
 
 async def ensure_indexes(db: AsyncDatabase) -> None:
     await db[ENTRIES].create_index([("provider_code", ASCENDING)])
     await db[DEMANDS].create_index([("status", ASCENDING), ("filed_on", ASCENDING)])
+    await db[CLAIMS].create_index([("resource_code", ASCENDING)])
+    await db[ELEMENT_VERSIONS].create_index([("identifier", ASCENDING), ("version", ASCENDING)])
+
+
+def element_doc(e: DataElement) -> dict[str, Any]:
+    return {
+        "_id": e.identifier,
+        "name": e.name,
+        "aliases": list(e.aliases),
+        "definition": e.definition,
+        "type": e.type,
+        "source_code": e.source_code,
+        "version": e.version,
+    }
+
+
+def element_of(d: dict[str, Any]) -> DataElement:
+    return DataElement(
+        d["_id"], d["name"], tuple(d["aliases"]), d["definition"], ItemType(d["type"]), d["source_code"], d["version"]
+    )
+
+
+async def _dictionary(db: AsyncDatabase, session: AsyncClientSession | None) -> Dictionary:
+    return Dictionary(tuple([element_of(d) async for d in db[ELEMENTS].find({}, session=session).sort("_id")]))
+
+
+async def _claims(db: AsyncDatabase, session: AsyncClientSession | None) -> list[SourceClaim]:
+    cursor = db[CLAIMS].find({}, session=session).sort("_id")
+    return [SourceClaim(d["element"], d["provider_code"], d["resource_code"]) async for d in cursor]
 
 
 def demand_doc(d: ShareDemand) -> dict[str, Any]:
@@ -70,6 +101,11 @@ def demand_doc(d: ShareDemand) -> dict[str, Any]:
         "status": d.status,
         "resource_code": d.resource_code,
         "confirmed_by": d.confirmed_by,
+        "covered_items": list(d.covered_items),
+        "match_reason": d.match_reason,
+        "closed_by": d.closed_by,
+        "reason": d.reason,
+        "legal_basis": d.legal_basis,
     }
 
 
@@ -85,6 +121,11 @@ def demand_of(doc: dict[str, Any]) -> ShareDemand:
         DemandStatus(doc["status"]),
         doc["resource_code"],
         doc["confirmed_by"],
+        tuple(doc.get("covered_items", ())),
+        doc.get("match_reason", ""),
+        doc.get("closed_by"),
+        doc.get("reason", ""),
+        doc.get("legal_basis", ""),
     )
 
 
@@ -108,6 +149,8 @@ def content_doc(c: EntryContent) -> dict[str, Any]:
                 "share_type": i.share_type,
                 "sensitive": i.sensitive,
                 "not_shared_basis": i.not_shared_basis,
+                "source_of": i.source_of,
+                "refers_to": i.refers_to,
             }
             for i in c.data_items
         ],
@@ -143,7 +186,9 @@ def content_of(d: dict[str, Any]) -> EntryContent:
                 i["length"],
                 ShareType(i["share_type"]) if i["share_type"] else None,
                 i["sensitive"],
-                i.get("not_shared_basis", ""),
+                not_shared_basis=i.get("not_shared_basis", ""),
+                source_of=i.get("source_of", ""),
+                refers_to=i.get("refers_to", ""),
             )
             for i in d["data_items"]
         ),
@@ -269,11 +314,6 @@ def _findings_of(docs: list[dict[str, str]]) -> tuple[Finding, ...]:
     return tuple(Finding(f["field"], f["finding"]) for f in docs)
 
 
-async def _element_sources(db: AsyncDatabase, session: AsyncClientSession | None) -> dict[str, ElementSource]:
-    cursor = db[ELEMENTS].find({}, session=session)
-    return {d["_id"]: ElementSource(d["provider_code"], d["resource_code"]) async for d in cursor}
-
-
 class MongoCatalogTransaction:
     def __init__(self, tx: Transaction) -> None:
         self.tx = tx
@@ -321,23 +361,49 @@ class MongoCatalogTransaction:
         assert doc is not None
         return int(doc["value"])
 
-    async def element_sources(self) -> dict[str, ElementSource]:
-        return await _element_sources(self.db, self.session)
+    async def dictionary(self) -> Dictionary:
+        return await _dictionary(self.db, self.session)
 
-    async def register_elements(self, names: list[str], source: ElementSource) -> None:
-        for name in names:
-            await self.db[ELEMENTS].update_one(
-                {"_id": element_key(name)},
+    async def source_claims(self) -> list[SourceClaim]:
+        return await _claims(self.db, self.session)
+
+    async def replace_claims(self, resource_code: str, claims: list[SourceClaim]) -> None:
+        await self.db[CLAIMS].delete_many({"resource_code": resource_code}, session=self.session)
+        if claims:
+            docs = [
                 {
-                    "$setOnInsert": {
-                        "name": name,
-                        "provider_code": source.provider_code,
-                        "resource_code": source.resource_code,
-                    }
-                },
-                upsert=True,
-                session=self.session,
-            )
+                    "_id": f"{c.resource_code}|{c.element}",
+                    "element": c.element,
+                    "provider_code": c.provider_code,
+                    "resource_code": c.resource_code,
+                }
+                for c in claims
+            ]
+            await self.db[CLAIMS].insert_many(docs, session=self.session)
+
+    async def save_element(self, element: DataElement, changed_by: str) -> None:
+        await self.db[ELEMENTS].replace_one(
+            {"_id": element.identifier}, element_doc(element), upsert=True, session=self.session
+        )
+        await self._record_version(element, changed_by, removed=False)
+
+    async def remove_element(self, identifier: str, changed_by: str) -> None:
+        doc = await self.db[ELEMENTS].find_one_and_delete({"_id": identifier}, session=self.session)
+        if doc is not None:
+            await self._record_version(element_of(doc), changed_by, removed=True)
+
+    async def _record_version(self, element: DataElement, changed_by: str, removed: bool) -> None:
+        await self.db[ELEMENT_VERSIONS].insert_one(
+            {
+                "identifier": element.identifier,
+                "version": element.version,
+                "element": element_doc(element),
+                "changed_by": changed_by,
+                "removed": removed,
+                "changed_at": datetime.now(UTC),
+            },
+            session=self.session,
+        )
 
     async def demand(self, demand_id: str) -> ShareDemand | None:
         doc = await self.db[DEMANDS].find_one({"_id": demand_id}, session=self.session)
@@ -398,8 +464,18 @@ class MongoUnitOfWork:
     async def count_demands(self, *, status: DemandStatus | None, requester_code: str | None) -> int:
         return await self.runtime.db[DEMANDS].count_documents(_demand_query(status, requester_code))
 
-    async def element_sources(self) -> dict[str, ElementSource]:
-        return await _element_sources(self.runtime.db, None)
+    async def dictionary(self) -> Dictionary:
+        return await _dictionary(self.runtime.db, None)
+
+    async def source_claims(self) -> list[SourceClaim]:
+        return await _claims(self.runtime.db, None)
+
+    async def element_versions(self, identifier: str) -> list[ElementVersion]:
+        cursor = self.runtime.db[ELEMENT_VERSIONS].find({"identifier": identifier}).sort("_id", ASCENDING)
+        return [
+            ElementVersion(element_of(d["element"]), d["changed_by"], d["removed"], d["changed_at"])
+            async for d in cursor
+        ]
 
     async def department_names(self) -> dict[str, str]:
         return {d["_id"]: d["name"] async for d in self.runtime.db[DEPARTMENTS].find({})}

@@ -7,13 +7,16 @@ from datetime import date
 from enum import StrEnum
 
 from common.errors import Conflict, Invalid, NotFound
-from services.catalog.domain.entries import CatalogEntry
+from services.catalog.domain.dictionary import Dictionary, normal
+from services.catalog.domain.entries import CatalogEntry, DataItem
 from services.catalog.domain.wording import worded
 
 
 class DemandStatus(StrEnum):
     OPEN = "OPEN"  # unmet: visible to the IT office
     MATCHED = "MATCHED"
+    CANCELLED = "CANCELLED"  # the requester no longer needs it
+    UNMEETABLE = "UNMEETABLE"  # the IT office found it cannot be met, on legal grounds (Art. 14 ¶2)
 
 
 class DemandNotFound(NotFound):
@@ -32,6 +35,11 @@ class ShareDemand:
     status: DemandStatus = DemandStatus.OPEN
     resource_code: str | None = None
     confirmed_by: str | None = None
+    covered_items: tuple[str, ...] = ()  # the wanted items the matched entry carries
+    match_reason: str = ""  # the IT office's reason for a match that carries none of the wanted items
+    closed_by: str | None = None  # who cancelled it or found it unmeetable
+    reason: str = ""  # why it was cancelled, found unmeetable or a match undone
+    legal_basis: str = ""  # the grounds on which it cannot be met
 
     @classmethod
     def file(
@@ -49,20 +57,91 @@ class ShareDemand:
         items = tuple(dict.fromkeys(i.strip() for i in wanted_items if i.strip()))
         return cls(demand_id, requester_code, title.strip(), description.strip(), items, filed_by, today)
 
-    def match(self, entry: CatalogEntry, confirmed_by: str) -> ShareDemand:
-        if self.status is DemandStatus.MATCHED:
-            raise worded(
-                Conflict("status", f"already met by {self.resource_code}"),
-                "catalog.demand.already_matched",
-                code=self.resource_code or "",
-            )
-        if entry.in_force is None:
+    def match(self, entry: CatalogEntry, confirmed_by: str, reason: str, dictionary: Dictionary) -> ShareDemand:
+        """The entry meets the demand when it carries at least one wanted item, by name or alias; otherwise
+        only with the IT office's reason."""
+        self._open()
+        version = entry.in_force
+        if version is None:
             raise worded(
                 Invalid("resource_code", f"{entry.resource_code} is not in force; only published entries meet demands"),
                 "catalog.demand.entry_not_published",
                 code=entry.resource_code,
             )
-        return replace(self, status=DemandStatus.MATCHED, resource_code=entry.resource_code, confirmed_by=confirmed_by)
+        covered = covered_items(self.wanted_items, version.content.data_items, dictionary)
+        if not covered and not reason.strip():
+            wanted = ", ".join(self.wanted_items) or "none named"
+            raise Invalid(
+                "reason",
+                f"{entry.resource_code} carries none of the wanted items ({wanted}); a match without them needs the "
+                "IT office's reason",
+            )
+        return replace(
+            self,
+            status=DemandStatus.MATCHED,
+            resource_code=entry.resource_code,
+            confirmed_by=confirmed_by,
+            covered_items=covered,
+            match_reason=reason.strip(),
+            reason="",
+        )
+
+    def unmatch(self, reason: str) -> ShareDemand:
+        """Undo a match: the demand is open again."""
+        if self.status is not DemandStatus.MATCHED:
+            raise Conflict("status", f"the demand is {self.status.value}, not matched")
+        if not reason.strip():
+            raise Invalid("reason", "say why the match is undone")
+        return replace(
+            self,
+            status=DemandStatus.OPEN,
+            resource_code=None,
+            confirmed_by=None,
+            covered_items=(),
+            match_reason="",
+            reason=reason.strip(),
+        )
+
+    def cancel(self, by: str, reason: str) -> ShareDemand:
+        if self.status in (DemandStatus.CANCELLED, DemandStatus.UNMEETABLE):
+            raise Conflict("status", f"the demand is already {self.status.value}")
+        if not reason.strip():
+            raise Invalid("reason", "say why the demand is withdrawn")
+        return replace(self, status=DemandStatus.CANCELLED, closed_by=by, reason=reason.strip())
+
+    def declare_unmeetable(self, by: str, reason: str, legal_basis: str) -> ShareDemand:
+        """Art. 14 ¶2: a refusal to share cites its legal grounds."""
+        self._open()
+        if not reason.strip():
+            raise Invalid("reason", "say why the demand cannot be met")
+        if not legal_basis.strip():
+            raise Invalid("legal_basis", "a demand found unmeetable cites its legal grounds (Art. 14)")
+        return replace(
+            self, status=DemandStatus.UNMEETABLE, closed_by=by, reason=reason.strip(), legal_basis=legal_basis.strip()
+        )
+
+    def _open(self) -> None:
+        if self.status is DemandStatus.MATCHED:
+            raise worded(
+                Conflict("status", f"already met by {self.resource_code}; undo that match first"),
+                "catalog.demand.already_matched",
+                code=self.resource_code or "",
+            )
+        if self.status is not DemandStatus.OPEN:
+            raise Conflict("status", f"the demand is {self.status.value}")
+
+
+def covered_items(wanted: tuple[str, ...], items: tuple[DataItem, ...], dictionary: Dictionary) -> tuple[str, ...]:
+    """The wanted items an entry carries: by name, by an alias of the same element, or by the element an item
+    is linked to (身份证号 is covered by 公民身份号码)."""
+    carried = set()
+    for item in items:
+        carried.add(normal(item.name))
+        for link in (item.source_of, item.refers_to):
+            element = dictionary.get(link) if link else None
+            if element is not None:
+                carried |= {normal(n) for n in element.names}
+    return tuple(w for w in wanted if dictionary.equivalents(w) & carried)
 
 
 @dataclass(frozen=True)
@@ -74,9 +153,12 @@ class Candidate:
     score: float
 
 
-def candidates(demand: ShareDemand, found: list[tuple[CatalogEntry, float]], limit: int = 10) -> list[Candidate]:
+def candidates(
+    demand: ShareDemand, found: list[tuple[CatalogEntry, float]], dictionary: Dictionary, limit: int = 10
+) -> list[Candidate]:
     """Published entries that may meet the demand, best first: `found` pairs entries the catalog search
-    returned for the demand's words with their relevance; an entry carrying the wanted items ranks first.
+    returned for the demand's words with their relevance; an entry carrying the wanted items (by name or
+    through the dictionary's aliases) ranks first.
     The IT office confirms the match."""
     best = max((relevance for _, relevance in found), default=0.0) or 1.0
     ranked = []
@@ -84,8 +166,7 @@ def candidates(demand: ShareDemand, found: list[tuple[CatalogEntry, float]], lim
         version = entry.in_force
         if version is None:
             continue
-        items = {i.name for i in version.content.data_items}
-        covered = tuple(i for i in demand.wanted_items if i in items)
+        covered = covered_items(demand.wanted_items, version.content.data_items, dictionary)
         score = len(covered) / max(len(demand.wanted_items), 1) + 0.5 * relevance / best
         ranked.append(Candidate(entry.resource_code, version.content.name, entry.provider_code, covered, score))
     return sorted(ranked, key=lambda c: -c.score)[:limit]

@@ -118,6 +118,10 @@ class DataItem:
     share_type: ShareType | None = None  # where the entry is shared only in part
     sensitive: bool = False
     not_shared_basis: str = ""  # the legal basis where this item is not shared
+    # One data, one source (Art. 12): a dictionary element this item is the source of, or one it refers to
+    # (a key or join column provided by another department). Neither: a new item.
+    source_of: str = ""
+    refers_to: str = ""
 
 
 @dataclass(frozen=True)
@@ -199,6 +203,15 @@ class EntryContent:
                         "data_items",
                         f"{item.name}: a not-shared item cites its legal basis (or the entry's covers it)",
                         "catalog.entry.item_not_shared_basis_missing",
+                        {"item": item.name},
+                    )
+                )
+            if item.source_of and item.refers_to:
+                problems.append(
+                    Problem(
+                        "data_items",
+                        f"{item.name}: is the source of an element or refers to one, not both",
+                        "catalog.entry.item_source_and_reference",
                         {"item": item.name},
                     )
                 )

@@ -1,40 +1,91 @@
-"""One data, one source (Art. 12): a data element already provided by an authoritative department is not
-collected again. A second source is flagged with the existing provider and is not published without a
-recorded legal exception."""
+"""One data, one source (Art. 12) on the data-element dictionary: a datum an authoritative department
+provides is not collected again.
+
+Each data item of an entry is the source of a dictionary element (`source_of`), refers to an element
+provided elsewhere (`refers_to`: keys and join columns), or is new. The authoritative source of an element
+is the department the IT office assigned; until it assigns one, the departments whose published entries
+claim the element. A clash is an item that claims an element another department provides, or a new item
+whose name or alias names an element provided by another department that the item does not refer to.
+Identity is the element, never a bare name: two items called 有效期至 that are sources of different
+elements do not clash."""
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
+from enum import StrEnum
+
+from common.errors import Invalid
+from services.catalog.domain.dictionary import DataElement, Dictionary, SourceClaim
+from services.catalog.domain.entries import DataItem
 
 
-@dataclass(frozen=True)
-class ElementSource:
-    provider_code: str
-    resource_code: str
+class ClashKind(StrEnum):
+    SECOND_SOURCE = "SECOND_SOURCE"  # the item claims to be the source of an element provided elsewhere
+    UNLINKED_DUPLICATE = "UNLINKED_DUPLICATE"  # a new item named like an element provided elsewhere
 
 
 @dataclass(frozen=True)
 class SourceClash:
-    element: str
+    item: str  # the entry's data item
+    element: str  # the element's identifier
+    element_name: str
     existing_provider: str
-    existing_resource: str
+    existing_resource: str  # "" when the IT office assigned the source and it has published no entry yet
+    kind: ClashKind
 
 
-def element_key(name: str) -> str:
-    """Names compare without white space and case: 「统一社会信用代码」 == 「统一社会信用代码 」."""
-    return re.sub(r"\s+", "", name).casefold()
+def providers(element: DataElement, claims: list[SourceClaim]) -> list[tuple[str, str]]:
+    """(department, resource code) providing the element: the assigned source, else every claimant."""
+    mine = [c for c in claims if c.element == element.identifier]
+    if element.source_code:
+        resource = next((c.resource_code for c in mine if c.provider_code == element.source_code), "")
+        return [(element.source_code, resource)]
+    return list(dict.fromkeys((c.provider_code, c.resource_code) for c in mine))
 
 
-def clashes(provider_code: str, item_names: list[str], registry: dict[str, ElementSource]) -> list[SourceClash]:
+def unknown_elements(items: tuple[DataItem, ...], dictionary: Dictionary) -> list[str]:
+    """Items linked to an element the dictionary does not have."""
+    return [
+        f"{i.name} → {link}" for i in items for link in (i.source_of, i.refers_to) if link and not dictionary.get(link)
+    ]
+
+
+def clashes(
+    provider_code: str,
+    resource_code: str,
+    items: tuple[DataItem, ...],
+    dictionary: Dictionary,
+    claims: list[SourceClaim],
+) -> list[SourceClash]:
+    others = [c for c in claims if c.resource_code != resource_code]
     found = []
-    for name in item_names:
-        source = registry.get(element_key(name))
-        if source is not None and source.provider_code != provider_code:
-            found.append(SourceClash(name, source.provider_code, source.resource_code))
+    for item in items:
+        if item.refers_to:
+            continue  # a reference uses the source's data; it collects nothing again
+        if item.source_of:
+            element = dictionary.get(item.source_of)
+            candidates = [(element, ClashKind.SECOND_SOURCE)] if element else []
+        else:
+            candidates = [(e, ClashKind.UNLINKED_DUPLICATE) for e in dictionary.matching(item.name)]
+        for element, kind in candidates:
+            for provider, resource in providers(element, others):
+                if provider != provider_code:
+                    found.append(SourceClash(item.name, element.identifier, element.name, provider, resource, kind))
+                    break
     return found
 
 
 def unresolved(found: list[SourceClash], exceptions: dict[str, str]) -> list[SourceClash]:
-    excepted = {element_key(e) for e in exceptions}
-    return [c for c in found if element_key(c.element) not in excepted]
+    return [c for c in found if c.item not in exceptions]
+
+
+def claimed(items: tuple[DataItem, ...]) -> list[str]:
+    """The elements an entry's items declare themselves the source of."""
+    return list(dict.fromkeys(i.source_of for i in items if i.source_of))
+
+
+def check_exception(item: str, found: list[SourceClash]) -> None:
+    """An exception names a data item of the entry that is flagged, nothing else."""
+    if not any(c.item == item for c in found):
+        flagged = ", ".join(dict.fromkeys(c.item for c in found)) or "none"
+        raise Invalid("item", f"{item!r} is not a flagged data item of this entry (flagged: {flagged})")

@@ -118,9 +118,10 @@ MESSAGES: dict[str, str] = {
         "该资源已于 {changed_on} 报告变更，须在 {due_on} 前更新条目，不能确认为“无变化”"
     ),
     # one data, one source (Art. 12)
+    "catalog.entry.item_source_and_reference": "信息项“{item}”要么是某数据元的来源，要么引用某数据元，不能两者兼是",
     "catalog.source.exception_basis_missing": "一数一源的例外须注明法律依据",
     "catalog.source.duplicate": (
-        "以下信息项已由其他部门提供：{clashes}；请由信息化工作办公室登记法定例外，或删去这些信息项（一数一源）"
+        "以下信息项已由其他部门提供：{clashes}；请引用该数据元、删去这些信息项，或由信息化工作办公室登记法定例外（一数一源）"
     ),
     # demands (Art. 14)
     "catalog.demand.not_found": "没有编号为 {demand_id} 的共享需求",

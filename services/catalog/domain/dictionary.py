@@ -1,0 +1,231 @@
+"""The data-element dictionary (数据元) kept by the IT office: what each shared datum is, under which names
+people know it, and which department is its authoritative source (Art. 12). One data, one source, demand
+matching and search compare names through it, never bare item names against each other."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
+from datetime import datetime
+
+from common.errors import Conflict, Invalid, NotFound
+from common.identifiers import InvalidIdentifier, validate_credit_code
+from common.limits import MAX_ITEMS, NAME_LENGTH, TEXT_LENGTH
+from services.catalog.domain.entries import ItemType
+from services.catalog.domain.sheet import SheetErrors
+
+IDENTIFIER = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,31}")
+
+
+class InvalidElement(Invalid):
+    pass
+
+
+class ElementNotFound(NotFound):
+    pass
+
+
+class ElementConflict(Conflict):
+    pass
+
+
+def normal(name: str) -> str:
+    """Names compare width-, case- and white-space-blind: 「 统一社会信用代码 」 == 「统一社会信用代码」."""
+    return re.sub(r"\s+", "", unicodedata.normalize("NFKC", name)).casefold()
+
+
+@dataclass(frozen=True)
+class DataElement:
+    """数据元: identifier, standard name, aliases, definition, type and the authoritative source department
+    (a credit code; empty until the IT office assigns one)."""
+
+    identifier: str
+    name: str
+    aliases: tuple[str, ...] = ()
+    definition: str = ""
+    type: ItemType = ItemType.STRING
+    source_code: str = ""
+    version: int = 1
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return (self.name, *self.aliases)
+
+    @classmethod
+    def define(
+        cls,
+        identifier: str,
+        name: str,
+        aliases: Iterable[str] = (),
+        definition: str = "",
+        type: ItemType = ItemType.STRING,
+        source_code: str = "",
+    ) -> DataElement:
+        problems = []
+        if not IDENTIFIER.fullmatch(identifier):
+            problems.append(("identifier", "1–32 letters, digits, '.', '_' or '-', e.g. DE0001"))
+        if not name.strip():
+            problems.append(("name", "an element has a standard name"))
+        kept = tuple(dict.fromkeys(a.strip() for a in aliases if a.strip() and normal(a) != normal(name)))
+        if len({normal(a) for a in kept}) != len(kept):
+            problems.append(("aliases", "an alias is listed twice"))
+        if len(kept) > MAX_ITEMS or any(len(n) > NAME_LENGTH for n in (name, *kept)):
+            problems.append(("aliases", f"at most {MAX_ITEMS} names of at most {NAME_LENGTH} characters"))
+        if len(definition) > TEXT_LENGTH:
+            problems.append(("definition", f"is longer than {TEXT_LENGTH} characters"))
+        if source_code.strip():
+            try:
+                source_code = validate_credit_code(source_code.strip())
+            except InvalidIdentifier as exc:
+                problems.append(("source_code", str(exc)))
+        if problems:
+            raise InvalidElement(", ".join(f for f, _ in problems), "; ".join(f"{f} {r}" for f, r in problems))
+        return cls(identifier, name.strip(), kept, definition.strip(), type, source_code.strip())
+
+
+@dataclass(frozen=True)
+class SourceClaim:
+    """A published entry of `provider_code` declares itself the source of an element."""
+
+    element: str
+    provider_code: str
+    resource_code: str
+
+
+@dataclass(frozen=True)
+class Dictionary:
+    elements: tuple[DataElement, ...] = ()
+
+    def get(self, identifier: str) -> DataElement | None:
+        return next((e for e in self.elements if e.identifier == identifier), None)
+
+    def require(self, identifier: str) -> DataElement:
+        element = self.get(identifier)
+        if element is None:
+            raise ElementNotFound("identifier", f"the dictionary has no element {identifier}")
+        return element
+
+    def matching(self, name: str) -> list[DataElement]:
+        """Elements whose standard name or an alias is `name`."""
+        key = normal(name)
+        return [e for e in self.elements if key in {normal(n) for n in e.names}]
+
+    def equivalents(self, name: str) -> set[str]:
+        """`name` and every name of the elements it names, normalised: 身份证号 → {身份证号, 公民身份号码, …}."""
+        return {normal(name)} | {normal(n) for e in self.matching(name) for n in e.names}
+
+    def alias_groups(self) -> list[tuple[str, ...]]:
+        """Each element's standard name followed by its aliases: the synonyms search and matching may use."""
+        return [e.names for e in self.elements if e.aliases]
+
+    def admit(self, element: DataElement) -> Dictionary:
+        """The dictionary with `element` added or replaced; a name or alias may name only one element."""
+        for other in self.elements:
+            if other.identifier == element.identifier:
+                continue
+            shared = {normal(n) for n in element.names} & {normal(n) for n in other.names}
+            if shared:
+                name = next(n for n in element.names if normal(n) in shared)
+                raise ElementConflict(
+                    "aliases", f"{name} already names element {other.identifier} ({other.name}); one name, one element"
+                )
+        kept = tuple(e for e in self.elements if e.identifier != element.identifier)
+        return Dictionary((*kept, element))
+
+
+def revise(current: DataElement | None, new: DataElement, expected_version: int | None) -> DataElement:
+    """The next version of an element; `expected_version` is the version the editor read (None: a new one)."""
+    if current is None:
+        if expected_version not in (None, 0):
+            raise ElementNotFound("identifier", f"the dictionary has no element {new.identifier}")
+        return replace(new, version=1)
+    if expected_version is not None and expected_version != current.version:
+        raise ElementConflict(
+            "version", f"the element changed meanwhile (now version {current.version}, you sent {expected_version})"
+        )
+    return replace(new, version=current.version + 1)
+
+
+@dataclass(frozen=True)
+class ElementVersion:
+    """One recorded state of an element: who changed it, and whether it was removed."""
+
+    element: DataElement
+    changed_by: str
+    removed: bool = False
+    changed_at: datetime | None = None
+
+
+SHEET_COLUMNS = ["标识符", "标准名称", "同义名称", "定义", "数据类型", "权威来源部门代码", "权威来源部门"]
+ALIAS_SEPARATORS = re.compile(r"[、;；,，|]")
+TYPE_LABELS = {
+    "字符型": ItemType.STRING,
+    "整型": ItemType.INTEGER,
+    "数值型": ItemType.DECIMAL,
+    "日期型": ItemType.DATE,
+    "日期时间型": ItemType.DATETIME,
+    "布尔型": ItemType.BOOLEAN,
+    "二进制": ItemType.BINARY,
+}
+
+
+def read_sheet(table: list[list[object]], departments: dict[str, str]) -> list[DataElement]:
+    """Elements from a table in SHEET_COLUMNS layout (header first). The source department is given by its
+    credit code or, left blank, by its name (`departments`: name → code). Every broken row is reported."""
+    if not table or [str(c or "").strip() for c in table[0][: len(SHEET_COLUMNS)]] != SHEET_COLUMNS:
+        raise SheetErrors([f"row 1: the header must be {'、'.join(SHEET_COLUMNS)}"])
+    if len(table) == 1:
+        raise SheetErrors(["row 2: the table has no elements"])
+    errors: list[str] = []
+    found: list[DataElement] = []
+    seen: dict[str, int] = {}
+    for number, raw in enumerate(table[1:], start=2):
+        cells = [str(c if c is not None else "").strip() for c in raw] + [""] * len(SHEET_COLUMNS)
+        identifier, name, aliases, definition, type_label, code, department = cells[: len(SHEET_COLUMNS)]
+        if not any(cells):
+            continue
+        if identifier in seen:
+            errors.append(f"row {number}: {identifier} is already on row {seen[identifier]}")
+            continue
+        seen[identifier] = number
+        item_type = TYPE_LABELS.get(type_label) or next((t for t in ItemType if t.value == type_label), None)
+        if type_label and item_type is None:
+            errors.append(f"row {number}: 数据类型 {type_label!r} is not one of {'、'.join(TYPE_LABELS)}")
+            continue
+        if not code and department:
+            code = departments.get(department, "")
+            if not code:
+                errors.append(f"row {number}: 权威来源部门 {department!r} is not a known department")
+                continue
+        try:
+            found.append(
+                DataElement.define(
+                    identifier, name, ALIAS_SEPARATORS.split(aliases), definition, item_type or ItemType.STRING, code
+                )
+            )
+        except Invalid as exc:
+            errors.append(f"row {number}: {exc.rule}")
+    if errors:
+        raise SheetErrors(errors)
+    return found
+
+
+def sheet_rows(dictionary: Dictionary, names: dict[str, str]) -> list[list[object]]:
+    """The dictionary in SHEET_COLUMNS layout, header first (`names`: code → department name)."""
+    labels = {t: label for label, t in TYPE_LABELS.items()}
+    rows: list[list[object]] = [list(SHEET_COLUMNS)]
+    for e in sorted(dictionary.elements, key=lambda e: e.identifier):
+        rows.append(
+            [
+                e.identifier,
+                e.name,
+                "、".join(e.aliases),
+                e.definition,
+                labels[e.type],
+                e.source_code,
+                names.get(e.source_code, ""),
+            ]
+        )
+    return rows
