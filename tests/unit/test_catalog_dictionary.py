@@ -331,8 +331,9 @@ async def test_a_match_is_undone_and_a_demand_cancelled_or_found_unmeetable_on_l
         await demands.undo_match(filed.demand_id, "匹配有误", requester, uow)
     reopened = await demands.undo_match(filed.demand_id, "匹配有误", OPERATOR, uow)
     assert reopened.status is DemandStatus.OPEN and reopened.resource_code is None and reopened.reason == "匹配有误"
-    with pytest.raises(Invalid, match="legal grounds"):
+    with pytest.raises(Invalid, match="legal grounds") as refused:
         await demands.declare_unmeetable(filed.demand_id, "涉及国家秘密", " ", OPERATOR, uow)
+    assert refused.value.code == "catalog.demand.unmeetable_basis" and "第十四条" in (refused.value.message or "")
     closed = await demands.declare_unmeetable(filed.demand_id, "涉及国家秘密", "《保守国家秘密法》", OPERATOR, uow)
     assert closed.status is DemandStatus.UNMEETABLE and closed.legal_basis == "《保守国家秘密法》"
 
@@ -342,8 +343,9 @@ async def test_a_match_is_undone_and_a_demand_cancelled_or_found_unmeetable_on_l
         await demands.cancel_demand(other.demand_id, "不再需要", stranger, uow)
     cancelled = await demands.cancel_demand(other.demand_id, "不再需要", requester, uow)
     assert cancelled.status is DemandStatus.CANCELLED and cancelled.closed_by == "tax.compiler"
-    with pytest.raises(Conflict):
+    with pytest.raises(Conflict) as closed_again:
         await demands.confirm_match(other.demand_id, register.resource_code, "", OPERATOR, uow)
+    assert closed_again.value.message == "该需求的状态为“已撤回”，不能再办理"
     types = [e.event_type for topic, e in uow.events if topic == "catalog.demand-events" and not isinstance(e, str)]
     assert types[-5:] == [
         "ShareDemandMatched",

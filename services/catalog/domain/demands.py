@@ -9,7 +9,7 @@ from enum import StrEnum
 from common.errors import Conflict, Invalid, NotFound
 from services.catalog.domain.dictionary import Dictionary, normal
 from services.catalog.domain.entries import CatalogEntry, DataItem
-from services.catalog.domain.wording import worded
+from services.catalog.domain.wording import label, worded
 
 
 class DemandStatus(StrEnum):
@@ -71,10 +71,15 @@ class ShareDemand:
         covered = covered_items(self.wanted_items, version.content.data_items, dictionary)
         if not covered and not reason.strip():
             wanted = ", ".join(self.wanted_items) or "none named"
-            raise Invalid(
-                "reason",
-                f"{entry.resource_code} carries none of the wanted items ({wanted}); a match without them needs the "
-                "IT office's reason",
+            raise worded(
+                Invalid(
+                    "reason",
+                    f"{entry.resource_code} carries none of the wanted items ({wanted}); a match without them needs "
+                    "the IT office's reason",
+                ),
+                "catalog.demand.match_uncovered",
+                code=entry.resource_code,
+                wanted="、".join(self.wanted_items) or "（未列出）",
             )
         return replace(
             self,
@@ -89,9 +94,13 @@ class ShareDemand:
     def unmatch(self, reason: str) -> ShareDemand:
         """Undo a match: the demand is open again."""
         if self.status is not DemandStatus.MATCHED:
-            raise Conflict("status", f"the demand is {self.status.value}, not matched")
+            raise worded(
+                Conflict("status", f"the demand is {self.status.value}, not matched"),
+                "catalog.demand.not_matched",
+                status=label(self.status),
+            )
         if not reason.strip():
-            raise Invalid("reason", "say why the match is undone")
+            raise worded(Invalid("reason", "say why the match is undone"), "catalog.demand.unmatch_reason")
         return replace(
             self,
             status=DemandStatus.OPEN,
@@ -104,18 +113,25 @@ class ShareDemand:
 
     def cancel(self, by: str, reason: str) -> ShareDemand:
         if self.status in (DemandStatus.CANCELLED, DemandStatus.UNMEETABLE):
-            raise Conflict("status", f"the demand is already {self.status.value}")
+            raise worded(
+                Conflict("status", f"the demand is already {self.status.value}"),
+                "catalog.demand.closed",
+                status=label(self.status),
+            )
         if not reason.strip():
-            raise Invalid("reason", "say why the demand is withdrawn")
+            raise worded(Invalid("reason", "say why the demand is withdrawn"), "catalog.demand.cancel_reason")
         return replace(self, status=DemandStatus.CANCELLED, closed_by=by, reason=reason.strip())
 
     def declare_unmeetable(self, by: str, reason: str, legal_basis: str) -> ShareDemand:
         """Art. 14 ¶2: a refusal to share cites its legal grounds."""
         self._open()
         if not reason.strip():
-            raise Invalid("reason", "say why the demand cannot be met")
+            raise worded(Invalid("reason", "say why the demand cannot be met"), "catalog.demand.unmeetable_reason")
         if not legal_basis.strip():
-            raise Invalid("legal_basis", "a demand found unmeetable cites its legal grounds (Art. 14)")
+            raise worded(
+                Invalid("legal_basis", "a demand found unmeetable cites its legal grounds (Art. 14)"),
+                "catalog.demand.unmeetable_basis",
+            )
         return replace(
             self, status=DemandStatus.UNMEETABLE, closed_by=by, reason=reason.strip(), legal_basis=legal_basis.strip()
         )
@@ -128,7 +144,11 @@ class ShareDemand:
                 code=self.resource_code or "",
             )
         if self.status is not DemandStatus.OPEN:
-            raise Conflict("status", f"the demand is {self.status.value}")
+            raise worded(
+                Conflict("status", f"the demand is {self.status.value}"),
+                "catalog.demand.closed",
+                status=label(self.status),
+            )
 
 
 def covered_items(wanted: tuple[str, ...], items: tuple[DataItem, ...], dictionary: Dictionary) -> tuple[str, ...]:

@@ -17,6 +17,7 @@ from enum import StrEnum
 from common.errors import Invalid
 from services.catalog.domain.dictionary import DataElement, Dictionary, SourceClaim
 from services.catalog.domain.entries import DataItem
+from services.catalog.domain.wording import worded
 
 
 class ClashKind(StrEnum):
@@ -88,4 +89,9 @@ def check_exception(item: str, found: list[SourceClash]) -> None:
     """An exception names a data item of the entry that is flagged, nothing else."""
     if not any(c.item == item for c in found):
         flagged = ", ".join(dict.fromkeys(c.item for c in found)) or "none"
-        raise Invalid("item", f"{item!r} is not a flagged data item of this entry (flagged: {flagged})")
+        raise worded(
+            Invalid("item", f"{item!r} is not a flagged data item of this entry (flagged: {flagged})"),
+            "catalog.source.exception_not_flagged",
+            item=item,
+            flagged=flagged,
+        )

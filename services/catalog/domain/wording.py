@@ -68,7 +68,7 @@ LABELS: dict[str, dict[str, str]] = {
         "WITHDRAWN": "已撤销",
     },
     "OverdueKind": {"UPDATE_AFTER_CHANGE": "变更后逾期未更新", "YEARLY_MAINTENANCE": "逾期未年度维护"},
-    "DemandStatus": {"OPEN": "待满足", "MATCHED": "已匹配"},
+    "DemandStatus": {"OPEN": "待满足", "MATCHED": "已匹配", "CANCELLED": "已撤回", "UNMEETABLE": "无法满足"},
 }
 
 MESSAGES: dict[str, str] = {
@@ -120,6 +120,7 @@ MESSAGES: dict[str, str] = {
     # one data, one source (Art. 12)
     "catalog.entry.item_source_and_reference": "信息项“{item}”要么是某数据元的来源，要么引用某数据元，不能两者兼是",
     "catalog.source.exception_basis_missing": "一数一源的例外须注明法律依据",
+    "catalog.source.exception_not_flagged": "“{item}”不是本条目被标记为重复来源的信息项（被标记的有：{flagged}）",
     "catalog.source.duplicate": (
         "以下信息项已由其他部门提供：{clashes}；请引用该数据元、删去这些信息项，或由信息化工作办公室登记法定例外（一数一源）"
     ),
@@ -128,6 +129,15 @@ MESSAGES: dict[str, str] = {
     "catalog.demand.title_missing": "请说明需要什么数据",
     "catalog.demand.already_matched": "该需求已由资源 {code} 满足",
     "catalog.demand.entry_not_published": "条目 {code} 未发布，只有已发布的条目可以满足需求",
+    "catalog.demand.match_uncovered": (
+        "条目 {code} 不含所需的任何信息项（{wanted}）；如仍认定满足，须由信息化工作办公室说明理由"
+    ),
+    "catalog.demand.not_matched": "该需求当前状态为“{status}”，没有可撤销的匹配",
+    "catalog.demand.unmatch_reason": "撤销匹配须说明理由",
+    "catalog.demand.closed": "该需求的状态为“{status}”，不能再办理",
+    "catalog.demand.cancel_reason": "撤回需求须说明理由",
+    "catalog.demand.unmeetable_reason": "认定需求无法满足须说明理由",
+    "catalog.demand.unmeetable_basis": "认定需求无法满足须注明法律、法规或政策依据（第十四条）",
     # search
     "catalog.search.limit": "每页条数应在 1 到 {max} 之间",
     "catalog.search.offset": "起始位置不能为负数",
