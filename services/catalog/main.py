@@ -11,7 +11,7 @@ from common.http import create_app, run_service
 from common.runtime import Runtime
 from services.catalog import handlers
 from services.catalog.adapters import dictionary_http, http
-from services.catalog.adapters.mongo import EntryFollower, MongoUnitOfWork, ensure_indexes
+from services.catalog.adapters.mongo import CachedDepartmentNames, EntryFollower, MongoUnitOfWork, ensure_indexes
 from services.catalog.adapters.search import CatalogSearchIndex, SynonymList, merged_synonyms
 from services.catalog.ports import DIRECTORY_EVENTS
 from services.catalog.settings import CatalogSettings
@@ -39,7 +39,7 @@ def build(settings: CatalogSettings) -> tuple[FastAPI, Runtime]:
         title="Catalog",
         description="The city's shared data catalog (Art. 9–12): entries, their lifecycle, the data-element "
         "dictionary and share demands.",
-        routers=[*http.routers(uow, runtime.calendar, index), dictionary_http.router(uow)],
+        routers=[*http.routers(uow, runtime.calendar, index, CachedDepartmentNames(uow)), dictionary_http.router(uow)],
     )
     return app, runtime
 

@@ -104,6 +104,12 @@ class SearchIndex(Protocol):
         ...
 
 
+class DepartmentNames(Protocol):
+    async def of(self, codes: Iterable[str]) -> dict[str, str]:
+        """Names of departments (a code missing from the answer has no name on record)."""
+        ...
+
+
 class AliasSource(Protocol):
     """Groups of words meaning the same (社保 / 社会保险): the maintained synonym list, the data-element
     dictionary's standard names with their aliases. Each group is a few words; any of them finds the others."""

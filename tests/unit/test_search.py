@@ -315,3 +315,30 @@ def test_the_maintained_list_holds_the_abbreviations_people_type() -> None:
     assert {"不动产", "房屋"} <= synonyms.of_word("房产")
     assert "户籍" in synonyms.of_word("户口")
     assert "公民身份号码" in synonyms.of_word("身份证")
+
+
+async def test_department_names_are_read_again_when_old_or_when_one_is_missing() -> None:
+    from services.catalog.adapters.mongo import CachedDepartmentNames
+
+    class Stored:
+        def __init__(self) -> None:
+            self.names = {MARKET: "吉安市市场监督管理局"}
+            self.reads = 0
+
+        async def department_names(self) -> dict[str, str]:
+            self.reads += 1
+            return dict(self.names)
+
+    stored, now = Stored(), [100.0]
+    names = CachedDepartmentNames(stored, max_age=60, clock=lambda: now[0])  # type: ignore[arg-type]
+    assert await names.of([MARKET]) == {MARKET: "吉安市市场监督管理局"} and stored.reads == 1
+    stored.names[SOCIAL] = "吉安市人力资源和社会保障局"
+    assert SOCIAL not in await names.of([MARKET, SOCIAL]) and stored.reads == 1  # read less than a second ago
+    now[0] += 2
+    assert (await names.of([SOCIAL]))[SOCIAL] == "吉安市人力资源和社会保障局" and stored.reads == 2
+    now[0] += 30
+    await names.of([MARKET, SOCIAL])
+    assert stored.reads == 2  # all known, not yet old
+    now[0] += 31
+    await names.of([MARKET])
+    assert stored.reads == 3

@@ -51,7 +51,7 @@ from services.catalog.domain.search import (
 )
 from services.catalog.domain.sources import ClashKind
 from services.catalog.domain.wording import label
-from services.catalog.ports import SearchIndex, UnitOfWork
+from services.catalog.ports import DepartmentNames, SearchIndex, UnitOfWork
 
 Compiler = Annotated[Principal, Depends(Guard("catalog.entry.draft"))]
 Reviewer = Annotated[Principal, Depends(Guard("catalog.entry.review"))]
@@ -444,7 +444,7 @@ def facet_labels(facet: Facet, counts: dict[str, int], department_names: dict[st
     return {value: label(enum(value)) for value in counts}
 
 
-def routers(uow: UnitOfWork, calendar: WorkingCalendar, index: SearchIndex) -> list[APIRouter]:
+def routers(uow: UnitOfWork, calendar: WorkingCalendar, index: SearchIndex, names: DepartmentNames) -> list[APIRouter]:
     api = APIRouter(prefix="/entries", tags=["catalog entries"])
 
     def written(entry: CatalogEntry) -> EntryView:
@@ -625,8 +625,8 @@ def routers(uow: UnitOfWork, calendar: WorkingCalendar, index: SearchIndex) -> l
         }
         viewer = Viewer(principal.department_code, oversight=bool(principal.roles & OVERSIGHT))
         query = SearchQuery(q, filters, match == "all", offset, limit, viewer)
-        result, names = await handlers.search_catalog(query, index, uow)
-        return SearchView.of(result, names)
+        result, known = await handlers.search_catalog(query, index, names)
+        return SearchView.of(result, known)
 
     @overdue.get("/catalog.xlsx", summary="The published catalog (共享目录) as a workbook", response_class=Response)
     async def catalog_xlsx(_: Reader) -> Response:

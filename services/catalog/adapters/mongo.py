@@ -4,7 +4,9 @@ runtime's transaction (state + outbox) and are guarded by the entry's revision."
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+import math
+import time
+from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
 from datetime import UTC, date, datetime
 from typing import Any
@@ -488,6 +490,26 @@ def _demand_query(status: DemandStatus | None, requester_code: str | None) -> di
     if requester_code:
         query["requester_code"] = requester_code
     return query
+
+
+class CachedDepartmentNames:
+    """Providers' names for search results without a database read per search: read again when older than
+    `max_age` seconds, or when a code is missing and the last read is over a second old (a department the
+    directory has just registered)."""
+
+    def __init__(self, uow: MongoUnitOfWork, max_age: float = 60.0, clock: Callable[[], float] = time.monotonic):
+        self.uow = uow
+        self.max_age = max_age
+        self.clock = clock
+        self._names: dict[str, str] = {}
+        self._read_at = -math.inf
+
+    async def of(self, codes: Iterable[str]) -> dict[str, str]:
+        age = self.clock() - self._read_at
+        if age > self.max_age or (age > 1.0 and any(c not in self._names for c in codes)):
+            self._names = await self.uow.department_names()
+            self._read_at = self.clock()
+        return self._names
 
 
 CHANGE_WAIT_MS = 10_000

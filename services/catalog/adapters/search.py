@@ -304,11 +304,18 @@ class CatalogSearchIndex:
     def _scored(
         self, terms: list[str], match_all: bool
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[str, tuple[str, ...]]]:
-        """Documents, their scores and how many of the terms each holds; the words searched for each term."""
+        """Documents, their scores and how many of the terms each holds; the words searched for each term.
+
+        Scores and counts add up in arrays over all document numbers: no sorting of merged posting lists."""
         total = max(len(self._number), 1)
-        lists, expanded = [], {}
+        size = len(self._docs)
+        scores, counts = np.zeros(size, np.float32), np.zeros(size, np.int32)
+        best = np.zeros(size, np.float32)  # one term's score per document: its best form's
+        expanded = {}
         for term in terms:
             alternatives = [(term, 1.0), *self._expansions(term)]
+            if len(alternatives) > 1:
+                expanded[term] = tuple(w for w, _ in alternatives[1:])
             found = []
             for word, factor in alternatives:
                 matches = self._term_matches(word)
@@ -317,20 +324,22 @@ class CatalogSearchIndex:
                 numbers, weights = matches
                 frequency = min(len(numbers), total)  # postings of replaced versions may outnumber the entries
                 idf = math.log(1 + (total - frequency + 0.5) / (frequency + 0.5))
-                found.append((numbers, weights * (idf * factor)))
-            if len(alternatives) > 1:
-                expanded[term] = tuple(w for w, _ in alternatives[1:])
-            if not found:
-                if match_all:
-                    return _none(), _none(np.float32), _none(), expanded
-                continue
-            lists.append(_best_of(found))
-        if not lists:
-            return _none(), _none(np.float32), _none(), expanded
-        if match_all:
-            numbers, scores = _intersect(lists)
-            return numbers, scores, np.full(len(numbers), len(lists)), expanded
-        return (*_union(lists), expanded)
+                found.append((numbers, weights * np.float32(idf * factor)))
+            if not found and match_all:
+                return _none(), _none(np.float32), _none(), expanded
+            if len(found) == 1:  # a posting list holds each document once
+                numbers, weights = found[0]
+                scores[numbers] += weights
+                counts[numbers] += 1
+            elif found:
+                for numbers, weights in found:
+                    best[numbers] = np.maximum(best[numbers], weights)
+                held = np.flatnonzero(best)
+                scores[held] += best[held]
+                counts[held] += 1
+                best[held] = 0
+        numbers = np.flatnonzero(counts >= (len(terms) if match_all else 1))
+        return numbers, scores[numbers], counts[numbers], expanded
 
     def search(self, query: SearchQuery) -> SearchResult:
         terms = self._joined_partials([w for t in query_terms(query.text) for w in self._split_pinyin(t)])
@@ -352,8 +361,7 @@ class CatalogSearchIndex:
         selected = _all(masks.values(), len(numbers))
         facets = self._facets(numbers, masks)
         numbers, scores, counts = numbers[selected], scores[selected], counts[selected]
-        order = np.lexsort((-numbers, -scores, -counts))  # most words first, then best; then most recently changed
-        page = order[query.offset : query.offset + query.limit]
+        page = _page(numbers, scores, counts, query.offset, query.limit)
         hits = []
         for n, s, c in zip(numbers[page], scores[page], counts[page], strict=True):
             doc = self._docs[int(n)]
@@ -419,27 +427,19 @@ def _intersect(lists: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, 
     return numbers, scores
 
 
-def _union(lists: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Documents holding any of the terms: scores added up, and how many of the terms each holds."""
-    if len(lists) == 1:
-        numbers, scores = lists[0]
-        return numbers, scores, np.ones(len(numbers), np.int64)
-    numbers, where = np.unique(np.concatenate([n for n, _ in lists]), return_inverse=True)
-    scores = np.bincount(where, weights=np.concatenate([s for _, s in lists]), minlength=len(numbers))
-    return numbers, scores.astype(np.float32), np.bincount(where, minlength=len(numbers))
-
-
-def _best_of(found: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
-    """Documents holding a term in any of its forms (the word, a synonym …), each scored by its best form."""
-    if len(found) == 1:
-        return found[0]
-    numbers = np.concatenate([n for n, _ in found])
-    scores = np.concatenate([s for _, s in found])
-    order = np.lexsort((-scores, numbers))  # by document, its best score first
-    numbers, scores = numbers[order], scores[order]
-    first = np.ones(len(numbers), np.bool_)
-    first[1:] = numbers[1:] != numbers[:-1]
-    return numbers[first], scores[first]
+def _page(numbers: np.ndarray, scores: np.ndarray, counts: np.ndarray, offset: int, limit: int) -> np.ndarray:
+    """Positions of one page of the documents: most words first, then best score, then the most recently
+    changed. Only the candidates for the page are sorted, not every match."""
+    wanted = offset + limit
+    if wanted >= len(numbers):
+        return np.lexsort((-numbers, -scores, -counts))[offset:wanted]
+    rank = counts.astype(np.float64) * 1e6 + scores  # scores stay far below 1e6
+    if not rank.any():  # no words: the most recently changed first
+        return np.arange(len(numbers) - 1, -1, -1)[offset:wanted]
+    threshold = np.partition(rank, len(rank) - wanted)[len(rank) - wanted]
+    candidates = np.flatnonzero(rank >= threshold)  # ties at the threshold all stay, so the order is stable
+    order = np.lexsort((-numbers[candidates], -scores[candidates], -counts[candidates]))
+    return candidates[order][offset:wanted]
 
 
 def _none(dtype: type = np.int64) -> np.ndarray:
