@@ -102,7 +102,7 @@ def entries(n: int, rng: random.Random) -> list[CatalogEntry]:
                 f"本资源记录全市{subject}{aspect}的{suffix}，包括{'、'.join(items[:3])}等，"
                 f"由提供部门负责采集和维护，用于{rng.choice(USES)}。"
             ),
-            category=rng.choice(list(Category)),
+            category=(category := rng.choice(list(Category))),
             format="数据库",
             data_items=tuple(DataItem(name, ItemType.STRING, description=f"{name}字段") for name in items),
             share_type=(share := rng.choice(list(ShareType))),
@@ -110,7 +110,8 @@ def entries(n: int, rng: random.Random) -> list[CatalogEntry]:
             share_methods=frozenset(rng.sample(list(ShareMethod), rng.randint(1, 2))),
             update_cycle=rng.choice(list(UpdateCycle)),
         )
-        code = f"{rng.randint(1, 3)}{rng.randint(1, 9):02d}{rng.randint(1, 99):03d}/{i + 1:06d}"
+        klass = list(Category).index(category) + 1  # the class digit agrees with the category (1 基础 …)
+        code = f"{klass}{rng.randint(1, 9):02d}{rng.randint(1, 99):03d}/{i + 1:06d}"
         entry = CatalogEntry.draft(code, rng.choice(departments), content, "bench")
         made.append(replace(entry, versions=(replace(entry.latest, status=rng.choice(STATUSES)),)))
     return made
@@ -182,8 +183,8 @@ async def load_through_mongo(mongo_uri: str, database: str, made: list[CatalogEn
     client = connect(settings)
     db = client[settings.mongo_database]
     docs = [entry_doc(e) for e in made]
-    for start in range(0, len(docs), 5000):
-        await db[ENTRIES].insert_many(docs[start : start + 5000], ordered=False)
+    for start in range(0, len(docs), 2000):  # smaller batches: the local database answers each in time
+        await db[ENTRIES].insert_many(docs[start : start + 2000], ordered=False)
     names = [{"_id": code, "name": f"吉安市第{i + 1}局"} for i, code in enumerate(providers())]
     await db[DEPARTMENTS].insert_many(names)
     index = CatalogSearchIndex()
