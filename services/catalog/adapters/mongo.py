@@ -3,6 +3,7 @@ runtime's transaction (state + outbox) and are guarded by the entry's revision."
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 import time
@@ -529,8 +530,12 @@ class EntryFollower:
         # A change ends the server's wait at once; the wait's length only sets how often an idle follower asks.
         watch = self.db[ENTRIES].watch(full_document="updateLookup", max_await_time_ms=CHANGE_WAIT_MS)
         async with await watch as stream:
+            loaded = 0
             async for doc in self.db[ENTRIES].find({}):
                 self._put(doc)
+                loaded += 1
+                if loaded % 200 == 0:  # a batch of thousands indexed in one go would starve the driver's heartbeats
+                    await asyncio.sleep(0)
             self.caught_up = True
             async for change in stream:
                 if change.get("fullDocument"):
