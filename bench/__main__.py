@@ -28,7 +28,7 @@ def main() -> None:
     args = parser.parse_args()
     runs = {
         "bus": lambda infra: bus.run(infra.bootstrap, infra.mongo_uri, args.events),
-        "search": lambda infra: search.run(infra.mongo_uri, args.entries, args.queries),
+        "search": lambda infra: search.run(infra, args.entries, args.queries),
         "ingest": lambda infra: ingest.run_ingest(infra, 1_000_000 if args.million else args.changes),
         "consistency": lambda infra: ingest.run_consistency(infra.bootstrap, infra.mongo_uri, args.records),
         "idle": idle.run,

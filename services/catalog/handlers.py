@@ -27,9 +27,10 @@ from services.catalog.domain.entries import (
     resource_code,
     validate_provider_code,
 )
+from services.catalog.domain.search import Facet, SearchQuery, SearchResult
 from services.catalog.domain.sources import SourceClash, check_exception, claimed, clashes, unknown_elements, unresolved
 from services.catalog.domain.wording import worded
-from services.catalog.ports import ENTRY_EVENTS, PUBLISHED, CatalogTransaction, UnitOfWork
+from services.catalog.ports import ENTRY_EVENTS, PUBLISHED, CatalogTransaction, DepartmentNames, SearchIndex, UnitOfWork
 
 PRODUCER = "catalog"
 
@@ -437,6 +438,15 @@ async def record_department(event: Event, uow: UnitOfWork) -> None:
     """Keep the providers' names (from the directory's events) for the published catalog."""
     async with uow() as tx:
         await tx.record_department(event.payload["department_code"], event.payload["name"])
+
+
+async def search_catalog(
+    query: SearchQuery, index: SearchIndex, names: DepartmentNames
+) -> tuple[SearchResult, dict[str, str]]:
+    """What a reader finds, with the names of the departments (providers in hits and facets)."""
+    result = index.search(query)
+    providers = {h.provider_code for h in result.hits} | set(result.facets.get(Facet.PROVIDER, {}))
+    return result, await names.of(providers)
 
 
 async def export_catalog(uow: UnitOfWork) -> list[list[object]]:

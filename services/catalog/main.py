@@ -11,8 +11,8 @@ from common.http import create_app, run_service
 from common.runtime import Runtime
 from services.catalog import handlers
 from services.catalog.adapters import dictionary_http, http
-from services.catalog.adapters.mongo import EntryFollower, MongoUnitOfWork, ensure_indexes
-from services.catalog.adapters.search import CatalogSearchIndex
+from services.catalog.adapters.mongo import CachedDepartmentNames, EntryFollower, MongoUnitOfWork, ensure_indexes
+from services.catalog.adapters.search import CatalogSearchIndex, SynonymList, merged_synonyms
 from services.catalog.ports import DIRECTORY_EVENTS
 from services.catalog.settings import CatalogSettings
 
@@ -30,7 +30,8 @@ def build(settings: CatalogSettings) -> tuple[FastAPI, Runtime]:
         settings.overdue_check_seconds,
         lambda: handlers.announce_overdue(uow, today_in_china()),
     )
-    index = CatalogSearchIndex()
+    # the data-element dictionary's aliases join the maintained list here (see `ports.AliasSource`)
+    index = CatalogSearchIndex(merged_synonyms(SynonymList().alias_groups()))
     follower = EntryFollower(runtime.db, index)
     runtime.follow("search-index", follower.run, lambda: follower.caught_up)
     app = create_app(
@@ -38,7 +39,7 @@ def build(settings: CatalogSettings) -> tuple[FastAPI, Runtime]:
         title="Catalog",
         description="The city's shared data catalog (Art. 9–12): entries, their lifecycle, the data-element "
         "dictionary and share demands.",
-        routers=[*http.routers(uow, runtime.calendar, index), dictionary_http.router(uow)],
+        routers=[*http.routers(uow, runtime.calendar, index, CachedDepartmentNames(uow)), dictionary_http.router(uow)],
     )
     return app, runtime
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from contextlib import AbstractAsyncContextManager
 from typing import Protocol
 
@@ -9,7 +10,7 @@ from common.events import Event
 from services.catalog.domain.demands import DemandStatus, ShareDemand
 from services.catalog.domain.dictionary import DataElement, Dictionary, ElementVersion, SourceClaim
 from services.catalog.domain.entries import CatalogEntry
-from services.catalog.domain.search import SearchDocument, SearchQuery, SearchResult
+from services.catalog.domain.search import SearchDocument, SearchQuery, SearchResult, Synonyms
 
 ENTRY_EVENTS = "catalog.entry-events"
 PUBLISHED = "catalog.published"  # compacted: the catalog in force, keyed by resource code
@@ -97,3 +98,20 @@ class SearchIndex(Protocol):
         ...
 
     def search(self, query: SearchQuery) -> SearchResult: ...
+
+    def use_synonyms(self, synonyms: Synonyms) -> None:
+        """Search with these groups of words meaning the same from now on."""
+        ...
+
+
+class DepartmentNames(Protocol):
+    async def of(self, codes: Iterable[str]) -> dict[str, str]:
+        """Names of departments (a code missing from the answer has no name on record)."""
+        ...
+
+
+class AliasSource(Protocol):
+    """Groups of words meaning the same (社保 / 社会保险): the maintained synonym list, the data-element
+    dictionary's standard names with their aliases. Each group is a few words; any of them finds the others."""
+
+    def alias_groups(self) -> Iterable[Iterable[str]]: ...

@@ -175,7 +175,7 @@ async def test_errors_facets_and_clashes_speak_chinese_and_name_departments(infr
         assert labels["category"]["BASE"] == "基础" and labels["share_type"]["CONDITIONAL"] == "有条件共享"
         assert labels["provider_code"][PROVIDER] == "吉安市市场监督管理局"
         assert labels["status"]["PUBLISHED"] == "已发布" and labels["share_method"]["API"] == "接口"
-        assert set(labels["category"]) == set(found["facets"]["category"])
+        assert set(labels["category"]) == {f["value"] for f in found["facets"]["category"]}
 
         export = (await client.get("/catalog.csv", headers=COMPILER)).content.decode("utf-8-sig")
         assert "有条件共享" in export and "接口" in export and "每日" in export and "CONDITIONAL" not in export

@@ -16,7 +16,7 @@ from common.fields import Code, EventInt, Name, Position, Text
 from common.guard import Guard
 from common.limits import MAX_ITEMS
 from common.paging import Page, PageOf
-from common.policy import Principal
+from common.policy import OVERSIGHT, Principal
 from common.workdays import WorkingCalendar
 from services.catalog import demands, handlers
 from services.catalog.adapters import sheets
@@ -39,10 +39,19 @@ from services.catalog.domain.entries import (
     VersionStatus,
     Withdrawal,
 )
-from services.catalog.domain.search import Facet, SearchQuery, SearchResult, document_of
+from services.catalog.domain.search import (
+    NOTES,
+    Facet,
+    SearchQuery,
+    SearchResult,
+    Viewer,
+    document_of,
+    filter_value,
+    label_of,
+)
 from services.catalog.domain.sources import ClashKind
 from services.catalog.domain.wording import label
-from services.catalog.ports import SearchIndex, UnitOfWork
+from services.catalog.ports import DepartmentNames, SearchIndex, UnitOfWork
 
 Compiler = Annotated[Principal, Depends(Guard("catalog.entry.draft"))]
 Reviewer = Annotated[Principal, Depends(Guard("catalog.entry.review"))]
@@ -351,30 +360,71 @@ class UnmeetableBody(ReasonBody):
 class SearchHitView(BaseModel):
     resource_code: str
     provider_code: str
+    provider_name: str = Field(description="the provider department's name, as the directory registered it")
     name: str
     status: VersionStatus
+    status_label: str = Field(examples=["已发布"])
     score: float
+    matched: int = Field(description="how many of the query's words the entry holds; more rank first")
+
+
+class FacetValueView(BaseModel):
+    value: str
+    label: str = Field(description="Chinese label of the value, or the department's name for providers")
+    count: int
+
+
+class SearchNoteView(BaseModel):
+    rule: str = Field(examples=["only_stop_words"])
+    message: str
 
 
 class SearchView(BaseModel):
     total: int
     terms: list[str] = Field(description="the words the query was segmented into")
+    expanded: dict[str, list[str]] = Field(
+        description="per word, the other words also searched: synonyms, the words its pinyin spells, longer words"
+    )
+    note: SearchNoteView | None = Field(None, description="why nothing was searched")
     hits: list[SearchHitView]
-    facets: dict[Facet, dict[str, int]] = Field(
-        description="per facet, entries per value under the other facets' filters"
+    facets: dict[Facet, list[FacetValueView]] = Field(
+        description="per facet, entries per value under the other facets' filters, most first"
     )
     labels: dict[Facet, dict[str, str]] = Field(
         description="per facet, the Chinese label of each value counted (a provider's department name)"
     )
 
     @classmethod
-    def of(cls, r: SearchResult, department_names: dict[str, str]) -> SearchView:
+    def of(cls, r: SearchResult, names: dict[str, str]) -> SearchView:
+        def label(facet: Facet, value: str) -> str:
+            return names.get(value, "") if facet is Facet.PROVIDER else label_of(facet, value)
+
         return cls(
             total=r.total,
             terms=list(r.terms),
-            hits=[SearchHitView.model_validate(h, from_attributes=True) for h in r.hits],
-            facets=r.facets,
-            labels={facet: facet_labels(facet, counts, department_names) for facet, counts in r.facets.items()},
+            expanded={word: list(others) for word, others in r.expanded.items()},
+            note=SearchNoteView(rule=r.note, message=NOTES[r.note]) if r.note else None,
+            hits=[
+                SearchHitView(
+                    resource_code=h.resource_code,
+                    provider_code=h.provider_code,
+                    provider_name=names.get(h.provider_code, ""),
+                    name=h.name,
+                    status=h.status,
+                    status_label=label_of(Facet.STATUS, h.status),
+                    score=h.score,
+                    matched=h.matched,
+                )
+                for h in r.hits
+            ],
+            labels={facet: facet_labels(facet, counts, names) for facet, counts in r.facets.items()},
+            facets={
+                facet: [
+                    FacetValueView(value=v, label=label(facet, v), count=c)
+                    for v, c in sorted(counts.items(), key=lambda vc: (-vc[1], vc[0]))
+                ]
+                for facet, counts in r.facets.items()
+            },
         )
 
 
@@ -394,7 +444,7 @@ def facet_labels(facet: Facet, counts: dict[str, int], department_names: dict[st
     return {value: label(enum(value)) for value in counts}
 
 
-def routers(uow: UnitOfWork, calendar: WorkingCalendar, index: SearchIndex) -> list[APIRouter]:
+def routers(uow: UnitOfWork, calendar: WorkingCalendar, index: SearchIndex, names: DepartmentNames) -> list[APIRouter]:
     api = APIRouter(prefix="/entries", tags=["catalog entries"])
 
     def written(entry: CatalogEntry) -> EntryView:
@@ -536,15 +586,29 @@ def routers(uow: UnitOfWork, calendar: WorkingCalendar, index: SearchIndex) -> l
 
     @overdue.get("/search", response_model=SearchView, summary="Full-text search in Chinese, with filters and facets")
     async def search(
-        _: Reader,
-        q: Annotated[Name, Query(description="words to find in names, abstracts and data items")] = "",
+        principal: Reader,
+        q: Annotated[
+            Name,
+            Query(
+                description="words to find in names, abstracts and data items: simplified or traditional characters, "
+                "abbreviations (社保), pinyin (qiye) or its initials, the beginning of a word (不动)"
+            ),
+        ] = "",
         provider_code: Annotated[list[Code], Query(max_length=MAX_ITEMS)] = [],  # noqa: B006 — FastAPI copies query defaults
-        category: Annotated[list[Category], Query()] = [],  # noqa: B006
-        share_type: Annotated[list[ShareType], Query()] = [],  # noqa: B006
-        share_method: Annotated[list[ShareMethod], Query()] = [],  # noqa: B006
-        update_cycle: Annotated[list[UpdateCycle], Query()] = [],  # noqa: B006
-        status: Annotated[list[VersionStatus], Query()] = [],  # noqa: B006
-        match: Annotated[Literal["all", "any"], Query(description="entries with all the words, or any")] = "all",
+        category: Annotated[list[Name], Query(description="BASE or 基础 …")] = [],  # noqa: B006
+        share_type: Annotated[list[Name], Query(description="CONDITIONAL or 有条件共享 …")] = [],  # noqa: B006
+        share_method: Annotated[list[Name], Query(description="API or 接口 …")] = [],  # noqa: B006
+        update_cycle: Annotated[list[Name], Query(description="DAILY or 每日 …")] = [],  # noqa: B006
+        status: Annotated[
+            list[Name],
+            Query(
+                description="PUBLISHED or 已发布 …; another department's entries that are not published are shown "
+                "to oversight only"
+            ),
+        ] = [],  # noqa: B006
+        match: Annotated[
+            Literal["all", "any"], Query(description="entries with any of the words, most words first; or all")
+        ] = "any",
         offset: Annotated[Position, Query()] = 0,
         limit: Annotated[int, Query(ge=1, le=100)] = 20,
     ) -> SearchView:
@@ -556,9 +620,13 @@ def routers(uow: UnitOfWork, calendar: WorkingCalendar, index: SearchIndex) -> l
             Facet.UPDATE_CYCLE: update_cycle,
             Facet.STATUS: status,
         }
-        filters = {facet: frozenset(values) for facet, values in chosen.items() if values}
-        found = index.search(SearchQuery(q, filters, match == "all", offset, limit))
-        return SearchView.of(found, await uow.department_names())
+        filters = {
+            facet: frozenset(filter_value(facet, v) for v in values) for facet, values in chosen.items() if values
+        }
+        viewer = Viewer(principal.department_code, oversight=bool(principal.roles & OVERSIGHT))
+        query = SearchQuery(q, filters, match == "all", offset, limit, viewer)
+        result, known = await handlers.search_catalog(query, index, names)
+        return SearchView.of(result, known)
 
     @overdue.get("/catalog.xlsx", summary="The published catalog (共享目录) as a workbook", response_class=Response)
     async def catalog_xlsx(_: Reader) -> Response:

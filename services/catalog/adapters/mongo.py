@@ -3,8 +3,11 @@ runtime's transaction (state + outbox) and are guarded by the entry's revision."
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import AsyncIterator
+import math
+import time
+from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
 from datetime import UTC, date, datetime
 from typing import Any
@@ -490,6 +493,26 @@ def _demand_query(status: DemandStatus | None, requester_code: str | None) -> di
     return query
 
 
+class CachedDepartmentNames:
+    """Providers' names for search results without a database read per search: read again when older than
+    `max_age` seconds, or when a code is missing and the last read is over a second old (a department the
+    directory has just registered)."""
+
+    def __init__(self, uow: MongoUnitOfWork, max_age: float = 60.0, clock: Callable[[], float] = time.monotonic):
+        self.uow = uow
+        self.max_age = max_age
+        self.clock = clock
+        self._names: dict[str, str] = {}
+        self._read_at = -math.inf
+
+    async def of(self, codes: Iterable[str]) -> dict[str, str]:
+        age = self.clock() - self._read_at
+        if age > self.max_age or (age > 1.0 and any(c not in self._names for c in codes)):
+            self._names = await self.uow.department_names()
+            self._read_at = self.clock()
+        return self._names
+
+
 CHANGE_WAIT_MS = 10_000
 
 
@@ -507,8 +530,12 @@ class EntryFollower:
         # A change ends the server's wait at once; the wait's length only sets how often an idle follower asks.
         watch = self.db[ENTRIES].watch(full_document="updateLookup", max_await_time_ms=CHANGE_WAIT_MS)
         async with await watch as stream:
+            loaded = 0
             async for doc in self.db[ENTRIES].find({}):
                 self._put(doc)
+                loaded += 1
+                if loaded % 200 == 0:  # a batch of thousands indexed in one go would starve the driver's heartbeats
+                    await asyncio.sleep(0)
             self.caught_up = True
             async for change in stream:
                 if change.get("fullDocument"):

@@ -1,6 +1,12 @@
 """The catalog's full-text index: Chinese word segmentation (jieba, via rjieba) into an in-memory inverted
 index, with filters and facet counts computed over numpy columns.
 
+A query finds what people type: traditional characters are read as simplified (OpenCC); each word also
+searches the words meaning the same (`Synonyms`: the maintained list in `synonyms.txt`, the data-element
+dictionary's aliases); a word no entry holds is tried as pinyin or pinyin initials of indexed words (qiye,
+qy → 企业) and as the beginning of longer words (不动 → 不动产). Any word will do by default; entries holding
+more of the words rank first.
+
 Every catalog replica holds its own index, loaded from MongoDB at start and then kept current by the
 entries collection's change stream (see `follow_entries`). Document numbers only grow: a changed entry gets
 a new number and its old one is marked dead, so posting lists stay sorted and append-only; they are
@@ -9,16 +15,29 @@ compacted once a quarter of them is dead.
 
 from __future__ import annotations
 
+import bisect
 import math
 import re
 from array import array
 from collections import defaultdict
+from collections.abc import Iterable, Iterator
+from importlib import resources
 
 import numpy as np
+import opencc
 import rjieba
+from pypinyin import Style, lazy_pinyin
 
 from services.catalog.domain.entries import Category, ShareMethod, ShareType, UpdateCycle, VersionStatus
-from services.catalog.domain.search import Facet, SearchDocument, SearchHit, SearchQuery, SearchResult
+from services.catalog.domain.search import (
+    ONLY_STOP_WORDS,
+    Facet,
+    SearchDocument,
+    SearchHit,
+    SearchQuery,
+    SearchResult,
+    Synonyms,
+)
 
 # Weight of a word by where it occurs: a word of the name says more than one of the abstract.
 NAME, ITEM, ABSTRACT, DESCRIPTION = 3.0, 2.0, 1.0, 0.5
@@ -26,6 +45,12 @@ SATURATION = 1.2  # BM25's k1: the tenth occurrence adds little
 STOPWORDS = frozenset("的 了 和 与 及 或 等 在 是 对 为 由 从 按 其 之 并 以 中 各 类 有关 相关 进行".split())
 WORD = re.compile(r"[\w\u4e00-\u9fff]")
 RESOURCE_CODE = re.compile(r"\d{6}/\d{6}")
+HANZI = re.compile(r"[\u4e00-\u9fff]+")
+LETTERS = re.compile(r"[a-z]+")
+# How much a word found another way counts against the word as typed.
+SYNONYM, PINYIN, PARTIAL = 0.9, 0.8, 0.7
+MAX_EXPANSIONS = 32  # words tried for one pinyin or partial word, the most frequent first
+_T2S = opencc.OpenCC("t2s")
 
 FIXED_VALUES: dict[Facet, list[str]] = {
     Facet.CATEGORY: [c.value for c in Category],
@@ -47,11 +72,48 @@ def index_terms(text: str) -> list[str]:
     return [t for t in rjieba.cut_for_search(text.lower()) if _meaningful(t)]
 
 
+def simplified(text: str) -> str:
+    """Traditional characters as simplified (企業登記 → 企业登记); simplified text stays as it is."""
+    return _T2S.convert(text) if HANZI.search(text) else text
+
+
 def query_terms(text: str) -> list[str]:
-    """Words of a query, segmented exactly (精确模式), each once; resource codes stay whole."""
+    """Words of a query, segmented exactly (精确模式), each once; resource codes stay whole. Characters the
+    segmenter leaves single stay together (不动 is cut 不 / 动: the reader typed the beginning of 不动产)."""
     codes = RESOURCE_CODE.findall(text)
-    words = rjieba.cut(RESOURCE_CODE.sub(" ", text).lower())
+    words: list[str] = []
+    single = False
+    for token in rjieba.cut(simplified(RESOURCE_CODE.sub(" ", text)).lower()):
+        alone = len(token) == 1 and HANZI.match(token) is not None and token not in STOPWORDS
+        if alone and single:
+            words[-1] += token
+        else:
+            words.append(token)
+        single = alone
     return list(dict.fromkeys([*codes, *(t for t in words if _meaningful(t))]))
+
+
+def pinyin_keys(word: str) -> tuple[str, str]:
+    """A Chinese word's pinyin without tones and its initials: 企业 → (qiye, qy)."""
+    return "".join(lazy_pinyin(word)), "".join(lazy_pinyin(word, style=Style.FIRST_LETTER))
+
+
+class SynonymList:
+    """The maintained list of synonyms and abbreviations (`synonyms.txt` beside this module, or another file
+    in its format): one group per line, words split by spaces or '='; lines starting with '#' explain."""
+
+    def __init__(self, text: str | None = None) -> None:
+        self.text = text if text is not None else resources.files(__package__).joinpath("synonyms.txt").read_text()
+
+    def alias_groups(self) -> Iterator[list[str]]:
+        for line in self.text.splitlines():
+            if line.strip() and not line.lstrip().startswith("#"):
+                yield [w for w in re.split(r"[\s=＝]+", line) if w]
+
+
+def merged_synonyms(*sources: Iterable[Iterable[str]]) -> Synonyms:
+    """One `Synonyms` of the groups of several sources (each an `AliasSource`'s `alias_groups()`)."""
+    return Synonyms(group for groups in sources for group in groups)
 
 
 class _Column:
@@ -69,8 +131,12 @@ class _Column:
 
 
 class CatalogSearchIndex:
-    def __init__(self) -> None:
+    def __init__(self, synonyms: Synonyms | None = None) -> None:
+        self._synonyms = synonyms if synonyms is not None else merged_synonyms(SynonymList().alias_groups())
         self._clear()
+
+    def use_synonyms(self, synonyms: Synonyms) -> None:
+        self._synonyms = synonyms
 
     def _clear(self) -> None:
         self._number: dict[str, int] = {}  # resource code → its live document number
@@ -86,6 +152,8 @@ class CatalogSearchIndex:
             f: {v: i for i, v in enumerate(vs)} for f, vs in self._values.items()
         }
         self._dead = 0
+        self._words: list[str] = []  # Chinese words of the postings, sorted: the longer words a partial one starts
+        self._by_pinyin: dict[str, set[str]] = defaultdict(set)  # pinyin or initials → Chinese words
 
     def __len__(self) -> int:
         return len(self._number)
@@ -112,12 +180,22 @@ class CatalogSearchIndex:
             self._columns[facet].set(number, self._code(facet, values[0]) if values else NONE)
         self._methods.set(number, sum(1 << self._code(Facet.SHARE_METHOD, m) for m in doc.share_methods))
         for term, weight in self._weights(doc).items():
+            if term not in self._postings:
+                self._new_word(term)
             numbers, weights = self._postings.setdefault(term, (array("i"), array("f")))
             numbers.append(number)
             weights.append(weight)
             self._frozen.pop(term, None)
         if self._dead > 1000 and self._dead * 4 > len(self._docs):
             self._compact()
+
+    def _new_word(self, term: str) -> None:
+        if HANZI.fullmatch(term):
+            bisect.insort(self._words, term)
+            full, initials = pinyin_keys(term)
+            self._by_pinyin[full].add(term)
+            if len(term) > 1:
+                self._by_pinyin[initials].add(term)
 
     def _code(self, facet: Facet, value: str) -> int:
         codes = self._codes[facet]
@@ -170,44 +248,136 @@ class CatalogSearchIndex:
             return None
         return _intersect([m for m in matches if m is not None])
 
-    def _scored(self, terms: list[str], match_all: bool) -> tuple[np.ndarray, np.ndarray]:
-        total = max(len(self._number), 1)
-        lists = []
+    def _expansions(self, term: str) -> list[tuple[str, float]]:
+        """Other words searched for a query word: its synonyms; if no entry is indexed under the word and none
+        holds a synonym, the words it is the pinyin or initials of, or else the longer words it begins."""
+        found = [(s, SYNONYM) for s in sorted(self._synonyms.of_word(term))]
+        if self._posting(term) is not None or any(self._term_matches(s) is not None for s, _ in found):
+            return found
+        if LETTERS.fullmatch(term):
+            words = self._by_pinyin.get(term, set())
+            return found + [(w, PINYIN) for w in self._most_frequent(words)]
+        if HANZI.fullmatch(term) and len(term) > 1:
+            return found + [(w, PARTIAL) for w in self._most_frequent(self._longer_words(term))]
+        return found
+
+    def _most_frequent(self, words: Iterable[str]) -> list[str]:
+        ranked = sorted(words, key=lambda w: (-len(self._postings[w][0]), w))
+        return ranked[:MAX_EXPANSIONS]
+
+    def _longer_words(self, start: str) -> list[str]:
+        """Indexed Chinese words that begin with `start` and are longer."""
+        at = bisect.bisect_left(self._words, start)
+        longer = []
+        for word in self._words[at:]:
+            if not word.startswith(start):
+                break
+            if word != start:
+                longer.append(word)
+        return longer
+
+    def _joined_partials(self, terms: list[str]) -> list[str]:
+        """A word followed by a single character that begins a longer word with it is that longer word's
+        beginning (营业执 is cut 营业 / 执: the reader is typing 营业执照)."""
+        joined: list[str] = []
         for term in terms:
-            found = self._term_matches(term)
-            if found is None:
-                if match_all:
-                    return np.empty(0, np.int64), np.empty(0, np.float32)
-                continue
-            numbers, weights = found
-            frequency = min(len(numbers), total)  # postings of replaced versions may outnumber the entries
-            idf = math.log(1 + (total - frequency + 0.5) / (frequency + 0.5))
-            lists.append((numbers, weights * idf))
-        if not lists:
-            return np.empty(0, np.int64), np.empty(0, np.float32)
-        return _intersect(lists) if match_all else _union(lists)
+            if joined and len(term) == 1 and HANZI.fullmatch(term) and HANZI.fullmatch(joined[-1]):
+                if self._longer_words(joined[-1] + term):
+                    joined[-1] += term
+                    continue
+            joined.append(term)
+        return joined
+
+    def _split_pinyin(self, term: str) -> list[str]:
+        """Pinyin typed without spaces, as the words it spells (qiyedengji → qiye, dengji), if it spells any."""
+        if not LETTERS.fullmatch(term) or term in self._by_pinyin or len(term) > 60:
+            return [term]
+        best: list[list[str] | None] = [[]] + [None] * len(term)  # best[i]: fewest words spelling term[:i]
+        for end in range(1, len(term) + 1):
+            for start in range(max(0, end - 24), end):
+                before = best[start]
+                if before is not None and term[start:end] in self._by_pinyin and end - start > 2:
+                    if best[end] is None or len(before) + 1 < len(best[end] or ()):
+                        best[end] = [*before, term[start:end]]
+        return best[-1] or [term]
+
+    def _scored(
+        self, terms: list[str], match_all: bool
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[str, tuple[str, ...]]]:
+        """Documents, their scores and how many of the terms each holds; the words searched for each term.
+
+        Scores and counts add up in arrays over all document numbers: no sorting of merged posting lists."""
+        total = max(len(self._number), 1)
+        size = len(self._docs)
+        scores, counts = np.zeros(size, np.float32), np.zeros(size, np.int32)
+        best = np.zeros(size, np.float32)  # one term's score per document: its best form's
+        expanded = {}
+        for term in terms:
+            alternatives = [(term, 1.0), *self._expansions(term)]
+            if len(alternatives) > 1:
+                expanded[term] = tuple(w for w, _ in alternatives[1:])
+            found = []
+            for word, factor in alternatives:
+                matches = self._term_matches(word)
+                if matches is None:
+                    continue
+                numbers, weights = matches
+                frequency = min(len(numbers), total)  # postings of replaced versions may outnumber the entries
+                idf = math.log(1 + (total - frequency + 0.5) / (frequency + 0.5))
+                found.append((numbers, weights * np.float32(idf * factor)))
+            if not found and match_all:
+                return _none(), _none(np.float32), _none(), expanded
+            if len(found) == 1:  # a posting list holds each document once
+                numbers, weights = found[0]
+                scores[numbers] += weights
+                counts[numbers] += 1
+            elif found:
+                for numbers, weights in found:
+                    best[numbers] = np.maximum(best[numbers], weights)
+                held = np.flatnonzero(best)
+                scores[held] += best[held]
+                counts[held] += 1
+                best[held] = 0
+        numbers = np.flatnonzero(counts >= (len(terms) if match_all else 1))
+        return numbers, scores[numbers], counts[numbers], expanded
 
     def search(self, query: SearchQuery) -> SearchResult:
-        terms = query_terms(query.text)
+        terms = self._joined_partials([w for t in query_terms(query.text) for w in self._split_pinyin(t)])
+        expanded: dict[str, tuple[str, ...]] = {}
         if terms:
-            numbers, scores = self._scored(terms, query.match_all)
+            numbers, scores, counts, expanded = self._scored(terms, query.match_all)
             keep = self._live.values[numbers]
-            numbers, scores = numbers[keep], scores[keep]
+            numbers, scores, counts = numbers[keep], scores[keep], counts[keep]
+        elif query.text.strip():  # words were typed, but all of them stop words: not a request for everything
+            return SearchResult(0, (), {f: {} for f in Facet}, (), note=ONLY_STOP_WORDS)
         else:
             numbers = np.flatnonzero(self._live.values[: len(self._docs)])
             scores = np.zeros(len(numbers), np.float32)
+            counts = np.zeros(len(numbers), np.int64)
+        if query.viewer is not None and not query.viewer.sees_all(query.filters):
+            visible = self._visible(numbers, query.viewer.department_code)
+            numbers, scores, counts = numbers[visible], scores[visible], counts[visible]
         masks = self._filter_masks(numbers, query.filters)
         selected = _all(masks.values(), len(numbers))
         facets = self._facets(numbers, masks)
-        numbers, scores = numbers[selected], scores[selected]
-        order = np.lexsort((-numbers, -scores))  # best first; among equals the most recently changed
-        page = order[query.offset : query.offset + query.limit]
+        numbers, scores, counts = numbers[selected], scores[selected], counts[selected]
+        page = _page(numbers, scores, counts, query.offset, query.limit)
         hits = []
-        for n, s in zip(numbers[page], scores[page], strict=True):
+        for n, s, c in zip(numbers[page], scores[page], counts[page], strict=True):
             doc = self._docs[int(n)]
             assert doc is not None
-            hits.append(SearchHit(doc.resource_code, doc.provider_code, doc.name, doc.status, round(float(s), 4)))
-        return SearchResult(len(numbers), tuple(hits), facets, tuple(terms))
+            hits.append(
+                SearchHit(doc.resource_code, doc.provider_code, doc.name, doc.status, round(float(s), 4), int(c))
+            )
+        return SearchResult(len(numbers), tuple(hits), facets, tuple(terms), expanded)
+
+    def _visible(self, numbers: np.ndarray, department_code: str) -> np.ndarray:
+        """Published entries, and any entry of the viewer's own department."""
+        published = self._columns[Facet.STATUS].values[numbers] == self._codes[Facet.STATUS][VersionStatus.PUBLISHED]
+        own = self._codes[Facet.PROVIDER].get(department_code)
+        if own is None:
+            return published
+        return published | (self._columns[Facet.PROVIDER].values[numbers] == own)
 
     def _filter_masks(self, numbers: np.ndarray, filters: dict[Facet, frozenset[str]]) -> dict[Facet, np.ndarray]:
         masks: dict[Facet, np.ndarray] = {}
@@ -257,7 +427,20 @@ def _intersect(lists: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, 
     return numbers, scores
 
 
-def _union(lists: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
-    numbers, where = np.unique(np.concatenate([n for n, _ in lists]), return_inverse=True)
-    scores = np.bincount(where, weights=np.concatenate([s for _, s in lists]), minlength=len(numbers))
-    return numbers, scores.astype(np.float32)
+def _page(numbers: np.ndarray, scores: np.ndarray, counts: np.ndarray, offset: int, limit: int) -> np.ndarray:
+    """Positions of one page of the documents: most words first, then best score, then the most recently
+    changed. Only the candidates for the page are sorted, not every match."""
+    wanted = offset + limit
+    if wanted >= len(numbers):
+        return np.lexsort((-numbers, -scores, -counts))[offset:wanted]
+    rank = counts.astype(np.float64) * 1e6 + scores  # scores stay far below 1e6
+    if not rank.any():  # no words: the most recently changed first
+        return np.arange(len(numbers) - 1, -1, -1)[offset:wanted]
+    threshold = np.partition(rank, len(rank) - wanted)[len(rank) - wanted]
+    candidates = np.flatnonzero(rank >= threshold)  # ties at the threshold all stay, so the order is stable
+    order = np.lexsort((-numbers[candidates], -scores[candidates], -counts[candidates]))
+    return candidates[order][offset:wanted]
+
+
+def _none(dtype: type = np.int64) -> np.ndarray:
+    return np.empty(0, dtype)

@@ -1,10 +1,14 @@
-"""Searching the catalog (Art. 10, 14): what is indexed of an entry, what a query asks, what comes back.
+"""Searching the catalog (Art. 10, 14): what is indexed of an entry, what a query asks, who may see what,
+which words mean the same, and what comes back.
 
-The index itself (word segmentation, postings) is an adapter behind the `SearchIndex` port.
+The index itself (word segmentation, postings, traditional characters, pinyin) is an adapter behind the
+`SearchIndex` port; the groups of words that mean the same come from `AliasSource` ports (a maintained list
+of synonyms and abbreviations, the data-element dictionary's aliases) merged into `Synonyms`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -20,6 +24,7 @@ from services.catalog.domain.entries import (
 from services.catalog.domain.wording import worded
 
 MAX_LIMIT = 100
+ONLY_STOP_WORDS = "only_stop_words"  # the note of a query whose words are all stop words
 
 
 class Facet(StrEnum):
@@ -31,6 +36,123 @@ class Facet(StrEnum):
     SHARE_METHOD = "share_method"
     UPDATE_CYCLE = "update_cycle"
     STATUS = "status"
+
+
+# Chinese labels of the enumerated facets' values, as the compilation guide writes them; filters accept the
+# label, the short forms people type and the value itself.
+LABELS: dict[Facet, dict[str, str]] = {
+    Facet.CATEGORY: {Category.BASE: "基础", Category.THEME: "主题", Category.DEPARTMENT: "部门"},
+    Facet.SHARE_TYPE: {
+        ShareType.UNCONDITIONAL: "无条件共享",
+        ShareType.CONDITIONAL: "有条件共享",
+        ShareType.NOT_SHARED: "不予共享",
+    },
+    Facet.SHARE_METHOD: {
+        ShareMethod.API: "接口",
+        ShareMethod.FILE_DOWNLOAD: "文件下载",
+        ShareMethod.ONLINE_BROWSE: "在线浏览",
+        ShareMethod.OFFLINE: "离线交换",
+    },
+    Facet.UPDATE_CYCLE: {
+        UpdateCycle.REAL_TIME: "实时",
+        UpdateCycle.DAILY: "每日",
+        UpdateCycle.WEEKLY: "每周",
+        UpdateCycle.MONTHLY: "每月",
+        UpdateCycle.QUARTERLY: "每季度",
+        UpdateCycle.HALF_YEARLY: "每半年",
+        UpdateCycle.YEARLY: "每年",
+    },
+    Facet.STATUS: {
+        VersionStatus.DRAFT: "草稿",
+        VersionStatus.SUBMITTED: "待审核",
+        VersionStatus.RETURNED: "已退回",
+        VersionStatus.PUBLISHED: "已发布",
+        VersionStatus.SUPERSEDED: "已被替代",
+        VersionStatus.WITHDRAWN: "已撤销",
+    },
+}
+SHORT_LABELS: dict[Facet, dict[str, str]] = {
+    Facet.CATEGORY: {
+        "基础信息资源": Category.BASE,
+        "主题信息资源": Category.THEME,
+        "部门信息资源": Category.DEPARTMENT,
+    },
+    Facet.SHARE_TYPE: {
+        "无条件": ShareType.UNCONDITIONAL,
+        "有条件": ShareType.CONDITIONAL,
+        "不共享": ShareType.NOT_SHARED,
+    },
+    Facet.SHARE_METHOD: {"API": ShareMethod.API, "接口服务": ShareMethod.API, "下载": ShareMethod.FILE_DOWNLOAD},
+    Facet.UPDATE_CYCLE: {"每天": UpdateCycle.DAILY, "每季": UpdateCycle.QUARTERLY, "半年": UpdateCycle.HALF_YEARLY},
+    Facet.STATUS: {
+        "已提交": VersionStatus.SUBMITTED,
+        "已发布": VersionStatus.PUBLISHED,
+        "已撤回": VersionStatus.WITHDRAWN,
+    },
+}
+
+
+def label_of(facet: Facet, value: str) -> str:
+    """The Chinese label of a facet's value; a provider's has none here (its department name is looked up)."""
+    return LABELS.get(facet, {}).get(value, "")
+
+
+def filter_value(facet: Facet, given: str) -> str:
+    """A filter value as typed — the value (`BASE`), its label (`基础`) or a short form (`无条件`) — as stored."""
+    labels = LABELS.get(facet)
+    if labels is None:
+        return given
+    text = given.strip()
+    if text.upper() in labels:
+        return text.upper()
+    for value, label in labels.items():
+        if text == label:
+            return value
+    if text in SHORT_LABELS[facet]:
+        return SHORT_LABELS[facet][text]
+    accepted = "、".join(f"{label}（{value}）" for value, label in labels.items())
+    raise Invalid(facet.value, f"“{given}”不是可选的值，可选：{accepted}")
+
+
+@dataclass(frozen=True)
+class Viewer:
+    """Who searches, as far as visibility goes: published entries are everyone's; an entry that is not (a
+    draft, one under review or returned, a withdrawn one) is seen by its own department only, and by oversight
+    (the IT office, auditors, the leadership group) when it asks for such a status explicitly."""
+
+    department_code: str
+    oversight: bool = False
+
+    def sees_all(self, filters: Mapping[Facet, frozenset[str]]) -> bool:
+        asked = filters.get(Facet.STATUS, frozenset())
+        return self.oversight and any(s != VersionStatus.PUBLISHED for s in asked)
+
+
+class Synonyms:
+    """Words that mean the same, merged from several sources: a word in two groups joins them (社保 = 社会保险
+    from the list and 社会保险 = 社会保障 from the dictionary make one group). Words are kept lower-case."""
+
+    def __init__(self, groups: Iterable[Iterable[str]] = ()) -> None:
+        self._group: dict[str, frozenset[str]] = {}
+        for group in groups:
+            self._add({w.strip().lower() for w in group if w.strip()})
+
+    def _add(self, words: set[str]) -> None:
+        if len(words) < 2:
+            return
+        merged = set(words)
+        for word in words:
+            merged |= self._group.get(word, frozenset())
+        group = frozenset(merged)
+        for word in group:
+            self._group[word] = group
+
+    def of_word(self, word: str) -> frozenset[str]:
+        """The other words meaning the same as `word` (not `word` itself)."""
+        return self._group.get(word.lower(), frozenset()) - {word.lower()}
+
+    def __len__(self) -> int:
+        return len(set(self._group.values()))
 
 
 @dataclass(frozen=True)
@@ -91,14 +213,16 @@ def document_of(entry: CatalogEntry) -> SearchDocument:
 class SearchQuery:
     """Words to find plus filters. Within one facet the values are alternatives; facets combine with AND.
 
-    `match_all` asks for entries holding every word of the text; otherwise any word will do and entries
-    holding more words rank higher."""
+    By default any word will do and entries holding more of the words rank higher; `match_all` asks for entries
+    holding every word. `viewer` limits the entries to those the viewer may see (none: all, for the service's
+    own use)."""
 
     text: str = ""
     filters: dict[Facet, frozenset[str]] = field(default_factory=dict)
-    match_all: bool = True
+    match_all: bool = False
     offset: int = 0
     limit: int = 20
+    viewer: Viewer | None = None
 
     def __post_init__(self) -> None:
         if not 1 <= self.limit <= MAX_LIMIT:
@@ -116,6 +240,7 @@ class SearchHit:
     name: str
     status: VersionStatus
     score: float
+    matched: int = 1  # how many of the query's words the entry holds (ranked first)
 
 
 @dataclass(frozen=True)
@@ -124,3 +249,8 @@ class SearchResult:
     hits: tuple[SearchHit, ...]
     facets: dict[Facet, dict[str, int]]  # per facet: value → entries, counted with the other facets' filters
     terms: tuple[str, ...]  # the words the text was segmented into
+    expanded: dict[str, tuple[str, ...]] = field(default_factory=dict)  # word → other words also searched
+    note: str | None = None  # why nothing was searched, e.g. ONLY_STOP_WORDS
+
+
+NOTES = {ONLY_STOP_WORDS: "查询内容只有停用词（如“的”“和”“及”），请输入要查找的词"}
