@@ -64,10 +64,7 @@ async def draft_entry(command: DraftEntry, principal: Principal, uow: UnitOfWork
     provider = validate_provider_code(command.provider_code)
     authorize(principal, "catalog.entry.draft", Target(department_code=provider))
     async with uow() as tx:
-        code = command.resource_code
-        if code is None:
-            classification = command.classification or ""
-            code = resource_code(classification, await tx.next_sequence(classification))
+        code = command.resource_code or await _assign(tx, command.classification or "")
         entry = CatalogEntry.draft(code, command.provider_code, command.content, principal.subject)
         if await tx.entry(entry.resource_code) is not None:
             raise worded(
@@ -78,6 +75,17 @@ async def draft_entry(command: DraftEntry, principal: Principal, uow: UnitOfWork
         await tx.add(entry)
         tx.emit(ENTRY_EVENTS, _drafted(entry, entry.latest))
     return entry
+
+
+async def _assign(tx: CatalogTransaction, classification: str, reserved: frozenset[str] = frozenset()) -> str:
+    """The next free 顺序码 of the classification. A number taken by a code given by hand, or `reserved` for another
+    entry of the same command, is skipped, never refused: refusing rolled the sequence back with the transaction,
+    so every retry met the same number. (The sequence is not moved past hand-given codes: one far ahead, a typo
+    say, would use up the classification.)"""
+    while True:
+        code = resource_code(classification, await tx.next_sequence(classification))
+        if code not in reserved and await tx.entry(code) is None:
+            return code
 
 
 def _drafted(entry: CatalogEntry, version: EntryVersion) -> Event:
@@ -168,7 +176,7 @@ async def return_entry(
                     "version": version.version,
                     "provider_code": entry.provider_code,
                     "reviewed_by": principal.subject,
-                    "findings": [{"field": f.field, "finding": f.finding} for f in findings],
+                    "findings": [{"field": f.field, "finding": f.finding} for f in version.findings],
                 },
             ),
         )
@@ -472,16 +480,9 @@ async def import_entries(table: list[list[object]], principal: Principal, uow: U
                 "catalog.entry.exists_import",
                 codes="、".join(taken),
             )
+        given = frozenset(i.resource_code for i in imported if i.resource_code)
         for item in imported:
-            code = item.resource_code or resource_code(
-                item.classification or "", await tx.next_sequence(item.classification or "")
-            )
-            if item.resource_code is None and await tx.entry(code) is not None:
-                raise worded(
-                    EntryExists("resource_code", f"{code} (assigned) is already in the catalog; nothing was imported"),
-                    "catalog.entry.exists_import",
-                    codes=code,
-                )
+            code = item.resource_code or await _assign(tx, item.classification or "", given)
             entry = CatalogEntry.draft(code, item.provider_code, item.content, principal.subject)
             await tx.add(entry)
             tx.emit(ENTRY_EVENTS, _drafted(entry, entry.latest))

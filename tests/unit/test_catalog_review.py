@@ -24,6 +24,7 @@ from services.catalog.domain.entries import (
     TransitionNotAllowed,
     UpdateCycle,
     VersionStatus,
+    content_digest,
     diff,
 )
 from tests.unit.test_catalog import ADMIN, COMPILER, COMPLETE, PROVIDER, REVIEWER, TODAY, FakeUnitOfWork, published
@@ -91,7 +92,7 @@ async def test_findings_stay_in_the_version_history_through_edits_and_publicatio
     history = entry.in_force.returns
     assert [r.findings for r in history] == [first, second]
     assert [r.reviewed_by for r in history] == ["wang.reviewer", "wang.reviewer"]
-    assert [r.content for r in history] == [COMPLETE, better]  # what each return was about
+    assert [r.content_digest for r in history] == [content_digest(COMPLETE), content_digest(better)]
     assert entry.in_force.findings == ()  # none open on the version in force
 
 

@@ -180,7 +180,7 @@ class ReviewRoundView(BaseModel):
     reviewed_by: str
     returned_at: datetime
     findings: list[FindingView]
-    content: ContentView = Field(description="the content as it was returned")
+    content_digest: str = Field(description="SHA-256 of the content as it was returned (resubmitting it is refused)")
 
 
 class MaintenanceBody(TransitionBody):

@@ -42,6 +42,7 @@ from services.catalog.domain.entries import (
     VersionConflict,
     VersionStatus,
     Withdrawal,
+    content_digest,
 )
 from services.catalog.domain.search import document_of
 from services.catalog.domain.wording import worded
@@ -259,7 +260,7 @@ def entry_doc(entry: CatalogEntry) -> dict[str, Any]:
                         "reviewed_by": r.reviewed_by,
                         "returned_at": r.returned_at,
                         "findings": _findings_doc(r.findings),
-                        "content": content_doc(r.content),
+                        "content_digest": r.content_digest,
                     }
                     for r in v.returns
                 ],
@@ -283,7 +284,7 @@ def entry_of(doc: dict[str, Any]) -> CatalogEntry:
             edited_by=tuple(v.get("edited_by") or [v["compiled_by"]]),
             withdrawal=withdrawal_of(v.get("withdrawal")),
             returns=tuple(
-                ReviewRound(r["reviewed_by"], r["returned_at"], _findings_of(r["findings"]), content_of(r["content"]))
+                ReviewRound(r["reviewed_by"], r["returned_at"], _findings_of(r["findings"]), _returned_digest(r))
                 for r in v.get("returns", [])
             ),
         )
@@ -307,6 +308,11 @@ def entry_of(doc: dict[str, Any]) -> CatalogEntry:
             for m in doc.get("maintenance", [])
         ),
     )
+
+
+def _returned_digest(doc: dict[str, Any]) -> str:
+    """Returns stored before digests were kept carry the whole content."""
+    return doc["content_digest"] if "content_digest" in doc else content_digest(content_of(doc["content"]))
 
 
 def _findings_doc(findings: tuple[Finding, ...]) -> list[dict[str, str]]:

@@ -7,8 +7,10 @@ through review while the old one stays in force.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from dataclasses import field as dataclass_field
 from datetime import UTC, date, datetime
 from enum import StrEnum
@@ -20,6 +22,9 @@ from services.catalog.domain.wording import field_label, label, message, worded
 
 RESOURCE_CODE = re.compile(r"(\d)(\d{2})(\d{3})/(\d{6})")  # 类 1, 项 2, 目 3 / 顺序码 6
 CLASSIFICATION = re.compile(r"\d{6}")
+# An entry's stored document holds every version's content and must stay under the database's 16 MiB per
+# document: half a mebibyte per content (several hundred fully described items) leaves room for 30 versions.
+MAX_CONTENT_BYTES = 512 * 1024
 
 
 class ShareType(StrEnum):
@@ -166,6 +171,17 @@ class EntryContent:
                     f"item names must be unique; repeated: {repeated}",
                     "catalog.entry.items_repeated",
                     {"names": "、".join(duplicates)},
+                )
+            )
+        size = len(canonical_content(self))
+        if size > MAX_CONTENT_BYTES:
+            problems.append(
+                Problem(
+                    "content",
+                    f"the content takes {size} bytes, over the {MAX_CONTENT_BYTES} an entry may hold; "
+                    "shorten descriptions or split the resource",
+                    "catalog.entry.too_large",
+                    {"size": size // 1024, "limit": MAX_CONTENT_BYTES // 1024},
                 )
             )
         if any(not n for n in names):
@@ -334,12 +350,31 @@ def finding_paths(content: EntryContent) -> list[str]:
 
 @dataclass(frozen=True)
 class ReviewRound:
-    """A return for changes, kept in the version's history: who, when, the findings and what was returned."""
+    """A return for changes, kept in the version's history: who, when, the findings and the digest of what was
+    returned (enough to refuse it resubmitted unchanged; a full copy per return would grow the entry without
+    bound)."""
 
     reviewed_by: str
     returned_at: datetime
     findings: tuple[Finding, ...]
-    content: EntryContent
+    content_digest: str
+
+
+def canonical_content(content: EntryContent) -> bytes:
+    """The content as UTF-8 JSON with sorted keys: equal contents, equal bytes (and about its stored size)."""
+    return json.dumps(asdict(content), sort_keys=True, ensure_ascii=False, default=_canonical).encode()
+
+
+def content_digest(content: EntryContent) -> str:
+    return hashlib.sha256(canonical_content(content)).hexdigest()
+
+
+def _canonical(value: object) -> object:
+    if isinstance(value, (set, frozenset)):
+        return sorted(value)
+    if isinstance(value, date):
+        return value.isoformat()
+    raise TypeError(f"{type(value).__name__} has no canonical form")
 
 
 @dataclass(frozen=True)
@@ -535,8 +570,11 @@ class CatalogEntry:
                 changed_on=pending.changed_on.isoformat(),
                 due_on=pending.due_on.isoformat(),
             )
+        # One record per calendar year: confirming again within the year replaces that year's record (the latest
+        # confirmation and its note stand), so repeated confirmations cannot grow the entry without bound.
         confirmed = MaintenanceConfirmed(today, confirmed_by, note.strip())
-        return replace(self, maintenance=(*self.maintenance, confirmed), revision=self.revision + 1), version
+        kept = tuple(m for m in self.maintenance if m.confirmed_on.year != today.year)
+        return replace(self, maintenance=(*kept, confirmed), revision=self.revision + 1), version
 
     def except_source(self, element: str, legal_basis: str) -> CatalogEntry:
         if not legal_basis.strip():
@@ -622,7 +660,7 @@ class CatalogEntry:
                 TransitionNotAllowed("status", "only a draft or returned version can be submitted"),
                 "catalog.entry.not_submittable",
             )
-        if working.returns and working.returns[-1].content == working.content:
+        if working.returns and working.returns[-1].content_digest == content_digest(working.content):
             raise worded(
                 TransitionNotAllowed(
                     "content", f"version {working.version} is unchanged since it was returned; address the findings"
@@ -675,7 +713,7 @@ class CatalogEntry:
             reviewed_by=reviewer,
             findings=kept,
             updated_at=now,
-            returns=(*version.returns, ReviewRound(reviewer, now, kept, version.content)),
+            returns=(*version.returns, ReviewRound(reviewer, now, kept, content_digest(version.content))),
         )
         return self._with(returned), returned
 

@@ -76,6 +76,7 @@ MESSAGES: dict[str, str] = {
     "catalog.entry.name_missing": "资源名称不能为空",
     "catalog.entry.items_repeated": "信息项名称不能重复：{names}",
     "catalog.entry.item_unnamed": "每个信息项都要有名称",
+    "catalog.entry.too_large": "资源内容约 {size} KB，超过单个条目可容纳的 {limit} KB；请精简描述或拆分资源",
     "catalog.entry.not_shared_basis_missing": "不予共享的资源须注明法律、法规或政策依据",
     "catalog.entry.item_length": "信息项“{item}”的数据长度须为正数",
     "catalog.entry.item_not_shared_basis_missing": "不予共享的信息项“{item}”须注明依据（或由资源的不予共享依据涵盖）",
