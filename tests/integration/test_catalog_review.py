@@ -20,6 +20,7 @@ from tests.tokens import bearer
 OTHER = credit_code("360800", 7011)
 OTHER_COMPILER = bearer(OTHER, Role.CATALOG_COMPILER, subject="hr.compiler")
 OTHER_REVIEWER = bearer(OTHER, Role.CATALOG_REVIEWER, subject="hr.reviewer")
+OPERATOR = bearer(credit_code("360800", 7100), Role.IT_OFFICE_OPERATOR, subject="it.operator")
 NAMES = {PROVIDER: "吉安市市场监督管理局", OTHER: "吉安市人力资源和社会保障局"}
 
 
@@ -144,7 +145,7 @@ async def test_review_findings_deadlines_and_maintenance_over_http(infra, topics
 async def test_errors_facets_and_clashes_speak_chinese_and_name_departments(infra, topics, services, tmp_path):
     catalog = await start_catalog(infra, services, tmp_path)
     async with httpx.AsyncClient(base_url=catalog.url) as client:
-        source = await publish_entry(client, "101012")
+        await publish_entry(client, "101012")
 
         missing = await client.get("/entries/101012/999999", headers=COMPILER)
         assert missing.status_code == 404
@@ -157,7 +158,11 @@ async def test_errors_facets_and_clashes_speak_chinese_and_name_departments(infr
             "message": "目录中没有资源代码为 101012/999999 的条目",
         }
 
-        # a second source of 统一社会信用代码: the refusal names the department that provides it
+        # a second source of 统一社会信用代码, whose source the IT office assigned to the market regulator: the
+        # refusal names the department that provides it
+        element = {"identifier": "DE0201", "name": "统一社会信用代码", "aliases": ["信用代码"], "source_code": PROVIDER}
+        assigned = await client.post("/elements", headers=OPERATOR, json=element)
+        assert assigned.status_code == 201, assigned.text
         body = {"classification": "101013", "provider_code": OTHER, **COMPLETE, "name": "社保参保单位信息"}
         entry = (await client.post("/entries", headers=OTHER_COMPILER, json=body)).json()
         code = entry["resource_code"]
@@ -169,7 +174,7 @@ async def test_errors_facets_and_clashes_speak_chinese_and_name_departments(infr
         )
         assert clash.status_code == 409 and clash.json()["code"] == "catalog.source.duplicate"
         assert (
-            f"“统一社会信用代码”由吉安市市场监督管理局（{PROVIDER}）在资源 {source} 中提供" in clash.json()["message"]
+            "“统一社会信用代码”即数据元 DE0201（统一社会信用代码），由吉安市市场监督管理局" in clash.json()["message"]
         )
 
         found = (await client.get("/search", params={"q": "企业", "match": "any"}, headers=COMPILER)).json()

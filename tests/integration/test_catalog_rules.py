@@ -19,6 +19,7 @@ from tests.integration.conftest import ServiceProcess, settings_for
 from tests.integration.test_catalog import ADMIN, COMPILER, COMPLETE, PROVIDER, REVIEWER, publish_entry
 from tests.tokens import bearer
 
+OPERATOR = bearer(credit_code("360800", 7100), Role.IT_OFFICE_OPERATOR, subject="it.operator")
 BOTH = bearer(PROVIDER, Role.CATALOG_COMPILER, Role.CATALOG_REVIEWER, subject="li.both")
 
 
@@ -200,6 +201,10 @@ async def test_every_list_pages_with_a_total_in_a_stable_order(infra, topics, se
             return seen, total
 
         published = [await publish_entry(client, "101001") for _ in range(3)]
+        for identifier, name in (("DE0201", "统一社会信用代码"), ("DE0202", "企业名称")):
+            element = {"identifier": identifier, "name": name, "source_code": PROVIDER}
+            await call(client, "POST", "/elements", OPERATOR, 201, json=element)
+        # the other department's drafts carry both items, unlinked: each a second source of an element
         draft = {"provider_code": other, **COMPLETE, "name": "纳税人登记信息", "category": "DEPARTMENT"}
         for _ in range(2):
             await call(client, "POST", "/entries", other_compiler, 201, json={**draft, "classification": "301001"})
@@ -212,7 +217,7 @@ async def test_every_list_pages_with_a_total_in_a_stable_order(infra, topics, se
         overdue, total = await walk("/overdue", lambda o: (o["due_on"], o["resource_code"]), on=later)
         assert total == 3 and overdue == sorted(overdue) and [c for _, c in overdue] == published
 
-        clashes, total = await walk("/duplicate-sources", lambda d: (d["resource_code"], d["element"]))
+        clashes, total = await walk("/duplicate-sources", lambda d: (d["resource_code"], d["item"]))
         assert total == 4 and clashes == sorted(clashes) and len(set(clashes)) == 4  # 2 entries × 2 items
 
         requester = bearer(other, Role.CATALOG_COMPILER, subject="tax.compiler")

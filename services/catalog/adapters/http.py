@@ -648,7 +648,7 @@ def routers(uow: UnitOfWork, calendar: WorkingCalendar, index: SearchIndex, name
         "/duplicate-sources",
         response_model=Page[DuplicateSourceView],
         summary="Entries that source a data element another department already provides (Art. 12); "
-        "by resource code and element",
+        "by resource code and data item",
     )
     async def duplicate_sources(_: Reader, page: PageOf) -> Page[DuplicateSourceView]:
         found = await handlers.duplicate_sources(uow)
