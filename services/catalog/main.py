@@ -9,7 +9,7 @@ from fastapi import FastAPI
 from common.clock import today_in_china
 from common.http import create_app, run_service
 from common.runtime import Runtime
-from services.catalog import handlers
+from services.catalog import dictionary, handlers
 from services.catalog.adapters import dictionary_http, http
 from services.catalog.adapters.mongo import CachedDepartmentNames, EntryFollower, MongoUnitOfWork, ensure_indexes
 from services.catalog.adapters.search import CatalogSearchIndex, SynonymList, merged_synonyms
@@ -30,8 +30,14 @@ def build(settings: CatalogSettings) -> tuple[FastAPI, Runtime]:
         settings.overdue_check_seconds,
         lambda: handlers.announce_overdue(uow, today_in_china()),
     )
-    # the data-element dictionary's aliases join the maintained list here (see `ports.AliasSource`)
-    index = CatalogSearchIndex(merged_synonyms(SynonymList().alias_groups()))
+    maintained = SynonymList().alias_groups()
+    index = CatalogSearchIndex(merged_synonyms(maintained))
+
+    async def refresh_synonyms() -> None:
+        """Search knows the data-element dictionary's aliases too, as the IT office keeps them."""
+        index.use_synonyms(merged_synonyms(maintained, await dictionary.alias_groups(uow)))
+
+    runtime.every("synonyms", settings.synonyms_refresh_seconds, refresh_synonyms)
     follower = EntryFollower(runtime.db, index)
     runtime.follow("search-index", follower.run, lambda: follower.caught_up)
     app = create_app(

@@ -9,3 +9,6 @@ class CatalogSettings(ServiceSettings):
 
     http_port: int = 8001
     overdue_check_seconds: float = Field(default=3600, gt=0, description="how often overdue entries are announced")
+    synonyms_refresh_seconds: float = Field(
+        default=60, gt=0, description="how often search takes up the data-element dictionary's aliases"
+    )

@@ -61,8 +61,8 @@ def people(code: str, slug: str) -> tuple[dict, dict, dict]:
     )
 
 
-async def start_catalog(infra, services, tmp_path) -> ServiceProcess:
-    catalog = ServiceProcess("catalog", infra, tmp_path, mongo_database=f"cat_{uuid.uuid4().hex[:8]}").start()
+async def start_catalog(infra, services, tmp_path, **env: str) -> ServiceProcess:
+    catalog = ServiceProcess("catalog", infra, tmp_path, mongo_database=f"cat_{uuid.uuid4().hex[:8]}", **env).start()
     services.append(catalog)
     publisher = KafkaPublisher(settings_for(infra), EventCodec.from_folder(), load_topics())
     await publisher.start()
@@ -261,3 +261,37 @@ async def test_demands_match_through_aliases_and_are_undone_cancelled_or_found_u
         "ShareDemandUnmatched",
         "ShareDemandUnmeetable",
     ]
+
+
+async def test_search_finds_an_entry_by_an_alias_the_it_office_gives_its_element(infra, topics, services, tmp_path):
+    catalog = await start_catalog(infra, services, tmp_path, synonyms_refresh_seconds="0.5")
+    market = people(MARKET, "scjgj")
+    async with httpx.AsyncClient(base_url=catalog.url, timeout=30) as client:
+        body = {"classification": "101001", "provider_code": MARKET, "name": "居民婚姻登记信息", **ENTRY}
+        body["data_items"] = [{"name": "婚姻状况"}]
+        drafted = (await client.post("/entries", json=body, headers=market[0])).json()
+        code = drafted["resource_code"]
+        submitted = await client.post(
+            f"/entries/{code}/submit", json={"revision": drafted["revision"]}, headers=market[0]
+        )
+        approved = await client.post(
+            f"/entries/{code}/approve", json={"revision": submitted.json()["revision"]}, headers=market[1]
+        )
+        assert approved.status_code == 200, approved.text
+
+        async def hits() -> list[str]:
+            found = await client.get("/search", params={"q": "婚否"}, headers=market[0])
+            return [h["resource_code"] for h in found.json()["hits"]]
+
+        for _ in range(50):  # the search index follows the published entry
+            if (await client.get("/search", params={"q": "婚姻"}, headers=market[0])).json()["hits"]:
+                break
+            await asyncio.sleep(0.1)
+        assert await hits() == []
+        element = {"identifier": "DE9301", "name": "婚姻状况", "aliases": ["婚否"]}
+        assert (await client.post("/elements", json=element, headers=OPERATOR)).status_code == 201
+        for _ in range(50):
+            if await hits():
+                break
+            await asyncio.sleep(0.1)
+        assert await hits() == [code]
