@@ -3,6 +3,9 @@ PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
+# `make test` runs in this many pytest-xdist workers, each with its own broker and database (0: in one process);
+# each test file runs whole on one worker, so a module-scoped fixture (a running platform) starts once
+TEST_WORKERS ?= 2
 
 .PHONY: run up down infra test test-reliability lint bench demo clean
 
@@ -29,7 +32,7 @@ infra: $(STAMP)      ## only the broker and the database, in the foreground
 	$(PY) -m devstack infra
 
 test: $(STAMP)       ## unit, contract and integration tests (they start their own broker and database)
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 test-reliability: $(STAMP)  ## the kill -9 ingestion test at full size (200k changes; `make test` runs 10k)
 	RELIABILITY_CHANGES=200000 $(PY) -m pytest tests/integration/test_ingest_reliability.py
