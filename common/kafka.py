@@ -121,8 +121,11 @@ async def fetch_once(
     deadline = time.monotonic() + IDLE_POLL_MS / 1000
     while True:
         batches = await consumer.getmany(timeout_ms=ANSWER_CHECK_MS, max_records=max_records)
-        if batches or time.monotonic() >= deadline or _answered_since(consumer, asked_ms):
+        if batches or time.monotonic() >= deadline:
             return batches
+        if _answered_since(consumer, asked_ms):
+            # the answer may have stored records after getmany stopped waiting: take them now, not after a pause
+            return await consumer.getmany(timeout_ms=0, max_records=max_records)
 
 
 def _answered_since(consumer: AIOKafkaConsumer, asked_ms: int) -> bool:

@@ -49,6 +49,8 @@ class IdlePausingConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
             if records or not self.consumer.flow_active or time.monotonic() >= deadline:
                 break
             if _answered(consumer, active_partitions, asked_ms):
+                # the answer may have stored records after the fetch stopped waiting: take them now
+                records = await super()._fetch_records(consumer, active_partitions, timeout=0, max_records=max_records)
                 break
         if records:
             self._pause = self.first_pause

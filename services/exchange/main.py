@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 from functools import partial
 
@@ -116,7 +117,7 @@ def build(settings: ExchangeSettings) -> tuple[FastAPI, Runtime]:
         # the API channel first: its /resources/<code>/openapi.json goes before the catch-all /resources/<code>
         routers=[
             api.services,
-            *http.routers(uow, uploads),
+            *http.routers(uow, uploads, asyncio.Semaphore(settings.upload_concurrency)),
             *sharing_routes.ROUTERS,
         ],
     )

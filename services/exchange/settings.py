@@ -17,6 +17,9 @@ class ExchangeSettings(ServiceSettings):
     # Data changes written per MongoDB transaction: a transaction's fixed costs (digest leaves, commit,
     # outbox) are shared by more changes; the outbox document holds one event per change.
     ingest_batch_size: int = Field(default=5000, ge=1, le=20000)
+    # Uploads handled at once: each is a CPU-bound worker process and a copy of the file; one more is
+    # answered 503 with Retry-After.
+    upload_concurrency: int = Field(default=2, ge=1, le=16)
     # Ed25519 private key (PKCS#8 PEM) the exchange signs uploaded files' changes with; its ingestion trusts it.
     signing_key: SecretStr | None = None
     # The secret data access events hash subject keys with (HMAC-SHA256): never a key in clear on the bus.

@@ -2,6 +2,9 @@
 the change feed, one subject across resources, consistency digests, uploads and freshness."""
 
 import asyncio
+import contextlib
+import os
+import signal
 import tempfile
 import time
 import uuid
@@ -9,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
+import pytest
 from aiokafka import TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from datashare_adapter import Adapter, Platform, PlatformConfig, Snapshot, check, sync
@@ -60,9 +64,14 @@ def adapter_for(infra, exchange: ServiceProcess) -> Adapter:
     return Adapter(config, Platform(config, access_token=adapter_token))
 
 
-async def exchange_knowing(infra, services, tmp_path: Path, *entries: Event) -> ServiceProcess:
-    """A running exchange that has learnt the given published catalog entries and the provider's adapter key."""
-    exchange = ServiceProcess("exchange", infra, tmp_path, mongo_database=f"ex_{uuid.uuid4().hex[:8]}").start()
+async def exchange_knowing(
+    infra, services, tmp_path: Path, *entries: Event, environ: dict[str, str] | None = None, **env: str
+) -> ServiceProcess:
+    """A running exchange that has learnt the given published catalog entries and the provider's adapter key;
+    `env` are its settings (without the prefix), `environ` other environment variables."""
+    exchange = ServiceProcess("exchange", infra, tmp_path, mongo_database=f"ex_{uuid.uuid4().hex[:8]}", **env)
+    exchange.env |= environ or {}
+    exchange.start()
     services.append(exchange)
     publisher = KafkaPublisher(settings_for(infra), EventCodec.from_folder(), load_topics())
     await publisher.start()
@@ -309,16 +318,61 @@ async def test_a_department_without_an_adapter_uploads_a_file(infra, topics, ser
         assert (await client.get(f"/resources/{code}/records/{enterprise(3)}")).status_code == 404
 
 
+def big_table(folder: Path, rows: int) -> Path:
+    lines = ["统一社会信用代码,企业名称,注册资本,成立日期,在业"]
+    lines += [f"{enterprise(n)},吉安市第{n}号某某科技有限公司,{n * 10.5},2020-01-01,是" for n in range(1, rows + 1)]
+    source = folder / "big.csv"
+    source.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return source
+
+
+def descendants(pid: int) -> set[int]:
+    """The processes a process started, and theirs, as /proc shows them now."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(ppid, []).append(int(entry.name))
+    found, todo = set(), [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.add(child)
+            todo.append(child)
+    return found
+
+
+def running(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+async def upload_under_way(client: httpx.AsyncClient, code: str, source: Path, folder: Path) -> asyncio.Task:
+    """A big upload sent in the background, returned once the exchange kept its copy in `folder`."""
+
+    async def upload() -> httpx.Response:
+        with source.open("rb") as file:
+            return await client.post(f"/resources/{code}/uploads", files={"file": ("big.csv", file)}, timeout=300)
+
+    async def kept() -> bool:
+        return any(folder.rglob("table"))
+
+    sending = asyncio.create_task(upload())
+    assert await until(kept, 60)
+    return sending
+
+
 async def test_a_big_upload_leaves_the_exchange_answering(infra, topics, services, tmp_path) -> None:
     """The file is read and checked off the event loop: health probes are answered all along, and the
     consumers keep their broker sessions."""
     code = f"101001/{uuid.uuid4().int % 10**6:06d}"
     exchange = await exchange_knowing(infra, services, tmp_path, catalog_published(code, PROVIDER, ITEMS))
     rows = 40_000  # about 3 MB: read and checked on the event loop, it froze the exchange for 4 s and more
-    lines = ["统一社会信用代码,企业名称,注册资本,成立日期,在业"]
-    lines += [f"{enterprise(n)},吉安市第{n}号某某科技有限公司,{n * 10.5},2020-01-01,是" for n in range(1, rows + 1)]
-    source = tmp_path / "big.csv"
-    source.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    source = big_table(tmp_path, rows)
     probes: list[float] = []
     async with httpx.AsyncClient(base_url=exchange.url, headers=bearer(PROVIDER, Role.DATA_ADMINISTRATOR)) as client:
 
@@ -341,6 +395,70 @@ async def test_a_big_upload_leaves_the_exchange_answering(infra, topics, service
         # ingestion goes on: the uploaded rows are being stored (all 40,000 take a minute or more here)
         assert await until(lambda: _record_named(client, code, enterprise(1), "吉安市第1号某某科技有限公司"), 120)
     assert "Heartbeat session expired" not in exchange.log.read_text()
+
+
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM])
+async def test_an_exchange_ended_mid_upload_leaves_no_worker_and_no_file_behind(
+    infra, topics, services, tmp_path, sig
+) -> None:
+    """Killed (-9, out of memory) or stopped while a worker still signs an upload: the worker, the server
+    workers fork from and the copy of the file go with the exchange; a worker waiting to hand on a batch
+    nobody reads would wait forever."""
+    code = f"101001/{uuid.uuid4().int % 10**6:06d}"
+    folder = tmp_path / "tmp"
+    folder.mkdir()
+    exchange = await exchange_knowing(
+        infra, services, tmp_path, catalog_published(code, PROVIDER, ITEMS), environ={"TMPDIR": str(folder)}
+    )
+    assert exchange.popen
+    source = big_table(tmp_path, 40_000)
+    async with httpx.AsyncClient(base_url=exchange.url, headers=bearer(PROVIDER, Role.DATA_ADMINISTRATOR)) as client:
+        sending = await upload_under_way(client, code, source, folder)
+        await asyncio.sleep(1)
+        started = descendants(exchange.popen.pid)
+        assert len(started) >= 2  # the server workers fork from, the worker (and the resource tracker)
+        os.kill(exchange.popen.pid, sig)  # the exchange alone, not its process group
+        await asyncio.to_thread(exchange.wait_exit, 60)
+        with contextlib.suppress(httpx.HTTPError):
+            await sending
+
+    async def ended() -> bool:
+        return not any(running(p) for p in started)
+
+    assert await until(ended, 5), [p for p in started if running(p)]
+    # the copy and its folder are gone (multiprocessing's own folder of the forkserver's socket stays)
+    assert not list(folder.glob("datashare-upload-*")), list(folder.rglob("*"))
+
+
+async def test_uploads_beyond_the_slots_are_refused_with_retry_after(infra, topics, services, tmp_path) -> None:
+    """Each upload is a worker process and a copy of the file: one more than the exchange takes at once is
+    refused at once, with a 503 to be retried as a missing dependency's."""
+    code = f"101001/{uuid.uuid4().int % 10**6:06d}"
+    folder = tmp_path / "tmp"
+    folder.mkdir()
+    exchange = await exchange_knowing(
+        infra,
+        services,
+        tmp_path,
+        catalog_published(code, PROVIDER, ITEMS),
+        environ={"TMPDIR": str(folder)},
+        upload_concurrency="1",
+    )
+    small = f"统一社会信用代码,企业名称\n{enterprise(1)},甲\n".encode()
+    async with httpx.AsyncClient(base_url=exchange.url, headers=bearer(PROVIDER, Role.DATA_ADMINISTRATOR)) as client:
+        # a big table whose last row is broken: checked whole while it holds the slot, then refused, so that
+        # nothing lands on the topic the later tests' exchanges read from the start
+        broken = big_table(tmp_path, 40_000)
+        with broken.open("a", encoding="utf-8") as table:
+            table.write(f"{enterprise(40_001)},乙,很多,2020-01-01,是\n")
+        sending = await upload_under_way(client, code, broken, folder)
+        busy = await client.post(f"/resources/{code}/uploads", files={"file": ("r.csv", small)})
+        assert busy.status_code == 503 and busy.headers["Retry-After"].isdigit()
+        assert busy.json()["dependency"] == "uploads" and busy.json()["error"] == "ServiceUnavailable"
+        assert (await sending).status_code == 422
+        again = await client.post(f"/resources/{code}/uploads", files={"file": ("r.csv", small)})
+        assert again.status_code == 202 and again.json() == {"sent": 1}
+    assert not list(folder.glob("datashare-upload-*"))
 
 
 async def test_resources_stored_before_record_counts_get_theirs_from_the_digest_leaves(infra) -> None:

@@ -1,6 +1,7 @@
 """The consumer's handling of a fetched batch, without a broker: records as aiokafka hands them over."""
 
 import asyncio
+import time
 
 from aiokafka import ConsumerRecord
 
@@ -59,3 +60,38 @@ async def test_a_big_fetched_batch_is_decoded_in_turns_with_the_rest_of_the_even
         other.cancel()
     assert handled == [[f"g{n}" for n in range(2000)]]
     assert ticks[0] - started_at >= 5, "the event loop ran nothing else while the batch was decoded"
+
+
+class AnsweredLate:
+    """A consumer whose fetch answer, with records, is stored just after a getmany stopped waiting for it:
+    the race between aiokafka's fetcher task and the waiter."""
+
+    def __init__(self) -> None:
+        self.tp = ("t", 0)
+        self.answered_ms = 0
+        self.stored: dict = {}
+
+    def assignment(self) -> set:
+        return {self.tp}
+
+    def paused(self) -> set:
+        return set()
+
+    def last_poll_timestamp(self, _tp: object) -> int:
+        return self.answered_ms
+
+    async def getmany(self, timeout_ms: int = 0, max_records: int | None = None) -> dict:
+        found, self.stored = self.stored, {}
+        if not found and timeout_ms and not self.answered_ms:
+            await asyncio.sleep(timeout_ms / 1000)
+            self.answered_ms = int(time.time() * 1000) + 1  # the answer lands as the wait ends
+            self.stored = {self.tp: [record(0)]}
+        return found
+
+
+async def test_records_the_answer_stored_after_the_wait_ended_are_returned_not_paused_over() -> None:
+    from common.kafka import fetch_once
+
+    consumer = AnsweredLate()
+    fetched = await fetch_once(consumer)  # type: ignore[arg-type]
+    assert [r.offset for r in fetched.get(consumer.tp, [])] == [0]  # type: ignore[call-overload]

@@ -15,10 +15,12 @@ from typing import Annotated, Any, BinaryIO
 
 from datashare_adapter.digest import BUCKETS, TOPS
 from fastapi import APIRouter, Depends, Query, UploadFile
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from common.fields import Code, Position
 from common.guard import Guard
+from common.http import RETRY_AFTER_SECONDS
 from common.policy import Principal
 from services.exchange import handlers
 from services.exchange.ports import ResourceState, UnitOfWork, UploadSender
@@ -127,7 +129,18 @@ def _record(r: Any) -> RecordView:
     return RecordView.model_validate(r, from_attributes=True)
 
 
-def routers(uow: UnitOfWork, uploads: UploadSender) -> list[APIRouter]:
+def _uploads_busy() -> JSONResponse:
+    """All upload slots taken: 503 in the shape of a missing dependency's, to be retried as that is."""
+    body = {
+        "detail": "as many uploads as the exchange takes at once are under way; retry later",
+        "error": "ServiceUnavailable",
+        "dependency": "uploads",
+        "reason": "all upload slots taken",
+    }
+    return JSONResponse(body, status_code=503, headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
+
+
+def routers(uow: UnitOfWork, uploads: UploadSender, upload_slots: asyncio.Semaphore) -> list[APIRouter]:
     api = APIRouter(prefix="/resources", tags=["resources"])
 
     @api.get("", response_model=list[ResourceView], summary="Published resources the exchange holds")
@@ -197,9 +210,12 @@ def routers(uow: UnitOfWork, uploads: UploadSender) -> list[APIRouter]:
         file: UploadFile,
         principal: Uploader,
         delete: Annotated[list[str], Query(description="subject keys to delete")] = [],  # noqa: B006
-    ) -> UploadView:
+    ) -> UploadView | JSONResponse:
+        # Each upload is a worker process and a copy of the file: one more than the slots is refused at once.
+        if upload_slots.locked():
+            return _uploads_busy()
         # the guard authenticated the uploader; the changes go out signed by the exchange, in her name
-        async with kept(file) as table:
+        async with upload_slots, kept(file) as table:
             sent = await handlers.upload_rows(resource_code, table, delete, principal, uow, uploads)
         return UploadView(sent=sent)
 

@@ -6,9 +6,14 @@ batches ahead; the event loop only hands them to the producer."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import multiprocessing
+import os
 import queue
+import signal
+import threading
 from dataclasses import replace
+from multiprocessing.connection import wait
 from multiprocessing.queues import Queue
 from pathlib import Path
 from typing import Any
@@ -59,8 +64,10 @@ class ProcessUploads:
         out: Queue[tuple[Any, ...]] = self.context.Queue(BATCHES_AHEAD)
         job = (schema, table.path, table.filename, deletions, version, uploaded_by, self.key_pem)
         worker = self.context.Process(target=prepare, args=(out, *job), name="upload", daemon=True)
-        await asyncio.to_thread(worker.start)
+        # Started in a thread that a cancellation does not stop: the worker is ended below whenever it started.
+        starting = asyncio.ensure_future(asyncio.to_thread(worker.start))
         try:
+            await asyncio.shield(starting)
             sent = 0
             while (batch := await self._next(out, worker)) is not None:
                 await self.publisher.send_all([(DATA_CHANGES, *m) for m in batch], ACK_SECONDS)
@@ -68,9 +75,12 @@ class ProcessUploads:
                 sent += len(batch)
             return sent
         finally:
+            with contextlib.suppress(Exception):
+                await starting
             if worker.is_alive():
                 worker.terminate()  # the broker went away, or the uploader left: the rest is not sent
-            await asyncio.to_thread(worker.join, 5)
+            if worker.pid is not None:
+                await asyncio.to_thread(worker.join, 5)
             out.close()
 
     @staticmethod
@@ -109,6 +119,7 @@ def prepare(
     key_pem: str,
 ) -> None:
     """In the worker: check the whole table, then put its rows as signed messages, batch by batch."""
+    _end_with_parent(path)
     try:
         with path.open("rb") as stream:
             shown, problems = upload_problems(schema, iter_table(stream, filename), deletions)
@@ -128,6 +139,29 @@ def prepare(
         out.put(("failed", f"{type(exc).__name__}: {exc}"))
     out.close()
     out.join_thread()  # everything put reaches the event loop before the worker ends
+
+
+def _end_with_parent(path: Path) -> None:
+    """In the worker: ended by the exchange (terminate), or should the exchange end without ending it
+    (killed, out of memory, stopped before it could), remove the copy of the file and end. Nobody would read
+    the queue, so a put would wait forever; the server the workers fork from lives on while a worker does;
+    and an exchange that is gone, or stops before its cleanup ran, leaves the copy behind."""
+    signal.signal(signal.SIGTERM, lambda *_: _leave(path))
+    parent = multiprocessing.parent_process()
+    if parent is not None:
+        threading.Thread(target=_leave_with, args=(parent.sentinel, path), name="parent-watch", daemon=True).start()
+
+
+def _leave_with(sentinel: int, path: Path) -> None:
+    wait([sentinel])
+    _leave(path)
+
+
+def _leave(path: Path) -> None:
+    path.unlink(missing_ok=True)
+    with contextlib.suppress(OSError):
+        path.parent.rmdir()  # the file's own folder, once empty
+    os._exit(1)
 
 
 def signed(codec: EventCodec, signer: ChangeSigner, event: Event) -> Message:
