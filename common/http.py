@@ -62,7 +62,7 @@ class ErrorView(BaseModel):
 class UnavailableView(ErrorView):
     """The body of a 503: the broker or database is away; the Retry-After header says when to try again."""
 
-    dependency: str = Field(description="kafka or mongo")
+    dependency: str = Field(description="what is unavailable: kafka, mongo, or uploads (every upload slot taken)")
     reason: str = Field(description="the driver's error")
 
 
