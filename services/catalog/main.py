@@ -30,7 +30,7 @@ def build(settings: CatalogSettings) -> tuple[FastAPI, Runtime]:
         settings.overdue_check_seconds,
         lambda: handlers.announce_overdue(uow, today_in_china()),
     )
-    maintained = SynonymList().alias_groups()
+    maintained = list(SynonymList().alias_groups())
     index = CatalogSearchIndex(merged_synonyms(maintained))
 
     async def refresh_synonyms() -> None:
