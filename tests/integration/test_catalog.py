@@ -1,6 +1,7 @@
 """An entry's whole life over HTTP, with the events it leaves on Kafka."""
 
 import asyncio
+import time
 import uuid
 
 import httpx
@@ -45,8 +46,25 @@ async def publish_entry(client: httpx.AsyncClient, classification: str) -> str:
     return code
 
 
+async def department_known(infra, database: str, code: str, timeout: float = 30) -> None:
+    """Wait until the catalog has taken in the directory's event about the department."""
+    from pymongo import AsyncMongoClient
+
+    from services.catalog.adapters.mongo import DEPARTMENTS
+
+    mongo = AsyncMongoClient(infra.mongo_uri)
+    try:
+        deadline = time.monotonic() + timeout
+        while await mongo[database][DEPARTMENTS].find_one({"_id": code}) is None:
+            assert time.monotonic() < deadline, f"the catalog never learnt of department {code}"
+            await asyncio.sleep(0.1)
+    finally:
+        await mongo.close()
+
+
 async def test_an_entry_lives_its_whole_life(infra, topics, services, tmp_path) -> None:
-    catalog = ServiceProcess("catalog", infra, tmp_path, mongo_database=f"cat_{uuid.uuid4().hex[:8]}").start()
+    database = f"cat_{uuid.uuid4().hex[:8]}"
+    catalog = ServiceProcess("catalog", infra, tmp_path, mongo_database=database).start()
     services.append(catalog)
     publisher = KafkaPublisher(settings_for(infra), EventCodec.from_folder(), load_topics())
     await publisher.start()
@@ -54,6 +72,7 @@ async def test_an_entry_lives_its_whole_life(infra, topics, services, tmp_path) 
     await publisher.publish("directory.events", Event("DepartmentRegistered", PROVIDER, registered, "directory"))
     await publisher.stop()
     await catalog.wait_ready()
+    await department_known(infra, database, PROVIDER)  # the published entry names its provider
 
     async with httpx.AsyncClient(base_url=catalog.url) as client:
 
