@@ -27,7 +27,7 @@ from common.topics import load_topics
 from devstack.samples import catalog_published, catalog_withdrawn
 from services.exchange.adapters import mongo
 from tests.adapter_keys import key_file, register_adapter_key
-from tests.integration.conftest import ServiceProcess, headers_of, read_topic, settings_for
+from tests.integration.conftest import ServiceProcess, headers_of, read_topic, settings_for, skip_backlog
 from tests.tokens import bearer, token
 
 PROVIDER = "11360800MB4000001" + credit_code_check_character("11360800MB4000001")
@@ -71,6 +71,10 @@ async def exchange_knowing(
     `env` are its settings (without the prefix), `environ` other environment variables."""
     exchange = ServiceProcess("exchange", infra, tmp_path, mongo_database=f"ex_{uuid.uuid4().hex[:8]}", **env)
     exchange.env |= environ or {}
+    # what earlier tests left on the shared topic is not this exchange's to ingest before the test's own changes
+    await skip_backlog(
+        infra, f"{exchange.env['EXCHANGE_CONSUMER_GROUP_PREFIX']}exchange-ingest", "exchange.data-changes"
+    )
     exchange.start()
     services.append(exchange)
     publisher = KafkaPublisher(settings_for(infra), EventCodec.from_folder(), load_topics())
@@ -405,8 +409,8 @@ async def test_an_exchange_ended_mid_upload_leaves_no_worker_and_no_file_behind(
     workers fork from and the copy of the file go with the exchange; a worker waiting to hand on a batch
     nobody reads would wait forever."""
     code = f"101001/{uuid.uuid4().int % 10**6:06d}"
-    folder = tmp_path / "tmp"
-    folder.mkdir()
+    # a short temporary folder: the forkserver's socket lives there, and a socket path has at most 107 bytes
+    folder = Path(tempfile.mkdtemp(prefix="up-"))
     exchange = await exchange_knowing(
         infra, services, tmp_path, catalog_published(code, PROVIDER, ITEMS), environ={"TMPDIR": str(folder)}
     )
@@ -434,8 +438,8 @@ async def test_uploads_beyond_the_slots_are_refused_with_retry_after(infra, topi
     """Each upload is a worker process and a copy of the file: one more than the exchange takes at once is
     refused at once, with a 503 to be retried as a missing dependency's."""
     code = f"101001/{uuid.uuid4().int % 10**6:06d}"
-    folder = tmp_path / "tmp"
-    folder.mkdir()
+    # a short temporary folder: the forkserver's socket lives there, and a socket path has at most 107 bytes
+    folder = Path(tempfile.mkdtemp(prefix="up-"))
     exchange = await exchange_knowing(
         infra,
         services,
