@@ -80,6 +80,14 @@ async def remove_element(identifier: str, principal: Principal, uow: UnitOfWork)
             raise ElementConflict(
                 "identifier", f"published entries are the source of {identifier}: {', '.join(sources)}"
             )
+        # Read inside the transaction: an approval committed later wrote to the element and conflicts with this.
+        referring = [
+            e.resource_code
+            for e in await uow.entries(provider_code=None, limit=100_000)
+            if e.in_force and any(i.refers_to == identifier for i in e.in_force.content.data_items)
+        ]
+        if referring:
+            raise ElementConflict("identifier", f"published entries refer to {identifier}: {', '.join(referring)}")
         await tx.remove_element(identifier, principal.subject)
         tx.emit(ENTRY_EVENTS, _changed(element, "REMOVED", principal.subject))
 

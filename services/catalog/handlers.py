@@ -11,10 +11,11 @@ from common.events import Event
 from common.policy import Principal, Target, authorize
 from common.workdays import WorkingCalendar
 from services.catalog.domain import sheet
-from services.catalog.domain.dictionary import SourceClaim
+from services.catalog.domain.dictionary import Dictionary, SourceClaim
 from services.catalog.domain.entries import (
     UPDATE_WORKING_DAYS,
     CatalogEntry,
+    DataItem,
     DuplicateSource,
     EntryContent,
     EntryExists,
@@ -28,7 +29,15 @@ from services.catalog.domain.entries import (
     validate_provider_code,
 )
 from services.catalog.domain.search import Facet, SearchQuery, SearchResult
-from services.catalog.domain.sources import SourceClash, check_exception, claimed, clashes, unknown_elements, unresolved
+from services.catalog.domain.sources import (
+    SourceClash,
+    check_exception,
+    claimed,
+    clashes,
+    unknown_elements,
+    unprovided_references,
+    unresolved,
+)
 from services.catalog.domain.wording import worded
 from services.catalog.ports import ENTRY_EVENTS, PUBLISHED, CatalogTransaction, DepartmentNames, SearchIndex, UnitOfWork
 
@@ -153,6 +162,13 @@ async def _clashes(tx: CatalogTransaction, entry: CatalogEntry, version: EntryVe
     return clashes(entry.provider_code, entry.resource_code, items, dictionary, await tx.source_claims())
 
 
+def _involved(items: tuple[DataItem, ...], dictionary: Dictionary) -> list[str]:
+    """The elements an approval's one-data-one-source check reads: those linked and those the names match."""
+    found = {link for i in items for link in (i.source_of, i.refers_to) if link}
+    found |= {e.identifier for i in items for e in dictionary.matching(i.name)}
+    return sorted(found)
+
+
 def _describe(clash: SourceClash, names: dict[str, str]) -> str:
     provider = names.get(clash.existing_provider) or clash.existing_provider
     where = f", {clash.existing_resource}" if clash.existing_resource else ""
@@ -201,7 +217,12 @@ async def approve_entry(
         entry = await _load(tx, code)
         _authorize_review(principal, entry)
         approved, version = entry.approve(principal.subject, today, revision)
-        blocking = unresolved(await _clashes(tx, entry, version), dict(entry.source_exceptions))
+        items = version.content.data_items
+        dictionary = await tx.dictionary()
+        # Claim first: concurrent approvals, element changes and removals touching these elements conflict with
+        # this transaction, so two departments cannot both become an element's first claimant unseen.
+        await tx.guard_elements(_involved(items, dictionary))
+        blocking = unresolved(await _clashes(tx, entry, version), entry.excepted_clashes)
         if blocking:
             providers = {c.existing_provider: await _department(tx, c.existing_provider) for c in blocking}
             raise worded(
@@ -217,8 +238,15 @@ async def approve_entry(
                     for c in blocking
                 ),
             )
+        unprovided = unprovided_references(entry.resource_code, items, dictionary, await tx.source_claims())
+        if unprovided:
+            raise InvalidEntry(
+                "data_items",
+                f"no department provides the element referred to: {', '.join(unprovided)}; make the item its "
+                "source or leave the link out",
+            )
         await tx.save(approved, entry.revision)
-        claims = [SourceClaim(e, entry.provider_code, entry.resource_code) for e in claimed(version.content.data_items)]
+        claims = [SourceClaim(e, entry.provider_code, entry.resource_code) for e in claimed(items)]
         await tx.replace_claims(entry.resource_code, claims)
         published = _event(
             "CatalogEntryPublished",
@@ -281,8 +309,11 @@ async def record_source_exception(
         version = entry.working or entry.in_force
         if version is None:
             raise InvalidEntry("item", f"{code} has no version in force or being worked on")
-        check_exception(item, await _clashes(tx, entry, version))
-        excepted = entry.except_source(item, legal_basis)
+        found = await _clashes(tx, entry, version)
+        check_exception(item, found)
+        excepted = entry.except_source(
+            item, legal_basis, tuple((c.element, c.kind.value) for c in found if c.item == item)
+        )
         await tx.save(excepted, entry.revision)
     return excepted
 
@@ -296,9 +327,10 @@ async def duplicate_sources(uow: UnitOfWork) -> list[tuple[CatalogEntry, SourceC
         version = entry.working or entry.in_force
         if version is None:
             continue
-        exceptions = dict(entry.source_exceptions)
+        bases = dict(entry.source_exceptions)
         for clash in clashes(entry.provider_code, entry.resource_code, version.content.data_items, dictionary, claims):
-            found.append((entry, clash, exceptions.get(clash.item)))
+            covered = (clash.item, clash.element, clash.kind.value) in entry.excepted_clashes
+            found.append((entry, clash, bases.get(clash.item) if covered else None))
     return sorted(found, key=lambda f: (f[0].resource_code, f[1].item))
 
 

@@ -49,6 +49,11 @@ class CatalogTransaction(Protocol):
         """The entry's claims become `claims` (none: a withdrawn entry releases its claims)."""
         ...
 
+    async def guard_elements(self, identifiers: list[str]) -> None:
+        """Write to each element so that concurrent transactions claiming, checking, changing or removing it
+        conflict and one of them fails (transient: retried, it sees the other's result)."""
+        ...
+
     async def save_element(self, element: DataElement, changed_by: str) -> None:
         """Store the element's new version, keeping the earlier ones."""
         ...

@@ -295,3 +295,46 @@ async def test_search_finds_an_entry_by_an_alias_the_it_office_gives_its_element
                 break
             await asyncio.sleep(0.1)
         assert await hits() == [code]
+
+
+async def test_two_departments_approved_at_once_cannot_both_become_the_first_source(infra, topics, services, tmp_path):
+    """Both approvals read the claims before either commits; the claim writes to the element, so one of the
+    two transactions fails (409, or 503 when the write conflict surfaces) and, retried, sees the other's claim."""
+    catalog = await start_catalog(infra, services, tmp_path)
+    hr, transport = people(HR, "rsj"), people(TRANSPORT, "jtj")
+    async with httpx.AsyncClient(base_url=catalog.url, timeout=30) as client:
+
+        async def call(method: str, path: str, who: dict, body: dict | None = None, status: int = 200) -> dict:
+            response = await client.request(method, path, json=body, headers=who)
+            assert response.status_code == status, response.text
+            return response.json()
+
+        async def submitted(who: tuple, provider: str, name: str, element: str) -> dict:
+            items = [{"name": name, "source_of": element}]
+            body = {"classification": "101001", "provider_code": provider, "name": name, "data_items": items, **ENTRY}
+            entry = await call("POST", "/entries", who[0], body, 201)
+            code = entry["resource_code"]
+            return await call("POST", f"/entries/{code}/submit", who[0], {"revision": entry["revision"]})
+
+        for n in range(5):
+            element = {"identifier": f"DE92{n:02d}", "name": f"临时许可证号{n}"}
+            await call("POST", "/elements", OPERATOR, element, 201)
+            entries = [
+                await submitted(who, provider, f"许可信息{n}", element["identifier"])
+                for who, provider in ((hr, HR), (transport, TRANSPORT))
+            ]
+            approvals = [
+                client.post(f"/entries/{e['resource_code']}/approve", json={"revision": e["revision"]}, headers=who[1])
+                for e, who in zip(entries, (hr, transport), strict=True)
+            ]
+            statuses = sorted(r.status_code for r in await asyncio.gather(*approvals))
+            assert statuses[0] == 200 and statuses[1] in (409, 503), statuses
+            published = []
+            for e, who in zip(entries, (hr, transport), strict=True):
+                current = await call("GET", f"/entries/{e['resource_code']}", who[0])
+                if current["in_force"] is None:  # the loser, retried, is refused: the winner provides the element
+                    retry = {"revision": current["revision"]}
+                    await call("POST", f"/entries/{e['resource_code']}/approve", who[1], retry, 409)
+                else:
+                    published.append(e["resource_code"])
+            assert len(published) == 1

@@ -75,6 +75,8 @@ class FakeTransaction:
     async def replace_claims(self, resource_code: str, claims: list[SourceClaim]) -> None:
         self.claims = [c for c in self.claims if c.resource_code != resource_code] + claims
 
+    async def guard_elements(self, identifiers: list[str]) -> None: ...  # transactions here never overlap
+
     async def save_element(self, element: DataElement, changed_by: str) -> None:
         self.elements = self.elements.admit(element)
         self.versions.append(ElementVersion(element, changed_by))

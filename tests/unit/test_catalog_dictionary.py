@@ -227,6 +227,51 @@ async def test_an_exception_must_name_a_flagged_item_of_the_entry_and_shows_in_i
     assert (listed.resource_code, clash.item, basis) == (code, "身份证号", "《税收征收管理法》第十五条")
 
 
+async def test_linking_an_item_to_an_unrelated_element_does_not_hide_that_its_name_is_provided_elsewhere() -> None:
+    uow = await seeded()
+    # 身份证号 is an alias of DE0101 (public security); DE0501 (自然资源局) has nothing to do with it.
+    for link in ({"refers_to": "DE0501"}, {"source_of": "DE0501"}):
+        entry = await submitted(uow, TAX, "个体工商户纳税信息", item("身份证号", **link), item("应纳税额"))
+        assert {(f["data_element"], f["element_id"]) for f in flags(uow, entry)} >= {("身份证号", "DE0101")}
+        with pytest.raises(DuplicateSource, match="身份证号 is element DE0101"):
+            await approve(uow, entry)
+    assert [c for c in uow.claims if c.element == "DE0501"] == []  # never became DE0501's claimant
+    # Linked to the element its name names, a reference is fine and a source of it is the second source.
+    fine = await published(uow, TAX, "纳税人身份信息", item("身份证号", refers_to="DE0101"))
+    assert fine.in_force is not None and flags(uow, fine) == []
+
+
+async def test_a_reference_to_an_element_nobody_provides_is_refused_at_approval() -> None:
+    uow = FakeUnitOfWork()
+    uow.names = dict(NAMES)
+    await dictionary.define_element(DataElement.define("DE9005", "备注"), OPERATOR, uow)
+    entry = await submitted(uow, TAX, "纳税人备注", item("备注", refers_to="DE9005"))
+    with pytest.raises(Invalid, match="no department provides the element referred to: 备注 → DE9005"):
+        await approve(uow, entry)
+    await published(uow, HR, "备注信息", item("备注", source_of="DE9005"))
+    assert (await approve(uow, entry)).in_force is not None
+
+
+async def test_an_exception_covers_the_clash_it_was_recorded_for_not_the_item_name_in_later_versions() -> None:
+    uow = await seeded()
+    entry = await submitted(uow, TAX, "个体工商户纳税信息", item("身份证号"), item("应纳税额"))
+    code = entry.resource_code
+    excepted = await handlers.record_source_exception(code, "身份证号", "《税收征收管理法》第十五条", OPERATOR, uow)
+    assert excepted.excepted_clashes == (("身份证号", "DE0101", "UNLINKED_DUPLICATE"),)
+    published_once = await approve(uow, excepted)
+    # The next version makes 身份证号 the source of the market's element: a clash the exception never covered.
+    compiler = Principal("tax.compiler", TAX, frozenset({Role.CATALOG_COMPILER}))
+    items = (item("身份证号", source_of="DE0202"), item("应纳税额"))
+    content = replace(COMPLETE, name="个体工商户纳税信息", data_items=items)
+    edited = await handlers.edit_entry(code, content, published_once.revision, compiler, uow)
+    await handlers.submit_entry(code, edited.revision, compiler, uow)
+    with pytest.raises(DuplicateSource, match="DE0202") as refused:
+        await approve(uow, uow.stored[code])
+    assert "DE0101" not in refused.value.rule  # the clash with the citizen ID stays excepted
+    found = {(c.element, basis) for _, c, basis in await handlers.duplicate_sources(uow)}
+    assert found == {("DE0101", "《税收征收管理法》第十五条"), ("DE0202", None)}
+
+
 async def test_an_item_linked_to_an_element_the_dictionary_lacks_is_refused_at_submission() -> None:
     uow = await seeded()
     with pytest.raises(Invalid, match="DE9999"):
@@ -253,6 +298,9 @@ async def test_only_the_it_office_keeps_the_dictionary_and_every_change_is_a_ver
     await published(uow, TAX, "纳税人信息", item("纳税人识别号", source_of="DE9003"))
     with pytest.raises(Conflict, match="published entries are the source"):
         await dictionary.remove_element("DE9003", OPERATOR, uow)
+    referring = await published(uow, HR, "参保人员信息", item("公民身份号码", refers_to="DE0101"))
+    with pytest.raises(Conflict, match=f"published entries refer to DE0101: {referring.resource_code}"):
+        await dictionary.remove_element("DE0101", OPERATOR, uow)
     changes = [e.payload["change"] for _, e in uow.events if not isinstance(e, str) and e.key == "DE9003"]
     assert changes == ["DEFINED", "CHANGED"]
 

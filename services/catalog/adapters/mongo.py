@@ -236,6 +236,7 @@ def entry_doc(entry: CatalogEntry) -> dict[str, Any]:
         },
         "overdue_notices": list(entry.overdue_notices),
         "source_exceptions": [list(pair) for pair in entry.source_exceptions],
+        "excepted_clashes": [list(c) for c in entry.excepted_clashes],
         "withdrawal": withdrawal_doc(entry.withdrawal),
         "maintenance": [
             {"confirmed_on": _day(m.confirmed_on), "confirmed_by": m.confirmed_by, "note": m.note}
@@ -302,6 +303,7 @@ def entry_of(doc: dict[str, Any]) -> CatalogEntry:
         else PendingUpdate(pending["changed_on"].date(), pending["due_on"].date(), pending["reason"]),
         overdue_notices=tuple(doc.get("overdue_notices", [])),
         source_exceptions=tuple((e, b) for e, b in doc.get("source_exceptions", [])),
+        excepted_clashes=tuple((i, e, k) for i, e, k in doc.get("excepted_clashes", [])),
         withdrawal=withdrawal_of(doc.get("withdrawal")),
         maintenance=tuple(
             MaintenanceConfirmed(m["confirmed_on"].date(), m["confirmed_by"], m["note"])
@@ -389,6 +391,12 @@ class MongoCatalogTransaction:
                 for c in claims
             ]
             await self.db[CLAIMS].insert_many(docs, session=self.session)
+
+    async def guard_elements(self, identifiers: list[str]) -> None:
+        if identifiers:
+            await self.db[ELEMENTS].update_many(
+                {"_id": {"$in": identifiers}}, {"$inc": {"claim_seq": 1}}, session=self.session
+            )
 
     async def save_element(self, element: DataElement, changed_by: str) -> None:
         await self.db[ELEMENTS].replace_one(

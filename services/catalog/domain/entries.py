@@ -466,7 +466,10 @@ class CatalogEntry:
     created_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     pending_update: PendingUpdate | None = None
     overdue_notices: tuple[str, ...] = ()  # overdue states already announced, so each is announced once
-    source_exceptions: tuple[tuple[str, str], ...] = ()  # (data element, legal basis) recorded by the IT office
+    source_exceptions: tuple[tuple[str, str], ...] = ()  # (data item, legal basis) recorded by the IT office
+    # What each exception covers: (data item, element, clash kind) as flagged when it was recorded, so the same
+    # item name linked to another element, or clashing another way, in a later version is not excepted.
+    excepted_clashes: tuple[tuple[str, str, str], ...] = ()
     withdrawal: Withdrawal | None = None
     maintenance: tuple[MaintenanceConfirmed, ...] = ()
 
@@ -576,14 +579,21 @@ class CatalogEntry:
         kept = tuple(m for m in self.maintenance if m.confirmed_on.year != today.year)
         return replace(self, maintenance=(*kept, confirmed), revision=self.revision + 1), version
 
-    def except_source(self, element: str, legal_basis: str) -> CatalogEntry:
+    def except_source(self, item: str, legal_basis: str, clashes: tuple[tuple[str, str], ...]) -> CatalogEntry:
+        """The IT office excepts the item's flagged `clashes` ((element, kind) pairs) on a legal basis."""
         if not legal_basis.strip():
             raise worded(
                 InvalidEntry("legal_basis", "an exception to one data, one source cites its legal basis"),
                 "catalog.source.exception_basis_missing",
             )
-        kept = tuple((e, b) for e, b in self.source_exceptions if e != element)
-        return replace(self, source_exceptions=(*kept, (element, legal_basis.strip())), revision=self.revision + 1)
+        kept = tuple((i, b) for i, b in self.source_exceptions if i != item)
+        covered = tuple(c for c in self.excepted_clashes if c[0] != item) + tuple((item, e, k) for e, k in clashes)
+        return replace(
+            self,
+            source_exceptions=(*kept, (item, legal_basis.strip())),
+            excepted_clashes=covered,
+            revision=self.revision + 1,
+        )
 
     def announce(self, overdue: list[Overdue]) -> tuple[CatalogEntry, list[Overdue]]:
         """The overdue states not announced before, and the entry that remembers them."""

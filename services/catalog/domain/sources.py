@@ -58,16 +58,19 @@ def clashes(
     dictionary: Dictionary,
     claims: list[SourceClaim],
 ) -> list[SourceClash]:
+    """Every item is checked by its name, whatever it links to: a link vouches only for the element it names,
+    so an item named like another element provided elsewhere is a duplicate even when linked to some element."""
     others = [c for c in claims if c.resource_code != resource_code]
     found = []
     for item in items:
-        if item.refers_to:
-            continue  # a reference uses the source's data; it collects nothing again
+        linked = item.source_of or item.refers_to
+        candidates = []
         if item.source_of:
             element = dictionary.get(item.source_of)
             candidates = [(element, ClashKind.SECOND_SOURCE)] if element else []
-        else:
-            candidates = [(e, ClashKind.UNLINKED_DUPLICATE) for e in dictionary.matching(item.name)]
+        candidates += [
+            (e, ClashKind.UNLINKED_DUPLICATE) for e in dictionary.matching(item.name) if e.identifier != linked
+        ]
         for element, kind in candidates:
             for provider, resource in providers(element, others):
                 if provider != provider_code:
@@ -76,8 +79,22 @@ def clashes(
     return found
 
 
-def unresolved(found: list[SourceClash], exceptions: dict[str, str]) -> list[SourceClash]:
-    return [c for c in found if c.item not in exceptions]
+def unprovided_references(
+    resource_code: str, items: tuple[DataItem, ...], dictionary: Dictionary, claims: list[SourceClaim]
+) -> list[str]:
+    """Items referring to an element no department provides: nothing stands behind such a reference, the
+    entry would collect the datum itself."""
+    others = [c for c in claims if c.resource_code != resource_code]
+    return [
+        f"{i.name} → {i.refers_to}"
+        for i in items
+        if i.refers_to and (element := dictionary.get(i.refers_to)) and not providers(element, others)
+    ]
+
+
+def unresolved(found: list[SourceClash], excepted: tuple[tuple[str, str, str], ...]) -> list[SourceClash]:
+    """The clashes no exception covers; an exception covers one item's clash with one element, of one kind."""
+    return [c for c in found if (c.item, c.element, c.kind.value) not in excepted]
 
 
 def claimed(items: tuple[DataItem, ...]) -> list[str]:
