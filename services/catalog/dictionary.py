@@ -3,6 +3,7 @@ is a new version of the element and a `DataElementChanged` event."""
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import replace
 
 from common.events import Event
@@ -94,17 +95,30 @@ async def remove_element(identifier: str, principal: Principal, uow: UnitOfWork)
 
 async def import_elements(table: list[list[object]], principal: Principal, uow: UnitOfWork) -> list[DataElement]:
     """Define or change the elements of a table; every row is checked first, and a table with an error
-    changes nothing. Rows equal to the stored element change nothing either."""
+    changes nothing. Rows equal to the stored element change nothing either. The rows are read and their
+    names checked off the event loop, in one pass."""
     authorize(principal, "catalog.dictionary.edit")
     names = await uow.department_names()
-    elements = read_sheet(table, {name: code for code, name in names.items()})
-    changed = []
+    elements = await asyncio.to_thread(read_sheet, table, {name: code for code, name in names.items()})
     async with uow() as tx:
         dictionary = await tx.dictionary()
-        for element in elements:
-            dictionary, stored = await _store(tx, dictionary, element, None, principal.subject)
-            if stored is not None:
-                changed.append(stored)
+        changed = await asyncio.to_thread(_revisions, dictionary, elements)
+        for revised in changed:
+            await tx.save_element(revised, principal.subject)
+            change = "CHANGED" if revised.version > 1 else "DEFINED"
+            tx.emit(ENTRY_EVENTS, _changed(revised, change, principal.subject))
+    return changed
+
+
+def _revisions(dictionary: Dictionary, elements: list[DataElement]) -> list[DataElement]:
+    """The next versions of the imported elements that differ from the stored ones, their names checked
+    against each other and the rest of the dictionary at once."""
+    changed = []
+    for element in elements:
+        current = dictionary.get(element.identifier)
+        if current is None or replace(current, version=0) != replace(element, version=0):
+            changed.append(revise(current, element, None))
+    dictionary.admit_all(changed)
     return changed
 
 

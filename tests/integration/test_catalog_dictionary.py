@@ -109,6 +109,16 @@ async def test_one_data_one_source_goes_by_the_dictionary_the_it_office_keeps(in
         assert len(imported.json()) == 18
         again = await client.post("/elements/import", headers=OPERATOR, files=seed_workbook())
         assert again.json() == []  # unchanged rows make no new versions
+        # A table of more than 5,000 elements is refused whole, in words the IT office reads.
+        rows = [next(csv.reader(SEED.read_text(encoding="utf-8-sig").splitlines()))]
+        rows += [[f"DE{n:05d}", f"数据元{n}", "", "", "字符型", "", ""] for n in range(5001)]
+        table = io.StringIO()
+        csv.writer(table).writerows(rows)
+        files = {"file": ("dictionary.csv", table.getvalue().encode())}
+        too_many = await client.post("/elements/import", headers=OPERATOR, files=files)
+        assert too_many.status_code == 422, too_many.text
+        assert too_many.json()["code"] == "catalog.element.rows_too_many" and "5001" in too_many.json()["message"]
+        assert (await client.get("/elements/DE00000", headers=OPERATOR)).status_code == 404
         citizen_id = await call("GET", "/elements/DE0101", tax[0])
         assert citizen_id["source_code"] == POLICE and "身份证号" in citizen_id["aliases"]
 

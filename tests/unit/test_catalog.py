@@ -78,7 +78,9 @@ class FakeTransaction:
     async def guard_elements(self, identifiers: list[str]) -> None: ...  # transactions here never overlap
 
     async def save_element(self, element: DataElement, changed_by: str) -> None:
-        self.elements = self.elements.admit(element)
+        # stored as given, as the database does: the handler checked its names
+        kept = (e for e in self.elements.elements if e.identifier != element.identifier)
+        self.elements = Dictionary((*kept, element))
         self.versions.append(ElementVersion(element, changed_by))
 
     async def remove_element(self, identifier: str, changed_by: str) -> None:

@@ -7,11 +7,20 @@ from pathlib import Path
 import pytest
 
 from common.errors import Conflict, Invalid
+from common.limits import NAME_LENGTH
 from common.policy import AccessDenied, Principal, Role
 from services.catalog import demands, dictionary, handlers
 from services.catalog.adapters import sheets
-from services.catalog.domain.demands import DemandStatus, ShareDemand, candidates, covered_items
-from services.catalog.domain.dictionary import DataElement, Dictionary, ElementConflict, SourceClaim
+from services.catalog.domain import dictionary as domain_dictionary
+from services.catalog.domain.demands import MAX_WANTED_ITEMS, DemandStatus, ShareDemand, candidates, covered_items
+from services.catalog.domain.dictionary import (
+    MAX_ALIASES,
+    MAX_SHEET_ROWS,
+    DataElement,
+    Dictionary,
+    ElementConflict,
+    SourceClaim,
+)
 from services.catalog.domain.entries import (
     CatalogEntry,
     DataItem,
@@ -402,3 +411,86 @@ async def test_a_match_is_undone_and_a_demand_cancelled_or_found_unmeetable_on_l
         "ShareDemandFiled",
         "ShareDemandCancelled",
     ]
+
+
+# -- size: lookups by table, caps -----------------------------------------------------------------
+
+
+HEADER = ["标识符", "标准名称", "同义名称", "定义", "数据类型", "权威来源部门代码", "权威来源部门"]
+
+
+def large(count: int) -> list[DataElement]:
+    return [DataElement.define(f"DE{n:05d}", f"数据元{n}", (f"别名{n}甲", f"别名{n}乙")) for n in range(count)]
+
+
+def counting_normal(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Every name the dictionary normalises, recorded."""
+    seen: list[str] = []
+
+    def normal(name: str) -> str:
+        seen.append(name)
+        return original(name)
+
+    original = domain_dictionary.normal
+    monkeypatch.setattr(domain_dictionary, "normal", normal)
+    return seen
+
+
+def test_lookups_in_a_large_dictionary_normalise_only_the_name_asked_for(monkeypatch: pytest.MonkeyPatch) -> None:
+    found = Dictionary(tuple(large(5000)))
+    normalised = counting_normal(monkeypatch)
+    assert [e.identifier for e in found.matching("别名1234乙")] == ["DE01234"]
+    assert len(normalised) <= 15001  # the tables, built once: each of the 15,000 names, and the name asked for
+    normalised.clear()
+    for n in range(1000):
+        assert found.get(f"DE{n:05d}") is not None
+        assert [e.identifier for e in found.matching(f" 别名{n}甲 ")] == [f"DE{n:05d}"]
+        assert found.equivalents(f"数据元{n}") == {f"数据元{n}", f"别名{n}甲", f"别名{n}乙"}
+    assert len(normalised) == 2000  # one per name asked for, never the dictionary's names again
+    assert found.matching("不存在的名称") == [] and found.equivalents("不存在的名称") == {"不存在的名称"}
+
+
+async def test_a_large_table_is_imported_checking_its_names_in_one_pass(monkeypatch: pytest.MonkeyPatch) -> None:
+    uow = FakeUnitOfWork()
+    uow.names = dict(NAMES)
+    rows = [[e.identifier, e.name, "、".join(e.aliases), "", "字符型", "", ""] for e in large(3000)]
+    normalised = counting_normal(monkeypatch)
+    assert len(await dictionary.import_elements([HEADER, *rows], OPERATOR, uow)) == 3000
+    assert len(normalised) < 20 * 3000  # linear in the table (quadratic before: every row against every element)
+    normalised.clear()
+    rows[2999][2] = "别名7甲"  # the last row takes a name of an element already stored
+    with pytest.raises(ElementConflict, match="别名7甲 already names element DE00007"):
+        await dictionary.import_elements([HEADER, *rows], OPERATOR, uow)
+    assert len(normalised) < 20 * 3000
+    clash = [[f"DE9000{n}", f"新数据元{n}", "共同别名", "", "", "", ""] for n in (1, 2)]
+    with pytest.raises(ElementConflict, match="共同别名 already names element DE90001"):
+        await dictionary.import_elements([HEADER, *clash], OPERATOR, uow)
+    assert uow.elements.get("DE90001") is None
+    assert uow.elements.require("DE02999").aliases == ("别名2999甲", "别名2999乙")
+
+
+async def test_a_table_of_more_than_5000_elements_is_refused_whole() -> None:
+    uow = await seeded()
+    rows = [[f"DE{n:05d}", f"数据元{n}", "", "", "字符型", "", ""] for n in range(MAX_SHEET_ROWS + 1)]
+    with pytest.raises(SheetErrors) as refused:
+        await dictionary.import_elements([HEADER, *rows, ["", "", ""]], OPERATOR, uow)
+    assert refused.value.code == "catalog.element.rows_too_many"
+    assert refused.value.message == "表格有 5001 个数据元，一次最多导入 5000 个；请分批导入"
+    assert uow.elements.get("DE00000") is None
+
+
+def test_an_element_has_at_most_50_aliases_of_at_most_200_characters() -> None:
+    assert len(DataElement.define("DE9020", "车牌号", [f"号牌{n}" for n in range(MAX_ALIASES)]).aliases) == 50
+    for aliases in ([f"号牌{n}" for n in range(MAX_ALIASES + 1)], ["号" * (NAME_LENGTH + 1)]):
+        with pytest.raises(Invalid) as refused:
+            DataElement.define("DE9020", "车牌号", aliases)
+        assert refused.value.field == "aliases" and refused.value.code == "catalog.element.aliases_too_many"
+        assert refused.value.message == "一个数据元最多 50 个同义名称，每个同义名称最多 200 个字"
+
+
+def test_a_demand_names_at_most_50_wanted_items() -> None:
+    assert len(demand(*(f"信息项{n}" for n in range(MAX_WANTED_ITEMS))).wanted_items) == 50
+    with pytest.raises(Invalid) as refused:
+        demand(*(f"信息项{n}" for n in range(MAX_WANTED_ITEMS + 1)))
+    assert refused.value.field == "wanted_items" and refused.value.code == "catalog.demand.wanted_too_many"
+    assert refused.value.message == "一项需求最多列出 50 个所需信息项（您列出了 51 个）"

@@ -4,6 +4,7 @@ import pytest
 
 from common.errors import Invalid
 from services.catalog.adapters.search import (
+    MAX_EXPANSIONS,
     CatalogSearchIndex,
     SynonymList,
     merged_synonyms,
@@ -342,3 +343,11 @@ async def test_department_names_are_read_again_when_old_or_when_one_is_missing()
     now[0] += 31
     await names.of([MARKET])
     assert stored.reads == 3
+
+
+def test_a_word_with_many_synonyms_searches_at_most_max_expansions_of_them() -> None:
+    many = ["市场主体", *(f"经营主体{n:03d}" for n in range(100))]
+    index = CatalogSearchIndex(Synonyms([many]))
+    index.put(doc("101001/000001", "经营主体登记信息"))
+    result = index.search(SearchQuery("市场主体"))
+    assert len(result.expanded["市场主体"]) == MAX_EXPANSIONS

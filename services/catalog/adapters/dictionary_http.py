@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime
 from typing import Annotated
 
@@ -85,7 +86,7 @@ def router(uow: UnitOfWork) -> APIRouter:
         summary="The IT office defines or changes elements from an XLSX or CSV table: all rows or none",
     )
     async def import_table(file: UploadFile, principal: Editor) -> list[ElementView]:
-        table = sheets.read_table(await file.read(), file.filename or "")
+        table = await asyncio.to_thread(sheets.read_table, await file.read(), file.filename or "")
         return [ElementView.of(e) for e in await dictionary.import_elements(table, principal, uow)]
 
     @api.get("/elements/{identifier}", response_model=ElementView, summary="One element")

@@ -251,7 +251,7 @@ class CatalogSearchIndex:
     def _expansions(self, term: str) -> list[tuple[str, float]]:
         """Other words searched for a query word: its synonyms; if no entry is indexed under the word and none
         holds a synonym, the words it is the pinyin or initials of, or else the longer words it begins."""
-        found = [(s, SYNONYM) for s in sorted(self._synonyms.of_word(term))]
+        found = [(s, SYNONYM) for s in sorted(self._synonyms.of_word(term))][:MAX_EXPANSIONS]
         if self._posting(term) is not None or any(self._term_matches(s) is not None for s, _ in found):
             return found
         if LETTERS.fullmatch(term):

@@ -11,6 +11,8 @@ from services.catalog.domain.dictionary import Dictionary, normal
 from services.catalog.domain.entries import CatalogEntry, DataItem
 from services.catalog.domain.wording import label, worded
 
+MAX_WANTED_ITEMS = 50  # each wanted item is matched against every candidate entry's items
+
 
 class DemandStatus(StrEnum):
     OPEN = "OPEN"  # unmet: visible to the IT office
@@ -55,6 +57,13 @@ class ShareDemand:
         if not title.strip():
             raise worded(Invalid("title", "say what data is needed"), "catalog.demand.title_missing")
         items = tuple(dict.fromkeys(i.strip() for i in wanted_items if i.strip()))
+        if len(items) > MAX_WANTED_ITEMS:
+            raise worded(
+                Invalid("wanted_items", f"at most {MAX_WANTED_ITEMS} wanted items ({len(items)} given)"),
+                "catalog.demand.wanted_too_many",
+                max=MAX_WANTED_ITEMS,
+                count=len(items),
+            )
         return cls(demand_id, requester_code, title.strip(), description.strip(), items, filed_by, today)
 
     def match(self, entry: CatalogEntry, confirmed_by: str, reason: str, dictionary: Dictionary) -> ShareDemand:

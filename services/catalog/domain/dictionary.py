@@ -9,14 +9,18 @@ import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import datetime
+from functools import cached_property
 
 from common.errors import Conflict, Invalid, NotFound
 from common.identifiers import InvalidIdentifier, validate_credit_code
-from common.limits import MAX_ITEMS, NAME_LENGTH, TEXT_LENGTH
+from common.limits import NAME_LENGTH, TEXT_LENGTH
 from services.catalog.domain.entries import ItemType
 from services.catalog.domain.sheet import SheetErrors
+from services.catalog.domain.wording import worded
 
 IDENTIFIER = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,31}")
+MAX_ALIASES = 50  # aliases of one element: every one is a synonym each search and demand match may try
+MAX_SHEET_ROWS = 5000  # elements of one imported table, all checked and stored in one transaction
 
 
 class InvalidElement(Invalid):
@@ -63,6 +67,14 @@ class DataElement:
         type: ItemType = ItemType.STRING,
         source_code: str = "",
     ) -> DataElement:
+        aliases = list(aliases)
+        if len(aliases) > MAX_ALIASES or any(len(a) > NAME_LENGTH for a in aliases):
+            raise worded(
+                InvalidElement("aliases", f"at most {MAX_ALIASES} aliases of at most {NAME_LENGTH} characters"),
+                "catalog.element.aliases_too_many",
+                max=MAX_ALIASES,
+                length=NAME_LENGTH,
+            )
         problems = []
         if not IDENTIFIER.fullmatch(identifier):
             problems.append(("identifier", "1–32 letters, digits, '.', '_' or '-', e.g. DE0001"))
@@ -71,8 +83,8 @@ class DataElement:
         kept = tuple(dict.fromkeys(a.strip() for a in aliases if a.strip() and normal(a) != normal(name)))
         if len({normal(a) for a in kept}) != len(kept):
             problems.append(("aliases", "an alias is listed twice"))
-        if len(kept) > MAX_ITEMS or any(len(n) > NAME_LENGTH for n in (name, *kept)):
-            problems.append(("aliases", f"at most {MAX_ITEMS} names of at most {NAME_LENGTH} characters"))
+        if len(name) > NAME_LENGTH:
+            problems.append(("name", f"is longer than {NAME_LENGTH} characters"))
         if len(definition) > TEXT_LENGTH:
             problems.append(("definition", f"is longer than {TEXT_LENGTH} characters"))
         if source_code.strip():
@@ -96,10 +108,31 @@ class SourceClaim:
 
 @dataclass(frozen=True)
 class Dictionary:
+    """The elements, looked up by identifier and by normalised name through tables built once, on first use:
+    one data, one source and demand matching ask for every item of every entry."""
+
     elements: tuple[DataElement, ...] = ()
 
+    @cached_property
+    def _by_identifier(self) -> dict[str, DataElement]:
+        return {e.identifier: e for e in self.elements}
+
+    @cached_property
+    def _normal_names(self) -> dict[str, frozenset[str]]:
+        """Identifier → the element's names, normalised."""
+        return {e.identifier: frozenset(normal(n) for n in e.names) for e in self.elements}
+
+    @cached_property
+    def _by_name(self) -> dict[str, tuple[DataElement, ...]]:
+        """Normalised name → the elements it names (one, unless stored data predates the one-name rule)."""
+        found: dict[str, list[DataElement]] = {}
+        for e in self.elements:
+            for key in self._normal_names[e.identifier]:
+                found.setdefault(key, []).append(e)
+        return {key: tuple(named) for key, named in found.items()}
+
     def get(self, identifier: str) -> DataElement | None:
-        return next((e for e in self.elements if e.identifier == identifier), None)
+        return self._by_identifier.get(identifier)
 
     def require(self, identifier: str) -> DataElement:
         element = self.get(identifier)
@@ -109,12 +142,12 @@ class Dictionary:
 
     def matching(self, name: str) -> list[DataElement]:
         """Elements whose standard name or an alias is `name`."""
-        key = normal(name)
-        return [e for e in self.elements if key in {normal(n) for n in e.names}]
+        return list(self._by_name.get(normal(name), ()))
 
     def equivalents(self, name: str) -> set[str]:
         """`name` and every name of the elements it names, normalised: 身份证号 → {身份证号, 公民身份号码, …}."""
-        return {normal(name)} | {normal(n) for e in self.matching(name) for n in e.names}
+        key = normal(name)
+        return {key}.union(*(self._normal_names[e.identifier] for e in self._by_name.get(key, ())))
 
     def alias_groups(self) -> list[tuple[str, ...]]:
         """Each element's standard name followed by its aliases: the synonyms search and matching may use."""
@@ -122,17 +155,27 @@ class Dictionary:
 
     def admit(self, element: DataElement) -> Dictionary:
         """The dictionary with `element` added or replaced; a name or alias may name only one element."""
-        for other in self.elements:
-            if other.identifier == element.identifier:
-                continue
-            shared = {normal(n) for n in element.names} & {normal(n) for n in other.names}
-            if shared:
-                name = next(n for n in element.names if normal(n) in shared)
-                raise ElementConflict(
-                    "aliases", f"{name} already names element {other.identifier} ({other.name}); one name, one element"
-                )
-        kept = tuple(e for e in self.elements if e.identifier != element.identifier)
-        return Dictionary((*kept, element))
+        return self.admit_all([element])
+
+    def admit_all(self, elements: Iterable[DataElement]) -> Dictionary:
+        """The dictionary with each of `elements` added or replaced (the last of one identifier wins), its
+        names checked in one pass: a name or alias may name only one element."""
+        fresh = {e.identifier: e for e in elements}
+        owner: dict[str, str] = {}  # normalised name → the fresh element it names
+        for identifier, element in fresh.items():
+            for n in element.names:
+                key = normal(n)
+                clash = owner.setdefault(key, identifier)
+                if clash == identifier:
+                    stored = (e for e in self._by_name.get(key, ()) if e.identifier not in fresh)
+                    clash = next((e.identifier for e in stored), identifier)
+                if clash != identifier:
+                    known = fresh.get(clash) or self._by_identifier[clash]
+                    raise ElementConflict(
+                        "aliases", f"{n} already names element {known.identifier} ({known.name}); one name, one element"
+                    )
+        kept = tuple(e for e in self.elements if e.identifier not in fresh)
+        return Dictionary((*kept, *fresh.values()))
 
 
 def revise(current: DataElement | None, new: DataElement, expected_version: int | None) -> DataElement:
@@ -178,6 +221,14 @@ def read_sheet(table: list[list[object]], departments: dict[str, str]) -> list[D
         raise SheetErrors([f"row 1: the header must be {'、'.join(SHEET_COLUMNS)}"])
     if len(table) == 1:
         raise SheetErrors(["row 2: the table has no elements"])
+    count = sum(1 for raw in table[1:] if any(str(c if c is not None else "").strip() for c in raw))
+    if count > MAX_SHEET_ROWS:
+        raise worded(
+            SheetErrors([f"the table has {count} elements; at most {MAX_SHEET_ROWS} are imported at once"]),
+            "catalog.element.rows_too_many",
+            count=count,
+            max=MAX_SHEET_ROWS,
+        )
     errors: list[str] = []
     found: list[DataElement] = []
     seen: dict[str, int] = {}

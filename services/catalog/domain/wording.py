@@ -139,6 +139,10 @@ MESSAGES: dict[str, str] = {
     "catalog.demand.cancel_reason": "撤回需求须说明理由",
     "catalog.demand.unmeetable_reason": "认定需求无法满足须说明理由",
     "catalog.demand.unmeetable_basis": "认定需求无法满足须注明法律、法规或政策依据（第十四条）",
+    "catalog.demand.wanted_too_many": "一项需求最多列出 {max} 个所需信息项（您列出了 {count} 个）",
+    # the data-element dictionary
+    "catalog.element.aliases_too_many": "一个数据元最多 {max} 个同义名称，每个同义名称最多 {length} 个字",
+    "catalog.element.rows_too_many": "表格有 {count} 个数据元，一次最多导入 {max} 个；请分批导入",
     # search
     "catalog.search.limit": "每页条数应在 1 到 {max} 之间",
     "catalog.search.offset": "起始位置不能为负数",
