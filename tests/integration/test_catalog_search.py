@@ -13,6 +13,7 @@ from common.events import Event
 from common.kafka import KafkaPublisher
 from common.policy import Role
 from common.topics import load_topics
+from services.catalog.domain.dictionary import DataElement
 from services.catalog.domain.entries import CatalogEntry, Category, DataItem, EntryContent, ItemType, VersionStatus
 from services.directory.demo_data import credit_code
 from tests.integration.conftest import ServiceProcess, settings_for
@@ -72,12 +73,15 @@ async def catalog(infra, topics, tmp_path_factory):
     """One catalog for the module's tests: they only read."""
     from pymongo import AsyncMongoClient
 
-    from services.catalog.adapters.mongo import ENTRIES, entry_doc
+    from services.catalog.adapters.mongo import ELEMENTS, ENTRIES, element_doc, entry_doc
 
     database = f"cat_{uuid.uuid4().hex[:8]}"
     mongo = AsyncMongoClient(infra.mongo_uri)
     seeded = [entry_doc(stored(*e)) for e in SEEDED] + [entry_doc(with_draft_in_progress())]
     await mongo[database][ENTRIES].insert_many(seeded)
+    # an alias of several words, as the IT office gives it
+    credit = DataElement.define("DE0201", "统一社会信用代码", aliases=("企业组织机构代码",))
+    await mongo[database][ELEMENTS].insert_one(element_doc(credit))
     await mongo.close()
     process = ServiceProcess("catalog", infra, tmp_path_factory.mktemp("search"), mongo_database=database).start()
     publisher = KafkaPublisher(settings_for(infra), EventCodec.from_folder(), load_topics())
@@ -213,3 +217,13 @@ async def test_expansions_do_not_reveal_words_of_entries_the_reader_cannot_see(c
     assert "拆迁" not in str((await found(catalog, READER, q="cq"))["expanded"])
     assert "拆迁户" not in str((await found(catalog, READER, q="拆迁"))["expanded"])
     assert "拆迁" in (await found(catalog, POLICE_COMPILER, q="cq"))["expanded"]["cq"]
+
+
+async def test_a_dictionary_alias_of_several_words_finds_the_entries_holding_its_element(catalog) -> None:
+    for _ in range(100):  # the dictionary's aliases reach search at start
+        result = await found(catalog, q="企业组织机构代码", match="all")
+        if result["total"]:
+            break
+        await asyncio.sleep(0.1)
+    assert codes(result) == ["101001/000001"]  # it holds 统一社会信用代码, not 组织机构
+    assert "统一社会信用代码" in result["expanded"]["企业组织机构代码"]
