@@ -28,7 +28,7 @@ from services.catalog.domain.entries import (
     resource_code,
     validate_provider_code,
 )
-from services.catalog.domain.search import Facet, SearchQuery, SearchResult
+from services.catalog.domain.search import Facet, SearchQuery, SearchResult, Viewer, as_seen_by
 from services.catalog.domain.sources import (
     SourceClash,
     check_exception,
@@ -318,12 +318,18 @@ async def record_source_exception(
     return excepted
 
 
-async def duplicate_sources(uow: UnitOfWork) -> list[tuple[CatalogEntry, SourceClash, str | None]]:
+async def duplicate_sources(
+    uow: UnitOfWork, viewer: Viewer | None = None
+) -> list[tuple[CatalogEntry, SourceClash, str | None]]:
     """Entries whose working or published version collects an element another department provides, with the
-    legal exception where one is recorded; by resource code, then item."""
+    legal exception where one is recorded; by resource code, then item. A viewer sees only what it may read
+    of each entry (another department's version in force only)."""
     dictionary, claims = await uow.dictionary(), await uow.source_claims()
     found = []
-    for entry in await uow.entries(provider_code=None, limit=100_000):
+    for stored in await uow.entries(provider_code=None, limit=100_000, viewer=viewer):
+        entry = stored if viewer is None else as_seen_by(stored, viewer)
+        if entry is None:
+            continue
         version = entry.working or entry.in_force
         if version is None:
             continue
@@ -427,11 +433,15 @@ async def overdue_entries(
 
 
 async def list_entries(
-    uow: UnitOfWork, provider_code: str | None, offset: int, limit: int
+    uow: UnitOfWork, provider_code: str | None, offset: int, limit: int, viewer: Viewer | None = None
 ) -> tuple[list[CatalogEntry], int]:
-    """One page of the entries by resource code, and how many there are in all."""
-    found = await uow.entries(provider_code=provider_code, offset=offset, limit=limit)
-    return found, await uow.count_entries(provider_code=provider_code)
+    """One page of the entries by resource code, and how many there are in all; with a viewer, the entries as
+    it may read them (`as_seen_by`)."""
+    found = await uow.entries(provider_code=provider_code, offset=offset, limit=limit, viewer=viewer)
+    total = await uow.count_entries(provider_code=provider_code, viewer=viewer)
+    if viewer is None:
+        return found, total
+    return [e for e in (as_seen_by(s, viewer) for s in found) if e is not None], total
 
 
 async def announce_overdue(uow: UnitOfWork, today: date) -> int:
@@ -462,15 +472,20 @@ async def announce_overdue(uow: UnitOfWork, today: date) -> int:
     return announced
 
 
-async def get_entry(code: str, uow: UnitOfWork) -> CatalogEntry:
+async def get_entry(code: str, uow: UnitOfWork, viewer: Viewer | None = None) -> CatalogEntry:
+    """The entry; with a viewer, as it may read it: an entry it may not read at all is not found, alike."""
     entry = await uow.entry(code)
+    if entry is not None and viewer is not None:
+        entry = as_seen_by(entry, viewer)
     if entry is None:
         raise not_found(code)
     return entry
 
 
-async def compare_versions(code: str, older: int, newer: int, uow: UnitOfWork) -> dict[str, dict[str, Any]]:
-    entry = await get_entry(code, uow)
+async def compare_versions(
+    code: str, older: int, newer: int, uow: UnitOfWork, viewer: Viewer | None = None
+) -> dict[str, dict[str, Any]]:
+    entry = await get_entry(code, uow, viewer)
     return diff(entry.version(older).content, entry.version(newer).content)
 
 

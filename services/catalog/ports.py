@@ -10,7 +10,7 @@ from common.events import Event
 from services.catalog.domain.demands import DemandStatus, ShareDemand
 from services.catalog.domain.dictionary import DataElement, Dictionary, ElementVersion, SourceClaim
 from services.catalog.domain.entries import CatalogEntry
-from services.catalog.domain.search import SearchDocument, SearchQuery, SearchResult, Synonyms
+from services.catalog.domain.search import SearchDocument, SearchQuery, SearchResult, Synonyms, Viewer
 
 ENTRY_EVENTS = "catalog.entry-events"
 PUBLISHED = "catalog.published"  # compacted: the catalog in force, keyed by resource code
@@ -74,11 +74,14 @@ class UnitOfWork(Protocol):
 
     async def entry(self, resource_code: str) -> CatalogEntry | None: ...
 
-    async def entries(self, *, provider_code: str | None, limit: int, offset: int = 0) -> list[CatalogEntry]:
-        """In the order of their resource codes."""
+    async def entries(
+        self, *, provider_code: str | None, limit: int, offset: int = 0, viewer: Viewer | None = None
+    ) -> list[CatalogEntry]:
+        """In the order of their resource codes; with a viewer, only the entries it may read (see `as_seen_by`),
+        still whole."""
         ...
 
-    async def count_entries(self, *, provider_code: str | None) -> int: ...
+    async def count_entries(self, *, provider_code: str | None, viewer: Viewer | None = None) -> int: ...
 
     async def dictionary(self) -> Dictionary: ...
 

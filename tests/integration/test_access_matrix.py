@@ -54,7 +54,10 @@ SHARE_REQUEST = {
 }
 GROUNDS = {"grounds": "x"}
 RULING = {"outcome": "DECISION_UPHELD", "reasons": "x"}
-ENTRY = "101001/000322"  # drafted by compiler_A in the first row of the matrix
+ENTRY = "101001/000322"  # drafted by compiler_A in the first row of the matrix, and never published
+# Who reads that draft: department A's people and oversight. Anyone else (machines too) passes the policy but
+# finds no such entry — the same 404 as for a code that does not exist — and the list leaves it out.
+DRAFT_READERS = (DEPARTMENT_A - {"adapter_A"}) | OVERSIGHT
 
 
 def matrix(machine_id: str) -> list[tuple[str, str, str, str, dict, set[str]]]:
@@ -584,6 +587,7 @@ async def test_every_principal_against_every_route(own_infra, platform) -> None:
                 status = response.status_code
                 if who in allowed:
                     ok = status not in (401, 403) or _refused_by_the_grant(response)
+                    ok = ok and _draft_shown_to_its_readers_only(who, method, path, response)
                 elif who == "anonymous":
                     ok = status == 401 and response.headers.get("www-authenticate", "").startswith("Bearer")
                 else:  # refused with the rule and reason, and nothing of the record in the error
@@ -592,6 +596,18 @@ async def test_every_principal_against_every_route(own_infra, platform) -> None:
                 if not ok:
                     wrong.append(f"{who:<11} {method} {service}{path} -> {status} {response.text[:120]}")
     assert not wrong, "\n".join(wrong)
+
+
+def _draft_shown_to_its_readers_only(who: str, method: str, path: str, response: httpx.Response) -> bool:
+    if method != "GET":
+        return True
+    if path.startswith(f"/entries/{ENTRY}"):
+        if who in DRAFT_READERS:
+            return response.status_code == 200
+        return response.status_code == 404 and "企业年报" not in response.text
+    if path == "/entries":
+        return response.status_code == 200 and (ENTRY in response.text) == (who in DRAFT_READERS)
+    return True
 
 
 def _refused_by_the_grant(response: httpx.Response) -> bool:

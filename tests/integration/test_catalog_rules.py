@@ -186,11 +186,11 @@ async def test_every_list_pages_with_a_total_in_a_stable_order(infra, topics, se
     other_compiler = bearer(other, Role.CATALOG_COMPILER, subject="tax.compiler")
     async with httpx.AsyncClient(base_url=catalog.url) as client:
 
-        async def walk(path: str, key, **params) -> tuple[list, int]:
+        async def walk(path: str, key, who: dict = COMPILER, **params) -> tuple[list, int]:
             """Every page of two, and the total each page gave."""
             seen, totals, offset = [], set(), 0
             while True:
-                page = await call(client, "GET", path, COMPILER, params={**params, "offset": offset, "limit": 2})
+                page = await call(client, "GET", path, who, params={**params, "offset": offset, "limit": 2})
                 assert page["offset"] == offset and page["limit"] == 2 and len(page["items"]) <= 2
                 totals.add(page["total"])
                 seen += [key(i) for i in page["items"]]
@@ -208,8 +208,9 @@ async def test_every_list_pages_with_a_total_in_a_stable_order(infra, topics, se
         draft = {"provider_code": other, **COMPLETE, "name": "纳税人登记信息", "category": "DEPARTMENT"}
         for _ in range(2):
             await call(client, "POST", "/entries", other_compiler, 201, json={**draft, "classification": "301001"})
-        codes, total = await walk("/entries", lambda e: e["resource_code"])
+        codes, total = await walk("/entries", lambda e: e["resource_code"], OPERATOR)  # oversight sees drafts
         assert total == 5 and codes == sorted(codes) and len(set(codes)) == 5
+        assert await walk("/entries", lambda e: e["resource_code"]) == (published, 3)  # not another's drafts
         mine, total = await walk("/entries", lambda e: e["resource_code"], provider_code=PROVIDER)
         assert (mine, total) == (published, 3)
 
@@ -217,8 +218,9 @@ async def test_every_list_pages_with_a_total_in_a_stable_order(infra, topics, se
         overdue, total = await walk("/overdue", lambda o: (o["due_on"], o["resource_code"]), on=later)
         assert total == 3 and overdue == sorted(overdue) and [c for _, c in overdue] == published
 
-        clashes, total = await walk("/duplicate-sources", lambda d: (d["resource_code"], d["item"]))
+        clashes, total = await walk("/duplicate-sources", lambda d: (d["resource_code"], d["item"]), OPERATOR)
         assert total == 4 and clashes == sorted(clashes) and len(set(clashes)) == 4  # 2 entries × 2 items
+        assert await walk("/duplicate-sources", lambda d: d, COMPILER) == ([], 0)  # drafts of another department
 
         requester = bearer(other, Role.CATALOG_COMPILER, subject="tax.compiler")
         filed = [

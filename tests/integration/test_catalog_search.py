@@ -13,6 +13,7 @@ from common.events import Event
 from common.kafka import KafkaPublisher
 from common.policy import Role
 from common.topics import load_topics
+from services.catalog.domain.dictionary import DataElement
 from services.catalog.domain.entries import CatalogEntry, Category, DataItem, EntryContent, ItemType, VersionStatus
 from services.directory.demo_data import credit_code
 from tests.integration.conftest import ServiceProcess, settings_for
@@ -41,7 +42,9 @@ SEEDED = [  # code, provider, name, abstract, items, status — written as the c
     ("103001/000001", LAND, "不动产登记信息", "不动产权利登记簿", ("不动产单元号", "权利人"), "PUBLISHED"),
     ("104001/000001", POLICE, "户籍人口基本信息", "常住人口户籍登记", ("公民身份号码", "姓名"), "PUBLISHED"),
     ("104001/000002", POLICE, "流动人口登记信息", "暂住登记", ("公民身份号码",), "DRAFT"),
+    ("104001/000003", POLICE, "拆迁户补偿名册", "", ("拆迁户姓名",), "DRAFT"),
 ]
+MAP = "103002/000001"  # published as version 1, version 2 being drafted
 MARKET_COMPILER = bearer(MARKET, Role.CATALOG_COMPILER, subject="li.compiler")
 POLICE_COMPILER = bearer(POLICE, Role.CATALOG_COMPILER, subject="zhou.compiler")
 READER = bearer(credit_code("360800", 7106), Role.CATALOG_COMPILER, subject="sun.reader")  # owns no entry here
@@ -54,16 +57,31 @@ def stored(code: str, provider: str, name: str, abstract: str, items: tuple[str,
     return replace(entry, versions=(replace(entry.latest, status=VersionStatus(status)),))
 
 
+def with_draft_in_progress() -> CatalogEntry:
+    entry = stored(MAP, LAND, "地籍图册", "宗地界址", ("宗地代码",), "PUBLISHED")
+    draft = replace(
+        entry.latest,
+        version=2,
+        status=VersionStatus.DRAFT,
+        content=replace(entry.latest.content, name="地籍图册（修订）"),
+    )
+    return replace(entry, versions=(*entry.versions, draft))
+
+
 @pytest.fixture(scope="module")
 async def catalog(infra, topics, tmp_path_factory):
     """One catalog for the module's tests: they only read."""
     from pymongo import AsyncMongoClient
 
-    from services.catalog.adapters.mongo import ENTRIES, entry_doc
+    from services.catalog.adapters.mongo import ELEMENTS, ENTRIES, element_doc, entry_doc
 
     database = f"cat_{uuid.uuid4().hex[:8]}"
     mongo = AsyncMongoClient(infra.mongo_uri)
-    await mongo[database][ENTRIES].insert_many([entry_doc(stored(*e)) for e in SEEDED])
+    seeded = [entry_doc(stored(*e)) for e in SEEDED] + [entry_doc(with_draft_in_progress())]
+    await mongo[database][ENTRIES].insert_many(seeded)
+    # an alias of several words, as the IT office gives it
+    credit = DataElement.define("DE0201", "统一社会信用代码", aliases=("企业组织机构代码",))
+    await mongo[database][ELEMENTS].insert_one(element_doc(credit))
     await mongo.close()
     process = ServiceProcess("catalog", infra, tmp_path_factory.mktemp("search"), mongo_database=database).start()
     publisher = KafkaPublisher(settings_for(infra), EventCodec.from_folder(), load_topics())
@@ -158,3 +176,54 @@ async def test_hits_and_facets_carry_names_and_labels_and_filters_take_labels(ca
     refused = await catalog.get("/search", params={"q": "社保", "category": "基本"}, headers=MARKET_COMPILER)
     assert refused.status_code == 422 and refused.json()["field"] == "category"
     assert "基础（BASE）" in refused.json()["detail"]
+
+
+LAND_COMPILER = bearer(LAND, Role.CATALOG_COMPILER, subject="qian.compiler")
+
+
+async def test_an_entry_read_outside_search_shows_others_only_its_version_in_force(catalog) -> None:
+    # another department's draft: the same 404 as for no entry at all, on every read of it
+    for path in ("/entries/104001/000002", "/entries/104001/000002/versions/1", "/entries/104001/000002/diff"):
+        hidden = await catalog.get(path, params={"from": 1, "to": 1}, headers=MARKET_COMPILER)
+        missing = await catalog.get(
+            path.replace("104001/000002", "104001/000099"), params={"from": 1, "to": 1}, headers=MARKET_COMPILER
+        )
+        assert hidden.status_code == missing.status_code == 404, hidden.text
+        alike = missing.text.replace("104001/000099", "104001/000002")
+        assert hidden.text == alike and "流动人口" not in hidden.text
+    assert (await catalog.get("/entries/104001/000002", headers=POLICE_COMPILER)).json()["working"]["version"] == 1
+    # an entry in force with a draft in progress: others read version 1 only
+    seen = (await catalog.get(f"/entries/{MAP}", headers=MARKET_COMPILER)).json()
+    assert seen["in_force"]["content"]["name"] == "地籍图册" and seen["working"] is None and seen["versions"] == [1]
+    assert "修订" not in str(seen)
+    assert (await catalog.get(f"/entries/{MAP}/versions/2", headers=MARKET_COMPILER)).status_code == 404
+    assert (
+        await catalog.get(f"/entries/{MAP}/diff", params={"from": 1, "to": 2}, headers=MARKET_COMPILER)
+    ).status_code == 404
+    for insider in (LAND_COMPILER, IT_OFFICE):
+        whole = (await catalog.get(f"/entries/{MAP}", headers=insider)).json()
+        assert whole["working"]["content"]["name"] == "地籍图册（修订）" and whole["versions"] == [1, 2]
+        assert (await catalog.get(f"/entries/{MAP}/versions/2", headers=insider)).status_code == 200
+    # the list of a department's entries: others see those in force, and the count is theirs
+    listed = (await catalog.get("/entries", params={"provider_code": POLICE}, headers=MARKET_COMPILER)).json()
+    assert [e["resource_code"] for e in listed["items"]] == ["104001/000001"] and listed["total"] == 1
+    own = (await catalog.get("/entries", params={"provider_code": POLICE}, headers=POLICE_COMPILER)).json()
+    assert own["total"] == 3
+    land = (await catalog.get("/entries", params={"provider_code": LAND}, headers=MARKET_COMPILER)).json()
+    assert [e["working"] for e in land["items"]] == [None, None]
+
+
+async def test_expansions_do_not_reveal_words_of_entries_the_reader_cannot_see(catalog) -> None:
+    assert "拆迁" not in str((await found(catalog, READER, q="cq"))["expanded"])
+    assert "拆迁户" not in str((await found(catalog, READER, q="拆迁"))["expanded"])
+    assert "拆迁" in (await found(catalog, POLICE_COMPILER, q="cq"))["expanded"]["cq"]
+
+
+async def test_a_dictionary_alias_of_several_words_finds_the_entries_holding_its_element(catalog) -> None:
+    for _ in range(100):  # the dictionary's aliases reach search at start
+        result = await found(catalog, q="企业组织机构代码", match="all")
+        if result["total"]:
+            break
+        await asyncio.sleep(0.1)
+    assert codes(result) == ["101001/000001"]  # it holds 统一社会信用代码, not 组织机构
+    assert "统一社会信用代码" in result["expanded"]["企业组织机构代码"]

@@ -29,6 +29,7 @@ from services.catalog.domain.entries import (
     VersionConflict,
     VersionStatus,
 )
+from services.catalog.domain.search import Viewer, as_seen_by
 
 PROVIDER = "11360800MB1234567" + credit_code_check_character("11360800MB1234567")
 COMPILER = Principal("li.compiler", PROVIDER, frozenset({Role.CATALOG_COMPILER}))
@@ -135,12 +136,18 @@ class FakeUnitOfWork:
     async def entry(self, code: str) -> CatalogEntry | None:
         return self.stored.get(code)
 
-    async def entries(self, *, provider_code: str | None, limit: int, offset: int = 0) -> list[CatalogEntry]:
-        found = [e for code, e in sorted(self.stored.items()) if provider_code in (None, e.provider_code)]
+    async def entries(
+        self, *, provider_code: str | None, limit: int, offset: int = 0, viewer: Viewer | None = None
+    ) -> list[CatalogEntry]:
+        found = [
+            e
+            for code, e in sorted(self.stored.items())
+            if provider_code in (None, e.provider_code) and (viewer is None or as_seen_by(e, viewer) is not None)
+        ]
         return found[offset : offset + limit]
 
-    async def count_entries(self, *, provider_code: str | None) -> int:
-        return len(await self.entries(provider_code=provider_code, limit=len(self.stored)))
+    async def count_entries(self, *, provider_code: str | None, viewer: Viewer | None = None) -> int:
+        return len(await self.entries(provider_code=provider_code, limit=len(self.stored), viewer=viewer))
 
     async def dictionary(self) -> Dictionary:
         return self.elements

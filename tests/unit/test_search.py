@@ -278,6 +278,37 @@ def test_others_see_published_entries_only_and_a_department_its_own() -> None:
     assert seen(office, filters={Facet.STATUS: frozenset({"DRAFT", "SUBMITTED"})}) == {"101001/000002", "102001/000001"}
 
 
+def test_expansions_come_only_from_entries_the_reader_sees() -> None:
+    index = CatalogSearchIndex(Synonyms())
+    index.put(doc("101001/000001", "企业登记基本信息"))
+    index.put(doc("301001/000001", "拆迁户补偿名册", status=VersionStatus.DRAFT, provider_code=HOUSING))
+
+    def searched(viewer: Viewer, text: str) -> tuple[int, dict[str, tuple[str, ...]], tuple[str, ...]]:
+        result = index.search(SearchQuery(text, viewer=viewer))
+        return result.total, result.expanded, result.terms
+
+    for typed in ("cq", "chaiqian"):  # initials, pinyin
+        total, expanded, _ = searched(Viewer(MARKET), typed)
+        assert total == 0 and expanded == {}, (typed, expanded)
+        total, expanded, _ = searched(Viewer(HOUSING), typed)
+        assert total == 1 and "拆迁" in expanded[typed], (typed, expanded)
+    assert searched(Viewer(MARKET), "拆迁") == (0, {}, ("拆迁",))  # not the longer word 拆迁户 it begins
+    assert searched(Viewer(MARKET), "chaiqianbuchang")[2] == ("chaiqianbuchang",)  # not split by hidden words
+    assert searched(Viewer(HOUSING), "chaiqianbuchang")[2] == ("chaiqian", "buchang")
+    assert searched(Viewer(MARKET), "qiye")[1] == {"qiye": ("企业",)}  # what the reader sees still expands
+
+
+def test_an_alias_of_several_words_expands_a_search() -> None:
+    index = CatalogSearchIndex(Synonyms([["统一社会信用代码", "企业组织机构代码"]]))
+    index.put(doc("101002/000001", "纳税人登记信息", items=("统一社会信用代码", "纳税人名称"), provider_code=SOCIAL))
+    index.put(doc("101001/000001", "企业名录", items=("企业名称",)))
+    result = index.search(SearchQuery("企业组织机构代码", match_all=True))
+    assert [h.resource_code for h in result.hits] == ["101002/000001"]
+    assert result.terms == ("企业组织机构代码",) and result.expanded == {"企业组织机构代码": ("统一社会信用代码",)}
+    # the phrase among other words; typed in traditional characters
+    assert codes(index, "納稅人 企業組織機構代碼", match_all=True) == ["101002/000001"]
+
+
 def test_filters_take_chinese_labels_and_refuse_others_naming_the_choices() -> None:
     assert filter_value(Facet.CATEGORY, "基础") == "BASE"
     assert filter_value(Facet.CATEGORY, "base") == "BASE"

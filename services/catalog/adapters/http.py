@@ -444,6 +444,13 @@ def facet_labels(facet: Facet, counts: dict[str, int], department_names: dict[st
     return {value: label(enum(value)) for value in counts}
 
 
+def viewer_of(principal: Principal) -> Viewer:
+    """What of the catalog a caller may read: a person her own department's entries whole, oversight every
+    entry whole, anyone else (machines too) the versions in force."""
+    department = None if principal.machine else principal.department_code
+    return Viewer(department, oversight=bool(principal.roles & OVERSIGHT))
+
+
 def routers(uow: UnitOfWork, calendar: WorkingCalendar, index: SearchIndex, names: DepartmentNames) -> list[APIRouter]:
     api = APIRouter(prefix="/entries", tags=["catalog entries"])
 
@@ -468,8 +475,8 @@ def routers(uow: UnitOfWork, calendar: WorkingCalendar, index: SearchIndex, name
         return [written(e) for e in await handlers.import_entries(table, principal, uow)]
 
     @api.get("", response_model=Page[EntryView], summary="Entries by resource code, optionally of one provider")
-    async def entries(_: Reader, page: PageOf, provider_code: Code | None = None) -> Page[EntryView]:
-        found, total = await handlers.list_entries(uow, provider_code, page.offset, page.limit)
+    async def entries(principal: Reader, page: PageOf, provider_code: Code | None = None) -> Page[EntryView]:
+        found, total = await handlers.list_entries(uow, provider_code, page.offset, page.limit, viewer_of(principal))
         return Page[EntryView].of([EntryView.of(e) for e in found], total, page)
 
     @api.put(
@@ -534,8 +541,8 @@ def routers(uow: UnitOfWork, calendar: WorkingCalendar, index: SearchIndex, name
         return written(entry)
 
     @api.get("/{resource_code:path}/versions/{number}", response_model=VersionView, summary="One version")
-    async def version(resource_code: Code, number: Position, _: Reader) -> VersionView:
-        return VersionView.of((await handlers.get_entry(resource_code, uow)).version(number))
+    async def version(resource_code: Code, number: Position, principal: Reader) -> VersionView:
+        return VersionView.of((await handlers.get_entry(resource_code, uow, viewer_of(principal))).version(number))
 
     @api.get(
         "/{resource_code:path}/diff",
@@ -543,17 +550,16 @@ def routers(uow: UnitOfWork, calendar: WorkingCalendar, index: SearchIndex, name
     )
     async def compare(
         resource_code: Code,
-        _: Reader,
+        principal: Reader,
         older: Annotated[Position, Query(alias="from")],
         newer: Annotated[Position, Query(alias="to")],
     ) -> dict[str, Any]:
-        return jsonable_encoder(
-            await handlers.compare_versions(resource_code, older, newer, uow), custom_encoder={frozenset: sorted}
-        )
+        changes = await handlers.compare_versions(resource_code, older, newer, uow, viewer_of(principal))
+        return jsonable_encoder(changes, custom_encoder={frozenset: sorted})
 
     @api.get("/{resource_code:path}", response_model=EntryView, summary="One entry: in force, being worked on")
-    async def get(resource_code: Code, _: Reader) -> EntryView:
-        return EntryView.of(await handlers.get_entry(resource_code, uow))
+    async def get(resource_code: Code, principal: Reader) -> EntryView:
+        return EntryView.of(await handlers.get_entry(resource_code, uow, viewer_of(principal)))
 
     overdue = APIRouter(tags=["catalog entries"])
 
@@ -623,8 +629,7 @@ def routers(uow: UnitOfWork, calendar: WorkingCalendar, index: SearchIndex, name
         filters = {
             facet: frozenset(filter_value(facet, v) for v in values) for facet, values in chosen.items() if values
         }
-        viewer = Viewer(principal.department_code, oversight=bool(principal.roles & OVERSIGHT))
-        query = SearchQuery(q, filters, match == "all", offset, limit, viewer)
+        query = SearchQuery(q, filters, match == "all", offset, limit, viewer_of(principal))
         result, known = await handlers.search_catalog(query, index, names)
         return SearchView.of(result, known)
 
@@ -650,8 +655,8 @@ def routers(uow: UnitOfWork, calendar: WorkingCalendar, index: SearchIndex, name
         summary="Entries that source a data element another department already provides (Art. 12); "
         "by resource code and data item",
     )
-    async def duplicate_sources(_: Reader, page: PageOf) -> Page[DuplicateSourceView]:
-        found = await handlers.duplicate_sources(uow)
+    async def duplicate_sources(principal: Reader, page: PageOf) -> Page[DuplicateSourceView]:
+        found = await handlers.duplicate_sources(uow, viewer_of(principal))
         names = await uow.department_names()
         views = [
             DuplicateSourceView(

@@ -44,7 +44,7 @@ from services.catalog.domain.entries import (
     Withdrawal,
     content_digest,
 )
-from services.catalog.domain.search import document_of
+from services.catalog.domain.search import Viewer, document_of
 from services.catalog.domain.wording import worded
 from services.catalog.ports import SearchIndex
 
@@ -271,6 +271,18 @@ def entry_doc(entry: CatalogEntry) -> dict[str, Any]:
     }
 
 
+def _entries_query(provider_code: str | None, viewer: Viewer | None) -> dict[str, Any]:
+    """Entries of one provider or all; for a viewer outside oversight only those with a version in force, or
+    of its own department."""
+    query: dict[str, Any] = {"provider_code": provider_code} if provider_code else {}
+    if viewer is not None and not viewer.oversight:
+        readable: list[dict[str, Any]] = [{"in_force": {"$ne": None}}]
+        if viewer.department_code is not None:
+            readable.append({"provider_code": viewer.department_code})
+        query["$or"] = readable
+    return query
+
+
 def entry_of(doc: dict[str, Any]) -> CatalogEntry:
     versions = tuple(
         EntryVersion(
@@ -452,14 +464,15 @@ class MongoUnitOfWork:
         doc = await self.runtime.db[ENTRIES].find_one({"_id": resource_code})
         return entry_of(doc) if doc else None
 
-    async def entries(self, *, provider_code: str | None, limit: int, offset: int = 0) -> list[CatalogEntry]:
-        query = {"provider_code": provider_code} if provider_code else {}
+    async def entries(
+        self, *, provider_code: str | None, limit: int, offset: int = 0, viewer: Viewer | None = None
+    ) -> list[CatalogEntry]:
+        query = _entries_query(provider_code, viewer)
         cursor = self.runtime.db[ENTRIES].find(query).sort("_id", ASCENDING).skip(offset).limit(limit)
         return [entry_of(doc) async for doc in cursor]
 
-    async def count_entries(self, *, provider_code: str | None) -> int:
-        query = {"provider_code": provider_code} if provider_code else {}
-        return await self.runtime.db[ENTRIES].count_documents(query)
+    async def count_entries(self, *, provider_code: str | None, viewer: Viewer | None = None) -> int:
+        return await self.runtime.db[ENTRIES].count_documents(_entries_query(provider_code, viewer))
 
     async def demand(self, demand_id: str) -> ShareDemand | None:
         doc = await self.runtime.db[DEMANDS].find_one({"_id": demand_id})

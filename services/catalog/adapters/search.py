@@ -20,7 +20,7 @@ import math
 import re
 from array import array
 from collections import defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from importlib import resources
 
 import numpy as np
@@ -132,11 +132,14 @@ class _Column:
 
 class CatalogSearchIndex:
     def __init__(self, synonyms: Synonyms | None = None) -> None:
-        self._synonyms = synonyms if synonyms is not None else merged_synonyms(SynonymList().alias_groups())
+        self.use_synonyms(synonyms if synonyms is not None else merged_synonyms(SynonymList().alias_groups()))
         self._clear()
 
     def use_synonyms(self, synonyms: Synonyms) -> None:
         self._synonyms = synonyms
+        # Synonyms the segmenter cuts into several words (企业组织机构代码): found in a query as typed, longest first.
+        phrases = (w for w in synonyms.words() if query_terms(w) != [w])
+        self._phrases = sorted(phrases, key=lambda w: (-len(w), w))
 
     def _clear(self) -> None:
         self._number: dict[str, int] = {}  # resource code → its live document number
@@ -248,21 +251,41 @@ class CatalogSearchIndex:
             return None
         return _intersect([m for m in matches if m is not None])
 
-    def _expansions(self, term: str) -> list[tuple[str, float]]:
-        """Other words searched for a query word: its synonyms; if no entry is indexed under the word and none
-        holds a synonym, the words it is the pinyin or initials of, or else the longer words it begins."""
+    def _readers_count(self, readable: np.ndarray) -> Callable[[str], int]:
+        """How many documents the reader may see are indexed under a word (remembered for one search): words
+        only hidden documents hold must not show in what a search reports (its terms, their expansions)."""
+        memo: dict[str, int] = {}
+
+        def count(word: str) -> int:
+            if word not in memo:
+                found = self._posting(word)
+                memo[word] = 0 if found is None else int(np.count_nonzero(readable[found[0]]))
+            return memo[word]
+
+        return count
+
+    def _held(self, word: str, readable: np.ndarray) -> bool:
+        """Whether a document the reader may see holds a word, or all the parts of a compound one."""
+        matches = self._term_matches(word)
+        return matches is not None and bool(readable[matches[0]].any())
+
+    def _expansions(self, term: str, seen: Callable[[str], int], readable: np.ndarray) -> list[tuple[str, float]]:
+        """Other words searched for a query word: its synonyms; if no entry the reader sees is indexed under
+        the word and none holds a synonym, the words it is the pinyin or initials of, or else the longer words
+        it begins — of the entries the reader sees."""
         found = [(s, SYNONYM) for s in sorted(self._synonyms.of_word(term))][:MAX_EXPANSIONS]
-        if self._posting(term) is not None or any(self._term_matches(s) is not None for s, _ in found):
+        if seen(term) or any(self._held(s, readable) for s, _ in found):
             return found
         if LETTERS.fullmatch(term):
             words = self._by_pinyin.get(term, set())
-            return found + [(w, PINYIN) for w in self._most_frequent(words)]
+            return found + [(w, PINYIN) for w in self._most_frequent(words, seen)]
         if HANZI.fullmatch(term) and len(term) > 1:
-            return found + [(w, PARTIAL) for w in self._most_frequent(self._longer_words(term))]
+            return found + [(w, PARTIAL) for w in self._most_frequent(self._longer_words(term), seen)]
         return found
 
-    def _most_frequent(self, words: Iterable[str]) -> list[str]:
-        ranked = sorted(words, key=lambda w: (-len(self._postings[w][0]), w))
+    @staticmethod
+    def _most_frequent(words: Iterable[str], seen: Callable[[str], int]) -> list[str]:
+        ranked = sorted((w for w in words if seen(w)), key=lambda w: (-seen(w), w))
         return ranked[:MAX_EXPANSIONS]
 
     def _longer_words(self, start: str) -> list[str]:
@@ -276,33 +299,37 @@ class CatalogSearchIndex:
                 longer.append(word)
         return longer
 
-    def _joined_partials(self, terms: list[str]) -> list[str]:
+    def _joined_partials(self, terms: list[str], seen: Callable[[str], int]) -> list[str]:
         """A word followed by a single character that begins a longer word with it is that longer word's
         beginning (营业执 is cut 营业 / 执: the reader is typing 营业执照)."""
         joined: list[str] = []
         for term in terms:
             if joined and len(term) == 1 and HANZI.fullmatch(term) and HANZI.fullmatch(joined[-1]):
-                if self._longer_words(joined[-1] + term):
+                if any(seen(w) for w in self._longer_words(joined[-1] + term)):
                     joined[-1] += term
                     continue
             joined.append(term)
         return joined
 
-    def _split_pinyin(self, term: str) -> list[str]:
+    def _split_pinyin(self, term: str, seen: Callable[[str], int]) -> list[str]:
         """Pinyin typed without spaces, as the words it spells (qiyedengji → qiye, dengji), if it spells any."""
-        if not LETTERS.fullmatch(term) or term in self._by_pinyin or len(term) > 60:
+
+        def spells(key: str) -> bool:
+            return any(seen(w) for w in self._by_pinyin.get(key, ()))
+
+        if not LETTERS.fullmatch(term) or spells(term) or len(term) > 60:
             return [term]
         best: list[list[str] | None] = [[]] + [None] * len(term)  # best[i]: fewest words spelling term[:i]
         for end in range(1, len(term) + 1):
             for start in range(max(0, end - 24), end):
                 before = best[start]
-                if before is not None and term[start:end] in self._by_pinyin and end - start > 2:
+                if before is not None and end - start > 2 and spells(term[start:end]):
                     if best[end] is None or len(before) + 1 < len(best[end] or ()):
                         best[end] = [*before, term[start:end]]
         return best[-1] or [term]
 
     def _scored(
-        self, terms: list[str], match_all: bool
+        self, terms: list[str], match_all: bool, seen: Callable[[str], int], readable: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[str, tuple[str, ...]]]:
         """Documents, their scores and how many of the terms each holds; the words searched for each term.
 
@@ -313,7 +340,7 @@ class CatalogSearchIndex:
         best = np.zeros(size, np.float32)  # one term's score per document: its best form's
         expanded = {}
         for term in terms:
-            alternatives = [(term, 1.0), *self._expansions(term)]
+            alternatives = [(term, 1.0), *self._expansions(term, seen, readable)]
             if len(alternatives) > 1:
                 expanded[term] = tuple(w for w, _ in alternatives[1:])
             found = []
@@ -341,22 +368,36 @@ class CatalogSearchIndex:
         numbers = np.flatnonzero(counts >= (len(terms) if match_all else 1))
         return numbers, scores[numbers], counts[numbers], expanded
 
+    def _phrases_in(self, text: str) -> tuple[list[str], str]:
+        """Synonyms of several words found in a query as typed, and the rest of the query."""
+        found = []
+        rest = simplified(text).lower()
+        for phrase in self._phrases:
+            if phrase in rest:
+                found.append(phrase)
+                rest = rest.replace(phrase, " ")
+        return found, rest
+
     def search(self, query: SearchQuery) -> SearchResult:
-        terms = self._joined_partials([w for t in query_terms(query.text) for w in self._split_pinyin(t)])
+        size = len(self._docs)
+        readable = self._live.values[:size].copy()
+        if query.viewer is not None and not query.viewer.sees_all(query.filters):
+            readable &= self._visible(np.arange(size), query.viewer.department_code)
+        seen = self._readers_count(readable)
+        phrases, rest = self._phrases_in(query.text)
+        typed = [*phrases, *(w for t in query_terms(rest) for w in self._split_pinyin(t, seen))]
+        terms = self._joined_partials(list(dict.fromkeys(typed)), seen)
         expanded: dict[str, tuple[str, ...]] = {}
         if terms:
-            numbers, scores, counts, expanded = self._scored(terms, query.match_all)
-            keep = self._live.values[numbers]
+            numbers, scores, counts, expanded = self._scored(terms, query.match_all, seen, readable)
+            keep = readable[numbers]
             numbers, scores, counts = numbers[keep], scores[keep], counts[keep]
         elif query.text.strip():  # words were typed, but all of them stop words: not a request for everything
             return SearchResult(0, (), {f: {} for f in Facet}, (), note=ONLY_STOP_WORDS)
         else:
-            numbers = np.flatnonzero(self._live.values[: len(self._docs)])
+            numbers = np.flatnonzero(readable)
             scores = np.zeros(len(numbers), np.float32)
             counts = np.zeros(len(numbers), np.int64)
-        if query.viewer is not None and not query.viewer.sees_all(query.filters):
-            visible = self._visible(numbers, query.viewer.department_code)
-            numbers, scores, counts = numbers[visible], scores[visible], counts[visible]
         masks = self._filter_masks(numbers, query.filters)
         selected = _all(masks.values(), len(numbers))
         facets = self._facets(numbers, masks)
@@ -371,10 +412,10 @@ class CatalogSearchIndex:
             )
         return SearchResult(len(numbers), tuple(hits), facets, tuple(terms), expanded)
 
-    def _visible(self, numbers: np.ndarray, department_code: str) -> np.ndarray:
+    def _visible(self, numbers: np.ndarray, department_code: str | None) -> np.ndarray:
         """Published entries, and any entry of the viewer's own department."""
         published = self._columns[Facet.STATUS].values[numbers] == self._codes[Facet.STATUS][VersionStatus.PUBLISHED]
-        own = self._codes[Facet.PROVIDER].get(department_code)
+        own = None if department_code is None else self._codes[Facet.PROVIDER].get(department_code)
         if own is None:
             return published
         return published | (self._columns[Facet.PROVIDER].values[numbers] == own)

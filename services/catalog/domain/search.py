@@ -9,7 +9,7 @@ of synonyms and abbreviations, the data-element dictionary's aliases) merged int
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
 from common.errors import Invalid
@@ -120,12 +120,27 @@ class Viewer:
     draft, one under review or returned, a withdrawn one) is seen by its own department only, and by oversight
     (the IT office, auditors, the leadership group) when it asks for such a status explicitly."""
 
-    department_code: str
+    department_code: str | None  # None for a machine identity: machines read the published catalog only
     oversight: bool = False
 
     def sees_all(self, filters: Mapping[Facet, frozenset[str]]) -> bool:
         asked = filters.get(Facet.STATUS, frozenset())
         return self.oversight and any(s != VersionStatus.PUBLISHED for s in asked)
+
+    def sees_unpublished(self, provider_code: str) -> bool:
+        """Whether the viewer reads an entry's versions that are not in force: its own department's entries
+        and, for oversight, everyone's."""
+        return self.oversight or (self.department_code is not None and provider_code == self.department_code)
+
+
+def as_seen_by(entry: CatalogEntry, viewer: Viewer) -> CatalogEntry | None:
+    """The entry as the viewer may read it outside search: whole for its own department and oversight; for
+    anyone else only the version in force (the draft in progress, earlier and withdrawn versions hidden), and
+    nothing when no version is in force — as if there were no such entry."""
+    if viewer.sees_unpublished(entry.provider_code):
+        return entry
+    in_force = entry.in_force
+    return None if in_force is None else replace(entry, versions=(in_force,))
 
 
 class Synonyms:
@@ -146,6 +161,10 @@ class Synonyms:
         group = frozenset(merged)
         for word in group:
             self._group[word] = group
+
+    def words(self) -> frozenset[str]:
+        """Every word of every group, lower-case."""
+        return frozenset(self._group)
 
     def of_word(self, word: str) -> frozenset[str]:
         """The other words meaning the same as `word` (not `word` itself)."""
