@@ -61,7 +61,7 @@ def consumer_options(settings: ServiceSettings) -> dict[str, Any]:
 
 SENDS_PER_TURN = 50
 DECODES_PER_TURN = 200  # a fetched batch holds up to thousands of records: decoding them all at once held the loop
-FETCHER_IDLE_WAKE_MS = 30_000
+FETCHER_IDLE_WAKE_MS = 5_000  # also how soon a fetcher that gave up on an absent broker tries again
 IDLE_POLL_MS = 100  # with an idle pause, how long a poll waits at most for the broker to answer its fetch
 ANSWER_CHECK_MS = 1  # how often that poll looks whether the broker answered
 

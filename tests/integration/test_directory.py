@@ -60,13 +60,13 @@ async def register(client: httpx.AsyncClient, person_id: str, roles: list[str], 
 
 async def test_people_sign_in_refresh_and_get_slowed_down(directory) -> None:
     async with httpx.AsyncClient(base_url=directory.url) as client:
-        password = await register(client, "li.compiler", ["catalog_compiler"])
-        granted = await sign_in(client, grant_type="password", username="li.compiler", password=password)
+        password = await register(client, "li.registrant", ["catalog_compiler"])
+        granted = await sign_in(client, grant_type="password", username="li.registrant", password=password)
         assert granted.status_code == 200
         tokens = granted.json()
         claims = jwt.decode(tokens["access_token"], options={"verify_signature": False})
-        assert claims["sub"] == "li.compiler" and claims["dept"] == MARKET and claims["roles"] == ["catalog_compiler"]
-        me = await client.get("/people/li.compiler", headers={"Authorization": f"Bearer {tokens['access_token']}"})
+        assert claims["sub"] == "li.registrant" and claims["dept"] == MARKET and claims["roles"] == ["catalog_compiler"]
+        me = await client.get("/people/li.registrant", headers={"Authorization": f"Bearer {tokens['access_token']}"})
         assert me.status_code == 200 and "password" not in me.text
 
         renewed = await sign_in(client, grant_type="refresh_token", refresh_token=tokens["refresh_token"])
@@ -75,18 +75,18 @@ async def test_people_sign_in_refresh_and_get_slowed_down(directory) -> None:
         assert reused.status_code == 401 and "already used" in reused.json()["detail"]
 
         for _ in range(5):
-            wrong = await sign_in(client, grant_type="password", username="li.compiler", password="guess")
+            wrong = await sign_in(client, grant_type="password", username="li.registrant", password="guess")
             assert wrong.status_code == 401 and wrong.json()["detail"] == "invalid username or password"
-        slowed = await sign_in(client, grant_type="password", username="li.compiler", password=password)
+        slowed = await sign_in(client, grant_type="password", username="li.registrant", password=password)
         assert slowed.status_code == 429 and "try again" in slowed.json()["detail"]
         await asyncio.sleep(int(slowed.headers["retry-after"]))  # slowed down, not locked out
-        granted = await sign_in(client, grant_type="password", username="li.compiler", password=password)
+        granted = await sign_in(client, grant_type="password", username="li.registrant", password=password)
         assert granted.status_code == 200
         unknown = await sign_in(client, grant_type="password", username="nobody", password="x")
         assert unknown.json()["detail"] == "invalid username or password"  # no hint who exists
 
         # A reset password replaces the old one and ends the refresh tokens.
-        reset = await client.post("/people/li.compiler/reset-password", headers=OPERATOR)
+        reset = await client.post("/people/li.registrant/reset-password", headers=OPERATOR)
         assert reset.status_code == 200 and reset.json()["secret"] != password
         ended = await sign_in(client, grant_type="refresh_token", refresh_token=renewed.json()["refresh_token"])
         assert ended.status_code == 401
