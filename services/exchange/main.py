@@ -85,17 +85,22 @@ def build(settings: ExchangeSettings) -> tuple[FastAPI, Runtime]:
     own_key = load_signing_key(signing_key(settings))
     uow = mongo.MongoUnitOfWork(runtime)
     runtime.setup.append(partial(mongo.ensure_indexes, runtime.db))
-    runtime.setup.append(partial(mongo.count_records, runtime.db))
-    uploads = ProcessUploads(runtime.publisher, own_key)
+    if settings.role in ("all", "ingest"):
+        runtime.setup.append(partial(mongo.count_records, runtime.db))
+        runtime.consume(
+            "exchange-ingest",
+            [DATA_CHANGES],
+            batch=partial(
+                handlers.ingest_changes, uow=uow, senders=SignedSenders(runtime.revocations.adapter_keys, own_key)
+            ),
+            batch_size=settings.ingest_batch_size,
+        )
+    if settings.role == "ingest":
+        title = "Exchange ingestion"
+        description = "Ingests departments' data changes (Art. 13, 14); health and metrics only."
+        return create_app(runtime, title=title, description=description, routers=[]), runtime
+    uploads = ProcessUploads(settings, own_key)
     runtime.setup.append(uploads.start)
-    runtime.consume(
-        "exchange-ingest",
-        [DATA_CHANGES],
-        batch=partial(
-            handlers.ingest_changes, uow=uow, senders=SignedSenders(runtime.revocations.adapter_keys, own_key)
-        ),
-        batch_size=settings.ingest_batch_size,
-    )
     runtime.consume(
         "exchange-catalog",
         [CATALOG_PUBLISHED, CATALOG_ENTRY_EVENTS],

@@ -1,5 +1,6 @@
 from datetime import date
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
@@ -14,6 +15,11 @@ class ExchangeSettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="EXCHANGE_", extra="ignore", frozen=True)
 
     http_port: int = 8002
+    # What this process runs. `api`: the REST facade, uploads, sharing and the catalog and directory
+    # consumers; `ingest`: the ingestion of departments' data changes, with only health and metrics over
+    # HTTP; `all`: both in one process. Ingestion is the heavy path: run it apart (`make up` does, as a
+    # Deployment of its own on Kubernetes) and a flood of changes slows neither the API nor its probes.
+    role: Literal["all", "api", "ingest"] = "all"
     # Data changes written per MongoDB transaction: a transaction's fixed costs (digest leaves, commit,
     # outbox) are shared by more changes; the outbox document holds one event per change.
     ingest_batch_size: int = Field(default=5000, ge=1, le=20000)

@@ -322,6 +322,31 @@ async def test_a_department_without_an_adapter_uploads_a_file(infra, topics, ser
         assert (await client.get(f"/resources/{code}/records/{enterprise(3)}")).status_code == 404
 
 
+async def test_the_api_and_the_ingestion_run_as_two_processes(infra, topics, services, tmp_path) -> None:
+    """As `make up` and Kubernetes run the exchange: the API process takes an upload and ingests nothing;
+    the ingestion process stores it, and answers only health and metrics over HTTP."""
+    code = f"101001/{uuid.uuid4().int % 10**6:06d}"
+    api = await exchange_knowing(infra, services, tmp_path, catalog_published(code, PROVIDER, ITEMS), role="api")
+    good = f"统一社会信用代码,企业名称,注册资本\n{enterprise(1)},甲,10\n{enterprise(2)},乙,20.5\n".encode()
+    async with httpx.AsyncClient(base_url=api.url, headers=bearer(PROVIDER, Role.DATA_ADMINISTRATOR)) as client:
+        sent = await client.post(f"/resources/{code}/uploads", files={"file": ("r.csv", good)})
+        assert sent.status_code == 202 and sent.json() == {"sent": 2}
+
+        async def stored() -> bool:
+            return await _record_named(client, code, enterprise(2), "乙")
+
+        assert not await until(stored, timeout=5), "the API process ingested the upload itself"
+        same = {k: v for k, v in api.env.items() if k.endswith(("MONGO_DATABASE", "CONSUMER_GROUP_PREFIX"))}
+        ingest = ServiceProcess("exchange", infra, tmp_path, role="ingest")
+        ingest.env |= same
+        services.append(ingest.start())
+        await ingest.wait_ready()
+        assert await until(stored)
+    async with httpx.AsyncClient(base_url=ingest.url) as client:
+        assert (await client.get("/metrics")).status_code == 200
+        assert (await client.get(f"/resources/{code}")).status_code == 404
+
+
 def big_table(folder: Path, rows: int) -> Path:
     lines = ["统一社会信用代码,企业名称,注册资本,成立日期,在业"]
     lines += [f"{enterprise(n)},吉安市第{n}号某某科技有限公司,{n * 10.5},2020-01-01,是" for n in range(1, rows + 1)]

@@ -1,7 +1,8 @@
-"""Uploaded files go onto the bus from a worker process. Reading, checking, encoding and signing hundreds of
-thousands of rows is Python work: in a thread of the service it held the GIL that the event loop needs, and
-every socket call of a probe or a heartbeat waited for it. The worker streams the signed messages back a few
-batches ahead; the event loop only hands them to the producer."""
+"""Uploaded files go onto the bus from a worker process. Reading, checking, encoding, signing and sending
+hundreds of thousands of rows is Python work: in a thread of the service it held the GIL that the event loop
+needs, and every socket call of a probe or a heartbeat waited for it; handing the messages back to the
+service's producer still cost its event loop a third of its time. The worker checks the file, then sends
+the signed messages with a producer of its own and tells the service how many were acknowledged."""
 
 from __future__ import annotations
 
@@ -12,12 +13,14 @@ import os
 import queue
 import signal
 import threading
+from collections.abc import Iterable
 from dataclasses import replace
 from multiprocessing.connection import wait
 from multiprocessing.queues import Queue
 from pathlib import Path
 from typing import Any
 
+from aiokafka.errors import KafkaError, KafkaTimeoutError
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
 from datashare_adapter.signing import ChangeSigner, value_digest
@@ -30,12 +33,13 @@ from common.errors import DomainError, Invalid
 from common.events import Event, Signature
 from common.kafka import KafkaPublisher
 from common.metrics import EVENTS_PUBLISHED
+from common.settings import ServiceSettings
+from common.topics import load_topics
 from services.exchange.domain.resources import ResourceSchema
 from services.exchange.handlers import problems_refused, upload_batches, upload_problems
 from services.exchange.ports import DATA_CHANGES, UploadedTable
 
 ACK_SECONDS = 10.0  # for each batch of an upload: while the broker is away the uploader gets a 503 by then
-BATCHES_AHEAD = 4  # signed batches the worker may have ready before the event loop took them
 WORKER_SILENCE = 1.0  # how often the event loop looks whether a silent worker is still alive
 
 Message = tuple[str, bytes, list[tuple[str, bytes]]]  # key, value, headers
@@ -45,8 +49,8 @@ class ProcessUploads:
     """Implements UploadSender. Workers fork from a server process that imported this module once, so an
     upload starts within milliseconds (the first one starts the server)."""
 
-    def __init__(self, publisher: KafkaPublisher, own_key: Ed25519PrivateKey) -> None:
-        self.publisher = publisher
+    def __init__(self, settings: ServiceSettings, own_key: Ed25519PrivateKey) -> None:
+        self.settings = settings
         self.key_pem = own_key.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption()).decode()
         self.context = multiprocessing.get_context("forkserver")
         self.context.set_forkserver_preload([__name__])
@@ -61,18 +65,17 @@ class ProcessUploads:
     async def send(
         self, schema: ResourceSchema, table: UploadedTable, deletions: list[str], version: int, uploaded_by: str
     ) -> int:
-        out: Queue[tuple[Any, ...]] = self.context.Queue(BATCHES_AHEAD)
-        job = (schema, table.path, table.filename, deletions, version, uploaded_by, self.key_pem)
+        out: Queue[tuple[Any, ...]] = self.context.Queue()
+        job = (schema, table.path, table.filename, deletions, version, uploaded_by, self.key_pem, self.settings)
         worker = self.context.Process(target=prepare, args=(out, *job), name="upload", daemon=True)
         # Started in a thread that a cancellation does not stop: the worker is ended below whenever it started.
         starting = asyncio.ensure_future(asyncio.to_thread(worker.start))
         try:
             await asyncio.shield(starting)
             sent = 0
-            while (batch := await self._next(out, worker)) is not None:
-                await self.publisher.send_all([(DATA_CHANGES, *m) for m in batch], ACK_SECONDS)
-                EVENTS_PUBLISHED.labels(DATA_CHANGES, "DataChanged").inc(len(batch))
-                sent += len(batch)
+            while (acknowledged := await self._next(out, worker)) is not None:
+                EVENTS_PUBLISHED.labels(DATA_CHANGES, "DataChanged").inc(acknowledged)
+                sent += acknowledged
             return sent
         finally:
             with contextlib.suppress(Exception):
@@ -84,8 +87,9 @@ class ProcessUploads:
             out.close()
 
     @staticmethod
-    async def _next(out: Queue[tuple[Any, ...]], worker: Any) -> list[Message] | None:
-        """The worker's next batch, None once all were sent; its refusal raised as it would be here."""
+    async def _next(out: Queue[tuple[Any, ...]], worker: Any) -> int | None:
+        """How many more messages the broker acknowledged, None once all were; the worker's refusal raised
+        as it would be here."""
         while True:
             try:
                 kind, *rest = await asyncio.to_thread(out.get, True, WORKER_SILENCE)
@@ -93,7 +97,7 @@ class ProcessUploads:
                 if not worker.is_alive():
                     raise RuntimeError(f"the upload worker ended silently (exit code {worker.exitcode})") from None
                 continue
-            if kind == "batch":
+            if kind == "sent":
                 return rest[0]  # type: ignore[no-any-return]
             if kind == "done":
                 return None
@@ -101,6 +105,8 @@ class ProcessUploads:
                 raise problems_refused(*rest)
             if kind == "invalid":
                 raise Invalid(*rest)
+            if kind == "broker":
+                raise KafkaTimeoutError(rest[0])
             raise RuntimeError(f"the upload worker failed: {rest[0]}")
 
 
@@ -117,8 +123,9 @@ def prepare(
     version: int,
     uploaded_by: str,
     key_pem: str,
+    settings: ServiceSettings,
 ) -> None:
-    """In the worker: check the whole table, then put its rows as signed messages, batch by batch."""
+    """In the worker: check the whole table, then send its rows as signed messages, batch by batch."""
     _end_with_parent(path)
     try:
         with path.open("rb") as stream:
@@ -126,11 +133,13 @@ def prepare(
         if problems:
             out.put(("problems", shown, problems))
             return
-        codec, signer = EventCodec.from_folder(), ChangeSigner(load_signing_key(key_pem))
+        signer = ChangeSigner(load_signing_key(key_pem))
         with path.open("rb") as stream:
-            for batch in upload_batches(schema, iter_table(stream, filename), deletions, version, uploaded_by):
-                out.put(("batch", [signed(codec, signer, e) for e in batch]))
+            batches = upload_batches(schema, iter_table(stream, filename), deletions, version, uploaded_by)
+            asyncio.run(_send(out, settings, signer, batches))
         out.put(("done",))
+    except KafkaError as exc:
+        out.put(("broker", f"{type(exc).__name__}: {exc}"))
     except SourceError as exc:
         out.put(("invalid", "file", str(exc)))
     except DomainError as exc:
@@ -139,6 +148,29 @@ def prepare(
         out.put(("failed", f"{type(exc).__name__}: {exc}"))
     out.close()
     out.join_thread()  # everything put reaches the event loop before the worker ends
+
+
+async def _send(
+    out: Queue[tuple[Any, ...]], settings: ServiceSettings, signer: ChangeSigner, batches: Iterable[list[Event]]
+) -> None:
+    """Send batch after batch with a producer of the worker's own, signing the next batch while the broker
+    acknowledges the last; each acknowledged batch is counted to the service."""
+    publisher = KafkaPublisher(settings, EventCodec.from_folder(), load_topics())
+    try:
+        await asyncio.wait_for(publisher.start(), ACK_SECONDS)
+    except TimeoutError:
+        raise KafkaTimeoutError(f"the broker did not answer within {ACK_SECONDS:.0f}s") from None
+    try:
+        sending: asyncio.Task[int] | None = None
+        for batch in batches:
+            messages = [(DATA_CHANGES, *signed(publisher.codec, signer, e)) for e in batch]
+            if sending is not None:
+                out.put(("sent", await sending))
+            sending = asyncio.create_task(publisher.send_all(messages, ACK_SECONDS))
+        if sending is not None:
+            out.put(("sent", await sending))
+    finally:
+        await publisher.stop()
 
 
 def _end_with_parent(path: Path) -> None:
