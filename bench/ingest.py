@@ -128,8 +128,11 @@ def rss_mb(pid: int) -> float:
     return 0.0
 
 
-def spawn_exchange(bootstrap: str, mongo_uri: str, database: str, jwks_json: dict, logs: Path):
-    """The exchange service as its own process, as it runs in production."""
+def spawn_exchange(
+    bootstrap: str, mongo_uri: str, database: str, jwks_json: dict, logs: Path, role: str = "all", group: str = ""
+):
+    """The exchange service as its own process, as it runs in production; `role` api or ingest for one of
+    the two processes it runs as in production, `group` the consumer group prefix they share."""
     port = free_port()
     env = {
         **os.environ,
@@ -138,7 +141,8 @@ def spawn_exchange(bootstrap: str, mongo_uri: str, database: str, jwks_json: dic
         "EXCHANGE_MONGO_URI": mongo_uri,
         "EXCHANGE_MONGO_DATABASE": database,
         "EXCHANGE_AUTH_JWKS": json.dumps(jwks_json),
-        "EXCHANGE_CONSUMER_GROUP_PREFIX": f"bench{port}-",
+        "EXCHANGE_CONSUMER_GROUP_PREFIX": group or f"bench{port}-",
+        "EXCHANGE_ROLE": role,
         "EXCHANGE_OUTBOX_POLL_SECONDS": "0.1",
         "EXCHANGE_LOG_LEVEL": "WARNING",
         "EXCHANGE_INGEST_BATCH_SIZE": str(BATCH),
@@ -150,8 +154,10 @@ def spawn_exchange(bootstrap: str, mongo_uri: str, database: str, jwks_json: dic
     return proc, f"http://127.0.0.1:{port}"
 
 
-async def start_exchange(bootstrap: str, mongo_uri: str, database: str, jwks_json: dict, logs: Path):
-    proc, url = spawn_exchange(bootstrap, mongo_uri, database, jwks_json, logs)
+async def start_exchange(
+    bootstrap: str, mongo_uri: str, database: str, jwks_json: dict, logs: Path, role: str = "all", group: str = ""
+):
+    proc, url = spawn_exchange(bootstrap, mongo_uri, database, jwks_json, logs, role, group)
     async with httpx.AsyncClient(base_url=url) as client:
         for _ in range(300):
             try:

@@ -85,6 +85,19 @@ class Prober(threading.Thread):
         return self
 
 
+class Probers:
+    """A prober started on each of the exchange's two processes."""
+
+    def __init__(self, api_url: str, api_pid: int, ingest_url: str, ingest_pid: int) -> None:
+        self.api, self.ingest = Prober(api_url, api_pid), Prober(ingest_url, ingest_pid)
+        self.api.start()
+        self.ingest.start()
+
+    def stop(self) -> None:
+        self.api.stop()
+        self.ingest.stop()
+
+
 async def first_change_sent(bootstrap: str) -> float:
     """When the first uploaded change reached the broker (the topic was empty before)."""
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
@@ -99,9 +112,9 @@ async def first_change_sent(bootstrap: str) -> float:
 
 
 def heartbeat_lines(folder: Path) -> int:
-    """Lines of the exchange's log about failed heartbeats: a consumer that lost its broker session."""
-    log = next(folder.glob("exchange-*.log"))
-    return sum(1 for line in log.read_text(errors="replace").splitlines() if "Heartbeat" in line)
+    """Lines of the exchange's logs about failed heartbeats: a consumer that lost its broker session."""
+    lines = (line for log in folder.glob("exchange-*.log") for line in log.read_text(errors="replace").splitlines())
+    return sum(1 for line in lines if "Heartbeat" in line)
 
 
 def p99_ms(latencies: list[float]) -> float:
@@ -142,19 +155,22 @@ async def run(infra: Infra, size_mb: int) -> None:
     await publisher.publish("catalog.published", catalog_published(code, PROVIDER, ITEM_SPECS))
     await publisher.stop()
 
-    proc, url = await start_exchange(infra.bootstrap, infra.mongo_uri, database, jwks(key), folder)
+    # The exchange as `make up` and Kubernetes run it: its API and its ingestion as two processes.
+    group = f"bench-upload-{uuid.uuid4().hex[:8]}-"
+    proc, url = await start_exchange(infra.bootstrap, infra.mongo_uri, database, jwks(key), folder, "api", group)
+    ingest, ingest_url = await start_exchange(
+        infra.bootstrap, infra.mongo_uri, database, jwks(key), folder, "ingest", group
+    )
     try:
         headers = {"authorization": f"Bearer {admin}"}
         async with httpx.AsyncClient(base_url=url, headers=headers, timeout=3600) as client:
             while (await client.get(f"/resources/{code}")).status_code != 200:
                 await asyncio.sleep(0.2)
-            idle = Prober(url, proc.pid)
-            idle.start()
+            idle = Probers(url, proc.pid, ingest_url, ingest.pid)
             await asyncio.sleep(IDLE_SECONDS)
             idle.stop()
 
-            during = Prober(url, proc.pid)
-            during.start()
+            during = Probers(url, proc.pid, ingest_url, ingest.pid)
             started = time.perf_counter()
             first_sent = asyncio.ensure_future(first_change_sent(infra.bootstrap))
             with source.open("rb") as upload:
@@ -167,42 +183,50 @@ async def run(infra: Infra, size_mb: int) -> None:
             if response.status_code != 202 or response.json()["sent"] != rows:
                 raise RuntimeError(f"the upload was not accepted: {response.status_code} {response.text[:500]}")
 
-            after = Prober(url, proc.pid)  # the exchange now ingests the rows it sent
-            after.start()
+            after = Probers(url, proc.pid, ingest_url, ingest.pid)  # the exchange now ingests the rows sent
             await asyncio.sleep(AFTER_SECONDS)
             after.stop()
             ingested = (await client.get(f"/resources/{code}")).json()["records"]
     finally:
-        proc.terminate()
-        proc.wait(15)
+        for p in (proc, ingest):
+            p.terminate()
+            p.wait(15)
     lost_sessions = heartbeat_lines(folder)
-    baseline, value = p99_ms(idle.latencies), p99_ms(during.latencies)
-    idle_rss = statistics.median(idle.rss)
+    baseline = max(p99_ms(idle.api.latencies), p99_ms(idle.ingest.latencies))
+    value = max(p99_ms(during.api.latencies), p99_ms(during.ingest.latencies))
+    idle_rss = statistics.median(idle.api.rss)
     write_result(
         "exchange-upload",
         metric=f"/healthz p99 latency while a {file_mb:.0f} MB CSV upload is processed",
         unit="ms",
         value=value,
-        baseline_name="/healthz p99 latency of the idle exchange",
+        baseline_name="/healthz p99 latency of the idle exchange (the worse of its two processes)",
         baseline_value=baseline,
         goal="<= 100 ms",
-        met=value <= 100 and during.failures == 0,
+        met=value <= 100 and during.api.failures + during.ingest.failures == 0,
         details={
             "file_mb": round(file_mb, 1),
             "rows": rows,
             "upload_seconds": round(upload_seconds, 1),
             "rows_per_second": round(rows / upload_seconds),
-            "healthz_idle": summary(idle),
-            "healthz_during_upload": summary(during) | {"failed": during.failures},
             # the file is read and checked first; then its rows are sent, and the exchange starts ingesting them
-            "healthz_while_checking": summary(during, until=sending_from),
-            "healthz_while_sending_and_ingesting": summary(during, since=sending_from),
             "checking_seconds": round(sending_from - started, 1),
-            "healthz_while_ingesting_the_upload": summary(after) | {"seconds": AFTER_SECONDS},
+            **{
+                f"{name}_process": {
+                    "healthz_idle": summary(getattr(idle, name)),
+                    "healthz_during_upload": summary(getattr(during, name))
+                    | {"failed": getattr(during, name).failures},
+                    "healthz_while_checking": summary(getattr(during, name), until=sending_from),
+                    "healthz_while_sending_and_ingesting": summary(getattr(during, name), since=sending_from),
+                    "healthz_while_ingesting_the_upload": summary(getattr(after, name)) | {"seconds": AFTER_SECONDS},
+                }
+                for name in ("api", "ingest")
+            },
             "records_ingested_after_those_seconds": ingested,
             "exchange_rss_idle_mb": round(idle_rss, 1),
-            "exchange_rss_peak_during_upload_mb": round(max(during.rss), 1),
-            "rss_growth_in_file_sizes": round((max(during.rss) - idle_rss) / file_mb, 2),
+            "exchange_rss_peak_during_upload_mb": round(max(during.api.rss), 1),
+            "rss_growth_in_file_sizes": round((max(during.api.rss) - idle_rss) / file_mb, 2),
+            "ingest_rss_peak_mb": round(max(during.ingest.rss + after.ingest.rss), 1),
             "heartbeat_log_lines": lost_sessions,
         },
     )

@@ -16,6 +16,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 SERVICES = {"directory": 8005, "catalog": 8001, "exchange": 8002, "notifier": 8003, "auditor": 8004}
+ROLES = {"exchange": {"EXCHANGE_ROLE": "api"}}  # the exchange's ingestion runs as a process of its own
+INGEST_PORT = 8012
 
 
 @dataclass
@@ -118,10 +120,23 @@ def service_procs(ports: dict[str, int] | None = None, infra: Infra | None = Non
             port,
             f"http://127.0.0.1:{port}/docs",
             ready_path="/readyz",
-            env={f"{name.upper()}_HTTP_PORT": str(port), **env(name)},
+            env={f"{name.upper()}_HTTP_PORT": str(port), **env(name), **ROLES.get(name, {})},
         )
         for name, port in ports.items()
     ]
+    # The exchange's ingestion runs apart from its API, as on Kubernetes: a flood of changes slows neither.
+    ingest_port = int(os.environ.get("EXCHANGE_INGEST_HTTP_PORT", INGEST_PORT)) if infra is None else free_port()
+    procs.append(
+        Proc(
+            "exchange-ingest",
+            [sys.executable, "-m", "services.exchange"],
+            "127.0.0.1",
+            ingest_port,
+            "ingestion of departments' data changes",
+            ready_path="/readyz",
+            env={"EXCHANGE_HTTP_PORT": str(ingest_port), **env("exchange"), "EXCHANGE_ROLE": "ingest"},
+        )
+    )
     web_port = os.environ.get("AUDITOR_STREAM_WEB_PORT", "6066") if infra is None else str(free_port())
     procs.append(
         Proc(
