@@ -27,7 +27,7 @@ from common.codec import Event
 from common.delivery import CURRENT_DELIVERY, AlreadyHandled, Delivery
 from common.errors import Invalid
 from common.faults import is_transient
-from common.kafka import KafkaPublisher
+from common.kafka import SENDS_PER_TURN, KafkaPublisher
 from common.metrics import OUTBOX_PARKED_TOTAL, OUTBOX_PENDING, OUTBOX_RELAYED
 from common.settings import ServiceSettings
 
@@ -84,6 +84,7 @@ class Transaction:
     session: AsyncClientSession
     publisher: KafkaPublisher
     pending: list[dict[str, Any]] = field(default_factory=list)
+    outbox: str = OUTBOX
 
     def emit(self, topic: str, event: Event) -> None:
         """Queue an event; it is encoded now, so an invalid or oversized event fails the whole transaction
@@ -126,7 +127,7 @@ class Transaction:
     async def _flush(self) -> None:
         """All the transaction's events in one outbox document: one write, however many events."""
         if self.pending:
-            await self.db[OUTBOX].insert_one(
+            await self.db[self.outbox].insert_one(
                 {"messages": self.pending, "created_at": datetime.now(UTC)}, session=self.session
             )
 
@@ -137,15 +138,17 @@ async def transaction(
     db: AsyncDatabase,
     publisher: KafkaPublisher,
     on_outbox: Callable[[], None] | None = None,
+    outbox: str = OUTBOX,
 ) -> AsyncIterator[Transaction]:
     """State writes, the events they cause and, inside a consumer, the record that the event being
     handled was handled: committed together or not at all. A handler changes state in one transaction.
-    `on_outbox` is called once a transaction that wrote events committed (the relay wakes up)."""
+    `on_outbox` is called once a transaction that wrote events committed (the relay wakes up); the events
+    go to the collection `outbox`."""
     delivery = CURRENT_DELIVERY.get()
     async with client.start_session() as session, await session.start_transaction():
         if delivery is not None and not delivery.claimed:
             await _claim(db, session, delivery)
-        tx = Transaction(db, session, publisher)
+        tx = Transaction(db, session, publisher, outbox=outbox)
         yield tx
         await tx._flush()
     if delivery is not None:
@@ -184,13 +187,22 @@ class OutboxRelay:
     The lease belongs to the outbox: one relay at a time moves it, so replicas of a service neither send
     its events twice nor reorder them. `name` only labels the metrics. The relay sleeps until a transaction
     of this process wrote events (`wake`), or for `poll_seconds` at most: events written by another
-    replica or process wait that long.
+    replica or process wait that long. A service whose processes do different work (the exchange's API and
+    its ingestion) gives each kind its own `outbox` collection, so one's flood is not the other's to relay.
     """
 
     def __init__(
-        self, db: AsyncDatabase, publisher: KafkaPublisher, *, name: str, poll_seconds: float, batch: int = 20
+        self,
+        db: AsyncDatabase,
+        publisher: KafkaPublisher,
+        *,
+        name: str,
+        poll_seconds: float,
+        batch: int = 20,
+        outbox: str = OUTBOX,
     ) -> None:
         self.db = db
+        self.outbox = outbox
         self.publisher = publisher
         self.name = name
         self.poll_seconds = poll_seconds
@@ -221,7 +233,7 @@ class OutboxRelay:
                     await asyncio.wait_for(self.written.wait(), self.poll_seconds)
 
     async def _pending(self) -> bool:
-        if await self.db[OUTBOX].find_one({}, {"_id": 1}) is None:
+        if await self.db[self.outbox].find_one({}, {"_id": 1}) is None:
             OUTBOX_PENDING.labels(self.name).set(0)
             return False
         return True
@@ -230,7 +242,7 @@ class OutboxRelay:
         now = datetime.now(UTC)
         try:
             await self.db[LEASES].find_one_and_update(
-                {"_id": OUTBOX, "$or": [{"owner": self.owner}, {"expires": {"$lt": now}}]},
+                {"_id": self.outbox, "$or": [{"owner": self.owner}, {"expires": {"$lt": now}}]},
                 {"$set": {"owner": self.owner, "expires": now + timedelta(seconds=self.lease_seconds)}},
                 upsert=True,
             )
@@ -242,7 +254,7 @@ class OutboxRelay:
         """Publish the oldest outbox documents' messages in order; returns the number of documents. A
         document the broker refuses for good (too large, say) is parked in `outbox_parked` with the reason
         rather than blocking every document after it; an outage stops the round and is retried."""
-        outbox = self.db[OUTBOX]
+        outbox = self.db[self.outbox]
         docs = await outbox.find({}).sort("_id", ASCENDING).limit(self.batch).to_list()
         if not docs:
             OUTBOX_PENDING.labels(self.name).set(0)
@@ -251,7 +263,7 @@ class OutboxRelay:
         refused: list[tuple[dict[str, Any], BaseException]] = []
         for doc in docs:
             try:
-                sending.append((doc, [await self._send(m) for m in doc.get("messages", [doc])]))
+                sending.append((doc, await self._send_all(doc.get("messages", [doc]))))
             except KafkaError as exc:
                 if is_transient(exc):
                     raise
@@ -276,6 +288,16 @@ class OutboxRelay:
             raise outage
         return len(docs)
 
+    async def _send_all(self, messages: list[dict[str, Any]]) -> list[asyncio.Future]:
+        """Queue a document's messages; a document of an ingested batch holds thousands, and the producer
+        rarely waits: the event loop is let go now and then, so probes and heartbeats get their turn."""
+        futures = []
+        for n, message in enumerate(messages, start=1):
+            futures.append(await self._send(message))
+            if n % SENDS_PER_TURN == 0:
+                await asyncio.sleep(0)
+        return futures
+
     async def _send(self, message: dict[str, Any]) -> asyncio.Future:
         value = message["value"]
         headers = [(k, bytes(v)) for k, v in message["headers"]]
@@ -286,6 +308,6 @@ class OutboxRelay:
     async def _park(self, doc: dict[str, Any], exc: BaseException) -> None:
         reason = f"{type(exc).__name__}: {exc}"[:500]
         await self.db[OUTBOX_PARKED].insert_one({**doc, "reason": reason, "parked_at": datetime.now(UTC)})
-        await self.db[OUTBOX].delete_one({"_id": doc["_id"]})
+        await self.db[self.outbox].delete_one({"_id": doc["_id"]})
         OUTBOX_PARKED_TOTAL.labels(self.name).inc()
         log.error("the broker refused an outbox document for good; parked it", extra={"reason": reason})

@@ -18,7 +18,15 @@ from common.faults import Dependency, OutageLog, is_transient
 from common.kafka import BatchHandler, EventConsumer, Handler, KafkaPublisher
 from common.keys import KeySource
 from common.metrics import DEPENDENCY_UP
-from common.mongo import MongoProcessedEvents, OutboxRelay, claim_database, connect, ensure_indexes, transaction
+from common.mongo import (
+    OUTBOX,
+    MongoProcessedEvents,
+    OutboxRelay,
+    claim_database,
+    connect,
+    ensure_indexes,
+    transaction,
+)
 from common.revocations import Revocations
 from common.settings import ServiceSettings
 from common.topics import load_topics
@@ -50,6 +58,7 @@ class Runtime:
         default_factory=lambda: {"kafka": Dependency("kafka"), "mongo": Dependency("mongo")}
     )
     trouble: asyncio.Event = field(default_factory=asyncio.Event)
+    outbox: str = OUTBOX  # the collection this process's transactions write their events to
 
     def __post_init__(self) -> None:
         self.keys = KeySource(self.settings)
@@ -75,7 +84,9 @@ class Runtime:
         )
 
     def transaction(self):
-        return transaction(self.client, self.db, self.publisher, self.relay.wake if self.relay else None)
+        return transaction(
+            self.client, self.db, self.publisher, self.relay.wake if self.relay else None, outbox=self.outbox
+        )
 
     def consume(
         self,
@@ -111,7 +122,11 @@ class Runtime:
             self._spawn("auth-keys", self.keys.run)
         if self.settings.outbox_relay_enabled:
             self.relay = OutboxRelay(
-                self.db, self.publisher, name=self.name, poll_seconds=self.settings.outbox_poll_seconds
+                self.db,
+                self.publisher,
+                name=self.name,
+                poll_seconds=self.settings.outbox_poll_seconds,
+                outbox=self.outbox,
             )
             self._spawn("outbox-relay", self._after_setup(self.relay.run, ("database-setup",)))
         follow_revocations = partial(self.revocations.follow, self.settings, self.codec, self.keys)

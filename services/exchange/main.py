@@ -16,7 +16,7 @@ from services.exchange.adapters import http, mongo
 from services.exchange.adapters.senders import SignedSenders
 from services.exchange.adapters.uploads import ProcessUploads
 from services.exchange.ports import CATALOG_ENTRY_EVENTS, CATALOG_PUBLISHED, DATA_CHANGES
-from services.exchange.settings import DEV_KEY_FILE, DEV_SUBJECT_SECRET_FILE, ExchangeSettings
+from services.exchange.settings import DEV_KEY_FILE, DEV_SUBJECT_SECRET_FILE, INGEST_OUTBOX, ExchangeSettings
 from services.exchange.sharing import api
 from services.exchange.sharing import handlers as sharing_handlers
 from services.exchange.sharing.access import ApiChannel
@@ -96,6 +96,7 @@ def build(settings: ExchangeSettings) -> tuple[FastAPI, Runtime]:
             batch_size=settings.ingest_batch_size,
         )
     if settings.role == "ingest":
+        runtime.outbox = INGEST_OUTBOX
         title = "Exchange ingestion"
         description = "Ingests departments' data changes (Art. 13, 14); health and metrics only."
         return create_app(runtime, title=title, description=description, routers=[]), runtime

@@ -9,6 +9,8 @@ from common.settings import ServiceSettings
 
 DEV_KEY_FILE = Path(__file__).resolve().parents[2] / ".var" / "exchange-signing-key.pem"
 DEV_SUBJECT_SECRET_FILE = Path(__file__).resolve().parents[2] / ".var" / "exchange-subject-secret"
+# The ingestion process's own outbox: the API process does not relay a flood of ResourceChanged events.
+INGEST_OUTBOX = "outbox_ingest"
 
 
 class ExchangeSettings(ServiceSettings):
@@ -19,6 +21,8 @@ class ExchangeSettings(ServiceSettings):
     # consumers; `ingest`: the ingestion of departments' data changes, with only health and metrics over
     # HTTP; `all`: both in one process. Ingestion is the heavy path: run it apart (`make up` does, as a
     # Deployment of its own on Kubernetes) and a flood of changes slows neither the API nor its probes.
+    # `ingest` relays its events from an outbox of its own (`outbox_ingest`): before going back to `all`, stop
+    # the ingestion processes once that outbox is empty (`datashare_outbox_pending` 0), or its rest stays.
     role: Literal["all", "api", "ingest"] = "all"
     # Data changes written per MongoDB transaction: a transaction's fixed costs (digest leaves, commit,
     # outbox) are shared by more changes; the outbox document holds one event per change.

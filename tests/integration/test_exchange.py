@@ -343,8 +343,17 @@ async def test_the_api_and_the_ingestion_run_as_two_processes(infra, topics, ser
         await ingest.wait_ready()
         assert await until(stored)
     async with httpx.AsyncClient(base_url=ingest.url) as client:
-        assert (await client.get("/metrics")).status_code == 200
         assert (await client.get(f"/resources/{code}")).status_code == 404
+        # the ingestion relays the ResourceChanged events it wrote, from an outbox of its own
+        metrics = (await client.get("/metrics")).text
+        assert relayed(metrics) >= 2, metrics
+    async with httpx.AsyncClient(base_url=api.url) as client:
+        assert relayed((await client.get("/metrics")).text) == 0
+
+
+def relayed(metrics: str) -> float:
+    lines = [line for line in metrics.splitlines() if line.startswith("datashare_outbox_relayed_total{")]
+    return sum(float(line.rsplit(" ", 1)[1]) for line in lines)
 
 
 def big_table(folder: Path, rows: int) -> Path:

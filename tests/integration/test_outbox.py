@@ -135,6 +135,41 @@ async def test_only_one_relay_holds_the_lease(infra, topics) -> None:
     await mongo.close()
 
 
+async def test_two_outboxes_of_one_database_each_have_their_relay_and_lease(infra, topics) -> None:
+    """The exchange's API and ingestion processes share a database: each relays its own outbox."""
+    from common.codec import EventCodec
+    from common.events import Event
+    from common.kafka import KafkaPublisher
+    from common.mongo import OutboxRelay, connect, transaction
+    from common.topics import load_topics
+    from tests.integration.conftest import settings_for
+
+    settings = settings_for(infra)
+    client = connect(settings)
+    db = client[settings.mongo_database]
+    publisher = KafkaPublisher(settings, EventCodec.from_folder(), load_topics())
+    await publisher.start()
+    payload = {"grant_id": "g", "resource_code": "101001/000001", "consumer_code": "C", "reason": "期满"}
+    ended = Event("GrantRevoked", "g", payload | {"revoked_by": "admin"}, producer="test")
+    async with transaction(client, db, publisher, outbox="outbox_ingest") as tx:
+        tx.emit("exchange.share-events", ended)
+    assert await db.outbox.count_documents({}) == 0 and await db.outbox_ingest.count_documents({}) == 1
+
+    api = OutboxRelay(db, publisher, name="exchange", poll_seconds=0.1)
+    ingest = OutboxRelay(db, publisher, name="exchange", poll_seconds=0.1, outbox="outbox_ingest")
+    ingest.owner = api.owner + "-ingest"
+    assert await api._hold_lease() and await ingest._hold_lease()  # a lease per outbox, both live
+    assert await api.relay_once() == 0
+    assert await ingest.relay_once() == 1
+    assert await db.outbox_ingest.count_documents({}) == 0
+    found = await read_topic(
+        infra.bootstrap, "exchange.share-events", 1, where=lambda r: headers_of(r)["event_id"] == ended.event_id
+    )
+    assert len(found) == 1
+    await publisher.stop()
+    await client.close()
+
+
 async def test_an_event_too_large_for_the_broker_never_blocks_the_outbox(infra, topics) -> None:
     from bson import Binary
 
