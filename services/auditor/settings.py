@@ -24,6 +24,8 @@ class AuditorSettings(ServiceSettings):
     finding_provision_days: int = Field(default=5, ge=1, le=120)
     finding_consistency_days: int = Field(default=10, ge=1, le=120)
     finding_purpose_days: int = Field(default=5, ge=1, le=120)
+    # Working days a resource's data may come after its declared update cycle before it is stale (a finding).
+    stale_grace_days: int = Field(default=5, ge=0, le=120)
     oversight_batch_size: int = Field(default=2000, ge=1, le=20000)
     # Fixes the date deadlines are counted to (drills and tests); never in production.
     today: date | None = None

@@ -129,8 +129,8 @@ def decision_overdue(request_id: str, code: str, provider: str, consumer: str, d
 
 async def test_a_scripted_month_becomes_figures_a_report_and_findings(infra, topics, services, tmp_path) -> None:
     tag = uuid.uuid4().hex[:6].upper()
-    p, c1, c2 = f"P{tag}", f"C1{tag}", f"C2{tag}"
-    r1, r2 = f"101{tag[:3]}/{tag}1", f"101{tag[:3]}/{tag}2"
+    p, p2, c1, c2 = f"P{tag}", f"Q{tag}", f"C1{tag}", f"C2{tag}"
+    r1, r2, r3 = f"101{tag[:3]}/{tag}1", f"101{tag[:3]}/{tag}2", f"102{tag[:3]}/{tag}3"
     settings = settings_for(infra)
     auditor = ServiceProcess(
         "auditor",
@@ -152,6 +152,7 @@ async def test_a_scripted_month_becomes_figures_a_report_and_findings(infra, top
     catalog = [
         published(r1, p, 1, "DAILY", date(2026, 9, 1)),
         published(r2, p, 1, "MONTHLY", date(2026, 9, 15)),
+        published(r3, p2, 1, "WEEKLY", date(2026, 9, 1)),  # no data ever: stale since 15 September
         entry_event(
             "CatalogEntryChangeReported",
             r1,
@@ -292,6 +293,23 @@ async def test_a_scripted_month_becomes_figures_a_report_and_findings(infra, top
             assert corrected, auditor.log.read_text()[-3000:]
             closed = (await client.get(f"/findings/{catalog_finding['finding_id']}", headers=own)).json()
             assert closed["status"] == "CORRECTED" and closed["proof"] == "version 2 published on 2026-11-02"
+
+            # a resource without data per its update cycle: found stale, closed by its data
+            def of_p2(record) -> bool:
+                return record.key == p2.encode()
+
+            [stale] = await read_topic(infra.bootstrap, "auditor.findings", 1, where=of_p2)
+            assert headers_of(stale)["event_type"] == "AuditFindingRaised"
+            [stale_finding] = (await client.get("/findings", headers=office, params={"department_code": p2})).json()[
+                "items"
+            ]
+            assert (
+                stale_finding["matter"] == f"resource:{r3}" and stale_finding["category"] == "DATA_NOT_PROVIDED_IN_TIME"
+            )
+            assert stale_finding["evidence"] == ["last data never; next was due by 2026-09-15"]
+            await publisher.publish("exchange.resource-changes", stored(r3, p2, TODAY))
+            events = await read_topic(infra.bootstrap, "auditor.findings", 2, where=of_p2)
+            assert [headers_of(r)["event_type"] for r in events] == ["AuditFindingRaised", "AuditFindingCorrected"]
 
             metrics = (await client.get("/metrics")).text
             assert f'datashare_evaluation_score{{department="{p}"}}' in metrics

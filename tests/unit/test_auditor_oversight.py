@@ -46,6 +46,7 @@ from services.auditor.domain.scoring import (
     evaluate,
     rank,
 )
+from services.auditor.domain.supply import Supply, delivery_due, stale, supply_after
 from services.auditor.oversight import handlers
 from services.auditor.oversight.adapters.watch import FixedClock
 from services.auditor.oversight.handlers import Oversight
@@ -252,6 +253,7 @@ class FakeStore:
         self.counts: list[DailyCount] = []
         self.found: dict[str, Finding] = {}
         self.published: list = []
+        self.supplies: dict[str, Supply] = {}
 
     @asynccontextmanager
     async def __call__(self) -> AsyncIterator[FakeStore]:
@@ -305,6 +307,21 @@ class FakeStore:
 
     async def next_deadline(self) -> date | None:
         return min((f.correct_by for f in self.found.values() if f.status is Status.OPEN), default=None)
+
+    async def supply(self, resource_code: str) -> Supply | None:
+        return self.supplies.get(resource_code)
+
+    async def save_supply(self, supply: Supply) -> None:
+        self.supplies[supply.resource_code] = supply
+
+    def _watched(self) -> list[Supply]:
+        return [s for s in self.supplies.values() if s.in_force and not s.flagged and s.deliver_by]
+
+    async def stale_supplies(self, today: date, limit: int) -> list[Supply]:
+        return [s for s in self._watched() if s.deliver_by and s.deliver_by < today][:limit]
+
+    async def next_delivery_due(self) -> date | None:
+        return min((s.deliver_by for s in self._watched() if s.deliver_by), default=None)
 
 
 def oversight(store: FakeStore, today: date) -> Oversight:
@@ -383,3 +400,45 @@ async def test_a_department_sees_its_own_figures_only() -> None:
     assert figures.department_code == P
     with pytest.raises(AccessDenied):
         await handlers.department_figures(other, P, OCTOBER, oversight(store, date(2026, 11, 2)))
+
+
+def test_a_delivery_is_due_one_update_cycle_later_plus_a_grace_of_working_days() -> None:
+    assert delivery_due(UpdateCycle.DAILY, date(2026, 9, 30), 0, CAL) == date(2026, 10, 8)  # over the holiday
+    assert delivery_due(UpdateCycle.DAILY, date(2026, 9, 30), 5, CAL) == date(2026, 10, 14)
+    assert delivery_due(UpdateCycle.WEEKLY, date(2026, 9, 1), 5, CAL) == date(2026, 9, 15)
+    assert delivery_due(UpdateCycle.MONTHLY, date(2026, 1, 31), 0, CAL) == date(2026, 2, 28)  # the month's last day
+    assert delivery_due(UpdateCycle.YEARLY, date(2026, 11, 2), 0, CAL) == date(2027, 11, 2)
+
+
+def test_a_resource_goes_stale_without_data_and_a_delivery_makes_it_current() -> None:
+    published = EntryFact(EntryStep.PUBLISHED, "R3", P, date(2026, 9, 1), 1, UpdateCycle.WEEKLY)
+    supply = supply_after(None, published, 5, CAL)
+    assert supply is not None and supply.deliver_by == date(2026, 9, 15)
+    assert not stale(supply, date(2026, 9, 15)) and stale(supply, date(2026, 9, 16))
+    again = supply_after(supply, dataclasses.replace(published, version=2, day=date(2026, 9, 10)), 5, CAL)
+    assert again is not None and again.deliver_by == date(2026, 9, 15)  # a new version does not restart it
+    delivered = supply_after(supply, DailyCount(Measure.DELIVERED, P, date(2026, 9, 20), "R3"), 5, CAL)
+    assert delivered is not None and delivered.last_delivered == date(2026, 9, 20)
+    assert delivered.deliver_by == date(2026, 10, 9)  # 27 Sep + 5 working days, the holiday skipped
+    withdrawn = supply_after(delivered, EntryFact(EntryStep.WITHDRAWN, "R3", P, date(2026, 10, 1)), 5, CAL)
+    assert withdrawn is not None and not stale(withdrawn, date(2027, 1, 1))
+    assert supply_after(None, DailyCount(Measure.USED, P, date(2026, 9, 20), "R3", "X"), 5, CAL) is None
+
+
+async def test_a_stale_resource_is_found_once_and_its_data_closes_the_finding() -> None:
+    store = FakeStore()
+    published = EntryFact(EntryStep.PUBLISHED, "R3", P, date(2026, 9, 1), 1, UpdateCycle.WEEKLY)
+    await handlers.observe([Observed("p", published)], oversight(store, date(2026, 9, 2)))
+    assert await handlers.next_due(oversight(store, date(2026, 9, 2))) == date(2026, 9, 15)
+    assert await handlers.flag_stale(oversight(store, date(2026, 9, 15))) == 0
+    assert await handlers.flag_stale(oversight(store, date(2026, 9, 16))) == 1
+    assert await handlers.flag_stale(oversight(store, date(2026, 9, 17))) == 0  # once
+    [finding] = store.found.values()
+    assert finding.category is Category.DATA_NOT_PROVIDED_IN_TIME and finding.matter == "resource:R3"
+    assert await handlers.next_due(oversight(store, date(2026, 9, 17))) == finding.correct_by
+    delivery = DailyCount(Measure.DELIVERED, P, date(2026, 9, 18), "R3")
+    await handlers.observe([Observed("d", delivery)], oversight(store, date(2026, 9, 18)))
+    assert store.found[finding.finding_id].status is Status.CORRECTED
+    assert store.found[finding.finding_id].proof == "data delivered on 2026-09-18"
+    assert store.published == [("raised", finding.finding_id), ("corrected", finding.finding_id)]
+    assert await handlers.next_due(oversight(store, date(2026, 9, 18))) == date(2026, 10, 9)

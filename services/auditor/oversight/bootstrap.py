@@ -28,6 +28,7 @@ def build_oversight(settings: AuditorSettings, runtime: Runtime) -> Oversight:
             settings.finding_consistency_days,
             settings.finding_purpose_days,
         ),
+        supply_grace=settings.stale_grace_days,
         changed=changes,
     )
     runtime.setup.append(partial(mongo.ensure_indexes, runtime.db))

@@ -5,12 +5,12 @@ the evaluation of a period."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
 
 from common.errors import Conflict, NotFound
 from common.policy import OVERSIGHT, Principal, Target, authorize
-from services.auditor.domain.activity import DailyCount, Observed, fold_counts
+from services.auditor.domain.activity import DailyCount, EntryFact, Observed, fold_counts
 from services.auditor.domain.findings import (
     Category,
     Deadlines,
@@ -37,6 +37,7 @@ from services.auditor.domain.scoring import (
     months_of,
     rank,
 )
+from services.auditor.domain.supply import Supply, delivered_remedy, stale, stale_suspicion, supply_after
 from services.auditor.oversight.ports import Clock, OversightStore, OversightTransaction
 
 AUDITOR = "auditor"
@@ -60,6 +61,7 @@ class Oversight:
     calendar: WorkingDays
     scoring: Scoring = field(default_factory=Scoring)
     deadlines: Deadlines = field(default_factory=Deadlines)
+    supply_grace: int = 5  # working days a resource's data may come after its update cycle before it is stale
     changed: Callable[[], None] = lambda: None  # wakes the deadline watch and the figures' refresh
 
 
@@ -74,8 +76,54 @@ async def observe(batch: list[Observed], oversight: Oversight) -> None:
         for o in new:
             for signal in signals_of(o.event_id, o.fact):
                 await _apply(tx, signal, oversight, AUDITOR)
+        await _follow_supply(tx, [o.fact for o in new if isinstance(o.fact, EntryFact)], counts, oversight)
     if new:
         oversight.changed()
+
+
+async def _follow_supply(
+    tx: OversightTransaction, entries: list[EntryFact], counts: list[DailyCount], oversight: Oversight
+) -> None:
+    """Each resource's next delivery due after the batch's publications, withdrawals and deliveries; data
+    delivered for a stale resource closes its finding."""
+    supplies: dict[str, Supply | None] = {}
+    flagged: set[str] = set()
+    facts: list[EntryFact | DailyCount] = [*entries, *counts]
+    for fact in facts:
+        if fact.resource_code not in supplies:
+            supplies[fact.resource_code] = known = await tx.supply(fact.resource_code)
+            if known is not None and known.flagged:
+                flagged.add(fact.resource_code)
+        after = supply_after(supplies[fact.resource_code], fact, oversight.supply_grace, oversight.calendar)
+        if after is None:
+            continue
+        supplies[fact.resource_code] = after
+        if isinstance(fact, DailyCount) and fact.resource_code in flagged:
+            await _apply(tx, delivered_remedy(fact), oversight, AUDITOR)
+            flagged.discard(fact.resource_code)
+    for supply in supplies.values():
+        if supply is not None:
+            await tx.save_supply(supply)
+
+
+async def flag_stale(oversight: Oversight) -> int:
+    """A finding for each resource in force whose data did not come per its update cycle; returns how many."""
+    today, done = oversight.clock.today(), 0
+    while True:
+        async with oversight.store() as tx:
+            due = [s for s in await tx.stale_supplies(today, ESCALATION_BATCH) if stale(s, today)]
+            for supply in due:
+                await _apply(tx, stale_suspicion(supply, today), oversight, AUDITOR)
+                await tx.save_supply(replace(supply, flagged=True))
+        done += len(due)
+        if len(due) < ESCALATION_BATCH:
+            return done
+
+
+async def next_due(oversight: Oversight) -> date | None:
+    """When the deadline watch must look again: the earliest deadline of an open finding or of a delivery."""
+    due = [d for d in (await oversight.store.next_deadline(), await oversight.store.next_delivery_due()) if d]
+    return min(due, default=None)
 
 
 async def _apply(tx: OversightTransaction, signal: Suspicion | Remedy, oversight: Oversight, by: str) -> Finding | None:

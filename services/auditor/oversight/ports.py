@@ -10,6 +10,7 @@ from typing import Protocol
 from services.auditor.domain.activity import DailyCount, DepartmentFact, Observed
 from services.auditor.domain.findings import Category, Finding, Status
 from services.auditor.domain.scoring import DepartmentActivity
+from services.auditor.domain.supply import Supply
 
 FINDINGS_TOPIC = "auditor.findings"
 OBSERVED_TOPICS = [
@@ -68,6 +69,14 @@ class OversightTransaction(Protocol):
 
     async def department_name(self, department_code: str) -> str | None: ...
 
+    async def supply(self, resource_code: str) -> Supply | None: ...
+
+    async def save_supply(self, supply: Supply) -> None: ...
+
+    async def stale_supplies(self, today: date, limit: int) -> list[Supply]:
+        """Resources in force, not flagged, whose next delivery was due before `today`."""
+        ...
+
 
 class OversightStore(Protocol):
     def __call__(self) -> AbstractAsyncContextManager[OversightTransaction]: ...
@@ -87,4 +96,8 @@ class OversightStore(Protocol):
 
     async def next_deadline(self) -> date | None:
         """The earliest deadline of an open finding."""
+        ...
+
+    async def next_delivery_due(self) -> date | None:
+        """The earliest day by which data of a resource in force (not flagged stale) must come."""
         ...

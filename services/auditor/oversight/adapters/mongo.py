@@ -27,6 +27,7 @@ from services.auditor.domain.activity import (
 )
 from services.auditor.domain.findings import Category, Finding, Status
 from services.auditor.domain.scoring import DepartmentActivity
+from services.auditor.domain.supply import Supply
 from services.auditor.oversight.adapters.finding_events import BusFindingEvents
 
 ENTRY_FACTS = "oversight_entry_facts"
@@ -34,6 +35,7 @@ DECISION_FACTS = "oversight_decision_facts"
 DAILY = "oversight_daily_counts"
 DEPARTMENTS = "oversight_departments"
 FINDINGS = "oversight_findings"
+SUPPLIES = "oversight_supplies"  # each resource's delivery per its update cycle
 GROUP = "auditor-oversight"  # the consumer group whose handled events are recorded in processed_events
 
 
@@ -52,6 +54,7 @@ async def ensure_indexes(db: AsyncDatabase) -> None:
     await db[DAILY].create_index([("day", ASCENDING)])
     await db[FINDINGS].create_index([("department_code", ASCENDING), ("category", ASCENDING), ("matter", ASCENDING)])
     await db[FINDINGS].create_index([("status", ASCENDING), ("correct_by", ASCENDING)])
+    await db[SUPPLIES].create_index([("in_force", ASCENDING), ("flagged", ASCENDING), ("deliver_by", ASCENDING)])
 
 
 def _entry_doc(event_id: str, f: EntryFact) -> dict[str, Any]:
@@ -155,6 +158,33 @@ def finding_of(doc: dict[str, Any]) -> Finding:
     )
 
 
+def supply_doc(s: Supply) -> dict[str, Any]:
+    return {
+        "_id": s.resource_code,
+        "provider_code": s.provider_code,
+        "update_cycle": s.update_cycle.value if s.update_cycle else None,
+        "in_force": s.in_force,
+        "last_delivered": _dt(s.last_delivered),
+        "deliver_by": _dt(s.deliver_by),
+        "flagged": s.flagged,
+    }
+
+
+def supply_of(doc: dict[str, Any]) -> Supply:
+    return Supply(
+        doc["_id"],
+        doc["provider_code"],
+        UpdateCycle(doc["update_cycle"]) if doc.get("update_cycle") else None,
+        doc["in_force"],
+        _d(doc.get("last_delivered")),
+        _d(doc.get("deliver_by")),
+        doc["flagged"],
+    )
+
+
+STALE_QUERY: dict[str, Any] = {"in_force": True, "flagged": False, "deliver_by": {"$ne": None}}
+
+
 class MongoOversightTransaction:
     def __init__(self, tx: Transaction) -> None:
         self.tx = tx
@@ -252,6 +282,20 @@ class MongoOversightTransaction:
         doc = await self.tx.db[DEPARTMENTS].find_one({"_id": department_code}, session=self.tx.session)
         return doc["name"] if doc else None
 
+    async def supply(self, resource_code: str) -> Supply | None:
+        doc = await self.tx.db[SUPPLIES].find_one({"_id": resource_code}, session=self.tx.session)
+        return supply_of(doc) if doc else None
+
+    async def save_supply(self, supply: Supply) -> None:
+        await self.tx.db[SUPPLIES].replace_one(
+            {"_id": supply.resource_code}, supply_doc(supply), upsert=True, session=self.tx.session
+        )
+
+    async def stale_supplies(self, today: date, limit: int) -> list[Supply]:
+        query = STALE_QUERY | {"deliver_by": {"$lt": _dt(today)}}
+        cursor = self.tx.db[SUPPLIES].find(query, session=self.tx.session).sort("deliver_by", ASCENDING).limit(limit)
+        return [supply_of(doc) async for doc in cursor]
+
 
 class MongoOversightStore:
     def __init__(self, runtime: Runtime) -> None:
@@ -321,3 +365,7 @@ class MongoOversightStore:
     async def next_deadline(self) -> date | None:
         doc = await self.db[FINDINGS].find_one({"status": "OPEN"}, sort=[("correct_by", ASCENDING)])
         return doc["correct_by"].date() if doc else None
+
+    async def next_delivery_due(self) -> date | None:
+        doc = await self.db[SUPPLIES].find_one(STALE_QUERY, sort=[("deliver_by", ASCENDING)])
+        return doc["deliver_by"].date() if doc else None

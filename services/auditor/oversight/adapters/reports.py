@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import logging
 import threading
 from collections.abc import Callable
 from html import escape
@@ -26,6 +27,7 @@ th, td {{ border: 1px solid #999; padding: 2pt 4pt; font-size: 9pt; text-align: 
 td.text {{ text-align: left; }} .chart svg {{ width: 100%; height: auto; }} .small {{ font-size: 8.5pt; color: #444; }}
 """
 _render_lock = threading.Lock()
+logging.getLogger("matplotlib.font_manager").setLevel(logging.ERROR)  # the CJK font has only a light weight
 T = TypeVar("T")
 
 

@@ -62,10 +62,11 @@ async def _wait(event: asyncio.Event, seconds: float) -> None:
 async def watch_deadlines(oversight: Oversight, changes: Changes) -> None:
     while True:
         changes.deadlines.clear()
+        stale = await handlers.flag_stale(oversight)
         escalated = await handlers.escalate_overdue(oversight)
-        if escalated:
-            log.info("escalated %s overdue findings to notices of criticism", escalated)
-        due = await oversight.store.next_deadline()
+        if stale or escalated:
+            log.info("%s resources found stale, %s findings escalated to notices of criticism", stale, escalated)
+        due = await handlers.next_due(oversight)
         wait = LONGEST_SLEEP if due is None else oversight.clock.seconds_until_day_after(due)
         await _wait(changes.deadlines, wait)
 
