@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from functools import partial
 
 from fastapi import APIRouter, FastAPI
@@ -30,6 +31,7 @@ def build_oversight(settings: AuditorSettings, runtime: Runtime) -> Oversight:
         ),
         supply_grace=settings.stale_grace_days,
         changed=changes,
+        offload=asyncio.to_thread,
     )
     runtime.setup.append(partial(mongo.ensure_indexes, runtime.db))
     runtime.consume(

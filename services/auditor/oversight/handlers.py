@@ -4,9 +4,10 @@ the evaluation of a period."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
+from typing import Any, TypeVar
 
 from common.errors import Conflict, NotFound
 from common.policy import OVERSIGHT, Principal, Target, authorize
@@ -41,6 +42,7 @@ from services.auditor.domain.supply import Supply, delivered_remedy, stale, stal
 from services.auditor.oversight.ports import Clock, OversightStore, OversightTransaction
 
 AUDITOR = "auditor"
+T = TypeVar("T")
 ESCALATION_BATCH = 200
 
 
@@ -50,6 +52,10 @@ class FindingNotFound(NotFound):
 
 class FindingClosed(Conflict):
     pass
+
+
+async def _inline(job: Callable[[], T]) -> T:
+    return job()
 
 
 @dataclass(frozen=True)
@@ -63,6 +69,7 @@ class Oversight:
     deadlines: Deadlines = field(default_factory=Deadlines)
     supply_grace: int = 5  # working days a resource's data may come after its update cycle before it is stale
     changed: Callable[[], None] = lambda: None  # wakes the deadline watch and the figures' refresh
+    offload: Callable[[Callable[[], Any]], Awaitable[Any]] = field(default=_inline)  # CPU work off the event loop
 
 
 async def observe(batch: list[Observed], oversight: Oversight) -> None:
@@ -246,19 +253,23 @@ async def department_figures(
     """A department's figures for a period and how each was counted: its own, or any for oversight."""
     authorize(principal, "auditor.evaluation.read", Target(department_code=department_code))
     found = await oversight.store.activity([department_code], _since(period), period.end)
-    return evaluate(found[0], period, oversight.scoring, oversight.calendar)
+    figures: Figures = await oversight.offload(
+        lambda: evaluate(found[0], period, oversight.scoring, oversight.calendar)
+    )
+    return figures
 
 
 async def ranking(period: Period, oversight: Oversight) -> list[Ranked]:
     """Every evaluated department's figures for the period, ranked."""
     departments = await oversight.store.departments()
     everyone = await oversight.store.activity(None, _since(period), period.end)
-    figures = [
-        evaluate(a, period, oversight.scoring, oversight.calendar)
-        for a in everyone
-        if a.department_code not in departments or departments[a.department_code].evaluated
+    evaluated = [
+        a for a in everyone if a.department_code not in departments or departments[a.department_code].evaluated
     ]
-    return rank(figures)
+    ranked: list[Ranked] = await oversight.offload(
+        lambda: rank(evaluate(a, period, oversight.scoring, oversight.calendar) for a in evaluated)
+    )
+    return ranked
 
 
 def current_month(oversight: Oversight) -> Period:
