@@ -316,3 +316,51 @@ async def test_a_scripted_month_becomes_figures_a_report_and_findings(infra, top
             assert 'datashare_findings_open{category="DATA_INCONSISTENT_OR_UNUSABLE"}' in metrics
     finally:
         await publisher.stop()
+
+
+async def test_an_open_finding_escalates_once_its_deadline_has_passed(infra, topics, services, tmp_path) -> None:
+    """Raised while its deadline is ahead, the finding stays open; the auditor started again after the last day to
+    correct it (its date moved on) escalates it at once and announces the notice of criticism."""
+    tag = uuid.uuid4().hex[:6].upper()
+    provider, consumer, code = f"P{tag}", f"C{tag}", f"103{tag[:3]}/{tag}"
+    settings = settings_for(infra)
+
+    async def auditor_on(day: date) -> ServiceProcess:
+        auditor = ServiceProcess(
+            "auditor", infra, tmp_path, mongo_database=settings.mongo_database, today=day.isoformat()
+        )
+        for group, names in (("auditor-oversight", OBSERVED_TOPICS), ("auditor-trail", AUDITED_TOPICS)):
+            for topic in names:
+                await skip_backlog(infra, f"test{auditor.port}-{group}", topic)
+        services.append(auditor.start())
+        await auditor.wait_ready()
+        return auditor
+
+    def of_provider(record) -> bool:
+        return record.key == provider.encode()
+
+    first = await auditor_on(date(2026, 10, 26))
+    publisher = KafkaPublisher(settings, EventCodec.from_folder(), load_topics())
+    await publisher.start()
+    try:
+        late = decision_overdue(f"B{tag}", code, provider, consumer, date(2026, 10, 23), date(2026, 10, 22))
+        await publisher.publish("exchange.share-events", late)
+        [raised] = await read_topic(infra.bootstrap, "auditor.findings", 1, where=of_provider)
+        assert headers_of(raised)["event_type"] == "AuditFindingRaised"
+    finally:
+        await publisher.stop()
+    office = bearer("IT", Role.AUDITOR, subject="auditor")
+    async with httpx.AsyncClient(base_url=first.url, headers=office) as client:
+        [finding] = (await client.get("/findings", params={"department_code": provider})).json()["items"]
+    assert (finding["status"], finding["correct_by"]) == ("OPEN", "2026-10-30")
+    first.stop()
+    assert len(await read_topic(infra.bootstrap, "auditor.findings", 2, timeout=2, where=of_provider)) == 1
+
+    later = await auditor_on(date(2026, 11, 2))
+    events = await read_topic(infra.bootstrap, "auditor.findings", 2, where=of_provider)
+    assert [headers_of(r)["event_type"] for r in events] == ["AuditFindingRaised", "AuditFindingEscalated"]
+    async with httpx.AsyncClient(base_url=later.url, headers=office) as client:
+        after = (await client.get(f"/findings/{finding['finding_id']}")).json()
+        assert (after["status"], after["escalated_on"]) == ("ESCALATED", "2026-11-02")
+        notice = await client.get(f"/findings/{finding['finding_id']}/notice.html")
+    assert notice.status_code == 200 and "通报批评" in notice.text and "2026-10-30" in notice.text
