@@ -62,7 +62,7 @@ def refused(code: str, provider: str, day: date) -> Event:
         "resource_code": code,
         "provider_code": provider,
         "rule": "items",
-        "detail": "unknown field 注册资金",
+        "detail": "invalid citizen ID 36010219900101001X: check character",
     }
     return Event("DataRejected", code, payload, "exchange", occurred_at=at(day))
 
@@ -271,6 +271,7 @@ async def test_a_scripted_month_becomes_figures_a_report_and_findings(infra, top
             )
             inconsistent = by_category["DATA_INCONSISTENT_OR_UNUSABLE"]
             assert inconsistent["occurrences"] == 3 and inconsistent["status"] == "OPEN"
+            assert "36010219900101001X" not in str(inconsistent) and "36**************1X" in str(inconsistent)
             assert inconsistent["correct_by"] == CAL.add_working_days(date(2026, 10, 20), 10).isoformat()
             catalog_finding = by_category["CATALOG_NOT_MAINTAINED"]
             assert catalog_finding["correct_by"] == "2026-11-05" and catalog_finding["status"] == "OPEN"

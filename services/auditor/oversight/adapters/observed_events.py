@@ -14,6 +14,7 @@ from common.auth import verify_signed_event
 from common.clock import CHINA
 from common.events import Event
 from common.keys import KeySource
+from common.logs import mask_identifiers
 from common.policy import Unauthenticated
 from services.auditor.domain.activity import (
     DailyCount,
@@ -85,7 +86,15 @@ def facts_of(e: Event) -> list[Fact]:
         case "DataRejected":
             return [
                 DailyCount(Measure.REJECTED, p["provider_code"], day, p["resource_code"]),
-                RefusedChange(p["change_id"], p["resource_code"], p["provider_code"], p["rule"], p["detail"], day),
+                # the detail may quote the refused subject's key: findings keep it masked, as logs do
+                RefusedChange(
+                    p["change_id"],
+                    p["resource_code"],
+                    p["provider_code"],
+                    p["rule"],
+                    mask_identifiers(p["detail"]),
+                    day,
+                ),
             ]
         case "DataAccessed":
             return _access(p)
@@ -105,7 +114,7 @@ def _access(p: dict) -> list[Fact]:
                 p["provider_code"],
                 p["consumer_code"],
                 p.get("grant_id"),
-                p["purpose"],
+                mask_identifiers(p["purpose"]),
                 day,
             )
         ]
