@@ -6,7 +6,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 
 import pytest
 
@@ -294,7 +294,9 @@ class FakeStore:
     async def department_name(self, department_code: str) -> str | None:
         return {P: "市市场监督管理局"}.get(department_code)
 
-    async def activity(self, codes: list[str] | None, since: date, until: date) -> list[DepartmentActivity]:
+    async def activity(
+        self, codes: list[str] | None, deliveries_since: date, start: date, until: date
+    ) -> list[DepartmentActivity]:
         entries = tuple(o.fact for o in self.facts if isinstance(o.fact, EntryFact))
         return [DepartmentActivity(c, entries, (), tuple(self.counts)) for c in (codes or [P])]
 
@@ -442,3 +444,40 @@ async def test_a_stale_resource_is_found_once_and_its_data_closes_the_finding() 
     assert store.found[finding.finding_id].proof == "data delivered on 2026-09-18"
     assert store.published == [("raised", finding.finding_id), ("corrected", finding.finding_id)]
     assert await handlers.next_due(oversight(store, date(2026, 9, 18))) == date(2026, 10, 9)
+
+
+def test_events_become_the_facts_the_oversight_counts() -> None:
+    from common.events import Event
+    from services.auditor.oversight.adapters.observed_events import facts_of
+
+    at = datetime(2026, 10, 19, 17, 0, tzinfo=UTC)  # 20 October, 01:00 in the city
+    access = {
+        "access_id": "a1",
+        "resource_code": "R1",
+        "provider_code": P,
+        "consumer_code": C1,
+        "grant_id": "G1",
+        "purpose": "营销 36010219900101001X",
+        "accessed_at": at,
+    }
+    served = facts_of(Event("DataAccessed", "R1", access | {"result": "SERVED"}, "exchange"))
+    assert served == [DailyCount(Measure.USED, P, date(2026, 10, 20), "R1", C1)]
+    assert facts_of(Event("DataAccessed", "R1", access | {"consumer_code": P}, "exchange")) == []
+    ended = access | {"result": "REFUSED", "reason": "the grant has ended"}
+    assert facts_of(Event("DataAccessed", "R1", ended, "exchange")) == []
+    wrong = access | {"result": "REFUSED", "reason": "the stated purpose is not the grant's"}
+    [misuse] = facts_of(Event("DataAccessed", "R1", wrong, "exchange"))
+    assert isinstance(misuse, OutOfPurposeAccess) and misuse.purpose == "营销 36**************1X"
+    overdue = {
+        "request_id": "B",
+        "resource_code": "R1",
+        "provider_code": P,
+        "consumer_code": C1,
+        "responsible_code": "IT",
+        "due_on": date(2026, 10, 22),
+        "detected_on": date(2026, 10, 23),
+    }
+    ruling = Event("ShareDecisionOverdue", "B", overdue | {"step": "IT_OFFICE_RULING"}, "exchange")
+    assert facts_of(ruling) == []  # the IT office's ruling is not the provider's decision
+    decision = Event("ShareDecisionOverdue", "B", overdue | {"step": "PROVIDER_DECISION", "responsible_code": P}, "x")
+    assert facts_of(decision) == [DecisionFact(DecisionStep.OVERDUE, "B", P, date(2026, 10, 23), date(2026, 10, 22))]

@@ -147,7 +147,8 @@ class Period:
 @dataclass(frozen=True)
 class DepartmentActivity:
     """The facts of one department the evaluation of a period reads: its entries' history up to the end of the
-    period, its decisions and its daily counts from a year before the period (cycles reach back) to its end."""
+    period, its deliveries from a year before the period (cycles reach back), its decisions and other counts
+    of the period."""
 
     department_code: str
     entries: tuple[EntryFact, ...] = ()

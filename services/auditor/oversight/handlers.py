@@ -244,7 +244,7 @@ def _oversees(principal: Principal) -> bool:
 
 
 def _since(period: Period) -> date:
-    return period.start - timedelta(days=366)  # a yearly cycle's window reaches back a year
+    return period.start - timedelta(days=366)  # deliveries: a yearly cycle's window reaches back a year
 
 
 async def department_figures(
@@ -252,7 +252,7 @@ async def department_figures(
 ) -> Figures:
     """A department's figures for a period and how each was counted: its own, or any for oversight."""
     authorize(principal, "auditor.evaluation.read", Target(department_code=department_code))
-    found = await oversight.store.activity([department_code], _since(period), period.end)
+    found = await oversight.store.activity([department_code], _since(period), period.start, period.end)
     figures: Figures = await oversight.offload(
         lambda: evaluate(found[0], period, oversight.scoring, oversight.calendar)
     )
@@ -262,7 +262,7 @@ async def department_figures(
 async def ranking(period: Period, oversight: Oversight) -> list[Ranked]:
     """Every evaluated department's figures for the period, ranked."""
     departments = await oversight.store.departments()
-    everyone = await oversight.store.activity(None, _since(period), period.end)
+    everyone = await oversight.store.activity(None, _since(period), period.start, period.end)
     evaluated = [
         a for a in everyone if a.department_code not in departments or departments[a.department_code].evaluated
     ]

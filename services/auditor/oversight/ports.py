@@ -81,9 +81,12 @@ class OversightTransaction(Protocol):
 class OversightStore(Protocol):
     def __call__(self) -> AbstractAsyncContextManager[OversightTransaction]: ...
 
-    async def activity(self, department_codes: list[str] | None, since: date, until: date) -> list[DepartmentActivity]:
-        """Each department's entry history to `until`, its decisions and counts from `since` to `until`:
-        the departments named, or every department the directory or the facts know."""
+    async def activity(
+        self, department_codes: list[str] | None, deliveries_since: date, start: date, until: date
+    ) -> list[DepartmentActivity]:
+        """Each department's entry history to `until`, its deliveries from `deliveries_since`, its decisions and
+        other counts from `start`, all to `until`: the departments named, or every department the directory
+        or the facts know."""
         ...
 
     async def departments(self) -> dict[str, DepartmentFact]: ...

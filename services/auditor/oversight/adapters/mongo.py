@@ -310,15 +310,19 @@ class MongoOversightStore:
         async with self.runtime.transaction() as tx:
             yield MongoOversightTransaction(tx)
 
-    async def activity(self, department_codes: list[str] | None, since: date, until: date) -> list[DepartmentActivity]:
+    async def activity(
+        self, department_codes: list[str] | None, deliveries_since: date, start: date, until: date
+    ) -> list[DepartmentActivity]:
         by_provider: dict[str, Any] = {} if department_codes is None else {"provider_code": {"$in": department_codes}}
         by_department: dict[str, Any] = (
             {} if department_codes is None else {"department_code": {"$in": department_codes}}
         )
-        window = {"day": {"$gte": _dt(since), "$lte": _dt(until)}}
+        in_period = {"day": {"$gte": _dt(start), "$lte": _dt(until)}}
         entries = [_entry_of(d) async for d in self.db[ENTRY_FACTS].find(by_provider | {"day": {"$lte": _dt(until)}})]
-        decisions = [_decision_of(d) async for d in self.db[DECISION_FACTS].find(by_provider | window)]
-        counts = [_count_of(d) async for d in self.db[DAILY].find(by_department | window)]
+        decisions = [_decision_of(d) async for d in self.db[DECISION_FACTS].find(by_provider | in_period)]
+        deliveries = {"measure": Measure.DELIVERED.value, "day": {"$gte": _dt(deliveries_since), "$lte": _dt(until)}}
+        others = {"measure": {"$ne": Measure.DELIVERED.value}} | in_period
+        counts = [_count_of(d) async for d in self.db[DAILY].find(by_department | {"$or": [deliveries, others]})]
         codes = set(department_codes or ())
         if department_codes is None:
             codes = {d["_id"] async for d in self.db[DEPARTMENTS].find({"evaluated": True, "active": True}, {"_id": 1})}
