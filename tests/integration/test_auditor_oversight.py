@@ -22,6 +22,7 @@ from common.topics import load_topics
 from devstack.samples import catalog_published
 from services.auditor.oversight.ports import OBSERVED_TOPICS
 from services.auditor.ports import AUDITED_TOPICS
+from tests.adapter_keys import directory_says
 from tests.integration.conftest import ServiceProcess, headers_of, read_topic, settings_for, skip_backlog
 from tests.tokens import bearer
 
@@ -197,9 +198,21 @@ async def test_a_scripted_month_becomes_figures_a_report_and_findings(infra, top
     accesses += [access(r1, p, c2, date(2026, 10, 19), "REFUSED", "the grant has ended")]  # no use, no finding
     accesses += [access(r1, p, c1, date(2026, 10, 26), "REFUSED", "the stated purpose is not the grant's")]
 
+    name, office_code = f"吉安市测试局{tag}", f"IT{tag}"
+    await directory_says(
+        infra,
+        ("DepartmentRegistered", p, {"department_code": p, "name": name, "level": "CITY", "parent_code": None}),
+        (
+            "DepartmentRegistered",
+            office_code,
+            {"department_code": office_code, "name": "市信息化工作办公室", "level": "IT_OFFICE", "parent_code": None},
+        ),
+    )
     publisher = KafkaPublisher(settings, EventCodec.from_folder(), load_topics())
     await publisher.start()
     try:
+        forged = {"department_code": p, "name": "伪造的名称", "parent_code": None, "active": True}
+        await publisher.publish("directory.events", Event("DepartmentChanged", p, forged, "directory"))
         await publisher.publish_many("catalog.entry-events", catalog)
         await publisher.publish_many("exchange.resource-changes", changes)
         await publisher.publish_many("exchange.share-events", shares)
@@ -238,12 +251,14 @@ async def test_a_scripted_month_becomes_figures_a_report_and_findings(infra, top
             assert (await client.get(path, headers=other)).status_code == 403
             assert (await client.get("/evaluation/periods/2026-10/ranking", headers=own)).status_code == 403
             ranking = (await client.get("/evaluation/periods/2026-10/ranking", headers=office)).json()
-            assert {r["department_code"]: r["score"] for r in ranking}[p] == 71.2
+            scores = {r["department_code"]: r["score"] for r in ranking}
+            assert scores[p] == 71.2 and office_code not in scores  # the IT office is not evaluated
 
             pdf = await client.get("/evaluation/periods/2026-10/report.pdf", headers=office)
             assert pdf.status_code == 200 and pdf.headers["content-type"] == "application/pdf"
             text = "".join(page.extract_text() for page in pypdf.PdfReader(io.BytesIO(pdf.content)).pages)
             assert "吉安市政务数据共享工作月度考核报告" in text and p in text and "71.2" in text, text[:2000]
+            assert name in text.replace("\n", "") and "伪造" not in text
             assert f"{r1} (DAILY): no data 2026-10-13" in text.replace("\n", "")
             html = await client.get("/evaluation/periods/2026-Q4/report.html", headers=office)
             assert html.status_code == 200 and "季度考核报告" in html.text and "<svg" in html.text
