@@ -107,6 +107,12 @@ def _oversight_or_own_department(principal: Principal, target: Target) -> str | 
     return "only oversight sees another department's refused changes"
 
 
+def _oversight_or_own(principal: Principal, target: Target) -> str | None:
+    if principal.roles & OVERSIGHT or target.department_code in (None, principal.department_code):
+        return None
+    return "a department sees only its own figures and findings"
+
+
 def _party_or_oversight(principal: Principal, target: Target) -> str | None:
     """`target` is the side of a request or grant the principal is on: the applicant's or, for anyone else,
     the provider's department."""
@@ -262,6 +268,21 @@ RULES: dict[str, Rule] = {
             own_department=True,
         ),
         Rule("auditor.trail.read", "read the access trail and evaluation figures", OVERSIGHT),
+        Rule(
+            "auditor.evaluation.read",
+            "read a department's evaluation figures and how they were computed: one's own, or any for oversight",
+            ALL_ROLES,
+            check=_oversight_or_own,
+        ),
+        Rule("auditor.report.read", "read the ranking and the evaluation reports", OVERSIGHT),
+        Rule(
+            "auditor.finding.read",
+            "read findings (Art. 24): one's own department's, or any for oversight",
+            ALL_ROLES,
+            check=_oversight_or_own,
+        ),
+        Rule("auditor.finding.raise", "raise a finding against a department", frozenset({Role.IT_OFFICE_OPERATOR})),
+        Rule("auditor.finding.correct", "close a finding with its proof", frozenset({Role.IT_OFFICE_OPERATOR})),
         Rule("directory.read", "read the directory", ALL_ROLES, ALL_MACHINES),
         Rule("directory.department.manage", "register and change departments", frozenset({Role.IT_OFFICE_OPERATOR})),
         Rule("directory.person.manage", "register people and set their roles", frozenset({Role.IT_OFFICE_OPERATOR})),

@@ -1,0 +1,258 @@
+"""Violations (Art. 24): findings against a department, with their evidence and a deadline to correct in
+working days. A corrected finding is closed with its proof; one still open after its deadline escalates to a
+notice of criticism (通报批评) for the city government. Standard library only.
+
+Which event suggests which finding, and which event proves it corrected, is said once, in `signals_of_*`
+below (the inbound adapter translates events into the facts these read)."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, replace
+from datetime import date, datetime, time, timedelta
+from enum import StrEnum
+
+from services.auditor.domain.activity import (
+    DecisionFact,
+    DecisionStep,
+    EntryFact,
+    EntryStep,
+    Fact,
+    OutOfPurposeAccess,
+    RefusedChange,
+)
+from services.auditor.domain.scoring import WorkingDays
+
+EVIDENCE_KEPT = 20  # evidence lines kept per finding; `occurrences` counts them all
+
+
+class Category(StrEnum):
+    """Art. 24 (1)–(4)."""
+
+    CATALOG_NOT_MAINTAINED = "CATALOG_NOT_MAINTAINED"
+    DATA_NOT_PROVIDED_IN_TIME = "DATA_NOT_PROVIDED_IN_TIME"
+    DATA_INCONSISTENT_OR_UNUSABLE = "DATA_INCONSISTENT_OR_UNUSABLE"
+    USE_OUTSIDE_PURPOSE = "USE_OUTSIDE_PURPOSE"
+
+
+ARTICLE: dict[Category, str] = {
+    Category.CATALOG_NOT_MAINTAINED: "第二十四条（一）未按要求编制或更新政务信息资源目录",
+    Category.DATA_NOT_PROVIDED_IN_TIME: "第二十四条（二）未按要求及时提供共享数据",
+    Category.DATA_INCONSISTENT_OR_UNUSABLE: "第二十四条（三）提供的共享数据不一致或无法使用",
+    Category.USE_OUTSIDE_PURPOSE: "第二十四条（四）将共享数据用于履行职责以外的用途",
+}
+
+
+class Status(StrEnum):
+    OPEN = "OPEN"
+    CORRECTED = "CORRECTED"
+    ESCALATED = "ESCALATED"  # a notice of criticism was issued
+
+
+@dataclass(frozen=True)
+class Suspicion:
+    """Something that is a violation unless it is made good: raises a finding, or adds evidence to the one
+    already open on the same matter."""
+
+    department_code: str
+    category: Category
+    matter: str  # what the finding is about, e.g. `entry:101001/000001`, `request:<id>`
+    description: str
+    evidence: str
+    on: date
+    source_id: str  # the event (or command) it came from: the finding's id is derived from it
+
+
+@dataclass(frozen=True)
+class Remedy:
+    """Proof that the matter of an open finding was made good."""
+
+    department_code: str
+    category: Category
+    matter: str
+    proof: str
+    on: date
+
+
+@dataclass(frozen=True)
+class Finding:
+    finding_id: str
+    department_code: str
+    category: Category
+    matter: str
+    description: str
+    detected_on: date
+    correct_by: date
+    raised_by: str  # `auditor` when found from events, else the IT office person who raised it
+    evidence: tuple[str, ...] = ()
+    occurrences: int = 1
+    status: Status = Status.OPEN
+    corrected_on: date | None = None
+    proof: str | None = None
+    escalated_on: date | None = None
+    revision: int = 0
+
+    @property
+    def article(self) -> str:
+        return ARTICLE[self.category]
+
+
+@dataclass(frozen=True)
+class Deadlines:
+    """Working days a department has to correct a finding, per category."""
+
+    catalog: int = 10
+    provision: int = 5
+    consistency: int = 10
+    purpose: int = 5
+
+    def of(self, category: Category) -> int:
+        return {
+            Category.CATALOG_NOT_MAINTAINED: self.catalog,
+            Category.DATA_NOT_PROVIDED_IN_TIME: self.provision,
+            Category.DATA_INCONSISTENT_OR_UNUSABLE: self.consistency,
+            Category.USE_OUTSIDE_PURPOSE: self.purpose,
+        }[category]
+
+
+def finding_id(source_id: str) -> str:
+    """The same source always raises the same finding: a redelivered event raises nothing new."""
+    return "F" + hashlib.sha256(source_id.encode()).hexdigest()[:20].upper()
+
+
+def raise_or_add(
+    open_finding: Finding | None, suspicion: Suspicion, deadlines: Deadlines, calendar: WorkingDays, raised_by: str
+) -> tuple[Finding, bool]:
+    """The finding on the suspicion's matter: the open one with the evidence added, or a new one with its
+    deadline counted in working days from the day it was found. True when it is new."""
+    if open_finding is not None:
+        evidence = open_finding.evidence
+        if len(evidence) < EVIDENCE_KEPT and suspicion.evidence not in evidence:
+            evidence = (*evidence, suspicion.evidence)
+        return replace(open_finding, evidence=evidence, occurrences=open_finding.occurrences + 1), False
+    new = Finding(
+        finding_id=finding_id(suspicion.source_id),
+        department_code=suspicion.department_code,
+        category=suspicion.category,
+        matter=suspicion.matter,
+        description=suspicion.description,
+        detected_on=suspicion.on,
+        correct_by=calendar.add_working_days(suspicion.on, deadlines.of(suspicion.category)),
+        raised_by=raised_by,
+        evidence=(suspicion.evidence,),
+    )
+    return new, True
+
+
+def corrected(finding: Finding, proof: str, on: date) -> Finding:
+    if finding.status is not Status.OPEN:
+        raise ValueError(f"finding {finding.finding_id} is {finding.status.value.lower()}, not open")
+    return replace(finding, status=Status.CORRECTED, corrected_on=on, proof=proof)
+
+
+def overdue(finding: Finding, today: date) -> bool:
+    """Still open after the last day it had to be corrected."""
+    return finding.status is Status.OPEN and today > finding.correct_by
+
+
+def escalated(finding: Finding, today: date) -> Finding:
+    if not overdue(finding, today):
+        raise ValueError(f"finding {finding.finding_id} is not overdue")
+    return replace(finding, status=Status.ESCALATED, escalated_on=today)
+
+
+def notice_text(finding: Finding, department_name: str) -> str:
+    """The notice of criticism (通报批评) the IT office sends the city government, in plain text; the
+    document (HTML, PDF) lays out the same."""
+    evidence = "；".join(finding.evidence[:5]) + ("等" if len(finding.evidence) > 5 else "")
+    return (
+        f"关于对{department_name}的通报批评（{finding.finding_id}）。"
+        f"经市信息化工作办公室核查，{department_name}（统一社会信用代码 {finding.department_code}）"
+        f"存在{finding.article}的情形：{finding.description}。"
+        f"证据：{evidence}（共{finding.occurrences}次）。"
+        f"该问题于{finding.detected_on.isoformat()}发现，限期于{finding.correct_by.isoformat()}前整改，逾期未整改。"
+        f"根据《吉安市政务数据共享管理暂行办法》第二十四条，予以通报批评，报市人民政府。"
+    )
+
+
+def next_wake(due: date, zone_now: datetime) -> float:
+    """Seconds from `zone_now` (the city's local time) until the start of the day after `due`, when a
+    finding due that day becomes overdue; 0 when that moment has passed."""
+    wake = datetime.combine(due + timedelta(days=1), time(0, 0, 5), tzinfo=zone_now.tzinfo)
+    return max(0.0, (wake - zone_now).total_seconds())
+
+
+def signals_of(event_id: str, fact: Fact) -> list[Suspicion | Remedy]:
+    """Which facts suggest a violation (Art. 24) and which prove one made good."""
+    match fact:
+        case EntryFact(step=EntryStep.OVERDUE):
+            what = "年度维护" if fact.overdue_kind == "YEARLY_MAINTENANCE" else "数据或要素变化后的目录更新"
+            return [
+                Suspicion(
+                    fact.provider_code,
+                    Category.CATALOG_NOT_MAINTAINED,
+                    f"entry:{fact.resource_code}",
+                    f"目录 {fact.resource_code} 的{what}逾期未完成",
+                    f"{fact.overdue_kind} due {fact.due_on}, found overdue {fact.day}",
+                    fact.day,
+                    event_id,
+                )
+            ]
+        case EntryFact(step=EntryStep.PUBLISHED | EntryStep.MAINTAINED):
+            how = f"version {fact.version} published" if fact.step is EntryStep.PUBLISHED else "maintenance confirmed"
+            return [
+                Remedy(
+                    fact.provider_code,
+                    Category.CATALOG_NOT_MAINTAINED,
+                    f"entry:{fact.resource_code}",
+                    f"{how} on {fact.day}",
+                    fact.day,
+                )
+            ]
+        case DecisionFact(step=DecisionStep.OVERDUE):
+            return [
+                Suspicion(
+                    fact.provider_code,
+                    Category.DATA_NOT_PROVIDED_IN_TIME,
+                    f"request:{fact.request_id}",
+                    f"共享申请 {fact.request_id} 未在规定时限内答复",
+                    f"decision due {fact.due_on}, not given by {fact.day}",
+                    fact.day,
+                    event_id,
+                )
+            ]
+        case DecisionFact(step=DecisionStep.DECIDED):
+            return [
+                Remedy(
+                    fact.provider_code,
+                    Category.DATA_NOT_PROVIDED_IN_TIME,
+                    f"request:{fact.request_id}",
+                    f"decided on {fact.day}",
+                    fact.day,
+                )
+            ]
+        case RefusedChange():
+            return [
+                Suspicion(
+                    fact.provider_code,
+                    Category.DATA_INCONSISTENT_OR_UNUSABLE,
+                    f"resource:{fact.resource_code}",
+                    f"资源 {fact.resource_code} 提供的数据与目录不一致或无法使用",
+                    f"change {fact.change_id} refused on {fact.day}: {fact.rule}: {fact.detail}"[:500],
+                    fact.day,
+                    event_id,
+                )
+            ]
+        case OutOfPurposeAccess():
+            return [
+                Suspicion(
+                    fact.consumer_code,
+                    Category.USE_OUTSIDE_PURPOSE,
+                    f"grant:{fact.grant_id or fact.resource_code}",
+                    f"以授权用途以外的用途调用资源 {fact.resource_code}",
+                    f"access {fact.access_id} on {fact.day} stated purpose {fact.purpose[:100]!r}, not the grant's",
+                    fact.day,
+                    event_id,
+                )
+            ]
+    return []

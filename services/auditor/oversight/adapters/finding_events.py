@@ -1,0 +1,60 @@
+"""The findings' events on auditor.findings, as the schemas AuditFindingRaised, AuditFindingCorrected and
+AuditFindingEscalated lay them out; keyed by the department, so that one department's findings stay in order."""
+
+from __future__ import annotations
+
+from common.events import Event
+from common.mongo import Transaction
+from services.auditor.domain.findings import Finding
+from services.auditor.oversight.ports import FINDINGS_TOPIC
+
+PRODUCER = "auditor"
+
+
+class BusFindingEvents:
+    def __init__(self, tx: Transaction) -> None:
+        self.tx = tx
+
+    def _emit(self, event_type: str, finding: Finding, payload: dict) -> None:
+        self.tx.emit(FINDINGS_TOPIC, Event(event_type, finding.department_code, payload, PRODUCER))
+
+    def raised(self, finding: Finding) -> None:
+        evidence = "; ".join(finding.evidence[:3])
+        self._emit(
+            "AuditFindingRaised",
+            finding,
+            {
+                "finding_id": finding.finding_id,
+                "department_code": finding.department_code,
+                "category": finding.category.value,
+                "description": f"{finding.description} ({evidence})"[:4000],
+                "reference": finding.matter,
+                "correct_by": finding.correct_by,
+            },
+        )
+
+    def corrected(self, finding: Finding) -> None:
+        assert finding.corrected_on is not None
+        self._emit(
+            "AuditFindingCorrected",
+            finding,
+            {
+                "finding_id": finding.finding_id,
+                "department_code": finding.department_code,
+                "corrected_on": finding.corrected_on,
+                "note": (finding.proof or "")[:4000],
+            },
+        )
+
+    def escalated(self, finding: Finding, notice: str) -> None:
+        assert finding.escalated_on is not None
+        self._emit(
+            "AuditFindingEscalated",
+            finding,
+            {
+                "finding_id": finding.finding_id,
+                "department_code": finding.department_code,
+                "escalated_on": finding.escalated_on,
+                "notice": notice,
+            },
+        )

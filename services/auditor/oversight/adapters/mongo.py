@@ -1,0 +1,375 @@
+"""The oversight projection and the findings in the auditor's database: catalog and decision facts one
+document per event, the high-volume events as daily counts, the departments the directory announced, and
+the findings; a batch's writes, the events it announces and the record of what it handled commit together."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import date, datetime
+from typing import Any
+
+from pymongo import ASCENDING, UpdateOne
+from pymongo.asynchronous.database import AsyncDatabase
+
+from common.mongo import PROCESSED, Transaction
+from common.runtime import Runtime
+from services.auditor.domain.activity import (
+    DailyCount,
+    DecisionFact,
+    DecisionStep,
+    DepartmentFact,
+    EntryFact,
+    EntryStep,
+    Measure,
+    Observed,
+    UpdateCycle,
+)
+from services.auditor.domain.findings import Category, Finding, Status
+from services.auditor.domain.scoring import DepartmentActivity
+from services.auditor.domain.supply import Supply
+from services.auditor.oversight.adapters.finding_events import BusFindingEvents
+
+ENTRY_FACTS = "oversight_entry_facts"
+DECISION_FACTS = "oversight_decision_facts"
+DAILY = "oversight_daily_counts"
+DEPARTMENTS = "oversight_departments"
+FINDINGS = "oversight_findings"
+SUPPLIES = "oversight_supplies"  # each resource's delivery per its update cycle
+GROUP = "auditor-oversight"  # the consumer group whose handled events are recorded in processed_events
+
+
+def _dt(day: date | None) -> datetime | None:
+    return datetime.combine(day, datetime.min.time()) if day is not None else None
+
+
+def _d(value: datetime | None) -> date | None:
+    return value.date() if value is not None else None
+
+
+async def ensure_indexes(db: AsyncDatabase) -> None:
+    await db[ENTRY_FACTS].create_index([("provider_code", ASCENDING), ("day", ASCENDING)])
+    await db[DECISION_FACTS].create_index([("provider_code", ASCENDING), ("day", ASCENDING)])
+    await db[DAILY].create_index([("department_code", ASCENDING), ("day", ASCENDING)])
+    await db[DAILY].create_index([("day", ASCENDING)])
+    await db[FINDINGS].create_index([("department_code", ASCENDING), ("category", ASCENDING), ("matter", ASCENDING)])
+    await db[FINDINGS].create_index([("status", ASCENDING), ("correct_by", ASCENDING)])
+    await db[SUPPLIES].create_index([("in_force", ASCENDING), ("flagged", ASCENDING), ("deliver_by", ASCENDING)])
+
+
+def _entry_doc(event_id: str, f: EntryFact) -> dict[str, Any]:
+    return {
+        "_id": event_id,
+        "step": f.step.value,
+        "resource_code": f.resource_code,
+        "provider_code": f.provider_code,
+        "day": _dt(f.day),
+        "version": f.version,
+        "update_cycle": f.update_cycle.value if f.update_cycle else None,
+        "due_on": _dt(f.due_on),
+        "overdue_kind": f.overdue_kind,
+    }
+
+
+def _entry_of(doc: dict[str, Any]) -> EntryFact:
+    return EntryFact(
+        EntryStep(doc["step"]),
+        doc["resource_code"],
+        doc["provider_code"],
+        doc["day"].date(),
+        doc.get("version"),
+        UpdateCycle(doc["update_cycle"]) if doc.get("update_cycle") else None,
+        _d(doc.get("due_on")),
+        doc.get("overdue_kind"),
+    )
+
+
+def _decision_doc(event_id: str, f: DecisionFact) -> dict[str, Any]:
+    return {
+        "_id": event_id,
+        "step": f.step.value,
+        "request_id": f.request_id,
+        "provider_code": f.provider_code,
+        "day": _dt(f.day),
+        "due_on": _dt(f.due_on),
+        "late": f.late,
+    }
+
+
+def _decision_of(doc: dict[str, Any]) -> DecisionFact:
+    return DecisionFact(
+        DecisionStep(doc["step"]),
+        doc["request_id"],
+        doc["provider_code"],
+        doc["day"].date(),
+        _d(doc["due_on"]),
+        doc["late"],
+    )
+
+
+def _count_of(doc: dict[str, Any]) -> DailyCount:
+    return DailyCount(
+        Measure(doc["measure"]),
+        doc["department_code"],
+        doc["day"].date(),
+        doc["resource_code"],
+        doc["other"],
+        doc["count"],
+    )
+
+
+def finding_doc(f: Finding) -> dict[str, Any]:
+    return {
+        "_id": f.finding_id,
+        "department_code": f.department_code,
+        "category": f.category.value,
+        "matter": f.matter,
+        "description": f.description,
+        "detected_on": _dt(f.detected_on),
+        "correct_by": _dt(f.correct_by),
+        "raised_by": f.raised_by,
+        "evidence": list(f.evidence),
+        "occurrences": f.occurrences,
+        "status": f.status.value,
+        "corrected_on": _dt(f.corrected_on),
+        "proof": f.proof,
+        "escalated_on": _dt(f.escalated_on),
+        "revision": f.revision,
+    }
+
+
+def finding_of(doc: dict[str, Any]) -> Finding:
+    return Finding(
+        finding_id=doc["_id"],
+        department_code=doc["department_code"],
+        category=Category(doc["category"]),
+        matter=doc["matter"],
+        description=doc["description"],
+        detected_on=doc["detected_on"].date(),
+        correct_by=doc["correct_by"].date(),
+        raised_by=doc["raised_by"],
+        evidence=tuple(doc["evidence"]),
+        occurrences=doc["occurrences"],
+        status=Status(doc["status"]),
+        corrected_on=_d(doc.get("corrected_on")),
+        proof=doc.get("proof"),
+        escalated_on=_d(doc.get("escalated_on")),
+        revision=doc.get("revision", 0),
+    )
+
+
+def supply_doc(s: Supply) -> dict[str, Any]:
+    return {
+        "_id": s.resource_code,
+        "provider_code": s.provider_code,
+        "update_cycle": s.update_cycle.value if s.update_cycle else None,
+        "in_force": s.in_force,
+        "last_delivered": _dt(s.last_delivered),
+        "deliver_by": _dt(s.deliver_by),
+        "flagged": s.flagged,
+    }
+
+
+def supply_of(doc: dict[str, Any]) -> Supply:
+    return Supply(
+        doc["_id"],
+        doc["provider_code"],
+        UpdateCycle(doc["update_cycle"]) if doc.get("update_cycle") else None,
+        doc["in_force"],
+        _d(doc.get("last_delivered")),
+        _d(doc.get("deliver_by")),
+        doc["flagged"],
+    )
+
+
+STALE_QUERY: dict[str, Any] = {"in_force": True, "flagged": False, "deliver_by": {"$ne": None}}
+
+
+class MongoOversightTransaction:
+    def __init__(self, tx: Transaction) -> None:
+        self.tx = tx
+        self._events = BusFindingEvents(tx)
+
+    @property
+    def events(self) -> BusFindingEvents:
+        return self._events
+
+    async def unhandled(self, event_ids: list[str]) -> set[str]:
+        if not event_ids:
+            return set()
+        cursor = self.tx.db[PROCESSED].find(
+            {"_id": {"$in": [f"{GROUP}:{i}" for i in event_ids]}}, {"event_id": 1}, session=self.tx.session
+        )
+        seen = {doc["event_id"] async for doc in cursor}
+        return set(event_ids) - seen
+
+    async def project(self, observed: list[Observed], counts: list[DailyCount], handled: list[str]) -> None:
+        db, session = self.tx.db, self.tx.session
+        entries = [_entry_doc(o.event_id, o.fact) for o in observed if isinstance(o.fact, EntryFact)]
+        decisions = [_decision_doc(o.event_id, o.fact) for o in observed if isinstance(o.fact, DecisionFact)]
+        departments = [o.fact for o in observed if isinstance(o.fact, DepartmentFact)]
+        if entries:
+            await db[ENTRY_FACTS].insert_many(entries, session=session)
+        if decisions:
+            await db[DECISION_FACTS].insert_many(decisions, session=session)
+        for d in departments:
+            known = {"evaluated": d.evaluated} if d.evaluated is not None else {}
+            await db[DEPARTMENTS].update_one(
+                {"_id": d.department_code},
+                {"$set": {"name": d.name, "active": d.active, **known}}
+                | ({} if known else {"$setOnInsert": {"evaluated": True}}),
+                upsert=True,
+                session=session,
+            )
+        if counts:
+            await db[DAILY].bulk_write(
+                [
+                    UpdateOne(
+                        {
+                            "_id": "|".join(
+                                [c.measure.value, c.department_code, c.day.isoformat(), c.resource_code, c.other]
+                            )
+                        },
+                        {
+                            "$setOnInsert": {
+                                "measure": c.measure.value,
+                                "department_code": c.department_code,
+                                "day": _dt(c.day),
+                                "resource_code": c.resource_code,
+                                "other": c.other,
+                            },
+                            "$inc": {"count": c.count},
+                        },
+                        upsert=True,
+                    )
+                    for c in counts
+                ],
+                ordered=False,
+                session=session,
+            )
+        if handled:
+            now = datetime.now().astimezone()
+            await db[PROCESSED].insert_many(
+                [{"_id": f"{GROUP}:{i}", "group": GROUP, "event_id": i, "at": now} for i in handled], session=session
+            )
+
+    async def open_finding(self, department_code: str, category: Category, matter: str) -> Finding | None:
+        doc = await self.tx.db[FINDINGS].find_one(
+            {"department_code": department_code, "category": category.value, "matter": matter, "status": "OPEN"},
+            session=self.tx.session,
+        )
+        return finding_of(doc) if doc else None
+
+    async def finding(self, finding_id: str) -> Finding | None:
+        doc = await self.tx.db[FINDINGS].find_one({"_id": finding_id}, session=self.tx.session)
+        return finding_of(doc) if doc else None
+
+    async def save_finding(self, finding: Finding) -> None:
+        await self.tx.db[FINDINGS].replace_one(
+            {"_id": finding.finding_id}, finding_doc(finding), upsert=True, session=self.tx.session
+        )
+
+    async def overdue_findings(self, today: date, limit: int) -> list[Finding]:
+        cursor = (
+            self.tx.db[FINDINGS]
+            .find({"status": "OPEN", "correct_by": {"$lt": _dt(today)}}, session=self.tx.session)
+            .sort([("correct_by", ASCENDING), ("_id", ASCENDING)])
+            .limit(limit)
+        )
+        return [finding_of(doc) async for doc in cursor]
+
+    async def department_name(self, department_code: str) -> str | None:
+        doc = await self.tx.db[DEPARTMENTS].find_one({"_id": department_code}, session=self.tx.session)
+        return doc["name"] if doc else None
+
+    async def supply(self, resource_code: str) -> Supply | None:
+        doc = await self.tx.db[SUPPLIES].find_one({"_id": resource_code}, session=self.tx.session)
+        return supply_of(doc) if doc else None
+
+    async def save_supply(self, supply: Supply) -> None:
+        await self.tx.db[SUPPLIES].replace_one(
+            {"_id": supply.resource_code}, supply_doc(supply), upsert=True, session=self.tx.session
+        )
+
+    async def stale_supplies(self, today: date, limit: int) -> list[Supply]:
+        query = STALE_QUERY | {"deliver_by": {"$lt": _dt(today)}}
+        cursor = self.tx.db[SUPPLIES].find(query, session=self.tx.session).sort("deliver_by", ASCENDING).limit(limit)
+        return [supply_of(doc) async for doc in cursor]
+
+
+class MongoOversightStore:
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+
+    @property
+    def db(self) -> AsyncDatabase:
+        return self.runtime.db
+
+    @asynccontextmanager
+    async def __call__(self) -> AsyncIterator[MongoOversightTransaction]:
+        async with self.runtime.transaction() as tx:
+            yield MongoOversightTransaction(tx)
+
+    async def activity(
+        self, department_codes: list[str] | None, deliveries_since: date, start: date, until: date
+    ) -> list[DepartmentActivity]:
+        by_provider: dict[str, Any] = {} if department_codes is None else {"provider_code": {"$in": department_codes}}
+        by_department: dict[str, Any] = (
+            {} if department_codes is None else {"department_code": {"$in": department_codes}}
+        )
+        in_period = {"day": {"$gte": _dt(start), "$lte": _dt(until)}}
+        entries = [_entry_of(d) async for d in self.db[ENTRY_FACTS].find(by_provider | {"day": {"$lte": _dt(until)}})]
+        decisions = [_decision_of(d) async for d in self.db[DECISION_FACTS].find(by_provider | in_period)]
+        deliveries = {"measure": Measure.DELIVERED.value, "day": {"$gte": _dt(deliveries_since), "$lte": _dt(until)}}
+        others = {"measure": {"$ne": Measure.DELIVERED.value}} | in_period
+        counts = [_count_of(d) async for d in self.db[DAILY].find(by_department | {"$or": [deliveries, others]})]
+        codes = set(department_codes or ())
+        if department_codes is None:
+            codes = {d["_id"] async for d in self.db[DEPARTMENTS].find({"evaluated": True, "active": True}, {"_id": 1})}
+            codes |= {f.provider_code for f in entries} | {f.provider_code for f in decisions}
+            codes |= {c.department_code for c in counts}
+        return [
+            DepartmentActivity(
+                code,
+                tuple(f for f in entries if f.provider_code == code),
+                tuple(f for f in decisions if f.provider_code == code),
+                tuple(c for c in counts if c.department_code == code),
+            )
+            for code in sorted(codes)
+        ]
+
+    async def departments(self) -> dict[str, DepartmentFact]:
+        return {
+            d["_id"]: DepartmentFact(d["_id"], d["name"], d["evaluated"], d["active"])
+            async for d in self.db[DEPARTMENTS].find({})
+        }
+
+    async def findings(
+        self, *, department_code: str | None, status: Status | None, offset: int, limit: int
+    ) -> tuple[list[Finding], int]:
+        query: dict[str, Any] = {}
+        if department_code is not None:
+            query["department_code"] = department_code
+        if status is not None:
+            query["status"] = status.value
+        total = await self.db[FINDINGS].count_documents(query)
+        cursor = (
+            self.db[FINDINGS]
+            .find(query)
+            .sort([("detected_on", ASCENDING), ("_id", ASCENDING)])
+            .skip(offset)
+            .limit(limit)
+        )
+        return [finding_of(d) async for d in cursor], total
+
+    async def finding(self, finding_id: str) -> Finding | None:
+        doc = await self.db[FINDINGS].find_one({"_id": finding_id})
+        return finding_of(doc) if doc else None
+
+    async def next_deadline(self) -> date | None:
+        doc = await self.db[FINDINGS].find_one({"status": "OPEN"}, sort=[("correct_by", ASCENDING)])
+        return doc["correct_by"].date() if doc else None
+
+    async def next_delivery_due(self) -> date | None:
+        doc = await self.db[SUPPLIES].find_one(STALE_QUERY, sort=[("deliver_by", ASCENDING)])
+        return doc["deliver_by"].date() if doc else None

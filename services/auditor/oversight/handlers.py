@@ -1,0 +1,306 @@
+"""One handler per oversight event or command: the projection of a batch of events (with the findings it
+raises or closes), a finding raised or corrected by the IT office, the escalation of overdue findings, and
+the evaluation of a period."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field, replace
+from datetime import date, timedelta
+from typing import Any, TypeVar
+
+from common.errors import Conflict, NotFound
+from common.policy import OVERSIGHT, Principal, Target, authorize
+from services.auditor.domain.activity import DailyCount, EntryFact, Observed, fold_counts
+from services.auditor.domain.findings import (
+    Category,
+    Deadlines,
+    Finding,
+    Remedy,
+    Status,
+    Suspicion,
+    corrected,
+    escalated,
+    finding_id,
+    notice_text,
+    overdue,
+    raise_or_add,
+    signals_of,
+)
+from services.auditor.domain.scoring import (
+    EvaluationReport,
+    Figures,
+    Period,
+    Ranked,
+    Scoring,
+    WorkingDays,
+    evaluate,
+    months_of,
+    rank,
+)
+from services.auditor.domain.supply import Supply, delivered_remedy, stale, stale_suspicion, supply_after
+from services.auditor.oversight.ports import Clock, OversightStore, OversightTransaction
+
+AUDITOR = "auditor"
+T = TypeVar("T")
+ESCALATION_BATCH = 200
+
+
+class FindingNotFound(NotFound):
+    pass
+
+
+class FindingClosed(Conflict):
+    pass
+
+
+async def _inline(job: Callable[[], T]) -> T:
+    return job()
+
+
+@dataclass(frozen=True)
+class Oversight:
+    """What the handlers need, built once by the auditor's bootstrap."""
+
+    store: OversightStore
+    clock: Clock
+    calendar: WorkingDays
+    scoring: Scoring = field(default_factory=Scoring)
+    deadlines: Deadlines = field(default_factory=Deadlines)
+    supply_grace: int = 5  # working days a resource's data may come after its update cycle before it is stale
+    changed: Callable[[], None] = lambda: None  # wakes the deadline watch and the figures' refresh
+    offload: Callable[[Callable[[], Any]], Awaitable[Any]] = field(default=_inline)  # CPU work off the event loop
+
+
+async def observe(batch: list[Observed], oversight: Oversight) -> None:
+    """Project a batch of events and apply the findings they suggest or prove corrected, in one transaction;
+    events handled before (a redelivery) change nothing."""
+    async with oversight.store() as tx:
+        fresh = await tx.unhandled(sorted({o.event_id for o in batch}))
+        new = [o for o in batch if o.event_id in fresh]
+        counts = fold_counts([o.fact for o in new if isinstance(o.fact, DailyCount)])
+        await tx.project([o for o in new if not isinstance(o.fact, DailyCount)], counts, sorted(fresh))
+        for o in new:
+            for signal in signals_of(o.event_id, o.fact):
+                await _apply(tx, signal, oversight, AUDITOR)
+        await _follow_supply(tx, [o.fact for o in new if isinstance(o.fact, EntryFact)], counts, oversight)
+    if new:
+        oversight.changed()
+
+
+async def _follow_supply(
+    tx: OversightTransaction, entries: list[EntryFact], counts: list[DailyCount], oversight: Oversight
+) -> None:
+    """Each resource's next delivery due after the batch's publications, withdrawals and deliveries; data
+    delivered for a stale resource closes its finding."""
+    supplies: dict[str, Supply | None] = {}
+    flagged: set[str] = set()
+    facts: list[EntryFact | DailyCount] = [*entries, *counts]
+    for fact in facts:
+        if fact.resource_code not in supplies:
+            supplies[fact.resource_code] = known = await tx.supply(fact.resource_code)
+            if known is not None and known.flagged:
+                flagged.add(fact.resource_code)
+        after = supply_after(supplies[fact.resource_code], fact, oversight.supply_grace, oversight.calendar)
+        if after is None:
+            continue
+        supplies[fact.resource_code] = after
+        if isinstance(fact, DailyCount) and fact.resource_code in flagged:
+            await _apply(tx, delivered_remedy(fact), oversight, AUDITOR)
+            flagged.discard(fact.resource_code)
+    for supply in supplies.values():
+        if supply is not None:
+            await tx.save_supply(supply)
+
+
+async def flag_stale(oversight: Oversight) -> int:
+    """A finding for each resource in force whose data did not come per its update cycle; returns how many."""
+    today, done = oversight.clock.today(), 0
+    while True:
+        async with oversight.store() as tx:
+            due = [s for s in await tx.stale_supplies(today, ESCALATION_BATCH) if stale(s, today)]
+            for supply in due:
+                await _apply(tx, stale_suspicion(supply, today), oversight, AUDITOR)
+                await tx.save_supply(replace(supply, flagged=True))
+        done += len(due)
+        if len(due) < ESCALATION_BATCH:
+            return done
+
+
+async def next_due(oversight: Oversight) -> date | None:
+    """When the deadline watch must look again: the earliest deadline of an open finding or of a delivery."""
+    due = [d for d in (await oversight.store.next_deadline(), await oversight.store.next_delivery_due()) if d]
+    return min(due, default=None)
+
+
+async def _apply(tx: OversightTransaction, signal: Suspicion | Remedy, oversight: Oversight, by: str) -> Finding | None:
+    found = await tx.open_finding(signal.department_code, signal.category, signal.matter)
+    if isinstance(signal, Remedy):
+        if found is None:
+            return None
+        closed = corrected(found, signal.proof, signal.on)
+        await tx.save_finding(closed)
+        tx.events.corrected(closed)
+        return closed
+    finding, new = raise_or_add(found, signal, oversight.deadlines, oversight.calendar, by)
+    if new and await tx.finding(finding.finding_id) is not None:
+        return None  # raised before from the same source and closed since: a replay raises nothing again
+    await tx.save_finding(finding)
+    if new:
+        tx.events.raised(finding)
+    return finding
+
+
+async def raise_finding(
+    principal: Principal,
+    *,
+    department_code: str,
+    category: Category,
+    matter: str,
+    description: str,
+    evidence: str,
+    request_id: str,
+    oversight: Oversight,
+) -> Finding:
+    """The IT office raises a finding it found itself (Art. 24); `request_id` makes a retried call idempotent."""
+    authorize(principal, "auditor.finding.raise")
+    today = oversight.clock.today()
+    suspicion = Suspicion(
+        department_code, category, matter, description, evidence, today, f"{principal.subject}:{request_id}"
+    )
+    async with oversight.store() as tx:
+        finding = await _apply(tx, suspicion, oversight, principal.subject)
+        if finding is None:  # the same request again
+            finding = await tx.finding(finding_id(suspicion.source_id))
+    oversight.changed()
+    assert finding is not None
+    return finding
+
+
+async def correct_finding(principal: Principal, finding_id: str, proof: str, oversight: Oversight) -> Finding:
+    """The IT office closes a finding the department corrected, recording the proof it saw."""
+    authorize(principal, "auditor.finding.correct")
+    async with oversight.store() as tx:
+        found = await tx.finding(finding_id)
+        if found is None:
+            raise FindingNotFound("finding_id", f"no finding {finding_id}")
+        try:
+            closed = corrected(found, proof, oversight.clock.today())
+        except ValueError as exc:
+            raise FindingClosed("finding_id", str(exc)) from None
+        await tx.save_finding(closed)
+        tx.events.corrected(closed)
+    oversight.changed()
+    return closed
+
+
+async def escalate_overdue(oversight: Oversight) -> int:
+    """Every open finding past its deadline becomes a notice of criticism; returns how many did."""
+    today, done = oversight.clock.today(), 0
+    while True:
+        async with oversight.store() as tx:
+            due = [f for f in await tx.overdue_findings(today, ESCALATION_BATCH) if overdue(f, today)]
+            for finding in due:
+                notice = notice_text(
+                    finding, await tx.department_name(finding.department_code) or finding.department_code
+                )
+                up = escalated(finding, today)
+                await tx.save_finding(up)
+                tx.events.escalated(up, notice)
+        done += len(due)
+        if len(due) < ESCALATION_BATCH:
+            return done
+
+
+async def finding_for(principal: Principal, finding_id: str, oversight: Oversight) -> Finding:
+    """A department sees its own findings; oversight sees all."""
+    found = await oversight.store.finding(finding_id)
+    if found is None:
+        raise FindingNotFound("finding_id", f"no finding {finding_id}")
+    authorize(principal, "auditor.finding.read", Target(department_code=found.department_code))
+    return found
+
+
+async def findings_for(
+    principal: Principal,
+    *,
+    department_code: str | None,
+    status: Status | None,
+    offset: int,
+    limit: int,
+    oversight: Oversight,
+) -> tuple[list[Finding], int]:
+    authorize(principal, "auditor.finding.read", Target(department_code=department_code or principal.department_code))
+    if department_code is None and not _oversees(principal):
+        department_code = principal.department_code
+    return await oversight.store.findings(department_code=department_code, status=status, offset=offset, limit=limit)
+
+
+def _oversees(principal: Principal) -> bool:
+    return bool(principal.roles & OVERSIGHT)
+
+
+# -- evaluation --------------------------------------------------------------------------------------------
+
+
+def _since(period: Period) -> date:
+    return period.start - timedelta(days=366)  # deliveries: a yearly cycle's window reaches back a year
+
+
+async def department_figures(
+    principal: Principal, department_code: str, period: Period, oversight: Oversight
+) -> Figures:
+    """A department's figures for a period and how each was counted: its own, or any for oversight."""
+    authorize(principal, "auditor.evaluation.read", Target(department_code=department_code))
+    found = await oversight.store.activity([department_code], _since(period), period.start, period.end)
+    figures: Figures = await oversight.offload(
+        lambda: evaluate(found[0], period, oversight.scoring, oversight.calendar)
+    )
+    return figures
+
+
+async def ranking(period: Period, oversight: Oversight) -> list[Ranked]:
+    """Every evaluated department's figures for the period, ranked."""
+    departments = await oversight.store.departments()
+    everyone = await oversight.store.activity(None, _since(period), period.start, period.end)
+    evaluated = [
+        a for a in everyone if a.department_code not in departments or departments[a.department_code].evaluated
+    ]
+    ranked: list[Ranked] = await oversight.offload(
+        lambda: rank(evaluate(a, period, oversight.scoring, oversight.calendar) for a in evaluated)
+    )
+    return ranked
+
+
+def current_month(oversight: Oversight) -> Period:
+    return Period.month_of(oversight.clock.today())
+
+
+async def evaluation_report(period: Period, oversight: Oversight) -> EvaluationReport:
+    """The period's report: its ranking, and for a quarter each month's."""
+    ranked = await ranking(period, oversight)
+    months = [(m, tuple(await ranking(m, oversight))) for m in months_of(period)]
+    departments = await oversight.store.departments()
+    return EvaluationReport(
+        period,
+        tuple(ranked),
+        tuple(months),
+        {code: d.name for code, d in departments.items()},
+        dict(oversight.scoring.weights),
+        oversight.clock.today(),
+    )
+
+
+async def notice_for(principal: Principal, finding_id: str, oversight: Oversight) -> tuple[Finding, str]:
+    """An escalated finding and its department's name, for its notice of criticism."""
+    found = await finding_for(principal, finding_id, oversight)
+    if found.escalated_on is None:
+        raise FindingNotFound("finding_id", f"finding {finding_id} was not escalated: it has no notice")
+    departments = await oversight.store.departments()
+    known = departments.get(found.department_code)
+    return found, known.name if known else found.department_code
+
+
+async def open_findings(oversight: Oversight) -> list[Finding]:
+    found, _ = await oversight.store.findings(department_code=None, status=Status.OPEN, offset=0, limit=100_000)
+    return found

@@ -1,0 +1,106 @@
+"""What the oversight handlers need from the outside world: the projection and findings store, the events
+they announce on auditor.findings, the clock and the working-day calendar."""
+
+from __future__ import annotations
+
+from contextlib import AbstractAsyncContextManager
+from datetime import date
+from typing import Protocol
+
+from services.auditor.domain.activity import DailyCount, DepartmentFact, Observed
+from services.auditor.domain.findings import Category, Finding, Status
+from services.auditor.domain.scoring import DepartmentActivity
+from services.auditor.domain.supply import Supply
+
+FINDINGS_TOPIC = "auditor.findings"
+OBSERVED_TOPICS = [
+    "directory.events",
+    "catalog.entry-events",
+    "exchange.resource-changes",
+    "exchange.share-events",
+    "exchange.data-accesses",
+]
+
+
+class Clock(Protocol):
+    def today(self) -> date:
+        """The date in the city (deadlines fall on Beijing calendar days)."""
+        ...
+
+    def seconds_until_day_after(self, day: date) -> float:
+        """How long until `day` is over in the city; 0 when it is."""
+        ...
+
+
+class FindingEvents(Protocol):
+    """What the findings announce on auditor.findings; the adapter owns payloads and the topic. Each is
+    written with the state that caused it, or not at all."""
+
+    def raised(self, finding: Finding) -> None: ...
+
+    def corrected(self, finding: Finding) -> None: ...
+
+    def escalated(self, finding: Finding, notice: str) -> None: ...
+
+
+class OversightTransaction(Protocol):
+    @property
+    def events(self) -> FindingEvents: ...
+
+    async def unhandled(self, event_ids: list[str]) -> set[str]:
+        """Which of the events were not projected yet."""
+        ...
+
+    async def project(self, observed: list[Observed], counts: list[DailyCount], handled: list[str]) -> None:
+        """Keep the facts, add the counts and remember the events as handled."""
+        ...
+
+    async def open_finding(self, department_code: str, category: Category, matter: str) -> Finding | None: ...
+
+    async def finding(self, finding_id: str) -> Finding | None: ...
+
+    async def save_finding(self, finding: Finding) -> None:
+        """Store a new or changed finding; a concurrent change of the same finding fails the transaction."""
+        ...
+
+    async def overdue_findings(self, today: date, limit: int) -> list[Finding]:
+        """Open findings whose deadline is before `today`."""
+        ...
+
+    async def department_name(self, department_code: str) -> str | None: ...
+
+    async def supply(self, resource_code: str) -> Supply | None: ...
+
+    async def save_supply(self, supply: Supply) -> None: ...
+
+    async def stale_supplies(self, today: date, limit: int) -> list[Supply]:
+        """Resources in force, not flagged, whose next delivery was due before `today`."""
+        ...
+
+
+class OversightStore(Protocol):
+    def __call__(self) -> AbstractAsyncContextManager[OversightTransaction]: ...
+
+    async def activity(
+        self, department_codes: list[str] | None, deliveries_since: date, start: date, until: date
+    ) -> list[DepartmentActivity]:
+        """Each department's entry history to `until`, its deliveries from `deliveries_since`, its decisions and
+        other counts from `start`, all to `until`: the departments named, or every department the directory
+        or the facts know."""
+        ...
+
+    async def departments(self) -> dict[str, DepartmentFact]: ...
+
+    async def findings(
+        self, *, department_code: str | None, status: Status | None, offset: int, limit: int
+    ) -> tuple[list[Finding], int]: ...
+
+    async def finding(self, finding_id: str) -> Finding | None: ...
+
+    async def next_deadline(self) -> date | None:
+        """The earliest deadline of an open finding."""
+        ...
+
+    async def next_delivery_due(self) -> date | None:
+        """The earliest day by which data of a resource in force (not flagged stale) must come."""
+        ...

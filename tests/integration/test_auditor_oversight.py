@@ -1,0 +1,382 @@
+"""The auditor's oversight against the real broker and database: a scripted October 2026 (with the National
+Day holiday) fed through Kafka becomes a department's evaluation figures, a monthly report rendered to PDF
+(read back with pypdf), metrics, and findings (Art. 24) on auditor.findings: raised, corrected by a later
+event, and escalated to a notice of criticism once their deadline passed."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import uuid
+from datetime import UTC, date, datetime, time, timedelta
+
+import httpx
+import pypdf
+
+from common.calendar_source import build_calendar
+from common.codec import EventCodec
+from common.events import Event
+from common.kafka import KafkaPublisher
+from common.policy import Role
+from common.topics import load_topics
+from devstack.samples import catalog_published
+from services.auditor.oversight.ports import OBSERVED_TOPICS
+from services.auditor.ports import AUDITED_TOPICS
+from tests.adapter_keys import directory_says
+from tests.integration.conftest import ServiceProcess, headers_of, read_topic, settings_for, skip_backlog
+from tests.tokens import bearer
+
+CAL = build_calendar()
+TODAY = date(2026, 11, 2)  # the auditor's fixed date: October is over
+
+
+def at(day: date, hour: int = 10) -> datetime:
+    """`hour` o'clock in Beijing on `day`."""
+    return datetime.combine(day, time(hour - 8), UTC)
+
+
+def published(code: str, provider: str, version: int, cycle: str, day: date) -> Event:
+    e = catalog_published(code, provider, [{"name": "名称", "type": "string", "length": None}], cycle, at(day), version)
+    return Event(e.event_type, e.key, e.payload | {"published_on": day}, "catalog", occurred_at=at(day))
+
+
+def entry_event(event_type: str, code: str, provider: str, day: date, **fields: object) -> Event:
+    payload = {"resource_code": code, "provider_code": provider} | fields
+    return Event(event_type, code, payload, "catalog", occurred_at=at(day))
+
+
+def stored(code: str, provider: str, day: date) -> Event:
+    payload = {
+        "resource_code": code,
+        "provider_code": provider,
+        "sequence": 1,
+        "change_id": uuid.uuid4().hex,
+        "operation": "UPSERT",
+        "changed_at": at(day),
+    }
+    return Event("ResourceChanged", code, payload, "exchange", occurred_at=at(day))
+
+
+def refused(code: str, provider: str, day: date) -> Event:
+    payload = {
+        "change_id": uuid.uuid4().hex,
+        "resource_code": code,
+        "provider_code": provider,
+        "rule": "items",
+        "detail": "invalid citizen ID 36010219900101001X: check character",
+    }
+    return Event("DataRejected", code, payload, "exchange", occurred_at=at(day))
+
+
+def access(
+    code: str, provider: str, consumer: str, day: date, result: str = "SERVED", reason: str | None = None
+) -> Event:
+    payload = {
+        "access_id": uuid.uuid4().hex,
+        "resource_code": code,
+        "provider_code": provider,
+        "consumer_code": consumer,
+        "grant_id": "G-1",
+        "channel": "API",
+        "purpose": "企业开办",
+        "record_count": 1,
+        "accessed_by": "officer",
+        "accessed_at": at(day),
+        "accessor_kind": "person",
+        "operation": "record",
+        "items": ["名称"],
+        "subjects_requested": 1,
+        "subject_hashes": [],
+        "result": result,
+        "reason": reason,
+    }
+    return Event("DataAccessed", code, payload, "exchange", occurred_at=at(day))
+
+
+def decided(request_id: str, code: str, provider: str, consumer: str, day: date, due: date) -> Event:
+    payload = {
+        "request_id": request_id,
+        "resource_code": code,
+        "provider_code": provider,
+        "consumer_code": consumer,
+        "decision": "APPROVED",
+        "reasons": "符合条件",
+        "decided_by": "admin",
+        "decided_on": day,
+        "data_items": ["名称"],
+        "scope": "all",
+        "valid_from": day,
+        "valid_to": day + timedelta(days=365),
+        "narrowed": False,
+        "decide_by": due,
+        "overdue": day > due,
+    }
+    return Event("ShareDecided", request_id, payload, "exchange", occurred_at=at(day))
+
+
+def decision_overdue(request_id: str, code: str, provider: str, consumer: str, day: date, due: date) -> Event:
+    payload = {
+        "request_id": request_id,
+        "resource_code": code,
+        "provider_code": provider,
+        "consumer_code": consumer,
+        "step": "PROVIDER_DECISION",
+        "responsible_code": provider,
+        "due_on": due,
+        "detected_on": day,
+    }
+    return Event("ShareDecisionOverdue", request_id, payload, "exchange", occurred_at=at(day))
+
+
+async def test_a_scripted_month_becomes_figures_a_report_and_findings(infra, topics, services, tmp_path) -> None:
+    tag = uuid.uuid4().hex[:6].upper()
+    p, p2, c1, c2 = f"P{tag}", f"Q{tag}", f"C1{tag}", f"C2{tag}"
+    r1, r2, r3 = f"101{tag[:3]}/{tag}1", f"101{tag[:3]}/{tag}2", f"102{tag[:3]}/{tag}3"
+    settings = settings_for(infra)
+    auditor = ServiceProcess(
+        "auditor",
+        infra,
+        tmp_path,
+        mongo_database=settings.mongo_database,
+        today=TODAY.isoformat(),
+        evaluation_metrics_seconds="1",
+    )
+    for group, names in (("auditor-oversight", OBSERVED_TOPICS), ("auditor-trail", AUDITED_TOPICS)):
+        for topic in names:
+            await skip_backlog(infra, f"test{auditor.port}-{group}", topic)
+    services.append(auditor.start())
+
+    october = [date(2026, 10, 1) + timedelta(days=i) for i in range(31)]
+    working = [d for d in october if CAL.is_working_day(d)]
+    assert len(working) == 18
+    r1_due = CAL.add_working_days(date(2026, 9, 29), 5)  # 12 October: the holiday is not counted
+    catalog = [
+        published(r1, p, 1, "DAILY", date(2026, 9, 1)),
+        published(r2, p, 1, "MONTHLY", date(2026, 9, 15)),
+        published(r3, p2, 1, "WEEKLY", date(2026, 9, 1)),  # no data ever: stale since 15 September
+        entry_event(
+            "CatalogEntryChangeReported",
+            r1,
+            p,
+            date(2026, 9, 29),
+            reported_on=date(2026, 9, 29),
+            due_on=r1_due,
+            reason="字段变化",
+            changed_on=date(2026, 9, 29),
+        ),
+        published(r1, p, 2, "DAILY", date(2026, 10, 12)),
+        entry_event(
+            "CatalogEntryChangeReported",
+            r2,
+            p,
+            date(2026, 10, 14),
+            reported_on=date(2026, 10, 14),
+            due_on=date(2026, 10, 21),
+            reason="数据变化",
+            changed_on=date(2026, 10, 14),
+        ),
+        entry_event(
+            "CatalogEntryOverdue",
+            r2,
+            p,
+            date(2026, 10, 22),
+            kind="UPDATE_AFTER_CHANGE",
+            due_on=date(2026, 10, 21),
+            detected_on=date(2026, 10, 22),
+        ),
+    ]
+    missed = {date(2026, 10, 13), date(2026, 10, 27)}
+    changes = [stored(r1, p, d) for d in working if d not in missed]
+    changes += [stored(r1, p, date(2026, 10, 3)), stored(r2, p, date(2026, 10, 20))]
+    changes += [refused(r1, p, date(2026, 10, 20)) for _ in range(3)]
+    shares = [
+        decided(f"A{tag}", r1, p, c1, date(2026, 10, 15), date(2026, 10, 22)),
+        decision_overdue(f"B{tag}", r1, p, c2, date(2026, 10, 23), date(2026, 10, 22)),
+    ]
+    accesses = [access(r1, p, c1, date(2026, 10, 15)) for _ in range(3)]
+    accesses += [access(r2, p, c2, date(2026, 10, 16)), access(r1, p, p, date(2026, 10, 16))]
+    accesses += [access(r1, p, c2, date(2026, 10, 19), "REFUSED", "the grant has ended")]  # no use, no finding
+    accesses += [access(r1, p, c1, date(2026, 10, 26), "REFUSED", "the stated purpose is not the grant's")]
+
+    name, office_code = f"吉安市测试局{tag}", f"IT{tag}"
+    await directory_says(
+        infra,
+        ("DepartmentRegistered", p, {"department_code": p, "name": name, "level": "CITY", "parent_code": None}),
+        (
+            "DepartmentRegistered",
+            office_code,
+            {"department_code": office_code, "name": "市信息化工作办公室", "level": "IT_OFFICE", "parent_code": None},
+        ),
+    )
+    publisher = KafkaPublisher(settings, EventCodec.from_folder(), load_topics())
+    await publisher.start()
+    try:
+        forged = {"department_code": p, "name": "伪造的名称", "parent_code": None, "active": True}
+        await publisher.publish("directory.events", Event("DepartmentChanged", p, forged, "directory"))
+        await publisher.publish_many("catalog.entry-events", catalog)
+        await publisher.publish_many("exchange.resource-changes", changes)
+        await publisher.publish_many("exchange.share-events", shares)
+        await publisher.publish_many("exchange.data-accesses", accesses)
+        await auditor.wait_ready()
+        office = bearer("IT", Role.IT_OFFICE_OPERATOR, subject="it-office")
+        own = bearer(p, Role.DATA_ADMINISTRATOR, subject="p-admin")
+        async with httpx.AsyncClient(base_url=auditor.url, timeout=60) as client:
+            path = f"/evaluation/periods/2026-10/departments/{p}"
+            figures: dict = {}
+            for _ in range(150):
+                figures = (await client.get(path, headers=own)).json()
+                counts = {i["name"]: (i["counted"], i["out_of"]) for i in figures.get("indicators", [])}
+                if (
+                    counts.get("data_used") == (2, 3)
+                    and counts.get("data_quality") == (18, 21)
+                    and counts.get("decisions_on_time") == (1, 2)
+                    and counts.get("updates_on_time") == (1, 2)
+                ):
+                    break
+                await asyncio.sleep(0.2)
+            assert counts == {
+                "catalog_compiled": (1, 1),
+                "catalog_current": (1, 2),
+                "updates_on_time": (1, 2),
+                "maintenance_done": (2, 2),
+                "delivered_per_cycle": (17, 19),
+                "data_quality": (18, 21),
+                "decisions_on_time": (1, 2),
+                "data_used": (2, 3),
+            }, (figures, auditor.log.read_text()[-3000:])
+            assert figures["score"] == 71.2 and figures["consumers"] == sorted([c1, c2]) and figures["uses"] == 4
+            assert "Σ weight" in figures["formula"]
+            # a department sees its own figures only; the ranking and reports are the IT office's
+            other = bearer(c1, Role.DATA_ADMINISTRATOR, subject="c1-admin")
+            assert (await client.get(path, headers=other)).status_code == 403
+            assert (await client.get("/evaluation/periods/2026-10/ranking", headers=own)).status_code == 403
+            ranking = (await client.get("/evaluation/periods/2026-10/ranking", headers=office)).json()
+            scores = {r["department_code"]: r["score"] for r in ranking}
+            assert scores[p] == 71.2 and office_code not in scores  # the IT office is not evaluated
+
+            pdf = await client.get("/evaluation/periods/2026-10/report.pdf", headers=office)
+            assert pdf.status_code == 200 and pdf.headers["content-type"] == "application/pdf"
+            text = "".join(page.extract_text() for page in pypdf.PdfReader(io.BytesIO(pdf.content)).pages)
+            assert "吉安市政务数据共享工作月度考核报告" in text and p in text and "71.2" in text, text[:2000]
+            assert name in text.replace("\n", "") and "伪造" not in text
+            assert f"{r1} (DAILY): no data 2026-10-13" in text.replace("\n", "")
+            html = await client.get("/evaluation/periods/2026-Q4/report.html", headers=office)
+            assert html.status_code == 200 and "季度考核报告" in html.text and "<svg" in html.text
+
+            # findings: raised from the events; the undecided request's deadline (5 working days from
+            # 23 October: 30 October) passed before the auditor's today, so it escalated
+            def of_p(record) -> bool:
+                return record.key == p.encode()
+
+            found = await read_topic(infra.bootstrap, "auditor.findings", 4, where=of_p)
+            kinds = sorted(headers_of(r)["event_type"] for r in found)
+            assert kinds == ["AuditFindingEscalated", "AuditFindingRaised", "AuditFindingRaised", "AuditFindingRaised"]
+            listed = (await client.get("/findings", headers=own)).json()
+            by_category = {f["category"]: f for f in listed["items"]}
+            assert listed["total"] == 3 and set(by_category) == {
+                "CATALOG_NOT_MAINTAINED",
+                "DATA_NOT_PROVIDED_IN_TIME",
+                "DATA_INCONSISTENT_OR_UNUSABLE",
+            }
+            late = by_category["DATA_NOT_PROVIDED_IN_TIME"]
+            assert (late["detected_on"], late["correct_by"], late["status"]) == (
+                "2026-10-23",
+                "2026-10-30",
+                "ESCALATED",
+            )
+            inconsistent = by_category["DATA_INCONSISTENT_OR_UNUSABLE"]
+            assert inconsistent["occurrences"] == 3 and inconsistent["status"] == "OPEN"
+            assert "36010219900101001X" not in str(inconsistent) and "36**************1X" in str(inconsistent)
+            assert inconsistent["correct_by"] == CAL.add_working_days(date(2026, 10, 20), 10).isoformat()
+            catalog_finding = by_category["CATALOG_NOT_MAINTAINED"]
+            assert catalog_finding["correct_by"] == "2026-11-05" and catalog_finding["status"] == "OPEN"
+            misuse = (await client.get("/findings", headers=other)).json()["items"]
+            assert [f["category"] for f in misuse] == ["USE_OUTSIDE_PURPOSE"]
+
+            notice = await client.get(f"/findings/{late['finding_id']}/notice.pdf", headers=own)
+            assert notice.status_code == 200
+            words = "".join(page.extract_text() for page in pypdf.PdfReader(io.BytesIO(notice.content)).pages)
+            assert "通报批评" in words and late["finding_id"] in words and "逾期未整改" in words
+
+            # the entry updated: its finding is closed with the proof
+            await publisher.publish("catalog.entry-events", published(r2, p, 2, "MONTHLY", TODAY))
+            corrected = await read_topic(
+                infra.bootstrap,
+                "auditor.findings",
+                1,
+                where=lambda r: of_p(r) and headers_of(r)["event_type"] == "AuditFindingCorrected",
+            )
+            assert corrected, auditor.log.read_text()[-3000:]
+            closed = (await client.get(f"/findings/{catalog_finding['finding_id']}", headers=own)).json()
+            assert closed["status"] == "CORRECTED" and closed["proof"] == "version 2 published on 2026-11-02"
+
+            # a resource without data per its update cycle: found stale, closed by its data
+            def of_p2(record) -> bool:
+                return record.key == p2.encode()
+
+            [stale] = await read_topic(infra.bootstrap, "auditor.findings", 1, where=of_p2)
+            assert headers_of(stale)["event_type"] == "AuditFindingRaised"
+            [stale_finding] = (await client.get("/findings", headers=office, params={"department_code": p2})).json()[
+                "items"
+            ]
+            assert (
+                stale_finding["matter"] == f"resource:{r3}" and stale_finding["category"] == "DATA_NOT_PROVIDED_IN_TIME"
+            )
+            assert stale_finding["evidence"] == ["last data never; next was due by 2026-09-15"]
+            await publisher.publish("exchange.resource-changes", stored(r3, p2, TODAY))
+            events = await read_topic(infra.bootstrap, "auditor.findings", 2, where=of_p2)
+            assert [headers_of(r)["event_type"] for r in events] == ["AuditFindingRaised", "AuditFindingCorrected"]
+
+            metrics = (await client.get("/metrics")).text
+            assert f'datashare_evaluation_score{{department="{p}"}}' in metrics
+            assert 'datashare_findings_open{category="DATA_INCONSISTENT_OR_UNUSABLE"}' in metrics
+    finally:
+        await publisher.stop()
+
+
+async def test_an_open_finding_escalates_once_its_deadline_has_passed(infra, topics, services, tmp_path) -> None:
+    """Raised while its deadline is ahead, the finding stays open; the auditor started again after the last day to
+    correct it (its date moved on) escalates it at once and announces the notice of criticism."""
+    tag = uuid.uuid4().hex[:6].upper()
+    provider, consumer, code = f"P{tag}", f"C{tag}", f"103{tag[:3]}/{tag}"
+    settings = settings_for(infra)
+
+    async def auditor_on(day: date) -> ServiceProcess:
+        auditor = ServiceProcess(
+            "auditor", infra, tmp_path, mongo_database=settings.mongo_database, today=day.isoformat()
+        )
+        for group, names in (("auditor-oversight", OBSERVED_TOPICS), ("auditor-trail", AUDITED_TOPICS)):
+            for topic in names:
+                await skip_backlog(infra, f"test{auditor.port}-{group}", topic)
+        services.append(auditor.start())
+        await auditor.wait_ready()
+        return auditor
+
+    def of_provider(record) -> bool:
+        return record.key == provider.encode()
+
+    first = await auditor_on(date(2026, 10, 26))
+    publisher = KafkaPublisher(settings, EventCodec.from_folder(), load_topics())
+    await publisher.start()
+    try:
+        late = decision_overdue(f"B{tag}", code, provider, consumer, date(2026, 10, 23), date(2026, 10, 22))
+        await publisher.publish("exchange.share-events", late)
+        [raised] = await read_topic(infra.bootstrap, "auditor.findings", 1, where=of_provider)
+        assert headers_of(raised)["event_type"] == "AuditFindingRaised"
+    finally:
+        await publisher.stop()
+    office = bearer("IT", Role.AUDITOR, subject="auditor")
+    async with httpx.AsyncClient(base_url=first.url, headers=office) as client:
+        [finding] = (await client.get("/findings", params={"department_code": provider})).json()["items"]
+    assert (finding["status"], finding["correct_by"]) == ("OPEN", "2026-10-30")
+    first.stop()
+    assert len(await read_topic(infra.bootstrap, "auditor.findings", 2, timeout=2, where=of_provider)) == 1
+
+    later = await auditor_on(date(2026, 11, 2))
+    events = await read_topic(infra.bootstrap, "auditor.findings", 2, where=of_provider)
+    assert [headers_of(r)["event_type"] for r in events] == ["AuditFindingRaised", "AuditFindingEscalated"]
+    async with httpx.AsyncClient(base_url=later.url, headers=office) as client:
+        after = (await client.get(f"/findings/{finding['finding_id']}")).json()
+        assert (after["status"], after["escalated_on"]) == ("ESCALATED", "2026-11-02")
+        notice = await client.get(f"/findings/{finding['finding_id']}/notice.html")
+    assert notice.status_code == 200 and "通报批评" in notice.text and "2026-10-30" in notice.text
