@@ -1,11 +1,11 @@
 """A big file upload must not freeze the exchange.
 
-The exchange service runs as its own process. /healthz is probed every 50 ms from a thread of this process:
-first while the exchange is idle (the baseline), then while a CSV of `size_mb` MB (the enterprise register's
-12 data items, as the ingestion benchmark's records) goes through `POST /resources/<code>/uploads` (the file
-checked row by row and sent as DataChanged events), then for a while as the exchange ingests what was sent.
-The exchange process's resident memory is sampled with the probes: the upload should not need many copies of
-the file in memory.
+The exchange runs as `make up` runs it: its API and its ingestion as two processes. Each one's /healthz is
+probed every 50 ms from a thread of this process: first while the exchange is idle (the baseline), then while a
+CSV of `size_mb` MB (the enterprise register's 12 data items, as the ingestion benchmark's records) goes through
+`POST /resources/<code>/uploads` (the file checked row by row and sent as DataChanged events by a worker
+process), then for a while as the ingestion stores what was sent. The processes' resident memory is sampled
+with the probes: the upload should not need many copies of the file in memory.
 """
 
 from __future__ import annotations
@@ -192,18 +192,19 @@ async def run(infra: Infra, size_mb: int) -> None:
             p.terminate()
             p.wait(15)
     lost_sessions = heartbeat_lines(folder)
-    baseline = max(p99_ms(idle.api.latencies), p99_ms(idle.ingest.latencies))
-    value = max(p99_ms(during.api.latencies), p99_ms(during.ingest.latencies))
+    # The goal is the service's: its API process takes the upload and answers the departments. The ingestion
+    # process answers only its own probes; its figures are in the details, beside the API's.
+    baseline, value = p99_ms(idle.api.latencies), p99_ms(during.api.latencies)
     idle_rss = statistics.median(idle.api.rss)
     write_result(
         "exchange-upload",
-        metric=f"/healthz p99 latency while a {file_mb:.0f} MB CSV upload is processed",
+        metric=f"/healthz p99 latency of the exchange's API while a {file_mb:.0f} MB CSV upload is processed",
         unit="ms",
         value=value,
-        baseline_name="/healthz p99 latency of the idle exchange (the worse of its two processes)",
+        baseline_name="/healthz p99 latency of the idle exchange API",
         baseline_value=baseline,
         goal="<= 100 ms",
-        met=value <= 100 and during.api.failures + during.ingest.failures == 0,
+        met=value <= 100 and during.api.failures + during.ingest.failures == 0 and lost_sessions == 0,
         details={
             "file_mb": round(file_mb, 1),
             "rows": rows,
