@@ -3,6 +3,7 @@ the event of the transition in the same transaction."""
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -31,15 +32,25 @@ from services.catalog.domain.entries import (
 from services.catalog.domain.search import Facet, SearchQuery, SearchResult, Viewer, as_seen_by
 from services.catalog.domain.sources import (
     SourceClash,
+    SourceFindings,
     check_exception,
     claimed,
     clashes,
+    source_findings,
     unknown_elements,
     unprovided_references,
     unresolved,
 )
 from services.catalog.domain.wording import worded
-from services.catalog.ports import ENTRY_EVENTS, PUBLISHED, CatalogTransaction, DepartmentNames, SearchIndex, UnitOfWork
+from services.catalog.ports import (
+    ENTRY_EVENTS,
+    PUBLISHED,
+    CatalogTransaction,
+    DepartmentNames,
+    FindingsCache,
+    SearchIndex,
+    UnitOfWork,
+)
 
 PRODUCER = "catalog"
 
@@ -319,25 +330,20 @@ async def record_source_exception(
 
 
 async def duplicate_sources(
-    uow: UnitOfWork, viewer: Viewer | None = None
+    uow: UnitOfWork, viewer: Viewer | None = None, kept: FindingsCache | None = None
 ) -> list[tuple[CatalogEntry, SourceClash, str | None]]:
     """Entries whose working or published version collects an element another department provides, with the
     legal exception where one is recorded; by resource code, then item. A viewer sees only what it may read
-    of each entry (another department's version in force only)."""
-    dictionary, claims = await uow.dictionary(), await uow.source_claims()
-    found = []
-    for stored in await uow.entries(provider_code=None, limit=100_000, viewer=viewer):
-        entry = stored if viewer is None else as_seen_by(stored, viewer)
-        if entry is None:
-            continue
-        version = entry.working or entry.in_force
-        if version is None:
-            continue
-        bases = dict(entry.source_exceptions)
-        for clash in clashes(entry.provider_code, entry.resource_code, version.content.data_items, dictionary, claims):
-            covered = (clash.item, clash.element, clash.kind.value) in entry.excepted_clashes
-            found.append((entry, clash, bases.get(clash.item) if covered else None))
-    return sorted(found, key=lambda f: (f[0].resource_code, f[1].item))
+    of each entry (another department's version in force only, its excepted clashes not at all). With `kept`,
+    the findings are computed once and kept until the catalog or the dictionary changes."""
+
+    async def compute() -> SourceFindings:
+        dictionary, claims = await uow.dictionary(), await uow.source_claims()
+        entries = await uow.entries(provider_code=None, limit=1_000_000)
+        return await asyncio.to_thread(source_findings, entries, dictionary, claims)  # CPU-bound: off the loop
+
+    findings = await (kept.get(compute) if kept is not None else compute())
+    return findings.seen_by(viewer)
 
 
 async def withdraw_entry(
@@ -424,11 +430,14 @@ async def confirm_maintenance(
 
 
 async def overdue_entries(
-    uow: UnitOfWork, today: date, provider_code: str | None = None
+    uow: UnitOfWork, today: date, provider_code: str | None = None, viewer: Viewer | None = None
 ) -> list[tuple[CatalogEntry, Overdue]]:
-    """Longest overdue first; ties by resource code and kind."""
-    entries = await uow.entries(provider_code=provider_code, limit=100_000)
-    found = [(entry, o) for entry in entries for o in entry.overdue(today)]
+    """Longest overdue first; ties by resource code and kind. A viewer sees the entries as it may read them
+    (`as_seen_by`): another department's deadlines are not its to see, so only its own department's entries
+    and, for oversight, everyone's."""
+    entries = await uow.entries(provider_code=provider_code, limit=1_000_000, viewer=viewer)
+    seen = entries if viewer is None else [e for e in (as_seen_by(s, viewer) for s in entries) if e is not None]
+    found = [(entry, o) for entry in seen for o in entry.overdue(today)]
     return sorted(found, key=lambda f: (f[1].due_on, f[0].resource_code, f[1].kind.value))
 
 

@@ -209,7 +209,7 @@ async def test_share_demands_are_matched_by_the_it_office_and_unmet_ones_listed(
         demand = (await client.post("/demands", headers=requester, json=wanted)).json()
         other = (await client.post("/demands", headers=requester, json={"title": "林地资源数据"})).json()
         assert demand["status"] == "OPEN" and demand["requester_code"] == credit_code("360800", 7002)
-        candidates = (await client.get(f"/demands/{demand['demand_id']}/candidates", headers=operator)).json()
+        candidates = (await client.get(f"/demands/{demand['demand_id']}/candidates", headers=operator)).json()["items"]
         assert candidates[0]["resource_code"] == code and candidates[0]["covered_items"] == ["统一社会信用代码"]
         refused = await client.post(
             f"/demands/{demand['demand_id']}/match", headers=requester, json={"resource_code": code}

@@ -149,6 +149,9 @@ class FakeUnitOfWork:
     async def count_entries(self, *, provider_code: str | None, viewer: Viewer | None = None) -> int:
         return len(await self.entries(provider_code=provider_code, limit=len(self.stored), viewer=viewer))
 
+    async def entries_with_codes(self, codes: list[str]) -> list[CatalogEntry]:
+        return [self.stored[c] for c in codes if c in self.stored]
+
     async def dictionary(self) -> Dictionary:
         return self.elements
 

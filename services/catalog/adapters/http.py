@@ -51,7 +51,7 @@ from services.catalog.domain.search import (
 )
 from services.catalog.domain.sources import ClashKind
 from services.catalog.domain.wording import label
-from services.catalog.ports import DepartmentNames, SearchIndex, UnitOfWork
+from services.catalog.ports import DepartmentNames, FindingsCache, SearchIndex, UnitOfWork
 
 Compiler = Annotated[Principal, Depends(Guard("catalog.entry.draft"))]
 Reviewer = Annotated[Principal, Depends(Guard("catalog.entry.review"))]
@@ -451,12 +451,15 @@ def viewer_of(principal: Principal) -> Viewer:
     return Viewer(department, oversight=bool(principal.roles & OVERSIGHT))
 
 
-def routers(uow: UnitOfWork, calendar: WorkingCalendar, index: SearchIndex, names: DepartmentNames) -> list[APIRouter]:
+def routers(
+    uow: UnitOfWork, calendar: WorkingCalendar, index: SearchIndex, names: DepartmentNames, findings: FindingsCache
+) -> list[APIRouter]:
     api = APIRouter(prefix="/entries", tags=["catalog entries"])
 
     def written(entry: CatalogEntry) -> EntryView:
         """The writer finds its change at once; other replicas get it from the change stream."""
         index.put(document_of(entry))
+        findings.invalidate()
         return EntryView.of(entry)
 
     @api.post("", status_code=201, response_model=EntryView, summary="Compile a new entry (a draft)")
@@ -568,14 +571,16 @@ def routers(uow: UnitOfWork, calendar: WorkingCalendar, index: SearchIndex, name
         response_model=Page[OverdueView],
         summary="Entries not updated 5 working days after a change, or not maintained for a year; "
         "longest overdue first",
+        description="A department sees its own entries' deadlines, oversight (the IT office, auditors, the "
+        "leadership group) everyone's; another department's reported changes and maintenance are not shown.",
     )
     async def overdue_list(
-        _: Reader,
+        principal: Reader,
         page: PageOf,
         provider_code: Code | None = None,
         on: Annotated[date | None, Query(description="default today")] = None,
     ) -> Page[OverdueView]:
-        found = await handlers.overdue_entries(uow, on or today_in_china(), provider_code)
+        found = await handlers.overdue_entries(uow, on or today_in_china(), provider_code, viewer_of(principal))
         names = await uow.department_names()
         views = [
             OverdueView(
@@ -656,7 +661,7 @@ def routers(uow: UnitOfWork, calendar: WorkingCalendar, index: SearchIndex, name
         "by resource code and data item",
     )
     async def duplicate_sources(principal: Reader, page: PageOf) -> Page[DuplicateSourceView]:
-        found = await handlers.duplicate_sources(uow, viewer_of(principal))
+        found = await handlers.duplicate_sources(uow, viewer_of(principal), findings)
         names = await uow.department_names()
         views = [
             DuplicateSourceView(
@@ -699,13 +704,16 @@ def routers(uow: UnitOfWork, calendar: WorkingCalendar, index: SearchIndex, name
 
     @demand_api.get(
         "/{demand_id}/candidates",
-        response_model=list[CandidateView],
-        summary="Published entries that may meet the demand, best first",
+        response_model=Page[CandidateView],
+        summary="Published entries that may meet the demand, best first (ties by resource code), paged",
+        description=f"The best {demands.MAX_CANDIDATES} entries search finds for the demand's words and wanted "
+        "items, ranked by the wanted items they carry; each as the caller may read it (its version in force).",
     )
-    async def candidates(demand_id: Code, _: Reader) -> list[CandidateView]:
-        return [
-            CandidateView.model_validate(c, from_attributes=True) for c in await demands.suggest(demand_id, uow, index)
-        ]
+    async def candidates(demand_id: Code, principal: Reader, page: PageOf) -> Page[CandidateView]:
+        found, total = await demands.suggest(demand_id, uow, index, viewer_of(principal), page.offset, page.limit)
+        return Page[CandidateView].of(
+            [CandidateView.model_validate(c, from_attributes=True) for c in found], total, page
+        )
 
     @demand_api.post("/{demand_id}/match", response_model=DemandView, summary="The IT office confirms a match")
     async def match(demand_id: Code, body: MatchBody, principal: Matcher) -> DemandView:

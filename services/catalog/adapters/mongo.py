@@ -222,6 +222,8 @@ def withdrawal_of(d: dict[str, Any] | None) -> Withdrawal | None:
 
 
 def entry_doc(entry: CatalogEntry) -> dict[str, Any]:
+    if entry.withheld:  # what another department reads of an entry is not the entry
+        raise ValueError(f"{entry.resource_code}: an entry as another department reads it is never stored")
     return {
         "_id": entry.resource_code,
         "provider_code": entry.provider_code,
@@ -474,6 +476,11 @@ class MongoUnitOfWork:
     async def count_entries(self, *, provider_code: str | None, viewer: Viewer | None = None) -> int:
         return await self.runtime.db[ENTRIES].count_documents(_entries_query(provider_code, viewer))
 
+    async def entries_with_codes(self, codes: list[str]) -> list[CatalogEntry]:
+        if not codes:
+            return []
+        return [entry_of(doc) async for doc in self.runtime.db[ENTRIES].find({"_id": {"$in": codes}})]
+
     async def demand(self, demand_id: str) -> ShareDemand | None:
         doc = await self.runtime.db[DEMANDS].find_one({"_id": demand_id})
         return demand_of(doc) if doc else None
@@ -548,9 +555,10 @@ class EntryFollower:
     entry, then applies changes as they come. The index ignores what it already knows at a later revision,
     so a change seen both in the load and in the stream is harmless."""
 
-    def __init__(self, db: AsyncDatabase, index: SearchIndex) -> None:
+    def __init__(self, db: AsyncDatabase, index: SearchIndex, changed: Callable[[], None] = lambda: None) -> None:
         self.db = db
         self.index = index
+        self.changed = changed  # told of every change besides (what is computed from the entries is stale)
         self.caught_up = False
 
     async def run(self) -> None:
@@ -563,8 +571,10 @@ class EntryFollower:
                 loaded += 1
                 if loaded % 200 == 0:  # a batch of thousands indexed in one go would starve the driver's heartbeats
                     await asyncio.sleep(0)
+            self.changed()
             self.caught_up = True
             async for change in stream:
+                self.changed()
                 if change.get("fullDocument"):
                     self._put(change["fullDocument"])
 

@@ -472,6 +472,9 @@ class CatalogEntry:
     excepted_clashes: tuple[tuple[str, str, str], ...] = ()
     withdrawal: Withdrawal | None = None
     maintenance: tuple[MaintenanceConfirmed, ...] = ()
+    # The entry as another department reads it (search.as_seen_by): its version in force only, without the
+    # provider's deadlines, maintenance records and source exceptions. Never stored.
+    withheld: bool = False
 
     # -- reading -----------------------------------------------------------------------------------
 
@@ -501,8 +504,8 @@ class CatalogEntry:
 
     def maintenance_due(self) -> date | None:
         """A published entry is fully maintained at least once a year (Art. 11 ¶3): republished, or confirmed
-        unchanged."""
-        if self.in_force is None or self.in_force.published_on is None:
+        unchanged. Not shown to other departments (`withheld`)."""
+        if self.withheld or self.in_force is None or self.in_force.published_on is None:
             return None
         last = max([self.in_force.published_on, *(m.confirmed_on for m in self.maintenance)])
         return one_year_after(last)
