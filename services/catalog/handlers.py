@@ -25,6 +25,7 @@ from services.catalog.domain.entries import (
     Finding,
     InvalidEntry,
     Overdue,
+    SourceStillReferred,
     diff,
     resource_code,
     validate_provider_code,
@@ -36,6 +37,7 @@ from services.catalog.domain.sources import (
     check_exception,
     claimed,
     clashes,
+    providers,
     source_findings,
     unknown_elements,
     unprovided_references,
@@ -231,8 +233,10 @@ async def approve_entry(
         items = version.content.data_items
         dictionary = await tx.dictionary()
         # Claim first: concurrent approvals, element changes and removals touching these elements conflict with
-        # this transaction, so two departments cannot both become an element's first claimant unseen.
-        await tx.guard_elements(_involved(items, dictionary))
+        # this transaction, so two departments cannot both become an element's first claimant unseen; and so do
+        # those touching the elements the version in force claimed and this one releases.
+        released = claimed(entry.in_force.content.data_items) if entry.in_force else []
+        await tx.guard_elements(sorted({*_involved(items, dictionary), *released}))
         blocking = unresolved(await _clashes(tx, entry, version), entry.excepted_clashes)
         if blocking:
             providers = {c.existing_provider: await _department(tx, c.existing_provider) for c in blocking}
@@ -307,6 +311,11 @@ def published_payload(entry: CatalogEntry, version: EntryVersion, provider_name:
         "open_attribute": c.open_attribute.value,
         "related_codes": list(c.related_codes),
         "confidentiality_reviewed_on": review.reviewed_on if review else None,
+        "item_links": [
+            {"item": i.name, "source_of": i.source_of, "refers_to": i.refers_to}
+            for i in c.data_items
+            if i.source_of or i.refers_to
+        ],
     }
 
 
@@ -353,6 +362,7 @@ async def withdraw_entry(
         entry = await _load(tx, code)
         authorize(principal, "catalog.entry.withdraw", Target(department_code=entry.provider_code))
         withdrawn, version = entry.withdraw(reason, principal.subject, today, revision)
+        await _release_claims(tx, entry)
         await tx.save(withdrawn, entry.revision)
         tx.emit(
             ENTRY_EVENTS,
@@ -370,6 +380,32 @@ async def withdraw_entry(
         tx.emit_tombstone(PUBLISHED, entry.resource_code)  # the compacted catalog forgets it
         await tx.replace_claims(entry.resource_code, [])  # a withdrawn source releases its claims
     return withdrawn
+
+
+async def _release_claims(tx: CatalogTransaction, entry: CatalogEntry) -> None:
+    """A withdrawn entry releases the elements it is the source of; refused while another department's entry in
+    force refers to an element no one else would provide (its reference would stand on nothing). The elements
+    are written first, so an approval referring to one of them at the same time conflicts with this."""
+    released = claimed(entry.in_force.content.data_items) if entry.in_force else []
+    if not released:
+        return
+    await tx.guard_elements(released)
+    dictionary = await tx.dictionary()
+    others = [c for c in await tx.source_claims() if c.resource_code != entry.resource_code]
+    orphaned = [e for e in released if (element := dictionary.get(e)) is not None and not providers(element, others)]
+    referring = [c for c in await tx.referring_entries(orphaned) if c != entry.resource_code]
+    if referring:
+        raise worded(
+            SourceStillReferred(
+                "resource_code",
+                f"entries in force refer to {', '.join(orphaned)}, which only {entry.resource_code} provides: "
+                f"{', '.join(referring)}; the IT office assigns the element another source first, or those "
+                "entries drop the reference",
+            ),
+            "catalog.source.withdrawal_referred",
+            elements="、".join(orphaned),
+            codes="、".join(referring),
+        )
 
 
 async def report_change(

@@ -55,6 +55,15 @@ class CatalogTransaction(Protocol):
         conflict and one of them fails (transient: retried, it sees the other's result)."""
         ...
 
+    async def guard_names(self) -> None:
+        """Write to one record every change of the dictionary writes, so that two changes checking names against
+        each other at once conflict and one of them fails (transient: retried, it sees the other's names)."""
+        ...
+
+    async def referring_entries(self, elements: list[str]) -> list[str]:
+        """Resource codes of entries whose version in force has an item referring to one of `elements`."""
+        ...
+
     async def save_element(self, element: DataElement, changed_by: str) -> None:
         """Store the element's new version, keeping the earlier ones."""
         ...

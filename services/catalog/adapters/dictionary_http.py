@@ -15,6 +15,7 @@ from common.limits import MAX_ITEMS
 from common.policy import Principal
 from services.catalog import dictionary
 from services.catalog.adapters import sheets
+from services.catalog.adapters.retry import retried
 from services.catalog.domain.dictionary import DataElement, ElementVersion
 from services.catalog.domain.entries import ItemType
 from services.catalog.ports import FindingsCache, UnitOfWork
@@ -79,7 +80,7 @@ def router(uow: UnitOfWork, findings: FindingsCache) -> APIRouter:
 
     @api.post("/elements", status_code=201, response_model=ElementView, summary="The IT office defines an element")
     async def define(body: ElementBody, principal: Editor) -> ElementView:
-        defined = await dictionary.define_element(body.element(), principal, uow)
+        defined = await retried(lambda: dictionary.define_element(body.element(), principal, uow))
         findings.invalidate()
         return ElementView.of(defined)
 
@@ -90,7 +91,7 @@ def router(uow: UnitOfWork, findings: FindingsCache) -> APIRouter:
     )
     async def import_table(file: UploadFile, principal: Editor) -> list[ElementView]:
         table = await asyncio.to_thread(sheets.read_table, await file.read(), file.filename or "")
-        imported = await dictionary.import_elements(table, principal, uow)
+        imported = await retried(lambda: dictionary.import_elements(table, principal, uow))
         findings.invalidate()
         return [ElementView.of(e) for e in imported]
 
@@ -105,13 +106,13 @@ def router(uow: UnitOfWork, findings: FindingsCache) -> APIRouter:
     )
     async def change(identifier: Code, body: ElementChangeBody, principal: Editor) -> ElementView:
         changed = DataElement.define(identifier, body.name, body.aliases, body.definition, body.type, body.source_code)
-        stored = await dictionary.change_element(changed, body.version, principal, uow)
+        stored = await retried(lambda: dictionary.change_element(changed, body.version, principal, uow))
         findings.invalidate()
         return ElementView.of(stored)
 
     @api.delete("/elements/{identifier}", status_code=204, summary="The IT office removes an element no entry sources")
     async def remove(identifier: Code, principal: Editor) -> Response:
-        await dictionary.remove_element(identifier, principal, uow)
+        await retried(lambda: dictionary.remove_element(identifier, principal, uow))
         findings.invalidate()
         return Response(status_code=204)
 

@@ -20,6 +20,7 @@ from common.policy import OVERSIGHT, Principal
 from common.workdays import WorkingCalendar
 from services.catalog import demands, handlers
 from services.catalog.adapters import sheets
+from services.catalog.adapters.retry import retried
 from services.catalog.domain.demands import DemandStatus
 from services.catalog.domain.entries import (
     RESOURCE_FORMATS,
@@ -465,7 +466,7 @@ def routers(
     @api.post("", status_code=201, response_model=EntryView, summary="Compile a new entry (a draft)")
     async def draft(body: DraftBody, principal: Compiler) -> EntryView:
         command = handlers.DraftEntry(body.provider_code, body.content(), body.resource_code, body.classification)
-        return written(await handlers.draft_entry(command, principal, uow))
+        return written(await retried(lambda: handlers.draft_entry(command, principal, uow)))
 
     @api.post(
         "/import",
@@ -475,7 +476,7 @@ def routers(
     )
     async def import_table(file: UploadFile, principal: Compiler) -> list[EntryView]:
         table = sheets.read_table(await file.read(), file.filename or "")
-        return [written(e) for e in await handlers.import_entries(table, principal, uow)]
+        return [written(e) for e in await retried(lambda: handlers.import_entries(table, principal, uow))]
 
     @api.get("", response_model=Page[EntryView], summary="Entries by resource code, optionally of one provider")
     async def entries(principal: Reader, page: PageOf, provider_code: Code | None = None) -> Page[EntryView]:
@@ -488,26 +489,32 @@ def routers(
         summary="Change the working version, or start a new version of a published entry",
     )
     async def edit(resource_code: Code, body: EditBody, principal: Compiler) -> EntryView:
-        return written(await handlers.edit_entry(resource_code, body.content(), body.revision, principal, uow))
+        return written(
+            await retried(lambda: handlers.edit_entry(resource_code, body.content(), body.revision, principal, uow))
+        )
 
     @api.post("/{resource_code:path}/submit", response_model=EntryView, summary="Submit for review")
     async def submit(resource_code: Code, body: TransitionBody, principal: Compiler) -> EntryView:
-        return written(await handlers.submit_entry(resource_code, body.revision, principal, uow))
+        return written(await retried(lambda: handlers.submit_entry(resource_code, body.revision, principal, uow)))
 
     @api.post("/{resource_code:path}/return", response_model=EntryView, summary="Return with findings per field")
     async def give_back(resource_code: Code, body: ReturnBody, principal: Reviewer) -> EntryView:
         findings = tuple(Finding(f.field, f.finding) for f in body.findings)
-        return written(await handlers.return_entry(resource_code, findings, body.revision, principal, uow))
+        return written(
+            await retried(lambda: handlers.return_entry(resource_code, findings, body.revision, principal, uow))
+        )
 
     @api.post("/{resource_code:path}/approve", response_model=EntryView, summary="Approve and publish")
     async def approve(resource_code: Code, body: TransitionBody, principal: Reviewer) -> EntryView:
         today = today_in_china()
-        return written(await handlers.approve_entry(resource_code, body.revision, principal, uow, today))
+        return written(
+            await retried(lambda: handlers.approve_entry(resource_code, body.revision, principal, uow, today))
+        )
 
     @api.post("/{resource_code:path}/withdraw", response_model=EntryView, summary="Withdraw from the catalog")
     async def withdraw(resource_code: Code, body: WithdrawBody, principal: Withdrawer) -> EntryView:
-        entry = await handlers.withdraw_entry(
-            resource_code, body.reason, body.revision, principal, uow, today_in_china()
+        entry = await retried(
+            lambda: handlers.withdraw_entry(resource_code, body.reason, body.revision, principal, uow, today_in_china())
         )
         return written(entry)
 
@@ -518,8 +525,10 @@ def routers(
     )
     async def report_change(resource_code: Code, body: ChangeBody, principal: Reporter) -> EntryView:
         today = today_in_china()
-        entry = await handlers.report_change(
-            resource_code, body.changed_on or today, body.reason, principal, uow, calendar, today
+        entry = await retried(
+            lambda: handlers.report_change(
+                resource_code, body.changed_on or today, body.reason, principal, uow, calendar, today
+            )
         )
         return written(entry)
 
@@ -529,8 +538,10 @@ def routers(
         summary="The yearly full maintenance found nothing to change: recorded, the next is due a year on",
     )
     async def confirm_maintenance(resource_code: Code, body: MaintenanceBody, principal: Reporter) -> EntryView:
-        entry = await handlers.confirm_maintenance(
-            resource_code, body.note, body.revision, principal, uow, today_in_china()
+        entry = await retried(
+            lambda: handlers.confirm_maintenance(
+                resource_code, body.note, body.revision, principal, uow, today_in_china()
+            )
         )
         return written(entry)
 
@@ -540,7 +551,9 @@ def routers(
         summary="The IT office records the legal basis for sourcing an element provided elsewhere",
     )
     async def source_exception(resource_code: Code, body: SourceExceptionBody, principal: SourceExcepter) -> EntryView:
-        entry = await handlers.record_source_exception(resource_code, body.item, body.legal_basis, principal, uow)
+        entry = await retried(
+            lambda: handlers.record_source_exception(resource_code, body.item, body.legal_basis, principal, uow)
+        )
         return written(entry)
 
     @api.get("/{resource_code:path}/versions/{number}", response_model=VersionView, summary="One version")
@@ -684,8 +697,10 @@ def routers(
 
     @demand_api.post("", status_code=201, response_model=DemandView, summary="Record what the department needs")
     async def file_demand(body: DemandBody, principal: DemandFiler) -> DemandView:
-        demand = await demands.file_demand(
-            body.title, body.description, tuple(body.wanted_items), principal, uow, today_in_china()
+        demand = await retried(
+            lambda: demands.file_demand(
+                body.title, body.description, tuple(body.wanted_items), principal, uow, today_in_china()
+            )
         )
         return DemandView.model_validate(demand, from_attributes=True)
 
@@ -717,17 +732,19 @@ def routers(
 
     @demand_api.post("/{demand_id}/match", response_model=DemandView, summary="The IT office confirms a match")
     async def match(demand_id: Code, body: MatchBody, principal: Matcher) -> DemandView:
-        demand = await demands.confirm_match(demand_id, body.resource_code, body.reason, principal, uow)
+        demand = await retried(
+            lambda: demands.confirm_match(demand_id, body.resource_code, body.reason, principal, uow)
+        )
         return DemandView.model_validate(demand, from_attributes=True)
 
     @demand_api.post("/{demand_id}/unmatch", response_model=DemandView, summary="The IT office undoes a match")
     async def unmatch(demand_id: Code, body: ReasonBody, principal: Settler) -> DemandView:
-        demand = await demands.undo_match(demand_id, body.reason, principal, uow)
+        demand = await retried(lambda: demands.undo_match(demand_id, body.reason, principal, uow))
         return DemandView.model_validate(demand, from_attributes=True)
 
     @demand_api.post("/{demand_id}/cancel", response_model=DemandView, summary="The requester withdraws its demand")
     async def cancel(demand_id: Code, body: ReasonBody, principal: DemandFiler) -> DemandView:
-        demand = await demands.cancel_demand(demand_id, body.reason, principal, uow)
+        demand = await retried(lambda: demands.cancel_demand(demand_id, body.reason, principal, uow))
         return DemandView.model_validate(demand, from_attributes=True)
 
     @demand_api.post(
@@ -736,7 +753,9 @@ def routers(
         summary="The IT office finds the demand cannot be met, citing the legal grounds",
     )
     async def unmeetable(demand_id: Code, body: UnmeetableBody, principal: Settler) -> DemandView:
-        demand = await demands.declare_unmeetable(demand_id, body.reason, body.legal_basis, principal, uow)
+        demand = await retried(
+            lambda: demands.declare_unmeetable(demand_id, body.reason, body.legal_basis, principal, uow)
+        )
         return DemandView.model_validate(demand, from_attributes=True)
 
     return [api, overdue, demand_api]

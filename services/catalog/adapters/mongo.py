@@ -57,6 +57,7 @@ DEMANDS = "catalog_demands"
 ELEMENTS = "catalog_dictionary"  # the data-element dictionary (数据元), one document per element
 ELEMENT_VERSIONS = "catalog_dictionary_versions"  # every recorded state of every element
 CLAIMS = "catalog_source_claims"  # published entries' items that are the source of an element
+DICTIONARY_GUARD = "catalog_dictionary_guard"  # one record every change of the dictionary's names writes
 
 
 async def ensure_indexes(db: AsyncDatabase) -> None:
@@ -64,6 +65,7 @@ async def ensure_indexes(db: AsyncDatabase) -> None:
     await db[DEMANDS].create_index([("status", ASCENDING), ("filed_on", ASCENDING)])
     await db[CLAIMS].create_index([("resource_code", ASCENDING)])
     await db[ELEMENT_VERSIONS].create_index([("identifier", ASCENDING), ("version", ASCENDING)])
+    await db[DICTIONARY_GUARD].update_one({"_id": "names"}, {"$setOnInsert": {"changes": 0}}, upsert=True)
 
 
 def element_doc(e: DataElement) -> dict[str, Any]:
@@ -411,6 +413,18 @@ class MongoCatalogTransaction:
             await self.db[ELEMENTS].update_many(
                 {"_id": {"$in": identifiers}}, {"$inc": {"claim_seq": 1}}, session=self.session
             )
+
+    async def guard_names(self) -> None:
+        await self.db[DICTIONARY_GUARD].update_one(
+            {"_id": "names"}, {"$inc": {"changes": 1}}, upsert=True, session=self.session
+        )
+
+    async def referring_entries(self, elements: list[str]) -> list[str]:
+        if not elements:
+            return []
+        in_force = {"status": VersionStatus.PUBLISHED.value, "content.data_items.refers_to": {"$in": elements}}
+        cursor = self.db[ENTRIES].find({"versions": {"$elemMatch": in_force}}, {"_id": 1}, session=self.session)
+        return sorted([d["_id"] async for d in cursor])
 
     async def save_element(self, element: DataElement, changed_by: str) -> None:
         await self.db[ELEMENTS].replace_one(

@@ -178,6 +178,16 @@ class Dictionary:
         return Dictionary((*kept, *fresh.values()))
 
 
+def check_source(element: DataElement, departments: dict[str, str]) -> None:
+    """An element's source is a department the catalog knows (`departments`: code → name), or none yet."""
+    if element.source_code and element.source_code not in departments:
+        raise worded(
+            InvalidElement("source_code", f"{element.source_code} is not a department the catalog knows"),
+            "catalog.element.source_unknown",
+            code=element.source_code,
+        )
+
+
 def revise(current: DataElement | None, new: DataElement, expected_version: int | None) -> DataElement:
     """The next version of an element; `expected_version` is the version the editor read (None: a new one)."""
     if current is None:
@@ -216,7 +226,8 @@ TYPE_LABELS = {
 
 def read_sheet(table: list[list[object]], departments: dict[str, str]) -> list[DataElement]:
     """Elements from a table in SHEET_COLUMNS layout (header first). The source department is given by its
-    credit code or, left blank, by its name (`departments`: name → code). Every broken row is reported."""
+    credit code or, left blank, by its name (`departments`: name → code, every department the catalog knows; a
+    code not among them is refused). Every broken row is reported."""
     if not table or [str(c or "").strip() for c in table[0][: len(SHEET_COLUMNS)]] != SHEET_COLUMNS:
         raise SheetErrors([f"row 1: the header must be {'、'.join(SHEET_COLUMNS)}"])
     if len(table) == 1:
@@ -232,6 +243,7 @@ def read_sheet(table: list[list[object]], departments: dict[str, str]) -> list[D
     errors: list[str] = []
     found: list[DataElement] = []
     seen: dict[str, int] = {}
+    known = set(departments.values())
     for number, raw in enumerate(table[1:], start=2):
         cells = [str(c if c is not None else "").strip() for c in raw] + [""] * len(SHEET_COLUMNS)
         identifier, name, aliases, definition, type_label, code, department = cells[: len(SHEET_COLUMNS)]
@@ -250,6 +262,9 @@ def read_sheet(table: list[list[object]], departments: dict[str, str]) -> list[D
             if not code:
                 errors.append(f"row {number}: 权威来源部门 {department!r} is not a known department")
                 continue
+        elif code and code not in known:
+            errors.append(f"row {number}: 权威来源部门代码 {code} is not a department the catalog knows")
+            continue
         try:
             found.append(
                 DataElement.define(

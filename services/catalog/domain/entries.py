@@ -112,6 +112,10 @@ class DuplicateSource(Conflict):
     pass
 
 
+class SourceStillReferred(Conflict):
+    pass
+
+
 @dataclass(frozen=True)
 class DataItem:
     """信息项."""

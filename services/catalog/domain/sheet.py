@@ -56,11 +56,21 @@ COLUMNS = [
     "信息项共享类型",
     "信息项不予共享依据",
     "是否敏感",
+    "来源数据元",  # one data, one source: the dictionary element the item is the source of
+    "引用数据元",  # or the element it refers to (provided by another department)
 ]
 ENTRY_COLUMNS = COLUMNS[: COLUMNS.index("信息项名称")]  # the entry's elements: the same on each of its rows
-OPTIONAL = {"信息项不予共享依据"}  # columns a table from an earlier layout may lack
+OPTIONAL = {"信息项不予共享依据", "来源数据元", "引用数据元"}  # columns a table from an earlier layout may lack
 CLASSIFICATION = "分类码"  # import only: where 资源代码 is blank, the classification to number the entry in
-NAME_COLUMNS = {"资源名称", "资源提供方", "资源格式", "保密审查人", "信息项名称"}  # as long as a name; others as a text
+NAME_COLUMNS = {
+    "资源名称",
+    "资源提供方",
+    "资源格式",
+    "保密审查人",
+    "信息项名称",
+    "来源数据元",
+    "引用数据元",
+}  # as long as a name; others as a text
 CATEGORY = {"基础": Category.BASE, "主题": Category.THEME, "部门": Category.DEPARTMENT}
 SHARE = {"无条件共享": ShareType.UNCONDITIONAL, "有条件共享": ShareType.CONDITIONAL, "不予共享": ShareType.NOT_SHARED}
 METHOD = {
@@ -136,6 +146,8 @@ def rows(entries: list[CatalogEntry], provider_names: dict[str, str]) -> list[li
                     _label(SHARE, item.share_type),
                     item.not_shared_basis,
                     "是" if item.sensitive else "否",
+                    item.source_of,
+                    item.refers_to,
                 ]
             )
     return table
@@ -289,6 +301,8 @@ def read(table: list[list[object]], departments: dict[str, str] | None = None) -
                     _pick(SHARE, row["信息项共享类型"], "信息项共享类型", number, errors),
                     row["是否敏感"] == "是",
                     row["信息项不予共享依据"],
+                    source_of=row["来源数据元"],
+                    refers_to=row["引用数据元"],
                 )
             )
     if not grouped and not errors:
