@@ -12,7 +12,7 @@ from common.events import Event
 from common.policy import Principal, Target, authorize
 from common.workdays import WorkingCalendar
 from services.catalog.domain import sheet
-from services.catalog.domain.dictionary import Dictionary, SourceClaim
+from services.catalog.domain.dictionary import Dictionary
 from services.catalog.domain.entries import (
     UPDATE_WORKING_DAYS,
     CatalogEntry,
@@ -36,6 +36,7 @@ from services.catalog.domain.sources import (
     SourceFindings,
     check_exception,
     claimed,
+    claims_of,
     clashes,
     providers,
     source_findings,
@@ -261,8 +262,7 @@ async def approve_entry(
                 "source or leave the link out",
             )
         await tx.save(approved, entry.revision)
-        claims = [SourceClaim(e, entry.provider_code, entry.resource_code) for e in claimed(items)]
-        await tx.replace_claims(entry.resource_code, claims)
+        await tx.replace_claims(entry.resource_code, claims_of(approved))
         published = _event(
             "CatalogEntryPublished",
             entry,

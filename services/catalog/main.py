@@ -17,6 +17,7 @@ from services.catalog.adapters.mongo import (
     CachedDepartmentNames,
     EntryFollower,
     MongoUnitOfWork,
+    derive_claims,
     ensure_indexes,
 )
 from services.catalog.adapters.search import CatalogSearchIndex, SynonymList, merged_synonyms
@@ -28,6 +29,7 @@ def build(settings: CatalogSettings) -> tuple[FastAPI, Runtime]:
     runtime = Runtime.build("catalog", settings)
     uow = MongoUnitOfWork(runtime)
     runtime.setup.append(partial(ensure_indexes, runtime.db))
+    runtime.setup.append(partial(derive_claims, uow))
     record = partial(handlers.record_department, uow=uow)
     runtime.consume(
         "catalog-directory", [DIRECTORY_EVENTS], {"DepartmentRegistered": record, "DepartmentChanged": record}

@@ -45,6 +45,7 @@ from services.catalog.domain.entries import (
     content_digest,
 )
 from services.catalog.domain.search import Viewer, document_of
+from services.catalog.domain.sources import claims_of
 from services.catalog.domain.wording import worded
 from services.catalog.ports import SearchIndex
 
@@ -66,6 +67,29 @@ async def ensure_indexes(db: AsyncDatabase) -> None:
     await db[CLAIMS].create_index([("resource_code", ASCENDING)])
     await db[ELEMENT_VERSIONS].create_index([("identifier", ASCENDING), ("version", ASCENDING)])
     await db[DICTIONARY_GUARD].update_one({"_id": "names"}, {"$setOnInsert": {"changes": 0}}, upsert=True)
+
+
+async def derive_claims(uow: MongoUnitOfWork) -> None:
+    """Start-up migration: entries published before the dictionary existed have no claims; each entry in force
+    claims the elements its items are the source of, as its approval would have. Idempotent (a claim stored is
+    kept), one transaction per entry that re-reads it, so a concurrent withdrawal is never undone. Clashes are
+    not settled here: two departments claiming one element both keep their claims, the later is listed by
+    `/duplicate-sources` until the IT office assigns the element's source."""
+    derived = 0
+    codes = [d["_id"] async for d in uow.runtime.db[ENTRIES].find({"in_force": {"$ne": None}}, {"_id": 1})]
+    for code in codes:
+        async with uow() as tx:
+            entry = await tx.entry(code)
+            if entry is None or entry.in_force is None:
+                continue
+            wanted = claims_of(entry)
+            held = {c.element for c in await tx.source_claims() if c.resource_code == code}
+            missing = [c for c in wanted if c.element not in held]
+            if missing:
+                await tx.replace_claims(code, [c for c in wanted if c.element in held] + missing)
+                derived += len(missing)
+    if derived:
+        log.info("derived %d source claims of entries published before the dictionary", derived)
 
 
 def element_doc(e: DataElement) -> dict[str, Any]:

@@ -103,6 +103,15 @@ def claimed(items: tuple[DataItem, ...]) -> list[str]:
     return list(dict.fromkeys(i.source_of for i in items if i.source_of))
 
 
+def claims_of(entry: CatalogEntry) -> list[SourceClaim]:
+    """What an entry in force claims: the elements its items are the source of (none for another entry)."""
+    if entry.in_force is None:
+        return []
+    return [
+        SourceClaim(e, entry.provider_code, entry.resource_code) for e in claimed(entry.in_force.content.data_items)
+    ]
+
+
 def check_exception(item: str, found: list[SourceClash]) -> None:
     """An exception names a data item of the entry that is flagged, nothing else."""
     if not any(c.item == item for c in found):
