@@ -531,7 +531,7 @@ async def compare_versions(
     code: str, older: int, newer: int, uow: UnitOfWork, viewer: Viewer | None = None
 ) -> dict[str, dict[str, Any]]:
     entry = await get_entry(code, uow, viewer)
-    return diff(entry.version(older).content, entry.version(newer).content)
+    return diff(entry.content_of(older), entry.content_of(newer))
 
 
 async def record_department(event: Event, uow: UnitOfWork) -> None:

@@ -27,7 +27,7 @@ from services.catalog.settings import CatalogSettings
 
 def build(settings: CatalogSettings) -> tuple[FastAPI, Runtime]:
     runtime = Runtime.build("catalog", settings)
-    uow = MongoUnitOfWork(runtime)
+    uow = MongoUnitOfWork(runtime, settings.version_contents_kept)
     runtime.setup.append(partial(ensure_indexes, runtime.db))
     runtime.setup.append(partial(derive_claims, uow))
     record = partial(handlers.record_department, uow=uow)

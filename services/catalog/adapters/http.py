@@ -224,7 +224,16 @@ class VersionView(BaseModel):
     findings: list[FindingView] = Field(description="of the latest return, until the version is published")
     published_on: date | None
     withdrawal: WithdrawalView | None = None
-    content: ContentView
+    content: ContentView = Field(
+        description="the version's content; of an old version whose content is no longer kept, its name only"
+    )
+    content_kept: bool = Field(
+        True,
+        description="false for an old version: an entry keeps the full content of its latest versions "
+        "(CATALOG_VERSION_CONTENTS_KEPT, default 20) and of those in force and being worked on; of the others "
+        "their metadata, name and content_digest",
+    )
+    content_digest: str = Field("", description="SHA-256 of the content no longer kept")
     returns: list[ReviewRoundView] = Field(description="every return for changes, oldest first")
 
     @classmethod

@@ -284,6 +284,8 @@ def entry_doc(entry: CatalogEntry) -> dict[str, Any]:
                 "published_on": _day(v.published_on),
                 "edited_by": list(v.edited_by),
                 "withdrawal": withdrawal_doc(v.withdrawal),
+                "content_kept": v.content_kept,
+                "content_digest": v.content_digest,
                 "returns": [
                     {
                         "reviewed_by": r.reviewed_by,
@@ -324,6 +326,8 @@ def entry_of(doc: dict[str, Any]) -> CatalogEntry:
             published_on=v["published_on"].date() if v["published_on"] else None,
             edited_by=tuple(v.get("edited_by") or [v["compiled_by"]]),
             withdrawal=withdrawal_of(v.get("withdrawal")),
+            content_kept=v.get("content_kept", True),
+            content_digest=v.get("content_digest", ""),
             returns=tuple(
                 ReviewRound(r["reviewed_by"], r["returned_at"], _findings_of(r["findings"]), _returned_digest(r))
                 for r in v.get("returns", [])
@@ -366,7 +370,8 @@ def _findings_of(docs: list[dict[str, str]]) -> tuple[Finding, ...]:
 
 
 class MongoCatalogTransaction:
-    def __init__(self, tx: Transaction) -> None:
+    def __init__(self, tx: Transaction, contents_kept: int = 20) -> None:
+        self.contents_kept = contents_kept  # full contents an entry keeps (CatalogEntry.keeping_contents)
         self.tx = tx
         self.db: AsyncDatabase = tx.db
         self.session: AsyncClientSession = tx.session
@@ -383,7 +388,9 @@ class MongoCatalogTransaction:
 
     async def add(self, entry: CatalogEntry) -> None:
         try:
-            await self.db[ENTRIES].insert_one(entry_doc(entry), session=self.session)
+            await self.db[ENTRIES].insert_one(
+                entry_doc(entry.keeping_contents(self.contents_kept)), session=self.session
+            )
         except DuplicateKeyError:
             raise worded(
                 EntryExists("resource_code", f"{entry.resource_code} is already in the catalog"),
@@ -393,7 +400,9 @@ class MongoCatalogTransaction:
 
     async def save(self, entry: CatalogEntry, expected_revision: int) -> None:
         result = await self.db[ENTRIES].replace_one(
-            {"_id": entry.resource_code, "revision": expected_revision}, entry_doc(entry), session=self.session
+            {"_id": entry.resource_code, "revision": expected_revision},
+            entry_doc(entry.keeping_contents(self.contents_kept)),
+            session=self.session,
         )
         if result.matched_count != 1:
             raise worded(
@@ -492,13 +501,14 @@ class MongoCatalogTransaction:
 
 
 class MongoUnitOfWork:
-    def __init__(self, runtime: Runtime) -> None:
+    def __init__(self, runtime: Runtime, contents_kept: int = 20) -> None:
         self.runtime = runtime
+        self.contents_kept = contents_kept
 
     @asynccontextmanager
     async def __call__(self) -> AsyncIterator[MongoCatalogTransaction]:
         async with self.runtime.transaction() as tx:
-            yield MongoCatalogTransaction(tx)
+            yield MongoCatalogTransaction(tx, self.contents_kept)
 
     async def entry(self, resource_code: str) -> CatalogEntry | None:
         doc = await self.runtime.db[ENTRIES].find_one({"_id": resource_code})

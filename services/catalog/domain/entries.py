@@ -116,6 +116,10 @@ class SourceStillReferred(Conflict):
     pass
 
 
+class ContentNotKept(Conflict):
+    pass
+
+
 @dataclass(frozen=True)
 class DataItem:
     """信息项."""
@@ -406,6 +410,10 @@ class EntryVersion:
     edited_by: tuple[str, ...] = ()
     withdrawal: Withdrawal | None = None
     returns: tuple[ReviewRound, ...] = ()
+    # An old version's full content is not kept (CatalogEntry.keeping_contents): `content` then holds its name
+    # only, `content_digest` the SHA-256 of what it was.
+    content_kept: bool = True
+    content_digest: str = ""
 
     def touched_by(self, person: str) -> EntryVersion:
         editors = self.edited_by or (self.compiled_by,)
@@ -505,6 +513,40 @@ class CatalogEntry:
             code=self.resource_code,
             version=number,
         )
+
+    def keeping_contents(self, keep: int) -> CatalogEntry:
+        """The entry with the full contents of its last `keep` versions, and of the versions in force and being
+        worked on whatever their age; any older version keeps its metadata (status, who, when, review rounds),
+        its name and the digest of its content. The history's size is then bounded, not its length."""
+        kept = {v.version for v in self.versions[-keep:]} | {v.version for v in (self.in_force, self.working) if v}
+        return replace(
+            self,
+            versions=tuple(
+                v
+                if v.version in kept or not v.content_kept
+                else replace(
+                    v,
+                    content=EntryContent(v.content.name),
+                    content_kept=False,
+                    content_digest=content_digest(v.content),
+                )
+                for v in self.versions
+            ),
+        )
+
+    def content_of(self, number: int) -> EntryContent:
+        """The full content of a version, refused when the history no longer keeps it."""
+        version = self.version(number)
+        if not version.content_kept:
+            raise worded(
+                ContentNotKept(
+                    "version", f"the content of version {number} is no longer kept, only its metadata and digest"
+                ),
+                "catalog.entry.content_not_kept",
+                code=self.resource_code,
+                version=number,
+            )
+        return version.content
 
     def maintenance_due(self) -> date | None:
         """A published entry is fully maintained at least once a year (Art. 11 ¶3): republished, or confirmed

@@ -96,6 +96,7 @@ MESSAGES: dict[str, str] = {
     "catalog.entry.classification_full": "该分类下的顺序码已用完",
     # the life of an entry
     "catalog.entry.not_found": "目录中没有资源代码为 {code} 的条目",
+    "catalog.entry.content_not_kept": "条目 {code} 第 {version} 版的完整内容已不再保留，仅保留其记录与摘要值",
     "catalog.entry.version_not_found": "条目 {code} 没有第 {version} 版",
     "catalog.entry.exists": "资源代码 {code} 已在目录中",
     "catalog.entry.exists_import": "以下资源代码已在目录中：{codes}；本次未导入任何条目",
