@@ -574,3 +574,32 @@ async def test_the_catalog_table_and_the_published_event_carry_each_items_links(
         "CatalogEntryPublished", {k: v for k, v in event.payload.items() if k != "item_links"}
     )
     assert codec.decode(old)[1]["item_links"] == []
+
+
+async def test_broken_rows_and_elements_are_told_in_chinese_beside_the_english_rows() -> None:
+    from services.catalog.domain import sheet
+
+    uow = await seeded()
+    header = ["标识符", "标准名称", "同义名称", "定义", "数据类型", "权威来源部门代码", "权威来源部门"]
+    rows = [header, ["DE9007", "", "", "", "字符型", "", ""], ["DE9007", "重复", "", "", "文本", "", "某局"]]
+    with pytest.raises(SheetErrors) as refused:
+        await dictionary.import_elements(rows, OPERATOR, uow)
+    assert refused.value.errors == ["row 2: name an element has a standard name", "row 3: DE9007 is already on row 2"]
+    assert refused.value.message == (
+        "表格有 2 处错误，未导入任何条目：第 2 行：数据元须有标准名称；第 3 行：标识符 DE9007 与第 2 行重复"
+    )
+    with pytest.raises(domain_dictionary.InvalidElement) as invalid:
+        DataElement.define("DE 01", "")
+    assert invalid.value.code == "catalog.element.identifier, catalog.element.name_missing"
+    assert invalid.value.message == "数据元标识符应为 1 至 32 位字母、数字或“.”“_”“-”，如 DE0001；数据元须有标准名称"
+
+    entry = await published(uow, POLICE, "户籍人口基本信息", item("公民身份号码", source_of="DE0101"))
+    table = await handlers.export_catalog(uow)
+    cycle, length = sheet.COLUMNS.index("更新周期"), sheet.COLUMNS.index("数据长度")
+    broken = [table[0], [*table[1][:cycle], "偶尔", *table[1][cycle + 1 :]]]
+    broken[1][0], broken[1][length] = "101001/000090", "十八"
+    with pytest.raises(SheetErrors) as rows_refused:
+        sheet.read(broken)
+    words = rows_refused.value.message or ""
+    assert "第 2 行：数据长度“十八”应为 1 至" in words and "第 2 行：更新周期“偶尔”不是可选的值：实时、每日" in words
+    assert all(e.startswith("row 2: ") for e in rows_refused.value.errors) and entry.in_force is not None

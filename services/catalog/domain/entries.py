@@ -11,14 +11,14 @@ import hashlib
 import json
 import re
 from dataclasses import asdict, dataclass, field, fields, replace
-from dataclasses import field as dataclass_field
 from datetime import UTC, date, datetime
 from enum import StrEnum
 from typing import Any
 
 from common.errors import Conflict, Invalid, NotFound
 from common.identifiers import InvalidIdentifier, validate_credit_code
-from services.catalog.domain.wording import field_label, label, message, worded
+from services.catalog.domain.problems import Problem, refuse
+from services.catalog.domain.wording import field_label, label, worded
 
 RESOURCE_CODE = re.compile(r"(\d)(\d{2})(\d{3})/(\d{6})")  # 类 1, 项 2, 目 3 / 顺序码 6
 CLASSIFICATION = re.compile(r"\d{6}")
@@ -289,24 +289,9 @@ class EntryContent:
         return problems
 
 
-@dataclass(frozen=True)
-class Problem:
-    """One broken rule: the field, the rule in English, its code and the blanks of its Chinese message."""
-
-    field: str
-    rule: str
-    code: str
-    params: dict[str, object] = dataclass_field(default_factory=dict)
-
-
 def check(problems: list[Problem]) -> None:
     """Refuse with every problem at once, naming the fields, and their codes and messages in the same order."""
-    if problems:
-        names = ", ".join(dict.fromkeys(p.field for p in problems))
-        error = InvalidEntry(names, "; ".join(f"{p.field} {p.rule}" for p in problems))
-        error.code = ", ".join(dict.fromkeys(p.code for p in problems))
-        error.message = "；".join(dict.fromkeys(message(p.code, **p.params) for p in problems))
-        raise error
+    refuse(problems, InvalidEntry)
 
 
 @dataclass(frozen=True)

@@ -146,6 +146,12 @@ MESSAGES: dict[str, str] = {
     "catalog.demand.unmeetable_basis": "认定需求无法满足须注明法律、法规或政策依据（第十四条）",
     "catalog.demand.wanted_too_many": "一项需求最多列出 {max} 个所需信息项（您列出了 {count} 个）",
     # the data-element dictionary
+    "catalog.element.identifier": "数据元标识符应为 1 至 32 位字母、数字或“.”“_”“-”，如 DE0001",
+    "catalog.element.name_missing": "数据元须有标准名称",
+    "catalog.element.alias_repeated": "同义名称重复列出",
+    "catalog.element.name_too_long": "标准名称最多 {max} 个字",
+    "catalog.element.definition_too_long": "定义最多 {max} 个字",
+    "catalog.element.source_code": "权威来源部门代码无效：{reason}",
     "catalog.element.aliases_too_many": "一个数据元最多 {max} 个同义名称，每个同义名称最多 {length} 个字",
     "catalog.element.source_unknown": "权威来源部门代码 {code} 不是目录已登记的部门",
     "catalog.element.rows_too_many": "表格有 {count} 个数据元，一次最多导入 {max} 个；请分批导入",
