@@ -238,6 +238,7 @@ async def approve_entry(
         # those touching the elements the version in force claimed and this one releases.
         released = claimed(entry.in_force.content.data_items) if entry.in_force else []
         await tx.guard_elements(sorted({*_involved(items, dictionary), *released}))
+        await _release_claims(tx, entry, keeping=tuple(claimed(items)))
         blocking = unresolved(await _clashes(tx, entry, version), entry.excepted_clashes)
         if blocking:
             providers = {c.existing_provider: await _department(tx, c.existing_provider) for c in blocking}
@@ -382,11 +383,13 @@ async def withdraw_entry(
     return withdrawn
 
 
-async def _release_claims(tx: CatalogTransaction, entry: CatalogEntry) -> None:
-    """A withdrawn entry releases the elements it is the source of; refused while another department's entry in
-    force refers to an element no one else would provide (its reference would stand on nothing). The elements
-    are written first, so an approval referring to one of them at the same time conflicts with this."""
-    released = claimed(entry.in_force.content.data_items) if entry.in_force else []
+async def _release_claims(tx: CatalogTransaction, entry: CatalogEntry, keeping: tuple[str, ...] = ()) -> None:
+    """An entry withdrawn, or republished without some of its sources (`keeping` those it still claims), releases
+    the elements it no longer is the source of; refused while another department's entry in force refers to an
+    element no one else would provide (its reference would stand on nothing). The elements are written first, so
+    an approval referring to one of them at the same time conflicts with this."""
+    claimed_now = claimed(entry.in_force.content.data_items) if entry.in_force else []
+    released = [e for e in claimed_now if e not in keeping]
     if not released:
         return
     await tx.guard_elements(released)

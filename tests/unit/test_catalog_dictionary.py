@@ -603,3 +603,20 @@ async def test_broken_rows_and_elements_are_told_in_chinese_beside_the_english_r
     words = rows_refused.value.message or ""
     assert "第 2 行：数据长度“十八”应为 1 至" in words and "第 2 行：更新周期“偶尔”不是可选的值：实时、每日" in words
     assert all(e.startswith("row 2: ") for e in rows_refused.value.errors) and entry.in_force is not None
+
+
+async def test_a_new_version_dropping_a_source_others_rely_on_is_refused_like_a_withdrawal() -> None:
+    uow = FakeUnitOfWork()
+    uow.names = dict(NAMES)
+    await dictionary.define_element(DataElement.define("DE9008", "车辆识别代号"), OPERATOR, uow)
+    source = await published(uow, TRANSPORT, "车辆登记信息", item("车辆识别代号", source_of="DE9008"))
+    await published(uow, TAX, "车船税信息", item("车辆识别代号", refers_to="DE9008"))
+    compiler = Principal("t.compiler", TRANSPORT, frozenset({Role.CATALOG_COMPILER}))
+    unlinked = replace(COMPLETE, name="车辆登记信息", data_items=(item("车辆识别代号"),))
+    current = uow.stored[source.resource_code]
+    edited = await handlers.edit_entry(source.resource_code, unlinked, current.revision, compiler, uow)
+    await handlers.submit_entry(source.resource_code, edited.revision, compiler, uow)
+    with pytest.raises(Conflict) as refused:
+        await approve(uow, source)
+    assert refused.value.code == "catalog.source.withdrawal_referred"
+    assert [c.element for c in uow.claims] == ["DE9008"]

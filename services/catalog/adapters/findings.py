@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from typing import Any
 
 from pymongo.asynchronous.database import AsyncDatabase
 
@@ -58,7 +57,5 @@ class ChangeFollower:
         async with await watch as stream:
             self.changed()  # whatever happened before the stream opened
             self.caught_up = True
-            change: dict[str, Any]
-            async for change in stream:
-                if change:
-                    self.changed()
+            async for _change in stream:
+                self.changed()
