@@ -3,6 +3,8 @@ know registered as the directory would announce them, ready before the test goes
 
 from __future__ import annotations
 
+import asyncio
+import time
 import uuid
 from pathlib import Path
 
@@ -42,4 +44,22 @@ async def start_catalog(
         services.append(catalog)
     await register_departments(infra, names)
     await catalog.wait_ready()
+    await departments_known(infra, catalog.env["CATALOG_MONGO_DATABASE"], set(names))
     return catalog
+
+
+async def departments_known(infra: Infra, database: str, codes: set[str], timeout: float = 30) -> None:
+    """Wait until the catalog has taken in the directory's events about these departments (names in answers,
+    sources of dictionary elements and providers in imports are checked against them)."""
+    from pymongo import AsyncMongoClient
+
+    from services.catalog.adapters.mongo import DEPARTMENTS
+
+    mongo: AsyncMongoClient = AsyncMongoClient(infra.mongo_uri)
+    try:
+        deadline = time.monotonic() + timeout
+        while await mongo[database][DEPARTMENTS].count_documents({"_id": {"$in": sorted(codes)}}) < len(codes):
+            assert time.monotonic() < deadline, f"the catalog never learnt of all of {sorted(codes)}"
+            await asyncio.sleep(0.1)
+    finally:
+        await mongo.close()
