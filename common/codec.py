@@ -54,7 +54,12 @@ class EventCodec:
 
     @classmethod
     def from_folder(cls, folder: Path = SCHEMA_DIR) -> EventCodec:
-        return cls([load_schema(json.loads(p.read_text(encoding="utf-8"))) for p in sorted(folder.glob("*.avsc"))])
+        """The current schemas, and the earlier versions kept in `history/` as writer schemas only: messages
+        written with them (a compacted topic keeps them) still decode, resolved against the current one."""
+        codec = cls([load_schema(json.loads(p.read_text(encoding="utf-8"))) for p in sorted(folder.glob("*.avsc"))])
+        for earlier in sorted((folder / "history").glob("*.avsc")):
+            codec.add_writer_schema(json.loads(earlier.read_text(encoding="utf-8")))
+        return codec
 
     def add_writer_schema(self, raw: dict[str, Any]) -> None:
         """Accept messages written with an older version of a schema (resolved against the current one)."""

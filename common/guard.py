@@ -73,7 +73,9 @@ async def denied(request: Request, exc: Exception) -> JSONResponse:
             "client": _client(request),
         },
     )
-    return JSONResponse({"detail": exc.reason, "rule": exc.rule, "error": "AccessDenied"}, status_code=403)
+    body = {"detail": exc.reason, "rule": exc.rule, "error": "AccessDenied", "code": "access.denied"}
+    body["message"] = f"无权执行此操作：访问规则 {exc.rule} 不允许您的角色或所在部门执行"
+    return JSONResponse(body, status_code=403)
 
 
 def _client(request: Request) -> str | None:

@@ -236,14 +236,56 @@ async def _invalid_request(_request: Request, exc: Exception) -> JSONResponse:
     """A request that does not fit the route's parameters or body: the same body as a domain's Invalid.
     The offending input is not echoed: it may be huge, hold personal data or not be encodable."""
     assert isinstance(exc, RequestValidationError)
-    problems = [(".".join(str(p) for p in e["loc"]), str(e["msg"])) for e in exc.errors()] or [("request", "invalid")]
+    errors = exc.errors()
+    problems = [(".".join(str(p) for p in e["loc"]), str(e["msg"])) for e in errors] or [("request", "invalid")]
+    worded = [f"{'.'.join(str(p) for p in e['loc'])}：{_in_chinese(e)}" for e in errors] or ["请求无效"]
     body = {
         "detail": "; ".join(f"{where}: {message}" for where, message in problems),
         "error": "RequestValidationError",
         "field": problems[0][0],
         "rule": problems[0][1],
+        "code": "request.invalid",
+        "message": "请求内容不符合要求：" + "；".join(worded),
     }
     return JSONResponse(body, status_code=422)
+
+
+# What FastAPI's (pydantic's) own validation errors say, in Chinese, by the error's type.
+VALIDATION_WORDS = {
+    "missing": "缺少必填项",
+    "string_too_long": "超过长度上限（{max_length}）",
+    "string_too_short": "不能为空或过短",
+    "too_long": "条目过多（最多 {max_length} 个）",
+    "too_short": "条目过少",
+    "int_parsing": "应为整数",
+    "int_type": "应为整数",
+    "float_parsing": "应为数字",
+    "bool_parsing": "应为是或否（true/false）",
+    "date_from_datetime_parsing": "应为日期（YYYY-MM-DD）",
+    "date_parsing": "应为日期（YYYY-MM-DD）",
+    "datetime_parsing": "应为日期时间",
+    "greater_than_equal": "不能小于 {ge}",
+    "less_than_equal": "不能大于 {le}",
+    "greater_than": "应大于 {gt}",
+    "less_than": "应小于 {lt}",
+    "enum": "不是可选的值，可选：{expected}",
+    "literal_error": "不是可选的值，可选：{expected}",
+    "string_pattern_mismatch": "格式不正确",
+    "json_invalid": "不是有效的 JSON",
+    "model_attributes_type": "应为对象",
+    "dict_type": "应为对象",
+    "list_type": "应为列表",
+    "string_type": "应为文本",
+    "extra_forbidden": "不允许的字段",
+}
+
+
+def _in_chinese(error: Any) -> str:
+    words = VALIDATION_WORDS.get(str(error.get("type")), "不符合要求")
+    try:
+        return words.format(**(error.get("ctx") or {}))
+    except (KeyError, IndexError, ValueError):
+        return words.split("（")[0].split("，")[0]
 
 
 async def _http_error(_request: Request, exc: Exception) -> Response:

@@ -71,11 +71,15 @@ async def seed_dictionary(client: httpx.AsyncClient, people: dict) -> int:
     rows = list(csv.reader(DICTIONARY.read_text(encoding="utf-8-sig").splitlines()))
     out = io.StringIO()
     csv.writer(out).writerows([rows[0], *([*r[:5], codes.get(r[6], ""), r[6]] for r in rows[1:])])
-    loaded = await client.post(
-        f"{url('catalog', 8001)}/elements/import",
-        files={"file": ("dictionary.csv", out.getvalue().encode("utf-8"))},
-        headers=operator,
-    )
+    for _ in range(150):  # the catalog refuses a source department it has not yet heard of from the directory
+        loaded = await client.post(
+            f"{url('catalog', 8001)}/elements/import",
+            files={"file": ("dictionary.csv", out.getvalue().encode("utf-8"))},
+            headers=operator,
+        )
+        if loaded.status_code != 422 or "not a department the catalog knows" not in loaded.text:
+            break
+        await asyncio.sleep(0.2)
     loaded.raise_for_status()
     return len(loaded.json())
 

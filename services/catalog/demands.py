@@ -11,7 +11,8 @@ from common.policy import Principal, Target, authorize
 from services.catalog.domain.demands import Candidate, DemandNotFound, DemandStatus, ShareDemand, candidates
 from services.catalog.domain.dictionary import Dictionary
 from services.catalog.domain.entries import VersionStatus
-from services.catalog.domain.search import Facet, SearchQuery
+from services.catalog.domain.search import MAX_LIMIT as MAX_SEARCH_LIMIT
+from services.catalog.domain.search import Facet, SearchHit, SearchQuery, Viewer, as_seen_by
 from services.catalog.domain.wording import worded
 from services.catalog.handlers import not_found
 from services.catalog.ports import DEMAND_EVENTS, CatalogTransaction, SearchIndex, UnitOfWork
@@ -56,19 +57,35 @@ async def get_demand(demand_id: str, uow: UnitOfWork) -> ShareDemand:
     return demand
 
 
-async def suggest(demand_id: str, uow: UnitOfWork, index: SearchIndex) -> list[Candidate]:
+MAX_CANDIDATES = 200  # search hits weighed for a demand; the best of them are paged
+
+
+async def suggest(
+    demand_id: str, uow: UnitOfWork, index: SearchIndex, viewer: Viewer | None, offset: int, limit: int
+) -> tuple[list[Candidate], int]:
+    """One page of the published entries that may meet the demand, best first, and how many there are: the
+    entries search finds for the demand's words (at most MAX_CANDIDATES), as the viewer may read them."""
     demand = await get_demand(demand_id, uow)
     dictionary = await uow.dictionary()
     # The wanted items under every name the dictionary knows them by, so 身份证号 finds 公民身份号码.
     names = dict.fromkeys(n for w in demand.wanted_items for n in (w, *_names(w, dictionary)))
-    words = " ".join((*names, demand.title, demand.description))
-    query = SearchQuery(words[:200], {Facet.STATUS: frozenset({VersionStatus.PUBLISHED})}, match_all=False, limit=50)
+    words = " ".join((*names, demand.title, demand.description))[:200]
+    published: dict[Facet, frozenset[str]] = {Facet.STATUS: frozenset({VersionStatus.PUBLISHED.value})}
+    hits: list[SearchHit] = []
+    while len(hits) < MAX_CANDIDATES:
+        page = min(MAX_SEARCH_LIMIT, MAX_CANDIDATES - len(hits))
+        result = index.search(SearchQuery(words, published, False, len(hits), page, viewer))
+        hits += result.hits
+        if not result.hits or len(hits) >= result.total:
+            break
+    relevance = {h.resource_code: h.score for h in hits}
     found = []
-    for hit in index.search(query).hits:
-        entry = await uow.entry(hit.resource_code)
-        if entry is not None:
-            found.append((entry, hit.score))
-    return candidates(demand, found, dictionary)
+    for entry in await uow.entries_with_codes(list(relevance)):
+        seen = entry if viewer is None else as_seen_by(entry, viewer)
+        if seen is not None:
+            found.append((seen, relevance[entry.resource_code]))
+    ranked = candidates(demand, found, dictionary)
+    return ranked[offset : offset + limit], len(ranked)
 
 
 def _names(wanted: str, dictionary: Dictionary) -> list[str]:

@@ -13,6 +13,7 @@ from services.catalog.domain.dictionary import (
     Dictionary,
     ElementConflict,
     ElementVersion,
+    check_source,
     read_sheet,
     revise,
     sheet_rows,
@@ -53,7 +54,9 @@ async def _store(
 
 async def define_element(element: DataElement, principal: Principal, uow: UnitOfWork) -> DataElement:
     authorize(principal, "catalog.dictionary.edit")
+    check_source(element, await uow.department_names())
     async with uow() as tx:
+        await tx.guard_names()  # first: two definitions at once cannot both admit the same name
         dictionary = await tx.dictionary()
         if dictionary.get(element.identifier) is not None:
             raise ElementConflict("identifier", f"{element.identifier} is already in the dictionary; change it instead")
@@ -65,7 +68,9 @@ async def define_element(element: DataElement, principal: Principal, uow: UnitOf
 async def change_element(element: DataElement, version: int, principal: Principal, uow: UnitOfWork) -> DataElement:
     """A new version of the element: names, definition, type, or the source the IT office assigns."""
     authorize(principal, "catalog.dictionary.edit")
+    check_source(element, await uow.department_names())
     async with uow() as tx:
+        await tx.guard_names()
         dictionary = await tx.dictionary()
         dictionary.require(element.identifier)
         _, stored = await _store(tx, dictionary, element, version, principal.subject)
@@ -82,11 +87,7 @@ async def remove_element(identifier: str, principal: Principal, uow: UnitOfWork)
                 "identifier", f"published entries are the source of {identifier}: {', '.join(sources)}"
             )
         # Read inside the transaction: an approval committed later wrote to the element and conflicts with this.
-        referring = [
-            e.resource_code
-            for e in await uow.entries(provider_code=None, limit=100_000)
-            if e.in_force and any(i.refers_to == identifier for i in e.in_force.content.data_items)
-        ]
+        referring = await tx.referring_entries([identifier])
         if referring:
             raise ElementConflict("identifier", f"published entries refer to {identifier}: {', '.join(referring)}")
         await tx.remove_element(identifier, principal.subject)
@@ -101,6 +102,7 @@ async def import_elements(table: list[list[object]], principal: Principal, uow: 
     names = await uow.department_names()
     elements = await asyncio.to_thread(read_sheet, table, {name: code for code, name in names.items()})
     async with uow() as tx:
+        await tx.guard_names()
         dictionary = await tx.dictionary()
         changed = await asyncio.to_thread(_revisions, dictionary, elements)
         for revised in changed:

@@ -3,6 +3,7 @@ the event of the transition in the same transaction."""
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -11,7 +12,7 @@ from common.events import Event
 from common.policy import Principal, Target, authorize
 from common.workdays import WorkingCalendar
 from services.catalog.domain import sheet
-from services.catalog.domain.dictionary import Dictionary, SourceClaim
+from services.catalog.domain.dictionary import Dictionary
 from services.catalog.domain.entries import (
     UPDATE_WORKING_DAYS,
     CatalogEntry,
@@ -24,6 +25,7 @@ from services.catalog.domain.entries import (
     Finding,
     InvalidEntry,
     Overdue,
+    SourceStillReferred,
     diff,
     resource_code,
     validate_provider_code,
@@ -31,15 +33,27 @@ from services.catalog.domain.entries import (
 from services.catalog.domain.search import Facet, SearchQuery, SearchResult, Viewer, as_seen_by
 from services.catalog.domain.sources import (
     SourceClash,
+    SourceFindings,
     check_exception,
     claimed,
+    claims_of,
     clashes,
+    providers,
+    source_findings,
     unknown_elements,
     unprovided_references,
     unresolved,
 )
 from services.catalog.domain.wording import worded
-from services.catalog.ports import ENTRY_EVENTS, PUBLISHED, CatalogTransaction, DepartmentNames, SearchIndex, UnitOfWork
+from services.catalog.ports import (
+    ENTRY_EVENTS,
+    PUBLISHED,
+    CatalogTransaction,
+    DepartmentNames,
+    FindingsCache,
+    SearchIndex,
+    UnitOfWork,
+)
 
 PRODUCER = "catalog"
 
@@ -220,8 +234,11 @@ async def approve_entry(
         items = version.content.data_items
         dictionary = await tx.dictionary()
         # Claim first: concurrent approvals, element changes and removals touching these elements conflict with
-        # this transaction, so two departments cannot both become an element's first claimant unseen.
-        await tx.guard_elements(_involved(items, dictionary))
+        # this transaction, so two departments cannot both become an element's first claimant unseen; and so do
+        # those touching the elements the version in force claimed and this one releases.
+        released = claimed(entry.in_force.content.data_items) if entry.in_force else []
+        await tx.guard_elements(sorted({*_involved(items, dictionary), *released}))
+        await _release_claims(tx, entry, keeping=tuple(claimed(items)))
         blocking = unresolved(await _clashes(tx, entry, version), entry.excepted_clashes)
         if blocking:
             providers = {c.existing_provider: await _department(tx, c.existing_provider) for c in blocking}
@@ -246,8 +263,7 @@ async def approve_entry(
                 "source or leave the link out",
             )
         await tx.save(approved, entry.revision)
-        claims = [SourceClaim(e, entry.provider_code, entry.resource_code) for e in claimed(items)]
-        await tx.replace_claims(entry.resource_code, claims)
+        await tx.replace_claims(entry.resource_code, claims_of(approved))
         published = _event(
             "CatalogEntryPublished",
             entry,
@@ -296,6 +312,11 @@ def published_payload(entry: CatalogEntry, version: EntryVersion, provider_name:
         "open_attribute": c.open_attribute.value,
         "related_codes": list(c.related_codes),
         "confidentiality_reviewed_on": review.reviewed_on if review else None,
+        "item_links": [
+            {"item": i.name, "source_of": i.source_of, "refers_to": i.refers_to}
+            for i in c.data_items
+            if i.source_of or i.refers_to
+        ],
     }
 
 
@@ -319,25 +340,20 @@ async def record_source_exception(
 
 
 async def duplicate_sources(
-    uow: UnitOfWork, viewer: Viewer | None = None
+    uow: UnitOfWork, viewer: Viewer | None = None, kept: FindingsCache | None = None
 ) -> list[tuple[CatalogEntry, SourceClash, str | None]]:
     """Entries whose working or published version collects an element another department provides, with the
     legal exception where one is recorded; by resource code, then item. A viewer sees only what it may read
-    of each entry (another department's version in force only)."""
-    dictionary, claims = await uow.dictionary(), await uow.source_claims()
-    found = []
-    for stored in await uow.entries(provider_code=None, limit=100_000, viewer=viewer):
-        entry = stored if viewer is None else as_seen_by(stored, viewer)
-        if entry is None:
-            continue
-        version = entry.working or entry.in_force
-        if version is None:
-            continue
-        bases = dict(entry.source_exceptions)
-        for clash in clashes(entry.provider_code, entry.resource_code, version.content.data_items, dictionary, claims):
-            covered = (clash.item, clash.element, clash.kind.value) in entry.excepted_clashes
-            found.append((entry, clash, bases.get(clash.item) if covered else None))
-    return sorted(found, key=lambda f: (f[0].resource_code, f[1].item))
+    of each entry (another department's version in force only, its excepted clashes not at all). With `kept`,
+    the findings are computed once and kept until the catalog or the dictionary changes."""
+
+    async def compute() -> SourceFindings:
+        dictionary, claims = await uow.dictionary(), await uow.source_claims()
+        entries = await uow.entries(provider_code=None, limit=1_000_000)
+        return await asyncio.to_thread(source_findings, entries, dictionary, claims)  # CPU-bound: off the loop
+
+    findings = await (kept.get(compute) if kept is not None else compute())
+    return findings.seen_by(viewer)
 
 
 async def withdraw_entry(
@@ -347,6 +363,7 @@ async def withdraw_entry(
         entry = await _load(tx, code)
         authorize(principal, "catalog.entry.withdraw", Target(department_code=entry.provider_code))
         withdrawn, version = entry.withdraw(reason, principal.subject, today, revision)
+        await _release_claims(tx, entry)
         await tx.save(withdrawn, entry.revision)
         tx.emit(
             ENTRY_EVENTS,
@@ -364,6 +381,34 @@ async def withdraw_entry(
         tx.emit_tombstone(PUBLISHED, entry.resource_code)  # the compacted catalog forgets it
         await tx.replace_claims(entry.resource_code, [])  # a withdrawn source releases its claims
     return withdrawn
+
+
+async def _release_claims(tx: CatalogTransaction, entry: CatalogEntry, keeping: tuple[str, ...] = ()) -> None:
+    """An entry withdrawn, or republished without some of its sources (`keeping` those it still claims), releases
+    the elements it no longer is the source of; refused while another department's entry in force refers to an
+    element no one else would provide (its reference would stand on nothing). The elements are written first, so
+    an approval referring to one of them at the same time conflicts with this."""
+    claimed_now = claimed(entry.in_force.content.data_items) if entry.in_force else []
+    released = [e for e in claimed_now if e not in keeping]
+    if not released:
+        return
+    await tx.guard_elements(released)
+    dictionary = await tx.dictionary()
+    others = [c for c in await tx.source_claims() if c.resource_code != entry.resource_code]
+    orphaned = [e for e in released if (element := dictionary.get(e)) is not None and not providers(element, others)]
+    referring = [c for c in await tx.referring_entries(orphaned) if c != entry.resource_code]
+    if referring:
+        raise worded(
+            SourceStillReferred(
+                "resource_code",
+                f"entries in force refer to {', '.join(orphaned)}, which only {entry.resource_code} provides: "
+                f"{', '.join(referring)}; the IT office assigns the element another source first, or those "
+                "entries drop the reference",
+            ),
+            "catalog.source.withdrawal_referred",
+            elements="、".join(orphaned),
+            codes="、".join(referring),
+        )
 
 
 async def report_change(
@@ -424,11 +469,14 @@ async def confirm_maintenance(
 
 
 async def overdue_entries(
-    uow: UnitOfWork, today: date, provider_code: str | None = None
+    uow: UnitOfWork, today: date, provider_code: str | None = None, viewer: Viewer | None = None
 ) -> list[tuple[CatalogEntry, Overdue]]:
-    """Longest overdue first; ties by resource code and kind."""
-    entries = await uow.entries(provider_code=provider_code, limit=100_000)
-    found = [(entry, o) for entry in entries for o in entry.overdue(today)]
+    """Longest overdue first; ties by resource code and kind. A viewer sees the entries as it may read them
+    (`as_seen_by`): another department's deadlines are not its to see, so only its own department's entries
+    and, for oversight, everyone's."""
+    entries = await uow.entries(provider_code=provider_code, limit=1_000_000, viewer=viewer)
+    seen = entries if viewer is None else [e for e in (as_seen_by(s, viewer) for s in entries) if e is not None]
+    found = [(entry, o) for entry in seen for o in entry.overdue(today)]
     return sorted(found, key=lambda f: (f[1].due_on, f[0].resource_code, f[1].kind.value))
 
 
@@ -486,7 +534,7 @@ async def compare_versions(
     code: str, older: int, newer: int, uow: UnitOfWork, viewer: Viewer | None = None
 ) -> dict[str, dict[str, Any]]:
     entry = await get_entry(code, uow, viewer)
-    return diff(entry.version(older).content, entry.version(newer).content)
+    return diff(entry.content_of(older), entry.content_of(newer))
 
 
 async def record_department(event: Event, uow: UnitOfWork) -> None:

@@ -11,7 +11,15 @@ from common.http import create_app, run_service
 from common.runtime import Runtime
 from services.catalog import dictionary, handlers
 from services.catalog.adapters import dictionary_http, http
-from services.catalog.adapters.mongo import CachedDepartmentNames, EntryFollower, MongoUnitOfWork, ensure_indexes
+from services.catalog.adapters.findings import ChangeFollower, KeptFindings
+from services.catalog.adapters.mongo import (
+    ELEMENTS,
+    CachedDepartmentNames,
+    EntryFollower,
+    MongoUnitOfWork,
+    derive_claims,
+    ensure_indexes,
+)
 from services.catalog.adapters.search import CatalogSearchIndex, SynonymList, merged_synonyms
 from services.catalog.ports import DIRECTORY_EVENTS
 from services.catalog.settings import CatalogSettings
@@ -19,8 +27,9 @@ from services.catalog.settings import CatalogSettings
 
 def build(settings: CatalogSettings) -> tuple[FastAPI, Runtime]:
     runtime = Runtime.build("catalog", settings)
-    uow = MongoUnitOfWork(runtime)
+    uow = MongoUnitOfWork(runtime, settings.version_contents_kept)
     runtime.setup.append(partial(ensure_indexes, runtime.db))
+    runtime.setup.append(partial(derive_claims, uow))
     record = partial(handlers.record_department, uow=uow)
     runtime.consume(
         "catalog-directory", [DIRECTORY_EVENTS], {"DepartmentRegistered": record, "DepartmentChanged": record}
@@ -38,14 +47,20 @@ def build(settings: CatalogSettings) -> tuple[FastAPI, Runtime]:
         index.use_synonyms(merged_synonyms(maintained, await dictionary.alias_groups(uow)))
 
     runtime.every("synonyms", settings.synonyms_refresh_seconds, refresh_synonyms)
-    follower = EntryFollower(runtime.db, index)
+    findings = KeptFindings()
+    follower = EntryFollower(runtime.db, index, findings.invalidate)
     runtime.follow("search-index", follower.run, lambda: follower.caught_up)
+    elements = ChangeFollower(runtime.db, ELEMENTS, findings.invalidate)
+    runtime.follow("dictionary-changes", elements.run, lambda: elements.caught_up)
     app = create_app(
         runtime,
         title="Catalog",
         description="The city's shared data catalog (Art. 9–12): entries, their lifecycle, the data-element "
         "dictionary and share demands.",
-        routers=[*http.routers(uow, runtime.calendar, index, CachedDepartmentNames(uow)), dictionary_http.router(uow)],
+        routers=[
+            *http.routers(uow, runtime.calendar, index, CachedDepartmentNames(uow), findings),
+            dictionary_http.router(uow, findings),
+        ],
     )
     return app, runtime
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from contextlib import AbstractAsyncContextManager
 from typing import Protocol
 
@@ -11,6 +11,7 @@ from services.catalog.domain.demands import DemandStatus, ShareDemand
 from services.catalog.domain.dictionary import DataElement, Dictionary, ElementVersion, SourceClaim
 from services.catalog.domain.entries import CatalogEntry
 from services.catalog.domain.search import SearchDocument, SearchQuery, SearchResult, Synonyms, Viewer
+from services.catalog.domain.sources import SourceFindings
 
 ENTRY_EVENTS = "catalog.entry-events"
 PUBLISHED = "catalog.published"  # compacted: the catalog in force, keyed by resource code
@@ -54,6 +55,15 @@ class CatalogTransaction(Protocol):
         conflict and one of them fails (transient: retried, it sees the other's result)."""
         ...
 
+    async def guard_names(self) -> None:
+        """Write to one record every change of the dictionary writes, so that two changes checking names against
+        each other at once conflict and one of them fails (transient: retried, it sees the other's names)."""
+        ...
+
+    async def referring_entries(self, elements: list[str]) -> list[str]:
+        """Resource codes of entries whose version in force has an item referring to one of `elements`."""
+        ...
+
     async def save_element(self, element: DataElement, changed_by: str) -> None:
         """Store the element's new version, keeping the earlier ones."""
         ...
@@ -82,6 +92,10 @@ class UnitOfWork(Protocol):
         ...
 
     async def count_entries(self, *, provider_code: str | None, viewer: Viewer | None = None) -> int: ...
+
+    async def entries_with_codes(self, codes: list[str]) -> list[CatalogEntry]:
+        """The stored entries of these resource codes (those that exist), in one read."""
+        ...
 
     async def dictionary(self) -> Dictionary: ...
 
@@ -125,3 +139,12 @@ class AliasSource(Protocol):
     dictionary's standard names with their aliases. Each group is a few words; any of them finds the others."""
 
     def alias_groups(self) -> Iterable[Iterable[str]]: ...
+
+
+class FindingsCache(Protocol):
+    """The one-data-one-source findings over the whole catalog, computed once and kept until an entry or an
+    element changes (on any replica)."""
+
+    async def get(self, compute: Callable[[], Awaitable[SourceFindings]]) -> SourceFindings: ...
+
+    def invalidate(self) -> None: ...

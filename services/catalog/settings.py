@@ -12,3 +12,10 @@ class CatalogSettings(ServiceSettings):
     synonyms_refresh_seconds: float = Field(
         default=60, gt=0, description="how often search takes up the data-element dictionary's aliases"
     )
+    version_contents_kept: int = Field(
+        default=20,
+        ge=2,
+        le=30,
+        description="an entry keeps the full content of this many latest versions (and of those in force and being "
+        "worked on); older ones as metadata and the content's digest",
+    )

@@ -200,6 +200,8 @@ async def test_share_demands_are_matched_by_the_it_office_and_unmet_ones_listed(
     operator = bearer(credit_code("360800", 7003), Role.IT_OFFICE_OPERATOR, subject="it.operator")
     async with httpx.AsyncClient(base_url=catalog.url) as client:
         code = await publish_entry(client, "101003")
+        second = await publish_entry(client, "101003")
+        third = await publish_entry(client, "101003")
 
         wanted = {
             "title": "企业登记信息",
@@ -209,8 +211,14 @@ async def test_share_demands_are_matched_by_the_it_office_and_unmet_ones_listed(
         demand = (await client.post("/demands", headers=requester, json=wanted)).json()
         other = (await client.post("/demands", headers=requester, json={"title": "林地资源数据"})).json()
         assert demand["status"] == "OPEN" and demand["requester_code"] == credit_code("360800", 7002)
-        candidates = (await client.get(f"/demands/{demand['demand_id']}/candidates", headers=operator)).json()
-        assert candidates[0]["resource_code"] == code and candidates[0]["covered_items"] == ["统一社会信用代码"]
+        path = f"/demands/{demand['demand_id']}/candidates"
+        candidates = (await client.get(path, headers=operator)).json()["items"]
+        assert [c["resource_code"] for c in candidates] == [code, second, third]  # equal ranks: by resource code
+        assert candidates[0]["covered_items"] == ["统一社会信用代码"]
+        # paged as every list: a total, and pages that walk the same order
+        page = (await client.get(path, params={"offset": 1, "limit": 1}, headers=requester)).json()
+        assert (page["total"], page["offset"], page["limit"]) == (3, 1, 1)
+        assert [c["resource_code"] for c in page["items"]] == [second]
         refused = await client.post(
             f"/demands/{demand['demand_id']}/match", headers=requester, json={"resource_code": code}
         )

@@ -8,6 +8,7 @@ import httpx
 
 from services.catalog.domain import sheet
 from services.catalog.domain.entries import MAX_CONTENT_BYTES
+from tests.integration import catalog_process
 from tests.integration.test_catalog import ADMIN, COMPILER, COMPLETE, PROVIDER, REVIEWER
 from tests.integration.test_catalog_review import NAMES, start_catalog
 
@@ -117,3 +118,45 @@ async def test_an_entrys_document_stays_bounded(infra, topics, services, tmp_pat
         assert refused.json()["code"] == "catalog.entry.too_large" and refused.json()["field"] == "content"
         listed = await call("GET", "/entries", COMPILER)
         assert listed["total"] == 1
+
+
+async def test_old_versions_are_kept_as_metadata_and_digest(infra, topics, services, tmp_path) -> None:
+    """With CATALOG_VERSION_CONTENTS_KEPT=2, a fourth version leaves the first two as their metadata, name and
+    digest, in the stored document and over the API; their diff is refused with the reason."""
+    from pymongo import AsyncMongoClient
+
+    from services.catalog.adapters.mongo import ENTRIES
+
+    catalog = await catalog_process.start_catalog(infra, services, tmp_path, NAMES, version_contents_kept="2")
+    async with httpx.AsyncClient(base_url=catalog.url) as client:
+
+        async def call(method: str, path: str, who: dict, body: dict | None = None, status: int = 200) -> dict:
+            response = await client.request(method, path, json=body, headers=who)
+            assert response.status_code == status, response.text
+            return response.json()
+
+        entry = await call(
+            "POST", "/entries", COMPILER, {"classification": "101032", "provider_code": PROVIDER, **COMPLETE}, 201
+        )
+        code = entry["resource_code"]
+        for n in range(4):
+            if n:
+                body = {**COMPLETE, "abstract": f"第{n + 1}版摘要", "revision": entry["revision"]}
+                entry = await call("PUT", f"/entries/{code}/draft", COMPILER, body)
+            entry = await call("POST", f"/entries/{code}/submit", COMPILER, {"revision": entry["revision"]})
+            entry = await call("POST", f"/entries/{code}/approve", REVIEWER, {"revision": entry["revision"]})
+        first = await call("GET", f"/entries/{code}/versions/1", COMPILER)
+        assert first["content_kept"] is False and len(first["content_digest"]) == 64
+        assert first["content"]["name"] == COMPLETE["name"] and first["content"]["data_items"] == []
+        assert first["status"] == "SUPERSEDED" and first["reviewed_by"] == "wang.reviewer"
+        third = await call("GET", f"/entries/{code}/versions/3", COMPILER)
+        assert third["content_kept"] is True and third["content"]["abstract"] == "第3版摘要"
+        answer = await client.get(f"/entries/{code}/diff", params={"from": 1, "to": 4}, headers=COMPILER)
+        assert answer.status_code == 409 and answer.json()["code"] == "catalog.entry.content_not_kept"
+        assert "第 1 版" in answer.json()["message"]
+        assert "abstract" in await call("GET", f"/entries/{code}/diff?from=3&to=4", COMPILER)
+    mongo = AsyncMongoClient(infra.mongo_uri)
+    stored = await mongo[catalog.env["CATALOG_MONGO_DATABASE"]][ENTRIES].find_one({"_id": code})
+    await mongo.close()
+    assert stored is not None
+    assert [bool(v["content"]["data_items"]) for v in stored["versions"]] == [False, False, True, True]

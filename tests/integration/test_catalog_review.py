@@ -1,19 +1,15 @@
 """Review and deadlines people can work with, and errors, facets and lists in people's words, through the
 running catalog (issue 14, §5 and §8)."""
 
-import uuid
-
 import httpx
 
 from common.calendar_source import build_calendar
 from common.clock import today_in_china
 from common.codec import EventCodec
-from common.events import Event
-from common.kafka import KafkaPublisher
 from common.policy import Role
-from common.topics import load_topics
 from services.directory.demo_data import credit_code
-from tests.integration.conftest import ServiceProcess, headers_of, read_topic, settings_for
+from tests.integration import catalog_process
+from tests.integration.conftest import ServiceProcess, headers_of, read_topic
 from tests.integration.test_catalog import ADMIN, COMPILER, COMPLETE, PROVIDER, REVIEWER, publish_entry
 from tests.tokens import bearer
 
@@ -25,16 +21,7 @@ NAMES = {PROVIDER: "吉安市市场监督管理局", OTHER: "吉安市人力资�
 
 
 async def start_catalog(infra, services, tmp_path) -> ServiceProcess:
-    catalog = ServiceProcess("catalog", infra, tmp_path, mongo_database=f"cat_{uuid.uuid4().hex[:8]}").start()
-    services.append(catalog)
-    publisher = KafkaPublisher(settings_for(infra), EventCodec.from_folder(), load_topics())
-    await publisher.start()
-    for code, name in NAMES.items():
-        registered = {"department_code": code, "name": name, "level": "CITY", "parent_code": None}
-        await publisher.publish("directory.events", Event("DepartmentRegistered", code, registered, "directory"))
-    await publisher.stop()
-    await catalog.wait_ready()
-    return catalog
+    return await catalog_process.start_catalog(infra, services, tmp_path, NAMES)
 
 
 async def test_review_findings_deadlines_and_maintenance_over_http(infra, topics, services, tmp_path) -> None:

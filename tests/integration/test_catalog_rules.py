@@ -8,14 +8,11 @@ from datetime import date, timedelta
 
 import httpx
 
-from common.codec import EventCodec
-from common.events import Event
-from common.kafka import KafkaPublisher
 from common.policy import Role
-from common.topics import load_topics
 from services.catalog.domain import sheet
 from services.directory.demo_data import credit_code
-from tests.integration.conftest import ServiceProcess, settings_for
+from tests.integration.catalog_process import start_catalog
+from tests.integration.conftest import ServiceProcess
 from tests.integration.test_catalog import ADMIN, COMPILER, COMPLETE, PROVIDER, REVIEWER, publish_entry
 from tests.tokens import bearer
 
@@ -136,12 +133,7 @@ def _csv(table: list[list[str]], encoding: str) -> dict:
 
 
 async def test_tables_are_checked_on_import(infra, topics, services, tmp_path) -> None:
-    publisher = KafkaPublisher(settings_for(infra), EventCodec.from_folder(), load_topics())
-    await publisher.start()
-    registered = {"department_code": PROVIDER, "name": "吉安市市场监督管理局", "level": "CITY", "parent_code": None}
-    await publisher.publish("directory.events", Event("DepartmentRegistered", PROVIDER, registered, "directory"))
-    await publisher.stop()
-    catalog = await catalog_of(infra, services, tmp_path)
+    catalog = await start_catalog(infra, services, tmp_path, {PROVIDER: "吉安市市场监督管理局"})
     async with httpx.AsyncClient(base_url=catalog.url) as client:
 
         async def refused(files: dict) -> str:

@@ -8,15 +8,11 @@ from dataclasses import replace
 import httpx
 import pytest
 
-from common.codec import EventCodec
-from common.events import Event
-from common.kafka import KafkaPublisher
 from common.policy import Role
-from common.topics import load_topics
 from services.catalog.domain.dictionary import DataElement
 from services.catalog.domain.entries import CatalogEntry, Category, DataItem, EntryContent, ItemType, VersionStatus
 from services.directory.demo_data import credit_code
-from tests.integration.conftest import ServiceProcess, settings_for
+from tests.integration.catalog_process import start_catalog
 from tests.tokens import bearer
 
 MARKET, HR, HEALTH, LAND, POLICE = (credit_code("360800", n) for n in (7101, 7102, 7103, 7104, 7105))
@@ -83,14 +79,7 @@ async def catalog(infra, topics, tmp_path_factory):
     credit = DataElement.define("DE0201", "统一社会信用代码", aliases=("企业组织机构代码",))
     await mongo[database][ELEMENTS].insert_one(element_doc(credit))
     await mongo.close()
-    process = ServiceProcess("catalog", infra, tmp_path_factory.mktemp("search"), mongo_database=database).start()
-    publisher = KafkaPublisher(settings_for(infra), EventCodec.from_folder(), load_topics())
-    await publisher.start()
-    for code, name in NAMES.items():
-        registered = {"department_code": code, "name": name, "level": "CITY", "parent_code": None}
-        await publisher.publish("directory.events", Event("DepartmentRegistered", code, registered, "directory"))
-    await publisher.stop()
-    await process.wait_ready()
+    process = await start_catalog(infra, None, tmp_path_factory.mktemp("search"), NAMES, database)
     async with httpx.AsyncClient(base_url=process.url) as client:
         for _ in range(200):  # the directory's events reach the catalog's consumer
             hits = (await client.get("/search", params={"q": "信息"}, headers=READER)).json()["hits"]

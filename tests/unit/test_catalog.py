@@ -78,6 +78,15 @@ class FakeTransaction:
 
     async def guard_elements(self, identifiers: list[str]) -> None: ...  # transactions here never overlap
 
+    async def guard_names(self) -> None: ...
+
+    async def referring_entries(self, elements: list[str]) -> list[str]:
+        return sorted(
+            code
+            for code, e in self.entries.items()
+            if e.in_force and any(i.refers_to in elements for i in e.in_force.content.data_items)
+        )
+
     async def save_element(self, element: DataElement, changed_by: str) -> None:
         # stored as given, as the database does: the handler checked its names
         kept = (e for e in self.elements.elements if e.identifier != element.identifier)
@@ -148,6 +157,9 @@ class FakeUnitOfWork:
 
     async def count_entries(self, *, provider_code: str | None, viewer: Viewer | None = None) -> int:
         return len(await self.entries(provider_code=provider_code, limit=len(self.stored), viewer=viewer))
+
+    async def entries_with_codes(self, codes: list[str]) -> list[CatalogEntry]:
+        return [self.stored[c] for c in codes if c in self.stored]
 
     async def dictionary(self) -> Dictionary:
         return self.elements

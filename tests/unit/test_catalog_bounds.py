@@ -121,3 +121,40 @@ async def test_content_over_the_byte_budget_is_refused_naming_its_size() -> None
     assert uow.stored == {}
     fits = replace(COMPLETE, data_items=items[:80])  # 480 KB
     assert await handlers.draft_entry(handlers.DraftEntry(PROVIDER, fits, classification="101001"), COMPILER, uow)
+
+
+def test_old_versions_keep_their_metadata_and_digest_not_their_content() -> None:
+    from datetime import date
+
+    from services.catalog.domain.entries import (
+        CatalogEntry,
+        ContentNotKept,
+        DataItem,
+        ItemType,
+        content_digest,
+    )
+    from tests.unit.test_catalog import COMPLETE, PROVIDER
+
+    entry = CatalogEntry.draft("101001/000001", PROVIDER, COMPLETE, "li.compiler")
+    contents = []
+    for n in range(1, 6):
+        content = replace(COMPLETE, name=f"企业登记信息{n}", data_items=(DataItem(f"项{n}", ItemType.STRING),))
+        contents.append(content)
+        entry = entry.edit(content, "li.compiler", None)
+        entry, _ = entry.submit(None)
+        entry, _ = entry.approve("wang.reviewer", date(2026, 11, n), None)
+    entry = entry.edit(replace(COMPLETE, name="企业登记信息（修订中）"), "li.compiler", None)  # version 6, a draft
+    kept = entry.keeping_contents(2)
+    assert [v.content_kept for v in kept.versions] == [False, False, False, False, True, True]
+    old = kept.version(2)
+    assert old.content.name == "企业登记信息2" and old.content.data_items == ()
+    assert old.content_digest == content_digest(contents[1]) and old.published_on == date(2026, 11, 2)
+    assert old.reviewed_by == "wang.reviewer" and old.status.value == "SUPERSEDED"
+    assert kept.in_force is not None and kept.in_force.content == contents[4]  # in force: kept whatever its age
+    assert kept.keeping_contents(2) == kept  # trimming again changes nothing
+    with pytest.raises(ContentNotKept) as refused:
+        kept.content_of(2)
+    assert refused.value.code == "catalog.entry.content_not_kept"
+    assert kept.content_of(5) == contents[4]
+    # the version in force stays whole even when more than `keep` newer versions came and went
+    assert entry.keeping_contents(1).in_force == entry.in_force

@@ -494,3 +494,129 @@ def test_a_demand_names_at_most_50_wanted_items() -> None:
         demand(*(f"信息项{n}" for n in range(MAX_WANTED_ITEMS + 1)))
     assert refused.value.field == "wanted_items" and refused.value.code == "catalog.demand.wanted_too_many"
     assert refused.value.message == "一项需求最多列出 50 个所需信息项（您列出了 51 个）"
+
+
+async def test_an_elements_source_must_be_a_department_the_catalog_knows() -> None:
+    uow = await seeded()
+    stranger = credit_code("360800", 99)  # a valid credit code the directory never announced
+    with pytest.raises(domain_dictionary.InvalidElement) as refused:
+        await dictionary.define_element(DataElement.define("DE9004", "船舶登记号", source_code=stranger), OPERATOR, uow)
+    assert refused.value.code == "catalog.element.source_unknown" and stranger in (refused.value.message or "")
+    element = await dictionary.define_element(DataElement.define("DE9004", "船舶登记号"), OPERATOR, uow)
+    with pytest.raises(domain_dictionary.InvalidElement, match="not a department the catalog knows"):
+        await dictionary.change_element(replace(element, source_code=stranger), 1, OPERATOR, uow)
+    header = ["标识符", "标准名称", "同义名称", "定义", "数据类型", "权威来源部门代码", "权威来源部门"]
+    with pytest.raises(SheetErrors, match=f"row 2: 权威来源部门代码 {stranger} is not a department"):
+        await dictionary.import_elements(
+            [header, ["DE9005", "渔船编号", "", "", "字符型", stranger, ""]], OPERATOR, uow
+        )
+    assert uow.elements.get("DE9005") is None and uow.elements.require("DE9004").source_code == ""
+
+
+async def test_a_source_is_not_withdrawn_while_others_refer_to_what_only_it_provides() -> None:
+    uow = FakeUnitOfWork()
+    uow.names = dict(NAMES)
+    await dictionary.define_element(DataElement.define("DE9006", "道路运输证号"), OPERATOR, uow)
+    source = await published(uow, TRANSPORT, "道路运输证信息", item("道路运输证号", source_of="DE9006"))
+    referring = await published(uow, TAX, "运输企业纳税信息", item("道路运输证号", refers_to="DE9006"))
+    admin = Principal("t.admin", TRANSPORT, frozenset({Role.DATA_ADMINISTRATOR}))
+
+    async def withdraw() -> CatalogEntry:
+        current = uow.stored[source.resource_code]
+        return await handlers.withdraw_entry(source.resource_code, "停止采集", current.revision, admin, uow, TODAY)
+
+    with pytest.raises(Conflict) as refused:
+        await withdraw()
+    assert refused.value.code == "catalog.source.withdrawal_referred"
+    assert referring.resource_code in (refused.value.message or "") and "DE9006" in refused.value.rule
+    assert uow.stored[source.resource_code].in_force is not None and uow.claims
+    # Once the IT office assigns the element a source, the reference stands on that department: withdrawal goes.
+    element = uow.elements.require("DE9006")
+    await dictionary.change_element(replace(element, source_code=TRANSPORT), element.version, OPERATOR, uow)
+    assert (await withdraw()).in_force is None and uow.claims == []
+
+
+async def test_the_catalog_table_and_the_published_event_carry_each_items_links() -> None:
+    import json
+
+    from common.codec import SCHEMA_DIR, EventCodec, load_schema
+    from services.catalog.domain import sheet
+
+    uow = await seeded()
+    await published(uow, POLICE, "户籍人口基本信息", item("公民身份号码", source_of="DE0101"))
+    insured = await published(
+        uow, HR, "参保人员信息", item("公民身份号码", refers_to="DE0101"), item("参保状态", source_of="DE0301")
+    )
+    table = await handlers.export_catalog(uow)
+    source, reference = sheet.COLUMNS.index("来源数据元"), sheet.COLUMNS.index("引用数据元")
+    rows = {(r[0], r[sheet.COLUMNS.index("信息项名称")]): (r[source], r[reference]) for r in table[1:]}
+    assert rows[insured.resource_code, "公民身份号码"] == ("", "DE0101")
+    assert rows[insured.resource_code, "参保状态"] == ("DE0301", "")
+    # imported again, the items keep their links
+    again = [table[0], *[["102001/000009", *r[1:]] for r in table[1:] if r[0] == insured.resource_code]]
+    [imported] = sheet.read(again)
+    assert imported.content.data_items == insured.in_force.content.data_items  # type: ignore[union-attr]
+
+    [event] = [
+        e
+        for _, e in uow.events
+        if not isinstance(e, str) and e.event_type == "CatalogEntryPublished" and e.key == insured.resource_code
+    ][:1]
+    codec = EventCodec.from_folder()
+    _, decoded = codec.decode(codec.encode("CatalogEntryPublished", event.payload))
+    assert decoded["item_links"] == [
+        {"item": "公民身份号码", "source_of": "", "refers_to": "DE0101"},
+        {"item": "参保状态", "source_of": "DE0301", "refers_to": ""},
+    ]
+    # a message written before links were carried (the compacted topic keeps such) still decodes
+    earlier = json.loads((SCHEMA_DIR / "history" / "CatalogEntryPublished.1.avsc").read_text(encoding="utf-8"))
+    old = EventCodec([load_schema(earlier)]).encode(
+        "CatalogEntryPublished", {k: v for k, v in event.payload.items() if k != "item_links"}
+    )
+    assert codec.decode(old)[1]["item_links"] == []
+
+
+async def test_broken_rows_and_elements_are_told_in_chinese_beside_the_english_rows() -> None:
+    from services.catalog.domain import sheet
+
+    uow = await seeded()
+    header = ["标识符", "标准名称", "同义名称", "定义", "数据类型", "权威来源部门代码", "权威来源部门"]
+    rows = [header, ["DE9007", "", "", "", "字符型", "", ""], ["DE9007", "重复", "", "", "文本", "", "某局"]]
+    with pytest.raises(SheetErrors) as refused:
+        await dictionary.import_elements(rows, OPERATOR, uow)
+    assert refused.value.errors == ["row 2: name an element has a standard name", "row 3: DE9007 is already on row 2"]
+    assert refused.value.message == (
+        "表格有 2 处错误，未导入任何条目：第 2 行：数据元须有标准名称；第 3 行：标识符 DE9007 与第 2 行重复"
+    )
+    with pytest.raises(domain_dictionary.InvalidElement) as invalid:
+        DataElement.define("DE 01", "")
+    assert invalid.value.code == "catalog.element.identifier, catalog.element.name_missing"
+    assert invalid.value.message == "数据元标识符应为 1 至 32 位字母、数字或“.”“_”“-”，如 DE0001；数据元须有标准名称"
+
+    entry = await published(uow, POLICE, "户籍人口基本信息", item("公民身份号码", source_of="DE0101"))
+    table = await handlers.export_catalog(uow)
+    cycle, length = sheet.COLUMNS.index("更新周期"), sheet.COLUMNS.index("数据长度")
+    broken = [table[0], [*table[1][:cycle], "偶尔", *table[1][cycle + 1 :]]]
+    broken[1][0], broken[1][length] = "101001/000090", "十八"
+    with pytest.raises(SheetErrors) as rows_refused:
+        sheet.read(broken)
+    words = rows_refused.value.message or ""
+    assert "第 2 行：数据长度“十八”应为 1 至" in words and "第 2 行：更新周期“偶尔”不是可选的值：实时、每日" in words
+    assert all(e.startswith("row 2: ") for e in rows_refused.value.errors) and entry.in_force is not None
+
+
+async def test_a_new_version_dropping_a_source_others_rely_on_is_refused_like_a_withdrawal() -> None:
+    uow = FakeUnitOfWork()
+    uow.names = dict(NAMES)
+    await dictionary.define_element(DataElement.define("DE9008", "车辆识别代号"), OPERATOR, uow)
+    source = await published(uow, TRANSPORT, "车辆登记信息", item("车辆识别代号", source_of="DE9008"))
+    await published(uow, TAX, "车船税信息", item("车辆识别代号", refers_to="DE9008"))
+    compiler = Principal("t.compiler", TRANSPORT, frozenset({Role.CATALOG_COMPILER}))
+    unlinked = replace(COMPLETE, name="车辆登记信息", data_items=(item("车辆识别代号"),))
+    current = uow.stored[source.resource_code]
+    edited = await handlers.edit_entry(source.resource_code, unlinked, current.revision, compiler, uow)
+    await handlers.submit_entry(source.resource_code, edited.revision, compiler, uow)
+    with pytest.raises(Conflict) as refused:
+        await approve(uow, source)
+    assert refused.value.code == "catalog.source.withdrawal_referred"
+    assert [c.element for c in uow.claims] == ["DE9008"]

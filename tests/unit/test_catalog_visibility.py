@@ -2,15 +2,27 @@
 its own department and oversight everything — through the handlers with the in-memory unit of work."""
 
 from dataclasses import replace
+from datetime import date
 
 import pytest
 
+from common.calendar_source import build_calendar
 from common.policy import Principal, Role
 from services.catalog import handlers
 from services.catalog.domain.entries import EntryNotFound
 from services.catalog.domain.search import Viewer
 from tests.unit.test_catalog import COMPLETE, PROVIDER, FakeUnitOfWork
-from tests.unit.test_catalog_dictionary import HR, POLICE, TAX, item, published, seeded, submitted
+from tests.unit.test_catalog_dictionary import (
+    HR,
+    OPERATOR,
+    POLICE,
+    TAX,
+    approve,
+    item,
+    published,
+    seeded,
+    submitted,
+)
 
 OWN = Viewer(PROVIDER)
 OTHER = Viewer(HR)
@@ -80,3 +92,60 @@ async def test_duplicate_sources_show_others_nothing_of_a_draft() -> None:
     for insider in (Viewer(TAX), OVERSIGHT):
         [(entry, clash, _)] = await handlers.duplicate_sources(uow, insider)
         assert (entry.resource_code, clash.item) == (draft.resource_code, "身份证号")
+
+
+async def excepted_tax_entry(uow: FakeUnitOfWork) -> str:
+    """The tax bureau's published entry whose 身份证号 the IT office let stay on a legal basis, with its yearly
+    maintenance confirmed and a change reported; its resource code."""
+    await published(uow, POLICE, "户籍人口基本信息", item("公民身份号码", source_of="DE0101"))
+    draft = await submitted(uow, TAX, "个体工商户纳税信息", item("身份证号"), item("应纳税额"))
+    await handlers.record_source_exception(draft.resource_code, "身份证号", "《税收征收管理法》第十五条", OPERATOR, uow)
+    await approve(uow, draft)
+    admin = Principal("sw.admin", TAX, frozenset({Role.DATA_ADMINISTRATOR}))
+    code = draft.resource_code
+    later = date(2027, 11, 1)
+    await handlers.confirm_maintenance(code, "无变化", uow.stored[code].revision, admin, uow, later)
+    await handlers.report_change(code, later, "新增字段", admin, uow, build_calendar(), later)
+    return code
+
+
+async def test_others_read_no_deadlines_maintenance_or_exceptions_of_an_entry_in_force() -> None:
+    uow = await seeded()
+    code = await excepted_tax_entry(uow)
+    for outsider in (Viewer(HR), MACHINE):
+        seen = await handlers.get_entry(code, uow, outsider)
+        assert seen.in_force is not None
+        assert (seen.pending_update, seen.maintenance, seen.source_exceptions) == (None, (), ())
+        assert seen.maintenance_due() is None and seen.excepted_clashes == ()
+        [listed], _ = await handlers.list_entries(uow, TAX, 0, 10, outsider)
+        assert listed.pending_update is None and listed.source_exceptions == ()
+    for insider in (Viewer(TAX), OVERSIGHT):
+        seen = await handlers.get_entry(code, uow, insider)
+        assert seen.pending_update is not None and seen.pending_update.reason == "新增字段"
+        assert [m.note for m in seen.maintenance] == ["无变化"] and seen.maintenance_due() == date(2028, 11, 1)
+        assert [i for i, _ in seen.source_exceptions] == ["身份证号"]
+
+
+async def test_overdue_lists_an_entrys_deadlines_to_its_department_and_oversight_only() -> None:
+    uow = await seeded()
+    code = await excepted_tax_entry(uow)
+    far = date(2029, 1, 1)  # past the reported change's deadline and the next yearly maintenance
+    for outsider in (Viewer(HR), MACHINE):
+        assert await handlers.overdue_entries(uow, far, None, outsider) == []
+        assert await handlers.overdue_entries(uow, far, TAX, outsider) == []
+    for insider in (Viewer(TAX), OVERSIGHT):
+        late = await handlers.overdue_entries(uow, far, TAX, insider)
+        assert {(e.resource_code, o.kind.value) for e, o in late} == {
+            (code, "UPDATE_AFTER_CHANGE"),
+            (code, "YEARLY_MAINTENANCE"),
+        }
+
+
+async def test_an_excepted_clash_is_shown_with_its_basis_to_insiders_and_not_at_all_to_others() -> None:
+    uow = await seeded()
+    code = await excepted_tax_entry(uow)
+    for outsider in (Viewer(HR), MACHINE):
+        assert await handlers.duplicate_sources(uow, outsider) == []
+    for insider in (Viewer(TAX), OVERSIGHT):
+        [(entry, clash, basis)] = await handlers.duplicate_sources(uow, insider)
+        assert (entry.resource_code, clash.item, basis) == (code, "身份证号", "《税收征收管理法》第十五条")

@@ -88,7 +88,8 @@ def test_out_of_range_parameters_are_422_naming_the_field(apps, service: str, pa
     body = response.json()
     assert response.status_code == 422, body
     assert body["error"] == "RequestValidationError" and body["field"].split(".")[0] in ("query", "path")
-    assert set(body) == {"detail", "error", "field", "rule"}
+    assert set(body) == {"detail", "error", "field", "rule", "code", "message"}  # code and message added
+    assert body["code"] == "request.invalid" and body["message"].startswith("请求内容不符合要求：")
 
 
 def test_an_overlong_body_field_is_422_without_echoing_it(apps) -> None:

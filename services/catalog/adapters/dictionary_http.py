@@ -15,9 +15,10 @@ from common.limits import MAX_ITEMS
 from common.policy import Principal
 from services.catalog import dictionary
 from services.catalog.adapters import sheets
+from services.catalog.adapters.retry import retried
 from services.catalog.domain.dictionary import DataElement, ElementVersion
 from services.catalog.domain.entries import ItemType
-from services.catalog.ports import UnitOfWork
+from services.catalog.ports import FindingsCache, UnitOfWork
 
 Editor = Annotated[Principal, Depends(Guard("catalog.dictionary.edit"))]
 Reader = Annotated[Principal, Depends(Guard("catalog.entry.read"))]
@@ -68,7 +69,8 @@ class ElementVersionView(BaseModel):
         )
 
 
-def router(uow: UnitOfWork) -> APIRouter:
+def router(uow: UnitOfWork, findings: FindingsCache) -> APIRouter:
+    """`findings` are stale after any change of the dictionary."""
     api = APIRouter(tags=["data-element dictionary"])
 
     @api.get("/elements", response_model=list[ElementView], summary="The data-element dictionary (数据元)")
@@ -78,7 +80,9 @@ def router(uow: UnitOfWork) -> APIRouter:
 
     @api.post("/elements", status_code=201, response_model=ElementView, summary="The IT office defines an element")
     async def define(body: ElementBody, principal: Editor) -> ElementView:
-        return ElementView.of(await dictionary.define_element(body.element(), principal, uow))
+        defined = await retried(lambda: dictionary.define_element(body.element(), principal, uow))
+        findings.invalidate()
+        return ElementView.of(defined)
 
     @api.post(
         "/elements/import",
@@ -87,7 +91,9 @@ def router(uow: UnitOfWork) -> APIRouter:
     )
     async def import_table(file: UploadFile, principal: Editor) -> list[ElementView]:
         table = await asyncio.to_thread(sheets.read_table, await file.read(), file.filename or "")
-        return [ElementView.of(e) for e in await dictionary.import_elements(table, principal, uow)]
+        imported = await retried(lambda: dictionary.import_elements(table, principal, uow))
+        findings.invalidate()
+        return [ElementView.of(e) for e in imported]
 
     @api.get("/elements/{identifier}", response_model=ElementView, summary="One element")
     async def element(identifier: Code, _: Reader) -> ElementView:
@@ -100,11 +106,14 @@ def router(uow: UnitOfWork) -> APIRouter:
     )
     async def change(identifier: Code, body: ElementChangeBody, principal: Editor) -> ElementView:
         changed = DataElement.define(identifier, body.name, body.aliases, body.definition, body.type, body.source_code)
-        return ElementView.of(await dictionary.change_element(changed, body.version, principal, uow))
+        stored = await retried(lambda: dictionary.change_element(changed, body.version, principal, uow))
+        findings.invalidate()
+        return ElementView.of(stored)
 
     @api.delete("/elements/{identifier}", status_code=204, summary="The IT office removes an element no entry sources")
     async def remove(identifier: Code, principal: Editor) -> Response:
-        await dictionary.remove_element(identifier, principal, uow)
+        await retried(lambda: dictionary.remove_element(identifier, principal, uow))
+        findings.invalidate()
         return Response(status_code=204)
 
     @api.get(

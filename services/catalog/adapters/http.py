@@ -20,6 +20,7 @@ from common.policy import OVERSIGHT, Principal
 from common.workdays import WorkingCalendar
 from services.catalog import demands, handlers
 from services.catalog.adapters import sheets
+from services.catalog.adapters.retry import retried
 from services.catalog.domain.demands import DemandStatus
 from services.catalog.domain.entries import (
     RESOURCE_FORMATS,
@@ -51,7 +52,7 @@ from services.catalog.domain.search import (
 )
 from services.catalog.domain.sources import ClashKind
 from services.catalog.domain.wording import label
-from services.catalog.ports import DepartmentNames, SearchIndex, UnitOfWork
+from services.catalog.ports import DepartmentNames, FindingsCache, SearchIndex, UnitOfWork
 
 Compiler = Annotated[Principal, Depends(Guard("catalog.entry.draft"))]
 Reviewer = Annotated[Principal, Depends(Guard("catalog.entry.review"))]
@@ -223,7 +224,16 @@ class VersionView(BaseModel):
     findings: list[FindingView] = Field(description="of the latest return, until the version is published")
     published_on: date | None
     withdrawal: WithdrawalView | None = None
-    content: ContentView
+    content: ContentView = Field(
+        description="the version's content; of an old version whose content is no longer kept, its name only"
+    )
+    content_kept: bool = Field(
+        True,
+        description="false for an old version: an entry keeps the full content of its latest versions "
+        "(CATALOG_VERSION_CONTENTS_KEPT, default 20) and of those in force and being worked on; of the others "
+        "their metadata, name and content_digest",
+    )
+    content_digest: str = Field("", description="SHA-256 of the content no longer kept")
     returns: list[ReviewRoundView] = Field(description="every return for changes, oldest first")
 
     @classmethod
@@ -451,18 +461,21 @@ def viewer_of(principal: Principal) -> Viewer:
     return Viewer(department, oversight=bool(principal.roles & OVERSIGHT))
 
 
-def routers(uow: UnitOfWork, calendar: WorkingCalendar, index: SearchIndex, names: DepartmentNames) -> list[APIRouter]:
+def routers(
+    uow: UnitOfWork, calendar: WorkingCalendar, index: SearchIndex, names: DepartmentNames, findings: FindingsCache
+) -> list[APIRouter]:
     api = APIRouter(prefix="/entries", tags=["catalog entries"])
 
     def written(entry: CatalogEntry) -> EntryView:
         """The writer finds its change at once; other replicas get it from the change stream."""
         index.put(document_of(entry))
+        findings.invalidate()
         return EntryView.of(entry)
 
     @api.post("", status_code=201, response_model=EntryView, summary="Compile a new entry (a draft)")
     async def draft(body: DraftBody, principal: Compiler) -> EntryView:
         command = handlers.DraftEntry(body.provider_code, body.content(), body.resource_code, body.classification)
-        return written(await handlers.draft_entry(command, principal, uow))
+        return written(await retried(lambda: handlers.draft_entry(command, principal, uow)))
 
     @api.post(
         "/import",
@@ -472,7 +485,7 @@ def routers(uow: UnitOfWork, calendar: WorkingCalendar, index: SearchIndex, name
     )
     async def import_table(file: UploadFile, principal: Compiler) -> list[EntryView]:
         table = sheets.read_table(await file.read(), file.filename or "")
-        return [written(e) for e in await handlers.import_entries(table, principal, uow)]
+        return [written(e) for e in await retried(lambda: handlers.import_entries(table, principal, uow))]
 
     @api.get("", response_model=Page[EntryView], summary="Entries by resource code, optionally of one provider")
     async def entries(principal: Reader, page: PageOf, provider_code: Code | None = None) -> Page[EntryView]:
@@ -485,26 +498,32 @@ def routers(uow: UnitOfWork, calendar: WorkingCalendar, index: SearchIndex, name
         summary="Change the working version, or start a new version of a published entry",
     )
     async def edit(resource_code: Code, body: EditBody, principal: Compiler) -> EntryView:
-        return written(await handlers.edit_entry(resource_code, body.content(), body.revision, principal, uow))
+        return written(
+            await retried(lambda: handlers.edit_entry(resource_code, body.content(), body.revision, principal, uow))
+        )
 
     @api.post("/{resource_code:path}/submit", response_model=EntryView, summary="Submit for review")
     async def submit(resource_code: Code, body: TransitionBody, principal: Compiler) -> EntryView:
-        return written(await handlers.submit_entry(resource_code, body.revision, principal, uow))
+        return written(await retried(lambda: handlers.submit_entry(resource_code, body.revision, principal, uow)))
 
     @api.post("/{resource_code:path}/return", response_model=EntryView, summary="Return with findings per field")
     async def give_back(resource_code: Code, body: ReturnBody, principal: Reviewer) -> EntryView:
         findings = tuple(Finding(f.field, f.finding) for f in body.findings)
-        return written(await handlers.return_entry(resource_code, findings, body.revision, principal, uow))
+        return written(
+            await retried(lambda: handlers.return_entry(resource_code, findings, body.revision, principal, uow))
+        )
 
     @api.post("/{resource_code:path}/approve", response_model=EntryView, summary="Approve and publish")
     async def approve(resource_code: Code, body: TransitionBody, principal: Reviewer) -> EntryView:
         today = today_in_china()
-        return written(await handlers.approve_entry(resource_code, body.revision, principal, uow, today))
+        return written(
+            await retried(lambda: handlers.approve_entry(resource_code, body.revision, principal, uow, today))
+        )
 
     @api.post("/{resource_code:path}/withdraw", response_model=EntryView, summary="Withdraw from the catalog")
     async def withdraw(resource_code: Code, body: WithdrawBody, principal: Withdrawer) -> EntryView:
-        entry = await handlers.withdraw_entry(
-            resource_code, body.reason, body.revision, principal, uow, today_in_china()
+        entry = await retried(
+            lambda: handlers.withdraw_entry(resource_code, body.reason, body.revision, principal, uow, today_in_china())
         )
         return written(entry)
 
@@ -515,8 +534,10 @@ def routers(uow: UnitOfWork, calendar: WorkingCalendar, index: SearchIndex, name
     )
     async def report_change(resource_code: Code, body: ChangeBody, principal: Reporter) -> EntryView:
         today = today_in_china()
-        entry = await handlers.report_change(
-            resource_code, body.changed_on or today, body.reason, principal, uow, calendar, today
+        entry = await retried(
+            lambda: handlers.report_change(
+                resource_code, body.changed_on or today, body.reason, principal, uow, calendar, today
+            )
         )
         return written(entry)
 
@@ -526,8 +547,10 @@ def routers(uow: UnitOfWork, calendar: WorkingCalendar, index: SearchIndex, name
         summary="The yearly full maintenance found nothing to change: recorded, the next is due a year on",
     )
     async def confirm_maintenance(resource_code: Code, body: MaintenanceBody, principal: Reporter) -> EntryView:
-        entry = await handlers.confirm_maintenance(
-            resource_code, body.note, body.revision, principal, uow, today_in_china()
+        entry = await retried(
+            lambda: handlers.confirm_maintenance(
+                resource_code, body.note, body.revision, principal, uow, today_in_china()
+            )
         )
         return written(entry)
 
@@ -537,7 +560,9 @@ def routers(uow: UnitOfWork, calendar: WorkingCalendar, index: SearchIndex, name
         summary="The IT office records the legal basis for sourcing an element provided elsewhere",
     )
     async def source_exception(resource_code: Code, body: SourceExceptionBody, principal: SourceExcepter) -> EntryView:
-        entry = await handlers.record_source_exception(resource_code, body.item, body.legal_basis, principal, uow)
+        entry = await retried(
+            lambda: handlers.record_source_exception(resource_code, body.item, body.legal_basis, principal, uow)
+        )
         return written(entry)
 
     @api.get("/{resource_code:path}/versions/{number}", response_model=VersionView, summary="One version")
@@ -568,14 +593,16 @@ def routers(uow: UnitOfWork, calendar: WorkingCalendar, index: SearchIndex, name
         response_model=Page[OverdueView],
         summary="Entries not updated 5 working days after a change, or not maintained for a year; "
         "longest overdue first",
+        description="A department sees its own entries' deadlines, oversight (the IT office, auditors, the "
+        "leadership group) everyone's; another department's reported changes and maintenance are not shown.",
     )
     async def overdue_list(
-        _: Reader,
+        principal: Reader,
         page: PageOf,
         provider_code: Code | None = None,
         on: Annotated[date | None, Query(description="default today")] = None,
     ) -> Page[OverdueView]:
-        found = await handlers.overdue_entries(uow, on or today_in_china(), provider_code)
+        found = await handlers.overdue_entries(uow, on or today_in_china(), provider_code, viewer_of(principal))
         names = await uow.department_names()
         views = [
             OverdueView(
@@ -656,7 +683,7 @@ def routers(uow: UnitOfWork, calendar: WorkingCalendar, index: SearchIndex, name
         "by resource code and data item",
     )
     async def duplicate_sources(principal: Reader, page: PageOf) -> Page[DuplicateSourceView]:
-        found = await handlers.duplicate_sources(uow, viewer_of(principal))
+        found = await handlers.duplicate_sources(uow, viewer_of(principal), findings)
         names = await uow.department_names()
         views = [
             DuplicateSourceView(
@@ -679,8 +706,10 @@ def routers(uow: UnitOfWork, calendar: WorkingCalendar, index: SearchIndex, name
 
     @demand_api.post("", status_code=201, response_model=DemandView, summary="Record what the department needs")
     async def file_demand(body: DemandBody, principal: DemandFiler) -> DemandView:
-        demand = await demands.file_demand(
-            body.title, body.description, tuple(body.wanted_items), principal, uow, today_in_china()
+        demand = await retried(
+            lambda: demands.file_demand(
+                body.title, body.description, tuple(body.wanted_items), principal, uow, today_in_china()
+            )
         )
         return DemandView.model_validate(demand, from_attributes=True)
 
@@ -699,27 +728,32 @@ def routers(uow: UnitOfWork, calendar: WorkingCalendar, index: SearchIndex, name
 
     @demand_api.get(
         "/{demand_id}/candidates",
-        response_model=list[CandidateView],
-        summary="Published entries that may meet the demand, best first",
+        response_model=Page[CandidateView],
+        summary="Published entries that may meet the demand, best first (ties by resource code), paged",
+        description=f"The best {demands.MAX_CANDIDATES} entries search finds for the demand's words and wanted "
+        "items, ranked by the wanted items they carry; each as the caller may read it (its version in force).",
     )
-    async def candidates(demand_id: Code, _: Reader) -> list[CandidateView]:
-        return [
-            CandidateView.model_validate(c, from_attributes=True) for c in await demands.suggest(demand_id, uow, index)
-        ]
+    async def candidates(demand_id: Code, principal: Reader, page: PageOf) -> Page[CandidateView]:
+        found, total = await demands.suggest(demand_id, uow, index, viewer_of(principal), page.offset, page.limit)
+        return Page[CandidateView].of(
+            [CandidateView.model_validate(c, from_attributes=True) for c in found], total, page
+        )
 
     @demand_api.post("/{demand_id}/match", response_model=DemandView, summary="The IT office confirms a match")
     async def match(demand_id: Code, body: MatchBody, principal: Matcher) -> DemandView:
-        demand = await demands.confirm_match(demand_id, body.resource_code, body.reason, principal, uow)
+        demand = await retried(
+            lambda: demands.confirm_match(demand_id, body.resource_code, body.reason, principal, uow)
+        )
         return DemandView.model_validate(demand, from_attributes=True)
 
     @demand_api.post("/{demand_id}/unmatch", response_model=DemandView, summary="The IT office undoes a match")
     async def unmatch(demand_id: Code, body: ReasonBody, principal: Settler) -> DemandView:
-        demand = await demands.undo_match(demand_id, body.reason, principal, uow)
+        demand = await retried(lambda: demands.undo_match(demand_id, body.reason, principal, uow))
         return DemandView.model_validate(demand, from_attributes=True)
 
     @demand_api.post("/{demand_id}/cancel", response_model=DemandView, summary="The requester withdraws its demand")
     async def cancel(demand_id: Code, body: ReasonBody, principal: DemandFiler) -> DemandView:
-        demand = await demands.cancel_demand(demand_id, body.reason, principal, uow)
+        demand = await retried(lambda: demands.cancel_demand(demand_id, body.reason, principal, uow))
         return DemandView.model_validate(demand, from_attributes=True)
 
     @demand_api.post(
@@ -728,7 +762,9 @@ def routers(uow: UnitOfWork, calendar: WorkingCalendar, index: SearchIndex, name
         summary="The IT office finds the demand cannot be met, citing the legal grounds",
     )
     async def unmeetable(demand_id: Code, body: UnmeetableBody, principal: Settler) -> DemandView:
-        demand = await demands.declare_unmeetable(demand_id, body.reason, body.legal_basis, principal, uow)
+        demand = await retried(
+            lambda: demands.declare_unmeetable(demand_id, body.reason, body.legal_basis, principal, uow)
+        )
         return DemandView.model_validate(demand, from_attributes=True)
 
     return [api, overdue, demand_api]

@@ -45,6 +45,7 @@ from services.catalog.domain.entries import (
     content_digest,
 )
 from services.catalog.domain.search import Viewer, document_of
+from services.catalog.domain.sources import claims_of
 from services.catalog.domain.wording import worded
 from services.catalog.ports import SearchIndex
 
@@ -57,6 +58,7 @@ DEMANDS = "catalog_demands"
 ELEMENTS = "catalog_dictionary"  # the data-element dictionary (数据元), one document per element
 ELEMENT_VERSIONS = "catalog_dictionary_versions"  # every recorded state of every element
 CLAIMS = "catalog_source_claims"  # published entries' items that are the source of an element
+DICTIONARY_GUARD = "catalog_dictionary_guard"  # one record every change of the dictionary's names writes
 
 
 async def ensure_indexes(db: AsyncDatabase) -> None:
@@ -64,6 +66,30 @@ async def ensure_indexes(db: AsyncDatabase) -> None:
     await db[DEMANDS].create_index([("status", ASCENDING), ("filed_on", ASCENDING)])
     await db[CLAIMS].create_index([("resource_code", ASCENDING)])
     await db[ELEMENT_VERSIONS].create_index([("identifier", ASCENDING), ("version", ASCENDING)])
+    await db[DICTIONARY_GUARD].update_one({"_id": "names"}, {"$setOnInsert": {"changes": 0}}, upsert=True)
+
+
+async def derive_claims(uow: MongoUnitOfWork) -> None:
+    """Start-up migration: entries published before the dictionary existed have no claims; each entry in force
+    claims the elements its items are the source of, as its approval would have. Idempotent (a claim stored is
+    kept), one transaction per entry that re-reads it, so a concurrent withdrawal is never undone. Clashes are
+    not settled here: two departments claiming one element both keep their claims, the later is listed by
+    `/duplicate-sources` until the IT office assigns the element's source."""
+    derived = 0
+    codes = [d["_id"] async for d in uow.runtime.db[ENTRIES].find({"in_force": {"$ne": None}}, {"_id": 1})]
+    for code in codes:
+        async with uow() as tx:
+            entry = await tx.entry(code)
+            if entry is None or entry.in_force is None:
+                continue
+            wanted = claims_of(entry)
+            held = {c.element for c in await tx.source_claims() if c.resource_code == code}
+            missing = [c for c in wanted if c.element not in held]
+            if missing:
+                await tx.replace_claims(code, [c for c in wanted if c.element in held] + missing)
+                derived += len(missing)
+    if derived:
+        log.info("derived %d source claims of entries published before the dictionary", derived)
 
 
 def element_doc(e: DataElement) -> dict[str, Any]:
@@ -222,6 +248,8 @@ def withdrawal_of(d: dict[str, Any] | None) -> Withdrawal | None:
 
 
 def entry_doc(entry: CatalogEntry) -> dict[str, Any]:
+    if entry.withheld:  # what another department reads of an entry is not the entry
+        raise ValueError(f"{entry.resource_code}: an entry as another department reads it is never stored")
     return {
         "_id": entry.resource_code,
         "provider_code": entry.provider_code,
@@ -256,6 +284,8 @@ def entry_doc(entry: CatalogEntry) -> dict[str, Any]:
                 "published_on": _day(v.published_on),
                 "edited_by": list(v.edited_by),
                 "withdrawal": withdrawal_doc(v.withdrawal),
+                "content_kept": v.content_kept,
+                "content_digest": v.content_digest,
                 "returns": [
                     {
                         "reviewed_by": r.reviewed_by,
@@ -296,6 +326,8 @@ def entry_of(doc: dict[str, Any]) -> CatalogEntry:
             published_on=v["published_on"].date() if v["published_on"] else None,
             edited_by=tuple(v.get("edited_by") or [v["compiled_by"]]),
             withdrawal=withdrawal_of(v.get("withdrawal")),
+            content_kept=v.get("content_kept", True),
+            content_digest=v.get("content_digest", ""),
             returns=tuple(
                 ReviewRound(r["reviewed_by"], r["returned_at"], _findings_of(r["findings"]), _returned_digest(r))
                 for r in v.get("returns", [])
@@ -338,7 +370,8 @@ def _findings_of(docs: list[dict[str, str]]) -> tuple[Finding, ...]:
 
 
 class MongoCatalogTransaction:
-    def __init__(self, tx: Transaction) -> None:
+    def __init__(self, tx: Transaction, contents_kept: int = 20) -> None:
+        self.contents_kept = contents_kept  # full contents an entry keeps (CatalogEntry.keeping_contents)
         self.tx = tx
         self.db: AsyncDatabase = tx.db
         self.session: AsyncClientSession = tx.session
@@ -355,7 +388,9 @@ class MongoCatalogTransaction:
 
     async def add(self, entry: CatalogEntry) -> None:
         try:
-            await self.db[ENTRIES].insert_one(entry_doc(entry), session=self.session)
+            await self.db[ENTRIES].insert_one(
+                entry_doc(entry.keeping_contents(self.contents_kept)), session=self.session
+            )
         except DuplicateKeyError:
             raise worded(
                 EntryExists("resource_code", f"{entry.resource_code} is already in the catalog"),
@@ -365,7 +400,9 @@ class MongoCatalogTransaction:
 
     async def save(self, entry: CatalogEntry, expected_revision: int) -> None:
         result = await self.db[ENTRIES].replace_one(
-            {"_id": entry.resource_code, "revision": expected_revision}, entry_doc(entry), session=self.session
+            {"_id": entry.resource_code, "revision": expected_revision},
+            entry_doc(entry.keeping_contents(self.contents_kept)),
+            session=self.session,
         )
         if result.matched_count != 1:
             raise worded(
@@ -410,6 +447,18 @@ class MongoCatalogTransaction:
                 {"_id": {"$in": identifiers}}, {"$inc": {"claim_seq": 1}}, session=self.session
             )
 
+    async def guard_names(self) -> None:
+        await self.db[DICTIONARY_GUARD].update_one(
+            {"_id": "names"}, {"$inc": {"changes": 1}}, upsert=True, session=self.session
+        )
+
+    async def referring_entries(self, elements: list[str]) -> list[str]:
+        if not elements:
+            return []
+        in_force = {"status": VersionStatus.PUBLISHED.value, "content.data_items.refers_to": {"$in": elements}}
+        cursor = self.db[ENTRIES].find({"versions": {"$elemMatch": in_force}}, {"_id": 1}, session=self.session)
+        return sorted([d["_id"] async for d in cursor])
+
     async def save_element(self, element: DataElement, changed_by: str) -> None:
         await self.db[ELEMENTS].replace_one(
             {"_id": element.identifier}, element_doc(element), upsert=True, session=self.session
@@ -452,13 +501,14 @@ class MongoCatalogTransaction:
 
 
 class MongoUnitOfWork:
-    def __init__(self, runtime: Runtime) -> None:
+    def __init__(self, runtime: Runtime, contents_kept: int = 20) -> None:
         self.runtime = runtime
+        self.contents_kept = contents_kept
 
     @asynccontextmanager
     async def __call__(self) -> AsyncIterator[MongoCatalogTransaction]:
         async with self.runtime.transaction() as tx:
-            yield MongoCatalogTransaction(tx)
+            yield MongoCatalogTransaction(tx, self.contents_kept)
 
     async def entry(self, resource_code: str) -> CatalogEntry | None:
         doc = await self.runtime.db[ENTRIES].find_one({"_id": resource_code})
@@ -473,6 +523,11 @@ class MongoUnitOfWork:
 
     async def count_entries(self, *, provider_code: str | None, viewer: Viewer | None = None) -> int:
         return await self.runtime.db[ENTRIES].count_documents(_entries_query(provider_code, viewer))
+
+    async def entries_with_codes(self, codes: list[str]) -> list[CatalogEntry]:
+        if not codes:
+            return []
+        return [entry_of(doc) async for doc in self.runtime.db[ENTRIES].find({"_id": {"$in": codes}})]
 
     async def demand(self, demand_id: str) -> ShareDemand | None:
         doc = await self.runtime.db[DEMANDS].find_one({"_id": demand_id})
@@ -548,9 +603,10 @@ class EntryFollower:
     entry, then applies changes as they come. The index ignores what it already knows at a later revision,
     so a change seen both in the load and in the stream is harmless."""
 
-    def __init__(self, db: AsyncDatabase, index: SearchIndex) -> None:
+    def __init__(self, db: AsyncDatabase, index: SearchIndex, changed: Callable[[], None] = lambda: None) -> None:
         self.db = db
         self.index = index
+        self.changed = changed  # told of every change besides (what is computed from the entries is stale)
         self.caught_up = False
 
     async def run(self) -> None:
@@ -563,8 +619,10 @@ class EntryFollower:
                 loaded += 1
                 if loaded % 200 == 0:  # a batch of thousands indexed in one go would starve the driver's heartbeats
                     await asyncio.sleep(0)
+            self.changed()
             self.caught_up = True
             async for change in stream:
+                self.changed()
                 if change.get("fullDocument"):
                     self._put(change["fullDocument"])
 

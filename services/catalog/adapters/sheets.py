@@ -9,7 +9,7 @@ import io
 from openpyxl import Workbook, load_workbook
 
 from common.errors import Invalid
-from services.catalog.domain.sheet import SheetErrors
+from services.catalog.domain.sheet import SheetErrors, row_error
 from services.catalog.domain.wording import worded
 
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
@@ -67,7 +67,7 @@ def _xlsx_rows(data: bytes) -> list[list[object]]:
         for row in sheet.iter_rows(values_only=True):
             rows.append(list(row))
     except Exception as exc:
-        raise SheetErrors([f"row {len(rows) + 1}: not readable: {exc}"]) from None
+        raise SheetErrors([row_error(len(rows) + 1, f"not readable: {exc}", "无法读取")]) from None
     return rows
 
 
@@ -77,5 +77,5 @@ def _csv_rows(text: str) -> list[list[object]]:
         for row in csv.reader(io.StringIO(text)):
             rows.append(list(row))
     except csv.Error as exc:  # e.g. a cell over the reader's field limit (128 KiB)
-        raise SheetErrors([f"row {len(rows) + 1}: not readable as CSV: {exc}"]) from None
+        raise SheetErrors([row_error(len(rows) + 1, f"not readable as CSV: {exc}", "无法按 CSV 读取")]) from None
     return rows

@@ -182,13 +182,11 @@ class Candidate:
     score: float
 
 
-def candidates(
-    demand: ShareDemand, found: list[tuple[CatalogEntry, float]], dictionary: Dictionary, limit: int = 10
-) -> list[Candidate]:
+def candidates(demand: ShareDemand, found: list[tuple[CatalogEntry, float]], dictionary: Dictionary) -> list[Candidate]:
     """Published entries that may meet the demand, best first: `found` pairs entries the catalog search
     returned for the demand's words with their relevance; an entry carrying the wanted items (by name or
     through the dictionary's aliases) ranks first.
-    The IT office confirms the match."""
+    Ties by resource code. The IT office confirms the match."""
     best = max((relevance for _, relevance in found), default=0.0) or 1.0
     ranked = []
     for entry, relevance in found:
@@ -198,4 +196,4 @@ def candidates(
         covered = covered_items(demand.wanted_items, version.content.data_items, dictionary)
         score = len(covered) / max(len(demand.wanted_items), 1) + 0.5 * relevance / best
         ranked.append(Candidate(entry.resource_code, version.content.name, entry.provider_code, covered, score))
-    return sorted(ranked, key=lambda c: -c.score)[:limit]
+    return sorted(ranked, key=lambda c: (-c.score, c.resource_code))

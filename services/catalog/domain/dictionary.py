@@ -15,7 +15,8 @@ from common.errors import Conflict, Invalid, NotFound
 from common.identifiers import InvalidIdentifier, validate_credit_code
 from common.limits import NAME_LENGTH, TEXT_LENGTH
 from services.catalog.domain.entries import ItemType
-from services.catalog.domain.sheet import SheetErrors
+from services.catalog.domain.problems import Problem, refuse
+from services.catalog.domain.sheet import TYPES, RowError, SheetErrors, cells_of, data_rows, row_error
 from services.catalog.domain.wording import worded
 
 IDENTIFIER = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,31}")
@@ -77,23 +78,25 @@ class DataElement:
             )
         problems = []
         if not IDENTIFIER.fullmatch(identifier):
-            problems.append(("identifier", "1–32 letters, digits, '.', '_' or '-', e.g. DE0001"))
+            rule = "1–32 letters, digits, '.', '_' or '-', e.g. DE0001"
+            problems.append(Problem("identifier", rule, "catalog.element.identifier"))
         if not name.strip():
-            problems.append(("name", "an element has a standard name"))
+            problems.append(Problem("name", "an element has a standard name", "catalog.element.name_missing"))
         kept = tuple(dict.fromkeys(a.strip() for a in aliases if a.strip() and normal(a) != normal(name)))
         if len({normal(a) for a in kept}) != len(kept):
-            problems.append(("aliases", "an alias is listed twice"))
+            problems.append(Problem("aliases", "an alias is listed twice", "catalog.element.alias_repeated"))
         if len(name) > NAME_LENGTH:
-            problems.append(("name", f"is longer than {NAME_LENGTH} characters"))
+            rule = f"is longer than {NAME_LENGTH} characters"
+            problems.append(Problem("name", rule, "catalog.element.name_too_long", {"max": NAME_LENGTH}))
         if len(definition) > TEXT_LENGTH:
-            problems.append(("definition", f"is longer than {TEXT_LENGTH} characters"))
+            rule = f"is longer than {TEXT_LENGTH} characters"
+            problems.append(Problem("definition", rule, "catalog.element.definition_too_long", {"max": TEXT_LENGTH}))
         if source_code.strip():
             try:
                 source_code = validate_credit_code(source_code.strip())
             except InvalidIdentifier as exc:
-                problems.append(("source_code", str(exc)))
-        if problems:
-            raise InvalidElement(", ".join(f for f, _ in problems), "; ".join(f"{f} {r}" for f, r in problems))
+                problems.append(Problem("source_code", str(exc), "catalog.element.source_code", {"reason": str(exc)}))
+        refuse(problems, InvalidElement)
         return cls(identifier, name.strip(), kept, definition.strip(), type, source_code.strip())
 
 
@@ -178,6 +181,16 @@ class Dictionary:
         return Dictionary((*kept, *fresh.values()))
 
 
+def check_source(element: DataElement, departments: dict[str, str]) -> None:
+    """An element's source is a department the catalog knows (`departments`: code → name), or none yet."""
+    if element.source_code and element.source_code not in departments:
+        raise worded(
+            InvalidElement("source_code", f"{element.source_code} is not a department the catalog knows"),
+            "catalog.element.source_unknown",
+            code=element.source_code,
+        )
+
+
 def revise(current: DataElement | None, new: DataElement, expected_version: int | None) -> DataElement:
     """The next version of an element; `expected_version` is the version the editor read (None: a new one)."""
     if current is None:
@@ -203,53 +216,81 @@ class ElementVersion:
 
 SHEET_COLUMNS = ["标识符", "标准名称", "同义名称", "定义", "数据类型", "权威来源部门代码", "权威来源部门"]
 ALIAS_SEPARATORS = re.compile(r"[、;；,，|]")
-TYPE_LABELS = {
-    "字符型": ItemType.STRING,
-    "整型": ItemType.INTEGER,
-    "数值型": ItemType.DECIMAL,
-    "日期型": ItemType.DATE,
-    "日期时间型": ItemType.DATETIME,
-    "布尔型": ItemType.BOOLEAN,
-    "二进制": ItemType.BINARY,
-}
+TYPE_LABELS = TYPES  # the data types as the catalog table writes them
 
 
 def read_sheet(table: list[list[object]], departments: dict[str, str]) -> list[DataElement]:
     """Elements from a table in SHEET_COLUMNS layout (header first). The source department is given by its
-    credit code or, left blank, by its name (`departments`: name → code). Every broken row is reported."""
-    if not table or [str(c or "").strip() for c in table[0][: len(SHEET_COLUMNS)]] != SHEET_COLUMNS:
-        raise SheetErrors([f"row 1: the header must be {'、'.join(SHEET_COLUMNS)}"])
-    if len(table) == 1:
-        raise SheetErrors(["row 2: the table has no elements"])
-    count = sum(1 for raw in table[1:] if any(str(c if c is not None else "").strip() for c in raw))
-    if count > MAX_SHEET_ROWS:
+    credit code or, left blank, by its name (`departments`: name → code, every department the catalog knows; a
+    code not among them is refused). Every broken row is reported."""
+    if not table or cells_of(table[0][: len(SHEET_COLUMNS)]) != SHEET_COLUMNS:
+        header = "、".join(SHEET_COLUMNS)
+        raise SheetErrors([row_error(1, f"the header must be {header}", f"表头应为：{header}")])
+    rows = data_rows(table, len(SHEET_COLUMNS))
+    if not rows:
+        raise SheetErrors([row_error(2, "the table has no elements", "表格没有数据元")])
+    if len(rows) > MAX_SHEET_ROWS:
         raise worded(
-            SheetErrors([f"the table has {count} elements; at most {MAX_SHEET_ROWS} are imported at once"]),
+            SheetErrors(
+                [
+                    row_error(
+                        None,
+                        f"the table has {len(rows)} elements; at most {MAX_SHEET_ROWS} are imported at once",
+                        f"表格有 {len(rows)} 个数据元，一次最多导入 {MAX_SHEET_ROWS} 个",
+                    )
+                ]
+            ),
             "catalog.element.rows_too_many",
-            count=count,
+            count=len(rows),
             max=MAX_SHEET_ROWS,
         )
-    errors: list[str] = []
+    errors: list[RowError] = []
     found: list[DataElement] = []
     seen: dict[str, int] = {}
-    for number, raw in enumerate(table[1:], start=2):
-        cells = [str(c if c is not None else "").strip() for c in raw] + [""] * len(SHEET_COLUMNS)
+    known = set(departments.values())
+    for number, cells in rows:
         identifier, name, aliases, definition, type_label, code, department = cells[: len(SHEET_COLUMNS)]
-        if not any(cells):
-            continue
         if identifier in seen:
-            errors.append(f"row {number}: {identifier} is already on row {seen[identifier]}")
+            errors.append(
+                row_error(
+                    number,
+                    f"{identifier} is already on row {seen[identifier]}",
+                    f"标识符 {identifier} 与第 {seen[identifier]} 行重复",
+                )
+            )
             continue
         seen[identifier] = number
-        item_type = TYPE_LABELS.get(type_label) or next((t for t in ItemType if t.value == type_label), None)
+        item_type = TYPES.get(type_label) or next((t for t in ItemType if t.value == type_label), None)
         if type_label and item_type is None:
-            errors.append(f"row {number}: 数据类型 {type_label!r} is not one of {'、'.join(TYPE_LABELS)}")
+            labels = "、".join(TYPES)
+            errors.append(
+                row_error(
+                    number,
+                    f"数据类型 {type_label!r} is not one of {labels}",
+                    f"数据类型“{type_label}”不是可选的值：{labels}",
+                )
+            )
             continue
         if not code and department:
             code = departments.get(department, "")
             if not code:
-                errors.append(f"row {number}: 权威来源部门 {department!r} is not a known department")
+                errors.append(
+                    row_error(
+                        number,
+                        f"权威来源部门 {department!r} is not a known department",
+                        f"权威来源部门“{department}”不是已登记的部门",
+                    )
+                )
                 continue
+        elif code and code not in known:
+            errors.append(
+                row_error(
+                    number,
+                    f"权威来源部门代码 {code} is not a department the catalog knows",
+                    f"权威来源部门代码 {code} 不是目录已登记的部门",
+                )
+            )
+            continue
         try:
             found.append(
                 DataElement.define(
@@ -257,7 +298,7 @@ def read_sheet(table: list[list[object]], departments: dict[str, str]) -> list[D
                 )
             )
         except Invalid as exc:
-            errors.append(f"row {number}: {exc.rule}")
+            errors.append(row_error(number, exc.rule, exc.message or exc.rule))
     if errors:
         raise SheetErrors(errors)
     return found

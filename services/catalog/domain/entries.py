@@ -11,14 +11,14 @@ import hashlib
 import json
 import re
 from dataclasses import asdict, dataclass, field, fields, replace
-from dataclasses import field as dataclass_field
 from datetime import UTC, date, datetime
 from enum import StrEnum
 from typing import Any
 
 from common.errors import Conflict, Invalid, NotFound
 from common.identifiers import InvalidIdentifier, validate_credit_code
-from services.catalog.domain.wording import field_label, label, message, worded
+from services.catalog.domain.problems import Problem, refuse
+from services.catalog.domain.wording import field_label, label, worded
 
 RESOURCE_CODE = re.compile(r"(\d)(\d{2})(\d{3})/(\d{6})")  # 类 1, 项 2, 目 3 / 顺序码 6
 CLASSIFICATION = re.compile(r"\d{6}")
@@ -109,6 +109,14 @@ class VersionConflict(Conflict):
 
 
 class DuplicateSource(Conflict):
+    pass
+
+
+class SourceStillReferred(Conflict):
+    pass
+
+
+class ContentNotKept(Conflict):
     pass
 
 
@@ -281,24 +289,9 @@ class EntryContent:
         return problems
 
 
-@dataclass(frozen=True)
-class Problem:
-    """One broken rule: the field, the rule in English, its code and the blanks of its Chinese message."""
-
-    field: str
-    rule: str
-    code: str
-    params: dict[str, object] = dataclass_field(default_factory=dict)
-
-
 def check(problems: list[Problem]) -> None:
     """Refuse with every problem at once, naming the fields, and their codes and messages in the same order."""
-    if problems:
-        names = ", ".join(dict.fromkeys(p.field for p in problems))
-        error = InvalidEntry(names, "; ".join(f"{p.field} {p.rule}" for p in problems))
-        error.code = ", ".join(dict.fromkeys(p.code for p in problems))
-        error.message = "；".join(dict.fromkeys(message(p.code, **p.params) for p in problems))
-        raise error
+    refuse(problems, InvalidEntry)
 
 
 @dataclass(frozen=True)
@@ -402,6 +395,10 @@ class EntryVersion:
     edited_by: tuple[str, ...] = ()
     withdrawal: Withdrawal | None = None
     returns: tuple[ReviewRound, ...] = ()
+    # An old version's full content is not kept (CatalogEntry.keeping_contents): `content` then holds its name
+    # only, `content_digest` the SHA-256 of what it was.
+    content_kept: bool = True
+    content_digest: str = ""
 
     def touched_by(self, person: str) -> EntryVersion:
         editors = self.edited_by or (self.compiled_by,)
@@ -472,6 +469,9 @@ class CatalogEntry:
     excepted_clashes: tuple[tuple[str, str, str], ...] = ()
     withdrawal: Withdrawal | None = None
     maintenance: tuple[MaintenanceConfirmed, ...] = ()
+    # The entry as another department reads it (search.as_seen_by): its version in force only, without the
+    # provider's deadlines, maintenance records and source exceptions. Never stored.
+    withheld: bool = False
 
     # -- reading -----------------------------------------------------------------------------------
 
@@ -499,10 +499,44 @@ class CatalogEntry:
             version=number,
         )
 
+    def keeping_contents(self, keep: int) -> CatalogEntry:
+        """The entry with the full contents of its last `keep` versions, and of the versions in force and being
+        worked on whatever their age; any older version keeps its metadata (status, who, when, review rounds),
+        its name and the digest of its content. The history's size is then bounded, not its length."""
+        kept = {v.version for v in self.versions[-keep:]} | {v.version for v in (self.in_force, self.working) if v}
+        return replace(
+            self,
+            versions=tuple(
+                v
+                if v.version in kept or not v.content_kept
+                else replace(
+                    v,
+                    content=EntryContent(v.content.name),
+                    content_kept=False,
+                    content_digest=content_digest(v.content),
+                )
+                for v in self.versions
+            ),
+        )
+
+    def content_of(self, number: int) -> EntryContent:
+        """The full content of a version, refused when the history no longer keeps it."""
+        version = self.version(number)
+        if not version.content_kept:
+            raise worded(
+                ContentNotKept(
+                    "version", f"the content of version {number} is no longer kept, only its metadata and digest"
+                ),
+                "catalog.entry.content_not_kept",
+                code=self.resource_code,
+                version=number,
+            )
+        return version.content
+
     def maintenance_due(self) -> date | None:
         """A published entry is fully maintained at least once a year (Art. 11 ¶3): republished, or confirmed
-        unchanged."""
-        if self.in_force is None or self.in_force.published_on is None:
+        unchanged. Not shown to other departments (`withheld`)."""
+        if self.withheld or self.in_force is None or self.in_force.published_on is None:
             return None
         last = max([self.in_force.published_on, *(m.confirmed_on for m in self.maintenance)])
         return one_year_after(last)

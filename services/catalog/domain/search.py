@@ -136,11 +136,24 @@ class Viewer:
 def as_seen_by(entry: CatalogEntry, viewer: Viewer) -> CatalogEntry | None:
     """The entry as the viewer may read it outside search: whole for its own department and oversight; for
     anyone else only the version in force (the draft in progress, earlier and withdrawn versions hidden), and
-    nothing when no version is in force — as if there were no such entry."""
+    nothing when no version is in force — as if there were no such entry. Nor does anyone else read the
+    provider's own business with the IT office: a reported change and its deadline, the yearly maintenance
+    records and when the next is due, the source exceptions (so such an entry is overdue for nobody else)."""
     if viewer.sees_unpublished(entry.provider_code):
         return entry
     in_force = entry.in_force
-    return None if in_force is None else replace(entry, versions=(in_force,))
+    if in_force is None:
+        return None
+    return replace(
+        entry,
+        versions=(in_force,),
+        pending_update=None,
+        overdue_notices=(),
+        source_exceptions=(),
+        excepted_clashes=(),
+        maintenance=(),
+        withheld=True,
+    )
 
 
 class Synonyms:

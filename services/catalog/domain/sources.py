@@ -16,7 +16,8 @@ from enum import StrEnum
 
 from common.errors import Invalid
 from services.catalog.domain.dictionary import DataElement, Dictionary, SourceClaim
-from services.catalog.domain.entries import DataItem
+from services.catalog.domain.entries import CatalogEntry, DataItem
+from services.catalog.domain.search import Viewer
 from services.catalog.domain.wording import worded
 
 
@@ -102,6 +103,15 @@ def claimed(items: tuple[DataItem, ...]) -> list[str]:
     return list(dict.fromkeys(i.source_of for i in items if i.source_of))
 
 
+def claims_of(entry: CatalogEntry) -> list[SourceClaim]:
+    """What an entry in force claims: the elements its items are the source of (none for another entry)."""
+    if entry.in_force is None:
+        return []
+    return [
+        SourceClaim(e, entry.provider_code, entry.resource_code) for e in claimed(entry.in_force.content.data_items)
+    ]
+
+
 def check_exception(item: str, found: list[SourceClash]) -> None:
     """An exception names a data item of the entry that is flagged, nothing else."""
     if not any(c.item == item for c in found):
@@ -112,3 +122,43 @@ def check_exception(item: str, found: list[SourceClash]) -> None:
             item=item,
             flagged=flagged,
         )
+
+
+@dataclass(frozen=True)
+class SourceFindings:
+    """Every entry's one-data-one-source clashes, as its own department and oversight read them (of the working
+    or published version, with the legal exception where one covers the clash) and as everyone else reads them
+    (of the version in force, excepted clashes left out: exceptions are the provider's business with the IT
+    office). Computed over the whole catalog at once; the service keeps it until an entry or element changes."""
+
+    whole: tuple[tuple[CatalogEntry, SourceClash, str | None], ...]
+    in_force: tuple[tuple[CatalogEntry, SourceClash], ...]
+
+    def seen_by(self, viewer: Viewer | None) -> list[tuple[CatalogEntry, SourceClash, str | None]]:
+        """By resource code, then item."""
+        if viewer is None:
+            return list(self.whole)
+        own = [f for f in self.whole if viewer.sees_unpublished(f[0].provider_code)]
+        others: list[tuple[CatalogEntry, SourceClash, str | None]] = [
+            (e, c, None) for e, c in self.in_force if not viewer.sees_unpublished(e.provider_code)
+        ]
+        return sorted(own + others, key=lambda f: (f[0].resource_code, f[1].item))
+
+
+def source_findings(entries: list[CatalogEntry], dictionary: Dictionary, claims: list[SourceClaim]) -> SourceFindings:
+    whole, in_force = [], []
+    for entry in entries:
+        version = entry.working or entry.in_force
+        if version is None:
+            continue
+        bases = dict(entry.source_exceptions)
+        for clash in clashes(entry.provider_code, entry.resource_code, version.content.data_items, dictionary, claims):
+            covered = (clash.item, clash.element, clash.kind.value) in entry.excepted_clashes
+            whole.append((entry, clash, bases.get(clash.item) if covered else None))
+        if entry.in_force is not None:
+            items = entry.in_force.content.data_items
+            for clash in clashes(entry.provider_code, entry.resource_code, items, dictionary, claims):
+                if (clash.item, clash.element, clash.kind.value) not in entry.excepted_clashes:
+                    in_force.append((entry, clash))
+    order = lambda f: (f[0].resource_code, f[1].item)  # noqa: E731
+    return SourceFindings(tuple(sorted(whole, key=order)), tuple(sorted(in_force, key=order)))

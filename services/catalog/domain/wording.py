@@ -96,6 +96,7 @@ MESSAGES: dict[str, str] = {
     "catalog.entry.classification_full": "该分类下的顺序码已用完",
     # the life of an entry
     "catalog.entry.not_found": "目录中没有资源代码为 {code} 的条目",
+    "catalog.entry.content_not_kept": "条目 {code} 第 {version} 版的完整内容已不再保留，仅保留其记录与摘要值",
     "catalog.entry.version_not_found": "条目 {code} 没有第 {version} 版",
     "catalog.entry.exists": "资源代码 {code} 已在目录中",
     "catalog.entry.exists_import": "以下资源代码已在目录中：{codes}；本次未导入任何条目",
@@ -122,6 +123,10 @@ MESSAGES: dict[str, str] = {
     "catalog.entry.item_source_and_reference": "信息项“{item}”要么是某数据元的来源，要么引用某数据元，不能两者兼是",
     "catalog.source.exception_basis_missing": "一数一源的例外须注明法律依据",
     "catalog.source.exception_not_flagged": "“{item}”不是本条目被标记为重复来源的信息项（被标记的有：{flagged}）",
+    "catalog.source.withdrawal_referred": (
+        "其他部门的现行条目 {codes} 引用了只由本条目提供的数据元 {elements}；"
+        "请先由信息化工作办公室为该数据元指定其他权威来源，或由这些条目取消引用"
+    ),
     "catalog.source.duplicate": (
         "以下信息项已由其他部门提供：{clashes}；请引用该数据元、删去这些信息项，或由信息化工作办公室登记法定例外（一数一源）"
     ),
@@ -141,7 +146,14 @@ MESSAGES: dict[str, str] = {
     "catalog.demand.unmeetable_basis": "认定需求无法满足须注明法律、法规或政策依据（第十四条）",
     "catalog.demand.wanted_too_many": "一项需求最多列出 {max} 个所需信息项（您列出了 {count} 个）",
     # the data-element dictionary
+    "catalog.element.identifier": "数据元标识符应为 1 至 32 位字母、数字或“.”“_”“-”，如 DE0001",
+    "catalog.element.name_missing": "数据元须有标准名称",
+    "catalog.element.alias_repeated": "同义名称重复列出",
+    "catalog.element.name_too_long": "标准名称最多 {max} 个字",
+    "catalog.element.definition_too_long": "定义最多 {max} 个字",
+    "catalog.element.source_code": "权威来源部门代码无效：{reason}",
     "catalog.element.aliases_too_many": "一个数据元最多 {max} 个同义名称，每个同义名称最多 {length} 个字",
+    "catalog.element.source_unknown": "权威来源部门代码 {code} 不是目录已登记的部门",
     "catalog.element.rows_too_many": "表格有 {count} 个数据元，一次最多导入 {max} 个；请分批导入",
     # search
     "catalog.search.limit": "每页条数应在 1 到 {max} 之间",
