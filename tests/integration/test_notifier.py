@@ -83,9 +83,9 @@ async def inbox(notifier: ServiceProcess, department: str, expected: int) -> lis
         for _ in range(150):
             response = await client.get(f"/inbox/{department}")
             assert response.status_code == 200, response.text
-            found = response.json()
+            found = response.json()["items"]
             if len(found) >= expected:
                 await asyncio.sleep(0.5)  # and no more than expected arrive
-                return (await client.get(f"/inbox/{department}")).json()
+                return (await client.get(f"/inbox/{department}")).json()["items"]
             await asyncio.sleep(0.2)
     return found

@@ -150,7 +150,7 @@ async def test_events_flow_between_the_services(own_infra, services, tmp_path) -
     # notifier: the provider is told of the request, with the deadline
     async with httpx.AsyncClient(base_url=notifier.url, headers=provider_admin) as client:
         for _ in range(100):
-            inbox = (await client.get(f"/inbox/{PROVIDER}")).json()
+            inbox = (await client.get(f"/inbox/{PROVIDER}")).json()["items"]
             if inbox:
                 break
             await _pause()

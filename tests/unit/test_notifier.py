@@ -3,8 +3,7 @@ subscriptions the service wires, into inboxes."""
 
 import copy
 import json
-from collections.abc import AsyncIterator
-from collections.abc import Collection
+from collections.abc import AsyncIterator, Collection
 from contextlib import asynccontextmanager
 from dataclasses import replace
 from datetime import UTC, date, datetime

@@ -57,5 +57,8 @@ class KafkaDepartmentTopics:
                 return
             spec = replace(self.family, name=self.topic(department_code))
             await self.publisher.ensure_topics([spec])
+            # the producer learns the new topic's partitions now, not when the relay's first send to it fails
+            # (which would send the transaction's other messages again)
+            await asyncio.wait_for(self.publisher._producer_or_raise().partitions_for(spec.name), 10)
             self.publisher.topics[spec.name] = spec
             self._opened.add(department_code)
