@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, replace
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, time, timedelta
 from typing import Any
 
 from common.errors import NotFound
@@ -30,8 +30,8 @@ from services.notifier.domain.events import (
     ShareRequested,
 )
 from services.notifier.domain.holdings import EntryTerms, Holding, holders, tightened
-from services.notifier.domain.notifications import Channel, Notification, Rule
-from services.notifier.domain.preferences import Preferences, defaults
+from services.notifier.domain.notifications import Channel, Delivery, Notification, Rule
+from services.notifier.domain.preferences import DIGEST_SHOWN, Preferences, defaults, digest, next_digest_at
 from services.notifier.domain.reminders import CHINA, Deadline, ReminderPolicy, one_year_after
 from services.notifier.ports import NOTIFICATIONS, Clock, DepartmentTopics, NotifierTransaction, UnitOfWork, Wakeable
 
@@ -59,6 +59,7 @@ class Notifier:
     reminders: ReminderPolicy
     it_office_code: str
     change_window: timedelta = timedelta(seconds=2)
+    digest_time: time = time(8, 30)
 
     def today(self) -> date:
         return self.clock.now().astimezone(CHINA).date()
@@ -226,12 +227,38 @@ async def fire_due(n: Notifier) -> datetime | None:
                 await _issue(tx, n, notifications.changes_told(batch, users))
                 await tx.batch_told(batch)
                 continue
+            if (digest_due := await tx.due_digest(now)) is not None:
+                await _send_digest(tx, n, *digest_due)
+                continue
             due = await tx.due_reminders(now, FIRED_PER_TRANSACTION)
             for reminder in due:
                 await _issue(tx, n, [notifications.reminder_due(reminder)])
                 await tx.reminder_sent(reminder.reminder_id)
         if len(due) < FIRED_PER_TRANSACTION:
             return await n.uow.next_due()
+
+
+async def _send_digest(tx: NotifierTransaction, n: Notifier, department_code: str, at: datetime) -> None:
+    """What waited for the department's digest goes as one notice; the next digest is due tomorrow (none once
+    the department wants its notices at once again)."""
+    waiting, total = await tx.awaiting_digest(department_code, DIGEST_SHOWN)
+    if total:
+        await _issue(tx, n, [digest(department_code, at, waiting, total)])
+        await tx.digested(department_code)
+    chosen = (await tx.preferences({department_code})).get(department_code)
+    daily = chosen is not None and chosen.delivery is Delivery.DAILY_DIGEST
+    await tx.schedule_digest(department_code, next_digest_at(n.clock.now(), n.digest_time) if daily else None)
+
+
+async def choose_preferences(chosen: Preferences, n: Notifier) -> None:
+    """Keep the department's choice. A daily digest is scheduled; back to immediate delivery, what waited for
+    the digest goes at once."""
+    async with n.uow() as tx:
+        await tx.set_preferences(chosen)
+        daily = chosen.delivery is Delivery.DAILY_DIGEST
+        now = n.clock.now()
+        await tx.schedule_digest(chosen.department_code, next_digest_at(now, n.digest_time) if daily else now)
+    n.timer.wake()
 
 
 # -- the directory ------------------------------------------------------------------------------------------

@@ -33,6 +33,7 @@ def build(settings: NotifierSettings) -> tuple[FastAPI, Runtime]:
         reminders=ReminderPolicy(runtime.calendar, settings.reminder_lead_working_days, settings.reminder_time),
         it_office_code=settings.it_office_code,
         change_window=timedelta(seconds=settings.change_window_seconds),
+        digest_time=settings.digest_time,
     )
     notifier_ref.append(notifier)
     runtime.consume("notifier", SUBSCRIBED, events.subscriptions(notifier))
@@ -47,6 +48,7 @@ def build(settings: NotifierSettings) -> tuple[FastAPI, Runtime]:
         routers=[http.router],
     )
     app.state.notifier_uow = uow
+    app.state.notifier = notifier
     return app, runtime
 
 

@@ -22,6 +22,8 @@ class NotifierSettings(ServiceSettings):
     # Reminders go this many working days before a deadline's day, at this time of day (Beijing time).
     reminder_lead_working_days: int = Field(default=2, ge=1, le=MAX_LEAD)
     reminder_time: time = time(9, 0)
+    # Departments that chose a daily digest get it at this time of day (Beijing time).
+    digest_time: time = time(8, 30)
     # The timer sleeps until the next due batch or reminder; work another replica scheduled waits at most this.
     timer_max_sleep_seconds: float = Field(default=300, ge=1, le=3600)
     # Starts the notifier's clock at this instant (it runs on from there), for drills and tests of deadlines;

@@ -45,10 +45,12 @@ class FakeTransaction:
         self.uow = uow
         self.inbox = dict(uow.inbox)
         self.disputes = dict(uow.disputes)
-        self.holdings = dict(uow.holdings)
+        self.held = dict(uow.held)
         self.entries = dict(uow.entries)
         self.feeds = dict(uow.feeds)
         self.reminders = dict(uow.reminders)
+        self.chosen = dict(uow.chosen)
+        self.digests = dict(uow.digests)
         self.emitted: list[tuple[str, Event]] = []
 
     async def existing(self, notification_ids: Collection[str]) -> set[str]:
@@ -63,7 +65,7 @@ class FakeTransaction:
         self.emitted.append((topic, event))
 
     async def preferences(self, department_codes: Collection[str]) -> dict[str, Preferences]:
-        return {c: p for c, p in self.uow.chosen.items() if c in department_codes}
+        return {c: p for c, p in self.chosen.items() if c in department_codes}
 
     async def remember_dispute(self, dispute: Dispute) -> None:
         self.disputes[dispute.dispute_id] = dispute
@@ -72,15 +74,15 @@ class FakeTransaction:
         return self.disputes.get(dispute_id)
 
     async def hold(self, holding: Holding) -> None:
-        known = self.holdings.get(holding.grant_id)
-        self.holdings[holding.grant_id] = replace(holding, ended=known is not None and known.ended)
+        known = self.held.get(holding.grant_id)
+        self.held[holding.grant_id] = replace(holding, ended=known is not None and known.ended)
 
     async def end_holding(self, grant_id: str) -> None:
-        known = self.holdings.get(grant_id) or Holding(grant_id, "", "", date.min, date.min, False)
-        self.holdings[grant_id] = replace(known, ended=True)
+        known = self.held.get(grant_id) or Holding(grant_id, "", "", date.min, date.min, False)
+        self.held[grant_id] = replace(known, ended=True)
 
     async def holdings(self, resource_code: str) -> list[Holding]:
-        return [h for h in self.holdings.values() if h.resource_code == resource_code and not h.ended]
+        return [h for h in self.held.values() if h.resource_code == resource_code and not h.ended]
 
     async def entry_terms(self, resource_code: str) -> EntryTerms | None:
         return self.entries.get(resource_code)
@@ -118,6 +120,28 @@ class FakeTransaction:
     async def reminder_sent(self, reminder_id: str) -> None:
         self.reminders[reminder_id] = (self.reminders[reminder_id][0], True)
 
+    async def set_preferences(self, preferences: Preferences) -> None:
+        self.chosen[preferences.department_code] = preferences
+
+    async def schedule_digest(self, department_code: str, at: datetime | None) -> None:
+        if at is None:
+            self.digests.pop(department_code, None)
+        else:
+            self.digests[department_code] = at
+
+    async def due_digest(self, now: datetime) -> tuple[str, datetime] | None:
+        due = sorted((at, code) for code, at in self.digests.items() if at <= now)
+        return (due[0][1], due[0][0]) if due else None
+
+    async def awaiting_digest(self, department_code: str, limit: int) -> tuple[list[Notification], int]:
+        waiting = [n for n in self.inbox.values() if n.recipient_code == department_code and n.in_digest]
+        return waiting[:limit], len(waiting)
+
+    async def digested(self, department_code: str) -> None:
+        for key, n in self.inbox.items():
+            if n.recipient_code == department_code and n.in_digest:
+                self.inbox[key] = replace(n, in_digest=False)
+
 
 class FakeUnitOfWork:
     """Commits a transaction's writes only when its block ends without an error, as the MongoDB one does."""
@@ -125,19 +149,21 @@ class FakeUnitOfWork:
     def __init__(self) -> None:
         self.inbox: dict[str, Notification] = {}
         self.disputes: dict[str, Dispute] = {}
-        self.holdings: dict[str, Holding] = {}
+        self.held: dict[str, Holding] = {}
         self.entries: dict[str, EntryTerms] = {}
         self.feeds: dict[str, tuple[ChangeBatch | None, int]] = {}
         self.reminders: dict[str, tuple[Reminder, bool]] = {}
         self.chosen: dict[str, Preferences] = {}
+        self.digests: dict[str, datetime] = {}
         self.emitted: list[tuple[str, Event]] = []
 
     @asynccontextmanager
     async def __call__(self) -> AsyncIterator[FakeTransaction]:
         tx = FakeTransaction(self)
         yield tx
-        self.inbox, self.disputes, self.holdings = tx.inbox, tx.disputes, tx.holdings
+        self.inbox, self.disputes, self.held = tx.inbox, tx.disputes, tx.held
         self.entries, self.feeds, self.reminders = tx.entries, tx.feeds, tx.reminders
+        self.chosen, self.digests = tx.chosen, tx.digests
         self.emitted += tx.emitted
 
     async def inbox_of(self, department_code: str) -> list[Notification]:
@@ -153,11 +179,8 @@ class FakeUnitOfWork:
     async def preferences_of(self, department_code: str) -> Preferences | None:
         return self.chosen.get(department_code)
 
-    async def set_preferences(self, preferences: Preferences) -> None:
-        self.chosen[preferences.department_code] = preferences
-
     async def next_due(self) -> datetime | None:
-        times = [b.tell_at for b, _ in self.feeds.values() if b is not None]
+        times = [b.tell_at for b, _ in self.feeds.values() if b is not None] + list(self.digests.values())
         times += [r.remind_at for r, sent in self.reminders.values() if not sent]
         return min(times, default=None)
 
@@ -192,16 +215,17 @@ class SettableClock:
         return self.at
 
 
-class WeekendsOnly:
-    """A calendar with the 2026 National Day holiday (1–7 October) and its adjusted workdays, as published."""
+class Autumn2026:
+    """The State Council's 2026 schedule around Mid-Autumn (25 September) and National Day (1–7 October), with
+    its adjusted workdays (Sunday 20 September, Saturday 10 October)."""
 
-    HOLIDAYS = {date(2026, 10, d) for d in range(1, 8)}
-    WORKDAYS = {date(2026, 9, 20), date(2026, 10, 10)}
+    holidays = frozenset({date(2026, 9, 25), *(date(2026, 10, d) for d in range(1, 8))})
+    workdays = frozenset({date(2026, 9, 20), date(2026, 10, 10)})
 
     def is_working_day(self, day: date) -> bool:
-        if day in self.WORKDAYS:
+        if day in self.workdays:
             return True
-        return day not in self.HOLIDAYS and day.weekday() < 5
+        return day not in self.holidays and day.weekday() < 5
 
 
 NOW = datetime(2026, 11, 20, 2, 0, tzinfo=UTC)  # 10:00 in Ji'an
@@ -213,7 +237,7 @@ def notifier_of(uow: FakeUnitOfWork, clock: SettableClock | None = None) -> Noti
         clock=clock or SettableClock(NOW),
         topics=FakeTopics(),
         timer=FakeTimer(),
-        reminders=ReminderPolicy(WeekendsOnly()),
+        reminders=ReminderPolicy(Autumn2026()),
         it_office_code=IT_OFFICE,
     )
 

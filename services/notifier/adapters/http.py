@@ -29,7 +29,15 @@ async def provided_uow(request: Request) -> UnitOfWork:
     return uow
 
 
+async def provided_notifier(request: Request) -> handlers.Notifier:
+    notifier: handlers.Notifier | None = getattr(request.app.state, "notifier", None)
+    if notifier is None:
+        raise RuntimeError("the notifier's routes are used without its bootstrap")
+    return notifier
+
+
 UowDep = Annotated[UnitOfWork, Depends(provided_uow)]
+NotifierDep = Annotated[handlers.Notifier, Depends(provided_notifier)]
 InboxReader = Annotated[Principal, Depends(Guard("notifier.inbox.read"))]
 PreferenceSetter = Annotated[Principal, Depends(Guard("notifier.preferences.manage"))]
 
@@ -148,12 +156,12 @@ async def preferences(department_code: Code, principal: InboxReader, uow: UowDep
 
 @router.put("/preferences/{department_code}", response_model=PreferencesView, summary="Choose kinds and channels")
 async def set_preferences(
-    department_code: Code, body: PreferencesBody, principal: PreferenceSetter, uow: UowDep
+    department_code: Code, body: PreferencesBody, principal: PreferenceSetter, notifier: NotifierDep
 ) -> PreferencesView:
     code = _own(principal, "notifier.preferences.manage", department_code)
     kinds = None if body.kinds is None else frozenset(body.kinds)
     chosen = Preferences(code, kinds, frozenset(body.channels), body.delivery)
-    await uow.set_preferences(chosen)
+    await handlers.choose_preferences(chosen, notifier)
     return _preferences_view(chosen)
 
 

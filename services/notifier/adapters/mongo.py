@@ -30,6 +30,7 @@ ENTRIES = "notifier_entries"
 FEEDS = "notifier_change_feeds"  # per resource: how far its changes were told, and the batch still open
 REMINDERS = "notifier_reminders"
 PREFERENCES = "notifier_preferences"
+DIGESTS = "notifier_digests"  # per department on a daily digest: when the next one is due
 
 
 def _day(value: date) -> datetime:  # BSON has no date-only type
@@ -134,6 +135,8 @@ async def ensure_indexes(db: AsyncDatabase) -> None:
     await db[REMINDERS].create_index([("sent", ASCENDING), ("remind_at", ASCENDING)])
     await db[REMINDERS].create_index([("deadline", ASCENDING), ("reference", ASCENDING)])
     await db[REMINDERS].create_index([("recipient_code", ASCENDING), ("due_on", ASCENDING)])
+    await db[DIGESTS].create_index([("at", ASCENDING)])
+    await db[INBOX].create_index([("recipient_code", ASCENDING), ("in_digest", ASCENDING)])
 
 
 class MongoNotifierTransaction:
@@ -256,6 +259,37 @@ class MongoNotifierTransaction:
     async def reminder_sent(self, reminder_id: str) -> None:
         await self.db[REMINDERS].update_one({"_id": reminder_id}, {"$set": {"sent": True}}, session=self.session)
 
+    async def set_preferences(self, preferences: Preferences) -> None:
+        doc = {
+            "kinds": None if preferences.kinds is None else sorted(k.value for k in preferences.kinds),
+            "channels": sorted(c.value for c in preferences.channels),
+            "delivery": preferences.delivery.value,
+        }
+        await self.db[PREFERENCES].replace_one(
+            {"_id": preferences.department_code}, doc, upsert=True, session=self.session
+        )
+
+    async def schedule_digest(self, department_code: str, at: datetime | None) -> None:
+        if at is None:
+            await self.db[DIGESTS].delete_one({"_id": department_code}, session=self.session)
+        else:
+            await self.db[DIGESTS].replace_one({"_id": department_code}, {"at": at}, upsert=True, session=self.session)
+
+    async def due_digest(self, now: datetime) -> tuple[str, datetime] | None:
+        doc = await self.db[DIGESTS].find_one({"at": {"$lte": now}}, sort=[("at", ASCENDING)], session=self.session)
+        return (doc["_id"], doc["at"]) if doc else None
+
+    async def awaiting_digest(self, department_code: str, limit: int) -> tuple[list[Notification], int]:
+        where = {"recipient_code": department_code, "in_digest": True}
+        total = await self.db[INBOX].count_documents(where, session=self.session)
+        cursor = self.db[INBOX].find(where, session=self.session).sort([("created_at", ASCENDING), ("_id", ASCENDING)])
+        return [_from_doc(doc) for doc in await cursor.limit(limit).to_list()], total
+
+    async def digested(self, department_code: str) -> None:
+        await self.db[INBOX].update_many(
+            {"recipient_code": department_code, "in_digest": True}, {"$set": {"in_digest": False}}, session=self.session
+        )
+
 
 class MongoUnitOfWork:
     def __init__(self, runtime: Runtime) -> None:
@@ -301,21 +335,15 @@ class MongoUnitOfWork:
         doc = await self.db[PREFERENCES].find_one({"_id": department_code})
         return _preferences(doc) if doc else None
 
-    async def set_preferences(self, preferences: Preferences) -> None:
-        doc = {
-            "kinds": None if preferences.kinds is None else sorted(k.value for k in preferences.kinds),
-            "channels": sorted(c.value for c in preferences.channels),
-            "delivery": preferences.delivery.value,
-        }
-        await self.db[PREFERENCES].replace_one({"_id": preferences.department_code}, doc, upsert=True)
-
     async def next_due(self) -> datetime | None:
         batch = await self.db[FEEDS].find_one(
             {"batch.tell_at": {"$ne": None}}, {"batch.tell_at": 1}, sort=[("batch.tell_at", ASCENDING)]
         )
         reminder = await self.db[REMINDERS].find_one({"sent": False}, {"remind_at": 1}, sort=[("remind_at", ASCENDING)])
+        digest = await self.db[DIGESTS].find_one({}, {"at": 1}, sort=[("at", ASCENDING)])
         times = [batch["batch"]["tell_at"]] if batch else []
         times += [reminder["remind_at"]] if reminder else []
+        times += [digest["at"]] if digest else []
         return min(times, default=None)
 
     async def reminders_of(self, department_code: str) -> list[Reminder]:
