@@ -38,7 +38,7 @@ def build(settings: NotifierSettings) -> tuple[FastAPI, Runtime]:
     notifier_ref.append(notifier)
     runtime.consume("notifier", SUBSCRIBED, events.subscriptions(notifier))
     runtime.consume("notifier-changes", [RESOURCE_CHANGES], batch=events.resource_changes(notifier))
-    runtime.consume("notifier-directory", [DIRECTORY_EVENTS], events.directory_subscriptions(notifier))
+    runtime.consume("notifier-directory", [DIRECTORY_EVENTS], events.directory_subscriptions(notifier, runtime.keys))
     runtime.periodic["timer"] = timer.run
     app = create_app(
         runtime,

@@ -22,8 +22,9 @@ from common.kafka import KafkaPublisher
 from common.policy import Role
 from common.topics import load_topics
 from devstack.processes import Infra
+from tests.adapter_keys import directory_says
 from tests.contract.test_schemas import sample
-from tests.integration.conftest import ServiceProcess, read_topic, settings_for, skip_backlog
+from tests.integration.conftest import ServiceProcess, headers_of, read_topic, settings_for, skip_backlog
 from tests.integration.test_notifier import fresh_code
 from tests.tokens import bearer
 
@@ -236,11 +237,15 @@ async def test_holders_hear_of_data_changes_in_batches_and_of_their_entry_until_
 async def test_each_department_reads_its_own_notices_off_its_own_topic(infra, topics, services, tmp_path) -> None:
     it_office, first, second = fresh_code(), fresh_code(), fresh_code()
     notifier = await start_notifier(infra, tmp_path, services, it_office)
-    await send(infra, "directory.events", [
+    forged = fresh_code()
+    await directory_says(infra, *[
         ("DepartmentRegistered", code, payload("DepartmentRegistered", department_code=code, name=f"部门{n}",
                                                level="CITY", parent_code=None))
         for n, code in enumerate((first, second))
     ])  # fmt: skip
+    # anyone can write a message in the directory's name; unsigned, it makes nothing
+    await send(infra, "directory.events", [("DepartmentRegistered", forged, payload(
+        "DepartmentRegistered", department_code=forged, name="伪造", level="CITY", parent_code=None))])  # fmt: skip
     admin = AIOKafkaAdminClient(bootstrap_servers=infra.bootstrap)
     await admin.start()
     try:
@@ -250,6 +255,11 @@ async def test_each_department_reads_its_own_notices_off_its_own_topic(infra, to
             await asyncio.sleep(0.2)
         else:
             raise AssertionError("the departments' notice topics were not made")
+        dead = await read_topic(
+            infra.bootstrap, "directory.events.dlq", 1, where=lambda r: r.key.decode() == forged, timeout=20
+        )
+        assert "not signed by the directory" in headers_of(dead[0])["dlq.reason"]
+        assert f"notifier.notices.{forged}" not in await admin.list_topics()
     finally:
         await admin.close()
 

@@ -466,7 +466,9 @@ def test_every_event_the_notifier_hears_travels_on_its_topics_and_reads_from_its
     """Each typed event reads a payload as the codec decodes it from the committed schema."""
     codec = EventCodec.from_folder()
     carried = {event for name in SUBSCRIBED for event in load_topics()[name].events}
-    handled = subscriptions(notifier_of(FakeUnitOfWork())) | directory_subscriptions(notifier_of(FakeUnitOfWork()))
+    handled = subscriptions(notifier_of(FakeUnitOfWork())) | directory_subscriptions(
+        notifier_of(FakeUnitOfWork()), None
+    )  # type: ignore[arg-type]
     handled |= {"ResourceChanged": resource_changes(notifier_of(FakeUnitOfWork()))}  # type: ignore[dict-item]
     carried |= set(load_topics()[RESOURCE_CHANGES].events) | set(load_topics()[DIRECTORY_EVENTS].events)
     assert set(handled) <= carried

@@ -11,8 +11,10 @@ from dataclasses import MISSING, fields, is_dataclass
 from functools import partial
 from typing import Any, TypeVar, Union, get_args, get_origin, get_type_hints
 
+from common.auth import Unauthenticated, verify_signed_event
 from common.errors import RejectedEvent
 from common.events import Event
+from common.keys import KeySource
 from services.notifier import handlers
 from services.notifier.domain import notifications
 from services.notifier.domain.events import (
@@ -79,8 +81,21 @@ def subscriptions(n: handlers.Notifier) -> dict[str, Callable[[Event], Awaitable
     return {cls.__name__: _inbound(cls, handler) for cls, handler in by_class.items()}
 
 
-def directory_subscriptions(n: handlers.Notifier) -> dict[str, Callable[[Event], Awaitable[None]]]:
-    return {"DepartmentRegistered": _inbound(DepartmentRegistered, partial(handlers.department_registered, n=n))}
+def directory_subscriptions(n: handlers.Notifier, keys: KeySource) -> dict[str, Callable[[Event], Awaitable[None]]]:
+    """A new department's topic is made on the directory's word only: an event its keys did not sign is
+    dead-lettered with the reason."""
+    made = _inbound(DepartmentRegistered, partial(handlers.department_registered, n=n))
+
+    async def registered(event: Event) -> None:
+        if keys.verifier is None:
+            raise RuntimeError("token signing keys not loaded yet")  # retried: the consumer waits for them
+        try:
+            verify_signed_event(keys.verifier.keys, event)
+        except Unauthenticated as exc:
+            raise RejectedEvent("signature", f"not signed by the directory: {exc}") from None
+        await made(event)
+
+    return {"DepartmentRegistered": registered}
 
 
 def resource_changes(n: handlers.Notifier) -> Callable[[list[Event]], Awaitable[dict[str, str]]]:
