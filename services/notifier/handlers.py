@@ -266,7 +266,7 @@ async def choose_preferences(chosen: Preferences, n: Notifier) -> None:
 
 async def department_registered(event_id: str, e: DepartmentRegistered, n: Notifier) -> None:
     """A new department gets its own notice topic before its first notice."""
-    await n.topics.open(e.department_code)
+    await n.topics.open([e.department_code])
 
 
 # -- issuing ------------------------------------------------------------------------------------------------
@@ -282,12 +282,13 @@ async def _issue(tx: NotifierTransaction, n: Notifier, notices: list[Notificatio
     chosen = await tx.preferences({x.recipient_code for x in fresh})
     routed = [_routed(x, chosen.get(x.recipient_code) or defaults(x.recipient_code)) for x in fresh]
     await tx.add_all(routed)
+    pushed = [x for x in routed if Channel.KAFKA in x.channels and not x.in_digest]
+    await n.topics.open({x.recipient_code for x in pushed})
     for notice in routed:
         payload = notice.issued_payload()
         event_id = uuid.uuid5(uuid.NAMESPACE_URL, notice.notification_id).hex  # the same for the same notice
         tx.emit(NOTIFICATIONS, Event("NotificationIssued", notice.recipient_code, payload, PRODUCER, event_id))
         if Channel.KAFKA in notice.channels and not notice.in_digest:
-            await n.topics.open(notice.recipient_code)
             key = notice.resource_code or notice.recipient_code  # in order per resource
             tx.emit(
                 n.topics.topic(notice.recipient_code), Event("NotificationIssued", key, payload, PRODUCER, event_id)

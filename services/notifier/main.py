@@ -28,7 +28,7 @@ def build(settings: NotifierSettings) -> tuple[FastAPI, Runtime]:
     notifier = handlers.Notifier(
         uow=uow,
         clock=clock,
-        topics=KafkaDepartmentTopics(runtime.publisher, settings.kafka_replication_factor),
+        topics=KafkaDepartmentTopics(runtime.publisher, settings),
         timer=timer,
         reminders=ReminderPolicy(runtime.calendar, settings.reminder_lead_working_days, settings.reminder_time),
         it_office_code=settings.it_office_code,

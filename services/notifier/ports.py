@@ -31,7 +31,7 @@ class DepartmentTopics(Protocol):
 
     def topic(self, department_code: str) -> str: ...
 
-    async def open(self, department_code: str) -> None: ...  # create it if the cluster lacks it
+    async def open(self, department_codes: Collection[str]) -> None: ...  # make those the cluster lacks
 
 
 class Wakeable(Protocol):

@@ -24,34 +24,15 @@ from common.topics import load_topics
 from devstack.processes import Infra
 from tests.adapter_keys import directory_says
 from tests.contract.test_schemas import sample
-from tests.integration.conftest import ServiceProcess, headers_of, read_topic, settings_for, skip_backlog
-from tests.integration.test_notifier import fresh_code
+from tests.integration.conftest import ServiceProcess, headers_of, read_topic, settings_for
+from tests.integration.test_notifier import fresh_code, start_notifier
 from tests.tokens import bearer
-
-GROUPS = {
-    "notifier": ["exchange.share-events", "catalog.entry-events", "catalog.demand-events"],
-    "notifier-changes": ["exchange.resource-changes"],
-    "notifier-directory": ["directory.events"],
-}
 
 
 def payload(event_type: str, **values: object) -> dict:
     """A complete payload of the committed schema, with the fields a test cares about."""
     raw = json.loads((SCHEMA_DIR / f"{event_type}.avsc").read_text(encoding="utf-8"))
     return sample(copy.deepcopy(raw), {}) | values
-
-
-async def start_notifier(infra: Infra, tmp_path, services: list, it_office: str, **env: str) -> ServiceProcess:
-    notifier = ServiceProcess(
-        "notifier", infra, tmp_path, mongo_database=f"notify_{uuid.uuid4().hex[:8]}", it_office_code=it_office, **env
-    )
-    for group, topics in GROUPS.items():  # only what this test sends, not the session's backlog
-        for topic in topics:
-            await skip_backlog(infra, f"test{notifier.port}-{group}", topic)
-    notifier.start()
-    services.append(notifier)
-    await notifier.wait_ready()
-    return notifier
 
 
 async def send(infra: Infra, topic: str, events: list[tuple[str, str, dict]]) -> None:
@@ -361,6 +342,10 @@ async def test_reminders_come_in_working_days_across_national_day_once_whatever_
         ("ShareDecided", ids["decided"], payload("ShareDecided", request_id=ids["decided"], **request,
                                                  decision="APPROVED", decided_on=date(2026, 9, 30))),
     ])  # fmt: skip
+    entry = f"101001/{uuid.uuid4().int % 10**6:06d}"
+    await send(infra, "catalog.entry-events", [("CatalogEntryChangeReported", entry, payload(
+        "CatalogEntryChangeReported", resource_code=entry, provider_code=provider, reported_on=date(2026, 9, 29),
+        due_on=date(2026, 10, 9), reason="新增数据项"))])  # fmt: skip
     await inbox_until(notifier, provider, 3, kind="REQUEST_ARRIVED")
     async with httpx.AsyncClient(base_url=notifier.url, headers=reader(provider)) as client:
         scheduled = (await client.get(f"/reminders/{provider}")).json()
@@ -368,8 +353,10 @@ async def test_reminders_come_in_working_days_across_national_day_once_whatever_
     assert times.get(ids["later"]) in ("2026-10-09T01:00:00Z", "2026-10-09T01:00:00+00:00"), scheduled
     assert ids["decided"] not in times  # decided: no reminder
 
-    [soon] = await inbox_until(notifier, provider, 1, timeout=20, kind="DEADLINE_APPROACHING")
-    assert soon["reference"] == ids["soon"] and soon["due_on"] == "2026-10-09"
+    reminded = await inbox_until(notifier, provider, 2, timeout=20, kind="DEADLINE_APPROACHING")
+    [soon] = [n for n in reminded if n["reference"] == ids["soon"]]
+    [update] = [n for n in reminded if n["reference"] == entry]
+    assert soon["due_on"] == "2026-10-09" and update["due_on"] == "2026-10-09" and "目录更新" in update["title"]
     assert soon["notification_id"] == f"reminder:REQUEST_DECISION:{ids['soon']}:{provider}"
 
     # killed while the later reminder waits; started again on the morning it is due
@@ -378,11 +365,35 @@ async def test_reminders_come_in_working_days_across_national_day_once_whatever_
     notifier.env["NOTIFIER_CLOCK_START"] = "2026-10-09T08:59:57+08:00"
     notifier.start()
     await notifier.wait_ready()
-    reminded = await inbox_until(notifier, provider, 2, timeout=20, kind="DEADLINE_APPROACHING")
-    assert sorted(n["reference"] for n in reminded) == sorted([ids["soon"], ids["later"]])
+    reminded = await inbox_until(notifier, provider, 3, timeout=20, kind="DEADLINE_APPROACHING")
+    assert sorted(n["reference"] for n in reminded) == sorted([ids["soon"], ids["later"], entry])
     # and once more, later still: nothing is sent twice
     notifier.stop()
     notifier.env["NOTIFIER_CLOCK_START"] = "2026-10-09T10:00:00+08:00"
     notifier.start()
     await notifier.wait_ready()
-    assert len(await inbox_until(notifier, provider, 3, timeout=4, kind="DEADLINE_APPROACHING")) == 2
+    assert len(await inbox_until(notifier, provider, 4, timeout=4, kind="DEADLINE_APPROACHING")) == 3
+
+
+async def test_a_daily_digest_gathers_what_waited_and_goes_on_the_departments_topic(
+    infra, topics, services, tmp_path
+) -> None:
+    it_office, provider = fresh_code(), fresh_code()
+    notifier = await start_notifier(
+        infra, tmp_path, services, it_office, clock_start="2026-11-20T08:29:45+08:00", digest_time="08:30"
+    )
+    async with httpx.AsyncClient(base_url=notifier.url, headers=reader(provider)) as client:
+        chosen = await client.put(f"/preferences/{provider}", json={"delivery": "DAILY_DIGEST"})
+        assert chosen.status_code == 200 and chosen.json()["kinds"] is None, chosen.text
+    ids = [uuid.uuid4().hex for _ in range(3)]
+    await send(infra, "exchange.share-events", [
+        ("ShareRequested", request_id, payload("ShareRequested", request_id=request_id, resource_code="101001/000001",
+                                               provider_code=provider, consumer_code=it_office,
+                                               decide_by=date(2099, 1, 5)))
+        for request_id in ids
+    ])  # fmt: skip
+    assert len(await inbox_until(notifier, provider, 3, kind="REQUEST_ARRIVED")) == 3  # in the inbox at once
+    topic = f"notifier.notices.{provider}"
+    [digest] = await inbox_until(notifier, provider, 1, timeout=30, kind="DIGEST")
+    assert "（3 条）" in digest["title"] and digest["body"].count("数据共享申请待答复") == 3
+    assert notices_on(await read_topic(infra.bootstrap, topic, 2, timeout=3)) == {digest["notification_id"]}

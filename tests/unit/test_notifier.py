@@ -195,8 +195,8 @@ class FakeTopics:
     def topic(self, department_code: str) -> str:
         return f"notifier.notices.{department_code}"
 
-    async def open(self, department_code: str) -> None:
-        self.opened.add(department_code)
+    async def open(self, department_codes: Collection[str]) -> None:
+        self.opened.update(department_codes)
 
 
 class FakeTimer:

@@ -7,11 +7,15 @@ from __future__ import annotations
 
 import asyncio
 import tomllib
+from collections.abc import Collection
 from dataclasses import replace
 
+from aiokafka.admin import AIOKafkaAdminClient
+
 from common.identifiers import InvalidIdentifier, validate_credit_code
-from common.kafka import KafkaPublisher
-from common.topics import TOPICS_FILE, TopicSpec
+from common.kafka import KafkaPublisher, connection_options
+from common.settings import ServiceSettings
+from common.topics import TOPICS_FILE, TopicSpec, ensure_topics
 
 
 def family_spec(prefix: str, replication_factor: int | None) -> TopicSpec:
@@ -34,31 +38,49 @@ def family_spec(prefix: str, replication_factor: int | None) -> TopicSpec:
 class KafkaDepartmentTopics:
     PREFIX = "notifier.notices."
 
-    def __init__(self, publisher: KafkaPublisher, replication_factor: int | None) -> None:
+    def __init__(self, publisher: KafkaPublisher, settings: ServiceSettings) -> None:
         self.publisher = publisher
-        self.family = family_spec(self.PREFIX, replication_factor)
+        self.settings = settings
+        self.family = family_spec(self.PREFIX, settings.kafka_replication_factor)
         self._opened: set[str] = set()
         self._lock = asyncio.Lock()
+        self._admin: AIOKafkaAdminClient | None = None  # kept: a connection per new department cost ~0.2 s
+
+    async def _ensure(self, specs: list[TopicSpec]) -> None:
+        if self._admin is None:
+            admin = AIOKafkaAdminClient(**connection_options(self.settings), request_timeout_ms=10000)
+            await admin.start()
+            self._admin = admin
+        try:
+            await ensure_topics(self._admin, specs)
+        except Exception:
+            admin, self._admin = self._admin, None
+            await admin.close()
+            raise
 
     def topic(self, department_code: str) -> str:
         return self.PREFIX + department_code
 
-    async def open(self, department_code: str) -> None:
-        """Make the department's topic unless this process made or found it before; known to the publisher
-        from then on, so that notices may be written to it."""
-        if department_code in self._opened:
+    async def open(self, department_codes: Collection[str]) -> None:
+        """Make the departments' topics this process did not make or find before, in one request to the
+        cluster; known to the publisher from then on, so that notices may be written to them."""
+        if not set(department_codes) - self._opened:
             return
-        try:  # a topic name from a department's code only: nothing else reaches the cluster's namespace
-            validate_credit_code(department_code)
-        except InvalidIdentifier as exc:
-            raise ValueError(f"department_code: {exc}") from None
+        for code in department_codes:  # topic names from departments' codes only: nothing else reaches the
+            try:  # cluster's namespace
+                validate_credit_code(code)
+            except InvalidIdentifier as exc:
+                raise ValueError(f"department_code: {exc}") from None
         async with self._lock:
-            if department_code in self._opened:
+            missing = sorted(set(department_codes) - self._opened)
+            if not missing:
                 return
-            spec = replace(self.family, name=self.topic(department_code))
-            await self.publisher.ensure_topics([spec])
-            # the producer learns the new topic's partitions now, not when the relay's first send to it fails
-            # (which would send the transaction's other messages again)
-            await asyncio.wait_for(self.publisher._producer_or_raise().partitions_for(spec.name), 10)
-            self.publisher.topics[spec.name] = spec
-            self._opened.add(department_code)
+            specs = [replace(self.family, name=self.topic(code)) for code in missing]
+            await self._ensure(specs)
+            producer = self.publisher._producer_or_raise()
+            for spec in specs:
+                # the producer learns the new topic's partitions now, not when the relay's first send to it
+                # fails (which would send the transaction's other messages again)
+                await asyncio.wait_for(producer.partitions_for(spec.name), 10)
+                self.publisher.topics[spec.name] = spec
+            self._opened.update(missing)
