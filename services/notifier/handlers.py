@@ -7,8 +7,9 @@ from dataclasses import dataclass, replace
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
-from common.errors import NotFound
+from common.errors import Invalid, NotFound
 from common.events import Event
+from common.identifiers import InvalidIdentifier, validate_credit_code
 from services.notifier.domain import notifications
 from services.notifier.domain.changes import add_change
 from services.notifier.domain.events import (
@@ -138,9 +139,11 @@ async def entry_published(event_id: str, e: CatalogEntryPublished, n: Notifier) 
         before = await tx.entry_terms(e.resource_code)
         terms = EntryTerms.of(e)
         notices = notifications.entry_approved(event_id, e)
-        if before is not None and before.version < e.version:
+        if (before.version < e.version) if before is not None else e.version > 1:
+            # a version the notifier did not see the predecessor of still tells them, without the comparison
+            stricter = tightened(before, terms) if before is not None else []
             users = holders(await tx.holdings(e.resource_code), n.today())
-            notices += notifications.entry_changed(event_id, e, tightened(before, terms), users)
+            notices += notifications.entry_changed(event_id, e, stricter, users)
         if before is None or before.version <= e.version:
             await tx.keep_entry_terms(terms)
         await tx.cancel_reminders(Deadline.CATALOG_UPDATE, e.resource_code)
@@ -250,15 +253,29 @@ async def _send_digest(tx: NotifierTransaction, n: Notifier, department_code: st
     await tx.schedule_digest(department_code, next_digest_at(n.clock.now(), n.digest_time) if daily else None)
 
 
+class UnknownDepartment(Invalid):
+    pass
+
+
 async def choose_preferences(chosen: Preferences, n: Notifier) -> None:
     """Keep the department's choice. A daily digest is scheduled; back to immediate delivery, what waited for
     the digest goes at once."""
+    if not is_credit_code(chosen.department_code):
+        raise UnknownDepartment("department_code", "a department is named by its unified social credit code")
     async with n.uow() as tx:
         await tx.set_preferences(chosen)
         daily = chosen.delivery is Delivery.DAILY_DIGEST
         now = n.clock.now()
         await tx.schedule_digest(chosen.department_code, next_digest_at(now, n.digest_time) if daily else now)
     n.timer.wake()
+
+
+def is_credit_code(code: str) -> bool:
+    try:
+        validate_credit_code(code)
+    except InvalidIdentifier:
+        return False
+    return True
 
 
 # -- the directory ------------------------------------------------------------------------------------------

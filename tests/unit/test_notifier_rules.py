@@ -265,3 +265,9 @@ def item(name: str, share_type: ShareType | None = None, sensitive: bool = False
 
 def entry(share_type: ShareType, methods: tuple[str, ...], *items: PublishedItem) -> CatalogEntryPublished:
     return CatalogEntryPublished(RESOURCE, 1, "企业登记", PROVIDER, share_type, methods, items, date(2026, 1, 1), "r")
+
+
+async def test_preferences_name_a_department_by_its_credit_code() -> None:
+    n = notifier_of(FakeUnitOfWork())
+    with pytest.raises(handlers.UnknownDepartment):
+        await handlers.choose_preferences(Preferences("NOT-A-CODE"), n)

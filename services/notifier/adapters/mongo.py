@@ -126,6 +126,9 @@ def _preferences(doc: dict[str, Any]) -> Preferences:
 
 
 async def ensure_indexes(db: AsyncDatabase) -> None:
+    # notices kept before departments chose channels went to every channel
+    every = sorted(c.value for c in Channel)
+    await db[INBOX].update_many({"channels": {"$exists": False}}, {"$set": {"channels": every}})
     newest = [("created_at", DESCENDING), ("_id", DESCENDING)]
     await db[INBOX].create_index([("recipient_code", ASCENDING), *newest])
     await db[INBOX].create_index([("recipient_code", ASCENDING), ("kind", ASCENDING), *newest])
