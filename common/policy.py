@@ -101,6 +101,12 @@ def _it_office_or_own_department(principal: Principal, target: Target) -> str | 
     return "a data administrator manages only her own department's machine identities"
 
 
+def _it_office_or_own_notices(principal: Principal, target: Target) -> str | None:
+    if Role.IT_OFFICE_OPERATOR in principal.roles or target.department_code in (None, principal.department_code):
+        return None
+    return "a department reads and sets only its own notifications; the IT office every department's"
+
+
 def _oversight_or_own_department(principal: Principal, target: Target) -> str | None:
     if principal.roles & OVERSIGHT or target.department_code in (None, principal.department_code):
         return None
@@ -262,10 +268,16 @@ RULES: dict[str, Rule] = {
         ),
         Rule(
             "notifier.inbox.read",
-            "read one's own department's notifications",
+            "read one's own department's notifications and preferences (the IT office: every department's)",
             ALL_ROLES,
             ALL_MACHINES,
-            own_department=True,
+            check=_it_office_or_own_notices,
+        ),
+        Rule(
+            "notifier.preferences.manage",
+            "choose which notifications one's own department gets, on which channels, how often",
+            frozenset({Role.DATA_ADMINISTRATOR, Role.IT_OFFICE_OPERATOR}),
+            check=_it_office_or_own_notices,
         ),
         Rule("auditor.trail.read", "read the access trail and evaluation figures", OVERSIGHT),
         Rule(

@@ -37,7 +37,7 @@ from datashare_adapter.signing import (
 )
 
 DATA_CHANGES = "exchange.data-changes"
-NOTIFICATIONS = "notifier.notifications"
+NOTICES_PREFIX = "notifier.notices."  # one topic per department: the broker's ACLs let each read its own only
 IN_FLIGHT = 5000  # changes sent before waiting for the broker's acknowledgements
 
 
@@ -281,14 +281,19 @@ class Adapter:
             await asyncio.gather(*pending)
 
 
+def notices_topic(department_code: str) -> str:
+    return NOTICES_PREFIX + department_code.upper()
+
+
 async def notifications(config: PlatformConfig, group_id: str | None = None) -> AsyncIterator[dict[str, Any]]:
-    """The department's notifications, from where the adapter last acknowledged (its consumer group)."""
+    """The department's notifications, from where the adapter last acknowledged (its consumer group): read off
+    the department's own topic, `notifier.notices.<department code>`, the only one its credentials may read."""
     platform = Platform(config)
     schema = await platform.schema("NotificationIssued")
     await platform.close()
     parsed, fingerprint = parse_schema(schema), schema_fingerprint(schema)
     consumer = AIOKafkaConsumer(
-        NOTIFICATIONS,
+        notices_topic(config.department_code),
         **config.kafka_options(),
         group_id=group_id or f"adapter-{config.department_code}",
         enable_auto_commit=False,

@@ -2,16 +2,42 @@
 
 from __future__ import annotations
 
+import uuid
+from dataclasses import dataclass, replace
+from datetime import date, datetime, time, timedelta
 from typing import Any
 
-from common.errors import NotFound
+from common.errors import Invalid, NotFound
 from common.events import Event
+from common.identifiers import InvalidIdentifier, validate_credit_code
 from services.notifier.domain import notifications
-from services.notifier.domain.events import Dispute, DisputeRuled, ShareDisputed
-from services.notifier.domain.notifications import Notification, Rule
-from services.notifier.ports import NOTIFICATIONS, NotifierTransaction, UnitOfWork
+from services.notifier.domain.changes import add_change
+from services.notifier.domain.events import (
+    CatalogEntryChangeReported,
+    CatalogEntryMaintenanceConfirmed,
+    CatalogEntryPublished,
+    CatalogEntryWithdrawn,
+    ChangeOperation,
+    DepartmentRegistered,
+    Dispute,
+    DisputeRuled,
+    GrantEnded,
+    GrantIssued,
+    GrantRevoked,
+    ResourceChanged,
+    ShareDecided,
+    ShareDisputed,
+    ShareRefused,
+    ShareRequested,
+)
+from services.notifier.domain.holdings import EntryTerms, Holding, holders, tightened
+from services.notifier.domain.notifications import Channel, Delivery, Notification, Rule
+from services.notifier.domain.preferences import DIGEST_SHOWN, Preferences, defaults, digest, next_digest_at
+from services.notifier.domain.reminders import CHINA, Deadline, ReminderPolicy, one_year_after
+from services.notifier.ports import NOTIFICATIONS, Clock, DepartmentTopics, NotifierTransaction, UnitOfWork, Wakeable
 
 PRODUCER = "notifier"
+FIRED_PER_TRANSACTION = 50
 
 
 class NotificationNotFound(NotFound):
@@ -23,37 +49,275 @@ class DisputeNotHeard(Exception):
     another partition), then dead-lettered with this reason, to be replayed once the dispute is in."""
 
 
-async def notify(event_id: str, event: Any, uow: UnitOfWork, rule: Rule) -> None:
+@dataclass(frozen=True)
+class Notifier:
+    """What the handlers need, built once in main.py (fakes in the unit tests)."""
+
+    uow: UnitOfWork
+    clock: Clock
+    topics: DepartmentTopics
+    timer: Wakeable
+    reminders: ReminderPolicy
+    it_office_code: str
+    change_window: timedelta = timedelta(seconds=2)
+    digest_time: time = time(8, 30)
+
+    def today(self) -> date:
+        return self.clock.now().astimezone(CHINA).date()
+
+
+async def notify(event_id: str, event: Any, n: Notifier, rule: Rule) -> None:
     """Put each notice the rule gives in its recipient's inbox and announce it, once per event."""
-    async with uow() as tx:
-        await _issue(tx, rule(event_id, event))
+    async with n.uow() as tx:
+        await _issue(tx, n, rule(event_id, event))
 
 
-async def dispute_raised(event_id: str, disputed: ShareDisputed, uow: UnitOfWork, it_office_code: str) -> None:
+async def dispute_raised(event_id: str, disputed: ShareDisputed, n: Notifier) -> None:
     """Tell the IT office, which coordinates, and keep the parties: its ruling will name only the dispute."""
-    async with uow() as tx:
+    async with n.uow() as tx:
         await tx.remember_dispute(
             Dispute(disputed.dispute_id, disputed.request_id, disputed.consumer_code, disputed.provider_code)
         )
-        await _issue(tx, notifications.dispute_raised(event_id, disputed, it_office_code))
+        await _issue(tx, n, notifications.dispute_raised(event_id, disputed, n.it_office_code))
 
 
-async def dispute_ruled(event_id: str, ruled: DisputeRuled, uow: UnitOfWork) -> None:
-    async with uow() as tx:
+async def dispute_ruled(event_id: str, ruled: DisputeRuled, n: Notifier) -> None:
+    async with n.uow() as tx:
         dispute = await tx.dispute(ruled.dispute_id)
         if dispute is None:
             raise DisputeNotHeard(f"dispute_id: no ShareDisputed {ruled.dispute_id} was heard before its ruling")
-        await _issue(tx, notifications.dispute_ruled(event_id, ruled, dispute))
+        await _issue(tx, n, notifications.dispute_ruled(event_id, ruled, dispute))
 
 
-async def _issue(tx: NotifierTransaction, notices: list[Notification]) -> None:
-    for notice in notices:
-        if await tx.exists(notice.notification_id):
-            continue
-        await tx.add(notice)
-        tx.emit(NOTIFICATIONS, Event("NotificationIssued", notice.recipient_code, notice.issued_payload(), PRODUCER))
+# -- who holds what ---------------------------------------------------------------------------------------
 
 
-async def mark_read(department_code: str, notification_id: str, uow: UnitOfWork) -> None:
+async def grant_issued(event_id: str, e: GrantIssued, n: Notifier) -> None:
+    """The consumer holds the resource from now on: its changes concern it."""
+    async with n.uow() as tx:
+        await tx.hold(Holding.of(e))
+        await _issue(tx, n, notifications.grant_issued(event_id, e))
+
+
+async def grant_gone(event_id: str, e: GrantRevoked | GrantEnded, n: Notifier, rule: Rule) -> None:
+    async with n.uow() as tx:
+        await tx.end_holding(e.grant_id)
+        await _issue(tx, n, rule(event_id, e))
+
+
+async def resource_changes(events: list[tuple[str, ResourceChanged]], n: Notifier) -> None:
+    """Count a fetched batch of stored changes into each resource's open batch (told when its window ends)."""
+    now = n.clock.now()
+    async with n.uow() as tx:
+        known = await tx.change_batches({e.resource_code for _, e in events})
+        for _, e in events:
+            batch, told_through = known.get(e.resource_code, (None, 0))
+            batch = add_change(
+                batch,
+                told_through,
+                resource_code=e.resource_code,
+                provider_code=e.provider_code,
+                sequence=e.sequence,
+                deleted=e.operation is ChangeOperation.DELETE,
+                now=now,
+                window=n.change_window,
+            )
+            known[e.resource_code] = (batch, told_through)
+        for batch, _ in known.values():
+            if batch is not None:
+                await tx.keep_change_batch(batch)
+    n.timer.wake()
+
+
+# -- the catalog ------------------------------------------------------------------------------------------
+
+
+async def entry_published(event_id: str, e: CatalogEntryPublished, n: Notifier) -> None:
+    """Its compilers hear it passed review; those who use it, that it changed (and how it is stricter); its
+    yearly maintenance is due a year on, and a reported change is settled."""
+    async with n.uow() as tx:
+        before = await tx.entry_terms(e.resource_code)
+        terms = EntryTerms.of(e)
+        notices = notifications.entry_approved(event_id, e)
+        if (before.version < e.version) if before is not None else e.version > 1:
+            # a version the notifier did not see the predecessor of still tells them, without the comparison
+            stricter = tightened(before, terms) if before is not None else []
+            users = holders(await tx.holdings(e.resource_code), n.today())
+            notices += notifications.entry_changed(event_id, e, stricter, users)
+        if before is None or before.version <= e.version:
+            await tx.keep_entry_terms(terms)
+        await tx.cancel_reminders(Deadline.CATALOG_UPDATE, e.resource_code)
+        await _remind(
+            tx, n, Deadline.YEARLY_MAINTENANCE, e.provider_code, e.resource_code, one_year_after(e.published_on)
+        )
+        await _issue(tx, n, notices)
+    n.timer.wake()
+
+
+async def entry_withdrawn(event_id: str, e: CatalogEntryWithdrawn, n: Notifier) -> None:
+    async with n.uow() as tx:
+        users = holders(await tx.holdings(e.resource_code), n.today())
+        for deadline in (Deadline.CATALOG_UPDATE, Deadline.YEARLY_MAINTENANCE):
+            await tx.cancel_reminders(deadline, e.resource_code)
+        await _issue(tx, n, notifications.entry_withdrawn(event_id, e, users))
+
+
+async def change_reported(event_id: str, e: CatalogEntryChangeReported, n: Notifier) -> None:
+    """The entry must be updated within 5 working days: its department is reminded before."""
+    async with n.uow() as tx:
+        await _remind(tx, n, Deadline.CATALOG_UPDATE, e.provider_code, e.resource_code, e.due_on)
+    n.timer.wake()
+
+
+async def maintenance_confirmed(event_id: str, e: CatalogEntryMaintenanceConfirmed, n: Notifier) -> None:
+    async with n.uow() as tx:
+        await _remind(tx, n, Deadline.YEARLY_MAINTENANCE, e.provider_code, e.resource_code, e.next_due_on)
+    n.timer.wake()
+
+
+# -- requests' deadlines ----------------------------------------------------------------------------------
+
+
+async def share_requested(event_id: str, e: ShareRequested, n: Notifier) -> None:
+    """The provider hears of the request now, and again before its decision is due."""
+    async with n.uow() as tx:
+        await _remind(tx, n, Deadline.REQUEST_DECISION, e.provider_code, e.resource_code, e.decide_by, e.request_id)
+        await _issue(tx, n, notifications.share_requested(event_id, e))
+    n.timer.wake()
+
+
+async def share_answered(event_id: str, e: ShareDecided | ShareRefused, n: Notifier, rule: Rule) -> None:
+    async with n.uow() as tx:
+        await tx.cancel_reminders(Deadline.REQUEST_DECISION, e.request_id)
+        await _issue(tx, n, rule(event_id, e))
+
+
+async def _remind(
+    tx: NotifierTransaction,
+    n: Notifier,
+    deadline: Deadline,
+    recipient: str,
+    resource_code: str,
+    due_on: date,
+    reference: str | None = None,
+) -> None:
+    """One reminder per deadline: a new due day replaces the reminder of the old one."""
+    await tx.cancel_reminders(deadline, reference or resource_code)
+    reminder = n.reminders.reminder(
+        deadline,
+        recipient_code=recipient,
+        resource_code=resource_code,
+        reference=reference or resource_code,
+        due_on=due_on,
+        now=n.clock.now(),
+    )
+    if reminder is not None:
+        await tx.schedule(reminder)
+
+
+# -- the timer: batches of changes whose window ended, reminders whose time came ----------------------------
+
+
+async def fire_due(n: Notifier) -> datetime | None:
+    """Tell what is due now, each in a transaction of its own with the record that it was told; return when
+    the next thing is due (None: nothing is scheduled)."""
+    while True:
+        now, today = n.clock.now(), n.today()
+        async with n.uow() as tx:
+            batch = await tx.due_change_batch(now)
+            if batch is not None:
+                users = holders(await tx.holdings(batch.resource_code), today)
+                await _issue(tx, n, notifications.changes_told(batch, users))
+                await tx.batch_told(batch)
+                continue
+            if (digest_due := await tx.due_digest(now)) is not None:
+                await _send_digest(tx, n, *digest_due)
+                continue
+            due = await tx.due_reminders(now, FIRED_PER_TRANSACTION)
+            for reminder in due:
+                await _issue(tx, n, [notifications.reminder_due(reminder)])
+                await tx.reminder_sent(reminder.reminder_id)
+        if len(due) < FIRED_PER_TRANSACTION:
+            return await n.uow.next_due()
+
+
+async def _send_digest(tx: NotifierTransaction, n: Notifier, department_code: str, at: datetime) -> None:
+    """What waited for the department's digest goes as one notice; the next digest is due tomorrow (none once
+    the department wants its notices at once again)."""
+    waiting, total = await tx.awaiting_digest(department_code, DIGEST_SHOWN)
+    if total:
+        await _issue(tx, n, [digest(department_code, at, waiting, total)])
+        await tx.digested(department_code)
+    chosen = (await tx.preferences({department_code})).get(department_code)
+    daily = chosen is not None and chosen.delivery is Delivery.DAILY_DIGEST
+    await tx.schedule_digest(department_code, next_digest_at(n.clock.now(), n.digest_time) if daily else None)
+
+
+class UnknownDepartment(Invalid):
+    pass
+
+
+async def choose_preferences(chosen: Preferences, n: Notifier) -> None:
+    """Keep the department's choice. A daily digest is scheduled; back to immediate delivery, what waited for
+    the digest goes at once."""
+    if not is_credit_code(chosen.department_code):
+        raise UnknownDepartment("department_code", "a department is named by its unified social credit code")
+    async with n.uow() as tx:
+        await tx.set_preferences(chosen)
+        daily = chosen.delivery is Delivery.DAILY_DIGEST
+        now = n.clock.now()
+        await tx.schedule_digest(chosen.department_code, next_digest_at(now, n.digest_time) if daily else now)
+    n.timer.wake()
+
+
+def is_credit_code(code: str) -> bool:
+    try:
+        validate_credit_code(code)
+    except InvalidIdentifier:
+        return False
+    return True
+
+
+# -- the directory ------------------------------------------------------------------------------------------
+
+
+async def department_registered(event_id: str, e: DepartmentRegistered, n: Notifier) -> None:
+    """A new department gets its own notice topic before its first notice."""
+    await n.topics.open([e.department_code])
+
+
+# -- issuing ------------------------------------------------------------------------------------------------
+
+
+async def _issue(tx: NotifierTransaction, n: Notifier, notices: list[Notification]) -> None:
+    """Keep each new notice, routed by its recipient's preferences, and announce it: on the platform's topic
+    always, on the recipient's own topic when it listens there."""
+    seen = await tx.existing([x.notification_id for x in notices])
+    fresh = [x for x in notices if x.notification_id not in seen]
+    if not fresh:
+        return
+    chosen = await tx.preferences({x.recipient_code for x in fresh})
+    routed = [_routed(x, chosen.get(x.recipient_code) or defaults(x.recipient_code)) for x in fresh]
+    await tx.add_all(routed)
+    pushed = [x for x in routed if Channel.KAFKA in x.channels and not x.in_digest]
+    await n.topics.open({x.recipient_code for x in pushed})
+    for notice in routed:
+        payload = notice.issued_payload()
+        event_id = uuid.uuid5(uuid.NAMESPACE_URL, notice.notification_id).hex  # the same for the same notice
+        tx.emit(NOTIFICATIONS, Event("NotificationIssued", notice.recipient_code, payload, PRODUCER, event_id))
+        if Channel.KAFKA in notice.channels and not notice.in_digest:
+            key = notice.resource_code or notice.recipient_code  # in order per resource
+            tx.emit(
+                n.topics.topic(notice.recipient_code), Event("NotificationIssued", key, payload, PRODUCER, event_id)
+            )
+
+
+def _routed(notice: Notification, preferences: Preferences) -> Notification:
+    channels = preferences.channels_for(notice.kind)
+    pushed = bool(channels & {Channel.KAFKA, Channel.WEBHOOK})
+    return replace(notice, channels=channels, in_digest=pushed and not preferences.pushes_now(notice.kind))
+
+
+async def mark_read(department_code: str | None, notification_id: str, uow: UnitOfWork) -> None:
     if not await uow.mark_read(department_code, notification_id):
         raise NotificationNotFound("notification_id", f"no notification {notification_id} in this inbox")

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from functools import partial
 
 from fastapi import FastAPI
 
 from common.http import create_app, run_service
 from common.runtime import Runtime
+from services.notifier import handlers
 from services.notifier.adapters import events, http, mongo
-from services.notifier.ports import SUBSCRIBED
+from services.notifier.adapters.timing import ShiftedClock, SystemClock, Timer
+from services.notifier.adapters.topics import KafkaDepartmentTopics
+from services.notifier.domain.reminders import ReminderPolicy
+from services.notifier.ports import DIRECTORY_EVENTS, RESOURCE_CHANGES, SUBSCRIBED
 from services.notifier.settings import NotifierSettings
 
 
@@ -17,13 +22,33 @@ def build(settings: NotifierSettings) -> tuple[FastAPI, Runtime]:
     runtime = Runtime.build("notifier", settings)
     uow = mongo.MongoUnitOfWork(runtime)
     runtime.setup.append(partial(mongo.ensure_indexes, runtime.db))
-    runtime.consume("notifier", SUBSCRIBED, events.subscriptions(uow, settings.it_office_code))
+    clock = ShiftedClock(settings.clock_start) if settings.clock_start else SystemClock()
+    notifier_ref: list[handlers.Notifier] = []
+    timer = Timer(lambda: handlers.fire_due(notifier_ref[0]), clock.now, settings.timer_max_sleep_seconds)
+    notifier = handlers.Notifier(
+        uow=uow,
+        clock=clock,
+        topics=KafkaDepartmentTopics(runtime.publisher, settings),
+        timer=timer,
+        reminders=ReminderPolicy(runtime.calendar, settings.reminder_lead_working_days, settings.reminder_time),
+        it_office_code=settings.it_office_code,
+        change_window=timedelta(seconds=settings.change_window_seconds),
+        digest_time=settings.digest_time,
+    )
+    notifier_ref.append(notifier)
+    runtime.consume("notifier", SUBSCRIBED, events.subscriptions(notifier))
+    runtime.consume("notifier-changes", [RESOURCE_CHANGES], batch=events.resource_changes(notifier))
+    runtime.consume("notifier-directory", [DIRECTORY_EVENTS], events.directory_subscriptions(notifier, runtime.keys))
+    runtime.periodic["timer"] = timer.run
     app = create_app(
         runtime,
         title="Notifier",
-        description="Tells departments what concerns them (Art. 11, 15, 17): inbox over REST, events on Kafka.",
-        routers=[http.router(uow)],
+        description="Tells departments what concerns them (Art. 11, 15, 17): inbox over REST, a Kafka topic per "
+        "department, events on Kafka.",
+        routers=[http.router],
     )
+    app.state.notifier_uow = uow
+    app.state.notifier = notifier
     return app, runtime
 
 

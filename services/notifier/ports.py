@@ -2,32 +2,111 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Protocol
 
 from common.events import Event
+from services.notifier.domain.changes import ChangeBatch
 from services.notifier.domain.events import Dispute
-from services.notifier.domain.notifications import Notification
+from services.notifier.domain.holdings import EntryTerms, Holding
+from services.notifier.domain.notifications import Notification, NotificationKind
+from services.notifier.domain.preferences import Preferences
+from services.notifier.domain.reminders import Deadline, Reminder
 
-NOTIFICATIONS = "notifier.notifications"
-SUBSCRIBED = ["exchange.share-events", "catalog.entry-events"]
+NOTIFICATIONS = "notifier.notifications"  # every notice, for the platform's services (the auditor)
+RESOURCE_CHANGES = "exchange.resource-changes"
+SUBSCRIBED = ["exchange.share-events", "catalog.entry-events", "catalog.demand-events"]
+DIRECTORY_EVENTS = "directory.events"
+
+
+class Clock(Protocol):
+    def now(self) -> datetime: ...  # aware
+
+
+class DepartmentTopics(Protocol):
+    """Each department's own Kafka topic: its adapters read their department's notices and no other's."""
+
+    def topic(self, department_code: str) -> str: ...
+
+    async def open(self, department_codes: Collection[str]) -> None: ...  # make those the cluster lacks
+
+
+class Wakeable(Protocol):
+    def wake(self) -> None: ...
 
 
 class NotifierTransaction(Protocol):
-    async def exists(self, notification_id: str) -> bool: ...
+    async def existing(self, notification_ids: Collection[str]) -> set[str]: ...
 
-    async def add(self, notification: Notification) -> None: ...
+    async def add_all(self, notifications: list[Notification]) -> None: ...
 
     def emit(self, topic: str, event: Event) -> None: ...
+
+    async def preferences(self, department_codes: Collection[str]) -> dict[str, Preferences]: ...
 
     async def remember_dispute(self, dispute: Dispute) -> None: ...
 
     async def dispute(self, dispute_id: str) -> Dispute | None: ...
 
+    async def hold(self, holding: Holding) -> None: ...
+
+    async def end_holding(self, grant_id: str) -> None: ...
+
+    async def holdings(self, resource_code: str) -> list[Holding]: ...
+
+    async def entry_terms(self, resource_code: str) -> EntryTerms | None: ...
+
+    async def keep_entry_terms(self, terms: EntryTerms) -> None: ...
+
+    async def change_batches(self, resource_codes: Collection[str]) -> dict[str, tuple[ChangeBatch | None, int]]: ...
+
+    async def keep_change_batch(self, batch: ChangeBatch) -> None: ...
+
+    async def due_change_batch(self, now: datetime) -> ChangeBatch | None: ...
+
+    async def batch_told(self, batch: ChangeBatch) -> None: ...
+
+    async def schedule(self, reminder: Reminder) -> None: ...
+
+    async def cancel_reminders(self, deadline: Deadline, reference: str) -> None: ...
+
+    async def due_reminders(self, now: datetime, limit: int) -> list[Reminder]: ...
+
+    async def reminder_sent(self, reminder_id: str) -> None: ...
+
+    async def set_preferences(self, preferences: Preferences) -> None: ...
+
+    async def schedule_digest(self, department_code: str, at: datetime | None) -> None: ...  # None: no more
+
+    async def due_digest(self, now: datetime) -> tuple[str, datetime] | None: ...
+
+    async def awaiting_digest(self, department_code: str, limit: int) -> tuple[list[Notification], int]: ...
+
+    async def digested(self, department_code: str) -> None: ...
+
+
+@dataclass(frozen=True)
+class InboxQuery:
+    department_code: str | None  # None: every department's (the IT office)
+    unread_only: bool = False
+    kind: NotificationKind | None = None
+    resource_code: str | None = None
+    offset: int = 0
+    limit: int = 100
+
 
 class UnitOfWork(Protocol):
     def __call__(self) -> AbstractAsyncContextManager[NotifierTransaction]: ...
 
-    async def inbox(self, department_code: str, *, unread_only: bool, limit: int) -> list[Notification]: ...
+    async def inbox(self, query: InboxQuery) -> tuple[list[Notification], int]: ...
 
-    async def mark_read(self, department_code: str, notification_id: str) -> bool: ...
+    async def mark_read(self, department_code: str | None, notification_id: str) -> bool: ...
+
+    async def preferences_of(self, department_code: str) -> Preferences | None: ...
+
+    async def next_due(self) -> datetime | None: ...
+
+    async def reminders_of(self, department_code: str) -> list[Reminder]: ...

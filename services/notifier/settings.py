@@ -1,8 +1,11 @@
-from pydantic import field_validator, model_validator
+from datetime import time
+
+from pydantic import AwareDatetime, Field, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from common.identifiers import InvalidIdentifier, validate_credit_code
 from common.settings import ServiceSettings
+from services.notifier.domain.reminders import MAX_LEAD
 
 # The IT office of the demo directory (`python -m services.directory.cli demo`), for development only.
 DEMO_IT_OFFICE_CODE = "11360800MB0000002D"
@@ -14,6 +17,18 @@ class NotifierSettings(ServiceSettings):
     http_port: int = 8003
     # The IT office (市信息化工作办公室), as registered in the directory: it hears of disputes.
     it_office_code: str = DEMO_IT_OFFICE_CODE
+    # Changes of a resource arriving within this window after its first untold change make one notice.
+    change_window_seconds: float = Field(default=2.0, ge=0.1, le=300)
+    # Reminders go this many working days before a deadline's day, at this time of day (Beijing time).
+    reminder_lead_working_days: int = Field(default=2, ge=1, le=MAX_LEAD)
+    reminder_time: time = time(9, 0)
+    # Departments that chose a daily digest get it at this time of day (Beijing time).
+    digest_time: time = time(8, 30)
+    # The timer sleeps until the next due batch or reminder; work another replica scheduled waits at most this.
+    timer_max_sleep_seconds: float = Field(default=300, ge=1, le=3600)
+    # Starts the notifier's clock at this instant (it runs on from there), for drills and tests of deadlines;
+    # never in production.
+    clock_start: AwareDatetime | None = None
 
     @field_validator("it_office_code")
     @classmethod
@@ -30,4 +45,6 @@ class NotifierSettings(ServiceSettings):
                 "it_office_code: production needs NOTIFIER_IT_OFFICE_CODE, the IT office's unified social credit "
                 "code as registered in the directory (the default is the demo directory's)"
             )
+        if self.environment == "production" and self.clock_start is not None:
+            raise ValueError("clock_start: a shifted clock is for drills and tests; unset NOTIFIER_CLOCK_START")
         return self

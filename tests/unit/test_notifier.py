@@ -3,9 +3,10 @@ subscriptions the service wires, into inboxes."""
 
 import copy
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Collection
 from contextlib import asynccontextmanager
-from datetime import date
+from dataclasses import replace
+from datetime import UTC, date, datetime
 
 import pytest
 from pydantic import ValidationError
@@ -16,12 +17,16 @@ from common.events import Event
 from common.identifiers import credit_code_check_character
 from common.topics import load_topics
 from services.directory import demo_data
-from services.notifier.adapters.events import subscriptions, typed
+from services.notifier.adapters.events import directory_subscriptions, resource_changes, subscriptions, typed
 from services.notifier.domain import events as domain_events
+from services.notifier.domain.changes import ChangeBatch
 from services.notifier.domain.events import Dispute
+from services.notifier.domain.holdings import EntryTerms, Holding
 from services.notifier.domain.notifications import Notification, NotificationKind
-from services.notifier.handlers import DisputeNotHeard
-from services.notifier.ports import NOTIFICATIONS, SUBSCRIBED
+from services.notifier.domain.preferences import Preferences
+from services.notifier.domain.reminders import Deadline, Reminder, ReminderPolicy
+from services.notifier.handlers import DisputeNotHeard, Notifier
+from services.notifier.ports import DIRECTORY_EVENTS, NOTIFICATIONS, RESOURCE_CHANGES, SUBSCRIBED, InboxQuery
 from services.notifier.settings import NotifierSettings
 from tests.contract.test_schemas import sample
 
@@ -37,24 +42,105 @@ CONSUMER = code("11360800MB3000002")
 
 class FakeTransaction:
     def __init__(self, uow: "FakeUnitOfWork") -> None:
+        self.uow = uow
         self.inbox = dict(uow.inbox)
         self.disputes = dict(uow.disputes)
+        self.held = dict(uow.held)
+        self.entries = dict(uow.entries)
+        self.feeds = dict(uow.feeds)
+        self.reminders = dict(uow.reminders)
+        self.chosen = dict(uow.chosen)
+        self.digests = dict(uow.digests)
         self.emitted: list[tuple[str, Event]] = []
 
-    async def exists(self, notification_id: str) -> bool:
-        return notification_id in self.inbox
+    async def existing(self, notification_ids: Collection[str]) -> set[str]:
+        return set(notification_ids) & set(self.inbox)
 
-    async def add(self, notification: Notification) -> None:
-        self.inbox[notification.notification_id] = notification
+    async def add_all(self, notifications: list[Notification]) -> None:
+        for n in notifications:
+            assert n.notification_id not in self.inbox  # the key is unique, as the database's _id
+            self.inbox[n.notification_id] = n
 
     def emit(self, topic: str, event: Event) -> None:
         self.emitted.append((topic, event))
+
+    async def preferences(self, department_codes: Collection[str]) -> dict[str, Preferences]:
+        return {c: p for c, p in self.chosen.items() if c in department_codes}
 
     async def remember_dispute(self, dispute: Dispute) -> None:
         self.disputes[dispute.dispute_id] = dispute
 
     async def dispute(self, dispute_id: str) -> Dispute | None:
         return self.disputes.get(dispute_id)
+
+    async def hold(self, holding: Holding) -> None:
+        known = self.held.get(holding.grant_id)
+        self.held[holding.grant_id] = replace(holding, ended=known is not None and known.ended)
+
+    async def end_holding(self, grant_id: str) -> None:
+        known = self.held.get(grant_id) or Holding(grant_id, "", "", date.min, date.min, False)
+        self.held[grant_id] = replace(known, ended=True)
+
+    async def holdings(self, resource_code: str) -> list[Holding]:
+        return [h for h in self.held.values() if h.resource_code == resource_code and not h.ended]
+
+    async def entry_terms(self, resource_code: str) -> EntryTerms | None:
+        return self.entries.get(resource_code)
+
+    async def keep_entry_terms(self, terms: EntryTerms) -> None:
+        self.entries[terms.resource_code] = terms
+
+    async def change_batches(self, resource_codes: Collection[str]) -> dict[str, tuple[ChangeBatch | None, int]]:
+        return {c: self.feeds[c] for c in resource_codes if c in self.feeds}
+
+    async def keep_change_batch(self, batch: ChangeBatch) -> None:
+        self.feeds[batch.resource_code] = (batch, self.feeds.get(batch.resource_code, (None, 0))[1])
+
+    async def due_change_batch(self, now: datetime) -> ChangeBatch | None:
+        due = [b for b, _ in self.feeds.values() if b is not None and b.tell_at <= now]
+        return min(due, key=lambda b: b.tell_at, default=None)
+
+    async def batch_told(self, batch: ChangeBatch) -> None:
+        self.feeds[batch.resource_code] = (None, batch.last)
+
+    async def schedule(self, reminder: Reminder) -> None:
+        self.reminders.setdefault(reminder.reminder_id, (reminder, False))
+
+    async def cancel_reminders(self, deadline: Deadline, reference: str) -> None:
+        for key, (r, sent) in list(self.reminders.items()):
+            if r.deadline is deadline and r.reference == reference and not sent:
+                del self.reminders[key]
+
+    async def due_reminders(self, now: datetime, limit: int) -> list[Reminder]:
+        due = sorted(
+            (r for r, sent in self.reminders.values() if not sent and r.remind_at <= now), key=lambda r: r.remind_at
+        )
+        return due[:limit]
+
+    async def reminder_sent(self, reminder_id: str) -> None:
+        self.reminders[reminder_id] = (self.reminders[reminder_id][0], True)
+
+    async def set_preferences(self, preferences: Preferences) -> None:
+        self.chosen[preferences.department_code] = preferences
+
+    async def schedule_digest(self, department_code: str, at: datetime | None) -> None:
+        if at is None:
+            self.digests.pop(department_code, None)
+        else:
+            self.digests[department_code] = at
+
+    async def due_digest(self, now: datetime) -> tuple[str, datetime] | None:
+        due = sorted((at, code) for code, at in self.digests.items() if at <= now)
+        return (due[0][1], due[0][0]) if due else None
+
+    async def awaiting_digest(self, department_code: str, limit: int) -> tuple[list[Notification], int]:
+        waiting = [n for n in self.inbox.values() if n.recipient_code == department_code and n.in_digest]
+        return waiting[:limit], len(waiting)
+
+    async def digested(self, department_code: str) -> None:
+        for key, n in self.inbox.items():
+            if n.recipient_code == department_code and n.in_digest:
+                self.inbox[key] = replace(n, in_digest=False)
 
 
 class FakeUnitOfWork:
@@ -63,23 +149,97 @@ class FakeUnitOfWork:
     def __init__(self) -> None:
         self.inbox: dict[str, Notification] = {}
         self.disputes: dict[str, Dispute] = {}
+        self.held: dict[str, Holding] = {}
+        self.entries: dict[str, EntryTerms] = {}
+        self.feeds: dict[str, tuple[ChangeBatch | None, int]] = {}
+        self.reminders: dict[str, tuple[Reminder, bool]] = {}
+        self.chosen: dict[str, Preferences] = {}
+        self.digests: dict[str, datetime] = {}
         self.emitted: list[tuple[str, Event]] = []
 
     @asynccontextmanager
     async def __call__(self) -> AsyncIterator[FakeTransaction]:
         tx = FakeTransaction(self)
         yield tx
-        self.inbox, self.disputes = tx.inbox, tx.disputes
+        self.inbox, self.disputes, self.held = tx.inbox, tx.disputes, tx.held
+        self.entries, self.feeds, self.reminders = tx.entries, tx.feeds, tx.reminders
+        self.chosen, self.digests = tx.chosen, tx.digests
         self.emitted += tx.emitted
 
     async def inbox_of(self, department_code: str) -> list[Notification]:
         return [n for n in self.inbox.values() if n.recipient_code == department_code]
 
-    async def inbox(self, department_code: str, *, unread_only: bool, limit: int) -> list[Notification]:
-        return (await self.inbox_of(department_code))[:limit]
+    async def inbox(self, query: InboxQuery) -> tuple[list[Notification], int]:
+        found = [n for n in self.inbox.values() if query.department_code in (None, n.recipient_code)]
+        return found[query.offset : query.offset + query.limit], len(found)
 
-    async def mark_read(self, department_code: str, notification_id: str) -> bool:
+    async def mark_read(self, department_code: str | None, notification_id: str) -> bool:
         return False
+
+    async def preferences_of(self, department_code: str) -> Preferences | None:
+        return self.chosen.get(department_code)
+
+    async def next_due(self) -> datetime | None:
+        times = [b.tell_at for b, _ in self.feeds.values() if b is not None] + list(self.digests.values())
+        times += [r.remind_at for r, sent in self.reminders.values() if not sent]
+        return min(times, default=None)
+
+    async def reminders_of(self, department_code: str) -> list[Reminder]:
+        return [r for r, sent in self.reminders.values() if not sent and r.recipient_code == department_code]
+
+
+class FakeTopics:
+    def __init__(self) -> None:
+        self.opened: set[str] = set()
+
+    def topic(self, department_code: str) -> str:
+        return f"notifier.notices.{department_code}"
+
+    async def open(self, department_codes: Collection[str]) -> None:
+        self.opened.update(department_codes)
+
+
+class FakeTimer:
+    def __init__(self) -> None:
+        self.woken = 0
+
+    def wake(self) -> None:
+        self.woken += 1
+
+
+class SettableClock:
+    def __init__(self, now: datetime) -> None:
+        self.at = now
+
+    def now(self) -> datetime:
+        return self.at
+
+
+class Autumn2026:
+    """The State Council's 2026 schedule around Mid-Autumn (25 September) and National Day (1–7 October), with
+    its adjusted workdays (Sunday 20 September, Saturday 10 October)."""
+
+    holidays = frozenset({date(2026, 9, 25), *(date(2026, 10, d) for d in range(1, 8))})
+    workdays = frozenset({date(2026, 9, 20), date(2026, 10, 10)})
+
+    def is_working_day(self, day: date) -> bool:
+        if day in self.workdays:
+            return True
+        return day not in self.holidays and day.weekday() < 5
+
+
+NOW = datetime(2026, 11, 20, 2, 0, tzinfo=UTC)  # 10:00 in Ji'an
+
+
+def notifier_of(uow: FakeUnitOfWork, clock: SettableClock | None = None) -> Notifier:
+    return Notifier(
+        uow=uow,
+        clock=clock or SettableClock(NOW),
+        topics=FakeTopics(),
+        timer=FakeTimer(),
+        reminders=ReminderPolicy(Autumn2026()),
+        it_office_code=IT_OFFICE,
+    )
 
 
 REQUEST = {
@@ -125,9 +285,11 @@ GRANT = {
 }
 
 
-async def deliver(uow: FakeUnitOfWork, event_type: str, payload: dict, event_id: str | None = None) -> Event:
+async def deliver(
+    uow: FakeUnitOfWork, event_type: str, payload: dict, event_id: str | None = None, n: Notifier | None = None
+) -> Event:
     event = Event(event_type, "r1", payload, "exchange", **({"event_id": event_id} if event_id else {}))
-    await subscriptions(uow, IT_OFFICE)[event_type](event)
+    await subscriptions(n or notifier_of(uow))[event_type](event)
     return event
 
 
@@ -139,15 +301,16 @@ async def test_a_request_tells_the_provider_what_is_asked_and_by_when() -> None:
     assert note.due_on == date(2026, 12, 11) and "2026-12-11" in note.body
     assert CONSUMER in note.body and "吉州区登记的企业" in note.body and "等 12 项" in note.body
     assert note.notification_id == f"{event.event_id}:{PROVIDER}"
-    [(topic, issued)] = uow.emitted
+    [(topic, issued), (own_topic, own)] = uow.emitted
     assert topic == NOTIFICATIONS and issued.event_type == "NotificationIssued" and issued.key == PROVIDER
+    assert own_topic == f"notifier.notices.{PROVIDER}" and own.payload == issued.payload
 
 
 async def test_the_same_event_delivered_twice_notifies_once() -> None:
     uow = FakeUnitOfWork()
     await deliver(uow, "ShareRequested", REQUEST, event_id="e1")
     await deliver(uow, "ShareRequested", REQUEST, event_id="e1")
-    assert len(await uow.inbox_of(PROVIDER)) == 1 and len(uow.emitted) == 1
+    assert len(await uow.inbox_of(PROVIDER)) == 1 and len(uow.emitted) == 2  # the platform's and its own topic
 
 
 async def test_the_applicant_hears_of_a_decision_and_of_a_refusal_with_its_legal_basis() -> None:
@@ -303,7 +466,11 @@ def test_every_event_the_notifier_hears_travels_on_its_topics_and_reads_from_its
     """Each typed event reads a payload as the codec decodes it from the committed schema."""
     codec = EventCodec.from_folder()
     carried = {event for name in SUBSCRIBED for event in load_topics()[name].events}
-    handled = subscriptions(FakeUnitOfWork(), IT_OFFICE)
+    handled = subscriptions(notifier_of(FakeUnitOfWork())) | directory_subscriptions(
+        notifier_of(FakeUnitOfWork()), None
+    )  # type: ignore[arg-type]
+    handled |= {"ResourceChanged": resource_changes(notifier_of(FakeUnitOfWork()))}  # type: ignore[dict-item]
+    carried |= set(load_topics()[RESOURCE_CHANGES].events) | set(load_topics()[DIRECTORY_EVENTS].events)
     assert set(handled) <= carried
     for event_type in handled:
         raw = json.loads((SCHEMA_DIR / f"{event_type}.avsc").read_text())

@@ -78,6 +78,7 @@ def test_every_route_declares_exactly_one_rule() -> None:
         ("exchange", "GET", "/grants", "exchange.grant.read"),
         ("exchange", "POST", "/grants/{grant_id}/revoke", "exchange.grant.revoke"),
         ("notifier", "GET", "/inbox/{department_code}", "notifier.inbox.read"),
+        ("notifier", "PUT", "/preferences/{department_code}", "notifier.preferences.manage"),
         ("auditor", "GET", "/trail", "auditor.trail.read"),
         ("directory", "POST", "/machines", "directory.machine.manage"),
         ("directory", "POST", "/departments/{code}/data-administrator", "directory.data_administrator.appoint"),

@@ -11,13 +11,35 @@ from dataclasses import MISSING, fields, is_dataclass
 from functools import partial
 from typing import Any, TypeVar, Union, get_args, get_origin, get_type_hints
 
+from common.auth import Unauthenticated, verify_signed_event
 from common.errors import RejectedEvent
 from common.events import Event
+from common.keys import KeySource
 from services.notifier import handlers
 from services.notifier.domain import notifications
-from services.notifier.domain.events import DisputeEscalated, DisputeRuled, ShareDecisionOverdue, ShareDisputed
+from services.notifier.domain.events import (
+    CatalogEntryChangeReported,
+    CatalogEntryMaintenanceConfirmed,
+    CatalogEntryOverdue,
+    CatalogEntryPublished,
+    CatalogEntryWithdrawn,
+    DepartmentRegistered,
+    DisputeEscalated,
+    DisputeRuled,
+    DuplicateSourceFlagged,
+    GrantEnded,
+    GrantIssued,
+    GrantRevoked,
+    ResourceChanged,
+    ShareDecided,
+    ShareDecisionOverdue,
+    ShareDemandFiled,
+    ShareDemandUnmatched,
+    ShareDisputed,
+    ShareRefused,
+    ShareRequested,
+)
 from services.notifier.domain.notifications import RULES
-from services.notifier.ports import UnitOfWork
 
 T = TypeVar("T")
 TypedHandler = Callable[[str, Any], Awaitable[None]]
@@ -28,20 +50,71 @@ def typed(cls: type[T], payload: Mapping[str, Any]) -> T:
     return _build(cls, payload, cls.__name__)
 
 
-def subscriptions(uow: UnitOfWork, it_office_code: str) -> dict[str, Callable[[Event], Awaitable[None]]]:
+def subscriptions(n: handlers.Notifier) -> dict[str, Callable[[Event], Awaitable[None]]]:
     """Event type → handler, for the consumer: every rule of RULES, and the handlers that need more."""
-    by_class: dict[type, TypedHandler] = {
-        cls: partial(handlers.notify, uow=uow, rule=rule) for cls, rule in RULES.items()
-    }
-    by_class[ShareDisputed] = partial(handlers.dispute_raised, uow=uow, it_office_code=it_office_code)
-    by_class[DisputeRuled] = partial(handlers.dispute_ruled, uow=uow)
-    # the IT office's code from the settings: it owes the rulings and keeps the leadership group's office
+    by_class: dict[type, TypedHandler] = {cls: partial(handlers.notify, n=n, rule=rule) for cls, rule in RULES.items()}
+    # the IT office's code from the settings: it coordinates, owes the rulings, keeps the leadership group's
+    # office, settles duplicate sources and matches demands
     for cls, rule in (
         (ShareDecisionOverdue, notifications.share_overdue),
         (DisputeEscalated, notifications.dispute_escalated),
+        (DuplicateSourceFlagged, notifications.duplicate_source),
+        (ShareDemandFiled, notifications.demand_filed),
+        (ShareDemandUnmatched, notifications.demand_unmatched),
+        (CatalogEntryOverdue, notifications.entry_overdue),
     ):
-        by_class[cls] = partial(handlers.notify, uow=uow, rule=partial(rule, it_office_code=it_office_code))
+        by_class[cls] = partial(handlers.notify, n=n, rule=partial(rule, it_office_code=n.it_office_code))
+    by_class |= {
+        ShareDisputed: partial(handlers.dispute_raised, n=n),
+        DisputeRuled: partial(handlers.dispute_ruled, n=n),
+        ShareRequested: partial(handlers.share_requested, n=n),
+        ShareDecided: partial(handlers.share_answered, n=n, rule=notifications.share_decided),
+        ShareRefused: partial(handlers.share_answered, n=n, rule=notifications.share_refused),
+        GrantIssued: partial(handlers.grant_issued, n=n),
+        GrantRevoked: partial(handlers.grant_gone, n=n, rule=notifications.grant_revoked),
+        GrantEnded: partial(handlers.grant_gone, n=n, rule=notifications.grant_ended),
+        CatalogEntryPublished: partial(handlers.entry_published, n=n),
+        CatalogEntryWithdrawn: partial(handlers.entry_withdrawn, n=n),
+        CatalogEntryChangeReported: partial(handlers.change_reported, n=n),
+        CatalogEntryMaintenanceConfirmed: partial(handlers.maintenance_confirmed, n=n),
+    }
     return {cls.__name__: _inbound(cls, handler) for cls, handler in by_class.items()}
+
+
+def directory_subscriptions(n: handlers.Notifier, keys: KeySource) -> dict[str, Callable[[Event], Awaitable[None]]]:
+    """A new department's topic is made on the directory's word only: an event its keys did not sign is
+    dead-lettered with the reason."""
+    made = _inbound(DepartmentRegistered, partial(handlers.department_registered, n=n))
+
+    async def registered(event: Event) -> None:
+        if keys.verifier is None:
+            raise RuntimeError("token signing keys not loaded yet")  # retried: the consumer waits for them
+        try:
+            verify_signed_event(keys.verifier.keys, event)
+        except Unauthenticated as exc:
+            raise RejectedEvent("signature", f"not signed by the directory: {exc}") from None
+        await made(event)
+
+    return {"DepartmentRegistered": registered}
+
+
+def resource_changes(n: handlers.Notifier) -> Callable[[list[Event]], Awaitable[dict[str, str]]]:
+    """The batch handler of exchange.resource-changes: a payload that does not fit is refused alone."""
+
+    async def handle(events: list[Event]) -> dict[str, str]:
+        typed_events, refused = [], {}
+        for event in events:
+            if event.event_type != "ResourceChanged":
+                continue  # refused data changes are the provider's business, told by the exchange
+            try:
+                typed_events.append((event.event_id, typed(ResourceChanged, event.payload)))
+            except RejectedEvent as exc:
+                refused[event.event_id] = str(exc)
+        if typed_events:
+            await handlers.resource_changes(typed_events, n)
+        return refused
+
+    return handle
 
 
 def _inbound(cls: type, handler: TypedHandler) -> Callable[[Event], Awaitable[None]]:

@@ -1,49 +1,173 @@
-"""Notifier REST routes: a department's inbox."""
+"""Notifier REST routes: a department's inbox (the IT office sees every department's), its preferences, and the
+reminders scheduled for it. The guard applies the rule's role part, `authorize` the department part."""
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from datetime import date, datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query
-from pydantic import BaseModel
+from fastapi import APIRouter, Depends, Query, Request
+from pydantic import BaseModel, Field
 
 from common.fields import Code
 from common.guard import Guard
-from common.policy import Principal, Target, authorize
+from common.paging import Page, PageOf
+from common.policy import Principal, Role, Target, authorize
 from services.notifier import handlers
-from services.notifier.domain.notifications import NotificationKind
-from services.notifier.ports import UnitOfWork
+from services.notifier.domain.notifications import Channel, Delivery, Notification, NotificationKind
+from services.notifier.domain.preferences import Preferences, defaults
+from services.notifier.domain.reminders import Deadline
+from services.notifier.ports import InboxQuery, UnitOfWork
 
+
+async def provided_uow(request: Request) -> UnitOfWork:
+    """The notifier's unit of work, built once by its bootstrap (main.py puts it on the app)."""
+    uow: UnitOfWork | None = getattr(request.app.state, "notifier_uow", None)
+    if uow is None:
+        raise RuntimeError("the notifier's routes are used without its bootstrap")
+    return uow
+
+
+async def provided_notifier(request: Request) -> handlers.Notifier:
+    notifier: handlers.Notifier | None = getattr(request.app.state, "notifier", None)
+    if notifier is None:
+        raise RuntimeError("the notifier's routes are used without its bootstrap")
+    return notifier
+
+
+UowDep = Annotated[UnitOfWork, Depends(provided_uow)]
+NotifierDep = Annotated[handlers.Notifier, Depends(provided_notifier)]
 InboxReader = Annotated[Principal, Depends(Guard("notifier.inbox.read"))]
+PreferenceSetter = Annotated[Principal, Depends(Guard("notifier.preferences.manage"))]
 
 
 class NotificationView(BaseModel):
-    notification_id: str
+    notification_id: str = Field(description="the notice's idempotency key: the same notice always has the same")
     recipient_code: str
     kind: NotificationKind
     title: str
     body: str
     reference: str | None
+    resource_code: str | None
     due_on: date | None
     created_at: datetime
     read: bool
+    channels: list[Channel]
 
 
-def router(uow: UnitOfWork) -> APIRouter:
-    api = APIRouter(prefix="/inbox", tags=["inbox"])
+class PreferencesView(BaseModel):
+    department_code: str
+    kinds: list[NotificationKind] | None = Field(description="the kinds the department hears of; null: every kind")
+    channels: list[Channel]
+    delivery: Delivery
 
-    @api.get("/{department_code}", response_model=list[NotificationView], summary="A department's notifications")
-    async def inbox(
-        department_code: Code, principal: InboxReader, unread: bool = False, limit: int = Query(50, ge=1, le=500)
-    ) -> list[NotificationView]:
-        authorize(principal, "notifier.inbox.read", Target(department_code=department_code.upper()))
-        found = await uow.inbox(department_code.upper(), unread_only=unread, limit=limit)
-        return [NotificationView.model_validate(n, from_attributes=True) for n in found]
 
-    @api.post("/{department_code}/{notification_id}/read", status_code=204, summary="Mark a notification read")
-    async def read(department_code: Code, notification_id: Code, principal: InboxReader) -> None:
-        authorize(principal, "notifier.inbox.read", Target(department_code=department_code.upper()))
-        await handlers.mark_read(department_code.upper(), notification_id, uow)
+class PreferencesBody(BaseModel):
+    kinds: list[NotificationKind] | None = Field(
+        default=None, max_length=len(NotificationKind), description="null: every kind, those added later included"
+    )
+    channels: list[Channel] = Field(default_factory=lambda: list(Channel), max_length=len(Channel))
+    delivery: Delivery = Delivery.IMMEDIATE
 
-    return api
+
+class ReminderView(BaseModel):
+    reminder_id: str
+    deadline: Deadline
+    resource_code: str
+    reference: str
+    due_on: date
+    remind_at: datetime
+
+
+def _view(n: Notification) -> NotificationView:
+    return NotificationView.model_validate({**asdict(n), "channels": sorted(n.channels)})
+
+
+def _preferences_view(p: Preferences) -> PreferencesView:
+    kinds = None if p.kinds is None else sorted(p.kinds)
+    return PreferencesView(
+        department_code=p.department_code, kinds=kinds, channels=sorted(p.channels), delivery=p.delivery
+    )
+
+
+def _own(principal: Principal, rule: str, department_code: str) -> str:
+    code = department_code.upper()
+    authorize(principal, rule, Target(department_code=code))
+    return code
+
+
+router = APIRouter(tags=["inbox"])
+
+
+@router.get("/inbox", response_model=Page[NotificationView], summary="Every department's notices (IT office)")
+async def all_inboxes(
+    principal: InboxReader,
+    uow: UowDep,
+    paging: PageOf,
+    unread: bool = False,
+    kind: NotificationKind | None = None,
+    resource: Annotated[Code | None, Query(description="a resource code")] = None,
+    recipient: Annotated[Code | None, Query(description="one department's")] = None,
+) -> Page[NotificationView]:
+    """The IT office reads every department's notices (all of them, whatever channels a department chose);
+    anyone else only its own department's."""
+    if recipient is not None:
+        department: str | None = _own(principal, "notifier.inbox.read", recipient)
+    elif Role.IT_OFFICE_OPERATOR in principal.roles:
+        department = None
+    else:
+        department = principal.department_code
+    query = InboxQuery(department, unread, kind, resource, paging.offset, paging.limit)
+    found, total = await uow.inbox(query)
+    return Page.of([_view(n) for n in found], total, paging)
+
+
+@router.get(
+    "/inbox/{department_code}", response_model=Page[NotificationView], summary="A department's notices, newest first"
+)
+async def inbox(
+    department_code: Code,
+    principal: InboxReader,
+    uow: UowDep,
+    paging: PageOf,
+    unread: bool = False,
+    kind: NotificationKind | None = None,
+    resource: Annotated[Code | None, Query(description="a resource code")] = None,
+) -> Page[NotificationView]:
+    code = _own(principal, "notifier.inbox.read", department_code)
+    found, total = await uow.inbox(InboxQuery(code, unread, kind, resource, paging.offset, paging.limit))
+    return Page.of([_view(n) for n in found], total, paging)
+
+
+@router.post("/inbox/{department_code}/{notification_id}/read", status_code=204, summary="Mark a notice read")
+async def read(department_code: Code, notification_id: Code, principal: InboxReader, uow: UowDep) -> None:
+    code = _own(principal, "notifier.inbox.read", department_code)
+    await handlers.mark_read(code, notification_id, uow)
+
+
+@router.get(
+    "/preferences/{department_code}", response_model=PreferencesView, summary="What a department hears, and how"
+)
+async def preferences(department_code: Code, principal: InboxReader, uow: UowDep) -> PreferencesView:
+    code = _own(principal, "notifier.inbox.read", department_code)
+    return _preferences_view(await uow.preferences_of(code) or defaults(code))
+
+
+@router.put("/preferences/{department_code}", response_model=PreferencesView, summary="Choose kinds and channels")
+async def set_preferences(
+    department_code: Code, body: PreferencesBody, principal: PreferenceSetter, notifier: NotifierDep
+) -> PreferencesView:
+    code = _own(principal, "notifier.preferences.manage", department_code)
+    kinds = None if body.kinds is None else frozenset(body.kinds)
+    chosen = Preferences(code, kinds, frozenset(body.channels), body.delivery)
+    await handlers.choose_preferences(chosen, notifier)
+    return _preferences_view(chosen)
+
+
+@router.get(
+    "/reminders/{department_code}", response_model=list[ReminderView], summary="Reminders scheduled, soonest due first"
+)
+async def reminders(department_code: Code, principal: InboxReader, uow: UowDep) -> list[ReminderView]:
+    code = _own(principal, "notifier.inbox.read", department_code)
+    return [ReminderView.model_validate(r, from_attributes=True) for r in await uow.reminders_of(code)]

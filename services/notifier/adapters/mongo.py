@@ -1,8 +1,9 @@
-"""The departments' inboxes in MongoDB."""
+"""The notifier's own database: inboxes, the parties of disputes, who holds what, the entries' terms in force,
+open batches of changes, reminders and the departments' preferences."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Collection
 from contextlib import asynccontextmanager
 from dataclasses import asdict
 from datetime import date, datetime
@@ -14,77 +15,340 @@ from pymongo.asynchronous.database import AsyncDatabase
 from common.events import Event
 from common.mongo import Transaction
 from common.runtime import Runtime
-from services.notifier.domain.events import Dispute
-from services.notifier.domain.notifications import Notification, NotificationKind
+from services.notifier.domain.changes import ChangeBatch
+from services.notifier.domain.events import Dispute, ShareType
+from services.notifier.domain.holdings import EntryTerms, Holding
+from services.notifier.domain.notifications import Channel, Delivery, Notification, NotificationKind
+from services.notifier.domain.preferences import Preferences
+from services.notifier.domain.reminders import Deadline, Reminder
+from services.notifier.ports import InboxQuery
 
 INBOX = "notifier_inbox"
 DISPUTES = "notifier_disputes"
+HOLDINGS = "notifier_holdings"
+ENTRIES = "notifier_entries"
+FEEDS = "notifier_change_feeds"  # per resource: how far its changes were told, and the batch still open
+REMINDERS = "notifier_reminders"
+PREFERENCES = "notifier_preferences"
+DIGESTS = "notifier_digests"  # per department on a daily digest: when the next one is due
+
+
+def _day(value: date) -> datetime:  # BSON has no date-only type
+    return datetime(value.year, value.month, value.day)
 
 
 def _to_doc(n: Notification) -> dict[str, Any]:
-    doc = asdict(n) | {"_id": n.notification_id, "kind": n.kind.value}
+    doc = asdict(n) | {"_id": n.notification_id, "kind": n.kind.value, "channels": sorted(c.value for c in n.channels)}
     doc.pop("notification_id")
-    if isinstance(n.due_on, date):  # BSON has no date-only type
-        doc["due_on"] = datetime(n.due_on.year, n.due_on.month, n.due_on.day)
+    if isinstance(n.due_on, date):
+        doc["due_on"] = _day(n.due_on)
     return doc
 
 
 def _from_doc(doc: dict[str, Any]) -> Notification:
     fields = {k: v for k, v in doc.items() if k != "_id"}
     fields["kind"] = NotificationKind(fields["kind"])
+    fields["channels"] = frozenset(Channel(c) for c in fields.get("channels", [c.value for c in Channel]))
     if fields.get("due_on") is not None:
         fields["due_on"] = fields["due_on"].date()
     return Notification(notification_id=doc["_id"], **fields)
 
 
+def _holding(doc: dict[str, Any]) -> Holding:
+    return Holding(
+        doc["_id"],
+        doc["resource_code"],
+        doc["consumer_code"],
+        doc["valid_from"].date(),
+        doc["valid_to"].date(),
+        doc["subscription"],
+        doc.get("ended", False),
+    )
+
+
+def _terms_doc(t: EntryTerms) -> dict[str, Any]:
+    return {
+        "_id": t.resource_code,
+        "version": t.version,
+        "name": t.name,
+        "share_type": t.share_type.value,
+        "methods": sorted(t.methods),
+        "items": [[name, own.value if own else None, sensitive] for name, (own, sensitive) in t.items.items()],
+    }
+
+
+def _terms(doc: dict[str, Any]) -> EntryTerms:
+    items = {name: (ShareType(own) if own else None, sensitive) for name, own, sensitive in doc["items"]}
+    return EntryTerms(
+        doc["_id"], doc["version"], doc["name"], ShareType(doc["share_type"]), frozenset(doc["methods"]), items
+    )
+
+
+def _batch(resource_code: str, doc: dict[str, Any]) -> ChangeBatch:
+    return ChangeBatch(
+        resource_code, doc["provider_code"], doc["first"], doc["last"], doc["count"], doc["deletes"], doc["tell_at"]
+    )
+
+
+def _reminder_doc(r: Reminder) -> dict[str, Any]:
+    return {
+        "_id": r.reminder_id,
+        "deadline": r.deadline.value,
+        "recipient_code": r.recipient_code,
+        "resource_code": r.resource_code,
+        "reference": r.reference,
+        "due_on": _day(r.due_on),
+        "remind_at": r.remind_at,
+        "sent": False,
+    }
+
+
+def _reminder(doc: dict[str, Any]) -> Reminder:
+    return Reminder(
+        doc["_id"],
+        Deadline(doc["deadline"]),
+        doc["recipient_code"],
+        doc["resource_code"],
+        doc["reference"],
+        doc["due_on"].date(),
+        doc["remind_at"],
+    )
+
+
+def _preferences(doc: dict[str, Any]) -> Preferences:
+    kinds = doc.get("kinds")
+    return Preferences(
+        doc["_id"],
+        None if kinds is None else frozenset(NotificationKind(k) for k in kinds),
+        frozenset(Channel(c) for c in doc["channels"]),
+        Delivery(doc["delivery"]),
+    )
+
+
 async def ensure_indexes(db: AsyncDatabase) -> None:
-    await db[INBOX].create_index([("recipient_code", ASCENDING), ("created_at", DESCENDING)])
+    # notices kept before departments chose channels went to every channel
+    every = sorted(c.value for c in Channel)
+    await db[INBOX].update_many({"channels": {"$exists": False}}, {"$set": {"channels": every}})
+    newest = [("created_at", DESCENDING), ("_id", DESCENDING)]
+    await db[INBOX].create_index([("recipient_code", ASCENDING), *newest])
+    await db[INBOX].create_index([("recipient_code", ASCENDING), ("kind", ASCENDING), *newest])
+    await db[INBOX].create_index([("resource_code", ASCENDING), *newest])
+    await db[HOLDINGS].create_index([("resource_code", ASCENDING)])
+    await db[FEEDS].create_index([("batch.tell_at", ASCENDING)], sparse=True)
+    await db[REMINDERS].create_index([("sent", ASCENDING), ("remind_at", ASCENDING)])
+    await db[REMINDERS].create_index([("deadline", ASCENDING), ("reference", ASCENDING)])
+    await db[REMINDERS].create_index([("recipient_code", ASCENDING), ("due_on", ASCENDING)])
+    await db[DIGESTS].create_index([("at", ASCENDING)])
+    await db[INBOX].create_index([("recipient_code", ASCENDING), ("in_digest", ASCENDING)])
 
 
 class MongoNotifierTransaction:
     def __init__(self, tx: Transaction) -> None:
         self.tx = tx
+        self.db, self.session = tx.db, tx.session
 
-    async def exists(self, notification_id: str) -> bool:
-        found = await self.tx.db[INBOX].find_one({"_id": notification_id}, {"_id": 1}, session=self.tx.session)
-        return found is not None
+    async def existing(self, notification_ids: Collection[str]) -> set[str]:
+        if not notification_ids:
+            return set()
+        cursor = self.db[INBOX].find({"_id": {"$in": list(notification_ids)}}, {"_id": 1}, session=self.session)
+        return {doc["_id"] async for doc in cursor}
 
-    async def add(self, notification: Notification) -> None:
-        await self.tx.db[INBOX].insert_one(_to_doc(notification), session=self.tx.session)
+    async def add_all(self, notifications: list[Notification]) -> None:
+        if notifications:
+            await self.db[INBOX].insert_many([_to_doc(n) for n in notifications], session=self.session)
 
     def emit(self, topic: str, event: Event) -> None:
         self.tx.emit(topic, event)
 
+    async def preferences(self, department_codes: Collection[str]) -> dict[str, Preferences]:
+        cursor = self.db[PREFERENCES].find({"_id": {"$in": list(department_codes)}}, session=self.session)
+        return {doc["_id"]: _preferences(doc) async for doc in cursor}
+
     async def remember_dispute(self, dispute: Dispute) -> None:
         doc = asdict(dispute) | {"_id": dispute.dispute_id}
         doc.pop("dispute_id")
-        await self.tx.db[DISPUTES].replace_one({"_id": dispute.dispute_id}, doc, upsert=True, session=self.tx.session)
+        await self.db[DISPUTES].replace_one({"_id": dispute.dispute_id}, doc, upsert=True, session=self.session)
 
     async def dispute(self, dispute_id: str) -> Dispute | None:
-        doc = await self.tx.db[DISPUTES].find_one({"_id": dispute_id}, session=self.tx.session)
+        doc = await self.db[DISPUTES].find_one({"_id": dispute_id}, session=self.session)
         if doc is None:
             return None
         return Dispute(doc["_id"], doc["request_id"], doc["consumer_code"], doc["provider_code"])
+
+    async def hold(self, holding: Holding) -> None:
+        doc = {
+            "resource_code": holding.resource_code,
+            "consumer_code": holding.consumer_code,
+            "valid_from": _day(holding.valid_from),
+            "valid_to": _day(holding.valid_to),
+            "subscription": holding.subscription,
+        }
+        # an end heard before the grant (another partition) stays an end
+        await self.db[HOLDINGS].update_one(
+            {"_id": holding.grant_id},
+            {"$set": doc, "$setOnInsert": {"ended": False}},
+            upsert=True,
+            session=self.session,
+        )
+
+    async def end_holding(self, grant_id: str) -> None:
+        await self.db[HOLDINGS].update_one(
+            {"_id": grant_id},
+            {"$set": {"ended": True}, "$setOnInsert": {"resource_code": None}},
+            upsert=True,
+            session=self.session,
+        )
+
+    async def holdings(self, resource_code: str) -> list[Holding]:
+        cursor = self.db[HOLDINGS].find({"resource_code": resource_code, "ended": False}, session=self.session)
+        return [_holding(doc) async for doc in cursor]
+
+    async def entry_terms(self, resource_code: str) -> EntryTerms | None:
+        doc = await self.db[ENTRIES].find_one({"_id": resource_code}, session=self.session)
+        return _terms(doc) if doc else None
+
+    async def keep_entry_terms(self, terms: EntryTerms) -> None:
+        await self.db[ENTRIES].replace_one(
+            {"_id": terms.resource_code}, _terms_doc(terms), upsert=True, session=self.session
+        )
+
+    async def change_batches(self, resource_codes: Collection[str]) -> dict[str, tuple[ChangeBatch | None, int]]:
+        cursor = self.db[FEEDS].find({"_id": {"$in": list(resource_codes)}}, session=self.session)
+        found = {}
+        async for doc in cursor:
+            batch = _batch(doc["_id"], doc["batch"]) if doc.get("batch") else None
+            found[doc["_id"]] = (batch, doc.get("told_through", 0))
+        return found
+
+    async def keep_change_batch(self, batch: ChangeBatch) -> None:
+        doc = asdict(batch)
+        doc.pop("resource_code")
+        await self.db[FEEDS].update_one(
+            {"_id": batch.resource_code}, {"$set": {"batch": doc}}, upsert=True, session=self.session
+        )
+
+    async def due_change_batch(self, now: datetime) -> ChangeBatch | None:
+        doc = await self.db[FEEDS].find_one(
+            {"batch.tell_at": {"$lte": now}}, sort=[("batch.tell_at", ASCENDING)], session=self.session
+        )
+        return _batch(doc["_id"], doc["batch"]) if doc else None
+
+    async def batch_told(self, batch: ChangeBatch) -> None:
+        await self.db[FEEDS].update_one(
+            {"_id": batch.resource_code}, {"$set": {"told_through": batch.last, "batch": None}}, session=self.session
+        )
+
+    async def schedule(self, reminder: Reminder) -> None:
+        """Once per deadline: a reminder sent before is not scheduled again."""
+        doc = _reminder_doc(reminder)
+        await self.db[REMINDERS].update_one(
+            {"_id": reminder.reminder_id}, {"$setOnInsert": doc}, upsert=True, session=self.session
+        )
+
+    async def cancel_reminders(self, deadline: Deadline, reference: str) -> None:
+        await self.db[REMINDERS].delete_many(
+            {"deadline": deadline.value, "reference": reference, "sent": False}, session=self.session
+        )
+
+    async def due_reminders(self, now: datetime, limit: int) -> list[Reminder]:
+        cursor = (
+            self.db[REMINDERS]
+            .find({"sent": False, "remind_at": {"$lte": now}}, session=self.session)
+            .sort("remind_at", ASCENDING)
+            .limit(limit)
+        )
+        return [_reminder(doc) async for doc in cursor]
+
+    async def reminder_sent(self, reminder_id: str) -> None:
+        await self.db[REMINDERS].update_one({"_id": reminder_id}, {"$set": {"sent": True}}, session=self.session)
+
+    async def set_preferences(self, preferences: Preferences) -> None:
+        doc = {
+            "kinds": None if preferences.kinds is None else sorted(k.value for k in preferences.kinds),
+            "channels": sorted(c.value for c in preferences.channels),
+            "delivery": preferences.delivery.value,
+        }
+        await self.db[PREFERENCES].replace_one(
+            {"_id": preferences.department_code}, doc, upsert=True, session=self.session
+        )
+
+    async def schedule_digest(self, department_code: str, at: datetime | None) -> None:
+        if at is None:
+            await self.db[DIGESTS].delete_one({"_id": department_code}, session=self.session)
+        else:
+            await self.db[DIGESTS].replace_one({"_id": department_code}, {"at": at}, upsert=True, session=self.session)
+
+    async def due_digest(self, now: datetime) -> tuple[str, datetime] | None:
+        doc = await self.db[DIGESTS].find_one({"at": {"$lte": now}}, sort=[("at", ASCENDING)], session=self.session)
+        return (doc["_id"], doc["at"]) if doc else None
+
+    async def awaiting_digest(self, department_code: str, limit: int) -> tuple[list[Notification], int]:
+        where = {"recipient_code": department_code, "in_digest": True}
+        total = await self.db[INBOX].count_documents(where, session=self.session)
+        cursor = self.db[INBOX].find(where, session=self.session).sort([("created_at", ASCENDING), ("_id", ASCENDING)])
+        return [_from_doc(doc) for doc in await cursor.limit(limit).to_list()], total
+
+    async def digested(self, department_code: str) -> None:
+        await self.db[INBOX].update_many(
+            {"recipient_code": department_code, "in_digest": True}, {"$set": {"in_digest": False}}, session=self.session
+        )
 
 
 class MongoUnitOfWork:
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
 
+    @property
+    def db(self) -> AsyncDatabase:
+        return self.runtime.db
+
     @asynccontextmanager
     async def __call__(self) -> AsyncIterator[MongoNotifierTransaction]:
         async with self.runtime.transaction() as tx:
             yield MongoNotifierTransaction(tx)
 
-    async def inbox(self, department_code: str, *, unread_only: bool, limit: int) -> list[Notification]:
-        query: dict[str, Any] = {"recipient_code": department_code}
-        if unread_only:
-            query["read"] = False
-        cursor = self.runtime.db[INBOX].find(query).sort("created_at", DESCENDING).limit(limit)
-        return [_from_doc(doc) for doc in await cursor.to_list()]
-
-    async def mark_read(self, department_code: str, notification_id: str) -> bool:
-        result = await self.runtime.db[INBOX].update_one(
-            {"_id": notification_id, "recipient_code": department_code}, {"$set": {"read": True}}
+    async def inbox(self, query: InboxQuery) -> tuple[list[Notification], int]:
+        where: dict[str, Any] = {}
+        if query.department_code is not None:
+            where |= {"recipient_code": query.department_code, "channels": Channel.INBOX.value}
+        if query.unread_only:
+            where["read"] = False
+        if query.kind is not None:
+            where["kind"] = query.kind.value
+        if query.resource_code is not None:
+            where["resource_code"] = query.resource_code
+        total = await self.db[INBOX].count_documents(where)
+        cursor = (
+            self.db[INBOX]
+            .find(where)
+            .sort([("created_at", DESCENDING), ("_id", DESCENDING)])
+            .skip(query.offset)
+            .limit(query.limit)
         )
+        return [_from_doc(doc) for doc in await cursor.to_list()], total
+
+    async def mark_read(self, department_code: str | None, notification_id: str) -> bool:
+        where: dict[str, Any] = {"_id": notification_id}
+        if department_code is not None:
+            where["recipient_code"] = department_code
+        result = await self.db[INBOX].update_one(where, {"$set": {"read": True}})
         return result.matched_count == 1
+
+    async def preferences_of(self, department_code: str) -> Preferences | None:
+        doc = await self.db[PREFERENCES].find_one({"_id": department_code})
+        return _preferences(doc) if doc else None
+
+    async def next_due(self) -> datetime | None:
+        batch = await self.db[FEEDS].find_one(
+            {"batch.tell_at": {"$ne": None}}, {"batch.tell_at": 1}, sort=[("batch.tell_at", ASCENDING)]
+        )
+        reminder = await self.db[REMINDERS].find_one({"sent": False}, {"remind_at": 1}, sort=[("remind_at", ASCENDING)])
+        digest = await self.db[DIGESTS].find_one({}, {"at": 1}, sort=[("at", ASCENDING)])
+        times = [batch["batch"]["tell_at"]] if batch else []
+        times += [reminder["remind_at"]] if reminder else []
+        times += [digest["at"]] if digest else []
+        return min(times, default=None)
+
+    async def reminders_of(self, department_code: str) -> list[Reminder]:
+        cursor = self.db[REMINDERS].find({"recipient_code": department_code, "sent": False}).sort("due_on", ASCENDING)
+        return [_reminder(doc) for doc in await cursor.limit(1000).to_list()]

@@ -173,3 +173,144 @@ class Dispute:
     request_id: str
     consumer_code: str
     provider_code: str
+
+
+class ChangeOperation(StrEnum):
+    UPSERT = "UPSERT"
+    DELETE = "DELETE"
+
+
+@dataclass(frozen=True)
+class ResourceChanged:
+    """One stored change of a resource; `sequence` numbers a resource's changes consecutively."""
+
+    resource_code: str
+    provider_code: str
+    sequence: int
+    change_id: str
+    operation: ChangeOperation
+
+
+@dataclass(frozen=True)
+class CatalogEntrySubmitted:
+    resource_code: str
+    version: int
+    provider_code: str
+    submitted_by: str
+
+
+class ShareType(StrEnum):
+    UNCONDITIONAL = "UNCONDITIONAL"
+    CONDITIONAL = "CONDITIONAL"
+    NOT_SHARED = "NOT_SHARED"
+
+
+@dataclass(frozen=True)
+class PublishedItem:
+    name: str
+    share_type: ShareType | None = None
+    sensitive: bool = False
+
+
+@dataclass(frozen=True)
+class CatalogEntryPublished:
+    resource_code: str
+    version: int
+    name: str
+    provider_code: str
+    share_type: ShareType
+    share_methods: tuple[str, ...]
+    data_items: tuple[PublishedItem, ...]
+    published_on: date
+    reviewed_by: str
+
+
+@dataclass(frozen=True)
+class CatalogEntryWithdrawn:
+    resource_code: str
+    version: int
+    provider_code: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class CatalogEntryChangeReported:
+    resource_code: str
+    provider_code: str
+    reported_on: date
+    due_on: date
+    reason: str
+
+
+class OverdueKind(StrEnum):
+    UPDATE_AFTER_CHANGE = "UPDATE_AFTER_CHANGE"
+    YEARLY_MAINTENANCE = "YEARLY_MAINTENANCE"
+
+
+@dataclass(frozen=True)
+class CatalogEntryOverdue:
+    resource_code: str
+    provider_code: str
+    kind: OverdueKind
+    due_on: date
+    detected_on: date
+
+
+@dataclass(frozen=True)
+class CatalogEntryMaintenanceConfirmed:
+    resource_code: str
+    version: int
+    provider_code: str
+    confirmed_on: date
+    next_due_on: date
+
+
+@dataclass(frozen=True)
+class DuplicateSourceFlagged:
+    resource_code: str
+    data_element: str
+    existing_provider_code: str
+    existing_resource_code: str
+    new_provider_code: str
+    element_id: str = ""
+    element_name: str = ""
+    existing_provider_name: str = ""
+
+
+@dataclass(frozen=True)
+class ShareDemandFiled:
+    demand_id: str
+    requester_code: str
+    title: str
+    wanted_items: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class ShareDemandMatched:
+    demand_id: str
+    requester_code: str
+    resource_code: str
+    covered_items: tuple[str, ...]
+    reason: str
+
+
+@dataclass(frozen=True)
+class ShareDemandUnmatched:
+    demand_id: str
+    requester_code: str
+    resource_code: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class ShareDemandUnmeetable:
+    demand_id: str
+    requester_code: str
+    reason: str
+    legal_basis: str
+
+
+@dataclass(frozen=True)
+class DepartmentRegistered:
+    department_code: str
+    name: str

@@ -10,24 +10,37 @@ from datetime import UTC, date, datetime
 from enum import StrEnum
 from typing import Any
 
+from services.notifier.domain.changes import ChangeBatch
+from services.notifier.domain.changes import described as changes_described
 from services.notifier.domain.events import (
+    CatalogEntryOverdue,
+    CatalogEntryPublished,
     CatalogEntryReturned,
+    CatalogEntrySubmitted,
+    CatalogEntryWithdrawn,
     Decision,
     Dispute,
     DisputeEscalated,
     DisputeRuled,
+    DuplicateSourceFlagged,
     GrantEnded,
     GrantIssued,
     GrantRevoked,
+    OverdueKind,
     OverdueStep,
     RulingLevel,
     RulingOutcome,
     ShareDecided,
     ShareDecisionOverdue,
+    ShareDemandFiled,
+    ShareDemandMatched,
+    ShareDemandUnmatched,
+    ShareDemandUnmeetable,
     ShareDisputed,
     ShareRefused,
     ShareRequested,
 )
+from services.notifier.domain.reminders import DEADLINE_NAMES, Reminder
 
 
 class NotificationKind(StrEnum):
@@ -45,10 +58,31 @@ class NotificationKind(StrEnum):
     GRANT_REVOKED = "GRANT_REVOKED"
     GRANT_ENDED = "GRANT_ENDED"
     DISPUTE_ESCALATED = "DISPUTE_ESCALATED"
+    ENTRY_CHANGED = "ENTRY_CHANGED"  # the entry of a resource one holds changed, got stricter or was withdrawn
+    DUPLICATE_SOURCE = "DUPLICATE_SOURCE"
+    DEMAND_EVENT = "DEMAND_EVENT"
+    DIGEST = "DIGEST"
+
+
+class Channel(StrEnum):
+    INBOX = "INBOX"
+    KAFKA = "KAFKA"  # the department's own topic, notifier.notices.<department code>
+    WEBHOOK = "WEBHOOK"
+
+
+class Delivery(StrEnum):
+    IMMEDIATE = "IMMEDIATE"
+    DAILY_DIGEST = "DAILY_DIGEST"
+
+
+ALL_CHANNELS = frozenset(Channel)
 
 
 @dataclass
 class Notification:
+    """One notice to one department. `notification_id` is its idempotency key: built from what caused it (the
+    event's id, the batch of changes, the deadline), so an event handled again gives the same key."""
+
     notification_id: str
     recipient_code: str
     kind: NotificationKind
@@ -58,6 +92,9 @@ class Notification:
     due_on: date | None = None
     created_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     read: bool = False
+    resource_code: str | None = None
+    channels: frozenset[Channel] = ALL_CHANNELS  # where it goes, by the recipient's preferences
+    in_digest: bool = False  # pushed channels get it in the next daily digest, not at once
 
     def issued_payload(self) -> dict[str, Any]:
         return {
@@ -68,6 +105,7 @@ class Notification:
             "body": self.body,
             "reference": self.reference,
             "due_on": self.due_on,
+            "resource_code": self.resource_code,
         }
 
 
@@ -88,6 +126,7 @@ def share_requested(event_id: str, e: ShareRequested) -> list[Notification]:
             f"数据共享申请待答复：{e.resource_code}",
             body,
             about=e.request_id,
+            resource=e.resource_code,
             due_on=e.decide_by,
         )
     ]
@@ -96,14 +135,34 @@ def share_requested(event_id: str, e: ShareRequested) -> list[Notification]:
 def share_refused(event_id: str, e: ShareRefused) -> list[Notification]:
     title = f"共享申请不予受理：{e.resource_code}"
     body = f"资源 {e.resource_code} 不予共享，申请（编号 {e.request_id}）已被拒绝。依据：{e.legal_basis}"
-    return [_to(e.consumer_code, event_id, NotificationKind.REQUEST_DECIDED, title, body, about=e.request_id)]
+    return [
+        _to(
+            e.consumer_code,
+            event_id,
+            NotificationKind.REQUEST_DECIDED,
+            title,
+            body,
+            about=e.request_id,
+            resource=e.resource_code,
+        )
+    ]
 
 
 def share_decided(event_id: str, e: ShareDecided) -> list[Notification]:
     verdict = "同意" if e.decision is Decision.APPROVED else "不同意"
     title = f"共享申请已答复（{verdict}）：{e.resource_code}"
     body = f"提供部门 {e.provider_code} 于 {e.decided_on.isoformat()} 答复：{verdict}。理由：{e.reasons}"
-    return [_to(e.consumer_code, event_id, NotificationKind.REQUEST_DECIDED, title, body, about=e.request_id)]
+    return [
+        _to(
+            e.consumer_code,
+            event_id,
+            NotificationKind.REQUEST_DECIDED,
+            title,
+            body,
+            about=e.request_id,
+            resource=e.resource_code,
+        )
+    ]
 
 
 def dispute_raised(event_id: str, e: ShareDisputed, it_office_code: str) -> list[Notification]:
@@ -155,13 +214,33 @@ def grant_issued(event_id: str, e: GrantIssued) -> list[Notification]:
         f"提供部门 {e.provider_code} 的资源 {e.resource_code} 已授权贵单位使用（授权编号 {e.grant_id}）："
         f"数据项 {_items(e.data_items)}；用途：{e.purpose}；有效期：{_day(e.valid_from)} 至 {_day(e.valid_to)}。"
     )
-    return [_to(e.consumer_code, event_id, NotificationKind.GRANT_ISSUED, title, body, about=e.grant_id)]
+    return [
+        _to(
+            e.consumer_code,
+            event_id,
+            NotificationKind.GRANT_ISSUED,
+            title,
+            body,
+            about=e.grant_id,
+            resource=e.resource_code,
+        )
+    ]
 
 
 def grant_revoked(event_id: str, e: GrantRevoked) -> list[Notification]:
     title = f"共享授权已撤销：{e.resource_code}"
     body = f"授权 {e.grant_id}（资源 {e.resource_code}）已被提供部门撤销，即日起不能再使用。理由：{e.reason}"
-    return [_to(e.consumer_code, event_id, NotificationKind.GRANT_REVOKED, title, body, about=e.grant_id)]
+    return [
+        _to(
+            e.consumer_code,
+            event_id,
+            NotificationKind.GRANT_REVOKED,
+            title,
+            body,
+            about=e.grant_id,
+            resource=e.resource_code,
+        )
+    ]
 
 
 GRANT_END_CAUSES = {
@@ -180,7 +259,17 @@ def grant_ended(event_id: str, e: GrantEnded) -> list[Notification]:
         f"{GRANT_END_CAUSES[e.cause.value]}。{e.reason}".rstrip("。")
         + "。"
     )
-    return [_to(e.consumer_code, event_id, NotificationKind.GRANT_ENDED, title, body, about=e.grant_id)]
+    return [
+        _to(
+            e.consumer_code,
+            event_id,
+            NotificationKind.GRANT_ENDED,
+            title,
+            body,
+            about=e.grant_id,
+            resource=e.resource_code,
+        )
+    ]
 
 
 STEPS = {
@@ -198,7 +287,8 @@ def share_overdue(event_id: str, e: ShareDecisionOverdue, it_office_code: str) -
     owes = e.provider_code if e.step is OverdueStep.PROVIDER_DECISION else it_office_code
     kind = NotificationKind.DEADLINE_PASSED
     return [
-        _to(party, event_id, kind, title, body, about=e.request_id) for party in dict.fromkeys((owes, e.consumer_code))
+        _to(party, event_id, kind, title, body, about=e.request_id, resource=e.resource_code)
+        for party in dict.fromkeys((owes, e.consumer_code))
     ]
 
 
@@ -212,7 +302,7 @@ def dispute_escalated(event_id: str, e: DisputeEscalated, it_office_code: str) -
     parties = (it_office_code, e.consumer_code, e.provider_code)
     kind = NotificationKind.DISPUTE_ESCALATED
     return [
-        _to(party, event_id, kind, title, body, about=e.request_id)
+        _to(party, event_id, kind, title, body, about=e.request_id, resource=e.resource_code)
         for party in dict.fromkeys(parties)
         if party != e.escalated_by_department
     ]
@@ -229,20 +319,163 @@ def entry_returned(event_id: str, e: CatalogEntryReturned) -> list[Notification]
             title,
             f"审核意见：{findings}",
             about=e.resource_code,
+            resource=e.resource_code,
         )
     ]
 
 
-# Events whose notices follow from the event alone. ShareDisputed (the IT office's code) and DisputeRuled (the
-# dispute's parties) need more and have handlers of their own.
+def entry_submitted(event_id: str, e: CatalogEntrySubmitted) -> list[Notification]:
+    """The department's reviewers have an entry to review (never one they compiled)."""
+    title = f"目录条目待审核：{e.resource_code}（第 {e.version} 版）"
+    body = (
+        f"{e.submitted_by} 提交了目录条目 {e.resource_code} 第 {e.version} 版，请本单位审核人员审核（编制人不得审核）。"
+    )
+    kind = NotificationKind.CATALOG_EVENT
+    return [_to(e.provider_code, event_id, kind, title, body, about=e.resource_code, resource=e.resource_code)]
+
+
+def entry_approved(event_id: str, e: CatalogEntryPublished) -> list[Notification]:
+    """The compilers hear their entry passed review and is in force."""
+    title = f"目录条目已审核通过并发布：{e.resource_code}（第 {e.version} 版）"
+    body = (
+        f"目录条目 {e.resource_code}「{e.name}」第 {e.version} 版经 {e.reviewed_by} 审核通过，"
+        f"于 {_day(e.published_on)} 发布。"
+    )
+    kind = NotificationKind.CATALOG_EVENT
+    return [_to(e.provider_code, event_id, kind, title, body, about=e.resource_code, resource=e.resource_code)]
+
+
+def entry_changed(
+    event_id: str, e: CatalogEntryPublished, stricter: list[str], holders: list[str]
+) -> list[Notification]:
+    """Those who use a resource hear that its entry has a new version, and how it is stricter if it is."""
+    if stricter:
+        title = f"目录条目收紧共享条件：{e.resource_code}（第 {e.version} 版）"
+        body = (
+            f"贵单位使用的资源 {e.resource_code}「{e.name}」发布第 {e.version} 版：{'；'.join(stricter)}。"
+            "已有授权可能随之终止。"
+        )
+    else:
+        title = f"目录条目已更新：{e.resource_code}（第 {e.version} 版）"
+        body = f"贵单位使用的资源 {e.resource_code}「{e.name}」发布第 {e.version} 版，请核对数据项与共享条件。"
+    kind = NotificationKind.ENTRY_CHANGED
+    return [_to(h, event_id, kind, title, body, about=e.resource_code, resource=e.resource_code) for h in holders]
+
+
+def entry_withdrawn(event_id: str, e: CatalogEntryWithdrawn, holders: list[str]) -> list[Notification]:
+    title = f"目录条目已撤销：{e.resource_code}"
+    body = f"贵单位使用的资源 {e.resource_code} 的目录条目（第 {e.version} 版）已撤销，不再共享。理由：{e.reason}"
+    kind = NotificationKind.ENTRY_CHANGED
+    return [_to(h, event_id, kind, title, body, about=e.resource_code, resource=e.resource_code) for h in holders]
+
+
+def duplicate_source(event_id: str, e: DuplicateSourceFlagged, it_office_code: str) -> list[Notification]:
+    """One data, one source (Art. 12): the department whose entry collects the element again, and the IT
+    office, which settles it."""
+    provider = e.existing_provider_name or e.existing_provider_code
+    element = f"{e.element_name}（{e.element_id}）" if e.element_id else e.data_element
+    title = f"重复采集：{e.resource_code} 的数据项 {e.data_element}"
+    body = (
+        f"目录条目 {e.resource_code} 的数据项「{e.data_element}」与数据元 {element} 重复，"
+        f"该数据元的权威来源为 {provider}（资源 {e.existing_resource_code}），应共享使用，不得重复采集。"
+    )
+    kind = NotificationKind.DUPLICATE_SOURCE
+    return [
+        _to(party, event_id, kind, title, body, about=e.resource_code, resource=e.resource_code)
+        for party in dict.fromkeys((e.new_provider_code, it_office_code))
+    ]
+
+
+def demand_filed(event_id: str, e: ShareDemandFiled, it_office_code: str) -> list[Notification]:
+    """An unmet demand: the IT office matches demands to entries."""
+    title = f"共享需求待匹配：{e.title}"
+    body = f"{e.requester_code} 登记共享需求「{e.title}」（编号 {e.demand_id}），所需数据项：{_items(e.wanted_items)}。"
+    return [_to(it_office_code, event_id, NotificationKind.DEMAND_EVENT, title, body, about=e.demand_id)]
+
+
+def demand_matched(event_id: str, e: ShareDemandMatched) -> list[Notification]:
+    title = f"共享需求已匹配：{e.resource_code}"
+    covered = f"可满足的数据项：{_items(e.covered_items)}。" if e.covered_items else ""
+    body = f"贵单位的共享需求（编号 {e.demand_id}）已匹配到资源 {e.resource_code}。{covered}{e.reason}".rstrip()
+    kind = NotificationKind.DEMAND_EVENT
+    return [_to(e.requester_code, event_id, kind, title, body, about=e.demand_id, resource=e.resource_code)]
+
+
+def demand_unmatched(event_id: str, e: ShareDemandUnmatched, it_office_code: str) -> list[Notification]:
+    """The demand is unmet again: its department hears why, the IT office has it to match anew."""
+    title = f"共享需求匹配已撤销：{e.demand_id}"
+    body = f"共享需求（编号 {e.demand_id}）与资源 {e.resource_code} 的匹配已撤销，需求重新待匹配。理由：{e.reason}"
+    kind = NotificationKind.DEMAND_EVENT
+    return [
+        _to(party, event_id, kind, title, body, about=e.demand_id, resource=e.resource_code)
+        for party in dict.fromkeys((e.requester_code, it_office_code))
+    ]
+
+
+def demand_unmeetable(event_id: str, e: ShareDemandUnmeetable) -> list[Notification]:
+    title = f"共享需求无法满足：{e.demand_id}"
+    body = f"贵单位的共享需求（编号 {e.demand_id}）无法满足。理由：{e.reason}；依据：{e.legal_basis}"
+    return [_to(e.requester_code, event_id, NotificationKind.DEMAND_EVENT, title, body, about=e.demand_id)]
+
+
+OVERDUE_KINDS = {
+    OverdueKind.UPDATE_AFTER_CHANGE: "数据或要素变化后的目录更新",
+    OverdueKind.YEARLY_MAINTENANCE: "目录年度全面维护",
+}
+
+
+def entry_overdue(event_id: str, e: CatalogEntryOverdue, it_office_code: str) -> list[Notification]:
+    """A catalog deadline passed (an Art. 24 matter): the provider and the IT office, which grades it."""
+    title = f"目录维护已逾期：{e.resource_code}（{OVERDUE_KINDS[e.kind]}）"
+    body = f"目录条目 {e.resource_code} 的{OVERDUE_KINDS[e.kind]}应于 {_day(e.due_on)} 前完成，现已逾期。"
+    kind = NotificationKind.DEADLINE_PASSED
+    return [
+        _to(party, event_id, kind, title, body, about=e.resource_code, due_on=e.due_on, resource=e.resource_code)
+        for party in dict.fromkeys((e.provider_code, it_office_code))
+    ]
+
+
+def reminder_due(reminder: Reminder) -> Notification:
+    """A deadline comes near; its key is the deadline's, so a reminder is sent once however it is fired."""
+    what = DEADLINE_NAMES[reminder.deadline]
+    title = f"临近期限：{what}（{_day(reminder.due_on)} 前）"
+    body = f"{what}（{reminder.reference}）应于 {_day(reminder.due_on)} 前完成（按工作日计算）。"
+    return Notification(
+        f"reminder:{reminder.reminder_id}:{reminder.recipient_code}",
+        reminder.recipient_code,
+        NotificationKind.DEADLINE_APPROACHING,
+        title,
+        body,
+        reference=reminder.reference,
+        due_on=reminder.due_on,
+        resource_code=reminder.resource_code,
+    )
+
+
+def changes_told(batch: ChangeBatch, holders: list[str]) -> list[Notification]:
+    """One notice per holder for a batch of changes of one resource."""
+    title, body = changes_described(batch)
+    return [
+        Notification(
+            f"{batch.batch_id}:{holder}",
+            holder,
+            NotificationKind.RESOURCE_CHANGED,
+            title,
+            body,
+            reference=f"{batch.first}-{batch.last}",
+            resource_code=batch.resource_code,
+        )
+        for holder in holders
+    ]
+
+
+# Events whose notices follow from the event alone. The others need the IT office's code, what the notifier
+# keeps (disputes, holdings, entries, reminders) or both, and have handlers of their own (adapters/events.py).
 RULES: dict[type, Rule] = {
-    ShareRequested: share_requested,
-    ShareRefused: share_refused,
-    ShareDecided: share_decided,
-    GrantIssued: grant_issued,
-    GrantRevoked: grant_revoked,
-    GrantEnded: grant_ended,
     CatalogEntryReturned: entry_returned,
+    CatalogEntrySubmitted: entry_submitted,
+    ShareDemandMatched: demand_matched,
+    ShareDemandUnmeetable: demand_unmeetable,
 }
 
 SHOWN_ITEMS = 10
@@ -266,6 +499,16 @@ def _to(
     *,
     about: str,
     due_on: date | None = None,
+    resource: str | None = None,
 ) -> Notification:
     """One recipient's notice of one event: its id makes a redelivered event notify nobody twice."""
-    return Notification(f"{event_id}:{recipient}", recipient, kind, title, body, reference=about, due_on=due_on)
+    return Notification(
+        f"{event_id}:{recipient}",
+        recipient,
+        kind,
+        title,
+        body,
+        reference=about,
+        due_on=due_on,
+        resource_code=resource,
+    )

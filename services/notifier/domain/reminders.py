@@ -1,0 +1,95 @@
+"""Reminders before working-day deadlines (Art. 11, 15): a request's decision, a catalog entry's update after
+its data changed, its yearly maintenance. Each deadline has one reminder, sent `lead` working days before the
+day it is due, at the start of the working day; it is dropped once the step is done. That a deadline passed
+is told from the owning service's overdue event (ShareDecisionOverdue, CatalogEntryOverdue): it knows whether
+the step was done, the notifier only what it heard."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from enum import StrEnum
+from typing import Protocol
+from zoneinfo import ZoneInfo
+
+CHINA = ZoneInfo("Asia/Shanghai")
+MAX_LEAD = 60  # working days; a bound on the setting, and on the walk back through the calendar
+
+
+class WorkingDays(Protocol):
+    def is_working_day(self, day: date) -> bool: ...
+
+
+class Deadline(StrEnum):
+    REQUEST_DECISION = "REQUEST_DECISION"
+    CATALOG_UPDATE = "CATALOG_UPDATE"
+    YEARLY_MAINTENANCE = "YEARLY_MAINTENANCE"
+
+
+DEADLINE_NAMES = {
+    Deadline.REQUEST_DECISION: "共享申请答复",
+    Deadline.CATALOG_UPDATE: "目录更新（数据或要素变化后 5 个工作日内）",
+    Deadline.YEARLY_MAINTENANCE: "目录年度全面维护",
+}
+
+
+@dataclass(frozen=True)
+class Reminder:
+    reminder_id: str  # one per deadline: scheduling it again replaces it
+    deadline: Deadline
+    recipient_code: str
+    resource_code: str
+    reference: str
+    due_on: date
+    remind_at: datetime  # aware, UTC
+
+
+@dataclass(frozen=True)
+class ReminderPolicy:
+    """`lead` working days before the due day, at `at` o'clock Beijing time."""
+
+    calendar: WorkingDays
+    lead: int = 2
+    at: time = time(9, 0)
+
+    def remind_on(self, due_on: date) -> date:
+        """The working day `lead` working days before `due_on` (holidays and 调休 counted as the State
+        Council set them): due on Friday 9 October 2026 with a lead of 2 is Wednesday 30 September, the
+        National Day holiday in between."""
+        day, left = due_on, self.lead
+        while left:
+            day -= timedelta(days=1)
+            if self.calendar.is_working_day(day):
+                left -= 1
+        return day
+
+    def reminder(
+        self,
+        deadline: Deadline,
+        *,
+        recipient_code: str,
+        resource_code: str,
+        reference: str,
+        due_on: date,
+        now: datetime,
+    ) -> Reminder | None:
+        """The deadline's reminder; at once if its day has come, none once the deadline passed."""
+        if now.astimezone(CHINA).date() > due_on:
+            return None
+        at = datetime.combine(self.remind_on(due_on), self.at, CHINA)
+        reminder_id = reminder_key(deadline, reference, due_on)
+        return Reminder(reminder_id, deadline, recipient_code, resource_code, reference, due_on, max(at, now))
+
+
+def reminder_key(deadline: Deadline, reference: str, due_on: date) -> str:
+    if deadline is Deadline.REQUEST_DECISION:
+        return f"{deadline.value}:{reference}"  # a request has one decision deadline
+    return f"{deadline.value}:{reference}:{due_on.isoformat()}"
+
+
+def one_year_after(day: date) -> date:
+    """The yearly maintenance is due a year after the last publication or confirmation."""
+    try:
+        return day.replace(year=day.year + 1)
+    except ValueError:  # 29 February
+        return day.replace(year=day.year + 1, day=28)

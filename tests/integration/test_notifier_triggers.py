@@ -1,0 +1,399 @@
+"""The notifier as `make run` runs it, fed real events through the broker: every trigger reaches the departments
+concerned, changes of data are told in batches to those who hold the resource, each department reads its own
+notices off its own topic, and reminders come in working days across the 2026 National Day holiday, once,
+whatever restarts in between."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import json
+import time
+import uuid
+from datetime import date
+
+import httpx
+from aiokafka.admin import AIOKafkaAdminClient
+from datashare_adapter import PlatformConfig, notifications
+
+from common.codec import SCHEMA_DIR, EventCodec
+from common.events import Event
+from common.kafka import KafkaPublisher
+from common.policy import Role
+from common.topics import load_topics
+from devstack.processes import Infra
+from tests.adapter_keys import directory_says
+from tests.contract.test_schemas import sample
+from tests.integration.conftest import ServiceProcess, headers_of, read_topic, settings_for
+from tests.integration.test_notifier import fresh_code, start_notifier
+from tests.tokens import bearer
+
+
+def payload(event_type: str, **values: object) -> dict:
+    """A complete payload of the committed schema, with the fields a test cares about."""
+    raw = json.loads((SCHEMA_DIR / f"{event_type}.avsc").read_text(encoding="utf-8"))
+    return sample(copy.deepcopy(raw), {}) | values
+
+
+async def send(infra: Infra, topic: str, events: list[tuple[str, str, dict]]) -> None:
+    """(event type, key, payload), in this order."""
+    publisher = KafkaPublisher(settings_for(infra), EventCodec.from_folder(), load_topics())
+    await publisher.start()
+    try:
+        await publisher.publish_many(topic, [Event(t, key, p, "test") for t, key, p in events])
+    finally:
+        await publisher.stop()
+
+
+def reader(department: str) -> dict:
+    return bearer(department, Role.DATA_ADMINISTRATOR)
+
+
+async def inbox_until(
+    notifier: ServiceProcess, department: str, expected: int, timeout: float = 30, **query: str
+) -> list[dict]:
+    """The department's notices once `expected` are there (and a moment later, so that no more arrive)."""
+    found: list[dict] = []
+    deadline = time.monotonic() + timeout
+    async with httpx.AsyncClient(base_url=notifier.url, headers=reader(department)) as client:
+        while time.monotonic() < deadline:
+            response = await client.get(f"/inbox/{department}", params=query)
+            assert response.status_code == 200, response.text
+            found = response.json()["items"]
+            if len(found) >= expected:
+                await asyncio.sleep(1.0)
+                return (await client.get(f"/inbox/{department}", params=query)).json()["items"]
+            await asyncio.sleep(0.2)
+    return found
+
+
+def notices_on(records: list) -> set[str]:
+    codec = EventCodec.from_folder()
+    return {codec.decode(r.value)[1]["notification_id"] for r in records}
+
+
+def kinds(notices: list[dict]) -> list[str]:
+    return sorted(n["kind"] for n in notices)
+
+
+async def test_catalog_review_duplicates_demands_and_overdue_entries_reach_whom_they_concern(
+    infra, topics, services, tmp_path
+) -> None:
+    it_office, provider, other, requester = fresh_code(), fresh_code(), fresh_code(), fresh_code()
+    notifier = await start_notifier(infra, tmp_path, services, it_office)
+    resource = f"101001/{uuid.uuid4().int % 10**6:06d}"
+    await send(
+        infra,
+        "catalog.entry-events",
+        [
+            ("CatalogEntrySubmitted", resource, payload("CatalogEntrySubmitted", resource_code=resource, version=1,
+                                                        provider_code=provider, submitted_by="compiler-1")),
+            ("CatalogEntryPublished", resource, payload("CatalogEntryPublished", resource_code=resource, version=1,
+                                                        provider_code=provider, reviewed_by="reviewer-1",
+                                                        published_on=date(2026, 11, 20))),
+            ("DuplicateSourceFlagged", resource, payload("DuplicateSourceFlagged", resource_code=resource,
+                                                         data_element="身份证号", new_provider_code=provider,
+                                                         existing_provider_code=other,
+                                                         existing_provider_name="吉安市公安局",
+                                                         existing_resource_code="101002/000001",
+                                                         element_id="DE0101", element_name="公民身份号码")),
+            ("CatalogEntryOverdue", resource, payload("CatalogEntryOverdue", resource_code=resource,
+                                                      provider_code=provider, kind="UPDATE_AFTER_CHANGE",
+                                                      due_on=date(2026, 11, 26), detected_on=date(2026, 11, 27))),
+        ],
+    )  # fmt: skip
+    demand = uuid.uuid4().hex
+    await send(
+        infra,
+        "catalog.demand-events",
+        [
+            ("ShareDemandFiled", demand, payload("ShareDemandFiled", demand_id=demand, requester_code=requester,
+                                                 title="企业登记信息", wanted_items=["企业名称"])),
+            ("ShareDemandMatched", demand, payload("ShareDemandMatched", demand_id=demand, requester_code=requester,
+                                                   resource_code=resource, covered_items=["企业名称"], reason="")),
+            ("ShareDemandUnmatched", demand, payload("ShareDemandUnmatched", demand_id=demand,
+                                                     requester_code=requester, resource_code=resource,
+                                                     reason="条目不含所需数据项")),
+            ("ShareDemandUnmeetable", demand, payload("ShareDemandUnmeetable", demand_id=demand,
+                                                      requester_code=requester, reason="涉及国家秘密",
+                                                      legal_basis="《保守国家秘密法》")),
+        ],
+    )  # fmt: skip
+
+    to_provider = await inbox_until(notifier, provider, 4)
+    assert kinds(to_provider) == ["CATALOG_EVENT", "CATALOG_EVENT", "DEADLINE_PASSED", "DUPLICATE_SOURCE"]
+    titles = " ".join(n["title"] for n in to_provider)
+    assert "待审核" in titles and "审核通过并发布" in titles
+    flagged = next(n for n in to_provider if n["kind"] == "DUPLICATE_SOURCE")
+    assert "吉安市公安局" in flagged["body"] and "公民身份号码（DE0101）" in flagged["body"]
+    assert all(n["resource_code"] == resource for n in to_provider)
+    to_office = await inbox_until(notifier, it_office, 4)
+    assert kinds(to_office) == ["DEADLINE_PASSED", "DEMAND_EVENT", "DEMAND_EVENT", "DUPLICATE_SOURCE"]
+    to_requester = await inbox_until(notifier, requester, 3)
+    assert kinds(to_requester) == ["DEMAND_EVENT"] * 3
+    assert any("《保守国家秘密法》" in n["body"] for n in to_requester)
+    assert await inbox_until(notifier, other, 1, timeout=2) == []  # the existing provider is not concerned
+
+
+async def test_holders_hear_of_data_changes_in_batches_and_of_their_entry_until_their_grant_ends(
+    infra, topics, services, tmp_path
+) -> None:
+    it_office, provider, holder, subscriber, bystander = (fresh_code() for _ in range(5))
+    notifier = await start_notifier(infra, tmp_path, services, it_office, change_window_seconds="2")
+    resource, elsewhere = (f"1010{n}1/{uuid.uuid4().int % 10**6:06d}" for n in (0, 1))
+    grant = {"provider_code": provider, "valid_from": date(2026, 1, 1), "valid_to": date(2099, 12, 31)}
+    published = {"resource_code": resource, "provider_code": provider, "share_type": "CONDITIONAL",
+                 "share_methods": ["API", "FILE_DOWNLOAD"], "published_on": date(2026, 11, 2),
+                 "data_items": [{"name": "企业名称", "type": "string", "length": None, "description": "",
+                                 "share_type": None, "sensitive": False},
+                                {"name": "法定代表人", "type": "string", "length": None, "description": "",
+                                 "share_type": None, "sensitive": False}]}  # fmt: skip
+    await send(infra, "catalog.entry-events", [("CatalogEntryPublished", resource, payload(
+        "CatalogEntryPublished", version=1, **published))])  # fmt: skip
+    await send(
+        infra,
+        "exchange.share-events",
+        [
+            ("GrantIssued", "g1", payload("GrantIssued", grant_id=f"g1-{resource}", request_id="r1",
+                                          resource_code=resource, consumer_code=holder, **grant)),
+            ("GrantIssued", "g2", payload("GrantIssued", grant_id=f"g2-{resource}", request_id=None,
+                                          resource_code=resource, consumer_code=subscriber, **grant)),
+            ("GrantIssued", "g3", payload("GrantIssued", grant_id=f"g3-{resource}", request_id=None,
+                                          resource_code=elsewhere, consumer_code=bystander, **grant)),
+        ],
+    )  # fmt: skip
+    for department in (holder, subscriber, bystander):
+        assert kinds(await inbox_until(notifier, department, 1)) == ["GRANT_ISSUED"]
+
+    def changes(first: int, last: int, code: str = resource) -> list[tuple[str, str, dict]]:
+        return [
+            ("ResourceChanged", code, payload("ResourceChanged", resource_code=code, provider_code=provider,
+                                              sequence=s, change_id=uuid.uuid4().hex,
+                                              operation="DELETE" if s % 100 == 0 else "UPSERT"))
+            for s in range(first, last + 1)
+        ]  # fmt: skip
+
+    sent = time.monotonic()
+    # 1,204 changes, some delivered twice, in a few sends as an exchange's batches come
+    await send(infra, "exchange.resource-changes", changes(1, 600))
+    await send(infra, "exchange.resource-changes", changes(550, 1204))
+    told = {}
+    for department in (holder, subscriber):
+        told[department] = await inbox_until(notifier, department, 1, kind="RESOURCE_CHANGED")
+    latency = time.monotonic() - sent
+    for notices in told.values():
+        [notice] = notices
+        assert "1,204 条记录" in notice["body"] and "1–1,204" in notice["body"] and "其中删除 12 条" in notice["body"]
+        assert notice["resource_code"] == resource and notice["notification_id"].startswith(
+            f"changes:{resource}:1-1204"
+        )
+    assert latency < 15, f"told {latency:.1f}s after the changes were sent"
+    assert await inbox_until(notifier, bystander, 2, timeout=3) != []  # its grant only
+    assert kinds(await inbox_until(notifier, bystander, 2, timeout=1)) == ["GRANT_ISSUED"]
+
+    # the entry gets a stricter version, then the holder's grant is revoked; the entry is withdrawn at last
+    stricter = published | {"data_items": published["data_items"][:1], "share_methods": ["API"]}
+    await send(infra, "catalog.entry-events", [("CatalogEntryPublished", resource, payload(
+        "CatalogEntryPublished", version=2, **stricter))])  # fmt: skip
+    for department in (holder, subscriber):
+        [changed] = await inbox_until(notifier, department, 1, kind="ENTRY_CHANGED")
+        assert "收紧" in changed["title"] and "法定代表人" in changed["body"] and "FILE_DOWNLOAD" in changed["body"]
+    await send(infra, "exchange.share-events", [("GrantRevoked", "g1", payload(
+        "GrantRevoked", grant_id=f"g1-{resource}", resource_code=resource, consumer_code=holder,
+        provider_code=provider, reason="超出用途使用"))])  # fmt: skip
+    assert len(await inbox_until(notifier, holder, 1, kind="GRANT_REVOKED")) == 1
+    await send(infra, "exchange.resource-changes", changes(1200, 1210))  # 1,200–1,204 were told before
+    [second] = [n for n in await inbox_until(notifier, subscriber, 2, kind="RESOURCE_CHANGED") if "1,205" in n["body"]]
+    assert "6 条记录" in second["body"] and "1,205–1,210" in second["body"]
+    assert len(await inbox_until(notifier, holder, 2, timeout=4, kind="RESOURCE_CHANGED")) == 1  # revoked
+    withdrawal = payload(
+        "CatalogEntryWithdrawn", resource_code=resource, version=2, provider_code=provider, reason="停止采集"
+    )
+    await send(infra, "catalog.entry-events", [("CatalogEntryWithdrawn", resource, withdrawal)])
+    withdrawn = await inbox_until(notifier, subscriber, 2, kind="ENTRY_CHANGED")
+    assert any("已撤销" in n["title"] and "停止采集" in n["body"] for n in withdrawn)
+    assert len(await inbox_until(notifier, holder, 2, timeout=3, kind="ENTRY_CHANGED")) == 1
+
+
+async def test_each_department_reads_its_own_notices_off_its_own_topic(infra, topics, services, tmp_path) -> None:
+    it_office, first, second = fresh_code(), fresh_code(), fresh_code()
+    notifier = await start_notifier(infra, tmp_path, services, it_office)
+    forged = fresh_code()
+    await directory_says(infra, *[
+        ("DepartmentRegistered", code, payload("DepartmentRegistered", department_code=code, name=f"部门{n}",
+                                               level="CITY", parent_code=None))
+        for n, code in enumerate((first, second))
+    ])  # fmt: skip
+    # anyone can write a message in the directory's name; unsigned, it makes nothing
+    await send(infra, "directory.events", [("DepartmentRegistered", forged, payload(
+        "DepartmentRegistered", department_code=forged, name="伪造", level="CITY", parent_code=None))])  # fmt: skip
+    admin = AIOKafkaAdminClient(bootstrap_servers=infra.bootstrap)
+    await admin.start()
+    try:
+        for _ in range(100):  # made when the department is registered, before any notice
+            if {f"notifier.notices.{first}", f"notifier.notices.{second}"} <= set(await admin.list_topics()):
+                break
+            await asyncio.sleep(0.2)
+        else:
+            raise AssertionError("the departments' notice topics were not made")
+        dead = await read_topic(
+            infra.bootstrap, "directory.events.dlq", 1, where=lambda r: r.key.decode() == forged, timeout=20
+        )
+        assert "not signed by the directory" in headers_of(dead[0])["dlq.reason"]
+        assert f"notifier.notices.{forged}" not in await admin.list_topics()
+    finally:
+        await admin.close()
+
+    resource = f"101001/{uuid.uuid4().int % 10**6:06d}"
+    requests = {code: uuid.uuid4().hex for code in (first, second)}
+    await send(infra, "exchange.share-events", [
+        ("ShareRequested", request_id, payload("ShareRequested", request_id=request_id, resource_code=resource,
+                                               provider_code=code, consumer_code=it_office,
+                                               decide_by=date(2099, 1, 5)))
+        for code, request_id in requests.items()
+    ])  # fmt: skip
+    for code in (first, second):
+        # the adapter kit reads the department's own topic (the schema from any service's /schemas)
+        config = PlatformConfig("unused", notifier.url, infra.bootstrap, "adapter", "unused", code)
+        received = notifications(config, group_id=f"adapter-test-{uuid.uuid4().hex[:6]}")
+        notice = await asyncio.wait_for(anext(received), 30)
+        await received.aclose()
+        assert notice["recipient_code"] == code and notice["reference"] == requests[code]
+        assert notice["kind"] == "REQUEST_ARRIVED" and notice["resource_code"] == resource
+        # its notice only (at least once: a receiver de-duplicates by the id): the other department's never
+        assert notices_on(await read_topic(infra.bootstrap, f"notifier.notices.{code}", 5, timeout=3)) == {
+            f"{notice['notification_id']}"
+        }
+
+    # a department that chose its inbox only gets nothing more on its topic
+    async with httpx.AsyncClient(base_url=notifier.url, headers=reader(first)) as client:
+        chosen = await client.put(f"/preferences/{first}", json={"channels": ["INBOX", "WEBHOOK"]})
+        assert chosen.status_code == 200, chosen.text
+        other = await client.put(f"/preferences/{second}", json={"channels": ["INBOX"]})
+        assert other.status_code == 403 and other.json()["rule"] == "notifier.preferences.manage"
+    again = uuid.uuid4().hex
+    await send(infra, "exchange.share-events", [("ShareRequested", again, payload(
+        "ShareRequested", request_id=again, resource_code=resource, provider_code=first, consumer_code=it_office,
+        decide_by=date(2099, 1, 5)))])  # fmt: skip
+    [latest, _] = await inbox_until(notifier, first, 2)
+    assert latest["reference"] == again and latest["channels"] == ["INBOX", "WEBHOOK"]
+    on_topic = await read_topic(infra.bootstrap, f"notifier.notices.{first}", 2, timeout=3)
+    assert latest["notification_id"] not in notices_on(on_topic) and len(notices_on(on_topic)) == 1
+
+
+async def test_the_inbox_pages_filters_marks_read_and_shows_a_department_only_its_own(
+    infra, topics, services, tmp_path
+) -> None:
+    it_office, provider, consumer = fresh_code(), fresh_code(), fresh_code()
+    notifier = await start_notifier(infra, tmp_path, services, it_office)
+    resources = [f"101001/{uuid.uuid4().int % 10**6:06d}" for _ in range(2)]
+    events = [
+        ("ShareRequested", f"r{n}", payload("ShareRequested", request_id=f"r{n}-{provider}", resource_code=resource,
+                                            provider_code=provider, consumer_code=consumer,
+                                            decide_by=date(2099, 1, 5)))
+        for n, resource in enumerate(resources * 3)
+    ]  # fmt: skip
+    await send(infra, "exchange.share-events", events)
+    everything = await inbox_until(notifier, provider, 6)
+    assert len(everything) == 6
+    async with httpx.AsyncClient(base_url=notifier.url, headers=reader(provider)) as client:
+        pages = [(await client.get(f"/inbox/{provider}", params={"limit": 4, "offset": o})).json() for o in (0, 4)]
+        assert [p["total"] for p in pages] == [6, 6] and [len(p["items"]) for p in pages] == [4, 2]
+        assert {n["notification_id"] for p in pages for n in p["items"]} == {n["notification_id"] for n in everything}
+        one = (await client.get(f"/inbox/{provider}", params={"resource": resources[0]})).json()
+        assert one["total"] == 3 and {n["resource_code"] for n in one["items"]} == {resources[0]}
+        assert (await client.get(f"/inbox/{provider}", params={"kind": "GRANT_ISSUED"})).json()["total"] == 0
+        marked = await client.post(f"/inbox/{provider}/{everything[0]['notification_id']}/read")
+        assert marked.status_code == 204
+        unread = (await client.get(f"/inbox/{provider}", params={"unread": "true"})).json()
+        assert unread["total"] == 5 and everything[0]["notification_id"] not in {
+            n["notification_id"] for n in unread["items"]
+        }
+        assert (await client.get(f"/inbox/{provider}", params={"limit": 1001})).status_code == 422
+        mine = (await client.get("/inbox")).json()
+        assert mine["total"] == 6 and {n["recipient_code"] for n in mine["items"]} == {provider}
+    async with httpx.AsyncClient(base_url=notifier.url, headers=reader(consumer)) as client:
+        assert (await client.get(f"/inbox/{provider}")).status_code == 403
+        assert (await client.post(f"/inbox/{provider}/{everything[1]['notification_id']}/read")).status_code == 403
+    office = bearer(it_office, Role.IT_OFFICE_OPERATOR)
+    async with httpx.AsyncClient(base_url=notifier.url, headers=office) as client:
+        assert (await client.get(f"/inbox/{provider}")).json()["total"] == 6
+        assert (await client.get("/inbox", params={"recipient": provider})).json()["total"] == 6
+
+
+async def test_reminders_come_in_working_days_across_national_day_once_whatever_restarts(
+    infra, topics, services, tmp_path
+) -> None:
+    """Due on Friday 9 October 2026, two working days before is Wednesday 30 September (1–7 October are the
+    holiday); due on Monday 12 October, it is Friday 9 October (Saturday 10 October is a working day)."""
+    it_office, provider, consumer = fresh_code(), fresh_code(), fresh_code()
+    notifier = await start_notifier(
+        infra, tmp_path, services, it_office, clock_start="2026-09-30T08:59:54+08:00", timer_max_sleep_seconds="600"
+    )
+    request = {"provider_code": provider, "consumer_code": consumer, "resource_code": "101001/000001"}
+    ids = {name: f"{name}-{uuid.uuid4().hex[:8]}" for name in ("soon", "later", "decided")}
+    await send(infra, "exchange.share-events", [
+        ("ShareRequested", ids["soon"], payload("ShareRequested", request_id=ids["soon"], **request,
+                                                decide_by=date(2026, 10, 9))),
+        ("ShareRequested", ids["later"], payload("ShareRequested", request_id=ids["later"], **request,
+                                                 decide_by=date(2026, 10, 12))),
+        ("ShareRequested", ids["decided"], payload("ShareRequested", request_id=ids["decided"], **request,
+                                                   decide_by=date(2026, 10, 9))),
+        ("ShareDecided", ids["decided"], payload("ShareDecided", request_id=ids["decided"], **request,
+                                                 decision="APPROVED", decided_on=date(2026, 9, 30))),
+    ])  # fmt: skip
+    entry = f"101001/{uuid.uuid4().int % 10**6:06d}"
+    await send(infra, "catalog.entry-events", [("CatalogEntryChangeReported", entry, payload(
+        "CatalogEntryChangeReported", resource_code=entry, provider_code=provider, reported_on=date(2026, 9, 29),
+        due_on=date(2026, 10, 9), reason="新增数据项"))])  # fmt: skip
+    await inbox_until(notifier, provider, 3, kind="REQUEST_ARRIVED")
+    async with httpx.AsyncClient(base_url=notifier.url, headers=reader(provider)) as client:
+        scheduled = (await client.get(f"/reminders/{provider}")).json()
+    times = {r["reference"]: r["remind_at"] for r in scheduled}
+    assert times.get(ids["later"]) in ("2026-10-09T01:00:00Z", "2026-10-09T01:00:00+00:00"), scheduled
+    assert ids["decided"] not in times  # decided: no reminder
+
+    reminded = await inbox_until(notifier, provider, 2, timeout=20, kind="DEADLINE_APPROACHING")
+    [soon] = [n for n in reminded if n["reference"] == ids["soon"]]
+    [update] = [n for n in reminded if n["reference"] == entry]
+    assert soon["due_on"] == "2026-10-09" and update["due_on"] == "2026-10-09" and "目录更新" in update["title"]
+    assert soon["notification_id"] == f"reminder:REQUEST_DECISION:{ids['soon']}:{provider}"
+
+    # killed while the later reminder waits; started again on the morning it is due
+    notifier.signal(9)
+    notifier.wait_exit(10)
+    notifier.env["NOTIFIER_CLOCK_START"] = "2026-10-09T08:59:57+08:00"
+    notifier.start()
+    await notifier.wait_ready()
+    reminded = await inbox_until(notifier, provider, 3, timeout=20, kind="DEADLINE_APPROACHING")
+    assert sorted(n["reference"] for n in reminded) == sorted([ids["soon"], ids["later"], entry])
+    # and once more, later still: nothing is sent twice
+    notifier.stop()
+    notifier.env["NOTIFIER_CLOCK_START"] = "2026-10-09T10:00:00+08:00"
+    notifier.start()
+    await notifier.wait_ready()
+    assert len(await inbox_until(notifier, provider, 4, timeout=4, kind="DEADLINE_APPROACHING")) == 3
+
+
+async def test_a_daily_digest_gathers_what_waited_and_goes_on_the_departments_topic(
+    infra, topics, services, tmp_path
+) -> None:
+    it_office, provider = fresh_code(), fresh_code()
+    notifier = await start_notifier(
+        infra, tmp_path, services, it_office, clock_start="2026-11-20T08:29:45+08:00", digest_time="08:30"
+    )
+    async with httpx.AsyncClient(base_url=notifier.url, headers=reader(provider)) as client:
+        chosen = await client.put(f"/preferences/{provider}", json={"delivery": "DAILY_DIGEST"})
+        assert chosen.status_code == 200 and chosen.json()["kinds"] is None, chosen.text
+    ids = [uuid.uuid4().hex for _ in range(3)]
+    await send(infra, "exchange.share-events", [
+        ("ShareRequested", request_id, payload("ShareRequested", request_id=request_id, resource_code="101001/000001",
+                                               provider_code=provider, consumer_code=it_office,
+                                               decide_by=date(2099, 1, 5)))
+        for request_id in ids
+    ])  # fmt: skip
+    assert len(await inbox_until(notifier, provider, 3, kind="REQUEST_ARRIVED")) == 3  # in the inbox at once
+    topic = f"notifier.notices.{provider}"
+    [digest] = await inbox_until(notifier, provider, 1, timeout=30, kind="DIGEST")
+    assert "（3 条）" in digest["title"] and digest["body"].count("数据共享申请待答复") == 3
+    assert notices_on(await read_topic(infra.bootstrap, topic, 2, timeout=3)) == {digest["notification_id"]}

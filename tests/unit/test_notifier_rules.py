@@ -1,0 +1,273 @@
+"""The notifier's own rules on in-memory fakes: reminders in working days, batches of changes told once to
+whoever holds the resource, how a new entry version is stricter, preferences and the daily digest."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, time, timedelta
+
+import pytest
+
+from common.calendar_source import build_calendar
+from services.notifier import handlers
+from services.notifier.domain.changes import ChangeBatch, add_change
+from services.notifier.domain.events import CatalogEntryPublished, PublishedItem, ShareType
+from services.notifier.domain.holdings import EntryTerms, tightened
+from services.notifier.domain.notifications import Channel, Delivery, NotificationKind
+from services.notifier.domain.preferences import Preferences, next_digest_at
+from services.notifier.domain.reminders import CHINA, Deadline, ReminderPolicy
+from tests.contract.test_schemas import sample
+from tests.unit.test_notifier import (
+    CONSUMER,
+    IT_OFFICE,
+    PROVIDER,
+    REQUEST,
+    Autumn2026,
+    FakeUnitOfWork,
+    SettableClock,
+    code,
+    deliver,
+    notifier_of,
+)
+
+OTHER = code("11360800MB4000003")
+RESOURCE = "101001/000001"
+
+
+def beijing(*args: int) -> datetime:
+    return datetime(*args, tzinfo=CHINA)  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(
+    ("due_on", "remind_on"),
+    [
+        (date(2026, 10, 9), date(2026, 9, 30)),  # Thursday 8 October, then back over the holiday
+        (date(2026, 10, 12), date(2026, 10, 9)),  # Saturday 10 October is a working day (调休)
+        (date(2026, 9, 28), date(2026, 9, 23)),  # Mid-Autumn Friday and the weekend are not
+        (date(2026, 11, 25), date(2026, 11, 23)),  # an ordinary week
+    ],
+)
+def test_a_reminder_comes_two_working_days_before_the_day_due(due_on: date, remind_on: date) -> None:
+    assert ReminderPolicy(Autumn2026()).remind_on(due_on) == remind_on
+    assert ReminderPolicy(build_calendar()).remind_on(due_on) == remind_on  # the platform's calendar agrees
+
+
+def test_a_reminder_whose_day_came_goes_at_once_and_none_once_the_deadline_passed() -> None:
+    policy = ReminderPolicy(Autumn2026(), lead=2, at=time(9, 0))
+    ask = {"recipient_code": PROVIDER, "resource_code": RESOURCE, "reference": "r1", "due_on": date(2026, 10, 9)}
+    early = policy.reminder(Deadline.REQUEST_DECISION, **ask, now=beijing(2026, 9, 28, 15, 0))
+    assert early is not None and early.remind_at == beijing(2026, 9, 30, 9, 0)
+    late = policy.reminder(Deadline.REQUEST_DECISION, **ask, now=beijing(2026, 10, 8, 15, 0))
+    assert late is not None and late.remind_at == beijing(2026, 10, 8, 15, 0)
+    assert policy.reminder(Deadline.REQUEST_DECISION, **ask, now=beijing(2026, 10, 10, 0, 1)) is None
+    assert ReminderPolicy(Autumn2026(), lead=5).remind_on(date(2026, 10, 9)) == date(2026, 9, 24)
+
+
+async def test_a_request_is_reminded_once_before_its_decision_and_not_once_decided() -> None:
+    uow, clock = FakeUnitOfWork(), SettableClock(beijing(2026, 9, 28, 10, 0))
+    n = notifier_of(uow, clock)
+    await deliver(uow, "ShareRequested", REQUEST | {"decide_by": date(2026, 10, 9)}, "e1", n)
+    await deliver(uow, "ShareRequested", REQUEST | {"request_id": "r2", "decide_by": date(2026, 10, 9)}, "e2", n)
+    await deliver(uow, "ShareDecided", decided("r2"), "e3", n)
+    assert await uow.next_due() == beijing(2026, 9, 30, 9, 0)
+    assert await handlers.fire_due(n) == beijing(2026, 9, 30, 9, 0)  # nothing yet
+    clock.at = beijing(2026, 9, 30, 9, 0, 1)
+    assert await handlers.fire_due(n) is None
+    [reminder] = [x for x in await uow.inbox_of(PROVIDER) if x.kind is NotificationKind.DEADLINE_APPROACHING]
+    assert reminder.reference == "r1" and reminder.due_on == date(2026, 10, 9) and "2026-10-09" in reminder.body
+    assert reminder.notification_id == f"reminder:REQUEST_DECISION:r1:{PROVIDER}"
+    await deliver(uow, "ShareRequested", REQUEST | {"decide_by": date(2026, 10, 9)}, "e4", n)  # heard again
+    await handlers.fire_due(n)
+    assert len([x for x in await uow.inbox_of(PROVIDER) if x.kind is NotificationKind.DEADLINE_APPROACHING]) == 1
+
+
+async def test_catalog_deadlines_are_reminded_and_settled_by_a_new_version() -> None:
+    uow, clock = FakeUnitOfWork(), SettableClock(beijing(2026, 11, 2, 10, 0))
+    n = notifier_of(uow, clock)
+    reported = {"resource_code": RESOURCE, "provider_code": PROVIDER, "reported_on": date(2026, 11, 2),
+                "due_on": date(2026, 11, 9), "reason": "新增数据项", "changed_on": None}  # fmt: skip
+    await deliver(uow, "CatalogEntryChangeReported", reported, "c1", n)
+    [update] = await uow.reminders_of(PROVIDER)
+    assert update.deadline is Deadline.CATALOG_UPDATE and update.remind_at == beijing(2026, 11, 5, 9, 0)
+    await deliver(uow, "CatalogEntryPublished", published(2, date(2026, 11, 4)), "p2", n)
+    [maintenance] = await uow.reminders_of(PROVIDER)  # the update is done; the yearly maintenance is next
+    assert maintenance.deadline is Deadline.YEARLY_MAINTENANCE and maintenance.due_on == date(2027, 11, 4)
+    confirmed = {"resource_code": RESOURCE, "version": 2, "provider_code": PROVIDER, "confirmed_by": "admin",
+                 "confirmed_on": date(2027, 10, 20), "note": "", "next_due_on": date(2028, 10, 20)}  # fmt: skip
+    await deliver(uow, "CatalogEntryMaintenanceConfirmed", confirmed, "m1", n)
+    assert [r.due_on for r in await uow.reminders_of(PROVIDER)] == [date(2028, 10, 20)]
+    withdrawn = {"resource_code": RESOURCE, "version": 2, "provider_code": PROVIDER, "withdrawn_by": "x",
+                 "reason": "停止采集"}  # fmt: skip
+    await deliver(uow, "CatalogEntryWithdrawn", withdrawn, "w1", n)
+    assert await uow.reminders_of(PROVIDER) == []
+
+
+def test_changes_of_a_resource_make_one_batch_and_a_change_heard_again_counts_once() -> None:
+    now, window = datetime(2026, 11, 20, tzinfo=UTC), timedelta(seconds=2)
+    batch = None
+    for sequence in [*range(40_001, 41_000), *range(40_990, 41_205)]:
+        batch = add_change(batch, 40_000, resource_code=RESOURCE, provider_code=PROVIDER, sequence=sequence,
+                           deleted=sequence % 500 == 0, now=now, window=window)  # fmt: skip
+    assert batch == ChangeBatch(RESOURCE, PROVIDER, 40_001, 41_204, 1_204, 2, now + window)
+    assert add_change(None, 41_204, resource_code=RESOURCE, provider_code=PROVIDER, sequence=41_000,
+                      deleted=False, now=now, window=window) is None  # fmt: skip
+
+
+async def test_holders_hear_of_a_batch_of_changes_once_when_its_window_ends() -> None:
+    uow, clock = FakeUnitOfWork(), SettableClock(beijing(2026, 11, 20, 10, 0))
+    n = notifier_of(uow, clock)
+    for grant_id, consumer, request_id, valid_to in (
+        ("g1", CONSUMER, "r1", date(2027, 11, 30)),
+        ("g2", OTHER, None, date(2027, 11, 30)),  # a subscription to an unconditional resource
+        ("g3", IT_OFFICE, "r3", date(2026, 11, 19)),  # its period is over
+    ):
+        await deliver(uow, "GrantIssued", grant(grant_id, consumer, request_id, valid_to), f"i-{grant_id}", n)
+    await deliver(uow, "GrantRevoked", revoked("g1"), "v1", n)
+    await handlers.resource_changes([(f"e{s}", changed(s)) for s in range(40_001, 41_205)], n)
+    await handlers.resource_changes([(f"e{s}", changed(s)) for s in range(41_000, 41_205)], n)  # again
+    assert await handlers.fire_due(n) == clock.at + n.change_window  # the window is still open
+    clock.at += n.change_window
+    assert await handlers.fire_due(n) is None
+    [told] = [x for x in uow.inbox.values() if x.kind is NotificationKind.RESOURCE_CHANGED]
+    assert told.recipient_code == OTHER and told.resource_code == RESOURCE
+    assert "1,204 条记录" in told.body and "40,001–41,204" in told.body
+    assert told.notification_id == f"changes:{RESOURCE}:40001-41204:{OTHER}"
+    await handlers.resource_changes([(f"e{s}", changed(s)) for s in range(41_100, 41_205)], n)
+    await handlers.fire_due(n)
+    assert len([x for x in uow.inbox.values() if x.kind is NotificationKind.RESOURCE_CHANGED]) == 1
+
+
+def test_a_version_is_stricter_when_it_shares_less_or_under_stricter_terms() -> None:
+    old = EntryTerms.of(entry(ShareType.UNCONDITIONAL, ("API", "FILE_DOWNLOAD"), item("企业名称"), item("法定代表人")))
+    assert tightened(old, old) == []
+    new = EntryTerms.of(
+        entry(ShareType.CONDITIONAL, ("API",), item("企业名称", ShareType.NOT_SHARED), item("地址", sensitive=True))
+    )
+    found = tightened(old, new)
+    assert found == [
+        "共享类型由 UNCONDITIONAL 改为 CONDITIONAL",
+        "删除数据项 法定代表人",
+        "数据项 企业名称 共享条件收紧",
+        "不再提供共享方式 FILE_DOWNLOAD",
+    ]
+    looser = EntryTerms.of(entry(ShareType.UNCONDITIONAL, ("API", "FILE_DOWNLOAD", "OFFLINE"), item("企业名称")))
+    assert tightened(EntryTerms.of(entry(ShareType.CONDITIONAL, ("API",), item("企业名称"))), looser) == []
+
+
+async def test_a_new_version_tells_its_compilers_and_those_who_use_it_how_it_is_stricter() -> None:
+    uow = FakeUnitOfWork()
+    n = notifier_of(uow)
+    await deliver(uow, "CatalogEntryPublished", published(1, date(2026, 11, 2)), "p1", n)
+    await deliver(uow, "GrantIssued", grant("g1", CONSUMER, "r1", date(2027, 11, 30)), "g1", n)
+    stricter = published(2, date(2026, 11, 19)) | {"share_type": "NOT_SHARED"}
+    await deliver(uow, "CatalogEntryPublished", stricter, "p2", n)
+    approved = [x for x in await uow.inbox_of(PROVIDER) if x.kind is NotificationKind.CATALOG_EVENT]
+    assert sorted(x.title for x in approved)[0].startswith("目录条目已审核通过并发布") and len(approved) == 2
+    [changed_entry] = [x for x in await uow.inbox_of(CONSUMER) if x.kind is NotificationKind.ENTRY_CHANGED]
+    assert "收紧" in changed_entry.title and "NOT_SHARED" in changed_entry.body
+
+
+async def test_duplicates_and_demands_reach_the_department_and_the_it_office() -> None:
+    uow = FakeUnitOfWork()
+    flagged = {"resource_code": RESOURCE, "data_element": "身份证号", "existing_provider_code": OTHER,
+               "existing_resource_code": "101002/000001", "new_provider_code": PROVIDER, "element_id": "DE0101",
+               "element_name": "公民身份号码", "existing_provider_name": "吉安市公安局"}  # fmt: skip
+    await deliver(uow, "DuplicateSourceFlagged", flagged, "f1")
+    for party in (PROVIDER, IT_OFFICE):
+        [x] = await uow.inbox_of(party)
+        assert x.kind is NotificationKind.DUPLICATE_SOURCE and "吉安市公安局" in x.body
+    assert await uow.inbox_of(OTHER) == []
+    filed = {"demand_id": "d1", "requester_code": CONSUMER, "title": "企业登记", "description": "",
+             "wanted_items": ["企业名称"], "filed_by": "x"}  # fmt: skip
+    await deliver(uow, "ShareDemandFiled", filed, "d1")
+    assert [x.kind for x in await uow.inbox_of(IT_OFFICE)][-1] is NotificationKind.DEMAND_EVENT
+    assert await uow.inbox_of(CONSUMER) == []  # the requester knows what it filed
+
+
+async def test_preferences_choose_kinds_and_channels_and_a_daily_digest_gathers_the_pushed_ones() -> None:
+    uow, clock = FakeUnitOfWork(), SettableClock(beijing(2026, 11, 20, 10, 0))
+    n = notifier_of(uow, clock)
+    daily = Preferences(
+        PROVIDER, frozenset({NotificationKind.REQUEST_ARRIVED}), frozenset(Channel), Delivery.DAILY_DIGEST
+    )
+    await handlers.choose_preferences(daily, n)
+    for k in range(3):
+        await deliver(
+            uow, "ShareRequested", REQUEST | {"request_id": f"r{k}", "decide_by": date(2099, 1, 5)}, f"e{k}", n
+        )
+    await deliver(uow, "ShareDisputed", {**dispute(), "provider_code": PROVIDER}, "x1", n)
+    notices = await uow.inbox_of(PROVIDER)
+    dispute_notice = next(x for x in notices if x.kind is NotificationKind.DISPUTE_RAISED)
+    assert dispute_notice.channels == frozenset()  # kept, sent nowhere: not a kind it chose
+    assert all(x.in_digest for x in notices if x.kind is NotificationKind.REQUEST_ARRIVED)
+    assert not [t for t, _ in uow.emitted if t == f"notifier.notices.{PROVIDER}"]  # nothing pushed yet
+    assert uow.digests == {PROVIDER: beijing(2026, 11, 21, 8, 30)}
+    clock.at = beijing(2026, 11, 21, 8, 30)
+    await handlers.fire_due(n)
+    [digest] = [x for x in await uow.inbox_of(PROVIDER) if x.kind is NotificationKind.DIGEST]
+    assert "3 条" in digest.title and digest.body.count("数据共享申请待答复") == 3
+    [(_, pushed)] = [(t, e) for t, e in uow.emitted if t == f"notifier.notices.{PROVIDER}"]
+    assert pushed.payload["kind"] == "DIGEST"
+    assert uow.digests == {PROVIDER: beijing(2026, 11, 22, 8, 30)}
+    await handlers.choose_preferences(Preferences(PROVIDER), n)
+    await handlers.fire_due(n)
+    assert uow.digests == {}  # at once again: no more digests (the requests' reminders are all that is due)
+
+
+def test_the_next_digest_is_today_or_tomorrow_in_beijing() -> None:
+    assert next_digest_at(datetime(2026, 11, 20, 0, 0, tzinfo=UTC), time(8, 30)) == beijing(2026, 11, 20, 8, 30)
+    assert next_digest_at(datetime(2026, 11, 20, 0, 30, tzinfo=UTC), time(8, 30)) == beijing(2026, 11, 21, 8, 30)
+
+
+# -- payloads ---------------------------------------------------------------------------------------------
+
+
+def decided(request_id: str) -> dict:
+    parties = {"resource_code": RESOURCE, "provider_code": PROVIDER, "consumer_code": CONSUMER}
+    return {"request_id": request_id, **parties, "decision": "APPROVED", "reasons": "同意", "decided_by": "admin",
+            "decided_on": date(2026, 9, 29)}  # fmt: skip
+
+
+def grant(grant_id: str, consumer: str, request_id: str | None, valid_to: date) -> dict:
+    return {"grant_id": grant_id, "request_id": request_id, "resource_code": RESOURCE, "provider_code": PROVIDER,
+            "consumer_code": consumer, "purpose": "企业开办", "data_items": ["企业名称"],
+            "valid_from": date(2026, 1, 1), "valid_to": valid_to}  # fmt: skip
+
+
+def revoked(grant_id: str) -> dict:
+    return {"grant_id": grant_id, "resource_code": RESOURCE, "consumer_code": CONSUMER, "reason": "超出用途",
+            "revoked_by": "admin"}  # fmt: skip
+
+
+def dispute() -> dict:
+    return {"dispute_id": "d1", "request_id": "r1", "consumer_code": CONSUMER, "provider_code": PROVIDER,
+            "grounds": "属于职责范围", "raised_by": "x"}  # fmt: skip
+
+
+def changed(sequence: int):  # type: ignore[no-untyped-def]
+    from services.notifier.domain.events import ChangeOperation, ResourceChanged
+
+    return ResourceChanged(RESOURCE, PROVIDER, sequence, f"c{sequence}", ChangeOperation.UPSERT)
+
+
+def published(version: int, on: date) -> dict:
+    import json
+
+    from common.codec import SCHEMA_DIR
+
+    raw = json.loads((SCHEMA_DIR / "CatalogEntryPublished.avsc").read_text(encoding="utf-8"))
+    return sample(raw, {}) | {"resource_code": RESOURCE, "version": version, "provider_code": PROVIDER,
+                              "share_type": "CONDITIONAL", "published_on": on, "reviewed_by": "reviewer"}  # fmt: skip
+
+
+def item(name: str, share_type: ShareType | None = None, sensitive: bool = False) -> PublishedItem:
+    return PublishedItem(name, share_type, sensitive)
+
+
+def entry(share_type: ShareType, methods: tuple[str, ...], *items: PublishedItem) -> CatalogEntryPublished:
+    return CatalogEntryPublished(RESOURCE, 1, "企业登记", PROVIDER, share_type, methods, items, date(2026, 1, 1), "r")
+
+
+async def test_preferences_name_a_department_by_its_credit_code() -> None:
+    n = notifier_of(FakeUnitOfWork())
+    with pytest.raises(handlers.UnknownDepartment):
+        await handlers.choose_preferences(Preferences("NOT-A-CODE"), n)
