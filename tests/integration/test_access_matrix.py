@@ -38,6 +38,7 @@ PRINCIPALS = {
     "consumer_B": bearer(B, subject="consumer-b", machine=MachineKind.CONSUMER_SYSTEM),
 }
 EVERYONE = set(PRINCIPALS) - {"anonymous"}
+PEOPLE = EVERYONE - {"adapter_A", "consumer_B"}
 DEPARTMENT_A = {"compiler_A", "reviewer_A", "admin_A", "adapter_A"}
 OVERSIGHT = {"operator", "leader", "auditor"}
 PERSON = "36080219800101001" + citizen_id_check_character("36080219800101001")
@@ -53,6 +54,14 @@ SHARE_REQUEST = {
     "valid_to": "2099-01-01",
 }
 GROUNDS = {"grounds": "x"}
+FINDING = {
+    "department_code": B,
+    "category": "CATALOG_NOT_MAINTAINED",
+    "matter": "101001/000399",
+    "description": "x",
+    "evidence": "x",
+    "request_id": "matrix",
+}
 RULING = {"outcome": "DECISION_UPHELD", "reasons": "x"}
 ENTRY = "101001/000322"  # drafted by compiler_A in the first row of the matrix, and never published
 # Who reads that draft: department A's people and oversight. Anyone else (machines too) passes the policy but
@@ -401,6 +410,52 @@ def matrix(machine_id: str) -> list[tuple[str, str, str, str, dict, set[str]]]:
         ("auditor", "GET", "/trail", "/trail", {}, OVERSIGHT),
         ("auditor", "GET", "/trail/verify", "/trail/verify", {}, OVERSIGHT),
         ("auditor", "GET", "/evaluation/data-accesses", "/evaluation/data-accesses", {}, OVERSIGHT),
+        ("auditor", "GET", "/evaluation/formula", "/evaluation/formula", {}, PEOPLE),
+        (
+            "auditor",
+            "GET",
+            "/evaluation/periods/{period}/departments/{department_code}",
+            f"/evaluation/periods/2026-10/departments/{A}",
+            {},
+            (DEPARTMENT_A - {"adapter_A"}) | OVERSIGHT,
+        ),
+        (
+            "auditor",
+            "GET",
+            "/evaluation/periods/{period}/ranking",
+            "/evaluation/periods/2026-10/ranking",
+            {},
+            OVERSIGHT,
+        ),
+        (
+            "auditor",
+            "GET",
+            "/evaluation/periods/{period}/report.html",
+            "/evaluation/periods/2026-10/report.html",
+            {},
+            OVERSIGHT,
+        ),
+        (
+            "auditor",
+            "GET",
+            "/evaluation/periods/{period}/report.pdf",
+            "/evaluation/periods/2026-10/report.pdf",
+            {},
+            OVERSIGHT,
+        ),
+        ("auditor", "POST", "/findings", "/findings", {"json": FINDING}, {"operator"}),
+        ("auditor", "GET", "/findings", "/findings", {}, PEOPLE),  # each its own department's; oversight all
+        ("auditor", "GET", "/findings/{finding_id}", "/findings/none", {}, PEOPLE),
+        (
+            "auditor",
+            "POST",
+            "/findings/{finding_id}/correction",
+            "/findings/none/correction",
+            {"json": {"proof": "x"}},
+            {"operator"},
+        ),
+        ("auditor", "GET", "/findings/{finding_id}/notice.html", "/findings/none/notice.html", {}, PEOPLE),
+        ("auditor", "GET", "/findings/{finding_id}/notice.pdf", "/findings/none/notice.pdf", {}, PEOPLE),
         ("directory", "GET", "/departments", "/departments", {}, EVERYONE),
         ("directory", "GET", "/departments/{code}", f"/departments/{A}", {}, EVERYONE),
         ("directory", "GET", "/departments/{code}/people", f"/departments/{A}/people", {}, EVERYONE),
