@@ -153,17 +153,23 @@ def prepare(
 async def _send(
     out: Queue[tuple[Any, ...]], settings: ServiceSettings, signer: ChangeSigner, batches: Iterable[list[Event]]
 ) -> None:
-    """Send batch after batch with a producer of the worker's own, signing the next batch while the broker
-    acknowledges the last; each acknowledged batch is counted to the service."""
+    """Send batch after batch with a producer of the worker's own: the next batch is read and signed in a
+    thread while the event loop hands the last one to the broker; each acknowledged batch is counted to the
+    service."""
     publisher = KafkaPublisher(settings, EventCodec.from_folder(), load_topics())
     try:
         await asyncio.wait_for(publisher.start(), ACK_SECONDS)
     except TimeoutError:
         raise KafkaTimeoutError(f"the broker did not answer within {ACK_SECONDS:.0f}s") from None
+    pending = iter(batches)
+
+    def next_messages() -> list[tuple[str, str, bytes, list[tuple[str, bytes]]]] | None:
+        batch = next(pending, None)
+        return None if batch is None else [(DATA_CHANGES, *signed(publisher.codec, signer, e)) for e in batch]
+
     try:
         sending: asyncio.Task[int] | None = None
-        for batch in batches:
-            messages = [(DATA_CHANGES, *signed(publisher.codec, signer, e)) for e in batch]
+        while (messages := await asyncio.to_thread(next_messages)) is not None:
             if sending is not None:
                 out.put(("sent", await sending))
             sending = asyncio.create_task(publisher.send_all(messages, ACK_SECONDS))
