@@ -132,7 +132,7 @@ def service_procs(ports: dict[str, int] | None = None, infra: Infra | None = Non
             [sys.executable, "-m", "services.exchange"],
             "127.0.0.1",
             ingest_port,
-            "ingestion of departments' data changes",
+            f"http://127.0.0.1:{ingest_port}/metrics (ingestion of departments' data changes)",
             ready_path="/readyz",
             env={"EXCHANGE_HTTP_PORT": str(ingest_port), **env("exchange"), "EXCHANGE_ROLE": "ingest"},
         )
