@@ -133,7 +133,13 @@ def test_system_events_name_the_producing_service_as_actor() -> None:
     ended = Event(
         "GrantEnded",
         "g",
-        {"grant_id": "g", "resource_code": "r", "provider_code": PROVIDER, "consumer_code": CONSUMER, "cause": "EXPIRED"},
+        {
+            "grant_id": "g",
+            "resource_code": "r",
+            "provider_code": PROVIDER,
+            "consumer_code": CONSUMER,
+            "cause": "EXPIRED",
+        },
         "exchange",
     )
     entry = describe(ended, SECRET)
