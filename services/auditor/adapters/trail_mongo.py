@@ -3,15 +3,14 @@ head document that every append rewrites, so that two appends at once conflict a
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
 from pymongo import ASCENDING, DESCENDING
 from pymongo.asynchronous.database import AsyncDatabase
 
 from common.mongo import Transaction
-from common.runtime import Runtime
 from services.auditor.domain.trail import Checkpoint, Head, TrailEntry, instant
 from services.auditor.ports import TrailQuery
 
@@ -115,13 +114,13 @@ def _filter(query: TrailQuery) -> dict[str, Any]:
 
 
 class MongoTrail:
-    def __init__(self, runtime: Runtime) -> None:
-        self.runtime = runtime
-        self.db = runtime.db
+    def __init__(self, db: AsyncDatabase, transaction: Callable[[], AbstractAsyncContextManager[Transaction]]) -> None:
+        self.db = db
+        self.transaction = transaction  # the runtime's: with the consumer's processed-event record and outbox
 
     @asynccontextmanager
     async def append(self) -> AsyncIterator[MongoTrailAppend]:
-        async with self.runtime.transaction() as tx:
+        async with self.transaction() as tx:
             yield MongoTrailAppend(tx)
 
     async def after(self, *, after_sequence: int, limit: int, event_type: str | None) -> list[TrailEntry]:
