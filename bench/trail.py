@@ -108,7 +108,7 @@ async def run_append(infra: Infra, n: int) -> None:
     database = f"bench_trail_{uuid.uuid4().hex[:6]}"
     send_seconds = await send(infra.bootstrap, n)
     infra_pids = {p.name: p.pid for p in infra.procs if p.pid is not None}
-    mongo = AsyncMongoClient(infra.mongo_uri, tz_aware=True)
+    mongo = AsyncMongoClient(infra.mongo_uri, tz_aware=True, serverSelectionTimeoutMS=300_000, socketTimeoutMS=None)
     head = mongo[database][HEAD]
     proc, _ = spawn_auditor(infra, database, infra.folder / "log")
     try:
@@ -124,7 +124,7 @@ async def run_append(infra: Infra, n: int) -> None:
             if sequence and first_seen is None:
                 first_seen, first_sequence = time.perf_counter(), sequence
                 cpu_before = {"auditor": cpu_seconds(proc.pid)} | {k: cpu_seconds(v) for k, v in infra_pids.items()}
-            await asyncio.sleep(0.05)
+            await asyncio.sleep(0.5)
         elapsed = time.perf_counter() - (first_seen or time.perf_counter())
         cpu = {"auditor": cpu_seconds(proc.pid)} | {k: cpu_seconds(v) for k, v in infra_pids.items()}
         peak_rss = rss_mb(proc.pid)
@@ -206,7 +206,7 @@ def _checkpoint_fields(c: Checkpoint) -> dict[str, Any]:
 
 async def run_verify(infra: Infra, n: int) -> None:
     database = f"bench_verify_{uuid.uuid4().hex[:6]}"
-    mongo = AsyncMongoClient(infra.mongo_uri, tz_aware=True)
+    mongo = AsyncMongoClient(infra.mongo_uri, tz_aware=True, serverSelectionTimeoutMS=300_000, socketTimeoutMS=None)
     signer = CheckpointSigner(load_signing_key(generate_signing_key()))
     every = 10_000
     fill_seconds = await fill(mongo, database, n, signer, every)

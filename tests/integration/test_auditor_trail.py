@@ -381,3 +381,27 @@ async def test_a_signed_checkpoint_is_verified_with_only_the_public_key(stored_t
     )
     wrong_key = check(proof_file, stranger)
     assert wrong_key.returncode == 1 and "signature" in wrong_key.stdout
+
+
+async def test_a_trail_of_the_earlier_format_is_set_aside_untouched(infra, topics, services, tmp_path) -> None:
+    database = f"test_trail_{uuid.uuid4().hex[:8]}"
+    legacy = {"_id": 1, "sequence": 1, "event_id": "old", "event_type": "GrantRevoked", "payload": {}, "hash": "h"}
+    mongo = AsyncMongoClient(infra.mongo_uri, tz_aware=True)
+    try:
+        await mongo[database][TRAIL].insert_one(legacy)
+        await mongo[database]["audit_trail_head"].insert_one({"_id": "head", "sequence": 1, "hash": "h"})
+        auditor = ServiceProcess("auditor", infra, tmp_path, mongo_database=database)
+        for topic in AUDITED_TOPICS:
+            await skip_backlog(infra, f"test{auditor.port}-auditor-trail", topic)
+        services.append(auditor.start())
+        await auditor.wait_ready()
+        await publish(infra, [access(1)])
+        async with httpx.AsyncClient(base_url=auditor.url, headers=AUDITOR) as client:
+            entries = await wait_for_entries(client, 1)
+        assert entries[0]["sequence"] == 1 and entries[0]["action"] == "data.access"
+        assert (await verify(auditor))["intact"]
+        names = await mongo[database].list_collection_names()
+        kept = [n for n in names if n.startswith("audit_trail_legacy_")]
+        assert kept and await mongo[database][kept[0]].find_one({"_id": 1}) == legacy
+    finally:
+        await mongo.close()
