@@ -11,6 +11,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
+from aiokafka import AIOKafkaConsumer
+from aiokafka.admin import AIOKafkaAdminClient
 from pymongo import AsyncMongoClient
 
 from common.codec import EventCodec
@@ -151,6 +153,9 @@ async def test_the_stream_worker_restores_its_table_after_a_restart(infra, topic
     try:
         await publisher.publish_many("exchange.data-accesses", [access(department) for _ in range(3)])
         await projected(mongo, database, department, 3, log)
+        # Offsets committed: a restarted worker does not read those accesses again, so a count above 1
+        # after the restart can only come from the table restored from its changelog.
+        await committed_to_the_end(infra.bootstrap, "auditor-evaluation", log)
         stop_worker(worker)
         # The projection is only a copy: with it gone, the count can come back only from the table's
         # changelog, which the restarted worker reads before it counts again.
@@ -162,6 +167,29 @@ async def test_the_stream_worker_restores_its_table_after_a_restart(infra, topic
         stop_worker(worker)
         await publisher.stop()
         await mongo.close()
+
+
+async def committed_to_the_end(bootstrap: str, group: str, log: Path) -> None:
+    """Wait until `group` has committed every partition it reads (the accesses and their repartition topic)
+    up to the end."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
+    await admin.start()
+    await consumer.start()
+    try:
+        for _ in range(300):
+            committed = await admin.list_consumer_group_offsets(group)
+            read = [
+                tp for tp in committed if tp.topic in ("exchange.data-accesses", f"{group}-by-consumer-repartition")
+            ]
+            ends = await consumer.end_offsets(read) if read else {}
+            if read and all(committed[tp].offset >= ends[tp] for tp in read):
+                return
+            await asyncio.sleep(0.2)
+        raise AssertionError(f"{group} did not commit its offsets: {log.read_text()[-3000:]}")
+    finally:
+        await consumer.stop()
+        await admin.close()
 
 
 def cpu_seconds(pid: int) -> float:

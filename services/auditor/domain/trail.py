@@ -58,8 +58,8 @@ def identifier_hash(identifier: str, secret: bytes) -> str:
 
 
 def hide_identifiers(value: Any, secret: bytes, keep: frozenset[str]) -> Any:
-    """`value` with every citizen ID or credit code outside `keep` (the departments an entry names)
-    replaced by `id:` and its keyed hash."""
+    """`value` made JSON-safe, with every citizen ID or credit code outside `keep` (the departments an entry
+    names) replaced by `id:` and its keyed hash. One pass: it runs for every field of every event."""
     if isinstance(value, str):
         if len(value) < 18:
             return value
@@ -67,9 +67,11 @@ def hide_identifiers(value: Any, secret: bytes, keep: frozenset[str]) -> Any:
             lambda m: m.group(0) if m.group(0) in keep else "id:" + identifier_hash(m.group(0), secret), value
         )
     if isinstance(value, dict):
-        return {k: hide_identifiers(v, secret, keep) for k, v in value.items()}
-    if isinstance(value, list):
+        return {str(k): hide_identifiers(v, secret, keep) for k, v in value.items()}
+    if isinstance(value, list | tuple):
         return [hide_identifiers(v, secret, keep) for v in value]
+    if isinstance(value, datetime | date | bytes):
+        return json_safe(value)
     return value
 
 
@@ -324,9 +326,13 @@ class TrailEntry:
         return cls(**fields, hash=hash)
 
 
+def canonical(content: dict[str, Any]) -> str:
+    """The one text of an entry's content its hash is of: JSON, keys sorted, no spaces, UTF-8."""
+    return json.dumps(content, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+
+
 def content_hash(content: dict[str, Any]) -> str:
-    canonical = json.dumps(content, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
-    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+    return hashlib.sha256(canonical(content).encode("utf-8")).hexdigest()
 
 
 def _text(payload: dict[str, Any], name: str | None) -> str | None:
@@ -355,7 +361,7 @@ def describe(event: Event, secret: bytes) -> TrailEntry:
         kind = SYSTEM  # a machine identity, or nobody authenticated
     result = shape.result(p) if callable(shape.result) else shape.result
     rest = {k: v for k, v in p.items() if k != "subject_hashes"}
-    safe: dict[str, Any] = hide_identifiers(json_safe(rest), secret, keep)
+    safe: dict[str, Any] = hide_identifiers(rest, secret, keep)
     hidden = hide_identifiers(
         {"key": event.key, "purpose": _text(p, shape.purpose), "reason": _text(p, shape.reason)}, secret, keep
     )
@@ -403,9 +409,9 @@ def link(head: Head, entries: Iterable[TrailEntry]) -> list[TrailEntry]:
     linked, sequence, previous = [], head.sequence, head.hash
     for entry in entries:
         sequence += 1
-        placed = replace(entry, sequence=sequence, previous_hash=previous)
-        previous = content_hash(placed.content())
-        linked.append(replace(placed, hash=previous))
+        content = entry.content() | {"sequence": sequence, "previous_hash": previous}
+        previous = content_hash(content)
+        linked.append(replace(entry, sequence=sequence, previous_hash=content["previous_hash"], hash=previous))
     return linked
 
 
