@@ -7,7 +7,7 @@ import csv
 import io
 import json
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -120,7 +120,7 @@ def _scoped(query: TrailQuery, principal: Principal) -> TrailQuery:
     those on its data."""
     if principal.roles & OVERSIGHT:
         return query
-    return TrailQuery(**{**query.__dict__, "visible_to": principal.department_code})
+    return replace(query, visible_to=principal.department_code)
 
 
 router = APIRouter(tags=["access trail"])
@@ -219,9 +219,9 @@ async def _proof(store: TrailStore, first: int, last: int | None) -> AsyncIterat
     start = anchor.sequence if anchor else 0
     yield _line({"range": {"first": first, "last": last}})
     if anchor is not None:
-        yield _line({"checkpoint": anchor.__dict__})
+        yield _line({"checkpoint": asdict(anchor)})
     for checkpoint in await store.checkpoints(start + 1, last):
-        yield _line({"checkpoint": checkpoint.__dict__})
+        yield _line({"checkpoint": asdict(checkpoint)})
     async for batch in store.entries(start + 1, last):
         yield b"".join(_line({"entry": entry_view(e)}) for e in batch)
 
