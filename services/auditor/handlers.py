@@ -76,14 +76,16 @@ def sign(entry: TrailEntry, signer: Signer, signed_at: str) -> Checkpoint:
     return Checkpoint(entry.sequence, entry.hash, signed_at, signer.key_id, signature)
 
 
-async def verify_trail(trail: TrailStore, signer: Signer, first: int = 1, last: int | None = None) -> ChainReport:
+async def verify_trail(
+    trail: TrailStore, signature_valid: Callable[[Checkpoint], bool], first: int = 1, last: int | None = None
+) -> ChainReport:
     """Verify entries `first`..`last` (the end of the trail when None) from the nearest signed checkpoint
     before `first`, a slice at a time off the event loop; the first broken link is reported."""
     end = await trail.last_sequence()
     last = end if last is None else min(last, end)
     anchor = await trail.anchor(before=first)
     start = anchor.sequence if anchor else 0
-    check = ChainCheck.start(first, last, anchor, await trail.checkpoints(start + 1, last), signer.valid)
+    check = ChainCheck.start(first, last, anchor, await trail.checkpoints(start + 1, last), signature_valid)
     async for entries in trail.entries(start + 1, last):
         if not await asyncio.to_thread(_feed, check, entries):
             break

@@ -193,7 +193,7 @@ async def _csv(entries: AsyncIterator[TrailEntry]) -> AsyncIterator[bytes]:
 async def verify(
     _: Oversight, trail: TrailDep, first: Annotated[Position, Query(ge=1)] = 1, last: Position | None = None
 ) -> ChainReportView:
-    report = await handlers.verify_trail(trail.store, trail.signer, first, last)
+    report = await handlers.verify_trail(trail.store, trail.signer.valid, first, last)
     return ChainReportView.model_validate(report, from_attributes=True)
 
 
