@@ -43,9 +43,8 @@ def entry_document(entry: TrailEntry) -> dict[str, Any]:
     """The entry as its canonical JSON (the text its hash is of) plus the fields the queries use: few fields
     per document, which the local database writes and reads much faster than the entry's thirty."""
     content = entry.content()
-    return {"_id": entry.sequence, "entry": canonical(content), "hash": entry.hash} | {
-        name: content[name] for name in QUERIED
-    }
+    text = entry.text or canonical(content)
+    return {"_id": entry.sequence, "entry": text, "hash": entry.hash} | {name: content[name] for name in QUERIED}
 
 
 def entry_from(doc: dict[str, Any]) -> TrailEntry:

@@ -290,6 +290,7 @@ class TrailEntry:
     payload: dict[str, Any]
     previous_hash: str
     hash: str = ""
+    text: str = field(default="", compare=False, repr=False)  # the canonical JSON the hash is of, once linked
 
     def content(self) -> dict[str, Any]:
         """Everything the hash covers: the whole entry but its own hash."""
@@ -409,9 +410,10 @@ def link(head: Head, entries: Iterable[TrailEntry]) -> list[TrailEntry]:
     linked, sequence, previous = [], head.sequence, head.hash
     for entry in entries:
         sequence += 1
-        content = entry.content() | {"sequence": sequence, "previous_hash": previous}
-        previous = content_hash(content)
-        linked.append(replace(entry, sequence=sequence, previous_hash=content["previous_hash"], hash=previous))
+        text = canonical(entry.content() | {"sequence": sequence, "previous_hash": previous})
+        digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
+        linked.append(replace(entry, sequence=sequence, previous_hash=previous, hash=digest, text=text))
+        previous = digest
     return linked
 
 
