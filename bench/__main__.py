@@ -1,7 +1,8 @@
 """`make bench`: starts a fresh broker and database on free ports for each benchmark, runs it, writes
 bench/results/<name>.json. `--events N` changes the bus benchmark's size (default 200000); `--only NAME`
-runs one benchmark (bus, search, ingest, consistency, idle, upload, api); `--million` ingests 1M changes;
-`--upload-mb` sets the upload benchmark's file size (default 50). The api benchmark needs wrk
+runs one benchmark (bus, search, ingest, consistency, idle, upload, api, trail-append, trail-verify);
+`--million` ingests 1M changes; `--upload-mb` sets the upload benchmark's file size (default 50);
+`--trail-events` and `--trail-entries` size the trail's append and verify benchmarks. The api benchmark needs wrk
 (Debian: `apt-get install -y wrk`)."""
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import asyncio
 import tempfile
 from pathlib import Path
 
-from bench import api, bus, idle, ingest, search, upload
+from bench import api, bus, idle, ingest, search, trail, upload
 from devstack.processes import start_infra, stop
 
 
@@ -24,7 +25,12 @@ def main() -> None:
     parser.add_argument("--million", action="store_true", help="ingest 1,000,000 changes instead")
     parser.add_argument("--records", type=int, default=1_000_000, help="records for the consistency benchmark")
     parser.add_argument("--upload-mb", type=int, default=50, help="size of the uploaded CSV file")
-    parser.add_argument("--only", choices=["bus", "search", "ingest", "consistency", "idle", "upload", "api"])
+    parser.add_argument("--trail-events", type=int, default=200_000, help="data accesses for the trail's append rate")
+    parser.add_argument("--trail-entries", type=int, default=1_000_000, help="trail entries for the verify benchmark")
+    parser.add_argument(
+        "--only",
+        choices=["bus", "search", "ingest", "consistency", "idle", "upload", "api", "trail-append", "trail-verify"],
+    )
     args = parser.parse_args()
     runs = {
         "bus": lambda infra: bus.run(infra.bootstrap, infra.mongo_uri, args.events),
@@ -34,6 +40,8 @@ def main() -> None:
         "idle": idle.run,
         "upload": lambda infra: upload.run(infra, args.upload_mb),
         "api": api.run,
+        "trail-append": lambda infra: trail.run_append(infra, args.trail_events),
+        "trail-verify": lambda infra: trail.run_verify(infra, args.trail_entries),
     }
     for name, run in runs.items():
         if args.only not in (None, name):

@@ -295,6 +295,12 @@ RULES: dict[str, Rule] = {
         ),
         Rule("auditor.finding.raise", "raise a finding against a department", frozenset({Role.IT_OFFICE_OPERATOR})),
         Rule("auditor.finding.correct", "close a finding with its proof", frozenset({Role.IT_OFFICE_OPERATOR})),
+        Rule(
+            "auditor.trail.entries.read",
+            "search the access trail: oversight all of it, others their department's accesses and actions and "
+            "those on its data",
+            ALL_ROLES,
+        ),
         Rule("directory.read", "read the directory", ALL_ROLES, ALL_MACHINES),
         Rule("directory.department.manage", "register and change departments", frozenset({Role.IT_OFFICE_OPERATOR})),
         Rule("directory.person.manage", "register people and set their roles", frozenset({Role.IT_OFFICE_OPERATOR})),

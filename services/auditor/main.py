@@ -2,33 +2,72 @@
 
 from __future__ import annotations
 
+import secrets
+from datetime import UTC, datetime
 from functools import partial
 
 from fastapi import FastAPI
 
+from common.auth import development_key
 from common.http import create_app, run_service
 from common.runtime import Runtime
 from services.auditor import handlers
-from services.auditor.adapters import http, mongo
+from services.auditor.adapters import http, mongo, trail_http, trail_mongo
+from services.auditor.adapters.checkpoints import CheckpointSigner
 from services.auditor.oversight import bootstrap as oversight
 from services.auditor.ports import AUDITED_TOPICS
-from services.auditor.settings import AuditorSettings
+from services.auditor.settings import DEV_CHECKPOINT_KEY_FILE, DEV_SUBJECT_SECRET_FILE, AuditorSettings
+
+
+class SystemClock:
+    def now(self) -> datetime:
+        return datetime.now(UTC)
+
+
+def checkpoint_signer(settings: AuditorSettings) -> CheckpointSigner:
+    """The configured key; in development a key kept in .var/ (production requires one, see the settings)."""
+    if settings.checkpoint_key is not None:
+        return CheckpointSigner.from_private_pem(settings.checkpoint_key.get_secret_value())
+    return CheckpointSigner.from_private_pem(development_key(DEV_CHECKPOINT_KEY_FILE))
+
+
+def subject_secret(settings: AuditorSettings) -> bytes:
+    """The key identifiers in the trail are hashed with; in development one kept in .var/."""
+    if settings.subject_secret is not None:
+        return settings.subject_secret.get_secret_value().encode()
+    if not DEV_SUBJECT_SECRET_FILE.exists():
+        DEV_SUBJECT_SECRET_FILE.parent.mkdir(parents=True, exist_ok=True)
+        DEV_SUBJECT_SECRET_FILE.write_text(secrets.token_hex(32))
+        DEV_SUBJECT_SECRET_FILE.chmod(0o600)
+    return DEV_SUBJECT_SECRET_FILE.read_text().strip().encode()
 
 
 def build(settings: AuditorSettings) -> tuple[FastAPI, Runtime]:
     runtime = Runtime.build("auditor", settings)
-    uow = mongo.MongoUnitOfWork(runtime)
-    runtime.setup.append(partial(mongo.ensure_indexes, runtime.db))
-    record = partial(handlers.record_in_trail, uow=uow)
-    audited = {t for spec in runtime.publisher.topics.values() if spec.name in AUDITED_TOPICS for t in spec.events}
-    runtime.consume("auditor-trail", AUDITED_TOPICS, dict.fromkeys(sorted(audited), record))
+    trail = trail_mongo.MongoTrail(runtime.db, runtime.transaction)
+    signer = checkpoint_signer(settings)
+    runtime.setup.append(partial(trail_mongo.ensure_indexes, runtime.db))
+    keys = handlers.TrailKeys(
+        signer=signer,
+        secret=subject_secret(settings),
+        clock=SystemClock(),
+        every_entries=settings.checkpoint_every_entries,
+        every_seconds=settings.checkpoint_every_seconds,
+    )
+    runtime.consume(
+        "auditor-trail",
+        AUDITED_TOPICS,
+        batch=partial(handlers.record_in_trail, trail=trail, keys=keys),
+        batch_size=settings.trail_batch_size,
+    )
     watching = oversight.build_oversight(settings, runtime)
     app = create_app(
         runtime,
         title="Auditor",
         description="The tamper-evident access trail (Art. 19), evaluation (Art. 23) and findings (Art. 24).",
-        routers=[http.router(uow), *oversight.ROUTERS],
+        routers=[trail_http.router, http.router(mongo.MongoEvaluation(runtime.db)), *oversight.ROUTERS],
     )
+    app.state.trail = trail_http.TrailApi(trail, signer)
     oversight.install(app, watching)
     return app, runtime
 

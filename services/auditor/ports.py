@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Protocol
 
-from services.auditor.domain.trail import TrailEntry
+from services.auditor.domain.trail import Checkpoint, Head, TrailEntry
 
 AUDITED_TOPICS = [
     "directory.events",
@@ -19,19 +22,62 @@ AUDITED_TOPICS = [
 ]
 
 
-class TrailTransaction(Protocol):
-    async def recorded(self, event_id: str) -> bool: ...
+class TrailAppend(Protocol):
+    """One transaction appending to the trail: concurrent appends conflict on the head, one retries."""
 
-    async def last(self) -> TrailEntry | None: ...
+    async def head(self) -> Head: ...
 
-    async def append(self, entry: TrailEntry) -> None: ...
+    async def unseen(self, event_ids: list[str]) -> set[str]: ...
+
+    async def append(self, entries: list[TrailEntry], checkpoints: list[Checkpoint], head: Head) -> None: ...
 
 
-class UnitOfWork(Protocol):
-    def __call__(self) -> AbstractAsyncContextManager[TrailTransaction]: ...
+@dataclass(frozen=True)
+class TrailQuery:
+    """Entries by who, what, why and when; `visible_to` limits them to those concerning one department
+    (its own accesses and actions, and those on its data)."""
 
-    async def entries(self, *, after_sequence: int, limit: int, event_type: str | None) -> list[TrailEntry]: ...
+    department: str | None = None
+    person: str | None = None
+    system: str | None = None
+    resource: str | None = None
+    purpose: str | None = None
+    action: str | None = None
+    event_type: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    visible_to: str | None = None
 
-    async def all_entries(self) -> list[TrailEntry]: ...
 
+class TrailStore(Protocol):
+    def append(self) -> AbstractAsyncContextManager[TrailAppend]: ...
+
+    async def after(self, *, after_sequence: int, limit: int, event_type: str | None) -> list[TrailEntry]: ...
+
+    async def find(self, query: TrailQuery, *, offset: int, limit: int) -> tuple[list[TrailEntry], int]: ...
+
+    def export(self, query: TrailQuery, *, most: int) -> AsyncIterator[TrailEntry]: ...
+
+    async def last_sequence(self) -> int: ...
+
+    async def anchor(self, before: int) -> Checkpoint | None: ...
+
+    async def checkpoints(self, first: int, last: int) -> list[Checkpoint]: ...
+
+    def entries(self, first: int, last: int) -> AsyncIterator[list[TrailEntry]]: ...
+
+
+class Signer(Protocol):
+    key_id: str
+
+    def sign(self, message: bytes) -> str: ...
+
+    def valid(self, checkpoint: Checkpoint) -> bool: ...
+
+
+class Clock(Protocol):
+    def now(self) -> datetime: ...
+
+
+class EvaluationFigures(Protocol):
     async def data_access_counts(self) -> dict[str, int]: ...

@@ -1,10 +1,14 @@
 from datetime import date
+from pathlib import Path
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from common.settings import ServiceSettings
 from services.auditor.domain.scoring import DEFAULT_WEIGHTS, Scoring
+
+DEV_CHECKPOINT_KEY_FILE = Path(__file__).resolve().parents[2] / ".var" / "auditor-checkpoint-key.pem"
+DEV_SUBJECT_SECRET_FILE = Path(__file__).resolve().parents[2] / ".var" / "auditor-subject-secret"
 
 
 class AuditorSettings(ServiceSettings):
@@ -30,6 +34,17 @@ class AuditorSettings(ServiceSettings):
     # Fixes the date deadlines are counted to (drills and tests); never in production.
     today: date | None = None
 
+    # Trail entries appended per MongoDB transaction (one consumed batch): the chain is computed in memory.
+    trail_batch_size: int = Field(default=5000, ge=1, le=20000)
+    # Ed25519 private key (PKCS#8 PEM) the trail's checkpoints are signed with; its public half is served
+    # at /.well-known/trail-checkpoint-key for anyone to check them.
+    checkpoint_key: SecretStr | None = None
+    # A checkpoint every this many entries, and at an append once the last checkpoint is older than this.
+    checkpoint_every_entries: int = Field(default=10_000, ge=1, le=10_000_000)
+    checkpoint_every_seconds: float = Field(default=300, gt=0, le=86_400)
+    # The key of the keyed hash (HMAC-SHA256) that replaces citizen IDs and credit codes left in events' text.
+    subject_secret: SecretStr | None = Field(default=None, min_length=32)
+
     @field_validator("evaluation_weights")
     @classmethod
     def _known_indicators(cls, weights: dict[str, float]) -> dict[str, float]:
@@ -40,4 +55,18 @@ class AuditorSettings(ServiceSettings):
     def _no_fixed_date_in_production(self) -> "AuditorSettings":
         if self.environment == "production" and self.today is not None:
             raise ValueError("today: a fixed date is for drills and tests; unset AUDITOR_TODAY")
+        return self
+
+    @model_validator(mode="after")
+    def _keys_in_production(self) -> "AuditorSettings":
+        if self.environment == "production" and self.checkpoint_key is None:
+            raise ValueError(
+                "checkpoint_key: production needs AUDITOR_CHECKPOINT_KEY (an Ed25519 private key in PKCS#8 PEM; "
+                "create one with `openssl genpkey -algorithm ed25519`)"
+            )
+        if self.environment == "production" and self.subject_secret is None:
+            raise ValueError(
+                "subject_secret: production needs AUDITOR_SUBJECT_SECRET (at least 32 random characters, e.g. "
+                "`openssl rand -hex 32`); the trail hashes identifiers with it"
+            )
         return self

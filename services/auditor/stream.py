@@ -52,6 +52,13 @@ def create_stream_app(settings: AuditorSettings, codec: EventCodec, mongo: Async
         except (DecodeError, KeyError) as exc:
             return f"!undecodable:{exc}"
 
+    @counts.on_recover
+    async def project_restored() -> None:
+        """Once the table is restored from its changelog (a start, a rebalance), its counts go to MongoDB: the
+        projection is whole again before the next access comes."""
+        for consumer, count in list(counts.items()):
+            await projection.update_one({"_id": consumer}, {"$set": {"count": count}}, upsert=True)
+
     @app.agent(accesses)
     async def count_accesses(stream: Any) -> None:
         async for event in stream.group_by(consumer_of, name="by-consumer").events():

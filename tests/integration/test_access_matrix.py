@@ -409,6 +409,18 @@ def matrix(machine_id: str) -> list[tuple[str, str, str, str, dict, set[str]]]:
         ("notifier", "GET", "/reminders/{department_code}", f"/reminders/{A}", {}, DEPARTMENT_A | {"operator"}),
         ("auditor", "GET", "/trail", "/trail", {}, OVERSIGHT),
         ("auditor", "GET", "/trail/verify", "/trail/verify", {}, OVERSIGHT),
+        ("auditor", "GET", "/trail/proof", "/trail/proof", {}, OVERSIGHT),
+        # people of every department search the trail (each sees what concerns its department); machines do not
+        ("auditor", "GET", "/trail/entries", "/trail/entries", {}, EVERYONE - {"adapter_A", "consumer_B"}),
+        ("auditor", "GET", "/trail/entries.csv", "/trail/entries.csv", {}, EVERYONE - {"adapter_A", "consumer_B"}),
+        (
+            "auditor",
+            "GET",
+            "/.well-known/trail-checkpoint-key",
+            "/.well-known/trail-checkpoint-key",
+            {},
+            set(PRINCIPALS),
+        ),
         ("auditor", "GET", "/evaluation/data-accesses", "/evaluation/data-accesses", {}, OVERSIGHT),
         ("auditor", "GET", "/evaluation/formula", "/evaluation/formula", {}, PEOPLE),
         (

@@ -53,7 +53,7 @@ def test_every_route_declares_exactly_one_rule() -> None:
         (s, "GET", p)
         for s in SERVICES
         for p in ("/healthz", "/readyz", "/metrics", "/schemas", "/schemas/{event_type}", "/topics")
-    } | {(s, "HEAD", "/metrics") for s in SERVICES}
+    } | {(s, "HEAD", "/metrics") for s in SERVICES} | {("auditor", "GET", "/.well-known/trail-checkpoint-key")}
 
 
 @pytest.mark.parametrize(
@@ -80,6 +80,10 @@ def test_every_route_declares_exactly_one_rule() -> None:
         ("notifier", "GET", "/inbox/{department_code}", "notifier.inbox.read"),
         ("notifier", "PUT", "/preferences/{department_code}", "notifier.preferences.manage"),
         ("auditor", "GET", "/trail", "auditor.trail.read"),
+        ("auditor", "GET", "/trail/verify", "auditor.trail.read"),
+        ("auditor", "GET", "/trail/proof", "auditor.trail.read"),
+        ("auditor", "GET", "/trail/entries", "auditor.trail.entries.read"),
+        ("auditor", "GET", "/trail/entries.csv", "auditor.trail.entries.read"),
         ("directory", "POST", "/machines", "directory.machine.manage"),
         ("directory", "POST", "/departments/{code}/data-administrator", "directory.data_administrator.appoint"),
     ],

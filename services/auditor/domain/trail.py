@@ -1,17 +1,35 @@
-"""The access trail (Art. 19, 23): every share decision, data access and catalog change, append-only.
-Each entry carries the hash of its predecessor, so an edited or deleted entry breaks the chain."""
+"""The access trail (Art. 19): every data access, share decision, grant change, catalog change, directory
+change, refused data change, notification and finding as one entry saying who acted (person or system, and
+department), on what (resource, data items, how many subjects), why (purpose, grant), when and with which
+result. Subject identifiers never stand in clear: the exchange sends keyed hashes of the subjects it served,
+and any citizen ID or credit code left in an event's text (other than the departments the entry names) is
+replaced by a keyed hash here.
+
+Tamper evidence: each entry carries the hash of its predecessor (a chain), and now and then the hash of an
+entry is signed (a checkpoint). Changing, deleting, inserting or reordering entries breaks a link or a hash;
+recomputing every hash after a forgery still disagrees with the next signed checkpoint. `ChainCheck`
+verifies a range from the nearest checkpoint before it, one entry at a time, so memory stays bounded.
+"""
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
-from dataclasses import asdict, dataclass
-from datetime import date, datetime
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field, replace
+from datetime import UTC, date, datetime
 from typing import Any
 
 from common.events import Event
 
 GENESIS = "0" * 64
+PERSON, SYSTEM = "person", "system"
+CHECKPOINT_CONTEXT = "datashare-audit-trail-checkpoint/v1"
+
+# 18-character tokens not embedded in longer alphanumerics: citizen IDs (GB 11643) and credit codes (GB 32100)
+_SUBJECT_CODE = re.compile(r"(?<![0-9A-Za-z])[0-9A-HJ-NP-RTUW-Y]{18}(?![0-9A-Za-z])")
 
 
 def json_safe(value: Any) -> Any:
@@ -19,11 +37,232 @@ def json_safe(value: Any) -> Any:
         return {str(k): json_safe(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [json_safe(v) for v in value]
-    if isinstance(value, datetime | date):
+    if isinstance(value, datetime):
+        return instant(value)
+    if isinstance(value, date):
         return value.isoformat()
     if isinstance(value, bytes):
         return value.hex()
     return value
+
+
+def instant(moment: datetime) -> str:
+    """One textual form for every instant (UTC, microseconds), so that text order is time order."""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+def identifier_hash(identifier: str, secret: bytes) -> str:
+    return hmac.new(secret, identifier.encode(), hashlib.sha256).hexdigest()[:32]
+
+
+def hide_identifiers(value: Any, secret: bytes, keep: frozenset[str]) -> Any:
+    """`value` made JSON-safe, with every citizen ID or credit code outside `keep` (the departments an entry
+    names) replaced by `id:` and its keyed hash. One pass: it runs for every field of every event."""
+    if isinstance(value, str):
+        if len(value) < 18:
+            return value
+        return _SUBJECT_CODE.sub(
+            lambda m: m.group(0) if m.group(0) in keep else "id:" + identifier_hash(m.group(0), secret), value
+        )
+    if isinstance(value, dict):
+        return {str(k): hide_identifiers(v, secret, keep) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [hide_identifiers(v, secret, keep) for v in value]
+    if isinstance(value, datetime | date | bytes):
+        return json_safe(value)
+    return value
+
+
+# -- which event says what ---------------------------------------------------------------------------
+
+
+def _field(name: str) -> Callable[[dict[str, Any]], str]:
+    return lambda p: str(p.get(name) or "")
+
+
+@dataclass(frozen=True)
+class Shape:
+    """Where an event type carries the parts of a trail entry. Field names are payload fields; an event
+    without an `actor` field was caused by the producing service itself (a system)."""
+
+    action: str
+    result: str | Callable[[dict[str, Any]], str]
+    actor: str | None = None
+    actor_department: str | None = None
+    owner: str | None = "provider_code"  # the department whose data, entry or people it concerns
+    others: tuple[str, ...] = ()  # further departments concerned (they see the entry too)
+    resource: str | None = "resource_code"
+    items: str | None = None
+    purpose: str | None = None
+    grant: str | None = None
+    reason: str | None = None
+
+
+def _directory(result: str, **parts: Any) -> Shape:
+    return Shape("directory.change", result, owner="department_code", resource=None, **parts)
+
+
+def _catalog(result: str, **parts: Any) -> Shape:
+    """Compilers, reviewers and maintainers act for the entry's provider department."""
+    return Shape("catalog.change", result, **({"actor_department": "provider_code"} | parts))
+
+
+def _demand(result: str, **parts: Any) -> Shape:
+    return Shape("catalog.demand", result, owner="requester_code", **parts)
+
+
+SHAPES: dict[str, Shape] = {
+    # data use
+    "DataAccessed": Shape(
+        "data.access",
+        _field("result"),
+        actor="accessed_by",
+        actor_department="consumer_code",
+        items="items",
+        purpose="purpose",
+        grant="grant_id",
+        reason="reason",
+    ),
+    "ResourceChanged": Shape("data.change", "STORED", actor_department="provider_code"),
+    "DataRejected": Shape("data.change", "REFUSED", actor_department="provider_code", reason="detail"),
+    # share decisions
+    "ShareRequested": Shape(
+        "share.request",
+        "REQUESTED",
+        actor="requested_by",
+        actor_department="consumer_code",
+        items="data_items",
+        purpose="purpose",
+    ),
+    "ShareRefused": Shape(
+        "share.decision", "REFUSED", others=("consumer_code",), items="data_items", reason="legal_basis"
+    ),
+    "ShareDecided": Shape(
+        "share.decision",
+        _field("decision"),
+        actor="decided_by",
+        actor_department="provider_code",
+        others=("consumer_code",),
+        items="data_items",
+        reason="reasons",
+    ),
+    "ShareDecisionOverdue": Shape(
+        "share.decision", "OVERDUE", others=("consumer_code", "responsible_code"), reason="step"
+    ),
+    "ShareDisputed": Shape(
+        "share.dispute",
+        "DISPUTED",
+        actor="raised_by",
+        actor_department="consumer_code",
+        others=("consumer_code",),
+        reason="grounds",
+    ),
+    "DisputeRuled": Shape(
+        "share.dispute",
+        _field("outcome"),
+        actor="ruled_by",
+        others=("consumer_code",),
+        items="data_items",
+        reason="reasons",
+    ),
+    "DisputeEscalated": Shape(
+        "share.dispute",
+        "ESCALATED",
+        actor="escalated_by",
+        actor_department="escalated_by_department",
+        others=("consumer_code",),
+        reason="grounds",
+    ),
+    "PublicationConsentRequested": Shape(
+        "share.consent",
+        "REQUESTED",
+        actor="requested_by",
+        actor_department="consumer_code",
+        others=("consumer_code",),
+        purpose="purpose",
+        grant="grant_id",
+    ),
+    "PublicationConsentDecided": Shape(
+        "share.consent",
+        lambda p: "GRANTED" if p.get("granted") else "DENIED",
+        actor="decided_by",
+        actor_department="provider_code",
+        others=("consumer_code",),
+        resource=None,
+        reason="reasons",
+    ),
+    "ConfidentialityReviewRecorded": Shape(
+        "share.review", "REVIEWED", actor="reviewed_by", actor_department="provider_code", reason="conclusion"
+    ),
+    # grant changes
+    "GrantIssued": Shape(
+        "grant.change", "ISSUED", others=("consumer_code",), items="data_items", purpose="purpose", grant="grant_id"
+    ),
+    "GrantRevoked": Shape(
+        "grant.change",
+        "REVOKED",
+        actor="revoked_by",
+        actor_department="provider_code",
+        others=("consumer_code",),
+        grant="grant_id",
+        reason="reason",
+    ),
+    "GrantEnded": Shape("grant.change", "ENDED", others=("consumer_code",), grant="grant_id", reason="reason"),
+    # catalog changes
+    "CatalogEntryDrafted": _catalog("DRAFTED", actor="compiled_by"),
+    "CatalogEntrySubmitted": _catalog("SUBMITTED", actor="submitted_by"),
+    "CatalogEntryReturned": _catalog("RETURNED", actor="reviewed_by"),
+    "CatalogEntryPublished": _catalog("PUBLISHED", actor="reviewed_by"),
+    "CatalogEntryWithdrawn": _catalog("WITHDRAWN", actor="withdrawn_by", reason="reason"),
+    "CatalogEntryChangeReported": _catalog("CHANGE_REPORTED", reason="reason"),
+    "CatalogEntryOverdue": Shape("catalog.change", "OVERDUE", reason="kind"),
+    "CatalogEntryMaintenanceConfirmed": _catalog("MAINTAINED", actor="confirmed_by", reason="note"),
+    "DuplicateSourceFlagged": Shape(
+        "catalog.change", "FLAGGED", owner="new_provider_code", others=("existing_provider_code",), items="data_element"
+    ),
+    "DataElementChanged": Shape(
+        "catalog.dictionary", _field("change"), actor="changed_by", owner="source_code", resource="identifier"
+    ),
+    "ShareDemandFiled": _demand(
+        "FILED", actor="filed_by", actor_department="requester_code", resource=None, items="wanted_items"
+    ),
+    "ShareDemandMatched": _demand("MATCHED", actor="confirmed_by", items="covered_items", reason="reason"),
+    "ShareDemandUnmatched": _demand("UNMATCHED", actor="undone_by", reason="reason"),
+    "ShareDemandCancelled": _demand(
+        "CANCELLED", actor="cancelled_by", actor_department="requester_code", resource=None, reason="reason"
+    ),
+    "ShareDemandUnmeetable": _demand("UNMEETABLE", actor="declared_by", resource=None, reason="legal_basis"),
+    # directory changes
+    "DepartmentRegistered": _directory("DEPARTMENT_REGISTERED", others=("parent_code",)),
+    "DepartmentChanged": _directory("DEPARTMENT_CHANGED", others=("parent_code",)),
+    "PersonRolesChanged": _directory("ROLES_CHANGED", actor="changed_by"),
+    "DataAdministratorAppointed": _directory("ADMINISTRATOR_APPOINTED", actor="registered_by"),
+    "PersonTokensRevoked": _directory("TOKENS_REVOKED", actor="revoked_by", reason="reason"),
+    "PersonReactivated": _directory("REACTIVATED", actor="reactivated_by", reason="reason"),
+    "MachineIdentityIssued": _directory("MACHINE_ISSUED", actor="issued_by"),
+    "MachineIdentityRevoked": _directory("MACHINE_REVOKED", actor="revoked_by", reason="reason"),
+    "MachineCredentialsRotated": _directory("CREDENTIALS_ROTATED", actor="rotated_by"),
+    "AdapterKeyRegistered": _directory("KEY_REGISTERED", actor="registered_by"),
+    "AdapterKeyRevoked": _directory("KEY_REVOKED", actor="revoked_by", reason="reason"),
+    # notifications and findings
+    "NotificationIssued": Shape("notification", "ISSUED", owner="recipient_code", resource=None, reason="kind"),
+    "AuditFindingRaised": Shape("finding", "RAISED", owner="department_code", resource=None, reason="description"),
+    "AuditFindingCorrected": Shape("finding", "CORRECTED", owner="department_code", resource=None, reason="note"),
+    "AuditFindingEscalated": Shape("finding", "ESCALATED", owner="department_code", resource=None, reason="notice"),
+}
+UNKNOWN = Shape("other", "RECORDED", owner=None, resource=None)
+
+# What the platform does that the trail cannot show, because no event says it yet.
+WITHOUT_EVENTS = (
+    "refused sign-ins at the directory's /token (logged and counted, no event)",
+    "data changes refused because their sender was not the provider's adapter (kept in the exchange's "
+    "/refusals, no event: anyone able to write the topic could write them in a provider's name)",
+    "outcomes of notifications' deliveries (webhook attempts); only the notification issued is an event",
+    "reads of a department's own data over the exchange's /resources routes and of the catalog",
+    "requests refused at a route's role gate (403, logged and counted)",
+)
 
 
 @dataclass(frozen=True)
@@ -31,55 +270,336 @@ class TrailEntry:
     sequence: int
     event_id: str
     event_type: str
-    key: str
-    producer: str
+    action: str
     occurred_at: str
+    producer: str
+    key: str
+    actor: str
+    actor_kind: str
+    actor_department: str | None
+    owner_department: str | None
+    departments: tuple[str, ...]
+    resource: str | None
+    items: tuple[str, ...]
+    subjects: int
+    subject_hashes: tuple[str, ...]
+    purpose: str | None
+    grant: str | None
+    result: str
+    reason: str | None
     payload: dict[str, Any]
     previous_hash: str
-    hash: str
+    hash: str = ""
+    text: str = field(default="", compare=False, repr=False)  # the canonical JSON the hash is of, once linked
 
     def content(self) -> dict[str, Any]:
-        fields = asdict(self)
-        fields.pop("hash")
-        return fields
+        """Everything the hash covers: the whole entry but its own hash."""
+        return {
+            "sequence": self.sequence,
+            "event_id": self.event_id,
+            "event_type": self.event_type,
+            "action": self.action,
+            "occurred_at": self.occurred_at,
+            "producer": self.producer,
+            "key": self.key,
+            "actor": self.actor,
+            "actor_kind": self.actor_kind,
+            "actor_department": self.actor_department,
+            "owner_department": self.owner_department,
+            "departments": list(self.departments),
+            "resource": self.resource,
+            "items": list(self.items),
+            "subjects": self.subjects,
+            "subject_hashes": list(self.subject_hashes),
+            "purpose": self.purpose,
+            "grant": self.grant,
+            "result": self.result,
+            "reason": self.reason,
+            "payload": self.payload,
+            "previous_hash": self.previous_hash,
+        }
+
+    @classmethod
+    def from_content(cls, content: dict[str, Any], hash: str) -> TrailEntry:
+        fields = dict(content)
+        for name in ("departments", "items", "subject_hashes"):
+            fields[name] = tuple(fields[name])
+        return cls(**fields, hash=hash)
+
+
+def canonical(content: dict[str, Any]) -> str:
+    """The one text of an entry's content its hash is of: JSON, keys sorted, no spaces, UTF-8."""
+    return json.dumps(content, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
 
 
 def content_hash(content: dict[str, Any]) -> str:
-    canonical = json.dumps(content, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
-    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+    return hashlib.sha256(canonical(content).encode("utf-8")).hexdigest()
 
 
-def next_entry(previous: TrailEntry | None, event: Event) -> TrailEntry:
-    content = {
-        "sequence": previous.sequence + 1 if previous else 1,
-        "event_id": event.event_id,
-        "event_type": event.event_type,
-        "key": event.key,
-        "producer": event.producer,
-        "occurred_at": event.occurred_at.isoformat(),
-        "payload": json_safe(event.payload),
-        "previous_hash": previous.hash if previous else GENESIS,
-    }
-    return TrailEntry(**content, hash=content_hash(content))
+def _text(payload: dict[str, Any], name: str | None) -> str | None:
+    value = payload.get(name) if name else None
+    return None if value is None or value == "" else str(value)
+
+
+def _list(payload: dict[str, Any], name: str | None) -> tuple[str, ...]:
+    value = payload.get(name) if name else None
+    if value is None:
+        return ()
+    return tuple(str(v) for v in value) if isinstance(value, list | tuple) else (str(value),)
+
+
+def describe(event: Event, secret: bytes) -> TrailEntry:
+    """The trail entry an event makes, not yet placed in the chain (sequence 0, no hashes)."""
+    shape = SHAPES.get(event.event_type, UNKNOWN)
+    p = event.payload
+    actor = _text(p, shape.actor)
+    actor_department = _text(p, shape.actor_department)
+    owner = _text(p, shape.owner)
+    departments = {d for d in (actor_department, owner, *(_text(p, o) for o in shape.others)) if d}
+    keep = frozenset(departments)
+    kind = PERSON if actor else SYSTEM
+    if event.event_type == "DataAccessed" and p.get("accessor_kind") != PERSON:
+        kind = SYSTEM  # a machine identity, or nobody authenticated
+    result = shape.result(p) if callable(shape.result) else shape.result
+    rest = {k: v for k, v in p.items() if k != "subject_hashes"}
+    safe: dict[str, Any] = hide_identifiers(rest, secret, keep)
+    hidden = hide_identifiers(
+        {"key": event.key, "purpose": _text(p, shape.purpose), "reason": _text(p, shape.reason)}, secret, keep
+    )
+    return TrailEntry(
+        sequence=0,
+        event_id=event.event_id,
+        event_type=event.event_type,
+        action=shape.action,
+        occurred_at=instant(event.occurred_at),
+        producer=event.producer,
+        key=hidden["key"],
+        actor=actor or event.producer,
+        actor_kind=kind,
+        actor_department=actor_department,
+        owner_department=owner,
+        departments=tuple(sorted(departments)),
+        resource=_text(p, shape.resource),
+        items=_list(p, shape.items),
+        subjects=int(p.get("record_count") or 0),
+        subject_hashes=tuple(str(h) for h in p.get("subject_hashes") or ()),
+        purpose=hidden["purpose"],
+        grant=_text(p, shape.grant),
+        result=result or "RECORDED",
+        reason=hidden["reason"],
+        payload=safe,
+        previous_hash="",
+    )
+
+
+# -- the chain -----------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
+class Head:
+    """The end of the chain, and the latest checkpoint: what an append needs to know."""
+
+    sequence: int = 0
+    hash: str = GENESIS
+    checkpoint_sequence: int = 0
+    checkpoint_at: datetime | None = None
+
+
+def link(head: Head, entries: Iterable[TrailEntry]) -> list[TrailEntry]:
+    """Place described entries after `head`: sequence numbers, links and hashes, all in memory."""
+    linked, sequence, previous = [], head.sequence, head.hash
+    for entry in entries:
+        sequence += 1
+        text = canonical(entry.content() | {"sequence": sequence, "previous_hash": previous})
+        digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
+        linked.append(replace(entry, sequence=sequence, previous_hash=previous, hash=digest, text=text))
+        previous = digest
+    return linked
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """A signed statement that entry `sequence` of the trail had hash `hash` at `signed_at`."""
+
+    sequence: int
+    hash: str
+    signed_at: str
+    key_id: str
+    signature: str  # base64url of the Ed25519 signature of `message()`
+
+    def message(self) -> bytes:
+        return checkpoint_message(self.sequence, self.hash, self.signed_at)
+
+
+def checkpoint_message(sequence: int, hash: str, signed_at: str) -> bytes:
+    return f"{CHECKPOINT_CONTEXT}\n{sequence}\n{hash}\n{signed_at}".encode()
+
+
+def due_checkpoints(
+    head: Head, linked: list[TrailEntry], now: datetime, every_entries: int, every_seconds: float
+) -> list[TrailEntry]:
+    """The entries of an append to sign: each whose sequence is a multiple of `every_entries`, and the last
+    one when the latest checkpoint is older than `every_seconds` (so a quiet trail is signed too, without a
+    timer: only appends sign)."""
+    due = [e for e in linked if e.sequence % every_entries == 0]
+    stale = head.checkpoint_at is None or (now - head.checkpoint_at).total_seconds() >= every_seconds
+    if linked and stale and (not due or due[-1] is not linked[-1]):
+        due.append(linked[-1])
+    return due
+
+
+# -- verification ----------------------------------------------------------------------------------------
+
+
+@dataclass
 class ChainReport:
     intact: bool
-    entries: int
+    first: int  # the range asked for
+    last: int
+    anchor: int  # the signed checkpoint verification started from (0: the beginning of the trail)
+    checked: int = 0  # entries whose links and hashes were recomputed
+    checkpoints: int = 0  # signed checkpoints the range passed, each verified
+    signed_through: int = 0  # the last entry a verified signature vouches for
     first_broken_sequence: int | None = None
     problem: str | None = None
 
+    @property
+    def entries(self) -> int:
+        return self.checked
 
-def verify_chain(entries: list[TrailEntry]) -> ChainReport:
-    """Check sequence numbers, links and hashes of entries in sequence order."""
-    previous_hash, expected = GENESIS, 1
-    for entry in entries:
-        if entry.sequence != expected:
-            return ChainReport(False, len(entries), expected, f"entry {expected} is missing")
-        if entry.previous_hash != previous_hash:
-            return ChainReport(False, len(entries), entry.sequence, "link to the previous entry does not match")
+
+@dataclass
+class ChainCheck:
+    """Verifies entries fed in sequence order, starting after `anchor` (a signed checkpoint, or the start);
+    it keeps only the last hash. `signature_valid` checks a checkpoint's signature with the public key."""
+
+    report: ChainReport
+    checkpoints: dict[int, Checkpoint]
+    signature_valid: Callable[[Checkpoint], bool]
+    previous_hash: str = GENESIS
+    expected: int = 1
+    stopped: bool = field(default=False, init=False)
+
+    @classmethod
+    def start(
+        cls,
+        first: int,
+        last: int,
+        anchor: Checkpoint | None,
+        checkpoints: Iterable[Checkpoint],
+        signature_valid: Callable[[Checkpoint], bool],
+    ) -> ChainCheck:
+        report = ChainReport(True, first, last, anchor.sequence if anchor else 0)
+        check = cls(report, {c.sequence: c for c in checkpoints}, signature_valid)
+        if anchor is not None:
+            if not signature_valid(anchor):
+                check.broken(anchor.sequence, "the checkpoint's signature does not verify with the public key")
+            check.previous_hash, check.expected = anchor.hash, anchor.sequence + 1
+            report.checkpoints, report.signed_through = 1, anchor.sequence
+        return check
+
+    def broken(self, sequence: int, problem: str) -> None:
+        if not self.stopped:
+            self.report.intact, self.report.first_broken_sequence, self.report.problem = False, sequence, problem
+            self.stopped = True
+
+    def feed(self, entry: TrailEntry) -> bool:
+        """Check the next entry; False once the chain broke (the first broken link is reported)."""
+        if self.stopped:
+            return False
+        if entry.sequence != self.expected:
+            if entry.sequence > self.expected:
+                self.broken(self.expected, f"entry {self.expected} is missing (the next stored is {entry.sequence})")
+            else:
+                self.broken(self.expected, f"entry {entry.sequence} is stored where entry {self.expected} belongs")
+            return False
+        if entry.previous_hash != self.previous_hash:
+            self.broken(entry.sequence, "its link to the previous entry does not match")
+            return False
         if content_hash(entry.content()) != entry.hash:
-            return ChainReport(False, len(entries), entry.sequence, "content was altered after it was recorded")
-        previous_hash, expected = entry.hash, expected + 1
-    return ChainReport(True, len(entries))
+            self.broken(entry.sequence, "its content was altered after it was recorded")
+            return False
+        signed = self.checkpoints.get(entry.sequence)
+        if signed is not None:
+            if signed.hash != entry.hash:
+                self.broken(entry.sequence, "it differs from the signed checkpoint of that entry")
+                return False
+            if not self.signature_valid(signed):
+                self.broken(entry.sequence, "the checkpoint's signature does not verify with the public key")
+                return False
+            self.report.checkpoints += 1
+            self.report.signed_through = entry.sequence
+        self.previous_hash, self.expected = entry.hash, entry.sequence + 1
+        self.report.checked += 1
+        return True
+
+    def finish(self) -> ChainReport:
+        """After the last entry fed: entries the range or a signed checkpoint says exist must have come."""
+        must_reach = max([self.report.last, *(s for s in self.checkpoints if s <= self.report.last)], default=0)
+        if not self.stopped and self.expected <= must_reach:
+            self.broken(self.expected, f"entry {self.expected} is missing (the trail ends before {must_reach})")
+        return self.report
+
+
+def verify_proof(lines: Iterable[str], signature_valid: Callable[[Checkpoint], bool]) -> ChainReport:
+    """Verify a proof file (GET /trail/proof: a `range` line, the checkpoints, then the entries, one JSON
+    document per line) with nothing but a signature check of the auditor's public key. The entries are read
+    one at a time. A range without a signed checkpoint at or after its end is vouched for by the chain only
+    up to the last checkpoint: `signed_through` says how far a signature reaches."""
+    first = last = 0
+    anchor: Checkpoint | None = None
+    checkpoints: list[Checkpoint] = []
+    check: ChainCheck | None = None
+    for line in lines:
+        if not line.strip():
+            continue
+        item = json.loads(line)
+        if "range" in item:
+            first, last = int(item["range"]["first"]), int(item["range"]["last"])
+        elif "checkpoint" in item:
+            checkpoint = Checkpoint(**item["checkpoint"])
+            if checkpoint.sequence < first and anchor is None:
+                anchor = checkpoint
+            else:
+                checkpoints.append(checkpoint)
+        elif "entry" in item:
+            if check is None:
+                check = ChainCheck.start(first, last, anchor, checkpoints, signature_valid)
+            content = dict(item["entry"])
+            hash = content.pop("hash")
+            if not check.feed(TrailEntry.from_content(content, hash)):
+                break
+    if check is None:
+        check = ChainCheck.start(first, last, anchor, checkpoints, signature_valid)
+    return check.finish()
+
+
+def entry_view(entry: TrailEntry) -> dict[str, Any]:
+    return entry.content() | {"hash": entry.hash}
+
+
+CSV_COLUMNS = (
+    "sequence",
+    "occurred_at",
+    "action",
+    "event_type",
+    "actor",
+    "actor_kind",
+    "actor_department",
+    "owner_department",
+    "resource",
+    "items",
+    "subjects",
+    "purpose",
+    "grant",
+    "result",
+    "reason",
+    "event_id",
+    "hash",
+)
+
+
+def csv_row(entry: TrailEntry) -> list[str]:
+    values = entry_view(entry)
+    values["items"] = "、".join(entry.items)
+    return ["" if values[c] is None else str(values[c]) for c in CSV_COLUMNS]

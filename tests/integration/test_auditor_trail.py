@@ -1,0 +1,437 @@
+"""The access trail against the real broker and database: events of every kind fed through Kafka become
+entries that say who, what, why, when and the result; each kind of tampering with the stored trail is
+detected; a signed checkpoint is checked with nothing but the public key; queries and who sees what."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import io
+import json
+import subprocess
+import sys
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+import httpx
+import pytest
+from pymongo import AsyncMongoClient
+
+from common.codec import EventCodec
+from common.events import Event
+from common.kafka import KafkaPublisher
+from common.policy import Role
+from common.topics import load_topics
+from devstack.processes import ROOT
+from services.auditor.adapters.trail_mongo import CHECKPOINTS, TRAIL, entry_document, entry_from
+from services.auditor.domain.trail import Head, TrailEntry, describe, link
+from services.auditor.ports import AUDITED_TOPICS
+from tests.integration.conftest import ServiceProcess, settings_for, skip_backlog
+from tests.tokens import bearer
+
+PROVIDER, CONSUMER, OTHER, IT = "91360800MA35F0XX1A", "11360800014511789K", "11360800OTHERDEPT1", "IT"
+CITIZEN = "36080219800101001X"
+AUDITOR = bearer(IT, Role.AUDITOR, subject="auditor")
+T0 = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
+
+
+def access(
+    n: int, *, result: str = "SERVED", purpose: str = "企业开办审批核验", kind: str = "machine", **more
+) -> Event:
+    payload = {
+        "access_id": f"a{n}",
+        "resource_code": "101001/000001",
+        "provider_code": PROVIDER,
+        "consumer_code": CONSUMER,
+        "grant_id": "grant-1",
+        "channel": "API",
+        "purpose": purpose,
+        "record_count": 0 if result != "SERVED" else 2,
+        "accessed_by": "approval-system" if kind == "machine" else "xzspj-admin",
+        "accessed_at": T0 + timedelta(hours=n),
+        "accessor_kind": kind,
+        "operation": "batch",
+        "items": ["企业名称"],
+        "subjects_requested": 2,
+        "subject_hashes": ["9f" * 16, "8e" * 16],
+        "result": result,
+        "reason": None,
+    } | more
+    return Event("DataAccessed", "101001/000001", payload, "exchange", occurred_at=T0 + timedelta(hours=n))
+
+
+def decided() -> Event:
+    payload = {
+        "request_id": "r1",
+        "resource_code": "101001/000001",
+        "provider_code": PROVIDER,
+        "consumer_code": CONSUMER,
+        "decision": "APPROVED",
+        "reasons": "审批核验所需",
+        "decided_by": "scjgj-admin",
+        "decided_on": date(2026, 11, 3),
+        "data_items": ["企业名称"],
+        "scope": "regions 3608",
+        "valid_from": None,
+        "valid_to": None,
+        "narrowed": False,
+        "decide_by": None,
+        "overdue": False,
+    }
+    return Event("ShareDecided", "r1", payload, "exchange", occurred_at=T0 + timedelta(days=1))
+
+
+def grant_revoked() -> Event:
+    payload = {
+        "grant_id": "grant-1",
+        "resource_code": "101001/000001",
+        "consumer_code": CONSUMER,
+        "reason": "用途不符",
+        "revoked_by": "scjgj-admin",
+        "provider_code": PROVIDER,
+        "request_id": "r1",
+        "revoked_on": date(2026, 11, 20),
+    }
+    return Event("GrantRevoked", "grant-1", payload, "exchange", occurred_at=T0 + timedelta(days=18))
+
+
+def roles_changed() -> Event:
+    payload = {
+        "person_id": "p-other",
+        "department_code": OTHER,
+        "roles": ["catalog_compiler"],
+        "changed_by": "it-operator",
+        "generation": 2,
+    }
+    return Event("PersonRolesChanged", OTHER, payload, "directory", occurred_at=T0 + timedelta(days=2))
+
+
+def rejected() -> Event:
+    payload = {
+        "change_id": "c1",
+        "resource_code": "101001/000001",
+        "provider_code": PROVIDER,
+        "rule": "key",
+        "detail": f"subject key {CITIZEN} is not a credit code",
+    }
+    return Event("DataRejected", "101001/000001", payload, "exchange", occurred_at=T0 + timedelta(days=3))
+
+
+def notified() -> Event:
+    payload = {
+        "notification_id": "n1",
+        "recipient_code": CONSUMER,
+        "kind": "GRANT_REVOKED",
+        "title": "授权已撤销",
+        "body": "用途不符",
+        "reference": "grant-1",
+        "due_on": None,
+    }
+    return Event("NotificationIssued", CONSUMER, payload, "notifier", occurred_at=T0 + timedelta(days=18, hours=1))
+
+
+TOPIC_OF = {
+    "DataAccessed": "exchange.data-accesses",
+    "ShareDecided": "exchange.share-events",
+    "GrantRevoked": "exchange.share-events",
+    "PersonRolesChanged": "directory.events",
+    "DataRejected": "exchange.resource-changes",
+    "NotificationIssued": "notifier.notifications",
+}
+
+
+async def auditor_for(infra, tmp_path: Path, services: list, **env: str) -> tuple[ServiceProcess, str]:
+    """An auditor with a database of its own that reads only what is sent after it was made."""
+    database = f"test_trail_{uuid.uuid4().hex[:8]}"
+    auditor = ServiceProcess("auditor", infra, tmp_path, mongo_database=database, **env)
+    for topic in AUDITED_TOPICS:
+        await skip_backlog(infra, f"test{auditor.port}-auditor-trail", topic)
+    services.append(auditor.start())
+    await auditor.wait_ready()
+    return auditor, database
+
+
+async def publish(infra, events: list[Event]) -> None:
+    publisher = KafkaPublisher(settings_for(infra), EventCodec.from_folder(), load_topics())
+    await publisher.start()
+    try:
+        for event in events:
+            await publisher.publish(TOPIC_OF[event.event_type], event)
+    finally:
+        await publisher.stop()
+
+
+async def wait_for_entries(client: httpx.AsyncClient, count: int, timeout: float = 60) -> list[dict]:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        page = (await client.get("/trail/entries", params={"limit": 1000})).json()
+        if page["total"] >= count and len(page["items"]) >= min(count, 1000):
+            return page["items"]
+        assert asyncio.get_running_loop().time() < deadline, f"{page['total']} entries of {count}"
+        await asyncio.sleep(0.3)
+
+
+async def wait_for_events(client: httpx.AsyncClient, events: list[Event], timeout: float = 60) -> dict[int, int]:
+    """Until every event is in the trail: its sequence → the event's place in `events` (from 1). The trail
+    may hold other entries too: findings the auditor raised from these events, or late events of others."""
+    wanted = {e.event_id: n for n, e in enumerate(events, start=1)}
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        items = (await client.get("/trail", params={"limit": 1000})).json()
+        placed = {e["sequence"]: wanted[e["event_id"]] for e in items if e["event_id"] in wanted}
+        if len(placed) == len(wanted):
+            return placed
+        assert asyncio.get_running_loop().time() < deadline, f"{len(placed)} of {len(wanted)} events in the trail"
+        await asyncio.sleep(0.3)
+
+
+async def test_events_of_every_kind_become_entries_queried_by_who_what_why_and_when(
+    infra, topics, services, tmp_path
+) -> None:
+    auditor, _ = await auditor_for(infra, tmp_path, services)
+    refused = access(3, result="REFUSED", reason=f"subject {CITIZEN} outside the grant's scope")
+    person = access(4, kind="person", purpose="another purpose")
+    events = [
+        access(1),
+        access(2),
+        refused,
+        person,
+        decided(),
+        grant_revoked(),
+        roles_changed(),
+        rejected(),
+        notified(),
+    ]
+    async with httpx.AsyncClient(base_url=auditor.url, headers=AUDITOR, timeout=30) as client:
+        for n in range(len(events)):  # one at a time: their order in the trail is known
+            await publish(infra, [events[n]])
+            place = await wait_for_events(client, events[: n + 1])
+        by_place = {
+            n: e for e in (await client.get("/trail", params={"limit": 1000})).json() if (n := place.get(e["sequence"]))
+        }
+        entries = [by_place[n] for n in range(1, len(events) + 1)]
+        assert sorted(place) == [e["sequence"] for e in entries]  # in the order they came
+        first = entries[0]
+        assert (first["action"], first["actor"], first["actor_kind"], first["actor_department"]) == (
+            "data.access",
+            "approval-system",
+            "system",
+            CONSUMER,
+        )
+        assert (first["owner_department"], first["resource"], first["items"], first["subjects"]) == (
+            PROVIDER,
+            "101001/000001",
+            ["企业名称"],
+            2,
+        )
+        assert (first["purpose"], first["grant"], first["result"]) == ("企业开办审批核验", "grant-1", "SERVED")
+        assert first["occurred_at"] == "2026-11-02T10:00:00.000000+00:00"
+        assert [e["result"] for e in entries] == [
+            "SERVED",
+            "SERVED",
+            "REFUSED",
+            "SERVED",
+            "APPROVED",
+            "REVOKED",
+            "ROLES_CHANGED",
+            "REFUSED",
+            "ISSUED",
+        ]
+        # no subject identifier in clear, in the entries or their export
+        everything = (await client.get("/trail", params={"limit": 1000})).text
+        assert CITIZEN not in everything and "id:" in entries[2]["reason"] and "id:" in entries[7]["reason"]
+
+        async def found(**params) -> list[int]:
+            """The places (in `events`) of the entries found; entries of other events left out."""
+            page = (await client.get("/trail/entries", params=params | {"limit": 1000})).json()
+            return [place[e["sequence"]] for e in page["items"] if e["sequence"] in place]
+
+        assert await found(person="xzspj-admin") == [4]
+        assert await found(system="approval-system") == [1, 2, 3]
+        assert await found(person="scjgj-admin") == [5, 6]
+        assert await found(purpose="another purpose") == [4]
+        assert await found(resource="101001/000001") == [1, 2, 3, 4, 5, 6, 8]
+        assert await found(department=OTHER) == [7]
+        assert await found(since="2026-11-02T11:00:00Z", until="2026-11-02T13:00:00Z") == [2, 3]
+        assert await found(action="grant.change") == [6]
+        paged = (await client.get("/trail/entries", params={"action": "data.access", "offset": 1, "limit": 2})).json()
+        assert (paged["total"], [place[e["sequence"]] for e in paged["items"]]) == (4, [2, 3])
+
+        exported = await client.get("/trail/entries.csv", params={"department": PROVIDER})
+        assert exported.headers["content-type"].startswith("text/csv")
+        rows = list(csv.DictReader(io.StringIO(exported.text.lstrip("\ufeff"))))
+        assert [place[int(r["sequence"])] for r in rows if int(r["sequence"]) in place] == [1, 2, 3, 4, 5, 6, 8]
+        assert rows[0]["purpose"] == "企业开办审批核验" and CITIZEN not in exported.text
+        assert (await client.get("/trail/verify")).json()["intact"]
+
+    # a department sees its own accesses and actions and those on its data; the IT office everything
+    async def seen_by(department: str, role: Role) -> list[int]:
+        async with httpx.AsyncClient(base_url=auditor.url, headers=bearer(department, role)) as client:
+            response = await client.get("/trail/entries", params={"limit": 1000})
+            assert response.status_code == 200, response.text
+            items = response.json()["items"]
+            assert all(department in e["departments"] for e in items) or role == Role.IT_OFFICE_OPERATOR
+            return [place[e["sequence"]] for e in items if e["sequence"] in place]
+
+    assert await seen_by(CONSUMER, Role.DATA_ADMINISTRATOR) == [1, 2, 3, 4, 5, 6, 9]
+    assert await seen_by(PROVIDER, Role.CATALOG_COMPILER) == [1, 2, 3, 4, 5, 6, 8]
+    assert await seen_by(OTHER, Role.DATA_ADMINISTRATOR) == [7]
+    assert await seen_by("11360800NOBODY0001", Role.DATA_ADMINISTRATOR) == []
+    assert await seen_by(IT, Role.IT_OFFICE_OPERATOR) == list(range(1, 10))
+    async with httpx.AsyncClient(base_url=auditor.url, headers=bearer(OTHER, Role.DATA_ADMINISTRATOR)) as client:
+        # asking for another department's entries finds none of them
+        assert (await client.get("/trail/entries", params={"department": PROVIDER})).json()["total"] == 0
+        export = await client.get("/trail/entries.csv")
+        exported_rows = list(csv.DictReader(io.StringIO(export.text.lstrip("\ufeff"))))
+        assert exported_rows and all(
+            OTHER in row["actor_department"] + row["owner_department"]
+            for row in csv.DictReader(io.StringIO(export.text.lstrip("\ufeff")))
+        )
+        assert (await client.get("/trail/verify")).status_code == 403
+
+
+@pytest.fixture
+async def stored_trail(
+    infra, topics, services, tmp_path
+) -> AsyncIterator[tuple[ServiceProcess, AsyncMongoClient, str]]:
+    """An auditor whose trail holds 20 entries with a signed checkpoint every 5."""
+    auditor, database = await auditor_for(infra, tmp_path, services, checkpoint_every_entries="5")
+    events = [access(n) for n in range(20)]
+    await publish(infra, events)
+    async with httpx.AsyncClient(base_url=auditor.url, headers=AUDITOR) as client:
+        await wait_for_events(client, events)
+    mongo = AsyncMongoClient(infra.mongo_uri, tz_aware=True)
+    yield auditor, mongo, database
+    await mongo.close()
+
+
+async def verify(auditor: ServiceProcess, **params: int) -> dict:
+    async with httpx.AsyncClient(base_url=auditor.url, headers=AUDITOR, timeout=30) as client:
+        response = await client.get("/trail/verify", params=params)
+        assert response.status_code == 200, response.text
+        return response.json()
+
+
+async def stored(mongo: AsyncMongoClient, database: str) -> list[TrailEntry]:
+    return [entry_from(doc) async for doc in mongo[database][TRAIL].find({}).sort("_id", 1)]
+
+
+async def test_an_untouched_trail_verifies_from_its_checkpoints(stored_trail) -> None:
+    auditor, mongo, database = stored_trail
+    signed = {doc["_id"] async for doc in mongo[database][CHECKPOINTS].find({})}
+    assert {5, 10, 15, 20} <= signed  # every 5, and the end of the first append (the trail had none)
+    report = await verify(auditor)
+    stored_entries = await mongo[database][TRAIL].count_documents({})
+    assert report["intact"] and report["entries"] == stored_entries >= 20 and report["signed_through"] >= 20
+    report = await verify(auditor, first=12, last=17)  # from the checkpoint at 10, not from the start
+    assert report["intact"] and report["anchor"] == 10 and report["entries"] == 7
+
+
+async def test_a_changed_entry_is_detected(stored_trail) -> None:
+    auditor, mongo, database = stored_trail
+    await mongo[database][TRAIL].update_one({"_id": 7}, {"$set": {"purpose": "看看而已"}})
+    report = await verify(auditor)
+    assert not report["intact"] and report["first_broken_sequence"] == 7 and "altered" in report["problem"]
+    assert (await verify(auditor, first=11))["intact"]  # a range after the next checkpoint is untouched
+
+
+async def test_a_deleted_entry_is_detected_in_the_middle_and_at_the_end(stored_trail) -> None:
+    auditor, mongo, database = stored_trail
+    await mongo[database][TRAIL].delete_one({"_id": 20})
+    report = await verify(auditor)
+    assert not report["intact"] and report["first_broken_sequence"] == 20 and "missing" in report["problem"]
+    await mongo[database][TRAIL].delete_one({"_id": 9})
+    report = await verify(auditor)
+    assert not report["intact"] and report["first_broken_sequence"] == 9 and "missing" in report["problem"]
+
+
+async def test_an_inserted_entry_is_detected_even_with_every_later_hash_recomputed(stored_trail) -> None:
+    auditor, mongo, database = stored_trail
+    trail = mongo[database][TRAIL]
+    entries = await stored(mongo, database)
+    forged = describe(access(99, purpose="伪造"), b"x" * 32)
+    # the forger renumbers and re-links everything after entry 12 (but cannot sign a checkpoint)
+    rewritten = link(Head(12, entries[11].hash), [forged, *entries[12:]])
+    await trail.delete_many({"_id": {"$gt": 12}})
+    await trail.insert_many([entry_document(e) for e in rewritten])
+    next_signed = min([doc["_id"] async for doc in mongo[database][CHECKPOINTS].find({"_id": {"$gt": 12}})])
+    report = await verify(auditor)
+    assert not report["intact"] and report["first_broken_sequence"] == next_signed <= 15
+    assert "signed checkpoint" in report["problem"]
+
+
+async def test_reordered_entries_are_detected(stored_trail) -> None:
+    auditor, mongo, database = stored_trail
+    trail = mongo[database][TRAIL]
+    four, five = await trail.find_one({"_id": 4}), await trail.find_one({"_id": 5})
+    await trail.delete_many({"_id": {"$in": [4, 5]}})
+    await trail.insert_many([five | {"_id": 4}, four | {"_id": 5}])
+    report = await verify(auditor)
+    assert not report["intact"] and report["first_broken_sequence"] == 4
+
+
+async def test_a_signed_checkpoint_is_verified_with_only_the_public_key(stored_trail, tmp_path) -> None:
+    auditor, mongo, _ = stored_trail
+    async with httpx.AsyncClient(base_url=auditor.url, timeout=30) as client:
+        published = (await client.get("/.well-known/trail-checkpoint-key")).json()  # no credentials needed
+        proof = await client.get("/trail/proof", params={"first": 8, "last": 18}, headers=AUDITOR)
+    key, proof_file = tmp_path / "key.pem", tmp_path / "proof.jsonl"
+    key.write_text(published["public_key_pem"])
+    proof_file.write_bytes(proof.content)
+    await mongo.close()  # the check needs no database, nor the service
+
+    def check(path: Path, key_path: Path = key) -> subprocess.CompletedProcess:
+        command = [sys.executable, "-m", "services.auditor.verify", "--public-key", str(key_path), str(path)]
+        return subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=60)
+
+    intact = check(proof_file)
+    assert intact.returncode == 0, intact.stdout + intact.stderr
+    report = json.loads(intact.stdout)
+    assert report["anchor"] == 5 and report["checked"] == 13 and 15 <= report["signed_through"] <= 18
+
+    lines = proof.text.splitlines()
+    forged = [line.replace("企业开办审批核验", "伪造的用途") if '"sequence":11,' in line else line for line in lines]
+    assert forged != lines
+    (tmp_path / "forged.jsonl").write_text("\n".join(forged) + "\n")
+    broken = check(tmp_path / "forged.jsonl")
+    assert broken.returncode == 1 and json.loads(broken.stdout)["first_broken_sequence"] == 11
+
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    stranger = tmp_path / "stranger.pem"
+    stranger.write_bytes(
+        Ed25519PrivateKey.generate()
+        .public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    )
+    wrong_key = check(proof_file, stranger)
+    assert wrong_key.returncode == 1 and "signature" in wrong_key.stdout
+
+
+async def test_a_trail_of_the_earlier_format_is_set_aside_untouched(infra, topics, services, tmp_path) -> None:
+    database = f"test_trail_{uuid.uuid4().hex[:8]}"
+    legacy = {"_id": 1, "sequence": 1, "event_id": "old", "event_type": "GrantRevoked", "payload": {}, "hash": "h"}
+    mongo = AsyncMongoClient(infra.mongo_uri, tz_aware=True)
+    try:
+        await mongo[database][TRAIL].insert_one(legacy)
+        await mongo[database]["audit_trail_head"].insert_one({"_id": "head", "sequence": 1, "hash": "h"})
+        auditor = ServiceProcess("auditor", infra, tmp_path, mongo_database=database)
+        for topic in AUDITED_TOPICS:
+            await skip_backlog(infra, f"test{auditor.port}-auditor-trail", topic)
+        services.append(auditor.start())
+        await auditor.wait_ready()
+        mine = access(1)
+        await publish(infra, [mine])
+        async with httpx.AsyncClient(base_url=auditor.url, headers=AUDITOR) as client:
+            place = await wait_for_events(client, [mine])
+            first = (await client.get("/trail", params={"limit": 1})).json()[0]
+        assert first["sequence"] == 1 and first["action"] != "" and min(place) >= 1  # a chain of its own
+        assert (await verify(auditor))["intact"]
+        names = await mongo[database].list_collection_names()
+        kept = [n for n in names if n.startswith("audit_trail_legacy_")]
+        assert kept and await mongo[database][kept[0]].find_one({"_id": 1}) == legacy
+    finally:
+        await mongo.close()
