@@ -254,6 +254,7 @@ class FakeStore:
         self.found: dict[str, Finding] = {}
         self.published: list = []
         self.supplies: dict[str, Supply] = {}
+        self.requests: dict[str, str] = {}
 
     @asynccontextmanager
     async def __call__(self) -> AsyncIterator[FakeStore]:
@@ -287,6 +288,12 @@ class FakeStore:
 
     async def save_finding(self, finding: Finding) -> None:
         self.found[finding.finding_id] = finding
+
+    async def request_answered(self, request: str) -> str | None:
+        return self.requests.get(request)
+
+    async def answer_request(self, request: str, finding_id: str) -> None:
+        self.requests[request] = finding_id
 
     async def overdue_findings(self, today: date, limit: int) -> list[Finding]:
         return [f for f in self.found.values() if f.status is Status.OPEN and f.correct_by < today][:limit]
@@ -382,7 +389,13 @@ async def test_the_it_office_raises_a_finding_once_per_request_and_closes_it_wit
     )
     first = await handlers.raise_finding(office, oversight=oversight(store, date(2026, 10, 21)), **kwargs)  # type: ignore[arg-type]
     second = await handlers.raise_finding(office, oversight=oversight(store, date(2026, 10, 21)), **kwargs)  # type: ignore[arg-type]
-    assert first.finding_id == second.finding_id and first.raised_by == "it-1" and len(store.found) == 1
+    assert second == first and first.raised_by == "it-1" and len(store.found) == 1  # a retry changes nothing
+    assert first.occurrences == 1 and store.published == [("raised", first.finding_id)]
+    again = kwargs | {"request_id": "r-2", "evidence": "report of 2026-10-21"}
+    added = await handlers.raise_finding(office, oversight=oversight(store, date(2026, 10, 21)), **again)  # type: ignore[arg-type]
+    retried = await handlers.raise_finding(office, oversight=oversight(store, date(2026, 10, 21)), **again)  # type: ignore[arg-type]
+    assert added.finding_id == first.finding_id and added.occurrences == 2 and retried == added
+    assert store.found[first.finding_id].evidence == ("report of 2026-10-20", "report of 2026-10-21")
     clerk = Principal("c-1", P, frozenset({Role.DATA_ADMINISTRATOR}))
     with pytest.raises(AccessDenied):
         await handlers.correct_finding(clerk, first.finding_id, "fixed", oversight(store, date(2026, 10, 22)))

@@ -171,9 +171,15 @@ async def raise_finding(
         department_code, category, matter, description, evidence, today, f"{principal.subject}:{request_id}"
     )
     async with oversight.store() as tx:
-        finding = await _apply(tx, suspicion, oversight, principal.subject)
-        if finding is None:  # the same request again
-            finding = await tx.finding(finding_id(suspicion.source_id))
+        answered = await tx.request_answered(suspicion.source_id)
+        if answered is not None:  # the same request again: the finding as it stands, unchanged
+            finding = await tx.finding(answered)
+        else:
+            finding = await _apply(tx, suspicion, oversight, principal.subject)
+            if finding is None:  # raised by this request before requests were recorded
+                finding = await tx.finding(finding_id(suspicion.source_id))
+            assert finding is not None
+            await tx.answer_request(suspicion.source_id, finding.finding_id)
     oversight.changed()
     assert finding is not None
     return finding

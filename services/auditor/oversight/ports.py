@@ -59,6 +59,14 @@ class OversightTransaction(Protocol):
 
     async def finding(self, finding_id: str) -> Finding | None: ...
 
+    async def request_answered(self, request: str) -> str | None:
+        """The finding a command with this request id raised or added to, when it was handled before."""
+        ...
+
+    async def answer_request(self, request: str, finding_id: str) -> None:
+        """Remember that the request raised or added to the finding."""
+        ...
+
     async def save_finding(self, finding: Finding) -> None:
         """Store a new or changed finding; a concurrent change of the same finding fails the transaction."""
         ...

@@ -39,6 +39,7 @@ DAILY = "oversight_daily_counts"
 DEPARTMENTS = "oversight_departments"
 FINDINGS = "oversight_findings"
 SUPPLIES = "oversight_supplies"  # each resource's delivery per its update cycle
+REQUESTS = "oversight_requests"  # the IT office's requests handled, each with the finding it raised or added to
 GROUP = "auditor-oversight"  # the consumer group whose handled events are recorded in processed_events
 
 
@@ -266,6 +267,14 @@ class MongoOversightTransaction:
     async def finding(self, finding_id: str) -> Finding | None:
         doc = await self.tx.db[FINDINGS].find_one({"_id": finding_id}, session=self.tx.session)
         return finding_of(doc) if doc else None
+
+    async def request_answered(self, request: str) -> str | None:
+        doc = await self.tx.db[REQUESTS].find_one({"_id": request}, session=self.tx.session)
+        return doc["finding_id"] if doc else None
+
+    async def answer_request(self, request: str, finding_id: str) -> None:
+        doc = {"_id": request, "finding_id": finding_id, "at": datetime.now().astimezone()}
+        await self.tx.db[REQUESTS].insert_one(doc, session=self.tx.session)
 
     async def save_finding(self, finding: Finding) -> None:
         await self.tx.db[FINDINGS].replace_one(
