@@ -20,7 +20,7 @@ from common.calendar_source import build_calendar
 from common.codec import EventCodec
 from common.events import Event
 from common.kafka import KafkaPublisher
-from common.policy import Principal, Role
+from common.policy import MachineKind, Principal, Role
 from common.runtime import Runtime
 from common.topics import load_topics
 from devstack.samples import catalog_published
@@ -575,3 +575,91 @@ async def test_a_city_of_facts_is_ranked_as_counted_one_department_at_a_time(inf
         )
     finally:
         await runtime.client.aclose()
+
+
+async def test_a_finding_and_its_notices_are_its_department_s_and_oversight_s_only(infra, topics, services, tmp_path):
+    """A finding against one department, escalated to a notice of criticism, and one the IT office raised: the
+    department's people and oversight read them and the notices; another department's people and machines get
+    403. A retried POST /findings returns the finding unchanged."""
+    tag = uuid.uuid4().hex[:6].upper()
+    a, b, code = f"A{tag}", f"B{tag}", f"104{tag[:3]}/{tag}"
+    settings = settings_for(infra)
+    auditor = ServiceProcess("auditor", infra, tmp_path, mongo_database=settings.mongo_database, today="2026-11-02")
+    for group, names in (("auditor-oversight", OBSERVED_TOPICS), ("auditor-trail", AUDITED_TOPICS)):
+        for topic in names:
+            await skip_backlog(infra, f"test{auditor.port}-{group}", topic)
+    services.append(auditor.start())
+    await auditor.wait_ready()
+    publisher = KafkaPublisher(settings, EventCodec.from_folder(), load_topics())
+    await publisher.start()
+    try:
+        late = decision_overdue(f"R{tag}", code, a, b, date(2026, 10, 23), date(2026, 10, 22))
+        await publisher.publish("exchange.share-events", late)
+    finally:
+        await publisher.stop()
+    events = await read_topic(infra.bootstrap, "auditor.findings", 2, where=lambda r: r.key == a.encode())
+    assert [headers_of(r)["event_type"] for r in events] == ["AuditFindingRaised", "AuditFindingEscalated"]
+
+    operator = bearer("IT", Role.IT_OFFICE_OPERATOR, subject="it-operator")
+    own = {
+        "compiler_A": bearer(a, Role.CATALOG_COMPILER, subject="a-compiler"),
+        "admin_A": bearer(a, Role.DATA_ADMINISTRATOR, subject="a-admin"),
+    }
+    oversight = {
+        "operator": operator,
+        "auditor": bearer("IT", Role.AUDITOR, subject="auditor"),
+        "leader": bearer("LG", Role.LEADERSHIP_MEMBER, subject="leader"),
+    }
+    others = {
+        "admin_B": bearer(b, Role.DATA_ADMINISTRATOR, subject="b-admin"),
+        "compiler_B": bearer(b, Role.CATALOG_COMPILER, subject="b-compiler"),
+        "reviewer_B": bearer(b, Role.CATALOG_REVIEWER, subject="b-reviewer"),
+        "adapter_A": bearer(a, subject="adapter-a", machine=MachineKind.ADAPTER),
+        "consumer_B": bearer(b, subject="consumer-b", machine=MachineKind.CONSUMER_SYSTEM),
+    }
+    async with httpx.AsyncClient(base_url=auditor.url, timeout=60) as client:
+        [escalated] = (await client.get("/findings", headers=own["admin_A"])).json()["items"]
+        assert escalated["status"] == "ESCALATED"
+        body = {
+            "department_code": a,
+            "category": "USE_OUTSIDE_PURPOSE",
+            "matter": f"grant:G{tag}",
+            "description": "用于营销",
+            "evidence": "举报材料 2026-10-30",
+            "request_id": f"req-{tag}",
+        }
+        raised = await client.post("/findings", json=body, headers=operator)
+        retried = await client.post("/findings", json=body, headers=operator)
+        assert raised.status_code == retried.status_code == 201 and retried.json() == raised.json()
+        assert raised.json()["occurrences"] == 1
+        more = body | {"request_id": f"req2-{tag}", "evidence": "举报材料 2026-10-31"}
+        added = (await client.post("/findings", json=more, headers=operator)).json()
+        assert (added["finding_id"], added["occurrences"]) == (raised.json()["finding_id"], 2)
+        assert (await client.post("/findings", json=more, headers=operator)).json() == added
+        open_id = added["finding_id"]
+
+        wrong = []
+        for who, headers in (own | oversight | others).items():
+            allowed = who not in others
+            paths = [f"/findings/{open_id}", f"/findings/{escalated['finding_id']}"]
+            paths += [f"/findings/{escalated['finding_id']}/notice.html"]
+            if who in {"admin_A", "auditor"} or not allowed:  # PDFs take a while to lay out: two readers suffice
+                paths.append(f"/findings/{escalated['finding_id']}/notice.pdf")
+            for path in paths:
+                response = await client.get(path, headers=headers)
+                pdf = response.headers.get("content-type") == "application/pdf"
+                shown = pdf or a in response.text  # the department the finding is against
+                if response.status_code != (200 if allowed else 403) or shown != allowed:
+                    wrong.append(f"{who} GET {path} -> {response.status_code} {response.text[:100]}")
+        assert not wrong, "\n".join(wrong)
+        pdf = await client.get(f"/findings/{escalated['finding_id']}/notice.pdf", headers=own["compiler_A"])
+        words = "".join(page.extract_text() for page in pypdf.PdfReader(io.BytesIO(pdf.content)).pages)
+        assert "通报批评" in words and a in words
+
+        correction = {"proof": "已整改"}
+        for who, headers in (others | {"admin_A": own["admin_A"], "auditor": oversight["auditor"]}).items():
+            refused = await client.post(f"/findings/{open_id}/correction", json=correction, headers=headers)
+            assert refused.status_code == 403, (who, refused.text)
+        assert (await client.get(f"/findings/{open_id}", headers=operator)).json()["status"] == "OPEN"
+        done = await client.post(f"/findings/{open_id}/correction", json=correction, headers=operator)
+        assert done.status_code == 200 and done.json()["status"] == "CORRECTED"
