@@ -45,6 +45,7 @@ from services.auditor.domain.scoring import (
     Scoring,
     evaluate,
     rank,
+    within,
 )
 from services.auditor.domain.supply import Supply, delivery_due, stale, supply_after
 from services.auditor.oversight import handlers
@@ -165,6 +166,29 @@ def test_ranking_shares_ranks_for_equal_scores() -> None:
 
     ranked = rank([figures("B", 1), figures("A", 1), figures("C", 3), figures("D", 0)])
     assert [(r.rank, r.figures.department_code) for r in ranked] == [(1, "C"), (2, "A"), (2, "B"), (4, "D")]
+
+
+def test_a_quarter_s_facts_give_each_month_the_figures_of_its_own() -> None:
+    """The quarterly report reads the quarter once; each month narrowed from it counts as the month alone."""
+    october = scripted_october()
+    november = [
+        EntryFact(EntryStep.WITHDRAWN, "R2", P, date(2026, 11, 3)),
+        DecisionFact(DecisionStep.DECIDED, "B", P, date(2026, 11, 2), date(2026, 10, 22), True),
+        DailyCount(Measure.DELIVERED, P, date(2026, 11, 2), "R1"),
+        DailyCount(Measure.REJECTED, P, date(2026, 11, 2), "R1", count=7),
+        DailyCount(Measure.USED, P, date(2026, 11, 4), "R1", "C3", 9),
+    ]
+    quarter = DepartmentActivity(
+        P,
+        october.entries + tuple(f for f in november if isinstance(f, EntryFact)),
+        october.decisions + tuple(f for f in november if isinstance(f, DecisionFact)),
+        october.counts + tuple(f for f in november if isinstance(f, DailyCount)),
+    )
+    alone = evaluate(october, OCTOBER, Scoring(), CAL)
+    assert evaluate(within(quarter, OCTOBER), OCTOBER, Scoring(), CAL) == alone and alone.score == 71.2
+    in_november = within(quarter, Period.parse("2026-11"))
+    assert in_november.decisions == (november[1],)  # October's decisions are not November's
+    assert in_november.counts[-3:] == tuple(november[2:]) and len(in_november.entries) == len(quarter.entries)
 
 
 def test_periods_are_months_or_quarters() -> None:
