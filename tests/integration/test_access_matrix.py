@@ -457,6 +457,7 @@ def matrix(machine_id: str) -> list[tuple[str, str, str, str, dict, set[str]]]:
         ),
         ("auditor", "POST", "/findings", "/findings", {"json": FINDING}, {"operator"}),
         ("auditor", "GET", "/findings", "/findings", {}, PEOPLE),  # each its own department's; oversight all
+        # a finding that exists, read across departments: test_auditor_oversight.py
         ("auditor", "GET", "/findings/{finding_id}", "/findings/none", {}, PEOPLE),
         (
             "auditor",

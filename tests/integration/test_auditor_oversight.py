@@ -7,7 +7,10 @@ from __future__ import annotations
 
 import asyncio
 import io
+import random
 import uuid
+from collections import Counter
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 
 import httpx
@@ -17,9 +20,28 @@ from common.calendar_source import build_calendar
 from common.codec import EventCodec
 from common.events import Event
 from common.kafka import KafkaPublisher
-from common.policy import Role
+from common.policy import MachineKind, Principal, Role
+from common.runtime import Runtime
 from common.topics import load_topics
 from devstack.samples import catalog_published
+from services.auditor.domain.activity import (
+    DailyCount,
+    DecisionFact,
+    DecisionStep,
+    DepartmentFact,
+    EntryFact,
+    EntryStep,
+    Measure,
+    Observed,
+    UpdateCycle,
+    fold_counts,
+)
+from services.auditor.domain.findings import Category, Finding, Status
+from services.auditor.domain.scoring import DepartmentActivity, Period, Ranked, Scoring, evaluate, months_of, rank
+from services.auditor.oversight import handlers
+from services.auditor.oversight.adapters.mongo import FINDINGS, MongoOversightStore, ensure_indexes, finding_doc
+from services.auditor.oversight.adapters.watch import FixedClock
+from services.auditor.oversight.handlers import Oversight
 from services.auditor.oversight.ports import OBSERVED_TOPICS
 from services.auditor.ports import AUDITED_TOPICS
 from tests.adapter_keys import directory_says
@@ -380,3 +402,264 @@ async def test_an_open_finding_escalates_once_its_deadline_has_passed(infra, top
         assert (after["status"], after["escalated_on"]) == ("ESCALATED", "2026-11-02")
         notice = await client.get(f"/findings/{finding['finding_id']}/notice.html")
     assert notice.status_code == 200 and "通报批评" in notice.text and "2026-10-30" in notice.text
+
+
+# -- the evaluation at scale -------------------------------------------------------------------------------
+
+QUARTER = Period.parse("2026-Q4")
+CYCLES = [UpdateCycle.DAILY] * 3 + [UpdateCycle.WEEKLY] * 2 + [UpdateCycle.MONTHLY] * 2
+CYCLES += [UpdateCycle.QUARTERLY, UpdateCycle.HALF_YEARLY, UpdateCycle.YEARLY]
+
+
+@dataclass
+class Volume:
+    """A city's worth of projected facts: departments, their entries' history, decisions, daily counts and
+    findings, drawn from a seeded random generator."""
+
+    departments: list[DepartmentFact]
+    observed: list[Observed]
+    counts: list[DailyCount]
+    findings: list[Finding]
+
+
+def volume(departments: int = 40, since: date = date(2025, 10, 1), until: date = date(2026, 12, 31)) -> Volume:
+    rnd = random.Random(20261127)
+    codes = [f"D{n:02d}{'0' * 15}" for n in range(departments)]
+    days = [since + timedelta(days=i) for i in range((until - since).days + 1)]
+    working = [d for d in days if CAL.is_working_day(d)]
+    observed: list[Observed] = []
+    counts: list[DailyCount] = []
+    findings: list[Finding] = []
+
+    def fact(f: object) -> None:
+        observed.append(Observed(uuid.UUID(int=rnd.getrandbits(128)).hex, f))  # type: ignore[arg-type]
+
+    for n, code in enumerate(codes):
+        for k, cycle in enumerate(CYCLES):
+            resource = f"{101 + k % 3}{n:03d}/{k:06d}"
+            first = since + timedelta(days=rnd.randrange(0, 300))
+            fact(EntryFact(EntryStep.PUBLISHED, resource, code, first, 1, cycle))
+            version = 1
+            for _ in range(rnd.randrange(0, 3)):
+                reported = rnd.choice([d for d in working if d > first])
+                due = CAL.add_working_days(reported, 5)
+                fact(EntryFact(EntryStep.CHANGE_REPORTED, resource, code, reported, due_on=due))
+                if rnd.random() < 0.2:
+                    fact(
+                        EntryFact(
+                            EntryStep.OVERDUE,
+                            resource,
+                            code,
+                            due + timedelta(days=1),
+                            due_on=due,
+                            overdue_kind="UPDATE_AFTER_CHANGE",
+                        )
+                    )
+                version += 1
+                fact(
+                    EntryFact(
+                        EntryStep.PUBLISHED,
+                        resource,
+                        code,
+                        reported + timedelta(days=rnd.randrange(0, 12)),
+                        version,
+                        cycle,
+                    )
+                )
+            if rnd.random() < 0.3:
+                fact(EntryFact(EntryStep.MAINTAINED, resource, code, rnd.choice(days)))
+            if rnd.random() < 0.05:
+                fact(EntryFact(EntryStep.WITHDRAWN, resource, code, rnd.choice(days[-80:])))
+            span = {UpdateCycle.DAILY: 1, UpdateCycle.WEEKLY: 7, UpdateCycle.MONTHLY: 30}.get(cycle, 90)
+            for d in days[(first - since).days :: span]:
+                if cycle is UpdateCycle.DAILY and not CAL.is_working_day(d):
+                    continue
+                if rnd.random() < 0.9:
+                    day = min(until, d + timedelta(days=rnd.randrange(0, span)))
+                    counts.append(DailyCount(Measure.DELIVERED, code, day, resource, count=rnd.randrange(1, 50)))
+                if cycle is UpdateCycle.DAILY and rnd.random() < 0.05:
+                    counts.append(DailyCount(Measure.REJECTED, code, d, resource, count=rnd.randrange(1, 5)))
+        for d in working:
+            if rnd.random() < 0.3:
+                consumer, k = rnd.choice(codes), rnd.randrange(len(CYCLES))
+                resource = f"{101 + k % 3}{n:03d}/{k:06d}"
+                counts.append(DailyCount(Measure.USED, code, d, resource, consumer, rnd.randrange(1, 20)))
+        for r in range(20):
+            asked = rnd.choice(days[-120:])
+            due = CAL.add_working_days(asked, 10)
+            request = f"S{n:02d}{r:03d}"
+            if rnd.random() < 0.2:
+                fact(DecisionFact(DecisionStep.OVERDUE, request, code, due + timedelta(days=1), due))
+            if rnd.random() < 0.8:
+                day = asked + timedelta(days=rnd.randrange(0, 20))
+                fact(DecisionFact(DecisionStep.DECIDED, request, code, day, due, day > due))
+        for f in range(60):
+            detected = rnd.choice(days[-90:])
+            findings.append(
+                Finding(
+                    f"F{n:02d}{f:04d}",
+                    code,
+                    rnd.choice(list(Category)),
+                    f"entry:{f}",
+                    "x",
+                    detected,
+                    CAL.add_working_days(detected, 10),
+                    "auditor",
+                    ("x",),
+                    status=Status.OPEN if rnd.random() < 0.7 else Status.CORRECTED,
+                )
+            )
+    named = [DepartmentFact(c, f"部门{c[:3]}", True) for c in codes[:-2]]  # the last two only by their facts
+    named.append(DepartmentFact("IT" + "0" * 16, "市信息化工作办公室", False))
+    return Volume(named, observed, fold_counts(counts), findings)
+
+
+def as_once_read(v: Volume, period: Period) -> list[Ranked]:
+    """The ranking as the auditor first counted it: every fact each department had in the period (deliveries
+    from a year before), evaluated one department at a time."""
+    since, start, until = period.start - timedelta(days=366), period.start, period.end
+    entries = [o.fact for o in v.observed if isinstance(o.fact, EntryFact) and o.fact.day <= until]
+    decisions = [o.fact for o in v.observed if isinstance(o.fact, DecisionFact) and start <= o.fact.day <= until]
+    counts = [c for c in v.counts if (since if c.measure is Measure.DELIVERED else start) <= c.day <= until]
+    codes = {d.department_code for d in v.departments if d.evaluated}
+    codes |= {f.provider_code for f in entries} | {f.provider_code for f in decisions}
+    codes |= {c.department_code for c in counts}
+    activities = [
+        DepartmentActivity(
+            code,
+            tuple(f for f in entries if f.provider_code == code),
+            tuple(f for f in decisions if f.provider_code == code),
+            tuple(c for c in counts if c.department_code == code),
+        )
+        for code in sorted(codes)
+        if code != "IT" + "0" * 16
+    ]
+    return rank(evaluate(a, period, Scoring(), CAL) for a in activities)
+
+
+async def project_volume(v: Volume, runtime: Runtime) -> None:
+    """The facts written as the consumer writes them, a batch at a time; the findings as the handlers save them."""
+    store = MongoOversightStore(runtime)
+    await ensure_indexes(runtime.db)
+    departments = [Observed(f"dep-{d.department_code}", d) for d in v.departments]
+    async with store() as tx:
+        await tx.project(departments + v.observed, [], [])
+    for i in range(0, len(v.counts), 5000):
+        async with store() as tx:
+            await tx.project([], v.counts[i : i + 5000], [])
+    await runtime.db[FINDINGS].insert_many([finding_doc(f) for f in v.findings])
+
+
+async def test_a_city_of_facts_is_ranked_as_counted_one_department_at_a_time(infra) -> None:
+    """40 departments, their entries' history and more than a year of daily counts: the ranking of a month and
+    of a quarter, a quarter's report with its months, a department's figures and the open findings per
+    category come out as evaluating each department over all its facts does."""
+    runtime = Runtime.build("auditor", settings_for(infra))
+    v = volume(since=date(2026, 3, 1))
+    assert len(v.counts) > 15_000 and len(v.observed) > 1_500
+    await project_volume(v, runtime)
+    oversight = Oversight(store=MongoOversightStore(runtime), clock=FixedClock(date(2027, 1, 4)), calendar=CAL)
+    try:
+        november = Period.parse("2026-11")
+        assert await handlers.ranking(november, oversight) == as_once_read(v, november)
+        report = await handlers.evaluation_report(QUARTER, oversight)
+        assert list(report.ranking) == as_once_read(v, QUARTER) and len(report.ranking) == 40
+        assert [(p.label, list(r)) for p, r in report.months] == [
+            (m.label, as_once_read(v, m)) for m in months_of(QUARTER)
+        ]
+        office = Principal("it", "IT", frozenset({Role.IT_OFFICE_OPERATOR}))
+        [one] = [r.figures for r in as_once_read(v, november) if r.figures.department_code == "D07" + "0" * 15]
+        assert await handlers.department_figures(office, one.department_code, november, oversight) == one
+        assert await handlers.open_findings(oversight) == Counter(
+            f.category for f in v.findings if f.status is Status.OPEN
+        )
+    finally:
+        await runtime.client.aclose()
+
+
+async def test_a_finding_and_its_notices_are_its_department_s_and_oversight_s_only(infra, topics, services, tmp_path):
+    """A finding against one department, escalated to a notice of criticism, and one the IT office raised: the
+    department's people and oversight read them and the notices; another department's people and machines get
+    403. A retried POST /findings returns the finding unchanged."""
+    tag = uuid.uuid4().hex[:6].upper()
+    a, b, code = f"A{tag}", f"B{tag}", f"104{tag[:3]}/{tag}"
+    settings = settings_for(infra)
+    auditor = ServiceProcess("auditor", infra, tmp_path, mongo_database=settings.mongo_database, today="2026-11-02")
+    for group, names in (("auditor-oversight", OBSERVED_TOPICS), ("auditor-trail", AUDITED_TOPICS)):
+        for topic in names:
+            await skip_backlog(infra, f"test{auditor.port}-{group}", topic)
+    services.append(auditor.start())
+    await auditor.wait_ready()
+    publisher = KafkaPublisher(settings, EventCodec.from_folder(), load_topics())
+    await publisher.start()
+    try:
+        late = decision_overdue(f"R{tag}", code, a, b, date(2026, 10, 23), date(2026, 10, 22))
+        await publisher.publish("exchange.share-events", late)
+    finally:
+        await publisher.stop()
+    events = await read_topic(infra.bootstrap, "auditor.findings", 2, where=lambda r: r.key == a.encode())
+    assert [headers_of(r)["event_type"] for r in events] == ["AuditFindingRaised", "AuditFindingEscalated"]
+
+    operator = bearer("IT", Role.IT_OFFICE_OPERATOR, subject="it-operator")
+    own = {
+        "compiler_A": bearer(a, Role.CATALOG_COMPILER, subject="a-compiler"),
+        "admin_A": bearer(a, Role.DATA_ADMINISTRATOR, subject="a-admin"),
+    }
+    oversight = {
+        "operator": operator,
+        "auditor": bearer("IT", Role.AUDITOR, subject="auditor"),
+        "leader": bearer("LG", Role.LEADERSHIP_MEMBER, subject="leader"),
+    }
+    others = {
+        "admin_B": bearer(b, Role.DATA_ADMINISTRATOR, subject="b-admin"),
+        "compiler_B": bearer(b, Role.CATALOG_COMPILER, subject="b-compiler"),
+        "reviewer_B": bearer(b, Role.CATALOG_REVIEWER, subject="b-reviewer"),
+        "adapter_A": bearer(a, subject="adapter-a", machine=MachineKind.ADAPTER),
+        "consumer_B": bearer(b, subject="consumer-b", machine=MachineKind.CONSUMER_SYSTEM),
+    }
+    async with httpx.AsyncClient(base_url=auditor.url, timeout=60) as client:
+        [escalated] = (await client.get("/findings", headers=own["admin_A"])).json()["items"]
+        assert escalated["status"] == "ESCALATED"
+        body = {
+            "department_code": a,
+            "category": "USE_OUTSIDE_PURPOSE",
+            "matter": f"grant:G{tag}",
+            "description": "用于营销",
+            "evidence": "举报材料 2026-10-30",
+            "request_id": f"req-{tag}",
+        }
+        raised = await client.post("/findings", json=body, headers=operator)
+        retried = await client.post("/findings", json=body, headers=operator)
+        assert raised.status_code == retried.status_code == 201 and retried.json() == raised.json()
+        assert raised.json()["occurrences"] == 1
+        more = body | {"request_id": f"req2-{tag}", "evidence": "举报材料 2026-10-31"}
+        added = (await client.post("/findings", json=more, headers=operator)).json()
+        assert (added["finding_id"], added["occurrences"]) == (raised.json()["finding_id"], 2)
+        assert (await client.post("/findings", json=more, headers=operator)).json() == added
+        open_id = added["finding_id"]
+
+        wrong = []
+        for who, headers in (own | oversight | others).items():
+            allowed = who not in others
+            paths = [f"/findings/{open_id}", f"/findings/{escalated['finding_id']}"]
+            paths += [f"/findings/{escalated['finding_id']}/notice.html"]
+            if who in {"admin_A", "auditor"} or not allowed:  # PDFs take a while to lay out: two readers suffice
+                paths.append(f"/findings/{escalated['finding_id']}/notice.pdf")
+            for path in paths:
+                response = await client.get(path, headers=headers)
+                pdf = response.headers.get("content-type") == "application/pdf"
+                shown = pdf or a in response.text  # the department the finding is against
+                if response.status_code != (200 if allowed else 403) or shown != allowed:
+                    wrong.append(f"{who} GET {path} -> {response.status_code} {response.text[:100]}")
+        assert not wrong, "\n".join(wrong)
+        pdf = await client.get(f"/findings/{escalated['finding_id']}/notice.pdf", headers=own["compiler_A"])
+        words = "".join(page.extract_text() for page in pypdf.PdfReader(io.BytesIO(pdf.content)).pages)
+        assert "通报批评" in words and a in words
+
+        correction = {"proof": "已整改"}
+        for who, headers in (others | {"admin_A": own["admin_A"], "auditor": oversight["auditor"]}).items():
+            refused = await client.post(f"/findings/{open_id}/correction", json=correction, headers=headers)
+            assert refused.status_code == 403, (who, refused.text)
+        assert (await client.get(f"/findings/{open_id}", headers=operator)).json()["status"] == "OPEN"
+        done = await client.post(f"/findings/{open_id}/correction", json=correction, headers=operator)
+        assert done.status_code == 200 and done.json()["status"] == "CORRECTED"

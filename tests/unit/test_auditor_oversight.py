@@ -45,6 +45,7 @@ from services.auditor.domain.scoring import (
     Scoring,
     evaluate,
     rank,
+    within,
 )
 from services.auditor.domain.supply import Supply, delivery_due, stale, supply_after
 from services.auditor.oversight import handlers
@@ -167,6 +168,29 @@ def test_ranking_shares_ranks_for_equal_scores() -> None:
     assert [(r.rank, r.figures.department_code) for r in ranked] == [(1, "C"), (2, "A"), (2, "B"), (4, "D")]
 
 
+def test_a_quarter_s_facts_give_each_month_the_figures_of_its_own() -> None:
+    """The quarterly report reads the quarter once; each month narrowed from it counts as the month alone."""
+    october = scripted_october()
+    november = [
+        EntryFact(EntryStep.WITHDRAWN, "R2", P, date(2026, 11, 3)),
+        DecisionFact(DecisionStep.DECIDED, "B", P, date(2026, 11, 2), date(2026, 10, 22), True),
+        DailyCount(Measure.DELIVERED, P, date(2026, 11, 2), "R1"),
+        DailyCount(Measure.REJECTED, P, date(2026, 11, 2), "R1", count=7),
+        DailyCount(Measure.USED, P, date(2026, 11, 4), "R1", "C3", 9),
+    ]
+    quarter = DepartmentActivity(
+        P,
+        october.entries + tuple(f for f in november if isinstance(f, EntryFact)),
+        october.decisions + tuple(f for f in november if isinstance(f, DecisionFact)),
+        october.counts + tuple(f for f in november if isinstance(f, DailyCount)),
+    )
+    alone = evaluate(october, OCTOBER, Scoring(), CAL)
+    assert evaluate(within(quarter, OCTOBER), OCTOBER, Scoring(), CAL) == alone and alone.score == 71.2
+    in_november = within(quarter, Period.parse("2026-11"))
+    assert in_november.decisions == (november[1],)  # October's decisions are not November's
+    assert in_november.counts[-3:] == tuple(november[2:]) and len(in_november.entries) == len(quarter.entries)
+
+
 def test_periods_are_months_or_quarters() -> None:
     assert Period.parse("2026-02").end == date(2026, 2, 28)
     for bad in ("2026-13", "2026-Q5", "1999-01", "2026-1", "x"):
@@ -254,6 +278,7 @@ class FakeStore:
         self.found: dict[str, Finding] = {}
         self.published: list = []
         self.supplies: dict[str, Supply] = {}
+        self.requests: dict[str, str] = {}
 
     @asynccontextmanager
     async def __call__(self) -> AsyncIterator[FakeStore]:
@@ -287,6 +312,12 @@ class FakeStore:
 
     async def save_finding(self, finding: Finding) -> None:
         self.found[finding.finding_id] = finding
+
+    async def request_answered(self, request: str) -> str | None:
+        return self.requests.get(request)
+
+    async def answer_request(self, request: str, finding_id: str) -> None:
+        self.requests[request] = finding_id
 
     async def overdue_findings(self, today: date, limit: int) -> list[Finding]:
         return [f for f in self.found.values() if f.status is Status.OPEN and f.correct_by < today][:limit]
@@ -382,7 +413,13 @@ async def test_the_it_office_raises_a_finding_once_per_request_and_closes_it_wit
     )
     first = await handlers.raise_finding(office, oversight=oversight(store, date(2026, 10, 21)), **kwargs)  # type: ignore[arg-type]
     second = await handlers.raise_finding(office, oversight=oversight(store, date(2026, 10, 21)), **kwargs)  # type: ignore[arg-type]
-    assert first.finding_id == second.finding_id and first.raised_by == "it-1" and len(store.found) == 1
+    assert second == first and first.raised_by == "it-1" and len(store.found) == 1  # a retry changes nothing
+    assert first.occurrences == 1 and store.published == [("raised", first.finding_id)]
+    again = kwargs | {"request_id": "r-2", "evidence": "report of 2026-10-21"}
+    added = await handlers.raise_finding(office, oversight=oversight(store, date(2026, 10, 21)), **again)  # type: ignore[arg-type]
+    retried = await handlers.raise_finding(office, oversight=oversight(store, date(2026, 10, 21)), **again)  # type: ignore[arg-type]
+    assert added.finding_id == first.finding_id and added.occurrences == 2 and retried == added
+    assert store.found[first.finding_id].evidence == ("report of 2026-10-20", "report of 2026-10-21")
     clerk = Principal("c-1", P, frozenset({Role.DATA_ADMINISTRATOR}))
     with pytest.raises(AccessDenied):
         await handlers.correct_finding(clerk, first.finding_id, "fixed", oversight(store, date(2026, 10, 22)))

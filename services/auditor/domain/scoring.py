@@ -15,7 +15,7 @@ from __future__ import annotations
 import calendar
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
 from typing import Protocol
 
@@ -148,12 +148,36 @@ class Period:
 class DepartmentActivity:
     """The facts of one department the evaluation of a period reads: its entries' history up to the end of the
     period, its deliveries from a year before the period (cycles reach back), its decisions and other counts
-    of the period."""
+    of the period. Counts may come summed (a month's uses of a resource by a consumer, dated on the first
+    day of it) and, before the period, only each resource's latest delivery: the figures read no more."""
 
     department_code: str
     entries: tuple[EntryFact, ...] = ()
     decisions: tuple[DecisionFact, ...] = ()
     counts: tuple[DailyCount, ...] = ()
+
+    @property
+    def has_facts(self) -> bool:
+        return bool(self.entries or self.decisions or self.counts)
+
+
+def deliveries_from(period: Period) -> date:
+    """How far back a period's evaluation reads deliveries: a yearly cycle's window reaches back a year."""
+    return period.start - timedelta(days=366)
+
+
+def within(activity: DepartmentActivity, period: Period) -> DepartmentActivity:
+    """What the activity read for a longer span (a quarter) holds for one of its periods (a month): entries to
+    the period's end, deliveries from `deliveries_from(period)`, decisions and other counts of the period."""
+    since, start, end = deliveries_from(period), period.start, period.end
+    return replace(
+        activity,
+        entries=tuple(f for f in activity.entries if f.day <= end),
+        decisions=tuple(f for f in activity.decisions if start <= f.day <= end),
+        counts=tuple(
+            c for c in activity.counts if (since if c.measure is Measure.DELIVERED else start) <= c.day <= end
+        ),
+    )
 
 
 @dataclass(frozen=True)

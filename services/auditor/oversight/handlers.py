@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
-from datetime import date, timedelta
+from datetime import date
 from typing import Any, TypeVar
 
 from common.errors import Conflict, NotFound
@@ -34,9 +34,11 @@ from services.auditor.domain.scoring import (
     Ranked,
     Scoring,
     WorkingDays,
+    deliveries_from,
     evaluate,
     months_of,
     rank,
+    within,
 )
 from services.auditor.domain.supply import Supply, delivered_remedy, stale, stale_suspicion, supply_after
 from services.auditor.oversight.ports import Clock, OversightStore, OversightTransaction
@@ -169,9 +171,15 @@ async def raise_finding(
         department_code, category, matter, description, evidence, today, f"{principal.subject}:{request_id}"
     )
     async with oversight.store() as tx:
-        finding = await _apply(tx, suspicion, oversight, principal.subject)
-        if finding is None:  # the same request again
-            finding = await tx.finding(finding_id(suspicion.source_id))
+        answered = await tx.request_answered(suspicion.source_id)
+        if answered is not None:  # the same request again: the finding as it stands, unchanged
+            finding = await tx.finding(answered)
+        else:
+            finding = await _apply(tx, suspicion, oversight, principal.subject)
+            if finding is None:  # raised by this request before requests were recorded
+                finding = await tx.finding(finding_id(suspicion.source_id))
+            assert finding is not None
+            await tx.answer_request(suspicion.source_id, finding.finding_id)
     oversight.changed()
     assert finding is not None
     return finding
@@ -243,16 +251,12 @@ def _oversees(principal: Principal) -> bool:
 # -- evaluation --------------------------------------------------------------------------------------------
 
 
-def _since(period: Period) -> date:
-    return period.start - timedelta(days=366)  # deliveries: a yearly cycle's window reaches back a year
-
-
 async def department_figures(
     principal: Principal, department_code: str, period: Period, oversight: Oversight
 ) -> Figures:
     """A department's figures for a period and how each was counted: its own, or any for oversight."""
     authorize(principal, "auditor.evaluation.read", Target(department_code=department_code))
-    found = await oversight.store.activity([department_code], _since(period), period.start, period.end)
+    found = await oversight.store.activity([department_code], deliveries_from(period), period.start, period.end)
     figures: Figures = await oversight.offload(
         lambda: evaluate(found[0], period, oversight.scoring, oversight.calendar)
     )
@@ -261,15 +265,25 @@ async def department_figures(
 
 async def ranking(period: Period, oversight: Oversight) -> list[Ranked]:
     """Every evaluated department's figures for the period, ranked."""
-    departments = await oversight.store.departments()
-    everyone = await oversight.store.activity(None, _since(period), period.start, period.end)
-    evaluated = [
-        a for a in everyone if a.department_code not in departments or departments[a.department_code].evaluated
-    ]
-    ranked: list[Ranked] = await oversight.offload(
-        lambda: rank(evaluate(a, period, oversight.scoring, oversight.calendar) for a in evaluated)
-    )
+    [ranked] = await _rankings(period, [period], oversight)
     return ranked
+
+
+async def _rankings(span: Period, periods: list[Period], oversight: Oversight) -> list[list[Ranked]]:
+    """The rankings of periods within `span` (a quarter and its months), from one read of the span's facts;
+    the evaluation runs off the event loop."""
+    departments = await oversight.store.departments()
+    everyone = await oversight.store.activity(None, deliveries_from(span), span.start, span.end)
+    listed = {code for code, d in departments.items() if d.evaluated and d.active}
+    not_evaluated = {code for code, d in departments.items() if not d.evaluated}
+
+    def ranked(period: Period) -> list[Ranked]:
+        seen = (within(a, period) for a in everyone if a.department_code not in not_evaluated)
+        evaluated = (a for a in seen if a.department_code in listed or a.has_facts)
+        return rank(evaluate(a, period, oversight.scoring, oversight.calendar) for a in evaluated)
+
+    rankings: list[list[Ranked]] = await oversight.offload(lambda: [ranked(p) for p in periods])
+    return rankings
 
 
 def current_month(oversight: Oversight) -> Period:
@@ -278,13 +292,13 @@ def current_month(oversight: Oversight) -> Period:
 
 async def evaluation_report(period: Period, oversight: Oversight) -> EvaluationReport:
     """The period's report: its ranking, and for a quarter each month's."""
-    ranked = await ranking(period, oversight)
-    months = [(m, tuple(await ranking(m, oversight))) for m in months_of(period)]
+    months = months_of(period)
+    ranked, *monthly = await _rankings(period, [period, *months], oversight)
     departments = await oversight.store.departments()
     return EvaluationReport(
         period,
         tuple(ranked),
-        tuple(months),
+        tuple((m, tuple(r)) for m, r in zip(months, monthly, strict=True)),
         {code: d.name for code, d in departments.items()},
         dict(oversight.scoring.weights),
         oversight.clock.today(),
@@ -301,6 +315,6 @@ async def notice_for(principal: Principal, finding_id: str, oversight: Oversight
     return found, known.name if known else found.department_code
 
 
-async def open_findings(oversight: Oversight) -> list[Finding]:
-    found, _ = await oversight.store.findings(department_code=None, status=Status.OPEN, offset=0, limit=100_000)
-    return found
+async def open_findings(oversight: Oversight) -> dict[Category, int]:
+    """How many findings are open, per category."""
+    return await oversight.store.open_findings()

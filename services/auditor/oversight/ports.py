@@ -59,6 +59,14 @@ class OversightTransaction(Protocol):
 
     async def finding(self, finding_id: str) -> Finding | None: ...
 
+    async def request_answered(self, request: str) -> str | None:
+        """The finding a command with this request id raised or added to, when it was handled before."""
+        ...
+
+    async def answer_request(self, request: str, finding_id: str) -> None:
+        """Remember that the request raised or added to the finding."""
+        ...
+
     async def save_finding(self, finding: Finding) -> None:
         """Store a new or changed finding; a concurrent change of the same finding fails the transaction."""
         ...
@@ -84,9 +92,10 @@ class OversightStore(Protocol):
     async def activity(
         self, department_codes: list[str] | None, deliveries_since: date, start: date, until: date
     ) -> list[DepartmentActivity]:
-        """Each department's entry history to `until`, its deliveries from `deliveries_since`, its decisions and
-        other counts from `start`, all to `until`: the departments named, or every department the directory
-        or the facts know."""
+        """Each department's entry history to `until`, its deliveries from `start` and, from `deliveries_since`
+        to `start`, each resource's latest, its decisions and other counts from `start` (counts may come summed
+        per month), all to `until`: the departments named, or every department the directory lists as active
+        and evaluated or the facts know."""
         ...
 
     async def departments(self) -> dict[str, DepartmentFact]: ...
@@ -96,6 +105,10 @@ class OversightStore(Protocol):
     ) -> tuple[list[Finding], int]: ...
 
     async def finding(self, finding_id: str) -> Finding | None: ...
+
+    async def open_findings(self) -> dict[Category, int]:
+        """How many findings are open, per category (counted by the database)."""
+        ...
 
     async def next_deadline(self) -> date | None:
         """The earliest deadline of an open finding."""

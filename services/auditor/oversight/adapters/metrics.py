@@ -3,11 +3,9 @@ rank, and the open findings per category."""
 
 from __future__ import annotations
 
-from collections import Counter
-
 from prometheus_client import Gauge
 
-from services.auditor.domain.findings import Category, Finding
+from services.auditor.domain.findings import Category
 from services.auditor.domain.scoring import Ranked
 
 SCORE = Gauge("datashare_evaluation_score", "Evaluation score of the current month (0-100)", ["department"])
@@ -20,7 +18,7 @@ RATE = Gauge(
 FINDINGS_OPEN = Gauge("datashare_findings_open", "Open Art. 24 findings", ["category"])
 
 
-def show(ranked: list[Ranked], open_findings: list[Finding]) -> None:
+def show(ranked: list[Ranked], open_findings: dict[Category, int]) -> None:
     SCORE.clear()
     RANK.clear()
     RATE.clear()
@@ -31,6 +29,5 @@ def show(ranked: list[Ranked], open_findings: list[Finding]) -> None:
         for i in r.figures.indicators:
             if i.rate is not None:
                 RATE.labels(code, i.name).set(i.rate)
-    per_category = Counter(f.category for f in open_findings)
     for category in Category:
-        FINDINGS_OPEN.labels(category.value).set(per_category[category])
+        FINDINGS_OPEN.labels(category.value).set(open_findings.get(category, 0))

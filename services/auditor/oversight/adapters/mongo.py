@@ -4,11 +4,14 @@ the findings; a batch's writes, the events it announces and the record of what i
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from datetime import date, datetime
 from typing import Any
 
+import bson
+from bson.codec_options import CodecOptions
 from pymongo import ASCENDING, UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
 
@@ -36,6 +39,7 @@ DAILY = "oversight_daily_counts"
 DEPARTMENTS = "oversight_departments"
 FINDINGS = "oversight_findings"
 SUPPLIES = "oversight_supplies"  # each resource's delivery per its update cycle
+REQUESTS = "oversight_requests"  # the IT office's requests handled, each with the finding it raised or added to
 GROUP = "auditor-oversight"  # the consumer group whose handled events are recorded in processed_events
 
 
@@ -264,6 +268,14 @@ class MongoOversightTransaction:
         doc = await self.tx.db[FINDINGS].find_one({"_id": finding_id}, session=self.tx.session)
         return finding_of(doc) if doc else None
 
+    async def request_answered(self, request: str) -> str | None:
+        doc = await self.tx.db[REQUESTS].find_one({"_id": request}, session=self.tx.session)
+        return doc["finding_id"] if doc else None
+
+    async def answer_request(self, request: str, finding_id: str) -> None:
+        doc = {"_id": request, "finding_id": finding_id, "at": datetime.now().astimezone()}
+        await self.tx.db[REQUESTS].insert_one(doc, session=self.tx.session)
+
     async def save_finding(self, finding: Finding) -> None:
         await self.tx.db[FINDINGS].replace_one(
             {"_id": finding.finding_id}, finding_doc(finding), upsert=True, session=self.tx.session
@@ -297,6 +309,81 @@ class MongoOversightTransaction:
         return [supply_of(doc) async for doc in cursor]
 
 
+COUNT_FIELDS = {"measure": 1, "department_code": 1, "day": 1, "resource_code": 1, "other": 1, "count": 1}
+
+
+def latest_delivery(match: dict[str, Any]) -> list[dict[str, Any]]:
+    """Each resource's latest delivery: all a cycle's window reaching back before the period asks of them."""
+    key = {"department_code": "$department_code", "resource_code": "$resource_code"}
+    latest = {"day": {"$first": "$day"}, "count": {"$first": "$count"}}
+    return [
+        {"$match": match},
+        {"$sort": {"day": -1}},
+        {"$group": {"_id": key} | latest},
+        _as_count({"$literal": Measure.DELIVERED.value}),
+    ]
+
+
+def per_month(match: dict[str, Any]) -> list[dict[str, Any]]:
+    """Refusals and uses summed per month, resource and consumer, dated on their first day in the month."""
+    key = {
+        "measure": "$measure",
+        "department_code": "$department_code",
+        "resource_code": "$resource_code",
+        "other": "$other",
+        "month": {"$dateToString": {"format": "%Y-%m", "date": "$day"}},
+    }
+    summed = {"day": {"$min": "$day"}, "count": {"$sum": "$count"}}
+    return [{"$match": match}, {"$group": {"_id": key} | summed}, _as_count("$_id.measure")]
+
+
+def _as_count(measure: Any) -> dict[str, Any]:
+    fields = {f: f"$_id.{f}" for f in ("department_code", "resource_code")}
+    return {
+        "$project": {
+            "_id": 0,
+            "measure": measure,
+            "other": {"$ifNull": ["$_id.other", ""]},
+            **fields,
+            "day": 1,
+            "count": 1,
+        }
+    }
+
+
+async def _raw(cursor: Any) -> list[bytes]:
+    return [batch async for batch in cursor]
+
+
+def _activities(
+    codes: list[str],
+    with_facts: bool,
+    entries: list[bytes],
+    decisions: list[bytes],
+    counts: list[bytes],
+    options: CodecOptions,
+) -> list[DepartmentActivity]:
+    """Decoded and grouped per department in one pass: the departments listed, and with `with_facts` those
+    the facts name too."""
+    found: dict[str, tuple[list[EntryFact], list[DecisionFact], list[DailyCount]]] = {c: ([], [], []) for c in codes}
+
+    def of(code: str) -> tuple[list[EntryFact], list[DecisionFact], list[DailyCount]]:
+        return found.setdefault(code, ([], [], [])) if with_facts else found[code]
+
+    for doc in _decoded(entries, options):
+        of(doc["provider_code"])[0].append(_entry_of(doc))
+    for doc in _decoded(decisions, options):
+        of(doc["provider_code"])[1].append(_decision_of(doc))
+    for doc in _decoded(counts, options):
+        of(doc["department_code"])[2].append(_count_of(doc))
+    return [DepartmentActivity(c, tuple(e), tuple(d), tuple(n)) for c, (e, d, n) in sorted(found.items())]
+
+
+def _decoded(batches: list[bytes], options: CodecOptions) -> Iterator[dict[str, Any]]:
+    for batch in batches:
+        yield from bson.decode_all(batch, options)
+
+
 class MongoOversightStore:
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
@@ -313,30 +400,30 @@ class MongoOversightStore:
     async def activity(
         self, department_codes: list[str] | None, deliveries_since: date, start: date, until: date
     ) -> list[DepartmentActivity]:
+        """Read as raw BSON on the event loop, summed by the database where the figures need no more, decoded and
+        grouped per department in a thread: a city's year of counts must not stall the loop."""
         by_provider: dict[str, Any] = {} if department_codes is None else {"provider_code": {"$in": department_codes}}
         by_department: dict[str, Any] = (
             {} if department_codes is None else {"department_code": {"$in": department_codes}}
         )
         in_period = {"day": {"$gte": _dt(start), "$lte": _dt(until)}}
-        entries = [_entry_of(d) async for d in self.db[ENTRY_FACTS].find(by_provider | {"day": {"$lte": _dt(until)}})]
-        decisions = [_decision_of(d) async for d in self.db[DECISION_FACTS].find(by_provider | in_period)]
-        deliveries = {"measure": Measure.DELIVERED.value, "day": {"$gte": _dt(deliveries_since), "$lte": _dt(until)}}
-        others = {"measure": {"$ne": Measure.DELIVERED.value}} | in_period
-        counts = [_count_of(d) async for d in self.db[DAILY].find(by_department | {"$or": [deliveries, others]})]
-        codes = set(department_codes or ())
-        if department_codes is None:
-            codes = {d["_id"] async for d in self.db[DEPARTMENTS].find({"evaluated": True, "active": True}, {"_id": 1})}
-            codes |= {f.provider_code for f in entries} | {f.provider_code for f in decisions}
-            codes |= {c.department_code for c in counts}
-        return [
-            DepartmentActivity(
-                code,
-                tuple(f for f in entries if f.provider_code == code),
-                tuple(f for f in decisions if f.provider_code == code),
-                tuple(c for c in counts if c.department_code == code),
-            )
-            for code in sorted(codes)
-        ]
+        delivered = {"measure": Measure.DELIVERED.value}
+        entries = await _raw(self.db[ENTRY_FACTS].find_raw_batches(by_provider | {"day": {"$lte": _dt(until)}}))
+        decisions = await _raw(self.db[DECISION_FACTS].find_raw_batches(by_provider | in_period))
+        counts = await _raw(self.db[DAILY].find_raw_batches(by_department | delivered | in_period, COUNT_FIELDS))
+        earlier = {"day": {"$gte": _dt(deliveries_since), "$lt": _dt(start)}}
+        counts += await _raw(
+            await self.db[DAILY].aggregate_raw_batches(latest_delivery(by_department | delivered | earlier))
+        )
+        others = by_department | {"measure": {"$ne": Measure.DELIVERED.value}} | in_period
+        counts += await _raw(await self.db[DAILY].aggregate_raw_batches(per_month(others)))
+        codes = department_codes
+        if codes is None:
+            codes = [d["_id"] async for d in self.db[DEPARTMENTS].find({"evaluated": True, "active": True}, {"_id": 1})]
+        options = self.db.codec_options
+        return await asyncio.to_thread(
+            _activities, codes, department_codes is None, entries, decisions, counts, options
+        )
 
     async def departments(self) -> dict[str, DepartmentFact]:
         return {
@@ -365,6 +452,13 @@ class MongoOversightStore:
     async def finding(self, finding_id: str) -> Finding | None:
         doc = await self.db[FINDINGS].find_one({"_id": finding_id})
         return finding_of(doc) if doc else None
+
+    async def open_findings(self) -> dict[Category, int]:
+        pipeline: list[dict[str, Any]] = [
+            {"$match": {"status": Status.OPEN.value}},
+            {"$group": {"_id": "$category", "n": {"$sum": 1}}},
+        ]
+        return {Category(d["_id"]): d["n"] async for d in await self.db[FINDINGS].aggregate(pipeline)}
 
     async def next_deadline(self) -> date | None:
         doc = await self.db[FINDINGS].find_one({"status": "OPEN"}, sort=[("correct_by", ASCENDING)])
