@@ -80,11 +80,11 @@ async def publish(infra: Infra, events: list[Event]) -> None:
         await publisher.stop()
 
 
-def decided(request_id: str, provider: str, consumer: str, reasons: str) -> Event:
-    """A decision on a request: its applicant (consumer) is told, the request being what the notice is about."""
+def decided(request_id: str, provider: str, consumer: str, reasons: str, resource: str = RESOURCE) -> Event:
+    """A decision on a request for `resource`: its applicant (consumer) is told."""
     payload = {
         "request_id": request_id,
-        "resource_code": RESOURCE,
+        "resource_code": resource,
         "provider_code": provider,
         "consumer_code": consumer,
         "decision": "APPROVED",
@@ -163,7 +163,7 @@ async def test_notices_reach_the_endpoint_signed_and_a_rotation_signs_with_both_
         assert payload["type"] == "notification.REQUEST_ARRIVED" and payload["data"]["reference"] == first
         assert abs(int(got.headers["webhook-timestamp"]) - time.time()) < 30
         async with httpx.AsyncClient(base_url=notifier.url, headers=admin(provider)) as client:
-            inbox = (await client.get(f"/inbox/{provider}")).json()
+            inbox = (await client.get(f"/inbox/{provider}")).json()["items"]
         assert got.webhook_id == inbox[0]["notification_id"]  # the idempotency key is the notice's id
         [state] = await deliveries(notifier, provider, endpoint_id=created["endpoint_id"])
         assert state["state"] == "DELIVERED" and state["attempts"] == 1 and state["last_status"] == 200
@@ -279,7 +279,8 @@ async def test_a_receiver_down_gets_everything_afterwards_in_order_per_resource(
     notifier = await start_notifier(infra, tmp_path, services)
     await register(notifier, consumer, f"http://127.0.0.1:{port}/hook")
     requests = [uuid.uuid4().hex for _ in range(3)]
-    events = [decided(r, provider, consumer, f"{r}-{n}") for n in range(5) for r in requests]
+    resources = {r: f"101001/{i + 1:06d}" for i, r in enumerate(requests)}  # one resource each: three chains
+    events = [decided(r, provider, consumer, f"{r}-{n}", resources[r]) for n in range(5) for r in requests]
     for event in events:  # the requests' keys spread them over partitions; each request's events in order
         await publish(infra, [event])
 
@@ -314,7 +315,8 @@ async def test_a_notifier_killed_with_deliveries_pending_loses_none(infra, topic
     notifier = await start_notifier(infra, tmp_path, services, mongo_database=database, consumer_group_prefix=prefix)
     await register(notifier, consumer, f"http://127.0.0.1:{port}/hook")
     requests = [uuid.uuid4().hex for _ in range(4)]
-    events = [decided(r, provider, consumer, f"{r}-{n}") for n in range(5) for r in requests]
+    resources = {r: f"101001/{i + 1:06d}" for i, r in enumerate(requests)}  # one resource each: three chains
+    events = [decided(r, provider, consumer, f"{r}-{n}", resources[r]) for n in range(5) for r in requests]
     await publish(infra, events)
     await until(
         lambda: _when(deliveries(notifier, consumer), lambda f: len(f) == len(events) and f[0]["attempts"] >= 1),
@@ -367,3 +369,25 @@ async def test_registration_refuses_urls_the_notifier_must_not_call(infra, topic
     reader = bearer(department, Role.CATALOG_COMPILER)
     async with httpx.AsyncClient(base_url=notifier.url, headers=reader) as client:
         assert (await client.get(f"/webhooks/{department}/endpoints")).status_code == 403
+
+
+async def test_a_department_that_chose_no_webhooks_gets_none(infra, topics, services, tmp_path) -> None:
+    provider, consumer = fresh_code(), fresh_code()
+    receiver = await Receiver().start()
+    try:
+        notifier = await start_notifier(infra, tmp_path, services)
+        await register(notifier, provider, receiver.url)
+        async with httpx.AsyncClient(base_url=notifier.url, headers=admin(provider)) as client:
+            chosen = await client.put(f"/preferences/{provider}", json={"channels": ["INBOX"]})
+            assert chosen.status_code in (200, 204), chosen.text
+        await publish(infra, [requested(uuid.uuid4().hex, provider, consumer)])
+        async with httpx.AsyncClient(base_url=notifier.url, headers=admin(provider)) as client:
+            await until(lambda: _when(client.get(f"/inbox/{provider}"), lambda r: r.json()["items"]), 30, "inbox")
+        await asyncio.sleep(2)
+        assert receiver.received == [] and await deliveries(notifier, provider) == []
+        async with httpx.AsyncClient(base_url=notifier.url, headers=admin(provider)) as client:
+            chosen = await client.put(f"/preferences/{provider}", json={"channels": ["INBOX", "WEBHOOK"]})
+        await publish(infra, [requested(uuid.uuid4().hex, provider, consumer)])
+        assert len(await receiver.wait_for(1, 30)) == 1
+    finally:
+        await receiver.stop()
