@@ -1,13 +1,14 @@
 """Webhook fan-out: one resource change for 1,000 departments, each with a webhook endpoint (receivers on
 loopback, in a process of their own), then the same with 10 receivers down for 60 s.
 
-The notifier runs in this process, built by its own bootstrap (services.notifier.main.build: consumer,
-outbox relay, delivery worker, MongoDB on the benchmark's database server). The change is handled by the
-notifier's handler (`handlers.notify`): one transaction stores the 1,000 notices, queues their deliveries and
-wakes the worker, exactly as a change event's handler does. The rule that turns the change into one notice
-per subscribed department stands in for the resource-change trigger, which lands separately (issue #15,
-branch notify-triggers); everything after the rule is the production path. Latency is counted from the
-moment the handler is called to each receiver's receipt.
+The notifier runs in this process, built by its own bootstrap (services.notifier.main.build: consumers,
+outbox relay, timer, delivery worker, MongoDB on the benchmark's database server). The change is handled by
+the notifier's handler path (`handlers.notify` and `_issue`): one transaction stores the 1,000 notices,
+queues their deliveries and hands them to the worker. The rule giving one notice per subscribed department
+stands in for the resource-change trigger (`notifications.changes_told`), which would need 1,000 grants
+first and gathers a resource's changes for NOTIFIER_CHANGE_WINDOW_SECONDS (2 s) before it tells anyone;
+everything after the rule is the production path. Latency is counted from the moment the handler is called
+to each receiver's receipt.
 
 Phase 2 stops 10 receivers (connections refused), handles a second change, keeps them down for 60 s, starts
 them again, and waits until every receiver has every notice; receivers count notices by `webhook-id`, so
@@ -165,7 +166,13 @@ def change_rule(subscribers: list[str]) -> Any:
         body = f"资源 {change['resource_code']} 有 {change['records']:,} 条记录变更（序号 {change['feed']}）。"
         return [
             Notification(
-                f"{event_id}:{code}", code, NotificationKind.RESOURCE_CHANGED, title, body, change["resource_code"]
+                f"{event_id}:{code}",
+                code,
+                NotificationKind.RESOURCE_CHANGED,
+                title,
+                body,
+                reference=change["resource_code"],
+                resource_code=change["resource_code"],
             )
             for code in subscribers
         ]
@@ -173,20 +180,15 @@ def change_rule(subscribers: list[str]) -> Any:
     return rule
 
 
-async def one_change(runtime: Any, subscribers: list[str], feed: str) -> tuple[float, float]:
+async def one_change(app: Any, subscribers: list[str], feed: str) -> tuple[float, float]:
+    """The notifier's own handler path, as main.py wires it (the unit of work hands committed deliveries to
+    the worker)."""
     from services.notifier import handlers
-    from services.notifier.adapters.mongo import MongoUnitOfWork
 
     started = time.time()
-    deliverer = runtime_deliverer(runtime)
-    uow = MongoUnitOfWork(runtime, on_deliveries=deliverer.hand_over, hold=deliverer.lease)
     change = {"resource_code": "101001/000001", "records": 1204, "feed": feed}
-    await handlers.notify(uuid.uuid4().hex, change, uow, change_rule(subscribers))
+    await handlers.notify(uuid.uuid4().hex, change, app.state.notifier, change_rule(subscribers))
     return started, time.time() - started
-
-
-def runtime_deliverer(runtime: Any) -> Any:
-    return runtime.periodic["webhook-delivery"].__self__
 
 
 async def wait_delivered(receivers: Receivers, expected: int, timeout: float) -> list[list[tuple[str, float]]]:
@@ -265,12 +267,14 @@ async def run(infra: Infra) -> None:
         app, runtime = await start_notifier(infra)
         await register_all(app, receivers.ports)
         subscribers = [department(n) for n in range(DEPARTMENTS)]
+        # each department's own topic exists before its first notice, as after its DepartmentRegistered
+        await app.state.notifier.topics.open(subscribers)
         base = await baseline(receivers.ports)
         await asyncio.to_thread(receivers.ask, "clear")
         await asyncio.sleep(2)
 
         cpu, db_cpu = time.process_time(), _cpu_seconds(database_pid)
-        started, stored = await one_change(runtime, subscribers, "40,001-41,204")
+        started, stored = await one_change(app, subscribers, "40,001-41,204")
         report = await wait_delivered(receivers, DEPARTMENTS, 300)
         cpu, db_cpu = time.process_time() - cpu, _cpu_seconds(database_pid) - db_cpu
         first = latencies(report, started)
@@ -292,7 +296,7 @@ async def run(infra: Infra) -> None:
         await asyncio.to_thread(receivers.ask, "clear")
         down = list(range(DOWN))
         await asyncio.to_thread(receivers.ask, "down", down)
-        started2, _ = await one_change(runtime, subscribers, "41,205-41,900")
+        started2, _ = await one_change(app, subscribers, "41,205-41,900")
         await asyncio.sleep(DOWN_SECONDS)
         back = time.time()
         await asyncio.to_thread(receivers.ask, "up", down)
@@ -342,7 +346,8 @@ async def run(infra: Infra) -> None:
             "process of their own on the same cores, the database server too",
             "cpu_count": os.cpu_count(),
             "stand_in": "the rule giving one notice per subscribed department stands in for the resource-change "
-            "trigger (branch notify-triggers); storing, queueing, delivering are the production path",
+            "trigger (which first gathers changes for its 2 s window); storing, queueing, delivering are the "
+            "production path",
             "median_s": round(statistics.median(first), 3),
             "date": date.today().isoformat(),
         },

@@ -144,10 +144,11 @@ class MongoWebhookQueue:
         return [endpoint_from(doc) async for doc in self.db[ENDPOINTS].find(query, session=self.session)]
 
     async def queue(self, deliveries: list[Delivery]) -> None:
+        held_until = datetime.now(UTC) + self.hold if self.hold is not None else None  # from now, not the notice
         for delivery in deliveries:
             delivery.seq = next_seq()
-            if self.hold is not None:
-                delivery.next_try_at = delivery.created_at + self.hold
+            if held_until is not None:
+                delivery.next_try_at = held_until
         await self.db[DELIVERIES].insert_many([delivery_doc(d) for d in deliveries], session=self.session)
         self.queued += deliveries
 
