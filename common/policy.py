@@ -107,6 +107,12 @@ def _it_office_or_own_notices(principal: Principal, target: Target) -> str | Non
     return "a department reads and sets only its own notifications; the IT office every department's"
 
 
+def _it_office_or_own_webhooks(principal: Principal, target: Target) -> str | None:
+    if Role.IT_OFFICE_OPERATOR in principal.roles or target.department_code in (None, principal.department_code):
+        return None
+    return "a data administrator manages only her own department's webhooks"
+
+
 def _oversight_or_own_department(principal: Principal, target: Target) -> str | None:
     if principal.roles & OVERSIGHT or target.department_code in (None, principal.department_code):
         return None
@@ -278,6 +284,17 @@ RULES: dict[str, Rule] = {
             "choose which notifications one's own department gets, on which channels, how often",
             frozenset({Role.DATA_ADMINISTRATOR, Role.IT_OFFICE_OPERATOR}),
             check=_it_office_or_own_notices,
+        ),
+        Rule(
+            "notifier.webhook.manage",
+            "register a department system's webhooks, rotate their secrets, see and replay their deliveries",
+            frozenset({Role.IT_OFFICE_OPERATOR, Role.DATA_ADMINISTRATOR}),
+            check=_it_office_or_own_webhooks,
+        ),
+        Rule(
+            "notifier.webhook.oversee",
+            "see and replay every department's dead webhook deliveries",
+            frozenset({Role.IT_OFFICE_OPERATOR}),
         ),
         Rule("auditor.trail.read", "read the access trail and evaluation figures", OVERSIGHT),
         Rule(

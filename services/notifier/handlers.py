@@ -10,6 +10,7 @@ from typing import Any
 from common.errors import Invalid, NotFound
 from common.events import Event
 from common.identifiers import InvalidIdentifier, validate_credit_code
+from services.notifier import webhooks
 from services.notifier.domain import notifications
 from services.notifier.domain.changes import add_change
 from services.notifier.domain.events import (
@@ -291,7 +292,8 @@ async def department_registered(event_id: str, e: DepartmentRegistered, n: Notif
 
 async def _issue(tx: NotifierTransaction, n: Notifier, notices: list[Notification]) -> None:
     """Keep each new notice, routed by its recipient's preferences, and announce it: on the platform's topic
-    always, on the recipient's own topic when it listens there."""
+    always, on the recipient's own topic when it listens there; queue it for the recipient's webhooks that
+    want it (in the same transaction: kept and queued, or neither)."""
     seen = await tx.existing([x.notification_id for x in notices])
     fresh = [x for x in notices if x.notification_id not in seen]
     if not fresh:
@@ -301,6 +303,9 @@ async def _issue(tx: NotifierTransaction, n: Notifier, notices: list[Notificatio
     await tx.add_all(routed)
     pushed = [x for x in routed if Channel.KAFKA in x.channels and not x.in_digest]
     await n.topics.open({x.recipient_code for x in pushed})
+    await webhooks.queue_deliveries(
+        tx.webhooks, [x for x in routed if Channel.WEBHOOK in x.channels and not x.in_digest]
+    )
     for notice in routed:
         payload = notice.issued_payload()
         event_id = uuid.uuid5(uuid.NAMESPACE_URL, notice.notification_id).hex  # the same for the same notice

@@ -10,19 +10,33 @@ from fastapi import FastAPI
 from common.http import create_app, run_service
 from common.runtime import Runtime
 from services.notifier import handlers
-from services.notifier.adapters import events, http, mongo
+from services.notifier.adapters import events, http, mongo, webhooks_delivery, webhooks_http, webhooks_mongo
 from services.notifier.adapters.timing import ShiftedClock, SystemClock, Timer
 from services.notifier.adapters.topics import KafkaDepartmentTopics
 from services.notifier.domain.reminders import ReminderPolicy
 from services.notifier.ports import DIRECTORY_EVENTS, RESOURCE_CHANGES, SUBSCRIBED
 from services.notifier.settings import NotifierSettings
+from services.notifier.webhooks import UrlPolicy, WebhookChannel
 
 
 def build(settings: NotifierSettings) -> tuple[FastAPI, Runtime]:
     runtime = Runtime.build("notifier", settings)
-    uow = mongo.MongoUnitOfWork(runtime)
-    runtime.setup.append(partial(mongo.ensure_indexes, runtime.db))
     clock = ShiftedClock(settings.clock_start) if settings.clock_start else SystemClock()
+    store = webhooks_mongo.MongoWebhookStore(runtime.db)
+    urls = UrlPolicy(webhooks_delivery.resolve, allow_private=settings.webhooks_allow_private)
+    deliverer = webhooks_delivery.WebhookDeliverer(
+        store,
+        settings.retry_schedule(),
+        urls,
+        concurrency=settings.webhook_concurrency,
+        timeout=settings.webhook_timeout_seconds,
+        idle_check=settings.webhook_idle_check_seconds,
+        clock=clock.now,
+    )
+    uow = mongo.MongoUnitOfWork(runtime, on_deliveries=deliverer.hand_over, hold=deliverer.lease)
+    runtime.setup.append(partial(mongo.ensure_indexes, runtime.db))
+    runtime.setup.append(partial(webhooks_mongo.ensure_indexes, runtime.db))
+    runtime.periodic["webhook-delivery"] = deliverer.run  # started once the database is set up; restarted on failure
     notifier_ref: list[handlers.Notifier] = []
     timer = Timer(lambda: handlers.fire_due(notifier_ref[0]), clock.now, settings.timer_max_sleep_seconds)
     notifier = handlers.Notifier(
@@ -44,9 +58,11 @@ def build(settings: NotifierSettings) -> tuple[FastAPI, Runtime]:
         runtime,
         title="Notifier",
         description="Tells departments what concerns them (Art. 11, 15, 17): inbox over REST, a Kafka topic per "
-        "department, events on Kafka.",
-        routers=[http.router],
+        "department, signed webhooks (Standard Webhooks) to the departments' systems, events on Kafka.",
+        routers=[http.router, webhooks_http.router],
     )
+    overlap = timedelta(seconds=settings.webhook_rotation_overlap_seconds)
+    app.state.webhooks = WebhookChannel(store, urls, overlap, clock.now)
     app.state.notifier_uow = uow
     app.state.notifier = notifier
     return app, runtime

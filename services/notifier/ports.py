@@ -15,6 +15,7 @@ from services.notifier.domain.holdings import EntryTerms, Holding
 from services.notifier.domain.notifications import Notification, NotificationKind
 from services.notifier.domain.preferences import Preferences
 from services.notifier.domain.reminders import Deadline, Reminder
+from services.notifier.domain.webhooks import Delivery, DeliveryState, Endpoint, Outcome
 
 NOTIFICATIONS = "notifier.notifications"  # every notice, for the platform's services (the auditor)
 RESOURCE_CHANGES = "exchange.resource-changes"
@@ -38,7 +39,18 @@ class Wakeable(Protocol):
     def wake(self) -> None: ...
 
 
+class WebhookQueue(Protocol):
+    """Deliveries queued in the transaction that stores their notices: both are kept, or neither."""
+
+    async def endpoints_of(self, department_codes: Collection[str]) -> list[Endpoint]: ...
+
+    async def queue(self, deliveries: list[Delivery]) -> None: ...
+
+
 class NotifierTransaction(Protocol):
+    @property
+    def webhooks(self) -> WebhookQueue: ...
+
     async def existing(self, notification_ids: Collection[str]) -> set[str]: ...
 
     async def add_all(self, notifications: list[Notification]) -> None: ...
@@ -110,3 +122,47 @@ class UnitOfWork(Protocol):
     async def next_due(self) -> datetime | None: ...
 
     async def reminders_of(self, department_code: str) -> list[Reminder]: ...
+
+
+class WebhookStore(Protocol):
+    """Endpoints and deliveries outside a notice's transaction: the REST routes and the delivery worker."""
+
+    async def add_endpoint(self, endpoint: Endpoint) -> None: ...
+
+    async def endpoint(self, endpoint_id: str) -> Endpoint | None: ...
+
+    async def endpoints(self, department_code: str) -> list[Endpoint]: ...
+
+    async def save_secrets(self, endpoint: Endpoint) -> None: ...
+
+    async def remove_endpoint(self, endpoint_id: str) -> bool: ...
+
+    async def deliveries(
+        self,
+        *,
+        department_code: str | None,
+        state: DeliveryState | None,
+        endpoint_id: str | None,
+        offset: int,
+        limit: int,
+    ) -> tuple[list[Delivery], int]: ...
+
+    async def delivery(self, delivery_id: str) -> Delivery | None: ...
+
+    async def replay(self, delivery_ids: list[str], now: datetime) -> int: ...
+
+    async def endpoints_by_id(self, endpoint_ids: Collection[str]) -> dict[str, Endpoint]: ...
+
+    async def claim_due(self, now: datetime, limit: int, lease_until: datetime) -> list[Delivery]:
+        """Up to `limit` due deliveries, each the first open one of its chain, claimed until `lease_until`."""
+        ...
+
+    async def take(self, deliveries: list[Delivery], now: datetime) -> list[Delivery]:
+        """Of deliveries this process queued and holds, those first open in their chain; the others wait."""
+        ...
+
+    async def next_due(self) -> datetime | None: ...
+
+    async def record(self, outcomes: list[Outcome], now: datetime) -> None:
+        """Store what the attempts did; the next delivery of each finished one's chain is due at once."""
+        ...

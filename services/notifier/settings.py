@@ -1,4 +1,4 @@
-from datetime import time
+from datetime import time, timedelta
 
 from pydantic import AwareDatetime, Field, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
@@ -6,6 +6,9 @@ from pydantic_settings import SettingsConfigDict
 from common.identifiers import InvalidIdentifier, validate_credit_code
 from common.settings import ServiceSettings
 from services.notifier.domain.reminders import MAX_LEAD
+from services.notifier.domain.webhooks import RetrySchedule
+
+DAY = 86_400.0
 
 # The IT office of the demo directory (`python -m services.directory.cli demo`), for development only.
 DEMO_IT_OFFICE_CODE = "11360800MB0000002D"
@@ -30,6 +33,22 @@ class NotifierSettings(ServiceSettings):
     # never in production.
     clock_start: AwareDatetime | None = None
 
+    # Webhooks. Receivers on loopback, private or link-local addresses: allowed unless set to false in
+    # development (tests and `make run` use loopback receivers), refused in production unless set to true.
+    webhook_allow_private_targets: bool | None = None
+    webhook_timeout_seconds: float = Field(default=10.0, gt=0, le=120)  # one request, connecting included
+    webhook_concurrency: int = Field(default=32, ge=1, le=1000)  # requests in flight at once
+    # Retries: the n-th waits first * factor**(n-1), at most longest, jittered to 50-100 %; a delivery still
+    # failing give_up_after its first attempt is dead (listed and replayable). Production needs >= 24 h.
+    webhook_retry_first_seconds: float = Field(default=5.0, gt=0, le=3600)
+    webhook_retry_factor: float = Field(default=2.0, ge=1, le=10)
+    webhook_retry_longest_seconds: float = Field(default=7200.0, gt=0, le=DAY)
+    webhook_give_up_after_seconds: float = Field(default=25 * 3600.0, gt=0, le=30 * DAY)
+    # After a rotation the old secret keeps signing beside the new one this long (unless the call says).
+    webhook_rotation_overlap_seconds: float = Field(default=DAY, ge=0, le=7 * DAY)
+    # The worker wakes when this process queues deliveries; ones queued by another replica wait this long.
+    webhook_idle_check_seconds: float = Field(default=30.0, gt=0, le=600)
+
     @field_validator("it_office_code")
     @classmethod
     def _credit_code(cls, value: str) -> str:
@@ -37,6 +56,28 @@ class NotifierSettings(ServiceSettings):
             return validate_credit_code(value)
         except InvalidIdentifier as exc:
             raise ValueError(f"the IT office's unified social credit code: {exc}") from None
+
+    @property
+    def webhooks_allow_private(self) -> bool:
+        if self.webhook_allow_private_targets is None:
+            return self.environment != "production"
+        return self.webhook_allow_private_targets
+
+    def retry_schedule(self) -> RetrySchedule:
+        return RetrySchedule(
+            first=timedelta(seconds=self.webhook_retry_first_seconds),
+            factor=self.webhook_retry_factor,
+            longest=timedelta(seconds=self.webhook_retry_longest_seconds),
+            give_up_after=timedelta(seconds=self.webhook_give_up_after_seconds),
+        )
+
+    @model_validator(mode="after")
+    def _webhooks_in_production(self) -> "NotifierSettings":
+        if self.environment == "production" and self.webhook_give_up_after_seconds < DAY:
+            raise ValueError(
+                "webhook_give_up_after_seconds: production retries a webhook for at least 24 hours (86400)"
+            )
+        return self
 
     @model_validator(mode="after")
     def _office_in_production(self) -> "NotifierSettings":

@@ -69,6 +69,48 @@ ENTRY = "101001/000322"  # drafted by compiler_A in the first row of the matrix,
 DRAFT_READERS = (DEPARTMENT_A - {"adapter_A"}) | OVERSIGHT
 
 
+WEBHOOK_MANAGERS = {"admin_A", "operator"}  # the department's data administrator, or the IT office
+
+
+def webhook_rows() -> list[tuple[str, str, str, str, dict, set[str]]]:
+    endpoints, deliveries = "/webhooks/{department_code}/endpoints", "/webhooks/{department_code}/deliveries"
+    hook = {"json": {"url": "http://127.0.0.1:9/hook"}}  # loopback is allowed outside production
+    return [
+        ("notifier", "POST", endpoints, f"/webhooks/{A}/endpoints", hook, WEBHOOK_MANAGERS),
+        ("notifier", "GET", endpoints, f"/webhooks/{A}/endpoints", {}, WEBHOOK_MANAGERS),
+        ("notifier", "GET", endpoints + "/{endpoint_id}", f"/webhooks/{A}/endpoints/none", {}, WEBHOOK_MANAGERS),
+        ("notifier", "DELETE", endpoints + "/{endpoint_id}", f"/webhooks/{A}/endpoints/none", {}, WEBHOOK_MANAGERS),
+        (
+            "notifier",
+            "POST",
+            endpoints + "/{endpoint_id}/rotate",
+            f"/webhooks/{A}/endpoints/none/rotate",
+            {"json": {}},
+            WEBHOOK_MANAGERS,
+        ),
+        ("notifier", "GET", deliveries, f"/webhooks/{A}/deliveries", {}, WEBHOOK_MANAGERS),
+        ("notifier", "GET", deliveries + "/{delivery_id}", f"/webhooks/{A}/deliveries/none", {}, WEBHOOK_MANAGERS),
+        (
+            "notifier",
+            "POST",
+            deliveries + "/{delivery_id}/replay",
+            f"/webhooks/{A}/deliveries/none/replay",
+            {},
+            WEBHOOK_MANAGERS,
+        ),
+        (
+            "notifier",
+            "POST",
+            "/webhooks/{department_code}/dead-deliveries/replay",
+            f"/webhooks/{A}/dead-deliveries/replay",
+            {},
+            WEBHOOK_MANAGERS,
+        ),
+        ("notifier", "GET", "/webhook-deliveries", "/webhook-deliveries", {}, {"operator"}),
+        ("notifier", "POST", "/webhook-deliveries/replay", "/webhook-deliveries/replay", {}, {"operator"}),
+    ]
+
+
 def matrix(machine_id: str) -> list[tuple[str, str, str, str, dict, set[str]]]:
     """(service, method, route template, concrete path, request kwargs, who may pass)."""
     entry = {"resource_code": ENTRY, "name": "企业年报", "provider_code": A, "share_type": "CONDITIONAL"}
@@ -407,6 +449,7 @@ def matrix(machine_id: str) -> list[tuple[str, str, str, str, dict, set[str]]]:
             {"admin_A", "operator"},
         ),
         ("notifier", "GET", "/reminders/{department_code}", f"/reminders/{A}", {}, DEPARTMENT_A | {"operator"}),
+        *webhook_rows(),
         ("auditor", "GET", "/trail", "/trail", {}, OVERSIGHT),
         ("auditor", "GET", "/trail/verify", "/trail/verify", {}, OVERSIGHT),
         ("auditor", "GET", "/trail/proof", "/trail/proof", {}, OVERSIGHT),

@@ -40,6 +40,16 @@ PROVIDER = code("11360800MB2000001")
 CONSUMER = code("11360800MB3000002")
 
 
+class NoWebhooks:
+    """No department here registered a webhook (tests/unit/test_webhooks.py has some)."""
+
+    async def endpoints_of(self, department_codes) -> list:
+        return []
+
+    async def queue(self, deliveries) -> None:
+        raise AssertionError("no endpoint, so nothing to queue")
+
+
 class FakeTransaction:
     def __init__(self, uow: "FakeUnitOfWork") -> None:
         self.uow = uow
@@ -52,6 +62,7 @@ class FakeTransaction:
         self.chosen = dict(uow.chosen)
         self.digests = dict(uow.digests)
         self.emitted: list[tuple[str, Event]] = []
+        self.webhooks = NoWebhooks()
 
     async def existing(self, notification_ids: Collection[str]) -> set[str]:
         return set(notification_ids) & set(self.inbox)

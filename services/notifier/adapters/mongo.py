@@ -3,10 +3,10 @@ open batches of changes, reminders and the departments' preferences."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Collection
+from collections.abc import AsyncIterator, Callable, Collection
 from contextlib import asynccontextmanager
 from dataclasses import asdict
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from pymongo import ASCENDING, DESCENDING
@@ -15,12 +15,14 @@ from pymongo.asynchronous.database import AsyncDatabase
 from common.events import Event
 from common.mongo import Transaction
 from common.runtime import Runtime
+from services.notifier.adapters.webhooks_mongo import MongoWebhookQueue
 from services.notifier.domain.changes import ChangeBatch
 from services.notifier.domain.events import Dispute, ShareType
 from services.notifier.domain.holdings import EntryTerms, Holding
 from services.notifier.domain.notifications import Channel, Delivery, Notification, NotificationKind
 from services.notifier.domain.preferences import Preferences
 from services.notifier.domain.reminders import Deadline, Reminder
+from services.notifier.domain.webhooks import Delivery as WebhookDelivery
 from services.notifier.ports import InboxQuery
 
 INBOX = "notifier_inbox"
@@ -143,9 +145,10 @@ async def ensure_indexes(db: AsyncDatabase) -> None:
 
 
 class MongoNotifierTransaction:
-    def __init__(self, tx: Transaction) -> None:
+    def __init__(self, tx: Transaction, hold: timedelta | None = None) -> None:
         self.tx = tx
         self.db, self.session = tx.db, tx.session
+        self.webhooks = MongoWebhookQueue(tx.db, tx.session, hold)
 
     async def existing(self, notification_ids: Collection[str]) -> set[str]:
         if not notification_ids:
@@ -295,8 +298,16 @@ class MongoNotifierTransaction:
 
 
 class MongoUnitOfWork:
-    def __init__(self, runtime: Runtime) -> None:
+    def __init__(
+        self,
+        runtime: Runtime,
+        on_deliveries: Callable[[list[WebhookDelivery]], None] | None = None,
+        hold: timedelta | None = None,
+    ) -> None:
         self.runtime = runtime
+        # Hands committed webhook deliveries to the worker, which holds them for `hold` (MongoWebhookQueue).
+        self.on_deliveries = on_deliveries
+        self.hold = hold if on_deliveries is not None else None
 
     @property
     def db(self) -> AsyncDatabase:
@@ -305,7 +316,10 @@ class MongoUnitOfWork:
     @asynccontextmanager
     async def __call__(self) -> AsyncIterator[MongoNotifierTransaction]:
         async with self.runtime.transaction() as tx:
-            yield MongoNotifierTransaction(tx)
+            notifier_tx = MongoNotifierTransaction(tx, self.hold)
+            yield notifier_tx
+        if notifier_tx.webhooks.queued and self.on_deliveries is not None:
+            self.on_deliveries(notifier_tx.webhooks.queued)
 
     async def inbox(self, query: InboxQuery) -> tuple[list[Notification], int]:
         where: dict[str, Any] = {}

@@ -1,0 +1,325 @@
+"""Webhook endpoints and deliveries in the notifier's own MongoDB.
+
+Deliveries are queued in the transaction that stores their notices (one write for all of them). Deliveries
+of one chain (endpoint and resource) carry increasing `seq` numbers; the worker tries only the first open
+one of a chain and marks the others it finds due as `waiting`, to be woken when the one before them is
+delivered or dead (and looked at again after WAITING_RECHECK in any case, so that no interleaving of a
+wake-up and a marking can leave one waiting for ever). A delivery being attempted is claimed by moving
+its `next_try_at` past the attempt's lease: a process killed mid-attempt leaves it due again when the
+lease ends (at least once)."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Collection
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from pymongo import ASCENDING, UpdateOne
+from pymongo.asynchronous.client_session import AsyncClientSession
+from pymongo.asynchronous.database import AsyncDatabase
+
+from services.notifier.domain.notifications import NotificationKind
+from services.notifier.domain.webhooks import Delivery, DeliveryState, Endpoint, Outcome, SigningSecret, heads
+
+ENDPOINTS = "notifier_webhooks"
+DELIVERIES = "notifier_webhook_deliveries"
+LAST_ERROR_LENGTH = 500
+# A delivery found behind an earlier open one is woken when that one finishes; it is looked at again after
+# this in any case (a wake-up that raced with its marking as waiting would otherwise be missed).
+WAITING_RECHECK = timedelta(minutes=5)
+FIRST_OPEN_CAP = 10_000  # open deliveries read to find the first of each chain in one batch
+
+
+async def ensure_indexes(db: AsyncDatabase) -> None:
+    await db[ENDPOINTS].create_index([("department_code", ASCENDING), ("created_at", ASCENDING)])
+    # `state` only where claims need it: every other index entry would be rewritten with each attempt's outcome
+    await db[DELIVERIES].create_index([("state", ASCENDING), ("next_try_at", ASCENDING)])
+    await db[DELIVERIES].create_index([("chain", ASCENDING), ("seq", ASCENDING)])
+    await db[DELIVERIES].create_index([("department_code", ASCENDING), ("created_at", ASCENDING)])
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    """BSON dates come back naive; they are UTC."""
+    return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
+
+
+def endpoint_doc(e: Endpoint) -> dict[str, Any]:
+    return {
+        "_id": e.endpoint_id,
+        "department_code": e.department_code,
+        "url": e.url,
+        "kinds": sorted(k.value for k in e.kinds),
+        "secrets": [_secret_doc(s) for s in e.secrets],
+        "created_by": e.created_by,
+        "created_at": e.created_at,
+        "description": e.description,
+    }
+
+
+def _secret_doc(s: SigningSecret) -> dict[str, Any]:
+    return {"value": s.value, "created_at": s.created_at, "expires_at": s.expires_at}
+
+
+def endpoint_from(doc: dict[str, Any]) -> Endpoint:
+    return Endpoint(
+        endpoint_id=doc["_id"],
+        department_code=doc["department_code"],
+        url=doc["url"],
+        kinds=frozenset(NotificationKind(k) for k in doc.get("kinds", [])),
+        secrets=[
+            SigningSecret(s["value"], _utc(s["created_at"]) or s["created_at"], _utc(s.get("expires_at")))
+            for s in doc["secrets"]
+        ],
+        created_by=doc["created_by"],
+        created_at=_utc(doc["created_at"]) or doc["created_at"],
+        description=doc.get("description", ""),
+    )
+
+
+DELIVERY_DATES = ("created_at", "next_try_at", "delivered_at", "retry_from")
+
+
+def delivery_doc(d: Delivery) -> dict[str, Any]:
+    return {
+        "_id": d.delivery_id,
+        "endpoint_id": d.endpoint_id,
+        "department_code": d.department_code,
+        "notification_id": d.notification_id,
+        "chain": d.chain,
+        "seq": d.seq,
+        "body": d.body,
+        "created_at": d.created_at,
+        "next_try_at": d.next_try_at,
+        "kind": d.kind,
+        "reference": d.reference,
+        "state": d.state.value,
+        "attempts": d.attempts,
+        "last_error": d.last_error,
+        "last_status": d.last_status,
+        "delivered_at": d.delivered_at,
+        "retry_from": d.retry_from,
+        "waiting": d.waiting,
+    }
+
+
+def delivery_from(doc: dict[str, Any]) -> Delivery:
+    dates = {name: _utc(doc.get(name)) for name in DELIVERY_DATES}
+    return Delivery(
+        delivery_id=doc["_id"],
+        endpoint_id=doc["endpoint_id"],
+        department_code=doc["department_code"],
+        notification_id=doc["notification_id"],
+        chain=doc["chain"],
+        seq=doc["seq"],
+        body=doc.get("body", ""),  # left out where only the state is wanted
+        kind=doc.get("kind", ""),
+        reference=doc.get("reference"),
+        state=DeliveryState(doc["state"]),
+        attempts=doc.get("attempts", 0),
+        last_error=doc.get("last_error"),
+        last_status=doc.get("last_status"),
+        created_at=dates["created_at"],  # type: ignore[arg-type]
+        next_try_at=dates["next_try_at"],  # type: ignore[arg-type]
+        delivered_at=dates["delivered_at"],
+        retry_from=dates["retry_from"],
+        waiting=doc.get("waiting", False),
+    )
+
+
+class MongoWebhookQueue:
+    """The webhook part of a notice's transaction (services.notifier.adapters.mongo)."""
+
+    def __init__(self, db: AsyncDatabase, session: AsyncClientSession, hold: timedelta | None = None) -> None:
+        self.db = db
+        self.session = session
+        # With `hold`, this process attempts the deliveries itself right after the commit: they are stored
+        # as claimed for that long (due again then, should the process die first).
+        self.hold = hold
+        self.queued: list[Delivery] = []
+
+    async def endpoints_of(self, department_codes: Collection[str]) -> list[Endpoint]:
+        query = {"department_code": {"$in": sorted(department_codes)}}
+        return [endpoint_from(doc) async for doc in self.db[ENDPOINTS].find(query, session=self.session)]
+
+    async def queue(self, deliveries: list[Delivery]) -> None:
+        held_until = datetime.now(UTC) + self.hold if self.hold is not None else None  # from now, not the notice
+        for delivery in deliveries:
+            delivery.seq = next_seq()
+            if held_until is not None:
+                delivery.next_try_at = held_until
+        await self.db[DELIVERIES].insert_many([delivery_doc(d) for d in deliveries], session=self.session)
+        self.queued += deliveries
+
+
+_last_seq = 0
+
+
+def next_seq() -> int:
+    """Increasing in this process: nanoseconds since the epoch, one more than the last if the clock stood
+    still. The events of one resource are handled by one consumer at a time, so its chain's deliveries are
+    numbered by one process, in the order its events were handled."""
+    global _last_seq
+    _last_seq = max(time.time_ns(), _last_seq + 1)
+    return _last_seq
+
+
+class MongoWebhookStore:
+    def __init__(self, db: AsyncDatabase) -> None:
+        self.db = db
+
+    async def add_endpoint(self, endpoint: Endpoint) -> None:
+        await self.db[ENDPOINTS].insert_one(endpoint_doc(endpoint))
+
+    async def endpoint(self, endpoint_id: str) -> Endpoint | None:
+        doc = await self.db[ENDPOINTS].find_one({"_id": endpoint_id})
+        return endpoint_from(doc) if doc else None
+
+    async def endpoints(self, department_code: str) -> list[Endpoint]:
+        cursor = self.db[ENDPOINTS].find({"department_code": department_code}).sort("created_at", ASCENDING)
+        return [endpoint_from(doc) async for doc in cursor]
+
+    async def save_secrets(self, endpoint: Endpoint) -> None:
+        secrets = [_secret_doc(s) for s in endpoint.secrets]
+        await self.db[ENDPOINTS].update_one({"_id": endpoint.endpoint_id}, {"$set": {"secrets": secrets}})
+
+    async def remove_endpoint(self, endpoint_id: str) -> bool:
+        result = await self.db[ENDPOINTS].delete_one({"_id": endpoint_id})
+        return result.deleted_count == 1
+
+    async def deliveries(
+        self,
+        *,
+        department_code: str | None,
+        state: DeliveryState | None,
+        endpoint_id: str | None,
+        offset: int,
+        limit: int,
+    ) -> tuple[list[Delivery], int]:
+        query: dict[str, Any] = {}
+        for name, value in (("department_code", department_code), ("endpoint_id", endpoint_id)):
+            if value is not None:
+                query[name] = value
+        if state is not None:
+            query["state"] = state.value
+        total = await self.db[DELIVERIES].count_documents(query)
+        cursor = (
+            self.db[DELIVERIES]
+            .find(query)
+            .sort([("created_at", ASCENDING), ("_id", ASCENDING)])
+            .skip(offset)
+            .limit(limit)
+        )
+        return [delivery_from(doc) async for doc in cursor], total
+
+    async def delivery(self, delivery_id: str) -> Delivery | None:
+        doc = await self.db[DELIVERIES].find_one({"_id": delivery_id})
+        return delivery_from(doc) if doc else None
+
+    async def replay(self, delivery_ids: list[str], now: datetime) -> int:
+        """Dead deliveries go out again at once, outside their chain's order (theirs has moved on), with a
+        fresh retry horizon."""
+        result = await self.db[DELIVERIES].update_many(
+            {"_id": {"$in": delivery_ids}, "state": DeliveryState.DEAD.value},
+            {
+                "$set": {
+                    "state": DeliveryState.PENDING.value,
+                    "waiting": False,
+                    "next_try_at": now,
+                    "retry_from": None,
+                    "attempts": 0,
+                },
+                "$inc": {"replays": 1},
+            },
+        )
+        return result.modified_count
+
+    async def endpoints_by_id(self, endpoint_ids: Collection[str]) -> dict[str, Endpoint]:
+        cursor = self.db[ENDPOINTS].find({"_id": {"$in": sorted(endpoint_ids)}})
+        return {doc["_id"]: endpoint_from(doc) async for doc in cursor}
+
+    async def claim_due(self, now: datetime, limit: int, lease_until: datetime) -> list[Delivery]:
+        due = {"state": DeliveryState.PENDING.value, "next_try_at": {"$lte": now}}
+        cursor = self.db[DELIVERIES].find(due, {"body": 0}).sort([("next_try_at", ASCENDING), ("seq", ASCENDING)])
+        candidates = [delivery_from(doc) for doc in await cursor.limit(limit).to_list()]
+        if not candidates:
+            return []
+        go, behind = heads(candidates, await self._first_open({d.chain for d in candidates}))
+        if behind:
+            await self.db[DELIVERIES].update_many(
+                {"_id": {"$in": [d.delivery_id for d in behind]}, **due},
+                {"$set": {"waiting": True, "next_try_at": now + WAITING_RECHECK}},
+            )
+        if not go:
+            return []
+        ids, lease = [d.delivery_id for d in go], uuid.uuid4().hex
+        await self.db[DELIVERIES].update_many(
+            {"_id": {"$in": ids}, **due}, {"$set": {"next_try_at": lease_until, "lease": lease, "waiting": False}}
+        )
+        won = self.db[DELIVERIES].find({"_id": {"$in": ids}, "lease": lease})
+        return [delivery_from(doc) async for doc in won]
+
+    async def take(self, deliveries: list[Delivery], now: datetime) -> list[Delivery]:
+        go, behind = heads(deliveries, await self._first_open({d.chain for d in deliveries}))
+        if behind:
+            await self.db[DELIVERIES].update_many(
+                {"_id": {"$in": [d.delivery_id for d in behind]}, "state": DeliveryState.PENDING.value},
+                {"$set": {"waiting": True, "next_try_at": now + WAITING_RECHECK}},
+            )
+        return go
+
+    async def _first_open(self, chains: Collection[str]) -> dict[str, int]:
+        """The lowest open `seq` of each chain (by the chain index; a chain left out past the cap counts as
+        having an older open one, so its candidates wait for the recheck)."""
+        query = {"chain": {"$in": sorted(chains)}, "state": DeliveryState.PENDING.value}
+        cursor = self.db[DELIVERIES].find(query, {"chain": 1, "seq": 1, "_id": 0})
+        first: dict[str, int] = {}
+        async for doc in cursor.sort([("chain", ASCENDING), ("seq", ASCENDING)]).limit(FIRST_OPEN_CAP):
+            first.setdefault(doc["chain"], doc["seq"])
+        return {chain: first.get(chain, -1) for chain in chains}
+
+    async def next_due(self) -> datetime | None:
+        doc = await self.db[DELIVERIES].find_one(
+            {"state": DeliveryState.PENDING.value}, {"next_try_at": 1}, sort=[("next_try_at", 1)]
+        )
+        return _utc(doc["next_try_at"]) if doc else None
+
+    async def record(self, outcomes: list[Outcome], now: datetime) -> None:
+        if not outcomes:
+            return
+        await self.db[DELIVERIES].bulk_write(
+            [UpdateOne({"_id": o.delivery.delivery_id}, {"$set": _change(o)}) for o in outcomes], ordered=False
+        )
+        finished = sorted({o.delivery.chain for o in outcomes if o.finished})
+        if not finished:
+            return
+        # the first waiting delivery of each chain is due now (tried if it is the first open one by then)
+        query = {"chain": {"$in": finished}, "state": DeliveryState.PENDING.value, "waiting": True}
+        waiting: dict[str, str] = {}
+        async for doc in self.db[DELIVERIES].find(query, {"chain": 1}).sort([("chain", ASCENDING), ("seq", ASCENDING)]):
+            waiting.setdefault(doc["chain"], doc["_id"])
+        if waiting:
+            await self.db[DELIVERIES].bulk_write(
+                [
+                    UpdateOne({"_id": i, "waiting": True}, {"$set": {"waiting": False, "next_try_at": now}})
+                    for i in waiting.values()
+                ],
+                ordered=False,
+            )
+
+
+def _change(o: Outcome) -> dict[str, Any]:
+    change: dict[str, Any] = {
+        "state": o.state.value,
+        "attempts": o.attempts,
+        "retry_from": o.retry_from,
+        "last_status": o.last_status,
+        "last_error": o.last_error[:LAST_ERROR_LENGTH] if o.last_error else None,
+        "lease": None,
+    }
+    if o.next_try_at is not None:
+        change["next_try_at"] = o.next_try_at
+    if o.delivered_at is not None:
+        change["delivered_at"] = o.delivered_at
+    return change

@@ -1,0 +1,393 @@
+"""The webhook channel through the running notifier: share events on the real broker become notices, and the
+notices reach the departments' receivers (HTTP servers on loopback) signed, retried, dead-lettered and
+replayed, in order per resource, and without loss when the notifier is killed with deliveries pending."""
+
+import asyncio
+import base64
+import hashlib
+import hmac
+import json
+import time
+import uuid
+from datetime import date
+
+import httpx
+import pytest
+from standardwebhooks import Webhook
+
+from common.codec import EventCodec
+from common.events import Event
+from common.identifiers import credit_code_check_character
+from common.kafka import KafkaPublisher
+from common.policy import Role
+from common.topics import load_topics
+from devstack.processes import Infra
+from devstack.webhook_receivers import Received, Receiver
+from services.notifier.ports import SUBSCRIBED
+from tests.integration.conftest import ServiceProcess, settings_for, skip_backlog
+from tests.tokens import bearer
+
+RESOURCE = "101001/000001"
+FAST_RETRIES = {
+    "webhook_retry_first_seconds": "0.2",
+    "webhook_retry_factor": "2",
+    "webhook_retry_longest_seconds": "1",
+    "webhook_timeout_seconds": "2",
+}
+
+
+def fresh_code() -> str:
+    first17 = f"11360800MB{uuid.uuid4().int % 10**7:07d}"
+    return first17 + credit_code_check_character(first17)
+
+
+def admin(department: str) -> dict:
+    return bearer(department, Role.DATA_ADMINISTRATOR, subject=f"admin-{department[-6:]}")
+
+
+async def start_notifier(infra: Infra, tmp_path, services: list, **env: str) -> ServiceProcess:
+    prefix = env.pop("consumer_group_prefix", None)
+    if prefix is None:
+        prefix = f"wh{uuid.uuid4().hex[:8]}-"
+        for topic in SUBSCRIBED:  # only this test's events: not the backlog earlier tests left
+            await skip_backlog(infra, prefix + "notifier", topic)
+    notifier = ServiceProcess(
+        "notifier",
+        infra,
+        tmp_path,
+        mongo_database=env.pop("mongo_database", f"webhooks_{uuid.uuid4().hex[:8]}"),
+        consumer_group_prefix=prefix,
+        **FAST_RETRIES | env,
+    ).start()
+    services.append(notifier)
+    await notifier.wait_ready()
+    return notifier
+
+
+async def register(notifier: ServiceProcess, department: str, url: str, **body) -> dict:
+    async with httpx.AsyncClient(base_url=notifier.url, headers=admin(department)) as client:
+        response = await client.post(f"/webhooks/{department}/endpoints", json={"url": url, **body})
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+async def publish(infra: Infra, events: list[Event]) -> None:
+    publisher = KafkaPublisher(settings_for(infra), EventCodec.from_folder(), load_topics())
+    await publisher.start()
+    try:
+        await publisher.publish_many("exchange.share-events", events)
+    finally:
+        await publisher.stop()
+
+
+def decided(request_id: str, provider: str, consumer: str, reasons: str, resource: str = RESOURCE) -> Event:
+    """A decision on a request for `resource`: its applicant (consumer) is told."""
+    payload = {
+        "request_id": request_id,
+        "resource_code": resource,
+        "provider_code": provider,
+        "consumer_code": consumer,
+        "decision": "APPROVED",
+        "reasons": reasons,
+        "decided_by": "admin",
+        "decided_on": date(2026, 12, 3),
+    }
+    return Event("ShareDecided", request_id, payload, "exchange")
+
+
+def requested(request_id: str, provider: str, consumer: str) -> Event:
+    payload = {
+        "request_id": request_id,
+        "provider_code": provider,
+        "consumer_code": consumer,
+        "purpose": "企业开办一件事",
+        "data_items": ["企业名称"],
+        "resource_code": RESOURCE,
+        "scope": "全市",
+        "period_from": date(2026, 12, 1),
+        "period_to": date(2027, 11, 30),
+        "requested_by": "officer-9",
+        "decide_by": date(2026, 12, 11),
+    }
+    return Event("ShareRequested", request_id, payload, "exchange")
+
+
+async def deliveries(notifier: ServiceProcess, department: str, **params) -> list[dict]:
+    async with httpx.AsyncClient(base_url=notifier.url, headers=admin(department)) as client:
+        response = await client.get(f"/webhooks/{department}/deliveries", params={"limit": 1000, **params})
+    assert response.status_code == 200, response.text
+    return response.json()["items"]
+
+
+async def until(check, timeout: float, what: str):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if result := await check():
+            return result
+        await asyncio.sleep(0.2)
+    raise AssertionError(f"not within {timeout}s: {what}")
+
+
+def reasons_of(r: Received) -> str:
+    return json.loads(r.body)["data"]["body"].rsplit("理由：", 1)[1]
+
+
+def hmac_ok(secret: str, r: Received) -> bool:
+    key = base64.b64decode(secret.removeprefix("whsec_"))
+    signed = f"{r.headers['webhook-id']}.{r.headers['webhook-timestamp']}.{r.body}".encode()
+    expected = base64.b64encode(hmac.new(key, signed, hashlib.sha256).digest()).decode()
+    return any(hmac.compare_digest(s.split(",", 1)[1], expected) for s in r.headers["webhook-signature"].split(" "))
+
+
+async def test_notices_reach_the_endpoint_signed_and_a_rotation_signs_with_both_secrets(
+    infra, topics, services, tmp_path
+) -> None:
+    provider, consumer = fresh_code(), fresh_code()
+    receiver, picky = await Receiver().start(), await Receiver().start()
+    try:
+        notifier = await start_notifier(infra, tmp_path, services)
+        created = await register(notifier, provider, receiver.url, description="审批系统")
+        await register(notifier, provider, picky.url, kinds=["GRANT_ISSUED"])
+        secret = created["secret"]
+        assert secret.startswith("whsec_") and created["secrets_in_force"] == 1
+        async with httpx.AsyncClient(base_url=notifier.url, headers=admin(provider)) as client:
+            listed = (await client.get(f"/webhooks/{provider}/endpoints")).json()
+        assert {e["url"] for e in listed} == {receiver.url, picky.url}
+        assert all("secret" not in e for e in listed)  # shown once, at creation
+
+        first = uuid.uuid4().hex
+        await publish(infra, [requested(first, provider, consumer)])
+        [got] = await receiver.wait_for(1, 30)
+        payload = Webhook(secret).verify(got.body, got.headers)  # the reference implementation's verifier
+        assert hmac_ok(secret, got)  # and a plain HMAC over id.timestamp.body
+        assert payload["type"] == "notification.REQUEST_ARRIVED" and payload["data"]["reference"] == first
+        assert abs(int(got.headers["webhook-timestamp"]) - time.time()) < 30
+        async with httpx.AsyncClient(base_url=notifier.url, headers=admin(provider)) as client:
+            inbox = (await client.get(f"/inbox/{provider}")).json()["items"]
+        assert got.webhook_id == inbox[0]["notification_id"]  # the idempotency key is the notice's id
+        [state] = await deliveries(notifier, provider, endpoint_id=created["endpoint_id"])
+        assert state["state"] == "DELIVERED" and state["attempts"] == 1 and state["last_status"] == 200
+
+        async with httpx.AsyncClient(base_url=notifier.url, headers=admin(provider)) as client:
+            rotated = await client.post(
+                f"/webhooks/{provider}/endpoints/{created['endpoint_id']}/rotate", json={"overlap_seconds": 4}
+            )
+        assert rotated.status_code == 200, rotated.text
+        new_secret = rotated.json()["secret"]
+        assert new_secret != secret and rotated.json()["secrets_in_force"] == 2
+        await publish(infra, [requested(uuid.uuid4().hex, provider, consumer)])
+        second = (await receiver.wait_for(2, 30))[1]
+        assert len(second.headers["webhook-signature"].split(" ")) == 2
+        for known in (secret, new_secret):  # a receiver still on the old secret, or already on the new one
+            Webhook(known).verify(second.body, second.headers)
+        await asyncio.sleep(4.5)  # the overlap ends
+        await publish(infra, [requested(uuid.uuid4().hex, provider, consumer)])
+        third = (await receiver.wait_for(3, 30))[2]
+        assert len(third.headers["webhook-signature"].split(" ")) == 1
+        Webhook(new_secret).verify(third.body, third.headers)
+        with pytest.raises(Exception, match="signature"):
+            Webhook(secret).verify(third.body, third.headers)
+        assert picky.received == []  # it wants grants only
+    finally:
+        await receiver.stop()
+        await picky.stop()
+
+
+async def test_a_failing_receiver_is_retried_until_it_answers(infra, topics, services, tmp_path) -> None:
+    provider, consumer = fresh_code(), fresh_code()
+    answers = iter([503, 503])
+    receiver = await Receiver(answer=lambda _r: next(answers, 200)).start()
+    try:
+        notifier = await start_notifier(infra, tmp_path, services, webhook_retry_first_seconds="1")
+        await register(notifier, provider, receiver.url)
+        await publish(infra, [requested(uuid.uuid4().hex, provider, consumer)])
+
+        async def failing_once() -> list[dict]:
+            found = await deliveries(notifier, provider)
+            return found if found and found[0]["attempts"] >= 1 and found[0]["state"] == "PENDING" else []
+
+        [pending] = await until(failing_once, 30, "a first failed attempt")
+        assert pending["last_error"].startswith("HTTP 503") and pending["last_status"] == 503
+        assert pending["next_try_at"] is not None
+        await receiver.wait_for(1, 30)
+        assert [r.status for r in receiver.received] == [503, 503, 200]
+        assert len({r.webhook_id for r in receiver.received}) == 1  # the same notice each time
+        [done] = await until(lambda: deliveries(notifier, provider, state="DELIVERED"), 10, "delivered")
+        assert done["attempts"] == 3 and done["last_status"] == 200
+    finally:
+        await receiver.stop()
+
+
+async def test_a_delivery_given_up_is_dead_listed_and_replayed(infra, topics, services, tmp_path) -> None:
+    provider, consumer, it_office = fresh_code(), fresh_code(), fresh_code()
+    healthy = False
+    receiver = await Receiver(answer=lambda _r: 200 if healthy else 500).start()
+    try:
+        notifier = await start_notifier(
+            infra, tmp_path, services, webhook_give_up_after_seconds="2", it_office_code=it_office
+        )
+        await register(notifier, provider, receiver.url)
+        await publish(infra, [requested(uuid.uuid4().hex, provider, consumer) for _ in range(2)])
+        dead = await until(
+            lambda: _when(deliveries(notifier, provider, state="DEAD"), lambda f: len(f) == 2), 30, "two dead"
+        )
+        assert all(d["attempts"] >= 2 and d["last_error"].startswith("HTTP 500") for d in dead)
+        assert all(d["next_try_at"] is None for d in dead)
+        oversight = bearer(it_office, Role.IT_OFFICE_OPERATOR)
+        async with httpx.AsyncClient(base_url=notifier.url, headers=oversight) as client:
+            seen = await client.get("/webhook-deliveries", params={"state": "DEAD", "department_code": provider})
+            assert {d["delivery_id"] for d in seen.json()["items"]} == {d["delivery_id"] for d in dead}
+        other = fresh_code()  # another department's data administrator sees none of it
+        async with httpx.AsyncClient(base_url=notifier.url, headers=admin(other)) as client:
+            assert (await client.get(f"/webhooks/{provider}/deliveries")).status_code == 403
+            assert (await client.get("/webhook-deliveries")).status_code == 403
+
+        healthy = True
+        first, second = sorted(dead, key=lambda d: d["created_at"])
+        async with httpx.AsyncClient(base_url=notifier.url, headers=admin(provider)) as client:
+            replayed = await client.post(f"/webhooks/{provider}/deliveries/{first['delivery_id']}/replay")
+            assert replayed.status_code == 202, replayed.text
+        await receiver.wait_for(1, 30)
+        async with httpx.AsyncClient(base_url=notifier.url, headers=oversight) as client:  # the IT office replays
+            replayed = await client.post("/webhook-deliveries/replay", params={"department_code": provider})
+            assert replayed.json() == {"replayed": 1}
+        await receiver.wait_for(2, 30)
+        assert sorted(receiver.accepted_ids()) == sorted(d["notification_id"] for d in dead)
+        done = await until(
+            lambda: _when(deliveries(notifier, provider, state="DELIVERED"), lambda f: len(f) == 2), 10, "delivered"
+        )
+        assert {d["delivery_id"] for d in done} == {first["delivery_id"], second["delivery_id"]}
+        async with httpx.AsyncClient(base_url=notifier.url, headers=admin(provider)) as client:
+            again = await client.post(f"/webhooks/{provider}/deliveries/{first['delivery_id']}/replay")
+        assert again.status_code == 409  # delivered: nothing to replay
+    finally:
+        await receiver.stop()
+
+
+async def _when(found, accept):
+    result = await found
+    return result if accept(result) else None
+
+
+async def test_a_receiver_down_gets_everything_afterwards_in_order_per_resource(
+    infra, topics, services, tmp_path
+) -> None:
+    provider, consumer = fresh_code(), fresh_code()
+    receiver = await Receiver().start()
+    port = receiver.port
+    await receiver.stop()  # down before anything is sent
+    notifier = await start_notifier(infra, tmp_path, services)
+    await register(notifier, consumer, f"http://127.0.0.1:{port}/hook")
+    requests = [uuid.uuid4().hex for _ in range(3)]
+    resources = {r: f"101001/{i + 1:06d}" for i, r in enumerate(requests)}  # one resource each: three chains
+    events = [decided(r, provider, consumer, f"{r}-{n}", resources[r]) for n in range(5) for r in requests]
+    for event in events:  # the requests' keys spread them over partitions; each request's events in order
+        await publish(infra, [event])
+
+    async def all_queued() -> list[dict]:
+        found = await deliveries(notifier, consumer)
+        return found if len(found) == len(events) and any(d["attempts"] >= 2 for d in found) else []
+
+    queued = await until(all_queued, 60, "every notice queued and the heads retried")
+    waiting = [d for d in queued if d["waiting_behind_earlier"]]
+    assert len(waiting) == len(events) - len(requests)  # one head per request is tried, the rest wait
+    assert all(d["attempts"] == 0 for d in waiting)
+    await asyncio.sleep(3)  # down a while longer: retries back off
+
+    receiver = await Receiver(port=port).start()
+    try:
+        got = await receiver.wait_for(len(events), 60)
+        assert len({r.webhook_id for r in got}) == len(events)
+        for r in requests:
+            assert [reasons_of(x) for x in got if reasons_of(x).startswith(r)] == [f"{r}-{n}" for n in range(5)]
+    finally:
+        await receiver.stop()
+
+
+async def test_a_notifier_killed_with_deliveries_pending_loses_none(infra, topics, services, tmp_path) -> None:
+    provider, consumer = fresh_code(), fresh_code()
+    receiver = await Receiver().start()
+    port = receiver.port
+    await receiver.stop()
+    database, prefix = f"webhooks_{uuid.uuid4().hex[:8]}", f"wh{uuid.uuid4().hex[:8]}-"
+    for topic in SUBSCRIBED:
+        await skip_backlog(infra, prefix + "notifier", topic)
+    notifier = await start_notifier(infra, tmp_path, services, mongo_database=database, consumer_group_prefix=prefix)
+    await register(notifier, consumer, f"http://127.0.0.1:{port}/hook")
+    requests = [uuid.uuid4().hex for _ in range(4)]
+    resources = {r: f"101001/{i + 1:06d}" for i, r in enumerate(requests)}  # one resource each: three chains
+    events = [decided(r, provider, consumer, f"{r}-{n}", resources[r]) for n in range(5) for r in requests]
+    await publish(infra, events)
+    await until(
+        lambda: _when(deliveries(notifier, consumer), lambda f: len(f) == len(events) and f[0]["attempts"] >= 1),
+        60,
+        "every notice queued, the first tried",
+    )
+    notifier.signal(9)
+    notifier.wait_exit(10)
+
+    receiver = await Receiver(port=port).start()
+    try:
+        restarted = await start_notifier(
+            infra, tmp_path, services, mongo_database=database, consumer_group_prefix=prefix
+        )
+        got = await receiver.wait_for(len(events), 90)
+        ids = [r.webhook_id for r in got]
+        assert len(set(ids)) == len(events), f"{len(set(ids))} of {len(events)} notices arrived"
+        for r in requests:
+            assert [reasons_of(x) for x in got if reasons_of(x).startswith(r)] == [f"{r}-{n}" for n in range(5)]
+        done = await deliveries(restarted, consumer, state="DELIVERED")
+        assert len(done) == len(events)
+    finally:
+        await receiver.stop()
+
+
+async def test_registration_refuses_urls_the_notifier_must_not_call(infra, topics, services, tmp_path) -> None:
+    department = fresh_code()
+    notifier = await start_notifier(infra, tmp_path, services, webhook_allow_private_targets="false")
+    refused = {
+        "http://127.0.0.1:9/hook": "127.0.0.1",
+        "http://localhost:9/hook": "resolves to",  # a name is resolved, not trusted
+        "http://[::1]:9/hook": "::1",
+        "http://169.254.169.254/latest/meta-data": "169.254.169.254",
+        "http://10.0.0.8/hook": "10.0.0.8",
+        "http://224.0.0.1/hook": "224.0.0.1",
+        "https://user:secret@hooks.example.gov.cn/n": "password",
+        "ftp://hooks.example.gov.cn/n": "scheme",
+        "https://hooks.invalid/n": "does not resolve",
+    }
+    async with httpx.AsyncClient(base_url=notifier.url, headers=admin(department)) as client:
+        for url, reason in refused.items():
+            response = await client.post(f"/webhooks/{department}/endpoints", json={"url": url})
+            assert response.status_code == 422, (url, response.text)
+            assert response.json()["field"] == "url" and reason in response.json()["detail"], (url, response.text)
+        too_long = await client.post(f"/webhooks/{department}/endpoints", json={"url": "https://a.cn/" + "x" * 3000})
+        assert too_long.status_code == 422
+        other = await client.post(f"/webhooks/{fresh_code()}/endpoints", json={"url": "https://a.cn/"})
+        assert other.status_code == 403  # another department's webhooks are not hers
+        assert (await client.get(f"/webhooks/{department}/endpoints")).json() == []
+    reader = bearer(department, Role.CATALOG_COMPILER)
+    async with httpx.AsyncClient(base_url=notifier.url, headers=reader) as client:
+        assert (await client.get(f"/webhooks/{department}/endpoints")).status_code == 403
+
+
+async def test_a_department_that_chose_no_webhooks_gets_none(infra, topics, services, tmp_path) -> None:
+    provider, consumer = fresh_code(), fresh_code()
+    receiver = await Receiver().start()
+    try:
+        notifier = await start_notifier(infra, tmp_path, services)
+        await register(notifier, provider, receiver.url)
+        async with httpx.AsyncClient(base_url=notifier.url, headers=admin(provider)) as client:
+            chosen = await client.put(f"/preferences/{provider}", json={"channels": ["INBOX"]})
+            assert chosen.status_code in (200, 204), chosen.text
+        await publish(infra, [requested(uuid.uuid4().hex, provider, consumer)])
+        async with httpx.AsyncClient(base_url=notifier.url, headers=admin(provider)) as client:
+            await until(lambda: _when(client.get(f"/inbox/{provider}"), lambda r: r.json()["items"]), 30, "inbox")
+        await asyncio.sleep(2)
+        assert receiver.received == [] and await deliveries(notifier, provider) == []
+        async with httpx.AsyncClient(base_url=notifier.url, headers=admin(provider)) as client:
+            chosen = await client.put(f"/preferences/{provider}", json={"channels": ["INBOX", "WEBHOOK"]})
+        await publish(infra, [requested(uuid.uuid4().hex, provider, consumer)])
+        assert len(await receiver.wait_for(1, 30)) == 1
+    finally:
+        await receiver.stop()

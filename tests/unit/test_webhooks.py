@@ -1,0 +1,200 @@
+"""The webhook channel's rules without a broker or database: the retry schedule, what a registered URL may
+point at, secret rotation, which endpoint wants which notice, and the signed headers as an independent
+verifier (the standardwebhooks reference implementation, and a plain HMAC) reads them."""
+
+import base64
+import hashlib
+import hmac
+import random
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from standardwebhooks import Webhook
+
+from common.identifiers import credit_code_check_character
+from services.notifier import webhooks as handlers
+from services.notifier.adapters.webhooks_delivery import signed_headers
+from services.notifier.domain.notifications import Notification, NotificationKind
+from services.notifier.domain.webhooks import (
+    DeliveryState,
+    Endpoint,
+    RetrySchedule,
+    SigningSecret,
+    UnsafeUrl,
+    check_url,
+    delivery_for,
+    heads,
+    new_secret,
+    outcome_of,
+)
+from services.notifier.settings import NotifierSettings
+
+NOW = datetime(2026, 11, 27, 8, 0, tzinfo=UTC)
+DEPT = "11360800MB2000001" + credit_code_check_character("11360800MB2000001")
+OTHER = "11360800MB3000002" + credit_code_check_character("11360800MB3000002")
+
+
+def test_backoff_grows_exponentially_with_jitter_up_to_its_longest_wait() -> None:
+    schedule = RetrySchedule(first=timedelta(seconds=5), factor=2, longest=timedelta(hours=2))
+    rng = random.Random(7)
+    for failed in range(1, 20):
+        base = min(5 * 2 ** (failed - 1), 7200)
+        delays = [schedule.delay(failed, rng).total_seconds() for _ in range(200)]
+        assert all(base * 0.5 <= d <= base for d in delays), (failed, min(delays), max(delays))
+        assert max(delays) - min(delays) > base * 0.3  # jittered, not one fixed wait
+    assert schedule.delay(1000, rng) <= timedelta(hours=2)
+
+
+def test_a_delivery_is_retried_for_at_least_the_horizon_then_given_up() -> None:
+    schedule = RetrySchedule()  # the defaults: 5 s doubling to 2 h, given up after 25 h
+    first, now, failed = NOW, NOW, 1
+    tries = [now]
+    while (next_try := schedule.next_try(failed_attempts=failed, retry_from=first, now=now)) is not None:
+        now, failed = next_try, failed + 1
+        tries.append(now)
+    assert tries[-1] - first >= timedelta(hours=24)
+    assert tries[-1] - first < timedelta(hours=27)
+    assert 15 <= len(tries) <= 40, len(tries)
+    assert schedule.next_try(failed_attempts=1, retry_from=NOW, now=NOW + timedelta(hours=24, minutes=59))
+    assert schedule.next_try(failed_attempts=1, retry_from=NOW, now=NOW + timedelta(hours=25)) is None
+
+
+def test_production_retries_for_at_least_a_day_and_refuses_private_targets_by_default() -> None:
+    production = {"environment": "production", "mongo_uri": "mongodb://m0/?replicaSet=rs0", "it_office_code": DEPT}
+    with pytest.raises(ValueError, match="webhook_give_up_after_seconds"):
+        NotifierSettings(**production, webhook_give_up_after_seconds=3600)
+    assert NotifierSettings(**production).webhooks_allow_private is False
+    assert NotifierSettings(**production, webhook_allow_private_targets=True).webhooks_allow_private is True
+    assert NotifierSettings().webhooks_allow_private is True
+    assert NotifierSettings(webhook_allow_private_targets=False).webhooks_allow_private is False
+    assert NotifierSettings().retry_schedule().give_up_after >= timedelta(hours=24)
+
+
+@pytest.mark.parametrize(
+    ("url", "addresses", "reason"),
+    [
+        ("ftp://example.gov.cn/hook", ["203.0.113.9"], "scheme"),
+        ("file:///etc/passwd", [], "scheme"),
+        ("https://user:pw@example.gov.cn/hook", ["8.8.8.8"], "password"),
+        ("https://user@example.gov.cn/hook", ["8.8.8.8"], "password"),
+        ("https:///hook", [], "no host"),
+        ("https://example.gov.cn/hook#x", ["8.8.8.8"], "fragment"),
+        ("https://example.gov.cn:0/hook", ["8.8.8.8"], "port 0"),
+        ("https://localhost/hook", ["127.0.0.1", "::1"], "127.0.0.1"),
+        ("https://example.gov.cn/hook", ["10.1.2.3"], "10.1.2.3"),
+        ("https://example.gov.cn/hook", ["192.168.1.1"], "192.168.1.1"),
+        ("https://example.gov.cn/hook", ["172.16.0.1"], "172.16.0.1"),
+        ("https://example.gov.cn/hook", ["169.254.169.254"], "169.254.169.254"),
+        ("https://example.gov.cn/hook", ["fe80::1%eth0"], "fe80::1"),
+        ("https://example.gov.cn/hook", ["fd00::1"], "fd00::1"),
+        ("https://example.gov.cn/hook", ["::ffff:127.0.0.1"], "127.0.0.1"),
+        ("https://example.gov.cn/hook", ["224.0.0.1"], "224.0.0.1"),
+        ("https://example.gov.cn/hook", ["0.0.0.0"], "0.0.0.0"),
+        ("https://example.gov.cn/hook", ["8.8.8.8", "127.0.0.1"], "127.0.0.1"),  # every address counts
+        ("https://nowhere.invalid/hook", [], "does not resolve"),
+        ("https://example.gov.cn/" + "x" * 2000, ["8.8.8.8"], "at most"),
+    ],
+)
+def test_a_url_the_notifier_will_not_call_is_refused_with_the_reason(url, addresses, reason) -> None:
+    with pytest.raises(UnsafeUrl, match=reason):
+        check_url(url, addresses, allow_private=False)
+
+
+def test_public_targets_pass_and_a_development_setting_allows_loopback() -> None:
+    check_url("https://hooks.example.gov.cn/notices?dept=1", ["114.114.114.114"], allow_private=False)
+    check_url("http://hooks.example.gov.cn:8080/n", ["8.8.4.4", "2001:4860:4860::8888"], allow_private=False)
+    check_url("http://127.0.0.1:9000/hook", [], allow_private=True)
+    with pytest.raises(UnsafeUrl, match="password"):  # the setting never allows credentials in the URL
+        check_url("http://a:b@127.0.0.1:9000/hook", [], allow_private=True)
+
+
+async def test_the_url_policy_resolves_the_host_before_judging_it() -> None:
+    asked = []
+
+    async def resolve(host: str, port: int) -> list[str]:
+        asked.append((host, port))
+        return ["127.0.0.1"]
+
+    with pytest.raises(handlers.UnsafeWebhookUrl, match=r"127\.0\.0\.1"):
+        await handlers.UrlPolicy(resolve, allow_private=False).check("https://looks-public.example.cn/hook")
+    assert asked == [("looks-public.example.cn", 443)]
+    await handlers.UrlPolicy(resolve, allow_private=True).check("http://looks-public.example.cn/hook")
+
+
+def endpoint(*secrets: SigningSecret, kinds=frozenset()) -> Endpoint:
+    return Endpoint("wh_1", DEPT, "https://hooks.example.gov.cn/n", kinds, list(secrets), "admin", NOW)
+
+
+def test_a_rotation_signs_with_both_secrets_during_the_overlap_then_only_the_new_one() -> None:
+    old, new = new_secret(), new_secret()
+    e = endpoint(SigningSecret(old, NOW))
+    e.rotate(new, NOW + timedelta(hours=1), timedelta(hours=24))
+    assert e.signing_secrets(NOW + timedelta(hours=2)) == [old, new]
+    assert e.signing_secrets(NOW + timedelta(hours=25, seconds=1)) == [new]
+    newer = new_secret()
+    e.rotate(newer, NOW + timedelta(hours=3), timedelta(hours=1))  # a second rotation shortens the oldest's overlap
+    assert e.signing_secrets(NOW + timedelta(hours=3, minutes=30)) == [old, new, newer]
+    assert e.signing_secrets(NOW + timedelta(hours=4, seconds=1)) == [newer]
+    e.rotate(new_secret(), NOW + timedelta(hours=5), timedelta(0))  # no overlap: the old one stops at once
+    assert len(e.signing_secrets(NOW + timedelta(hours=5))) == 1
+    assert len(e.secrets) == 1
+
+
+def notice(kind=NotificationKind.REQUEST_ARRIVED, reference="req-1", recipient=DEPT) -> Notification:
+    return Notification(f"evt-1:{recipient}", recipient, kind, "标题", "正文", reference=reference, created_at=NOW)
+
+
+def test_an_endpoint_wants_its_departments_notices_of_its_kinds() -> None:
+    assert endpoint().wants(notice())
+    assert not endpoint().wants(notice(recipient=OTHER))
+    picky = endpoint(kinds=frozenset({NotificationKind.GRANT_ISSUED}))
+    assert not picky.wants(notice()) and picky.wants(notice(NotificationKind.GRANT_ISSUED))
+
+
+def test_the_signed_headers_verify_with_the_reference_implementation_and_a_plain_hmac() -> None:
+    old, new = new_secret(), new_secret()
+    assert old.startswith("whsec_") and len(base64.b64decode(old.removeprefix("whsec_"))) == 32
+    d = delivery_for(endpoint(), notice(), NOW)
+    at = datetime.now(UTC)
+    headers = signed_headers(d, [old, new], at)
+    assert headers["webhook-id"] == "evt-1:" + DEPT
+    assert headers["webhook-timestamp"] == str(int(at.timestamp()))
+    for secret in (old, new):  # a receiver that knows either secret accepts it
+        payload = Webhook(secret).verify(d.body, headers)
+        assert payload["type"] == "notification.REQUEST_ARRIVED" and payload["data"]["reference"] == "req-1"
+    key = base64.b64decode(new.removeprefix("whsec_"))
+    signed = f"{headers['webhook-id']}.{headers['webhook-timestamp']}.{d.body}".encode()
+    expected = "v1," + base64.b64encode(hmac.new(key, signed, hashlib.sha256).digest()).decode()
+    assert expected in headers["webhook-signature"].split(" ")
+    with pytest.raises(Exception, match="signature"):
+        Webhook(new_secret()).verify(d.body, headers)
+
+
+def test_notices_about_the_same_thing_share_a_chain_per_endpoint() -> None:
+    a = delivery_for(endpoint(), notice(reference="101001/000001"), NOW)
+    b = delivery_for(endpoint(), Notification("evt-2:" + DEPT, DEPT, NotificationKind.RESOURCE_CHANGED, "t", "b",
+                                              reference="101001/000001", created_at=NOW), NOW)  # fmt: skip
+    c = delivery_for(endpoint(), notice(reference="101001/000002"), NOW)
+    assert a.chain == b.chain != c.chain
+    assert a.delivery_id != b.delivery_id and a.notification_id == "evt-1:" + DEPT
+
+
+def test_an_attempt_delivers_retries_or_gives_up() -> None:
+    schedule = RetrySchedule(first=timedelta(seconds=5), give_up_after=timedelta(hours=25))
+    d = delivery_for(endpoint(), notice(), NOW)
+    ok = outcome_of(d, schedule, NOW, status=204, error=None)
+    assert ok.state is DeliveryState.DELIVERED and ok.finished and ok.attempts == 1 and ok.delivered_at == NOW
+    failed = outcome_of(d, schedule, NOW, status=503, error="HTTP 503")
+    assert failed.state is DeliveryState.PENDING and not failed.finished and failed.retry_from == NOW
+    assert NOW + timedelta(seconds=2.5) <= failed.next_try_at <= NOW + timedelta(seconds=5)
+    d.attempts, d.retry_from = 30, NOW
+    late = outcome_of(d, schedule, NOW + timedelta(hours=25), status=None, error="ConnectError")
+    assert late.state is DeliveryState.DEAD and late.finished and late.next_try_at is None and late.attempts == 31
+
+
+def test_only_the_first_open_delivery_of_a_chain_goes() -> None:
+    deliveries = [delivery_for(endpoint(), notice(reference=ref), NOW) for ref in ("a", "a", "b")]
+    for seq, d in enumerate(deliveries, start=10):
+        d.seq = seq
+    go, wait = heads(deliveries, {deliveries[0].chain: 10, deliveries[2].chain: 9})
+    assert go == [deliveries[0]] and wait == [deliveries[1], deliveries[2]]  # "b" has an older one still open
