@@ -9,7 +9,7 @@ import math
 import time
 from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from pymongo import ASCENDING, ReturnDocument
@@ -327,6 +327,22 @@ def _entries_query(provider_code: str | None, viewer: Viewer | None) -> dict[str
     return query
 
 
+def _overdue_queries(today: date) -> list[dict[str, Any]]:
+    """Entries in force with a reported change due before `today`; those whose version in force was published
+    and every maintenance confirmed over 365 days ago (a year after a day is never sooner, `one_year_after`, so no
+    overdue entry is left out; the few a day early are left out by `CatalogEntry.overdue`). Two queries, not one
+    `$or`: the local database server reads every entry for an `$or`, where it uses the provider's index."""
+    year_ago = _day(today - timedelta(days=365))
+    return [
+        {"in_force": {"$ne": None}, "pending_update.due_on": {"$lt": _day(today)}},
+        {
+            "in_force": {"$ne": None},
+            "versions": {"$elemMatch": {"status": VersionStatus.PUBLISHED.value, "published_on": {"$lt": year_ago}}},
+            "maintenance": {"$not": {"$elemMatch": {"confirmed_on": {"$gte": year_ago}}}},
+        },
+    ]
+
+
 def entry_of(doc: dict[str, Any]) -> CatalogEntry:
     versions = tuple(
         EntryVersion(
@@ -541,6 +557,16 @@ class MongoUnitOfWork:
 
     async def count_entries(self, *, provider_code: str | None, viewer: Viewer | None = None) -> int:
         return await self.runtime.db[ENTRIES].count_documents(_entries_query(provider_code, viewer))
+
+    async def overdue_candidates(self, *, provider_code: str | None, today: date) -> list[CatalogEntry]:
+        found: dict[str, CatalogEntry] = {}
+        for query in _overdue_queries(today):
+            if provider_code:
+                query["provider_code"] = provider_code
+            async for doc in self.runtime.db[ENTRIES].find(query):
+                if doc["_id"] not in found:  # overdue both ways: read twice, decoded once
+                    found[doc["_id"]] = entry_of(doc)
+        return list(found.values())
 
     async def entries_with_codes(self, codes: list[str]) -> list[CatalogEntry]:
         if not codes:
