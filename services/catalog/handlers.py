@@ -471,12 +471,14 @@ async def confirm_maintenance(
 async def overdue_entries(
     uow: UnitOfWork, today: date, provider_code: str | None = None, viewer: Viewer | None = None
 ) -> list[tuple[CatalogEntry, Overdue]]:
-    """Longest overdue first; ties by resource code and kind. A viewer sees the entries as it may read them
-    (`as_seen_by`): another department's deadlines are not its to see, so only its own department's entries
-    and, for oversight, everyone's."""
-    entries = await uow.entries(provider_code=provider_code, limit=1_000_000, viewer=viewer)
-    seen = entries if viewer is None else [e for e in (as_seen_by(s, viewer) for s in entries) if e is not None]
-    found = [(entry, o) for entry in seen for o in entry.overdue(today)]
+    """Longest overdue first; ties by resource code and kind. Another department's deadlines are not a
+    viewer's to see (`as_seen_by`), so outside oversight only its own department's entries are read at all."""
+    if viewer is not None and not viewer.oversight:
+        if viewer.department_code is None or provider_code not in (None, viewer.department_code):
+            return []
+        provider_code = viewer.department_code
+    entries = await uow.overdue_candidates(provider_code=provider_code, today=today)
+    found = [(entry, o) for entry in entries for o in entry.overdue(today)]
     return sorted(found, key=lambda f: (f[1].due_on, f[0].resource_code, f[1].kind.value))
 
 

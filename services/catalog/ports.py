@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterable
 from contextlib import AbstractAsyncContextManager
+from datetime import date
 from typing import Protocol
 
 from common.events import Event
@@ -92,6 +93,12 @@ class UnitOfWork(Protocol):
         ...
 
     async def count_entries(self, *, provider_code: str | None, viewer: Viewer | None = None) -> int: ...
+
+    async def overdue_candidates(self, *, provider_code: str | None, today: date) -> list[CatalogEntry]:
+        """Entries in force (of one provider, or all) that may be overdue on `today`: a reported change due
+        before it, or nothing published or confirmed for over 365 days. More may come back than are overdue
+        (`CatalogEntry.overdue` decides), never fewer."""
+        ...
 
     async def entries_with_codes(self, codes: list[str]) -> list[CatalogEntry]:
         """The stored entries of these resource codes (those that exist), in one read."""

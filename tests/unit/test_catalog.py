@@ -158,6 +158,9 @@ class FakeUnitOfWork:
     async def count_entries(self, *, provider_code: str | None, viewer: Viewer | None = None) -> int:
         return len(await self.entries(provider_code=provider_code, limit=len(self.stored), viewer=viewer))
 
+    async def overdue_candidates(self, *, provider_code: str | None, today: date) -> list[CatalogEntry]:
+        return [e for e in self.stored.values() if e.in_force and provider_code in (None, e.provider_code)]
+
     async def entries_with_codes(self, codes: list[str]) -> list[CatalogEntry]:
         return [self.stored[c] for c in codes if c in self.stored]
 

@@ -9,7 +9,7 @@ import math
 import time
 from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from pymongo import ASCENDING, ReturnDocument
@@ -59,6 +59,8 @@ ELEMENTS = "catalog_dictionary"  # the data-element dictionary (数据元), one 
 ELEMENT_VERSIONS = "catalog_dictionary_versions"  # every recorded state of every element
 CLAIMS = "catalog_source_claims"  # published entries' items that are the source of an element
 DICTIONARY_GUARD = "catalog_dictionary_guard"  # one record every change of the dictionary's names writes
+MIGRATIONS = "catalog_migrations"  # one record per start-up migration done, so later starts skip it
+DERIVE_CLAIMS = "derive_claims"
 
 
 async def ensure_indexes(db: AsyncDatabase) -> None:
@@ -71,10 +73,15 @@ async def ensure_indexes(db: AsyncDatabase) -> None:
 
 async def derive_claims(uow: MongoUnitOfWork) -> None:
     """Start-up migration: entries published before the dictionary existed have no claims; each entry in force
-    claims the elements its items are the source of, as its approval would have. Idempotent (a claim stored is
-    kept), one transaction per entry that re-reads it, so a concurrent withdrawal is never undone. Clashes are
-    not settled here: two departments claiming one element both keep their claims, the later is listed by
-    `/duplicate-sources` until the IT office assigns the element's source."""
+    claims the elements its items are the source of, as its approval would have. Runs until it is recorded done
+    in MIGRATIONS; later starts skip it (every approval since writes its claims itself). Idempotent (a claim
+    stored is kept), one transaction per entry that re-reads it and its own claims, so a concurrent withdrawal is
+    never undone and two replicas starting at once conflict on an entry, not corrupt it (the loser's setup runs
+    again and finds the claims there). Clashes are not settled here: two departments claiming one element both
+    keep their claims, the later is listed by `/duplicate-sources` until the IT office assigns the source."""
+    migrations = uow.runtime.db[MIGRATIONS]
+    if await migrations.find_one({"_id": DERIVE_CLAIMS}) is not None:
+        return
     derived = 0
     codes = [d["_id"] async for d in uow.runtime.db[ENTRIES].find({"in_force": {"$ne": None}}, {"_id": 1})]
     for code in codes:
@@ -83,11 +90,16 @@ async def derive_claims(uow: MongoUnitOfWork) -> None:
             if entry is None or entry.in_force is None:
                 continue
             wanted = claims_of(entry)
-            held = {c.element for c in await tx.source_claims() if c.resource_code == code}
+            held = {c.element for c in await tx.claims_of_entry(code)}
             missing = [c for c in wanted if c.element not in held]
             if missing:
                 await tx.replace_claims(code, [c for c in wanted if c.element in held] + missing)
                 derived += len(missing)
+    done = {"done_at": datetime.now(UTC), "entries": len(codes), "claims_derived": derived}
+    try:
+        await migrations.update_one({"_id": DERIVE_CLAIMS}, {"$setOnInsert": done}, upsert=True)
+    except DuplicateKeyError:
+        pass  # another replica recorded it at the same moment
     if derived:
         log.info("derived %d source claims of entries published before the dictionary", derived)
 
@@ -114,8 +126,10 @@ async def _dictionary(db: AsyncDatabase, session: AsyncClientSession | None) -> 
     return Dictionary(tuple([element_of(d) async for d in db[ELEMENTS].find({}, session=session).sort("_id")]))
 
 
-async def _claims(db: AsyncDatabase, session: AsyncClientSession | None) -> list[SourceClaim]:
-    cursor = db[CLAIMS].find({}, session=session).sort("_id")
+async def _claims(
+    db: AsyncDatabase, session: AsyncClientSession | None, query: dict[str, Any] | None = None
+) -> list[SourceClaim]:
+    cursor = db[CLAIMS].find(query or {}, session=session).sort("_id")
     return [SourceClaim(d["element"], d["provider_code"], d["resource_code"]) async for d in cursor]
 
 
@@ -313,6 +327,22 @@ def _entries_query(provider_code: str | None, viewer: Viewer | None) -> dict[str
     return query
 
 
+def _overdue_queries(today: date) -> list[dict[str, Any]]:
+    """Entries in force with a reported change due before `today`; those whose version in force was published
+    and every maintenance confirmed over 365 days ago (a year after a day is never sooner, `one_year_after`, so no
+    overdue entry is left out; the few a day early are left out by `CatalogEntry.overdue`). Two queries, not one
+    `$or`: the local database server reads every entry for an `$or`, where it uses the provider's index."""
+    year_ago = _day(today - timedelta(days=365))
+    return [
+        {"in_force": {"$ne": None}, "pending_update.due_on": {"$lt": _day(today)}},
+        {
+            "in_force": {"$ne": None},
+            "versions": {"$elemMatch": {"status": VersionStatus.PUBLISHED.value, "published_on": {"$lt": year_ago}}},
+            "maintenance": {"$not": {"$elemMatch": {"confirmed_on": {"$gte": year_ago}}}},
+        },
+    ]
+
+
 def entry_of(doc: dict[str, Any]) -> CatalogEntry:
     versions = tuple(
         EntryVersion(
@@ -427,6 +457,10 @@ class MongoCatalogTransaction:
     async def source_claims(self) -> list[SourceClaim]:
         return await _claims(self.db, self.session)
 
+    async def claims_of_entry(self, resource_code: str) -> list[SourceClaim]:
+        """The claims of one entry, read by the index on resource code."""
+        return await _claims(self.db, self.session, {"resource_code": resource_code})
+
     async def replace_claims(self, resource_code: str, claims: list[SourceClaim]) -> None:
         await self.db[CLAIMS].delete_many({"resource_code": resource_code}, session=self.session)
         if claims:
@@ -523,6 +557,16 @@ class MongoUnitOfWork:
 
     async def count_entries(self, *, provider_code: str | None, viewer: Viewer | None = None) -> int:
         return await self.runtime.db[ENTRIES].count_documents(_entries_query(provider_code, viewer))
+
+    async def overdue_candidates(self, *, provider_code: str | None, today: date) -> list[CatalogEntry]:
+        found: dict[str, CatalogEntry] = {}
+        for query in _overdue_queries(today):
+            if provider_code:
+                query["provider_code"] = provider_code
+            async for doc in self.runtime.db[ENTRIES].find(query):
+                if doc["_id"] not in found:  # overdue both ways: read twice, decoded once
+                    found[doc["_id"]] = entry_of(doc)
+        return list(found.values())
 
     async def entries_with_codes(self, codes: list[str]) -> list[CatalogEntry]:
         if not codes:
