@@ -100,7 +100,7 @@ async def import_elements(table: list[list[object]], principal: Principal, uow: 
     names checked off the event loop, in one pass."""
     authorize(principal, "catalog.dictionary.edit")
     names = await uow.department_names()
-    elements = await asyncio.to_thread(read_sheet, table, {name: code for code, name in names.items()})
+    elements = await asyncio.to_thread(read_sheet, table, names)
     async with uow() as tx:
         await tx.guard_names()
         dictionary = await tx.dictionary()

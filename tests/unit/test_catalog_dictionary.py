@@ -332,6 +332,23 @@ async def test_a_broken_dictionary_table_changes_nothing_and_names_its_rows() ->
         await dictionary.import_elements([["资源代码"]], OPERATOR, uow)
 
 
+def test_a_source_named_by_a_name_two_departments_share_must_be_given_by_its_code() -> None:
+    one, other, third = credit_code("360800", 8101), credit_code("360800", 8102), credit_code("360800", 8103)
+    known = {one: "吉安市公安局", other: "吉安市公安局", third: "吉安市统计局"}
+    table = [
+        ["标识符", "标准名称", "同义名称", "定义", "数据类型", "权威来源部门代码", "权威来源部门"],
+        ["DE9020", "户籍地址", "", "", "字符型", "", "吉安市公安局"],
+        ["DE9021", "户籍类别", "", "", "字符型", other, "吉安市公安局"],
+        ["DE9022", "统计期", "", "", "字符型", "", "吉安市统计局"],
+    ]
+    with pytest.raises(SheetErrors) as errors:
+        domain_dictionary.read_sheet(table, known)
+    assert [e.split(":")[0] for e in errors.value.errors] == ["row 2"]
+    assert "give its code" in errors.value.errors[0]
+    good = domain_dictionary.read_sheet([table[0], *table[2:]], known)
+    assert [(e.identifier, e.source_code) for e in good] == [("DE9021", other), ("DE9022", third)]
+
+
 # -- demands -------------------------------------------------------------------------------------
 
 

@@ -221,8 +221,9 @@ TYPE_LABELS = TYPES  # the data types as the catalog table writes them
 
 def read_sheet(table: list[list[object]], departments: dict[str, str]) -> list[DataElement]:
     """Elements from a table in SHEET_COLUMNS layout (header first). The source department is given by its
-    credit code or, left blank, by its name (`departments`: name → code, every department the catalog knows; a
-    code not among them is refused). Every broken row is reported."""
+    credit code or, left blank, by its name (`departments`: code → name, every department the catalog knows; a
+    code not among them is refused, and a name two departments share must be given as a code). Every broken
+    row is reported."""
     if not table or cells_of(table[0][: len(SHEET_COLUMNS)]) != SHEET_COLUMNS:
         header = "、".join(SHEET_COLUMNS)
         raise SheetErrors([row_error(1, f"the header must be {header}", f"表头应为：{header}")])
@@ -247,7 +248,9 @@ def read_sheet(table: list[list[object]], departments: dict[str, str]) -> list[D
     errors: list[RowError] = []
     found: list[DataElement] = []
     seen: dict[str, int] = {}
-    known = set(departments.values())
+    by_name: dict[str, list[str]] = {}
+    for known_code, known_name in departments.items():
+        by_name.setdefault(known_name, []).append(known_code)
     for number, cells in rows:
         identifier, name, aliases, definition, type_label, code, department = cells[: len(SHEET_COLUMNS)]
         if identifier in seen:
@@ -272,7 +275,17 @@ def read_sheet(table: list[list[object]], departments: dict[str, str]) -> list[D
             )
             continue
         if not code and department:
-            code = departments.get(department, "")
+            codes = by_name.get(department, [])
+            if len(codes) > 1:
+                errors.append(
+                    row_error(
+                        number,
+                        f"权威来源部门 {department!r} names {len(codes)} departments; give its code",
+                        f"权威来源部门“{department}”对应 {len(codes)} 个部门，请填写部门代码",
+                    )
+                )
+                continue
+            code = codes[0] if codes else ""
             if not code:
                 errors.append(
                     row_error(
@@ -282,7 +295,7 @@ def read_sheet(table: list[list[object]], departments: dict[str, str]) -> list[D
                     )
                 )
                 continue
-        elif code and code not in known:
+        elif code and code not in departments:
             errors.append(
                 row_error(
                     number,
