@@ -21,6 +21,10 @@ from services.notifier.webhooks import UrlPolicy, WebhookChannel
 
 def build(settings: NotifierSettings) -> tuple[FastAPI, Runtime]:
     runtime = Runtime.build("notifier", settings)
+    retention = mongo.Retention(
+        read=timedelta(days=settings.read_notice_retention_days),
+        changes=timedelta(days=settings.change_notice_retention_days),
+    )
     clock = ShiftedClock(settings.clock_start) if settings.clock_start else SystemClock()
     store = webhooks_mongo.MongoWebhookStore(runtime.db)
     urls = UrlPolicy(webhooks_delivery.resolve, allow_private=settings.webhooks_allow_private)
@@ -33,8 +37,8 @@ def build(settings: NotifierSettings) -> tuple[FastAPI, Runtime]:
         idle_check=settings.webhook_idle_check_seconds,
         clock=clock.now,
     )
-    uow = mongo.MongoUnitOfWork(runtime, on_deliveries=deliverer.hand_over, hold=deliverer.lease)
-    runtime.setup.append(partial(mongo.ensure_indexes, runtime.db))
+    uow = mongo.MongoUnitOfWork(runtime, retention, on_deliveries=deliverer.hand_over, hold=deliverer.lease)
+    runtime.setup.append(partial(mongo.ensure_indexes, runtime.db, retention))
     runtime.setup.append(partial(webhooks_mongo.ensure_indexes, runtime.db))
     runtime.periodic["webhook-delivery"] = deliverer.run  # started once the database is set up; restarted on failure
     notifier_ref: list[handlers.Notifier] = []
@@ -47,6 +51,7 @@ def build(settings: NotifierSettings) -> tuple[FastAPI, Runtime]:
         reminders=ReminderPolicy(runtime.calendar, settings.reminder_lead_working_days, settings.reminder_time),
         it_office_code=settings.it_office_code,
         change_window=timedelta(seconds=settings.change_window_seconds),
+        change_batch_longest=timedelta(seconds=settings.change_batch_max_seconds),
         digest_time=settings.digest_time,
     )
     notifier_ref.append(notifier)
