@@ -15,6 +15,7 @@ from collections.abc import Iterable
 from datetime import UTC, date, datetime, timedelta
 
 import httpx
+import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 from datashare_adapter import PlatformConfig, notifications
 from pymongo import AsyncMongoClient
@@ -25,6 +26,7 @@ from common.kafka import KafkaPublisher
 from common.policy import Role
 from common.topics import load_topics
 from devstack.processes import Infra
+from services.notifier.adapters.topics import KafkaDepartmentTopics
 from tests.adapter_keys import directory_says
 from tests.contract.test_schemas import sample
 from tests.integration.conftest import ServiceProcess, headers_of, read_topic, settings_for
@@ -216,6 +218,30 @@ async def test_holders_hear_of_data_changes_in_batches_and_of_their_entry_until_
     withdrawn = await inbox_until(notifier, subscriber, 2, kind="ENTRY_CHANGED")
     assert any("已撤销" in n["title"] and "停止采集" in n["body"] for n in withdrawn)
     assert len(await inbox_until(notifier, holder, 2, timeout=3, kind="ENTRY_CHANGED")) == 1
+
+
+async def test_a_department_topic_is_named_by_the_code_as_the_adapter_kit_spells_it(infra, topics) -> None:
+    code = fresh_code()
+    settings = settings_for(infra)
+    publisher = KafkaPublisher(settings, EventCodec.from_folder(), load_topics())
+    await publisher.start()
+    made = KafkaDepartmentTopics(publisher, settings)
+    try:
+        await made.open([code.lower()])
+        assert made.topic(code.lower()) == made.topic(code) == f"notifier.notices.{code}"
+        with pytest.raises(ValueError, match="department_code"):
+            await made.open(["not-a-code"])
+    finally:
+        await publisher.stop()
+        if made._admin is not None:
+            await made._admin.close()
+    admin = AIOKafkaAdminClient(bootstrap_servers=infra.bootstrap)
+    await admin.start()
+    try:
+        names = set(await admin.list_topics())
+        assert f"notifier.notices.{code}" in names and f"notifier.notices.{code.lower()}" not in names
+    finally:
+        await admin.close()
 
 
 def counted(notice: dict) -> int:

@@ -15,7 +15,7 @@ from common.codec import SCHEMA_DIR, EventCodec
 from common.errors import RejectedEvent
 from common.events import Event
 from common.identifiers import credit_code_check_character
-from common.topics import load_topics
+from common.topics import load_topic_family, load_topics
 from services.directory import demo_data
 from services.notifier.adapters.events import directory_subscriptions, resource_changes, subscriptions, typed
 from services.notifier.domain import events as domain_events
@@ -503,3 +503,20 @@ def test_a_batch_of_changes_may_not_be_shorter_than_its_window() -> None:
     assert NotifierSettings().change_batch_max_seconds == 300
     with pytest.raises(ValidationError, match="NOTIFIER_CHANGE_BATCH_MAX_SECONDS"):
         NotifierSettings(change_window_seconds=10, change_batch_max_seconds=5)
+
+
+def test_a_topic_family_is_read_as_the_declared_topics_are_with_its_configs(tmp_path) -> None:
+    declared = tmp_path / "topics.toml"
+    declared.write_text(
+        '[defaults]\nretention_ms = 1000\n[[topic]]\nname = "a"\npartitions = 1\n'
+        '[[topic_family]]\nprefix = "x."\npartitions = 3\nconfigs = { "message.timestamp.type" = "LogAppendTime" }\n',
+        encoding="utf-8",
+    )
+    family = load_topic_family("x.", declared, replication_factor=3)
+    assert (family.name, family.partitions, family.replication_factor, family.retention_ms) == ("x.", 3, 3, 1000)
+    assert family.config() == {
+        "cleanup.policy": "delete", "message.timestamp.type": "LogAppendTime", "retention.ms": "1000"
+    }  # fmt: skip
+    with pytest.raises(ValueError, match=r"no topic_family with prefix 'y\.'"):
+        load_topic_family("y.", declared)
+    assert load_topic_family("notifier.notices.").partitions == 3  # the platform's own
