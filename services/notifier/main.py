@@ -7,11 +7,12 @@ from functools import partial
 
 from fastapi import FastAPI
 
+from common.clock import SystemClock
 from common.http import create_app, run_service
 from common.runtime import Runtime
 from services.notifier import handlers
 from services.notifier.adapters import events, http, mongo, webhooks_delivery, webhooks_http, webhooks_mongo
-from services.notifier.adapters.timing import ShiftedClock, SystemClock, Timer
+from services.notifier.adapters.timing import Timer
 from services.notifier.adapters.topics import KafkaDepartmentTopics
 from services.notifier.domain.reminders import ReminderPolicy
 from services.notifier.ports import DIRECTORY_EVENTS, RESOURCE_CHANGES, SUBSCRIBED
@@ -25,7 +26,7 @@ def build(settings: NotifierSettings) -> tuple[FastAPI, Runtime]:
         read=timedelta(days=settings.read_notice_retention_days),
         changes=timedelta(days=settings.change_notice_retention_days),
     )
-    clock = ShiftedClock(settings.clock_start) if settings.clock_start else SystemClock()
+    clock = SystemClock(settings.clock_start)
     store = webhooks_mongo.MongoWebhookStore(runtime.db)
     urls = UrlPolicy(webhooks_delivery.resolve, allow_private=settings.webhooks_allow_private)
     deliverer = webhooks_delivery.WebhookDeliverer(
