@@ -36,23 +36,37 @@ class TopicSpec:
         return config
 
 
+def _spec(name: str, entry: dict, defaults: dict, replication_factor: int | None) -> TopicSpec:
+    return TopicSpec(
+        name=name,
+        partitions=int(entry["partitions"]),
+        cleanup_policy=entry.get("cleanup_policy", "delete"),
+        events=tuple(entry.get("events", [])),
+        retention_ms=int(entry.get("retention_ms", defaults.get("retention_ms", 604800000))),
+        replication_factor=replication_factor or int(defaults.get("replication_factor", 1)),
+        configs=tuple((k, str(v)) for k, v in entry.get("configs", {}).items()),
+    )
+
+
 def load_topics(path: Path = TOPICS_FILE, replication_factor: int | None = None) -> dict[str, TopicSpec]:
     data = tomllib.loads(path.read_text(encoding="utf-8"))
     defaults = data.get("defaults", {})
     specs = {}
     for entry in data["topic"]:
-        spec = TopicSpec(
-            name=entry["name"],
-            partitions=int(entry["partitions"]),
-            cleanup_policy=entry.get("cleanup_policy", "delete"),
-            events=tuple(entry.get("events", [])),
-            retention_ms=int(entry.get("retention_ms", defaults.get("retention_ms", 604800000))),
-            replication_factor=replication_factor or int(defaults.get("replication_factor", 1)),
-            configs=tuple((k, str(v)) for k, v in entry.get("configs", {}).items()),
-        )
+        spec = _spec(entry["name"], entry, defaults, replication_factor)
         specs[spec.name] = spec
         specs[spec.dead_letter().name] = spec.dead_letter()
     return specs
+
+
+def load_topic_family(prefix: str, path: Path = TOPICS_FILE, replication_factor: int | None = None) -> TopicSpec:
+    """The declared `topic_family` with `prefix` (topics made at run time, one per department), as a spec named
+    by the prefix: `replace(spec, name=prefix + key)` is one of its topics."""
+    data = tomllib.loads(path.read_text(encoding="utf-8"))
+    for entry in data.get("topic_family", []):
+        if entry["prefix"] == prefix:
+            return _spec(prefix, entry, data.get("defaults", {}), replication_factor)
+    raise ValueError(f"{path} declares no topic_family with prefix {prefix!r}")
 
 
 async def ensure_topics(admin, specs: list[TopicSpec]) -> list[str]:

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import secrets
-from datetime import UTC, datetime
 from functools import partial
 
 from fastapi import FastAPI
 
 from common.auth import development_key
+from common.clock import SystemClock
 from common.http import create_app, run_service
 from common.runtime import Runtime
 from services.auditor import handlers
@@ -17,11 +17,6 @@ from services.auditor.adapters.checkpoints import CheckpointSigner
 from services.auditor.oversight import bootstrap as oversight
 from services.auditor.ports import AUDITED_TOPICS
 from services.auditor.settings import DEV_CHECKPOINT_KEY_FILE, DEV_SUBJECT_SECRET_FILE, AuditorSettings
-
-
-class SystemClock:
-    def now(self) -> datetime:
-        return datetime.now(UTC)
 
 
 def checkpoint_signer(settings: AuditorSettings) -> CheckpointSigner:

@@ -9,6 +9,7 @@ from functools import partial
 from fastapi import FastAPI
 
 from common.auth import development_key, load_signing_key
+from common.clock import FixedDay, SystemClock
 from common.http import create_app, run_service
 from common.runtime import Runtime
 from services.exchange import handlers
@@ -26,11 +27,9 @@ from services.exchange.sharing.adapters.accesses import (
     GroupedAccessLog,
     MongoGrants,
     RecentResources,
-    SystemClock,
     publish_accesses,
 )
 from services.exchange.sharing.adapters.catalog_events import catalog_handlers
-from services.exchange.sharing.adapters.clock import CityClock, FixedClock
 from services.exchange.sharing.adapters.directory_events import directory_handlers
 from services.exchange.sharing.handlers import Sharing
 from services.exchange.sharing.ports import DIRECTORY_EVENTS
@@ -137,7 +136,7 @@ def build_sharing(settings: ExchangeSettings, runtime: Runtime) -> Sharing:
     """The sharing lifecycle's store, clock, calendar and deadlines."""
     return Sharing(
         store=sharing_mongo.MongoSharingStore(runtime),
-        clock=FixedClock(settings.sharing_today) if settings.sharing_today else CityClock(),
+        clock=FixedDay(settings.sharing_today) if settings.sharing_today else SystemClock(),
         calendar=runtime.calendar,
         deadlines=Deadlines(
             settings.sharing_decision_days, settings.sharing_ruling_days, settings.sharing_final_ruling_days

@@ -61,6 +61,7 @@ class Notifier:
     reminders: ReminderPolicy
     it_office_code: str
     change_window: timedelta = timedelta(seconds=2)
+    change_batch_longest: timedelta = timedelta(minutes=5)
     digest_time: time = time(8, 30)
 
     def today(self) -> date:
@@ -107,23 +108,25 @@ async def grant_gone(event_id: str, e: GrantRevoked | GrantEnded, n: Notifier, r
 
 
 async def resource_changes(events: list[tuple[str, ResourceChanged]], n: Notifier) -> None:
-    """Count a fetched batch of stored changes into each resource's open batch (told when its window ends)."""
+    """Count a fetched batch of stored changes into each resource's open batch (told once changes pause for
+    the window, or once it has been open the longest a batch may be)."""
     now = n.clock.now()
     async with n.uow() as tx:
         known = await tx.change_batches({e.resource_code for _, e in events})
         for _, e in events:
-            batch, told_through = known.get(e.resource_code, (None, 0))
+            batch, told = known.get(e.resource_code, (None, ()))
             batch = add_change(
                 batch,
-                told_through,
+                told,
                 resource_code=e.resource_code,
                 provider_code=e.provider_code,
                 sequence=e.sequence,
                 deleted=e.operation is ChangeOperation.DELETE,
                 now=now,
                 window=n.change_window,
+                longest=n.change_batch_longest,
             )
-            known[e.resource_code] = (batch, told_through)
+            known[e.resource_code] = (batch, told)
         for batch, _ in known.values():
             if batch is not None:
                 await tx.keep_change_batch(batch)

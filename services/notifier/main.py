@@ -7,11 +7,12 @@ from functools import partial
 
 from fastapi import FastAPI
 
+from common.clock import SystemClock
 from common.http import create_app, run_service
 from common.runtime import Runtime
 from services.notifier import handlers
 from services.notifier.adapters import events, http, mongo, webhooks_delivery, webhooks_http, webhooks_mongo
-from services.notifier.adapters.timing import ShiftedClock, SystemClock, Timer
+from services.notifier.adapters.timing import Timer
 from services.notifier.adapters.topics import KafkaDepartmentTopics
 from services.notifier.domain.reminders import ReminderPolicy
 from services.notifier.ports import DIRECTORY_EVENTS, RESOURCE_CHANGES, SUBSCRIBED
@@ -21,7 +22,11 @@ from services.notifier.webhooks import UrlPolicy, WebhookChannel
 
 def build(settings: NotifierSettings) -> tuple[FastAPI, Runtime]:
     runtime = Runtime.build("notifier", settings)
-    clock = ShiftedClock(settings.clock_start) if settings.clock_start else SystemClock()
+    retention = mongo.Retention(
+        read=timedelta(days=settings.read_notice_retention_days),
+        changes=timedelta(days=settings.change_notice_retention_days),
+    )
+    clock = SystemClock(settings.clock_start)
     store = webhooks_mongo.MongoWebhookStore(runtime.db)
     urls = UrlPolicy(webhooks_delivery.resolve, allow_private=settings.webhooks_allow_private)
     deliverer = webhooks_delivery.WebhookDeliverer(
@@ -33,8 +38,8 @@ def build(settings: NotifierSettings) -> tuple[FastAPI, Runtime]:
         idle_check=settings.webhook_idle_check_seconds,
         clock=clock.now,
     )
-    uow = mongo.MongoUnitOfWork(runtime, on_deliveries=deliverer.hand_over, hold=deliverer.lease)
-    runtime.setup.append(partial(mongo.ensure_indexes, runtime.db))
+    uow = mongo.MongoUnitOfWork(runtime, retention, on_deliveries=deliverer.hand_over, hold=deliverer.lease)
+    runtime.setup.append(partial(mongo.ensure_indexes, runtime.db, retention))
     runtime.setup.append(partial(webhooks_mongo.ensure_indexes, runtime.db))
     runtime.periodic["webhook-delivery"] = deliverer.run  # started once the database is set up; restarted on failure
     notifier_ref: list[handlers.Notifier] = []
@@ -47,6 +52,7 @@ def build(settings: NotifierSettings) -> tuple[FastAPI, Runtime]:
         reminders=ReminderPolicy(runtime.calendar, settings.reminder_lead_working_days, settings.reminder_time),
         it_office_code=settings.it_office_code,
         change_window=timedelta(seconds=settings.change_window_seconds),
+        change_batch_longest=timedelta(seconds=settings.change_batch_max_seconds),
         digest_time=settings.digest_time,
     )
     notifier_ref.append(notifier)

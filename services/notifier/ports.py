@@ -9,7 +9,7 @@ from datetime import datetime
 from typing import Protocol
 
 from common.events import Event
-from services.notifier.domain.changes import ChangeBatch
+from services.notifier.domain.changes import ChangeBatch, Ranges
 from services.notifier.domain.events import Dispute
 from services.notifier.domain.holdings import EntryTerms, Holding
 from services.notifier.domain.notifications import Notification, NotificationKind
@@ -73,7 +73,7 @@ class NotifierTransaction(Protocol):
 
     async def keep_entry_terms(self, terms: EntryTerms) -> None: ...
 
-    async def change_batches(self, resource_codes: Collection[str]) -> dict[str, tuple[ChangeBatch | None, int]]: ...
+    async def change_batches(self, resource_codes: Collection[str]) -> dict[str, tuple[ChangeBatch | None, Ranges]]: ...
 
     async def keep_change_batch(self, batch: ChangeBatch) -> None: ...
 

@@ -20,8 +20,14 @@ class NotifierSettings(ServiceSettings):
     http_port: int = 8003
     # The IT office (市信息化工作办公室), as registered in the directory: it hears of disputes.
     it_office_code: str = DEMO_IT_OFFICE_CODE
-    # Changes of a resource arriving within this window after its first untold change make one notice.
+    # A resource's changes make one notice: its batch stays open while changes keep coming, until this window
+    # passes without one, but no longer than change_batch_max_seconds after its first change.
     change_window_seconds: float = Field(default=2.0, ge=0.1, le=300)
+    change_batch_max_seconds: float = Field(default=300.0, ge=0.1, le=86400)
+    # The inbox keeps a read notice this long after it was read, and a data-change notice, read or not, this
+    # long after it was issued; other unread notices until they are read.
+    read_notice_retention_days: float = Field(default=180, gt=0, le=3650)
+    change_notice_retention_days: float = Field(default=90, gt=0, le=3650)
     # Reminders go this many working days before a deadline's day, at this time of day (Beijing time).
     reminder_lead_working_days: int = Field(default=2, ge=1, le=MAX_LEAD)
     reminder_time: time = time(9, 0)
@@ -81,6 +87,11 @@ class NotifierSettings(ServiceSettings):
 
     @model_validator(mode="after")
     def _office_in_production(self) -> "NotifierSettings":
+        if self.change_batch_max_seconds < self.change_window_seconds:
+            raise ValueError(
+                "change_batch_max_seconds: a batch of changes is open at least its window; set "
+                "NOTIFIER_CHANGE_BATCH_MAX_SECONDS at or above NOTIFIER_CHANGE_WINDOW_SECONDS"
+            )
         if self.environment == "production" and self.it_office_code == DEMO_IT_OFFICE_CODE:
             raise ValueError(
                 "it_office_code: production needs NOTIFIER_IT_OFFICE_CODE, the IT office's unified social credit "

@@ -17,6 +17,7 @@ import httpx
 import pypdf
 
 from common.calendar_source import build_calendar
+from common.clock import FixedDay
 from common.codec import EventCodec
 from common.events import Event
 from common.kafka import KafkaPublisher
@@ -40,7 +41,6 @@ from services.auditor.domain.findings import Category, Finding, Status
 from services.auditor.domain.scoring import DepartmentActivity, Period, Ranked, Scoring, evaluate, months_of, rank
 from services.auditor.oversight import handlers
 from services.auditor.oversight.adapters.mongo import FINDINGS, MongoOversightStore, ensure_indexes, finding_doc
-from services.auditor.oversight.adapters.watch import FixedClock
 from services.auditor.oversight.handlers import Oversight
 from services.auditor.oversight.ports import OBSERVED_TOPICS
 from services.auditor.ports import AUDITED_TOPICS
@@ -558,7 +558,7 @@ async def test_a_city_of_facts_is_ranked_as_counted_one_department_at_a_time(inf
     v = volume(since=date(2026, 3, 1))
     assert len(v.counts) > 15_000 and len(v.observed) > 1_500
     await project_volume(v, runtime)
-    oversight = Oversight(store=MongoOversightStore(runtime), clock=FixedClock(date(2027, 1, 4)), calendar=CAL)
+    oversight = Oversight(store=MongoOversightStore(runtime), clock=FixedDay(date(2027, 1, 4)), calendar=CAL)
     try:
         november = Period.parse("2026-11")
         assert await handlers.ranking(november, oversight) == as_once_read(v, november)

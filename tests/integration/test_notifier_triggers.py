@@ -8,13 +8,17 @@ from __future__ import annotations
 import asyncio
 import copy
 import json
+import re
 import time
 import uuid
-from datetime import date
+from collections.abc import Iterable
+from datetime import UTC, date, datetime, timedelta
 
 import httpx
+import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 from datashare_adapter import PlatformConfig, notifications
+from pymongo import AsyncMongoClient
 
 from common.codec import SCHEMA_DIR, EventCodec
 from common.events import Event
@@ -22,6 +26,7 @@ from common.kafka import KafkaPublisher
 from common.policy import Role
 from common.topics import load_topics
 from devstack.processes import Infra
+from services.notifier.adapters.topics import KafkaDepartmentTopics
 from tests.adapter_keys import directory_says
 from tests.contract.test_schemas import sample
 from tests.integration.conftest import ServiceProcess, headers_of, read_topic, settings_for
@@ -213,6 +218,148 @@ async def test_holders_hear_of_data_changes_in_batches_and_of_their_entry_until_
     withdrawn = await inbox_until(notifier, subscriber, 2, kind="ENTRY_CHANGED")
     assert any("已撤销" in n["title"] and "停止采集" in n["body"] for n in withdrawn)
     assert len(await inbox_until(notifier, holder, 2, timeout=3, kind="ENTRY_CHANGED")) == 1
+
+
+async def test_a_department_topic_is_named_by_the_code_as_the_adapter_kit_spells_it(infra, topics) -> None:
+    code = fresh_code()
+    settings = settings_for(infra)
+    publisher = KafkaPublisher(settings, EventCodec.from_folder(), load_topics())
+    await publisher.start()
+    made = KafkaDepartmentTopics(publisher, settings)
+    try:
+        await made.open([code.lower()])
+        assert made.topic(code.lower()) == made.topic(code) == f"notifier.notices.{code}"
+        with pytest.raises(ValueError, match="department_code"):
+            await made.open(["not-a-code"])
+    finally:
+        await publisher.stop()
+        if made._admin is not None:
+            await made._admin.close()
+    admin = AIOKafkaAdminClient(bootstrap_servers=infra.bootstrap)
+    await admin.start()
+    try:
+        names = set(await admin.list_topics())
+        assert f"notifier.notices.{code}" in names and f"notifier.notices.{code.lower()}" not in names
+    finally:
+        await admin.close()
+
+
+def counted(notice: dict) -> set[int]:
+    """The sequences a change notice names ("有 2,000 条记录发生变化……变更序号 1–1,000、5,001–6,000。"), checked
+    against the count it states."""
+    found = re.search(r"有 ([\d,]+) 条记录发生变化.*变更序号 ([\d,–、]+)。", notice["body"])
+    assert found, notice["body"]
+    sequences: set[int] = set()
+    for span in found.group(2).replace(",", "").split("、"):
+        low, _, high = span.partition("–")
+        sequences |= set(range(int(low), int(high or low) + 1))
+    assert len(sequences) == int(found.group(1).replace(",", "")), notice["body"]
+    return sequences
+
+
+async def changes_told(
+    notifier: ServiceProcess, holder: str, seen: set[str], expected: int, timeout: float = 60
+) -> list[dict]:
+    """The change notices not in `seen` once they name `expected` changes (a slow consumer may split them)."""
+    deadline, fresh = time.monotonic() + timeout, []
+    while (left := deadline - time.monotonic()) > 0:
+        told = await inbox_until(notifier, holder, len(seen) + 1, timeout=left, kind="RESOURCE_CHANGED")
+        fresh = [n for n in told if n["notification_id"] not in seen]
+        if sum(len(counted(n)) for n in fresh) >= expected:
+            break
+    seen |= {n["notification_id"] for n in fresh}
+    return fresh
+
+
+async def test_changes_arriving_out_of_order_are_told_once_each_and_a_busy_resource_is_told_per_longest_batch(
+    infra, topics, services, tmp_path
+) -> None:
+    it_office, provider, holder = (fresh_code() for _ in range(3))
+    notifier = await start_notifier(
+        infra, tmp_path, services, it_office, change_window_seconds="3", change_batch_max_seconds="6"
+    )
+    resource = f"101001/{uuid.uuid4().int % 10**6:06d}"
+    grant = payload("GrantIssued", grant_id=f"g1-{resource}", request_id="r1", resource_code=resource,
+                    consumer_code=holder, provider_code=provider, valid_from=date(2026, 1, 1),
+                    valid_to=date(2099, 12, 31))  # fmt: skip
+    await send(infra, "exchange.share-events", [("GrantIssued", "g1", grant)])
+    assert kinds(await inbox_until(notifier, holder, 1)) == ["GRANT_ISSUED"]
+
+    def changes(sequences: Iterable[int]) -> list[tuple[str, str, dict]]:
+        return [
+            ("ResourceChanged", resource, payload("ResourceChanged", resource_code=resource, provider_code=provider,
+                                                  sequence=s, change_id=uuid.uuid4().hex, operation="UPSERT"))
+            for s in sequences
+        ]  # fmt: skip
+
+    def each_once(notices: list[dict]) -> set[int]:
+        named = [counted(n) for n in notices]
+        assert sum(map(len, named)) == len(set().union(*named)), [n["body"] for n in notices]  # none twice
+        return set().union(*named)
+
+    seen: set[str] = set()
+    # two ingestion replicas: 5,001–6,000 come first, then 1–1,000
+    await send(infra, "exchange.resource-changes", changes([*range(5_001, 6_001), *range(1, 1_001)]))
+    first = await changes_told(notifier, holder, seen, 2_000)
+    assert each_once(first) == {*range(1, 1_001), *range(5_001, 6_001)}
+    if len(first) == 1:  # told in one batch, its gap said
+        assert "变更序号 1–1,000、5,001–6,000。" in first[0]["body"]
+    # after they were told, the rest arrives, with all of it again
+    await send(infra, "exchange.resource-changes", changes([*range(1_001, 5_001), *range(1, 6_001)]))
+    second = await changes_told(notifier, holder, seen, 4_000)
+    assert each_once(second) == set(range(1_001, 5_001))
+    await asyncio.sleep(4)  # the changes sent again tell nothing
+    assert await changes_told(notifier, holder, set(seen), 1, timeout=3) == []
+
+    # a change every half second for 11 s: batches of at most 6 s, not one notice per 3 s window
+    sequence, started = 10_000, time.monotonic()
+    while time.monotonic() - started < 11:
+        sequence += 1
+        await send(infra, "exchange.resource-changes", changes([sequence]))
+        await asyncio.sleep(0.5)
+    busy = await changes_told(notifier, holder, seen, sequence - 10_000)
+    assert each_once(busy) == set(range(10_001, sequence + 1))
+    assert 2 <= len(busy) <= 3, [n["body"] for n in busy]
+
+
+async def test_read_notices_and_change_notices_expire_from_the_inbox(infra, topics, services, tmp_path) -> None:
+    it_office, provider, holder = (fresh_code() for _ in range(3))
+    notifier = await start_notifier(infra, tmp_path, services, it_office, read_notice_retention_days="0.0001")
+    resource = f"101001/{uuid.uuid4().int % 10**6:06d}"
+    grants = [
+        ("GrantIssued", f"g{n}", payload("GrantIssued", grant_id=f"g{n}-{resource}", request_id=f"r{n}",
+                                         resource_code=resource, consumer_code=holder, provider_code=provider,
+                                         valid_from=date(2026, 1, 1), valid_to=date(2099, 12, 31)))
+        for n in (1, 2)
+    ]  # fmt: skip
+    change = payload("ResourceChanged", resource_code=resource, provider_code=provider, sequence=1,
+                     change_id=uuid.uuid4().hex, operation="UPSERT")  # fmt: skip
+    await send(infra, "exchange.share-events", grants)
+    await send(infra, "exchange.resource-changes", [("ResourceChanged", resource, change)])
+    notices = await inbox_until(notifier, holder, 3)
+    read, unread = sorted(n["notification_id"] for n in notices if n["kind"] == "GRANT_ISSUED")
+    [told] = [n["notification_id"] for n in notices if n["kind"] == "RESOURCE_CHANGED"]
+    async with httpx.AsyncClient(base_url=notifier.url, headers=reader(holder)) as client:
+        assert (await client.post(f"/inbox/{holder}/{read}/read")).status_code == 204
+        marked_at = datetime.now(UTC)
+        mongo = AsyncMongoClient(infra.mongo_uri, tz_aware=True)
+        try:
+            inbox = mongo[notifier.env["NOTIFIER_MONGO_DATABASE"]]["notifier_inbox"]
+            expiry = {doc["_id"]: doc.get("expire_at") async for doc in inbox.find({"recipient_code": holder})}
+            assert expiry[unread] is None  # unread, not a change: kept until read
+            assert abs((expiry[read] - marked_at).total_seconds() - 8.64) < 5
+            assert abs((expiry[told] - marked_at) - timedelta(days=90)) < timedelta(minutes=1)
+            ttl = [i for i in (await inbox.index_information()).values() if i["key"] == [("expire_at", 1)]]
+            assert [i.get("expireAfterSeconds") for i in ttl] == [0]
+        finally:
+            await mongo.close()
+        deadline = time.monotonic() + 90  # the database sweeps expired documents every 60 s
+        while time.monotonic() < deadline:
+            kept = {n["notification_id"] for n in (await client.get(f"/inbox/{holder}")).json()["items"]}
+            if read not in kept:
+                break
+            await asyncio.sleep(2)
+        assert kept == {unread, told}
 
 
 async def test_each_department_reads_its_own_notices_off_its_own_topic(infra, topics, services, tmp_path) -> None:

@@ -4,6 +4,7 @@ month with the National Day holiday, the ranking, the finding rules, and the han
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, date, datetime
@@ -11,6 +12,7 @@ from datetime import UTC, date, datetime
 import pytest
 
 from common.calendar_source import build_calendar
+from common.clock import CHINA, FixedDay, seconds_until_day_after
 from services.auditor.domain.activity import (
     DailyCount,
     DecisionFact,
@@ -33,7 +35,6 @@ from services.auditor.domain.findings import (
     Suspicion,
     corrected,
     escalated,
-    next_wake,
     overdue,
     raise_or_add,
     signals_of,
@@ -49,7 +50,6 @@ from services.auditor.domain.scoring import (
 )
 from services.auditor.domain.supply import Supply, delivery_due, stale, supply_after
 from services.auditor.oversight import handlers
-from services.auditor.oversight.adapters.watch import FixedClock
 from services.auditor.oversight.handlers import Oversight
 
 CAL = build_calendar()
@@ -228,11 +228,12 @@ def test_a_finding_is_corrected_or_escalated_once_its_deadline_passed() -> None:
 
 
 def test_the_deadline_watch_wakes_when_the_last_day_to_correct_is_over() -> None:
-    from common.clock import CHINA
-
     evening = datetime(2026, 11, 5, 23, 0, tzinfo=CHINA)
-    assert next_wake(date(2026, 11, 5), evening) == 3605.0
-    assert next_wake(date(2026, 11, 4), evening) == 0.0
+    assert seconds_until_day_after(date(2026, 11, 5), evening) == 3605.0
+    assert seconds_until_day_after(date(2026, 11, 4), evening) == 0.0
+    assert seconds_until_day_after(date(2026, 11, 5), evening.astimezone(UTC)) == 3605.0  # whatever the zone
+    assert FixedDay(date(2026, 11, 5)).seconds_until_day_after(date(2026, 11, 4)) == 0.0
+    assert FixedDay(date(2026, 11, 5)).seconds_until_day_after(date(2026, 11, 5)) == math.inf  # never over
 
 
 def test_which_facts_raise_and_which_correct_findings() -> None:
@@ -358,7 +359,7 @@ class FakeStore:
 
 
 def oversight(store: FakeStore, today: date) -> Oversight:
-    return Oversight(store=store, clock=FixedClock(today), calendar=CAL)  # type: ignore[arg-type]
+    return Oversight(store=store, clock=FixedDay(today), calendar=CAL)  # type: ignore[arg-type]
 
 
 async def test_a_batch_raises_findings_once_and_a_later_fact_corrects_one() -> None:

@@ -15,11 +15,11 @@ from common.codec import SCHEMA_DIR, EventCodec
 from common.errors import RejectedEvent
 from common.events import Event
 from common.identifiers import credit_code_check_character
-from common.topics import load_topics
+from common.topics import load_topic_family, load_topics
 from services.directory import demo_data
 from services.notifier.adapters.events import directory_subscriptions, resource_changes, subscriptions, typed
 from services.notifier.domain import events as domain_events
-from services.notifier.domain.changes import ChangeBatch
+from services.notifier.domain.changes import ChangeBatch, Ranges, told_after
 from services.notifier.domain.events import Dispute
 from services.notifier.domain.holdings import EntryTerms, Holding
 from services.notifier.domain.notifications import Notification, NotificationKind
@@ -101,18 +101,18 @@ class FakeTransaction:
     async def keep_entry_terms(self, terms: EntryTerms) -> None:
         self.entries[terms.resource_code] = terms
 
-    async def change_batches(self, resource_codes: Collection[str]) -> dict[str, tuple[ChangeBatch | None, int]]:
+    async def change_batches(self, resource_codes: Collection[str]) -> dict[str, tuple[ChangeBatch | None, Ranges]]:
         return {c: self.feeds[c] for c in resource_codes if c in self.feeds}
 
     async def keep_change_batch(self, batch: ChangeBatch) -> None:
-        self.feeds[batch.resource_code] = (batch, self.feeds.get(batch.resource_code, (None, 0))[1])
+        self.feeds[batch.resource_code] = (batch, self.feeds.get(batch.resource_code, (None, ()))[1])
 
     async def due_change_batch(self, now: datetime) -> ChangeBatch | None:
         due = [b for b, _ in self.feeds.values() if b is not None and b.tell_at <= now]
         return min(due, key=lambda b: b.tell_at, default=None)
 
     async def batch_told(self, batch: ChangeBatch) -> None:
-        self.feeds[batch.resource_code] = (None, batch.last)
+        self.feeds[batch.resource_code] = (None, told_after(self.feeds[batch.resource_code][1], batch))
 
     async def schedule(self, reminder: Reminder) -> None:
         self.reminders.setdefault(reminder.reminder_id, (reminder, False))
@@ -162,7 +162,7 @@ class FakeUnitOfWork:
         self.disputes: dict[str, Dispute] = {}
         self.held: dict[str, Holding] = {}
         self.entries: dict[str, EntryTerms] = {}
-        self.feeds: dict[str, tuple[ChangeBatch | None, int]] = {}
+        self.feeds: dict[str, tuple[ChangeBatch | None, Ranges]] = {}
         self.reminders: dict[str, tuple[Reminder, bool]] = {}
         self.chosen: dict[str, Preferences] = {}
         self.digests: dict[str, datetime] = {}
@@ -497,3 +497,26 @@ def test_the_it_office_is_a_setting_the_demo_directory_matches_and_production_mu
     with pytest.raises(ValidationError, match="it_office_code"):
         NotifierSettings(it_office_code="11360800MB0000002X")
     assert NotifierSettings(it_office_code=IT_OFFICE.lower()).it_office_code == IT_OFFICE
+
+
+def test_a_batch_of_changes_may_not_be_shorter_than_its_window() -> None:
+    assert NotifierSettings().change_batch_max_seconds == 300
+    with pytest.raises(ValidationError, match="NOTIFIER_CHANGE_BATCH_MAX_SECONDS"):
+        NotifierSettings(change_window_seconds=10, change_batch_max_seconds=5)
+
+
+def test_a_topic_family_is_read_as_the_declared_topics_are_with_its_configs(tmp_path) -> None:
+    declared = tmp_path / "topics.toml"
+    declared.write_text(
+        '[defaults]\nretention_ms = 1000\n[[topic]]\nname = "a"\npartitions = 1\n'
+        '[[topic_family]]\nprefix = "x."\npartitions = 3\nconfigs = { "message.timestamp.type" = "LogAppendTime" }\n',
+        encoding="utf-8",
+    )
+    family = load_topic_family("x.", declared, replication_factor=3)
+    assert (family.name, family.partitions, family.replication_factor, family.retention_ms) == ("x.", 3, 3, 1000)
+    assert family.config() == {
+        "cleanup.policy": "delete", "message.timestamp.type": "LogAppendTime", "retention.ms": "1000"
+    }  # fmt: skip
+    with pytest.raises(ValueError, match=r"no topic_family with prefix 'y\.'"):
+        load_topic_family("y.", declared)
+    assert load_topic_family("notifier.notices.").partitions == 3  # the platform's own

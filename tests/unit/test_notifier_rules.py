@@ -9,7 +9,7 @@ import pytest
 
 from common.calendar_source import build_calendar
 from services.notifier import handlers
-from services.notifier.domain.changes import ChangeBatch, add_change
+from services.notifier.domain.changes import TOLD_RANGES_KEPT, ChangeBatch, add_change, covers, told_after
 from services.notifier.domain.events import CatalogEntryPublished, PublishedItem, ShareType
 from services.notifier.domain.holdings import EntryTerms, tightened
 from services.notifier.domain.notifications import Channel, Delivery, NotificationKind
@@ -102,14 +102,27 @@ async def test_catalog_deadlines_are_reminded_and_settled_by_a_new_version() -> 
 
 
 def test_changes_of_a_resource_make_one_batch_and_a_change_heard_again_counts_once() -> None:
-    now, window = datetime(2026, 11, 20, tzinfo=UTC), timedelta(seconds=2)
+    now, window, longest = datetime(2026, 11, 20, tzinfo=UTC), timedelta(seconds=2), timedelta(minutes=5)
     batch = None
     for sequence in [*range(40_001, 41_000), *range(40_990, 41_205)]:
-        batch = add_change(batch, 40_000, resource_code=RESOURCE, provider_code=PROVIDER, sequence=sequence,
-                           deleted=sequence % 500 == 0, now=now, window=window)  # fmt: skip
-    assert batch == ChangeBatch(RESOURCE, PROVIDER, 40_001, 41_204, 1_204, 2, now + window)
-    assert add_change(None, 41_204, resource_code=RESOURCE, provider_code=PROVIDER, sequence=41_000,
-                      deleted=False, now=now, window=window) is None  # fmt: skip
+        batch = add_change(batch, ((1, 40_000),), resource_code=RESOURCE, provider_code=PROVIDER,
+                           sequence=sequence, deleted=sequence % 500 == 0, now=now, window=window,
+                           longest=longest)  # fmt: skip
+    assert batch == ChangeBatch(RESOURCE, PROVIDER, ((40_001, 41_204),), 2, now, now + window)
+    assert batch.count == 1_204 and (batch.first, batch.last) == (40_001, 41_204)
+    assert add_change(None, ((1, 41_204),), resource_code=RESOURCE, provider_code=PROVIDER, sequence=41_000,
+                      deleted=False, now=now, window=window, longest=longest) is None  # fmt: skip
+
+
+def test_told_ranges_merge_and_their_gaps_stay_open_until_too_many() -> None:
+    now = datetime(2026, 11, 20, tzinfo=UTC)
+    batch = ChangeBatch(RESOURCE, PROVIDER, ((5, 9), (12, 12)), 0, now, now)
+    assert told_after(((1, 4), (20, 30)), batch) == ((1, 9), (12, 12), (20, 30))
+    assert covers(((1, 9), (12, 12)), 12) and not covers(((1, 9), (12, 12)), 10)
+    sparse = tuple((s, s) for s in range(0, 2 * TOLD_RANGES_KEPT + 10, 2))
+    kept = told_after(sparse, ChangeBatch(RESOURCE, PROVIDER, ((10_000, 10_000),), 0, now, now))
+    assert len(kept) == TOLD_RANGES_KEPT and kept[-1] == (10_000, 10_000) and kept[0][0] == 0
+    assert covers(kept, 1) and not covers(kept, 2 * TOLD_RANGES_KEPT + 7)  # the lowest gaps closed, not the latest
 
 
 async def test_holders_hear_of_a_batch_of_changes_once_when_its_window_ends() -> None:
@@ -134,6 +147,57 @@ async def test_holders_hear_of_a_batch_of_changes_once_when_its_window_ends() ->
     await handlers.resource_changes([(f"e{s}", changed(s)) for s in range(41_100, 41_205)], n)
     await handlers.fire_due(n)
     assert len([x for x in uow.inbox.values() if x.kind is NotificationKind.RESOURCE_CHANGED]) == 1
+
+
+def told_changes(uow: FakeUnitOfWork) -> list[str]:
+    return sorted(x.body for x in uow.inbox.values() if x.kind is NotificationKind.RESOURCE_CHANGED)
+
+
+async def test_changes_arriving_out_of_order_are_each_told_once_and_none_is_skipped() -> None:
+    uow, clock = FakeUnitOfWork(), SettableClock(beijing(2026, 11, 20, 10, 0))
+    n = notifier_of(uow, clock)
+    await deliver(uow, "GrantIssued", grant("g1", CONSUMER, "r1", date(2027, 11, 30)), "i-g1", n)
+    # two ingestion replicas: 5,001–10,000 open the batch, 1–5,000 come after it, some of both twice
+    await handlers.resource_changes([(f"e{s}", changed(s)) for s in range(5_001, 10_001)], n)
+    await handlers.resource_changes([(f"e{s}", changed(s)) for s in [*range(1, 5_001), *range(9_000, 9_100)]], n)
+    clock.at += n.change_window
+    await handlers.fire_due(n)
+    [body] = told_changes(uow)
+    assert "10,000 条记录" in body and "变更序号 1–10,000。" in body
+    # told, then the late half of another replica's changes: 12,001–14,000 told before 10,001–12,000
+    await handlers.resource_changes([(f"e{s}", changed(s)) for s in range(12_001, 14_001)], n)
+    clock.at += n.change_window
+    await handlers.fire_due(n)
+    await handlers.resource_changes([(f"e{s}", changed(s)) for s in [*range(10_001, 12_001), *range(1, 14_001, 7)]], n)
+    clock.at += n.change_window
+    await handlers.fire_due(n)
+    bodies = told_changes(uow)
+    assert len(bodies) == 3
+    assert any("2,000 条记录" in b and "变更序号 12,001–14,000。" in b for b in bodies)
+    assert any("2,000 条记录" in b and "变更序号 10,001–12,000。" in b for b in bodies)
+    # gaps are said as they are: 20,001–20,010 and 20,021 in one batch
+    await handlers.resource_changes([(f"e{s}", changed(s)) for s in [20_021, *range(20_001, 20_011)]], n)
+    clock.at += n.change_window
+    await handlers.fire_due(n)
+    assert any("11 条记录" in b and "变更序号 20,001–20,010、20,021。" in b for b in told_changes(uow))
+
+
+async def test_a_resource_changing_without_pause_is_told_once_per_longest_batch_not_per_window() -> None:
+    uow, clock = FakeUnitOfWork(), SettableClock(beijing(2026, 11, 20, 10, 0))
+    n = notifier_of(uow, clock)
+    await deliver(uow, "GrantIssued", grant("g1", CONSUMER, "r1", date(2027, 11, 30)), "i-g1", n)
+    start = clock.at
+    for second in range(600):  # a change every second for ten minutes
+        clock.at = start + timedelta(seconds=second)
+        await handlers.fire_due(n)
+        await handlers.resource_changes([(f"e{second}", changed(second + 1))], n)
+    assert len(told_changes(uow)) == 1  # the second batch is still open
+    [first] = told_changes(uow)
+    assert "300 条记录" in first and "变更序号 1–300。" in first
+    clock.at += n.change_window  # the changes stop: told a window after the last one
+    await handlers.fire_due(n)
+    assert any("300 条记录" in b and "变更序号 301–600。" in b for b in told_changes(uow))
+    assert len(told_changes(uow)) == 2
 
 
 def test_a_version_is_stricter_when_it_shares_less_or_under_stricter_terms() -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, replace
-from datetime import date, datetime, time, timedelta
+from datetime import date
 from enum import StrEnum
 
 from services.auditor.domain.activity import (
@@ -173,13 +173,6 @@ def notice_text(finding: Finding, department_name: str) -> str:
         f"该问题于{finding.detected_on.isoformat()}发现，限期于{finding.correct_by.isoformat()}前整改，逾期未整改。"
         f"根据《吉安市政务数据共享管理暂行办法》第二十四条，予以通报批评，报市人民政府。"
     )
-
-
-def next_wake(due: date, zone_now: datetime) -> float:
-    """Seconds from `zone_now` (the city's local time) until the start of the day after `due`, when a
-    finding due that day becomes overdue; 0 when that moment has passed."""
-    wake = datetime.combine(due + timedelta(days=1), time(0, 0, 5), tzinfo=zone_now.tzinfo)
-    return max(0.0, (wake - zone_now).total_seconds())
 
 
 def signals_of(event_id: str, fact: Fact) -> list[Suspicion | Remedy]:

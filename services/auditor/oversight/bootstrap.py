@@ -7,6 +7,7 @@ from functools import partial
 
 from fastapi import APIRouter, FastAPI
 
+from common.clock import FixedDay, SystemClock
 from common.runtime import Runtime
 from services.auditor.domain.findings import Deadlines
 from services.auditor.domain.scoring import Scoring
@@ -20,7 +21,7 @@ def build_oversight(settings: AuditorSettings, runtime: Runtime) -> Oversight:
     changes = watch.Changes()
     oversight = Oversight(
         store=mongo.MongoOversightStore(runtime),
-        clock=watch.FixedClock(settings.today) if settings.today else watch.CityClock(),
+        clock=FixedDay(settings.today) if settings.today else SystemClock(),
         calendar=runtime.calendar,
         scoring=Scoring(dict(settings.evaluation_weights), settings.evaluation_usage_target),
         deadlines=Deadlines(

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Collection
 from contextlib import asynccontextmanager
-from dataclasses import asdict
-from datetime import date, datetime, timedelta
+from dataclasses import asdict, dataclass
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from pymongo import ASCENDING, DESCENDING
@@ -16,7 +16,7 @@ from common.events import Event
 from common.mongo import Transaction
 from common.runtime import Runtime
 from services.notifier.adapters.webhooks_mongo import MongoWebhookQueue
-from services.notifier.domain.changes import ChangeBatch
+from services.notifier.domain.changes import ChangeBatch, Ranges, told_after
 from services.notifier.domain.events import Dispute, ShareType
 from services.notifier.domain.holdings import EntryTerms, Holding
 from services.notifier.domain.notifications import Channel, Delivery, Notification, NotificationKind
@@ -35,20 +35,39 @@ PREFERENCES = "notifier_preferences"
 DIGESTS = "notifier_digests"  # per department on a daily digest: when the next one is due
 
 
+@dataclass(frozen=True)
+class Retention:
+    """How long notices stay in the inbox: a read one `read` after it was read, a data-change notice `changes`
+    after it was issued, read or not (later batches supersede it); other unread notices until they are read.
+    Kept as `expire_at` under a TTL index, in the database's wall-clock time: the system clock's, never a
+    shifted clock's (NOTIFIER_CLOCK_START)."""
+
+    read: timedelta = timedelta(days=180)
+    changes: timedelta = timedelta(days=90)
+
+    def on_issue(self, notice: Notification) -> datetime | None:
+        return notice.created_at + self.changes if notice.kind is NotificationKind.RESOURCE_CHANGED else None
+
+    def on_read(self) -> datetime:
+        return datetime.now(UTC) + self.read
+
+
 def _day(value: date) -> datetime:  # BSON has no date-only type
     return datetime(value.year, value.month, value.day)
 
 
-def _to_doc(n: Notification) -> dict[str, Any]:
+def _to_doc(n: Notification, retention: Retention) -> dict[str, Any]:
     doc = asdict(n) | {"_id": n.notification_id, "kind": n.kind.value, "channels": sorted(c.value for c in n.channels)}
     doc.pop("notification_id")
+    if (expire_at := retention.on_issue(n)) is not None:
+        doc["expire_at"] = expire_at
     if isinstance(n.due_on, date):
         doc["due_on"] = _day(n.due_on)
     return doc
 
 
 def _from_doc(doc: dict[str, Any]) -> Notification:
-    fields = {k: v for k, v in doc.items() if k != "_id"}
+    fields = {k: v for k, v in doc.items() if k not in ("_id", "expire_at")}
     fields["kind"] = NotificationKind(fields["kind"])
     fields["channels"] = frozenset(Channel(c) for c in fields.get("channels", [c.value for c in Channel]))
     if fields.get("due_on") is not None:
@@ -87,9 +106,35 @@ def _terms(doc: dict[str, Any]) -> EntryTerms:
 
 
 def _batch(resource_code: str, doc: dict[str, Any]) -> ChangeBatch:
+    # a batch kept before batches held their sequences was the range first–last, opened a window before tell_at
+    sequences = doc.get("sequences") or [(doc["first"], doc["last"])]
     return ChangeBatch(
-        resource_code, doc["provider_code"], doc["first"], doc["last"], doc["count"], doc["deletes"], doc["tell_at"]
+        resource_code,
+        doc["provider_code"],
+        tuple((low, high) for low, high in sequences),
+        doc["deletes"],
+        doc.get("opened_at", doc["tell_at"]),
+        doc["tell_at"],
     )
+
+
+def _batch_doc(batch: ChangeBatch) -> dict[str, Any]:
+    return {
+        "provider_code": batch.provider_code,
+        "sequences": [list(r) for r in batch.sequences],
+        "deletes": batch.deletes,
+        "opened_at": batch.opened_at,
+        "tell_at": batch.tell_at,
+    }
+
+
+def _told(doc: dict[str, Any] | None) -> Ranges:
+    if doc is None:
+        return ()
+    if "told" in doc:
+        return tuple((low, high) for low, high in doc["told"])
+    through = doc.get("told_through", 0)  # kept before told ranges: everything up to it was told
+    return ((0, through),) if through else ()
 
 
 def _reminder_doc(r: Reminder) -> dict[str, Any]:
@@ -127,10 +172,16 @@ def _preferences(doc: dict[str, Any]) -> Preferences:
     )
 
 
-async def ensure_indexes(db: AsyncDatabase) -> None:
+async def ensure_indexes(db: AsyncDatabase, retention: Retention) -> None:
     # notices kept before departments chose channels went to every channel
     every = sorted(c.value for c in Channel)
     await db[INBOX].update_many({"channels": {"$exists": False}}, {"$set": {"channels": every}})
+    # notices kept before their retention get its full period from now
+    read = {"read": True, "expire_at": {"$exists": False}}
+    await db[INBOX].update_many(read, {"$set": {"expire_at": retention.on_read()}})
+    changes = {"kind": NotificationKind.RESOURCE_CHANGED.value, "expire_at": {"$exists": False}}
+    await db[INBOX].update_many(changes, {"$set": {"expire_at": datetime.now(UTC) + retention.changes}})
+    await db[INBOX].create_index([("expire_at", ASCENDING)], expireAfterSeconds=0)
     newest = [("created_at", DESCENDING), ("_id", DESCENDING)]
     await db[INBOX].create_index([("recipient_code", ASCENDING), *newest])
     await db[INBOX].create_index([("recipient_code", ASCENDING), ("kind", ASCENDING), *newest])
@@ -145,9 +196,10 @@ async def ensure_indexes(db: AsyncDatabase) -> None:
 
 
 class MongoNotifierTransaction:
-    def __init__(self, tx: Transaction, hold: timedelta | None = None) -> None:
+    def __init__(self, tx: Transaction, retention: Retention, hold: timedelta | None = None) -> None:
         self.tx = tx
         self.db, self.session = tx.db, tx.session
+        self.retention = retention
         self.webhooks = MongoWebhookQueue(tx.db, tx.session, hold)
 
     async def existing(self, notification_ids: Collection[str]) -> set[str]:
@@ -158,7 +210,8 @@ class MongoNotifierTransaction:
 
     async def add_all(self, notifications: list[Notification]) -> None:
         if notifications:
-            await self.db[INBOX].insert_many([_to_doc(n) for n in notifications], session=self.session)
+            docs = [_to_doc(n, self.retention) for n in notifications]
+            await self.db[INBOX].insert_many(docs, session=self.session)
 
     def emit(self, topic: str, event: Event) -> None:
         self.tx.emit(topic, event)
@@ -215,19 +268,17 @@ class MongoNotifierTransaction:
             {"_id": terms.resource_code}, _terms_doc(terms), upsert=True, session=self.session
         )
 
-    async def change_batches(self, resource_codes: Collection[str]) -> dict[str, tuple[ChangeBatch | None, int]]:
+    async def change_batches(self, resource_codes: Collection[str]) -> dict[str, tuple[ChangeBatch | None, Ranges]]:
         cursor = self.db[FEEDS].find({"_id": {"$in": list(resource_codes)}}, session=self.session)
         found = {}
         async for doc in cursor:
             batch = _batch(doc["_id"], doc["batch"]) if doc.get("batch") else None
-            found[doc["_id"]] = (batch, doc.get("told_through", 0))
+            found[doc["_id"]] = (batch, _told(doc))
         return found
 
     async def keep_change_batch(self, batch: ChangeBatch) -> None:
-        doc = asdict(batch)
-        doc.pop("resource_code")
         await self.db[FEEDS].update_one(
-            {"_id": batch.resource_code}, {"$set": {"batch": doc}}, upsert=True, session=self.session
+            {"_id": batch.resource_code}, {"$set": {"batch": _batch_doc(batch)}}, upsert=True, session=self.session
         )
 
     async def due_change_batch(self, now: datetime) -> ChangeBatch | None:
@@ -237,8 +288,12 @@ class MongoNotifierTransaction:
         return _batch(doc["_id"], doc["batch"]) if doc else None
 
     async def batch_told(self, batch: ChangeBatch) -> None:
+        feed = await self.db[FEEDS].find_one({"_id": batch.resource_code}, session=self.session)
+        told = [list(r) for r in told_after(_told(feed), batch)]
         await self.db[FEEDS].update_one(
-            {"_id": batch.resource_code}, {"$set": {"told_through": batch.last, "batch": None}}, session=self.session
+            {"_id": batch.resource_code},
+            {"$set": {"told": told, "batch": None}, "$unset": {"told_through": ""}},
+            session=self.session,
         )
 
     async def schedule(self, reminder: Reminder) -> None:
@@ -301,10 +356,12 @@ class MongoUnitOfWork:
     def __init__(
         self,
         runtime: Runtime,
+        retention: Retention,
         on_deliveries: Callable[[list[WebhookDelivery]], None] | None = None,
         hold: timedelta | None = None,
     ) -> None:
         self.runtime = runtime
+        self.retention = retention
         # Hands committed webhook deliveries to the worker, which holds them for `hold` (MongoWebhookQueue).
         self.on_deliveries = on_deliveries
         self.hold = hold if on_deliveries is not None else None
@@ -316,7 +373,7 @@ class MongoUnitOfWork:
     @asynccontextmanager
     async def __call__(self) -> AsyncIterator[MongoNotifierTransaction]:
         async with self.runtime.transaction() as tx:
-            notifier_tx = MongoNotifierTransaction(tx, self.hold)
+            notifier_tx = MongoNotifierTransaction(tx, self.retention, self.hold)
             yield notifier_tx
         if notifier_tx.webhooks.queued and self.on_deliveries is not None:
             self.on_deliveries(notifier_tx.webhooks.queued)
@@ -345,7 +402,8 @@ class MongoUnitOfWork:
         where: dict[str, Any] = {"_id": notification_id}
         if department_code is not None:
             where["recipient_code"] = department_code
-        result = await self.db[INBOX].update_one(where, {"$set": {"read": True}})
+        read = {"$set": {"read": True}, "$min": {"expire_at": self.retention.on_read()}}
+        result = await self.db[INBOX].update_one(where, read)
         return result.matched_count == 1
 
     async def preferences_of(self, department_code: str) -> Preferences | None:

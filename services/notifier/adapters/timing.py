@@ -1,4 +1,4 @@
-"""The notifier's clock and its timer, which sleeps until the next due batch or reminder (or until a handler
+"""The notifier's timer, which sleeps until the next due batch or reminder (or until a handler
 scheduled something sooner): no polling while nothing is due."""
 
 from __future__ import annotations
@@ -6,25 +6,10 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
+from datetime import datetime
 
 log = logging.getLogger(__name__)
 MIN_SLEEP = 0.05
-
-
-class SystemClock:
-    def now(self) -> datetime:
-        return datetime.now(UTC)
-
-
-class ShiftedClock:
-    """Runs on from `start` as the system clock does (NOTIFIER_CLOCK_START, drills and tests only)."""
-
-    def __init__(self, start: datetime) -> None:
-        self.offset = start - datetime.now(UTC)
-
-    def now(self) -> datetime:
-        return datetime.now(UTC) + self.offset
 
 
 class Timer:

@@ -6,7 +6,6 @@ principal lets it read its own notices only."""
 from __future__ import annotations
 
 import asyncio
-import tomllib
 from collections.abc import Collection
 from dataclasses import replace
 
@@ -15,24 +14,16 @@ from aiokafka.admin import AIOKafkaAdminClient
 from common.identifiers import InvalidIdentifier, validate_credit_code
 from common.kafka import KafkaPublisher, connection_options
 from common.settings import ServiceSettings
-from common.topics import TOPICS_FILE, TopicSpec, ensure_topics
+from common.topics import TopicSpec, ensure_topics, load_topic_family
 
 
-def family_spec(prefix: str, replication_factor: int | None) -> TopicSpec:
-    """The declared topic family with `prefix`, as a spec whose name is the prefix."""
-    data = tomllib.loads(TOPICS_FILE.read_text(encoding="utf-8"))
-    defaults = data.get("defaults", {})
-    for entry in data.get("topic_family", []):
-        if entry["prefix"] == prefix:
-            return TopicSpec(
-                name=prefix,
-                partitions=int(entry["partitions"]),
-                cleanup_policy=entry.get("cleanup_policy", "delete"),
-                events=tuple(entry.get("events", [])),
-                retention_ms=int(entry.get("retention_ms", defaults.get("retention_ms", 604800000))),
-                replication_factor=replication_factor or int(defaults.get("replication_factor", 1)),
-            )
-    raise ValueError(f"{TOPICS_FILE} declares no topic_family with prefix {prefix!r}")
+def normalised(department_code: str) -> str:
+    """The code as the directory and the adapter kit spell it (upper case): topic names come from departments'
+    codes only, so nothing else reaches the cluster's namespace."""
+    try:
+        return validate_credit_code(department_code)
+    except InvalidIdentifier as exc:
+        raise ValueError(f"department_code: {exc}") from None
 
 
 class KafkaDepartmentTopics:
@@ -41,7 +32,7 @@ class KafkaDepartmentTopics:
     def __init__(self, publisher: KafkaPublisher, settings: ServiceSettings) -> None:
         self.publisher = publisher
         self.settings = settings
-        self.family = family_spec(self.PREFIX, settings.kafka_replication_factor)
+        self.family = load_topic_family(self.PREFIX, replication_factor=settings.kafka_replication_factor)
         self._opened: set[str] = set()
         self._lock = asyncio.Lock()
         self._admin: AIOKafkaAdminClient | None = None  # kept: a connection per new department cost ~0.2 s
@@ -59,20 +50,16 @@ class KafkaDepartmentTopics:
             raise
 
     def topic(self, department_code: str) -> str:
-        return self.PREFIX + department_code
+        return self.PREFIX + normalised(department_code)
 
     async def open(self, department_codes: Collection[str]) -> None:
         """Make the departments' topics this process did not make or find before, in one request to the
         cluster; known to the publisher from then on, so that notices may be written to them."""
-        if not set(department_codes) - self._opened:
+        codes = {normalised(code) for code in department_codes}
+        if not codes - self._opened:
             return
-        for code in department_codes:  # topic names from departments' codes only: nothing else reaches the
-            try:  # cluster's namespace
-                validate_credit_code(code)
-            except InvalidIdentifier as exc:
-                raise ValueError(f"department_code: {exc}") from None
         async with self._lock:
-            missing = sorted(set(department_codes) - self._opened)
+            missing = sorted(codes - self._opened)
             if not missing:
                 return
             specs = [replace(self.family, name=self.topic(code)) for code in missing]

@@ -1,4 +1,4 @@
-"""Data changes told as batches: the ResourceChanged events of one resource within a short window become one
+"""Data changes told as batches: the ResourceChanged events of one resource that keep coming become one
 notice per holder ("1,204 records changed, feed sequence 40,001–41,204"), not a notice per record."""
 
 from __future__ import annotations
@@ -6,40 +6,87 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
+# Sequences as ascending, disjoint, non-adjacent closed ranges: ((1, 5000), (5002, 10000)).
+Ranges = tuple[tuple[int, int], ...]
+TOLD_RANGES_KEPT = 200  # beyond this, the lowest gaps are taken as told (a change lost for good leaves a gap)
+RANGES_SHOWN = 4
+
+
+def covers(ranges: Ranges, sequence: int) -> bool:
+    return any(low <= sequence <= high for low, high in ranges)
+
+
+def merged(ranges: Ranges, more: Ranges) -> Ranges:
+    out: list[tuple[int, int]] = []
+    for low, high in sorted((*ranges, *more)):
+        if out and low <= out[-1][1] + 1:
+            out[-1] = (out[-1][0], max(out[-1][1], high))
+        else:
+            out.append((low, high))
+    return tuple(out)
+
+
+def told_after(told: Ranges, batch: ChangeBatch) -> Ranges:
+    """What was told once the batch is: its sequences join the told ones; too many gaps close from the lowest."""
+    ranges = merged(told, batch.sequences)
+    while len(ranges) > TOLD_RANGES_KEPT:
+        (low, _), (_, high) = ranges[0], ranges[1]
+        ranges = ((low, high), *ranges[2:])
+    return ranges
+
 
 @dataclass(frozen=True)
 class ChangeBatch:
-    """The changes of a resource not yet told. Sequences of a resource are consecutive and arrive in order
-    (one key, one partition), so a batch is a range, and a sequence at or below `last` was counted before."""
+    """The changes of a resource not yet told. Changes of one resource may arrive out of order (two exchange
+    replicas, an outbox relay), so a batch keeps the sequences it counted, and a sequence counted in it or told
+    before counts nothing. It stays open while changes keep coming, `window` after the latest, and is told at
+    the latest `longest` after it opened."""
 
     resource_code: str
     provider_code: str
-    first: int
-    last: int
-    count: int
+    sequences: Ranges
     deletes: int
-    tell_at: datetime  # the window's end: changes arriving until then join the batch
+    opened_at: datetime
+    tell_at: datetime  # changes arriving until then join the batch
 
     @classmethod
     def opened(
         cls, resource_code: str, provider_code: str, sequence: int, deleted: bool, now: datetime, window: timedelta
     ) -> ChangeBatch:
-        return cls(resource_code, provider_code, sequence, sequence, 1, int(deleted), now + window)
+        return cls(resource_code, provider_code, ((sequence, sequence),), int(deleted), now, now + window)
 
-    def add(self, sequence: int, deleted: bool) -> ChangeBatch:
-        if sequence <= self.last:
+    def add(self, sequence: int, deleted: bool, now: datetime, window: timedelta, longest: timedelta) -> ChangeBatch:
+        if covers(self.sequences, sequence):
             return self  # delivered again
-        return replace(self, last=sequence, count=self.count + 1, deletes=self.deletes + int(deleted))
+        return replace(
+            self,
+            sequences=merged(self.sequences, ((sequence, sequence),)),
+            deletes=self.deletes + int(deleted),
+            tell_at=max(self.tell_at, min(now + window, self.opened_at + longest)),
+        )
+
+    @property
+    def first(self) -> int:
+        return self.sequences[0][0]
+
+    @property
+    def last(self) -> int:
+        return self.sequences[-1][1]
+
+    @property
+    def count(self) -> int:
+        return sum(high - low + 1 for low, high in self.sequences)
 
     @property
     def batch_id(self) -> str:
-        """Stable for the batch: the same changes give the same id, however often their events arrive."""
+        """Stable for the batch: the same changes give the same id, however often their events arrive. No two
+        batches share it: a later batch's first and last sequences were never told."""
         return f"changes:{self.resource_code}:{self.first}-{self.last}"
 
 
 def add_change(
     batch: ChangeBatch | None,
-    told_through: int,
+    told: Ranges,
     *,
     resource_code: str,
     provider_code: str,
@@ -47,18 +94,26 @@ def add_change(
     deleted: bool,
     now: datetime,
     window: timedelta,
+    longest: timedelta,
 ) -> ChangeBatch | None:
-    """The batch with one more change; a change told before (at or below `told_through`) changes nothing."""
-    if sequence <= told_through:
+    """The batch with one more change; a change told before (in `told`) changes nothing."""
+    if covers(told, sequence):
         return batch
     if batch is None:
         return ChangeBatch.opened(resource_code, provider_code, sequence, deleted, now, window)
-    return batch.add(sequence, deleted)
+    return batch.add(sequence, deleted, now, window, longest)
+
+
+def _span(low: int, high: int) -> str:
+    return f"{low:,}" if low == high else f"{low:,}–{high:,}"
 
 
 def described(batch: ChangeBatch) -> tuple[str, str]:
     """Title and body of the notice."""
-    span = f"{batch.first:,}" if batch.first == batch.last else f"{batch.first:,}–{batch.last:,}"
+    if len(batch.sequences) <= RANGES_SHOWN:
+        span = "、".join(_span(low, high) for low, high in batch.sequences)
+    else:
+        span = f"{_span(batch.first, batch.last)} 之间（不连续，共 {len(batch.sequences):,} 段）"
     deleted = f"，其中删除 {batch.deletes:,} 条" if batch.deletes else ""
     title = f"数据已更新：{batch.resource_code}（{batch.count:,} 条记录）"
     body = (

@@ -9,37 +9,15 @@ import asyncio
 import contextlib
 import logging
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta
+from datetime import datetime, time, timedelta
 
 from common.clock import CHINA
-from services.auditor.domain.findings import next_wake
 from services.auditor.oversight import handlers
 from services.auditor.oversight.adapters import metrics
 from services.auditor.oversight.handlers import Oversight
 
 log = logging.getLogger(__name__)
 LONGEST_SLEEP = 6 * 3600.0  # a clock adjusted meanwhile is noticed within this
-
-
-class CityClock:
-    def today(self) -> date:
-        return datetime.now(CHINA).date()
-
-    def seconds_until_day_after(self, day: date) -> float:
-        return next_wake(day, datetime.now(CHINA))
-
-
-@dataclass(frozen=True)
-class FixedClock:
-    """A fixed date for drills and tests; days never end."""
-
-    day: date
-
-    def today(self) -> date:
-        return self.day
-
-    def seconds_until_day_after(self, day: date) -> float:
-        return 0.0 if day < self.day else float("inf")
 
 
 @dataclass

@@ -9,7 +9,6 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from aiokafka.errors import KafkaTimeoutError
@@ -29,11 +28,6 @@ DATA_ACCESSES = "exchange.data-accesses"
 PRODUCER = "exchange"
 WAIT_MARGIN_SECONDS = 1.0  # a request's wait beyond its group's linger and send timeout
 CACHED_AT_MOST = 10_000  # grants or resources held at once; beyond that the cache starts afresh
-
-
-class SystemClock:
-    def now(self) -> datetime:
-        return datetime.now(UTC)
 
 
 class _Recent:
