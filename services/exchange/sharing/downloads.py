@@ -315,18 +315,16 @@ class Downloads:
         done = written = 0
         try:
             writer = await asyncio.to_thread(self.files.writer, download, columns)
-            batch: list[list[Any]] = []
+            turn: list[SubjectRecord] = []
             async for record in self._records(download):
-                done += 1
-                if opened.covers(record) and _changed_since(record, download.changed_since):
-                    batch.append(self._row(record, opened, download, key))
-                if done % ROWS_PER_TURN == 0:
-                    written += len(batch)
-                    await asyncio.to_thread(writer.write, batch)
-                    batch = []
+                turn.append(record)
+                if len(turn) >= ROWS_PER_TURN:
+                    done += len(turn)
+                    written += await asyncio.to_thread(self._write, writer, turn, opened, download, key)
+                    turn = []
                     await self.store.progress(download.download_id, done, written)
-            written += len(batch)
-            await asyncio.to_thread(writer.write, batch)
+            done += len(turn)
+            written += await asyncio.to_thread(self._write, writer, turn, opened, download, key)
             size, digest = await asyncio.to_thread(writer.finish)
             ended = replace(
                 download, status=JobStatus.READY, rows_done=done, rows_written=written, size=size, sha256=digest,
@@ -342,6 +340,18 @@ class Downloads:
             )  # fmt: skip
         await self.store.finish(ended)
         self.woken.set()
+
+    def _write(
+        self, writer: RowWriter, turn: list[SubjectRecord], opened: Opened, download: Download, key: bytes
+    ) -> int:
+        """One turn's rows, in the writer's thread: the scope, the view and the marks are computed off the loop."""
+        rows = [
+            self._row(record, opened, download, key)
+            for record in turn
+            if opened.covers(record) and _changed_since(record, download.changed_since)
+        ]
+        writer.write(rows)
+        return len(rows)
 
     def _records(self, download: Download) -> AsyncIterator[SubjectRecord]:
         if download.subject_keys:
