@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,6 +19,7 @@ from common.errors import Invalid, NotFound
 from common.policy import AccessDenied, Principal, Role
 from services.exchange.domain.records import SubjectRecord
 from services.exchange.sharing.access import AccessResult, Operation
+from services.exchange.sharing.adapters.download_files import FolderFiles, rows_of
 from services.exchange.sharing.consents import (
     AskConsent,
     ConsentDecided,
@@ -307,3 +309,35 @@ async def test_a_consent_is_asked_by_the_consumer_and_decided_once_by_the_provid
     with pytest.raises(ConsentDecided):
         await decide(DecideConsent(asked.consent_id, False, "反悔"), provider, consents)
     assert fakes.announced == [("requested", asked.consent_id), ("APPROVED", asked.consent_id)]
+
+
+# -- the files ----------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("file_format", list(FileFormat))
+def test_each_format_is_written_with_its_watermark_and_read_back_for_tracing(file_format, tmp_path) -> None:
+    mark = watermark("d-9")
+    job = Download("d-9", mark, PURPOSE, file_format, ("企业名称",), (), None, JobStatus.RUNNING, 3)
+    files = FolderFiles(tmp_path)
+    writer = files.writer(job, ["主体标识", "企业名称", "水印校验码"])
+    key = download_key(SECRET, "d-9")
+    writer.write([[k, f"公司{n}", row_mark(key, k)] for n, k in enumerate(KEYS[:3])])
+    size, digest = writer.finish()
+    content = Path(files.path(job)).read_bytes()
+    assert size == len(content) and len(digest) == 64 and not list(tmp_path.glob("*.part"))
+    rows = rows_of(content)
+    if file_format is not FileFormat.XLSX:  # the first line names the download (XLSX: its properties)
+        assert "下载编号: d-9" in content.decode().splitlines()[0] or '"下载编号": "d-9"' in content.decode()
+    [found] = trace(rows, [mark], SECRET)
+    assert found.rows_matched == 3
+    if file_format is not FileFormat.XLSX:  # a text file cut anywhere still traces from its whole lines
+        [cut] = trace(rows_of(content[:-10]), [mark], SECRET)  # the last row cut off
+        assert cut.rows_matched == 2
+
+
+def test_what_is_not_a_readable_file_is_refused_not_failed() -> None:
+    with pytest.raises(ValueError, match="not a readable XLSX"):
+        rows_of(b"PK\x03\x04 truncated")
+    with pytest.raises(ValueError, match="not a readable CSV"):
+        rows_of(b'"' + b"x" * 200_000)
+    assert rows_of(b"") == [] and rows_of(b'{"a": 1}\n{"cut') == [["1"]]

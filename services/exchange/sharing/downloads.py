@@ -51,7 +51,7 @@ MARK_COLUMN = "水印校验码"
 MARK = re.compile(r"^WM[0-9a-f]{16}$")
 ROWS_PER_TURN = 1000  # rows handed to the writer thread at once, and between two progress saves
 MAX_SUBJECT_KEYS = 10_000
-TRACE_SAMPLE = 50  # marked rows tried against every known download to find the ones the file came from
+TRACE_SAMPLE = 20  # marked rows tried against every known download to find the ones the file came from
 TRACE_ROWS = 100_000  # rows of a traced file read at most
 TRACE_DOWNLOADS = 20_000  # known downloads tried at most (the most recent)
 

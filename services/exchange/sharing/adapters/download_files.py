@@ -10,7 +10,6 @@ import hashlib
 import io
 import json
 import os
-import zipfile
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any, TextIO
@@ -117,27 +116,31 @@ class FolderFiles:
 
 
 def rows_of(content: bytes) -> list[list[str]]:
-    """The rows of a CSV, XLSX or JSON Lines file (or a part of one), each as its cells' text. Blocking."""
+    """The rows of a CSV, XLSX or JSON Lines file (or a part of one), each as its cells' text; ValueError when
+    it is none of them. Blocking."""
     if content.startswith(b"PK"):
         return _xlsx_rows(content)
     text = content.decode("utf-8-sig", errors="replace")
     if text.lstrip().startswith("{"):
         return _jsonl_rows(text)
-    reader = csv.reader(io.StringIO(text))
-    return [[c[:CELL_CHARS] for c in row] for _, row in zip(range(TRACE_ROWS), reader, strict=False)]
+    reader = csv.reader(io.StringIO(text.replace("\0", "")))
+    try:
+        return [[c[:CELL_CHARS] for c in row] for _, row in zip(range(TRACE_ROWS), reader, strict=False)]
+    except csv.Error as exc:  # a field beyond the csv module's limit (128 KiB): no row of a download
+        raise ValueError(f"not a readable CSV file: {exc}") from None
 
 
 def _xlsx_rows(content: bytes) -> list[list[str]]:
+    rows: list[list[str]] = []
     try:
         book = load_workbook(io.BytesIO(content), read_only=True, data_only=True)
-    except (zipfile.BadZipFile, KeyError, ValueError, OSError) as exc:
-        raise ValueError(f"not a readable XLSX file: {exc}") from exc
-    rows: list[list[str]] = []
-    for sheet in book.worksheets:
-        for row in sheet.iter_rows(values_only=True):
-            rows.append([_text(v)[:CELL_CHARS] for v in row])
-            if len(rows) >= TRACE_ROWS:
-                return rows
+        for sheet in book.worksheets:
+            for row in sheet.iter_rows(values_only=True):
+                rows.append([_text(v)[:CELL_CHARS] for v in row])
+                if len(rows) >= TRACE_ROWS:
+                    return rows
+    except Exception as exc:  # openpyxl raises many kinds for a damaged or truncated file: all mean unreadable
+        raise ValueError(f"not a readable XLSX file: {type(exc).__name__}: {exc}"[:300]) from None
     return rows
 
 
