@@ -270,6 +270,11 @@ RULES: dict[str, Rule] = {
         ),
         Rule("exchange.dispute.coordinate", "coordinate a dispute", frozenset({Role.IT_OFFICE_OPERATOR})),
         Rule(
+            "exchange.download.trace",
+            "trace a leaked file back to the download it came from",
+            frozenset({Role.IT_OFFICE_OPERATOR}),
+        ),
+        Rule(
             "exchange.dispute.final_ruling", "give the final ruling on a dispute", frozenset({Role.LEADERSHIP_MEMBER})
         ),
         Rule(

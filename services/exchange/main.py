@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+from datetime import timedelta
 from functools import partial
 
 from fastapi import FastAPI
@@ -21,6 +22,7 @@ from services.exchange.settings import DEV_KEY_FILE, DEV_SUBJECT_SECRET_FILE, IN
 from services.exchange.sharing import api
 from services.exchange.sharing import handlers as sharing_handlers
 from services.exchange.sharing.access import ApiChannel
+from services.exchange.sharing.adapters import download_routes, download_store
 from services.exchange.sharing.adapters import mongo as sharing_mongo
 from services.exchange.sharing.adapters import routes as sharing_routes
 from services.exchange.sharing.adapters.accesses import (
@@ -31,6 +33,9 @@ from services.exchange.sharing.adapters.accesses import (
 )
 from services.exchange.sharing.adapters.catalog_events import catalog_handlers
 from services.exchange.sharing.adapters.directory_events import directory_handlers
+from services.exchange.sharing.adapters.download_files import FolderFiles
+from services.exchange.sharing.consents import Consents
+from services.exchange.sharing.downloads import Downloads
 from services.exchange.sharing.handlers import Sharing
 from services.exchange.sharing.ports import DIRECTORY_EVENTS
 from services.exchange.sharing.requests import Deadlines
@@ -79,6 +84,26 @@ def api_channel(
     )
 
 
+def downloads(
+    settings: ExchangeSettings, runtime: Runtime, uow: mongo.MongoUnitOfWork, channel: ApiChannel, consents: Consents
+) -> Downloads:
+    """The file-download channel: the API channel's check and access log, files in the configured folder."""
+    store = download_store.MongoDownloads(runtime.db, uow)
+    runtime.setup.append(partial(download_store.ensure_indexes, runtime.db))
+    channel_of_files = Downloads(
+        channel=channel,
+        store=store,
+        files=FolderFiles(settings.download_dir),
+        consents=consents.store,
+        counts=store,
+        clock=SystemClock(),
+        secret=subject_secret(settings),
+        keep=timedelta(seconds=settings.download_keep_seconds),
+    )
+    runtime.follow("download-expiry", channel_of_files.expire, lambda: True)
+    return channel_of_files
+
+
 def build(settings: ExchangeSettings) -> tuple[FastAPI, Runtime]:
     runtime = Runtime.build("exchange", settings)
     own_key = load_signing_key(signing_key(settings))
@@ -124,9 +149,14 @@ def build(settings: ExchangeSettings) -> tuple[FastAPI, Runtime]:
             api.services,
             *http.routers(uow, uploads, asyncio.Semaphore(settings.upload_concurrency)),
             *sharing_routes.ROUTERS,
+            *download_routes.ROUTERS,
         ],
     )
     app.state.api_channel = api_channel(settings, runtime, uow, sharing)
+    app.state.consents = Consents(
+        download_store.MongoConsents(runtime), sharing.clock, runtime.calendar, settings.sharing_decision_days
+    )
+    app.state.downloads = downloads(settings, runtime, uow, app.state.api_channel, app.state.consents)
     app.state.sharing = sharing
     app.state.departments = departments
     return app, runtime

@@ -9,6 +9,7 @@ from common.settings import ServiceSettings
 
 DEV_KEY_FILE = Path(__file__).resolve().parents[2] / ".var" / "exchange-signing-key.pem"
 DEV_SUBJECT_SECRET_FILE = Path(__file__).resolve().parents[2] / ".var" / "exchange-subject-secret"
+DEV_DOWNLOAD_DIR = Path(__file__).resolve().parents[2] / ".var" / "downloads"
 # The ingestion process's own outbox: the API process does not relay a flood of ResourceChanged events.
 INGEST_OUTBOX = "outbox_ingest"
 
@@ -50,6 +51,10 @@ class ExchangeSettings(ServiceSettings):
     # Fixes the date the sharing lifecycle counts deadlines and periods from (drills and tests); never in
     # production, where the date is the city's.
     sharing_today: date | None = None
+    # File downloads: where the files are written (a volume shared by the API replicas on Kubernetes) and how
+    # long a finished file is kept before it and its job are deleted.
+    download_dir: Path = DEV_DOWNLOAD_DIR
+    download_keep_seconds: float = Field(default=86400, gt=0, le=30 * 86400)
 
     @model_validator(mode="after")
     def _key_in_production(self) -> "ExchangeSettings":

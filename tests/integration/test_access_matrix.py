@@ -54,6 +54,8 @@ SHARE_REQUEST = {
     "valid_to": "2099-01-01",
 }
 GROUNDS = {"grounds": "x"}
+DOWNLOAD = {"resource_code": RESOURCE, "grant_id": "g-none", "purpose": "matrix"}  # no such grant: refused after
+CONSENT = {"grant_id": "g-none", "audience": "门户网站", "purpose": "公示"}
 FINDING = {
     "department_code": B,
     "category": "CATALOG_NOT_MAINTAINED",
@@ -429,6 +431,29 @@ def matrix(machine_id: str) -> list[tuple[str, str, str, str, dict, set[str]]]:
         ("exchange", "GET", "/grants", "/grants", {}, EVERYONE),
         ("exchange", "GET", "/grants/{grant_id}", "/grants/none", {}, EVERYONE),
         ("exchange", "POST", "/grants/{grant_id}/revoke", "/grants/none/revoke", {"json": {"reason": "x"}}, ADMINS),
+        ("exchange", "POST", "/downloads", "/downloads", {"json": DOWNLOAD}, SHARE_CALLERS),
+        ("exchange", "GET", "/downloads", "/downloads", {}, SHARE_CALLERS),
+        ("exchange", "GET", "/downloads/{download_id}", "/downloads/none", {}, SHARE_CALLERS),
+        ("exchange", "GET", "/downloads/{download_id}/file", "/downloads/none/file", {}, SHARE_CALLERS),
+        (
+            "exchange",
+            "POST",
+            "/downloads/trace",
+            "/downloads/trace",
+            {"files": {"file": ("x.csv", b"a\n")}},
+            {"operator"},
+        ),
+        ("exchange", "POST", "/consents", "/consents", {"json": CONSENT}, ADMINS),
+        ("exchange", "GET", "/consents", "/consents?as=consumer", {}, EVERYONE),  # without `as`: oversight's list
+        ("exchange", "GET", "/consents/{consent_id}", "/consents/none", {}, EVERYONE),
+        (
+            "exchange",
+            "POST",
+            "/consents/{consent_id}/decision",
+            "/consents/none/decision",
+            {"json": {"decision": "DENIED", "reasons": "x"}},
+            ADMINS,
+        ),
         ("notifier", "GET", "/inbox", "/inbox", {}, EVERYONE),  # each its own; the IT office every one
         ("notifier", "GET", "/inbox/{department_code}", f"/inbox/{A}", {}, DEPARTMENT_A | {"operator"}),
         (

@@ -43,6 +43,7 @@ class Operation(StrEnum):
     CHANGES = "changes"
     DIGEST = "digest"
     DIGEST_LEAVES = "digest_leaves"
+    DOWNLOAD = "download"  # a file of the grant's data (sharing.downloads), fetched
 
 
 class AccessResult(StrEnum):
@@ -61,6 +62,7 @@ class Call:
     grant_id: str | None
     purpose: str | None
     items: tuple[str, ...] = ()
+    channel: Channel = Channel.API  # the grant must open it, and the entry offer it
 
 
 @dataclass(frozen=True)
@@ -142,25 +144,25 @@ def shared_items(schema: ResourceSchema) -> list[str]:
     return [i.name for i in schema.items if schema.item_share_type(i.name) != NOT_SHARED]
 
 
-def resource_refusal(schema: ResourceSchema | None) -> str | None:
+def resource_refusal(schema: ResourceSchema | None, channel: Channel = Channel.API) -> str | None:
     if schema is None or not schema.published:
         return "the exchange holds no published resource of this code"
     if schema.share_type == NOT_SHARED:
         return f"the resource is not shared: {schema.not_shared_basis or 'see its catalog entry'}"
-    if "API" not in schema.share_methods:
-        return "the resource is not shared through the API channel"
+    if channel.value not in schema.share_methods:
+        return f"the resource is not shared through the {channel.value} channel"
     if schema.confidentiality_reviewed_on is None:
         return "the resource has no recorded confidentiality review (Art. 20)"
     return None
 
 
-def tightened(grant: Grant, schema: ResourceSchema) -> str | None:
+def tightened(grant: Grant, schema: ResourceSchema, channel: Channel = Channel.API) -> str | None:
     """Why the entry in force, newer than the one the grant came from, no longer allows it (the lifecycle's
     own rule): the lifecycle ends such a grant, but its consumer may lag the terms read here."""
     if grant.entry_version >= schema.version:
         return None
-    if not registered(schema):
-        return f"version {schema.version} of the entry does not offer the API channel"
+    if resource_refusal(schema, channel) is not None:
+        return f"version {schema.version} of the entry does not offer the {channel.value} channel"
     return stricter_rule(grant, schema, *rule_kept(grant))
 
 
@@ -322,12 +324,12 @@ class ApiChannel:
         """What the grant named in the call opens; refused (recorded, then AccessDenied) when it opens nothing."""
         schema = await self.resources.schema(call.resource_code)
         provider = schema.provider_code if schema is not None else ""
-        reason = resource_refusal(schema)
+        reason = resource_refusal(schema, call.channel)
         grant = None
         if reason is None:
             grant, reason = await self._grant(call)
         if reason is None and grant is not None and schema is not None:
-            reason = tightened(grant, schema)
+            reason = tightened(grant, schema, call.channel)
         if reason is None and grant is not None and schema is not None:
             items = served_items(schema, grant, call.items)
             if isinstance(items, str):
@@ -352,7 +354,7 @@ class ApiChannel:
         if grant is None or grant.resource_code != call.resource_code:
             return None, "no such grant for this resource"
         today = self.days.today() if self.days is not None else self.clock.now().astimezone(CHINA).date()
-        return grant, grant.refusal(call.principal, Channel.API, call.purpose, today)
+        return grant, grant.refusal(call.principal, call.channel, call.purpose, today)
 
     async def refuse(self, call: Call, operation: Operation, reason: str, subjects: int = 0) -> None:
         """Record a call refused before the grant was looked at (bad credentials, a batch too large)."""

@@ -21,7 +21,7 @@ from services.exchange.domain.resources import ResourceSchema
 from services.exchange.ports import UnitOfWork
 from services.exchange.sharing.access import DataAccess
 from services.exchange.sharing.adapters.grant_docs import GRANTS, grant_of
-from services.exchange.sharing.grants import Channel, Grant, subject_hash
+from services.exchange.sharing.grants import Grant, subject_hash
 
 log = logging.getLogger(__name__)
 DATA_ACCESSES = "exchange.data-accesses"
@@ -111,7 +111,7 @@ def access_payload(access: DataAccess, secret: bytes) -> dict[str, Any]:
         "provider_code": access.provider_code,
         "consumer_code": principal.department_code if principal else "",
         "grant_id": call.grant_id or None,
-        "channel": Channel.API.value,
+        "channel": call.channel.value,
         "purpose": call.purpose or "",
         "record_count": access.record_count,
         "accessed_by": principal.subject if principal else "",
