@@ -41,7 +41,12 @@ def unit_of_work(runtime: Runtime, settings: DirectorySettings) -> mongo.MongoUn
 
 
 async def bootstrap(
-    runtime: Runtime, uow: mongo.MongoUnitOfWork, it_office_code: str, operator: str, operator_name: str
+    runtime: Runtime,
+    uow: mongo.MongoUnitOfWork,
+    it_office_code: str,
+    operator: str,
+    operator_name: str,
+    hasher: Argon2Hasher,
 ) -> str:
     await mongo.ensure_indexes(runtime.db)
     if await uow.department(it_office_code) is None:
@@ -49,7 +54,7 @@ async def bootstrap(
             it_office_code, "吉安市信息化工作办公室", DepartmentLevel.IT_OFFICE, None, SYSTEM, uow
         )
     issued = await handlers.register_person(
-        operator, operator_name, it_office_code, frozenset({Role.IT_OFFICE_OPERATOR}), SYSTEM, uow, Argon2Hasher()
+        operator, operator_name, it_office_code, frozenset({Role.IT_OFFICE_OPERATOR}), SYSTEM, uow, hasher
     )
     return issued.secret
 
@@ -71,9 +76,10 @@ async def register_demo_key(uow: mongo.MongoUnitOfWork, client_id: str, administ
     )
 
 
-async def demo(runtime: Runtime, uow: mongo.MongoUnitOfWork, keys: Path) -> list[tuple[str, str, str]]:
+async def demo(
+    runtime: Runtime, uow: mongo.MongoUnitOfWork, keys: Path, hasher: Argon2Hasher
+) -> list[tuple[str, str, str]]:
     """Load the demo directory; return (login, secret, what) rows. Adapters' signing keys go to `keys`."""
-    hasher = Argon2Hasher()
     await mongo.ensure_indexes(runtime.db)
     rows: list[tuple[str, str, str]] = []
     serial = iter(range(1, 10_000))
@@ -158,17 +164,18 @@ def main() -> int:
         except PyMongoError as exc:
             print(f"cannot reach the database ({exc}); start the platform first: make up", file=sys.stderr)
             return 1
+        hasher = Argon2Hasher(settings.password_hash_cost)
         try:
             if args.command == "bootstrap":
-                secret = await bootstrap(
-                    runtime, unit_of_work(runtime, settings), args.it_office_code, args.operator, args.operator_name
-                )
+                uow = unit_of_work(runtime, settings)
+                secret = await bootstrap(runtime, uow, args.it_office_code, args.operator, args.operator_name, hasher)
                 print(f"{args.operator}\t{secret}\t(shown once)")
                 return 0
             if settings.environment != "development":
                 print("the demo directory is for development only", file=sys.stderr)
                 return 2
-            rows = await demo(runtime, unit_of_work(runtime, settings), args.credentials.parent / "adapter-keys")
+            keys = args.credentials.parent / "adapter-keys"
+            rows = await demo(runtime, unit_of_work(runtime, settings), keys, hasher)
             args.credentials.parent.mkdir(parents=True, exist_ok=True)
             with args.credentials.open("a", encoding="utf-8") as out:
                 out.writelines(f"{login}\t{secret}\t{what}\n" for login, secret, what in rows)

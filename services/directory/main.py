@@ -34,7 +34,7 @@ def build(settings: DirectorySettings) -> tuple[FastAPI, Runtime]:
     runtime.keys.use(key_set)
     runtime.setup.append(partial(mongo.ensure_indexes, runtime.db))
     uow = mongo.MongoUnitOfWork(runtime, EventSigner(key))
-    hasher = Argon2Hasher()
+    hasher = Argon2Hasher(settings.password_hash_cost)
     signin = SignIn(
         uow=uow,
         hasher=hasher,

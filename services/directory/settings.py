@@ -6,6 +6,7 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import NoDecode, SettingsConfigDict
 
 from common.settings import ServiceSettings
+from services.directory.adapters.secrets import HashCost
 
 DEV_KEY_FILE = Path(__file__).resolve().parents[2] / ".var" / "directory-signing-key.pem"
 # The services as `make up` runs them (devstack.processes.SERVICES): their /docs sign in at this directory.
@@ -25,6 +26,9 @@ class DirectorySettings(ServiceSettings):
     signin_max_delay_minutes: int = Field(default=15, ge=1, le=1440)  # the longest wait between attempts
     # Web pages that may call /token from a browser (CORS): the services' /docs. Comma-separated origins.
     cors_allowed_origins: Annotated[tuple[str, ...], NoDecode] = LOCAL_ORIGINS
+    # How costly a new password or client-secret hash is: `standard` (RFC 9106, 64 MiB) everywhere but in test
+    # suites, which may take `cheapest`; production refuses it.
+    password_hash_cost: HashCost = "standard"
 
     @field_validator("cors_allowed_origins", mode="before")
     @classmethod
@@ -43,4 +47,6 @@ class DirectorySettings(ServiceSettings):
                 "signing_key: production needs DIRECTORY_SIGNING_KEY (an Ed25519 private key in PKCS#8 PEM; "
                 "create one with `openssl genpkey -algorithm ed25519`)"
             )
+        if self.environment == "production" and self.password_hash_cost != "standard":
+            raise ValueError("password_hash_cost: production hashes passwords at the standard cost")
         return self

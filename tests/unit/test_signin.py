@@ -6,6 +6,7 @@ from datetime import timedelta
 from types import SimpleNamespace
 
 import pytest
+from cryptography.hazmat.primitives import serialization
 
 from common.auth import EventSigner, generate_signing_key, key_id, load_signing_key
 from common.codec import EventCodec
@@ -89,3 +90,25 @@ def test_basic_client_credentials_are_read_as_rfc_6749_sends_them() -> None:
         with pytest.raises(Unauthenticated) as caught:
             basic_client_credentials(refused)
         assert caught.value.reason == reason and "s3cret" not in str(caught.value)
+
+
+def test_passwords_are_hashed_at_the_standard_cost_unless_a_test_suite_says_otherwise(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from services.directory.adapters.secrets import Argon2Hasher
+    from services.directory.settings import DirectorySettings
+
+    monkeypatch.delenv("DIRECTORY_PASSWORD_HASH_COST", raising=False)
+    assert DirectorySettings().password_hash_cost == "standard"
+    standard, cheapest = Argon2Hasher("standard").hash("geheim"), Argon2Hasher("cheapest").hash("geheim")
+    assert "$m=65536,t=3,p=4$" in standard and "$m=65536," not in cheapest
+    # either verifies with either: a hash carries its own parameters
+    assert Argon2Hasher("cheapest").verify(standard, "geheim") and Argon2Hasher().verify(cheapest, "geheim")
+    assert not Argon2Hasher().verify(cheapest, "falsch")
+    pem = KEY.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
+    production = {"environment": "production", "signing_key": pem, "mongo_uri": "mongodb://a,b,c/?replicaSet=rs"}
+    assert DirectorySettings(**production).password_hash_cost == "standard"
+    with pytest.raises(ValueError, match="password_hash_cost"):
+        DirectorySettings(**production, password_hash_cost="cheapest")
