@@ -43,6 +43,7 @@ class Operation(StrEnum):
     CHANGES = "changes"
     DIGEST = "digest"
     DIGEST_LEAVES = "digest_leaves"
+    HOSTED = "hosted"  # a call proxied to a department-hosted service (sharing.proxy)
 
 
 class AccessResult(StrEnum):
