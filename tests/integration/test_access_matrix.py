@@ -54,6 +54,12 @@ SHARE_REQUEST = {
     "valid_to": "2099-01-01",
 }
 GROUNDS = {"grounds": "x"}
+HOSTED = {
+    "resource_code": RESOURCE,
+    "base_url": "http://127.0.0.1:9/api",  # loopback is allowed outside production
+    "openapi": {"openapi": "3.1.0", "info": {"title": "x", "version": "1"}, "paths": {"/records": {"get": {}}}},
+    "fields": {"name": "name"},
+}
 FINDING = {
     "department_code": B,
     "category": "CATALOG_NOT_MAINTAINED",
@@ -429,6 +435,36 @@ def matrix(machine_id: str) -> list[tuple[str, str, str, str, dict, set[str]]]:
         ("exchange", "GET", "/grants", "/grants", {}, EVERYONE),
         ("exchange", "GET", "/grants/{grant_id}", "/grants/none", {}, EVERYONE),
         ("exchange", "POST", "/grants/{grant_id}/revoke", "/grants/none/revoke", {"json": {"reason": "x"}}, ADMINS),
+        # department-hosted services: department A's data administrator registers one for its resource
+        ("exchange", "POST", "/hosted-services", "/hosted-services", {"json": HOSTED}, {"admin_A"}),
+        ("exchange", "GET", "/hosted-services", "/hosted-services", {}, EVERYONE),
+        ("exchange", "GET", "/hosted-services/{service_id}", "/hosted-services/none", {}, EVERYONE),
+        (
+            "exchange",
+            "GET",
+            "/hosted-services/{service_id}/openapi.json",
+            "/hosted-services/none/openapi.json",
+            {},
+            EVERYONE,
+        ),
+        ("exchange", "PUT", "/hosted-services/{service_id}", "/hosted-services/none", {"json": HOSTED}, {"admin_A"}),
+        ("exchange", "POST", "/hosted-services/{service_id}/withdraw", "/hosted-services/none/withdraw", {}, ADMINS),
+        (
+            "exchange",
+            "GET",
+            "/hosted/{resource_code:path}/-/{path:path}",
+            f"/hosted/{RESOURCE}/-/records",
+            {"headers": CALLING},
+            SHARE_CALLERS,
+        ),
+        (
+            "exchange",
+            "POST",
+            "/hosted/{resource_code:path}/-/{path:path}",
+            f"/hosted/{RESOURCE}/-/records",
+            {"headers": CALLING, "json": {}},
+            SHARE_CALLERS,
+        ),
         ("notifier", "GET", "/inbox", "/inbox", {}, EVERYONE),  # each its own; the IT office every one
         ("notifier", "GET", "/inbox/{department_code}", f"/inbox/{A}", {}, DEPARTMENT_A | {"operator"}),
         (
