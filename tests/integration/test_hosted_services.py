@@ -38,7 +38,9 @@ ROWS = {
     HERE: {"uscc": HERE, "name": "吉安甲公司", "legal": "张三", "phone": "13800000000", "capital": 100.0},
     THERE: {"uscc": THERE, "name": "吉安乙公司", "legal": "李四", "phone": "13900000000", "capital": 200.0},
 }
-FIELDS = {"uscc": "统一社会信用代码", "name": "企业名称", "legal": "法定代表人", "phone": "联系电话", "capital": "注册资本"}
+FIELDS = {
+    "uscc": "统一社会信用代码", "name": "企业名称", "legal": "法定代表人", "phone": "联系电话", "capital": "注册资本"
+}  # fmt: skip
 OPENAPI = {
     "openapi": "3.1.0",
     "info": {"title": "企业登记查询服务", "version": "1.0"},
@@ -80,7 +82,8 @@ class Department:
         else:
             status, body = 404, {"error": "no such path"}
         data = json.dumps(body, ensure_ascii=False).encode()
-        await send({"type": "http.response.start", "status": status, "headers": [(b"content-type", b"application/json")]})
+        headers = [(b"content-type", b"application/json")]
+        await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": data})
 
 
