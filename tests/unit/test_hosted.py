@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from common.identifiers import InvalidIdentifier
+from services.exchange.sharing.adapters.department_http import HttpDepartmentServices
 from services.exchange.sharing.grants import MASK
 from services.exchange.sharing.hosted import (
     Credential,
@@ -151,3 +152,17 @@ def test_an_answer_nested_beyond_the_bound_is_a_bad_answer() -> None:
     with pytest.raises(HostedServiceFailed) as failed:
         filtered(deep, LENS)
     assert failed.value.status == 502 and failed.value.code == "hosted.bad_answer"
+
+
+async def test_outside_development_the_adapter_refuses_a_base_url_on_loopback() -> None:
+    guarded = HttpDepartmentServices(allow_private=False, connect_timeout=1, timeout=1, max_answer_bytes=1024)
+    open_ = HttpDepartmentServices(allow_private=True, connect_timeout=1, timeout=1, max_answer_bytes=1024)
+    try:
+        with pytest.raises(InvalidService, match="loopback"):
+            await guarded.check("http://127.0.0.1:8080/api")
+        with pytest.raises(InvalidService, match="loopback"):
+            await guarded.check("http://localhost:8080/api")
+        await open_.check("http://127.0.0.1:8080/api")
+    finally:
+        await guarded.close()
+        await open_.close()

@@ -7,6 +7,7 @@ consumer's credentials, and comes back with only what the grant opens. Standard 
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
@@ -32,6 +33,7 @@ from services.exchange.sharing.hosted import (
 )
 
 MANAGE = "exchange.hosted.manage"
+FILTERED_IN_THREAD = 64 * 1024
 
 
 # -- ports ----------------------------------------------------------------------------------------------------
@@ -91,6 +93,7 @@ class Outgoing:
 class Answer:
     status: int
     body: Any  # parsed JSON
+    size: int = 0  # bytes as received
 
 
 class DepartmentServices(Protocol):
@@ -193,7 +196,11 @@ class HostedChannel:
             raise NotFound("path", reason)
         try:
             answer = await self.department.send(service, credential, outgoing)
-            shown = filtered(answer.body, lens(opened, service))
+            view = lens(opened, service)
+            if answer.size > FILTERED_IN_THREAD:  # a large answer is walked off the event loop
+                shown = await asyncio.to_thread(filtered, answer.body, view)
+            else:
+                shown = filtered(answer.body, view)
         except HostedServiceFailed as exc:
             await self._refused(call, opened, f"{exc.code} ({exc.status}): {exc.rule}")
             raise

@@ -94,8 +94,8 @@ class HttpDepartmentServices:
         if "json" not in content_type:
             raise bad_answer("the department's service did not answer JSON: its items cannot be checked")
         if len(body) > PARSED_IN_THREAD:
-            return Answer(status, await asyncio.to_thread(_parsed, body))
-        return Answer(status, _parsed(body))
+            return Answer(status, await asyncio.to_thread(_parsed, body), len(body))
+        return Answer(status, _parsed(body), len(body))
 
     async def _exchange(self, call: Outgoing, url: str, headers: dict[str, str]) -> tuple[int, str, bytes]:
         request = self.client.build_request(call.method, url, headers=headers, content=call.body or None)
