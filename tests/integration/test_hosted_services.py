@@ -62,11 +62,13 @@ class Department:
 
     def __init__(self) -> None:
         self.seen: list[tuple[str, str, dict[str, str]]] = []
+        self.query: list[str] = []
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             return
         path = scope["path"].removeprefix("/api")
+        self.query.append(scope["query_string"].decode())
         self.seen.append((scope["method"], path, {k.decode().lower(): v.decode() for k, v in scope["headers"]}))
         status, body = 200, None
         if path == "/enterprises":
@@ -174,15 +176,22 @@ async def test_a_department_hosted_service_behind_the_center(infra, topics, serv
         }
         one = await client.get(f"{base}/enterprises/{HERE}", headers=calling)
         assert one.status_code == 200 and one.json() == {"uscc": HERE, "name": "吉安甲公司", "legal": MASK}
+        # a subject outside the grant's rows is answered exactly as one the department does not hold
         outside = await client.get(f"{base}/enterprises/{THERE}", headers=calling)
-        assert outside.status_code == 404 and "吉安乙公司" not in outside.text
+        absent = await client.get(f"{base}/enterprises/{enterprise('360821', 13)}", headers=calling)
+        assert outside.status_code == absent.status_code == 404 and outside.json() == absent.json()
+        assert "吉安乙公司" not in outside.text
+        # a parameter with an encoded `?` stays one parameter: no query slipped into the department's URL
+        await client.get(f"{base}/enterprises/x%3Fadmin=1", headers=calling)
         # what reached the department: the center's credential and who calls, none of the consumer's credentials
         method, path, headers = department.seen[0]
-        assert (method, path) == ("GET", "/enterprises")
+        assert (method, path, department.query[0]) == ("GET", "/enterprises", "page=1")
         assert headers["x-api-key"] == DEPARTMENT_KEY and headers["x-datashare-consumer"] == APPROVAL
         assert headers["x-datashare-grant"] == grant_id
         for _, _, sent in department.seen:
             assert "authorization" not in sent and "cookie" not in sent and "x-grant-id" not in sent
+        assert ("GET", "/enterprises/x?admin=1") == department.seen[-1][:2]  # the decoded path, no query
+        assert department.query[-1] == ""
         reached = len(department.seen)
 
         # refusals, none of which reaches the department

@@ -208,7 +208,8 @@ class HostedChannel:
 
     async def _served(self, call: Call, opened: Opened, status: int, shown: Filtered) -> Answer:
         keys = tuple(dict.fromkeys(shown.subjects))
-        if shown.whole_answer_dropped:
+        # out of the grant's rows, or none at the department: one answer for both, as the API channel's
+        if shown.whole_answer_dropped or status == 404:
             await self.api._log(call, Operation.HOSTED, opened, AccessResult.NOT_FOUND, (), 0, 1)
             raise NotFound("path", f"no record of this subject in {call.resource_code} within the grant")
         await self.api._log(call, Operation.HOSTED, opened, AccessResult.SERVED, keys, len(keys), len(keys))

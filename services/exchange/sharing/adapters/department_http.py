@@ -9,7 +9,7 @@ import asyncio
 import json
 import socket
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import httpx
 
@@ -27,6 +27,7 @@ from services.exchange.sharing.proxy import Answer, Outgoing
 
 PARSED_IN_THREAD = 64 * 1024  # answers larger than this are parsed off the event loop
 USER_AGENT = "jian-datashare-exchange"
+PATH_SAFE = "/:@!$&'()*+,;=-._~"  # RFC 3986 pchar and the separator: left as they are
 
 
 async def resolve(host: str, port: int) -> list[str]:
@@ -79,7 +80,8 @@ class HttpDepartmentServices:
         headers = dict(call.headers) | {"user-agent": USER_AGENT}
         if credential is not None:
             headers[credential.header] = credential.value
-        url = service.base_url + call.path + (f"?{call.query}" if call.query else "")
+        # the path as matched is decoded: encoded again, so that a `?` or `#` in a parameter stays in it
+        url = service.base_url + quote(call.path, safe=PATH_SAFE) + (f"?{call.query}" if call.query else "")
         try:
             async with asyncio.timeout(self.timeout):
                 status, content_type, body = await self._exchange(call, url, headers)
