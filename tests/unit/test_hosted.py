@@ -7,6 +7,7 @@ import pytest
 
 from common.identifiers import InvalidIdentifier
 from services.exchange.sharing.adapters.department_http import HttpDepartmentServices
+from services.exchange.sharing.adapters.hosted_mongo import CredentialSeal
 from services.exchange.sharing.grants import MASK
 from services.exchange.sharing.hosted import (
     Credential,
@@ -166,3 +167,13 @@ async def test_outside_development_the_adapter_refuses_a_base_url_on_loopback() 
     finally:
         await guarded.close()
         await open_.close()
+
+
+def test_a_credential_opens_only_with_its_key_and_for_its_own_service() -> None:
+    sealed = CredentialSeal(b"k" * 32).seal("s1", Credential("X-Api-Key", "secret-1"))
+    assert b"secret-1" not in bytes(sealed["sealed"])
+    assert CredentialSeal(b"k" * 32).open("s1", sealed) == Credential("X-Api-Key", "secret-1")
+    with pytest.raises(ValueError, match="does not open"):
+        CredentialSeal(b"other" * 8).open("s1", sealed)
+    with pytest.raises(ValueError, match="does not open"):
+        CredentialSeal(b"k" * 32).open("s2", sealed)

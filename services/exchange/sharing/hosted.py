@@ -63,6 +63,10 @@ def bad_answer(detail: str) -> HostedServiceFailed:
     return HostedServiceFailed(502, "hosted.bad_answer", detail, "提供部门的接口服务返回了无法使用的应答")
 
 
+def credential_unreadable(detail: str) -> HostedServiceFailed:
+    return HostedServiceFailed(502, "hosted.credential", detail, "中心无法读取该接口服务的调用凭据，需提供部门重新登记")
+
+
 def too_slow(detail: str) -> HostedServiceFailed:
     return HostedServiceFailed(504, "hosted.timeout", detail, "提供部门的接口服务未在规定时间内应答")
 

@@ -185,7 +185,11 @@ class HostedChannel:
 
     async def call(self, call: Call, outgoing: Outgoing) -> Answer:
         opened = await self.api.open(call, Operation.HOSTED, 0, ())
-        target = await self.targets.target(call.resource_code)
+        try:
+            target = await self.targets.target(call.resource_code)
+        except HostedServiceFailed as exc:
+            await self._refused(call, opened, f"{exc.code} ({exc.status}): {exc.rule}")
+            raise
         if target is None:
             await self._refused(call, opened, "the resource has no hosted service")
             raise NoHostedService("resource_code", "the resource has no hosted service")

@@ -25,7 +25,13 @@ from common.events import Event
 from common.mongo import Transaction
 from common.runtime import Runtime
 from services.exchange.sharing.adapters.accesses import _Recent
-from services.exchange.sharing.hosted import Credential, Endpoint, HostedService, ServiceStatus
+from services.exchange.sharing.hosted import (
+    Credential,
+    Endpoint,
+    HostedService,
+    ServiceStatus,
+    credential_unreadable,
+)
 
 HOSTED = "exchange_hosted_services"
 HOSTED_EVENTS = "exchange.hosted-services"
@@ -199,7 +205,10 @@ class RecentTargets:
         if doc is None:
             return None
         sealed = doc.get("credential")
-        return service_of(doc), self.seal.open(doc["_id"], sealed) if sealed else None
+        try:
+            return service_of(doc), self.seal.open(doc["_id"], sealed) if sealed else None
+        except ValueError as exc:  # sealed under another key: the center must not call it without one
+            raise credential_unreadable(f"{exc}; register the credential again") from None
 
 
 async def ensure_indexes(db: AsyncDatabase) -> None:
