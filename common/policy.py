@@ -268,6 +268,12 @@ RULES: dict[str, Rule] = {
             frozenset({Role.DATA_ADMINISTRATOR}),
             own_department=True,
         ),
+        Rule(
+            "exchange.hosted.manage",
+            "register, change or withdraw an interface service one's own department hosts (Art. 16)",
+            frozenset({Role.DATA_ADMINISTRATOR}),
+            own_department=True,
+        ),
         Rule("exchange.dispute.coordinate", "coordinate a dispute", frozenset({Role.IT_OFFICE_OPERATOR})),
         Rule(
             "exchange.download.trace",

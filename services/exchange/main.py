@@ -6,6 +6,7 @@ import asyncio
 import secrets
 from datetime import timedelta
 from functools import partial
+from pathlib import Path
 
 from fastapi import FastAPI
 
@@ -18,11 +19,17 @@ from services.exchange.adapters import http, mongo
 from services.exchange.adapters.senders import SignedSenders
 from services.exchange.adapters.uploads import ProcessUploads
 from services.exchange.ports import CATALOG_ENTRY_EVENTS, CATALOG_PUBLISHED, DATA_CHANGES
-from services.exchange.settings import DEV_KEY_FILE, DEV_SUBJECT_SECRET_FILE, INGEST_OUTBOX, ExchangeSettings
+from services.exchange.settings import (
+    DEV_CREDENTIAL_KEY_FILE,
+    DEV_KEY_FILE,
+    DEV_SUBJECT_SECRET_FILE,
+    INGEST_OUTBOX,
+    ExchangeSettings,
+)
 from services.exchange.sharing import api
 from services.exchange.sharing import handlers as sharing_handlers
 from services.exchange.sharing.access import ApiChannel
-from services.exchange.sharing.adapters import download_routes, download_store
+from services.exchange.sharing.adapters import download_routes, download_store, hosted_mongo, hosted_routes
 from services.exchange.sharing.adapters import mongo as sharing_mongo
 from services.exchange.sharing.adapters import routes as sharing_routes
 from services.exchange.sharing.adapters.accesses import (
@@ -32,12 +39,15 @@ from services.exchange.sharing.adapters.accesses import (
     publish_accesses,
 )
 from services.exchange.sharing.adapters.catalog_events import catalog_handlers
+from services.exchange.sharing.adapters.department_http import HttpDepartmentServices
 from services.exchange.sharing.adapters.directory_events import directory_handlers
 from services.exchange.sharing.adapters.download_files import FolderFiles
 from services.exchange.sharing.consents import Consents
 from services.exchange.sharing.downloads import Downloads
 from services.exchange.sharing.handlers import Sharing
+from services.exchange.sharing.hosted import HostedServiceFailed
 from services.exchange.sharing.ports import DIRECTORY_EVENTS
+from services.exchange.sharing.proxy import HostedChannel, Hosting
 from services.exchange.sharing.requests import Deadlines
 
 
@@ -52,11 +62,22 @@ def subject_secret(settings: ExchangeSettings) -> bytes:
     """The secret access events hash subject keys with; in development one kept in .var/."""
     if settings.subject_secret is not None:
         return settings.subject_secret.get_secret_value().encode()
-    if not DEV_SUBJECT_SECRET_FILE.exists():
-        DEV_SUBJECT_SECRET_FILE.parent.mkdir(parents=True, exist_ok=True)
-        DEV_SUBJECT_SECRET_FILE.write_text(secrets.token_hex(32))
-        DEV_SUBJECT_SECRET_FILE.chmod(0o600)
-    return DEV_SUBJECT_SECRET_FILE.read_text().strip().encode()
+    return _development_secret(DEV_SUBJECT_SECRET_FILE)
+
+
+def hosted_credential_key(settings: ExchangeSettings) -> bytes:
+    """The key hosted services' credentials are sealed under; in development one kept in .var/."""
+    if settings.hosted_credential_key is not None:
+        return settings.hosted_credential_key.get_secret_value().encode()
+    return _development_secret(DEV_CREDENTIAL_KEY_FILE)
+
+
+def _development_secret(path: Path) -> bytes:
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(secrets.token_hex(32))
+        path.chmod(0o600)
+    return path.read_text().strip().encode()
 
 
 def api_channel(
@@ -150,6 +171,7 @@ def build(settings: ExchangeSettings) -> tuple[FastAPI, Runtime]:
             *http.routers(uow, uploads, asyncio.Semaphore(settings.upload_concurrency)),
             *sharing_routes.ROUTERS,
             *download_routes.ROUTERS,
+            *hosted_routes.ROUTERS,
         ],
     )
     app.state.api_channel = api_channel(settings, runtime, uow, sharing)
@@ -157,9 +179,45 @@ def build(settings: ExchangeSettings) -> tuple[FastAPI, Runtime]:
         download_store.MongoConsents(runtime), sharing.clock, runtime.calendar, settings.sharing_decision_days
     )
     app.state.downloads = downloads(settings, runtime, uow, app.state.api_channel, app.state.consents)
+    build_hosting(settings, runtime, app, uow)
     app.state.sharing = sharing
     app.state.departments = departments
     return app, runtime
+
+
+def build_hosting(settings: ExchangeSettings, runtime: Runtime, app: FastAPI, uow: mongo.MongoUnitOfWork) -> None:
+    """Department-hosted services: their store, the pooled client that calls them, and the proxied channel
+    over the API channel's check and access log."""
+    seal = hosted_mongo.CredentialSeal(hosted_credential_key(settings))
+    department = HttpDepartmentServices(
+        allow_private=settings.hosted_allow_private,
+        connect_timeout=settings.hosted_connect_timeout_seconds,
+        timeout=settings.hosted_timeout_seconds,
+        max_answer_bytes=settings.hosted_max_answer_bytes,
+    )
+    runtime.setup.append(partial(hosted_mongo.ensure_indexes, runtime.db))
+    runtime.follow("hosted-client", partial(_closing_at_stop, department), lambda: True)
+    app.state.hosting = Hosting(
+        store=hosted_mongo.MongoHostedStore(runtime, seal),
+        resources=RecentResources(uow, 0),
+        department=department,
+        clock=SystemClock(),
+    )
+    app.state.hosted_channel = HostedChannel(
+        app.state.api_channel,
+        hosted_mongo.RecentTargets(runtime.db, seal, settings.grant_cache_seconds),
+        department,
+        settings.hosted_max_request_bytes,
+    )
+    app.add_exception_handler(HostedServiceFailed, hosted_routes.hosted_failed)
+
+
+async def _closing_at_stop(department: HttpDepartmentServices) -> None:
+    """Holds the pooled client for as long as the service runs, and closes its connections at the stop."""
+    try:
+        await asyncio.Event().wait()
+    finally:
+        await department.close()
 
 
 def build_sharing(settings: ExchangeSettings, runtime: Runtime) -> Sharing:

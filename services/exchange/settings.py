@@ -10,6 +10,7 @@ from common.settings import ServiceSettings
 DEV_KEY_FILE = Path(__file__).resolve().parents[2] / ".var" / "exchange-signing-key.pem"
 DEV_SUBJECT_SECRET_FILE = Path(__file__).resolve().parents[2] / ".var" / "exchange-subject-secret"
 DEV_DOWNLOAD_DIR = Path(__file__).resolve().parents[2] / ".var" / "downloads"
+DEV_CREDENTIAL_KEY_FILE = Path(__file__).resolve().parents[2] / ".var" / "exchange-hosted-credential-key"
 # The ingestion process's own outbox: the API process does not relay a flood of ResourceChanged events.
 INGEST_OUTBOX = "outbox_ingest"
 
@@ -55,6 +56,24 @@ class ExchangeSettings(ServiceSettings):
     # long a finished file is kept before it and its job are deleted.
     download_dir: Path = DEV_DOWNLOAD_DIR
     download_keep_seconds: float = Field(default=86400, gt=0, le=30 * 86400)
+    # Department-hosted services the center proxies (sharing.proxy). Base URLs on loopback, private or
+    # link-local addresses: allowed unless set to false in development (tests run a service on loopback),
+    # refused in production unless set to true. A call waits `connect` seconds to connect and `timeout`
+    # seconds in all before its 504; bodies are bounded both ways.
+    hosted_allow_private_targets: bool | None = None
+    hosted_connect_timeout_seconds: float = Field(default=3.0, gt=0, le=60)
+    hosted_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
+    hosted_max_request_bytes: int = Field(default=1024 * 1024, ge=1, le=16 * 1024 * 1024)
+    hosted_max_answer_bytes: int = Field(default=4 * 1024 * 1024, ge=1, le=64 * 1024 * 1024)
+    # The key the credentials the center calls those services with are sealed under (AES-256-GCM); in
+    # development one kept in .var/. Changing it makes the stored credentials unreadable: register them again.
+    hosted_credential_key: SecretStr | None = Field(default=None, min_length=32)
+
+    @property
+    def hosted_allow_private(self) -> bool:
+        if self.hosted_allow_private_targets is None:
+            return self.environment != "production"
+        return self.hosted_allow_private_targets
 
     @model_validator(mode="after")
     def _key_in_production(self) -> "ExchangeSettings":
@@ -67,6 +86,12 @@ class ExchangeSettings(ServiceSettings):
             raise ValueError(
                 "subject_secret: production needs EXCHANGE_SUBJECT_SECRET (at least 32 random characters, e.g. "
                 "`openssl rand -hex 32`); data access events hash subject keys with it"
+            )
+        if self.environment == "production" and self.role != "ingest" and self.hosted_credential_key is None:
+            raise ValueError(
+                "hosted_credential_key: production needs EXCHANGE_HOSTED_CREDENTIAL_KEY (at least 32 random "
+                "characters, e.g. `openssl rand -hex 32`); the credentials of department-hosted services are "
+                "sealed under it"
             )
         if self.environment == "production" and self.sharing_today is not None:
             raise ValueError("sharing_today: a fixed date is for drills and tests; unset EXCHANGE_SHARING_TODAY")

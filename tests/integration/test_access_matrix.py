@@ -56,6 +56,12 @@ SHARE_REQUEST = {
 GROUNDS = {"grounds": "x"}
 DOWNLOAD = {"resource_code": RESOURCE, "grant_id": "g-none", "purpose": "matrix"}  # no such grant: refused after
 CONSENT = {"grant_id": "g-none", "audience": "门户网站", "purpose": "公示"}
+HOSTED = {
+    "resource_code": RESOURCE,
+    "base_url": "http://127.0.0.1:9/api",  # loopback is allowed outside production
+    "openapi": {"openapi": "3.1.0", "info": {"title": "x", "version": "1"}, "paths": {"/records": {"get": {}}}},
+    "fields": {"name": "name"},
+}
 FINDING = {
     "department_code": B,
     "category": "CATALOG_NOT_MAINTAINED",
@@ -454,6 +460,36 @@ def matrix(machine_id: str) -> list[tuple[str, str, str, str, dict, set[str]]]:
             {"json": {"decision": "DENIED", "reasons": "x"}},
             ADMINS,
         ),
+        # department-hosted services: department A's data administrator registers one for its resource
+        ("exchange", "POST", "/hosted-services", "/hosted-services", {"json": HOSTED}, {"admin_A"}),
+        ("exchange", "GET", "/hosted-services", "/hosted-services", {}, EVERYONE),
+        ("exchange", "GET", "/hosted-services/{service_id}", "/hosted-services/none", {}, EVERYONE),
+        (
+            "exchange",
+            "GET",
+            "/hosted-services/{service_id}/openapi.json",
+            "/hosted-services/none/openapi.json",
+            {},
+            EVERYONE,
+        ),
+        ("exchange", "PUT", "/hosted-services/{service_id}", "/hosted-services/none", {"json": HOSTED}, {"admin_A"}),
+        ("exchange", "POST", "/hosted-services/{service_id}/withdraw", "/hosted-services/none/withdraw", {}, ADMINS),
+        (
+            "exchange",
+            "GET",
+            "/hosted/{resource_code:path}/-/{path:path}",
+            f"/hosted/{RESOURCE}/-/records",
+            {"headers": CALLING},
+            SHARE_CALLERS,
+        ),
+        (
+            "exchange",
+            "POST",
+            "/hosted/{resource_code:path}/-/{path:path}",
+            f"/hosted/{RESOURCE}/-/records",
+            {"headers": CALLING, "json": {}},
+            SHARE_CALLERS,
+        ),
         ("notifier", "GET", "/inbox", "/inbox", {}, EVERYONE),  # each its own; the IT office every one
         ("notifier", "GET", "/inbox/{department_code}", f"/inbox/{A}", {}, DEPARTMENT_A | {"operator"}),
         (
@@ -726,7 +762,7 @@ async def test_every_principal_against_every_route(own_infra, platform) -> None:
 
     wrong = []
     for service, method, _template, path, kwargs, allowed in rows:
-        async with httpx.AsyncClient(base_url=platform[service].url) as client:
+        async with httpx.AsyncClient(base_url=platform[service].url, timeout=60) as client:  # a PDF under load
             for who, headers in PRINCIPALS.items():
                 extra = kwargs.get("headers", {})
                 sent = {k: v for k, v in kwargs.items() if k != "headers"}

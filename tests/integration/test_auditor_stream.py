@@ -77,7 +77,7 @@ async def test_data_accesses_are_counted_per_consumer_department(infra, topics, 
         await publisher.publish("exchange.data-accesses", access(a))
         await auditor.wait_ready()
         counts: dict = {}
-        async with httpx.AsyncClient(base_url=auditor.url, headers=bearer("IT", Role.AUDITOR)) as client:
+        async with httpx.AsyncClient(base_url=auditor.url, headers=bearer("IT", Role.AUDITOR), timeout=30) as client:
             for _ in range(300):
                 counts = (await client.get("/evaluation/data-accesses")).json()
                 if counts.get(a) == 3 and counts.get(b) == 1:
@@ -91,7 +91,7 @@ async def test_data_accesses_are_counted_per_consumer_department(infra, topics, 
         await asyncio.sleep(4)
         assert worker.poll() is None, log.read_text()[-3000:]
         await publisher.publish("exchange.data-accesses", access(b))
-        async with httpx.AsyncClient(base_url=auditor.url, headers=bearer("IT", Role.AUDITOR)) as client:
+        async with httpx.AsyncClient(base_url=auditor.url, headers=bearer("IT", Role.AUDITOR), timeout=30) as client:
             for _ in range(150):
                 if (await client.get("/evaluation/data-accesses")).json().get(b) == 2:
                     break

@@ -144,7 +144,8 @@ async def test_holders_hear_of_data_changes_in_batches_and_of_their_entry_until_
     infra, topics, services, tmp_path
 ) -> None:
     it_office, provider, holder, subscriber, bystander = (fresh_code() for _ in range(5))
-    notifier = await start_notifier(infra, tmp_path, services, it_office, change_window_seconds="2")
+    # a window long enough that both sends below fall in it on a loaded machine
+    notifier = await start_notifier(infra, tmp_path, services, it_office, change_window_seconds="6")
     resource, elsewhere = (f"1010{n}1/{uuid.uuid4().int % 10**6:06d}" for n in (0, 1))
     grant = {"provider_code": provider, "valid_from": date(2026, 1, 1), "valid_to": date(2099, 12, 31)}
     published = {"resource_code": resource, "provider_code": provider, "share_type": "CONDITIONAL",
@@ -192,7 +193,7 @@ async def test_holders_hear_of_data_changes_in_batches_and_of_their_entry_until_
         assert notice["resource_code"] == resource and notice["notification_id"].startswith(
             f"changes:{resource}:1-1204"
         )
-    assert latency < 15, f"told {latency:.1f}s after the changes were sent"
+    assert latency < 25, f"told {latency:.1f}s after the changes were sent"
     assert await inbox_until(notifier, bystander, 2, timeout=3) != []  # its grant only
     assert kinds(await inbox_until(notifier, bystander, 2, timeout=1)) == ["GRANT_ISSUED"]
 

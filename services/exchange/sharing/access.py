@@ -44,6 +44,7 @@ class Operation(StrEnum):
     DIGEST = "digest"
     DIGEST_LEAVES = "digest_leaves"
     DOWNLOAD = "download"  # a file of the grant's data (sharing.downloads), fetched
+    HOSTED = "hosted"  # a call proxied to a department-hosted service (sharing.proxy)
 
 
 class AccessResult(StrEnum):

@@ -9,6 +9,7 @@ percent-encoded (`%25`).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated, Any
 from urllib.parse import unquote
@@ -81,6 +82,10 @@ class ShareGuard(Guard):
     """The guard of the API channel's calls: as every guard, and a call refused for its credentials or role
     is recorded as an access too (a forged, expired or revoked token, an adapter trying to read)."""
 
+    def __init__(self, rule_name: str, operation: Callable[[Request], Operation] = _operation) -> None:
+        super().__init__(rule_name)
+        self.operation = operation
+
     async def __call__(self, request: Request, channel: Channel) -> Principal:  # type: ignore[override]
         try:
             principal = await super().__call__(request)
@@ -92,7 +97,7 @@ class ShareGuard(Guard):
                 (stated_purpose(request.headers.get("x-purpose", "")[:PURPOSE_LENGTH]) or None),
             )
             reason = exc.reason if isinstance(exc, Unauthenticated) else f"{exc.rule}: {exc.reason}"
-            await channel.refuse(call, _operation(request), reason)
+            await channel.refuse(call, self.operation(request), reason)
             raise
         assert principal is not None
         return principal
