@@ -15,6 +15,7 @@ from datetime import UTC, date, datetime, time, timedelta
 
 import httpx
 import pypdf
+import pytest
 
 from common.calendar_source import build_calendar
 from common.clock import FixedDay
@@ -46,6 +47,7 @@ from services.auditor.oversight.ports import OBSERVED_TOPICS
 from services.auditor.ports import AUDITED_TOPICS
 from tests.adapter_keys import directory_says
 from tests.integration.conftest import ServiceProcess, headers_of, read_topic, settings_for, skip_backlog
+from tests.sizes import FULL_SIZE
 from tests.tokens import bearer
 
 CAL = build_calendar()
@@ -550,20 +552,22 @@ async def project_volume(v: Volume, runtime: Runtime) -> None:
     await runtime.db[FINDINGS].insert_many([finding_doc(f) for f in v.findings])
 
 
+@pytest.mark.full_size
 async def test_a_city_of_facts_is_ranked_as_counted_one_department_at_a_time(infra) -> None:
-    """40 departments, their entries' history and more than a year of daily counts: the ranking of a month and
-    of a quarter, a quarter's report with its months, a department's figures and the open findings per
+    """40 departments (`make test`: 8), their entries' history and ten months of daily counts: the ranking of a
+    month and of a quarter, a quarter's report with its months, a department's figures and the open findings per
     category come out as evaluating each department over all its facts does."""
     runtime = Runtime.build("auditor", settings_for(infra))
-    v = volume(since=date(2026, 3, 1))
-    assert len(v.counts) > 15_000 and len(v.observed) > 1_500
+    departments = 40 if FULL_SIZE else 8
+    v = volume(departments, since=date(2026, 3, 1))
+    assert len(v.counts) > 380 * departments and len(v.observed) > 38 * departments
     await project_volume(v, runtime)
     oversight = Oversight(store=MongoOversightStore(runtime), clock=FixedDay(date(2027, 1, 4)), calendar=CAL)
     try:
         november = Period.parse("2026-11")
         assert await handlers.ranking(november, oversight) == as_once_read(v, november)
         report = await handlers.evaluation_report(QUARTER, oversight)
-        assert list(report.ranking) == as_once_read(v, QUARTER) and len(report.ranking) == 40
+        assert list(report.ranking) == as_once_read(v, QUARTER) and len(report.ranking) == departments
         assert [(p.label, list(r)) for p, r in report.months] == [
             (m.label, as_once_read(v, m)) for m in months_of(QUARTER)
         ]

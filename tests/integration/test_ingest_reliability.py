@@ -11,6 +11,7 @@ import time
 import uuid
 from pathlib import Path
 
+import pytest
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 from pymongo import AsyncMongoClient
@@ -27,7 +28,7 @@ from tests.integration.conftest import ServiceProcess, headers_of, read_topic, s
 from tests.integration.test_exchange import ITEMS, PROVIDER, adapter_for, enterprise
 from tests.tokens import bearer
 
-# `make test` runs it at 10k changes; `make test-reliability` (also in CI) at the full 200k.
+# `make test` runs it at 10k changes; `make test-full-size` (also in CI) at the full 200k.
 CHANGES = int(os.environ.get("RELIABILITY_CHANGES", "10000"))
 
 
@@ -67,6 +68,7 @@ def expected(sent: list[tuple[str, str, dict, int]]) -> tuple[dict[str, tuple[in
     return final, applied
 
 
+@pytest.mark.full_size
 async def test_kill_9_in_the_middle_of_a_run_loses_and_duplicates_nothing(tmp_path: Path) -> None:
     infra = start_infra(tmp_path / "infra")  # its own broker: restarted below
     services: list[ServiceProcess] = []
