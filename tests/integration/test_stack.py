@@ -18,6 +18,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from common.topics import load_topics
 from devstack.processes import ROOT, SERVICES, free_port, service_procs, start, start_infra, stop, wait_http_ready
 from examples.market_register.sharing import GRANTED
+from tests.sizes import FULL_SIZE
 
 
 @pytest.fixture
@@ -93,6 +94,11 @@ async def event_ids(bootstrap: str, ends: dict[TopicPartition, int]) -> dict[str
     return ids
 
 
+# the enterprises of the demo's register: `make test` loads a few hundred, `make test-full-size` thousands
+REGISTER = 2000 if FULL_SIZE else 300
+
+
+@pytest.mark.full_size
 async def test_the_demo_on_make_ups_platform_publishes_each_event_once(stack, tmp_path) -> None:
     infra, procs = stack
     urls = {f"{name.upper()}_URL": f"http://127.0.0.1:{procs[name].port}" for name in SERVICES}
@@ -103,15 +109,20 @@ async def test_the_demo_on_make_ups_platform_publishes_each_event_once(stack, tm
     )
     synced = run(
         ["examples.market_register"],
-        {**urls, "DEMO_STATE_DIR": str(tmp_path), "DATASHARE_KAFKA": infra.bootstrap, "DEMO_REGISTER_SIZE": "2000"},
+        {
+            **urls,
+            "DEMO_STATE_DIR": str(tmp_path),
+            "DATASHARE_KAFKA": infra.bootstrap,
+            "DEMO_REGISTER_SIZE": str(REGISTER),
+        },
     )
-    assert "2,000 enterprises" in synced, synced
+    assert f"{REGISTER:,} enterprises" in synced, synced
     await printed_query_answers(synced, credentials)
 
     names = [spec.name for spec in load_topics().values()]
-    ends = await settled_topics(infra.bootstrap, names, stored=2000)
+    ends = await settled_topics(infra.bootstrap, names, stored=REGISTER)
     ids = await event_ids(infra.bootstrap, ends)
-    assert sum(ids.get("exchange.resource-changes", Counter()).values()) >= 2000  # the register was stored
+    assert sum(ids.get("exchange.resource-changes", Counter()).values()) >= REGISTER  # the register was stored
     assert {"directory.events", "catalog.entry-events", "catalog.published"} <= ids.keys()
     for topic, counts in ids.items():
         repeated = {event_id: n for event_id, n in counts.items() if n > 1}
