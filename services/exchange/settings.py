@@ -102,7 +102,8 @@ class ExchangeSettings(ServiceSettings):
                 "characters, e.g. `openssl rand -hex 32`); the credentials of department-hosted services are "
                 "sealed under it"
             )
-        if self.environment == "production" and (self.package_signing_key is None or self.package_age_identity is None):
+        packages = self.package_signing_key is not None and self.package_age_identity is not None
+        if self.environment == "production" and self.role != "ingest" and not packages:
             raise ValueError(
                 "package_signing_key, package_age_identity: production needs EXCHANGE_PACKAGE_SIGNING_KEY (an Ed25519 "
                 "private key in PKCS#8 PEM, `openssl genpkey -algorithm ed25519`) and EXCHANGE_PACKAGE_AGE_IDENTITY "
