@@ -24,7 +24,7 @@ from common.policy import Role
 from devstack.samples import catalog_published
 from services.exchange.sharing.adapters.grant_docs import GRANTS, grant_doc
 from services.exchange.sharing.grants import MASK, Channel
-from tests.adapter_keys import key_file
+from tests.adapter_keys import key_file, register_adapter_key
 from tests.integration.conftest import read_topic, settings_for
 from tests.integration.test_api_channel import APPROVAL, ITEMS, PURPOSE, enterprise, grant
 from tests.integration.test_exchange import KEYS, OTHER, PROVIDER, adapter_for, exchange_knowing, until
@@ -174,6 +174,12 @@ async def test_a_department_hands_its_data_in_as_an_upload(infra, topics, servic
         package_cli.make_for_center(code, table, PROVIDER, stranger, center["age_recipient"], unknown)
         unsigned = await client.post("/offline/hand-ins", files={"file": ("p.dspkg", unknown.read_bytes())})
         assert unsigned.status_code == 422 and unsigned.json()["code"] == "package.signature"
+        # a package another department signed with its own registered key is not the provider's data
+        await register_adapter_key(infra, "other-adapter", OTHER)
+        theirs_signed = tmp_path / "other.dspkg"
+        other_key = key_file("other-adapter", KEYS)
+        package_cli.make_for_center(code, table, OTHER, other_key, center["age_recipient"], theirs_signed)
+        assert await until(lambda: _refused_as(client, theirs_signed, "package.signature", "not by"))
         # only the provider's data administrator hands in its data, as only she uploads it
         other = bearer(OTHER, Role.DATA_ADMINISTRATOR, subject="other-admin")
         theirs = await client.post("/offline/hand-ins", files={"file": ("p.dspkg", data)}, headers=other)
@@ -185,6 +191,12 @@ async def test_a_department_hands_its_data_in_as_an_upload(infra, topics, servic
         assert await until(lambda: _held(client, f"/resources/{code}/records/{NEW}"))
         record = (await client.get(f"/resources/{code}/records/{NEW}")).json()
         assert record["fields"]["企业名称"] == "吉安丙公司"
+
+
+async def _refused_as(client: httpx.AsyncClient, package: Path, code: str, words: str) -> bool:
+    """Refused with `code` and `words` (the exchange learns a newly registered key a moment later)."""
+    answer = await client.post("/offline/hand-ins", files={"file": ("p.dspkg", package.read_bytes())})
+    return answer.status_code == 422 and answer.json()["code"] == code and words in answer.json()["detail"]
 
 
 async def _held(client: httpx.AsyncClient, path: str) -> bool:

@@ -165,6 +165,12 @@ class OfflineChannel:
         owner = self.department_keys.key(manifest.signed_by)
         if manifest.kind != "hand-in" or owner is None or owner[0] != manifest.sender or len(manifest.parts) != 1:
             raise PackageRefused(fmt.Refusal.SIGNATURE.value, "not a hand-in signed by its sender department's key")
+        provider = (await handlers.resource_state(manifest.resource_code, self.uow)).schema.provider_code
+        if manifest.sender != provider:
+            reason = (
+                f"signed by {manifest.sender}, not by {manifest.resource_code}'s provider: only it hands its data in"
+            )
+            raise PackageRefused(fmt.Refusal.SIGNATURE.value, reason)
         [part] = manifest.parts
         table = Table(folder / part.name, part.name)
         sent = await handlers.upload_rows(
