@@ -312,7 +312,7 @@ def read_frame(path: Path) -> Frame:
             str(raw["package_id"]), str(raw["addressed_to"]), str(raw["recipient"]), int(raw["body_bytes"]), offset
         )
     except (ValueError, KeyError, TypeError):
-        if not line.endswith(b"\n"):
+        if not line.endswith(b"\n") and len(line) < FRAME_BYTES:
             raise PackageRefused(Refusal.TRUNCATED, "the package ends within its frame: it was cut off") from None
         raise PackageRefused(Refusal.TAMPERED, "the package's frame was changed: it is not as it was made") from None
     held = path.stat().st_size - offset
