@@ -132,6 +132,7 @@ def test_production_needs_the_centers_package_keys_where_packages_are_made() -> 
         "mongo_uri": "mongodb://a,b,c/?replicaSet=rs0",
         "signing_key": generate_signing_key(),
         "subject_secret": "x" * 40,
+        "hosted_credential_key": "y" * 40,
     }
     with pytest.raises(ValidationError, match="EXCHANGE_PACKAGE_SIGNING_KEY"):
         ExchangeSettings(**base)
