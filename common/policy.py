@@ -212,6 +212,12 @@ RULES: dict[str, Rule] = {
             own_department=True,
         ),
         Rule(
+            "exchange.offline.recipient",
+            "register the age public key the department's offline exchange packages are encrypted to",
+            frozenset({Role.DATA_ADMINISTRATOR}),
+            own_department=True,
+        ),
+        Rule(
             "exchange.rejections.read",
             "see data changes the center refused: the provider's own, or all for oversight",
             ALL_ROLES,

@@ -1,6 +1,7 @@
 """`datashare-adapter`: sync a CSV/XLSX file or a SQL table into a resource, check a resource against the
 center's copy, read the department's notifications; `keygen` makes the key pair changes are signed with (the
-data administrator registers its public half with the directory). Configuration comes from DATASHARE_*
+data administrator registers its public half with the directory); `package` makes, opens and verifies offline
+exchange packages (datashare_adapter.package_cli). Configuration comes from DATASHARE_*
 variables; --key overrides DATASHARE_SIGNING_KEY_FILE."""
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
+from datashare_adapter import package_cli
 from datashare_adapter.client import Adapter, PlatformConfig, PlatformError, notifications
 from datashare_adapter.signing import generate_key, key_id, private_pem, public_pem
 from datashare_adapter.snapshot import Snapshot
@@ -105,9 +107,12 @@ def main(argv: list[str] | None = None) -> None:
     listen.add_argument("--group", help="consumer group (default adapter-<department>)")
     generate = commands.add_parser("keygen", help="make a signing key pair; prints the public key to register")
     generate.add_argument("path", help="where the private key goes, e.g. adapter-key.pem")
+    package_cli.add_commands(commands)
     args = parser.parse_args(argv)
     if args.command == "keygen":
         sys.exit(keygen(Path(args.path)))
+    if args.command == "package":
+        sys.exit(package_cli.run(args))
     run = {"sync": _sync, "check": _check, "notifications": _notifications}[args.command]
     try:
         sys.exit(asyncio.run(run(args)))

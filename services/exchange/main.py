@@ -8,6 +8,7 @@ from datetime import timedelta
 from functools import partial
 from pathlib import Path
 
+from datashare_adapter import packages as fmt
 from fastapi import FastAPI
 
 from common.auth import development_key, load_signing_key
@@ -22,6 +23,8 @@ from services.exchange.ports import CATALOG_ENTRY_EVENTS, CATALOG_PUBLISHED, DAT
 from services.exchange.settings import (
     DEV_CREDENTIAL_KEY_FILE,
     DEV_KEY_FILE,
+    DEV_PACKAGE_IDENTITY_FILE,
+    DEV_PACKAGE_KEY_FILE,
     DEV_SUBJECT_SECRET_FILE,
     INGEST_OUTBOX,
     ExchangeSettings,
@@ -29,7 +32,13 @@ from services.exchange.settings import (
 from services.exchange.sharing import api
 from services.exchange.sharing import handlers as sharing_handlers
 from services.exchange.sharing.access import ApiChannel
-from services.exchange.sharing.adapters import download_routes, download_store, hosted_mongo, hosted_routes
+from services.exchange.sharing.adapters import (
+    download_routes,
+    download_store,
+    hosted_mongo,
+    hosted_routes,
+    package_routes,
+)
 from services.exchange.sharing.adapters import mongo as sharing_mongo
 from services.exchange.sharing.adapters import routes as sharing_routes
 from services.exchange.sharing.adapters.accesses import (
@@ -42,10 +51,12 @@ from services.exchange.sharing.adapters.catalog_events import catalog_handlers
 from services.exchange.sharing.adapters.department_http import HttpDepartmentServices
 from services.exchange.sharing.adapters.directory_events import directory_handlers
 from services.exchange.sharing.adapters.download_files import FolderFiles
+from services.exchange.sharing.adapters.packages import MongoRecipients, RegisteredKeys, center_keys
 from services.exchange.sharing.consents import Consents
 from services.exchange.sharing.downloads import Downloads
 from services.exchange.sharing.handlers import Sharing
 from services.exchange.sharing.hosted import HostedServiceFailed
+from services.exchange.sharing.packages import OfflineChannel
 from services.exchange.sharing.ports import DIRECTORY_EVENTS
 from services.exchange.sharing.proxy import HostedChannel, Hosting
 from services.exchange.sharing.requests import Deadlines
@@ -78,6 +89,17 @@ def _development_secret(path: Path) -> bytes:
         path.write_text(secrets.token_hex(32))
         path.chmod(0o600)
     return path.read_text().strip().encode()
+
+
+def package_keys(settings: ExchangeSettings) -> tuple[str, str]:
+    """The center's package signing key and age identity; in development ones kept in .var/."""
+    if settings.package_signing_key is not None and settings.package_age_identity is not None:
+        return settings.package_signing_key.get_secret_value(), settings.package_age_identity.get_secret_value()
+    if not DEV_PACKAGE_IDENTITY_FILE.exists():
+        DEV_PACKAGE_IDENTITY_FILE.parent.mkdir(parents=True, exist_ok=True)
+        DEV_PACKAGE_IDENTITY_FILE.write_text(fmt.generate_identity()[0])
+        DEV_PACKAGE_IDENTITY_FILE.chmod(0o600)
+    return development_key(DEV_PACKAGE_KEY_FILE), DEV_PACKAGE_IDENTITY_FILE.read_text().strip()
 
 
 def api_channel(
@@ -147,6 +169,7 @@ def build(settings: ExchangeSettings) -> tuple[FastAPI, Runtime]:
         return create_app(runtime, title=title, description=description, routers=[]), runtime
     uploads = ProcessUploads(settings, own_key)
     runtime.setup.append(uploads.start)
+    upload_slots = asyncio.Semaphore(settings.upload_concurrency)  # uploads and offline hand-ins alike
     runtime.consume(
         "exchange-catalog",
         [CATALOG_PUBLISHED, CATALOG_ENTRY_EVENTS],
@@ -168,10 +191,11 @@ def build(settings: ExchangeSettings) -> tuple[FastAPI, Runtime]:
         # the API channel first: its /resources/<code>/openapi.json goes before the catch-all /resources/<code>
         routers=[
             api.services,
-            *http.routers(uow, uploads, asyncio.Semaphore(settings.upload_concurrency)),
+            *http.routers(uow, uploads, upload_slots),
             *sharing_routes.ROUTERS,
             *download_routes.ROUTERS,
             *hosted_routes.ROUTERS,
+            package_routes.offline,
         ],
     )
     app.state.api_channel = api_channel(settings, runtime, uow, sharing)
@@ -180,6 +204,16 @@ def build(settings: ExchangeSettings) -> tuple[FastAPI, Runtime]:
     )
     app.state.downloads = downloads(settings, runtime, uow, app.state.api_channel, app.state.consents)
     build_hosting(settings, runtime, app, uow)
+    app.state.offline = OfflineChannel(
+        api=app.state.api_channel,
+        recipients=MongoRecipients(runtime.db),
+        keys=center_keys(*package_keys(settings)),
+        department_keys=RegisteredKeys(runtime.revocations.adapter_keys),
+        uow=uow,
+        uploads=uploads,
+        days=settings.package_days,
+    )
+    app.state.upload_slots = upload_slots
     app.state.sharing = sharing
     app.state.departments = departments
     return app, runtime

@@ -11,6 +11,8 @@ DEV_KEY_FILE = Path(__file__).resolve().parents[2] / ".var" / "exchange-signing-
 DEV_SUBJECT_SECRET_FILE = Path(__file__).resolve().parents[2] / ".var" / "exchange-subject-secret"
 DEV_DOWNLOAD_DIR = Path(__file__).resolve().parents[2] / ".var" / "downloads"
 DEV_CREDENTIAL_KEY_FILE = Path(__file__).resolve().parents[2] / ".var" / "exchange-hosted-credential-key"
+DEV_PACKAGE_KEY_FILE = Path(__file__).resolve().parents[2] / ".var" / "exchange-package-key.pem"
+DEV_PACKAGE_IDENTITY_FILE = Path(__file__).resolve().parents[2] / ".var" / "exchange-package-age-identity"
 # The ingestion process's own outbox: the API process does not relay a flood of ResourceChanged events.
 INGEST_OUTBOX = "outbox_ingest"
 
@@ -75,6 +77,13 @@ class ExchangeSettings(ServiceSettings):
             return self.environment != "production"
         return self.hosted_allow_private_targets
 
+    # Offline exchange packages: the Ed25519 private key (PKCS#8 PEM) the center signs them with, published at
+    # /.well-known/offline-package-keys; the age secret key (AGE-SECRET-KEY-1…) departments' hand-ins are
+    # encrypted to, its public half published there too; and how many days a package may be opened.
+    package_signing_key: SecretStr | None = None
+    package_age_identity: SecretStr | None = None
+    package_days: int = Field(default=30, ge=1, le=365)
+
     @model_validator(mode="after")
     def _key_in_production(self) -> "ExchangeSettings":
         if self.environment == "production" and self.signing_key is None:
@@ -92,6 +101,13 @@ class ExchangeSettings(ServiceSettings):
                 "hosted_credential_key: production needs EXCHANGE_HOSTED_CREDENTIAL_KEY (at least 32 random "
                 "characters, e.g. `openssl rand -hex 32`); the credentials of department-hosted services are "
                 "sealed under it"
+            )
+        packages = self.package_signing_key is not None and self.package_age_identity is not None
+        if self.environment == "production" and self.role != "ingest" and not packages:
+            raise ValueError(
+                "package_signing_key, package_age_identity: production needs EXCHANGE_PACKAGE_SIGNING_KEY (an Ed25519 "
+                "private key in PKCS#8 PEM, `openssl genpkey -algorithm ed25519`) and EXCHANGE_PACKAGE_AGE_IDENTITY "
+                "(an age secret key, `datashare-adapter package keygen`) for offline exchange packages"
             )
         if self.environment == "production" and self.sharing_today is not None:
             raise ValueError("sharing_today: a fixed date is for drills and tests; unset EXCHANGE_SHARING_TODAY")

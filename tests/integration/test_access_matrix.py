@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 import httpx
 import pytest
 from cryptography.hazmat.primitives import serialization
+from datashare_adapter.packages import generate_identity
 from datashare_adapter.signing import generate_key, public_pem
 
 from common.codec import EventCodec
@@ -324,6 +325,33 @@ def matrix(machine_id: str) -> list[tuple[str, str, str, str, dict, set[str]]]:
             {"admin_A"},
         ),
         ("exchange", "GET", "/subjects/{subject_key}/records", f"/subjects/{PERSON}/records", {}, EVERYONE),
+        # the offline channel: a package is a share read (the grant decides); a hand-in is an upload whose
+        # department is the signed package's sender, known once the package is opened
+        (
+            "exchange",
+            "GET",
+            "/.well-known/offline-package-keys",
+            "/.well-known/offline-package-keys",
+            {},
+            set(PRINCIPALS),
+        ),
+        (
+            "exchange",
+            "PUT",
+            "/offline/recipients/{department_code}",
+            f"/offline/recipients/{A}",
+            {"json": {"recipient": generate_identity()[1]}},
+            {"admin_A"},
+        ),
+        (
+            "exchange",
+            "GET",
+            "/offline/packages/{resource_code:path}",
+            f"/offline/packages/{RESOURCE}",
+            {"headers": CALLING},
+            SHARE_CALLERS,
+        ),
+        ("exchange", "POST", "/offline/hand-ins", "/offline/hand-ins", {"files": {"file": ("p", b"x")}}, ADMINS),
         ("exchange", "GET", "/services", "/services", {}, EVERYONE),
         (
             "exchange",

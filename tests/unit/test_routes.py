@@ -53,7 +53,10 @@ def test_every_route_declares_exactly_one_rule() -> None:
         (s, "GET", p)
         for s in SERVICES
         for p in ("/healthz", "/readyz", "/metrics", "/schemas", "/schemas/{event_type}", "/topics")
-    } | {(s, "HEAD", "/metrics") for s in SERVICES} | {("auditor", "GET", "/.well-known/trail-checkpoint-key")}
+    } | {(s, "HEAD", "/metrics") for s in SERVICES} | {
+        ("auditor", "GET", "/.well-known/trail-checkpoint-key"),
+        ("exchange", "GET", "/.well-known/offline-package-keys"),
+    }
 
 
 @pytest.mark.parametrize(

@@ -45,6 +45,7 @@ class Operation(StrEnum):
     DIGEST_LEAVES = "digest_leaves"
     DOWNLOAD = "download"  # a file of the grant's data (sharing.downloads), fetched
     HOSTED = "hosted"  # a call proxied to a department-hosted service (sharing.proxy)
+    PACKAGE = "package"  # an offline exchange package (sharing.packages), made
 
 
 class AccessResult(StrEnum):

@@ -24,6 +24,7 @@ from common.guard import Guard
 from common.policy import AccessDenied, Principal, Unauthenticated
 from services.exchange.domain.resources import ResourceSchema
 from services.exchange.sharing.access import MAX_BATCH, RULE, ApiChannel, Call, Operation, registered, shared_items
+from services.exchange.sharing.grants import Channel as SharingChannel
 from services.exchange.sharing.openapi import describe
 
 PURPOSE_LENGTH = 2000  # characters of the header as sent (percent-encoded Chinese takes 9 per character)
@@ -68,8 +69,17 @@ def stated_purpose(header: str | None) -> str | None:
         return None
 
 
+OFFLINE_PATH = "/offline/"  # the offline channel's routes that take a call (sharing.adapters.package_routes)
+
+
+def _channel(request: Request) -> SharingChannel:
+    return SharingChannel.OFFLINE if request.url.path.startswith(OFFLINE_PATH) else SharingChannel.API
+
+
 def _operation(request: Request) -> Operation:
     path = request.url.path
+    if path.startswith(OFFLINE_PATH):
+        return Operation.PACKAGE
     if request.method == "POST":
         return Operation.BATCH
     for suffix, operation in (("/changes", Operation.CHANGES), ("/digest", Operation.DIGEST)):
@@ -95,6 +105,7 @@ class ShareGuard(Guard):
                 str(request.path_params.get("resource_code", ""))[:64],
                 request.headers.get("x-grant-id", "")[:64] or None,
                 (stated_purpose(request.headers.get("x-purpose", "")[:PURPOSE_LENGTH]) or None),
+                channel=_channel(request),
             )
             reason = exc.reason if isinstance(exc, Unauthenticated) else f"{exc.rule}: {exc.reason}"
             await channel.refuse(call, self.operation(request), reason)
@@ -126,10 +137,12 @@ async def call_of(
         purpose = purpose_of(x_purpose)
     except Invalid as exc:  # refused before the grant is looked at, and recorded as every refusal
         await channel.refuse(
-            Call(principal, resource_code, x_grant_id, None, tuple(items)), _operation(request), str(exc)
+            Call(principal, resource_code, x_grant_id, None, tuple(items), _channel(request)),
+            _operation(request),
+            str(exc),
         )
         raise
-    return Call(principal, resource_code, x_grant_id, purpose, tuple(items))
+    return Call(principal, resource_code, x_grant_id, purpose, tuple(items), _channel(request))
 
 
 Called = Annotated[Call, Depends(call_of)]

@@ -1,0 +1,145 @@
+"""REST routes of the offline channel: the center's public keys, departments' age keys, packages made under a
+grant, and packages handed in. Each translates, calls the channel and shapes the answer."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+from pathlib import Path
+from typing import Annotated, BinaryIO
+
+from datashare_adapter import packages as fmt
+from fastapi import APIRouter, Depends, Query, Request, UploadFile
+from fastapi.responses import FileResponse, JSONResponse
+from pydantic import BaseModel, Field
+from starlette.background import BackgroundTask
+
+from common.fields import Code
+from common.guard import Guard
+from common.http import RETRY_AFTER_SECONDS
+from common.policy import Principal
+from services.exchange.sharing.api import Called
+from services.exchange.sharing.packages import RECIPIENT_RULE, OfflineChannel, remove
+
+
+async def offline_channel(request: Request) -> OfflineChannel:
+    """The channel the exchange's bootstrap built (services.exchange.main)."""
+    channel: OfflineChannel = request.app.state.offline
+    return channel
+
+
+async def upload_slots(request: Request) -> asyncio.Semaphore:
+    """The slots uploads take: a hand-in is an upload, and shares them."""
+    slots: asyncio.Semaphore = request.app.state.upload_slots
+    return slots
+
+
+Offline = Annotated[OfflineChannel, Depends(offline_channel)]
+Slots = Annotated[asyncio.Semaphore, Depends(upload_slots)]
+Public = [Depends(Guard("public"))]
+KeyRegistrar = Annotated[Principal, Depends(Guard(RECIPIENT_RULE))]
+Uploader = Annotated[Principal, Depends(Guard("exchange.data.upload"))]
+
+
+class CenterKeysView(BaseModel):
+    signing_key_id: str
+    signing_public_key_pem: str = Field(description="Ed25519: the center signs every package's manifest with it")
+    age_recipient: str = Field(description="the age public key a department encrypts its hand-ins to")
+    format: str
+
+
+class RecipientBody(BaseModel):
+    recipient: str = Field(max_length=200, description="an age X25519 public key, age1…")
+
+
+class RecipientView(BaseModel):
+    department_code: str
+    recipient: str
+
+
+class HandInView(BaseModel):
+    package_id: str
+    resource_code: str
+    sent: int = Field(description="rows sent on as data changes, as an upload's")
+
+
+offline = APIRouter(tags=["offline exchange"])
+
+
+@offline.get(
+    "/.well-known/offline-package-keys",
+    dependencies=Public,
+    response_model=CenterKeysView,
+    summary="The center's keys for offline packages: its signature's public key and its age recipient",
+)
+async def center_keys(channel: Offline) -> CenterKeysView:
+    return CenterKeysView(**channel.keys.published)
+
+
+@offline.put(
+    "/offline/recipients/{department_code}",
+    response_model=RecipientView,
+    summary="Register the age public key the department's offline packages are encrypted to",
+)
+async def register_recipient(
+    department_code: Code, body: RecipientBody, principal: KeyRegistrar, channel: Offline
+) -> RecipientView:
+    await channel.register_recipient(department_code, body.recipient, principal)
+    return RecipientView(department_code=department_code, recipient=body.recipient.strip())
+
+
+@offline.get(
+    "/offline/packages/{resource_code:path}",
+    response_class=FileResponse,
+    summary="An offline package of what the grant opens, encrypted to the department's registered age key",
+)
+async def make_package(
+    call: Called,
+    channel: Offline,
+    days: Annotated[int | None, Query(ge=1, le=365, description="how long it may be opened")] = None,
+) -> FileResponse:
+    folder = await asyncio.to_thread(fmt.private_folder)
+    try:
+        path, manifest = await channel.package(call, folder, days)
+    except BaseException:
+        await asyncio.to_thread(remove, folder)
+        raise
+    return FileResponse(
+        path,
+        media_type="application/octet-stream",
+        filename=path.name,
+        headers={"X-Package-Id": manifest.package_id, "X-Package-Rows": str(manifest.row_count)},
+        background=BackgroundTask(remove, folder),
+    )
+
+
+@offline.post(
+    "/offline/hand-ins",
+    status_code=202,
+    response_model=HandInView,
+    summary="Hand in a department's offline package: checked whole, then ingested as an upload",
+)
+async def hand_in(file: UploadFile, principal: Uploader, channel: Offline, slots: Slots) -> HandInView | JSONResponse:
+    if slots.locked():
+        body = {
+            "detail": "as many uploads as the exchange takes at once are under way; retry later",
+            "error": "ServiceUnavailable",
+            "dependency": "uploads",
+            "reason": "all upload slots taken",
+        }
+        return JSONResponse(body, status_code=503, headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
+    folder = await asyncio.to_thread(fmt.private_folder)
+    try:
+        async with slots:
+            package = folder / "package.dspkg"
+            await asyncio.to_thread(_copy, file.file, package)
+            handed = await channel.hand_in(package, principal, folder)
+    finally:
+        await asyncio.to_thread(remove, folder)
+    return HandInView(package_id=handed.package_id, resource_code=handed.resource_code, sent=handed.sent)
+
+
+def _copy(source: BinaryIO, target: Path) -> None:
+    source.seek(0)
+    with target.open("wb") as out:
+        shutil.copyfileobj(source, out, 1 << 20)

@@ -1,0 +1,203 @@
+"""The offline channel (Art. 16): packages carried on a medium to and from departments whose systems are not
+connected. The file format is the adapter kit's (datashare_adapter.packages), so the department's tool and
+the center read and write the same thing.
+
+To a department: a package under a grant is an access like any other. The API channel's one check decides
+what it opens (`ApiChannel.open` with the PACKAGE operation, which goes through the OFFLINE channel): the
+grant's items, its rows, its purpose and period; the package is recorded as a DataAccessed (channel OFFLINE)
+before it is handed over, and a refusal is recorded as every refusal is. It is signed with the center's
+Ed25519 key and encrypted to the age key the consumer department registered.
+
+From a department: a hand-in package, signed with a key the department registered with the directory for its
+adapter and encrypted to the center's age key, is opened and checked whole, then its table goes the way of
+an upload (`handlers.upload_rows`): the same row checks, all or nothing, the same DataChanged events."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any, Protocol
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from datashare_adapter import packages as fmt
+from datashare_adapter.signing import key_id, public_pem
+from pyrage import x25519
+
+from common.errors import Invalid
+from common.policy import Principal, Target, authorize
+from services.exchange import handlers
+from services.exchange.ports import UnitOfWork, UploadSender
+from services.exchange.sharing.access import AccessResult, ApiChannel, Call, Opened, Operation
+from services.exchange.sharing.grants import pseudonym
+
+RECIPIENT_RULE = "exchange.offline.recipient"
+WRITTEN_AT_ONCE = 1000  # rows handed to the writer thread at a time: the memory a package needs
+NO_RECIPIENT = "the department has registered no age key for offline packages (PUT /offline/recipients/<code>)"
+
+
+class Recipients(Protocol):
+    """The age public keys departments registered for the packages the center makes them."""
+
+    async def recipient(self, department_code: str) -> str | None: ...
+
+    async def register(self, department_code: str, recipient: str, registered_by: str, at: datetime) -> None: ...
+
+
+class DepartmentKeys(Protocol):
+    def key(self, key_id: str) -> tuple[str, Ed25519PublicKey] | None:
+        """(department, public key) of an adapter key the directory registered and nobody revoked."""
+        ...
+
+
+@dataclass(frozen=True)
+class CenterKeys:
+    """The center's Ed25519 key its packages are signed with, and its age key hand-ins are encrypted to."""
+
+    signing: Ed25519PrivateKey
+    identity: x25519.Identity
+
+    @property
+    def published(self) -> dict[str, str]:
+        public = self.signing.public_key()
+        return {
+            "signing_key_id": key_id(public),
+            "signing_public_key_pem": public_pem(public),
+            "age_recipient": str(self.identity.to_public()),
+            "format": fmt.FORMAT,
+        }
+
+
+@dataclass(frozen=True)
+class HandedIn:
+    package_id: str
+    resource_code: str
+    sent: int
+
+
+@dataclass
+class OfflineChannel:
+    api: ApiChannel
+    recipients: Recipients
+    keys: CenterKeys
+    department_keys: DepartmentKeys
+    uow: UnitOfWork
+    uploads: UploadSender
+    days: int  # how long a package may be opened after it is made
+
+    async def register_recipient(self, department_code: str, recipient: str, principal: Principal) -> None:
+        authorize(principal, RECIPIENT_RULE, Target(department_code=department_code))
+        if not fmt.recipient_valid(recipient):
+            raise Invalid(
+                "recipient", "not an age public key (age1…): make one with `datashare-adapter package keygen`"
+            )
+        await self.recipients.register(department_code, recipient.strip(), principal.subject, self.api.clock.now())
+
+    async def package(self, call: Call, folder: Path, days: int | None = None) -> tuple[Path, fmt.Manifest]:
+        """The package of what the grant named in `call` opens, in `folder`; recorded as an access."""
+        assert call.principal is not None  # the route's guard authenticated the caller
+        recipient = await self.recipients.recipient(call.principal.department_code)
+        if recipient is None:
+            await self.api.refuse(call, Operation.PACKAGE, NO_RECIPIENT)
+            raise Invalid("recipient", NO_RECIPIENT)
+        opened = await self.api.open(call, Operation.PACKAGE, 0, ())
+        parts = fmt.PartWriter(folder)
+        rows = await self._write(call.resource_code, opened, parts)
+        now = self.api.clock.now()
+        manifest = fmt.Manifest(
+            package_id=fmt.new_package_id(),
+            kind="grant",
+            sender=fmt.CENTER,
+            addressed_to=call.principal.department_code,
+            recipient=recipient,
+            resource_code=call.resource_code,
+            entry_version=opened.schema.version,
+            grant_id=opened.grant.grant_id,
+            purpose=opened.grant.purpose,
+            items=opened.items,
+            row_count=rows,
+            parts=await asyncio.to_thread(parts.close),
+            created_at=fmt.iso(now),
+            expires_at=fmt.iso(now + timedelta(days=days or self.days)),
+        )
+        target = folder / f"{manifest.package_id}.dspkg"
+        manifest = await asyncio.to_thread(fmt.seal, manifest, folder, self.keys.signing, target)
+        await self.api._log(call, Operation.PACKAGE, opened, AccessResult.SERVED, (), rows, 0)  # before handed over
+        return target, manifest
+
+    async def _write(self, resource_code: str, opened: Opened, parts: fmt.PartWriter) -> int:
+        """Rows in the grant's scope with its items, handed to a writer thread a slice at a time."""
+        batch: list[dict[str, Any]] = []
+        rows = 0
+        async for record in self.api.data.records_in(resource_code):
+            if not opened.covers(record):
+                continue
+            key = record.subject_key
+            batch.append(
+                {
+                    "subject_key": key
+                    if opened.keys_in_clear
+                    else pseudonym(key, opened.grant.grant_id, self.api.secret),
+                    "fields": opened.view(record.fields),
+                    "source_version": record.source_version,
+                    "changed_at": record.changed_at,
+                }
+            )
+            if len(batch) >= WRITTEN_AT_ONCE:
+                rows += len(batch)
+                await asyncio.to_thread(parts.add, batch)
+                batch = []
+        rows += len(batch)
+        await asyncio.to_thread(parts.add, batch)
+        return rows
+
+    async def hand_in(self, path: Path, principal: Principal, folder: Path) -> HandedIn:
+        """Open a department's package (every check first), then ingest its table as an upload."""
+        try:
+            opened = await asyncio.to_thread(
+                fmt.open_package, path, self.keys.identity, fmt.CENTER, self._signer, self.api.clock.now(), folder
+            )
+        except fmt.PackageRefused as exc:
+            raise PackageRefused(exc.code.value, exc.reason) from None
+        manifest = opened.manifest
+        owner = self.department_keys.key(manifest.signed_by)
+        if manifest.kind != "hand-in" or owner is None or owner[0] != manifest.sender or len(manifest.parts) != 1:
+            raise PackageRefused(fmt.Refusal.SIGNATURE.value, "not a hand-in signed by its sender department's key")
+        provider = (await handlers.resource_state(manifest.resource_code, self.uow)).schema.provider_code
+        if manifest.sender != provider:
+            reason = (
+                f"signed by {manifest.sender}, not by {manifest.resource_code}'s provider: only it hands its data in"
+            )
+            raise PackageRefused(fmt.Refusal.SIGNATURE.value, reason)
+        [part] = manifest.parts
+        table = Table(folder / part.name, part.name)
+        sent = await handlers.upload_rows(
+            manifest.resource_code, table, list(manifest.deletions), principal, self.uow, self.uploads
+        )
+        return HandedIn(manifest.package_id, manifest.resource_code, sent)
+
+    def _signer(self, signed_by: str) -> Ed25519PublicKey | None:
+        owner = self.department_keys.key(signed_by)
+        return owner[1] if owner is not None else None
+
+
+@dataclass(frozen=True)
+class Table:
+    """A hand-in's table as the upload path takes it (ports.UploadedTable)."""
+
+    path: Path
+    filename: str
+
+
+class PackageRefused(Invalid):
+    """A package that failed a check: its code (package.tampered, package.expired, …) and why."""
+
+    def __init__(self, code: str, reason: str) -> None:
+        super().__init__("package", reason)
+        self.code = code
+
+
+def remove(folder: Path) -> None:
+    shutil.rmtree(folder, ignore_errors=True)
