@@ -36,9 +36,13 @@ PURPOSE = "企业开办审批核验"
 HERE, THERE, ALSO_HERE = enterprise("360821", 11), enterprise("360822", 12), enterprise("360821", 14)
 ROWS = {
     HERE: {
-        "uscc": HERE, "name": "吉安甲公司", "legal": "张三", "phone": "13800000000", "capital": 100.0,
+        "uscc": HERE,
+        "name": "吉安甲公司",
+        "legal": "张三",
+        "phone": "13800000000",
+        "capital": 100.0,
         "address": "吉安市某路1号",  # a field the mapping does not name: never passed on
-    },  # fmt: skip
+    },
     THERE: {"uscc": THERE, "name": "吉安乙公司", "legal": "李四", "phone": "13900000000", "capital": 200.0},
 }
 FIELDS = {
@@ -169,7 +173,7 @@ async def test_a_department_hosted_service_behind_the_center(infra, topics, serv
         assert created.status_code == 201, created.text
         service = created.json()
         assert service["operations"] == [
-            "GET /enterprises", "GET /enterprises/{uscc}", "GET /slow", "GET /broken"
+            "GET /enterprises", "GET /enterprises/{uscc}", "GET /slow", "GET /broken", "GET /crowd"
         ]  # fmt: skip
         again = await client.post("/hosted-services", json=registration, headers=MARKET_ADMIN)
         assert again.status_code == 409

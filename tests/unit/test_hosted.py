@@ -17,7 +17,6 @@ from services.exchange.sharing.adapters import hosted_routes
 from services.exchange.sharing.adapters.department_http import HttpDepartmentServices
 from services.exchange.sharing.adapters.hosted_mongo import CredentialSeal
 from services.exchange.sharing.grants import MASK
-from services.exchange.sharing.proxy import Outgoing
 from services.exchange.sharing.hosted import (
     Credential,
     Endpoint,
@@ -32,6 +31,7 @@ from services.exchange.sharing.hosted import (
     endpoints_of,
     filtered,
 )
+from services.exchange.sharing.proxy import Outgoing
 
 DOC = {
     "openapi": "3.1.0",
@@ -290,7 +290,9 @@ async def test_outside_development_the_call_connects_to_the_address_checked_not_
     )
     guarded.client = _recording(seen)
     try:
-        answer = await guarded.send(_service("https://dept.example:8443/api"), None, Outgoing("GET", "/search/1", "q=1", b"", {}))
+        answer = await guarded.send(
+            _service("https://dept.example:8443/api"), None, Outgoing("GET", "/search/1", "q=1", b"", {})
+        )
     finally:
         await guarded.close()
     assert answer.body == {"ok": True} and lookups == ["dept.example"]
@@ -337,9 +339,10 @@ async def test_a_large_answer_is_serialised_off_the_event_loop(monkeypatch: pyte
 
     monkeypatch.setattr(hosted_routes.json, "dumps", recording)
     body = {"items": [{"name": "甲" * 10}]}
-    assert await hosted_routes.rendered(body, hosted_routes.ENCODED_IN_THREAD + 1) == json.dumps(
-        body, ensure_ascii=False, separators=(",", ":")
-    ).encode()
+    assert (
+        await hosted_routes.rendered(body, hosted_routes.ENCODED_IN_THREAD + 1)
+        == json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+    )
     assert threads and threads[0] != threading.get_ident()
     await hosted_routes.rendered(body, 10)
     assert threads[1] == threading.get_ident()  # a small one is not worth a thread

@@ -368,7 +368,9 @@ def _filter(value: Any, lens: Lens, out: Filtered, depth: int) -> Any:
     for name, inner in value.items():
         item = lens.fields.get(name)
         if item is not None:
-            plain = isinstance(inner, _SCALARS) or (isinstance(inner, list) and all(isinstance(v, _SCALARS) for v in inner))
+            plain = isinstance(inner, _SCALARS) or (
+                isinstance(inner, list) and all(isinstance(v, _SCALARS) for v in inner)
+            )
             if plain and item in lens.shown:
                 result[name] = MASK if item in lens.masked else inner
         elif name in lens.envelope:

@@ -18,11 +18,11 @@ from common.errors import Conflict, NotFound
 from common.policy import Principal, Target, authorize
 from services.exchange.sharing.access import AccessResult, ApiChannel, Call, Clock, Opened, Operation, SharedResources
 from services.exchange.sharing.hosted import (
+    MAX_SUBJECTS,
     Credential,
     Filtered,
     HostedService,
     HostedServiceFailed,
-    MAX_SUBJECTS,
     Lens,
     NoHostedService,
     Registration,
