@@ -242,6 +242,7 @@ def build_hosting(settings: ExchangeSettings, runtime: Runtime, app: FastAPI, uo
         hosted_mongo.RecentTargets(runtime.db, seal, settings.grant_cache_seconds),
         department,
         settings.hosted_max_request_bytes,
+        settings.hosted_max_subjects,
     )
     app.add_exception_handler(HostedServiceFailed, hosted_routes.hosted_failed)
 

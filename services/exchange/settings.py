@@ -67,6 +67,8 @@ class ExchangeSettings(ServiceSettings):
     hosted_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
     hosted_max_request_bytes: int = Field(default=1024 * 1024, ge=1, le=16 * 1024 * 1024)
     hosted_max_answer_bytes: int = Field(default=4 * 1024 * 1024, ge=1, le=64 * 1024 * 1024)
+    # subjects one proxied answer may name: their hashes go into its DataAccessed event (Kafka's 900 KiB)
+    hosted_max_subjects: int = Field(default=5000, ge=1, le=10_000)
     # The key the credentials the center calls those services with are sealed under (AES-256-GCM); in
     # development one kept in .var/. Changing it makes the stored credentials unreadable: register them again.
     hosted_credential_key: SecretStr | None = Field(default=None, min_length=32)

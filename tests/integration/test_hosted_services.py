@@ -33,9 +33,16 @@ from tests.integration.test_exchange import PROVIDER, exchange_knowing, until
 from tests.tokens import bearer
 
 PURPOSE = "企业开办审批核验"
-HERE, THERE = enterprise("360821", 11), enterprise("360822", 12)
+HERE, THERE, ALSO_HERE = enterprise("360821", 11), enterprise("360822", 12), enterprise("360821", 14)
 ROWS = {
-    HERE: {"uscc": HERE, "name": "吉安甲公司", "legal": "张三", "phone": "13800000000", "capital": 100.0},
+    HERE: {
+        "uscc": HERE,
+        "name": "吉安甲公司",
+        "legal": "张三",
+        "phone": "13800000000",
+        "capital": 100.0,
+        "address": "吉安市某路1号",  # a field the mapping does not name: never passed on
+    },
     THERE: {"uscc": THERE, "name": "吉安乙公司", "legal": "李四", "phone": "13900000000", "capital": 200.0},
 }
 FIELDS = {
@@ -49,6 +56,7 @@ OPENAPI = {
         "/enterprises/{uscc}": {"get": {"summary": "一个企业", "responses": {"200": {"description": "ok"}}}},
         "/slow": {"get": {"responses": {"200": {"description": "ok"}}}},
         "/broken": {"get": {"responses": {"200": {"description": "ok"}}}},
+        "/crowd": {"get": {"responses": {"200": {"description": "ok"}}}},
     },
 }
 DEPARTMENT_KEY = "dept-api-key-" + uuid.uuid4().hex
@@ -63,22 +71,27 @@ class Department:
     def __init__(self) -> None:
         self.seen: list[tuple[str, str, dict[str, str]]] = []
         self.query: list[str] = []
+        self.raw: list[bytes] = []  # the paths as sent, before decoding
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             return
         path = scope["path"].removeprefix("/api")
         self.query.append(scope["query_string"].decode())
+        self.raw.append(scope["raw_path"])
         self.seen.append((scope["method"], path, {k.decode().lower(): v.decode() for k, v in scope["headers"]}))
         status, body = 200, None
         if path == "/enterprises":
-            body = {"total": len(ROWS), "items": list(ROWS.values())}
+            nameless = {"name": "无代码企业", "legal": "王五"}  # no key field: its subject cannot be told
+            body = {"total": len(ROWS) + 1, "items": [*ROWS.values(), nameless], "page": 1}
         elif path.startswith("/enterprises/"):
             row = ROWS.get(path.rsplit("/", 1)[1])
             status, body = (200, row) if row else (404, {"error": "no such enterprise"})
         elif path == "/slow":
             await asyncio.sleep(3)
             body = {"late": True}
+        elif path == "/crowd":  # more subjects than one answer may carry (the test's setting: 1)
+            body = {"items": [ROWS[HERE], ROWS[HERE] | {"uscc": ALSO_HERE}]}
         elif path == "/broken":
             status, body = 500, {"error": "database down"}
         else:
@@ -130,7 +143,10 @@ async def test_a_department_hosted_service_behind_the_center(infra, topics, serv
         stated | {"sensitive": item.get("sensitive", False)}
         for stated, item in zip(entry.payload["data_items"], ITEMS, strict=True)
     ]
-    exchange = await exchange_knowing(infra, services, tmp_path, entry, hosted_timeout_seconds="1")
+    exchange = await exchange_knowing(
+        infra, services, tmp_path, entry,
+        hosted_timeout_seconds="1", hosted_max_request_bytes="1000", hosted_max_subjects="1",
+    )  # fmt: skip
     department = Department()
     async with running(department) as port, httpx.AsyncClient(base_url=exchange.url) as client:
         grant_id = await granted(client, code)
@@ -139,6 +155,7 @@ async def test_a_department_hosted_service_behind_the_center(infra, topics, serv
             "base_url": f"http://127.0.0.1:{port}/api",
             "openapi": OPENAPI,
             "fields": FIELDS,
+            "envelope": ["total", "items", "page"],
             "credential": {"header": "X-Api-Key", "value": DEPARTMENT_KEY},
         }
         # only the provider's data administrator registers it; a document that is not OpenAPI 3 is refused
@@ -149,11 +166,14 @@ async def test_a_department_hosted_service_behind_the_center(infra, topics, serv
         assert not_openapi.status_code == 422 and "OpenAPI 3" in not_openapi.json()["detail"]
         unknown_item = registration | {"fields": {"x": "年产值"}}
         assert (await client.post("/hosted-services", json=unknown_item, headers=MARKET_ADMIN)).status_code == 422
+        keyless = registration | {"fields": {k: v for k, v in FIELDS.items() if k != "uscc"}}
+        no_key = await client.post("/hosted-services", json=keyless, headers=MARKET_ADMIN)
+        assert no_key.status_code == 422 and "key item" in no_key.json()["detail"], no_key.text
         created = await client.post("/hosted-services", json=registration, headers=MARKET_ADMIN)
         assert created.status_code == 201, created.text
         service = created.json()
         assert service["operations"] == [
-            "GET /enterprises", "GET /enterprises/{uscc}", "GET /slow", "GET /broken"
+            "GET /enterprises", "GET /enterprises/{uscc}", "GET /slow", "GET /broken", "GET /crowd"
         ]  # fmt: skip
         again = await client.post("/hosted-services", json=registration, headers=MARKET_ADMIN)
         assert again.status_code == 409
@@ -167,13 +187,11 @@ async def test_a_department_hosted_service_behind_the_center(infra, topics, serv
         base = f"/hosted/{code}/-"
         calling = SYSTEM | {"X-Grant-Id": grant_id, "X-Purpose": quote(PURPOSE), "Cookie": "session=consumer-cookie"}
         # the list: the row outside the grant's regions left out, items outside the grant removed, the
-        # sensitive item the grant does not name in clear masked, the answer's envelope kept
+        # sensitive item the grant does not name in clear masked, fields the mapping does not name and the row
+        # without a key field dropped, the envelope kept but for its numbers (a count tells of other rows)
         listing = await client.get(f"{base}/enterprises", headers=calling, params={"page": "1"})
         assert listing.status_code == 200, listing.text
-        assert listing.json() == {
-            "total": 2,
-            "items": [{"uscc": HERE, "name": "吉安甲公司", "legal": MASK}],
-        }
+        assert listing.json() == {"items": [{"uscc": HERE, "name": "吉安甲公司", "legal": MASK}]}
         one = await client.get(f"{base}/enterprises/{HERE}", headers=calling)
         assert one.status_code == 200 and one.json() == {"uscc": HERE, "name": "吉安甲公司", "legal": MASK}
         # a subject outside the grant's rows is answered exactly as one the department does not hold
@@ -183,6 +201,9 @@ async def test_a_department_hosted_service_behind_the_center(infra, topics, serv
         assert "吉安乙公司" not in outside.text
         # a parameter with an encoded `?` stays one parameter: no query slipped into the department's URL
         await client.get(f"{base}/enterprises/x%3Fadmin=1", headers=calling)
+        # the path sent is the template's, each parameter encoded whole: a trailing `/` is not sent either
+        trailing = await client.get(f"{base}/enterprises/{HERE}/", headers=calling)
+        assert trailing.status_code == 200 and department.raw[-1] == f"/api/enterprises/{HERE}".encode()
         # what reached the department: the center's credential and who calls, none of the consumer's credentials
         method, path, headers = department.seen[0]
         assert (method, path, department.query[0]) == ("GET", "/enterprises", "page=1")
@@ -190,8 +211,8 @@ async def test_a_department_hosted_service_behind_the_center(infra, topics, serv
         assert headers["x-datashare-grant"] == grant_id
         for _, _, sent in department.seen:
             assert "authorization" not in sent and "cookie" not in sent and "x-grant-id" not in sent
-        assert ("GET", "/enterprises/x?admin=1") == department.seen[-1][:2]  # the decoded path, no query
-        assert department.query[-1] == ""
+        assert ("GET", "/enterprises/x?admin=1") == department.seen[-2][:2]  # the decoded path, no query
+        assert department.raw[-2] == b"/api/enterprises/x%3Fadmin%3D1" and department.query[-2] == ""
         reached = len(department.seen)
 
         # refusals, none of which reaches the department
@@ -205,6 +226,12 @@ async def test_a_department_hosted_service_behind_the_center(infra, topics, serv
         assert undescribed.status_code == 404 and "not an operation" in undescribed.json()["detail"]
         wrong_method = await client.post(f"{base}/enterprises", headers=calling, json={})
         assert wrong_method.status_code == 404
+        dotted = await client.get(f"{base}/enterprises/..;", headers=calling)  # `..` to Tomcat and Spring
+        assert dotted.status_code == 404 and "not an operation" in dotted.json()["detail"]
+        long_query = await client.get(f"{base}/enterprises", headers=calling, params={"q": "x" * 4001})
+        assert long_query.status_code == 422
+        too_big = await client.post(f"{base}/enterprises", headers=calling, content=b"x" * 1001)
+        assert too_big.status_code == 413
         assert len(department.seen) == reached
 
         # the department's service slow, or failing: 504 and 502, with a reason for machines and people
@@ -215,6 +242,8 @@ async def test_a_department_hosted_service_behind_the_center(infra, topics, serv
         broken = await client.get(f"{base}/broken", headers=calling)
         assert broken.status_code == 502 and broken.json()["code"] == "hosted.unreachable"
         assert "database down" not in broken.text
+        crowd = await client.get(f"{base}/crowd", headers=calling)
+        assert crowd.status_code == 502 and crowd.json()["code"] == "hosted.too_many_subjects", crowd.text
 
         # the department moves its service to where nothing answers: 502 once the change is read
         moved = registration | {"base_url": f"http://127.0.0.1:{free_port()}/api"}
@@ -265,5 +294,8 @@ async def test_a_department_hosted_service_behind_the_center(infra, topics, serv
     assert served[0]["items"] == ["统一社会信用代码", "企业名称", "法定代表人"]
     assert any(e["result"] == "NOT_FOUND" for e in events)
     reasons = " | ".join(e["reason"] or "" for e in events if e["result"] == "REFUSED")
-    for reason in ("names no grant", "not an operation", "hosted.timeout (504)", "hosted.unreachable (502)"):
+    for reason in (
+        "names no grant", "not an operation", "hosted.timeout (504)", "hosted.unreachable (502)",
+        "characters of query", "at most 1,000 bytes", "hosted.too_many_subjects (502)",
+    ):  # fmt: skip
         assert reason in reasons, reason

@@ -3,15 +3,24 @@ what of an answer a grant lets through."""
 
 from __future__ import annotations
 
+import asyncio
+import json
+import threading
+from dataclasses import replace
+from datetime import UTC, datetime
+
+import httpx
 import pytest
 
 from common.identifiers import InvalidIdentifier
+from services.exchange.sharing.adapters import hosted_routes
 from services.exchange.sharing.adapters.department_http import HttpDepartmentServices
 from services.exchange.sharing.adapters.hosted_mongo import CredentialSeal
 from services.exchange.sharing.grants import MASK
 from services.exchange.sharing.hosted import (
     Credential,
     Endpoint,
+    HostedService,
     HostedServiceFailed,
     InvalidService,
     Lens,
@@ -22,6 +31,7 @@ from services.exchange.sharing.hosted import (
     endpoints_of,
     filtered,
 )
+from services.exchange.sharing.proxy import Outgoing
 
 DOC = {
     "openapi": "3.1.0",
@@ -119,7 +129,9 @@ LENS = Lens(
     key_fields=frozenset({"code"}),
     identify=_identify,
     covers=lambda key, _kind: key.startswith("91360821"),
+    envelope=frozenset({"total", "items", "page", "next", "data"}),
 )
+EVERY_ROW = replace(LENS, everything=True, covers=lambda _key, _kind: True)
 
 
 def test_an_answer_keeps_only_granted_items_in_objects_and_arrays_of_objects() -> None:
@@ -133,11 +145,7 @@ def test_an_answer_keeps_only_granted_items_in_objects_and_arrays_of_objects() -
         "page": {"next": None},
     }
     shown = filtered(answer, LENS)
-    assert shown.body == {
-        "total": 3,
-        "items": [{"code": "91360821A", "name": "甲", "boss": MASK}],
-        "page": {"next": None},
-    }
+    assert shown.body == {"items": [{"code": "91360821A", "name": "甲", "boss": MASK}], "page": {"next": None}}
     assert shown.subjects == ["91360821A"] and shown.dropped == 2 and not shown.whole_answer_dropped
 
 
@@ -149,7 +157,7 @@ def test_an_answer_that_is_one_subject_outside_the_scope_is_dropped_whole() -> N
 def test_an_answer_nested_beyond_the_bound_is_a_bad_answer() -> None:
     deep: dict = {}
     for _ in range(100):
-        deep = {"x": deep}
+        deep = {"data": deep}  # an envelope field: walked into
     with pytest.raises(HostedServiceFailed) as failed:
         filtered(deep, LENS)
     assert failed.value.status == 502 and failed.value.code == "hosted.bad_answer"
@@ -177,3 +185,164 @@ def test_a_credential_opens_only_with_its_key_and_for_its_own_service() -> None:
         CredentialSeal(b"other" * 8).open("s1", sealed)
     with pytest.raises(ValueError, match="does not open"):
         CredentialSeal(b"k" * 32).open("s2", sealed)
+
+
+def test_only_mapped_scalars_and_declared_envelope_fields_pass() -> None:
+    answer = {
+        "total": 3,
+        "items": [
+            {
+                "code": "91360821A",
+                "name": "甲",
+                "法定代表人": "张三",  # a field the mapping does not name: data the grant never opened
+                "detail": {"boss": "张三", "capital": 100},  # an undeclared object, mapped names inside
+                "boss": {"name": "张三", "phone": "138"},  # a mapped field holding an object: not the item
+                "capital": [100, 200],
+            },
+        ],
+        "debug": "select * from enterprises",
+    }
+    shown = filtered(answer, LENS)
+    assert shown.body == {"items": [{"code": "91360821A", "name": "甲"}]}
+    # a mapped field at the top, holding an object: dropped under a grant of every row; under one of some
+    # rows the answer carries data of no subject the center can tell, and nothing of it passes
+    answer["name"] = {"phone": "13800000000"}
+    assert filtered(answer, EVERY_ROW).body == {"total": 3, "items": [{"code": "91360821A", "name": "甲"}]}
+    assert filtered(answer, LENS).whole_answer_dropped
+    names = filtered({"code": "91360821A", "name": ["甲", "甲公司"], "boss": [{"x": 1}]}, LENS)
+    assert names.body == {"code": "91360821A", "name": ["甲", "甲公司"]}  # an array of scalars is the item's
+
+
+def test_under_a_grant_of_some_rows_an_object_without_its_key_field_is_left_out() -> None:
+    answer = {"items": [{"code": "91360821A", "name": "甲"}, {"name": "乙(no key field)", "capital": 5}]}
+    shown = filtered(answer, LENS)
+    assert shown.body == {"items": [{"code": "91360821A", "name": "甲"}]} and shown.dropped == 1
+    every = filtered(answer, EVERY_ROW)  # a grant of every row has no row to keep out
+    assert every.body == {"items": [{"code": "91360821A", "name": "甲"}, {"name": "乙(no key field)"}]}
+
+
+def test_the_envelopes_numbers_pass_only_when_no_row_could_have_been_left_out() -> None:
+    answer = {"total": 1, "page": 1, "items": [{"code": "91360821A", "name": "甲"}], "next": "p2"}
+    assert filtered(answer, EVERY_ROW).body == answer
+    assert filtered(answer, LENS).body == {"items": [{"code": "91360821A", "name": "甲"}], "next": "p2"}
+    bad_key = {"total": 2, "items": [{"code": "91360821A"}, {"code": "bad"}]}
+    assert filtered(bad_key, EVERY_ROW).body == {"items": [{"code": "91360821A"}]}
+
+
+def test_an_envelope_around_one_subject_outside_the_rows_is_no_answer_at_all() -> None:
+    outside = filtered({"total": 1, "data": {"code": "91360822B", "name": "乙"}}, LENS)
+    assert outside.whole_answer_dropped and outside.body is None
+    inside = filtered({"data": {"code": "91360821A", "name": "甲"}}, LENS)
+    assert inside.body == {"data": {"code": "91360821A", "name": "甲"}} and not inside.whole_answer_dropped
+
+
+def test_an_answer_that_is_a_bare_scalar_carries_nothing_a_grant_opens() -> None:
+    assert filtered("13800000000", LENS).body is None
+    assert filtered(["138", {"code": "91360821A"}], LENS).body == [{"code": "91360821A"}]
+
+
+def test_an_entry_with_a_key_item_needs_the_field_that_carries_it_mapped() -> None:
+    check_fields({"code": "统一社会信用代码", "name": "企业名称"}, ["统一社会信用代码", "企业名称"], "统一社会信用代码")
+    with pytest.raises(InvalidService, match="key item 统一社会信用代码"):
+        check_fields({"name": "企业名称"}, ["统一社会信用代码", "企业名称"], "统一社会信用代码")
+    with pytest.raises(InvalidService, match="data or envelope, not both: name"):
+        check_fields({"name": "企业名称"}, ["企业名称"], None, ["total", "name"])
+
+
+def test_the_path_called_is_the_template_with_each_parameter_encoded_whole() -> None:
+    one = Endpoint("GET", "/search/{kind}/{id}")
+    assert one.path_for("GET", "/search/a/b") == "/search/a/b"
+    assert one.path_for("GET", "/search/a/b/") == "/search/a/b"  # the trailing / as the template has it
+    assert one.path_for("GET", "/search/a/x?admin=1") == "/search/a/x%3Fadmin%3D1"
+    assert one.path_for("GET", "/search/a/x;jsessionid=1") == "/search/a/x%3Bjsessionid%3D1"
+    assert one.path_for("GET", "/search/a/50%") == "/search/a/50%25"
+    for dotted in ("/search/..;/admin", "/search/.;x/admin", "/search/a/..", "/search/;a/b", "/search//a/b"):
+        assert one.path_for("GET", dotted) is None, dotted
+        assert not one.matches("GET", dotted)
+    assert Endpoint("GET", "/licences").path_for("GET", "//licences//") == "/licences"  # as the template says
+
+
+def _service(base_url: str) -> HostedService:
+    at = datetime.now(UTC)
+    operations = (Endpoint("GET", "/search/{id}"),)
+    return HostedService("s", "R", "P", base_url, {}, operations, {}, None, "x", at, at)
+
+
+def _recording(seen: list[httpx.Request]) -> httpx.AsyncClient:
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(200, json={"ok": True})
+
+    return httpx.AsyncClient(transport=httpx.MockTransport(handler))
+
+
+async def test_outside_development_the_call_connects_to_the_address_checked_not_to_a_second_lookup() -> None:
+    lookups: list[str] = []
+    answers = iter([["93.184.216.34"], ["127.0.0.1"]])  # a name rebound to loopback after the check
+
+    async def rebinding(host: str, _port: int) -> list[str]:
+        lookups.append(host)
+        return next(answers)
+
+    seen: list[httpx.Request] = []
+    guarded = HttpDepartmentServices(
+        allow_private=False, connect_timeout=1, timeout=1, max_answer_bytes=1024, resolver=rebinding
+    )
+    guarded.client = _recording(seen)
+    try:
+        answer = await guarded.send(
+            _service("https://dept.example:8443/api"), None, Outgoing("GET", "/search/1", "q=1", b"", {})
+        )
+    finally:
+        await guarded.close()
+    assert answer.body == {"ok": True} and lookups == ["dept.example"]
+    assert str(seen[0].url) == "https://93.184.216.34:8443/api/search/1?q=1"
+    assert seen[0].headers["host"] == "dept.example:8443"
+    assert seen[0].extensions["sni_hostname"] == "dept.example"
+
+
+async def test_outside_development_a_name_resolving_to_loopback_is_never_called() -> None:
+    seen: list[httpx.Request] = []
+    guarded = HttpDepartmentServices(allow_private=False, connect_timeout=1, timeout=1, max_answer_bytes=1024)
+    guarded.client = _recording(seen)
+    try:
+        with pytest.raises(HostedServiceFailed) as refused:
+            await guarded.send(_service("http://localhost:8080/api"), None, Outgoing("GET", "/search/1", "", b"", {}))
+    finally:
+        await guarded.close()
+    assert refused.value.code == "hosted.unreachable" and "loopback" in refused.value.rule and seen == []
+
+
+async def test_a_resolver_that_hangs_is_bounded_by_the_calls_time() -> None:
+    async def hanging(_host: str, _port: int) -> list[str]:
+        await asyncio.sleep(30)
+        return ["93.184.216.34"]
+
+    guarded = HttpDepartmentServices(
+        allow_private=False, connect_timeout=0.1, timeout=0.2, max_answer_bytes=1024, resolver=hanging
+    )
+    try:
+        with pytest.raises(HostedServiceFailed) as late:
+            await guarded.send(_service("http://dept.example/api"), None, Outgoing("GET", "/search/1", "", b"", {}))
+    finally:
+        await guarded.close()
+    assert late.value.status == 504
+
+
+async def test_a_large_answer_is_serialised_off_the_event_loop(monkeypatch: pytest.MonkeyPatch) -> None:
+    threads: list[int] = []
+    dumps = json.dumps
+
+    def recording(*args, **kwargs):
+        threads.append(threading.get_ident())
+        return dumps(*args, **kwargs)
+
+    monkeypatch.setattr(hosted_routes.json, "dumps", recording)
+    body = {"items": [{"name": "甲" * 10}]}
+    assert (
+        await hosted_routes.rendered(body, hosted_routes.ENCODED_IN_THREAD + 1)
+        == json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+    )
+    assert threads and threads[0] != threading.get_ident()
+    await hosted_routes.rendered(body, 10)
+    assert threads[1] == threading.get_ident()  # a small one is not worth a thread

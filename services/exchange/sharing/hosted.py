@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 from common.errors import Conflict, DomainError, Invalid, NotFound
 from common.identifiers import InvalidIdentifier
@@ -28,6 +28,8 @@ MAX_DEPTH = 32  # nesting of an answer the center filters
 PROXIED_METHODS = ("get", "post")  # interface services read; other operations of a document are not proxied
 HEADER_NAME = re.compile(r"^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,64}$")
 NOT_FORWARDED = {"host", "content-length", "connection", "transfer-encoding", "te", "upgrade", "cookie", "trailer"}
+PCHAR = "/:@!$&'()*+,;=-._~"  # RFC 3986: left as they are in a template's literal segments
+MAX_SUBJECTS = 5000  # subjects one proxied answer may carry (each is hashed into its DataAccessed event)
 BLOCKED_NETWORKS = "loopback, link-local, private, multicast, reserved or unspecified"
 
 
@@ -67,6 +69,15 @@ def credential_unreadable(detail: str) -> HostedServiceFailed:
     return HostedServiceFailed(502, "hosted.credential", detail, "中心无法读取该接口服务的调用凭据，需提供部门重新登记")
 
 
+def too_many_subjects(most: int) -> HostedServiceFailed:
+    return HostedServiceFailed(
+        502,
+        "hosted.too_many_subjects",
+        f"the answer names more than {most:,} subjects; ask for fewer (paging) at a time",
+        "提供部门的接口服务一次应答的主体过多，请分页查询",
+    )
+
+
 def too_slow(detail: str) -> HostedServiceFailed:
     return HostedServiceFailed(504, "hosted.timeout", detail, "提供部门的接口服务未在规定时间内应答")
 
@@ -79,18 +90,28 @@ class Endpoint:
     template: str
 
     def matches(self, method: str, path: str) -> bool:
+        return self.path_for(method, path) is not None
+
+    def path_for(self, method: str, path: str) -> str | None:
+        """The path the center calls for a consumer's (decoded) path, or None when it is not this operation:
+        rebuilt from the template, each parameter's value percent-encoded whole — so no `/`, `?`, `;` or
+        `..` of a value reaches the department as path syntax (`..;` is `..` to Tomcat and Spring)."""
         if method.upper() != self.method:
-            return False
+            return None
         wanted, given = self.template.strip("/").split("/"), path.strip("/").split("/")
         if len(wanted) != len(given):
-            return False
+            return None
+        built = []
         for part, value in zip(wanted, given, strict=True):
             if part.startswith("{") and part.endswith("}"):
-                if not value or value in (".", ".."):
-                    return False
+                if value.split(";", 1)[0] in ("", ".", ".."):
+                    return None
+                built.append(quote(value, safe=""))
             elif part != value:
-                return False
-        return True
+                return None
+            else:
+                built.append(quote(part, safe=PCHAR))
+        return "/" + "/".join(built)
 
     def __str__(self) -> str:
         return f"{self.method} {self.template}"
@@ -120,10 +141,15 @@ class HostedService:
     updated_at: datetime
     status: ServiceStatus = ServiceStatus.ACTIVE
     revision: int = 1
+    envelope: tuple[str, ...] = ()  # answer field names that are containers, paging or counts, not data
     extra: dict[str, Any] = field(default_factory=dict, compare=False)
 
     def operation(self, method: str, path: str) -> Endpoint | None:
         return next((o for o in self.operations if o.matches(method, path)), None)
+
+    def path_for(self, method: str, path: str) -> str | None:
+        """The path below the base URL a call goes to, or None when no operation of the document is it."""
+        return next((p for o in self.operations if (p := o.path_for(method, path)) is not None), None)
 
 
 @dataclass(frozen=True)
@@ -135,6 +161,7 @@ class Registration:
     openapi: dict[str, Any]
     fields: dict[str, str]
     credential: Credential | None
+    envelope: tuple[str, ...] = ()
 
 
 def endpoints_of(openapi: Any) -> tuple[Endpoint, ...]:
@@ -170,9 +197,14 @@ def endpoints_of(openapi: Any) -> tuple[Endpoint, ...]:
     return tuple(found)
 
 
-def check_fields(fields: dict[str, str], items: Iterable[str]) -> None:
-    """Each answer field names a data item of the entry; one item may be named by several fields."""
+def check_fields(
+    fields: dict[str, str], items: Iterable[str], key_item: str | None = None, envelope: Iterable[str] = ()
+) -> None:
+    """Each answer field names a data item of the entry; one item may be named by several fields. An entry
+    with a key item needs a field mapped to it (the center tells each object's subject by it: the grant's
+    rows), and a field is either data (mapped) or the answer's envelope, never both."""
     known = set(items)
+    envelope = list(envelope)
     if not fields:
         raise InvalidService("fields", "map the answer's fields to the entry's data items: none is mapped")
     if len(fields) > MAX_FIELDS:
@@ -180,6 +212,13 @@ def check_fields(fields: dict[str, str], items: Iterable[str]) -> None:
     unknown = sorted({item for item in fields.values() if item not in known})
     if unknown:
         raise InvalidService("fields", f"not data items of the entry: {', '.join(unknown[:10])}")
+    if key_item is not None and key_item not in fields.values():
+        raise InvalidService("fields", f"map the field that carries the entry's key item {key_item}")
+    if len(envelope) > MAX_FIELDS:
+        raise InvalidService("envelope", f"at most {MAX_FIELDS} fields")
+    both = sorted(set(envelope) & fields.keys())
+    if both:
+        raise InvalidService("envelope", f"a field is data or envelope, not both: {', '.join(both[:10])}")
 
 
 def check_credential(credential: Credential | None) -> None:
@@ -235,7 +274,7 @@ def registered(service_id: str, r: Registration, provider_code: str, by: str, at
     header = r.credential.header if r.credential else None
     return HostedService(
         service_id, r.resource_code, provider_code, r.base_url.rstrip("/"), r.openapi, operations, dict(r.fields),
-        header, by, at, at,
+        header, by, at, at, envelope=tuple(dict.fromkeys(r.envelope)),
     )  # fmt: skip
 
 
@@ -251,6 +290,7 @@ def updated(service: HostedService, r: Registration, at: datetime) -> HostedServ
         openapi=r.openapi,
         operations=endpoints_of(r.openapi),
         fields=dict(r.fields),
+        envelope=tuple(dict.fromkeys(r.envelope)),
         credential_header=r.credential.header if r.credential else service.credential_header,
         updated_at=at,
         revision=service.revision + 1,
@@ -268,8 +308,8 @@ def withdrawn(service: HostedService, at: datetime) -> HostedService:
 
 @dataclass(frozen=True)
 class Lens:
-    """How a grant sees an answer: the fields it keeps (masked or in clear), the field(s) carrying the
-    subject's key and which subjects are in its scope."""
+    """How a grant sees an answer: the fields it keeps (masked or in clear), the envelope's fields, the
+    field(s) carrying the subject's key and which subjects are in its scope."""
 
     fields: dict[str, str]
     shown: frozenset[str]  # items served
@@ -277,58 +317,90 @@ class Lens:
     key_fields: frozenset[str]
     identify: Any  # str -> (kind, key); raises InvalidIdentifier
     covers: Any  # (key, kind) -> bool
+    envelope: frozenset[str] = frozenset()
+    everything: bool = False  # the grant opens every subject (its scope is no narrower than the entry)
 
 
 @dataclass
 class Filtered:
     body: Any
     subjects: list[str] = field(default_factory=list)  # keys of the subjects served
-    dropped: int = 0  # objects left out: outside the scope, or their key unreadable
+    dropped: int = 0  # objects left out: outside the scope, their key unreadable or missing
     whole_answer_dropped: bool = False
+    numbers: list[tuple[dict[str, Any], str]] = field(default_factory=list)  # the envelope's numbers, where
 
 
 def filtered(body: Any, lens: Lens) -> Filtered:
-    """The answer with every mapped field outside the grant removed, sensitive ones masked, and every object
-    naming a subject outside the grant's scope left out (an answer that is such an object: nothing at all).
-    Fields the mapping does not name are the answer's envelope (paging, counts) and pass as they are."""
+    """The answer as the grant sees it. Only two kinds of field pass: a mapped field whose item the grant
+    opens, and only as a scalar or an array of scalars (sensitive ones masked); and a declared envelope field
+    (container, paging, count), whose object or array is filtered in turn. Any other field, and a scalar
+    that stands in an array or at the top instead of under a field name, is dropped. An object naming a
+    subject outside the grant's rows — or, under a grant narrower than every subject, carrying a mapped
+    field but no key field — is left out, and so is an envelope object whose data object was (an answer
+    that is such an object: nothing at all, answered as "none"). The envelope's numbers (counts, pages)
+    are dropped whenever the grant's rows are not every subject or an object was left out: the center
+    cannot recount what a department counted, and a count must not tell of rows outside the grant."""
     out = Filtered(None)
-    kept = _filter(body, lens, out, 0)
+    kept = _filter(body, lens, out, 0) if isinstance(body, dict | list) else _DROPPED
     if kept is _DROPPED:
         out.whole_answer_dropped = True
         kept = None
+    if out.dropped or not lens.everything:
+        for container, name in out.numbers:
+            container.pop(name, None)
     out.body = kept
     return out
 
 
 _DROPPED = object()
+_SCALARS = (str, int, float, bool, type(None))
 
 
 def _filter(value: Any, lens: Lens, out: Filtered, depth: int) -> Any:
     if depth > MAX_DEPTH:
         raise bad_answer(f"the answer nests deeper than {MAX_DEPTH} levels")
     if isinstance(value, list):
-        kept = [_filter(v, lens, out, depth + 1) for v in value]
+        kept = [_filter(v, lens, out, depth + 1) for v in value if isinstance(v, dict | list)]
         return [v for v in kept if v is not _DROPPED]
-    if not isinstance(value, dict):
-        return value
-    for name in lens.key_fields & value.keys():
-        subject = value[name]
-        try:
-            kind, key = lens.identify(str(subject))
-        except InvalidIdentifier:
-            out.dropped += 1
-            return _DROPPED
-        if not lens.covers(key, kind):
-            out.dropped += 1
-            return _DROPPED
-        out.subjects.append(key)
-    result = {}
+    if not _in_scope(value, lens, out):
+        return _DROPPED
+    result: dict[str, Any] = {}
     for name, inner in value.items():
         item = lens.fields.get(name)
-        if item is None:
-            child = _filter(inner, lens, out, depth + 1)
-            if child is not _DROPPED:
+        if item is not None:
+            plain = isinstance(inner, _SCALARS) or (
+                isinstance(inner, list) and all(isinstance(v, _SCALARS) for v in inner)
+            )
+            if plain and item in lens.shown:
+                result[name] = MASK if item in lens.masked else inner
+        elif name in lens.envelope:
+            if isinstance(inner, dict | list):
+                child = _filter(inner, lens, out, depth + 1)
+                if child is _DROPPED:  # the envelope of one subject outside the grant: left out with it
+                    return _DROPPED
                 result[name] = child
-        elif item in lens.shown:
-            result[name] = MASK if item in lens.masked else inner
+            else:
+                result[name] = inner
+                if isinstance(inner, int | float) and not isinstance(inner, bool):
+                    out.numbers.append((result, name))
     return result
+
+
+def _in_scope(value: dict[str, Any], lens: Lens, out: Filtered) -> bool:
+    named = lens.key_fields & value.keys()
+    if not named:
+        if lens.everything or lens.fields.keys().isdisjoint(value.keys()):
+            return True
+        out.dropped += 1  # data of a subject the center cannot tell: not for a grant of some rows only
+        return False
+    for name in named:
+        try:
+            kind, key = lens.identify(str(value[name]))
+        except InvalidIdentifier:
+            out.dropped += 1
+            return False
+        if not lens.covers(key, kind):
+            out.dropped += 1
+            return False
+        out.subjects.append(key)
+    return True

@@ -11,13 +11,14 @@ import asyncio
 import uuid
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from common.errors import Conflict, NotFound
 from common.policy import Principal, Target, authorize
 from services.exchange.sharing.access import AccessResult, ApiChannel, Call, Clock, Opened, Operation, SharedResources
 from services.exchange.sharing.hosted import (
+    MAX_SUBJECTS,
     Credential,
     Filtered,
     HostedService,
@@ -28,6 +29,7 @@ from services.exchange.sharing.hosted import (
     check_fields,
     filtered,
     registered,
+    too_many_subjects,
     updated,
     withdrawn,
 )
@@ -126,7 +128,7 @@ async def _checked(command: Registration, principal: Principal, hosting: Hosting
     if schema is None:
         raise NotFound("resource_code", f"the exchange holds no resource {command.resource_code}")
     authorize(principal, MANAGE, Target(department_code=schema.provider_code))
-    check_fields(command.fields, [i.name for i in schema.items])
+    check_fields(command.fields, [i.name for i in schema.items], schema.key_item, command.envelope)
     await hosting.department.check(command.base_url)
     return schema.provider_code
 
@@ -182,6 +184,7 @@ class HostedChannel:
     targets: Targets
     department: DepartmentServices
     max_request_bytes: int = 1024 * 1024  # a proxied call's body (its route reads no more)
+    max_subjects: int = MAX_SUBJECTS  # subjects one answer may carry: their hashes go into its DataAccessed event
 
     async def call(self, call: Call, outgoing: Outgoing) -> Answer:
         opened = await self.api.open(call, Operation.HOSTED, 0, ())
@@ -194,12 +197,13 @@ class HostedChannel:
             await self._refused(call, opened, "the resource has no hosted service")
             raise NoHostedService("resource_code", "the resource has no hosted service")
         service, credential = target
-        if service.operation(outgoing.method, outgoing.path) is None:
+        path = service.path_for(outgoing.method, outgoing.path)
+        if path is None:
             reason = f"{outgoing.method} {outgoing.path[:200]} is not an operation of the service's OpenAPI"
             await self._refused(call, opened, reason)
             raise NotFound("path", reason)
         try:
-            answer = await self.department.send(service, credential, outgoing)
+            answer = await self.department.send(service, credential, replace(outgoing, path=path))
             view = lens(opened, service)
             if answer.size > FILTERED_IN_THREAD:  # a large answer is walked off the event loop
                 shown = await asyncio.to_thread(filtered, answer.body, view)
@@ -208,16 +212,21 @@ class HostedChannel:
         except HostedServiceFailed as exc:
             await self._refused(call, opened, f"{exc.code} ({exc.status}): {exc.rule}")
             raise
-        return await self._served(call, opened, answer.status, shown)
+        return await self._served(call, opened, answer, shown)
 
-    async def _served(self, call: Call, opened: Opened, status: int, shown: Filtered) -> Answer:
+    async def _served(self, call: Call, opened: Opened, answer: Answer, shown: Filtered) -> Answer:
         keys = tuple(dict.fromkeys(shown.subjects))
+        status = answer.status
         # out of the grant's rows, or none at the department: one answer for both, as the API channel's
         if shown.whole_answer_dropped or status == 404:
             await self.api._log(call, Operation.HOSTED, opened, AccessResult.NOT_FOUND, (), 0, 1)
             raise NotFound("path", f"no record of this subject in {call.resource_code} within the grant")
+        if len(keys) > self.max_subjects:  # more than one access event holds: refused, not served unrecorded
+            failed = too_many_subjects(self.max_subjects)
+            await self._refused(call, opened, f"{failed.code} ({failed.status}): {failed.rule}")
+            raise failed
         await self.api._log(call, Operation.HOSTED, opened, AccessResult.SERVED, keys, len(keys), len(keys))
-        return Answer(status, shown.body)
+        return Answer(status, shown.body, answer.size)
 
     async def _refused(self, call: Call, opened: Opened, reason: str) -> None:
         await self.api._log(call, Operation.HOSTED, opened, AccessResult.REFUSED, (), 0, 0, reason)
@@ -234,4 +243,6 @@ def lens(opened: Opened, service: HostedService) -> Lens:
         key_fields=frozenset(f for f, item in service.fields.items() if key_item is not None and item == key_item),
         identify=opened.schema.identify,
         covers=opened.grant.scope.covers,
+        envelope=frozenset(service.envelope),
+        everything=opened.grant.scope.everything,
     )

@@ -1,15 +1,19 @@
 """Calls to department-hosted services over HTTP: one pooled httpx client for the process, redirects not
 followed, the answer read in chunks up to a bound, every failure turned into 502 or 504 with its reason.
-Outside development the host is resolved before each call and refused if it points at the center's own
-networks (as the notifier's webhooks)."""
+Outside development the host is resolved before each call (within the call's time), refused if it points at
+the center's own networks (as the notifier's webhooks), and the call connects to the address just checked —
+the name goes in `Host` and as the TLS server name — so a name cannot resolve to a public address for the
+check and to a private one for the connection (DNS rebinding)."""
 
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import json
 import socket
+from collections.abc import Awaitable, Callable
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
@@ -27,7 +31,6 @@ from services.exchange.sharing.proxy import Answer, Outgoing
 
 PARSED_IN_THREAD = 64 * 1024  # answers larger than this are parsed off the event loop
 USER_AGENT = "jian-datashare-exchange"
-PATH_SAFE = "/:@!$&'()*+,;=-._~"  # RFC 3986 pchar and the separator: left as they are
 
 
 async def resolve(host: str, port: int) -> list[str]:
@@ -52,8 +55,10 @@ class HttpDepartmentServices:
         timeout: float,
         max_answer_bytes: int,
         connections: int = 100,
+        resolver: Callable[[str, int], Awaitable[list[str]]] = resolve,
     ) -> None:
         self.allow_private = allow_private
+        self.resolve = resolver
         self.timeout = timeout
         self.max_answer_bytes = max_answer_bytes
         self.client = httpx.AsyncClient(
@@ -69,22 +74,20 @@ class HttpDepartmentServices:
     async def check(self, base_url: str) -> None:
         check_url_form(base_url)
         if not self.allow_private:
-            check_addresses(await resolve(*_host_port(base_url)))
+            check_addresses(await self.resolve(*_host_port(base_url)))
 
     async def send(self, service: HostedService, credential: Credential | None, call: Outgoing) -> Answer:
-        if not self.allow_private:
-            try:
-                check_addresses(await resolve(*_host_port(service.base_url)))
-            except InvalidService as exc:
-                raise unreachable(exc.rule) from None
         headers = dict(call.headers) | {"user-agent": USER_AGENT}
         if credential is not None:
             headers[credential.header] = credential.value
-        # the path as matched is decoded: encoded again, so that a `?` or `#` in a parameter stays in it
-        url = service.base_url + quote(call.path, safe=PATH_SAFE) + (f"?{call.query}" if call.query else "")
+        # the path is the operation's template with its parameters encoded (HostedService.path_for)
+        url = service.base_url + call.path + (f"?{call.query}" if call.query else "")
         try:
             async with asyncio.timeout(self.timeout):
-                status, content_type, body = await self._exchange(call, url, headers)
+                url, extensions = await self._pinned(url, headers)
+                status, content_type, body = await self._exchange(call, url, headers, extensions)
+        except InvalidService as exc:
+            raise unreachable(exc.rule) from None
         except (TimeoutError, httpx.TimeoutException):
             raise too_slow(f"the department's service did not answer within {self.timeout:g}s") from None
         except httpx.HTTPError as exc:
@@ -99,8 +102,30 @@ class HttpDepartmentServices:
             return Answer(status, await asyncio.to_thread(_parsed, body), len(body))
         return Answer(status, _parsed(body), len(body))
 
-    async def _exchange(self, call: Outgoing, url: str, headers: dict[str, str]) -> tuple[int, str, bytes]:
-        request = self.client.build_request(call.method, url, headers=headers, content=call.body or None)
+    async def _pinned(self, url: str, headers: dict[str, str]) -> tuple[str, dict[str, Any]]:
+        """Outside development: the URL with its host replaced by the address just resolved and checked, the
+        name in `Host` (set in `headers`) and, for https, as the server name the certificate is checked for."""
+        if self.allow_private:
+            return url, {}
+        host, port = _host_port(url)
+        addresses = await self.resolve(host, port)
+        check_addresses(addresses)
+        address = ipaddress.ip_address(addresses[0].split("%", 1)[0])
+        parts = urlsplit(url)
+        literal = f"[{address}]" if address.version == 6 else str(address)
+        headers["host"] = parts.netloc
+        extensions: dict[str, Any] = {}
+        if parts.scheme == "https" and not _is_address(host):
+            extensions["sni_hostname"] = host
+        netloc = literal + (f":{parts.port}" if parts.port is not None else "")
+        return urlunsplit(parts._replace(netloc=netloc)), extensions
+
+    async def _exchange(
+        self, call: Outgoing, url: str, headers: dict[str, str], extensions: dict[str, Any]
+    ) -> tuple[int, str, bytes]:
+        request = self.client.build_request(
+            call.method, url, headers=headers, content=call.body or None, extensions=extensions
+        )
         response = await self.client.send(request, stream=True)
         try:
             declared = response.headers.get("content-length")
@@ -115,6 +140,14 @@ class HttpDepartmentServices:
             return response.status_code, response.headers.get("content-type", ""), b"".join(chunks)
         finally:
             await response.aclose()
+
+
+def _is_address(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
 
 
 def _parsed(body: bytes) -> Any:

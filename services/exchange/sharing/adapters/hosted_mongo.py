@@ -68,6 +68,7 @@ def service_doc(s: HostedService) -> dict[str, Any]:
         "openapi": json.dumps(s.openapi, ensure_ascii=False),
         "operations": [[o.method, o.template] for o in s.operations],
         "fields": [[name, item] for name, item in s.fields.items()],
+        "envelope": list(s.envelope),
         "credential_header": s.credential_header,
         "registered_by": s.registered_by,
         "registered_at": s.registered_at,
@@ -92,6 +93,7 @@ def service_of(doc: dict[str, Any]) -> HostedService:
         updated_at=doc["updated_at"],
         status=ServiceStatus(doc["status"]),
         revision=doc["revision"],
+        envelope=tuple(doc.get("envelope", ())),
     )
 
 

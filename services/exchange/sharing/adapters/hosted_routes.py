@@ -5,13 +5,14 @@ with only what the grant opens."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from datetime import datetime
 from typing import Annotated, Any
 from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, Header, HTTPException, Path, Query, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 
 from common.errors import Invalid
@@ -44,6 +45,7 @@ MAX_QUERY = 4000  # characters of a proxied call's query string
 MAX_PATH = 2000
 FORWARDED = ("content-type", "accept", "accept-language")  # the only headers of the consumer's passed on
 ERRORS = {502: "BadGateway", 504: "GatewayTimeout"}
+ENCODED_IN_THREAD = 64 * 1024  # answers larger than this (as received) are serialised off the event loop
 
 
 async def provided_hosting(request: Request) -> Hosting:
@@ -83,13 +85,20 @@ class ServiceIn(BaseModel):
     fields: Annotated[dict[Name, Name], Field(max_length=MAX_FIELDS)] = Field(
         description="answer field name → data item of the entry: the fields a grant's items let through"
     )
+    envelope: Annotated[list[Name], Field(max_length=MAX_FIELDS)] = Field(
+        default_factory=list,
+        description="answer field names that are not data: containers of records (`data`, `items`), paging "
+        "and counts; any field neither mapped nor named here is dropped from answers",
+    )
     credential: CredentialIn | None = Field(default=None, description="none on an update: the stored one is kept")
 
     def registration(self) -> Registration:
         if len(json.dumps(self.openapi, ensure_ascii=False).encode()) > MAX_OPENAPI_BYTES:
             raise Invalid("openapi", f"the description is over {MAX_OPENAPI_BYTES:,} bytes")
         credential = Credential(self.credential.header, self.credential.value) if self.credential else None
-        return Registration(self.resource_code, self.base_url, self.openapi, dict(self.fields), credential)
+        return Registration(
+            self.resource_code, self.base_url, self.openapi, dict(self.fields), credential, tuple(self.envelope)
+        )
 
 
 class HostedView(BaseModel):
@@ -99,6 +108,7 @@ class HostedView(BaseModel):
     base_url: str | None = Field(description="shown to the provider department and oversight only")
     operations: list[str] = Field(description="the calls the center proxies, as 'GET /path/{param}'")
     fields: dict[str, str]
+    envelope: list[str]
     credential_header: str | None
     status: str
     registered_by: str
@@ -117,6 +127,7 @@ class HostedView(BaseModel):
             base_url=s.base_url if insider else None,
             operations=[str(o) for o in s.operations],
             fields=s.fields,
+            envelope=list(s.envelope),
             credential_header=s.credential_header if insider else None,
             status=s.status.value,
             registered_by=s.registered_by,
@@ -194,7 +205,7 @@ async def proxied(
     hosted: ProxyDep,
     x_grant_id: Annotated[Code | None, Header(description="the grant the call relies on")] = None,
     x_purpose: Annotated[str | None, Header(max_length=PURPOSE_LENGTH, description="percent-encoded UTF-8")] = None,
-) -> JSONResponse:
+) -> Response:
     try:
         purpose = purpose_of(x_purpose)
     except Invalid as exc:
@@ -203,8 +214,17 @@ async def proxied(
     call = Call(principal, resource_code, x_grant_id, purpose)
     query = request.url.query
     if len(query) > MAX_QUERY:
-        raise Invalid("query", f"at most {MAX_QUERY} characters of query")
-    body = await _bounded_body(request, hosted.max_request_bytes) if request.method == "POST" else b""
+        refused = Invalid("query", f"at most {MAX_QUERY} characters of query")
+        await channel.refuse(call, Operation.HOSTED, str(refused))
+        raise refused
+    if request.method == "POST":
+        try:
+            body = await _bounded_body(request, hosted.max_request_bytes)
+        except HTTPException as exc:
+            await channel.refuse(call, Operation.HOSTED, str(exc.detail))
+            raise
+    else:
+        body = b""
     headers = {name: request.headers[name] for name in FORWARDED if name in request.headers}
     headers |= {
         "x-datashare-consumer": principal.department_code,
@@ -213,7 +233,19 @@ async def proxied(
         "x-datashare-purpose": quote(purpose or ""),
     }
     answer = await hosted.call(call, Outgoing(request.method, "/" + path, query, body, headers))
-    return JSONResponse(answer.body, status_code=answer.status)
+    return Response(await rendered(answer.body, answer.size), status_code=answer.status, media_type="application/json")
+
+
+async def rendered(body: Any, size: int) -> bytes:
+    """The answer as JSONResponse renders it; one larger than ENCODED_IN_THREAD (as received) off the event
+    loop."""
+    if size > ENCODED_IN_THREAD:
+        return await asyncio.to_thread(_encoded, body)
+    return _encoded(body)
+
+
+def _encoded(body: Any) -> bytes:
+    return json.dumps(body, ensure_ascii=False, allow_nan=False, indent=None, separators=(",", ":")).encode()
 
 
 async def _bounded_body(request: Request, most: int) -> bytes:
