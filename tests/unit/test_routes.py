@@ -1,5 +1,7 @@
 """Every route of every service declares the access rule it obeys."""
 
+import functools
+
 import pytest
 from fastapi.routing import APIRoute, iter_route_contexts
 
@@ -26,6 +28,7 @@ def guards(dependant) -> list[Guard]:
     return found
 
 
+@functools.cache  # building five apps per parametrised case took minutes
 def routes(service: str) -> list[tuple[str, APIRoute]]:
     """(full path, route) of every API route, through included routers."""
     build, settings = SERVICES[service]
@@ -34,6 +37,7 @@ def routes(service: str) -> list[tuple[str, APIRoute]]:
     return [(c.path, c.original_route) for c in contexts if isinstance(c.original_route, APIRoute)]
 
 
+@functools.cache
 def declared_rules() -> dict[tuple[str, str, str], str]:
     rules = {}
     for service in SERVICES:
