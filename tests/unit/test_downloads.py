@@ -27,6 +27,7 @@ from services.exchange.sharing.access import AccessResult, Operation
 from services.exchange.sharing.adapters import download_files
 from services.exchange.sharing.adapters.download_files import FolderFiles, rows_of
 from services.exchange.sharing.consents import (
+    INTERNAL_ONLY,
     AskConsent,
     ConsentDecided,
     Consents,
@@ -35,9 +36,9 @@ from services.exchange.sharing.consents import (
     PublicationConsent,
     ask,
     decide,
+    notice_of,
 )
 from services.exchange.sharing.downloads import (
-    INTERNAL_ONLY,
     ROWS_PER_TURN,
     Download,
     Downloads,
@@ -47,7 +48,6 @@ from services.exchange.sharing.downloads import (
     Watermark,
     download_key,
     download_tag,
-    notice_of,
     row_mark,
     tags_in,
     trace,

@@ -42,12 +42,10 @@ from common.identifiers import InvalidIdentifier
 from common.policy import Principal
 from services.exchange.domain.records import SubjectRecord
 from services.exchange.sharing.access import MAX_BATCH, AccessResult, ApiChannel, Call, Opened, Operation
-from services.exchange.sharing.consents import INTERNAL_ONLY, Approved, PublicationConsent, covering, notice_of
+from services.exchange.sharing.consents import Approved, PublicationConsent, covering, notice_of
 from services.exchange.sharing.grants import Channel, pseudonym
 
 log = logging.getLogger(__name__)
-
-__all__ = ["INTERNAL_ONLY", "notice_of"]  # the notice is the consents' (downloads and packages say the same)
 
 SUBJECT_COLUMN = "主体标识"
 MARK_COLUMN = "水印校验码"
@@ -345,7 +343,7 @@ class Downloads:
     async def _covering(self, opened: Opened, consumer_code: str) -> PublicationConsent | None:
         """An approved publication consent of the grant covering every item of the file, if there is one."""
         approved = await self.consents.approved(opened.schema.resource_code, consumer_code)
-        return covering(approved, opened.grant.grant_id, opened.schema.resource_code, consumer_code, held(opened))
+        return covering(approved, opened.grant.grant_id, opened.schema.resource_code, consumer_code, items_held(opened))
 
     async def _run(self, download: Download, opened: Opened) -> None:
         try:
@@ -500,7 +498,7 @@ class Downloads:
                 await asyncio.to_thread(self.files.remove, part.removesuffix(".part"))
 
 
-def held(opened: Opened) -> tuple[str, ...]:
+def items_held(opened: Opened) -> tuple[str, ...]:
     """The items a file of this grant holds: its items, and the key item when the subject column carries the
     key in clear (a consent that does not cover the key does not cover the file)."""
     key = opened.schema.key_item

@@ -32,7 +32,7 @@ from services.exchange import handlers
 from services.exchange.ports import UnitOfWork, UploadSender
 from services.exchange.sharing.access import AccessResult, ApiChannel, Call, Opened, Operation
 from services.exchange.sharing.consents import Approved, covering, notice_of
-from services.exchange.sharing.downloads import held
+from services.exchange.sharing.downloads import items_held
 from services.exchange.sharing.grants import pseudonym
 
 RECIPIENT_RULE = "exchange.offline.recipient"
@@ -111,7 +111,7 @@ class OfflineChannel:
         now = self.api.clock.now()
         consumer = call.principal.department_code
         approved = await self.consents.approved(call.resource_code, consumer)
-        consent = covering(approved, opened.grant.grant_id, call.resource_code, consumer, held(opened))
+        consent = covering(approved, opened.grant.grant_id, call.resource_code, consumer, items_held(opened))
         manifest = fmt.Manifest(
             package_id=fmt.new_package_id(),
             kind="grant",
