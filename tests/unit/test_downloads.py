@@ -515,6 +515,10 @@ async def test_a_consent_is_not_asked_under_a_grant_no_longer_active() -> None:
     consents = Consents(fakes, Day(date(2026, 6, 1)), Weekdays(), 10)  # type: ignore[arg-type]
     with pytest.raises(Conflict, match="REVOKED"):
         await ask(AskConsent("g-1", ("企业名称",), "门户网站", "公示"), PERSON, consents)
+    fakes.grants["g-1"] = FILE_GRANT
+    consents = replace(consents, clock=Day(FILE_GRANT.valid_to + timedelta(days=1)))
+    with pytest.raises(Conflict, match="expired"):
+        await ask(AskConsent("g-1", ("企业名称",), "门户网站", "公示"), PERSON, consents)
     assert not fakes.kept and not fakes.announced
 
 

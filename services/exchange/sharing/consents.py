@@ -172,6 +172,8 @@ async def ask(command: AskConsent, principal: Principal, consents: Consents) -> 
             raise NotFound("grant_id", "no grant of your department has this id")
         if grant.status is not GrantStatus.ACTIVE:
             raise Conflict("grant_id", f"the grant is {grant.status.value}: no consent is asked under it")
+        if today > grant.valid_to:
+            raise Conflict("grant_id", f"the grant expired on {grant.valid_to.isoformat()}: no consent is asked")
         items = command.items or grant.items
         outside = [i for i in items if i not in grant.items]
         if outside:
