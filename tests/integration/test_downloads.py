@@ -25,7 +25,7 @@ from common.codec import EventCodec
 from common.mongo import connect
 from common.policy import Role
 from devstack.samples import catalog_published
-from services.exchange.sharing.adapters.download_store import DOWNLOADS, download_doc
+from services.exchange.sharing.adapters.download_store import DOWNLOADS, MongoDownloads, download_doc, ensure_indexes
 from services.exchange.sharing.downloads import Download, FileFormat, JobStatus, Watermark
 from tests.integration.conftest import read_topic, settings_for
 from tests.integration.test_api_channel import APPROVAL, ITEMS, PURPOSE, enterprise
@@ -275,3 +275,37 @@ async def test_a_download_carries_its_grant_and_its_watermark_and_a_copied_part_
 
 async def _empty(folder: Path) -> bool:
     return not list(folder.iterdir())
+
+
+async def test_the_ledger_finds_downloads_by_tag_and_a_running_job_neither_expires_nor_wakes_the_expiry(
+    infra,
+) -> None:
+    db = connect(settings_for(infra))[f"dl_{uuid.uuid4().hex[:8]}"]
+    await ensure_indexes(db)
+    store = MongoDownloads(db, None)  # type: ignore[arg-type]
+    now = datetime.now(UTC)
+    made = [
+        Download(
+            f"d-{n}",
+            Watermark(f"d-{n}", "101001/000001", PROVIDER, APPROVAL, "g-1", "li", now, "x"),
+            PURPOSE,
+            FileFormat.CSV,
+            (),
+            (),
+            None,
+            status,
+            1,
+            expires_at=now - timedelta(seconds=1),
+            alive_at=now,
+        )
+        for n, status in enumerate([JobStatus.RUNNING, JobStatus.READY])
+    ]
+    for download in made:
+        await store.add(download)
+    assert [d.download_id for d in await store.expired(now)] == ["d-1"]  # the running one's file is not in place
+    await store.forget("d-1")
+    assert await store.next_expiry() is None  # a running job is no expiry to wake up for
+    assert await store.abandoned(now - timedelta(minutes=1)) == []
+    assert [d.download_id for d in await store.abandoned(now + timedelta(seconds=1))] == ["d-0"]
+    found = await store.tagged({made[1].watermark.tag, "000000"})
+    assert [w.download_id for w in found] == ["d-1"]  # its job is gone, its watermark stays
