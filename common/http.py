@@ -196,7 +196,7 @@ def _declare(route: APIRoute, upload_limit: int) -> None:
         responses[422] = UNPROCESSABLE
     route.responses = responses | route.responses
     if any(field.field_info.annotation is UploadFile for field in route.dependant.body_params):
-        route.max_body_size = upload_limit
+        route.max_body_size = min(route.max_body_size or upload_limit, upload_limit)  # a route's own limit stays
 
 
 def _openapi(app: FastAPI, token_url: str) -> dict[str, Any]:

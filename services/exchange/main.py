@@ -142,6 +142,7 @@ def downloads(
         clock=SystemClock(),
         secret=subject_secret(settings),
         keep=timedelta(seconds=settings.download_keep_seconds),
+        beat=timedelta(seconds=settings.download_beat_seconds),
     )
     runtime.follow("download-expiry", channel_of_files.expire, lambda: True)
     return channel_of_files
@@ -212,6 +213,7 @@ def build(settings: ExchangeSettings) -> tuple[FastAPI, Runtime]:
         uow=uow,
         uploads=uploads,
         days=settings.package_days,
+        consents=app.state.consents.store,
     )
     app.state.upload_slots = upload_slots
     app.state.sharing = sharing

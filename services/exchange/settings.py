@@ -58,6 +58,8 @@ class ExchangeSettings(ServiceSettings):
     # long a finished file is kept before it and its job are deleted.
     download_dir: Path = DEV_DOWNLOAD_DIR
     download_keep_seconds: float = Field(default=86400, gt=0, le=30 * 86400)
+    # how often a replica says its running downloads are alive; a job not said alive for 3 beats is FAILED
+    download_beat_seconds: float = Field(default=600, gt=0, le=86400)
     # Department-hosted services the center proxies (sharing.proxy). Base URLs on loopback, private or
     # link-local addresses: allowed unless set to false in development (tests run a service on loopback),
     # refused in production unless set to true. A call waits `connect` seconds to connect and `timeout`

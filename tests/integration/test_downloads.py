@@ -11,8 +11,10 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
+import time
 import uuid
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -20,9 +22,12 @@ from datashare_adapter.identifiers import credit_code_check_character
 from openpyxl import load_workbook
 
 from common.codec import EventCodec
+from common.mongo import connect
 from common.policy import Role
 from devstack.samples import catalog_published
-from tests.integration.conftest import read_topic
+from services.exchange.sharing.adapters.download_store import DOWNLOADS, MongoDownloads, download_doc, ensure_indexes
+from services.exchange.sharing.downloads import Download, FileFormat, JobStatus, Watermark
+from tests.integration.conftest import read_topic, settings_for
 from tests.integration.test_api_channel import APPROVAL, ITEMS, PURPOSE, enterprise
 from tests.integration.test_exchange import PROVIDER, adapter_for, exchange_knowing, until
 from tests.tokens import bearer
@@ -86,10 +91,25 @@ async def test_a_download_carries_its_grant_and_its_watermark_and_a_copied_part_
     code = f"101001/{uuid.uuid4().int % 10**6:06d}"
     folder = tmp_path / "downloads"
     api_only = f"101001/{uuid.uuid4().int % 10**6:06d}"
+    # what a killed process left: a job RUNNING that no process says alive, its part, and a part of no job
+    folder.mkdir(parents=True)
+    now = datetime.now(UTC)
+    killed = Download(
+        "killed-1", Watermark("killed-1", code, PROVIDER, APPROVAL, "g-x", "li", now, "x"), PURPOSE, FileFormat.CSV,
+        (), (), None, JobStatus.RUNNING, 10, expires_at=now - timedelta(minutes=1), alive_at=now - timedelta(hours=1),
+    )  # fmt: skip
+    (folder / "killed-1.csv.part").write_text("half a file")
+    (folder / "orphan-1.xlsx.part").write_text("half another")
+    an_hour_ago = time.time() - 3600
+    for part in folder.iterdir():
+        os.utime(part, (an_hour_ago, an_hour_ago))
     exchange = await exchange_knowing(
         infra, services, tmp_path, entry(code, ["API", "FILE_DOWNLOAD"]), entry(api_only, ["API"]),
         download_dir=str(folder), download_keep_seconds="10",  # each file is fetched as soon as it is made
+        download_beat_seconds="1",  # a job not said alive for 3 s is abandoned
     )  # fmt: skip
+    db = connect(settings_for(infra))[exchange.env["EXCHANGE_MONGO_DATABASE"]]
+    await db[DOWNLOADS].insert_one(download_doc(killed))
     async with adapter_for(infra, exchange) as adapter:
         for n, key in enumerate(INSIDE + OUTSIDE):
             fields = {"统一社会信用代码": key, "企业名称": f"吉安{n}号公司", "法定代表人": f"法人{n}"}
@@ -150,6 +170,15 @@ async def test_a_download_carries_its_grant_and_its_watermark_and_a_copied_part_
         assert [d["download_id"] for d in other.json()["downloads"]] == [xlsx_job["download_id"]]
         not_it = await client.post("/downloads/trace", files={"file": ("x.csv", pasted)}, headers=CONSUMER)
         assert not_it.status_code == 403
+        # rows of both files pasted together with tabs: both downloads, each with its rows
+        mixed = "\n".join("\t".join(row) for row in table[1:4] + xlsx_rows[4:8])
+        both = await client.post("/downloads/trace", files={"file": ("x.tsv", mixed)}, headers=IT)
+        assert sorted((d["download_id"], d["row_numbers"]) for d in both.json()["downloads"]) == sorted(
+            [(job["download_id"], [1, 2, 3]), (xlsx_job["download_id"], [4, 5, 6, 7])]
+        )
+        # a file beyond the bound is refused before it is read (the route's own body limit)
+        too_big = await client.post("/downloads/trace", files={"file": ("x.csv", b"x" * (17 << 20))}, headers=IT)
+        assert too_big.status_code == 413 and "send a part of it" not in too_big.text
 
         # refused: no such grant, items outside it, another purpose, a grant not opening the file channel,
         # another department; and another department cannot see or fetch the consumer's files
@@ -217,6 +246,7 @@ async def test_a_download_carries_its_grant_and_its_watermark_and_a_copied_part_
     fetched = [a for a in accesses if a["result"] == "SERVED" and a["grant_id"] == grant]
     assert {(a["channel"], a["operation"]) for a in fetched} == {("FILE_DOWNLOAD", "download")}
     assert sorted(a["subjects_requested"] for a in fetched) == [3, 12, 12, 12]  # CSV, XLSX, JSON Lines, consented
+    assert sorted(len(a["subject_hashes"]) for a in fetched) == [0, 0, 0, 4]  # the listed subjects, hashed
     reasons = " | ".join(a["reason"] or "" for a in accesses if a["result"] == "REFUSED")
     assert "items outside the grant" in reasons and "purpose is not the grant's" in reasons
     shared = await read_topic(
@@ -238,9 +268,44 @@ async def test_a_download_carries_its_grant_and_its_watermark_and_a_copied_part_
         assert await until(gone, timeout=15)
         assert (await client.get(job["file"], headers=CONSUMER)).status_code == 404
         assert await until(lambda: _empty(folder), timeout=15)  # every file of the test, and no part left
+        assert await db[DOWNLOADS].find_one({"_id": killed.download_id}) is None  # ended FAILED, then expired
         again = await client.post("/downloads/trace", files={"file": ("part.csv", leaked.getvalue())}, headers=IT)
         assert [d["download_id"] for d in again.json()["downloads"]] == [job["download_id"]]
 
 
 async def _empty(folder: Path) -> bool:
     return not list(folder.iterdir())
+
+
+async def test_the_ledger_finds_downloads_by_tag_and_a_running_job_neither_expires_nor_wakes_the_expiry(
+    infra,
+) -> None:
+    db = connect(settings_for(infra))[f"dl_{uuid.uuid4().hex[:8]}"]
+    await ensure_indexes(db)
+    store = MongoDownloads(db, None)  # type: ignore[arg-type]
+    now = datetime.now(UTC)
+    made = [
+        Download(
+            f"d-{n}",
+            Watermark(f"d-{n}", "101001/000001", PROVIDER, APPROVAL, "g-1", "li", now, "x"),
+            PURPOSE,
+            FileFormat.CSV,
+            (),
+            (),
+            None,
+            status,
+            1,
+            expires_at=now - timedelta(seconds=1),
+            alive_at=now,
+        )
+        for n, status in enumerate([JobStatus.RUNNING, JobStatus.READY])
+    ]
+    for download in made:
+        await store.add(download)
+    assert [d.download_id for d in await store.expired(now)] == ["d-1"]  # the running one's file is not in place
+    await store.forget("d-1")
+    assert await store.next_expiry() is None  # a running job is no expiry to wake up for
+    assert await store.abandoned(now - timedelta(minutes=1)) == []
+    assert [d.download_id for d in await store.abandoned(now + timedelta(seconds=1))] == ["d-0"]
+    found = await store.tagged({made[1].watermark.tag, "000000"})
+    assert [w.download_id for w in found] == ["d-1"]  # its job is gone, its watermark stays

@@ -22,7 +22,9 @@ from common.codec import EventCodec
 from common.mongo import connect
 from common.policy import Role
 from devstack.samples import catalog_published
+from services.exchange.sharing.adapters.download_store import CONSENTS, consent_doc
 from services.exchange.sharing.adapters.grant_docs import GRANTS, grant_doc
+from services.exchange.sharing.consents import ConsentStatus, PublicationConsent
 from services.exchange.sharing.grants import MASK, Channel
 from tests.adapter_keys import key_file, register_adapter_key
 from tests.integration.conftest import read_topic, settings_for
@@ -72,6 +74,12 @@ async def test_a_package_opens_what_the_grant_opens_for_its_department_only(
             grant_doc(grant("p-api", code, consumer_system=None)),
         ]
     )
+    # the provider consented to publishing every item of the package (the key in clear among them)
+    consent = PublicationConsent(
+        "c-offline", "p-offline", code, PROVIDER, APPROVAL, GRANTED, "吉安市政府门户网站", "公示", "li",
+        date(2026, 6, 1), date(2026, 6, 15), ConsentStatus.APPROVED,
+    )  # fmt: skip
+    await mongo[exchange.env["EXCHANGE_MONGO_DATABASE"]][CONSENTS].insert_one(consent_doc(consent))
 
     # each department registers the age key its packages are encrypted to; the center publishes its own keys
     keys = {}
@@ -117,6 +125,7 @@ async def test_a_package_opens_what_the_grant_opens_for_its_department_only(
         "联系电话": MASK,
     }
     assert manifest["grant_id"] == "p-offline" and manifest["items"] == list(GRANTED)
+    assert "c-offline" in manifest["notice"] and "吉安市政府门户网站" in manifest["notice"]  # as a download says
     assert manifest["addressed_to"] == APPROVAL and manifest["entry_version"] == 1
     assert all(len(p["sha256"]) == 64 for p in manifest["parts"])
     assert "吉安乙公司" not in (out / "rows.jsonl").read_text()

@@ -17,9 +17,10 @@ from typing import Protocol
 
 from common.errors import Conflict, Invalid, NotFound
 from common.policy import Principal, Target, authorize
-from services.exchange.sharing.grants import Grant
+from services.exchange.sharing.grants import Grant, GrantStatus
 
 MAX_CONSENTS_LISTED = 200
+INTERNAL_ONLY = "仅限政务内部使用"
 
 
 class ConsentStatus(StrEnum):
@@ -47,14 +48,31 @@ class PublicationConsent:
     decided_on: date | None = None
     late: bool = False
 
-    def covers(self, resource_code: str, consumer_code: str, items: tuple[str, ...]) -> bool:
-        """Whether this consent lets `consumer_code` publish every one of `items` of the resource."""
+    def covers(self, grant_id: str, resource_code: str, consumer_code: str, items: tuple[str, ...]) -> bool:
+        """Whether this consent lets `consumer_code` publish every one of `items` of the resource obtained
+        under the grant it was asked for (a consent is bound to its grant: another grant is other data)."""
         return (
             self.status is ConsentStatus.APPROVED
+            and self.grant_id == grant_id
             and self.resource_code == resource_code
             and self.consumer_code == consumer_code
             and set(items) <= set(self.items)
         )
+
+
+def covering(
+    approved: list[PublicationConsent], grant_id: str, resource_code: str, consumer_code: str, items: tuple[str, ...]
+) -> PublicationConsent | None:
+    """The approved consent covering every item a file holds, if there is one. `items` must name every item
+    whose values the file carries — the resource's key item too when the subject column holds it in clear."""
+    return next((c for c in approved if c.covers(grant_id, resource_code, consumer_code, items)), None)
+
+
+def notice_of(consent: PublicationConsent | None) -> str:
+    """What a file (a download, an offline package) says of its use: internal only, or the consent."""
+    if consent is None:
+        return f"{INTERNAL_ONLY}（internal use only; publishing outside government needs the provider's consent)"
+    return f"经提供部门同意可对外发布（公开发布同意书 {consent.consent_id}：{consent.audience}）"
 
 
 @dataclass(frozen=True)
@@ -113,6 +131,12 @@ class ConsentStore(Protocol):
     async def approved(self, resource_code: str, consumer_code: str) -> list[PublicationConsent]: ...
 
 
+class Approved(Protocol):
+    async def approved(self, resource_code: str, consumer_code: str) -> list[PublicationConsent]:
+        """The approved consents of a consumer for a resource (those to try for covering a file)."""
+        ...
+
+
 class Today(Protocol):
     def today(self) -> date: ...
 
@@ -146,6 +170,10 @@ async def ask(command: AskConsent, principal: Principal, consents: Consents) -> 
         grant = await tx.grant(command.grant_id)
         if grant is None or grant.consumer_code != principal.department_code:
             raise NotFound("grant_id", "no grant of your department has this id")
+        if grant.status is not GrantStatus.ACTIVE:
+            raise Conflict("grant_id", f"the grant is {grant.status.value}: no consent is asked under it")
+        if today > grant.valid_to:
+            raise Conflict("grant_id", f"the grant expired on {grant.valid_to.isoformat()}: no consent is asked")
         items = command.items or grant.items
         outside = [i for i in items if i not in grant.items]
         if outside:

@@ -7,13 +7,15 @@ Each file is watermarked for its download (consumer, grant, time):
 - in its metadata: a first comment line (CSV), a first metadata record (JSON Lines), document properties
   and a 说明 sheet (XLSX), with the notice "仅限政务内部使用" unless an approved publication consent covers
   the file's items (then the consent, named);
-- in every row: the column 水印校验码 = "WM" + the first 64 bits of HMAC-SHA256(K_d, row key), where K_d =
-  HMAC-SHA256(secret, "download:" + download id) and the row key is the subject column's value (the subject
-  key, or the grant's pseudonym of it when the grant does not show the key in clear). A row copied into any
-  other file — with other rows, in any order, as CSV, XLSX or JSON Lines — still carries its download: the
-  trace recomputes the mark for each download it knows and counts the rows that agree. It does not survive
-  dropping the mark or subject column, nor a subject key retyped (an all-digit citizen ID turned into a
-  number by a spreadsheet).
+- in every row: the column 水印校验码 = "WM" + the download's tag (24 bits of SHA-256 of its id, 6 hex digits)
+  + the first 64 bits of HMAC-SHA256(K_d, row key), where K_d = HMAC-SHA256(secret, "download:" + download
+  id) and the row key is the subject column's value (the subject key, or the grant's pseudonym of it when the
+  grant does not show the key in clear). A row copied into any other file — with other rows, in any order, as
+  CSV, XLSX, JSON Lines or text pasted with tabs — still carries its download: the trace finds the marks in
+  every row, looks the tags up in the ledger (an index: a tag names a handful of downloads among millions)
+  and keeps the rows whose HMAC proves them, so every download ever made is traced, each with its rows, in
+  time proportional to the rows. It does not survive dropping the mark or subject column, nor a subject key
+  retyped (an all-digit citizen ID turned into a number by a spreadsheet).
 
 Every access goes through the API channel's one check (`ApiChannel.open`, channel FILE_DOWNLOAD): the grant's
 items, rows, purpose and period; asking for a file and fetching it are each checked, and a fetch is recorded
@@ -39,22 +41,23 @@ from common.errors import Conflict, Invalid, NotFound
 from common.identifiers import InvalidIdentifier
 from common.policy import Principal
 from services.exchange.domain.records import SubjectRecord
-from services.exchange.sharing.access import AccessResult, ApiChannel, Call, Opened, Operation
-from services.exchange.sharing.consents import PublicationConsent
+from services.exchange.sharing.access import MAX_BATCH, AccessResult, ApiChannel, Call, Opened, Operation
+from services.exchange.sharing.consents import Approved, PublicationConsent, covering, notice_of
 from services.exchange.sharing.grants import Channel, pseudonym
 
 log = logging.getLogger(__name__)
 
-INTERNAL_ONLY = "仅限政务内部使用"
 SUBJECT_COLUMN = "主体标识"
 MARK_COLUMN = "水印校验码"
-MARK = re.compile(r"^WM[0-9a-f]{16}$")
+TAG_DIGITS = 6  # hex digits of a download's tag: 24 bits
+MARK = re.compile(r"(?<![0-9A-Za-z])WM([0-9a-f]{6})([0-9a-f]{16})(?![0-9A-Za-z])")
+SEPARATORS = re.compile(r"[\t,;|]")  # cells pasted as text into one cell: split again to find the subject
 JOBS_AT_ONCE = 2  # exports run at once per process
 ROWS_PER_TURN = 1000  # rows handed to the writer thread at once, and between two progress saves
 MAX_SUBJECT_KEYS = 10_000
-TRACE_SAMPLE = 20  # marked rows tried against every known download to find the ones the file came from
 TRACE_ROWS = 100_000  # rows of a traced file read at most
-TRACE_DOWNLOADS = 20_000  # known downloads tried at most (the most recent)
+TRACE_ROW_NUMBERS = 100  # matching rows named per download found (all are counted)
+STALE_BEATS = 3  # a RUNNING job whose process has not said it is alive for this many beats is abandoned
 
 
 class FileFormat(StrEnum):
@@ -80,8 +83,14 @@ def download_key(secret: bytes, download_id: str) -> bytes:
     return hmac.new(secret, f"download:{download_id}".encode(), hashlib.sha256).digest()
 
 
-def row_mark(key: bytes, row_key: str) -> str:
-    return "WM" + hmac.new(key, row_key.encode(), hashlib.sha256).hexdigest()[:16]
+def download_tag(download_id: str) -> str:
+    """24 bits naming the download among others (not a secret: the download's id is in the file's metadata);
+    the trace looks candidates up by it instead of trying every download."""
+    return hashlib.sha256(f"download-tag:{download_id}".encode()).hexdigest()[:TAG_DIGITS]
+
+
+def row_mark(key: bytes, tag: str, row_key: str) -> str:
+    return "WM" + tag + hmac.new(key, row_key.encode(), hashlib.sha256).hexdigest()[:16]
 
 
 @dataclass(frozen=True)
@@ -98,6 +107,10 @@ class Watermark:
     notice: str
     consent_id: str | None = None
 
+    @property
+    def tag(self) -> str:
+        return download_tag(self.download_id)
+
     def lines(self) -> list[tuple[str, str]]:
         return [
             ("说明", self.notice),
@@ -111,12 +124,6 @@ class Watermark:
         ]
 
 
-def notice_of(consent: PublicationConsent | None) -> str:
-    if consent is None:
-        return f"{INTERNAL_ONLY}（internal use only; publishing outside government needs the provider's consent)"
-    return f"经提供部门同意可对外发布（公开发布同意书 {consent.consent_id}：{consent.audience}）"
-
-
 @dataclass(frozen=True)
 class TraceMatch:
     download: Watermark
@@ -125,23 +132,37 @@ class TraceMatch:
     row_numbers: tuple[int, ...]  # the first matching rows, counted from 1 in the file as read
 
 
+def tags_in(rows: Sequence[Sequence[str]]) -> set[str]:
+    """The download tags the rows' marks carry: what the trace looks up in the ledger."""
+    return {m.group(1) for row in rows for cell in row for m in MARK.finditer(cell)}
+
+
 def trace(rows: Sequence[Sequence[str]], known: Iterable[Watermark], secret: bytes) -> list[TraceMatch]:
-    """The downloads the rows came from: a few marked rows are tried in every column against every known
-    download, then each download found is counted over all rows. CPU-bound: run it in a thread."""
-    marked = [(n, row, cell) for n, row in enumerate(rows, 1) for cell in row if MARK.match(cell.strip())]
-    if not marked:
-        return []
-    found: dict[str, tuple[Watermark, bytes]] = {}
-    sample = marked[:TRACE_SAMPLE]
+    """The downloads the rows came from, each with its rows: every mark of every row, checked only against
+    the downloads its tag names (`known` need hold no other: the ledger's index finds them). A row counts for
+    a download when one of its values — a cell, or a piece of a cell holding pasted text — is the subject the
+    mark was computed for. CPU-bound: run it in a thread."""
+    by_tag: dict[str, list[tuple[Watermark, bytes]]] = {}
     for watermark in known:
-        key = download_key(secret, watermark.download_id)
-        if any(row_mark(key, value.strip()) == mark.strip() for _, row, mark in sample for value in row):
-            found[watermark.download_id] = (watermark, key)
-    matches = []
-    for watermark, key in found.values():
-        numbers = [n for n, row, mark in marked if any(row_mark(key, v.strip()) == mark.strip() for v in row)]
-        matches.append(TraceMatch(watermark, len(numbers), len(marked), tuple(numbers[:20])))
-    return sorted(matches, key=lambda m: -m.rows_matched)
+        by_tag.setdefault(watermark.tag, []).append((watermark, download_key(secret, watermark.download_id)))
+    marked = 0
+    numbers: dict[str, list[int]] = {}
+    found: dict[str, Watermark] = {}
+    for n, row in enumerate(rows, 1):
+        marks = [m for cell in row for m in MARK.finditer(cell)]
+        if not marks:
+            continue
+        marked += 1
+        values = {v.strip() for cell in row for v in (cell, *SEPARATORS.split(cell))} - {""}
+        for m in marks:
+            for watermark, key in by_tag.get(m.group(1), ()):
+                if any(hmac.compare_digest(row_mark(key, m.group(1), v), m.group(0)) for v in values):
+                    found[watermark.download_id] = watermark
+                    rows_of_it = numbers.setdefault(watermark.download_id, [])
+                    if not rows_of_it or rows_of_it[-1] != n:
+                        rows_of_it.append(n)
+    matches = [TraceMatch(w, len(numbers[d]), marked, tuple(numbers[d][:TRACE_ROW_NUMBERS])) for d, w in found.items()]
+    return sorted(matches, key=lambda m: (-m.rows_matched, m.download.download_id))
 
 
 # -- the job -----------------------------------------------------------------------------------------------
@@ -164,6 +185,7 @@ class Download:
     sha256: str = ""
     error: str | None = None
     expires_at: datetime | None = None
+    alive_at: datetime | None = None  # when the process running the job last said it was alive
 
     @property
     def file_name(self) -> str:
@@ -200,7 +222,13 @@ class DownloadFiles(Protocol):
 
     def path(self, download: Download) -> str: ...
 
-    def remove(self, file_name: str) -> None: ...
+    def remove(self, file_name: str) -> None:
+        """Delete the file and its part, whichever exist."""
+        ...
+
+    def parts(self, older_than: datetime) -> list[str]:
+        """Names of the parts (files being written) last changed before then."""
+        ...
 
 
 class DownloadStore(Protocol):
@@ -212,13 +240,23 @@ class DownloadStore(Protocol):
 
     async def downloads(self, consumer_code: str, offset: int, limit: int) -> list[Download]: ...
 
-    async def progress(self, download_id: str, rows_done: int, rows_written: int) -> None: ...
+    async def progress(self, download_id: str, rows_done: int, rows_written: int, at: datetime) -> None: ...
+
+    async def alive(self, download_ids: list[str], at: datetime) -> None:
+        """The jobs this process runs (or holds waiting for a slot) are alive."""
+        ...
+
+    async def abandoned(self, before: datetime) -> list[Download]:
+        """RUNNING jobs not said alive since then: their process stopped (killed, restarted) mid-job."""
+        ...
 
     async def finish(self, download: Download) -> None:
         """Store the job's end (READY or FAILED) with its expiry."""
         ...
 
-    async def expired(self, now: datetime) -> list[Download]: ...
+    async def expired(self, now: datetime) -> list[Download]:
+        """Jobs past their expiry that are not RUNNING (a running job's file is not yet in place)."""
+        ...
 
     async def next_expiry(self) -> datetime | None: ...
 
@@ -226,13 +264,9 @@ class DownloadStore(Protocol):
         """Delete the job (its watermark stays in the ledger)."""
         ...
 
-    async def watermarks(self, limit: int) -> list[Watermark]:
-        """The most recent downloads' watermarks."""
+    async def tagged(self, tags: set[str]) -> list[Watermark]:
+        """The watermarks of every download ever made whose tag is one of these (an index)."""
         ...
-
-
-class Approved(Protocol):
-    async def approved(self, resource_code: str, consumer_code: str) -> list[PublicationConsent]: ...
 
 
 class Clock(Protocol):
@@ -261,8 +295,10 @@ class Downloads:
     clock: Clock
     secret: bytes
     keep: timedelta  # how long a finished file is kept
+    beat: timedelta = timedelta(minutes=10)  # how often running jobs are said alive (and abandoned ones looked for)
     new_id: Callable[[], str] = field(default=lambda: uuid.uuid4().hex)
     running: set[asyncio.Task] = field(default_factory=set)
+    held: set[str] = field(default_factory=set)  # ids of the jobs this process runs or holds waiting
     slots: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(JOBS_AT_ONCE))
     woken: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -281,10 +317,10 @@ class Downloads:
             try:
                 opened.schema.identify(key)
             except InvalidIdentifier as exc:
-                raise Invalid(
-                    "subject_keys", f"#{position + 1} is not a subject key of this resource: {exc.rule}"
-                ) from None
-        consent = await self._covering(request.resource_code, principal.department_code, opened.items)
+                reason = f"#{position + 1} is not a subject key of this resource: {exc.rule}"
+                await self.channel.refuse(call, Operation.DOWNLOAD, reason, subjects=len(keys))
+                raise Invalid("subject_keys", reason) from None
+        consent = await self._covering(opened, principal.department_code)
         now = self.clock.now()
         download_id = self.new_id()
         watermark = Watermark(
@@ -295,24 +331,26 @@ class Downloads:
         total = len(keys) if keys else await self.counts.record_count(request.resource_code)
         download = Download(
             download_id, watermark, call.purpose or "", request.file_format, opened.items, keys,
-            request.changed_since, JobStatus.RUNNING, total, expires_at=now + self.keep,
+            request.changed_since, JobStatus.RUNNING, total, expires_at=now + self.keep, alive_at=now,
         )  # fmt: skip
         await self.store.add(download)
+        self.held.add(download_id)
         task = asyncio.create_task(self._run(download, opened), name=f"download-{download_id}")
         self.running.add(task)
         task.add_done_callback(self.running.discard)
         return download
 
-    async def _covering(
-        self, resource_code: str, consumer_code: str, items: tuple[str, ...]
-    ) -> PublicationConsent | None:
-        """An approved publication consent covering every item of the file, if there is one."""
-        approved = await self.consents.approved(resource_code, consumer_code)
-        return next((c for c in approved if c.covers(resource_code, consumer_code, items)), None)
+    async def _covering(self, opened: Opened, consumer_code: str) -> PublicationConsent | None:
+        """An approved publication consent of the grant covering every item of the file, if there is one."""
+        approved = await self.consents.approved(opened.schema.resource_code, consumer_code)
+        return covering(approved, opened.grant.grant_id, opened.schema.resource_code, consumer_code, items_held(opened))
 
     async def _run(self, download: Download, opened: Opened) -> None:
-        async with self.slots:  # a few jobs at once per process: the others wait, RUNNING at 0 rows
-            await self._export(download, opened)
+        try:
+            async with self.slots:  # a few jobs at once per process: the others wait, RUNNING at 0 rows
+                await self._export(download, opened)
+        finally:
+            self.held.discard(download.download_id)
 
     async def _export(self, download: Download, opened: Opened) -> None:
         columns = [SUBJECT_COLUMN, *download.items, MARK_COLUMN]
@@ -328,7 +366,7 @@ class Downloads:
                     done += len(turn)
                     written += await asyncio.to_thread(self._write, writer, turn, opened, download, key)
                     turn = []
-                    await self.store.progress(download.download_id, done, written)
+                    await self.store.progress(download.download_id, done, written, self.clock.now())
             done += len(turn)
             written += await asyncio.to_thread(self._write, writer, turn, opened, download, key)
             size, digest = await asyncio.to_thread(writer.finish)
@@ -344,8 +382,25 @@ class Downloads:
                 download, status=JobStatus.FAILED, rows_done=done, rows_written=written, error=str(exc)[:500],
                 expires_at=self.clock.now() + self.keep,
             )  # fmt: skip
+        except BaseException:  # cancelled (the service stopping): the part goes, the job's end is stored
+            await self._cancelled(download, writer, done, written)
+            raise
         await self.store.finish(ended)
         self.woken.set()
+
+    async def _cancelled(self, download: Download, writer: RowWriter | None, done: int, written: int) -> None:
+        ended = replace(
+            download, status=JobStatus.FAILED, rows_done=done, rows_written=written,
+            error="cancelled: the service stopped during the job", expires_at=self.clock.now() + self.keep,
+        )  # fmt: skip
+        try:
+            if writer is not None:
+                await asyncio.to_thread(writer.discard)
+            else:
+                await asyncio.to_thread(self.files.remove, download.file_name)
+            await self.store.finish(ended)
+        except Exception:  # the database may be gone already: the abandoned-job sweep ends it later
+            log.exception("download %s: its cancellation was not recorded", download.download_id)
 
     def _write(
         self, writer: RowWriter, turn: list[SubjectRecord], opened: Opened, download: Download, key: bytes
@@ -371,7 +426,7 @@ class Downloads:
             else pseudonym(record.subject_key, opened.grant.grant_id, self.secret)
         )
         fields = opened.view(record.fields)
-        return [subject, *(fields.get(name) for name in download.items), row_mark(key, subject)]
+        return [subject, *(fields.get(name) for name in download.items), row_mark(key, download.watermark.tag, subject)]
 
     async def status(self, download_id: str, principal: Principal) -> Download:
         download = await self.store.download(download_id)
@@ -392,29 +447,64 @@ class Downloads:
         if download.status is not JobStatus.READY:
             raise NotReady("download_id", f"the file is {download.status.value}: {download.error or 'not ready'}")
         count = download.rows_written
-        await self.channel._log(call, Operation.DOWNLOAD, opened, AccessResult.SERVED, (), count, count)
+        named = download.subject_keys[:MAX_BATCH]  # hashed by the access log, at most as many as a batch names
+        await self.channel._log(call, Operation.DOWNLOAD, opened, AccessResult.SERVED, named, count, count)
         return download, self.files.path(download)
 
     async def trace(self, rows: Sequence[Sequence[str]]) -> list[TraceMatch]:
-        known = await self.store.watermarks(TRACE_DOWNLOADS)
+        tags = await asyncio.to_thread(tags_in, rows)
+        known = await self.store.tagged(tags) if tags else []
         return await asyncio.to_thread(trace, rows, known, self.secret)
 
     # -- expiry ----------------------------------------------------------------------------------------------
 
     async def expire(self) -> None:
-        """For as long as the service runs: delete files and jobs past their time, then sleep until the next
-        one is due or a job ends here. A job ended on another replica is seen at the latest `keep` later."""
+        """For as long as the service runs: delete files and jobs past their time, say this process's jobs are
+        alive and end those whose process died (several replicas share the folder and the jobs: a job is
+        abandoned only when no process has said it alive for STALE_BEATS beats), then sleep until the next
+        expiry, the next beat, or a job ending here. A job ended on another replica is seen at the latest a
+        beat later."""
         while True:
             self.woken.clear()
-            for download in await self.store.expired(self.clock.now()):
-                with contextlib.suppress(FileNotFoundError):
-                    await asyncio.to_thread(self.files.remove, download.file_name)
+            now = self.clock.now()
+            if self.held:
+                await self.store.alive(sorted(self.held), now)
+            await self._end_abandoned(now - self.beat * STALE_BEATS)
+            for download in await self.store.expired(now):
+                await asyncio.to_thread(self.files.remove, download.file_name)
                 await self.store.forget(download.download_id)
             upcoming = await self.store.next_expiry()
             now = self.clock.now()
-            wait = self.keep.total_seconds() if upcoming is None else (upcoming - now).total_seconds()
+            wait = self.beat.total_seconds() if upcoming is None else (upcoming - now).total_seconds()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.woken.wait(), max(0.05, min(wait, self.keep.total_seconds())))
+                await asyncio.wait_for(self.woken.wait(), max(0.05, min(wait, self.beat.total_seconds())))
+
+    async def _end_abandoned(self, before: datetime) -> None:
+        """Jobs whose process stopped mid-job (killed, restarted) are FAILED and their parts deleted; a part
+        left with no running job behind it (by a process that died before this sweep existed) goes too."""
+        for download in await self.store.abandoned(before):
+            if download.download_id in self.held:
+                continue
+            await asyncio.to_thread(self.files.remove, download.file_name)
+            ended = replace(
+                download, status=JobStatus.FAILED, error="the process running the job stopped before it ended",
+                expires_at=self.clock.now() + self.keep,
+            )  # fmt: skip
+            await self.store.finish(ended)
+        for part in await asyncio.to_thread(self.files.parts, before):
+            download_id = part.split(".", 1)[0]
+            job = await self.store.download(download_id)
+            if download_id not in self.held and (job is None or job.status is not JobStatus.RUNNING):
+                await asyncio.to_thread(self.files.remove, part.removesuffix(".part"))
+
+
+def items_held(opened: Opened) -> tuple[str, ...]:
+    """The items a file of this grant holds: its items, and the key item when the subject column carries the
+    key in clear (a consent that does not cover the key does not cover the file)."""
+    key = opened.schema.key_item
+    if opened.keys_in_clear and key is not None and key not in opened.items:
+        return (*opened.items, key)
+    return opened.items
 
 
 def _changed_since(record: SubjectRecord, since: datetime | None) -> bool:

@@ -31,6 +31,8 @@ from common.policy import Principal, Target, authorize
 from services.exchange import handlers
 from services.exchange.ports import UnitOfWork, UploadSender
 from services.exchange.sharing.access import AccessResult, ApiChannel, Call, Opened, Operation
+from services.exchange.sharing.consents import Approved, covering, notice_of
+from services.exchange.sharing.downloads import items_held
 from services.exchange.sharing.grants import pseudonym
 
 RECIPIENT_RULE = "exchange.offline.recipient"
@@ -86,6 +88,7 @@ class OfflineChannel:
     uow: UnitOfWork
     uploads: UploadSender
     days: int  # how long a package may be opened after it is made
+    consents: Approved  # a package says what a download says: internal use only, or the consent covering it
 
     async def register_recipient(self, department_code: str, recipient: str, principal: Principal) -> None:
         authorize(principal, RECIPIENT_RULE, Target(department_code=department_code))
@@ -106,6 +109,9 @@ class OfflineChannel:
         parts = fmt.PartWriter(folder)
         rows = await self._write(call.resource_code, opened, parts)
         now = self.api.clock.now()
+        consumer = call.principal.department_code
+        approved = await self.consents.approved(call.resource_code, consumer)
+        consent = covering(approved, opened.grant.grant_id, call.resource_code, consumer, items_held(opened))
         manifest = fmt.Manifest(
             package_id=fmt.new_package_id(),
             kind="grant",
@@ -121,6 +127,7 @@ class OfflineChannel:
             parts=await asyncio.to_thread(parts.close),
             created_at=fmt.iso(now),
             expires_at=fmt.iso(now + timedelta(days=days or self.days)),
+            notice=notice_of(consent),
         )
         target = folder / f"{manifest.package_id}.dspkg"
         manifest = await asyncio.to_thread(fmt.seal, manifest, folder, self.keys.signing, target)

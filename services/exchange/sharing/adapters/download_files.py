@@ -1,24 +1,39 @@
 """Download files on disk (a folder of the configuration: a volume on Kubernetes, shared by the API replicas):
 written row by row in a thread — CSV and JSON Lines line by line, XLSX in openpyxl's write-only mode (rows go
 to the file as they come, strings inline) — under a temporary name, then moved into place. And the reading of
-a file handed in for tracing, whatever its format."""
+a file handed in for tracing, whatever its format.
+
+A provider's value is data, never a formula: XLSX cells are written as strings (type "s") whatever they start
+with, and a CSV value that a spreadsheet would take for a formula (starting with = + - @, a tab or a carriage
+return) is prefixed with ' (OWASP's advice on CSV injection). Characters an XLSX cannot hold (control
+characters) are dropped; a sheet holds at most XLSX_ROWS rows, the next ones go to a new sheet.
+
+A traced file is read within bounds: TRACE_ROWS rows, and an XLSX only when its members' uncompressed sizes
+stay under XLSX_MAX_UNPACKED (a small zip can unpack to gigabytes, and openpyxl reads shared strings whole)."""
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import hashlib
 import io
 import json
 import os
+import zipfile
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
 from openpyxl import Workbook, load_workbook
+from openpyxl.cell import WriteOnlyCell
+from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 
 from services.exchange.sharing.downloads import TRACE_ROWS, Download, FileFormat
 
-CELL_CHARS = 200  # characters of a traced cell kept (a mark is 18, a subject key 18)
+CELL_CHARS = 200  # characters of a traced cell kept (a mark is 24, a subject key 18)
+XLSX_ROWS = 1_048_576  # rows of a sheet, its header included (the format's limit)
+XLSX_MAX_UNPACKED = 256 << 20  # uncompressed bytes of a traced XLSX at most
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
 def _text(value: Any) -> str:
@@ -31,6 +46,11 @@ def _text(value: Any) -> str:
 
 def _json(value: Any) -> Any:
     return value.isoformat() if isinstance(value, datetime | date) else value
+
+
+def _csv_cell(value: Any) -> str:
+    text = _text(value)
+    return "'" + text if isinstance(value, str) and text.startswith(FORMULA_START) else text
 
 
 class _Writer:
@@ -52,26 +72,46 @@ class _Writer:
             props.keywords = info["下载编号"]
             props.identifier = info["下载编号"]
             props.category = info["说明"]
+            self.rows_per_sheet = XLSX_ROWS
+            self.sheets = 1
+            self.sheet_rows = 0
             self.sheet = self.book.create_sheet("数据")
-            self.sheet.append(columns)
+            self._append(columns)
             about = self.book.create_sheet("说明")
             for row in metadata:
-                about.append(list(row))
+                about.append([self._cell(about, v) for v in row])
         else:
             self.out = open(self.part, "w", encoding="utf-8", newline="")
             if file_format is FileFormat.CSV:
                 self.out.write("# " + " | ".join(f"{k}: {v}" for k, v in metadata) + "\n")
                 self.csv = csv.writer(self.out)
-                self.csv.writerow(columns)
+                self.csv.writerow([_csv_cell(c) for c in columns])
             else:
                 self.out.write(json.dumps({"_download": dict(metadata)}, ensure_ascii=False) + "\n")
+
+    def _cell(self, sheet: Any, value: Any) -> Any:
+        """A string cell whatever the text (never a formula), without the characters XLSX cannot hold."""
+        if value is None or isinstance(value, bool | int | float):
+            return value
+        cell = WriteOnlyCell(sheet, value=ILLEGAL_CHARACTERS_RE.sub("", _text(value)))
+        cell.data_type = "s"
+        return cell
+
+    def _append(self, row: list[Any]) -> None:
+        self.sheet.append([self._cell(self.sheet, v) for v in row])
+        self.sheet_rows += 1
 
     def write(self, rows: list[list[Any]]) -> None:
         if self.book is not None:
             for row in rows:
-                self.sheet.append([_json(v) for v in row])
+                if self.sheet_rows >= self.rows_per_sheet:  # the sheet is full: the next one, its header again
+                    self.sheets += 1
+                    self.sheet = self.book.create_sheet(f"数据{self.sheets}")
+                    self.sheet_rows = 0
+                    self._append(self.columns)
+                self._append(row)
         elif self.format is FileFormat.CSV:
-            self.csv.writerows([_text(v) for v in row] for row in rows)
+            self.csv.writerows([_csv_cell(v) for v in row] for row in rows)
         else:
             assert self.out is not None
             for row in rows:
@@ -108,8 +148,19 @@ class FolderFiles:
         return str(self.folder / download.file_name)
 
     def remove(self, file_name: str) -> None:
-        (self.folder / file_name).unlink()
         (self.folder / (file_name + ".part")).unlink(missing_ok=True)
+        (self.folder / file_name).unlink(missing_ok=True)
+
+    def parts(self, older_than: datetime) -> list[str]:
+        limit = older_than.timestamp()
+        found = []
+        with os.scandir(self.folder) as entries:
+            for entry in entries:
+                if entry.name.endswith(".part") and entry.is_file():
+                    with contextlib.suppress(FileNotFoundError):  # moved into place meanwhile
+                        if entry.stat().st_mtime < limit:
+                            found.append(entry.name)
+        return found
 
 
 # -- a file handed in for tracing --------------------------------------------------------------------------
@@ -123,15 +174,36 @@ def rows_of(content: bytes) -> list[list[str]]:
     text = content.decode("utf-8-sig", errors="replace")
     if text.lstrip().startswith("{"):
         return _jsonl_rows(text)
-    reader = csv.reader(io.StringIO(text.replace("\0", "")))
+    text = text.replace("\0", "")
+    reader = csv.reader(io.StringIO(text), delimiter=_delimiter(text))
     try:
         return [[c[:CELL_CHARS] for c in row] for _, row in zip(range(TRACE_ROWS), reader, strict=False)]
     except csv.Error as exc:  # a field beyond the csv module's limit (128 KiB): no row of a download
         raise ValueError(f"not a readable CSV file: {exc}") from None
 
 
+def _delimiter(text: str) -> str:
+    """The CSV's delimiter, sniffed from its first lines (a tab when rows were pasted from a spreadsheet)."""
+    lines = [line for line in text[:65536].splitlines()[:50] if line and not line.startswith("#")]
+    try:
+        return csv.Sniffer().sniff("\n".join(lines), delimiters=",\t;|").delimiter
+    except csv.Error:
+        return ","
+
+
+def _unpacked_size(content: bytes) -> int:
+    try:
+        with zipfile.ZipFile(io.BytesIO(content)) as packed:
+            return sum(member.file_size for member in packed.infolist())
+    except (zipfile.BadZipFile, ValueError, OSError):
+        return 0  # not a whole zip: openpyxl refuses it below
+
+
 def _xlsx_rows(content: bytes) -> list[list[str]]:
     rows: list[list[str]] = []
+    unpacked = _unpacked_size(content)
+    if unpacked > XLSX_MAX_UNPACKED:
+        raise ValueError(f"not a readable XLSX file: it unpacks to {unpacked} bytes (at most {XLSX_MAX_UNPACKED})")
     try:
         book = load_workbook(io.BytesIO(content), read_only=True, data_only=True)
         for sheet in book.worksheets:

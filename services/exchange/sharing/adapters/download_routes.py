@@ -30,6 +30,7 @@ from services.exchange.sharing.downloads import (
 )
 
 TRACE_MAX_BYTES = 16 << 20  # a traced file (or part of one) at most; rows beyond TRACE_ROWS are not read
+TRACE_MAX_BODY = TRACE_MAX_BYTES + (64 << 10)  # the request: the file and its multipart framing, refused unread
 MEDIA = {
     FileFormat.CSV: "text/csv; charset=utf-8",
     FileFormat.JSONL: "application/jsonl",
@@ -150,7 +151,10 @@ async def list_downloads(
 
 
 @downloads.post(
-    "/trace", response_model=TraceView, summary="The IT office: which download(s) a file, or part of one, came from"
+    "/trace",
+    response_model=TraceView,
+    summary="The IT office: which download(s) a file, or part of one, came from",
+    max_body_size=TRACE_MAX_BODY,
 )
 async def trace(file: UploadFile, _: Tracer, channel: DownloadsDep) -> TraceView:
     content = await file.read(TRACE_MAX_BYTES + 1)

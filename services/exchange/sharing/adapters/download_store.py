@@ -26,12 +26,16 @@ DOWNLOADS = "exchange_downloads"
 MARKS = "exchange_download_marks"
 CONSENTS = "exchange_publication_consents"
 PRODUCER = "exchange"
+ENDED = [JobStatus.READY.value, JobStatus.FAILED.value]
+TAGS_AT_ONCE = 1000  # tags looked up per query
 
 
 async def ensure_indexes(db: AsyncDatabase) -> None:
-    await db[DOWNLOADS].create_index([("expires_at", ASCENDING)])
+    await db[DOWNLOADS].create_index([("status", ASCENDING), ("expires_at", ASCENDING)])
+    await db[DOWNLOADS].create_index([("status", ASCENDING), ("alive_at", ASCENDING)])
     await db[DOWNLOADS].create_index([("watermark.consumer_code", ASCENDING), ("_id", DESCENDING)])
     await db[MARKS].create_index([("made_at", DESCENDING)])
+    await db[MARKS].create_index([("tag", ASCENDING)])  # the trace looks a mark's download up by its tag
     await db[CONSENTS].create_index([("consumer_code", ASCENDING), ("_id", DESCENDING)])
     await db[CONSENTS].create_index([("provider_code", ASCENDING), ("_id", DESCENDING)])
     await db[CONSENTS].create_index([("resource_code", ASCENDING), ("consumer_code", ASCENDING), ("status", ASCENDING)])
@@ -52,6 +56,7 @@ def _date(value: datetime | None) -> date | None:
 def mark_doc(w: Watermark) -> dict[str, Any]:
     return {
         "_id": w.download_id,
+        "tag": w.tag,
         "resource_code": w.resource_code,
         "provider_code": w.provider_code,
         "consumer_code": w.consumer_code,
@@ -87,6 +92,7 @@ def download_doc(d: Download) -> dict[str, Any]:
         "sha256": d.sha256,
         "error": d.error,
         "expires_at": d.expires_at,
+        "alive_at": d.alive_at,
     }
 
 
@@ -107,6 +113,7 @@ def download_of(doc: dict[str, Any]) -> Download:
         sha256=doc["sha256"],
         error=doc.get("error"),
         expires_at=_utc(doc.get("expires_at")),
+        alive_at=_utc(doc.get("alive_at")),
     )
 
 
@@ -128,26 +135,42 @@ class MongoDownloads:
         cursor = self.jobs.find({"watermark.consumer_code": consumer_code}).sort("_id", DESCENDING)
         return [download_of(d) async for d in cursor.skip(offset).limit(limit)]
 
-    async def progress(self, download_id: str, rows_done: int, rows_written: int) -> None:
+    async def progress(self, download_id: str, rows_done: int, rows_written: int, at: datetime) -> None:
         await self.jobs.update_one(
-            {"_id": download_id}, {"$set": {"rows_done": rows_done, "rows_written": rows_written}}
+            {"_id": download_id}, {"$set": {"rows_done": rows_done, "rows_written": rows_written, "alive_at": at}}
         )
+
+    async def alive(self, download_ids: list[str], at: datetime) -> None:
+        await self.jobs.update_many(
+            {"_id": {"$in": download_ids}, "status": JobStatus.RUNNING.value}, {"$set": {"alive_at": at}}
+        )
+
+    async def abandoned(self, before: datetime) -> list[Download]:
+        query = {"status": JobStatus.RUNNING.value, "$or": [{"alive_at": {"$lt": before}}, {"alive_at": None}]}
+        return [download_of(d) async for d in self.jobs.find(query).limit(1000)]
 
     async def finish(self, download: Download) -> None:
         await self.jobs.replace_one({"_id": download.download_id}, download_doc(download))
 
     async def expired(self, now: datetime) -> list[Download]:
-        return [download_of(d) async for d in self.jobs.find({"expires_at": {"$lte": now}}).limit(1000)]
+        query = {"status": {"$in": ENDED}, "expires_at": {"$lte": now}}
+        return [download_of(d) async for d in self.jobs.find(query).limit(1000)]
 
     async def next_expiry(self) -> datetime | None:
-        doc = await self.jobs.find_one({}, sort=[("expires_at", ASCENDING)], projection={"expires_at": 1})
+        doc = await self.jobs.find_one(
+            {"status": {"$in": ENDED}}, sort=[("expires_at", ASCENDING)], projection={"expires_at": 1}
+        )
         return _utc(doc["expires_at"]) if doc else None
 
     async def forget(self, download_id: str) -> None:
         await self.jobs.delete_one({"_id": download_id})
 
-    async def watermarks(self, limit: int) -> list[Watermark]:
-        return [mark_of(d) async for d in self.marks.find({}).sort("made_at", DESCENDING).limit(limit)]
+    async def tagged(self, tags: set[str]) -> list[Watermark]:
+        found, ordered = [], sorted(tags)
+        for start in range(0, len(ordered), TAGS_AT_ONCE):
+            cursor = self.marks.find({"tag": {"$in": ordered[start : start + TAGS_AT_ONCE]}})
+            found += [mark_of(d) async for d in cursor]
+        return found
 
     async def record_count(self, resource_code: str) -> int:
         state = await self.uow.resource(resource_code)
