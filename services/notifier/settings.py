@@ -23,6 +23,9 @@ class NotifierSettings(ServiceSettings):
     # A resource's changes make one notice: its batch stays open while changes keep coming, until this window
     # passes without one, but no longer than change_batch_max_seconds after its first change.
     change_window_seconds: float = Field(default=2.0, ge=0.1, le=300)
+    # An idle consumer fetches again after at most this (the platform's 5 s would be most of the few seconds
+    # in which a change must reach a thousand webhooks); one fetch a second per consumer while idle.
+    kafka_idle_pause_max_seconds: float = Field(default=1.0, ge=0, le=30)
     change_batch_max_seconds: float = Field(default=300.0, ge=0.1, le=86400)
     # The inbox keeps a read notice this long after it was read, and a data-change notice, read or not, this
     # long after it was issued; other unread notices until they are read.

@@ -391,3 +391,30 @@ async def test_a_department_that_chose_no_webhooks_gets_none(infra, topics, serv
         assert len(await receiver.wait_for(1, 30)) == 1
     finally:
         await receiver.stop()
+
+
+async def test_a_department_on_webhooks_only_without_an_endpoint_finds_its_notices_in_its_inbox(
+    infra, topics, services, tmp_path
+) -> None:
+    lonely, served, consumer = fresh_code(), fresh_code(), fresh_code()
+    receiver = await Receiver().start()
+    try:
+        notifier = await start_notifier(infra, tmp_path, services)
+        await register(notifier, served, receiver.url)
+        for department in (lonely, served):
+            async with httpx.AsyncClient(base_url=notifier.url, headers=admin(department)) as client:
+                chosen = await client.put(f"/preferences/{department}", json={"channels": ["WEBHOOK"]})
+                assert chosen.status_code in (200, 204), chosen.text
+        await publish(infra, [requested(uuid.uuid4().hex, lonely, consumer), requested(uuid.uuid4().hex, served, consumer)])
+        async with httpx.AsyncClient(base_url=notifier.url, headers=admin(lonely)) as client:
+            found = await until(lambda: _when(client.get(f"/inbox/{lonely}"), lambda r: r.json()["items"]), 30, "inbox")
+        [notice] = found
+        assert notice["kind"] == "REQUEST_ARRIVED" and "INBOX" in notice["channels"]
+        assert "no active webhook endpoint" in notice["fallback"]
+        assert await deliveries(notifier, lonely) == []
+        # the department with an endpoint gets its notice there, not in the inbox it did not choose
+        assert len(await receiver.wait_for(1, 30)) == 1
+        async with httpx.AsyncClient(base_url=notifier.url, headers=admin(served)) as client:
+            assert (await client.get(f"/inbox/{served}")).json()["items"] == []
+    finally:
+        await receiver.stop()

@@ -5,7 +5,7 @@ returned entries."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 from enum import StrEnum
 from typing import Any
@@ -95,6 +95,11 @@ class Notification:
     resource_code: str | None = None
     channels: frozenset[Channel] = ALL_CHANNELS  # where it goes, by the recipient's preferences
     in_digest: bool = False  # pushed channels get it in the next daily digest, not at once
+    fallback: str | None = None  # why it went to the inbox, which its recipient did not choose
+
+    def to_inbox(self, reason: str) -> Notification:
+        """The notice kept in the inbox after all: the channels its recipient chose cannot carry it."""
+        return replace(self, channels=self.channels | {Channel.INBOX}, fallback=reason)
 
     def issued_payload(self) -> dict[str, Any]:
         return {
