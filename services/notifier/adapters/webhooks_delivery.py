@@ -2,27 +2,42 @@
 force), records each attempt, and sleeps until the earliest due delivery or until new ones are committed.
 
 At most `concurrency` requests are in flight; each has its own timeout. Redirects are not followed (a
-receiver cannot send the notifier elsewhere). Without `allow_private`, the host is resolved again before
-each attempt and refused if it now points at a loopback, private or link-local address."""
+receiver cannot send the notifier elsewhere). Without `allow_private`, the host is checked again before
+each attempt, and the connection itself goes only to the public addresses the client's own resolver
+checked (PublicOnlyResolver): a name pointed at a loopback, private or link-local address after its check
+is refused, not called."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
 import socket
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import aiohttp
+from aiohttp.abc import AbstractResolver
+from aiohttp.resolver import DefaultResolver
 from prometheus_client import Counter, Histogram
 from standardwebhooks import Webhook
 
 from common.errors import Invalid
 from services.notifier import webhooks
-from services.notifier.domain.webhooks import Delivery, DeliveryState, Endpoint, Outcome, RetrySchedule, outcome_of
+from services.notifier.domain.webhooks import (
+    Delivery,
+    DeliveryState,
+    Endpoint,
+    Outcome,
+    RetrySchedule,
+    UnsafeUrl,
+    check_addresses,
+    outcome_of,
+)
 from services.notifier.ports import WebhookStore
 
 log = logging.getLogger(__name__)
@@ -63,6 +78,27 @@ async def resolve(host: str, port: int) -> list[str]:
 
 
 RECORD_EVERY = 0.25  # seconds an outcome may wait to be written with others (its chain's next one waits too)
+
+
+class PublicOnlyResolver(AbstractResolver):
+    """Resolves a receiver's host for the connection itself and refuses loopback, private and link-local
+    answers there: the address checked is the address connected to, so a name that resolved to a public
+    address when it was checked and to an internal one a moment later (DNS rebinding) is never called. The
+    request still names the host (Host header, TLS server name and certificate check)."""
+
+    def __init__(self) -> None:
+        self.inner = DefaultResolver()
+
+    async def resolve(self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET) -> list[Any]:
+        answers = await self.inner.resolve(host, port, family)
+        try:
+            check_addresses([str(a["host"]) for a in answers])
+        except UnsafeUrl as exc:
+            raise OSError(errno.EACCES, f"refused: {host} {exc}") from None
+        return answers
+
+    async def close(self) -> None:
+        await self.inner.close()
 
 
 @dataclass
@@ -108,9 +144,7 @@ class WebhookDeliverer:
     async def run(self) -> None:
         # aiohttp rather than httpx here: a request costs a third of the CPU time (bench/webhooks.py). Its
         # pool holds one connection per request in flight, to any number of receivers.
-        connector = aiohttp.TCPConnector(limit=self.concurrency, ttl_dns_cache=60)
-        timeout = aiohttp.ClientTimeout(total=self.timeout)
-        async with aiohttp.ClientSession(connector=connector, timeout=timeout, auto_decompress=False) as client:
+        async with self.session() as client:
             try:
                 while True:
                     self.woken.clear()
@@ -123,6 +157,14 @@ class WebhookDeliverer:
                     task.cancel()
                 if self.recording is not None:
                     self.recording.cancel()
+
+    def session(self) -> aiohttp.ClientSession:
+        """The HTTP client: one pooled connection per request in flight; outside development it connects only
+        to the public addresses its own resolver checked."""
+        resolver = None if self.urls.allow_private else PublicOnlyResolver()
+        connector = aiohttp.TCPConnector(limit=self.concurrency, ttl_dns_cache=60, resolver=resolver)
+        timeout = aiohttp.ClientTimeout(total=self.timeout)
+        return aiohttp.ClientSession(connector=connector, timeout=timeout, auto_decompress=False)
 
     async def _record(self) -> None:
         """Outcomes are written together, beside the attempts (which go on meanwhile): once a round's worth
