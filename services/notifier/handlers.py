@@ -39,7 +39,8 @@ from services.notifier.ports import NOTIFICATIONS, Clock, DepartmentTopics, Noti
 
 PRODUCER = "notifier"
 FIRED_PER_TRANSACTION = 50
-ISSUED_PER_TRANSACTION = 100  # a batch of changes told to many holders is stored in transactions of this many
+ISSUED_PER_TRANSACTION = 50  # a batch of changes told to many holders: the first transaction stores this many
+ISSUED_PER_TRANSACTION_MOST = 400
 
 
 class NotificationNotFound(NotFound):
@@ -247,10 +248,15 @@ async def fire_due(n: Notifier) -> datetime | None:
 
 
 async def _tell_changes(n: Notifier, batch: ChangeBatch, notices: list[Notification]) -> None:
-    """A batch's notices in transactions of ISSUED_PER_TRANSACTION, so that the first are delivered while
-    the rest are stored; the record that it was told goes with the last. Should the process stop between
-    them, the batch is still due and told again: the notices stored before are not issued twice."""
-    chunks = [notices[i : i + ISSUED_PER_TRANSACTION] for i in range(0, len(notices), ISSUED_PER_TRANSACTION)]
+    """A batch's notices in transactions of ISSUED_PER_TRANSACTION, then twice as many each time (up to
+    ISSUED_PER_TRANSACTION_MOST): the first are delivered while the rest are stored, and a transaction's own
+    cost is paid a few times, not once per hundred notices. The record that it was told goes with the last.
+    Should the process stop between them, the batch is still due and told again: the notices stored before
+    are not issued twice."""
+    chunks, size = [], ISSUED_PER_TRANSACTION
+    while notices:
+        chunks.append(notices[:size])
+        notices, size = notices[size:], min(2 * size, ISSUED_PER_TRANSACTION_MOST)
     for number, chunk in enumerate(chunks or [[]], start=1):
         async with n.uow() as tx:
             await _issue(tx, n, chunk)

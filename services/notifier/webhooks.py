@@ -56,9 +56,8 @@ async def queue_deliveries(queue: WebhookQueue, notices: list[Notification]) -> 
         return set()
     endpoints = await queue.endpoints_of({n.recipient_code for n in notices})
     wanting = {n.notification_id: [e for e in endpoints if e.wants(n)] for n in notices}
-    deliveries = [
-        webhooks.delivery_for(e, n, n.created_at) for n in notices if not n.in_digest for e in wanting[n.notification_id]
-    ]
+    pushed = [n for n in notices if not n.in_digest]
+    deliveries = [webhooks.delivery_for(e, n, n.created_at) for n in pushed for e in wanting[n.notification_id]]
     if deliveries:
         await queue.queue(deliveries)
     return {notice_id for notice_id, wanted_by in wanting.items() if not wanted_by}

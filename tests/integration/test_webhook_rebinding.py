@@ -2,7 +2,6 @@
 resolves to an internal address when the notifier connects is refused at the connection, in production
 configuration; the loopback receiver hears nothing."""
 
-
 from devstack.webhook_receivers import Receiver
 from services.notifier.adapters.webhooks_delivery import WebhookDeliverer
 from services.notifier.domain.webhooks import RetrySchedule

@@ -140,7 +140,7 @@ def test_what_is_left_of_a_batch_once_the_part_read_earlier_is_told() -> None:
 async def test_a_batch_for_many_holders_is_stored_in_parts_and_a_change_counted_meanwhile_is_told_next() -> None:
     uow, clock = FakeUnitOfWork(), SettableClock(beijing(2026, 11, 20, 10, 0))
     n = notifier_of(uow, clock)
-    many = [f"HOLDER{i:04d}" for i in range(2 * handlers.ISSUED_PER_TRANSACTION + 5)]
+    many = [f"HOLDER{i:04d}" for i in range(3 * handlers.ISSUED_PER_TRANSACTION + 5)]
     async with uow() as tx:
         for i, code in enumerate(many):
             await tx.hold(Holding(f"g{i}", RESOURCE, code, date(2026, 1, 1), date(2099, 12, 31), True))
