@@ -14,6 +14,9 @@ from services.notifier import webhooks
 from services.notifier.domain import notifications
 from services.notifier.domain.changes import ChangeBatch, add_change
 from services.notifier.domain.events import (
+    AuditFindingCorrected,
+    AuditFindingEscalated,
+    AuditFindingRaised,
     CatalogEntryChangeReported,
     CatalogEntryMaintenanceConfirmed,
     CatalogEntryPublished,
@@ -196,6 +199,23 @@ async def share_answered(event_id: str, e: ShareDecided | ShareRefused, n: Notif
     async with n.uow() as tx:
         await tx.cancel_reminders(Deadline.REQUEST_DECISION, e.request_id)
         await _issue(tx, n, rule(event_id, e))
+
+
+async def finding_raised(event_id: str, e: AuditFindingRaised, n: Notifier) -> None:
+    """The department hears of an Art. 24 finding now, and again before its correction is due."""
+    async with n.uow() as tx:
+        about = e.reference or e.finding_id
+        await _remind(tx, n, Deadline.FINDING_RECTIFICATION, e.department_code, about, e.correct_by, e.finding_id)
+        await _issue(tx, n, notifications.finding_raised(event_id, e))
+    n.timer.wake()
+
+
+async def finding_closed(event_id: str, e: AuditFindingCorrected | AuditFindingEscalated, n: Notifier) -> None:
+    """Corrected: no reminder any more. Escalated (its deadline passed): the department is told so."""
+    async with n.uow() as tx:
+        await tx.cancel_reminders(Deadline.FINDING_RECTIFICATION, e.finding_id)
+        if isinstance(e, AuditFindingEscalated):
+            await _issue(tx, n, notifications.finding_escalated(event_id, e))
 
 
 async def _remind(

@@ -380,3 +380,27 @@ async def test_preferences_name_a_department_by_its_credit_code() -> None:
     n = notifier_of(FakeUnitOfWork())
     with pytest.raises(handlers.UnknownDepartment):
         await handlers.choose_preferences(Preferences("NOT-A-CODE"), n)
+
+
+async def test_a_finding_is_reminded_before_its_correction_is_due_and_told_when_it_passes() -> None:
+    uow, clock = FakeUnitOfWork(), SettableClock(beijing(2026, 9, 25, 10, 0))
+    n = notifier_of(uow, clock)
+    raised = {"finding_id": "f1", "department_code": PROVIDER, "category": "DATA_NOT_PROVIDED_IN_TIME",
+              "description": "9 月数据未按时提供", "reference": RESOURCE, "correct_by": date(2026, 10, 9)}  # fmt: skip
+    await deliver(uow, "AuditFindingRaised", raised, "a1", n)
+    await deliver(uow, "AuditFindingRaised", raised | {"finding_id": "f2"}, "a2", n)
+    [told, _] = [x for x in await uow.inbox_of(PROVIDER) if x.kind is NotificationKind.OTHER]
+    assert "2026-10-09" in told.title and "未按要求及时提供共享数据" in told.body
+    # two working days before Friday 9 October, back over the National Day holiday: Wednesday 30 September
+    assert await uow.next_due() == beijing(2026, 9, 30, 9, 0)
+    corrected = {"finding_id": "f2", "department_code": PROVIDER, "corrected_on": date(2026, 9, 28), "note": "已补报"}
+    await deliver(uow, "AuditFindingCorrected", corrected, "a3", n)
+    clock.at = beijing(2026, 9, 30, 9, 0, 1)
+    await handlers.fire_due(n)
+    [reminder] = [x for x in await uow.inbox_of(PROVIDER) if x.kind is NotificationKind.DEADLINE_APPROACHING]
+    assert reminder.reference == "f1" and "审计发现问题整改" in reminder.title  # f2 was corrected: no reminder
+    escalated = {"finding_id": "f1", "department_code": PROVIDER, "escalated_on": date(2026, 10, 12),
+                 "notice": "通报批评"}  # fmt: skip
+    await deliver(uow, "AuditFindingEscalated", escalated, "a4", n)
+    [passed] = [x for x in await uow.inbox_of(PROVIDER) if x.kind is NotificationKind.DEADLINE_PASSED]
+    assert passed.reference == "f1" and "整改期限已过" in passed.title
