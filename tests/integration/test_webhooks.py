@@ -409,8 +409,8 @@ async def test_a_department_on_webhooks_only_without_an_endpoint_finds_its_notic
                 assert chosen.status_code in (200, 204), chosen.text
         await publish(infra, [requested(uuid.uuid4().hex, department, consumer) for department in (lonely, served)])
         async with httpx.AsyncClient(base_url=notifier.url, headers=admin(lonely)) as client:
-            found = await until(lambda: _when(client.get(f"/inbox/{lonely}"), lambda r: r.json()["items"]), 30, "inbox")
-        [notice] = found
+            await until(lambda: _when(client.get(f"/inbox/{lonely}"), lambda r: r.json()["items"]), 30, "inbox")
+            [notice] = (await client.get(f"/inbox/{lonely}")).json()["items"]
         assert notice["kind"] == "REQUEST_ARRIVED" and "INBOX" in notice["channels"]
         assert "no active webhook endpoint" in notice["fallback"]
         assert await deliveries(notifier, lonely) == []
