@@ -187,8 +187,11 @@ class WebhookDeliverer:
         finally:
             self.woken.set()
         del self.finished[: len(outcomes)]
+        retries = [o.next_try_at for o in outcomes if o.next_try_at is not None]
         if any(o.finished for o in outcomes):
             self.due_at = None  # the next one of each finished chain is due now
+        elif retries and self.due_at is not None:
+            self.due_at = min(self.due_at, *retries)  # a failed one is tried again then
 
     async def _supply(self) -> None:
         """Enough ready deliveries for the free slots: this process's fresh ones first (one query for all of
