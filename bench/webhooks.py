@@ -344,6 +344,7 @@ async def run(infra: Infra) -> None:
         await asyncio.sleep(2)
 
         profile = cProfile.Profile() if os.environ.get("BENCH_WEBHOOKS_PROFILE") else None
+        load_before = os.getloadavg()
         cpu, db_cpu = time.process_time(), _cpu_seconds(database_pid)
         if profile is not None:
             profile.enable()
@@ -368,6 +369,7 @@ async def run(infra: Infra) -> None:
             "database_cpu_seconds": round(db_cpu, 2),
             "deliveries_per_notifier_cpu_second": round(len(first) / cpu, 1),
             "deliveries_per_cpu_second_with_database": round(len(first) / (cpu + db_cpu), 1),
+            "load_average_1min_before_and_after": [round(load_before[0], 2), round(os.getloadavg()[0], 2)],
             **counts(report),
         }
         print(f"webhooks fan-out: {fan_out}", flush=True)
@@ -422,8 +424,9 @@ async def run(infra: Infra) -> None:
             "baseline": {k: round(v, 3) for k, v in base.items()},
             "concurrency": CONCURRENCY,
             "retry": "first 2 s, doubling, at most 15 s, 50-100 % jitter",
-            "machine_note": "shared 2-core machine, loaded by other work at the same time; the receivers run in a "
-            "process of their own on the same cores, the database server too",
+            "machine_note": "shared 2-core machine, loaded by other work at the same time (see the load averages: "
+            "above 2 the notifier, its database and the receivers each get a fraction of a core); the receivers "
+            "run in a process of their own on the same cores, the database server and the broker too",
             "cpu_count": os.cpu_count(),
             "path": "1,000 GrantIssued on exchange.share-events (set-up, through the broker), then one "
             "ResourceChanged on exchange.resource-changes; latency from its publication to each receipt, the "
