@@ -12,8 +12,11 @@ from common.events import Event
 from common.identifiers import InvalidIdentifier, validate_credit_code
 from services.notifier import webhooks
 from services.notifier.domain import notifications
-from services.notifier.domain.changes import add_change
+from services.notifier.domain.changes import ChangeBatch, add_change
 from services.notifier.domain.events import (
+    AuditFindingCorrected,
+    AuditFindingEscalated,
+    AuditFindingRaised,
     CatalogEntryChangeReported,
     CatalogEntryMaintenanceConfirmed,
     CatalogEntryPublished,
@@ -39,6 +42,8 @@ from services.notifier.ports import NOTIFICATIONS, Clock, DepartmentTopics, Noti
 
 PRODUCER = "notifier"
 FIRED_PER_TRANSACTION = 50
+ISSUED_PER_TRANSACTION = 50  # a batch of changes told to many holders: the first transaction stores this many
+ISSUED_PER_TRANSACTION_MOST = 400
 
 
 class NotificationNotFound(NotFound):
@@ -196,6 +201,23 @@ async def share_answered(event_id: str, e: ShareDecided | ShareRefused, n: Notif
         await _issue(tx, n, rule(event_id, e))
 
 
+async def finding_raised(event_id: str, e: AuditFindingRaised, n: Notifier) -> None:
+    """The department hears of an Art. 24 finding now, and again before its correction is due."""
+    async with n.uow() as tx:
+        about = e.reference or e.finding_id
+        await _remind(tx, n, Deadline.FINDING_RECTIFICATION, e.department_code, about, e.correct_by, e.finding_id)
+        await _issue(tx, n, notifications.finding_raised(event_id, e))
+    n.timer.wake()
+
+
+async def finding_closed(event_id: str, e: AuditFindingCorrected | AuditFindingEscalated, n: Notifier) -> None:
+    """Corrected: no reminder any more. Escalated (its deadline passed): the department is told so."""
+    async with n.uow() as tx:
+        await tx.cancel_reminders(Deadline.FINDING_RECTIFICATION, e.finding_id)
+        if isinstance(e, AuditFindingEscalated):
+            await _issue(tx, n, notifications.finding_escalated(event_id, e))
+
+
 async def _remind(
     tx: NotifierTransaction,
     n: Notifier,
@@ -229,11 +251,11 @@ async def fire_due(n: Notifier) -> datetime | None:
         now, today = n.clock.now(), n.today()
         async with n.uow() as tx:
             batch = await tx.due_change_batch(now)
-            if batch is not None:
-                users = holders(await tx.holdings(batch.resource_code), today)
-                await _issue(tx, n, notifications.changes_told(batch, users))
-                await tx.batch_told(batch)
-                continue
+            users = holders(await tx.holdings(batch.resource_code), today) if batch is not None else []
+        if batch is not None:
+            await _tell_changes(n, batch, notifications.changes_told(batch, users))
+            continue
+        async with n.uow() as tx:
             if (digest_due := await tx.due_digest(now)) is not None:
                 await _send_digest(tx, n, *digest_due)
                 continue
@@ -243,6 +265,23 @@ async def fire_due(n: Notifier) -> datetime | None:
                 await tx.reminder_sent(reminder.reminder_id)
         if len(due) < FIRED_PER_TRANSACTION:
             return await n.uow.next_due()
+
+
+async def _tell_changes(n: Notifier, batch: ChangeBatch, notices: list[Notification]) -> None:
+    """A batch's notices in transactions of ISSUED_PER_TRANSACTION, then twice as many each time (up to
+    ISSUED_PER_TRANSACTION_MOST): the first are delivered while the rest are stored, and a transaction's own
+    cost is paid a few times, not once per hundred notices. The record that it was told goes with the last.
+    Should the process stop between them, the batch is still due and told again: the notices stored before
+    are not issued twice."""
+    chunks, size = [], ISSUED_PER_TRANSACTION
+    while notices:
+        chunks.append(notices[:size])
+        notices, size = notices[size:], min(2 * size, ISSUED_PER_TRANSACTION_MOST)
+    for number, chunk in enumerate(chunks or [[]], start=1):
+        async with n.uow() as tx:
+            await _issue(tx, n, chunk)
+            if number == max(len(chunks), 1):
+                await tx.batch_told(batch)
 
 
 async def _send_digest(tx: NotifierTransaction, n: Notifier, department_code: str, at: datetime) -> None:
@@ -303,12 +342,11 @@ async def _issue(tx: NotifierTransaction, n: Notifier, notices: list[Notificatio
         return
     chosen = await tx.preferences({x.recipient_code for x in fresh})
     routed = [_routed(x, chosen.get(x.recipient_code) or defaults(x.recipient_code)) for x in fresh]
+    unwanted = await webhooks.queue_deliveries(tx.webhooks, [x for x in routed if Channel.WEBHOOK in x.channels])
+    routed = [_fallen_back(x) if x.notification_id in unwanted else x for x in routed]
     await tx.add_all(routed)
     pushed = [x for x in routed if Channel.KAFKA in x.channels and not x.in_digest]
     await n.topics.open({x.recipient_code for x in pushed})
-    await webhooks.queue_deliveries(
-        tx.webhooks, [x for x in routed if Channel.WEBHOOK in x.channels and not x.in_digest]
-    )
     for notice in routed:
         payload = notice.issued_payload()
         event_id = uuid.uuid5(uuid.NAMESPACE_URL, notice.notification_id).hex  # the same for the same notice
@@ -318,6 +356,14 @@ async def _issue(tx: NotifierTransaction, n: Notifier, notices: list[Notificatio
             tx.emit(
                 n.topics.topic(notice.recipient_code), Event("NotificationIssued", key, payload, PRODUCER, event_id)
             )
+
+
+NO_ENDPOINT = "no active webhook endpoint of the department takes this notice: kept in its inbox instead"
+
+
+def _fallen_back(notice: Notification) -> Notification:
+    """A notice for webhooks that no endpoint takes reaches its recipient's inbox, saying why."""
+    return notice if Channel.INBOX in notice.channels else notice.to_inbox(NO_ENDPOINT)
 
 
 def _routed(notice: Notification, preferences: Preferences) -> Notification:

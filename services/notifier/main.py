@@ -27,7 +27,8 @@ def build(settings: NotifierSettings) -> tuple[FastAPI, Runtime]:
         changes=timedelta(days=settings.change_notice_retention_days),
     )
     clock = SystemClock(settings.clock_start)
-    store = webhooks_mongo.MongoWebhookStore(runtime.db)
+    sealer = settings.sealer()
+    store = webhooks_mongo.MongoWebhookStore(runtime.db, sealer)
     urls = UrlPolicy(webhooks_delivery.resolve, allow_private=settings.webhooks_allow_private)
     deliverer = webhooks_delivery.WebhookDeliverer(
         store,
@@ -40,7 +41,7 @@ def build(settings: NotifierSettings) -> tuple[FastAPI, Runtime]:
     )
     uow = mongo.MongoUnitOfWork(runtime, retention, on_deliveries=deliverer.hand_over, hold=deliverer.lease)
     runtime.setup.append(partial(mongo.ensure_indexes, runtime.db, retention))
-    runtime.setup.append(partial(webhooks_mongo.ensure_indexes, runtime.db))
+    runtime.setup.append(partial(webhooks_mongo.ensure_indexes, runtime.db, sealer))
     runtime.periodic["webhook-delivery"] = deliverer.run  # started once the database is set up; restarted on failure
     notifier_ref: list[handlers.Notifier] = []
     timer = Timer(lambda: handlers.fire_due(notifier_ref[0]), clock.now, settings.timer_max_sleep_seconds)

@@ -19,7 +19,7 @@ from services.notifier.domain.webhooks import Delivery, DeliveryState, Endpoint,
 
 NOTIFICATIONS = "notifier.notifications"  # every notice, for the platform's services (the auditor)
 RESOURCE_CHANGES = "exchange.resource-changes"
-SUBSCRIBED = ["exchange.share-events", "catalog.entry-events", "catalog.demand-events"]
+SUBSCRIBED = ["exchange.share-events", "catalog.entry-events", "catalog.demand-events", "auditor.findings"]
 DIRECTORY_EVENTS = "directory.events"
 
 

@@ -1,10 +1,11 @@
 from datetime import time, timedelta
 
-from pydantic import AwareDatetime, Field, field_validator, model_validator
+from pydantic import AwareDatetime, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from common.identifiers import InvalidIdentifier, validate_credit_code
 from common.settings import ServiceSettings
+from services.notifier.adapters.sealing import SealingKeyError, SecretSealer
 from services.notifier.domain.reminders import MAX_LEAD
 from services.notifier.domain.webhooks import RetrySchedule
 
@@ -12,6 +13,8 @@ DAY = 86_400.0
 
 # The IT office of the demo directory (`python -m services.directory.cli demo`), for development only.
 DEMO_IT_OFFICE_CODE = "11360800MB0000002D"
+# Seals webhook secrets in development and tests only (32 zero bytes): production refuses it.
+DEV_SECRET_KEYS = "dev:" + "A" * 43 + "="
 
 
 class NotifierSettings(ServiceSettings):
@@ -23,6 +26,9 @@ class NotifierSettings(ServiceSettings):
     # A resource's changes make one notice: its batch stays open while changes keep coming, until this window
     # passes without one, but no longer than change_batch_max_seconds after its first change.
     change_window_seconds: float = Field(default=2.0, ge=0.1, le=300)
+    # An idle consumer fetches again after at most this (the platform's 5 s would be most of the few seconds
+    # in which a change must reach a thousand webhooks); one fetch a second per consumer while idle.
+    kafka_idle_pause_max_seconds: float = Field(default=1.0, ge=0, le=30)
     change_batch_max_seconds: float = Field(default=300.0, ge=0.1, le=86400)
     # The inbox keeps a read notice this long after it was read, and a data-change notice, read or not, this
     # long after it was issued; other unread notices until they are read.
@@ -52,6 +58,10 @@ class NotifierSettings(ServiceSettings):
     webhook_give_up_after_seconds: float = Field(default=25 * 3600.0, gt=0, le=30 * DAY)
     # After a rotation the old secret keeps signing beside the new one this long (unless the call says).
     webhook_rotation_overlap_seconds: float = Field(default=DAY, ge=0, le=7 * DAY)
+    # Signing secrets are stored sealed (AES-256-GCM) with these keys, "id:base64 of 32 bytes", comma-separated:
+    # the first seals, all open. To rotate, put a new key first and keep the old one until the next start has
+    # sealed every secret again. Production refuses the development key.
+    webhook_secret_keys: SecretStr = SecretStr(DEV_SECRET_KEYS)
     # The worker wakes when this process queues deliveries; ones queued by another replica wait this long.
     webhook_idle_check_seconds: float = Field(default=30.0, gt=0, le=600)
 
@@ -62,6 +72,18 @@ class NotifierSettings(ServiceSettings):
             return validate_credit_code(value)
         except InvalidIdentifier as exc:
             raise ValueError(f"the IT office's unified social credit code: {exc}") from None
+
+    @field_validator("webhook_secret_keys")
+    @classmethod
+    def _sealing_keys(cls, value: SecretStr) -> SecretStr:
+        try:
+            SecretSealer.parse(value.get_secret_value())
+        except SealingKeyError as exc:
+            raise ValueError(f"the webhook secrets' sealing keys: {exc}") from None
+        return value
+
+    def sealer(self) -> SecretSealer:
+        return SecretSealer.parse(self.webhook_secret_keys.get_secret_value())
 
     @property
     def webhooks_allow_private(self) -> bool:
@@ -99,4 +121,9 @@ class NotifierSettings(ServiceSettings):
             )
         if self.environment == "production" and self.clock_start is not None:
             raise ValueError("clock_start: a shifted clock is for drills and tests; unset NOTIFIER_CLOCK_START")
+        if self.environment == "production" and self.webhook_secret_keys.get_secret_value() == DEV_SECRET_KEYS:
+            raise ValueError(
+                "webhook_secret_keys: production needs its own NOTIFIER_WEBHOOK_SECRET_KEYS (id:base64 of 32 random "
+                "bytes), not the development key"
+            )
         return self

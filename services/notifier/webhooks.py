@@ -49,14 +49,18 @@ class UrlPolicy:
             raise UnsafeWebhookUrl("url", str(exc)) from None
 
 
-async def queue_deliveries(queue: WebhookQueue, notices: list[Notification]) -> None:
-    """In the notices' own transaction: one delivery for each endpoint of a recipient that wants the notice."""
+async def queue_deliveries(queue: WebhookQueue, notices: list[Notification]) -> set[str]:
+    """In the notices' own transaction: one delivery for each endpoint of a recipient that wants the notice
+    (those waiting for a digest go with it later). Returns the ids of the notices no endpoint wants."""
     if not notices:
-        return
+        return set()
     endpoints = await queue.endpoints_of({n.recipient_code for n in notices})
-    deliveries = [webhooks.delivery_for(e, n, n.created_at) for n in notices for e in endpoints if e.wants(n)]
+    wanting = {n.notification_id: [e for e in endpoints if e.wants(n)] for n in notices}
+    pushed = [n for n in notices if not n.in_digest]
+    deliveries = [webhooks.delivery_for(e, n, n.created_at) for n in pushed for e in wanting[n.notification_id]]
     if deliveries:
         await queue.queue(deliveries)
+    return {notice_id for notice_id, wanted_by in wanting.items() if not wanted_by}
 
 
 async def register(

@@ -9,10 +9,11 @@ import hmac
 import json
 import time
 import uuid
-from datetime import date
+from datetime import UTC, date, datetime
 
 import httpx
 import pytest
+from pymongo import AsyncMongoClient
 from standardwebhooks import Webhook
 
 from common.codec import EventCodec
@@ -24,6 +25,7 @@ from common.topics import load_topics
 from devstack.processes import Infra
 from devstack.webhook_receivers import Received, Receiver
 from services.notifier.ports import SUBSCRIBED
+from services.notifier.settings import DEV_SECRET_KEYS
 from tests.integration.conftest import ServiceProcess, settings_for, skip_backlog
 from tests.tokens import bearer
 
@@ -390,4 +392,64 @@ async def test_a_department_that_chose_no_webhooks_gets_none(infra, topics, serv
         await publish(infra, [requested(uuid.uuid4().hex, provider, consumer)])
         assert len(await receiver.wait_for(1, 30)) == 1
     finally:
+        await receiver.stop()
+
+
+async def test_a_department_on_webhooks_only_without_an_endpoint_finds_its_notices_in_its_inbox(
+    infra, topics, services, tmp_path
+) -> None:
+    lonely, served, consumer = fresh_code(), fresh_code(), fresh_code()
+    receiver = await Receiver().start()
+    try:
+        notifier = await start_notifier(infra, tmp_path, services)
+        await register(notifier, served, receiver.url)
+        for department in (lonely, served):
+            async with httpx.AsyncClient(base_url=notifier.url, headers=admin(department)) as client:
+                chosen = await client.put(f"/preferences/{department}", json={"channels": ["WEBHOOK"]})
+                assert chosen.status_code in (200, 204), chosen.text
+        await publish(infra, [requested(uuid.uuid4().hex, department, consumer) for department in (lonely, served)])
+        async with httpx.AsyncClient(base_url=notifier.url, headers=admin(lonely)) as client:
+            await until(lambda: _when(client.get(f"/inbox/{lonely}"), lambda r: r.json()["items"]), 30, "inbox")
+            [notice] = (await client.get(f"/inbox/{lonely}")).json()["items"]
+        assert notice["kind"] == "REQUEST_ARRIVED" and "INBOX" in notice["channels"]
+        assert "no active webhook endpoint" in notice["fallback"]
+        assert await deliveries(notifier, lonely) == []
+        # the department with an endpoint gets its notice there, not in the inbox it did not choose
+        assert len(await receiver.wait_for(1, 30)) == 1
+        async with httpx.AsyncClient(base_url=notifier.url, headers=admin(served)) as client:
+            assert (await client.get(f"/inbox/{served}")).json()["items"] == []
+    finally:
+        await receiver.stop()
+
+
+async def test_signing_secrets_are_sealed_at_rest_and_clear_ones_kept_before_are_sealed_at_start(
+    infra, topics, services, tmp_path
+) -> None:
+    provider, consumer = fresh_code(), fresh_code()
+    database = f"webhooks_{uuid.uuid4().hex[:8]}"
+    old_secret, now = "whsec_" + base64.b64encode(b"k" * 32).decode(), datetime.now(UTC)
+    receiver = await Receiver().start()
+    mongo = AsyncMongoClient(infra.mongo_uri, tz_aware=True)
+    try:
+        endpoints = mongo[database]["notifier_webhooks"]
+        await endpoints.insert_one(  # as kept before secrets were sealed
+            {"_id": "wh_old", "department_code": provider, "url": receiver.url, "kinds": [],
+             "secrets": [{"value": old_secret, "created_at": now, "expires_at": None}],
+             "created_by": "admin", "created_at": now, "description": ""}
+        )  # fmt: skip
+        new_key = "k2:" + base64.b64encode(b"n" * 32).decode()
+        notifier = await start_notifier(
+            infra, tmp_path, services, mongo_database=database, webhook_secret_keys=f"{new_key},{DEV_SECRET_KEYS}"
+        )
+        [migrated] = [s["sealed"] for s in (await endpoints.find_one({"_id": "wh_old"}))["secrets"]]
+        assert migrated.startswith("k2:") and old_secret not in str(await endpoints.find_one({"_id": "wh_old"}))
+        shown = (await register(notifier, provider, receiver.url + "?second"))["secret"]
+        stored = await endpoints.find_one({"url": receiver.url + "?second"})
+        assert shown not in str(stored) and stored["secrets"][0]["sealed"].startswith("k2:")
+        await publish(infra, [requested(uuid.uuid4().hex, provider, consumer)])
+        got = await receiver.wait_for(2, 30)
+        assert sorted(hmac_ok(old_secret, r) for r in got) == [False, True]  # each endpoint signs with its own
+        assert sorted(hmac_ok(shown, r) for r in got) == [False, True]
+    finally:
+        await mongo.close()
         await receiver.stop()

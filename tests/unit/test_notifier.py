@@ -112,7 +112,8 @@ class FakeTransaction:
         return min(due, key=lambda b: b.tell_at, default=None)
 
     async def batch_told(self, batch: ChangeBatch) -> None:
-        self.feeds[batch.resource_code] = (None, told_after(self.feeds[batch.resource_code][1], batch))
+        kept, told = self.feeds[batch.resource_code]
+        self.feeds[batch.resource_code] = (kept.left_after(batch) if kept else None, told_after(told, batch))
 
     async def schedule(self, reminder: Reminder) -> None:
         self.reminders.setdefault(reminder.reminder_id, (reminder, False))

@@ -3,15 +3,17 @@ whoever holds the resource, how a new entry version is stricter, preferences and
 
 from __future__ import annotations
 
+from contextlib import asynccontextmanager
+from dataclasses import replace
 from datetime import UTC, date, datetime, time, timedelta
 
 import pytest
 
 from common.calendar_source import build_calendar
 from services.notifier import handlers
-from services.notifier.domain.changes import TOLD_RANGES_KEPT, ChangeBatch, add_change, covers, told_after
+from services.notifier.domain.changes import TOLD_RANGES_KEPT, ChangeBatch, add_change, covers, told_after, without
 from services.notifier.domain.events import CatalogEntryPublished, PublishedItem, ShareType
-from services.notifier.domain.holdings import EntryTerms, tightened
+from services.notifier.domain.holdings import EntryTerms, Holding, tightened
 from services.notifier.domain.notifications import Channel, Delivery, NotificationKind
 from services.notifier.domain.preferences import Preferences, next_digest_at
 from services.notifier.domain.reminders import CHINA, Deadline, ReminderPolicy
@@ -123,6 +125,49 @@ def test_told_ranges_merge_and_their_gaps_stay_open_until_too_many() -> None:
     kept = told_after(sparse, ChangeBatch(RESOURCE, PROVIDER, ((10_000, 10_000),), 0, now, now))
     assert len(kept) == TOLD_RANGES_KEPT and kept[-1] == (10_000, 10_000) and kept[0][0] == 0
     assert covers(kept, 1) and not covers(kept, 2 * TOLD_RANGES_KEPT + 7)  # the lowest gaps closed, not the latest
+
+
+def test_what_is_left_of_a_batch_once_the_part_read_earlier_is_told() -> None:
+    now = datetime(2026, 11, 20, tzinfo=UTC)
+    assert without(((1, 10), (20, 30)), ((3, 4), (8, 22))) == ((1, 2), (5, 7), (23, 30))
+    assert without(((1, 10),), ((1, 10),)) == () and without(((5, 6),), ()) == ((5, 6),)
+    read = ChangeBatch(RESOURCE, PROVIDER, ((1, 100),), 3, now, now)
+    kept = ChangeBatch(RESOURCE, PROVIDER, ((1, 100), (150, 160)), 4, now, now + timedelta(seconds=2))
+    assert kept.left_after(read) == ChangeBatch(RESOURCE, PROVIDER, ((150, 160),), 1, now, now + timedelta(seconds=2))
+    assert read.left_after(read) is None
+
+
+async def test_a_batch_for_many_holders_is_stored_in_parts_and_a_change_counted_meanwhile_is_told_next() -> None:
+    uow, clock = FakeUnitOfWork(), SettableClock(beijing(2026, 11, 20, 10, 0))
+    n = notifier_of(uow, clock)
+    many = [f"HOLDER{i:04d}" for i in range(3 * handlers.ISSUED_PER_TRANSACTION + 5)]
+    async with uow() as tx:
+        for i, code in enumerate(many):
+            await tx.hold(Holding(f"g{i}", RESOURCE, code, date(2026, 1, 1), date(2099, 12, 31), True))
+    await handlers.resource_changes([(f"e{s}", changed(s)) for s in range(1, 11)], n)
+    clock.at += n.change_window
+    commits: list[int] = []
+
+    class Watched:  # after the first part is stored, change 11 arrives
+        def __getattr__(self, name: str):
+            return getattr(uow, name)
+
+        @asynccontextmanager
+        async def __call__(self):
+            async with uow() as tx:
+                yield tx
+            commits.append(len(told_changes(uow)))
+            if len(commits) == 2:
+                await handlers.resource_changes([("e11", changed(11))], n)
+
+    await handlers.fire_due(replace(n, uow=Watched()))
+    first = [x for x in uow.inbox.values() if x.reference == "1-10"]
+    assert sorted(x.recipient_code for x in first) == many  # each holder once
+    assert handlers.ISSUED_PER_TRANSACTION in commits  # the first part was committed on its own
+    clock.at += n.change_window
+    await handlers.fire_due(n)
+    later = [x for x in uow.inbox.values() if x.reference == "11-11"]
+    assert len(later) == len(many) and all("1 条记录" in x.body for x in later)
 
 
 async def test_holders_hear_of_a_batch_of_changes_once_when_its_window_ends() -> None:
@@ -335,3 +380,27 @@ async def test_preferences_name_a_department_by_its_credit_code() -> None:
     n = notifier_of(FakeUnitOfWork())
     with pytest.raises(handlers.UnknownDepartment):
         await handlers.choose_preferences(Preferences("NOT-A-CODE"), n)
+
+
+async def test_a_finding_is_reminded_before_its_correction_is_due_and_told_when_it_passes() -> None:
+    uow, clock = FakeUnitOfWork(), SettableClock(beijing(2026, 9, 25, 10, 0))
+    n = notifier_of(uow, clock)
+    raised = {"finding_id": "f1", "department_code": PROVIDER, "category": "DATA_NOT_PROVIDED_IN_TIME",
+              "description": "9 月数据未按时提供", "reference": RESOURCE, "correct_by": date(2026, 10, 9)}  # fmt: skip
+    await deliver(uow, "AuditFindingRaised", raised, "a1", n)
+    await deliver(uow, "AuditFindingRaised", raised | {"finding_id": "f2"}, "a2", n)
+    [told, _] = [x for x in await uow.inbox_of(PROVIDER) if x.kind is NotificationKind.OTHER]
+    assert "2026-10-09" in told.title and "未按要求及时提供共享数据" in told.body
+    # two working days before Friday 9 October, back over the National Day holiday: Wednesday 30 September
+    assert await uow.next_due() == beijing(2026, 9, 30, 9, 0)
+    corrected = {"finding_id": "f2", "department_code": PROVIDER, "corrected_on": date(2026, 9, 28), "note": "已补报"}
+    await deliver(uow, "AuditFindingCorrected", corrected, "a3", n)
+    clock.at = beijing(2026, 9, 30, 9, 0, 1)
+    await handlers.fire_due(n)
+    [reminder] = [x for x in await uow.inbox_of(PROVIDER) if x.kind is NotificationKind.DEADLINE_APPROACHING]
+    assert reminder.reference == "f1" and "审计发现问题整改" in reminder.title  # f2 was corrected: no reminder
+    escalated = {"finding_id": "f1", "department_code": PROVIDER, "escalated_on": date(2026, 10, 12),
+                 "notice": "通报批评"}  # fmt: skip
+    await deliver(uow, "AuditFindingEscalated", escalated, "a4", n)
+    [passed] = [x for x in await uow.inbox_of(PROVIDER) if x.kind is NotificationKind.DEADLINE_PASSED]
+    assert passed.reference == "f1" and "整改期限已过" in passed.title

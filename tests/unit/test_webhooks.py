@@ -60,7 +60,12 @@ def test_a_delivery_is_retried_for_at_least_the_horizon_then_given_up() -> None:
 
 
 def test_production_retries_for_at_least_a_day_and_refuses_private_targets_by_default() -> None:
-    production = {"environment": "production", "mongo_uri": "mongodb://m0/?replicaSet=rs0", "it_office_code": DEPT}
+    production = {
+        "environment": "production",
+        "mongo_uri": "mongodb://m0/?replicaSet=rs0",
+        "it_office_code": DEPT,
+        "webhook_secret_keys": "k1:" + "B" * 43 + "=",
+    }
     with pytest.raises(ValueError, match="webhook_give_up_after_seconds"):
         NotifierSettings(**production, webhook_give_up_after_seconds=3600)
     assert NotifierSettings(**production).webhooks_allow_private is False

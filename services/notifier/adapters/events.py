@@ -18,6 +18,9 @@ from common.keys import KeySource
 from services.notifier import handlers
 from services.notifier.domain import notifications
 from services.notifier.domain.events import (
+    AuditFindingCorrected,
+    AuditFindingEscalated,
+    AuditFindingRaised,
     CatalogEntryChangeReported,
     CatalogEntryMaintenanceConfirmed,
     CatalogEntryOverdue,
@@ -77,6 +80,9 @@ def subscriptions(n: handlers.Notifier) -> dict[str, Callable[[Event], Awaitable
         CatalogEntryWithdrawn: partial(handlers.entry_withdrawn, n=n),
         CatalogEntryChangeReported: partial(handlers.change_reported, n=n),
         CatalogEntryMaintenanceConfirmed: partial(handlers.maintenance_confirmed, n=n),
+        AuditFindingRaised: partial(handlers.finding_raised, n=n),
+        AuditFindingCorrected: partial(handlers.finding_closed, n=n),
+        AuditFindingEscalated: partial(handlers.finding_closed, n=n),
     }
     return {cls.__name__: _inbound(cls, handler) for cls, handler in by_class.items()}
 

@@ -54,6 +54,11 @@ class NotificationView(BaseModel):
     created_at: datetime
     read: bool
     channels: list[Channel]
+    fallback: str | None = Field(
+        default=None,
+        description="set when the notice went to the inbox because the channels its recipient chose could not "
+        "carry it (webhooks only, and no active endpoint): says why",
+    )
 
 
 class PreferencesView(BaseModel):

@@ -184,7 +184,11 @@ async def ensure_indexes(db: AsyncDatabase, retention: Retention) -> None:
     await db[INBOX].create_index([("expire_at", ASCENDING)], expireAfterSeconds=0)
     newest = [("created_at", DESCENDING), ("_id", DESCENDING)]
     await db[INBOX].create_index([("recipient_code", ASCENDING), *newest])
-    await db[INBOX].create_index([("recipient_code", ASCENDING), ("kind", ASCENDING), *newest])
+    # A department's notices of one kind are found by the (recipient, newest) index, filtered: each index
+    # more is written with every notice, and a change of a widely held resource stores a thousand at once.
+    for unused in ("recipient_code_1_kind_1_created_at_-1__id_-1", "recipient_code_1_in_digest_1"):
+        if unused in await db[INBOX].index_information():
+            await db[INBOX].drop_index(unused)
     await db[INBOX].create_index([("resource_code", ASCENDING), *newest])
     await db[HOLDINGS].create_index([("resource_code", ASCENDING)])
     await db[FEEDS].create_index([("batch.tell_at", ASCENDING)], sparse=True)
@@ -192,7 +196,6 @@ async def ensure_indexes(db: AsyncDatabase, retention: Retention) -> None:
     await db[REMINDERS].create_index([("deadline", ASCENDING), ("reference", ASCENDING)])
     await db[REMINDERS].create_index([("recipient_code", ASCENDING), ("due_on", ASCENDING)])
     await db[DIGESTS].create_index([("at", ASCENDING)])
-    await db[INBOX].create_index([("recipient_code", ASCENDING), ("in_digest", ASCENDING)])
 
 
 class MongoNotifierTransaction:
@@ -288,11 +291,15 @@ class MongoNotifierTransaction:
         return _batch(doc["_id"], doc["batch"]) if doc else None
 
     async def batch_told(self, batch: ChangeBatch) -> None:
+        """The batch as it was read is told; changes counted in since (its notices were stored in several
+        transactions) stay as the open batch."""
         feed = await self.db[FEEDS].find_one({"_id": batch.resource_code}, session=self.session)
         told = [list(r) for r in told_after(_told(feed), batch)]
+        kept = _batch(batch.resource_code, feed["batch"]) if feed and feed.get("batch") else None
+        left = kept.left_after(batch) if kept is not None else None
         await self.db[FEEDS].update_one(
             {"_id": batch.resource_code},
-            {"$set": {"told": told, "batch": None}, "$unset": {"told_through": ""}},
+            {"$set": {"told": told, "batch": _batch_doc(left) if left else None}, "$unset": {"told_through": ""}},
             session=self.session,
         )
 

@@ -2,27 +2,42 @@
 force), records each attempt, and sleeps until the earliest due delivery or until new ones are committed.
 
 At most `concurrency` requests are in flight; each has its own timeout. Redirects are not followed (a
-receiver cannot send the notifier elsewhere). Without `allow_private`, the host is resolved again before
-each attempt and refused if it now points at a loopback, private or link-local address."""
+receiver cannot send the notifier elsewhere). Without `allow_private`, the host is checked again before
+each attempt, and the connection itself goes only to the public addresses the client's own resolver
+checked (PublicOnlyResolver): a name pointed at a loopback, private or link-local address after its check
+is refused, not called."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
 import socket
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import aiohttp
+from aiohttp.abc import AbstractResolver
+from aiohttp.resolver import DefaultResolver
 from prometheus_client import Counter, Histogram
 from standardwebhooks import Webhook
 
 from common.errors import Invalid
 from services.notifier import webhooks
-from services.notifier.domain.webhooks import Delivery, DeliveryState, Endpoint, Outcome, RetrySchedule, outcome_of
+from services.notifier.domain.webhooks import (
+    Delivery,
+    DeliveryState,
+    Endpoint,
+    Outcome,
+    RetrySchedule,
+    UnsafeUrl,
+    check_addresses,
+    outcome_of,
+)
 from services.notifier.ports import WebhookStore
 
 log = logging.getLogger(__name__)
@@ -62,8 +77,36 @@ async def resolve(host: str, port: int) -> list[str]:
     return sorted({str(info[4][0]) for info in infos})
 
 
+RECORD_EVERY = 0.25  # seconds an outcome may wait to be written with others (its chain's next one waits too)
+
+
+class PublicOnlyResolver(AbstractResolver):
+    """Resolves a receiver's host for the connection itself and refuses loopback, private and link-local
+    answers there: the address checked is the address connected to, so a name that resolved to a public
+    address when it was checked and to an internal one a moment later (DNS rebinding) is never called. The
+    request still names the host (Host header, TLS server name and certificate check)."""
+
+    def __init__(self) -> None:
+        self.inner = DefaultResolver()
+
+    async def resolve(self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET) -> list[Any]:
+        answers = await self.inner.resolve(host, port, family)
+        try:
+            check_addresses([str(a["host"]) for a in answers])
+        except UnsafeUrl as exc:
+            raise OSError(errno.EACCES, f"refused: {host} {exc}") from None
+        return answers
+
+    async def close(self) -> None:
+        await self.inner.close()
+
+
 @dataclass
 class WebhookDeliverer:
+    """Claims many due deliveries with one query, keeps `concurrency` attempts in flight from that supply,
+    and writes the outcomes of many attempts with one bulk write: the database sees a few requests per
+    round, not several per delivery."""
+
     store: WebhookStore
     schedule: RetrySchedule
     urls: webhooks.UrlPolicy
@@ -78,6 +121,12 @@ class WebhookDeliverer:
     finished: list[Outcome] = field(default_factory=list)
     # Deliveries this process just queued and holds (stored as claimed): sent without asking the database.
     fresh: deque[Delivery] = field(default_factory=deque)
+    # Claimed or taken, each the first open one of its chain, with its endpoint: sent as slots free up.
+    ready: deque[tuple[Delivery, Endpoint | None]] = field(default_factory=deque)
+    # When the database next has a due delivery (None: ask it); claims wait for it.
+    due_at: datetime | None = None
+    recorded_at: float = 0.0
+    recording: asyncio.Task | None = None  # the bulk write of outcomes under way
 
     @property
     def lease(self) -> timedelta:
@@ -93,49 +142,101 @@ class WebhookDeliverer:
         self.woken.set()
 
     async def run(self) -> None:
-        # aiohttp rather than httpx here: a request costs a third of the CPU time (bench/webhooks.py).
-        connector = aiohttp.TCPConnector(limit=self.concurrency, ttl_dns_cache=60)
-        timeout = aiohttp.ClientTimeout(total=self.timeout)
-        async with aiohttp.ClientSession(connector=connector, timeout=timeout, auto_decompress=False) as client:
+        # aiohttp rather than httpx here: a request costs a third of the CPU time (bench/webhooks.py). Its
+        # pool holds one connection per request in flight, to any number of receivers.
+        async with self.session() as client:
             try:
                 while True:
                     self.woken.clear()
                     await self._record()
-                    if await self._claim(client) == 0 or len(self.running) >= self.concurrency:
-                        await self._sleep()
+                    await self._supply()
+                    self._launch(client)
+                    await self._sleep()
             finally:
                 for task in self.running:
                     task.cancel()
+                if self.recording is not None:
+                    self.recording.cancel()
+
+    def session(self) -> aiohttp.ClientSession:
+        """The HTTP client: one pooled connection per request in flight; outside development it connects only
+        to the public addresses its own resolver checked."""
+        resolver = None if self.urls.allow_private else PublicOnlyResolver()
+        connector = aiohttp.TCPConnector(limit=self.concurrency, ttl_dns_cache=60, resolver=resolver)
+        timeout = aiohttp.ClientTimeout(total=self.timeout)
+        return aiohttp.ClientSession(connector=connector, timeout=timeout, auto_decompress=False)
 
     async def _record(self) -> None:
-        if self.finished:
-            outcomes = list(self.finished)
-            await self.store.record(outcomes, self.clock())
-            del self.finished[: len(outcomes)]
+        """Outcomes are written together, beside the attempts (which go on meanwhile): once a round's worth
+        finished, once none is in flight, or RECORD_EVERY after the last write."""
+        if not self.finished or (self.recording is not None and not self.recording.done()):
+            return
+        loop_time = asyncio.get_running_loop().time()
+        due = len(self.finished) >= self.concurrency // 2 or not self.running
+        if due or loop_time - self.recorded_at >= RECORD_EVERY:
+            self.recorded_at = loop_time
+            self.recording = asyncio.create_task(self._write(list(self.finished)))
 
-    async def _claim(self, client: aiohttp.ClientSession) -> int:
-        free = self.concurrency - len(self.running)
-        if free <= 0:
-            return 0
+    async def _write(self, outcomes: list[Outcome]) -> None:
+        try:
+            await self.store.record(outcomes, self.clock())
+        except Exception as exc:  # kept in `finished`: written with the next ones
+            log.warning("webhook outcomes not written yet, tried again: %s", exc)
+            await asyncio.sleep(RECORD_EVERY)
+            return
+        finally:
+            self.woken.set()
+        del self.finished[: len(outcomes)]
+        retries = [o.next_try_at for o in outcomes if o.next_try_at is not None]
+        if any(o.finished for o in outcomes):
+            self.due_at = None  # the next one of each finished chain is due now
+        elif retries and self.due_at is not None:
+            self.due_at = min(self.due_at, *retries)  # a failed one is tried again then
+
+    async def _supply(self) -> None:
+        """Enough ready deliveries for the free slots: this process's fresh ones first (one query for all of
+        them), then due ones claimed from the database (one query per claim)."""
+        if len(self.ready) >= self.concurrency:
+            return
         now = self.clock()
-        claimed = await self._take_fresh(now, free) or await self.store.claim_due(now, free, now + self.lease)
-        endpoints = await self.store.endpoints_by_id({d.endpoint_id for d in claimed}) if claimed else {}
-        for delivery in claimed:
-            task = asyncio.create_task(self._attempt(client, delivery, endpoints.get(delivery.endpoint_id)))
+        if self.fresh:
+            taken = await self._take_fresh(now)
+            await self._ready(taken)
+        if len(self.ready) >= self.concurrency or (self.due_at is not None and self.due_at > now):
+            return
+        want = 2 * self.concurrency - len(self.ready)
+        claimed = await self.store.claim_due(now, want, now + self.lease)
+        await self._ready(claimed)
+        if len(claimed) < want:
+            self.due_at = await self.store.next_due()  # None again: nothing pending; asked on the next wake-up
+            if self.due_at is None:
+                self.due_at = now + timedelta(seconds=self.idle_check)
+
+    async def _ready(self, deliveries: list[Delivery]) -> None:
+        if deliveries:
+            endpoints = await self.store.endpoints_by_id({d.endpoint_id for d in deliveries})
+            self.ready.extend((d, endpoints.get(d.endpoint_id)) for d in deliveries)
+
+    async def _take_fresh(self, now: datetime) -> list[Delivery]:
+        """The handed-over deliveries whose hold leaves time for a whole attempt; the others are left to the
+        database's claims once their hold ends."""
+        margin = timedelta(seconds=self.timeout + 5)
+        batch = [d for d in self.fresh if d.next_try_at - now > margin]
+        self.fresh.clear()
+        return await self.store.take(batch, now) if batch else []
+
+    def _launch(self, client: aiohttp.ClientSession) -> None:
+        """Start attempts from the ready ones while slots are free; one whose claim would end before its
+        attempt could is left to be claimed again."""
+        margin = timedelta(seconds=self.timeout + 5)
+        now = self.clock()
+        while self.ready and len(self.running) < self.concurrency:
+            delivery, endpoint = self.ready.popleft()
+            if delivery.next_try_at - now <= margin:
+                continue
+            task = asyncio.create_task(self._attempt(client, delivery, endpoint))
             self.running.add(task)
             task.add_done_callback(self._done)
-        return len(claimed)
-
-    async def _take_fresh(self, now: datetime, free: int) -> list[Delivery]:
-        """Up to `free` of the handed-over deliveries whose hold leaves time for a whole attempt; the others
-        are left to the database's claims once their hold ends."""
-        batch: list[Delivery] = []
-        margin = timedelta(seconds=self.timeout + 5)
-        while self.fresh and len(batch) < free:
-            delivery = self.fresh.popleft()
-            if delivery.next_try_at - now > margin:
-                batch.append(delivery)
-        return await self.store.take(batch, now) if batch else []
 
     def _done(self, task: asyncio.Task) -> None:
         self.running.discard(task)
@@ -144,14 +245,19 @@ class WebhookDeliverer:
             log.warning("a webhook attempt failed; tried again when its lease ends: %s", task.exception())
 
     async def _sleep(self) -> None:
-        """Until something is due, new work was committed, or an attempt finished; never longer than idle_check."""
+        """Until an attempt finished, new work was committed, an outcome is to be written or the database's
+        next delivery is due; never longer than idle_check."""
+        if self.woken.is_set():
+            return
         wait = self.idle_check
-        if len(self.running) < self.concurrency:
-            due = await self.store.next_due()
-            if due is not None:
-                wait = min(wait, max(0.0, (due - self.clock()).total_seconds()))
+        if self.finished:
+            wait = RECORD_EVERY  # woken when a write under way ends
+        elif len(self.running) < self.concurrency and self.due_at is not None:
+            wait = min(wait, max(0.0, (self.due_at - self.clock()).total_seconds()))
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self.woken.wait(), max(wait, 0.05))
+            await asyncio.wait_for(self.woken.wait(), max(wait, 0.01))
+        if not self.woken.is_set() and not self.finished:
+            self.due_at = None  # slept the whole time: ask the database again (another replica's work)
 
     async def _attempt(self, client: aiohttp.ClientSession, delivery: Delivery, endpoint: Endpoint | None) -> None:
         if endpoint is None:

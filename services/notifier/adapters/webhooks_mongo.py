@@ -20,6 +20,7 @@ from pymongo import ASCENDING, UpdateOne
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 
+from services.notifier.adapters.sealing import SecretSealer
 from services.notifier.domain.notifications import NotificationKind
 from services.notifier.domain.webhooks import Delivery, DeliveryState, Endpoint, Outcome, SigningSecret, heads
 
@@ -32,7 +33,8 @@ WAITING_RECHECK = timedelta(minutes=5)
 FIRST_OPEN_CAP = 10_000  # open deliveries read to find the first of each chain in one batch
 
 
-async def ensure_indexes(db: AsyncDatabase) -> None:
+async def ensure_indexes(db: AsyncDatabase, sealer: SecretSealer) -> None:
+    await seal_secrets(db, sealer)
     await db[ENDPOINTS].create_index([("department_code", ASCENDING), ("created_at", ASCENDING)])
     # `state` only where claims need it: every other index entry would be rewritten with each attempt's outcome
     await db[DELIVERIES].create_index([("state", ASCENDING), ("next_try_at", ASCENDING)])
@@ -45,37 +47,64 @@ def _utc(value: datetime | None) -> datetime | None:
     return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
 
 
-def endpoint_doc(e: Endpoint) -> dict[str, Any]:
+def endpoint_doc(e: Endpoint, sealer: SecretSealer) -> dict[str, Any]:
     return {
         "_id": e.endpoint_id,
         "department_code": e.department_code,
         "url": e.url,
         "kinds": sorted(k.value for k in e.kinds),
-        "secrets": [_secret_doc(s) for s in e.secrets],
+        "secrets": [_secret_doc(s, sealer) for s in e.secrets],
         "created_by": e.created_by,
         "created_at": e.created_at,
         "description": e.description,
     }
 
 
-def _secret_doc(s: SigningSecret) -> dict[str, Any]:
-    return {"value": s.value, "created_at": s.created_at, "expires_at": s.expires_at}
+def _secret_doc(s: SigningSecret, sealer: SecretSealer) -> dict[str, Any]:
+    return {"sealed": sealer.seal(s.value), "created_at": s.created_at, "expires_at": s.expires_at}
 
 
-def endpoint_from(doc: dict[str, Any]) -> Endpoint:
+def _secret_value(doc: dict[str, Any], sealer: SecretSealer) -> str:
+    return sealer.open(doc["sealed"]) if "sealed" in doc else doc["value"]  # "value": kept before sealing
+
+
+def endpoint_from(doc: dict[str, Any], sealer: SecretSealer | None) -> Endpoint:
+    """Without a sealer (the secrets were not read), an endpoint without its secrets."""
     return Endpoint(
         endpoint_id=doc["_id"],
         department_code=doc["department_code"],
         url=doc["url"],
         kinds=frozenset(NotificationKind(k) for k in doc.get("kinds", [])),
         secrets=[
-            SigningSecret(s["value"], _utc(s["created_at"]) or s["created_at"], _utc(s.get("expires_at")))
+            SigningSecret(_secret_value(s, sealer), _utc(s["created_at"]) or s["created_at"], _utc(s.get("expires_at")))
             for s in doc["secrets"]
-        ],
+        ]
+        if sealer is not None
+        else [],
         created_by=doc["created_by"],
         created_at=_utc(doc["created_at"]) or doc["created_at"],
         description=doc.get("description", ""),
     )
+
+
+async def seal_secrets(db: AsyncDatabase, sealer: SecretSealer) -> int:
+    """At start: secrets kept in clear (before sealing) or sealed under an older key are sealed under the
+    current key; returns how many endpoints were rewritten."""
+    rewritten = 0
+    async for doc in db[ENDPOINTS].find({}, {"secrets": 1}):
+        if all("sealed" in s and sealer.is_current(s["sealed"]) for s in doc["secrets"]):
+            continue
+        secrets = [
+            {
+                "sealed": sealer.seal(_secret_value(s, sealer)),
+                "created_at": s["created_at"],
+                "expires_at": s.get("expires_at"),
+            }
+            for s in doc["secrets"]
+        ]
+        await db[ENDPOINTS].update_one({"_id": doc["_id"]}, {"$set": {"secrets": secrets}})
+        rewritten += 1
+    return rewritten
 
 
 DELIVERY_DATES = ("created_at", "next_try_at", "delivered_at", "retry_from")
@@ -141,7 +170,8 @@ class MongoWebhookQueue:
 
     async def endpoints_of(self, department_codes: Collection[str]) -> list[Endpoint]:
         query = {"department_code": {"$in": sorted(department_codes)}}
-        return [endpoint_from(doc) async for doc in self.db[ENDPOINTS].find(query, session=self.session)]
+        cursor = self.db[ENDPOINTS].find(query, {"secrets": 0}, session=self.session)  # who wants what, no more
+        return [endpoint_from(doc, None) async for doc in cursor]
 
     async def queue(self, deliveries: list[Delivery]) -> None:
         held_until = datetime.now(UTC) + self.hold if self.hold is not None else None  # from now, not the notice
@@ -166,22 +196,23 @@ def next_seq() -> int:
 
 
 class MongoWebhookStore:
-    def __init__(self, db: AsyncDatabase) -> None:
+    def __init__(self, db: AsyncDatabase, sealer: SecretSealer) -> None:
         self.db = db
+        self.sealer = sealer
 
     async def add_endpoint(self, endpoint: Endpoint) -> None:
-        await self.db[ENDPOINTS].insert_one(endpoint_doc(endpoint))
+        await self.db[ENDPOINTS].insert_one(endpoint_doc(endpoint, self.sealer))
 
     async def endpoint(self, endpoint_id: str) -> Endpoint | None:
         doc = await self.db[ENDPOINTS].find_one({"_id": endpoint_id})
-        return endpoint_from(doc) if doc else None
+        return endpoint_from(doc, self.sealer) if doc else None
 
     async def endpoints(self, department_code: str) -> list[Endpoint]:
         cursor = self.db[ENDPOINTS].find({"department_code": department_code}).sort("created_at", ASCENDING)
-        return [endpoint_from(doc) async for doc in cursor]
+        return [endpoint_from(doc, self.sealer) async for doc in cursor]
 
     async def save_secrets(self, endpoint: Endpoint) -> None:
-        secrets = [_secret_doc(s) for s in endpoint.secrets]
+        secrets = [_secret_doc(s, self.sealer) for s in endpoint.secrets]
         await self.db[ENDPOINTS].update_one({"_id": endpoint.endpoint_id}, {"$set": {"secrets": secrets}})
 
     async def remove_endpoint(self, endpoint_id: str) -> bool:
@@ -237,7 +268,7 @@ class MongoWebhookStore:
 
     async def endpoints_by_id(self, endpoint_ids: Collection[str]) -> dict[str, Endpoint]:
         cursor = self.db[ENDPOINTS].find({"_id": {"$in": sorted(endpoint_ids)}})
-        return {doc["_id"]: endpoint_from(doc) async for doc in cursor}
+        return {doc["_id"]: endpoint_from(doc, self.sealer) async for doc in cursor}
 
     async def claim_due(self, now: datetime, limit: int, lease_until: datetime) -> list[Delivery]:
         due = {"state": DeliveryState.PENDING.value, "next_try_at": {"$lte": now}}

@@ -35,6 +35,23 @@ def told_after(told: Ranges, batch: ChangeBatch) -> Ranges:
     return ranges
 
 
+def without(ranges: Ranges, told: Ranges) -> Ranges:
+    """The sequences of `ranges` that `told` does not cover."""
+    out: list[tuple[int, int]] = []
+    for low, high in ranges:
+        for told_low, told_high in told:
+            if told_high < low or told_low > high:
+                continue
+            if told_low > low:
+                out.append((low, told_low - 1))
+            low = told_high + 1
+            if low > high:
+                break
+        if low <= high:
+            out.append((low, high))
+    return tuple(out)
+
+
 @dataclass(frozen=True)
 class ChangeBatch:
     """The changes of a resource not yet told. Changes of one resource may arrive out of order (two exchange
@@ -64,6 +81,14 @@ class ChangeBatch:
             deletes=self.deletes + int(deleted),
             tell_at=max(self.tell_at, min(now + window, self.opened_at + longest)),
         )
+
+    def left_after(self, told: ChangeBatch) -> ChangeBatch | None:
+        """What of this batch (as kept now) is still untold once `told` (as it was read) is: the changes
+        counted in while its notices were being stored."""
+        rest = without(self.sequences, told.sequences)
+        if not rest:
+            return None
+        return replace(self, sequences=rest, deletes=max(0, self.deletes - told.deletes))
 
     @property
     def first(self) -> int:

@@ -314,3 +314,39 @@ class ShareDemandUnmeetable:
 class DepartmentRegistered:
     department_code: str
     name: str
+
+
+class FindingCategory(StrEnum):
+    CATALOG_NOT_MAINTAINED = "CATALOG_NOT_MAINTAINED"
+    DATA_NOT_PROVIDED_IN_TIME = "DATA_NOT_PROVIDED_IN_TIME"
+    DATA_INCONSISTENT_OR_UNUSABLE = "DATA_INCONSISTENT_OR_UNUSABLE"
+    USE_OUTSIDE_PURPOSE = "USE_OUTSIDE_PURPOSE"
+
+
+@dataclass(frozen=True)
+class AuditFindingRaised:
+    """An Art. 24 finding against a department, to be corrected by `correct_by`."""
+
+    finding_id: str
+    department_code: str
+    category: FindingCategory
+    description: str
+    correct_by: date
+    reference: str | None = None
+
+
+@dataclass(frozen=True)
+class AuditFindingCorrected:
+    finding_id: str
+    department_code: str
+    corrected_on: date
+
+
+@dataclass(frozen=True)
+class AuditFindingEscalated:
+    """Not corrected in time: a notice of criticism (通报批评)."""
+
+    finding_id: str
+    department_code: str
+    escalated_on: date
+    notice: str

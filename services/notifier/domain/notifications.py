@@ -5,7 +5,7 @@ returned entries."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 from enum import StrEnum
 from typing import Any
@@ -13,6 +13,8 @@ from typing import Any
 from services.notifier.domain.changes import ChangeBatch
 from services.notifier.domain.changes import described as changes_described
 from services.notifier.domain.events import (
+    AuditFindingEscalated,
+    AuditFindingRaised,
     CatalogEntryOverdue,
     CatalogEntryPublished,
     CatalogEntryReturned,
@@ -23,6 +25,7 @@ from services.notifier.domain.events import (
     DisputeEscalated,
     DisputeRuled,
     DuplicateSourceFlagged,
+    FindingCategory,
     GrantEnded,
     GrantIssued,
     GrantRevoked,
@@ -95,6 +98,11 @@ class Notification:
     resource_code: str | None = None
     channels: frozenset[Channel] = ALL_CHANNELS  # where it goes, by the recipient's preferences
     in_digest: bool = False  # pushed channels get it in the next daily digest, not at once
+    fallback: str | None = None  # why it went to the inbox, which its recipient did not choose
+
+    def to_inbox(self, reason: str) -> Notification:
+        """The notice kept in the inbox after all: the channels its recipient chose cannot carry it."""
+        return replace(self, channels=self.channels | {Channel.INBOX}, fallback=reason)
 
     def issued_payload(self) -> dict[str, Any]:
         return {
@@ -433,6 +441,30 @@ def entry_overdue(event_id: str, e: CatalogEntryOverdue, it_office_code: str) ->
         _to(party, event_id, kind, title, body, about=e.resource_code, due_on=e.due_on, resource=e.resource_code)
         for party in dict.fromkeys((e.provider_code, it_office_code))
     ]
+
+
+FINDING_CATEGORIES = {
+    FindingCategory.CATALOG_NOT_MAINTAINED: "未按要求编制或更新目录",
+    FindingCategory.DATA_NOT_PROVIDED_IN_TIME: "未按要求及时提供共享数据",
+    FindingCategory.DATA_INCONSISTENT_OR_UNUSABLE: "提供的数据不一致或无法使用",
+    FindingCategory.USE_OUTSIDE_PURPOSE: "超出授权范围使用共享数据",
+}
+
+
+def finding_raised(event_id: str, e: AuditFindingRaised) -> list[Notification]:
+    """The department hears of the finding and its deadline (reminded before it, in working days)."""
+    title = f"审计发现问题，请于 {_day(e.correct_by)} 前整改"
+    what = f"{FINDING_CATEGORIES[e.category]}（问题编号 {e.finding_id}）：{e.description}"
+    body = f"{what}。请于 {_day(e.correct_by)} 前整改。"
+    kind = NotificationKind.OTHER
+    return [_to(e.department_code, event_id, kind, title, body, about=e.finding_id, due_on=e.correct_by)]
+
+
+def finding_escalated(event_id: str, e: AuditFindingEscalated) -> list[Notification]:
+    """Its deadline passed uncorrected: a notice of criticism follows."""
+    title = f"整改期限已过：问题 {e.finding_id} 予以通报批评"
+    body = f"问题 {e.finding_id} 未在整改期限内整改，{_day(e.escalated_on)} 起予以通报批评。{e.notice}"
+    return [_to(e.department_code, event_id, NotificationKind.DEADLINE_PASSED, title, body, about=e.finding_id)]
 
 
 def reminder_due(reminder: Reminder) -> Notification:

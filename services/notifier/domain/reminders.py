@@ -24,12 +24,14 @@ class Deadline(StrEnum):
     REQUEST_DECISION = "REQUEST_DECISION"
     CATALOG_UPDATE = "CATALOG_UPDATE"
     YEARLY_MAINTENANCE = "YEARLY_MAINTENANCE"
+    FINDING_RECTIFICATION = "FINDING_RECTIFICATION"
 
 
 DEADLINE_NAMES = {
     Deadline.REQUEST_DECISION: "共享申请答复",
     Deadline.CATALOG_UPDATE: "目录更新（数据或要素变化后 5 个工作日内）",
     Deadline.YEARLY_MAINTENANCE: "目录年度全面维护",
+    Deadline.FINDING_RECTIFICATION: "审计发现问题整改（第二十四条）",
 }
 
 

@@ -214,8 +214,12 @@ BLOCKED_NETWORKS_NOTE = "loopback, link-local, private, multicast, reserved or u
 def check_url(url: str, addresses: Iterable[str], *, allow_private: bool) -> None:
     """Raise UnsafeUrl unless the notifier may call `url`, whose host resolved to `addresses`."""
     check_url_form(url)
-    if allow_private:
-        return
+    if not allow_private:
+        check_addresses(addresses)
+
+
+def check_addresses(addresses: Iterable[str]) -> None:
+    """Raise UnsafeUrl unless every address a host resolved to is a public one."""
     found = list(addresses)
     if not found:
         raise UnsafeUrl("the URL's host does not resolve")
