@@ -33,8 +33,17 @@ from common.topics import load_topics
 from devstack.processes import ROOT, Infra, free_port
 from services.auditor import handlers
 from services.auditor.adapters.checkpoints import CheckpointSigner
-from services.auditor.adapters.trail_mongo import CHECKPOINTS, HEAD, TRAIL, MongoTrail, entry_document
-from services.auditor.domain.trail import Checkpoint, Head, describe, link
+from services.auditor.adapters.trail_mongo import (
+    BLOCKS,
+    CHECKPOINTS,
+    HEAD,
+    LAYOUT,
+    MongoTrail,
+    block_document,
+    blocks_of,
+    checkpoint_document,
+)
+from services.auditor.domain.trail import Head, describe, link
 
 GOAL_RATE = 5_000
 GOAL_VERIFY_SECONDS = 60.0
@@ -182,24 +191,21 @@ async def fill(mongo: AsyncMongoClient, database: str, n: int, signer: Checkpoin
     head, started, chunk = Head(), time.perf_counter(), 10_000
     for first in range(0, n, chunk):
         entries = link(head, [describe(access(i), secret) for i in range(first, min(n, first + chunk))])
-        await db[TRAIL].insert_many([entry_document(e) for e in entries], ordered=False)
+        await db[BLOCKS].insert_many([block_document(run) for run in blocks_of(entries)])
         at = datetime.now(UTC).isoformat()
         signed = [handlers.sign(e, signer, at) for e in entries if e.sequence % every == 0]
         if signed:
-            await db[CHECKPOINTS].insert_many([{"_id": c.sequence} | _checkpoint_fields(c) for c in signed])
+            await db[CHECKPOINTS].insert_many([checkpoint_document(c) for c in signed])
         head = Head(entries[-1].sequence, entries[-1].hash)
         print(f"  trail filled to {head.sequence:,}", end="\r", flush=True)
     await db[HEAD].replace_one({"_id": "head"}, {"sequence": head.sequence, "hash": head.hash}, upsert=True)
+    await db[HEAD].insert_one(dict(LAYOUT))
     print()
     return time.perf_counter() - started
 
 
 def _no_appends() -> Any:
     raise RuntimeError("the benchmark only reads the trail")
-
-
-def _checkpoint_fields(c: Checkpoint) -> dict[str, Any]:
-    return {"hash": c.hash, "signed_at": c.signed_at, "key_id": c.key_id, "signature": c.signature}
 
 
 async def run_verify(infra: Infra, n: int) -> None:
