@@ -59,19 +59,29 @@ def identifier_hash(identifier: str, secret: bytes) -> str:
 
 def hide_identifiers(value: Any, secret: bytes, keep: frozenset[str]) -> Any:
     """`value` made JSON-safe, with every citizen ID or credit code outside `keep` (the departments an entry
-    names) replaced by `id:` and its keyed hash. One pass: it runs for every field of every event."""
-    if isinstance(value, str):
-        if len(value) < 18:
+    names) replaced by `id:` and its keyed hash. One pass: it runs for every field of every event, so the
+    common types are told apart by `type` first and short strings, numbers and lists of them cost little."""
+    kind = type(value)
+    if kind is str:
+        if len(value) < 18 or _SUBJECT_CODE.search(value) is None:
             return value
         return _SUBJECT_CODE.sub(
             lambda m: m.group(0) if m.group(0) in keep else "id:" + identifier_hash(m.group(0), secret), value
         )
+    if kind is int or kind is bool or kind is float or value is None:
+        return value
+    if kind is dict:
+        return {k if type(k) is str else str(k): hide_identifiers(v, secret, keep) for k, v in value.items()}
+    if kind is list or kind is tuple:
+        return [v if type(v) is str and len(v) < 18 else hide_identifiers(v, secret, keep) for v in value]
+    if isinstance(value, datetime | date | bytes):
+        return json_safe(value)
     if isinstance(value, dict):
         return {str(k): hide_identifiers(v, secret, keep) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [hide_identifiers(v, secret, keep) for v in value]
-    if isinstance(value, datetime | date | bytes):
-        return json_safe(value)
+    if isinstance(value, str):
+        return hide_identifiers(str(value), secret, keep)
     return value
 
 
@@ -342,9 +352,12 @@ class TrailEntry:
         return cls(**fields, hash=hash)
 
 
+_CANONICAL = json.JSONEncoder(sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+
+
 def canonical(content: dict[str, Any]) -> str:
     """The one text of an entry's content its hash is of: JSON, keys sorted, no spaces, UTF-8."""
-    return json.dumps(content, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return _CANONICAL.encode(content)
 
 
 def content_hash(content: dict[str, Any]) -> str:
