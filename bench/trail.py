@@ -37,11 +37,11 @@ from services.auditor.adapters.trail_mongo import (
     BLOCKS,
     CHECKPOINTS,
     HEAD,
-    LAYOUT,
     MongoTrail,
     block_document,
     blocks_of,
     checkpoint_document,
+    ensure_indexes,
 )
 from services.auditor.domain.trail import Head, describe, link
 
@@ -189,6 +189,7 @@ async def fill(mongo: AsyncMongoClient, database: str, n: int, signer: Checkpoin
     db = mongo[database]
     secret = b"b" * 32
     head, started, chunk = Head(), time.perf_counter(), 10_000
+    await ensure_indexes(db)  # the service's, as it starts
     for first in range(0, n, chunk):
         entries = link(head, [describe(access(i), secret) for i in range(first, min(n, first + chunk))])
         await db[BLOCKS].insert_many([block_document(run) for run in blocks_of(entries)])
@@ -199,7 +200,6 @@ async def fill(mongo: AsyncMongoClient, database: str, n: int, signer: Checkpoin
         head = Head(entries[-1].sequence, entries[-1].hash)
         print(f"  trail filled to {head.sequence:,}", end="\r", flush=True)
     await db[HEAD].replace_one({"_id": "head"}, {"sequence": head.sequence, "hash": head.hash}, upsert=True)
-    await db[HEAD].insert_one(dict(LAYOUT))
     print()
     return time.perf_counter() - started
 

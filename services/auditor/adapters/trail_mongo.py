@@ -46,6 +46,8 @@ CHECKPOINTS = "audit_trail_checkpoints"
 LAYOUT = {"_id": "layout"}  # in HEAD, once the trail is stored as blocks
 BLOCK_ENTRIES = 1000
 LARGEST_BLOCK = 10_000  # what the block size may be configured to at most
+BY_LAST = "last"  # a block's last sequence, indexed
+LAST_INDEX = [(BY_LAST, ASCENDING)]
 READ_BLOCKS = 2  # blocks a cursor fetches at once: a verification's memory is bounded by this
 RECENT_EVENTS = 100_000  # a redelivered event is recognised among the last this many entries
 IN_LOOP = 200  # fewer entries are packed on the event loop; more in a worker thread (compression)
@@ -149,7 +151,7 @@ async def convert_to_blocks(db: AsyncDatabase) -> int:
         if run:
             await db[BLOCKS].insert_one(block_document(run))
             converted += len(run)
-        last = await db[BLOCKS].find_one({}, {"_id": 1}, sort=[("_id", DESCENDING)])
+        last = await db[BLOCKS].find_one({}, {"_id": 1}, sort=[("_id", DESCENDING)])  # no index yet: once
         if last is not None:
             await db[HEAD].update_one({"_id": "head"}, {"$set": {"block": last["_id"]}})
         await db[TRAIL].rename(f"{TRAIL}_entries_{datetime.now(UTC).strftime('%Y%m%d%H%M%S')}")
@@ -169,6 +171,9 @@ async def ensure_indexes(db: AsyncDatabase) -> None:
     # conjunction of two slowly, so a query uses one (see `_candidates`) and checks the rest per entry.
     for name in TERMS:
         await db[BLOCKS].create_index([(name, ASCENDING)])
+    # Ranges of blocks are sought by their last sequence: the local server scans the whole collection for a
+    # range of `_id` (it uses that index for equality only), and a scan reads every block.
+    await db[BLOCKS].create_index([(BY_LAST, ASCENDING)])
 
 
 # -- appending ------------------------------------------------------------------------------------------
@@ -190,11 +195,9 @@ class RecentEvents:
         if head == self.through:
             return
         since = max(self.through, head - RECENT_EVENTS)
-        # a block ending after `since` starts after `since` - LARGEST_BLOCK: found by `_id`, the one index
-        where = {"_id": {"$gt": since - LARGEST_BLOCK}}
-        async for doc in db[BLOCKS].find(where, {"event_ids": 1, "last": 1}, session=session):
-            if doc["last"] > since:
-                self.add(doc.get("event_ids", "").split("\n"), doc["last"])
+        cursor = db[BLOCKS].find({"last": {"$gt": since}}, {"event_ids": 1, "last": 1}, session=session)
+        async for doc in cursor.hint(LAST_INDEX):
+            self.add(doc.get("event_ids", "").split("\n"), doc["last"])
         self.through = head
 
     def add(self, event_ids: Iterable[str], sequence: int) -> None:
@@ -232,8 +235,7 @@ class MongoTrailAppend:
         blocks = db[BLOCKS]
         earlier: list[TrailEntry] = []  # the entries of a last block with room left, which is written anew
         if self.block is None and entries[0].sequence > 1:
-            last = await blocks.find_one({}, {"_id": 1}, sort=[("_id", DESCENDING)], session=session)
-            self.block = last["_id"] if last else None
+            self.block = await _last_block(db, session)
         if self.block is not None and entries[0].sequence - self.block < self.block_entries:
             doc = await blocks.find_one({"_id": self.block}, session=session)
             if doc is not None:
@@ -264,6 +266,11 @@ class MongoTrailAppend:
         if checkpoints:
             await db[CHECKPOINTS].insert_many([checkpoint_document(c) for c in checkpoints], session=session)
         self.appended = entries
+
+
+async def _last_block(db: AsyncDatabase, session: AsyncClientSession) -> int | None:
+    doc = await db[BLOCKS].find_one({}, {"_id": 1}, sort=[(BY_LAST, DESCENDING)], hint=LAST_INDEX, session=session)
+    return doc["_id"] if doc else None
 
 
 async def _off_loop(size: int, work: Callable[[], Any]) -> Any:
@@ -350,30 +357,42 @@ class MongoTrail:
             self.recent.add((e.event_id for e in appending.appended), appending.appended[-1].sequence)
             self.recent.through = appending.appended[-1].sequence
 
-    async def _blocks_from(
-        self, sequence: int, last: int | None = None, event_type: str | None = None
-    ) -> AsyncIterator[StoredBlock]:
-        """Blocks in order from the one holding entry `sequence` (sought by `_id`) on, up to the one holding
-        `last`; only those holding an entry of `event_type` if given."""
-        holding = await self.db[BLOCKS].find_one({"_id": {"$lte": sequence}}, {"_id": 1}, sort=[("_id", DESCENDING)])
-        where: dict[str, Any] = {"_id": {"$gte": holding["_id"] if holding else sequence}}
+    async def _blocks_from(self, sequence: int, last: int | None = None) -> AsyncIterator[StoredBlock]:
+        """Blocks in order from the one holding entry `sequence` on, up to the one holding `last`: sought by
+        their last sequence (a block holding `last` ends at most LARGEST_BLOCK - 1 after it)."""
+        where: dict[str, Any] = {BY_LAST: {"$gte": sequence}}
         if last is not None:
-            where["_id"]["$lte"] = last
-        if event_type is not None:
-            where["event_types"] = event_type
-        cursor = self.db[BLOCKS].find(where).sort("_id", ASCENDING)
+            where[BY_LAST]["$lt"] = last + LARGEST_BLOCK
+        cursor = self.db[BLOCKS].find(where).sort(BY_LAST, ASCENDING).hint(LAST_INDEX)
         async for doc in cursor.batch_size(READ_BLOCKS):
+            if last is not None and doc["_id"] > last:
+                break
             yield await asyncio.to_thread(block_from, doc)  # decompressing a block: milliseconds
+
+    async def _found(self, where: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
+        """The blocks `where` finds by one index, in order: their ids first, then the blocks a few at a time
+        by `_id` (the local server would sort whole blocks in memory, and a query may find thousands)."""
+        ids = sorted([doc["_id"] async for doc in self.db[BLOCKS].find(where, {"_id": 1})])
+        for n in range(0, len(ids), READ_BLOCKS):
+            group = ids[n : n + READ_BLOCKS]
+            docs = {doc["_id"]: doc async for doc in self.db[BLOCKS].find({"_id": {"$in": group}})}
+            for found in group:
+                if found in docs:
+                    yield docs[found]
 
     async def _matching(self, query: TrailQuery) -> AsyncIterator[list[TrailEntry]]:
         search = _search(query)
-        cursor = self.db[BLOCKS].find(search.blocks).sort("_id", ASCENDING).batch_size(READ_BLOCKS)
-        async for doc in cursor:
+        async for doc in self._found(search.blocks):
             yield await asyncio.to_thread(_pick, doc, search)
 
     async def after(self, *, after_sequence: int, limit: int, event_type: str | None) -> list[TrailEntry]:
         found: list[TrailEntry] = []
-        async for block in self._blocks_from(after_sequence + 1, event_type=event_type):
+        if event_type is None:
+            blocks = self._blocks_from(after_sequence + 1)
+        else:
+            where = {"event_types": event_type, BY_LAST: {"$gt": after_sequence}}
+            blocks = (await asyncio.to_thread(block_from, doc) async for doc in self._found(where))
+        async for block in blocks:
             found += [
                 e
                 for e in block.entries()
@@ -405,7 +424,7 @@ class MongoTrail:
         """The end of the trail as far as anything says: the last stored entry, the head, the last checkpoint
         (an entry deleted at the end is still missing when the head or a checkpoint names it)."""
         ends = [0]
-        block = await self.db[BLOCKS].find_one({}, {"last": 1}, sort=[("_id", DESCENDING)])
+        block = await self.db[BLOCKS].find_one({}, {"last": 1}, sort=[(BY_LAST, DESCENDING)], hint=LAST_INDEX)
         ends.append(block["last"] if block else 0)
         checkpoint = await self.db[CHECKPOINTS].find_one({}, {"_id": 1}, sort=[("_id", DESCENDING)])
         ends.append(checkpoint["_id"] if checkpoint else 0)
