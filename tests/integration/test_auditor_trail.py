@@ -46,7 +46,7 @@ from services.auditor.adapters.trail_mongo import (
     convert_to_blocks,
     ensure_indexes,
 )
-from services.auditor.domain.trail import Head, TrailEntry, describe, link
+from services.auditor.domain.trail import Head, TrailEntry, canonical, describe, link
 from services.auditor.ports import AUDITED_TOPICS
 from tests.integration.conftest import ServiceProcess, settings_for, skip_backlog
 from tests.tokens import bearer
@@ -376,7 +376,7 @@ async def test_a_changed_entry_is_detected(stored_trail) -> None:
     auditor, mongo, database = stored_trail
 
     def change(texts: list[str], hashes: list[str], at: int) -> None:
-        texts[at] = texts[at].replace("企业开办审批核验", "看看而已")
+        texts[at] = canonical(json.loads(texts[at]) | {"purpose": "看看而已"})  # whichever entry is 7
 
     await rewrite_block(mongo, database, 7, change)
     report = await verify(auditor)

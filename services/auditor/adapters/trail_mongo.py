@@ -47,7 +47,6 @@ LAYOUT = {"_id": "layout"}  # in HEAD, once the trail is stored as blocks
 BLOCK_ENTRIES = 1000
 LARGEST_BLOCK = 10_000  # what the block size may be configured to at most
 BY_LAST = "last"  # a block's last sequence, indexed
-LAST_INDEX = [(BY_LAST, ASCENDING)]
 READ_BLOCKS = 2  # blocks a cursor fetches at once: a verification's memory is bounded by this
 RECENT_EVENTS = 100_000  # a redelivered event is recognised among the last this many entries
 IN_LOOP = 200  # fewer entries are packed on the event loop; more in a worker thread (compression)
@@ -195,8 +194,7 @@ class RecentEvents:
         if head == self.through:
             return
         since = max(self.through, head - RECENT_EVENTS)
-        cursor = db[BLOCKS].find({"last": {"$gt": since}}, {"event_ids": 1, "last": 1}, session=session)
-        async for doc in cursor.hint(LAST_INDEX):
+        async for doc in db[BLOCKS].find({BY_LAST: {"$gt": since}}, {"event_ids": 1, "last": 1}, session=session):
             self.add(doc.get("event_ids", "").split("\n"), doc["last"])
         self.through = head
 
@@ -235,7 +233,7 @@ class MongoTrailAppend:
         blocks = db[BLOCKS]
         earlier: list[TrailEntry] = []  # the entries of a last block with room left, which is written anew
         if self.block is None and entries[0].sequence > 1:
-            self.block = await _last_block(db, session)
+            self.block = await _last_block(db, session, entries[0].sequence - 1)
         if self.block is not None and entries[0].sequence - self.block < self.block_entries:
             doc = await blocks.find_one({"_id": self.block}, session=session)
             if doc is not None:
@@ -268,9 +266,10 @@ class MongoTrailAppend:
         self.appended = entries
 
 
-async def _last_block(db: AsyncDatabase, session: AsyncClientSession) -> int | None:
-    doc = await db[BLOCKS].find_one({}, {"_id": 1}, sort=[(BY_LAST, DESCENDING)], hint=LAST_INDEX, session=session)
-    return doc["_id"] if doc else None
+async def _last_block(db: AsyncDatabase, session: AsyncClientSession, sequence: int) -> int | None:
+    """The block holding entry `sequence` (the head's): found by the index of their last sequences."""
+    found = [doc["_id"] async for doc in db[BLOCKS].find({BY_LAST: {"$gte": sequence}}, {"_id": 1}, session=session)]
+    return min(found, default=None)
 
 
 async def _off_loop(size: int, work: Callable[[], Any]) -> Any:
@@ -357,22 +356,19 @@ class MongoTrail:
             self.recent.add((e.event_id for e in appending.appended), appending.appended[-1].sequence)
             self.recent.through = appending.appended[-1].sequence
 
-    async def _blocks_from(self, sequence: int, last: int | None = None) -> AsyncIterator[StoredBlock]:
-        """Blocks in order from the one holding entry `sequence` on, up to the one holding `last`: sought by
-        their last sequence (a block holding `last` ends at most LARGEST_BLOCK - 1 after it)."""
-        where: dict[str, Any] = {BY_LAST: {"$gte": sequence}}
-        if last is not None:
-            where[BY_LAST]["$lt"] = last + LARGEST_BLOCK
-        cursor = self.db[BLOCKS].find(where).sort(BY_LAST, ASCENDING).hint(LAST_INDEX)
-        async for doc in cursor.batch_size(READ_BLOCKS):
-            if last is not None and doc["_id"] > last:
+    async def _blocks_from(self, sequence: int, last: int) -> AsyncIterator[StoredBlock]:
+        """Blocks in order from the one holding entry `sequence` up to the one holding `last`: sought by their
+        last sequence (a block holding `last` ends at most LARGEST_BLOCK - 1 after it)."""
+        async for doc in self._found({BY_LAST: {"$gte": sequence, "$lt": last + LARGEST_BLOCK}}):
+            if doc["_id"] > last:
                 break
             yield await asyncio.to_thread(block_from, doc)  # decompressing a block: milliseconds
 
     async def _found(self, where: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
         """The blocks `where` finds by one index, in order: their ids first, then the blocks a few at a time
         by `_id` (the local server would sort whole blocks in memory, and a query may find thousands)."""
-        ids = sorted([doc["_id"] async for doc in self.db[BLOCKS].find(where, {"_id": 1})])
+        ids = sorted([doc["_id"] async for doc in self.db[BLOCKS].find(where, {"_id": 1})])  # no sort asked:
+        # the local server sorts slowly even along the index it uses
         for n in range(0, len(ids), READ_BLOCKS):
             group = ids[n : n + READ_BLOCKS]
             docs = {doc["_id"]: doc async for doc in self.db[BLOCKS].find({"_id": {"$in": group}})}
@@ -387,8 +383,8 @@ class MongoTrail:
 
     async def after(self, *, after_sequence: int, limit: int, event_type: str | None) -> list[TrailEntry]:
         found: list[TrailEntry] = []
-        if event_type is None:
-            blocks = self._blocks_from(after_sequence + 1)
+        if event_type is None:  # `limit` entries on are in blocks ending before this
+            blocks = self._blocks_from(after_sequence + 1, after_sequence + limit)
         else:
             where = {"event_types": event_type, BY_LAST: {"$gt": after_sequence}}
             blocks = (await asyncio.to_thread(block_from, doc) async for doc in self._found(where))
@@ -424,12 +420,11 @@ class MongoTrail:
         """The end of the trail as far as anything says: the last stored entry, the head, the last checkpoint
         (an entry deleted at the end is still missing when the head or a checkpoint names it)."""
         ends = [0]
-        block = await self.db[BLOCKS].find_one({}, {"last": 1}, sort=[(BY_LAST, DESCENDING)], hint=LAST_INDEX)
-        ends.append(block["last"] if block else 0)
-        checkpoint = await self.db[CHECKPOINTS].find_one({}, {"_id": 1}, sort=[("_id", DESCENDING)])
-        ends.append(checkpoint["_id"] if checkpoint else 0)
         head = await self.db[HEAD].find_one({"_id": "head"})
         ends.append(head["sequence"] if head else 0)
+        checkpoint = await self.db[CHECKPOINTS].find_one({}, {"_id": 1}, sort=[("_id", DESCENDING)])
+        ends.append(checkpoint["_id"] if checkpoint else 0)
+        ends += [doc["last"] async for doc in self.db[BLOCKS].find({BY_LAST: {"$gte": max(ends)}}, {"last": 1})]
         return max(ends)
 
     async def anchor(self, before: int) -> Checkpoint | None:
