@@ -55,17 +55,27 @@ IN_LOOP = 200  # fewer entries are packed on the event loop; more in a worker th
 # -- block documents ------------------------------------------------------------------------------------
 
 
-def block_document(entries: list[TrailEntry]) -> dict[str, Any]:
-    """Consecutive linked entries as one document."""
-    texts = [e.text or canonical(e.content()) for e in entries]
+def block_document(entries: list[TrailEntry], earlier: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Consecutive linked entries as one document; after those of the stored block `earlier` if given (which
+    are taken as stored: neither read nor mended)."""
+    text = "\n".join(e.text or canonical(e.content()) for e in entries)  # canonical JSON has no newline
+    hashes, event_ids = "".join(e.hash for e in entries), "\n".join(e.event_id for e in entries)
     times = [e.occurred_at for e in entries]
     terms = block_terms(vars(e) for e in entries)
+    first = entries[0].sequence
+    if earlier is not None:
+        first = earlier["_id"]
+        text = zlib.decompress(earlier["entries"]).decode("utf-8") + "\n" + text
+        hashes, event_ids = earlier.get("hashes", "") + hashes, earlier.get("event_ids", "") + "\n" + event_ids
+        times += [t for t in (earlier.get("earliest"), earlier.get("latest")) if t]
+        for name in TERMS:
+            terms[name].update(earlier.get(name) or ())
     return {
-        "_id": entries[0].sequence,
+        "_id": first,
         "last": entries[-1].sequence,
-        "entries": Binary(zlib.compress("\n".join(texts).encode("utf-8"), 1)),  # canonical JSON has no newline
-        "hashes": "".join(e.hash for e in entries),
-        "event_ids": "\n".join(e.event_id for e in entries),
+        "entries": Binary(zlib.compress(text.encode("utf-8"), 1)),
+        "hashes": hashes,
+        "event_ids": event_ids,
         "earliest": min(times),
         "latest": max(times),
     } | {name: sorted(values) for name, values in terms.items()}
@@ -231,18 +241,20 @@ class MongoTrailAppend:
     async def append(self, entries: list[TrailEntry], checkpoints: list[Checkpoint], head: Head) -> None:
         session, db = self.tx.session, self.tx.db
         blocks = db[BLOCKS]
-        earlier: list[TrailEntry] = []  # the entries of a last block with room left, which is written anew
+        earlier, room = None, 0  # a last block with room left: filled first, written anew
         if self.block is None and entries[0].sequence > 1:
             self.block = await _last_block(db, session, entries[0].sequence - 1)
-        if self.block is not None and entries[0].sequence - self.block < self.block_entries:
-            doc = await blocks.find_one({"_id": self.block}, session=session)
-            if doc is not None:
-                earlier = block_from(doc).entries()
-        runs = await _off_loop(
-            len(entries), lambda: [block_document(run) for run in blocks_of(earlier + entries, self.block_entries)]
-        )
+        if self.block is not None and (used := entries[0].sequence - self.block) < self.block_entries:
+            earlier = await blocks.find_one({"_id": self.block}, session=session)
+            room = self.block_entries - used if earlier is not None else 0
+
+        def documents() -> list[dict[str, Any]]:
+            filled = [block_document(entries[:room], earlier)] if room else []
+            return filled + [block_document(run) for run in blocks_of(entries[room:], self.block_entries)]
+
+        runs = await _off_loop(len(entries), documents)
         last_block = runs[-1]["_id"]
-        if earlier:
+        if room:
             await blocks.replace_one({"_id": runs[0]["_id"]}, runs[0], session=session)
             runs = runs[1:]
         if runs:
