@@ -47,7 +47,7 @@ LAYOUT = {"_id": "layout"}  # in HEAD, once the trail is stored as blocks
 BLOCK_ENTRIES = 1000
 LARGEST_BLOCK = 10_000  # what the block size may be configured to at most
 BY_LAST = "last"  # a block's last sequence, indexed
-READ_BLOCKS = 2  # blocks a cursor fetches at once: a verification's memory is bounded by this
+READ_BLOCKS = 4  # blocks fetched at once (about 1 MB compressed): the memory of a read is bounded by this
 RECENT_EVENTS = 100_000  # a redelivered event is recognised among the last this many entries
 IN_LOOP = 200  # fewer entries are packed on the event loop; more in a worker thread (compression)
 
