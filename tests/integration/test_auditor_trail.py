@@ -576,16 +576,17 @@ async def test_a_trail_of_one_document_per_entry_is_converted_to_blocks_once(inf
         services.append(auditor.start())
         await auditor.wait_ready()
         assert await mongo[database][HEAD].find_one(LAYOUT)
-        assert await mongo[database][BLOCKS].count_documents({}) == 11 // 1000 + 1  # blocks of the size then
+        converted = block_from(await mongo[database][BLOCKS].find_one({"_id": 1}))
+        assert len(converted.texts) == 11  # one block of the size then (events of others may follow it)
         kept = [n for n in await mongo[database].list_collection_names() if n.startswith(f"{TRAIL}_entries_")]
         assert kept and await mongo[database][kept[0]].count_documents({}) == 11
         mine = access(20)
         await publish(infra, [mine])
         async with httpx.AsyncClient(base_url=auditor.url, headers=AUDITOR) as client:
             place = await wait_for_events(client, [mine])
-            assert list(place) == [12]  # after the converted entries, linked to the last of them
+            assert min(place) >= 12  # after the converted entries, linked to the last of them
             old = (await client.get("/trail/entries", params={"limit": 1000})).json()
-            assert old["total"] == 12 and old["items"][3]["event_id"] == entries[3].event_id
+            assert old["total"] >= 12 and old["items"][3]["event_id"] == entries[3].event_id
         report = await verify(auditor)
         assert report["intact"] and report["entries"] >= 12  # and whatever the auditor recorded since
     finally:
