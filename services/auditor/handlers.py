@@ -86,14 +86,16 @@ async def verify_trail(
     anchor = await trail.anchor(before=first)
     start = anchor.sequence if anchor else 0
     check = ChainCheck.start(first, last, anchor, await trail.checkpoints(start + 1, last), signature_valid)
-    async for entries in trail.entries(start + 1, last):
-        if not await asyncio.to_thread(_feed, check, entries):
+    blocks = aiter(trail.blocks(start + 1, last))
+    block = await anext(blocks, None)
+    while block is not None:
+        # the next block is read while this one is checked (hashing and parsing in a worker thread)
+        checked, block = await asyncio.gather(
+            asyncio.to_thread(check.feed_block, block, start, last), anext(blocks, None)
+        )
+        if not checked:
             break
     return check.finish()
-
-
-def _feed(check: ChainCheck, entries: list[TrailEntry]) -> bool:
-    return all(check.feed(entry) for entry in entries)
 
 
 async def search_trail(

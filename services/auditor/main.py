@@ -39,7 +39,7 @@ def subject_secret(settings: AuditorSettings) -> bytes:
 
 def build(settings: AuditorSettings) -> tuple[FastAPI, Runtime]:
     runtime = Runtime.build("auditor", settings)
-    trail = trail_mongo.MongoTrail(runtime.db, runtime.transaction)
+    trail = trail_mongo.MongoTrail(runtime.db, runtime.transaction, settings.trail_block_entries)
     signer = checkpoint_signer(settings)
     runtime.setup.append(partial(trail_mongo.ensure_indexes, runtime.db))
     keys = handlers.TrailKeys(

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
-from services.auditor.domain.trail import Checkpoint, Head, TrailEntry
+from services.auditor.domain.trail import Checkpoint, Head, StoredBlock, TrailEntry
 
 AUDITED_TOPICS = [
     "directory.events",
@@ -65,6 +65,8 @@ class TrailStore(Protocol):
     async def checkpoints(self, first: int, last: int) -> list[Checkpoint]: ...
 
     def entries(self, first: int, last: int) -> AsyncIterator[list[TrailEntry]]: ...
+
+    def blocks(self, first: int, last: int) -> AsyncIterator[StoredBlock]: ...
 
 
 class Signer(Protocol):

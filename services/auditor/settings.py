@@ -36,6 +36,8 @@ class AuditorSettings(ServiceSettings):
 
     # Trail entries appended per MongoDB transaction (one consumed batch): the chain is computed in memory.
     trail_batch_size: int = Field(default=5000, ge=1, le=20000)
+    # Entries stored together in one document (a block); queries and verification read whole blocks.
+    trail_block_entries: int = Field(default=1000, ge=1, le=10_000)
     # Ed25519 private key (PKCS#8 PEM) the trail's checkpoints are signed with; its public half is served
     # at /.well-known/trail-checkpoint-key for anyone to check them.
     checkpoint_key: SecretStr | None = None

@@ -11,22 +11,42 @@ import json
 import subprocess
 import sys
 import uuid
+import zlib
 from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import httpx
 import pytest
+from bson import Binary
 from pymongo import AsyncMongoClient
 
+from common.auth import generate_signing_key, load_signing_key
+from common.clock import SystemClock
 from common.codec import EventCodec
 from common.events import Event
 from common.kafka import KafkaPublisher
+from common.mongo import transaction
 from common.policy import Role
 from common.topics import load_topics
 from devstack.processes import ROOT
-from services.auditor.adapters.trail_mongo import CHECKPOINTS, TRAIL, entry_document, entry_from
-from services.auditor.domain.trail import Head, TrailEntry, describe, link
+from services.auditor import handlers
+from services.auditor.adapters.checkpoints import CheckpointSigner
+from services.auditor.adapters.trail_mongo import (
+    BLOCKS,
+    CHECKPOINTS,
+    HEAD,
+    LAYOUT,
+    QUERIED,
+    TRAIL,
+    MongoTrail,
+    block_document,
+    block_from,
+    blocks_of,
+    convert_to_blocks,
+    ensure_indexes,
+)
+from services.auditor.domain.trail import Head, TrailEntry, canonical, describe, link
 from services.auditor.ports import AUDITED_TOPICS
 from tests.integration.conftest import ServiceProcess, settings_for, skip_backlog
 from tests.tokens import bearer
@@ -296,8 +316,11 @@ async def test_events_of_every_kind_become_entries_queried_by_who_what_why_and_w
 async def stored_trail(
     infra, topics, services, tmp_path
 ) -> AsyncIterator[tuple[ServiceProcess, AsyncMongoClient, str]]:
-    """An auditor whose trail holds 20 entries with a signed checkpoint every 5."""
-    auditor, database = await auditor_for(infra, tmp_path, services, checkpoint_every_entries="5")
+    """An auditor whose trail holds 20 entries with a signed checkpoint every 5, stored in blocks of 4 (1-4,
+    5-8, ...: the appends of consumed batches fill the last block before starting the next)."""
+    auditor, database = await auditor_for(
+        infra, tmp_path, services, checkpoint_every_entries="5", trail_block_entries="4"
+    )
     events = [access(n) for n in range(20)]
     await publish(infra, events)
     async with httpx.AsyncClient(base_url=auditor.url, headers=AUDITOR) as client:
@@ -315,7 +338,20 @@ async def verify(auditor: ServiceProcess, **params: int) -> dict:
 
 
 async def stored(mongo: AsyncMongoClient, database: str) -> list[TrailEntry]:
-    return [entry_from(doc) async for doc in mongo[database][TRAIL].find({}).sort("_id", 1)]
+    blocks = [block_from(doc) async for doc in mongo[database][BLOCKS].find({}).sort("_id", 1)]
+    return [entry for block in blocks for entry in block.entries()]
+
+
+async def rewrite_block(mongo: AsyncMongoClient, database: str, sequence: int, change) -> None:
+    """Tamper with the block holding entry `sequence`: `change(texts, hashes)` edits its lists in place."""
+    doc = await mongo[database][BLOCKS].find_one({"_id": {"$lte": sequence}}, sort=[("_id", -1)])
+    block = block_from(doc)
+    texts, hashes = list(block.texts), list(block.hashes)
+    change(texts, hashes, sequence - block.first)
+    await mongo[database][BLOCKS].update_one(
+        {"_id": doc["_id"]},
+        {"$set": {"entries": Binary(zlib.compress("\n".join(texts).encode(), 1)), "hashes": "".join(hashes)}},
+    )
 
 
 async def test_an_untouched_trail_verifies_from_its_checkpoints(stored_trail) -> None:
@@ -323,7 +359,14 @@ async def test_an_untouched_trail_verifies_from_its_checkpoints(stored_trail) ->
     signed = {doc["_id"] async for doc in mongo[database][CHECKPOINTS].find({})}
     assert {5, 10, 15, 20} <= signed  # every 5, and the end of the first append (the trail had none)
     report = await verify(auditor)
-    stored_entries = await mongo[database][TRAIL].count_documents({})
+    stored_entries = len(await stored(mongo, database))
+    assert [doc["_id"] async for doc in mongo[database][BLOCKS].find({}, {"_id": 1}).sort("_id", 1)][:5] == [
+        1,
+        5,
+        9,
+        13,
+        17,
+    ]
     assert report["intact"] and report["entries"] == stored_entries >= 20 and report["signed_through"] >= 20
     report = await verify(auditor, first=12, last=17)  # from the checkpoint at 10, not from the start
     assert report["intact"] and report["anchor"] == 10 and report["entries"] == 7
@@ -331,7 +374,11 @@ async def test_an_untouched_trail_verifies_from_its_checkpoints(stored_trail) ->
 
 async def test_a_changed_entry_is_detected(stored_trail) -> None:
     auditor, mongo, database = stored_trail
-    await mongo[database][TRAIL].update_one({"_id": 7}, {"$set": {"purpose": "看看而已"}})
+
+    def change(texts: list[str], hashes: list[str], at: int) -> None:
+        texts[at] = canonical(json.loads(texts[at]) | {"purpose": "看看而已"})  # whichever entry is 7
+
+    await rewrite_block(mongo, database, 7, change)
     report = await verify(auditor)
     assert not report["intact"] and report["first_broken_sequence"] == 7 and "altered" in report["problem"]
     assert (await verify(auditor, first=11))["intact"]  # a range after the next checkpoint is untouched
@@ -339,23 +386,30 @@ async def test_a_changed_entry_is_detected(stored_trail) -> None:
 
 async def test_a_deleted_entry_is_detected_in_the_middle_and_at_the_end(stored_trail) -> None:
     auditor, mongo, database = stored_trail
-    await mongo[database][TRAIL].delete_one({"_id": 20})
+
+    def delete(texts: list[str], hashes: list[str], at: int) -> None:
+        del texts[at], hashes[at]
+
+    await rewrite_block(mongo, database, 20, delete)
     report = await verify(auditor)
     assert not report["intact"] and report["first_broken_sequence"] == 20 and "missing" in report["problem"]
-    await mongo[database][TRAIL].delete_one({"_id": 9})
+    await rewrite_block(mongo, database, 10, delete)
     report = await verify(auditor)
-    assert not report["intact"] and report["first_broken_sequence"] == 9 and "missing" in report["problem"]
+    assert not report["intact"] and report["first_broken_sequence"] == 10 and "missing" in report["problem"]
+    await mongo[database][BLOCKS].delete_one({"_id": 5})  # a whole block: entries 5-8
+    report = await verify(auditor)
+    assert not report["intact"] and report["first_broken_sequence"] == 5 and "missing" in report["problem"]
 
 
 async def test_an_inserted_entry_is_detected_even_with_every_later_hash_recomputed(stored_trail) -> None:
     auditor, mongo, database = stored_trail
-    trail = mongo[database][TRAIL]
+    trail = mongo[database][BLOCKS]
     entries = await stored(mongo, database)
     forged = describe(access(99, purpose="伪造"), b"x" * 32)
     # the forger renumbers and re-links everything after entry 12 (but cannot sign a checkpoint)
     rewritten = link(Head(12, entries[11].hash), [forged, *entries[12:]])
     await trail.delete_many({"_id": {"$gt": 12}})
-    await trail.insert_many([entry_document(e) for e in rewritten])
+    await trail.insert_many([block_document(run) for run in blocks_of(rewritten, 4)])
     next_signed = min([doc["_id"] async for doc in mongo[database][CHECKPOINTS].find({"_id": {"$gt": 12}})])
     report = await verify(auditor)
     assert not report["intact"] and report["first_broken_sequence"] == next_signed <= 15
@@ -364,12 +418,29 @@ async def test_an_inserted_entry_is_detected_even_with_every_later_hash_recomput
 
 async def test_reordered_entries_are_detected(stored_trail) -> None:
     auditor, mongo, database = stored_trail
-    trail = mongo[database][TRAIL]
-    four, five = await trail.find_one({"_id": 4}), await trail.find_one({"_id": 5})
-    await trail.delete_many({"_id": {"$in": [4, 5]}})
-    await trail.insert_many([five | {"_id": 4}, four | {"_id": 5}])
+
+    def swap(texts: list[str], hashes: list[str], at: int) -> None:
+        texts[at], texts[at + 1], hashes[at], hashes[at + 1] = texts[at + 1], texts[at], hashes[at + 1], hashes[at]
+
+    await rewrite_block(mongo, database, 6, swap)  # entries 6 and 7, inside the block 5-8
     report = await verify(auditor)
-    assert not report["intact"] and report["first_broken_sequence"] == 4
+    assert not report["intact"] and report["first_broken_sequence"] == 6
+    await rewrite_block(mongo, database, 6, swap)  # put back
+    assert (await verify(auditor))["intact"]
+    trail = mongo[database][BLOCKS]  # whole blocks: 9-12 stored where 13-16 belong and the other way round
+    nine, thirteen = await trail.find_one({"_id": 9}), await trail.find_one({"_id": 13})
+    await trail.delete_many({"_id": {"$in": [9, 13]}})
+    await trail.insert_many([thirteen | {"_id": 9, "last": 12}, nine | {"_id": 13, "last": 16}])
+    report = await verify(auditor)
+    assert not report["intact"] and report["first_broken_sequence"] == 9
+
+
+async def test_a_block_whose_query_terms_leave_an_entry_out_is_detected(stored_trail) -> None:
+    """Queries find blocks by their terms: a term removed would hide entries from them, so it is a break."""
+    auditor, mongo, database = stored_trail
+    await mongo[database][BLOCKS].update_one({"_id": 9}, {"$set": {"resources": ["101001/999999"]}})
+    report = await verify(auditor)
+    assert not report["intact"] and report["first_broken_sequence"] == 9 and "query terms" in report["problem"]
 
 
 async def test_a_signed_checkpoint_is_verified_with_only_the_public_key(stored_trail, tmp_path) -> None:
@@ -434,4 +505,91 @@ async def test_a_trail_of_the_earlier_format_is_set_aside_untouched(infra, topic
         kept = [n for n in names if n.startswith("audit_trail_legacy_")]
         assert kept and await mongo[database][kept[0]].find_one({"_id": 1}) == legacy
     finally:
+        await mongo.close()
+
+
+def appending_to(mongo: AsyncMongoClient, database: str, block_entries: int = 4) -> MongoTrail:
+    """The trail store as the service builds it, in this process (the transaction without an outbox)."""
+    db = mongo[database]
+    return MongoTrail(db, lambda: transaction(mongo, db, publisher=None), block_entries)  # type: ignore[arg-type]
+
+
+TRAIL_KEYS = handlers.TrailKeys(
+    signer=CheckpointSigner(load_signing_key(generate_signing_key())),
+    secret=b"s" * 32,
+    clock=SystemClock(),
+    every_entries=5,
+    every_seconds=3600,
+)
+
+
+async def test_a_redelivered_event_is_appended_once(infra) -> None:
+    """Kafka redelivers what was appended but not yet committed (a crash between the two): each event is in
+    the trail once, for the same store and for a restarted one (which rebuilds its memory of the recent event
+    ids from the stored blocks)."""
+    database = f"test_trail_{uuid.uuid4().hex[:8]}"
+    mongo = AsyncMongoClient(infra.mongo_uri, tz_aware=True)
+    try:
+        await ensure_indexes(mongo[database])
+        events = [access(n) for n in range(9)]
+        trail = appending_to(mongo, database)
+        await handlers.record_in_trail(events[:6], trail, TRAIL_KEYS)
+        await handlers.record_in_trail(events[3:7], trail, TRAIL_KEYS)  # 3-5 again, with 6 new
+        restarted = appending_to(mongo, database)
+        await handlers.record_in_trail([events[0], events[6], events[7], events[7], events[8]], restarted, TRAIL_KEYS)
+        entries = await stored(mongo, database)
+        assert [e.event_id for e in entries] == [e.event_id for e in events]
+        assert [e.sequence for e in entries] == list(range(1, 10))
+        report = await handlers.verify_trail(restarted, TRAIL_KEYS.signer.valid)
+        assert report.intact and report.checked == 9 and report.signed_through >= 5
+    finally:
+        await mongo.drop_database(database)
+        await mongo.close()
+
+
+def entry_document(entry: TrailEntry) -> dict:
+    """An entry as the earlier layout stored it: one document, its text with the queried fields beside it."""
+    content = entry.content()
+    return {"_id": entry.sequence, "entry": entry.text, "hash": entry.hash} | {n: content[n] for n in QUERIED}
+
+
+async def test_a_trail_of_one_document_per_entry_is_converted_to_blocks_once(infra, topics, services, tmp_path) -> None:
+    """The layout deployed before blocks: converted at start-up (a marker says it ran), it verifies, reads and
+    grows as before, and an entry changed before the conversion is still found changed after it."""
+    database, tampered = (f"test_trail_{uuid.uuid4().hex[:8]}" for _ in range(2))
+    entries = link(Head(), [describe(access(n), b"s" * 32) for n in range(11)])
+    mongo = AsyncMongoClient(infra.mongo_uri, tz_aware=True)
+    try:
+        for name in (database, tampered):
+            await mongo[name][TRAIL].insert_many([entry_document(e) for e in entries])
+            await mongo[name][HEAD].insert_one({"_id": "head", "sequence": 11, "hash": entries[-1].hash})
+        await mongo[tampered][TRAIL].update_one({"_id": 4}, {"$set": {"purpose": "看看而已"}})
+        assert await convert_to_blocks(mongo[tampered]) == 11
+        await ensure_indexes(mongo[tampered])  # as the service starts: the conversion is done
+        assert await convert_to_blocks(mongo[tampered]) == 0  # once
+        report = await handlers.verify_trail(appending_to(mongo, tampered), TRAIL_KEYS.signer.valid)
+        assert not report.intact and report.first_broken_sequence == 4 and "altered" in (report.problem or "")
+
+        auditor = ServiceProcess("auditor", infra, tmp_path, mongo_database=database, trail_block_entries="4")
+        for topic in AUDITED_TOPICS:
+            await skip_backlog(infra, f"test{auditor.port}-auditor-trail", topic)
+        services.append(auditor.start())
+        await auditor.wait_ready()
+        assert await mongo[database][HEAD].find_one(LAYOUT)
+        converted = block_from(await mongo[database][BLOCKS].find_one({"_id": 1}))
+        assert len(converted.texts) == 11  # one block of the size then (events of others may follow it)
+        kept = [n for n in await mongo[database].list_collection_names() if n.startswith(f"{TRAIL}_entries_")]
+        assert kept and await mongo[database][kept[0]].count_documents({}) == 11
+        mine = access(20)
+        await publish(infra, [mine])
+        async with httpx.AsyncClient(base_url=auditor.url, headers=AUDITOR) as client:
+            place = await wait_for_events(client, [mine])
+            assert min(place) >= 12  # after the converted entries, linked to the last of them
+            old = (await client.get("/trail/entries", params={"limit": 1000})).json()
+            assert old["total"] >= 12 and old["items"][3]["event_id"] == entries[3].event_id
+        report = await verify(auditor)
+        assert report["intact"] and report["entries"] >= 12  # and whatever the auditor recorded since
+    finally:
+        for name in (database, tampered):
+            await mongo.drop_database(name)
         await mongo.close()

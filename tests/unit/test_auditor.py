@@ -14,7 +14,9 @@ from services.auditor.domain.trail import (
     ChainCheck,
     Checkpoint,
     Head,
+    StoredBlock,
     TrailEntry,
+    block_terms,
     content_hash,
     csv_row,
     describe,
@@ -248,3 +250,53 @@ def test_only_served_data_accesses_count_as_a_departments_use() -> None:
     assert data_access_counted_for({"consumer_code": "c"}) == "c"  # recorded before results were
     assert data_access_counted_for({"consumer_code": "c", "result": "REFUSED"}) == NOT_COUNTED
     assert data_access_counted_for({"consumer_code": "c", "result": "NOT_FOUND"}) == NOT_COUNTED
+
+
+def stored_blocks(entries: list[TrailEntry], size: int) -> list[StoredBlock]:
+    """Entries as the store keeps them: runs of `size`, their texts and hashes, and the terms they name."""
+    runs = [entries[i : i + size] for i in range(0, len(entries), size)]
+    return [
+        StoredBlock(
+            run[0].sequence,
+            [e.text for e in run],
+            [e.hash for e in run],
+            {name: frozenset(values) for name, values in block_terms(vars(e) for e in run).items()},
+            min(e.occurred_at for e in run),
+            max(e.occurred_at for e in run),
+        )
+        for run in runs
+    ]
+
+
+def verify_blocks(blocks: list[StoredBlock], checkpoints: list[Checkpoint] = (), after: int = 0, last: int = 10):
+    anchor = next((c for c in checkpoints if c.sequence == after), None)
+    check = ChainCheck.start(after + 1, last, anchor, [c for c in checkpoints if c is not anchor], good)
+    all(check.feed_block(block, after, last) for block in blocks)
+    return check.finish()
+
+
+def test_blocks_verify_from_their_stored_texts_and_a_range_from_a_checkpoint_inside_a_block() -> None:
+    entries = trail(10)
+    blocks = stored_blocks(entries, 4)
+    report = verify_blocks(blocks, [signed(entries[4]), signed(entries[9])])
+    assert report.intact and report.checked == 10 and report.signed_through == 10
+    report = verify_blocks(blocks[1:], [signed(entries[4]), signed(entries[9])], after=5, last=7)
+    assert report.intact and report.checked == 2 and report.anchor == 5  # entries 6 and 7 of the block 5-8
+
+
+def test_a_changed_missing_or_unnamed_entry_in_a_block_breaks_the_chain() -> None:
+    entries = trail(10)
+    changed = stored_blocks(entries, 4)
+    changed[1].texts[2] = changed[1].texts[2].replace("用途不符", "用途相符")
+    report = verify_blocks(changed)
+    assert (report.first_broken_sequence, report.problem) == (7, "its content was altered after it was recorded")
+    missing = stored_blocks(entries, 4)
+    del missing[2].texts[0], missing[2].hashes[0]
+    assert verify_blocks(missing).first_broken_sequence == 9
+    hidden = stored_blocks(entries, 4)
+    hidden[0] = dataclasses.replace(hidden[0], terms=hidden[0].terms | {"actors": frozenset()})
+    report = verify_blocks(hidden)
+    assert report.first_broken_sequence == 1 and "query terms" in (report.problem or "")
+    mismatched = stored_blocks(entries, 4)
+    mismatched[1].hashes.pop()
+    assert verify_blocks(mismatched).first_broken_sequence == 5
