@@ -28,6 +28,8 @@ from services.notifier.domain.events import (
     GrantEnded,
     GrantIssued,
     GrantRevoked,
+    PublicationConsentDecided,
+    PublicationConsentRequested,
     ResourceChanged,
     ShareDecided,
     ShareDisputed,
@@ -199,6 +201,22 @@ async def share_answered(event_id: str, e: ShareDecided | ShareRefused, n: Notif
     async with n.uow() as tx:
         await tx.cancel_reminders(Deadline.REQUEST_DECISION, e.request_id)
         await _issue(tx, n, rule(event_id, e))
+
+
+async def consent_requested(event_id: str, e: PublicationConsentRequested, n: Notifier) -> None:
+    """The provider hears of the request to publish now, and again before its decision is due."""
+    async with n.uow() as tx:
+        if e.decide_by is not None:
+            due = e.decide_by
+            await _remind(tx, n, Deadline.CONSENT_DECISION, e.provider_code, e.resource_code, due, e.consent_id)
+        await _issue(tx, n, notifications.consent_requested(event_id, e))
+    n.timer.wake()
+
+
+async def consent_decided(event_id: str, e: PublicationConsentDecided, n: Notifier) -> None:
+    async with n.uow() as tx:
+        await tx.cancel_reminders(Deadline.CONSENT_DECISION, e.consent_id)
+        await _issue(tx, n, notifications.consent_decided(event_id, e))
 
 
 async def finding_raised(event_id: str, e: AuditFindingRaised, n: Notifier) -> None:

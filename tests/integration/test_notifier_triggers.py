@@ -545,3 +545,42 @@ async def test_a_daily_digest_gathers_what_waited_and_goes_on_the_departments_to
     [digest] = await inbox_until(notifier, provider, 1, timeout=30, kind="DIGEST")
     assert "（3 条）" in digest["title"] and digest["body"].count("数据共享申请待答复") == 3
     assert notices_on(await read_topic(infra.bootstrap, topic, 2, timeout=3)) == {digest["notification_id"]}
+
+
+async def test_a_request_to_publish_reaches_the_provider_with_a_reminder_and_its_answer_the_consumer(
+    infra, topics, services, tmp_path
+) -> None:
+    """Art. 18: the provider hears of a consumer's request to publish outside government and is reminded two
+    working days before its answer is due (across the National Day holiday); the consumer hears the answer,
+    which takes the reminder away."""
+    it_office, provider, consumer = fresh_code(), fresh_code(), fresh_code()
+    notifier = await start_notifier(infra, tmp_path, services, it_office, clock_start="2026-09-28T09:00:00+08:00")
+    resource = f"101001/{uuid.uuid4().int % 10**6:06d}"
+    asked, answered = (f"consent-{uuid.uuid4().hex[:8]}" for _ in range(2))
+    common = {"resource_code": resource, "provider_code": provider, "consumer_code": consumer, "audience": "门户网站"}
+    wanted = {"items": ["企业名称"], "purpose": "公示", "decide_by": date(2026, 10, 12)}
+    no = {"granted": False, "reasons": "含未公开信息", "decided_on": date(2026, 9, 29)}
+    await send(
+        infra,
+        "exchange.share-events",
+        [
+            (t, c, payload(t, consent_id=c, **common, **values))
+            for t, c, values in (
+                ("PublicationConsentRequested", asked, wanted),
+                ("PublicationConsentRequested", answered, wanted),
+                ("PublicationConsentDecided", answered, no),
+            )
+        ],
+    )
+    arrived = await inbox_until(notifier, provider, 2, kind="REQUEST_ARRIVED")
+    assert sorted(n["reference"] for n in arrived) == sorted([asked, answered])
+    assert all("对外发布" in n["title"] and n["due_on"] == "2026-10-12" for n in arrived), arrived
+    [decided] = await inbox_until(notifier, consumer, 1, kind="REQUEST_DECIDED")
+    assert decided["reference"] == answered and "不同意" in decided["title"] and "含未公开信息" in decided["body"]
+    async with httpx.AsyncClient(base_url=notifier.url, headers=reader(provider)) as client:
+        scheduled = (await client.get(f"/reminders/{provider}")).json()
+    times = {r["reference"]: r["remind_at"] for r in scheduled}
+    # due Monday 12 October: two working days before is Friday 9 October (Saturday 10 October is a working day)
+    assert times.get(asked) in ("2026-10-09T01:00:00Z", "2026-10-09T01:00:00+00:00"), scheduled
+    assert answered not in times
+    assert await inbox_until(notifier, provider, 1, timeout=2, kind="REQUEST_DECIDED") == []  # not the provider's

@@ -324,6 +324,33 @@ class FindingCategory(StrEnum):
 
 
 @dataclass(frozen=True)
+class PublicationConsentRequested:
+    """A consumer asks the provider's consent to publish data it obtained outside government (Art. 18)."""
+
+    consent_id: str
+    grant_id: str
+    resource_code: str
+    provider_code: str
+    consumer_code: str
+    audience: str
+    purpose: str
+    items: tuple[str, ...]
+    decide_by: date | None = None  # absent in events written before consents had deadlines
+
+
+@dataclass(frozen=True)
+class PublicationConsentDecided:
+    consent_id: str
+    provider_code: str
+    consumer_code: str
+    granted: bool
+    reasons: str
+    resource_code: str
+    audience: str
+    decided_on: date | None = None
+
+
+@dataclass(frozen=True)
 class AuditFindingRaised:
     """An Art. 24 finding against a department, to be corrected by `correct_by`."""
 

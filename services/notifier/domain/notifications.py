@@ -31,6 +31,8 @@ from services.notifier.domain.events import (
     GrantRevoked,
     OverdueKind,
     OverdueStep,
+    PublicationConsentDecided,
+    PublicationConsentRequested,
     RulingLevel,
     RulingOutcome,
     ShareDecided,
@@ -171,6 +173,32 @@ def share_decided(event_id: str, e: ShareDecided) -> list[Notification]:
             resource=e.resource_code,
         )
     ]
+
+
+def consent_requested(event_id: str, e: PublicationConsentRequested) -> list[Notification]:
+    """The provider's data administrator owes a decision (Art. 18), by `decide_by` in working days."""
+    due = f"请于 {_day(e.decide_by)} 前答复。" if e.decide_by else "请及时答复。"
+    body = (
+        f"使用部门 {e.consumer_code} 申请将经共享获得的资源 {e.resource_code} 数据（数据项 {_items(e.items)}）"
+        f"对外发布（同意申请编号 {e.consent_id}，依据授权 {e.grant_id}）："
+        f"发布范围：{e.audience}；用途：{e.purpose}。{due}"
+    )
+    title = f"对外发布同意申请待答复：{e.resource_code}"
+    kind = NotificationKind.REQUEST_ARRIVED
+    resource, due_on = e.resource_code, e.decide_by
+    return [_to(e.provider_code, event_id, kind, title, body, about=e.consent_id, resource=resource, due_on=due_on)]
+
+
+def consent_decided(event_id: str, e: PublicationConsentDecided) -> list[Notification]:
+    verdict = "同意" if e.granted else "不同意"
+    title = f"对外发布同意申请已答复（{verdict}）：{e.resource_code}"
+    when = f"于 {_day(e.decided_on)} " if e.decided_on else ""
+    body = (
+        f"提供部门 {e.provider_code} {when}答复对外发布（{e.audience}）申请 {e.consent_id}：{verdict}。"
+        f"理由：{e.reasons}"
+    )
+    kind = NotificationKind.REQUEST_DECIDED
+    return [_to(e.consumer_code, event_id, kind, title, body, about=e.consent_id, resource=e.resource_code)]
 
 
 def dispute_raised(event_id: str, e: ShareDisputed, it_office_code: str) -> list[Notification]:

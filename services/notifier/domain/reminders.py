@@ -25,6 +25,7 @@ class Deadline(StrEnum):
     CATALOG_UPDATE = "CATALOG_UPDATE"
     YEARLY_MAINTENANCE = "YEARLY_MAINTENANCE"
     FINDING_RECTIFICATION = "FINDING_RECTIFICATION"
+    CONSENT_DECISION = "CONSENT_DECISION"
 
 
 DEADLINE_NAMES = {
@@ -32,6 +33,7 @@ DEADLINE_NAMES = {
     Deadline.CATALOG_UPDATE: "目录更新（数据或要素变化后 5 个工作日内）",
     Deadline.YEARLY_MAINTENANCE: "目录年度全面维护",
     Deadline.FINDING_RECTIFICATION: "审计发现问题整改（第二十四条）",
+    Deadline.CONSENT_DECISION: "对外发布同意申请答复（第十八条）",
 }
 
 
@@ -84,7 +86,7 @@ class ReminderPolicy:
 
 
 def reminder_key(deadline: Deadline, reference: str, due_on: date) -> str:
-    if deadline is Deadline.REQUEST_DECISION:
+    if deadline in (Deadline.REQUEST_DECISION, Deadline.CONSENT_DECISION):
         return f"{deadline.value}:{reference}"  # a request has one decision deadline
     return f"{deadline.value}:{reference}:{due_on.isoformat()}"
 
