@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 # `make test` runs in this many pytest-xdist workers, each with its own broker and database (0: in one process);
 # each test file runs whole on one worker, so a module-scoped fixture (a running platform) starts once
-TEST_WORKERS ?= 2
+TEST_WORKERS ?= 3
 
 .PHONY: run up down infra test test-full-size lint bench demo clean
 

@@ -440,7 +440,9 @@ async def test_a_block_whose_query_terms_leave_an_entry_out_is_detected(stored_t
     auditor, mongo, database = stored_trail
     await mongo[database][BLOCKS].update_one({"_id": 9}, {"$set": {"resources": ["101001/999999"]}})
     report = await verify(auditor)
-    assert not report["intact"] and report["first_broken_sequence"] == 9 and "query terms" in report["problem"]
+    # the block of entries 9–12: the first of them that names a resource (the order events of several topics
+    # arrive in decides which one that is)
+    assert not report["intact"] and 9 <= report["first_broken_sequence"] <= 12 and "query terms" in report["problem"]
 
 
 async def test_a_signed_checkpoint_is_verified_with_only_the_public_key(stored_trail, tmp_path) -> None:
