@@ -424,13 +424,13 @@ async def run(infra: Infra) -> None:
             "baseline": {k: round(v, 3) for k, v in base.items()},
             "concurrency": CONCURRENCY,
             "retry": "first 2 s, doubling, at most 15 s, 50-100 % jitter",
-            "machine_note": "shared 2-core machine, loaded by other work at the same time (see the load averages: "
-            "above 2 the notifier, its database and the receivers each get a fraction of a core); the receivers "
-            "run in a process of their own on the same cores, the database server and the broker too",
+            "machine_note": "2-core machine; the load averages say whether other work ran at the same time (above 2 "
+            "the notifier, its database and the receivers each get a fraction of a core); the receivers run in a "
+            "process of their own on the same cores, the database server and the broker too",
             "cpu_count": os.cpu_count(),
-            "path": "1,000 GrantIssued on exchange.share-events (set-up, through the broker), then one "
-            "ResourceChanged on exchange.resource-changes; latency from its publication to each receipt, the "
-            "notifier's 2 s change window included",
+            "path": "1,000 holdings set up (`set_up`: GrantIssued events through the broker, or written into the "
+            "notifier's projection), then one ResourceChanged on exchange.resource-changes; latency from its "
+            "publication to each receipt, the notifier's 2 s change window included",
             "set_up": os.environ.get("BENCH_WEBHOOKS_SET_UP", "broker"),
             "set_up_s": round(set_up, 1),
             "median_s": round(statistics.median(first), 3),
