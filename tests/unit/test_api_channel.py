@@ -22,7 +22,7 @@ from services.exchange.domain.records import SubjectRecord
 from services.exchange.domain.resources import ItemSpec, ResourceSchema
 from services.exchange.sharing.access import AccessResult, ApiChannel, Call, DataAccess, Operation, tightened
 from services.exchange.sharing.adapters.accesses import GroupedAccessLog, _Recent, access_payload
-from services.exchange.sharing.api import call_of, purpose_of
+from services.exchange.sharing.api import calls, purpose_of
 from services.exchange.sharing.grants import MASK, Channel, Grant, GrantStatus, RowScope, pseudonym
 from services.exchange.sharing.openapi import describe
 from services.exchange.sharing.requests import rule_of, stricter_rule
@@ -446,7 +446,7 @@ async def test_a_malformed_purpose_is_refused_naming_the_header_and_recorded(hea
     fakes = Fakes()
     request = SimpleNamespace(method="GET", url=SimpleNamespace(path=f"/services/{CODE}/records/{HERE}"))
     with pytest.raises(Invalid, match="X-Purpose") as refused:
-        await call_of(request, CODE, SYSTEM, channel_of(fakes), "g-1", header, [])  # type: ignore[arg-type]
+        await calls()(request, CODE, channel_of(fakes), SYSTEM, "g-1", header, [])  # type: ignore[arg-type]
     assert refused.value.field == "X-Purpose"
     [access] = fakes.accesses
     assert access.result is AccessResult.REFUSED and "X-Purpose" in (access.reason or "")

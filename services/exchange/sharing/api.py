@@ -9,7 +9,7 @@ percent-encoded (`%25`).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Annotated, Any
 from urllib.parse import unquote
@@ -69,17 +69,9 @@ def stated_purpose(header: str | None) -> str | None:
         return None
 
 
-OFFLINE_PATH = "/offline/"  # the offline channel's routes that take a call (sharing.adapters.package_routes)
-
-
-def _channel(request: Request) -> SharingChannel:
-    return SharingChannel.OFFLINE if request.url.path.startswith(OFFLINE_PATH) else SharingChannel.API
-
-
 def _operation(request: Request) -> Operation:
+    """Which of the API channel's operations a call is, from its route."""
     path = request.url.path
-    if path.startswith(OFFLINE_PATH):
-        return Operation.PACKAGE
     if request.method == "POST":
         return Operation.BATCH
     for suffix, operation in (("/changes", Operation.CHANGES), ("/digest", Operation.DIGEST)):
@@ -89,12 +81,18 @@ def _operation(request: Request) -> Operation:
 
 
 class ShareGuard(Guard):
-    """The guard of the API channel's calls: as every guard, and a call refused for its credentials or role
-    is recorded as an access too (a forged, expired or revoked token, an adapter trying to read)."""
+    """The guard of the calls a grant opens: as every guard, and a call refused for its credentials or role
+    is recorded as an access too (a forged, expired or revoked token, an adapter trying to read), as the
+    operation of the channel the routes declare."""
 
-    def __init__(self, rule_name: str, operation: Callable[[Request], Operation] = _operation) -> None:
+    def __init__(
+        self,
+        rule_name: str,
+        operation: Callable[[Request], Operation] = _operation,
+        via: SharingChannel = SharingChannel.API,
+    ) -> None:
         super().__init__(rule_name)
-        self.operation = operation
+        self.operation, self.via = operation, via
 
     async def __call__(self, request: Request, channel: Channel) -> Principal:  # type: ignore[override]
         try:
@@ -105,7 +103,7 @@ class ShareGuard(Guard):
                 str(request.path_params.get("resource_code", ""))[:64],
                 request.headers.get("x-grant-id", "")[:64] or None,
                 (stated_purpose(request.headers.get("x-purpose", "")[:PURPOSE_LENGTH]) or None),
-                channel=_channel(request),
+                channel=self.via,
             )
             reason = exc.reason if isinstance(exc, Unauthenticated) else f"{exc.rule}: {exc.reason}"
             await channel.refuse(call, self.operation(request), reason)
@@ -118,34 +116,41 @@ Caller = Annotated[Principal, Depends(ShareGuard(RULE))]
 Describer = Annotated[Principal, Depends(Guard("exchange.resource.read"))]
 
 
-async def call_of(
-    request: Request,
-    resource_code: Code,
-    principal: Caller,
-    channel: Channel,
-    x_grant_id: Annotated[Code | None, Header(description="the grant the call relies on")] = None,
-    x_purpose: Annotated[
-        str | None,
-        Header(max_length=PURPOSE_LENGTH, description="the purpose, as the grant states it; percent-encoded UTF-8"),
-    ] = None,
-    items: Annotated[
-        list[Code],
-        Query(max_length=200, description="the data items wanted (default: every item the grant opens)"),
-    ] = [],  # noqa: B006
-) -> Call:
-    try:
-        purpose = purpose_of(x_purpose)
-    except Invalid as exc:  # refused before the grant is looked at, and recorded as every refusal
-        await channel.refuse(
-            Call(principal, resource_code, x_grant_id, None, tuple(items), _channel(request)),
-            _operation(request),
-            str(exc),
-        )
-        raise
-    return Call(principal, resource_code, x_grant_id, purpose, tuple(items), _channel(request))
+def calls(
+    operation: Callable[[Request], Operation] = _operation, via: SharingChannel = SharingChannel.API
+) -> Callable[..., Awaitable[Call]]:
+    """The dependency that makes a route's call of a grant: the API channel's by default; another channel's
+    routes (offline packages) name their operation and channel."""
+    guard = ShareGuard(RULE, operation, via)
+
+    async def call_of(
+        request: Request,
+        resource_code: Code,
+        channel: Channel,
+        # a default, not an annotation: this module's annotations are strings, and `guard` is local
+        principal: Principal = Depends(guard),  # noqa: B008
+        x_grant_id: Annotated[Code | None, Header(description="the grant the call relies on")] = None,
+        x_purpose: Annotated[
+            str | None,
+            Header(max_length=PURPOSE_LENGTH, description="the purpose, as the grant states it; percent-encoded UTF-8"),
+        ] = None,
+        items: Annotated[
+            list[Code],
+            Query(max_length=200, description="the data items wanted (default: every item the grant opens)"),
+        ] = [],  # noqa: B006
+    ) -> Call:
+        try:
+            purpose = purpose_of(x_purpose)
+        except Invalid as exc:  # refused before the grant is looked at, and recorded as every refusal
+            refused = Call(principal, resource_code, x_grant_id, None, tuple(items), via)
+            await channel.refuse(refused, operation(request), str(exc))
+            raise
+        return Call(principal, resource_code, x_grant_id, purpose, tuple(items), via)
+
+    return call_of
 
 
-Called = Annotated[Call, Depends(call_of)]
+Called = Annotated[Call, Depends(calls())]
 
 
 class SharedRecord(BaseModel):

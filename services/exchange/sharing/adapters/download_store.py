@@ -71,7 +71,7 @@ def mark_doc(w: Watermark) -> dict[str, Any]:
 def mark_of(doc: dict[str, Any]) -> Watermark:
     return Watermark(
         doc["_id"], doc["resource_code"], doc["provider_code"], doc["consumer_code"], doc["grant_id"],
-        doc["requested_by"], _utc(doc["made_at"]) or datetime.now(UTC), doc["notice"], doc.get("consent_id"),
+        doc["requested_by"], doc["made_at"].replace(tzinfo=UTC), doc["notice"], doc.get("consent_id"),
     )  # fmt: skip
 
 

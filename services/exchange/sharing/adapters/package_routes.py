@@ -18,7 +18,9 @@ from common.fields import Code
 from common.guard import Guard
 from common.http import RETRY_AFTER_SECONDS
 from common.policy import Principal
-from services.exchange.sharing.api import Called
+from services.exchange.sharing.access import Call, Operation
+from services.exchange.sharing.api import calls
+from services.exchange.sharing.grants import Channel as SharingChannel
 from services.exchange.sharing.packages import RECIPIENT_RULE, OfflineChannel, remove
 
 
@@ -35,6 +37,8 @@ async def upload_slots(request: Request) -> asyncio.Semaphore:
 
 
 Offline = Annotated[OfflineChannel, Depends(offline_channel)]
+# a package is the offline channel's call of a grant: checked and recorded as such, refusals included
+Packaged = Annotated[Call, Depends(calls(lambda _request: Operation.PACKAGE, SharingChannel.OFFLINE))]
 Slots = Annotated[asyncio.Semaphore, Depends(upload_slots)]
 Public = [Depends(Guard("public"))]
 KeyRegistrar = Annotated[Principal, Depends(Guard(RECIPIENT_RULE))]
@@ -94,7 +98,7 @@ async def register_recipient(
     summary="An offline package of what the grant opens, encrypted to the department's registered age key",
 )
 async def make_package(
-    call: Called,
+    call: Packaged,
     channel: Offline,
     days: Annotated[int | None, Query(ge=1, le=365, description="how long it may be opened")] = None,
 ) -> FileResponse:
