@@ -104,7 +104,7 @@ class ServiceProcess:
         self.name = name
         self.port = free_port()
         prefix = name.upper() + "_"
-        self.env = {
+        own = {
             f"{prefix}HTTP_PORT": str(self.port),
             f"{prefix}KAFKA_BOOTSTRAP_SERVERS": infra.bootstrap,
             f"{prefix}MONGO_URI": infra.mongo_uri,
@@ -113,9 +113,12 @@ class ServiceProcess:
             f"{prefix}CONSUMER_RETRY_BACKOFF_SECONDS": "0.05",
             f"{prefix}AUTH_JWKS": JWKS_JSON,
             # Each process its own consumer groups: the local broker never expires a member killed with
-            # SIGKILL, so a later process could not join a group one of them left that way.
-            f"{prefix}CONSUMER_GROUP_PREFIX": f"test{self.port}-",
-        } | {prefix + k.upper(): v for k, v in env.items()}
+            # SIGKILL, so a later process could not join a group one of them left that way (nor one of
+            # a process whose port it happens to reuse).
+            f"{prefix}CONSUMER_GROUP_PREFIX": f"test{uuid.uuid4().hex[:10]}-",
+        }
+        self.env = own | {prefix + k.upper(): v for k, v in env.items()}
+        self.group_prefix = self.env[f"{prefix}CONSUMER_GROUP_PREFIX"]
         self.log = folder / f"{name}-{self.port}.log"
         self.popen: subprocess.Popen | None = None
 

@@ -167,7 +167,7 @@ async def test_a_scripted_month_becomes_figures_a_report_and_findings(infra, top
     )
     for group, names in (("auditor-oversight", OBSERVED_TOPICS), ("auditor-trail", AUDITED_TOPICS)):
         for topic in names:
-            await skip_backlog(infra, f"test{auditor.port}-{group}", topic)
+            await skip_backlog(infra, f"{auditor.group_prefix}{group}", topic)
     services.append(auditor.start())
 
     october = [date(2026, 10, 1) + timedelta(days=i) for i in range(31)]
@@ -371,7 +371,7 @@ async def test_an_open_finding_escalates_once_its_deadline_has_passed(infra, top
         )
         for group, names in (("auditor-oversight", OBSERVED_TOPICS), ("auditor-trail", AUDITED_TOPICS)):
             for topic in names:
-                await skip_backlog(infra, f"test{auditor.port}-{group}", topic)
+                await skip_backlog(infra, f"{auditor.group_prefix}{group}", topic)
         services.append(auditor.start())
         await auditor.wait_ready()
         return auditor
@@ -591,7 +591,7 @@ async def test_a_finding_and_its_notices_are_its_department_s_and_oversight_s_on
     auditor = ServiceProcess("auditor", infra, tmp_path, mongo_database=settings.mongo_database, today="2026-11-02")
     for group, names in (("auditor-oversight", OBSERVED_TOPICS), ("auditor-trail", AUDITED_TOPICS)):
         for topic in names:
-            await skip_backlog(infra, f"test{auditor.port}-{group}", topic)
+            await skip_backlog(infra, f"{auditor.group_prefix}{group}", topic)
     services.append(auditor.start())
     await auditor.wait_ready()
     publisher = KafkaPublisher(settings, EventCodec.from_folder(), load_topics())

@@ -167,7 +167,7 @@ async def auditor_for(infra, tmp_path: Path, services: list, **env: str) -> tupl
     database = f"test_trail_{uuid.uuid4().hex[:8]}"
     auditor = ServiceProcess("auditor", infra, tmp_path, mongo_database=database, **env)
     for topic in AUDITED_TOPICS:
-        await skip_backlog(infra, f"test{auditor.port}-auditor-trail", topic)
+        await skip_backlog(infra, f"{auditor.group_prefix}auditor-trail", topic)
     services.append(auditor.start())
     await auditor.wait_ready()
     return auditor, database
@@ -496,7 +496,7 @@ async def test_a_trail_of_the_earlier_format_is_set_aside_untouched(infra, topic
         await mongo[database]["audit_trail_head"].insert_one({"_id": "head", "sequence": 1, "hash": "h"})
         auditor = ServiceProcess("auditor", infra, tmp_path, mongo_database=database)
         for topic in AUDITED_TOPICS:
-            await skip_backlog(infra, f"test{auditor.port}-auditor-trail", topic)
+            await skip_backlog(infra, f"{auditor.group_prefix}auditor-trail", topic)
         services.append(auditor.start())
         await auditor.wait_ready()
         mine = access(1)
@@ -577,7 +577,7 @@ async def test_a_trail_of_one_document_per_entry_is_converted_to_blocks_once(inf
 
         auditor = ServiceProcess("auditor", infra, tmp_path, mongo_database=database, trail_block_entries="4")
         for topic in AUDITED_TOPICS:
-            await skip_backlog(infra, f"test{auditor.port}-auditor-trail", topic)
+            await skip_backlog(infra, f"{auditor.group_prefix}auditor-trail", topic)
         services.append(auditor.start())
         await auditor.wait_ready()
         assert await mongo[database][HEAD].find_one(LAYOUT)

@@ -532,7 +532,7 @@ async def test_a_withdrawal_that_overtakes_its_publication_still_counts(infra, s
         where = TopicPartition(sent.topic, sent.partition)
 
         async def committed() -> bool:
-            offsets = await broker.list_consumer_group_offsets(f"test{exchange.port}-exchange-catalog")
+            offsets = await broker.list_consumer_group_offsets(f"{exchange.group_prefix}exchange-catalog")
             return where in offsets and offsets[where].offset > sent.offset
 
         assert await until(committed)

@@ -37,7 +37,7 @@ async def start_notifier(infra: Infra, tmp_path, services: list, it_office: str,
     )
     for group, topics in GROUPS.items():  # only what this test sends, not the session's backlog
         for topic in topics:
-            await skip_backlog(infra, f"test{notifier.port}-{group}", topic)
+            await skip_backlog(infra, f"{notifier.group_prefix}{group}", topic)
     notifier.start()
     services.append(notifier)
     await notifier.wait_ready()

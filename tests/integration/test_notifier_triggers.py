@@ -336,6 +336,9 @@ async def test_read_notices_and_change_notices_expire_from_the_inbox(infra, topi
     change = payload("ResourceChanged", resource_code=resource, provider_code=provider, sequence=1,
                      change_id=uuid.uuid4().hex, operation="UPSERT")  # fmt: skip
     await send(infra, "exchange.share-events", grants)
+    # the grants and the change come on two topics, each its own consumer: the holder is told of a change
+    # only once the notifier knows of its grants, so the change goes once the grants are known
+    assert len(await inbox_until(notifier, holder, 2, kind="GRANT_ISSUED")) == 2
     await send(infra, "exchange.resource-changes", [("ResourceChanged", resource, change)])
     notices = await inbox_until(notifier, holder, 3)
     read, unread = sorted(n["notification_id"] for n in notices if n["kind"] == "GRANT_ISSUED")
@@ -527,8 +530,10 @@ async def test_a_daily_digest_gathers_what_waited_and_goes_on_the_departments_to
     infra, topics, services, tmp_path
 ) -> None:
     it_office, provider = fresh_code(), fresh_code()
+    # the notifier's clock starts with its process: the digest is due 40 s later, time enough for it to get
+    # ready and take the preference on a loaded machine (after 08:30 the next digest would be tomorrow's)
     notifier = await start_notifier(
-        infra, tmp_path, services, it_office, clock_start="2026-11-20T08:29:45+08:00", digest_time="08:30"
+        infra, tmp_path, services, it_office, clock_start="2026-11-20T08:29:20+08:00", digest_time="08:30"
     )
     async with httpx.AsyncClient(base_url=notifier.url, headers=reader(provider)) as client:
         chosen = await client.put(f"/preferences/{provider}", json={"delivery": "DAILY_DIGEST"})
@@ -542,7 +547,7 @@ async def test_a_daily_digest_gathers_what_waited_and_goes_on_the_departments_to
     ])  # fmt: skip
     assert len(await inbox_until(notifier, provider, 3, kind="REQUEST_ARRIVED")) == 3  # in the inbox at once
     topic = f"notifier.notices.{provider}"
-    [digest] = await inbox_until(notifier, provider, 1, timeout=30, kind="DIGEST")
+    [digest] = await inbox_until(notifier, provider, 1, timeout=60, kind="DIGEST")
     assert "（3 条）" in digest["title"] and digest["body"].count("数据共享申请待答复") == 3
     assert notices_on(await read_topic(infra.bootstrap, topic, 2, timeout=3)) == {digest["notification_id"]}
 
