@@ -72,6 +72,18 @@ def test_every_request_string_and_integer_is_bounded(apps) -> None:
     assert not problems, "\n".join(problems)
 
 
+def test_every_operation_has_an_id_of_its_own(apps) -> None:
+    """OpenAPI requires operation ids to be unique: clients generated from a document name methods by them."""
+    for service, app in apps.items():
+        ids = [
+            operation["operationId"]
+            for operations in app.openapi()["paths"].values()
+            for operation in operations.values()
+            if "operationId" in operation
+        ]
+        assert len(ids) == len(set(ids)), (service, sorted({i for i in ids if ids.count(i) > 1}))
+
+
 @pytest.mark.parametrize(
     ("service", "path"),
     [

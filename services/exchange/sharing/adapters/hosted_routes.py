@@ -191,11 +191,12 @@ async def withdraw(service_id: Code, principal: Manager, hosting: HostingDep) ->
     return HostedView.of(await withdraw_service(service_id, principal, hosting), principal)
 
 
-@proxy.api_route(
-    PREFIX + "/{resource_code:path}/-/{path:path}",
-    methods=["GET", "POST"],
-    summary="A call to the resource's department-hosted service, through the center: only granted items return",
-)
+PROXIED = PREFIX + "/{resource_code:path}/-/{path:path}"
+PROXIED_SUMMARY = "A call to the resource's department-hosted service, through the center: only granted items return"
+
+
+@proxy.get(PROXIED, summary=PROXIED_SUMMARY, operation_id="call_hosted_service_get")
+@proxy.post(PROXIED, summary=PROXIED_SUMMARY, operation_id="call_hosted_service_post")
 async def proxied(
     request: Request,
     resource_code: Code,
