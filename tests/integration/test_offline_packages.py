@@ -22,8 +22,10 @@ from common.codec import EventCodec
 from common.mongo import connect
 from common.policy import Role
 from devstack.samples import catalog_published
+from services.exchange.ports import DATA_CHANGES
 from services.exchange.sharing.adapters.download_store import CONSENTS, consent_doc
 from services.exchange.sharing.adapters.grant_docs import GRANTS, grant_doc
+from services.exchange.sharing.adapters.packages import HAND_INS
 from services.exchange.sharing.consents import ConsentStatus, PublicationConsent
 from services.exchange.sharing.grants import MASK, Channel
 from tests.adapter_keys import key_file, register_adapter_key
@@ -200,6 +202,26 @@ async def test_a_department_hands_its_data_in_as_an_upload(infra, topics, servic
         assert await until(lambda: _held(client, f"/resources/{code}/records/{NEW}"))
         record = (await client.get(f"/resources/{code}/records/{NEW}")).json()
         assert record["fields"]["企业名称"] == "吉安丙公司"
+
+        # the same package again is taken once: refused, saying so in Chinese, and the first stands
+        again = await client.post("/offline/hand-ins", files={"file": ("p.dspkg", data)})
+        assert again.status_code == 409, again.text
+        assert again.json()["code"] == "package.handed_in" and "不再重复导入" in again.json()["message"]
+        assert handed.json()["package_id"] in again.json()["message"]
+    mongo = connect(settings_for(infra))
+    hand_ins = mongo[exchange.env["EXCHANGE_MONGO_DATABASE"]][HAND_INS]
+    taken = await hand_ins.find_one({"_id": handed.json()["package_id"]})
+    await mongo.close()
+    assert taken is not None and taken["status"] == "INGESTED" and taken["sent"] == 1
+    assert taken["handed_in_by"] == "market-admin" and len(taken["manifest_sha256"]) == 64
+    changes = await read_topic(
+        infra.bootstrap,
+        DATA_CHANGES,
+        2,
+        timeout=2,
+        where=lambda r: NEW.encode() in r.value and code.encode() in r.value,
+    )
+    assert len(changes) == 1  # its rows went on once
 
 
 async def _refused_as(client: httpx.AsyncClient, package: Path, code: str, words: str) -> bool:

@@ -10,11 +10,14 @@ Ed25519 key and encrypted to the age key the consumer department registered.
 
 From a department: a hand-in package, signed with a key the department registered with the directory for its
 adapter and encrypted to the center's age key, is opened and checked whole, then its table goes the way of
-an upload (`handlers.upload_rows`): the same row checks, all or nothing, the same DataChanged events."""
+an upload (`handlers.upload_rows`): the same row checks, all or nothing, the same DataChanged events. A
+package is taken once: its id and its manifest's digest are claimed under unique indexes before its rows go
+on, so a second hand-in of it is refused (409) and the first stands as it was."""
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import shutil
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -26,7 +29,8 @@ from datashare_adapter import packages as fmt
 from datashare_adapter.signing import key_id, public_pem
 from pyrage import x25519
 
-from common.errors import Invalid
+from common.clock import CHINA
+from common.errors import Conflict, Invalid
 from common.policy import Principal, Target, authorize
 from services.exchange import handlers
 from services.exchange.ports import UnitOfWork, UploadSender
@@ -52,6 +56,42 @@ class DepartmentKeys(Protocol):
     def key(self, key_id: str) -> tuple[str, Ed25519PublicKey] | None:
         """(department, public key) of an adapter key the directory registered and nobody revoked."""
         ...
+
+
+@dataclass(frozen=True)
+class HandInClaim:
+    """A hand-in package taken by the center: its id and manifest digest, whose it was, who handed it in."""
+
+    package_id: str
+    manifest_sha256: str
+    resource_code: str
+    sender: str
+    handed_in_by: str
+    handed_in_at: datetime
+
+
+class HandIns(Protocol):
+    """The hand-in packages the center has taken (the exchange's database, unique by id and digest)."""
+
+    async def claim(self, claim: HandInClaim) -> HandInClaim | None:
+        """Take the package; None when taken now, else the claim that took it first (left as it is)."""
+        ...
+
+    async def ingested(self, package_id: str, sent: int) -> None: ...
+
+    async def release(self, package_id: str) -> None:
+        """Forget a claim whose ingest failed (its rows refused, the bus away): the package may come again."""
+        ...
+
+
+class HandedInAlready(Conflict):
+    def __init__(self, first: HandInClaim) -> None:
+        super().__init__("package", f"package {first.package_id} was handed in already: it is not ingested twice")
+        self.code = "package.handed_in"
+        at = first.handed_in_at.astimezone(CHINA).strftime("%Y-%m-%d %H:%M")
+        self.message = (
+            f"该离线包（编号 {first.package_id}）已于 {at} 交入并导入，不再重复导入；如需更新数据，请重新制作离线包。"
+        )
 
 
 @dataclass(frozen=True)
@@ -87,6 +127,7 @@ class OfflineChannel:
     department_keys: DepartmentKeys
     uow: UnitOfWork
     uploads: UploadSender
+    hand_ins: HandIns
     days: int  # how long a package may be opened after it is made
     consents: Approved  # a package says what a download says: internal use only, or the consent covering it
 
@@ -178,11 +219,24 @@ class OfflineChannel:
                 f"signed by {manifest.sender}, not by {manifest.resource_code}'s provider: only it hands its data in"
             )
             raise PackageRefused(fmt.Refusal.SIGNATURE.value, reason)
+        digest = hashlib.sha256(manifest.to_json()).hexdigest()
+        claim = HandInClaim(
+            manifest.package_id, digest, manifest.resource_code, manifest.sender, principal.subject,
+            self.api.clock.now(),
+        )  # fmt: skip
+        first = await self.hand_ins.claim(claim)
+        if first is not None:
+            raise HandedInAlready(first)
         [part] = manifest.parts
         table = Table(folder / part.name, part.name)
-        sent = await handlers.upload_rows(
-            manifest.resource_code, table, list(manifest.deletions), principal, self.uow, self.uploads
-        )
+        try:
+            sent = await handlers.upload_rows(
+                manifest.resource_code, table, list(manifest.deletions), principal, self.uow, self.uploads
+            )
+        except BaseException:
+            await asyncio.shield(self.hand_ins.release(manifest.package_id))
+            raise
+        await self.hand_ins.ingested(manifest.package_id, sent)
         return HandedIn(manifest.package_id, manifest.resource_code, sent)
 
     def _signer(self, signed_by: str) -> Ed25519PublicKey | None:
