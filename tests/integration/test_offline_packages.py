@@ -23,11 +23,12 @@ from common.mongo import connect
 from common.policy import Role
 from devstack.samples import catalog_published
 from services.exchange.ports import DATA_CHANGES
+from services.exchange.settings import DEV_SUBJECT_SECRET_FILE
 from services.exchange.sharing.adapters.download_store import CONSENTS, consent_doc
 from services.exchange.sharing.adapters.grant_docs import GRANTS, grant_doc
 from services.exchange.sharing.adapters.packages import HAND_INS
 from services.exchange.sharing.consents import ConsentStatus, PublicationConsent
-from services.exchange.sharing.grants import MASK, Channel
+from services.exchange.sharing.grants import MASK, Channel, subject_hash
 from tests.adapter_keys import key_file, register_adapter_key
 from tests.integration.conftest import read_topic, settings_for
 from tests.integration.test_api_channel import APPROVAL, ITEMS, PURPOSE, enterprise, grant
@@ -157,6 +158,9 @@ async def test_a_package_opens_what_the_grant_opens_for_its_department_only(
         ("OFFLINE", "package", "SERVED"),
     ]
     assert events[1]["record_count"] == 1 and events[1]["grant_id"] == "p-offline"
+    # and names the subjects it holds as the API channel's accesses do: hashed with the center's secret
+    secret = DEV_SUBJECT_SECRET_FILE.read_text().strip().encode()  # the running exchange's, in development
+    assert events[1]["subject_hashes"] == [subject_hash(HERE, secret)] and events[1]["subjects_requested"] == 1
 
 
 async def test_a_department_hands_its_data_in_as_an_upload(infra, topics, services, tmp_path: Path) -> None:

@@ -41,7 +41,7 @@ from common.errors import Conflict, Invalid, NotFound
 from common.identifiers import InvalidIdentifier
 from common.policy import Principal
 from services.exchange.domain.records import SubjectRecord
-from services.exchange.sharing.access import MAX_BATCH, AccessResult, ApiChannel, Call, Opened, Operation
+from services.exchange.sharing.access import ApiChannel, Call, Opened, Operation
 from services.exchange.sharing.consents import Approved, PublicationConsent, covering, notice_of
 from services.exchange.sharing.grants import Channel, pseudonym
 
@@ -446,9 +446,7 @@ class Downloads:
         opened = await self.channel.open(call, Operation.DOWNLOAD, len(download.subject_keys), download.subject_keys)
         if download.status is not JobStatus.READY:
             raise NotReady("download_id", f"the file is {download.status.value}: {download.error or 'not ready'}")
-        count = download.rows_written
-        named = download.subject_keys[:MAX_BATCH]  # hashed by the access log, at most as many as a batch names
-        await self.channel._log(call, Operation.DOWNLOAD, opened, AccessResult.SERVED, named, count, count)
+        await self.channel.served(call, Operation.DOWNLOAD, opened, download.subject_keys, download.rows_written)
         return download, self.files.path(download)
 
     async def trace(self, rows: Sequence[Sequence[str]]) -> list[TraceMatch]:

@@ -34,7 +34,7 @@ from common.errors import Conflict, Invalid
 from common.policy import Principal, Target, authorize
 from services.exchange import handlers
 from services.exchange.ports import UnitOfWork, UploadSender
-from services.exchange.sharing.access import AccessResult, ApiChannel, Call, Opened, Operation
+from services.exchange.sharing.access import MAX_BATCH, ApiChannel, Call, Opened, Operation
 from services.exchange.sharing.consents import Approved, covering, notice_of
 from services.exchange.sharing.downloads import items_held
 from services.exchange.sharing.grants import pseudonym
@@ -148,7 +148,8 @@ class OfflineChannel:
             raise Invalid("recipient", NO_RECIPIENT)
         opened = await self.api.open(call, Operation.PACKAGE, 0, ())
         parts = fmt.PartWriter(folder)
-        rows = await self._write(call.resource_code, opened, parts)
+        subjects: list[str] = []
+        rows = await self._write(call.resource_code, opened, parts, subjects)
         now = self.api.clock.now()
         consumer = call.principal.department_code
         approved = await self.consents.approved(call.resource_code, consumer)
@@ -172,17 +173,20 @@ class OfflineChannel:
         )
         target = folder / f"{manifest.package_id}.dspkg"
         manifest = await asyncio.to_thread(fmt.seal, manifest, folder, self.keys.signing, target)
-        await self.api._log(call, Operation.PACKAGE, opened, AccessResult.SERVED, (), rows, 0)  # before handed over
+        await self.api.served(call, Operation.PACKAGE, opened, subjects, rows)  # before it is handed over
         return target, manifest
 
-    async def _write(self, resource_code: str, opened: Opened, parts: fmt.PartWriter) -> int:
-        """Rows in the grant's scope with its items, handed to a writer thread a slice at a time."""
+    async def _write(self, resource_code: str, opened: Opened, parts: fmt.PartWriter, subjects: list[str]) -> int:
+        """Rows in the grant's scope with its items, handed to a writer thread a slice at a time; the first
+        subjects (as many as an access event names) are added to `subjects`."""
         batch: list[dict[str, Any]] = []
         rows = 0
         async for record in self.api.data.records_in(resource_code):
             if not opened.covers(record):
                 continue
             key = record.subject_key
+            if len(subjects) < MAX_BATCH:
+                subjects.append(key)
             batch.append(
                 {
                     "subject_key": key
