@@ -215,8 +215,8 @@ def build(settings: ExchangeSettings) -> tuple[FastAPI, Runtime]:
         uow=uow,
         uploads=uploads,
         hand_ins=MongoHandIns(runtime.db),
+        downloads=app.state.downloads,
         days=settings.package_days,
-        consents=app.state.consents.store,
     )
     app.state.upload_slots = upload_slots
     app.state.sharing = sharing

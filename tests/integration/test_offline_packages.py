@@ -5,6 +5,7 @@ its own reason — and a provider hands its data in the same way, ingested as an
 
 from __future__ import annotations
 
+import hashlib
 import json
 import uuid
 from datetime import date, datetime, timedelta
@@ -103,14 +104,28 @@ async def test_a_package_opens_what_the_grant_opens_for_its_department_only(
         center_pem = tmp_path / "center.pem"
         center_pem.write_text(center["signing_public_key_pem"])
 
-        # the package: made under the grant, with its purpose
+        # the package: made under the grant, with its purpose, by a job followed as a download is
         calling = {"X-Grant-Id": "p-offline", "X-Purpose": quote(PURPOSE)}
-        made = await client.get(f"/offline/packages/{code}", headers=calling)
+        started = await client.post(f"/offline/packages/{code}", headers=calling)
+        assert started.status_code == 202, started.text
+        assert started.json()["format"] == "PACKAGE" and started.headers["location"] == started.json()["file"][:-5]
+
+        async def ready() -> dict | None:
+            job = (await client.get(started.headers["location"])).json()
+            return job if job["status"] != "RUNNING" else None
+
+        job = await until(ready, timeout=20)
+        assert job and job["status"] == "READY" and job["rows_done"] == job["rows_total"] == 2, job
+        assert job["rows_written"] == 1 and "c-offline" in job["notice"]
+        other_department = bearer(OTHER, Role.DATA_ADMINISTRATOR, subject="other-admin")
+        assert (await client.get(job["file"], headers=other_department)).status_code == 404  # not theirs
+        made = await client.get(job["file"])
         assert made.status_code == 200, made.text
         package = tmp_path / "from-center.dspkg"
         package.write_bytes(made.content)
+        assert hashlib.sha256(made.content).hexdigest() == job["sha256"] and len(made.content) == job["size"]
         # a grant that does not open the offline channel opens no package, and says why
-        api_only = await client.get(f"/offline/packages/{code}", headers=calling | {"X-Grant-Id": "p-api"})
+        api_only = await client.post(f"/offline/packages/{code}", headers=calling | {"X-Grant-Id": "p-api"})
         assert api_only.status_code == 403 and "OFFLINE" in api_only.json()["detail"]
 
     # the addressed department opens it with the tool: its granted items of the rows in scope, nothing else
@@ -130,6 +145,7 @@ async def test_a_package_opens_what_the_grant_opens_for_its_department_only(
     assert manifest["grant_id"] == "p-offline" and manifest["items"] == list(GRANTED)
     assert "c-offline" in manifest["notice"] and "吉安市政府门户网站" in manifest["notice"]  # as a download says
     assert manifest["addressed_to"] == APPROVAL and manifest["entry_version"] == 1
+    assert manifest["package_id"] == job["download_id"]
     assert all(len(p["sha256"]) == 64 for p in manifest["parts"])
     assert "吉安乙公司" not in (out / "rows.jsonl").read_text()
 
