@@ -15,7 +15,7 @@ import pytest
 from common.codec import SCHEMA_DIR, EventCodec, load_schema
 from common.events import Event
 from common.identifiers import InvalidIdentifier
-from services.exchange.sharing.adapters import hosted_routes
+from services.exchange.sharing.adapters import department_http, hosted_routes
 from services.exchange.sharing.adapters.department_http import HttpDepartmentServices
 from services.exchange.sharing.adapters.hosted_mongo import BusHostedEvents, CredentialSeal
 from services.exchange.sharing.grants import MASK
@@ -384,3 +384,48 @@ def test_a_registration_event_carries_the_declared_envelope_and_readers_of_the_f
     # and a message of the first version reads today with no envelope declared
     written_first = reader_of_first.encode(event_type, {k: v for k, v in event.payload.items() if k != "envelope"})
     assert current.decode(written_first)[1]["envelope"] == []
+
+
+async def test_two_names_on_one_address_never_share_a_pooled_connection(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Pinned calls go to the address: pooled by address alone, a connection opened (and, over TLS, its
+    certificate checked) for one registered name would carry the other's calls."""
+    served: list[list[str]] = []  # per connection accepted, the Host of each request it carried
+
+    async def keep_alive(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        hosts: list[str] = []
+        served.append(hosts)
+        try:
+            while head := await reader.readuntil(b"\r\n\r\n"):
+                hosts += [
+                    line.split(":", 1)[1].strip()
+                    for line in head.decode().split("\r\n")
+                    if line.lower().startswith("host:")
+                ]
+                writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 2\r\n\r\n{}")
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+    async def one_address(_host: str, _port: int) -> list[str]:
+        return ["127.0.0.1"]
+
+    monkeypatch.setattr(department_http, "check_addresses", lambda _addresses: None)  # loopback stands in for it
+    server = await asyncio.start_server(keep_alive, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    pinned = HttpDepartmentServices(
+        allow_private=False, connect_timeout=2, timeout=2, max_answer_bytes=1024, resolver=one_address
+    )
+    try:
+        for name in ("a.example", "b.example", "a.example", "b.example"):
+            answer = await pinned.send(
+                _service(f"http://{name}:{port}/api"), None, Outgoing("GET", "/search/1", "", b"", {})
+            )
+            assert answer.body == {}
+    finally:
+        await pinned.close()
+        server.close()
+        await server.wait_closed()
+    by_name = sorted(served)
+    assert by_name == [[f"a.example:{port}"] * 2, [f"b.example:{port}"] * 2]  # one connection per name, reused
