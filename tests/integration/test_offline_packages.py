@@ -63,7 +63,11 @@ async def test_a_package_opens_what_the_grant_opens_for_its_department_only(
         stated | {"sensitive": item.get("sensitive", False)}
         for stated, item in zip(entry.payload["data_items"], ITEMS, strict=True)
     ]
-    exchange = await exchange_knowing(infra, services, tmp_path, entry)
+    files = tmp_path / "files"
+    # a package is kept as a download file is: here for 8 s once made
+    exchange = await exchange_knowing(
+        infra, services, tmp_path, entry, download_dir=str(files), download_keep_seconds="8"
+    )
     async with adapter_for(infra, exchange) as adapter:
         for key, name in [(HERE, "吉安甲公司"), (THERE, "吉安乙公司")]:
             fields = {"统一社会信用代码": key, "企业名称": name, "法定代表人": "张三", "联系电话": "13800000000"}
@@ -124,6 +128,8 @@ async def test_a_package_opens_what_the_grant_opens_for_its_department_only(
         package = tmp_path / "from-center.dspkg"
         package.write_bytes(made.content)
         assert hashlib.sha256(made.content).hexdigest() == job["sha256"] and len(made.content) == job["size"]
+        kept = files / f"{job['download_id']}.dspkg"
+        assert kept.exists() and not list(files.glob("*.part"))
         # a grant that does not open the offline channel opens no package, and says why
         api_only = await client.post(f"/offline/packages/{code}", headers=calling | {"X-Grant-Id": "p-api"})
         assert api_only.status_code == 403 and "OFFLINE" in api_only.json()["detail"]
@@ -177,6 +183,9 @@ async def test_a_package_opens_what_the_grant_opens_for_its_department_only(
     # and names the subjects it holds as the API channel's accesses do: hashed with the center's secret
     secret = DEV_SUBJECT_SECRET_FILE.read_text().strip().encode()  # the running exchange's, in development
     assert events[1]["subject_hashes"] == [subject_hash(HERE, secret)] and events[1]["subjects_requested"] == 1
+
+    # and once its time is over the package is deleted, as a download's file is
+    assert await until(lambda: _gone(kept), timeout=15)
 
 
 async def test_a_department_hands_its_data_in_as_an_upload(infra, topics, services, tmp_path: Path) -> None:
@@ -248,6 +257,10 @@ async def _refused_as(client: httpx.AsyncClient, package: Path, code: str, words
     """Refused with `code` and `words` (the exchange learns a newly registered key a moment later)."""
     answer = await client.post("/offline/hand-ins", files={"file": ("p.dspkg", package.read_bytes())})
     return answer.status_code == 422 and answer.json()["code"] == code and words in answer.json()["detail"]
+
+
+async def _gone(path: Path) -> bool:
+    return not path.exists()
 
 
 async def _held(client: httpx.AsyncClient, path: str) -> bool:
