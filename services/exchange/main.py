@@ -40,6 +40,7 @@ from services.exchange.sharing.adapters import (
     package_routes,
 )
 from services.exchange.sharing.adapters import mongo as sharing_mongo
+from services.exchange.sharing.adapters import packages as package_store
 from services.exchange.sharing.adapters import routes as sharing_routes
 from services.exchange.sharing.adapters.accesses import (
     GroupedAccessLog,
@@ -51,7 +52,7 @@ from services.exchange.sharing.adapters.catalog_events import catalog_handlers
 from services.exchange.sharing.adapters.department_http import HttpDepartmentServices
 from services.exchange.sharing.adapters.directory_events import directory_handlers
 from services.exchange.sharing.adapters.download_files import FolderFiles
-from services.exchange.sharing.adapters.packages import MongoRecipients, RegisteredKeys, center_keys
+from services.exchange.sharing.adapters.packages import MongoHandIns, MongoRecipients, RegisteredKeys, center_keys
 from services.exchange.sharing.consents import Consents
 from services.exchange.sharing.downloads import Downloads
 from services.exchange.sharing.handlers import Sharing
@@ -205,6 +206,7 @@ def build(settings: ExchangeSettings) -> tuple[FastAPI, Runtime]:
     )
     app.state.downloads = downloads(settings, runtime, uow, app.state.api_channel, app.state.consents)
     build_hosting(settings, runtime, app, uow)
+    runtime.setup.append(partial(package_store.ensure_indexes, runtime.db))
     app.state.offline = OfflineChannel(
         api=app.state.api_channel,
         recipients=MongoRecipients(runtime.db),
@@ -212,8 +214,9 @@ def build(settings: ExchangeSettings) -> tuple[FastAPI, Runtime]:
         department_keys=RegisteredKeys(runtime.revocations.adapter_keys),
         uow=uow,
         uploads=uploads,
+        hand_ins=MongoHandIns(runtime.db),
+        downloads=app.state.downloads,
         days=settings.package_days,
-        consents=app.state.consents.store,
     )
     app.state.upload_slots = upload_slots
     app.state.sharing = sharing

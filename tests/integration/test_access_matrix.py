@@ -345,7 +345,7 @@ def matrix(machine_id: str) -> list[tuple[str, str, str, str, dict, set[str]]]:
         ),
         (
             "exchange",
-            "GET",
+            "POST",
             "/offline/packages/{resource_code:path}",
             f"/offline/packages/{RESOURCE}",
             {"headers": CALLING},

@@ -246,7 +246,7 @@ async def test_a_department_hosted_service_behind_the_center(infra, topics, serv
         assert crowd.status_code == 502 and crowd.json()["code"] == "hosted.too_many_subjects", crowd.text
 
         # the department moves its service to where nothing answers: 502 once the change is read
-        moved = registration | {"base_url": f"http://127.0.0.1:{free_port()}/api"}
+        moved = registration | {"base_url": f"http://127.0.0.1:{free_port()}/api", "envelope": ["total", "items"]}
         moved.pop("credential")
         changed = await client.put(f"/hosted-services/{service['service_id']}", json=moved, headers=MARKET_ADMIN)
         assert changed.status_code == 200 and changed.json()["revision"] == 2
@@ -280,6 +280,12 @@ async def test_a_department_hosted_service_behind_the_center(infra, topics, serv
         "HostedServiceRegistered", "HostedServiceUpdated", "HostedServiceWithdrawn"
     ]  # fmt: skip
     assert all(DEPARTMENT_KEY.encode() not in r.value for r in announced)
+    # with the envelope each declared: what of an answer besides the mapped items passes
+    assert [codec.decode(r.value)[1].get("envelope") for r in announced] == [
+        ["total", "items", "page"],
+        ["total", "items"],
+        None,
+    ]
 
     # every proxied call is a DataAccessed event of the API channel, operation `hosted`
     accesses = await read_topic(

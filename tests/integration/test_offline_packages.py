@@ -5,6 +5,7 @@ its own reason — and a provider hands its data in the same way, ingested as an
 
 from __future__ import annotations
 
+import hashlib
 import json
 import uuid
 from datetime import date, datetime, timedelta
@@ -22,10 +23,13 @@ from common.codec import EventCodec
 from common.mongo import connect
 from common.policy import Role
 from devstack.samples import catalog_published
+from services.exchange.ports import DATA_CHANGES
+from services.exchange.settings import DEV_SUBJECT_SECRET_FILE
 from services.exchange.sharing.adapters.download_store import CONSENTS, consent_doc
 from services.exchange.sharing.adapters.grant_docs import GRANTS, grant_doc
+from services.exchange.sharing.adapters.packages import HAND_INS
 from services.exchange.sharing.consents import ConsentStatus, PublicationConsent
-from services.exchange.sharing.grants import MASK, Channel
+from services.exchange.sharing.grants import MASK, Channel, subject_hash
 from tests.adapter_keys import key_file, register_adapter_key
 from tests.integration.conftest import read_topic, settings_for
 from tests.integration.test_api_channel import APPROVAL, ITEMS, PURPOSE, enterprise, grant
@@ -59,7 +63,11 @@ async def test_a_package_opens_what_the_grant_opens_for_its_department_only(
         stated | {"sensitive": item.get("sensitive", False)}
         for stated, item in zip(entry.payload["data_items"], ITEMS, strict=True)
     ]
-    exchange = await exchange_knowing(infra, services, tmp_path, entry)
+    files = tmp_path / "files"
+    # a package is kept as a download file is: here for 8 s once made
+    exchange = await exchange_knowing(
+        infra, services, tmp_path, entry, download_dir=str(files), download_keep_seconds="8"
+    )
     async with adapter_for(infra, exchange) as adapter:
         for key, name in [(HERE, "吉安甲公司"), (THERE, "吉安乙公司")]:
             fields = {"统一社会信用代码": key, "企业名称": name, "法定代表人": "张三", "联系电话": "13800000000"}
@@ -100,14 +108,30 @@ async def test_a_package_opens_what_the_grant_opens_for_its_department_only(
         center_pem = tmp_path / "center.pem"
         center_pem.write_text(center["signing_public_key_pem"])
 
-        # the package: made under the grant, with its purpose
+        # the package: made under the grant, with its purpose, by a job followed as a download is
         calling = {"X-Grant-Id": "p-offline", "X-Purpose": quote(PURPOSE)}
-        made = await client.get(f"/offline/packages/{code}", headers=calling)
+        started = await client.post(f"/offline/packages/{code}", headers=calling)
+        assert started.status_code == 202, started.text
+        assert started.json()["format"] == "PACKAGE" and started.headers["location"] == started.json()["file"][:-5]
+
+        async def ready() -> dict | None:
+            job = (await client.get(started.headers["location"])).json()
+            return job if job["status"] != "RUNNING" else None
+
+        job = await until(ready, timeout=20)
+        assert job and job["status"] == "READY" and job["rows_done"] == job["rows_total"] == 2, job
+        assert job["rows_written"] == 1 and "c-offline" in job["notice"]
+        other_department = bearer(OTHER, Role.DATA_ADMINISTRATOR, subject="other-admin")
+        assert (await client.get(job["file"], headers=other_department)).status_code == 404  # not theirs
+        made = await client.get(job["file"])
         assert made.status_code == 200, made.text
         package = tmp_path / "from-center.dspkg"
         package.write_bytes(made.content)
+        assert hashlib.sha256(made.content).hexdigest() == job["sha256"] and len(made.content) == job["size"]
+        kept = files / f"{job['download_id']}.dspkg"
+        assert kept.exists() and not list(files.glob("*.part"))
         # a grant that does not open the offline channel opens no package, and says why
-        api_only = await client.get(f"/offline/packages/{code}", headers=calling | {"X-Grant-Id": "p-api"})
+        api_only = await client.post(f"/offline/packages/{code}", headers=calling | {"X-Grant-Id": "p-api"})
         assert api_only.status_code == 403 and "OFFLINE" in api_only.json()["detail"]
 
     # the addressed department opens it with the tool: its granted items of the rows in scope, nothing else
@@ -127,6 +151,7 @@ async def test_a_package_opens_what_the_grant_opens_for_its_department_only(
     assert manifest["grant_id"] == "p-offline" and manifest["items"] == list(GRANTED)
     assert "c-offline" in manifest["notice"] and "吉安市政府门户网站" in manifest["notice"]  # as a download says
     assert manifest["addressed_to"] == APPROVAL and manifest["entry_version"] == 1
+    assert manifest["package_id"] == job["download_id"]
     assert all(len(p["sha256"]) == 64 for p in manifest["parts"])
     assert "吉安乙公司" not in (out / "rows.jsonl").read_text()
 
@@ -155,6 +180,12 @@ async def test_a_package_opens_what_the_grant_opens_for_its_department_only(
         ("OFFLINE", "package", "SERVED"),
     ]
     assert events[1]["record_count"] == 1 and events[1]["grant_id"] == "p-offline"
+    # and names the subjects it holds as the API channel's accesses do: hashed with the center's secret
+    secret = DEV_SUBJECT_SECRET_FILE.read_text().strip().encode()  # the running exchange's, in development
+    assert events[1]["subject_hashes"] == [subject_hash(HERE, secret)] and events[1]["subjects_requested"] == 1
+
+    # and once its time is over the package is deleted, as a download's file is
+    assert await until(lambda: _gone(kept), timeout=15)
 
 
 async def test_a_department_hands_its_data_in_as_an_upload(infra, topics, services, tmp_path: Path) -> None:
@@ -201,11 +232,35 @@ async def test_a_department_hands_its_data_in_as_an_upload(infra, topics, servic
         record = (await client.get(f"/resources/{code}/records/{NEW}")).json()
         assert record["fields"]["企业名称"] == "吉安丙公司"
 
+        # the same package again is taken once: refused, saying so in Chinese, and the first stands
+        again = await client.post("/offline/hand-ins", files={"file": ("p.dspkg", data)})
+        assert again.status_code == 409, again.text
+        assert again.json()["code"] == "package.handed_in" and "不再重复导入" in again.json()["message"]
+        assert handed.json()["package_id"] in again.json()["message"]
+    mongo = connect(settings_for(infra))
+    hand_ins = mongo[exchange.env["EXCHANGE_MONGO_DATABASE"]][HAND_INS]
+    taken = await hand_ins.find_one({"_id": handed.json()["package_id"]})
+    await mongo.close()
+    assert taken is not None and taken["status"] == "INGESTED" and taken["sent"] == 1
+    assert taken["handed_in_by"] == "market-admin" and len(taken["manifest_sha256"]) == 64
+    changes = await read_topic(
+        infra.bootstrap,
+        DATA_CHANGES,
+        2,
+        timeout=2,
+        where=lambda r: NEW.encode() in r.value and code.encode() in r.value,
+    )
+    assert len(changes) == 1  # its rows went on once
+
 
 async def _refused_as(client: httpx.AsyncClient, package: Path, code: str, words: str) -> bool:
     """Refused with `code` and `words` (the exchange learns a newly registered key a moment later)."""
     answer = await client.post("/offline/hand-ins", files={"file": ("p.dspkg", package.read_bytes())})
     return answer.status_code == 422 and answer.json()["code"] == code and words in answer.json()["detail"]
+
+
+async def _gone(path: Path) -> bool:
+    return not path.exists()
 
 
 async def _held(client: httpx.AsyncClient, path: str) -> bool:

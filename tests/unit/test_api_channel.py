@@ -20,7 +20,16 @@ from common.events import Event
 from common.policy import AccessDenied, MachineKind, Principal, Role
 from services.exchange.domain.records import SubjectRecord
 from services.exchange.domain.resources import ItemSpec, ResourceSchema
-from services.exchange.sharing.access import AccessResult, ApiChannel, Call, DataAccess, Operation, tightened
+from services.exchange.sharing.access import (
+    MAX_BATCH,
+    AccessResult,
+    ApiChannel,
+    Call,
+    DataAccess,
+    Operation,
+    named_subjects,
+    tightened,
+)
 from services.exchange.sharing.adapters.accesses import GroupedAccessLog, _Recent, access_payload
 from services.exchange.sharing.api import calls, purpose_of
 from services.exchange.sharing.grants import MASK, Channel, Grant, GrantStatus, RowScope, pseudonym
@@ -557,3 +566,9 @@ async def test_requests_arriving_together_read_an_expired_grant_once() -> None:
     recent = _Recent(1.0)
     assert await asyncio.gather(*(recent.fetch("g", read) for _ in range(50))) == ["active"] * 50
     assert await recent.fetch("g", read) == "active" and len(reads) == 1
+
+
+def test_an_access_served_whole_names_each_subject_once_and_at_most_as_many_as_a_batch() -> None:
+    keys = [f"K{n:04d}" for n in range(MAX_BATCH + 500)]
+    named = named_subjects(["K0001", *keys])
+    assert len(named) == MAX_BATCH and named[:3] == ("K0001", "K0000", "K0002")

@@ -12,10 +12,12 @@ from datetime import UTC, datetime
 import httpx
 import pytest
 
+from common.codec import SCHEMA_DIR, EventCodec, load_schema
+from common.events import Event
 from common.identifiers import InvalidIdentifier
-from services.exchange.sharing.adapters import hosted_routes
+from services.exchange.sharing.adapters import department_http, hosted_routes
 from services.exchange.sharing.adapters.department_http import HttpDepartmentServices
-from services.exchange.sharing.adapters.hosted_mongo import CredentialSeal
+from services.exchange.sharing.adapters.hosted_mongo import BusHostedEvents, CredentialSeal
 from services.exchange.sharing.grants import MASK
 from services.exchange.sharing.hosted import (
     Credential,
@@ -346,3 +348,84 @@ async def test_a_large_answer_is_serialised_off_the_event_loop(monkeypatch: pyte
     assert threads and threads[0] != threading.get_ident()
     await hosted_routes.rendered(body, 10)
     assert threads[1] == threading.get_ident()  # a small one is not worth a thread
+
+
+class _Emitted:
+    """The outbox's side of a transaction: what was emitted, on which topic."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple[str, Event]] = []
+
+    def emit(self, topic: str, event: Event) -> None:
+        self.events.append((topic, event))
+
+
+@pytest.mark.parametrize("event_type", ["HostedServiceRegistered", "HostedServiceUpdated"])
+def test_a_registration_event_carries_the_declared_envelope_and_readers_of_the_first_version_still_read_it(
+    event_type: str,
+) -> None:
+    service = replace(_service("https://dept.example/api"), envelope=("total", "items"))
+    emitted = _Emitted()
+    events = BusHostedEvents(emitted)  # type: ignore[arg-type]
+    if event_type == "HostedServiceRegistered":
+        events.registered(service)
+    else:
+        events.updated(service, "x")
+    [(_, event)] = emitted.events
+    current = EventCodec.from_folder()
+    data = current.encode(event_type, event.payload)
+    assert current.decode(data)[1]["envelope"] == ["total", "items"]
+
+    first = json.loads((SCHEMA_DIR / "history" / f"{event_type}.1.avsc").read_text(encoding="utf-8"))
+    reader_of_first = EventCodec([load_schema(first)])
+    reader_of_first.add_writer_schema(current.schema(event_type).raw)
+    read = reader_of_first.decode(data)[1]
+    assert "envelope" not in read and read["service_id"] == "s" and read["base_url"] == "https://dept.example/api"
+    # and a message of the first version reads today with no envelope declared
+    written_first = reader_of_first.encode(event_type, {k: v for k, v in event.payload.items() if k != "envelope"})
+    assert current.decode(written_first)[1]["envelope"] == []
+
+
+async def test_two_names_on_one_address_never_share_a_pooled_connection(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Pinned calls go to the address: pooled by address alone, a connection opened (and, over TLS, its
+    certificate checked) for one registered name would carry the other's calls."""
+    served: list[list[str]] = []  # per connection accepted, the Host of each request it carried
+
+    async def keep_alive(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        hosts: list[str] = []
+        served.append(hosts)
+        try:
+            while head := await reader.readuntil(b"\r\n\r\n"):
+                hosts += [
+                    line.split(":", 1)[1].strip()
+                    for line in head.decode().split("\r\n")
+                    if line.lower().startswith("host:")
+                ]
+                writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 2\r\n\r\n{}")
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+    async def one_address(_host: str, _port: int) -> list[str]:
+        return ["127.0.0.1"]
+
+    monkeypatch.setattr(department_http, "check_addresses", lambda _addresses: None)  # loopback stands in for it
+    server = await asyncio.start_server(keep_alive, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    pinned = HttpDepartmentServices(
+        allow_private=False, connect_timeout=2, timeout=2, max_answer_bytes=1024, resolver=one_address
+    )
+    try:
+        for name in ("a.example", "b.example", "a.example", "b.example"):
+            answer = await pinned.send(
+                _service(f"http://{name}:{port}/api"), None, Outgoing("GET", "/search/1", "", b"", {})
+            )
+            assert answer.body == {}
+    finally:
+        await pinned.close()
+        server.close()
+        await server.wait_closed()
+    by_name = sorted(served)
+    assert by_name == [[f"a.example:{port}"] * 2, [f"b.example:{port}"] * 2]  # one connection per name, reused

@@ -12,10 +12,11 @@ served or refused, leaves one `DataAccess`; a call whose access cannot be record
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from enum import StrEnum
+from itertools import islice
 from typing import Any, Protocol
 
 from datashare_adapter.digest import TOPS, ResourceDigest
@@ -358,6 +359,13 @@ class ApiChannel:
         today = self.days.today() if self.days is not None else self.clock.now().astimezone(CHINA).date()
         return grant, grant.refusal(call.principal, call.channel, call.purpose, today)
 
+    async def served(
+        self, call: Call, operation: Operation, opened: Opened, subject_keys: Iterable[str], count: int
+    ) -> None:
+        """Record an access served whole (a file, a package) as this channel records its own: the subjects it
+        holds, hashed by the access log, each once and at most as many as a batch query names, and its rows."""
+        await self._log(call, operation, opened, AccessResult.SERVED, named_subjects(subject_keys), count, count)
+
     async def refuse(self, call: Call, operation: Operation, reason: str, subjects: int = 0) -> None:
         """Record a call refused before the grant was looked at (bad credentials, a batch too large)."""
         schema = await self.resources.schema(call.resource_code)
@@ -400,6 +408,12 @@ class ApiChannel:
             keys, count,
         )  # fmt: skip
         await self.log.record(access)
+
+
+def named_subjects(subject_keys: Iterable[str]) -> tuple[str, ...]:
+    """The subjects an access event names: each once, at most MAX_BATCH (a batch query's own bound), in the
+    order served; the access log hashes them."""
+    return tuple(islice(dict.fromkeys(subject_keys), MAX_BATCH))
 
 
 def _add_to(digest: ResourceDigest, records: list[SubjectRecord], opened: Opened) -> None:

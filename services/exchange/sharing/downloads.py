@@ -20,6 +20,10 @@ Each file is watermarked for its download (consumer, grant, time):
 Every access goes through the API channel's one check (`ApiChannel.open`, channel FILE_DOWNLOAD): the grant's
 items, rows, purpose and period; asking for a file and fetching it are each checked, and a fetch is recorded
 as a DataAccessed with the number of subjects in the file.
+
+An offline package (sharing.packages) is made by the same job, kept and deleted as a file is: its format is
+PACKAGE, its rows go into a package instead of a table (a `JobFile`), and it is checked and recorded through
+the OFFLINE channel.
 """
 
 from __future__ import annotations
@@ -41,7 +45,7 @@ from common.errors import Conflict, Invalid, NotFound
 from common.identifiers import InvalidIdentifier
 from common.policy import Principal
 from services.exchange.domain.records import SubjectRecord
-from services.exchange.sharing.access import MAX_BATCH, AccessResult, ApiChannel, Call, Opened, Operation
+from services.exchange.sharing.access import ApiChannel, Call, Opened, Operation
 from services.exchange.sharing.consents import Approved, PublicationConsent, covering, notice_of
 from services.exchange.sharing.grants import Channel, pseudonym
 
@@ -64,10 +68,18 @@ class FileFormat(StrEnum):
     CSV = "CSV"
     XLSX = "XLSX"
     JSONL = "JSONL"
+    PACKAGE = "PACKAGE"  # an offline exchange package (sharing.packages)
 
     @property
     def suffix(self) -> str:
-        return {"CSV": "csv", "XLSX": "xlsx", "JSONL": "jsonl"}[self.value]
+        return {"CSV": "csv", "XLSX": "xlsx", "JSONL": "jsonl", "PACKAGE": "dspkg"}[self.value]
+
+    @property
+    def access(self) -> tuple[Channel, Operation]:
+        """The channel a job of this format is checked through, and the operation its fetch is recorded as."""
+        if self is FileFormat.PACKAGE:
+            return Channel.OFFLINE, Operation.PACKAGE
+        return Channel.FILE_DOWNLOAD, Operation.DOWNLOAD
 
 
 class JobStatus(StrEnum):
@@ -186,6 +198,7 @@ class Download:
     error: str | None = None
     expires_at: datetime | None = None
     alive_at: datetime | None = None  # when the process running the job last said it was alive
+    named: tuple[str, ...] = ()  # the subjects its fetch names (a package's first rows'), else `subject_keys`
 
     @property
     def file_name(self) -> str:
@@ -206,13 +219,30 @@ class ExportRequest:
 class RowWriter(Protocol):
     """A file being written, row by row; its methods block (the job calls them in a thread)."""
 
-    def write(self, rows: list[list[Any]]) -> None: ...
+    def write(self, rows: list[Any]) -> None: ...
 
     def finish(self) -> tuple[int, str]:
         """Close and move the file into place; its size and SHA-256."""
         ...
 
     def discard(self) -> None: ...
+
+
+class JobFile(Protocol):
+    """What a job's rows become: a download's table (`TableFile`) or an offline package (sharing.packages)."""
+
+    def open(self) -> RowWriter:
+        """Start the file (blocking: called in a thread)."""
+        ...
+
+    def row(self, record: SubjectRecord) -> Any:
+        """A record in the grant's scope as the file holds it (called in the writer's thread)."""
+        ...
+
+    @property
+    def named(self) -> tuple[str, ...]:
+        """The subjects the file's access names (empty: those the download listed)."""
+        ...
 
 
 class DownloadFiles(Protocol):
@@ -304,6 +334,8 @@ class Downloads:
 
     async def start(self, request: ExportRequest, principal: Principal) -> Download:
         """Check the grant as every channel does, then start the job; its state is read at GET /downloads/<id>."""
+        if request.file_format is FileFormat.PACKAGE:
+            raise Invalid("format", "a package is made at POST /offline/packages/<resource code>")
         call = Call(
             principal, request.resource_code, request.grant_id, request.purpose, request.items, Channel.FILE_DOWNLOAD
         )
@@ -320,59 +352,74 @@ class Downloads:
                 reason = f"#{position + 1} is not a subject key of this resource: {exc.rule}"
                 await self.channel.refuse(call, Operation.DOWNLOAD, reason, subjects=len(keys))
                 raise Invalid("subject_keys", reason) from None
-        consent = await self._covering(opened, principal.department_code)
+        consent = await self.covering(opened, principal.department_code)
+        return await self.launch(
+            opened, principal, call.purpose or "", request.file_format, consent,
+            lambda download: TableFile(download, opened, self.files, self.secret), keys, request.changed_since,
+        )  # fmt: skip
+
+    async def launch(
+        self,
+        opened: Opened,
+        principal: Principal,
+        purpose: str,
+        file_format: FileFormat,
+        consent: PublicationConsent | None,
+        file_of: Callable[[Download], JobFile],
+        keys: tuple[str, ...] = (),
+        changed_since: datetime | None = None,
+    ) -> Download:
+        """Store the job of a call the grant opened and start it: its rows go into `file_of(job)`."""
         now = self.clock.now()
         download_id = self.new_id()
         watermark = Watermark(
-            download_id, request.resource_code, opened.schema.provider_code, principal.department_code,
+            download_id, opened.schema.resource_code, opened.schema.provider_code, principal.department_code,
             opened.grant.grant_id, principal.subject, now, notice_of(consent),
             consent.consent_id if consent else None,
         )  # fmt: skip
-        total = len(keys) if keys else await self.counts.record_count(request.resource_code)
+        total = len(keys) if keys else await self.counts.record_count(opened.schema.resource_code)
         download = Download(
-            download_id, watermark, call.purpose or "", request.file_format, opened.items, keys,
-            request.changed_since, JobStatus.RUNNING, total, expires_at=now + self.keep, alive_at=now,
+            download_id, watermark, purpose, file_format, opened.items, keys,
+            changed_since, JobStatus.RUNNING, total, expires_at=now + self.keep, alive_at=now,
         )  # fmt: skip
         await self.store.add(download)
         self.held.add(download_id)
-        task = asyncio.create_task(self._run(download, opened), name=f"download-{download_id}")
+        task = asyncio.create_task(self._run(download, opened, file_of(download)), name=f"download-{download_id}")
         self.running.add(task)
         task.add_done_callback(self.running.discard)
         return download
 
-    async def _covering(self, opened: Opened, consumer_code: str) -> PublicationConsent | None:
+    async def covering(self, opened: Opened, consumer_code: str) -> PublicationConsent | None:
         """An approved publication consent of the grant covering every item of the file, if there is one."""
         approved = await self.consents.approved(opened.schema.resource_code, consumer_code)
         return covering(approved, opened.grant.grant_id, opened.schema.resource_code, consumer_code, items_held(opened))
 
-    async def _run(self, download: Download, opened: Opened) -> None:
+    async def _run(self, download: Download, opened: Opened, file: JobFile) -> None:
         try:
             async with self.slots:  # a few jobs at once per process: the others wait, RUNNING at 0 rows
-                await self._export(download, opened)
+                await self._export(download, opened, file)
         finally:
             self.held.discard(download.download_id)
 
-    async def _export(self, download: Download, opened: Opened) -> None:
-        columns = [SUBJECT_COLUMN, *download.items, MARK_COLUMN]
-        key = download_key(self.secret, download.download_id)
+    async def _export(self, download: Download, opened: Opened, file: JobFile) -> None:
         writer: RowWriter | None = None
         done = written = 0
         try:
-            writer = await asyncio.to_thread(self.files.writer, download, columns)
+            writer = await asyncio.to_thread(file.open)
             turn: list[SubjectRecord] = []
             async for record in self._records(download):
                 turn.append(record)
                 if len(turn) >= ROWS_PER_TURN:
                     done += len(turn)
-                    written += await asyncio.to_thread(self._write, writer, turn, opened, download, key)
+                    written += await asyncio.to_thread(self._write, writer, turn, opened, download, file)
                     turn = []
                     await self.store.progress(download.download_id, done, written, self.clock.now())
             done += len(turn)
-            written += await asyncio.to_thread(self._write, writer, turn, opened, download, key)
+            written += await asyncio.to_thread(self._write, writer, turn, opened, download, file)
             size, digest = await asyncio.to_thread(writer.finish)
             ended = replace(
                 download, status=JobStatus.READY, rows_done=done, rows_written=written, size=size, sha256=digest,
-                expires_at=self.clock.now() + self.keep,
+                expires_at=self.clock.now() + self.keep, named=file.named,
             )  # fmt: skip
         except Exception as exc:  # the job's end is stored whatever happened: no job stays RUNNING for ever
             log.exception("download %s failed", download.download_id)
@@ -402,12 +449,11 @@ class Downloads:
         except Exception:  # the database may be gone already: the abandoned-job sweep ends it later
             log.exception("download %s: its cancellation was not recorded", download.download_id)
 
-    def _write(
-        self, writer: RowWriter, turn: list[SubjectRecord], opened: Opened, download: Download, key: bytes
-    ) -> int:
+    @staticmethod
+    def _write(writer: RowWriter, turn: list[SubjectRecord], opened: Opened, download: Download, file: JobFile) -> int:
         """One turn's rows, in the writer's thread: the scope, the view and the marks are computed off the loop."""
         rows = [
-            self._row(record, opened, download, key)
+            file.row(record)
             for record in turn
             if opened.covers(record) and _changed_since(record, download.changed_since)
         ]
@@ -418,15 +464,6 @@ class Downloads:
         if download.subject_keys:
             return _listed(self.channel, download.watermark.resource_code, list(download.subject_keys))
         return self.channel.data.records_in(download.watermark.resource_code)
-
-    def _row(self, record: SubjectRecord, opened: Opened, download: Download, key: bytes) -> list[Any]:
-        subject = (
-            record.subject_key
-            if opened.keys_in_clear
-            else pseudonym(record.subject_key, opened.grant.grant_id, self.secret)
-        )
-        fields = opened.view(record.fields)
-        return [subject, *(fields.get(name) for name in download.items), row_mark(key, download.watermark.tag, subject)]
 
     async def status(self, download_id: str, principal: Principal) -> Download:
         download = await self.store.download(download_id)
@@ -439,16 +476,13 @@ class Downloads:
         as an access of the file's subjects."""
         download = await self.status(download_id, principal)
         watermark = download.watermark
-        call = Call(
-            principal, watermark.resource_code, watermark.grant_id, download.purpose, download.items,
-            Channel.FILE_DOWNLOAD,
-        )  # fmt: skip
-        opened = await self.channel.open(call, Operation.DOWNLOAD, len(download.subject_keys), download.subject_keys)
+        via, operation = download.file_format.access
+        call = Call(principal, watermark.resource_code, watermark.grant_id, download.purpose, download.items, via)
+        opened = await self.channel.open(call, operation, len(download.subject_keys), download.subject_keys)
         if download.status is not JobStatus.READY:
             raise NotReady("download_id", f"the file is {download.status.value}: {download.error or 'not ready'}")
-        count = download.rows_written
-        named = download.subject_keys[:MAX_BATCH]  # hashed by the access log, at most as many as a batch names
-        await self.channel._log(call, Operation.DOWNLOAD, opened, AccessResult.SERVED, named, count, count)
+        named = download.named or download.subject_keys
+        await self.channel.served(call, operation, opened, named, download.rows_written)
         return download, self.files.path(download)
 
     async def trace(self, rows: Sequence[Sequence[str]]) -> list[TraceMatch]:
@@ -496,6 +530,33 @@ class Downloads:
             job = await self.store.download(download_id)
             if download_id not in self.held and (job is None or job.status is not JobStatus.RUNNING):
                 await asyncio.to_thread(self.files.remove, part.removesuffix(".part"))
+
+
+@dataclass
+class TableFile:
+    """A download's rows as a table: the subject column, the grant's items, and each row's watermark."""
+
+    download: Download
+    opened: Opened
+    files: DownloadFiles
+    secret: bytes
+    named: tuple[str, ...] = ()  # a download's access names the subjects it listed
+    key: bytes = b""
+
+    def open(self) -> RowWriter:
+        self.key = download_key(self.secret, self.download.download_id)
+        return self.files.writer(self.download, [SUBJECT_COLUMN, *self.download.items, MARK_COLUMN])
+
+    def row(self, record: SubjectRecord) -> list[Any]:
+        opened = self.opened
+        subject = (
+            record.subject_key
+            if opened.keys_in_clear
+            else pseudonym(record.subject_key, opened.grant.grant_id, self.secret)
+        )
+        fields = opened.view(record.fields)
+        mark = row_mark(self.key, self.download.watermark.tag, subject)
+        return [subject, *(fields.get(name) for name in self.download.items), mark]
 
 
 def items_held(opened: Opened) -> tuple[str, ...]:

@@ -4,19 +4,25 @@ the center read and write the same thing.
 
 To a department: a package under a grant is an access like any other. The API channel's one check decides
 what it opens (`ApiChannel.open` with the PACKAGE operation, which goes through the OFFLINE channel): the
-grant's items, its rows, its purpose and period; the package is recorded as a DataAccessed (channel OFFLINE)
-before it is handed over, and a refusal is recorded as every refusal is. It is signed with the center's
-Ed25519 key and encrypted to the age key the consumer department registered.
+grant's items, its rows, its purpose and period. It is made by the download channel's job (a million rows
+outlast any request): asked for, followed at GET /downloads/<id> (rows done, of how many), fetched once READY
+— checked against the grant again and recorded as a DataAccessed (channel OFFLINE) naming its subjects as the
+API channel's do — and deleted as download files are; a refusal is recorded as every refusal is. It is
+signed with the center's Ed25519 key and encrypted to the age key the consumer department registered.
 
 From a department: a hand-in package, signed with a key the department registered with the directory for its
 adapter and encrypted to the center's age key, is opened and checked whole, then its table goes the way of
-an upload (`handlers.upload_rows`): the same row checks, all or nothing, the same DataChanged events."""
+an upload (`handlers.upload_rows`): the same row checks, all or nothing, the same DataChanged events. A
+package is taken once: its id and its manifest's digest are claimed under unique indexes before its rows go
+on, so a second hand-in of it is refused (409) and the first stands as it was."""
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import os
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol
@@ -26,17 +32,18 @@ from datashare_adapter import packages as fmt
 from datashare_adapter.signing import key_id, public_pem
 from pyrage import x25519
 
-from common.errors import Invalid
+from common.clock import CHINA
+from common.errors import Conflict, Invalid
 from common.policy import Principal, Target, authorize
 from services.exchange import handlers
+from services.exchange.domain.records import SubjectRecord
 from services.exchange.ports import UnitOfWork, UploadSender
-from services.exchange.sharing.access import AccessResult, ApiChannel, Call, Opened, Operation
-from services.exchange.sharing.consents import Approved, covering, notice_of
-from services.exchange.sharing.downloads import items_held
+from services.exchange.sharing.access import MAX_BATCH, ApiChannel, Call, Opened, Operation
+from services.exchange.sharing.consents import notice_of
+from services.exchange.sharing.downloads import Download, Downloads, FileFormat
 from services.exchange.sharing.grants import pseudonym
 
 RECIPIENT_RULE = "exchange.offline.recipient"
-WRITTEN_AT_ONCE = 1000  # rows handed to the writer thread at a time: the memory a package needs
 NO_RECIPIENT = "the department has registered no age key for offline packages (PUT /offline/recipients/<code>)"
 
 
@@ -52,6 +59,42 @@ class DepartmentKeys(Protocol):
     def key(self, key_id: str) -> tuple[str, Ed25519PublicKey] | None:
         """(department, public key) of an adapter key the directory registered and nobody revoked."""
         ...
+
+
+@dataclass(frozen=True)
+class HandInClaim:
+    """A hand-in package taken by the center: its id and manifest digest, whose it was, who handed it in."""
+
+    package_id: str
+    manifest_sha256: str
+    resource_code: str
+    sender: str
+    handed_in_by: str
+    handed_in_at: datetime
+
+
+class HandIns(Protocol):
+    """The hand-in packages the center has taken (the exchange's database, unique by id and digest)."""
+
+    async def claim(self, claim: HandInClaim) -> HandInClaim | None:
+        """Take the package; None when taken now, else the claim that took it first (left as it is)."""
+        ...
+
+    async def ingested(self, package_id: str, sent: int) -> None: ...
+
+    async def release(self, package_id: str) -> None:
+        """Forget a claim whose ingest failed (its rows refused, the bus away): the package may come again."""
+        ...
+
+
+class HandedInAlready(Conflict):
+    def __init__(self, first: HandInClaim) -> None:
+        super().__init__("package", f"package {first.package_id} was handed in already: it is not ingested twice")
+        self.code = "package.handed_in"
+        at = first.handed_in_at.astimezone(CHINA).strftime("%Y-%m-%d %H:%M")
+        self.message = (
+            f"该离线包（编号 {first.package_id}）已于 {at} 交入并导入，不再重复导入；如需更新数据，请重新制作离线包。"
+        )
 
 
 @dataclass(frozen=True)
@@ -87,8 +130,9 @@ class OfflineChannel:
     department_keys: DepartmentKeys
     uow: UnitOfWork
     uploads: UploadSender
+    hand_ins: HandIns
+    downloads: Downloads  # a package is made, kept and fetched as a file is; it says what a download says
     days: int  # how long a package may be opened after it is made
-    consents: Approved  # a package says what a download says: internal use only, or the consent covering it
 
     async def register_recipient(self, department_code: str, recipient: str, principal: Principal) -> None:
         authorize(principal, RECIPIENT_RULE, Target(department_code=department_code))
@@ -98,22 +142,19 @@ class OfflineChannel:
             )
         await self.recipients.register(department_code, recipient.strip(), principal.subject, self.api.clock.now())
 
-    async def package(self, call: Call, folder: Path, days: int | None = None) -> tuple[Path, fmt.Manifest]:
-        """The package of what the grant named in `call` opens, in `folder`; recorded as an access."""
+    async def package(self, call: Call, days: int | None = None) -> Download:
+        """Start the job of the package of what the grant named in `call` opens (a download of format PACKAGE:
+        followed at GET /downloads/<id>, kept and deleted as files are); its fetch is recorded as the access."""
         assert call.principal is not None  # the route's guard authenticated the caller
         recipient = await self.recipients.recipient(call.principal.department_code)
         if recipient is None:
             await self.api.refuse(call, Operation.PACKAGE, NO_RECIPIENT)
             raise Invalid("recipient", NO_RECIPIENT)
         opened = await self.api.open(call, Operation.PACKAGE, 0, ())
-        parts = fmt.PartWriter(folder)
-        rows = await self._write(call.resource_code, opened, parts)
+        consent = await self.downloads.covering(opened, call.principal.department_code)
         now = self.api.clock.now()
-        consumer = call.principal.department_code
-        approved = await self.consents.approved(call.resource_code, consumer)
-        consent = covering(approved, opened.grant.grant_id, call.resource_code, consumer, items_held(opened))
-        manifest = fmt.Manifest(
-            package_id=fmt.new_package_id(),
+        terms = fmt.Manifest(
+            package_id="",  # the job's id, once it has one
             kind="grant",
             sender=fmt.CENTER,
             addressed_to=call.principal.department_code,
@@ -123,42 +164,21 @@ class OfflineChannel:
             grant_id=opened.grant.grant_id,
             purpose=opened.grant.purpose,
             items=opened.items,
-            row_count=rows,
-            parts=await asyncio.to_thread(parts.close),
+            row_count=0,
+            parts=(),
             created_at=fmt.iso(now),
             expires_at=fmt.iso(now + timedelta(days=days or self.days)),
             notice=notice_of(consent),
         )
-        target = folder / f"{manifest.package_id}.dspkg"
-        manifest = await asyncio.to_thread(fmt.seal, manifest, folder, self.keys.signing, target)
-        await self.api._log(call, Operation.PACKAGE, opened, AccessResult.SERVED, (), rows, 0)  # before handed over
-        return target, manifest
 
-    async def _write(self, resource_code: str, opened: Opened, parts: fmt.PartWriter) -> int:
-        """Rows in the grant's scope with its items, handed to a writer thread a slice at a time."""
-        batch: list[dict[str, Any]] = []
-        rows = 0
-        async for record in self.api.data.records_in(resource_code):
-            if not opened.covers(record):
-                continue
-            key = record.subject_key
-            batch.append(
-                {
-                    "subject_key": key
-                    if opened.keys_in_clear
-                    else pseudonym(key, opened.grant.grant_id, self.api.secret),
-                    "fields": opened.view(record.fields),
-                    "source_version": record.source_version,
-                    "changed_at": record.changed_at,
-                }
-            )
-            if len(batch) >= WRITTEN_AT_ONCE:
-                rows += len(batch)
-                await asyncio.to_thread(parts.add, batch)
-                batch = []
-        rows += len(batch)
-        await asyncio.to_thread(parts.add, batch)
-        return rows
+        def file_of(download: Download) -> PackageFile:
+            manifest = replace(terms, package_id=download.download_id)
+            target = Path(self.downloads.files.path(download))
+            return PackageFile(manifest, opened, self.api.secret, self.keys.signing, target)
+
+        return await self.downloads.launch(
+            opened, call.principal, call.purpose or "", FileFormat.PACKAGE, consent, file_of
+        )
 
     async def hand_in(self, path: Path, principal: Principal, folder: Path) -> HandedIn:
         """Open a department's package (every check first), then ingest its table as an upload."""
@@ -178,11 +198,24 @@ class OfflineChannel:
                 f"signed by {manifest.sender}, not by {manifest.resource_code}'s provider: only it hands its data in"
             )
             raise PackageRefused(fmt.Refusal.SIGNATURE.value, reason)
+        digest = hashlib.sha256(manifest.to_json()).hexdigest()
+        claim = HandInClaim(
+            manifest.package_id, digest, manifest.resource_code, manifest.sender, principal.subject,
+            self.api.clock.now(),
+        )  # fmt: skip
+        first = await self.hand_ins.claim(claim)
+        if first is not None:
+            raise HandedInAlready(first)
         [part] = manifest.parts
         table = Table(folder / part.name, part.name)
-        sent = await handlers.upload_rows(
-            manifest.resource_code, table, list(manifest.deletions), principal, self.uow, self.uploads
-        )
+        try:
+            sent = await handlers.upload_rows(
+                manifest.resource_code, table, list(manifest.deletions), principal, self.uow, self.uploads
+            )
+        except BaseException:
+            await asyncio.shield(self.hand_ins.release(manifest.package_id))
+            raise
+        await self.hand_ins.ingested(manifest.package_id, sent)
         return HandedIn(manifest.package_id, manifest.resource_code, sent)
 
     def _signer(self, signed_by: str) -> Ed25519PublicKey | None:
@@ -208,3 +241,66 @@ class PackageRefused(Invalid):
 
 def remove(folder: Path) -> None:
     shutil.rmtree(folder, ignore_errors=True)
+
+
+@dataclass
+class PackageFile:
+    """A job's rows as an offline package: gzip JSON Lines parts written in a private folder (a slice at a
+    time: memory stays bounded), then signed, encrypted and framed into `target` under a temporary name."""
+
+    manifest: fmt.Manifest  # its terms; parts and rows are filled in when sealed
+    opened: Opened
+    secret: bytes
+    signing: Ed25519PrivateKey
+    target: Path
+    subjects: list[str] = field(default_factory=list)
+
+    @property
+    def named(self) -> tuple[str, ...]:
+        return tuple(self.subjects)
+
+    def open(self) -> PackageWriter:
+        return PackageWriter(self, fmt.private_folder())
+
+    def row(self, record: SubjectRecord) -> dict[str, Any]:
+        key, opened = record.subject_key, self.opened
+        if len(self.subjects) < MAX_BATCH:  # the access names as many as a batch query's does
+            self.subjects.append(key)
+        return {
+            "subject_key": key if opened.keys_in_clear else pseudonym(key, opened.grant.grant_id, self.secret),
+            "fields": opened.view(record.fields),
+            "source_version": record.source_version,
+            "changed_at": record.changed_at,
+        }
+
+
+class PackageWriter:
+    """The job's writer (downloads.RowWriter) of a package; every method blocks."""
+
+    def __init__(self, file: PackageFile, folder: Path) -> None:
+        self.file = file
+        self.folder = folder
+        self.parts = fmt.PartWriter(folder)
+        self.rows = 0
+        self.part = file.target.with_name(file.target.name + ".part")  # as a download's: swept if abandoned
+
+    def write(self, rows: list[Any]) -> None:
+        self.parts.add(rows)
+        self.rows += len(rows)
+
+    def finish(self) -> tuple[int, str]:
+        try:
+            manifest = replace(self.file.manifest, row_count=self.rows, parts=self.parts.close())
+            fmt.seal(manifest, self.folder, self.file.signing, self.part)
+            digest = hashlib.sha256()
+            with self.part.open("rb") as sealed:
+                while chunk := sealed.read(1 << 20):
+                    digest.update(chunk)
+            os.replace(self.part, self.file.target)
+        finally:
+            remove(self.folder)
+        return self.file.target.stat().st_size, digest.hexdigest()
+
+    def discard(self) -> None:
+        remove(self.folder)
+        self.part.unlink(missing_ok=True)

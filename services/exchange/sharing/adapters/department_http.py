@@ -3,7 +3,9 @@ followed, the answer read in chunks up to a bound, every failure turned into 502
 Outside development the host is resolved before each call (within the call's time), refused if it points at
 the center's own networks (as the notifier's webhooks), and the call connects to the address just checked —
 the name goes in `Host` and as the TLS server name — so a name cannot resolve to a public address for the
-check and to a private one for the connection (DNS rebinding)."""
+check and to a private one for the connection (DNS rebinding). Connections are pooled per (scheme, host name,
+address, port), not per address: two registered names on one address never share a connection, nor the TLS
+session whose certificate was checked for the other name."""
 
 from __future__ import annotations
 
@@ -11,7 +13,8 @@ import asyncio
 import ipaddress
 import json
 import socket
-from collections.abc import Awaitable, Callable
+from collections import Counter, OrderedDict
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -31,6 +34,7 @@ from services.exchange.sharing.proxy import Answer, Outgoing
 
 PARSED_IN_THREAD = 64 * 1024  # answers larger than this are parsed off the event loop
 USER_AGENT = "jian-datashare-exchange"
+POOLS_KEPT = 256  # connection pools held at once (one per registered name and address); idle ones go first
 
 
 async def resolve(host: str, port: int) -> list[str]:
@@ -44,6 +48,79 @@ async def resolve(host: str, port: int) -> list[str]:
 def _host_port(url: str) -> tuple[str, int]:
     parts = urlsplit(url)
     return parts.hostname or "", parts.port or (443 if parts.scheme == "https" else 80)
+
+
+PoolKey = tuple[str, str, str, int | None]
+
+
+class _Released(httpx.AsyncByteStream):
+    """An answer's body that tells its pool it is no longer in use once closed."""
+
+    def __init__(self, stream: httpx.AsyncByteStream, release: Callable[[], None]) -> None:
+        self.stream = stream
+        self.release = release
+        self.open = True
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        async for chunk in self.stream:
+            yield chunk
+
+    async def aclose(self) -> None:
+        try:
+            await self.stream.aclose()
+        finally:
+            if self.open:
+                self.open = False
+                self.release()
+
+
+class PinnedPools(httpx.AsyncBaseTransport):
+    """A connection pool per (scheme, host name, address, port). httpx pools by the URL's origin, which for a
+    pinned call is the address alone: a connection opened (and its certificate checked) for one name would
+    carry another name's calls. Beyond POOLS_KEPT pools, the least recently used idle ones are closed."""
+
+    def __init__(self, make: Callable[[], httpx.AsyncBaseTransport], kept: int = POOLS_KEPT) -> None:
+        self.make = make
+        self.kept = kept
+        self.pools: OrderedDict[PoolKey, httpx.AsyncBaseTransport] = OrderedDict()
+        self.busy: Counter[PoolKey] = Counter()
+
+    @staticmethod
+    def key(request: httpx.Request) -> PoolKey:
+        name = str(request.extensions.get("sni_hostname") or request.headers.get("host") or request.url.host)
+        return request.url.scheme, name.lower(), request.url.host, request.url.port
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        key = self.key(request)
+        self.busy[key] += 1  # before the trim: the pool this call takes is never the one closed
+        try:
+            pool = self.pools.get(key)
+            if pool is None:
+                pool = self.pools[key] = self.make()
+                await self._trim()
+            self.pools.move_to_end(key)
+            response = await pool.handle_async_request(request)
+        except BaseException:
+            self._release(key)
+            raise
+        assert isinstance(response.stream, httpx.AsyncByteStream)
+        response.stream = _Released(response.stream, lambda: self._release(key))
+        return response
+
+    def _release(self, key: PoolKey) -> None:
+        self.busy[key] -= 1
+        if self.busy[key] <= 0:
+            del self.busy[key]
+
+    async def _trim(self) -> None:
+        idle = [key for key in self.pools if key not in self.busy]
+        for key in idle[: max(0, len(self.pools) - self.kept)]:
+            await self.pools.pop(key).aclose()
+
+    async def aclose(self) -> None:
+        pools, self.pools = list(self.pools.values()), OrderedDict()
+        for pool in pools:
+            await pool.aclose()
 
 
 class HttpDepartmentServices:
@@ -61,9 +138,10 @@ class HttpDepartmentServices:
         self.resolve = resolver
         self.timeout = timeout
         self.max_answer_bytes = max_answer_bytes
+        limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections // 5 or 1)
         self.client = httpx.AsyncClient(
             timeout=httpx.Timeout(timeout, connect=connect_timeout),
-            limits=httpx.Limits(max_connections=connections, max_keepalive_connections=connections // 5 or 1),
+            transport=PinnedPools(lambda: httpx.AsyncHTTPTransport(limits=limits, trust_env=False)),
             follow_redirects=False,
             trust_env=False,  # no proxy or .netrc of the environment: the call goes where it was registered
         )

@@ -35,6 +35,7 @@ MEDIA = {
     FileFormat.CSV: "text/csv; charset=utf-8",
     FileFormat.JSONL: "application/jsonl",
     FileFormat.XLSX: "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+    FileFormat.PACKAGE: "application/octet-stream",
 }
 
 
@@ -63,7 +64,7 @@ class DownloadIn(BaseModel):
     resource_code: Code
     grant_id: Code
     purpose: Annotated[Text, Field(min_length=1, description="the grant's purpose")]
-    format: FileFormat = FileFormat.CSV
+    format: Literal[FileFormat.CSV, FileFormat.XLSX, FileFormat.JSONL] = FileFormat.CSV
     items: Annotated[list[Name], Field(max_length=MAX_ITEMS, description="default: every item the grant opens")] = []
     subject_keys: Annotated[
         list[Code], Field(max_length=MAX_SUBJECT_KEYS, description="only these subjects (default: all in scope)")
@@ -168,7 +169,7 @@ async def trace(file: UploadFile, _: Tracer, channel: DownloadsDep) -> TraceView
     return TraceView(rows_read=len(rows), downloads=[TracedDownload.of(m) for m in matches])
 
 
-@downloads.get("/{download_id}", response_model=DownloadView, summary="A download's progress")
+@downloads.get("/{download_id}", response_model=DownloadView, summary="A download's (or package's) progress")
 async def get_download(download_id: Code, principal: Reader, channel: DownloadsDep) -> DownloadView:
     return DownloadView.of(await channel.status(download_id, principal))
 

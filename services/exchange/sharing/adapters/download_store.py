@@ -93,6 +93,7 @@ def download_doc(d: Download) -> dict[str, Any]:
         "error": d.error,
         "expires_at": d.expires_at,
         "alive_at": d.alive_at,
+        "named": list(d.named),
     }
 
 
@@ -114,6 +115,7 @@ def download_of(doc: dict[str, Any]) -> Download:
         error=doc.get("error"),
         expires_at=_utc(doc.get("expires_at")),
         alive_at=_utc(doc.get("alive_at")),
+        named=tuple(doc.get("named") or ()),
     )
 
 

@@ -119,6 +119,7 @@ class BusHostedEvents:
                 "base_url": s.base_url,
                 "operations": [str(o) for o in s.operations],
                 "fields": dict(s.fields),
+                "envelope": list(s.envelope),
                 "openapi_sha256": openapi_digest(s.openapi),
                 "credential_header": s.credential_header,
             }

@@ -1,5 +1,6 @@
 """REST routes of the offline channel: the center's public keys, departments' age keys, packages made under a
-grant, and packages handed in. Each translates, calls the channel and shapes the answer."""
+grant (jobs of the download channel: followed and fetched at /downloads/<id>), and packages handed in. Each
+translates, calls the channel and shapes the answer."""
 
 from __future__ import annotations
 
@@ -9,16 +10,16 @@ from pathlib import Path
 from typing import Annotated, BinaryIO
 
 from datashare_adapter import packages as fmt
-from fastapi import APIRouter, Depends, Query, Request, UploadFile
-from fastapi.responses import FileResponse, JSONResponse
+from fastapi import APIRouter, Depends, Query, Request, Response, UploadFile
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
-from starlette.background import BackgroundTask
 
 from common.fields import Code
 from common.guard import Guard
 from common.http import RETRY_AFTER_SECONDS
 from common.policy import Principal
 from services.exchange.sharing.access import Call, Operation
+from services.exchange.sharing.adapters.download_routes import DownloadView
 from services.exchange.sharing.api import calls
 from services.exchange.sharing.grants import Channel as SharingChannel
 from services.exchange.sharing.packages import RECIPIENT_RULE, OfflineChannel, remove
@@ -92,29 +93,21 @@ async def register_recipient(
     return RecipientView(department_code=department_code, recipient=body.recipient.strip())
 
 
-@offline.get(
+@offline.post(
     "/offline/packages/{resource_code:path}",
-    response_class=FileResponse,
-    summary="An offline package of what the grant opens, encrypted to the department's registered age key",
+    status_code=202,
+    response_model=DownloadView,
+    summary="Make an offline package of what the grant opens (a job: GET /downloads/<id>, then its file)",
 )
 async def make_package(
     call: Packaged,
     channel: Offline,
+    response: Response,
     days: Annotated[int | None, Query(ge=1, le=365, description="how long it may be opened")] = None,
-) -> FileResponse:
-    folder = await asyncio.to_thread(fmt.private_folder)
-    try:
-        path, manifest = await channel.package(call, folder, days)
-    except BaseException:
-        await asyncio.to_thread(remove, folder)
-        raise
-    return FileResponse(
-        path,
-        media_type="application/octet-stream",
-        filename=path.name,
-        headers={"X-Package-Id": manifest.package_id, "X-Package-Rows": str(manifest.row_count)},
-        background=BackgroundTask(remove, folder),
-    )
+) -> DownloadView:
+    job = DownloadView.of(await channel.package(call, days))
+    response.headers["Location"] = f"/downloads/{job.download_id}"
+    return job
 
 
 @offline.post(

@@ -1,19 +1,28 @@
-"""The offline channel's outbound adapters: departments' age keys in the exchange's database, the directory's
-adapter keys as the revocation follower keeps them, and the center's own keys from configuration."""
+"""The offline channel's outbound adapters: departments' age keys and the hand-ins taken in the exchange's
+database, the directory's adapter keys as the revocation follower keeps them, and the center's own keys from
+configuration."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from datashare_adapter import packages as fmt
+from pymongo import ASCENDING
 from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import DuplicateKeyError
 
 from common.adapter_keys import AdapterKeys
 from common.auth import load_signing_key
-from services.exchange.sharing.packages import CenterKeys
+from services.exchange.sharing.packages import CenterKeys, HandInClaim
 
 RECIPIENTS = "exchange_package_recipients"
+HAND_INS = "exchange_package_hand_ins"
+
+
+async def ensure_indexes(db: AsyncDatabase) -> None:
+    # a package is taken once: by its id (the _id) and by its signed manifest, whatever id a copy claims
+    await db[HAND_INS].create_index([("manifest_sha256", ASCENDING)], unique=True)
 
 
 class MongoRecipients:
@@ -47,3 +56,40 @@ class RegisteredKeys:
 
 def center_keys(signing_pem: str, age_identity: str) -> CenterKeys:
     return CenterKeys(load_signing_key(signing_pem), fmt.identity_of(age_identity))
+
+
+class MongoHandIns:
+    """One document per hand-in package taken: the unique indexes decide which of two hand-ins of it at once
+    is the one ingested; the other finds the first's document and leaves it as it is."""
+
+    def __init__(self, db: AsyncDatabase) -> None:
+        self.collection = db[HAND_INS]
+
+    async def claim(self, claim: HandInClaim) -> HandInClaim | None:
+        doc = {
+            "_id": claim.package_id,
+            "manifest_sha256": claim.manifest_sha256,
+            "resource_code": claim.resource_code,
+            "sender": claim.sender,
+            "handed_in_by": claim.handed_in_by,
+            "handed_in_at": claim.handed_in_at,
+            "status": "INGESTING",
+        }
+        try:
+            await self.collection.insert_one(doc)
+        except DuplicateKeyError:
+            query = {"$or": [{"_id": claim.package_id}, {"manifest_sha256": claim.manifest_sha256}]}
+            first = await self.collection.find_one(query)
+            if first is None:  # released meanwhile: its ingest failed, and this one may go
+                return await self.claim(claim)
+            return HandInClaim(
+                first["_id"], first["manifest_sha256"], first["resource_code"], first["sender"],
+                first["handed_in_by"], first["handed_in_at"].replace(tzinfo=UTC),
+            )  # fmt: skip
+        return None
+
+    async def ingested(self, package_id: str, sent: int) -> None:
+        await self.collection.update_one({"_id": package_id}, {"$set": {"status": "INGESTED", "sent": sent}})
+
+    async def release(self, package_id: str) -> None:
+        await self.collection.delete_one({"_id": package_id, "status": "INGESTING"})
