@@ -36,34 +36,44 @@ class Platform:
     passwords: dict[str, str]  # password by name
 
 
-@pytest.fixture
-async def platform(infra, topics, services, tmp_path) -> AsyncIterator[Platform]:
+@pytest.fixture(scope="module")
+async def platform(infra, topics, tmp_path_factory) -> AsyncIterator[Platform]:
+    """The directory, catalog and notifier with the console in front, once for this module's tests (each
+    starts in seconds, and both tests need all four); a department with a compiler and a reviewer."""
+    folder = tmp_path_factory.mktemp("console")
     database = f"console_{uuid.uuid4().hex[:8]}"
     pem = KEY.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     ).decode()
-    directory = ServiceProcess("directory", infra, tmp_path, mongo_database=f"{database}_d", signing_key=pem).start()
-    catalog = ServiceProcess("catalog", infra, tmp_path, mongo_database=f"{database}_c").start()
-    notifier = ServiceProcess("notifier", infra, tmp_path, mongo_database=f"{database}_n").start()
-    services += [directory, catalog, notifier]
+    directory = ServiceProcess("directory", infra, folder, mongo_database=f"{database}_d", signing_key=pem)
+    catalog = ServiceProcess("catalog", infra, folder, mongo_database=f"{database}_c")
+    notifier = ServiceProcess("notifier", infra, folder, mongo_database=f"{database}_n")
     urls = {f"{s.name}_url": s.url for s in (directory, catalog, notifier)}
-    console = ServiceProcess("console", infra, tmp_path, **urls).start()
-    services.append(console)
-    for service in services:
-        await service.wait_ready()
-
-    department = credit_code("360800", 700000 + uuid.uuid4().int % 99999)
-    operator = bearer(credit_code("360800", 9003), Role.IT_OFFICE_OPERATOR, subject="it-operator")
-    logins, passwords = {}, {}
-    async with httpx.AsyncClient(base_url=directory.url, headers=operator) as client:
-        body = {"code": department, "name": "测试局", "level": "CITY"}
-        assert (await client.post("/departments", json=body)).status_code == 201
-        for login, role in (("t-compiler", Role.CATALOG_COMPILER), ("t-reviewer", Role.CATALOG_REVIEWER)):
-            person = {"person_id": f"{login}-{database}", "name": login, "department_code": department, "roles": [role]}
-            issued = await client.post("/people", json=person)
-            assert issued.status_code == 201, issued.text
-            logins[login], passwords[login] = issued.json()["login"], issued.json()["secret"]
-    yield Platform(directory, catalog, notifier, console, department, logins, passwords)
+    console = ServiceProcess("console", infra, folder, **urls)
+    running = [directory.start(), catalog.start(), notifier.start(), console.start()]
+    try:
+        for service in running:
+            await service.wait_ready()
+        department = credit_code("360800", 700000 + uuid.uuid4().int % 99999)
+        operator = bearer(credit_code("360800", 9003), Role.IT_OFFICE_OPERATOR, subject="it-operator")
+        logins, passwords = {}, {}
+        async with httpx.AsyncClient(base_url=directory.url, headers=operator) as client:
+            body = {"code": department, "name": "测试局", "level": "CITY"}
+            assert (await client.post("/departments", json=body)).status_code == 201
+            for name, role in (("t-compiler", Role.CATALOG_COMPILER), ("t-reviewer", Role.CATALOG_REVIEWER)):
+                person = {
+                    "person_id": f"{name}-{database}",
+                    "name": name,
+                    "department_code": department,
+                    "roles": [role],
+                }
+                issued = await client.post("/people", json=person)
+                assert issued.status_code == 201, issued.text
+                logins[name], passwords[name] = issued.json()["login"], issued.json()["secret"]
+        yield Platform(directory, catalog, notifier, console, department, logins, passwords)
+    finally:
+        for service in running:
+            service.stop()
 
 
 def csrf_of(page: httpx.Response) -> str:
