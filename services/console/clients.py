@@ -90,6 +90,7 @@ class Services:
         *,
         params: dict[str, Any] | list[tuple[str, Any]] | None = None,
         json: object = None,
+        files: dict[str, tuple[str, bytes, str]] | None = None,
     ) -> Any:
         """The JSON a service answers (None for 204), as the signed-in person."""
         try:
@@ -98,6 +99,7 @@ class Services:
                 self.urls[service] + path,
                 params=params,
                 json=json,
+                files=files,
                 headers={"Authorization": f"Bearer {token}", "Accept": "application/json"},
             )
         except httpx.HTTPError as exc:

@@ -128,3 +128,10 @@ def finding_fields(content: Mapping[str, Any] | None) -> list[tuple[str, str]]:
     ]
     items = [(f"data_items[{i['name']}]", f"信息项：{i['name']}") for i in (content or {}).get("data_items") or []]
     return elements + items
+
+
+def row_problems(message: str) -> list[str]:
+    """The catalog's refusal of a table, row by row where its message lists them (“…：第2行…；第3行…”)."""
+    _, colon, listed = message.partition("：")
+    rows = [row for row in listed.split("；") if row.strip()] if colon else []
+    return rows if len(rows) > 1 else []

@@ -11,6 +11,7 @@ from pathlib import Path
 import httpx
 from fastapi import APIRouter, FastAPI
 from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.responses import Response
@@ -71,6 +72,9 @@ def build(settings: ConsoleSettings, transport: httpx.AsyncBaseTransport | None 
         openapi_url=None,
     )
     app.state.console = Console(settings, services, Cookies(settings), make_templates())
+    for route in compile.router.routes:  # a table to import may be larger than a form (like the catalog's own limit)
+        if isinstance(route, APIRoute) and route.path == "/compile/import":
+            route.max_body_size = settings.http_max_upload_bytes
     for router in (platform_router(services), auth.router, inbox.router, catalog.router, compile.router, review.router):
         app.include_router(router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")

@@ -14,6 +14,7 @@ import pytest
 
 from common.auth import TokenIssuer
 from common.policy import Principal, Role
+from services.catalog.domain import sheet
 from tests.integration.console_platform import Platform, console_platform, csrf_of, sign_in
 from tests.tokens import KEY
 
@@ -195,3 +196,54 @@ async def test_an_expired_sign_in_is_renewed_or_sends_the_person_to_sign_in_agai
         assert sent.status_code == 303 and sent.headers["location"].startswith("/login?reason=expired")
         login = await browser.get(sent.headers["location"])
         assert "登录已过期，请重新登录" in login.text and 'name="next" value="/review"' in login.text
+
+
+def _table(department: str, rows: list[dict[str, str]]) -> bytes:
+    """A table in the 共享目录 layout, as CSV."""
+    base = {
+        "资源名称": "控制台导入资源",
+        "资源提供方代码": department,
+        "资源提供方": "测试局",
+        "资源摘要": "经由控制台导入",
+        "资源分类": "基础",
+        "资源格式": "数据库",
+        "共享类型": "有条件共享",
+        "共享条件": "用于行政审批",
+        "共享方式": "接口",
+        "更新周期": "每日",
+        "分类码": "101002",
+    }
+    columns = [*sheet.COLUMNS, "分类码"]
+    table = [columns, *[[{**base, **r}.get(c, "") for c in columns] for r in rows]]
+    return ("\r\n".join(",".join(row) for row in table) + "\r\n").encode()
+
+
+async def test_a_compiler_imports_a_table_and_sees_its_row_errors(platform: Platform) -> None:
+    async with httpx.AsyncClient(base_url=platform.console.url) as compiler:
+        await sign_in(compiler, platform.logins["t-compiler"], platform.passwords["t-compiler"])
+        page = await compiler.get("/compile/import")
+        assert page.status_code == 200 and 'for="file"' in page.text
+        wrong = [{"信息项名称": "企业名称"}, {"信息项名称": "注册资本", "更新周期": "每月"}]  # one entry, two cycles
+        refused = await compiler.post(
+            "/compile/import",
+            data={"csrf_token": csrf_of(page)},
+            files={"file": ("目录.csv", _table(platform.department, wrong), "text/csv")},
+        )
+        assert refused.status_code == 422, refused.text[-1000:]
+        assert "未导入任何条目" in refused.text and "更新周期" in refused.text, refused.text[-1500:]
+
+        good = [{"信息项名称": "企业名称"}, {"信息项名称": "注册资本"}]
+        deadline = time.monotonic() + 20
+        while True:  # the catalog learns of the department from the directory's event
+            imported = await compiler.post(
+                "/compile/import",
+                data={"csrf_token": csrf_of(page)},
+                files={"file": ("目录.csv", _table(platform.department, good), "text/csv")},
+            )
+            if imported.status_code != 422 or time.monotonic() > deadline:
+                break
+            await asyncio.sleep(0.5)
+        assert imported.status_code == 201, imported.text[-1000:]
+        code = re.search(r"code=(101002[^\"&]+)", imported.text).group(1).replace("%2F", "/")
+        listed = await compiler.get("/compile")
+        assert code in listed.text and "控制台导入资源" in listed.text

@@ -4,6 +4,8 @@ production must not run with."""
 
 from __future__ import annotations
 
+import re
+
 import httpx
 import pytest
 from fastapi.routing import APIRoute, iter_route_contexts
@@ -159,3 +161,23 @@ def test_a_token_is_read_for_display_and_times_are_shown_in_beijing() -> None:
     assert person_of("not-a-token") is None
     assert local_time("2026-11-27T16:30:00+00:00") == "2026-11-28 00:30"
     assert local_time("2026-11-27") == "2026-11-27"
+
+
+def test_a_tables_refusal_is_listed_row_by_row() -> None:
+    message = "表格有 2 处错误，未导入任何条目：第 2 行：资源名称为必填项；第 3 行：更新周期不一致"
+    assert forms.row_problems(message) == ["第 2 行：资源名称为必填项", "第 3 行：更新周期不一致"]
+    assert forms.row_problems("请上传 .xlsx 或 .csv 文件") == []
+
+
+async def test_what_a_person_typed_is_shown_escaped() -> None:
+    def directory(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(401, json={"detail": "invalid credentials", "error": "Unauthenticated"})
+
+    app = build(ConsoleSettings(), transport=httpx.MockTransport(directory))
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://console") as browser:
+        page = await browser.get("/login")
+        token = re.search(r'name="csrf_token" value="([^"]+)"', page.text).group(1)
+        typed = "<script>alert(1)</script>"
+        answer = await browser.post("/login", data={"username": typed, "password": "x", "csrf_token": token})
+    assert answer.status_code == 401 and "登录名或密码不正确" in answer.text
+    assert typed not in answer.text and "&lt;script&gt;alert(1)&lt;/script&gt;" in answer.text

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Query, Request
+from starlette.datastructures import UploadFile
 from starlette.responses import Response
 
 from common import limits
@@ -103,6 +104,29 @@ async def save(request: Request, console: ConsoleDep, person: PersonDep, form: F
             raise
         return _entry_form(request, content=content, code=code, revision=revision, error=exc)
     return redirect(request, "/catalog/entry?" + urlencode({"code": code}))
+
+
+@router.get("/compile/import")
+async def import_page(request: Request, _person: PersonDep) -> Response:
+    return render(request, "import.html", error=None, problems=[])
+
+
+@router.post("/compile/import")
+async def import_table(request: Request, console: ConsoleDep, person: PersonDep, form: FormDep) -> Response:
+    """A table in the 共享目录 layout: the catalog imports every row or none, and says which rows are wrong."""
+    upload = form.get("file")
+    if not isinstance(upload, UploadFile) or not upload.filename:
+        error = Refused(422, "请选择要导入的 XLSX 或 CSV 文件。", "file")
+        return render(request, "import.html", 422, error=error, problems=[])
+    content = await upload.read()
+    files = {"file": (upload.filename[:200], content, upload.content_type or "application/octet-stream")}
+    try:
+        created = await console.services.call("catalog", "POST", "/entries/import", person.token, files=files)
+    except Refused as exc:
+        if exc.status not in (409, 413, 422):
+            raise
+        return render(request, "import.html", exc.status, error=exc, problems=forms.row_problems(exc.message))
+    return render(request, "import.html", 201, error=None, problems=[], created=created)
 
 
 @router.post("/compile/submit")
