@@ -91,6 +91,7 @@ class Services:
         params: dict[str, Any] | list[tuple[str, Any]] | None = None,
         json: object = None,
         files: dict[str, tuple[str, bytes, str]] | None = None,
+        timeout: float | None = None,
     ) -> Any:
         """The JSON a service answers (None for 204), as the signed-in person."""
         try:
@@ -100,6 +101,7 @@ class Services:
                 params=params,
                 json=json,
                 files=files,
+                timeout=timeout if timeout is not None else self.client.timeout,
                 headers={"Authorization": f"Bearer {token}", "Accept": "application/json"},
             )
         except httpx.HTTPError as exc:

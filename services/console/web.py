@@ -18,13 +18,14 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import RedirectResponse, Response
 
 from services.console import labels
-from services.console.clients import Refused, Services, SignInNeeded, Unavailable
+from services.console.clients import Refused, Services, SignInNeeded, Unavailable, segment
 from services.console.session import CSRF_FIELD, Cookies, CsrfRefused, Person, sign_in_url, signed_in
 from services.console.settings import ConsoleSettings
 
 log = logging.getLogger(__name__)
 CHINA = ZoneInfo("Asia/Shanghai")
 TEMPLATES = Path(__file__).parent / "templates"
+UNREAD_TIMEOUT_SECONDS = 2.0  # the menu's count waits no longer for the notifier than this
 SERVICE_NAMES_ZH = {
     "directory": "目录与身份服务",
     "catalog": "资源目录服务",
@@ -55,6 +56,8 @@ async def current_person(request: Request) -> Person:
     console = console_of(request)
     person = await signed_in(request, console.cookies, console.services)
     request.state.person = person
+    if request.method == "GET":  # the menu shows the department's unread notices on every page
+        request.state.unread = await unread_count(console, person)
     return person
 
 
@@ -97,6 +100,7 @@ def render(request: Request, name: str, status: int = 200, **context: Any) -> Re
     console = console_of(request)
     context |= {
         "person": getattr(request.state, "person", None),
+        "unread": getattr(request.state, "unread", None),
         "csrf_field": CSRF_FIELD,
         "csrf_token": console.cookies.csrf_token(request),
     }
@@ -116,9 +120,14 @@ async def unread_count(console: Console, person: Person) -> int | None:
     """The department's unread notices, for the menu; None when the notifier does not say."""
     try:
         page = await console.services.call(
-            "notifier", "GET", f"/inbox/{person.department_code}", person.token, params={"unread": "true", "limit": 1}
+            "notifier",
+            "GET",
+            f"/inbox/{segment(person.department_code)}",
+            person.token,
+            params={"unread": "true", "limit": 1},
+            timeout=UNREAD_TIMEOUT_SECONDS,
         )
-    except (Refused, Unavailable):
+    except (Refused, Unavailable, SignInNeeded):  # the page itself says what matters
         return None
     return int(page["total"])
 

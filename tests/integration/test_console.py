@@ -140,6 +140,15 @@ async def test_a_compiler_drafts_and_submits_and_a_reviewer_returns_then_approve
         published = await reviewer.get(entry_url)
         assert "现行版本" in published.text and "第 1 版" in published.text
 
+        # the compiler reports a change of the published resource: the entry shows its 5-working-day deadline
+        entry = await compiler.get(entry_url)
+        reported = await compiler.post(
+            "/compile/change",
+            data={"csrf_token": csrf_of(entry), "code": code, "reason": "新增经营范围字段", "changed_on": ""},
+        )
+        assert reported.status_code == 303, reported.text[-800:]
+        assert "报告变更（新增经营范围字段）" in (await compiler.get(entry_url)).text
+
         # versions and their difference
         assert (await reviewer.get("/catalog/entry", params={"code": code, "version": 1})).status_code == 200
 
@@ -158,7 +167,8 @@ async def test_a_compiler_drafts_and_submits_and_a_reviewer_returns_then_approve
         notice = re.search(r'name="notification_id" value="([^"]+)"', inbox.text).group(1)
         marked = await compiler.post("/inbox/read", data={"csrf_token": csrf_of(inbox), "notification_id": notice})
         assert marked.status_code == 303
-        assert f"未读 {unread - 1} 条" in (await compiler.get("/inbox")).text
+        unread_now = await compiler.get("/inbox", params={"unread": "true"})
+        assert notice not in unread_now.text and "目录条目" in unread_now.text  # that one is read, the others not
 
         # sign-out ends the session in this browser
         signed_out = await compiler.post("/logout", data={"csrf_token": csrf_of(inbox)})

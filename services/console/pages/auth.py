@@ -10,7 +10,7 @@ from starlette.responses import Response
 from common.fields import Code, Secret
 from services.console.clients import Refused
 from services.console.session import local_path
-from services.console.web import ConsoleDep, FormDep, PersonDep, redirect, render, unread_count
+from services.console.web import ConsoleDep, FormDep, PersonDep, redirect, render
 
 router = APIRouter()
 REASONS = {
@@ -55,5 +55,5 @@ async def logout(request: Request, _form: FormDep) -> Response:
 
 
 @router.get("/")
-async def home(request: Request, console: ConsoleDep, person: PersonDep) -> Response:
-    return render(request, "home.html", unread=await unread_count(console, person))
+async def home(request: Request, _person: PersonDep) -> Response:
+    return render(request, "home.html")

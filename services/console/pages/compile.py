@@ -136,3 +136,21 @@ async def submit(request: Request, console: ConsoleDep, person: PersonDep, form:
         "catalog", "POST", f"/entries/{segment(code)}/submit", person.token, json={"revision": revision}
     )
     return redirect(request, "/catalog/entry?" + urlencode({"code": code}))
+
+
+@router.post("/compile/change")
+async def report_change(request: Request, console: ConsoleDep, person: PersonDep, form: FormDep) -> Response:
+    """The resource's data or elements changed: the entry must follow within 5 working days (Art. 11)."""
+    code = forms.text(form, "code", limits.CODE_LENGTH)
+    body = {"reason": forms.text(form, "reason"), "changed_on": forms.text(form, "changed_on", 10) or None}
+    await console.services.call("catalog", "POST", f"/entries/{segment(code)}/changes", person.token, json=body)
+    return redirect(request, "/catalog/entry?" + urlencode({"code": code}))
+
+
+@router.post("/compile/maintenance")
+async def confirm_maintenance(request: Request, console: ConsoleDep, person: PersonDep, form: FormDep) -> Response:
+    """The yearly full maintenance found nothing to change (Art. 11)."""
+    code, revision = forms.text(form, "code", limits.CODE_LENGTH), forms.revision_of(form)
+    body = {"revision": revision, "note": forms.text(form, "note")}
+    await console.services.call("catalog", "POST", f"/entries/{segment(code)}/maintenance", person.token, json=body)
+    return redirect(request, "/catalog/entry?" + urlencode({"code": code}))

@@ -9,7 +9,7 @@ from starlette.responses import Response
 
 from common.fields import Position
 from services.console.clients import segment
-from services.console.web import ConsoleDep, FormDep, PersonDep, redirect, render, unread_count
+from services.console.web import ConsoleDep, FormDep, PersonDep, redirect, render
 
 router = APIRouter()
 
@@ -32,7 +32,6 @@ async def inbox(
         "inbox.html",
         page=page,
         unread_only=unread,
-        unread=await unread_count(console, person),
         offset=offset,
         limit=limit,
     )
