@@ -40,9 +40,15 @@ class ConsoleSettings(ServiceSettings):
         return value.rstrip("/")
 
     @model_validator(mode="after")
-    def _secure_in_production(self) -> "ConsoleSettings":
-        if self.environment == "production" and self.secure_cookies is False:
+    def _production(self) -> "ConsoleSettings":
+        if self.environment != "production":
+            return self
+        if self.secure_cookies is False:
             raise ValueError("secure_cookies: production sends the sign-in cookie over HTTPS only; unset it")
+        local = [name for name in SERVICE_NAMES if urlsplit(self.url_of(name)).hostname in ("127.0.0.1", "localhost")]
+        if local:
+            variables = ", ".join(f"CONSOLE_{name.upper()}_URL" for name in local)
+            raise ValueError(f"production needs the services' addresses in the cluster, not loopback: set {variables}")
         return self
 
     @property

@@ -79,13 +79,17 @@ async def test_the_sign_in_page_sets_a_csrf_cookie_that_scripts_cannot_read() ->
 
 
 def test_production_cookies_are_secure_and_host_only() -> None:
-    settings = ConsoleSettings(environment="production", mongo_uri="mongodb://db-0:27017/?replicaSet=rs0")
+    urls = {f"{name}_url": f"http://{name}:80" for name in ("directory", "catalog", "exchange", "notifier", "auditor")}
+    production = {"environment": "production", "mongo_uri": "mongodb://db-0:27017/?replicaSet=rs0", **urls}
+    settings = ConsoleSettings(**production)
     assert settings.cookies_secure
     from services.console.session import Cookies
 
     assert Cookies(settings).session == "__Host-console-session"
     with pytest.raises(ValidationError, match="secure_cookies"):
-        ConsoleSettings(environment="production", mongo_uri="mongodb://db-0:27017/", secure_cookies=False)
+        ConsoleSettings(**production, secure_cookies=False)
+    with pytest.raises(ValidationError, match="CONSOLE_NOTIFIER_URL"):
+        ConsoleSettings(**production | {"notifier_url": "http://127.0.0.1:8003"})
     with pytest.raises(ValidationError, match="base URL"):
         ConsoleSettings(catalog_url="catalog:8001")
 
