@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 # each test file runs whole on one worker, so a module-scoped fixture (a running platform) starts once
 TEST_WORKERS ?= 3
 
-.PHONY: run up down infra test test-full-size lint bench demo clean
+.PHONY: run up down infra test test-full-size test-e2e lint bench demo clean
 
 $(STAMP): pyproject.toml adapter-kit/pyproject.toml constraints.txt
 	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "Python 3.11 is required"'
@@ -32,10 +32,13 @@ infra: $(STAMP)      ## only the broker and the database, in the foreground
 	$(PY) -m devstack infra
 
 test: $(STAMP)       ## unit, contract and integration tests (they start their own broker and database)
-	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile -m "not e2e" $(PYTEST_ARGS)
 
 test-full-size: $(STAMP)  ## the volume tests at full size (e.g. the kill -9 ingestion at 200k changes; `make test` runs 10k)
 	TEST_FULL_SIZE=1 RELIABILITY_CHANGES=200000 $(PY) -m pytest -m full_size $(PYTEST_ARGS)
+
+test-e2e: $(STAMP)   ## the console in headless Chromium (apt-get install -y chromium chromium-driver); screenshots in .var/screenshots
+	$(PY) -m pytest -m e2e $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -18,6 +18,7 @@ ROOT = Path(__file__).resolve().parent.parent
 SERVICES = {"directory": 8005, "catalog": 8001, "exchange": 8002, "notifier": 8003, "auditor": 8004}
 ROLES = {"exchange": {"EXCHANGE_ROLE": "api"}}  # the exchange's ingestion runs as a process of its own
 INGEST_PORT = 8012
+CONSOLE_PORT = 8006
 
 
 @dataclass
@@ -97,7 +98,7 @@ def infra_procs(data: Path, kafka_port: int = 9092, mongo_port: int = 27017) -> 
 
 
 def service_procs(ports: dict[str, int] | None = None, infra: Infra | None = None) -> list[Proc]:
-    """The five REST services plus the auditor's faust worker (which has no HTTP port of its own), with
+    """The five REST services, the web console and the auditor's faust worker (no HTTP port of its own), with
     their defaults; `infra` points them at another broker and database than the local default ones."""
     ports = ports or {n: int(os.environ.get(f"{n.upper()}_HTTP_PORT", p)) for n, p in SERVICES.items()}
     jwks = f"http://127.0.0.1:{ports['directory']}/.well-known/jwks.json"
@@ -135,6 +136,20 @@ def service_procs(ports: dict[str, int] | None = None, infra: Infra | None = Non
             f"http://127.0.0.1:{ingest_port}/metrics (ingestion of departments' data changes)",
             ready_path="/readyz",
             env={"EXCHANGE_HTTP_PORT": str(ingest_port), **env("exchange"), "EXCHANGE_ROLE": "ingest"},
+        )
+    )
+    # The web console: no broker or database of its own, only the services' addresses.
+    console_port = int(os.environ.get("CONSOLE_HTTP_PORT", CONSOLE_PORT)) if infra is None else free_port()
+    procs.append(
+        Proc(
+            "console",
+            [sys.executable, "-m", "services.console"],
+            "127.0.0.1",
+            console_port,
+            f"http://127.0.0.1:{console_port}/ (web console: sign in here)",
+            ready_path="/readyz",
+            env={"CONSOLE_HTTP_PORT": str(console_port)}
+            | {f"CONSOLE_{name.upper()}_URL": f"http://127.0.0.1:{port}" for name, port in ports.items()},
         )
     )
     web_port = os.environ.get("AUDITOR_STREAM_WEB_PORT", "6066") if infra is None else str(free_port())

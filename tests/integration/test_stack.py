@@ -18,6 +18,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from common.topics import load_topics
 from devstack.processes import ROOT, SERVICES, free_port, service_procs, start, start_infra, stop, wait_http_ready
 from examples.market_register.sharing import GRANTED
+from tests.integration.console_platform import sign_in
 from tests.sizes import FULL_SIZE
 
 
@@ -118,6 +119,7 @@ async def test_the_demo_on_make_ups_platform_publishes_each_event_once(stack, tm
     )
     assert f"{REGISTER:,} enterprises" in synced, synced
     await printed_query_answers(synced, credentials)
+    await console_shows_the_demo(procs["console"].port, credentials)
 
     names = [spec.name for spec in load_topics().values()]
     ends = await settled_topics(infra.bootstrap, names, stored=REGISTER)
@@ -127,6 +129,17 @@ async def test_the_demo_on_make_ups_platform_publishes_each_event_once(stack, tm
     for topic, counts in ids.items():
         repeated = {event_id: n for event_id, n in counts.items() if n > 1}
         assert not repeated, f"{topic}: {len(repeated)} events published more than once, e.g. {list(repeated)[:3]}"
+
+
+async def console_shows_the_demo(port: int, credentials) -> None:
+    """The console `make up` starts: the demo's compiler of the market regulator signs in and finds the
+    catalog the demo published."""
+    secrets = {row[0]: row[1] for row in csv.reader(credentials.read_text().splitlines(), delimiter="\t")}
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as browser:
+        await sign_in(browser, "scjgj-compiler", secrets["scjgj-compiler"])
+        catalog = await browser.get("/catalog")
+        assert catalog.status_code == 200 and "已发布" in catalog.text, catalog.text[-1000:]
+        assert (await browser.get("/inbox")).status_code == 200
 
 
 async def printed_query_answers(printed: str, credentials) -> None:

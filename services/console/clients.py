@@ -1,0 +1,136 @@
+"""The services' REST APIs as the console calls them: always with the signed-in person's token, never with
+a credential of its own. A service's answer becomes a value, or one of three errors a page knows how to show:
+sign in again, refused (with the service's own words), or unavailable."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+from services.console.settings import SERVICE_NAMES, ConsoleSettings
+
+# A path segment the console puts into a service's URL: what the services' codes are made of, never "..".
+SAFE_CODE = re.compile(r"[0-9A-Za-z][0-9A-Za-z_\-.:]{0,127}(/[0-9A-Za-z][0-9A-Za-z_\-.:]{0,63}){0,3}")
+
+
+class SignInNeeded(Exception):
+    """The token is missing, expired or revoked: the person signs in again."""
+
+
+@dataclass
+class Refused(Exception):
+    """A service answered 4xx: its Chinese `message` where it has one, else its `detail`."""
+
+    status: int
+    message: str
+    field: str | None = None
+    code: str | None = None
+    service: str = ""
+
+    def __str__(self) -> str:
+        return f"{self.service} {self.status}: {self.message}"
+
+
+@dataclass
+class Unavailable(Exception):
+    """A service did not answer, or answered 5xx."""
+
+    service: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.service}: {self.reason}"
+
+
+@dataclass(frozen=True)
+class Grant:
+    access_token: str
+    expires_in: int
+    refresh_token: str | None
+
+
+def segment(code: str) -> str:
+    """A code for a service's URL path; anything else is refused before it is sent."""
+    if not SAFE_CODE.fullmatch(code) or ".." in code:
+        raise Refused(404, "没有这一项：编号格式不正确", code="console.code")
+    return quote(code, safe="/")
+
+
+def _refused(service: str, response: httpx.Response) -> Refused:
+    try:
+        body = response.json()
+    except ValueError:
+        body = {}
+    if not isinstance(body, dict):
+        body = {}
+    message = body.get("message") or body.get("detail") or f"请求未被接受（HTTP {response.status_code}）"
+    return Refused(response.status_code, str(message), body.get("field"), body.get("code"), service)
+
+
+class Services:
+    """One HTTP client for every service the console shows; built once at start, closed at stop."""
+
+    def __init__(self, settings: ConsoleSettings, transport: httpx.AsyncBaseTransport | None = None) -> None:
+        self.urls = {name: settings.url_of(name) for name in SERVICE_NAMES}
+        self.client = httpx.AsyncClient(timeout=settings.service_timeout_seconds, transport=transport)
+
+    async def close(self) -> None:
+        await self.client.aclose()
+
+    async def call(
+        self,
+        service: str,
+        method: str,
+        path: str,
+        token: str,
+        *,
+        params: dict[str, Any] | list[tuple[str, Any]] | None = None,
+        json: object = None,
+        files: dict[str, tuple[str, bytes, str]] | None = None,
+        timeout: float | None = None,
+    ) -> Any:
+        """The JSON a service answers (None for 204), as the signed-in person."""
+        try:
+            response = await self.client.request(
+                method,
+                self.urls[service] + path,
+                params=params,
+                json=json,
+                files=files,
+                timeout=timeout if timeout is not None else self.client.timeout,
+                headers={"Authorization": f"Bearer {token}", "Accept": "application/json"},
+            )
+        except httpx.HTTPError as exc:
+            raise Unavailable(service, f"{type(exc).__name__}: {exc}"[:200]) from None
+        if response.status_code == 401:
+            raise SignInNeeded(service)
+        if response.status_code >= 500:
+            raise Unavailable(service, f"HTTP {response.status_code}")
+        if response.status_code >= 400:
+            raise _refused(service, response)
+        return None if response.status_code == 204 or not response.content else response.json()
+
+    async def token(self, form: dict[str, str]) -> Grant:
+        """The directory's OAuth2 token endpoint: a password or a refresh-token grant."""
+        try:
+            response = await self.client.post(self.urls["directory"] + "/token", data=form)
+        except httpx.HTTPError as exc:
+            raise Unavailable("directory", f"{type(exc).__name__}: {exc}"[:200]) from None
+        if response.status_code >= 500:
+            raise Unavailable("directory", f"HTTP {response.status_code}")
+        if response.status_code >= 400:
+            raise _refused("directory", response)
+        body = response.json()
+        return Grant(body["access_token"], int(body["expires_in"]), body.get("refresh_token"))
+
+    async def alive(self, service: str) -> str:
+        """'ok', or why the service's /healthz did not answer."""
+        try:
+            response = await self.client.get(self.urls[service] + "/healthz", timeout=2.5)
+        except httpx.HTTPError as exc:
+            return f"unreachable: {type(exc).__name__}"
+        return "ok" if response.status_code == 200 else f"HTTP {response.status_code}"

@@ -1,0 +1,50 @@
+"""The department's inbox (the notifier's REST inbox): unread count, the notices newest first, mark read."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request
+from starlette.responses import Response
+
+from common.fields import Position
+from services.console.clients import segment
+from services.console.web import ConsoleDep, FormDep, PersonDep, redirect, render
+
+router = APIRouter()
+
+
+@router.get("/inbox")
+async def inbox(
+    request: Request,
+    console: ConsoleDep,
+    person: PersonDep,
+    unread: bool = False,
+    offset: Annotated[Position, Query(le=1_000_000)] = 0,
+) -> Response:
+    limit = console.settings.page_size
+    params = {"unread": str(unread).lower(), "offset": offset, "limit": limit}
+    page = await console.services.call(
+        "notifier", "GET", f"/inbox/{segment(person.department_code)}", person.token, params=params
+    )
+    return render(
+        request,
+        "inbox.html",
+        page=page,
+        unread_only=unread,
+        offset=offset,
+        limit=limit,
+    )
+
+
+@router.post("/inbox/read")
+async def mark_read(request: Request, console: ConsoleDep, person: PersonDep, form: FormDep) -> Response:
+    notification_id = str(form.get("notification_id") or "")
+    await console.services.call(
+        "notifier",
+        "POST",
+        f"/inbox/{segment(person.department_code)}/{segment(notification_id)}/read",
+        person.token,
+    )
+    back = "/inbox?unread=true" if form.get("unread_only") == "true" else "/inbox"
+    return redirect(request, back)

@@ -1,0 +1,259 @@
+"""The web console driven over HTTP as a browser would (cookies, forms, redirects) against the real
+directory, catalog and notifier: sign in, CSRF, the inbox, search, a compiler's draft and submission, a
+reviewer's return with findings and approval, a service's refusal and an expired sign-in shown as pages."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+
+from common.auth import TokenIssuer
+from common.policy import Principal, Role
+from services.catalog.domain import sheet
+from tests.integration.console_platform import Platform, console_platform, csrf_of, sign_in
+from tests.tokens import KEY
+
+REVISION = re.compile(r'name="revision" value="(\d+)"')
+
+
+@pytest.fixture(scope="module")
+async def platform(infra, topics, tmp_path_factory) -> AsyncIterator[Platform]:
+    """Started once for this module's tests: each service starts in seconds, and both tests need all four."""
+    async with console_platform(infra, tmp_path_factory.mktemp("console")) as running:
+        yield running
+
+
+async def post_form(client: httpx.AsyncClient, page: str, action: str, fields: dict) -> httpx.Response:
+    token = csrf_of(await client.get(page))
+    return await client.post(action, data={"csrf_token": token, **fields})
+
+
+ENTRY_FORM = {
+    "classification": "101001",
+    "name": "控制台测试资源",
+    "abstract": "经由控制台编制的资源",
+    "category": "BASE",
+    "format": "数据库",
+    "update_cycle": "DAILY",
+    "share_type": "CONDITIONAL",
+    "open_attribute": "NOT_OPEN",
+    "share_methods": ["API", "ONLINE_BROWSE"],
+    "share_conditions": "用于政务服务",
+    "review_by": "保密员",
+    "review_on": "2026-11-01",
+    "review_conclusion": "不涉密",
+    "item_rows": "3",
+    "item_name_0": "统一社会信用代码",
+    "item_type_0": "string",
+    "item_length_0": "18",
+    "item_name_1": "企业名称",
+    "item_type_1": "string",
+}
+
+
+async def test_a_compiler_drafts_and_submits_and_a_reviewer_returns_then_approves(platform: Platform) -> None:
+    url, logins, passwords = platform.console.url, platform.logins, platform.passwords
+    async with httpx.AsyncClient(base_url=url) as compiler, httpx.AsyncClient(base_url=url) as reviewer:
+        # sign-in: the login form, CSRF refused without its token, wrong password told in Chinese
+        assert (await compiler.get("/", follow_redirects=False)).headers["location"].startswith("/login")
+        login = await compiler.get("/login")
+        assert 'for="username"' in login.text and 'for="password"' in login.text
+        refused = await compiler.post("/login", data={"username": "x", "password": "y"})
+        assert refused.status_code == 403 and "表单已失效" in refused.text
+        wrong = await compiler.post(
+            "/login", data={"username": "t-compiler-x", "password": "nope", "csrf_token": csrf_of(login)}
+        )
+        assert wrong.status_code == 401 and "登录名或密码不正确" in wrong.text
+        await sign_in(compiler, logins["t-compiler"], passwords["t-compiler"])
+        await sign_in(reviewer, logins["t-reviewer"], passwords["t-reviewer"])
+        home = await compiler.get("/")
+        assert home.status_code == 200 and "目录编制人" in home.text
+
+        # a form without its CSRF token is refused once signed in too, and changes nothing
+        no_token = await compiler.post("/compile/new", data=ENTRY_FORM)
+        assert no_token.status_code == 403 and "表单已失效" in no_token.text
+
+        # the compiler drafts an entry with its data items, then submits it
+        drafted = await post_form(compiler, "/compile/new", "/compile/new", ENTRY_FORM)
+        assert drafted.status_code == 303, drafted.text[-800:]
+        entry_url = drafted.headers["location"]
+        code = httpx.URL(entry_url).params["code"]
+        entry = await compiler.get(entry_url)
+        assert "控制台测试资源" in entry.text and "统一社会信用代码" in entry.text and "草稿" in entry.text
+        submitted = await compiler.post(
+            "/compile/submit",
+            data={"csrf_token": csrf_of(entry), "code": code, "revision": REVISION.search(entry.text).group(1)},
+        )
+        assert submitted.status_code == 303
+        assert "待审核" in (await compiler.get(entry_url)).text
+
+        # the reviewer finds it in the queue and returns it with a finding on one field
+        queue = await reviewer.get("/review")
+        assert code in queue.text, queue.text[-1500:]
+        page = await reviewer.get("/review/entry", params={"code": code})
+        assert page.status_code == 200 and "退回修改" in page.text
+        returned = await reviewer.post(
+            "/review/return",
+            data={
+                "csrf_token": csrf_of(page),
+                "code": code,
+                "revision": REVISION.search(page.text).group(1),
+                "finding_field_0": "abstract",
+                "finding_text_0": "摘要过于简略，请写明数据范围",
+            },
+        )
+        assert returned.status_code == 303, returned.text[-800:]
+
+        # the compiler sees the finding by its field, in Chinese, on the edit form
+        edit = await compiler.get("/compile/edit", params={"code": code})
+        assert "资源摘要" in edit.text and "摘要过于简略" in edit.text and 'for="abstract"' in edit.text
+        fields = ENTRY_FORM | {"code": code, "revision": REVISION.search(edit.text).group(1)}
+        fields["abstract"] = "全市企业登记信息，范围为本市登记的全部企业"
+        del fields["classification"]
+        saved = await compiler.post("/compile/edit", data={"csrf_token": csrf_of(edit), **fields})
+        assert saved.status_code == 303, saved.text[-800:]
+        entry = await compiler.get(entry_url)
+        await compiler.post(
+            "/compile/submit",
+            data={"csrf_token": csrf_of(entry), "code": code, "revision": REVISION.search(entry.text).group(1)},
+        )
+
+        # the compiler may not approve: the catalog's 403, in Chinese, on an ordinary page
+        entry = await compiler.get(entry_url)
+        assert "待审核" in entry.text
+        forbidden = await compiler.post(
+            "/review/approve", data={"csrf_token": csrf_of(entry), "code": code, "revision": "9"}
+        )
+        assert forbidden.status_code == 403 and "无权执行此操作" in forbidden.text and "<html" in forbidden.text
+
+        page = await reviewer.get("/review/entry", params={"code": code})
+        approved = await reviewer.post(
+            "/review/approve",
+            data={"csrf_token": csrf_of(page), "code": code, "revision": REVISION.search(page.text).group(1)},
+        )
+        assert approved.status_code == 303, approved.text[-800:]
+        published = await reviewer.get(entry_url)
+        assert "现行版本" in published.text and "第 1 版" in published.text
+
+        # the compiler reports a change of the published resource: the entry shows its 5-working-day deadline
+        entry = await compiler.get(entry_url)
+        reported = await compiler.post(
+            "/compile/change",
+            data={"csrf_token": csrf_of(entry), "code": code, "reason": "新增经营范围字段", "changed_on": ""},
+        )
+        assert reported.status_code == 303, reported.text[-800:]
+        assert "报告变更（新增经营范围字段）" in (await compiler.get(entry_url)).text
+
+        # versions and their difference
+        assert (await reviewer.get("/catalog/entry", params={"code": code, "version": 1})).status_code == 200
+
+        # search in Chinese finds it, with the catalog's facets as filters
+        found = await reviewer.get("/catalog", params={"q": "控制台测试"})
+        assert found.status_code == 200 and code in found.text and "共享类型" in found.text
+        assert 'name="share_type" value="CONDITIONAL"' in found.text
+        filtered = await reviewer.get("/catalog", params={"q": "控制台测试", "share_type": "UNCONDITIONAL"})
+        assert code not in filtered.text
+
+        # the inbox shows each step of the review to the department, unread first counted, then marked read
+        inbox = await _inbox_with(compiler, "已审核通过并发布")
+        assert "目录条目待审核" in inbox.text and "目录条目被退回" in inbox.text
+        unread = int(re.search(r"未读 (\d+) 条", inbox.text).group(1))
+        assert unread >= 3
+        notice = re.search(r'name="notification_id" value="([^"]+)"', inbox.text).group(1)
+        marked = await compiler.post("/inbox/read", data={"csrf_token": csrf_of(inbox), "notification_id": notice})
+        assert marked.status_code == 303
+        unread_now = await compiler.get("/inbox", params={"unread": "true"})
+        assert notice not in unread_now.text and "目录条目" in unread_now.text  # that one is read, the others not
+
+        # sign-out ends the session in this browser
+        signed_out = await compiler.post("/logout", data={"csrf_token": csrf_of(inbox)})
+        assert signed_out.headers["location"] == "/login?reason=out"
+        assert (await compiler.get("/inbox", follow_redirects=False)).status_code == 303
+
+
+async def _inbox_with(client: httpx.AsyncClient, text: str, timeout: float = 20) -> httpx.Response:
+    deadline = time.monotonic() + timeout
+    while True:
+        page = await client.get("/inbox")
+        if text in page.text or time.monotonic() > deadline:
+            assert text in page.text, page.text[-1500:]
+            return page
+        await asyncio.sleep(0.3)
+
+
+async def test_an_expired_sign_in_is_renewed_or_sends_the_person_to_sign_in_again(platform: Platform) -> None:
+    expired = TokenIssuer(KEY, "jian-datashare", "jian-datashare", ttl_seconds=-60).issue(
+        Principal(platform.logins["t-reviewer"], platform.department, frozenset({Role.CATALOG_REVIEWER}))
+    )[0]
+    async with httpx.AsyncClient(base_url=platform.console.url) as browser:
+        # signed in: the access token expires, the refresh token renews it without a word to the person
+        await sign_in(browser, platform.logins["t-reviewer"], platform.passwords["t-reviewer"])
+        browser.cookies.set("console-session", expired, domain="127.0.0.1")
+        page = await browser.get("/review")
+        assert page.status_code == 200 and "待审核的条目" in page.text
+        renewed = browser.cookies.get("console-session")
+        assert renewed and renewed != expired
+
+        # without a refresh token (or with one no longer valid): to sign-in, with the reason in Chinese
+        browser.cookies.set("console-session", expired, domain="127.0.0.1")
+        browser.cookies.set("console-refresh", "no-longer-valid", domain="127.0.0.1")
+        sent = await browser.get("/review", follow_redirects=False)
+        assert sent.status_code == 303 and sent.headers["location"].startswith("/login?reason=expired")
+        login = await browser.get(sent.headers["location"])
+        assert "登录已过期，请重新登录" in login.text and 'name="next" value="/review"' in login.text
+
+
+def _table(department: str, rows: list[dict[str, str]]) -> bytes:
+    """A table in the 共享目录 layout, as CSV."""
+    base = {
+        "资源名称": "控制台导入资源",
+        "资源提供方代码": department,
+        "资源提供方": "测试局",
+        "资源摘要": "经由控制台导入",
+        "资源分类": "基础",
+        "资源格式": "数据库",
+        "共享类型": "有条件共享",
+        "共享条件": "用于行政审批",
+        "共享方式": "接口",
+        "更新周期": "每日",
+        "分类码": "101002",
+    }
+    columns = [*sheet.COLUMNS, "分类码"]
+    table = [columns, *[[{**base, **r}.get(c, "") for c in columns] for r in rows]]
+    return ("\r\n".join(",".join(row) for row in table) + "\r\n").encode()
+
+
+async def test_a_compiler_imports_a_table_and_sees_its_row_errors(platform: Platform) -> None:
+    async with httpx.AsyncClient(base_url=platform.console.url) as compiler:
+        await sign_in(compiler, platform.logins["t-compiler"], platform.passwords["t-compiler"])
+        page = await compiler.get("/compile/import")
+        assert page.status_code == 200 and 'for="file"' in page.text
+        wrong = [{"信息项名称": "企业名称"}, {"信息项名称": "注册资本", "更新周期": "每月"}]  # one entry, two cycles
+        refused = await compiler.post(
+            "/compile/import",
+            data={"csrf_token": csrf_of(page)},
+            files={"file": ("目录.csv", _table(platform.department, wrong), "text/csv")},
+        )
+        assert refused.status_code == 422, refused.text[-1000:]
+        assert "未导入任何条目" in refused.text and "更新周期" in refused.text, refused.text[-1500:]
+
+        good = [{"信息项名称": "企业名称"}, {"信息项名称": "注册资本"}]
+        deadline = time.monotonic() + 20
+        while True:  # the catalog learns of the department from the directory's event
+            imported = await compiler.post(
+                "/compile/import",
+                data={"csrf_token": csrf_of(page)},
+                files={"file": ("目录.csv", _table(platform.department, good), "text/csv")},
+            )
+            if imported.status_code != 422 or time.monotonic() > deadline:
+                break
+            await asyncio.sleep(0.5)
+        assert imported.status_code == 201, imported.text[-1000:]
+        code = re.search(r"code=(101002[^\"&]+)", imported.text).group(1).replace("%2F", "/")
+        listed = await compiler.get("/compile")
+        assert code in listed.text and "控制台导入资源" in listed.text

@@ -1,0 +1,146 @@
+"""End to end in a real headless Chromium (Debian's chromium and chromium-driver): a compiler drafts and
+submits an entry, a reviewer returns it with a finding on a field, the compiler corrects it and submits
+again, the reviewer approves; a wrong role gets the service's refusal as a page; the inbox shows each step.
+Screenshots of the pages go to .var/screenshots/console/ (or CONSOLE_SCREENSHOTS) for a person to look at.
+
+`make test-e2e` runs it (and CI, which installs the browser); `make test` leaves it out (marker `e2e`)."""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+
+from devstack.processes import ROOT
+from tests.integration.console_platform import Platform, console_platform
+from tests.webdriver import CHROMEDRIVER, CHROMIUM, Browser, Driver
+
+pytestmark = pytest.mark.e2e
+SHOTS = Path(os.environ.get("CONSOLE_SCREENSHOTS", ROOT / ".var" / "screenshots" / "console"))
+
+
+@pytest.fixture(scope="module")
+async def platform(infra, topics, tmp_path_factory) -> AsyncIterator[Platform]:
+    async with console_platform(infra, tmp_path_factory.mktemp("console-browser")) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def driver(tmp_path_factory) -> Iterator[Driver]:
+    if not (CHROMIUM.exists() and CHROMEDRIVER.exists()):
+        pytest.fail(
+            "the browser tests need Debian's chromium and chromium-driver: apt-get install -y chromium chromium-driver"
+        )
+    running = Driver(tmp_path_factory.mktemp("chromedriver") / "chromedriver.log").start()
+    yield running
+    running.stop()
+
+
+def sign_in(browser: Browser, base: str, login: str, password: str) -> None:
+    browser.open(f"{base}/login")
+    browser.fill({"username": login, "password": password})
+    browser.click_through("form[action='/login'] button[type=submit]")
+    assert browser.url == f"{base}/", browser.page[-800:]
+
+
+def sign_out(browser: Browser) -> None:
+    browser.click_through("form[action='/logout'] button")
+    assert "您已退出登录" in browser.page
+
+
+def wait_for(browser: Browser, url: str, text: str, timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        browser.open(url)
+        if text in browser.page:
+            return
+        assert time.monotonic() < deadline, browser.page[-1500:]
+        time.sleep(0.5)
+
+
+async def test_a_compiler_and_a_reviewer_work_an_entry_through_in_the_browser(platform: Platform, driver) -> None:
+    base, logins, passwords = platform.console.url, platform.logins, platform.passwords
+    browser = driver.session()
+    try:
+        browser.open(f"{base}/inbox")  # not signed in: the sign-in page, in Chinese
+        assert "/login" in browser.url and "请先登录" in browser.page
+        browser.screenshot(SHOTS / "01-login.png")
+
+        sign_in(browser, base, logins["t-compiler"], passwords["t-compiler"])
+        browser.screenshot(SHOTS / "02-home.png")
+        browser.open(f"{base}/compile/new")
+        browser.fill(
+            {
+                "classification": "101001",
+                "name": "浏览器测试资源",
+                "abstract": "经由浏览器编制",
+                "category": "BASE",
+                "format": "数据库",
+                "update_cycle": "DAILY",
+                "share_conditions": "用于政务服务",
+                "review_by": "保密员",
+                "review_on": "11/01/2026",  # a date field takes the browser's own format
+                "review_conclusion": "不涉密",
+                "item_name_0": "统一社会信用代码",
+                "item_length_0": "18",
+                "item_name_1": "企业名称",
+            }
+        )
+        browser.find("#m-API").click()
+        browser.screenshot(SHOTS / "03-entry-form.png")
+        browser.click_through("form.entry button[type=submit]")
+        assert "草稿" in browser.page and "统一社会信用代码" in browser.page, browser.page[-1500:]
+        code = re.search(r"code=([0-9%A-F]+)", browser.url).group(1).replace("%2F", "/")
+        browser.click_through("form[action='/compile/submit'] button")
+        assert "待审核" in browser.page
+        browser.screenshot(SHOTS / "04-entry-submitted.png")
+
+        # the compiler opens the review page (the console shows it; the catalog decides): the refusal, as a page
+        browser.open(f"{base}/review/entry?code={code}")
+        browser.click_through("form[action='/review/approve'] button")
+        assert "无权执行此操作" in browser.page and "<main>" in browser.page
+        browser.screenshot(SHOTS / "05-refused.png")
+        sign_out(browser)
+
+        sign_in(browser, base, logins["t-reviewer"], passwords["t-reviewer"])
+        browser.open(f"{base}/review")
+        browser.screenshot(SHOTS / "06-review-queue.png")
+        browser.click_through(f"a[href='/review/entry?code={code}']")
+        browser.fill({"finding_field_0": "abstract", "finding_text_0": "摘要过于简略，请写明数据范围"})
+        browser.screenshot(SHOTS / "07-review-entry.png")
+        browser.click_through("form[action='/review/return'] button[type=submit]")
+        assert "退回修改" in browser.page
+        sign_out(browser)
+
+        sign_in(browser, base, logins["t-compiler"], passwords["t-compiler"])
+        browser.open(f"{base}/compile/edit?code={code}")
+        assert "资源摘要" in browser.page and "摘要过于简略" in browser.page
+        browser.screenshot(SHOTS / "08-returned-with-findings.png")
+        browser.fill({"abstract": "全市登记企业的基本信息"})
+        browser.click_through("form.entry button[type=submit]")
+        browser.click_through("form[action='/compile/submit'] button")
+        sign_out(browser)
+
+        sign_in(browser, base, logins["t-reviewer"], passwords["t-reviewer"])
+        browser.open(f"{base}/review/entry?code={code}")
+        browser.click_through("form[action='/review/approve'] button")
+        assert "现行版本" in browser.page, browser.page[-1500:]
+        browser.screenshot(SHOTS / "09-published.png")
+
+        browser.open(f"{base}/catalog?q=浏览器测试")
+        assert "浏览器测试资源" in browser.page
+        browser.screenshot(SHOTS / "10-search.png")
+        wait_for(browser, f"{base}/inbox", "已审核通过并发布")
+        page = browser.page
+        assert "目录条目待审核" in page and "目录条目被退回" in page
+        browser.screenshot(SHOTS / "11-inbox.png")
+        browser.resize(390, 844)  # a phone
+        browser.screenshot(SHOTS / "12-inbox-phone.png")
+        browser.open(f"{base}/catalog?q=浏览器测试")
+        browser.screenshot(SHOTS / "13-search-phone.png")
+    finally:
+        browser.close()
