@@ -122,7 +122,7 @@ def kafka_topics(replicas: int = REPLICAS) -> list[dict[str, Any]]:
     """One KafkaTopic per declared topic and its dead-letter companion, configs as the services set them."""
     return [
         {
-            "apiVersion": "kafka.strimzi.io/v1beta2",
+            "apiVersion": "kafka.strimzi.io/v1",
             "kind": "KafkaTopic",
             "metadata": {"name": spec.name, "labels": {"strimzi.io/cluster": CLUSTER}},
             "spec": {
@@ -160,7 +160,7 @@ def acls(process: Process) -> list[dict[str, Any]]:
 
 def kafka_user(name: str, rules: list[dict[str, Any]], labels: dict[str, str] | None = None) -> dict[str, Any]:
     return {
-        "apiVersion": "kafka.strimzi.io/v1beta2",
+        "apiVersion": "kafka.strimzi.io/v1",
         "kind": "KafkaUser",
         "metadata": {"name": name, "labels": {"strimzi.io/cluster": CLUSTER, **(labels or {})}},
         "spec": {

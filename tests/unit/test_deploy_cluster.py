@@ -1,6 +1,6 @@
 """The cluster manifests, checked without a cluster: every overlay builds with `kubectl kustomize`; every object
 validates against the Kubernetes schemas (kubernetes-validate), the Prometheus Operator's CRDs (models generated
-from them) or, for Strimzi and the MongoDB operator, hand-written structural shapes (tests/unit/crd_shapes.py);
+from them) or, for Strimzi and the MongoDB operator, their published CRDs shipped in deploy/crds/ (made strict);
 topics agree with schemas/topics.toml; each process's Kafka ACLs agree with the consumers the services build and
 the topics their code names; alert rules use only metrics that exist; promtool checks and tests the rules."""
 
@@ -25,7 +25,7 @@ import yaml
 from cloudcoil.models.prometheus_operator import v1 as monitoring
 
 from common.topics import DLQ_SUFFIX, load_topic_family, load_topics
-from tests.unit.crd_shapes import SHAPES
+from tests.unit.crd_schemas import schemas
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
@@ -34,6 +34,7 @@ KUBERNETES = "1.32.0"  # the API version the manifests are written for (kubectl'
 KUBECTL = shutil.which("kubectl") or "/usr/bin/kubectl"
 # kubernetes-validate reads its schema files again for every object; read each once (5 times faster)
 kubernetes_validate.utils.schema_contents = cache(kubernetes_validate.utils.schema_contents)  # type: ignore[assignment]
+CRD_SCHEMAS = schemas()
 SERVICE_PORTS = {"directory": 8005, "catalog": 8001, "exchange": 8002, "notifier": 8003, "auditor": 8004}
 
 
@@ -84,8 +85,10 @@ def test_every_object_validates_against_its_schema(overlay: str) -> None:
         kind, name = doc["kind"], doc["metadata"]["name"]
         kinds.add(kind)
         try:
-            if kind in SHAPES:
-                jsonschema.validate(doc, SHAPES[kind])
+            if doc["apiVersion"].split("/")[0] in ("kafka.strimzi.io", "mongodbcommunity.mongodb.com"):
+                schema = CRD_SCHEMAS.get((doc["apiVersion"], kind))
+                assert schema is not None, f"{doc['apiVersion']} {kind} is not served by the shipped CRDs"
+                jsonschema.validate(doc, schema)
             elif doc["apiVersion"].startswith("monitoring.coreos.com/"):
                 model = getattr(monitoring, kind).model_validate(doc)
                 # the models ignore unknown fields: an object that does not come back whole had one
@@ -114,7 +117,15 @@ def test_a_misspelt_field_fails_each_kind_of_validation() -> None:
     user = yaml.safe_load(yaml.safe_dump(docs["KafkaUser"]))
     user["spec"]["authorization"]["acls"][0]["operations"] = ["Reed"]
     with pytest.raises(jsonschema.ValidationError):
-        jsonschema.validate(user, SHAPES["KafkaUser"])
+        jsonschema.validate(user, CRD_SCHEMAS[(user["apiVersion"], "KafkaUser")])
+    kafka = yaml.safe_load(yaml.safe_dump(docs["Kafka"]))
+    kafka["spec"]["kafka"]["listenrs"] = []
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(kafka, CRD_SCHEMAS[(kafka["apiVersion"], "Kafka")])
+    mongo = yaml.safe_load(yaml.safe_dump(docs["MongoDBCommunity"]))
+    mongo["spec"]["members"] = "three"
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(mongo, CRD_SCHEMAS[(mongo["apiVersion"], "MongoDBCommunity")])
 
 
 # -- topics -----------------------------------------------------------------------------------------------
@@ -138,7 +149,7 @@ def test_kafka_topics_are_exactly_the_declared_ones_with_their_partitions_and_co
 
 def test_the_production_cluster_is_kraft_with_three_brokers_and_tls_listeners() -> None:
     kafka = of_kind("prod", "Kafka")["datashare-kafka"]
-    assert kafka["metadata"]["annotations"] == {"strimzi.io/node-pools": "enabled", "strimzi.io/kraft": "enabled"}
+    assert kafka["apiVersion"] == "kafka.strimzi.io/v1" and "zookeeper" not in kafka["spec"]  # Strimzi 1.x: KRaft only
     pool = of_kind("prod", "KafkaNodePool")["combined"]["spec"]
     assert pool["replicas"] == 3 and set(pool["roles"]) == {"controller", "broker"}
     listeners = kafka["spec"]["kafka"]["listeners"]
@@ -254,7 +265,7 @@ def test_an_adapter_writes_only_data_changes_and_reads_only_its_own_notices() ->
 
     code = "11360800MB0000002D"
     user = generate.adapter_user(code.lower())
-    jsonschema.validate(user, SHAPES["KafkaUser"])
+    jsonschema.validate(user, CRD_SCHEMAS[(user["apiVersion"], "KafkaUser")])
     own_topic = KafkaDepartmentTopics.PREFIX + normalised(code)
     assert own_topic == client.NOTICES_PREFIX + code
     assert _granted(user) == {
