@@ -115,6 +115,10 @@ async def make_package(
     status_code=202,
     response_model=HandInView,
     summary="Hand in a department's offline package: checked whole, then ingested as an upload",
+    description=(
+        "A package is taken once: handed in again it is refused with 409, `package.handed_in` once imported,"
+        " `package.ingesting` while its first hand-in is under way (retry later)."
+    ),
 )
 async def hand_in(file: UploadFile, principal: Uploader, channel: Offline, slots: Slots) -> HandInView | JSONResponse:
     if slots.locked():
