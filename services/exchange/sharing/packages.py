@@ -44,7 +44,7 @@ from services.exchange.domain.records import SubjectRecord
 from services.exchange.ports import UnitOfWork, UploadSender
 from services.exchange.sharing.access import MAX_BATCH, ApiChannel, Call, Opened, Operation
 from services.exchange.sharing.consents import notice_of
-from services.exchange.sharing.downloads import Download, Downloads, FileFormat
+from services.exchange.sharing.downloads import WORK, Download, Downloads, FileFormat
 from services.exchange.sharing.grants import pseudonym
 
 RECIPIENT_RULE = "exchange.offline.recipient"
@@ -271,8 +271,9 @@ def remove(folder: Path) -> None:
 
 @dataclass
 class PackageFile:
-    """A job's rows as an offline package: gzip JSON Lines parts written in a private folder (a slice at a
-    time: memory stays bounded), then signed, encrypted and framed into `target` under a temporary name."""
+    """A job's rows as an offline package: gzip JSON Lines parts written in a work folder of its own next to
+    `target` (a slice at a time: memory stays bounded), then signed, encrypted and framed into `target` under
+    a temporary name; the work folder is removed whatever the end."""
 
     manifest: fmt.Manifest  # its terms; parts and rows are filled in when sealed
     opened: Opened
@@ -286,7 +287,12 @@ class PackageFile:
         return tuple(self.subjects)
 
     def open(self) -> PackageWriter:
-        return PackageWriter(self, fmt.private_folder())
+        """The writer, its work folder next to the target in the download folder (the volume sized for the
+        packages, not the small /tmp of a pod), named for the job: the sweep of abandoned parts removes it."""
+        folder = self.target.with_name(self.target.name + WORK)
+        remove(folder)
+        folder.mkdir(mode=0o700)
+        return PackageWriter(self, folder)
 
     def row(self, record: SubjectRecord) -> dict[str, Any]:
         key, opened = record.subject_key, self.opened
