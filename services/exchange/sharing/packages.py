@@ -7,7 +7,8 @@ what it opens (`ApiChannel.open` with the PACKAGE operation, which goes through 
 grant's items, its rows, its purpose and period. It is made by the download channel's job (a million rows
 outlast any request): asked for, followed at GET /downloads/<id> (rows done, of how many), fetched once READY
 — checked against the grant again and recorded as a DataAccessed (channel OFFLINE) naming its subjects as the
-API channel's do — and deleted as download files are; a refusal is recorded as every refusal is. It is
+API channel's do, at most 1,000 (MAX_BATCH: its first ones; the event counts all its rows) — and deleted as
+download files are; a refusal is recorded as every refusal is. It is
 signed with the center's Ed25519 key and encrypted to the age key the consumer department registered.
 
 From a department: a hand-in package, signed with a key the department registered with the directory for its
