@@ -16,7 +16,6 @@ from datashare_adapter.signing import generate_key
 
 from common.policy import AccessDenied, Principal, Role
 from services.exchange import handlers
-from services.exchange.sharing import packages
 from services.exchange.sharing.packages import (
     INGESTED,
     INGESTING,
@@ -106,7 +105,8 @@ async def test_a_hand_in_its_sender_may_not_make_claims_nothing(monkeypatch: pyt
 async def test_a_hand_in_under_way_is_refused_as_such_and_one_imported_as_imported(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    running = HandInClaim("pkg-1", "d" * 64, MANIFEST.resource_code, PROVIDER, "market-admin", NOW - timedelta(minutes=5))
+    started = NOW - timedelta(minutes=5)
+    running = HandInClaim("pkg-1", "d" * 64, MANIFEST.resource_code, PROVIDER, "market-admin", started)
     hand_ins, sent = FakeHandIns({"pkg-1": running}), []
     offline = channel(hand_ins, monkeypatch, sent)
     with pytest.raises(HandInUnderWay) as under_way:

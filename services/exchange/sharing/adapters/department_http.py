@@ -82,9 +82,7 @@ class PinnedPools(httpx.AsyncBaseTransport):
     carry another name's calls. At most `limit` calls at once across all pools (a slot taken per call, given
     back when its answer is closed). Beyond `kept` pools, the least recently used idle ones are closed."""
 
-    def __init__(
-        self, make: Callable[[], httpx.AsyncBaseTransport], kept: int = POOLS_KEPT, limit: int = 100
-    ) -> None:
+    def __init__(self, make: Callable[[], httpx.AsyncBaseTransport], kept: int = POOLS_KEPT, limit: int = 100) -> None:
         self.make = make
         self.kept = kept
         self.limit = limit
