@@ -5,10 +5,11 @@ its own reason — and a provider hands its data in the same way, ingested as an
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import uuid
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from urllib.parse import quote
 
@@ -27,9 +28,10 @@ from services.exchange.ports import DATA_CHANGES
 from services.exchange.settings import DEV_SUBJECT_SECRET_FILE
 from services.exchange.sharing.adapters.download_store import CONSENTS, consent_doc
 from services.exchange.sharing.adapters.grant_docs import GRANTS, grant_doc
-from services.exchange.sharing.adapters.packages import HAND_INS
+from services.exchange.sharing.adapters.packages import DIGEST_INDEX, HAND_INS, MongoHandIns, ensure_indexes
 from services.exchange.sharing.consents import ConsentStatus, PublicationConsent
 from services.exchange.sharing.grants import MASK, Channel, subject_hash
+from services.exchange.sharing.packages import INGESTED, INGESTING, HandInClaim
 from tests.adapter_keys import key_file, register_adapter_key
 from tests.integration.conftest import read_topic, settings_for
 from tests.integration.test_api_channel import APPROVAL, ITEMS, PURPOSE, enterprise, grant
@@ -251,6 +253,46 @@ async def test_a_department_hands_its_data_in_as_an_upload(infra, topics, servic
         where=lambda r: NEW.encode() in r.value and code.encode() in r.value,
     )
     assert len(changes) == 1  # its rows went on once
+
+
+async def test_a_hand_in_claim_whose_ingest_died_is_taken_over_once_and_only_after_the_bound(infra) -> None:
+    """The claim is the database's: a claim INGESTING since before the bound is taken over atomically (of two
+    hand-ins at once, one), a younger one is answered with as it stands, and a late release or completion of
+    the claim taken over touches nothing. The digest index an earlier version made is dropped."""
+    settings = settings_for(infra)
+    mongo = connect(settings)
+    db = mongo[settings.mongo_database]
+    try:
+        await db[HAND_INS].create_index("manifest_sha256", unique=True)  # as the earlier version made it
+        await ensure_indexes(db)
+        assert DIGEST_INDEX not in await db[HAND_INS].index_information()
+        store, now = MongoHandIns(db), datetime.now(UTC).replace(microsecond=0)
+
+        def claim(at: datetime, by: str = "market-admin") -> HandInClaim:
+            return HandInClaim("pkg-1", "d" * 64, "101001/000001", PROVIDER, by, at)
+
+        dead = claim(now - timedelta(hours=2))
+        assert await store.claim(dead, now - timedelta(hours=3)) is None
+        young = await store.claim(claim(now), now - timedelta(hours=3))  # not yet beyond the bound
+        assert young is not None and young.status == INGESTING and young.token == dead.token
+
+        takers = [claim(now, "a"), claim(now, "b")]
+        results = await asyncio.gather(*(store.claim(c, now - timedelta(hours=1)) for c in takers))
+        assert sorted(r is None for r in results) == [False, True]  # one took it over
+        winner = takers[results.index(None)]
+        held = await db[HAND_INS].find_one({"_id": "pkg-1"})
+        assert held is not None and held["token"] == winner.token and held["handed_in_by"] == winner.handed_in_by
+
+        await store.release(dead)  # the dead ingest's late release
+        await store.ingested(dead, 99)
+        held = await db[HAND_INS].find_one({"_id": "pkg-1"})
+        assert held is not None and held["token"] == winner.token and held["status"] == INGESTING
+        await store.ingested(winner, 3)
+        first = await store.claim(claim(now + timedelta(hours=5)), now + timedelta(hours=4))
+        assert first is not None and first.status == INGESTED  # an imported one is never taken over
+    finally:
+        await mongo.drop_database(settings.mongo_database)
+        await mongo.close()
 
 
 async def _refused_as(client: httpx.AsyncClient, package: Path, code: str, words: str) -> bool:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
+from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import UTC, datetime
 
@@ -16,7 +17,7 @@ from common.codec import SCHEMA_DIR, EventCodec, load_schema
 from common.events import Event
 from common.identifiers import InvalidIdentifier
 from services.exchange.sharing.adapters import department_http, hosted_routes
-from services.exchange.sharing.adapters.department_http import HttpDepartmentServices
+from services.exchange.sharing.adapters.department_http import HttpDepartmentServices, PinnedPools
 from services.exchange.sharing.adapters.hosted_mongo import BusHostedEvents, CredentialSeal
 from services.exchange.sharing.grants import MASK
 from services.exchange.sharing.hosted import (
@@ -429,3 +430,100 @@ async def test_two_names_on_one_address_never_share_a_pooled_connection(monkeypa
         await server.wait_closed()
     by_name = sorted(served)
     assert by_name == [[f"a.example:{port}"] * 2, [f"b.example:{port}"] * 2]  # one connection per name, reused
+
+
+class _FakePool(httpx.AsyncBaseTransport):
+    """A pool whose answers are in use until closed, and whose closing takes a moment (other calls run)."""
+
+    def __init__(self, name: str, log: dict[str, list[str]]) -> None:
+        self.name, self.log, self.in_use = name, log, 0
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        self.in_use += 1
+        self.log["calls"].append(self.name)
+        pool = self
+
+        class Body(httpx.AsyncByteStream):
+            async def __aiter__(self) -> AsyncIterator[bytes]:
+                yield b"{}"
+
+            async def aclose(self) -> None:
+                pool.in_use -= 1
+
+        return httpx.Response(200, stream=Body())
+
+    async def aclose(self) -> None:
+        if self.in_use:
+            self.log["closed_in_use"].append(self.name)
+        self.log["closed"].append(self.name)
+        for _ in range(3):
+            await asyncio.sleep(0)
+
+
+def _fake_pools(kept: int, **limit: int) -> tuple[PinnedPools, dict[str, list[str]]]:
+    log: dict[str, list[str]] = {"calls": [], "closed": [], "closed_in_use": []}
+    made = iter("ABCDEFGH")
+    return PinnedPools(lambda: _FakePool(next(made), log), kept=kept, **limit), log
+
+
+def _to(name: str) -> httpx.Request:
+    return httpx.Request("GET", "http://127.0.0.1:8080/x", headers={"host": f"{name}.example:8080"})
+
+
+async def _two_idle_pools(pools: PinnedPools) -> None:
+    held = [await pools.handle_async_request(_to(n)) for n in ("a", "b")]  # both busy: neither trimmed
+    for answer in held:
+        await answer.aclose()
+    assert len(pools.pools) == 2
+
+
+async def test_a_pool_beyond_the_bound_is_closed_only_if_idle_and_never_under_a_call_that_took_it() -> None:
+    pools, log = _fake_pools(kept=1)
+    await _two_idle_pools(pools)
+    # c's trim closes a and b, its closing takes a moment, and meanwhile a call to b comes
+    answers = await asyncio.gather(*(pools.handle_async_request(_to(n)) for n in ("c", "b")))
+    assert log["closed_in_use"] == [] and sorted(log["closed"]) == ["A", "B"]
+    for answer in answers:
+        await answer.aclose()
+    busy = await pools.handle_async_request(_to("e"))  # in use while f comes: f's trim leaves it
+    await pools.handle_async_request(_to("f"))
+    assert log["closed_in_use"] == [] and len(log["closed"]) == len(set(log["closed"]))
+    await busy.aclose()
+    await pools.aclose()
+
+
+async def test_two_trims_at_once_never_raise_and_close_each_pool_once() -> None:
+    pools, log = _fake_pools(kept=1)
+    await _two_idle_pools(pools)
+    answers = await asyncio.gather(*(pools.handle_async_request(_to(n)) for n in ("c", "d")))
+    assert sorted(log["closed"]) == ["A", "B"] and log["closed_in_use"] == []
+    for answer in answers:
+        await answer.aclose()
+    await pools.aclose()
+
+
+async def test_one_bound_holds_across_all_pools_until_answers_are_closed() -> None:
+    pools, log = _fake_pools(kept=8, limit=2)
+    first = await pools.handle_async_request(_to("a"))
+    second = await pools.handle_async_request(_to("b"))
+    third = asyncio.ensure_future(pools.handle_async_request(_to("c")))  # another name: another pool
+    await asyncio.sleep(0.05)
+    assert not third.done() and log["calls"] == ["A", "B"]  # 2 calls at once in all, not 2 per pool
+    await first.aclose()
+    await (await asyncio.wait_for(third, 1)).aclose()
+    await second.aclose()
+    failing = PinnedPools(lambda: _Failing(), limit=1)
+    for _ in range(3):  # a failed call gives its slot back
+        with pytest.raises(httpx.ConnectError):
+            await asyncio.wait_for(failing.handle_async_request(_to("x")), 1)
+    services = HttpDepartmentServices(
+        allow_private=True, connect_timeout=1, timeout=1, max_answer_bytes=10, connections=7
+    )
+    transport = services.client._transport
+    assert isinstance(transport, PinnedPools) and transport.limit == 7
+    await services.close()
+
+
+class _Failing(httpx.AsyncBaseTransport):
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError("refused", request=request)

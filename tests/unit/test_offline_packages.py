@@ -12,6 +12,11 @@ import pytest
 from datashare_adapter import packages as fmt
 from datashare_adapter.signing import generate_key, key_id
 
+from services.exchange.sharing.adapters.download_files import FolderFiles
+from services.exchange.sharing.downloads import Download
+from services.exchange.sharing.packages import PackageFile
+from tests.unit.test_downloads import Files, Many, Store, downloads_of
+
 KEY = generate_key()
 SECRET, PUBLIC = fmt.generate_identity()
 NOW = datetime(2026, 11, 27, 12, tzinfo=UTC)
@@ -139,3 +144,56 @@ def test_production_needs_the_centers_package_keys_where_packages_are_made() -> 
     assert ExchangeSettings(**base, role="ingest").package_signing_key is None  # ingestion makes no packages
     keys = {"package_signing_key": generate_signing_key(), "package_age_identity": fmt.generate_identity()[0]}
     assert ExchangeSettings(**base, **keys).package_days == 30
+
+
+def _package_file(target: Path) -> PackageFile:
+    return PackageFile(manifest((), 0), None, b"s" * 32, KEY, target)  # type: ignore[arg-type]
+
+
+ROWS = [{"subject_key": f"k{i}", "fields": {"企业名称": f"公司{i}"}} for i in range(3)]
+
+
+def test_a_package_job_works_in_the_download_folder_and_leaves_no_work_folder_behind(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A package is built next to its file in the download folder (the volume sized for packages, not the
+    pod's small /tmp), and its work folder goes whatever the end."""
+    made = _package_file(tmp_path / "d-1.dspkg").open()
+    assert made.folder.parent == tmp_path and made.folder.name == "d-1.dspkg.work" and made.folder.is_dir()
+    made.write(ROWS)
+    assert list(made.folder.iterdir())  # its parts are there, not in /tmp
+    made.finish()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["d-1.dspkg"]
+
+    discarded = _package_file(tmp_path / "d-2.dspkg").open()  # a job that failed while writing
+    discarded.write(ROWS)
+    discarded.discard()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["d-1.dspkg"]
+
+    def broken_seal(*_args: object) -> None:
+        raise OSError("disk full")
+
+    monkeypatch.setattr(fmt, "seal", broken_seal)
+    failing = _package_file(tmp_path / "d-3.dspkg").open()  # a job that failed while sealing
+    failing.write(ROWS)
+    with pytest.raises(OSError):
+        failing.finish()
+    failing.discard()  # as the job does on a failure
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["d-1.dspkg"]
+
+
+async def test_the_sweep_of_abandoned_parts_removes_a_killed_package_jobs_work_folder(tmp_path: Path) -> None:
+    killed = _package_file(tmp_path / "d-4.dspkg").open()  # its process killed mid-job: nothing cleaned up
+    killed.write(ROWS)
+    running = _package_file(tmp_path / "d-5.dspkg").open()  # still running here: left alone
+    files = FolderFiles(tmp_path)
+    assert sorted(files.parts(datetime.now(UTC) + timedelta(seconds=5))) == ["d-4.dspkg.work", "d-5.dspkg.work"]
+
+    class Gone(Store):
+        async def abandoned(self, before: datetime) -> list[Download]:
+            return []
+
+    fakes = Many(grants={}, schemas={})
+    sweeping = replace(downloads_of(fakes, Gone(), Files(fakes)), files=files, store=Gone(), held={"d-5"})
+    await sweeping._end_abandoned(datetime.now(UTC) + timedelta(seconds=5))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["d-5.dspkg.work"] and running.folder.is_dir()

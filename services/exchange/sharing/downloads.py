@@ -61,6 +61,8 @@ ROWS_PER_TURN = 1000  # rows handed to the writer thread at once, and between tw
 MAX_SUBJECT_KEYS = 10_000
 TRACE_ROWS = 100_000  # rows of a traced file read at most
 TRACE_ROW_NUMBERS = 100  # matching rows named per download found (all are counted)
+PART = ".part"  # a file being written, next to where it will be
+WORK = ".work"  # a job's work folder (a package's parts before they are sealed), next to its file
 STALE_BEATS = 3  # a RUNNING job whose process has not said it is alive for this many beats is abandoned
 
 
@@ -253,11 +255,11 @@ class DownloadFiles(Protocol):
     def path(self, download: Download) -> str: ...
 
     def remove(self, file_name: str) -> None:
-        """Delete the file and its part, whichever exist."""
+        """Delete the file, its part and its work folder, whichever exist."""
         ...
 
     def parts(self, older_than: datetime) -> list[str]:
-        """Names of the parts (files being written) last changed before then."""
+        """Names of the parts (files being written) and work folders last changed before then."""
         ...
 
 
@@ -515,7 +517,8 @@ class Downloads:
 
     async def _end_abandoned(self, before: datetime) -> None:
         """Jobs whose process stopped mid-job (killed, restarted) are FAILED and their parts deleted; a part
-        left with no running job behind it (by a process that died before this sweep existed) goes too."""
+        or work folder left with no running job behind it (by a process that died before this sweep existed)
+        goes too."""
         for download in await self.store.abandoned(before):
             if download.download_id in self.held:
                 continue
@@ -529,7 +532,7 @@ class Downloads:
             download_id = part.split(".", 1)[0]
             job = await self.store.download(download_id)
             if download_id not in self.held and (job is None or job.status is not JobStatus.RUNNING):
-                await asyncio.to_thread(self.files.remove, part.removesuffix(".part"))
+                await asyncio.to_thread(self.files.remove, part.removesuffix(PART).removesuffix(WORK))
 
 
 @dataclass

@@ -7,14 +7,18 @@ what it opens (`ApiChannel.open` with the PACKAGE operation, which goes through 
 grant's items, its rows, its purpose and period. It is made by the download channel's job (a million rows
 outlast any request): asked for, followed at GET /downloads/<id> (rows done, of how many), fetched once READY
 — checked against the grant again and recorded as a DataAccessed (channel OFFLINE) naming its subjects as the
-API channel's do — and deleted as download files are; a refusal is recorded as every refusal is. It is
+API channel's do, at most 1,000 (MAX_BATCH: its first ones; the event counts all its rows) — and deleted as
+download files are; a refusal is recorded as every refusal is. It is
 signed with the center's Ed25519 key and encrypted to the age key the consumer department registered.
 
 From a department: a hand-in package, signed with a key the department registered with the directory for its
 adapter and encrypted to the center's age key, is opened and checked whole, then its table goes the way of
 an upload (`handlers.upload_rows`): the same row checks, all or nothing, the same DataChanged events. A
-package is taken once: its id and its manifest's digest are claimed under unique indexes before its rows go
-on, so a second hand-in of it is refused (409) and the first stands as it was."""
+package is taken once: once the hand-in is checked and its uploader authorized, its id is claimed (the
+database's _id) before its rows go on, so a second hand-in of it is refused (409: `package.handed_in` once
+imported, `package.ingesting` while the first is under way) and the first stands as it was. A claim still
+ingesting after INGEST_BOUND is the claim of an ingest that died (its process killed before it could let
+go): the next hand-in takes it over."""
 
 from __future__ import annotations
 
@@ -22,6 +26,7 @@ import asyncio
 import hashlib
 import os
 import shutil
+import uuid
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -40,7 +45,7 @@ from services.exchange.domain.records import SubjectRecord
 from services.exchange.ports import UnitOfWork, UploadSender
 from services.exchange.sharing.access import MAX_BATCH, ApiChannel, Call, Opened, Operation
 from services.exchange.sharing.consents import notice_of
-from services.exchange.sharing.downloads import Download, Downloads, FileFormat
+from services.exchange.sharing.downloads import WORK, Download, Downloads, FileFormat
 from services.exchange.sharing.grants import pseudonym
 
 RECIPIENT_RULE = "exchange.offline.recipient"
@@ -61,9 +66,17 @@ class DepartmentKeys(Protocol):
         ...
 
 
+UPLOAD_RULE = "exchange.data.upload"  # a hand-in is an upload: only the provider's uploaders hand its data in
+INGESTING, INGESTED = "INGESTING", "INGESTED"
+# A claim still INGESTING after this is an ingest that died (its process killed, its release lost): the next
+# hand-in of the package takes it over. Well beyond an upload's ingest, which the upload slots bound.
+INGEST_BOUND = timedelta(hours=1)
+
+
 @dataclass(frozen=True)
 class HandInClaim:
-    """A hand-in package taken by the center: its id and manifest digest, whose it was, who handed it in."""
+    """A hand-in package taken by the center: its id and manifest digest, whose it was, who handed it in, and
+    the token of this claim (a claim taken over is another's: the first's ingest no longer touches it)."""
 
     package_id: str
     manifest_sha256: str
@@ -71,19 +84,22 @@ class HandInClaim:
     sender: str
     handed_in_by: str
     handed_in_at: datetime
+    status: str = INGESTING
+    token: str = field(default_factory=lambda: uuid.uuid4().hex)
 
 
 class HandIns(Protocol):
-    """The hand-in packages the center has taken (the exchange's database, unique by id and digest)."""
+    """The hand-in packages the center has taken (the exchange's database, unique by id)."""
 
-    async def claim(self, claim: HandInClaim) -> HandInClaim | None:
-        """Take the package; None when taken now, else the claim that took it first (left as it is)."""
+    async def claim(self, claim: HandInClaim, stale_before: datetime) -> HandInClaim | None:
+        """Take the package; None when taken now — or taken over from a claim INGESTING since before
+        `stale_before` — else the claim that holds it (left as it is)."""
         ...
 
-    async def ingested(self, package_id: str, sent: int) -> None: ...
+    async def ingested(self, claim: HandInClaim, sent: int) -> None: ...
 
-    async def release(self, package_id: str) -> None:
-        """Forget a claim whose ingest failed (its rows refused, the bus away): the package may come again."""
+    async def release(self, claim: HandInClaim) -> None:
+        """Forget this claim, its ingest failed (its rows refused, the bus away): the package may come again."""
         ...
 
 
@@ -95,6 +111,14 @@ class HandedInAlready(Conflict):
         self.message = (
             f"该离线包（编号 {first.package_id}）已于 {at} 交入并导入，不再重复导入；如需更新数据，请重新制作离线包。"
         )
+
+
+class HandInUnderWay(Conflict):
+    def __init__(self, first: HandInClaim) -> None:
+        super().__init__("package", f"package {first.package_id} is being ingested: retry later")
+        self.code = "package.ingesting"
+        at = first.handed_in_at.astimezone(CHINA).strftime("%Y-%m-%d %H:%M")
+        self.message = f"该离线包（编号 {first.package_id}）已于 {at} 交入，正在导入，请稍后再试。"
 
 
 @dataclass(frozen=True)
@@ -133,6 +157,7 @@ class OfflineChannel:
     hand_ins: HandIns
     downloads: Downloads  # a package is made, kept and fetched as a file is; it says what a download says
     days: int  # how long a package may be opened after it is made
+    ingest_bound: timedelta = INGEST_BOUND
 
     async def register_recipient(self, department_code: str, recipient: str, principal: Principal) -> None:
         authorize(principal, RECIPIENT_RULE, Target(department_code=department_code))
@@ -198,14 +223,16 @@ class OfflineChannel:
                 f"signed by {manifest.sender}, not by {manifest.resource_code}'s provider: only it hands its data in"
             )
             raise PackageRefused(fmt.Refusal.SIGNATURE.value, reason)
+        # before the claim: a hand-in its sender may not make never holds the package against one it may
+        authorize(principal, UPLOAD_RULE, Target(department_code=provider))
         digest = hashlib.sha256(manifest.to_json()).hexdigest()
+        now = self.api.clock.now()
         claim = HandInClaim(
-            manifest.package_id, digest, manifest.resource_code, manifest.sender, principal.subject,
-            self.api.clock.now(),
-        )  # fmt: skip
-        first = await self.hand_ins.claim(claim)
+            manifest.package_id, digest, manifest.resource_code, manifest.sender, principal.subject, now
+        )
+        first = await self.hand_ins.claim(claim, now - self.ingest_bound)
         if first is not None:
-            raise HandedInAlready(first)
+            raise HandedInAlready(first) if first.status == INGESTED else HandInUnderWay(first)
         [part] = manifest.parts
         table = Table(folder / part.name, part.name)
         try:
@@ -213,9 +240,9 @@ class OfflineChannel:
                 manifest.resource_code, table, list(manifest.deletions), principal, self.uow, self.uploads
             )
         except BaseException:
-            await asyncio.shield(self.hand_ins.release(manifest.package_id))
+            await asyncio.shield(self.hand_ins.release(claim))
             raise
-        await self.hand_ins.ingested(manifest.package_id, sent)
+        await self.hand_ins.ingested(claim, sent)
         return HandedIn(manifest.package_id, manifest.resource_code, sent)
 
     def _signer(self, signed_by: str) -> Ed25519PublicKey | None:
@@ -245,8 +272,9 @@ def remove(folder: Path) -> None:
 
 @dataclass
 class PackageFile:
-    """A job's rows as an offline package: gzip JSON Lines parts written in a private folder (a slice at a
-    time: memory stays bounded), then signed, encrypted and framed into `target` under a temporary name."""
+    """A job's rows as an offline package: gzip JSON Lines parts written in a work folder of its own next to
+    `target` (a slice at a time: memory stays bounded), then signed, encrypted and framed into `target` under
+    a temporary name; the work folder is removed whatever the end."""
 
     manifest: fmt.Manifest  # its terms; parts and rows are filled in when sealed
     opened: Opened
@@ -260,7 +288,12 @@ class PackageFile:
         return tuple(self.subjects)
 
     def open(self) -> PackageWriter:
-        return PackageWriter(self, fmt.private_folder())
+        """The writer, its work folder next to the target in the download folder (the volume sized for the
+        packages, not the small /tmp of a pod), named for the job: the sweep of abandoned parts removes it."""
+        folder = self.target.with_name(self.target.name + WORK)
+        remove(folder)
+        folder.mkdir(mode=0o700)
+        return PackageWriter(self, folder)
 
     def row(self, record: SubjectRecord) -> dict[str, Any]:
         key, opened = record.subject_key, self.opened

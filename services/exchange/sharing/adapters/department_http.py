@@ -5,7 +5,8 @@ the center's own networks (as the notifier's webhooks), and the call connects to
 the name goes in `Host` and as the TLS server name — so a name cannot resolve to a public address for the
 check and to a private one for the connection (DNS rebinding). Connections are pooled per (scheme, host name,
 address, port), not per address: two registered names on one address never share a connection, nor the TLS
-session whose certificate was checked for the other name."""
+session whose certificate was checked for the other name. One bound holds across all the pools: at most
+`connections` calls at once (so as many connections), each pool keeping a few idle ones alive."""
 
 from __future__ import annotations
 
@@ -35,6 +36,7 @@ from services.exchange.sharing.proxy import Answer, Outgoing
 PARSED_IN_THREAD = 64 * 1024  # answers larger than this are parsed off the event loop
 USER_AGENT = "jian-datashare-exchange"
 POOLS_KEPT = 256  # connection pools held at once (one per registered name and address); idle ones go first
+KEPT_ALIVE = 4  # idle connections each pool keeps for its next calls
 
 
 async def resolve(host: str, port: int) -> list[str]:
@@ -77,11 +79,14 @@ class _Released(httpx.AsyncByteStream):
 class PinnedPools(httpx.AsyncBaseTransport):
     """A connection pool per (scheme, host name, address, port). httpx pools by the URL's origin, which for a
     pinned call is the address alone: a connection opened (and its certificate checked) for one name would
-    carry another name's calls. Beyond POOLS_KEPT pools, the least recently used idle ones are closed."""
+    carry another name's calls. At most `limit` calls at once across all pools (a slot taken per call, given
+    back when its answer is closed). Beyond `kept` pools, the least recently used idle ones are closed."""
 
-    def __init__(self, make: Callable[[], httpx.AsyncBaseTransport], kept: int = POOLS_KEPT) -> None:
+    def __init__(self, make: Callable[[], httpx.AsyncBaseTransport], kept: int = POOLS_KEPT, limit: int = 100) -> None:
         self.make = make
         self.kept = kept
+        self.limit = limit
+        self.slots = asyncio.Semaphore(limit)
         self.pools: OrderedDict[PoolKey, httpx.AsyncBaseTransport] = OrderedDict()
         self.busy: Counter[PoolKey] = Counter()
 
@@ -92,13 +97,14 @@ class PinnedPools(httpx.AsyncBaseTransport):
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         key = self.key(request)
+        await self.slots.acquire()  # within the call's time (HttpDepartmentServices.send)
         self.busy[key] += 1  # before the trim: the pool this call takes is never the one closed
         try:
             pool = self.pools.get(key)
             if pool is None:
                 pool = self.pools[key] = self.make()
-                await self._trim()
             self.pools.move_to_end(key)
+            await self._trim()
             response = await pool.handle_async_request(request)
         except BaseException:
             self._release(key)
@@ -108,14 +114,21 @@ class PinnedPools(httpx.AsyncBaseTransport):
         return response
 
     def _release(self, key: PoolKey) -> None:
+        self.slots.release()
         self.busy[key] -= 1
         if self.busy[key] <= 0:
             del self.busy[key]
 
     async def _trim(self) -> None:
-        idle = [key for key in self.pools if key not in self.busy]
-        for key in idle[: max(0, len(self.pools) - self.kept)]:
-            await self.pools.pop(key).aclose()
+        """Victims chosen and taken out at once, before the first await: only pools idle now (none a call can
+        take meanwhile, since they are no longer there), each taken by one trim only."""
+        excess = len(self.pools) - self.kept
+        if excess <= 0:
+            return
+        victims = [key for key in self.pools if key not in self.busy][:excess]
+        closing = [pool for key in victims if (pool := self.pools.pop(key, None)) is not None]
+        for pool in closing:
+            await pool.aclose()
 
     async def aclose(self) -> None:
         pools, self.pools = list(self.pools.values()), OrderedDict()
@@ -138,10 +151,11 @@ class HttpDepartmentServices:
         self.resolve = resolver
         self.timeout = timeout
         self.max_answer_bytes = max_answer_bytes
-        limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections // 5 or 1)
+        # the bound is the pools' together (PinnedPools.slots); each keeps a few idle connections alive
+        limits = httpx.Limits(max_connections=connections, max_keepalive_connections=min(KEPT_ALIVE, connections))
         self.client = httpx.AsyncClient(
             timeout=httpx.Timeout(timeout, connect=connect_timeout),
-            transport=PinnedPools(lambda: httpx.AsyncHTTPTransport(limits=limits, trust_env=False)),
+            transport=PinnedPools(lambda: httpx.AsyncHTTPTransport(limits=limits, trust_env=False), limit=connections),
             follow_redirects=False,
             trust_env=False,  # no proxy or .netrc of the environment: the call goes where it was registered
         )

@@ -19,6 +19,7 @@ import hashlib
 import io
 import json
 import os
+import shutil
 import zipfile
 from datetime import date, datetime
 from pathlib import Path
@@ -28,7 +29,7 @@ from openpyxl import Workbook, load_workbook
 from openpyxl.cell import WriteOnlyCell
 from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 
-from services.exchange.sharing.downloads import TRACE_ROWS, Download, FileFormat
+from services.exchange.sharing.downloads import PART, TRACE_ROWS, WORK, Download, FileFormat
 
 CELL_CHARS = 200  # characters of a traced cell kept (a mark is 24, a subject key 18)
 XLSX_ROWS = 1_048_576  # rows of a sheet, its header included (the format's limit)
@@ -148,7 +149,8 @@ class FolderFiles:
         return str(self.folder / download.file_name)
 
     def remove(self, file_name: str) -> None:
-        (self.folder / (file_name + ".part")).unlink(missing_ok=True)
+        (self.folder / (file_name + PART)).unlink(missing_ok=True)
+        shutil.rmtree(self.folder / (file_name + WORK), ignore_errors=True)
         (self.folder / file_name).unlink(missing_ok=True)
 
     def parts(self, older_than: datetime) -> list[str]:
@@ -156,7 +158,8 @@ class FolderFiles:
         found = []
         with os.scandir(self.folder) as entries:
             for entry in entries:
-                if entry.name.endswith(".part") and entry.is_file():
+                part = entry.name.endswith(PART) and entry.is_file(follow_symlinks=False)
+                if part or (entry.name.endswith(WORK) and entry.is_dir(follow_symlinks=False)):
                     with contextlib.suppress(FileNotFoundError):  # moved into place meanwhile
                         if entry.stat().st_mtime < limit:
                             found.append(entry.name)

@@ -98,6 +98,12 @@ async def register_recipient(
     status_code=202,
     response_model=DownloadView,
     summary="Make an offline package of what the grant opens (a job: GET /downloads/<id>, then its file)",
+    description=(
+        "The package holds what the grant opens through the offline channel, signed by the center and encrypted"
+        " to the department's registered age key. Its fetch is recorded as one DataAccessed (channel OFFLINE,"
+        " operation package) counting all its rows and naming at most 1,000 of its subjects (the first ones,"
+        " hashed, as a batch query's access names them)."
+    ),
 )
 async def make_package(
     call: Packaged,
@@ -115,6 +121,10 @@ async def make_package(
     status_code=202,
     response_model=HandInView,
     summary="Hand in a department's offline package: checked whole, then ingested as an upload",
+    description=(
+        "A package is taken once: handed in again it is refused with 409, `package.handed_in` once imported,"
+        " `package.ingesting` while its first hand-in is under way (retry later)."
+    ),
 )
 async def hand_in(file: UploadFile, principal: Uploader, channel: Offline, slots: Slots) -> HandInView | JSONResponse:
     if slots.locked():
