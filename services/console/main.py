@@ -98,6 +98,7 @@ def serve(app: FastAPI, settings: ConsoleSettings) -> None:
         log_config=None,
         timeout_graceful_shutdown=3,
         access_log=False,
+        proxy_headers=False,  # the browser's address: only CONSOLE_TRUSTED_PROXIES' X-Forwarded-For names another
         loop="uvloop",
         http="httptools",
     )

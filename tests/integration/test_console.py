@@ -293,6 +293,19 @@ async def test_failed_sign_ins_of_one_browser_do_not_slow_another_and_a_forged_a
         await sign_in(colleague, login, password)  # another browser through the same console: not slowed
         assert "目录编制人" in (await colleague.get("/")).text
 
+    # A browser cannot pose as many by forging X-Forwarded-For at the console (it trusts no proxy here)
+    async with browser_at(url, "127.0.0.1") as forging:
+        token = csrf_of(await forging.get("/login"))
+        answers = []
+        for n in range(6):
+            answer = await forging.post(
+                "/login",
+                data={"username": login, "password": "nope", "csrf_token": token},
+                headers={"X-Forwarded-For": f"203.0.113.{n + 1}"},
+            )
+            answers.append("登录失败次数过多" in answer.text)
+        assert answers == [False] * 5 + [True]
+
     # Straight at the directory from an address it does not trust: X-Forwarded-For is ignored, so a new
     # forged address with every guess does not escape the throttle.
     async with browser_at(platform.directory.url, "127.0.0.4") as forger:
