@@ -4,6 +4,7 @@ description of all of it (security schemes, error responses)."""
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import logging
 import time
@@ -36,7 +37,7 @@ from common.logs import configure_logging
 from common.metrics import HTTP_REQUESTS, HTTP_SECONDS
 from common.policy import AccessDenied
 from common.runtime import Runtime
-from common.settings import S, load_settings
+from common.settings import Networks, S, load_settings
 
 log = logging.getLogger(__name__)
 DOMAIN_ERRORS: dict[type[Exception], int] = {Invalid: 422, NotFound: 404, Conflict: 409}
@@ -387,6 +388,22 @@ def platform_router(runtime: Runtime) -> APIRouter:
     return router
 
 
+def client_address(request: Request, trusted_proxies: Networks) -> str | None:
+    """The address a request comes from: the peer's, or — when the peer is a trusted proxy (the ingress, the
+    web console) — the last address of its `X-Forwarded-For`, the one that proxy saw. The header of any other
+    peer, or one whose last entry is not an address, is ignored."""
+    peer = request.client.host if request.client else None
+    forwarded = request.headers.get("x-forwarded-for")
+    if peer is None or not forwarded or not trusted_proxies:
+        return peer
+    try:
+        if not any(ipaddress.ip_address(peer) in network for network in trusted_proxies):
+            return peer
+        return str(ipaddress.ip_address(forwarded[-64:].rsplit(",", 1)[-1].strip()))
+    except ValueError:
+        return peer
+
+
 def run_service(name: str, settings_type: type[S], build: Callable[[S], tuple[FastAPI, Runtime]]) -> None:
     """A service's entry point: settings once (or a clear error), JSON logs, then the HTTP server."""
     settings = load_settings(settings_type)
@@ -407,6 +424,9 @@ def serve(app: FastAPI, runtime: Runtime) -> None:
         log_config=None,
         timeout_graceful_shutdown=3,
         access_log=False,
+        # No forwarded header rewrites the peer's address (uvicorn would believe 127.0.0.1's): a service that
+        # takes one says whose (the directory: DIRECTORY_TRUSTED_PROXIES).
+        proxy_headers=False,
         loop="uvloop",  # libuv's event loop and a C HTTP parser: the pure-Python h11 was a quarter of a request
         http="httptools",
     )

@@ -3,6 +3,7 @@ builds it once in its entry point and passes it down."""
 
 from __future__ import annotations
 
+import ipaddress
 import re
 import socket
 import sys
@@ -17,6 +18,23 @@ from common.calendar_source import DEFAULT_SCHEDULE_DIR
 
 LOCAL_MONGO_URI = "mongodb://127.0.0.1:27017/?retryWrites=false&directConnection=true"
 JWKS_PATH = "/.well-known/jwks.json"
+# Addresses whose X-Forwarded-For a service believes (common.http.client_address).
+Networks = tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]
+
+
+def networks(value: object) -> object:
+    """Comma-separated addresses or networks (`10.0.0.0/8,127.0.0.1`) as a tuple; a pydantic before-validator."""
+    if not isinstance(value, str):
+        return value
+    found = []
+    for part in (p.strip() for p in value.split(",")):
+        if not part:
+            continue
+        try:
+            found.append(ipaddress.ip_network(part, strict=False))
+        except ValueError:
+            raise ValueError(f"{part!r} is not an address or network such as 10.0.0.0/8 or 10.1.2.3") from None
+    return tuple(found)
 
 
 class ServiceSettings(BaseSettings):

@@ -16,7 +16,11 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 SERVICES = {"directory": 8005, "catalog": 8001, "exchange": 8002, "notifier": 8003, "auditor": 8004}
-ROLES = {"exchange": {"EXCHANGE_ROLE": "api"}}  # the exchange's ingestion runs as a process of its own
+ROLES = {
+    "exchange": {"EXCHANGE_ROLE": "api"},  # the exchange's ingestion runs as a process of its own
+    # The console (on this host) passes on its browsers' addresses: sign-ins are throttled per browser.
+    "directory": {"DIRECTORY_TRUSTED_PROXIES": "127.0.0.1"},
+}
 INGEST_PORT = 8012
 CONSOLE_PORT = 8006
 

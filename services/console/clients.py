@@ -10,7 +10,9 @@ from typing import Any
 from urllib.parse import quote
 
 import httpx
+from starlette.requests import Request
 
+from common.http import client_address
 from services.console.settings import SERVICE_NAMES, ConsoleSettings
 
 # A path segment the console puts into a service's URL: what the services' codes are made of, never "..".
@@ -76,6 +78,7 @@ class Services:
 
     def __init__(self, settings: ConsoleSettings, transport: httpx.AsyncBaseTransport | None = None) -> None:
         self.urls = {name: settings.url_of(name) for name in SERVICE_NAMES}
+        self.trusted_proxies = settings.trusted_proxies
         self.client = httpx.AsyncClient(timeout=settings.service_timeout_seconds, transport=transport)
 
     async def close(self) -> None:
@@ -114,10 +117,14 @@ class Services:
             raise _refused(service, response)
         return None if response.status_code == 204 or not response.content else response.json()
 
-    async def token(self, form: dict[str, str]) -> Grant:
-        """The directory's OAuth2 token endpoint: a password or a refresh-token grant."""
+    async def token(self, form: dict[str, str], request: Request) -> Grant:
+        """The directory's OAuth2 token endpoint: a password or a refresh-token grant, with the browser's
+        address in `X-Forwarded-For` (the directory believes it from the addresses it trusts as proxies and
+        then throttles failed sign-ins per browser, not all of them as the console's)."""
+        browser = client_address(request, self.trusted_proxies)
+        headers = {"X-Forwarded-For": browser} if browser else {}
         try:
-            response = await self.client.post(self.urls["directory"] + "/token", data=form)
+            response = await self.client.post(self.urls["directory"] + "/token", data=form, headers=headers)
         except httpx.HTTPError as exc:
             raise Unavailable("directory", f"{type(exc).__name__}: {exc}"[:200]) from None
         if response.status_code >= 500:

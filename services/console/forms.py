@@ -35,6 +35,17 @@ def _codes(raw: str) -> list[str]:
     return [c for c in re.split(r"[\s,，、;；]+", raw) if c][: limits.MAX_ITEMS]
 
 
+def codes(raw: str) -> list[str]:
+    """Codes typed into one field, separated by spaces, commas or 、."""
+    return _codes(raw)
+
+
+def names(raw: str) -> list[str]:
+    """Data item names typed into one field, one a line (or separated by commas, 、 or ;)."""
+    found = [n.strip()[: limits.NAME_LENGTH] for n in re.split(r"[\r\n,，、;；]+", raw)]
+    return [n for n in found if n][: limits.MAX_ITEMS]
+
+
 def _item(form: Form, row: int) -> dict[str, Any] | None:
     name = text(form, f"item_name_{row}", limits.NAME_LENGTH)
     if not name:

@@ -33,6 +33,8 @@ LABELS: dict[str, dict[str, str]] = {
         "SUPERSEDED": "已被新版本替代",
         "WITHDRAWN": "已撤销",
     },
+    "request_status": {"PENDING": "待决定", "APPROVED": "已同意", "DENIED": "已拒绝", "REFUSED": "不予受理"},
+    "decision": {"APPROVED": "同意", "DENIED": "拒绝"},
 }
 FACET_NAMES = {
     "provider_code": "提供部门",

@@ -20,7 +20,7 @@ from common.http import Observe
 from common.logs import configure_logging
 from common.settings import load_settings
 from services.console.clients import Services
-from services.console.pages import auth, catalog, compile, inbox, review
+from services.console.pages import auth, catalog, compile, inbox, review, sharing
 from services.console.session import Cookies
 from services.console.settings import SERVICE_NAMES, ConsoleSettings
 from services.console.web import ERROR_PAGES, Console, make_templates
@@ -75,7 +75,15 @@ def build(settings: ConsoleSettings, transport: httpx.AsyncBaseTransport | None 
     for route in compile.router.routes:  # a table to import may be larger than a form (like the catalog's own limit)
         if isinstance(route, APIRoute) and route.path == "/compile/import":
             route.max_body_size = settings.http_max_upload_bytes
-    for router in (platform_router(services), auth.router, inbox.router, catalog.router, compile.router, review.router):
+    for router in (
+        platform_router(services),
+        auth.router,
+        inbox.router,
+        catalog.router,
+        compile.router,
+        review.router,
+        sharing.router,
+    ):
         app.include_router(router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     for error_type, page in ERROR_PAGES.items():
@@ -98,6 +106,7 @@ def serve(app: FastAPI, settings: ConsoleSettings) -> None:
         log_config=None,
         timeout_graceful_shutdown=3,
         access_log=False,
+        proxy_headers=False,  # the browser's address: only CONSOLE_TRUSTED_PROXIES' X-Forwarded-For names another
         loop="uvloop",
         http="httptools",
     )

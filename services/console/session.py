@@ -133,7 +133,7 @@ async def signed_in(request: Request, cookies: Cookies, services: Services) -> P
     if not refresh or len(refresh) > 512:
         raise SignInNeeded("expired" if token else "none")
     try:
-        grant = await services.token({"grant_type": "refresh_token", "refresh_token": refresh})
+        grant = await services.token({"grant_type": "refresh_token", "refresh_token": refresh}, request)
     except Refused:  # the refresh token expired or was revoked; an unavailable directory is said as such
         raise SignInNeeded("expired") from None
     renewed = person_of(grant.access_token)

@@ -1,9 +1,10 @@
+from typing import Annotated
 from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator, model_validator
-from pydantic_settings import SettingsConfigDict
+from pydantic_settings import NoDecode, SettingsConfigDict
 
-from common.settings import ServiceSettings
+from common.settings import Networks, ServiceSettings, networks
 
 SERVICE_NAMES = ("directory", "catalog", "exchange", "notifier", "auditor")
 
@@ -30,6 +31,10 @@ class ConsoleSettings(ServiceSettings):
     session_hours: int = Field(default=8, ge=1, le=24)
     # Pages list this many items at once.
     page_size: int = Field(default=20, ge=5, le=100)
+    # The proxies in front of the console (an ingress controller: addresses or networks, comma-separated) whose
+    # X-Forwarded-For names the browser; the console passes the browser's address on to the directory, which
+    # throttles failed sign-ins per browser. Empty: the browser is whoever connects.
+    trusted_proxies: Annotated[Networks, NoDecode] = ()
 
     @field_validator("directory_url", "catalog_url", "exchange_url", "notifier_url", "auditor_url")
     @classmethod
@@ -38,6 +43,11 @@ class ConsoleSettings(ServiceSettings):
         if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment:
             raise ValueError("must be the service's base URL, e.g. http://catalog:8001 (no query, no path needed)")
         return value.rstrip("/")
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _proxies(cls, value: object) -> object:
+        return networks(value)
 
     @model_validator(mode="after")
     def _production(self) -> "ConsoleSettings":

@@ -50,7 +50,7 @@ def build(settings: DirectorySettings) -> tuple[FastAPI, Runtime]:
         title="Directory",
         description="Departments, people, data administrators and machine identities (Art. 4, 11, 19, 22); "
         "sign-in and the keys that every service verifies tokens with.",
-        routers=[http.router(uow, hasher, signin, key_set)],
+        routers=[http.router(uow, hasher, signin, key_set, settings.trusted_proxies)],
     )
     app.add_exception_handler(TooManyAttempts, http.too_many_attempts)
     app.add_middleware(http.TokenCors, origins=settings.cors_allowed_origins)

@@ -5,7 +5,7 @@ from typing import Annotated
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import NoDecode, SettingsConfigDict
 
-from common.settings import ServiceSettings
+from common.settings import Networks, ServiceSettings, networks
 from services.directory.adapters.secrets import HashCost
 
 DEV_KEY_FILE = Path(__file__).resolve().parents[2] / ".var" / "directory-signing-key.pem"
@@ -29,6 +29,10 @@ class DirectorySettings(ServiceSettings):
     # How costly a new password or client-secret hash is: `standard` (RFC 9106, 64 MiB) everywhere but in test
     # suites, which may take `cheapest`; production refuses it.
     password_hash_cost: HashCost = "standard"
+    # Addresses or networks (comma-separated, e.g. `10.0.0.0/8,127.0.0.1`) whose `X-Forwarded-For` is believed:
+    # the web console passes on its browser's address so that sign-ins are throttled per browser, not all as
+    # the console's. Empty: every sign-in counts against the address it comes from.
+    trusted_proxies: Annotated[Networks, NoDecode] = ()
 
     @field_validator("cors_allowed_origins", mode="before")
     @classmethod
@@ -39,6 +43,11 @@ class DirectorySettings(ServiceSettings):
             if not re.fullmatch(r"https?://[A-Za-z0-9.\-]+(:\d{1,5})?", origin):
                 raise ValueError(f"{origin!r} is not an origin such as https://catalog.example.gov.cn (no path, no *)")
         return value
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _proxies(cls, value: object) -> object:
+        return networks(value)
 
     @model_validator(mode="after")
     def _key_in_production(self) -> "DirectorySettings":

@@ -39,7 +39,9 @@ async def console_platform(infra: Infra, folder: Path) -> AsyncIterator[Platform
     pem = KEY.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     ).decode()
-    directory = ServiceProcess("directory", infra, folder, mongo_database=f"{database}_d", signing_key=pem)
+    directory = ServiceProcess(
+        "directory", infra, folder, mongo_database=f"{database}_d", signing_key=pem, trusted_proxies="127.0.0.1"
+    )
     catalog = ServiceProcess("catalog", infra, folder, mongo_database=f"{database}_c")
     notifier = ServiceProcess("notifier", infra, folder, mongo_database=f"{database}_n")
     urls = {f"{s.name}_url": s.url for s in (directory, catalog, notifier)}

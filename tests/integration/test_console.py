@@ -15,8 +15,9 @@ import pytest
 from common.auth import TokenIssuer
 from common.policy import Principal, Role
 from services.catalog.domain import sheet
+from services.directory.demo_data import credit_code
 from tests.integration.console_platform import Platform, console_platform, csrf_of, sign_in
-from tests.tokens import KEY
+from tests.tokens import KEY, bearer
 
 REVISION = re.compile(r'name="revision" value="(\d+)"')
 
@@ -257,3 +258,63 @@ async def test_a_compiler_imports_a_table_and_sees_its_row_errors(platform: Plat
         code = re.search(r"code=(101002[^\"&]+)", imported.text).group(1).replace("%2F", "/")
         listed = await compiler.get("/compile")
         assert code in listed.text and "控制台导入资源" in listed.text
+
+
+def browser_at(url: str, address: str) -> httpx.AsyncClient:
+    """A client whose connections come from `address` (any 127.x.y.z is this host's loopback)."""
+    return httpx.AsyncClient(base_url=url, transport=httpx.AsyncHTTPTransport(local_address=address))
+
+
+async def test_failed_sign_ins_of_one_browser_do_not_slow_another_and_a_forged_address_is_ignored(
+    platform: Platform,
+) -> None:
+    """The console passes on each browser's address; the directory believes it from the console only
+    (DIRECTORY_TRUSTED_PROXIES=127.0.0.1 here), so a guesser at one browser slows himself, not his colleagues."""
+    operator = bearer(credit_code("360800", 9003), Role.IT_OFFICE_OPERATOR, subject="it-operator")
+    async with httpx.AsyncClient(base_url=platform.directory.url, headers=operator) as client:
+        person = {
+            "person_id": f"t-throttled-{platform.department}",
+            "name": "t-throttled",
+            "department_code": platform.department,
+            "roles": [Role.CATALOG_COMPILER],
+        }
+        issued = await client.post("/people", json=person)
+        assert issued.status_code == 201, issued.text
+        login, password = issued.json()["login"], issued.json()["secret"]
+
+    url = platform.console.url
+    async with browser_at(url, "127.0.0.2") as guesser, browser_at(url, "127.0.0.3") as colleague:
+        token = csrf_of(await guesser.get("/login"))
+        for _ in range(5):  # the free failures of a login from one address
+            wrong = await guesser.post("/login", data={"username": login, "password": "nope", "csrf_token": token})
+            assert wrong.status_code == 401 and "登录名或密码不正确" in wrong.text
+        slowed = await guesser.post("/login", data={"username": login, "password": password, "csrf_token": token})
+        assert slowed.status_code == 401 and "登录失败次数过多" in slowed.text  # even the right password waits
+        await sign_in(colleague, login, password)  # another browser through the same console: not slowed
+        assert "目录编制人" in (await colleague.get("/")).text
+
+    # A browser cannot pose as many by forging X-Forwarded-For at the console (it trusts no proxy here)
+    async with browser_at(url, "127.0.0.1") as forging:
+        token = csrf_of(await forging.get("/login"))
+        answers = []
+        for n in range(6):
+            answer = await forging.post(
+                "/login",
+                data={"username": login, "password": "nope", "csrf_token": token},
+                headers={"X-Forwarded-For": f"203.0.113.{n + 1}"},
+            )
+            answers.append("登录失败次数过多" in answer.text)
+        assert answers == [False] * 5 + [True]
+
+    # Straight at the directory from an address it does not trust: X-Forwarded-For is ignored, so a new
+    # forged address with every guess does not escape the throttle.
+    async with browser_at(platform.directory.url, "127.0.0.4") as forger:
+        statuses = []
+        for n in range(6):
+            answer = await forger.post(
+                "/token",
+                data={"grant_type": "password", "username": login, "password": "nope"},
+                headers={"X-Forwarded-For": f"198.51.100.{n + 1}"},
+            )
+            statuses.append(answer.status_code)
+        assert statuses == [401] * 5 + [429]

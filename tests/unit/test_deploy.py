@@ -8,6 +8,7 @@ import yaml
 from common.settings import ServiceSettings
 from services.auditor.settings import AuditorSettings
 from services.catalog.settings import CatalogSettings
+from services.console.settings import ConsoleSettings
 from services.directory.settings import DirectorySettings
 from services.exchange.settings import ExchangeSettings
 from services.notifier.settings import NotifierSettings
@@ -21,6 +22,7 @@ SETTINGS: dict[str, tuple[str, type[ServiceSettings]]] = {
     "services.auditor.stream": ("AUDITOR_", AuditorSettings),
     "common.topics": ("TOPICS_", ServiceSettings),
     "services.directory": ("DIRECTORY_", DirectorySettings),
+    "services.console": ("CONSOLE_", ConsoleSettings),
 }
 
 
@@ -45,7 +47,11 @@ def test_container_env_names_are_real_settings(container: dict) -> None:
     names = {e["name"] for e in container["env"] if not e["name"].startswith("FAUST_")}  # faust reads its own
     fields = {prefix + f.upper() for f in settings.model_fields}
     assert names <= fields, f"unknown settings: {sorted(names - fields)}"
-    assert prefix + "KAFKA_BOOTSTRAP_SERVERS" in names
+    if module == "services.console":  # no broker, no database: only the services' addresses
+        assert not {n for n in names if "KAFKA" in n or "MONGO" in n}
+        assert {f"CONSOLE_{s}_URL" for s in ("DIRECTORY", "CATALOG", "EXCHANGE", "NOTIFIER", "AUDITOR")} <= names
+    else:
+        assert prefix + "KAFKA_BOOTSTRAP_SERVERS" in names
 
 
 def test_dashboard_queries_only_metrics_the_services_export() -> None:

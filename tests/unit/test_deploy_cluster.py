@@ -288,7 +288,7 @@ def test_every_process_runs_hardened_with_its_own_credentials_by_reference(overl
         for u in of_kind(overlay, "MongoDBCommunity")["datashare-mongo"]["spec"]["users"]
     }
     deployments = of_kind(overlay, "Deployment")
-    assert set(deployments) == set(generate.PROCESSES)
+    assert set(deployments) == set(generate.PROCESSES) | {"console"}  # the console: no topic, no database
     for name, deployment in deployments.items():
         pod = deployment["spec"]["template"]["spec"]
         assert pod["securityContext"]["runAsNonRoot"] is True and pod["automountServiceAccountToken"] is False
@@ -302,6 +302,11 @@ def test_every_process_runs_hardened_with_its_own_credentials_by_reference(overl
         for variable, entry in env.items():
             if re.search(r"(PASSWORD|_KEYS?|_SECRET|_URI|_IDENTITY)$", variable):
                 assert "secretKeyRef" in entry.get("valueFrom", {}), f"{name}: {variable} is not from a Secret"
+        if name == "console":
+            assert not [v for v in env if "KAFKA" in v or "MONGO" in v] and "ports" in container
+            assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
+            assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
+            continue
         user = env[prefix + "KAFKA_SASL_USERNAME"]["value"]
         assert user == name and user in users
         assert env[prefix + "KAFKA_SASL_PASSWORD"]["valueFrom"]["secretKeyRef"] == {"name": user, "key": "password"}
@@ -388,6 +393,8 @@ def test_network_policies_deny_by_default_and_let_services_reach_only_kafka_mong
         peers = _egress_peers(policies, labels)
         in_cluster = [p for p, _ in peers if "podSelector" in p and "namespaceSelector" not in p]
         reached = [p["podSelector"] for p in in_cluster]
+        if name == "console":
+            continue  # test_the_console_reaches_the_five_services_and_nothing_else
         assert any(_selects(s, kafka) for s in reached), name
         assert any(_selects(s, mongo) for s in reached), name
         assert any(_selects(s, directory) for s in reached), name
@@ -395,6 +402,33 @@ def test_network_policies_deny_by_default_and_let_services_reach_only_kafka_mong
         assert not others, (name, others)
         outside = [p for p, _ in peers if "ipBlock" in p]
         assert not outside or name in ("notifier", "exchange"), name  # webhooks; departments' hosted services
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_the_console_reaches_the_five_services_and_nothing_else_and_they_let_it_in(overlay: str) -> None:
+    policies = of_kind(overlay, "NetworkPolicy")
+    labels = of_kind(overlay, "Deployment")["console"]["spec"]["template"]["metadata"]["labels"]
+    peers = _egress_peers(policies, labels)
+    dns = [p for p, _ in peers if "namespaceSelector" in p]
+    assert all(p["namespaceSelector"]["matchLabels"] == {"kubernetes.io/metadata.name": "kube-system"} for p in dns)
+    reached = {
+        (p["podSelector"]["matchLabels"]["app.kubernetes.io/name"], port["port"])
+        for p, ports in peers
+        if "namespaceSelector" not in p
+        for port in ports
+    }
+    assert reached == set(SERVICE_PORTS.items())  # no Kafka, no MongoDB, no address outside the cluster
+    console = {"app.kubernetes.io/name": "console"}
+    for service in SERVICE_PORTS:
+        pod = {"app.kubernetes.io/name": service}
+        admitted = [
+            peer
+            for policy in policies.values()
+            if _selects(policy["spec"]["podSelector"], pod) and "Ingress" in policy["spec"]["policyTypes"]
+            for rule in policy["spec"].get("ingress", [])
+            for peer in rule.get("from", [])
+        ]
+        assert any("podSelector" in p and _selects(p["podSelector"], console) for p in admitted), service
 
 
 # -- alerts -----------------------------------------------------------------------------------------------

@@ -70,6 +70,27 @@ def test_a_token_url_that_cannot_be_known_stops_the_start(
     assert named in capsys.readouterr().err
 
 
+def test_the_directory_believes_forwarded_addresses_only_from_configured_proxies(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from ipaddress import ip_network
+
+    from services.directory.settings import DirectorySettings
+
+    assert DirectorySettings().trusted_proxies == ()
+    monkeypatch.setenv("DIRECTORY_TRUSTED_PROXIES", "10.0.0.0/8, 127.0.0.1,fd00::/8")
+    assert DirectorySettings().trusted_proxies == (
+        ip_network("10.0.0.0/8"),
+        ip_network("127.0.0.1/32"),
+        ip_network("fd00::/8"),
+    )
+    for bad in ("*", "console.example.gov.cn", "10.0.0.0/33"):
+        monkeypatch.setenv("DIRECTORY_TRUSTED_PROXIES", bad)
+        with pytest.raises(SettingsError):
+            load_settings(DirectorySettings)
+        assert "DIRECTORY_TRUSTED_PROXIES: Value error" in capsys.readouterr().err
+
+
 def test_the_directory_lets_only_the_configured_pages_call_token(monkeypatch: pytest.MonkeyPatch) -> None:
     from services.directory.settings import DirectorySettings
 

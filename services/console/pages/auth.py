@@ -39,9 +39,10 @@ async def login(
     next: Annotated[str, Form(max_length=1000)] = "/",
 ) -> Response:
     try:
-        grant = await console.services.token({"grant_type": "password", "username": username, "password": password})
+        form = {"grant_type": "password", "username": username, "password": password}
+        grant = await console.services.token(form, request)
     except Refused as exc:
-        error = "登录名或密码不正确。" if exc.status == 401 else exc.message
+        error = {401: "登录名或密码不正确。", 429: "登录失败次数过多，请稍候再试。"}.get(exc.status, exc.message)
         return render(request, "login.html", 401, notice="", next=local_path(next), error=error, username=username)
     console.cookies.renew_csrf(request)
     request.state.renewed = grant

@@ -17,9 +17,10 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from common import limits
 from common.fields import Code, Name, Secret, Text
 from common.guard import Guard
-from common.http import UNAUTHENTICATED
+from common.http import UNAUTHENTICATED, client_address
 from common.metrics import AUTH_FAILURES
 from common.policy import MachineKind, Principal, Role, Unauthenticated
+from common.settings import Networks
 from services.directory import handlers, login
 from services.directory.adapters.mongo import MongoRefreshTokens, MongoUnitOfWork
 from services.directory.domain.model import DepartmentLevel, NotFound
@@ -182,7 +183,9 @@ class TokenCors:
             await self.app(scope, receive, send)
 
 
-def router(uow: MongoUnitOfWork, hasher: SecretHasher, signin: login.SignIn, jwks: dict) -> APIRouter:
+def router(
+    uow: MongoUnitOfWork, hasher: SecretHasher, signin: login.SignIn, jwks: dict, trusted_proxies: Networks = ()
+) -> APIRouter:
     api = APIRouter(tags=["directory"])
 
     @api.get("/.well-known/jwks.json", dependencies=Public, tags=["sign-in"], summary="Token verification keys")
@@ -209,7 +212,7 @@ def router(uow: MongoUnitOfWork, hasher: SecretHasher, signin: login.SignIn, jwk
         client_secret: Annotated[Secret | None, Form()] = None,
         refresh_token: Annotated[Secret | None, Form()] = None,
     ) -> TokenView:
-        client = request.client.host if request.client else None
+        client = client_address(request, trusted_proxies)
         if grant_type == "client_credentials" and (
             basic := basic_client_credentials(request.headers.get("authorization"))
         ):
