@@ -117,13 +117,15 @@ class Prometheus:
             await asyncio.sleep(1)
         return result
 
-    async def firing(self, alert: str, timeout: float = 90) -> list[dict[str, Any]]:
+    async def firing(self, alert: str, groups: set[str] | None = None, timeout: float = 90) -> list[dict[str, Any]]:
+        """The alert's firing instances, once there are some (for each of `groups`, when given)."""
         deadline = time.monotonic() + timeout
         while True:
             answer = await self.client.get("/api/v1/alerts")
             alerts = [a for a in answer.json()["data"]["alerts"] if a["labels"]["alertname"] == alert]
-            if any(a["state"] == "firing" for a in alerts):
-                return alerts
+            fired = [a for a in alerts if a["state"] == "firing"]
+            if fired and (groups is None or groups <= {a["labels"].get("group") for a in fired}):
+                return fired
             assert time.monotonic() < deadline, f"{alert} did not fire within {timeout}s: {alerts}"
             await asyncio.sleep(1)
 
@@ -141,6 +143,7 @@ MOVING = {
     "handler timings": "sum(datashare_event_handler_seconds_count)",
     "HTTP requests": "sum(datashare_http_requests_total)",
     "refused requests": "sum(datashare_auth_failures_total)",
+    "access trail entries": "sum(datashare_trail_entries_appended_total)",
 }
 
 
@@ -175,9 +178,11 @@ async def test_traffic_moves_the_documented_metrics_and_a_poison_event_fires_the
             dead_letters, lambda result: {"notifier", "auditor-trail"} <= {s["metric"]["group"] for s in result}
         )
         assert {series["metric"]["topic"] for series in turned} == {POISONED}
-        fired = await prometheus.firing("DatashareEventsDeadLettered")
-        assert {a["labels"]["group"] for a in fired if a["state"] == "firing"} >= {"notifier", "auditor-trail"}
+        fired = await prometheus.firing("DatashareEventsDeadLettered", {"notifier", "auditor-trail"})
+        assert {a["labels"]["topic"] for a in fired} == {POISONED}
         await prometheus.firing("DatashareTrailEventsRefused")  # the trail's own consumer among them
+        signed = await prometheus.value("time() - max(datashare_trail_last_checkpoint_timestamp_seconds)")
+        assert 0 <= signed < 300, signed  # the trail's first append signed a checkpoint
         # and nothing else is wrong with the platform
         alerts = (await client.get("/api/v1/alerts")).json()["data"]["alerts"]
         firing = {a["labels"]["alertname"] for a in alerts if a["state"] == "firing"}

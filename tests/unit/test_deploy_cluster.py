@@ -414,6 +414,7 @@ def exported_metrics() -> set[str]:
     from prometheus_client import REGISTRY
 
     import common.metrics  # noqa: F401 - each import registers its metrics
+    import services.auditor.adapters.trail_metrics
     import services.auditor.oversight.adapters.metrics
     import services.notifier.adapters.webhooks_delivery  # noqa: F401
 
@@ -469,6 +470,8 @@ def test_the_alert_names_cover_what_operations_must_hear_of() -> None:
         "CatalogUpdatesOverdue",
         "WebhooksDead",
         "TrailBehind",
+        "TrailVerificationFailed",
+        "TrailCheckpointsStale",
     ):
         assert "Datashare" + needed in names
 
