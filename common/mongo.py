@@ -206,6 +206,7 @@ class OutboxRelay:
         self.outbox = outbox
         self.publisher = publisher
         self.name = name
+        OUTBOX_PARKED_TOTAL.labels(name)  # at 0 from the start: Prometheus sees the first one as an increase
         self.poll_seconds = poll_seconds
         self.batch = batch
         self.owner = f"{socket.gethostname()}:{os.getpid()}"
