@@ -1,11 +1,13 @@
 """The platform as `make up` runs it, watched by a real Prometheus with the repository's alert rules: traffic moves
-the metrics the README and the dashboard name, and a poison event makes the dead-letter alert's expression true and
-the alert fire. Prometheus is Debian's `prometheus` package's binary (.ci/run unpacks it and sets PROMETHEUS); the
-test brings up the whole platform, so `make test-full-size` runs it, not `make test`."""
+the metrics the README and the dashboard name, a poison event makes the dead-letter alert's expression true and
+the alert fire, and every dashboard's queries are valid. Prometheus is Debian's `prometheus` package's binary
+(.ci/run unpacks it and sets PROMETHEUS); the test brings up the whole platform, so `make test-full-size` runs it,
+not `make test`."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import shutil
 import subprocess
@@ -183,6 +185,11 @@ async def test_traffic_moves_the_documented_metrics_and_a_poison_event_fires_the
         await prometheus.firing("DatashareTrailEventsRefused")  # the trail's own consumer among them
         signed = await prometheus.value("time() - max(datashare_trail_last_checkpoint_timestamp_seconds)")
         assert 0 <= signed < 300, signed  # the trail's first append signed a checkpoint
+        # every dashboard's every query is PromQL this Prometheus answers
+        for dashboard in sorted((ROOT / "deploy" / "grafana").glob("*.json")):
+            for panel in json.loads(dashboard.read_text(encoding="utf-8"))["panels"]:
+                for target in panel["targets"]:
+                    await prometheus.query(target["expr"])  # asserts a 200
         # and nothing else is wrong with the platform
         alerts = (await client.get("/api/v1/alerts")).json()["data"]["alerts"]
         firing = {a["labels"]["alertname"] for a in alerts if a["state"] == "firing"}
