@@ -74,11 +74,11 @@ def key_id(public: Ed25519PublicKey) -> str:
     return uuid.uuid5(uuid.NAMESPACE_OID, raw.hex()).hex[:16]
 
 
-def jwks(*keys: Ed25519PrivateKey) -> dict[str, list[dict[str, Any]]]:
-    """The public half of the signing keys, as a JSON Web Key Set."""
+def jwks(*keys: Ed25519PrivateKey | Ed25519PublicKey) -> dict[str, list[dict[str, Any]]]:
+    """The public half of the signing keys (or the public keys given), as a JSON Web Key Set."""
     entries = []
     for key in keys:
-        public = key.public_key()
+        public = key.public_key() if isinstance(key, Ed25519PrivateKey) else key
         jwk = json.loads(OKPAlgorithm.to_jwk(public))
         entries.append(jwk | {"kid": key_id(public), "use": "sig", "alg": ALGORITHM})
     return {"keys": entries}

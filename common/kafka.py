@@ -326,6 +326,8 @@ class EventConsumer:
 
     def __post_init__(self) -> None:
         self.outage = OutageLog(log, f"consumer {self.group}")
+        for topic in self.topics:  # at 0 from the start: Prometheus sees the first dead letter as an increase
+            EVENTS_CONSUMED.labels(self.group, topic, "dead_lettered")
 
     async def run(self) -> None:
         """Consume until cancelled. Errors other than handler failures propagate (the supervisor restarts)."""

@@ -10,6 +10,7 @@ import os
 import socket
 import time
 import uuid
+from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -28,7 +29,7 @@ from common.delivery import CURRENT_DELIVERY, AlreadyHandled, Delivery
 from common.errors import Invalid
 from common.faults import is_transient
 from common.kafka import SENDS_PER_TURN, KafkaPublisher
-from common.metrics import OUTBOX_PARKED_TOTAL, OUTBOX_PENDING, OUTBOX_RELAYED
+from common.metrics import EVENTS_PUBLISHED, OUTBOX_PARKED_TOTAL, OUTBOX_PENDING, OUTBOX_RELAYED
 from common.settings import ServiceSettings
 
 log = logging.getLogger(__name__)
@@ -205,6 +206,7 @@ class OutboxRelay:
         self.outbox = outbox
         self.publisher = publisher
         self.name = name
+        OUTBOX_PARKED_TOTAL.labels(name)  # at 0 from the start: Prometheus sees the first one as an increase
         self.poll_seconds = poll_seconds
         self.batch = batch
         self.owner = f"{socket.gethostname()}:{os.getpid()}"
@@ -283,6 +285,10 @@ class OutboxRelay:
         for doc, error in refused:
             await self._park(doc, error)
         OUTBOX_RELAYED.labels(self.name).inc(sum(len(d.get("messages", [d])) for d in relayed))
+        published = Counter((m["topic"], m.get("event_type")) for d in relayed for m in d.get("messages", [d]))
+        for (topic, event_type), count in published.items():
+            if event_type:  # a tombstone has none
+                EVENTS_PUBLISHED.labels(topic, event_type).inc(count)
         OUTBOX_PENDING.labels(self.name).set(await outbox.estimated_document_count())
         if outage is not None:
             raise outage

@@ -170,7 +170,8 @@ def describe_errors(cls: type[ServiceSettings], exc: ValidationError) -> str:
     for error in exc.errors():
         field = ".".join(str(p) for p in error["loc"]) or "(settings)"
         name = f"{prefix}{field}".upper() if error["loc"] else "(settings)"
-        shown = "" if not error["loc"] or "password" in field else f" (got {error.get('input')!r})"
+        secret = any(word in field for word in ("password", "key", "secret"))  # a key pasted in the wrong place too
+        shown = "" if not error["loc"] or secret else f" (got {error.get('input')!r})"
         lines.append(f"  {name}: {error['msg']}{shown}")
     return "\n".join(lines)
 

@@ -12,7 +12,7 @@ from common.clock import SystemClock
 from common.http import create_app, run_service
 from common.runtime import Runtime
 from services.auditor import handlers
-from services.auditor.adapters import http, mongo, trail_http, trail_mongo
+from services.auditor.adapters import http, mongo, trail_http, trail_metrics, trail_mongo
 from services.auditor.adapters.checkpoints import CheckpointSigner
 from services.auditor.oversight import bootstrap as oversight
 from services.auditor.ports import AUDITED_TOPICS
@@ -39,9 +39,12 @@ def subject_secret(settings: AuditorSettings) -> bytes:
 
 def build(settings: AuditorSettings) -> tuple[FastAPI, Runtime]:
     runtime = Runtime.build("auditor", settings)
-    trail = trail_mongo.MongoTrail(runtime.db, runtime.transaction, settings.trail_block_entries)
+    trail = trail_mongo.MongoTrail(
+        runtime.db, runtime.transaction, settings.trail_block_entries, committed=trail_metrics.appended
+    )
     signer = checkpoint_signer(settings)
     runtime.setup.append(partial(trail_mongo.ensure_indexes, runtime.db))
+    runtime.setup.append(partial(trail_metrics.show_last_checkpoint, trail))
     keys = handlers.TrailKeys(
         signer=signer,
         secret=subject_secret(settings),

@@ -8,10 +8,19 @@ from functools import partial
 
 from fastapi import FastAPI
 
-from common.auth import EventSigner, TokenIssuer, development_key, generate_signing_key, jwks, load_signing_key
+from common.auth import (
+    EventSigner,
+    TokenIssuer,
+    development_key,
+    generate_signing_key,
+    jwks,
+    key_id,
+    load_signing_key,
+)
 from common.http import create_app, run_service
 from common.runtime import Runtime
 from services.directory.adapters import http, mongo
+from services.directory.adapters.keys import retired_keys
 from services.directory.adapters.secrets import Argon2Hasher
 from services.directory.domain.model import LoginPolicy
 from services.directory.login import SignIn, TooManyAttempts
@@ -30,7 +39,9 @@ def signing_key(settings: DirectorySettings) -> str:
 def build(settings: DirectorySettings) -> tuple[FastAPI, Runtime]:
     runtime = Runtime.build("directory", settings)
     key = load_signing_key(signing_key(settings))
-    key_set = jwks(key)
+    current = key_id(key.public_key())
+    # the current key first; retired ones only verify what was signed before the rotation
+    key_set = jwks(key, *(k for k in retired_keys(settings.retired_signing_keys) if key_id(k) != current))
     runtime.keys.use(key_set)
     runtime.setup.append(partial(mongo.ensure_indexes, runtime.db))
     uow = mongo.MongoUnitOfWork(runtime, EventSigner(key))

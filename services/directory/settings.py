@@ -6,6 +6,7 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import NoDecode, SettingsConfigDict
 
 from common.settings import Networks, ServiceSettings, networks
+from services.directory.adapters.keys import retired_keys
 from services.directory.adapters.secrets import HashCost
 
 DEV_KEY_FILE = Path(__file__).resolve().parents[2] / ".var" / "directory-signing-key.pem"
@@ -18,6 +19,9 @@ class DirectorySettings(ServiceSettings):
 
     http_port: int = 8005
     signing_key: SecretStr | None = None  # Ed25519 private key, PKCS#8 PEM
+    # Public halves of keys the directory signed with before (PEM blocks one after another, or the JWKS document
+    # it served then): published beside the current key so that its earlier events still verify; never signing.
+    retired_signing_keys: str = ""
     access_token_minutes: int = Field(default=15, ge=1, le=120)
     refresh_token_hours: int = Field(default=8, ge=1, le=720)
     # Failed sign-ins of a login from one client address before each further attempt must wait (growing);
@@ -48,6 +52,12 @@ class DirectorySettings(ServiceSettings):
     @classmethod
     def _proxies(cls, value: object) -> object:
         return networks(value)
+
+    @field_validator("retired_signing_keys")
+    @classmethod
+    def _retired(cls, value: str) -> str:
+        retired_keys(value)  # raises saying what is wrong
+        return value
 
     @model_validator(mode="after")
     def _key_in_production(self) -> "DirectorySettings":

@@ -19,6 +19,7 @@ from pathlib import Path
 import httpx
 import pytest
 from bson import Binary
+from prometheus_client.parser import text_string_to_metric_families
 from pymongo import AsyncMongoClient
 
 from common.auth import generate_signing_key, load_signing_key
@@ -337,6 +338,14 @@ async def verify(auditor: ServiceProcess, **params: int) -> dict:
         return response.json()
 
 
+async def metric(auditor: ServiceProcess, name: str) -> float | None:
+    """A sample of the auditor's /metrics, as Prometheus scrapes it."""
+    async with httpx.AsyncClient(base_url=auditor.url, timeout=30) as client:
+        text = (await client.get("/metrics")).text
+    samples = {s.name: s.value for family in text_string_to_metric_families(text) for s in family.samples}
+    return samples.get(name)
+
+
 async def stored(mongo: AsyncMongoClient, database: str) -> list[TrailEntry]:
     blocks = [block_from(doc) async for doc in mongo[database][BLOCKS].find({}).sort("_id", 1)]
     return [entry for block in blocks for entry in block.entries()]
@@ -354,7 +363,7 @@ async def rewrite_block(mongo: AsyncMongoClient, database: str, sequence: int, c
     )
 
 
-async def test_an_untouched_trail_verifies_from_its_checkpoints(stored_trail) -> None:
+async def test_an_untouched_trail_verifies_from_its_checkpoints(stored_trail, infra, services) -> None:
     auditor, mongo, database = stored_trail
     signed = {doc["_id"] async for doc in mongo[database][CHECKPOINTS].find({})}
     assert {5, 10, 15, 20} <= signed  # every 5, and the end of the first append (the trail had none)
@@ -371,6 +380,20 @@ async def test_an_untouched_trail_verifies_from_its_checkpoints(stored_trail) ->
     # from the checkpoint at 10 (or 11, if the first append ended there), not from the start
     report = await verify(auditor, first=12, last=17)
     assert report["intact"] and report["anchor"] in (10, 11) and report["entries"] == 17 - report["anchor"]
+    # what the trail's alerts read: entries appended, when the newest checkpoint was signed, no failed verification
+    newest = await mongo[database][CHECKPOINTS].find_one({}, sort=[("_id", -1)])
+    signed_at = datetime.fromisoformat(newest["signed_at"]).timestamp()
+    assert await metric(auditor, "datashare_trail_entries_appended_total") == stored_entries
+    assert await metric(auditor, "datashare_trail_last_checkpoint_timestamp_seconds") == signed_at
+    assert abs(signed_at - datetime.now(UTC).timestamp()) < 120
+    assert await metric(auditor, "datashare_trail_verification_failures_total") == 0
+    # restarted, the auditor shows the newest checkpoint before it appends any
+    auditor.stop()
+    restarted = ServiceProcess("auditor", infra, auditor.log.parent)
+    restarted.env = auditor.env | {"AUDITOR_HTTP_PORT": str(restarted.port)}
+    services.append(restarted.start())
+    await restarted.wait_ready()
+    assert await metric(restarted, "datashare_trail_last_checkpoint_timestamp_seconds") == signed_at
 
 
 async def test_a_changed_entry_is_detected(stored_trail) -> None:
@@ -383,6 +406,7 @@ async def test_a_changed_entry_is_detected(stored_trail) -> None:
     report = await verify(auditor)
     assert not report["intact"] and report["first_broken_sequence"] == 7 and "altered" in report["problem"]
     assert (await verify(auditor, first=11))["intact"]  # a range after the next checkpoint is untouched
+    assert await metric(auditor, "datashare_trail_verification_failures_total") == 1  # the alert's signal
 
 
 async def test_a_deleted_entry_is_detected_in_the_middle_and_at_the_end(stored_trail) -> None:

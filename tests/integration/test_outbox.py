@@ -9,6 +9,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import httpx
+from prometheus_client import REGISTRY
 from pymongo import AsyncMongoClient
 
 from common.identifiers import credit_code_check_character
@@ -155,6 +156,11 @@ async def test_two_outboxes_of_one_database_each_have_their_relay_and_lease(infr
         tx.emit("exchange.share-events", ended)
     assert await db.outbox.count_documents({}) == 0 and await db.outbox_ingest.count_documents({}) == 1
 
+    def published() -> float:  # as the dashboard counts events published, by topic and type
+        labels = {"topic": "exchange.share-events", "event_type": "GrantRevoked"}
+        return REGISTRY.get_sample_value("datashare_events_published_total", labels) or 0
+
+    before = published()
     api = OutboxRelay(db, publisher, name="exchange", poll_seconds=0.1)
     ingest = OutboxRelay(db, publisher, name="exchange", poll_seconds=0.1, outbox="outbox_ingest")
     ingest.owner = api.owner + "-ingest"
@@ -162,6 +168,7 @@ async def test_two_outboxes_of_one_database_each_have_their_relay_and_lease(infr
     assert await api.relay_once() == 0
     assert await ingest.relay_once() == 1
     assert await db.outbox_ingest.count_documents({}) == 0
+    assert published() == before + 1
     found = await read_topic(
         infra.bootstrap, "exchange.share-events", 1, where=lambda r: headers_of(r)["event_id"] == ended.event_id
     )

@@ -14,6 +14,7 @@ from services.exchange.settings import ExchangeSettings
 from services.notifier.settings import NotifierSettings
 
 K8S = Path(__file__).resolve().parents[2] / "deploy" / "k8s" / "base"
+ROOT = K8S.parents[2]
 SETTINGS: dict[str, tuple[str, type[ServiceSettings]]] = {
     "services.catalog": ("CATALOG_", CatalogSettings),
     "services.exchange": ("EXCHANGE_", ExchangeSettings),
@@ -54,18 +55,65 @@ def test_container_env_names_are_real_settings(container: dict) -> None:
         assert prefix + "KAFKA_BOOTSTRAP_SERVERS" in names
 
 
-def test_dashboard_queries_only_metrics_the_services_export() -> None:
+DASHBOARDS = sorted((K8S.parents[1] / "grafana").glob("*.json"))
+
+
+def test_there_is_a_dashboard_per_service_besides_the_platforms() -> None:
+    names = {p.stem for p in DASHBOARDS}
+    assert names == {"datashare-dashboard"} | {f"datashare-{s}" for s in SERVICE_NAMES}
+
+
+SERVICE_NAMES = ("directory", "catalog", "exchange", "notifier", "auditor")
+
+
+@pytest.mark.parametrize("path", DASHBOARDS, ids=lambda p: p.stem)
+def test_dashboard_queries_only_metrics_and_label_values_the_services_export(path: Path) -> None:
+    import importlib.util
     import json
     import re
+    import sys
 
     from prometheus_client import REGISTRY
 
-    import common.metrics  # noqa: F401 - registers the platform's metrics
+    import common.metrics  # noqa: F401 - each import registers its metrics
+    import services.auditor.adapters.trail_metrics
+    import services.auditor.oversight.adapters.metrics
+    import services.notifier.adapters.webhooks_delivery  # noqa: F401
+    from common.topics import load_topics
+    from tests.unit.test_routes import routes
 
+    spec = importlib.util.spec_from_file_location("deploy_generate_tables", ROOT / "deploy" / "generate.py")
+    assert spec and spec.loader
+    generate = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = generate
+    spec.loader.exec_module(generate)
     exported = {s.name for family in REGISTRY.collect() for s in family.samples if s.name.startswith("datashare_")}
     exported |= {f.name for f in REGISTRY.collect() if f.name.startswith("datashare_")}
-    dashboard = json.loads((K8S.parents[1] / "grafana" / "datashare-dashboard.json").read_text())
-    queried = {m for p in dashboard["panels"] for t in p["targets"] for m in re.findall(r"datashare_\w+", t["expr"])}
+    dashboard = json.loads(path.read_text(encoding="utf-8"))
+    uids = [json.loads(p.read_text(encoding="utf-8"))["uid"] for p in DASHBOARDS]
+    assert len(set(uids)) == len(uids)
+    exprs = [t["expr"] for p in dashboard["panels"] for t in p["targets"]]
+    queried = {m for e in exprs for m in re.findall(r"datashare_\w+", e)}
     suffixes = ("_total", "_bucket", "_count", "_sum")
     unknown = {m for m in queried if m not in exported and not any(m.removesuffix(s) in exported for s in suffixes)}
     assert queried and not unknown, unknown
+    # the label values they select on exist: event types, topics, consumer groups, processes and routes
+    schemas = {p.stem for p in (ROOT / "schemas" / "avro").glob("*.avsc")}
+    topics = set(load_topics())
+    groups = {g for p in generate.PROCESSES.values() for g in p.groups}
+    for expr in exprs:
+        for label, value in re.findall(r'\b(event_type|topic|group|job|route)=~?"([^"]+)"', expr):
+            for one in value.split("|"):
+                if label == "event_type":
+                    assert one in schemas, (path.name, one)
+                elif label == "topic":
+                    assert one in topics, (path.name, one)
+                elif label == "group":
+                    assert one in groups, (path.name, one)
+                elif label == "job":
+                    assert one in generate.PROCESSES, (path.name, one)
+        job = re.search(r'job="([\w-]+)"', expr)
+        for route in re.findall(r'route=~?"([^"]+)"', expr):
+            assert job and job.group(1) in SERVICE_NAMES, (path.name, expr)
+            paths = {p for p, _ in routes(job.group(1))}
+            assert any(re.fullmatch(route, p) for p in paths), (path.name, route)

@@ -448,6 +448,7 @@ def exported_metrics() -> set[str]:
     from prometheus_client import REGISTRY
 
     import common.metrics  # noqa: F401 - each import registers its metrics
+    import services.auditor.adapters.trail_metrics
     import services.auditor.oversight.adapters.metrics
     import services.notifier.adapters.webhooks_delivery  # noqa: F401
 
@@ -503,6 +504,8 @@ def test_the_alert_names_cover_what_operations_must_hear_of() -> None:
         "CatalogUpdatesOverdue",
         "WebhooksDead",
         "TrailBehind",
+        "TrailVerificationFailed",
+        "TrailCheckpointsStale",
     ):
         assert "Datashare" + needed in names
 

@@ -95,3 +95,35 @@ async def test_records_the_answer_stored_after_the_wait_ended_are_returned_not_p
     consumer = AnsweredLate()
     fetched = await fetch_once(consumer)  # type: ignore[arg-type]
     assert [r.offset for r in fetched.get(consumer.tp, [])] == [0]  # type: ignore[call-overload]
+
+
+def test_a_consumer_counts_no_dead_letters_from_the_start_so_the_first_one_is_an_increase() -> None:
+    """Prometheus's increase() sees a counter born at 1 as no increase: the dead-letter alert missed the first
+    dead letter of each process's life. Each consumed topic's count starts at 0 when the consumer is made."""
+    from prometheus_client import REGISTRY
+
+    EventConsumer(
+        group="g-first",
+        topics=["t1", "t2"],
+        handlers={},
+        codec=CODEC,
+        publisher=None,  # type: ignore[arg-type]
+        processed=None,  # type: ignore[arg-type]
+        settings=ServiceSettings(),
+    )
+    for topic in ("t1", "t2"):
+        labels = {"group": "g-first", "topic": topic, "outcome": "dead_lettered"}
+        assert REGISTRY.get_sample_value("datashare_events_consumed_total", labels) == 0
+
+
+def test_the_counters_alerts_take_increases_of_exist_at_zero_before_their_first_event() -> None:
+    """The same for the outbox's parked documents and the webhooks given up (DatashareOutboxParked,
+    DatashareWebhooksDead)."""
+    from prometheus_client import REGISTRY
+
+    import services.notifier.adapters.webhooks_delivery  # noqa: F401 - registers the webhook counters
+    from common.mongo import OutboxRelay
+
+    OutboxRelay(None, None, name="first-outbox", poll_seconds=1)  # type: ignore[arg-type]
+    assert REGISTRY.get_sample_value("datashare_outbox_parked_total", {"outbox": "first-outbox"}) == 0
+    assert REGISTRY.get_sample_value("datashare_webhook_attempts_total", {"outcome": "dead"}) == 0

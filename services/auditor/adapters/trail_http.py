@@ -20,6 +20,7 @@ from common.guard import Guard
 from common.paging import Page, PageOf
 from common.policy import OVERSIGHT, Principal
 from services.auditor import handlers
+from services.auditor.adapters import trail_metrics
 from services.auditor.adapters.checkpoints import CheckpointSigner
 from services.auditor.domain.trail import CSV_COLUMNS, TrailEntry, csv_row, entry_view
 from services.auditor.ports import TrailQuery, TrailStore
@@ -194,6 +195,7 @@ async def verify(
     _: Oversight, trail: TrailDep, first: Annotated[Position, Query(ge=1)] = 1, last: Position | None = None
 ) -> ChainReportView:
     report = await handlers.verify_trail(trail.store, trail.signer.valid, first, last)
+    trail_metrics.verified(report)
     return ChainReportView.model_validate(report, from_attributes=True)
 
 

@@ -223,6 +223,7 @@ class MongoTrailAppend:
         self.block: int | None = None  # the first sequence of the last stored block
         self.sequence: int | None = None  # the head's, as this transaction read it
         self.appended: list[TrailEntry] = []
+        self.written = Head()  # the head as this transaction wrote it
 
     async def head(self) -> Head:
         doc = await self.tx.db[HEAD].find_one({"_id": "head"}, session=self.tx.session)
@@ -275,7 +276,7 @@ class MongoTrailAppend:
         )
         if checkpoints:
             await db[CHECKPOINTS].insert_many([checkpoint_document(c) for c in checkpoints], session=session)
-        self.appended = entries
+        self.appended, self.written = entries, head
 
 
 async def _last_block(db: AsyncDatabase, session: AsyncClientSession, sequence: int) -> int | None:
@@ -353,11 +354,13 @@ class MongoTrail:
         db: AsyncDatabase,
         transaction: Callable[[], AbstractAsyncContextManager[Transaction]],
         block_entries: int = BLOCK_ENTRIES,
+        committed: Callable[[list[TrailEntry], Head], None] | None = None,
     ) -> None:
         self.db = db
         self.block_entries = block_entries
         self.transaction = transaction  # the runtime's: with the consumer's processed-event record and outbox
         self.recent = RecentEvents()
+        self.committed = committed  # told of each committed append (the metrics)
 
     @asynccontextmanager
     async def append(self) -> AsyncIterator[MongoTrailAppend]:
@@ -367,6 +370,8 @@ class MongoTrail:
         if appending.appended:  # committed: the ids are in the trail now
             self.recent.add((e.event_id for e in appending.appended), appending.appended[-1].sequence)
             self.recent.through = appending.appended[-1].sequence
+            if self.committed is not None:
+                self.committed(appending.appended, appending.written)
 
     async def _blocks_from(self, sequence: int, last: int) -> AsyncIterator[StoredBlock]:
         """Blocks in order from the one holding entry `sequence` up to the one holding `last`: sought by their

@@ -48,6 +48,8 @@ WEBHOOK_ATTEMPTS = Counter(
     "datashare_webhook_attempts_total", "Webhook requests by outcome (delivered, retry, dead)", ["outcome"]
 )
 WEBHOOK_SECONDS = Histogram("datashare_webhook_request_seconds", "Time a webhook receiver took to answer")
+for _outcome in ("delivered", "retry", "dead"):  # at 0 from the start: Prometheus sees the first one as an increase
+    WEBHOOK_ATTEMPTS.labels(_outcome)
 
 
 def utcnow() -> datetime:
