@@ -12,6 +12,7 @@ import asyncio
 import json
 import os
 import resource
+import signal
 import subprocess
 import sys
 import time
@@ -110,9 +111,18 @@ def spawn_auditor(infra: Infra, database: str, logs: Path) -> tuple[subprocess.P
         "AUDITOR_LOG_LEVEL": "WARNING",
     }
     logs.mkdir(parents=True, exist_ok=True)
+    # BENCH_PROFILE=FILE: the auditor runs under cProfile, which counts the CPU time of its event loop's thread
+    # (not the wall time, which other processes on a loaded machine inflate), and writes its stats there when
+    # it stops; read them with `python -m pstats FILE`.
+    profile = os.environ.get("BENCH_PROFILE")
+    command = ["-m", "bench.trail", "profile", str(Path(profile).resolve())] if profile else ["-m", "services.auditor"]
     with open(logs / f"auditor-{port}.log", "ab") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "services.auditor"], stdout=out, stderr=subprocess.STDOUT, env=env, cwd=ROOT
+            [sys.executable, *command],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=env,
+            cwd=ROOT,
         )
     return proc, port
 
@@ -149,8 +159,11 @@ async def run_append(infra: Infra, n: int) -> None:
         peak_rss = rss_mb(proc.pid)
         checkpoints = await mongo[database][CHECKPOINTS].count_documents({})
     finally:
-        proc.terminate()
+        # profiled, SIGINT: cProfile writes its stats as the interrupt unwinds (uvicorn re-raises the signal)
+        proc.send_signal(signal.SIGINT if os.environ.get("BENCH_PROFILE") else signal.SIGTERM)
         proc.wait(15)
+        if os.environ.get("BENCH_PROFILE"):
+            _keep_log(infra.folder / "log", Path(os.environ["BENCH_PROFILE"] + ".log"))
     # the trail the service wrote verifies
     signer_free = await _verify_chain_only(mongo, database)
     await mongo.close()
@@ -180,6 +193,11 @@ async def run_append(infra: Infra, n: int) -> None:
             "load_average_1_5_15_min_at_end": [round(x, 2) for x in os.getloadavg()],
         },
     )
+
+
+def _keep_log(logs: Path, kept: Path) -> None:
+    """The profiled auditor's log, beside its stats (the benchmark's folder goes when it ends)."""
+    kept.write_text("".join(p.read_text() for p in logs.glob("auditor-*.log")))
 
 
 async def _verify_chain_only(mongo: AsyncMongoClient, database: str) -> bool:
@@ -252,3 +270,22 @@ async def run_verify(infra: Infra, n: int) -> None:
             "load_average_1_5_15_min_at_end": [round(x, 2) for x in os.getloadavg()],
         },
     )
+
+
+def profile_auditor(stats_file: str) -> None:
+    """The auditor service under cProfile timed by its main thread's CPU clock; stats written as it stops."""
+    import cProfile
+
+    from services.auditor.main import main
+
+    profiler = cProfile.Profile(time.thread_time)
+    profiler.enable()
+    try:
+        main()
+    finally:
+        profiler.disable()
+        profiler.dump_stats(stats_file)
+
+
+if __name__ == "__main__" and sys.argv[1:2] == ["profile"]:
+    profile_auditor(sys.argv[2])
