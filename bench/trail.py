@@ -29,6 +29,7 @@ from common.auth import generate_signing_key, jwks, load_signing_key
 from common.codec import EventCodec
 from common.events import Event
 from common.kafka import KafkaPublisher
+from common.mongo import PROCESSED
 from common.settings import ServiceSettings
 from common.topics import load_topics
 from devstack.processes import ROOT, Infra, free_port
@@ -45,8 +46,10 @@ from services.auditor.adapters.trail_mongo import (
     ensure_indexes,
 )
 from services.auditor.domain.trail import Head, describe, link
+from services.auditor.oversight.adapters.mongo import GROUP as OVERSIGHT_GROUP
 
 GOAL_RATE = 5_000
+OVERSIGHT_WAIT_SECONDS = 300
 GOAL_VERIFY_SECONDS = 60.0
 SEND_CHUNK = 5_000
 T0 = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
@@ -158,6 +161,15 @@ async def run_append(infra: Infra, n: int) -> None:
         cpu = {"auditor": cpu_seconds(proc.pid)} | {k: cpu_seconds(v) for k, v in infra_pids.items()}
         peak_rss = rss_mb(proc.pid)
         checkpoints = await mongo[database][CHECKPOINTS].count_documents({})
+        # The oversight in the same process reads the same accesses (its daily counts): how far it had come
+        # when the trail was done, and when it had them all (the auditor keeps up only if both do).
+        oversight_then = await _oversight_handled(mongo, database)
+        oversight_done, oversight_deadline = None, time.monotonic() + OVERSIGHT_WAIT_SECONDS
+        while oversight_then < n and time.monotonic() < oversight_deadline and proc.poll() is None:
+            if await _oversight_handled(mongo, database) >= n:
+                oversight_done = time.perf_counter()
+                break
+            await asyncio.sleep(2)
     finally:
         # profiled, SIGINT: cProfile writes its stats as the interrupt unwinds (uvicorn re-raises the signal)
         proc.send_signal(signal.SIGINT if os.environ.get("BENCH_PROFILE") else signal.SIGTERM)
@@ -188,6 +200,10 @@ async def run_append(infra: Infra, n: int) -> None:
             "chain_verified_after": signer_free,
             "producer_send_seconds": round(send_seconds, 2),
             "auditor_rss_mb": round(peak_rss, 1),
+            "oversight_events_handled_when_the_trail_was_done": oversight_then,
+            "oversight_all_handled_seconds_after_the_trail": (
+                0.0 if oversight_then >= n else round(oversight_done - done, 1) if oversight_done else None
+            ),
             "cores_used": {k: round((cpu[k] - cpu_before.get(k, 0)) / elapsed, 2) for k in cpu} if elapsed else {},
             "note": LOADED,
             "load_average_1_5_15_min_at_end": [round(x, 2) for x in os.getloadavg()],
@@ -198,6 +214,10 @@ async def run_append(infra: Infra, n: int) -> None:
 def _keep_log(logs: Path, kept: Path) -> None:
     """The profiled auditor's log, beside its stats (the benchmark's folder goes when it ends)."""
     kept.write_text("".join(p.read_text() for p in logs.glob("auditor-*.log")))
+
+
+async def _oversight_handled(mongo: AsyncMongoClient, database: str) -> int:
+    return await mongo[database][PROCESSED].count_documents({"group": OVERSIGHT_GROUP})
 
 
 async def _verify_chain_only(mongo: AsyncMongoClient, database: str) -> bool:
