@@ -132,6 +132,7 @@ def spawn_auditor(infra: Infra, database: str, logs: Path) -> tuple[subprocess.P
 
 async def run_append(infra: Infra, n: int) -> None:
     database = f"bench_trail_{uuid.uuid4().hex[:6]}"
+    load_at_start = [round(x, 2) for x in os.getloadavg()]
     send_seconds = await send(infra.bootstrap, n)
     infra_pids = {p.name: p.pid for p in infra.procs if p.pid is not None}
     mongo = AsyncMongoClient(infra.mongo_uri, tz_aware=True, serverSelectionTimeoutMS=300_000, socketTimeoutMS=None)
@@ -206,6 +207,8 @@ async def run_append(infra: Infra, n: int) -> None:
             ),
             "cores_used": {k: round((cpu[k] - cpu_before.get(k, 0)) / elapsed, 2) for k in cpu} if elapsed else {},
             "note": LOADED,
+            "run_note": os.environ.get("BENCH_NOTE", ""),  # what this run was, in the runner's words
+            "load_average_1_5_15_min_at_start": load_at_start,
             "load_average_1_5_15_min_at_end": [round(x, 2) for x in os.getloadavg()],
         },
     )
