@@ -4,7 +4,8 @@ transaction with signed checkpoints; the rate is entries per second from the fir
 backlog drained: the rate the trail sustains). Goal: at least 5,000 entries/s. `verify`: a trail of N entries
 (default 1,000,000, with a signed checkpoint every 10,000) is verified from the start, as GET /trail/verify
 does it (a cursor read in slices, hashes recomputed off the event loop); goal 1M entries in at most 60 s with
-memory bounded (the growth of the process's peak RSS is reported)."""
+memory bounded (the growth of the process's peak RSS is reported). `BENCH_PROFILE=FILE` runs the append
+benchmark's auditor under cProfile (CPU time of its event loop's thread): `python -m pstats FILE`."""
 
 from __future__ import annotations
 
