@@ -4,7 +4,8 @@ transaction with signed checkpoints; the rate is entries per second from the fir
 backlog drained: the rate the trail sustains). Goal: at least 5,000 entries/s. `verify`: a trail of N entries
 (default 1,000,000, with a signed checkpoint every 10,000) is verified from the start, as GET /trail/verify
 does it (a cursor read in slices, hashes recomputed off the event loop); goal 1M entries in at most 60 s with
-memory bounded (the growth of the process's peak RSS is reported)."""
+memory bounded (the growth of the process's peak RSS is reported). `BENCH_PROFILE=FILE` runs the append
+benchmark's auditor under cProfile (CPU time of its event loop's thread): `python -m pstats FILE`."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import asyncio
 import json
 import os
 import resource
+import signal
 import subprocess
 import sys
 import time
@@ -28,6 +30,7 @@ from common.auth import generate_signing_key, jwks, load_signing_key
 from common.codec import EventCodec
 from common.events import Event
 from common.kafka import KafkaPublisher
+from common.mongo import PROCESSED
 from common.settings import ServiceSettings
 from common.topics import load_topics
 from devstack.processes import ROOT, Infra, free_port
@@ -44,8 +47,10 @@ from services.auditor.adapters.trail_mongo import (
     ensure_indexes,
 )
 from services.auditor.domain.trail import Head, describe, link
+from services.auditor.oversight.adapters.mongo import GROUP as OVERSIGHT_GROUP
 
 GOAL_RATE = 5_000
+OVERSIGHT_WAIT_SECONDS = 300
 GOAL_VERIFY_SECONDS = 60.0
 SEND_CHUNK = 5_000
 T0 = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
@@ -110,15 +115,25 @@ def spawn_auditor(infra: Infra, database: str, logs: Path) -> tuple[subprocess.P
         "AUDITOR_LOG_LEVEL": "WARNING",
     }
     logs.mkdir(parents=True, exist_ok=True)
+    # BENCH_PROFILE=FILE: the auditor runs under cProfile, which counts the CPU time of its event loop's thread
+    # (not the wall time, which other processes on a loaded machine inflate), and writes its stats there when
+    # it stops; read them with `python -m pstats FILE`.
+    profile = os.environ.get("BENCH_PROFILE")
+    command = ["-m", "bench.trail", "profile", str(Path(profile).resolve())] if profile else ["-m", "services.auditor"]
     with open(logs / f"auditor-{port}.log", "ab") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "services.auditor"], stdout=out, stderr=subprocess.STDOUT, env=env, cwd=ROOT
+            [sys.executable, *command],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=env,
+            cwd=ROOT,
         )
     return proc, port
 
 
 async def run_append(infra: Infra, n: int) -> None:
     database = f"bench_trail_{uuid.uuid4().hex[:6]}"
+    load_at_start = [round(x, 2) for x in os.getloadavg()]
     send_seconds = await send(infra.bootstrap, n)
     infra_pids = {p.name: p.pid for p in infra.procs if p.pid is not None}
     mongo = AsyncMongoClient(infra.mongo_uri, tz_aware=True, serverSelectionTimeoutMS=300_000, socketTimeoutMS=None)
@@ -148,9 +163,21 @@ async def run_append(infra: Infra, n: int) -> None:
         cpu = {"auditor": cpu_seconds(proc.pid)} | {k: cpu_seconds(v) for k, v in infra_pids.items()}
         peak_rss = rss_mb(proc.pid)
         checkpoints = await mongo[database][CHECKPOINTS].count_documents({})
+        # The oversight in the same process reads the same accesses (its daily counts): how far it had come
+        # when the trail was done, and when it had them all (the auditor keeps up only if both do).
+        oversight_then = await _oversight_handled(mongo, database)
+        oversight_done, oversight_deadline = None, time.monotonic() + OVERSIGHT_WAIT_SECONDS
+        while oversight_then < n and time.monotonic() < oversight_deadline and proc.poll() is None:
+            if await _oversight_handled(mongo, database) >= n:
+                oversight_done = time.perf_counter()
+                break
+            await asyncio.sleep(2)
     finally:
-        proc.terminate()
+        # profiled, SIGINT: cProfile writes its stats as the interrupt unwinds (uvicorn re-raises the signal)
+        proc.send_signal(signal.SIGINT if os.environ.get("BENCH_PROFILE") else signal.SIGTERM)
         proc.wait(15)
+        if os.environ.get("BENCH_PROFILE"):
+            _keep_log(infra.folder / "log", Path(os.environ["BENCH_PROFILE"] + ".log"))
     # the trail the service wrote verifies
     signer_free = await _verify_chain_only(mongo, database)
     await mongo.close()
@@ -175,11 +202,26 @@ async def run_append(infra: Infra, n: int) -> None:
             "chain_verified_after": signer_free,
             "producer_send_seconds": round(send_seconds, 2),
             "auditor_rss_mb": round(peak_rss, 1),
+            "oversight_events_handled_when_the_trail_was_done": oversight_then,
+            "oversight_all_handled_seconds_after_the_trail": (
+                0.0 if oversight_then >= n else round(oversight_done - done, 1) if oversight_done else None
+            ),
             "cores_used": {k: round((cpu[k] - cpu_before.get(k, 0)) / elapsed, 2) for k in cpu} if elapsed else {},
             "note": LOADED,
+            "run_note": os.environ.get("BENCH_NOTE", ""),  # what this run was, in the runner's words
+            "load_average_1_5_15_min_at_start": load_at_start,
             "load_average_1_5_15_min_at_end": [round(x, 2) for x in os.getloadavg()],
         },
     )
+
+
+def _keep_log(logs: Path, kept: Path) -> None:
+    """The profiled auditor's log, beside its stats (the benchmark's folder goes when it ends)."""
+    kept.write_text("".join(p.read_text() for p in logs.glob("auditor-*.log")))
+
+
+async def _oversight_handled(mongo: AsyncMongoClient, database: str) -> int:
+    return await mongo[database][PROCESSED].count_documents({"group": OVERSIGHT_GROUP})
 
 
 async def _verify_chain_only(mongo: AsyncMongoClient, database: str) -> bool:
@@ -252,3 +294,22 @@ async def run_verify(infra: Infra, n: int) -> None:
             "load_average_1_5_15_min_at_end": [round(x, 2) for x in os.getloadavg()],
         },
     )
+
+
+def profile_auditor(stats_file: str) -> None:
+    """The auditor service under cProfile timed by its main thread's CPU clock; stats written as it stops."""
+    import cProfile
+
+    from services.auditor.main import main
+
+    profiler = cProfile.Profile(time.thread_time)
+    profiler.enable()
+    try:
+        main()
+    finally:
+        profiler.disable()
+        profiler.dump_stats(stats_file)
+
+
+if __name__ == "__main__" and sys.argv[1:2] == ["profile"]:
+    profile_auditor(sys.argv[2])

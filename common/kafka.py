@@ -128,6 +128,17 @@ async def fetch_once(
             return await consumer.getmany(timeout_ms=0, max_records=max_records)
 
 
+async def read_to_end(consumer: AIOKafkaConsumer) -> set[TopicPartition]:
+    """The partitions being fetched whose every record the consumer has taken, as far as the broker's last
+    answer for each told (its end: the last stable offset, read_committed)."""
+    done = set()
+    for tp in consumer.assignment() - consumer.paused():
+        ends = [e for e in (consumer.highwater(tp), consumer.last_stable_offset(tp)) if e is not None and e >= 0]
+        if ends and await consumer.position(tp) >= min(ends):
+            done.add(tp)
+    return done
+
+
 def _answered_since(consumer: AIOKafkaConsumer, asked_ms: int) -> bool:
     fetched = consumer.assignment() - consumer.paused()
     return bool(fetched) and all((consumer.last_poll_timestamp(tp) or 0) >= asked_ms for tp in fetched)
@@ -349,8 +360,16 @@ class EventConsumer:
                 self.running = bool(consumer.assignment())
                 batches = await poll(consumer, self.settings, self.batch_size, backoff)
                 if batches:
-                    await self.process([r for records in batches.values() for r in records])
-                    await consumer.commit({tp: records[-1].offset + 1 for tp, records in batches.items()})
+                    # While the batch is handled, the partitions read to their end are not fetched: a broker
+                    # that answers empty fetches at once (the local one) was asked again and again by
+                    # aiokafka's fetcher, most of a busy consumer's CPU.
+                    drained = await read_to_end(consumer)
+                    consumer.pause(*drained)
+                    try:
+                        await self.process([r for records in batches.values() for r in records])
+                        await consumer.commit({tp: records[-1].offset + 1 for tp, records in batches.items()})
+                    finally:
+                        consumer.resume(*(drained & consumer.assignment()))
         finally:
             self.running = False
             try:

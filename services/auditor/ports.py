@@ -16,6 +16,7 @@ AUDITED_TOPICS = [
     "catalog.demand-events",
     "exchange.resource-changes",
     "exchange.share-events",
+    "exchange.hosted-services",
     "exchange.data-accesses",
     "notifier.notifications",
     "auditor.findings",

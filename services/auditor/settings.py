@@ -30,7 +30,9 @@ class AuditorSettings(ServiceSettings):
     finding_purpose_days: int = Field(default=5, ge=1, le=120)
     # Working days a resource's data may come after its declared update cycle before it is stale (a finding).
     stale_grace_days: int = Field(default=5, ge=0, le=120)
-    oversight_batch_size: int = Field(default=2000, ge=1, le=20000)
+    # Events the oversight projects per transaction. As large as the trail's: a batch's data accesses fold into
+    # one count per provider, resource, consumer and day (written once), so larger batches write less per event.
+    oversight_batch_size: int = Field(default=5000, ge=1, le=20000)
     # Fixes the date deadlines are counted to (drills and tests); never in production.
     today: date | None = None
 

@@ -160,6 +160,9 @@ TOPIC_OF = {
     "PersonRolesChanged": "directory.events",
     "DataRejected": "exchange.resource-changes",
     "NotificationIssued": "notifier.notifications",
+    "HostedServiceRegistered": "exchange.hosted-services",
+    "HostedServiceUpdated": "exchange.hosted-services",
+    "HostedServiceWithdrawn": "exchange.hosted-services",
 }
 
 
@@ -311,6 +314,52 @@ async def test_events_of_every_kind_become_entries_queried_by_who_what_why_and_w
             for row in csv.DictReader(io.StringIO(export.text.lstrip("\ufeff")))
         )
         assert (await client.get("/trail/verify")).status_code == 403
+
+
+def hosted(event_type: str, by: str, revision: int, hours: int) -> Event:
+    at = T0 + timedelta(days=20, hours=hours)
+    payload: dict = {"service_id": "svc-1", "resource_code": "101001/000001", "provider_code": PROVIDER}
+    if event_type == "HostedServiceWithdrawn":
+        payload |= {"withdrawn_by": by, "withdrawn_at": at, "revision": revision}
+    else:
+        stamp = {"registered_by": by, "registered_at": at} if revision == 1 else {"updated_by": by, "updated_at": at}
+        payload |= stamp | {
+            "base_url": "https://api.scjgj.example/licences",
+            "operations": ["lookup"],
+            "fields": {"企业名称": "name"},
+            "openapi_sha256": "0" * 64,
+            "credential_header": "X-Api-Key",
+            "revision": revision,
+        }
+    return Event(event_type, "svc-1", payload, "exchange", occurred_at=at)
+
+
+async def test_a_departments_hosted_service_registered_changed_and_withdrawn_is_in_the_trail(
+    infra, topics, services, tmp_path
+) -> None:
+    auditor, _ = await auditor_for(infra, tmp_path, services)
+    events = [
+        hosted("HostedServiceRegistered", "scjgj-admin", 1, 1),
+        hosted("HostedServiceUpdated", "scjgj-admin2", 2, 2),
+        hosted("HostedServiceWithdrawn", "scjgj-admin", 3, 3),
+    ]
+    async with httpx.AsyncClient(base_url=auditor.url, headers=AUDITOR, timeout=30) as client:
+        await publish(infra, events)
+        place = await wait_for_events(client, events)
+        found = (await client.get("/trail/entries", params={"action": "hosted.change", "limit": 100})).json()
+        entries = sorted((e for e in found["items"] if e["sequence"] in place), key=lambda e: place[e["sequence"]])
+        assert [(e["result"], e["actor"], e["actor_kind"]) for e in entries] == [
+            ("REGISTERED", "scjgj-admin", "person"),
+            ("UPDATED", "scjgj-admin2", "person"),
+            ("WITHDRAWN", "scjgj-admin", "person"),
+        ]
+        assert {(e["actor_department"], e["owner_department"], e["resource"]) for e in entries} == {
+            (PROVIDER, PROVIDER, "101001/000001")
+        }
+        assert (await client.get("/trail/verify")).json()["intact"]
+    async with httpx.AsyncClient(base_url=auditor.url, headers=bearer(PROVIDER, Role.DATA_ADMINISTRATOR)) as client:
+        own = (await client.get("/trail/entries", params={"action": "hosted.change"})).json()["items"]
+        assert len([e for e in own if e["sequence"] in place]) == 3
 
 
 @pytest.fixture

@@ -279,6 +279,7 @@ class FakeStore:
         self.found: dict[str, Finding] = {}
         self.published: list = []
         self.supplies: dict[str, Supply] = {}
+        self.supply_reads: list[list[str]] = []  # each read of supplies: the resources asked for
         self.requests: dict[str, str] = {}
 
     @asynccontextmanager
@@ -342,11 +343,15 @@ class FakeStore:
     async def next_deadline(self) -> date | None:
         return min((f.correct_by for f in self.found.values() if f.status is Status.OPEN), default=None)
 
-    async def supply(self, resource_code: str) -> Supply | None:
-        return self.supplies.get(resource_code)
+    async def supplies_of(self, resource_codes: list[str]) -> dict[str, Supply]:
+        self.supply_reads.append(resource_codes)
+        return {code: self.supplies[code] for code in resource_codes if code in self.supplies}
 
     async def save_supply(self, supply: Supply) -> None:
         self.supplies[supply.resource_code] = supply
+
+    async def save_supplies(self, supplies: list[Supply]) -> None:
+        self.supplies |= {s.resource_code: s for s in supplies}
 
     def _watched(self) -> list[Supply]:
         return [s for s in self.supplies.values() if s.in_force and not s.flagged and s.deliver_by]
@@ -519,3 +524,21 @@ def test_events_become_the_facts_the_oversight_counts() -> None:
     assert facts_of(ruling) == []  # the IT office's ruling is not the provider's decision
     decision = Event("ShareDecisionOverdue", "B", overdue | {"step": "PROVIDER_DECISION", "responsible_code": P}, "x")
     assert facts_of(decision) == [DecisionFact(DecisionStep.OVERDUE, "B", P, date(2026, 10, 23), date(2026, 10, 22))]
+
+
+async def test_a_batch_reads_the_supplies_of_its_deliveries_in_one_query_and_none_for_data_accesses() -> None:
+    # Each data access of a batch read its resource's supply (hundreds of reads a batch in the auditor's
+    # benchmark) though only publications, withdrawals and deliveries move a supply.
+    store = FakeStore()
+    day = date(2026, 9, 18)
+    accesses = [Observed(f"a{n}", DailyCount(Measure.USED, P, day, f"R{n % 50}", "X")) for n in range(500)]
+    await handlers.observe(accesses, oversight(store, day))
+    assert store.supply_reads == [] and store.supplies == {}
+    published = [
+        Observed(f"p{n}", EntryFact(EntryStep.PUBLISHED, f"R{n}", P, date(2026, 9, 1), 1, UpdateCycle.WEEKLY))
+        for n in range(3)
+    ]
+    delivered = [Observed(f"d{n}", DailyCount(Measure.DELIVERED, P, day, f"R{n}")) for n in range(2)]
+    await handlers.observe([*published, *delivered, *accesses[:5]], oversight(store, day))
+    assert store.supply_reads == [["R0", "R1", "R2"]]
+    assert {code: s.last_delivered for code, s in store.supplies.items()} == {"R0": day, "R1": day, "R2": None}

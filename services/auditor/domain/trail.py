@@ -123,6 +123,10 @@ def _demand(result: str, **parts: Any) -> Shape:
     return Shape("catalog.demand", result, owner="requester_code", **parts)
 
 
+def _hosted(result: str, **parts: Any) -> Shape:
+    return Shape("hosted.change", result, actor_department="provider_code", **parts)
+
+
 SHAPES: dict[str, Shape] = {
     # data use
     "DataAccessed": Shape(
@@ -206,6 +210,10 @@ SHAPES: dict[str, Shape] = {
     "ConfidentialityReviewRecorded": Shape(
         "share.review", "REVIEWED", actor="reviewed_by", actor_department="provider_code", reason="conclusion"
     ),
+    # interface services a department hosts and the center proxies (Art. 16), managed by its administrators
+    "HostedServiceRegistered": _hosted("REGISTERED", actor="registered_by"),
+    "HostedServiceUpdated": _hosted("UPDATED", actor="updated_by"),
+    "HostedServiceWithdrawn": _hosted("WITHDRAWN", actor="withdrawn_by"),
     # grant changes
     "GrantIssued": Shape(
         "grant.change", "ISSUED", others=("consumer_code",), items="data_items", purpose="purpose", grant="grant_id"

@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 
 from common.errors import Conflict, NotFound
 from common.policy import OVERSIGHT, Principal, Target, authorize
-from services.auditor.domain.activity import DailyCount, EntryFact, Observed, fold_counts
+from services.auditor.domain.activity import DailyCount, EntryFact, Measure, Observed, fold_counts
 from services.auditor.domain.findings import (
     Category,
     Deadlines,
@@ -94,25 +94,24 @@ async def _follow_supply(
     tx: OversightTransaction, entries: list[EntryFact], counts: list[DailyCount], oversight: Oversight
 ) -> None:
     """Each resource's next delivery due after the batch's publications, withdrawals and deliveries; data
-    delivered for a stale resource closes its finding."""
-    supplies: dict[str, Supply | None] = {}
-    flagged: set[str] = set()
-    facts: list[EntryFact | DailyCount] = [*entries, *counts]
+    delivered for a stale resource closes its finding. Only those facts move a supply (data accesses, the
+    bulk of the events, do not): their resources' supplies are read in one query and written in one."""
+    facts: list[EntryFact | DailyCount] = [*entries, *(c for c in counts if c.measure is Measure.DELIVERED)]
+    if not facts:
+        return
+    supplies: dict[str, Supply | None] = dict(await tx.supplies_of(sorted({f.resource_code for f in facts})))
+    flagged = {code for code, known in supplies.items() if known is not None and known.flagged}
+    changed: dict[str, Supply] = {}
     for fact in facts:
-        if fact.resource_code not in supplies:
-            supplies[fact.resource_code] = known = await tx.supply(fact.resource_code)
-            if known is not None and known.flagged:
-                flagged.add(fact.resource_code)
-        after = supply_after(supplies[fact.resource_code], fact, oversight.supply_grace, oversight.calendar)
+        after = supply_after(supplies.get(fact.resource_code), fact, oversight.supply_grace, oversight.calendar)
         if after is None:
             continue
-        supplies[fact.resource_code] = after
+        supplies[fact.resource_code] = changed[fact.resource_code] = after
         if isinstance(fact, DailyCount) and fact.resource_code in flagged:
             await _apply(tx, delivered_remedy(fact), oversight, AUDITOR)
             flagged.discard(fact.resource_code)
-    for supply in supplies.values():
-        if supply is not None:
-            await tx.save_supply(supply)
+    if changed:
+        await tx.save_supplies(list(changed.values()))
 
 
 async def flag_stale(oversight: Oversight) -> int:

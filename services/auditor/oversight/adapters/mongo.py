@@ -12,7 +12,7 @@ from typing import Any
 
 import bson
 from bson.codec_options import CodecOptions
-from pymongo import ASCENDING, UpdateOne
+from pymongo import ASCENDING, ReplaceOne, UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
 
 from common.mongo import PROCESSED, Transaction
@@ -294,13 +294,18 @@ class MongoOversightTransaction:
         doc = await self.tx.db[DEPARTMENTS].find_one({"_id": department_code}, session=self.tx.session)
         return doc["name"] if doc else None
 
-    async def supply(self, resource_code: str) -> Supply | None:
-        doc = await self.tx.db[SUPPLIES].find_one({"_id": resource_code}, session=self.tx.session)
-        return supply_of(doc) if doc else None
+    async def supplies_of(self, resource_codes: list[str]) -> dict[str, Supply]:
+        cursor = self.tx.db[SUPPLIES].find({"_id": {"$in": resource_codes}}, session=self.tx.session)
+        return {doc["_id"]: supply_of(doc) async for doc in cursor}
 
     async def save_supply(self, supply: Supply) -> None:
-        await self.tx.db[SUPPLIES].replace_one(
-            {"_id": supply.resource_code}, supply_doc(supply), upsert=True, session=self.tx.session
+        await self.save_supplies([supply])
+
+    async def save_supplies(self, supplies: list[Supply]) -> None:
+        await self.tx.db[SUPPLIES].bulk_write(
+            [ReplaceOne({"_id": s.resource_code}, supply_doc(s), upsert=True) for s in supplies],
+            ordered=False,
+            session=self.tx.session,
         )
 
     async def stale_supplies(self, today: date, limit: int) -> list[Supply]:
