@@ -36,10 +36,28 @@ FIRST_OPEN_CAP = 10_000  # open deliveries read to find the first of each chain 
 async def ensure_indexes(db: AsyncDatabase, sealer: SecretSealer) -> None:
     await seal_secrets(db, sealer)
     await db[ENDPOINTS].create_index([("department_code", ASCENDING), ("created_at", ASCENDING)])
-    # `state` only where claims need it: every other index entry would be rewritten with each attempt's outcome
-    await db[DELIVERIES].create_index([("state", ASCENDING), ("next_try_at", ASCENDING)])
-    await db[DELIVERIES].create_index([("chain", ASCENDING), ("seq", ASCENDING)])
+    # Claims and chains look at open deliveries only, so only open ones are in their indexes: a finished one
+    # leaves them with its outcome (the local database rewrites every index entry of a document it updates),
+    # and a query for the open ones of many chains is answered from the index, not by reading every delivery
+    # ever made (which the full (chain, seq) index did not spare the local database's planner).
+    found = await db[DELIVERIES].index_information()
+    for superseded in ("state_1_next_try_at_1", "chain_1_seq_1"):
+        if superseded in found:
+            await db[DELIVERIES].drop_index(superseded)
+    await db[DELIVERIES].create_index(OPEN_BY_DUE, name="open_by_due", partialFilterExpression=OPEN)
+    await db[DELIVERIES].create_index(OPEN_BY_CHAIN, name="open_by_chain", partialFilterExpression=OPEN)
     await db[DELIVERIES].create_index([("department_code", ASCENDING), ("created_at", ASCENDING)])
+
+
+OPEN = {"state": DeliveryState.PENDING.value}
+OPEN_BY_DUE = [("state", ASCENDING), ("next_try_at", ASCENDING)]
+OPEN_BY_CHAIN = [("chain", ASCENDING), ("seq", ASCENDING)]
+
+
+def open_in_chains(chains: Collection[str]) -> dict[str, Any]:
+    """The open deliveries of these chains, in the shape the chain index answers: another condition beside
+    these two makes the local database read the whole collection, so callers filter the rest themselves."""
+    return {"chain": {"$in": sorted(chains)}, **OPEN}
 
 
 def _utc(value: datetime | None) -> datetime | None:
@@ -303,10 +321,9 @@ class MongoWebhookStore:
     async def _first_open(self, chains: Collection[str]) -> dict[str, int]:
         """The lowest open `seq` of each chain (by the chain index; a chain left out past the cap counts as
         having an older open one, so its candidates wait for the recheck)."""
-        query = {"chain": {"$in": sorted(chains)}, "state": DeliveryState.PENDING.value}
-        cursor = self.db[DELIVERIES].find(query, {"chain": 1, "seq": 1, "_id": 0})
+        cursor = self.db[DELIVERIES].find(open_in_chains(chains), {"chain": 1, "seq": 1, "_id": 0})
         first: dict[str, int] = {}
-        async for doc in cursor.sort([("chain", ASCENDING), ("seq", ASCENDING)]).limit(FIRST_OPEN_CAP):
+        async for doc in cursor.sort(OPEN_BY_CHAIN).limit(FIRST_OPEN_CAP):
             first.setdefault(doc["chain"], doc["seq"])
         return {chain: first.get(chain, -1) for chain in chains}
 
@@ -326,10 +343,11 @@ class MongoWebhookStore:
         if not finished:
             return
         # the first waiting delivery of each chain is due now (tried if it is the first open one by then)
-        query = {"chain": {"$in": finished}, "state": DeliveryState.PENDING.value, "waiting": True}
         waiting: dict[str, str] = {}
-        async for doc in self.db[DELIVERIES].find(query, {"chain": 1}).sort([("chain", ASCENDING), ("seq", ASCENDING)]):
-            waiting.setdefault(doc["chain"], doc["_id"])
+        cursor = self.db[DELIVERIES].find(open_in_chains(finished), {"chain": 1, "waiting": 1})
+        async for doc in cursor.sort(OPEN_BY_CHAIN):
+            if doc.get("waiting"):
+                waiting.setdefault(doc["chain"], doc["_id"])
         if waiting:
             await self.db[DELIVERIES].bulk_write(
                 [
