@@ -480,7 +480,7 @@ async def test_open_deliveries_are_found_from_indexes_that_hold_only_open_ones(i
         now = datetime.now(UTC)
         made = [
             Delivery(f"wh_{n}:x{k}", f"wh_{n}", "d", f"x{k}", f"wh_{n}|r", n * 10 + k, "{}", now, now)
-            for n in range(40)
+            for n in range(webhooks_mongo.IN_PER_QUERY + 10)  # more chains than one lookup takes
             for k in range(2)
         ]
         await deliveries.insert_many([webhooks_mongo.delivery_doc(d) for d in made])
@@ -490,11 +490,15 @@ async def test_open_deliveries_are_found_from_indexes_that_hold_only_open_ones(i
         due = deliveries.find({**webhooks_mongo.OPEN, "next_try_at": {"$lte": now}}).sort("next_try_at", 1)
         assert "open_by_due" in _plan(await due.explain())
         store = webhooks_mongo.MongoWebhookStore(db, SecretSealer.parse(DEV_SECRET_KEYS))
+        go = await store.take(made, now)  # the first of each chain goes, the second waits behind it
+        assert sorted(d.delivery_id for d in go) == sorted(d.delivery_id for d in made if d.seq % 10 == 0)
         first = made[0]
         outcome = Outcome(first, DeliveryState.DELIVERED, 1, now, 200, delivered_at=now)
         await store.record([outcome], now)
         open_ones = await by_chain.clone().to_list()
         assert len(open_ones) == len(made) - 1 and first.delivery_id not in {d["_id"] for d in open_ones}
+        behind = next(d for d in open_ones if d["chain"] == first.chain)
+        assert behind["waiting"] is False and behind["next_try_at"] <= now  # due now that the first is done
         assert (await store.delivery(first.delivery_id)).state is DeliveryState.DELIVERED  # still queryable
     finally:
         await mongo.drop_database(db.name)
