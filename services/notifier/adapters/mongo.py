@@ -208,11 +208,10 @@ class MongoNotifierTransaction:
     async def existing(self, notification_ids: Collection[str]) -> set[str]:
         if not notification_ids:
             return set()
-        found = set()
-        for part in in_parts(notification_ids):
-            cursor = self.db[INBOX].find({"_id": {"$in": part}}, {"_id": 1}, session=self.session)
-            found |= {doc["_id"] async for doc in cursor}
-        return found
+        # one query: the notices asked about are new but for a batch told again, and the local database
+        # compares only the documents it finds with the values listed
+        cursor = self.db[INBOX].find({"_id": {"$in": list(notification_ids)}}, {"_id": 1}, session=self.session)
+        return {doc["_id"] async for doc in cursor}
 
     async def add_all(self, notifications: list[Notification]) -> None:
         if notifications:
