@@ -37,6 +37,7 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 import aiohttp
+from pymongo import monitoring
 from standardwebhooks import Webhook
 
 from bench.idle import _cpu_seconds
@@ -231,6 +232,41 @@ async def hold_all(infra: Infra, app: Any, publisher: KafkaPublisher) -> float:
     return time.monotonic() - started
 
 
+class CommandTimes(monitoring.CommandListener):
+    """The notifier's database commands while `on`, by command and collection: how many, how many documents
+    they wrote, and their time as the client sees it (requests run side by side, so the sum is more than the
+    wall time; it says where the database's time goes, not how long the fan-out took)."""
+
+    def __init__(self) -> None:
+        self.on = False
+        self.started_: dict[tuple[int, Any], tuple[str, int]] = {}
+        self.totals: dict[str, list[float]] = {}
+
+    def started(self, event: monitoring.CommandStartedEvent) -> None:
+        if self.on:
+            target = event.command.get(event.command_name)
+            what = f"{event.command_name} {target}" if isinstance(target, str) else event.command_name
+            written = sum(len(event.command.get(k) or []) for k in ("documents", "updates", "deletes"))
+            self.started_[(event.request_id, event.connection_id)] = (what, written)
+
+    def _ended(self, event: monitoring.CommandSucceededEvent | monitoring.CommandFailedEvent) -> None:
+        found = self.started_.pop((event.request_id, event.connection_id), None)
+        if found is not None:
+            what, written = found
+            total = self.totals.setdefault(what, [0, 0, 0.0])
+            total[0], total[1], total[2] = total[0] + 1, total[1] + written, total[2] + event.duration_micros / 1e6
+
+    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
+        self._ended(event)
+
+    def failed(self, event: monitoring.CommandFailedEvent) -> None:
+        self._ended(event)
+
+    def report(self, most: int = 12) -> list[dict[str, Any]]:
+        ranked = sorted(self.totals.items(), key=lambda item: -item[1][2])[:most]
+        return [{"command": w, "count": int(n), "documents": int(d), "seconds": round(t, 3)} for w, (n, d, t) in ranked]
+
+
 @dataclass
 class Commits:
     """When the notifier's transactions handed committed deliveries to its worker (a timing tap on the
@@ -334,6 +370,8 @@ async def run(infra: Infra) -> None:
     await publisher.start()
     try:
         await publisher.ensure_topics(list(publisher.topics.values()))
+        commands = CommandTimes()
+        monitoring.register(commands)  # the notifier's client, made next, reports to it
         app, runtime = await start_notifier(infra)
         set_up = await hold_all(infra, app, publisher)
         print(f"webhooks: 1,000 grants held in {set_up:.1f} s", flush=True)
@@ -348,8 +386,10 @@ async def run(infra: Infra) -> None:
         cpu, db_cpu = time.process_time(), _cpu_seconds(database_pid)
         if profile is not None:
             profile.enable()
+        commands.on = True
         started = await one_change(publisher, 1)
         report = await wait_delivered(receivers, DEPARTMENTS, 300)
+        commands.on = False
         if profile is not None:
             profile.disable()
             profile.dump_stats(os.environ["BENCH_WEBHOOKS_PROFILE"])
@@ -421,6 +461,7 @@ async def run(infra: Infra) -> None:
         details={
             "fan_out": fan_out,
             "outage": outage,
+            "fan_out_database_commands": commands.report(),
             "baseline": {k: round(v, 3) for k, v in base.items()},
             "concurrency": CONCURRENCY,
             "retry": "first 2 s, doubling, at most 15 s, 50-100 % jitter",

@@ -24,6 +24,9 @@ from common.policy import Role
 from common.topics import load_topics
 from devstack.processes import Infra
 from devstack.webhook_receivers import Received, Receiver
+from services.notifier.adapters import webhooks_mongo
+from services.notifier.adapters.sealing import SecretSealer
+from services.notifier.domain.webhooks import Delivery, DeliveryState, Outcome
 from services.notifier.ports import SUBSCRIBED
 from services.notifier.settings import DEV_SECRET_KEYS
 from tests.integration.conftest import ServiceProcess, settings_for, skip_backlog
@@ -453,3 +456,50 @@ async def test_signing_secrets_are_sealed_at_rest_and_clear_ones_kept_before_are
     finally:
         await mongo.close()
         await receiver.stop()
+
+
+def _plan(explained: dict) -> str:
+    return str(explained["queryPlanner"]["winningPlan"])
+
+
+async def test_open_deliveries_are_found_from_indexes_that_hold_only_open_ones(infra) -> None:
+    """The worker's lookups of open deliveries (of many chains at once, and those due) are answered from
+    indexes, not by reading every delivery ever made; those indexes hold open deliveries only, so a finished
+    one leaves them. A database kept before gets them in place of its full indexes."""
+    mongo = AsyncMongoClient(infra.mongo_uri, tz_aware=True)
+    db = mongo[f"webhooks_{uuid.uuid4().hex[:8]}"]
+    deliveries = db[webhooks_mongo.DELIVERIES]
+    try:
+        await deliveries.create_index([("state", 1), ("next_try_at", 1)])  # as kept before
+        await deliveries.create_index([("chain", 1), ("seq", 1)])
+        await webhooks_mongo.ensure_indexes(db, SecretSealer.parse(DEV_SECRET_KEYS))
+        found = await deliveries.index_information()
+        assert "chain_1_seq_1" not in found and "state_1_next_try_at_1" not in found
+        for name in ("open_by_chain", "open_by_due"):
+            assert found[name]["partialFilterExpression"] == {"state": "PENDING"}
+        now = datetime.now(UTC)
+        made = [
+            Delivery(f"wh_{n}:x{k}", f"wh_{n}", "d", f"x{k}", f"wh_{n}|r", n * 10 + k, "{}", now, now)
+            for n in range(webhooks_mongo.IN_PER_QUERY + 10)  # more chains than one lookup takes
+            for k in range(2)
+        ]
+        await deliveries.insert_many([webhooks_mongo.delivery_doc(d) for d in made])
+        chains = [d.chain for d in made]
+        by_chain = deliveries.find(webhooks_mongo.open_in_chains(chains)).sort(webhooks_mongo.OPEN_BY_CHAIN)
+        assert "open_by_chain" in _plan(await by_chain.explain())
+        due = deliveries.find({**webhooks_mongo.OPEN, "next_try_at": {"$lte": now}}).sort("next_try_at", 1)
+        assert "open_by_due" in _plan(await due.explain())
+        store = webhooks_mongo.MongoWebhookStore(db, SecretSealer.parse(DEV_SECRET_KEYS))
+        go = await store.take(made, now)  # the first of each chain goes, the second waits behind it
+        assert sorted(d.delivery_id for d in go) == sorted(d.delivery_id for d in made if d.seq % 10 == 0)
+        first = made[0]
+        outcome = Outcome(first, DeliveryState.DELIVERED, 1, now, 200, delivered_at=now)
+        await store.record([outcome], now)
+        open_ones = await by_chain.clone().to_list()
+        assert len(open_ones) == len(made) - 1 and first.delivery_id not in {d["_id"] for d in open_ones}
+        behind = next(d for d in open_ones if d["chain"] == first.chain)
+        assert behind["waiting"] is False and behind["next_try_at"] <= now  # due now that the first is done
+        assert (await store.delivery(first.delivery_id)).state is DeliveryState.DELIVERED  # still queryable
+    finally:
+        await mongo.drop_database(db.name)
+        await mongo.close()

@@ -13,7 +13,8 @@ from standardwebhooks import Webhook
 
 from common.identifiers import credit_code_check_character
 from services.notifier import webhooks as handlers
-from services.notifier.adapters.webhooks_delivery import signed_headers
+from services.notifier.adapters.webhooks_delivery import RECORD_BUSY, RECORD_MOST, outcomes_due, signed_headers
+from services.notifier.adapters.webhooks_mongo import IN_PER_QUERY, in_parts
 from services.notifier.domain.notifications import Notification, NotificationKind
 from services.notifier.domain.webhooks import (
     DeliveryState,
@@ -203,3 +204,19 @@ def test_only_the_first_open_delivery_of_a_chain_goes() -> None:
         d.seq = seq
     go, wait = heads(deliveries, {deliveries[0].chain: 10, deliveries[2].chain: 9})
     assert go == [deliveries[0]] and wait == [deliveries[1], deliveries[2]]  # "b" has an older one still open
+
+
+def test_outcomes_are_written_at_once_when_idle_and_held_together_while_a_fan_out_goes_on() -> None:
+    assert not outcomes_due(0, 60.0, idle=True)  # nothing to write
+    assert outcomes_due(1, 0.0, idle=True)  # nothing in flight: the chain's next one need not wait
+    assert not outcomes_due(RECORD_MOST - 1, RECORD_BUSY - 0.1, idle=False)  # attempts go on: the notices first
+    assert outcomes_due(1, RECORD_BUSY, idle=False)  # but never held longer than that
+    assert outcomes_due(RECORD_MOST, 0.0, idle=False)  # nor more than that many
+
+
+def test_many_values_are_looked_up_in_parts_each_value_once() -> None:
+    values = {f"d{n:04d}" for n in range(2 * IN_PER_QUERY + 1)}
+    parts = in_parts(values)
+    assert [len(p) for p in parts] == [IN_PER_QUERY, IN_PER_QUERY, 1]
+    assert [v for p in parts for v in p] == sorted(values)
+    assert in_parts(set()) == []

@@ -15,7 +15,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from common.events import Event
 from common.mongo import Transaction
 from common.runtime import Runtime
-from services.notifier.adapters.webhooks_mongo import MongoWebhookQueue
+from services.notifier.adapters.webhooks_mongo import MongoWebhookQueue, in_parts
 from services.notifier.domain.changes import ChangeBatch, Ranges, told_after
 from services.notifier.domain.events import Dispute, ShareType
 from services.notifier.domain.holdings import EntryTerms, Holding
@@ -208,6 +208,8 @@ class MongoNotifierTransaction:
     async def existing(self, notification_ids: Collection[str]) -> set[str]:
         if not notification_ids:
             return set()
+        # one query: the notices asked about are new but for a batch told again, and the local database
+        # compares only the documents it finds with the values listed
         cursor = self.db[INBOX].find({"_id": {"$in": list(notification_ids)}}, {"_id": 1}, session=self.session)
         return {doc["_id"] async for doc in cursor}
 
@@ -220,8 +222,11 @@ class MongoNotifierTransaction:
         self.tx.emit(topic, event)
 
     async def preferences(self, department_codes: Collection[str]) -> dict[str, Preferences]:
-        cursor = self.db[PREFERENCES].find({"_id": {"$in": list(department_codes)}}, session=self.session)
-        return {doc["_id"]: _preferences(doc) async for doc in cursor}
+        found = {}
+        for part in in_parts(department_codes):
+            async for doc in self.db[PREFERENCES].find({"_id": {"$in": part}}, session=self.session):
+                found[doc["_id"]] = _preferences(doc)
+        return found
 
     async def remember_dispute(self, dispute: Dispute) -> None:
         doc = asdict(dispute) | {"_id": dispute.dispute_id}

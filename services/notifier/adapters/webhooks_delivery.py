@@ -79,7 +79,19 @@ async def resolve(host: str, port: int) -> list[str]:
     return sorted({str(info[4][0]) for info in infos})
 
 
-RECORD_EVERY = 0.25  # seconds an outcome may wait to be written with others (its chain's next one waits too)
+RECORD_EVERY = 0.25  # seconds between the loop's looks at outcomes waiting to be written
+# While attempts follow each other (a fan-out), outcomes are written this long after the first of them
+# finished, or once this many wait: the database stores the notices still coming before it books the ones
+# sent. The next delivery of a finished one's chain waits for the write; an outcome not yet written when the
+# process dies is sent again (at least once: receivers de-duplicate by webhook-id).
+RECORD_BUSY = 2.0
+RECORD_MOST = 512
+
+
+def outcomes_due(waiting: int, oldest_seconds: float, *, idle: bool) -> bool:
+    """Whether the outcomes waiting are written now: at once when no attempt is in flight or ready to go,
+    otherwise once RECORD_MOST wait or the oldest waited RECORD_BUSY."""
+    return waiting > 0 and (idle or waiting >= RECORD_MOST or oldest_seconds >= RECORD_BUSY)
 
 
 class PublicOnlyResolver(AbstractResolver):
@@ -127,7 +139,7 @@ class WebhookDeliverer:
     ready: deque[tuple[Delivery, Endpoint | None]] = field(default_factory=deque)
     # When the database next has a due delivery (None: ask it); claims wait for it.
     due_at: datetime | None = None
-    recorded_at: float = 0.0
+    unwritten_since: float | None = None  # loop time the oldest outcome not yet being written was found
     recording: asyncio.Task | None = None  # the bulk write of outcomes under way
 
     @property
@@ -169,14 +181,15 @@ class WebhookDeliverer:
         return aiohttp.ClientSession(connector=connector, timeout=timeout, auto_decompress=False)
 
     async def _record(self) -> None:
-        """Outcomes are written together, beside the attempts (which go on meanwhile): once a round's worth
-        finished, once none is in flight, or RECORD_EVERY after the last write."""
+        """Outcomes are written together, beside the attempts (which go on meanwhile): see outcomes_due."""
         if not self.finished or (self.recording is not None and not self.recording.done()):
             return
         loop_time = asyncio.get_running_loop().time()
-        due = len(self.finished) >= self.concurrency // 2 or not self.running
-        if due or loop_time - self.recorded_at >= RECORD_EVERY:
-            self.recorded_at = loop_time
+        if self.unwritten_since is None:
+            self.unwritten_since = loop_time
+        idle = not self.running and not self.ready and not self.fresh
+        if outcomes_due(len(self.finished), loop_time - self.unwritten_since, idle=idle):
+            self.unwritten_since = None
             self.recording = asyncio.create_task(self._write(list(self.finished)))
 
     async def _write(self, outcomes: list[Outcome]) -> None:

@@ -36,10 +36,38 @@ FIRST_OPEN_CAP = 10_000  # open deliveries read to find the first of each chain 
 async def ensure_indexes(db: AsyncDatabase, sealer: SecretSealer) -> None:
     await seal_secrets(db, sealer)
     await db[ENDPOINTS].create_index([("department_code", ASCENDING), ("created_at", ASCENDING)])
-    # `state` only where claims need it: every other index entry would be rewritten with each attempt's outcome
-    await db[DELIVERIES].create_index([("state", ASCENDING), ("next_try_at", ASCENDING)])
-    await db[DELIVERIES].create_index([("chain", ASCENDING), ("seq", ASCENDING)])
+    # Claims and chains look at open deliveries only, so only open ones are in their indexes: a finished one
+    # leaves them with its outcome (the local database rewrites every index entry of a document it updates),
+    # and a query for the open ones of many chains is answered from the index, not by reading every delivery
+    # ever made (which the full (chain, seq) index did not spare the local database's planner).
+    found = await db[DELIVERIES].index_information()
+    for superseded in ("state_1_next_try_at_1", "chain_1_seq_1"):
+        if superseded in found:
+            await db[DELIVERIES].drop_index(superseded)
+    await db[DELIVERIES].create_index(OPEN_BY_DUE, name="open_by_due", partialFilterExpression=OPEN)
+    await db[DELIVERIES].create_index(OPEN_BY_CHAIN, name="open_by_chain", partialFilterExpression=OPEN)
     await db[DELIVERIES].create_index([("department_code", ASCENDING), ("created_at", ASCENDING)])
+
+
+OPEN = {"state": DeliveryState.PENDING.value}
+OPEN_BY_DUE = [("state", ASCENDING), ("next_try_at", ASCENDING)]
+OPEN_BY_CHAIN = [("chain", ASCENDING), ("seq", ASCENDING)]
+
+
+def open_in_chains(chains: Collection[str]) -> dict[str, Any]:
+    """The open deliveries of these chains, in the shape the chain index answers: another condition beside
+    these two makes the local database read the whole collection, so callers filter the rest themselves."""
+    return {"chain": {"$in": sorted(chains)}, **OPEN}
+
+
+IN_PER_QUERY = 50  # values of one `$in`: the local database compares each document found with every value
+
+
+def in_parts(values: Collection[str]) -> list[list[str]]:
+    """`values` sorted, in lists of IN_PER_QUERY: a thousand looked up in one `$in` cost the local database
+    a million comparisons, in twenty of fifty, fifty thousand."""
+    ordered = sorted(values)
+    return [ordered[i : i + IN_PER_QUERY] for i in range(0, len(ordered), IN_PER_QUERY)]
 
 
 def _utc(value: datetime | None) -> datetime | None:
@@ -169,9 +197,12 @@ class MongoWebhookQueue:
         self.queued: list[Delivery] = []
 
     async def endpoints_of(self, department_codes: Collection[str]) -> list[Endpoint]:
-        query = {"department_code": {"$in": sorted(department_codes)}}
-        cursor = self.db[ENDPOINTS].find(query, {"secrets": 0}, session=self.session)  # who wants what, no more
-        return [endpoint_from(doc, None) async for doc in cursor]
+        found = []
+        for part in in_parts(department_codes):
+            query = {"department_code": {"$in": part}}
+            cursor = self.db[ENDPOINTS].find(query, {"secrets": 0}, session=self.session)  # who wants what, no more
+            found += [endpoint_from(doc, None) async for doc in cursor]
+        return found
 
     async def queue(self, deliveries: list[Delivery]) -> None:
         held_until = datetime.now(UTC) + self.hold if self.hold is not None else None  # from now, not the notice
@@ -267,8 +298,11 @@ class MongoWebhookStore:
         return result.modified_count
 
     async def endpoints_by_id(self, endpoint_ids: Collection[str]) -> dict[str, Endpoint]:
-        cursor = self.db[ENDPOINTS].find({"_id": {"$in": sorted(endpoint_ids)}})
-        return {doc["_id"]: endpoint_from(doc, self.sealer) async for doc in cursor}
+        found = {}
+        for part in in_parts(endpoint_ids):
+            async for doc in self.db[ENDPOINTS].find({"_id": {"$in": part}}):
+                found[doc["_id"]] = endpoint_from(doc, self.sealer)
+        return found
 
     async def claim_due(self, now: datetime, limit: int, lease_until: datetime) -> list[Delivery]:
         due = {"state": DeliveryState.PENDING.value, "next_try_at": {"$lte": now}}
@@ -303,11 +337,15 @@ class MongoWebhookStore:
     async def _first_open(self, chains: Collection[str]) -> dict[str, int]:
         """The lowest open `seq` of each chain (by the chain index; a chain left out past the cap counts as
         having an older open one, so its candidates wait for the recheck)."""
-        query = {"chain": {"$in": sorted(chains)}, "state": DeliveryState.PENDING.value}
-        cursor = self.db[DELIVERIES].find(query, {"chain": 1, "seq": 1, "_id": 0})
         first: dict[str, int] = {}
-        async for doc in cursor.sort([("chain", ASCENDING), ("seq", ASCENDING)]).limit(FIRST_OPEN_CAP):
-            first.setdefault(doc["chain"], doc["seq"])
+        left = FIRST_OPEN_CAP
+        for part in in_parts(chains):
+            cursor = self.db[DELIVERIES].find(open_in_chains(part), {"chain": 1, "seq": 1, "_id": 0})
+            async for doc in cursor.sort(OPEN_BY_CHAIN).limit(left):
+                first.setdefault(doc["chain"], doc["seq"])
+                left -= 1
+            if left <= 0:
+                break
         return {chain: first.get(chain, -1) for chain in chains}
 
     async def next_due(self) -> datetime | None:
@@ -326,10 +364,12 @@ class MongoWebhookStore:
         if not finished:
             return
         # the first waiting delivery of each chain is due now (tried if it is the first open one by then)
-        query = {"chain": {"$in": finished}, "state": DeliveryState.PENDING.value, "waiting": True}
         waiting: dict[str, str] = {}
-        async for doc in self.db[DELIVERIES].find(query, {"chain": 1}).sort([("chain", ASCENDING), ("seq", ASCENDING)]):
-            waiting.setdefault(doc["chain"], doc["_id"])
+        for part in in_parts(finished):
+            cursor = self.db[DELIVERIES].find(open_in_chains(part), {"chain": 1, "waiting": 1})
+            async for doc in cursor.sort(OPEN_BY_CHAIN):
+                if doc.get("waiting"):
+                    waiting.setdefault(doc["chain"], doc["_id"])
         if waiting:
             await self.db[DELIVERIES].bulk_write(
                 [
