@@ -90,6 +90,7 @@ PROCESSES: dict[str, Process] = {
                 "catalog.demand-events",
                 "exchange.resource-changes",
                 "exchange.share-events",
+                "exchange.hosted-services",
                 "exchange.data-accesses",
                 "notifier.notifications",
                 "auditor.findings",

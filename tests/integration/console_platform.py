@@ -16,7 +16,8 @@ from cryptography.hazmat.primitives import serialization
 from common.policy import Role
 from devstack.processes import Infra
 from services.directory.demo_data import credit_code
-from tests.integration.conftest import ServiceProcess
+from services.notifier.ports import RESOURCE_CHANGES, SUBSCRIBED
+from tests.integration.conftest import ServiceProcess, skip_backlog
 from tests.tokens import KEY, bearer
 
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
@@ -46,6 +47,10 @@ async def console_platform(infra: Infra, folder: Path) -> AsyncIterator[Platform
     notifier = ServiceProcess("notifier", infra, folder, mongo_database=f"{database}_n")
     urls = {f"{s.name}_url": s.url for s in (directory, catalog, notifier)}
     console = ServiceProcess("console", infra, folder, **urls)
+    # the notifier hears only of this platform's events, not the backlog earlier tests left on the shared broker
+    for group, topics in {"notifier": SUBSCRIBED, "notifier-changes": [RESOURCE_CHANGES]}.items():
+        for topic in topics:
+            await skip_backlog(infra, notifier.group_prefix + group, topic)
     running = [directory.start(), catalog.start(), notifier.start(), console.start()]
     try:
         for service in running:
