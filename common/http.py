@@ -390,10 +390,11 @@ def platform_router(runtime: Runtime) -> APIRouter:
 
 def client_address(request: Request, trusted_proxies: Networks) -> str | None:
     """The address a request comes from: the peer's, or — when the peer is a trusted proxy (the ingress, the
-    web console) — the last address of its `X-Forwarded-For`, the one that proxy saw. The header of any other
+    web console) — the last address of its `X-Forwarded-For`, the one that proxy saw. A proxy may append a header
+    line of its own rather than extend the one it got, so the lines are read as one list. The header of any other
     peer, or one whose last entry is not an address, is ignored."""
     peer = request.client.host if request.client else None
-    forwarded = request.headers.get("x-forwarded-for")
+    forwarded = ",".join(request.headers.getlist("x-forwarded-for"))
     if peer is None or not forwarded or not trusted_proxies:
         return peer
     try:

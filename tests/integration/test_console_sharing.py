@@ -158,6 +158,9 @@ async def test_a_consumer_applies_and_the_provider_approves_narrower_or_denies(s
         granted = seen.split("同意的数据项")[1].split("</dd>")[0]
         assert "企业名称" in granted and "法定代表人" not in granted
         assert "360800" in seen.split("同意的数据范围")[1].split("</dd>")[0]
+        # decided, it leaves the provider's list of those awaiting a decision; the applicant still lists it
+        assert rid not in (await provider.get("/requests")).text
+        assert rid in (await consumer.get("/requests")).text
 
         # a second decision is the exchange's 409, shown on the request's page
         again = await provider.post("/requests/decide", data=decision | {"decision": "DENIED"})

@@ -11,8 +11,8 @@ from common.http import client_address
 CONSOLE = (ip_network("10.8.0.0/16"), ip_network("fd00::/8"))
 
 
-def request_from(peer: str, forwarded: str | None = None) -> Request:
-    headers = [(b"x-forwarded-for", forwarded.encode())] if forwarded is not None else []
+def request_from(peer: str, *forwarded: str) -> Request:
+    headers = [(b"x-forwarded-for", line.encode()) for line in forwarded]
     return Request({"type": "http", "client": (peer, 40000), "headers": headers})
 
 
@@ -21,6 +21,14 @@ def test_a_trusted_proxy_names_the_browser_by_the_last_forwarded_address() -> No
     # what a browser put in front is not believed: the proxy appends the address it saw
     assert client_address(request_from("10.8.3.4", "203.0.113.9, 198.51.100.7"), CONSOLE) == "198.51.100.7"
     assert client_address(request_from("fd00::1", "2001:db8::5"), CONSOLE) == "2001:db8::5"
+
+
+def test_a_proxy_that_adds_its_own_header_line_is_still_the_one_believed() -> None:
+    # the browser's own line comes first; the proxy appended a second line rather than extending it
+    assert client_address(request_from("10.8.3.4", "203.0.113.9", "198.51.100.7"), CONSOLE) == "198.51.100.7"
+    assert client_address(request_from("10.8.3.4", "1.2.3.4, 203.0.113.9", "198.51.100.7"), CONSOLE) == "198.51.100.7"
+    # a proxy line that is not an address makes the whole header untrusted, whatever the browser's line says
+    assert client_address(request_from("10.8.3.4", "203.0.113.9", "unknown"), CONSOLE) == "10.8.3.4"
 
 
 def test_anyone_else_is_the_address_it_connects_from() -> None:

@@ -13,7 +13,7 @@ from fastapi import APIRouter, Query, Request
 from starlette.responses import Response
 
 from common import limits
-from common.fields import Code
+from common.fields import Code, Position
 from services.console import forms
 from services.console.clients import Refused, segment
 from services.console.web import CHINA, ConsoleDep, FormDep, PersonDep, redirect, render
@@ -33,12 +33,30 @@ def overdue(request: dict[str, Any], on: date) -> bool:
     return "PROVIDER_DECISION" in request.get("overdue", []) or str(request.get("decide_by", "9999")) < on.isoformat()
 
 
+async def _page(
+    console: ConsoleDep, person: PersonDep, params: dict[str, Any], offset: int
+) -> tuple[list[dict[str, Any]], bool]:
+    """One page of the exchange's requests (newest first) and whether more follow: one more than shown is asked."""
+    limit = console.settings.page_size
+    found = await console.services.call(
+        "exchange", "GET", "/requests", person.token, params=params | {"offset": offset, "limit": limit + 1}
+    )
+    return found[:limit], len(found) > limit
+
+
 @router.get("/requests")
-async def requests(request: Request, console: ConsoleDep, person: PersonDep) -> Response:
-    mine = await console.services.call("exchange", "GET", "/requests", person.token, params={"as": "applicant"})
-    incoming = []
-    if person.has("data_administrator"):
-        incoming = await console.services.call("exchange", "GET", "/requests", person.token, params={"as": "provider"})
+async def requests(
+    request: Request,
+    console: ConsoleDep,
+    person: PersonDep,
+    incoming_from: Annotated[Position, Query(le=100_000)] = 0,
+    mine_from: Annotated[Position, Query(le=100_000)] = 0,
+) -> Response:
+    mine, more_mine = await _page(console, person, {"as": "applicant"}, mine_from)
+    incoming: list[dict[str, Any]] = []
+    more_incoming = False
+    if person.has("data_administrator"):  # only what still awaits this department's decision, however old
+        incoming, more_incoming = await _page(console, person, {"as": "provider", "status": "PENDING"}, incoming_from)
     on = today()
     return render(
         request,
@@ -46,6 +64,11 @@ async def requests(request: Request, console: ConsoleDep, person: PersonDep) -> 
         mine=mine,
         incoming=incoming,
         late={r["request_id"] for r in incoming if overdue(r, on)},
+        limit=console.settings.page_size,
+        incoming_from=incoming_from,
+        mine_from=mine_from,
+        more_incoming=more_incoming,
+        more_mine=more_mine,
     )
 
 
