@@ -10,8 +10,8 @@ import logging
 import time
 import uuid
 from collections import OrderedDict
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +26,8 @@ from common.policy import MachineKind, Principal, Role, Unauthenticated
 
 __all__ = [
     "EventSigner",
+    "KeySet",
+    "RetiredKey",
     "TokenIssuer",
     "TokenVerifier",
     "Unauthenticated",
@@ -74,24 +76,85 @@ def key_id(public: Ed25519PublicKey) -> str:
     return uuid.uuid5(uuid.NAMESPACE_OID, raw.hex()).hex[:16]
 
 
-def jwks(*keys: Ed25519PrivateKey | Ed25519PublicKey) -> dict[str, list[dict[str, Any]]]:
-    """The public half of the signing keys (or the public keys given), as a JSON Web Key Set."""
+RETIRED_AT = "retired_at"  # a JWK member of this platform's own (RFC 7517 §4: others ignore unknown members)
+MAX_RETIRED_AT = 253402300799  # 9999-12-31T23:59:59Z
+
+
+@dataclass(frozen=True)
+class RetiredKey:
+    """The public half of a key the directory signed with before a rotation, and when it was retired: it
+    verifies only events the broker appended before then, never a token."""
+
+    public: Ed25519PublicKey
+    retired_at: datetime
+
+
+def jwks(*keys: Ed25519PrivateKey | Ed25519PublicKey | RetiredKey) -> dict[str, list[dict[str, Any]]]:
+    """The public half of the signing keys (or the public keys given), as a JSON Web Key Set; a retired key
+    carries its retirement time (unix seconds) as `retired_at`."""
     entries = []
     for key in keys:
-        public = key.public_key() if isinstance(key, Ed25519PrivateKey) else key
-        jwk = json.loads(OKPAlgorithm.to_jwk(public))
-        entries.append(jwk | {"kid": key_id(public), "use": "sig", "alg": ALGORITHM})
+        retired = key if isinstance(key, RetiredKey) else None
+        public = key.public if isinstance(key, RetiredKey) else key
+        public = public.public_key() if isinstance(public, Ed25519PrivateKey) else public
+        jwk = json.loads(OKPAlgorithm.to_jwk(public)) | {"kid": key_id(public), "use": "sig", "alg": ALGORITHM}
+        if retired is not None:
+            jwk[RETIRED_AT] = int(retired.retired_at.timestamp())
+        entries.append(jwk)
     return {"keys": entries}
 
 
-def public_keys(jwks_document: dict[str, Any]) -> dict[str, Ed25519PublicKey]:
-    keys = {}
+@dataclass(frozen=True)
+class KeySet:
+    """The keys a JWKS publishes, by key id: current ones verify tokens and events, retired ones only events
+    appended before their retirement."""
+
+    current: dict[str, Ed25519PublicKey]
+    retired: dict[str, RetiredKey] = field(default_factory=dict)
+
+    def __contains__(self, kid: object) -> bool:
+        return kid in self.current or kid in self.retired
+
+    def for_token(self, kid: str) -> Ed25519PublicKey:
+        if kid in self.retired:
+            raise Unauthenticated("token signed by a retired key")
+        if (key := self.current.get(kid)) is None:
+            raise Unauthenticated("token signed by an unknown key")
+        return key
+
+    def for_event(self, kid: str, appended_at: datetime | None) -> Ed25519PublicKey:
+        """The key that verifies an event the broker appended at `appended_at` (None: the time is unknown,
+        as on a topic with producers' timestamps, which a forger would choose)."""
+        if (key := self.current.get(kid)) is not None:
+            return key
+        if (retired := self.retired.get(kid)) is None:
+            raise Unauthenticated("event signed by an unknown key")
+        if appended_at is None or appended_at >= retired.retired_at:
+            raise Unauthenticated("event signed by a retired key after its retirement (or at an unknown time)")
+        return retired.public
+
+
+def public_keys(jwks_document: dict[str, Any]) -> KeySet:
+    """The Ed25519 public keys of a JWKS; one with a malformed `retired_at` is left out (never taken as current)."""
+    current: dict[str, Ed25519PublicKey] = {}
+    retired: dict[str, RetiredKey] = {}
     for jwk in jwks_document.get("keys", []):
         if jwk.get("kty") == "OKP" and jwk.get("crv") == "Ed25519" and "d" not in jwk:
             key = OKPAlgorithm.from_jwk(json.dumps(jwk))
-            if isinstance(key, Ed25519PublicKey):
-                keys[jwk["kid"]] = key
-    return keys
+            if not isinstance(key, Ed25519PublicKey):
+                continue
+            if RETIRED_AT not in jwk:
+                current[jwk["kid"]] = key
+            elif (at := retirement_time(jwk[RETIRED_AT])) is not None:
+                retired[jwk["kid"]] = RetiredKey(key, at)
+    return KeySet(current, retired)
+
+
+def retirement_time(value: object) -> datetime | None:
+    """A `retired_at` member's time, None unless it is whole unix seconds within range."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= MAX_RETIRED_AT:
+        return None
+    return datetime.fromtimestamp(value, UTC)
 
 
 @dataclass(frozen=True)
@@ -125,7 +188,7 @@ class TokenIssuer:
 class TokenVerifier:
     """Verifies access tokens against a set of public keys, by their key id."""
 
-    def __init__(self, keys: dict[str, Ed25519PublicKey], issuer: str, audience: str) -> None:
+    def __init__(self, keys: KeySet, issuer: str, audience: str) -> None:
         self.keys = keys
         self.issuer = issuer
         self.audience = audience
@@ -153,9 +216,7 @@ class TokenVerifier:
             kid = jwt.get_unverified_header(token).get("kid")
         except jwt.InvalidTokenError:
             raise Unauthenticated("malformed token") from None
-        key = self.keys.get(kid or "")
-        if key is None:
-            raise Unauthenticated("token signed by an unknown key")
+        key = self.keys.for_token(kid or "")  # never a retired key: its holder could mint new tokens
         try:
             claims = jwt.decode(
                 token,
@@ -217,9 +278,14 @@ class EventSigner:
 
 
 def verify_event_signature(
-    keys: dict[str, Ed25519PublicKey], headers: list[tuple[str, bytes]], key: bytes, value: bytes
+    keys: KeySet,
+    headers: list[tuple[str, bytes]],
+    key: bytes,
+    value: bytes,
+    appended_at: datetime | None,
 ) -> None:
-    """Raise Unauthenticated unless the message carries a valid signature by one of `keys`."""
+    """Raise Unauthenticated unless the message carries a valid signature by one of `keys` (a retired one only
+    if the broker appended it, at `appended_at`, before the key's retirement)."""
     found = {name: raw for name, raw in headers}
     if SIGNATURE_HEADER not in found:
         raise Unauthenticated("unsigned event")
@@ -229,13 +295,16 @@ def verify_event_signature(
         event_id, event_type, occurred_at = (found[h].decode() for h in ("event_id", "event_type", "occurred_at"))
     except (KeyError, ValueError):
         raise Unauthenticated("malformed event signature or envelope") from None
-    _verify(keys, kid, signed, _event_signing_input(event_id, event_type, occurred_at, key, value))
+    _verify(
+        keys.for_event(kid, appended_at), signed, _event_signing_input(event_id, event_type, occurred_at, key, value)
+    )
 
 
-def verify_signed_event(keys: dict[str, Ed25519PublicKey], event: Event) -> None:
+def verify_signed_event(keys: KeySet, event: Event) -> None:
     """The same check on an event as a consumer received it (common.kafka.event_from_record keeps the
     signature header, the `occurred_at` header as sent and the value's digest): Unauthenticated unless one of
-    `keys` signed it."""
+    `keys` signed it — a retired one only before its retirement, by the broker's append time (the signed
+    `occurred_at` is the signer's word)."""
     if event.signature is None:
         raise Unauthenticated("unsigned event")
     kid, _, encoded = event.signature.header.partition(":")
@@ -246,13 +315,10 @@ def verify_signed_event(keys: dict[str, Ed25519PublicKey], event: Event) -> None
     covered = _signing_input(
         event.event_id, event.event_type, event.signature.sent_at, event.key.encode(), event.signature.value_digest
     )
-    _verify(keys, kid, signed, covered)
+    _verify(keys.for_event(kid, event.appended_at), signed, covered)
 
 
-def _verify(keys: dict[str, Ed25519PublicKey], kid: str, signed: bytes, covered: bytes) -> None:
-    public = keys.get(kid)
-    if public is None:
-        raise Unauthenticated("event signed by an unknown key")
+def _verify(public: Ed25519PublicKey, signed: bytes, covered: bytes) -> None:
     try:
         public.verify(signed, covered)
     except InvalidSignature:

@@ -23,8 +23,8 @@ class KeySource:
 
     def use(self, jwks_document: dict) -> None:
         keys = public_keys(jwks_document)
-        if not keys:
-            raise ValueError("the JWKS holds no Ed25519 signing key")
+        if not keys.current:
+            raise ValueError("the JWKS holds no current Ed25519 signing key")
         self.verifier = TokenVerifier(keys, self.settings.auth_issuer, self.settings.auth_audience)
 
     async def load(self) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from datetime import UTC, datetime
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
@@ -19,7 +20,7 @@ from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from common.adapter_keys import KEY_EVENTS, AdapterKeys
 from common.auth import verify_event_signature
 from common.codec import DecodeError, EventCodec
-from common.kafka import IdleBackoff, consumer_options, event_from_record, fetch_once
+from common.kafka import LOG_APPEND_TIME, IdleBackoff, consumer_options, event_from_record, fetch_once
 from common.keys import KeySource
 from common.policy import Principal, Unauthenticated
 from common.settings import ServiceSettings
@@ -60,8 +61,12 @@ class Revocations:
             return
         if keys.verifier is None:
             raise RuntimeError("token signing keys not loaded yet")  # the supervisor restarts the follower
+        appended_at = (
+            datetime.fromtimestamp(record.timestamp / 1000, UTC) if record.timestamp_type == LOG_APPEND_TIME else None
+        )
         try:
-            verify_event_signature(keys.verifier.keys, list(record.headers or ()), record.key or b"", record.value)
+            headers = list(record.headers or ())
+            verify_event_signature(keys.verifier.keys, headers, record.key or b"", record.value, appended_at)
             event = event_from_record(record, codec)
         except (Unauthenticated, DecodeError) as exc:
             if _header(record, "event_type") in SUBJECT_OF.keys() | KEY_EVENTS:  # others matter to no one here

@@ -41,7 +41,7 @@ def build(settings: DirectorySettings) -> tuple[FastAPI, Runtime]:
     key = load_signing_key(signing_key(settings))
     current = key_id(key.public_key())
     # the current key first; retired ones only verify what was signed before the rotation
-    key_set = jwks(key, *(k for k in retired_keys(settings.retired_signing_keys) if key_id(k) != current))
+    key_set = jwks(key, *(k for k in retired_keys(settings.retired_signing_keys) if key_id(k.public) != current))
     runtime.keys.use(key_set)
     runtime.setup.append(partial(mongo.ensure_indexes, runtime.db))
     uow = mongo.MongoUnitOfWork(runtime, EventSigner(key))

@@ -19,8 +19,9 @@ class DirectorySettings(ServiceSettings):
 
     http_port: int = 8005
     signing_key: SecretStr | None = None  # Ed25519 private key, PKCS#8 PEM
-    # Public halves of keys the directory signed with before (PEM blocks one after another, or the JWKS document
-    # it served then): published beside the current key so that its earlier events still verify; never signing.
+    # Public halves of keys the directory signed with before, each with the time it was retired (PEM blocks, each
+    # after a line `retired_at: <ISO time>`, or a JWKS whose keys carry `"retired_at": <unix seconds>`): published
+    # beside the current key so that events appended before that time still verify; never a token, never signing.
     retired_signing_keys: str = ""
     access_token_minutes: int = Field(default=15, ge=1, le=120)
     refresh_token_hours: int = Field(default=8, ge=1, le=720)

@@ -221,3 +221,21 @@ def test_a_broker_that_does_not_acknowledge_is_503_naming_kafka_and_the_database
     refused = TestClient(app).get("/broker-slow")
     assert refused.status_code == 503 and refused.json()["dependency"] == "kafka"
     assert runtime.dependencies["mongo"].failing_since is None
+
+
+def test_a_token_signed_with_a_key_the_directory_retired_is_401() -> None:
+    from datetime import UTC, datetime
+
+    from common.auth import RetiredKey, TokenIssuer, generate_signing_key, jwks, load_signing_key
+    from common.policy import Principal
+    from tests.tokens import KEY
+
+    build, settings = SERVICES["catalog"]
+    app, runtime = build(settings())
+    new = load_signing_key(generate_signing_key())
+    runtime.keys.use(jwks(new, RetiredKey(KEY.public_key(), datetime(2026, 1, 1, tzinfo=UTC))))
+    client = TestClient(app)
+    refused = client.post("/entries", json={}, headers=EVERY_ROLE)  # signed now with the retired key
+    assert refused.status_code == 401 and "retired key" in refused.text
+    token = TokenIssuer(new, "jian-datashare", "jian-datashare").issue(Principal("t", IT_OFFICE, frozenset(Role)))[0]
+    assert client.post("/entries", json={}, headers={"Authorization": f"Bearer {token}"}).status_code == 422

@@ -112,29 +112,41 @@ def test_the_directory_lets_only_the_configured_pages_call_token(monkeypatch: py
             load_settings(DirectorySettings)
 
 
-def test_the_directorys_retired_keys_are_public_halves_as_pem_or_jwks(
+def test_the_directorys_retired_keys_are_public_halves_with_their_retirement_time_as_pem_or_jwks(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     import json
+    from datetime import UTC, datetime, timedelta
 
     from cryptography.hazmat.primitives import serialization
 
-    from common.auth import generate_signing_key, jwks, key_id, load_signing_key
+    from common.auth import RetiredKey, generate_signing_key, jwks, key_id, load_signing_key
     from services.directory.adapters.keys import retired_keys
     from services.directory.settings import DirectorySettings
 
     old, older = (load_signing_key(generate_signing_key()) for _ in range(2))
-    pems = "".join(
-        k.public_key()
+    pem = {
+        k: k.public_key()
         .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
         .decode()
         for k in (old, older)
-    )
-    wanted = [key_id(old.public_key()), key_id(older.public_key())]
-    assert [key_id(k) for k in retired_keys(pems)] == wanted
-    assert [key_id(k) for k in retired_keys(json.dumps(jwks(old, older)))] == wanted  # the JWKS served before
+    }
+    pems = f"retired_at: 2026-11-01T08:00:00+08:00\n{pem[old]}retired_at=2026-06-30T00:00:00Z\n{pem[older]}"
+    times = [datetime(2026, 11, 1, tzinfo=UTC), datetime(2026, 6, 30, tzinfo=UTC)]
+    wanted = [(key_id(old.public_key()), times[0]), (key_id(older.public_key()), times[1])]
+    assert [(key_id(k.public), k.retired_at) for k in retired_keys(pems)] == wanted
+    published = json.dumps(jwks(*(RetiredKey(k.public_key(), t) for k, t in zip((old, older), times, strict=True))))
+    assert [(key_id(k.public), k.retired_at) for k in retired_keys(published)] == wanted  # as the directory serves
     assert retired_keys("") == []
+    monkeypatch.setenv("DIRECTORY_RETIRED_SIGNING_KEYS", pems)
+    assert DirectorySettings().retired_signing_keys == pems
+    future = (datetime.now(UTC) + timedelta(days=1)).isoformat()
     refused = {
+        pem[old]: "needs the time it was retired",  # the format without times: refused, no time guessed
+        json.dumps(jwks(old)): "needs the time it was retired",
+        f"retired_at: 2026-11-01T08:00:00\n{pem[old]}": "needs its zone",
+        f"retired_at: yesterday\n{pem[old]}": "not an ISO 8601 time",
+        f"retired_at: {future}\n{pem[old]}": "in the future",
         generate_signing_key(): "give its public half",
         json.dumps({"keys": [{"kty": "OKP", "crv": "Ed25519", "x": "AA", "d": "AA", "kid": "k"}]}): "private",
         "{not json": "not valid JSON",
