@@ -13,7 +13,13 @@ from standardwebhooks import Webhook
 
 from common.identifiers import credit_code_check_character
 from services.notifier import webhooks as handlers
-from services.notifier.adapters.webhooks_delivery import RECORD_BUSY, RECORD_MOST, outcomes_due, signed_headers
+from services.notifier.adapters.webhooks_delivery import (
+    RECORD_BUSY,
+    RECORD_LEASE_LEFT,
+    RECORD_MOST,
+    outcomes_due,
+    signed_headers,
+)
 from services.notifier.adapters.webhooks_mongo import IN_PER_QUERY, in_parts
 from services.notifier.domain.notifications import Notification, NotificationKind
 from services.notifier.domain.webhooks import (
@@ -212,6 +218,9 @@ def test_outcomes_are_written_at_once_when_idle_and_held_together_while_a_fan_ou
     assert not outcomes_due(RECORD_MOST - 1, RECORD_BUSY - 0.1, idle=False)  # attempts go on: the notices first
     assert outcomes_due(1, RECORD_BUSY, idle=False)  # but never held longer than that
     assert outcomes_due(RECORD_MOST, 0.0, idle=False)  # nor more than that many
+    # nor once a claim among them is about to end (another attempt could claim it again)
+    assert outcomes_due(1, 0.0, idle=False, lease_left=RECORD_LEASE_LEFT)
+    assert not outcomes_due(1, 0.0, idle=False, lease_left=RECORD_LEASE_LEFT + 1)
 
 
 def test_many_values_are_looked_up_in_parts_each_value_once() -> None:
