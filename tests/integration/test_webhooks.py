@@ -9,11 +9,11 @@ import hmac
 import json
 import time
 import uuid
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 
 import httpx
 import pytest
-from pymongo import AsyncMongoClient
+from pymongo import AsyncMongoClient, monitoring
 from standardwebhooks import Webhook
 
 from common.codec import EventCodec
@@ -500,6 +500,91 @@ async def test_open_deliveries_are_found_from_indexes_that_hold_only_open_ones(i
         behind = next(d for d in open_ones if d["chain"] == first.chain)
         assert behind["waiting"] is False and behind["next_try_at"] <= now  # due now that the first is done
         assert (await store.delivery(first.delivery_id)).state is DeliveryState.DELIVERED  # still queryable
+    finally:
+        await mongo.drop_database(db.name)
+        await mongo.close()
+
+
+async def test_an_outcome_written_after_its_claim_was_lost_changes_nothing(infra) -> None:
+    """A delivery claimed again after its lease ended is the new attempt's: the first attempt's late outcome
+    neither books it delivered (freeing the chain's next one while the second attempt is in flight) nor
+    sets it back to pending; the new attempt's outcome is written and frees the next one."""
+    mongo = AsyncMongoClient(infra.mongo_uri, tz_aware=True)
+    db = mongo[f"webhooks_{uuid.uuid4().hex[:8]}"]
+    try:
+        sealer = SecretSealer.parse(DEV_SECRET_KEYS)
+        await webhooks_mongo.ensure_indexes(db, sealer)
+        store = webhooks_mongo.MongoWebhookStore(db, sealer)
+        now = datetime.now(UTC)
+        first, second = (Delivery(f"wh_a:n{k}", "wh_a", "d", f"n{k}", "wh_a|r", k, "{}", now, now) for k in (1, 2))
+        await db[webhooks_mongo.DELIVERIES].insert_many([webhooks_mongo.delivery_doc(d) for d in (first, second)])
+        [lost] = await store.claim_due(now, 10, now + timedelta(seconds=30))  # the second waits behind it
+        assert lost.delivery_id == first.delivery_id and lost.lease is not None
+        later = now + timedelta(seconds=31)  # the lease ended: claimed again by another attempt
+        [owner] = await store.claim_due(later, 10, later + timedelta(seconds=30))
+        assert owner.delivery_id == first.delivery_id and owner.lease != lost.lease
+        before = await db[webhooks_mongo.DELIVERIES].find({}).sort("seq", 1).to_list()
+        for late in (
+            Outcome(lost, DeliveryState.DELIVERED, 1, now, 200, delivered_at=later),
+            Outcome(lost, DeliveryState.PENDING, 1, now, 500, "HTTP 500", later + timedelta(seconds=5)),
+        ):
+            await store.record([late], later)
+            assert await db[webhooks_mongo.DELIVERIES].find({}).sort("seq", 1).to_list() == before
+        await store.record([Outcome(owner, DeliveryState.DELIVERED, 2, now, 200, delivered_at=later)], later)
+        assert (await store.delivery(first.delivery_id)).state is DeliveryState.DELIVERED
+        freed = await store.delivery(second.delivery_id)
+        assert freed.state is DeliveryState.PENDING and not freed.waiting and freed.next_try_at <= later
+    finally:
+        await mongo.drop_database(db.name)
+        await mongo.close()
+
+
+class Finds(monitoring.CommandListener):
+    """The filters of the `find` commands sent on the deliveries."""
+
+    def __init__(self) -> None:
+        self.filters: list[dict] = []
+
+    def started(self, event: monitoring.CommandStartedEvent) -> None:
+        if event.command_name == "find" and event.command["find"] == webhooks_mongo.DELIVERIES:
+            self.filters.append(dict(event.command.get("filter", {})))
+
+    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
+        pass
+
+    def failed(self, event: monitoring.CommandFailedEvent) -> None:
+        pass
+
+
+async def test_while_a_chain_drains_each_finish_reads_only_the_next_delivery(infra) -> None:
+    """While a receiver's backlog drains, each delivery that finishes frees the next of its chain by reading
+    that one delivery by its id: the chain's open backlog (which the local database reads whole for any query
+    on the chain) is read once, not once per delivery. The order per chain holds."""
+    finds = Finds()
+    mongo = AsyncMongoClient(infra.mongo_uri, tz_aware=True, event_listeners=[finds])
+    db = mongo[f"webhooks_{uuid.uuid4().hex[:8]}"]
+    try:
+        sealer = SecretSealer.parse(DEV_SECRET_KEYS)
+        await webhooks_mongo.ensure_indexes(db, sealer)
+        now = datetime.now(UTC)
+        backlog = [Delivery(f"wh_b:n{k}", "wh_b", "d", f"n{k}", "wh_b|r", k, "{}", now, now) for k in range(40)]
+        for d in backlog[1:]:
+            d.waiting = True
+        other = Delivery("wh_c:n0", "wh_c", "d", "n0", "wh_c|r", 0, "{}", now, now, waiting=True)
+        await db[webhooks_mongo.DELIVERIES].insert_many([webhooks_mongo.delivery_doc(d) for d in [*backlog, other]])
+        store = webhooks_mongo.MongoWebhookStore(db, sealer)
+        finds.filters.clear()
+        woken = []
+        for d in backlog:
+            await store.record([Outcome(d, DeliveryState.DELIVERED, 1, now, 200, delivered_at=now)], now)
+            due = await db[webhooks_mongo.DELIVERIES].find({"waiting": False, "state": "PENDING"}).to_list()
+            woken.append([doc["_id"] for doc in due])
+        assert woken == [[d.delivery_id] for d in backlog[1:]] + [[]]  # one at a time, in order
+        assert (await store.delivery(other.delivery_id)).waiting  # another chain's is left alone
+        backlog_reads = [f for f in finds.filters if "chain" in f]
+        by_id = [f for f in finds.filters if set(f) == {"_id"}]
+        assert len(backlog_reads) <= 2, backlog_reads  # read at the first finish (and found empty at the last)
+        assert len(by_id) <= len(backlog), len(by_id)
     finally:
         await mongo.drop_database(db.name)
         await mongo.close()

@@ -2,6 +2,7 @@
 point at, secret rotation, which endpoint wants which notice, and the signed headers as an independent
 verifier (the standardwebhooks reference implementation, and a plain HMAC) reads them."""
 
+import asyncio
 import base64
 import hashlib
 import hmac
@@ -13,12 +14,21 @@ from standardwebhooks import Webhook
 
 from common.identifiers import credit_code_check_character
 from services.notifier import webhooks as handlers
-from services.notifier.adapters.webhooks_delivery import RECORD_BUSY, RECORD_MOST, outcomes_due, signed_headers
+from services.notifier.adapters.webhooks_delivery import (
+    RECORD_BUSY,
+    RECORD_LEASE_LEFT,
+    RECORD_MOST,
+    WebhookDeliverer,
+    outcomes_due,
+    resolve,
+    signed_headers,
+)
 from services.notifier.adapters.webhooks_mongo import IN_PER_QUERY, in_parts
 from services.notifier.domain.notifications import Notification, NotificationKind
 from services.notifier.domain.webhooks import (
     DeliveryState,
     Endpoint,
+    Outcome,
     RetrySchedule,
     SigningSecret,
     UnsafeUrl,
@@ -212,6 +222,52 @@ def test_outcomes_are_written_at_once_when_idle_and_held_together_while_a_fan_ou
     assert not outcomes_due(RECORD_MOST - 1, RECORD_BUSY - 0.1, idle=False)  # attempts go on: the notices first
     assert outcomes_due(1, RECORD_BUSY, idle=False)  # but never held longer than that
     assert outcomes_due(RECORD_MOST, 0.0, idle=False)  # nor more than that many
+    # nor once a claim among them is about to end (another attempt could claim it again)
+    assert outcomes_due(1, 0.0, idle=False, lease_left=RECORD_LEASE_LEFT)
+    assert not outcomes_due(1, 0.0, idle=False, lease_left=RECORD_LEASE_LEFT + 1)
+
+
+class Writes:
+    """Where the deliverer's bulk writes of outcomes go (the loop's timing is under test, not the database)."""
+
+    def __init__(self) -> None:
+        self.written: list[list[Outcome]] = []
+
+    async def record(self, outcomes: list[Outcome], now: datetime) -> None:
+        self.written.append(list(outcomes))
+
+
+async def test_outcomes_are_held_from_the_oldest_one_and_written_at_once_before_a_claim_ends() -> None:
+    writes = Writes()
+    deliverer = WebhookDeliverer(writes, RetrySchedule(), handlers.UrlPolicy(resolve, True), clock=lambda: NOW)  # type: ignore[arg-type]
+    in_flight = asyncio.create_task(asyncio.sleep(60))  # a fan-out goes on: outcomes are held
+    deliverer.running.add(in_flight)
+    loop = asyncio.get_running_loop()
+
+    def finished(lease_left: float, found_ago: float) -> Outcome:
+        d = delivery_for(endpoint(), notice(), NOW)
+        d.next_try_at = NOW + timedelta(seconds=lease_left)
+        deliverer.finished.append(Outcome(d, DeliveryState.DELIVERED, 1, NOW, 200, delivered_at=NOW))
+        deliverer.finished_at.append(loop.time() - found_ago)
+        return deliverer.finished[-1]
+
+    async def record() -> list[list[Outcome]]:
+        await deliverer._record()
+        if deliverer.recording is not None:
+            await deliverer.recording
+        return writes.written
+
+    try:
+        young = finished(lease_left=20, found_ago=0)
+        assert await record() == []  # held: attempts go on
+        old = finished(lease_left=20, found_ago=RECORD_BUSY)  # e.g. found while an earlier write was under way
+        deliverer.finished[:] = [old, young]
+        deliverer.finished_at.sort()
+        assert await record() == [[old, young]]  # the oldest decides, not when the loop first looked
+        short = finished(lease_left=RECORD_LEASE_LEFT - 1, found_ago=0)
+        assert await record() == [[old, young], [short]]  # its claim ends soon: written at once
+    finally:
+        in_flight.cancel()
 
 
 def test_many_values_are_looked_up_in_parts_each_value_once() -> None:

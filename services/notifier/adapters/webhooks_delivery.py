@@ -83,15 +83,21 @@ RECORD_EVERY = 0.25  # seconds between the loop's looks at outcomes waiting to b
 # While attempts follow each other (a fan-out), outcomes are written this long after the first of them
 # finished, or once this many wait: the database stores the notices still coming before it books the ones
 # sent. The next delivery of a finished one's chain waits for the write; an outcome not yet written when the
-# process dies is sent again (at least once: receivers de-duplicate by webhook-id).
+# process dies is sent again (at least once: receivers de-duplicate by webhook-id). An outcome whose claim
+# ends within RECORD_LEASE_LEFT is written at once; one written after its claim was lost changes nothing
+# (MongoWebhookStore.record): the delivery is another attempt's by then.
 RECORD_BUSY = 2.0
 RECORD_MOST = 512
+RECORD_LEASE_LEFT = 5.0
 
 
-def outcomes_due(waiting: int, oldest_seconds: float, *, idle: bool) -> bool:
-    """Whether the outcomes waiting are written now: at once when no attempt is in flight or ready to go,
-    otherwise once RECORD_MOST wait or the oldest waited RECORD_BUSY."""
-    return waiting > 0 and (idle or waiting >= RECORD_MOST or oldest_seconds >= RECORD_BUSY)
+def outcomes_due(waiting: int, oldest_seconds: float, *, idle: bool, lease_left: float = float("inf")) -> bool:
+    """Whether the outcomes waiting are written now: at once when no attempt is in flight or ready to go or
+    when the shortest claim among them ends within RECORD_LEASE_LEFT (`lease_left` seconds), otherwise once
+    RECORD_MOST wait or the oldest waited RECORD_BUSY."""
+    return waiting > 0 and (
+        idle or waiting >= RECORD_MOST or oldest_seconds >= RECORD_BUSY or lease_left <= RECORD_LEASE_LEFT
+    )
 
 
 class PublicOnlyResolver(AbstractResolver):
@@ -133,13 +139,13 @@ class WebhookDeliverer:
     # Outcomes of finished attempts, written in bulk by the loop; kept here across a restart of `run`
     # (the database away), so that none is lost while the process lives.
     finished: list[Outcome] = field(default_factory=list)
+    finished_at: list[float] = field(default_factory=list)  # loop time each of `finished` was found
     # Deliveries this process just queued and holds (stored as claimed): sent without asking the database.
     fresh: deque[Delivery] = field(default_factory=deque)
     # Claimed or taken, each the first open one of its chain, with its endpoint: sent as slots free up.
     ready: deque[tuple[Delivery, Endpoint | None]] = field(default_factory=deque)
     # When the database next has a due delivery (None: ask it); claims wait for it.
     due_at: datetime | None = None
-    unwritten_since: float | None = None  # loop time the oldest outcome not yet being written was found
     recording: asyncio.Task | None = None  # the bulk write of outcomes under way
 
     @property
@@ -184,12 +190,10 @@ class WebhookDeliverer:
         """Outcomes are written together, beside the attempts (which go on meanwhile): see outcomes_due."""
         if not self.finished or (self.recording is not None and not self.recording.done()):
             return
-        loop_time = asyncio.get_running_loop().time()
-        if self.unwritten_since is None:
-            self.unwritten_since = loop_time
+        held = asyncio.get_running_loop().time() - self.finished_at[0]  # the oldest waiting one
+        lease_left = (min(o.delivery.next_try_at for o in self.finished) - self.clock()).total_seconds()
         idle = not self.running and not self.ready and not self.fresh
-        if outcomes_due(len(self.finished), loop_time - self.unwritten_since, idle=idle):
-            self.unwritten_since = None
+        if outcomes_due(len(self.finished), held, idle=idle, lease_left=lease_left):
             self.recording = asyncio.create_task(self._write(list(self.finished)))
 
     async def _write(self, outcomes: list[Outcome]) -> None:
@@ -202,6 +206,7 @@ class WebhookDeliverer:
         finally:
             self.woken.set()
         del self.finished[: len(outcomes)]
+        del self.finished_at[: len(outcomes)]
         retries = [o.next_try_at for o in outcomes if o.next_try_at is not None]
         if any(o.finished for o in outcomes):
             self.due_at = None  # the next one of each finished chain is due now
@@ -286,6 +291,7 @@ class WebhookDeliverer:
             outcome = outcome_of(delivery, self.schedule, self.clock(), status=status, error=error)
         WEBHOOK_ATTEMPTS.labels(outcome.state.value.lower() if outcome.finished else "retry").inc()
         self.finished.append(outcome)
+        self.finished_at.append(asyncio.get_running_loop().time())
 
     async def _post(
         self, client: aiohttp.ClientSession, url: str, headers: dict[str, str], body: str

@@ -45,13 +45,14 @@ async def ensure_indexes(db: AsyncDatabase, sealer: SecretSealer) -> None:
         if superseded in found:
             await db[DELIVERIES].drop_index(superseded)
     await db[DELIVERIES].create_index(OPEN_BY_DUE, name="open_by_due", partialFilterExpression=OPEN)
-    await db[DELIVERIES].create_index(OPEN_BY_CHAIN, name="open_by_chain", partialFilterExpression=OPEN)
+    await db[DELIVERIES].create_index(OPEN_BY_CHAIN, name=OPEN_BY_CHAIN_NAME, partialFilterExpression=OPEN)
     await db[DELIVERIES].create_index([("department_code", ASCENDING), ("created_at", ASCENDING)])
 
 
 OPEN = {"state": DeliveryState.PENDING.value}
 OPEN_BY_DUE = [("state", ASCENDING), ("next_try_at", ASCENDING)]
 OPEN_BY_CHAIN = [("chain", ASCENDING), ("seq", ASCENDING)]
+OPEN_BY_CHAIN_NAME = "open_by_chain"
 
 
 def open_in_chains(chains: Collection[str]) -> dict[str, Any]:
@@ -158,6 +159,7 @@ def delivery_doc(d: Delivery) -> dict[str, Any]:
         "delivered_at": d.delivered_at,
         "retry_from": d.retry_from,
         "waiting": d.waiting,
+        "lease": d.lease,
     }
 
 
@@ -182,6 +184,7 @@ def delivery_from(doc: dict[str, Any]) -> Delivery:
         delivered_at=dates["delivered_at"],
         retry_from=dates["retry_from"],
         waiting=doc.get("waiting", False),
+        lease=doc.get("lease"),
     )
 
 
@@ -206,10 +209,12 @@ class MongoWebhookQueue:
 
     async def queue(self, deliveries: list[Delivery]) -> None:
         held_until = datetime.now(UTC) + self.hold if self.hold is not None else None  # from now, not the notice
+        lease = uuid.uuid4().hex if held_until is not None else None  # this process's claim on them
         for delivery in deliveries:
             delivery.seq = next_seq()
             if held_until is not None:
                 delivery.next_try_at = held_until
+                delivery.lease = lease
         await self.db[DELIVERIES].insert_many([delivery_doc(d) for d in deliveries], session=self.session)
         self.queued += deliveries
 
@@ -230,6 +235,7 @@ class MongoWebhookStore:
     def __init__(self, db: AsyncDatabase, sealer: SecretSealer) -> None:
         self.db = db
         self.sealer = sealer
+        self.backlogs: dict[str, ChainBacklog] = {}  # chains whose open deliveries were read, see _wake_next
 
     async def add_endpoint(self, endpoint: Endpoint) -> None:
         await self.db[ENDPOINTS].insert_one(endpoint_doc(endpoint, self.sealer))
@@ -355,29 +361,84 @@ class MongoWebhookStore:
         return _utc(doc["next_try_at"]) if doc else None
 
     async def record(self, outcomes: list[Outcome], now: datetime) -> None:
+        """Each outcome is written only while its attempt's claim holds (the lease it was claimed or queued
+        with): once the lease ended and the delivery was claimed again, the other attempt owns it, and a late
+        outcome of the first changes nothing (neither books it delivered nor sets it back to pending). The
+        first waiting delivery of each chain whose open one finished is then due now."""
         if not outcomes:
             return
-        await self.db[DELIVERIES].bulk_write(
-            [UpdateOne({"_id": o.delivery.delivery_id}, {"$set": _change(o)}) for o in outcomes], ordered=False
+        result = await self.db[DELIVERIES].bulk_write(
+            [
+                UpdateOne({"_id": o.delivery.delivery_id, "lease": o.delivery.lease}, {"$set": _change(o)})
+                for o in outcomes
+            ],
+            ordered=False,
         )
-        finished = sorted({o.delivery.chain for o in outcomes if o.finished})
-        if not finished:
-            return
-        # the first waiting delivery of each chain is due now (tried if it is the first open one by then)
-        waiting: dict[str, str] = {}
-        for part in in_parts(finished):
-            cursor = self.db[DELIVERIES].find(open_in_chains(part), {"chain": 1, "waiting": 1})
-            async for doc in cursor.sort(OPEN_BY_CHAIN):
+        done = {o.delivery.delivery_id: o.delivery for o in outcomes if o.finished}
+        if result.matched_count < len(outcomes) and done:  # some claims were lost: their chains go on only if done
+            still_open = {
+                doc["_id"]
+                for part in in_parts(done)
+                async for doc in self.db[DELIVERIES].find({"_id": {"$in": part}, **OPEN}, {"_id": 1})
+            }
+            done = {i: d for i, d in done.items() if i not in still_open}
+        finished: dict[str, int] = {}
+        for d in done.values():
+            finished[d.chain] = max(d.seq, finished.get(d.chain, d.seq))
+        await self._wake_next(finished, now)
+
+    async def _wake_next(self, finished: dict[str, int], now: datetime) -> None:
+        """The first waiting delivery after each finished one (chain: its `seq`) is due now (tried if it is the
+        first open one by then). The local database reads every open delivery of a chain to answer any query
+        on it (a limit or a sort does not shorten its index walk), so a chain's open ones are read once and
+        kept in order (ChainBacklog); while its backlog drains, each finish reads one delivery by its id."""
+        waiting = []
+        for chain, seq in sorted(finished.items()):
+            for delivery_id in await self._backlog(chain).after(seq):
+                doc = await self.db[DELIVERIES].find_one({"_id": delivery_id}, {"state": 1, "waiting": 1})
+                if doc is None or doc["state"] != DeliveryState.PENDING.value:
+                    continue  # finished meanwhile: the next one
                 if doc.get("waiting"):
-                    waiting.setdefault(doc["chain"], doc["_id"])
+                    waiting.append(delivery_id)
+                break  # the chain's first open one: woken if it waits, else it goes by itself
         if waiting:
             await self.db[DELIVERIES].bulk_write(
                 [
                     UpdateOne({"_id": i, "waiting": True}, {"$set": {"waiting": False, "next_try_at": now}})
-                    for i in waiting.values()
+                    for i in waiting
                 ],
                 ordered=False,
             )
+
+    def _backlog(self, chain: str) -> ChainBacklog:
+        backlog = self.backlogs.pop(chain, None) or ChainBacklog(self.db, chain)
+        self.backlogs[chain] = backlog  # the most recently used last
+        while len(self.backlogs) > BACKLOGS_KEPT:
+            del self.backlogs[next(iter(self.backlogs))]
+        return backlog
+
+
+BACKLOGS_KEPT = 1_000  # chains whose open deliveries are kept in order, the least recently used dropped first
+
+
+class ChainBacklog:
+    """A chain's open deliveries as read once, in `seq` order: those after a finished one are handed out one
+    by one (each checked by its id by the caller) and read again once used up. A delivery queued since has a
+    higher `seq` than those read (one process numbers a chain's deliveries, increasing), so it is found when
+    they are used up."""
+
+    def __init__(self, db: AsyncDatabase, chain: str) -> None:
+        self.db = db
+        self.chain = chain
+        self.open: list[tuple[int, str]] = []
+
+    async def after(self, seq: int) -> list[str]:
+        """Ids of the open deliveries after `seq`, in order, as known; read again when none is known."""
+        self.open = [(s, i) for s, i in self.open if s > seq]
+        if not self.open:
+            cursor = self.db[DELIVERIES].find(open_in_chains([self.chain]), {"seq": 1}).sort(OPEN_BY_CHAIN)
+            self.open = [(doc["seq"], doc["_id"]) async for doc in cursor.limit(FIRST_OPEN_CAP) if doc["seq"] > seq]
+        return [i for _, i in self.open]
 
 
 def _change(o: Outcome) -> dict[str, Any]:

@@ -91,6 +91,7 @@ class Delivery:
     delivered_at: datetime | None = None
     retry_from: datetime | None = None  # the retry horizon counts from here (the first try, or a replay)
     waiting: bool = False  # found behind an earlier open delivery of its chain: tried once that one is done
+    lease: str | None = None  # the claim an attempt holds: its outcome is written only while it still holds
 
 
 def webhook_body(notice: Notification) -> str:
