@@ -14,6 +14,7 @@ from common.kafka import KafkaPublisher
 from common.policy import Role
 from common.topics import load_topics
 from devstack.processes import Infra
+from services.notifier.ports import RESOURCE_CHANGES, SUBSCRIBED
 from tests.integration.conftest import ServiceProcess, settings_for, skip_backlog
 from tests.tokens import bearer
 
@@ -24,11 +25,7 @@ def fresh_code() -> str:
     return first17 + credit_code_check_character(first17)
 
 
-GROUPS = {
-    "notifier": ["exchange.share-events", "catalog.entry-events", "catalog.demand-events"],
-    "notifier-changes": ["exchange.resource-changes"],
-    "notifier-directory": ["directory.events"],
-}
+GROUPS = {"notifier": SUBSCRIBED, "notifier-changes": [RESOURCE_CHANGES], "notifier-directory": ["directory.events"]}
 
 
 async def start_notifier(infra: Infra, tmp_path, services: list, it_office: str, **env: str) -> ServiceProcess:
