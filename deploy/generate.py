@@ -24,6 +24,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from common.topics import DLQ_SUFFIX, load_topic_family, load_topics  # noqa: E402
+from services.auditor.ports import AUDITED_TOPICS  # noqa: E402
 
 CLUSTER = "datashare-kafka"
 REPLICAS = 3  # brokers in the base; the dev overlay patches topics to 1
@@ -84,17 +85,7 @@ PROCESSES: dict[str, Process] = {
     ),
     "auditor": Process(
         groups={
-            "auditor-trail": (
-                "directory.events",
-                "catalog.entry-events",
-                "catalog.demand-events",
-                "exchange.resource-changes",
-                "exchange.share-events",
-                "exchange.hosted-services",
-                "exchange.data-accesses",
-                "notifier.notifications",
-                "auditor.findings",
-            ),
+            "auditor-trail": tuple(AUDITED_TOPICS),  # every audited topic, as the auditor's own list says
             "auditor-oversight": (
                 "directory.events",
                 "catalog.entry-events",
