@@ -34,10 +34,17 @@ async def test_an_idle_database_client_holds_no_waiting_requests_open(infra) -> 
     try:
         await client.admin.command("ping")
         await asyncio.sleep(1)  # the first checks are done
-        with timers_scheduled() as timers:
-            await asyncio.sleep(3)
         # pymongo's own tasks look at a flag every 0.5 s (its monitor and its cursor reaper: 12 in 3 s); a
         # streaming monitor adds an open request checked every 0.5 s and a round-trip monitor (another 12).
-        assert sum(timers.values()) <= 14, dict(timers)
+        # A heartbeat that times out on a loaded machine makes the monitor look every 0.5 s until the server is
+        # known again, so a window may be spent recovering: the client must be quiet in one of three.
+        windows = []
+        for _ in range(3):
+            with timers_scheduled() as timers:
+                await asyncio.sleep(3)
+            windows.append(dict(timers))
+            if sum(timers.values()) <= 14:
+                break
+        assert sum(windows[-1].values()) <= 14, windows
     finally:
         await client.close()

@@ -168,7 +168,7 @@ async def test_events_flow_between_the_services(own_infra, services, tmp_path) -
 
     notice = await asyncio.wait_for(request_notice(), 30)
     await received.aclose()
-    assert notice["recipient_code"] == PROVIDER and notice["reference"] == inbox[0]["reference"]
+    assert notice["recipient_code"] == PROVIDER and notice["reference"] == arrived[0]["reference"]
 
     # auditor: catalog change, resource change, request and notification are in an intact trail
     wanted = {"CatalogEntryDrafted", "ResourceChanged", "ShareRequested", "NotificationIssued"}
