@@ -176,3 +176,28 @@ def test_the_counters_alerts_take_increases_of_exist_at_zero_before_their_first_
     assert REGISTRY.get_sample_value("datashare_outbox_parked_total", {"outbox": "first-outbox"}) == 0
     assert REGISTRY.get_sample_value("datashare_webhook_attempts_total", {"outcome": "dead"}) == 0
 
+
+async def test_directory_events_met_before_the_directorys_keys_are_read_wait_as_for_an_outage() -> None:
+    """Each consumer of directory.events checks the directory's signature. Until the directory's keys (its
+    JWKS) are read, that is an outage, retried for as long as it lasts: it was a failure of the handler's own,
+    and after five tries a good registration was dead-lettered (the directory slower to start than they)."""
+    from common.faults import is_transient
+    from common.keys import KeySource
+    from services.auditor.oversight.adapters.observed_events import department_of
+    from services.exchange.sharing.adapters.directory_events import signed_by_directory
+    from services.notifier.adapters.events import directory_subscriptions
+
+    keys = KeySource(ServiceSettings())  # not loaded yet
+    code = "91360800MA35XXXX0X"
+    event = Event("DepartmentRegistered", code, {"department_code": code, "name": "吉安市某局"}, "directory")
+    notifier = directory_subscriptions(None, keys)["DepartmentRegistered"]  # type: ignore[arg-type]
+    checks = [lambda: department_of(event, keys), lambda: signed_by_directory(event, keys), lambda: notifier(event)]
+    for check in checks:
+        try:
+            waited = check()
+            if asyncio.iscoroutine(waited):
+                await waited
+        except Exception as exc:
+            assert is_transient(exc), f"{type(exc).__name__}: {exc}"
+        else:
+            raise AssertionError("handled without the directory's keys")

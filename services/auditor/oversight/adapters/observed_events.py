@@ -123,8 +123,8 @@ def _access(p: dict) -> list[Fact]:
 
 def department_of(e: Event, keys: KeySource) -> list[Fact]:
     """A department as the directory announced it; only events the directory signed count."""
-    if keys.verifier is None:
-        raise RuntimeError("token signing keys not loaded yet")  # the batch is retried once they are
+    if keys.verifier is None:  # the directory's JWKS not read yet: an outage, retried for as long as it lasts
+        raise ConnectionError("the directory's token signing keys are not loaded yet")
     try:
         verify_signed_event(keys.verifier.keys, e)
     except Unauthenticated as exc:
