@@ -123,7 +123,8 @@ async def test_a_redelivered_event_is_not_handled_twice(infra, topics) -> None:
                 {"_id": e.payload["grant_id"]}, {"$inc": {"times": 1}}, upsert=True, session=tx.session
             )
 
-    async def consume_for_a_while(group: str) -> None:
+    async def consume_through(group: str, offset: int) -> None:
+        """Run the group's consumer until it committed past `offset` (the event handled or skipped)."""
         consumer = EventConsumer(
             group=group,
             topics=[topic],
@@ -134,17 +135,27 @@ async def test_a_redelivered_event_is_not_handled_twice(infra, topics) -> None:
             settings=settings,
         )
         task = asyncio.create_task(consumer.run())
-        await asyncio.sleep(3)
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
+        probe = AIOKafkaConsumer(bootstrap_servers=infra.bootstrap, group_id=group)
+        await probe.start()
+        try:
+            for _ in range(300):
+                if (await probe.committed(TopicPartition(topic, 0)) or 0) > offset:
+                    break
+                await asyncio.sleep(0.1)
+            else:
+                raise AssertionError(f"{group} did not commit past offset {offset}")
+        finally:
+            await probe.stop()
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
 
     try:
         value = CODEC.encode(event.event_type, event.payload)
         await (await publisher.send_raw(topic, "g1", value, event.headers()))
-        await consume_for_a_while("ledger")
+        await consume_through("ledger", 0)
         # The same event again later (a relay resend after a crash), to the same group, in a new batch:
         await (await publisher.send_raw(topic, "g1", value, event.headers()))
-        await consume_for_a_while("ledger")
+        await consume_through("ledger", 1)
         assert (await db.revocations.find_one({"_id": "g1"}))["times"] == 1
         assert await processed.seen("ledger", [event.event_id]) == {event.event_id}
         # A delivery that slips past the batch look-up is stopped by the transaction's own record:
