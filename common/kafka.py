@@ -393,8 +393,7 @@ class EventConsumer:
                 await self.dead_letter(record, f"undecodable: {exc}", attempts=0)
                 outcomes[record.topic, "dead_lettered"] += 1
         if self.batch_handler is not None:
-            for outcome, count in (await self.handle_batch(decoded, self.batch_handler)).items():
-                outcomes[records[0].topic, outcome] += count
+            outcomes.update(await self.handle_batch(decoded, self.batch_handler))
             for (topic, outcome), count in outcomes.items():
                 EVENTS_CONSUMED.labels(self.group, topic, outcome).inc(count)
             return
@@ -412,10 +411,13 @@ class EventConsumer:
         for (topic, outcome), count in outcomes.items():
             EVENTS_CONSUMED.labels(self.group, topic, outcome).inc(count)
 
-    async def handle_batch(self, decoded: list[tuple[ConsumerRecord, Event]], handler: BatchHandler) -> Counter[str]:
+    async def handle_batch(
+        self, decoded: list[tuple[ConsumerRecord, Event]], handler: BatchHandler
+    ) -> Counter[tuple[str, str]]:
         """Run the batch handler. Refused events go to the DLQ; if the batch keeps failing for a reason of its
-        own, its events are handled one by one, so that only a poison event is dead-lettered."""
-        outcomes: Counter[str] = Counter()
+        own, its events are handled one by one, so that only a poison event is dead-lettered. Outcomes are
+        counted by (topic, outcome): a batch may hold several topics' records."""
+        outcomes: Counter[tuple[str, str]] = Counter()
         if not decoded:
             return outcomes
         retry = Retry(self, decoded[0][0].topic)
@@ -430,7 +432,7 @@ class EventConsumer:
                     record = decoded[0][0]
                     log.exception("batch handler failed %s times, dead-lettering", retry.failures, extra=_where(record))
                     await self.dead_letter(record, f"handler failed: {type(exc).__name__}: {exc}", retry.failures)
-                    outcomes["dead_lettered"] += 1
+                    outcomes[record.topic, "dead_lettered"] += 1
                     return outcomes
                 for one in decoded:
                     outcomes.update(await self.handle_batch([one], handler))
@@ -444,8 +446,8 @@ class EventConsumer:
                     if e.event_id in refused
                 )
             )
-            outcomes["dead_lettered"] += len(refused)
-            outcomes["handled"] += len(decoded) - len(refused)
+            for record, event in decoded:
+                outcomes[record.topic, "dead_lettered" if event.event_id in refused else "handled"] += 1
             return outcomes
 
     async def handle_with_retries(self, record: ConsumerRecord, event: Event, handler: Handler) -> str:

@@ -7,7 +7,7 @@ from dataclasses import dataclass, replace
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
-from common.errors import Invalid, NotFound
+from common.errors import Invalid, NotFound, RejectedEvent
 from common.events import Event
 from common.identifiers import InvalidIdentifier, validate_credit_code
 from services.notifier import webhooks
@@ -52,9 +52,11 @@ class NotificationNotFound(NotFound):
     pass
 
 
-class DisputeNotHeard(Exception):
-    """A ruling on a dispute whose ShareDisputed has not been handled: retried (it may still be on its way on
-    another partition), then dead-lettered with this reason, to be replayed once the dispute is in."""
+class DisputeNotHeard(RejectedEvent):
+    """A ruling that does not name the parties (written before rulings did), on a dispute whose ShareDisputed
+    was not handled. It never will be: the exchange keys both by the request, so the dispute came first on
+    the same partition, and was refused or came before this consumer group's start. Dead-lettered at once
+    with this reason, to be replayed once the dispute is in."""
 
 
 @dataclass(frozen=True)
@@ -92,9 +94,9 @@ async def dispute_raised(event_id: str, disputed: ShareDisputed, n: Notifier) ->
 
 async def dispute_ruled(event_id: str, ruled: DisputeRuled, n: Notifier) -> None:
     async with n.uow() as tx:
-        dispute = await tx.dispute(ruled.dispute_id)
+        dispute = ruled.parties() or await tx.dispute(ruled.dispute_id)
         if dispute is None:
-            raise DisputeNotHeard(f"dispute_id: no ShareDisputed {ruled.dispute_id} was heard before its ruling")
+            raise DisputeNotHeard("dispute_id", f"no ShareDisputed {ruled.dispute_id} was heard before its ruling")
         await _issue(tx, n, notifications.dispute_ruled(event_id, ruled, dispute))
 
 

@@ -209,6 +209,9 @@ async def test_a_scripted_month_becomes_figures_a_report_and_findings(infra, top
             detected_on=date(2026, 10, 22),
         ),
     ]
+    # a publication dated in year 9999 (its next delivery would overflow the calendar): refused at once
+    far = published(f"103{tag[:3]}/{tag}9", f"Z{tag}", 1, "MONTHLY", date(9999, 12, 20))
+    catalog.insert(0, far)
     missed = {date(2026, 10, 13), date(2026, 10, 27)}
     changes = [stored(r1, p, d) for d in working if d not in missed]
     changes += [stored(r1, p, date(2026, 10, 3)), stored(r2, p, date(2026, 10, 20))]
@@ -270,6 +273,19 @@ async def test_a_scripted_month_becomes_figures_a_report_and_findings(infra, top
             }, (figures, auditor.log.read_text()[-3000:])
             assert figures["score"] == 71.2 and figures["consumers"] == sorted([c1, c2]) and figures["uses"] == 4
             assert "Σ weight" in figures["formula"]
+            [dead] = await read_topic(
+                infra.bootstrap,
+                "catalog.entry-events.dlq",
+                1,
+                where=lambda r: (
+                    headers_of(r)["event_id"] == far.event_id
+                    and headers_of(r)["dlq.group"] == f"{auditor.group_prefix}auditor-oversight"
+                ),
+            )
+            assert headers_of(dead)["dlq.attempts"] == "1"
+            assert (
+                headers_of(dead)["dlq.reason"] == "rejected: ValueError: EntryFact.day: 9999-12-20 is outside 1900–2999"
+            )
             # a department sees its own figures only; the ranking and reports are the IT office's
             other = bearer(c1, Role.DATA_ADMINISTRATOR, subject="c1-admin")
             assert (await client.get(path, headers=other)).status_code == 403

@@ -7,6 +7,7 @@ import pytest
 from aiokafka import AIOKafkaClient, AIOKafkaConsumer, TopicPartition
 
 from common.codec import EventCodec
+from common.errors import RejectedEvent
 from common.events import Event
 from common.kafka import EventConsumer, KafkaPublisher, consumer_options, poll
 from common.mongo import MongoProcessedEvents, connect, transaction
@@ -42,13 +43,16 @@ async def test_poison_messages_are_dead_lettered_and_everything_after_them_is_ha
         calls[event.event_id] = calls.get(event.event_id, 0) + 1
         if event.payload["reason"] == "explode":
             raise RuntimeError("boom")
+        if event.payload["reason"] == "never":
+            raise RejectedEvent("grant_id", "no such grant will ever exist")
         handled.append(event.event_id)
 
-    first, failing, last = revoked("expired"), revoked("explode"), revoked("ended early")
+    first, failing, refused, last = revoked("expired"), revoked("explode"), revoked("never"), revoked("ended early")
     messages = [
         (CODEC.encode(first.event_type, first.payload), first.headers()),
         (b'{"not": "avro"}', [("event_id", b"x1")]),
         (CODEC.encode(failing.event_type, failing.payload), failing.headers()),
+        (CODEC.encode(refused.event_type, refused.payload), refused.headers()),
         (CODEC.encode(last.event_type, last.payload), last.headers()),
         (CODEC.encode(first.event_type, first.payload), first.headers()),  # redelivered duplicate
     ]
@@ -69,7 +73,7 @@ async def test_poison_messages_are_dead_lettered_and_everything_after_them_is_ha
     probe = AIOKafkaConsumer(bootstrap_servers=infra.bootstrap, group_id=group)
     await probe.start()
     try:
-        dead = await read_topic(infra.bootstrap, topic + ".dlq", expected=2)
+        dead = await read_topic(infra.bootstrap, topic + ".dlq", expected=3)
         committed = None
         for _ in range(100):
             committed = await probe.committed(TopicPartition(topic, 0))
@@ -85,14 +89,17 @@ async def test_poison_messages_are_dead_lettered_and_everything_after_them_is_ha
 
     assert handled == [first.event_id, last.event_id]  # duplicate skipped, poison did not stop the rest
     assert calls[failing.event_id] == 3  # bounded retries
+    assert calls[refused.event_id] == 1  # refused: dead-lettered on its first try
     reasons = {headers_of(r)["dlq.offset"]: headers_of(r) for r in dead}
-    assert set(reasons) == {"1", "2"}
+    assert set(reasons) == {"1", "2", "3"}
     assert reasons["1"]["dlq.reason"].startswith("undecodable")
     assert reasons["2"]["dlq.reason"] == "handler failed: RuntimeError: boom"
     assert reasons["2"]["dlq.attempts"] == "3"
     assert reasons["2"]["dlq.topic"] == topic and reasons["2"]["dlq.group"] == group
     assert reasons["2"]["event_id"] == failing.event_id  # original headers kept
-    assert {r.value for r in dead} == {messages[1][0], messages[2][0]}  # original bytes kept
+    assert reasons["3"]["dlq.reason"] == "rejected: grant_id: no such grant will ever exist"
+    assert reasons["3"]["dlq.attempts"] == "1"
+    assert {r.value for r in dead} == {messages[1][0], messages[2][0], messages[3][0]}  # original bytes kept
     assert committed == len(messages)  # committed past the poison once it was dead-lettered
 
 
@@ -116,7 +123,8 @@ async def test_a_redelivered_event_is_not_handled_twice(infra, topics) -> None:
                 {"_id": e.payload["grant_id"]}, {"$inc": {"times": 1}}, upsert=True, session=tx.session
             )
 
-    async def consume_for_a_while(group: str) -> None:
+    async def consume_through(group: str, offset: int) -> None:
+        """Run the group's consumer until it committed past `offset` (the event handled or skipped)."""
         consumer = EventConsumer(
             group=group,
             topics=[topic],
@@ -127,17 +135,27 @@ async def test_a_redelivered_event_is_not_handled_twice(infra, topics) -> None:
             settings=settings,
         )
         task = asyncio.create_task(consumer.run())
-        await asyncio.sleep(3)
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
+        probe = AIOKafkaConsumer(bootstrap_servers=infra.bootstrap, group_id=group)
+        await probe.start()
+        try:
+            for _ in range(300):
+                if (await probe.committed(TopicPartition(topic, 0)) or 0) > offset:
+                    break
+                await asyncio.sleep(0.1)
+            else:
+                raise AssertionError(f"{group} did not commit past offset {offset}")
+        finally:
+            await probe.stop()
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
 
     try:
         value = CODEC.encode(event.event_type, event.payload)
         await (await publisher.send_raw(topic, "g1", value, event.headers()))
-        await consume_for_a_while("ledger")
+        await consume_through("ledger", 0)
         # The same event again later (a relay resend after a crash), to the same group, in a new batch:
         await (await publisher.send_raw(topic, "g1", value, event.headers()))
-        await consume_for_a_while("ledger")
+        await consume_through("ledger", 1)
         assert (await db.revocations.find_one({"_id": "g1"}))["times"] == 1
         assert await processed.seen("ledger", [event.event_id]) == {event.event_id}
         # A delivery that slips past the batch look-up is stopped by the transaction's own record:

@@ -27,7 +27,7 @@ from common.policy import Role
 from common.topics import load_topics
 from devstack.processes import Infra
 from services.notifier.adapters.topics import KafkaDepartmentTopics
-from tests.adapter_keys import directory_says
+from tests.adapter_keys import directory_event, directory_says
 from tests.contract.test_schemas import sample
 from tests.integration.conftest import ServiceProcess, headers_of, read_topic, settings_for
 from tests.integration.test_notifier import fresh_code, start_notifier
@@ -355,9 +355,13 @@ async def test_read_notices_and_change_notices_expire_from_the_inbox(infra, topi
             assert abs((expiry[told] - marked_at) - timedelta(days=90)) < timedelta(minutes=1)
             ttl = [i for i in (await inbox.index_information()).values() if i["key"] == [("expire_at", 1)]]
             assert [i.get("expireAfterSeconds") for i in ttl] == [0]
+            # The database sweeps expired documents every 60 s (as mongod's TTL monitor does); once the read
+            # notice's time is up, the test asks the local database for its sweep now rather than wait.
+            await asyncio.sleep(max(0.0, (expiry[read] - datetime.now(UTC)).total_seconds()) + 0.5)
+            await mongo.admin.command({"secantusAdmin.pruneTtl": 1})
         finally:
             await mongo.close()
-        deadline = time.monotonic() + 90  # the database sweeps expired documents every 60 s
+        deadline = time.monotonic() + 90
         while time.monotonic() < deadline:
             kept = {n["notification_id"] for n in (await client.get(f"/inbox/{holder}")).json()["items"]}
             if read not in kept:
@@ -589,3 +593,66 @@ async def test_a_request_to_publish_reaches_the_provider_with_a_reminder_and_its
     assert times.get(asked) in ("2026-10-09T01:00:00Z", "2026-10-09T01:00:00+00:00"), scheduled
     assert answered not in times
     assert await inbox_until(notifier, provider, 1, timeout=2, kind="REQUEST_DECIDED") == []  # not the provider's
+
+
+async def test_events_that_can_never_be_handled_are_dead_lettered_at_once_and_the_next_is_handled(
+    infra, topics, services, tmp_path
+) -> None:
+    """A department named by no credit code, a ruling on a dispute never heard that does not name the parties
+    itself, a day in year 9999: each is refused on its first try (dlq.attempts 1, no "handler failed" retries)
+    and the next event of its partition is handled. Before, each took five tries with backoff."""
+    it_office, department, provider, consumer = (fresh_code() for _ in range(4))
+    notifier = await start_notifier(infra, tmp_path, services, it_office)
+    request, resource = uuid.uuid4().hex, f"101001/{uuid.uuid4().int % 10**6:06d}"
+    finding = payload("AuditFindingRaised", finding_id=uuid.uuid4().hex, department_code=department, reference=None,
+                      category="DATA_NOT_PROVIDED_IN_TIME", correct_by=date(2026, 12, 9))  # fmt: skip
+    # each refused event and the one after it share a key, so a partition
+    pairs = {
+        "auditor.findings": [
+            Event("AuditFindingRaised", department, finding | {"finding_id": "x", "department_code": "DEPT-X"}, "test"),
+            Event("AuditFindingRaised", department, finding, "test"),
+        ],
+        "exchange.share-events": [
+            Event("DisputeRuled", request, payload("DisputeRuled", dispute_id="d-unheard", request_id=request,
+                                                   consumer_code="", provider_code=""), "test"),
+            Event("ShareRequested", request, payload("ShareRequested", request_id=request, resource_code=resource,
+                                                     provider_code=provider, consumer_code=consumer,
+                                                     decide_by=date(2026, 12, 11)), "test"),
+        ],
+        "catalog.entry-events": [
+            Event("CatalogEntryPublished", resource, payload("CatalogEntryPublished", resource_code=resource,
+                                                             version=1, provider_code=provider,
+                                                             published_on=date(9999, 12, 31)), "test"),
+            Event("CatalogEntrySubmitted", resource, payload("CatalogEntrySubmitted", resource_code=resource,
+                                                             version=2, provider_code=provider), "test"),
+        ],
+    }  # fmt: skip
+    publisher = KafkaPublisher(settings_for(infra), EventCodec.from_folder(), load_topics())
+    await publisher.start()
+    try:
+        for topic, events in pairs.items():
+            await publisher.publish_many(topic, events)
+        codeless = payload("DepartmentRegistered", department_code="DEPT-Y", name="无码部门", level="CITY")
+        value, headers = directory_event("DepartmentRegistered", "DEPT-Y", codeless)  # signed by the directory
+        await (await publisher.send_raw("directory.events", "DEPT-Y", value, headers))
+    finally:
+        await publisher.stop()
+    refused = {pairs[t][0].event_id: t for t in pairs} | {dict(headers)["event_id"].decode(): "directory.events"}
+    rules = {
+        "auditor.findings": "rejected: department: AuditFindingRaised.department_code: 'DEPT-X' names no department",
+        "exchange.share-events": "rejected: dispute_id: no ShareDisputed d-unheard was heard",
+        "catalog.entry-events": "rejected: payload: CatalogEntryPublished.published_on: 9999-12-31 is outside",
+        "directory.events": "rejected: department: DepartmentRegistered.department_code: 'DEPT-Y'",
+    }
+
+    # the next event of each partition was handled: its notice is there
+    assert kinds(await inbox_until(notifier, department, 1)) == ["OTHER"]
+    assert kinds(await inbox_until(notifier, provider, 2)) == ["CATALOG_EVENT", "REQUEST_ARRIVED"]
+    for topic in {*refused.values()}:
+        [dead] = await read_topic(
+            infra.bootstrap, topic + ".dlq", 1, where=lambda r: headers_of(r).get("event_id") in refused
+        )
+        why = headers_of(dead)
+        assert why["dlq.attempts"] == "1" and why["dlq.reason"].startswith(rules[topic]), why
+        assert why["dlq.group"].startswith(notifier.group_prefix)
+    assert "handler failed" not in notifier.log.read_text()

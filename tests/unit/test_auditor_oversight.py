@@ -542,3 +542,18 @@ async def test_a_batch_reads_the_supplies_of_its_deliveries_in_one_query_and_non
     await handlers.observe([*published, *delivered, *accesses[:5]], oversight(store, day))
     assert store.supply_reads == [["R0", "R1", "R2"]]
     assert {code: s.last_delivered for code, s in store.supplies.items()} == {"R0": day, "R1": day, "R2": None}
+
+
+async def test_an_event_dated_beyond_reach_is_refused_alone_and_the_rest_of_its_batch_counts() -> None:
+    """A publication dated 9999 made the next delivery's day overflow the calendar: the whole batch failed,
+    five times, then each of its events five times more. Refused at once now, with the reason."""
+    from common.events import Event
+    from services.auditor.oversight.adapters.observed_events import observe_batch
+
+    store = FakeStore()
+    entry = {"resource_code": "R9", "provider_code": P, "version": 1, "update_cycle": "MONTHLY"}
+    far = Event("CatalogEntryPublished", "R9", entry | {"published_on": date(9999, 12, 20)}, "catalog")
+    near = Event("CatalogEntryPublished", "R8", entry | {"resource_code": "R8", "published_on": date(2026, 9, 1)}, "c")
+    refused = await observe_batch([far, near], oversight(store, date(2026, 9, 2)), None)  # type: ignore[arg-type]
+    assert refused == {far.event_id: "ValueError: EntryFact.day: 9999-12-20 is outside 1900–2999"}
+    assert set(store.supplies) == {"R8"}

@@ -13,11 +13,59 @@ from common.settings import ServiceSettings
 CODEC = EventCodec.from_folder()
 
 
-def record(offset: int) -> ConsumerRecord:
+def record(offset: int, topic: str = "t") -> ConsumerRecord:
     payload = {"grant_id": f"g{offset}", "resource_code": "101001/000001", "consumer_code": "c", "reason": "期满"}
     event = Event("GrantRevoked", f"g{offset}", payload | {"revoked_by": "admin"}, producer="test")
     value = CODEC.encode(event.event_type, event.payload)
-    return ConsumerRecord("t", 0, offset, 0, 0, event.key.encode(), value, None, 0, len(value), event.headers())
+    return ConsumerRecord(topic, 0, offset, 0, 0, event.key.encode(), value, None, 0, len(value), event.headers())
+
+
+class DeadLetters:
+    """Where the consumer writes dead letters, kept in memory (the broker's side is tests/integration)."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, dict[str, str]]] = []
+
+    async def send_raw(self, topic: str, key: str, value: bytes, headers: list) -> asyncio.Future:
+        self.sent.append((topic, {k: v.decode() for k, v in headers}))
+        done: asyncio.Future = asyncio.get_running_loop().create_future()
+        done.set_result(None)
+        return done
+
+
+async def test_a_batch_of_several_topics_counts_each_records_outcome_under_its_own_topic() -> None:
+    """A batch handler's consumer fetches several topics at once: the outcomes were all counted under the
+    first record's topic, so one topic's dead letters showed on another's dashboard and alert."""
+    from prometheus_client import REGISTRY
+
+    records = [record(0, "mixed.a"), record(1, "mixed.b"), record(2, "mixed.b"), record(3, "mixed.a")]
+    refused_key = "g2"
+
+    async def handler(events: list[Event]) -> dict[str, str]:
+        return {e.event_id: "not this one" for e in events if e.key == refused_key}
+
+    dead = DeadLetters()
+    consumer = EventConsumer(
+        group="g-mixed",
+        topics=["mixed.a", "mixed.b"],
+        handlers={},
+        codec=CODEC,
+        publisher=dead,  # type: ignore[arg-type]
+        processed=None,  # type: ignore[arg-type]  # a batch handler de-duplicates by itself
+        settings=ServiceSettings(),
+        batch_handler=handler,
+    )
+    await consumer.process(records)
+
+    def count(topic: str, outcome: str) -> float | None:
+        labels = {"group": "g-mixed", "topic": topic, "outcome": outcome}
+        return REGISTRY.get_sample_value("datashare_events_consumed_total", labels)
+
+    assert (count("mixed.a", "handled"), count("mixed.b", "handled")) == (2, 1)
+    assert (count("mixed.a", "dead_lettered"), count("mixed.b", "dead_lettered")) == (0, 1)
+    [(topic, headers)] = dead.sent
+    assert topic == "mixed.b.dlq" and headers["dlq.reason"] == "rejected: not this one"
+    assert headers["dlq.attempts"] == "1"
 
 
 async def test_a_big_fetched_batch_is_decoded_in_turns_with_the_rest_of_the_event_loop() -> None:
@@ -127,3 +175,29 @@ def test_the_counters_alerts_take_increases_of_exist_at_zero_before_their_first_
     OutboxRelay(None, None, name="first-outbox", poll_seconds=1)  # type: ignore[arg-type]
     assert REGISTRY.get_sample_value("datashare_outbox_parked_total", {"outbox": "first-outbox"}) == 0
     assert REGISTRY.get_sample_value("datashare_webhook_attempts_total", {"outcome": "dead"}) == 0
+
+
+async def test_directory_events_met_before_the_directorys_keys_are_read_wait_as_for_an_outage() -> None:
+    """Each consumer of directory.events checks the directory's signature. Until the directory's keys (its
+    JWKS) are read, that is an outage, retried for as long as it lasts: it was a failure of the handler's own,
+    and after five tries a good registration was dead-lettered (the directory slower to start than they)."""
+    from common.faults import is_transient
+    from common.keys import KeySource
+    from services.auditor.oversight.adapters.observed_events import department_of
+    from services.exchange.sharing.adapters.directory_events import signed_by_directory
+    from services.notifier.adapters.events import directory_subscriptions
+
+    keys = KeySource(ServiceSettings())  # not loaded yet
+    code = "91360800MA35XXXX0X"
+    event = Event("DepartmentRegistered", code, {"department_code": code, "name": "吉安市某局"}, "directory")
+    notifier = directory_subscriptions(None, keys)["DepartmentRegistered"]  # type: ignore[arg-type]
+    checks = [lambda: department_of(event, keys), lambda: signed_by_directory(event, keys), lambda: notifier(event)]
+    for check in checks:
+        try:
+            waited = check()
+            if asyncio.iscoroutine(waited):
+                await waited
+        except Exception as exc:
+            assert is_transient(exc), f"{type(exc).__name__}: {exc}"
+        else:
+            raise AssertionError("handled without the directory's keys")

@@ -17,7 +17,13 @@ from common.events import Event
 from common.identifiers import credit_code_check_character
 from common.topics import load_topic_family, load_topics
 from services.directory import demo_data
-from services.notifier.adapters.events import directory_subscriptions, resource_changes, subscriptions, typed
+from services.notifier.adapters.events import (
+    DEPARTMENT_FIELDS,
+    directory_subscriptions,
+    resource_changes,
+    subscriptions,
+    typed,
+)
 from services.notifier.domain import events as domain_events
 from services.notifier.domain.changes import ChangeBatch, Ranges, told_after
 from services.notifier.domain.events import Dispute
@@ -362,11 +368,64 @@ async def test_a_dispute_reaches_the_it_office_and_the_ruling_both_parties() -> 
     assert len(finals) == 1 and "市政务数据共享工作领导小组" in finals[0].body
 
 
-async def test_a_ruling_on_a_dispute_never_heard_of_fails_and_notifies_nobody() -> None:
+async def test_a_ruling_on_a_dispute_never_heard_of_is_refused_at_once_and_notifies_nobody() -> None:
+    """The dispute came before its ruling on the same partition (both keyed by the request): a ruling that
+    does not name the parties itself can never be told once its dispute was missed. Dead-lettered at once."""
     uow = FakeUnitOfWork()
-    with pytest.raises(DisputeNotHeard):  # retried by the consumer, then dead-lettered with the reason
+    with pytest.raises(DisputeNotHeard) as refused:
         await deliver(uow, "DisputeRuled", RULING)
+    assert isinstance(refused.value, RejectedEvent) and refused.value.rule == "dispute_id"
     assert uow.inbox == {} and uow.emitted == []
+
+
+async def test_a_ruling_that_names_the_parties_reaches_both_without_its_dispute() -> None:
+    uow = FakeUnitOfWork()
+    await deliver(uow, "DisputeRuled", RULING | {"consumer_code": CONSUMER, "provider_code": PROVIDER})
+    for party in (CONSUMER, PROVIDER):
+        [note] = await uow.inbox_of(party)
+        assert note.kind is NotificationKind.DISPUTE_RULED and note.reference == "r1"
+
+
+FINDING = {
+    "finding_id": "f1",
+    "department_code": PROVIDER,
+    "category": "DATA_NOT_PROVIDED_IN_TIME",
+    "description": "9 月数据未按时提供",
+    "correct_by": date(2026, 12, 9),
+}
+
+
+@pytest.mark.parametrize(
+    ("event_type", "payload", "rule", "says"),
+    [
+        ("AuditFindingRaised", FINDING | {"department_code": "DEPT-X"}, "department", "department_code"),
+        ("GrantIssued", GRANT | {"consumer_code": CONSUMER[:-1] + "1"}, "department", "GrantIssued.consumer_code"),
+        ("ShareRequested", REQUEST | {"provider_code": ""}, "department", "provider_code"),
+        ("DisputeRuled", RULING | {"consumer_code": "c", "provider_code": PROVIDER}, "department", "consumer_code"),
+        ("AuditFindingRaised", FINDING | {"correct_by": date(9999, 12, 31)}, "payload", "9999-12-31"),
+        ("GrantIssued", GRANT | {"valid_from": date(1, 1, 1)}, "payload", "valid_from"),
+    ],
+)
+async def test_an_event_naming_no_department_or_a_day_out_of_range_is_refused_at_once(
+    event_type: str, payload: dict, rule: str, says: str
+) -> None:
+    """Such an event can never be handled: no department will ever bear a code that fails its check, and a
+    day in year 9999 breaks the reminders' arithmetic. A RejectedEvent, which the consumer dead-letters at
+    once; before, each was tried five times (the department's topic could not be named) and nobody heard."""
+    uow = FakeUnitOfWork()
+    with pytest.raises(RejectedEvent, match=says) as refused:
+        await deliver(uow, event_type, payload)
+    assert refused.value.rule == rule
+    assert uow.inbox == {} and uow.emitted == [] and uow.reminders == {}
+
+
+async def test_a_department_the_notifier_has_not_heard_of_is_told_all_the_same() -> None:
+    """Its DepartmentRegistered may still be on its way on directory.events: its notice waits in its inbox."""
+    uow = FakeUnitOfWork()
+    newcomer = code("11360800MB9000001")
+    await deliver(uow, "AuditFindingRaised", FINDING | {"department_code": newcomer})
+    [note] = await uow.inbox_of(newcomer)
+    assert note.reference == "f1"
 
 
 async def test_the_consumer_hears_of_its_grant_and_of_its_revocation() -> None:
@@ -486,7 +545,9 @@ def test_every_event_the_notifier_hears_travels_on_its_topics_and_reads_from_its
     assert set(handled) <= carried
     for event_type in handled:
         raw = json.loads((SCHEMA_DIR / f"{event_type}.avsc").read_text())
-        _, payload = codec.decode(codec.encode(event_type, sample(copy.deepcopy(raw), {})))
+        given = sample(copy.deepcopy(raw), {})
+        given |= {name: CONSUMER for name in DEPARTMENT_FIELDS if name in given}  # sample text names no department
+        _, payload = codec.decode(codec.encode(event_type, given))
         event = typed(getattr(domain_events, event_type), payload)
         assert type(event).__name__ == event_type
 

@@ -1,6 +1,10 @@
 """Inbound events: each Avro payload becomes the typed event of its type (domain/events.py) before a handler
-sees it. Fields are taken by name, so a field a producer adds later is ignored until the class names it;
-a payload that lacks a field or carries an unknown enum symbol is refused (dead-lettered) with the reason."""
+sees it. Fields are taken by name, so a field a producer adds later is ignored until the class names it.
+A payload that can never be handled is refused (dead-lettered at once, with the reason): it lacks a field,
+carries an unknown enum symbol, names a department by something that is not a unified social credit code (no
+department will ever have it: its inbox, topic and webhooks could never be reached) or a day outside
+DAYS_TAKEN. A well-formed code of a department the notifier has not heard of is taken: its
+DepartmentRegistered may still be on its way on directory.events, and its notices wait in its inbox."""
 
 from __future__ import annotations
 
@@ -8,12 +12,14 @@ import enum
 import types
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import MISSING, fields, is_dataclass
+from datetime import date
 from functools import partial
 from typing import Any, TypeVar, Union, get_args, get_origin, get_type_hints
 
 from common.auth import Unauthenticated, verify_signed_event
 from common.errors import RejectedEvent
 from common.events import Event
+from common.identifiers import InvalidIdentifier, validate_credit_code
 from common.keys import KeySource
 from services.notifier import handlers
 from services.notifier.domain import notifications
@@ -48,6 +54,21 @@ from services.notifier.domain.notifications import RULES
 
 T = TypeVar("T")
 TypedHandler = Callable[[str, Any], Awaitable[None]]
+# The fields that name a department: whoever they name may receive a notice.
+DEPARTMENT_FIELDS = frozenset(
+    {
+        "department_code",
+        "provider_code",
+        "consumer_code",
+        "requester_code",
+        "existing_provider_code",
+        "new_provider_code",
+        "escalated_by_department",
+    }
+)
+# Deadlines, periods and publication days are reckoned a year or more either way (reminders, the yearly
+# maintenance): a day far outside the platform's life is a producer's error, not a date to schedule.
+DAYS_TAKEN = (date(1900, 1, 1), date(2999, 12, 31))
 
 
 def typed(cls: type[T], payload: Mapping[str, Any]) -> T:
@@ -97,8 +118,8 @@ def directory_subscriptions(n: handlers.Notifier, keys: KeySource) -> dict[str, 
     made = _inbound(DepartmentRegistered, partial(handlers.department_registered, n=n))
 
     async def registered(event: Event) -> None:
-        if keys.verifier is None:
-            raise RuntimeError("token signing keys not loaded yet")  # retried: the consumer waits for them
+        if keys.verifier is None:  # the directory's JWKS not read yet: an outage, retried for as long as it lasts
+            raise ConnectionError("the directory's token signing keys are not loaded yet")
         try:
             verify_signed_event(keys.verifier.keys, event)
         except Unauthenticated as exc:
@@ -140,11 +161,28 @@ def _build(cls: type[T], payload: Any, path: str) -> T:
     hints = get_type_hints(cls)
     values: dict[str, Any] = {}
     for f in fields(cls):  # type: ignore[arg-type]
+        required = f.default is MISSING and f.default_factory is MISSING
         if f.name in payload:
             values[f.name] = _value(hints[f.name], payload[f.name], f"{path}.{f.name}")
-        elif f.default is MISSING and f.default_factory is MISSING:
+            if f.name in DEPARTMENT_FIELDS and (required or values[f.name]):  # an optional one may be left empty
+                _department(values[f.name], f"{path}.{f.name}")
+        elif required:
             raise RejectedEvent("payload", f"{path}.{f.name} is missing")
     return cls(**values)
+
+
+def _department(code: Any, path: str) -> None:
+    try:
+        validate_credit_code(str(code))
+    except InvalidIdentifier as exc:
+        raise RejectedEvent("department", f"{path}: {code!r} names no department: {exc}") from None
+
+
+def _day(day: date, path: str) -> date:
+    first, last = DAYS_TAKEN
+    if not first <= day <= last:
+        raise RejectedEvent("payload", f"{path}: {day.isoformat()} is outside {first.year}–{last.year}")
+    return day
 
 
 def _value(hint: Any, raw: Any, path: str) -> Any:
@@ -164,4 +202,6 @@ def _value(hint: Any, raw: Any, path: str) -> Any:
             raise RejectedEvent("payload", f"{path}: {raw!r} is not one of {[m.value for m in hint]}") from None
     if isinstance(hint, type) and is_dataclass(hint):
         return _build(hint, raw, path)
+    if hint is date and isinstance(raw, date):
+        return _day(raw, path)
     return raw

@@ -78,6 +78,14 @@ class DisputeRuled:
     reasons: str
     ruled_by: str
     final: bool
+    consumer_code: str = ""  # empty in rulings written before they named the parties
+    provider_code: str = ""
+
+    def parties(self) -> Dispute | None:
+        """The dispute as the ruling names it; None for a ruling that does not name both parties."""
+        if not (self.consumer_code and self.provider_code):
+            return None
+        return Dispute(self.dispute_id, self.request_id, self.consumer_code, self.provider_code)
 
 
 @dataclass(frozen=True)

@@ -1,12 +1,14 @@
 """The events the oversight reads, translated from Avro into typed facts here, at the edge: catalog entries'
 lifecycle, share decisions, stored and refused data changes, data accesses and the directory's departments.
 A batch of them goes to `handlers.observe` in one call; an event whose payload lacks what its schema
-promises, or a directory event the directory did not sign, is refused (dead-lettered) with the reason."""
+promises, whose day lies outside DAYS_TAKEN, or a directory event the directory did not sign, is refused
+(dead-lettered at once) with the reason."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import fields
 from datetime import date, datetime
 from functools import partial
 
@@ -36,6 +38,9 @@ from services.auditor.oversight.handlers import Oversight
 log = logging.getLogger(__name__)
 
 EVALUATED_LEVELS = frozenset({"CITY", "COUNTY", "ZONE"})
+# Deliveries and deadlines are reckoned months and working days on from a fact's days: a day far outside the
+# platform's life is a producer's error (year 9999 overflowed the calendar, and the batch failed five times).
+DAYS_TAKEN = (date(1900, 1, 1), date(2999, 12, 31))
 OUT_OF_PURPOSE = "the stated purpose is not the grant's"  # the exchange's refusal (services.exchange.sharing.grants)
 
 
@@ -123,8 +128,8 @@ def _access(p: dict) -> list[Fact]:
 
 def department_of(e: Event, keys: KeySource) -> list[Fact]:
     """A department as the directory announced it; only events the directory signed count."""
-    if keys.verifier is None:
-        raise RuntimeError("token signing keys not loaded yet")  # the batch is retried once they are
+    if keys.verifier is None:  # the directory's JWKS not read yet: an outage, retried for as long as it lasts
+        raise ConnectionError("the directory's token signing keys are not loaded yet")
     try:
         verify_signed_event(keys.verifier.keys, e)
     except Unauthenticated as exc:
@@ -133,6 +138,17 @@ def department_of(e: Event, keys: KeySource) -> list[Fact]:
     if e.event_type == "DepartmentRegistered":
         return [DepartmentFact(p["department_code"], p["name"], p["level"] in EVALUATED_LEVELS)]
     return [DepartmentFact(p["department_code"], p["name"], None, p["active"])]
+
+
+def within_reach(facts: list[Fact]) -> list[Fact]:
+    """`facts`, or ValueError naming a day outside DAYS_TAKEN."""
+    first, last = DAYS_TAKEN
+    for fact in facts:
+        for f in fields(fact):  # type: ignore[arg-type]
+            day = getattr(fact, f.name)
+            if isinstance(day, date) and not first <= day <= last:
+                raise ValueError(f"{type(fact).__name__}.{f.name}: {day} is outside {first.year}–{last.year}")
+    return facts
 
 
 async def observe_batch(events: list[Event], oversight: Oversight, keys: KeySource) -> dict[str, str]:
@@ -144,7 +160,7 @@ async def observe_batch(events: list[Event], oversight: Oversight, keys: KeySour
             if e.event_type in ("DepartmentRegistered", "DepartmentChanged"):
                 facts = department_of(e, keys)
             else:
-                facts = facts_of(e)
+                facts = within_reach(facts_of(e))
         except (KeyError, ValueError, TypeError) as exc:
             refused[e.event_id] = f"{type(exc).__name__}: {exc}"[:300]
             continue

@@ -29,8 +29,8 @@ def department_named(event: Event) -> DepartmentNamed:
 
 def signed_by_directory(event: Event, keys: KeySource) -> None:
     """RejectedEvent unless the directory's token signing key (its JWKS) signed `event`."""
-    if keys.verifier is None:
-        raise RuntimeError("token signing keys not loaded yet")  # retried: the consumer waits for them
+    if keys.verifier is None:  # the directory's JWKS not read yet: an outage, retried for as long as it lasts
+        raise ConnectionError("the directory's token signing keys are not loaded yet")
     try:
         verify_signed_event(keys.verifier.keys, event)
     except Unauthenticated as exc:
