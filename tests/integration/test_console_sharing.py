@@ -233,6 +233,9 @@ async def test_a_denial_is_disputed_and_ruled_and_the_application_printed(sharin
         assert "提出异议" in page.text and "提出异议" not in (await provider.get(f"/requests/view?id={rid}")).text
         grounds = {"csrf_token": csrf_of(page), "request_id": rid, "grounds": "该数据为履职必需"}
         assert (await consumer.post("/requests/dispute", data=grounds)).status_code == 303
+        listed = await office.get("/disputes")
+        assert listed.status_code == 200 and rid in listed.text and "该数据为履职必需" in listed.text
+        assert (await consumer.get("/disputes")).status_code == 403  # every department's disputes: oversight's
         ruling_page = await office.get(f"/requests/view?id={rid}")
         assert "该数据为履职必需" in ruling_page.text and "协调裁定" in ruling_page.text
         # a ruling posted by the applicant is the exchange's refusal
@@ -246,6 +249,7 @@ async def test_a_denial_is_disputed_and_ruled_and_the_application_printed(sharin
             "items": "企业名称\n法定代表人",
         }
         assert (await office.post("/requests/ruling", data=ruling)).status_code == 303
+        assert rid not in (await office.get("/disputes")).text  # ruled: no longer awaiting the IT office
         seen = (await consumer.get(f"/requests/view?id={rid}")).text
         assert "改变原决定" in seen and "属于履职所需" in seen and "提请领导小组裁定" in seen
         # a second ruling is the exchange's 409 on the request's page

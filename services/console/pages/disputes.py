@@ -5,20 +5,53 @@ exchange decides who may do what and when, and its refusals come back on that pa
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 from starlette.responses import Response
 
 from common import limits
+from common.fields import Position
 from services.console import forms
 from services.console.clients import Refused, segment
-from services.console.pages.sharing import request_page
-from services.console.web import ConsoleDep, FormDep, PersonDep, redirect
+from services.console.pages.sharing import request_page, today
+from services.console.web import ConsoleDep, FormDep, PersonDep, redirect, render
 
 router = APIRouter()
-OUTCOMES = ("DECISION_UPHELD", "DECISION_OVERTURNED")
+# the rulings a role gives, and the exchange's name of the step that awaits it
+AWAITED = {"it_office_operator": "IT_OFFICE_RULING", "leadership_member": "LEADERSHIP_RULING"}
+
+
+@router.get("/disputes")
+async def disputes(
+    request: Request, console: ConsoleDep, person: PersonDep, start: Annotated[Position, Query(le=100_000)] = 0
+) -> Response:
+    """The disputes of every department awaiting this person's ruling: the IT office's, or the leadership
+    group's once escalated (the exchange lists them for oversight only)."""
+    step = next((s for role, s in AWAITED.items() if person.has(role)), "IT_OFFICE_RULING")
+    limit = console.settings.page_size
+    params = {"awaiting": step, "offset": start, "limit": limit + 1}
+    found = await console.services.call("exchange", "GET", "/requests", person.token, params=params)
+    on = today().isoformat()
+    return render(
+        request,
+        "disputes.html",
+        rows=found[:limit],
+        more=len(found) > limit,
+        start=start,
+        limit=limit,
+        step=step,
+        late={r["request_id"] for r in found if step in r.get("overdue", []) or _due(r, step) < on},
+    )
+
+
+def _due(request: dict[str, Any], step: str) -> str:
+    """The awaited ruling's deadline, as the exchange set it."""
+    dispute = request.get("dispute") or {}
+    if step == "LEADERSHIP_RULING":
+        return str((dispute.get("escalation") or {}).get("rule_by", "9999"))
+    return str(dispute.get("rule_by", "9999"))
 
 
 def ruling_of(form: forms.Form) -> dict[str, Any]:
