@@ -95,8 +95,29 @@ class Services:
         json: object = None,
         files: dict[str, tuple[str, bytes, str]] | None = None,
         timeout: float | None = None,
+        headers: dict[str, str] | None = None,
     ) -> Any:
         """The JSON a service answers (None for 204), as the signed-in person."""
+        response = await self._send(service, method, path, token, params, json, files, timeout, headers)
+        return None if response.status_code == 204 or not response.content else response.json()
+
+    async def document(self, service: str, path: str, token: str) -> httpx.Response:
+        """A file a service answers (a PDF), as the signed-in person: the response, checked as `call` checks."""
+        return await self._send(service, "GET", path, token, accept="*/*")
+
+    async def _send(
+        self,
+        service: str,
+        method: str,
+        path: str,
+        token: str,
+        params: dict[str, Any] | list[tuple[str, Any]] | None = None,
+        json: object = None,
+        files: dict[str, tuple[str, bytes, str]] | None = None,
+        timeout: float | None = None,
+        headers: dict[str, str] | None = None,
+        accept: str = "application/json",
+    ) -> httpx.Response:
         try:
             response = await self.client.request(
                 method,
@@ -105,7 +126,7 @@ class Services:
                 json=json,
                 files=files,
                 timeout=timeout if timeout is not None else self.client.timeout,
-                headers={"Authorization": f"Bearer {token}", "Accept": "application/json"},
+                headers=(headers or {}) | {"Authorization": f"Bearer {token}", "Accept": accept},
             )
         except httpx.HTTPError as exc:
             raise Unavailable(service, f"{type(exc).__name__}: {exc}"[:200]) from None
@@ -115,7 +136,7 @@ class Services:
             raise Unavailable(service, f"HTTP {response.status_code}")
         if response.status_code >= 400:
             raise _refused(service, response)
-        return None if response.status_code == 204 or not response.content else response.json()
+        return response
 
     async def token(self, form: dict[str, str], request: Request) -> Grant:
         """The directory's OAuth2 token endpoint: a password or a refresh-token grant, with the browser's

@@ -16,6 +16,8 @@ LABELS: dict[str, dict[str, str]] = {
     "status": CATALOG_LABELS["VersionStatus"],
     "request_status": {"PENDING": "待决定", "APPROVED": "已同意", "DENIED": "已拒绝", "REFUSED": "不予受理"},
     "decision": {"APPROVED": "同意", "DENIED": "拒绝"},
+    "grant_status": {"ACTIVE": "有效", "REVOKED": "已撤销", "ENDED": "已终止"},
+    "ruling": {"DECISION_UPHELD": "维持原决定", "DECISION_OVERTURNED": "改变原决定"},
 }
 FACET_NAMES = {
     "provider_code": "提供部门",

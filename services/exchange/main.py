@@ -193,6 +193,7 @@ def build(settings: ExchangeSettings) -> tuple[FastAPI, Runtime]:
         # the API channel first: its /resources/<code>/openapi.json goes before the catch-all /resources/<code>
         routers=[
             api.services,
+            api.browse,
             *http.routers(uow, uploads, upload_slots),
             *sharing_routes.ROUTERS,
             *download_routes.ROUTERS,

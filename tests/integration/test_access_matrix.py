@@ -401,6 +401,14 @@ def matrix(machine_id: str) -> list[tuple[str, str, str, str, dict, set[str]]]:
             {"headers": CALLING},
             SHARE_CALLERS,
         ),
+        (
+            "exchange",
+            "GET",
+            "/browse/{resource_code:path}/records",
+            f"/browse/{RESOURCE}/records",
+            {"headers": CALLING},
+            SHARE_CALLERS,
+        ),
         ("exchange", "GET", "/refusals", "/refusals", {}, EVERYONE),
         (
             "exchange",

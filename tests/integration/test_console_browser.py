@@ -1,6 +1,8 @@
 """End to end in a real headless Chromium (Debian's chromium and chromium-driver): a compiler drafts and
 submits an entry, a reviewer returns it with a finding on a field, the compiler corrects it and submits
 again, the reviewer approves; a wrong role gets the service's refusal as a page; the inbox shows each step.
+Then sharing: a consumer applies, the provider's data administrator approves narrower, and the consumer
+browses exactly the granted columns and rows.
 Screenshots of the pages go to .var/screenshots/console/ (or CONSOLE_SCREENSHOTS) for a person to look at.
 
 `make test-e2e` runs it (and CI, which installs the browser); `make test` leaves it out (marker `e2e`)."""
@@ -17,6 +19,7 @@ import pytest
 
 from devstack.processes import ROOT
 from tests.integration.console_platform import Platform, console_platform
+from tests.integration.console_sharing_platform import Sharing, sharing_platform
 from tests.webdriver import CHROMEDRIVER, CHROMIUM, Browser, Driver
 
 pytestmark = pytest.mark.e2e
@@ -26,6 +29,12 @@ SHOTS = Path(os.environ.get("CONSOLE_SCREENSHOTS", ROOT / ".var" / "screenshots"
 @pytest.fixture(scope="module")
 async def platform(infra, topics, tmp_path_factory) -> AsyncIterator[Platform]:
     async with console_platform(infra, tmp_path_factory.mktemp("console-browser")) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+async def sharing(infra, topics, tmp_path_factory) -> AsyncIterator[Sharing]:
+    async with sharing_platform(infra, tmp_path_factory.mktemp("console-browser-sharing")) as running:
         yield running
 
 
@@ -142,5 +151,69 @@ async def test_a_compiler_and_a_reviewer_work_an_entry_through_in_the_browser(pl
         browser.screenshot(SHOTS / "12-inbox-phone.png")
         browser.open(f"{base}/catalog?q=浏览器测试")
         browser.screenshot(SHOTS / "13-search-phone.png")
+    finally:
+        browser.close()
+
+
+def table_cells(browser: Browser, css: str) -> list[list[str]]:
+    """The text of each body row's cells of the table `css`, as the browser shows them."""
+    rows = browser.script(
+        f"return Array.from(document.querySelectorAll('{css} tbody tr'))"
+        ".map(r => Array.from(r.querySelectorAll('td')).map(c => c.innerText.trim()))"
+    )
+    assert isinstance(rows, list)
+    return rows
+
+
+async def test_a_consumer_applies_the_provider_narrows_and_the_consumer_browses_the_grant(
+    sharing: Sharing, driver
+) -> None:
+    base = sharing.console.url
+    browser = driver.session()
+    try:
+        sign_in(browser, base, *sharing.logins["consumer"])
+        browser.open(f"{base}/requests/new")
+        browser.fill(
+            {
+                "resource_code": sharing.resource,
+                "items": "统一社会信用代码\n企业名称\n法定代表人",
+                "regions": "3608",
+                "purpose": "浏览器测试核验",
+                "valid_to": "09/30/2027",  # a date field takes the browser's own format
+            }
+        )
+        browser.find("input[name=channels][value=ONLINE_BROWSE]").click()
+        browser.screenshot(SHOTS / "20-apply.png")
+        browser.click_through("form[action='/requests/new'] button[type=submit]")
+        assert "待决定" in browser.page, browser.page[-1500:]
+        request_url = browser.url
+        browser.screenshot(SHOTS / "21-applied.png")
+        sign_out(browser)
+
+        sign_in(browser, base, *sharing.logins["provider"])
+        browser.open(request_url)
+        browser.find("input[name=decision][value=APPROVED]").click()
+        browser.fill({"reasons": "核验只需名称", "items": "统一社会信用代码\n企业名称", "regions": "360800"})
+        browser.screenshot(SHOTS / "22-decide-narrower.png")
+        browser.click_through("form[action='/requests/decide'] button[type=submit]")
+        assert "已同意" in browser.page, browser.page[-1500:]
+        sign_out(browser)
+
+        sign_in(browser, base, *sharing.logins["consumer"])
+        browser.open(request_url)
+        browser.click_through("a[href^='/grants/view']")
+        browser.screenshot(SHOTS / "23-grant.png")
+        browser.click_through("a[href^='/browse']")
+        assert "在线浏览" in browser.page, browser.page[-1500:]
+        headers = browser.script(
+            "return Array.from(document.querySelectorAll('#browse-rows thead th')).map(h => h.innerText.trim())"
+        )
+        assert headers == ["主体", "统一社会信用代码", "企业名称", "更新时间"]
+        shown = sorted(row[1:3] for row in table_cells(browser, "#browse-rows"))
+        assert shown == sorted([key, name] for key, name in sharing.city)
+        assert all(name not in browser.page for _, name in sharing.county)
+        browser.screenshot(SHOTS / "24-browse.png")
+        browser.resize(390, 844)  # a phone
+        browser.screenshot(SHOTS / "25-browse-phone.png")
     finally:
         browser.close()

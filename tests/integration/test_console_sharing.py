@@ -1,100 +1,29 @@
 """The console's sharing pages over HTTP as a browser uses them, against the real directory and exchange: a
 consumer department's data administrator applies for a conditional resource, the provider's sees it among the
 incoming requests with its working-day deadline (overdue in red), approves narrower or denies with reasons, and
-each sees the state; the exchange's refusals come back as pages."""
+each sees the state; the consumer browses the granted data online (each page a DataAccessed event), the
+provider revokes the grant, a denial is disputed and ruled on; the exchange's refusals come back as pages."""
 
 from __future__ import annotations
 
+import asyncio
 import re
-import uuid
+import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
-from datetime import date
 
 import httpx
 import pytest
-from cryptography.hazmat.primitives import serialization
 
-from common.events import Event
-from common.policy import Role
-from devstack.processes import free_port
-from devstack.samples import catalog_published
-from services.directory.demo_data import credit_code
-from tests.integration.conftest import ServiceProcess
+from common.codec import EventCodec
+from tests.integration.conftest import read_topic
 from tests.integration.console_platform import csrf_of, sign_in
-from tests.integration.test_sharing import ITEMS, publish
-from tests.tokens import KEY, bearer
-
-FILED_ON = "2026-09-30"  # the exchange's today: due 2026-10-20 (the National Day holiday not counted)
-REQUEST_ID = re.compile(r"/requests/view\?id=([^&\"]+)")
-
-
-@dataclass
-class Sharing:
-    console: ServiceProcess
-    resource: str
-    logins: dict[str, tuple[str, str]]  # (login, password) by name
+from tests.integration.console_sharing_platform import REQUEST_ID, Sharing, sharing_platform
 
 
 @pytest.fixture(scope="module")
 async def sharing(infra, topics, tmp_path_factory) -> AsyncIterator[Sharing]:
-    folder, database = tmp_path_factory.mktemp("console-sharing"), f"csh_{uuid.uuid4().hex[:8]}"
-    pem = KEY.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    ).decode()
-    directory = ServiceProcess("directory", infra, folder, mongo_database=f"{database}_d", signing_key=pem)
-    exchange = ServiceProcess("exchange", infra, folder, mongo_database=f"{database}_x", sharing_today=FILED_ON)
-    nowhere = f"http://127.0.0.1:{free_port()}"  # the catalog and notifier are not needed by these pages
-    console = ServiceProcess(
-        "console",
-        infra,
-        folder,
-        directory_url=directory.url,
-        exchange_url=exchange.url,
-        catalog_url=nowhere,
-        notifier_url=nowhere,
-    )
-    running = [directory.start(), exchange.start(), console.start()]
-    try:
-        number = uuid.uuid4().int
-        provider, consumer = (
-            credit_code("360800", 600000 + number % 99999),
-            credit_code("360800", 500000 + number % 99999),
-        )
-        resource = f"101001/{number % 10**6:06d}"
-        base = catalog_published(resource, provider, [])
-        payload = base.payload | {
-            "share_methods": ["API", "ONLINE_BROWSE"],
-            "confidentiality_reviewed_on": date(2026, 1, 5),
-            "data_items": [
-                {"description": "", "share_type": None, "sensitive": False, "length": None} | i for i in ITEMS
-            ],
-        }
-        await publish(infra, "catalog.published", Event("CatalogEntryPublished", resource, payload, "catalog"))
-        for service in running:
-            await service.wait_ready()
-        await exchange.wait_status(
-            f"/resources/{resource}", 200, headers=bearer(provider, Role.DATA_ADMINISTRATOR, subject="p-admin")
-        )
-        operator = bearer(credit_code("360800", 9003), Role.IT_OFFICE_OPERATOR, subject="it-operator")
-        logins = {}
-        async with httpx.AsyncClient(base_url=directory.url, headers=operator) as client:
-            for name, code in (("provider", provider), ("consumer", consumer)):
-                body = {"code": code, "name": f"{name}局", "level": "CITY"}
-                assert (await client.post("/departments", json=body)).status_code == 201
-                person = {
-                    "person_id": f"{name}-admin-{database}",
-                    "name": f"{name}-admin",
-                    "department_code": code,
-                    "roles": [Role.DATA_ADMINISTRATOR],
-                }
-                issued = await client.post("/people", json=person)
-                assert issued.status_code == 201, issued.text
-                logins[name] = (issued.json()["login"], issued.json()["secret"])
-        yield Sharing(console, resource, logins)
-    finally:
-        for service in running:
-            service.stop()
+    async with sharing_platform(infra, tmp_path_factory.mktemp("console-sharing")) as running:
+        yield running
 
 
 async def apply(browser: httpx.AsyncClient, fields: dict) -> httpx.Response:
@@ -174,3 +103,160 @@ async def test_a_consumer_applies_and_the_provider_approves_narrower_or_denies(s
         assert (await provider.post("/requests/decide", data=no)).status_code == 303
         seen = (await consumer.get(f"/requests/view?id={rid2}")).text
         assert "已拒绝" in seen and "用途与职责无关" in seen
+
+
+GRANT_ID = re.compile(r"/grants/view\?id=([^&\"]+)")
+
+
+def browse_rows(page: str) -> list[list[str]]:
+    """The cells of the browse table, row by row (the subject and update time columns left out)."""
+    body = page.split('id="browse-rows"')[1].split("</table>")[0]
+    rows = re.findall(r"<tr>(.*?)</tr>", body.split("<tbody>")[1], re.S)
+    return [re.findall(r"<td[^>]*>(.*?)</td>", row, re.S)[1:-1] for row in rows]
+
+
+async def approved_grant(sharing: Sharing, consumer: httpx.AsyncClient, provider: httpx.AsyncClient) -> str:
+    """The consumer applies for three items of every region, by API and online browse; the provider grants two
+    items of the city's own registrations. The grant's id, as the request's page links to it."""
+    form = {
+        "resource_code": sharing.resource,
+        "items": "统一社会信用代码\n企业名称\n法定代表人",
+        "regions": "3608",
+        "purpose": "市场主体核验",
+        "channels": ["API", "ONLINE_BROWSE"],
+        "valid_to": "2027-09-30",
+    }
+    filed = await apply(consumer, form)
+    rid = REQUEST_ID.search(filed.headers["location"]).group(1)
+    page = await provider.get(f"/requests/view?id={rid}")
+    decision = {"csrf_token": csrf_of(page), "request_id": rid, "decision": "APPROVED", "reasons": "核验所需"}
+    narrower = decision | {"items": "统一社会信用代码\n企业名称", "regions": "360800"}
+    assert (await provider.post("/requests/decide", data=narrower)).status_code == 303
+    return GRANT_ID.search((await consumer.get(f"/requests/view?id={rid}")).text).group(1)
+
+
+async def test_the_consumer_browses_exactly_the_granted_items_and_rows_and_the_provider_revokes(
+    infra, sharing: Sharing
+) -> None:
+    url = sharing.console.url
+    async with httpx.AsyncClient(base_url=url) as consumer, httpx.AsyncClient(base_url=url) as provider:
+        await sign_in(consumer, *sharing.logins["consumer"])
+        await sign_in(provider, *sharing.logins["provider"])
+        grant = await approved_grant(sharing, consumer, provider)
+
+        # each side lists it: held by the consumer, given by the provider
+        held = (await consumer.get("/grants")).text
+        assert grant in held.split("本部门给出的授权")[0]
+        assert grant in (await provider.get("/grants")).text.split("本部门给出的授权")[1]
+        terms = await consumer.get(f"/grants/view?id={grant}")
+        assert "在线浏览授权数据" in terms.text and "撤销授权" not in terms.text
+
+        # the page shows the two granted items of the two city enterprises, none of the county's
+        page = await consumer.get(f"/browse?grant={grant}")
+        assert page.status_code == 200, page.text
+        header = page.text.split('id="browse-rows"')[1].split("</thead>")[0]
+        assert re.findall(r'<th scope="col">(.*?)</th>', header) == ["主体", "统一社会信用代码", "企业名称", "更新时间"]
+        assert sorted(browse_rows(page.text)) == sorted([key, name] for key, name in sharing.city)
+        assert all(name not in page.text for _, name in sharing.county) and "张0" not in page.text
+        # filtered on a shown value, and one column chosen
+        key, name = sharing.city[1]
+        narrowed = await consumer.get("/browse", params={"grant": grant, "contains": name, "items": "企业名称"})
+        assert browse_rows(narrowed.text) == [[name]]
+
+        # each page was read as an access, recorded by the exchange like an API call
+        def browsed(record) -> bool:
+            return grant.encode() in record.value and b"browse" in record.value
+
+        accesses = await read_topic(infra.bootstrap, "exchange.data-accesses", 2, timeout=30, where=browsed)
+        codec = EventCodec.from_folder()
+        whole, chosen = sorted((codec.decode(r.value)[1] for r in accesses), key=lambda e: -e["record_count"])
+        assert (whole["record_count"], chosen["record_count"]) == (2, 1)
+        assert {(e["channel"], e["operation"], e["result"], e["grant_id"]) for e in (whole, chosen)} == {
+            ("ONLINE_BROWSE", "browse", "SERVED", grant)
+        }
+        assert whole["items"] == ["统一社会信用代码", "企业名称"] and chosen["items"] == ["企业名称"]
+        assert len(whole["subject_hashes"]) == 2 and key not in str(whole)
+
+        # another department's browse of this grant is the exchange's refusal, in Chinese
+        refused = await provider.get(f"/browse?grant={grant}")
+        assert refused.status_code == 403 and "无权执行此操作" in refused.text
+
+        # the provider's data administrator revokes it with a reason; the consumer's browse is refused after
+        given = await provider.get(f"/grants/view?id={grant}")
+        assert "撤销授权" in given.text
+        revoked = await provider.post(
+            "/grants/revoke", data={"csrf_token": csrf_of(given), "grant_id": grant, "reason": "核验已完成"}
+        )
+        assert revoked.status_code == 303, revoked.text
+        shown = (await consumer.get(f"/grants/view?id={grant}")).text
+        assert "已撤销" in shown and "核验已完成" in shown and "在线浏览授权数据" not in shown
+        # the exchange trusts its copy of a grant for a second (EXCHANGE_GRANT_CACHE_SECONDS): refused within it
+        deadline = time.monotonic() + 30
+        while (after := await consumer.get(f"/browse?grant={grant}")).status_code == 200:
+            assert time.monotonic() < deadline, "a revoked grant still opens its data"
+            await asyncio.sleep(0.3)
+        assert after.status_code == 403 and "无权执行此操作" in after.text
+
+
+async def test_a_denial_is_disputed_and_ruled_and_the_application_printed(sharing: Sharing) -> None:
+    url = sharing.console.url
+    async with (
+        httpx.AsyncClient(base_url=url) as consumer,
+        httpx.AsyncClient(base_url=url) as provider,
+        httpx.AsyncClient(base_url=url) as office,
+    ):
+        await sign_in(consumer, *sharing.logins["consumer"])
+        await sign_in(provider, *sharing.logins["provider"])
+        await sign_in(office, *sharing.logins["it-office"])
+        form = {
+            "resource_code": sharing.resource,
+            "items": "统一社会信用代码\n企业名称\n法定代表人",
+            "regions": "3608",
+            "purpose": "失信联合惩戒",
+            "channels": ["ONLINE_BROWSE"],
+            "valid_to": "2027-09-30",
+        }
+        filed = await apply(consumer, form)
+        assert filed.status_code == 303, re.findall(r"class=\"error\"[^<]*<", filed.text)
+        rid = REQUEST_ID.search(filed.headers["location"]).group(1)
+        page = await provider.get(f"/requests/view?id={rid}")
+        no = {"csrf_token": csrf_of(page), "request_id": rid, "decision": "DENIED", "reasons": "不属于职责范围"}
+        assert (await provider.post("/requests/decide", data=no)).status_code == 303
+
+        # the printable application: the exchange's PDF, shown in place
+        printed = await consumer.get(f"/requests/form?id={rid}")
+        assert printed.status_code == 200 and printed.content.startswith(b"%PDF")
+        assert printed.headers["content-disposition"].startswith("inline")
+
+        # the applicant disputes; the provider is offered no dispute form, the IT office a ruling
+        page = await consumer.get(f"/requests/view?id={rid}")
+        assert "提出异议" in page.text and "提出异议" not in (await provider.get(f"/requests/view?id={rid}")).text
+        grounds = {"csrf_token": csrf_of(page), "request_id": rid, "grounds": "该数据为履职必需"}
+        assert (await consumer.post("/requests/dispute", data=grounds)).status_code == 303
+        listed = await office.get("/disputes")
+        assert listed.status_code == 200 and rid in listed.text and "该数据为履职必需" in listed.text
+        assert (await consumer.get("/disputes")).status_code == 403  # every department's disputes: oversight's
+        ruling_page = await office.get(f"/requests/view?id={rid}")
+        assert "该数据为履职必需" in ruling_page.text and "协调裁定" in ruling_page.text
+        # a ruling posted by the applicant is the exchange's refusal
+        forged = grounds | {"outcome": "DECISION_OVERTURNED", "reasons": "自裁"}
+        assert (await consumer.post("/requests/ruling", data=forged)).status_code == 403
+        ruling = {
+            "csrf_token": csrf_of(ruling_page),
+            "request_id": rid,
+            "outcome": "DECISION_OVERTURNED",
+            "reasons": "属于履职所需，予以共享",
+            "items": "企业名称\n法定代表人",
+        }
+        assert (await office.post("/requests/ruling", data=ruling)).status_code == 303
+        assert rid not in (await office.get("/disputes")).text  # ruled: no longer awaiting the IT office
+        seen = (await consumer.get(f"/requests/view?id={rid}")).text
+        assert "改变原决定" in seen and "属于履职所需" in seen and "提请领导小组裁定" in seen
+        # a second ruling is the exchange's 409 on the request's page
+        again = await office.post("/requests/ruling", data=ruling)
+        assert again.status_code == 409 and 'class="error"' in again.text
+        # the ruling issued a grant of the items it named and the regions applied for (3608: the city and its
+        # counties): the consumer browses them, the sensitive item masked
+        grant = GRANT_ID.search(seen).group(1)
+        rows = browse_rows((await consumer.get(f"/browse?grant={grant}")).text)
+        assert sorted(rows) == sorted([name, "***"] for _, name in sharing.city + sharing.county)

@@ -261,6 +261,13 @@ async def test_subscription_application_narrowed_approval_and_revocation(broker,
     assert await share_events(broker, subscribed["grant_id"], 1) == ["GrantIssued"]
 
 
+async def awaiting(client: httpx.AsyncClient, step: str) -> set[str]:
+    """The requests of every department whose dispute awaits `step`, as the IT office lists them."""
+    listed = await client.get("/requests", params={"awaiting": step}, headers=OPERATOR)
+    assert listed.status_code == 200, listed.text
+    return {r["request_id"] for r in listed.json()}
+
+
 async def test_denial_dispute_rulings_up_to_the_leadership_group(broker, services, tmp_path) -> None:
     register = new_code()
     exchange = await exchange_with(broker, services, tmp_path, entry(register))
@@ -275,6 +282,11 @@ async def test_denial_dispute_rulings_up_to_the_leadership_group(broker, service
         disputed = await client.post(f"/requests/{rid}/dispute", json=grounds, headers=APPROVAL_ADMIN)
         assert disputed.status_code == 200, disputed.text
         assert disputed.json()["dispute"]["rule_by"] == "2026-10-20"
+        assert (
+            await awaiting(client, "IT_OFFICE_RULING") == {rid} and await awaiting(client, "LEADERSHIP_RULING") == set()
+        )
+        listed = await client.get("/requests", params={"awaiting": "IT_OFFICE_RULING"}, headers=APPROVAL_ADMIN)
+        assert listed.status_code == 403  # every department's disputes: oversight only
 
         ruling = {"outcome": "DECISION_UPHELD", "reasons": "提供部门理由充分"}
         for who in (APPROVAL_ADMIN, MARKET_ADMIN, LEADER, AUDITOR):
@@ -287,6 +299,9 @@ async def test_denial_dispute_rulings_up_to_the_leadership_group(broker, service
         assert third.status_code == 403
         escalated = await client.post(f"/requests/{rid}/dispute/escalation", json=grounds, headers=APPROVAL_ADMIN)
         assert escalated.status_code == 200 and escalated.json()["dispute"]["escalation"]["department_code"] == APPROVAL
+        assert await awaiting(client, "IT_OFFICE_RULING") == set() and await awaiting(client, "LEADERSHIP_RULING") == {
+            rid
+        }
 
         final = {
             "outcome": "DECISION_OVERTURNED",
@@ -304,6 +319,7 @@ async def test_denial_dispute_rulings_up_to_the_leadership_group(broker, service
         assert grant["scope"]["regions"] == ["3608"] and grant["unmasked"] == []
         once_more = await client.post(f"/requests/{rid}/dispute/final-ruling", json=final, headers=LEADER)
         assert once_more.status_code == 409
+        assert await awaiting(client, "LEADERSHIP_RULING") == set()
 
     assert await share_events(broker, rid, 7) == [
         "ShareRequested",

@@ -145,6 +145,12 @@ class Fakes:
             if not r.deleted:
                 yield r
 
+    async def records_from(self, resource_code: str, bucket: int) -> AsyncIterator[SubjectRecord]:
+        ordered = sorted(self.records.values(), key=lambda r: (r.bucket, r.subject_key))
+        for r in ordered:
+            if not r.deleted and r.bucket >= bucket:
+                yield r
+
     async def log(self, access: DataAccess) -> None:
         if self.recording_fails:
             raise ConnectionError("database away")
@@ -265,6 +271,61 @@ async def test_the_feed_names_subjects_by_a_per_grant_pseudonym_when_the_key_ite
         assert fakes.accesses[0].subject_keys == (HERE,)  # the trail still knows whom (hashed when sent)
     clear = await channel_of(Fakes(history=list(history))).changes(call(), 0, 10)
     assert {c["subject_key"] for c in clear["changes"]} == {HERE}
+
+
+BROWSING = replace(GRANT, consumer_system=None, channels=frozenset({Channel.ONLINE_BROWSE}))
+BROWSABLE = {CODE: replace(SCHEMA, share_methods=("API", "ONLINE_BROWSE"))}
+READER = Principal("li", APPROVAL, frozenset({Role.DATA_ADMINISTRATOR}))
+
+
+def browser_call(**changes) -> Call:
+    return call(READER, channel=Channel.ONLINE_BROWSE, **changes)
+
+
+async def test_a_browse_pages_through_the_rows_in_scope_with_the_granted_items_and_records_each_page() -> None:
+    here = [enterprise("360821", n) for n in range(10, 17)]
+    records = {k: stored(k, f"吉安{n}号公司") for n, k in enumerate(here)} | {THERE: stored(THERE, "吉安乙公司")}
+    fakes = Fakes(grants={"g-1": BROWSING}, schemas=BROWSABLE, records=records)
+    pages, after = [], None
+    while True:
+        page = await channel_of(fakes).browse(browser_call(), after, 3)
+        pages.append(page)
+        if (after := page["next"]) is None:
+            break
+    shown = [r["subject"] for p in pages for r in p["records"]]
+    assert sorted(shown) == sorted(here) and len(shown) == len(set(shown))  # every row in scope once, THERE never
+    assert [len(p["records"]) for p in pages] == [3, 3, 1]
+    assert pages[0]["items"] == ["统一社会信用代码", "企业名称", "法定代表人", "联系电话"]
+    first = pages[0]["records"][0]["fields"]
+    assert first["联系电话"] == MASK and first["法定代表人"] == "张三"  # masked unless the grant names it
+    assert [a.operation for a in fakes.accesses] == [Operation.BROWSE] * 3
+    assert all(a.call.channel is Channel.ONLINE_BROWSE and a.result is AccessResult.SERVED for a in fakes.accesses)
+    assert [a.subject_keys for a in fakes.accesses] == [tuple(r["subject"] for r in p["records"]) for p in pages]
+    assert "吉安乙公司" not in str(pages)
+
+
+async def test_a_browse_filters_on_the_shown_values_only_and_its_position_counts_no_hidden_row() -> None:
+    fakes = Fakes(grants={"g-1": BROWSING}, schemas=BROWSABLE)
+    found = await channel_of(fakes).browse(browser_call(), None, 10, "甲公司")
+    assert [r["subject"] for r in found["records"]] == [HERE] and found["next"] is None
+    masked = await channel_of(fakes).browse(browser_call(), None, 10, "13800000000")  # a masked value is not searched
+    assert masked["records"] == []
+    hidden = await channel_of(fakes).browse(browser_call(), None, 10, "乙公司")  # out of the grant's rows
+    assert hidden["records"] == []
+    keyless = Fakes(grants={"g-1": replace(BROWSING, items=("企业名称",))}, schemas=BROWSABLE)
+    named = await channel_of(keyless).browse(browser_call(), None, 10)
+    assert named["records"][0]["subject"] == pseudonym(HERE, "g-1", SECRET) and HERE not in str(named)
+    with pytest.raises(Invalid):
+        await channel_of(fakes).browse(browser_call(), "x.1", 10)
+    assert fakes.accesses[-1].result is AccessResult.REFUSED
+
+
+async def test_a_browse_needs_a_grant_that_opens_online_browse() -> None:
+    fakes = Fakes(grants={"g-1": replace(GRANT, consumer_system=None)}, schemas=BROWSABLE)  # API only
+    with pytest.raises(AccessDenied, match="ONLINE_BROWSE"):
+        await channel_of(fakes).browse(browser_call(), None, 10)
+    [access] = fakes.accesses
+    assert access.result is AccessResult.REFUSED and access.operation is Operation.BROWSE
 
 
 async def test_the_digest_is_of_what_the_grant_shows() -> None:

@@ -5,6 +5,7 @@ production must not run with."""
 from __future__ import annotations
 
 import re
+from urllib.parse import quote
 
 import httpx
 import pytest
@@ -185,3 +186,66 @@ async def test_what_a_person_typed_is_shown_escaped() -> None:
         answer = await browser.post("/login", data={"username": typed, "password": "x", "csrf_token": token})
     assert answer.status_code == 401 and "登录名或密码不正确" in answer.text
     assert typed not in answer.text and "&lt;script&gt;alert(1)&lt;/script&gt;" in answer.text
+
+
+GRANT = {
+    "grant_id": "g-1",
+    "request_id": "r-1",
+    "resource_code": "101001/000001",
+    "provider_code": "11360800MB0000001X",
+    "consumer_code": "11360800MB0000002X",
+    "consumer_system": None,
+    "items": ["统一社会信用代码", "企业名称", "法定代表人"],
+    "scope": {"regions": ["360800"], "subjects": []},
+    "purpose": "企业开办审批核验",
+    "channels": ["ONLINE_BROWSE"],
+    "valid_from": "2026-01-01",
+    "valid_to": "2026-12-31",
+    "entry_version": 1,
+    "unmasked": [],
+    "status": "ACTIVE",
+    "ended_reason": None,
+}
+
+
+async def test_a_browse_page_is_the_exchanges_answer_to_the_grants_own_call() -> None:
+    calls: list[httpx.Request] = []
+
+    def exchange(request: httpx.Request) -> httpx.Response:
+        calls.append(request)
+        if request.url.path.startswith("/inbox/"):  # the menu's unread count
+            return httpx.Response(200, json={"total": 0, "items": []})
+        if request.url.path == "/grants/g-1":
+            return httpx.Response(200, json=GRANT)
+        rows = [{"subject": "91360800MA0000100X", "fields": {"企业名称": "<b>甲</b>", "法定代表人": "***"},
+                 "changed_at": "2026-11-27T16:30:00+00:00"}]  # fmt: skip
+        return httpx.Response(200, json={"items": ["企业名称", "法定代表人"], "records": rows, "next": "12.1"})
+
+    app = build(ConsoleSettings(), transport=httpx.MockTransport(exchange))
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://console") as browser:
+        browser.cookies.set("console-session", token("11360800MB0000002X", Role.DATA_ADMINISTRATOR))
+        params = [("grant", "g-1"), ("items", "企业名称"), ("items", "法定代表人"), ("items", "注册资本")]
+        page = await browser.get("/browse", params=[*params, ("contains", " 甲 ")])
+    assert page.status_code == 200, page.text
+    browse = next(c for c in calls if c.url.path.startswith("/browse/"))
+    assert browse.url.path == "/browse/101001/000001/records"
+    assert browse.headers["x-grant-id"] == "g-1" and browse.headers["x-purpose"] == quote("企业开办审批核验", safe="")
+    assert browse.url.params.get_list("items") == ["企业名称", "法定代表人"]  # none outside the grant is asked for
+    assert browse.url.params["contains"] == "甲" and "after" not in browse.url.params
+    assert "&lt;b&gt;甲&lt;/b&gt;" in page.text and "***" in page.text and "2026-11-28 00:30" in page.text
+    assert 'rel="next"' in page.text and "after=12.1" in page.text
+
+
+async def test_the_printable_application_is_shown_in_place() -> None:
+    def exchange(request: httpx.Request) -> httpx.Response:
+        if request.url.path.startswith("/inbox/"):
+            return httpx.Response(200, json={"total": 0, "items": []})
+        disposition = {"content-disposition": 'attachment; filename="r-1.pdf"'}
+        return httpx.Response(200, content=b"%PDF-1.7 form", headers=disposition | {"content-type": "application/pdf"})
+
+    app = build(ConsoleSettings(), transport=httpx.MockTransport(exchange))
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://console") as browser:
+        browser.cookies.set("console-session", token("11360800MB0000002X", Role.DATA_ADMINISTRATOR))
+        printed = await browser.get("/requests/form", params={"id": "r-1"})
+    assert printed.content == b"%PDF-1.7 form" and printed.headers["content-type"] == "application/pdf"
+    assert printed.headers["content-disposition"] == 'inline; filename="r-1.pdf"'

@@ -151,13 +151,16 @@ class FakeStore:
     async def schema(self, resource_code: str) -> ResourceSchema | None:
         return self.schemas.get(resource_code)
 
-    async def requests(self, *, consumer_code, provider_code, status, offset, limit) -> list[ShareRequest]:
+    async def requests(
+        self, *, consumer_code, provider_code, status, offset, limit, awaiting=None
+    ) -> list[ShareRequest]:
         found = [
             r
             for r in self.requests_.values()
             if consumer_code in (None, r.consumer_code)
             and provider_code in (None, r.provider_code)
             and status in (None, r.status.value)
+            and awaiting in (None, r.dispute and r.dispute.step and r.dispute.step.value)
         ]
         return found[offset : offset + limit]
 

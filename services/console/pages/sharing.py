@@ -106,7 +106,7 @@ async def apply(request: Request, console: ConsoleDep, person: PersonDep, form: 
     return redirect(request, "/requests/view?" + urlencode({"id": filed["request_id"]}))
 
 
-async def _request_page(
+async def request_page(
     request: Request, console: ConsoleDep, person: PersonDep, request_id: str, error: Refused | None = None
 ) -> Response:
     shown = await console.services.call("exchange", "GET", f"/requests/{segment(request_id)}", person.token)
@@ -130,7 +130,7 @@ async def _request_page(
 async def view_request(
     request: Request, console: ConsoleDep, person: PersonDep, id: Annotated[Code, Query()]
 ) -> Response:
-    return await _request_page(request, console, person, id)
+    return await request_page(request, console, person, id)
 
 
 @router.post("/requests/decide")
@@ -151,5 +151,5 @@ async def decide(request: Request, console: ConsoleDep, person: PersonDep, form:
     except Refused as exc:
         if exc.status not in (409, 422):
             raise
-        return await _request_page(request, console, person, request_id, exc)
+        return await request_page(request, console, person, request_id, exc)
     return redirect(request, "/requests/view?" + urlencode({"id": request_id}))

@@ -333,6 +333,13 @@ class MongoUnitOfWork:
         async for doc in self.db[RECORDS].find({"key_range": prefix, "deleted": False}):
             yield _to_record(doc)
 
+    async def records_from(self, resource_code: str, bucket: int) -> AsyncIterator[SubjectRecord]:
+        """The current, undeleted records of a resource from a key range on, in (range, key) order: the
+        record's id is its range's prefix and its key, so the id index gives the order."""
+        ids = {"$gte": _bucket_prefix(resource_code, bucket), "$lt": f"{resource_code}|~"}
+        async for doc in self.db[RECORDS].find({"_id": ids, "deleted": False}).sort("_id", ASCENDING):
+            yield _to_record(doc)
+
     async def subject_records(self, subject_key: str) -> list[SubjectRecord]:
         cursor = self.records.find({"subject_key": subject_key, "deleted": False}).sort("resource_code")
         return [_to_record(d) async for d in cursor]

@@ -36,6 +36,9 @@ DIGEST_KEPT = timedelta(seconds=30)  # a computed digest answers its leaves and 
 DIGESTS_KEPT = 64  # computed digests held at once
 MAX_BATCH = 1000  # subjects per batch query
 NOT_SHARED = "NOT_SHARED"
+BROWSE_PAGE = 100  # rows of one browse page at most
+BROWSE_SCAN = 5000  # records read for one browse page at most: rows outside the grant's scope are skipped
+BROWSE_FILTER = 100  # characters of a browse page's filter
 
 
 class Operation(StrEnum):
@@ -47,6 +50,7 @@ class Operation(StrEnum):
     DOWNLOAD = "download"  # a file of the grant's data (sharing.downloads), fetched
     HOSTED = "hosted"  # a call proxied to a department-hosted service (sharing.proxy)
     PACKAGE = "package"  # an offline exchange package (sharing.packages), made
+    BROWSE = "browse"  # a page of the online browse channel (Art. 16): a person reads records in a browser
 
 
 class AccessResult(StrEnum):
@@ -127,6 +131,11 @@ class SharedData(Protocol):
         """Every current, undeleted record of the resource."""
         ...
 
+    def records_from(self, resource_code: str, bucket: int) -> AsyncIterator[SubjectRecord]:
+        """The current, undeleted records of the resource whose digest key range is `bucket` or later, in the
+        order of (bucket, subject key): the order a browse pages through."""
+        ...
+
 
 class AccessLog(Protocol):
     async def record(self, access: DataAccess) -> None:
@@ -167,6 +176,27 @@ def tightened(grant: Grant, schema: ResourceSchema, channel: Channel = Channel.A
     if resource_refusal(schema, channel) is not None:
         return f"version {schema.version} of the entry does not offer the {channel.value} channel"
     return stricter_rule(grant, schema, *rule_kept(grant))
+
+
+@dataclass(frozen=True)
+class BrowsePosition:
+    """Where a browse page starts: a digest key range, and how many rows the grant shows of it were seen
+    before. It counts only shown rows, so it tells nothing of the rows outside the grant."""
+
+    bucket: int = 0
+    shown: int = 0
+
+    @classmethod
+    def parse(cls, text: str | None) -> BrowsePosition:
+        if not text:
+            return cls()
+        bucket, _, shown = text.partition(".")
+        if not (bucket.isdigit() and shown.isdigit() and len(bucket) <= 6 and len(shown) <= 6):
+            raise Invalid("after", "not a position a browse page gave (`next`)")
+        return cls(int(bucket), int(shown))
+
+    def __str__(self) -> str:
+        return f"{self.bucket}.{self.shown}"
 
 
 @dataclass(frozen=True)
@@ -276,6 +306,50 @@ class ApiChannel:
             "changes": [feed_entry(h, opened, self.secret) for h in visible],
             "last_sequence": history[-1]["sequence"] if history else since,
         }
+
+    async def browse(self, call: Call, after: str | None, limit: int, contains: str = "") -> dict[str, Any]:
+        """One page of the records the grant opens, for a person reading them in a browser: its items (masked
+        as the grant says), rows in its scope whose shown values contain `contains`, from `start` on. Subjects
+        are named as the feed names them. `next` is where the following page starts (None: no more); a page
+        reads at most BROWSE_SCAN records, so one of a narrow scope may hold fewer rows and still go on."""
+        opened = await self.open(call, Operation.BROWSE, 0, ())
+        try:
+            start = BrowsePosition.parse(after)
+        except Invalid as exc:
+            await self._log(call, Operation.BROWSE, opened, AccessResult.REFUSED, (), 0, 0, str(exc))
+            raise
+        needle, limit = contains.strip()[:BROWSE_FILTER], max(1, min(limit, BROWSE_PAGE))
+        rows: list[tuple[SubjectRecord, dict[str, Any]]] = []
+        bucket, seen, scanned, following = start.bucket, 0, 0, None
+        async for record in self.data.records_from(call.resource_code, start.bucket):
+            if record.bucket != bucket:
+                bucket, seen = record.bucket, 0
+            scanned += 1
+            view = opened.view(record.fields)
+            if opened.covers(record) and (not needle or any(needle in str(v) for v in view.values())):
+                seen += 1  # matching rows of this key range so far: a position counts only rows the grant shows
+                if bucket == start.bucket and seen <= start.shown:
+                    continue
+                if len(rows) == limit:
+                    following = BrowsePosition(bucket, seen - 1)
+                    break
+                rows.append((record, view))
+            if scanned >= BROWSE_SCAN:
+                following = BrowsePosition(bucket, seen)
+                break
+        keys = tuple(r.subject_key for r, _ in rows)
+        await self._log(call, Operation.BROWSE, opened, AccessResult.SERVED, keys, len(rows), len(rows))
+        return {
+            "items": list(opened.items),
+            "records": [
+                {"subject": self._named(r.subject_key, opened), "fields": view, "changed_at": r.changed_at}
+                for r, view in rows
+            ],
+            "next": str(following) if following else None,
+        }
+
+    def _named(self, subject_key: str, opened: Opened) -> str:
+        return subject_key if opened.keys_in_clear else pseudonym(subject_key, opened.grant.grant_id, self.secret)
 
     async def digest(self, call: Call, operation: Operation = Operation.DIGEST) -> ResourceDigest:
         """The digest of the consumer's view: the center's stored one when the grant shows whole records of

@@ -23,7 +23,17 @@ from common.fields import Code, Position
 from common.guard import Guard
 from common.policy import AccessDenied, Principal, Unauthenticated
 from services.exchange.domain.resources import ResourceSchema
-from services.exchange.sharing.access import MAX_BATCH, RULE, ApiChannel, Call, Operation, registered, shared_items
+from services.exchange.sharing.access import (
+    BROWSE_FILTER,
+    BROWSE_PAGE,
+    MAX_BATCH,
+    RULE,
+    ApiChannel,
+    Call,
+    Operation,
+    registered,
+    shared_items,
+)
 from services.exchange.sharing.grants import Channel as SharingChannel
 from services.exchange.sharing.openapi import describe
 
@@ -153,6 +163,13 @@ def calls(
 Called = Annotated[Call, Depends(calls())]
 
 
+def _browsing(_request: Request) -> Operation:
+    return Operation.BROWSE
+
+
+Browsing = Annotated[Call, Depends(calls(_browsing, SharingChannel.ONLINE_BROWSE))]
+
+
 class SharedRecord(BaseModel):
     subject_key: str
     fields: dict[str, Any] = Field(description="the granted data items; sensitive ones '***' unless granted")
@@ -185,6 +202,20 @@ class FeedEntry(BaseModel):
 class Feed(BaseModel):
     changes: list[FeedEntry]
     last_sequence: int = Field(description="pass as `since` for the next page")
+
+
+class BrowseRow(BaseModel):
+    subject: str = Field(
+        description="the subject's key if the grant serves the key item in clear, else a pseudonym for the grant"
+    )
+    fields: dict[str, Any] = Field(description="the granted data items; sensitive ones '***' unless granted")
+    changed_at: datetime | None
+
+
+class BrowsePage(BaseModel):
+    items: list[str] = Field(description="the columns: the items served, in the entry's order")
+    records: list[BrowseRow]
+    next: str | None = Field(description="pass as `after` for the next page; null: no more")
 
 
 class DigestView(BaseModel):
@@ -318,3 +349,23 @@ async def shared_leaves(
 async def shared_digest(resource_code: Code, call: Called, channel: Channel) -> DigestView:
     digest = await channel.digest(call)
     return DigestView(records=digest.records, tops=digest.tops())
+
+
+browse = APIRouter(tags=["online browse"])
+
+
+@browse.get(
+    "/browse/{resource_code:path}/records",
+    response_model=BrowsePage,
+    summary="A page of the records a grant opening ONLINE_BROWSE shows (Art. 16 在线浏览), for a person's browser",
+    description="Checked and recorded as an API call (token, `X-Grant-Id`, `X-Purpose`, `items`), by the grant's "
+    "ONLINE_BROWSE channel; each page is one `DataAccessed` (operation `browse`) naming the subjects it shows.",
+)
+async def browse_records(
+    call: Browsing,
+    channel: Channel,
+    after: Annotated[str | None, Query(max_length=16, description="`next` of the page before")] = None,
+    limit: Annotated[int, Query(ge=1, le=BROWSE_PAGE)] = 20,
+    contains: Annotated[str, Query(max_length=BROWSE_FILTER, description="rows with a shown value containing")] = "",
+) -> dict[str, Any]:
+    return await channel.browse(call, after, limit, contains)

@@ -98,8 +98,17 @@ class SharingStore(Protocol):
     async def request(self, request_id: str) -> ShareRequest | None: ...
 
     async def requests(
-        self, *, consumer_code: str | None, provider_code: str | None, status: str | None, offset: int, limit: int
-    ) -> list[ShareRequest]: ...
+        self,
+        *,
+        consumer_code: str | None,
+        provider_code: str | None,
+        status: str | None,
+        offset: int,
+        limit: int,
+        awaiting: str | None = None,
+    ) -> list[ShareRequest]:
+        """Newest first; `awaiting` (a Step): only those whose dispute awaits that ruling."""
+        ...
 
     async def grant(self, grant_id: str) -> Grant | None: ...
 

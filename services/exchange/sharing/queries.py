@@ -4,11 +4,11 @@ printable application for the same readers, and a department's own lists."""
 from __future__ import annotations
 
 from common.errors import NotFound
-from common.policy import OVERSIGHT, Principal, Target, authorize
+from common.policy import OVERSIGHT, AccessDenied, Principal, Target, authorize
 from services.exchange.sharing.application import ApplicationForm, application_form
 from services.exchange.sharing.grants import Grant, GrantStatus
 from services.exchange.sharing.ports import DepartmentNames, SharingStore
-from services.exchange.sharing.requests import RequestStatus, ShareRequest
+from services.exchange.sharing.requests import RequestStatus, ShareRequest, Step
 
 
 class RequestNotFound(NotFound):
@@ -47,8 +47,16 @@ async def list_requests(
     status: RequestStatus | None,
     offset: int,
     limit: int,
+    awaiting: Step | None = None,
 ) -> list[ShareRequest]:
-    """A department's requests as applicant or as provider; oversight may name any department."""
+    """A department's requests as applicant or as provider; oversight may name any department, or ask for every
+    department's requests whose dispute awaits a ruling (the IT office's, the leadership group's)."""
+    if awaiting is not None:
+        if not principal.roles & OVERSIGHT:
+            raise AccessDenied("exchange.request.read", "only oversight lists the disputes of every department")
+        return await store.requests(
+            consumer_code=None, provider_code=None, status=None, offset=offset, limit=limit, awaiting=awaiting.value
+        )
     department = _department(principal, department_code, "exchange.request.read")
     return await store.requests(
         consumer_code=None if as_provider else department,

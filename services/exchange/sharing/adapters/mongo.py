@@ -212,6 +212,13 @@ def request_of(doc: dict[str, Any]) -> ShareRequest:
     )
 
 
+# a request whose dispute awaits a step (Dispute.step), as a query of the stored layout
+AWAITING: dict[str, dict[str, Any]] = {
+    Step.IT_OFFICE_RULING.value: {"dispute": {"$ne": None}, "dispute.ruling": None},
+    Step.LEADERSHIP_RULING.value: {"dispute.escalation": {"$ne": None}, "dispute.final_ruling": None},
+}
+
+
 async def ensure_indexes(db: AsyncDatabase) -> None:
     await db[REQUESTS].create_index([("consumer_code", ASCENDING), ("requested_on", DESCENDING)])
     await db[REQUESTS].create_index([("provider_code", ASCENDING), ("requested_on", DESCENDING)])
@@ -292,9 +299,16 @@ class MongoSharingStore:
         return _schema_of(doc) if doc else None
 
     async def requests(
-        self, *, consumer_code: str | None, provider_code: str | None, status: str | None, offset: int, limit: int
+        self,
+        *,
+        consumer_code: str | None,
+        provider_code: str | None,
+        status: str | None,
+        offset: int,
+        limit: int,
+        awaiting: str | None = None,
     ) -> list[ShareRequest]:
-        query: dict[str, Any] = {}
+        query: dict[str, Any] = dict(AWAITING.get(awaiting or "", {}))
         if consumer_code is not None:
             query["consumer_code"] = consumer_code
         if provider_code is not None:

@@ -30,7 +30,7 @@ from services.exchange.sharing.form import render_application_form_async
 from services.exchange.sharing.grants import Channel, Grant, GrantStatus, RowScope
 from services.exchange.sharing.handlers import Sharing
 from services.exchange.sharing.ports import DepartmentNames
-from services.exchange.sharing.requests import Dispute, RequestStatus, Ruling, ShareRequest, Terms
+from services.exchange.sharing.requests import Dispute, RequestStatus, Ruling, ShareRequest, Step, Terms
 
 
 async def provided_sharing(request: Request) -> Sharing:
@@ -404,6 +404,10 @@ async def list_requests(
     side: Annotated[Side, Query(alias="as")] = "applicant",
     department_code: Annotated[Code | None, Query(description="oversight only: another department")] = None,
     status: RequestStatus | None = None,
+    awaiting: Annotated[
+        Literal["IT_OFFICE_RULING", "LEADERSHIP_RULING"] | None,
+        Query(description="oversight only: every department's requests whose dispute awaits this ruling"),
+    ] = None,
     offset: Offset = 0,
     limit: Limit = 50,
 ) -> list[RequestView]:
@@ -415,6 +419,7 @@ async def list_requests(
         status=status,
         offset=offset,
         limit=limit,
+        awaiting=Step(awaiting) if awaiting else None,
     )
     return [RequestView.of(r) for r in found]
 
