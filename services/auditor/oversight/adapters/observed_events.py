@@ -164,7 +164,7 @@ async def observe_batch(events: list[Event], oversight: Oversight, keys: KeySour
         except (KeyError, ValueError, TypeError) as exc:
             refused[e.event_id] = f"{type(exc).__name__}: {exc}"[:300]
             continue
-        observed.extend(Observed(e.event_id, f) for f in facts)
+        observed.extend(Observed(e.event_id, f, e.position) for f in facts)
     if observed:
         await handlers.observe(observed, oversight)
     return refused
