@@ -227,7 +227,7 @@ class MongoOversightTransaction:
             fresh |= unmarked - {doc["event_id"] async for doc in cursor}
         return fresh
 
-    async def project(self, observed: list[Observed], counts: list[DailyCount], handled: list[str]) -> None:
+    async def project(self, observed: list[Observed], counts: list[DailyCount], handled: list[Observed]) -> None:
         db, session = self.tx.db, self.tx.session
         entries = [_entry_doc(o.event_id, o.fact) for o in observed if isinstance(o.fact, EntryFact)]
         decisions = [_decision_doc(o.event_id, o.fact) for o in observed if isinstance(o.fact, DecisionFact)]
