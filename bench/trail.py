@@ -5,7 +5,8 @@ backlog drained: the rate the trail sustains). Goal: at least 5,000 entries/s. `
 (default 1,000,000, with a signed checkpoint every 10,000) is verified from the start, as GET /trail/verify
 does it (a cursor read in slices, hashes recomputed off the event loop); goal 1M entries in at most 60 s with
 memory bounded (the growth of the process's peak RSS is reported). `BENCH_PROFILE=FILE` runs the append
-benchmark's auditor under cProfile (CPU time of its event loop's thread): `python -m pstats FILE`."""
+benchmark's auditor under cProfile (CPU time of its event loop's thread): `python -m pstats FILE`.
+`BENCH_TRAIL_ALONE=1` runs it without the oversight's consumer (the trail's own cost, for comparison)."""
 
 from __future__ import annotations
 
@@ -48,6 +49,7 @@ from services.auditor.adapters.trail_mongo import (
 )
 from services.auditor.domain.trail import Head, describe, link
 from services.auditor.oversight.adapters.mongo import GROUP as OVERSIGHT_GROUP
+from services.auditor.oversight.adapters.mongo import POSITIONS
 
 GOAL_RATE = 5_000
 OVERSIGHT_WAIT_SECONDS = 300
@@ -119,7 +121,7 @@ def spawn_auditor(infra: Infra, database: str, logs: Path) -> tuple[subprocess.P
     # (not the wall time, which other processes on a loaded machine inflate), and writes its stats there when
     # it stops; read them with `python -m pstats FILE`.
     profile = os.environ.get("BENCH_PROFILE")
-    command = ["-m", "bench.trail", "profile", str(Path(profile).resolve())] if profile else ["-m", "services.auditor"]
+    command = ["-m", "bench.trail", "auditor", str(Path(profile).resolve()) if profile else ""]
     with open(logs / f"auditor-{port}.log", "ab") as out:
         proc = subprocess.Popen(
             [sys.executable, *command],
@@ -167,7 +169,8 @@ async def run_append(infra: Infra, n: int) -> None:
         # when the trail was done, and when it had them all (the auditor keeps up only if both do).
         oversight_then = await _oversight_handled(mongo, database)
         oversight_done, oversight_deadline = None, time.monotonic() + OVERSIGHT_WAIT_SECONDS
-        while oversight_then < n and time.monotonic() < oversight_deadline and proc.poll() is None:
+        alone = bool(os.environ.get("BENCH_TRAIL_ALONE"))
+        while not alone and oversight_then < n and time.monotonic() < oversight_deadline and proc.poll() is None:
             if await _oversight_handled(mongo, database) >= n:
                 oversight_done = time.perf_counter()
                 break
@@ -202,11 +205,19 @@ async def run_append(infra: Infra, n: int) -> None:
             "chain_verified_after": signer_free,
             "producer_send_seconds": round(send_seconds, 2),
             "auditor_rss_mb": round(peak_rss, 1),
+            "oversight_running": not alone,
             "oversight_events_handled_when_the_trail_was_done": oversight_then,
             "oversight_all_handled_seconds_after_the_trail": (
                 0.0 if oversight_then >= n else round(oversight_done - done, 1) if oversight_done else None
             ),
             "cores_used": {k: round((cpu[k] - cpu_before.get(k, 0)) / elapsed, 2) for k in cpu} if elapsed else {},
+            # CPU seconds per 1,000 entries appended: what a loaded machine inflates least (the rate is the share
+            # of the cores the processes got divided by this)
+            "cpu_seconds_per_1000_entries": {
+                k: round((cpu[k] - cpu_before.get(k, 0)) * 1000 / appended, 3) for k in cpu
+            }
+            if appended
+            else {},
             "note": LOADED,
             "run_note": os.environ.get("BENCH_NOTE", ""),  # what this run was, in the runner's words
             "load_average_1_5_15_min_at_start": load_at_start,
@@ -221,7 +232,9 @@ def _keep_log(logs: Path, kept: Path) -> None:
 
 
 async def _oversight_handled(mongo: AsyncMongoClient, database: str) -> int:
-    return await mongo[database][PROCESSED].count_documents({"group": OVERSIGHT_GROUP})
+    """The accesses the oversight projected: offsets start at 0 on the benchmark's fresh broker."""
+    marks = [doc["offset"] + 1 async for doc in mongo[database][POSITIONS].find({"_id": {"$regex": "^exchange"}})]
+    return sum(marks) + await mongo[database][PROCESSED].count_documents({"group": OVERSIGHT_GROUP})
 
 
 async def _verify_chain_only(mongo: AsyncMongoClient, database: str) -> bool:
@@ -296,12 +309,28 @@ async def run_verify(infra: Infra, n: int) -> None:
     )
 
 
-def profile_auditor(stats_file: str) -> None:
-    """The auditor service under cProfile timed by its main thread's CPU clock; stats written as it stops."""
+def run_auditor(stats_file: str) -> None:
+    """The auditor service, under cProfile timed by its main thread's CPU clock if `stats_file` is given
+    (stats written as it stops); without the oversight's consumer if BENCH_TRAIL_ALONE is set."""
     import cProfile
 
+    from common.runtime import Runtime
     from services.auditor.main import main
+    from services.auditor.oversight.adapters.mongo import GROUP
 
+    if os.environ.get("BENCH_TRAIL_ALONE"):
+        consume = Runtime.consume
+
+        def trail_only(self: Runtime, group: str, *args: Any, **kwargs: Any) -> Any:
+            made = consume(self, group, *args, **kwargs)
+            if group == GROUP:
+                self.consumers.remove(made)
+            return made
+
+        Runtime.consume = trail_only  # type: ignore[method-assign]
+    if not stats_file:
+        main()
+        return
     profiler = cProfile.Profile(time.thread_time)
     profiler.enable()
     try:
@@ -311,5 +340,5 @@ def profile_auditor(stats_file: str) -> None:
         profiler.dump_stats(stats_file)
 
 
-if __name__ == "__main__" and sys.argv[1:2] == ["profile"]:
-    profile_auditor(sys.argv[2])
+if __name__ == "__main__" and sys.argv[1:2] == ["auditor"]:
+    run_auditor(sys.argv[2])

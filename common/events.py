@@ -28,6 +28,8 @@ class Event:
     occurred_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     signature: Signature | None = None  # on receipt, when the sender signed it (no credentials ever travel)
     appended_at: datetime | None = None  # when the broker appended it (LogAppendTime topics), on receipt
+    # where the consumer read it (topic, partition, offset), on receipt: a redelivery comes from the same place
+    position: tuple[str, int, int] | None = field(default=None, compare=False)
 
     def headers(self) -> list[tuple[str, bytes]]:
         headers = [

@@ -179,6 +179,7 @@ def event_from_record(record: ConsumerRecord, codec: EventCodec) -> Event:
         appended_at=(
             datetime.fromtimestamp(record.timestamp / 1000, UTC) if record.timestamp_type == LOG_APPEND_TIME else None
         ),
+        position=(record.topic, record.partition, record.offset),
     )
 
 

@@ -10,7 +10,7 @@ import io
 import random
 import uuid
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
 
 import httpx
@@ -22,6 +22,7 @@ from common.clock import FixedDay
 from common.codec import EventCodec
 from common.events import Event
 from common.kafka import KafkaPublisher
+from common.mongo import PROCESSED
 from common.policy import MachineKind, Principal, Role
 from common.runtime import Runtime
 from common.topics import load_topics
@@ -41,7 +42,16 @@ from services.auditor.domain.activity import (
 from services.auditor.domain.findings import Category, Finding, Status
 from services.auditor.domain.scoring import DepartmentActivity, Period, Ranked, Scoring, evaluate, months_of, rank
 from services.auditor.oversight import handlers
-from services.auditor.oversight.adapters.mongo import FINDINGS, MongoOversightStore, ensure_indexes, finding_doc
+from services.auditor.oversight.adapters.mongo import (
+    DAILY,
+    FINDINGS,
+    GROUP,
+    POSITIONS,
+    MongoOversightStore,
+    ensure_indexes,
+    finding_doc,
+)
+from services.auditor.oversight.adapters.observed_events import observe_batch
 from services.auditor.oversight.handlers import Oversight
 from services.auditor.oversight.ports import OBSERVED_TOPICS
 from services.auditor.ports import AUDITED_TOPICS
@@ -683,3 +693,28 @@ async def test_a_finding_and_its_notices_are_its_department_s_and_oversight_s_on
         assert (await client.get(f"/findings/{open_id}", headers=operator)).json()["status"] == "OPEN"
         done = await client.post(f"/findings/{open_id}/correction", json=correction, headers=operator)
         assert done.status_code == 200 and done.json()["status"] == "CORRECTED"
+
+
+async def test_a_redelivered_batch_is_projected_once_by_where_it_was_read(infra) -> None:
+    """Events the consumer read carry their topic, partition and offset: the oversight keeps one mark per
+    partition instead of a record per event, and a redelivered batch, or the part of a later one it overlaps,
+    counts nothing twice. Events projected before marks were kept (recorded by id) are recognised when read
+    again from a partition without a mark."""
+    runtime = Runtime.build("auditor", settings_for(infra))
+    await ensure_indexes(runtime.db)
+    oversight = Oversight(store=MongoOversightStore(runtime), clock=FixedDay(TODAY), calendar=CAL)
+    provider, consumer, topic = "D01" + "0" * 15, "D02" + "0" * 15, "exchange.data-accesses"
+    day = date(2026, 10, 20)
+    read = [replace(access("R1", provider, consumer, day), position=(topic, 0, n)) for n in range(10)]
+    earlier = [access("R1", provider, consumer, day) for _ in range(3)]  # handed over without a position
+    try:
+        for batch in (earlier, read[:6], read[:6], read[4:]):
+            assert await observe_batch(batch, oversight, runtime.keys) == {}
+        again = [replace(e, position=(topic, 1, 20 + n)) for n, e in enumerate(earlier)]
+        assert await observe_batch(again, oversight, runtime.keys) == {}
+        counts = [doc async for doc in runtime.db[DAILY].find({"measure": Measure.USED.value})]
+        assert sum(doc["count"] for doc in counts) == 13
+        assert await runtime.db[PROCESSED].count_documents({"group": GROUP}) == 3  # the earlier ones only
+        assert {doc["_id"]: doc["offset"] async for doc in runtime.db[POSITIONS].find()} == {f"{topic}:0": 9}
+    finally:
+        await runtime.client.aclose()

@@ -290,13 +290,13 @@ class FakeStore:
     def events(self) -> FakeEvents:
         return FakeEvents(self.published)
 
-    async def unhandled(self, event_ids: list[str]) -> set[str]:
-        return set(event_ids) - self.handled
+    async def unhandled(self, observed: list[Observed]) -> set[str]:
+        return {o.event_id for o in observed} - self.handled
 
-    async def project(self, observed: list[Observed], counts: list[DailyCount], handled: list[str]) -> None:
+    async def project(self, observed: list[Observed], counts: list[DailyCount], handled: list[Observed]) -> None:
         self.facts += observed
         self.counts += counts
-        self.handled |= set(handled)
+        self.handled |= {o.event_id for o in handled}
 
     async def open_finding(self, department_code: str, category: Category, matter: str) -> Finding | None:
         return next(

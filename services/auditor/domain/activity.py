@@ -115,16 +115,21 @@ Fact = EntryFact | DecisionFact | DailyCount | DepartmentFact | RefusedChange | 
 
 @dataclass(frozen=True)
 class Observed:
-    """A fact and the event it came from (the event id keeps the projection idempotent)."""
+    """A fact and the event it came from. Which events were projected is known by where the consumer read
+    them (`position`: topic, partition, offset; one mark per partition) or, for an event read elsewhere, by
+    its id (a record per event)."""
 
     event_id: str
     fact: Fact
+    position: tuple[str, int, int] | None = None
 
 
 def fold_counts(counts: list[DailyCount]) -> list[DailyCount]:
     """Counts of the same department, day, resource and consumer added up: one write each."""
-    totals: dict[tuple[str, str, date, str, str], DailyCount] = {}
-    for c in counts:
-        known = totals.get(c.key)
-        totals[c.key] = c if known is None else replace(c, count=known.count + c.count)
-    return list(totals.values())
+    first: dict[tuple[str, str, date, str, str], DailyCount] = {}
+    totals: dict[tuple[str, str, date, str, str], int] = {}
+    for c in counts:  # thousands per batch: a sum per key, one count made per key at the end
+        key = (c.measure, c.department_code, c.day, c.resource_code, c.other)
+        first.setdefault(key, c)
+        totals[key] = totals.get(key, 0) + c.count
+    return [c if c.count == totals[key] else replace(c, count=totals[key]) for key, c in first.items()]

@@ -78,10 +78,10 @@ async def observe(batch: list[Observed], oversight: Oversight) -> None:
     """Project a batch of events and apply the findings they suggest or prove corrected, in one transaction;
     events handled before (a redelivery) change nothing."""
     async with oversight.store() as tx:
-        fresh = await tx.unhandled(sorted({o.event_id for o in batch}))
+        fresh = await tx.unhandled(batch)
         new = [o for o in batch if o.event_id in fresh]
         counts = fold_counts([o.fact for o in new if isinstance(o.fact, DailyCount)])
-        await tx.project([o for o in new if not isinstance(o.fact, DailyCount)], counts, sorted(fresh))
+        await tx.project([o for o in new if not isinstance(o.fact, DailyCount)], counts, new)
         for o in new:
             for signal in signals_of(o.event_id, o.fact):
                 await _apply(tx, signal, oversight, AUDITOR)

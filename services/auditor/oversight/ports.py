@@ -47,12 +47,12 @@ class OversightTransaction(Protocol):
     @property
     def events(self) -> FindingEvents: ...
 
-    async def unhandled(self, event_ids: list[str]) -> set[str]:
-        """Which of the events were not projected yet."""
+    async def unhandled(self, observed: list[Observed]) -> set[str]:
+        """The ids of the events not projected yet."""
         ...
 
-    async def project(self, observed: list[Observed], counts: list[DailyCount], handled: list[str]) -> None:
-        """Keep the facts, add the counts and remember the events as handled."""
+    async def project(self, observed: list[Observed], counts: list[DailyCount], handled: list[Observed]) -> None:
+        """Keep the facts, add the counts and remember the events of `handled` as projected."""
         ...
 
     async def open_finding(self, department_code: str, category: Category, matter: str) -> Finding | None: ...

@@ -40,6 +40,11 @@ DEPARTMENTS = "oversight_departments"
 FINDINGS = "oversight_findings"
 SUPPLIES = "oversight_supplies"  # each resource's delivery per its update cycle
 REQUESTS = "oversight_requests"  # the IT office's requests handled, each with the finding it raised or added to
+# Per topic and partition, the offset of the last event projected: what a redelivery is recognised by. One
+# write per partition and batch replaced a record per event (processed_events), most of what the database
+# did for the oversight; an event without a position (or of a partition without a mark yet: written before
+# the marks were) is still looked up, and recorded, by its id.
+POSITIONS = "oversight_positions"
 GROUP = "auditor-oversight"  # the consumer group whose handled events are recorded in processed_events
 
 
@@ -186,6 +191,10 @@ def supply_of(doc: dict[str, Any]) -> Supply:
     )
 
 
+def _partition(position: tuple[str, int, int]) -> str:
+    return f"{position[0]}:{position[1]}"
+
+
 STALE_QUERY: dict[str, Any] = {"in_force": True, "flagged": False, "deliver_by": {"$ne": None}}
 
 
@@ -198,16 +207,27 @@ class MongoOversightTransaction:
     def events(self) -> BusFindingEvents:
         return self._events
 
-    async def unhandled(self, event_ids: list[str]) -> set[str]:
-        if not event_ids:
-            return set()
-        cursor = self.tx.db[PROCESSED].find(
-            {"_id": {"$in": [f"{GROUP}:{i}" for i in event_ids]}}, {"event_id": 1}, session=self.tx.session
-        )
-        seen = {doc["event_id"] async for doc in cursor}
-        return set(event_ids) - seen
+    async def unhandled(self, observed: list[Observed]) -> set[str]:
+        partitions = sorted({_partition(o.position) for o in observed if o.position is not None})
+        marks: dict[str, int] = {}
+        if partitions:
+            cursor = self.tx.db[POSITIONS].find({"_id": {"$in": partitions}}, session=self.tx.session)
+            marks = {doc["_id"]: doc["offset"] async for doc in cursor}
+        fresh, unmarked = set(), set()
+        for o in observed:
+            mark = marks.get(_partition(o.position)) if o.position is not None else None
+            if mark is None:
+                unmarked.add(o.event_id)
+            elif o.position is not None and o.position[2] > mark:
+                fresh.add(o.event_id)
+        if unmarked:
+            cursor = self.tx.db[PROCESSED].find(
+                {"_id": {"$in": [f"{GROUP}:{i}" for i in sorted(unmarked)]}}, {"event_id": 1}, session=self.tx.session
+            )
+            fresh |= unmarked - {doc["event_id"] async for doc in cursor}
+        return fresh
 
-    async def project(self, observed: list[Observed], counts: list[DailyCount], handled: list[str]) -> None:
+    async def project(self, observed: list[Observed], counts: list[DailyCount], handled: list[Observed]) -> None:
         db, session = self.tx.db, self.tx.session
         entries = [_entry_doc(o.event_id, o.fact) for o in observed if isinstance(o.fact, EntryFact)]
         decisions = [_decision_doc(o.event_id, o.fact) for o in observed if isinstance(o.fact, DecisionFact)]
@@ -251,10 +271,25 @@ class MongoOversightTransaction:
                 ordered=False,
                 session=session,
             )
-        if handled:
+        unplaced = sorted({o.event_id for o in handled if o.position is None})
+        if unplaced:
             now = datetime.now().astimezone()
             await db[PROCESSED].insert_many(
-                [{"_id": f"{GROUP}:{i}", "group": GROUP, "event_id": i, "at": now} for i in handled], session=session
+                [{"_id": f"{GROUP}:{i}", "group": GROUP, "event_id": i, "at": now} for i in unplaced], session=session
+            )
+        last: dict[str, int] = {}
+        for o in handled:
+            if o.position is not None:
+                where = _partition(o.position)
+                last[where] = max(last.get(where, -1), o.position[2])
+        if last:
+            await db[POSITIONS].bulk_write(
+                [
+                    UpdateOne({"_id": where}, {"$max": {"offset": offset}}, upsert=True)
+                    for where, offset in last.items()
+                ],
+                ordered=False,
+                session=session,
             )
 
     async def open_finding(self, department_code: str, category: Category, matter: str) -> Finding | None:

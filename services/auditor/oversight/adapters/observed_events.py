@@ -144,11 +144,22 @@ def within_reach(facts: list[Fact]) -> list[Fact]:
     """`facts`, or ValueError naming a day outside DAYS_TAKEN."""
     first, last = DAYS_TAKEN
     for fact in facts:
-        for f in fields(fact):  # type: ignore[arg-type]
-            day = getattr(fact, f.name)
+        for name in _field_names(type(fact)):
+            day = getattr(fact, name)
             if isinstance(day, date) and not first <= day <= last:
-                raise ValueError(f"{type(fact).__name__}.{f.name}: {day} is outside {first.year}–{last.year}")
+                raise ValueError(f"{type(fact).__name__}.{name}: {day} is outside {first.year}–{last.year}")
     return facts
+
+
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
+
+
+def _field_names(kind: type) -> tuple[str, ...]:
+    """A fact type's fields, found once (every data access has its fact checked)."""
+    names = _FIELD_NAMES.get(kind)
+    if names is None:
+        names = _FIELD_NAMES[kind] = tuple(f.name for f in fields(kind))
+    return names
 
 
 async def observe_batch(events: list[Event], oversight: Oversight, keys: KeySource) -> dict[str, str]:
@@ -164,7 +175,7 @@ async def observe_batch(events: list[Event], oversight: Oversight, keys: KeySour
         except (KeyError, ValueError, TypeError) as exc:
             refused[e.event_id] = f"{type(exc).__name__}: {exc}"[:300]
             continue
-        observed.extend(Observed(e.event_id, f) for f in facts)
+        observed.extend(Observed(e.event_id, f, e.position) for f in facts)
     if observed:
         await handlers.observe(observed, oversight)
     return refused
