@@ -138,6 +138,22 @@ class Services:
             raise _refused(service, response)
         return response
 
+    async def document(self, service: str, path: str, token: str, accept: str) -> tuple[bytes, str]:
+        """A document a service renders (a report's HTML or PDF) and its media type, as the signed-in person."""
+        try:
+            response = await self.client.get(
+                self.urls[service] + path, headers={"Authorization": f"Bearer {token}", "Accept": accept}
+            )
+        except httpx.HTTPError as exc:
+            raise Unavailable(service, f"{type(exc).__name__}: {exc}"[:200]) from None
+        if response.status_code == 401:
+            raise SignInNeeded(service)
+        if response.status_code >= 500:
+            raise Unavailable(service, f"HTTP {response.status_code}")
+        if response.status_code >= 400:
+            raise _refused(service, response)
+        return response.content, response.headers.get("content-type", accept)
+
     async def token(self, form: dict[str, str], request: Request) -> Grant:
         """The directory's OAuth2 token endpoint: a password or a refresh-token grant, with the browser's
         address in `X-Forwarded-For` (the directory believes it from the addresses it trusts as proxies and
