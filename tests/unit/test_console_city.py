@@ -95,3 +95,31 @@ async def test_the_dashboard_shows_each_figure_as_a_table_and_a_chart() -> None:
     charts = [base64.b64decode(found).decode() for found in IMAGE.findall(text)]
     assert len(charts) == 5 and any("自然资源局" in svg for svg in charts)
     assert "img-src 'self' data:" in page.headers["content-security-policy"]
+
+
+async def test_the_services_answers_to_the_console_are_counted_by_outcome() -> None:
+    from prometheus_client import REGISTRY
+
+    def count(service: str, outcome: str) -> float:
+        labels = {"service": service, "outcome": outcome}
+        return REGISTRY.get_sample_value("datashare_console_service_calls_total", labels) or 0.0
+
+    def answering(status: int) -> httpx.MockTransport:
+        def services(request: httpx.Request) -> httpx.Response:
+            if request.url.path.startswith("/inbox/"):
+                return httpx.Response(200, json={"total": 0, "items": []})
+            return httpx.Response(status, json={"message": "仅限信息化工作办公室"})
+
+        return httpx.MockTransport(services)
+
+    kinds = (("notifier", "answered"), ("directory", "refused"), ("directory", "unavailable"))
+    before = {k: count(*k) for k in kinds}
+    pages = []
+    for status in (403, 503):
+        app = build(ConsoleSettings(), transport=answering(status))
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://console") as browser:
+            browser.cookies.set("console-session", token(C, Role.DATA_ADMINISTRATOR))
+            pages.append(await browser.get("/city/departments"))
+    assert [p.status_code for p in pages] == [403, 503] and "仅限信息化工作办公室" in pages[0].text
+    counted = {k: count(*k) - before[k] for k in kinds}
+    assert counted == {("notifier", "answered"): 2, ("directory", "refused"): 1, ("directory", "unavailable"): 1}

@@ -18,16 +18,6 @@ SHARE_TYPES = ("UNCONDITIONAL", "CONDITIONAL", "NOT_SHARED")  # from the most op
 ART_20 = "《吉安市政务数据共享管理暂行办法》第二十条"
 
 
-@dataclass(frozen=True)
-class RequestTally:
-    """The city's requests counted: how many are in each state, and per provider department how many still
-    await its decision after their deadline."""
-
-    on: date
-    by_status: dict[str, int]
-    overdue_by_provider: dict[str, int]
-
-
 class ShareRefusedError(Exception):
     """Not an error of the applicant's input: the entry's rules refuse the data (recorded as ShareRefused)."""
 
@@ -37,6 +27,16 @@ class RequestStatus(StrEnum):
     APPROVED = "APPROVED"  # a grant exists (or existed) from it
     DENIED = "DENIED"
     REFUSED = "REFUSED"  # refused at once: not shared, or no confidentiality review
+
+
+@dataclass(frozen=True)
+class RequestTally:
+    """The city's requests counted: how many are in each state, and per provider department how many still
+    await its decision after their deadline."""
+
+    on: date
+    by_status: dict[RequestStatus, int]
+    overdue_by_provider: dict[str, int]
 
 
 class Step(StrEnum):

@@ -328,7 +328,7 @@ class MongoSharingStore:
         overdue: list[dict[str, Any]] = [{"$match": late}, {"$group": {"_id": "$provider_code", "n": {"$sum": 1}}}]
         return RequestTally(
             on=today,
-            by_status={d["_id"]: d["n"] async for d in await self.db[REQUESTS].aggregate(by_status)},
+            by_status={RequestStatus(d["_id"]): d["n"] async for d in await self.db[REQUESTS].aggregate(by_status)},
             overdue_by_provider={d["_id"]: d["n"] async for d in await self.db[REQUESTS].aggregate(overdue)},
         )
 
