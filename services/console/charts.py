@@ -13,7 +13,8 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-FONTS = ["AR PL UMing CN", "Noto Sans CJK SC", "WenQuanYi Zen Hei", "DejaVu Sans"]  # for measuring the labels
+FONTS = ["AR PL UMing CN", "DejaVu Sans"]  # for measuring the labels (Debian's fonts-arphic-uming, else boxes)
+WIDTH, LABEL_POINTS = 6.4, 8  # inches; the labels' size
 MAX_BARS = 20  # a chart shows the largest values; the table beside it lists them all
 _lock = threading.Lock()
 logging.getLogger("matplotlib.font_manager").setLevel(logging.ERROR)
@@ -37,18 +38,26 @@ def bar_svg(chart: Bars) -> str:
     pairs = sorted(zip(chart.labels, chart.values, strict=True), key=lambda p: -p[1])[:MAX_BARS]
     labels = [_short(label) for label, _ in pairs]
     values = [value for _, value in pairs]
-    figure = Figure(figsize=(6.4, max(1.6, 0.34 * len(pairs) + 0.9)))
+    height = max(1.6, 0.34 * len(pairs) + 0.9)
+    figure = Figure(figsize=(WIDTH, height))
+    # margins from the labels' length instead of tight_layout, which measures every text twice more
+    widest = max((len(label) for label in labels), default=1)
+    figure.subplots_adjust(
+        left=min(0.45, (widest * LABEL_POINTS * 1.1 + 18) / (WIDTH * 72)),
+        right=0.95,
+        top=1 - 0.45 / height,
+        bottom=0.35 / height,
+    )
     axes = figure.add_subplot()
     positions = list(range(len(pairs)))[::-1]
     axes.barh(positions, values, color=chart.color)
-    axes.set_yticks(positions, labels, fontfamily=FONTS, fontsize=8)
+    axes.set_yticks(positions, labels, fontfamily=FONTS, fontsize=LABEL_POINTS)
     axes.set_title(chart.title, fontfamily=FONTS, fontsize=10)
     axes.spines[["top", "right"]].set_visible(False)
     top = max(values, default=0) or 1
     axes.set_xlim(0, top * 1.15)
     for y, v in zip(positions, values, strict=True):
         axes.text(v, y, f" {v:g}", va="center", fontsize=7)
-    figure.tight_layout()
     out = io.StringIO()
     with matplotlib.rc_context({"svg.fonttype": "none", "svg.hashsalt": "console"}):
         figure.savefig(out, format="svg", metadata={"Date": None})

@@ -123,3 +123,33 @@ async def test_the_services_answers_to_the_console_are_counted_by_outcome() -> N
     assert [p.status_code for p in pages] == [403, 503] and "仅限信息化工作办公室" in pages[0].text
     counted = {k: count(*k) - before[k] for k in kinds}
     assert counted == {("notifier", "answered"): 2, ("directory", "refused"): 1, ("directory", "unavailable"): 1}
+
+
+async def test_the_report_is_the_auditors_document_fetched_with_the_persons_token_and_sandboxed() -> None:
+    asked: list[httpx.Request] = []
+
+    def services(request: httpx.Request) -> httpx.Response:
+        asked.append(request)
+        if request.url.path.startswith("/inbox/"):
+            return httpx.Response(200, json={"total": 0, "items": []})
+        if request.url.path.endswith(".pdf"):
+            return httpx.Response(200, content=b"%PDF-1.7 report", headers={"content-type": "application/pdf"})
+        html = "<html><style>h1{color:red}</style><h1>2026-10 考核报告</h1></html>"
+        return httpx.Response(200, text=html, headers={"content-type": "text/html; charset=utf-8"})
+
+    app = build(ConsoleSettings(), transport=httpx.MockTransport(services))
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://console") as browser:
+        browser.cookies.set("console-session", token(P, Role.IT_OFFICE_OPERATOR))
+        page = await browser.get("/oversight/report", params={"period": "2026-10"})
+        pdf = await browser.get("/oversight/report", params={"period": "2026-10", "format": "pdf"})
+        odd = await browser.get("/oversight/report", params={"period": "../x"})
+    assert page.status_code == 200 and "2026-10 考核报告" in page.text
+    assert page.headers["content-security-policy"].startswith("sandbox;")  # its own styles, no script, no form
+    assert pdf.content.startswith(b"%PDF") and "evaluation-2026-10.pdf" in pdf.headers["content-disposition"]
+    reports = [r for r in asked if "/evaluation/" in r.url.path]
+    assert [r.url.path for r in reports[:2]] == [
+        "/evaluation/periods/2026-10/report.html",
+        "/evaluation/periods/2026-10/report.pdf",
+    ]
+    assert all(r.headers["authorization"].startswith("Bearer ") for r in reports)
+    assert odd.status_code == 200 and not any(".." in r.url.path for r in asked)  # last month's instead
