@@ -250,7 +250,7 @@ RULES: dict[str, Rule] = {
             check=_party_or_oversight,
         ),
         Rule(
-            "exchange.request.tally",
+            "exchange.request_tally.read",
             "count every department's requests by state and their decisions past the deadline (the city's dashboard)",
             OVERSIGHT,
         ),
