@@ -123,14 +123,14 @@ class Services:
         accept: str = "application/json",
     ) -> httpx.Response:
         try:
-            answer = await self._call(service, method, path, token, params, json, files, timeout)
+            response = await self._request(service, method, path, token, params, json, files, timeout, headers, accept)
         except Exception as exc:
             SERVICE_CALLS.labels(service, OUTCOMES.get(type(exc), "failed")).inc()
             raise
         SERVICE_CALLS.labels(service, "answered").inc()
-        return answer
+        return response
 
-    async def _call(
+    async def _request(
         self,
         service: str,
         method: str,
@@ -140,7 +140,9 @@ class Services:
         json: object,
         files: dict[str, tuple[str, bytes, str]] | None,
         timeout: float | None,
-    ) -> Any:
+        headers: dict[str, str] | None,
+        accept: str,
+    ) -> httpx.Response:
         try:
             response = await self.client.request(
                 method,
@@ -160,22 +162,6 @@ class Services:
         if response.status_code >= 400:
             raise _refused(service, response)
         return response
-
-    async def document(self, service: str, path: str, token: str, accept: str) -> tuple[bytes, str]:
-        """A document a service renders (a report's HTML or PDF) and its media type, as the signed-in person."""
-        try:
-            response = await self.client.get(
-                self.urls[service] + path, headers={"Authorization": f"Bearer {token}", "Accept": accept}
-            )
-        except httpx.HTTPError as exc:
-            raise Unavailable(service, f"{type(exc).__name__}: {exc}"[:200]) from None
-        if response.status_code == 401:
-            raise SignInNeeded(service)
-        if response.status_code >= 500:
-            raise Unavailable(service, f"HTTP {response.status_code}")
-        if response.status_code >= 400:
-            raise _refused(service, response)
-        return response.content, response.headers.get("content-type", accept)
 
     async def token(self, form: dict[str, str], request: Request) -> Grant:
         """The directory's OAuth2 token endpoint: a password or a refresh-token grant, with the browser's

@@ -237,10 +237,10 @@ async def report(
 ) -> Response:
     """The auditor's evaluation report, fetched with the person's token (a link cannot carry it)."""
     label = period_or_last_month(period)
-    accept = "application/pdf" if format == "pdf" else "text/html"
     path = f"/evaluation/periods/{segment(label)}/report.{format}"
-    body, media_type = await console.services.document("auditor", path, person.token, accept)
-    response = Response(body, media_type=media_type)
+    answer = await console.services.document("auditor", path, person.token)
+    media_type = "application/pdf" if format == "pdf" else "text/html; charset=utf-8"
+    response = Response(answer.content, media_type=media_type)
     response.headers["Cache-Control"] = "no-store"
     response.headers["X-Content-Type-Options"] = "nosniff"
     if format == "pdf":
