@@ -250,6 +250,11 @@ RULES: dict[str, Rule] = {
             check=_party_or_oversight,
         ),
         Rule(
+            "exchange.request_tally.read",
+            "count every department's requests by state and their decisions past the deadline (the city's dashboard)",
+            OVERSIGHT,
+        ),
+        Rule(
             "exchange.request.dispute",
             "dispute the decision on one's own department's request",
             frozenset({Role.DATA_ADMINISTRATOR}),

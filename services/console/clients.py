@@ -13,6 +13,7 @@ import httpx
 from starlette.requests import Request
 
 from common.http import client_address
+from services.console.metrics import SERVICE_CALLS
 from services.console.settings import SERVICE_NAMES, ConsoleSettings
 
 # A path segment the console puts into a service's URL: what the services' codes are made of, never "..".
@@ -53,6 +54,9 @@ class Grant:
     access_token: str
     expires_in: int
     refresh_token: str | None
+
+
+OUTCOMES: dict[type, str] = {SignInNeeded: "sign_in", Refused: "refused", Unavailable: "unavailable"}
 
 
 def segment(code: str) -> str:
@@ -117,6 +121,27 @@ class Services:
         timeout: float | None = None,
         headers: dict[str, str] | None = None,
         accept: str = "application/json",
+    ) -> httpx.Response:
+        try:
+            response = await self._request(service, method, path, token, params, json, files, timeout, headers, accept)
+        except Exception as exc:
+            SERVICE_CALLS.labels(service, OUTCOMES.get(type(exc), "failed")).inc()
+            raise
+        SERVICE_CALLS.labels(service, "answered").inc()
+        return response
+
+    async def _request(
+        self,
+        service: str,
+        method: str,
+        path: str,
+        token: str,
+        params: dict[str, Any] | list[tuple[str, Any]] | None,
+        json: object,
+        files: dict[str, tuple[str, bytes, str]] | None,
+        timeout: float | None,
+        headers: dict[str, str] | None,
+        accept: str,
     ) -> httpx.Response:
         try:
             response = await self.client.request(

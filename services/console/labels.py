@@ -18,6 +18,18 @@ LABELS: dict[str, dict[str, str]] = {
     "decision": {"APPROVED": "同意", "DENIED": "拒绝"},
     "grant_status": {"ACTIVE": "有效", "REVOKED": "已撤销", "ENDED": "已终止"},
     "ruling": {"DECISION_UPHELD": "维持原决定", "DECISION_OVERTURNED": "改变原决定"},
+    # the IT office's and oversight's pages (services/console/pages/city.py, oversight.py)
+    "overdue_kind": CATALOG_LABELS["OverdueKind"],
+    "demand_status": CATALOG_LABELS["DemandStatus"],
+    "clash_kind": {"SECOND_SOURCE": "重复声明数据来源", "UNLINKED_DUPLICATE": "未关联已有数据元的同名数据项"},
+    "finding_status": {"OPEN": "待整改", "CORRECTED": "已整改", "ESCALATED": "已通报批评"},
+    "level": {
+        "CITY": "市直部门",
+        "COUNTY": "县（市、区）",
+        "ZONE": "功能区",
+        "IT_OFFICE": "信息化工作办公室",
+        "LEADERSHIP_GROUP": "领导小组",
+    },
 }
 FACET_NAMES = {
     "provider_code": "提供部门",

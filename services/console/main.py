@@ -20,7 +20,20 @@ from common.http import Observe
 from common.logs import configure_logging
 from common.settings import load_settings
 from services.console.clients import Services
-from services.console.pages import auth, browse, catalog, compile, disputes, grants, inbox, printing, review, sharing
+from services.console.pages import (
+    auth,
+    browse,
+    catalog,
+    city,
+    compile,
+    disputes,
+    grants,
+    inbox,
+    oversight,
+    printing,
+    review,
+    sharing,
+)
 from services.console.session import Cookies
 from services.console.settings import SERVICE_NAMES, ConsoleSettings
 from services.console.web import ERROR_PAGES, Console, make_templates
@@ -87,6 +100,8 @@ def build(settings: ConsoleSettings, transport: httpx.AsyncBaseTransport | None 
         printing.router,
         grants.router,
         browse.router,
+        city.router,
+        oversight.router,
     ):
         app.include_router(router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")

@@ -435,6 +435,7 @@ def matrix(machine_id: str) -> list[tuple[str, str, str, str, dict, set[str]]]:
             ADMINS,
         ),
         ("exchange", "GET", "/requests", "/requests", {}, EVERYONE),
+        ("exchange", "GET", "/requests/tally", "/requests/tally", {}, OVERSIGHT),
         ("exchange", "GET", "/requests/{request_id}", "/requests/none", {}, EVERYONE),
         ("exchange", "GET", "/requests/{request_id}/form.pdf", "/requests/none/form.pdf", {}, EVERYONE),
         (

@@ -380,9 +380,20 @@ async def test_a_decision_overdue_across_the_holiday_is_announced_once(broker, s
             return found["overdue"] == ["PROVIDER_DECISION"]
 
         assert await until(marked)
+        # the city's tally (the IT office's dashboard): the market bureau's decision is overdue
+        tally = await client.get("/requests/tally", headers=OPERATOR)
+        assert tally.json() == {
+            "on": "2026-10-21",
+            "by_status": {"PENDING": 1},
+            "overdue_by_provider": {MARKET: 1},
+        }, tally.text
+        refused = await client.get("/requests/tally", headers=MARKET_ADMIN)
+        assert refused.status_code == 403
         denial = {"decision": "DENIED", "reasons": "数据正在治理"}
         decided = await client.post(f"/requests/{rid}/decision", json=denial, headers=MARKET_ADMIN)
         assert decided.status_code == 200 and decided.json()["decision"]["overdue"] is True
+        tally = (await client.get("/requests/tally", headers=LEADER)).json()
+        assert tally["by_status"] == {"DENIED": 1} and tally["overdue_by_provider"] == {}
         await asyncio.sleep(1.5)  # a few more sweeps
     found = await share_events(broker, rid, 3)
     assert found == ["ShareRequested", "ShareDecisionOverdue", "ShareDecided"], found

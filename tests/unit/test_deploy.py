@@ -60,7 +60,23 @@ DASHBOARDS = sorted((K8S.parents[1] / "grafana").glob("*.json"))
 
 def test_there_is_a_dashboard_per_service_besides_the_platforms() -> None:
     names = {p.stem for p in DASHBOARDS}
-    assert names == {"datashare-dashboard"} | {f"datashare-{s}" for s in SERVICE_NAMES}
+    assert names == {"datashare-dashboard", "datashare-console"} | {f"datashare-{s}" for s in SERVICE_NAMES}
+
+
+def test_the_service_monitor_scrapes_the_console_as_it_scrapes_the_services() -> None:
+    docs = [d for p in sorted(K8S.rglob("*.yaml")) for d in yaml.safe_load_all(p.read_text()) if d]
+    monitors = [d for d in docs if d["kind"] == "ServiceMonitor"]
+    services = {d["metadata"]["name"]: d for d in docs if d["kind"] == "Service"}
+    for name in ("console", *SERVICE_NAMES):
+        service = services[name]
+        scraped = [
+            m
+            for m in monitors
+            if m["spec"]["selector"]["matchLabels"].items() <= service["metadata"]["labels"].items()
+            and {e["port"] for e in m["spec"]["endpoints"]} <= {p["name"] for p in service["spec"]["ports"]}
+            and all(e["path"] == "/metrics" for e in m["spec"]["endpoints"])
+        ]
+        assert scraped, f"no ServiceMonitor scrapes {name}'s /metrics"
 
 
 SERVICE_NAMES = ("directory", "catalog", "exchange", "notifier", "auditor")
@@ -78,6 +94,7 @@ def test_dashboard_queries_only_metrics_and_label_values_the_services_export(pat
     import common.metrics  # noqa: F401 - each import registers its metrics
     import services.auditor.adapters.trail_metrics
     import services.auditor.oversight.adapters.metrics
+    import services.console.metrics
     import services.notifier.adapters.webhooks_delivery  # noqa: F401
     from common.topics import load_topics
     from tests.unit.test_routes import routes
@@ -111,9 +128,19 @@ def test_dashboard_queries_only_metrics_and_label_values_the_services_export(pat
                 elif label == "group":
                     assert one in groups, (path.name, one)
                 elif label == "job":
-                    assert one in generate.PROCESSES, (path.name, one)
+                    assert one in generate.PROCESSES or one == "console", (path.name, one)
         job = re.search(r'job="([\w-]+)"', expr)
         for route in re.findall(r'route=~?"([^"]+)"', expr):
-            assert job and job.group(1) in SERVICE_NAMES, (path.name, expr)
-            paths = {p for p, _ in routes(job.group(1))}
+            assert job and job.group(1) in (*SERVICE_NAMES, "console"), (path.name, expr)
+            paths = {p for p, _ in routes(job.group(1))} if job.group(1) != "console" else console_paths()
             assert any(re.fullmatch(route, p) for p in paths), (path.name, route)
+
+
+def console_paths() -> set[str]:
+    from fastapi.routing import APIRoute, iter_route_contexts
+
+    from services.console.main import build
+    from services.console.settings import ConsoleSettings
+
+    contexts = iter_route_contexts(build(ConsoleSettings()).routes)
+    return {c.path for c in contexts if isinstance(c.original_route, APIRoute)}

@@ -12,7 +12,7 @@ from common.errors import Conflict
 from services.exchange.domain.resources import ResourceSchema
 from services.exchange.sharing.commands import DepartmentNamed
 from services.exchange.sharing.grants import Grant, GrantStatus
-from services.exchange.sharing.requests import RulingLevel, ShareRequest, Step
+from services.exchange.sharing.requests import RequestTally, RulingLevel, ShareRequest, Step
 
 SHARE_EVENTS = "exchange.share-events"
 DIRECTORY_EVENTS = "directory.events"
@@ -108,6 +108,10 @@ class SharingStore(Protocol):
         awaiting: str | None = None,
     ) -> list[ShareRequest]:
         """Newest first; `awaiting` (a Step): only those whose dispute awaits that ruling."""
+        ...
+
+    async def request_tally(self, today: date) -> RequestTally:
+        """Every department's requests by state, and the pending ones whose decision is overdue on `today`."""
         ...
 
     async def grant(self, grant_id: str) -> Grant | None: ...

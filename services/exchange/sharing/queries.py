@@ -3,12 +3,14 @@ printable application for the same readers, and a department's own lists."""
 
 from __future__ import annotations
 
+from datetime import date
+
 from common.errors import NotFound
 from common.policy import OVERSIGHT, AccessDenied, Principal, Target, authorize
 from services.exchange.sharing.application import ApplicationForm, application_form
 from services.exchange.sharing.grants import Grant, GrantStatus
 from services.exchange.sharing.ports import DepartmentNames, SharingStore
-from services.exchange.sharing.requests import RequestStatus, ShareRequest, Step
+from services.exchange.sharing.requests import RequestStatus, RequestTally, ShareRequest, Step
 
 
 class RequestNotFound(NotFound):
@@ -65,6 +67,11 @@ async def list_requests(
         offset=offset,
         limit=limit,
     )
+
+
+async def request_tally(store: SharingStore, today: date) -> RequestTally:
+    """The city's requests by state and the overdue decisions per provider (oversight: the route's guard)."""
+    return await store.request_tally(today)
 
 
 async def get_grant(grant_id: str, principal: Principal, store: SharingStore) -> Grant:

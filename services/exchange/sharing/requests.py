@@ -29,6 +29,16 @@ class RequestStatus(StrEnum):
     REFUSED = "REFUSED"  # refused at once: not shared, or no confidentiality review
 
 
+@dataclass(frozen=True)
+class RequestTally:
+    """The city's requests counted: how many are in each state, and per provider department how many still
+    await its decision after their deadline."""
+
+    on: date
+    by_status: dict[RequestStatus, int]
+    overdue_by_provider: dict[str, int]
+
+
 class Step(StrEnum):
     """A step with a working-day deadline, and who answers for it when it passes."""
 

@@ -128,6 +128,7 @@ class FormulaView(BaseModel):
     formula: str
     weights: dict[str, float]
     meanings: dict[str, str]
+    labels: dict[str, str] = Field(description="each indicator's Chinese name, as the reports print it")
     usage_target: int
 
 
@@ -203,6 +204,7 @@ async def formula(principal: FiguresReader, oversight: OversightDep) -> FormulaV
         formula=FORMULA,
         weights=dict(oversight.scoring.weights),
         meanings={n: m for n, (_, m) in INDICATORS.items()},
+        labels={n: label for n, (label, _) in INDICATORS.items()},
         usage_target=oversight.scoring.usage_target,
     )
 

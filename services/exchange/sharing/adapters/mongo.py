@@ -28,6 +28,7 @@ from services.exchange.sharing.requests import (
     Dispute,
     Escalation,
     RequestStatus,
+    RequestTally,
     Ruling,
     RulingLevel,
     ShareRequest,
@@ -317,6 +318,19 @@ class MongoSharingStore:
             query["status"] = status
         cursor = self.db[REQUESTS].find(query).sort([("requested_on", DESCENDING), ("_id", DESCENDING)])
         return [request_of(d) async for d in cursor.skip(offset).limit(limit)]
+
+    async def request_tally(self, today: date) -> RequestTally:
+        by_status: list[dict[str, Any]] = [{"$group": {"_id": "$status", "n": {"$sum": 1}}}]
+        late = {  # undecided past its deadline, whether or not the sweep has announced it yet
+            "status": RequestStatus.PENDING.value,
+            "$or": [{"decide_by": {"$lt": _day(today)}}, {"overdue": Step.PROVIDER_DECISION.value}],
+        }
+        overdue: list[dict[str, Any]] = [{"$match": late}, {"$group": {"_id": "$provider_code", "n": {"$sum": 1}}}]
+        return RequestTally(
+            on=today,
+            by_status={RequestStatus(d["_id"]): d["n"] async for d in await self.db[REQUESTS].aggregate(by_status)},
+            overdue_by_provider={d["_id"]: d["n"] async for d in await self.db[REQUESTS].aggregate(overdue)},
+        )
 
     async def grant(self, grant_id: str) -> Grant | None:
         doc = await self.db[GRANTS].find_one({"_id": grant_id})

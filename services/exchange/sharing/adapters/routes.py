@@ -54,6 +54,7 @@ DepartmentsDep = Annotated[DepartmentNames, Depends(provided_departments)]
 Subscriber = Annotated[Principal, Depends(Guard("exchange.subscribe"))]
 Applicant = Annotated[Principal, Depends(Guard("exchange.request.file"))]
 RequestReader = Annotated[Principal, Depends(Guard("exchange.request.read"))]
+Tallier = Annotated[Principal, Depends(Guard("exchange.request_tally.read"))]
 Decider = Annotated[Principal, Depends(Guard("exchange.request.decide"))]
 Disputer = Annotated[Principal, Depends(Guard("exchange.request.dispute"))]
 Coordinator = Annotated[Principal, Depends(Guard("exchange.dispute.coordinate"))]
@@ -422,6 +423,20 @@ async def list_requests(
         awaiting=Step(awaiting) if awaiting else None,
     )
     return [RequestView.of(r) for r in found]
+
+
+class TallyView(BaseModel):
+    on: date = Field(description="the exchange's today, against which deadlines are counted")
+    by_status: dict[RequestStatus, int] = Field(description="every department's requests per state")
+    overdue_by_provider: dict[str, int] = Field(
+        description="per provider department, the pending requests whose decision deadline has passed"
+    )
+
+
+@requests.get("/tally", response_model=TallyView, summary="The city's requests by state and overdue decisions")
+async def request_tally(_: Tallier, sharing: SharingDep) -> TallyView:
+    tally = await queries.request_tally(sharing.store, sharing.clock.today())
+    return TallyView(on=tally.on, by_status=tally.by_status, overdue_by_provider=tally.overdue_by_provider)
 
 
 @requests.get("/{request_id}", response_model=RequestView, summary="A request: its applicant, provider or oversight")

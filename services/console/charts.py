@@ -1,0 +1,82 @@
+"""The dashboard's charts: drawn on the server with matplotlib (already the auditor's report library) as SVG,
+shown as images, so the page needs no script and nothing is fetched at run time. The text stays text in the
+SVG (the browser draws the Chinese with its own fonts). Drawing is CPU work: it runs in a worker thread, one
+chart at a time."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import io
+import logging
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+FONTS = ["AR PL UMing CN", "DejaVu Sans"]  # for measuring the labels (Debian's fonts-arphic-uming, else boxes)
+WIDTH, LABEL_POINTS = 6.4, 8  # inches; the labels' size
+MAX_BARS = 20  # a chart shows the largest values; the table beside it lists them all
+_lock = threading.Lock()
+logging.getLogger("matplotlib.font_manager").setLevel(logging.ERROR)
+
+
+@dataclass(frozen=True)
+class Bars:
+    """A horizontal bar chart: one bar per label, largest first."""
+
+    title: str
+    labels: Sequence[str]
+    values: Sequence[float]
+    color: str = "#3b6ea5"
+
+
+def bar_svg(chart: Bars) -> str:
+    """The chart as an SVG document (text kept as text)."""
+    import matplotlib
+    from matplotlib.figure import Figure
+
+    pairs = sorted(zip(chart.labels, chart.values, strict=True), key=lambda p: -p[1])[:MAX_BARS]
+    labels = [_short(label) for label, _ in pairs]
+    values = [value for _, value in pairs]
+    height = max(1.6, 0.34 * len(pairs) + 0.9)
+    figure = Figure(figsize=(WIDTH, height))
+    # margins from the labels' length instead of tight_layout, which measures every text twice more
+    widest = max((len(label) for label in labels), default=1)
+    figure.subplots_adjust(
+        left=min(0.45, (widest * LABEL_POINTS * 1.1 + 18) / (WIDTH * 72)),
+        right=0.95,
+        top=1 - 0.45 / height,
+        bottom=0.35 / height,
+    )
+    axes = figure.add_subplot()
+    positions = list(range(len(pairs)))[::-1]
+    axes.barh(positions, values, color=chart.color)
+    axes.set_yticks(positions, labels, fontfamily=FONTS, fontsize=LABEL_POINTS)
+    axes.set_title(chart.title, fontfamily=FONTS, fontsize=10)
+    axes.spines[["top", "right"]].set_visible(False)
+    top = max(values, default=0) or 1
+    axes.set_xlim(0, top * 1.15)
+    for y, v in zip(positions, values, strict=True):
+        axes.text(v, y, f" {v:g}", va="center", fontsize=7)
+    out = io.StringIO()
+    with matplotlib.rc_context({"svg.fonttype": "none", "svg.hashsalt": "console"}):
+        figure.savefig(out, format="svg", metadata={"Date": None})
+    return out.getvalue()
+
+
+def _short(label: str) -> str:
+    return label if len(label) <= 14 else label[:13] + "…"
+
+
+def data_uri(svg: str) -> str:
+    return "data:image/svg+xml;base64," + base64.b64encode(svg.encode()).decode()
+
+
+async def draw(charts: dict[str, Bars]) -> dict[str, str]:
+    """Each chart as a data URI for an <img>, drawn off the event loop; a chart without values is left out."""
+
+    def run() -> dict[str, str]:
+        with _lock:
+            return {name: data_uri(bar_svg(c)) for name, c in charts.items() if c.values}
+
+    return await asyncio.to_thread(run)

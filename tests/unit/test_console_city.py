@@ -1,0 +1,155 @@
+"""The IT office's dashboard and oversight pages without the services: figures summed per department, the
+chart images the page carries (SVG, text kept as text, no script), a month for the reports, and the page drawn
+from what the services answer (here canned answers; tests/integration/test_console_city.py runs the real ones)."""
+
+from __future__ import annotations
+
+import base64
+import re
+from datetime import date
+
+import httpx
+
+from common.policy import Role
+from services.console.charts import Bars, bar_svg
+from services.console.main import build
+from services.console.pages.city import volumes
+from services.console.pages.oversight import last_month, pager, period_or_last_month
+from services.console.settings import ConsoleSettings
+from tests.tokens import token
+
+P, Q, C = "11360800MB0000001X", "11360800MB0000002X", "11360800MB0000003X"
+IMAGE = re.compile(r'<img class="chart" src="data:image/svg\+xml;base64,([^"]+)"')
+
+
+def resource(code: str, provider: str, records: int, last: str | None) -> dict:
+    return {"resource_code": code, "provider_code": provider, "records": records, "last_change_at": last}
+
+
+def test_volumes_are_summed_per_provider_with_the_latest_change_and_stale_resources() -> None:
+    held = [
+        resource("101001/000001", P, 10, "2026-11-01T02:00:00+00:00"),
+        resource("101001/000002", P, 5, "2026-11-20T02:00:00+00:00"),
+        resource("101001/000003", P, 0, None),
+        resource("101002/000001", Q, 40, None),
+    ]
+    found = volumes(held, [resource("101001/000001", P, 10, None)], {P: "市场监管局"})
+    assert [(v.provider_code, v.name, v.resources, v.records, v.stale) for v in found] == [
+        (Q, "", 1, 40, 0),
+        (P, "市场监管局", 3, 15, 1),
+    ]
+    assert found[1].last_change_at == "2026-11-20T02:00:00+00:00" and found[0].last_change_at is None
+
+
+def test_reports_default_to_last_month_and_pages_know_their_neighbours() -> None:
+    assert last_month(date(2026, 1, 15)) == "2025-12" and last_month(date(2026, 11, 28)) == "2026-10"
+    assert period_or_last_month("2026-Q3") == "2026-Q3"
+    assert re.fullmatch(r"\d{4}-\d{2}", period_or_last_month("2026-13"))  # not a period: last month instead
+    assert pager(total=45, offset=20, limit=20) == {"offset": 20, "previous": 0, "next": 40}
+    assert pager(total=40, offset=20, limit=20) == {"offset": 20, "previous": 0, "next": None}
+
+
+def test_a_chart_is_svg_whose_words_stay_text_without_script() -> None:
+    svg = bar_svg(Bars("目录条目（按状态）", ["已发布", "草稿"], [3, 1]))
+    assert svg.lstrip().startswith("<?xml") and "<svg" in svg
+    assert "已发布" in svg and "目录条目（按状态）" in svg
+    assert "<script" not in svg and not re.search(r'href="(https?:)?//', svg)  # nothing to run or fetch
+
+
+CANNED = {
+    "/search": {"total": 4, "hits": [], "facets": {"status": [{"value": "PUBLISHED", "label": "已发布", "count": 3},
+                                                           {"value": "DRAFT", "label": "草稿", "count": 1}]}},
+    "/overdue": {"total": 1, "offset": 0, "limit": 20, "items": [
+        {"resource_code": "101001/000009", "provider_code": P, "provider_name": "市场监管局", "name": "企业年报",
+         "kind": "YEARLY_MAINTENANCE", "due_on": "2026-11-02"}]},
+    "/requests/tally": {"on": "2026-11-28", "by_status": {"PENDING": 2, "APPROVED": 1},
+                        "overdue_by_provider": {Q: 2}},
+    "/resources": [resource("101001/000001", P, 12, "2026-11-01T02:00:00+00:00")],
+    "/resources/stale": [],
+    "/evaluation/data-accesses": {C: 7},
+    "/departments": [{"code": P, "name": "市场监管局"}, {"code": Q, "name": "自然资源局"},
+                     {"code": C, "name": "行政审批局"}],
+}  # fmt: skip
+
+
+async def test_the_dashboard_shows_each_figure_as_a_table_and_a_chart() -> None:
+    asked: list[str] = []
+
+    def services(request: httpx.Request) -> httpx.Response:
+        asked.append(request.url.path)
+        if request.url.path.startswith("/inbox/"):
+            return httpx.Response(200, json={"total": 0, "items": []})
+        return httpx.Response(200, json=CANNED[request.url.path])
+
+    app = build(ConsoleSettings(), transport=httpx.MockTransport(services))
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://console") as browser:
+        browser.cookies.set("console-session", token(P, Role.IT_OFFICE_OPERATOR))
+        page = await browser.get("/city")
+    assert page.status_code == 200, page.text[-1500:]
+    assert set(CANNED) <= set(asked)
+    text = page.text
+    assert "企业年报" in text and "逾期未年度维护" in text  # the overdue entry, in the catalog's words
+    late = text[text.index("逾期未决定的申请（按提供部门）</h3>") :]
+    assert "自然资源局" in late and '<span class="overdue">2</span>' in late
+    assert "待决定" in text and "行政审批局" in text
+    charts = [base64.b64decode(found).decode() for found in IMAGE.findall(text)]
+    assert len(charts) == 5 and any("自然资源局" in svg for svg in charts)
+    assert "img-src 'self' data:" in page.headers["content-security-policy"]
+
+
+async def test_the_services_answers_to_the_console_are_counted_by_outcome() -> None:
+    from prometheus_client import REGISTRY
+
+    def count(service: str, outcome: str) -> float:
+        labels = {"service": service, "outcome": outcome}
+        return REGISTRY.get_sample_value("datashare_console_service_calls_total", labels) or 0.0
+
+    def answering(status: int) -> httpx.MockTransport:
+        def services(request: httpx.Request) -> httpx.Response:
+            if request.url.path.startswith("/inbox/"):
+                return httpx.Response(200, json={"total": 0, "items": []})
+            return httpx.Response(status, json={"message": "仅限信息化工作办公室"})
+
+        return httpx.MockTransport(services)
+
+    kinds = (("notifier", "answered"), ("directory", "refused"), ("directory", "unavailable"))
+    before = {k: count(*k) for k in kinds}
+    pages = []
+    for status in (403, 503):
+        app = build(ConsoleSettings(), transport=answering(status))
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://console") as browser:
+            browser.cookies.set("console-session", token(C, Role.DATA_ADMINISTRATOR))
+            pages.append(await browser.get("/city/departments"))
+    assert [p.status_code for p in pages] == [403, 503] and "仅限信息化工作办公室" in pages[0].text
+    counted = {k: count(*k) - before[k] for k in kinds}
+    assert counted == {("notifier", "answered"): 2, ("directory", "refused"): 1, ("directory", "unavailable"): 1}
+
+
+async def test_the_report_is_the_auditors_document_fetched_with_the_persons_token_and_sandboxed() -> None:
+    asked: list[httpx.Request] = []
+
+    def services(request: httpx.Request) -> httpx.Response:
+        asked.append(request)
+        if request.url.path.startswith("/inbox/"):
+            return httpx.Response(200, json={"total": 0, "items": []})
+        if request.url.path.endswith(".pdf"):
+            return httpx.Response(200, content=b"%PDF-1.7 report", headers={"content-type": "application/pdf"})
+        html = "<html><style>h1{color:red}</style><h1>2026-10 考核报告</h1></html>"
+        return httpx.Response(200, text=html, headers={"content-type": "text/html; charset=utf-8"})
+
+    app = build(ConsoleSettings(), transport=httpx.MockTransport(services))
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://console") as browser:
+        browser.cookies.set("console-session", token(P, Role.IT_OFFICE_OPERATOR))
+        page = await browser.get("/oversight/report", params={"period": "2026-10"})
+        pdf = await browser.get("/oversight/report", params={"period": "2026-10", "format": "pdf"})
+        odd = await browser.get("/oversight/report", params={"period": "../x"})
+    assert page.status_code == 200 and "2026-10 考核报告" in page.text
+    assert page.headers["content-security-policy"].startswith("sandbox;")  # its own styles, no script, no form
+    assert pdf.content.startswith(b"%PDF") and "evaluation-2026-10.pdf" in pdf.headers["content-disposition"]
+    reports = [r for r in asked if "/evaluation/" in r.url.path]
+    assert [r.url.path for r in reports[:2]] == [
+        "/evaluation/periods/2026-10/report.html",
+        "/evaluation/periods/2026-10/report.pdf",
+    ]
+    assert all(r.headers["authorization"].startswith("Bearer ") for r in reports)
+    assert odd.status_code == 200 and not any(".." in r.url.path for r in asked)  # last month's instead
