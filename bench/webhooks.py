@@ -246,6 +246,8 @@ class CommandTimes(monitoring.CommandListener):
         if self.on:
             target = event.command.get(event.command_name)
             what = f"{event.command_name} {target}" if isinstance(target, str) else event.command_name
+            if (shape := filter_shape(event.command)) is not None:
+                what += f" {shape}"
             written = sum(len(event.command.get(k) or []) for k in ("documents", "updates", "deletes"))
             self.started_[(event.request_id, event.connection_id)] = (what, written)
 
@@ -262,9 +264,30 @@ class CommandTimes(monitoring.CommandListener):
     def failed(self, event: monitoring.CommandFailedEvent) -> None:
         self._ended(event)
 
-    def report(self, most: int = 12) -> list[dict[str, Any]]:
+    def report(self, most: int = 20) -> list[dict[str, Any]]:
         ranked = sorted(self.totals.items(), key=lambda item: -item[1][2])[:most]
         return [{"command": w, "count": int(n), "documents": int(d), "seconds": round(t, 3)} for w, (n, d, t) in ranked]
+
+    def per_notice(self, notices: int) -> dict[str, float]:
+        """Commands and documents written per notice delivered, and the commands' seconds (client-side)."""
+        n, d, t = (sum(total[i] for total in self.totals.values()) for i in range(3))
+        return {
+            "commands": round(n / notices, 3),
+            "documents_written": round(d / notices, 3),
+            "command_seconds": round(t / notices, 4),
+        }
+
+
+def filter_shape(command: Any) -> str | None:
+    """The fields a find, update or delete selects by (the first statement's, for bulk ones), values left out:
+    which query of the notifier a command is."""
+    if "filter" in command:
+        selector = command["filter"]
+    elif command.get("updates") or command.get("deletes"):
+        selector = (command.get("updates") or command.get("deletes"))[0].get("q", {})
+    else:
+        return None
+    return "{" + ", ".join(sorted(str(k) for k in selector)) + "}"
 
 
 @dataclass
@@ -278,9 +301,9 @@ class Commits:
     def tap(cls, uow: Any) -> Commits:
         commits, hand_over = cls([]), uow.on_deliveries
 
-        def timed(deliveries: list[Any]) -> None:
+        def timed(deliveries: list[Any], endpoints: dict[str, Any]) -> None:
             commits.at.append((time.time(), len(deliveries)))
-            hand_over(deliveries)
+            hand_over(deliveries, endpoints)
 
         uow.on_deliveries = timed
         return commits
@@ -462,6 +485,7 @@ async def run(infra: Infra) -> None:
             "fan_out": fan_out,
             "outage": outage,
             "fan_out_database_commands": commands.report(),
+            "fan_out_database_per_notice": commands.per_notice(max(len(first), 1)),
             "baseline": {k: round(v, 3) for k, v in base.items()},
             "concurrency": CONCURRENCY,
             "retry": "first 2 s, doubling, at most 15 s, 50-100 % jitter",

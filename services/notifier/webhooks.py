@@ -54,8 +54,11 @@ async def queue_deliveries(queue: WebhookQueue, notices: list[Notification]) -> 
     (those waiting for a digest go with it later). Returns the ids of the notices no endpoint wants."""
     if not notices:
         return set()
-    endpoints = await queue.endpoints_of({n.recipient_code for n in notices})
-    wanting = {n.notification_id: [e for e in endpoints if e.wants(n)] for n in notices}
+    by_department: dict[str, list[Endpoint]] = {}
+    for endpoint in await queue.endpoints_of({n.recipient_code for n in notices}):
+        by_department.setdefault(endpoint.department_code, []).append(endpoint)
+    # each notice against its recipient's endpoints only (a fan-out: a thousand, not a thousand squared)
+    wanting = {n.notification_id: [e for e in by_department.get(n.recipient_code, []) if e.wants(n)] for n in notices}
     pushed = [n for n in notices if not n.in_digest]
     deliveries = [webhooks.delivery_for(e, n, n.created_at) for n in pushed for e in wanting[n.notification_id]]
     if deliveries:

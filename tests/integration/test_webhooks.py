@@ -588,3 +588,85 @@ async def test_while_a_chain_drains_each_finish_reads_only_the_next_delivery(inf
     finally:
         await mongo.drop_database(db.name)
         await mongo.close()
+
+
+async def test_a_fan_out_s_finishes_read_the_open_deliveries_of_many_chains_together(infra) -> None:
+    """A change told to many endpoints finishes many chains at once: their open deliveries are read fifty
+    chains to a query, not one query per chain (nor one per delivery by its id); each waiting one after a
+    finished one is due now, and a chain with nothing after its finished one is left as it is."""
+    finds = Finds()
+    mongo = AsyncMongoClient(infra.mongo_uri, tz_aware=True, event_listeners=[finds])
+    db = mongo[f"webhooks_{uuid.uuid4().hex[:8]}"]
+    try:
+        sealer = SecretSealer.parse(DEV_SECRET_KEYS)
+        await webhooks_mongo.ensure_indexes(db, sealer)
+        now = datetime.now(UTC)
+        chains = 2 * webhooks_mongo.IN_PER_QUERY + 20
+        first = [Delivery(f"wh_{n}:a", f"wh_{n}", "d", "a", f"wh_{n}|r", 1, "{}", now, now) for n in range(chains)]
+        second = [
+            Delivery(f"wh_{n}:b", f"wh_{n}", "d", "b", f"wh_{n}|r", 2, "{}", now, now, waiting=True)
+            for n in range(0, chains, 2)  # every other chain has one waiting behind its first
+        ]
+        await db[webhooks_mongo.DELIVERIES].insert_many([webhooks_mongo.delivery_doc(d) for d in first + second])
+        store = webhooks_mongo.MongoWebhookStore(db, sealer)
+        finds.filters.clear()
+        await store.record([Outcome(d, DeliveryState.DELIVERED, 1, now, 200, delivered_at=now) for d in first], now)
+        due = await db[webhooks_mongo.DELIVERIES].find({"waiting": False, "state": "PENDING"}).to_list()
+        assert sorted(doc["_id"] for doc in due) == sorted(d.delivery_id for d in second)
+        chain_reads = [f for f in finds.filters if "chain" in f]
+        assert len(chain_reads) == 3, chain_reads  # 120 chains, fifty to a query
+        assert not [f for f in finds.filters if set(f) == {"_id"}]
+    finally:
+        await mongo.drop_database(db.name)
+        await mongo.close()
+
+
+async def test_deliveries_handed_over_go_to_the_endpoints_their_transaction_read(infra) -> None:
+    """The worker sends the deliveries its own transactions queued to the endpoints those transactions read
+    (secrets opened), without reading them again: here the endpoint is not in the database at all, and the
+    delivery still arrives, signed with the secret handed over."""
+    from services.notifier.adapters.webhooks_delivery import WebhookDeliverer
+    from services.notifier.domain.webhooks import Endpoint, RetrySchedule, SigningSecret, new_secret
+    from services.notifier.webhooks import UrlPolicy
+
+    mongo = AsyncMongoClient(infra.mongo_uri, tz_aware=True)
+    db = mongo[f"webhooks_{uuid.uuid4().hex[:8]}"]
+    receiver = await Receiver().start()
+    sealer = SecretSealer.parse(DEV_SECRET_KEYS)
+    store = webhooks_mongo.MongoWebhookStore(db, sealer)
+
+    async def no_lookup(host: str, port: int) -> list[str]:
+        return []
+
+    deliverer = WebhookDeliverer(store, RetrySchedule(), UrlPolicy(no_lookup, allow_private=True), timeout=5.0)
+    worker = None
+    try:
+        await webhooks_mongo.ensure_indexes(db, sealer)
+        now = datetime.now(UTC)
+        secret = new_secret()
+        endpoint = Endpoint("wh_h", "d", receiver.url, frozenset(), [SigningSecret(secret, now)], "test", now)
+        held = now + deliverer.lease
+        delivery = Delivery("wh_h:n1", "wh_h", "d", "n1", "wh_h|r", 1, '{"a":1}', now, held, lease="held")
+        await db[webhooks_mongo.DELIVERIES].insert_one(webhooks_mongo.delivery_doc(delivery))
+        worker = asyncio.create_task(deliverer.run())
+        deliverer.hand_over([delivery], {endpoint.endpoint_id: endpoint})
+
+        async def arrived() -> list[Received]:
+            return receiver.accepted()
+
+        got = await until(arrived, 60, "the handed-over delivery")
+        assert [r.webhook_id for r in got] == ["n1"]
+        Webhook(secret).verify(got[0].body, got[0].headers)
+        stored = await until(lambda: _delivered(store, delivery.delivery_id), 60, "its outcome written under its claim")
+        assert stored.attempts == 1
+    finally:
+        if worker is not None:
+            worker.cancel()
+        await receiver.stop()
+        await mongo.drop_database(db.name)
+        await mongo.close()
+
+
+async def _delivered(store: webhooks_mongo.MongoWebhookStore, delivery_id: str) -> Delivery | None:
+    found = await store.delivery(delivery_id)
+    return found if found is not None and found.state is DeliveryState.DELIVERED else None

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Collection
 from contextlib import asynccontextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -15,6 +15,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from common.events import Event
 from common.mongo import Transaction
 from common.runtime import Runtime
+from services.notifier.adapters.sealing import SecretSealer
 from services.notifier.adapters.webhooks_mongo import MongoWebhookQueue, in_parts
 from services.notifier.domain.changes import ChangeBatch, Ranges, told_after
 from services.notifier.domain.events import Dispute, ShareType
@@ -23,6 +24,7 @@ from services.notifier.domain.notifications import Channel, Delivery, Notificati
 from services.notifier.domain.preferences import Preferences
 from services.notifier.domain.reminders import Deadline, Reminder
 from services.notifier.domain.webhooks import Delivery as WebhookDelivery
+from services.notifier.domain.webhooks import Endpoint
 from services.notifier.ports import InboxQuery
 
 INBOX = "notifier_inbox"
@@ -57,7 +59,9 @@ def _day(value: date) -> datetime:  # BSON has no date-only type
 
 
 def _to_doc(n: Notification, retention: Retention) -> dict[str, Any]:
-    doc = asdict(n) | {"_id": n.notification_id, "kind": n.kind.value, "channels": sorted(c.value for c in n.channels)}
+    # the fields as they are (all flat values): asdict's deep copy cost more than the insert of a fan-out
+    doc = {f.name: getattr(n, f.name) for f in fields(n)}
+    doc |= {"_id": n.notification_id, "kind": n.kind.value, "channels": sorted(c.value for c in n.channels)}
     doc.pop("notification_id")
     if (expire_at := retention.on_issue(n)) is not None:
         doc["expire_at"] = expire_at
@@ -199,11 +203,13 @@ async def ensure_indexes(db: AsyncDatabase, retention: Retention) -> None:
 
 
 class MongoNotifierTransaction:
-    def __init__(self, tx: Transaction, retention: Retention, hold: timedelta | None = None) -> None:
+    def __init__(
+        self, tx: Transaction, retention: Retention, hold: timedelta | None = None, sealer: SecretSealer | None = None
+    ) -> None:
         self.tx = tx
         self.db, self.session = tx.db, tx.session
         self.retention = retention
-        self.webhooks = MongoWebhookQueue(tx.db, tx.session, hold)
+        self.webhooks = MongoWebhookQueue(tx.db, tx.session, hold, sealer)
 
     async def existing(self, notification_ids: Collection[str]) -> set[str]:
         if not notification_ids:
@@ -369,14 +375,17 @@ class MongoUnitOfWork:
         self,
         runtime: Runtime,
         retention: Retention,
-        on_deliveries: Callable[[list[WebhookDelivery]], None] | None = None,
+        on_deliveries: Callable[[list[WebhookDelivery], dict[str, Endpoint]], None] | None = None,
         hold: timedelta | None = None,
+        sealer: SecretSealer | None = None,
     ) -> None:
         self.runtime = runtime
         self.retention = retention
-        # Hands committed webhook deliveries to the worker, which holds them for `hold` (MongoWebhookQueue).
+        # Hands committed webhook deliveries to the worker, which holds them for `hold` (MongoWebhookQueue),
+        # with their endpoints as the transaction read them (secrets opened with `sealer`).
         self.on_deliveries = on_deliveries
         self.hold = hold if on_deliveries is not None else None
+        self.sealer = sealer
 
     @property
     def db(self) -> AsyncDatabase:
@@ -385,10 +394,10 @@ class MongoUnitOfWork:
     @asynccontextmanager
     async def __call__(self) -> AsyncIterator[MongoNotifierTransaction]:
         async with self.runtime.transaction() as tx:
-            notifier_tx = MongoNotifierTransaction(tx, self.retention, self.hold)
+            notifier_tx = MongoNotifierTransaction(tx, self.retention, self.hold, self.sealer)
             yield notifier_tx
         if notifier_tx.webhooks.queued and self.on_deliveries is not None:
-            self.on_deliveries(notifier_tx.webhooks.queued)
+            self.on_deliveries(notifier_tx.webhooks.queued, notifier_tx.webhooks.endpoints)
 
     async def inbox(self, query: InboxQuery) -> tuple[list[Notification], int]:
         where: dict[str, Any] = {}

@@ -191,20 +191,32 @@ def delivery_from(doc: dict[str, Any]) -> Delivery:
 class MongoWebhookQueue:
     """The webhook part of a notice's transaction (services.notifier.adapters.mongo)."""
 
-    def __init__(self, db: AsyncDatabase, session: AsyncClientSession, hold: timedelta | None = None) -> None:
+    def __init__(
+        self,
+        db: AsyncDatabase,
+        session: AsyncClientSession,
+        hold: timedelta | None = None,
+        sealer: SecretSealer | None = None,
+    ) -> None:
         self.db = db
         self.session = session
         # With `hold`, this process attempts the deliveries itself right after the commit: they are stored
-        # as claimed for that long (due again then, should the process die first).
+        # as claimed for that long (due again then, should the process die first), and handed over with the
+        # endpoints read here (`endpoints`, secrets opened with `sealer`), which the worker need not read again.
         self.hold = hold
+        self.sealer = sealer if hold is not None else None
         self.queued: list[Delivery] = []
+        self.endpoints: dict[str, Endpoint] = {}
 
     async def endpoints_of(self, department_codes: Collection[str]) -> list[Endpoint]:
         found = []
+        projection = None if self.sealer is not None else {"secrets": 0}  # who wants what, no more
         for part in in_parts(department_codes):
             query = {"department_code": {"$in": part}}
-            cursor = self.db[ENDPOINTS].find(query, {"secrets": 0}, session=self.session)  # who wants what, no more
-            found += [endpoint_from(doc, None) async for doc in cursor]
+            cursor = self.db[ENDPOINTS].find(query, projection, session=self.session)
+            found += [endpoint_from(doc, self.sealer) async for doc in cursor]
+        if self.sealer is not None:
+            self.endpoints |= {e.endpoint_id: e for e in found}
         return found
 
     async def queue(self, deliveries: list[Delivery]) -> None:
@@ -391,10 +403,26 @@ class MongoWebhookStore:
         """The first waiting delivery after each finished one (chain: its `seq`) is due now (tried if it is the
         first open one by then). The local database reads every open delivery of a chain to answer any query
         on it (a limit or a sort does not shorten its index walk), so a chain's open ones are read once and
-        kept in order (ChainBacklog); while its backlog drains, each finish reads one delivery by its id."""
+        kept in order (ChainBacklog); while its backlog drains, each finish reads one delivery by its id.
+        Chains without a backlog known are read together, fifty to a query (a fan-out finishes a thousand
+        chains of one delivery each: twenty queries, not a thousand); what that read finds is current."""
+        unknown = [chain for chain, seq in finished.items() if not self._known(chain, seq)]
+        fresh: dict[str, dict[str, bool]] = {}  # chain: {delivery id: waiting}, as just read
+        for part in in_parts(unknown):
+            found: dict[str, list[tuple[int, str]]] = {chain: [] for chain in part}
+            cursor = self.db[DELIVERIES].find(open_in_chains(part), {"chain": 1, "seq": 1, "waiting": 1})
+            async for doc in cursor.sort(OPEN_BY_CHAIN).limit(FIRST_OPEN_CAP):
+                found[doc["chain"]].append((doc["seq"], doc["_id"]))
+                fresh.setdefault(doc["chain"], {})[doc["_id"]] = bool(doc.get("waiting"))
+            for chain, open_ in found.items():
+                self._backlog(chain).open = open_
         waiting = []
         for chain, seq in sorted(finished.items()):
-            for delivery_id in await self._backlog(chain).after(seq):
+            for delivery_id in await self._backlog(chain).after(seq, read=chain not in unknown):
+                if chain in unknown:  # read a moment ago: open, and waiting or not
+                    if fresh.get(chain, {}).get(delivery_id):
+                        waiting.append(delivery_id)
+                    break
                 doc = await self.db[DELIVERIES].find_one({"_id": delivery_id}, {"state": 1, "waiting": 1})
                 if doc is None or doc["state"] != DeliveryState.PENDING.value:
                     continue  # finished meanwhile: the next one
@@ -409,6 +437,11 @@ class MongoWebhookStore:
                 ],
                 ordered=False,
             )
+
+    def _known(self, chain: str, seq: int) -> bool:
+        """Whether open deliveries of `chain` after `seq` are kept from an earlier read."""
+        backlog = self.backlogs.get(chain)
+        return backlog is not None and any(s > seq for s, _ in backlog.open)
 
     def _backlog(self, chain: str) -> ChainBacklog:
         backlog = self.backlogs.pop(chain, None) or ChainBacklog(self.db, chain)
@@ -432,10 +465,11 @@ class ChainBacklog:
         self.chain = chain
         self.open: list[tuple[int, str]] = []
 
-    async def after(self, seq: int) -> list[str]:
-        """Ids of the open deliveries after `seq`, in order, as known; read again when none is known."""
+    async def after(self, seq: int, *, read: bool = True) -> list[str]:
+        """Ids of the open deliveries after `seq`, in order, as known; read again when none is known (unless
+        `read` is false: the caller has just read them)."""
         self.open = [(s, i) for s, i in self.open if s > seq]
-        if not self.open:
+        if not self.open and read:
             cursor = self.db[DELIVERIES].find(open_in_chains([self.chain]), {"seq": 1}).sort(OPEN_BY_CHAIN)
             self.open = [(doc["seq"], doc["_id"]) async for doc in cursor.limit(FIRST_OPEN_CAP) if doc["seq"] > seq]
         return [i for _, i in self.open]
