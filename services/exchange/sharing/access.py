@@ -41,7 +41,7 @@ DIGESTS_KEPT = 64  # computed digests held at once
 MAX_BATCH = 1000  # subjects per batch query
 NOT_SHARED = "NOT_SHARED"
 BROWSE_PAGE = 100  # rows of one browse page at most
-BROWSE_RANGES = 1024  # digest key ranges one browse page reads at most (of 65,536): its work is bounded by them
+BROWSE_RANGES = 4096  # digest key ranges one browse page reads at most (of 65,536): its work is bounded by them
 BROWSE_FILTER = 100  # characters of a browse page's filter
 BROWSE_POSITION = 400  # characters of a browse position (`next`)
 
