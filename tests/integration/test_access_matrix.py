@@ -407,7 +407,7 @@ def matrix(machine_id: str) -> list[tuple[str, str, str, str, dict, set[str]]]:
             "/browse/{resource_code:path}/records",
             f"/browse/{RESOURCE}/records",
             {"headers": CALLING},
-            SHARE_CALLERS,
+            PEOPLE,  # a person reading in a browser: a consumer system is refused (and recorded)
         ),
         ("exchange", "GET", "/refusals", "/refusals", {}, EVERYONE),
         (

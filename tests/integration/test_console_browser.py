@@ -204,7 +204,10 @@ async def test_a_consumer_applies_the_provider_narrows_and_the_consumer_browses_
         browser.click_through("a[href^='/grants/view']")
         browser.screenshot(SHOTS / "23-grant.png")
         browser.click_through("a[href^='/browse']")
-        assert "在线浏览" in browser.page, browser.page[-1500:]
+        assert "在线浏览" in browser.page and "purpose-needed" in browser.page, browser.page[-1500:]
+        browser.fill({"purpose": "浏览器测试核验"})  # the person states it: nothing is read before
+        browser.click_through("form.browse-filter button[type=submit]")
+        assert "browse-rows" in browser.page, browser.page[-1500:]
         headers = browser.script(
             "return Array.from(document.querySelectorAll('#browse-rows thead th')).map(h => h.innerText.trim())"
         )

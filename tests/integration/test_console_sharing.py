@@ -105,6 +105,7 @@ async def test_a_consumer_applies_and_the_provider_approves_narrower_or_denies(s
         assert "已拒绝" in seen and "用途与职责无关" in seen
 
 
+PURPOSE = "市场主体核验"  # the consumer's application states it; the grant carries it
 GRANT_ID = re.compile(r"/grants/view\?id=([^&\"]+)")
 
 
@@ -122,7 +123,7 @@ async def approved_grant(sharing: Sharing, consumer: httpx.AsyncClient, provider
         "resource_code": sharing.resource,
         "items": "统一社会信用代码\n企业名称\n法定代表人",
         "regions": "3608",
-        "purpose": "市场主体核验",
+        "purpose": PURPOSE,
         "channels": ["API", "ONLINE_BROWSE"],
         "valid_to": "2027-09-30",
     }
@@ -151,8 +152,11 @@ async def test_the_consumer_browses_exactly_the_granted_items_and_rows_and_the_p
         terms = await consumer.get(f"/grants/view?id={grant}")
         assert "在线浏览授权数据" in terms.text and "撤销授权" not in terms.text
 
+        # nothing is read before the person states the purpose on the form
+        form = await consumer.get(f"/browse?grant={grant}")
+        assert form.status_code == 200 and 'id="purpose-needed"' in form.text and 'id="browse-rows"' not in form.text
         # the page shows the two granted items of the two city enterprises, none of the county's
-        page = await consumer.get(f"/browse?grant={grant}")
+        page = await consumer.get("/browse", params={"grant": grant, "purpose": PURPOSE})
         assert page.status_code == 200, page.text
         header = page.text.split('id="browse-rows"')[1].split("</thead>")[0]
         assert re.findall(r'<th scope="col">(.*?)</th>', header) == ["主体", "统一社会信用代码", "企业名称", "更新时间"]
@@ -160,25 +164,41 @@ async def test_the_consumer_browses_exactly_the_granted_items_and_rows_and_the_p
         assert all(name not in page.text for _, name in sharing.county) and "张0" not in page.text
         # filtered on a shown value, and one column chosen
         key, name = sharing.city[1]
-        narrowed = await consumer.get("/browse", params={"grant": grant, "contains": name, "items": "企业名称"})
+        chosen = {"grant": grant, "purpose": PURPOSE, "contains": name, "items": "企业名称"}
+        narrowed = await consumer.get("/browse", params=chosen)
         assert browse_rows(narrowed.text) == [[name]]
+        # a purpose other than the grant's is the exchange's refusal, recorded with the purpose stated
+        elsewhere = await consumer.get("/browse", params={"grant": grant, "purpose": "招商引资名单"})
+        assert elsewhere.status_code == 403 and "无权执行此操作" in elsewhere.text
 
-        # each page was read as an access, recorded by the exchange like an API call
+        # each exchange page was read as an access, recorded by the exchange like an API call (a console page
+        # follows `next` across key ranges: the rows of one may come in more than one access)
+        codec = EventCodec.from_folder()
+
         def browsed(record) -> bool:
             return grant.encode() in record.value and b"browse" in record.value
 
-        accesses = await read_topic(infra.bootstrap, "exchange.data-accesses", 2, timeout=30, where=browsed)
-        codec = EventCodec.from_folder()
-        whole, chosen = sorted((codec.decode(r.value)[1] for r in accesses), key=lambda e: -e["record_count"])
-        assert (whole["record_count"], chosen["record_count"]) == (2, 1)
-        assert {(e["channel"], e["operation"], e["result"], e["grant_id"]) for e in (whole, chosen)} == {
-            ("ONLINE_BROWSE", "browse", "SERVED", grant)
-        }
-        assert whole["items"] == ["统一社会信用代码", "企业名称"] and chosen["items"] == ["企业名称"]
-        assert len(whole["subject_hashes"]) == 2 and key not in str(whole)
+        def settled(events: list[dict]) -> bool:
+            shown = [e for e in events if e["result"] == "SERVED"]
+            whole = sum(e["record_count"] for e in shown if e["items"] == ["统一社会信用代码", "企业名称"])
+            one = sum(e["record_count"] for e in shown if e["items"] == ["企业名称"])
+            return whole == 2 and one == 1 and any(e["result"] == "REFUSED" for e in events)
+
+        deadline, events = time.monotonic() + 30, []
+        while not settled(events):
+            assert time.monotonic() < deadline, events
+            records = await read_topic(infra.bootstrap, "exchange.data-accesses", len(events) + 1, 30, browsed)
+            events = [codec.decode(r.value)[1] for r in records]
+        assert {(e["channel"], e["operation"], e["grant_id"]) for e in events} == {("ONLINE_BROWSE", "browse", grant)}
+        [refusal] = [e for e in events if e["result"] == "REFUSED"]
+        assert refusal["purpose"] == "招商引资名单"  # the reason the auditor's out-of-purpose finding reads
+        assert refusal["reason"].startswith("the stated purpose is not the grant's")
+        served = [e for e in events if e["result"] == "SERVED" and e["record_count"]]
+        assert {len(e["subject_hashes"]) for e in served} <= {1, 2} and key not in str(events)
+        assert all(e["purpose"] == PURPOSE for e in events if e["result"] == "SERVED")
 
         # another department's browse of this grant is the exchange's refusal, in Chinese
-        refused = await provider.get(f"/browse?grant={grant}")
+        refused = await provider.get("/browse", params={"grant": grant, "purpose": PURPOSE})
         assert refused.status_code == 403 and "无权执行此操作" in refused.text
 
         # the provider's data administrator revokes it with a reason; the consumer's browse is refused after
@@ -192,7 +212,7 @@ async def test_the_consumer_browses_exactly_the_granted_items_and_rows_and_the_p
         assert "已撤销" in shown and "核验已完成" in shown and "在线浏览授权数据" not in shown
         # the exchange trusts its copy of a grant for a second (EXCHANGE_GRANT_CACHE_SECONDS): refused within it
         deadline = time.monotonic() + 30
-        while (after := await consumer.get(f"/browse?grant={grant}")).status_code == 200:
+        while (after := await consumer.get("/browse", params={"grant": grant, "purpose": PURPOSE})).status_code == 200:
             assert time.monotonic() < deadline, "a revoked grant still opens its data"
             await asyncio.sleep(0.3)
         assert after.status_code == 403 and "无权执行此操作" in after.text
@@ -258,5 +278,5 @@ async def test_a_denial_is_disputed_and_ruled_and_the_application_printed(sharin
         # the ruling issued a grant of the items it named and the regions applied for (3608: the city and its
         # counties): the consumer browses them, the sensitive item masked
         grant = GRANT_ID.search(seen).group(1)
-        rows = browse_rows((await consumer.get(f"/browse?grant={grant}")).text)
+        rows = browse_rows((await consumer.get("/browse", params={"grant": grant, "purpose": "失信联合惩戒"})).text)
         assert sorted(rows) == sorted([name, "***"] for _, name in sharing.city + sharing.county)

@@ -205,6 +205,14 @@ async def test_subscription_application_narrowed_approval_and_revocation(broker,
             "/requests", json=application(register, subjects=["x"] * 1001), headers=APPROVAL_ADMIN
         )
         assert too_many.status_code == 422
+        # a period past the platform's last day, or starting far ahead (the notifier dates nothing after 2999)
+        for path, body, says in [
+            ("/requests", application(register, valid_from="2999-06-01", valid_to="3000-01-01"), "2999-12-31"),
+            ("/requests", application(register, valid_from="2030-01-01", valid_to="2030-06-30"), "days ahead"),
+            ("/subscriptions", subscription | {"valid_from": "2999-12-01", "valid_to": "3000-01-31"}, "2999-12-31"),
+        ]:
+            far = await client.post(path, json=body, headers=APPROVAL_ADMIN)
+            assert far.status_code == 422 and far.json()["field"] == "valid_to" and says in far.json()["detail"]
 
         # only the provider's data administrator decides, never wider than asked, with reasons
         decision = {

@@ -4,16 +4,21 @@ trail, and the group-committed access log."""
 from __future__ import annotations
 
 import asyncio
+import base64
+import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from types import SimpleNamespace
 from urllib.parse import quote
 
+import httpx
 import pytest
 from aiokafka.errors import KafkaTimeoutError
-from datashare_adapter.digest import ResourceDigest, bucket_of, record_hash
+from datashare_adapter.digest import BUCKETS, ResourceDigest, bucket_of, record_hash
 from datashare_adapter.identifiers import credit_code_check_character
+from fastapi import FastAPI
+from fastapi.responses import JSONResponse
 
 from common.errors import Invalid, NotFound
 from common.events import Event
@@ -21,9 +26,13 @@ from common.policy import AccessDenied, MachineKind, Principal, Role
 from services.exchange.domain.records import SubjectRecord
 from services.exchange.domain.resources import ItemSpec, ResourceSchema
 from services.exchange.sharing.access import (
+    BROWSE_FILTER,
+    BROWSE_PAGE,
+    BROWSE_RANGES,
     MAX_BATCH,
     AccessResult,
     ApiChannel,
+    BrowsePosition,
     Call,
     DataAccess,
     Operation,
@@ -31,6 +40,7 @@ from services.exchange.sharing.access import (
     tightened,
 )
 from services.exchange.sharing.adapters.accesses import GroupedAccessLog, _Recent, access_payload
+from services.exchange.sharing.api import browse as browse_router
 from services.exchange.sharing.api import calls, purpose_of
 from services.exchange.sharing.grants import MASK, Channel, Grant, GrantStatus, RowScope, pseudonym
 from services.exchange.sharing.openapi import describe
@@ -110,6 +120,7 @@ class Fakes:
     recording_fails: bool = False
     position: int = 7  # the resource's last change
     scans: int = 0  # full reads of the resource's records
+    ranges_read: int = 0  # the most key ranges one browse page read
 
     async def grant(self, grant_id: str) -> Grant | None:
         return self.grants.get(grant_id)
@@ -145,10 +156,13 @@ class Fakes:
             if not r.deleted:
                 yield r
 
-    async def records_from(self, resource_code: str, bucket: int) -> AsyncIterator[SubjectRecord]:
+    async def records_from(
+        self, resource_code: str, bucket: int, after_key: str, until: int
+    ) -> AsyncIterator[SubjectRecord]:
+        self.ranges_read = max(self.ranges_read, until - bucket)
         ordered = sorted(self.records.values(), key=lambda r: (r.bucket, r.subject_key))
         for r in ordered:
-            if not r.deleted and r.bucket >= bucket:
+            if not r.deleted and (bucket, after_key) < (r.bucket, r.subject_key) and r.bucket < until:
                 yield r
 
     async def log(self, access: DataAccess) -> None:
@@ -282,42 +296,128 @@ def browser_call(**changes) -> Call:
     return call(READER, channel=Channel.ONLINE_BROWSE, **changes)
 
 
+async def browsed(fakes: Fakes, limit: int = 100, contains: str = "", grant: str = "g-1") -> list[dict]:
+    """Every page of a browse, from the first on, as a browser follows `next`."""
+    pages, after = [], None
+    while True:
+        pages.append(await channel_of(fakes).browse(browser_call(grant_id=grant), after, limit, contains))
+        if (after := pages[-1]["next"]) is None:
+            return pages
+
+
+def shown_in(pages: list[dict]) -> list[str]:
+    return [r["subject"] for p in pages for r in p["records"]]
+
+
 async def test_a_browse_pages_through_the_rows_in_scope_with_the_granted_items_and_records_each_page() -> None:
     here = [enterprise("360821", n) for n in range(10, 17)]
     records = {k: stored(k, f"吉安{n}号公司") for n, k in enumerate(here)} | {THERE: stored(THERE, "吉安乙公司")}
+    records = {k: replace(r, bucket=5) for k, r in records.items()}  # one key range: pages of 3 rows
     fakes = Fakes(grants={"g-1": BROWSING}, schemas=BROWSABLE, records=records)
-    pages, after = [], None
-    while True:
-        page = await channel_of(fakes).browse(browser_call(), after, 3)
-        pages.append(page)
-        if (after := page["next"]) is None:
-            break
-    shown = [r["subject"] for p in pages for r in p["records"]]
+    pages = await browsed(fakes, 3)
+    shown = shown_in(pages)
     assert sorted(shown) == sorted(here) and len(shown) == len(set(shown))  # every row in scope once, THERE never
-    assert [len(p["records"]) for p in pages] == [3, 3, 1]
+    assert [len(p["records"]) for p in pages if p["records"]] == [3, 3, 1]
+    assert len(pages) == 2 + BUCKETS // BROWSE_RANGES and fakes.ranges_read == BROWSE_RANGES
     assert pages[0]["items"] == ["统一社会信用代码", "企业名称", "法定代表人", "联系电话"]
     first = pages[0]["records"][0]["fields"]
     assert first["联系电话"] == MASK and first["法定代表人"] == "张三"  # masked unless the grant names it
-    assert [a.operation for a in fakes.accesses] == [Operation.BROWSE] * 3
+    assert [a.operation for a in fakes.accesses] == [Operation.BROWSE] * len(pages)
     assert all(a.call.channel is Channel.ONLINE_BROWSE and a.result is AccessResult.SERVED for a in fakes.accesses)
     assert [a.subject_keys for a in fakes.accesses] == [tuple(r["subject"] for r in p["records"]) for p in pages]
     assert "吉安乙公司" not in str(pages)
+    spread = Fakes(grants={"g-1": BROWSING}, schemas=BROWSABLE, records={k: stored(k, "x") for k in here})
+    assert sorted(shown_in(await browsed(spread, 3))) == sorted(here)  # rows in their own key ranges
 
 
 async def test_a_browse_filters_on_the_shown_values_only_and_its_position_counts_no_hidden_row() -> None:
     fakes = Fakes(grants={"g-1": BROWSING}, schemas=BROWSABLE)
-    found = await channel_of(fakes).browse(browser_call(), None, 10, "甲公司")
-    assert [r["subject"] for r in found["records"]] == [HERE] and found["next"] is None
-    masked = await channel_of(fakes).browse(browser_call(), None, 10, "13800000000")  # a masked value is not searched
-    assert masked["records"] == []
-    hidden = await channel_of(fakes).browse(browser_call(), None, 10, "乙公司")  # out of the grant's rows
-    assert hidden["records"] == []
+    found = await browsed(fakes, 10, "甲公司")
+    assert shown_in(found) == [HERE] and found[-1]["next"] is None
+    masked = await browsed(fakes, 10, "13800000000")  # a masked value is not searched
+    assert shown_in(masked) == []
+    hidden = await browsed(fakes, 10, "乙公司")  # out of the grant's rows
+    assert shown_in(hidden) == []
     keyless = Fakes(grants={"g-1": replace(BROWSING, items=("企业名称",))}, schemas=BROWSABLE)
-    named = await channel_of(keyless).browse(browser_call(), None, 10)
-    assert named["records"][0]["subject"] == pseudonym(HERE, "g-1", SECRET) and HERE not in str(named)
+    named = await browsed(keyless, 10)
+    assert shown_in(named) == [pseudonym(HERE, "g-1", SECRET)] and HERE not in str(named)
     with pytest.raises(Invalid):
         await channel_of(fakes).browse(browser_call(), "x.1", 10)
     assert fakes.accesses[-1].result is AccessResult.REFUSED
+
+
+async def test_where_a_browse_page_stops_tells_nothing_of_the_rows_outside_the_grant() -> None:
+    hidden = [enterprise("360822", n) for n in range(100, 2100)]  # another county: outside the grant's rows
+    few = {HERE: stored(HERE, "吉安甲公司")} | {k: stored(k, "x") for k in hidden[:20]}
+    many = {HERE: stored(HERE, "吉安甲公司")} | {k: stored(k, "x") for k in hidden}
+    a = await browsed(Fakes(grants={"g-1": BROWSING}, schemas=BROWSABLE, records=few))
+    b = await browsed(Fakes(grants={"g-1": BROWSING}, schemas=BROWSABLE, records=many))
+    assert [[r["subject"] for r in p["records"]] for p in a] == [[r["subject"] for r in p["records"]] for p in b]
+    assert [p["next"] for p in a] == [p["next"] for p in b]  # the same pages and positions, whatever is hidden
+    assert len(a) == BUCKETS // BROWSE_RANGES  # each page reads its key ranges: the whole resource in 64
+
+
+async def test_a_browse_goes_on_after_the_last_row_shown_whatever_changed_before_it() -> None:
+    keys = sorted(enterprise("360821", n) for n in range(10, 16))
+    records = {k: replace(stored(k, f"公司{n}"), bucket=7) for n, k in enumerate(keys)}  # all in one key range
+    fakes = Fakes(grants={"g-1": BROWSING}, schemas=BROWSABLE, records=records)
+    first = await channel_of(fakes).browse(browser_call(), None, 3)
+    assert [r["subject"] for r in first["records"]] == keys[:3]
+    del fakes.records[keys[0]]  # the provider deletes a row already shown
+    fakes.records[keys[1]] = replace(records[keys[1]], deleted=True)
+    second = await channel_of(fakes).browse(browser_call(), first["next"], 3)
+    assert [r["subject"] for r in second["records"]] == keys[3:]  # none skipped, none repeated
+
+
+async def test_a_browse_position_is_sealed_for_its_grant_and_a_made_up_one_is_refused_and_recorded() -> None:
+    keys = sorted(enterprise("360821", n) for n in range(10, 16))
+    records = {k: replace(stored(k, f"公司{n}"), bucket=9) for n, k in enumerate(keys)}  # one key range
+    keyless = replace(BROWSING, items=("企业名称",))  # subjects by pseudonym: the position must not name them
+    fakes = Fakes(grants={"g-1": keyless, "g-2": replace(keyless, grant_id="g-2")}, schemas=BROWSABLE, records=records)
+    first = await channel_of(fakes).browse(browser_call(), None, 2)
+    position = first["next"]
+    assert position and re.fullmatch(r"[A-Za-z0-9_-]+", position)
+    assert not any(k in position or k.encode().hex() in position for k in keys)
+    opened = base64.urlsafe_b64decode(position + "=" * (-len(position) % 4))
+    assert not any(k.encode() in opened for k in keys)  # encrypted, not only signed
+    tampered = position[:-2] + ("AA" if position[-2:] != "AA" else "BB")
+    for forged, grant in [
+        (tampered, "g-1"),
+        (position, "g-2"),  # another grant's position
+        (BrowsePosition(70000).seal("g-1", SECRET), "g-1"),  # a key range that does not exist
+        (BrowsePosition(0).seal("g-1", b"t" * 32), "g-1"),  # sealed by someone else
+        ("12.1", "g-1"),
+        ("²", "g-1"),  # not an ASCII digit: refused, never a 500
+        ("A" * 401, "g-1"),
+    ]:
+        before = len(fakes.accesses)
+        with pytest.raises(Invalid) as refused:
+            await channel_of(fakes).browse(browser_call(grant_id=grant), forged, 2)
+        assert refused.value.field == "after"
+        [access] = fakes.accesses[before:]
+        assert access.result is AccessResult.REFUSED and access.operation is Operation.BROWSE
+    second = await channel_of(fakes).browse(browser_call(), position, 2)
+    assert len(second["records"]) == 2 and not set(shown_in([second])) & set(shown_in([first]))
+
+
+async def test_a_browse_page_out_of_bounds_is_refused_and_recorded() -> None:
+    fakes = Fakes(grants={"g-1": BROWSING}, schemas=BROWSABLE)
+    for limit, contains in [(0, ""), (BROWSE_PAGE + 1, ""), (10, "x" * (BROWSE_FILTER + 1))]:
+        with pytest.raises(Invalid):
+            await channel_of(fakes).browse(browser_call(), None, limit, contains)
+        assert fakes.accesses[-1].result is AccessResult.REFUSED and fakes.accesses[-1].operation is Operation.BROWSE
+    assert len(fakes.accesses) == 3
+    found = await channel_of(fakes).browse(browser_call(), None, BROWSE_PAGE, "甲" * BROWSE_FILTER)  # the bounds
+    assert found["records"] == [] and fakes.accesses[-1].result is AccessResult.SERVED
+
+
+async def test_a_machine_cannot_browse_and_its_attempt_is_recorded() -> None:
+    fakes = Fakes(grants={"g-1": replace(BROWSING, consumer_system="approval-system")}, schemas=BROWSABLE)
+    with pytest.raises(AccessDenied, match="person"):
+        await channel_of(fakes).browse(call(SYSTEM, channel=Channel.ONLINE_BROWSE), None, 10)
+    [access] = fakes.accesses
+    assert access.result is AccessResult.REFUSED and access.operation is Operation.BROWSE
+    assert access.call.principal == SYSTEM and access.subject_keys == ()
 
 
 async def test_a_browse_needs_a_grant_that_opens_online_browse() -> None:
@@ -633,3 +733,35 @@ def test_an_access_served_whole_names_each_subject_once_and_at_most_as_many_as_a
     keys = [f"K{n:04d}" for n in range(MAX_BATCH + 500)]
     named = named_subjects(["K0001", *keys])
     assert len(named) == MAX_BATCH and named[:3] == ("K0001", "K0000", "K0002")
+
+
+class _Verifier:
+    def verify(self, _token: str) -> Principal:
+        return READER
+
+
+async def test_a_browse_route_leaves_its_bounds_to_the_channel_so_each_refused_page_is_recorded() -> None:
+    fakes = Fakes(grants={"g-1": BROWSING}, schemas=BROWSABLE)
+    app = FastAPI()
+    app.include_router(browse_router)
+    app.add_exception_handler(Invalid, lambda _r, e: JSONResponse({"field": e.field}, 422))  # type: ignore[attr-defined]
+    app.state.api_channel = channel_of(fakes)
+    verifier = SimpleNamespace(verifier=_Verifier())
+    app.state.runtime = SimpleNamespace(keys=verifier, revocations=SimpleNamespace(check=lambda _p: None))
+    headers = {"Authorization": "Bearer x", "X-Grant-Id": "g-1", "X-Purpose": quote(PURPOSE)}
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://exchange") as client:
+        served = await client.get(f"/browse/{CODE}/records", headers=headers)
+        assert served.status_code == 200 and served.json()["next"]
+        for params in (
+            {"after": "1" * 17},
+            {"after": "²"},
+            {"after": "12.1"},
+            {"limit": 0},
+            {"limit": BROWSE_PAGE + 1},
+            {"contains": "x" * (BROWSE_FILTER + 1)},
+        ):
+            before = len(fakes.accesses)
+            refused = await client.get(f"/browse/{CODE}/records", headers=headers, params=params)
+            assert refused.status_code == 422 and refused.json()["field"] == next(iter(params))
+            [access] = fakes.accesses[before:]
+            assert access.result is AccessResult.REFUSED and access.operation is Operation.BROWSE

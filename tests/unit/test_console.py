@@ -5,7 +5,7 @@ production must not run with."""
 from __future__ import annotations
 
 import re
-from urllib.parse import quote
+from urllib.parse import quote, quote_plus
 
 import httpx
 import pytest
@@ -17,6 +17,7 @@ from common.policy import Role
 from services.console import forms
 from services.console.clients import Refused, segment
 from services.console.main import build
+from services.console.pages.browse import FOLLOWED
 from services.console.session import local_path, person_of
 from services.console.settings import ConsoleSettings
 from services.console.web import local_time
@@ -208,7 +209,7 @@ GRANT = {
 }
 
 
-async def test_a_browse_page_is_the_exchanges_answer_to_the_grants_own_call() -> None:
+async def test_a_browse_page_is_the_exchanges_answer_to_the_call_with_the_purpose_the_person_states() -> None:
     calls: list[httpx.Request] = []
 
     def exchange(request: httpx.Request) -> httpx.Response:
@@ -219,21 +220,31 @@ async def test_a_browse_page_is_the_exchanges_answer_to_the_grants_own_call() ->
             return httpx.Response(200, json=GRANT)
         rows = [{"subject": "91360800MA0000100X", "fields": {"企业名称": "<b>甲</b>", "法定代表人": "***"},
                  "changed_at": "2026-11-27T16:30:00+00:00"}]  # fmt: skip
-        return httpx.Response(200, json={"items": ["企业名称", "法定代表人"], "records": rows, "next": "12.1"})
+        if "after" in request.url.params:  # the key ranges after the first hold no row the grant shows
+            return httpx.Response(200, json={"items": ["企业名称", "法定代表人"], "records": [], "next": "Cd_0-y"})
+        return httpx.Response(200, json={"items": ["企业名称", "法定代表人"], "records": rows, "next": "Ab_9-x"})
 
     app = build(ConsoleSettings(), transport=httpx.MockTransport(exchange))
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://console") as browser:
         browser.cookies.set("console-session", token("11360800MB0000002X", Role.DATA_ADMINISTRATOR))
         params = [("grant", "g-1"), ("items", "企业名称"), ("items", "法定代表人"), ("items", "注册资本")]
-        page = await browser.get("/browse", params=[*params, ("contains", " 甲 ")])
+        form = await browser.get("/browse", params=params)  # no purpose stated: the form, and nothing read
+        assert form.status_code == 200 and 'name="purpose"' in form.text and "required" in form.text
+        assert 'id="purpose-needed"' in form.text and not any(c.url.path.startswith("/browse/") for c in calls)
+        stated = "核验企业开办申请材料"  # not the grant's purpose: the exchange decides, the console passes it on
+        page = await browser.get("/browse", params=[*params, ("purpose", f" {stated} "), ("contains", " 甲 ")])
     assert page.status_code == 200, page.text
-    browse = next(c for c in calls if c.url.path.startswith("/browse/"))
-    assert browse.url.path == "/browse/101001/000001/records"
-    assert browse.headers["x-grant-id"] == "g-1" and browse.headers["x-purpose"] == quote("企业开办审批核验", safe="")
+    browse, *followed = [c for c in calls if c.url.path.startswith("/browse/")]
+    assert browse.url.path == "/browse/101001/000001/records" and browse.url.params["limit"] == "20"
+    # the page fills itself following `next` (each a recorded access), at most FOLLOWED exchange pages
+    assert len(followed) == FOLLOWED - 1 and followed[0].url.params["after"] == "Ab_9-x"
+    assert all(c.url.params["limit"] == "19" and c.headers["x-purpose"] == quote(stated, safe="") for c in followed)
+    assert browse.headers["x-grant-id"] == "g-1" and browse.headers["x-purpose"] == quote(stated, safe="")
     assert browse.url.params.get_list("items") == ["企业名称", "法定代表人"]  # none outside the grant is asked for
     assert browse.url.params["contains"] == "甲" and "after" not in browse.url.params
     assert "&lt;b&gt;甲&lt;/b&gt;" in page.text and "***" in page.text and "2026-11-28 00:30" in page.text
-    assert 'rel="next"' in page.text and "after=12.1" in page.text
+    following = page.text.split('rel="next"')[0].rsplit('href="', 1)[1]
+    assert "after=Cd_0-y" in following and "purpose=" + quote_plus(stated) in following  # the purpose goes along
 
 
 async def test_the_printable_application_is_shown_in_place() -> None:

@@ -1,7 +1,9 @@
 """Online browse (Art. 16, 在线浏览): a person of the consumer department reads the data a grant opens, a
-page at a time, in the browser. Every page is the exchange's own browse call with the person's token, the
-grant and its purpose — checked and recorded there as a `DataAccessed` like an API call — so the page shows
-only the grant's items and rows, masked as the grant says; the console only lays out what it answers."""
+page at a time, in the browser. The person states the purpose of the reading on the form (never taken from
+the grant: the exchange checks it against the grant's, and the auditor finds reading for another purpose).
+Every page is the exchange's own browse call with the person's token, the grant and that purpose — checked
+and recorded there as a `DataAccessed` like an API call — so the page shows only the grant's items and rows,
+masked as the grant says; the console only lays out what it answers."""
 
 from __future__ import annotations
 
@@ -17,7 +19,9 @@ from services.console.web import ConsoleDep, PersonDep, render
 
 router = APIRouter()
 FILTER_LENGTH = 100  # the exchange's bound of a browse filter
-POSITION = r"^\d{1,6}\.\d{1,6}$"  # the exchange's `next`: passed back as it came
+PURPOSE_LENGTH = 200  # characters of a stated purpose
+POSITION = r"^[A-Za-z0-9_-]{1,400}$"  # the exchange's sealed `next`: passed back as it came
+FOLLOWED = 16  # exchange pages one console page follows at most to fill itself: each reads 1/16 of the key ranges
 
 
 @router.get("/browse")
@@ -26,36 +30,36 @@ async def browse(
     console: ConsoleDep,
     person: PersonDep,
     grant: Annotated[Code, Query()],
+    purpose: Annotated[str, Query(max_length=PURPOSE_LENGTH)] = "",
     after: Annotated[str | None, Query(pattern=POSITION)] = None,
     contains: Annotated[str, Query(max_length=FILTER_LENGTH)] = "",
     items: Annotated[list[str], Query(max_length=200)] = [],  # noqa: B006
 ) -> Response:
     terms = await console.services.call("exchange", "GET", f"/grants/{segment(grant)}", person.token)
-    params: list[tuple[str, str | int]] = [("limit", console.settings.page_size)]
-    params += [("after", after)] if after else []
-    params += [("contains", contains.strip())] if contains.strip() else []
-    params += [("items", i) for i in items if i in terms["items"]]
-    headers = {"X-Grant-Id": terms["grant_id"], "X-Purpose": quote(terms["purpose"], safe="")}
-    page = await console.services.call(
-        "exchange",
-        "GET",
-        f"/browse/{segment(terms['resource_code'])}/records",
-        person.token,
-        params=params,
-        headers=headers,
-    )
     chosen = [i for i in items if i in terms["items"]]
-    kept = [("grant", grant), ("contains", contains.strip()), *(("items", i) for i in chosen)]
+    stated = purpose.strip()
+    shown = {"g": terms, "purpose": stated, "contains": contains.strip(), "chosen": chosen, "after": after}
+    if not stated:  # nothing is read before the person says what for
+        return render(request, "browse.html", page=None, first=None, following=None, **shown)
+    params: list[tuple[str, str | int]] = [("contains", contains.strip())] if contains.strip() else []
+    params += [("items", i) for i in chosen]
+    headers = {"X-Grant-Id": terms["grant_id"], "X-Purpose": quote(stated, safe="")}
+    page: dict = {"items": [], "records": [], "next": after}
+    for _ in range(FOLLOWED):  # each a recorded access; it stops on the rows shown, never on the rows hidden
+        asked = [("limit", console.settings.page_size - len(page["records"])), *params]
+        asked += [("after", page["next"])] if page["next"] else []
+        part = await console.services.call(
+            "exchange",
+            "GET",
+            f"/browse/{segment(terms['resource_code'])}/records",
+            person.token,
+            params=asked,
+            headers=headers,
+        )
+        page = {"items": part["items"], "records": page["records"] + part["records"], "next": part["next"]}
+        if page["next"] is None or len(page["records"]) >= console.settings.page_size:
+            break
+    kept = [("grant", grant), ("purpose", stated), ("contains", contains.strip()), *(("items", i) for i in chosen)]
     first = "/browse?" + urlencode(kept)
     following = "/browse?" + urlencode([*kept, ("after", page["next"])]) if page["next"] else None
-    return render(
-        request,
-        "browse.html",
-        g=terms,
-        page=page,
-        after=after,
-        contains=contains.strip(),
-        chosen=chosen,
-        first=first,
-        following=following,
-    )
+    return render(request, "browse.html", page=page, first=first, following=following, **shown)

@@ -333,10 +333,15 @@ class MongoUnitOfWork:
         async for doc in self.db[RECORDS].find({"key_range": prefix, "deleted": False}):
             yield _to_record(doc)
 
-    async def records_from(self, resource_code: str, bucket: int) -> AsyncIterator[SubjectRecord]:
-        """The current, undeleted records of a resource from a key range on, in (range, key) order: the
-        record's id is its range's prefix and its key, so the id index gives the order."""
-        ids = {"$gte": _bucket_prefix(resource_code, bucket), "$lt": f"{resource_code}|~"}
+    async def records_from(
+        self, resource_code: str, bucket: int, after_key: str, until: int
+    ) -> AsyncIterator[SubjectRecord]:
+        """The current, undeleted records of a resource in the key ranges `bucket` to `until` (excluded), those
+        of `bucket` after the subject `after_key` ("": all), in (range, key) order: the record's id is its
+        range's prefix and its key, so the id index gives the order and bounds the ranges read."""
+        first = _bucket_prefix(resource_code, bucket)
+        ids = {"$gt": first + after_key} if after_key else {"$gte": first}
+        ids["$lt"] = _bucket_prefix(resource_code, until)
         async for doc in self.db[RECORDS].find({"_id": ids, "deleted": False}).sort("_id", ASCENDING):
             yield _to_record(doc)
 

@@ -12,6 +12,10 @@ served or refused, leaves one `DataAccess`; a call whose access cannot be record
 from __future__ import annotations
 
 import asyncio
+import base64
+import hashlib
+import hmac
+import re
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
@@ -19,7 +23,7 @@ from enum import StrEnum
 from itertools import islice
 from typing import Any, Protocol
 
-from datashare_adapter.digest import TOPS, ResourceDigest
+from datashare_adapter.digest import BUCKETS, TOPS, ResourceDigest
 
 from common.clock import CHINA  # a grant's period is in Beijing calendar days
 from common.errors import Invalid, NotFound
@@ -37,8 +41,9 @@ DIGESTS_KEPT = 64  # computed digests held at once
 MAX_BATCH = 1000  # subjects per batch query
 NOT_SHARED = "NOT_SHARED"
 BROWSE_PAGE = 100  # rows of one browse page at most
-BROWSE_SCAN = 5000  # records read for one browse page at most: rows outside the grant's scope are skipped
+BROWSE_RANGES = 4096  # digest key ranges one browse page reads at most (of 65,536): its work is bounded by them
 BROWSE_FILTER = 100  # characters of a browse page's filter
+BROWSE_POSITION = 400  # characters of a browse position (`next`)
 
 
 class Operation(StrEnum):
@@ -131,9 +136,10 @@ class SharedData(Protocol):
         """Every current, undeleted record of the resource."""
         ...
 
-    def records_from(self, resource_code: str, bucket: int) -> AsyncIterator[SubjectRecord]:
-        """The current, undeleted records of the resource whose digest key range is `bucket` or later, in the
-        order of (bucket, subject key): the order a browse pages through."""
+    def records_from(self, resource_code: str, bucket: int, after_key: str, until: int) -> AsyncIterator[SubjectRecord]:
+        """The current, undeleted records of the resource in the digest key ranges `bucket` to `until`
+        (excluded), those of range `bucket` after the subject `after_key` ("": all), in the order of (bucket,
+        subject key): the order a browse pages through."""
         ...
 
 
@@ -180,23 +186,58 @@ def tightened(grant: Grant, schema: ResourceSchema, channel: Channel = Channel.A
 
 @dataclass(frozen=True)
 class BrowsePosition:
-    """Where a browse page starts: a digest key range, and how many rows the grant shows of it were seen
-    before. It counts only shown rows, so it tells nothing of the rows outside the grant."""
+    """Where a browse page starts: a digest key range, and the last subject of it the page before showed
+    ("": the range from its start). It names only a shown row or a range boundary, so it tells nothing of the
+    rows outside the grant, and rows removed before it move nothing. The browser gets it sealed (`seal`)."""
 
     bucket: int = 0
-    shown: int = 0
+    after_key: str = ""
+
+    def seal(self, grant_id: str, secret: bytes) -> str:
+        """The position encrypted and authenticated by the center for this grant: the browser can neither read
+        the subject it names (a key the grant may show only by pseudonym) nor make one up."""
+        plain = self.bucket.to_bytes(3, "big") + self.after_key.encode()
+        tag = _position_tag(grant_id, plain, secret)
+        sealed = tag + bytes(x ^ y for x, y in zip(plain, _keystream(tag, len(plain), secret), strict=True))
+        return base64.urlsafe_b64encode(sealed).rstrip(b"=").decode("ascii")
 
     @classmethod
-    def parse(cls, text: str | None) -> BrowsePosition:
+    def opened(cls, text: str | None, grant_id: str, secret: bytes) -> BrowsePosition:
+        """The position `seal` gave this grant; Invalid for anything else."""
         if not text:
             return cls()
-        bucket, _, shown = text.partition(".")
-        if not (bucket.isdigit() and shown.isdigit() and len(bucket) <= 6 and len(shown) <= 6):
-            raise Invalid("after", "not a position a browse page gave (`next`)")
-        return cls(int(bucket), int(shown))
+        refused = Invalid("after", "not a position a browse page of this grant gave (`next`)")
+        if len(text) > BROWSE_POSITION or not re.fullmatch(r"[A-Za-z0-9_-]+", text, re.ASCII):
+            raise refused
+        try:
+            sealed = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+        except ValueError:
+            raise refused from None
+        tag, hidden = sealed[:16], sealed[16:]
+        if len(tag) < 16 or len(hidden) < 3:
+            raise refused
+        plain = bytes(x ^ y for x, y in zip(hidden, _keystream(tag, len(hidden), secret), strict=True))
+        if not hmac.compare_digest(tag, _position_tag(grant_id, plain, secret)):
+            raise refused
+        bucket = int.from_bytes(plain[:3], "big")
+        try:
+            key = plain[3:].decode()
+        except UnicodeDecodeError:
+            raise refused from None
+        if bucket >= BUCKETS:
+            raise refused
+        return cls(bucket, key)
 
-    def __str__(self) -> str:
-        return f"{self.bucket}.{self.shown}"
+
+def _position_tag(grant_id: str, plain: bytes, secret: bytes) -> bytes:
+    key = hmac.digest(secret, b"browse position: tag", hashlib.sha256)
+    return hmac.digest(key, grant_id.encode() + b"\0" + plain, hashlib.sha256)[:16]
+
+
+def _keystream(tag: bytes, length: int, secret: bytes) -> bytes:
+    key = hmac.digest(secret, b"browse position: stream", hashlib.sha256)
+    blocks = (hmac.digest(key, tag + n.to_bytes(4, "big"), hashlib.sha256) for n in range(-(-length // 32)))
+    return b"".join(blocks)[:length]
 
 
 @dataclass(frozen=True)
@@ -309,34 +350,35 @@ class ApiChannel:
 
     async def browse(self, call: Call, after: str | None, limit: int, contains: str = "") -> dict[str, Any]:
         """One page of the records the grant opens, for a person reading them in a browser: its items (masked
-        as the grant says), rows in its scope whose shown values contain `contains`, from `start` on. Subjects
-        are named as the feed names them. `next` is where the following page starts (None: no more); a page
-        reads at most BROWSE_SCAN records, so one of a narrow scope may hold fewer rows and still go on."""
+        as the grant says), rows in its scope whose shown values contain `contains`, from `after` on. Subjects
+        are named as the feed names them. `next` is where the following page starts (None: no more). A page
+        reads at most BROWSE_RANGES key ranges, so one of a narrow scope may hold fewer rows (even none) and
+        still go on; where it stops depends only on where it started and the rows it shows."""
+        if call.principal is not None and call.principal.machine is not None:
+            reason = "online browse is for a person reading in a browser; a system calls the API channel"
+            await self.refuse(call, Operation.BROWSE, reason)
+            raise AccessDenied(RULE, reason)
         opened = await self.open(call, Operation.BROWSE, 0, ())
         try:
-            start = BrowsePosition.parse(after)
+            start = BrowsePosition.opened(after, opened.grant.grant_id, self.secret)
+            if not 1 <= limit <= BROWSE_PAGE:
+                raise Invalid("limit", f"a browse page holds 1 to {BROWSE_PAGE} rows")
+            if len(contains) > BROWSE_FILTER:
+                raise Invalid("contains", f"a browse filter is at most {BROWSE_FILTER} characters")
         except Invalid as exc:
             await self._log(call, Operation.BROWSE, opened, AccessResult.REFUSED, (), 0, 0, str(exc))
             raise
-        needle, limit = contains.strip()[:BROWSE_FILTER], max(1, min(limit, BROWSE_PAGE))
+        needle, until = contains.strip(), min(start.bucket + BROWSE_RANGES, BUCKETS)
         rows: list[tuple[SubjectRecord, dict[str, Any]]] = []
-        bucket, seen, scanned, following = start.bucket, 0, 0, None
-        async for record in self.data.records_from(call.resource_code, start.bucket):
-            if record.bucket != bucket:
-                bucket, seen = record.bucket, 0
-            scanned += 1
+        following: BrowsePosition | None = BrowsePosition(until) if until < BUCKETS else None
+        async for record in self.data.records_from(call.resource_code, start.bucket, start.after_key, until):
             view = opened.view(record.fields)
             if opened.covers(record) and (not needle or any(needle in str(v) for v in view.values())):
-                seen += 1  # matching rows of this key range so far: a position counts only rows the grant shows
-                if bucket == start.bucket and seen <= start.shown:
-                    continue
-                if len(rows) == limit:
-                    following = BrowsePosition(bucket, seen - 1)
+                if len(rows) == limit:  # one more row to show: the next page starts after the last shown
+                    last = rows[-1][0]
+                    following = BrowsePosition(last.bucket, last.subject_key)
                     break
                 rows.append((record, view))
-            if scanned >= BROWSE_SCAN:
-                following = BrowsePosition(bucket, seen)
-                break
         keys = tuple(r.subject_key for r, _ in rows)
         await self._log(call, Operation.BROWSE, opened, AccessResult.SERVED, keys, len(rows), len(rows))
         return {
@@ -345,7 +387,7 @@ class ApiChannel:
                 {"subject": self._named(r.subject_key, opened), "fields": view, "changed_at": r.changed_at}
                 for r, view in rows
             ],
-            "next": str(following) if following else None,
+            "next": following.seal(opened.grant.grant_id, self.secret) if following else None,
         }
 
     def _named(self, subject_key: str, opened: Opened) -> str:

@@ -364,8 +364,9 @@ browse = APIRouter(tags=["online browse"])
 async def browse_records(
     call: Browsing,
     channel: Channel,
-    after: Annotated[str | None, Query(max_length=16, description="`next` of the page before")] = None,
-    limit: Annotated[int, Query(ge=1, le=BROWSE_PAGE)] = 20,
-    contains: Annotated[str, Query(max_length=BROWSE_FILTER, description="rows with a shown value containing")] = "",
+    after: Annotated[str | None, Query(description="`next` of the page before, as it came")] = None,
+    limit: Annotated[int, Query(description=f"rows of the page, 1 to {BROWSE_PAGE}")] = 20,
+    contains: Annotated[str, Query(description=f"rows with a shown value containing (≤ {BROWSE_FILTER} chars)")] = "",
 ) -> dict[str, Any]:
+    # the bounds are the channel's: a page it refuses is recorded like any refused access, not a bare 422
     return await channel.browse(call, after, limit, contains)

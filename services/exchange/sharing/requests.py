@@ -14,6 +14,8 @@ from services.exchange.sharing.commands import FileRequest, Subscribe
 from services.exchange.sharing.grants import Channel, Grant, GrantStatus, RowScope
 
 MAX_PERIOD_DAYS = 5 * 366  # a grant lasts at most five years; a longer need is applied for again
+MAX_LEAD_DAYS = 366  # a grant starts at most a year ahead
+LAST_DAY = date(2999, 12, 31)  # no period ends later: the notifier refuses events dated after it
 SHARE_TYPES = ("UNCONDITIONAL", "CONDITIONAL", "NOT_SHARED")  # from the most open to the strictest
 ART_20 = "《吉安市政务数据共享管理暂行办法》第二十条"
 
@@ -247,6 +249,10 @@ def check_period(valid_from: date, valid_to: date, today: date) -> str | None:
         return f"the period ended before today ({today.isoformat()})"
     if (valid_to - valid_from).days > MAX_PERIOD_DAYS:
         return f"a grant lasts at most {MAX_PERIOD_DAYS} days; apply again for a longer need"
+    if valid_to > LAST_DAY:
+        return f"a grant ends by {LAST_DAY.isoformat()} at the latest"  # the platform's events end there
+    if (valid_from - today).days > MAX_LEAD_DAYS:
+        return f"a grant starts at most {MAX_LEAD_DAYS} days ahead; apply nearer the time"
     return None
 
 
