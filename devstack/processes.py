@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -263,9 +264,29 @@ class Infra:
 
 
 def free_port() -> int:
-    with socket.socket() as s:
+    """A port free now for a process started later. Taken below the kernel's ephemeral range: a port the
+    kernel hands out (a client's connection, a server bound to port 0) could otherwise be given to another
+    process between this check and the later bind, which then reaches someone else's server."""
+    low = _ephemeral_ports()[0]
+    for _ in range(200):
+        port = random.randrange(max(1024, low - 12000), low)
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    with socket.socket() as s:  # the range below is crowded: let the kernel choose
         s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+        return int(s.getsockname()[1])
+
+
+def _ephemeral_ports() -> tuple[int, int]:
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 32768, 60999  # Linux's default
 
 
 def start_infra(folder: Path) -> Infra:

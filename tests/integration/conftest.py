@@ -155,6 +155,8 @@ class ServiceProcess:
                         return body
                 except httpx.HTTPError:
                     pass
+                except ValueError:  # not the service's JSON: not up yet, or someone else's server on the port
+                    body = {"not json": response.text[:200], "status": response.status_code}
                 await asyncio.sleep(0.2)
         raise AssertionError(f"{self.name}{path} not {status} within {timeout}s; last: {body}")
 
