@@ -233,7 +233,8 @@ def _keep_log(logs: Path, kept: Path) -> None:
 
 async def _oversight_handled(mongo: AsyncMongoClient, database: str) -> int:
     """The accesses the oversight projected: offsets start at 0 on the benchmark's fresh broker."""
-    marks = [doc["offset"] + 1 async for doc in mongo[database][POSITIONS].find({"_id": {"$regex": "^exchange"}})]
+    accesses = {"_id": {"$regex": "^exchange\\.data-accesses:"}}  # the one topic known by marks
+    marks = [doc["offset"] + 1 async for doc in mongo[database][POSITIONS].find(accesses)]
     return sum(marks) + await mongo[database][PROCESSED].count_documents({"group": OVERSIGHT_GROUP})
 
 

@@ -16,6 +16,7 @@ from datetime import UTC, date, datetime, time, timedelta
 import httpx
 import pypdf
 import pytest
+from prometheus_client import REGISTRY
 
 from common.calendar_source import build_calendar
 from common.clock import FixedDay
@@ -42,8 +43,10 @@ from services.auditor.domain.activity import (
 from services.auditor.domain.findings import Category, Finding, Status
 from services.auditor.domain.scoring import DepartmentActivity, Period, Ranked, Scoring, evaluate, months_of, rank
 from services.auditor.oversight import handlers
+from services.auditor.oversight.adapters import observed_events
 from services.auditor.oversight.adapters.mongo import (
     DAILY,
+    ENTRY_FACTS,
     FINDINGS,
     GROUP,
     POSITIONS,
@@ -717,4 +720,115 @@ async def test_a_redelivered_batch_is_projected_once_by_where_it_was_read(infra)
         assert await runtime.db[PROCESSED].count_documents({"group": GROUP}) == 3  # the earlier ones only
         assert {doc["_id"]: doc["offset"] async for doc in runtime.db[POSITIONS].find()} == {f"{topic}:0": 9}
     finally:
+        await runtime.client.aclose()
+
+
+async def _used(runtime: Runtime) -> int:
+    return sum([doc["count"] async for doc in runtime.db[DAILY].find({"measure": Measure.USED.value})])
+
+
+async def test_an_event_relayed_twice_from_an_outbox_is_projected_once(infra) -> None:
+    """An outbox relay sends at least once: the same event (same id) may stand at two offsets of its topic.
+    Only the data accesses (sent once each, by the idempotent producer) are known by their partition's mark;
+    a catalog or exchange event read again at a new offset (in a later batch or the same) is recognised by its
+    id, counted and kept once."""
+    runtime = Runtime.build("auditor", settings_for(infra))
+    await ensure_indexes(runtime.db)
+    oversight = Oversight(store=MongoOversightStore(runtime), clock=FixedDay(TODAY), calendar=CAL)
+    provider, day = "D01" + "0" * 15, date(2026, 10, 20)
+    change, entry = stored("R1", provider, day), published("R1", provider, 1, "DAILY", day)
+    try:
+        for offset in (0, 1):  # the same event again, at the next offset
+            for topic, e in (("exchange.resource-changes", change), ("catalog.entry-events", entry)):
+                assert await observe_batch([replace(e, position=(topic, 0, offset))], oversight, runtime.keys) == {}
+        change2, entry2 = stored("R2", provider, day), published("R2", provider, 1, "DAILY", day)
+        both = [replace(change2, position=("exchange.resource-changes", 0, n)) for n in (2, 3)]
+        both += [replace(entry2, position=("catalog.entry-events", 0, n)) for n in (2, 3)]
+        assert await observe_batch(both, oversight, runtime.keys) == {}  # both copies read in one batch
+        delivered = [doc async for doc in runtime.db[DAILY].find({"measure": Measure.DELIVERED.value})]
+        assert sorted((doc["resource_code"], doc["count"]) for doc in delivered) == [("R1", 1), ("R2", 1)]
+        assert await runtime.db[ENTRY_FACTS].count_documents({}) == 2
+        recorded = {doc["event_id"] async for doc in runtime.db[PROCESSED].find({"group": GROUP})}
+        assert recorded == {change.event_id, entry.event_id, change2.event_id, entry2.event_id}
+        assert await runtime.db[POSITIONS].count_documents({}) == 0
+    finally:
+        await runtime.client.aclose()
+
+
+async def test_a_mark_left_by_a_replaced_log_is_replaced_and_its_events_projected(infra) -> None:
+    """A recreated topic starts its offsets at 0 again: the mark of the old log names another event than the
+    new log holds at its offset, so it is set anew (lowered) and the new events are projected; an event
+    skipped as at or below a mark is counted (and logged)."""
+    runtime = Runtime.build("auditor", settings_for(infra))
+    await ensure_indexes(runtime.db)
+    oversight = Oversight(store=MongoOversightStore(runtime), clock=FixedDay(TODAY), calendar=CAL)
+    provider, consumer, topic = "D01" + "0" * 15, "D02" + "0" * 15, "exchange.data-accesses"
+    day = date(2026, 10, 20)
+    labels = {"topic": topic}
+    try:
+        old = [replace(access("R1", provider, consumer, day), position=(topic, 3, n)) for n in range(5)]
+        assert await observe_batch(old, oversight, runtime.keys) == {}
+        skipped_before = REGISTRY.get_sample_value("datashare_oversight_events_below_mark_total", labels) or 0
+        assert await observe_batch(old[2:], oversight, runtime.keys) == {}  # redelivered: at or below the mark
+        skipped = REGISTRY.get_sample_value("datashare_oversight_events_below_mark_total", labels)
+        assert skipped == skipped_before + 3
+        assert await _used(runtime) == 5
+        new = [replace(access("R1", provider, consumer, day), position=(topic, 3, n)) for n in range(8)]
+        assert await observe_batch(new[:6], oversight, runtime.keys) == {}  # holds offset 4 under another id
+        assert await _used(runtime) == 11
+        mark = await runtime.db[POSITIONS].find_one({"_id": f"{topic}:3"})
+        assert mark is not None and (mark["offset"], mark["event_id"]) == (5, new[5].event_id)
+        assert await observe_batch(new[4:], oversight, runtime.keys) == {}  # the new log's next batch
+        assert await _used(runtime) == 13
+        mark = await runtime.db[POSITIONS].find_one({"_id": f"{topic}:3"})
+        assert mark is not None and (mark["offset"], mark["event_id"]) == (7, new[7].event_id)
+    finally:
+        await runtime.client.aclose()
+
+
+async def test_the_oversight_consumer_marks_the_accesses_it_read_and_records_the_rest_by_id(infra, topics) -> None:
+    """Through the broker and the oversight's own consumer: the data accesses leave their partition's mark (the
+    offset and id of the last one read) and no record each; a resource change the relay wrote twice is
+    counted once and recorded by its id."""
+    settings = settings_for(infra, consumer_group_prefix=f"m{uuid.uuid4().hex[:6]}-")
+    for topic in OBSERVED_TOPICS:
+        await skip_backlog(infra, settings.consumer_group_prefix + GROUP, topic)
+    runtime = Runtime.build("auditor", settings)
+    await ensure_indexes(runtime.db)
+    oversight = Oversight(store=MongoOversightStore(runtime), clock=FixedDay(TODAY), calendar=CAL)
+    consumer = runtime.consume(GROUP, OBSERVED_TOPICS, batch=observed_events.batch_handler(oversight, runtime.keys))
+    provider, day = "D9" + uuid.uuid4().hex[:16].upper(), date(2026, 10, 20)
+    accesses = [access(f"R{n}", provider, "D02" + "0" * 15, day) for n in range(6)]
+    change, later_change = stored("R1", provider, day), stored("R1", provider, day + timedelta(days=1))
+    publisher = KafkaPublisher(settings, EventCodec.from_folder(), load_topics())
+    await publisher.start()
+    await runtime.publisher.start()
+    task = asyncio.create_task(consumer.run())
+    try:
+        last: dict[int, tuple[int, str]] = {}
+        for e in accesses:
+            sent = await publisher.publish("exchange.data-accesses", e)
+            last[sent.partition] = max(last.get(sent.partition, (-1, "")), (sent.offset, e.event_id))
+        for e in (change, change, later_change):  # the same key: one partition, read in this order
+            await publisher.publish("exchange.resource-changes", e)
+        delivered: list[dict] = []
+        deadline = asyncio.get_running_loop().time() + 60
+        while asyncio.get_running_loop().time() < deadline:
+            delivered = [doc async for doc in runtime.db[DAILY].find({"department_code": provider})]
+            used = sum(d["count"] for d in delivered if d["measure"] == Measure.USED.value)
+            days = {d["day"].date() for d in delivered if d["measure"] == Measure.DELIVERED.value}
+            if used == len(accesses) and day + timedelta(days=1) in days:
+                break
+            await asyncio.sleep(0.2)
+        assert sum(d["count"] for d in delivered if d["measure"] == Measure.USED.value) == len(accesses)
+        assert sum(d["count"] for d in delivered if d["measure"] == Measure.DELIVERED.value) == 2
+        marks = {doc["_id"]: (doc["offset"], doc["event_id"]) async for doc in runtime.db[POSITIONS].find()}
+        assert marks == {f"exchange.data-accesses:{p}": at for p, at in last.items()}
+        recorded = {doc["event_id"] async for doc in runtime.db[PROCESSED].find({"group": GROUP})}
+        assert recorded == {change.event_id, later_change.event_id}
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await publisher.stop()
+        await runtime.publisher.stop()
         await runtime.client.aclose()

@@ -5,6 +5,7 @@ the findings; a batch's writes, the events it announces and the record of what i
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from datetime import date, datetime
@@ -12,6 +13,7 @@ from typing import Any
 
 import bson
 from bson.codec_options import CodecOptions
+from prometheus_client import Counter
 from pymongo import ASCENDING, ReplaceOne, UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
 
@@ -40,12 +42,22 @@ DEPARTMENTS = "oversight_departments"
 FINDINGS = "oversight_findings"
 SUPPLIES = "oversight_supplies"  # each resource's delivery per its update cycle
 REQUESTS = "oversight_requests"  # the IT office's requests handled, each with the finding it raised or added to
-# Per topic and partition, the offset of the last event projected: what a redelivery is recognised by. One
-# write per partition and batch replaced a record per event (processed_events), most of what the database
-# did for the oversight; an event without a position (or of a partition without a mark yet: written before
-# the marks were) is still looked up, and recorded, by its id.
+# Per topic and partition, the offset of the last event projected and that event's id: what a redelivery is
+# recognised by. One write per partition and batch replaced a record per event (processed_events), most of
+# what the database did for the oversight. Only events read with a position carry one (observed_events gives
+# it to the data accesses alone: a topic an outbox relays may hold the same event twice, at two offsets);
+# every other event (or one of a partition without a mark yet) is looked up, and recorded, by its id. A mark
+# whose offset holds another event than the one it names was left by an earlier log of the partition (the
+# topic recreated: offsets restart at 0): it is replaced, not trusted.
 POSITIONS = "oversight_positions"
 GROUP = "auditor-oversight"  # the consumer group whose handled events are recorded in processed_events
+BELOW_MARK = Counter(
+    "datashare_oversight_events_below_mark_total",
+    "Events not projected as at or below their partition's mark (a redelivery; counted per attempt)",
+    ["topic"],
+)
+
+log = logging.getLogger(__name__)
 
 
 def _dt(day: date | None) -> datetime | None:
@@ -209,17 +221,44 @@ class MongoOversightTransaction:
 
     async def unhandled(self, observed: list[Observed]) -> set[str]:
         partitions = sorted({_partition(o.position) for o in observed if o.position is not None})
-        marks: dict[str, int] = {}
+        marks: dict[str, tuple[int, str | None]] = {}
         if partitions:
             cursor = self.tx.db[POSITIONS].find({"_id": {"$in": partitions}}, session=self.tx.session)
-            marks = {doc["_id"]: doc["offset"] async for doc in cursor}
+            marks = {doc["_id"]: (doc["offset"], doc.get("event_id")) async for doc in cursor}
+        for o in observed:  # a mark naming another event than the one at its offset belongs to an earlier log
+            if o.position is None or (mark := marks.get(_partition(o.position))) is None:
+                continue
+            if o.position[2] == mark[0] and mark[1] is not None and mark[1] != o.event_id:
+                log.warning(
+                    "the mark of %s at offset %d names event %s, the log holds %s there: the partition's log "
+                    "was replaced, the mark is too",
+                    _partition(o.position),
+                    mark[0],
+                    mark[1],
+                    o.event_id,
+                )
+                del marks[_partition(o.position)]
         fresh, unmarked = set(), set()
+        below: dict[str, list[int]] = {}
         for o in observed:
             mark = marks.get(_partition(o.position)) if o.position is not None else None
             if mark is None:
                 unmarked.add(o.event_id)
-            elif o.position is not None and o.position[2] > mark:
+            elif o.position is not None and o.position[2] > mark[0]:
                 fresh.add(o.event_id)
+            elif o.position is not None:
+                below.setdefault(_partition(o.position), []).append(o.position[2])
+        for where, offsets in below.items():
+            skipped = sorted(set(offsets))
+            BELOW_MARK.labels(where.rpartition(":")[0]).inc(len(skipped))
+            log.info(
+                "%d events of %s (offsets %d-%d) at or below its mark %d: not projected again",
+                len(skipped),
+                where,
+                skipped[0],
+                skipped[-1],
+                marks[where][0],
+            )
         if unmarked:
             cursor = self.tx.db[PROCESSED].find(
                 {"_id": {"$in": [f"{GROUP}:{i}" for i in sorted(unmarked)]}}, {"event_id": 1}, session=self.tx.session
@@ -277,16 +316,20 @@ class MongoOversightTransaction:
             await db[PROCESSED].insert_many(
                 [{"_id": f"{GROUP}:{i}", "group": GROUP, "event_id": i, "at": now} for i in unplaced], session=session
             )
-        last: dict[str, int] = {}
+        # Each partition's last event projected becomes its mark, set (not raised: a replaced log's mark goes
+        # down): `handled` holds only events above the mark read in this transaction (or all of a replaced
+        # log's), and a concurrent batch's mark written since makes this one's write conflict and retry.
+        last: dict[str, tuple[int, str]] = {}
         for o in handled:
             if o.position is not None:
                 where = _partition(o.position)
-                last[where] = max(last.get(where, -1), o.position[2])
+                if where not in last or o.position[2] > last[where][0]:
+                    last[where] = (o.position[2], o.event_id)
         if last:
             await db[POSITIONS].bulk_write(
                 [
-                    UpdateOne({"_id": where}, {"$max": {"offset": offset}}, upsert=True)
-                    for where, offset in last.items()
+                    UpdateOne({"_id": where}, {"$set": {"offset": offset, "event_id": event_id}}, upsert=True)
+                    for where, (offset, event_id) in last.items()
                 ],
                 ordered=False,
                 session=session,

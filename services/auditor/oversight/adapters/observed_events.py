@@ -36,6 +36,11 @@ from services.auditor.oversight import handlers
 from services.auditor.oversight.handlers import Oversight
 
 log = logging.getLogger(__name__)
+# The topics whose events are known as projected by their partition's mark (an offset) instead of a record
+# per event id: only one whose events are each written once. The data accesses are sent by the exchange's
+# idempotent producer and never sent again under the same id; every other topic is relayed from an outbox,
+# at least once, so the same event may stand at two offsets (and is recognised by its id).
+MARKED_TOPICS = frozenset({"exchange.data-accesses"})
 
 EVALUATED_LEVELS = frozenset({"CITY", "COUNTY", "ZONE"})
 # Deliveries and deadlines are reckoned months and working days on from a fact's days: a day far outside the
@@ -166,7 +171,11 @@ async def observe_batch(events: list[Event], oversight: Oversight, keys: KeySour
     """The consumer's batch handler: translate, hand over, and say which events were refused and why."""
     observed: list[Observed] = []
     refused: dict[str, str] = {}
+    taken: set[str] = set()
     for e in events:
+        if e.event_id in taken:  # relayed twice and read in one batch: the first copy stands for both
+            continue
+        taken.add(e.event_id)
         try:
             if e.event_type in ("DepartmentRegistered", "DepartmentChanged"):
                 facts = department_of(e, keys)
@@ -175,7 +184,8 @@ async def observe_batch(events: list[Event], oversight: Oversight, keys: KeySour
         except (KeyError, ValueError, TypeError) as exc:
             refused[e.event_id] = f"{type(exc).__name__}: {exc}"[:300]
             continue
-        observed.extend(Observed(e.event_id, f, e.position) for f in facts)
+        position = e.position if e.position is not None and e.position[0] in MARKED_TOPICS else None
+        observed.extend(Observed(e.event_id, f, position) for f in facts)
     if observed:
         await handlers.observe(observed, oversight)
     return refused
