@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import re
 from datetime import date
+from urllib.parse import parse_qs, urlsplit
 
 import httpx
 
@@ -153,3 +154,38 @@ async def test_the_report_is_the_auditors_document_fetched_with_the_persons_toke
     ]
     assert all(r.headers["authorization"].startswith("Bearer ") for r in reports)
     assert odd.status_code == 200 and not any(".." in r.url.path for r in asked)  # last month's instead
+
+
+async def test_the_findings_filter_for_all_statuses_and_its_pages_carry_no_empty_filter() -> None:
+    asked: list[httpx.Request] = []
+
+    def services(request: httpx.Request) -> httpx.Response:
+        asked.append(request)
+        if request.url.path.startswith("/inbox/"):
+            return httpx.Response(200, json={"total": 0, "items": []})
+        if request.url.path == "/departments":
+            return httpx.Response(200, json=CANNED["/departments"])
+        return httpx.Response(200, json={"total": 45, "offset": 0, "limit": 20, "items": []})
+
+    app = build(ConsoleSettings(), transport=httpx.MockTransport(services))
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://console") as browser:
+        browser.cookies.set("console-session", token(P, Role.IT_OFFICE_OPERATOR))
+        every = await browser.get("/oversight/findings", params={"department": "", "status": ""})  # 全部, as sent
+        odd = await browser.get("/oversight/findings", params={"status": "NOT_A_STATUS", "offset": 20})
+        chosen = await browser.get("/oversight/findings", params={"department": P, "status": "OPEN"})
+    assert [r.status_code for r in (every, odd, chosen)] == [200, 200, 200], every.text[-800:]
+    findings = [dict(r.url.params) for r in asked if r.url.path == "/findings"]
+    assert findings == [
+        {"offset": "0", "limit": "20"},
+        {"offset": "20", "limit": "20"},
+        {"offset": "0", "limit": "20", "department_code": P, "status": "OPEN"},
+    ]
+
+    def links(page: httpx.Response) -> list[dict[str, list[str]]]:
+        nav = page.text[page.text.index('class="pager"') :]
+        return [parse_qs(urlsplit(href.replace("&amp;", "&")).query, keep_blank_values=True)
+                for href in re.findall(r'<a href="([^"]+)"', nav)]  # fmt: skip
+
+    assert links(every) == [{"offset": ["20"]}]
+    assert links(odd) == [{"offset": ["0"]}, {"offset": ["40"]}]
+    assert links(chosen) == [{"department": [P], "status": ["OPEN"], "offset": ["20"]}]
