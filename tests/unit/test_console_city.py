@@ -23,8 +23,14 @@ P, Q, C = "11360800MB0000001X", "11360800MB0000002X", "11360800MB0000003X"
 IMAGE = re.compile(r'<img class="chart" src="data:image/svg\+xml;base64,([^"]+)"')
 
 
-def resource(code: str, provider: str, records: int, last: str | None) -> dict:
-    return {"resource_code": code, "provider_code": provider, "records": records, "last_change_at": last}
+def resource(code: str, provider: str, records: int, last: str | None, published: bool = True) -> dict:
+    return {
+        "resource_code": code,
+        "provider_code": provider,
+        "records": records,
+        "last_change_at": last,
+        "published": published,
+    }
 
 
 def test_volumes_are_summed_per_provider_with_the_latest_change_and_stale_resources() -> None:
@@ -40,6 +46,18 @@ def test_volumes_are_summed_per_provider_with_the_latest_change_and_stale_resour
         (P, "市场监管局", 3, 15, 1),
     ]
     assert found[1].last_change_at == "2026-11-20T02:00:00+00:00" and found[0].last_change_at is None
+
+
+def test_a_withdrawn_resource_is_not_counted_in_the_volumes() -> None:
+    held = [
+        resource("101001/000001", P, 10, "2026-11-01T02:00:00+00:00"),
+        resource("101001/000002", P, 500, "2026-11-20T02:00:00+00:00", published=False),
+        resource("101002/000001", Q, 40, None, published=False),
+    ]
+    found = volumes(held, [], {P: "市场监管局"})
+    assert [(v.provider_code, v.resources, v.records, v.last_change_at) for v in found] == [
+        (P, 1, 10, "2026-11-01T02:00:00+00:00")
+    ]
 
 
 def test_reports_default_to_last_month_and_pages_know_their_neighbours() -> None:
@@ -58,14 +76,16 @@ def test_a_chart_is_svg_whose_words_stay_text_without_script() -> None:
 
 
 CANNED = {
-    "/search": {"total": 4, "hits": [], "facets": {"status": [{"value": "PUBLISHED", "label": "已发布", "count": 3},
-                                                           {"value": "DRAFT", "label": "草稿", "count": 1}]}},
+    "/search": {"total": 6, "hits": [], "facets": {"status": [{"value": "PUBLISHED", "label": "已发布", "count": 3},
+                                                           {"value": "DRAFT", "label": "草稿", "count": 1},
+                                                           {"value": "WITHDRAWN", "label": "已撤销", "count": 2}]}},
     "/overdue": {"total": 1, "offset": 0, "limit": 20, "items": [
         {"resource_code": "101001/000009", "provider_code": P, "provider_name": "市场监管局", "name": "企业年报",
          "kind": "YEARLY_MAINTENANCE", "due_on": "2026-11-02"}]},
     "/requests/tally": {"on": "2026-11-28", "by_status": {"PENDING": 2, "APPROVED": 1},
                         "overdue_by_provider": {Q: 2}},
-    "/resources": [resource("101001/000001", P, 12, "2026-11-01T02:00:00+00:00")],
+    "/resources": [resource("101001/000001", P, 12, "2026-11-01T02:00:00+00:00"),
+                   resource("101002/000001", Q, 900, None, published=False)],
     "/resources/stale": [],
     "/evaluation/data-accesses": {C: 7},
     "/departments": [{"code": P, "name": "市场监管局"}, {"code": Q, "name": "自然资源局"},
@@ -93,6 +113,10 @@ async def test_the_dashboard_shows_each_figure_as_a_table_and_a_chart() -> None:
     late = text[text.index("逾期未决定的申请（按提供部门）</h3>") :]
     assert "自然资源局" in late and '<span class="overdue">2</span>' in late
     assert "待决定" in text and "行政审批局" in text
+    assert re.search(r"<strong>4</strong><span>目录条目", text)  # the two withdrawn are listed, not counted
+    assert '<td data-label="条目数">2</td>' in text[text.index('id="entries"') : text.index('id="overdue"')]
+    held = text[text.index('id="volumes"') : text.index('id="accesses"')]
+    assert "市场监管局" in held and "900" not in held  # the withdrawn resource is not the city's data
     charts = [base64.b64decode(found).decode() for found in IMAGE.findall(text)]
     assert len(charts) == 5 and any("自然资源局" in svg for svg in charts)
     assert "img-src 'self' data:" in page.headers["content-security-policy"]
