@@ -4,14 +4,19 @@ from what the services answer (here canned answers; tests/integration/test_conso
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import re
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from datetime import date
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
+import pytest
 
 from common.policy import Role
+from services.console import charts
 from services.console.charts import Bars, bar_svg
 from services.console.main import build
 from services.console.pages.city import volumes
@@ -213,3 +218,29 @@ async def test_the_findings_filter_for_all_statuses_and_its_pages_carry_no_empty
     assert links(every) == [{"offset": ["20"]}]
     assert links(odd) == [{"offset": ["0"]}, {"offset": ["40"]}]
     assert links(chosen) == [{"department": [P], "status": ["OPEN"], "offset": ["20"]}]
+
+
+def test_pages_waiting_for_their_charts_leave_the_default_thread_pool_free(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Drawing is held until the event is set: meanwhile the loop's default pool (getaddrinfo's) must answer."""
+    drawing = threading.Event()
+    release = threading.Event()
+
+    def held(chart: Bars) -> str:
+        drawing.set()
+        release.wait(60)
+        return "<svg/>"
+
+    monkeypatch.setattr(charts, "bar_svg", held)
+
+    async def dashboards() -> None:
+        asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(max_workers=2))
+        pages = [asyncio.create_task(charts.draw({"a": Bars("t", ["x"], [1])})) for _ in range(3)]
+        try:
+            await asyncio.to_thread(drawing.wait, 60)  # one page is drawing, the others wait their turn
+            resolved = await asyncio.wait_for(asyncio.get_running_loop().getaddrinfo("localhost", 80), 30)
+            assert resolved
+        finally:
+            release.set()
+        assert [len(p) for p in await asyncio.gather(*pages)] == [1, 1, 1]
+
+    asyncio.run(dashboards())
