@@ -1,7 +1,8 @@
 """The dashboard's charts: drawn on the server with matplotlib (already the auditor's report library) as SVG,
 shown as images, so the page needs no script and nothing is fetched at run time. The text stays text in the
-SVG (the browser draws the Chinese with its own fonts). Drawing is CPU work: it runs in a worker thread, one
-chart at a time."""
+SVG (the browser draws the Chinese with its own fonts). Drawing is CPU work: it runs in a thread of its own, one
+page's charts at a time; pages waiting their turn queue there, not in the default pool (which also resolves the
+services' addresses for every new connection)."""
 
 from __future__ import annotations
 
@@ -9,14 +10,14 @@ import asyncio
 import base64
 import io
 import logging
-import threading
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 FONTS = ["AR PL UMing CN", "DejaVu Sans"]  # for measuring the labels (Debian's fonts-arphic-uming, else boxes)
 WIDTH, LABEL_POINTS = 6.4, 8  # inches; the labels' size
 MAX_BARS = 20  # a chart shows the largest values; the table beside it lists them all
-_lock = threading.Lock()
+_drawer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="charts")  # matplotlib is not thread-safe
 logging.getLogger("matplotlib.font_manager").setLevel(logging.ERROR)
 
 
@@ -76,7 +77,6 @@ async def draw(charts: dict[str, Bars]) -> dict[str, str]:
     """Each chart as a data URI for an <img>, drawn off the event loop; a chart without values is left out."""
 
     def run() -> dict[str, str]:
-        with _lock:
-            return {name: data_uri(bar_svg(c)) for name, c in charts.items() if c.values}
+        return {name: data_uri(bar_svg(c)) for name, c in charts.items() if c.values}
 
-    return await asyncio.to_thread(run)
+    return await asyncio.get_running_loop().run_in_executor(_drawer, run)

@@ -4,13 +4,19 @@ from what the services answer (here canned answers; tests/integration/test_conso
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import re
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from datetime import date
+from urllib.parse import parse_qs, urlsplit
 
 import httpx
+import pytest
 
 from common.policy import Role
+from services.console import charts
 from services.console.charts import Bars, bar_svg
 from services.console.main import build
 from services.console.pages.city import volumes
@@ -22,8 +28,14 @@ P, Q, C = "11360800MB0000001X", "11360800MB0000002X", "11360800MB0000003X"
 IMAGE = re.compile(r'<img class="chart" src="data:image/svg\+xml;base64,([^"]+)"')
 
 
-def resource(code: str, provider: str, records: int, last: str | None) -> dict:
-    return {"resource_code": code, "provider_code": provider, "records": records, "last_change_at": last}
+def resource(code: str, provider: str, records: int, last: str | None, published: bool = True) -> dict:
+    return {
+        "resource_code": code,
+        "provider_code": provider,
+        "records": records,
+        "last_change_at": last,
+        "published": published,
+    }
 
 
 def test_volumes_are_summed_per_provider_with_the_latest_change_and_stale_resources() -> None:
@@ -39,6 +51,18 @@ def test_volumes_are_summed_per_provider_with_the_latest_change_and_stale_resour
         (P, "市场监管局", 3, 15, 1),
     ]
     assert found[1].last_change_at == "2026-11-20T02:00:00+00:00" and found[0].last_change_at is None
+
+
+def test_a_withdrawn_resource_is_not_counted_in_the_volumes() -> None:
+    held = [
+        resource("101001/000001", P, 10, "2026-11-01T02:00:00+00:00"),
+        resource("101001/000002", P, 500, "2026-11-20T02:00:00+00:00", published=False),
+        resource("101002/000001", Q, 40, None, published=False),
+    ]
+    found = volumes(held, [], {P: "市场监管局"})
+    assert [(v.provider_code, v.resources, v.records, v.last_change_at) for v in found] == [
+        (P, 1, 10, "2026-11-01T02:00:00+00:00")
+    ]
 
 
 def test_reports_default_to_last_month_and_pages_know_their_neighbours() -> None:
@@ -57,14 +81,16 @@ def test_a_chart_is_svg_whose_words_stay_text_without_script() -> None:
 
 
 CANNED = {
-    "/search": {"total": 4, "hits": [], "facets": {"status": [{"value": "PUBLISHED", "label": "已发布", "count": 3},
-                                                           {"value": "DRAFT", "label": "草稿", "count": 1}]}},
+    "/search": {"total": 6, "hits": [], "facets": {"status": [{"value": "PUBLISHED", "label": "已发布", "count": 3},
+                                                           {"value": "DRAFT", "label": "草稿", "count": 1},
+                                                           {"value": "WITHDRAWN", "label": "已撤销", "count": 2}]}},
     "/overdue": {"total": 1, "offset": 0, "limit": 20, "items": [
         {"resource_code": "101001/000009", "provider_code": P, "provider_name": "市场监管局", "name": "企业年报",
          "kind": "YEARLY_MAINTENANCE", "due_on": "2026-11-02"}]},
     "/requests/tally": {"on": "2026-11-28", "by_status": {"PENDING": 2, "APPROVED": 1},
                         "overdue_by_provider": {Q: 2}},
-    "/resources": [resource("101001/000001", P, 12, "2026-11-01T02:00:00+00:00")],
+    "/resources": [resource("101001/000001", P, 12, "2026-11-01T02:00:00+00:00"),
+                   resource("101002/000001", Q, 900, None, published=False)],
     "/resources/stale": [],
     "/evaluation/data-accesses": {C: 7},
     "/departments": [{"code": P, "name": "市场监管局"}, {"code": Q, "name": "自然资源局"},
@@ -92,6 +118,10 @@ async def test_the_dashboard_shows_each_figure_as_a_table_and_a_chart() -> None:
     late = text[text.index("逾期未决定的申请（按提供部门）</h3>") :]
     assert "自然资源局" in late and '<span class="overdue">2</span>' in late
     assert "待决定" in text and "行政审批局" in text
+    assert re.search(r"<strong>4</strong><span>目录条目", text)  # the two withdrawn are listed, not counted
+    assert '<td data-label="条目数">2</td>' in text[text.index('id="entries"') : text.index('id="overdue"')]
+    held = text[text.index('id="volumes"') : text.index('id="accesses"')]
+    assert "市场监管局" in held and "900" not in held  # the withdrawn resource is not the city's data
     charts = [base64.b64decode(found).decode() for found in IMAGE.findall(text)]
     assert len(charts) == 5 and any("自然资源局" in svg for svg in charts)
     assert "img-src 'self' data:" in page.headers["content-security-policy"]
@@ -153,3 +183,64 @@ async def test_the_report_is_the_auditors_document_fetched_with_the_persons_toke
     ]
     assert all(r.headers["authorization"].startswith("Bearer ") for r in reports)
     assert odd.status_code == 200 and not any(".." in r.url.path for r in asked)  # last month's instead
+
+
+async def test_the_findings_filter_for_all_statuses_and_its_pages_carry_no_empty_filter() -> None:
+    asked: list[httpx.Request] = []
+
+    def services(request: httpx.Request) -> httpx.Response:
+        asked.append(request)
+        if request.url.path.startswith("/inbox/"):
+            return httpx.Response(200, json={"total": 0, "items": []})
+        if request.url.path == "/departments":
+            return httpx.Response(200, json=CANNED["/departments"])
+        return httpx.Response(200, json={"total": 45, "offset": 0, "limit": 20, "items": []})
+
+    app = build(ConsoleSettings(), transport=httpx.MockTransport(services))
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://console") as browser:
+        browser.cookies.set("console-session", token(P, Role.IT_OFFICE_OPERATOR))
+        every = await browser.get("/oversight/findings", params={"department": "", "status": ""})  # 全部, as sent
+        odd = await browser.get("/oversight/findings", params={"status": "NOT_A_STATUS", "offset": 20})
+        chosen = await browser.get("/oversight/findings", params={"department": P, "status": "OPEN"})
+    assert [r.status_code for r in (every, odd, chosen)] == [200, 200, 200], every.text[-800:]
+    findings = [dict(r.url.params) for r in asked if r.url.path == "/findings"]
+    assert findings == [
+        {"offset": "0", "limit": "20"},
+        {"offset": "20", "limit": "20"},
+        {"offset": "0", "limit": "20", "department_code": P, "status": "OPEN"},
+    ]
+
+    def links(page: httpx.Response) -> list[dict[str, list[str]]]:
+        nav = page.text[page.text.index('class="pager"') :]
+        return [parse_qs(urlsplit(href.replace("&amp;", "&")).query, keep_blank_values=True)
+                for href in re.findall(r'<a href="([^"]+)"', nav)]  # fmt: skip
+
+    assert links(every) == [{"offset": ["20"]}]
+    assert links(odd) == [{"offset": ["0"]}, {"offset": ["40"]}]
+    assert links(chosen) == [{"department": [P], "status": ["OPEN"], "offset": ["20"]}]
+
+
+def test_pages_waiting_for_their_charts_leave_the_default_thread_pool_free(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Drawing is held until the event is set: meanwhile the loop's default pool (getaddrinfo's) must answer."""
+    drawing = threading.Event()
+    release = threading.Event()
+
+    def held(chart: Bars) -> str:
+        drawing.set()
+        release.wait(60)
+        return "<svg/>"
+
+    monkeypatch.setattr(charts, "bar_svg", held)
+
+    async def dashboards() -> None:
+        asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(max_workers=2))
+        pages = [asyncio.create_task(charts.draw({"a": Bars("t", ["x"], [1])})) for _ in range(3)]
+        try:
+            await asyncio.to_thread(drawing.wait, 60)  # one page is drawing, the others wait their turn
+            resolved = await asyncio.wait_for(asyncio.get_running_loop().getaddrinfo("localhost", 80), 30)
+            assert resolved
+        finally:
+            release.set()
+        assert [len(p) for p in await asyncio.gather(*pages)] == [1, 1, 1]
+
+    asyncio.run(dashboards())

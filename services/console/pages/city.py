@@ -19,6 +19,7 @@ from services.console.web import ConsoleDep, PersonDep, render
 
 router = APIRouter()
 STATUSES = tuple(labels.LABELS["status"])  # an entry version's states, in the catalog's order
+NOT_IN_CATALOG = frozenset({"WITHDRAWN"})  # listed by status, left out of the entries' total
 IMAGES_CSP = "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'; form-action 'self'"
 
 
@@ -35,10 +36,13 @@ class Volume:
 
 
 def volumes(resources: list[dict[str, Any]], stale: list[dict[str, Any]], names: dict[str, str]) -> list[Volume]:
-    """Per provider department: resources, records and the latest change, most records first."""
+    """Per provider department: published resources, records and the latest change, most records first (the
+    exchange keeps a withdrawn resource with `published` false: it is no longer shared, so not counted)."""
     late = {r["resource_code"] for r in stale}
     by_provider: dict[str, list[dict[str, Any]]] = {}
     for r in resources:
+        if not r["published"]:
+            continue
         by_provider.setdefault(r["provider_code"], []).append(r)
     found = [
         Volume(
@@ -52,6 +56,11 @@ def volumes(resources: list[dict[str, Any]], stale: list[dict[str, Any]], names:
         for code, held in by_provider.items()
     ]
     return sorted(found, key=lambda v: (-v.records, v.provider_code))
+
+
+def entries_total(statuses: list[tuple[str, str, int]]) -> int:
+    """The catalog's entries: every status counted but the withdrawn (no longer in the catalog)."""
+    return sum(count for value, _, count in statuses if value not in NOT_IN_CATALOG)
 
 
 def named(counts: dict[str, int], names: dict[str, str]) -> list[tuple[str, str, int]]:
@@ -104,7 +113,7 @@ async def city(request: Request, console: ConsoleDep, person: PersonDep) -> Resp
         request,
         "city.html",
         statuses=statuses,
-        entries_total=sum(t[2] for t in statuses),
+        entries_total=entries_total(statuses),
         overdue=overdue,
         tally=tally,
         request_states=request_states,

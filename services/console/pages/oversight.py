@@ -174,10 +174,11 @@ async def findings(
     console: ConsoleDep,
     person: PersonDep,
     department: Annotated[Code | None, Query()] = None,
-    status: Annotated[Literal["OPEN", "CORRECTED", "ESCALATED"] | None, Query()] = None,
+    status: Annotated[str | None, Query(max_length=16)] = None,  # the form's 全部 sends it empty
     offset: Annotated[Position, Query(le=100_000)] = 0,
 ) -> Response:
     limit = console.settings.page_size
+    status = status if status in FINDING_STATUSES else None
     params: dict[str, Any] = {"offset": offset, "limit": limit}
     if department:
         params["department_code"] = department
