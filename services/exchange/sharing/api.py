@@ -352,6 +352,7 @@ async def shared_digest(resource_code: Code, call: Called, channel: Channel) -> 
 
 
 browse = APIRouter(tags=["online browse"])
+TRANSPORT_TEXT, TRANSPORT_INT = 4_000, 1_000_000  # what a browse request may carry at all
 
 
 @browse.get(
@@ -364,9 +365,17 @@ browse = APIRouter(tags=["online browse"])
 async def browse_records(
     call: Browsing,
     channel: Channel,
-    after: Annotated[str | None, Query(description="`next` of the page before, as it came")] = None,
-    limit: Annotated[int, Query(description=f"rows of the page, 1 to {BROWSE_PAGE}")] = 20,
-    contains: Annotated[str, Query(description=f"rows with a shown value containing (≤ {BROWSE_FILTER} chars)")] = "",
+    after: Annotated[
+        str | None, Query(description="`next` of the page before, as it came", max_length=TRANSPORT_TEXT)
+    ] = None,
+    limit: Annotated[
+        int, Query(description=f"rows of the page, 1 to {BROWSE_PAGE}", ge=-TRANSPORT_INT, le=TRANSPORT_INT)
+    ] = 20,
+    contains: Annotated[
+        str,
+        Query(description=f"rows with a shown value containing (≤ {BROWSE_FILTER} chars)", max_length=TRANSPORT_TEXT),
+    ] = "",
 ) -> dict[str, Any]:
-    # the bounds are the channel's: a page it refuses is recorded like any refused access, not a bare 422
+    # The bounds are the channel's: a page it refuses is recorded like any refused access, not a bare 422. The
+    # route's own bounds are only the transport's, far beyond them (what exceeds those is a 422, not recorded).
     return await channel.browse(call, after, limit, contains)
