@@ -621,10 +621,10 @@ async def test_a_fan_out_s_finishes_read_the_open_deliveries_of_many_chains_toge
         await mongo.close()
 
 
-async def test_deliveries_handed_over_go_to_the_endpoints_their_transaction_read(infra) -> None:
-    """The worker sends the deliveries its own transactions queued to the endpoints those transactions read
-    (secrets opened), without reading them again: here the endpoint is not in the database at all, and the
-    delivery still arrives, signed with the secret handed over."""
+async def test_a_delivery_handed_over_goes_to_its_endpoint_as_it_is_now(infra) -> None:
+    """The worker sends the deliveries its own transactions queued to their endpoints as they are when it
+    takes them, not as the transaction read them: one removed since (a receiver or secret compromised) gets
+    nothing, and the delivery is dead with the reason; one still there gets it signed with its secret."""
     from services.notifier.adapters.webhooks_delivery import WebhookDeliverer
     from services.notifier.domain.webhooks import Endpoint, RetrySchedule, SigningSecret, new_secret
     from services.notifier.webhooks import UrlPolicy
@@ -646,9 +646,23 @@ async def test_deliveries_handed_over_go_to_the_endpoints_their_transaction_read
         secret = new_secret()
         endpoint = Endpoint("wh_h", "d", receiver.url, frozenset(), [SigningSecret(secret, now)], "test", now)
         held = now + deliverer.lease
-        delivery = Delivery("wh_h:n1", "wh_h", "d", "n1", "wh_h|r", 1, '{"a":1}', now, held, lease="held")
-        await db[webhooks_mongo.DELIVERIES].insert_one(webhooks_mongo.delivery_doc(delivery))
+        # the endpoint was removed after the transaction read it: not in the database
+        removed = Delivery("wh_h:n0", "wh_h", "d", "n0", "wh_h|r", 1, '{"a":0}', now, held, lease="held")
+        await db[webhooks_mongo.DELIVERIES].insert_one(webhooks_mongo.delivery_doc(removed))
         worker = asyncio.create_task(deliverer.run())
+        deliverer.hand_over([removed], {endpoint.endpoint_id: endpoint})
+
+        async def dead() -> Delivery | None:
+            found = await store.delivery(removed.delivery_id)
+            return found if found is not None and found.state is DeliveryState.DEAD else None
+
+        gone = await until(dead, 60, "the delivery to the removed endpoint given up")
+        assert "removed" in (gone.last_error or "")
+        assert receiver.accepted() == []
+
+        await store.add_endpoint(endpoint)
+        delivery = Delivery("wh_h:n1", "wh_h", "d", "n1", "wh_h|r2", 1, '{"a":1}', now, held, lease="held")
+        await db[webhooks_mongo.DELIVERIES].insert_one(webhooks_mongo.delivery_doc(delivery))
         deliverer.hand_over([delivery], {endpoint.endpoint_id: endpoint})
 
         async def arrived() -> list[Received]:

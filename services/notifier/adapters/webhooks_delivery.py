@@ -142,7 +142,6 @@ class WebhookDeliverer:
     finished_at: list[float] = field(default_factory=list)  # loop time each of `finished` was found
     # Deliveries this process just queued and holds (stored as claimed): sent without asking the database.
     fresh: deque[Delivery] = field(default_factory=deque)
-    fresh_endpoints: dict[str, Endpoint] = field(default_factory=dict)  # theirs, as their transaction read them
     # Claimed or taken, each the first open one of its chain, with its endpoint: sent as slots free up.
     ready: deque[tuple[Delivery, Endpoint | None]] = field(default_factory=deque)
     # When the database next has a due delivery (None: ask it); claims wait for it.
@@ -158,10 +157,9 @@ class WebhookDeliverer:
         self.woken.set()
 
     def hand_over(self, deliveries: list[Delivery], endpoints: dict[str, Endpoint] | None = None) -> None:
-        """Deliveries committed by this process, held for `lease`: attempted at once, to the endpoints their
-        transaction read (those not given are read by id)."""
+        """Deliveries committed by this process, held for `lease`: attempted at once. The endpoints their
+        transaction read are not used: an endpoint is read when its deliveries are taken (see _supply)."""
         self.fresh.extend(deliveries)
-        self.fresh_endpoints |= endpoints or {}
         self.woken.set()
 
     async def run(self) -> None:
@@ -223,9 +221,9 @@ class WebhookDeliverer:
             return
         now = self.clock()
         if self.fresh:
-            taken, endpoints = await self._take_fresh(now)
-            self.ready.extend((d, endpoints[d.endpoint_id]) for d in taken if d.endpoint_id in endpoints)
-            await self._ready([d for d in taken if d.endpoint_id not in endpoints])
+            # Their endpoints are read as they are now, not as the queuing transaction read them: one removed or
+            # whose secret was rotated since (a receiver or secret compromised) gets nothing at its old address.
+            await self._ready(await self._take_fresh(now))
         if len(self.ready) >= self.concurrency or (self.due_at is not None and self.due_at > now):
             return
         want = 2 * self.concurrency - len(self.ready)
@@ -241,14 +239,13 @@ class WebhookDeliverer:
             endpoints = await self.store.endpoints_by_id({d.endpoint_id for d in deliveries})
             self.ready.extend((d, endpoints.get(d.endpoint_id)) for d in deliveries)
 
-    async def _take_fresh(self, now: datetime) -> tuple[list[Delivery], dict[str, Endpoint]]:
-        """The handed-over deliveries whose hold leaves time for a whole attempt, and their endpoints; the
-        others are left to the database's claims once their hold ends."""
+    async def _take_fresh(self, now: datetime) -> list[Delivery]:
+        """The handed-over deliveries whose hold leaves time for a whole attempt; the others are left to the
+        database's claims once their hold ends."""
         margin = timedelta(seconds=self.timeout + 5)
         batch = [d for d in self.fresh if d.next_try_at - now > margin]
-        endpoints, self.fresh_endpoints = self.fresh_endpoints, {}
         self.fresh.clear()
-        return (await self.store.take(batch, now) if batch else []), endpoints
+        return await self.store.take(batch, now) if batch else []
 
     def _launch(self, client: aiohttp.ClientSession) -> None:
         """Start attempts from the ready ones while slots are free; one whose claim would end before its
