@@ -15,6 +15,11 @@ from tests.wakeups import timers_scheduled
 
 
 async def test_the_idle_http_server_wakes_once_a_second_and_stops_at_once() -> None:
+    # on a loop of its own: the tests' shared loop also runs what earlier tests left open (their database clients)
+    await asyncio.to_thread(asyncio.run, _idle_http_server())
+
+
+async def _idle_http_server() -> None:
     config = uvicorn.Config(lambda scope, receive, send: None, port=free_port(), log_config=None, lifespan="off")
     config.load()
     server = QuietServer(config)
@@ -30,6 +35,11 @@ async def test_the_idle_http_server_wakes_once_a_second_and_stops_at_once() -> N
 
 
 async def test_an_idle_database_client_holds_no_waiting_requests_open(infra) -> None:
+    # on a loop of its own: the tests' shared loop also runs what earlier tests left open (their database clients)
+    await asyncio.to_thread(asyncio.run, _idle_database_client(infra))
+
+
+async def _idle_database_client(infra) -> None:  # type: ignore[no-untyped-def]
     client = connect(settings_for(infra))
     try:
         await client.admin.command("ping")
