@@ -93,6 +93,9 @@ CANNED = {
                    resource("101002/000001", Q, 900, None, published=False)],
     "/resources/stale": [],
     "/evaluation/data-accesses": {C: 7},
+    "/evaluation/trends": [{"month": f"2026-{m:02d}", "accesses": 10 * m, "changes_stored": 3,
+                            "entries_published": m % 3} for m in range(1, 12)]
+                          + [{"month": "2026-12", "accesses": 4321, "changes_stored": 0, "entries_published": 2}],
     "/departments": [{"code": P, "name": "市场监管局"}, {"code": Q, "name": "自然资源局"},
                      {"code": C, "name": "行政审批局"}],
 }  # fmt: skip
@@ -123,7 +126,12 @@ async def test_the_dashboard_shows_each_figure_as_a_table_and_a_chart() -> None:
     held = text[text.index('id="volumes"') : text.index('id="accesses"')]
     assert "市场监管局" in held and "900" not in held  # the withdrawn resource is not the city's data
     charts = [base64.b64decode(found).decode() for found in IMAGE.findall(text)]
-    assert len(charts) == 5 and any("自然资源局" in svg for svg in charts)
+    assert len(charts) == 6 and any("自然资源局" in svg for svg in charts)
+    # the trends: a table of the 12 months, and one chart with a line per series over them
+    trends = text[text.index('id="trends"') :]
+    assert trends.count('<td data-label="月份">') == 12 and '<td data-label="数据访问次数">4321</td>' in trends
+    [trend] = [svg for svg in charts if "近12个月" in svg]
+    assert "数据访问次数" in trend and "发布的目录版本" in trend and "26-01" in trend and "26-12" in trend
     assert "img-src 'self' data:" in page.headers["content-security-policy"]
 
 
