@@ -193,6 +193,32 @@ async def test_the_report_is_the_auditors_document_fetched_with_the_persons_toke
     assert odd.status_code == 200 and not any(".." in r.url.path for r in asked)  # last month's instead
 
 
+async def test_a_notice_of_criticism_is_the_auditors_document_passed_on_sandboxed_or_as_a_pdf() -> None:
+    asked: list[httpx.Request] = []
+
+    def services(request: httpx.Request) -> httpx.Response:
+        if request.url.path.startswith("/inbox/"):
+            return httpx.Response(200, json={"total": 0, "items": []})
+        asked.append(request)
+        if request.url.path.endswith(".pdf"):
+            return httpx.Response(200, content=b"%PDF-1.7 notice", headers={"content-type": "application/pdf"})
+        html = "<html><h1>关于对市场监管局的通报批评</h1></html>"
+        return httpx.Response(200, text=html, headers={"content-type": "text/html; charset=utf-8"})
+
+    app = build(ConsoleSettings(), transport=httpx.MockTransport(services))
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://console") as browser:
+        browser.cookies.set("console-session", token(P, Role.CATALOG_COMPILER))
+        page = await browser.get("/oversight/finding/notice", params={"id": "F0123ABC"})
+        pdf = await browser.get("/oversight/finding/notice", params={"id": "F0123ABC", "format": "pdf"})
+        odd = await browser.get("/oversight/finding/notice", params={"id": "../x"})
+    assert page.status_code == 200 and "通报批评" in page.text
+    assert page.headers["content-security-policy"].startswith("sandbox;")
+    assert pdf.content.startswith(b"%PDF") and 'filename="notice-F0123ABC.pdf"' in pdf.headers["content-disposition"]
+    assert [r.url.path for r in asked] == ["/findings/F0123ABC/notice.html", "/findings/F0123ABC/notice.pdf"]
+    assert all(r.headers["authorization"].startswith("Bearer ") for r in asked)
+    assert odd.status_code == 404  # never sent on
+
+
 async def test_the_findings_filter_for_all_statuses_and_its_pages_carry_no_empty_filter() -> None:
     asked: list[httpx.Request] = []
 
