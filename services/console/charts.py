@@ -83,6 +83,7 @@ def months_svg(chart: Months) -> str:
     """The trend as an SVG document (text kept as text): the months along, a line with its points per series."""
     import matplotlib
     from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
 
     height = 2.8
     figure = Figure(figsize=(WIDTH, height))
@@ -96,6 +97,7 @@ def months_svg(chart: Months) -> str:
     axes.spines[["top", "right"]].set_visible(False)
     axes.set_ylim(0, (max(chart.values, default=0) or 1) * 1.15)
     axes.tick_params(axis="y", labelsize=7)
+    axes.yaxis.set_major_locator(MaxNLocator(integer=True))  # counts: no 0.2 of an access
     axes.legend(prop={"family": FONTS, "size": LABEL_POINTS}, frameon=False, loc="upper left")
     out = io.StringIO()
     with matplotlib.rc_context({"svg.fonttype": "none", "svg.hashsalt": "console"}):

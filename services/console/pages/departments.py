@@ -48,6 +48,8 @@ async def _department_page(
         console.services.call("directory", "GET", path + "/data-administrators", person.token),
     )
     admins = [p for p in people if "data_administrator" in p["roles"]]
+    # whom the IT office may appoint: the department's active people (logins are shown to it only)
+    eligible = [p for p in people if p["active"] and p.get("person_id") and p not in admins]
     status = 200 if error is None else error.status
     return render(
         request,
@@ -56,6 +58,7 @@ async def _department_page(
         d=shown,
         people=people,
         admins=admins,
+        eligible=eligible,
         appointments=appointments[-5:][::-1],  # the latest first
         role_names=ROLE_NAMES,
         assigned_roles=ASSIGNED_ROLES,
