@@ -441,17 +441,17 @@ async def test_the_it_office_keeps_the_directory_and_the_directory_decides(city:
 
 
 async def test_the_dashboard_shows_the_city_s_last_twelve_months(city: City) -> None:
-    """The auditor's monthly totals: the entry the fixture published counts in this month once the auditor has
-    heard of it; accesses as the auditor's projection holds them (here one day's, written as it writes them)."""
+    """The auditor's monthly totals: the entry the fixture published counts once the auditor has heard of it;
+    accesses as the auditor's projection holds them (here one day's, written as it writes them)."""
     office = bearer(credit_code("360800", 9003), Role.AUDITOR, subject="auditor")
     async with httpx.AsyncClient(base_url=city.auditor.url, headers=office) as auditor:
         months: list[dict] = []
         for _ in range(240):  # the auditor reads the catalog's events as they come; no order is assumed
             months = (await auditor.get("/evaluation/trends")).json()
-            if months[-1]["entries_published"] >= 1:
+            if sum(m["entries_published"] for m in months) >= 1:  # this month's, or last's at a month's turn
                 break
             await asyncio.sleep(0.25)
-        assert months[-1]["entries_published"] >= 1, months
+        assert sum(m["entries_published"] for m in months) >= 1, months
     this_month = months[-1]["month"]
     first_day = datetime.strptime(this_month + "-01", "%Y-%m-%d")
     await city.auditor_db[DAILY].insert_one(
