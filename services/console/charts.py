@@ -65,6 +65,46 @@ def bar_svg(chart: Bars) -> str:
     return out.getvalue()
 
 
+@dataclass(frozen=True)
+class Months:
+    """A line per series over months, in the order given (a trend, not a ranking)."""
+
+    title: str
+    months: Sequence[str]
+    series: dict[str, Sequence[float]]  # the line's name: a value per month
+    colors: Sequence[str] = ("#3b6ea5", "#2f855a", "#c05621")
+
+    @property
+    def values(self) -> list[float]:
+        return [v for line in self.series.values() for v in line]
+
+
+def months_svg(chart: Months) -> str:
+    """The trend as an SVG document (text kept as text): the months along, a line with its points per series."""
+    import matplotlib
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
+
+    height = 2.8
+    figure = Figure(figsize=(WIDTH, height))
+    figure.subplots_adjust(left=0.09, right=0.98, top=1 - 0.45 / height, bottom=0.62 / height)
+    axes = figure.add_subplot()
+    positions = list(range(len(chart.months)))
+    for (name, values), color in zip(chart.series.items(), chart.colors, strict=False):
+        axes.plot(positions, list(values), marker="o", markersize=3, color=color, label=name)
+    axes.set_xticks(positions, [m[2:] for m in chart.months], fontsize=7)  # 2026-10 as 26-10: twelve fit
+    axes.set_title(chart.title, fontfamily=FONTS, fontsize=10)
+    axes.spines[["top", "right"]].set_visible(False)
+    axes.set_ylim(0, (max(chart.values, default=0) or 1) * 1.15)
+    axes.tick_params(axis="y", labelsize=7)
+    axes.yaxis.set_major_locator(MaxNLocator(integer=True))  # counts: no 0.2 of an access
+    axes.legend(prop={"family": FONTS, "size": LABEL_POINTS}, frameon=False, loc="upper left")
+    out = io.StringIO()
+    with matplotlib.rc_context({"svg.fonttype": "none", "svg.hashsalt": "console"}):
+        figure.savefig(out, format="svg", metadata={"Date": None})
+    return out.getvalue()
+
+
 def _short(label: str) -> str:
     return label if len(label) <= 14 else label[:13] + "…"
 
@@ -73,10 +113,14 @@ def data_uri(svg: str) -> str:
     return "data:image/svg+xml;base64," + base64.b64encode(svg.encode()).decode()
 
 
-async def draw(charts: dict[str, Bars]) -> dict[str, str]:
+async def draw(charts: dict[str, Bars | Months]) -> dict[str, str]:
     """Each chart as a data URI for an <img>, drawn off the event loop; a chart without values is left out."""
 
     def run() -> dict[str, str]:
-        return {name: data_uri(bar_svg(c)) for name, c in charts.items() if c.values}
+        return {
+            name: data_uri(months_svg(c) if isinstance(c, Months) else bar_svg(c))
+            for name, c in charts.items()
+            if c.values
+        }
 
     return await asyncio.get_running_loop().run_in_executor(_drawer, run)

@@ -26,7 +26,9 @@ from services.console.pages import (
     catalog,
     city,
     compile,
+    departments,
     disputes,
+    findings,
     grants,
     inbox,
     oversight,
@@ -102,6 +104,8 @@ def build(settings: ConsoleSettings, transport: httpx.AsyncBaseTransport | None 
         browse.router,
         city.router,
         oversight.router,
+        departments.router,
+        findings.router,
     ):
         app.include_router(router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")

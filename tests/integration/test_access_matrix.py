@@ -563,6 +563,7 @@ def matrix(machine_id: str) -> list[tuple[str, str, str, str, dict, set[str]]]:
             set(PRINCIPALS),
         ),
         ("auditor", "GET", "/evaluation/data-accesses", "/evaluation/data-accesses", {}, OVERSIGHT),
+        ("auditor", "GET", "/evaluation/trends", "/evaluation/trends", {}, OVERSIGHT),
         ("auditor", "GET", "/evaluation/formula", "/evaluation/formula", {}, PEOPLE),
         (
             "auditor",

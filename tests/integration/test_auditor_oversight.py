@@ -832,3 +832,33 @@ async def test_the_oversight_consumer_marks_the_accesses_it_read_and_records_the
         await publisher.stop()
         await runtime.publisher.stop()
         await runtime.client.aclose()
+
+
+async def test_the_city_s_last_months_count_accesses_stored_changes_and_published_versions(infra) -> None:
+    """The trend the city's dashboard draws: the last twelve months to the auditor's today, oldest first, each
+    with the data served to other departments, the changes stored and the catalog versions published, summed by
+    the database; a refused access and what came before the twelve months are not counted, a quiet month is 0s."""
+    runtime = Runtime.build("auditor", settings_for(infra))
+    await ensure_indexes(runtime.db)
+    oversight = Oversight(store=MongoOversightStore(runtime), clock=FixedDay(TODAY), calendar=CAL)
+    provider, consumer, code = "D01" + "0" * 15, "D02" + "0" * 15, "101001/000001"
+    events = [
+        published(code, provider, 1, "DAILY", date(2026, 9, 10)),
+        published(code, provider, 2, "DAILY", date(2026, 10, 20)),
+        stored(code, provider, date(2026, 10, 21)),
+        *(access(code, provider, consumer, date(2026, 10, day)) for day in (22, 23, 31)),
+        access(code, provider, consumer, date(2026, 11, 1)),
+        access(code, provider, consumer, date(2026, 11, 1), result="REFUSED", reason="purpose"),
+        access(code, provider, consumer, date(2025, 11, 28)),  # a year before: outside the twelve months
+    ]
+    try:
+        assert await observe_batch(events, oversight, runtime.keys) == {}
+        found = await handlers.trends(12, oversight)
+    finally:
+        await runtime.client.aclose()
+    assert [m.month for m in found] == ["2025-12", *(f"2026-{n:02d}" for n in range(1, 12))]
+    counted = {m.month: (m.accesses, m.changes_stored, m.entries_published) for m in found}
+    assert counted.pop("2026-09") == (0, 0, 1)
+    assert counted.pop("2026-10") == (3, 1, 1)
+    assert counted.pop("2026-11") == (1, 0, 0)
+    assert set(counted.values()) == {(0, 0, 0)}

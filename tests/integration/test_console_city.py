@@ -5,20 +5,25 @@ ranking with its report; a department sees its own figures and gets the services
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import re
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import date, datetime
 
 import httpx
 import pytest
 from cryptography.hazmat.primitives import serialization
 from pymongo import AsyncMongoClient
+from pymongo.asynchronous.database import AsyncDatabase
 
 from common.policy import Role
 from devstack.processes import free_port, start_infra, stop
 from services.auditor.adapters.mongo import ACCESS_COUNTS
+from services.auditor.domain.findings import Category, Finding, Status
+from services.auditor.oversight.adapters.mongo import DAILY, FINDINGS, finding_doc
 from services.console.pages.oversight import period_or_last_month
 from services.directory.demo_data import credit_code
 from tests.integration.conftest import ServiceProcess
@@ -49,6 +54,9 @@ class City:
     resource: str
     demand_id: str
     logins: dict[str, tuple[str, str]]  # (login, password) by name
+    directory: ServiceProcess
+    auditor: ServiceProcess
+    auditor_db: AsyncDatabase  # the auditor's database, for what its stream worker or deadline watch would write
 
 
 async def publish_entry(catalog: ServiceProcess, provider: str) -> str:
@@ -158,9 +166,12 @@ async def city(tmp_path_factory) -> AsyncIterator[City]:
         mongo = AsyncMongoClient(infra.mongo_uri)
         try:
             await mongo[f"{database}_a"][ACCESS_COUNTS].insert_one({"_id": consumer, "count": 7})
+            demand_id = demand.json()["demand_id"]
+            yield City(
+                console, provider, consumer, resource, demand_id, logins, directory, auditor, mongo[f"{database}_a"]
+            )
         finally:
             await mongo.close()
-        yield City(console, provider, consumer, resource, demand.json()["demand_id"], logins)
     finally:
         for service in running:
             service.stop()
@@ -252,3 +263,214 @@ async def test_a_department_sees_its_own_figures_and_the_refusals_for_the_citys(
     async with httpx.AsyncClient(base_url=city.console.url, timeout=30) as leader:
         await sign_in(leader, *city.logins["leader"])
         assert (await leader.get("/city")).status_code == 200
+
+
+FINDING_FORM = {
+    "category": "DATA_NOT_PROVIDED_IN_TIME",
+    "matter": "resource:城市测试",
+    "description": "城市测试：数据未按更新周期提供",
+    "evidence": "交换记录：十一月无数据",
+}
+
+
+async def test_the_it_office_raises_a_finding_closes_it_and_reads_the_notice_of_an_escalated_one(city: City) -> None:
+    operator = bearer(credit_code("360800", 9003), Role.IT_OFFICE_OPERATOR, subject="it-operator")
+    async with httpx.AsyncClient(base_url=city.console.url, timeout=30) as browser:
+        await sign_in(browser, *city.logins["operator"])
+        form = await browser.get("/oversight/findings/new", params={"department": city.provider})
+        assert form.status_code == 200 and f'<option value="{city.provider}" selected>' in form.text
+        assert 'for="evidence"' in form.text and 'for="matter"' in form.text  # every field has its label
+        request_id = re.search(r'name="request_id" value="([0-9a-f]+)"', form.text)
+        assert request_id
+        posted = {"csrf_token": csrf_of(form), "request_id": request_id[1], "department_code": city.provider}
+
+        # the auditor refuses a finding without its matter: the form again, with its words and what was typed
+        refused = await browser.post("/oversight/findings/raise", data=posted | FINDING_FORM | {"matter": ""})
+        assert refused.status_code == 422 and 'class="error"' in refused.text
+        assert "城市测试：数据未按更新周期提供" in refused.text
+
+        raised = await browser.post("/oversight/findings/raise", data=posted | FINDING_FORM)
+        assert raised.status_code == 303, raised.text[-800:]
+        again = await browser.post("/oversight/findings/raise", data=posted | FINDING_FORM)  # a double click
+        assert again.headers["location"] == raised.headers["location"]
+        finding_id = raised.headers["location"].rpartition("=")[2]
+        async with httpx.AsyncClient(base_url=city.auditor.url, headers=operator) as auditor:
+            held = (await auditor.get(f"/findings/{finding_id}")).json()
+        assert held["status"] == "OPEN" and held["raised_by"] == city.logins["operator"][0]
+        shown = await browser.get(raised.headers["location"])
+        assert held["correct_by"] in shown.text and "交换记录：十一月无数据" in shown.text  # the auditor's deadline
+        assert "记录整改并结案" in shown.text and 'for="proof"' in shown.text
+
+        closed = await browser.post(
+            "/oversight/findings/correct",
+            data={"csrf_token": csrf_of(shown), "finding_id": finding_id, "proof": "已补传十一月数据，见交换记录"},
+        )
+        assert closed.status_code == 303
+        shown = await browser.get(closed.headers["location"])
+        assert "已整改" in shown.text and "已补传十一月数据" in shown.text and "记录整改并结案" not in shown.text
+        twice = await browser.post(
+            "/oversight/findings/correct",
+            data={"csrf_token": csrf_of(shown), "finding_id": finding_id, "proof": "再次"},
+        )
+        assert twice.status_code == 409 and 'class="error"' in twice.text  # the auditor's word: it is not open
+
+        # one the deadline watch escalated (its escalation: tests/integration/test_auditor_oversight.py)
+        late = Finding(
+            finding_id="F" + uuid.uuid4().hex[:20].upper(),
+            department_code=city.provider,
+            category=Category.CATALOG_NOT_MAINTAINED,
+            matter=f"entry:{city.resource}",
+            description="城市测试：目录逾期未更新",
+            detected_on=date(2026, 10, 9),
+            correct_by=date(2026, 10, 23),
+            raised_by="auditor",
+            evidence=("UPDATE_AFTER_CHANGE due 2026-10-16",),
+            status=Status.ESCALATED,
+            escalated_on=date(2026, 10, 26),
+        )
+        await city.auditor_db[FINDINGS].insert_one(finding_doc(late))
+        shown = await browser.get("/oversight/finding", params={"id": late.finding_id})
+        assert "已通报批评" in shown.text and "通报批评文书" in shown.text
+        notice = await browser.get("/oversight/finding/notice", params={"id": late.finding_id})
+        assert notice.status_code == 200 and "通报批评" in notice.text and "2026-10-23" in notice.text
+        assert notice.headers["content-security-policy"].startswith("sandbox")  # its PDF: test_console_city (unit)
+
+    # the department reads its own findings and notice, and may not close one: the auditor's refusal
+    async with httpx.AsyncClient(base_url=city.console.url, timeout=30) as own:
+        await sign_in(own, *city.logins["provider-admin"])
+        listed = await own.get("/oversight/findings")
+        assert listed.status_code == 200 and finding_id in listed.text and late.finding_id in listed.text
+        shown = await own.get("/oversight/finding", params={"id": late.finding_id})
+        assert shown.status_code == 200 and "记录整改并结案" not in shown.text
+        assert (await own.get("/oversight/finding/notice", params={"id": late.finding_id})).status_code == 200
+        form = await own.get("/oversight/findings/new")
+        raised = await own.post("/oversight/findings/raise", data={"csrf_token": csrf_of(form)} | FINDING_FORM)
+        assert raised.status_code == 403 and "无权执行此操作" in raised.text
+    async with httpx.AsyncClient(base_url=city.console.url, timeout=30) as other:
+        await sign_in(other, *city.logins["admin"])
+        refused = await other.get("/oversight/finding", params={"id": late.finding_id})
+        assert refused.status_code == 403 and "无权执行此操作" in refused.text
+        notice = await other.get("/oversight/finding/notice", params={"id": late.finding_id})
+        assert notice.status_code == 403 and "<html" in notice.text
+
+
+async def test_the_it_office_keeps_the_directory_and_the_directory_decides(city: City) -> None:
+    """People registered, deactivated and reactivated, the data administrator appointed and the department
+    renamed, each through the directory's own route; its refusals are shown beside the forms."""
+    code = credit_code("360800", 600000 + uuid.uuid4().int % 99999)
+    operator = bearer(credit_code("360800", 9003), Role.IT_OFFICE_OPERATOR, subject="it-operator")
+    async with httpx.AsyncClient(base_url=city.directory.url, headers=operator) as directory:
+        body = {"code": code, "name": "城市测试名录局", "level": "CITY", "parent_code": city.provider}
+        assert (await directory.post("/departments", json=body)).status_code == 201
+    login = f"dir-{uuid.uuid4().hex[:8]}"
+    async with httpx.AsyncClient(base_url=city.console.url, timeout=30) as browser:
+        await sign_in(browser, *city.logins["operator"])
+        page = await browser.get("/city/department", params={"code": code})
+        assert page.status_code == 200 and "登记人员" in page.text and 'for="new_person_id"' in page.text
+
+        person = {"csrf_token": csrf_of(page), "department_code": code, "person_id": login, "name": "名录测试员"}
+        added = await browser.post("/city/people/add", data=person | {"roles": ["catalog_compiler"]})
+        assert added.status_code == 200 and login in added.text
+        secret = re.search(r'<code class="secret">([^<]+)</code>', added.text)
+        assert secret, added.text[-1000:]
+        assert "目录编制人" in added.text
+        # the directory refuses a login taken, and a role of the IT office's staff in a city bureau
+        taken = await browser.post("/city/people/add", data=person)
+        assert taken.status_code == 409 and 'class="error"' in taken.text
+        wrong_role = person | {"person_id": login + "-x", "roles": ["it_office_operator"]}
+        refused = await browser.post("/city/people/add", data=wrong_role)
+        assert refused.status_code == 422 and 'class="error"' in refused.text
+
+        appointed = await browser.post(
+            "/city/department/administrator",
+            data={"csrf_token": csrf_of(page), "department_code": code, "person_id": login},
+        )
+        assert appointed.status_code == 303, appointed.text[-800:]
+        page = await browser.get(appointed.headers["location"])
+        assert re.search(r"<dt>数据管理员</dt><dd>名录测试员</dd>", page.text), page.text[-2000:]
+        again = await browser.post(
+            "/city/department/administrator",
+            data={"csrf_token": csrf_of(page), "department_code": code, "person_id": login},
+        )
+        assert again.status_code == 409 and 'class="error"' in again.text  # already the data administrator
+
+        renamed = await browser.post(
+            "/city/department/rename",
+            data={"csrf_token": csrf_of(page), "department_code": code, "name": "城市测试新名局"},
+        )
+        assert renamed.status_code == 303
+        assert "<h1>城市测试新名局" in (await browser.get(renamed.headers["location"])).text
+        async with httpx.AsyncClient(base_url=city.directory.url, headers=operator) as directory:
+            held = (await directory.get(f"/departments/{code}")).json()
+        assert (held["name"], held["parent_code"], held["active"]) == ("城市测试新名局", city.provider, True)
+
+        # the new person signs in with the password shown once; deactivated, no more; reactivated, again
+        async with httpx.AsyncClient(base_url=city.console.url, timeout=30) as newcomer:
+            await sign_in(newcomer, login, secret[1])
+        deactivated = await browser.post(
+            "/city/people/deactivate", data={"csrf_token": csrf_of(page), "department_code": code, "person_id": login}
+        )
+        assert deactivated.status_code == 303
+        page = await browser.get(deactivated.headers["location"])
+        assert "已停用" in page.text and 'for="reason-1"' in page.text
+        async with httpx.AsyncClient(base_url=city.console.url, timeout=30) as newcomer:
+            form = await newcomer.get("/login")
+            tried = await newcomer.post(
+                "/login", data={"username": login, "password": secret[1], "csrf_token": csrf_of(form)}
+            )
+            assert tried.status_code != 303
+        reactivated = await browser.post(
+            "/city/people/reactivate",
+            data={"csrf_token": csrf_of(page), "department_code": code, "person_id": login, "reason": "误停用"},
+        )
+        assert reactivated.status_code == 303
+        async with httpx.AsyncClient(base_url=city.console.url, timeout=30) as newcomer:
+            await sign_in(newcomer, login, secret[1])
+
+    # anyone else reads the directory, without the forms, and gets the directory's refusal for a change
+    async with httpx.AsyncClient(base_url=city.console.url, timeout=30) as admin:
+        await sign_in(admin, *city.logins["admin"])
+        page = await admin.get("/city/department", params={"code": code})
+        assert page.status_code == 200 and "城市测试新名局" in page.text and "修改部门名称" not in page.text
+        renamed = await admin.post(
+            "/city/department/rename", data={"csrf_token": csrf_of(page), "department_code": code, "name": "改名"}
+        )
+        assert renamed.status_code == 403 and "无权执行此操作" in renamed.text
+    async with httpx.AsyncClient(base_url=city.directory.url, headers=operator) as directory:
+        assert (await directory.get(f"/departments/{code}")).json()["name"] == "城市测试新名局"
+
+
+async def test_the_dashboard_shows_the_city_s_last_twelve_months(city: City) -> None:
+    """The auditor's monthly totals: the entry the fixture published counts once the auditor has heard of it;
+    accesses as the auditor's projection holds them (here one day's, written as it writes them)."""
+    office = bearer(credit_code("360800", 9003), Role.AUDITOR, subject="auditor")
+    async with httpx.AsyncClient(base_url=city.auditor.url, headers=office) as auditor:
+        months: list[dict] = []
+        for _ in range(240):  # the auditor reads the catalog's events as they come; no order is assumed
+            months = (await auditor.get("/evaluation/trends")).json()
+            if sum(m["entries_published"] for m in months) >= 1:  # this month's, or last's at a month's turn
+                break
+            await asyncio.sleep(0.25)
+        assert sum(m["entries_published"] for m in months) >= 1, months
+    this_month = months[-1]["month"]
+    first_day = datetime.strptime(this_month + "-01", "%Y-%m-%d")
+    await city.auditor_db[DAILY].insert_one(
+        {
+            "_id": f"used|{city.provider}|{this_month}-01|{city.resource}|{city.consumer}",
+            "measure": "used",
+            "department_code": city.provider,
+            "day": first_day,
+            "resource_code": city.resource,
+            "other": city.consumer,
+            "count": 4321,
+        }
+    )
+    async with httpx.AsyncClient(base_url=city.console.url, timeout=30) as browser:
+        await sign_in(browser, *city.logins["leader"])
+        page = await browser.get("/city")
+    assert page.status_code == 200, page.text[-1500:]
+    trends = page.text[page.text.index('id="trends"') :]
+    assert trends.count('<td data-label="月份">') == 12 and f'<td data-label="月份">{this_month}</td>' in trends
+    assert '<td data-label="数据访问次数">4321</td>' in trends
+    charts = [base64.b64decode(found).decode() for found in CHART.findall(trends)]
+    assert len(charts) == 1 and "数据访问次数" in charts[0] and "发布的目录版本" in charts[0]

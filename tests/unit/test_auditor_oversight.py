@@ -49,6 +49,7 @@ from services.auditor.domain.scoring import (
     within,
 )
 from services.auditor.domain.supply import Supply, delivery_due, stale, supply_after
+from services.auditor.domain.trends import last_months, month_totals
 from services.auditor.oversight import handlers
 from services.auditor.oversight.handlers import Oversight
 
@@ -557,3 +558,18 @@ async def test_an_event_dated_beyond_reach_is_refused_alone_and_the_rest_of_its_
     refused = await observe_batch([far, near], oversight(store, date(2026, 9, 2)), None)  # type: ignore[arg-type]
     assert refused == {far.event_id: "ValueError: EntryFact.day: 9999-12-20 is outside 1900–2999"}
     assert set(store.supplies) == {"R8"}
+
+
+def test_the_trend_s_months_reach_back_across_the_year_and_a_month_without_counts_is_zero() -> None:
+    months = last_months(date(2026, 2, 14), 4)
+    assert [m.label for m in months] == ["2025-11", "2025-12", "2026-01", "2026-02"]
+    assert (months[0].start, months[-1].end) == (date(2025, 11, 1), date(2026, 2, 28))
+    totals = month_totals(months, {("2025-12", "used"): 7, ("2025-12", "published"): 2, ("2026-02", "delivered"): 3})
+    assert [(t.month, t.accesses, t.changes_stored, t.entries_published) for t in totals] == [
+        ("2025-11", 0, 0, 0),
+        ("2025-12", 7, 0, 2),
+        ("2026-01", 0, 0, 0),
+        ("2026-02", 0, 3, 0),
+    ]
+    with pytest.raises(ValueError):
+        last_months(date(2026, 2, 14), 25)

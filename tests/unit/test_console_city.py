@@ -93,6 +93,9 @@ CANNED = {
                    resource("101002/000001", Q, 900, None, published=False)],
     "/resources/stale": [],
     "/evaluation/data-accesses": {C: 7},
+    "/evaluation/trends": [{"month": f"2026-{m:02d}", "accesses": 10 * m, "changes_stored": 3,
+                            "entries_published": m % 3} for m in range(1, 12)]
+                          + [{"month": "2026-12", "accesses": 4321, "changes_stored": 0, "entries_published": 2}],
     "/departments": [{"code": P, "name": "市场监管局"}, {"code": Q, "name": "自然资源局"},
                      {"code": C, "name": "行政审批局"}],
 }  # fmt: skip
@@ -123,7 +126,12 @@ async def test_the_dashboard_shows_each_figure_as_a_table_and_a_chart() -> None:
     held = text[text.index('id="volumes"') : text.index('id="accesses"')]
     assert "市场监管局" in held and "900" not in held  # the withdrawn resource is not the city's data
     charts = [base64.b64decode(found).decode() for found in IMAGE.findall(text)]
-    assert len(charts) == 5 and any("自然资源局" in svg for svg in charts)
+    assert len(charts) == 6 and any("自然资源局" in svg for svg in charts)
+    # the trends: a table of the 12 months, and one chart with a line per series over them
+    trends = text[text.index('id="trends"') :]
+    assert trends.count('<td data-label="月份">') == 12 and '<td data-label="数据访问次数">4321</td>' in trends
+    [trend] = [svg for svg in charts if "近12个月" in svg]
+    assert "数据访问次数" in trend and "发布的目录版本" in trend and "26-01" in trend and "26-12" in trend
     assert "img-src 'self' data:" in page.headers["content-security-policy"]
 
 
@@ -183,6 +191,32 @@ async def test_the_report_is_the_auditors_document_fetched_with_the_persons_toke
     ]
     assert all(r.headers["authorization"].startswith("Bearer ") for r in reports)
     assert odd.status_code == 200 and not any(".." in r.url.path for r in asked)  # last month's instead
+
+
+async def test_a_notice_of_criticism_is_the_auditors_document_passed_on_sandboxed_or_as_a_pdf() -> None:
+    asked: list[httpx.Request] = []
+
+    def services(request: httpx.Request) -> httpx.Response:
+        if request.url.path.startswith("/inbox/"):
+            return httpx.Response(200, json={"total": 0, "items": []})
+        asked.append(request)
+        if request.url.path.endswith(".pdf"):
+            return httpx.Response(200, content=b"%PDF-1.7 notice", headers={"content-type": "application/pdf"})
+        html = "<html><h1>关于对市场监管局的通报批评</h1></html>"
+        return httpx.Response(200, text=html, headers={"content-type": "text/html; charset=utf-8"})
+
+    app = build(ConsoleSettings(), transport=httpx.MockTransport(services))
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://console") as browser:
+        browser.cookies.set("console-session", token(P, Role.CATALOG_COMPILER))
+        page = await browser.get("/oversight/finding/notice", params={"id": "F0123ABC"})
+        pdf = await browser.get("/oversight/finding/notice", params={"id": "F0123ABC", "format": "pdf"})
+        odd = await browser.get("/oversight/finding/notice", params={"id": "../x"})
+    assert page.status_code == 200 and "通报批评" in page.text
+    assert page.headers["content-security-policy"].startswith("sandbox;")
+    assert pdf.content.startswith(b"%PDF") and 'filename="notice-F0123ABC.pdf"' in pdf.headers["content-disposition"]
+    assert [r.url.path for r in asked] == ["/findings/F0123ABC/notice.html", "/findings/F0123ABC/notice.pdf"]
+    assert all(r.headers["authorization"].startswith("Bearer ") for r in asked)
+    assert odd.status_code == 404  # never sent on
 
 
 async def test_the_findings_filter_for_all_statuses_and_its_pages_carry_no_empty_filter() -> None:

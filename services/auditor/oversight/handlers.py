@@ -41,6 +41,7 @@ from services.auditor.domain.scoring import (
     within,
 )
 from services.auditor.domain.supply import Supply, delivered_remedy, stale, stale_suspicion, supply_after
+from services.auditor.domain.trends import MonthTotals, last_months, month_totals
 from services.auditor.oversight.ports import Clock, OversightStore, OversightTransaction
 
 AUDITOR = "auditor"
@@ -283,6 +284,12 @@ async def _rankings(span: Period, periods: list[Period], oversight: Oversight) -
 
     rankings: list[list[Ranked]] = await oversight.offload(lambda: [ranked(p) for p in periods])
     return rankings
+
+
+async def trends(months: int, oversight: Oversight) -> list[MonthTotals]:
+    """The city's accesses, stored changes and published versions per month, the last `months` to this one."""
+    periods = last_months(oversight.clock.today(), months)
+    return month_totals(periods, await oversight.store.monthly_totals(periods[0].start, periods[-1].end))
 
 
 def current_month(oversight: Oversight) -> Period:

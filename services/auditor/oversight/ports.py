@@ -110,6 +110,11 @@ class OversightStore(Protocol):
 
     async def finding(self, finding_id: str) -> Finding | None: ...
 
+    async def monthly_totals(self, start: date, until: date) -> dict[tuple[str, str], int]:
+        """Uses served, changes stored and versions published from `start` to `until`, summed by the database
+        per (month label, measure or entry step)."""
+        ...
+
     async def open_findings(self) -> dict[Category, int]:
         """How many findings are open, per category (counted by the database)."""
         ...

@@ -1,8 +1,9 @@
 """The city's dashboard, for the IT office and the leadership group: catalog entries by status and the
 overdue ones, share requests by state and the decisions past their deadline, data volumes and freshness per
-department, data accesses per consumer department — each figure as a service answers it (the catalog's search
-facets and overdue list, the exchange's resources and request tally, the auditor's access counts), with charts.
-The services decide who may see the city's figures: anyone else gets their refusal."""
+department, data accesses per consumer department, and over the last 12 months the accesses and the catalog
+versions published (approved) per month — each figure as a service answers it (the catalog's search facets
+and overdue list, the exchange's resources and request tally, the auditor's access counts and monthly
+totals), with charts. The services decide who may see the city's figures: anyone else gets their refusal."""
 
 from __future__ import annotations
 
@@ -14,12 +15,13 @@ from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from services.console import labels
-from services.console.charts import Bars, draw
+from services.console.charts import Bars, Months, draw
 from services.console.web import ConsoleDep, PersonDep, render
 
 router = APIRouter()
 STATUSES = tuple(labels.LABELS["status"])  # an entry version's states, in the catalog's order
 NOT_IN_CATALOG = frozenset({"WITHDRAWN"})  # listed by status, left out of the entries' total
+TREND_MONTHS = 12
 IMAGES_CSP = "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'; form-action 'self'"
 
 
@@ -73,7 +75,7 @@ async def city(request: Request, console: ConsoleDep, person: PersonDep) -> Resp
     def call(service: str, path: str, **params: Any) -> Any:
         return console.services.call(service, "GET", path, person.token, params=params or None)
 
-    catalog, overdue, tally, resources, stale, accesses, departments = await asyncio.gather(
+    catalog, overdue, tally, resources, stale, accesses, trends, departments = await asyncio.gather(
         # naming every status: oversight then counts every department's entries, not only the published
         console.services.call(
             "catalog", "GET", "/search", person.token, params=[("limit", 1), *(("status", s) for s in STATUSES)]
@@ -83,6 +85,7 @@ async def city(request: Request, console: ConsoleDep, person: PersonDep) -> Resp
         call("exchange", "/resources"),
         call("exchange", "/resources/stale"),
         call("auditor", "/evaluation/data-accesses"),
+        call("auditor", "/evaluation/trends", months=TREND_MONTHS),
         call("directory", "/departments"),
     )
     names = {d["code"]: d["name"] for d in departments}
@@ -104,6 +107,14 @@ async def city(request: Request, console: ConsoleDep, person: PersonDep) -> Resp
             "volumes": Bars(
                 "数据量（记录数，按提供部门）", [v.name or v.provider_code for v in held], [v.records for v in held]
             ),
+            "trends": Months(
+                "近12个月（按月）",
+                [m["month"] for m in trends],
+                {
+                    "数据访问次数": [m["accesses"] for m in trends],
+                    "发布的目录版本": [m["entries_published"] for m in trends],
+                },
+            ),
             "accesses": Bars(
                 "数据访问次数（按使用部门）", [n or c for c, n, _ in uses], [k for _, _, k in uses], "#2f855a"
             ),
@@ -121,6 +132,7 @@ async def city(request: Request, console: ConsoleDep, person: PersonDep) -> Resp
         volumes=held,
         stale=stale,
         uses=uses,
+        trends=trends,
         names=names,
         charts=charts,
     )

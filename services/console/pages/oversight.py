@@ -1,6 +1,6 @@
 """The IT office's work lists and the oversight pages: duplicate-source flags (Art. 12), unmet demands and their
-matching, the department directory with each department's people and data administrators; the auditor's
-findings (Art. 24) and the evaluation ranking with the monthly report. A department sees its own figures and
+matching; the auditor's findings (Art. 24) and the evaluation ranking with the monthly report (the directory's
+pages are in departments.py, the work on a finding in findings.py). A department sees its own figures and
 findings. The services decide who may see and do what; these pages show their answers and refusals."""
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ from common import limits
 from common.fields import Code, Position
 from services.console import forms
 from services.console.clients import Refused, segment
-from services.console.session import ROLE_NAMES
 from services.console.web import CHINA, ConsoleDep, FormDep, PersonDep, redirect, render
 
 router = APIRouter()
@@ -143,26 +142,6 @@ async def match(request: Request, console: ConsoleDep, person: PersonDep, form: 
 @router.post("/city/demands/unmatch")
 async def unmatch(request: Request, console: ConsoleDep, person: PersonDep, form: FormDep) -> Response:
     return await _settle(request, console, person, form, "unmatch")
-
-
-@router.get("/city/departments")
-async def departments(request: Request, console: ConsoleDep, person: PersonDep) -> Response:
-    found = await console.services.call("directory", "GET", "/departments", person.token)
-    found.sort(key=lambda d: (d["level"], d["code"]))
-    return render(request, "departments.html", departments=found)
-
-
-@router.get("/city/department")
-async def department(
-    request: Request, console: ConsoleDep, person: PersonDep, code: Annotated[Code, Query()]
-) -> Response:
-    path = f"/departments/{segment(code)}"
-    shown, people = await asyncio.gather(
-        console.services.call("directory", "GET", path, person.token),
-        console.services.call("directory", "GET", path + "/people", person.token),
-    )
-    admins = [p for p in people if "data_administrator" in p["roles"]]
-    return render(request, "department.html", d=shown, people=people, admins=admins, role_names=ROLE_NAMES)
 
 
 # -- the auditor's findings, figures and ranking ------------------------------------------------------------

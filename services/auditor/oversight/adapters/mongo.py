@@ -536,6 +536,23 @@ class MongoOversightStore:
         doc = await self.db[FINDINGS].find_one({"_id": finding_id})
         return finding_of(doc) if doc else None
 
+    async def monthly_totals(self, start: date, until: date) -> dict[tuple[str, str], int]:
+        in_span = {"day": {"$gte": _dt(start), "$lte": _dt(until)}}
+        month = {"$dateToString": {"format": "%Y-%m", "date": "$day"}}
+        counts: list[dict[str, Any]] = [
+            {"$match": in_span | {"measure": {"$in": [Measure.USED.value, Measure.DELIVERED.value]}}},
+            {"$group": {"_id": {"month": month, "what": "$measure"}, "n": {"$sum": "$count"}}},
+        ]
+        versions: list[dict[str, Any]] = [
+            {"$match": in_span | {"step": EntryStep.PUBLISHED.value}},
+            {"$group": {"_id": {"month": month, "what": "$step"}, "n": {"$sum": 1}}},
+        ]
+        found: dict[tuple[str, str], int] = {}
+        for collection, pipeline in ((DAILY, counts), (ENTRY_FACTS, versions)):
+            async for d in await self.db[collection].aggregate(pipeline):
+                found[(d["_id"]["month"], d["_id"]["what"])] = int(d["n"])
+        return found
+
     async def open_findings(self) -> dict[Category, int]:
         pipeline: list[dict[str, Any]] = [
             {"$match": {"status": Status.OPEN.value}},

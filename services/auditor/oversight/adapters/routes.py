@@ -19,6 +19,7 @@ from common.paging import Page, PageOf
 from common.policy import Principal
 from services.auditor.domain.findings import Category, Finding, Status
 from services.auditor.domain.scoring import FORMULA, INDICATORS, Figures, Period, Ranked
+from services.auditor.domain.trends import MAX_MONTHS
 from services.auditor.oversight import handlers
 from services.auditor.oversight.adapters.reports import in_thread, notice_html, pdf_of, report_html
 from services.auditor.oversight.handlers import Oversight
@@ -132,6 +133,13 @@ class FormulaView(BaseModel):
     usage_target: int
 
 
+class MonthTotalsView(BaseModel):
+    month: str = Field(examples=["2026-10"])
+    accesses: int = Field(description="data served to another department")
+    changes_stored: int = Field(description="data changes the center stored")
+    entries_published: int = Field(description="catalog versions that came into force (approved)")
+
+
 class FindingView(BaseModel):
     finding_id: str
     department_code: str
@@ -207,6 +215,20 @@ async def formula(principal: FiguresReader, oversight: OversightDep) -> FormulaV
         labels={n: label for n, (label, _) in INDICATORS.items()},
         usage_target=oversight.scoring.usage_target,
     )
+
+
+@evaluation.get(
+    "/trends",
+    response_model=list[MonthTotalsView],
+    summary="The city's accesses, stored changes and published versions per month, oldest first",
+)
+async def trends(
+    principal: ReportReader,
+    oversight: OversightDep,
+    months: Annotated[int, Query(ge=1, le=MAX_MONTHS, description="the last months, this one included")] = 12,
+) -> list[MonthTotalsView]:
+    found = await handlers.trends(months, oversight)
+    return [MonthTotalsView(**vars(m)) for m in found]
 
 
 @evaluation.get(
