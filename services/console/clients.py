@@ -33,6 +33,8 @@ class Refused(Exception):
     field: str | None = None
     code: str | None = None
     service: str = ""
+    rule: str | None = None  # the access rule a 403 applied
+    detail: str = ""  # the service's reason in its own (English) words
 
     def __str__(self) -> str:
         return f"{self.service} {self.status}: {self.message}"
@@ -74,7 +76,16 @@ def _refused(service: str, response: httpx.Response) -> Refused:
     if not isinstance(body, dict):
         body = {}
     message = body.get("message") or body.get("detail") or f"请求未被接受（HTTP {response.status_code}）"
-    return Refused(response.status_code, str(message), body.get("field"), body.get("code"), service)
+    rule, detail = body.get("rule"), body.get("detail")
+    return Refused(
+        response.status_code,
+        str(message),
+        body.get("field"),
+        body.get("code"),
+        service,
+        str(rule) if rule else None,
+        str(detail) if isinstance(detail, str) else "",
+    )
 
 
 class Services:
