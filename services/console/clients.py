@@ -33,7 +33,7 @@ class Refused(Exception):
     field: str | None = None
     code: str | None = None
     service: str = ""
-    rule: str | None = None  # the access rule a 403 applied
+    rule: str | None = None  # the access rule a 403 applied; the rule a domain error (404, 409, 422) broke
     detail: str = ""  # the service's reason in its own (English) words
 
     def __str__(self) -> str:

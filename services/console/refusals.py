@@ -1,7 +1,8 @@
 """A service's refusal in plain Chinese, with what the person can do next: presentation only, no rule of the
 measures. A 403 of every service carries the access rule it applied (`rule`) and the reason (`detail`, the
-policy's or the exchange's words, which name only the caller's own grant); the known reasons are worded here,
-and anything else falls back to the service's own message."""
+policy's or the exchange's words, which name only the caller's own grant), a domain error (404, 409, 422) the
+rule it broke (`rule`); the known reasons are worded here, and anything else falls back to the service's own
+message."""
 
 from __future__ import annotations
 
@@ -69,8 +70,9 @@ def _said(message: str, next_step: str = "", link: tuple[str, str] | None = None
 
 
 OWN_DEPARTMENT = "请以本部门的身份办理本部门的事项；涉及其他部门的，请由该部门办理。"
-# The reasons the services give (common.policy, the exchange's grants and access checks), each as a pattern
-# over the whole reason. tests/unit/test_console_refusals.py makes the domain code produce each one.
+# The reasons the services give (common.policy, the exchange's grants and access checks, its subscriptions and
+# consents), each as a pattern over the whole reason. tests/unit/test_console_refusals.py makes the domain code
+# produce them.
 WORDINGS: list[tuple[re.Pattern[str], Wording]] = [
     (re.compile(r"requires one of: (?P<who>.+)"), _roles_needed),
     (
@@ -176,6 +178,31 @@ WORDINGS: list[tuple[re.Pattern[str], Wording]] = [
         re.compile(r"items outside the grant: (?P<items>.+)"),
         _said("所选信息项不在授权范围内：{items}。", "只能选择授权页上列出的信息项。"),
     ),
+    # the exchange's refusals of a subscription or a publication consent (409, 422)
+    (
+        re.compile(r"(?P<items>.+) are shared on conditions: apply \(POST /requests\)"),
+        _said("{items} 是有条件共享的数据项，不能订阅。", "请对这些数据项提出共享申请。", APPLY_LINK),
+    ),
+    (
+        re.compile(r"(?P<code>.+) has no unconditional data item: apply \(POST /requests\)"),
+        _said("资源 {code} 没有无条件共享的数据项，不能订阅。", "请提出共享申请。", APPLY_LINK),
+    ),
+    (
+        re.compile(r"these items are shared unconditionally: subscribe \(POST /subscriptions\)"),
+        _said(
+            "这些数据项是无条件共享的，无需申请。",
+            "请在资源目录中打开该资源，直接订阅。",
+            ("/subscriptions/new", "订阅"),
+        ),
+    ),
+    (
+        re.compile(r"the grant is (?:REVOKED|ENDED): no consent is asked under it"),
+        _said("这项授权已撤销或终止，不能再据此申请对外发布。"),
+    ),
+    (
+        re.compile(r"the grant expired on (?P<day>\d{4}-\d{2}-\d{2}): no consent is asked"),
+        _said("这项授权已于 {day} 到期，不能再据此申请对外发布。"),
+    ),
 ]
 
 # why a grant ended (the exchange's lifecycle: services/exchange/sharing/requests.py), in Chinese
@@ -214,8 +241,10 @@ def ended_reason(reason: str) -> str:
 
 def explain(refused: Refused) -> Explanation:
     """The refusal in plain Chinese when its reason is a known one; else the service's own message."""
-    if refused.status == 403 and refused.detail:
-        for pattern, wording in WORDINGS:
-            if match := pattern.fullmatch(refused.detail.strip()):
-                return wording(match, refused)
+    # a 403 names its access rule and gives the reason as `detail`; a domain error (404, 409, 422) gives it as
+    # `rule` (its `detail` is "field: rule")
+    reason = refused.detail if refused.status == 403 else refused.rule or ""
+    for pattern, wording in WORDINGS:
+        if match := pattern.fullmatch(reason.strip()):
+            return wording(match, refused)
     return Explanation(refused.message)

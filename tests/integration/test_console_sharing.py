@@ -317,7 +317,7 @@ async def test_a_consumer_subscribes_to_unconditional_items_and_asks_consent_to_
         # an item shared on conditions is the exchange's refusal, on the form kept as typed
         conditional = await consumer.post("/subscriptions/new", data=fields | {"items": "法定代表人"})
         assert conditional.status_code == 422 and 'id="refusal"' in conditional.text
-        assert "企业名称核对" in conditional.text and "法定代表人" in conditional.text
+        assert "企业名称核对" in conditional.text and "法定代表人 是有条件共享的数据项" in refusal_of(conditional)
         # a role that may not subscribe is told which may
         refused = await office.post("/subscriptions/new", data=fields | {"csrf_token": csrf_of(await office.get("/"))})
         assert refused.status_code == 403 and "数据管理员" in refusal_of(refused)
@@ -345,7 +345,8 @@ async def test_a_consumer_subscribes_to_unconditional_items_and_asks_consent_to_
             "purpose": "公示本市登记企业名单",
         }
         outside = await consumer.post("/consents/new", data=asked | {"items": "法定代表人"})
-        assert outside.status_code == 422 and 'id="refusal"' in outside.text and "市政府门户网站" in outside.text
+        assert outside.status_code == 422 and "不在授权范围内：法定代表人" in refusal_of(outside)
+        assert "市政府门户网站" in outside.text  # the form kept as typed
         filed = await consumer.post("/consents/new", data=asked)
         assert filed.status_code == 303, filed.text[-1500:]
         consent = filed.headers["location"].split("id=")[1]

@@ -9,6 +9,7 @@ from datetime import date
 
 import pytest
 
+from common.errors import Invalid
 from common.policy import AccessDenied, Principal, Role, Target, authorize
 from services.console.clients import Refused
 from services.console.refusals import WORDINGS, ended_reason, explain
@@ -129,8 +130,12 @@ def test_the_grants_other_checks_are_worded() -> None:
 def test_an_unknown_reason_or_another_status_is_the_services_own_message() -> None:
     unknown = denied("exchange.share.read", "something the console has no words for")
     assert explain(unknown).message == unknown.message and explain(unknown).next_step == ""
-    conflict = Refused(409, "条目已被他人修改", None, None, "catalog", None, "the grant was revoked")
-    assert explain(conflict).message == "条目已被他人修改"  # only a 403's reason is reworded
+    stale = "revision 3 is not the current one"
+    conflict = Refused(409, "条目已被他人修改", "revision", None, "catalog", stale, f"revision: {stale}")
+    assert explain(conflict).message == "条目已被他人修改"
+    empty = "name must not be empty"
+    catalog = Refused(422, "资源名称不能为空", "name", "catalog.entry.name_missing", "catalog", empty, f"name: {empty}")
+    assert explain(catalog).message == "资源名称不能为空"  # the catalog's own Chinese
 
 
 def test_every_wording_fills_its_blanks() -> None:
@@ -145,3 +150,37 @@ def test_every_wording_fills_its_blanks() -> None:
         if kept:
             assert kept in said.message
     assert len(WORDINGS) >= 20
+
+
+async def test_a_subscription_or_consent_refused_by_the_exchange_is_worded() -> None:
+    from services.exchange.sharing import handlers
+    from services.exchange.sharing.commands import Subscribe
+
+    class Store:
+        """Just enough of the sharing store for `subscribe` to reach its item checks."""
+
+        def __call__(self) -> Store:
+            return self
+
+        async def __aenter__(self) -> Store:
+            return self
+
+        async def __aexit__(self, *_: object) -> None:
+            return None
+
+        async def schema(self, _code: str) -> ResourceSchema:
+            return SCHEMA
+
+    class Clock:
+        def today(self) -> date:
+            return TODAY
+
+    sharing = handlers.Sharing(Store(), Clock(), None)  # type: ignore[arg-type]
+    command = Subscribe(
+        SCHEMA.resource_code, ("企业名称",), "核对", frozenset({Channel.API}), None, None, date(2027, 1, 1)
+    )
+    with pytest.raises(Invalid) as conditional:
+        await handlers.subscribe(command, PERSON, sharing)
+    refused = conditional.value  # as common.http answers a domain error: its rule, and "field: rule" as detail
+    said = explain(Refused(422, str(refused), refused.field, None, "exchange", refused.rule, str(refused)))
+    assert "企业名称 是有条件共享的数据项" in said.message and said.link == ("/requests/new", "提出共享申请")
