@@ -5,6 +5,8 @@ Chinese with the next step; the new pages ask for a sign-in like every other."""
 
 from __future__ import annotations
 
+import re
+
 import httpx
 
 from common.policy import Role
@@ -84,3 +86,11 @@ def test_the_new_pages_are_among_those_that_ask_for_a_sign_in_and_a_csrf_token()
         ("POST", "/consents/decide"),
     ]:
         assert route in routes, route
+
+
+async def test_a_new_subscription_or_application_starts_with_no_items_typed() -> None:
+    for path in ("/subscriptions/new", "/requests/new"):
+        page = await page_for(CONSUMER, path=path)
+        assert page.status_code == 200, page.text[-800:]
+        assert re.search(r'<textarea id="items" name="items" rows="\d"( required)?></textarea>', page.text), path
+        # not the name of a Python method (a template reading a missing key falls back to attributes)

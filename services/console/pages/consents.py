@@ -58,7 +58,7 @@ async def new_consent(
     request: Request, console: ConsoleDep, person: PersonDep, grant: Annotated[Code, Query()]
 ) -> Response:
     terms = await console.services.call("exchange", "GET", f"/grants/{segment(grant)}", person.token)
-    return render(request, "consent_form.html", g=terms, values={})
+    return render(request, "consent_form.html", g=terms, values={"items": ""})
 
 
 @router.post("/consents/new")
