@@ -54,7 +54,8 @@ def _subscription(form: forms.Form) -> dict[str, Any]:
 async def new_subscription(
     request: Request, _person: PersonDep, resource: Annotated[Code | None, Query()] = None
 ) -> Response:
-    return render(request, "subscription_form.html", values={"resource_code": resource or "", "items": "", "channels": ["API"]})
+    values = {"resource_code": resource or "", "items": "", "channels": ["API"]}
+    return render(request, "subscription_form.html", values=values)
 
 
 @router.post("/subscriptions/new")
