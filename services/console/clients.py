@@ -35,6 +35,7 @@ class Refused(Exception):
     service: str = ""
     rule: str | None = None  # the access rule a 403 applied; the rule a domain error (404, 409, 422) broke
     detail: str = ""  # the service's reason in its own (English) words
+    on: str | None = None  # the day the refused thing happened, where a page found it (a grant's revocation)
 
     def __str__(self) -> str:
         return f"{self.service} {self.status}: {self.message}"

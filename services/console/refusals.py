@@ -49,9 +49,10 @@ def _roles_needed(match: re.Match[str], refused: Refused) -> Explanation:
     )
 
 
-def _revoked(match: re.Match[str], _refused: Refused) -> Explanation:
+def _revoked(match: re.Match[str], refused: Refused) -> Explanation:
     why = f"撤销理由：{match['why']}。" if match["why"] else ""
-    return Explanation(f"这项共享授权已被提供部门撤销，不能再用它访问数据。{why}", APPLY_AGAIN, APPLY_LINK)
+    when = f"（本部门于 {refused.on} 收到撤销通知）" if refused.on else ""
+    return Explanation(f"这项共享授权已被提供部门撤销{when}，不能再用它访问数据。{why}", APPLY_AGAIN, APPLY_LINK)
 
 
 def _ended(match: re.Match[str], _refused: Refused) -> Explanation:

@@ -241,6 +241,7 @@ async def test_a_consumer_applies_the_provider_narrows_and_the_consumer_browses_
         browser.screenshot(SHOTS / "22-decided-consumer-inbox.png")
         browser.open(request_url)
         browser.click_through("a[href^='/grants/view']")
+        grant_url = browser.url
         browser.screenshot(SHOTS / "23-grant.png")
         browser.click_through("a[href^='/browse']")
         assert "在线浏览" in browser.page and "purpose-needed" in browser.page, browser.page[-1500:]
@@ -269,5 +270,25 @@ async def test_a_consumer_applies_the_provider_narrows_and_the_consumer_browses_
         browser.open(f"{base}/subscriptions")
         assert sharing.resource in browser.find(f"tr[data-grant='{grant}']").text
         browser.screenshot(SHOTS / "27-subscriptions.png")
+        sign_out(browser)
+
+        # the provider revokes the application's grant; the consumer's next reading is refused, saying so with the
+        # provider's reason and the day the department was told (once the notifier has delivered the notice)
+        sign_in(browser, base, *sharing.logins["provider"])
+        browser.open(grant_url)
+        browser.fill({"reason": "核验已完成"})
+        browser.click_through("form[action='/grants/revoke'] button[type=submit]")
+        assert "已撤销" in browser.page, browser.page[-1500:]
+        sign_out(browser)
+        sign_in(browser, base, *sharing.logins["consumer"])
+        reading = grant_url.replace("/grants/view?id=", "/browse?grant=") + "&purpose=" + quote("浏览器测试核验")
+        deadline = time.monotonic() + 60
+        while "收到撤销通知" not in browser.page:
+            assert time.monotonic() < deadline, browser.page[-1500:]
+            time.sleep(0.5)
+            browser.open(reading)
+        refusal = browser.find("#refusal").text
+        assert "已被提供部门撤销" in refusal and "核验已完成" in refusal and "提出共享申请" in browser.page
+        browser.screenshot(SHOTS / "28-revoked-refusal.png")
     finally:
         browser.close()

@@ -94,3 +94,37 @@ async def test_a_new_subscription_or_application_starts_with_no_items_typed() ->
         assert page.status_code == 200, page.text[-800:]
         assert re.search(r'<textarea id="items" name="items" rows="\d"( required)?></textarea>', page.text), path
         # not the name of a Python method (a template reading a missing key falls back to attributes)
+
+
+async def test_a_revoked_grants_refusal_says_when_the_department_was_told() -> None:
+    grant = {"grant_id": "g1", "resource_code": CODE, "status": "REVOKED", "items": ["企业名称"]}
+    revoked = {
+        "detail": "the grant was revoked: 核验已完成",
+        "rule": "exchange.share.read",
+        "error": "AccessDenied",
+        "code": "access.denied",
+        "message": "无权执行此操作",
+    }
+    notice = {"kind": "GRANT_REVOKED", "reference": "g1", "resource_code": CODE, "created_at": "2026-11-01T17:30:00Z"}
+    other = notice | {"reference": "g0", "created_at": "2026-10-01T02:00:00Z"}  # another grant of the resource
+    asked: list[httpx.Request] = []
+
+    def services(request: httpx.Request) -> httpx.Response:
+        asked.append(request)
+        if request.url.path.startswith("/inbox/"):
+            found = [other, notice] if request.url.params.get("kind") == "GRANT_REVOKED" else []
+            return httpx.Response(200, json={"total": len(found), "items": found})
+        if request.url.path.startswith("/browse/"):
+            return httpx.Response(403, json=revoked)
+        return httpx.Response(200, json=grant)
+
+    app = build(ConsoleSettings(), transport=httpx.MockTransport(services))
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://console") as browser:
+        browser.cookies.set("console-session", token(CONSUMER, Role.DATA_ADMINISTRATOR))
+        page = await browser.get("/browse", params={"grant": "g1", "purpose": "核验"})
+    assert page.status_code == 403
+    refusal = page.text.split('id="refusal">')[1].split("</p>")[0]
+    # the notice of this grant, as a Beijing date (17:30 UTC is the next morning in Beijing)
+    assert "本部门于 2026-11-02 收到撤销通知" in refusal and "核验已完成" in refusal
+    [inbox] = [r for r in asked if r.url.params.get("kind") == "GRANT_REVOKED"]
+    assert inbox.url.params["resource"] == CODE
