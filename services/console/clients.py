@@ -33,6 +33,9 @@ class Refused(Exception):
     field: str | None = None
     code: str | None = None
     service: str = ""
+    rule: str | None = None  # the access rule a 403 applied; the rule a domain error (404, 409, 422) broke
+    detail: str = ""  # the service's reason in its own (English) words
+    on: str | None = None  # the day the refused thing happened, where a page found it (a grant's revocation)
 
     def __str__(self) -> str:
         return f"{self.service} {self.status}: {self.message}"
@@ -74,7 +77,16 @@ def _refused(service: str, response: httpx.Response) -> Refused:
     if not isinstance(body, dict):
         body = {}
     message = body.get("message") or body.get("detail") or f"请求未被接受（HTTP {response.status_code}）"
-    return Refused(response.status_code, str(message), body.get("field"), body.get("code"), service)
+    rule, detail = body.get("rule"), body.get("detail")
+    return Refused(
+        response.status_code,
+        str(message),
+        body.get("field"),
+        body.get("code"),
+        service,
+        str(rule) if rule else None,
+        str(detail) if isinstance(detail, str) else "",
+    )
 
 
 class Services:

@@ -26,6 +26,7 @@ from services.console.pages import (
     catalog,
     city,
     compile,
+    consents,
     departments,
     disputes,
     findings,
@@ -35,6 +36,7 @@ from services.console.pages import (
     printing,
     review,
     sharing,
+    subscriptions,
 )
 from services.console.session import Cookies
 from services.console.settings import SERVICE_NAMES, ConsoleSettings
@@ -102,6 +104,8 @@ def build(settings: ConsoleSettings, transport: httpx.AsyncBaseTransport | None 
         printing.router,
         grants.router,
         browse.router,
+        subscriptions.router,
+        consents.router,
         city.router,
         oversight.router,
         departments.router,

@@ -17,7 +17,7 @@ from starlette.datastructures import FormData
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import RedirectResponse, Response
 
-from services.console import labels
+from services.console import labels, refusals
 from services.console.clients import Refused, Services, SignInNeeded, Unavailable, segment
 from services.console.session import CSRF_FIELD, Cookies, CsrfRefused, Person, sign_in_url, signed_in
 from services.console.settings import ConsoleSettings
@@ -145,7 +145,18 @@ async def sign_in_needed(request: Request, exc: Exception) -> Response:
 async def refused(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, Refused)
     title = "无权执行此操作" if exc.status == 403 else "未找到" if exc.status == 404 else "未能办理"
-    return render(request, "error.html", exc.status, title=title, message=exc.message, service=exc.service)
+    said = refusals.explain(exc)
+    return render(
+        request,
+        "error.html",
+        exc.status,
+        title=title,
+        message=said.message,
+        next_step=said.next_step,
+        link=said.link,
+        rule=exc.rule if exc.status == 403 else None,
+        service=exc.service,
+    )
 
 
 async def unavailable(request: Request, exc: Exception) -> Response:

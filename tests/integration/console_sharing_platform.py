@@ -22,6 +22,7 @@ from common.policy import Role
 from devstack.processes import Infra, free_port
 from devstack.samples import catalog_published
 from services.directory.demo_data import credit_code
+from services.notifier.ports import RESOURCE_CHANGES, SUBSCRIBED
 from tests.integration.conftest import ServiceProcess, skip_backlog
 from tests.integration.test_sharing import ITEMS, publish
 from tests.tokens import KEY, bearer
@@ -45,14 +46,16 @@ def enterprise(region: str, serial: int) -> str:
 
 
 @asynccontextmanager
-async def sharing_platform(infra: Infra, folder: Path) -> AsyncIterator[Sharing]:
+async def sharing_platform(infra: Infra, folder: Path, with_notifier: bool = False) -> AsyncIterator[Sharing]:
+    """`with_notifier`: a notifier too, which the console's inbox shows (the browser test's steps)."""
     database = f"csh_{uuid.uuid4().hex[:8]}"
     pem = KEY.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     ).decode()
     directory = ServiceProcess("directory", infra, folder, mongo_database=f"{database}_d", signing_key=pem)
     exchange = ServiceProcess("exchange", infra, folder, mongo_database=f"{database}_x", sharing_today=FILED_ON)
-    nowhere = f"http://127.0.0.1:{free_port()}"  # the catalog and notifier are not needed by these pages
+    nowhere = f"http://127.0.0.1:{free_port()}"  # the catalog (and mostly the notifier) are not needed by these pages
+    notifier = ServiceProcess("notifier", infra, folder, mongo_database=f"{database}_n") if with_notifier else None
     console = ServiceProcess(
         "console",
         infra,
@@ -60,10 +63,15 @@ async def sharing_platform(infra: Infra, folder: Path) -> AsyncIterator[Sharing]
         directory_url=directory.url,
         exchange_url=exchange.url,
         catalog_url=nowhere,
-        notifier_url=nowhere,
+        notifier_url=notifier.url if notifier else nowhere,
     )
     await skip_backlog(infra, f"{exchange.group_prefix}exchange-ingest", "exchange.data-changes")  # only ours
+    if notifier is not None:  # it hears of this platform's events only, not the backlog earlier tests left
+        for group, topics in {"notifier": SUBSCRIBED, "notifier-changes": [RESOURCE_CHANGES]}.items():
+            for topic in topics:
+                await skip_backlog(infra, notifier.group_prefix + group, topic)
     running = [directory.start(), exchange.start(), console.start()]
+    running += [notifier.start()] if notifier is not None else []
     try:
         number = uuid.uuid4().int
         provider, consumer = (

@@ -131,6 +131,8 @@ async def test_a_compiler_drafts_and_submits_and_a_reviewer_returns_then_approve
             "/review/approve", data={"csrf_token": csrf_of(entry), "code": code, "revision": "9"}
         )
         assert forbidden.status_code == 403 and "无权执行此操作" in forbidden.text and "<html" in forbidden.text
+        refusal = forbidden.text.split('id="refusal">')[1].split("</p>")[0]
+        assert "目录审核人" in refusal and "访问规则" not in refusal  # the role it needs, in plain Chinese
 
         page = await reviewer.get("/review/entry", params={"code": code})
         approved = await reviewer.post(

@@ -1,8 +1,11 @@
 """End to end in a real headless Chromium (Debian's chromium and chromium-driver): a compiler drafts and
 submits an entry, a reviewer returns it with a finding on a field, the compiler corrects it and submits
-again, the reviewer approves; a wrong role gets the service's refusal as a page; the inbox shows each step.
-Then sharing: a consumer applies, the provider's data administrator approves narrower, and the consumer
-browses exactly the granted columns and rows.
+again, the reviewer approves; a wrong role gets the service's refusal as a page, saying which role it needs; the
+department's inbox shows each step (submitted, returned, approved) to the compiler and the reviewer alike.
+Then sharing: a consumer applies, the provider's data administrator sees the request arrive in the inbox and
+approves narrower, the consumer sees the decision in the inbox and browses exactly the granted columns and rows.
+Each notice is found by its kind, resource and reference, waited for with a deadline (the notifier is
+asynchronous), never by its position.
 Screenshots of the pages go to .var/screenshots/console/ (or CONSOLE_SCREENSHOTS) for a person to look at.
 
 `make test-e2e` runs it (and CI, which installs the browser); `make test` leaves it out (marker `e2e`)."""
@@ -14,6 +17,7 @@ import re
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 
@@ -34,7 +38,8 @@ async def platform(infra, topics, tmp_path_factory) -> AsyncIterator[Platform]:
 
 @pytest.fixture(scope="module")
 async def sharing(infra, topics, tmp_path_factory) -> AsyncIterator[Sharing]:
-    async with sharing_platform(infra, tmp_path_factory.mktemp("console-browser-sharing")) as running:
+    folder = tmp_path_factory.mktemp("console-browser-sharing")
+    async with sharing_platform(infra, folder, with_notifier=True) as running:
         yield running
 
 
@@ -61,13 +66,36 @@ def sign_out(browser: Browser) -> None:
     assert "您已退出登录" in browser.page
 
 
-def wait_for(browser: Browser, url: str, text: str, timeout: float = 20) -> None:
+NOTICES = (
+    "return Array.from(document.querySelectorAll('ul.notices li')).map(li => ({kind: li.dataset.kind, "
+    "resource: li.dataset.resource, reference: li.dataset.reference, title: li.querySelector('strong').innerText}))"
+)
+
+
+def wait_for_notices(
+    browser: Browser, base: str, resource: str, wanted: dict[str, tuple[str, str | None]], timeout: float = 60
+) -> list[dict]:
+    """Open the inbox's notices of `resource` until, for each title prefix of `wanted`, a notice of that
+    (kind, reference) is there — whatever their order, and whatever else the inbox holds."""
     deadline = time.monotonic() + timeout
     while True:
-        browser.open(url)
-        if text in browser.page:
-            return
-        assert time.monotonic() < deadline, browser.page[-1500:]
+        browser.open(f"{base}/inbox?resource={quote(resource, safe='')}")
+        notices = browser.script(NOTICES)
+        assert isinstance(notices, list)
+        missing = [
+            title
+            for title, (kind, reference) in wanted.items()
+            if not any(
+                n["kind"] == kind
+                and n["resource"] == resource
+                and n["title"].startswith(title)
+                and reference in (None, n["reference"])
+                for n in notices
+            )
+        ]
+        if not missing:
+            return notices
+        assert time.monotonic() < deadline, (missing, notices)
         time.sleep(0.5)
 
 
@@ -112,6 +140,7 @@ async def test_a_compiler_and_a_reviewer_work_an_entry_through_in_the_browser(pl
         browser.open(f"{base}/review/entry?code={code}")
         browser.click_through("form[action='/review/approve'] button")
         assert "无权执行此操作" in browser.page and "<main>" in browser.page
+        assert "目录审核人" in browser.find("#refusal").text  # the role it needs, in plain Chinese
         browser.screenshot(SHOTS / "05-refused.png")
         sign_out(browser)
 
@@ -143,10 +172,14 @@ async def test_a_compiler_and_a_reviewer_work_an_entry_through_in_the_browser(pl
         browser.open(f"{base}/catalog?q=浏览器测试")
         assert "浏览器测试资源" in browser.page
         browser.screenshot(SHOTS / "10-search.png")
-        wait_for(browser, f"{base}/inbox", "已审核通过并发布")
-        page = browser.page
-        assert "目录条目待审核" in page and "目录条目被退回" in page
+        # the department's inbox, as its reviewer and as its compiler: each step of the entry
+        titles = ("目录条目待审核", "目录条目被退回", "目录条目已审核通过并发布")
+        steps = {title: ("CATALOG_EVENT", code) for title in titles}  # each about the entry
+        wait_for_notices(browser, base, code, steps)
         browser.screenshot(SHOTS / "11-inbox.png")
+        sign_out(browser)
+        sign_in(browser, base, logins["t-compiler"], passwords["t-compiler"])
+        wait_for_notices(browser, base, code, steps)
         browser.resize(390, 844)  # a phone
         browser.screenshot(SHOTS / "12-inbox-phone.png")
         browser.open(f"{base}/catalog?q=浏览器测试")
@@ -187,10 +220,13 @@ async def test_a_consumer_applies_the_provider_narrows_and_the_consumer_browses_
         browser.click_through("form[action='/requests/new'] button[type=submit]")
         assert "待决定" in browser.page, browser.page[-1500:]
         request_url = browser.url
+        request_id = re.search(r"id=([^&]+)", request_url).group(1)
         browser.screenshot(SHOTS / "21-applied.png")
         sign_out(browser)
 
         sign_in(browser, base, *sharing.logins["provider"])
+        wait_for_notices(browser, base, sharing.resource, {"数据共享申请待答复": ("REQUEST_ARRIVED", request_id)})
+        browser.screenshot(SHOTS / "21-provider-inbox.png")
         browser.open(request_url)
         browser.find("input[name=decision][value=APPROVED]").click()
         browser.fill({"reasons": "核验只需名称", "items": "统一社会信用代码\n企业名称", "regions": "360800"})
@@ -200,8 +236,12 @@ async def test_a_consumer_applies_the_provider_narrows_and_the_consumer_browses_
         sign_out(browser)
 
         sign_in(browser, base, *sharing.logins["consumer"])
+        decided = {"共享申请已答复（同意）": ("REQUEST_DECIDED", request_id), "共享授权已生效": ("GRANT_ISSUED", None)}
+        wait_for_notices(browser, base, sharing.resource, decided)
+        browser.screenshot(SHOTS / "22-decided-consumer-inbox.png")
         browser.open(request_url)
         browser.click_through("a[href^='/grants/view']")
+        grant_url = browser.url
         browser.screenshot(SHOTS / "23-grant.png")
         browser.click_through("a[href^='/browse']")
         assert "在线浏览" in browser.page and "purpose-needed" in browser.page, browser.page[-1500:]
@@ -218,5 +258,37 @@ async def test_a_consumer_applies_the_provider_narrows_and_the_consumer_browses_
         browser.screenshot(SHOTS / "24-browse.png")
         browser.resize(390, 844)  # a phone
         browser.screenshot(SHOTS / "25-browse-phone.png")
+
+        # the same department subscribes to the unconditional items (Art. 15) and finds it among its subscriptions
+        browser.open(f"{base}/subscriptions/new?resource={quote(sharing.resource, safe='')}")
+        browser.fill({"purpose": "企业名称核对", "valid_to": "06/30/2027"})
+        browser.screenshot(SHOTS / "26-subscribe-phone.png")
+        browser.resize(1366, 768)
+        browser.click_through("form.subscribe button[type=submit]")
+        assert "统一社会信用代码、企业名称" in browser.page and "来自申请" not in browser.page, browser.page[-1500:]
+        grant = re.search(r"id=([^&]+)", browser.url).group(1)
+        browser.open(f"{base}/subscriptions")
+        assert sharing.resource in browser.find(f"tr[data-grant='{grant}']").text
+        browser.screenshot(SHOTS / "27-subscriptions.png")
+        sign_out(browser)
+
+        # the provider revokes the application's grant; the consumer's next reading is refused, saying so with the
+        # provider's reason and the day the department was told (once the notifier has delivered the notice)
+        sign_in(browser, base, *sharing.logins["provider"])
+        browser.open(grant_url)
+        browser.fill({"reason": "核验已完成"})
+        browser.click_through("form[action='/grants/revoke'] button[type=submit]")
+        assert "已撤销" in browser.page, browser.page[-1500:]
+        sign_out(browser)
+        sign_in(browser, base, *sharing.logins["consumer"])
+        reading = grant_url.replace("/grants/view?id=", "/browse?grant=") + "&purpose=" + quote("浏览器测试核验")
+        deadline = time.monotonic() + 60
+        while "收到撤销通知" not in browser.page:
+            assert time.monotonic() < deadline, browser.page[-1500:]
+            time.sleep(0.5)
+            browser.open(reading)
+        refusal = browser.find("#refusal").text
+        assert "已被提供部门撤销" in refusal and "核验已完成" in refusal and "提出共享申请" in browser.page
+        browser.screenshot(SHOTS / "28-revoked-refusal.png")
     finally:
         browser.close()

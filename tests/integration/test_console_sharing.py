@@ -2,7 +2,10 @@
 consumer department's data administrator applies for a conditional resource, the provider's sees it among the
 incoming requests with its working-day deadline (overdue in red), approves narrower or denies with reasons, and
 each sees the state; the consumer browses the granted data online (each page a DataAccessed event), the
-provider revokes the grant, a denial is disputed and ruled on; the exchange's refusals come back as pages."""
+provider revokes the grant, a denial is disputed and ruled on; the exchange's refusals come back as pages that
+say the reason in plain Chinese (the grant revoked, with its reason; a purpose not the grant's; another
+department's grant; the role a step needs). A consumer subscribes to the unconditional items and lists its
+subscriptions, and asks the provider's consent to publish some of them (Art. 18), which the provider gives."""
 
 from __future__ import annotations
 
@@ -109,6 +112,11 @@ PURPOSE = "市场主体核验"  # the consumer's application states it; the gran
 GRANT_ID = re.compile(r"/grants/view\?id=([^&\"]+)")
 
 
+def refusal_of(page: httpx.Response) -> str:
+    """The words of a refusal page (the reason, as the console words it)."""
+    return page.text.split('id="refusal">')[1].split("</p>")[0]
+
+
 def browse_rows(page: str) -> list[list[str]]:
     """The cells of the browse table, row by row (the subject and update time columns left out)."""
     body = page.split('id="browse-rows"')[1].split("</table>")[0]
@@ -170,6 +178,7 @@ async def test_the_consumer_browses_exactly_the_granted_items_and_rows_and_the_p
         # a purpose other than the grant's is the exchange's refusal, recorded with the purpose stated
         elsewhere = await consumer.get("/browse", params={"grant": grant, "purpose": "招商引资名单"})
         assert elsewhere.status_code == 403 and "无权执行此操作" in elsewhere.text
+        assert "用途不一致" in refusal_of(elsewhere) and "访问规则" not in refusal_of(elsewhere)
 
         # each exchange page was read as an access, recorded by the exchange like an API call (a console page
         # follows `next` across key ranges: the rows of one may come in more than one access)
@@ -200,6 +209,7 @@ async def test_the_consumer_browses_exactly_the_granted_items_and_rows_and_the_p
         # another department's browse of this grant is the exchange's refusal, in Chinese
         refused = await provider.get("/browse", params={"grant": grant, "purpose": PURPOSE})
         assert refused.status_code == 403 and "无权执行此操作" in refused.text
+        assert "属于其他部门" in refusal_of(refused)
 
         # the provider's data administrator revokes it with a reason; the consumer's browse is refused after
         given = await provider.get(f"/grants/view?id={grant}")
@@ -216,6 +226,9 @@ async def test_the_consumer_browses_exactly_the_granted_items_and_rows_and_the_p
             assert time.monotonic() < deadline, "a revoked grant still opens its data"
             await asyncio.sleep(0.3)
         assert after.status_code == 403 and "无权执行此操作" in after.text
+        # the reason, in plain Chinese, with the provider's own reason and what the consumer can do next
+        assert "已被提供部门撤销" in refusal_of(after) and "核验已完成" in refusal_of(after)
+        assert "重新提出共享申请" in after.text and 'href="/requests/new"' in after.text
 
 
 async def test_a_denial_is_disputed_and_ruled_and_the_application_printed(sharing: Sharing) -> None:
@@ -280,3 +293,75 @@ async def test_a_denial_is_disputed_and_ruled_and_the_application_printed(sharin
         grant = GRANT_ID.search(seen).group(1)
         rows = browse_rows((await consumer.get("/browse", params={"grant": grant, "purpose": "失信联合惩戒"})).text)
         assert sorted(rows) == sorted([name, "***"] for _, name in sharing.city + sharing.county)
+
+
+async def test_a_consumer_subscribes_to_unconditional_items_and_asks_consent_to_publish(sharing: Sharing) -> None:
+    url = sharing.console.url
+    async with (
+        httpx.AsyncClient(base_url=url) as consumer,
+        httpx.AsyncClient(base_url=url) as provider,
+        httpx.AsyncClient(base_url=url) as office,
+    ):
+        await sign_in(consumer, *sharing.logins["consumer"])
+        await sign_in(provider, *sharing.logins["provider"])
+        await sign_in(office, *sharing.logins["it-office"])
+        form = await consumer.get("/subscriptions/new", params={"resource": sharing.resource})
+        assert form.status_code == 200 and f'value="{sharing.resource}"' in form.text
+        fields = {
+            "csrf_token": csrf_of(form),
+            "resource_code": sharing.resource,
+            "purpose": "企业名称核对",
+            "channels": ["API", "ONLINE_BROWSE"],
+            "valid_to": "2027-06-30",
+        }
+        # an item shared on conditions is the exchange's refusal, on the form kept as typed
+        conditional = await consumer.post("/subscriptions/new", data=fields | {"items": "法定代表人"})
+        assert conditional.status_code == 422 and 'id="refusal"' in conditional.text
+        assert "企业名称核对" in conditional.text and "法定代表人 是有条件共享的数据项" in refusal_of(conditional)
+        # a role that may not subscribe is told which may
+        refused = await office.post("/subscriptions/new", data=fields | {"csrf_token": csrf_of(await office.get("/"))})
+        assert refused.status_code == 403 and "数据管理员" in refusal_of(refused)
+
+        subscribed = await consumer.post("/subscriptions/new", data=fields)  # every unconditional item
+        assert subscribed.status_code == 303, subscribed.text[-1500:]
+        grant = GRANT_ID.search(subscribed.headers["location"]).group(1)
+        terms = (await consumer.get(f"/grants/view?id={grant}")).text
+        assert "统一社会信用代码、企业名称" in terms and "有效" in terms and "来自申请" not in terms
+        listed = await consumer.get("/subscriptions")
+        assert listed.status_code == 200 and f'data-grant="{grant}"' in listed.text
+        assert f'data-grant="{grant}"' not in (await provider.get("/subscriptions")).text  # the consumer's only
+        # read as a subscription: online browse shows the two unconditional items of every region
+        page = await consumer.get("/browse", params={"grant": grant, "purpose": "企业名称核对"})
+        assert sorted(browse_rows(page.text)) == sorted([k, n] for k, n in sharing.city + sharing.county)
+
+        # Art. 18: the consumer asks the provider's consent to publish one item; the provider consents
+        assert "申请对外发布同意" in terms
+        ask = await consumer.get("/consents/new", params={"grant": grant})
+        asked = {
+            "csrf_token": csrf_of(ask),
+            "grant_id": grant,
+            "items": "企业名称",
+            "audience": "市政府门户网站",
+            "purpose": "公示本市登记企业名单",
+        }
+        outside = await consumer.post("/consents/new", data=asked | {"items": "法定代表人"})
+        assert outside.status_code == 422 and "不在授权范围内：法定代表人" in refusal_of(outside)
+        assert "市政府门户网站" in outside.text  # the form kept as typed
+        filed = await consumer.post("/consents/new", data=asked)
+        assert filed.status_code == 303, filed.text[-1500:]
+        consent = filed.headers["location"].split("id=")[1]
+        assert f'data-consent="{consent}"' in (await provider.get("/consents")).text.split("待本部门答复")[1]
+        shown = await provider.get(f"/consents/view?id={consent}")
+        assert "待决定" in shown.text and "市政府门户网站" in shown.text and 'action="/consents/decide"' in shown.text
+        theirs = await consumer.get(f"/consents/view?id={consent}")
+        assert 'action="/consents/decide"' not in theirs.text
+        # the consumer's own decision is the exchange's refusal, worded
+        own = {"csrf_token": csrf_of(theirs), "consent_id": consent, "decision": "APPROVED", "reasons": "自批"}
+        forged = await consumer.post("/consents/decide", data=own)
+        assert forged.status_code == 403 and "本部门" in refusal_of(forged)
+        yes = own | {"csrf_token": csrf_of(shown), "reasons": "名称属公开信息"}
+        assert (await provider.post("/consents/decide", data=yes)).status_code == 303
+        seen = (await consumer.get(f"/consents/view?id={consent}")).text
+        assert "已同意" in seen and "名称属公开信息" in seen
+        mine = (await consumer.get("/consents")).text.split("待本部门答复")[0]
+        assert f'data-consent="{consent}"' in mine

@@ -14,8 +14,8 @@ from fastapi import APIRouter, Query, Request
 from starlette.responses import Response
 
 from common.fields import Code
-from services.console.clients import segment
-from services.console.web import ConsoleDep, PersonDep, render
+from services.console.clients import Refused, SignInNeeded, Unavailable, segment
+from services.console.web import UNREAD_TIMEOUT_SECONDS, ConsoleDep, PersonDep, local_time, render
 
 router = APIRouter()
 FILTER_LENGTH = 100  # the exchange's bound of a browse filter
@@ -44,6 +44,27 @@ async def browse(
     params: list[tuple[str, str | int]] = [("contains", contains.strip())] if contains.strip() else []
     params += [("items", i) for i in chosen]
     headers = {"X-Grant-Id": terms["grant_id"], "X-Purpose": quote(stated, safe="")}
+    try:
+        page = await _read(console, person, terms, params, headers, after)
+    except Refused as exc:
+        if exc.status == 403 and terms["status"] == "REVOKED":  # the page can say since when
+            exc.on = await revocation_notice_day(console, person, terms)
+        raise
+    kept = [("grant", grant), ("purpose", stated), ("contains", contains.strip()), *(("items", i) for i in chosen)]
+    first = "/browse?" + urlencode(kept)
+    following = "/browse?" + urlencode([*kept, ("after", page["next"])]) if page["next"] else None
+    return render(request, "browse.html", page=page, first=first, following=following, **shown)
+
+
+async def _read(
+    console: ConsoleDep,
+    person: PersonDep,
+    terms: dict,
+    params: list[tuple[str, str | int]],
+    headers: dict[str, str],
+    after: str | None,
+) -> dict:
+    """A page of rows: the exchange's pages from `after` on until the rows fill a page or the data ends."""
     page: dict = {"items": [], "records": [], "next": after}
     for _ in range(FOLLOWED):  # each a recorded access; it stops on the rows shown, never on the rows hidden
         asked = [("limit", console.settings.page_size - len(page["records"])), *params]
@@ -59,7 +80,23 @@ async def browse(
         page = {"items": part["items"], "records": page["records"] + part["records"], "next": part["next"]}
         if page["next"] is None or len(page["records"]) >= console.settings.page_size:
             break
-    kept = [("grant", grant), ("purpose", stated), ("contains", contains.strip()), *(("items", i) for i in chosen)]
-    first = "/browse?" + urlencode(kept)
-    following = "/browse?" + urlencode([*kept, ("after", page["next"])]) if page["next"] else None
-    return render(request, "browse.html", page=page, first=first, following=following, **shown)
+    return page
+
+
+async def revocation_notice_day(console: ConsoleDep, person: PersonDep, terms: dict) -> str | None:
+    """The day the department's inbox got the notice that the grant was revoked (the exchange keeps the
+    reason on the grant, not the day); None when the notifier does not say (yet)."""
+    params = {"kind": "GRANT_REVOKED", "resource": terms["resource_code"], "limit": 50}
+    try:
+        found = await console.services.call(
+            "notifier",
+            "GET",
+            f"/inbox/{segment(person.department_code)}",
+            person.token,
+            params=params,
+            timeout=UNREAD_TIMEOUT_SECONDS,
+        )
+    except (Refused, Unavailable, SignInNeeded):  # the refusal is shown without the day
+        return None
+    notices = [n for n in found["items"] if n.get("reference") == terms["grant_id"]]
+    return local_time(notices[0]["created_at"], with_time=False) if notices else None

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from typing import Annotated
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Query, Request
 from starlette.responses import Response
 
-from common.fields import Position
+from common.fields import Code, Position
 from services.console.clients import segment
 from services.console.web import ConsoleDep, FormDep, PersonDep, redirect, render
 
@@ -21,12 +22,16 @@ async def inbox(
     person: PersonDep,
     unread: bool = False,
     offset: Annotated[Position, Query(le=1_000_000)] = 0,
+    resource: Annotated[Code | None, Query()] = None,
 ) -> Response:
     limit = console.settings.page_size
     params = {"unread": str(unread).lower(), "offset": offset, "limit": limit}
+    if resource:  # one resource's notices (a notice's resource links here)
+        params["resource"] = resource
     page = await console.services.call(
         "notifier", "GET", f"/inbox/{segment(person.department_code)}", person.token, params=params
     )
+    kept = ([("unread", "true")] if unread else []) + ([("resource", resource)] if resource else [])
     return render(
         request,
         "inbox.html",
@@ -34,6 +39,8 @@ async def inbox(
         unread_only=unread,
         offset=offset,
         limit=limit,
+        resource=resource,
+        base="/inbox?" + urlencode(kept) + ("&" if kept else ""),
     )
 
 

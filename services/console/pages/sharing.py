@@ -90,7 +90,7 @@ def _application(form: forms.Form) -> dict[str, Any]:
 async def new_request(
     request: Request, _person: PersonDep, resource: Annotated[Code | None, Query()] = None
 ) -> Response:
-    return render(request, "request_form.html", values={"resource_code": resource or "", "channels": []})
+    return render(request, "request_form.html", values={"resource_code": resource or "", "items": "", "channels": []})
 
 
 @router.post("/requests/new")
