@@ -9,11 +9,13 @@ import json
 from datetime import date
 
 import pytest
+from pydantic import ValidationError
 
 from common.codec import SCHEMA_DIR
 from common.policy import MachineKind, Principal, Role
 from services.notifier import handlers
 from services.notifier.domain.notifications import Notification, NotificationKind
+from services.notifier.settings import NotifierSettings
 from tests.contract.test_schemas import sample
 from tests.unit.test_notifier import CONSUMER, IT_OFFICE, PROVIDER, REQUEST, FakeUnitOfWork, code, deliver, notifier_of
 
@@ -149,3 +151,11 @@ def test_a_person_sees_the_notices_for_her_roles_and_the_departments_a_machine_a
     assert seen(operator, IT_OFFICE) == {"n6"}
     assert seen(operator) == {"n1", "n2", "n3", "n4", "n5"}
     assert seen(Principal("aud", IT_OFFICE, frozenset({Role.AUDITOR})), IT_OFFICE) == set()
+
+
+def test_the_leadership_group_is_an_optional_setting_named_by_its_credit_code() -> None:
+    assert NotifierSettings().leadership_group_code is None
+    assert NotifierSettings(leadership_group_code="").leadership_group_code is None
+    assert NotifierSettings(leadership_group_code=LEADERSHIP.lower()).leadership_group_code == LEADERSHIP
+    with pytest.raises(ValidationError, match="leadership group"):
+        NotifierSettings(leadership_group_code="11360800MB0000003X")
