@@ -95,6 +95,9 @@ CATALOG_STAFF: Audience = COMPILERS | REVIEWERS  # the department's catalog (Art
 # 数据管理员 (Art. 22): decides requests and consents, applies, disputes, subscribes, holds the grants
 DATA_ADMINISTRATORS: Audience = frozenset({Role.DATA_ADMINISTRATOR})
 DEMAND_FILERS: Audience = CATALOG_STAFF | DATA_ADMINISTRATORS  # whoever may file a share demand (Art. 10, 14)
+# a grant opens data to anyone in the consumer department (Art. 15, 16: any of its people reads through the
+# API channel under it), so that it was issued, revoked or ended is the whole department's concern
+GRANT_USERS: Audience = DEPARTMENT
 IT_OFFICE: Audience = frozenset({Role.IT_OFFICE_OPERATOR})  # coordinates disputes, sources, demands, grading
 LEADERSHIP: Audience = frozenset({Role.LEADERSHIP_MEMBER})  # the final word on escalated disputes
 
@@ -314,7 +317,7 @@ def grant_issued(event_id: str, e: GrantIssued) -> list[Notification]:
             title,
             body,
             about=e.grant_id,
-            audience=DATA_ADMINISTRATORS,  # who holds the department's grants
+            audience=GRANT_USERS,
             resource=e.resource_code,
         )
     ]
@@ -331,7 +334,7 @@ def grant_revoked(event_id: str, e: GrantRevoked) -> list[Notification]:
             title,
             body,
             about=e.grant_id,
-            audience=DATA_ADMINISTRATORS,  # who holds the department's grants
+            audience=GRANT_USERS,
             resource=e.resource_code,
         )
     ]
@@ -361,7 +364,7 @@ def grant_ended(event_id: str, e: GrantEnded) -> list[Notification]:
             title,
             body,
             about=e.grant_id,
-            audience=DATA_ADMINISTRATORS,  # who holds the department's grants
+            audience=GRANT_USERS,
             resource=e.resource_code,
         )
     ]
