@@ -10,6 +10,7 @@ from typing import Any
 from common.errors import Invalid, NotFound, RejectedEvent
 from common.events import Event
 from common.identifiers import InvalidIdentifier, validate_credit_code
+from common.policy import Principal, Role
 from services.notifier import webhooks
 from services.notifier.domain import notifications
 from services.notifier.domain.changes import ChangeBatch, add_change
@@ -69,6 +70,7 @@ class Notifier:
     timer: Wakeable
     reminders: ReminderPolicy
     it_office_code: str
+    leadership_group_code: str | None = None  # None: the IT office, which keeps its office, hears for it
     change_window: timedelta = timedelta(seconds=2)
     change_batch_longest: timedelta = timedelta(minutes=5)
     digest_time: time = time(8, 30)
@@ -392,6 +394,20 @@ def _routed(notice: Notification, preferences: Preferences) -> Notification:
     return replace(notice, channels=channels, in_digest=pushed and not preferences.pushes_now(notice.kind))
 
 
-async def mark_read(department_code: str | None, notification_id: str, uow: UnitOfWork) -> None:
-    if not await uow.mark_read(department_code, notification_id):
+def roles_reading(principal: Principal, department_code: str | None) -> frozenset[Role] | None:
+    """Whose notices `principal` sees of `department_code`'s (None: every department's): in her own
+    department a person sees those for her roles and those for the whole department; a machine (its systems
+    get every notice by topic and webhook too) and the IT office overseeing another department, all of them.
+    A role is always of the recipient department: the IT office's staff see their own department's notices
+    for the IT office, never another's by their role."""
+    if principal.machine is not None or department_code != principal.department_code:
+        return None
+    return principal.roles
+
+
+async def mark_read(
+    department_code: str | None, notification_id: str, uow: UnitOfWork, roles: frozenset[Role] | None = None
+) -> None:
+    """Mark a notice read (for everyone in the department it is for): only one the reader sees."""
+    if not await uow.mark_read(department_code, notification_id, roles):
         raise NotificationNotFound("notification_id", f"no notification {notification_id} in this inbox")

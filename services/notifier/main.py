@@ -54,6 +54,7 @@ def build(settings: NotifierSettings) -> tuple[FastAPI, Runtime]:
         timer=timer,
         reminders=ReminderPolicy(runtime.calendar, settings.reminder_lead_working_days, settings.reminder_time),
         it_office_code=settings.it_office_code,
+        leadership_group_code=settings.leadership_group_code,
         change_window=timedelta(seconds=settings.change_window_seconds),
         change_batch_longest=timedelta(seconds=settings.change_batch_max_seconds),
         digest_time=settings.digest_time,

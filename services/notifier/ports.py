@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import Protocol
 
 from common.events import Event
+from common.policy import Role
 from services.notifier.domain.changes import ChangeBatch, Ranges
 from services.notifier.domain.events import Dispute
 from services.notifier.domain.holdings import EntryTerms, Holding
@@ -108,6 +109,9 @@ class InboxQuery:
     resource_code: str | None = None
     offset: int = 0
     limit: int = 100
+    # Whose notices: those for one of these roles and the department-wide ones (a person's inbox); None: all
+    # (a machine, or the IT office reading another department's)
+    roles: frozenset[Role] | None = None
 
 
 class UnitOfWork(Protocol):
@@ -115,7 +119,9 @@ class UnitOfWork(Protocol):
 
     async def inbox(self, query: InboxQuery) -> tuple[list[Notification], int]: ...
 
-    async def mark_read(self, department_code: str | None, notification_id: str) -> bool: ...
+    async def mark_read(
+        self, department_code: str | None, notification_id: str, roles: frozenset[Role] | None = None
+    ) -> bool: ...
 
     async def preferences_of(self, department_code: str) -> Preferences | None: ...
 

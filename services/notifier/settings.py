@@ -23,6 +23,9 @@ class NotifierSettings(ServiceSettings):
     http_port: int = 8003
     # The IT office (市信息化工作办公室), as registered in the directory: it hears of disputes.
     it_office_code: str = DEMO_IT_OFFICE_CODE
+    # The leadership group (领导小组), as registered in the directory: its members hear of escalated disputes and
+    # of their ruling's deadline passing. Unset: the IT office, which keeps the group's office, hears alone.
+    leadership_group_code: str | None = None
     # A resource's changes make one notice: its batch stays open while changes keep coming, until this window
     # passes without one, but no longer than change_batch_max_seconds after its first change.
     change_window_seconds: float = Field(default=2.0, ge=0.1, le=300)
@@ -72,6 +75,16 @@ class NotifierSettings(ServiceSettings):
             return validate_credit_code(value)
         except InvalidIdentifier as exc:
             raise ValueError(f"the IT office's unified social credit code: {exc}") from None
+
+    @field_validator("leadership_group_code")
+    @classmethod
+    def _group_code(cls, value: str | None) -> str | None:
+        if not value:
+            return None
+        try:
+            return validate_credit_code(value)
+        except InvalidIdentifier as exc:
+            raise ValueError(f"the leadership group's unified social credit code: {exc}") from None
 
     @field_validator("webhook_secret_keys")
     @classmethod

@@ -172,14 +172,16 @@ async def test_a_compiler_and_a_reviewer_work_an_entry_through_in_the_browser(pl
         browser.open(f"{base}/catalog?q=浏览器测试")
         assert "浏览器测试资源" in browser.page
         browser.screenshot(SHOTS / "10-search.png")
-        # the department's inbox, as its reviewer and as its compiler: each step of the entry
-        titles = ("目录条目待审核", "目录条目被退回", "目录条目已审核通过并发布")
-        steps = {title: ("CATALOG_EVENT", code) for title in titles}  # each about the entry
-        wait_for_notices(browser, base, code, steps)
+        # each one's inbox shows the steps of the entry that are hers: the reviewer the submissions ...
+        mine = wait_for_notices(browser, base, code, {"目录条目待审核": ("CATALOG_EVENT", code)})
+        assert not any(n["title"].startswith(("目录条目被退回", "目录条目已审核通过并发布")) for n in mine), mine
         browser.screenshot(SHOTS / "11-inbox.png")
         sign_out(browser)
+        # ... the compiler the return and the approval
         sign_in(browser, base, logins["t-compiler"], passwords["t-compiler"])
-        wait_for_notices(browser, base, code, steps)
+        reviewed = {title: ("CATALOG_EVENT", code) for title in ("目录条目被退回", "目录条目已审核通过并发布")}
+        mine = wait_for_notices(browser, base, code, reviewed)
+        assert not any(n["title"].startswith("目录条目待审核") for n in mine), mine
         browser.resize(390, 844)  # a phone
         browser.screenshot(SHOTS / "12-inbox-phone.png")
         browser.open(f"{base}/catalog?q=浏览器测试")

@@ -23,7 +23,7 @@ from pymongo import AsyncMongoClient
 from common.codec import SCHEMA_DIR, EventCodec
 from common.events import Event
 from common.kafka import KafkaPublisher
-from common.policy import Role
+from common.policy import MachineKind, Role
 from common.topics import load_topics
 from devstack.processes import Infra
 from services.notifier.adapters.topics import KafkaDepartmentTopics
@@ -54,13 +54,19 @@ def reader(department: str) -> dict:
     return bearer(department, Role.DATA_ADMINISTRATOR)
 
 
+def system(department: str) -> dict:
+    """The department's adapter: a machine reads every notice of its department, whichever roles in it the
+    notice is for (test_notifier_audiences shows what each person sees)."""
+    return bearer(department, subject=f"adapter-{department[-6:]}", machine=MachineKind.ADAPTER)
+
+
 async def inbox_until(
     notifier: ServiceProcess, department: str, expected: int, timeout: float = 30, **query: str
 ) -> list[dict]:
     """The department's notices once `expected` are there (and a moment later, so that no more arrive)."""
     found: list[dict] = []
     deadline = time.monotonic() + timeout
-    async with httpx.AsyncClient(base_url=notifier.url, headers=reader(department)) as client:
+    async with httpx.AsyncClient(base_url=notifier.url, headers=system(department)) as client:
         while time.monotonic() < deadline:
             response = await client.get(f"/inbox/{department}", params=query)
             assert response.status_code == 200, response.text

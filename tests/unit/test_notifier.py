@@ -15,6 +15,7 @@ from common.codec import SCHEMA_DIR, EventCodec
 from common.errors import RejectedEvent
 from common.events import Event
 from common.identifiers import credit_code_check_character
+from common.policy import Role
 from common.topics import load_topic_family, load_topics
 from services.directory import demo_data
 from services.notifier.adapters.events import (
@@ -191,7 +192,9 @@ class FakeUnitOfWork:
         found = [n for n in self.inbox.values() if query.department_code in (None, n.recipient_code)]
         return found[query.offset : query.offset + query.limit], len(found)
 
-    async def mark_read(self, department_code: str | None, notification_id: str) -> bool:
+    async def mark_read(
+        self, department_code: str | None, notification_id: str, roles: frozenset[Role] | None = None
+    ) -> bool:
         return False
 
     async def preferences_of(self, department_code: str) -> Preferences | None:

@@ -81,9 +81,10 @@ def subscriptions(n: handlers.Notifier) -> dict[str, Callable[[Event], Awaitable
     by_class: dict[type, TypedHandler] = {cls: partial(handlers.notify, n=n, rule=rule) for cls, rule in RULES.items()}
     # the IT office's code from the settings: it coordinates, owes the rulings, keeps the leadership group's
     # office, settles duplicate sources and matches demands
+    group = n.leadership_group_code  # has the final word on escalated disputes
     for cls, rule in (
-        (ShareDecisionOverdue, notifications.share_overdue),
-        (DisputeEscalated, notifications.dispute_escalated),
+        (ShareDecisionOverdue, partial(notifications.share_overdue, leadership_group_code=group)),
+        (DisputeEscalated, partial(notifications.dispute_escalated, leadership_group_code=group)),
         (DuplicateSourceFlagged, notifications.duplicate_source),
         (ShareDemandFiled, notifications.demand_filed),
         (ShareDemandUnmatched, notifications.demand_unmatched),

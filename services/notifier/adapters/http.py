@@ -54,6 +54,9 @@ class NotificationView(BaseModel):
     created_at: datetime
     read: bool
     channels: list[Channel]
+    audience: list[Role] = Field(
+        description="the roles of the recipient department it is for; empty: everyone in the department"
+    )
     fallback: str | None = Field(
         default=None,
         description="set when the notice went to the inbox because the channels its recipient chose could not "
@@ -86,7 +89,9 @@ class ReminderView(BaseModel):
 
 
 def _view(n: Notification) -> NotificationView:
-    return NotificationView.model_validate({**asdict(n), "channels": sorted(n.channels)})
+    return NotificationView.model_validate(
+        {**asdict(n), "channels": sorted(n.channels), "audience": sorted(n.audience)}
+    )
 
 
 def _preferences_view(p: Preferences) -> PreferencesView:
@@ -116,14 +121,16 @@ async def all_inboxes(
     recipient: Annotated[Code | None, Query(description="one department's")] = None,
 ) -> Page[NotificationView]:
     """The IT office reads every department's notices (all of them, whatever channels a department chose);
-    anyone else only its own department's."""
+    anyone else only its own department's: a person those for her roles and for the whole department, a
+    machine all of them."""
     if recipient is not None:
         department: str | None = _own(principal, "notifier.inbox.read", recipient)
     elif Role.IT_OFFICE_OPERATOR in principal.roles:
         department = None
     else:
         department = principal.department_code
-    query = InboxQuery(department, unread, kind, resource, paging.offset, paging.limit)
+    roles = handlers.roles_reading(principal, department)
+    query = InboxQuery(department, unread, kind, resource, paging.offset, paging.limit, roles=roles)
     found, total = await uow.inbox(query)
     return Page.of([_view(n) for n in found], total, paging)
 
@@ -140,15 +147,18 @@ async def inbox(
     kind: NotificationKind | None = None,
     resource: Annotated[Code | None, Query(description="a resource code")] = None,
 ) -> Page[NotificationView]:
+    """A person reads her own department's notices for her roles and those for the whole department; a machine,
+    and the IT office another department's, all of them."""
     code = _own(principal, "notifier.inbox.read", department_code)
-    found, total = await uow.inbox(InboxQuery(code, unread, kind, resource, paging.offset, paging.limit))
+    roles = handlers.roles_reading(principal, code)
+    found, total = await uow.inbox(InboxQuery(code, unread, kind, resource, paging.offset, paging.limit, roles=roles))
     return Page.of([_view(n) for n in found], total, paging)
 
 
 @router.post("/inbox/{department_code}/{notification_id}/read", status_code=204, summary="Mark a notice read")
 async def read(department_code: Code, notification_id: Code, principal: InboxReader, uow: UowDep) -> None:
     code = _own(principal, "notifier.inbox.read", department_code)
-    await handlers.mark_read(code, notification_id, uow)
+    await handlers.mark_read(code, notification_id, uow, handlers.roles_reading(principal, code))
 
 
 @router.get(

@@ -14,6 +14,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from common.events import Event
 from common.mongo import Transaction
+from common.policy import Role
 from common.runtime import Runtime
 from services.notifier.adapters.sealing import SecretSealer
 from services.notifier.adapters.webhooks_mongo import MongoWebhookQueue, in_parts
@@ -62,6 +63,7 @@ def _to_doc(n: Notification, retention: Retention) -> dict[str, Any]:
     # the fields as they are (all flat values): asdict's deep copy cost more than the insert of a fan-out
     doc = {f.name: getattr(n, f.name) for f in fields(n)}
     doc |= {"_id": n.notification_id, "kind": n.kind.value, "channels": sorted(c.value for c in n.channels)}
+    doc["audience"] = sorted(r.value for r in n.audience) or None  # null, as a notice kept before: everyone
     doc.pop("notification_id")
     if (expire_at := retention.on_issue(n)) is not None:
         doc["expire_at"] = expire_at
@@ -74,9 +76,16 @@ def _from_doc(doc: dict[str, Any]) -> Notification:
     fields = {k: v for k, v in doc.items() if k not in ("_id", "expire_at")}
     fields["kind"] = NotificationKind(fields["kind"])
     fields["channels"] = frozenset(Channel(c) for c in fields.get("channels", [c.value for c in Channel]))
+    fields["audience"] = frozenset(Role(r) for r in fields.get("audience") or ())
     if fields.get("due_on") is not None:
         fields["due_on"] = fields["due_on"].date()
     return Notification(notification_id=doc["_id"], **fields)
+
+
+def _for_roles(roles: frozenset[Role]) -> dict[str, Any]:
+    """Notices for one of `roles`, or for the whole department: audience null or missing (kept before notices
+    had audiences) matches null."""
+    return {"$in": [None, *sorted(r.value for r in roles)]}
 
 
 def _holding(doc: dict[str, Any]) -> Holding:
@@ -403,6 +412,8 @@ class MongoUnitOfWork:
         where: dict[str, Any] = {}
         if query.department_code is not None:
             where |= {"recipient_code": query.department_code, "channels": Channel.INBOX.value}
+        if query.roles is not None:
+            where["audience"] = _for_roles(query.roles)
         if query.unread_only:
             where["read"] = False
         if query.kind is not None:
@@ -419,10 +430,14 @@ class MongoUnitOfWork:
         )
         return [_from_doc(doc) for doc in await cursor.to_list()], total
 
-    async def mark_read(self, department_code: str | None, notification_id: str) -> bool:
+    async def mark_read(
+        self, department_code: str | None, notification_id: str, roles: frozenset[Role] | None = None
+    ) -> bool:
         where: dict[str, Any] = {"_id": notification_id}
         if department_code is not None:
             where["recipient_code"] = department_code
+        if roles is not None:
+            where["audience"] = _for_roles(roles)
         read = {"$set": {"read": True}, "$min": {"expire_at": self.retention.on_read()}}
         result = await self.db[INBOX].update_one(where, read)
         return result.matched_count == 1

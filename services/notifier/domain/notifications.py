@@ -10,6 +10,7 @@ from datetime import UTC, date, datetime
 from enum import StrEnum
 from typing import Any
 
+from common.policy import Role
 from services.notifier.domain.changes import ChangeBatch
 from services.notifier.domain.changes import described as changes_described
 from services.notifier.domain.events import (
@@ -45,7 +46,7 @@ from services.notifier.domain.events import (
     ShareRefused,
     ShareRequested,
 )
-from services.notifier.domain.reminders import DEADLINE_NAMES, Reminder
+from services.notifier.domain.reminders import DEADLINE_NAMES, Deadline, Reminder
 
 
 class NotificationKind(StrEnum):
@@ -82,6 +83,24 @@ class Delivery(StrEnum):
 
 ALL_CHANNELS = frozenset(Channel)
 
+# Whom in the recipient department a notice is for: the directory's roles of the people who act on it (the
+# measures' division of work), or nobody in particular (the department as a whole). The REST inbox shows a
+# person the notices for her roles and the department-wide ones; systems (adapters, webhooks, the
+# department's topic) get every notice of their department.
+Audience = frozenset[Role]
+DEPARTMENT: Audience = frozenset()  # everyone in the department: an Art. 24 finding, a digest
+COMPILERS: Audience = frozenset({Role.CATALOG_COMPILER})  # 编制: returned and approved entries
+REVIEWERS: Audience = frozenset({Role.CATALOG_REVIEWER})  # 审核: entries submitted for review
+CATALOG_STAFF: Audience = COMPILERS | REVIEWERS  # the department's catalog (Art. 9-12): its upkeep and sources
+# 数据管理员 (Art. 22): decides requests and consents, applies, disputes, subscribes, holds the grants
+DATA_ADMINISTRATORS: Audience = frozenset({Role.DATA_ADMINISTRATOR})
+DEMAND_FILERS: Audience = CATALOG_STAFF | DATA_ADMINISTRATORS  # whoever may file a share demand (Art. 10, 14)
+# a grant opens data to anyone in the consumer department (Art. 15, 16: any of its people reads through the
+# API channel under it), so that it was issued, revoked or ended is the whole department's concern
+GRANT_USERS: Audience = DEPARTMENT
+IT_OFFICE: Audience = frozenset({Role.IT_OFFICE_OPERATOR})  # coordinates disputes, sources, demands, grading
+LEADERSHIP: Audience = frozenset({Role.LEADERSHIP_MEMBER})  # the final word on escalated disputes
+
 
 @dataclass
 class Notification:
@@ -101,6 +120,11 @@ class Notification:
     channels: frozenset[Channel] = ALL_CHANNELS  # where it goes, by the recipient's preferences
     in_digest: bool = False  # pushed channels get it in the next daily digest, not at once
     fallback: str | None = None  # why it went to the inbox, which its recipient did not choose
+    audience: Audience = DEPARTMENT  # whose roles in the recipient department it is for (empty: everyone's)
+
+    def concerns(self, roles: frozenset[Role]) -> bool:
+        """A person with `roles` in the recipient department sees it in the inbox."""
+        return not self.audience or bool(self.audience & roles)
 
     def to_inbox(self, reason: str) -> Notification:
         """The notice kept in the inbox after all: the channels its recipient chose cannot carry it."""
@@ -136,6 +160,7 @@ def share_requested(event_id: str, e: ShareRequested) -> list[Notification]:
             f"数据共享申请待答复：{e.resource_code}",
             body,
             about=e.request_id,
+            audience=DATA_ADMINISTRATORS,  # who decides a request (Art. 15, 22)
             resource=e.resource_code,
             due_on=e.decide_by,
         )
@@ -153,6 +178,7 @@ def share_refused(event_id: str, e: ShareRefused) -> list[Notification]:
             title,
             body,
             about=e.request_id,
+            audience=DATA_ADMINISTRATORS,  # who applied
             resource=e.resource_code,
         )
     ]
@@ -170,6 +196,7 @@ def share_decided(event_id: str, e: ShareDecided) -> list[Notification]:
             title,
             body,
             about=e.request_id,
+            audience=DATA_ADMINISTRATORS,  # who applied
             resource=e.resource_code,
         )
     ]
@@ -186,7 +213,19 @@ def consent_requested(event_id: str, e: PublicationConsentRequested) -> list[Not
     title = f"对外发布同意申请待答复：{e.resource_code}"
     kind = NotificationKind.REQUEST_ARRIVED
     resource, due_on = e.resource_code, e.decide_by
-    return [_to(e.provider_code, event_id, kind, title, body, about=e.consent_id, resource=resource, due_on=due_on)]
+    return [
+        _to(
+            e.provider_code,
+            event_id,
+            kind,
+            title,
+            body,
+            about=e.consent_id,
+            audience=DATA_ADMINISTRATORS,
+            resource=resource,
+            due_on=due_on,
+        )
+    ]
 
 
 def consent_decided(event_id: str, e: PublicationConsentDecided) -> list[Notification]:
@@ -198,7 +237,18 @@ def consent_decided(event_id: str, e: PublicationConsentDecided) -> list[Notific
         f"理由：{e.reasons}"
     )
     kind = NotificationKind.REQUEST_DECIDED
-    return [_to(e.consumer_code, event_id, kind, title, body, about=e.consent_id, resource=e.resource_code)]
+    return [
+        _to(
+            e.consumer_code,
+            event_id,
+            kind,
+            title,
+            body,
+            about=e.consent_id,
+            audience=DATA_ADMINISTRATORS,  # who asked
+            resource=e.resource_code,
+        )
+    ]
 
 
 def dispute_raised(event_id: str, e: ShareDisputed, it_office_code: str) -> list[Notification]:
@@ -209,7 +259,15 @@ def dispute_raised(event_id: str, e: ShareDisputed, it_office_code: str) -> list
     )
     kind = NotificationKind.DISPUTE_RAISED
     return [
-        _to(it_office_code, event_id, kind, f"共享争议待协调：申请 {e.request_id}", body, about=e.request_id),
+        _to(
+            it_office_code,
+            event_id,
+            kind,
+            f"共享争议待协调：申请 {e.request_id}",
+            body,
+            about=e.request_id,
+            audience=IT_OFFICE,
+        ),
         _to(
             e.provider_code,
             event_id,
@@ -217,6 +275,7 @@ def dispute_raised(event_id: str, e: ShareDisputed, it_office_code: str) -> list
             f"贵单位的共享答复被提出异议：申请 {e.request_id}",
             body,
             about=e.request_id,
+            audience=DATA_ADMINISTRATORS,  # who decided
         ),
     ]
 
@@ -239,7 +298,7 @@ def dispute_ruled(event_id: str, e: DisputeRuled, dispute: Dispute) -> list[Noti
         body += "。对裁定不服的，可提请市政务数据共享工作领导小组裁定。"
     kind = NotificationKind.DISPUTE_RULED
     return [
-        _to(party, event_id, kind, title, body, about=e.request_id)
+        _to(party, event_id, kind, title, body, about=e.request_id, audience=DATA_ADMINISTRATORS)
         for party in (dispute.consumer_code, dispute.provider_code)
     ]
 
@@ -258,6 +317,7 @@ def grant_issued(event_id: str, e: GrantIssued) -> list[Notification]:
             title,
             body,
             about=e.grant_id,
+            audience=GRANT_USERS,
             resource=e.resource_code,
         )
     ]
@@ -274,6 +334,7 @@ def grant_revoked(event_id: str, e: GrantRevoked) -> list[Notification]:
             title,
             body,
             about=e.grant_id,
+            audience=GRANT_USERS,
             resource=e.resource_code,
         )
     ]
@@ -303,6 +364,7 @@ def grant_ended(event_id: str, e: GrantEnded) -> list[Notification]:
             title,
             body,
             about=e.grant_id,
+            audience=GRANT_USERS,
             resource=e.resource_code,
         )
     ]
@@ -315,31 +377,45 @@ STEPS = {
 }
 
 
-def share_overdue(event_id: str, e: ShareDecisionOverdue, it_office_code: str) -> list[Notification]:
+def share_overdue(
+    event_id: str, e: ShareDecisionOverdue, it_office_code: str, leadership_group_code: str | None = None
+) -> list[Notification]:
     """A step of a request passed its working-day deadline: whoever owes it hears, and so does the applicant.
-    The rulings are owed by the IT office (and, for the leadership group, prepared by it)."""
+    The rulings are owed by the IT office (and, for the leadership group, prepared by it: the group hears too
+    when the notifier knows its department)."""
     title = f"共享申请已逾期：{e.request_id}（{STEPS[e.step]}）"
     body = f"申请 {e.request_id}（资源 {e.resource_code}）的{STEPS[e.step]}应于 {_day(e.due_on)} 前完成，现已逾期。"
-    owes = e.provider_code if e.step is OverdueStep.PROVIDER_DECISION else it_office_code
+    if e.step is OverdueStep.PROVIDER_DECISION:
+        owes = [(e.provider_code, DATA_ADMINISTRATORS)]
+    else:
+        owes = [(it_office_code, IT_OFFICE)]
+    if e.step is OverdueStep.LEADERSHIP_RULING and leadership_group_code is not None:
+        owes.append((leadership_group_code, LEADERSHIP))
     kind = NotificationKind.DEADLINE_PASSED
     return [
-        _to(party, event_id, kind, title, body, about=e.request_id, resource=e.resource_code)
-        for party in dict.fromkeys((owes, e.consumer_code))
+        _to(party, event_id, kind, title, body, about=e.request_id, audience=audience, resource=e.resource_code)
+        for party, audience in _each([*owes, (e.consumer_code, DATA_ADMINISTRATORS)]).items()
     ]
 
 
-def dispute_escalated(event_id: str, e: DisputeEscalated, it_office_code: str) -> list[Notification]:
-    """Escalated to the leadership group, whose office the IT office keeps; the other party hears too."""
+def dispute_escalated(
+    event_id: str, e: DisputeEscalated, it_office_code: str, leadership_group_code: str | None = None
+) -> list[Notification]:
+    """Escalated to the leadership group (its members, when the notifier knows its department), whose office
+    the IT office keeps; the other party hears too."""
     title = f"共享争议已提请领导小组裁定：申请 {e.request_id}"
     body = (
         f"{e.escalated_by_department} 对申请 {e.request_id} 争议（{e.dispute_id}）的协调裁定不服，"
         f"提请市政务数据共享工作领导小组裁定，应于 {_day(e.rule_by)} 前裁定。理由：{e.grounds}"
     )
-    parties = (it_office_code, e.consumer_code, e.provider_code)
+    parties = [(it_office_code, IT_OFFICE), (e.consumer_code, DATA_ADMINISTRATORS)]
+    parties += [(e.provider_code, DATA_ADMINISTRATORS)]
+    if leadership_group_code is not None:
+        parties.append((leadership_group_code, LEADERSHIP))
     kind = NotificationKind.DISPUTE_ESCALATED
     return [
-        _to(party, event_id, kind, title, body, about=e.request_id, resource=e.resource_code)
-        for party in dict.fromkeys(parties)
+        _to(party, event_id, kind, title, body, about=e.request_id, audience=audience, resource=e.resource_code)
+        for party, audience in _each(parties).items()
         if party != e.escalated_by_department
     ]
 
@@ -355,6 +431,7 @@ def entry_returned(event_id: str, e: CatalogEntryReturned) -> list[Notification]
             title,
             f"审核意见：{findings}",
             about=e.resource_code,
+            audience=COMPILERS,  # to be corrected and submitted again
             resource=e.resource_code,
         )
     ]
@@ -366,8 +443,8 @@ def entry_submitted(event_id: str, e: CatalogEntrySubmitted) -> list[Notificatio
     body = (
         f"{e.submitted_by} 提交了目录条目 {e.resource_code} 第 {e.version} 版，请本单位审核人员审核（编制人不得审核）。"
     )
-    kind = NotificationKind.CATALOG_EVENT
-    return [_to(e.provider_code, event_id, kind, title, body, about=e.resource_code, resource=e.resource_code)]
+    kind, about = NotificationKind.CATALOG_EVENT, e.resource_code
+    return [_to(e.provider_code, event_id, kind, title, body, about=about, audience=REVIEWERS, resource=about)]
 
 
 def entry_approved(event_id: str, e: CatalogEntryPublished) -> list[Notification]:
@@ -377,8 +454,8 @@ def entry_approved(event_id: str, e: CatalogEntryPublished) -> list[Notification
         f"目录条目 {e.resource_code}「{e.name}」第 {e.version} 版经 {e.reviewed_by} 审核通过，"
         f"于 {_day(e.published_on)} 发布。"
     )
-    kind = NotificationKind.CATALOG_EVENT
-    return [_to(e.provider_code, event_id, kind, title, body, about=e.resource_code, resource=e.resource_code)]
+    kind, about = NotificationKind.CATALOG_EVENT, e.resource_code
+    return [_to(e.provider_code, event_id, kind, title, body, about=about, audience=COMPILERS, resource=about)]
 
 
 def entry_changed(
@@ -395,14 +472,20 @@ def entry_changed(
         title = f"目录条目已更新：{e.resource_code}（第 {e.version} 版）"
         body = f"贵单位使用的资源 {e.resource_code}「{e.name}」发布第 {e.version} 版，请核对数据项与共享条件。"
     kind = NotificationKind.ENTRY_CHANGED
-    return [_to(h, event_id, kind, title, body, about=e.resource_code, resource=e.resource_code) for h in holders]
+    about = e.resource_code
+    return [
+        _to(h, event_id, kind, title, body, about=about, audience=DATA_ADMINISTRATORS, resource=about) for h in holders
+    ]
 
 
 def entry_withdrawn(event_id: str, e: CatalogEntryWithdrawn, holders: list[str]) -> list[Notification]:
     title = f"目录条目已撤销：{e.resource_code}"
     body = f"贵单位使用的资源 {e.resource_code} 的目录条目（第 {e.version} 版）已撤销，不再共享。理由：{e.reason}"
     kind = NotificationKind.ENTRY_CHANGED
-    return [_to(h, event_id, kind, title, body, about=e.resource_code, resource=e.resource_code) for h in holders]
+    about = e.resource_code
+    return [
+        _to(h, event_id, kind, title, body, about=about, audience=DATA_ADMINISTRATORS, resource=about) for h in holders
+    ]
 
 
 def duplicate_source(event_id: str, e: DuplicateSourceFlagged, it_office_code: str) -> list[Notification]:
@@ -417,8 +500,8 @@ def duplicate_source(event_id: str, e: DuplicateSourceFlagged, it_office_code: s
     )
     kind = NotificationKind.DUPLICATE_SOURCE
     return [
-        _to(party, event_id, kind, title, body, about=e.resource_code, resource=e.resource_code)
-        for party in dict.fromkeys((e.new_provider_code, it_office_code))
+        _to(party, event_id, kind, title, body, about=e.resource_code, audience=audience, resource=e.resource_code)
+        for party, audience in _each([(e.new_provider_code, CATALOG_STAFF), (it_office_code, IT_OFFICE)]).items()
     ]
 
 
@@ -426,7 +509,8 @@ def demand_filed(event_id: str, e: ShareDemandFiled, it_office_code: str) -> lis
     """An unmet demand: the IT office matches demands to entries."""
     title = f"共享需求待匹配：{e.title}"
     body = f"{e.requester_code} 登记共享需求「{e.title}」（编号 {e.demand_id}），所需数据项：{_items(e.wanted_items)}。"
-    return [_to(it_office_code, event_id, NotificationKind.DEMAND_EVENT, title, body, about=e.demand_id)]
+    kind = NotificationKind.DEMAND_EVENT
+    return [_to(it_office_code, event_id, kind, title, body, about=e.demand_id, audience=IT_OFFICE)]
 
 
 def demand_matched(event_id: str, e: ShareDemandMatched) -> list[Notification]:
@@ -434,7 +518,10 @@ def demand_matched(event_id: str, e: ShareDemandMatched) -> list[Notification]:
     covered = f"可满足的数据项：{_items(e.covered_items)}。" if e.covered_items else ""
     body = f"贵单位的共享需求（编号 {e.demand_id}）已匹配到资源 {e.resource_code}。{covered}{e.reason}".rstrip()
     kind = NotificationKind.DEMAND_EVENT
-    return [_to(e.requester_code, event_id, kind, title, body, about=e.demand_id, resource=e.resource_code)]
+    about, audience = e.demand_id, DEMAND_FILERS
+    return [
+        _to(e.requester_code, event_id, kind, title, body, about=about, audience=audience, resource=e.resource_code)
+    ]
 
 
 def demand_unmatched(event_id: str, e: ShareDemandUnmatched, it_office_code: str) -> list[Notification]:
@@ -443,15 +530,16 @@ def demand_unmatched(event_id: str, e: ShareDemandUnmatched, it_office_code: str
     body = f"共享需求（编号 {e.demand_id}）与资源 {e.resource_code} 的匹配已撤销，需求重新待匹配。理由：{e.reason}"
     kind = NotificationKind.DEMAND_EVENT
     return [
-        _to(party, event_id, kind, title, body, about=e.demand_id, resource=e.resource_code)
-        for party in dict.fromkeys((e.requester_code, it_office_code))
+        _to(party, event_id, kind, title, body, about=e.demand_id, audience=audience, resource=e.resource_code)
+        for party, audience in _each([(e.requester_code, DEMAND_FILERS), (it_office_code, IT_OFFICE)]).items()
     ]
 
 
 def demand_unmeetable(event_id: str, e: ShareDemandUnmeetable) -> list[Notification]:
     title = f"共享需求无法满足：{e.demand_id}"
     body = f"贵单位的共享需求（编号 {e.demand_id}）无法满足。理由：{e.reason}；依据：{e.legal_basis}"
-    return [_to(e.requester_code, event_id, NotificationKind.DEMAND_EVENT, title, body, about=e.demand_id)]
+    kind = NotificationKind.DEMAND_EVENT
+    return [_to(e.requester_code, event_id, kind, title, body, about=e.demand_id, audience=DEMAND_FILERS)]
 
 
 OVERDUE_KINDS = {
@@ -464,10 +552,10 @@ def entry_overdue(event_id: str, e: CatalogEntryOverdue, it_office_code: str) ->
     """A catalog deadline passed (an Art. 24 matter): the provider and the IT office, which grades it."""
     title = f"目录维护已逾期：{e.resource_code}（{OVERDUE_KINDS[e.kind]}）"
     body = f"目录条目 {e.resource_code} 的{OVERDUE_KINDS[e.kind]}应于 {_day(e.due_on)} 前完成，现已逾期。"
-    kind = NotificationKind.DEADLINE_PASSED
+    kind, about = NotificationKind.DEADLINE_PASSED, e.resource_code
     return [
-        _to(party, event_id, kind, title, body, about=e.resource_code, due_on=e.due_on, resource=e.resource_code)
-        for party in dict.fromkeys((e.provider_code, it_office_code))
+        _to(party, event_id, kind, title, body, about=about, audience=audience, due_on=e.due_on, resource=about)
+        for party, audience in _each([(e.provider_code, CATALOG_STAFF), (it_office_code, IT_OFFICE)]).items()
     ]
 
 
@@ -485,14 +573,27 @@ def finding_raised(event_id: str, e: AuditFindingRaised) -> list[Notification]:
     what = f"{FINDING_CATEGORIES[e.category]}（问题编号 {e.finding_id}）：{e.description}"
     body = f"{what}。请于 {_day(e.correct_by)} 前整改。"
     kind = NotificationKind.OTHER
-    return [_to(e.department_code, event_id, kind, title, body, about=e.finding_id, due_on=e.correct_by)]
+    # a finding is against the department as a whole (Art. 24): everyone in it sees it
+    about, due_on = e.finding_id, e.correct_by
+    return [_to(e.department_code, event_id, kind, title, body, about=about, audience=DEPARTMENT, due_on=due_on)]
 
 
 def finding_escalated(event_id: str, e: AuditFindingEscalated) -> list[Notification]:
     """Its deadline passed uncorrected: a notice of criticism follows."""
     title = f"整改期限已过：问题 {e.finding_id} 予以通报批评"
     body = f"问题 {e.finding_id} 未在整改期限内整改，{_day(e.escalated_on)} 起予以通报批评。{e.notice}"
-    return [_to(e.department_code, event_id, NotificationKind.DEADLINE_PASSED, title, body, about=e.finding_id)]
+    kind = NotificationKind.DEADLINE_PASSED
+    return [_to(e.department_code, event_id, kind, title, body, about=e.finding_id, audience=DEPARTMENT)]
+
+
+# who owes the step a reminder is for
+REMINDED: dict[Deadline, Audience] = {
+    Deadline.REQUEST_DECISION: DATA_ADMINISTRATORS,
+    Deadline.CONSENT_DECISION: DATA_ADMINISTRATORS,
+    Deadline.CATALOG_UPDATE: CATALOG_STAFF,
+    Deadline.YEARLY_MAINTENANCE: CATALOG_STAFF,
+    Deadline.FINDING_RECTIFICATION: DEPARTMENT,
+}
 
 
 def reminder_due(reminder: Reminder) -> Notification:
@@ -509,6 +610,7 @@ def reminder_due(reminder: Reminder) -> Notification:
         reference=reminder.reference,
         due_on=reminder.due_on,
         resource_code=reminder.resource_code,
+        audience=REMINDED[reminder.deadline],
     )
 
 
@@ -524,6 +626,7 @@ def changes_told(batch: ChangeBatch, holders: list[str]) -> list[Notification]:
             body,
             reference=f"{batch.first}-{batch.last}",
             resource_code=batch.resource_code,
+            audience=DATA_ADMINISTRATORS,  # who holds the grant or subscription
         )
         for holder in holders
     ]
@@ -550,6 +653,16 @@ def _day(value: date) -> str:
     return value.isoformat()
 
 
+def _each(parties: list[tuple[str, Audience]]) -> dict[str, Audience]:
+    """Each department once, for all it is told as (the IT office may also be the applicant); a notice for the
+    department as a whole stays so."""
+    audiences: dict[str, Audience] = {}
+    for party, audience in parties:
+        known = audiences.get(party, audience)
+        audiences[party] = known | audience if known and audience else DEPARTMENT
+    return audiences
+
+
 def _to(
     recipient: str,
     event_id: str,
@@ -558,10 +671,12 @@ def _to(
     body: str,
     *,
     about: str,
+    audience: Audience,
     due_on: date | None = None,
     resource: str | None = None,
 ) -> Notification:
-    """One recipient's notice of one event: its id makes a redelivered event notify nobody twice."""
+    """One recipient's notice of one event, for `audience` there: its id makes a redelivered event notify
+    nobody twice."""
     return Notification(
         f"{event_id}:{recipient}",
         recipient,
@@ -571,4 +686,5 @@ def _to(
         reference=about,
         due_on=due_on,
         resource_code=resource,
+        audience=audience,
     )

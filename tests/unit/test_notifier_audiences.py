@@ -1,0 +1,162 @@
+"""Whom in a department each notice is for (the directory's roles), and what a person's inbox shows of it: the
+notices for her roles and those for the whole department; a machine, and the IT office overseeing another
+department, every one."""
+
+from __future__ import annotations
+
+import copy
+import json
+from datetime import date
+
+import pytest
+from pydantic import ValidationError
+
+from common.codec import SCHEMA_DIR
+from common.policy import MachineKind, Principal, Role
+from services.notifier import handlers
+from services.notifier.domain.notifications import Notification, NotificationKind
+from services.notifier.settings import NotifierSettings
+from tests.contract.test_schemas import sample
+from tests.unit.test_notifier import CONSUMER, IT_OFFICE, PROVIDER, REQUEST, FakeUnitOfWork, code, deliver, notifier_of
+
+LEADERSHIP = code("11360800MB0000003")
+RESOURCE = "101001/000001"
+COMPILER, REVIEWER, ADMIN = Role.CATALOG_COMPILER, Role.CATALOG_REVIEWER, Role.DATA_ADMINISTRATOR
+OPERATOR, MEMBER = Role.IT_OFFICE_OPERATOR, Role.LEADERSHIP_MEMBER
+
+
+def payload(event_type: str, **values: object) -> dict:
+    raw = json.loads((SCHEMA_DIR / f"{event_type}.avsc").read_text(encoding="utf-8"))
+    return sample(copy.deepcopy(raw), {}) | values
+
+
+ENTRY = {"resource_code": RESOURCE, "provider_code": PROVIDER, "version": 1}
+REQUESTED = {"request_id": "r1", "resource_code": RESOURCE, "provider_code": PROVIDER, "consumer_code": CONSUMER}
+
+# (event type, its payload) -> {recipient: the roles the notice is for there}; empty: the whole department
+CASES = [
+    ("ShareRequested", REQUEST, {PROVIDER: {ADMIN}}),
+    ("ShareDecided", payload("ShareDecided", **REQUESTED), {CONSUMER: {ADMIN}}),
+    ("ShareRefused", payload("ShareRefused", request_id="r1", consumer_code=CONSUMER), {CONSUMER: {ADMIN}}),
+    (
+        "ShareDisputed",
+        payload("ShareDisputed", dispute_id="d1", **REQUESTED),
+        {IT_OFFICE: {OPERATOR}, PROVIDER: {ADMIN}},
+    ),
+    ("GrantIssued", payload("GrantIssued", grant_id="g1", **REQUESTED), {CONSUMER: set()}),
+    ("GrantRevoked", payload("GrantRevoked", grant_id="g1", **REQUESTED), {CONSUMER: set()}),
+    ("CatalogEntrySubmitted", payload("CatalogEntrySubmitted", **ENTRY), {PROVIDER: {REVIEWER}}),
+    ("CatalogEntryReturned", payload("CatalogEntryReturned", **ENTRY), {PROVIDER: {COMPILER}}),
+    ("CatalogEntryPublished", payload("CatalogEntryPublished", **ENTRY), {PROVIDER: {COMPILER}}),
+    (
+        "DuplicateSourceFlagged",
+        payload(
+            "DuplicateSourceFlagged",
+            resource_code=RESOURCE,
+            new_provider_code=PROVIDER,
+            existing_provider_code=CONSUMER,
+        ),
+        {PROVIDER: {COMPILER, REVIEWER}, IT_OFFICE: {OPERATOR}},
+    ),
+    ("ShareDemandFiled", payload("ShareDemandFiled", demand_id="m1", requester_code=CONSUMER), {IT_OFFICE: {OPERATOR}}),
+    (
+        "ShareDemandMatched",
+        payload("ShareDemandMatched", demand_id="m1", requester_code=CONSUMER, resource_code=RESOURCE),
+        {CONSUMER: {COMPILER, REVIEWER, ADMIN}},
+    ),
+    (
+        "CatalogEntryOverdue",
+        payload("CatalogEntryOverdue", resource_code=RESOURCE, provider_code=PROVIDER),
+        {PROVIDER: {COMPILER, REVIEWER}, IT_OFFICE: {OPERATOR}},
+    ),
+    ("AuditFindingRaised", payload("AuditFindingRaised", finding_id="f1", department_code=PROVIDER), {PROVIDER: set()}),
+    (
+        "DisputeEscalated",
+        payload("DisputeEscalated", dispute_id="d1", escalated_by_department=CONSUMER, **REQUESTED),
+        {IT_OFFICE: {OPERATOR}, PROVIDER: {ADMIN}, LEADERSHIP: {MEMBER}},
+    ),
+    (  # the IT office applied itself: one notice, for its operators and its data administrators
+        "ShareDecisionOverdue",
+        payload("ShareDecisionOverdue", **(REQUESTED | {"consumer_code": IT_OFFICE}), step="IT_OFFICE_RULING"),
+        {IT_OFFICE: {OPERATOR, ADMIN}},
+    ),
+    (
+        "ShareDecisionOverdue",
+        payload("ShareDecisionOverdue", **REQUESTED, step="LEADERSHIP_RULING"),
+        {IT_OFFICE: {OPERATOR}, LEADERSHIP: {MEMBER}, CONSUMER: {ADMIN}},
+    ),
+]
+
+
+@pytest.mark.parametrize(("event_type", "body", "expected"), CASES, ids=[c[0] for c in CASES])
+async def test_each_trigger_addresses_the_roles_that_act_on_it(
+    event_type: str, body: dict, expected: dict[str, set[Role]]
+) -> None:
+    uow = FakeUnitOfWork()
+    n = notifier_of(uow)
+    n = handlers.Notifier(**{**n.__dict__, "leadership_group_code": LEADERSHIP})
+    await deliver(uow, event_type, body, "e1", n)
+    told = {x.recipient_code: set(x.audience) for x in uow.inbox.values()}
+    assert told == expected
+
+
+async def test_without_the_leadership_groups_code_the_it_office_hears_of_an_escalation_alone() -> None:
+    uow = FakeUnitOfWork()
+    body = payload("DisputeEscalated", dispute_id="d1", escalated_by_department=CONSUMER, **REQUESTED)
+    await deliver(uow, "DisputeEscalated", body, "e1", notifier_of(uow))
+    assert {x.recipient_code for x in uow.inbox.values()} == {IT_OFFICE, PROVIDER}
+
+
+async def test_reminders_go_to_whoever_owes_the_step() -> None:
+    uow = FakeUnitOfWork()
+    n = notifier_of(uow)
+    await deliver(uow, "ShareRequested", REQUEST | {"decide_by": date(2026, 11, 23)}, "e1", n)
+    await deliver(
+        uow,
+        "CatalogEntryChangeReported",
+        payload("CatalogEntryChangeReported", **ENTRY, due_on=date(2026, 11, 24)),
+        "e2",
+        n,
+    )
+    n.clock.at = n.clock.at.replace(day=25)  # type: ignore[attr-defined]
+    await handlers.fire_due(n)
+    reminded = {x.reference: x.audience for x in uow.inbox.values() if x.kind is NotificationKind.DEADLINE_APPROACHING}
+    assert reminded == {"r1": {ADMIN}, RESOURCE: {COMPILER, REVIEWER}}
+
+
+def notice(number: int, *audience: Role, recipient: str = PROVIDER) -> Notification:
+    return Notification(f"n{number}", recipient, NotificationKind.OTHER, "t", "b", audience=frozenset(audience))
+
+
+def test_a_person_sees_the_notices_for_her_roles_and_the_departments_a_machine_all() -> None:
+    kept = [
+        notice(1, COMPILER),
+        notice(2, REVIEWER),
+        notice(3, ADMIN),
+        notice(4),
+        notice(5, COMPILER, REVIEWER),
+        notice(6, OPERATOR, recipient=IT_OFFICE),
+    ]
+
+    def seen(principal: Principal, department: str = PROVIDER) -> set[str]:
+        roles = handlers.roles_reading(principal, department)
+        mine = [x for x in kept if x.recipient_code == department]
+        return {x.notification_id for x in mine if roles is None or x.concerns(roles)}
+
+    assert seen(Principal("c", PROVIDER, frozenset({COMPILER}))) == {"n1", "n4", "n5"}
+    assert seen(Principal("r", PROVIDER, frozenset({REVIEWER}))) == {"n2", "n4", "n5"}
+    assert seen(Principal("a", PROVIDER, frozenset({ADMIN, COMPILER}))) == {"n1", "n3", "n4", "n5"}
+    assert seen(Principal("adapter", PROVIDER, machine=MachineKind.ADAPTER)) == {"n1", "n2", "n3", "n4", "n5"}
+    # the IT office: its own notices for its operators; another department's, all of them (oversight)
+    operator = Principal("o", IT_OFFICE, frozenset({OPERATOR}))
+    assert seen(operator, IT_OFFICE) == {"n6"}
+    assert seen(operator) == {"n1", "n2", "n3", "n4", "n5"}
+    assert seen(Principal("aud", IT_OFFICE, frozenset({Role.AUDITOR})), IT_OFFICE) == set()
+
+
+def test_the_leadership_group_is_an_optional_setting_named_by_its_credit_code() -> None:
+    assert NotifierSettings().leadership_group_code is None
+    assert NotifierSettings(leadership_group_code="").leadership_group_code is None
+    assert NotifierSettings(leadership_group_code=LEADERSHIP.lower()).leadership_group_code == LEADERSHIP
+    with pytest.raises(ValidationError, match="leadership group"):
+        NotifierSettings(leadership_group_code="11360800MB0000003X")
