@@ -13,6 +13,8 @@ DAY = 86_400.0
 
 # The IT office of the demo directory (`python -m services.directory.cli demo`), for development only.
 DEMO_IT_OFFICE_CODE = "11360800MB0000002D"
+# The leadership group of the same demo directory, for development only.
+DEMO_LEADERSHIP_GROUP_CODE = "11360800MB0000003G"
 # Seals webhook secrets in development and tests only (32 zero bytes): production refuses it.
 DEV_SECRET_KEYS = "dev:" + "A" * 43 + "="
 
@@ -24,8 +26,8 @@ class NotifierSettings(ServiceSettings):
     # The IT office (市信息化工作办公室), as registered in the directory: it hears of disputes.
     it_office_code: str = DEMO_IT_OFFICE_CODE
     # The leadership group (领导小组), as registered in the directory: its members hear of escalated disputes and
-    # of their ruling's deadline passing. Unset: the IT office, which keeps the group's office, hears alone.
-    leadership_group_code: str | None = None
+    # of their ruling's deadline passing. Set empty: the IT office, which keeps the group's office, hears alone.
+    leadership_group_code: str | None = DEMO_LEADERSHIP_GROUP_CODE
     # A resource's changes make one notice: its batch stays open while changes keep coming, until this window
     # passes without one, but no longer than change_batch_max_seconds after its first change.
     change_window_seconds: float = Field(default=2.0, ge=0.1, le=300)
@@ -131,6 +133,12 @@ class NotifierSettings(ServiceSettings):
             raise ValueError(
                 "it_office_code: production needs NOTIFIER_IT_OFFICE_CODE, the IT office's unified social credit "
                 "code as registered in the directory (the default is the demo directory's)"
+            )
+        if self.environment == "production" and self.leadership_group_code == DEMO_LEADERSHIP_GROUP_CODE:
+            raise ValueError(
+                "leadership_group_code: production needs NOTIFIER_LEADERSHIP_GROUP_CODE, the leadership group's "
+                "unified social credit code as registered in the directory, or empty for the IT office to hear alone "
+                "(the default is the demo directory's)"
             )
         if self.environment == "production" and self.clock_start is not None:
             raise ValueError("clock_start: a shifted clock is for drills and tests; unset NOTIFIER_CLOCK_START")

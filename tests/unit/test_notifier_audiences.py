@@ -13,9 +13,10 @@ from pydantic import ValidationError
 
 from common.codec import SCHEMA_DIR
 from common.policy import MachineKind, Principal, Role
+from services.directory import demo_data
 from services.notifier import handlers
 from services.notifier.domain.notifications import Notification, NotificationKind
-from services.notifier.settings import NotifierSettings
+from services.notifier.settings import DEMO_LEADERSHIP_GROUP_CODE, NotifierSettings
 from tests.contract.test_schemas import sample
 from tests.unit.test_notifier import CONSUMER, IT_OFFICE, PROVIDER, REQUEST, FakeUnitOfWork, code, deliver, notifier_of
 
@@ -154,8 +155,16 @@ def test_a_person_sees_the_notices_for_her_roles_and_the_departments_a_machine_a
     assert seen(Principal("aud", IT_OFFICE, frozenset({Role.AUDITOR})), IT_OFFICE) == set()
 
 
-def test_the_leadership_group_is_an_optional_setting_named_by_its_credit_code() -> None:
-    assert NotifierSettings().leadership_group_code is None
+def test_the_leadership_group_is_a_setting_the_demo_directory_matches_and_production_names_or_leaves_empty() -> None:
+    assert NotifierSettings().leadership_group_code == DEMO_LEADERSHIP_GROUP_CODE
+    assert DEMO_LEADERSHIP_GROUP_CODE == demo_data.credit_code(demo_data.CITY_REGION, 3)  # the demo's (directory cli)
+    production = {"environment": "production", "mongo_uri": "mongodb://m0/?replicaSet=rs0"}
+    production["it_office_code"] = code("11360800MB0000008")
+    with pytest.raises(ValidationError, match="NOTIFIER_LEADERSHIP_GROUP_CODE"):
+        NotifierSettings(**production)
+    for named in ("", code("11360800MB0000009")):  # the IT office alone, or the group: the next check is the key's
+        with pytest.raises(ValidationError, match="webhook_secret_keys"):
+            NotifierSettings(**production, leadership_group_code=named)
     assert NotifierSettings(leadership_group_code="").leadership_group_code is None
     assert NotifierSettings(leadership_group_code=LEADERSHIP.lower()).leadership_group_code == LEADERSHIP
     with pytest.raises(ValidationError, match="leadership group"):

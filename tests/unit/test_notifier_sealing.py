@@ -38,5 +38,5 @@ def test_bad_keys_stop_the_start_and_production_refuses_the_development_key() ->
     with pytest.raises(ValidationError, match="webhook_secret_keys"):
         NotifierSettings(
             environment="production", mongo_uri="mongodb://db.example:27017/?replicaSet=rs0",
-            it_office_code=office,
+            it_office_code=office, leadership_group_code="",
         )  # fmt: skip

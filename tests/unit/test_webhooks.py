@@ -75,6 +75,7 @@ def test_production_retries_for_at_least_a_day_and_refuses_private_targets_by_de
         "environment": "production",
         "mongo_uri": "mongodb://m0/?replicaSet=rs0",
         "it_office_code": DEPT,
+        "leadership_group_code": "",
         "webhook_secret_keys": "k1:" + "B" * 43 + "=",
     }
     with pytest.raises(ValueError, match="webhook_give_up_after_seconds"):
