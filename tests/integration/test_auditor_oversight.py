@@ -862,3 +862,133 @@ async def test_the_city_s_last_months_count_accesses_stored_changes_and_publishe
     assert counted.pop("2026-10") == (3, 1, 1)
     assert counted.pop("2026-11") == (1, 0, 0)
     assert set(counted.values()) == {(0, 0, 0)}
+
+
+async def test_a_department_reports_the_it_office_rejects_then_accepts_and_a_report_in_time_holds_escalation(
+    infra, topics, services, tmp_path
+) -> None:
+    """The department's data administrator hands in a rectification report; another department's people, and its
+    own compiler, are refused. The IT office rejects it (the finding stays open), the department reports again and
+    the IT office accepts: corrected, the report its proof. A finding whose report came in time and awaits the
+    answer is not escalated once the auditor's day is past its deadline, while one without a report is; rejected
+    then, it escalates at once. Each step is an event on auditor.findings."""
+    tag = uuid.uuid4().hex[:6].upper()
+    a, b = f"A{tag}", f"B{tag}"
+    settings = settings_for(infra)
+    codec = EventCodec.from_folder()
+
+    async def auditor_on(day: date) -> ServiceProcess:
+        auditor = ServiceProcess(
+            "auditor", infra, tmp_path, mongo_database=settings.mongo_database, today=day.isoformat()
+        )
+        for group, names in (("auditor-oversight", OBSERVED_TOPICS), ("auditor-trail", AUDITED_TOPICS)):
+            for topic in names:
+                await skip_backlog(infra, f"{auditor.group_prefix}{group}", topic)
+        services.append(auditor.start())
+        await auditor.wait_ready()
+        return auditor
+
+    async def events_of(finding_id: str, count: int) -> list[str]:
+        """The types of the finding's events on auditor.findings, in their order (once each)."""
+        found = await read_topic(
+            infra.bootstrap,
+            "auditor.findings",
+            count,
+            timeout=30,
+            where=lambda r: r.key == a.encode() and codec.decode(r.value)[1]["finding_id"] == finding_id,
+        )
+        seen: dict[str, str] = {}
+        for record in found:
+            seen.setdefault(headers_of(record)["event_id"], headers_of(record)["event_type"])
+        return list(seen.values())
+
+    operator = bearer("IT", Role.IT_OFFICE_OPERATOR, subject="it-operator")
+    admin_a = bearer(a, Role.DATA_ADMINISTRATOR, subject="a-admin")
+    refused = {
+        "admin_B": bearer(b, Role.DATA_ADMINISTRATOR, subject="b-admin"),
+        "compiler_A": bearer(a, Role.CATALOG_COMPILER, subject="a-compiler"),
+        "auditor": bearer("IT", Role.AUDITOR, subject="auditor"),
+    }
+    first = await auditor_on(date(2026, 10, 26))
+    async with httpx.AsyncClient(base_url=first.url, timeout=60) as client:
+        ids = []
+        for n in range(3):
+            body = {
+                "department_code": a,
+                "category": "USE_OUTSIDE_PURPOSE",
+                "matter": f"grant:G{tag}{n}",
+                "description": "用于营销",
+                "evidence": "举报材料",
+                "request_id": f"req-{tag}-{n}",
+            }
+            raised = await client.post("/findings", json=body, headers=operator)
+            assert raised.status_code == 201, raised.text
+            ids.append(raised.json()["finding_id"])
+        rejected_then_accepted, held, unreported = ids
+        assert raised.json()["correct_by"] == "2026-11-02"  # 5 working days
+
+        path = f"/findings/{rejected_then_accepted}/report"
+        report = {"text": "已停止该用途并删除数据", "reference": "吉A〔2026〕3号"}
+        for who, headers in refused.items():
+            answer = await client.post(path, json=report, headers=headers)
+            assert answer.status_code == 403, (who, answer.text)
+        too_long = await client.post(path, json={"text": "长" * 4001}, headers=admin_a)
+        assert too_long.status_code == 422
+        sent = await client.post(path, json=report, headers=admin_a)
+        assert sent.status_code == 200, sent.text
+        [shown] = sent.json()["reports"]
+        assert (shown["text"], shown["reference"], shown["submitted_by"], shown["submitted_on"], shown["answer"]) == (
+            "已停止该用途并删除数据",
+            "吉A〔2026〕3号",
+            "a-admin",
+            "2026-10-26",
+            "AWAITED",
+        )
+        assert sent.json()["held"] and sent.json()["status"] == "OPEN"
+        assert (await client.post(path, json=report, headers=admin_a)).status_code == 409  # one at a time
+        assert (await client.post(path + "/rejection", json={"reason": "x"}, headers=admin_a)).status_code == 403
+        back = await client.post(path + "/rejection", json={"reason": "未见删除记录"}, headers=operator)
+        assert back.status_code == 200, back.text
+        assert (back.json()["status"], back.json()["reports"][-1]["answer"], back.json()["held"]) == (
+            "OPEN",
+            "REJECTED",
+            False,
+        )
+        assert back.json()["reports"][-1]["reason"] == "未见删除记录"
+        again = await client.post(path, json={"text": "附删除日志"}, headers=admin_a)
+        assert again.status_code == 200 and len(again.json()["reports"]) == 2
+        done = await client.post(path + "/acceptance", headers=operator)
+        assert done.status_code == 200, done.text
+        assert done.json()["status"] == "CORRECTED" and "附删除日志" in done.json()["proof"]
+        assert (await client.post(path + "/acceptance", headers=operator)).status_code == 409
+
+        sent = await client.post(f"/findings/{held}/report", json={"text": "已整改"}, headers=admin_a)
+        assert sent.status_code == 200 and sent.json()["held"]
+    assert await events_of(rejected_then_accepted, 5) == [
+        "AuditFindingRaised",
+        "AuditFindingReported",
+        "AuditFindingReportRejected",
+        "AuditFindingReported",
+        "AuditFindingCorrected",
+    ]
+    first.stop()
+
+    # the day after the deadline: the finding without a report escalates, the one whose report awaits does not
+    later = await auditor_on(date(2026, 11, 4))
+    assert await events_of(unreported, 2) == ["AuditFindingRaised", "AuditFindingEscalated"]
+    async with httpx.AsyncClient(base_url=later.url, timeout=60) as client:
+        waiting = (await client.get(f"/findings/{held}", headers=operator)).json()
+        assert (waiting["status"], waiting["held"]) == ("OPEN", True)
+        late = await client.post(f"/findings/{unreported}/report", json={"text": "补报"}, headers=admin_a)
+        assert late.status_code == 409  # escalated: nothing to report
+        back = await client.post(f"/findings/{held}/report/rejection", json={"reason": "不充分"}, headers=operator)
+        assert back.status_code == 200
+        # rejected after the deadline: escalated at the watch's next look, which the rejection wakes
+        assert await events_of(held, 4) == [
+            "AuditFindingRaised",
+            "AuditFindingReported",
+            "AuditFindingReportRejected",
+            "AuditFindingEscalated",
+        ]
+        after = (await client.get(f"/findings/{held}", headers=admin_a)).json()
+        assert (after["status"], after["escalated_on"]) == ("ESCALATED", "2026-11-04")
