@@ -17,6 +17,7 @@ import httpx
 import pypdf
 import pytest
 from prometheus_client import REGISTRY
+from pymongo import AsyncMongoClient
 
 from common.calendar_source import build_calendar
 from common.clock import FixedDay
@@ -46,6 +47,7 @@ from services.auditor.oversight import handlers
 from services.auditor.oversight.adapters import observed_events
 from services.auditor.oversight.adapters.mongo import (
     DAILY,
+    DUE,
     ENTRY_FACTS,
     FINDINGS,
     GROUP,
@@ -385,54 +387,6 @@ async def test_a_scripted_month_becomes_figures_a_report_and_findings(infra, top
             assert 'datashare_findings_open{category="DATA_INCONSISTENT_OR_UNUSABLE"}' in metrics
     finally:
         await publisher.stop()
-
-
-async def test_an_open_finding_escalates_once_its_deadline_has_passed(infra, topics, services, tmp_path) -> None:
-    """Raised while its deadline is ahead, the finding stays open; the auditor started again after the last day to
-    correct it (its date moved on) escalates it at once and announces the notice of criticism."""
-    tag = uuid.uuid4().hex[:6].upper()
-    provider, consumer, code = f"P{tag}", f"C{tag}", f"103{tag[:3]}/{tag}"
-    settings = settings_for(infra)
-
-    async def auditor_on(day: date) -> ServiceProcess:
-        auditor = ServiceProcess(
-            "auditor", infra, tmp_path, mongo_database=settings.mongo_database, today=day.isoformat()
-        )
-        for group, names in (("auditor-oversight", OBSERVED_TOPICS), ("auditor-trail", AUDITED_TOPICS)):
-            for topic in names:
-                await skip_backlog(infra, f"{auditor.group_prefix}{group}", topic)
-        services.append(auditor.start())
-        await auditor.wait_ready()
-        return auditor
-
-    def of_provider(record) -> bool:
-        return record.key == provider.encode()
-
-    first = await auditor_on(date(2026, 10, 26))
-    publisher = KafkaPublisher(settings, EventCodec.from_folder(), load_topics())
-    await publisher.start()
-    try:
-        late = decision_overdue(f"B{tag}", code, provider, consumer, date(2026, 10, 23), date(2026, 10, 22))
-        await publisher.publish("exchange.share-events", late)
-        [raised] = await read_topic(infra.bootstrap, "auditor.findings", 1, where=of_provider)
-        assert headers_of(raised)["event_type"] == "AuditFindingRaised"
-    finally:
-        await publisher.stop()
-    office = bearer("IT", Role.AUDITOR, subject="auditor")
-    async with httpx.AsyncClient(base_url=first.url, headers=office) as client:
-        [finding] = (await client.get("/findings", params={"department_code": provider})).json()["items"]
-    assert (finding["status"], finding["correct_by"]) == ("OPEN", "2026-10-30")
-    first.stop()
-    assert len(await read_topic(infra.bootstrap, "auditor.findings", 2, timeout=2, where=of_provider)) == 1
-
-    later = await auditor_on(date(2026, 11, 2))
-    events = await read_topic(infra.bootstrap, "auditor.findings", 2, where=of_provider)
-    assert [headers_of(r)["event_type"] for r in events] == ["AuditFindingRaised", "AuditFindingEscalated"]
-    async with httpx.AsyncClient(base_url=later.url, headers=office) as client:
-        after = (await client.get(f"/findings/{finding['finding_id']}")).json()
-        assert (after["status"], after["escalated_on"]) == ("ESCALATED", "2026-11-02")
-        notice = await client.get(f"/findings/{finding['finding_id']}/notice.html")
-    assert notice.status_code == 200 and "通报批评" in notice.text and "2026-10-30" in notice.text
 
 
 # -- the evaluation at scale -------------------------------------------------------------------------------
@@ -864,14 +818,16 @@ async def test_the_city_s_last_months_count_accesses_stored_changes_and_publishe
     assert set(counted.values()) == {(0, 0, 0)}
 
 
-async def test_a_department_reports_the_it_office_rejects_then_accepts_and_a_report_in_time_holds_escalation(
+async def test_findings_escalate_once_their_deadline_passed_unless_a_report_in_time_awaits_its_answer(
     infra, topics, services, tmp_path
 ) -> None:
-    """The department's data administrator hands in a rectification report; another department's people, and its
-    own compiler, are refused. The IT office rejects it (the finding stays open), the department reports again and
-    the IT office accepts: corrected, the report its proof. A finding whose report came in time and awaits the
-    answer is not escalated once the auditor's day is past its deadline, while one without a report is; rejected
-    then, it escalates at once. Each step is an event on auditor.findings."""
+    """A finding raised from an event, and three the IT office raised, while their deadlines are ahead. The
+    department's data administrator hands in a rectification report; another department's people, and its own
+    compiler, are refused. The IT office rejects it (the finding stays open), the department reports again and
+    the IT office accepts: corrected, the report its proof. The auditor started again after the deadlines (its
+    date moved on) escalates the findings without a report at once and announces the notices of criticism, but
+    not the one whose report came in time and awaits the answer; rejected then, it escalates at once. Each step
+    is an event on auditor.findings."""
     tag = uuid.uuid4().hex[:6].upper()
     a, b = f"A{tag}", f"B{tag}"
     settings = settings_for(infra)
@@ -910,7 +866,27 @@ async def test_a_department_reports_the_it_office_rejects_then_accepts_and_a_rep
         "auditor": bearer("IT", Role.AUDITOR, subject="auditor"),
     }
     first = await auditor_on(date(2026, 10, 26))
+    publisher = KafkaPublisher(settings, codec, load_topics())
+    await publisher.start()
+    try:
+        overdue = decision_overdue(f"B{tag}", f"103{tag[:3]}/{tag}", a, b, date(2026, 10, 23), date(2026, 10, 22))
+        await publisher.publish("exchange.share-events", overdue)
+    finally:
+        await publisher.stop()
+    [raised_event] = await read_topic(
+        infra.bootstrap,
+        "auditor.findings",
+        1,
+        where=lambda r: (
+            headers_of(r)["event_type"] == "AuditFindingRaised"
+            and r.key == a.encode()
+            and codec.decode(r.value)[1]["reference"] == f"request:B{tag}"
+        ),
+    )
+    from_event = codec.decode(raised_event.value)[1]["finding_id"]
     async with httpx.AsyncClient(base_url=first.url, timeout=60) as client:
+        found = (await client.get(f"/findings/{from_event}", headers=operator)).json()
+        assert (found["status"], found["correct_by"]) == ("OPEN", "2026-10-30")
         ids = []
         for n in range(3):
             body = {
@@ -964,6 +940,14 @@ async def test_a_department_reports_the_it_office_rejects_then_accepts_and_a_rep
 
         sent = await client.post(f"/findings/{held}/report", json={"text": "已整改"}, headers=admin_a)
         assert sent.status_code == 200 and sent.json()["held"]
+    # what the deadline watch asks the database: the held finding is not due (else it would wake at once, again)
+    mongo = AsyncMongoClient(infra.mongo_uri)
+    try:
+        stored = mongo[settings.mongo_database][FINDINGS]
+        assert await stored.find_one(DUE | {"_id": held}) is None
+        assert await stored.find_one(DUE | {"_id": unreported}) is not None
+    finally:
+        await mongo.close()
     assert await events_of(rejected_then_accepted, 5) == [
         "AuditFindingRaised",
         "AuditFindingReported",
@@ -976,7 +960,12 @@ async def test_a_department_reports_the_it_office_rejects_then_accepts_and_a_rep
     # the day after the deadline: the finding without a report escalates, the one whose report awaits does not
     later = await auditor_on(date(2026, 11, 4))
     assert await events_of(unreported, 2) == ["AuditFindingRaised", "AuditFindingEscalated"]
+    assert await events_of(from_event, 2) == ["AuditFindingRaised", "AuditFindingEscalated"]
     async with httpx.AsyncClient(base_url=later.url, timeout=60) as client:
+        after = (await client.get(f"/findings/{from_event}", headers=operator)).json()
+        assert (after["status"], after["escalated_on"]) == ("ESCALATED", "2026-11-04")
+        notice = await client.get(f"/findings/{from_event}/notice.html", headers=operator)
+        assert notice.status_code == 200 and "通报批评" in notice.text and "2026-10-30" in notice.text
         waiting = (await client.get(f"/findings/{held}", headers=operator)).json()
         assert (waiting["status"], waiting["held"]) == ("OPEN", True)
         late = await client.post(f"/findings/{unreported}/report", json={"text": "补报"}, headers=admin_a)
