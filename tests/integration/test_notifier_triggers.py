@@ -683,5 +683,7 @@ async def test_a_rectification_report_reaches_the_it_office_and_its_rejection_th
     )  # fmt: skip
     [heard] = await inbox_until(notifier, it_office, 1)
     assert heard["reference"] == finding and "收到整改报告" in heard["title"] and "已补传十一月数据" in heard["body"]
+    assert heard["audience"] == ["it_office_operator"]
     [told] = await inbox_until(notifier, department, 1)
     assert told["reference"] == finding and "整改报告未通过" in told["title"] and "未见交换记录" in told["body"]
+    assert told["audience"] == []  # the department as a whole, as the finding

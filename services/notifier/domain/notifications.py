@@ -606,7 +606,8 @@ def finding_reported(event_id: str, e: AuditFindingReported, it_office_code: str
         f"部门 {e.department_code} 于 {_day(e.reported_on)} 报送问题 {e.finding_id} 的整改报告{ref}：{e.report}。"
         f"整改期限 {_day(e.correct_by)}；请核实后确认整改或退回。"
     )
-    return [_to(it_office_code, event_id, NotificationKind.OTHER, title, body, about=e.finding_id)]
+    kind = NotificationKind.OTHER
+    return [_to(it_office_code, event_id, kind, title, body, about=e.finding_id, audience=IT_OFFICE)]
 
 
 def finding_report_rejected(event_id: str, e: AuditFindingReportRejected) -> list[Notification]:
@@ -618,7 +619,9 @@ def finding_report_rejected(event_id: str, e: AuditFindingReportRejected) -> lis
         then = f"整改期限 {_day(e.correct_by)} 已过，该问题将予以通报批评。"
     body = f"市信息化工作办公室于 {_day(e.rejected_on)} 退回问题 {e.finding_id} 的整改报告，理由：{e.reason}。{then}"
     kind = NotificationKind.OTHER
-    return [_to(e.department_code, event_id, kind, title, body, about=e.finding_id, due_on=e.correct_by)]
+    # like the finding itself, for the department as a whole (its data administrator reports again)
+    about, due_on = e.finding_id, e.correct_by
+    return [_to(e.department_code, event_id, kind, title, body, about=about, audience=DEPARTMENT, due_on=due_on)]
 
 
 def reminder_due(reminder: Reminder) -> Notification:
