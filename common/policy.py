@@ -125,6 +125,12 @@ def _oversight_or_own(principal: Principal, target: Target) -> str | None:
     return "a department sees only its own figures and findings"
 
 
+def _it_office_or_own_finding(principal: Principal, target: Target) -> str | None:
+    if Role.IT_OFFICE_OPERATOR in principal.roles or target.department_code in (None, principal.department_code):
+        return None
+    return "a department reports only on its own findings; the IT office on any department's behalf"
+
+
 def _party_or_oversight(principal: Principal, target: Target) -> str | None:
     """`target` is the side of a request or grant the principal is on: the applicant's or, for anyone else,
     the provider's department."""
@@ -333,7 +339,18 @@ RULES: dict[str, Rule] = {
             check=_oversight_or_own,
         ),
         Rule("auditor.finding.raise", "raise a finding against a department", frozenset({Role.IT_OFFICE_OPERATOR})),
-        Rule("auditor.finding.correct", "close a finding with its proof", frozenset({Role.IT_OFFICE_OPERATOR})),
+        Rule(
+            "auditor.finding.correct",
+            "close a finding with its proof, accept or reject a department's rectification report",
+            frozenset({Role.IT_OFFICE_OPERATOR}),
+        ),
+        Rule(
+            "auditor.finding.report",
+            "hand in the rectification report of one's own department's finding (its data administrator, Art. 22), "
+            "or any department's for it (the IT office)",
+            frozenset({Role.DATA_ADMINISTRATOR, Role.IT_OFFICE_OPERATOR}),
+            check=_it_office_or_own_finding,
+        ),
         Rule(
             "auditor.trail.entries.read",
             "search the access trail: oversight all of it, others their department's accesses and actions and "

@@ -23,6 +23,7 @@ LABELS: dict[str, dict[str, str]] = {
     "demand_status": CATALOG_LABELS["DemandStatus"],
     "clash_kind": {"SECOND_SOURCE": "重复声明数据来源", "UNLINKED_DUPLICATE": "未关联已有数据元的同名数据项"},
     "finding_status": {"OPEN": "待整改", "CORRECTED": "已整改", "ESCALATED": "已通报批评"},
+    "report_answer": {"AWAITED": "待市信息化工作办公室核实", "ACCEPTED": "已认可", "REJECTED": "已退回"},
     "level": {
         "CITY": "市直部门",
         "COUNTY": "县（市、区）",

@@ -17,6 +17,7 @@ import httpx
 import pypdf
 import pytest
 from prometheus_client import REGISTRY
+from pymongo import AsyncMongoClient
 
 from common.calendar_source import build_calendar
 from common.clock import FixedDay
@@ -46,6 +47,7 @@ from services.auditor.oversight import handlers
 from services.auditor.oversight.adapters import observed_events
 from services.auditor.oversight.adapters.mongo import (
     DAILY,
+    DUE,
     ENTRY_FACTS,
     FINDINGS,
     GROUP,
@@ -385,54 +387,6 @@ async def test_a_scripted_month_becomes_figures_a_report_and_findings(infra, top
             assert 'datashare_findings_open{category="DATA_INCONSISTENT_OR_UNUSABLE"}' in metrics
     finally:
         await publisher.stop()
-
-
-async def test_an_open_finding_escalates_once_its_deadline_has_passed(infra, topics, services, tmp_path) -> None:
-    """Raised while its deadline is ahead, the finding stays open; the auditor started again after the last day to
-    correct it (its date moved on) escalates it at once and announces the notice of criticism."""
-    tag = uuid.uuid4().hex[:6].upper()
-    provider, consumer, code = f"P{tag}", f"C{tag}", f"103{tag[:3]}/{tag}"
-    settings = settings_for(infra)
-
-    async def auditor_on(day: date) -> ServiceProcess:
-        auditor = ServiceProcess(
-            "auditor", infra, tmp_path, mongo_database=settings.mongo_database, today=day.isoformat()
-        )
-        for group, names in (("auditor-oversight", OBSERVED_TOPICS), ("auditor-trail", AUDITED_TOPICS)):
-            for topic in names:
-                await skip_backlog(infra, f"{auditor.group_prefix}{group}", topic)
-        services.append(auditor.start())
-        await auditor.wait_ready()
-        return auditor
-
-    def of_provider(record) -> bool:
-        return record.key == provider.encode()
-
-    first = await auditor_on(date(2026, 10, 26))
-    publisher = KafkaPublisher(settings, EventCodec.from_folder(), load_topics())
-    await publisher.start()
-    try:
-        late = decision_overdue(f"B{tag}", code, provider, consumer, date(2026, 10, 23), date(2026, 10, 22))
-        await publisher.publish("exchange.share-events", late)
-        [raised] = await read_topic(infra.bootstrap, "auditor.findings", 1, where=of_provider)
-        assert headers_of(raised)["event_type"] == "AuditFindingRaised"
-    finally:
-        await publisher.stop()
-    office = bearer("IT", Role.AUDITOR, subject="auditor")
-    async with httpx.AsyncClient(base_url=first.url, headers=office) as client:
-        [finding] = (await client.get("/findings", params={"department_code": provider})).json()["items"]
-    assert (finding["status"], finding["correct_by"]) == ("OPEN", "2026-10-30")
-    first.stop()
-    assert len(await read_topic(infra.bootstrap, "auditor.findings", 2, timeout=2, where=of_provider)) == 1
-
-    later = await auditor_on(date(2026, 11, 2))
-    events = await read_topic(infra.bootstrap, "auditor.findings", 2, where=of_provider)
-    assert [headers_of(r)["event_type"] for r in events] == ["AuditFindingRaised", "AuditFindingEscalated"]
-    async with httpx.AsyncClient(base_url=later.url, headers=office) as client:
-        after = (await client.get(f"/findings/{finding['finding_id']}")).json()
-        assert (after["status"], after["escalated_on"]) == ("ESCALATED", "2026-11-02")
-        notice = await client.get(f"/findings/{finding['finding_id']}/notice.html")
-    assert notice.status_code == 200 and "通报批评" in notice.text and "2026-10-30" in notice.text
 
 
 # -- the evaluation at scale -------------------------------------------------------------------------------
@@ -862,3 +816,168 @@ async def test_the_city_s_last_months_count_accesses_stored_changes_and_publishe
     assert counted.pop("2026-10") == (3, 1, 1)
     assert counted.pop("2026-11") == (1, 0, 0)
     assert set(counted.values()) == {(0, 0, 0)}
+
+
+async def test_findings_escalate_once_their_deadline_passed_unless_a_report_in_time_awaits_its_answer(
+    infra, topics, services, tmp_path
+) -> None:
+    """A finding raised from an event, and three the IT office raised, while their deadlines are ahead. The
+    department's data administrator hands in a rectification report; another department's people, and its own
+    compiler, are refused. The IT office rejects it (the finding stays open), the department reports again and
+    the IT office accepts: corrected, the report its proof. The auditor started again after the deadlines (its
+    date moved on) escalates the findings without a report at once and announces the notices of criticism, but
+    not the one whose report came in time and awaits the answer; rejected then, it escalates at once. Each step
+    is an event on auditor.findings."""
+    tag = uuid.uuid4().hex[:6].upper()
+    a, b = f"A{tag}", f"B{tag}"
+    settings = settings_for(infra)
+    codec = EventCodec.from_folder()
+
+    async def auditor_on(day: date) -> ServiceProcess:
+        auditor = ServiceProcess(
+            "auditor", infra, tmp_path, mongo_database=settings.mongo_database, today=day.isoformat()
+        )
+        for group, names in (("auditor-oversight", OBSERVED_TOPICS), ("auditor-trail", AUDITED_TOPICS)):
+            for topic in names:
+                await skip_backlog(infra, f"{auditor.group_prefix}{group}", topic)
+        services.append(auditor.start())
+        await auditor.wait_ready()
+        return auditor
+
+    async def events_of(finding_id: str, count: int) -> list[str]:
+        """The types of the finding's events on auditor.findings, in their order (once each)."""
+        found = await read_topic(
+            infra.bootstrap,
+            "auditor.findings",
+            count,
+            timeout=30,
+            where=lambda r: r.key == a.encode() and codec.decode(r.value)[1]["finding_id"] == finding_id,
+        )
+        seen: dict[str, str] = {}
+        for record in found:
+            seen.setdefault(headers_of(record)["event_id"], headers_of(record)["event_type"])
+        return list(seen.values())
+
+    operator = bearer("IT", Role.IT_OFFICE_OPERATOR, subject="it-operator")
+    admin_a = bearer(a, Role.DATA_ADMINISTRATOR, subject="a-admin")
+    refused = {
+        "admin_B": bearer(b, Role.DATA_ADMINISTRATOR, subject="b-admin"),
+        "compiler_A": bearer(a, Role.CATALOG_COMPILER, subject="a-compiler"),
+        "auditor": bearer("IT", Role.AUDITOR, subject="auditor"),
+    }
+    first = await auditor_on(date(2026, 10, 26))
+    publisher = KafkaPublisher(settings, codec, load_topics())
+    await publisher.start()
+    try:
+        overdue = decision_overdue(f"B{tag}", f"103{tag[:3]}/{tag}", a, b, date(2026, 10, 23), date(2026, 10, 22))
+        await publisher.publish("exchange.share-events", overdue)
+    finally:
+        await publisher.stop()
+    [raised_event] = await read_topic(
+        infra.bootstrap,
+        "auditor.findings",
+        1,
+        where=lambda r: (
+            headers_of(r)["event_type"] == "AuditFindingRaised"
+            and r.key == a.encode()
+            and codec.decode(r.value)[1]["reference"] == f"request:B{tag}"
+        ),
+    )
+    from_event = codec.decode(raised_event.value)[1]["finding_id"]
+    async with httpx.AsyncClient(base_url=first.url, timeout=60) as client:
+        found = (await client.get(f"/findings/{from_event}", headers=operator)).json()
+        assert (found["status"], found["correct_by"]) == ("OPEN", "2026-10-30")
+        ids = []
+        for n in range(3):
+            body = {
+                "department_code": a,
+                "category": "USE_OUTSIDE_PURPOSE",
+                "matter": f"grant:G{tag}{n}",
+                "description": "用于营销",
+                "evidence": "举报材料",
+                "request_id": f"req-{tag}-{n}",
+            }
+            raised = await client.post("/findings", json=body, headers=operator)
+            assert raised.status_code == 201, raised.text
+            ids.append(raised.json()["finding_id"])
+        rejected_then_accepted, held, unreported = ids
+        assert raised.json()["correct_by"] == "2026-11-02"  # 5 working days
+
+        path = f"/findings/{rejected_then_accepted}/report"
+        report = {"text": "已停止该用途并删除数据", "reference": "吉A〔2026〕3号"}
+        for who, headers in refused.items():
+            answer = await client.post(path, json=report, headers=headers)
+            assert answer.status_code == 403, (who, answer.text)
+        too_long = await client.post(path, json={"text": "长" * 4001}, headers=admin_a)
+        assert too_long.status_code == 422
+        sent = await client.post(path, json=report, headers=admin_a)
+        assert sent.status_code == 200, sent.text
+        [shown] = sent.json()["reports"]
+        assert (shown["text"], shown["reference"], shown["submitted_by"], shown["submitted_on"], shown["answer"]) == (
+            "已停止该用途并删除数据",
+            "吉A〔2026〕3号",
+            "a-admin",
+            "2026-10-26",
+            "AWAITED",
+        )
+        assert sent.json()["held"] and sent.json()["status"] == "OPEN"
+        assert (await client.post(path, json=report, headers=admin_a)).status_code == 409  # one at a time
+        assert (await client.post(path + "/rejection", json={"reason": "x"}, headers=admin_a)).status_code == 403
+        back = await client.post(path + "/rejection", json={"reason": "未见删除记录"}, headers=operator)
+        assert back.status_code == 200, back.text
+        assert (back.json()["status"], back.json()["reports"][-1]["answer"], back.json()["held"]) == (
+            "OPEN",
+            "REJECTED",
+            False,
+        )
+        assert back.json()["reports"][-1]["reason"] == "未见删除记录"
+        again = await client.post(path, json={"text": "附删除日志"}, headers=admin_a)
+        assert again.status_code == 200 and len(again.json()["reports"]) == 2
+        done = await client.post(path + "/acceptance", headers=operator)
+        assert done.status_code == 200, done.text
+        assert done.json()["status"] == "CORRECTED" and "附删除日志" in done.json()["proof"]
+        assert (await client.post(path + "/acceptance", headers=operator)).status_code == 409
+
+        sent = await client.post(f"/findings/{held}/report", json={"text": "已整改"}, headers=admin_a)
+        assert sent.status_code == 200 and sent.json()["held"]
+    # what the deadline watch asks the database: the held finding is not due (else it would wake at once, again)
+    mongo = AsyncMongoClient(infra.mongo_uri)
+    try:
+        stored = mongo[settings.mongo_database][FINDINGS]
+        assert await stored.find_one(DUE | {"_id": held}) is None
+        assert await stored.find_one(DUE | {"_id": unreported}) is not None
+    finally:
+        await mongo.close()
+    assert await events_of(rejected_then_accepted, 5) == [
+        "AuditFindingRaised",
+        "AuditFindingReported",
+        "AuditFindingReportRejected",
+        "AuditFindingReported",
+        "AuditFindingCorrected",
+    ]
+    first.stop()
+
+    # the day after the deadline: the finding without a report escalates, the one whose report awaits does not
+    later = await auditor_on(date(2026, 11, 4))
+    assert await events_of(unreported, 2) == ["AuditFindingRaised", "AuditFindingEscalated"]
+    assert await events_of(from_event, 2) == ["AuditFindingRaised", "AuditFindingEscalated"]
+    async with httpx.AsyncClient(base_url=later.url, timeout=60) as client:
+        after = (await client.get(f"/findings/{from_event}", headers=operator)).json()
+        assert (after["status"], after["escalated_on"]) == ("ESCALATED", "2026-11-04")
+        notice = await client.get(f"/findings/{from_event}/notice.html", headers=operator)
+        assert notice.status_code == 200 and "通报批评" in notice.text and "2026-10-30" in notice.text
+        waiting = (await client.get(f"/findings/{held}", headers=operator)).json()
+        assert (waiting["status"], waiting["held"]) == ("OPEN", True)
+        late = await client.post(f"/findings/{unreported}/report", json={"text": "补报"}, headers=admin_a)
+        assert late.status_code == 409  # escalated: nothing to report
+        back = await client.post(f"/findings/{held}/report/rejection", json={"reason": "不充分"}, headers=operator)
+        assert back.status_code == 200
+        # rejected after the deadline: escalated at the watch's next look, which the rejection wakes
+        assert await events_of(held, 4) == [
+            "AuditFindingRaised",
+            "AuditFindingReported",
+            "AuditFindingReportRejected",
+            "AuditFindingEscalated",
+        ]
+        after = (await client.get(f"/findings/{held}", headers=admin_a)).json()
+        assert (after["status"], after["escalated_on"]) == ("ESCALATED", "2026-11-04")

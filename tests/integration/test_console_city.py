@@ -354,6 +354,76 @@ async def test_the_it_office_raises_a_finding_closes_it_and_reads_the_notice_of_
         assert notice.status_code == 403 and "<html" in notice.text
 
 
+async def test_the_department_reports_its_rectification_and_the_it_office_rejects_then_accepts(city: City) -> None:
+    """The finding's page gives the department's data administrator the report form and the IT office, once a
+    report awaits, accept and reject; another department's administrator gets the refusal page."""
+    operator = bearer(credit_code("360800", 9003), Role.IT_OFFICE_OPERATOR, subject="it-operator")
+    async with httpx.AsyncClient(base_url=city.auditor.url, headers=operator) as auditor:
+        body = FINDING_FORM | {"department_code": city.provider, "request_id": uuid.uuid4().hex}
+        raised = await auditor.post("/findings", json=body | {"matter": f"resource:{uuid.uuid4().hex[:8]}"})
+        assert raised.status_code == 201, raised.text
+    finding_id = raised.json()["finding_id"]
+    page = {"id": finding_id}
+    async with (
+        httpx.AsyncClient(base_url=city.console.url, timeout=30) as own,
+        httpx.AsyncClient(base_url=city.console.url, timeout=30) as office,
+        httpx.AsyncClient(base_url=city.console.url, timeout=30) as other,
+    ):
+        await sign_in(own, *city.logins["provider-admin"])
+        await sign_in(office, *city.logins["operator"])
+        await sign_in(other, *city.logins["admin"])
+
+        shown = await own.get("/oversight/finding", params=page)
+        assert "报送整改报告" in shown.text and 'for="text"' in shown.text and 'for="reference"' in shown.text
+        assert "记录整改并结案" not in shown.text
+        form = {"csrf_token": csrf_of(shown), "finding_id": finding_id}
+        # another department's data administrator: the auditor refuses, the console shows its refusal page
+        foreign = await other.get("/oversight/findings")
+        refused = await other.post(
+            "/oversight/findings/report", data=form | {"csrf_token": csrf_of(foreign), "text": "代为报送"}
+        )
+        assert refused.status_code == 403 and "无权执行此操作" in refused.text
+
+        sent = await own.post(
+            "/oversight/findings/report", data=form | {"text": "已补传数据", "reference": "交换批次 7"}
+        )
+        assert sent.status_code == 303, sent.text[-800:]
+        shown = await own.get(sent.headers["location"])
+        assert "已补传数据" in shown.text and "交换批次 7" in shown.text and "待市信息化工作办公室核实" in shown.text
+        assert 'action="/oversight/findings/report"' not in shown.text  # one report at a time
+        accepted_by_self = await own.post(
+            "/oversight/findings/report/accept", data=form | {"csrf_token": csrf_of(shown)}
+        )
+        assert accepted_by_self.status_code == 403 and "无权执行此操作" in accepted_by_self.text
+
+        shown = await office.get("/oversight/finding", params=page)
+        assert (
+            "认可整改报告并结案" in shown.text and 'for="reason"' in shown.text and "记录整改并结案" not in shown.text
+        )
+        decided = {"csrf_token": csrf_of(shown), "finding_id": finding_id}
+        empty = await office.post("/oversight/findings/report/reject", data=decided | {"reason": ""})
+        assert empty.status_code == 422 and 'class="error"' in empty.text  # the auditor's word, beside the forms
+        back = await office.post("/oversight/findings/report/reject", data=decided | {"reason": "未见交换记录"})
+        assert back.status_code == 303
+
+        shown = await own.get("/oversight/finding", params=page)
+        assert "已退回" in shown.text and "未见交换记录" in shown.text and "待整改" in shown.text
+        again = await own.post(
+            "/oversight/findings/report",
+            data={"csrf_token": csrf_of(shown), "finding_id": finding_id, "text": "附交换日志"},
+        )
+        assert again.status_code == 303
+
+        shown = await office.get("/oversight/finding", params=page)
+        done = await office.post(
+            "/oversight/findings/report/accept", data={"csrf_token": csrf_of(shown), "finding_id": finding_id}
+        )
+        assert done.status_code == 303
+        shown = await own.get("/oversight/finding", params=page)
+        assert "已整改" in shown.text and "已认可" in shown.text and "附交换日志" in shown.text
+        assert 'action="/oversight/findings/report"' not in shown.text
+
+
 async def test_the_it_office_keeps_the_directory_and_the_directory_decides(city: City) -> None:
     """People registered, deactivated and reactivated, the data administrator appointed and the department
     renamed, each through the directory's own route; its refusals are shown beside the forms."""

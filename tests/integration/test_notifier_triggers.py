@@ -662,3 +662,28 @@ async def test_events_that_can_never_be_handled_are_dead_lettered_at_once_and_th
         assert why["dlq.attempts"] == "1" and why["dlq.reason"].startswith(rules[topic]), why
         assert why["dlq.group"].startswith(notifier.group_prefix)
     assert "handler failed" not in notifier.log.read_text()
+
+
+async def test_a_rectification_report_reaches_the_it_office_and_its_rejection_the_department(
+    infra, topics, services, tmp_path
+) -> None:
+    it_office, department = fresh_code(), fresh_code()
+    notifier = await start_notifier(infra, tmp_path, services, it_office)
+    finding = uuid.uuid4().hex
+    common = {"finding_id": finding, "department_code": department, "correct_by": date(2026, 12, 9)}
+    await send(
+        infra,
+        "auditor.findings",
+        [
+            ("AuditFindingReported", department, payload("AuditFindingReported", report="已补传十一月数据",
+                                                         reference=None, reported_on=date(2026, 12, 1), **common)),
+            ("AuditFindingReportRejected", department, payload("AuditFindingReportRejected", reason="未见交换记录",
+                                                               rejected_on=date(2026, 12, 2), **common)),
+        ],
+    )  # fmt: skip
+    [heard] = await inbox_until(notifier, it_office, 1)
+    assert heard["reference"] == finding and "收到整改报告" in heard["title"] and "已补传十一月数据" in heard["body"]
+    assert heard["audience"] == ["it_office_operator"]
+    [told] = await inbox_until(notifier, department, 1)
+    assert told["reference"] == finding and "整改报告未通过" in told["title"] and "未见交换记录" in told["body"]
+    assert told["audience"] == []  # the department as a whole, as the finding

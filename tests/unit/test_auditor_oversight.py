@@ -27,16 +27,22 @@ from services.auditor.domain.activity import (
     UpdateCycle,
 )
 from services.auditor.domain.findings import (
+    REPORTS_KEPT,
+    Answer,
     Category,
     Deadlines,
     Finding,
     Remedy,
+    ReportRefused,
     Status,
     Suspicion,
     corrected,
     escalated,
     overdue,
     raise_or_add,
+    report_accepted,
+    report_rejected,
+    reported,
     signals_of,
 )
 from services.auditor.domain.scoring import (
@@ -228,6 +234,53 @@ def test_a_finding_is_corrected_or_escalated_once_its_deadline_passed() -> None:
     assert closed.status is Status.CORRECTED and not overdue(closed, date(2027, 1, 1))
 
 
+def test_a_report_in_time_holds_the_escalation_until_the_it_office_answers_it() -> None:
+    finding, _ = raise_or_add(None, suspicion(), Deadlines(catalog=10), CAL, "auditor")
+    last_day, next_day = date(2026, 11, 5), date(2026, 11, 6)
+    with pytest.raises(ReportRefused, match="too late"):
+        reported(finding, "已更新", None, "a-admin", next_day)
+    sent = reported(finding, "已更新目录", "吉市监〔2026〕1号", "a-admin", last_day)
+    assert sent.held and sent.awaiting == sent.reports[-1] and sent.reports[-1].submitted_on == last_day
+    assert not overdue(sent, next_day) and not overdue(sent, date(2027, 1, 1))  # however long the answer takes
+    with pytest.raises(ValueError):
+        escalated(sent, next_day)
+    with pytest.raises(ReportRefused, match="awaits"):
+        reported(sent, "再报", None, "a-admin", last_day)
+
+    # rejected after the deadline: nothing holds it any more, it escalates at the next look
+    back = report_rejected(sent, "未见更新记录", "it-1", next_day)
+    assert back.status is Status.OPEN and not back.held and overdue(back, next_day)
+    assert (back.reports[-1].answer, back.reports[-1].reason, back.reports[-1].answered_on) == (
+        Answer.REJECTED,
+        "未见更新记录",
+        next_day,
+    )
+    with pytest.raises(ReportRefused, match="too late"):
+        reported(back, "补报", None, "a-admin", next_day)
+    with pytest.raises(ReportRefused, match="no report"):
+        report_accepted(back, "it-1", next_day)
+
+    # rejected in time: reported again, accepted: corrected with the report as its proof
+    early = report_rejected(reported(finding, "第一次", None, "a-admin", date(2026, 11, 2)), "不充分", "it-1", last_day)
+    assert not early.held and not overdue(early, last_day)
+    again = reported(early, "已于11月4日发布第2版", "v2", "a-admin", last_day)
+    done = report_accepted(again, "it-1", next_day)
+    assert done.status is Status.CORRECTED and done.corrected_on == next_day
+    assert done.proof is not None and "已于11月4日发布第2版" in done.proof and "v2" in done.proof
+    assert [r.answer for r in done.reports] == [Answer.REJECTED, Answer.ACCEPTED]
+    with pytest.raises(ReportRefused, match="corrected"):
+        reported(done, "又一次", None, "a-admin", last_day)
+
+
+def test_a_finding_keeps_its_latest_reports_only() -> None:
+    finding, _ = raise_or_add(None, suspicion(), Deadlines(catalog=10), CAL, "auditor")
+    for n in range(REPORTS_KEPT + 3):
+        finding = report_rejected(
+            reported(finding, f"报告{n}", None, "a", date(2026, 11, 2)), "否", "it", date(2026, 11, 2)
+        )
+    assert len(finding.reports) == REPORTS_KEPT and finding.reports[-1].text == f"报告{REPORTS_KEPT + 2}"
+
+
 def test_the_deadline_watch_wakes_when_the_last_day_to_correct_is_over() -> None:
     evening = datetime(2026, 11, 5, 23, 0, tzinfo=CHINA)
     assert seconds_until_day_after(date(2026, 11, 5), evening) == 3605.0
@@ -265,8 +318,14 @@ class FakeEvents:
     def raised(self, f: Finding) -> None:
         self.log.append(("raised", f.finding_id))
 
-    def corrected(self, f: Finding) -> None:
+    def corrected(self, f: Finding, by: str | None = None) -> None:
         self.log.append(("corrected", f.finding_id))
+
+    def reported(self, f: Finding, by_department: str) -> None:
+        self.log.append(("reported", f.finding_id, f.reports[-1].submitted_by, by_department))
+
+    def report_rejected(self, f: Finding, by_department: str) -> None:
+        self.log.append(("report_rejected", f.finding_id, f.reports[-1].reason))
 
     def escalated(self, f: Finding, notice: str) -> None:
         self.log.append(("escalated", f.finding_id, notice))
@@ -323,7 +382,8 @@ class FakeStore:
         self.requests[request] = finding_id
 
     async def overdue_findings(self, today: date, limit: int) -> list[Finding]:
-        return [f for f in self.found.values() if f.status is Status.OPEN and f.correct_by < today][:limit]
+        due = [f for f in self.found.values() if f.status is Status.OPEN and not f.held and f.correct_by < today]
+        return due[:limit]
 
     async def department_name(self, department_code: str) -> str | None:
         return {P: "市市场监督管理局"}.get(department_code)
@@ -342,7 +402,8 @@ class FakeStore:
         return found[offset : offset + limit], len(found)
 
     async def next_deadline(self) -> date | None:
-        return min((f.correct_by for f in self.found.values() if f.status is Status.OPEN), default=None)
+        due = (f.correct_by for f in self.found.values() if f.status is Status.OPEN and not f.held)
+        return min(due, default=None)
 
     async def supplies_of(self, resource_codes: list[str]) -> dict[str, Supply]:
         self.supply_reads.append(resource_codes)
@@ -434,6 +495,60 @@ async def test_the_it_office_raises_a_finding_once_per_request_and_closes_it_wit
     assert done.status is Status.CORRECTED and done.corrected_on == date(2026, 10, 22)
     with pytest.raises(handlers.FindingClosed):
         await handlers.correct_finding(office, first.finding_id, "again", oversight(store, date(2026, 10, 23)))
+
+
+async def test_the_department_reports_and_the_it_office_answers_while_the_escalation_waits() -> None:
+    from common.policy import AccessDenied, Principal, Role
+
+    store = FakeStore()
+    day = date(2026, 10, 23)
+    await handlers.observe([Observed("b", DecisionFact(DecisionStep.OVERDUE, "B", P, day, day))], oversight(store, day))
+    [finding] = store.found.values()
+    fid, last_day, later = finding.finding_id, date(2026, 10, 30), date(2026, 11, 3)
+    office = Principal("it-1", "IT", frozenset({Role.IT_OFFICE_OPERATOR}))
+    admin = Principal("p-admin", P, frozenset({Role.DATA_ADMINISTRATOR}))
+    for refused in (
+        Principal("c-admin", C1, frozenset({Role.DATA_ADMINISTRATOR})),  # another department
+        Principal("p-compiler", P, frozenset({Role.CATALOG_COMPILER})),  # not the department's administrator
+        Principal("auditor", "IT", frozenset({Role.AUDITOR})),
+    ):
+        with pytest.raises(AccessDenied):
+            await handlers.report_finding(refused, fid, "已答复", None, oversight(store, last_day))
+    with pytest.raises(handlers.FindingNotFound):
+        await handlers.report_finding(admin, "FNONE", "已答复", None, oversight(store, last_day))
+    with pytest.raises(AccessDenied):
+        await handlers.accept_report(admin, fid, oversight(store, last_day))
+
+    with pytest.raises(handlers.FindingClosed):  # nothing to answer yet
+        await handlers.reject_report(office, fid, "无", oversight(store, last_day))
+    sent = await handlers.report_finding(admin, fid, "已于10月30日答复申请", "B", oversight(store, last_day))
+    assert store.published[-1] == ("reported", fid, "p-admin", P) and sent.held
+    assert await handlers.next_due(oversight(store, last_day)) is None  # the watch does not wake for it
+    assert await handlers.escalate_overdue(oversight(store, later)) == 0
+
+    await handlers.reject_report(office, fid, "未见答复记录", oversight(store, later))
+    assert store.published[-1] == ("report_rejected", fid, "未见答复记录")
+    assert await handlers.escalate_overdue(oversight(store, later)) == 1  # past the deadline: at the next look
+    assert store.found[fid].status is Status.ESCALATED
+
+    # the IT office reports for a department, and accepts it: corrected
+    other = await handlers.raise_finding(
+        office,
+        department_code=P,
+        category=Category.USE_OUTSIDE_PURPOSE,
+        matter="grant:G9",
+        description="用于营销",
+        evidence="举报",
+        request_id="r-9",
+        oversight=oversight(store, day),
+    )
+    await handlers.report_finding(office, other.finding_id, "已停用", None, oversight(store, day))
+    assert store.published[-1] == ("reported", other.finding_id, "it-1", "IT")
+    done = await handlers.accept_report(office, other.finding_id, oversight(store, day))
+    assert done.status is Status.CORRECTED and done.proof is not None and "已停用" in done.proof
+    assert store.published[-1] == ("corrected", other.finding_id)
+    with pytest.raises(handlers.FindingClosed):
+        await handlers.report_finding(office, other.finding_id, "再报", None, oversight(store, day))
 
 
 async def test_a_department_sees_its_own_figures_only() -> None:

@@ -10,6 +10,7 @@ from datetime import UTC, date, datetime, time, timedelta
 import pytest
 
 from common.calendar_source import build_calendar
+from common.policy import Role
 from services.notifier import handlers
 from services.notifier.domain.changes import TOLD_RANGES_KEPT, ChangeBatch, add_change, covers, told_after, without
 from services.notifier.domain.events import CatalogEntryPublished, PublishedItem, ShareType
@@ -404,3 +405,26 @@ async def test_a_finding_is_reminded_before_its_correction_is_due_and_told_when_
     await deliver(uow, "AuditFindingEscalated", escalated, "a4", n)
     [passed] = [x for x in await uow.inbox_of(PROVIDER) if x.kind is NotificationKind.DEADLINE_PASSED]
     assert passed.reference == "f1" and "整改期限已过" in passed.title
+
+
+async def test_the_it_office_hears_of_a_rectification_report_and_the_department_of_its_rejection() -> None:
+    uow = FakeUnitOfWork()
+    n = notifier_of(uow, SettableClock(beijing(2026, 10, 9, 10, 0)))
+    came = {"finding_id": "f7", "department_code": PROVIDER, "report": "已补报九月数据",
+            "reference": "吉市监〔2026〕7号", "reported_by": "p-admin", "reported_by_department": PROVIDER,
+            "reported_on": date(2026, 10, 9), "correct_by": date(2026, 10, 9)}  # fmt: skip
+    await deliver(uow, "AuditFindingReported", came, "r1", n)
+    [heard] = await uow.inbox_of(IT_OFFICE)
+    assert heard.reference == "f7" and "收到整改报告" in heard.title and heard.audience == {Role.IT_OFFICE_OPERATOR}
+    assert "已补报九月数据" in heard.body and "吉市监〔2026〕7号" in heard.body and PROVIDER in heard.body
+    assert await uow.inbox_of(PROVIDER) == []  # the department knows what it sent
+    back = {"finding_id": "f7", "department_code": PROVIDER, "reason": "未见交换记录", "rejected_by": "it-1",
+            "rejected_by_department": IT_OFFICE, "rejected_on": date(2026, 10, 9), "reported_on": date(2026, 10, 9),
+            "correct_by": date(2026, 10, 9)}  # fmt: skip
+    await deliver(uow, "AuditFindingReportRejected", back, "r2", n)
+    late = back | {"rejected_on": date(2026, 10, 12)}
+    await deliver(uow, "AuditFindingReportRejected", late, "r3", n)
+    in_time, too_late = await uow.inbox_of(PROVIDER)
+    assert in_time.audience == frozenset()  # the department as a whole, as the finding
+    assert "整改报告未通过" in in_time.title and "未见交换记录" in in_time.body and "重新报送" in in_time.body
+    assert "已过" in too_late.body and "通报批评" in too_late.body and "重新报送" not in too_late.body

@@ -2,6 +2,12 @@
 working days. A corrected finding is closed with its proof; one still open after its deadline escalates to a
 notice of criticism (通报批评) for the city government. Standard library only.
 
+The department hands in its rectification report (整改报告) on an open finding, on or before its deadline;
+the IT office accepts it (the finding is corrected, the report its proof) or rejects it with a reason (the
+finding stays open and the department may report again). A report awaiting the IT office's answer holds the
+escalation, however long the answer takes; a rejected one holds nothing: past the deadline, the finding
+escalates at the watch's next look (which the rejection itself wakes).
+
 Which event suggests which finding, and which event proves it corrected, is said once, in `signals_of_*`
 below (the inbound adapter translates events into the facts these read)."""
 
@@ -43,6 +49,10 @@ ARTICLE: dict[Category, str] = {
 }
 
 
+REPORTS_KEPT = 10  # rectification reports kept per finding, the latest last (each answered but the latest)
+REPORT_LENGTH = 4000  # characters of a report's text, of a reason, of a proof
+
+
 class Status(StrEnum):
     OPEN = "OPEN"
     CORRECTED = "CORRECTED"
@@ -74,6 +84,37 @@ class Remedy:
     on: date
 
 
+class Answer(StrEnum):
+    """The IT office's answer to a rectification report."""
+
+    AWAITED = "AWAITED"
+    ACCEPTED = "ACCEPTED"
+    REJECTED = "REJECTED"
+
+
+@dataclass(frozen=True)
+class RectificationReport:
+    """What the department says it did to correct the finding (整改报告), and the IT office's answer."""
+
+    text: str
+    reference: str | None  # a document number, a file or a record the IT office can check
+    submitted_by: str
+    submitted_on: date  # the city's day it came: the deadline rule reads it
+    answer: Answer = Answer.AWAITED
+    answered_by: str | None = None
+    answered_on: date | None = None
+    reason: str | None = None  # why it was rejected
+
+    @property
+    def as_proof(self) -> str:
+        ref = f"（{self.reference}）" if self.reference else ""
+        return f"{self.submitted_on.isoformat()} 整改报告{ref}：{self.text}"[:REPORT_LENGTH]
+
+
+class ReportRefused(ValueError):
+    """A report or an answer the finding's state does not allow; the message says why."""
+
+
 @dataclass(frozen=True)
 class Finding:
     finding_id: str
@@ -91,10 +132,23 @@ class Finding:
     proof: str | None = None
     escalated_on: date | None = None
     revision: int = 0
+    reports: tuple[RectificationReport, ...] = ()
 
     @property
     def article(self) -> str:
         return ARTICLE[self.category]
+
+    @property
+    def awaiting(self) -> RectificationReport | None:
+        """The report the IT office has not answered yet, if any."""
+        latest = self.reports[-1] if self.reports else None
+        return latest if latest is not None and latest.answer is Answer.AWAITED else None
+
+    @property
+    def held(self) -> bool:
+        """A report that came on or before the deadline awaits the IT office's answer: no escalation meanwhile."""
+        report = self.awaiting
+        return self.status is Status.OPEN and report is not None and report.submitted_on <= self.correct_by
 
 
 @dataclass(frozen=True)
@@ -151,8 +205,50 @@ def corrected(finding: Finding, proof: str, on: date) -> Finding:
 
 
 def overdue(finding: Finding, today: date) -> bool:
-    """Still open after the last day it had to be corrected."""
-    return finding.status is Status.OPEN and today > finding.correct_by
+    """Still open after the last day it had to be corrected, and no report in time awaits an answer."""
+    return finding.status is Status.OPEN and today > finding.correct_by and not finding.held
+
+
+def reported(finding: Finding, text: str, reference: str | None, by: str, on: date) -> Finding:
+    """The department's rectification report, handed in on an open finding on or before its deadline, one at
+    a time: while one awaits the IT office's answer, another is refused."""
+    if finding.status is not Status.OPEN:
+        raise ReportRefused(f"finding {finding.finding_id} is {finding.status.value.lower()}: nothing to report")
+    if on > finding.correct_by:
+        raise ReportRefused(
+            f"finding {finding.finding_id} had to be corrected by {finding.correct_by.isoformat()}: "
+            "a report comes too late, the finding escalates to a notice of criticism"
+        )
+    if finding.awaiting is not None:
+        raise ReportRefused(
+            f"the report of {finding.awaiting.submitted_on.isoformat()} awaits the IT office's answer: "
+            "report again once it is rejected"
+        )
+    report = RectificationReport(text[:REPORT_LENGTH], reference, by, on)
+    return replace(finding, reports=(*finding.reports, report)[-REPORTS_KEPT:])
+
+
+def _answered(finding: Finding, answer: Answer, by: str, on: date, reason: str | None) -> RectificationReport:
+    report = finding.awaiting
+    if finding.status is not Status.OPEN:
+        raise ReportRefused(f"finding {finding.finding_id} is {finding.status.value.lower()}, not open")
+    if report is None:
+        raise ReportRefused(f"finding {finding.finding_id} has no report awaiting an answer")
+    return replace(report, answer=answer, answered_by=by, answered_on=on, reason=reason)
+
+
+def report_accepted(finding: Finding, by: str, on: date) -> Finding:
+    """The IT office accepts the awaited report: the finding is corrected, with the report as its proof."""
+    report = _answered(finding, Answer.ACCEPTED, by, on, None)
+    closed = corrected(finding, report.as_proof, on)
+    return replace(closed, reports=(*finding.reports[:-1], report))
+
+
+def report_rejected(finding: Finding, reason: str, by: str, on: date) -> Finding:
+    """The IT office rejects the awaited report with its reason: the finding stays open (and, its deadline
+    passed, escalates at the next look), and the department may report again while the deadline lasts."""
+    report = _answered(finding, Answer.REJECTED, by, on, reason[:REPORT_LENGTH])
+    return replace(finding, reports=(*finding.reports[:-1], report))
 
 
 def escalated(finding: Finding, today: date) -> Finding:

@@ -267,8 +267,28 @@ SHAPES: dict[str, Shape] = {
     # notifications and findings
     "NotificationIssued": Shape("notification", "ISSUED", owner="recipient_code", resource=None, reason="kind"),
     "AuditFindingRaised": Shape("finding", "RAISED", owner="department_code", resource=None, reason="description"),
-    "AuditFindingCorrected": Shape("finding", "CORRECTED", owner="department_code", resource=None, reason="note"),
+    "AuditFindingCorrected": Shape(
+        "finding", "CORRECTED", actor="corrected_by", owner="department_code", resource=None, reason="note"
+    ),
     "AuditFindingEscalated": Shape("finding", "ESCALATED", owner="department_code", resource=None, reason="notice"),
+    "AuditFindingReported": Shape(
+        "finding",
+        "REPORTED",
+        actor="reported_by",
+        actor_department="reported_by_department",
+        owner="department_code",
+        resource=None,
+        reason="report",
+    ),
+    "AuditFindingReportRejected": Shape(
+        "finding",
+        "REPORT_REJECTED",
+        actor="rejected_by",
+        actor_department="rejected_by_department",
+        owner="department_code",
+        resource=None,
+        reason="reason",
+    ),
 }
 UNKNOWN = Shape("other", "RECORDED", owner=None, resource=None)
 

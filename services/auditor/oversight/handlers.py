@@ -17,6 +17,7 @@ from services.auditor.domain.findings import (
     Deadlines,
     Finding,
     Remedy,
+    ReportRefused,
     Status,
     Suspicion,
     corrected,
@@ -25,6 +26,9 @@ from services.auditor.domain.findings import (
     notice_text,
     overdue,
     raise_or_add,
+    report_accepted,
+    report_rejected,
+    reported,
     signals_of,
 )
 from services.auditor.domain.scoring import (
@@ -197,9 +201,64 @@ async def correct_finding(principal: Principal, finding_id: str, proof: str, ove
         except ValueError as exc:
             raise FindingClosed("finding_id", str(exc)) from None
         await tx.save_finding(closed)
-        tx.events.corrected(closed)
+        tx.events.corrected(closed, principal.subject)
     oversight.changed()
     return closed
+
+
+async def _found(tx: OversightTransaction, finding_id: str) -> Finding:
+    found = await tx.finding(finding_id)
+    if found is None:
+        raise FindingNotFound("finding_id", f"no finding {finding_id}")
+    return found
+
+
+async def report_finding(
+    principal: Principal, finding_id: str, text: str, reference: str | None, oversight: Oversight
+) -> Finding:
+    """The department the finding is about hands in its rectification report (the IT office may, for it)."""
+    async with oversight.store() as tx:
+        found = await _found(tx, finding_id)
+        authorize(principal, "auditor.finding.report", Target(department_code=found.department_code))
+        try:
+            now = reported(found, text, reference, principal.subject, oversight.clock.today())
+        except ReportRefused as exc:
+            raise FindingClosed("finding_id", str(exc)) from None
+        await tx.save_finding(now)
+        tx.events.reported(now, principal.department_code)
+    oversight.changed()  # a held finding leaves the deadline watch's sight
+    return now
+
+
+async def accept_report(principal: Principal, finding_id: str, oversight: Oversight) -> Finding:
+    """The IT office accepts the awaited report: the finding is corrected, the report its proof."""
+    authorize(principal, "auditor.finding.correct")
+    async with oversight.store() as tx:
+        found = await _found(tx, finding_id)
+        try:
+            closed = report_accepted(found, principal.subject, oversight.clock.today())
+        except (ReportRefused, ValueError) as exc:
+            raise FindingClosed("finding_id", str(exc)) from None
+        await tx.save_finding(closed)
+        tx.events.corrected(closed, principal.subject)
+    oversight.changed()
+    return closed
+
+
+async def reject_report(principal: Principal, finding_id: str, reason: str, oversight: Oversight) -> Finding:
+    """The IT office rejects the awaited report: the department is told why; past its deadline, the finding
+    escalates at the deadline watch's next look, which this wakes."""
+    authorize(principal, "auditor.finding.correct")
+    async with oversight.store() as tx:
+        found = await _found(tx, finding_id)
+        try:
+            now = report_rejected(found, reason, principal.subject, oversight.clock.today())
+        except ReportRefused as exc:
+            raise FindingClosed("finding_id", str(exc)) from None
+        await tx.save_finding(now)
+        tx.events.report_rejected(now, principal.department_code)
+    oversight.changed()
+    return now
 
 
 async def escalate_overdue(oversight: Oversight) -> int:

@@ -38,9 +38,19 @@ class FindingEvents(Protocol):
 
     def raised(self, finding: Finding) -> None: ...
 
-    def corrected(self, finding: Finding) -> None: ...
+    def corrected(self, finding: Finding, by: str | None = None) -> None:
+        """`by`: the IT office person who closed it; None when an event proved it corrected."""
+        ...
 
     def escalated(self, finding: Finding, notice: str) -> None: ...
+
+    def reported(self, finding: Finding, by_department: str) -> None:
+        """The department's rectification report came (its latest report); `by_department` is the reporter's."""
+        ...
+
+    def report_rejected(self, finding: Finding, by_department: str) -> None:
+        """The IT office rejected the latest report, with its reason."""
+        ...
 
 
 class OversightTransaction(Protocol):
@@ -72,7 +82,7 @@ class OversightTransaction(Protocol):
         ...
 
     async def overdue_findings(self, today: date, limit: int) -> list[Finding]:
-        """Open findings whose deadline is before `today`."""
+        """Open findings whose deadline is before `today`, but those a report in time holds."""
         ...
 
     async def department_name(self, department_code: str) -> str | None: ...
@@ -120,7 +130,7 @@ class OversightStore(Protocol):
         ...
 
     async def next_deadline(self) -> date | None:
-        """The earliest deadline of an open finding."""
+        """The earliest deadline of an open finding no report in time holds."""
         ...
 
     async def next_delivery_due(self) -> date | None:

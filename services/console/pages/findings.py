@@ -1,7 +1,9 @@
-"""The IT office's work on the auditor's findings (Art. 24): raise one against a department, close it with the
-proof of the department's correction, read the notice of criticism (通报批评) of one that escalated. Every
-step is the auditor's route with the person's token: the auditor computes the deadline, says who may do what
-(the IT office raises and closes; a department reads its own) and refuses the rest."""
+"""The work on the auditor's findings (Art. 24): the IT office raises one against a department, closes it with
+the proof of the department's correction, or answers the department's rectification report (accepts it: the
+finding is corrected; rejects it with a reason: it stays open); the department's data administrator hands in
+that report; everyone concerned reads the notice of criticism (通报批评) of one that escalated. Every step is
+the auditor's route with the person's token: the auditor computes the deadline, says who may do what and
+refuses the rest."""
 
 from __future__ import annotations
 
@@ -88,14 +90,44 @@ async def raise_finding(request: Request, console: ConsoleDep, person: PersonDep
 @router.post("/oversight/findings/correct")
 async def correct_finding(request: Request, console: ConsoleDep, person: PersonDep, form: FormDep) -> Response:
     finding_id = forms.text(form, "finding_id", limits.CODE_LENGTH)
-    path = f"/findings/{segment(finding_id)}/correction"
+    return await _on_finding(request, console, person, finding_id, "/correction", {"proof": forms.text(form, "proof")})
+
+
+async def _on_finding(
+    request: Request, console: ConsoleDep, person: PersonDep, finding_id: str, path: str, body: dict[str, Any]
+) -> Response:
+    """One of the finding's own forms posted to the auditor: the finding again, or beside it the auditor's word."""
     try:
-        await console.services.call("auditor", "POST", path, person.token, json={"proof": forms.text(form, "proof")})
+        await console.services.call(
+            "auditor", "POST", f"/findings/{segment(finding_id)}{path}", person.token, json=body
+        )
     except Refused as exc:
         if exc.status not in SHOWN_AGAIN or exc.code == "console.code":
             raise
         return await _finding_page(request, console, person, finding_id, exc)
     return redirect(request, "/oversight/finding?" + urlencode({"id": finding_id}))
+
+
+@router.post("/oversight/findings/report")
+async def report(request: Request, console: ConsoleDep, person: PersonDep, form: FormDep) -> Response:
+    """The department's rectification report, for the IT office to accept or reject."""
+    body = {"text": forms.text(form, "text"), "reference": forms.text(form, "reference", limits.NAME_LENGTH) or None}
+    return await _on_finding(
+        request, console, person, forms.text(form, "finding_id", limits.CODE_LENGTH), "/report", body
+    )
+
+
+@router.post("/oversight/findings/report/accept")
+async def accept_report(request: Request, console: ConsoleDep, person: PersonDep, form: FormDep) -> Response:
+    finding_id = forms.text(form, "finding_id", limits.CODE_LENGTH)
+    return await _on_finding(request, console, person, finding_id, "/report/acceptance", {})
+
+
+@router.post("/oversight/findings/report/reject")
+async def reject_report(request: Request, console: ConsoleDep, person: PersonDep, form: FormDep) -> Response:
+    finding_id = forms.text(form, "finding_id", limits.CODE_LENGTH)
+    body = {"reason": forms.text(form, "reason")}
+    return await _on_finding(request, console, person, finding_id, "/report/rejection", body)
 
 
 @router.get("/oversight/finding/notice")

@@ -27,6 +27,7 @@ from services.notifier.domain.events import (
     AuditFindingCorrected,
     AuditFindingEscalated,
     AuditFindingRaised,
+    AuditFindingReported,
     CatalogEntryChangeReported,
     CatalogEntryMaintenanceConfirmed,
     CatalogEntryOverdue,
@@ -89,6 +90,7 @@ def subscriptions(n: handlers.Notifier) -> dict[str, Callable[[Event], Awaitable
         (ShareDemandFiled, notifications.demand_filed),
         (ShareDemandUnmatched, notifications.demand_unmatched),
         (CatalogEntryOverdue, notifications.entry_overdue),
+        (AuditFindingReported, notifications.finding_reported),
     ):
         by_class[cls] = partial(handlers.notify, n=n, rule=partial(rule, it_office_code=n.it_office_code))
     by_class |= {

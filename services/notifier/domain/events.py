@@ -378,6 +378,29 @@ class AuditFindingCorrected:
 
 
 @dataclass(frozen=True)
+class AuditFindingReported:
+    """The department handed in its rectification report; the IT office is to accept or reject it."""
+
+    finding_id: str
+    department_code: str
+    report: str
+    reported_on: date
+    correct_by: date
+    reference: str | None = None
+
+
+@dataclass(frozen=True)
+class AuditFindingReportRejected:
+    """The IT office rejected the department's rectification report: the finding stays open."""
+
+    finding_id: str
+    department_code: str
+    reason: str
+    rejected_on: date
+    correct_by: date
+
+
+@dataclass(frozen=True)
 class AuditFindingEscalated:
     """Not corrected in time: a notice of criticism (通报批评)."""
 

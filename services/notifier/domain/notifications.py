@@ -16,6 +16,8 @@ from services.notifier.domain.changes import described as changes_described
 from services.notifier.domain.events import (
     AuditFindingEscalated,
     AuditFindingRaised,
+    AuditFindingReported,
+    AuditFindingReportRejected,
     CatalogEntryOverdue,
     CatalogEntryPublished,
     CatalogEntryReturned,
@@ -596,6 +598,32 @@ REMINDED: dict[Deadline, Audience] = {
 }
 
 
+def finding_reported(event_id: str, e: AuditFindingReported, it_office_code: str) -> list[Notification]:
+    """The IT office hears of a rectification report to accept or reject."""
+    title = f"收到整改报告：问题 {e.finding_id}，请核实"
+    ref = f"（{e.reference}）" if e.reference else ""
+    body = (
+        f"部门 {e.department_code} 于 {_day(e.reported_on)} 报送问题 {e.finding_id} 的整改报告{ref}：{e.report}。"
+        f"整改期限 {_day(e.correct_by)}；请核实后确认整改或退回。"
+    )
+    kind = NotificationKind.OTHER
+    return [_to(it_office_code, event_id, kind, title, body, about=e.finding_id, audience=IT_OFFICE)]
+
+
+def finding_report_rejected(event_id: str, e: AuditFindingReportRejected) -> list[Notification]:
+    """The department hears why its report was rejected, and what follows."""
+    title = f"整改报告未通过：问题 {e.finding_id}"
+    if e.rejected_on <= e.correct_by:
+        then = f"请于 {_day(e.correct_by)} 前完成整改并重新报送，逾期未整改的予以通报批评。"
+    else:
+        then = f"整改期限 {_day(e.correct_by)} 已过，该问题将予以通报批评。"
+    body = f"市信息化工作办公室于 {_day(e.rejected_on)} 退回问题 {e.finding_id} 的整改报告，理由：{e.reason}。{then}"
+    kind = NotificationKind.OTHER
+    # like the finding itself, for the department as a whole (its data administrator reports again)
+    about, due_on = e.finding_id, e.correct_by
+    return [_to(e.department_code, event_id, kind, title, body, about=about, audience=DEPARTMENT, due_on=due_on)]
+
+
 def reminder_due(reminder: Reminder) -> Notification:
     """A deadline comes near; its key is the deadline's, so a reminder is sent once however it is fired."""
     what = DEADLINE_NAMES[reminder.deadline]
@@ -635,6 +663,7 @@ def changes_told(batch: ChangeBatch, holders: list[str]) -> list[Notification]:
 # Events whose notices follow from the event alone. The others need the IT office's code, what the notifier
 # keeps (disputes, holdings, entries, reminders) or both, and have handlers of their own (adapters/events.py).
 RULES: dict[type, Rule] = {
+    AuditFindingReportRejected: finding_report_rejected,
     CatalogEntryReturned: entry_returned,
     CatalogEntrySubmitted: entry_submitted,
     ShareDemandMatched: demand_matched,

@@ -1,5 +1,6 @@
-"""The findings' events on auditor.findings, as the schemas AuditFindingRaised, AuditFindingCorrected and
-AuditFindingEscalated lay them out; keyed by the department, so that one department's findings stay in order."""
+"""The findings' events on auditor.findings, as the schemas AuditFindingRaised, AuditFindingCorrected,
+AuditFindingEscalated, AuditFindingReported and AuditFindingReportRejected lay them out; keyed by the
+department, so that one department's findings stay in order."""
 
 from __future__ import annotations
 
@@ -33,7 +34,7 @@ class BusFindingEvents:
             },
         )
 
-    def corrected(self, finding: Finding) -> None:
+    def corrected(self, finding: Finding, by: str | None = None) -> None:
         assert finding.corrected_on is not None
         self._emit(
             "AuditFindingCorrected",
@@ -43,6 +44,7 @@ class BusFindingEvents:
                 "department_code": finding.department_code,
                 "corrected_on": finding.corrected_on,
                 "note": (finding.proof or "")[:4000],
+                "corrected_by": by,
             },
         )
 
@@ -56,5 +58,40 @@ class BusFindingEvents:
                 "department_code": finding.department_code,
                 "escalated_on": finding.escalated_on,
                 "notice": notice,
+            },
+        )
+
+    def reported(self, finding: Finding, by_department: str) -> None:
+        report = finding.reports[-1]
+        self._emit(
+            "AuditFindingReported",
+            finding,
+            {
+                "finding_id": finding.finding_id,
+                "department_code": finding.department_code,
+                "report": report.text,
+                "reference": report.reference,
+                "reported_by": report.submitted_by,
+                "reported_by_department": by_department,
+                "reported_on": report.submitted_on,
+                "correct_by": finding.correct_by,
+            },
+        )
+
+    def report_rejected(self, finding: Finding, by_department: str) -> None:
+        report = finding.reports[-1]
+        assert report.answered_on is not None and report.answered_by is not None
+        self._emit(
+            "AuditFindingReportRejected",
+            finding,
+            {
+                "finding_id": finding.finding_id,
+                "department_code": finding.department_code,
+                "reason": report.reason or "",
+                "rejected_by": report.answered_by,
+                "rejected_by_department": by_department,
+                "rejected_on": report.answered_on,
+                "reported_on": report.submitted_on,
+                "correct_by": finding.correct_by,
             },
         )

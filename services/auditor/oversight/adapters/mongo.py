@@ -30,7 +30,7 @@ from services.auditor.domain.activity import (
     Observed,
     UpdateCycle,
 )
-from services.auditor.domain.findings import Category, Finding, Status
+from services.auditor.domain.findings import Answer, Category, Finding, RectificationReport, Status
 from services.auditor.domain.scoring import DepartmentActivity
 from services.auditor.domain.supply import Supply
 from services.auditor.oversight.adapters.finding_events import BusFindingEvents
@@ -156,7 +156,35 @@ def finding_doc(f: Finding) -> dict[str, Any]:
         "proof": f.proof,
         "escalated_on": _dt(f.escalated_on),
         "revision": f.revision,
+        "reports": [_report_doc(r) for r in f.reports],
+        "held": f.held,  # what the deadline queries skip: a report in time awaits the IT office's answer
     }
+
+
+def _report_doc(r: RectificationReport) -> dict[str, Any]:
+    return {
+        "text": r.text,
+        "reference": r.reference,
+        "submitted_by": r.submitted_by,
+        "submitted_on": _dt(r.submitted_on),
+        "answer": r.answer.value,
+        "answered_by": r.answered_by,
+        "answered_on": _dt(r.answered_on),
+        "reason": r.reason,
+    }
+
+
+def _report_of(doc: dict[str, Any]) -> RectificationReport:
+    return RectificationReport(
+        doc["text"],
+        doc.get("reference"),
+        doc["submitted_by"],
+        doc["submitted_on"].date(),
+        Answer(doc["answer"]),
+        doc.get("answered_by"),
+        _d(doc.get("answered_on")),
+        doc.get("reason"),
+    )
 
 
 def finding_of(doc: dict[str, Any]) -> Finding:
@@ -176,6 +204,7 @@ def finding_of(doc: dict[str, Any]) -> Finding:
         proof=doc.get("proof"),
         escalated_on=_d(doc.get("escalated_on")),
         revision=doc.get("revision", 0),
+        reports=tuple(_report_of(r) for r in doc.get("reports", ())),
     )
 
 
@@ -207,6 +236,9 @@ def _partition(position: tuple[str, int, int]) -> str:
     return f"{position[0]}:{position[1]}"
 
 
+# open findings the deadline watch minds: not those a report in time holds (documents stored before reports
+# were kept have no `held`)
+DUE: dict[str, Any] = {"status": "OPEN", "held": {"$ne": True}}
 STALE_QUERY: dict[str, Any] = {"in_force": True, "flagged": False, "deliver_by": {"$ne": None}}
 
 
@@ -362,7 +394,7 @@ class MongoOversightTransaction:
     async def overdue_findings(self, today: date, limit: int) -> list[Finding]:
         cursor = (
             self.tx.db[FINDINGS]
-            .find({"status": "OPEN", "correct_by": {"$lt": _dt(today)}}, session=self.tx.session)
+            .find(DUE | {"correct_by": {"$lt": _dt(today)}}, session=self.tx.session)
             .sort([("correct_by", ASCENDING), ("_id", ASCENDING)])
             .limit(limit)
         )
@@ -561,7 +593,7 @@ class MongoOversightStore:
         return {Category(d["_id"]): d["n"] async for d in await self.db[FINDINGS].aggregate(pipeline)}
 
     async def next_deadline(self) -> date | None:
-        doc = await self.db[FINDINGS].find_one({"status": "OPEN"}, sort=[("correct_by", ASCENDING)])
+        doc = await self.db[FINDINGS].find_one(DUE, sort=[("correct_by", ASCENDING)])
         return doc["correct_by"].date() if doc else None
 
     async def next_delivery_due(self) -> date | None:

@@ -17,7 +17,7 @@ from common.fields import Code, Name, Text
 from common.guard import Guard
 from common.paging import Page, PageOf
 from common.policy import Principal
-from services.auditor.domain.findings import Category, Finding, Status
+from services.auditor.domain.findings import Answer, Category, Finding, RectificationReport, Status
 from services.auditor.domain.scoring import FORMULA, INDICATORS, Figures, Period, Ranked
 from services.auditor.domain.trends import MAX_MONTHS
 from services.auditor.oversight import handlers
@@ -39,6 +39,7 @@ ReportReader = Annotated[Principal, Depends(Guard("auditor.report.read"))]
 FindingReader = Annotated[Principal, Depends(Guard("auditor.finding.read"))]
 FindingRaiser = Annotated[Principal, Depends(Guard("auditor.finding.raise"))]
 FindingCorrector = Annotated[Principal, Depends(Guard("auditor.finding.correct"))]
+FindingReporter = Annotated[Principal, Depends(Guard("auditor.finding.report"))]
 PeriodLabel = Annotated[
     str, Path(max_length=7, description="a month (2026-10) or a quarter (2026-Q4)", examples=["2026-10"])
 ]
@@ -140,6 +141,21 @@ class MonthTotalsView(BaseModel):
     entries_published: int = Field(description="catalog versions that came into force (approved)")
 
 
+class ReportView(BaseModel):
+    text: str
+    reference: str | None
+    submitted_by: str
+    submitted_on: date = Field(description="the day it came (Beijing)")
+    answer: Answer = Field(description="AWAITED: the IT office has not answered yet")
+    answered_by: str | None
+    answered_on: date | None
+    reason: str | None = Field(description="why the IT office rejected it")
+
+    @classmethod
+    def of(cls, r: RectificationReport) -> ReportView:
+        return cls(**vars(r))
+
+
 class FindingView(BaseModel):
     finding_id: str
     department_code: str
@@ -156,6 +172,8 @@ class FindingView(BaseModel):
     corrected_on: date | None
     proof: str | None
     escalated_on: date | None
+    reports: list[ReportView] = Field(description="the department's rectification reports, the latest last")
+    held: bool = Field(description="a report that came in time awaits the IT office's answer: no escalation")
 
     @classmethod
     def of(cls, f: Finding) -> FindingView:
@@ -175,6 +193,8 @@ class FindingView(BaseModel):
             corrected_on=f.corrected_on,
             proof=f.proof,
             escalated_on=f.escalated_on,
+            reports=[ReportView.of(r) for r in f.reports],
+            held=f.held,
         )
 
 
@@ -191,6 +211,15 @@ class FindingIn(BaseModel):
 
 class CorrectionIn(BaseModel):
     proof: Text = Field(min_length=1, description="what shows the finding was corrected")
+
+
+class ReportIn(BaseModel):
+    text: Text = Field(min_length=1, description="what the department did to correct the finding")
+    reference: Name | None = Field(default=None, description="a document number, a file or a record to check")
+
+
+class RejectionIn(BaseModel):
+    reason: Text = Field(min_length=1, description="why the report does not show the finding corrected")
 
 
 PDF: dict[int | str, dict[str, Any]] = {
@@ -312,6 +341,37 @@ async def correct(
     finding_id: Code, body: CorrectionIn, principal: FindingCorrector, oversight: OversightDep
 ) -> FindingView:
     return FindingView.of(await handlers.correct_finding(principal, finding_id, body.proof, oversight))
+
+
+@findings.post(
+    "/{finding_id}/report",
+    response_model=FindingView,
+    summary="The department hands in its rectification report (its data administrator, or the IT office for it)",
+)
+async def report(finding_id: Code, body: ReportIn, principal: FindingReporter, oversight: OversightDep) -> FindingView:
+    reference = (body.reference or "").strip() or None
+    finding = await handlers.report_finding(principal, finding_id, body.text, reference, oversight)
+    return FindingView.of(finding)
+
+
+@findings.post(
+    "/{finding_id}/report/acceptance",
+    response_model=FindingView,
+    summary="The IT office accepts the awaited report: the finding is corrected with it as proof",
+)
+async def accept_report(finding_id: Code, principal: FindingCorrector, oversight: OversightDep) -> FindingView:
+    return FindingView.of(await handlers.accept_report(principal, finding_id, oversight))
+
+
+@findings.post(
+    "/{finding_id}/report/rejection",
+    response_model=FindingView,
+    summary="The IT office rejects the awaited report with its reason: the finding stays open",
+)
+async def reject_report(
+    finding_id: Code, body: RejectionIn, principal: FindingCorrector, oversight: OversightDep
+) -> FindingView:
+    return FindingView.of(await handlers.reject_report(principal, finding_id, body.reason, oversight))
 
 
 @findings.get(
