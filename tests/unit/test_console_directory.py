@@ -95,12 +95,16 @@ async def browser(services: Services, *roles: Role, department: str = P) -> Asyn
         yield client
 
 
-async def posting(client: httpx.AsyncClient, page: str, action: str, form: dict) -> httpx.Response:
-    """A form posted from the page it is on (its CSRF token)."""
-    shown = await client.get(page)
+async def post_from(client: httpx.AsyncClient, shown: httpx.Response, action: str, form: dict) -> httpx.Response:
+    """A form posted from a page already shown (its CSRF token)."""
     found = CSRF.search(shown.text)
     assert found, shown.text[-800:]
     return await client.post(action, data={"csrf_token": found[1]} | form)
+
+
+async def posting(client: httpx.AsyncClient, page: str, action: str, form: dict) -> httpx.Response:
+    """A form posted from the page it is on, read first."""
+    return await post_from(client, await client.get(page), action, form)
 
 
 DEPARTMENT_PAGE = f"/city/department?code={P}"
@@ -145,15 +149,11 @@ async def test_the_initial_password_is_shown_from_the_directory_s_answer_even_wh
         for read in ("", "/people", "/data-administrators"):
             services.answers[("GET", f"/departments/{P}{read}")] = httpx.Response(503)
         services.answers[("POST", "/people")] = httpx.Response(201, json={"login": "zhao.new", "secret": "S3cr3t"})
-        added = await office.post(
+        added = await post_from(
+            office,
+            shown,
             "/city/people/add",
-            data={
-                "csrf_token": CSRF.search(shown.text)[1],  # type: ignore[index]
-                "department_code": P,
-                "person_id": "zhao.new",
-                "name": "赵新",
-                "roles": ["catalog_compiler"],
-            },
+            {"department_code": P, "person_id": "zhao.new", "name": "赵新", "roles": ["catalog_compiler"]},
         )
     assert added.status_code == 200, added.text[-800:]
     assert '<code class="secret">S3cr3t</code>' in added.text and "zhao.new" in added.text
@@ -171,14 +171,11 @@ async def test_a_registration_posted_again_says_the_login_is_taken_and_offers_a_
         assert 'action="/city/people/reset-password"' in again.text
         new = {"login": "wang.admin", "secret": "N3w-once"}
         services.answers[("POST", "/people/wang.admin/reset-password")] = httpx.Response(200, json=new)
-        reset = await office.post(
+        reset = await post_from(
+            office,
+            again,
             "/city/people/reset-password",
-            data={
-                "csrf_token": CSRF.search(again.text)[1],  # type: ignore[index]
-                "department_code": P,
-                "person_id": "wang.admin",
-                "name": "王管理",
-            },
+            {"department_code": P, "person_id": "wang.admin", "name": "王管理"},
         )
     assert reset.status_code == 200 and '<code class="secret">N3w-once</code>' in reset.text and "新密码" in reset.text
     assert ("POST", "/people/wang.admin/reset-password", None) in services.sent
@@ -241,14 +238,11 @@ async def test_deactivating_asks_first_saying_the_roles_go_and_the_department_lo
         assert "确认停用 王管理" in asked.text and "清除其全部角色" in asked.text and "数据管理员" in asked.text
         assert "部门将没有数据管理员" in asked.text and 'name="confirmed" value="yes"' in asked.text
         services.answers[("POST", "/people/wang.admin/deactivate")] = httpx.Response(204)
-        done = await office.post(
+        done = await post_from(
+            office,
+            asked,
             "/city/people/deactivate",
-            data={
-                "csrf_token": CSRF.search(asked.text)[1],  # type: ignore[index]
-                "department_code": P,
-                "person_id": "wang.admin",
-                "confirmed": "yes",
-            },
+            {"department_code": P, "person_id": "wang.admin", "confirmed": "yes"},
         )
     assert done.status_code == 303 and services.posted() == [("POST", "/people/wang.admin/deactivate", None)]
 
@@ -259,15 +253,11 @@ async def test_a_rename_is_not_sent_when_the_parent_or_state_changed_since_the_p
         shown = await office.get(DEPARTMENT_PAGE)
         assert 'name="seen_active" value="true"' in shown.text
         services.department = services.department | {"parent_code": Q}  # someone re-parents it meanwhile
-        stale = await office.post(
+        stale = await post_from(
+            office,
+            shown,
             "/city/department/rename",
-            data={
-                "csrf_token": CSRF.search(shown.text)[1],  # type: ignore[index]
-                "department_code": P,
-                "name": "新的部门名称",
-                "seen_parent_code": "",
-                "seen_active": "true",
-            },
+            {"department_code": P, "name": "新的部门名称", "seen_parent_code": "", "seen_active": "true"},
         )
     assert stale.status_code == 409 and "上级部门或状态已被他人修改" in stale.text
     assert 'value="新的部门名称"' in stale.text and services.posted() == []
