@@ -280,6 +280,7 @@ async def test_a_raise_merged_into_the_open_finding_on_its_matter_says_so() -> N
     services = Services()
     merged = services.finding | {"occurrences": 2, "evidence": [*services.finding["evidence"], "新的证据"]}
     services.answers[("POST", "/findings")] = httpx.Response(201, json=merged)
+    services.finding = merged
     async with browser(services, OFFICE) as office:
         form = {
             "department_code": P,
