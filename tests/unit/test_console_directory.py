@@ -225,6 +225,30 @@ async def test_a_refused_correction_keeps_the_proof_typed() -> None:
     assert refused.status_code == 422 and ">已补传十一月数据，见交换记录</textarea>" in refused.text
 
 
+async def test_a_refused_rectification_report_keeps_its_text_and_reference() -> None:
+    services = Services()
+    services.answers[("POST", "/findings/F1/report")] = httpx.Response(409, json={"message": "已有待核实的整改报告"})
+    async with browser(services, Role.DATA_ADMINISTRATOR) as department:
+        form = {"finding_id": "F1", "text": "已于十一月补录目录", "reference": "吉市监〔2026〕12号"}
+        refused = await posting(department, "/oversight/finding?id=F1", "/oversight/findings/report", form)
+    assert refused.status_code == 409 and ">已于十一月补录目录</textarea>" in refused.text
+    assert 'value="吉市监〔2026〕12号"' in refused.text
+
+
+async def test_a_rectification_report_s_logins_are_shown_to_the_it_office_only() -> None:
+    services = Services()
+    report = {"submitted_on": "2026-11-02", "submitted_by": "wang.admin", "text": "已整改", "reference": None}
+    answered = {"answer": "REJECTED", "answered_on": "2026-11-03", "answered_by": "zhang.itoffice", "reason": "不全"}
+    services.finding = services.finding | {"reports": [report | answered], "held": False}
+    async with browser(services, Role.DATA_ADMINISTRATOR) as department:
+        page = await department.get("/oversight/finding?id=F1")
+    assert page.status_code == 200 and "已整改" in page.text
+    assert "wang.admin" not in page.text and "zhang.itoffice" not in page.text
+    async with browser(services, OFFICE) as office:
+        page = await office.get("/oversight/finding?id=F1")
+    assert "wang.admin" in page.text and "zhang.itoffice" in page.text
+
+
 # -- deactivation, rename -----------------------------------------------------------------------------------
 
 
