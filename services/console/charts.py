@@ -67,11 +67,12 @@ def bar_svg(chart: Bars) -> str:
 
 @dataclass(frozen=True)
 class Months:
-    """A line per series over months, in the order given (a trend, not a ranking)."""
+    """Series over months, in the order given (a trend, not a ranking): a panel of its own per series, each
+    with its own scale, since thousands of accesses beside a few published versions would flatten them."""
 
     title: str
     months: Sequence[str]
-    series: dict[str, Sequence[float]]  # the line's name: a value per month
+    series: dict[str, Sequence[float]]  # the series' name: a value per month
     colors: Sequence[str] = ("#3b6ea5", "#2f855a", "#c05621")
 
     @property
@@ -80,25 +81,27 @@ class Months:
 
 
 def months_svg(chart: Months) -> str:
-    """The trend as an SVG document (text kept as text): the months along, a line with its points per series."""
+    """The trend as an SVG document (text kept as text): the months along, one panel per series, stacked with
+    the months shared, each a line with its points on its own axis."""
     import matplotlib
     from matplotlib.figure import Figure
     from matplotlib.ticker import MaxNLocator
 
-    height = 2.8
+    panel = 1.25
+    height = 0.55 + panel * len(chart.series) + 0.4
     figure = Figure(figsize=(WIDTH, height))
-    figure.subplots_adjust(left=0.09, right=0.98, top=1 - 0.45 / height, bottom=0.62 / height)
-    axes = figure.add_subplot()
+    figure.subplots_adjust(left=0.09, right=0.98, top=1 - 0.55 / height, bottom=0.4 / height, hspace=0.55)
+    figure.suptitle(chart.title, fontfamily=FONTS, fontsize=10)
     positions = list(range(len(chart.months)))
-    for (name, values), color in zip(chart.series.items(), chart.colors, strict=False):
-        axes.plot(positions, list(values), marker="o", markersize=3, color=color, label=name)
-    axes.set_xticks(positions, [m[2:] for m in chart.months], fontsize=7)  # 2026-10 as 26-10: twelve fit
-    axes.set_title(chart.title, fontfamily=FONTS, fontsize=10)
-    axes.spines[["top", "right"]].set_visible(False)
-    axes.set_ylim(0, (max(chart.values, default=0) or 1) * 1.15)
-    axes.tick_params(axis="y", labelsize=7)
-    axes.yaxis.set_major_locator(MaxNLocator(integer=True))  # counts: no 0.2 of an access
-    axes.legend(prop={"family": FONTS, "size": LABEL_POINTS}, frameon=False, loc="upper left")
+    panels = figure.subplots(len(chart.series), 1, sharex=True, squeeze=False)[:, 0]
+    for axes, (name, values), color in zip(panels, chart.series.items(), chart.colors, strict=False):
+        axes.plot(positions, list(values), marker="o", markersize=3, color=color)
+        axes.set_title(name, fontfamily=FONTS, fontsize=LABEL_POINTS, loc="left")
+        axes.spines[["top", "right"]].set_visible(False)
+        axes.set_ylim(0, (max(values, default=0) or 1) * 1.2)
+        axes.tick_params(axis="y", labelsize=7)
+        axes.yaxis.set_major_locator(MaxNLocator(nbins=3, integer=True))  # counts: no 0.2 of an access
+    panels[-1].set_xticks(positions, [m[2:] for m in chart.months], fontsize=7)  # 2026-10 as 26-10: twelve fit
     out = io.StringIO()
     with matplotlib.rc_context({"svg.fonttype": "none", "svg.hashsalt": "console"}):
         figure.savefig(out, format="svg", metadata={"Date": None})

@@ -52,6 +52,11 @@ class Unavailable(Exception):
         return f"{self.service}: {self.reason}"
 
 
+class BadAnswer(Unavailable):
+    """A service answered something other than the JSON the console asked for (a proxy's page, a document
+    reached by a wrong path): shown as a bad gateway, never passed on."""
+
+
 @dataclass(frozen=True)
 class Grant:
     access_token: str
@@ -59,14 +64,30 @@ class Grant:
     refresh_token: str | None
 
 
-OUTCOMES: dict[type, str] = {SignInNeeded: "sign_in", Refused: "refused", Unavailable: "unavailable"}
+OUTCOMES: dict[type, str] = {
+    SignInNeeded: "sign_in",
+    Refused: "refused",
+    Unavailable: "unavailable",
+    BadAnswer: "bad_answer",
+}
+CONSOLE_CODE = "console.code"  # a Refused the console raised itself, before anything was sent
 
 
 def segment(code: str) -> str:
-    """A code for a service's URL path; anything else is refused before it is sent."""
+    """A code for a service's URL path (a resource code has its '/'); anything else is refused before it is
+    sent."""
     if not SAFE_CODE.fullmatch(code) or ".." in code:
-        raise Refused(404, "没有这一项：编号格式不正确", code="console.code")
+        raise Refused(404, "没有这一项：编号格式不正确", code=CONSOLE_CODE)
     return quote(code, safe="/")
+
+
+def one_segment(code: str) -> str:
+    """An id that is one path segment (a finding's, a person's login): a '/' in it would reach another of the
+    service's routes (a finding's notice), so it is refused before anything is sent."""
+    safe = segment(code)
+    if "/" in code:
+        raise Refused(422, "编号格式不正确：编号中不能含有“/”", "id", code=CONSOLE_CODE)
+    return safe
 
 
 def _refused(service: str, response: httpx.Response) -> Refused:
@@ -115,7 +136,14 @@ class Services:
     ) -> Any:
         """The JSON a service answers (None for 204), as the signed-in person."""
         response = await self._send(service, method, path, token, params, json, files, timeout, headers)
-        return None if response.status_code == 204 or not response.content else response.json()
+        if response.status_code == 204 or not response.content:
+            return None
+        try:
+            return response.json()
+        except ValueError:
+            SERVICE_CALLS.labels(service, OUTCOMES[BadAnswer]).inc()
+            kind = response.headers.get("content-type", "no content type")[:60]
+            raise BadAnswer(service, f"HTTP {response.status_code} answered {kind}, not JSON") from None
 
     async def document(self, service: str, path: str, token: str) -> httpx.Response:
         """A file a service answers (a PDF), as the signed-in person: the response, checked as `call` checks."""

@@ -24,6 +24,13 @@ LABELS: dict[str, dict[str, str]] = {
     "clash_kind": {"SECOND_SOURCE": "重复声明数据来源", "UNLINKED_DUPLICATE": "未关联已有数据元的同名数据项"},
     "finding_status": {"OPEN": "待整改", "CORRECTED": "已整改", "ESCALATED": "已通报批评"},
     "report_answer": {"AWAITED": "待市信息化工作办公室核实", "ACCEPTED": "已认可", "REJECTED": "已退回"},
+    # Art. 24 (1)–(4), as the auditor's categories; the auditor answers each finding's article in full
+    "finding_category": {
+        "CATALOG_NOT_MAINTAINED": "未按要求编制或更新政务信息资源目录",
+        "DATA_NOT_PROVIDED_IN_TIME": "未按要求及时提供共享数据",
+        "DATA_INCONSISTENT_OR_UNUSABLE": "提供的共享数据不一致或无法使用",
+        "USE_OUTSIDE_PURPOSE": "将共享数据用于履行职责以外的用途",
+    },
     "level": {
         "CITY": "市直部门",
         "COUNTY": "县（市、区）",

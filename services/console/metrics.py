@@ -7,6 +7,7 @@ from prometheus_client import Counter
 
 SERVICE_CALLS = Counter(
     "datashare_console_service_calls_total",
-    "The console's calls to the services by outcome: answered, refused (4xx), sign_in (401), unavailable",
+    "The console's calls to the services by outcome: answered, refused (4xx), sign_in (401), unavailable;"
+    " bad_answer (besides answered: not the JSON asked for)",
     ["service", "outcome"],
 )

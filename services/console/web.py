@@ -4,10 +4,11 @@ console's cookies settled, and the one place where a service's refusal or absenc
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal, TypeVar
 from zoneinfo import ZoneInfo
 
 from fastapi import Depends, Request
@@ -18,11 +19,16 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import RedirectResponse, Response
 
 from services.console import labels, refusals
-from services.console.clients import Refused, Services, SignInNeeded, Unavailable, segment
+from services.console.clients import CONSOLE_CODE, BadAnswer, Refused, Services, SignInNeeded, Unavailable, segment
 from services.console.session import CSRF_FIELD, Cookies, CsrfRefused, Person, sign_in_url, signed_in
 from services.console.settings import ConsoleSettings
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
+# a service's answers a form shows beside itself (with what was typed); a refusal (403) is a page of its own
+SHOWN_AGAIN = (404, 409, 422)
+# a service's document passed on (a report, a notice): its styles and inline charts, no script, form or frame
+REPORT_CSP = "sandbox; default-src 'none'; style-src 'unsafe-inline'; img-src data:; frame-ancestors 'none'"
 CHINA = ZoneInfo("Asia/Shanghai")
 TEMPLATES = Path(__file__).parent / "templates"
 UNREAD_TIMEOUT_SECONDS = 2.0  # the menu's count waits no longer for the notifier than this
@@ -111,6 +117,31 @@ def render(request: Request, name: str, status: int = 200, **context: Any) -> Re
     return console.cookies.settle(request, response)
 
 
+async def attempt(call: Awaitable[T], shown: tuple[int, ...] = SHOWN_AGAIN) -> T | Refused:
+    """A service's answer, or its refusal where the form shows it beside itself; any other refusal (a 403,
+    an id the console would not send) becomes a page of its own."""
+    try:
+        return await call
+    except Refused as exc:
+        if exc.status not in shown or exc.code == CONSOLE_CODE:
+            raise
+        return exc
+
+
+def passed_on(request: Request, content: bytes, format: Literal["html", "pdf"], filename: str) -> Response:
+    """A document a service laid out (a report, a notice), passed on as it is: a PDF to download, or HTML
+    sandboxed so that nothing in it runs or posts."""
+    media_type = "application/pdf" if format == "pdf" else "text/html; charset=utf-8"
+    response = Response(content, media_type=media_type)
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    if format == "pdf":
+        response.headers["Content-Disposition"] = f'attachment; filename="{filename}.pdf"'
+    else:
+        response.headers["Content-Security-Policy"] = REPORT_CSP
+    return console_of(request).cookies.settle(request, response)
+
+
 def redirect(request: Request, url: str) -> Response:
     """After a form: see the result by GET (303), with the cookies this request changed."""
     return console_of(request).cookies.settle(request, RedirectResponse(url, status_code=303))
@@ -163,6 +194,9 @@ async def unavailable(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, Unavailable)
     log.warning("service unavailable: %s", exc)
     name = SERVICE_NAMES_ZH.get(exc.service, exc.service)
+    if isinstance(exc, BadAnswer):  # nothing of it is shown: it may be another service's page
+        message = f"{name}的答复无法识别，未予显示。请稍后再试；仍然如此时请告知运维人员。"
+        return render(request, "error.html", 502, title="服务答复有误", message=message, service=exc.service)
     message = f"{name}暂时无法访问，请稍后再试。"
     response = render(request, "error.html", 503, title="服务暂时不可用", message=message, service=exc.service)
     response.headers["Retry-After"] = "5"

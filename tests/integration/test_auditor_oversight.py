@@ -981,3 +981,21 @@ async def test_findings_escalate_once_their_deadline_passed_unless_a_report_in_t
         ]
         after = (await client.get(f"/findings/{held}", headers=admin_a)).json()
         assert (after["status"], after["escalated_on"]) == ("ESCALATED", "2026-11-04")
+
+
+async def test_the_trend_counts_an_access_in_the_month_of_its_beijing_day(infra) -> None:
+    """An access at 07:00 Beijing on 1 November is 23:00 UTC on 31 October: the city counts it in November, as
+    the evaluation does (a day is a Beijing day), not in the month of its UTC time."""
+    runtime = Runtime.build("auditor", settings_for(infra))
+    await ensure_indexes(runtime.db)
+    oversight = Oversight(store=MongoOversightStore(runtime), clock=FixedDay(TODAY), calendar=CAL)
+    provider, consumer, code = "D03" + "0" * 15, "D04" + "0" * 15, "101001/000002"
+    seven_in_beijing = datetime(2026, 10, 31, 23, 0, tzinfo=UTC)
+    served = access(code, provider, consumer, date(2026, 11, 1))
+    served = replace(served, payload=served.payload | {"accessed_at": seven_in_beijing}, occurred_at=seven_in_beijing)
+    try:
+        assert await observe_batch([served], oversight, runtime.keys) == {}
+        found = {m.month: m.accesses for m in await handlers.trends(2, oversight)}
+    finally:
+        await runtime.client.aclose()
+    assert found == {"2026-10": 0, "2026-11": 1}

@@ -297,6 +297,31 @@ async def test_the_it_office_raises_a_finding_closes_it_and_reads_the_notice_of_
         async with httpx.AsyncClient(base_url=city.auditor.url, headers=operator) as auditor:
             held = (await auditor.get(f"/findings/{finding_id}")).json()
         assert held["status"] == "OPEN" and held["raised_by"] == city.logins["operator"][0]
+        # the same request answered as it was, not merged into its own finding as a second occurrence
+        assert held["occurrences"] == 1 and held["evidence"] == [FINDING_FORM["evidence"]]
+        assert "merged" not in again.headers["location"]
+        # another form on the same matter: the auditor adds it to the open finding, and the page says so
+        other = await browser.get("/oversight/findings/new", params={"department": city.provider})
+        second = re.search(r'name="request_id" value="([0-9a-f]+)"', other.text)
+        assert second and second[1] != request_id[1]
+        added = await browser.post(
+            "/oversight/findings/raise",
+            data=posted | FINDING_FORM | {"request_id": second[1], "evidence": "交换记录：十二月也无数据"},
+        )
+        assert added.headers["location"] == f"/oversight/finding?id={finding_id}&merged=true"
+        assert "并入了这一事项" in (await browser.get(added.headers["location"])).text
+        async with httpx.AsyncClient(base_url=city.auditor.url, headers=operator) as auditor:
+            held = (await auditor.get(f"/findings/{finding_id}")).json()
+        assert held["occurrences"] == 2 and held["evidence"][-1] == "交换记录：十二月也无数据"
+        # a double click that lands twice at once: still one answer for the one request
+        third = re.search(r'name="request_id" value="([0-9a-f]+)"', (await browser.get(other.url)).text)
+        assert third
+        clicked = posted | FINDING_FORM | {"request_id": third[1], "evidence": "交换记录：一月也无数据"}
+        both = await asyncio.gather(*(browser.post("/oversight/findings/raise", data=clicked) for _ in range(2)))
+        assert [r.status_code for r in both] == [303, 303], [r.text[-300:] for r in both]
+        async with httpx.AsyncClient(base_url=city.auditor.url, headers=operator) as auditor:
+            held = (await auditor.get(f"/findings/{finding_id}")).json()
+        assert held["occurrences"] == 3 and held["evidence"].count("交换记录：一月也无数据") == 1
         shown = await browser.get(raised.headers["location"])
         assert held["correct_by"] in shown.text and "交换记录：十一月无数据" in shown.text  # the auditor's deadline
         assert "记录整改并结案" in shown.text and 'for="proof"' in shown.text
@@ -444,9 +469,13 @@ async def test_the_it_office_keeps_the_directory_and_the_directory_decides(city:
         secret = re.search(r'<code class="secret">([^<]+)</code>', added.text)
         assert secret, added.text[-1000:]
         assert "目录编制人" in added.text
-        # the directory refuses a login taken, and a role of the IT office's staff in a city bureau
-        taken = await browser.post("/city/people/add", data=person)
+        # posted again (a double click): the directory refuses the login taken; the page says she is registered
+        # and offers a new password, which the first one still works until it is used
+        taken = await browser.post("/city/people/add", data=person | {"roles": ["catalog_compiler"]})
         assert taken.status_code == 409 and 'class="error"' in taken.text
+        assert "已登记为本部门的名录测试员" in taken.text and 'action="/city/people/reset-password"' in taken.text
+        assert f'value="{login}"' in taken.text and 'value="catalog_compiler" checked' in taken.text
+        # the directory refuses a role of the IT office's staff in a city bureau
         wrong_role = person | {"person_id": login + "-x", "roles": ["it_office_operator"]}
         refused = await browser.post("/city/people/add", data=wrong_role)
         assert refused.status_code == 422 and 'class="error"' in refused.text
@@ -464,9 +493,11 @@ async def test_the_it_office_keeps_the_directory_and_the_directory_decides(city:
         )
         assert again.status_code == 409 and 'class="error"' in again.text  # already the data administrator
 
+        seen = {"seen_parent_code": city.provider, "seen_active": "true"}  # as the page showed them
+        assert f'name="seen_parent_code" value="{city.provider}"' in page.text
         renamed = await browser.post(
             "/city/department/rename",
-            data={"csrf_token": csrf_of(page), "department_code": code, "name": "城市测试新名局"},
+            data={"csrf_token": csrf_of(page), "department_code": code, "name": "城市测试新名局"} | seen,
         )
         assert renamed.status_code == 303
         assert "<h1>城市测试新名局" in (await browser.get(renamed.headers["location"])).text
@@ -477,18 +508,22 @@ async def test_the_it_office_keeps_the_directory_and_the_directory_decides(city:
         # the new person signs in with the password shown once; deactivated, no more; reactivated, again
         async with httpx.AsyncClient(base_url=city.console.url, timeout=30) as newcomer:
             await sign_in(newcomer, login, secret[1])
-        deactivated = await browser.post(
-            "/city/people/deactivate", data={"csrf_token": csrf_of(page), "department_code": code, "person_id": login}
-        )
+        # deactivating asks first, saying what the directory will do: she is the data administrator now
+        target = {"csrf_token": csrf_of(page), "department_code": code, "person_id": login}
+        asked = await browser.post("/city/people/deactivate", data=target)
+        assert asked.status_code == 200 and "部门将没有数据管理员" in asked.text and "清除其全部角色" in asked.text
+        async with httpx.AsyncClient(base_url=city.directory.url, headers=operator) as directory:
+            assert (await directory.get(f"/people/{login}")).json()["active"] is True  # nothing done yet
+        deactivated = await browser.post("/city/people/deactivate", data=target | {"confirmed": "yes"})
         assert deactivated.status_code == 303
         page = await browser.get(deactivated.headers["location"])
         assert "已停用" in page.text and 'for="reason-1"' in page.text
-        async with httpx.AsyncClient(base_url=city.console.url, timeout=30) as newcomer:
-            form = await newcomer.get("/login")
-            tried = await newcomer.post(
-                "/login", data={"username": login, "password": secret[1], "csrf_token": csrf_of(form)}
+        assert re.search(r"<dt>数据管理员</dt><dd><span class=\"overdue\">未指定</span>", page.text)
+        async with httpx.AsyncClient(base_url=city.directory.url) as directory:
+            tried = await directory.post(
+                "/token", data={"grant_type": "password", "username": login, "password": secret[1]}
             )
-            assert tried.status_code != 303
+        assert tried.status_code == 401 and tried.json()["detail"] == "account deactivated"
         reactivated = await browser.post(
             "/city/people/reactivate",
             data={"csrf_token": csrf_of(page), "department_code": code, "person_id": login, "reason": "误停用"},
@@ -496,6 +531,12 @@ async def test_the_it_office_keeps_the_directory_and_the_directory_decides(city:
         assert reactivated.status_code == 303
         async with httpx.AsyncClient(base_url=city.console.url, timeout=30) as newcomer:
             await sign_in(newcomer, login, secret[1])
+        # she is back without roles (the directory cleared them), and the department still has no administrator
+        async with httpx.AsyncClient(base_url=city.directory.url, headers=operator) as directory:
+            back = (await directory.get(f"/people/{login}")).json()
+        assert (back["active"], back["roles"]) == (True, [])
+        page = await browser.get(reactivated.headers["location"])
+        assert re.search(r"<dt>数据管理员</dt><dd><span class=\"overdue\">未指定</span>", page.text)
 
     # anyone else reads the directory, without the forms, and gets the directory's refusal for a change
     async with httpx.AsyncClient(base_url=city.console.url, timeout=30) as admin:

@@ -424,6 +424,17 @@ class FakeStore:
     async def next_delivery_due(self) -> date | None:
         return min((s.deliver_by for s in self._watched() if s.deliver_by), default=None)
 
+    async def monthly_totals(self, start: date, until: date) -> dict[tuple[str, str], int]:
+        found: dict[tuple[str, str], int] = {}
+        trend = (Measure.USED, Measure.DELIVERED)
+        counted = [(c.day, c.measure.value, c.count) for c in self.counts if c.measure in trend]
+        published = [(o.fact.day, o.fact.step.value, 1) for o in self.facts if isinstance(o.fact, EntryFact)]
+        for day, what, n in counted + [p for p in published if p[1] == EntryStep.PUBLISHED.value]:
+            if start <= day <= until:
+                key = (f"{day.year}-{day.month:02d}", what)
+                found[key] = found.get(key, 0) + n
+        return found
+
 
 def oversight(store: FakeStore, today: date) -> Oversight:
     return Oversight(store=store, clock=FixedDay(today), calendar=CAL)  # type: ignore[arg-type]
@@ -673,6 +684,32 @@ async def test_an_event_dated_beyond_reach_is_refused_alone_and_the_rest_of_its_
     refused = await observe_batch([far, near], oversight(store, date(2026, 9, 2)), None)  # type: ignore[arg-type]
     assert refused == {far.event_id: "ValueError: EntryFact.day: 9999-12-20 is outside 1900–2999"}
     assert set(store.supplies) == {"R8"}
+
+
+async def test_the_trend_counts_the_last_months_to_the_auditor_s_today_and_nothing_before() -> None:
+    store = FakeStore()
+    await store.project(
+        [
+            Observed("e1", EntryFact(EntryStep.PUBLISHED, "R1", P, date(2026, 9, 30), version=1)),
+            Observed("e2", EntryFact(EntryStep.PUBLISHED, "R1", P, date(2026, 10, 1), version=2)),
+            Observed("e3", EntryFact(EntryStep.CHANGE_REPORTED, "R1", P, date(2026, 10, 1), version=3)),
+        ],
+        [
+            DailyCount(Measure.USED, P, date(2026, 10, 31), "R1", C1, count=5),
+            DailyCount(Measure.USED, P, date(2026, 11, 1), "R1", C1, count=2),
+            DailyCount(Measure.DELIVERED, P, date(2026, 11, 2), "R1", count=3),
+            DailyCount(Measure.USED, P, date(2026, 8, 31), "R1", C1, count=9),  # before the three months
+        ],
+        [],
+    )
+    found = await handlers.trends(3, oversight(store, date(2026, 11, 28)))
+    assert [(m.month, m.accesses, m.changes_stored, m.entries_published) for m in found] == [
+        ("2026-09", 0, 0, 1),
+        ("2026-10", 5, 0, 1),
+        ("2026-11", 2, 3, 0),
+    ]
+    with pytest.raises(ValueError):
+        await handlers.trends(0, oversight(store, date(2026, 11, 28)))
 
 
 def test_the_trend_s_months_reach_back_across_the_year_and_a_month_without_counts_is_zero() -> None:

@@ -73,6 +73,14 @@ def test_reports_default_to_last_month_and_pages_know_their_neighbours() -> None
     assert pager(total=40, offset=20, limit=20) == {"offset": 20, "previous": 0, "next": None}
 
 
+def test_a_trend_draws_each_series_on_an_axis_of_its_own_so_a_small_one_is_not_flat() -> None:
+    months = [f"2026-{m:02d}" for m in range(1, 13)]
+    series = {"数据访问次数": [4000 + m for m in range(12)], "发布的目录版本": [m % 3 for m in range(12)]}
+    svg = charts.months_svg(charts.Months("近12个月", months, series | {"接收的数据变更": [5] * 12}))
+    assert len(re.findall(r'<g id="axes_\d+">', svg)) == 3 and all(name in svg for name in [*series, "接收的数据变更"])
+    assert re.search(r">\s*2\s*</text>", svg)  # the versions' own scale: a tick at 2, not only the thousands
+
+
 def test_a_chart_is_svg_whose_words_stay_text_without_script() -> None:
     svg = bar_svg(Bars("目录条目（按状态）", ["已发布", "草稿"], [3, 1]))
     assert svg.lstrip().startswith("<?xml") and "<svg" in svg
@@ -132,6 +140,7 @@ async def test_the_dashboard_shows_each_figure_as_a_table_and_a_chart() -> None:
     assert trends.count('<td data-label="月份">') == 12 and '<td data-label="数据访问次数">4321</td>' in trends
     [trend] = [svg for svg in charts if "近12个月" in svg]
     assert "数据访问次数" in trend and "发布的目录版本" in trend and "26-01" in trend and "26-12" in trend
+    assert "接收的数据变更" in trend  # every series the docs name
     assert "img-src 'self' data:" in page.headers["content-security-policy"]
 
 

@@ -11,7 +11,6 @@ from services.auditor.domain.activity import EntryStep, Measure
 from services.auditor.domain.scoring import Period
 
 MAX_MONTHS = 24
-COUNTED = (Measure.USED.value, Measure.DELIVERED.value, EntryStep.PUBLISHED.value)
 
 
 @dataclass(frozen=True)

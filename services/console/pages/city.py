@@ -1,9 +1,10 @@
 """The city's dashboard, for the IT office and the leadership group: catalog entries by status and the
 overdue ones, share requests by state and the decisions past their deadline, data volumes and freshness per
-department, data accesses per consumer department, and over the last 12 months the accesses and the catalog
-versions published (approved) per month — each figure as a service answers it (the catalog's search facets
-and overdue list, the exchange's resources and request tally, the auditor's access counts and monthly
-totals), with charts. The services decide who may see the city's figures: anyone else gets their refusal."""
+department, data accesses per consumer department, and over the last 12 months the accesses, the catalog
+versions published (approved) and the data changes stored per month — each figure as a service answers it
+(the catalog's search facets and overdue list, the exchange's resources and request tally, the auditor's access
+counts and monthly totals), with charts. The services decide who may see the city's figures: anyone else gets
+their refusal."""
 
 from __future__ import annotations
 
@@ -113,6 +114,7 @@ async def city(request: Request, console: ConsoleDep, person: PersonDep) -> Resp
                 {
                     "数据访问次数": [m["accesses"] for m in trends],
                     "发布的目录版本": [m["entries_published"] for m in trends],
+                    "接收的数据变更": [m["changes_stored"] for m in trends],
                 },
             ),
             "accesses": Bars(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from datetime import datetime
 from typing import Annotated, Any, Literal
 from urllib.parse import urlencode
 
@@ -17,36 +18,53 @@ from starlette.responses import Response
 
 from common import limits
 from common.fields import Code
-from services.console import forms
-from services.console.clients import Refused, segment
-from services.console.pages.oversight import REPORT_CSP, department_names
-from services.console.web import ConsoleDep, FormDep, PersonDep, redirect, render
+from services.console import forms, labels
+from services.console.clients import Refused, Unavailable, one_segment
+from services.console.pages.oversight import department_names
+from services.console.web import CHINA, ConsoleDep, FormDep, PersonDep, attempt, passed_on, redirect, render
 
 router = APIRouter()
-# Art. 24 (1)–(4), as the auditor's categories; the auditor answers each finding's article in full
-CATEGORIES = {
-    "CATALOG_NOT_MAINTAINED": "未按要求编制或更新政务信息资源目录",
-    "DATA_NOT_PROVIDED_IN_TIME": "未按要求及时提供共享数据",
-    "DATA_INCONSISTENT_OR_UNUSABLE": "提供的共享数据不一致或无法使用",
-    "USE_OUTSIDE_PURPOSE": "将共享数据用于履行职责以外的用途",
-}
-SHOWN_AGAIN = (404, 409, 422)  # the auditor's answers a form shows beside itself; a refusal (403) is its own page
+CATEGORIES = labels.LABELS["finding_category"]
+RAISE_TRIES = 3  # a raise is sent at most this often: safe, since the auditor answers a request_id once
 
 
 async def _finding_page(
-    request: Request, console: ConsoleDep, person: PersonDep, finding_id: str, error: Refused | None = None
+    request: Request,
+    console: ConsoleDep,
+    person: PersonDep,
+    finding_id: str,
+    error: Refused | None = None,
+    typed: dict[str, Any] | None = None,
+    merged: bool = False,
 ) -> Response:
     finding, names = await asyncio.gather(
-        console.services.call("auditor", "GET", f"/findings/{segment(finding_id)}", person.token),
+        console.services.call("auditor", "GET", f"/findings/{one_segment(finding_id)}", person.token),
         department_names(console, person.token),
     )
     status = 200 if error is None else error.status
-    return render(request, "finding.html", status, f=finding, names=names, error=error)
+    today = datetime.now(CHINA).date().isoformat()  # a deadline is a Beijing day: overdue from the day after
+    return render(
+        request,
+        "finding.html",
+        status,
+        f=finding,
+        names=names,
+        error=error,
+        typed=typed or {},
+        merged=merged,
+        today=today,
+    )
 
 
 @router.get("/oversight/finding")
-async def finding(request: Request, console: ConsoleDep, person: PersonDep, id: Annotated[Code, Query()]) -> Response:
-    return await _finding_page(request, console, person, id)
+async def finding(
+    request: Request,
+    console: ConsoleDep,
+    person: PersonDep,
+    id: Annotated[Code, Query()],
+    merged: Annotated[bool, Query(description="the finding a raise was merged into")] = False,
+) -> Response:
+    return await _finding_page(request, console, person, id, merged=merged)
 
 
 def _raise_form(
@@ -67,6 +85,20 @@ async def new_finding(
     return _raise_form(request, departments, values)
 
 
+async def _raise(console: ConsoleDep, person: PersonDep, body: dict[str, str]) -> Any:
+    """The auditor answers a request_id it answered before with the same finding, so the raise may be sent
+    again: two clicks landing at once conflict in its database and one of them is answered 503 (try again);
+    sent again, it gets the other's answer instead of a page saying the auditor is away."""
+    for tried in range(1, RAISE_TRIES + 1):
+        try:
+            return await console.services.call("auditor", "POST", "/findings", person.token, json=body)
+        except Unavailable:
+            if tried == RAISE_TRIES:
+                raise
+            await asyncio.sleep(0.2 * tried)
+    raise AssertionError("unreachable")
+
+
 @router.post("/oversight/findings/raise")
 async def raise_finding(request: Request, console: ConsoleDep, person: PersonDep, form: FormDep) -> Response:
     body = {
@@ -77,14 +109,13 @@ async def raise_finding(request: Request, console: ConsoleDep, person: PersonDep
         "evidence": forms.text(form, "evidence"),
         "request_id": forms.text(form, "request_id", limits.CODE_LENGTH) or uuid.uuid4().hex,
     }
-    try:
-        raised = await console.services.call("auditor", "POST", "/findings", person.token, json=body)
-    except Refused as exc:
-        if exc.status not in SHOWN_AGAIN:
-            raise
+    raised = await attempt(_raise(console, person, body))
+    if isinstance(raised, Refused):
         departments = await console.services.call("directory", "GET", "/departments", person.token)
-        return _raise_form(request, departments, body, exc)
-    return redirect(request, "/oversight/finding?" + urlencode({"id": raised["finding_id"]}))
+        return _raise_form(request, departments, body, raised)
+    # the auditor adds a matter's evidence to the department's open finding on it rather than raising another
+    merged = {"merged": "true"} if raised["occurrences"] > 1 else {}
+    return redirect(request, "/oversight/finding?" + urlencode({"id": raised["finding_id"]} | merged))
 
 
 @router.post("/oversight/findings/correct")
@@ -96,15 +127,12 @@ async def correct_finding(request: Request, console: ConsoleDep, person: PersonD
 async def _on_finding(
     request: Request, console: ConsoleDep, person: PersonDep, finding_id: str, path: str, body: dict[str, Any]
 ) -> Response:
-    """One of the finding's own forms posted to the auditor: the finding again, or beside it the auditor's word."""
-    try:
-        await console.services.call(
-            "auditor", "POST", f"/findings/{segment(finding_id)}{path}", person.token, json=body
-        )
-    except Refused as exc:
-        if exc.status not in SHOWN_AGAIN or exc.code == "console.code":
-            raise
-        return await _finding_page(request, console, person, finding_id, exc)
+    """One of the finding's own forms posted to the auditor: the finding again, or beside it the auditor's word
+    with what was typed."""
+    path = f"/findings/{one_segment(finding_id)}{path}"
+    answer = await attempt(console.services.call("auditor", "POST", path, person.token, json=body))
+    if isinstance(answer, Refused):
+        return await _finding_page(request, console, person, finding_id, answer, typed=body)
     return redirect(request, "/oversight/finding?" + urlencode({"id": finding_id}))
 
 
@@ -139,13 +167,5 @@ async def notice(
     format: Annotated[Literal["html", "pdf"], Query()] = "html",
 ) -> Response:
     """The notice of criticism the auditor lays out, fetched with the person's token (a link cannot carry it)."""
-    answer = await console.services.document("auditor", f"/findings/{segment(id)}/notice.{format}", person.token)
-    media_type = "application/pdf" if format == "pdf" else "text/html; charset=utf-8"
-    response = Response(answer.content, media_type=media_type)
-    response.headers["Cache-Control"] = "no-store"
-    response.headers["X-Content-Type-Options"] = "nosniff"
-    if format == "pdf":
-        response.headers["Content-Disposition"] = f'attachment; filename="notice-{id}.pdf"'
-    else:
-        response.headers["Content-Security-Policy"] = REPORT_CSP
-    return console.cookies.settle(request, response)
+    answer = await console.services.document("auditor", f"/findings/{one_segment(id)}/notice.{format}", person.token)
+    return passed_on(request, answer.content, format, f"notice-{id}")

@@ -18,7 +18,7 @@ from common import limits
 from common.fields import Code, Position
 from services.console import forms
 from services.console.clients import Refused, segment
-from services.console.web import CHINA, ConsoleDep, FormDep, PersonDep, redirect, render
+from services.console.web import CHINA, ConsoleDep, FormDep, PersonDep, attempt, passed_on, redirect, render
 
 router = APIRouter()
 PERIOD = re.compile(r"\d{4}-(0[1-9]|1[0-2]|Q[1-4])")
@@ -26,8 +26,6 @@ PeriodLabel = Annotated[str | None, Query(max_length=7, description="a month (20
 DEMAND_STATUSES = ("OPEN", "MATCHED", "CANCELLED", "UNMEETABLE")
 FINDING_STATUSES = ("OPEN", "CORRECTED", "ESCALATED")
 CANDIDATES = 10
-# the auditor's report is a document of its own: its styles and inline charts, no script, no form, no frame
-REPORT_CSP = "sandbox; default-src 'none'; style-src 'unsafe-inline'; img-src data:; frame-ancestors 'none'"
 
 
 def last_month(today: date) -> str:
@@ -123,14 +121,10 @@ async def _settle(request: Request, console: ConsoleDep, person: PersonDep, form
     body: dict[str, Any] = {"reason": forms.text(form, "reason")}
     if action == "match":
         body["resource_code"] = forms.text(form, "resource_code", limits.CODE_LENGTH)
-    try:
-        await console.services.call(
-            "catalog", "POST", f"/demands/{segment(demand_id)}/{action}", person.token, json=body
-        )
-    except Refused as exc:
-        if exc.status not in (404, 409, 422) or exc.code == "console.code":
-            raise
-        return await _demand_page(request, console, person, demand_id, exc)
+    path = f"/demands/{segment(demand_id)}/{action}"
+    answer = await attempt(console.services.call("catalog", "POST", path, person.token, json=body))
+    if isinstance(answer, Refused):
+        return await _demand_page(request, console, person, demand_id, answer)
     return redirect(request, "/city/demand?" + urlencode({"id": demand_id}))
 
 
@@ -219,12 +213,4 @@ async def report(
     label = period_or_last_month(period)
     path = f"/evaluation/periods/{segment(label)}/report.{format}"
     answer = await console.services.document("auditor", path, person.token)
-    media_type = "application/pdf" if format == "pdf" else "text/html; charset=utf-8"
-    response = Response(answer.content, media_type=media_type)
-    response.headers["Cache-Control"] = "no-store"
-    response.headers["X-Content-Type-Options"] = "nosniff"
-    if format == "pdf":
-        response.headers["Content-Disposition"] = f'attachment; filename="evaluation-{label}.pdf"'
-    else:
-        response.headers["Content-Security-Policy"] = REPORT_CSP
-    return console.cookies.settle(request, response)
+    return passed_on(request, answer.content, format, f"evaluation-{label}")

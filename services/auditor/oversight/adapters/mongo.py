@@ -70,6 +70,7 @@ def _d(value: datetime | None) -> date | None:
 
 async def ensure_indexes(db: AsyncDatabase) -> None:
     await db[ENTRY_FACTS].create_index([("provider_code", ASCENDING), ("day", ASCENDING)])
+    await db[ENTRY_FACTS].create_index([("step", ASCENDING), ("day", ASCENDING)])  # the city's trend: monthly_totals
     await db[DECISION_FACTS].create_index([("provider_code", ASCENDING), ("day", ASCENDING)])
     await db[DAILY].create_index([("department_code", ASCENDING), ("day", ASCENDING)])
     await db[DAILY].create_index([("day", ASCENDING)])
