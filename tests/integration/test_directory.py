@@ -156,6 +156,11 @@ async def test_data_administrators_are_registered_with_their_history(infra, dire
             ("first.admin", None, "it-operator"),
             ("second.admin", "first.admin", "it-operator"),
         ]
+        # another department's compiler learns who they are, by name, not their logins (half of a sign-in)
+        compiler = bearer(IT, Role.CATALOG_COMPILER, subject="it-compiler")
+        seen = (await client.get(f"/departments/{MARKET}/data-administrators", headers=compiler)).json()
+        assert [(h["person_name"], h["replaces_person_name"]) for h in seen] == [("测试人", None), ("测试人", "测试人")]
+        assert {h[field] for h in seen for field in ("person_id", "replaces_person_id", "registered_by")} == {None}
         first = (await client.get("/people/first.admin")).json()
         assert "data_administrator" not in first["roles"]
         assert "data_administrator" in (await client.get("/people/second.admin")).json()["roles"]

@@ -74,8 +74,18 @@ class Services:
         if path == f"/departments/{P}/people":
             return httpx.Response(200, json=self.people())
         if path == f"/departments/{P}/data-administrators":
-            appointment = {"department_code": P, "since": "2026-10-01", "registered_by": "it-op"}
-            return httpx.Response(200, json=[appointment | {"person_id": "wang.admin", "replaces_person_id": "li.old"}])
+            # as the directory answers: the names to every reader, the logins to those who administer people
+            shown = self.logins_shown
+            appointment = {
+                "department_code": P,
+                "since": "2026-10-01",
+                "registered_by": "it-op" if shown else None,
+                "person_id": "wang.admin" if shown else None,
+                "person_name": "王管理",
+                "replaces_person_id": "li.old" if shown else None,
+                "replaces_person_name": "李前任",
+            }
+            return httpx.Response(200, json=[appointment])
         if path == "/departments":
             return httpx.Response(200, json=[self.department])
         if path == "/findings/F1":

@@ -35,18 +35,19 @@ async def departments(request: Request, console: ConsoleDep, person: PersonDep) 
     return render(request, "departments.html", departments=found)
 
 
-def appointments_shown(appointments: list[dict[str, Any]], people: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The latest appointments first, each named by the person's name; the login only where the directory
-    showed the reader the people's logins (those who administer people), never from the appointments alone."""
-    names = {p["person_id"]: p["name"] for p in people if p.get("person_id")}
+def appointments_shown(appointments: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The latest appointments first, each named by the person's name; the directory gives the logins only to
+    those who administer people."""
 
-    def who(login: str | None) -> dict[str, str | None] | None:
-        if not login:
-            return None
-        return {"name": names.get(login), "login": login if names else None}
+    def who(name: str | None, login: str | None) -> dict[str, str | None] | None:
+        return {"name": name, "login": login} if name or login else None
 
     return [
-        {"since": a["since"], "person": who(a["person_id"]), "replaces": who(a.get("replaces_person_id"))}
+        {
+            "since": a["since"],
+            "person": who(a.get("person_name"), a.get("person_id")),
+            "replaces": who(a.get("replaces_person_name"), a.get("replaces_person_id")),
+        }
         for a in appointments[-5:][::-1]
     ]
 
@@ -81,7 +82,7 @@ async def _department_page(
         people=people,
         admins=admins,
         eligible=eligible,
-        appointments=appointments_shown(appointments, people),
+        appointments=appointments_shown(appointments),
         role_names=ROLE_NAMES,
         assigned_roles=ASSIGNED_ROLES,
         error=error,

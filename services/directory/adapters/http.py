@@ -79,11 +79,16 @@ class AppointmentBody(BaseModel):
 
 
 class AppointmentView(BaseModel):
+    """Logins (`person_id`, `registered_by`, `replaces_person_id`) only to those who administer people; the names
+    of the department's people to every reader."""
+
     department_code: str
-    person_id: str
+    person_id: str | None
+    person_name: str | None = None
     since: date
-    registered_by: str
+    registered_by: str | None
     replaces_person_id: str | None
+    replaces_person_name: str | None = None
 
 
 class MachineBody(BaseModel):
@@ -137,6 +142,21 @@ def _person_view(person: Any, show_login: bool = True) -> PersonView:
         department_code=person.department_code,
         roles=sorted(person.roles),
         active=person.active,
+    )
+
+
+def _appointment_view(appointment: Any, names: dict[str, str], show_logins: bool) -> AppointmentView:
+    def login(value: str | None) -> str | None:
+        return value if show_logins else None
+
+    return AppointmentView(
+        department_code=appointment.department_code,
+        person_id=login(appointment.person_id),
+        person_name=names.get(appointment.person_id),
+        since=appointment.since,
+        registered_by=login(appointment.registered_by),
+        replaces_person_id=login(appointment.replaces_person_id),
+        replaces_person_name=names.get(appointment.replaces_person_id) if appointment.replaces_person_id else None,
     )
 
 
@@ -264,8 +284,10 @@ def router(
         response_model=list[AppointmentView],
         summary="Data administrators registered for the department, oldest first (Art. 22)",
     )
-    async def administrators(code: Code, _: Reader) -> list[AppointmentView]:
-        return [AppointmentView.model_validate(a, from_attributes=True) for a in await uow.appointments(code)]
+    async def administrators(code: Code, actor: Reader) -> list[AppointmentView]:
+        names = {p.person_id: p.name for p in await uow.people(code)}
+        show_logins = handlers.may_see_logins(actor)
+        return [_appointment_view(a, names, show_logins) for a in await uow.appointments(code)]
 
     @api.post(
         "/departments/{code}/data-administrator",
@@ -275,7 +297,8 @@ def router(
     )
     async def appoint(code: Code, body: AppointmentBody, actor: Appointer) -> AppointmentView:
         appointment = await handlers.appoint_data_administrator(code, body.person_id, actor, uow)
-        return AppointmentView.model_validate(appointment, from_attributes=True)
+        names = {p.person_id: p.name for p in await uow.people(code)}
+        return _appointment_view(appointment, names, show_logins=True)  # the appointer administers people
 
     @api.post(
         "/people",
