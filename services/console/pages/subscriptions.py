@@ -15,7 +15,7 @@ from common import limits
 from common.fields import Code, Position
 from services.console import forms
 from services.console.clients import Refused, segment
-from services.console.pages.shared import CHANNELS, FORM_ID, ONCE, form_id, today
+from services.console.pages.shared import CHANNELS, FORM_ID, ONCE, form_id
 from services.console.refusals import explain
 from services.console.web import ConsoleDep, FormDep, PersonDep, redirect, render
 
@@ -85,7 +85,7 @@ async def _made_already(console: ConsoleDep, person: PersonDep, body: dict[str, 
             and g.get("purpose") == body["purpose"].strip()
             and sorted(g.get("channels", [])) == sorted(body["channels"])
             and g.get("valid_to") == body["valid_to"]
-            and g.get("valid_from") == body.get("valid_from", today().isoformat())
+            and g.get("valid_from") == body.get("valid_from", g.get("valid_from"))
             and g.get("consumer_system") == body.get("consumer_system")
             and (not body["items"] or list(g.get("items", [])) == body["items"])
         )
