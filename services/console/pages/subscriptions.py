@@ -14,7 +14,7 @@ from starlette.responses import Response
 from common import limits
 from common.fields import Code, Position
 from services.console import forms
-from services.console.clients import Refused, segment
+from services.console.clients import Refused, Unavailable, segment
 from services.console.pages.shared import CHANNELS, FORM_ID, ONCE, form_id
 from services.console.refusals import explain
 from services.console.web import ConsoleDep, FormDep, PersonDep, redirect, render
@@ -54,10 +54,11 @@ def _subscription(form: forms.Form) -> dict[str, Any]:
 
 
 async def _offered(console: ConsoleDep, person: PersonDep, resource: str) -> list[str]:
-    """The channels the entry in force offers; none where the catalog does not show it."""
+    """The channels the entry in force offers; none where the catalog does not show it (the form works
+    without: the exchange checks the channels)."""
     try:
         found = await console.services.call("catalog", "GET", f"/entries/{segment(resource)}", person.token)
-    except Refused:
+    except (Refused, Unavailable):
         return []
     in_force = found.get("in_force") or {}
     return list((in_force.get("content") or {}).get("share_methods", []))
