@@ -31,19 +31,8 @@ async def consents(
     asked_from: Annotated[Position, Query(le=100_000)] = 0,
     incoming_from: Annotated[Position, Query(le=100_000)] = 0,
 ) -> Response:
-    asked, more_asked = await shared.one_page(console, person, "/consents", {"as": "consumer"}, asked_from)
-    incoming, more_incoming = await shared.one_page(console, person, "/consents", {"as": "provider"}, incoming_from)
-    return render(
-        request,
-        "consents.html",
-        asked=asked,
-        incoming=incoming,
-        more_asked=more_asked,
-        more_incoming=more_incoming,
-        asked_from=asked_from,
-        incoming_from=incoming_from,
-        limit=console.settings.page_size,
-    )
+    sides = [("asked", "consumer", asked_from), ("incoming", "provider", incoming_from)]
+    return await shared.both_sides(request, console, person, "/consents", "consents.html", *sides)
 
 
 @router.get("/consents/new")
@@ -79,22 +68,21 @@ async def ask(request: Request, console: ConsoleDep, person: PersonDep, form: Fo
         "audience": forms.text(form, "audience"),
         "purpose": forms.text(form, "purpose"),
     }
-    once = forms.text(form, shared.FORM_ID, 64) or shared.form_id()
-    async with shared.ONCE.first(once) as found:
-        if not found:
-            found["made"] = await _asked_already(console, person, body) or ""
-        if not found["made"]:
-            try:
-                asked = await console.services.call("exchange", "POST", "/consents", person.token, json=body)
-            except Refused as exc:
-                if exc.status not in (404, 409, 422):
-                    raise
-                terms = await console.services.call("exchange", "GET", f"/grants/{segment(grant_id)}", person.token)
-                values = body | {"items": "\n".join(body["items"])}
-                said = explain(exc)
-                return render(request, "consent_form.html", exc.status, g=terms, values=values, error=said, once=once)
-            found["made"] = asked["consent_id"]
-    return redirect(request, "/consents/view?" + urlencode({"id": found["made"]}))
+
+    async def make() -> str:
+        asked = await console.services.call("exchange", "POST", "/consents", person.token, json=body)
+        return str(asked["consent_id"])
+
+    try:
+        made = await shared.made_once(form, lambda: _asked_already(console, person, body), make)
+    except Refused as exc:
+        if exc.status not in (404, 409, 422):
+            raise
+        terms = await console.services.call("exchange", "GET", f"/grants/{segment(grant_id)}", person.token)
+        values = body | {"items": "\n".join(body["items"])}
+        once = forms.text(form, shared.FORM_ID, 64)
+        return render(request, "consent_form.html", exc.status, g=terms, values=values, error=explain(exc), once=once)
+    return redirect(request, "/consents/view?" + urlencode({"id": made}))
 
 
 @router.get("/consents/view")

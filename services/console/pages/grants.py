@@ -29,19 +29,8 @@ async def grants(
     held_from: Annotated[Position, Query(le=100_000)] = 0,
     given_from: Annotated[Position, Query(le=100_000)] = 0,
 ) -> Response:
-    held, more_held = await shared.one_page(console, person, "/grants", {"as": "consumer"}, held_from)
-    given, more_given = await shared.one_page(console, person, "/grants", {"as": "provider"}, given_from)
-    return render(
-        request,
-        "grants.html",
-        held=held,
-        given=given,
-        more_held=more_held,
-        more_given=more_given,
-        held_from=held_from,
-        given_from=given_from,
-        limit=console.settings.page_size,
-    )
+    sides = [("held", "consumer", held_from), ("given", "provider", given_from)]
+    return await shared.both_sides(request, console, person, "/grants", "grants.html", *sides)
 
 
 async def _grant_page(

@@ -8,7 +8,7 @@ import asyncio
 import re
 import secrets
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -17,6 +17,7 @@ from typing import Any
 from fastapi import Request
 from starlette.responses import Response
 
+from services.console import forms
 from services.console.clients import Refused
 from services.console.refusals import explain
 from services.console.web import CHINA, ConsoleDep, PersonDep, redirect, render
@@ -36,6 +37,18 @@ async def one_page(
     asked = params | {"offset": offset, "limit": limit + 1}
     found = await console.services.call("exchange", "GET", path, person.token, params=asked)
     return found[:limit], len(found) > limit
+
+
+async def both_sides(
+    request: Request, console: ConsoleDep, person: PersonDep, path: str, template: str, *sides: tuple[str, str, int]
+) -> Response:
+    """A page of a department's grants or consents on both sides, each paged on its own: `sides` are (the
+    name the template lists them by, the exchange's side, the offset)."""
+    shown: dict[str, Any] = {}
+    for name, side, offset in sides:
+        rows, more = await one_page(console, person, path, {"as": side}, offset)
+        shown |= {name: rows, f"more_{name}": more, f"{name}_from": offset}
+    return render(request, template, limit=console.settings.page_size, **shown)
 
 
 @dataclass(frozen=True)
@@ -94,6 +107,20 @@ class Once:
 
 
 ONCE = Once()
+
+
+async def made_once(
+    form: forms.Form, made_already: Callable[[], Awaitable[str | None]], make: Callable[[], Awaitable[str]]
+) -> str:
+    """The id of what the form made: made now, or by an earlier submit of the same form (this process's, or
+    found by `made_already` in the exchange). A refusal of `make` is raised, and the form may be sent again."""
+    once = forms.text(form, FORM_ID, 64) or form_id()
+    async with ONCE.first(once) as found:
+        if not found:
+            found["made"] = await made_already() or ""
+        if not found["made"]:
+            found["made"] = await make()
+    return found["made"]
 
 
 # -- a request's or a consent's page, where its provider decides ----------------------------------------------

@@ -15,7 +15,7 @@ from common import limits
 from common.fields import Code, Position
 from services.console import forms
 from services.console.clients import Refused, Unavailable, segment
-from services.console.pages.shared import CHANNELS, FORM_ID, ONCE, form_id
+from services.console.pages.shared import CHANNELS, FORM_ID, form_id, made_once
 from services.console.refusals import explain
 from services.console.web import ConsoleDep, FormDep, PersonDep, redirect, render
 
@@ -98,18 +98,17 @@ async def _made_already(console: ConsoleDep, person: PersonDep, body: dict[str, 
 @router.post("/subscriptions/new")
 async def subscribe(request: Request, console: ConsoleDep, person: PersonDep, form: FormDep) -> Response:
     body = _subscription(form)
-    once = forms.text(form, FORM_ID, 64) or form_id()
-    async with ONCE.first(once) as found:
-        if not found:
-            found["made"] = await _made_already(console, person, body) or ""
-        if not found["made"]:
-            try:
-                grant = await console.services.call("exchange", "POST", "/subscriptions", person.token, json=body)
-            except Refused as exc:
-                if exc.status not in (404, 409, 422):
-                    raise
-                values = body | {"items": "\n".join(body["items"])}
-                said = explain(exc, resource=body["resource_code"])
-                return render(request, "subscription_form.html", exc.status, values=values, error=said, once=once)
-            found["made"] = grant["grant_id"]
-    return redirect(request, "/grants/view?" + urlencode({"id": found["made"]}))
+
+    async def make() -> str:
+        grant = await console.services.call("exchange", "POST", "/subscriptions", person.token, json=body)
+        return str(grant["grant_id"])
+
+    try:
+        made = await made_once(form, lambda: _made_already(console, person, body), make)
+    except Refused as exc:
+        if exc.status not in (404, 409, 422):
+            raise
+        values = body | {"items": "\n".join(body["items"])}
+        said, once = explain(exc, resource=body["resource_code"]), forms.text(form, FORM_ID, 64)
+        return render(request, "subscription_form.html", exc.status, values=values, error=said, once=once)
+    return redirect(request, "/grants/view?" + urlencode({"id": made}))
