@@ -94,9 +94,12 @@ async def test_a_consumer_applies_and_the_provider_approves_narrower_or_denies(s
         assert rid not in (await provider.get("/requests")).text
         assert rid in (await consumer.get("/requests")).text
 
-        # a second decision is the exchange's 409, shown on the request's page
+        # another decision after it is the exchange's 409, worded on the request's page; the same one again (a
+        # second click) shows the decision
         again = await provider.post("/requests/decide", data=decision | {"decision": "DENIED"})
-        assert again.status_code == 409 and 'class="error"' in again.text
+        assert again.status_code == 409 and "答复不能更改" in refusal_of(again)
+        repeated = await provider.post("/requests/decide", data=decision)
+        assert repeated.status_code == 303 and repeated.headers["location"] == f"/requests/view?id={rid}"
 
         # another application, denied with reasons
         second = await apply(consumer, form | {"purpose": "统计分析"})

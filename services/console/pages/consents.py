@@ -20,7 +20,7 @@ from services.console.refusals import explain
 from services.console.web import ConsoleDep, FormDep, PersonDep, redirect, render
 
 router = APIRouter()
-PAGE = shared.DecisionPage("consent.html", "c")
+PAGE = shared.DecisionPage("consent.html", "c", decided=lambda shown: shown.get("status"))
 
 
 @router.get("/consents")

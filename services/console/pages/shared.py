@@ -134,6 +134,7 @@ def _nothing(_shown: dict[str, Any]) -> dict[str, Any]:
 class DecisionPage:
     template: str
     name: str  # what the template calls the request or consent
+    decided: Callable[[dict[str, Any]], str | None]  # the decision it carries: APPROVED, DENIED or None
     more: Callable[[dict[str, Any]], dict[str, Any]] = _nothing  # what else the page shows of it
 
 
@@ -181,12 +182,17 @@ async def decide(
     shown_at: str,
 ) -> Response:
     """Post a decision and show it; refused, the page again with the refusal and what was typed. A repeat
-    (a second click after the first went through) shows the decision made."""
+    (a second click after the first went through: the same decision is final already) shows the decision made;
+    another decision than the one made is the refusal."""
     try:
         await console.services.call("exchange", "POST", f"{path}/decision", person.token, json=body)
     except Refused as exc:
         if exc.status not in (409, 422):
             raise
-        if exc.status != 409 or not FINAL.fullmatch(exc.rule or ""):
+        if not (FINAL.fullmatch(exc.rule or "") and await _made(console, person, path, page) == body["decision"]):
             return await decision_page(request, console, person, path, page, exc, typed)
     return redirect(request, shown_at)
+
+
+async def _made(console: ConsoleDep, person: PersonDep, path: str, page: DecisionPage) -> str | None:
+    return page.decided(await console.services.call("exchange", "GET", path, person.token))

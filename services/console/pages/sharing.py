@@ -30,7 +30,12 @@ def overdue(request: dict[str, Any], on: date) -> bool:
     return "PROVIDER_DECISION" in request.get("overdue", []) or str(request.get("decide_by", "9999")) < on.isoformat()
 
 
-PAGE = shared.DecisionPage("request.html", "r", lambda shown: {"late": overdue(shown, shared.today())})
+PAGE = shared.DecisionPage(
+    "request.html",
+    "r",
+    decided=lambda shown: (shown.get("decision") or {}).get("decision"),
+    more=lambda shown: {"late": overdue(shown, shared.today())},
+)
 
 
 @router.get("/requests")
