@@ -97,7 +97,7 @@ async def test_a_consumer_applies_and_the_provider_approves_narrower_or_denies(s
         # another decision after it is the exchange's 409, worded on the request's page; the same one again (a
         # second click) shows the decision
         again = await provider.post("/requests/decide", data=decision | {"decision": "DENIED"})
-        assert again.status_code == 409 and "答复不能更改" in refusal_of(again)
+        assert again.status_code == 409 and "已经答复（已同意）" in refusal_of(again)
         repeated = await provider.post("/requests/decide", data=decision)
         assert repeated.status_code == 303 and repeated.headers["location"] == f"/requests/view?id={rid}"
 
