@@ -99,8 +99,8 @@ FIELDS_ZH = {"purpose": "用途", "reasons": "理由", "reason": "理由", "audi
 CATALOG_LINK = ("/catalog", "查询资源目录")
 OWN_DEPARTMENT = "请以本部门的身份办理本部门的事项；涉及其他部门的，请由该部门办理。"
 # The reasons the services give (common.policy, the exchange's grants and access checks, its subscriptions and
-# consents), each as a pattern over the whole reason. tests/unit/test_console_refusals.py makes the domain code
-# produce each of them (test_every_wording_is_reached_from_the_domain_code).
+# consents), each as a pattern over the whole reason. tests/unit/test_console_wordings.py makes the domain code
+# produce each of them but the few it names as matched from fixed texts.
 WORDINGS: list[tuple[re.Pattern[str], Wording]] = [
     (re.compile(r"requires one of: (?P<who>.+)"), _roles_needed),
     (

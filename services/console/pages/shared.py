@@ -17,6 +17,7 @@ from typing import Any
 from fastapi import Request
 from starlette.responses import Response
 
+from common import limits
 from services.console import forms
 from services.console.clients import Refused
 from services.console.refusals import explain
@@ -27,6 +28,21 @@ CHANNELS = ("API", "FILE_DOWNLOAD", "ONLINE_BROWSE", "OFFLINE")
 
 def today() -> date:
     return datetime.now(CHINA).date()
+
+
+def use_terms(form: forms.Form) -> dict[str, Any]:
+    """What a subscription and an application both state: the resource, its items, the purpose, the channels,
+    the period's end and, where named, the consumer system."""
+    body: dict[str, Any] = {
+        "resource_code": forms.text(form, "resource_code", limits.CODE_LENGTH),
+        "items": forms.names(forms.text(form, "items")),
+        "purpose": forms.text(form, "purpose"),
+        "channels": [c for c in form.getlist("channels") if c in CHANNELS],
+        "valid_to": forms.text(form, "valid_to", 10),
+    }
+    if system := forms.text(form, "consumer_system", limits.CODE_LENGTH):
+        body["consumer_system"] = system
+    return body
 
 
 async def one_page(

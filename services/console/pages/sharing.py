@@ -68,17 +68,7 @@ async def requests(
 
 
 def _application(form: forms.Form) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "resource_code": forms.text(form, "resource_code", limits.CODE_LENGTH),
-        "items": forms.names(forms.text(form, "items")),
-        "regions": forms.codes(forms.text(form, "regions")),
-        "purpose": forms.text(form, "purpose"),
-        "channels": [c for c in form.getlist("channels") if c in shared.CHANNELS],
-        "valid_to": forms.text(form, "valid_to", 10),
-    }
-    if system := forms.text(form, "consumer_system", limits.CODE_LENGTH):
-        body["consumer_system"] = system
-    return body
+    return shared.use_terms(form) | {"regions": forms.codes(forms.text(form, "regions"))}
 
 
 @router.get("/requests/new")

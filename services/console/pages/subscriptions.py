@@ -11,11 +11,10 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Query, Request
 from starlette.responses import Response
 
-from common import limits
 from common.fields import Code, Position
 from services.console import forms
 from services.console.clients import Refused, Unavailable, segment
-from services.console.pages.shared import CHANNELS, FORM_ID, form_id, made_once
+from services.console.pages.shared import FORM_ID, form_id, made_once, use_terms
 from services.console.refusals import explain
 from services.console.web import ConsoleDep, FormDep, PersonDep, redirect, render
 
@@ -39,17 +38,9 @@ async def subscriptions(
 
 
 def _subscription(form: forms.Form) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "resource_code": forms.text(form, "resource_code", limits.CODE_LENGTH),
-        "items": forms.names(forms.text(form, "items")),
-        "purpose": forms.text(form, "purpose"),
-        "channels": [c for c in form.getlist("channels") if c in CHANNELS],
-        "valid_to": forms.text(form, "valid_to", 10),
-    }
+    body = use_terms(form)
     if valid_from := forms.text(form, "valid_from", 10):
         body["valid_from"] = valid_from
-    if system := forms.text(form, "consumer_system", limits.CODE_LENGTH):
-        body["consumer_system"] = system
     return body
 
 
