@@ -97,6 +97,8 @@ def make_templates() -> Jinja2Templates:
     env = templates.env
     env.filters["local_time"] = local_time
     env.filters["label"] = labels.label
+    env.filters["ended_reason"] = refusals.ended_reason
+    env.filters["reason_worded"] = refusals.reason_worded
     env.globals["labels"] = labels
     env.globals["field_name"] = labels.field_name
     return templates
@@ -185,6 +187,7 @@ async def refused(request: Request, exc: Exception) -> Response:
         message=said.message,
         next_step=said.next_step,
         link=said.link,
+        detail=said.detail,
         rule=exc.rule if exc.status == 403 else None,
         service=exc.service,
     )

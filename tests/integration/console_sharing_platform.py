@@ -22,7 +22,7 @@ from common.policy import Role
 from devstack.processes import Infra, free_port
 from devstack.samples import catalog_published
 from services.directory.demo_data import credit_code
-from services.notifier.ports import RESOURCE_CHANGES, SUBSCRIBED
+from services.notifier.ports import DIRECTORY_EVENTS, RESOURCE_CHANGES, SUBSCRIBED
 from tests.integration.conftest import ServiceProcess, skip_backlog
 from tests.integration.test_sharing import ITEMS, publish
 from tests.tokens import KEY, bearer
@@ -67,7 +67,11 @@ async def sharing_platform(infra: Infra, folder: Path, with_notifier: bool = Fal
     )
     await skip_backlog(infra, f"{exchange.group_prefix}exchange-ingest", "exchange.data-changes")  # only ours
     if notifier is not None:  # it hears of this platform's events only, not the backlog earlier tests left
-        for group, topics in {"notifier": SUBSCRIBED, "notifier-changes": [RESOURCE_CHANGES]}.items():
+        for group, topics in {
+            "notifier": SUBSCRIBED,
+            "notifier-changes": [RESOURCE_CHANGES],
+            "notifier-directory": [DIRECTORY_EVENTS],
+        }.items():
             for topic in topics:
                 await skip_backlog(infra, notifier.group_prefix + group, topic)
     running = [directory.start(), exchange.start(), console.start()]

@@ -264,6 +264,7 @@ async def test_a_consumer_applies_the_provider_narrows_and_the_consumer_browses_
         # the same department subscribes to the unconditional items (Art. 15) and finds it among its subscriptions
         browser.open(f"{base}/subscriptions/new?resource={quote(sharing.resource, safe='')}")
         browser.fill({"purpose": "企业名称核对", "valid_to": "06/30/2027"})
+        browser.find("input[name=channels][value=API]").click()  # no catalog here to say which it offers
         browser.screenshot(SHOTS / "26-subscribe-phone.png")
         browser.resize(1366, 768)
         browser.click_through("form.subscribe button[type=submit]")

@@ -94,9 +94,12 @@ async def test_a_consumer_applies_and_the_provider_approves_narrower_or_denies(s
         assert rid not in (await provider.get("/requests")).text
         assert rid in (await consumer.get("/requests")).text
 
-        # a second decision is the exchange's 409, shown on the request's page
+        # another decision after it is the exchange's 409, worded on the request's page; the same one again (a
+        # second click) shows the decision
         again = await provider.post("/requests/decide", data=decision | {"decision": "DENIED"})
-        assert again.status_code == 409 and 'class="error"' in again.text
+        assert again.status_code == 409 and "已经答复（已同意）" in refusal_of(again)
+        repeated = await provider.post("/requests/decide", data=decision)
+        assert repeated.status_code == 303 and repeated.headers["location"] == f"/requests/view?id={rid}"
 
         # another application, denied with reasons
         second = await apply(consumer, form | {"purpose": "统计分析"})
@@ -322,14 +325,27 @@ async def test_a_consumer_subscribes_to_unconditional_items_and_asks_consent_to_
         refused = await office.post("/subscriptions/new", data=fields | {"csrf_token": csrf_of(await office.get("/"))})
         assert refused.status_code == 403 and "数据管理员" in refusal_of(refused)
 
-        subscribed = await consumer.post("/subscriptions/new", data=fields)  # every unconditional item
-        assert subscribed.status_code == 303, subscribed.text[-1500:]
+        # a channel the entry does not offer, a period already over: the exchange's reasons, in Chinese
+        for wrong in ({"channels": ["OFFLINE"]}, {"valid_from": "2026-01-01", "valid_to": "2026-02-01"}):
+            said = await consumer.post("/subscriptions/new", data=fields | wrong)
+            assert said.status_code == 422 and 'id="refusal-detail"' not in said.text, said.text[-1500:]
+            assert not re.search(r"[A-Za-z]{3,}", refusal_of(said)), refusal_of(said)
+
+        # sent twice at once (a double click), the form makes one subscription
+        twice = fields | {"once": re.search(r'name="once" value="([^"]+)"', form.text).group(1)}
+        subscribed, again = await asyncio.gather(
+            consumer.post("/subscriptions/new", data=twice), consumer.post("/subscriptions/new", data=twice)
+        )
+        assert subscribed.status_code == again.status_code == 303, subscribed.text[-1500:]
+        assert subscribed.headers["location"] == again.headers["location"]
         grant = GRANT_ID.search(subscribed.headers["location"]).group(1)
         terms = (await consumer.get(f"/grants/view?id={grant}")).text
         assert "统一社会信用代码、企业名称" in terms and "有效" in terms and "来自申请" not in terms
         listed = await consumer.get("/subscriptions")
         assert listed.status_code == 200 and f'data-grant="{grant}"' in listed.text
-        assert f'data-grant="{grant}"' not in (await provider.get("/subscriptions")).text  # the consumer's only
+        assert len(re.findall(r'<tr data-grant="', listed.text)) == 1  # one subscription from the two clicks
+        theirs_listed = await provider.get("/subscriptions")
+        assert theirs_listed.status_code == 200 and f'data-grant="{grant}"' not in theirs_listed.text  # the consumer's
         # read as a subscription: online browse shows the two unconditional items of every region
         page = await consumer.get("/browse", params={"grant": grant, "purpose": "企业名称核对"})
         assert sorted(browse_rows(page.text)) == sorted([k, n] for k, n in sharing.city + sharing.county)
@@ -347,8 +363,12 @@ async def test_a_consumer_subscribes_to_unconditional_items_and_asks_consent_to_
         outside = await consumer.post("/consents/new", data=asked | {"items": "法定代表人"})
         assert outside.status_code == 422 and "不在授权范围内：法定代表人" in refusal_of(outside)
         assert "市政府门户网站" in outside.text  # the form kept as typed
-        filed = await consumer.post("/consents/new", data=asked)
-        assert filed.status_code == 303, filed.text[-1500:]
+        asked["once"] = re.search(r'name="once" value="([^"]+)"', ask.text).group(1)
+        filed, again = await asyncio.gather(
+            consumer.post("/consents/new", data=asked), consumer.post("/consents/new", data=asked)
+        )
+        assert filed.status_code == again.status_code == 303, filed.text[-1500:]
+        assert filed.headers["location"] == again.headers["location"]  # one consent asked from the two clicks
         consent = filed.headers["location"].split("id=")[1]
         assert f'data-consent="{consent}"' in (await provider.get("/consents")).text.split("待本部门答复")[1]
         shown = await provider.get(f"/consents/view?id={consent}")
@@ -361,6 +381,8 @@ async def test_a_consumer_subscribes_to_unconditional_items_and_asks_consent_to_
         assert forged.status_code == 403 and "本部门" in refusal_of(forged)
         yes = own | {"csrf_token": csrf_of(shown), "reasons": "名称属公开信息"}
         assert (await provider.post("/consents/decide", data=yes)).status_code == 303
+        repeated = await provider.post("/consents/decide", data=yes)  # a second click: the decision is shown
+        assert repeated.status_code == 303 and repeated.headers["location"] == f"/consents/view?id={consent}"
         seen = (await consumer.get(f"/consents/view?id={consent}")).text
         assert "已同意" in seen and "名称属公开信息" in seen
         mine = (await consumer.get("/consents")).text.split("待本部门答复")[0]

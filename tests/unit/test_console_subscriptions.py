@@ -5,23 +5,40 @@ Chinese with the next step; the new pages ask for a sign-in like every other."""
 
 from __future__ import annotations
 
+import itertools
 import re
+from datetime import date
 
 import httpx
 
+from common.errors import DomainError
 from common.policy import Role
 from services.console.main import build
+from services.console.pages.shared import Ways, ways
 from services.console.settings import ConsoleSettings
+from services.exchange.domain.resources import ItemSpec
+from services.exchange.sharing import handlers
+from services.exchange.sharing.commands import Subscribe
+from services.exchange.sharing.grants import Channel
+from services.exchange.sharing.requests import RequestStatus
 from tests.tokens import token
 from tests.unit.test_console import console
+from tests.unit.test_sharing import APPROVAL, admin, application, register, sharing
 
 PROVIDER, CONSUMER = "11360800MB0000001X", "11360800MB0000002X"
 CODE = "101001/000001"
 
 
-def entry(share_type: str, item_share_type: str | None) -> dict:
-    items = [{"name": "企业名称", "type": "string", "share_type": item_share_type}]
-    content = {"name": "企业登记", "share_type": share_type, "share_methods": ["API"], "data_items": items}
+def entry(share_type: str, *item_share_types: str | None) -> dict:
+    names = ("企业名称", "住所")
+    items = [{"name": n, "type": "string", "share_type": t} for n, t in zip(names, item_share_types, strict=False)]
+    content = {
+        "name": "企业登记",
+        "share_type": share_type,
+        "share_methods": ["API"],
+        "data_items": items,
+        "confidentiality_review": {"reviewed_by": "审核人", "reviewed_on": "2026-01-05", "conclusion": "可共享"},
+    }
     return {
         "resource_code": CODE,
         "provider_code": PROVIDER,
@@ -48,7 +65,7 @@ async def test_an_entry_offers_a_subscription_where_it_shares_unconditionally_bu
     assert free.status_code == 200, free.text[-1500:]
     assert 'id="subscribe"' in free.text and "/subscriptions/new?resource=101001/000001" in free.text
     assert "申请使用" not in free.text
-    partly = await page_for(CONSUMER, entry("CONDITIONAL", "UNCONDITIONAL"))  # some items unconditional
+    partly = await page_for(CONSUMER, entry("CONDITIONAL", "UNCONDITIONAL", None))  # some items unconditional
     assert 'id="subscribe"' in partly.text and "/requests/new?resource=" in partly.text
     conditional = await page_for(CONSUMER, entry("CONDITIONAL", None))
     assert 'id="subscribe"' not in conditional.text and "/requests/new?resource=" in conditional.text
@@ -71,6 +88,49 @@ async def test_a_refusal_page_gives_the_reason_in_chinese_and_the_next_step() ->
     assert 'id="next-step"' in page.text and 'href="/requests/new"' in page.text
     unknown = await page_for(CONSUMER, body | {"detail": "a reason without words"}, 403, "/grants/view")
     assert body["message"] in unknown.text  # the service's own words
+
+
+async def test_an_entry_offers_what_the_exchange_would_accept_by_its_own_rule() -> None:
+    """`ways` against the exchange's handlers themselves: for every entry type, pair of item types and with or
+    without a confidentiality review, 订阅 is offered exactly when a subscription is accepted, 申请使用 exactly
+    when some application is filed (not refused at once)."""
+    types = (None, "UNCONDITIONAL", "CONDITIONAL", "NOT_SHARED")
+    for entry_type, first, second, reviewed in itertools.product(types[1:], types, types, (True, False)):
+        names = ("企业名称", "住所")
+        specs = tuple(ItemSpec(n, "string", 100, t) for n, t in zip(names, (first, second), strict=True))
+        schema = register(
+            share_type=entry_type, items=specs, confidentiality_reviewed_on=date(2026, 1, 5) if reviewed else None
+        )
+        s, _, _ = sharing(schema)
+        subscription = Subscribe(
+            schema.resource_code, (), "核对", frozenset({Channel.API}), None, None, date(2027, 1, 1)
+        )
+        try:
+            await handlers.subscribe(subscription, admin(APPROVAL), s)
+            subscribed = True
+        except DomainError:
+            subscribed = False
+        filed = False
+        for items in (names[:1], names[1:], names):
+            try:
+                asked = application(items=items, regions=(), consumer_system=None)
+                filed |= (await handlers.file_request(asked, admin(APPROVAL), s)).status is RequestStatus.PENDING
+            except DomainError:
+                pass
+        content = {
+            "share_type": entry_type,
+            "data_items": [{"name": n, "share_type": t} for n, t in zip(names, (first, second), strict=True)],
+            "confidentiality_review": {"reviewed_on": "2026-01-05"} if reviewed else None,
+        }
+        assert ways(content) == Ways(subscribed, filed), (entry_type, first, second, reviewed)
+
+
+async def test_an_unconditional_entry_with_a_conditional_item_offers_both_a_not_shared_one_neither() -> None:
+    mixed = await page_for(CONSUMER, entry("UNCONDITIONAL", None, "CONDITIONAL"))
+    assert mixed.status_code == 200
+    assert 'id="subscribe"' in mixed.text and 'id="apply"' in mixed.text
+    closed = await page_for(CONSUMER, entry("NOT_SHARED", "UNCONDITIONAL"))
+    assert 'id="subscribe"' not in closed.text and 'id="apply"' not in closed.text
 
 
 def test_the_new_pages_are_among_those_that_ask_for_a_sign_in_and_a_csrf_token() -> None:
@@ -97,7 +157,13 @@ async def test_a_new_subscription_or_application_starts_with_no_items_typed() ->
 
 
 async def test_a_revoked_grants_refusal_says_when_the_department_was_told() -> None:
-    grant = {"grant_id": "g1", "resource_code": CODE, "status": "REVOKED", "items": ["企业名称"]}
+    grant = {
+        "grant_id": "g1",
+        "resource_code": CODE,
+        "status": "REVOKED",
+        "items": ["企业名称"],
+        "consumer_code": CONSUMER,
+    }
     revoked = {
         "detail": "the grant was revoked: 核验已完成",
         "rule": "exchange.share.read",
@@ -128,3 +194,12 @@ async def test_a_revoked_grants_refusal_says_when_the_department_was_told() -> N
     assert "本部门于 2026-11-02 收到撤销通知" in refusal and "核验已完成" in refusal
     [inbox] = [r for r in asked if r.url.params.get("kind") == "GRANT_REVOKED"]
     assert inbox.url.params["resource"] == CODE
+
+    # another department's revoked grant: its inbox is not this department's to search
+    grant["consumer_code"] = PROVIDER
+    asked.clear()
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://console") as browser:
+        browser.cookies.set("console-session", token(CONSUMER, Role.DATA_ADMINISTRATOR))
+        page = await browser.get("/browse", params={"grant": "g1", "purpose": "核验"})
+    assert page.status_code == 403 and "收到撤销通知" not in page.text
+    assert not [r for r in asked if r.url.params.get("kind") == "GRANT_REVOKED"]

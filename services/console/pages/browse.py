@@ -47,7 +47,8 @@ async def browse(
     try:
         page = await _read(console, person, terms, params, headers, after)
     except Refused as exc:
-        if exc.status == 403 and terms["status"] == "REVOKED":  # the page can say since when
+        # the page can say since when the department knows, of its own grant (another's notice is not its inbox's)
+        if exc.status == 403 and terms["status"] == "REVOKED" and terms.get("consumer_code") == person.department_code:
             exc.on = await revocation_notice_day(console, person, terms)
         raise
     kept = [("grant", grant), ("purpose", stated), ("contains", contains.strip()), *(("items", i) for i in chosen)]

@@ -11,6 +11,7 @@ from starlette.responses import Response
 from common.fields import Code, Name, Position
 from services.console.clients import segment
 from services.console.labels import FACET_NAMES
+from services.console.pages import shared
 from services.console.web import ConsoleDep, PersonDep, render
 
 router = APIRouter()
@@ -70,7 +71,9 @@ async def entry(
         shown = await console.services.call(
             "catalog", "GET", f"/entries/{segment(code)}/versions/{version}", person.token
         )
-    return render(request, "entry.html", entry=found, shown=shown)
+    in_force = found.get("in_force")
+    offered = shared.ways(in_force["content"]) if in_force else shared.Ways(False, False)
+    return render(request, "entry.html", entry=found, shown=shown, ways=offered)
 
 
 @router.get("/catalog/diff")

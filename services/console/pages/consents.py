@@ -15,19 +15,12 @@ from common import limits
 from common.fields import Code, Position
 from services.console import forms
 from services.console.clients import Refused, segment
-from services.console.pages.sharing import today
+from services.console.pages import shared
 from services.console.refusals import explain
 from services.console.web import ConsoleDep, FormDep, PersonDep, redirect, render
 
 router = APIRouter()
-
-
-async def _page(console: ConsoleDep, person: PersonDep, side: str, offset: int) -> tuple[list[dict[str, Any]], bool]:
-    """One page of the department's consents on one side and whether more follow."""
-    limit = console.settings.page_size
-    params = {"as": side, "offset": offset, "limit": limit + 1}
-    found = await console.services.call("exchange", "GET", "/consents", person.token, params=params)
-    return found[:limit], len(found) > limit
+PAGE = shared.DecisionPage("consent.html", "c", decided=lambda shown: shown.get("status"))
 
 
 @router.get("/consents")
@@ -38,19 +31,8 @@ async def consents(
     asked_from: Annotated[Position, Query(le=100_000)] = 0,
     incoming_from: Annotated[Position, Query(le=100_000)] = 0,
 ) -> Response:
-    asked, more_asked = await _page(console, person, "consumer", asked_from)
-    incoming, more_incoming = await _page(console, person, "provider", incoming_from)
-    return render(
-        request,
-        "consents.html",
-        asked=asked,
-        incoming=incoming,
-        more_asked=more_asked,
-        more_incoming=more_incoming,
-        asked_from=asked_from,
-        incoming_from=incoming_from,
-        limit=console.settings.page_size,
-    )
+    sides = [("asked", "consumer", asked_from), ("incoming", "provider", incoming_from)]
+    return await shared.both_sides(request, console, person, "/consents", "consents.html", *sides)
 
 
 @router.get("/consents/new")
@@ -58,7 +40,23 @@ async def new_consent(
     request: Request, console: ConsoleDep, person: PersonDep, grant: Annotated[Code, Query()]
 ) -> Response:
     terms = await console.services.call("exchange", "GET", f"/grants/{segment(grant)}", person.token)
-    return render(request, "consent_form.html", g=terms, values={"items": ""})
+    return render(request, "consent_form.html", g=terms, values={"items": ""}, once=shared.form_id())
+
+
+async def _asked_already(console: ConsoleDep, person: PersonDep, body: dict[str, Any]) -> str | None:
+    """A consent of the same terms the department asked and that still awaits the provider: what a repeat of
+    the form made (the exchange takes no idempotency key)."""
+    asked, _ = await shared.one_page(console, person, "/consents", {"as": "consumer"}, 0)
+    for c in asked:
+        same = (c.get("status"), c.get("grant_id"), c.get("audience"), c.get("purpose")) == (
+            "PENDING",
+            body["grant_id"],
+            body["audience"],
+            body["purpose"],
+        )
+        if same and (not body["items"] or list(c.get("items", [])) == body["items"]):
+            return str(c["consent_id"])
+    return None
 
 
 @router.post("/consents/new")
@@ -70,55 +68,33 @@ async def ask(request: Request, console: ConsoleDep, person: PersonDep, form: Fo
         "audience": forms.text(form, "audience"),
         "purpose": forms.text(form, "purpose"),
     }
-    try:
+
+    async def make() -> str:
         asked = await console.services.call("exchange", "POST", "/consents", person.token, json=body)
+        return str(asked["consent_id"])
+
+    try:
+        made = await shared.made_once(form, lambda: _asked_already(console, person, body), make)
     except Refused as exc:
         if exc.status not in (404, 409, 422):
             raise
         terms = await console.services.call("exchange", "GET", f"/grants/{segment(grant_id)}", person.token)
         values = body | {"items": "\n".join(body["items"])}
-        return render(request, "consent_form.html", exc.status, g=terms, values=values, error=explain(exc))
-    return redirect(request, "/consents/view?" + urlencode({"id": asked["consent_id"]}))
-
-
-async def _consent_page(
-    request: Request, console: ConsoleDep, person: PersonDep, consent_id: str, error: Refused | None = None
-) -> Response:
-    shown = await console.services.call("exchange", "GET", f"/consents/{segment(consent_id)}", person.token)
-    deciding = (
-        shown["status"] == "PENDING"
-        and shown["provider_code"] == person.department_code
-        and person.has("data_administrator")
-    )
-    said = explain(error) if error is not None else None
-    return render(
-        request,
-        "consent.html",
-        200 if error is None else error.status,
-        c=shown,
-        deciding=deciding,
-        error=said,
-        today=today().isoformat(),
-    )
+        once = forms.text(form, shared.FORM_ID, 64)
+        return render(request, "consent_form.html", exc.status, g=terms, values=values, error=explain(exc), once=once)
+    return redirect(request, "/consents/view?" + urlencode({"id": made}))
 
 
 @router.get("/consents/view")
 async def view_consent(
     request: Request, console: ConsoleDep, person: PersonDep, id: Annotated[Code, Query()]
 ) -> Response:
-    return await _consent_page(request, console, person, id)
+    return await shared.decision_page(request, console, person, f"/consents/{segment(id)}", PAGE)
 
 
 @router.post("/consents/decide")
 async def decide(request: Request, console: ConsoleDep, person: PersonDep, form: FormDep) -> Response:
     consent_id = forms.text(form, "consent_id", limits.CODE_LENGTH)
-    body = {"decision": forms.text(form, "decision", 10), "reasons": forms.text(form, "reasons")}
-    try:
-        await console.services.call(
-            "exchange", "POST", f"/consents/{segment(consent_id)}/decision", person.token, json=body
-        )
-    except Refused as exc:
-        if exc.status not in (409, 422):
-            raise
-        return await _consent_page(request, console, person, consent_id, exc)
-    return redirect(request, "/consents/view?" + urlencode({"id": consent_id}))
+    typed = {"decision": forms.text(form, "decision", 10), "reasons": forms.text(form, "reasons")}
+    path, shown_at = f"/consents/{segment(consent_id)}", "/consents/view?" + urlencode({"id": consent_id})
+    return await shared.decide(request, console, person, path, dict(typed), PAGE, typed, shown_at)

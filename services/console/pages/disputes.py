@@ -15,7 +15,8 @@ from common import limits
 from common.fields import Position
 from services.console import forms
 from services.console.clients import Refused, segment
-from services.console.pages.sharing import request_page, today
+from services.console.pages import shared
+from services.console.pages.sharing import PAGE
 from services.console.web import ConsoleDep, FormDep, PersonDep, redirect, render
 
 router = APIRouter()
@@ -33,7 +34,7 @@ async def disputes(
     limit = console.settings.page_size
     params = {"awaiting": step, "offset": start, "limit": limit + 1}
     found = await console.services.call("exchange", "GET", "/requests", person.token, params=params)
-    on = today().isoformat()
+    on = shared.today().isoformat()
     return render(
         request,
         "disputes.html",
@@ -78,7 +79,7 @@ async def _step(
     except Refused as exc:
         if exc.status not in (409, 422):
             raise
-        return await request_page(request, console, person, request_id, exc)
+        return await shared.decision_page(request, console, person, f"/requests/{segment(request_id)}", PAGE, exc)
     return redirect(request, "/requests/view?" + urlencode({"id": request_id}))
 
 

@@ -4,7 +4,7 @@ a grant; these pages show its answers and refusals."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Query, Request
@@ -14,17 +14,11 @@ from common import limits
 from common.fields import Code, Position
 from services.console import forms
 from services.console.clients import Refused, segment
+from services.console.pages import shared
+from services.console.refusals import explain
 from services.console.web import ConsoleDep, FormDep, PersonDep, redirect, render
 
 router = APIRouter()
-
-
-async def _page(console: ConsoleDep, person: PersonDep, side: str, offset: int) -> tuple[list[dict[str, Any]], bool]:
-    """One page of the department's grants on one side (newest first) and whether more follow."""
-    limit = console.settings.page_size
-    params = {"as": side, "offset": offset, "limit": limit + 1}
-    found = await console.services.call("exchange", "GET", "/grants", person.token, params=params)
-    return found[:limit], len(found) > limit
 
 
 @router.get("/grants")
@@ -35,19 +29,8 @@ async def grants(
     held_from: Annotated[Position, Query(le=100_000)] = 0,
     given_from: Annotated[Position, Query(le=100_000)] = 0,
 ) -> Response:
-    held, more_held = await _page(console, person, "consumer", held_from)
-    given, more_given = await _page(console, person, "provider", given_from)
-    return render(
-        request,
-        "grants.html",
-        held=held,
-        given=given,
-        more_held=more_held,
-        more_given=more_given,
-        held_from=held_from,
-        given_from=given_from,
-        limit=console.settings.page_size,
-    )
+    sides = [("held", "consumer", held_from), ("given", "provider", given_from)]
+    return await shared.both_sides(request, console, person, "/grants", "grants.html", *sides)
 
 
 async def _grant_page(
@@ -62,7 +45,7 @@ async def _grant_page(
         g=grant,
         revoking=active and grant["provider_code"] == person.department_code and person.has("data_administrator"),
         browsing=active and grant["consumer_code"] == person.department_code and "ONLINE_BROWSE" in grant["channels"],
-        error=error,
+        error=explain(error) if error is not None else None,
     )
 
 

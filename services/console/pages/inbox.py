@@ -8,11 +8,20 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Query, Request
 from starlette.responses import Response
 
+from common import limits
 from common.fields import Code, Position
-from services.console.clients import segment
+from services.console import forms
+from services.console.clients import SAFE_CODE, segment
 from services.console.web import ConsoleDep, FormDep, PersonDep, redirect, render
 
 router = APIRouter()
+
+
+MAX_OFFSET = 1_000_000
+
+
+def _filters(unread: bool, resource: str | None) -> list[tuple[str, str]]:
+    return ([("unread", "true")] if unread else []) + ([("resource", resource)] if resource else [])
 
 
 @router.get("/inbox")
@@ -21,7 +30,7 @@ async def inbox(
     console: ConsoleDep,
     person: PersonDep,
     unread: bool = False,
-    offset: Annotated[Position, Query(le=1_000_000)] = 0,
+    offset: Annotated[Position, Query(le=MAX_OFFSET)] = 0,
     resource: Annotated[Code | None, Query()] = None,
 ) -> Response:
     limit = console.settings.page_size
@@ -31,7 +40,7 @@ async def inbox(
     page = await console.services.call(
         "notifier", "GET", f"/inbox/{segment(person.department_code)}", person.token, params=params
     )
-    kept = ([("unread", "true")] if unread else []) + ([("resource", resource)] if resource else [])
+    kept = _filters(unread, resource)
     return render(
         request,
         "inbox.html",
@@ -53,5 +62,10 @@ async def mark_read(request: Request, console: ConsoleDep, person: PersonDep, fo
         f"/inbox/{segment(person.department_code)}/{segment(notification_id)}/read",
         person.token,
     )
-    back = "/inbox?unread=true" if form.get("unread_only") == "true" else "/inbox"
-    return redirect(request, back)
+    # back to the page the notice was on: its filters and its place in the list
+    resource = forms.text(form, "resource", limits.CODE_LENGTH)
+    offset = forms.text(form, "offset", 7)
+    kept = _filters(form.get("unread_only") == "true", resource if resource and SAFE_CODE.fullmatch(resource) else None)
+    if offset.isdigit() and 0 < int(offset) <= MAX_OFFSET:
+        kept.append(("offset", str(int(offset))))
+    return redirect(request, "/inbox" + ("?" + urlencode(kept) if kept else ""))

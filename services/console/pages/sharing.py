@@ -5,7 +5,7 @@ allowed; these pages show its answers and refusals."""
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
@@ -16,14 +16,11 @@ from common import limits
 from common.fields import Code, Position
 from services.console import forms
 from services.console.clients import Refused, segment
-from services.console.web import CHINA, ConsoleDep, FormDep, PersonDep, redirect, render
+from services.console.pages import shared
+from services.console.refusals import explain
+from services.console.web import ConsoleDep, FormDep, PersonDep, redirect, render
 
 router = APIRouter()
-CHANNELS = ("API", "FILE_DOWNLOAD", "ONLINE_BROWSE", "OFFLINE")
-
-
-def today() -> date:
-    return datetime.now(CHINA).date()
 
 
 def overdue(request: dict[str, Any], on: date) -> bool:
@@ -33,15 +30,12 @@ def overdue(request: dict[str, Any], on: date) -> bool:
     return "PROVIDER_DECISION" in request.get("overdue", []) or str(request.get("decide_by", "9999")) < on.isoformat()
 
 
-async def _page(
-    console: ConsoleDep, person: PersonDep, params: dict[str, Any], offset: int
-) -> tuple[list[dict[str, Any]], bool]:
-    """One page of the exchange's requests (newest first) and whether more follow: one more than shown is asked."""
-    limit = console.settings.page_size
-    found = await console.services.call(
-        "exchange", "GET", "/requests", person.token, params=params | {"offset": offset, "limit": limit + 1}
-    )
-    return found[:limit], len(found) > limit
+PAGE = shared.DecisionPage(
+    "request.html",
+    "r",
+    decided=lambda shown: (shown.get("decision") or {}).get("decision"),
+    more=lambda shown: {"late": overdue(shown, shared.today())},
+)
 
 
 @router.get("/requests")
@@ -52,12 +46,13 @@ async def requests(
     incoming_from: Annotated[Position, Query(le=100_000)] = 0,
     mine_from: Annotated[Position, Query(le=100_000)] = 0,
 ) -> Response:
-    mine, more_mine = await _page(console, person, {"as": "applicant"}, mine_from)
+    mine, more_mine = await shared.one_page(console, person, "/requests", {"as": "applicant"}, mine_from)
     incoming: list[dict[str, Any]] = []
     more_incoming = False
     if person.has("data_administrator"):  # only what still awaits this department's decision, however old
-        incoming, more_incoming = await _page(console, person, {"as": "provider", "status": "PENDING"}, incoming_from)
-    on = today()
+        pending = {"as": "provider", "status": "PENDING"}
+        incoming, more_incoming = await shared.one_page(console, person, "/requests", pending, incoming_from)
+    on = shared.today()
     return render(
         request,
         "requests.html",
@@ -73,17 +68,7 @@ async def requests(
 
 
 def _application(form: forms.Form) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "resource_code": forms.text(form, "resource_code", limits.CODE_LENGTH),
-        "items": forms.names(forms.text(form, "items")),
-        "regions": forms.codes(forms.text(form, "regions")),
-        "purpose": forms.text(form, "purpose"),
-        "channels": [c for c in form.getlist("channels") if c in CHANNELS],
-        "valid_to": forms.text(form, "valid_to", 10),
-    }
-    if system := forms.text(form, "consumer_system", limits.CODE_LENGTH):
-        body["consumer_system"] = system
-    return body
+    return shared.use_terms(form) | {"regions": forms.codes(forms.text(form, "regions"))}
 
 
 @router.get("/requests/new")
@@ -102,54 +87,29 @@ async def apply(request: Request, console: ConsoleDep, person: PersonDep, form: 
         if exc.status not in (404, 409, 422):
             raise
         values = body | {"items": "\n".join(body["items"]), "regions": " ".join(body["regions"])}
-        return render(request, "request_form.html", exc.status, values=values, error=exc)
+        said = explain(exc, resource=body["resource_code"])
+        return render(request, "request_form.html", exc.status, values=values, error=said)
     return redirect(request, "/requests/view?" + urlencode({"id": filed["request_id"]}))
-
-
-async def request_page(
-    request: Request, console: ConsoleDep, person: PersonDep, request_id: str, error: Refused | None = None
-) -> Response:
-    shown = await console.services.call("exchange", "GET", f"/requests/{segment(request_id)}", person.token)
-    deciding = (
-        shown["status"] == "PENDING"
-        and shown["provider_code"] == person.department_code
-        and person.has("data_administrator")
-    )
-    return render(
-        request,
-        "request.html",
-        200 if error is None else error.status,
-        r=shown,
-        late=overdue(shown, today()),
-        deciding=deciding,
-        error=error,
-    )
 
 
 @router.get("/requests/view")
 async def view_request(
     request: Request, console: ConsoleDep, person: PersonDep, id: Annotated[Code, Query()]
 ) -> Response:
-    return await request_page(request, console, person, id)
+    return await shared.decision_page(request, console, person, f"/requests/{segment(id)}", PAGE)
 
 
 @router.post("/requests/decide")
 async def decide(request: Request, console: ConsoleDep, person: PersonDep, form: FormDep) -> Response:
     request_id = forms.text(form, "request_id", limits.CODE_LENGTH)
-    body: dict[str, Any] = {"decision": forms.text(form, "decision", 10), "reasons": forms.text(form, "reasons")}
+    typed = {k: forms.text(form, k) for k in ("decision", "reasons", "items", "regions", "valid_to")}
+    body: dict[str, Any] = {"decision": typed["decision"][:10], "reasons": typed["reasons"]}
     if body["decision"] == "APPROVED":  # what is left blank stays as applied for
-        if items := forms.names(forms.text(form, "items")):
+        if items := forms.names(typed["items"]):
             body["items"] = items
-        if regions := forms.codes(forms.text(form, "regions")):
+        if regions := forms.codes(typed["regions"]):
             body["regions"] = regions
-        if valid_to := forms.text(form, "valid_to", 10):
+        if valid_to := typed["valid_to"][:10]:
             body["valid_to"] = valid_to
-    try:
-        await console.services.call(
-            "exchange", "POST", f"/requests/{segment(request_id)}/decision", person.token, json=body
-        )
-    except Refused as exc:
-        if exc.status not in (409, 422):
-            raise
-        return await request_page(request, console, person, request_id, exc)
-    return redirect(request, "/requests/view?" + urlencode({"id": request_id}))
+    path, shown_at = f"/requests/{segment(request_id)}", "/requests/view?" + urlencode({"id": request_id})
+    return await shared.decide(request, console, person, path, body, PAGE, typed, shown_at)

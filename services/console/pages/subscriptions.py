@@ -11,16 +11,16 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Query, Request
 from starlette.responses import Response
 
-from common import limits
 from common.fields import Code, Position
 from services.console import forms
-from services.console.clients import Refused
-from services.console.pages.sharing import CHANNELS
+from services.console.clients import Refused, Unavailable, segment
+from services.console.pages.shared import FORM_ID, form_id, made_once, use_terms
 from services.console.refusals import explain
 from services.console.web import ConsoleDep, FormDep, PersonDep, redirect, render
 
 router = APIRouter()
 SCANNED = 200  # the department's grants read per page of the list (the exchange's largest page)
+RECENT = 50  # the department's newest grants looked through for a subscription a repeated form already made
 
 
 @router.get("/subscriptions")
@@ -32,40 +32,74 @@ async def subscriptions(
     held: list[dict[str, Any]] = await console.services.call("exchange", "GET", "/grants", person.token, params=params)
     shown = [g for g in held if g.get("request_id") is None]
     following = offset + SCANNED if len(held) == SCANNED else None
-    return render(request, "subscriptions.html", rows=shown, offset=offset, following=following, scanned=SCANNED)
+    return render(
+        request, "subscriptions.html", rows=shown, offset=offset, following=following, scanned=SCANNED, read=len(held)
+    )
 
 
 def _subscription(form: forms.Form) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "resource_code": forms.text(form, "resource_code", limits.CODE_LENGTH),
-        "items": forms.names(forms.text(form, "items")),
-        "purpose": forms.text(form, "purpose"),
-        "channels": [c for c in form.getlist("channels") if c in CHANNELS],
-        "valid_to": forms.text(form, "valid_to", 10),
-    }
+    body = use_terms(form)
     if valid_from := forms.text(form, "valid_from", 10):
         body["valid_from"] = valid_from
-    if system := forms.text(form, "consumer_system", limits.CODE_LENGTH):
-        body["consumer_system"] = system
     return body
+
+
+async def _offered(console: ConsoleDep, person: PersonDep, resource: str) -> list[str]:
+    """The channels the entry in force offers; none where the catalog does not show it (the form works
+    without: the exchange checks the channels)."""
+    try:
+        found = await console.services.call("catalog", "GET", f"/entries/{segment(resource)}", person.token)
+    except (Refused, Unavailable):
+        return []
+    in_force = found.get("in_force") or {}
+    return list((in_force.get("content") or {}).get("share_methods", []))
 
 
 @router.get("/subscriptions/new")
 async def new_subscription(
-    request: Request, _person: PersonDep, resource: Annotated[Code | None, Query()] = None
+    request: Request, console: ConsoleDep, person: PersonDep, resource: Annotated[Code | None, Query()] = None
 ) -> Response:
-    values = {"resource_code": resource or "", "items": "", "channels": ["API"]}
-    return render(request, "subscription_form.html", values=values)
+    offered = await _offered(console, person, resource) if resource else []
+    values = {"resource_code": resource or "", "items": "", "channels": [c for c in ("API",) if c in offered]}
+    return render(request, "subscription_form.html", values=values, once=form_id())
+
+
+async def _made_already(console: ConsoleDep, person: PersonDep, body: dict[str, Any]) -> str | None:
+    """A subscription of the same terms the department already holds, issued today: what a repeat of the form
+    made (the exchange takes no idempotency key)."""
+    params = {"as": "consumer", "offset": 0, "limit": RECENT}
+    held = await console.services.call("exchange", "GET", "/grants", person.token, params=params)
+    for g in held:
+        same = (
+            g.get("request_id") is None
+            and g.get("status") == "ACTIVE"
+            and g.get("resource_code") == body["resource_code"]
+            and g.get("purpose") == body["purpose"].strip()
+            and sorted(g.get("channels", [])) == sorted(body["channels"])
+            and g.get("valid_to") == body["valid_to"]
+            and g.get("valid_from") == body.get("valid_from", g.get("valid_from"))
+            and g.get("consumer_system") == body.get("consumer_system")
+            and (not body["items"] or list(g.get("items", [])) == body["items"])
+        )
+        if same:
+            return str(g["grant_id"])
+    return None
 
 
 @router.post("/subscriptions/new")
 async def subscribe(request: Request, console: ConsoleDep, person: PersonDep, form: FormDep) -> Response:
     body = _subscription(form)
-    try:
+
+    async def make() -> str:
         grant = await console.services.call("exchange", "POST", "/subscriptions", person.token, json=body)
+        return str(grant["grant_id"])
+
+    try:
+        made = await made_once(form, lambda: _made_already(console, person, body), make)
     except Refused as exc:
         if exc.status not in (404, 409, 422):
             raise
         values = body | {"items": "\n".join(body["items"])}
-        return render(request, "subscription_form.html", exc.status, values=values, error=explain(exc))
-    return redirect(request, "/grants/view?" + urlencode({"id": grant["grant_id"]}))
+        said, once = explain(exc, resource=body["resource_code"]), forms.text(form, FORM_ID, 64)
+        return render(request, "subscription_form.html", exc.status, values=values, error=said, once=once)
+    return redirect(request, "/grants/view?" + urlencode({"id": made}))
