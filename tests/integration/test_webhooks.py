@@ -680,6 +680,13 @@ async def test_a_delivery_handed_over_goes_to_its_endpoint_as_it_is_now(infra) -
         Webhook(secret).verify(got[0].body, got[0].headers)
         stored = await until(lambda: _delivered(store, delivery.delivery_id), 60, "its outcome written under its claim")
         assert stored.attempts == 1
+
+        async def folded() -> bool:  # the worker, idle, folds the outcome record into the delivery
+            return await db[webhooks_mongo.OUTCOMES].count_documents({}) == 0
+
+        await until(folded, 60, "the outcome record folded")
+        doc = await db[webhooks_mongo.DELIVERIES].find_one({"_id": delivery.delivery_id})
+        assert doc["state"] == "DELIVERED" and doc["attempts"] == 1 and doc["lease"] is None
     finally:
         if worker is not None:
             worker.cancel()
@@ -761,6 +768,37 @@ async def test_delivered_attempts_are_one_record_which_claims_and_state_queries_
         assert not await store.fold()
         assert (await store.delivery(behind.delivery_id)).attempts == 1
         assert await db[webhooks_mongo.OUTCOMES].count_documents({}) == 0
+    finally:
+        await mongo.drop_database(db.name)
+        await mongo.close()
+
+
+async def test_a_delivery_queued_behind_a_recorded_one_goes_even_if_the_record_is_folded_meanwhile(infra) -> None:
+    """The next change's delivery of a chain whose last one was recorded delivered goes at once, not after the
+    five-minute recheck: also when the record is folded into its delivery (and removed) while the chain is
+    being read (the records are read before the deliveries, so one or the other says it is done)."""
+    mongo = AsyncMongoClient(infra.mongo_uri, tz_aware=True)
+    db = mongo[f"webhooks_{uuid.uuid4().hex[:8]}"]
+    try:
+        sealer = SecretSealer.parse(DEV_SECRET_KEYS)
+        await webhooks_mongo.ensure_indexes(db, sealer)
+        store = webhooks_mongo.MongoWebhookStore(db, sealer)
+        now = datetime.now(UTC)
+        done = _held(0, now)
+        await db[webhooks_mongo.DELIVERIES].insert_one(webhooks_mongo.delivery_doc(done))
+        await store.record([Outcome(done, DeliveryState.DELIVERED, 1, now, 200, delivered_at=now)], now)
+        later = replace(_held(0, now, seq=2), lease="next")  # the next change, same chain
+        await db[webhooks_mongo.DELIVERIES].insert_one(webhooks_mongo.delivery_doc(later))
+        read_chains = store._open_of
+
+        async def folded_meanwhile(*args, **kwargs):
+            found = await read_chains(*args, **kwargs)
+            await store.fold()  # the worker folds the record right after the chain was read
+            return found
+
+        store._open_of = folded_meanwhile  # type: ignore[method-assign]
+        assert [d.delivery_id for d in await store.take([later], now)] == [later.delivery_id]
+        assert not (await store.delivery(later.delivery_id)).waiting
     finally:
         await mongo.drop_database(db.name)
         await mongo.close()

@@ -293,10 +293,10 @@ class MongoWebhookStore:
         return [delivery_from(doc) async for doc in cursor], total
 
     async def delivery(self, delivery_id: str) -> Delivery | None:
+        entry = (await self._recorded([delivery_id])).get(delivery_id)  # first: see _first_open
         doc = await self.db[DELIVERIES].find_one({"_id": delivery_id})
         if doc is None:
             return None
-        entry = (await self._recorded([delivery_id])).get(delivery_id)
         return delivery_from(doc | _delivered(entry) if entry is not None and _stands(entry, doc) else doc)
 
     async def replay(self, delivery_ids: list[str], now: datetime) -> int:
@@ -330,7 +330,8 @@ class MongoWebhookStore:
         candidates = [delivery_from(doc) for doc in await cursor.limit(limit).to_list()]
         if not candidates:
             return []
-        # delivered under the claim they still carry (recorded, not folded yet): never sent again
+        # delivered under the claim they still carry (recorded, not folded yet): never sent again. The records are
+        # read after the candidates: one folded meanwhile leaves its candidate to a claim that matches nothing.
         recorded = await self._recorded()
         delivered = {d.delivery_id for d in candidates if _stands(recorded.get(d.delivery_id), delivery_doc(d))}
         if delivered:
@@ -365,12 +366,12 @@ class MongoWebhookStore:
     ) -> dict[str, int]:
         """The lowest open `seq` of each chain (by the chain index), a delivery recorded delivered under the
         claim it carries not counting as open; -1 for a chain with none open."""
+        # the records first: one folded (and removed) meanwhile is found delivered in the deliveries read next
+        recorded = await self._recorded() if recorded is None else recorded
         open_ = await self._open_of(chains, {"chain": 1, "seq": 1, "lease": 1})
-        if recorded is None and any(open_.values()):
-            recorded = await self._recorded()
         first: dict[str, int] = {}
         for chain, docs in open_.items():
-            first[chain] = next((doc["seq"] for doc in docs if not _stands((recorded or {}).get(doc["_id"]), doc)), -1)
+            first[chain] = next((doc["seq"] for doc in docs if not _stands(recorded.get(doc["_id"]), doc)), -1)
         return first
 
     async def _open_of(self, chains: Collection[str], fields: dict[str, int]) -> dict[str, list[dict[str, Any]]]:
