@@ -16,7 +16,7 @@ from common.events import Event
 from common.mongo import Transaction
 from common.policy import Role
 from common.runtime import Runtime
-from services.notifier.adapters.webhooks_mongo import MongoWebhookQueue, in_parts
+from services.notifier.adapters.webhooks_mongo import MongoWebhookQueue
 from services.notifier.domain.changes import ChangeBatch, Ranges, told_after
 from services.notifier.domain.events import Dispute, ShareType
 from services.notifier.domain.holdings import EntryTerms, Holding
@@ -233,11 +233,11 @@ class MongoNotifierTransaction:
         self.tx.emit(topic, event)
 
     async def preferences(self, department_codes: Collection[str]) -> dict[str, Preferences]:
-        found = {}
-        for part in in_parts(department_codes):
-            async for doc in self.db[PREFERENCES].find({"_id": {"$in": part}}, session=self.session):
-                found[doc["_id"]] = _preferences(doc)
-        return found
+        """One query for all of them: only departments that chose differ from the defaults, and the local
+        database compares only the documents it finds with the values listed (where a thousand endpoints found
+        by a thousand values cost a million comparisons, see in_parts, a few preferences found cost little)."""
+        query = {"_id": {"$in": sorted(department_codes)}}
+        return {doc["_id"]: _preferences(doc) async for doc in self.db[PREFERENCES].find(query, session=self.session)}
 
     async def remember_dispute(self, dispute: Dispute) -> None:
         doc = asdict(dispute) | {"_id": dispute.dispute_id}
