@@ -90,12 +90,14 @@ RECORD_BUSY = 2.0
 RECORD_MOST = 512
 RECORD_LEASE_LEFT = 5.0
 # Delivered attempts are written as outcome records (MongoWebhookStore.record) and folded into their deliveries
-# later, FOLD_STEP at a time: once the worker is idle and no deliveries were queued for FOLD_QUIET seconds (a
-# fan-out's later notices are stored first), or once the oldest waited FOLD_LATEST. Until then the claims and
-# the state queries read the records beside the deliveries.
+# later, FOLD_STEP at a time (each costs the database what the updates of as many deliveries cost): once the
+# worker is idle and no deliveries were queued for FOLD_QUIET seconds (a fan-out's later notices, or the next
+# fan-out's, are stored first), or once the oldest waited FOLD_LATEST (a bound on the records kept while the
+# worker is never idle; a claim after a lease ended folds the records of the deliveries it finds due). Until
+# then the claims and the state queries read the records beside the deliveries.
 FOLD_QUIET = 5.0
-FOLD_LATEST = 15.0
-FOLD_STEP = 200
+FOLD_LATEST = 60.0
+FOLD_STEP = 100
 
 
 def outcomes_due(waiting: int, oldest_seconds: float, *, idle: bool, lease_left: float = float("inf")) -> bool:
