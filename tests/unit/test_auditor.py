@@ -307,3 +307,8 @@ def test_a_changed_missing_or_unnamed_entry_in_a_block_breaks_the_chain() -> Non
     mismatched = stored_blocks(entries, 4)
     mismatched[1].hashes.pop()
     assert verify_blocks(mismatched).first_broken_sequence == 5
+
+
+def test_a_described_entry_is_the_entry_its_fields_make() -> None:
+    entry = describe(accessed(), SECRET)
+    assert entry == TrailEntry.from_content(entry.content(), "") and (entry.hash, entry.text) == ("", "")

@@ -375,6 +375,14 @@ class TrailEntry:
         return entry
 
     @classmethod
+    def made(cls, **fields: Any) -> TrailEntry:
+        """An entry of every field but its hash and text, without the checks of `__init__` (a frozen dataclass
+        sets its 25 fields one call each: a sixth of describing an event). Used where the fields are built."""
+        entry = object.__new__(cls)
+        entry.__dict__.update(fields, hash="", text="")
+        return entry
+
+    @classmethod
     def from_text(cls, text: str, hash: str) -> TrailEntry:
         """An entry read back from its canonical JSON (`text` is kept: it is what `hash` is of)."""
         entry = cls.from_content(json.loads(text), hash)
@@ -432,7 +440,7 @@ def describe(event: Event, secret: bytes) -> TrailEntry:
     hidden = hide_identifiers(
         {"key": event.key, "purpose": _text(p, shape.purpose), "reason": _text(p, shape.reason)}, secret, keep
     )
-    return TrailEntry(
+    return TrailEntry.made(
         sequence=0,
         event_id=event.event_id,
         event_type=event.event_type,

@@ -385,9 +385,9 @@ class MongoOversightTransaction:
         if uses:  # read and written in this transaction: a concurrent batch's write makes one of them retry
             ids = [_day_id(code, day) for code, day in sorted(uses)]
             cursor = db[DAILY_USES].find({"_id": {"$in": ids}}, {"uses": 1}, session=session)
-            known = {doc["_id"]: doc.get("uses") or {} async for doc in cursor}
+            stored: dict[str, dict[str, int]] = {doc["_id"]: doc.get("uses") or {} async for doc in cursor}
             days = [
-                day_of_uses(code, day, known.get(_day_id(code, day), {}), of_day)
+                day_of_uses(code, day, stored.get(_day_id(code, day), {}), of_day)
                 for (code, day), of_day in sorted(uses.items())
             ]
             await db[DAILY_USES].bulk_write(
