@@ -846,13 +846,24 @@ async def test_the_city_s_last_months_count_accesses_stored_changes_and_publishe
         access(code, provider, consumer, date(2026, 11, 1), result="REFUSED", reason="purpose"),
         access(code, provider, consumer, date(2025, 11, 28)),  # a year before: outside the twelve months
     ]
+    earlier = {  # uses counted in the layout of one document per resource, consumer and day
+        "_id": f"used|{provider}|2026-08-03|{code}|{consumer}",
+        "measure": Measure.USED.value,
+        "department_code": provider,
+        "day": datetime(2026, 8, 3),
+        "resource_code": code,
+        "other": consumer,
+        "count": 2,
+    }
     try:
+        await runtime.db[DAILY].insert_one(earlier)
         assert await observe_batch(events, oversight, runtime.keys) == {}
         found = await handlers.trends(12, oversight)
     finally:
         await runtime.client.aclose()
     assert [m.month for m in found] == ["2025-12", *(f"2026-{n:02d}" for n in range(1, 12))]
     counted = {m.month: (m.accesses, m.changes_stored, m.entries_published) for m in found}
+    assert counted.pop("2026-08") == (2, 0, 0)
     assert counted.pop("2026-09") == (0, 0, 1)
     assert counted.pop("2026-10") == (3, 1, 1)
     assert counted.pop("2026-11") == (1, 0, 0)

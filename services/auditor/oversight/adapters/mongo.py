@@ -665,10 +665,17 @@ class MongoOversightStore:
             {"$match": in_span | {"step": EntryStep.PUBLISHED.value}},
             {"$group": {"_id": {"month": month, "what": "$step"}, "n": {"$sum": 1}}},
         ]
+        uses: list[dict[str, Any]] = [  # each provider's day: the sum of its fields
+            {"$match": in_span},
+            {"$project": {"day": 1, "use": {"$objectToArray": "$uses"}}},
+            {"$unwind": "$use"},
+            {"$group": {"_id": {"month": month, "what": {"$literal": Measure.USED.value}}, "n": {"$sum": "$use.v"}}},
+        ]
         found: dict[tuple[str, str], int] = {}
-        for collection, pipeline in ((DAILY, counts), (ENTRY_FACTS, versions)):
+        for collection, pipeline in ((DAILY, counts), (ENTRY_FACTS, versions), (DAILY_USES, uses)):
             async for d in await self.db[collection].aggregate(pipeline):
-                found[(d["_id"]["month"], d["_id"]["what"])] = int(d["n"])
+                key = (d["_id"]["month"], d["_id"]["what"])
+                found[key] = found.get(key, 0) + int(d["n"])
         return found
 
     async def open_findings(self) -> dict[Category, int]:
