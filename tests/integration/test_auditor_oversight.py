@@ -47,6 +47,7 @@ from services.auditor.oversight import handlers
 from services.auditor.oversight.adapters import observed_events
 from services.auditor.oversight.adapters.mongo import (
     DAILY,
+    DAILY_USES,
     DUE,
     ENTRY_FACTS,
     FINDINGS,
@@ -55,6 +56,7 @@ from services.auditor.oversight.adapters.mongo import (
     MongoOversightStore,
     ensure_indexes,
     finding_doc,
+    use_of,
 )
 from services.auditor.oversight.adapters.observed_events import observe_batch
 from services.auditor.oversight.handlers import Oversight
@@ -669,8 +671,7 @@ async def test_a_redelivered_batch_is_projected_once_by_where_it_was_read(infra)
             assert await observe_batch(batch, oversight, runtime.keys) == {}
         again = [replace(e, position=(topic, 1, 20 + n)) for n, e in enumerate(earlier)]
         assert await observe_batch(again, oversight, runtime.keys) == {}
-        counts = [doc async for doc in runtime.db[DAILY].find({"measure": Measure.USED.value})]
-        assert sum(doc["count"] for doc in counts) == 13
+        assert await _used(runtime) == 13
         assert await runtime.db[PROCESSED].count_documents({"group": GROUP}) == 3  # the earlier ones only
         assert {doc["_id"]: doc["offset"] async for doc in runtime.db[POSITIONS].find()} == {f"{topic}:0": 9}
     finally:
@@ -678,7 +679,47 @@ async def test_a_redelivered_batch_is_projected_once_by_where_it_was_read(infra)
 
 
 async def _used(runtime: Runtime) -> int:
-    return sum([doc["count"] async for doc in runtime.db[DAILY].find({"measure": Measure.USED.value})])
+    """The uses counted, in either layout (one document per provider and day, or per resource and consumer)."""
+    per_day = [sum(doc["uses"].values()) async for doc in runtime.db[DAILY_USES].find()]
+    return sum(per_day) + sum([doc["count"] async for doc in runtime.db[DAILY].find({"measure": Measure.USED.value})])
+
+
+async def test_a_batch_of_uses_is_one_update_per_provider_and_day_and_uses_counted_before_still_count(infra) -> None:
+    """Data accesses fold into one document per provider and day, a field per resource and consumer (codes
+    with dots, dollar signs or bars included), added to by each batch; the evaluation reads them with the uses
+    counted in the earlier layout (one document per resource, consumer and day), summed per month."""
+    runtime = Runtime.build("auditor", settings_for(infra))
+    await ensure_indexes(runtime.db)
+    oversight = Oversight(store=MongoOversightStore(runtime), clock=FixedDay(TODAY), calendar=CAL)
+    p, q = "D01" + "0" * 15, "D02" + "0" * 15
+    c1, c2 = "D03" + "0" * 15, "D04" + "0" * 15
+    odd = "R.1$|x"  # a code no field name may hold as it is
+    oct20, oct21 = date(2026, 10, 20), date(2026, 10, 21)
+    batch = [access("R1", p, c1, oct20) for _ in range(3)] + [access(odd, p, c2, oct20), access("R1", p, c1, oct21)]
+    batch += [access("R2", q, c1, oct20), access("R1", p, p, oct20)]  # the last: its own data, not a use
+    earlier = {  # a use counted by the earlier layout, on the 19th
+        "_id": f"used|{p}|2026-10-19|R1|{c1}",
+        "measure": "used",
+        "department_code": p,
+        "day": datetime(2026, 10, 19),
+        "resource_code": "R1",
+        "other": c1,
+        "count": 2,
+    }
+    try:
+        await runtime.db[DAILY].insert_one(earlier)
+        assert await observe_batch(batch, oversight, runtime.keys) == {}
+        assert await observe_batch([access("R1", p, c1, oct20)], oversight, runtime.keys) == {}
+        docs = {doc["_id"]: doc async for doc in runtime.db[DAILY_USES].find()}
+        assert sorted(docs) == [f"{p}|2026-10-20", f"{p}|2026-10-21", f"{q}|2026-10-20"]
+        oct20_of_p = {use_of(field): n for field, n in docs[f"{p}|2026-10-20"]["uses"].items()}
+        assert oct20_of_p == {("R1", c1): 4, (odd, c2): 1}
+        assert await runtime.db[DAILY].count_documents({"measure": "used"}) == 1  # nothing added there
+        activity = await MongoOversightStore(runtime).activity([p], date(2026, 9, 1), date(2026, 10, 1), TODAY)
+        uses = sorted((c.resource_code, c.other, c.count, c.day) for c in activity[0].counts)
+        assert uses == sorted([("R1", c1, 2, date(2026, 10, 19)), ("R1", c1, 5, oct20), (odd, c2, 1, oct20)])
+    finally:
+        await runtime.client.aclose()
 
 
 async def test_an_event_relayed_twice_from_an_outbox_is_projected_once(infra) -> None:
@@ -769,12 +810,12 @@ async def test_the_oversight_consumer_marks_the_accesses_it_read_and_records_the
         deadline = asyncio.get_running_loop().time() + 60
         while asyncio.get_running_loop().time() < deadline:
             delivered = [doc async for doc in runtime.db[DAILY].find({"department_code": provider})]
-            used = sum(d["count"] for d in delivered if d["measure"] == Measure.USED.value)
+            used = await _used(runtime)
             days = {d["day"].date() for d in delivered if d["measure"] == Measure.DELIVERED.value}
             if used == len(accesses) and day + timedelta(days=1) in days:
                 break
             await asyncio.sleep(0.2)
-        assert sum(d["count"] for d in delivered if d["measure"] == Measure.USED.value) == len(accesses)
+        assert await _used(runtime) == len(accesses)
         assert sum(d["count"] for d in delivered if d["measure"] == Measure.DELIVERED.value) == 2
         marks = {doc["_id"]: (doc["offset"], doc["event_id"]) async for doc in runtime.db[POSITIONS].find()}
         assert marks == {f"exchange.data-accesses:{p}": at for p, at in last.items()}
@@ -805,13 +846,24 @@ async def test_the_city_s_last_months_count_accesses_stored_changes_and_publishe
         access(code, provider, consumer, date(2026, 11, 1), result="REFUSED", reason="purpose"),
         access(code, provider, consumer, date(2025, 11, 28)),  # a year before: outside the twelve months
     ]
+    earlier = {  # uses counted in the layout of one document per resource, consumer and day
+        "_id": f"used|{provider}|2026-08-03|{code}|{consumer}",
+        "measure": Measure.USED.value,
+        "department_code": provider,
+        "day": datetime(2026, 8, 3),
+        "resource_code": code,
+        "other": consumer,
+        "count": 2,
+    }
     try:
+        await runtime.db[DAILY].insert_one(earlier)
         assert await observe_batch(events, oversight, runtime.keys) == {}
         found = await handlers.trends(12, oversight)
     finally:
         await runtime.client.aclose()
     assert [m.month for m in found] == ["2025-12", *(f"2026-{n:02d}" for n in range(1, 12))]
     counted = {m.month: (m.accesses, m.changes_stored, m.entries_published) for m in found}
+    assert counted.pop("2026-08") == (2, 0, 0)
     assert counted.pop("2026-09") == (0, 0, 1)
     assert counted.pop("2026-10") == (3, 1, 1)
     assert counted.pop("2026-11") == (1, 0, 0)

@@ -131,6 +131,13 @@ def test_identifiers_in_an_events_text_are_hashed_but_the_departments_named_stay
     assert identifier_hash(CITIZEN, SECRET) != identifier_hash(CITIZEN, b"t" * 32)  # keyed
 
 
+def test_an_identifier_standing_alone_in_a_payload_field_is_hashed_and_a_department_named_stays() -> None:
+    hashed = "id:" + identifier_hash(CITIZEN, SECRET)
+    entry = describe(accessed(accessed_by=CITIZEN, operation=[CITIZEN, "batch"], grant_id=None), SECRET)
+    assert entry.payload["accessed_by"] == hashed and entry.payload["operation"] == [hashed, "batch"]
+    assert entry.payload["provider_code"] == PROVIDER and entry.payload["grant_id"] is None
+
+
 def test_system_events_name_the_producing_service_as_actor() -> None:
     ended = Event(
         "GrantEnded",
@@ -300,3 +307,8 @@ def test_a_changed_missing_or_unnamed_entry_in_a_block_breaks_the_chain() -> Non
     mismatched = stored_blocks(entries, 4)
     mismatched[1].hashes.pop()
     assert verify_blocks(mismatched).first_broken_sequence == 5
+
+
+def test_a_described_entry_is_the_entry_its_fields_make() -> None:
+    entry = describe(accessed(), SECRET)
+    assert entry == TrailEntry.from_content(entry.content(), "") and (entry.hash, entry.text) == ("", "")

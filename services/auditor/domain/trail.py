@@ -71,7 +71,16 @@ def hide_identifiers(value: Any, secret: bytes, keep: frozenset[str]) -> Any:
     if kind is int or kind is bool or kind is float or value is None:
         return value
     if kind is dict:
-        return {k if type(k) is str else str(k): hide_identifiers(v, secret, keep) for k, v in value.items()}
+        # the values of a payload, the common types inline (a call each was most of the work): strings shorter
+        # than an identifier, or a department the entry names, stay as they are
+        hidden: dict[str, Any] = {}
+        for k, v in value.items():
+            of = type(v)
+            if (of is str and (len(v) < 18 or v in keep)) or of is int or of is bool or v is None:
+                hidden[k if type(k) is str else str(k)] = v
+            else:
+                hidden[k if type(k) is str else str(k)] = hide_identifiers(v, secret, keep)
+        return hidden
     if kind is list or kind is tuple:
         return [v if type(v) is str and len(v) < 18 else hide_identifiers(v, secret, keep) for v in value]
     if isinstance(value, datetime | date | bytes):
@@ -366,6 +375,14 @@ class TrailEntry:
         return entry
 
     @classmethod
+    def made(cls, **fields: Any) -> TrailEntry:
+        """An entry of every field but its hash and text, without the checks of `__init__` (a frozen dataclass
+        sets its 25 fields one call each: a sixth of describing an event). Used where the fields are built."""
+        entry = object.__new__(cls)
+        entry.__dict__.update(fields, hash="", text="")
+        return entry
+
+    @classmethod
     def from_text(cls, text: str, hash: str) -> TrailEntry:
         """An entry read back from its canonical JSON (`text` is kept: it is what `hash` is of)."""
         entry = cls.from_content(json.loads(text), hash)
@@ -380,7 +397,8 @@ class TrailEntry:
         return cls(**fields, hash=hash)
 
 
-_CANONICAL = json.JSONEncoder(sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+# contents are built from decoded events and hold no cycles: not looking for them saves a tenth of the encoding
+_CANONICAL = json.JSONEncoder(sort_keys=True, ensure_ascii=False, separators=(",", ":"), check_circular=False)
 
 
 def canonical(content: dict[str, Any]) -> str:
@@ -422,7 +440,7 @@ def describe(event: Event, secret: bytes) -> TrailEntry:
     hidden = hide_identifiers(
         {"key": event.key, "purpose": _text(p, shape.purpose), "reason": _text(p, shape.reason)}, secret, keep
     )
-    return TrailEntry(
+    return TrailEntry.made(
         sequence=0,
         event_id=event.event_id,
         event_type=event.event_type,
@@ -520,11 +538,14 @@ TERMS: dict[str, Callable[[dict[str, Any]], Iterable[str | None]]] = {
 
 
 def block_terms(contents: Iterable[dict[str, Any]]) -> dict[str, set[str]]:
-    """Every term the entries name, by kind, and their time span (`occurred_at`: first and last)."""
-    terms: dict[str, set[str]] = {name: set() for name in TERMS}
-    for content in contents:
-        for name, values in TERMS.items():
-            terms[name].update(v for v in values(content) if v)
+    """Every term the entries name, by kind (empty ones left out)."""
+    listed = list(contents)
+    terms: dict[str, set[str]] = {}
+    for name, values in TERMS.items():
+        found: set[str | None] = set()
+        for content in listed:
+            found.update(values(content))
+        terms[name] = {v for v in found if v}
     return terms
 
 

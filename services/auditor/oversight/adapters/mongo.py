@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Iterator
+import re
+from collections.abc import AsyncIterator, Iterable, Iterator
 from contextlib import asynccontextmanager
 from datetime import date, datetime
 from typing import Any
@@ -38,6 +39,12 @@ from services.auditor.oversight.adapters.finding_events import BusFindingEvents
 ENTRY_FACTS = "oversight_entry_facts"
 DECISION_FACTS = "oversight_decision_facts"
 DAILY = "oversight_daily_counts"
+# Data used by other departments (the bulk of the events: every access) is counted in one document per provider
+# and day, the uses of each resource by each consumer a field of it: a batch of thousands of accesses reads and
+# writes one document per provider and day it names, where an update per resource and consumer cost the local
+# server about a millisecond each (most of its work for the oversight). Uses counted before are in DAILY, and
+# are read from there.
+DAILY_USES = "oversight_daily_uses"
 DEPARTMENTS = "oversight_departments"
 FINDINGS = "oversight_findings"
 SUPPLIES = "oversight_supplies"  # each resource's delivery per its update cycle
@@ -74,6 +81,8 @@ async def ensure_indexes(db: AsyncDatabase) -> None:
     await db[DECISION_FACTS].create_index([("provider_code", ASCENDING), ("day", ASCENDING)])
     await db[DAILY].create_index([("department_code", ASCENDING), ("day", ASCENDING)])
     await db[DAILY].create_index([("day", ASCENDING)])
+    await db[DAILY_USES].create_index([("department_code", ASCENDING), ("day", ASCENDING)])
+    await db[DAILY_USES].create_index([("day", ASCENDING)])  # the whole city's, for the ranking
     await db[FINDINGS].create_index([("department_code", ASCENDING), ("category", ASCENDING), ("matter", ASCENDING)])
     await db[FINDINGS].create_index([("status", ASCENDING), ("correct_by", ASCENDING)])
     await db[SUPPLIES].create_index([("in_force", ASCENDING), ("flagged", ASCENDING), ("deliver_by", ASCENDING)])
@@ -138,6 +147,58 @@ def _count_of(doc: dict[str, Any]) -> DailyCount:
         doc["other"],
         doc["count"],
     )
+
+
+_ESCAPED = re.compile(r"%(25|2E|24|7C)")
+
+
+def _escape(code: str) -> str:
+    """A code as part of a field name: no dot, dollar sign or bar (the separator), reversibly."""
+    return code.replace("%", "%25").replace(".", "%2E").replace("$", "%24").replace("|", "%7C")
+
+
+def _unescape(text: str) -> str:
+    return _ESCAPED.sub(lambda m: chr(int(m.group(1), 16)), text)
+
+
+def use_field(resource_code: str, consumer_code: str) -> str:
+    """The field of a provider's day counting one resource's uses by one consumer."""
+    return f"{_escape(resource_code)}|{_escape(consumer_code)}"
+
+
+def use_of(field: str) -> tuple[str, str]:
+    resource, consumer = field.split("|")
+    return _unescape(resource), _unescape(consumer)
+
+
+def day_of_uses(department_code: str, day: date, known: dict[str, int], counts: list[DailyCount]) -> dict[str, Any]:
+    """A provider's document of uses on `day`: those `known` plus `counts`. Written whole (a replacement): the
+    local server checks the paths of an update against each other, so an update of a thousand fields cost it
+    more than the thousand updates it replaced."""
+    uses = dict(known)
+    for c in counts:
+        field = use_field(c.resource_code, c.other)
+        uses[field] = uses.get(field, 0) + c.count
+    return {"_id": _day_id(department_code, day), "department_code": department_code, "day": _dt(day), "uses": uses}
+
+
+def _day_id(department_code: str, day: date) -> str:
+    return f"{department_code}|{day.isoformat()}"
+
+
+def monthly_uses(docs: Iterable[dict[str, Any]]) -> list[DailyCount]:
+    """The uses of provider-day documents summed per month, resource and consumer, each dated on its first day
+    in the month (as the database sums the counts of the earlier layout, `per_month`)."""
+    first: dict[tuple[str, int, int, str, str], date] = {}
+    totals: dict[tuple[str, int, int, str, str], int] = {}
+    for doc in docs:
+        day = doc["day"].date()
+        for field, count in (doc.get("uses") or {}).items():
+            key = (doc["department_code"], day.year, day.month, *use_of(field))
+            totals[key] = totals.get(key, 0) + count
+            if key not in first or day < first[key]:
+                first[key] = day
+    return [DailyCount(Measure.USED, key[0], first[key], key[3], key[4], total) for key, total in totals.items()]
 
 
 def finding_doc(f: Finding) -> dict[str, Any]:
@@ -317,6 +378,22 @@ class MongoOversightTransaction:
                 upsert=True,
                 session=session,
             )
+        uses: dict[tuple[str, date], list[DailyCount]] = {}
+        for c in counts:
+            if c.measure is Measure.USED:
+                uses.setdefault((c.department_code, c.day), []).append(c)
+        if uses:  # read and written in this transaction: a concurrent batch's write makes one of them retry
+            ids = [_day_id(code, day) for code, day in sorted(uses)]
+            cursor = db[DAILY_USES].find({"_id": {"$in": ids}}, {"uses": 1}, session=session)
+            stored: dict[str, dict[str, int]] = {doc["_id"]: doc.get("uses") or {} async for doc in cursor}
+            days = [
+                day_of_uses(code, day, stored.get(_day_id(code, day), {}), of_day)
+                for (code, day), of_day in sorted(uses.items())
+            ]
+            await db[DAILY_USES].bulk_write(
+                [ReplaceOne({"_id": doc["_id"]}, doc, upsert=True) for doc in days], ordered=False, session=session
+            )
+        counts = [c for c in counts if c.measure is not Measure.USED]
         if counts:
             await db[DAILY].bulk_write(
                 [
@@ -477,6 +554,7 @@ def _activities(
     entries: list[bytes],
     decisions: list[bytes],
     counts: list[bytes],
+    uses: list[bytes],
     options: CodecOptions,
 ) -> list[DepartmentActivity]:
     """Decoded and grouped per department in one pass: the departments listed, and with `with_facts` those
@@ -492,6 +570,8 @@ def _activities(
         of(doc["provider_code"])[1].append(_decision_of(doc))
     for doc in _decoded(counts, options):
         of(doc["department_code"])[2].append(_count_of(doc))
+    for count in monthly_uses(_decoded(uses, options)):
+        of(count.department_code)[2].append(count)
     return [DepartmentActivity(c, tuple(e), tuple(d), tuple(n)) for c, (e, d, n) in sorted(found.items())]
 
 
@@ -533,12 +613,17 @@ class MongoOversightStore:
         )
         others = by_department | {"measure": {"$ne": Measure.DELIVERED.value}} | in_period
         counts += await _raw(await self.db[DAILY].aggregate_raw_batches(per_month(others)))
+        # a department at a time: the local server finds an equality and a range by the index, and scans the
+        # collection for an $in and a range (explain)
+        uses: list[bytes] = []
+        for where in [{}] if department_codes is None else [{"department_code": c} for c in department_codes]:
+            uses += await _raw(self.db[DAILY_USES].find_raw_batches(where | in_period))
         codes = department_codes
         if codes is None:
             codes = [d["_id"] async for d in self.db[DEPARTMENTS].find({"evaluated": True, "active": True}, {"_id": 1})]
         options = self.db.codec_options
         return await asyncio.to_thread(
-            _activities, codes, department_codes is None, entries, decisions, counts, options
+            _activities, codes, department_codes is None, entries, decisions, counts, uses, options
         )
 
     async def departments(self) -> dict[str, DepartmentFact]:
@@ -580,10 +665,17 @@ class MongoOversightStore:
             {"$match": in_span | {"step": EntryStep.PUBLISHED.value}},
             {"$group": {"_id": {"month": month, "what": "$step"}, "n": {"$sum": 1}}},
         ]
+        uses: list[dict[str, Any]] = [  # each provider's day: the sum of its fields
+            {"$match": in_span},
+            {"$project": {"day": 1, "use": {"$objectToArray": "$uses"}}},
+            {"$unwind": "$use"},
+            {"$group": {"_id": {"month": month, "what": {"$literal": Measure.USED.value}}, "n": {"$sum": "$use.v"}}},
+        ]
         found: dict[tuple[str, str], int] = {}
-        for collection, pipeline in ((DAILY, counts), (ENTRY_FACTS, versions)):
+        for collection, pipeline in ((DAILY, counts), (ENTRY_FACTS, versions), (DAILY_USES, uses)):
             async for d in await self.db[collection].aggregate(pipeline):
-                found[(d["_id"]["month"], d["_id"]["what"])] = int(d["n"])
+                key = (d["_id"]["month"], d["_id"]["what"])
+                found[key] = found.get(key, 0) + int(d["n"])
         return found
 
     async def open_findings(self) -> dict[Category, int]:
