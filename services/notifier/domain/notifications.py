@@ -104,6 +104,9 @@ IT_OFFICE: Audience = frozenset({Role.IT_OFFICE_OPERATOR})  # coordinates disput
 LEADERSHIP: Audience = frozenset({Role.LEADERSHIP_MEMBER})  # the final word on escalated disputes
 
 
+READERS_KEPT = 1_000  # readers a notice remembers: more than any department's people and machines
+
+
 @dataclass
 class Notification:
     """One notice to one department. `notification_id` is its idempotency key: built from what caused it (the
@@ -117,16 +120,22 @@ class Notification:
     reference: str | None = None
     due_on: date | None = None
     created_at: datetime = field(default_factory=lambda: datetime.now(UTC))
-    read: bool = False
+    read: bool = False  # read before read state was kept per reader: read for everyone
     resource_code: str | None = None
     channels: frozenset[Channel] = ALL_CHANNELS  # where it goes, by the recipient's preferences
     in_digest: bool = False  # pushed channels get it in the next daily digest, not at once
     fallback: str | None = None  # why it went to the inbox, which its recipient did not choose
     audience: Audience = DEPARTMENT  # whose roles in the recipient department it is for (empty: everyone's)
+    # who has read it (reader_of: a person or a machine), each for herself: a department-wide notice one of
+    # its people read is still unread for the others; the first READERS_KEPT are kept
+    read_by: frozenset[str] = frozenset()
 
     def concerns(self, roles: frozenset[Role]) -> bool:
         """A person with `roles` in the recipient department sees it in the inbox."""
         return not self.audience or bool(self.audience & roles)
+
+    def read_for(self, reader: str | None) -> bool:
+        return self.read or (reader is not None and reader in self.read_by)
 
     def to_inbox(self, reason: str) -> Notification:
         """The notice kept in the inbox after all: the channels its recipient chose cannot carry it."""
@@ -142,6 +151,7 @@ class Notification:
             "reference": self.reference,
             "due_on": self.due_on,
             "resource_code": self.resource_code,
+            "audience": sorted(r.value for r in self.audience),  # empty: the whole department
         }
 
 
