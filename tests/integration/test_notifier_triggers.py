@@ -149,7 +149,10 @@ async def test_catalog_review_duplicates_demands_and_overdue_entries_reach_whom_
     to_requester = await inbox_until(notifier, requester, 3)
     assert kinds(to_requester) == ["DEMAND_EVENT"] * 3
     assert any("《保守国家秘密法》" in n["body"] for n in to_requester)
-    assert await inbox_until(notifier, other, 1, timeout=2) == []  # the existing provider is not concerned
+    # the authoritative source's department: its compilers hear that its element is collected again
+    [told] = await inbox_until(notifier, other, 1, as_who=bearer(other, Role.CATALOG_COMPILER))
+    assert told["kind"] == "DUPLICATE_SOURCE" and told["audience"] == ["catalog_compiler", "catalog_reviewer"]
+    assert await inbox_until(notifier, other, 1, timeout=2, as_who=reader(other)) == []  # not its administrator's
 
 
 async def test_holders_hear_of_data_changes_in_batches_and_of_their_entry_until_their_grant_ends(

@@ -59,7 +59,7 @@ CASES = [
             new_provider_code=PROVIDER,
             existing_provider_code=CONSUMER,
         ),
-        {PROVIDER: {COMPILER, REVIEWER}, IT_OFFICE: {OPERATOR}},
+        {PROVIDER: {COMPILER, REVIEWER}, CONSUMER: {COMPILER, REVIEWER}, IT_OFFICE: {OPERATOR}},
     ),
     ("ShareDemandFiled", payload("ShareDemandFiled", demand_id="m1", requester_code=CONSUMER), {IT_OFFICE: {OPERATOR}}),
     (
@@ -76,6 +76,12 @@ CASES = [
     (
         "DisputeEscalated",
         payload("DisputeEscalated", dispute_id="d1", escalated_by_department=CONSUMER, **REQUESTED),
+        {IT_OFFICE: {OPERATOR}, PROVIDER: {ADMIN}, LEADERSHIP: {MEMBER}},
+    ),
+    (  # the IT office applied and escalated: its operators, who keep the leadership group's office, hear
+        "DisputeEscalated",
+        payload("DisputeEscalated", dispute_id="d1", escalated_by_department=IT_OFFICE, **REQUESTED)
+        | {"consumer_code": IT_OFFICE},
         {IT_OFFICE: {OPERATOR}, PROVIDER: {ADMIN}, LEADERSHIP: {MEMBER}},
     ),
     (  # the IT office applied itself: one notice, for its operators and its data administrators

@@ -425,10 +425,17 @@ def dispute_escalated(
     if leadership_group_code is not None:
         parties.append((leadership_group_code, LEADERSHIP))
     kind = NotificationKind.DISPUTE_ESCALATED
+    told = _each(parties)
+    # who escalated knows: its data administrators, not the rest of its department (the IT office's operators
+    # still hear of an escalation by the IT office as applicant: they keep the leadership group's office)
+    if (escalating := told.get(e.escalated_by_department)) is not None:
+        if escalating and escalating - DATA_ADMINISTRATORS:
+            told[e.escalated_by_department] = escalating - DATA_ADMINISTRATORS
+        else:
+            del told[e.escalated_by_department]
     return [
         _to(party, event_id, kind, title, body, about=e.request_id, audience=audience, resource=e.resource_code)
-        for party, audience in _each(parties).items()
-        if party != e.escalated_by_department
+        for party, audience in told.items()
     ]
 
 
@@ -501,7 +508,8 @@ def entry_withdrawn(event_id: str, e: CatalogEntryWithdrawn, holders: list[str])
 
 
 def duplicate_source(event_id: str, e: DuplicateSourceFlagged, it_office_code: str) -> list[Notification]:
-    """One data, one source (Art. 12): the department whose entry collects the element again, and the IT
+    """One data, one source (Art. 12): the department whose entry collects the element again, the authoritative
+    source's department (its element is collected again: its compilers and reviewers keep it), and the IT
     office, which settles it."""
     provider = e.existing_provider_name or e.existing_provider_code
     element = f"{e.element_name}（{e.element_id}）" if e.element_id else e.data_element
@@ -513,7 +521,13 @@ def duplicate_source(event_id: str, e: DuplicateSourceFlagged, it_office_code: s
     kind = NotificationKind.DUPLICATE_SOURCE
     return [
         _to(party, event_id, kind, title, body, about=e.resource_code, audience=audience, resource=e.resource_code)
-        for party, audience in _each([(e.new_provider_code, CATALOG_STAFF), (it_office_code, IT_OFFICE)]).items()
+        for party, audience in _each(
+            [
+                (e.new_provider_code, CATALOG_STAFF),
+                (e.existing_provider_code, CATALOG_STAFF),
+                (it_office_code, IT_OFFICE),
+            ]
+        ).items()
     ]
 
 
