@@ -201,3 +201,8 @@ async def test_a_daily_digest_is_one_per_audience_and_names_only_what_its_reader
     assert request.title in admins.body and returned.title not in admins.body
     assert len(await digests(COMPILER, ADMIN)) == 2
     assert await digests(Role.AUDITOR) == []
+
+
+def test_a_notice_names_its_audience_there_is_no_department_wide_default() -> None:
+    with pytest.raises(TypeError, match="audience"):
+        Notification("n1", PROVIDER, NotificationKind.OTHER, "t", "b")  # type: ignore[call-arg]

@@ -125,7 +125,9 @@ class Notification:
     channels: frozenset[Channel] = ALL_CHANNELS  # where it goes, by the recipient's preferences
     in_digest: bool = False  # pushed channels get it in the next daily digest, not at once
     fallback: str | None = None  # why it went to the inbox, which its recipient did not choose
-    audience: Audience = DEPARTMENT  # whose roles in the recipient department it is for (empty: everyone's)
+    # whose roles in the recipient department it is for (DEPARTMENT, empty: everyone's); required, so that no
+    # rule leaves it out and tells the whole department by default
+    audience: Audience = field(kw_only=True)
     # who has read it (reader_of: a person or a machine), each for herself: a department-wide notice one of
     # its people read is still unread for the others; the first READERS_KEPT are kept
     read_by: frozenset[str] = frozenset()
