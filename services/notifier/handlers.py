@@ -38,9 +38,9 @@ from services.notifier.domain.events import (
     ShareRequested,
 )
 from services.notifier.domain.holdings import EntryTerms, Holding, holders, tightened
-from services.notifier.domain.notifications import Channel, Delivery, Notification, Rule
+from services.notifier.domain.notifications import REMINDED, Channel, Delivery, Notification, Rule
 from services.notifier.domain.preferences import DIGEST_SHOWN, Preferences, defaults, digest, next_digest_at
-from services.notifier.domain.reminders import CHINA, Deadline, ReminderPolicy, one_year_after
+from services.notifier.domain.reminders import CHINA, Deadline, Reminder, ReminderPolicy, one_year_after
 from services.notifier.ports import NOTIFICATIONS, Clock, DepartmentTopics, NotifierTransaction, UnitOfWork, Wakeable
 
 PRODUCER = "notifier"
@@ -408,6 +408,12 @@ def roles_reading(principal: Principal, department_code: str | None) -> frozense
     if principal.machine is not None or department_code != principal.department_code:
         return None
     return principal.roles
+
+
+def reminders_shown(reminders: list[Reminder], roles: frozenset[Role] | None) -> list[Reminder]:
+    """The reminders a reader with `roles` (None: all, roles_reading) is shown: those whose notice will be for
+    her, as the inbox shows notices."""
+    return [r for r in reminders if roles is None or not REMINDED[r.deadline] or REMINDED[r.deadline] & roles]
 
 
 def reader_of(principal: Principal) -> str:

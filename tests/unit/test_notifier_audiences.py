@@ -206,3 +206,25 @@ async def test_a_daily_digest_is_one_per_audience_and_names_only_what_its_reader
 def test_a_notice_names_its_audience_there_is_no_department_wide_default() -> None:
     with pytest.raises(TypeError, match="audience"):
         Notification("n1", PROVIDER, NotificationKind.OTHER, "t", "b")  # type: ignore[call-arg]
+
+
+async def test_a_person_is_shown_the_reminders_whose_notices_will_be_hers() -> None:
+    uow = FakeUnitOfWork()
+    n = notifier_of(uow)
+    await deliver(uow, "ShareRequested", REQUEST | {"decide_by": date(2026, 11, 23)}, "e1", n)
+    found = payload("AuditFindingRaised", finding_id="f1", department_code=PROVIDER, correct_by=date(2026, 12, 30))
+    await deliver(uow, "AuditFindingRaised", found, "e2", n)
+    scheduled = await uow.reminders_of(PROVIDER)
+    assert {r.reference for r in scheduled} == {"r1", "f1"}
+
+    def shown(*roles: Role) -> set[str]:
+        reader = Principal("p", PROVIDER, frozenset(roles))
+        return {r.reference for r in handlers.reminders_shown(scheduled, handlers.roles_reading(reader, PROVIDER))}
+
+    assert shown(COMPILER) == {"f1"}  # the finding's rectification is the whole department's
+    assert shown(ADMIN) == {"r1", "f1"}
+    adapter = Principal("a", PROVIDER, machine=MachineKind.ADAPTER)
+    assert {r.reference for r in handlers.reminders_shown(scheduled, handlers.roles_reading(adapter, PROVIDER))} == {
+        "r1",
+        "f1",
+    }

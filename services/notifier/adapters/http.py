@@ -198,4 +198,5 @@ async def set_preferences(
 )
 async def reminders(department_code: Code, principal: InboxReader, uow: UowDep) -> list[ReminderView]:
     code = _own(principal, "notifier.inbox.read", department_code)
-    return [ReminderView.model_validate(r, from_attributes=True) for r in await uow.reminders_of(code)]
+    shown = handlers.reminders_shown(await uow.reminders_of(code), handlers.roles_reading(principal, code))
+    return [ReminderView.model_validate(r, from_attributes=True) for r in shown]
