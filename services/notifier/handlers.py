@@ -237,7 +237,7 @@ async def finding_closed(event_id: str, e: AuditFindingCorrected | AuditFindingE
     async with n.uow() as tx:
         await tx.cancel_reminders(Deadline.FINDING_RECTIFICATION, e.finding_id)
         if isinstance(e, AuditFindingEscalated):
-            await _issue(tx, n, notifications.finding_escalated(event_id, e))
+            await _issue(tx, n, notifications.finding_escalated(event_id, e, n.it_office_code))
 
 
 async def _remind(

@@ -73,6 +73,11 @@ CASES = [
         {PROVIDER: {COMPILER, REVIEWER}, IT_OFFICE: {OPERATOR}},
     ),
     ("AuditFindingRaised", payload("AuditFindingRaised", finding_id="f1", department_code=PROVIDER), {PROVIDER: set()}),
+    (  # 通报批评: the IT office's operators ask for it (Art. 24)
+        "AuditFindingEscalated",
+        payload("AuditFindingEscalated", finding_id="f1", department_code=PROVIDER),
+        {PROVIDER: set(), IT_OFFICE: {OPERATOR}},
+    ),
     (
         "DisputeEscalated",
         payload("DisputeEscalated", dispute_id="d1", escalated_by_department=CONSUMER, **REQUESTED),

@@ -606,12 +606,16 @@ def finding_raised(event_id: str, e: AuditFindingRaised) -> list[Notification]:
     return [_to(e.department_code, event_id, kind, title, body, about=about, audience=DEPARTMENT, due_on=due_on)]
 
 
-def finding_escalated(event_id: str, e: AuditFindingEscalated) -> list[Notification]:
-    """Its deadline passed uncorrected: a notice of criticism follows."""
+def finding_escalated(event_id: str, e: AuditFindingEscalated, it_office_code: str) -> list[Notification]:
+    """Its deadline passed uncorrected: a notice of criticism follows, which the IT office's operators ask for
+    (Art. 24: it orders the correction and proposes the criticism)."""
     title = f"整改期限已过：问题 {e.finding_id} 予以通报批评"
     body = f"问题 {e.finding_id} 未在整改期限内整改，{_day(e.escalated_on)} 起予以通报批评。{e.notice}"
     kind = NotificationKind.DEADLINE_PASSED
-    return [_to(e.department_code, event_id, kind, title, body, about=e.finding_id, audience=DEPARTMENT)]
+    return [
+        _to(party, event_id, kind, title, body, about=e.finding_id, audience=audience)
+        for party, audience in _each([(e.department_code, DEPARTMENT), (it_office_code, IT_OFFICE)]).items()
+    ]
 
 
 # who owes the step a reminder is for
