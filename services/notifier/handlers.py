@@ -99,7 +99,7 @@ async def dispute_ruled(event_id: str, ruled: DisputeRuled, n: Notifier) -> None
         dispute = ruled.parties() or await tx.dispute(ruled.dispute_id)
         if dispute is None:
             raise DisputeNotHeard("dispute_id", f"no ShareDisputed {ruled.dispute_id} was heard before its ruling")
-        await _issue(tx, n, notifications.dispute_ruled(event_id, ruled, dispute))
+        await _issue(tx, n, notifications.dispute_ruled(event_id, ruled, dispute, n.it_office_code))
 
 
 # -- who holds what ---------------------------------------------------------------------------------------

@@ -301,8 +301,9 @@ RULING_LEVELS = {
 OUTCOMES = {RulingOutcome.DECISION_UPHELD: "维持原答复", RulingOutcome.DECISION_OVERTURNED: "撤销原答复"}
 
 
-def dispute_ruled(event_id: str, e: DisputeRuled, dispute: Dispute) -> list[Notification]:
-    """Both parties hear the ruling; until it is final, either may escalate it."""
+def dispute_ruled(event_id: str, e: DisputeRuled, dispute: Dispute, it_office_code: str) -> list[Notification]:
+    """Both parties hear the ruling; until it is final, either may escalate it. The IT office's operators hear
+    the final (the leadership group's) one: the IT office keeps the group's office and ruled first."""
     final = "最终" if e.final else ""
     title = f"共享争议{final}裁定（{OUTCOMES[e.outcome]}）：申请 {e.request_id}"
     body = (
@@ -311,9 +312,12 @@ def dispute_ruled(event_id: str, e: DisputeRuled, dispute: Dispute) -> list[Noti
     if not e.final:
         body += "。对裁定不服的，可提请市政务数据共享工作领导小组裁定。"
     kind = NotificationKind.DISPUTE_RULED
+    told = [(dispute.consumer_code, DATA_ADMINISTRATORS), (dispute.provider_code, DATA_ADMINISTRATORS)]
+    if e.final:
+        told.append((it_office_code, IT_OFFICE))
     return [
-        _to(party, event_id, kind, title, body, about=e.request_id, audience=DATA_ADMINISTRATORS)
-        for party in (dispute.consumer_code, dispute.provider_code)
+        _to(party, event_id, kind, title, body, about=e.request_id, audience=audience)
+        for party, audience in _each(told).items()
     ]
 
 
