@@ -38,9 +38,9 @@ from services.notifier.domain.events import (
     ShareRequested,
 )
 from services.notifier.domain.holdings import EntryTerms, Holding, holders, tightened
-from services.notifier.domain.notifications import Channel, Delivery, Notification, Rule
+from services.notifier.domain.notifications import REMINDED, Channel, Delivery, Notification, Rule
 from services.notifier.domain.preferences import DIGEST_SHOWN, Preferences, defaults, digest, next_digest_at
-from services.notifier.domain.reminders import CHINA, Deadline, ReminderPolicy, one_year_after
+from services.notifier.domain.reminders import CHINA, Deadline, Reminder, ReminderPolicy, one_year_after
 from services.notifier.ports import NOTIFICATIONS, Clock, DepartmentTopics, NotifierTransaction, UnitOfWork, Wakeable
 
 PRODUCER = "notifier"
@@ -99,7 +99,7 @@ async def dispute_ruled(event_id: str, ruled: DisputeRuled, n: Notifier) -> None
         dispute = ruled.parties() or await tx.dispute(ruled.dispute_id)
         if dispute is None:
             raise DisputeNotHeard("dispute_id", f"no ShareDisputed {ruled.dispute_id} was heard before its ruling")
-        await _issue(tx, n, notifications.dispute_ruled(event_id, ruled, dispute))
+        await _issue(tx, n, notifications.dispute_ruled(event_id, ruled, dispute, n.it_office_code))
 
 
 # -- who holds what ---------------------------------------------------------------------------------------
@@ -237,7 +237,7 @@ async def finding_closed(event_id: str, e: AuditFindingCorrected | AuditFindingE
     async with n.uow() as tx:
         await tx.cancel_reminders(Deadline.FINDING_RECTIFICATION, e.finding_id)
         if isinstance(e, AuditFindingEscalated):
-            await _issue(tx, n, notifications.finding_escalated(event_id, e))
+            await _issue(tx, n, notifications.finding_escalated(event_id, e, n.it_office_code))
 
 
 async def _remind(
@@ -307,11 +307,16 @@ async def _tell_changes(n: Notifier, batch: ChangeBatch, notices: list[Notificat
 
 
 async def _send_digest(tx: NotifierTransaction, n: Notifier, department_code: str, at: datetime) -> None:
-    """What waited for the department's digest goes as one notice; the next digest is due tomorrow (none once
-    the department wants its notices at once again)."""
-    waiting, total = await tx.awaiting_digest(department_code, DIGEST_SHOWN)
-    if total:
-        await _issue(tx, n, [digest(department_code, at, waiting, total)])
+    """What waited for the department's digest goes as one notice per audience (those for its compilers in
+    one, for its data administrators in another, the department-wide ones in a third …), so a person's inbox
+    shows no digest naming a notice not hers; the next digest is due tomorrow (none once the department wants
+    its notices at once again)."""
+    digests = []
+    for audience in await tx.digest_audiences(department_code):  # one digest each: none names another's notice
+        waiting, total = await tx.awaiting_digest(department_code, audience, DIGEST_SHOWN)
+        digests.append(digest(department_code, at, waiting, total, audience))
+    if digests:
+        await _issue(tx, n, digests)
         await tx.digested(department_code)
     chosen = (await tx.preferences({department_code})).get(department_code)
     daily = chosen is not None and chosen.delivery is Delivery.DAILY_DIGEST
@@ -405,9 +410,24 @@ def roles_reading(principal: Principal, department_code: str | None) -> frozense
     return principal.roles
 
 
+def reminders_shown(reminders: list[Reminder], roles: frozenset[Role] | None) -> list[Reminder]:
+    """The reminders a reader with `roles` (None: all, roles_reading) is shown: those whose notice will be for
+    her, as the inbox shows notices."""
+    return [r for r in reminders if roles is None or not REMINDED[r.deadline] or REMINDED[r.deadline] & roles]
+
+
+def reader_of(principal: Principal) -> str:
+    """Whose read state: each person's and each machine's (an adapter keeps its own, as a person does)."""
+    return f"{principal.kind}:{principal.subject}"
+
+
 async def mark_read(
-    department_code: str | None, notification_id: str, uow: UnitOfWork, roles: frozenset[Role] | None = None
+    department_code: str | None,
+    notification_id: str,
+    uow: UnitOfWork,
+    reader: str,
+    roles: frozenset[Role] | None = None,
 ) -> None:
-    """Mark a notice read (for everyone in the department it is for): only one the reader sees."""
-    if not await uow.mark_read(department_code, notification_id, roles):
+    """Mark a notice read for `reader` alone (her colleagues' read state is theirs): only one she sees."""
+    if not await uow.mark_read(department_code, notification_id, reader, roles):
         raise NotificationNotFound("notification_id", f"no notification {notification_id} in this inbox")

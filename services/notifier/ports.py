@@ -13,7 +13,7 @@ from common.policy import Role
 from services.notifier.domain.changes import ChangeBatch, Ranges
 from services.notifier.domain.events import Dispute
 from services.notifier.domain.holdings import EntryTerms, Holding
-from services.notifier.domain.notifications import Notification, NotificationKind
+from services.notifier.domain.notifications import Audience, Notification, NotificationKind
 from services.notifier.domain.preferences import Preferences
 from services.notifier.domain.reminders import Deadline, Reminder
 from services.notifier.domain.webhooks import Delivery, DeliveryState, Endpoint, Outcome
@@ -96,7 +96,11 @@ class NotifierTransaction(Protocol):
 
     async def due_digest(self, now: datetime) -> tuple[str, datetime] | None: ...
 
-    async def awaiting_digest(self, department_code: str, limit: int) -> tuple[list[Notification], int]: ...
+    async def digest_audiences(self, department_code: str) -> list[Audience]: ...  # of the notices waiting
+
+    async def awaiting_digest(
+        self, department_code: str, audience: Audience, limit: int
+    ) -> tuple[list[Notification], int]: ...  # those for exactly `audience`, oldest first
 
     async def digested(self, department_code: str) -> None: ...
 
@@ -112,6 +116,10 @@ class InboxQuery:
     # Whose notices: those for one of these roles and the department-wide ones (a person's inbox); None: all
     # (a machine, or the IT office reading another department's)
     roles: frozenset[Role] | None = None
+    # With department_code None (the IT office's oversight): the department whose notices `roles` filter (the
+    # reader's own, where she reads as in her own inbox); every other department's are shown whole
+    own_code: str | None = None
+    reader: str | None = None  # whose read state `unread_only` means (handlers.reader_of); None: the legacy flag
 
 
 class UnitOfWork(Protocol):
@@ -120,7 +128,7 @@ class UnitOfWork(Protocol):
     async def inbox(self, query: InboxQuery) -> tuple[list[Notification], int]: ...
 
     async def mark_read(
-        self, department_code: str | None, notification_id: str, roles: frozenset[Role] | None = None
+        self, department_code: str | None, notification_id: str, reader: str, roles: frozenset[Role] | None = None
     ) -> bool: ...
 
     async def preferences_of(self, department_code: str) -> Preferences | None: ...

@@ -7,6 +7,7 @@ its Kafka topic, its webhook) every notice."""
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 import uuid
 from datetime import UTC, date, datetime, timedelta
@@ -59,13 +60,15 @@ async def test_each_person_sees_the_notices_for_her_roles_and_the_departments_sy
         notifier = await start_notifier(infra, tmp_path, services, it_office, database)
         await register(notifier, provider, receiver.url)
         # a notice kept before notices had audiences: for the whole department, as it always was
-        legacy = f"legacy-{uuid.uuid4().hex[:8]}:{provider}"
+        # and one read before read state was kept per reader: read for everyone
+        legacy, legacy_read = f"legacy-{uuid.uuid4().hex[:8]}:{provider}", f"legacy-{uuid.uuid4().hex[:8]}:{provider}"
         async with AsyncMongoClient(infra.mongo_uri) as client:
-            await client[database]["notifier_inbox"].insert_one(
-                {"_id": legacy, "recipient_code": provider, "kind": "OTHER", "title": "旧通知", "body": "b",
-                 "reference": None, "due_on": None, "created_at": datetime.now(UTC), "read": False,
+            await client[database]["notifier_inbox"].insert_many([
+                {"_id": key, "recipient_code": provider, "kind": "OTHER", "title": "旧通知", "body": "b",
+                 "reference": None, "due_on": None, "created_at": datetime.now(UTC), "read": key == legacy_read,
                  "resource_code": None, "channels": ["INBOX", "KAFKA", "WEBHOOK"], "in_digest": False}
-            )  # fmt: skip
+                for key in (legacy, legacy_read)
+            ])  # fmt: skip
 
         resource = f"101001/{uuid.uuid4().int % 10**6:06d}"
         entry = {"resource_code": resource, "provider_code": provider, "version": 1}
@@ -84,18 +87,22 @@ async def test_each_person_sees_the_notices_for_her_roles_and_the_departments_sy
         demand_event = ids.pop("demand")  # for the IT office
         filed = payload("ShareDemandFiled", demand_id=demand_id, requester_code=consumer)
         await send(infra, "catalog.demand-events", [("ShareDemandFiled", demand_id, filed, demand_event)])
+        office_request, office_resource = uuid.uuid4().hex, f"101001/{uuid.uuid4().int % 10**6:06d}"
+        to_office = payload("ShareRequested", request_id=office_request, resource_code=office_resource,
+                            provider_code=it_office, consumer_code=consumer, decide_by=date(2099, 1, 5))  # fmt: skip
+        await send(infra, "exchange.share-events", [("ShareRequested", office_request, to_office, office_request)])
         notice = {step: f"{event_id}:{provider}" for step, event_id in ids.items()}
 
         adapter = bearer(provider, subject="adapter-1", machine=MachineKind.ADAPTER)
-        everything = await inbox_until(notifier, provider, adapter, set(notice.values()) | {legacy})
-        assert {n["notification_id"] for n in everything} == set(notice.values()) | {legacy}
+        everything = await inbox_until(notifier, provider, adapter, set(notice.values()) | {legacy, legacy_read})
+        assert {n["notification_id"] for n in everything} == set(notice.values()) | {legacy, legacy_read}
         audiences = {n["notification_id"]: n["audience"] for n in everything}
         assert audiences[notice["submitted"]] == ["catalog_reviewer"] and audiences[legacy] == []
 
         compiler = bearer(provider, Role.CATALOG_COMPILER, subject="compiler-1")
         reviewer = bearer(provider, Role.CATALOG_REVIEWER, subject="reviewer-1")
         admin = bearer(provider, Role.DATA_ADMINISTRATOR, subject="admin-1")
-        everyone = {notice["finding"], legacy}
+        everyone = {notice["finding"], legacy, legacy_read}
         expected = {
             "compiler": (compiler, {notice["returned"], notice["approved"]} | everyone),
             "reviewer": (reviewer, {notice["submitted"], notice["resubmitted"]} | everyone),
@@ -106,16 +113,31 @@ async def test_each_person_sees_the_notices_for_her_roles_and_the_departments_sy
                 page = (await client.get(f"/inbox/{provider}", headers=headers)).json()
                 assert {n["notification_id"] for n in page["items"]} == wanted, who
                 unread = await client.get(f"/inbox/{provider}", headers=headers, params={"unread": "true", "limit": 1})
-                assert unread.json()["total"] == page["total"] == len(wanted), who
-            # the compiler reads the return: her unread count drops, the reviewer's not; a notice that is not
-            # hers she cannot mark read
-            read = await client.post(f"/inbox/{provider}/{notice['returned']}/read", headers=compiler)
-            assert read.status_code == 204
+                assert unread.json()["total"] == page["total"] - 1 == len(wanted) - 1, who  # legacy_read
+            # the compiler reads the return and the finding: her unread count drops, nobody else's (the finding
+            # is the whole department's, and each reads it for herself); a notice not hers she cannot mark read
+            for read in (notice["returned"], notice["finding"], notice["finding"]):  # read twice: still read
+                assert (await client.post(f"/inbox/{provider}/{read}/read", headers=compiler)).status_code == 204
             refused = await client.post(f"/inbox/{provider}/{notice['submitted']}/read", headers=compiler)
             assert refused.status_code == 404
-            for headers, unread_left in ((compiler, 3), (reviewer, 4), (admin, 3), (adapter, 6)):
+            # the adapter keeps a read state of its own
+            assert (
+                await client.post(f"/inbox/{provider}/{notice['request']}/read", headers=adapter)
+            ).status_code == 204
+            another_compiler = bearer(provider, Role.CATALOG_COMPILER, subject="compiler-2")
+            left = {"compiler": (compiler, 2), "compiler-2": (another_compiler, 4), "reviewer": (reviewer, 4),
+                    "admin": (admin, 3), "adapter": (adapter, 6)}  # fmt: skip
+            for who, (headers, unread_left) in left.items():
                 page = await client.get(f"/inbox/{provider}", headers=headers, params={"unread": "true"})
-                assert page.json()["total"] == unread_left
+                assert page.json()["total"] == unread_left, who
+            shown = (await client.get(f"/inbox/{provider}", headers=compiler)).json()["items"]
+            assert {n["notification_id"] for n in shown if n["read"]} == {
+                notice["returned"],
+                notice["finding"],
+                legacy_read,
+            }
+            shown = (await client.get(f"/inbox/{provider}", headers=reviewer)).json()["items"]
+            assert {n["notification_id"] for n in shown if n["read"]} == {legacy_read}
             # the IT office: its operators see the unmet demand addressed to them, its auditor not; another
             # department's inbox, read as oversight, is all of that department's
             operator = bearer(it_office, Role.IT_OFFICE_OPERATOR, subject="operator-1")
@@ -123,7 +145,16 @@ async def test_each_person_sees_the_notices_for_her_roles_and_the_departments_sy
             demand = await inbox_until(notifier, it_office, operator, {f"{demand_event}:{it_office}"})
             assert [n["kind"] for n in demand] == ["DEMAND_EVENT"]
             assert (await client.get(f"/inbox/{it_office}", headers=office_auditor)).json()["total"] == 0
-            assert (await client.get(f"/inbox/{provider}", headers=operator)).json()["total"] == 7
+            assert (await client.get(f"/inbox/{provider}", headers=operator)).json()["total"] == 8
+            # overseeing every department, her own department's notices as her own inbox shows them: not the
+            # request its data administrator decides (which she could not mark read)
+            office_admin = bearer(it_office, Role.DATA_ADMINISTRATOR, subject="office-admin-1")
+            await inbox_until(notifier, it_office, office_admin, {f"{office_request}:{it_office}"})
+            own = (await client.get(f"/inbox/{it_office}", headers=operator)).json()["items"]
+            overseen = (await client.get("/inbox", headers=operator, params={"limit": 100})).json()["items"]
+            in_oversight = {n["notification_id"] for n in overseen if n["recipient_code"] == it_office}
+            assert in_oversight == {n["notification_id"] for n in own} == {f"{demand_event}:{it_office}"}
+            assert {n["notification_id"] for n in overseen if n["recipient_code"] == provider} >= set(notice.values())
 
         # the department's systems get every notice issued, whoever in it it is for
         on_topic = await read_topic(infra.bootstrap, f"notifier.notices.{provider}", 6, timeout=30)
@@ -131,6 +162,11 @@ async def test_each_person_sees_the_notices_for_her_roles_and_the_departments_sy
         assert {codec.decode(r.value)[1]["notification_id"] for r in on_topic} == set(notice.values())
         delivered = await receiver.wait_for(6, timeout=30)
         assert {r.webhook_id for r in delivered} == set(notice.values())
+        # each carrying whom it is for, so that a system forwarding notices to people can route them by role
+        on_topic_for = {p["notification_id"]: p["audience"] for p in (codec.decode(r.value)[1] for r in on_topic)}
+        hooked_for = {r.webhook_id: json.loads(r.body)["data"]["audience"] for r in delivered}
+        assert on_topic_for == hooked_for == {k: v for k, v in audiences.items() if k not in (legacy, legacy_read)}
+        assert on_topic_for[notice["request"]] == ["data_administrator"] and on_topic_for[notice["finding"]] == []
     finally:
         await receiver.stop()
 

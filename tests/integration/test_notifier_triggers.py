@@ -61,12 +61,18 @@ def system(department: str) -> dict:
 
 
 async def inbox_until(
-    notifier: ServiceProcess, department: str, expected: int, timeout: float = 30, **query: str
+    notifier: ServiceProcess,
+    department: str,
+    expected: int,
+    timeout: float = 30,
+    as_who: dict | None = None,
+    **query: str,
 ) -> list[dict]:
-    """The department's notices once `expected` are there (and a moment later, so that no more arrive)."""
+    """The department's notices once `expected` are there (and a moment later, so that no more arrive), as
+    `as_who` reads them (a person her roles'; by default the department's adapter: all of them)."""
     found: list[dict] = []
     deadline = time.monotonic() + timeout
-    async with httpx.AsyncClient(base_url=notifier.url, headers=system(department)) as client:
+    async with httpx.AsyncClient(base_url=notifier.url, headers=as_who or system(department)) as client:
         while time.monotonic() < deadline:
             response = await client.get(f"/inbox/{department}", params=query)
             assert response.status_code == 200, response.text
@@ -143,7 +149,10 @@ async def test_catalog_review_duplicates_demands_and_overdue_entries_reach_whom_
     to_requester = await inbox_until(notifier, requester, 3)
     assert kinds(to_requester) == ["DEMAND_EVENT"] * 3
     assert any("《保守国家秘密法》" in n["body"] for n in to_requester)
-    assert await inbox_until(notifier, other, 1, timeout=2) == []  # the existing provider is not concerned
+    # the authoritative source's department: its compilers hear that its element is collected again
+    [told] = await inbox_until(notifier, other, 1, as_who=bearer(other, Role.CATALOG_COMPILER))
+    assert told["kind"] == "DUPLICATE_SOURCE" and told["audience"] == ["catalog_compiler", "catalog_reviewer"]
+    assert await inbox_until(notifier, other, 1, timeout=2, as_who=reader(other)) == []  # not its administrator's
 
 
 async def test_holders_hear_of_data_changes_in_batches_and_of_their_entry_until_their_grant_ends(
@@ -555,11 +564,25 @@ async def test_a_daily_digest_gathers_what_waited_and_goes_on_the_departments_to
                                                decide_by=date(2099, 1, 5)))
         for request_id in ids
     ])  # fmt: skip
+    entry = {"resource_code": "101001/000002", "provider_code": provider, "version": 1}
+    await send(
+        infra,
+        "catalog.entry-events",
+        [("CatalogEntryReturned", "101001/000002", payload("CatalogEntryReturned", **entry))],
+    )
     assert len(await inbox_until(notifier, provider, 3, kind="REQUEST_ARRIVED")) == 3  # in the inbox at once
     topic = f"notifier.notices.{provider}"
-    [digest] = await inbox_until(notifier, provider, 1, timeout=60, kind="DIGEST")
+    # one digest for each audience: the data administrator's names the requests, the compiler's the return
+    compiler = bearer(provider, Role.CATALOG_COMPILER)
+    [returned] = await inbox_until(notifier, provider, 1, as_who=compiler, kind="CATALOG_EVENT")
+    [digest] = await inbox_until(notifier, provider, 1, timeout=60, as_who=reader(provider), kind="DIGEST")
     assert "（3 条）" in digest["title"] and digest["body"].count("数据共享申请待答复") == 3
-    assert notices_on(await read_topic(infra.bootstrap, topic, 2, timeout=3)) == {digest["notification_id"]}
+    assert returned["title"] not in digest["body"] and digest["audience"] == ["data_administrator"]
+    [compilers] = await inbox_until(notifier, provider, 1, timeout=60, as_who=compiler, kind="DIGEST")
+    assert "（1 条）" in compilers["title"] and returned["title"] in compilers["body"]
+    assert "数据共享申请待答复" not in compilers["body"]
+    digests = {digest["notification_id"], compilers["notification_id"]}
+    assert notices_on(await read_topic(infra.bootstrap, topic, 3, timeout=3)) == digests
 
 
 async def test_a_request_to_publish_reaches_the_provider_with_a_reminder_and_its_answer_the_consumer(

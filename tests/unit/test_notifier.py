@@ -29,7 +29,7 @@ from services.notifier.domain import events as domain_events
 from services.notifier.domain.changes import ChangeBatch, Ranges, told_after
 from services.notifier.domain.events import Dispute
 from services.notifier.domain.holdings import EntryTerms, Holding
-from services.notifier.domain.notifications import Notification, NotificationKind
+from services.notifier.domain.notifications import READERS_KEPT, Audience, Channel, Notification, NotificationKind
 from services.notifier.domain.preferences import Preferences
 from services.notifier.domain.reminders import Deadline, Reminder, ReminderPolicy
 from services.notifier.handlers import DisputeNotHeard, Notifier
@@ -60,7 +60,7 @@ class NoWebhooks:
 class FakeTransaction:
     def __init__(self, uow: "FakeUnitOfWork") -> None:
         self.uow = uow
-        self.inbox = dict(uow.inbox)
+        self.kept = dict(uow.kept)
         self.disputes = dict(uow.disputes)
         self.held = dict(uow.held)
         self.entries = dict(uow.entries)
@@ -72,12 +72,12 @@ class FakeTransaction:
         self.webhooks = NoWebhooks()
 
     async def existing(self, notification_ids: Collection[str]) -> set[str]:
-        return set(notification_ids) & set(self.inbox)
+        return set(notification_ids) & set(self.kept)
 
     async def add_all(self, notifications: list[Notification]) -> None:
         for n in notifications:
-            assert n.notification_id not in self.inbox  # the key is unique, as the database's _id
-            self.inbox[n.notification_id] = n
+            assert n.notification_id not in self.kept  # the key is unique, as the database's _id
+            self.kept[n.notification_id] = n
 
     def emit(self, topic: str, event: Event) -> None:
         self.emitted.append((topic, event))
@@ -152,21 +152,39 @@ class FakeTransaction:
         due = sorted((at, code) for code, at in self.digests.items() if at <= now)
         return (due[0][1], due[0][0]) if due else None
 
-    async def awaiting_digest(self, department_code: str, limit: int) -> tuple[list[Notification], int]:
-        waiting = [n for n in self.inbox.values() if n.recipient_code == department_code and n.in_digest]
+    async def digest_audiences(self, department_code: str) -> list[Audience]:
+        found = {n.audience for n in self.kept.values() if n.recipient_code == department_code and n.in_digest}
+        return sorted(found, key=lambda a: sorted(a))
+
+    async def awaiting_digest(
+        self, department_code: str, audience: Audience, limit: int
+    ) -> tuple[list[Notification], int]:
+        waiting = [
+            n
+            for n in self.kept.values()
+            if n.recipient_code == department_code and n.in_digest and n.audience == audience
+        ]
         return waiting[:limit], len(waiting)
 
     async def digested(self, department_code: str) -> None:
-        for key, n in self.inbox.items():
+        for key, n in self.kept.items():
             if n.recipient_code == department_code and n.in_digest:
-                self.inbox[key] = replace(n, in_digest=False)
+                self.kept[key] = replace(n, in_digest=False)
+
+
+def _wanted(n: Notification, query: InboxQuery) -> bool:
+    return (
+        not (query.unread_only and n.read_for(query.reader))
+        and query.kind in (None, n.kind)
+        and query.resource_code in (None, n.resource_code)
+    )
 
 
 class FakeUnitOfWork:
     """Commits a transaction's writes only when its block ends without an error, as the MongoDB one does."""
 
     def __init__(self) -> None:
-        self.inbox: dict[str, Notification] = {}
+        self.kept: dict[str, Notification] = {}
         self.disputes: dict[str, Dispute] = {}
         self.held: dict[str, Holding] = {}
         self.entries: dict[str, EntryTerms] = {}
@@ -180,22 +198,41 @@ class FakeUnitOfWork:
     async def __call__(self) -> AsyncIterator[FakeTransaction]:
         tx = FakeTransaction(self)
         yield tx
-        self.inbox, self.disputes, self.held = tx.inbox, tx.disputes, tx.held
+        self.kept, self.disputes, self.held = tx.kept, tx.disputes, tx.held
         self.entries, self.feeds, self.reminders = tx.entries, tx.feeds, tx.reminders
         self.chosen, self.digests = tx.chosen, tx.digests
         self.emitted += tx.emitted
 
     async def inbox_of(self, department_code: str) -> list[Notification]:
-        return [n for n in self.inbox.values() if n.recipient_code == department_code]
+        return [n for n in self.kept.values() if n.recipient_code == department_code]
 
     async def inbox(self, query: InboxQuery) -> tuple[list[Notification], int]:
-        found = [n for n in self.inbox.values() if query.department_code in (None, n.recipient_code)]
+        """As the MongoDB inbox filters: one department's inbox (or every department's), her roles'."""
+
+        def shown(n: Notification) -> bool:
+            if not _wanted(n, query):
+                return False
+            if query.department_code is not None or n.recipient_code == query.own_code:
+                mine = query.department_code in (None, n.recipient_code)
+                return mine and Channel.INBOX in n.channels and (query.roles is None or n.concerns(query.roles))
+            return query.own_code is not None or query.roles is None or n.concerns(query.roles)
+
+        found = sorted(filter(shown, self.kept.values()), key=lambda n: (n.created_at, n.notification_id))[::-1]
         return found[query.offset : query.offset + query.limit], len(found)
 
     async def mark_read(
-        self, department_code: str | None, notification_id: str, roles: frozenset[Role] | None = None
+        self, department_code: str | None, notification_id: str, reader: str, roles: frozenset[Role] | None = None
     ) -> bool:
-        return False
+        n = self.kept.get(notification_id)
+        if (
+            n is None
+            or department_code not in (None, n.recipient_code)
+            or (roles is not None and not n.concerns(roles))
+        ):
+            return False
+        if reader not in n.read_by and len(n.read_by) < READERS_KEPT:
+            self.kept[notification_id] = replace(n, read_by=n.read_by | {reader})
+        return True
 
     async def preferences_of(self, department_code: str) -> Preferences | None:
         return self.chosen.get(department_code)
@@ -369,6 +406,9 @@ async def test_a_dispute_reaches_the_it_office_and_the_ruling_both_parties() -> 
     await deliver(uow, "DisputeRuled", RULING | {"level": "LEADERSHIP_GROUP", "final": True})
     finals = [n for n in await uow.inbox_of(CONSUMER) if "最终" in n.title]
     assert len(finals) == 1 and "市政务数据共享工作领导小组" in finals[0].body
+    # the IT office's operators hear the final ruling alone (the first was theirs)
+    rulings = [n for n in await uow.inbox_of(IT_OFFICE) if n.kind is NotificationKind.DISPUTE_RULED]
+    assert [(n.title, n.audience) for n in rulings] == [(finals[0].title, {Role.IT_OFFICE_OPERATOR})]
 
 
 async def test_a_ruling_on_a_dispute_never_heard_of_is_refused_at_once_and_notifies_nobody() -> None:
@@ -378,7 +418,7 @@ async def test_a_ruling_on_a_dispute_never_heard_of_is_refused_at_once_and_notif
     with pytest.raises(DisputeNotHeard) as refused:
         await deliver(uow, "DisputeRuled", RULING)
     assert isinstance(refused.value, RejectedEvent) and refused.value.rule == "dispute_id"
-    assert uow.inbox == {} and uow.emitted == []
+    assert uow.kept == {} and uow.emitted == []
 
 
 async def test_a_ruling_that_names_the_parties_reaches_both_without_its_dispute() -> None:
@@ -419,7 +459,7 @@ async def test_an_event_naming_no_department_or_a_day_out_of_range_is_refused_at
     with pytest.raises(RejectedEvent, match=says) as refused:
         await deliver(uow, event_type, payload)
     assert refused.value.rule == rule
-    assert uow.inbox == {} and uow.emitted == [] and uow.reminders == {}
+    assert uow.kept == {} and uow.emitted == [] and uow.reminders == {}
 
 
 async def test_a_department_the_notifier_has_not_heard_of_is_told_all_the_same() -> None:

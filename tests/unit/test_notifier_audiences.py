@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import copy
 import json
-from datetime import date
+from datetime import date, timedelta
 
 import pytest
 from pydantic import ValidationError
@@ -16,6 +16,8 @@ from common.policy import MachineKind, Principal, Role
 from services.directory import demo_data
 from services.notifier import handlers
 from services.notifier.domain.notifications import Notification, NotificationKind
+from services.notifier.domain.preferences import Delivery, Preferences
+from services.notifier.ports import InboxQuery
 from services.notifier.settings import DEMO_LEADERSHIP_GROUP_CODE, NotifierSettings
 from tests.contract.test_schemas import sample
 from tests.unit.test_notifier import CONSUMER, IT_OFFICE, PROVIDER, REQUEST, FakeUnitOfWork, code, deliver, notifier_of
@@ -57,7 +59,7 @@ CASES = [
             new_provider_code=PROVIDER,
             existing_provider_code=CONSUMER,
         ),
-        {PROVIDER: {COMPILER, REVIEWER}, IT_OFFICE: {OPERATOR}},
+        {PROVIDER: {COMPILER, REVIEWER}, CONSUMER: {COMPILER, REVIEWER}, IT_OFFICE: {OPERATOR}},
     ),
     ("ShareDemandFiled", payload("ShareDemandFiled", demand_id="m1", requester_code=CONSUMER), {IT_OFFICE: {OPERATOR}}),
     (
@@ -71,9 +73,20 @@ CASES = [
         {PROVIDER: {COMPILER, REVIEWER}, IT_OFFICE: {OPERATOR}},
     ),
     ("AuditFindingRaised", payload("AuditFindingRaised", finding_id="f1", department_code=PROVIDER), {PROVIDER: set()}),
+    (  # 通报批评: the IT office's operators ask for it (Art. 24)
+        "AuditFindingEscalated",
+        payload("AuditFindingEscalated", finding_id="f1", department_code=PROVIDER),
+        {PROVIDER: set(), IT_OFFICE: {OPERATOR}},
+    ),
     (
         "DisputeEscalated",
         payload("DisputeEscalated", dispute_id="d1", escalated_by_department=CONSUMER, **REQUESTED),
+        {IT_OFFICE: {OPERATOR}, PROVIDER: {ADMIN}, LEADERSHIP: {MEMBER}},
+    ),
+    (  # the IT office applied and escalated: its operators, who keep the leadership group's office, hear
+        "DisputeEscalated",
+        payload("DisputeEscalated", dispute_id="d1", escalated_by_department=IT_OFFICE, **REQUESTED)
+        | {"consumer_code": IT_OFFICE},
         {IT_OFFICE: {OPERATOR}, PROVIDER: {ADMIN}, LEADERSHIP: {MEMBER}},
     ),
     (  # the IT office applied itself: one notice, for its operators and its data administrators
@@ -97,7 +110,7 @@ async def test_each_trigger_addresses_the_roles_that_act_on_it(
     n = notifier_of(uow)
     n = handlers.Notifier(**{**n.__dict__, "leadership_group_code": LEADERSHIP})
     await deliver(uow, event_type, body, "e1", n)
-    told = {x.recipient_code: set(x.audience) for x in uow.inbox.values()}
+    told = {x.recipient_code: set(x.audience) for x in uow.kept.values()}
     assert told == expected
 
 
@@ -105,7 +118,7 @@ async def test_without_the_leadership_groups_code_the_it_office_hears_of_an_esca
     uow = FakeUnitOfWork()
     body = payload("DisputeEscalated", dispute_id="d1", escalated_by_department=CONSUMER, **REQUESTED)
     await deliver(uow, "DisputeEscalated", body, "e1", notifier_of(uow))
-    assert {x.recipient_code for x in uow.inbox.values()} == {IT_OFFICE, PROVIDER}
+    assert {x.recipient_code for x in uow.kept.values()} == {IT_OFFICE, PROVIDER}
 
 
 async def test_reminders_go_to_whoever_owes_the_step() -> None:
@@ -121,7 +134,7 @@ async def test_reminders_go_to_whoever_owes_the_step() -> None:
     )
     n.clock.at = n.clock.at.replace(day=25)  # type: ignore[attr-defined]
     await handlers.fire_due(n)
-    reminded = {x.reference: x.audience for x in uow.inbox.values() if x.kind is NotificationKind.DEADLINE_APPROACHING}
+    reminded = {x.reference: x.audience for x in uow.kept.values() if x.kind is NotificationKind.DEADLINE_APPROACHING}
     assert reminded == {"r1": {ADMIN}, RESOURCE: {COMPILER, REVIEWER}}
 
 
@@ -169,3 +182,54 @@ def test_the_leadership_group_is_a_setting_the_demo_directory_matches_and_produc
     assert NotifierSettings(leadership_group_code=LEADERSHIP.lower()).leadership_group_code == LEADERSHIP
     with pytest.raises(ValidationError, match="leadership group"):
         NotifierSettings(leadership_group_code="11360800MB0000003X")
+
+
+async def test_a_daily_digest_is_one_per_audience_and_names_only_what_its_readers_see() -> None:
+    """A compiler's inbox shows no digest naming the request her data administrator decides."""
+    uow = FakeUnitOfWork()
+    n = notifier_of(uow)
+    await handlers.choose_preferences(Preferences(PROVIDER, delivery=Delivery.DAILY_DIGEST), n)
+    await deliver(uow, "ShareRequested", REQUEST, "e1", n)
+    await deliver(uow, "CatalogEntryReturned", payload("CatalogEntryReturned", **ENTRY), "e2", n)
+    request = next(x for x in uow.kept.values() if x.kind is NotificationKind.REQUEST_ARRIVED)
+    returned = next(x for x in uow.kept.values() if x.kind is NotificationKind.CATALOG_EVENT)
+    n.clock.at = n.clock.at + timedelta(days=1)  # type: ignore[attr-defined]
+    await handlers.fire_due(n)
+
+    async def digests(*roles: Role) -> list[Notification]:
+        query = InboxQuery(PROVIDER, kind=NotificationKind.DIGEST, roles=frozenset(roles))
+        return (await uow.inbox(query))[0]
+
+    [compilers] = await digests(COMPILER)
+    assert returned.title in compilers.body and request.title not in compilers.body
+    [admins] = await digests(ADMIN)
+    assert request.title in admins.body and returned.title not in admins.body
+    assert len(await digests(COMPILER, ADMIN)) == 2
+    assert await digests(Role.AUDITOR) == []
+
+
+def test_a_notice_names_its_audience_there_is_no_department_wide_default() -> None:
+    with pytest.raises(TypeError, match="audience"):
+        Notification("n1", PROVIDER, NotificationKind.OTHER, "t", "b")  # type: ignore[call-arg]
+
+
+async def test_a_person_is_shown_the_reminders_whose_notices_will_be_hers() -> None:
+    uow = FakeUnitOfWork()
+    n = notifier_of(uow)
+    await deliver(uow, "ShareRequested", REQUEST | {"decide_by": date(2026, 11, 23)}, "e1", n)
+    found = payload("AuditFindingRaised", finding_id="f1", department_code=PROVIDER, correct_by=date(2026, 12, 30))
+    await deliver(uow, "AuditFindingRaised", found, "e2", n)
+    scheduled = await uow.reminders_of(PROVIDER)
+    assert {r.reference for r in scheduled} == {"r1", "f1"}
+
+    def shown(*roles: Role) -> set[str]:
+        reader = Principal("p", PROVIDER, frozenset(roles))
+        return {r.reference for r in handlers.reminders_shown(scheduled, handlers.roles_reading(reader, PROVIDER))}
+
+    assert shown(COMPILER) == {"f1"}  # the finding's rectification is the whole department's
+    assert shown(ADMIN) == {"r1", "f1"}
+    adapter = Principal("a", PROVIDER, machine=MachineKind.ADAPTER)
+    assert {r.reference for r in handlers.reminders_shown(scheduled, handlers.roles_reading(adapter, PROVIDER))} == {
+        "r1",
+        "f1",
+    }

@@ -161,7 +161,9 @@ def test_a_rotation_signs_with_both_secrets_during_the_overlap_then_only_the_new
 
 
 def notice(kind=NotificationKind.REQUEST_ARRIVED, reference="req-1", recipient=DEPT) -> Notification:
-    return Notification(f"evt-1:{recipient}", recipient, kind, "标题", "正文", reference=reference, created_at=NOW)
+    return Notification(
+        f"evt-1:{recipient}", recipient, kind, "标题", "正文", reference=reference, created_at=NOW, audience=frozenset()
+    )
 
 
 def test_an_endpoint_wants_its_departments_notices_of_its_kinds() -> None:
@@ -193,7 +195,8 @@ def test_the_signed_headers_verify_with_the_reference_implementation_and_a_plain
 def test_notices_about_the_same_thing_share_a_chain_per_endpoint() -> None:
     a = delivery_for(endpoint(), notice(reference="101001/000001"), NOW)
     b = delivery_for(endpoint(), Notification("evt-2:" + DEPT, DEPT, NotificationKind.RESOURCE_CHANGED, "t", "b",
-                                              reference="101001/000001", created_at=NOW), NOW)  # fmt: skip
+                                              reference="101001/000001", created_at=NOW, audience=frozenset()),
+                        NOW)  # fmt: skip
     c = delivery_for(endpoint(), notice(reference="101001/000002"), NOW)
     assert a.chain == b.chain != c.chain
     assert a.delivery_id != b.delivery_id and a.notification_id == "evt-1:" + DEPT

@@ -80,9 +80,9 @@ def typed(cls: type[T], payload: Mapping[str, Any]) -> T:
 def subscriptions(n: handlers.Notifier) -> dict[str, Callable[[Event], Awaitable[None]]]:
     """Event type → handler, for the consumer: every rule of RULES, and the handlers that need more."""
     by_class: dict[type, TypedHandler] = {cls: partial(handlers.notify, n=n, rule=rule) for cls, rule in RULES.items()}
-    # the IT office's code from the settings: it coordinates, owes the rulings, keeps the leadership group's
-    # office, settles duplicate sources and matches demands
     group = n.leadership_group_code  # has the final word on escalated disputes
+    # the rules below also take the IT office's code from the settings: it coordinates, owes the rulings, keeps
+    # the leadership group's office, settles duplicate sources and matches demands
     for cls, rule in (
         (ShareDecisionOverdue, partial(notifications.share_overdue, leadership_group_code=group)),
         (DisputeEscalated, partial(notifications.dispute_escalated, leadership_group_code=group)),

@@ -3,7 +3,7 @@ reminders scheduled for it. The guard applies the rule's role part, `authorize` 
 
 from __future__ import annotations
 
-from dataclasses import asdict
+from dataclasses import fields
 from datetime import date, datetime
 from typing import Annotated
 
@@ -88,9 +88,12 @@ class ReminderView(BaseModel):
     remind_at: datetime
 
 
-def _view(n: Notification) -> NotificationView:
+def _view(n: Notification, principal: Principal) -> NotificationView:
+    """The notice as `principal` sees it: read if she read it (her colleagues' reading is theirs)."""
+    shown = {f.name: getattr(n, f.name) for f in fields(n) if f.name != "read_by"}  # who read it is not shown
+    read = n.read_for(handlers.reader_of(principal))
     return NotificationView.model_validate(
-        {**asdict(n), "channels": sorted(n.channels), "audience": sorted(n.audience)}
+        shown | {"read": read, "channels": sorted(n.channels), "audience": sorted(n.audience)}
     )
 
 
@@ -130,9 +133,16 @@ async def all_inboxes(
     else:
         department = principal.department_code
     roles = handlers.roles_reading(principal, department)
-    query = InboxQuery(department, unread, kind, resource, paging.offset, paging.limit, roles=roles)
+    own = None
+    if department is None:  # her own department's notices as `?recipient=` shows them, every other's whole
+        own = principal.department_code
+        roles = handlers.roles_reading(principal, own)
+    reader = handlers.reader_of(principal)
+    query = InboxQuery(
+        department, unread, kind, resource, paging.offset, paging.limit, roles=roles, own_code=own, reader=reader
+    )
     found, total = await uow.inbox(query)
-    return Page.of([_view(n) for n in found], total, paging)
+    return Page.of([_view(n, principal) for n in found], total, paging)
 
 
 @router.get(
@@ -151,14 +161,17 @@ async def inbox(
     and the IT office another department's, all of them."""
     code = _own(principal, "notifier.inbox.read", department_code)
     roles = handlers.roles_reading(principal, code)
-    found, total = await uow.inbox(InboxQuery(code, unread, kind, resource, paging.offset, paging.limit, roles=roles))
-    return Page.of([_view(n) for n in found], total, paging)
+    reader = handlers.reader_of(principal)
+    query = InboxQuery(code, unread, kind, resource, paging.offset, paging.limit, roles=roles, reader=reader)
+    found, total = await uow.inbox(query)
+    return Page.of([_view(n, principal) for n in found], total, paging)
 
 
 @router.post("/inbox/{department_code}/{notification_id}/read", status_code=204, summary="Mark a notice read")
 async def read(department_code: Code, notification_id: Code, principal: InboxReader, uow: UowDep) -> None:
     code = _own(principal, "notifier.inbox.read", department_code)
-    await handlers.mark_read(code, notification_id, uow, handlers.roles_reading(principal, code))
+    reader = handlers.reader_of(principal)
+    await handlers.mark_read(code, notification_id, uow, reader, handlers.roles_reading(principal, code))
 
 
 @router.get(
@@ -185,4 +198,5 @@ async def set_preferences(
 )
 async def reminders(department_code: Code, principal: InboxReader, uow: UowDep) -> list[ReminderView]:
     code = _own(principal, "notifier.inbox.read", department_code)
-    return [ReminderView.model_validate(r, from_attributes=True) for r in await uow.reminders_of(code)]
+    shown = handlers.reminders_shown(await uow.reminders_of(code), handlers.roles_reading(principal, code))
+    return [ReminderView.model_validate(r, from_attributes=True) for r in shown]

@@ -20,7 +20,14 @@ from services.notifier.adapters.webhooks_mongo import MongoWebhookQueue
 from services.notifier.domain.changes import ChangeBatch, Ranges, told_after
 from services.notifier.domain.events import Dispute, ShareType
 from services.notifier.domain.holdings import EntryTerms, Holding
-from services.notifier.domain.notifications import Channel, Delivery, Notification, NotificationKind
+from services.notifier.domain.notifications import (
+    READERS_KEPT,
+    Audience,
+    Channel,
+    Delivery,
+    Notification,
+    NotificationKind,
+)
 from services.notifier.domain.preferences import Preferences
 from services.notifier.domain.reminders import Deadline, Reminder
 from services.notifier.domain.webhooks import Delivery as WebhookDelivery
@@ -61,7 +68,8 @@ def _to_doc(n: Notification, retention: Retention) -> dict[str, Any]:
     # the fields as they are (all flat values): asdict's deep copy cost more than the insert of a fan-out
     doc = {f.name: getattr(n, f.name) for f in fields(n)}
     doc |= {"_id": n.notification_id, "kind": n.kind.value, "channels": sorted(c.value for c in n.channels)}
-    doc["audience"] = sorted(r.value for r in n.audience) or None  # null, as a notice kept before: everyone
+    doc["audience"] = _audience_value(n.audience)
+    doc["read_by"] = sorted(n.read_by)
     doc.pop("notification_id")
     if (expire_at := retention.on_issue(n)) is not None:
         doc["expire_at"] = expire_at
@@ -70,11 +78,16 @@ def _to_doc(n: Notification, retention: Retention) -> dict[str, Any]:
     return doc
 
 
+def _audience_value(audience: Audience) -> list[str] | None:
+    return sorted(r.value for r in audience) or None  # null, as a notice kept before: everyone
+
+
 def _from_doc(doc: dict[str, Any]) -> Notification:
     fields = {k: v for k, v in doc.items() if k not in ("_id", "expire_at")}
     fields["kind"] = NotificationKind(fields["kind"])
     fields["channels"] = frozenset(Channel(c) for c in fields.get("channels", [c.value for c in Channel]))
     fields["audience"] = frozenset(Role(r) for r in fields.get("audience") or ())
+    fields["read_by"] = frozenset(fields.get("read_by") or ())
     if fields.get("due_on") is not None:
         fields["due_on"] = fields["due_on"].date()
     return Notification(notification_id=doc["_id"], **fields)
@@ -363,8 +376,18 @@ class MongoNotifierTransaction:
         doc = await self.db[DIGESTS].find_one({"at": {"$lte": now}}, sort=[("at", ASCENDING)], session=self.session)
         return (doc["_id"], doc["at"]) if doc else None
 
-    async def awaiting_digest(self, department_code: str, limit: int) -> tuple[list[Notification], int]:
+    async def digest_audiences(self, department_code: str) -> list[Audience]:
         where = {"recipient_code": department_code, "in_digest": True}
+        groups = await self.db[INBOX].aggregate(
+            [{"$match": where}, {"$group": {"_id": "$audience"}}], session=self.session
+        )
+        found = {frozenset(Role(r) for r in g["_id"] or ()) for g in await groups.to_list()}
+        return sorted(found, key=lambda a: sorted(a))
+
+    async def awaiting_digest(
+        self, department_code: str, audience: Audience, limit: int
+    ) -> tuple[list[Notification], int]:
+        where = {"recipient_code": department_code, "in_digest": True, "audience": _audience_value(audience)}
         total = await self.db[INBOX].count_documents(where, session=self.session)
         cursor = self.db[INBOX].find(where, session=self.session).sort([("created_at", ASCENDING), ("_id", ASCENDING)])
         return [_from_doc(doc) for doc in await cursor.limit(limit).to_list()], total
@@ -406,10 +429,16 @@ class MongoUnitOfWork:
         where: dict[str, Any] = {}
         if query.department_code is not None:
             where |= {"recipient_code": query.department_code, "channels": Channel.INBOX.value}
-        if query.roles is not None:
+        if query.department_code is None and query.own_code is not None and query.roles is not None:
+            # the IT office overseeing: her own department's as her own inbox shows them, the others' whole
+            own = {"recipient_code": query.own_code, "channels": Channel.INBOX.value}
+            where["$or"] = [{"recipient_code": {"$ne": query.own_code}}, own | {"audience": _for_roles(query.roles)}]
+        elif query.roles is not None:
             where["audience"] = _for_roles(query.roles)
         if query.unread_only:
-            where["read"] = False
+            where["read"] = False  # the flag of notices read before read state was kept per reader
+            if query.reader is not None:
+                where["read_by"] = {"$ne": query.reader}
         if query.kind is not None:
             where["kind"] = query.kind.value
         if query.resource_code is not None:
@@ -425,16 +454,20 @@ class MongoUnitOfWork:
         return [_from_doc(doc) for doc in await cursor.to_list()], total
 
     async def mark_read(
-        self, department_code: str | None, notification_id: str, roles: frozenset[Role] | None = None
+        self, department_code: str | None, notification_id: str, reader: str, roles: frozenset[Role] | None = None
     ) -> bool:
         where: dict[str, Any] = {"_id": notification_id}
         if department_code is not None:
             where["recipient_code"] = department_code
         if roles is not None:
             where["audience"] = _for_roles(roles)
-        read = {"$set": {"read": True}, "$min": {"expire_at": self.retention.on_read()}}
-        result = await self.db[INBOX].update_one(where, read)
-        return result.matched_count == 1
+        # kept the first READERS_KEPT readers; the first read starts the notice's retention after reading
+        read = {
+            "$push": {"read_by": {"$each": [reader], "$slice": READERS_KEPT}},
+            "$min": {"expire_at": self.retention.on_read()},
+        }
+        result = await self.db[INBOX].update_one(where | {"read_by": {"$ne": reader}}, read)
+        return result.matched_count == 1 or await self.db[INBOX].count_documents(where, limit=1) == 1
 
     async def preferences_of(self, department_code: str) -> Preferences | None:
         doc = await self.db[PREFERENCES].find_one({"_id": department_code})

@@ -104,6 +104,9 @@ IT_OFFICE: Audience = frozenset({Role.IT_OFFICE_OPERATOR})  # coordinates disput
 LEADERSHIP: Audience = frozenset({Role.LEADERSHIP_MEMBER})  # the final word on escalated disputes
 
 
+READERS_KEPT = 1_000  # readers a notice remembers: more than any department's people and machines
+
+
 @dataclass
 class Notification:
     """One notice to one department. `notification_id` is its idempotency key: built from what caused it (the
@@ -117,16 +120,24 @@ class Notification:
     reference: str | None = None
     due_on: date | None = None
     created_at: datetime = field(default_factory=lambda: datetime.now(UTC))
-    read: bool = False
+    read: bool = False  # read before read state was kept per reader: read for everyone
     resource_code: str | None = None
     channels: frozenset[Channel] = ALL_CHANNELS  # where it goes, by the recipient's preferences
     in_digest: bool = False  # pushed channels get it in the next daily digest, not at once
     fallback: str | None = None  # why it went to the inbox, which its recipient did not choose
-    audience: Audience = DEPARTMENT  # whose roles in the recipient department it is for (empty: everyone's)
+    # whose roles in the recipient department it is for (DEPARTMENT, empty: everyone's); required, so that no
+    # rule leaves it out and tells the whole department by default
+    audience: Audience = field(kw_only=True)
+    # who has read it (reader_of: a person or a machine), each for herself: a department-wide notice one of
+    # its people read is still unread for the others; the first READERS_KEPT are kept
+    read_by: frozenset[str] = frozenset()
 
     def concerns(self, roles: frozenset[Role]) -> bool:
         """A person with `roles` in the recipient department sees it in the inbox."""
         return not self.audience or bool(self.audience & roles)
+
+    def read_for(self, reader: str | None) -> bool:
+        return self.read or (reader is not None and reader in self.read_by)
 
     def to_inbox(self, reason: str) -> Notification:
         """The notice kept in the inbox after all: the channels its recipient chose cannot carry it."""
@@ -142,6 +153,7 @@ class Notification:
             "reference": self.reference,
             "due_on": self.due_on,
             "resource_code": self.resource_code,
+            "audience": sorted(r.value for r in self.audience),  # empty: the whole department
         }
 
 
@@ -289,8 +301,9 @@ RULING_LEVELS = {
 OUTCOMES = {RulingOutcome.DECISION_UPHELD: "维持原答复", RulingOutcome.DECISION_OVERTURNED: "撤销原答复"}
 
 
-def dispute_ruled(event_id: str, e: DisputeRuled, dispute: Dispute) -> list[Notification]:
-    """Both parties hear the ruling; until it is final, either may escalate it."""
+def dispute_ruled(event_id: str, e: DisputeRuled, dispute: Dispute, it_office_code: str) -> list[Notification]:
+    """Both parties hear the ruling; until it is final, either may escalate it. The IT office's operators hear
+    the final (the leadership group's) one: the IT office keeps the group's office and ruled first."""
     final = "最终" if e.final else ""
     title = f"共享争议{final}裁定（{OUTCOMES[e.outcome]}）：申请 {e.request_id}"
     body = (
@@ -299,9 +312,12 @@ def dispute_ruled(event_id: str, e: DisputeRuled, dispute: Dispute) -> list[Noti
     if not e.final:
         body += "。对裁定不服的，可提请市政务数据共享工作领导小组裁定。"
     kind = NotificationKind.DISPUTE_RULED
+    told = [(dispute.consumer_code, DATA_ADMINISTRATORS), (dispute.provider_code, DATA_ADMINISTRATORS)]
+    if e.final:
+        told.append((it_office_code, IT_OFFICE))
     return [
-        _to(party, event_id, kind, title, body, about=e.request_id, audience=DATA_ADMINISTRATORS)
-        for party in (dispute.consumer_code, dispute.provider_code)
+        _to(party, event_id, kind, title, body, about=e.request_id, audience=audience)
+        for party, audience in _each(told).items()
     ]
 
 
@@ -415,10 +431,17 @@ def dispute_escalated(
     if leadership_group_code is not None:
         parties.append((leadership_group_code, LEADERSHIP))
     kind = NotificationKind.DISPUTE_ESCALATED
+    told = _each(parties)
+    # who escalated knows: its data administrators, not the rest of its department (the IT office's operators
+    # still hear of an escalation by the IT office as applicant: they keep the leadership group's office)
+    if (escalating := told.get(e.escalated_by_department)) is not None:
+        if escalating and escalating - DATA_ADMINISTRATORS:
+            told[e.escalated_by_department] = escalating - DATA_ADMINISTRATORS
+        else:
+            del told[e.escalated_by_department]
     return [
         _to(party, event_id, kind, title, body, about=e.request_id, audience=audience, resource=e.resource_code)
-        for party, audience in _each(parties).items()
-        if party != e.escalated_by_department
+        for party, audience in told.items()
     ]
 
 
@@ -491,7 +514,8 @@ def entry_withdrawn(event_id: str, e: CatalogEntryWithdrawn, holders: list[str])
 
 
 def duplicate_source(event_id: str, e: DuplicateSourceFlagged, it_office_code: str) -> list[Notification]:
-    """One data, one source (Art. 12): the department whose entry collects the element again, and the IT
+    """One data, one source (Art. 12): the department whose entry collects the element again, the authoritative
+    source's department (its element is collected again: its compilers and reviewers keep it), and the IT
     office, which settles it."""
     provider = e.existing_provider_name or e.existing_provider_code
     element = f"{e.element_name}（{e.element_id}）" if e.element_id else e.data_element
@@ -503,7 +527,13 @@ def duplicate_source(event_id: str, e: DuplicateSourceFlagged, it_office_code: s
     kind = NotificationKind.DUPLICATE_SOURCE
     return [
         _to(party, event_id, kind, title, body, about=e.resource_code, audience=audience, resource=e.resource_code)
-        for party, audience in _each([(e.new_provider_code, CATALOG_STAFF), (it_office_code, IT_OFFICE)]).items()
+        for party, audience in _each(
+            [
+                (e.new_provider_code, CATALOG_STAFF),
+                (e.existing_provider_code, CATALOG_STAFF),
+                (it_office_code, IT_OFFICE),
+            ]
+        ).items()
     ]
 
 
@@ -580,12 +610,16 @@ def finding_raised(event_id: str, e: AuditFindingRaised) -> list[Notification]:
     return [_to(e.department_code, event_id, kind, title, body, about=about, audience=DEPARTMENT, due_on=due_on)]
 
 
-def finding_escalated(event_id: str, e: AuditFindingEscalated) -> list[Notification]:
-    """Its deadline passed uncorrected: a notice of criticism follows."""
+def finding_escalated(event_id: str, e: AuditFindingEscalated, it_office_code: str) -> list[Notification]:
+    """Its deadline passed uncorrected: a notice of criticism follows, which the IT office's operators ask for
+    (Art. 24: it orders the correction and proposes the criticism)."""
     title = f"整改期限已过：问题 {e.finding_id} 予以通报批评"
     body = f"问题 {e.finding_id} 未在整改期限内整改，{_day(e.escalated_on)} 起予以通报批评。{e.notice}"
     kind = NotificationKind.DEADLINE_PASSED
-    return [_to(e.department_code, event_id, kind, title, body, about=e.finding_id, audience=DEPARTMENT)]
+    return [
+        _to(party, event_id, kind, title, body, about=e.finding_id, audience=audience)
+        for party, audience in _each([(e.department_code, DEPARTMENT), (it_office_code, IT_OFFICE)]).items()
+    ]
 
 
 # who owes the step a reminder is for

@@ -7,7 +7,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
 
-from services.notifier.domain.notifications import ALL_CHANNELS, Channel, Delivery, Notification, NotificationKind
+from services.notifier.domain.notifications import (
+    ALL_CHANNELS,
+    DEPARTMENT,
+    Audience,
+    Channel,
+    Delivery,
+    Notification,
+    NotificationKind,
+)
 from services.notifier.domain.reminders import CHINA
 
 
@@ -43,17 +51,23 @@ def next_digest_at(now: datetime, at: time) -> datetime:
     return due if due > local else datetime.combine(local.date() + timedelta(days=1), at, CHINA)
 
 
-def digest(department_code: str, at: datetime, notices: list[Notification], total: int) -> Notification:
-    """One notice for the department's pushed channels, listing what came since the last digest. Its key is
-    the department's and the digest's time: a digest fired again is the same notice."""
+def digest(
+    department_code: str, at: datetime, notices: list[Notification], total: int, audience: Audience = DEPARTMENT
+) -> Notification:
+    """One notice for the department's pushed channels, listing what came since the last digest for one
+    audience (those it lists are all for that audience, so a person who sees the digest sees each notice it
+    names: a compiler's digest never names a request for the data administrator). Its key is the department's,
+    the audience's and the digest's time: a digest fired again is the same notice."""
     day = at.astimezone(CHINA).date()
     lines = [f"{n.created_at.astimezone(CHINA):%m-%d %H:%M} {n.title}" for n in notices[:DIGEST_SHOWN]]
     more = f"\n另有 {total - len(lines)} 条，请查看收件箱。" if total > len(lines) else ""
+    whom = "".join(f"{r.value}," for r in sorted(audience))  # empty for the whole department: the key as before
     return Notification(
-        f"digest:{department_code}:{at.astimezone(UTC):%Y%m%dT%H%M}",
+        f"digest:{department_code}:{whom}{at.astimezone(UTC):%Y%m%dT%H%M}",
         department_code,
         NotificationKind.DIGEST,
         f"每日通知汇总：{day.isoformat()}（{total} 条）",
         "\n".join(lines) + more,
         reference=day.isoformat(),
+        audience=audience,
     )

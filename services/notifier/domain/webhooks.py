@@ -105,6 +105,7 @@ def webhook_body(notice: Notification) -> str:
         "reference": notice.reference,
         "due_on": notice.due_on.isoformat() if notice.due_on else None,
         "created_at": notice.created_at.isoformat(),
+        "audience": sorted(r.value for r in notice.audience),  # the roles it is for; empty: the whole department
     }
     payload = {"type": f"notification.{notice.kind.value}", "timestamp": notice.created_at.isoformat(), "data": data}
     return json.dumps(payload, ensure_ascii=False, separators=(",", ":"))
