@@ -65,12 +65,15 @@ def business_day(path: Path, seed: int) -> int:
     rng = random.Random(seed)
     with sqlite3.connect(path) as db:
         (count,) = db.execute("SELECT COUNT(*) FROM enterprise").fetchone()
-        changed = rng.sample(range(1, count + 1), max(count // 50, 1))
+        # enterprises are numbered as founded (内部档案号 DA<n>); a deregistered one leaves a gap, not a free number
+        (last,) = db.execute("SELECT MAX(CAST(SUBSTR(内部档案号, 3) AS INTEGER)) FROM enterprise").fetchone()
+        last = max(last or 0, count)
+        changed = rng.sample(range(1, last + 1), max(count // 50, 1))
         for n in changed:
             db.execute(
                 "UPDATE enterprise SET 注册资本 = 注册资本 + 100000 WHERE 统一社会信用代码 = ?", (credit_code(n),)
             )
         db.execute("DELETE FROM enterprise WHERE 统一社会信用代码 = ?", (credit_code(changed[0]),))
-        new = [enterprise(n, rng) for n in range(count + 1, count + 1 + max(count // 100, 1))]
+        new = [enterprise(n, rng) for n in range(last + 1, last + 1 + max(count // 100, 1))]
         db.executemany(f"INSERT INTO enterprise VALUES ({', '.join('?' * len(COLUMNS))})", new)
         return len(changed) + len(new)
