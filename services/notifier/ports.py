@@ -180,7 +180,3 @@ class WebhookStore(Protocol):
     async def record(self, outcomes: list[Outcome], now: datetime) -> None:
         """Store what the attempts did; the next delivery of each finished one's chain is due at once."""
         ...
-
-    async def fold(self, most: int | None = None) -> bool:
-        """Write up to `most` recorded outcomes into their deliveries; returns whether any are left."""
-        ...

@@ -9,7 +9,6 @@ import hmac
 import json
 import time
 import uuid
-from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 
 import httpx
@@ -25,7 +24,6 @@ from common.policy import Role
 from common.topics import load_topics
 from devstack.processes import Infra
 from devstack.webhook_receivers import Received, Receiver
-from services.notifier import webhooks
 from services.notifier.adapters import webhooks_mongo
 from services.notifier.adapters.sealing import SecretSealer
 from services.notifier.domain.webhooks import Delivery, DeliveryState, Outcome
@@ -292,13 +290,10 @@ async def test_a_receiver_down_gets_everything_afterwards_in_order_per_resource(
         await publish(infra, [event])
 
     async def all_queued() -> list[dict]:
-        # a notice just committed is marked as waiting once the worker takes it: waited for, not assumed
         found = await deliveries(notifier, consumer)
-        behind = sum(1 for d in found if d["waiting_behind_earlier"])
-        retried = any(d["attempts"] >= 2 for d in found)
-        return found if len(found) == len(events) and retried and behind == len(events) - len(requests) else []
+        return found if len(found) == len(events) and any(d["attempts"] >= 2 for d in found) else []
 
-    queued = await until(all_queued, 60, "every notice queued, the heads retried, the rest waiting behind them")
+    queued = await until(all_queued, 60, "every notice queued and the heads retried")
     waiting = [d for d in queued if d["waiting_behind_earlier"]]
     assert len(waiting) == len(events) - len(requests)  # one head per request is tried, the rest wait
     assert all(d["attempts"] == 0 for d in waiting)
@@ -500,12 +495,10 @@ async def test_open_deliveries_are_found_from_indexes_that_hold_only_open_ones(i
         first = made[0]
         outcome = Outcome(first, DeliveryState.DELIVERED, 1, now, 200, delivered_at=now)
         await store.record([outcome], now)
-        assert (await store.delivery(first.delivery_id)).state is DeliveryState.DELIVERED  # recorded: queryable
-        behind = await store.delivery(made[1].delivery_id)
-        assert behind.waiting is False and behind.next_try_at <= now  # due now that the first is done
-        assert not await store.fold()  # the recorded outcome into its delivery: it leaves the open indexes
         open_ones = await by_chain.clone().to_list()
         assert len(open_ones) == len(made) - 1 and first.delivery_id not in {d["_id"] for d in open_ones}
+        behind = next(d for d in open_ones if d["chain"] == first.chain)
+        assert behind["waiting"] is False and behind["next_try_at"] <= now  # due now that the first is done
         assert (await store.delivery(first.delivery_id)).state is DeliveryState.DELIVERED  # still queryable
     finally:
         await mongo.drop_database(db.name)
@@ -581,12 +574,11 @@ async def test_while_a_chain_drains_each_finish_reads_only_the_next_delivery(inf
         await db[webhooks_mongo.DELIVERIES].insert_many([webhooks_mongo.delivery_doc(d) for d in [*backlog, other]])
         store = webhooks_mongo.MongoWebhookStore(db, sealer)
         finds.filters.clear()
-        woken, delivered = [], []
+        woken = []
         for d in backlog:
             await store.record([Outcome(d, DeliveryState.DELIVERED, 1, now, 200, delivered_at=now)], now)
-            delivered.append(d.delivery_id)  # recorded, to be folded into the delivery later
-            due = {"waiting": False, "state": "PENDING", "_id": {"$nin": delivered}}
-            woken.append([doc["_id"] for doc in await db[webhooks_mongo.DELIVERIES].find(due).to_list()])
+            due = await db[webhooks_mongo.DELIVERIES].find({"waiting": False, "state": "PENDING"}).to_list()
+            woken.append([doc["_id"] for doc in due])
         assert woken == [[d.delivery_id] for d in backlog[1:]] + [[]]  # one at a time, in order
         assert (await store.delivery(other.delivery_id)).waiting  # another chain's is left alone
         backlog_reads = [f for f in finds.filters if "chain" in f]
@@ -619,10 +611,8 @@ async def test_a_fan_out_s_finishes_read_the_open_deliveries_of_many_chains_toge
         store = webhooks_mongo.MongoWebhookStore(db, sealer)
         finds.filters.clear()
         await store.record([Outcome(d, DeliveryState.DELIVERED, 1, now, 200, delivered_at=now) for d in first], now)
-        delivered = [d.delivery_id for d in first]  # recorded, to be folded into the deliveries later
-        due = {"waiting": False, "state": "PENDING", "_id": {"$nin": delivered}}
-        found = await db[webhooks_mongo.DELIVERIES].find(due).to_list()
-        assert sorted(doc["_id"] for doc in found) == sorted(d.delivery_id for d in second)
+        due = await db[webhooks_mongo.DELIVERIES].find({"waiting": False, "state": "PENDING"}).to_list()
+        assert sorted(doc["_id"] for doc in due) == sorted(d.delivery_id for d in second)
         chain_reads = [f for f in finds.filters if "chain" in f]
         assert len(chain_reads) == 3, chain_reads  # 120 chains, fifty to a query
         assert not [f for f in finds.filters if set(f) == {"_id"}]
@@ -660,7 +650,7 @@ async def test_a_delivery_handed_over_goes_to_its_endpoint_as_it_is_now(infra) -
         removed = Delivery("wh_h:n0", "wh_h", "d", "n0", "wh_h|r", 1, '{"a":0}', now, held, lease="held")
         await db[webhooks_mongo.DELIVERIES].insert_one(webhooks_mongo.delivery_doc(removed))
         worker = asyncio.create_task(deliverer.run())
-        deliverer.hand_over([removed])
+        deliverer.hand_over([removed], {endpoint.endpoint_id: endpoint})
 
         async def dead() -> Delivery | None:
             found = await store.delivery(removed.delivery_id)
@@ -673,7 +663,7 @@ async def test_a_delivery_handed_over_goes_to_its_endpoint_as_it_is_now(infra) -
         await store.add_endpoint(endpoint)
         delivery = Delivery("wh_h:n1", "wh_h", "d", "n1", "wh_h|r2", 1, '{"a":1}', now, held, lease="held")
         await db[webhooks_mongo.DELIVERIES].insert_one(webhooks_mongo.delivery_doc(delivery))
-        deliverer.hand_over([delivery])
+        deliverer.hand_over([delivery], {endpoint.endpoint_id: endpoint})
 
         async def arrived() -> list[Received]:
             return receiver.accepted()
@@ -683,13 +673,6 @@ async def test_a_delivery_handed_over_goes_to_its_endpoint_as_it_is_now(infra) -
         Webhook(secret).verify(got[0].body, got[0].headers)
         stored = await until(lambda: _delivered(store, delivery.delivery_id), 60, "its outcome written under its claim")
         assert stored.attempts == 1
-
-        async def folded() -> bool:  # the worker, idle, folds the outcome record into the delivery
-            return await db[webhooks_mongo.OUTCOMES].count_documents({}) == 0
-
-        await until(folded, 60, "the outcome record folded")
-        doc = await db[webhooks_mongo.DELIVERIES].find_one({"_id": delivery.delivery_id})
-        assert doc["state"] == "DELIVERED" and doc["attempts"] == 1 and doc["lease"] is None
     finally:
         if worker is not None:
             worker.cancel()
@@ -701,183 +684,3 @@ async def test_a_delivery_handed_over_goes_to_its_endpoint_as_it_is_now(infra) -
 async def _delivered(store: webhooks_mongo.MongoWebhookStore, delivery_id: str) -> Delivery | None:
     found = await store.delivery(delivery_id)
     return found if found is not None and found.state is DeliveryState.DELIVERED else None
-
-
-class Writes(monitoring.CommandListener):
-    """Documents inserted and updates sent, per collection."""
-
-    def __init__(self) -> None:
-        self.inserted: dict[str, int] = {}
-        self.updated: dict[str, int] = {}
-
-    def started(self, event: monitoring.CommandStartedEvent) -> None:
-        if event.command_name == "insert":
-            name = event.command["insert"]
-            self.inserted[name] = self.inserted.get(name, 0) + len(event.command.get("documents", []))
-        elif event.command_name == "update":
-            name = event.command["update"]
-            self.updated[name] = self.updated.get(name, 0) + len(event.command.get("updates", []))
-
-    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
-        pass
-
-    def failed(self, event: monitoring.CommandFailedEvent) -> None:
-        pass
-
-
-def _held(n: int, now: datetime, seq: int = 1, **fields) -> Delivery:
-    """A delivery queued and held by this process (claimed for 30 s under lease L)."""
-    held_until = now + timedelta(seconds=30)
-    return Delivery(
-        f"wh_{n}:s{seq}", f"wh_{n}", "d", f"s{seq}", f"wh_{n}|r", seq, "{}", now, held_until, lease="L", **fields
-    )
-
-
-async def test_delivered_attempts_are_one_record_which_claims_and_state_queries_read_before_it_is_folded(
-    infra,
-) -> None:
-    """A write of many delivered attempts inserts ONE outcome record and updates no delivery (but the waiting
-    one it frees). Before the record is folded into the deliveries, each delivery's state reads delivered,
-    the chain's next one goes, and a claim after the leases ended sends none of them again; the claim folds
-    them. A record naming a claim the delivery no longer carries changes nothing."""
-    writes = Writes()
-    mongo = AsyncMongoClient(infra.mongo_uri, tz_aware=True, event_listeners=[writes])
-    db = mongo[f"webhooks_{uuid.uuid4().hex[:8]}"]
-    try:
-        sealer = SecretSealer.parse(DEV_SECRET_KEYS)
-        await webhooks_mongo.ensure_indexes(db, sealer)
-        store = webhooks_mongo.MongoWebhookStore(db, sealer)
-        now = datetime.now(UTC)
-        sent = [_held(n, now) for n in range(30)]
-        behind = _held(0, now, seq=2, waiting=True)  # queued after the first of chain 0
-        await db[webhooks_mongo.DELIVERIES].insert_many([webhooks_mongo.delivery_doc(d) for d in [*sent, behind]])
-        writes.inserted.clear()
-        outcomes = [Outcome(d, DeliveryState.DELIVERED, 1, now, 204, delivered_at=now) for d in sent]
-        await store.record(outcomes, now + timedelta(seconds=1))
-        assert writes.inserted == {webhooks_mongo.OUTCOMES: 1}
-        assert writes.updated == {webhooks_mongo.DELIVERIES: 1}  # the waiting one behind chain 0's first, woken
-        for d in sent[:3]:
-            state = await store.delivery(d.delivery_id)
-            assert state.state is DeliveryState.DELIVERED and state.attempts == 1 and state.last_status == 204
-        later = now + timedelta(seconds=31)  # every lease ended, nothing folded yet
-        claimed = await store.claim_due(later, 100, later + timedelta(seconds=30))
-        assert [d.delivery_id for d in claimed] == [behind.delivery_id]  # the first of chain 0 is done: it goes
-        stored = await db[webhooks_mongo.DELIVERIES].find({"_id": {"$in": [d.delivery_id for d in sent]}}).to_list()
-        assert {doc["state"] for doc in stored} == {"DELIVERED"}  # folded by the claim that found them due
-        # an attempt whose claim was lost: its late record does not stand (the delivery is another claim's)
-        await store.record([Outcome(claimed[0], DeliveryState.DELIVERED, 1, now, 200, delivered_at=later)], later)
-        lost = replace(claimed[0], lease="an older claim", next_try_at=now)
-        await store.record([Outcome(lost, DeliveryState.DELIVERED, 9, now, 200, delivered_at=later)], later)
-        assert not await store.fold()
-        assert (await store.delivery(behind.delivery_id)).attempts == 1
-        assert await db[webhooks_mongo.OUTCOMES].count_documents({}) == 0
-    finally:
-        await mongo.drop_database(db.name)
-        await mongo.close()
-
-
-async def test_a_delivery_queued_behind_a_recorded_one_goes_even_if_the_record_is_folded_meanwhile(infra) -> None:
-    """The next change's delivery of a chain whose last one was recorded delivered goes at once, not after the
-    five-minute recheck: also when the record is folded into its delivery (and removed) while the chain is
-    being read (the records are read before the deliveries, so one or the other says it is done)."""
-    mongo = AsyncMongoClient(infra.mongo_uri, tz_aware=True)
-    db = mongo[f"webhooks_{uuid.uuid4().hex[:8]}"]
-    try:
-        sealer = SecretSealer.parse(DEV_SECRET_KEYS)
-        await webhooks_mongo.ensure_indexes(db, sealer)
-        store = webhooks_mongo.MongoWebhookStore(db, sealer)
-        now = datetime.now(UTC)
-        done = _held(0, now)
-        await db[webhooks_mongo.DELIVERIES].insert_one(webhooks_mongo.delivery_doc(done))
-        await store.record([Outcome(done, DeliveryState.DELIVERED, 1, now, 200, delivered_at=now)], now)
-        later = replace(_held(0, now, seq=2), lease="next")  # the next change, same chain
-        await db[webhooks_mongo.DELIVERIES].insert_one(webhooks_mongo.delivery_doc(later))
-        read_chains = store._open_of
-
-        async def folded_meanwhile(*args, **kwargs):
-            found = await read_chains(*args, **kwargs)
-            await store.fold()  # the worker folds the record right after the chain was read
-            return found
-
-        store._open_of = folded_meanwhile  # type: ignore[method-assign]
-        assert [d.delivery_id for d in await store.take([later], now)] == [later.delivery_id]
-        assert not (await store.delivery(later.delivery_id)).waiting
-    finally:
-        await mongo.drop_database(db.name)
-        await mongo.close()
-
-
-async def test_a_write_that_finishes_more_chains_than_backlogs_are_kept_wakes_each_one_behind(
-    infra, monkeypatch
-) -> None:
-    """Each chain finished by one write has the delivery waiting behind its finished one woken, however many
-    chains the write finished: more than the backlogs kept (which a cache dropped before they were looked
-    up, leaving every one of them to the five-minute recheck)."""
-    monkeypatch.setattr(webhooks_mongo, "BACKLOGS_KEPT", 3)
-    await _wakes_each_chain(infra, chains=8, behind_first=0)
-
-
-async def test_chains_after_one_with_a_long_backlog_in_the_same_read_are_woken_too(infra, monkeypatch) -> None:
-    """Chains read together share a row limit: a chain with more open deliveries than the limit, read first,
-    must not leave the chains after it unread (their waiting ones would wait for the recheck)."""
-    monkeypatch.setattr(webhooks_mongo, "FIRST_OPEN_CAP", 5)
-    await _wakes_each_chain(infra, chains=4, behind_first=7)
-
-
-async def _wakes_each_chain(infra, *, chains: int, behind_first: int) -> None:
-    """`chains` chains of a finished delivery and one waiting behind it; the first chain has `behind_first`
-    more waiting. One write of their outcomes wakes the first waiting one of each chain."""
-    mongo = AsyncMongoClient(infra.mongo_uri, tz_aware=True)
-    db = mongo[f"webhooks_{uuid.uuid4().hex[:8]}"]
-    try:
-        sealer = SecretSealer.parse(DEV_SECRET_KEYS)
-        await webhooks_mongo.ensure_indexes(db, sealer)
-        store = webhooks_mongo.MongoWebhookStore(db, sealer)
-        now = datetime.now(UTC)
-        first = [_held(n, now) for n in range(chains)]
-        waiting = [_held(n, now, seq=2, waiting=True) for n in range(chains)]
-        more = [_held(0, now, seq=3 + k, waiting=True) for k in range(behind_first)]
-        await db[webhooks_mongo.DELIVERIES].insert_many(
-            [webhooks_mongo.delivery_doc(d) for d in first + waiting + more]
-        )
-        await store.record([Outcome(d, DeliveryState.DELIVERED, 1, now, 200, delivered_at=now) for d in first], now)
-        woken = await db[webhooks_mongo.DELIVERIES].find({"waiting": False, "seq": {"$gt": 1}}).to_list()
-        assert sorted(doc["_id"] for doc in woken) == sorted(d.delivery_id for d in waiting)
-    finally:
-        await mongo.drop_database(db.name)
-        await mongo.close()
-
-
-async def test_the_queuing_transaction_reads_no_endpoint_secret(infra) -> None:
-    """The notifier as its bootstrap wires it: the transaction that queues deliveries reads which endpoints
-    want what, never their secrets (the worker reads each endpoint by its id when it sends)."""
-    from services.notifier import main as notifier_main
-    from services.notifier.settings import NotifierSettings
-
-    settings = NotifierSettings(
-        kafka_bootstrap_servers=infra.bootstrap,
-        mongo_uri=infra.mongo_uri,
-        mongo_database=f"webhooks_{uuid.uuid4().hex[:8]}",
-        http_port=0,
-    )
-    app, runtime = notifier_main.build(settings)  # not started: its unit of work and store are used directly
-    try:
-        channel, department = app.state.webhooks, fresh_code()
-        endpoint, _ = await webhooks.register(
-            channel.store,
-            channel.urls,
-            department_code=department,
-            url="http://127.0.0.1:9/hook",
-            kinds=frozenset(),
-            description="",
-            created_by="test",
-            now=datetime.now(UTC),
-        )
-        async with app.state.notifier_uow() as tx:
-            found = await tx.webhooks.endpoints_of({department})
-        assert [e.endpoint_id for e in found] == [endpoint.endpoint_id]
-        assert found[0].secrets == []
-        assert (await channel.store.endpoint(endpoint.endpoint_id)).secrets  # kept, and read where they sign
-    finally:
-        await runtime.client.drop_database(settings.mongo_database)
-        await runtime.client.close()

@@ -15,13 +15,10 @@ from standardwebhooks import Webhook
 from common.identifiers import credit_code_check_character
 from services.notifier import webhooks as handlers
 from services.notifier.adapters.webhooks_delivery import (
-    FOLD_LATEST,
-    FOLD_QUIET,
     RECORD_BUSY,
     RECORD_LEASE_LEFT,
     RECORD_MOST,
     WebhookDeliverer,
-    fold_wait,
     outcomes_due,
     resolve,
     signed_headers,
@@ -232,15 +229,6 @@ def test_outcomes_are_written_at_once_when_idle_and_held_together_while_a_fan_ou
     # nor once a claim among them is about to end (another attempt could claim it again)
     assert outcomes_due(1, 0.0, idle=False, lease_left=RECORD_LEASE_LEFT)
     assert not outcomes_due(1, 0.0, idle=False, lease_left=RECORD_LEASE_LEFT + 1)
-
-
-def test_outcome_records_are_folded_once_queuing_has_paused_and_the_worker_is_idle_or_once_they_are_old() -> None:
-    assert fold_wait(None, 60.0, idle=True) is None  # nothing recorded
-    assert fold_wait(0.0, FOLD_QUIET, idle=True) == 0  # idle, nothing queued for a while: now
-    # deliveries were queued a moment ago (a fan-out's later notices are being stored): after the pause
-    assert fold_wait(1.0, 1.0, idle=True) == pytest.approx(FOLD_QUIET - 1.0)
-    assert fold_wait(1.0, 60.0, idle=False) == pytest.approx(FOLD_LATEST - 1.0)  # attempts go on: once old
-    assert fold_wait(FOLD_LATEST, 0.0, idle=False) == 0
 
 
 class Writes:

@@ -16,7 +16,8 @@ from common.events import Event
 from common.mongo import Transaction
 from common.policy import Role
 from common.runtime import Runtime
-from services.notifier.adapters.webhooks_mongo import MongoWebhookQueue
+from services.notifier.adapters.sealing import SecretSealer
+from services.notifier.adapters.webhooks_mongo import MongoWebhookQueue, in_parts
 from services.notifier.domain.changes import ChangeBatch, Ranges, told_after
 from services.notifier.domain.events import Dispute, ShareType
 from services.notifier.domain.holdings import EntryTerms, Holding
@@ -31,6 +32,7 @@ from services.notifier.domain.notifications import (
 from services.notifier.domain.preferences import Preferences
 from services.notifier.domain.reminders import Deadline, Reminder
 from services.notifier.domain.webhooks import Delivery as WebhookDelivery
+from services.notifier.domain.webhooks import Endpoint
 from services.notifier.ports import InboxQuery
 
 INBOX = "notifier_inbox"
@@ -223,11 +225,13 @@ async def ensure_indexes(db: AsyncDatabase, retention: Retention) -> None:
 
 
 class MongoNotifierTransaction:
-    def __init__(self, tx: Transaction, retention: Retention, hold: timedelta | None = None) -> None:
+    def __init__(
+        self, tx: Transaction, retention: Retention, hold: timedelta | None = None, sealer: SecretSealer | None = None
+    ) -> None:
         self.tx = tx
         self.db, self.session = tx.db, tx.session
         self.retention = retention
-        self.webhooks = MongoWebhookQueue(tx.db, tx.session, hold)
+        self.webhooks = MongoWebhookQueue(tx.db, tx.session, hold, sealer)
 
     async def existing(self, notification_ids: Collection[str]) -> set[str]:
         if not notification_ids:
@@ -246,11 +250,11 @@ class MongoNotifierTransaction:
         self.tx.emit(topic, event)
 
     async def preferences(self, department_codes: Collection[str]) -> dict[str, Preferences]:
-        """One query for all of them: only departments that chose differ from the defaults, and the local
-        database compares only the documents it finds with the values listed (where a thousand endpoints found
-        by a thousand values cost a million comparisons, see in_parts, a few preferences found cost little)."""
-        query = {"_id": {"$in": sorted(department_codes)}}
-        return {doc["_id"]: _preferences(doc) async for doc in self.db[PREFERENCES].find(query, session=self.session)}
+        found = {}
+        for part in in_parts(department_codes):
+            async for doc in self.db[PREFERENCES].find({"_id": {"$in": part}}, session=self.session):
+                found[doc["_id"]] = _preferences(doc)
+        return found
 
     async def remember_dispute(self, dispute: Dispute) -> None:
         doc = asdict(dispute) | {"_id": dispute.dispute_id}
@@ -403,15 +407,17 @@ class MongoUnitOfWork:
         self,
         runtime: Runtime,
         retention: Retention,
-        on_deliveries: Callable[[list[WebhookDelivery]], None] | None = None,
+        on_deliveries: Callable[[list[WebhookDelivery], dict[str, Endpoint]], None] | None = None,
         hold: timedelta | None = None,
+        sealer: SecretSealer | None = None,
     ) -> None:
         self.runtime = runtime
         self.retention = retention
-        # Hands committed webhook deliveries to the worker, which holds them for `hold` (MongoWebhookQueue)
-        # and reads their endpoints itself when it takes them.
+        # Hands committed webhook deliveries to the worker, which holds them for `hold` (MongoWebhookQueue),
+        # with their endpoints as the transaction read them (secrets opened with `sealer`).
         self.on_deliveries = on_deliveries
         self.hold = hold if on_deliveries is not None else None
+        self.sealer = sealer
 
     @property
     def db(self) -> AsyncDatabase:
@@ -420,10 +426,10 @@ class MongoUnitOfWork:
     @asynccontextmanager
     async def __call__(self) -> AsyncIterator[MongoNotifierTransaction]:
         async with self.runtime.transaction() as tx:
-            notifier_tx = MongoNotifierTransaction(tx, self.retention, self.hold)
+            notifier_tx = MongoNotifierTransaction(tx, self.retention, self.hold, self.sealer)
             yield notifier_tx
         if notifier_tx.webhooks.queued and self.on_deliveries is not None:
-            self.on_deliveries(notifier_tx.webhooks.queued)
+            self.on_deliveries(notifier_tx.webhooks.queued, notifier_tx.webhooks.endpoints)
 
     async def inbox(self, query: InboxQuery) -> tuple[list[Notification], int]:
         where: dict[str, Any] = {}

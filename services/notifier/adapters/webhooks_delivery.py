@@ -89,15 +89,6 @@ RECORD_EVERY = 0.25  # seconds between the loop's looks at outcomes waiting to b
 RECORD_BUSY = 2.0
 RECORD_MOST = 512
 RECORD_LEASE_LEFT = 5.0
-# Delivered attempts are written as outcome records (MongoWebhookStore.record) and folded into their deliveries
-# later, FOLD_STEP at a time (each costs the database what the updates of as many deliveries cost): once the
-# worker is idle and no deliveries were queued for FOLD_QUIET seconds (a fan-out's later notices, or the next
-# fan-out's, are stored first), or once the oldest waited FOLD_LATEST (a bound on the records kept while the
-# worker is never idle; a claim after a lease ended folds the records of the deliveries it finds due). Until
-# then the claims and the state queries read the records beside the deliveries.
-FOLD_QUIET = 5.0
-FOLD_LATEST = 60.0
-FOLD_STEP = 100
 
 
 def outcomes_due(waiting: int, oldest_seconds: float, *, idle: bool, lease_left: float = float("inf")) -> bool:
@@ -107,14 +98,6 @@ def outcomes_due(waiting: int, oldest_seconds: float, *, idle: bool, lease_left:
     return waiting > 0 and (
         idle or waiting >= RECORD_MOST or oldest_seconds >= RECORD_BUSY or lease_left <= RECORD_LEASE_LEFT
     )
-
-
-def fold_wait(unfolded_seconds: float | None, quiet_seconds: float, *, idle: bool) -> float | None:
-    """Seconds until the outcome records are to be folded (0: now), or None: there are none."""
-    if unfolded_seconds is None:
-        return None
-    latest = max(0.0, FOLD_LATEST - unfolded_seconds)
-    return min(latest, max(0.0, FOLD_QUIET - quiet_seconds)) if idle else latest
 
 
 class PublicOnlyResolver(AbstractResolver):
@@ -164,10 +147,6 @@ class WebhookDeliverer:
     # When the database next has a due delivery (None: ask it); claims wait for it.
     due_at: datetime | None = None
     recording: asyncio.Task | None = None  # the bulk write of outcomes under way
-    folding: asyncio.Task | None = None  # outcome records being folded into their deliveries
-    unfolded_since: float | None = None  # loop time since outcome records wait to be folded (None: none)
-    recorded: int = 0  # writes that recorded delivered attempts (a fold that began before the last leaves them)
-    queued_at: float = float("-inf")  # loop time deliveries were last handed over
 
     @property
     def lease(self) -> timedelta:
@@ -177,30 +156,28 @@ class WebhookDeliverer:
     def wake(self) -> None:
         self.woken.set()
 
-    def hand_over(self, deliveries: list[Delivery]) -> None:
-        """Deliveries committed by this process, held for `lease`: attempted at once (their endpoints are read
-        when they are taken, see _supply)."""
+    def hand_over(self, deliveries: list[Delivery], endpoints: dict[str, Endpoint] | None = None) -> None:
+        """Deliveries committed by this process, held for `lease`: attempted at once. The endpoints their
+        transaction read are not used: an endpoint is read when its deliveries are taken (see _supply)."""
         self.fresh.extend(deliveries)
-        self.queued_at = asyncio.get_running_loop().time()
         self.woken.set()
 
     async def run(self) -> None:
         # aiohttp rather than httpx here: a request costs a third of the CPU time (bench/webhooks.py). Its
         # pool holds one connection per request in flight, to any number of receivers.
         async with self.session() as client:
-            self.unfolded_since = asyncio.get_running_loop().time()  # records a previous process left, if any
             try:
                 while True:
                     self.woken.clear()
                     await self._record()
-                    self._fold()
                     await self._supply()
                     self._launch(client)
                     await self._sleep()
             finally:
-                for task in [*self.running, self.recording, self.folding]:
-                    if task is not None:
-                        task.cancel()
+                for task in self.running:
+                    task.cancel()
+                if self.recording is not None:
+                    self.recording.cancel()
 
     def session(self) -> aiohttp.ClientSession:
         """The HTTP client: one pooled connection per request in flight; outside development it connects only
@@ -216,35 +193,9 @@ class WebhookDeliverer:
             return
         held = asyncio.get_running_loop().time() - self.finished_at[0]  # the oldest waiting one
         lease_left = (min(o.delivery.next_try_at for o in self.finished) - self.clock()).total_seconds()
-        if outcomes_due(len(self.finished), held, idle=self._idle(), lease_left=lease_left):
+        idle = not self.running and not self.ready and not self.fresh
+        if outcomes_due(len(self.finished), held, idle=idle, lease_left=lease_left):
             self.recording = asyncio.create_task(self._write(list(self.finished)))
-
-    def _idle(self) -> bool:
-        return not self.running and not self.ready and not self.fresh
-
-    def _fold_wait(self) -> float | None:
-        if self.folding is not None and not self.folding.done():
-            return None
-        now = asyncio.get_running_loop().time()
-        unfolded = None if self.unfolded_since is None else now - self.unfolded_since
-        return fold_wait(unfolded, now - self.queued_at, idle=self._idle())
-
-    def _fold(self) -> None:
-        """Outcome records are folded into their deliveries a step at a time, off the fan-out's path."""
-        if self._fold_wait() == 0:
-            self.folding = asyncio.create_task(self._fold_step(self.recorded))
-
-    async def _fold_step(self, recorded: int) -> None:
-        try:
-            left = await self.store.fold(FOLD_STEP)
-        except Exception as exc:  # folded with the next step
-            log.warning("webhook outcome records not folded yet, tried again: %s", exc)
-            await asyncio.sleep(RECORD_EVERY)
-            left = True
-        finally:
-            self.woken.set()
-        if not left and recorded == self.recorded:  # none recorded since this step began
-            self.unfolded_since = None
 
     async def _write(self, outcomes: list[Outcome]) -> None:
         try:
@@ -257,10 +208,6 @@ class WebhookDeliverer:
             self.woken.set()
         del self.finished[: len(outcomes)]
         del self.finished_at[: len(outcomes)]
-        if any(o.state is DeliveryState.DELIVERED for o in outcomes):
-            self.recorded += 1
-            if self.unfolded_since is None:
-                self.unfolded_since = asyncio.get_running_loop().time()
         retries = [o.next_try_at for o in outcomes if o.next_try_at is not None]
         if any(o.finished for o in outcomes):
             self.due_at = None  # the next one of each finished chain is due now
@@ -329,8 +276,6 @@ class WebhookDeliverer:
             wait = RECORD_EVERY  # woken when a write under way ends
         elif len(self.running) < self.concurrency and self.due_at is not None:
             wait = min(wait, max(0.0, (self.due_at - self.clock()).total_seconds()))
-        if (folding := self._fold_wait()) is not None:
-            wait = min(wait, folding)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self.woken.wait(), max(wait, 0.01))
         if not self.woken.is_set() and not self.finished:

@@ -6,14 +6,7 @@ one of a chain and marks the others it finds due as `waiting`, to be woken when 
 delivered or dead (and looked at again after WAITING_RECHECK in any case, so that no interleaving of a
 wake-up and a marking can leave one waiting for ever). A delivery being attempted is claimed by moving
 its `next_try_at` past the attempt's lease: a process killed mid-attempt leaves it due again when the
-lease ends (at least once).
-
-Delivered attempts are not written into their deliveries one by one (the local database spends about 5 ms on
-every document it updates, whatever the update): a write of outcomes records all of its delivered ones in ONE
-document of OUTCOMES (each with the claim it was attempted under), which the claims, the chains' order and
-the state queries read beside the deliveries. The records are folded into the deliveries later (`fold`), off
-the fan-out's path; a recorded outcome stands only while the delivery still carries the claim it names, as
-an update conditional on that claim would have. Retries and dead ones are written into their deliveries."""
+lease ends (at least once)."""
 
 from __future__ import annotations
 
@@ -33,7 +26,6 @@ from services.notifier.domain.webhooks import Delivery, DeliveryState, Endpoint,
 
 ENDPOINTS = "notifier_webhooks"
 DELIVERIES = "notifier_webhook_deliveries"
-OUTCOMES = "notifier_webhook_outcomes"  # delivered attempts not yet folded into their deliveries
 LAST_ERROR_LENGTH = 500
 # A delivery found behind an earlier open one is woken when that one finishes; it is looked at again after
 # this in any case (a wake-up that raced with its marking as waiting would otherwise be missed).
@@ -199,22 +191,32 @@ def delivery_from(doc: dict[str, Any]) -> Delivery:
 class MongoWebhookQueue:
     """The webhook part of a notice's transaction (services.notifier.adapters.mongo)."""
 
-    def __init__(self, db: AsyncDatabase, session: AsyncClientSession, hold: timedelta | None = None) -> None:
+    def __init__(
+        self,
+        db: AsyncDatabase,
+        session: AsyncClientSession,
+        hold: timedelta | None = None,
+        sealer: SecretSealer | None = None,
+    ) -> None:
         self.db = db
         self.session = session
         # With `hold`, this process attempts the deliveries itself right after the commit: they are stored
-        # as claimed for that long (due again then, should the process die first). The worker reads their
-        # endpoints by id when it takes them, secrets and all; this transaction reads only who wants what.
+        # as claimed for that long (due again then, should the process die first), and handed over with the
+        # endpoints read here (`endpoints`, secrets opened with `sealer`), which the worker need not read again.
         self.hold = hold
+        self.sealer = sealer if hold is not None else None
         self.queued: list[Delivery] = []
+        self.endpoints: dict[str, Endpoint] = {}
 
     async def endpoints_of(self, department_codes: Collection[str]) -> list[Endpoint]:
-        """The departments' endpoints without their secrets, which are neither read nor opened here."""
         found = []
+        projection = None if self.sealer is not None else {"secrets": 0}  # who wants what, no more
         for part in in_parts(department_codes):
             query = {"department_code": {"$in": part}}
-            cursor = self.db[ENDPOINTS].find(query, {"secrets": 0}, session=self.session)
-            found += [endpoint_from(doc, None) async for doc in cursor]
+            cursor = self.db[ENDPOINTS].find(query, projection, session=self.session)
+            found += [endpoint_from(doc, self.sealer) async for doc in cursor]
+        if self.sealer is not None:
+            self.endpoints |= {e.endpoint_id: e for e in found}
         return found
 
     async def queue(self, deliveries: list[Delivery]) -> None:
@@ -275,7 +277,6 @@ class MongoWebhookStore:
         offset: int,
         limit: int,
     ) -> tuple[list[Delivery], int]:
-        await self.fold()  # the outcomes recorded so far are in the deliveries: filtered and counted by state
         query: dict[str, Any] = {}
         for name, value in (("department_code", department_code), ("endpoint_id", endpoint_id)):
             if value is not None:
@@ -293,11 +294,8 @@ class MongoWebhookStore:
         return [delivery_from(doc) async for doc in cursor], total
 
     async def delivery(self, delivery_id: str) -> Delivery | None:
-        entry = (await self._recorded([delivery_id])).get(delivery_id)  # first: see _first_open
         doc = await self.db[DELIVERIES].find_one({"_id": delivery_id})
-        if doc is None:
-            return None
-        return delivery_from(doc | _delivered(entry) if entry is not None and _stands(entry, doc) else doc)
+        return delivery_from(doc) if doc else None
 
     async def replay(self, delivery_ids: list[str], now: datetime) -> int:
         """Dead deliveries go out again at once, outside their chain's order (theirs has moved on), with a
@@ -330,14 +328,7 @@ class MongoWebhookStore:
         candidates = [delivery_from(doc) for doc in await cursor.limit(limit).to_list()]
         if not candidates:
             return []
-        # delivered under the claim they still carry (recorded, not folded yet): never sent again. The records are
-        # read after the candidates: one folded meanwhile leaves its candidate to a claim that matches nothing.
-        recorded = await self._recorded()
-        delivered = {d.delivery_id for d in candidates if _stands(recorded.get(d.delivery_id), delivery_doc(d))}
-        if delivered:
-            await self._apply([recorded[i] for i in delivered])
-            candidates = [d for d in candidates if d.delivery_id not in delivered]
-        go, behind = heads(candidates, await self._first_open({d.chain for d in candidates}, recorded))
+        go, behind = heads(candidates, await self._first_open({d.chain for d in candidates}))
         if behind:
             await self.db[DELIVERIES].update_many(
                 {"_id": {"$in": [d.delivery_id for d in behind]}, **due},
@@ -361,36 +352,19 @@ class MongoWebhookStore:
             )
         return go
 
-    async def _first_open(
-        self, chains: Collection[str], recorded: dict[str, dict[str, Any]] | None = None
-    ) -> dict[str, int]:
-        """The lowest open `seq` of each chain (by the chain index), a delivery recorded delivered under the
-        claim it carries not counting as open; -1 for a chain with none open."""
-        # the records first: one folded (and removed) meanwhile is found delivered in the deliveries read next
-        recorded = await self._recorded() if recorded is None else recorded
-        open_ = await self._open_of(chains, {"chain": 1, "seq": 1, "lease": 1})
+    async def _first_open(self, chains: Collection[str]) -> dict[str, int]:
+        """The lowest open `seq` of each chain (by the chain index; a chain left out past the cap counts as
+        having an older open one, so its candidates wait for the recheck)."""
         first: dict[str, int] = {}
-        for chain, docs in open_.items():
-            first[chain] = next((doc["seq"] for doc in docs if not _stands(recorded.get(doc["_id"]), doc)), -1)
-        return first
-
-    async def _open_of(self, chains: Collection[str], fields: dict[str, int]) -> dict[str, list[dict[str, Any]]]:
-        """The open deliveries of each chain in `seq` order (`fields` of them), fifty chains to a query. A query
-        cut short by its row limit has read the chains before its last row's whole; that chain and those
-        after it are read one by one (each up to the limit, from its first open one), never left unread."""
-        found: dict[str, list[dict[str, Any]]] = {chain: [] for chain in chains}
+        left = FIRST_OPEN_CAP
         for part in in_parts(chains):
-            rows = await self._open_rows(part, fields)
-            for doc in rows:
-                found[doc["chain"]].append(doc)
-            if len(rows) >= FIRST_OPEN_CAP:
-                for chain in (c for c in part if c >= rows[-1]["chain"]):
-                    found[chain] = await self._open_rows([chain], fields)
-        return found
-
-    async def _open_rows(self, chains: list[str], fields: dict[str, int]) -> list[dict[str, Any]]:
-        cursor = self.db[DELIVERIES].find(open_in_chains(chains), {"chain": 1, "seq": 1, **fields})
-        return await cursor.sort(OPEN_BY_CHAIN).limit(FIRST_OPEN_CAP).to_list()
+            cursor = self.db[DELIVERIES].find(open_in_chains(part), {"chain": 1, "seq": 1, "_id": 0})
+            async for doc in cursor.sort(OPEN_BY_CHAIN).limit(left):
+                first.setdefault(doc["chain"], doc["seq"])
+                left -= 1
+            if left <= 0:
+                break
+        return {chain: first.get(chain, -1) for chain in chains}
 
     async def next_due(self) -> datetime | None:
         doc = await self.db[DELIVERIES].find_one(
@@ -399,94 +373,31 @@ class MongoWebhookStore:
         return _utc(doc["next_try_at"]) if doc else None
 
     async def record(self, outcomes: list[Outcome], now: datetime) -> None:
-        """Each outcome stands only while its attempt's claim holds (the lease it was claimed or queued with):
-        once the lease ended and the delivery was claimed again, the other attempt owns it, and a late outcome
-        of the first changes nothing (neither books it delivered nor sets it back to pending). Delivered ones
-        go into ONE outcome record, those not delivered into their deliveries. The first waiting delivery of
-        each chain whose open one finished is then due now."""
+        """Each outcome is written only while its attempt's claim holds (the lease it was claimed or queued
+        with): once the lease ended and the delivery was claimed again, the other attempt owns it, and a late
+        outcome of the first changes nothing (neither books it delivered nor sets it back to pending). The
+        first waiting delivery of each chain whose open one finished is then due now."""
         if not outcomes:
             return
-        delivered = [o for o in outcomes if o.state is DeliveryState.DELIVERED]
-        others = [o for o in outcomes if o.state is not DeliveryState.DELIVERED]
-        done = await self._record_delivered(delivered, now)
-        if others:
-            result = await self.db[DELIVERIES].bulk_write(
-                [
-                    UpdateOne({"_id": o.delivery.delivery_id, "lease": o.delivery.lease}, {"$set": _change(o)})
-                    for o in others
-                ],
-                ordered=False,
-            )
-            dead = [o.delivery for o in others if o.finished]
-            if result.matched_count < len(others) and dead:  # some claims were lost: their chains go on only if done
-                done += await self._still_claimed(dead, DeliveryState.DEAD)
-            else:
-                done += dead
+        result = await self.db[DELIVERIES].bulk_write(
+            [
+                UpdateOne({"_id": o.delivery.delivery_id, "lease": o.delivery.lease}, {"$set": _change(o)})
+                for o in outcomes
+            ],
+            ordered=False,
+        )
+        done = {o.delivery.delivery_id: o.delivery for o in outcomes if o.finished}
+        if result.matched_count < len(outcomes) and done:  # some claims were lost: their chains go on only if done
+            still_open = {
+                doc["_id"]
+                for part in in_parts(done)
+                async for doc in self.db[DELIVERIES].find({"_id": {"$in": part}, **OPEN}, {"_id": 1})
+            }
+            done = {i: d for i, d in done.items() if i not in still_open}
         finished: dict[str, int] = {}
-        for d in done:
+        for d in done.values():
             finished[d.chain] = max(d.seq, finished.get(d.chain, d.seq))
         await self._wake_next(finished, now)
-
-    async def _record_delivered(self, delivered: list[Outcome], now: datetime) -> list[Delivery]:
-        """One outcome record for the delivered attempts whose claims hold: those whose lease has not ended
-        (no one claims a delivery before), and those whose lease ended but that nobody claimed since."""
-        held = [o for o in delivered if o.delivery.lease is not None and o.delivery.next_try_at > now]
-        doubtful = [o for o in delivered if o.delivery.lease is None or o.delivery.next_try_at <= now]
-        if doubtful:
-            kept = {d.delivery_id for d in await self._still_claimed([o.delivery for o in doubtful])}
-            held += [o for o in doubtful if o.delivery.delivery_id in kept]
-        if held:
-            entries = [_entry(o) for o in held]
-            await self.db[OUTCOMES].insert_one({"_id": uuid.uuid4().hex, "at": now, "delivered": entries})
-        return [o.delivery for o in held]
-
-    async def _still_claimed(self, deliveries: list[Delivery], state: DeliveryState | None = None) -> list[Delivery]:
-        """Those of `deliveries` that still carry the lease they were attempted under (in `state`: written)."""
-        lease_of = {d.delivery_id: d.lease for d in deliveries}
-        where = {"state": (state or DeliveryState.PENDING).value}
-        kept = {
-            doc["_id"]
-            for part in in_parts(lease_of)
-            async for doc in self.db[DELIVERIES].find({"_id": {"$in": part}, **where}, {"lease": 1})
-            if state is not None or doc.get("lease") == lease_of[doc["_id"]]
-        }
-        return [d for d in deliveries if d.delivery_id in kept]
-
-    async def fold(self, most: int | None = None) -> bool:
-        """Write recorded outcomes into their deliveries, oldest first, up to `most` of them (each only where
-        the delivery still carries the claim it was recorded under); returns whether any are left."""
-        left = None if most is None else most
-        for record in await self.db[OUTCOMES].find({}).sort("at", ASCENDING).to_list():
-            entries = record["delivered"]
-            part = entries if left is None else entries[:left]
-            await self._apply(part)
-            rest = entries[len(part) :]
-            if rest:
-                await self.db[OUTCOMES].update_one({"_id": record["_id"]}, {"$set": {"delivered": rest}})
-                return True
-            await self.db[OUTCOMES].delete_one({"_id": record["_id"]})
-            if left is not None:
-                left -= len(part)
-                if left <= 0:
-                    return await self.db[OUTCOMES].find_one({}, {"_id": 1}) is not None
-        return False
-
-    async def _apply(self, entries: list[dict[str, Any]]) -> None:
-        if entries:
-            await self.db[DELIVERIES].bulk_write(
-                [UpdateOne({"_id": e["_id"], "lease": e["lease"], **OPEN}, {"$set": _delivered(e)}) for e in entries],
-                ordered=False,
-            )
-
-    async def _recorded(self, delivery_ids: Collection[str] | None = None) -> dict[str, dict[str, Any]]:
-        """The outcomes recorded and not folded yet (of these deliveries), by delivery id. Few: the records are
-        folded once the worker is idle, and claimed deliveries' ones at their claim."""
-        where = {} if delivery_ids is None else {"delivered._id": {"$in": list(delivery_ids)}}
-        found: dict[str, dict[str, Any]] = {}
-        async for record in self.db[OUTCOMES].find(where, {"delivered": 1}):
-            for entry in record["delivered"]:
-                found[entry["_id"]] = entry
-        return found
 
     async def _wake_next(self, finished: dict[str, int], now: datetime) -> None:
         """The first waiting delivery after each finished one (chain: its `seq`) is due now (tried if it is the
@@ -494,35 +405,30 @@ class MongoWebhookStore:
         on it (a limit or a sort does not shorten its index walk), so a chain's open ones are read once and
         kept in order (ChainBacklog); while its backlog drains, each finish reads one delivery by its id.
         Chains without a backlog known are read together, fifty to a query (a fan-out finishes a thousand
-        chains of one delivery each: twenty queries, not a thousand); what that read finds is current and
-        decides at once (the backlogs kept are a cache: one dropped is read again, never skipped)."""
+        chains of one delivery each: twenty queries, not a thousand); what that read finds is current."""
         unknown = [chain for chain, seq in finished.items() if not self._known(chain, seq)]
-        kept = {chain: self.backlogs[chain] for chain in finished if chain not in unknown}
-        fresh = await self._open_of(unknown, {"waiting": 1, "lease": 1})
-        for chain, docs in fresh.items():
-            self._keep(chain, [(doc["seq"], doc["_id"]) for doc in docs])
-        recorded: dict[str, dict[str, Any]] | None = None
+        fresh: dict[str, dict[str, bool]] = {}  # chain: {delivery id: waiting}, as just read
+        for part in in_parts(unknown):
+            found: dict[str, list[tuple[int, str]]] = {chain: [] for chain in part}
+            cursor = self.db[DELIVERIES].find(open_in_chains(part), {"chain": 1, "seq": 1, "waiting": 1})
+            async for doc in cursor.sort(OPEN_BY_CHAIN).limit(FIRST_OPEN_CAP):
+                found[doc["chain"]].append((doc["seq"], doc["_id"]))
+                fresh.setdefault(doc["chain"], {})[doc["_id"]] = bool(doc.get("waiting"))
+            for chain, open_ in found.items():
+                self._backlog(chain).open = open_
         waiting = []
         for chain, seq in sorted(finished.items()):
-            if chain in fresh:
-                after = [doc for doc in fresh[chain] if doc["seq"] > seq]
-            else:
-                after = [{"_id": i} for i in await kept[chain].after(seq)]
-            for known in after:
-                doc = known
-                if chain not in fresh:  # kept from an earlier read: as it is now
-                    now_doc = await self.db[DELIVERIES].find_one(
-                        {"_id": known["_id"]}, {"state": 1, "waiting": 1, "lease": 1}
-                    )
-                    if now_doc is None or now_doc["state"] != DeliveryState.PENDING.value:
-                        continue  # finished meanwhile: the next one
-                    doc = now_doc
-                if doc.get("waiting"):
-                    waiting.append(doc["_id"])
+            for delivery_id in await self._backlog(chain).after(seq, read=chain not in unknown):
+                if chain in unknown:  # read a moment ago: open, and waiting or not
+                    if fresh.get(chain, {}).get(delivery_id):
+                        waiting.append(delivery_id)
                     break
-                recorded = recorded if recorded is not None else await self._recorded()
-                if not _stands(recorded.get(doc["_id"]), doc):
-                    break  # the chain's first open one goes by itself
+                doc = await self.db[DELIVERIES].find_one({"_id": delivery_id}, {"state": 1, "waiting": 1})
+                if doc is None or doc["state"] != DeliveryState.PENDING.value:
+                    continue  # finished meanwhile: the next one
+                if doc.get("waiting"):
+                    waiting.append(delivery_id)
+                break  # the chain's first open one: woken if it waits, else it goes by itself
         if waiting:
             await self.db[DELIVERIES].bulk_write(
                 [
@@ -537,15 +443,15 @@ class MongoWebhookStore:
         backlog = self.backlogs.get(chain)
         return backlog is not None and any(s > seq for s, _ in backlog.open)
 
-    def _keep(self, chain: str, open_: list[tuple[int, str]]) -> None:
+    def _backlog(self, chain: str) -> ChainBacklog:
         backlog = self.backlogs.pop(chain, None) or ChainBacklog(self.db, chain)
-        backlog.open = open_
-        self.backlogs[chain] = backlog  # the most recently read last
+        self.backlogs[chain] = backlog  # the most recently used last
         while len(self.backlogs) > BACKLOGS_KEPT:
             del self.backlogs[next(iter(self.backlogs))]
+        return backlog
 
 
-BACKLOGS_KEPT = 1_000  # chains whose open deliveries are kept in order, the least recently read dropped first
+BACKLOGS_KEPT = 1_000  # chains whose open deliveries are kept in order, the least recently used dropped first
 
 
 class ChainBacklog:
@@ -559,43 +465,14 @@ class ChainBacklog:
         self.chain = chain
         self.open: list[tuple[int, str]] = []
 
-    async def after(self, seq: int) -> list[str]:
-        """Ids of the open deliveries after `seq`, in order, as known; read again when none is known."""
+    async def after(self, seq: int, *, read: bool = True) -> list[str]:
+        """Ids of the open deliveries after `seq`, in order, as known; read again when none is known (unless
+        `read` is false: the caller has just read them)."""
         self.open = [(s, i) for s, i in self.open if s > seq]
-        if not self.open:
+        if not self.open and read:
             cursor = self.db[DELIVERIES].find(open_in_chains([self.chain]), {"seq": 1}).sort(OPEN_BY_CHAIN)
             self.open = [(doc["seq"], doc["_id"]) async for doc in cursor.limit(FIRST_OPEN_CAP) if doc["seq"] > seq]
         return [i for _, i in self.open]
-
-
-def _entry(o: Outcome) -> dict[str, Any]:
-    """A delivered attempt in an outcome record: the delivery, the claim it was attempted under, what it did."""
-    d = o.delivery
-    return {
-        "_id": d.delivery_id,
-        "lease": d.lease,
-        "attempts": o.attempts,
-        "retry_from": o.retry_from,
-        "last_status": o.last_status,
-        "delivered_at": o.delivered_at,
-    }
-
-
-def _stands(entry: dict[str, Any] | None, doc: dict[str, Any]) -> bool:
-    """Whether a recorded outcome holds for the delivery as stored: it is still open under the same claim."""
-    return entry is not None and doc.get("lease") == entry["lease"] and doc.get("state", OPEN["state"]) == OPEN["state"]
-
-
-def _delivered(entry: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "state": DeliveryState.DELIVERED.value,
-        "attempts": entry["attempts"],
-        "retry_from": entry["retry_from"],
-        "last_status": entry["last_status"],
-        "last_error": None,
-        "lease": None,
-        "delivered_at": entry["delivered_at"],
-    }
 
 
 def _change(o: Outcome) -> dict[str, Any]:
