@@ -18,6 +18,7 @@ import pypdf
 import pytest
 from prometheus_client import REGISTRY
 from pymongo import AsyncMongoClient
+from pymongo.errors import PyMongoError
 
 from common.calendar_source import build_calendar
 from common.clock import FixedDay
@@ -719,6 +720,67 @@ async def test_a_batch_of_uses_is_one_update_per_provider_and_day_and_uses_count
         activity = await MongoOversightStore(runtime).activity([p], date(2026, 9, 1), date(2026, 10, 1), TODAY)
         uses = sorted((c.resource_code, c.other, c.count, c.day) for c in activity[0].counts)
         assert uses == sorted([("R1", c1, 2, date(2026, 10, 19)), ("R1", c1, 5, oct20), (odd, c2, 1, oct20)])
+    finally:
+        await runtime.client.aclose()
+
+
+async def test_two_writers_on_one_provider_s_day_lose_no_use(infra) -> None:
+    """Two oversight writers (two consumers' batches) count uses of the same provider on the same day at once:
+    each reads the provider-day document and writes it whole in its transaction, so the database must make
+    one of two overlapping writes fail (a write conflict) rather than let it replace the other's count. The
+    loser is retried, as the consumer retries a failed batch; every use is counted, once."""
+    runtime = Runtime.build("auditor", settings_for(infra))
+    await ensure_indexes(runtime.db)
+    oversight = Oversight(store=MongoOversightStore(runtime), clock=FixedDay(TODAY), calendar=CAL)
+    tag = uuid.uuid4().hex[:6].upper()
+    provider, day = f"P{tag}" + "0" * 11, date(2026, 10, 20)
+    consumers = [f"C{n}{tag}" + "0" * 10 for n in range(2)]
+    rounds, per_batch, conflicts = 12, 25, Counter[str]()
+
+    async def writer(consumer: str) -> None:
+        for _ in range(rounds):
+            batch = [access("R1", provider, consumer, day) for _ in range(per_batch)]
+            for _ in range(50):
+                try:
+                    assert await observe_batch(batch, oversight, runtime.keys) == {}
+                    break
+                except PyMongoError as exc:  # the transaction lost to the other writer's: the batch again
+                    if not exc.has_error_label("TransientTransactionError"):
+                        raise
+                    conflicts[consumer] += 1
+                    await asyncio.sleep(random.random() * 0.01)
+            else:
+                raise AssertionError("a batch kept conflicting")
+
+    try:
+        await asyncio.gather(*(writer(c) for c in consumers))
+        doc = await runtime.db[DAILY_USES].find_one({"_id": f"{provider}|{day.isoformat()}"})
+        assert doc is not None
+        counted = {use_of(field)[1]: n for field, n in doc["uses"].items()}
+        assert counted == {c: rounds * per_batch for c in consumers}, (counted, conflicts)
+
+        # the overlap made certain: the second writer reads the document while the first's write is not
+        # committed; one of the two transactions fails (when it writes, or when it commits), never both succeed
+        later = date(2026, 10, 21)
+        one, other = (DailyCount(Measure.USED, provider, later, "R1", c, 1) for c in consumers)
+        failed: list[str] = []
+        try:
+            async with oversight.store() as first:
+                await first.project([], [one], [])
+                try:
+                    async with oversight.store() as second:
+                        await second.project([], [other], [])
+                except PyMongoError as exc:
+                    assert exc.has_error_label("TransientTransactionError"), exc
+                    failed.append("second")
+        except PyMongoError as exc:
+            assert exc.has_error_label("TransientTransactionError"), exc
+            failed.append("first")
+        assert len(failed) == 1, failed
+        async with oversight.store() as again:  # the loser retried
+            await again.project([], [one if failed == ["first"] else other], [])
+        doc = await runtime.db[DAILY_USES].find_one({"_id": f"{provider}|{later.isoformat()}"})
+        assert doc is not None and sorted(doc["uses"].values()) == [1, 1], doc
     finally:
         await runtime.client.aclose()
 
