@@ -23,7 +23,17 @@ LABELS: dict[str, dict[str, str]] = {
     "demand_status": CATALOG_LABELS["DemandStatus"],
     "clash_kind": {"SECOND_SOURCE": "重复声明数据来源", "UNLINKED_DUPLICATE": "未关联已有数据元的同名数据项"},
     "finding_status": {"OPEN": "待整改", "CORRECTED": "已整改", "ESCALATED": "已通报批评"},
-    "report_answer": {"AWAITED": "待市信息化工作办公室核实", "ACCEPTED": "已认可", "REJECTED": "已退回"},
+    "report_answer": {
+        "AWAITED": "待市信息化工作办公室核实",
+        "ACCEPTED": "已认可",
+        "REJECTED": "已退回",
+        "SUPERSEDED": "核实前已由后续事件证明整改，无需再核实",
+    },
+    "closed_by": {
+        "REPORT": "部门整改报告经市信息化工作办公室认可",
+        "IT_OFFICE": "市信息化工作办公室核实整改证明后结案",
+        "EVENT": "后续事件证明已整改（审计服务）",
+    },
     # Art. 24 (1)–(4), as the auditor's categories; the auditor answers each finding's article in full
     "finding_category": {
         "CATALOG_NOT_MAINTAINED": "未按要求编制或更新政务信息资源目录",

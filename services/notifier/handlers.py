@@ -18,6 +18,8 @@ from services.notifier.domain.events import (
     AuditFindingCorrected,
     AuditFindingEscalated,
     AuditFindingRaised,
+    AuditFindingReported,
+    AuditFindingReportRejected,
     CatalogEntryChangeReported,
     CatalogEntryMaintenanceConfirmed,
     CatalogEntryPublished,
@@ -40,7 +42,14 @@ from services.notifier.domain.events import (
 from services.notifier.domain.holdings import EntryTerms, Holding, holders, tightened
 from services.notifier.domain.notifications import REMINDED, Channel, Delivery, Notification, Rule
 from services.notifier.domain.preferences import DIGEST_SHOWN, Preferences, defaults, digest, next_digest_at
-from services.notifier.domain.reminders import CHINA, Deadline, Reminder, ReminderPolicy, one_year_after
+from services.notifier.domain.reminders import (
+    CHINA,
+    Deadline,
+    Reminder,
+    ReminderPolicy,
+    after_waiting,
+    one_year_after,
+)
 from services.notifier.ports import NOTIFICATIONS, Clock, DepartmentTopics, NotifierTransaction, UnitOfWork, Wakeable
 
 PRODUCER = "notifier"
@@ -74,6 +83,7 @@ class Notifier:
     change_window: timedelta = timedelta(seconds=2)
     change_batch_longest: timedelta = timedelta(minutes=5)
     digest_time: time = time(8, 30)
+    report_answer_days: int = 5  # working days a rectification report waits before the IT office is reminded
 
     def today(self) -> date:
         return self.clock.now().astimezone(CHINA).date()
@@ -236,8 +246,36 @@ async def finding_closed(event_id: str, e: AuditFindingCorrected | AuditFindingE
     """Corrected: no reminder any more. Escalated (its deadline passed): the department is told so."""
     async with n.uow() as tx:
         await tx.cancel_reminders(Deadline.FINDING_RECTIFICATION, e.finding_id)
+        await tx.cancel_reminders(Deadline.REPORT_ANSWER, e.finding_id)  # no report waits on a closed finding
         if isinstance(e, AuditFindingEscalated):
             await _issue(tx, n, notifications.finding_escalated(event_id, e, n.it_office_code))
+
+
+async def finding_reported(event_id: str, e: AuditFindingReported, n: Notifier) -> None:
+    """The IT office hears of the rectification report now, and is reminded once it has waited
+    `report_answer_days` working days unanswered (the waiting report holds the finding's escalation)."""
+    async with n.uow() as tx:
+        await tx.cancel_reminders(Deadline.REPORT_ANSWER, e.finding_id)
+        reminder = after_waiting(
+            n.reminders,
+            Deadline.REPORT_ANSWER,
+            recipient_code=n.it_office_code,
+            resource_code=e.finding_id,
+            reference=e.finding_id,
+            since=e.reported_on,
+            working_days=n.report_answer_days,
+            now=n.clock.now(),
+        )
+        await tx.schedule(reminder)
+        await _issue(tx, n, notifications.finding_reported(event_id, e, n.it_office_code))
+    n.timer.wake()
+
+
+async def report_rejected(event_id: str, e: AuditFindingReportRejected, n: Notifier) -> None:
+    """The report is answered: no reminder any more; the department hears why."""
+    async with n.uow() as tx:
+        await tx.cancel_reminders(Deadline.REPORT_ANSWER, e.finding_id)
+        await _issue(tx, n, notifications.finding_report_rejected(event_id, e))
 
 
 async def _remind(

@@ -58,6 +58,7 @@ def build(settings: NotifierSettings) -> tuple[FastAPI, Runtime]:
         change_window=timedelta(seconds=settings.change_window_seconds),
         change_batch_longest=timedelta(seconds=settings.change_batch_max_seconds),
         digest_time=settings.digest_time,
+        report_answer_days=settings.report_answer_working_days,
     )
     notifier_ref.append(notifier)
     runtime.consume("notifier", SUBSCRIBED, events.subscriptions(notifier))

@@ -42,6 +42,8 @@ class NotifierSettings(ServiceSettings):
     # Reminders go this many working days before a deadline's day, at this time of day (Beijing time).
     reminder_lead_working_days: int = Field(default=2, ge=1, le=MAX_LEAD)
     reminder_time: time = time(9, 0)
+    # A rectification report the IT office has not answered in this many working days: its operators are reminded.
+    report_answer_working_days: int = Field(default=5, ge=1, le=MAX_LEAD)
     # Departments that chose a daily digest get it at this time of day (Beijing time).
     digest_time: time = time(8, 30)
     # The timer sleeps until the next due batch or reminder; work another replica scheduled waits at most this.

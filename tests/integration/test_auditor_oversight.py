@@ -18,6 +18,7 @@ import pypdf
 import pytest
 from prometheus_client import REGISTRY
 from pymongo import AsyncMongoClient
+from pymongo.errors import PyMongoError
 
 from common.calendar_source import build_calendar
 from common.clock import FixedDay
@@ -568,8 +569,8 @@ async def test_a_city_of_facts_is_ranked_as_counted_one_department_at_a_time(inf
 
 async def test_a_finding_and_its_notices_are_its_department_s_and_oversight_s_only(infra, topics, services, tmp_path):
     """A finding against one department, escalated to a notice of criticism, and one the IT office raised: the
-    department's people and oversight read them and the notices; another department's people and machines get
-    403. A retried POST /findings returns the finding unchanged."""
+    department's people and oversight read them and the notices; another department's people get 404 (as for a
+    finding that does not exist), machines 403. A retried POST /findings returns the finding unchanged."""
     tag = uuid.uuid4().hex[:6].upper()
     a, b, code = f"A{tag}", f"B{tag}", f"104{tag[:3]}/{tag}"
     settings = settings_for(infra)
@@ -638,7 +639,8 @@ async def test_a_finding_and_its_notices_are_its_department_s_and_oversight_s_on
                 response = await client.get(path, headers=headers)
                 pdf = response.headers.get("content-type") == "application/pdf"
                 shown = pdf or a in response.text  # the department the finding is against
-                if response.status_code != (200 if allowed else 403) or shown != allowed:
+                refused = 403 if who in {"adapter_A", "consumer_B"} else 404
+                if response.status_code != (200 if allowed else refused) or shown != allowed:
                     wrong.append(f"{who} GET {path} -> {response.status_code} {response.text[:100]}")
         assert not wrong, "\n".join(wrong)
         pdf = await client.get(f"/findings/{escalated['finding_id']}/notice.pdf", headers=own["compiler_A"])
@@ -718,6 +720,67 @@ async def test_a_batch_of_uses_is_one_update_per_provider_and_day_and_uses_count
         activity = await MongoOversightStore(runtime).activity([p], date(2026, 9, 1), date(2026, 10, 1), TODAY)
         uses = sorted((c.resource_code, c.other, c.count, c.day) for c in activity[0].counts)
         assert uses == sorted([("R1", c1, 2, date(2026, 10, 19)), ("R1", c1, 5, oct20), (odd, c2, 1, oct20)])
+    finally:
+        await runtime.client.aclose()
+
+
+async def test_two_writers_on_one_provider_s_day_lose_no_use(infra) -> None:
+    """Two oversight writers (two consumers' batches) count uses of the same provider on the same day at once:
+    each reads the provider-day document and writes it whole in its transaction, so the database must make
+    one of two overlapping writes fail (a write conflict) rather than let it replace the other's count. The
+    loser is retried, as the consumer retries a failed batch; every use is counted, once."""
+    runtime = Runtime.build("auditor", settings_for(infra))
+    await ensure_indexes(runtime.db)
+    oversight = Oversight(store=MongoOversightStore(runtime), clock=FixedDay(TODAY), calendar=CAL)
+    tag = uuid.uuid4().hex[:6].upper()
+    provider, day = f"P{tag}" + "0" * 11, date(2026, 10, 20)
+    consumers = [f"C{n}{tag}" + "0" * 10 for n in range(2)]
+    rounds, per_batch, conflicts = 12, 25, Counter[str]()
+
+    async def writer(consumer: str) -> None:
+        for _ in range(rounds):
+            batch = [access("R1", provider, consumer, day) for _ in range(per_batch)]
+            for _ in range(50):
+                try:
+                    assert await observe_batch(batch, oversight, runtime.keys) == {}
+                    break
+                except PyMongoError as exc:  # the transaction lost to the other writer's: the batch again
+                    if not exc.has_error_label("TransientTransactionError"):
+                        raise
+                    conflicts[consumer] += 1
+                    await asyncio.sleep(random.random() * 0.01)
+            else:
+                raise AssertionError("a batch kept conflicting")
+
+    try:
+        await asyncio.gather(*(writer(c) for c in consumers))
+        doc = await runtime.db[DAILY_USES].find_one({"_id": f"{provider}|{day.isoformat()}"})
+        assert doc is not None
+        counted = {use_of(field)[1]: n for field, n in doc["uses"].items()}
+        assert counted == {c: rounds * per_batch for c in consumers}, (counted, conflicts)
+
+        # the overlap made certain: the second writer reads the document while the first's write is not
+        # committed; one of the two transactions fails (when it writes, or when it commits), never both succeed
+        later = date(2026, 10, 21)
+        one, other = (DailyCount(Measure.USED, provider, later, "R1", c, 1) for c in consumers)
+        failed: list[str] = []
+        try:
+            async with oversight.store() as first:
+                await first.project([], [one], [])
+                try:
+                    async with oversight.store() as second:
+                        await second.project([], [other], [])
+                except PyMongoError as exc:
+                    assert exc.has_error_label("TransientTransactionError"), exc
+                    failed.append("second")
+        except PyMongoError as exc:
+            assert exc.has_error_label("TransientTransactionError"), exc
+            failed.append("first")
+        assert len(failed) == 1, failed
+        async with oversight.store() as again:  # the loser retried
+            await again.project([], [one if failed == ["first"] else other], [])
+        doc = await runtime.db[DAILY_USES].find_one({"_id": f"{provider}|{later.isoformat()}"})
+        assert doc is not None and sorted(doc["uses"].values()) == [1, 1], doc
     finally:
         await runtime.client.aclose()
 
@@ -913,7 +976,6 @@ async def test_findings_escalate_once_their_deadline_passed_unless_a_report_in_t
     operator = bearer("IT", Role.IT_OFFICE_OPERATOR, subject="it-operator")
     admin_a = bearer(a, Role.DATA_ADMINISTRATOR, subject="a-admin")
     refused = {
-        "admin_B": bearer(b, Role.DATA_ADMINISTRATOR, subject="b-admin"),
         "compiler_A": bearer(a, Role.CATALOG_COMPILER, subject="a-compiler"),
         "auditor": bearer("IT", Role.AUDITOR, subject="auditor"),
     }
@@ -960,6 +1022,8 @@ async def test_findings_escalate_once_their_deadline_passed_unless_a_report_in_t
         for who, headers in refused.items():
             answer = await client.post(path, json=report, headers=headers)
             assert answer.status_code == 403, (who, answer.text)
+        other = await client.post(path, json=report, headers=bearer(b, Role.DATA_ADMINISTRATOR, subject="b-admin"))
+        assert other.status_code == 404, other.text  # another department's: as if it did not exist
         too_long = await client.post(path, json={"text": "长" * 4001}, headers=admin_a)
         assert too_long.status_code == 422
         sent = await client.post(path, json=report, headers=admin_a)
@@ -1051,3 +1115,173 @@ async def test_the_trend_counts_an_access_in_the_month_of_its_beijing_day(infra)
     finally:
         await runtime.client.aclose()
     assert found == {"2026-10": 0, "2026-11": 1}
+
+
+async def test_a_waiting_report_is_listed_answered_not_bypassed_and_answers_only_what_came_before_it(
+    infra, topics, services, tmp_path
+) -> None:
+    """Through the running auditor: the IT office lists the findings whose report awaits its answer
+    (`awaiting`); it may not close such a finding beside the report (409), and a report it files for the
+    department says so. A new occurrence of the matter while the report waits is kept apart, and accepting the
+    report closes only what came before it: the later occurrence becomes a finding of its own. An event proving
+    the matter made good supersedes the waiting report. Each closed finding says what closed it. Another
+    department gets the same 404 for a finding that exists and one that does not, and text of white space
+    only is refused (422)."""
+    tag = uuid.uuid4().hex[:6].upper()
+    a, b, request = f"A{tag}", f"B{tag}", f"Q{tag}"
+    settings = settings_for(infra)
+    codec = EventCodec.from_folder()
+    auditor = ServiceProcess("auditor", infra, tmp_path, mongo_database=settings.mongo_database, today="2026-10-26")
+    for group, names in (("auditor-oversight", OBSERVED_TOPICS), ("auditor-trail", AUDITED_TOPICS)):
+        for topic in names:
+            await skip_backlog(infra, f"{auditor.group_prefix}{group}", topic)
+    services.append(auditor.start())
+    await auditor.wait_ready()
+    operator = bearer("IT", Role.IT_OFFICE_OPERATOR, subject="it-operator")
+    admin_a = bearer(a, Role.DATA_ADMINISTRATOR, subject="a-admin")
+    admin_b = bearer(b, Role.DATA_ADMINISTRATOR, subject="b-admin")
+    publisher = KafkaPublisher(settings, codec, load_topics())
+    await publisher.start()
+    try:
+        code = f"105{tag[:3]}/{tag}"
+        await publisher.publish(
+            "exchange.share-events", decision_overdue(request, code, a, b, date(2026, 10, 23), date(2026, 10, 22))
+        )
+        [raised_event] = await read_topic(
+            infra.bootstrap,
+            "auditor.findings",
+            1,
+            where=lambda r: r.key == a.encode() and codec.decode(r.value)[1]["reference"] == f"request:{request}",
+        )
+        from_event = codec.decode(raised_event.value)[1]["finding_id"]
+        async with httpx.AsyncClient(base_url=auditor.url, timeout=60) as client:
+
+            async def raised(matter: str, n: int, evidence: str = "举报材料") -> dict:
+                body = {
+                    "department_code": a,
+                    "category": "USE_OUTSIDE_PURPOSE",
+                    "matter": matter,
+                    "description": "用于营销",
+                    "evidence": evidence,
+                    "request_id": f"req-{tag}-{n}",
+                }
+                answer = await client.post("/findings", json=body, headers=operator)
+                assert answer.status_code == 201, answer.text
+                return answer.json()
+
+            reported, by_office, untouched = [await raised(f"grant:G{tag}{n}", n) for n in range(3)]
+            rid, oid = reported["finding_id"], by_office["finding_id"]
+
+            # white space only is no text; nor is one beyond its bound
+            blank = {"description": " \n\t ", "evidence": "  "}
+            for field, value in blank.items():
+                body = {
+                    "department_code": a,
+                    "category": "USE_OUTSIDE_PURPOSE",
+                    "matter": f"grant:W{tag}",
+                    "description": "用于营销",
+                    "evidence": "举报",
+                    "request_id": f"blank-{tag}-{field}",
+                } | {field: value}
+                assert (await client.post("/findings", json=body, headers=operator)).status_code == 422, field
+            for path, body, who in (
+                (f"/findings/{rid}/report", {"text": "   "}, admin_a),
+                (f"/findings/{rid}/report", {"text": "长" * 4001}, admin_a),
+                (f"/findings/{rid}/correction", {"proof": "\n"}, operator),
+            ):
+                answer = await client.post(path, json=body, headers=who)
+                assert answer.status_code == 422, (path, body, answer.text)
+
+            # the department reports; the IT office files one on another finding for the department
+            sent = await client.post(f"/findings/{rid}/report", json={"text": "已停止该用途"}, headers=admin_a)
+            assert sent.status_code == 200, sent.text
+            mine = sent.json()["reports"][-1]
+            assert (mine["submitted_by"], mine["submitted_by_department"], mine["on_behalf"]) == ("a-admin", a, False)
+            filed = await client.post(f"/findings/{oid}/report", json={"text": "代为报送：已停用"}, headers=operator)
+            assert filed.status_code == 200, filed.text
+            theirs = filed.json()["reports"][-1]
+            assert (theirs["submitted_by"], theirs["submitted_by_department"], theirs["on_behalf"]) == (
+                "it-operator",
+                "IT",
+                True,
+            )
+            ev = await client.post(f"/findings/{from_event}/report", json={"text": "已答复申请"}, headers=admin_a)
+            assert ev.status_code == 200 and ev.json()["awaiting"]
+            blank_reason = await client.post(
+                f"/findings/{rid}/report/rejection", json={"reason": " "}, headers=operator
+            )
+            assert blank_reason.status_code == 422
+
+            # what awaits the IT office's answer, and what does not
+            async def listed(**params: object) -> set[str]:
+                page = await client.get("/findings", params={"department_code": a, **params}, headers=operator)
+                assert page.status_code == 200, page.text
+                return {f["finding_id"] for f in page.json()["items"]}
+
+            assert await listed(awaiting="true") == {rid, oid, from_event}
+            assert await listed(awaiting="false") == {untouched["finding_id"]}
+            own = await client.get("/findings", params={"awaiting": "true"}, headers=admin_a)
+            assert {f["finding_id"] for f in own.json()["items"]} == {rid, oid, from_event}
+            assert (await client.get("/findings", params={"awaiting": "maybe"}, headers=operator)).status_code == 422
+
+            # not closed beside the waiting report: the IT office answers the report
+            bypass = await client.post(f"/findings/{rid}/correction", json={"proof": "已核实"}, headers=operator)
+            assert bypass.status_code == 409 and "awaits" in bypass.text
+            assert (await client.get(f"/findings/{rid}", headers=operator)).json()["status"] == "OPEN"
+
+            # the same matter again while the report waits: kept apart, then a finding of its own
+            again = await raised(f"grant:G{tag}0", 10, evidence="再次举报 2026-10-26")
+            assert again["finding_id"] == rid
+            assert (again["occurrences"], again["later_occurrences"], again["later_evidence"]) == (
+                1,
+                1,
+                ["再次举报 2026-10-26"],
+            )
+            done = await client.post(f"/findings/{rid}/report/acceptance", headers=operator)
+            assert done.status_code == 200, done.text
+            closed = done.json()
+            assert (closed["status"], closed["closed_by"], closed["corrected_by_department"]) == (
+                "CORRECTED",
+                "REPORT",
+                True,
+            )
+            assert closed["closed_by_person"] == "it-operator" and closed["occurrences"] == 1
+            assert closed["continued"] and closed["later_occurrences"] == 0
+            rest = (await client.get(f"/findings/{closed['continued']}", headers=admin_a)).json()
+            assert (rest["status"], rest["occurrences"], rest["evidence"], rest["matter"]) == (
+                "OPEN",
+                1,
+                ["再次举报 2026-10-26"],
+                f"grant:G{tag}0",
+            )
+            assert rest["correct_by"] == "2026-11-02" and not rest["reports"]  # 5 working days from the acceptance
+
+            # the IT office's own correction of a finding without a waiting report
+            fixed = await client.post(
+                f"/findings/{untouched['finding_id']}/correction", json={"proof": "已核实停用"}, headers=operator
+            )
+            assert (fixed.json()["closed_by"], fixed.json()["corrected_by_department"]) == ("IT_OFFICE", False)
+
+            # an event proves the decision given: the waiting report is superseded
+            await publisher.publish(
+                "exchange.share-events", decided(request, code, a, b, date(2026, 10, 26), date(2026, 10, 22))
+            )
+            for _ in range(100):
+                proven = (await client.get(f"/findings/{from_event}", headers=admin_a)).json()
+                if proven["status"] != "OPEN":
+                    break
+                await asyncio.sleep(0.2)
+            assert (proven["status"], proven["closed_by"], proven["closed_by_person"]) == ("CORRECTED", "EVENT", None)
+            assert proven["reports"][-1]["answer"] == "SUPERSEDED" and not proven["awaiting"]
+            assert await listed(awaiting="true") == {oid}
+
+            # another department: the same answer whether the finding exists or not
+            for method, suffix, body in (("GET", "", None), ("POST", "/report", {"text": "代为报送"})):
+                there = await client.request(method, f"/findings/{oid}{suffix}", json=body, headers=admin_b)
+                nowhere = await client.request(method, f"/findings/FNONE{tag}{suffix}", json=body, headers=admin_b)
+                assert there.status_code == nowhere.status_code == 404, (there.text, nowhere.text)
+                assert there.text.replace(oid, "X") == nowhere.text.replace(f"FNONE{tag}", "X")
+            notice = await client.get(f"/findings/{oid}/notice.html", headers=admin_b)
+            assert notice.status_code == 404
+    finally:
+        await publisher.stop()

@@ -373,10 +373,11 @@ async def test_the_it_office_raises_a_finding_closes_it_and_reads_the_notice_of_
         assert raised.status_code == 403 and "无权执行此操作" in raised.text
     async with httpx.AsyncClient(base_url=city.console.url, timeout=30) as other:
         await sign_in(other, *city.logins["admin"])
+        # another department's finding: not found, as one that does not exist would be (no existence leak)
         refused = await other.get("/oversight/finding", params={"id": late.finding_id})
-        assert refused.status_code == 403 and "无权执行此操作" in refused.text
+        assert refused.status_code == 404 and "未找到" in refused.text and late.description not in refused.text
         notice = await other.get("/oversight/finding/notice", params={"id": late.finding_id})
-        assert notice.status_code == 403 and "<html" in notice.text
+        assert notice.status_code == 404 and "<html" in notice.text
 
 
 async def test_the_department_reports_its_rectification_and_the_it_office_rejects_then_accepts(city: City) -> None:
@@ -402,12 +403,14 @@ async def test_the_department_reports_its_rectification_and_the_it_office_reject
         assert "报送整改报告" in shown.text and 'for="text"' in shown.text and 'for="reference"' in shown.text
         assert "记录整改并结案" not in shown.text
         form = {"csrf_token": csrf_of(shown), "finding_id": finding_id}
-        # another department's data administrator: the auditor refuses, the console shows its refusal page
+        # another department's data administrator: to the auditor, the finding does not exist
         foreign = await other.get("/oversight/findings")
         refused = await other.post(
             "/oversight/findings/report", data=form | {"csrf_token": csrf_of(foreign), "text": "代为报送"}
         )
-        assert refused.status_code == 403 and "无权执行此操作" in refused.text
+        assert refused.status_code == 404 and "未找到" in refused.text
+        blank = await own.post("/oversight/findings/report", data=form | {"text": "   "})
+        assert blank.status_code == 422 and 'class="error"' in blank.text  # white space is no report
 
         sent = await own.post(
             "/oversight/findings/report", data=form | {"text": "已补传数据", "reference": "交换批次 7"}
@@ -416,6 +419,14 @@ async def test_the_department_reports_its_rectification_and_the_it_office_reject
         shown = await own.get(sent.headers["location"])
         assert "已补传数据" in shown.text and "交换批次 7" in shown.text and "待市信息化工作办公室核实" in shown.text
         assert 'action="/oversight/findings/report"' not in shown.text  # one report at a time
+        queue = await office.get("/oversight/findings", params={"awaiting": "true"})
+        assert queue.status_code == 200 and "待审核整改报告" in queue.text and finding_id in queue.text
+        assert 'aria-current="page">待审核整改报告' in queue.text and "整改报告待审核" in queue.text
+        bypass = await office.post(
+            "/oversight/findings/correct",
+            data={"csrf_token": csrf_of(queue), "finding_id": finding_id, "proof": "已核实"},
+        )
+        assert bypass.status_code == 409 and "awaits" in bypass.text  # the report is answered, not bypassed
         accepted_by_self = await own.post(
             "/oversight/findings/report/accept", data=form | {"csrf_token": csrf_of(shown)}
         )
@@ -447,6 +458,20 @@ async def test_the_department_reports_its_rectification_and_the_it_office_reject
         shown = await own.get("/oversight/finding", params=page)
         assert "已整改" in shown.text and "已认可" in shown.text and "附交换日志" in shown.text
         assert 'action="/oversight/findings/report"' not in shown.text
+        assert "部门整改报告经市信息化工作办公室认可" in shown.text  # what closed it
+        queue = await office.get("/oversight/findings", params={"awaiting": "true"})
+        assert finding_id not in queue.text
+
+        # the IT office files a report for the department: the page says so
+        async with httpx.AsyncClient(base_url=city.auditor.url, headers=operator) as auditor:
+            body = FINDING_FORM | {"department_code": city.provider, "request_id": uuid.uuid4().hex}
+            other_id = (
+                await auditor.post("/findings", json=body | {"matter": f"resource:{uuid.uuid4().hex[:8]}"})
+            ).json()["finding_id"]
+            filed = await auditor.post(f"/findings/{other_id}/report", json={"text": "代为报送：已补传"})
+            assert filed.status_code == 200 and filed.json()["reports"][-1]["on_behalf"]
+        shown = await own.get("/oversight/finding", params={"id": other_id})
+        assert "市信息化工作办公室代本部门报送" in shown.text
 
 
 async def test_the_it_office_keeps_the_directory_and_the_directory_decides(city: City) -> None:

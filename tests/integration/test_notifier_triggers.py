@@ -710,3 +710,49 @@ async def test_a_rectification_report_reaches_the_it_office_and_its_rejection_th
     [told] = await inbox_until(notifier, department, 1)
     assert told["reference"] == finding and "整改报告未通过" in told["title"] and "未见交换记录" in told["body"]
     assert told["audience"] == []  # the department as a whole, as the finding
+
+
+async def test_a_rectification_report_left_unanswered_reminds_the_it_office_after_its_working_days(
+    infra, topics, services, tmp_path
+) -> None:
+    """A report handed in on Monday 26 October 2026 holds its finding's escalation for as long as it waits:
+    after 5 working days (Monday 2 November) the IT office's operators are reminded to answer it. A report
+    rejected, or a finding closed, leaves no reminder behind; a later report is due later."""
+    it_office, department = fresh_code(), fresh_code()
+    notifier = await start_notifier(
+        infra, tmp_path, services, it_office, clock_start="2026-11-02T08:59:50+08:00", timer_max_sleep_seconds="600"
+    )
+    ids = {name: f"F{name}-{uuid.uuid4().hex[:8]}" for name in ("waiting", "rejected", "closed", "later")}
+
+    def reported(name: str, day: date) -> tuple[str, str, dict]:
+        body = payload(
+            "AuditFindingReported", finding_id=ids[name], department_code=department, report=f"整改报告 {name}",
+            reference=None, reported_on=day, correct_by=date(2026, 11, 2),
+        )  # fmt: skip
+        return ("AuditFindingReported", department, body)
+
+    closed = {"finding_id": ids["closed"], "department_code": department}
+    await send(
+        infra,
+        "auditor.findings",
+        [
+            reported("waiting", date(2026, 10, 26)),
+            reported("rejected", date(2026, 10, 26)),
+            reported("closed", date(2026, 10, 26)),
+            reported("later", date(2026, 10, 30)),
+            ("AuditFindingReportRejected", department, payload(
+                "AuditFindingReportRejected", finding_id=ids["rejected"], department_code=department, reason="不充分",
+                rejected_on=date(2026, 10, 30), correct_by=date(2026, 11, 2))),
+            ("AuditFindingCorrected", department, payload(
+                "AuditFindingCorrected", **closed, corrected_on=date(2026, 10, 30), note="已认可", corrected_by="it")),
+        ],
+    )  # fmt: skip
+    [reminded] = await inbox_until(notifier, it_office, 1, timeout=40, kind="DEADLINE_APPROACHING")
+    assert reminded["reference"] == ids["waiting"] and reminded["due_on"] == "2026-11-02", reminded
+    assert "整改报告核实" in reminded["title"] and reminded["audience"] == ["it_office_operator"]
+    assert reminded["notification_id"] == f"reminder:REPORT_ANSWER:{ids['waiting']}:2026-11-02:{it_office}"
+    async with httpx.AsyncClient(base_url=notifier.url, headers=system(it_office)) as client:
+        scheduled = (await client.get(f"/reminders/{it_office}")).json()
+    assert {r["reference"]: r["due_on"] for r in scheduled} == {ids["later"]: "2026-11-06"}, scheduled
+    # the department is not reminded of the IT office's answer
+    assert not await inbox_until(notifier, department, 1, timeout=2, kind="DEADLINE_APPROACHING")

@@ -309,6 +309,17 @@ def test_a_changed_missing_or_unnamed_entry_in_a_block_breaks_the_chain() -> Non
     assert verify_blocks(mismatched).first_broken_sequence == 5
 
 
+# The hashes of one fixed access, described and linked first after the genesis: pinned, so that a change of
+# what an entry holds, of its canonical text or of the hashing shows here (a stored trail would no longer
+# verify), not only a change that breaks the code's agreement with itself.
+FIXED_CONTENT_HASH = "dd1335d46dbca2a6feeb2558c498755dc3a2f1682c156db92e420850a33dbab1"
+FIXED_FIRST_HASH = "7cf349525931ac8b7fba6c9b75586e18072108e7d3de3c8d3511aace9fba486b"
+
+
 def test_a_described_entry_is_the_entry_its_fields_make() -> None:
     entry = describe(accessed(), SECRET)
     assert entry == TrailEntry.from_content(entry.content(), "") and (entry.hash, entry.text) == ("", "")
+    assert content_hash(entry.content()) == FIXED_CONTENT_HASH
+    [first] = link(Head(), [entry])
+    assert (first.sequence, first.previous_hash, first.hash) == (1, GENESIS, FIXED_FIRST_HASH)
+    assert '"subjects":2' in first.text and '"subject_hashes":["h1","h2","h3"]' in first.text

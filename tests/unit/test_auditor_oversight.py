@@ -30,12 +30,14 @@ from services.auditor.domain.findings import (
     REPORTS_KEPT,
     Answer,
     Category,
+    ClosedBy,
     Deadlines,
     Finding,
     Remedy,
     ReportRefused,
     Status,
     Suspicion,
+    continued,
     corrected,
     escalated,
     overdue,
@@ -229,8 +231,8 @@ def test_a_finding_is_corrected_or_escalated_once_its_deadline_passed() -> None:
     up = escalated(finding, date(2026, 11, 6))
     assert up.status is Status.ESCALATED and up.escalated_on == date(2026, 11, 6)
     with pytest.raises(ValueError):
-        corrected(up, "too late", date(2026, 11, 7))
-    closed = corrected(finding, "version 2 published", date(2026, 11, 2))
+        corrected(up, "too late", date(2026, 11, 7), ClosedBy.IT_OFFICE, "it-1")
+    closed = corrected(finding, "version 2 published", date(2026, 11, 2), ClosedBy.EVENT)
     assert closed.status is Status.CORRECTED and not overdue(closed, date(2027, 1, 1))
 
 
@@ -238,14 +240,14 @@ def test_a_report_in_time_holds_the_escalation_until_the_it_office_answers_it() 
     finding, _ = raise_or_add(None, suspicion(), Deadlines(catalog=10), CAL, "auditor")
     last_day, next_day = date(2026, 11, 5), date(2026, 11, 6)
     with pytest.raises(ReportRefused, match="too late"):
-        reported(finding, "已更新", None, "a-admin", next_day)
-    sent = reported(finding, "已更新目录", "吉市监〔2026〕1号", "a-admin", last_day)
+        reported(finding, "已更新", None, "a-admin", P, next_day)
+    sent = reported(finding, "已更新目录", "吉市监〔2026〕1号", "a-admin", P, last_day)
     assert sent.held and sent.awaiting == sent.reports[-1] and sent.reports[-1].submitted_on == last_day
     assert not overdue(sent, next_day) and not overdue(sent, date(2027, 1, 1))  # however long the answer takes
     with pytest.raises(ValueError):
         escalated(sent, next_day)
     with pytest.raises(ReportRefused, match="awaits"):
-        reported(sent, "再报", None, "a-admin", last_day)
+        reported(sent, "再报", None, "a-admin", P, last_day)
 
     # rejected after the deadline: nothing holds it any more, it escalates at the next look
     back = report_rejected(sent, "未见更新记录", "it-1", next_day)
@@ -256,27 +258,72 @@ def test_a_report_in_time_holds_the_escalation_until_the_it_office_answers_it() 
         next_day,
     )
     with pytest.raises(ReportRefused, match="too late"):
-        reported(back, "补报", None, "a-admin", next_day)
+        reported(back, "补报", None, "a-admin", P, next_day)
     with pytest.raises(ReportRefused, match="no report"):
         report_accepted(back, "it-1", next_day)
 
     # rejected in time: reported again, accepted: corrected with the report as its proof
-    early = report_rejected(reported(finding, "第一次", None, "a-admin", date(2026, 11, 2)), "不充分", "it-1", last_day)
+    early = report_rejected(
+        reported(finding, "第一次", None, "a-admin", P, date(2026, 11, 2)), "不充分", "it-1", last_day
+    )
     assert not early.held and not overdue(early, last_day)
-    again = reported(early, "已于11月4日发布第2版", "v2", "a-admin", last_day)
+    again = reported(early, "已于11月4日发布第2版", "v2", "a-admin", P, last_day)
     done = report_accepted(again, "it-1", next_day)
     assert done.status is Status.CORRECTED and done.corrected_on == next_day
     assert done.proof is not None and "已于11月4日发布第2版" in done.proof and "v2" in done.proof
     assert [r.answer for r in done.reports] == [Answer.REJECTED, Answer.ACCEPTED]
     with pytest.raises(ReportRefused, match="corrected"):
-        reported(done, "又一次", None, "a-admin", last_day)
+        reported(done, "又一次", None, "a-admin", P, last_day)
+
+
+def test_a_waiting_report_is_answered_not_bypassed_and_answers_only_what_came_before_it() -> None:
+    finding, _ = raise_or_add(None, suspicion(), Deadlines(catalog=10), CAL, "auditor")
+    day, answered_on = date(2026, 11, 2), date(2026, 11, 9)
+    sent = reported(finding, "已更新目录", None, "it-1", "IT", day)
+    assert sent.reports[-1].on_behalf and sent.reports[-1].submitted_by_department == "IT"
+    assert not reported(finding, "已更新目录", None, "a-admin", P, day).reports[-1].on_behalf
+    with pytest.raises(ReportRefused, match="awaits"):  # the IT office answers the report instead
+        corrected(sent, "已核实", day, ClosedBy.IT_OFFICE, "it-1")
+
+    # occurrences after the report are kept apart: accepting it closes the finding, they become another
+    later, new = raise_or_add(sent, suspicion(date(2026, 11, 4), "e2", "again"), Deadlines(), CAL, "auditor")
+    later, _ = raise_or_add(later, suspicion(date(2026, 11, 5), "e3", "again"), Deadlines(), CAL, "auditor")
+    assert not new and (later.occurrences, later.later_occurrences, later.later) == (1, 2, ("again",))
+    done = report_accepted(later, "it-1", answered_on)
+    assert (done.closed_by, done.closed_by_person, done.corrected_by_department) == (ClosedBy.REPORT, "it-1", True)
+    split = continued(done, Deadlines(catalog=10), CAL, answered_on)
+    assert split is not None
+    closed, rest = split
+    assert (closed.occurrences, closed.later_occurrences, closed.continued) == (1, 0, rest.finding_id)
+    assert (rest.status, rest.occurrences, rest.evidence, rest.detected_on) == (
+        Status.OPEN,
+        2,
+        ("again",),
+        later.later_since,
+    )
+    assert rest.correct_by == CAL.add_working_days(answered_on, 10) and rest.finding_id != finding.finding_id
+    assert continued(report_accepted(sent, "it-1", answered_on), Deadlines(), CAL, answered_on) is None
+
+    # rejected: the later occurrences are the finding's again
+    back = report_rejected(later, "不充分", "it-1", answered_on)
+    assert (back.occurrences, back.later_occurrences, back.evidence) == (3, 0, ("overdue", "again"))
+
+    # an event proving the matter made good closes it, covers the later ones and supersedes the report
+    proven = corrected(later, "version 2 published", answered_on, ClosedBy.EVENT)
+    assert proven.reports[-1].answer is Answer.SUPERSEDED and proven.awaiting is None
+    assert (proven.closed_by, proven.closed_by_person, proven.occurrences) == (ClosedBy.EVENT, None, 3)
+    assert not proven.corrected_by_department
+    with pytest.raises(ReportRefused, match="empty"):
+        reported(finding, " \n\t ", None, "a-admin", P, day)
+    with pytest.raises(ReportRefused, match="empty"):
+        report_rejected(sent, "   ", "it-1", day)
 
 
 def test_a_finding_keeps_its_latest_reports_only() -> None:
     finding, _ = raise_or_add(None, suspicion(), Deadlines(catalog=10), CAL, "auditor")
     for n in range(REPORTS_KEPT + 3):
         finding = report_rejected(
-            reported(finding, f"报告{n}", None, "a", date(2026, 11, 2)), "否", "it", date(2026, 11, 2)
+            reported(finding, f"报告{n}", None, "a", P, date(2026, 11, 2)), "否", "it", date(2026, 11, 2)
         )
     assert len(finding.reports) == REPORTS_KEPT and finding.reports[-1].text == f"报告{REPORTS_KEPT + 2}"
 
@@ -397,8 +444,9 @@ class FakeStore:
     async def departments(self) -> dict[str, DepartmentFact]:
         return {P: DepartmentFact(P, "市市场监督管理局", True)}
 
-    async def findings(self, *, department_code, status, offset, limit):  # type: ignore[no-untyped-def]
+    async def findings(self, *, department_code, status, awaiting, offset, limit):  # type: ignore[no-untyped-def]
         found = [f for f in self.found.values() if status is None or f.status is status]
+        found = [f for f in found if awaiting is None or (f.awaiting is not None) is awaiting]
         return found[offset : offset + limit], len(found)
 
     async def next_deadline(self) -> date | None:
@@ -519,14 +567,16 @@ async def test_the_department_reports_and_the_it_office_answers_while_the_escala
     office = Principal("it-1", "IT", frozenset({Role.IT_OFFICE_OPERATOR}))
     admin = Principal("p-admin", P, frozenset({Role.DATA_ADMINISTRATOR}))
     for refused in (
-        Principal("c-admin", C1, frozenset({Role.DATA_ADMINISTRATOR})),  # another department
         Principal("p-compiler", P, frozenset({Role.CATALOG_COMPILER})),  # not the department's administrator
         Principal("auditor", "IT", frozenset({Role.AUDITOR})),
     ):
         with pytest.raises(AccessDenied):
             await handlers.report_finding(refused, fid, "已答复", None, oversight(store, last_day))
-    with pytest.raises(handlers.FindingNotFound):
-        await handlers.report_finding(admin, "FNONE", "已答复", None, oversight(store, last_day))
+    # another department's finding is answered as one that does not exist
+    stranger = Principal("c-admin", C1, frozenset({Role.DATA_ADMINISTRATOR}))
+    for who, asked in ((stranger, fid), (admin, "FNONE"), (stranger, "FNONE")):
+        with pytest.raises(handlers.FindingNotFound):
+            await handlers.report_finding(who, asked, "已答复", None, oversight(store, last_day))
     with pytest.raises(AccessDenied):
         await handlers.accept_report(admin, fid, oversight(store, last_day))
 

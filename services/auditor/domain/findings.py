@@ -6,7 +6,11 @@ The department hands in its rectification report (整改报告) on an open findi
 the IT office accepts it (the finding is corrected, the report its proof) or rejects it with a reason (the
 finding stays open and the department may report again). A report awaiting the IT office's answer holds the
 escalation, however long the answer takes; a rejected one holds nothing: past the deadline, the finding
-escalates at the watch's next look (which the rejection itself wakes).
+escalates at the watch's next look (which the rejection itself wakes). While a report awaits its answer, the
+IT office does not close the finding another way (it answers the report); an event proving the matter made
+good closes it and supersedes the report. New occurrences of the matter while a report awaits are kept apart
+(`later`): the report speaks for what came before it, so accepting it closes the finding and the later
+occurrences become a finding of their own (`continued`); rejecting it folds them in.
 
 Which event suggests which finding, and which event proves it corrected, is said once, in `signals_of_*`
 below (the inbound adapter translates events into the facts these read)."""
@@ -90,6 +94,15 @@ class Answer(StrEnum):
     AWAITED = "AWAITED"
     ACCEPTED = "ACCEPTED"
     REJECTED = "REJECTED"
+    SUPERSEDED = "SUPERSEDED"  # an event proved the matter made good before the IT office answered
+
+
+class ClosedBy(StrEnum):
+    """What closed a corrected finding."""
+
+    REPORT = "REPORT"  # the department's rectification report, accepted by the IT office
+    IT_OFFICE = "IT_OFFICE"  # the IT office's own correction, with the proof it saw
+    EVENT = "EVENT"  # a later event proved it (the entry updated, the decision given, data delivered)
 
 
 @dataclass(frozen=True)
@@ -104,6 +117,8 @@ class RectificationReport:
     answered_by: str | None = None
     answered_on: date | None = None
     reason: str | None = None  # why it was rejected
+    submitted_by_department: str | None = None  # the filer's department (None: reports kept before it was)
+    on_behalf: bool = False  # filed by the IT office for the department the finding is about
 
     @property
     def as_proof(self) -> str:
@@ -133,6 +148,17 @@ class Finding:
     escalated_on: date | None = None
     revision: int = 0
     reports: tuple[RectificationReport, ...] = ()
+    closed_by: ClosedBy | None = None
+    closed_by_person: str | None = None  # the IT office person who closed it; None when an event proved it
+    later: tuple[str, ...] = ()  # evidence of occurrences since the awaited report came, kept apart
+    later_occurrences: int = 0
+    later_since: date | None = None
+    continued: str | None = None  # the finding the later occurrences became when the report was accepted
+
+    @property
+    def corrected_by_department(self) -> bool:
+        """Closed by the department's own report (accepted), not by the IT office or an event."""
+        return self.closed_by is ClosedBy.REPORT
 
     @property
     def article(self) -> str:
@@ -178,7 +204,16 @@ def raise_or_add(
     open_finding: Finding | None, suspicion: Suspicion, deadlines: Deadlines, calendar: WorkingDays, raised_by: str
 ) -> tuple[Finding, bool]:
     """The finding on the suspicion's matter: the open one with the evidence added, or a new one with its
-    deadline counted in working days from the day it was found. True when it is new."""
+    deadline counted in working days from the day it was found. True when it is new. While a report awaits
+    the IT office's answer, the occurrence is kept apart (`later`): the report does not speak for it."""
+    if open_finding is not None and open_finding.awaiting is not None:
+        later = open_finding.later
+        if len(later) < EVIDENCE_KEPT and suspicion.evidence not in later:
+            later = (*later, suspicion.evidence)
+        since = min(open_finding.later_since or suspicion.on, suspicion.on)
+        return replace(
+            open_finding, later=later, later_occurrences=open_finding.later_occurrences + 1, later_since=since
+        ), False
     if open_finding is not None:
         evidence = open_finding.evidence
         if len(evidence) < EVIDENCE_KEPT and suspicion.evidence not in evidence:
@@ -198,10 +233,33 @@ def raise_or_add(
     return new, True
 
 
-def corrected(finding: Finding, proof: str, on: date) -> Finding:
+def _folded(finding: Finding) -> Finding:
+    """The occurrences kept apart while a report awaited, folded into the finding."""
+    if not finding.later_occurrences:
+        return finding
+    evidence = (*finding.evidence, *(e for e in finding.later if e not in finding.evidence))[:EVIDENCE_KEPT]
+    occurrences = finding.occurrences + finding.later_occurrences
+    return replace(finding, evidence=evidence, occurrences=occurrences, later=(), later_occurrences=0, later_since=None)
+
+
+def corrected(finding: Finding, proof: str, on: date, closed_by: ClosedBy, by: str | None = None) -> Finding:
+    """The finding closed with its proof. The IT office answers an awaited report rather than closing the
+    finding beside it; an event proving the matter made good closes it and supersedes the report (and covers
+    the occurrences since)."""
     if finding.status is not Status.OPEN:
         raise ValueError(f"finding {finding.finding_id} is {finding.status.value.lower()}, not open")
-    return replace(finding, status=Status.CORRECTED, corrected_on=on, proof=proof)
+    report = finding.awaiting
+    if report is not None and closed_by is ClosedBy.IT_OFFICE:
+        raise ReportRefused(
+            f"the report of {report.submitted_on.isoformat()} awaits the IT office's answer: accept it to close "
+            "the finding, or reject it"
+        )
+    if report is not None and closed_by is ClosedBy.EVENT:
+        superseded = replace(report, answer=Answer.SUPERSEDED, answered_on=on)
+        finding = _folded(replace(finding, reports=(*finding.reports[:-1], superseded)))
+    return replace(
+        finding, status=Status.CORRECTED, corrected_on=on, proof=proof, closed_by=closed_by, closed_by_person=by
+    )
 
 
 def overdue(finding: Finding, today: date) -> bool:
@@ -209,9 +267,12 @@ def overdue(finding: Finding, today: date) -> bool:
     return finding.status is Status.OPEN and today > finding.correct_by and not finding.held
 
 
-def reported(finding: Finding, text: str, reference: str | None, by: str, on: date) -> Finding:
+def reported(finding: Finding, text: str, reference: str | None, by: str, by_department: str, on: date) -> Finding:
     """The department's rectification report, handed in on an open finding on or before its deadline, one at
-    a time: while one awaits the IT office's answer, another is refused."""
+    a time: while one awaits the IT office's answer, another is refused. Filed by someone of another
+    department (the IT office), it is on the department's behalf, and says so."""
+    if not text.strip():
+        raise ReportRefused("a report says what was done: its text is empty")
     if finding.status is not Status.OPEN:
         raise ReportRefused(f"finding {finding.finding_id} is {finding.status.value.lower()}: nothing to report")
     if on > finding.correct_by:
@@ -224,7 +285,10 @@ def reported(finding: Finding, text: str, reference: str | None, by: str, on: da
             f"the report of {finding.awaiting.submitted_on.isoformat()} awaits the IT office's answer: "
             "report again once it is rejected"
         )
-    report = RectificationReport(text[:REPORT_LENGTH], reference, by, on)
+    on_behalf = by_department != finding.department_code
+    report = RectificationReport(
+        text[:REPORT_LENGTH], reference, by, on, submitted_by_department=by_department, on_behalf=on_behalf
+    )
     return replace(finding, reports=(*finding.reports, report)[-REPORTS_KEPT:])
 
 
@@ -238,17 +302,43 @@ def _answered(finding: Finding, answer: Answer, by: str, on: date, reason: str |
 
 
 def report_accepted(finding: Finding, by: str, on: date) -> Finding:
-    """The IT office accepts the awaited report: the finding is corrected, with the report as its proof."""
+    """The IT office accepts the awaited report: the finding is corrected, with the report as its proof. The
+    occurrences since the report came stay apart (`later`): `continued` makes them a finding of their own."""
     report = _answered(finding, Answer.ACCEPTED, by, on, None)
-    closed = corrected(finding, report.as_proof, on)
-    return replace(closed, reports=(*finding.reports[:-1], report))
+    answered = replace(finding, reports=(*finding.reports[:-1], report))
+    return corrected(answered, report.as_proof, on, ClosedBy.REPORT, by)
+
+
+def continued(closed: Finding, deadlines: Deadlines, calendar: WorkingDays, on: date) -> tuple[Finding, Finding] | None:
+    """The occurrences that came after an accepted report, as a finding of their own (the report did not
+    speak for them), its deadline counted from `on` (the day the IT office set them apart), and the closed
+    finding naming it; None when there were none."""
+    if closed.status is not Status.CORRECTED or not closed.later_occurrences:
+        return None
+    assert closed.later_since is not None
+    new = Finding(
+        finding_id=finding_id(f"{closed.finding_id}:after-report"),
+        department_code=closed.department_code,
+        category=closed.category,
+        matter=closed.matter,
+        description=closed.description,
+        detected_on=closed.later_since,
+        correct_by=calendar.add_working_days(on, deadlines.of(closed.category)),
+        raised_by=closed.raised_by,
+        evidence=closed.later,
+        occurrences=closed.later_occurrences,
+    )
+    return replace(closed, later=(), later_occurrences=0, later_since=None, continued=new.finding_id), new
 
 
 def report_rejected(finding: Finding, reason: str, by: str, on: date) -> Finding:
     """The IT office rejects the awaited report with its reason: the finding stays open (and, its deadline
-    passed, escalates at the next look), and the department may report again while the deadline lasts."""
+    passed, escalates at the next look), and the department may report again while the deadline lasts; the
+    occurrences since the report came are the finding's again."""
+    if not reason.strip():
+        raise ReportRefused("a rejection says why: its reason is empty")
     report = _answered(finding, Answer.REJECTED, by, on, reason[:REPORT_LENGTH])
-    return replace(finding, reports=(*finding.reports[:-1], report))
+    return _folded(replace(finding, reports=(*finding.reports[:-1], report)))
 
 
 def escalated(finding: Finding, today: date) -> Finding:

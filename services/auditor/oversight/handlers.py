@@ -10,16 +10,18 @@ from datetime import date
 from typing import Any, TypeVar
 
 from common.errors import Conflict, NotFound
-from common.policy import OVERSIGHT, Principal, Target, authorize
+from common.policy import OVERSIGHT, AccessDenied, Principal, Target, authorize
 from services.auditor.domain.activity import DailyCount, EntryFact, Measure, Observed, fold_counts
 from services.auditor.domain.findings import (
     Category,
+    ClosedBy,
     Deadlines,
     Finding,
     Remedy,
     ReportRefused,
     Status,
     Suspicion,
+    continued,
     corrected,
     escalated,
     finding_id,
@@ -144,7 +146,7 @@ async def _apply(tx: OversightTransaction, signal: Suspicion | Remedy, oversight
     if isinstance(signal, Remedy):
         if found is None:
             return None
-        closed = corrected(found, signal.proof, signal.on)
+        closed = corrected(found, signal.proof, signal.on, ClosedBy.EVENT)
         await tx.save_finding(closed)
         tx.events.corrected(closed)
         return closed
@@ -190,15 +192,14 @@ async def raise_finding(
 
 
 async def correct_finding(principal: Principal, finding_id: str, proof: str, oversight: Oversight) -> Finding:
-    """The IT office closes a finding the department corrected, recording the proof it saw."""
+    """The IT office closes a finding the department corrected, recording the proof it saw; while the
+    department's report awaits its answer, it answers the report instead (409)."""
     authorize(principal, "auditor.finding.correct")
     async with oversight.store() as tx:
-        found = await tx.finding(finding_id)
-        if found is None:
-            raise FindingNotFound("finding_id", f"no finding {finding_id}")
+        found = await _found(tx, finding_id)
         try:
-            closed = corrected(found, proof, oversight.clock.today())
-        except ValueError as exc:
+            closed = corrected(found, proof, oversight.clock.today(), ClosedBy.IT_OFFICE, principal.subject)
+        except ValueError as exc:  # closed, or a report awaits the answer (ReportRefused)
             raise FindingClosed("finding_id", str(exc)) from None
         await tx.save_finding(closed)
         tx.events.corrected(closed, principal.subject)
@@ -213,15 +214,29 @@ async def _found(tx: OversightTransaction, finding_id: str) -> Finding:
     return found
 
 
+def _visible(principal: Principal, rule: str, found: Finding | None, finding_id: str) -> Finding:
+    """The finding, if the principal may act on it by `rule`; another department's finding is answered as one
+    that does not exist (404 both), so that asking tells nobody which findings there are. A role the rule
+    does not name is refused (403) whatever the finding."""
+    authorize(principal, rule)
+    try:
+        if found is not None:
+            authorize(principal, rule, Target(department_code=found.department_code))
+            return found
+    except AccessDenied:
+        pass
+    raise FindingNotFound("finding_id", f"no finding {finding_id}")
+
+
 async def report_finding(
     principal: Principal, finding_id: str, text: str, reference: str | None, oversight: Oversight
 ) -> Finding:
     """The department the finding is about hands in its rectification report (the IT office may, for it)."""
     async with oversight.store() as tx:
-        found = await _found(tx, finding_id)
-        authorize(principal, "auditor.finding.report", Target(department_code=found.department_code))
+        found = _visible(principal, "auditor.finding.report", await tx.finding(finding_id), finding_id)
         try:
-            now = reported(found, text, reference, principal.subject, oversight.clock.today())
+            today = oversight.clock.today()
+            now = reported(found, text, reference, principal.subject, principal.department_code, today)
         except ReportRefused as exc:
             raise FindingClosed("finding_id", str(exc)) from None
         await tx.save_finding(now)
@@ -231,14 +246,21 @@ async def report_finding(
 
 
 async def accept_report(principal: Principal, finding_id: str, oversight: Oversight) -> Finding:
-    """The IT office accepts the awaited report: the finding is corrected, the report its proof."""
+    """The IT office accepts the awaited report: the finding is corrected, the report its proof. Occurrences
+    of the matter since the report came are not what it answered: they become a finding of their own."""
     authorize(principal, "auditor.finding.correct")
+    today = oversight.clock.today()
     async with oversight.store() as tx:
         found = await _found(tx, finding_id)
         try:
-            closed = report_accepted(found, principal.subject, oversight.clock.today())
+            closed = report_accepted(found, principal.subject, today)
         except (ReportRefused, ValueError) as exc:
             raise FindingClosed("finding_id", str(exc)) from None
+        split = continued(closed, oversight.deadlines, oversight.calendar, today)
+        if split is not None:
+            closed, new = split
+            await tx.save_finding(new)
+            tx.events.raised(new)
         await tx.save_finding(closed)
         tx.events.corrected(closed, principal.subject)
     oversight.changed()
@@ -280,12 +302,9 @@ async def escalate_overdue(oversight: Oversight) -> int:
 
 
 async def finding_for(principal: Principal, finding_id: str, oversight: Oversight) -> Finding:
-    """A department sees its own findings; oversight sees all."""
-    found = await oversight.store.finding(finding_id)
-    if found is None:
-        raise FindingNotFound("finding_id", f"no finding {finding_id}")
-    authorize(principal, "auditor.finding.read", Target(department_code=found.department_code))
-    return found
+    """A department sees its own findings (another's is answered 404, as one that does not exist); oversight
+    sees all."""
+    return _visible(principal, "auditor.finding.read", await oversight.store.finding(finding_id), finding_id)
 
 
 async def findings_for(
@@ -296,11 +315,16 @@ async def findings_for(
     offset: int,
     limit: int,
     oversight: Oversight,
+    awaiting: bool | None = None,
 ) -> tuple[list[Finding], int]:
+    """Findings by department and status; `awaiting`: those with a report awaiting the IT office's answer
+    (True) or without one (False)."""
     authorize(principal, "auditor.finding.read", Target(department_code=department_code or principal.department_code))
     if department_code is None and not _oversees(principal):
         department_code = principal.department_code
-    return await oversight.store.findings(department_code=department_code, status=status, offset=offset, limit=limit)
+    return await oversight.store.findings(
+        department_code=department_code, status=status, awaiting=awaiting, offset=offset, limit=limit
+    )
 
 
 def _oversees(principal: Principal) -> bool:

@@ -148,6 +148,7 @@ async def findings(
     person: PersonDep,
     department: Annotated[Code | None, Query()] = None,
     status: Annotated[str | None, Query(max_length=16)] = None,  # the form's 全部 sends it empty
+    awaiting: Annotated[bool, Query(description="only those whose report awaits the IT office's answer")] = False,
     offset: Annotated[Position, Query(le=100_000)] = 0,
 ) -> Response:
     limit = console.settings.page_size
@@ -157,6 +158,8 @@ async def findings(
         params["department_code"] = department
     if status:
         params["status"] = status
+    if awaiting:  # the IT office's queue: 待审核整改报告
+        params["awaiting"] = "true"
     page, names = await asyncio.gather(
         console.services.call("auditor", "GET", "/findings", person.token, params=params),
         department_names(console, person.token),
@@ -168,6 +171,7 @@ async def findings(
         names=names,
         department=department or "",
         chosen=status or "",
+        awaiting=awaiting,
         statuses=FINDING_STATUSES,
         paging=pager(page["total"], offset, limit),
     )

@@ -28,6 +28,7 @@ from services.notifier.domain.events import (
     AuditFindingEscalated,
     AuditFindingRaised,
     AuditFindingReported,
+    AuditFindingReportRejected,
     CatalogEntryChangeReported,
     CatalogEntryMaintenanceConfirmed,
     CatalogEntryOverdue,
@@ -90,7 +91,6 @@ def subscriptions(n: handlers.Notifier) -> dict[str, Callable[[Event], Awaitable
         (ShareDemandFiled, notifications.demand_filed),
         (ShareDemandUnmatched, notifications.demand_unmatched),
         (CatalogEntryOverdue, notifications.entry_overdue),
-        (AuditFindingReported, notifications.finding_reported),
     ):
         by_class[cls] = partial(handlers.notify, n=n, rule=partial(rule, it_office_code=n.it_office_code))
     by_class |= {
@@ -111,6 +111,8 @@ def subscriptions(n: handlers.Notifier) -> dict[str, Callable[[Event], Awaitable
         AuditFindingRaised: partial(handlers.finding_raised, n=n),
         AuditFindingCorrected: partial(handlers.finding_closed, n=n),
         AuditFindingEscalated: partial(handlers.finding_closed, n=n),
+        AuditFindingReported: partial(handlers.finding_reported, n=n),
+        AuditFindingReportRejected: partial(handlers.report_rejected, n=n),
     }
     return {cls.__name__: _inbound(cls, handler) for cls, handler in by_class.items()}
 

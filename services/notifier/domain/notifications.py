@@ -629,6 +629,7 @@ REMINDED: dict[Deadline, Audience] = {
     Deadline.CATALOG_UPDATE: CATALOG_STAFF,
     Deadline.YEARLY_MAINTENANCE: CATALOG_STAFF,
     Deadline.FINDING_RECTIFICATION: DEPARTMENT,
+    Deadline.REPORT_ANSWER: IT_OFFICE,
 }
 
 
@@ -697,7 +698,6 @@ def changes_told(batch: ChangeBatch, holders: list[str]) -> list[Notification]:
 # Events whose notices follow from the event alone. The others need the IT office's code, what the notifier
 # keeps (disputes, holdings, entries, reminders) or both, and have handlers of their own (adapters/events.py).
 RULES: dict[type, Rule] = {
-    AuditFindingReportRejected: finding_report_rejected,
     CatalogEntryReturned: entry_returned,
     CatalogEntrySubmitted: entry_submitted,
     ShareDemandMatched: demand_matched,

@@ -26,6 +26,7 @@ class Deadline(StrEnum):
     YEARLY_MAINTENANCE = "YEARLY_MAINTENANCE"
     FINDING_RECTIFICATION = "FINDING_RECTIFICATION"
     CONSENT_DECISION = "CONSENT_DECISION"
+    REPORT_ANSWER = "REPORT_ANSWER"  # the IT office's answer to a rectification report (Art. 24)
 
 
 DEADLINE_NAMES = {
@@ -34,6 +35,7 @@ DEADLINE_NAMES = {
     Deadline.YEARLY_MAINTENANCE: "目录年度全面维护",
     Deadline.FINDING_RECTIFICATION: "审计发现问题整改（第二十四条）",
     Deadline.CONSENT_DECISION: "对外发布同意申请答复（第十八条）",
+    Deadline.REPORT_ANSWER: "整改报告核实（第二十四条）",
 }
 
 
@@ -97,3 +99,28 @@ def one_year_after(day: date) -> date:
         return day.replace(year=day.year + 1)
     except ValueError:  # 29 February
         return day.replace(year=day.year + 1, day=28)
+
+
+def after_waiting(
+    policy: ReminderPolicy,
+    deadline: Deadline,
+    *,
+    recipient_code: str,
+    resource_code: str,
+    reference: str,
+    since: date,
+    working_days: int,
+    now: datetime,
+) -> Reminder:
+    """A reminder once something has waited `working_days` working days since `since` (a rectification report
+    for the IT office's answer): due on that working day and sent at its start, at once if it has come. Unlike
+    a deadline's reminder, it still goes when that day is past: the step is still owed."""
+    day, left = since, working_days
+    while left:
+        day += timedelta(days=1)
+        if policy.calendar.is_working_day(day):
+            left -= 1
+    at = datetime.combine(day, policy.at, CHINA)
+    return Reminder(
+        reminder_key(deadline, reference, day), deadline, recipient_code, resource_code, reference, day, max(at, now)
+    )

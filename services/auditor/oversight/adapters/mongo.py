@@ -31,7 +31,7 @@ from services.auditor.domain.activity import (
     Observed,
     UpdateCycle,
 )
-from services.auditor.domain.findings import Answer, Category, Finding, RectificationReport, Status
+from services.auditor.domain.findings import Answer, Category, ClosedBy, Finding, RectificationReport, Status
 from services.auditor.domain.scoring import DepartmentActivity
 from services.auditor.domain.supply import Supply
 from services.auditor.oversight.adapters.finding_events import BusFindingEvents
@@ -85,6 +85,11 @@ async def ensure_indexes(db: AsyncDatabase) -> None:
     await db[DAILY_USES].create_index([("day", ASCENDING)])  # the whole city's, for the ranking
     await db[FINDINGS].create_index([("department_code", ASCENDING), ("category", ASCENDING), ("matter", ASCENDING)])
     await db[FINDINGS].create_index([("status", ASCENDING), ("correct_by", ASCENDING)])
+    await db[FINDINGS].create_index([("awaiting", ASCENDING), ("detected_on", ASCENDING)])  # the IT office's queue
+    # findings stored before `awaiting` was kept: only a finding's latest report can await its answer
+    await db[FINDINGS].update_many(
+        {"awaiting": {"$exists": False}, "reports.answer": Answer.AWAITED.value}, {"$set": {"awaiting": True}}
+    )
     await db[SUPPLIES].create_index([("in_force", ASCENDING), ("flagged", ASCENDING), ("deliver_by", ASCENDING)])
 
 
@@ -220,6 +225,13 @@ def finding_doc(f: Finding) -> dict[str, Any]:
         "revision": f.revision,
         "reports": [_report_doc(r) for r in f.reports],
         "held": f.held,  # what the deadline queries skip: a report in time awaits the IT office's answer
+        "awaiting": f.awaiting is not None,  # what `GET /findings?awaiting=true` lists
+        "closed_by": f.closed_by.value if f.closed_by else None,
+        "closed_by_person": f.closed_by_person,
+        "later": list(f.later),
+        "later_occurrences": f.later_occurrences,
+        "later_since": _dt(f.later_since),
+        "continued": f.continued,
     }
 
 
@@ -233,6 +245,8 @@ def _report_doc(r: RectificationReport) -> dict[str, Any]:
         "answered_by": r.answered_by,
         "answered_on": _dt(r.answered_on),
         "reason": r.reason,
+        "submitted_by_department": r.submitted_by_department,
+        "on_behalf": r.on_behalf,
     }
 
 
@@ -246,6 +260,8 @@ def _report_of(doc: dict[str, Any]) -> RectificationReport:
         doc.get("answered_by"),
         _d(doc.get("answered_on")),
         doc.get("reason"),
+        doc.get("submitted_by_department"),
+        doc.get("on_behalf", False),
     )
 
 
@@ -267,6 +283,12 @@ def finding_of(doc: dict[str, Any]) -> Finding:
         escalated_on=_d(doc.get("escalated_on")),
         revision=doc.get("revision", 0),
         reports=tuple(_report_of(r) for r in doc.get("reports", ())),
+        closed_by=ClosedBy(doc["closed_by"]) if doc.get("closed_by") else None,
+        closed_by_person=doc.get("closed_by_person"),
+        later=tuple(doc.get("later", ())),
+        later_occurrences=doc.get("later_occurrences", 0),
+        later_since=_d(doc.get("later_since")),
+        continued=doc.get("continued"),
     )
 
 
@@ -633,13 +655,15 @@ class MongoOversightStore:
         }
 
     async def findings(
-        self, *, department_code: str | None, status: Status | None, offset: int, limit: int
+        self, *, department_code: str | None, status: Status | None, awaiting: bool | None, offset: int, limit: int
     ) -> tuple[list[Finding], int]:
         query: dict[str, Any] = {}
         if department_code is not None:
             query["department_code"] = department_code
         if status is not None:
             query["status"] = status.value
+        if awaiting is not None:  # documents stored before `awaiting` was kept have none: not awaiting
+            query["awaiting"] = True if awaiting else {"$ne": True}
         total = await self.db[FINDINGS].count_documents(query)
         cursor = (
             self.db[FINDINGS]

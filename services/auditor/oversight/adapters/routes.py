@@ -10,14 +10,15 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from fastapi.responses import HTMLResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StringConstraints
 
+from common import limits
 from common.errors import Invalid
-from common.fields import Code, Name, Text
+from common.fields import Code, Name
 from common.guard import Guard
 from common.paging import Page, PageOf
 from common.policy import Principal
-from services.auditor.domain.findings import Answer, Category, Finding, RectificationReport, Status
+from services.auditor.domain.findings import Answer, Category, ClosedBy, Finding, RectificationReport, Status
 from services.auditor.domain.scoring import FORMULA, INDICATORS, Figures, Period, Ranked
 from services.auditor.domain.trends import MAX_MONTHS
 from services.auditor.oversight import handlers
@@ -40,6 +41,10 @@ FindingReader = Annotated[Principal, Depends(Guard("auditor.finding.read"))]
 FindingRaiser = Annotated[Principal, Depends(Guard("auditor.finding.raise"))]
 FindingCorrector = Annotated[Principal, Depends(Guard("auditor.finding.correct"))]
 FindingReporter = Annotated[Principal, Depends(Guard("auditor.finding.report"))]
+# what a person writes (a report, a reason, a description): something besides white space, bounded
+Written = Annotated[str, StringConstraints(min_length=1, max_length=limits.TEXT_LENGTH, pattern=r"\S")]
+WrittenName = Annotated[str, StringConstraints(min_length=1, max_length=limits.NAME_LENGTH, pattern=r"\S")]
+WrittenCode = Annotated[str, StringConstraints(min_length=1, max_length=limits.CODE_LENGTH, pattern=r"\S")]
 PeriodLabel = Annotated[
     str, Path(max_length=7, description="a month (2026-10) or a quarter (2026-Q4)", examples=["2026-10"])
 ]
@@ -146,10 +151,15 @@ class ReportView(BaseModel):
     reference: str | None
     submitted_by: str
     submitted_on: date = Field(description="the day it came (Beijing)")
-    answer: Answer = Field(description="AWAITED: the IT office has not answered yet")
+    answer: Answer = Field(
+        description="AWAITED: the IT office has not answered yet; SUPERSEDED: an event proved the matter made "
+        "good before the answer"
+    )
     answered_by: str | None
     answered_on: date | None
     reason: str | None = Field(description="why the IT office rejected it")
+    submitted_by_department: str | None = Field(description="the department of the person who filed it")
+    on_behalf: bool = Field(description="filed by the IT office on the department's behalf")
 
     @classmethod
     def of(cls, r: RectificationReport) -> ReportView:
@@ -174,6 +184,18 @@ class FindingView(BaseModel):
     escalated_on: date | None
     reports: list[ReportView] = Field(description="the department's rectification reports, the latest last")
     held: bool = Field(description="a report that came in time awaits the IT office's answer: no escalation")
+    awaiting: bool = Field(description="its latest report awaits the IT office's answer")
+    closed_by: ClosedBy | None = Field(
+        description="REPORT: the department's report, accepted; IT_OFFICE: the IT office's own correction; "
+        "EVENT: a later event proved it"
+    )
+    closed_by_person: str | None = Field(description="the IT office person who closed it (None for an event)")
+    corrected_by_department: bool = Field(description="closed by the department's own report")
+    later_occurrences: int = Field(
+        description="occurrences since the awaited report came, kept apart: the report does not answer them"
+    )
+    later_evidence: list[str]
+    continued: str | None = Field(description="the finding the occurrences after the accepted report became")
 
     @classmethod
     def of(cls, f: Finding) -> FindingView:
@@ -195,31 +217,36 @@ class FindingView(BaseModel):
             escalated_on=f.escalated_on,
             reports=[ReportView.of(r) for r in f.reports],
             held=f.held,
+            awaiting=f.awaiting is not None,
+            closed_by=f.closed_by,
+            closed_by_person=f.closed_by_person,
+            corrected_by_department=f.corrected_by_department,
+            later_occurrences=f.later_occurrences,
+            later_evidence=list(f.later),
+            continued=f.continued,
         )
 
 
 class FindingIn(BaseModel):
-    department_code: Code = Field(min_length=1)
+    department_code: WrittenCode
     category: Category
-    matter: Name = Field(min_length=1, description="what it is about: an entry, a resource, a grant, a request")
-    description: Text = Field(min_length=1)
-    evidence: Text = Field(min_length=1)
-    request_id: Code = Field(
-        min_length=1, description="the caller's id of this call: a retried call raises nothing new"
-    )
+    matter: WrittenName = Field(description="what it is about: an entry, a resource, a grant, a request")
+    description: Written
+    evidence: Written
+    request_id: WrittenCode = Field(description="the caller's id of this call: a retried call raises nothing new")
 
 
 class CorrectionIn(BaseModel):
-    proof: Text = Field(min_length=1, description="what shows the finding was corrected")
+    proof: Written = Field(description="what shows the finding was corrected")
 
 
 class ReportIn(BaseModel):
-    text: Text = Field(min_length=1, description="what the department did to correct the finding")
+    text: Written = Field(description="what the department did to correct the finding")
     reference: Name | None = Field(default=None, description="a document number, a file or a record to check")
 
 
 class RejectionIn(BaseModel):
-    reason: Text = Field(min_length=1, description="why the report does not show the finding corrected")
+    reason: Written = Field(description="why the report does not show the finding corrected")
 
 
 PDF: dict[int | str, dict[str, Any]] = {
@@ -317,11 +344,15 @@ async def list_findings(
     paging: PageOf,
     department_code: Annotated[Code | None, Query()] = None,
     status: Annotated[Status | None, Query()] = None,
+    awaiting: Annotated[
+        bool | None, Query(description="true: those whose report awaits the IT office's answer; false: the others")
+    ] = None,
 ) -> Page[FindingView]:
     found, total = await handlers.findings_for(
         principal,
         department_code=department_code,
         status=status,
+        awaiting=awaiting,
         offset=paging.offset,
         limit=paging.limit,
         oversight=oversight,
