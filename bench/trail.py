@@ -133,6 +133,10 @@ def spawn_auditor(infra: Infra, database: str, logs: Path, role: str) -> tuple[s
             stderr=subprocess.STDOUT,
             env=env,
             cwd=ROOT,
+            # a session of its own, as `make up` starts each process (and as each is a pod of its own): the
+            # kernel's autogroup shares the cores between sessions first, and the two processes sharing the
+            # benchmark's one would be held to the share of one process between them
+            start_new_session=True,
         )
     return proc, port
 
