@@ -7,7 +7,8 @@ does it (a cursor read in slices, hashes recomputed off the event loop); goal 1M
 memory bounded (the growth of the process's peak RSS is reported). `BENCH_PROFILE=FILE` runs the append
 benchmark's auditor under cProfile (CPU time of its event loop's thread): `python -m pstats FILE`.
 The auditor runs as deployed, a `trail` and an `oversight` process (AUDITOR_ROLE); `BENCH_AUDITOR_ROLES=all`
-runs both consumers in one process, `BENCH_TRAIL_ALONE=1` the trail's alone (its own cost, for comparison)."""
+runs both consumers in one process, `BENCH_TRAIL_ALONE=1` the trail's alone (its own cost, for comparison).
+`BENCH_KEEP_LOG=FILE` keeps the auditor processes' logs there."""
 
 from __future__ import annotations
 
