@@ -6,7 +6,9 @@ backlog drained: the rate the trail sustains). Goal: at least 5,000 entries/s. `
 does it (a cursor read in slices, hashes recomputed off the event loop); goal 1M entries in at most 60 s with
 memory bounded (the growth of the process's peak RSS is reported). `BENCH_PROFILE=FILE` runs the append
 benchmark's auditor under cProfile (CPU time of its event loop's thread): `python -m pstats FILE`.
-`BENCH_TRAIL_ALONE=1` runs it without the oversight's consumer (the trail's own cost, for comparison)."""
+The auditor runs as deployed, a `trail` and an `oversight` process (AUDITOR_ROLE); `BENCH_AUDITOR_ROLES=all`
+runs both consumers in one process, `BENCH_TRAIL_ALONE=1` the trail's alone (its own cost, for comparison).
+`BENCH_KEEP_LOG=FILE` keeps the auditor processes' logs there."""
 
 from __future__ import annotations
 
@@ -19,6 +21,7 @@ import subprocess
 import sys
 import time
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -103,89 +106,176 @@ async def send(bootstrap: str, n: int) -> float:
     return time.perf_counter() - started
 
 
-def spawn_auditor(infra: Infra, database: str, logs: Path) -> tuple[subprocess.Popen, int]:
+def spawn_auditor(infra: Infra, database: str, logs: Path, role: str) -> tuple[subprocess.Popen, int]:
+    """One auditor process of `role` (AUDITOR_ROLE: `trail`, `oversight` or `all`)."""
     port = free_port()
     key = load_signing_key(generate_signing_key())
     env = {
         **os.environ,
         "AUDITOR_HTTP_PORT": str(port),
+        "AUDITOR_ROLE": role,
         "AUDITOR_KAFKA_BOOTSTRAP_SERVERS": infra.bootstrap,
         "AUDITOR_MONGO_URI": infra.mongo_uri,
         "AUDITOR_MONGO_DATABASE": database,
         "AUDITOR_AUTH_JWKS": json.dumps(jwks(key)),
-        "AUDITOR_CONSUMER_GROUP_PREFIX": f"bench{port}-",
+        "AUDITOR_CONSUMER_GROUP_PREFIX": "bench-",  # the processes of one run share their groups, as deployed
         "AUDITOR_LOG_LEVEL": "WARNING",
     }
     logs.mkdir(parents=True, exist_ok=True)
     # BENCH_PROFILE=FILE: the auditor runs under cProfile, which counts the CPU time of its event loop's thread
     # (not the wall time, which other processes on a loaded machine inflate), and writes its stats there when
-    # it stops; read them with `python -m pstats FILE`.
+    # it stops (FILE.oversight for the oversight's process); read them with `python -m pstats FILE`.
     profile = os.environ.get("BENCH_PROFILE")
-    command = ["-m", "bench.trail", "auditor", str(Path(profile).resolve()) if profile else ""]
+    stats = str(Path(profile + (".oversight" if role == "oversight" else "")).resolve()) if profile else ""
     with open(logs / f"auditor-{port}.log", "ab") as out:
         proc = subprocess.Popen(
-            [sys.executable, *command],
+            [sys.executable, "-m", "bench.trail", "auditor", stats],
             stdout=out,
             stderr=subprocess.STDOUT,
             env=env,
             cwd=ROOT,
+            # a session of its own, as `make up` starts each process (and as each is a pod of its own): the
+            # kernel's autogroup shares the cores between sessions first, and the two processes sharing the
+            # benchmark's one would be held to the share of one process between them
+            start_new_session=True,
         )
     return proc, port
 
 
+def run_queue_seconds(pid: int) -> float:
+    """Seconds the process's threads were ready to run but waited for a core (schedstat): the share of the
+    wall time a loaded machine took from it, beside its CPU time and the rest, waiting on the broker and the
+    database."""
+    waited = 0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            waited += int((task / "schedstat").read_text().split()[1])
+        except (FileNotFoundError, ProcessLookupError, IndexError):
+            pass
+    return waited / 1e9
+
+
+@dataclass
+class Progress:
+    """How far one consumer came: its first and last count seen, when, and its process's CPU then."""
+
+    proc: subprocess.Popen
+    first: int = 0
+    first_at: float = 0.0
+    first_cpu: float = 0.0
+    first_wait: float = 0.0
+    done_at: float | None = None
+    done_cpu: float = 0.0
+    done_wait: float = 0.0
+
+    def saw(self, count: int, n: int) -> None:
+        pid = self.proc.pid
+        if count and not self.first:
+            self.first, self.first_at = count, time.perf_counter()
+            self.first_cpu, self.first_wait = cpu_seconds(pid), run_queue_seconds(pid)
+        if count >= n and self.done_at is None:
+            self.done_at, self.done_cpu, self.done_wait = time.perf_counter(), cpu_seconds(pid), run_queue_seconds(pid)
+
+    def rate(self, n: int) -> float:
+        return (
+            (n - self.first) / (self.done_at - self.first_at) if self.done_at and self.done_at > self.first_at else 0.0
+        )
+
+    def cpu_per_1000(self, n: int) -> float:
+        return (self.done_cpu - self.first_cpu) * 1000 / (n - self.first) if self.done_at and n > self.first else 0.0
+
+    def times_per_1000(self, n: int) -> dict[str, float]:
+        """Of the wall time per 1,000 events: CPU, waiting for a core, and the rest (the broker, the database)."""
+        if not self.done_at or n <= self.first:
+            return {}
+        per = 1000 / (n - self.first)
+        wall, cpu = (self.done_at - self.first_at) * per, (self.done_cpu - self.first_cpu) * per
+        queued = (self.done_wait - self.first_wait) * per
+        return {k: round(v, 3) for k, v in {"wall": wall, "cpu": cpu, "run_queue": queued}.items()}
+
+
 async def run_append(infra: Infra, n: int) -> None:
+    """The accesses are all produced first, then the auditor starts and drains them: the producer's speed (and
+    its CPU on the same cores) is no part of the figure. The auditor runs as deployed: a `trail` process (the
+    REST facade and the trail's consumer) beside an `oversight` process, each reading every access;
+    BENCH_AUDITOR_ROLES=all runs both consumers in one process (the arrangement before the roles),
+    BENCH_TRAIL_ALONE=1 only the trail's."""
     database = f"bench_trail_{uuid.uuid4().hex[:6]}"
     load_at_start = [round(x, 2) for x in os.getloadavg()]
     send_seconds = await send(infra.bootstrap, n)
     infra_pids = {p.name: p.pid for p in infra.procs if p.pid is not None}
     mongo = AsyncMongoClient(infra.mongo_uri, tz_aware=True, serverSelectionTimeoutMS=300_000, socketTimeoutMS=None)
     head = mongo[database][HEAD]
-    proc, _ = spawn_auditor(infra, database, infra.folder / "log")
+    alone = bool(os.environ.get("BENCH_TRAIL_ALONE"))
+    together = os.environ.get("BENCH_AUDITOR_ROLES") == "all"
+    logs = infra.folder / "log"
+    trail_proc, _ = spawn_auditor(infra, database, logs, "all" if together and not alone else "trail")
+    procs = {"auditor-trail": trail_proc}
+    if not alone and not together:
+        procs["auditor-oversight"] = spawn_auditor(infra, database, logs, "oversight")[0]
     spawned = time.perf_counter()
+    trail = Progress(trail_proc)
+    oversight = Progress(procs.get("auditor-oversight", trail_proc))
     try:
-        first_seen = None
-        sequence = 0
         deadline = time.monotonic() + 1800
+        oversight_deadline = None
         cpu_before: dict[str, float] = {}
-        while sequence < n:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                logged = "".join(p.read_text()[-3000:] for p in (infra.folder / "log").glob("auditor-*.log"))
-                raise RuntimeError(f"the auditor stopped or stalled at {sequence} entries: {logged}")
+        cpu: dict[str, float] = {}
+        oversight_then = 0
+        while True:
+            if any(p.poll() is not None for p in procs.values()) or time.monotonic() > deadline:
+                logged = "".join(p.read_text()[-3000:] for p in logs.glob("auditor-*.log"))
+                raise RuntimeError(f"the auditor stopped or stalled at {trail.first} entries: {logged}")
             doc = await asyncio.wait_for(head.find_one({"_id": "head"}), 60)
             sequence = doc["sequence"] if doc else 0
-            if sequence and first_seen is None:
-                first_seen, first_sequence = time.perf_counter(), sequence
+            if sequence and not trail.first:
                 print(f"  the auditor appended its first {sequence:,} entries", flush=True)
-                cpu_before = {"auditor": cpu_seconds(proc.pid)} | {k: cpu_seconds(v) for k, v in infra_pids.items()}
+                cpu_before = {k: cpu_seconds(v) for k, v in infra_pids.items()}
+            trail.saw(sequence, n)
+            if trail.done_at is not None and oversight_deadline is None:
+                cpu = {k: cpu_seconds(v) for k, v in infra_pids.items()}
+                oversight_then = await _oversight_handled(mongo, database)
+                oversight_deadline = time.monotonic() + OVERSIGHT_WAIT_SECONDS
+            if not alone:
+                oversight.saw(await _oversight_handled(mongo, database), n)
+            if trail.done_at is not None and (alone or oversight.done_at is not None):
+                break
+            if oversight_deadline is not None and time.monotonic() > oversight_deadline:
+                break
             if sequence and int(time.perf_counter()) % 10 == 0:
                 print(f"  {sequence:,} entries", end="\r", flush=True)
             await asyncio.sleep(0.5)
-        done = time.perf_counter()
-        elapsed = done - (first_seen or done)
-        cpu = {"auditor": cpu_seconds(proc.pid)} | {k: cpu_seconds(v) for k, v in infra_pids.items()}
-        peak_rss = rss_mb(proc.pid)
+        done = trail.done_at or time.perf_counter()
+        elapsed = done - trail.first_at
+        peak_rss = {name: round(rss_mb(p.pid), 1) for name, p in procs.items()}
         checkpoints = await mongo[database][CHECKPOINTS].count_documents({})
-        # The oversight in the same process reads the same accesses (its daily counts): how far it had come
-        # when the trail was done, and when it had them all (the auditor keeps up only if both do).
-        oversight_then = await _oversight_handled(mongo, database)
-        oversight_done, oversight_deadline = None, time.monotonic() + OVERSIGHT_WAIT_SECONDS
-        alone = bool(os.environ.get("BENCH_TRAIL_ALONE"))
-        while not alone and oversight_then < n and time.monotonic() < oversight_deadline and proc.poll() is None:
-            if await _oversight_handled(mongo, database) >= n:
-                oversight_done = time.perf_counter()
-                break
-            await asyncio.sleep(2)
     finally:
         # profiled, SIGINT: cProfile writes its stats as the interrupt unwinds (uvicorn re-raises the signal)
-        proc.send_signal(signal.SIGINT if os.environ.get("BENCH_PROFILE") else signal.SIGTERM)
-        proc.wait(15)
+        for p in procs.values():
+            p.send_signal(signal.SIGINT if os.environ.get("BENCH_PROFILE") else signal.SIGTERM)
+        for p in procs.values():
+            p.wait(15)
         if os.environ.get("BENCH_PROFILE"):
-            _keep_log(infra.folder / "log", Path(os.environ["BENCH_PROFILE"] + ".log"))
+            _keep_log(logs, Path(os.environ["BENCH_PROFILE"] + ".log"))
+        if os.environ.get("BENCH_KEEP_LOG"):
+            _keep_log(logs, Path(os.environ["BENCH_KEEP_LOG"]))
     # the trail the service wrote verifies
     signer_free = await _verify_chain_only(mongo, database)
     await mongo.close()
-    appended = n - first_sequence
+    appended = n - trail.first
     rate = appended / elapsed if elapsed else 0.0
+    oversight_rate = None if alone else oversight.rate(n)
+    # CPU seconds per 1,000 entries appended: what a loaded machine inflates least (the rate is the share of the
+    # cores the processes got divided by this). Each auditor process over its own consumer's span (first batch
+    # committed to all handled); broker and database over the trail's.
+    per_1000 = {"auditor-trail": trail.cpu_per_1000(n)}
+    if "auditor-oversight" in procs:
+        per_1000["auditor-oversight"] = oversight.cpu_per_1000(n)
+    per_1000["auditor"] = sum(per_1000.values())
+    per_1000 |= {k: (cpu[k] - cpu_before.get(k, 0)) * 1000 / appended for k in infra_pids} if appended else {}
+    arrangement = (
+        "trail alone" if alone else "one process, both consumers" if together else "trail and oversight processes"
+    )
     write_result(
         "auditor-trail-append",
         metric="data access events appended to the hash-chained trail per second, broker → auditor → MongoDB",
@@ -193,31 +283,36 @@ async def run_append(infra: Infra, n: int) -> None:
         value=rate,
         baseline_name=None,
         baseline_value=None,
-        goal=f">= {GOAL_RATE:,} entries/s sustained through Kafka",
-        met=rate >= GOAL_RATE,
+        goal=f">= {GOAL_RATE:,} entries/s sustained through Kafka (the oversight keeping up)",
+        met=rate >= GOAL_RATE and (alone or (oversight_rate or 0) >= GOAL_RATE),
         details={
             "events": n,
+            "arrangement": arrangement,
             "timed_entries": appended,
             "seconds": round(elapsed, 2),
             "seconds_from_process_start_to_all_appended": round(done - spawned, 2),
+            "oversight_events_per_second": None if oversight_rate is None else round(oversight_rate),
+            "seconds_from_process_start_to_all_appended_and_projected": (
+                round(max(done, oversight.done_at) - spawned, 2) if oversight.done_at else None
+            ),
             "batch_per_transaction": 5000,
             "checkpoints_signed": checkpoints,
             "chain_verified_after": signer_free,
-            "producer_send_seconds": round(send_seconds, 2),
-            "auditor_rss_mb": round(peak_rss, 1),
+            "producer_send_seconds_before_the_auditor_started": round(send_seconds, 2),
+            "auditor_rss_mb": peak_rss,
             "oversight_running": not alone,
-            "oversight_events_handled_when_the_trail_was_done": oversight_then,
+            "oversight_events_handled_when_the_trail_was_done": None if alone else oversight_then,
             "oversight_all_handled_seconds_after_the_trail": (
-                0.0 if oversight_then >= n else round(oversight_done - done, 1) if oversight_done else None
+                None
+                if alone or not oversight.done_at
+                else 0.0
+                if oversight_then >= n
+                else round(max(0.0, oversight.done_at - done), 1)
             ),
-            "cores_used": {k: round((cpu[k] - cpu_before.get(k, 0)) / elapsed, 2) for k in cpu} if elapsed else {},
-            # CPU seconds per 1,000 entries appended: what a loaded machine inflates least (the rate is the share
-            # of the cores the processes got divided by this)
-            "cpu_seconds_per_1000_entries": {
-                k: round((cpu[k] - cpu_before.get(k, 0)) * 1000 / appended, 3) for k in cpu
-            }
-            if appended
-            else {},
+            "cpu_seconds_per_1000_entries": {k: round(v, 3) for k, v in per_1000.items()},
+            # per process over its consumer's span, its threads summed (CPU and run queue can exceed the wall)
+            "seconds_per_1000_events_wall_cpu_run_queue": {"auditor-trail": trail.times_per_1000(n)}
+            | ({"auditor-oversight": oversight.times_per_1000(n)} if "auditor-oversight" in procs else {}),
             "note": LOADED,
             "run_note": os.environ.get("BENCH_NOTE", ""),  # what this run was, in the runner's words
             "load_average_1_5_15_min_at_start": load_at_start,
@@ -311,24 +406,12 @@ async def run_verify(infra: Infra, n: int) -> None:
 
 
 def run_auditor(stats_file: str) -> None:
-    """The auditor service, under cProfile timed by its main thread's CPU clock if `stats_file` is given
-    (stats written as it stops); without the oversight's consumer if BENCH_TRAIL_ALONE is set."""
+    """The auditor service (its role from AUDITOR_ROLE), under cProfile timed by its main thread's CPU clock if
+    `stats_file` is given (stats written as it stops)."""
     import cProfile
 
-    from common.runtime import Runtime
     from services.auditor.main import main
-    from services.auditor.oversight.adapters.mongo import GROUP
 
-    if os.environ.get("BENCH_TRAIL_ALONE"):
-        consume = Runtime.consume
-
-        def trail_only(self: Runtime, group: str, *args: Any, **kwargs: Any) -> Any:
-            made = consume(self, group, *args, **kwargs)
-            if group == GROUP:
-                self.consumers.remove(made)
-            return made
-
-        Runtime.consume = trail_only  # type: ignore[method-assign]
     if not stats_file:
         main()
         return

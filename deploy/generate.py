@@ -83,9 +83,11 @@ PROCESSES: dict[str, Process] = {
         writes=("notifier.notifications",),
         prefixes={NOTICES: ("Create", "Describe", "Write")},  # one topic per department, made when first needed
     ),
-    "auditor": Process(
+    # the auditor's REST facade and trail (every audited topic, as the auditor's own list says); the events of
+    # findings raised over its API wait in the outbox the oversight's processes relay
+    "auditor": Process(groups={"auditor-trail": tuple(AUDITED_TOPICS)}),
+    "auditor-oversight": Process(
         groups={
-            "auditor-trail": tuple(AUDITED_TOPICS),  # every audited topic, as the auditor's own list says
             "auditor-oversight": (
                 "directory.events",
                 "catalog.entry-events",

@@ -19,10 +19,12 @@ ROOT = Path(__file__).resolve().parent.parent
 SERVICES = {"directory": 8005, "catalog": 8001, "exchange": 8002, "notifier": 8003, "auditor": 8004}
 ROLES = {
     "exchange": {"EXCHANGE_ROLE": "api"},  # the exchange's ingestion runs as a process of its own
+    "auditor": {"AUDITOR_ROLE": "trail"},  # and the auditor's oversight
     # The console (on this host) passes on its browsers' addresses: sign-ins are throttled per browser.
     "directory": {"DIRECTORY_TRUSTED_PROXIES": "127.0.0.1"},
 }
 INGEST_PORT = 8012
+OVERSIGHT_PORT = 8013
 CONSOLE_PORT = 8006
 
 
@@ -141,6 +143,21 @@ def service_procs(ports: dict[str, int] | None = None, infra: Infra | None = Non
             f"http://127.0.0.1:{ingest_port}/metrics (ingestion of departments' data changes)",
             ready_path="/readyz",
             env={"EXCHANGE_HTTP_PORT": str(ingest_port), **env("exchange"), "EXCHANGE_ROLE": "ingest"},
+        )
+    )
+    # The auditor's oversight beside its trail and REST facade: each reads every data access, on a core of its own.
+    oversight_port = (
+        int(os.environ.get("AUDITOR_OVERSIGHT_HTTP_PORT", OVERSIGHT_PORT)) if infra is None else free_port()
+    )
+    procs.append(
+        Proc(
+            "auditor-oversight",
+            [sys.executable, "-m", "services.auditor"],
+            "127.0.0.1",
+            oversight_port,
+            f"http://127.0.0.1:{oversight_port}/metrics (the auditor's oversight: evaluation counts, findings)",
+            ready_path="/readyz",
+            env={"AUDITOR_HTTP_PORT": str(oversight_port), **env("auditor"), "AUDITOR_ROLE": "oversight"},
         )
     )
     # The web console: no broker or database of its own, only the services' addresses.

@@ -38,7 +38,19 @@ def subject_secret(settings: AuditorSettings) -> bytes:
 
 
 def build(settings: AuditorSettings) -> tuple[FastAPI, Runtime]:
+    if settings.role == "trail":
+        # auditor.findings are relayed by the `oversight` processes (their outbox is this one's): one writer
+        settings = settings.model_copy(update={"outbox_relay_enabled": False})
     runtime = Runtime.build("auditor", settings)
+    if settings.role == "oversight":
+        watching = oversight.build_oversight(settings, runtime)
+        title, description = (
+            "Auditor oversight",
+            "Evaluation counts and findings from events (Art. 23, 24); health and metrics only.",
+        )
+        app = create_app(runtime, title=title, description=description, routers=[])
+        oversight.install(app, watching)
+        return app, runtime
     trail = trail_mongo.MongoTrail(
         runtime.db, runtime.transaction, settings.trail_block_entries, committed=trail_metrics.appended
     )
@@ -58,7 +70,8 @@ def build(settings: AuditorSettings) -> tuple[FastAPI, Runtime]:
         batch=partial(handlers.record_in_trail, trail=trail, keys=keys),
         batch_size=settings.trail_batch_size,
     )
-    watching = oversight.build_oversight(settings, runtime)
+    # `trail`: the routes and the deadline watch (findings raised, answered, held here) without the consumer
+    watching = oversight.build_oversight(settings, runtime, consume=settings.role == "all")
     app = create_app(
         runtime,
         title="Auditor",

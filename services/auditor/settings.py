@@ -1,5 +1,6 @@
 from datetime import date
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
@@ -15,6 +16,13 @@ class AuditorSettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="AUDITOR_", extra="ignore", frozen=True)
 
     http_port: int = 8004
+    # What this process runs. `trail`: the REST facade and the trail's consumer; `oversight`: the oversight's
+    # consumer (the evaluation's counts and the findings it raises), its deadline watch and figures, and the
+    # relay of auditor.findings, with only health and metrics over HTTP; `all`: both in one process. Both read
+    # every data access: apart (`make up` does, as a Deployment of its own on Kubernetes) they use two cores
+    # where one process's interpreter lock held them to one (bench/trail.py). Their consumer groups and what
+    # each has committed are the same in either arrangement: switching needs no move of offsets.
+    role: Literal["all", "trail", "oversight"] = "all"
     stream_web_port: int = 6066  # faust binds it even with its web server off; give each worker its own
     # Evaluation (Art. 23): the weight of each indicator in the score (JSON, e.g. AUDITOR_EVALUATION_WEIGHTS=
     # '{"catalog_current": 20, ...}'; indicators left out weigh 0), and how many other departments must use a
@@ -63,6 +71,8 @@ class AuditorSettings(ServiceSettings):
 
     @model_validator(mode="after")
     def _keys_in_production(self) -> "AuditorSettings":
+        if self.role == "oversight":
+            return self  # neither signs nor hashes the trail
         if self.environment == "production" and self.checkpoint_key is None:
             raise ValueError(
                 "checkpoint_key: production needs AUDITOR_CHECKPOINT_KEY (an Ed25519 private key in PKCS#8 PEM; "

@@ -178,7 +178,8 @@ def consumers_the_code_builds() -> dict[str, dict[str, tuple[str, ...]]]:
         "exchange": ("exchange", "api"),
         "exchange-ingest": ("exchange", "ingest"),
         "notifier": ("notifier", None),
-        "auditor": ("auditor", None),
+        "auditor": ("auditor", "trail"),
+        "auditor-oversight": ("auditor", "oversight"),
     }.items():
         main = importlib.import_module(f"services.{service}.main")
         settings = _settings_class(service)(**({"role": role} if role else {}))

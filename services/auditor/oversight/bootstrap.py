@@ -17,7 +17,9 @@ from services.auditor.oversight.ports import OBSERVED_TOPICS
 from services.auditor.settings import AuditorSettings
 
 
-def build_oversight(settings: AuditorSettings, runtime: Runtime) -> Oversight:
+def build_oversight(settings: AuditorSettings, runtime: Runtime, *, consume: bool = True) -> Oversight:
+    """The oversight with its background jobs; its consumer unless `consume` is off (a process of the
+    auditor's `trail` role serves the routes while another consumes)."""
     changes = watch.Changes()
     oversight = Oversight(
         store=mongo.MongoOversightStore(runtime),
@@ -35,12 +37,13 @@ def build_oversight(settings: AuditorSettings, runtime: Runtime) -> Oversight:
         offload=asyncio.to_thread,
     )
     runtime.setup.append(partial(mongo.ensure_indexes, runtime.db))
-    runtime.consume(
-        "auditor-oversight",
-        OBSERVED_TOPICS,
-        batch=observed_events.batch_handler(oversight, runtime.keys),
-        batch_size=settings.oversight_batch_size,
-    )
+    if consume:
+        runtime.consume(
+            "auditor-oversight",
+            OBSERVED_TOPICS,
+            batch=observed_events.batch_handler(oversight, runtime.keys),
+            batch_size=settings.oversight_batch_size,
+        )
     runtime.periodic["finding-deadlines"] = partial(watch.watch_deadlines, oversight, changes)
     runtime.periodic["evaluation-metrics"] = partial(
         watch.refresh_figures, oversight, changes, settings.evaluation_metrics_seconds
