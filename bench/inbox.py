@@ -39,8 +39,12 @@ DEPARTMENT_CODE = "11360800MB2000001N"
 NOTICES = 20_000
 OTHERS, OTHERS_EACH = 100, 100  # other departments' notices in the same collection
 REPEATS = 5
-FAN_OUT, FAN_OUTS = 1_000, 12
-GOAL = "a person's inbox page and unread count read from the index, at most half the time of the array filter"
+FAN_OUT, FAN_OUTS = 1_000, 16
+GOAL = (
+    "a person's inbox page and unread count read from the index in at most half the array filter's time; storing a "
+    "fan-out at most 10% more database CPU"
+)
+PEOPLE = ("compiler's page", "data administrator's unread count")
 NEWEST = [("created_at", DESCENDING), ("_id", DESCENDING)]
 
 
@@ -135,7 +139,8 @@ async def _stores(infra: Infra, database_pid: int | None) -> dict[str, Any]:
         runtimes[shape] = runtime
     start = datetime.now(UTC)
     for round_ in range(FAN_OUTS):
-        for shape, runtime in runtimes.items():
+        order = list(runtimes.items())
+        for shape, runtime in order if round_ % 2 else order[::-1]:  # neither always goes first
             made = [_notices(f"11360800MB{round_:04d}{d:04d}", 1, start)[0] for d in range(FAN_OUT)]  # a holder each
             docs = [_to_doc(n, Retention()) for n in made]
             if shape == "before":
@@ -175,7 +180,8 @@ async def run(infra: Infra) -> None:
     database = next((p.pid for p in infra.procs if p.name == "mongodb"), None)
     stores = await _stores(infra, database)
     page = reads["compiler's page"]
-    met = all(r["index_s"] <= r["array_filter_s"] / 2 for r in reads.values())
+    met = all(reads[q]["index_s"] <= reads[q]["array_filter_s"] / 2 for q in PEOPLE)
+    met = met and stores["database_cpu_s"]["now"] <= 1.1 * stores["database_cpu_s"]["before"]
     result = write_result(
         "notifier-inbox",
         metric="a compiler's inbox page and its total, 20,000 notices of her department",
