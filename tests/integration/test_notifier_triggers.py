@@ -189,8 +189,9 @@ async def test_holders_hear_of_data_changes_in_batches_and_of_their_entry_until_
                                           resource_code=elsewhere, consumer_code=bystander, **grant)),
         ],
     )  # fmt: skip
-    for department in (holder, subscriber, bystander):
-        assert kinds(await inbox_until(notifier, department, 1)) == ["GRANT_ISSUED"]
+    for department in (holder, subscriber, bystander):  # a grant is the whole department's: a compiler sees it
+        as_compiler = bearer(department, Role.CATALOG_COMPILER)
+        assert kinds(await inbox_until(notifier, department, 1, as_who=as_compiler)) == ["GRANT_ISSUED"]
 
     def changes(first: int, last: int, code: str = resource) -> list[tuple[str, str, dict]]:
         return [
@@ -205,8 +206,10 @@ async def test_holders_hear_of_data_changes_in_batches_and_of_their_entry_until_
     await send(infra, "exchange.resource-changes", changes(1, 600))
     await send(infra, "exchange.resource-changes", changes(550, 1204))
     told = {}
-    for department in (holder, subscriber):
-        told[department] = await inbox_until(notifier, department, 1, kind="RESOURCE_CHANGED")
+    for department in (holder, subscriber):  # the data administrator, who holds the grant or subscription
+        told[department] = await inbox_until(
+            notifier, department, 1, as_who=reader(department), kind="RESOURCE_CHANGED"
+        )
     latency = time.monotonic() - sent
     for notices in told.values():
         [notice] = notices
@@ -223,7 +226,7 @@ async def test_holders_hear_of_data_changes_in_batches_and_of_their_entry_until_
     await send(infra, "catalog.entry-events", [("CatalogEntryPublished", resource, payload(
         "CatalogEntryPublished", version=2, **stricter))])  # fmt: skip
     for department in (holder, subscriber):
-        [changed] = await inbox_until(notifier, department, 1, kind="ENTRY_CHANGED")
+        [changed] = await inbox_until(notifier, department, 1, as_who=reader(department), kind="ENTRY_CHANGED")
         assert "收紧" in changed["title"] and "法定代表人" in changed["body"] and "FILE_DOWNLOAD" in changed["body"]
     await send(infra, "exchange.share-events", [("GrantRevoked", "g1", payload(
         "GrantRevoked", grant_id=f"g1-{resource}", resource_code=resource, consumer_code=holder,
