@@ -22,7 +22,14 @@ from common.policy import Role
 from common.runtime import Runtime
 from common.settings import ServiceSettings
 from devstack.processes import Infra
-from services.notifier.adapters.mongo import INBOX, MongoUnitOfWork, Retention, _to_doc, ensure_indexes
+from services.notifier.adapters.mongo import (
+    INBOX,
+    MongoUnitOfWork,
+    Retention,
+    _to_doc,
+    ensure_indexes,
+    inbox_pipeline,
+)
 from services.notifier.domain.notifications import (
     CATALOG_STAFF,
     COMPILERS,
@@ -115,8 +122,25 @@ async def _reads(runtime: Runtime, uow: MongoUnitOfWork) -> dict[str, Any]:
             "matching": before[1],
             "array_filter_s": round(statistics.median(before_times), 3),
             "index_s": round(statistics.median(after_times), 3),
+            "plan": await _plan(db, {"aggregate": INBOX, "pipeline": inbox_pipeline(query), "cursor": {}}),
+            "plan_before": await _plan(db, {"find": INBOX, "filter": _before(query), "sort": dict(NEWEST)}),
         }
     return results
+
+
+async def _plan(db: Any, command: dict[str, Any]) -> str:
+    """The stages of the first winning plan the database explains for `command` (an aggregate's: its first
+    stage's), outermost first."""
+    explained = await db.command("explain", command)
+    todo: list[Any] = [explained]
+    while todo and not (isinstance(todo[0], dict) and "winningPlan" in todo[0]):
+        here = todo.pop(0)
+        todo += list(here.values()) if isinstance(here, dict) else here if isinstance(here, list) else []
+    stages, plan = [], todo[0]["winningPlan"] if todo else None
+    while isinstance(plan, dict):
+        stages.append(f"{plan['stage']}({plan['indexName']})" if "indexName" in plan else plan.get("stage", "?"))
+        plan = plan.get("inputStage")
+    return " > ".join(stages)
 
 
 async def _stores(infra: Infra, database_pid: int | None) -> dict[str, Any]:
