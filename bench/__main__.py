@@ -1,7 +1,7 @@
 """`make bench`: starts a fresh broker and database on free ports for each benchmark, runs it, writes
 bench/results/<name>.json. `--events N` changes the bus benchmark's size (default 200000); `--only NAME`
 runs one benchmark (bus, search, ingest, consistency, idle, upload, api, trail-append, trail-verify,
-webhooks);
+webhooks, inbox);
 `--million` ingests 1M changes; `--upload-mb` sets the upload benchmark's file size (default 50);
 `--trail-events` and `--trail-entries` size the trail's append and verify benchmarks. The api benchmark needs wrk
 (Debian: `apt-get install -y wrk`)."""
@@ -13,7 +13,7 @@ import asyncio
 import tempfile
 from pathlib import Path
 
-from bench import api, bus, idle, ingest, search, trail, upload, webhooks
+from bench import api, bus, idle, inbox, ingest, search, trail, upload, webhooks
 from devstack.processes import start_infra, stop
 
 
@@ -41,6 +41,7 @@ def main() -> None:
             "trail-append",
             "trail-verify",
             "webhooks",
+            "inbox",
         ],
     )
     args = parser.parse_args()
@@ -55,6 +56,7 @@ def main() -> None:
         "trail-append": lambda infra: trail.run_append(infra, args.trail_events),
         "trail-verify": lambda infra: trail.run_verify(infra, args.trail_entries),
         "webhooks": webhooks.run,
+        "inbox": inbox.run,
     }
     for name, run in runs.items():
         if args.only not in (None, name):

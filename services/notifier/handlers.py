@@ -40,7 +40,7 @@ from services.notifier.domain.events import (
     ShareRequested,
 )
 from services.notifier.domain.holdings import EntryTerms, Holding, holders, tightened
-from services.notifier.domain.notifications import REMINDED, Channel, Delivery, Notification, Rule
+from services.notifier.domain.notifications import REMINDED, Channel, Delivery, Notification, Rule, concerns
 from services.notifier.domain.preferences import DIGEST_SHOWN, Preferences, defaults, digest, next_digest_at
 from services.notifier.domain.reminders import (
     CHINA,
@@ -238,7 +238,7 @@ async def finding_raised(event_id: str, e: AuditFindingRaised, n: Notifier) -> N
     async with n.uow() as tx:
         about = e.reference or e.finding_id
         await _remind(tx, n, Deadline.FINDING_RECTIFICATION, e.department_code, about, e.correct_by, e.finding_id)
-        await _issue(tx, n, notifications.finding_raised(event_id, e))
+        await _issue(tx, n, notifications.finding_raised(event_id, e, n.it_office_code))
     n.timer.wake()
 
 
@@ -321,7 +321,7 @@ async def fire_due(n: Notifier) -> datetime | None:
                 continue
             due = await tx.due_reminders(now, FIRED_PER_TRANSACTION)
             for reminder in due:
-                await _issue(tx, n, [notifications.reminder_due(reminder)])
+                await _issue(tx, n, notifications.reminder_due(reminder, n.it_office_code))
                 await tx.reminder_sent(reminder.reminder_id)
         if len(due) < FIRED_PER_TRANSACTION:
             return await n.uow.next_due()
@@ -451,7 +451,7 @@ def roles_reading(principal: Principal, department_code: str | None) -> frozense
 def reminders_shown(reminders: list[Reminder], roles: frozenset[Role] | None) -> list[Reminder]:
     """The reminders a reader with `roles` (None: all, roles_reading) is shown: those whose notice will be for
     her, as the inbox shows notices."""
-    return [r for r in reminders if roles is None or not REMINDED[r.deadline] or REMINDED[r.deadline] & roles]
+    return [r for r in reminders if roles is None or concerns(REMINDED[r.deadline], roles)]
 
 
 def reader_of(principal: Principal) -> str:

@@ -57,10 +57,8 @@ async def test_each_person_sees_the_notices_for_her_roles_and_the_departments_sy
     database = f"audiences_{uuid.uuid4().hex[:8]}"
     receiver = await Receiver().start()
     try:
-        notifier = await start_notifier(infra, tmp_path, services, it_office, database)
-        await register(notifier, provider, receiver.url)
-        # a notice kept before notices had audiences: for the whole department, as it always was
-        # and one read before read state was kept per reader: read for everyone
+        # a notice kept before notices had audiences (by a notifier of before): for the whole department, as it
+        # always was; and one read before read state was kept per reader: read for everyone
         legacy, legacy_read = f"legacy-{uuid.uuid4().hex[:8]}:{provider}", f"legacy-{uuid.uuid4().hex[:8]}:{provider}"
         async with AsyncMongoClient(infra.mongo_uri) as client:
             await client[database]["notifier_inbox"].insert_many([
@@ -69,6 +67,8 @@ async def test_each_person_sees_the_notices_for_her_roles_and_the_departments_sy
                  "resource_code": None, "channels": ["INBOX", "KAFKA", "WEBHOOK"], "in_digest": False}
                 for key in (legacy, legacy_read)
             ])  # fmt: skip
+        notifier = await start_notifier(infra, tmp_path, services, it_office, database)
+        await register(notifier, provider, receiver.url)
 
         resource = f"101001/{uuid.uuid4().int % 10**6:06d}"
         entry = {"resource_code": resource, "provider_code": provider, "version": 1}
@@ -138,13 +138,16 @@ async def test_each_person_sees_the_notices_for_her_roles_and_the_departments_sy
             }
             shown = (await client.get(f"/inbox/{provider}", headers=reviewer)).json()["items"]
             assert {n["notification_id"] for n in shown if n["read"]} == {legacy_read}
-            # the IT office: its operators see the unmet demand addressed to them, its auditor not; another
-            # department's inbox, read as oversight, is all of that department's
+            # the IT office: its operators see the unmet demand addressed to them and the finding they follow,
+            # its auditor the finding alone; another department's inbox, read as oversight, is all of that
+            # department's
             operator = bearer(it_office, Role.IT_OFFICE_OPERATOR, subject="operator-1")
             office_auditor = bearer(it_office, Role.AUDITOR, subject="auditor-1")
-            demand = await inbox_until(notifier, it_office, operator, {f"{demand_event}:{it_office}"})
-            assert [n["kind"] for n in demand] == ["DEMAND_EVENT"]
-            assert (await client.get(f"/inbox/{it_office}", headers=office_auditor)).json()["total"] == 0
+            followed = {f"{demand_event}:{it_office}", f"{ids['finding']}:{it_office}"}
+            demand = await inbox_until(notifier, it_office, operator, followed)
+            assert sorted(n["kind"] for n in demand) == ["DEMAND_EVENT", "OTHER"]
+            audited = (await client.get(f"/inbox/{it_office}", headers=office_auditor)).json()
+            assert [n["notification_id"] for n in audited["items"]] == [f"{ids['finding']}:{it_office}"]
             assert (await client.get(f"/inbox/{provider}", headers=operator)).json()["total"] == 8
             # overseeing every department, her own department's notices as her own inbox shows them: not the
             # request its data administrator decides (which she could not mark read)
@@ -153,7 +156,7 @@ async def test_each_person_sees_the_notices_for_her_roles_and_the_departments_sy
             own = (await client.get(f"/inbox/{it_office}", headers=operator)).json()["items"]
             overseen = (await client.get("/inbox", headers=operator, params={"limit": 100})).json()["items"]
             in_oversight = {n["notification_id"] for n in overseen if n["recipient_code"] == it_office}
-            assert in_oversight == {n["notification_id"] for n in own} == {f"{demand_event}:{it_office}"}
+            assert in_oversight == {n["notification_id"] for n in own} == followed
             assert {n["notification_id"] for n in overseen if n["recipient_code"] == provider} >= set(notice.values())
 
         # the department's systems get every notice issued, whoever in it it is for

@@ -137,16 +137,22 @@ async def test_catalog_review_duplicates_demands_and_overdue_entries_reach_whom_
         ],
     )  # fmt: skip
 
-    to_provider = await inbox_until(notifier, provider, 4)
+    # read as the people who act on them: a compiler and a reviewer each see their step of the review, both
+    # the entry overdue and the duplicate source
+    compiler, reviewer = bearer(provider, Role.CATALOG_COMPILER), bearer(provider, Role.CATALOG_REVIEWER)
+    to_compiler = await inbox_until(notifier, provider, 3, as_who=compiler)
+    to_reviewer = await inbox_until(notifier, provider, 3, as_who=reviewer)
+    assert kinds(to_compiler) == kinds(to_reviewer) == ["CATALOG_EVENT", "DEADLINE_PASSED", "DUPLICATE_SOURCE"]
+    assert "审核通过并发布" in " ".join(n["title"] for n in to_compiler)
+    assert "待审核" in " ".join(n["title"] for n in to_reviewer)
+    to_provider = await inbox_until(notifier, provider, 4)  # its adapter: all of them
     assert kinds(to_provider) == ["CATALOG_EVENT", "CATALOG_EVENT", "DEADLINE_PASSED", "DUPLICATE_SOURCE"]
-    titles = " ".join(n["title"] for n in to_provider)
-    assert "待审核" in titles and "审核通过并发布" in titles
     flagged = next(n for n in to_provider if n["kind"] == "DUPLICATE_SOURCE")
     assert "吉安市公安局" in flagged["body"] and "公民身份号码（DE0101）" in flagged["body"]
     assert all(n["resource_code"] == resource for n in to_provider)
-    to_office = await inbox_until(notifier, it_office, 4)
+    to_office = await inbox_until(notifier, it_office, 4, as_who=bearer(it_office, Role.IT_OFFICE_OPERATOR))
     assert kinds(to_office) == ["DEADLINE_PASSED", "DEMAND_EVENT", "DEMAND_EVENT", "DUPLICATE_SOURCE"]
-    to_requester = await inbox_until(notifier, requester, 3)
+    to_requester = await inbox_until(notifier, requester, 3, as_who=bearer(requester, Role.CATALOG_REVIEWER))
     assert kinds(to_requester) == ["DEMAND_EVENT"] * 3
     assert any("《保守国家秘密法》" in n["body"] for n in to_requester)
     # the authoritative source's department: its compilers hear that its element is collected again
@@ -183,8 +189,9 @@ async def test_holders_hear_of_data_changes_in_batches_and_of_their_entry_until_
                                           resource_code=elsewhere, consumer_code=bystander, **grant)),
         ],
     )  # fmt: skip
-    for department in (holder, subscriber, bystander):
-        assert kinds(await inbox_until(notifier, department, 1)) == ["GRANT_ISSUED"]
+    for department in (holder, subscriber, bystander):  # a grant is the whole department's: a compiler sees it
+        as_compiler = bearer(department, Role.CATALOG_COMPILER)
+        assert kinds(await inbox_until(notifier, department, 1, as_who=as_compiler)) == ["GRANT_ISSUED"]
 
     def changes(first: int, last: int, code: str = resource) -> list[tuple[str, str, dict]]:
         return [
@@ -199,8 +206,10 @@ async def test_holders_hear_of_data_changes_in_batches_and_of_their_entry_until_
     await send(infra, "exchange.resource-changes", changes(1, 600))
     await send(infra, "exchange.resource-changes", changes(550, 1204))
     told = {}
-    for department in (holder, subscriber):
-        told[department] = await inbox_until(notifier, department, 1, kind="RESOURCE_CHANGED")
+    for department in (holder, subscriber):  # the data administrator, who holds the grant or subscription
+        told[department] = await inbox_until(
+            notifier, department, 1, as_who=reader(department), kind="RESOURCE_CHANGED"
+        )
     latency = time.monotonic() - sent
     for notices in told.values():
         [notice] = notices
@@ -217,7 +226,7 @@ async def test_holders_hear_of_data_changes_in_batches_and_of_their_entry_until_
     await send(infra, "catalog.entry-events", [("CatalogEntryPublished", resource, payload(
         "CatalogEntryPublished", version=2, **stricter))])  # fmt: skip
     for department in (holder, subscriber):
-        [changed] = await inbox_until(notifier, department, 1, kind="ENTRY_CHANGED")
+        [changed] = await inbox_until(notifier, department, 1, as_who=reader(department), kind="ENTRY_CHANGED")
         assert "收紧" in changed["title"] and "法定代表人" in changed["body"] and "FILE_DOWNLOAD" in changed["body"]
     await send(infra, "exchange.share-events", [("GrantRevoked", "g1", payload(
         "GrantRevoked", grant_id=f"g1-{resource}", resource_code=resource, consumer_code=holder,
@@ -610,10 +619,10 @@ async def test_a_request_to_publish_reaches_the_provider_with_a_reminder_and_its
             )
         ],
     )
-    arrived = await inbox_until(notifier, provider, 2, kind="REQUEST_ARRIVED")
+    arrived = await inbox_until(notifier, provider, 2, as_who=reader(provider), kind="REQUEST_ARRIVED")
     assert sorted(n["reference"] for n in arrived) == sorted([asked, answered])
     assert all("对外发布" in n["title"] and n["due_on"] == "2026-10-12" for n in arrived), arrived
-    [decided] = await inbox_until(notifier, consumer, 1, kind="REQUEST_DECIDED")
+    [decided] = await inbox_until(notifier, consumer, 1, as_who=reader(consumer), kind="REQUEST_DECIDED")
     assert decided["reference"] == answered and "不同意" in decided["title"] and "含未公开信息" in decided["body"]
     async with httpx.AsyncClient(base_url=notifier.url, headers=reader(provider)) as client:
         scheduled = (await client.get(f"/reminders/{provider}")).json()
@@ -704,10 +713,10 @@ async def test_a_rectification_report_reaches_the_it_office_and_its_rejection_th
                                                                rejected_on=date(2026, 12, 2), **common)),
         ],
     )  # fmt: skip
-    [heard] = await inbox_until(notifier, it_office, 1)
+    [heard] = await inbox_until(notifier, it_office, 1, as_who=bearer(it_office, Role.IT_OFFICE_OPERATOR))
     assert heard["reference"] == finding and "收到整改报告" in heard["title"] and "已补传十一月数据" in heard["body"]
     assert heard["audience"] == ["it_office_operator"]
-    [told] = await inbox_until(notifier, department, 1)
+    [told] = await inbox_until(notifier, department, 1, as_who=bearer(department, Role.CATALOG_COMPILER))
     assert told["reference"] == finding and "整改报告未通过" in told["title"] and "未见交换记录" in told["body"]
     assert told["audience"] == []  # the department as a whole, as the finding
 
@@ -756,3 +765,43 @@ async def test_a_rectification_report_left_unanswered_reminds_the_it_office_afte
     assert {r["reference"]: r["due_on"] for r in scheduled} == {ids["later"]: "2026-11-06"}, scheduled
     # the department is not reminded of the IT office's answer
     assert not await inbox_until(notifier, department, 1, timeout=2, kind="DEADLINE_APPROACHING")
+
+
+async def test_a_findings_rectification_is_reminded_to_its_department_and_the_it_offices_operators(
+    infra, topics, services, tmp_path
+) -> None:
+    """Due on Wednesday 9 December 2026, the reminder comes two working days before, on Monday 7 December at
+    09:00: the department's people see it, and so do the IT office's operators, who follow the finding (its
+    auditors see the finding and its escalation, not the reminder); once escalated, the operators and the
+    auditors hear that the deadline passed. Read through the inbox route as each of them reads it."""
+    it_office, department = fresh_code(), fresh_code()
+    notifier = await start_notifier(
+        infra, tmp_path, services, it_office, clock_start="2026-12-07T08:59:54+08:00", timer_max_sleep_seconds="600"
+    )
+    finding = uuid.uuid4().hex
+    raised = payload("AuditFindingRaised", finding_id=finding, department_code=department, reference=None,
+                     category="DATA_NOT_PROVIDED_IN_TIME", correct_by=date(2026, 12, 9))  # fmt: skip
+    await send(infra, "auditor.findings", [("AuditFindingRaised", department, raised)])
+    operator = bearer(it_office, Role.IT_OFFICE_OPERATOR, subject="operator-1")
+    auditor = bearer(it_office, Role.AUDITOR, subject="auditor-1")
+    compiler = bearer(department, Role.CATALOG_COMPILER, subject="compiler-1")
+    [reminded] = await inbox_until(notifier, it_office, 1, as_who=operator, kind="DEADLINE_APPROACHING")
+    assert reminded["reference"] == finding and reminded["audience"] == ["it_office_operator"]
+    assert "审计发现问题整改" in reminded["title"] and department in reminded["body"]
+    assert reminded["notification_id"] == f"reminder:FINDING_RECTIFICATION:{finding}:2026-12-09:{it_office}"
+    [theirs] = await inbox_until(notifier, department, 1, as_who=compiler, kind="DEADLINE_APPROACHING")
+    assert theirs["reference"] == finding and theirs["audience"] == []  # the department as a whole
+    heard = await inbox_until(notifier, it_office, 1, as_who=auditor)
+    assert [(n["kind"], n["reference"]) for n in heard] == [("OTHER", finding)]  # raised, not the reminder
+
+    escalated = payload("AuditFindingEscalated", finding_id=finding, department_code=department,
+                        escalated_on=date(2026, 12, 10), notice="通报批评")  # fmt: skip
+    await send(infra, "auditor.findings", [("AuditFindingEscalated", department, escalated)])
+    for who in (operator, auditor):
+        [passed] = await inbox_until(notifier, it_office, 1, as_who=who, kind="DEADLINE_PASSED")
+        assert passed["reference"] == finding and "通报批评" in passed["title"]
+    assert kinds(await inbox_until(notifier, it_office, 3, as_who=operator)) == [
+        "DEADLINE_APPROACHING", "DEADLINE_PASSED", "OTHER"
+    ]  # fmt: skip
+    [told] = await inbox_until(notifier, department, 1, as_who=compiler, kind="DEADLINE_PASSED")
+    assert told["reference"] == finding

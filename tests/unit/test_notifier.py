@@ -406,9 +406,9 @@ async def test_a_dispute_reaches_the_it_office_and_the_ruling_both_parties() -> 
     await deliver(uow, "DisputeRuled", RULING | {"level": "LEADERSHIP_GROUP", "final": True})
     finals = [n for n in await uow.inbox_of(CONSUMER) if "最终" in n.title]
     assert len(finals) == 1 and "市政务数据共享工作领导小组" in finals[0].body
-    # the IT office's operators hear the final ruling alone (the first was theirs)
+    # the IT office's operators hear the final ruling alone (the first was theirs), and its auditors
     rulings = [n for n in await uow.inbox_of(IT_OFFICE) if n.kind is NotificationKind.DISPUTE_RULED]
-    assert [(n.title, n.audience) for n in rulings] == [(finals[0].title, {Role.IT_OFFICE_OPERATOR})]
+    assert [(n.title, n.audience) for n in rulings] == [(finals[0].title, {Role.IT_OFFICE_OPERATOR, Role.AUDITOR})]
 
 
 async def test_a_ruling_on_a_dispute_never_heard_of_is_refused_at_once_and_notifies_nobody() -> None:

@@ -25,7 +25,7 @@ from tests.unit.test_notifier import CONSUMER, IT_OFFICE, PROVIDER, REQUEST, Fak
 LEADERSHIP = code("11360800MB0000003")
 RESOURCE = "101001/000001"
 COMPILER, REVIEWER, ADMIN = Role.CATALOG_COMPILER, Role.CATALOG_REVIEWER, Role.DATA_ADMINISTRATOR
-OPERATOR, MEMBER = Role.IT_OFFICE_OPERATOR, Role.LEADERSHIP_MEMBER
+OPERATOR, MEMBER, AUDITOR = Role.IT_OFFICE_OPERATOR, Role.LEADERSHIP_MEMBER, Role.AUDITOR
 
 
 def payload(event_type: str, **values: object) -> dict:
@@ -72,11 +72,30 @@ CASES = [
         payload("CatalogEntryOverdue", resource_code=RESOURCE, provider_code=PROVIDER),
         {PROVIDER: {COMPILER, REVIEWER}, IT_OFFICE: {OPERATOR}},
     ),
-    ("AuditFindingRaised", payload("AuditFindingRaised", finding_id="f1", department_code=PROVIDER), {PROVIDER: set()}),
-    (  # 通报批评: the IT office's operators ask for it (Art. 24)
+    (  # the IT office's operators follow a finding to its rectification, its auditors keep the record
+        "AuditFindingRaised",
+        payload("AuditFindingRaised", finding_id="f1", department_code=PROVIDER),
+        {PROVIDER: set(), IT_OFFICE: {OPERATOR, AUDITOR}},
+    ),
+    (  # 通报批评: the IT office's operators ask for it (Art. 24), its auditors keep it on record
         "AuditFindingEscalated",
         payload("AuditFindingEscalated", finding_id="f1", department_code=PROVIDER),
-        {PROVIDER: set(), IT_OFFICE: {OPERATOR}},
+        {PROVIDER: set(), IT_OFFICE: {OPERATOR, AUDITOR}},
+    ),
+    (  # a finding against the IT office itself: one notice, for the whole of it
+        "AuditFindingRaised",
+        payload("AuditFindingRaised", finding_id="f1", department_code=IT_OFFICE),
+        {IT_OFFICE: set()},
+    ),
+    (  # a ruling the parties may still escalate: the parties alone
+        "DisputeRuled",
+        payload("DisputeRuled", dispute_id="d1", level="IT_OFFICE", final=False, **REQUESTED),
+        {CONSUMER: {ADMIN}, PROVIDER: {ADMIN}},
+    ),
+    (  # the final ruling: the IT office's operators, who keep the group's office, and its auditors
+        "DisputeRuled",
+        payload("DisputeRuled", dispute_id="d1", level="LEADERSHIP_GROUP", final=True, **REQUESTED),
+        {CONSUMER: {ADMIN}, PROVIDER: {ADMIN}, IT_OFFICE: {OPERATOR, AUDITOR}},
     ),
     (
         "DisputeEscalated",
@@ -136,6 +155,36 @@ async def test_reminders_go_to_whoever_owes_the_step() -> None:
     await handlers.fire_due(n)
     reminded = {x.reference: x.audience for x in uow.kept.values() if x.kind is NotificationKind.DEADLINE_APPROACHING}
     assert reminded == {"r1": {ADMIN}, RESOURCE: {COMPILER, REVIEWER}}
+
+
+async def test_a_findings_rectification_reminder_reaches_the_department_and_the_it_offices_operators() -> None:
+    """The IT office's operators follow a finding to its rectification (Art. 24): they are reminded with the
+    department, and hear when its deadline passed; its auditors hear that it was escalated."""
+    uow = FakeUnitOfWork()
+    n = notifier_of(uow)
+    found = payload("AuditFindingRaised", finding_id="f1", department_code=PROVIDER, correct_by=date(2026, 11, 25))
+    await deliver(uow, "AuditFindingRaised", found, "e1", n)
+    n.clock.at = n.clock.at.replace(day=25)  # type: ignore[attr-defined]
+    await handlers.fire_due(n)
+    reminded = {
+        x.recipient_code: (x.audience, x.notification_id, x.body)
+        for x in uow.kept.values()
+        if x.kind is NotificationKind.DEADLINE_APPROACHING
+    }
+    assert {k: v[0] for k, v in reminded.items()} == {PROVIDER: set(), IT_OFFICE: {OPERATOR}}
+    assert reminded[IT_OFFICE][1] == f"reminder:FINDING_RECTIFICATION:f1:2026-11-25:{IT_OFFICE}"
+    assert PROVIDER in reminded[IT_OFFICE][2]  # the office follows many departments: it is told whose
+    await handlers.fire_due(n)  # fired again: nobody is reminded twice
+    assert len([x for x in uow.kept.values() if x.kind is NotificationKind.DEADLINE_APPROACHING]) == 2
+    escalated = payload("AuditFindingEscalated", finding_id="f1", department_code=PROVIDER)
+    await deliver(uow, "AuditFindingEscalated", escalated, "e2", n)
+    passed = {x.recipient_code: x.audience for x in uow.kept.values() if x.kind is NotificationKind.DEADLINE_PASSED}
+    assert passed == {PROVIDER: set(), IT_OFFICE: {OPERATOR, AUDITOR}}
+    # an operator's inbox shows the reminder and the escalation, an auditor's the escalation alone
+    for roles, kinds in (({OPERATOR}, {"DEADLINE_APPROACHING", "DEADLINE_PASSED"}), ({AUDITOR}, {"DEADLINE_PASSED"})):
+        shown, _ = await uow.inbox(InboxQuery(IT_OFFICE, roles=frozenset(roles)))
+        assert {x.kind.value for x in shown if x.reference == "f1"} >= kinds
+        assert {x.kind.value for x in shown if x.kind.value.startswith("DEADLINE")} == kinds
 
 
 def notice(number: int, *audience: Role, recipient: str = PROVIDER) -> Notification:

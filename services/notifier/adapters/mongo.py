@@ -28,6 +28,7 @@ from services.notifier.domain.notifications import (
     Delivery,
     Notification,
     NotificationKind,
+    audiences_concerning,
 )
 from services.notifier.domain.preferences import Preferences
 from services.notifier.domain.reminders import Deadline, Reminder
@@ -71,6 +72,7 @@ def _to_doc(n: Notification, retention: Retention) -> dict[str, Any]:
     doc = {f.name: getattr(n, f.name) for f in fields(n)}
     doc |= {"_id": n.notification_id, "kind": n.kind.value, "channels": sorted(c.value for c in n.channels)}
     doc["audience"] = _audience_value(n.audience)
+    doc |= _inbox_keys(n.channels, n.audience)
     doc["read_by"] = sorted(n.read_by)
     doc.pop("notification_id")
     if (expire_at := retention.on_issue(n)) is not None:
@@ -84,8 +86,24 @@ def _audience_value(audience: Audience) -> list[str] | None:
     return sorted(r.value for r in audience) or None  # null, as a notice kept before: everyone
 
 
+# The inbox's lookup, in scalar fields: the local database serves no query on an array (`channels`, `audience`)
+# by index, so a notice also keeps whether it is in the inbox and its audience as one value.
+WHOLE_DEPARTMENT = "*"  # the audience key of a notice for the department as a whole
+INBOX_INDEX = "inbox_for_roles"
+INBOX_KEY = [("recipient_code", ASCENDING), ("in_inbox", ASCENDING), ("for_roles", ASCENDING)]
+NEWEST = [("created_at", DESCENDING), ("_id", DESCENDING)]
+
+
+def _audience_key(audience: Audience) -> str:
+    return ",".join(sorted(r.value for r in audience)) or WHOLE_DEPARTMENT
+
+
+def _inbox_keys(channels: Collection[Channel | str], audience: Audience) -> dict[str, Any]:
+    return {"in_inbox": Channel.INBOX in channels, "for_roles": _audience_key(audience)}
+
+
 def _from_doc(doc: dict[str, Any]) -> Notification:
-    fields = {k: v for k, v in doc.items() if k not in ("_id", "expire_at")}
+    fields = {k: v for k, v in doc.items() if k not in ("_id", "expire_at", "in_inbox", "for_roles")}
     fields["kind"] = NotificationKind(fields["kind"])
     fields["channels"] = frozenset(Channel(c) for c in fields.get("channels", [c.value for c in Channel]))
     fields["audience"] = frozenset(Role(r) for r in fields.get("audience") or ())
@@ -96,9 +114,38 @@ def _from_doc(doc: dict[str, Any]) -> Notification:
 
 
 def _for_roles(roles: frozenset[Role]) -> dict[str, Any]:
-    """Notices for one of `roles`, or for the whole department: audience null or missing (kept before notices
-    had audiences) matches null."""
-    return {"$in": [None, *sorted(r.value for r in roles)]}
+    """Notices for one of `roles`, or for the whole department, as the domain's `concerns` decides: the audience
+    keys of every audience it finds concerning them (a notice kept before notices had audiences gets the whole
+    department's key in ensure_indexes)."""
+    return {"$in": [_audience_key(a) for a in audiences_concerning(roles)]}
+
+
+def inbox_filter(query: InboxQuery) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The inbox query as (what the inbox index answers, what is checked on the notices it finds)."""
+    indexed: dict[str, Any] = {}
+    rest: dict[str, Any] = {}
+    if query.department_code is not None:
+        indexed = {"recipient_code": query.department_code, "in_inbox": True}
+        if query.roles is not None:
+            indexed["for_roles"] = _for_roles(query.roles)
+    elif query.own_code is not None and query.roles is not None:
+        # the IT office overseeing: her own department's as her own inbox shows them, the others' whole
+        own = {"recipient_code": query.own_code, "in_inbox": True, "for_roles": _for_roles(query.roles)}
+        rest["$or"] = [{"recipient_code": {"$ne": query.own_code}}, own]
+    if query.unread_only:
+        rest["read"] = False  # the flag of notices read before read state was kept per reader
+        if query.reader is not None:
+            rest["read_by"] = {"$ne": query.reader}
+    if query.kind is not None:
+        rest["kind"] = query.kind.value
+    if query.resource_code is not None:
+        rest["resource_code"] = query.resource_code
+    return indexed, rest
+
+
+def inbox_pipeline(query: InboxQuery) -> list[dict[str, Any]]:
+    indexed, rest = inbox_filter(query)
+    return [{"$match": indexed}, *([{"$match": rest}] if rest else [])]
 
 
 def _holding(doc: dict[str, Any]) -> Holding:
@@ -202,26 +249,48 @@ async def ensure_indexes(db: AsyncDatabase, retention: Retention) -> None:
     # notices kept before departments chose channels went to every channel
     every = sorted(c.value for c in Channel)
     await db[INBOX].update_many({"channels": {"$exists": False}}, {"$set": {"channels": every}})
+    await _add_inbox_keys(db)
     # notices kept before their retention get its full period from now
     read = {"read": True, "expire_at": {"$exists": False}}
     await db[INBOX].update_many(read, {"$set": {"expire_at": retention.on_read()}})
     changes = {"kind": NotificationKind.RESOURCE_CHANGED.value, "expire_at": {"$exists": False}}
     await db[INBOX].update_many(changes, {"$set": {"expire_at": datetime.now(UTC) + retention.changes}})
     await db[INBOX].create_index([("expire_at", ASCENDING)], expireAfterSeconds=0)
-    newest = [("created_at", DESCENDING), ("_id", DESCENDING)]
-    await db[INBOX].create_index([("recipient_code", ASCENDING), *newest])
-    # A department's notices of one kind are found by the (recipient, newest) index, filtered: each index
-    # more is written with every notice, and a change of a widely held resource stores a thousand at once.
-    for unused in ("recipient_code_1_kind_1_created_at_-1__id_-1", "recipient_code_1_in_digest_1"):
+    # A department's inbox (a person's: her roles' and the department's) is found by this index; its notices of
+    # one kind, unread or waiting for a digest among those it finds. It replaces the (recipient, newest)
+    # index: each index more is written with every notice, and a change of a widely held resource stores a
+    # thousand at once.
+    await db[INBOX].create_index([*INBOX_KEY, *NEWEST], name=INBOX_INDEX)
+    for unused in (
+        "recipient_code_1_kind_1_created_at_-1__id_-1",
+        "recipient_code_1_in_digest_1",
+        "recipient_code_1_created_at_-1__id_-1",
+    ):
         if unused in await db[INBOX].index_information():
             await db[INBOX].drop_index(unused)
-    await db[INBOX].create_index([("resource_code", ASCENDING), *newest])
+    await db[INBOX].create_index([("resource_code", ASCENDING), *NEWEST])
     await db[HOLDINGS].create_index([("resource_code", ASCENDING)])
     await db[FEEDS].create_index([("batch.tell_at", ASCENDING)], sparse=True)
     await db[REMINDERS].create_index([("sent", ASCENDING), ("remind_at", ASCENDING)])
     await db[REMINDERS].create_index([("deadline", ASCENDING), ("reference", ASCENDING)])
     await db[REMINDERS].create_index([("recipient_code", ASCENDING), ("due_on", ASCENDING)])
     await db[DIGESTS].create_index([("at", ASCENDING)])
+
+
+async def _add_inbox_keys(db: AsyncDatabase) -> None:
+    """Notices kept before the inbox's scalar keys get them: in the inbox by their channels, the audience key
+    by their audience (none, kept before audiences: the whole department). Once per audience present, and only
+    on notices without the keys, so a second start changes nothing."""
+    unkeyed = {"for_roles": {"$exists": False}}
+    await db[INBOX].update_many(unkeyed | {"channels": Channel.INBOX.value}, {"$set": {"in_inbox": True}})
+    await db[INBOX].update_many(unkeyed | {"in_inbox": {"$exists": False}}, {"$set": {"in_inbox": False}})
+    groups = await db[INBOX].aggregate([{"$match": unkeyed}, {"$group": {"_id": "$audience"}}])
+    for group in await groups.to_list():
+        stored = group["_id"]  # a list of roles, null or missing (grouped as null)
+        audience = frozenset(Role(r) for r in stored or ())
+        await db[INBOX].update_many(
+            unkeyed | {"audience": stored if stored else None}, {"$set": {"for_roles": _audience_key(audience)}}
+        )
 
 
 class MongoNotifierTransaction:
@@ -432,32 +501,15 @@ class MongoUnitOfWork:
             self.on_deliveries(notifier_tx.webhooks.queued, notifier_tx.webhooks.endpoints)
 
     async def inbox(self, query: InboxQuery) -> tuple[list[Notification], int]:
-        where: dict[str, Any] = {}
-        if query.department_code is not None:
-            where |= {"recipient_code": query.department_code, "channels": Channel.INBOX.value}
-        if query.department_code is None and query.own_code is not None and query.roles is not None:
-            # the IT office overseeing: her own department's as her own inbox shows them, the others' whole
-            own = {"recipient_code": query.own_code, "channels": Channel.INBOX.value}
-            where["$or"] = [{"recipient_code": {"$ne": query.own_code}}, own | {"audience": _for_roles(query.roles)}]
-        elif query.roles is not None:
-            where["audience"] = _for_roles(query.roles)
-        if query.unread_only:
-            where["read"] = False  # the flag of notices read before read state was kept per reader
-            if query.reader is not None:
-                where["read_by"] = {"$ne": query.reader}
-        if query.kind is not None:
-            where["kind"] = query.kind.value
-        if query.resource_code is not None:
-            where["resource_code"] = query.resource_code
-        total = await self.db[INBOX].count_documents(where)
-        cursor = (
-            self.db[INBOX]
-            .find(where)
-            .sort([("created_at", DESCENDING), ("_id", DESCENDING)])
-            .skip(query.offset)
-            .limit(query.limit)
-        )
-        return [_from_doc(doc) for doc in await cursor.to_list()], total
+        # The index's part is a stage of its own, the rest comes after it: the local database plans only a query
+        # its index covers whole, and takes a pipeline's first stage to the index (mongod merges the two). The
+        # page and the total are taken from one read of what it finds: the local database fetches every notice
+        # found for each, and sorts in memory either way.
+        newest = [{"$sort": dict(NEWEST)}, *([{"$skip": query.offset}] if query.offset else [])]
+        both = {"items": [*newest, {"$limit": query.limit}], "total": [{"$count": "n"}]}
+        cursor = await self.db[INBOX].aggregate([*inbox_pipeline(query), {"$facet": both}])
+        [found] = await cursor.to_list()
+        return [_from_doc(doc) for doc in found["items"]], found["total"][0]["n"] if found["total"] else 0
 
     async def mark_read(
         self, department_code: str | None, notification_id: str, reader: str, roles: frozenset[Role] | None = None
@@ -466,7 +518,7 @@ class MongoUnitOfWork:
         if department_code is not None:
             where["recipient_code"] = department_code
         if roles is not None:
-            where["audience"] = _for_roles(roles)
+            where["for_roles"] = _for_roles(roles)
         # kept the first READERS_KEPT readers; the first read starts the notice's retention after reading
         read = {
             "$push": {"read_by": {"$each": [reader], "$slice": READERS_KEPT}},

@@ -101,7 +101,30 @@ DEMAND_FILERS: Audience = CATALOG_STAFF | DATA_ADMINISTRATORS  # whoever may fil
 # API channel under it), so that it was issued, revoked or ended is the whole department's concern
 GRANT_USERS: Audience = DEPARTMENT
 IT_OFFICE: Audience = frozenset({Role.IT_OFFICE_OPERATOR})  # coordinates disputes, sources, demands, grading
+# the IT office's auditors keep the access trail and the departments' figures (Art. 19, 23, 24): they hear what
+# goes on record against a department (a finding raised, escalated to 通报批评) and what ends a dispute
+AUDITORS: Audience = frozenset({Role.AUDITOR})
+OVERSEERS: Audience = IT_OFFICE | AUDITORS
 LEADERSHIP: Audience = frozenset({Role.LEADERSHIP_MEMBER})  # the final word on escalated disputes
+
+
+def concerns(audience: Audience, roles: frozenset[Role]) -> bool:
+    """Whether a notice for `audience` is for a person with `roles` in its recipient department: one for the
+    whole department is everyone's, another hers when it names one of her roles. The one definition: the
+    inbox's database query is derived from it (audiences_concerning)."""
+    return not audience or bool(audience & roles)
+
+
+def every_audience() -> list[Audience]:
+    """Each audience a notice can have: every set of the directory's roles (64 with its 6 roles)."""
+    roles = sorted(Role)
+    return [frozenset(r for bit, r in enumerate(roles) if mask >> bit & 1) for mask in range(1 << len(roles))]
+
+
+def audiences_concerning(roles: frozenset[Role]) -> list[Audience]:
+    """The audiences of the notices a person with `roles` sees, by `concerns`: what a store that cannot test
+    set intersection by index (the local database) looks up by value."""
+    return [audience for audience in every_audience() if concerns(audience, roles)]
 
 
 READERS_KEPT = 1_000  # readers a notice remembers: more than any department's people and machines
@@ -134,7 +157,7 @@ class Notification:
 
     def concerns(self, roles: frozenset[Role]) -> bool:
         """A person with `roles` in the recipient department sees it in the inbox."""
-        return not self.audience or bool(self.audience & roles)
+        return concerns(self.audience, roles)
 
     def read_for(self, reader: str | None) -> bool:
         return self.read or (reader is not None and reader in self.read_by)
@@ -303,7 +326,8 @@ OUTCOMES = {RulingOutcome.DECISION_UPHELD: "维持原答复", RulingOutcome.DECI
 
 def dispute_ruled(event_id: str, e: DisputeRuled, dispute: Dispute, it_office_code: str) -> list[Notification]:
     """Both parties hear the ruling; until it is final, either may escalate it. The IT office's operators hear
-    the final (the leadership group's) one: the IT office keeps the group's office and ruled first."""
+    the final (the leadership group's) one: the IT office keeps the group's office and ruled first; and its
+    auditors, for whom the dispute is settled on record."""
     final = "最终" if e.final else ""
     title = f"共享争议{final}裁定（{OUTCOMES[e.outcome]}）：申请 {e.request_id}"
     body = (
@@ -314,7 +338,7 @@ def dispute_ruled(event_id: str, e: DisputeRuled, dispute: Dispute, it_office_co
     kind = NotificationKind.DISPUTE_RULED
     told = [(dispute.consumer_code, DATA_ADMINISTRATORS), (dispute.provider_code, DATA_ADMINISTRATORS)]
     if e.final:
-        told.append((it_office_code, IT_OFFICE))
+        told.append((it_office_code, OVERSEERS))
     return [
         _to(party, event_id, kind, title, body, about=e.request_id, audience=audience)
         for party, audience in _each(told).items()
@@ -599,26 +623,31 @@ FINDING_CATEGORIES = {
 }
 
 
-def finding_raised(event_id: str, e: AuditFindingRaised) -> list[Notification]:
-    """The department hears of the finding and its deadline (reminded before it, in working days)."""
+def finding_raised(event_id: str, e: AuditFindingRaised, it_office_code: str) -> list[Notification]:
+    """The department hears of the finding and its deadline (reminded before it, in working days); the IT
+    office's operators, who follow it to its rectification (the auditor raises findings of its own), and its
+    auditors, who keep the record against the department (Art. 24)."""
     title = f"审计发现问题，请于 {_day(e.correct_by)} 前整改"
     what = f"{FINDING_CATEGORIES[e.category]}（问题编号 {e.finding_id}）：{e.description}"
     body = f"{what}。请于 {_day(e.correct_by)} 前整改。"
     kind = NotificationKind.OTHER
     # a finding is against the department as a whole (Art. 24): everyone in it sees it
     about, due_on = e.finding_id, e.correct_by
-    return [_to(e.department_code, event_id, kind, title, body, about=about, audience=DEPARTMENT, due_on=due_on)]
+    return [
+        _to(party, event_id, kind, title, body, about=about, audience=audience, due_on=due_on)
+        for party, audience in _each([(e.department_code, DEPARTMENT), (it_office_code, OVERSEERS)]).items()
+    ]
 
 
 def finding_escalated(event_id: str, e: AuditFindingEscalated, it_office_code: str) -> list[Notification]:
     """Its deadline passed uncorrected: a notice of criticism follows, which the IT office's operators ask for
-    (Art. 24: it orders the correction and proposes the criticism)."""
+    (Art. 24: it orders the correction and proposes the criticism); its auditors keep it on record."""
     title = f"整改期限已过：问题 {e.finding_id} 予以通报批评"
     body = f"问题 {e.finding_id} 未在整改期限内整改，{_day(e.escalated_on)} 起予以通报批评。{e.notice}"
     kind = NotificationKind.DEADLINE_PASSED
     return [
         _to(party, event_id, kind, title, body, about=e.finding_id, audience=audience)
-        for party, audience in _each([(e.department_code, DEPARTMENT), (it_office_code, IT_OFFICE)]).items()
+        for party, audience in _each([(e.department_code, DEPARTMENT), (it_office_code, OVERSEERS)]).items()
     ]
 
 
@@ -631,6 +660,8 @@ REMINDED: dict[Deadline, Audience] = {
     Deadline.FINDING_RECTIFICATION: DEPARTMENT,
     Deadline.REPORT_ANSWER: IT_OFFICE,
 }
+# who else follows the step, in the IT office: its operators follow a finding to its rectification (Art. 24)
+FOLLOWED_BY_IT_OFFICE: dict[Deadline, Audience] = {Deadline.FINDING_RECTIFICATION: IT_OFFICE}
 
 
 def finding_reported(event_id: str, e: AuditFindingReported, it_office_code: str) -> list[Notification]:
@@ -659,22 +690,31 @@ def finding_report_rejected(event_id: str, e: AuditFindingReportRejected) -> lis
     return [_to(e.department_code, event_id, kind, title, body, about=about, audience=DEPARTMENT, due_on=due_on)]
 
 
-def reminder_due(reminder: Reminder) -> Notification:
-    """A deadline comes near; its key is the deadline's, so a reminder is sent once however it is fired."""
+def reminder_due(reminder: Reminder, it_office_code: str) -> list[Notification]:
+    """A deadline comes near: whoever owes the step hears, and the IT office when it follows the step (a
+    finding's rectification); each key is the deadline's, so a reminder is sent once however it is fired."""
     what = DEADLINE_NAMES[reminder.deadline]
     title = f"临近期限：{what}（{_day(reminder.due_on)} 前）"
-    body = f"{what}（{reminder.reference}）应于 {_day(reminder.due_on)} 前完成（按工作日计算）。"
-    return Notification(
-        f"reminder:{reminder.reminder_id}:{reminder.recipient_code}",
-        reminder.recipient_code,
-        NotificationKind.DEADLINE_APPROACHING,
-        title,
-        body,
-        reference=reminder.reference,
-        due_on=reminder.due_on,
-        resource_code=reminder.resource_code,
-        audience=REMINDED[reminder.deadline],
-    )
+    told = [(reminder.recipient_code, REMINDED[reminder.deadline])]
+    about = reminder.reference
+    if (following := FOLLOWED_BY_IT_OFFICE.get(reminder.deadline)) is not None:
+        told.append((it_office_code, following))
+        about += f"，责任部门 {reminder.recipient_code}"  # the IT office follows many departments' steps
+    body = f"{what}（{about}）应于 {_day(reminder.due_on)} 前完成（按工作日计算）。"
+    return [
+        Notification(
+            f"reminder:{reminder.reminder_id}:{party}",
+            party,
+            NotificationKind.DEADLINE_APPROACHING,
+            title,
+            body,
+            reference=reminder.reference,
+            due_on=reminder.due_on,
+            resource_code=reminder.resource_code,
+            audience=audience,
+        )
+        for party, audience in _each(told).items()
+    ]
 
 
 def changes_told(batch: ChangeBatch, holders: list[str]) -> list[Notification]:
