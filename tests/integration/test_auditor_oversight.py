@@ -42,7 +42,7 @@ from services.auditor.domain.activity import (
     UpdateCycle,
     fold_counts,
 )
-from services.auditor.domain.findings import Category, Finding, Status
+from services.auditor.domain.findings import Category, Finding, RectificationReport, Status
 from services.auditor.domain.scoring import DepartmentActivity, Period, Ranked, Scoring, evaluate, months_of, rank
 from services.auditor.oversight import handlers
 from services.auditor.oversight.adapters import observed_events
@@ -1285,3 +1285,79 @@ async def test_a_waiting_report_is_listed_answered_not_bypassed_and_answers_only
             assert notice.status_code == 404
     finally:
         await publisher.stop()
+
+
+def stored_before_answers_came_first(f: Finding) -> dict:
+    """The document code from before a waiting report had to be answered first kept of `f`: no closure, no
+    filer's department, no later occurrences, and `held` as that code computed it (its own rule, the same)."""
+    doc = finding_doc(f)
+    for field in ("closed_by", "closed_by_person", "later", "later_occurrences", "later_since", "continued"):
+        del doc[field]
+    for report in doc["reports"]:
+        del report["submitted_by_department"], report["on_behalf"]
+    return doc
+
+
+async def test_findings_stored_by_the_code_before_are_read_as_this_code_keeps_them(
+    infra, topics, services, tmp_path
+) -> None:
+    """Findings kept before a waiting report had to be answered first: one closed by the IT office's
+    correction left its report AWAITED. Through the running auditor (which ensures its indexes as it starts),
+    only the open finding whose report waits is in the IT office's queue; the closed one says its report was
+    superseded and awaits nothing, and stays out of the queue after another start."""
+    tag = uuid.uuid4().hex[:6].upper()
+    a = f"A{tag}"
+    settings = settings_for(infra)
+    day, answer_day = date(2026, 10, 20), date(2026, 10, 22)
+    report = RectificationReport("已整改", None, "a-admin", day)
+
+    def finding(n: int, **changes: object) -> Finding:
+        base = Finding(
+            finding_id=f"FOLD{tag}{n}",
+            department_code=a,
+            category=Category.USE_OUTSIDE_PURPOSE,
+            matter=f"grant:G{tag}{n}",
+            description="用于营销",
+            detected_on=date(2026, 10, 19),
+            correct_by=date(2026, 10, 26),
+            raised_by="it-operator",
+            evidence=("举报材料",),
+        )
+        return replace(base, **changes)
+
+    waiting = finding(1, reports=(report,))
+    closed_beside = finding(2, reports=(report,), status=Status.CORRECTED, corrected_on=answer_day, proof="已核实")
+    assert waiting.held and not closed_beside.held
+    mongo = AsyncMongoClient(infra.mongo_uri)
+    try:
+        stored = mongo[settings.mongo_database][FINDINGS]
+        await stored.insert_many([stored_before_answers_came_first(f) for f in (waiting, closed_beside)])
+    finally:
+        await mongo.close()
+    operator = bearer("IT", Role.IT_OFFICE_OPERATOR, subject="it-operator")
+
+    async def look() -> None:
+        auditor = ServiceProcess("auditor", infra, tmp_path, mongo_database=settings.mongo_database, today="2026-10-23")
+        for group, names in (("auditor-oversight", OBSERVED_TOPICS), ("auditor-trail", AUDITED_TOPICS)):
+            for name in names:
+                await skip_backlog(infra, f"{auditor.group_prefix}{group}", name)
+        services.append(auditor.start())
+        await auditor.wait_ready()
+        async with httpx.AsyncClient(base_url=auditor.url, timeout=60) as client:
+
+            async def listed(**params: object) -> set[str]:
+                page = await client.get("/findings", params={"department_code": a, **params}, headers=operator)
+                assert page.status_code == 200, page.text
+                return {f["finding_id"] for f in page.json()["items"]}
+
+            assert await listed(awaiting="true") == {waiting.finding_id}
+            assert await listed(awaiting="false") == {closed_beside.finding_id}
+            shown = (await client.get(f"/findings/{closed_beside.finding_id}", headers=operator)).json()
+            assert (shown["status"], shown["awaiting"], shown["held"]) == ("CORRECTED", False, False)
+            assert shown["reports"][-1]["answer"] == "SUPERSEDED"
+            open_one = (await client.get(f"/findings/{waiting.finding_id}", headers=operator)).json()
+            assert (open_one["awaiting"], open_one["reports"][-1]["answer"]) == (True, "AWAITED")
+        services.pop().stop()
+
+    await look()
+    await look()  # a second start changes nothing

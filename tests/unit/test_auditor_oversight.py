@@ -42,6 +42,7 @@ from services.auditor.domain.findings import (
     escalated,
     overdue,
     raise_or_add,
+    read_back,
     report_accepted,
     report_rejected,
     reported,
@@ -317,6 +318,19 @@ def test_a_waiting_report_is_answered_not_bypassed_and_answers_only_what_came_be
         reported(finding, " \n\t ", None, "a-admin", P, day)
     with pytest.raises(ReportRefused, match="empty"):
         report_rejected(sent, "   ", "it-1", day)
+
+
+def test_a_closed_finding_awaits_no_answer_and_a_report_its_closure_left_waiting_reads_superseded() -> None:
+    """Before a waiting report had to be answered first, the IT office's correction closed a finding and left
+    its report AWAITED: such a finding awaits nothing, and reads back with the report superseded."""
+    finding, _ = raise_or_add(None, suspicion(), Deadlines(catalog=10), CAL, "auditor")
+    sent = reported(finding, "已更新目录", None, "a-admin", P, date(2026, 11, 2))
+    left = dataclasses.replace(sent, status=Status.CORRECTED, corrected_on=date(2026, 11, 3), proof="已核实")
+    assert left.reports[-1].answer is Answer.AWAITED and left.awaiting is None and not left.held
+    assert read_back(left).reports[-1].answer is Answer.SUPERSEDED and read_back(left).awaiting is None
+    assert read_back(sent) == sent and sent.awaiting is not None  # open: still waited on
+    with pytest.raises(ReportRefused, match="corrected"):
+        report_accepted(left, "it-1", date(2026, 11, 4))
 
 
 def test_a_finding_keeps_its_latest_reports_only() -> None:

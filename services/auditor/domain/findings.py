@@ -166,9 +166,12 @@ class Finding:
 
     @property
     def awaiting(self) -> RectificationReport | None:
-        """The report the IT office has not answered yet, if any."""
+        """The report the IT office has not answered yet, if any: only an open finding's latest report awaits
+        (a closed finding's is answered, superseded, or was left so by a closure before reports were answered
+        first, and is no longer waited on)."""
         latest = self.reports[-1] if self.reports else None
-        return latest if latest is not None and latest.answer is Answer.AWAITED else None
+        awaited = latest is not None and latest.answer is Answer.AWAITED
+        return latest if awaited and self.status is Status.OPEN else None
 
     @property
     def held(self) -> bool:
@@ -260,6 +263,16 @@ def corrected(finding: Finding, proof: str, on: date, closed_by: ClosedBy, by: s
     return replace(
         finding, status=Status.CORRECTED, corrected_on=on, proof=proof, closed_by=closed_by, closed_by_person=by
     )
+
+
+def read_back(finding: Finding) -> Finding:
+    """A stored finding as this code keeps it. Before a waiting report was answered first, the IT office's
+    correction or an event closed a finding and left its report AWAITED: that report is no longer waited on,
+    it was superseded by the closure."""
+    if finding.status is Status.OPEN or not any(r.answer is Answer.AWAITED for r in finding.reports):
+        return finding
+    reports = tuple(replace(r, answer=Answer.SUPERSEDED) if r.answer is Answer.AWAITED else r for r in finding.reports)
+    return replace(finding, reports=reports)
 
 
 def overdue(finding: Finding, today: date) -> bool:
