@@ -1169,7 +1169,9 @@ async def test_a_waiting_report_is_listed_answered_not_bypassed_and_answers_only
                 assert answer.status_code == 201, answer.text
                 return answer.json()
 
-            reported, by_office, untouched = [await raised(f"grant:G{tag}{n}", n) for n in range(3)]
+            # the first on the grant an out-of-purpose access names (`access`): events add to it below
+            matters = ("grant:G-1", f"grant:G{tag}1", f"grant:G{tag}2")
+            reported, by_office, untouched = [await raised(matter, n) for n, matter in enumerate(matters)]
             rid, oid = reported["finding_id"], by_office["finding_id"]
 
             # white space only is no text; nor is one beyond its bound
@@ -1229,14 +1231,29 @@ async def test_a_waiting_report_is_listed_answered_not_bypassed_and_answers_only
             assert bypass.status_code == 409 and "awaits" in bypass.text
             assert (await client.get(f"/findings/{rid}", headers=operator)).json()["status"] == "OPEN"
 
-            # the same matter again while the report waits: kept apart, then a finding of its own
-            again = await raised(f"grant:G{tag}0", 10, evidence="再次举报 2026-10-26")
-            assert again["finding_id"] == rid
-            assert (again["occurrences"], again["later_occurrences"], again["later_evidence"]) == (
-                1,
-                1,
-                ["再次举报 2026-10-26"],
-            )
+            # the same matter again while the report waits (it came 10-26): an access of 10-23 handled only now,
+            # and the IT office's own of the day, are what the report answers; one of 10-27 is kept apart, then
+            # a finding of its own
+            def out_of_purpose(day: date) -> Event:
+                return access(code, b, a, day, "REFUSED", "the stated purpose is not the grant's")
+
+            async def seen(occurrences: int, later: int) -> dict:
+                for _ in range(100):
+                    now = (await client.get(f"/findings/{rid}", headers=operator)).json()
+                    if (now["occurrences"], now["later_occurrences"]) == (occurrences, later):
+                        return now
+                    await asyncio.sleep(0.2)
+                raise AssertionError(now)
+
+            await publisher.publish("exchange.data-accesses", out_of_purpose(date(2026, 10, 23)))
+            await seen(2, 0)
+            again = await raised("grant:G-1", 10, evidence="再次举报 2026-10-26")
+            assert (again["finding_id"], again["occurrences"], again["later_occurrences"]) == (rid, 3, 0)
+            after = out_of_purpose(date(2026, 10, 27))
+            await publisher.publish("exchange.data-accesses", after)
+            later_one = await seen(3, 1)
+            [later_evidence] = later_one["later_evidence"]
+            assert after.payload["access_id"] in later_evidence
             done = await client.post(f"/findings/{rid}/report/acceptance", headers=operator)
             assert done.status_code == 200, done.text
             closed = done.json()
@@ -1245,14 +1262,15 @@ async def test_a_waiting_report_is_listed_answered_not_bypassed_and_answers_only
                 "REPORT",
                 True,
             )
-            assert closed["closed_by_person"] == "it-operator" and closed["occurrences"] == 1
+            assert closed["closed_by_person"] == "it-operator" and closed["occurrences"] == 3
             assert closed["continued"] and closed["later_occurrences"] == 0
             rest = (await client.get(f"/findings/{closed['continued']}", headers=admin_a)).json()
-            assert (rest["status"], rest["occurrences"], rest["evidence"], rest["matter"]) == (
+            assert (rest["status"], rest["occurrences"], rest["evidence"], rest["matter"], rest["detected_on"]) == (
                 "OPEN",
                 1,
-                ["再次举报 2026-10-26"],
-                f"grant:G{tag}0",
+                [later_evidence],
+                "grant:G-1",
+                "2026-10-27",
             )
             assert rest["correct_by"] == "2026-11-02" and not rest["reports"]  # 5 working days from the acceptance
 

@@ -290,6 +290,11 @@ def test_a_waiting_report_is_answered_not_bypassed_and_answers_only_what_came_be
     later, new = raise_or_add(sent, suspicion(date(2026, 11, 4), "e2", "again"), Deadlines(), CAL, "auditor")
     later, _ = raise_or_add(later, suspicion(date(2026, 11, 5), "e3", "again"), Deadlines(), CAL, "auditor")
     assert not new and (later.occurrences, later.later_occurrences, later.later) == (1, 2, ("again",))
+    # one that happened before the report, or on its day, is what the report answers, however late it is handled
+    for on, source in ((date(2026, 10, 30), "e4"), (day, "e5")):
+        before, _ = raise_or_add(later, suspicion(on, source, f"before {on}"), Deadlines(), CAL, "auditor")
+        assert (before.occurrences, before.later_occurrences, before.evidence[-1]) == (2, 2, f"before {on}")
+        assert before.later_since == later.later_since
     done = report_accepted(later, "it-1", answered_on)
     assert (done.closed_by, done.closed_by_person, done.corrected_by_department) == (ClosedBy.REPORT, "it-1", True)
     split = continued(done, Deadlines(catalog=10), CAL, answered_on)

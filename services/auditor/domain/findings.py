@@ -8,9 +8,10 @@ finding stays open and the department may report again). A report awaiting the I
 escalation, however long the answer takes; a rejected one holds nothing: past the deadline, the finding
 escalates at the watch's next look (which the rejection itself wakes). While a report awaits its answer, the
 IT office does not close the finding another way (it answers the report); an event proving the matter made
-good closes it and supersedes the report. New occurrences of the matter while a report awaits are kept apart
-(`later`): the report speaks for what came before it, so accepting it closes the finding and the later
-occurrences become a finding of their own (`continued`); rejecting it folds them in.
+good closes it and supersedes the report. New occurrences of the matter while a report awaits, dated after the
+day it came, are kept apart (`later`): the report speaks for what came before it (and on its day), so
+accepting it closes the finding and the later occurrences become a finding of their own (`continued`);
+rejecting it folds them in.
 
 Which event suggests which finding, and which event proves it corrected, is said once, in `signals_of_*`
 below (the inbound adapter translates events into the facts these read)."""
@@ -208,8 +209,12 @@ def raise_or_add(
 ) -> tuple[Finding, bool]:
     """The finding on the suspicion's matter: the open one with the evidence added, or a new one with its
     deadline counted in working days from the day it was found. True when it is new. While a report awaits
-    the IT office's answer, the occurrence is kept apart (`later`): the report does not speak for it."""
-    if open_finding is not None and open_finding.awaiting is not None:
+    the IT office's answer, an occurrence after the day the report came is kept apart (`later`): the report
+    does not speak for it. One on or before that day (an event handled late, a consumer lagging) is what the
+    report answers, and is the finding's evidence like any other: when it happened decides, not when it was
+    handled."""
+    report = open_finding.awaiting if open_finding is not None else None
+    if open_finding is not None and report is not None and suspicion.on > report.submitted_on:
         later = open_finding.later
         if len(later) < EVIDENCE_KEPT and suspicion.evidence not in later:
             later = (*later, suspicion.evidence)
