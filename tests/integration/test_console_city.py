@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import dataclasses
 import re
 import uuid
 from collections.abc import AsyncIterator
@@ -22,7 +23,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from common.policy import Role
 from devstack.processes import free_port, start_infra, stop
 from services.auditor.adapters.mongo import ACCESS_COUNTS
-from services.auditor.domain.findings import Category, Finding, Status
+from services.auditor.domain.findings import Category, ClosedBy, Finding, Status, corrected, reported
 from services.auditor.oversight.adapters.mongo import DAILY, FINDINGS, finding_doc
 from services.console.pages.oversight import period_or_last_month
 from services.directory.demo_data import credit_code
@@ -472,6 +473,42 @@ async def test_the_department_reports_its_rectification_and_the_it_office_reject
             assert filed.status_code == 200 and filed.json()["reports"][-1]["on_behalf"]
         shown = await own.get("/oversight/finding", params={"id": other_id})
         assert "市信息化工作办公室代本部门报送" in shown.text
+
+
+async def test_a_report_no_one_answered_says_what_closed_the_finding_and_credits_no_one(city: City) -> None:
+    """A waiting report superseded by an event proving the matter made good: no one of the IT office answered
+    it, and the page says the event proved it. One the earlier code's closure left waiting reads as not
+    verified, the finding closed another way, without naming what closed it."""
+    tag = uuid.uuid4().hex[:8].upper()
+    base = Finding(
+        finding_id=f"FSUP{tag}",
+        department_code=city.provider,
+        category=Category.CATALOG_NOT_MAINTAINED,
+        matter=f"entry:{tag}",
+        description="目录更新逾期",
+        detected_on=date(2026, 10, 20),
+        correct_by=date(2026, 11, 3),
+        raised_by="auditor",
+        evidence=("overdue",),
+    )
+    sent = reported(base, "已更新目录", None, "provider-admin", city.provider, date(2026, 10, 26))
+    proven = corrected(sent, "version 2 published on 2026-10-27", date(2026, 10, 27), ClosedBy.EVENT)
+    earlier = dataclasses.replace(
+        sent, finding_id=f"FOLD{tag}", matter=f"entry:O{tag}", status=Status.CORRECTED, corrected_on=date(2026, 10, 28)
+    )
+    old = finding_doc(earlier)
+    del old["closed_by"], old["closed_by_person"]
+    await city.auditor_db[FINDINGS].insert_many([finding_doc(proven), old])
+    async with httpx.AsyncClient(base_url=city.console.url, timeout=30) as office:
+        await sign_in(office, *city.logins["operator"])
+        shown = await office.get("/oversight/finding", params={"id": proven.finding_id})
+        assert shown.status_code == 200 and "已更新目录" in shown.text, shown.text[-500:]
+        assert "核实前已由后续事件证明整改，无需再核实（2026-10-27，后续事件证明）" in shown.text
+        assert "None" not in shown.text and "市信息化工作办公室 None" not in shown.text
+        shown = await office.get("/oversight/finding", params={"id": earlier.finding_id})
+        assert shown.status_code == 200 and "已更新目录" in shown.text, shown.text[-500:]
+        assert "未经核实，该问题已另行结案" in shown.text and "后续事件证明" not in shown.text
+        assert "待市信息化工作办公室核实" not in shown.text and "None" not in shown.text
 
 
 async def test_the_it_office_keeps_the_directory_and_the_directory_decides(city: City) -> None:
