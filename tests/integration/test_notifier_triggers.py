@@ -757,8 +757,11 @@ async def test_a_rectification_report_left_unanswered_reminds_the_it_office_afte
         ],
     )  # fmt: skip
     [reminded] = await inbox_until(notifier, it_office, 1, timeout=40, kind="DEADLINE_APPROACHING")
-    assert reminded["reference"] == ids["waiting"] and reminded["due_on"] == "2026-11-02", reminded
-    assert "整改报告核实" in reminded["title"] and reminded["audience"] == ["it_office_operator"]
+    # no deadline of the IT office's comes near: how long the report has waited, whose and since when
+    assert reminded["reference"] == ids["waiting"] and reminded["due_on"] is None, reminded
+    assert "整改报告已待核实满 5 个工作日" in reminded["title"] and reminded["audience"] == ["it_office_operator"]
+    assert f"部门 {department} 于 2026-10-26 报送" in reminded["body"] and "临近期限" not in reminded["title"]
+    assert "应于" not in reminded["body"], reminded["body"]
     assert reminded["notification_id"] == f"reminder:REPORT_ANSWER:{ids['waiting']}:2026-11-02:{it_office}"
     async with httpx.AsyncClient(base_url=notifier.url, headers=system(it_office)) as client:
         scheduled = (await client.get(f"/reminders/{it_office}")).json()
