@@ -42,7 +42,7 @@ from services.auditor.domain.activity import (
     UpdateCycle,
     fold_counts,
 )
-from services.auditor.domain.findings import Category, Finding, RectificationReport, Status
+from services.auditor.domain.findings import Answer, Category, Finding, RectificationReport, Status
 from services.auditor.domain.scoring import DepartmentActivity, Period, Ranked, Scoring, evaluate, months_of, rank
 from services.auditor.oversight import handlers
 from services.auditor.oversight.adapters import observed_events
@@ -1322,7 +1322,9 @@ async def test_findings_stored_by_the_code_before_are_read_as_this_code_keeps_th
     """Findings kept before a waiting report had to be answered first: one closed by the IT office's
     correction left its report AWAITED. Through the running auditor (which ensures its indexes as it starts),
     only the open finding whose report waits is in the IT office's queue; the closed one says its report was
-    superseded and awaits nothing, and stays out of the queue after another start."""
+    superseded and awaits nothing, and stays out of the queue after another start. They were kept before what
+    closed a finding and who filed a report were: one closed with an accepted report was closed by it; of the
+    others, and of who filed, nothing is known, and the answer says so (null), not "not the department"."""
     tag = uuid.uuid4().hex[:6].upper()
     a = f"A{tag}"
     settings = settings_for(infra)
@@ -1345,11 +1347,15 @@ async def test_findings_stored_by_the_code_before_are_read_as_this_code_keeps_th
 
     waiting = finding(1, reports=(report,))
     closed_beside = finding(2, reports=(report,), status=Status.CORRECTED, corrected_on=answer_day, proof="已核实")
+    accepted = replace(report, answer=Answer.ACCEPTED, answered_by="it-operator", answered_on=answer_day)
+    by_report = finding(3, reports=(accepted,), status=Status.CORRECTED, corrected_on=answer_day, proof="报告")
+    unsaid = finding(4, status=Status.CORRECTED, corrected_on=answer_day, proof="version 2 published")
     assert waiting.held and not closed_beside.held
+    olds = (waiting, closed_beside, by_report, unsaid)
     mongo = AsyncMongoClient(infra.mongo_uri)
     try:
         stored = mongo[settings.mongo_database][FINDINGS]
-        await stored.insert_many([stored_before_answers_came_first(f) for f in (waiting, closed_beside)])
+        await stored.insert_many([stored_before_answers_came_first(f) for f in olds])
     finally:
         await mongo.close()
     operator = bearer("IT", Role.IT_OFFICE_OPERATOR, subject="it-operator")
@@ -1369,12 +1375,25 @@ async def test_findings_stored_by_the_code_before_are_read_as_this_code_keeps_th
                 return {f["finding_id"] for f in page.json()["items"]}
 
             assert await listed(awaiting="true") == {waiting.finding_id}
-            assert await listed(awaiting="false") == {closed_beside.finding_id}
+            assert await listed(awaiting="false") == {f.finding_id for f in olds[1:]}
             shown = (await client.get(f"/findings/{closed_beside.finding_id}", headers=operator)).json()
             assert (shown["status"], shown["awaiting"], shown["held"]) == ("CORRECTED", False, False)
             assert shown["reports"][-1]["answer"] == "SUPERSEDED"
             open_one = (await client.get(f"/findings/{waiting.finding_id}", headers=operator)).json()
             assert (open_one["awaiting"], open_one["reports"][-1]["answer"]) == (True, "AWAITED")
+            # what closed it: the accepted report did; of the others nothing says (not "not the department")
+            closure = {}
+            for f in olds:
+                got = (await client.get(f"/findings/{f.finding_id}", headers=operator)).json()
+                closure[f.finding_id] = (got["closed_by"], got["closed_by_person"], got["corrected_by_department"])
+                # who filed a report kept before the filer's department was is not known (the IT office could)
+                assert all((r["submitted_by_department"], r["on_behalf"]) == (None, None) for r in got["reports"])
+            assert closure == {
+                waiting.finding_id: (None, None, False),
+                closed_beside.finding_id: (None, None, None),
+                by_report.finding_id: ("REPORT", "it-operator", True),
+                unsaid.finding_id: (None, None, None),
+            }
         services.pop().stop()
 
     await look()

@@ -478,7 +478,7 @@ async def test_the_department_reports_its_rectification_and_the_it_office_reject
 async def test_a_report_no_one_answered_says_what_closed_the_finding_and_credits_no_one(city: City) -> None:
     """A waiting report superseded by an event proving the matter made good: no one of the IT office answered
     it, and the page says the event proved it. One the earlier code's closure left waiting reads as not
-    verified, the finding closed another way, without naming what closed it."""
+    verified, the finding closed another way, without naming what closed it, nor who filed it for whom."""
     tag = uuid.uuid4().hex[:8].upper()
     base = Finding(
         finding_id=f"FSUP{tag}",
@@ -498,6 +498,8 @@ async def test_a_report_no_one_answered_says_what_closed_the_finding_and_credits
     )
     old = finding_doc(earlier)
     del old["closed_by"], old["closed_by_person"]
+    for report in old["reports"]:  # kept before the filer's department was: who filed it is not known
+        del report["submitted_by_department"], report["on_behalf"]
     await city.auditor_db[FINDINGS].insert_many([finding_doc(proven), old])
     async with httpx.AsyncClient(base_url=city.console.url, timeout=30) as office:
         await sign_in(office, *city.logins["operator"])
@@ -509,6 +511,8 @@ async def test_a_report_no_one_answered_says_what_closed_the_finding_and_credits
         assert shown.status_code == 200 and "已更新目录" in shown.text, shown.text[-500:]
         assert "未经核实，该问题已另行结案" in shown.text and "后续事件证明" not in shown.text
         assert "待市信息化工作办公室核实" not in shown.text and "None" not in shown.text
+        assert "2026-10-26 报送</strong>（provider-admin）" in shown.text  # neither the department's nor on its behalf
+        assert "代本部门报送" not in shown.text and "本部门 provider-admin" not in shown.text
 
 
 async def test_the_it_office_keeps_the_directory_and_the_directory_decides(city: City) -> None:

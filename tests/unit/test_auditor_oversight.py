@@ -336,6 +336,11 @@ def test_a_closed_finding_awaits_no_answer_and_a_report_its_closure_left_waiting
     assert read_back(sent) == sent and sent.awaiting is not None  # open: still waited on
     with pytest.raises(ReportRefused, match="corrected"):
         report_accepted(left, "it-1", date(2026, 11, 4))
+    # kept before what closed a finding was: an accepted report closed it; otherwise nothing says what did
+    assert left.closed_by is None and left.corrected_by_department is None
+    kept = dataclasses.replace(report_accepted(sent, "it-1", date(2026, 11, 4)), closed_by=None, closed_by_person=None)
+    assert (read_back(kept).closed_by, read_back(kept).closed_by_person) == (ClosedBy.REPORT, "it-1")
+    assert read_back(kept).corrected_by_department is True and finding.corrected_by_department is False
 
 
 def test_a_finding_keeps_its_latest_reports_only() -> None:

@@ -119,7 +119,9 @@ class RectificationReport:
     answered_on: date | None = None
     reason: str | None = None  # why it was rejected
     submitted_by_department: str | None = None  # the filer's department (None: reports kept before it was)
-    on_behalf: bool = False  # filed by the IT office for the department the finding is about
+    # filed by the IT office for the department the finding is about; None: not known (a report kept before the
+    # filer's department was, and the IT office could file one then too)
+    on_behalf: bool | None = False
 
     @property
     def as_proof(self) -> str:
@@ -157,8 +159,11 @@ class Finding:
     continued: str | None = None  # the finding the later occurrences became when the report was accepted
 
     @property
-    def corrected_by_department(self) -> bool:
-        """Closed by the department's own report (accepted), not by the IT office or an event."""
+    def corrected_by_department(self) -> bool | None:
+        """Closed by the department's own report (accepted), not by the IT office or an event; None when a
+        corrected finding does not say what closed it (closed before that was kept, not by an accepted report)."""
+        if self.status is Status.CORRECTED and self.closed_by is None:
+            return None
         return self.closed_by is ClosedBy.REPORT
 
     @property
@@ -273,11 +278,20 @@ def corrected(finding: Finding, proof: str, on: date, closed_by: ClosedBy, by: s
 def read_back(finding: Finding) -> Finding:
     """A stored finding as this code keeps it. Before a waiting report was answered first, the IT office's
     correction or an event closed a finding and left its report AWAITED: that report is no longer waited on,
-    it was superseded by the closure."""
-    if finding.status is Status.OPEN or not any(r.answer is Answer.AWAITED for r in finding.reports):
+    it was superseded by the closure. Before what closed a finding was kept, one whose latest report is accepted
+    was closed by it (accepting a report is what closes a finding with it); any other says nothing of it
+    (`closed_by` None: the IT office's correction and an event left the same document)."""
+    if finding.status is Status.OPEN:
         return finding
-    reports = tuple(replace(r, answer=Answer.SUPERSEDED) if r.answer is Answer.AWAITED else r for r in finding.reports)
-    return replace(finding, reports=reports)
+    if any(r.answer is Answer.AWAITED for r in finding.reports):
+        reports = tuple(
+            replace(r, answer=Answer.SUPERSEDED) if r.answer is Answer.AWAITED else r for r in finding.reports
+        )
+        finding = replace(finding, reports=reports)
+    last = finding.reports[-1] if finding.reports else None
+    if finding.status is Status.CORRECTED and finding.closed_by is None and last and last.answer is Answer.ACCEPTED:
+        finding = replace(finding, closed_by=ClosedBy.REPORT, closed_by_person=last.answered_by)
+    return finding
 
 
 def overdue(finding: Finding, today: date) -> bool:

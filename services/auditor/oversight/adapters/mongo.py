@@ -265,7 +265,8 @@ def _report_of(doc: dict[str, Any]) -> RectificationReport:
         _d(doc.get("answered_on")),
         doc.get("reason"),
         doc.get("submitted_by_department"),
-        doc.get("on_behalf", False),
+        # kept before the filer's department was: not known whether the IT office filed it for the department
+        doc.get("on_behalf") if "submitted_by_department" in doc else None,
     )
 
 
