@@ -12,7 +12,7 @@ import re
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 
 import httpx
 import pytest
@@ -20,6 +20,7 @@ from cryptography.hazmat.primitives import serialization
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
+from common.clock import CHINA
 from common.policy import Role
 from devstack.processes import free_port, start_infra, stop
 from services.auditor.adapters.mongo import ACCESS_COUNTS
@@ -473,6 +474,59 @@ async def test_the_department_reports_its_rectification_and_the_it_office_reject
             assert filed.status_code == 200 and filed.json()["reports"][-1]["on_behalf"]
         shown = await own.get("/oversight/finding", params={"id": other_id})
         assert "市信息化工作办公室代本部门报送" in shown.text
+
+
+async def test_a_finding_raised_while_a_report_waits_is_said_merged_and_a_retry_after_the_answer_leads_on(
+    city: City,
+) -> None:
+    """The IT office raises, through the console, a matter whose open finding has a report waiting since an
+    earlier day: the auditor keeps it apart from what the report answers, and the page says it was merged as an
+    occurrence after the report. The report accepted, the same form sent again is answered with the closed
+    finding, and the page leads on to the finding the later occurrence became."""
+    operator = bearer(credit_code("360800", 9003), Role.IT_OFFICE_OPERATOR, subject="it-operator")
+    tag = uuid.uuid4().hex[:8].upper()
+    today = datetime.now(CHINA).date()
+    waiting = reported(
+        Finding(
+            finding_id=f"FWAIT{tag}",
+            department_code=city.provider,
+            category=Category.DATA_NOT_PROVIDED_IN_TIME,
+            matter=f"resource:{tag}",
+            description="数据未按更新周期提供",
+            detected_on=today - timedelta(days=4),
+            correct_by=today + timedelta(days=30),
+            raised_by="auditor",
+            evidence=("交换记录：无数据",),
+        ),
+        "已补传数据",
+        None,
+        "provider-admin",
+        city.provider,
+        today - timedelta(days=2),
+    )
+    await city.auditor_db[FINDINGS].insert_one(finding_doc(waiting))
+    async with httpx.AsyncClient(base_url=city.console.url, timeout=30) as browser:
+        await sign_in(browser, *city.logins["operator"])
+        form = await browser.get("/oversight/findings/new", params={"department": city.provider})
+        request_id = re.search(r'name="request_id" value="([0-9a-f]+)"', form.text)
+        assert form.status_code == 200 and request_id
+        posted = {"csrf_token": csrf_of(form), "request_id": request_id[1], "department_code": city.provider}
+        body = posted | FINDING_FORM | {"matter": waiting.matter, "evidence": "交换记录：今日仍无数据"}
+        added = await browser.post("/oversight/findings/raise", data=body)
+        assert added.headers["location"] == f"/oversight/finding?id={waiting.finding_id}&merged=true", added.text
+        shown = await browser.get(added.headers["location"])
+        assert shown.status_code == 200 and "记为整改报告报送后的新发生" in shown.text, shown.text[-800:]
+        async with httpx.AsyncClient(base_url=city.auditor.url, headers=operator) as auditor:
+            done = await auditor.post(f"/findings/{waiting.finding_id}/report/acceptance")
+            assert done.status_code == 200, done.text
+            rest = done.json()["continued"]
+            assert rest and (await auditor.get(f"/findings/{rest}")).json()["evidence"] == ["交换记录：今日仍无数据"]
+        again = await browser.post("/oversight/findings/raise", data=body)  # sent again after the answer
+        assert again.headers["location"] == added.headers["location"]
+        shown = await browser.get(again.headers["location"])
+        assert shown.status_code == 200 and "这次登记此前已提交" in shown.text, shown.text[-800:]
+        assert f'<a href="/oversight/finding?id={rest}"><code>{rest}</code></a>，请在该事项中查看' in shown.text
+        assert "并入了这一事项" not in shown.text
 
 
 async def test_a_report_no_one_answered_says_what_closed_the_finding_and_credits_no_one(city: City) -> None:
