@@ -85,6 +85,8 @@ class Notifier:
     change_batch_longest: timedelta = timedelta(minutes=5)
     digest_time: time = time(8, 30)
     report_answer_days: int = 5  # working days a rectification report waits before the IT office is reminded
+    # a reminder of a waiting report whose time had come when it was scheduled waits this long (`after_waiting`)
+    overdue_grace: timedelta = timedelta(minutes=5)
 
     def today(self) -> date:
         return self.clock.now().astimezone(CHINA).date()
@@ -267,6 +269,7 @@ async def finding_reported(event_id: str, e: AuditFindingReported, n: Notifier) 
             working_days=n.report_answer_days,
             now=n.clock.now(),
             about_code=e.department_code,
+            grace=n.overdue_grace,
         )
         await tx.schedule(reminder)
         await _issue(tx, n, notifications.finding_reported(event_id, e, n.it_office_code))

@@ -456,3 +456,24 @@ async def test_a_report_left_unanswered_is_told_as_how_long_it_waited_not_as_a_d
     ]
     assert "整改报告已待核实满 7 个工作日" in late.title and "于 2026-10-12 报送" in late.body
     assert working_days_waited(Autumn2026(), date(2026, 10, 12), date(2026, 10, 12)) == 0
+
+
+async def test_a_report_handled_after_its_reminder_time_is_reminded_only_after_a_grace_its_answer_can_drop_it() -> None:
+    """Replayed on Monday 2 November, reports handed in on 9 October have long waited 5 working days: their
+    reminders go 5 minutes later, not at once, and the rejection that follows one on the topic drops its."""
+    uow, clock = FakeUnitOfWork(), SettableClock(beijing(2026, 11, 2, 10, 0))
+    n = notifier_of(uow, clock)
+    came = {"department_code": PROVIDER, "report": "已补报九月数据", "reference": None,
+            "reported_on": date(2026, 10, 9), "correct_by": date(2026, 10, 16)}  # fmt: skip
+    await deliver(uow, "AuditFindingReported", came | {"finding_id": "answered"}, "r1", n)
+    await deliver(uow, "AuditFindingReported", came | {"finding_id": "waiting"}, "r2", n)
+    assert await uow.next_due() == beijing(2026, 11, 2, 10, 5)
+    await handlers.fire_due(n)  # the timer woke at once: nothing is due yet
+    assert not [x for x in await uow.inbox_of(IT_OFFICE) if x.kind is NotificationKind.DEADLINE_APPROACHING]
+    back = {"finding_id": "answered", "department_code": PROVIDER, "reason": "不充分",
+            "rejected_on": date(2026, 10, 20), "correct_by": date(2026, 10, 16)}  # fmt: skip
+    await deliver(uow, "AuditFindingReportRejected", back, "r3", n)
+    clock.at = beijing(2026, 11, 2, 10, 5, 1)
+    await handlers.fire_due(n)
+    reminded = [x for x in await uow.inbox_of(IT_OFFICE) if x.kind is NotificationKind.DEADLINE_APPROACHING]
+    assert [x.reference for x in reminded] == ["waiting"]
