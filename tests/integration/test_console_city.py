@@ -461,8 +461,6 @@ async def test_the_department_reports_its_rectification_and_the_it_office_reject
         assert "已整改" in shown.text and "已认可" in shown.text and "附交换日志" in shown.text
         assert 'action="/oversight/findings/report"' not in shown.text
         assert "部门整改报告经市信息化工作办公室认可" in shown.text  # what closed it
-        queue = await office.get("/oversight/findings", params={"awaiting": "true"})
-        assert finding_id not in queue.text
 
         # the IT office files a report for the department: the page says so
         async with httpx.AsyncClient(base_url=city.auditor.url, headers=operator) as auditor:
@@ -474,6 +472,10 @@ async def test_the_department_reports_its_rectification_and_the_it_office_reject
             assert filed.status_code == 200 and filed.json()["reports"][-1]["on_behalf"]
         shown = await own.get("/oversight/finding", params={"id": other_id})
         assert "市信息化工作办公室代本部门报送" in shown.text
+        # the IT office's queue: the report it filed waits, the accepted one no longer does
+        queue = await office.get("/oversight/findings", params={"awaiting": "true", "department": city.provider})
+        assert queue.status_code == 200 and 'aria-current="page">待审核整改报告' in queue.text, queue.text[-500:]
+        assert other_id in queue.text and finding_id not in queue.text
 
 
 async def test_a_finding_raised_while_a_report_waits_is_said_merged_and_a_retry_after_the_answer_leads_on(
