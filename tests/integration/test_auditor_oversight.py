@@ -1301,6 +1301,37 @@ async def test_a_waiting_report_is_listed_answered_not_bypassed_and_answers_only
                 assert there.text.replace(oid, "X") == nowhere.text.replace(f"FNONE{tag}", "X")
             notice = await client.get(f"/findings/{oid}/notice.html", headers=admin_b)
             assert notice.status_code == 404
+
+        # the events say what closed each finding, which report an event superseded, what a finding continues
+        async def event_of(event_type: str, finding: str) -> dict:
+            [record] = await read_topic(
+                infra.bootstrap,
+                "auditor.findings",
+                1,
+                where=lambda r: (
+                    r.key == a.encode()
+                    and codec.decode(r.value)[0] == event_type
+                    and codec.decode(r.value)[1]["finding_id"] == finding
+                ),
+            )
+            return codec.decode(record.value)[1]
+
+        accepted = await event_of("AuditFindingCorrected", rid)
+        assert (accepted["closed_by"], accepted["corrected_by"], accepted["superseded_report_on"]) == (
+            "REPORT",
+            "it-operator",
+            None,
+        )
+        assert (await event_of("AuditFindingRaised", closed["continued"]))["continues"] == rid
+        assert (await event_of("AuditFindingRaised", rid))["continues"] is None
+        proved = await event_of("AuditFindingCorrected", from_event)
+        assert (proved["closed_by"], proved["corrected_by"], proved["superseded_report_on"]) == (
+            "EVENT",
+            None,
+            date(2026, 10, 26),
+        )
+        own_correction = await event_of("AuditFindingCorrected", untouched["finding_id"])
+        assert (own_correction["closed_by"], own_correction["superseded_report_on"]) == ("IT_OFFICE", None)
     finally:
         await publisher.stop()
 

@@ -386,7 +386,7 @@ class FakeEvents:
     def __init__(self, log: list) -> None:
         self.log = log
 
-    def raised(self, f: Finding) -> None:
+    def raised(self, f: Finding, continues: str | None = None) -> None:
         self.log.append(("raised", f.finding_id))
 
     def corrected(self, f: Finding, by: str | None = None) -> None:
