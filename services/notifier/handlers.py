@@ -49,6 +49,7 @@ from services.notifier.domain.reminders import (
     ReminderPolicy,
     after_waiting,
     one_year_after,
+    working_days_waited,
 )
 from services.notifier.ports import NOTIFICATIONS, Clock, DepartmentTopics, NotifierTransaction, UnitOfWork, Wakeable
 
@@ -84,6 +85,8 @@ class Notifier:
     change_batch_longest: timedelta = timedelta(minutes=5)
     digest_time: time = time(8, 30)
     report_answer_days: int = 5  # working days a rectification report waits before the IT office is reminded
+    # a reminder of a waiting report whose time had come when it was scheduled waits this long (`after_waiting`)
+    overdue_grace: timedelta = timedelta(minutes=5)
 
     def today(self) -> date:
         return self.clock.now().astimezone(CHINA).date()
@@ -265,6 +268,8 @@ async def finding_reported(event_id: str, e: AuditFindingReported, n: Notifier) 
             since=e.reported_on,
             working_days=n.report_answer_days,
             now=n.clock.now(),
+            about_code=e.department_code,
+            grace=n.overdue_grace,
         )
         await tx.schedule(reminder)
         await _issue(tx, n, notifications.finding_reported(event_id, e, n.it_office_code))
@@ -321,10 +326,20 @@ async def fire_due(n: Notifier) -> datetime | None:
                 continue
             due = await tx.due_reminders(now, FIRED_PER_TRANSACTION)
             for reminder in due:
-                await _issue(tx, n, notifications.reminder_due(reminder, n.it_office_code))
+                await _issue(tx, n, _reminded(n, reminder, today))
                 await tx.reminder_sent(reminder.reminder_id)
         if len(due) < FIRED_PER_TRANSACTION:
             return await n.uow.next_due()
+
+
+def _reminded(n: Notifier, reminder: Reminder, today: date) -> list[Notification]:
+    """A deadline's reminder says it comes near; a report left unanswered says how long it has waited."""
+    if reminder.deadline is Deadline.REPORT_ANSWER:
+        waited = n.report_answer_days  # scheduled before the day it began was kept: at least this long
+        if reminder.since is not None:
+            waited = max(working_days_waited(n.reminders.calendar, reminder.since, today), 1)
+        return [notifications.report_unanswered(reminder, waited)]
+    return notifications.reminder_due(reminder, n.it_office_code)
 
 
 async def _tell_changes(n: Notifier, batch: ChangeBatch, notices: list[Notification]) -> None:

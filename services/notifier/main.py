@@ -59,6 +59,7 @@ def build(settings: NotifierSettings) -> tuple[FastAPI, Runtime]:
         change_batch_longest=timedelta(seconds=settings.change_batch_max_seconds),
         digest_time=settings.digest_time,
         report_answer_days=settings.report_answer_working_days,
+        overdue_grace=timedelta(seconds=settings.report_answer_overdue_grace_seconds),
     )
     notifier_ref.append(notifier)
     runtime.consume("notifier", SUBSCRIBED, events.subscriptions(notifier))

@@ -44,6 +44,9 @@ class NotifierSettings(ServiceSettings):
     reminder_time: time = time(9, 0)
     # A rectification report the IT office has not answered in this many working days: its operators are reminded.
     report_answer_working_days: int = Field(default=5, ge=1, le=MAX_LEAD)
+    # Such a reminder whose time had already come when its report was handled (a replay, a lagging consumer) goes
+    # this long after, so that the report's answer or the finding's closure, later on the same topic, drops it.
+    report_answer_overdue_grace_seconds: float = Field(default=300, ge=0, le=3600)
     # Departments that chose a daily digest get it at this time of day (Beijing time).
     digest_time: time = time(8, 30)
     # The timer sleeps until the next due batch or reminder; work another replica scheduled waits at most this.

@@ -42,7 +42,7 @@ from services.auditor.domain.activity import (
     UpdateCycle,
     fold_counts,
 )
-from services.auditor.domain.findings import Category, Finding, Status
+from services.auditor.domain.findings import Answer, Category, Finding, RectificationReport, Status
 from services.auditor.domain.scoring import DepartmentActivity, Period, Ranked, Scoring, evaluate, months_of, rank
 from services.auditor.oversight import handlers
 from services.auditor.oversight.adapters import observed_events
@@ -1169,7 +1169,9 @@ async def test_a_waiting_report_is_listed_answered_not_bypassed_and_answers_only
                 assert answer.status_code == 201, answer.text
                 return answer.json()
 
-            reported, by_office, untouched = [await raised(f"grant:G{tag}{n}", n) for n in range(3)]
+            # the first on the grant an out-of-purpose access names (`access`): events add to it below
+            matters = ("grant:G-1", f"grant:G{tag}1", f"grant:G{tag}2")
+            reported, by_office, untouched = [await raised(matter, n) for n, matter in enumerate(matters)]
             rid, oid = reported["finding_id"], by_office["finding_id"]
 
             # white space only is no text; nor is one beyond its bound
@@ -1229,14 +1231,29 @@ async def test_a_waiting_report_is_listed_answered_not_bypassed_and_answers_only
             assert bypass.status_code == 409 and "awaits" in bypass.text
             assert (await client.get(f"/findings/{rid}", headers=operator)).json()["status"] == "OPEN"
 
-            # the same matter again while the report waits: kept apart, then a finding of its own
-            again = await raised(f"grant:G{tag}0", 10, evidence="再次举报 2026-10-26")
-            assert again["finding_id"] == rid
-            assert (again["occurrences"], again["later_occurrences"], again["later_evidence"]) == (
-                1,
-                1,
-                ["再次举报 2026-10-26"],
-            )
+            # the same matter again while the report waits (it came 10-26): an access of 10-23 handled only now,
+            # and the IT office's own of the day, are what the report answers; one of 10-27 is kept apart, then
+            # a finding of its own
+            def out_of_purpose(day: date) -> Event:
+                return access(code, b, a, day, "REFUSED", "the stated purpose is not the grant's")
+
+            async def seen(occurrences: int, later: int) -> dict:
+                for _ in range(100):
+                    now = (await client.get(f"/findings/{rid}", headers=operator)).json()
+                    if (now["occurrences"], now["later_occurrences"]) == (occurrences, later):
+                        return now
+                    await asyncio.sleep(0.2)
+                raise AssertionError(now)
+
+            await publisher.publish("exchange.data-accesses", out_of_purpose(date(2026, 10, 23)))
+            await seen(2, 0)
+            again = await raised("grant:G-1", 10, evidence="再次举报 2026-10-26")
+            assert (again["finding_id"], again["occurrences"], again["later_occurrences"]) == (rid, 3, 0)
+            after = out_of_purpose(date(2026, 10, 27))
+            await publisher.publish("exchange.data-accesses", after)
+            later_one = await seen(3, 1)
+            [later_evidence] = later_one["later_evidence"]
+            assert after.payload["access_id"] in later_evidence
             done = await client.post(f"/findings/{rid}/report/acceptance", headers=operator)
             assert done.status_code == 200, done.text
             closed = done.json()
@@ -1245,14 +1262,15 @@ async def test_a_waiting_report_is_listed_answered_not_bypassed_and_answers_only
                 "REPORT",
                 True,
             )
-            assert closed["closed_by_person"] == "it-operator" and closed["occurrences"] == 1
+            assert closed["closed_by_person"] == "it-operator" and closed["occurrences"] == 3
             assert closed["continued"] and closed["later_occurrences"] == 0
             rest = (await client.get(f"/findings/{closed['continued']}", headers=admin_a)).json()
-            assert (rest["status"], rest["occurrences"], rest["evidence"], rest["matter"]) == (
+            assert (rest["status"], rest["occurrences"], rest["evidence"], rest["matter"], rest["detected_on"]) == (
                 "OPEN",
                 1,
-                ["再次举报 2026-10-26"],
-                f"grant:G{tag}0",
+                [later_evidence],
+                "grant:G-1",
+                "2026-10-27",
             )
             assert rest["correct_by"] == "2026-11-02" and not rest["reports"]  # 5 working days from the acceptance
 
@@ -1283,5 +1301,131 @@ async def test_a_waiting_report_is_listed_answered_not_bypassed_and_answers_only
                 assert there.text.replace(oid, "X") == nowhere.text.replace(f"FNONE{tag}", "X")
             notice = await client.get(f"/findings/{oid}/notice.html", headers=admin_b)
             assert notice.status_code == 404
+
+        # the events say what closed each finding, which report an event superseded, what a finding continues
+        async def event_of(event_type: str, finding: str) -> dict:
+            [record] = await read_topic(
+                infra.bootstrap,
+                "auditor.findings",
+                1,
+                where=lambda r: (
+                    r.key == a.encode()
+                    and codec.decode(r.value)[0] == event_type
+                    and codec.decode(r.value)[1]["finding_id"] == finding
+                ),
+            )
+            return codec.decode(record.value)[1]
+
+        accepted = await event_of("AuditFindingCorrected", rid)
+        assert (accepted["closed_by"], accepted["corrected_by"], accepted["superseded_report_on"]) == (
+            "REPORT",
+            "it-operator",
+            None,
+        )
+        assert (await event_of("AuditFindingRaised", closed["continued"]))["continues"] == rid
+        assert (await event_of("AuditFindingRaised", rid))["continues"] is None
+        proved = await event_of("AuditFindingCorrected", from_event)
+        assert (proved["closed_by"], proved["corrected_by"], proved["superseded_report_on"]) == (
+            "EVENT",
+            None,
+            date(2026, 10, 26),
+        )
+        own_correction = await event_of("AuditFindingCorrected", untouched["finding_id"])
+        assert (own_correction["closed_by"], own_correction["superseded_report_on"]) == ("IT_OFFICE", None)
     finally:
         await publisher.stop()
+
+
+def stored_before_answers_came_first(f: Finding) -> dict:
+    """The document code from before a waiting report had to be answered first kept of `f`: no closure, no
+    filer's department, no later occurrences, and `held` as that code computed it (its own rule, the same)."""
+    doc = finding_doc(f)
+    for field in ("closed_by", "closed_by_person", "later", "later_occurrences", "later_since", "continued"):
+        del doc[field]
+    for report in doc["reports"]:
+        del report["submitted_by_department"], report["on_behalf"]
+    return doc
+
+
+async def test_findings_stored_by_the_code_before_are_read_as_this_code_keeps_them(
+    infra, topics, services, tmp_path
+) -> None:
+    """Findings kept before a waiting report had to be answered first: one closed by the IT office's
+    correction left its report AWAITED. Through the running auditor (which ensures its indexes as it starts),
+    only the open finding whose report waits is in the IT office's queue; the closed one says its report was
+    superseded and awaits nothing, and stays out of the queue after another start. They were kept before what
+    closed a finding and who filed a report were: one closed with an accepted report was closed by it; of the
+    others, and of who filed, nothing is known, and the answer says so (null), not "not the department"."""
+    tag = uuid.uuid4().hex[:6].upper()
+    a = f"A{tag}"
+    settings = settings_for(infra)
+    day, answer_day = date(2026, 10, 20), date(2026, 10, 22)
+    report = RectificationReport("已整改", None, "a-admin", day)
+
+    def finding(n: int, **changes: object) -> Finding:
+        base = Finding(
+            finding_id=f"FOLD{tag}{n}",
+            department_code=a,
+            category=Category.USE_OUTSIDE_PURPOSE,
+            matter=f"grant:G{tag}{n}",
+            description="用于营销",
+            detected_on=date(2026, 10, 19),
+            correct_by=date(2026, 10, 26),
+            raised_by="it-operator",
+            evidence=("举报材料",),
+        )
+        return replace(base, **changes)
+
+    waiting = finding(1, reports=(report,))
+    closed_beside = finding(2, reports=(report,), status=Status.CORRECTED, corrected_on=answer_day, proof="已核实")
+    accepted = replace(report, answer=Answer.ACCEPTED, answered_by="it-operator", answered_on=answer_day)
+    by_report = finding(3, reports=(accepted,), status=Status.CORRECTED, corrected_on=answer_day, proof="报告")
+    unsaid = finding(4, status=Status.CORRECTED, corrected_on=answer_day, proof="version 2 published")
+    assert waiting.held and not closed_beside.held
+    olds = (waiting, closed_beside, by_report, unsaid)
+    mongo = AsyncMongoClient(infra.mongo_uri)
+    try:
+        stored = mongo[settings.mongo_database][FINDINGS]
+        await stored.insert_many([stored_before_answers_came_first(f) for f in olds])
+    finally:
+        await mongo.close()
+    operator = bearer("IT", Role.IT_OFFICE_OPERATOR, subject="it-operator")
+
+    async def look() -> None:
+        auditor = ServiceProcess("auditor", infra, tmp_path, mongo_database=settings.mongo_database, today="2026-10-23")
+        for group, names in (("auditor-oversight", OBSERVED_TOPICS), ("auditor-trail", AUDITED_TOPICS)):
+            for name in names:
+                await skip_backlog(infra, f"{auditor.group_prefix}{group}", name)
+        services.append(auditor.start())
+        await auditor.wait_ready()
+        async with httpx.AsyncClient(base_url=auditor.url, timeout=60) as client:
+
+            async def listed(**params: object) -> set[str]:
+                page = await client.get("/findings", params={"department_code": a, **params}, headers=operator)
+                assert page.status_code == 200, page.text
+                return {f["finding_id"] for f in page.json()["items"]}
+
+            assert await listed(awaiting="true") == {waiting.finding_id}
+            assert await listed(awaiting="false") == {f.finding_id for f in olds[1:]}
+            shown = (await client.get(f"/findings/{closed_beside.finding_id}", headers=operator)).json()
+            assert (shown["status"], shown["awaiting"], shown["held"]) == ("CORRECTED", False, False)
+            assert shown["reports"][-1]["answer"] == "SUPERSEDED"
+            open_one = (await client.get(f"/findings/{waiting.finding_id}", headers=operator)).json()
+            assert (open_one["awaiting"], open_one["reports"][-1]["answer"]) == (True, "AWAITED")
+            # what closed it: the accepted report did; of the others nothing says (not "not the department")
+            closure = {}
+            for f in olds:
+                got = (await client.get(f"/findings/{f.finding_id}", headers=operator)).json()
+                closure[f.finding_id] = (got["closed_by"], got["closed_by_person"], got["corrected_by_department"])
+                # who filed a report kept before the filer's department was is not known (the IT office could)
+                assert all((r["submitted_by_department"], r["on_behalf"]) == (None, None) for r in got["reports"])
+            assert closure == {
+                waiting.finding_id: (None, None, False),
+                closed_beside.finding_id: (None, None, None),
+                by_report.finding_id: ("REPORT", "it-operator", True),
+                unsaid.finding_id: (None, None, None),
+            }
+        services.pop().stop()
+
+    await look()
+    await look()  # a second start changes nothing

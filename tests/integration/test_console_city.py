@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import dataclasses
 import re
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 
 import httpx
 import pytest
@@ -19,10 +20,11 @@ from cryptography.hazmat.primitives import serialization
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
+from common.clock import CHINA
 from common.policy import Role
 from devstack.processes import free_port, start_infra, stop
 from services.auditor.adapters.mongo import ACCESS_COUNTS
-from services.auditor.domain.findings import Category, Finding, Status
+from services.auditor.domain.findings import Category, ClosedBy, Finding, Status, corrected, reported
 from services.auditor.oversight.adapters.mongo import DAILY, FINDINGS, finding_doc
 from services.console.pages.oversight import period_or_last_month
 from services.directory.demo_data import credit_code
@@ -459,8 +461,6 @@ async def test_the_department_reports_its_rectification_and_the_it_office_reject
         assert "已整改" in shown.text and "已认可" in shown.text and "附交换日志" in shown.text
         assert 'action="/oversight/findings/report"' not in shown.text
         assert "部门整改报告经市信息化工作办公室认可" in shown.text  # what closed it
-        queue = await office.get("/oversight/findings", params={"awaiting": "true"})
-        assert finding_id not in queue.text
 
         # the IT office files a report for the department: the page says so
         async with httpx.AsyncClient(base_url=city.auditor.url, headers=operator) as auditor:
@@ -472,6 +472,103 @@ async def test_the_department_reports_its_rectification_and_the_it_office_reject
             assert filed.status_code == 200 and filed.json()["reports"][-1]["on_behalf"]
         shown = await own.get("/oversight/finding", params={"id": other_id})
         assert "市信息化工作办公室代本部门报送" in shown.text
+        # the IT office's queue: the report it filed waits, the accepted one no longer does
+        queue = await office.get("/oversight/findings", params={"awaiting": "true", "department": city.provider})
+        assert queue.status_code == 200 and 'aria-current="page">待审核整改报告' in queue.text, queue.text[-500:]
+        assert other_id in queue.text and finding_id not in queue.text
+
+
+async def test_a_finding_raised_while_a_report_waits_is_said_merged_and_a_retry_after_the_answer_leads_on(
+    city: City,
+) -> None:
+    """The IT office raises, through the console, a matter whose open finding has a report waiting since an
+    earlier day: the auditor keeps it apart from what the report answers, and the page says it was merged as an
+    occurrence after the report. The report accepted, the same form sent again is answered with the closed
+    finding, and the page leads on to the finding the later occurrence became."""
+    operator = bearer(credit_code("360800", 9003), Role.IT_OFFICE_OPERATOR, subject="it-operator")
+    tag = uuid.uuid4().hex[:8].upper()
+    today = datetime.now(CHINA).date()
+    waiting = reported(
+        Finding(
+            finding_id=f"FWAIT{tag}",
+            department_code=city.provider,
+            category=Category.DATA_NOT_PROVIDED_IN_TIME,
+            matter=f"resource:{tag}",
+            description="数据未按更新周期提供",
+            detected_on=today - timedelta(days=4),
+            correct_by=today + timedelta(days=30),
+            raised_by="auditor",
+            evidence=("交换记录：无数据",),
+        ),
+        "已补传数据",
+        None,
+        "provider-admin",
+        city.provider,
+        today - timedelta(days=2),
+    )
+    await city.auditor_db[FINDINGS].insert_one(finding_doc(waiting))
+    async with httpx.AsyncClient(base_url=city.console.url, timeout=30) as browser:
+        await sign_in(browser, *city.logins["operator"])
+        form = await browser.get("/oversight/findings/new", params={"department": city.provider})
+        request_id = re.search(r'name="request_id" value="([0-9a-f]+)"', form.text)
+        assert form.status_code == 200 and request_id
+        posted = {"csrf_token": csrf_of(form), "request_id": request_id[1], "department_code": city.provider}
+        body = posted | FINDING_FORM | {"matter": waiting.matter, "evidence": "交换记录：今日仍无数据"}
+        added = await browser.post("/oversight/findings/raise", data=body)
+        assert added.headers["location"] == f"/oversight/finding?id={waiting.finding_id}&merged=true", added.text
+        shown = await browser.get(added.headers["location"])
+        assert shown.status_code == 200 and "记为整改报告报送后的新发生" in shown.text, shown.text[-800:]
+        async with httpx.AsyncClient(base_url=city.auditor.url, headers=operator) as auditor:
+            done = await auditor.post(f"/findings/{waiting.finding_id}/report/acceptance")
+            assert done.status_code == 200, done.text
+            rest = done.json()["continued"]
+            assert rest and (await auditor.get(f"/findings/{rest}")).json()["evidence"] == ["交换记录：今日仍无数据"]
+        again = await browser.post("/oversight/findings/raise", data=body)  # sent again after the answer
+        assert again.headers["location"] == added.headers["location"]
+        shown = await browser.get(again.headers["location"])
+        assert shown.status_code == 200 and "这次登记此前已提交" in shown.text, shown.text[-800:]
+        assert f'<a href="/oversight/finding?id={rest}"><code>{rest}</code></a>，请在该事项中查看' in shown.text
+        assert "并入了这一事项" not in shown.text
+
+
+async def test_a_report_no_one_answered_says_what_closed_the_finding_and_credits_no_one(city: City) -> None:
+    """A waiting report superseded by an event proving the matter made good: no one of the IT office answered
+    it, and the page says the event proved it. One the earlier code's closure left waiting reads as not
+    verified, the finding closed another way, without naming what closed it, nor who filed it for whom."""
+    tag = uuid.uuid4().hex[:8].upper()
+    base = Finding(
+        finding_id=f"FSUP{tag}",
+        department_code=city.provider,
+        category=Category.CATALOG_NOT_MAINTAINED,
+        matter=f"entry:{tag}",
+        description="目录更新逾期",
+        detected_on=date(2026, 10, 20),
+        correct_by=date(2026, 11, 3),
+        raised_by="auditor",
+        evidence=("overdue",),
+    )
+    sent = reported(base, "已更新目录", None, "provider-admin", city.provider, date(2026, 10, 26))
+    proven = corrected(sent, "version 2 published on 2026-10-27", date(2026, 10, 27), ClosedBy.EVENT)
+    earlier = dataclasses.replace(
+        sent, finding_id=f"FOLD{tag}", matter=f"entry:O{tag}", status=Status.CORRECTED, corrected_on=date(2026, 10, 28)
+    )
+    old = finding_doc(earlier)
+    del old["closed_by"], old["closed_by_person"]
+    for report in old["reports"]:  # kept before the filer's department was: who filed it is not known
+        del report["submitted_by_department"], report["on_behalf"]
+    await city.auditor_db[FINDINGS].insert_many([finding_doc(proven), old])
+    async with httpx.AsyncClient(base_url=city.console.url, timeout=30) as office:
+        await sign_in(office, *city.logins["operator"])
+        shown = await office.get("/oversight/finding", params={"id": proven.finding_id})
+        assert shown.status_code == 200 and "已更新目录" in shown.text, shown.text[-500:]
+        assert "核实前已由后续事件证明整改，无需再核实（2026-10-27，后续事件证明）" in shown.text
+        assert "None" not in shown.text and "市信息化工作办公室 None" not in shown.text
+        shown = await office.get("/oversight/finding", params={"id": earlier.finding_id})
+        assert shown.status_code == 200 and "已更新目录" in shown.text, shown.text[-500:]
+        assert "未经核实，该问题已另行结案" in shown.text and "后续事件证明" not in shown.text
+        assert "待市信息化工作办公室核实" not in shown.text and "None" not in shown.text
+        assert "2026-10-26 报送</strong>（provider-admin）" in shown.text  # neither the department's nor on its behalf
+        assert "代本部门报送" not in shown.text and "本部门 provider-admin" not in shown.text
 
 
 async def test_the_it_office_keeps_the_directory_and_the_directory_decides(city: City) -> None:

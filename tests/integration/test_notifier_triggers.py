@@ -726,12 +726,21 @@ async def test_a_rectification_report_left_unanswered_reminds_the_it_office_afte
 ) -> None:
     """A report handed in on Monday 26 October 2026 holds its finding's escalation for as long as it waits:
     after 5 working days (Monday 2 November) the IT office's operators are reminded to answer it. A report
-    rejected, or a finding closed, leaves no reminder behind; a later report is due later."""
+    rejected, or a finding closed, leaves no reminder behind; a later report is due later. Reports handed in on
+    19 October, handled only now (a replay), are reminded of a grace after they were handled, not at once: the
+    rejection that follows one of them on the topic drops its reminder before it goes."""
     it_office, department = fresh_code(), fresh_code()
     notifier = await start_notifier(
-        infra, tmp_path, services, it_office, clock_start="2026-11-02T08:59:50+08:00", timer_max_sleep_seconds="600"
+        infra,
+        tmp_path,
+        services,
+        it_office,
+        clock_start="2026-11-02T08:59:50+08:00",
+        timer_max_sleep_seconds="600",
+        report_answer_overdue_grace_seconds="5",
     )
-    ids = {name: f"F{name}-{uuid.uuid4().hex[:8]}" for name in ("waiting", "rejected", "closed", "later")}
+    names = ("waiting", "rejected", "closed", "later", "replayed", "replayed_answered")
+    ids = {name: f"F{name}-{uuid.uuid4().hex[:8]}" for name in names}
 
     def reported(name: str, day: date) -> tuple[str, str, dict]:
         body = payload(
@@ -754,11 +763,21 @@ async def test_a_rectification_report_left_unanswered_reminds_the_it_office_afte
                 rejected_on=date(2026, 10, 30), correct_by=date(2026, 11, 2))),
             ("AuditFindingCorrected", department, payload(
                 "AuditFindingCorrected", **closed, corrected_on=date(2026, 10, 30), note="已认可", corrected_by="it")),
+            reported("replayed", date(2026, 10, 19)),
+            reported("replayed_answered", date(2026, 10, 19)),
+            ("AuditFindingReportRejected", department, payload(
+                "AuditFindingReportRejected", finding_id=ids["replayed_answered"], department_code=department,
+                reason="不充分", rejected_on=date(2026, 10, 21), correct_by=date(2026, 11, 2))),
         ],
     )  # fmt: skip
-    [reminded] = await inbox_until(notifier, it_office, 1, timeout=40, kind="DEADLINE_APPROACHING")
-    assert reminded["reference"] == ids["waiting"] and reminded["due_on"] == "2026-11-02", reminded
-    assert "整改报告核实" in reminded["title"] and reminded["audience"] == ["it_office_operator"]
+    both = await inbox_until(notifier, it_office, 2, timeout=40, kind="DEADLINE_APPROACHING")
+    assert sorted(r["reference"] for r in both) == sorted([ids["waiting"], ids["replayed"]]), both
+    [reminded] = [r for r in both if r["reference"] == ids["waiting"]]
+    # no deadline of the IT office's comes near: how long the report has waited, whose and since when
+    assert reminded["reference"] == ids["waiting"] and reminded["due_on"] is None, reminded
+    assert "整改报告已待核实满 5 个工作日" in reminded["title"] and reminded["audience"] == ["it_office_operator"]
+    assert f"部门 {department} 于 2026-10-26 报送" in reminded["body"] and "临近期限" not in reminded["title"]
+    assert "应于" not in reminded["body"], reminded["body"]
     assert reminded["notification_id"] == f"reminder:REPORT_ANSWER:{ids['waiting']}:2026-11-02:{it_office}"
     async with httpx.AsyncClient(base_url=notifier.url, headers=system(it_office)) as client:
         scheduled = (await client.get(f"/reminders/{it_office}")).json()

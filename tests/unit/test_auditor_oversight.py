@@ -42,6 +42,7 @@ from services.auditor.domain.findings import (
     escalated,
     overdue,
     raise_or_add,
+    read_back,
     report_accepted,
     report_rejected,
     reported,
@@ -289,6 +290,11 @@ def test_a_waiting_report_is_answered_not_bypassed_and_answers_only_what_came_be
     later, new = raise_or_add(sent, suspicion(date(2026, 11, 4), "e2", "again"), Deadlines(), CAL, "auditor")
     later, _ = raise_or_add(later, suspicion(date(2026, 11, 5), "e3", "again"), Deadlines(), CAL, "auditor")
     assert not new and (later.occurrences, later.later_occurrences, later.later) == (1, 2, ("again",))
+    # one that happened before the report, or on its day, is what the report answers, however late it is handled
+    for on, source in ((date(2026, 10, 30), "e4"), (day, "e5")):
+        before, _ = raise_or_add(later, suspicion(on, source, f"before {on}"), Deadlines(), CAL, "auditor")
+        assert (before.occurrences, before.later_occurrences, before.evidence[-1]) == (2, 2, f"before {on}")
+        assert before.later_since == later.later_since
     done = report_accepted(later, "it-1", answered_on)
     assert (done.closed_by, done.closed_by_person, done.corrected_by_department) == (ClosedBy.REPORT, "it-1", True)
     split = continued(done, Deadlines(catalog=10), CAL, answered_on)
@@ -317,6 +323,24 @@ def test_a_waiting_report_is_answered_not_bypassed_and_answers_only_what_came_be
         reported(finding, " \n\t ", None, "a-admin", P, day)
     with pytest.raises(ReportRefused, match="empty"):
         report_rejected(sent, "   ", "it-1", day)
+
+
+def test_a_closed_finding_awaits_no_answer_and_a_report_its_closure_left_waiting_reads_superseded() -> None:
+    """Before a waiting report had to be answered first, the IT office's correction closed a finding and left
+    its report AWAITED: such a finding awaits nothing, and reads back with the report superseded."""
+    finding, _ = raise_or_add(None, suspicion(), Deadlines(catalog=10), CAL, "auditor")
+    sent = reported(finding, "已更新目录", None, "a-admin", P, date(2026, 11, 2))
+    left = dataclasses.replace(sent, status=Status.CORRECTED, corrected_on=date(2026, 11, 3), proof="已核实")
+    assert left.reports[-1].answer is Answer.AWAITED and left.awaiting is None and not left.held
+    assert read_back(left).reports[-1].answer is Answer.SUPERSEDED and read_back(left).awaiting is None
+    assert read_back(sent) == sent and sent.awaiting is not None  # open: still waited on
+    with pytest.raises(ReportRefused, match="corrected"):
+        report_accepted(left, "it-1", date(2026, 11, 4))
+    # kept before what closed a finding was: an accepted report closed it; otherwise nothing says what did
+    assert left.closed_by is None and left.corrected_by_department is None
+    kept = dataclasses.replace(report_accepted(sent, "it-1", date(2026, 11, 4)), closed_by=None, closed_by_person=None)
+    assert (read_back(kept).closed_by, read_back(kept).closed_by_person) == (ClosedBy.REPORT, "it-1")
+    assert read_back(kept).corrected_by_department is True and finding.corrected_by_department is False
 
 
 def test_a_finding_keeps_its_latest_reports_only() -> None:
@@ -362,7 +386,7 @@ class FakeEvents:
     def __init__(self, log: list) -> None:
         self.log = log
 
-    def raised(self, f: Finding) -> None:
+    def raised(self, f: Finding, continues: str | None = None) -> None:
         self.log.append(("raised", f.finding_id))
 
     def corrected(self, f: Finding, by: str | None = None) -> None:

@@ -17,7 +17,7 @@ from services.notifier.domain.events import CatalogEntryPublished, PublishedItem
 from services.notifier.domain.holdings import EntryTerms, Holding, tightened
 from services.notifier.domain.notifications import Channel, Delivery, NotificationKind
 from services.notifier.domain.preferences import Preferences, next_digest_at
-from services.notifier.domain.reminders import CHINA, Deadline, ReminderPolicy
+from services.notifier.domain.reminders import CHINA, Deadline, ReminderPolicy, working_days_waited
 from tests.contract.test_schemas import sample
 from tests.unit.test_notifier import (
     CONSUMER,
@@ -427,3 +427,53 @@ async def test_the_it_office_hears_of_a_rectification_report_and_the_department_
     assert in_time.audience == frozenset()  # the department as a whole, as the finding
     assert "整改报告未通过" in in_time.title and "未见交换记录" in in_time.body and "重新报送" in in_time.body
     assert "已过" in too_late.body and "通报批评" in too_late.body and "重新报送" not in too_late.body
+
+
+async def test_a_report_left_unanswered_is_told_as_how_long_it_waited_not_as_a_deadline() -> None:
+    """Handed in on Friday 9 October 2026, a report has waited 5 working days on Thursday 15 October (Saturday
+    10 October is a working day, 调休): the IT office hears whose report it is, since when and how long it has
+    waited; no deadline of its own comes near, so the notice names none. Told late, it says the days waited."""
+    uow, clock = FakeUnitOfWork(), SettableClock(beijing(2026, 10, 9, 10, 0))
+    n = notifier_of(uow, clock)
+    came = {"finding_id": "f8", "department_code": PROVIDER, "report": "已补报九月数据", "reference": None,
+            "reported_on": date(2026, 10, 9), "correct_by": date(2026, 10, 16)}  # fmt: skip
+    await deliver(uow, "AuditFindingReported", came, "r1", n)
+    assert await uow.next_due() == beijing(2026, 10, 15, 9, 0)
+    clock.at = beijing(2026, 10, 15, 9, 0, 1)
+    await handlers.fire_due(n)
+    [reminded] = [x for x in await uow.inbox_of(IT_OFFICE) if x.kind is NotificationKind.DEADLINE_APPROACHING]
+    assert reminded.reference == "f8" and reminded.due_on is None and reminded.audience == {Role.IT_OFFICE_OPERATOR}
+    assert "整改报告已待核实满 5 个工作日" in reminded.title and "临近期限" not in reminded.title
+    assert f"部门 {PROVIDER} 于 2026-10-09 报送" in reminded.body and "应于" not in reminded.body
+    # handed in Monday 12 October, its reminder due Monday 19 October, told only on Wednesday 21 October
+    await deliver(uow, "AuditFindingReported", came | {"finding_id": "f9", "reported_on": date(2026, 10, 12)}, "r2", n)
+    clock.at = beijing(2026, 10, 21, 10, 0)
+    await handlers.fire_due(n)
+    [late] = [
+        x
+        for x in await uow.inbox_of(IT_OFFICE)
+        if x.kind is NotificationKind.DEADLINE_APPROACHING and x.reference == "f9"
+    ]
+    assert "整改报告已待核实满 7 个工作日" in late.title and "于 2026-10-12 报送" in late.body
+    assert working_days_waited(Autumn2026(), date(2026, 10, 12), date(2026, 10, 12)) == 0
+
+
+async def test_a_report_handled_after_its_reminder_time_is_reminded_only_after_a_grace_its_answer_can_drop_it() -> None:
+    """Replayed on Monday 2 November, reports handed in on 9 October have long waited 5 working days: their
+    reminders go 5 minutes later, not at once, and the rejection that follows one on the topic drops its."""
+    uow, clock = FakeUnitOfWork(), SettableClock(beijing(2026, 11, 2, 10, 0))
+    n = notifier_of(uow, clock)
+    came = {"department_code": PROVIDER, "report": "已补报九月数据", "reference": None,
+            "reported_on": date(2026, 10, 9), "correct_by": date(2026, 10, 16)}  # fmt: skip
+    await deliver(uow, "AuditFindingReported", came | {"finding_id": "answered"}, "r1", n)
+    await deliver(uow, "AuditFindingReported", came | {"finding_id": "waiting"}, "r2", n)
+    assert await uow.next_due() == beijing(2026, 11, 2, 10, 5)
+    await handlers.fire_due(n)  # the timer woke at once: nothing is due yet
+    assert not [x for x in await uow.inbox_of(IT_OFFICE) if x.kind is NotificationKind.DEADLINE_APPROACHING]
+    back = {"finding_id": "answered", "department_code": PROVIDER, "reason": "不充分",
+            "rejected_on": date(2026, 10, 20), "correct_by": date(2026, 10, 16)}  # fmt: skip
+    await deliver(uow, "AuditFindingReportRejected", back, "r3", n)
+    clock.at = beijing(2026, 11, 2, 10, 5, 1)
+    await handlers.fire_due(n)
+    reminded = [x for x in await uow.inbox_of(IT_OFFICE) if x.kind is NotificationKind.DEADLINE_APPROACHING]
+    assert [x.reference for x in reminded] == ["waiting"]

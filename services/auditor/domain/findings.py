@@ -8,9 +8,10 @@ finding stays open and the department may report again). A report awaiting the I
 escalation, however long the answer takes; a rejected one holds nothing: past the deadline, the finding
 escalates at the watch's next look (which the rejection itself wakes). While a report awaits its answer, the
 IT office does not close the finding another way (it answers the report); an event proving the matter made
-good closes it and supersedes the report. New occurrences of the matter while a report awaits are kept apart
-(`later`): the report speaks for what came before it, so accepting it closes the finding and the later
-occurrences become a finding of their own (`continued`); rejecting it folds them in.
+good closes it and supersedes the report. New occurrences of the matter while a report awaits, dated after the
+day it came, are kept apart (`later`): the report speaks for what came before it (and on its day), so
+accepting it closes the finding and the later occurrences become a finding of their own (`continued`);
+rejecting it folds them in.
 
 Which event suggests which finding, and which event proves it corrected, is said once, in `signals_of_*`
 below (the inbound adapter translates events into the facts these read)."""
@@ -118,7 +119,9 @@ class RectificationReport:
     answered_on: date | None = None
     reason: str | None = None  # why it was rejected
     submitted_by_department: str | None = None  # the filer's department (None: reports kept before it was)
-    on_behalf: bool = False  # filed by the IT office for the department the finding is about
+    # filed by the IT office for the department the finding is about; None: not known (a report kept before the
+    # filer's department was, and the IT office could file one then too)
+    on_behalf: bool | None = False
 
     @property
     def as_proof(self) -> str:
@@ -156,8 +159,11 @@ class Finding:
     continued: str | None = None  # the finding the later occurrences became when the report was accepted
 
     @property
-    def corrected_by_department(self) -> bool:
-        """Closed by the department's own report (accepted), not by the IT office or an event."""
+    def corrected_by_department(self) -> bool | None:
+        """Closed by the department's own report (accepted), not by the IT office or an event; None when a
+        corrected finding does not say what closed it (closed before that was kept, not by an accepted report)."""
+        if self.status is Status.CORRECTED and self.closed_by is None:
+            return None
         return self.closed_by is ClosedBy.REPORT
 
     @property
@@ -166,9 +172,12 @@ class Finding:
 
     @property
     def awaiting(self) -> RectificationReport | None:
-        """The report the IT office has not answered yet, if any."""
+        """The report the IT office has not answered yet, if any: only an open finding's latest report awaits
+        (a closed finding's is answered, superseded, or was left so by a closure before reports were answered
+        first, and is no longer waited on)."""
         latest = self.reports[-1] if self.reports else None
-        return latest if latest is not None and latest.answer is Answer.AWAITED else None
+        awaited = latest is not None and latest.answer is Answer.AWAITED
+        return latest if awaited and self.status is Status.OPEN else None
 
     @property
     def held(self) -> bool:
@@ -205,8 +214,12 @@ def raise_or_add(
 ) -> tuple[Finding, bool]:
     """The finding on the suspicion's matter: the open one with the evidence added, or a new one with its
     deadline counted in working days from the day it was found. True when it is new. While a report awaits
-    the IT office's answer, the occurrence is kept apart (`later`): the report does not speak for it."""
-    if open_finding is not None and open_finding.awaiting is not None:
+    the IT office's answer, an occurrence after the day the report came is kept apart (`later`): the report
+    does not speak for it. One on or before that day (an event handled late, a consumer lagging) is what the
+    report answers, and is the finding's evidence like any other: when it happened decides, not when it was
+    handled."""
+    report = open_finding.awaiting if open_finding is not None else None
+    if open_finding is not None and report is not None and suspicion.on > report.submitted_on:
         later = open_finding.later
         if len(later) < EVIDENCE_KEPT and suspicion.evidence not in later:
             later = (*later, suspicion.evidence)
@@ -260,6 +273,25 @@ def corrected(finding: Finding, proof: str, on: date, closed_by: ClosedBy, by: s
     return replace(
         finding, status=Status.CORRECTED, corrected_on=on, proof=proof, closed_by=closed_by, closed_by_person=by
     )
+
+
+def read_back(finding: Finding) -> Finding:
+    """A stored finding as this code keeps it. Before a waiting report was answered first, the IT office's
+    correction or an event closed a finding and left its report AWAITED: that report is no longer waited on,
+    it was superseded by the closure. Before what closed a finding was kept, one whose latest report is accepted
+    was closed by it (accepting a report is what closes a finding with it); any other says nothing of it
+    (`closed_by` None: the IT office's correction and an event left the same document)."""
+    if finding.status is Status.OPEN:
+        return finding
+    if any(r.answer is Answer.AWAITED for r in finding.reports):
+        reports = tuple(
+            replace(r, answer=Answer.SUPERSEDED) if r.answer is Answer.AWAITED else r for r in finding.reports
+        )
+        finding = replace(finding, reports=reports)
+    last = finding.reports[-1] if finding.reports else None
+    if finding.status is Status.CORRECTED and finding.closed_by is None and last and last.answer is Answer.ACCEPTED:
+        finding = replace(finding, closed_by=ClosedBy.REPORT, closed_by_person=last.answered_by)
+    return finding
 
 
 def overdue(finding: Finding, today: date) -> bool:

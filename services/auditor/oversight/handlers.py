@@ -260,7 +260,7 @@ async def accept_report(principal: Principal, finding_id: str, oversight: Oversi
         if split is not None:
             closed, new = split
             await tx.save_finding(new)
-            tx.events.raised(new)
+            tx.events.raised(new, continues=closed.finding_id)
         await tx.save_finding(closed)
         tx.events.corrected(closed, principal.subject)
     oversight.changed()

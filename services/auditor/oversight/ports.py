@@ -36,7 +36,9 @@ class FindingEvents(Protocol):
     """What the findings announce on auditor.findings; the adapter owns payloads and the topic. Each is
     written with the state that caused it, or not at all."""
 
-    def raised(self, finding: Finding) -> None: ...
+    def raised(self, finding: Finding, continues: str | None = None) -> None:
+        """`continues`: the finding whose accepted report did not cover these occurrences (`continued`)."""
+        ...
 
     def corrected(self, finding: Finding, by: str | None = None) -> None:
         """`by`: the IT office person who closed it; None when an event proved it corrected."""

@@ -113,8 +113,11 @@ async def raise_finding(request: Request, console: ConsoleDep, person: PersonDep
     if isinstance(raised, Refused):
         departments = await console.services.call("directory", "GET", "/departments", person.token)
         return _raise_form(request, departments, body, raised)
-    # the auditor adds a matter's evidence to the department's open finding on it rather than raising another
-    merged = {"merged": "true"} if raised["occurrences"] > 1 else {}
+    # The auditor adds a matter's evidence to the department's open finding on it rather than raising another:
+    # to what it counts, or apart from what a waiting report answers (`later_occurrences`). A request sent again
+    # is answered with the finding it went to, which may since have been closed (a fresh one is open, once).
+    again = raised["occurrences"] > 1 or raised.get("later_occurrences", 0) > 0 or raised["status"] != "OPEN"
+    merged = {"merged": "true"} if again else {}
     return redirect(request, "/oversight/finding?" + urlencode({"id": raised["finding_id"]} | merged))
 
 

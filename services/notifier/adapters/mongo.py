@@ -220,6 +220,8 @@ def _reminder_doc(r: Reminder) -> dict[str, Any]:
         "due_on": _day(r.due_on),
         "remind_at": r.remind_at,
         "sent": False,
+        "about_code": r.about_code,
+        "since": _day(r.since) if r.since is not None else None,
     }
 
 
@@ -232,6 +234,8 @@ def _reminder(doc: dict[str, Any]) -> Reminder:
         doc["reference"],
         doc["due_on"].date(),
         doc["remind_at"],
+        doc.get("about_code"),
+        doc["since"].date() if doc.get("since") is not None else None,
     )
 
 

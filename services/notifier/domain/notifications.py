@@ -717,6 +717,30 @@ def reminder_due(reminder: Reminder, it_office_code: str) -> list[Notification]:
     ]
 
 
+def report_unanswered(reminder: Reminder, waited: int) -> Notification:
+    """A rectification report has waited `waited` working days for the IT office's answer (a REPORT_ANSWER
+    reminder). No deadline of the IT office's comes near (a waiting report holds the finding's escalation for as
+    long as it waits): the notice says how long it has waited, whose report it is and since when. Its key is the
+    reminder's, as a deadline's reminder."""
+    who = f"部门 {reminder.about_code} " if reminder.about_code else ""
+    since = f"于 {_day(reminder.since)} " if reminder.since else ""
+    title = f"整改报告已待核实满 {waited} 个工作日：问题 {reminder.reference}"
+    body = (
+        f"{who}{since}报送的问题 {reminder.reference} 的整改报告，已待市信息化工作办公室核实满 {waited} 个工作日"
+        "（按工作日计算）。核实期间该问题不予通报批评；请认可整改报告并结案，或说明理由退回。"
+    )
+    return Notification(
+        f"reminder:{reminder.reminder_id}:{reminder.recipient_code}",
+        reminder.recipient_code,
+        NotificationKind.DEADLINE_APPROACHING,
+        title,
+        body,
+        reference=reminder.reference,
+        resource_code=reminder.resource_code,
+        audience=REMINDED[reminder.deadline],
+    )
+
+
 def changes_told(batch: ChangeBatch, holders: list[str]) -> list[Notification]:
     """One notice per holder for a batch of changes of one resource."""
     title, body = changes_described(batch)

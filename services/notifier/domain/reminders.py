@@ -48,6 +48,10 @@ class Reminder:
     reference: str
     due_on: date
     remind_at: datetime  # aware, UTC
+    # what waited, for a reminder once something has waited (`after_waiting`): the department it is about and
+    # the day the wait began (None for a deadline's reminder, and for those scheduled before they were kept)
+    about_code: str | None = None
+    since: date | None = None
 
 
 @dataclass(frozen=True)
@@ -111,16 +115,30 @@ def after_waiting(
     since: date,
     working_days: int,
     now: datetime,
+    about_code: str | None = None,
+    grace: timedelta = timedelta(0),
 ) -> Reminder:
     """A reminder once something has waited `working_days` working days since `since` (a rectification report
-    for the IT office's answer): due on that working day and sent at its start, at once if it has come. Unlike
-    a deadline's reminder, it still goes when that day is past: the step is still owed."""
+    for the IT office's answer): due on that working day and sent at its start. Unlike a deadline's reminder, it
+    still goes when that day is past: the step is still owed; but `grace` after `now`, not at once. Scheduled
+    that late, it comes from an event handled late (the notifier replaying its topics, a consumer lagging), and
+    what followed it on the same topic (the report answered, the finding closed) is handled within the grace
+    and drops it, rather than the IT office being reminded of a report answered long ago."""
     day, left = since, working_days
     while left:
         day += timedelta(days=1)
         if policy.calendar.is_working_day(day):
             left -= 1
     at = datetime.combine(day, policy.at, CHINA)
-    return Reminder(
-        reminder_key(deadline, reference, day), deadline, recipient_code, resource_code, reference, day, max(at, now)
-    )
+    key = reminder_key(deadline, reference, day)
+    remind_at = at if at >= now else now + grace
+    return Reminder(key, deadline, recipient_code, resource_code, reference, day, remind_at, about_code, since)
+
+
+def working_days_waited(calendar: WorkingDays, since: date, today: date) -> int:
+    """The working days after `since` up to and including `today`: how long something has waited."""
+    day, waited = since, 0
+    while day < today:
+        day += timedelta(days=1)
+        waited += calendar.is_working_day(day)
+    return waited

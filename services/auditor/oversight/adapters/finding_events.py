@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from common.events import Event
 from common.mongo import Transaction
-from services.auditor.domain.findings import Finding
+from services.auditor.domain.findings import Answer, ClosedBy, Finding
 from services.auditor.oversight.ports import FINDINGS_TOPIC
 
 PRODUCER = "auditor"
@@ -19,7 +19,7 @@ class BusFindingEvents:
     def _emit(self, event_type: str, finding: Finding, payload: dict) -> None:
         self.tx.emit(FINDINGS_TOPIC, Event(event_type, finding.department_code, payload, PRODUCER))
 
-    def raised(self, finding: Finding) -> None:
+    def raised(self, finding: Finding, continues: str | None = None) -> None:
         evidence = "; ".join(finding.evidence[:3])
         self._emit(
             "AuditFindingRaised",
@@ -31,11 +31,14 @@ class BusFindingEvents:
                 "description": f"{finding.description} ({evidence})"[:4000],
                 "reference": finding.matter,
                 "correct_by": finding.correct_by,
+                "continues": continues,
             },
         )
 
     def corrected(self, finding: Finding, by: str | None = None) -> None:
         assert finding.corrected_on is not None
+        last = finding.reports[-1] if finding.reports else None
+        superseded = last is not None and last.answer is Answer.SUPERSEDED and finding.closed_by is ClosedBy.EVENT
         self._emit(
             "AuditFindingCorrected",
             finding,
@@ -45,6 +48,8 @@ class BusFindingEvents:
                 "corrected_on": finding.corrected_on,
                 "note": (finding.proof or "")[:4000],
                 "corrected_by": by,
+                "closed_by": finding.closed_by.value if finding.closed_by else None,
+                "superseded_report_on": last.submitted_on if superseded and last is not None else None,
             },
         )
 

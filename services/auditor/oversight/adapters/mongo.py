@@ -31,7 +31,15 @@ from services.auditor.domain.activity import (
     Observed,
     UpdateCycle,
 )
-from services.auditor.domain.findings import Answer, Category, ClosedBy, Finding, RectificationReport, Status
+from services.auditor.domain.findings import (
+    Answer,
+    Category,
+    ClosedBy,
+    Finding,
+    RectificationReport,
+    Status,
+    read_back,
+)
 from services.auditor.domain.scoring import DepartmentActivity
 from services.auditor.domain.supply import Supply
 from services.auditor.oversight.adapters.finding_events import BusFindingEvents
@@ -85,11 +93,8 @@ async def ensure_indexes(db: AsyncDatabase) -> None:
     await db[DAILY_USES].create_index([("day", ASCENDING)])  # the whole city's, for the ranking
     await db[FINDINGS].create_index([("department_code", ASCENDING), ("category", ASCENDING), ("matter", ASCENDING)])
     await db[FINDINGS].create_index([("status", ASCENDING), ("correct_by", ASCENDING)])
-    await db[FINDINGS].create_index([("awaiting", ASCENDING), ("detected_on", ASCENDING)])  # the IT office's queue
-    # findings stored before `awaiting` was kept: only a finding's latest report can await its answer
-    await db[FINDINGS].update_many(
-        {"awaiting": {"$exists": False}, "reports.answer": Answer.AWAITED.value}, {"$set": {"awaiting": True}}
-    )
+    # the IT office's queue (`awaiting`) is the held findings: see `list_findings`
+    await db[FINDINGS].create_index([("held", ASCENDING), ("detected_on", ASCENDING)])
     await db[SUPPLIES].create_index([("in_force", ASCENDING), ("flagged", ASCENDING), ("deliver_by", ASCENDING)])
 
 
@@ -225,7 +230,6 @@ def finding_doc(f: Finding) -> dict[str, Any]:
         "revision": f.revision,
         "reports": [_report_doc(r) for r in f.reports],
         "held": f.held,  # what the deadline queries skip: a report in time awaits the IT office's answer
-        "awaiting": f.awaiting is not None,  # what `GET /findings?awaiting=true` lists
         "closed_by": f.closed_by.value if f.closed_by else None,
         "closed_by_person": f.closed_by_person,
         "later": list(f.later),
@@ -261,34 +265,38 @@ def _report_of(doc: dict[str, Any]) -> RectificationReport:
         _d(doc.get("answered_on")),
         doc.get("reason"),
         doc.get("submitted_by_department"),
-        doc.get("on_behalf", False),
+        # kept before the filer's department was: not known whether the IT office filed it for the department
+        doc.get("on_behalf") if "submitted_by_department" in doc else None,
     )
 
 
 def finding_of(doc: dict[str, Any]) -> Finding:
-    return Finding(
-        finding_id=doc["_id"],
-        department_code=doc["department_code"],
-        category=Category(doc["category"]),
-        matter=doc["matter"],
-        description=doc["description"],
-        detected_on=doc["detected_on"].date(),
-        correct_by=doc["correct_by"].date(),
-        raised_by=doc["raised_by"],
-        evidence=tuple(doc["evidence"]),
-        occurrences=doc["occurrences"],
-        status=Status(doc["status"]),
-        corrected_on=_d(doc.get("corrected_on")),
-        proof=doc.get("proof"),
-        escalated_on=_d(doc.get("escalated_on")),
-        revision=doc.get("revision", 0),
-        reports=tuple(_report_of(r) for r in doc.get("reports", ())),
-        closed_by=ClosedBy(doc["closed_by"]) if doc.get("closed_by") else None,
-        closed_by_person=doc.get("closed_by_person"),
-        later=tuple(doc.get("later", ())),
-        later_occurrences=doc.get("later_occurrences", 0),
-        later_since=_d(doc.get("later_since")),
-        continued=doc.get("continued"),
+    """The stored finding, documents kept by earlier versions included (`read_back`)."""
+    return read_back(
+        Finding(
+            finding_id=doc["_id"],
+            department_code=doc["department_code"],
+            category=Category(doc["category"]),
+            matter=doc["matter"],
+            description=doc["description"],
+            detected_on=doc["detected_on"].date(),
+            correct_by=doc["correct_by"].date(),
+            raised_by=doc["raised_by"],
+            evidence=tuple(doc["evidence"]),
+            occurrences=doc["occurrences"],
+            status=Status(doc["status"]),
+            corrected_on=_d(doc.get("corrected_on")),
+            proof=doc.get("proof"),
+            escalated_on=_d(doc.get("escalated_on")),
+            revision=doc.get("revision", 0),
+            reports=tuple(_report_of(r) for r in doc.get("reports", ())),
+            closed_by=ClosedBy(doc["closed_by"]) if doc.get("closed_by") else None,
+            closed_by_person=doc.get("closed_by_person"),
+            later=tuple(doc.get("later", ())),
+            later_occurrences=doc.get("later_occurrences", 0),
+            later_since=_d(doc.get("later_since")),
+            continued=doc.get("continued"),
+        )
     )
 
 
@@ -662,8 +670,13 @@ class MongoOversightStore:
             query["department_code"] = department_code
         if status is not None:
             query["status"] = status.value
-        if awaiting is not None:  # documents stored before `awaiting` was kept have none: not awaiting
-            query["awaiting"] = True if awaiting else {"$ne": True}
+        if awaiting is not None:
+            # A finding awaits the IT office's answer exactly when it is held: open, its latest report unanswered,
+            # and that report in time (one after the deadline is refused, so every awaited report is). `held` is
+            # stored since reports were kept, with that meaning, by this code and the code before it (a closure
+            # that left the report unanswered stored False): no field of its own to back-fill, and none an older
+            # replica's write would drop during a rolling deploy. Documents from before reports have none.
+            query["held"] = True if awaiting else {"$ne": True}
         total = await self.db[FINDINGS].count_documents(query)
         cursor = (
             self.db[FINDINGS]

@@ -159,7 +159,10 @@ class ReportView(BaseModel):
     answered_on: date | None
     reason: str | None = Field(description="why the IT office rejected it")
     submitted_by_department: str | None = Field(description="the department of the person who filed it")
-    on_behalf: bool = Field(description="filed by the IT office on the department's behalf")
+    on_behalf: bool | None = Field(
+        description="filed by the IT office on the department's behalf; null: not known (a report kept before "
+        "the filer's department was)"
+    )
 
     @classmethod
     def of(cls, r: RectificationReport) -> ReportView:
@@ -190,7 +193,10 @@ class FindingView(BaseModel):
         "EVENT: a later event proved it"
     )
     closed_by_person: str | None = Field(description="the IT office person who closed it (None for an event)")
-    corrected_by_department: bool = Field(description="closed by the department's own report")
+    corrected_by_department: bool | None = Field(
+        description="closed by the department's own report; null: a corrected finding kept before what closed it "
+        "was, not by an accepted report (the IT office's correction or an event, not known which)"
+    )
     later_occurrences: int = Field(
         description="occurrences since the awaited report came, kept apart: the report does not answer them"
     )
