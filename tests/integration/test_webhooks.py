@@ -687,3 +687,67 @@ async def test_a_delivery_handed_over_goes_to_its_endpoint_as_it_is_now(infra) -
 async def _delivered(store: webhooks_mongo.MongoWebhookStore, delivery_id: str) -> Delivery | None:
     found = await store.delivery(delivery_id)
     return found if found is not None and found.state is DeliveryState.DELIVERED else None
+
+
+class Updates(monitoring.CommandListener):
+    """The update statements sent on the deliveries: (filter, multi) of each."""
+
+    def __init__(self) -> None:
+        self.statements: list[tuple[dict, bool]] = []
+
+    def started(self, event: monitoring.CommandStartedEvent) -> None:
+        if event.command_name == "update" and event.command["update"] == webhooks_mongo.DELIVERIES:
+            self.statements += [(dict(u["q"]), bool(u.get("multi"))) for u in event.command["updates"]]
+
+    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
+        pass
+
+    def failed(self, event: monitoring.CommandFailedEvent) -> None:
+        pass
+
+
+async def test_delivered_attempts_of_one_claim_are_written_together_and_a_lost_claim_s_not_at_all(infra) -> None:
+    """The delivered attempts of deliveries queued under one claim are written with one update per fifty (the
+    local database spends half as much per document so), each naming the claim: one of them claimed again by
+    another attempt meanwhile is left as the other attempt has it. A failed attempt is written by itself
+    (its next try is its own). Each delivered one reads delivered, its time kept to the second."""
+    updates = Updates()
+    mongo = AsyncMongoClient(infra.mongo_uri, tz_aware=True, event_listeners=[updates])
+    db = mongo[f"webhooks_{uuid.uuid4().hex[:8]}"]
+    try:
+        sealer = SecretSealer.parse(DEV_SECRET_KEYS)
+        await webhooks_mongo.ensure_indexes(db, sealer)
+        store = webhooks_mongo.MongoWebhookStore(db, sealer)
+        now = datetime.now(UTC)
+        held = now + timedelta(seconds=30)
+        made = [
+            Delivery(f"wh_{n}:a", f"wh_{n}", "d", "a", f"wh_{n}|r", n, "{}", now, held, lease="L") for n in range(120)
+        ]
+        await db[webhooks_mongo.DELIVERIES].insert_many([webhooks_mongo.delivery_doc(d) for d in made])
+        taken = made[7]  # its claim ended and another attempt holds it now
+        await db[webhooks_mongo.DELIVERIES].update_one({"_id": taken.delivery_id}, {"$set": {"lease": "M"}})
+        failed = made[-1]
+        at = now.replace(microsecond=0) + timedelta(seconds=1)  # their times differ within this second
+        outcomes = [
+            Outcome(d, DeliveryState.DELIVERED, 1, now, 204, delivered_at=at + timedelta(milliseconds=n))
+            for n, d in enumerate(made[:-1])
+        ]
+        outcomes.append(Outcome(failed, DeliveryState.PENDING, 1, now, 500, "HTTP 500", at + timedelta(seconds=5)))
+        updates.statements.clear()
+        await store.record(outcomes, at)
+        many = [q for q, multi in updates.statements if multi]
+        single = [q for q, multi in updates.statements if not multi]
+        assert len(many) == 3 and single == [{"_id": failed.delivery_id, "lease": "L"}], updates.statements
+        assert all(q["lease"] == "L" for q in many)
+        stored = {doc["_id"]: doc for doc in await db[webhooks_mongo.DELIVERIES].find({}).to_list()}
+        for d in made[:-1]:
+            doc = stored[d.delivery_id]
+            if d is taken:
+                assert doc["state"] == "PENDING" and doc["lease"] == "M" and doc["attempts"] == 0
+            else:
+                assert doc["state"] == "DELIVERED" and doc["lease"] is None and doc["last_status"] == 204
+                assert doc["delivered_at"] == at
+        assert stored[failed.delivery_id]["state"] == "PENDING" and stored[failed.delivery_id]["last_status"] == 500
+    finally:
+        await mongo.drop_database(db.name)
+        await mongo.close()

@@ -16,7 +16,7 @@ from collections.abc import Collection
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from pymongo import ASCENDING, UpdateOne
+from pymongo import ASCENDING, UpdateMany, UpdateOne
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 
@@ -376,16 +376,11 @@ class MongoWebhookStore:
         """Each outcome is written only while its attempt's claim holds (the lease it was claimed or queued
         with): once the lease ended and the delivery was claimed again, the other attempt owns it, and a late
         outcome of the first changes nothing (neither books it delivered nor sets it back to pending). The
-        first waiting delivery of each chain whose open one finished is then due now."""
+        first waiting delivery of each chain whose open one finished is then due now. Delivered attempts of
+        one claim are written together (_outcome_writes)."""
         if not outcomes:
             return
-        result = await self.db[DELIVERIES].bulk_write(
-            [
-                UpdateOne({"_id": o.delivery.delivery_id, "lease": o.delivery.lease}, {"$set": _change(o)})
-                for o in outcomes
-            ],
-            ordered=False,
-        )
+        result = await self.db[DELIVERIES].bulk_write(_outcome_writes(outcomes), ordered=False)
         done = {o.delivery.delivery_id: o.delivery for o in outcomes if o.finished}
         if result.matched_count < len(outcomes) and done:  # some claims were lost: their chains go on only if done
             still_open = {
@@ -475,11 +470,38 @@ class ChainBacklog:
         return [i for _, i in self.open]
 
 
-def _change(o: Outcome) -> dict[str, Any]:
+def _outcome_writes(outcomes: list[Outcome]) -> list[UpdateOne | UpdateMany]:
+    """One update per claim and identical change for the delivered attempts (a fan-out's deliveries share the
+    claim their transaction queued them under, and their times are kept to the second: the local database
+    spends about half as much on a document updated with forty-nine others as on one updated alone), one
+    update each for the others (retries differ in their next try). Each update still names the claim, so a
+    late outcome of a lost claim writes nothing."""
+    grouped: dict[tuple[str | None, tuple[tuple[str, Any], ...]], list[str]] = {}
+    writes: list[UpdateOne | UpdateMany] = []
+    for o in outcomes:
+        if o.state is DeliveryState.DELIVERED:
+            change = _change(o, to_second=True)
+            grouped.setdefault((o.delivery.lease, tuple(sorted(change.items()))), []).append(o.delivery.delivery_id)
+        else:
+            writes.append(UpdateOne({"_id": o.delivery.delivery_id, "lease": o.delivery.lease}, {"$set": _change(o)}))
+    for (lease, change), ids in grouped.items():
+        for part in in_parts(ids):
+            if len(part) == 1:
+                writes.append(UpdateOne({"_id": part[0], "lease": lease}, {"$set": dict(change)}))
+            else:
+                writes.append(UpdateMany({"_id": {"$in": part}, "lease": lease}, {"$set": dict(change)}))
+    return writes
+
+
+def _to_second(value: datetime | None) -> datetime | None:
+    return value.replace(microsecond=0) if value is not None else None
+
+
+def _change(o: Outcome, *, to_second: bool = False) -> dict[str, Any]:
     change: dict[str, Any] = {
         "state": o.state.value,
         "attempts": o.attempts,
-        "retry_from": o.retry_from,
+        "retry_from": _to_second(o.retry_from) if to_second else o.retry_from,
         "last_status": o.last_status,
         "last_error": o.last_error[:LAST_ERROR_LENGTH] if o.last_error else None,
         "lease": None,
@@ -487,5 +509,5 @@ def _change(o: Outcome) -> dict[str, Any]:
     if o.next_try_at is not None:
         change["next_try_at"] = o.next_try_at
     if o.delivered_at is not None:
-        change["delivered_at"] = o.delivered_at
+        change["delivered_at"] = _to_second(o.delivered_at) if to_second else o.delivered_at
     return change
