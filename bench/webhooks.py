@@ -301,9 +301,9 @@ class Commits:
     def tap(cls, uow: Any) -> Commits:
         commits, hand_over = cls([]), uow.on_deliveries
 
-        def timed(deliveries: list[Any], endpoints: dict[str, Any]) -> None:
+        def timed(deliveries: list[Any]) -> None:
             commits.at.append((time.time(), len(deliveries)))
-            hand_over(deliveries, endpoints)
+            hand_over(deliveries)
 
         uow.on_deliveries = timed
         return commits

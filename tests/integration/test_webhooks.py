@@ -24,6 +24,7 @@ from common.policy import Role
 from common.topics import load_topics
 from devstack.processes import Infra
 from devstack.webhook_receivers import Received, Receiver
+from services.notifier import webhooks
 from services.notifier.adapters import webhooks_mongo
 from services.notifier.adapters.sealing import SecretSealer
 from services.notifier.domain.webhooks import Delivery, DeliveryState, Outcome
@@ -653,7 +654,7 @@ async def test_a_delivery_handed_over_goes_to_its_endpoint_as_it_is_now(infra) -
         removed = Delivery("wh_h:n0", "wh_h", "d", "n0", "wh_h|r", 1, '{"a":0}', now, held, lease="held")
         await db[webhooks_mongo.DELIVERIES].insert_one(webhooks_mongo.delivery_doc(removed))
         worker = asyncio.create_task(deliverer.run())
-        deliverer.hand_over([removed], {endpoint.endpoint_id: endpoint})
+        deliverer.hand_over([removed])
 
         async def dead() -> Delivery | None:
             found = await store.delivery(removed.delivery_id)
@@ -666,7 +667,7 @@ async def test_a_delivery_handed_over_goes_to_its_endpoint_as_it_is_now(infra) -
         await store.add_endpoint(endpoint)
         delivery = Delivery("wh_h:n1", "wh_h", "d", "n1", "wh_h|r2", 1, '{"a":1}', now, held, lease="held")
         await db[webhooks_mongo.DELIVERIES].insert_one(webhooks_mongo.delivery_doc(delivery))
-        deliverer.hand_over([delivery], {endpoint.endpoint_id: endpoint})
+        deliverer.hand_over([delivery])
 
         async def arrived() -> list[Received]:
             return receiver.accepted()
@@ -751,3 +752,87 @@ async def test_delivered_attempts_of_one_claim_are_written_together_and_a_lost_c
     finally:
         await mongo.drop_database(db.name)
         await mongo.close()
+
+
+def _held(n: int, now: datetime, seq: int = 1, **fields) -> Delivery:
+    """A delivery queued and held by this process (claimed for 30 s under lease L)."""
+    held_until = now + timedelta(seconds=30)
+    return Delivery(
+        f"wh_{n}:s{seq}", f"wh_{n}", "d", f"s{seq}", f"wh_{n}|r", seq, "{}", now, held_until, lease="L", **fields
+    )
+
+
+async def test_a_write_that_finishes_more_chains_than_backlogs_are_kept_wakes_each_one_behind(
+    infra, monkeypatch
+) -> None:
+    """Each chain finished by one write has the delivery waiting behind its finished one woken, however many
+    chains the write finished: more than the backlogs kept (which a cache dropped before they were looked
+    up, leaving every one of them to the five-minute recheck)."""
+    monkeypatch.setattr(webhooks_mongo, "BACKLOGS_KEPT", 3)
+    await _wakes_each_chain(infra, chains=8, behind_first=0)
+
+
+async def test_chains_after_one_with_a_long_backlog_in_the_same_read_are_woken_too(infra, monkeypatch) -> None:
+    """Chains read together share a row limit: a chain with more open deliveries than the limit, read first,
+    must not leave the chains after it unread (their waiting ones would wait for the recheck)."""
+    monkeypatch.setattr(webhooks_mongo, "FIRST_OPEN_CAP", 5)
+    await _wakes_each_chain(infra, chains=4, behind_first=7)
+
+
+async def _wakes_each_chain(infra, *, chains: int, behind_first: int) -> None:
+    """`chains` chains of a finished delivery and one waiting behind it; the first chain has `behind_first`
+    more waiting. One write of their outcomes wakes the first waiting one of each chain."""
+    mongo = AsyncMongoClient(infra.mongo_uri, tz_aware=True)
+    db = mongo[f"webhooks_{uuid.uuid4().hex[:8]}"]
+    try:
+        sealer = SecretSealer.parse(DEV_SECRET_KEYS)
+        await webhooks_mongo.ensure_indexes(db, sealer)
+        store = webhooks_mongo.MongoWebhookStore(db, sealer)
+        now = datetime.now(UTC)
+        first = [_held(n, now) for n in range(chains)]
+        waiting = [_held(n, now, seq=2, waiting=True) for n in range(chains)]
+        more = [_held(0, now, seq=3 + k, waiting=True) for k in range(behind_first)]
+        await db[webhooks_mongo.DELIVERIES].insert_many(
+            [webhooks_mongo.delivery_doc(d) for d in first + waiting + more]
+        )
+        await store.record([Outcome(d, DeliveryState.DELIVERED, 1, now, 200, delivered_at=now) for d in first], now)
+        woken = await db[webhooks_mongo.DELIVERIES].find({"waiting": False, "seq": {"$gt": 1}}).to_list()
+        assert sorted(doc["_id"] for doc in woken) == sorted(d.delivery_id for d in waiting)
+    finally:
+        await mongo.drop_database(db.name)
+        await mongo.close()
+
+
+async def test_the_queuing_transaction_reads_no_endpoint_secret(infra) -> None:
+    """The notifier as its bootstrap wires it: the transaction that queues deliveries reads which endpoints
+    want what, never their secrets (the worker reads each endpoint by its id when it sends)."""
+    from services.notifier import main as notifier_main
+    from services.notifier.settings import NotifierSettings
+
+    settings = NotifierSettings(
+        kafka_bootstrap_servers=infra.bootstrap,
+        mongo_uri=infra.mongo_uri,
+        mongo_database=f"webhooks_{uuid.uuid4().hex[:8]}",
+        http_port=0,
+    )
+    app, runtime = notifier_main.build(settings)  # not started: its unit of work and store are used directly
+    try:
+        channel, department = app.state.webhooks, fresh_code()
+        endpoint, _ = await webhooks.register(
+            channel.store,
+            channel.urls,
+            department_code=department,
+            url="http://127.0.0.1:9/hook",
+            kinds=frozenset(),
+            description="",
+            created_by="test",
+            now=datetime.now(UTC),
+        )
+        async with app.state.notifier_uow() as tx:
+            found = await tx.webhooks.endpoints_of({department})
+        assert [e.endpoint_id for e in found] == [endpoint.endpoint_id]
+        assert found[0].secrets == []
+        assert (await channel.store.endpoint(endpoint.endpoint_id)).secrets  # kept, and read where they sign
+    finally:
+        await runtime.client.drop_database(settings.mongo_database)
+        await runtime.client.close()

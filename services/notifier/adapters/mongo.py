@@ -16,7 +16,6 @@ from common.events import Event
 from common.mongo import Transaction
 from common.policy import Role
 from common.runtime import Runtime
-from services.notifier.adapters.sealing import SecretSealer
 from services.notifier.adapters.webhooks_mongo import MongoWebhookQueue, in_parts
 from services.notifier.domain.changes import ChangeBatch, Ranges, told_after
 from services.notifier.domain.events import Dispute, ShareType
@@ -32,7 +31,6 @@ from services.notifier.domain.notifications import (
 from services.notifier.domain.preferences import Preferences
 from services.notifier.domain.reminders import Deadline, Reminder
 from services.notifier.domain.webhooks import Delivery as WebhookDelivery
-from services.notifier.domain.webhooks import Endpoint
 from services.notifier.ports import InboxQuery
 
 INBOX = "notifier_inbox"
@@ -225,13 +223,11 @@ async def ensure_indexes(db: AsyncDatabase, retention: Retention) -> None:
 
 
 class MongoNotifierTransaction:
-    def __init__(
-        self, tx: Transaction, retention: Retention, hold: timedelta | None = None, sealer: SecretSealer | None = None
-    ) -> None:
+    def __init__(self, tx: Transaction, retention: Retention, hold: timedelta | None = None) -> None:
         self.tx = tx
         self.db, self.session = tx.db, tx.session
         self.retention = retention
-        self.webhooks = MongoWebhookQueue(tx.db, tx.session, hold, sealer)
+        self.webhooks = MongoWebhookQueue(tx.db, tx.session, hold)
 
     async def existing(self, notification_ids: Collection[str]) -> set[str]:
         if not notification_ids:
@@ -407,17 +403,15 @@ class MongoUnitOfWork:
         self,
         runtime: Runtime,
         retention: Retention,
-        on_deliveries: Callable[[list[WebhookDelivery], dict[str, Endpoint]], None] | None = None,
+        on_deliveries: Callable[[list[WebhookDelivery]], None] | None = None,
         hold: timedelta | None = None,
-        sealer: SecretSealer | None = None,
     ) -> None:
         self.runtime = runtime
         self.retention = retention
-        # Hands committed webhook deliveries to the worker, which holds them for `hold` (MongoWebhookQueue),
-        # with their endpoints as the transaction read them (secrets opened with `sealer`).
+        # Hands committed webhook deliveries to the worker, which holds them for `hold` (MongoWebhookQueue)
+        # and reads their endpoints itself when it takes them.
         self.on_deliveries = on_deliveries
         self.hold = hold if on_deliveries is not None else None
-        self.sealer = sealer
 
     @property
     def db(self) -> AsyncDatabase:
@@ -426,10 +420,10 @@ class MongoUnitOfWork:
     @asynccontextmanager
     async def __call__(self) -> AsyncIterator[MongoNotifierTransaction]:
         async with self.runtime.transaction() as tx:
-            notifier_tx = MongoNotifierTransaction(tx, self.retention, self.hold, self.sealer)
+            notifier_tx = MongoNotifierTransaction(tx, self.retention, self.hold)
             yield notifier_tx
         if notifier_tx.webhooks.queued and self.on_deliveries is not None:
-            self.on_deliveries(notifier_tx.webhooks.queued, notifier_tx.webhooks.endpoints)
+            self.on_deliveries(notifier_tx.webhooks.queued)
 
     async def inbox(self, query: InboxQuery) -> tuple[list[Notification], int]:
         where: dict[str, Any] = {}

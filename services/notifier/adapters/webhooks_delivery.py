@@ -156,9 +156,9 @@ class WebhookDeliverer:
     def wake(self) -> None:
         self.woken.set()
 
-    def hand_over(self, deliveries: list[Delivery], endpoints: dict[str, Endpoint] | None = None) -> None:
-        """Deliveries committed by this process, held for `lease`: attempted at once. The endpoints their
-        transaction read are not used: an endpoint is read when its deliveries are taken (see _supply)."""
+    def hand_over(self, deliveries: list[Delivery]) -> None:
+        """Deliveries committed by this process, held for `lease`: attempted at once (their endpoints are read
+        when they are taken, see _supply)."""
         self.fresh.extend(deliveries)
         self.woken.set()
 

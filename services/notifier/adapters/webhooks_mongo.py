@@ -191,32 +191,22 @@ def delivery_from(doc: dict[str, Any]) -> Delivery:
 class MongoWebhookQueue:
     """The webhook part of a notice's transaction (services.notifier.adapters.mongo)."""
 
-    def __init__(
-        self,
-        db: AsyncDatabase,
-        session: AsyncClientSession,
-        hold: timedelta | None = None,
-        sealer: SecretSealer | None = None,
-    ) -> None:
+    def __init__(self, db: AsyncDatabase, session: AsyncClientSession, hold: timedelta | None = None) -> None:
         self.db = db
         self.session = session
         # With `hold`, this process attempts the deliveries itself right after the commit: they are stored
-        # as claimed for that long (due again then, should the process die first), and handed over with the
-        # endpoints read here (`endpoints`, secrets opened with `sealer`), which the worker need not read again.
+        # as claimed for that long (due again then, should the process die first). The worker reads their
+        # endpoints by id when it takes them, secrets and all; this transaction reads only who wants what.
         self.hold = hold
-        self.sealer = sealer if hold is not None else None
         self.queued: list[Delivery] = []
-        self.endpoints: dict[str, Endpoint] = {}
 
     async def endpoints_of(self, department_codes: Collection[str]) -> list[Endpoint]:
+        """The departments' endpoints without their secrets, which are neither read nor opened here."""
         found = []
-        projection = None if self.sealer is not None else {"secrets": 0}  # who wants what, no more
         for part in in_parts(department_codes):
             query = {"department_code": {"$in": part}}
-            cursor = self.db[ENDPOINTS].find(query, projection, session=self.session)
-            found += [endpoint_from(doc, self.sealer) async for doc in cursor]
-        if self.sealer is not None:
-            self.endpoints |= {e.endpoint_id: e for e in found}
+            cursor = self.db[ENDPOINTS].find(query, {"secrets": 0}, session=self.session)
+            found += [endpoint_from(doc, None) async for doc in cursor]
         return found
 
     async def queue(self, deliveries: list[Delivery]) -> None:
@@ -400,24 +390,21 @@ class MongoWebhookStore:
         on it (a limit or a sort does not shorten its index walk), so a chain's open ones are read once and
         kept in order (ChainBacklog); while its backlog drains, each finish reads one delivery by its id.
         Chains without a backlog known are read together, fifty to a query (a fan-out finishes a thousand
-        chains of one delivery each: twenty queries, not a thousand); what that read finds is current."""
+        chains of one delivery each: twenty queries, not a thousand); what that read finds is current and
+        decides at once (the backlogs kept are a cache: one dropped is read again, never skipped)."""
         unknown = [chain for chain, seq in finished.items() if not self._known(chain, seq)]
-        fresh: dict[str, dict[str, bool]] = {}  # chain: {delivery id: waiting}, as just read
-        for part in in_parts(unknown):
-            found: dict[str, list[tuple[int, str]]] = {chain: [] for chain in part}
-            cursor = self.db[DELIVERIES].find(open_in_chains(part), {"chain": 1, "seq": 1, "waiting": 1})
-            async for doc in cursor.sort(OPEN_BY_CHAIN).limit(FIRST_OPEN_CAP):
-                found[doc["chain"]].append((doc["seq"], doc["_id"]))
-                fresh.setdefault(doc["chain"], {})[doc["_id"]] = bool(doc.get("waiting"))
-            for chain, open_ in found.items():
-                self._backlog(chain).open = open_
+        kept = {chain: self.backlogs[chain] for chain in finished if chain not in unknown}
+        fresh = await self._open_of(unknown, {"waiting": 1})
+        for chain, docs in fresh.items():
+            self._keep(chain, [(doc["seq"], doc["_id"]) for doc in docs])
         waiting = []
         for chain, seq in sorted(finished.items()):
-            for delivery_id in await self._backlog(chain).after(seq, read=chain not in unknown):
-                if chain in unknown:  # read a moment ago: open, and waiting or not
-                    if fresh.get(chain, {}).get(delivery_id):
-                        waiting.append(delivery_id)
-                    break
+            if chain in fresh:  # read a moment ago: open, and waiting or not
+                after = [doc for doc in fresh[chain] if doc["seq"] > seq]
+                if after and after[0].get("waiting"):
+                    waiting.append(after[0]["_id"])
+                continue
+            for delivery_id in await kept[chain].after(seq):
                 doc = await self.db[DELIVERIES].find_one({"_id": delivery_id}, {"state": 1, "waiting": 1})
                 if doc is None or doc["state"] != DeliveryState.PENDING.value:
                     continue  # finished meanwhile: the next one
@@ -433,20 +420,38 @@ class MongoWebhookStore:
                 ordered=False,
             )
 
+    async def _open_of(self, chains: Collection[str], fields: dict[str, int]) -> dict[str, list[dict[str, Any]]]:
+        """The open deliveries of each chain in `seq` order (`fields` of them), fifty chains to a query. A query
+        cut short by its row limit has read the chains before its last row's whole; that chain and those
+        after it are read one by one (each up to the limit, from its first open one), never left unread."""
+        found: dict[str, list[dict[str, Any]]] = {chain: [] for chain in chains}
+        for part in in_parts(chains):
+            rows = await self._open_rows(part, fields)
+            for doc in rows:
+                found[doc["chain"]].append(doc)
+            if len(rows) >= FIRST_OPEN_CAP:
+                for chain in (c for c in part if c >= rows[-1]["chain"]):
+                    found[chain] = await self._open_rows([chain], fields)
+        return found
+
+    async def _open_rows(self, chains: list[str], fields: dict[str, int]) -> list[dict[str, Any]]:
+        cursor = self.db[DELIVERIES].find(open_in_chains(chains), {"chain": 1, "seq": 1, **fields})
+        return await cursor.sort(OPEN_BY_CHAIN).limit(FIRST_OPEN_CAP).to_list()
+
     def _known(self, chain: str, seq: int) -> bool:
         """Whether open deliveries of `chain` after `seq` are kept from an earlier read."""
         backlog = self.backlogs.get(chain)
         return backlog is not None and any(s > seq for s, _ in backlog.open)
 
-    def _backlog(self, chain: str) -> ChainBacklog:
+    def _keep(self, chain: str, open_: list[tuple[int, str]]) -> None:
         backlog = self.backlogs.pop(chain, None) or ChainBacklog(self.db, chain)
-        self.backlogs[chain] = backlog  # the most recently used last
+        backlog.open = open_
+        self.backlogs[chain] = backlog  # the most recently read last
         while len(self.backlogs) > BACKLOGS_KEPT:
             del self.backlogs[next(iter(self.backlogs))]
-        return backlog
 
 
-BACKLOGS_KEPT = 1_000  # chains whose open deliveries are kept in order, the least recently used dropped first
+BACKLOGS_KEPT = 1_000  # chains whose open deliveries are kept in order, the least recently read dropped first
 
 
 class ChainBacklog:
@@ -460,11 +465,10 @@ class ChainBacklog:
         self.chain = chain
         self.open: list[tuple[int, str]] = []
 
-    async def after(self, seq: int, *, read: bool = True) -> list[str]:
-        """Ids of the open deliveries after `seq`, in order, as known; read again when none is known (unless
-        `read` is false: the caller has just read them)."""
+    async def after(self, seq: int) -> list[str]:
+        """Ids of the open deliveries after `seq`, in order, as known; read again when none is known."""
         self.open = [(s, i) for s, i in self.open if s > seq]
-        if not self.open and read:
+        if not self.open:
             cursor = self.db[DELIVERIES].find(open_in_chains([self.chain]), {"seq": 1}).sort(OPEN_BY_CHAIN)
             self.open = [(doc["seq"], doc["_id"]) async for doc in cursor.limit(FIRST_OPEN_CAP) if doc["seq"] > seq]
         return [i for _, i in self.open]
