@@ -16,7 +16,7 @@ from common.events import Event
 from common.mongo import Transaction
 from common.policy import Role
 from common.runtime import Runtime
-from services.notifier.adapters.webhooks_mongo import MongoWebhookQueue, in_parts
+from services.notifier.adapters.webhooks_mongo import IN_PER_QUERY, MongoWebhookQueue, in_parts
 from services.notifier.domain.changes import ChangeBatch, Ranges, told_after
 from services.notifier.domain.events import Dispute, ShareType
 from services.notifier.domain.holdings import EntryTerms, Holding
@@ -40,6 +40,7 @@ ENTRIES = "notifier_entries"
 FEEDS = "notifier_change_feeds"  # per resource: how far its changes were told, and the batch still open
 REMINDERS = "notifier_reminders"
 PREFERENCES = "notifier_preferences"
+PREFERENCES_READ_WHOLE = 1_000  # departments that chose, read in one query when a fan-out asks for many
 DIGESTS = "notifier_digests"  # per department on a daily digest: when the next one is due
 
 
@@ -246,7 +247,16 @@ class MongoNotifierTransaction:
         self.tx.emit(topic, event)
 
     async def preferences(self, department_codes: Collection[str]) -> dict[str, Preferences]:
+        """The choices of those of `department_codes` that chose. Asked for many (a fan-out), the chosen ones are
+        read whole in one query while there are at most PREFERENCES_READ_WHOLE (one per department that
+        chose: few), else fifty departments to a query."""
         found = {}
+        if len(department_codes) > IN_PER_QUERY:
+            cursor = self.db[PREFERENCES].find({}, session=self.session).limit(PREFERENCES_READ_WHOLE + 1)
+            chosen = await cursor.to_list()
+            if len(chosen) <= PREFERENCES_READ_WHOLE:
+                wanted = set(department_codes)
+                return {doc["_id"]: _preferences(doc) for doc in chosen if doc["_id"] in wanted}
         for part in in_parts(department_codes):
             async for doc in self.db[PREFERENCES].find({"_id": {"$in": part}}, session=self.session):
                 found[doc["_id"]] = _preferences(doc)
