@@ -836,3 +836,60 @@ async def test_the_queuing_transaction_reads_no_endpoint_secret(infra) -> None:
     finally:
         await runtime.client.drop_database(settings.mongo_database)
         await runtime.client.close()
+
+
+class PreferenceFinds(monitoring.CommandListener):
+    """The filters of the `find` commands sent on the departments' preferences."""
+
+    def __init__(self) -> None:
+        self.filters: list[dict] = []
+
+    def started(self, event: monitoring.CommandStartedEvent) -> None:
+        if event.command_name == "find" and event.command["find"] == "notifier_preferences":
+            self.filters.append(dict(event.command.get("filter", {})))
+
+    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
+        pass
+
+    def failed(self, event: monitoring.CommandFailedEvent) -> None:
+        pass
+
+
+async def test_a_fan_out_reads_the_preferences_chosen_in_one_query_while_they_are_few(infra, monkeypatch) -> None:
+    """A transaction asking the preferences of many departments (a change told to every holder) reads the
+    departments' choices whole in one query while at most PREFERENCES_READ_WHOLE chose, and finds each
+    department's own; past that bound it looks them up fifty to a query, with the same answer."""
+    from services.notifier import main as notifier_main
+    from services.notifier.adapters import mongo as notifier_mongo
+    from services.notifier.domain.notifications import Channel
+    from services.notifier.domain.preferences import Preferences
+    from services.notifier.settings import NotifierSettings
+
+    finds = PreferenceFinds()
+    monitoring.register(finds)  # the notifier's client, made next, reports to it
+    settings = NotifierSettings(
+        kafka_bootstrap_servers=infra.bootstrap,
+        mongo_uri=infra.mongo_uri,
+        mongo_database=f"webhooks_{uuid.uuid4().hex[:8]}",
+        http_port=0,
+    )
+    app, runtime = notifier_main.build(settings)  # not started: its unit of work is used directly
+    try:
+        asked = [fresh_code() for _ in range(2 * webhooks_mongo.IN_PER_QUERY + 20)]
+        chose = {code: Preferences(code, channels=frozenset({Channel.INBOX})) for code in asked[::40]}
+        async with app.state.notifier_uow() as tx:
+            for chosen in [*chose.values(), Preferences(fresh_code())]:  # and one of a department not asked
+                await tx.set_preferences(chosen)
+        monkeypatch.setattr(notifier_mongo, "PREFERENCES_READ_WHOLE", 100)
+        finds.filters.clear()
+        async with app.state.notifier_uow() as tx:
+            assert await tx.preferences(asked) == chose
+        assert finds.filters == [{}]  # the few chosen read whole
+        monkeypatch.setattr(notifier_mongo, "PREFERENCES_READ_WHOLE", 2)  # more chose than that
+        finds.filters.clear()
+        async with app.state.notifier_uow() as tx:
+            assert await tx.preferences(asked) == chose
+        assert finds.filters[0] == {} and len(finds.filters) == 1 + 3  # a bounded look, then fifty to a query
+    finally:
+        await runtime.client.drop_database(settings.mongo_database)
+        await runtime.client.close()

@@ -18,6 +18,7 @@ from services.notifier.adapters.webhooks_delivery import (
     RECORD_BUSY,
     RECORD_LEASE_LEFT,
     RECORD_MOST,
+    RECORD_QUEUING_LONGEST,
     WebhookDeliverer,
     outcomes_due,
     resolve,
@@ -220,7 +221,7 @@ def test_only_the_first_open_delivery_of_a_chain_goes() -> None:
     assert go == [deliveries[0]] and wait == [deliveries[1], deliveries[2]]  # "b" has an older one still open
 
 
-def test_outcomes_are_written_at_once_when_idle_and_held_together_while_a_fan_out_goes_on() -> None:
+def test_outcomes_are_written_at_once_when_idle_and_held_together_while_a_fan_out_goes_on_or_is_stored() -> None:
     assert not outcomes_due(0, 60.0, idle=True)  # nothing to write
     assert outcomes_due(1, 0.0, idle=True)  # nothing in flight: the chain's next one need not wait
     assert not outcomes_due(RECORD_MOST - 1, RECORD_BUSY - 0.1, idle=False)  # attempts go on: the notices first
@@ -229,6 +230,12 @@ def test_outcomes_are_written_at_once_when_idle_and_held_together_while_a_fan_ou
     # nor once a claim among them is about to end (another attempt could claim it again)
     assert outcomes_due(1, 0.0, idle=False, lease_left=RECORD_LEASE_LEFT)
     assert not outcomes_due(1, 0.0, idle=False, lease_left=RECORD_LEASE_LEFT + 1)
+    # while this process's transactions still hand deliveries over (a fan-out stored in several), idle or not,
+    # the rest of it is stored first: held up to RECORD_QUEUING_LONGEST, RECORD_MOST, or a claim ending
+    assert not outcomes_due(1, RECORD_BUSY, idle=True, queuing=True)
+    assert outcomes_due(1, RECORD_QUEUING_LONGEST, idle=True, queuing=True)
+    assert outcomes_due(RECORD_MOST, 0.0, idle=True, queuing=True)
+    assert outcomes_due(1, 0.0, idle=True, queuing=True, lease_left=RECORD_LEASE_LEFT)
 
 
 class Writes:
