@@ -19,6 +19,7 @@ from services.notifier.adapters.webhooks_delivery import (
     RECORD_LEASE_LEFT,
     RECORD_MOST,
     RECORD_QUEUING_LONGEST,
+    RECORD_QUEUING_MANY,
     WebhookDeliverer,
     outcomes_due,
     resolve,
@@ -279,6 +280,30 @@ async def test_outcomes_are_held_from_the_oldest_one_and_written_at_once_before_
         assert await record() == [[old, young], [short]]  # its claim ends soon: written at once
     finally:
         in_flight.cancel()
+
+
+async def test_outcomes_wait_while_a_fan_out_is_handed_over_and_not_after_a_notice_to_few() -> None:
+    writes = Writes()
+    deliverer = WebhookDeliverer(writes, RetrySchedule(), handlers.UrlPolicy(resolve, True), clock=lambda: NOW)  # type: ignore[arg-type]
+    d = delivery_for(endpoint(), notice(), NOW)
+    d.next_try_at = NOW + timedelta(seconds=20)
+    deliverer.finished.append(Outcome(d, DeliveryState.DELIVERED, 1, NOW, 200, delivered_at=NOW))
+    deliverer.finished_at.append(asyncio.get_running_loop().time())
+
+    async def record() -> list[list[Outcome]]:
+        await deliverer._record()
+        if deliverer.recording is not None:
+            await deliverer.recording
+        return writes.written
+
+    deliverer.hand_over([d] * (RECORD_QUEUING_MANY - 1))  # a notice to a few endpoints
+    deliverer.fresh.clear()  # sent meanwhile: the worker is idle
+    assert len(await record()) == 1  # written at once
+    deliverer.finished[:] = [Outcome(d, DeliveryState.DELIVERED, 1, NOW, 200, delivered_at=NOW)]
+    deliverer.finished_at[:] = [asyncio.get_running_loop().time()]
+    deliverer.hand_over([d] * RECORD_QUEUING_MANY)  # a part of a fan-out: more of it is being stored
+    deliverer.fresh.clear()
+    assert len(await record()) == 1  # held, idle as the worker is
 
 
 def test_many_values_are_looked_up_in_parts_each_value_once() -> None:

@@ -89,11 +89,13 @@ RECORD_EVERY = 0.25  # seconds between the loop's looks at outcomes waiting to b
 RECORD_BUSY = 2.0
 RECORD_MOST = 1024
 RECORD_LEASE_LEFT = 5.0
-# While this process's transactions keep handing deliveries over (one came less than RECORD_QUEUING ago: a
-# fan-out is stored in several transactions), the worker is not idle for the outcomes' sake, and they wait
-# up to RECORD_QUEUING_LONGEST: the database stores the rest of the fan-out first (its deliveries cannot go
-# before), the bookkeeping of those sent after.
+# While this process's transactions store a fan-out (one handed RECORD_QUEUING_MANY deliveries or more over
+# less than RECORD_QUEUING ago: a change told to many holders is stored 50, 100, 200 … to a transaction, see
+# services.notifier.handlers), the worker is not idle for the outcomes' sake, and they wait up to
+# RECORD_QUEUING_LONGEST: the database stores the rest of the fan-out first (its deliveries cannot go
+# before), the bookkeeping of those sent after. A notice to a few endpoints has its outcomes written at once.
 RECORD_QUEUING = 1.0
+RECORD_QUEUING_MANY = 50
 RECORD_QUEUING_LONGEST = 6.0
 
 
@@ -157,7 +159,7 @@ class WebhookDeliverer:
     # When the database next has a due delivery (None: ask it); claims wait for it.
     due_at: datetime | None = None
     recording: asyncio.Task | None = None  # the bulk write of outcomes under way
-    handed_over_at: float = float("-inf")  # loop time deliveries were last handed over
+    handed_over_at: float = float("-inf")  # loop time RECORD_QUEUING_MANY deliveries or more were last handed over
 
     @property
     def lease(self) -> timedelta:
@@ -171,7 +173,8 @@ class WebhookDeliverer:
         """Deliveries committed by this process, held for `lease`: attempted at once (their endpoints are read
         when they are taken, see _supply)."""
         self.fresh.extend(deliveries)
-        self.handed_over_at = asyncio.get_running_loop().time()
+        if len(deliveries) >= RECORD_QUEUING_MANY:  # a fan-out's part: more of it is likely being stored
+            self.handed_over_at = asyncio.get_running_loop().time()
         self.woken.set()
 
     async def run(self) -> None:
