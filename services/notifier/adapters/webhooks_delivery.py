@@ -91,10 +91,11 @@ RECORD_MOST = 1024
 RECORD_LEASE_LEFT = 5.0
 # While this process's transactions store a fan-out (one handed RECORD_QUEUING_MANY deliveries or more over
 # less than RECORD_QUEUING ago: a change told to many holders is stored 50, 100, 200 … to a transaction, see
-# services.notifier.handlers), the worker is not idle for the outcomes' sake, and they wait up to
-# RECORD_QUEUING_LONGEST: the database stores the rest of the fan-out first (its deliveries cannot go
-# before), the bookkeeping of those sent after. A notice to a few endpoints has its outcomes written at once.
-RECORD_QUEUING = 1.0
+# services.notifier.handlers, one of 400 taking a second or two on a loaded machine), the worker is not idle
+# for the outcomes' sake, and they wait up to RECORD_QUEUING_LONGEST: the database stores the rest of the
+# fan-out first (its deliveries cannot go before), the bookkeeping of those sent after. A notice to a few
+# endpoints has its outcomes written at once.
+RECORD_QUEUING = 3.0
 RECORD_QUEUING_MANY = 50
 RECORD_QUEUING_LONGEST = 6.0
 
