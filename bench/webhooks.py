@@ -496,6 +496,7 @@ async def run(infra: Infra) -> None:
             "path": "1,000 holdings set up (`set_up`: GrantIssued events through the broker, or written into the "
             "notifier's projection), then one ResourceChanged on exchange.resource-changes; latency from its "
             "publication to each receipt, the notifier's 2 s change window included",
+            "run_note": os.environ.get("BENCH_NOTE", ""),  # what this run was, in the runner's words
             "set_up": os.environ.get("BENCH_WEBHOOKS_SET_UP", "broker"),
             "set_up_s": round(set_up, 1),
             "median_s": round(statistics.median(first), 3),
