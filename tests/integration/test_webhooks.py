@@ -838,15 +838,14 @@ async def test_the_queuing_transaction_reads_no_endpoint_secret(infra) -> None:
         await runtime.client.close()
 
 
-class CollectionFinds(monitoring.CommandListener):
-    """The filters of the `find` commands sent on one collection."""
+class PreferenceFinds(monitoring.CommandListener):
+    """The filters of the `find` commands sent on the departments' preferences."""
 
-    def __init__(self, collection: str) -> None:
-        self.collection = collection
+    def __init__(self) -> None:
         self.filters: list[dict] = []
 
     def started(self, event: monitoring.CommandStartedEvent) -> None:
-        if event.command_name == "find" and event.command["find"] == self.collection:
+        if event.command_name == "find" and event.command["find"] == "notifier_preferences":
             self.filters.append(dict(event.command.get("filter", {})))
 
     def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
@@ -866,7 +865,7 @@ async def test_a_fan_out_reads_the_preferences_chosen_in_one_query_while_they_ar
     from services.notifier.domain.preferences import Preferences
     from services.notifier.settings import NotifierSettings
 
-    finds = CollectionFinds("notifier_preferences")
+    finds = PreferenceFinds()
     monitoring.register(finds)  # the notifier's client, made next, reports to it
     settings = NotifierSettings(
         kafka_bootstrap_servers=infra.bootstrap,
@@ -952,56 +951,6 @@ async def test_deliveries_queued_first_in_their_chains_are_taken_without_reading
         assert [d.first_in_chain for d in handed if d.endpoint_id == "wh_e"] == [True, False]
         go = await store.take(handed, now)
         assert sorted(d.delivery_id for d in go) == [f"wh_d:{tag}1", f"wh_e:{tag}1"]
-    finally:
-        await runtime.client.drop_database(settings.mongo_database)
-        await runtime.client.close()
-
-
-async def test_a_fan_out_reads_the_endpoints_whole_when_it_asks_for_most_of_them(infra, monkeypatch) -> None:
-    """A transaction queuing for many departments, and the worker reading the endpoints of many deliveries,
-    read the endpoints in one query while there are at most four per department (endpoint) asked, and find
-    the same as when they look them up fifty to a query; the transaction still reads no secret."""
-    from services.notifier import main as notifier_main
-    from services.notifier.settings import NotifierSettings
-
-    finds = CollectionFinds(webhooks_mongo.ENDPOINTS)
-    monitoring.register(finds)  # the notifier's client, made next, reports to it
-    settings = NotifierSettings(
-        kafka_bootstrap_servers=infra.bootstrap,
-        mongo_uri=infra.mongo_uri,
-        mongo_database=f"webhooks_{uuid.uuid4().hex[:8]}",
-        http_port=0,
-    )
-    app, runtime = notifier_main.build(settings)  # not started: its unit of work and store are used directly
-    try:
-        channel, now = app.state.webhooks, datetime.now(UTC)
-        departments = [fresh_code() for _ in range(webhooks_mongo.IN_PER_QUERY + 30)]
-        made = {}
-        for code in [*departments, fresh_code()]:  # and one of a department not asked
-            endpoint, _ = await webhooks.register(
-                channel.store,
-                channel.urls,
-                department_code=code,
-                url="http://127.0.0.1:9/hook",
-                kinds=frozenset(),
-                description="",
-                created_by="test",
-                now=now,
-            )
-            made[endpoint.endpoint_id] = endpoint
-        asked_ids = [i for i, e in made.items() if e.department_code in departments]
-        answers = []
-        for share, queries in ((webhooks_mongo.WHOLE_READ_SHARE, 1), (0, 1 + 2)):
-            monkeypatch.setattr(webhooks_mongo, "WHOLE_READ_SHARE", share)
-            finds.filters.clear()
-            async with app.state.notifier_uow() as tx:
-                of = await tx.webhooks.endpoints_of(departments)
-            by_id = await channel.store.endpoints_by_id(asked_ids)
-            assert len(finds.filters) == 2 * queries and finds.filters[0] == {}, finds.filters
-            assert sorted(e.endpoint_id for e in of) == sorted(asked_ids) and all(e.secrets == [] for e in of)
-            assert sorted(by_id) == sorted(asked_ids) and all(e.secrets for e in by_id.values())
-            answers.append(({e.endpoint_id: e.url for e in of}, {i: e.secrets for i, e in by_id.items()}))
-        assert answers[0] == answers[1]
     finally:
         await runtime.client.drop_database(settings.mongo_database)
         await runtime.client.close()

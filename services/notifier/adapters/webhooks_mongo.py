@@ -71,26 +71,6 @@ def in_parts(values: Collection[str]) -> list[list[str]]:
     return [ordered[i : i + IN_PER_QUERY] for i in range(0, len(ordered), IN_PER_QUERY)]
 
 
-WHOLE_READ_SHARE = 4  # a collection is read whole when it holds at most this many documents per value asked
-
-
-async def read_whole(
-    collection: Any,
-    values: Collection[str],
-    projection: dict[str, int] | None = None,
-    session: AsyncClientSession | None = None,
-) -> list[dict[str, Any]] | None:
-    """Every document of `collection` when more than IN_PER_QUERY values are asked of it and it holds at most
-    WHOLE_READ_SHARE documents per value (a fan-out asks for most endpoints: one request reading them all
-    costs the local database less than one `$in` per fifty), else None: look them up by index. Reads at most
-    that many documents plus one, whatever the collection holds."""
-    if len(values) <= IN_PER_QUERY:
-        return None
-    most = WHOLE_READ_SHARE * len(values)
-    docs = await collection.find({}, projection, session=session).limit(most + 1).to_list()
-    return docs if len(docs) <= most else None
-
-
 def _utc(value: datetime | None) -> datetime | None:
     """BSON dates come back naive; they are UTC."""
     return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
@@ -224,10 +204,6 @@ class MongoWebhookQueue:
 
     async def endpoints_of(self, department_codes: Collection[str]) -> list[Endpoint]:
         """The departments' endpoints without their secrets, which are neither read nor opened here."""
-        whole = await read_whole(self.db[ENDPOINTS], department_codes, {"secrets": 0}, self.session)
-        if whole is not None:
-            wanted = set(department_codes)
-            return [endpoint_from(doc, None) for doc in whole if doc["department_code"] in wanted]
         found = []
         for part in in_parts(department_codes):
             query = {"department_code": {"$in": part}}
@@ -402,10 +378,6 @@ class MongoWebhookStore:
         return result.modified_count
 
     async def endpoints_by_id(self, endpoint_ids: Collection[str]) -> dict[str, Endpoint]:
-        whole = await read_whole(self.db[ENDPOINTS], endpoint_ids)
-        if whole is not None:
-            wanted = set(endpoint_ids)
-            return {doc["_id"]: endpoint_from(doc, self.sealer) for doc in whole if doc["_id"] in wanted}
         found = {}
         for part in in_parts(endpoint_ids):
             async for doc in self.db[ENDPOINTS].find({"_id": {"$in": part}}):
@@ -592,16 +564,16 @@ def _outcome_writes(outcomes: list[Outcome]) -> list[UpdateOne | UpdateMany]:
     writes: list[UpdateOne | UpdateMany] = []
     for o in outcomes:
         if o.state is DeliveryState.DELIVERED:
-            key = (o.delivery.lease, tuple(sorted(_change(o, to_second=True).items())))
-            grouped.setdefault(key, []).append(o.delivery.delivery_id)
+            change = _change(o, to_second=True)
+            grouped.setdefault((o.delivery.lease, tuple(sorted(change.items()))), []).append(o.delivery.delivery_id)
         else:
             writes.append(UpdateOne({"_id": o.delivery.delivery_id, "lease": o.delivery.lease}, {"$set": _change(o)}))
-    for (lease, fields), ids in grouped.items():
+    for (lease, change), ids in grouped.items():
         for part in in_parts(ids):
             if len(part) == 1:
-                writes.append(UpdateOne({"_id": part[0], "lease": lease}, {"$set": dict(fields)}))
+                writes.append(UpdateOne({"_id": part[0], "lease": lease}, {"$set": dict(change)}))
             else:
-                writes.append(UpdateMany({"_id": {"$in": part}, "lease": lease}, {"$set": dict(fields)}))
+                writes.append(UpdateMany({"_id": {"$in": part}, "lease": lease}, {"$set": dict(change)}))
     return writes
 
 
