@@ -564,16 +564,16 @@ def _outcome_writes(outcomes: list[Outcome]) -> list[UpdateOne | UpdateMany]:
     writes: list[UpdateOne | UpdateMany] = []
     for o in outcomes:
         if o.state is DeliveryState.DELIVERED:
-            change = _change(o, to_second=True)
-            grouped.setdefault((o.delivery.lease, tuple(sorted(change.items()))), []).append(o.delivery.delivery_id)
+            key = (o.delivery.lease, tuple(sorted(_change(o, to_second=True).items())))
+            grouped.setdefault(key, []).append(o.delivery.delivery_id)
         else:
             writes.append(UpdateOne({"_id": o.delivery.delivery_id, "lease": o.delivery.lease}, {"$set": _change(o)}))
-    for (lease, change), ids in grouped.items():
+    for (lease, fields), ids in grouped.items():
         for part in in_parts(ids):
             if len(part) == 1:
-                writes.append(UpdateOne({"_id": part[0], "lease": lease}, {"$set": dict(change)}))
+                writes.append(UpdateOne({"_id": part[0], "lease": lease}, {"$set": dict(fields)}))
             else:
-                writes.append(UpdateMany({"_id": {"$in": part}, "lease": lease}, {"$set": dict(change)}))
+                writes.append(UpdateMany({"_id": {"$in": part}, "lease": lease}, {"$set": dict(fields)}))
     return writes
 
 
