@@ -301,9 +301,9 @@ class Commits:
     def tap(cls, uow: Any) -> Commits:
         commits, hand_over = cls([]), uow.on_deliveries
 
-        def timed(deliveries: list[Any], endpoints: dict[str, Any]) -> None:
+        def timed(deliveries: list[Any]) -> None:
             commits.at.append((time.time(), len(deliveries)))
-            hand_over(deliveries, endpoints)
+            hand_over(deliveries)
 
         uow.on_deliveries = timed
         return commits
@@ -496,6 +496,7 @@ async def run(infra: Infra) -> None:
             "path": "1,000 holdings set up (`set_up`: GrantIssued events through the broker, or written into the "
             "notifier's projection), then one ResourceChanged on exchange.resource-changes; latency from its "
             "publication to each receipt, the notifier's 2 s change window included",
+            "run_note": os.environ.get("BENCH_NOTE", ""),  # what this run was, in the runner's words
             "set_up": os.environ.get("BENCH_WEBHOOKS_SET_UP", "broker"),
             "set_up_s": round(set_up, 1),
             "median_s": round(statistics.median(first), 3),

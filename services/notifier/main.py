@@ -39,9 +39,7 @@ def build(settings: NotifierSettings) -> tuple[FastAPI, Runtime]:
         idle_check=settings.webhook_idle_check_seconds,
         clock=clock.now,
     )
-    uow = mongo.MongoUnitOfWork(
-        runtime, retention, on_deliveries=deliverer.hand_over, hold=deliverer.lease, sealer=sealer
-    )
+    uow = mongo.MongoUnitOfWork(runtime, retention, on_deliveries=deliverer.hand_over, hold=deliverer.lease)
     runtime.setup.append(partial(mongo.ensure_indexes, runtime.db, retention))
     runtime.setup.append(partial(webhooks_mongo.ensure_indexes, runtime.db, sealer))
     runtime.periodic["webhook-delivery"] = deliverer.run  # started once the database is set up; restarted on failure

@@ -24,6 +24,7 @@ from common.policy import Role
 from common.topics import load_topics
 from devstack.processes import Infra
 from devstack.webhook_receivers import Received, Receiver
+from services.notifier import webhooks
 from services.notifier.adapters import webhooks_mongo
 from services.notifier.adapters.sealing import SecretSealer
 from services.notifier.domain.webhooks import Delivery, DeliveryState, Outcome
@@ -653,7 +654,7 @@ async def test_a_delivery_handed_over_goes_to_its_endpoint_as_it_is_now(infra) -
         removed = Delivery("wh_h:n0", "wh_h", "d", "n0", "wh_h|r", 1, '{"a":0}', now, held, lease="held")
         await db[webhooks_mongo.DELIVERIES].insert_one(webhooks_mongo.delivery_doc(removed))
         worker = asyncio.create_task(deliverer.run())
-        deliverer.hand_over([removed], {endpoint.endpoint_id: endpoint})
+        deliverer.hand_over([removed])
 
         async def dead() -> Delivery | None:
             found = await store.delivery(removed.delivery_id)
@@ -666,7 +667,7 @@ async def test_a_delivery_handed_over_goes_to_its_endpoint_as_it_is_now(infra) -
         await store.add_endpoint(endpoint)
         delivery = Delivery("wh_h:n1", "wh_h", "d", "n1", "wh_h|r2", 1, '{"a":1}', now, held, lease="held")
         await db[webhooks_mongo.DELIVERIES].insert_one(webhooks_mongo.delivery_doc(delivery))
-        deliverer.hand_over([delivery], {endpoint.endpoint_id: endpoint})
+        deliverer.hand_over([delivery])
 
         async def arrived() -> list[Received]:
             return receiver.accepted()
@@ -687,3 +688,269 @@ async def test_a_delivery_handed_over_goes_to_its_endpoint_as_it_is_now(infra) -
 async def _delivered(store: webhooks_mongo.MongoWebhookStore, delivery_id: str) -> Delivery | None:
     found = await store.delivery(delivery_id)
     return found if found is not None and found.state is DeliveryState.DELIVERED else None
+
+
+class Updates(monitoring.CommandListener):
+    """The update statements sent on the deliveries: (filter, multi) of each."""
+
+    def __init__(self) -> None:
+        self.statements: list[tuple[dict, bool]] = []
+
+    def started(self, event: monitoring.CommandStartedEvent) -> None:
+        if event.command_name == "update" and event.command["update"] == webhooks_mongo.DELIVERIES:
+            self.statements += [(dict(u["q"]), bool(u.get("multi"))) for u in event.command["updates"]]
+
+    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
+        pass
+
+    def failed(self, event: monitoring.CommandFailedEvent) -> None:
+        pass
+
+
+async def test_delivered_attempts_of_one_claim_are_written_together_and_a_lost_claim_s_not_at_all(infra) -> None:
+    """The delivered attempts of deliveries queued under one claim are written with one update per fifty (the
+    local database spends half as much per document so), each naming the claim: one of them claimed again by
+    another attempt meanwhile is left as the other attempt has it. A failed attempt is written by itself
+    (its next try is its own). Each delivered one reads delivered, its time kept to the second."""
+    updates = Updates()
+    mongo = AsyncMongoClient(infra.mongo_uri, tz_aware=True, event_listeners=[updates])
+    db = mongo[f"webhooks_{uuid.uuid4().hex[:8]}"]
+    try:
+        sealer = SecretSealer.parse(DEV_SECRET_KEYS)
+        await webhooks_mongo.ensure_indexes(db, sealer)
+        store = webhooks_mongo.MongoWebhookStore(db, sealer)
+        now = datetime.now(UTC)
+        held = now + timedelta(seconds=30)
+        made = [
+            Delivery(f"wh_{n}:a", f"wh_{n}", "d", "a", f"wh_{n}|r", n, "{}", now, held, lease="L") for n in range(120)
+        ]
+        await db[webhooks_mongo.DELIVERIES].insert_many([webhooks_mongo.delivery_doc(d) for d in made])
+        taken = made[7]  # its claim ended and another attempt holds it now
+        await db[webhooks_mongo.DELIVERIES].update_one({"_id": taken.delivery_id}, {"$set": {"lease": "M"}})
+        failed = made[-1]
+        at = now.replace(microsecond=0) + timedelta(seconds=1)  # their times differ within this second
+        outcomes = [
+            Outcome(d, DeliveryState.DELIVERED, 1, now, 204, delivered_at=at + timedelta(milliseconds=n))
+            for n, d in enumerate(made[:-1])
+        ]
+        outcomes.append(Outcome(failed, DeliveryState.PENDING, 1, now, 500, "HTTP 500", at + timedelta(seconds=5)))
+        updates.statements.clear()
+        await store.record(outcomes, at)
+        many = [q for q, multi in updates.statements if multi]
+        single = [q for q, multi in updates.statements if not multi]
+        assert len(many) == 3 and single == [{"_id": failed.delivery_id, "lease": "L"}], updates.statements
+        assert all(q["lease"] == "L" for q in many)
+        stored = {doc["_id"]: doc for doc in await db[webhooks_mongo.DELIVERIES].find({}).to_list()}
+        for d in made[:-1]:
+            doc = stored[d.delivery_id]
+            if d is taken:
+                assert doc["state"] == "PENDING" and doc["lease"] == "M" and doc["attempts"] == 0
+            else:
+                assert doc["state"] == "DELIVERED" and doc["lease"] is None and doc["last_status"] == 204
+                assert doc["delivered_at"] == at
+        assert stored[failed.delivery_id]["state"] == "PENDING" and stored[failed.delivery_id]["last_status"] == 500
+    finally:
+        await mongo.drop_database(db.name)
+        await mongo.close()
+
+
+def _held(n: int, now: datetime, seq: int = 1, **fields) -> Delivery:
+    """A delivery queued and held by this process (claimed for 30 s under lease L)."""
+    held_until = now + timedelta(seconds=30)
+    return Delivery(
+        f"wh_{n}:s{seq}", f"wh_{n}", "d", f"s{seq}", f"wh_{n}|r", seq, "{}", now, held_until, lease="L", **fields
+    )
+
+
+async def test_a_write_that_finishes_more_chains_than_backlogs_are_kept_wakes_each_one_behind(
+    infra, monkeypatch
+) -> None:
+    """Each chain finished by one write has the delivery waiting behind its finished one woken, however many
+    chains the write finished: more than the backlogs kept (which a cache dropped before they were looked
+    up, leaving every one of them to the five-minute recheck)."""
+    monkeypatch.setattr(webhooks_mongo, "BACKLOGS_KEPT", 3)
+    await _wakes_each_chain(infra, chains=8, behind_first=0)
+
+
+async def test_chains_after_one_with_a_long_backlog_in_the_same_read_are_woken_too(infra, monkeypatch) -> None:
+    """Chains read together share a row limit: a chain with more open deliveries than the limit, read first,
+    must not leave the chains after it unread (their waiting ones would wait for the recheck)."""
+    monkeypatch.setattr(webhooks_mongo, "FIRST_OPEN_CAP", 5)
+    await _wakes_each_chain(infra, chains=4, behind_first=7)
+
+
+async def _wakes_each_chain(infra, *, chains: int, behind_first: int) -> None:
+    """`chains` chains of a finished delivery and one waiting behind it; the first chain has `behind_first`
+    more waiting. One write of their outcomes wakes the first waiting one of each chain."""
+    mongo = AsyncMongoClient(infra.mongo_uri, tz_aware=True)
+    db = mongo[f"webhooks_{uuid.uuid4().hex[:8]}"]
+    try:
+        sealer = SecretSealer.parse(DEV_SECRET_KEYS)
+        await webhooks_mongo.ensure_indexes(db, sealer)
+        store = webhooks_mongo.MongoWebhookStore(db, sealer)
+        now = datetime.now(UTC)
+        first = [_held(n, now) for n in range(chains)]
+        waiting = [_held(n, now, seq=2, waiting=True) for n in range(chains)]
+        more = [_held(0, now, seq=3 + k, waiting=True) for k in range(behind_first)]
+        await db[webhooks_mongo.DELIVERIES].insert_many(
+            [webhooks_mongo.delivery_doc(d) for d in first + waiting + more]
+        )
+        await store.record([Outcome(d, DeliveryState.DELIVERED, 1, now, 200, delivered_at=now) for d in first], now)
+        woken = await db[webhooks_mongo.DELIVERIES].find({"waiting": False, "seq": {"$gt": 1}}).to_list()
+        assert sorted(doc["_id"] for doc in woken) == sorted(d.delivery_id for d in waiting)
+    finally:
+        await mongo.drop_database(db.name)
+        await mongo.close()
+
+
+async def test_the_queuing_transaction_reads_no_endpoint_secret(infra) -> None:
+    """The notifier as its bootstrap wires it: the transaction that queues deliveries reads which endpoints
+    want what, never their secrets (the worker reads each endpoint by its id when it sends)."""
+    from services.notifier import main as notifier_main
+    from services.notifier.settings import NotifierSettings
+
+    settings = NotifierSettings(
+        kafka_bootstrap_servers=infra.bootstrap,
+        mongo_uri=infra.mongo_uri,
+        mongo_database=f"webhooks_{uuid.uuid4().hex[:8]}",
+        http_port=0,
+    )
+    app, runtime = notifier_main.build(settings)  # not started: its unit of work and store are used directly
+    try:
+        channel, department = app.state.webhooks, fresh_code()
+        endpoint, _ = await webhooks.register(
+            channel.store,
+            channel.urls,
+            department_code=department,
+            url="http://127.0.0.1:9/hook",
+            kinds=frozenset(),
+            description="",
+            created_by="test",
+            now=datetime.now(UTC),
+        )
+        async with app.state.notifier_uow() as tx:
+            found = await tx.webhooks.endpoints_of({department})
+        assert [e.endpoint_id for e in found] == [endpoint.endpoint_id]
+        assert found[0].secrets == []
+        assert (await channel.store.endpoint(endpoint.endpoint_id)).secrets  # kept, and read where they sign
+    finally:
+        await runtime.client.drop_database(settings.mongo_database)
+        await runtime.client.close()
+
+
+class PreferenceFinds(monitoring.CommandListener):
+    """The filters of the `find` commands sent on the departments' preferences."""
+
+    def __init__(self) -> None:
+        self.filters: list[dict] = []
+
+    def started(self, event: monitoring.CommandStartedEvent) -> None:
+        if event.command_name == "find" and event.command["find"] == "notifier_preferences":
+            self.filters.append(dict(event.command.get("filter", {})))
+
+    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
+        pass
+
+    def failed(self, event: monitoring.CommandFailedEvent) -> None:
+        pass
+
+
+async def test_a_fan_out_reads_the_preferences_chosen_in_one_query_while_they_are_few(infra, monkeypatch) -> None:
+    """A transaction asking the preferences of many departments (a change told to every holder) reads the
+    departments' choices whole in one query while at most PREFERENCES_READ_WHOLE chose, and finds each
+    department's own; past that bound it looks them up fifty to a query, with the same answer."""
+    from services.notifier import main as notifier_main
+    from services.notifier.adapters import mongo as notifier_mongo
+    from services.notifier.domain.notifications import Channel
+    from services.notifier.domain.preferences import Preferences
+    from services.notifier.settings import NotifierSettings
+
+    finds = PreferenceFinds()
+    monitoring.register(finds)  # the notifier's client, made next, reports to it
+    settings = NotifierSettings(
+        kafka_bootstrap_servers=infra.bootstrap,
+        mongo_uri=infra.mongo_uri,
+        mongo_database=f"webhooks_{uuid.uuid4().hex[:8]}",
+        http_port=0,
+    )
+    app, runtime = notifier_main.build(settings)  # not started: its unit of work is used directly
+    try:
+        asked = [fresh_code() for _ in range(2 * webhooks_mongo.IN_PER_QUERY + 20)]
+        chose = {code: Preferences(code, channels=frozenset({Channel.INBOX})) for code in asked[::40]}
+        async with app.state.notifier_uow() as tx:
+            for chosen in [*chose.values(), Preferences(fresh_code())]:  # and one of a department not asked
+                await tx.set_preferences(chosen)
+        monkeypatch.setattr(notifier_mongo, "PREFERENCES_READ_WHOLE", 100)
+        finds.filters.clear()
+        async with app.state.notifier_uow() as tx:
+            assert await tx.preferences(asked) == chose
+        assert finds.filters == [{}]  # the few chosen read whole
+        monkeypatch.setattr(notifier_mongo, "PREFERENCES_READ_WHOLE", 2)  # more chose than that
+        finds.filters.clear()
+        async with app.state.notifier_uow() as tx:
+            assert await tx.preferences(asked) == chose
+        assert finds.filters[0] == {} and len(finds.filters) == 1 + 3  # a bounded look, then fifty to a query
+    finally:
+        await runtime.client.drop_database(settings.mongo_database)
+        await runtime.client.close()
+
+
+async def test_deliveries_queued_first_in_their_chains_are_taken_without_reading_the_chains_again(infra) -> None:
+    """A transaction that finds nothing open in a chain before the delivery it queues marks it the chain's
+    first: the worker takes it without reading the chain again (a fan-out's thousand chains, twenty reads
+    less). A chain with an open delivery before is read, and the new one waits behind it. Of two
+    transactions of the process queuing into one chain at the same time, or one after the other while the
+    first was open, only the first knows its delivery first (the second's snapshot may not show the first's)."""
+    from services.notifier import main as notifier_main
+    from services.notifier.settings import NotifierSettings
+
+    finds = Finds()
+    monitoring.register(finds)  # the notifier's client, made next, reports to it
+    settings = NotifierSettings(
+        kafka_bootstrap_servers=infra.bootstrap,
+        mongo_uri=infra.mongo_uri,
+        mongo_database=f"webhooks_{uuid.uuid4().hex[:8]}",
+        http_port=0,
+    )
+    app, runtime = notifier_main.build(settings)  # not started: its unit of work and store are used directly
+    try:
+        await webhooks_mongo.ensure_indexes(runtime.db, settings.sealer())
+        uow, store, handed = app.state.notifier_uow, app.state.webhooks.store, []
+        uow.on_deliveries = handed.extend
+        now = datetime.now(UTC)
+        tag = uuid.uuid4().hex[:6]
+
+        def delivery(endpoint: str, n: int) -> Delivery:
+            return Delivery(f"{endpoint}:{tag}{n}", endpoint, "d", f"{tag}{n}", f"{endpoint}|r", 0, "{}", now, now)
+
+        before = delivery("wh_a", 0)
+        before.seq = webhooks_mongo.next_seq()
+        await runtime.db[webhooks_mongo.DELIVERIES].insert_one(webhooks_mongo.delivery_doc(before))
+        async with uow() as tx:
+            await tx.webhooks.queue([delivery(e, 1) for e in ("wh_a", "wh_b", "wh_c")])
+        assert {d.endpoint_id: d.first_in_chain for d in handed} == {"wh_a": False, "wh_b": True, "wh_c": True}
+        finds.filters.clear()
+        go = await store.take(handed, now)
+        assert sorted(d.endpoint_id for d in go) == ["wh_b", "wh_c"]  # a's waits behind the one before it
+        chain_reads = [f["chain"]["$in"] for f in finds.filters if "chain" in f]
+        assert chain_reads == [["wh_a|r"]], chain_reads
+
+        handed.clear()
+        async with uow() as first:
+            await first.webhooks.queue([delivery("wh_d", 1)])
+            async with uow() as second:  # at the same time, into the same chain
+                await second.webhooks.queue([delivery("wh_d", 2)])
+        async with uow() as third:
+            async with uow() as meanwhile:  # begun after `third`, ended before it queues
+                await meanwhile.webhooks.queue([delivery("wh_e", 1)])
+            await third.webhooks.queue([delivery("wh_e", 2)])
+        assert {d.delivery_id.split(":")[1]: d.first_in_chain for d in handed if d.endpoint_id == "wh_d"} == {
+            f"{tag}1": True,
+            f"{tag}2": False,
+        }
+        assert [d.first_in_chain for d in handed if d.endpoint_id == "wh_e"] == [True, False]
+        go = await store.take(handed, now)
+        assert sorted(d.delivery_id for d in go) == [f"wh_d:{tag}1", f"wh_e:{tag}1"]
+    finally:
+        await runtime.client.drop_database(settings.mongo_database)
+        await runtime.client.close()

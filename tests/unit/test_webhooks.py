@@ -18,6 +18,8 @@ from services.notifier.adapters.webhooks_delivery import (
     RECORD_BUSY,
     RECORD_LEASE_LEFT,
     RECORD_MOST,
+    RECORD_QUEUING_LONGEST,
+    RECORD_QUEUING_MANY,
     WebhookDeliverer,
     outcomes_due,
     resolve,
@@ -220,7 +222,7 @@ def test_only_the_first_open_delivery_of_a_chain_goes() -> None:
     assert go == [deliveries[0]] and wait == [deliveries[1], deliveries[2]]  # "b" has an older one still open
 
 
-def test_outcomes_are_written_at_once_when_idle_and_held_together_while_a_fan_out_goes_on() -> None:
+def test_outcomes_are_written_at_once_when_idle_and_held_together_while_a_fan_out_goes_on_or_is_stored() -> None:
     assert not outcomes_due(0, 60.0, idle=True)  # nothing to write
     assert outcomes_due(1, 0.0, idle=True)  # nothing in flight: the chain's next one need not wait
     assert not outcomes_due(RECORD_MOST - 1, RECORD_BUSY - 0.1, idle=False)  # attempts go on: the notices first
@@ -229,6 +231,12 @@ def test_outcomes_are_written_at_once_when_idle_and_held_together_while_a_fan_ou
     # nor once a claim among them is about to end (another attempt could claim it again)
     assert outcomes_due(1, 0.0, idle=False, lease_left=RECORD_LEASE_LEFT)
     assert not outcomes_due(1, 0.0, idle=False, lease_left=RECORD_LEASE_LEFT + 1)
+    # while this process's transactions still hand deliveries over (a fan-out stored in several), idle or not,
+    # the rest of it is stored first: held up to RECORD_QUEUING_LONGEST, RECORD_MOST, or a claim ending
+    assert not outcomes_due(1, RECORD_BUSY, idle=True, queuing=True)
+    assert outcomes_due(1, RECORD_QUEUING_LONGEST, idle=True, queuing=True)
+    assert outcomes_due(RECORD_MOST, 0.0, idle=True, queuing=True)
+    assert outcomes_due(1, 0.0, idle=True, queuing=True, lease_left=RECORD_LEASE_LEFT)
 
 
 class Writes:
@@ -272,6 +280,30 @@ async def test_outcomes_are_held_from_the_oldest_one_and_written_at_once_before_
         assert await record() == [[old, young], [short]]  # its claim ends soon: written at once
     finally:
         in_flight.cancel()
+
+
+async def test_outcomes_wait_while_a_fan_out_is_handed_over_and_not_after_a_notice_to_few() -> None:
+    writes = Writes()
+    deliverer = WebhookDeliverer(writes, RetrySchedule(), handlers.UrlPolicy(resolve, True), clock=lambda: NOW)  # type: ignore[arg-type]
+    d = delivery_for(endpoint(), notice(), NOW)
+    d.next_try_at = NOW + timedelta(seconds=20)
+    deliverer.finished.append(Outcome(d, DeliveryState.DELIVERED, 1, NOW, 200, delivered_at=NOW))
+    deliverer.finished_at.append(asyncio.get_running_loop().time())
+
+    async def record() -> list[list[Outcome]]:
+        await deliverer._record()
+        if deliverer.recording is not None:
+            await deliverer.recording
+        return writes.written
+
+    deliverer.hand_over([d] * (RECORD_QUEUING_MANY - 1))  # a notice to a few endpoints
+    deliverer.fresh.clear()  # sent meanwhile: the worker is idle
+    assert len(await record()) == 1  # written at once
+    deliverer.finished[:] = [Outcome(d, DeliveryState.DELIVERED, 1, NOW, 200, delivered_at=NOW)]
+    deliverer.finished_at[:] = [asyncio.get_running_loop().time()]
+    deliverer.hand_over([d] * RECORD_QUEUING_MANY)  # a part of a fan-out: more of it is being stored
+    deliverer.fresh.clear()
+    assert len(await record()) == 1  # held, idle as the worker is
 
 
 def test_many_values_are_looked_up_in_parts_each_value_once() -> None:

@@ -16,8 +16,7 @@ from common.events import Event
 from common.mongo import Transaction
 from common.policy import Role
 from common.runtime import Runtime
-from services.notifier.adapters.sealing import SecretSealer
-from services.notifier.adapters.webhooks_mongo import MongoWebhookQueue, in_parts
+from services.notifier.adapters.webhooks_mongo import IN_PER_QUERY, MongoWebhookQueue, in_parts
 from services.notifier.domain.changes import ChangeBatch, Ranges, told_after
 from services.notifier.domain.events import Dispute, ShareType
 from services.notifier.domain.holdings import EntryTerms, Holding
@@ -33,7 +32,6 @@ from services.notifier.domain.notifications import (
 from services.notifier.domain.preferences import Preferences
 from services.notifier.domain.reminders import Deadline, Reminder
 from services.notifier.domain.webhooks import Delivery as WebhookDelivery
-from services.notifier.domain.webhooks import Endpoint
 from services.notifier.ports import InboxQuery
 
 INBOX = "notifier_inbox"
@@ -43,6 +41,7 @@ ENTRIES = "notifier_entries"
 FEEDS = "notifier_change_feeds"  # per resource: how far its changes were told, and the batch still open
 REMINDERS = "notifier_reminders"
 PREFERENCES = "notifier_preferences"
+PREFERENCES_READ_WHOLE = 1_000  # departments that chose, read in one query when a fan-out asks for many
 DIGESTS = "notifier_digests"  # per department on a daily digest: when the next one is due
 
 
@@ -298,13 +297,11 @@ async def _add_inbox_keys(db: AsyncDatabase) -> None:
 
 
 class MongoNotifierTransaction:
-    def __init__(
-        self, tx: Transaction, retention: Retention, hold: timedelta | None = None, sealer: SecretSealer | None = None
-    ) -> None:
+    def __init__(self, tx: Transaction, retention: Retention, hold: timedelta | None = None) -> None:
         self.tx = tx
         self.db, self.session = tx.db, tx.session
         self.retention = retention
-        self.webhooks = MongoWebhookQueue(tx.db, tx.session, hold, sealer)
+        self.webhooks = MongoWebhookQueue(tx.db, tx.session, hold)
 
     async def existing(self, notification_ids: Collection[str]) -> set[str]:
         if not notification_ids:
@@ -323,7 +320,16 @@ class MongoNotifierTransaction:
         self.tx.emit(topic, event)
 
     async def preferences(self, department_codes: Collection[str]) -> dict[str, Preferences]:
+        """The choices of those of `department_codes` that chose. Asked for many (a fan-out), the chosen ones are
+        read whole in one query while there are at most PREFERENCES_READ_WHOLE (one per department that
+        chose: few), else fifty departments to a query."""
         found = {}
+        if len(department_codes) > IN_PER_QUERY:
+            cursor = self.db[PREFERENCES].find({}, session=self.session).limit(PREFERENCES_READ_WHOLE + 1)
+            chosen = await cursor.to_list()
+            if len(chosen) <= PREFERENCES_READ_WHOLE:
+                wanted = set(department_codes)
+                return {doc["_id"]: _preferences(doc) for doc in chosen if doc["_id"] in wanted}
         for part in in_parts(department_codes):
             async for doc in self.db[PREFERENCES].find({"_id": {"$in": part}}, session=self.session):
                 found[doc["_id"]] = _preferences(doc)
@@ -480,17 +486,15 @@ class MongoUnitOfWork:
         self,
         runtime: Runtime,
         retention: Retention,
-        on_deliveries: Callable[[list[WebhookDelivery], dict[str, Endpoint]], None] | None = None,
+        on_deliveries: Callable[[list[WebhookDelivery]], None] | None = None,
         hold: timedelta | None = None,
-        sealer: SecretSealer | None = None,
     ) -> None:
         self.runtime = runtime
         self.retention = retention
-        # Hands committed webhook deliveries to the worker, which holds them for `hold` (MongoWebhookQueue),
-        # with their endpoints as the transaction read them (secrets opened with `sealer`).
+        # Hands committed webhook deliveries to the worker, which holds them for `hold` (MongoWebhookQueue)
+        # and reads their endpoints itself when it takes them.
         self.on_deliveries = on_deliveries
         self.hold = hold if on_deliveries is not None else None
-        self.sealer = sealer
 
     @property
     def db(self) -> AsyncDatabase:
@@ -498,11 +502,16 @@ class MongoUnitOfWork:
 
     @asynccontextmanager
     async def __call__(self) -> AsyncIterator[MongoNotifierTransaction]:
-        async with self.runtime.transaction() as tx:
-            notifier_tx = MongoNotifierTransaction(tx, self.retention, self.hold, self.sealer)
-            yield notifier_tx
+        notifier_tx: MongoNotifierTransaction | None = None
+        try:
+            async with self.runtime.transaction() as tx:
+                notifier_tx = MongoNotifierTransaction(tx, self.retention, self.hold)
+                yield notifier_tx
+        finally:
+            if notifier_tx is not None:  # committed or not: a transaction reading its chains now sees it as it is
+                notifier_tx.webhooks.close()
         if notifier_tx.webhooks.queued and self.on_deliveries is not None:
-            self.on_deliveries(notifier_tx.webhooks.queued, notifier_tx.webhooks.endpoints)
+            self.on_deliveries(notifier_tx.webhooks.queued)
 
     async def inbox(self, query: InboxQuery) -> tuple[list[Notification], int]:
         # The index's part is a stage of its own, the rest comes after it: the local database plans only a query

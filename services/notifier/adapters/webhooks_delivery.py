@@ -87,16 +87,29 @@ RECORD_EVERY = 0.25  # seconds between the loop's looks at outcomes waiting to b
 # ends within RECORD_LEASE_LEFT is written at once; one written after its claim was lost changes nothing
 # (MongoWebhookStore.record): the delivery is another attempt's by then.
 RECORD_BUSY = 2.0
-RECORD_MOST = 512
+RECORD_MOST = 1024
 RECORD_LEASE_LEFT = 5.0
+# While this process's transactions store a fan-out (one handed RECORD_QUEUING_MANY deliveries or more over
+# less than RECORD_QUEUING ago: a change told to many holders is stored 50, 100, 200 … to a transaction, see
+# services.notifier.handlers, one of 400 taking a second or two on a loaded machine), the worker is not idle
+# for the outcomes' sake, and they wait up to RECORD_QUEUING_LONGEST: the database stores the rest of the
+# fan-out first (its deliveries cannot go before), the bookkeeping of those sent after. A notice to a few
+# endpoints has its outcomes written at once.
+RECORD_QUEUING = 3.0
+RECORD_QUEUING_MANY = 50
+RECORD_QUEUING_LONGEST = 6.0
 
 
-def outcomes_due(waiting: int, oldest_seconds: float, *, idle: bool, lease_left: float = float("inf")) -> bool:
-    """Whether the outcomes waiting are written now: at once when no attempt is in flight or ready to go or
-    when the shortest claim among them ends within RECORD_LEASE_LEFT (`lease_left` seconds), otherwise once
-    RECORD_MOST wait or the oldest waited RECORD_BUSY."""
+def outcomes_due(
+    waiting: int, oldest_seconds: float, *, idle: bool, lease_left: float = float("inf"), queuing: bool = False
+) -> bool:
+    """Whether the outcomes waiting are written now: at once when no attempt is in flight or ready to go (and
+    no fan-out is being stored: `queuing`) or when the shortest claim among them ends within
+    RECORD_LEASE_LEFT (`lease_left` seconds), otherwise once RECORD_MOST wait or the oldest waited
+    RECORD_BUSY (RECORD_QUEUING_LONGEST while queuing)."""
+    longest = RECORD_QUEUING_LONGEST if queuing else RECORD_BUSY
     return waiting > 0 and (
-        idle or waiting >= RECORD_MOST or oldest_seconds >= RECORD_BUSY or lease_left <= RECORD_LEASE_LEFT
+        (idle and not queuing) or waiting >= RECORD_MOST or oldest_seconds >= longest or lease_left <= RECORD_LEASE_LEFT
     )
 
 
@@ -147,6 +160,7 @@ class WebhookDeliverer:
     # When the database next has a due delivery (None: ask it); claims wait for it.
     due_at: datetime | None = None
     recording: asyncio.Task | None = None  # the bulk write of outcomes under way
+    handed_over_at: float = float("-inf")  # loop time RECORD_QUEUING_MANY deliveries or more were last handed over
 
     @property
     def lease(self) -> timedelta:
@@ -156,10 +170,12 @@ class WebhookDeliverer:
     def wake(self) -> None:
         self.woken.set()
 
-    def hand_over(self, deliveries: list[Delivery], endpoints: dict[str, Endpoint] | None = None) -> None:
-        """Deliveries committed by this process, held for `lease`: attempted at once. The endpoints their
-        transaction read are not used: an endpoint is read when its deliveries are taken (see _supply)."""
+    def hand_over(self, deliveries: list[Delivery]) -> None:
+        """Deliveries committed by this process, held for `lease`: attempted at once (their endpoints are read
+        when they are taken, see _supply)."""
         self.fresh.extend(deliveries)
+        if len(deliveries) >= RECORD_QUEUING_MANY:  # a fan-out's part: more of it is likely being stored
+            self.handed_over_at = asyncio.get_running_loop().time()
         self.woken.set()
 
     async def run(self) -> None:
@@ -191,10 +207,12 @@ class WebhookDeliverer:
         """Outcomes are written together, beside the attempts (which go on meanwhile): see outcomes_due."""
         if not self.finished or (self.recording is not None and not self.recording.done()):
             return
-        held = asyncio.get_running_loop().time() - self.finished_at[0]  # the oldest waiting one
+        now = asyncio.get_running_loop().time()
+        held = now - self.finished_at[0]  # the oldest waiting one
         lease_left = (min(o.delivery.next_try_at for o in self.finished) - self.clock()).total_seconds()
         idle = not self.running and not self.ready and not self.fresh
-        if outcomes_due(len(self.finished), held, idle=idle, lease_left=lease_left):
+        queuing = now - self.handed_over_at < RECORD_QUEUING
+        if outcomes_due(len(self.finished), held, idle=idle, lease_left=lease_left, queuing=queuing):
             self.recording = asyncio.create_task(self._write(list(self.finished)))
 
     async def _write(self, outcomes: list[Outcome]) -> None:
