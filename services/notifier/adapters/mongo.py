@@ -502,14 +502,9 @@ class MongoUnitOfWork:
 
     @asynccontextmanager
     async def __call__(self) -> AsyncIterator[MongoNotifierTransaction]:
-        notifier_tx: MongoNotifierTransaction | None = None
-        try:
-            async with self.runtime.transaction() as tx:
-                notifier_tx = MongoNotifierTransaction(tx, self.retention, self.hold)
-                yield notifier_tx
-        finally:
-            if notifier_tx is not None:  # committed or not: a transaction reading its chains now sees it as it is
-                notifier_tx.webhooks.close()
+        async with self.runtime.transaction() as tx:
+            notifier_tx = MongoNotifierTransaction(tx, self.retention, self.hold)
+            yield notifier_tx
         if notifier_tx.webhooks.queued and self.on_deliveries is not None:
             self.on_deliveries(notifier_tx.webhooks.queued)
 

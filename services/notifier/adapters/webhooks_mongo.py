@@ -199,8 +199,6 @@ class MongoWebhookQueue:
         # endpoints by id when it takes them, secrets and all; this transaction reads only who wants what.
         self.hold = hold
         self.queued: list[Delivery] = []
-        self.started = CHAINS_QUEUING.tick()  # before the transaction's first read
-        self.chains: set[str] = set()  # those this transaction queued into, registered in CHAINS_QUEUING
 
     async def endpoints_of(self, department_codes: Collection[str]) -> list[Endpoint]:
         """The departments' endpoints without their secrets, which are neither read nor opened here."""
@@ -214,83 +212,13 @@ class MongoWebhookQueue:
     async def queue(self, deliveries: list[Delivery]) -> None:
         held_until = datetime.now(UTC) + self.hold if self.hold is not None else None  # from now, not the notice
         lease = uuid.uuid4().hex if held_until is not None else None  # this process's claim on them
-        chains = {d.chain for d in deliveries}
-        # chains no other transaction of this process queued into since this one began, nor is queuing into
-        alone = CHAINS_QUEUING.alone(chains - self.chains, self.started) if held_until is not None else set()
-        CHAINS_QUEUING.enter(chains - self.chains)
-        self.chains |= chains
         for delivery in deliveries:
             delivery.seq = next_seq()
             if held_until is not None:
                 delivery.next_try_at = held_until
                 delivery.lease = lease
-        if alone:  # as this transaction sees them (no open one: the worker takes these without asking again)
-            alone -= {d["chain"] async for d in self._open_in(alone)}
-            for delivery in deliveries:
-                delivery.first_in_chain = delivery.chain in alone
         await self.db[DELIVERIES].insert_many([delivery_doc(d) for d in deliveries], session=self.session)
         self.queued += deliveries
-
-    def _open_in(self, chains: Collection[str]) -> Any:
-        """The chains' open deliveries, chain by chain (none before this transaction's own are inserted: the
-        local database answers quickly that there are none)."""
-
-        async def rows() -> Any:
-            for part in in_parts(chains):
-                cursor = self.db[DELIVERIES].find(open_in_chains(part), {"chain": 1}, session=self.session)
-                async for doc in cursor:
-                    yield doc
-
-        return rows()
-
-    def close(self) -> None:
-        """The transaction ended (committed or not): the chains it queued into are free."""
-        CHAINS_QUEUING.leave(self.chains)
-        self.chains = set()
-
-
-class ChainsQueuing:
-    """The chains that this process's transactions are queuing deliveries into, and when the last one that did
-    ended: a transaction that finds nothing open in a chain knows it queues the chain's first open delivery
-    only if no other transaction of this process queued into it meanwhile (its snapshot would not show that
-    one's). Other processes do not queue into the same chain at the same time: a resource's events are
-    handled by one consumer at a time (see next_seq). Past CHAINS_REMEMBERED chains the older half is
-    forgotten, and a transaction begun before what was forgotten knows no chain alone (it asks again)."""
-
-    def __init__(self) -> None:
-        self.ticks = 0
-        self.open: dict[str, int] = {}  # chain: transactions queuing into it now
-        self.ended: dict[str, int] = {}  # chain: tick at which the last transaction queuing into it ended
-        self.forgotten_until = 0  # ended before this tick: no longer known
-
-    def tick(self) -> int:
-        self.ticks += 1
-        return self.ticks
-
-    def alone(self, chains: set[str], since: int) -> set[str]:
-        if since < self.forgotten_until:
-            return set()
-        return {c for c in chains if c not in self.open and self.ended.get(c, 0) <= since}
-
-    def enter(self, chains: set[str]) -> None:
-        for chain in chains:
-            self.open[chain] = self.open.get(chain, 0) + 1
-
-    def leave(self, chains: set[str]) -> None:
-        now = self.tick()
-        for chain in chains:
-            left = self.open.pop(chain, 1) - 1
-            if left > 0:
-                self.open[chain] = left
-            self.ended[chain] = now
-        if len(self.ended) > CHAINS_REMEMBERED:
-            cut = sorted(self.ended.values())[len(self.ended) // 2]
-            self.ended = {c: t for c, t in self.ended.items() if t > cut}
-            self.forgotten_until = cut + 1
-
-
-CHAINS_QUEUING = ChainsQueuing()
-CHAINS_REMEMBERED = 100_000
 
 
 _last_seq = 0
@@ -298,8 +226,12 @@ _last_seq = 0
 
 def next_seq() -> int:
     """Increasing in this process: nanoseconds since the epoch, one more than the last if the clock stood
-    still. The events of one resource are handled by one consumer at a time, so its chain's deliveries are
-    numbered by one process, in the order its events were handled."""
+    still. A chain's deliveries are not numbered by one process alone: a resource's notices are queued by the
+    `notifier` and `notifier-changes` consumer groups and by every replica's timer, possibly at the same time,
+    so no process may assume it is alone in a chain. Whatever queued them, the worker takes a delivery only
+    after reading its chain's open ones again once it is committed (MongoWebhookStore.take): one committed
+    before that read and numbered earlier goes first. Across processes the order is that of the clocks that
+    numbered them, and one numbered earlier but committed after that read is not waited for."""
     global _last_seq
     _last_seq = max(time.time_ns(), _last_seq + 1)
     return _last_seq
@@ -406,15 +338,7 @@ class MongoWebhookStore:
         return [delivery_from(doc) async for doc in won]
 
     async def take(self, deliveries: list[Delivery], now: datetime) -> list[Delivery]:
-        """Those of this process's fresh deliveries that are the first open one of their chain; the others wait.
-        A chain all of whose deliveries here were queued first in it (Delivery.first_in_chain) is not read
-        again: its first open one is the lowest of them."""
-        known = {d.chain for d in deliveries} - {d.chain for d in deliveries if not d.first_in_chain}
-        first = await self._first_open({d.chain for d in deliveries if d.chain not in known})
-        for d in deliveries:
-            if d.chain in known:
-                first[d.chain] = min(d.seq, first.get(d.chain, d.seq))
-        go, behind = heads(deliveries, first)
+        go, behind = heads(deliveries, await self._first_open({d.chain for d in deliveries}))
         if behind:
             await self.db[DELIVERIES].update_many(
                 {"_id": {"$in": [d.delivery_id for d in behind]}, "state": DeliveryState.PENDING.value},
@@ -536,9 +460,9 @@ BACKLOGS_KEPT = 1_000  # chains whose open deliveries are kept in order, the lea
 
 class ChainBacklog:
     """A chain's open deliveries as read once, in `seq` order: those after a finished one are handed out one
-    by one (each checked by its id by the caller) and read again once used up. A delivery queued since has a
-    higher `seq` than those read (one process numbers a chain's deliveries, increasing), so it is found when
-    they are used up."""
+    by one (each checked by its id by the caller) and read again once used up. A delivery queued since by
+    this process has a higher `seq` than those read and is found when they are used up; one queued by another
+    process may sit between them, and is found then too, or by the recheck of waiting ones (WAITING_RECHECK)."""
 
     def __init__(self, db: AsyncDatabase, chain: str) -> None:
         self.db = db
