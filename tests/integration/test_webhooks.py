@@ -933,3 +933,38 @@ async def test_a_delivery_queued_while_another_process_queues_into_its_chain_wai
     finally:
         await runtime.client.drop_database(settings.mongo_database)
         await runtime.client.close()
+
+
+async def test_a_delivery_marked_waiting_after_the_one_before_it_finished_is_due_at_once(infra, monkeypatch) -> None:
+    """The worker reads a chain's first open delivery, then marks those behind it waiting. If the one before
+    finishes in between (another replica's outcome) its wake finds the next one not waiting yet and leaves it;
+    the marking then reads the chain again and makes the one now first due at once, not after WAITING_RECHECK."""
+    mongo = AsyncMongoClient(infra.mongo_uri, tz_aware=True)
+    db = mongo[f"webhooks_{uuid.uuid4().hex[:8]}"]
+    try:
+        sealer = SecretSealer.parse(DEV_SECRET_KEYS)
+        await webhooks_mongo.ensure_indexes(db, sealer)
+        now = datetime.now(UTC)
+        before, behind = (Delivery(f"wh_a:n{k}", "wh_a", "d", f"n{k}", "wh_a|r", k, "{}", now, now) for k in (1, 2))
+        await db[webhooks_mongo.DELIVERIES].insert_many([webhooks_mongo.delivery_doc(d) for d in (before, behind)])
+        store, other_replica = (webhooks_mongo.MongoWebhookStore(db, sealer) for _ in range(2))
+        read_first_open = store._first_open
+        reads = []
+
+        async def then_the_one_before_finishes(chains):
+            first = await read_first_open(chains)
+            reads.append(first)
+            if len(reads) == 1:  # right after the worker's read: delivered, and its next one woken if waiting
+                done = Outcome(before, DeliveryState.DELIVERED, 1, now, 200, delivered_at=now)
+                await other_replica.record([done], now)
+            return first
+
+        monkeypatch.setattr(store, "_first_open", then_the_one_before_finishes)
+        assert await store.take([behind], now) == []  # behind the one before, as read
+        assert reads == [{"wh_a|r": 1}, {"wh_a|r": 2}]  # read again after the marking: first by now
+        after = await store.delivery(behind.delivery_id)
+        assert after is not None and after.state is DeliveryState.PENDING
+        assert not after.waiting and after.next_try_at <= now  # due at once
+    finally:
+        await mongo.drop_database(db.name)
+        await mongo.close()

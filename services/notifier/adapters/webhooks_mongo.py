@@ -10,6 +10,7 @@ lease ends (at least once)."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from collections.abc import Collection
@@ -242,6 +243,9 @@ class MongoWebhookStore:
         self.db = db
         self.sealer = sealer
         self.backlogs: dict[str, ChainBacklog] = {}  # chains whose open deliveries were read, see _wake_next
+        # Marking deliveries waiting and waking a chain's next one take turns in this process (_park): a wake
+        # that read a delivery not waiting yet cannot be followed by its marking in between.
+        self.chain_turns = asyncio.Lock()
 
     async def add_endpoint(self, endpoint: Endpoint) -> None:
         await self.db[ENDPOINTS].insert_one(endpoint_doc(endpoint, self.sealer))
@@ -323,11 +327,7 @@ class MongoWebhookStore:
         if not candidates:
             return []
         go, behind = heads(candidates, await self._first_open({d.chain for d in candidates}))
-        if behind:
-            await self.db[DELIVERIES].update_many(
-                {"_id": {"$in": [d.delivery_id for d in behind]}, **due},
-                {"$set": {"waiting": True, "next_try_at": now + WAITING_RECHECK}},
-            )
+        await self._park(behind, due, now)
         if not go:
             return []
         ids, lease = [d.delivery_id for d in go], uuid.uuid4().hex
@@ -338,13 +338,31 @@ class MongoWebhookStore:
         return [delivery_from(doc) async for doc in won]
 
     async def take(self, deliveries: list[Delivery], now: datetime) -> list[Delivery]:
+        """Those of this process's fresh deliveries that are the first open one of their chain, each chain read
+        again here (other processes queue into the same chains: no transaction knows its delivery first)."""
         go, behind = heads(deliveries, await self._first_open({d.chain for d in deliveries}))
-        if behind:
+        await self._park(behind, {"state": DeliveryState.PENDING.value}, now)
+        return go
+
+    async def _park(self, behind: list[Delivery], still: dict[str, Any], now: datetime) -> None:
+        """Deliveries found behind an earlier open one wait (until woken, or WAITING_RECHECK). The one before
+        may have finished since it was read, its wake seeing these not waiting yet: in this process marking and
+        waking take turns, and after the marking each chain's first open delivery is read again; one marked
+        that is first by now is due at once (a wake in another process that came too early)."""
+        if not behind:
+            return
+        async with self.chain_turns:
             await self.db[DELIVERIES].update_many(
-                {"_id": {"$in": [d.delivery_id for d in behind]}, "state": DeliveryState.PENDING.value},
+                {"_id": {"$in": [d.delivery_id for d in behind]}, **still},
                 {"$set": {"waiting": True, "next_try_at": now + WAITING_RECHECK}},
             )
-        return go
+            first = await self._first_open({d.chain for d in behind})
+            now_first = [d.delivery_id for d in behind if first[d.chain] == d.seq]
+            if now_first:
+                await self.db[DELIVERIES].update_many(
+                    {"_id": {"$in": now_first}, "waiting": True, "state": DeliveryState.PENDING.value},
+                    {"$set": {"waiting": False, "next_try_at": now}},
+                )
 
     async def _first_open(self, chains: Collection[str]) -> dict[str, int]:
         """The lowest open `seq` of each chain (by the chain index; a chain left out past the cap counts as
@@ -372,8 +390,13 @@ class MongoWebhookStore:
         outcome of the first changes nothing (neither books it delivered nor sets it back to pending). The
         first waiting delivery of each chain whose open one finished is then due now. Delivered attempts of
         one claim are written together (_outcome_writes)."""
+        await self.wake_next(await self.write_outcomes(outcomes), now)
+
+    async def write_outcomes(self, outcomes: list[Outcome]) -> dict[str, int]:
+        """The outcomes' write alone (see record): the chains whose open delivery finished, each with the
+        highest `seq` finished, for wake_next."""
         if not outcomes:
-            return
+            return {}
         result = await self.db[DELIVERIES].bulk_write(_outcome_writes(outcomes), ordered=False)
         done = {o.delivery.delivery_id: o.delivery for o in outcomes if o.finished}
         if result.matched_count < len(outcomes) and done:  # some claims were lost: their chains go on only if done
@@ -386,7 +409,14 @@ class MongoWebhookStore:
         finished: dict[str, int] = {}
         for d in done.values():
             finished[d.chain] = max(d.seq, finished.get(d.chain, d.seq))
-        await self._wake_next(finished, now)
+        return finished
+
+    async def wake_next(self, finished: dict[str, int], now: datetime) -> None:
+        """The next delivery of each finished chain (chain: the `seq` finished) is due now; in turn with the
+        marking of waiting ones (_park)."""
+        if finished:
+            async with self.chain_turns:
+                await self._wake_next(finished, now)
 
     async def _wake_next(self, finished: dict[str, int], now: datetime) -> None:
         """The first waiting delivery after each finished one (chain: its `seq`) is due now (tried if it is the
