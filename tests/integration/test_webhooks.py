@@ -968,3 +968,30 @@ async def test_a_delivery_marked_waiting_after_the_one_before_it_finished_is_due
     finally:
         await mongo.drop_database(db.name)
         await mongo.close()
+
+
+async def test_a_chain_whose_kept_deliveries_all_finished_meanwhile_is_read_again(infra) -> None:
+    """A finish whose chain's kept backlog holds only deliveries finished meanwhile (by another replica) reads
+    the chain again: a waiting one queued since is woken, not left for the recheck."""
+    mongo = AsyncMongoClient(infra.mongo_uri, tz_aware=True)
+    db = mongo[f"webhooks_{uuid.uuid4().hex[:8]}"]
+    try:
+        sealer = SecretSealer.parse(DEV_SECRET_KEYS)
+        await webhooks_mongo.ensure_indexes(db, sealer)
+        now = datetime.now(UTC)
+        chain = [Delivery(f"wh_a:n{k}", "wh_a", "d", f"n{k}", "wh_a|r", k, "{}", now, now) for k in range(4)]
+        for d in chain[1:]:
+            d.waiting = True
+        deliveries = db[webhooks_mongo.DELIVERIES]
+        await deliveries.insert_many([webhooks_mongo.delivery_doc(d) for d in chain[:3]])
+        store = webhooks_mongo.MongoWebhookStore(db, sealer)
+        await store.record([Outcome(chain[0], DeliveryState.DELIVERED, 1, now, 200, delivered_at=now)], now)
+        assert not (await store.delivery(chain[1].delivery_id)).waiting  # woken; the chain's others now kept
+        await deliveries.update_one({"_id": chain[2].delivery_id}, {"$set": {"state": "DELIVERED", "waiting": False}})
+        await deliveries.insert_one(webhooks_mongo.delivery_doc(chain[3]))  # queued since, waiting
+        await store.record([Outcome(chain[1], DeliveryState.DELIVERED, 1, now, 200, delivered_at=now)], now)
+        woken = await store.delivery(chain[3].delivery_id)
+        assert woken is not None and not woken.waiting and woken.next_try_at <= now
+    finally:
+        await mongo.drop_database(db.name)
+        await mongo.close()

@@ -438,13 +438,23 @@ class MongoWebhookStore:
                 if after and after[0].get("waiting"):
                     waiting.append(after[0]["_id"])
                 continue
-            for delivery_id in await kept[chain].after(seq):
+            ids = await kept[chain].after(seq)  # read again by it when none was left
+            for delivery_id in ids:
                 doc = await self.db[DELIVERIES].find_one({"_id": delivery_id}, {"state": 1, "waiting": 1})
                 if doc is None or doc["state"] != DeliveryState.PENDING.value:
                     continue  # finished meanwhile: the next one
                 if doc.get("waiting"):
                     waiting.append(delivery_id)
                 break  # the chain's first open one: woken if it waits, else it goes by itself
+            else:
+                if not ids:
+                    continue  # just read: nothing open after the finished one
+                # every one kept finished meanwhile: the chain as it is now
+                docs = (await self._open_of([chain], {"waiting": 1}))[chain]
+                self._keep(chain, [(doc["seq"], doc["_id"]) for doc in docs])
+                after = [doc for doc in docs if doc["seq"] > seq]
+                if after and after[0].get("waiting"):
+                    waiting.append(after[0]["_id"])
         if waiting:
             await self.db[DELIVERIES].bulk_write(
                 [
