@@ -995,3 +995,26 @@ async def test_a_chain_whose_kept_deliveries_all_finished_meanwhile_is_read_agai
     finally:
         await mongo.drop_database(db.name)
         await mongo.close()
+
+
+async def test_a_delivered_attempt_is_never_dated_before_its_delivery_was_created(infra) -> None:
+    """Delivered attempts are written to the second: `delivered_at` is rounded up, so it never reads before
+    the delivery's `created_at` (kept to the millisecond) nor before the attempt."""
+    mongo = AsyncMongoClient(infra.mongo_uri, tz_aware=True)
+    db = mongo[f"webhooks_{uuid.uuid4().hex[:8]}"]
+    try:
+        sealer = SecretSealer.parse(DEV_SECRET_KEYS)
+        await webhooks_mongo.ensure_indexes(db, sealer)
+        created = datetime.now(UTC).replace(microsecond=400_000)
+        sent = created + timedelta(milliseconds=200)
+        d = Delivery("wh_a:n1", "wh_a", "d", "n1", "wh_a|r", 1, "{}", created, created)
+        await db[webhooks_mongo.DELIVERIES].insert_one(webhooks_mongo.delivery_doc(d))
+        store = webhooks_mongo.MongoWebhookStore(db, sealer)
+        await store.record([Outcome(d, DeliveryState.DELIVERED, 1, created, 200, delivered_at=sent)], sent)
+        stored = await store.delivery(d.delivery_id)
+        assert stored is not None and stored.state is DeliveryState.DELIVERED
+        assert stored.delivered_at == created.replace(microsecond=0) + timedelta(seconds=1)
+        assert stored.delivered_at >= sent >= stored.created_at
+    finally:
+        await mongo.drop_database(db.name)
+        await mongo.close()

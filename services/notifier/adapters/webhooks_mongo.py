@@ -520,10 +520,10 @@ class ChainBacklog:
 
 def _outcome_writes(outcomes: list[Outcome]) -> list[UpdateOne | UpdateMany]:
     """One update per claim and identical change for the delivered attempts (a fan-out's deliveries share the
-    claim their transaction queued them under, and their times are kept to the second: the local database
-    spends about half as much on a document updated with forty-nine others as on one updated alone), one
-    update each for the others (retries differ in their next try). Each update still names the claim, so a
-    late outcome of a lost claim writes nothing."""
+    claim their transaction queued them under, and their times are kept to the second, `delivered_at` rounded
+    up: the local database spends about half as much on a document updated with forty-nine others as on one
+    updated alone), one update each for the others (retries differ in their next try). Each update still
+    names the claim, so a late outcome of a lost claim writes nothing."""
     grouped: dict[tuple[str | None, tuple[tuple[str, Any], ...]], list[str]] = {}
     writes: list[UpdateOne | UpdateMany] = []
     for o in outcomes:
@@ -545,6 +545,13 @@ def _to_second(value: datetime | None) -> datetime | None:
     return value.replace(microsecond=0) if value is not None else None
 
 
+def _up_to_second(value: datetime) -> datetime:
+    """The next whole second (or this one, if whole): a delivery's `delivered_at` so kept never reads before
+    its `created_at` or its attempt."""
+    whole = value.replace(microsecond=0)
+    return whole if whole == value else whole + timedelta(seconds=1)
+
+
 def _change(o: Outcome, *, to_second: bool = False) -> dict[str, Any]:
     change: dict[str, Any] = {
         "state": o.state.value,
@@ -557,5 +564,5 @@ def _change(o: Outcome, *, to_second: bool = False) -> dict[str, Any]:
     if o.next_try_at is not None:
         change["next_try_at"] = o.next_try_at
     if o.delivered_at is not None:
-        change["delivered_at"] = _to_second(o.delivered_at) if to_second else o.delivered_at
+        change["delivered_at"] = _up_to_second(o.delivered_at) if to_second else o.delivered_at
     return change
