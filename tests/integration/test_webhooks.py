@@ -4,6 +4,7 @@ replayed, in order per resource, and without loss when the notifier is killed wi
 
 import asyncio
 import base64
+import functools
 import hashlib
 import hmac
 import json
@@ -858,7 +859,9 @@ class PreferenceFinds(monitoring.CommandListener):
 async def test_a_fan_out_reads_the_preferences_chosen_in_one_query_while_they_are_few(infra, monkeypatch) -> None:
     """A transaction asking the preferences of many departments (a change told to every holder) reads the
     departments' choices whole in one query while at most PREFERENCES_READ_WHOLE chose, and finds each
-    department's own; past that bound it looks them up fifty to a query, with the same answer."""
+    department's own; past that bound it looks them up fifty to a query, with the same answer, and the
+    following fan-outs skip the whole read until PREFERENCES_MANY_RECHECK has passed."""
+    from common import mongo as common_mongo
     from services.notifier import main as notifier_main
     from services.notifier.adapters import mongo as notifier_mongo
     from services.notifier.domain.notifications import Channel
@@ -866,7 +869,8 @@ async def test_a_fan_out_reads_the_preferences_chosen_in_one_query_while_they_ar
     from services.notifier.settings import NotifierSettings
 
     finds = PreferenceFinds()
-    monitoring.register(finds)  # the notifier's client, made next, reports to it
+    listened = functools.partial(AsyncMongoClient, event_listeners=[finds])
+    monkeypatch.setattr(common_mongo, "AsyncMongoClient", listened)  # the notifier's client, made next, reports
     settings = NotifierSettings(
         kafka_bootstrap_servers=infra.bootstrap,
         mongo_uri=infra.mongo_uri,
@@ -890,6 +894,16 @@ async def test_a_fan_out_reads_the_preferences_chosen_in_one_query_while_they_ar
         async with app.state.notifier_uow() as tx:
             assert await tx.preferences(asked) == chose
         assert finds.filters[0] == {} and len(finds.filters) == 1 + 3  # a bounded look, then fifty to a query
+        finds.filters.clear()
+        async with app.state.notifier_uow() as tx:
+            assert await tx.preferences(asked) == chose
+        assert len(finds.filters) == 3 and {} not in finds.filters  # known to be many: no bounded look
+        monkeypatch.setattr(notifier_mongo, "PREFERENCES_READ_WHOLE", 100)  # fewer chose since
+        monkeypatch.setitem(notifier_mongo._preferences_many_until, settings.mongo_database, datetime.now(UTC))
+        finds.filters.clear()
+        async with app.state.notifier_uow() as tx:
+            assert await tx.preferences(asked) == chose
+        assert finds.filters == [{}]  # the recheck is due: read whole again
     finally:
         await runtime.client.drop_database(settings.mongo_database)
         await runtime.client.close()
