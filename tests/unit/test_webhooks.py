@@ -409,3 +409,20 @@ async def test_outcomes_whose_write_failed_are_written_again_before_those_found_
     await deliverer.recording
     assert [o.attempts for o in deliverer.finished] == [lost.attempts, later.attempts]  # the lost one first
     assert len(deliverer.finished_at) == 2
+
+
+async def test_outcomes_of_a_write_cut_short_when_the_loop_stops_are_kept_for_its_restart() -> None:
+    store = SlowStore()
+    store.writes_go.clear()  # the database does not answer
+    deliverer = WebhookDeliverer(store, RetrySchedule(), handlers.UrlPolicy(resolve, True), clock=lambda: NOW)  # type: ignore[arg-type]
+    d = delivery_for(endpoint(), notice(), NOW)
+    d.next_try_at = NOW + timedelta(seconds=20)
+    deliverer.finished.append(Outcome(d, DeliveryState.DELIVERED, 1, NOW, 200, delivered_at=NOW))
+    deliverer.finished_at.append(asyncio.get_running_loop().time())
+    await deliverer._record()  # idle: written at once
+    await asyncio.sleep(0)
+    assert store.written and not deliverer.finished
+    deliverer.recording.cancel()  # as run() does when it stops
+    with pytest.raises(asyncio.CancelledError):
+        await deliverer.recording
+    assert [o.delivery for o in deliverer.finished] == [d] and len(deliverer.finished_at) == 1

@@ -233,6 +233,10 @@ class WebhookDeliverer:
     async def _write(self, outcomes: list[Outcome], found_at: list[float]) -> None:
         try:
             finished = await self.store.write_outcomes(outcomes)
+        except asyncio.CancelledError:  # the loop stopped (the database away): kept for it once it runs again
+            self.finished[:0] = outcomes
+            self.finished_at[:0] = found_at
+            raise
         except Exception as exc:  # back in `finished`, before those found since: written with the next ones
             log.warning("webhook outcomes not written yet, tried again: %s", exc)
             self.finished[:0] = outcomes
