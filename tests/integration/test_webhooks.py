@@ -712,7 +712,7 @@ async def test_delivered_attempts_of_one_claim_are_written_together_and_a_lost_c
     """The delivered attempts of deliveries queued under one claim are written with one update per fifty (the
     local database spends half as much per document so), each naming the claim: one of them claimed again by
     another attempt meanwhile is left as the other attempt has it. A failed attempt is written by itself
-    (its next try is its own). Each delivered one reads delivered, its time kept to the second."""
+    (its next try is its own). Each delivered one reads delivered, its time rounded up to the second."""
     updates = Updates()
     mongo = AsyncMongoClient(infra.mongo_uri, tz_aware=True, event_listeners=[updates])
     db = mongo[f"webhooks_{uuid.uuid4().hex[:8]}"]
@@ -729,9 +729,9 @@ async def test_delivered_attempts_of_one_claim_are_written_together_and_a_lost_c
         taken = made[7]  # its claim ended and another attempt holds it now
         await db[webhooks_mongo.DELIVERIES].update_one({"_id": taken.delivery_id}, {"$set": {"lease": "M"}})
         failed = made[-1]
-        at = now.replace(microsecond=0) + timedelta(seconds=1)  # their times differ within this second
+        at = now.replace(microsecond=0) + timedelta(seconds=1)  # their times differ within the second before it
         outcomes = [
-            Outcome(d, DeliveryState.DELIVERED, 1, now, 204, delivered_at=at + timedelta(milliseconds=n))
+            Outcome(d, DeliveryState.DELIVERED, 1, now, 204, delivered_at=at - timedelta(milliseconds=n + 1))
             for n, d in enumerate(made[:-1])
         ]
         outcomes.append(Outcome(failed, DeliveryState.PENDING, 1, now, 500, "HTTP 500", at + timedelta(seconds=5)))
