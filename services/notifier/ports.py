@@ -180,3 +180,11 @@ class WebhookStore(Protocol):
     async def record(self, outcomes: list[Outcome], now: datetime) -> None:
         """Store what the attempts did; the next delivery of each finished one's chain is due at once."""
         ...
+
+    async def write_outcomes(self, outcomes: list[Outcome]) -> dict[str, int]:
+        """record's write alone: the chains whose open delivery finished (chain: highest `seq` finished)."""
+        ...
+
+    async def wake_next(self, finished: dict[str, int], now: datetime) -> None:
+        """record's wake alone: the next delivery of each chain in `finished` is due now."""
+        ...

@@ -4,6 +4,7 @@ replayed, in order per resource, and without loss when the notifier is killed wi
 
 import asyncio
 import base64
+import functools
 import hashlib
 import hmac
 import json
@@ -711,7 +712,7 @@ async def test_delivered_attempts_of_one_claim_are_written_together_and_a_lost_c
     """The delivered attempts of deliveries queued under one claim are written with one update per fifty (the
     local database spends half as much per document so), each naming the claim: one of them claimed again by
     another attempt meanwhile is left as the other attempt has it. A failed attempt is written by itself
-    (its next try is its own). Each delivered one reads delivered, its time kept to the second."""
+    (its next try is its own). Each delivered one reads delivered, its time rounded up to the second."""
     updates = Updates()
     mongo = AsyncMongoClient(infra.mongo_uri, tz_aware=True, event_listeners=[updates])
     db = mongo[f"webhooks_{uuid.uuid4().hex[:8]}"]
@@ -728,9 +729,9 @@ async def test_delivered_attempts_of_one_claim_are_written_together_and_a_lost_c
         taken = made[7]  # its claim ended and another attempt holds it now
         await db[webhooks_mongo.DELIVERIES].update_one({"_id": taken.delivery_id}, {"$set": {"lease": "M"}})
         failed = made[-1]
-        at = now.replace(microsecond=0) + timedelta(seconds=1)  # their times differ within this second
+        at = now.replace(microsecond=0) + timedelta(seconds=1)  # their times differ within the second before it
         outcomes = [
-            Outcome(d, DeliveryState.DELIVERED, 1, now, 204, delivered_at=at + timedelta(milliseconds=n))
+            Outcome(d, DeliveryState.DELIVERED, 1, now, 204, delivered_at=at - timedelta(milliseconds=n + 1))
             for n, d in enumerate(made[:-1])
         ]
         outcomes.append(Outcome(failed, DeliveryState.PENDING, 1, now, 500, "HTTP 500", at + timedelta(seconds=5)))
@@ -858,7 +859,9 @@ class PreferenceFinds(monitoring.CommandListener):
 async def test_a_fan_out_reads_the_preferences_chosen_in_one_query_while_they_are_few(infra, monkeypatch) -> None:
     """A transaction asking the preferences of many departments (a change told to every holder) reads the
     departments' choices whole in one query while at most PREFERENCES_READ_WHOLE chose, and finds each
-    department's own; past that bound it looks them up fifty to a query, with the same answer."""
+    department's own; past that bound it looks them up fifty to a query, with the same answer, and the
+    following fan-outs skip the whole read until PREFERENCES_MANY_RECHECK has passed."""
+    from common import mongo as common_mongo
     from services.notifier import main as notifier_main
     from services.notifier.adapters import mongo as notifier_mongo
     from services.notifier.domain.notifications import Channel
@@ -866,7 +869,8 @@ async def test_a_fan_out_reads_the_preferences_chosen_in_one_query_while_they_ar
     from services.notifier.settings import NotifierSettings
 
     finds = PreferenceFinds()
-    monitoring.register(finds)  # the notifier's client, made next, reports to it
+    listened = functools.partial(AsyncMongoClient, event_listeners=[finds])
+    monkeypatch.setattr(common_mongo, "AsyncMongoClient", listened)  # the notifier's client, made next, reports
     settings = NotifierSettings(
         kafka_bootstrap_servers=infra.bootstrap,
         mongo_uri=infra.mongo_uri,
@@ -890,22 +894,29 @@ async def test_a_fan_out_reads_the_preferences_chosen_in_one_query_while_they_ar
         async with app.state.notifier_uow() as tx:
             assert await tx.preferences(asked) == chose
         assert finds.filters[0] == {} and len(finds.filters) == 1 + 3  # a bounded look, then fifty to a query
+        finds.filters.clear()
+        async with app.state.notifier_uow() as tx:
+            assert await tx.preferences(asked) == chose
+        assert len(finds.filters) == 3 and {} not in finds.filters  # known to be many: no bounded look
+        monkeypatch.setattr(notifier_mongo, "PREFERENCES_READ_WHOLE", 100)  # fewer chose since
+        monkeypatch.setitem(notifier_mongo._preferences_many_until, settings.mongo_database, datetime.now(UTC))
+        finds.filters.clear()
+        async with app.state.notifier_uow() as tx:
+            assert await tx.preferences(asked) == chose
+        assert finds.filters == [{}]  # the recheck is due: read whole again
     finally:
         await runtime.client.drop_database(settings.mongo_database)
         await runtime.client.close()
 
 
-async def test_deliveries_queued_first_in_their_chains_are_taken_without_reading_the_chains_again(infra) -> None:
-    """A transaction that finds nothing open in a chain before the delivery it queues marks it the chain's
-    first: the worker takes it without reading the chain again (a fan-out's thousand chains, twenty reads
-    less). A chain with an open delivery before is read, and the new one waits behind it. Of two
-    transactions of the process queuing into one chain at the same time, or one after the other while the
-    first was open, only the first knows its delivery first (the second's snapshot may not show the first's)."""
+async def test_a_delivery_queued_while_another_process_queues_into_its_chain_waits_behind_it(infra) -> None:
+    """A chain's deliveries are queued by more than one process at once (two consumer groups and every
+    replica's timer queue a resource's notices): a transaction that found nothing open in its chain cannot
+    know its delivery the chain's first. One queued meanwhile by another process, numbered before it and
+    committed before it is taken, goes first; the later one waits behind it."""
     from services.notifier import main as notifier_main
     from services.notifier.settings import NotifierSettings
 
-    finds = Finds()
-    monitoring.register(finds)  # the notifier's client, made next, reports to it
     settings = NotifierSettings(
         kafka_bootstrap_servers=infra.bootstrap,
         mongo_uri=infra.mongo_uri,
@@ -920,37 +931,104 @@ async def test_deliveries_queued_first_in_their_chains_are_taken_without_reading
         now = datetime.now(UTC)
         tag = uuid.uuid4().hex[:6]
 
-        def delivery(endpoint: str, n: int) -> Delivery:
-            return Delivery(f"{endpoint}:{tag}{n}", endpoint, "d", f"{tag}{n}", f"{endpoint}|r", 0, "{}", now, now)
+        def delivery(n: int) -> Delivery:
+            return Delivery(f"wh_a:{tag}{n}", "wh_a", "d", f"{tag}{n}", "wh_a|r", 0, "{}", now, now)
 
-        before = delivery("wh_a", 0)
-        before.seq = webhooks_mongo.next_seq()
-        await runtime.db[webhooks_mongo.DELIVERIES].insert_one(webhooks_mongo.delivery_doc(before))
+        other = delivery(0)
+        other.seq = webhooks_mongo.next_seq()  # numbered first, by another process
         async with uow() as tx:
-            await tx.webhooks.queue([delivery(e, 1) for e in ("wh_a", "wh_b", "wh_c")])
-        assert {d.endpoint_id: d.first_in_chain for d in handed} == {"wh_a": False, "wh_b": True, "wh_c": True}
-        finds.filters.clear()
-        go = await store.take(handed, now)
-        assert sorted(d.endpoint_id for d in go) == ["wh_b", "wh_c"]  # a's waits behind the one before it
-        chain_reads = [f["chain"]["$in"] for f in finds.filters if "chain" in f]
-        assert chain_reads == [["wh_a|r"]], chain_reads
-
-        handed.clear()
-        async with uow() as first:
-            await first.webhooks.queue([delivery("wh_d", 1)])
-            async with uow() as second:  # at the same time, into the same chain
-                await second.webhooks.queue([delivery("wh_d", 2)])
-        async with uow() as third:
-            async with uow() as meanwhile:  # begun after `third`, ended before it queues
-                await meanwhile.webhooks.queue([delivery("wh_e", 1)])
-            await third.webhooks.queue([delivery("wh_e", 2)])
-        assert {d.delivery_id.split(":")[1]: d.first_in_chain for d in handed if d.endpoint_id == "wh_d"} == {
-            f"{tag}1": True,
-            f"{tag}2": False,
-        }
-        assert [d.first_in_chain for d in handed if d.endpoint_id == "wh_e"] == [True, False]
-        go = await store.take(handed, now)
-        assert sorted(d.delivery_id for d in go) == [f"wh_d:{tag}1", f"wh_e:{tag}1"]
+            await tx.webhooks.queue([delivery(1)])  # nothing open in the chain as this transaction sees it
+            # the other process commits its delivery while this transaction is still open
+            await runtime.db[webhooks_mongo.DELIVERIES].insert_one(webhooks_mongo.delivery_doc(other))
+        assert [d.delivery_id for d in handed] == [f"wh_a:{tag}1"]
+        assert await store.take(handed, now) == []  # not tried while the other's is open
+        waits = await store.delivery(f"wh_a:{tag}1")
+        assert waits is not None and waits.waiting and waits.state is DeliveryState.PENDING
     finally:
         await runtime.client.drop_database(settings.mongo_database)
         await runtime.client.close()
+
+
+async def test_a_delivery_marked_waiting_after_the_one_before_it_finished_is_due_at_once(infra, monkeypatch) -> None:
+    """The worker reads a chain's first open delivery, then marks those behind it waiting. If the one before
+    finishes in between (another replica's outcome) its wake finds the next one not waiting yet and leaves it;
+    the marking then reads the chain again and makes the one now first due at once, not after WAITING_RECHECK."""
+    mongo = AsyncMongoClient(infra.mongo_uri, tz_aware=True)
+    db = mongo[f"webhooks_{uuid.uuid4().hex[:8]}"]
+    try:
+        sealer = SecretSealer.parse(DEV_SECRET_KEYS)
+        await webhooks_mongo.ensure_indexes(db, sealer)
+        now = datetime.now(UTC)
+        before, behind = (Delivery(f"wh_a:n{k}", "wh_a", "d", f"n{k}", "wh_a|r", k, "{}", now, now) for k in (1, 2))
+        await db[webhooks_mongo.DELIVERIES].insert_many([webhooks_mongo.delivery_doc(d) for d in (before, behind)])
+        store, other_replica = (webhooks_mongo.MongoWebhookStore(db, sealer) for _ in range(2))
+        read_first_open = store._first_open
+        reads = []
+
+        async def then_the_one_before_finishes(chains):
+            first = await read_first_open(chains)
+            reads.append(first)
+            if len(reads) == 1:  # right after the worker's read: delivered, and its next one woken if waiting
+                done = Outcome(before, DeliveryState.DELIVERED, 1, now, 200, delivered_at=now)
+                await other_replica.record([done], now)
+            return first
+
+        monkeypatch.setattr(store, "_first_open", then_the_one_before_finishes)
+        assert await store.take([behind], now) == []  # behind the one before, as read
+        assert reads == [{"wh_a|r": 1}, {"wh_a|r": 2}]  # read again after the marking: first by now
+        after = await store.delivery(behind.delivery_id)
+        assert after is not None and after.state is DeliveryState.PENDING
+        assert not after.waiting and after.next_try_at <= now  # due at once
+    finally:
+        await mongo.drop_database(db.name)
+        await mongo.close()
+
+
+async def test_a_chain_whose_kept_deliveries_all_finished_meanwhile_is_read_again(infra) -> None:
+    """A finish whose chain's kept backlog holds only deliveries finished meanwhile (by another replica) reads
+    the chain again: a waiting one queued since is woken, not left for the recheck."""
+    mongo = AsyncMongoClient(infra.mongo_uri, tz_aware=True)
+    db = mongo[f"webhooks_{uuid.uuid4().hex[:8]}"]
+    try:
+        sealer = SecretSealer.parse(DEV_SECRET_KEYS)
+        await webhooks_mongo.ensure_indexes(db, sealer)
+        now = datetime.now(UTC)
+        chain = [Delivery(f"wh_a:n{k}", "wh_a", "d", f"n{k}", "wh_a|r", k, "{}", now, now) for k in range(4)]
+        for d in chain[1:]:
+            d.waiting = True
+        deliveries = db[webhooks_mongo.DELIVERIES]
+        await deliveries.insert_many([webhooks_mongo.delivery_doc(d) for d in chain[:3]])
+        store = webhooks_mongo.MongoWebhookStore(db, sealer)
+        await store.record([Outcome(chain[0], DeliveryState.DELIVERED, 1, now, 200, delivered_at=now)], now)
+        assert not (await store.delivery(chain[1].delivery_id)).waiting  # woken; the chain's others now kept
+        await deliveries.update_one({"_id": chain[2].delivery_id}, {"$set": {"state": "DELIVERED", "waiting": False}})
+        await deliveries.insert_one(webhooks_mongo.delivery_doc(chain[3]))  # queued since, waiting
+        await store.record([Outcome(chain[1], DeliveryState.DELIVERED, 1, now, 200, delivered_at=now)], now)
+        woken = await store.delivery(chain[3].delivery_id)
+        assert woken is not None and not woken.waiting and woken.next_try_at <= now
+    finally:
+        await mongo.drop_database(db.name)
+        await mongo.close()
+
+
+async def test_a_delivered_attempt_is_never_dated_before_its_delivery_was_created(infra) -> None:
+    """Delivered attempts are written to the second: `delivered_at` is rounded up, so it never reads before
+    the delivery's `created_at` (kept to the millisecond) nor before the attempt."""
+    mongo = AsyncMongoClient(infra.mongo_uri, tz_aware=True)
+    db = mongo[f"webhooks_{uuid.uuid4().hex[:8]}"]
+    try:
+        sealer = SecretSealer.parse(DEV_SECRET_KEYS)
+        await webhooks_mongo.ensure_indexes(db, sealer)
+        created = datetime.now(UTC).replace(microsecond=400_000)
+        sent = created + timedelta(milliseconds=200)
+        d = Delivery("wh_a:n1", "wh_a", "d", "n1", "wh_a|r", 1, "{}", created, created)
+        await db[webhooks_mongo.DELIVERIES].insert_one(webhooks_mongo.delivery_doc(d))
+        store = webhooks_mongo.MongoWebhookStore(db, sealer)
+        await store.record([Outcome(d, DeliveryState.DELIVERED, 1, created, 200, delivered_at=sent)], sent)
+        stored = await store.delivery(d.delivery_id)
+        assert stored is not None and stored.state is DeliveryState.DELIVERED
+        assert stored.delivered_at == created.replace(microsecond=0) + timedelta(seconds=1)
+        assert stored.delivered_at >= sent >= stored.created_at
+    finally:
+        await mongo.drop_database(db.name)
+        await mongo.close()

@@ -28,6 +28,7 @@ from services.notifier.adapters.webhooks_delivery import (
 from services.notifier.adapters.webhooks_mongo import IN_PER_QUERY, in_parts
 from services.notifier.domain.notifications import Notification, NotificationKind
 from services.notifier.domain.webhooks import (
+    Delivery,
     DeliveryState,
     Endpoint,
     Outcome,
@@ -245,8 +246,12 @@ class Writes:
     def __init__(self) -> None:
         self.written: list[list[Outcome]] = []
 
-    async def record(self, outcomes: list[Outcome], now: datetime) -> None:
+    async def write_outcomes(self, outcomes: list[Outcome]) -> dict[str, int]:
         self.written.append(list(outcomes))
+        return {o.delivery.chain: o.delivery.seq for o in outcomes if o.finished}
+
+    async def wake_next(self, finished: dict[str, int], now: datetime) -> None:
+        pass
 
 
 async def test_outcomes_are_held_from_the_oldest_one_and_written_at_once_before_a_claim_ends() -> None:
@@ -312,3 +317,112 @@ def test_many_values_are_looked_up_in_parts_each_value_once() -> None:
     assert [len(p) for p in parts] == [IN_PER_QUERY, IN_PER_QUERY, 1]
     assert [v for p in parts for v in p] == sorted(values)
     assert in_parts(set()) == []
+
+
+class SlowStore:
+    """Outcome writes and wakes that end only when let go (a loaded database)."""
+
+    def __init__(self) -> None:
+        self.written: list[list[Outcome]] = []
+        self.writes_go = asyncio.Event()
+        self.writes_go.set()
+        self.wakes_go = asyncio.Event()
+        self.woken: list[dict[str, int]] = []
+
+    async def write_outcomes(self, outcomes: list[Outcome]) -> dict[str, int]:
+        self.written.append(list(outcomes))
+        await self.writes_go.wait()
+        return {o.delivery.chain: o.delivery.seq for o in outcomes if o.finished}
+
+    async def wake_next(self, finished: dict[str, int], now: datetime) -> None:
+        await self.wakes_go.wait()
+        self.woken.append(finished)
+
+
+async def test_outcomes_whose_claim_ends_soon_are_written_while_a_wake_or_another_write_is_under_way() -> None:
+    """The wake of finished chains' next deliveries runs apart from the outcomes' write: outcomes held while
+    attempts go on are written when due although a wake is still running; and while a write runs, outcomes
+    whose claim ends within RECORD_LEASE_LEFT are written beside it (others wait for it)."""
+    store = SlowStore()
+    deliverer = WebhookDeliverer(store, RetrySchedule(), handlers.UrlPolicy(resolve, True), clock=lambda: NOW)  # type: ignore[arg-type]
+    in_flight = asyncio.create_task(asyncio.sleep(60))  # a fan-out goes on: outcomes are held
+    deliverer.running.add(in_flight)
+    loop = asyncio.get_running_loop()
+    made: list[Delivery] = []
+
+    def finished(lease_left: float, found_ago: float = 0.0) -> Outcome:
+        d = delivery_for(endpoint(), notice(reference=f"req-{len(made)}"), NOW)
+        d.delivery_id = f"wh_1:{len(made)}"  # each its own, told apart in the writes
+        d.next_try_at = NOW + timedelta(seconds=lease_left)
+        made.append(d)
+        deliverer.finished.append(Outcome(d, DeliveryState.DELIVERED, 1, NOW, 200, delivered_at=NOW))
+        deliverer.finished_at.append(loop.time() - found_ago)
+        return deliverer.finished[-1]
+
+    try:
+        first = finished(lease_left=20, found_ago=RECORD_BUSY)
+        await deliverer._record()
+        await deliverer.recording
+        assert store.written == [[first]] and len(deliverer.wakes) == 1  # written; its wake hangs
+        held = finished(lease_left=20, found_ago=RECORD_BUSY)
+        await deliverer._record()
+        await deliverer.recording
+        assert store.written == [[first], [held]]  # not held back by the wake
+        assert len(deliverer.wakes) == 2 and not store.woken
+
+        store.writes_go.clear()  # a write that takes long
+        slow = finished(lease_left=20, found_ago=RECORD_BUSY)
+        await deliverer._record()
+        await asyncio.sleep(0)
+        assert store.written[-1] == [slow] and deliverer.writes
+        waits = finished(lease_left=20, found_ago=RECORD_BUSY)
+        await deliverer._record()
+        assert deliverer.finished == [waits]  # waits for the write under way
+        urgent = finished(lease_left=RECORD_LEASE_LEFT - 1)
+        await deliverer._record()
+        await asyncio.sleep(0)
+        assert store.written[-1] == [waits, urgent] and not deliverer.finished  # beside the slow write
+        store.writes_go.set()
+        store.wakes_go.set()
+        await asyncio.gather(*deliverer.writes, *deliverer.wakes)
+        assert len(store.woken) == 4 and deliverer.due_at is None
+    finally:
+        in_flight.cancel()
+
+
+async def test_outcomes_whose_write_failed_are_written_again_before_those_found_since() -> None:
+    class Failing(SlowStore):
+        async def write_outcomes(self, outcomes: list[Outcome]) -> dict[str, int]:
+            raise ConnectionError("the database is away")
+
+    store = Failing()
+    deliverer = WebhookDeliverer(store, RetrySchedule(), handlers.UrlPolicy(resolve, True), clock=lambda: NOW)  # type: ignore[arg-type]
+    d = delivery_for(endpoint(), notice(), NOW)
+    d.next_try_at = NOW + timedelta(seconds=20)
+    lost = Outcome(d, DeliveryState.DELIVERED, 1, NOW, 200, delivered_at=NOW)
+    deliverer.finished.append(lost)
+    deliverer.finished_at.append(asyncio.get_running_loop().time())
+    await deliverer._record()  # idle: written at once, and fails
+    later = Outcome(d, DeliveryState.DELIVERED, 2, NOW, 200, delivered_at=NOW)  # another attempt's
+    deliverer.finished.append(later)
+    deliverer.finished_at.append(asyncio.get_running_loop().time())
+    await deliverer.recording
+    assert [o.attempts for o in deliverer.finished] == [lost.attempts, later.attempts]  # the lost one first
+    assert len(deliverer.finished_at) == 2
+
+
+async def test_outcomes_of_a_write_cut_short_when_the_loop_stops_are_kept_for_its_restart() -> None:
+    store = SlowStore()
+    store.writes_go.clear()  # the database does not answer
+    deliverer = WebhookDeliverer(store, RetrySchedule(), handlers.UrlPolicy(resolve, True), clock=lambda: NOW)  # type: ignore[arg-type]
+    d = delivery_for(endpoint(), notice(), NOW)
+    d.next_try_at = NOW + timedelta(seconds=20)
+    deliverer.finished.append(Outcome(d, DeliveryState.DELIVERED, 1, NOW, 200, delivered_at=NOW))
+    deliverer.finished_at.append(asyncio.get_running_loop().time())
+    await deliverer._record()  # idle: written at once
+    await asyncio.sleep(0)
+    assert store.written and not deliverer.finished
+    deliverer.recording.cancel()  # as run() does when it stops
+    with pytest.raises(asyncio.CancelledError):
+        await deliverer.recording
+    assert [o.delivery for o in deliverer.finished] == [d] and len(deliverer.finished_at) == 1

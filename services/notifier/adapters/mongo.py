@@ -42,6 +42,10 @@ FEEDS = "notifier_change_feeds"  # per resource: how far its changes were told, 
 REMINDERS = "notifier_reminders"
 PREFERENCES = "notifier_preferences"
 PREFERENCES_READ_WHOLE = 1_000  # departments that chose, read in one query when a fan-out asks for many
+# Once more than that chose, fan-outs look the departments up in parts without trying the whole read first
+# until this long has passed (then it is tried once more); per database, in this process.
+PREFERENCES_MANY_RECHECK = timedelta(minutes=10)
+_preferences_many_until: dict[str, datetime] = {}
 DIGESTS = "notifier_digests"  # per department on a daily digest: when the next one is due
 
 
@@ -322,14 +326,18 @@ class MongoNotifierTransaction:
     async def preferences(self, department_codes: Collection[str]) -> dict[str, Preferences]:
         """The choices of those of `department_codes` that chose. Asked for many (a fan-out), the chosen ones are
         read whole in one query while there are at most PREFERENCES_READ_WHOLE (one per department that
-        chose: few), else fifty departments to a query."""
+        chose: few), else fifty departments to a query; a read that found more is not tried again for
+        PREFERENCES_MANY_RECHECK (the bound read, PREFERENCES_READ_WHOLE + 1 documents, would be wasted)."""
         found = {}
-        if len(department_codes) > IN_PER_QUERY:
+        now = datetime.now(UTC)
+        if len(department_codes) > IN_PER_QUERY and _preferences_many_until.get(self.db.name, now) <= now:
             cursor = self.db[PREFERENCES].find({}, session=self.session).limit(PREFERENCES_READ_WHOLE + 1)
             chosen = await cursor.to_list()
             if len(chosen) <= PREFERENCES_READ_WHOLE:
+                _preferences_many_until.pop(self.db.name, None)
                 wanted = set(department_codes)
                 return {doc["_id"]: _preferences(doc) for doc in chosen if doc["_id"] in wanted}
+            _preferences_many_until[self.db.name] = now + PREFERENCES_MANY_RECHECK
         for part in in_parts(department_codes):
             async for doc in self.db[PREFERENCES].find({"_id": {"$in": part}}, session=self.session):
                 found[doc["_id"]] = _preferences(doc)
@@ -502,14 +510,9 @@ class MongoUnitOfWork:
 
     @asynccontextmanager
     async def __call__(self) -> AsyncIterator[MongoNotifierTransaction]:
-        notifier_tx: MongoNotifierTransaction | None = None
-        try:
-            async with self.runtime.transaction() as tx:
-                notifier_tx = MongoNotifierTransaction(tx, self.retention, self.hold)
-                yield notifier_tx
-        finally:
-            if notifier_tx is not None:  # committed or not: a transaction reading its chains now sees it as it is
-                notifier_tx.webhooks.close()
+        async with self.runtime.transaction() as tx:
+            notifier_tx = MongoNotifierTransaction(tx, self.retention, self.hold)
+            yield notifier_tx
         if notifier_tx.webhooks.queued and self.on_deliveries is not None:
             self.on_deliveries(notifier_tx.webhooks.queued)
 

@@ -159,7 +159,9 @@ class WebhookDeliverer:
     ready: deque[tuple[Delivery, Endpoint | None]] = field(default_factory=deque)
     # When the database next has a due delivery (None: ask it); claims wait for it.
     due_at: datetime | None = None
-    recording: asyncio.Task | None = None  # the bulk write of outcomes under way
+    recording: asyncio.Task | None = None  # the latest bulk write of outcomes (their chains woken apart)
+    writes: set[asyncio.Task] = field(default_factory=set)  # outcome writes under way (more than one: urgent)
+    wakes: set[asyncio.Task] = field(default_factory=set)  # wakes of finished chains' next deliveries under way
     handed_over_at: float = float("-inf")  # loop time RECORD_QUEUING_MANY deliveries or more were last handed over
 
     @property
@@ -190,10 +192,8 @@ class WebhookDeliverer:
                     self._launch(client)
                     await self._sleep()
             finally:
-                for task in self.running:
+                for task in [*self.running, *self.writes, *self.wakes]:
                     task.cancel()
-                if self.recording is not None:
-                    self.recording.cancel()
 
     def session(self) -> aiohttp.ClientSession:
         """The HTTP client: one pooled connection per request in flight; outside development it connects only
@@ -204,33 +204,63 @@ class WebhookDeliverer:
         return aiohttp.ClientSession(connector=connector, timeout=timeout, auto_decompress=False)
 
     async def _record(self) -> None:
-        """Outcomes are written together, beside the attempts (which go on meanwhile): see outcomes_due."""
-        if not self.finished or (self.recording is not None and not self.recording.done()):
+        """Outcomes are written together, beside the attempts (which go on meanwhile): see outcomes_due. The
+        write is apart from the wake of the finished chains' next deliveries that follows it (_wake), so a
+        wake still running never holds outcomes back; while a write runs the next one waits for it, unless a
+        claim among the outcomes waiting ends within RECORD_LEASE_LEFT: then they are written beside it (an
+        outcome written after its claim ended changes nothing, and the delivery is sent again)."""
+        if not self.finished:
+            return
+        lease_left = (min(o.delivery.next_try_at for o in self.finished) - self.clock()).total_seconds()
+        if self.writes and lease_left > RECORD_LEASE_LEFT:
             return
         now = asyncio.get_running_loop().time()
         held = now - self.finished_at[0]  # the oldest waiting one
-        lease_left = (min(o.delivery.next_try_at for o in self.finished) - self.clock()).total_seconds()
         idle = not self.running and not self.ready and not self.fresh
         queuing = now - self.handed_over_at < RECORD_QUEUING
         if outcomes_due(len(self.finished), held, idle=idle, lease_left=lease_left, queuing=queuing):
-            self.recording = asyncio.create_task(self._write(list(self.finished)))
+            outcomes, found_at = list(self.finished), list(self.finished_at)
+            self.finished.clear()
+            self.finished_at.clear()
+            self.recording = self._task(self.writes, self._write(outcomes, found_at))
 
-    async def _write(self, outcomes: list[Outcome]) -> None:
+    def _task(self, tasks: set[asyncio.Task], work: Any) -> asyncio.Task:
+        task = asyncio.create_task(work)
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
+        return task
+
+    async def _write(self, outcomes: list[Outcome], found_at: list[float]) -> None:
         try:
-            await self.store.record(outcomes, self.clock())
-        except Exception as exc:  # kept in `finished`: written with the next ones
+            finished = await self.store.write_outcomes(outcomes)
+        except asyncio.CancelledError:  # the loop stopped (the database away): kept for it once it runs again
+            self.finished[:0] = outcomes
+            self.finished_at[:0] = found_at
+            raise
+        except Exception as exc:  # back in `finished`, before those found since: written with the next ones
             log.warning("webhook outcomes not written yet, tried again: %s", exc)
+            self.finished[:0] = outcomes
+            self.finished_at[:0] = found_at
             await asyncio.sleep(RECORD_EVERY)
             return
         finally:
             self.woken.set()
-        del self.finished[: len(outcomes)]
-        del self.finished_at[: len(outcomes)]
         retries = [o.next_try_at for o in outcomes if o.next_try_at is not None]
-        if any(o.finished for o in outcomes):
-            self.due_at = None  # the next one of each finished chain is due now
-        elif retries and self.due_at is not None:
+        if retries and self.due_at is not None:
             self.due_at = min(self.due_at, *retries)  # a failed one is tried again then
+        if finished:
+            self._task(self.wakes, self._wake(finished))
+
+    async def _wake(self, finished: dict[str, int]) -> None:
+        """The next delivery of each finished chain is due now (a wake that fails leaves them to their
+        recheck, see WAITING_RECHECK)."""
+        try:
+            await self.store.wake_next(finished, self.clock())
+        except Exception as exc:
+            log.warning("the next webhook deliveries of finished chains not woken, tried at their recheck: %s", exc)
+        finally:
+            self.due_at = None  # the next one of each finished chain is due now
+            self.woken.set()
 
     async def _supply(self) -> None:
         """Enough ready deliveries for the free slots: this process's fresh ones first (one query for all of
@@ -241,7 +271,11 @@ class WebhookDeliverer:
         if self.fresh:
             # Their endpoints are read as they are now, not as the queuing transaction read them: one removed or
             # whose secret was rotated since (a receiver or secret compromised) gets nothing at its old address.
-            await self._ready(await self._take_fresh(now))
+            batch = len(self.fresh)
+            taken = await self._take_fresh(now)
+            await self._ready(taken)
+            if len(taken) < batch:
+                self.due_at = None  # one left waiting may have been made due at once (MongoWebhookStore._park)
         if len(self.ready) >= self.concurrency or (self.due_at is not None and self.due_at > now):
             return
         want = 2 * self.concurrency - len(self.ready)

@@ -10,6 +10,7 @@ lease ends (at least once)."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from collections.abc import Collection
@@ -199,8 +200,6 @@ class MongoWebhookQueue:
         # endpoints by id when it takes them, secrets and all; this transaction reads only who wants what.
         self.hold = hold
         self.queued: list[Delivery] = []
-        self.started = CHAINS_QUEUING.tick()  # before the transaction's first read
-        self.chains: set[str] = set()  # those this transaction queued into, registered in CHAINS_QUEUING
 
     async def endpoints_of(self, department_codes: Collection[str]) -> list[Endpoint]:
         """The departments' endpoints without their secrets, which are neither read nor opened here."""
@@ -214,83 +213,13 @@ class MongoWebhookQueue:
     async def queue(self, deliveries: list[Delivery]) -> None:
         held_until = datetime.now(UTC) + self.hold if self.hold is not None else None  # from now, not the notice
         lease = uuid.uuid4().hex if held_until is not None else None  # this process's claim on them
-        chains = {d.chain for d in deliveries}
-        # chains no other transaction of this process queued into since this one began, nor is queuing into
-        alone = CHAINS_QUEUING.alone(chains - self.chains, self.started) if held_until is not None else set()
-        CHAINS_QUEUING.enter(chains - self.chains)
-        self.chains |= chains
         for delivery in deliveries:
             delivery.seq = next_seq()
             if held_until is not None:
                 delivery.next_try_at = held_until
                 delivery.lease = lease
-        if alone:  # as this transaction sees them (no open one: the worker takes these without asking again)
-            alone -= {d["chain"] async for d in self._open_in(alone)}
-            for delivery in deliveries:
-                delivery.first_in_chain = delivery.chain in alone
         await self.db[DELIVERIES].insert_many([delivery_doc(d) for d in deliveries], session=self.session)
         self.queued += deliveries
-
-    def _open_in(self, chains: Collection[str]) -> Any:
-        """The chains' open deliveries, chain by chain (none before this transaction's own are inserted: the
-        local database answers quickly that there are none)."""
-
-        async def rows() -> Any:
-            for part in in_parts(chains):
-                cursor = self.db[DELIVERIES].find(open_in_chains(part), {"chain": 1}, session=self.session)
-                async for doc in cursor:
-                    yield doc
-
-        return rows()
-
-    def close(self) -> None:
-        """The transaction ended (committed or not): the chains it queued into are free."""
-        CHAINS_QUEUING.leave(self.chains)
-        self.chains = set()
-
-
-class ChainsQueuing:
-    """The chains that this process's transactions are queuing deliveries into, and when the last one that did
-    ended: a transaction that finds nothing open in a chain knows it queues the chain's first open delivery
-    only if no other transaction of this process queued into it meanwhile (its snapshot would not show that
-    one's). Other processes do not queue into the same chain at the same time: a resource's events are
-    handled by one consumer at a time (see next_seq). Past CHAINS_REMEMBERED chains the older half is
-    forgotten, and a transaction begun before what was forgotten knows no chain alone (it asks again)."""
-
-    def __init__(self) -> None:
-        self.ticks = 0
-        self.open: dict[str, int] = {}  # chain: transactions queuing into it now
-        self.ended: dict[str, int] = {}  # chain: tick at which the last transaction queuing into it ended
-        self.forgotten_until = 0  # ended before this tick: no longer known
-
-    def tick(self) -> int:
-        self.ticks += 1
-        return self.ticks
-
-    def alone(self, chains: set[str], since: int) -> set[str]:
-        if since < self.forgotten_until:
-            return set()
-        return {c for c in chains if c not in self.open and self.ended.get(c, 0) <= since}
-
-    def enter(self, chains: set[str]) -> None:
-        for chain in chains:
-            self.open[chain] = self.open.get(chain, 0) + 1
-
-    def leave(self, chains: set[str]) -> None:
-        now = self.tick()
-        for chain in chains:
-            left = self.open.pop(chain, 1) - 1
-            if left > 0:
-                self.open[chain] = left
-            self.ended[chain] = now
-        if len(self.ended) > CHAINS_REMEMBERED:
-            cut = sorted(self.ended.values())[len(self.ended) // 2]
-            self.ended = {c: t for c, t in self.ended.items() if t > cut}
-            self.forgotten_until = cut + 1
-
-
-CHAINS_QUEUING = ChainsQueuing()
-CHAINS_REMEMBERED = 100_000
 
 
 _last_seq = 0
@@ -298,8 +227,12 @@ _last_seq = 0
 
 def next_seq() -> int:
     """Increasing in this process: nanoseconds since the epoch, one more than the last if the clock stood
-    still. The events of one resource are handled by one consumer at a time, so its chain's deliveries are
-    numbered by one process, in the order its events were handled."""
+    still. A chain's deliveries are not numbered by one process alone: a resource's notices are queued by the
+    `notifier` and `notifier-changes` consumer groups and by every replica's timer, possibly at the same time,
+    so no process may assume it is alone in a chain. Whatever queued them, the worker takes a delivery only
+    after reading its chain's open ones again once it is committed (MongoWebhookStore.take): one committed
+    before that read and numbered earlier goes first. Across processes the order is that of the clocks that
+    numbered them, and one numbered earlier but committed after that read is not waited for."""
     global _last_seq
     _last_seq = max(time.time_ns(), _last_seq + 1)
     return _last_seq
@@ -310,6 +243,9 @@ class MongoWebhookStore:
         self.db = db
         self.sealer = sealer
         self.backlogs: dict[str, ChainBacklog] = {}  # chains whose open deliveries were read, see _wake_next
+        # Marking deliveries waiting and waking a chain's next one take turns in this process (_park): a wake
+        # that read a delivery not waiting yet cannot be followed by its marking in between.
+        self.chain_turns = asyncio.Lock()
 
     async def add_endpoint(self, endpoint: Endpoint) -> None:
         await self.db[ENDPOINTS].insert_one(endpoint_doc(endpoint, self.sealer))
@@ -391,11 +327,7 @@ class MongoWebhookStore:
         if not candidates:
             return []
         go, behind = heads(candidates, await self._first_open({d.chain for d in candidates}))
-        if behind:
-            await self.db[DELIVERIES].update_many(
-                {"_id": {"$in": [d.delivery_id for d in behind]}, **due},
-                {"$set": {"waiting": True, "next_try_at": now + WAITING_RECHECK}},
-            )
+        await self._park(behind, due, now)
         if not go:
             return []
         ids, lease = [d.delivery_id for d in go], uuid.uuid4().hex
@@ -406,21 +338,31 @@ class MongoWebhookStore:
         return [delivery_from(doc) async for doc in won]
 
     async def take(self, deliveries: list[Delivery], now: datetime) -> list[Delivery]:
-        """Those of this process's fresh deliveries that are the first open one of their chain; the others wait.
-        A chain all of whose deliveries here were queued first in it (Delivery.first_in_chain) is not read
-        again: its first open one is the lowest of them."""
-        known = {d.chain for d in deliveries} - {d.chain for d in deliveries if not d.first_in_chain}
-        first = await self._first_open({d.chain for d in deliveries if d.chain not in known})
-        for d in deliveries:
-            if d.chain in known:
-                first[d.chain] = min(d.seq, first.get(d.chain, d.seq))
-        go, behind = heads(deliveries, first)
-        if behind:
+        """Those of this process's fresh deliveries that are the first open one of their chain, each chain read
+        again here (other processes queue into the same chains: no transaction knows its delivery first)."""
+        go, behind = heads(deliveries, await self._first_open({d.chain for d in deliveries}))
+        await self._park(behind, {"state": DeliveryState.PENDING.value}, now)
+        return go
+
+    async def _park(self, behind: list[Delivery], still: dict[str, Any], now: datetime) -> None:
+        """Deliveries found behind an earlier open one wait (until woken, or WAITING_RECHECK). The one before
+        may have finished since it was read, its wake seeing these not waiting yet: in this process marking and
+        waking take turns, and after the marking each chain's first open delivery is read again; one marked
+        that is first by now is due at once (a wake in another process that came too early)."""
+        if not behind:
+            return
+        async with self.chain_turns:
             await self.db[DELIVERIES].update_many(
-                {"_id": {"$in": [d.delivery_id for d in behind]}, "state": DeliveryState.PENDING.value},
+                {"_id": {"$in": [d.delivery_id for d in behind]}, **still},
                 {"$set": {"waiting": True, "next_try_at": now + WAITING_RECHECK}},
             )
-        return go
+            first = await self._first_open({d.chain for d in behind})
+            now_first = [d.delivery_id for d in behind if first[d.chain] == d.seq]
+            if now_first:
+                await self.db[DELIVERIES].update_many(
+                    {"_id": {"$in": now_first}, "waiting": True, "state": DeliveryState.PENDING.value},
+                    {"$set": {"waiting": False, "next_try_at": now}},
+                )
 
     async def _first_open(self, chains: Collection[str]) -> dict[str, int]:
         """The lowest open `seq` of each chain (by the chain index; a chain left out past the cap counts as
@@ -448,8 +390,13 @@ class MongoWebhookStore:
         outcome of the first changes nothing (neither books it delivered nor sets it back to pending). The
         first waiting delivery of each chain whose open one finished is then due now. Delivered attempts of
         one claim are written together (_outcome_writes)."""
+        await self.wake_next(await self.write_outcomes(outcomes), now)
+
+    async def write_outcomes(self, outcomes: list[Outcome]) -> dict[str, int]:
+        """The outcomes' write alone (see record): the chains whose open delivery finished, each with the
+        highest `seq` finished, for wake_next."""
         if not outcomes:
-            return
+            return {}
         result = await self.db[DELIVERIES].bulk_write(_outcome_writes(outcomes), ordered=False)
         done = {o.delivery.delivery_id: o.delivery for o in outcomes if o.finished}
         if result.matched_count < len(outcomes) and done:  # some claims were lost: their chains go on only if done
@@ -462,7 +409,14 @@ class MongoWebhookStore:
         finished: dict[str, int] = {}
         for d in done.values():
             finished[d.chain] = max(d.seq, finished.get(d.chain, d.seq))
-        await self._wake_next(finished, now)
+        return finished
+
+    async def wake_next(self, finished: dict[str, int], now: datetime) -> None:
+        """The next delivery of each finished chain (chain: the `seq` finished) is due now; in turn with the
+        marking of waiting ones (_park)."""
+        if finished:
+            async with self.chain_turns:
+                await self._wake_next(finished, now)
 
     async def _wake_next(self, finished: dict[str, int], now: datetime) -> None:
         """The first waiting delivery after each finished one (chain: its `seq`) is due now (tried if it is the
@@ -484,13 +438,23 @@ class MongoWebhookStore:
                 if after and after[0].get("waiting"):
                     waiting.append(after[0]["_id"])
                 continue
-            for delivery_id in await kept[chain].after(seq):
+            ids = await kept[chain].after(seq)  # read again by it when none was left
+            for delivery_id in ids:
                 doc = await self.db[DELIVERIES].find_one({"_id": delivery_id}, {"state": 1, "waiting": 1})
                 if doc is None or doc["state"] != DeliveryState.PENDING.value:
                     continue  # finished meanwhile: the next one
                 if doc.get("waiting"):
                     waiting.append(delivery_id)
                 break  # the chain's first open one: woken if it waits, else it goes by itself
+            else:
+                if not ids:
+                    continue  # just read: nothing open after the finished one
+                # every one kept finished meanwhile: the chain as it is now
+                docs = (await self._open_of([chain], {"waiting": 1}))[chain]
+                self._keep(chain, [(doc["seq"], doc["_id"]) for doc in docs])
+                after = [doc for doc in docs if doc["seq"] > seq]
+                if after and after[0].get("waiting"):
+                    waiting.append(after[0]["_id"])
         if waiting:
             await self.db[DELIVERIES].bulk_write(
                 [
@@ -536,9 +500,9 @@ BACKLOGS_KEPT = 1_000  # chains whose open deliveries are kept in order, the lea
 
 class ChainBacklog:
     """A chain's open deliveries as read once, in `seq` order: those after a finished one are handed out one
-    by one (each checked by its id by the caller) and read again once used up. A delivery queued since has a
-    higher `seq` than those read (one process numbers a chain's deliveries, increasing), so it is found when
-    they are used up."""
+    by one (each checked by its id by the caller) and read again once used up. A delivery queued since by
+    this process has a higher `seq` than those read and is found when they are used up; one queued by another
+    process may sit between them, and is found then too, or by the recheck of waiting ones (WAITING_RECHECK)."""
 
     def __init__(self, db: AsyncDatabase, chain: str) -> None:
         self.db = db
@@ -556,10 +520,10 @@ class ChainBacklog:
 
 def _outcome_writes(outcomes: list[Outcome]) -> list[UpdateOne | UpdateMany]:
     """One update per claim and identical change for the delivered attempts (a fan-out's deliveries share the
-    claim their transaction queued them under, and their times are kept to the second: the local database
-    spends about half as much on a document updated with forty-nine others as on one updated alone), one
-    update each for the others (retries differ in their next try). Each update still names the claim, so a
-    late outcome of a lost claim writes nothing."""
+    claim their transaction queued them under, and their times are kept to the second, `delivered_at` rounded
+    up: the local database spends about half as much on a document updated with forty-nine others as on one
+    updated alone), one update each for the others (retries differ in their next try). Each update still
+    names the claim, so a late outcome of a lost claim writes nothing."""
     grouped: dict[tuple[str | None, tuple[tuple[str, Any], ...]], list[str]] = {}
     writes: list[UpdateOne | UpdateMany] = []
     for o in outcomes:
@@ -581,6 +545,13 @@ def _to_second(value: datetime | None) -> datetime | None:
     return value.replace(microsecond=0) if value is not None else None
 
 
+def _up_to_second(value: datetime) -> datetime:
+    """The next whole second (or this one, if whole): a delivery's `delivered_at` so kept never reads before
+    its `created_at` or its attempt."""
+    whole = value.replace(microsecond=0)
+    return whole if whole == value else whole + timedelta(seconds=1)
+
+
 def _change(o: Outcome, *, to_second: bool = False) -> dict[str, Any]:
     change: dict[str, Any] = {
         "state": o.state.value,
@@ -593,5 +564,5 @@ def _change(o: Outcome, *, to_second: bool = False) -> dict[str, Any]:
     if o.next_try_at is not None:
         change["next_try_at"] = o.next_try_at
     if o.delivered_at is not None:
-        change["delivered_at"] = _to_second(o.delivered_at) if to_second else o.delivered_at
+        change["delivered_at"] = _up_to_second(o.delivered_at) if to_second else o.delivered_at
     return change

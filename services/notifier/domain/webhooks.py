@@ -92,9 +92,6 @@ class Delivery:
     retry_from: datetime | None = None  # the retry horizon counts from here (the first try, or a replay)
     waiting: bool = False  # found behind an earlier open delivery of its chain: tried once that one is done
     lease: str | None = None  # the claim an attempt holds: its outcome is written only while it still holds
-    # Not stored: queued by this process in a transaction that found nothing open in its chain before it and no
-    # other transaction of this process queuing into the chain meanwhile; taken without reading the chain again.
-    first_in_chain: bool = False
 
 
 def webhook_body(notice: Notification) -> str:
