@@ -3,6 +3,8 @@ open batches of changes, reminders and the departments' preferences."""
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import AsyncIterator, Callable, Collection
 from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass, fields
@@ -265,11 +267,10 @@ async def ensure_indexes(db: AsyncDatabase, retention: Retention) -> None:
     # index: each index more is written with every notice, and a change of a widely held resource stores a
     # thousand at once.
     await db[INBOX].create_index([*INBOX_KEY, *NEWEST], name=INBOX_INDEX)
-    for unused in (
-        "recipient_code_1_kind_1_created_at_-1__id_-1",
-        "recipient_code_1_in_digest_1",
-        "recipient_code_1_created_at_-1__id_-1",
-    ):
+    # The (recipient, newest) index it replaces stays through this release: replicas of the release before
+    # read their inboxes by it during a rolling upgrade, and one of them starting again would create it again.
+    # The next release drops it (docs/operations.md, the notifier).
+    for unused in ("recipient_code_1_kind_1_created_at_-1__id_-1", "recipient_code_1_in_digest_1"):
         if unused in await db[INBOX].index_information():
             await db[INBOX].drop_index(unused)
     await db[INBOX].create_index([("resource_code", ASCENDING), *NEWEST])
@@ -295,6 +296,18 @@ async def _add_inbox_keys(db: AsyncDatabase) -> None:
         await db[INBOX].update_many(
             unkeyed | {"audience": stored if stored else None}, {"$set": {"for_roles": _audience_key(audience)}}
         )
+
+
+async def key_inbox_through_roll(db: AsyncDatabase, roll: timedelta, every: timedelta) -> None:
+    """While a rolling upgrade goes on, replicas of the release before store notices without the inbox's keys,
+    which no inbox query finds: they are keyed again every `every` for `roll` after start (ensure_indexes keyed
+    those before), the last time when `roll` has passed; then never again (a run with nothing to key reads the
+    notices without the keys, all of the collection on the local database)."""
+    ends = time.monotonic() + roll.total_seconds()
+    while (left := ends - time.monotonic()) > 0:
+        await asyncio.sleep(min(every.total_seconds(), left))
+        await _add_inbox_keys(db)
+    await asyncio.Event().wait()  # done: the periodic job stays idle rather than start again
 
 
 class MongoNotifierTransaction:
