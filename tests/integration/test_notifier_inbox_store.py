@@ -9,11 +9,14 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import bson
+
 from common.policy import Role
 from common.runtime import Runtime
 from services.notifier.adapters.mongo import (
     INBOX,
     INBOX_INDEX,
+    NEWEST,
     MongoUnitOfWork,
     Retention,
     ensure_indexes,
@@ -245,6 +248,42 @@ async def test_the_inbox_is_read_from_its_index_and_finds_what_the_array_filters
             assert total > 0
         # kept through a rolling upgrade: an old replica would create it again, and read its inbox without it
         assert old_index in await inbox.index_information()
+    finally:
+        await runtime.client.drop_database(database)
+        await runtime.client.close()
+
+
+async def test_a_page_of_a_thousand_large_notices_is_read_in_index_order_by_its_ids(infra) -> None:
+    """A page of 1,000 notices of 20 KB each (20 MB, more than the 16 MB mongod allows a result document): the
+    aggregation's one document holds their ids and the total only, its order is set before `$facet` as the index
+    keeps it (mongod then takes it from the index; inside `$facet` it would sort in memory), and the notices are
+    read by their ids, whole, in that order."""
+    database = f"inbox_{uuid.uuid4().hex[:8]}"
+    runtime = Runtime.build("notifier", settings_for(infra, mongo_database=database))
+    uow = MongoUnitOfWork(runtime, Retention())
+    try:
+        await ensure_indexes(runtime.db, Retention())
+        body = "变" * 7_000  # 21 KB in UTF-8
+        made = [  # three a second: ties broken by the id
+            Notification(f"big{number:04d}:{PROVIDER}", PROVIDER, NotificationKind.OTHER, "t", body,
+                         created_at=START + timedelta(seconds=number // 3), audience=frozenset())
+            for number in range(1_050)
+        ]  # fmt: skip
+        async with uow() as tx:
+            await tx.add_all(made)
+        query = InboxQuery(PROVIDER, offset=20, limit=1_000)
+        pipeline = inbox_pipeline(query)
+        stages = [next(iter(stage)) for stage in pipeline]
+        assert stages[-2:] == ["$sort", "$facet"] and pipeline[-2]["$sort"] == dict(NEWEST)
+        index = (await runtime.db[INBOX].index_information())[INBOX_INDEX]["key"]
+        assert list(index)[-2:] == list(pipeline[-2]["$sort"].items()) and "$sort" not in str(pipeline[-1])
+        [found] = await (await runtime.db[INBOX].aggregate(pipeline)).to_list()
+        assert found["total"] == [{"n": 1_050}] and len(found["page"]) == 1_000
+        assert all(set(doc) == {"_id"} for doc in found["page"]) and len(bson.encode(found)) < 100_000
+        newest = sorted(made, key=lambda n: (n.created_at, n.notification_id), reverse=True)[20:1_020]
+        page, total = await uow.inbox(query)
+        assert [n.notification_id for n in page] == [n.notification_id for n in newest] and total == 1_050
+        assert all(n.body == body for n in page)
     finally:
         await runtime.client.drop_database(database)
         await runtime.client.close()

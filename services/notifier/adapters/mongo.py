@@ -146,8 +146,20 @@ def inbox_filter(query: InboxQuery) -> tuple[dict[str, Any], dict[str, Any]]:
 
 
 def inbox_pipeline(query: InboxQuery) -> list[dict[str, Any]]:
+    """The inbox's aggregation as MongoUnitOfWork.inbox runs it: one document, the page's ids (`page`) and the
+    total (`total`, none when nothing matches). The index's part is a stage of its own, the rest comes after it:
+    the local database plans only a query its index covers whole, and takes a pipeline's first stage to the index
+    (mongod merges the two). The order comes before `$facet`, where mongod can take it from the index (a `$sort`
+    inside `$facet` sorts every notice found in memory); the facet keeps only the ids, so that the one document
+    it makes stays far below the 16 MB a result document may have on mongod (a page is up to 1,000 notices)."""
     indexed, rest = inbox_filter(query)
-    return [{"$match": indexed}, *([{"$match": rest}] if rest else [])]
+    page = [*([{"$skip": query.offset}] if query.offset else []), {"$limit": query.limit}, {"$project": {"_id": 1}}]
+    return [
+        {"$match": indexed},
+        *([{"$match": rest}] if rest else []),
+        {"$sort": dict(NEWEST)},
+        {"$facet": {"page": page, "total": [{"$count": "n"}]}},
+    ]
 
 
 def _holding(doc: dict[str, Any]) -> Holding:
@@ -518,15 +530,18 @@ class MongoUnitOfWork:
             self.on_deliveries(notifier_tx.webhooks.queued, notifier_tx.webhooks.endpoints)
 
     async def inbox(self, query: InboxQuery) -> tuple[list[Notification], int]:
-        # The index's part is a stage of its own, the rest comes after it: the local database plans only a query
-        # its index covers whole, and takes a pipeline's first stage to the index (mongod merges the two). The
-        # page and the total are taken from one read of what it finds: the local database fetches every notice
-        # found for each, and sorts in memory either way.
-        newest = [{"$sort": dict(NEWEST)}, *([{"$skip": query.offset}] if query.offset else [])]
-        both = {"items": [*newest, {"$limit": query.limit}], "total": [{"$count": "n"}]}
-        cursor = await self.db[INBOX].aggregate([*inbox_pipeline(query), {"$facet": both}])
+        # the page's ids and the total from one read of what the index finds (inbox_pipeline), then the page's
+        # notices by their ids (in_parts), in the order found; one gone meanwhile (its retention ended) is left out
+        cursor = await self.db[INBOX].aggregate(inbox_pipeline(query))
         [found] = await cursor.to_list()
-        return [_from_doc(doc) for doc in found["items"]], found["total"][0]["n"] if found["total"] else 0
+        total = found["total"][0]["n"] if found["total"] else 0
+        ids = [doc["_id"] for doc in found["page"]]
+        if not ids:
+            return [], total
+        docs: dict[str, dict[str, Any]] = {}
+        for part in in_parts(ids):  # a thousand ids in one `$in` cost the local database a second
+            docs |= {doc["_id"]: doc async for doc in self.db[INBOX].find({"_id": {"$in": part}})}
+        return [_from_doc(docs[i]) for i in ids if i in docs], total
 
     async def mark_read(
         self, department_code: str | None, notification_id: str, reader: str, roles: frozenset[Role] | None = None
