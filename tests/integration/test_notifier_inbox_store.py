@@ -5,6 +5,7 @@ they replaced found; notices kept before the index's keys get them once, at star
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -13,14 +14,18 @@ import bson
 
 from common.policy import Role
 from common.runtime import Runtime
+from services.notifier.adapters import mongo
 from services.notifier.adapters.mongo import (
     INBOX,
     INBOX_INDEX,
+    INBOX_KEYED,
     NEWEST,
+    UPGRADES,
     MongoUnitOfWork,
     Retention,
     ensure_indexes,
     inbox_pipeline,
+    key_inbox_through_roll,
 )
 from services.notifier.domain.notifications import Channel, Notification, NotificationKind, every_audience
 from services.notifier.ports import InboxQuery
@@ -285,5 +290,50 @@ async def test_a_page_of_a_thousand_large_notices_is_read_in_index_order_by_its_
         assert [n.notification_id for n in page] == [n.notification_id for n in newest] and total == 1_050
         assert all(n.body == body for n in page)
     finally:
+        await runtime.client.drop_database(database)
+        await runtime.client.close()
+
+
+async def test_notices_an_old_replica_stores_are_keyed_through_the_roll_then_starts_skip_the_backfill(
+    infra, monkeypatch
+) -> None:
+    """A rolling upgrade: notices stored without the inbox's keys after the start's backfill are keyed by the
+    runs through the roll, a range of ids at a time; the marker that every notice is keyed is written only once
+    the run at the roll's end found none, and a later start then reads no notice for keys (an operator deletes
+    the marker to have them read again)."""
+    database = f"inbox_{uuid.uuid4().hex[:8]}"
+    runtime = Runtime.build("notifier", settings_for(infra, mongo_database=database))
+    uow = MongoUnitOfWork(runtime, Retention())
+    inbox, upgrades = runtime.db[INBOX], runtime.db[UPGRADES]
+    monkeypatch.setattr(mongo, "KEYS_BATCH", 5)  # 12 notices: three ranges
+    roll = asyncio.create_task(key_inbox_through_roll(runtime.db, timedelta(seconds=3), timedelta(seconds=0.2)))
+    try:
+        await ensure_indexes(runtime.db, Retention())
+        docs, meant = legacy()
+        await inbox.insert_many(docs)  # by a replica of the release before, after the start
+        asked = InboxQuery(PROVIDER, roles=frozenset({COMPILER}))
+        fake = FakeUnitOfWork()
+        fake.kept = {n.notification_id: n for n in meant}
+        for _ in range(100):
+            if await inbox.count_documents({"for_roles": {"$exists": False}}) == 0:
+                break
+            await asyncio.sleep(0.1)
+        assert ids(await uow.inbox(asked)) == ids(await fake.inbox(asked)) and ids(await fake.inbox(asked))[1] == 11
+        assert await upgrades.count_documents({}) == 0  # the roll goes on
+        for _ in range(100):
+            if await upgrades.find_one({"_id": INBOX_KEYED}):
+                break
+            await asyncio.sleep(0.1)
+        assert await upgrades.find_one({"_id": INBOX_KEYED}) is not None
+        assert not roll.done()  # idle, not started again
+        late = stored(meant[0]) | {"_id": f"late:{PROVIDER}"}
+        await inbox.insert_one(late)
+        await ensure_indexes(runtime.db, Retention())  # a later start: no notice read for keys
+        assert "for_roles" not in await inbox.find_one({"_id": late["_id"]})
+        await upgrades.delete_one({"_id": INBOX_KEYED})  # asked again
+        await ensure_indexes(runtime.db, Retention())
+        assert (await inbox.find_one({"_id": late["_id"]}))["for_roles"] == "catalog_compiler"
+    finally:
+        roll.cancel()
         await runtime.client.drop_database(database)
         await runtime.client.close()

@@ -46,6 +46,8 @@ FEEDS = "notifier_change_feeds"  # per resource: how far its changes were told, 
 REMINDERS = "notifier_reminders"
 PREFERENCES = "notifier_preferences"
 DIGESTS = "notifier_digests"  # per department on a daily digest: when the next one is due
+UPGRADES = "notifier_upgrades"  # what start-up no longer needs to do to the documents kept before
+INBOX_KEYED = "inbox_keys"  # every notice has the inbox's keys, and no replica storing notices without is left
 
 
 @dataclass(frozen=True)
@@ -264,10 +266,11 @@ def _preferences(doc: dict[str, Any]) -> Preferences:
 
 
 async def ensure_indexes(db: AsyncDatabase, retention: Retention) -> None:
-    # notices kept before departments chose channels went to every channel
-    every = sorted(c.value for c in Channel)
-    await db[INBOX].update_many({"channels": {"$exists": False}}, {"$set": {"channels": every}})
-    await _add_inbox_keys(db)
+    if not await _inbox_keyed(db):  # every notice has its keys (and channels) since: reading them all is spared
+        # notices kept before departments chose channels went to every channel
+        every = sorted(c.value for c in Channel)
+        await db[INBOX].update_many({"channels": {"$exists": False}}, {"$set": {"channels": every}})
+        await _add_inbox_keys(db)
     # notices kept before their retention get its full period from now
     read = {"read": True, "expire_at": {"$exists": False}}
     await db[INBOX].update_many(read, {"$set": {"expire_at": retention.on_read()}})
@@ -294,31 +297,53 @@ async def ensure_indexes(db: AsyncDatabase, retention: Retention) -> None:
     await db[DIGESTS].create_index([("at", ASCENDING)])
 
 
-async def _add_inbox_keys(db: AsyncDatabase) -> None:
-    """Notices kept before the inbox's scalar keys get them: in the inbox by their channels, the audience key
-    by their audience (none, kept before audiences: the whole department). Once per audience present, and only
-    on notices without the keys, so a second start changes nothing."""
-    unkeyed = {"for_roles": {"$exists": False}}
-    await db[INBOX].update_many(unkeyed | {"channels": Channel.INBOX.value}, {"$set": {"in_inbox": True}})
-    await db[INBOX].update_many(unkeyed | {"in_inbox": {"$exists": False}}, {"$set": {"in_inbox": False}})
-    groups = await db[INBOX].aggregate([{"$match": unkeyed}, {"$group": {"_id": "$audience"}}])
-    for group in await groups.to_list():
-        stored = group["_id"]  # a list of roles, null or missing (grouped as null)
-        audience = frozenset(Role(r) for r in stored or ())
-        await db[INBOX].update_many(
-            unkeyed | {"audience": stored if stored else None}, {"$set": {"for_roles": _audience_key(audience)}}
-        )
+KEYS_BATCH = 1_000  # notices keyed at a time: a range of ids
+
+
+async def _add_inbox_keys(db: AsyncDatabase) -> int:
+    """Notices kept before the inbox's scalar keys get them: in the inbox by their channels (none, kept before
+    channels: every channel), the audience key by their audience (none, kept before audiences: the whole
+    department). A range of ids at a time, once per audience present in it, and only on notices without the
+    keys, so a second run changes nothing. How many were found without them."""
+    unkeyed: dict[str, Any] = {"for_roles": {"$exists": False}}
+    found, after = 0, None
+    while True:
+        where = unkeyed | ({"_id": {"$gt": after}} if after is not None else {})
+        cursor = db[INBOX].find(where, {"audience": 1}).sort("_id", ASCENDING).limit(KEYS_BATCH)
+        docs = await cursor.to_list()
+        if not docs:
+            return found
+        found, after = found + len(docs), docs[-1]["_id"]
+        ids = unkeyed | {"_id": {"$gte": docs[0]["_id"], "$lte": after}}
+        inbox = {"$or": [{"channels": Channel.INBOX.value}, {"channels": {"$exists": False}}]}
+        await db[INBOX].update_many(ids | inbox, {"$set": {"in_inbox": True}})
+        await db[INBOX].update_many(ids | {"in_inbox": {"$exists": False}}, {"$set": {"in_inbox": False}})
+        for stored in {tuple(doc.get("audience") or ()) for doc in docs}:  # a list of roles, null or missing
+            audience = frozenset(Role(r) for r in stored)
+            await db[INBOX].update_many(
+                ids | {"audience": list(stored) if stored else None}, {"$set": {"for_roles": _audience_key(audience)}}
+            )
+
+
+async def _inbox_keyed(db: AsyncDatabase) -> bool:
+    return await db[UPGRADES].find_one({"_id": INBOX_KEYED}) is not None
 
 
 async def key_inbox_through_roll(db: AsyncDatabase, roll: timedelta, every: timedelta) -> None:
     """While a rolling upgrade goes on, replicas of the release before store notices without the inbox's keys,
     which no inbox query finds: they are keyed again every `every` for `roll` after start (ensure_indexes keyed
-    those before), the last time when `roll` has passed; then never again (a run with nothing to key reads the
-    notices without the keys, all of the collection on the local database)."""
-    ends = time.monotonic() + roll.total_seconds()
-    while (left := ends - time.monotonic()) > 0:
-        await asyncio.sleep(min(every.total_seconds(), left))
-        await _add_inbox_keys(db)
+    those before), the last time when `roll` has passed. That last run finding none, no replica of before is
+    left: the marker `INBOX_KEYED` says so, and later starts skip the reading of every notice (a run with
+    nothing to key reads the notices without the keys, all of the collection on the local database). One
+    finding some, the roll goes on: another `roll`."""
+    while not await _inbox_keyed(db):
+        ends, found = time.monotonic() + roll.total_seconds(), 0
+        while (left := ends - time.monotonic()) > 0:
+            await asyncio.sleep(min(every.total_seconds(), left))
+            found = await _add_inbox_keys(db)
+        if found == 0:
+            doc = {"at": datetime.now(UTC)}
+            await db[UPGRADES].update_one({"_id": INBOX_KEYED}, {"$setOnInsert": doc}, upsert=True)
     await asyncio.Event().wait()  # done: the periodic job stays idle rather than start again
 
 
