@@ -121,6 +121,12 @@ class InboxQuery:
     own_code: str | None = None
     reader: str | None = None  # whose read state `unread_only` means (handlers.reader_of); None: the legacy flag
 
+    def __post_init__(self) -> None:
+        # every department's notices filtered by roles, with no department of the reader's to filter: no inbox
+        # reads so (the IT office's oversight names her own), and the stores would disagree on what it means
+        if self.department_code is None and self.own_code is None and self.roles is not None:
+            raise ValueError("every department's notices by roles: own_code names the reader's department")
+
 
 class UnitOfWork(Protocol):
     def __call__(self) -> AbstractAsyncContextManager[NotifierTransaction]: ...

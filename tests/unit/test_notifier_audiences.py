@@ -217,6 +217,18 @@ def test_a_person_sees_the_notices_for_her_roles_and_the_departments_a_machine_a
     assert seen(Principal("aud", IT_OFFICE, frozenset({Role.AUDITOR})), IT_OFFICE) == set()
 
 
+async def test_every_departments_notices_by_roles_without_the_readers_department_is_no_query() -> None:
+    """The stores would disagree on it (the database dropped the roles, the fake kept them): it is refused."""
+    with pytest.raises(ValueError, match="own_code"):
+        InboxQuery(None, roles=frozenset({OPERATOR}))
+    uow = FakeUnitOfWork()
+    uow.kept = {n.notification_id: n for n in (notice(1, COMPILER), notice(2, ADMIN, recipient=IT_OFFICE))}
+    everyone, _ = await uow.inbox(InboxQuery(None))  # every department's, whole: a machine of the IT office
+    assert {n.notification_id for n in everyone} == {"n1", "n2"}
+    overseen, _ = await uow.inbox(InboxQuery(None, roles=frozenset({OPERATOR}), own_code=IT_OFFICE))
+    assert {n.notification_id for n in overseen} == {"n1"}
+
+
 def test_the_leadership_group_is_a_setting_the_demo_directory_matches_and_production_names_or_leaves_empty() -> None:
     assert NotifierSettings().leadership_group_code == DEMO_LEADERSHIP_GROUP_CODE
     assert DEMO_LEADERSHIP_GROUP_CODE == demo_data.credit_code(demo_data.CITY_REGION, 3)  # the demo's (directory cli)

@@ -125,7 +125,8 @@ def _for_roles(roles: frozenset[Role]) -> dict[str, Any]:
 
 
 def inbox_filter(query: InboxQuery) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The inbox query as (what the inbox index answers, what is checked on the notices it finds)."""
+    """The inbox query as (what the inbox index answers, what is checked on the notices it finds). Roles with
+    neither department nor own_code are refused by InboxQuery itself."""
     indexed: dict[str, Any] = {}
     rest: dict[str, Any] = {}
     if query.department_code is not None:
