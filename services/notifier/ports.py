@@ -141,7 +141,9 @@ class UnitOfWork(Protocol):
 
     async def next_due(self) -> datetime | None: ...
 
-    async def reminders_of(self, department_code: str) -> list[Reminder]: ...
+    # the department's own, and the reminders of `followed` deadlines scheduled for any department (the IT
+    # office's operators are reminded of them too)
+    async def reminders_of(self, department_code: str, followed: Collection[Deadline] = ()) -> list[Reminder]: ...
 
 
 class WebhookStore(Protocol):

@@ -17,6 +17,7 @@ from services.directory import demo_data
 from services.notifier import handlers
 from services.notifier.domain.notifications import Notification, NotificationKind
 from services.notifier.domain.preferences import Delivery, Preferences
+from services.notifier.domain.reminders import Deadline
 from services.notifier.ports import InboxQuery
 from services.notifier.settings import DEMO_LEADERSHIP_GROUP_CODE, NotifierSettings
 from tests.contract.test_schemas import sample
@@ -164,6 +165,12 @@ async def test_a_findings_rectification_reminder_reaches_the_department_and_the_
     n = notifier_of(uow)
     found = payload("AuditFindingRaised", finding_id="f1", department_code=PROVIDER, correct_by=date(2026, 11, 25))
     await deliver(uow, "AuditFindingRaised", found, "e1", n)
+    # scheduled: listed to the department's people, and to the IT office's operators (not its auditors)
+    followed = await uow.reminders_of(IT_OFFICE, [Deadline.FINDING_RECTIFICATION])
+    assert await uow.reminders_of(IT_OFFICE) == [] and [r.recipient_code for r in followed] == [PROVIDER]
+    assert handlers.reminders_shown(followed, frozenset({OPERATOR}), IT_OFFICE) == followed
+    assert handlers.reminders_shown(followed, frozenset({AUDITOR}), IT_OFFICE) == []
+    assert handlers.reminders_shown(await uow.reminders_of(PROVIDER), frozenset({COMPILER}), PROVIDER) == followed
     n.clock.at = n.clock.at.replace(day=25)  # type: ignore[attr-defined]
     await handlers.fire_due(n)
     reminded = {
@@ -174,6 +181,7 @@ async def test_a_findings_rectification_reminder_reaches_the_department_and_the_
     assert {k: v[0] for k, v in reminded.items()} == {PROVIDER: set(), IT_OFFICE: {OPERATOR}}
     assert reminded[IT_OFFICE][1] == f"reminder:FINDING_RECTIFICATION:f1:2026-11-25:{IT_OFFICE}"
     assert PROVIDER in reminded[IT_OFFICE][2]  # the office follows many departments: it is told whose
+    assert "责任部门" not in reminded[PROVIDER][2]  # the department is not named to itself
     await handlers.fire_due(n)  # fired again: nobody is reminded twice
     assert len([x for x in uow.kept.values() if x.kind is NotificationKind.DEADLINE_APPROACHING]) == 2
     escalated = payload("AuditFindingEscalated", finding_id="f1", department_code=PROVIDER)

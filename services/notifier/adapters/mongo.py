@@ -600,6 +600,9 @@ class MongoUnitOfWork:
         times += [digest["at"]] if digest else []
         return min(times, default=None)
 
-    async def reminders_of(self, department_code: str) -> list[Reminder]:
-        cursor = self.db[REMINDERS].find({"recipient_code": department_code, "sent": False}).sort("due_on", ASCENDING)
+    async def reminders_of(self, department_code: str, followed: Collection[Deadline] = ()) -> list[Reminder]:
+        whose: dict[str, Any] = {"recipient_code": department_code}
+        if followed:
+            whose = {"$or": [whose, {"deadline": {"$in": sorted(d.value for d in followed)}}]}
+        cursor = self.db[REMINDERS].find(whose | {"sent": False}).sort("due_on", ASCENDING)
         return [_reminder(doc) for doc in await cursor.limit(1000).to_list()]
