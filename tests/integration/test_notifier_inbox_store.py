@@ -162,6 +162,11 @@ async def test_whom_a_notice_concerns_is_one_rule_in_the_fake_and_in_the_databas
                 reader = f"person:{'-'.join(sorted(roles))}"
                 args = (PROVIDER, notice.notification_id, reader, roles)
                 assert await uow.mark_read(*args) == await fake.mark_read(*args), (roles, notice.audience)
+        # a notice sent to the department's systems alone is in no inbox: nobody marks it read, not a machine
+        hooked = [n for n in made if Channel.INBOX not in n.channels and n.recipient_code == PROVIDER]
+        assert hooked and not await uow.mark_read(PROVIDER, hooked[0].notification_id, "adapter:a1")
+        assert not await uow.mark_read(None, hooked[0].notification_id, "person:operator")  # the IT office
+        assert "adapter:a1" not in (await runtime.db[INBOX].find_one({"_id": hooked[0].notification_id}))["read_by"]
     finally:
         await runtime.client.drop_database(database)
         await runtime.client.close()

@@ -226,6 +226,7 @@ class FakeUnitOfWork:
         n = self.kept.get(notification_id)
         if (
             n is None
+            or Channel.INBOX not in n.channels
             or department_code not in (None, n.recipient_code)
             or (roles is not None and not n.concerns(roles))
         ):

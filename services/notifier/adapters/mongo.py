@@ -572,7 +572,7 @@ class MongoUnitOfWork:
     async def mark_read(
         self, department_code: str | None, notification_id: str, reader: str, roles: frozenset[Role] | None = None
     ) -> bool:
-        where: dict[str, Any] = {"_id": notification_id}
+        where: dict[str, Any] = {"_id": notification_id, "in_inbox": True}  # one the inbox shows
         if department_code is not None:
             where["recipient_code"] = department_code
         if roles is not None:
