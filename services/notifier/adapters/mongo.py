@@ -298,7 +298,7 @@ async def ensure_indexes(db: AsyncDatabase, retention: Retention) -> None:
     await db[DIGESTS].create_index([("at", ASCENDING)])
 
 
-KEYS_BATCH = 1_000  # notices keyed at a time: a range of ids
+KEYS_BATCH = 10_000  # notices keyed at a time: a range of ids (each update reads the collection locally)
 
 
 async def _add_inbox_keys(db: AsyncDatabase) -> int:
