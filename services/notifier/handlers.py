@@ -40,7 +40,16 @@ from services.notifier.domain.events import (
     ShareRequested,
 )
 from services.notifier.domain.holdings import EntryTerms, Holding, holders, tightened
-from services.notifier.domain.notifications import REMINDED, Channel, Delivery, Notification, Rule, concerns
+from services.notifier.domain.notifications import (
+    FOLLOWED_BY_IT_OFFICE,
+    REMINDED,
+    Audience,
+    Channel,
+    Delivery,
+    Notification,
+    Rule,
+    concerns,
+)
 from services.notifier.domain.preferences import DIGEST_SHOWN, Preferences, defaults, digest, next_digest_at
 from services.notifier.domain.reminders import (
     CHINA,
@@ -463,10 +472,18 @@ def roles_reading(principal: Principal, department_code: str | None) -> frozense
     return principal.roles
 
 
-def reminders_shown(reminders: list[Reminder], roles: frozenset[Role] | None) -> list[Reminder]:
-    """The reminders a reader with `roles` (None: all, roles_reading) is shown: those whose notice will be for
-    her, as the inbox shows notices."""
-    return [r for r in reminders if roles is None or concerns(REMINDED[r.deadline], roles)]
+def reminders_shown(
+    reminders: list[Reminder], roles: frozenset[Role] | None, department_code: str | None = None
+) -> list[Reminder]:
+    """The reminders a reader of `department_code` with `roles` (None: all, roles_reading) is shown: those whose
+    notice will be for her, as the inbox shows notices (another department's, followed by the IT office: those
+    its copy is for)."""
+
+    def audience(r: Reminder) -> Audience:
+        mine = department_code in (None, r.recipient_code)
+        return REMINDED[r.deadline] if mine else FOLLOWED_BY_IT_OFFICE.get(r.deadline, REMINDED[r.deadline])
+
+    return [r for r in reminders if roles is None or concerns(audience(r), roles)]
 
 
 def reader_of(principal: Principal) -> str:

@@ -42,6 +42,10 @@ def build(settings: NotifierSettings) -> tuple[FastAPI, Runtime]:
     uow = mongo.MongoUnitOfWork(runtime, retention, on_deliveries=deliverer.hand_over, hold=deliverer.lease)
     runtime.setup.append(partial(mongo.ensure_indexes, runtime.db, retention))
     runtime.setup.append(partial(webhooks_mongo.ensure_indexes, runtime.db, sealer))
+    roll = timedelta(seconds=settings.upgrade_roll_seconds)
+    recheck = timedelta(seconds=settings.inbox_keys_recheck_seconds)
+    # notices replicas of the release before store during a rolling upgrade (docs/operations.md)
+    runtime.periodic["inbox-keys"] = partial(mongo.key_inbox_through_roll, runtime.db, roll, recheck)
     runtime.periodic["webhook-delivery"] = deliverer.run  # started once the database is set up; restarted on failure
     notifier_ref: list[handlers.Notifier] = []
     timer = Timer(lambda: handlers.fire_due(notifier_ref[0]), clock.now, settings.timer_max_sleep_seconds)

@@ -121,6 +121,12 @@ class InboxQuery:
     own_code: str | None = None
     reader: str | None = None  # whose read state `unread_only` means (handlers.reader_of); None: the legacy flag
 
+    def __post_init__(self) -> None:
+        # every department's notices filtered by roles, with no department of the reader's to filter: no inbox
+        # reads so (the IT office's oversight names her own), and the stores would disagree on what it means
+        if self.department_code is None and self.own_code is None and self.roles is not None:
+            raise ValueError("every department's notices by roles: own_code names the reader's department")
+
 
 class UnitOfWork(Protocol):
     def __call__(self) -> AbstractAsyncContextManager[NotifierTransaction]: ...
@@ -135,7 +141,9 @@ class UnitOfWork(Protocol):
 
     async def next_due(self) -> datetime | None: ...
 
-    async def reminders_of(self, department_code: str) -> list[Reminder]: ...
+    # the department's own, and the reminders of `followed` deadlines scheduled for any department (the IT
+    # office's operators are reminded of them too)
+    async def reminders_of(self, department_code: str, followed: Collection[Deadline] = ()) -> list[Reminder]: ...
 
 
 class WebhookStore(Protocol):

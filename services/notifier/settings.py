@@ -39,6 +39,11 @@ class NotifierSettings(ServiceSettings):
     # long after it was issued; other unread notices until they are read.
     read_notice_retention_days: float = Field(default=180, gt=0, le=3650)
     change_notice_retention_days: float = Field(default=90, gt=0, le=3650)
+    # A rolling upgrade: replicas of the release before may still store notices without the inbox's keys (which
+    # no one could then see) for this long after a replica started; it keys them again every
+    # inbox_keys_recheck_seconds until then, and once more at its end (docs/operations.md, the notifier).
+    upgrade_roll_seconds: float = Field(default=900, ge=1, le=DAY)
+    inbox_keys_recheck_seconds: float = Field(default=60, ge=0.1, le=3600)
     # Reminders go this many working days before a deadline's day, at this time of day (Beijing time).
     reminder_lead_working_days: int = Field(default=2, ge=1, le=MAX_LEAD)
     reminder_time: time = time(9, 0)

@@ -30,8 +30,10 @@ from tests.integration.test_webhooks import register
 from tests.tokens import bearer
 
 
-async def start_notifier(infra: Infra, tmp_path, services: list, it_office: str, database: str) -> ServiceProcess:
-    notifier = ServiceProcess("notifier", infra, tmp_path, mongo_database=database, it_office_code=it_office)
+async def start_notifier(
+    infra: Infra, tmp_path, services: list, it_office: str, database: str, **env: str
+) -> ServiceProcess:
+    notifier = ServiceProcess("notifier", infra, tmp_path, mongo_database=database, it_office_code=it_office, **env)
     for topic in SUBSCRIBED:  # only what this test sends
         await skip_backlog(infra, f"{notifier.group_prefix}notifier", topic)
     notifier.start()
@@ -57,8 +59,12 @@ async def test_each_person_sees_the_notices_for_her_roles_and_the_departments_sy
     database = f"audiences_{uuid.uuid4().hex[:8]}"
     receiver = await Receiver().start()
     try:
-        # a notice kept before notices had audiences (by a notifier of before): for the whole department, as it
-        # always was; and one read before read state was kept per reader: read for everyone
+        # a rolling upgrade: the notifier started, a replica of the release before still running beside it
+        roll = {"upgrade_roll_seconds": "4", "inbox_keys_recheck_seconds": "0.5"}
+        notifier = await start_notifier(infra, tmp_path, services, it_office, database, **roll)
+        await register(notifier, provider, receiver.url)
+        # stores a notice as before notices had audiences (and the inbox its keys): for the whole department, as
+        # it always was; and one read before read state was kept per reader: read for everyone
         legacy, legacy_read = f"legacy-{uuid.uuid4().hex[:8]}:{provider}", f"legacy-{uuid.uuid4().hex[:8]}:{provider}"
         async with AsyncMongoClient(infra.mongo_uri) as client:
             await client[database]["notifier_inbox"].insert_many([
@@ -67,8 +73,6 @@ async def test_each_person_sees_the_notices_for_her_roles_and_the_departments_sy
                  "resource_code": None, "channels": ["INBOX", "KAFKA", "WEBHOOK"], "in_digest": False}
                 for key in (legacy, legacy_read)
             ])  # fmt: skip
-        notifier = await start_notifier(infra, tmp_path, services, it_office, database)
-        await register(notifier, provider, receiver.url)
 
         resource = f"101001/{uuid.uuid4().int % 10**6:06d}"
         entry = {"resource_code": resource, "provider_code": provider, "version": 1}

@@ -5,19 +5,27 @@ they replaced found; notices kept before the index's keys get them once, at star
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import bson
+
 from common.policy import Role
 from common.runtime import Runtime
+from services.notifier.adapters import mongo
 from services.notifier.adapters.mongo import (
     INBOX,
     INBOX_INDEX,
+    INBOX_KEYED,
+    NEWEST,
+    UPGRADES,
     MongoUnitOfWork,
     Retention,
     ensure_indexes,
     inbox_pipeline,
+    key_inbox_through_roll,
 )
 from services.notifier.domain.notifications import Channel, Notification, NotificationKind, every_audience
 from services.notifier.ports import InboxQuery
@@ -154,6 +162,11 @@ async def test_whom_a_notice_concerns_is_one_rule_in_the_fake_and_in_the_databas
                 reader = f"person:{'-'.join(sorted(roles))}"
                 args = (PROVIDER, notice.notification_id, reader, roles)
                 assert await uow.mark_read(*args) == await fake.mark_read(*args), (roles, notice.audience)
+        # a notice sent to the department's systems alone is in no inbox: nobody marks it read, not a machine
+        hooked = [n for n in made if Channel.INBOX not in n.channels and n.recipient_code == PROVIDER]
+        assert hooked and not await uow.mark_read(PROVIDER, hooked[0].notification_id, "adapter:a1")
+        assert not await uow.mark_read(None, hooked[0].notification_id, "person:operator")  # the IT office
+        assert "adapter:a1" not in (await runtime.db[INBOX].find_one({"_id": hooked[0].notification_id}))["read_by"]
     finally:
         await runtime.client.drop_database(database)
         await runtime.client.close()
@@ -188,10 +201,11 @@ def _before(query: InboxQuery) -> dict[str, Any]:
     return where
 
 
-async def test_the_inbox_is_read_from_its_index_and_finds_what_the_array_filters_found(infra) -> None:
-    """A person's inbox, unread or of one kind, and a machine's: the first stage of each query is planned on the
-    inbox index (IXSCAN, never COLLSCAN), and each finds, in order, what the filter on `channels` and `audience`
-    found. Kept documents are given the keys at start, a second start changes none."""
+async def test_the_inbox_is_read_from_its_index_and_finds_what_the_array_filters_found(infra, monkeypatch) -> None:
+    """A person's inbox, unread or of one kind, and a machine's: the first stage of each aggregation the store
+    runs, explained as it runs, is planned on the inbox index (IXSCAN, never COLLSCAN), and each finds, in order,
+    what the filter on `channels` and `audience` found. Kept documents are given the keys at start, a second
+    start changes none."""
     database = f"inbox_{uuid.uuid4().hex[:8]}"
     runtime = Runtime.build("notifier", settings_for(infra, mongo_database=database))
     uow = MongoUnitOfWork(runtime, Retention())
@@ -199,6 +213,8 @@ async def test_the_inbox_is_read_from_its_index_and_finds_what_the_array_filters
     try:
         docs, _ = legacy()
         await inbox.insert_many(docs)
+        old_index = "recipient_code_1_created_at_-1__id_-1"  # the release before's, which its replicas read by
+        await inbox.create_index([("recipient_code", 1), ("created_at", -1), ("_id", -1)], name=old_index)
         await ensure_indexes(runtime.db, Retention())
         keyed = {d["_id"]: (d["in_inbox"], d["for_roles"]) async for d in inbox.find({})}
         assert keyed[f"old01:{PROVIDER}"] == (True, "*")  # before audiences: the whole department's
@@ -229,11 +245,14 @@ async def test_the_inbox_is_read_from_its_index_and_finds_what_the_array_filters
             InboxQuery(PROVIDER, roles=frozenset({REVIEWER, ADMIN}), kind=NotificationKind.OTHER, limit=50),
             InboxQuery(PROVIDER, offset=40, limit=100),  # a machine
         ]
+        ran: list[list[dict[str, Any]]] = []  # the pipelines the adapter built and ran
+        monkeypatch.setattr(mongo, "inbox_pipeline", lambda q: ran.append(inbox_pipeline(q)) or ran[-1])
         for query in asked:
-            pipeline = inbox_pipeline(query)
-            explained = await runtime.db.command(
-                "explain", {"aggregate": INBOX, "pipeline": [*pipeline, {"$count": "n"}], "cursor": {}}
-            )
+            ran.clear()
+            await uow.inbox(query)
+            [pipeline] = ran
+            assert pipeline == inbox_pipeline(query)
+            explained = await runtime.db.command("explain", {"aggregate": INBOX, "pipeline": pipeline, "cursor": {}})
             stages = [s for plan in _plans(explained) for s in _stages(plan)]
             assert ("IXSCAN", INBOX_INDEX) in stages and "COLLSCAN" not in {s for s, _ in stages}, (query, stages)
             newest = [("created_at", -1), ("_id", -1)]
@@ -241,7 +260,89 @@ async def test_the_inbox_is_read_from_its_index_and_finds_what_the_array_filters
             total = await inbox.count_documents(_before(query))
             assert ids(await uow.inbox(query)) == ([d["_id"] for d in before], total), query
             assert total > 0
-        assert "recipient_code_1_created_at_-1__id_-1" not in await inbox.index_information()  # replaced
+        # kept through a rolling upgrade: an old replica would create it again, and read its inbox without it
+        assert old_index in await inbox.index_information()
     finally:
+        await runtime.client.drop_database(database)
+        await runtime.client.close()
+
+
+async def test_a_page_of_a_thousand_large_notices_is_read_in_index_order_by_its_ids(infra) -> None:
+    """A page of 1,000 notices of 20 KB each (20 MB, more than the 16 MB mongod allows a result document): the
+    aggregation's one document holds their ids and the total only, its order is set before `$facet` as the index
+    keeps it (mongod then takes it from the index; inside `$facet` it would sort in memory), and the notices are
+    read by their ids, whole, in that order."""
+    database = f"inbox_{uuid.uuid4().hex[:8]}"
+    runtime = Runtime.build("notifier", settings_for(infra, mongo_database=database))
+    uow = MongoUnitOfWork(runtime, Retention())
+    try:
+        await ensure_indexes(runtime.db, Retention())
+        body = "变" * 7_000  # 21 KB in UTF-8
+        made = [  # three a second: ties broken by the id
+            Notification(f"big{number:04d}:{PROVIDER}", PROVIDER, NotificationKind.OTHER, "t", body,
+                         created_at=START + timedelta(seconds=number // 3), audience=frozenset())
+            for number in range(1_050)
+        ]  # fmt: skip
+        async with uow() as tx:
+            await tx.add_all(made)
+        query = InboxQuery(PROVIDER, offset=20, limit=1_000)
+        pipeline = inbox_pipeline(query)
+        stages = [next(iter(stage)) for stage in pipeline]
+        assert stages[-2:] == ["$sort", "$facet"] and pipeline[-2]["$sort"] == dict(NEWEST)
+        index = (await runtime.db[INBOX].index_information())[INBOX_INDEX]["key"]
+        assert list(index)[-2:] == list(pipeline[-2]["$sort"].items()) and "$sort" not in str(pipeline[-1])
+        [found] = await (await runtime.db[INBOX].aggregate(pipeline)).to_list()
+        assert found["total"] == [{"n": 1_050}] and len(found["page"]) == 1_000
+        assert all(set(doc) == {"_id"} for doc in found["page"]) and len(bson.encode(found)) < 100_000
+        newest = sorted(made, key=lambda n: (n.created_at, n.notification_id), reverse=True)[20:1_020]
+        page, total = await uow.inbox(query)
+        assert [n.notification_id for n in page] == [n.notification_id for n in newest] and total == 1_050
+        assert all(n.body == body for n in page)
+    finally:
+        await runtime.client.drop_database(database)
+        await runtime.client.close()
+
+
+async def test_notices_an_old_replica_stores_are_keyed_through_the_roll_then_starts_skip_the_backfill(
+    infra, monkeypatch
+) -> None:
+    """A rolling upgrade: notices stored without the inbox's keys after the start's backfill are keyed by the
+    runs through the roll, a range of ids at a time; the marker that every notice is keyed is written only once
+    the run at the roll's end found none, and a later start then reads no notice for keys (an operator deletes
+    the marker to have them read again)."""
+    database = f"inbox_{uuid.uuid4().hex[:8]}"
+    runtime = Runtime.build("notifier", settings_for(infra, mongo_database=database))
+    uow = MongoUnitOfWork(runtime, Retention())
+    inbox, upgrades = runtime.db[INBOX], runtime.db[UPGRADES]
+    monkeypatch.setattr(mongo, "KEYS_BATCH", 5)  # 12 notices: three ranges
+    roll = asyncio.create_task(key_inbox_through_roll(runtime.db, timedelta(seconds=3), timedelta(seconds=0.2)))
+    try:
+        await ensure_indexes(runtime.db, Retention())
+        docs, meant = legacy()
+        await inbox.insert_many(docs)  # by a replica of the release before, after the start
+        asked = InboxQuery(PROVIDER, roles=frozenset({COMPILER}))
+        fake = FakeUnitOfWork()
+        fake.kept = {n.notification_id: n for n in meant}
+        for _ in range(100):
+            if await inbox.count_documents({"for_roles": {"$exists": False}}) == 0:
+                break
+            await asyncio.sleep(0.1)
+        assert ids(await uow.inbox(asked)) == ids(await fake.inbox(asked)) and ids(await fake.inbox(asked))[1] == 11
+        assert await upgrades.count_documents({}) == 0  # the roll goes on
+        for _ in range(100):
+            if await upgrades.find_one({"_id": INBOX_KEYED}):
+                break
+            await asyncio.sleep(0.1)
+        assert await upgrades.find_one({"_id": INBOX_KEYED}) is not None
+        assert not roll.done()  # idle, not started again
+        late = stored(meant[0]) | {"_id": f"late:{PROVIDER}"}
+        await inbox.insert_one(late)
+        await ensure_indexes(runtime.db, Retention())  # a later start: no notice read for keys
+        assert "for_roles" not in await inbox.find_one({"_id": late["_id"]})
+        await upgrades.delete_one({"_id": INBOX_KEYED})  # asked again
+        await ensure_indexes(runtime.db, Retention())
+        assert (await inbox.find_one({"_id": late["_id"]}))["for_roles"] == "catalog_compiler"
+    finally:
+        roll.cancel()
         await runtime.client.drop_database(database)
         await runtime.client.close()

@@ -810,6 +810,7 @@ async def test_a_findings_rectification_is_reminded_to_its_department_and_the_it
     assert reminded["notification_id"] == f"reminder:FINDING_RECTIFICATION:{finding}:2026-12-09:{it_office}"
     [theirs] = await inbox_until(notifier, department, 1, as_who=compiler, kind="DEADLINE_APPROACHING")
     assert theirs["reference"] == finding and theirs["audience"] == []  # the department as a whole
+    assert f"责任部门 {department}" in reminded["body"] and "责任部门" not in theirs["body"]  # not named to itself
     heard = await inbox_until(notifier, it_office, 1, as_who=auditor)
     assert [(n["kind"], n["reference"]) for n in heard] == [("OTHER", finding)]  # raised, not the reminder
 
@@ -824,3 +825,21 @@ async def test_a_findings_rectification_is_reminded_to_its_department_and_the_it
     ]  # fmt: skip
     [told] = await inbox_until(notifier, department, 1, as_who=compiler, kind="DEADLINE_PASSED")
     assert told["reference"] == finding
+    # a finding due later: its reminder is listed as scheduled to the department and to the IT office's
+    # operators, with the department that owes the rectification; not to its auditors, whom it will not reach
+    later = uuid.uuid4().hex
+    raised = payload("AuditFindingRaised", finding_id=later, department_code=department, reference=None,
+                     category="DATA_NOT_PROVIDED_IN_TIME", correct_by=date(2027, 3, 1))  # fmt: skip
+    await send(infra, "auditor.findings", [("AuditFindingRaised", department, raised)])
+    async with httpx.AsyncClient(base_url=notifier.url) as client:
+        for _ in range(100):
+            scheduled = (await client.get(f"/reminders/{it_office}", headers=operator)).json()
+            if any(r["reference"] == later for r in scheduled):
+                break
+            await asyncio.sleep(0.2)
+        [followed] = [r for r in scheduled if r["reference"] == later]
+        assert followed["deadline"] == "FINDING_RECTIFICATION" and followed["recipient_code"] == department
+        assert followed["due_on"] == "2027-03-01"
+        assert not [r for r in (await client.get(f"/reminders/{it_office}", headers=auditor)).json()]
+        own = (await client.get(f"/reminders/{department}", headers=compiler)).json()
+        assert [(r["reference"], r["recipient_code"]) for r in own] == [(later, department)]

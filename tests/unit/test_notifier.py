@@ -226,6 +226,7 @@ class FakeUnitOfWork:
         n = self.kept.get(notification_id)
         if (
             n is None
+            or Channel.INBOX not in n.channels
             or department_code not in (None, n.recipient_code)
             or (roles is not None and not n.concerns(roles))
         ):
@@ -242,8 +243,9 @@ class FakeUnitOfWork:
         times += [r.remind_at for r, sent in self.reminders.values() if not sent]
         return min(times, default=None)
 
-    async def reminders_of(self, department_code: str) -> list[Reminder]:
-        return [r for r, sent in self.reminders.values() if not sent and r.recipient_code == department_code]
+    async def reminders_of(self, department_code: str, followed: Collection[Deadline] = ()) -> list[Reminder]:
+        whose = [r for r, sent in self.reminders.values() if not sent]
+        return [r for r in whose if r.recipient_code == department_code or r.deadline in followed]
 
 
 class FakeTopics:

@@ -17,6 +17,7 @@ from services.directory import demo_data
 from services.notifier import handlers
 from services.notifier.domain.notifications import Notification, NotificationKind
 from services.notifier.domain.preferences import Delivery, Preferences
+from services.notifier.domain.reminders import Deadline
 from services.notifier.ports import InboxQuery
 from services.notifier.settings import DEMO_LEADERSHIP_GROUP_CODE, NotifierSettings
 from tests.contract.test_schemas import sample
@@ -164,6 +165,12 @@ async def test_a_findings_rectification_reminder_reaches_the_department_and_the_
     n = notifier_of(uow)
     found = payload("AuditFindingRaised", finding_id="f1", department_code=PROVIDER, correct_by=date(2026, 11, 25))
     await deliver(uow, "AuditFindingRaised", found, "e1", n)
+    # scheduled: listed to the department's people, and to the IT office's operators (not its auditors)
+    followed = await uow.reminders_of(IT_OFFICE, [Deadline.FINDING_RECTIFICATION])
+    assert await uow.reminders_of(IT_OFFICE) == [] and [r.recipient_code for r in followed] == [PROVIDER]
+    assert handlers.reminders_shown(followed, frozenset({OPERATOR}), IT_OFFICE) == followed
+    assert handlers.reminders_shown(followed, frozenset({AUDITOR}), IT_OFFICE) == []
+    assert handlers.reminders_shown(await uow.reminders_of(PROVIDER), frozenset({COMPILER}), PROVIDER) == followed
     n.clock.at = n.clock.at.replace(day=25)  # type: ignore[attr-defined]
     await handlers.fire_due(n)
     reminded = {
@@ -174,6 +181,7 @@ async def test_a_findings_rectification_reminder_reaches_the_department_and_the_
     assert {k: v[0] for k, v in reminded.items()} == {PROVIDER: set(), IT_OFFICE: {OPERATOR}}
     assert reminded[IT_OFFICE][1] == f"reminder:FINDING_RECTIFICATION:f1:2026-11-25:{IT_OFFICE}"
     assert PROVIDER in reminded[IT_OFFICE][2]  # the office follows many departments: it is told whose
+    assert "责任部门" not in reminded[PROVIDER][2]  # the department is not named to itself
     await handlers.fire_due(n)  # fired again: nobody is reminded twice
     assert len([x for x in uow.kept.values() if x.kind is NotificationKind.DEADLINE_APPROACHING]) == 2
     escalated = payload("AuditFindingEscalated", finding_id="f1", department_code=PROVIDER)
@@ -215,6 +223,18 @@ def test_a_person_sees_the_notices_for_her_roles_and_the_departments_a_machine_a
     assert seen(operator, IT_OFFICE) == {"n6"}
     assert seen(operator) == {"n1", "n2", "n3", "n4", "n5"}
     assert seen(Principal("aud", IT_OFFICE, frozenset({Role.AUDITOR})), IT_OFFICE) == set()
+
+
+async def test_every_departments_notices_by_roles_without_the_readers_department_is_no_query() -> None:
+    """The stores would disagree on it (the database dropped the roles, the fake kept them): it is refused."""
+    with pytest.raises(ValueError, match="own_code"):
+        InboxQuery(None, roles=frozenset({OPERATOR}))
+    uow = FakeUnitOfWork()
+    uow.kept = {n.notification_id: n for n in (notice(1, COMPILER), notice(2, ADMIN, recipient=IT_OFFICE))}
+    everyone, _ = await uow.inbox(InboxQuery(None))  # every department's, whole: a machine of the IT office
+    assert {n.notification_id for n in everyone} == {"n1", "n2"}
+    overseen, _ = await uow.inbox(InboxQuery(None, roles=frozenset({OPERATOR}), own_code=IT_OFFICE))
+    assert {n.notification_id for n in overseen} == {"n1"}
 
 
 def test_the_leadership_group_is_a_setting_the_demo_directory_matches_and_production_names_or_leaves_empty() -> None:

@@ -15,7 +15,13 @@ from common.guard import Guard
 from common.paging import Page, PageOf
 from common.policy import Principal, Role, Target, authorize
 from services.notifier import handlers
-from services.notifier.domain.notifications import Channel, Delivery, Notification, NotificationKind
+from services.notifier.domain.notifications import (
+    FOLLOWED_BY_IT_OFFICE,
+    Channel,
+    Delivery,
+    Notification,
+    NotificationKind,
+)
 from services.notifier.domain.preferences import Preferences, defaults
 from services.notifier.domain.reminders import Deadline
 from services.notifier.ports import InboxQuery, UnitOfWork
@@ -82,6 +88,7 @@ class PreferencesBody(BaseModel):
 class ReminderView(BaseModel):
     reminder_id: str
     deadline: Deadline
+    recipient_code: str  # the department that owes the step
     resource_code: str
     reference: str
     due_on: date
@@ -196,7 +203,13 @@ async def set_preferences(
 @router.get(
     "/reminders/{department_code}", response_model=list[ReminderView], summary="Reminders scheduled, soonest due first"
 )
-async def reminders(department_code: Code, principal: InboxReader, uow: UowDep) -> list[ReminderView]:
+async def reminders(
+    department_code: Code, principal: InboxReader, uow: UowDep, notifier: NotifierDep
+) -> list[ReminderView]:
+    """The IT office's also lists the steps of other departments it follows (a finding's rectification), which
+    its operators are reminded of with the department (`recipient_code`)."""
     code = _own(principal, "notifier.inbox.read", department_code)
-    shown = handlers.reminders_shown(await uow.reminders_of(code), handlers.roles_reading(principal, code))
+    followed = list(FOLLOWED_BY_IT_OFFICE) if code == notifier.it_office_code else []
+    kept = await uow.reminders_of(code, followed)
+    shown = handlers.reminders_shown(kept, handlers.roles_reading(principal, code), code)
     return [ReminderView.model_validate(r, from_attributes=True) for r in shown]

@@ -3,6 +3,8 @@ open batches of changes, reminders and the departments' preferences."""
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import AsyncIterator, Callable, Collection
 from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass, fields
@@ -47,6 +49,8 @@ PREFERENCES_READ_WHOLE = 1_000  # departments that chose, read in one query when
 PREFERENCES_MANY_RECHECK = timedelta(minutes=10)
 _preferences_many_until: dict[str, datetime] = {}
 DIGESTS = "notifier_digests"  # per department on a daily digest: when the next one is due
+UPGRADES = "notifier_upgrades"  # what start-up no longer needs to do to the documents kept before
+INBOX_KEYED = "inbox_keys"  # every notice has the inbox's keys, and no replica storing notices without is left
 
 
 @dataclass(frozen=True)
@@ -124,7 +128,8 @@ def _for_roles(roles: frozenset[Role]) -> dict[str, Any]:
 
 
 def inbox_filter(query: InboxQuery) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The inbox query as (what the inbox index answers, what is checked on the notices it finds)."""
+    """The inbox query as (what the inbox index answers, what is checked on the notices it finds). Roles with
+    neither department nor own_code are refused by InboxQuery itself."""
     indexed: dict[str, Any] = {}
     rest: dict[str, Any] = {}
     if query.department_code is not None:
@@ -147,8 +152,20 @@ def inbox_filter(query: InboxQuery) -> tuple[dict[str, Any], dict[str, Any]]:
 
 
 def inbox_pipeline(query: InboxQuery) -> list[dict[str, Any]]:
+    """The inbox's aggregation as MongoUnitOfWork.inbox runs it: one document, the page's ids (`page`) and the
+    total (`total`, none when nothing matches). The index's part is a stage of its own, the rest comes after it:
+    the local database plans only a query its index covers whole, and takes a pipeline's first stage to the index
+    (mongod merges the two). The order comes before `$facet`, where mongod can take it from the index (a `$sort`
+    inside `$facet` sorts every notice found in memory); the facet keeps only the ids, so that the one document
+    it makes stays far below the 16 MB a result document may have on mongod (a page is up to 1,000 notices)."""
     indexed, rest = inbox_filter(query)
-    return [{"$match": indexed}, *([{"$match": rest}] if rest else [])]
+    page = [*([{"$skip": query.offset}] if query.offset else []), {"$limit": query.limit}, {"$project": {"_id": 1}}]
+    return [
+        {"$match": indexed},
+        *([{"$match": rest}] if rest else []),
+        {"$sort": dict(NEWEST)},
+        {"$facet": {"page": page, "total": [{"$count": "n"}]}},
+    ]
 
 
 def _holding(doc: dict[str, Any]) -> Holding:
@@ -253,10 +270,11 @@ def _preferences(doc: dict[str, Any]) -> Preferences:
 
 
 async def ensure_indexes(db: AsyncDatabase, retention: Retention) -> None:
-    # notices kept before departments chose channels went to every channel
-    every = sorted(c.value for c in Channel)
-    await db[INBOX].update_many({"channels": {"$exists": False}}, {"$set": {"channels": every}})
-    await _add_inbox_keys(db)
+    if not await _inbox_keyed(db):  # every notice has its keys (and channels) since: reading them all is spared
+        # notices kept before departments chose channels went to every channel
+        every = sorted(c.value for c in Channel)
+        await db[INBOX].update_many({"channels": {"$exists": False}}, {"$set": {"channels": every}})
+        await _add_inbox_keys(db)
     # notices kept before their retention get its full period from now
     read = {"read": True, "expire_at": {"$exists": False}}
     await db[INBOX].update_many(read, {"$set": {"expire_at": retention.on_read()}})
@@ -268,11 +286,10 @@ async def ensure_indexes(db: AsyncDatabase, retention: Retention) -> None:
     # index: each index more is written with every notice, and a change of a widely held resource stores a
     # thousand at once.
     await db[INBOX].create_index([*INBOX_KEY, *NEWEST], name=INBOX_INDEX)
-    for unused in (
-        "recipient_code_1_kind_1_created_at_-1__id_-1",
-        "recipient_code_1_in_digest_1",
-        "recipient_code_1_created_at_-1__id_-1",
-    ):
+    # The (recipient, newest) index it replaces stays through this release: replicas of the release before
+    # read their inboxes by it during a rolling upgrade, and one of them starting again would create it again.
+    # The next release drops it (docs/operations.md, the notifier).
+    for unused in ("recipient_code_1_kind_1_created_at_-1__id_-1", "recipient_code_1_in_digest_1"):
         if unused in await db[INBOX].index_information():
             await db[INBOX].drop_index(unused)
     await db[INBOX].create_index([("resource_code", ASCENDING), *NEWEST])
@@ -284,20 +301,54 @@ async def ensure_indexes(db: AsyncDatabase, retention: Retention) -> None:
     await db[DIGESTS].create_index([("at", ASCENDING)])
 
 
-async def _add_inbox_keys(db: AsyncDatabase) -> None:
-    """Notices kept before the inbox's scalar keys get them: in the inbox by their channels, the audience key
-    by their audience (none, kept before audiences: the whole department). Once per audience present, and only
-    on notices without the keys, so a second start changes nothing."""
-    unkeyed = {"for_roles": {"$exists": False}}
-    await db[INBOX].update_many(unkeyed | {"channels": Channel.INBOX.value}, {"$set": {"in_inbox": True}})
-    await db[INBOX].update_many(unkeyed | {"in_inbox": {"$exists": False}}, {"$set": {"in_inbox": False}})
-    groups = await db[INBOX].aggregate([{"$match": unkeyed}, {"$group": {"_id": "$audience"}}])
-    for group in await groups.to_list():
-        stored = group["_id"]  # a list of roles, null or missing (grouped as null)
-        audience = frozenset(Role(r) for r in stored or ())
-        await db[INBOX].update_many(
-            unkeyed | {"audience": stored if stored else None}, {"$set": {"for_roles": _audience_key(audience)}}
-        )
+KEYS_BATCH = 10_000  # notices keyed at a time: a range of ids (each update reads the collection locally)
+
+
+async def _add_inbox_keys(db: AsyncDatabase) -> int:
+    """Notices kept before the inbox's scalar keys get them: in the inbox by their channels (none, kept before
+    channels: every channel), the audience key by their audience (none, kept before audiences: the whole
+    department). A range of ids at a time, once per audience present in it, and only on notices without the
+    keys, so a second run changes nothing. How many were found without them."""
+    unkeyed: dict[str, Any] = {"for_roles": {"$exists": False}}
+    found, after = 0, None
+    while True:
+        where = unkeyed | ({"_id": {"$gt": after}} if after is not None else {})
+        cursor = db[INBOX].find(where, {"audience": 1}).sort("_id", ASCENDING).limit(KEYS_BATCH)
+        docs = await cursor.to_list()
+        if not docs:
+            return found
+        found, after = found + len(docs), docs[-1]["_id"]
+        ids = unkeyed | {"_id": {"$gte": docs[0]["_id"], "$lte": after}}
+        inbox = {"$or": [{"channels": Channel.INBOX.value}, {"channels": {"$exists": False}}]}
+        await db[INBOX].update_many(ids | inbox, {"$set": {"in_inbox": True}})
+        await db[INBOX].update_many(ids | {"in_inbox": {"$exists": False}}, {"$set": {"in_inbox": False}})
+        for stored in {tuple(doc.get("audience") or ()) for doc in docs}:  # a list of roles, null or missing
+            audience = frozenset(Role(r) for r in stored)
+            await db[INBOX].update_many(
+                ids | {"audience": list(stored) if stored else None}, {"$set": {"for_roles": _audience_key(audience)}}
+            )
+
+
+async def _inbox_keyed(db: AsyncDatabase) -> bool:
+    return await db[UPGRADES].find_one({"_id": INBOX_KEYED}) is not None
+
+
+async def key_inbox_through_roll(db: AsyncDatabase, roll: timedelta, every: timedelta) -> None:
+    """While a rolling upgrade goes on, replicas of the release before store notices without the inbox's keys,
+    which no inbox query finds: they are keyed again every `every` for `roll` after start (ensure_indexes keyed
+    those before), the last time when `roll` has passed. That last run finding none, no replica of before is
+    left: the marker `INBOX_KEYED` says so, and later starts skip the reading of every notice (a run with
+    nothing to key reads the notices without the keys, all of the collection on the local database). One
+    finding some, the roll goes on: another `roll`."""
+    while not await _inbox_keyed(db):
+        ends, found = time.monotonic() + roll.total_seconds(), 0
+        while (left := ends - time.monotonic()) > 0:
+            await asyncio.sleep(min(every.total_seconds(), left))
+            found = await _add_inbox_keys(db)
+        if found == 0:
+            doc = {"at": datetime.now(UTC)}
+            await db[UPGRADES].update_one({"_id": INBOX_KEYED}, {"$setOnInsert": doc}, upsert=True)
+    await asyncio.Event().wait()  # done: the periodic job stays idle rather than start again
 
 
 class MongoNotifierTransaction:
@@ -517,20 +568,23 @@ class MongoUnitOfWork:
             self.on_deliveries(notifier_tx.webhooks.queued)
 
     async def inbox(self, query: InboxQuery) -> tuple[list[Notification], int]:
-        # The index's part is a stage of its own, the rest comes after it: the local database plans only a query
-        # its index covers whole, and takes a pipeline's first stage to the index (mongod merges the two). The
-        # page and the total are taken from one read of what it finds: the local database fetches every notice
-        # found for each, and sorts in memory either way.
-        newest = [{"$sort": dict(NEWEST)}, *([{"$skip": query.offset}] if query.offset else [])]
-        both = {"items": [*newest, {"$limit": query.limit}], "total": [{"$count": "n"}]}
-        cursor = await self.db[INBOX].aggregate([*inbox_pipeline(query), {"$facet": both}])
+        # the page's ids and the total from one read of what the index finds (inbox_pipeline), then the page's
+        # notices by their ids (in_parts), in the order found; one gone meanwhile (its retention ended) is left out
+        cursor = await self.db[INBOX].aggregate(inbox_pipeline(query))
         [found] = await cursor.to_list()
-        return [_from_doc(doc) for doc in found["items"]], found["total"][0]["n"] if found["total"] else 0
+        total = found["total"][0]["n"] if found["total"] else 0
+        ids = [doc["_id"] for doc in found["page"]]
+        if not ids:
+            return [], total
+        docs: dict[str, dict[str, Any]] = {}
+        for part in in_parts(ids):  # a thousand ids in one `$in` cost the local database a second
+            docs |= {doc["_id"]: doc async for doc in self.db[INBOX].find({"_id": {"$in": part}})}
+        return [_from_doc(docs[i]) for i in ids if i in docs], total
 
     async def mark_read(
         self, department_code: str | None, notification_id: str, reader: str, roles: frozenset[Role] | None = None
     ) -> bool:
-        where: dict[str, Any] = {"_id": notification_id}
+        where: dict[str, Any] = {"_id": notification_id, "in_inbox": True}  # one the inbox shows
         if department_code is not None:
             where["recipient_code"] = department_code
         if roles is not None:
@@ -558,6 +612,9 @@ class MongoUnitOfWork:
         times += [digest["at"]] if digest else []
         return min(times, default=None)
 
-    async def reminders_of(self, department_code: str) -> list[Reminder]:
-        cursor = self.db[REMINDERS].find({"recipient_code": department_code, "sent": False}).sort("due_on", ASCENDING)
+    async def reminders_of(self, department_code: str, followed: Collection[Deadline] = ()) -> list[Reminder]:
+        whose: dict[str, Any] = {"recipient_code": department_code}
+        if followed:
+            whose = {"$or": [whose, {"deadline": {"$in": sorted(d.value for d in followed)}}]}
+        cursor = self.db[REMINDERS].find(whose | {"sent": False}).sort("due_on", ASCENDING)
         return [_reminder(doc) for doc in await cursor.limit(1000).to_list()]

@@ -696,18 +696,22 @@ def reminder_due(reminder: Reminder, it_office_code: str) -> list[Notification]:
     what = DEADLINE_NAMES[reminder.deadline]
     title = f"临近期限：{what}（{_day(reminder.due_on)} 前）"
     told = [(reminder.recipient_code, REMINDED[reminder.deadline])]
-    about = reminder.reference
     if (following := FOLLOWED_BY_IT_OFFICE.get(reminder.deadline)) is not None:
         told.append((it_office_code, following))
-        about += f"，责任部门 {reminder.recipient_code}"  # the IT office follows many departments' steps
-    body = f"{what}（{about}）应于 {_day(reminder.due_on)} 前完成（按工作日计算）。"
+
+    def body(party: str) -> str:
+        about = reminder.reference
+        if party != reminder.recipient_code:  # the IT office follows many departments' steps: it is told whose
+            about += f"，责任部门 {reminder.recipient_code}"
+        return f"{what}（{about}）应于 {_day(reminder.due_on)} 前完成（按工作日计算）。"
+
     return [
         Notification(
             f"reminder:{reminder.reminder_id}:{party}",
             party,
             NotificationKind.DEADLINE_APPROACHING,
             title,
-            body,
+            body(party),
             reference=reminder.reference,
             due_on=reminder.due_on,
             resource_code=reminder.resource_code,
