@@ -43,7 +43,7 @@ def build(settings: AuditorSettings) -> tuple[FastAPI, Runtime]:
         settings = settings.model_copy(update={"outbox_relay_enabled": False})
     runtime = Runtime.build("auditor", settings)
     if settings.role == "oversight":
-        watching = oversight.build_oversight(settings, runtime)
+        watching = oversight.build_oversight(settings, runtime, serves_routes=False)
         title, description = (
             "Auditor oversight",
             "Evaluation counts and findings from events (Art. 23, 24); health and metrics only.",

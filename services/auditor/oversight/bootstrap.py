@@ -16,10 +16,16 @@ from services.auditor.oversight.handlers import Oversight
 from services.auditor.oversight.ports import OBSERVED_TOPICS
 from services.auditor.settings import AuditorSettings
 
+FIGURES_POLL_INTERVALS = 5  # the oversight apart from the routes: its gauges at most 5 minutes (default) behind
 
-def build_oversight(settings: AuditorSettings, runtime: Runtime, *, consume: bool = True) -> Oversight:
+
+def build_oversight(
+    settings: AuditorSettings, runtime: Runtime, *, consume: bool = True, serves_routes: bool = True
+) -> Oversight:
     """The oversight with its background jobs; its consumer unless `consume` is off (a process of the
-    auditor's `trail` role serves the routes while another consumes)."""
+    auditor's `trail` role serves the routes while another consumes). The evaluation's gauges are published by
+    the process that consumes (one source for the dashboards); where the routes run in another process, which
+    changes findings too, it also recomputes them every `FIGURES_POLL_INTERVALS` × the metrics' interval."""
     changes = watch.Changes()
     oversight = Oversight(
         store=mongo.MongoOversightStore(runtime),
@@ -45,9 +51,11 @@ def build_oversight(settings: AuditorSettings, runtime: Runtime, *, consume: boo
             batch_size=settings.oversight_batch_size,
         )
     runtime.periodic["finding-deadlines"] = partial(watch.watch_deadlines, oversight, changes)
-    runtime.periodic["evaluation-metrics"] = partial(
-        watch.refresh_figures, oversight, changes, settings.evaluation_metrics_seconds
-    )
+    if consume:
+        poll = None if serves_routes else settings.evaluation_metrics_seconds * FIGURES_POLL_INTERVALS
+        runtime.periodic["evaluation-metrics"] = partial(
+            watch.refresh_figures, oversight, changes, settings.evaluation_metrics_seconds, poll
+        )
     return oversight
 
 

@@ -49,7 +49,11 @@ async def watch_deadlines(oversight: Oversight, changes: Changes) -> None:
         await _wait(changes.deadlines, wait)
 
 
-async def refresh_figures(oversight: Oversight, changes: Changes, min_interval: float) -> None:
+async def refresh_figures(
+    oversight: Oversight, changes: Changes, min_interval: float, poll: float | None = None
+) -> None:
+    """The evaluation's and the open findings' gauges, recomputed when this process changed them (at most every
+    `min_interval`), at midnight, and every `poll` seconds where findings also change in another process."""
     while True:
         changes.figures.clear()
         period = handlers.current_month(oversight)
@@ -57,4 +61,5 @@ async def refresh_figures(oversight: Oversight, changes: Changes, min_interval: 
         await asyncio.sleep(min_interval)  # a burst of events is counted once
         now = datetime.now(CHINA)
         until_tomorrow = (datetime.combine(now.date() + timedelta(days=1), time(), CHINA) - now).total_seconds()
-        await _wait(changes.figures, until_tomorrow)  # a new month starts counting at midnight
+        # a new month starts counting at midnight
+        await _wait(changes.figures, until_tomorrow if poll is None else min(poll, until_tomorrow))
