@@ -166,6 +166,10 @@ async def test_whom_a_notice_concerns_is_one_rule_in_the_fake_and_in_the_databas
         hooked = [n for n in made if Channel.INBOX not in n.channels and n.recipient_code == PROVIDER]
         assert hooked and not await uow.mark_read(PROVIDER, hooked[0].notification_id, "adapter:a1")
         assert not await uow.mark_read(None, hooked[0].notification_id, "person:operator")  # the IT office
+        # ... nor does the IT office's overview show it (it could never mark it read)
+        overview = InboxQuery(None, roles=frozenset({Role.IT_OFFICE_OPERATOR}), own_code=IT_OFFICE, limit=1000)
+        shown = ids(await uow.inbox(overview))[0]
+        assert hooked[0].notification_id not in shown and any(n.notification_id in shown for n in made)
         assert "adapter:a1" not in (await runtime.db[INBOX].find_one({"_id": hooked[0].notification_id}))["read_by"]
     finally:
         await runtime.client.drop_database(database)

@@ -137,9 +137,10 @@ def inbox_filter(query: InboxQuery) -> tuple[dict[str, Any], dict[str, Any]]:
         if query.roles is not None:
             indexed["for_roles"] = _for_roles(query.roles)
     elif query.own_code is not None and query.roles is not None:
-        # the IT office overseeing: her own department's as her own inbox shows them, the others' whole
+        # the IT office overseeing: her own department's as her own inbox shows them, the others' inboxes whole
+        # (what they were sent by their systems' channels only is in their deliveries, not an inbox to mark read)
         own = {"recipient_code": query.own_code, "in_inbox": True, "for_roles": _for_roles(query.roles)}
-        rest["$or"] = [{"recipient_code": {"$ne": query.own_code}}, own]
+        rest["$or"] = [{"recipient_code": {"$ne": query.own_code}, "in_inbox": True}, own]
     if query.unread_only:
         rest["read"] = False  # the flag of notices read before read state was kept per reader
         if query.reader is not None:
