@@ -782,6 +782,7 @@ async def test_a_rectification_report_left_unanswered_reminds_the_it_office_afte
     async with httpx.AsyncClient(base_url=notifier.url, headers=system(it_office)) as client:
         scheduled = (await client.get(f"/reminders/{it_office}")).json()
     assert {r["reference"]: r["due_on"] for r in scheduled} == {ids["later"]: "2026-11-06"}, scheduled
+    assert (scheduled[0]["about_code"], scheduled[0]["since"]) == (department, "2026-10-30")  # whose report, since
     # the department is not reminded of the IT office's answer
     assert not await inbox_until(notifier, department, 1, timeout=2, kind="DEADLINE_APPROACHING")
 

@@ -93,6 +93,8 @@ class ReminderView(BaseModel):
     reference: str
     due_on: date
     remind_at: datetime
+    about_code: str | None = None  # a reminder of what waited: the department it is about
+    since: date | None = None  # ... and the day the wait began (a rectification report handed in)
 
 
 def _view(n: Notification, principal: Principal) -> NotificationView:

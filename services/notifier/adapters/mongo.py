@@ -614,8 +614,13 @@ class MongoUnitOfWork:
         return min(times, default=None)
 
     async def reminders_of(self, department_code: str, followed: Collection[Deadline] = ()) -> list[Reminder]:
-        whose: dict[str, Any] = {"recipient_code": department_code}
+        # its own first, then those it follows (each up to 1,000: the city's many cannot crowd out its own)
+        wheres: list[dict[str, Any]] = [{"recipient_code": department_code}]
         if followed:
-            whose = {"$or": [whose, {"deadline": {"$in": sorted(d.value for d in followed)}}]}
-        cursor = self.db[REMINDERS].find(whose | {"sent": False}).sort("due_on", ASCENDING)
-        return [_reminder(doc) for doc in await cursor.limit(1000).to_list()]
+            kinds = sorted(d.value for d in followed)
+            wheres.append({"recipient_code": {"$ne": department_code}, "deadline": {"$in": kinds}})
+        found: list[Reminder] = []
+        for where in wheres:
+            cursor = self.db[REMINDERS].find(where | {"sent": False}).sort("due_on", ASCENDING).limit(1000)
+            found += [_reminder(doc) for doc in await cursor.to_list()]
+        return sorted(found, key=lambda r: r.due_on)
