@@ -26,6 +26,7 @@ from tests.integration.test_auditor_oversight import access, decision_overdue
 from tests.tokens import bearer
 
 ACCESSES = 30
+STREAM_PART = 100  # the killed processes' stream, published a part at a time
 
 
 async def _eventually(check, timeout: float = 60.0):
@@ -158,16 +159,23 @@ async def test_both_processes_killed_9_mid_stream_lose_and_double_nothing(infra,
     publisher = KafkaPublisher(settings, EventCodec.from_folder(), load_topics())
     await publisher.start()
     try:
-        await publisher.publish_many(
-            "exchange.data-accesses", [access(code, provider, consumer, date(2026, 10, 20)) for _ in range(total)]
-        )
-        # both under way, neither done: then both killed
+        # the accesses arrive as a stream over some seconds (the trail takes thousands a second: published at once,
+        # they could all be in before the kill); both are killed as soon as both have begun, part-way through it
+        async def stream() -> None:
+            for _ in range(total // STREAM_PART):
+                part = [access(code, provider, consumer, date(2026, 10, 20)) for _ in range(STREAM_PART)]
+                await publisher.publish_many("exchange.data-accesses", part)
+                await asyncio.sleep(0.1)
+
+        streaming = asyncio.create_task(stream())
         assert await _eventually(lambda: _both_started(in_trail, uses), timeout=60)
         seen = (await in_trail(), await uses())
         for process in (trail, oversight):
             process.signal(signal.SIGKILL)
             process.wait_exit(10)
-        assert seen[0] < total or seen[1] < total, seen  # at least one was cut off part-way
+        assert not streaming.done(), seen  # killed before the last access was even published
+        await streaming
+        assert seen[0] < total and seen[1] < total, seen
         trail.start()
         oversight.start()
         # within 90 s: a transaction a killed process left open holds its writes until the database aborts it,
