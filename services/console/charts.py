@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import functools
 import io
 import logging
 from collections.abc import Sequence
@@ -15,6 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 FONTS = ["AR PL UMing CN", "DejaVu Sans"]  # for measuring the labels (Debian's fonts-arphic-uming, else boxes)
+FONT_FILE = "uming"  # the first font's file name holds this
 WIDTH, LABEL_POINTS = 6.4, 8  # inches; the labels' size
 MAX_BARS = 20  # a chart shows the largest values; the table beside it lists them all
 _drawer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="charts")  # matplotlib is not thread-safe
@@ -36,6 +38,7 @@ def bar_svg(chart: Bars) -> str:
     import matplotlib
     from matplotlib.figure import Figure
 
+    _know_installed_fonts()
     pairs = sorted(zip(chart.labels, chart.values, strict=True), key=lambda p: -p[1])[:MAX_BARS]
     labels = [_short(label) for label, _ in pairs]
     values = [value for _, value in pairs]
@@ -87,6 +90,8 @@ def months_svg(chart: Months) -> str:
     from matplotlib.figure import Figure
     from matplotlib.ticker import MaxNLocator
 
+    _know_installed_fonts()
+
     panel = 1.25
     height = 0.55 + panel * len(chart.series) + 0.4
     figure = Figure(figsize=(WIDTH, height))
@@ -106,6 +111,20 @@ def months_svg(chart: Months) -> str:
     with matplotlib.rc_context({"svg.fonttype": "none", "svg.hashsalt": "console"}):
         figure.savefig(out, format="svg", metadata={"Date": None})
     return out.getvalue()
+
+
+@functools.cache
+def _know_installed_fonts() -> None:
+    """matplotlib keeps the fonts it found in a cache file written on its first use: a font installed after that
+    (the Chinese one, say) stays unknown to it, and the labels are measured in the wrong font. Once per process,
+    if the first font is not among those known, the installed files of it are added."""
+    from matplotlib import font_manager
+
+    if any(font.name == FONTS[0] for font in font_manager.fontManager.ttflist):
+        return
+    for path in font_manager.findSystemFonts():
+        if FONT_FILE in path.rsplit("/", 1)[-1].lower():
+            font_manager.fontManager.addfont(path)
 
 
 def _short(label: str) -> str:

@@ -8,6 +8,7 @@ import asyncio
 import base64
 import re
 import threading
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 from datetime import date
 from urllib.parse import parse_qs, urlsplit
@@ -86,6 +87,20 @@ def test_a_chart_is_svg_whose_words_stay_text_without_script() -> None:
     assert svg.lstrip().startswith("<?xml") and "<svg" in svg
     assert "已发布" in svg and "目录条目（按状态）" in svg
     assert "<script" not in svg and not re.search(r'href="(https?:)?//', svg)  # nothing to run or fetch
+
+
+def test_a_chinese_font_installed_after_matplotlib_cached_its_fonts_is_used(monkeypatch: pytest.MonkeyPatch) -> None:
+    from matplotlib import font_manager
+
+    if not [p for p in font_manager.findSystemFonts() if charts.FONT_FILE in p.lower()]:
+        pytest.skip("no Chinese font installed (.ci/run installs fonts-arphic-uming)")
+    stale = [font for font in font_manager.fontManager.ttflist if font.name != charts.FONTS[0]]
+    monkeypatch.setattr(font_manager.fontManager, "ttflist", stale)  # as read from a cache older than the font
+    charts._know_installed_fonts.cache_clear()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # "Glyph … missing from font(s) DejaVu Sans" would raise
+        bar_svg(Bars("目录条目（按状态）", ["已发布", "草稿"], [3, 1]))
+    assert charts.FONTS[0] in {font.name for font in font_manager.fontManager.ttflist}
 
 
 CANNED = {
