@@ -90,7 +90,7 @@ class Notifier:
     reminders: ReminderPolicy
     it_office_code: str
     leadership_group_code: str | None = None  # None: the IT office, which keeps its office, hears for it
-    change_window: timedelta = timedelta(seconds=2)
+    change_window: timedelta = timedelta(seconds=1)
     change_batch_longest: timedelta = timedelta(minutes=5)
     digest_time: time = time(8, 30)
     report_answer_days: int = 5  # working days a rectification report waits before the IT office is reminded

@@ -233,16 +233,19 @@ async def test_a_resource_changing_without_pause_is_told_once_per_longest_batch_
     n = notifier_of(uow, clock)
     await deliver(uow, "GrantIssued", grant("g1", CONSUMER, "r1", date(2027, 11, 30)), "i-g1", n)
     start = clock.at
-    for second in range(600):  # a change every second for ten minutes
-        clock.at = start + timedelta(seconds=second)
+    step = n.change_window / 2  # a change every half window, for twice the longest a batch stays open
+    per_batch = int(n.change_batch_longest / step)
+    for number in range(2 * per_batch):
+        clock.at = start + number * step
         await handlers.fire_due(n)
-        await handlers.resource_changes([(f"e{second}", changed(second + 1))], n)
+        await handlers.resource_changes([(f"e{number}", changed(number + 1))], n)
     assert len(told_changes(uow)) == 1  # the second batch is still open
     [first] = told_changes(uow)
-    assert "300 条记录" in first and "变更序号 1–300。" in first
+    assert f"{per_batch:,} 条记录" in first and f"变更序号 1–{per_batch:,}。" in first
     clock.at += n.change_window  # the changes stop: told a window after the last one
     await handlers.fire_due(n)
-    assert any("300 条记录" in b and "变更序号 301–600。" in b for b in told_changes(uow))
+    second = f"变更序号 {per_batch + 1:,}–{2 * per_batch:,}。"
+    assert any(f"{per_batch:,} 条记录" in b and second in b for b in told_changes(uow))
     assert len(told_changes(uow)) == 2
 
 
