@@ -7,6 +7,7 @@ import base64
 import hashlib
 import hmac
 import random
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -238,6 +239,8 @@ def test_outcomes_are_written_at_once_when_idle_and_held_together_while_a_fan_ou
     assert outcomes_due(1, RECORD_QUEUING_LONGEST, idle=True, queuing=True)
     assert outcomes_due(RECORD_MOST, 0.0, idle=True, queuing=True)
     assert outcomes_due(1, 0.0, idle=True, queuing=True, lease_left=RECORD_LEASE_LEFT)
+    # nor once a delivery of their chains waits for them (the resource's next notice)
+    assert outcomes_due(1, 0.0, idle=False, queuing=True, awaited=True)
 
 
 class Writes:
@@ -309,6 +312,47 @@ async def test_outcomes_wait_while_a_fan_out_is_handed_over_and_not_after_a_noti
     deliverer.hand_over([d] * RECORD_QUEUING_MANY)  # a part of a fan-out: more of it is being stored
     deliverer.fresh.clear()
     assert len(await record()) == 1  # held, idle as the worker is
+
+
+class Parking(Writes):
+    """Takes only the deliveries of chains it is told are free; the others wait behind an open one."""
+
+    def __init__(self, busy: set[str]) -> None:
+        super().__init__()
+        self.busy = busy
+
+    async def take(self, deliveries: list[Delivery], now: datetime) -> list[Delivery]:
+        return [d for d in deliveries if d.chain not in self.busy]
+
+
+async def test_the_outcome_the_next_notice_of_its_chain_waits_for_is_written_at_once_even_during_a_fan_out() -> None:
+    first = delivery_for(endpoint(), notice(), NOW)
+    other = delivery_for(endpoint(), replace(notice(reference="req-2"), notification_id="evt-2:" + DEPT), NOW)
+    for d in (first, other):
+        d.next_try_at = NOW + timedelta(seconds=60)
+    store = Parking({first.chain})
+    deliverer = WebhookDeliverer(store, RetrySchedule(), handlers.UrlPolicy(resolve, True), clock=lambda: NOW)  # type: ignore[arg-type]
+    loop = asyncio.get_running_loop()
+    deliverer.finished.append(Outcome(first, DeliveryState.DELIVERED, 1, NOW, 200, delivered_at=NOW))
+    deliverer.finished_at.append(loop.time())
+
+    async def record() -> list[list[Outcome]]:
+        await deliverer._record()
+        if deliverer.recording is not None:
+            await deliverer.recording
+        return store.written
+
+    after = delivery_for(endpoint(), replace(notice(), notification_id="evt-3:" + DEPT), NOW)  # `first`'s chain
+    after.next_try_at = NOW + timedelta(seconds=60)
+    assert after.chain == first.chain != other.chain
+    deliverer.hand_over([other] * RECORD_QUEUING_MANY)  # a fan-out is being stored
+    deliverer.fresh.clear()
+    assert await record() == []  # held, as the fan-out goes first
+    deliverer.fresh.extend([after, other])
+    assert await deliverer._take_fresh(NOW) == [other]  # `after` waits behind `first`, sent here
+    [[written]] = await record()  # at once, fan-out or not
+    assert written.delivery is first
+    assert deliverer.awaited == {}  # written: no one waits any more
 
 
 def test_many_values_are_looked_up_in_parts_each_value_once() -> None:

@@ -101,15 +101,26 @@ RECORD_QUEUING_LONGEST = 6.0
 
 
 def outcomes_due(
-    waiting: int, oldest_seconds: float, *, idle: bool, lease_left: float = float("inf"), queuing: bool = False
+    waiting: int,
+    oldest_seconds: float,
+    *,
+    idle: bool,
+    lease_left: float = float("inf"),
+    queuing: bool = False,
+    awaited: bool = False,
 ) -> bool:
     """Whether the outcomes waiting are written now: at once when no attempt is in flight or ready to go (and
-    no fan-out is being stored: `queuing`) or when the shortest claim among them ends within
-    RECORD_LEASE_LEFT (`lease_left` seconds), otherwise once RECORD_MOST wait or the oldest waited
-    RECORD_BUSY (RECORD_QUEUING_LONGEST while queuing)."""
+    no fan-out is being stored: `queuing`), when the shortest claim among them ends within RECORD_LEASE_LEFT
+    (`lease_left` seconds) or when a delivery of their chains waits for them (`awaited`: a resource's next
+    notice, queued behind one sent here), otherwise once RECORD_MOST wait or the oldest waited RECORD_BUSY
+    (RECORD_QUEUING_LONGEST while queuing)."""
     longest = RECORD_QUEUING_LONGEST if queuing else RECORD_BUSY
     return waiting > 0 and (
-        (idle and not queuing) or waiting >= RECORD_MOST or oldest_seconds >= longest or lease_left <= RECORD_LEASE_LEFT
+        (idle and not queuing)
+        or awaited
+        or waiting >= RECORD_MOST
+        or oldest_seconds >= longest
+        or lease_left <= RECORD_LEASE_LEFT
     )
 
 
@@ -163,6 +174,10 @@ class WebhookDeliverer:
     writes: set[asyncio.Task] = field(default_factory=set)  # outcome writes under way (more than one: urgent)
     wakes: set[asyncio.Task] = field(default_factory=set)  # wakes of finished chains' next deliveries under way
     handed_over_at: float = float("-inf")  # loop time RECORD_QUEUING_MANY deliveries or more were last handed over
+    # Chains in which a delivery handed over here was found behind an open one (loop time it was found): the
+    # outcome that one waits for is written as soon as it is here (outcomes_due). Forgotten after
+    # RECORD_QUEUING_LONGEST, by when any outcome is written anyway.
+    awaited: dict[str, float] = field(default_factory=dict)
 
     @property
     def lease(self) -> timedelta:
@@ -212,17 +227,29 @@ class WebhookDeliverer:
         if not self.finished:
             return
         lease_left = (min(o.delivery.next_try_at for o in self.finished) - self.clock()).total_seconds()
-        if self.writes and lease_left > RECORD_LEASE_LEFT:
-            return
         now = asyncio.get_running_loop().time()
+        awaited = self._awaited(now)
+        if self.writes and lease_left > RECORD_LEASE_LEFT and not awaited:
+            return
         held = now - self.finished_at[0]  # the oldest waiting one
         idle = not self.running and not self.ready and not self.fresh
         queuing = now - self.handed_over_at < RECORD_QUEUING
-        if outcomes_due(len(self.finished), held, idle=idle, lease_left=lease_left, queuing=queuing):
+        if outcomes_due(len(self.finished), held, idle=idle, lease_left=lease_left, queuing=queuing, awaited=awaited):
             outcomes, found_at = list(self.finished), list(self.finished_at)
             self.finished.clear()
             self.finished_at.clear()
             self.recording = self._task(self.writes, self._write(outcomes, found_at))
+
+    def _awaited(self, now: float) -> bool:
+        """Whether a delivery waits for an outcome not written yet (its chain's is among them); the chains
+        waited on longer than RECORD_QUEUING_LONGEST are forgotten."""
+        if not self.awaited:
+            return False
+        self.awaited = {chain: at for chain, at in self.awaited.items() if now - at < RECORD_QUEUING_LONGEST}
+        found = {o.delivery.chain for o in self.finished} & self.awaited.keys()
+        for chain in found:
+            del self.awaited[chain]
+        return bool(found)
 
     def _task(self, tasks: set[asyncio.Task], work: Any) -> asyncio.Task:
         task = asyncio.create_task(work)
@@ -297,7 +324,13 @@ class WebhookDeliverer:
         margin = timedelta(seconds=self.timeout + 5)
         batch = [d for d in self.fresh if d.next_try_at - now > margin]
         self.fresh.clear()
-        return await self.store.take(batch, now) if batch else []
+        if not batch:
+            return []
+        go = await self.store.take(batch, now)
+        if len(go) < len(batch):  # the others wait behind an open delivery of their chain: perhaps one sent here
+            taken, at = {d.delivery_id for d in go}, asyncio.get_running_loop().time()
+            self.awaited.update((d.chain, at) for d in batch if d.delivery_id not in taken)
+        return go
 
     def _launch(self, client: aiohttp.ClientSession) -> None:
         """Start attempts from the ready ones while slots are free; one whose claim would end before its
