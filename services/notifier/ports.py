@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import datetime
@@ -175,12 +175,19 @@ class WebhookStore(Protocol):
 
     async def endpoints_by_id(self, endpoint_ids: Collection[str]) -> dict[str, Endpoint]: ...
 
-    async def claim_due(self, now: datetime, limit: int, lease_until: datetime) -> list[Delivery]:
-        """Up to `limit` due deliveries, each the first open one of its chain, claimed until `lease_until`."""
+    async def claim_due(
+        self, now: datetime, limit: int, lease_until: datetime, delivered: Mapping[str, Collection[int]] | None = None
+    ) -> list[Delivery]:
+        """Up to `limit` due deliveries, each the first open one of its chain, claimed until `lease_until`;
+        `delivered` (chain: `seq`s) are open ones this process delivered, whose outcome is not written yet:
+        they hold nothing back."""
         ...
 
-    async def take(self, deliveries: list[Delivery], now: datetime) -> list[Delivery]:
-        """Of deliveries this process queued and holds, those first open in their chain; the others wait."""
+    async def take(
+        self, deliveries: list[Delivery], now: datetime, delivered: Mapping[str, Collection[int]] | None = None
+    ) -> list[Delivery]:
+        """Of deliveries this process queued and holds, those first open in their chain (`delivered` aside, as
+        in claim_due); the others wait."""
         ...
 
     async def next_due(self) -> datetime | None: ...

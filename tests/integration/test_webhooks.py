@@ -965,8 +965,8 @@ async def test_a_delivery_marked_waiting_after_the_one_before_it_finished_is_due
         read_first_open = store._first_open
         reads = []
 
-        async def then_the_one_before_finishes(chains):
-            first = await read_first_open(chains)
+        async def then_the_one_before_finishes(chains, delivered=None):
+            first = await read_first_open(chains, delivered)
             reads.append(first)
             if len(reads) == 1:  # right after the worker's read: delivered, and its next one woken if waiting
                 done = Outcome(before, DeliveryState.DELIVERED, 1, now, 200, delivered_at=now)
@@ -979,6 +979,44 @@ async def test_a_delivery_marked_waiting_after_the_one_before_it_finished_is_due
         after = await store.delivery(behind.delivery_id)
         assert after is not None and after.state is DeliveryState.PENDING
         assert not after.waiting and after.next_try_at <= now  # due at once
+    finally:
+        await mongo.drop_database(db.name)
+        await mongo.close()
+
+
+async def test_a_delivery_behind_one_this_process_delivered_goes_before_that_outcome_is_written(infra) -> None:
+    """The worker holds the outcomes of a fan-out's attempts for a while (the database stores the rest of it
+    first): a resource's next notice need not wait for that write when the one before it in its chain was
+    delivered by this process. One behind an open delivery not delivered here still waits."""
+    mongo = AsyncMongoClient(infra.mongo_uri, tz_aware=True)
+    db = mongo[f"webhooks_{uuid.uuid4().hex[:8]}"]
+    try:
+        sealer = SecretSealer.parse(DEV_SECRET_KEYS)
+        await webhooks_mongo.ensure_indexes(db, sealer)
+        store = webhooks_mongo.MongoWebhookStore(db, sealer)
+        now = datetime.now(UTC)
+
+        def delivery(chain: str, k: int) -> Delivery:
+            return Delivery(f"wh_{chain}:n{k}", f"wh_{chain}", "d", f"n{k}", f"wh_{chain}|r", k, "{}", now, now)
+
+        sent, after = delivery("a", 1), delivery("a", 2)  # `sent` delivered here, its outcome not written yet
+        unsent, behind = delivery("b", 1), delivery("b", 2)  # `unsent` still open, delivered by no one
+        docs = [webhooks_mongo.delivery_doc(d) for d in (sent, after, unsent, behind)]
+        await db[webhooks_mongo.DELIVERIES].insert_many(docs)
+        delivered = {"wh_a|r": {1}}
+        assert await store.take([after, behind], now, delivered) == [after]
+        waits = await store.delivery(behind.delivery_id)
+        assert waits is not None and waits.waiting
+        # claimed from the database alike: due again, `after` goes, `behind` still waits
+        await db[webhooks_mongo.DELIVERIES].update_many({}, {"$set": {"next_try_at": now, "waiting": False}})
+        await db[webhooks_mongo.DELIVERIES].delete_many({"_id": {"$in": [sent.delivery_id, unsent.delivery_id]}})
+        await db[webhooks_mongo.DELIVERIES].insert_one(webhooks_mongo.delivery_doc(unsent) | {"next_try_at": now})
+        await db[webhooks_mongo.DELIVERIES].insert_one(
+            webhooks_mongo.delivery_doc(sent) | {"next_try_at": now + timedelta(minutes=1)}  # held by its claim
+        )
+        claimed = await store.claim_due(now, 10, now + timedelta(minutes=1), delivered)
+        assert sorted(d.delivery_id for d in claimed) == [after.delivery_id, unsent.delivery_id]
+        assert await store.take([after], now) == []  # without it: behind the open one
     finally:
         await mongo.drop_database(db.name)
         await mongo.close()

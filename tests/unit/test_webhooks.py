@@ -321,7 +321,7 @@ class Parking(Writes):
         super().__init__()
         self.busy = busy
 
-    async def take(self, deliveries: list[Delivery], now: datetime) -> list[Delivery]:
+    async def take(self, deliveries: list[Delivery], now: datetime, delivered=None) -> list[Delivery]:
         return [d for d in deliveries if d.chain not in self.busy]
 
 
@@ -353,6 +353,25 @@ async def test_the_outcome_the_next_notice_of_its_chain_waits_for_is_written_at_
     [[written]] = await record()  # at once, fan-out or not
     assert written.delivery is first
     assert deliverer.awaited == {}  # written: no one waits any more
+
+
+async def test_a_delivery_sent_here_is_known_delivered_until_its_outcome_is_written(monkeypatch) -> None:
+    writes = Writes()
+    deliverer = WebhookDeliverer(writes, RetrySchedule(), handlers.UrlPolicy(resolve, True), clock=lambda: NOW)  # type: ignore[arg-type]
+    answers = iter([(200, None), (503, "Service Unavailable")])
+
+    async def post(*_args) -> tuple[int | None, str | None]:
+        return next(answers)
+
+    monkeypatch.setattr(deliverer, "_post", post)
+    sent = delivery_for(endpoint(), notice(), NOW)
+    failed = delivery_for(endpoint(), replace(notice(reference="req-2"), notification_id="evt-2:" + DEPT), NOW)
+    sent.seq, failed.seq = 7, 8
+    for d in (sent, failed):
+        await deliverer._attempt(None, d, endpoint())  # type: ignore[arg-type]
+    assert deliverer.delivered_here == {sent.chain: {7}}  # the failed one holds its chain back still
+    await deliverer._write(list(deliverer.finished), list(deliverer.finished_at))
+    assert deliverer.delivered_here == {}  # written: the database tells from now on
 
 
 def test_many_values_are_looked_up_in_parts_each_value_once() -> None:

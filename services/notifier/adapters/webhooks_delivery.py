@@ -178,6 +178,10 @@ class WebhookDeliverer:
     # outcome that one waits for is written as soon as it is here (outcomes_due). Forgotten after
     # RECORD_QUEUING_LONGEST, by when any outcome is written anyway.
     awaited: dict[str, float] = field(default_factory=dict)
+    # Deliveries this process delivered whose outcome is not written yet, by chain (their `seq`s): the next one
+    # of their chain goes without waiting for the write, the receiver having the one before. Should the process
+    # die first, that one is sent again after it: a duplicate, which the receiver drops by its webhook-id.
+    delivered_here: dict[str, set[int]] = field(default_factory=dict)
 
     @property
     def lease(self) -> timedelta:
@@ -272,6 +276,11 @@ class WebhookDeliverer:
             return
         finally:
             self.woken.set()
+        for o in outcomes:  # written: the database says the rest (a lost claim's outcome wrote nothing, rightly)
+            if (seqs := self.delivered_here.get(o.delivery.chain)) is not None:
+                seqs.discard(o.delivery.seq)
+                if not seqs:
+                    del self.delivered_here[o.delivery.chain]
         retries = [o.next_try_at for o in outcomes if o.next_try_at is not None]
         if retries and self.due_at is not None:
             self.due_at = min(self.due_at, *retries)  # a failed one is tried again then
@@ -306,7 +315,7 @@ class WebhookDeliverer:
         if len(self.ready) >= self.concurrency or (self.due_at is not None and self.due_at > now):
             return
         want = 2 * self.concurrency - len(self.ready)
-        claimed = await self.store.claim_due(now, want, now + self.lease)
+        claimed = await self.store.claim_due(now, want, now + self.lease, self.delivered_here)
         await self._ready(claimed)
         if len(claimed) < want:
             self.due_at = await self.store.next_due()  # None again: nothing pending; asked on the next wake-up
@@ -326,7 +335,7 @@ class WebhookDeliverer:
         self.fresh.clear()
         if not batch:
             return []
-        go = await self.store.take(batch, now)
+        go = await self.store.take(batch, now, self.delivered_here)
         if len(go) < len(batch):  # the others wait behind an open delivery of their chain: perhaps one sent here
             taken, at = {d.delivery_id for d in go}, asyncio.get_running_loop().time()
             self.awaited.update((d.chain, at) for d in batch if d.delivery_id not in taken)
@@ -377,6 +386,8 @@ class WebhookDeliverer:
             status, error = await self._post(client, endpoint.url, headers, delivery.body)
             outcome = outcome_of(delivery, self.schedule, self.clock(), status=status, error=error)
         WEBHOOK_ATTEMPTS.labels(outcome.state.value.lower() if outcome.finished else "retry").inc()
+        if outcome.state is DeliveryState.DELIVERED:
+            self.delivered_here.setdefault(delivery.chain, set()).add(delivery.seq)
         self.finished.append(outcome)
         self.finished_at.append(asyncio.get_running_loop().time())
 

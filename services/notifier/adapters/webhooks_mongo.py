@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -320,14 +320,16 @@ class MongoWebhookStore:
                 found[doc["_id"]] = endpoint_from(doc, self.sealer)
         return found
 
-    async def claim_due(self, now: datetime, limit: int, lease_until: datetime) -> list[Delivery]:
+    async def claim_due(
+        self, now: datetime, limit: int, lease_until: datetime, delivered: Mapping[str, Collection[int]] | None = None
+    ) -> list[Delivery]:
         due = {"state": DeliveryState.PENDING.value, "next_try_at": {"$lte": now}}
         cursor = self.db[DELIVERIES].find(due, {"body": 0}).sort([("next_try_at", ASCENDING), ("seq", ASCENDING)])
         candidates = [delivery_from(doc) for doc in await cursor.limit(limit).to_list()]
         if not candidates:
             return []
-        go, behind = heads(candidates, await self._first_open({d.chain for d in candidates}))
-        await self._park(behind, due, now)
+        go, behind = heads(candidates, await self._first_open({d.chain for d in candidates}, delivered))
+        await self._park(behind, due, now, delivered)
         if not go:
             return []
         ids, lease = [d.delivery_id for d in go], uuid.uuid4().hex
@@ -337,14 +339,23 @@ class MongoWebhookStore:
         won = self.db[DELIVERIES].find({"_id": {"$in": ids}, "lease": lease})
         return [delivery_from(doc) async for doc in won]
 
-    async def take(self, deliveries: list[Delivery], now: datetime) -> list[Delivery]:
+    async def take(
+        self, deliveries: list[Delivery], now: datetime, delivered: Mapping[str, Collection[int]] | None = None
+    ) -> list[Delivery]:
         """Those of this process's fresh deliveries that are the first open one of their chain, each chain read
-        again here (other processes queue into the same chains: no transaction knows its delivery first)."""
-        go, behind = heads(deliveries, await self._first_open({d.chain for d in deliveries}))
-        await self._park(behind, {"state": DeliveryState.PENDING.value}, now)
+        again here (other processes queue into the same chains: no transaction knows its delivery first); an
+        open one `delivered` by this process (its outcome not written yet) holds none back."""
+        go, behind = heads(deliveries, await self._first_open({d.chain for d in deliveries}, delivered))
+        await self._park(behind, {"state": DeliveryState.PENDING.value}, now, delivered)
         return go
 
-    async def _park(self, behind: list[Delivery], still: dict[str, Any], now: datetime) -> None:
+    async def _park(
+        self,
+        behind: list[Delivery],
+        still: dict[str, Any],
+        now: datetime,
+        delivered: Mapping[str, Collection[int]] | None = None,
+    ) -> None:
         """Deliveries found behind an earlier open one wait (until woken, or WAITING_RECHECK). The one before
         may have finished since it was read, its wake seeing these not waiting yet: in this process marking and
         waking take turns, and after the marking each chain's first open delivery is read again; one marked
@@ -356,7 +367,7 @@ class MongoWebhookStore:
                 {"_id": {"$in": [d.delivery_id for d in behind]}, **still},
                 {"$set": {"waiting": True, "next_try_at": now + WAITING_RECHECK}},
             )
-            first = await self._first_open({d.chain for d in behind})
+            first = await self._first_open({d.chain for d in behind}, delivered)
             now_first = [d.delivery_id for d in behind if first[d.chain] == d.seq]
             if now_first:
                 await self.db[DELIVERIES].update_many(
@@ -364,16 +375,20 @@ class MongoWebhookStore:
                     {"$set": {"waiting": False, "next_try_at": now}},
                 )
 
-    async def _first_open(self, chains: Collection[str]) -> dict[str, int]:
-        """The lowest open `seq` of each chain (by the chain index; a chain left out past the cap counts as
-        having an older open one, so its candidates wait for the recheck)."""
+    async def _first_open(
+        self, chains: Collection[str], delivered: Mapping[str, Collection[int]] | None = None
+    ) -> dict[str, int]:
+        """The lowest open `seq` of each chain but those `delivered` (by the chain index; a chain left out past
+        the cap counts as having an older open one, so its candidates wait for the recheck)."""
         first: dict[str, int] = {}
         left = FIRST_OPEN_CAP
+        delivered = delivered or {}
         for part in in_parts(chains):
             cursor = self.db[DELIVERIES].find(open_in_chains(part), {"chain": 1, "seq": 1, "_id": 0})
             async for doc in cursor.sort(OPEN_BY_CHAIN).limit(left):
-                first.setdefault(doc["chain"], doc["seq"])
                 left -= 1
+                if doc["seq"] not in delivered.get(doc["chain"], ()):
+                    first.setdefault(doc["chain"], doc["seq"])
             if left <= 0:
                 break
         return {chain: first.get(chain, -1) for chain in chains}
