@@ -96,8 +96,13 @@ class Runtime:
         *,
         batch: BatchHandler | None = None,
         batch_size: int = 500,
+        idle_pause_max: float | None = None,
     ) -> EventConsumer:
-        """Consume `topics` as `group`: each event by its type's handler, or whole batches by `batch`."""
+        """Consume `topics` as `group`: each event by its type's handler, or whole batches by `batch`; idle, it
+        fetches again after at most `idle_pause_max` seconds (default: the service's kafka_idle_pause_max_seconds)."""
+        settings = self.settings
+        if idle_pause_max is not None:
+            settings = settings.model_copy(update={"kafka_idle_pause_max_seconds": idle_pause_max})
         consumer = EventConsumer(
             group=self.settings.consumer_group_prefix + group,
             topics=topics,
@@ -107,7 +112,7 @@ class Runtime:
             codec=self.codec,
             publisher=self.publisher,
             processed=MongoProcessedEvents(self.db),
-            settings=self.settings,
+            settings=settings,
         )
         self.consumers.append(consumer)
         return consumer

@@ -65,7 +65,10 @@ def build(settings: NotifierSettings) -> tuple[FastAPI, Runtime]:
     )
     notifier_ref.append(notifier)
     runtime.consume("notifier", SUBSCRIBED, events.subscriptions(notifier))
-    runtime.consume("notifier-changes", [RESOURCE_CHANGES], batch=events.resource_changes(notifier))
+    changes_pause = settings.changes_idle_pause_max_seconds
+    runtime.consume(
+        "notifier-changes", [RESOURCE_CHANGES], batch=events.resource_changes(notifier), idle_pause_max=changes_pause
+    )
     runtime.consume("notifier-directory", [DIRECTORY_EVENTS], events.directory_subscriptions(notifier, runtime.keys))
     runtime.periodic["timer"] = timer.run
     app = create_app(

@@ -34,8 +34,9 @@ class NotifierSettings(ServiceSettings):
     # a second of quiet ends a batch; a feed trickling slower than one change a second is told change by change.
     change_window_seconds: float = Field(default=1.0, ge=0.1, le=300)
     # An idle consumer fetches again after at most this (the platform's 5 s would be most of the few seconds
-    # in which a change must reach a thousand webhooks); two fetches a second per consumer while idle.
-    kafka_idle_pause_max_seconds: float = Field(default=0.5, ge=0, le=30)
+    # in which a change must reach a thousand webhooks): once a second, and the data changes' consumer twice.
+    kafka_idle_pause_max_seconds: float = Field(default=1.0, ge=0, le=30)
+    changes_idle_pause_max_seconds: float = Field(default=0.5, ge=0, le=30)
     change_batch_max_seconds: float = Field(default=300.0, ge=0.1, le=86400)
     # The inbox keeps a read notice this long after it was read, and a data-change notice, read or not, this
     # long after it was issued; other unread notices until they are read.

@@ -629,3 +629,15 @@ def test_a_topic_family_is_read_as_the_declared_topics_are_with_its_configs(tmp_
     with pytest.raises(ValueError, match=r"no topic_family with prefix 'y\.'"):
         load_topic_family("y.", declared)
     assert load_topic_family("notifier.notices.").partitions == 3  # the platform's own
+
+
+def test_the_data_changes_consumer_fetches_more_often_when_idle_than_the_others() -> None:
+    """A change must reach its holders within seconds: the consumer it passes through waits less between idle
+    fetches; the notifier's other consumers, once a second, cost an idle platform less."""
+    from services.notifier import main as notifier_main
+
+    settings = NotifierSettings(changes_idle_pause_max_seconds=0.5, kafka_idle_pause_max_seconds=1.0)
+    _, runtime = notifier_main.build(settings)
+    pauses = {c.group: c.settings.kafka_idle_pause_max_seconds for c in runtime.consumers}
+    assert pauses == {"notifier": 1.0, "notifier-changes": 0.5, "notifier-directory": 1.0}
+    assert runtime.settings.kafka_idle_pause_max_seconds == 1.0
