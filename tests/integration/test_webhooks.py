@@ -1017,6 +1017,11 @@ async def test_a_delivery_behind_one_this_process_delivered_goes_before_that_out
         claimed = await store.claim_due(now, 10, now + timedelta(minutes=1), delivered)
         assert sorted(d.delivery_id for d in claimed) == [after.delivery_id, unsent.delivery_id]
         assert await store.take([after], now) == []  # without it: behind the open one
+        # one delivered here whose claim ended before its outcome was written: neither claimed again nor parked
+        await db[webhooks_mongo.DELIVERIES].update_one({"_id": sent.delivery_id}, {"$set": {"next_try_at": now}})
+        assert await store.claim_due(now, 10, now + timedelta(minutes=1), delivered) == []
+        left = await store.delivery(sent.delivery_id)
+        assert left is not None and not left.waiting and left.lease is None
     finally:
         await mongo.drop_database(db.name)
         await mongo.close()

@@ -315,26 +315,46 @@ async def test_outcomes_wait_while_a_fan_out_is_handed_over_and_not_after_a_noti
 
 
 class Parking(Writes):
-    """Takes only the deliveries of chains it is told are free; the others wait behind an open one."""
+    """Takes only the deliveries of chains it is told are free, or whose open one was delivered by the caller;
+    the others wait behind an open one. Claims nothing. Says what it was told was delivered."""
 
-    def __init__(self, busy: set[str]) -> None:
+    def __init__(self, busy: dict[str, int]) -> None:  # chain: the seq of its open delivery
         super().__init__()
         self.busy = busy
+        self.told: list[dict[str, set[int]]] = []
 
     async def take(self, deliveries: list[Delivery], now: datetime, delivered=None) -> list[Delivery]:
-        return [d for d in deliveries if d.chain not in self.busy]
+        self.told.append({chain: set(seqs) for chain, seqs in (delivered or {}).items()})
+        free = {chain for chain, seq in self.busy.items() if seq in (delivered or {}).get(chain, ())}
+        return [d for d in deliveries if d.chain not in self.busy or d.chain in free]
+
+    async def claim_due(self, now: datetime, limit: int, lease_until: datetime, delivered=None) -> list[Delivery]:
+        self.told.append({chain: set(seqs) for chain, seqs in (delivered or {}).items()})
+        return []
+
+    async def next_due(self) -> None:
+        return None
+
+    async def endpoints_by_id(self, ids) -> dict:
+        return {}
+
+
+def _chain_of_three() -> tuple[Delivery, Delivery, Delivery]:
+    """Two notices about one thing to one endpoint, and one about another thing."""
+    first = delivery_for(endpoint(), notice(), NOW)
+    after = delivery_for(endpoint(), replace(notice(), notification_id="evt-3:" + DEPT), NOW)
+    other = delivery_for(endpoint(), replace(notice(reference="req-2"), notification_id="evt-2:" + DEPT), NOW)
+    for seq, d in enumerate((first, after, other), start=1):
+        d.next_try_at, d.seq = NOW + timedelta(seconds=60), seq
+    assert after.chain == first.chain != other.chain
+    return first, after, other
 
 
 async def test_the_outcome_the_next_notice_of_its_chain_waits_for_is_written_at_once_even_during_a_fan_out() -> None:
-    first = delivery_for(endpoint(), notice(), NOW)
-    other = delivery_for(endpoint(), replace(notice(reference="req-2"), notification_id="evt-2:" + DEPT), NOW)
-    for d in (first, other):
-        d.next_try_at = NOW + timedelta(seconds=60)
-    store = Parking({first.chain})
+    first, after, other = _chain_of_three()
+    store = Parking({first.chain: first.seq})
     deliverer = WebhookDeliverer(store, RetrySchedule(), handlers.UrlPolicy(resolve, True), clock=lambda: NOW)  # type: ignore[arg-type]
     loop = asyncio.get_running_loop()
-    deliverer.finished.append(Outcome(first, DeliveryState.DELIVERED, 1, NOW, 200, delivered_at=NOW))
-    deliverer.finished_at.append(loop.time())
 
     async def record() -> list[list[Outcome]]:
         await deliverer._record()
@@ -342,17 +362,29 @@ async def test_the_outcome_the_next_notice_of_its_chain_waits_for_is_written_at_
             await deliverer.recording
         return store.written
 
-    after = delivery_for(endpoint(), replace(notice(), notification_id="evt-3:" + DEPT), NOW)  # `first`'s chain
-    after.next_try_at = NOW + timedelta(seconds=60)
-    assert after.chain == first.chain != other.chain
     deliverer.hand_over([other] * RECORD_QUEUING_MANY)  # a fan-out is being stored
     deliverer.fresh.clear()
-    assert await record() == []  # held, as the fan-out goes first
     deliverer.fresh.extend([after, other])
-    assert await deliverer._take_fresh(NOW) == [other]  # `after` waits behind `first`, sent here
-    [[written]] = await record()  # at once, fan-out or not
-    assert written.delivery is first
-    assert deliverer.awaited == {}  # written: no one waits any more
+    assert await deliverer._take_fresh(NOW) == [other]  # `after` waits behind `first`, in flight here
+    unrelated = Outcome(other, DeliveryState.DELIVERED, 1, NOW, 200, delivered_at=NOW)
+    deliverer.finished.append(unrelated)
+    deliverer.finished_at.append(loop.time())
+    assert await record() == []  # held, as the fan-out goes first
+    deliverer.finished.append(Outcome(first, DeliveryState.DELIVERED, 1, NOW, 200, delivered_at=NOW))
+    deliverer.finished_at.append(loop.time())  # `first`'s attempt ends
+    [written] = await record()  # at once, fan-out or not, with what else waited
+    assert [o.delivery for o in written] == [other, first]
+
+
+async def test_the_worker_tells_the_store_which_open_deliveries_it_delivered_itself() -> None:
+    first, after, other = _chain_of_three()
+    store = Parking({first.chain: first.seq})
+    deliverer = WebhookDeliverer(store, RetrySchedule(), handlers.UrlPolicy(resolve, True), clock=lambda: NOW)  # type: ignore[arg-type]
+    deliverer.delivered_here = {first.chain: {first.seq}}  # its outcome not written yet
+    deliverer.hand_over([after, other])
+    await deliverer._supply()
+    assert [d for d, _ in deliverer.ready] == [after, other]  # `after` is not held back by `first`
+    assert store.told == [{first.chain: {first.seq}}, {first.chain: {first.seq}}]  # to take, then to claim_due
 
 
 async def test_a_delivery_sent_here_is_known_delivered_until_its_outcome_is_written(monkeypatch) -> None:

@@ -82,8 +82,9 @@ async def resolve(host: str, port: int) -> list[str]:
 RECORD_EVERY = 0.25  # seconds between the loop's looks at outcomes waiting to be written
 # While attempts follow each other (a fan-out), outcomes are written this long after the first of them
 # finished, or once this many wait: the database stores the notices still coming before it books the ones
-# sent. The next delivery of a finished one's chain waits for the write; an outcome not yet written when the
-# process dies is sent again (at least once: receivers de-duplicate by webhook-id). An outcome whose claim
+# sent. The next delivery of a finished one's chain waits for the write, unless this process delivered it
+# (`delivered_here`); an outcome not yet written when the process dies, or its claim ends, is sent again (at
+# least once: receivers de-duplicate by webhook-id). An outcome whose claim
 # ends within RECORD_LEASE_LEFT is written at once; one written after its claim was lost changes nothing
 # (MongoWebhookStore.record): the delivery is another attempt's by then.
 RECORD_BUSY = 2.0
@@ -174,9 +175,9 @@ class WebhookDeliverer:
     writes: set[asyncio.Task] = field(default_factory=set)  # outcome writes under way (more than one: urgent)
     wakes: set[asyncio.Task] = field(default_factory=set)  # wakes of finished chains' next deliveries under way
     handed_over_at: float = float("-inf")  # loop time RECORD_QUEUING_MANY deliveries or more were last handed over
-    # Chains in which a delivery handed over here was found behind an open one (loop time it was found): the
-    # outcome that one waits for is written as soon as it is here (outcomes_due). Forgotten after
-    # RECORD_QUEUING_LONGEST, by when any outcome is written anyway.
+    # Chains in which a delivery handed over here was found behind an open one (loop time until which it is
+    # kept): the chain's outcomes are written as soon as they are here (outcomes_due), one write at a time.
+    # Kept as long as an attempt and a held outcome can take, by when any outcome is written anyway.
     awaited: dict[str, float] = field(default_factory=dict)
     # Deliveries this process delivered whose outcome is not written yet, by chain (their `seq`s): the next one
     # of their chain goes without waiting for the write, the receiver having the one before. Should the process
@@ -231,10 +232,10 @@ class WebhookDeliverer:
         if not self.finished:
             return
         lease_left = (min(o.delivery.next_try_at for o in self.finished) - self.clock()).total_seconds()
+        if self.writes and lease_left > RECORD_LEASE_LEFT:
+            return  # woken when it ends
         now = asyncio.get_running_loop().time()
         awaited = self._awaited(now)
-        if self.writes and lease_left > RECORD_LEASE_LEFT and not awaited:
-            return
         held = now - self.finished_at[0]  # the oldest waiting one
         idle = not self.running and not self.ready and not self.fresh
         queuing = now - self.handed_over_at < RECORD_QUEUING
@@ -245,15 +246,13 @@ class WebhookDeliverer:
             self.recording = self._task(self.writes, self._write(outcomes, found_at))
 
     def _awaited(self, now: float) -> bool:
-        """Whether a delivery waits for an outcome not written yet (its chain's is among them); the chains
-        waited on longer than RECORD_QUEUING_LONGEST are forgotten."""
-        if not self.awaited:
-            return False
-        self.awaited = {chain: at for chain, at in self.awaited.items() if now - at < RECORD_QUEUING_LONGEST}
-        found = {o.delivery.chain for o in self.finished} & self.awaited.keys()
-        for chain in found:
-            del self.awaited[chain]
-        return bool(found)
+        """Whether a delivery may wait for an outcome not written yet (one of its chain's is among them)."""
+        self._forget_awaited(now)
+        return any(o.delivery.chain in self.awaited for o in self.finished)
+
+    def _forget_awaited(self, now: float) -> None:
+        if self.awaited:
+            self.awaited = {chain: until for chain, until in self.awaited.items() if until > now}
 
     def _task(self, tasks: set[asyncio.Task], work: Any) -> asyncio.Task:
         task = asyncio.create_task(work)
@@ -337,8 +336,10 @@ class WebhookDeliverer:
             return []
         go = await self.store.take(batch, now, self.delivered_here)
         if len(go) < len(batch):  # the others wait behind an open delivery of their chain: perhaps one sent here
-            taken, at = {d.delivery_id for d in go}, asyncio.get_running_loop().time()
-            self.awaited.update((d.chain, at) for d in batch if d.delivery_id not in taken)
+            taken, now_at = {d.delivery_id for d in go}, asyncio.get_running_loop().time()
+            self._forget_awaited(now_at)
+            until = now_at + self.timeout + RECORD_QUEUING_LONGEST
+            self.awaited.update((d.chain, until) for d in batch if d.delivery_id not in taken)
         return go
 
     def _launch(self, client: aiohttp.ClientSession) -> None:

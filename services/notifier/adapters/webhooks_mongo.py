@@ -2,11 +2,11 @@
 
 Deliveries are queued in the transaction that stores their notices (one write for all of them). Deliveries
 of one chain (endpoint and resource) carry increasing `seq` numbers; the worker tries only the first open
-one of a chain and marks the others it finds due as `waiting`, to be woken when the one before them is
-delivered or dead (and looked at again after WAITING_RECHECK in any case, so that no interleaving of a
-wake-up and a marking can leave one waiting for ever). A delivery being attempted is claimed by moving
-its `next_try_at` past the attempt's lease: a process killed mid-attempt leaves it due again when the
-lease ends (at least once)."""
+one of a chain (open ones it delivered itself, their outcome not written yet, aside) and marks the others it
+finds due as `waiting`, to be woken when the one before them is delivered or dead (and looked at again after
+WAITING_RECHECK in any case, so that no interleaving of a wake-up and a marking can leave one waiting for
+ever). A delivery being attempted is claimed by moving its `next_try_at` past the attempt's lease: a process
+killed mid-attempt leaves it due again when the lease ends (at least once)."""
 
 from __future__ import annotations
 
@@ -326,6 +326,8 @@ class MongoWebhookStore:
         due = {"state": DeliveryState.PENDING.value, "next_try_at": {"$lte": now}}
         cursor = self.db[DELIVERIES].find(due, {"body": 0}).sort([("next_try_at", ASCENDING), ("seq", ASCENDING)])
         candidates = [delivery_from(doc) for doc in await cursor.limit(limit).to_list()]
+        if delivered:  # delivered here, their claim ended before the outcome was written: that write settles them
+            candidates = [d for d in candidates if d.seq not in delivered.get(d.chain, ())]
         if not candidates:
             return []
         go, behind = heads(candidates, await self._first_open({d.chain for d in candidates}, delivered))
