@@ -337,8 +337,30 @@ async def fire_due(n: Notifier) -> datetime | None:
             for reminder in due:
                 await _issue(tx, n, _reminded(n, reminder, today))
                 await tx.reminder_sent(reminder.reminder_id)
+                if (again := _reminded_again(n, reminder, today)) is not None:
+                    await tx.schedule(again)
         if len(due) < FIRED_PER_TRANSACTION:
             return await n.uow.next_due()
+
+
+def _reminded_again(n: Notifier, reminder: Reminder, today: date) -> Reminder | None:
+    """A report still unanswered is reminded again every `report_answer_days` working days (from today, so a
+    notifier that was down long sends one, not one per period missed), until its answer or the finding's closure
+    cancels the next; a deadline is reminded once."""
+    if reminder.deadline is not Deadline.REPORT_ANSWER:
+        return None
+    again = after_waiting(
+        n.reminders,
+        Deadline.REPORT_ANSWER,
+        recipient_code=reminder.recipient_code,
+        resource_code=reminder.resource_code,
+        reference=reminder.reference,
+        since=max(reminder.due_on, today),
+        working_days=n.report_answer_days,
+        now=n.clock.now(),
+        about_code=reminder.about_code,
+    )
+    return replace(again, since=reminder.since)  # waiting since the report, as the first said
 
 
 def _reminded(n: Notifier, reminder: Reminder, today: date) -> list[Notification]:

@@ -781,8 +781,11 @@ async def test_a_rectification_report_left_unanswered_reminds_the_it_office_afte
     assert reminded["notification_id"] == f"reminder:REPORT_ANSWER:{ids['waiting']}:2026-11-02:{it_office}"
     async with httpx.AsyncClient(base_url=notifier.url, headers=system(it_office)) as client:
         scheduled = (await client.get(f"/reminders/{it_office}")).json()
-    assert {r["reference"]: r["due_on"] for r in scheduled} == {ids["later"]: "2026-11-06"}, scheduled
-    assert (scheduled[0]["about_code"], scheduled[0]["since"]) == (department, "2026-10-30")  # whose report, since
+    # the later report's first reminder; the two reminded already, again 5 working days on while unanswered
+    due = {ids["later"]: "2026-11-06", ids["waiting"]: "2026-11-09", ids["replayed"]: "2026-11-09"}
+    assert {r["reference"]: r["due_on"] for r in scheduled} == due, scheduled
+    since = {r["reference"]: (r["about_code"], r["since"]) for r in scheduled}  # whose report, since when
+    assert since[ids["later"]] == (department, "2026-10-30") and since[ids["waiting"]] == (department, "2026-10-26")
     # the department is not reminded of the IT office's answer
     assert not await inbox_until(notifier, department, 1, timeout=2, kind="DEADLINE_APPROACHING")
 

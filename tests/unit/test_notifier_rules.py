@@ -461,6 +461,40 @@ async def test_a_report_left_unanswered_is_told_as_how_long_it_waited_not_as_a_d
     assert working_days_waited(Autumn2026(), date(2026, 10, 12), date(2026, 10, 12)) == 0
 
 
+async def test_a_report_still_unanswered_is_reminded_again_every_five_working_days_until_it_is_answered() -> None:
+    """Handed in on Friday 9 October 2026: reminded on Thursday 15 October (5 working days), again on Thursday 22
+    October (10), and once the IT office rejects it, no more. A notifier back after a long stop sends one, not one
+    per period it missed."""
+    uow, clock = FakeUnitOfWork(), SettableClock(beijing(2026, 10, 9, 10, 0))
+    n = notifier_of(uow, clock)
+    came = {"finding_id": "f8", "department_code": PROVIDER, "report": "已补报九月数据", "reference": None,
+            "reported_on": date(2026, 10, 9), "correct_by": date(2026, 10, 16)}  # fmt: skip
+
+    async def reminded() -> list[str]:
+        return [x.title for x in await uow.inbox_of(IT_OFFICE) if x.kind is NotificationKind.DEADLINE_APPROACHING]
+
+    await deliver(uow, "AuditFindingReported", came, "r1", n)
+    clock.at = beijing(2026, 10, 15, 9, 0, 1)
+    await handlers.fire_due(n)
+    assert await uow.next_due() == beijing(2026, 10, 22, 9, 0)  # the next, 5 working days on
+    clock.at = beijing(2026, 10, 22, 9, 0, 1)
+    await handlers.fire_due(n)
+    assert [t.split("：")[0] for t in await reminded()] == [
+        "整改报告已待核实满 5 个工作日",
+        "整改报告已待核实满 10 个工作日",
+    ]
+    back = {"finding_id": "f8", "department_code": PROVIDER, "reason": "不充分",
+            "rejected_on": date(2026, 10, 23), "correct_by": date(2026, 10, 16)}  # fmt: skip
+    await deliver(uow, "AuditFindingReportRejected", back, "r2", n)
+    assert await uow.next_due() is None  # answered: nothing more
+    # another report, its reminders missed while the notifier was stopped for weeks: one now, the next a period on
+    await deliver(uow, "AuditFindingReported", came | {"finding_id": "f9", "reported_on": date(2026, 10, 26)}, "r3", n)
+    clock.at = beijing(2026, 11, 30, 10, 0)
+    await handlers.fire_due(n)
+    assert len([t for t in await reminded() if "f9" in t]) == 1
+    assert await uow.next_due() == beijing(2026, 12, 7, 9, 0)
+
+
 async def test_a_report_handled_after_its_reminder_time_is_reminded_only_after_a_grace_its_answer_can_drop_it() -> None:
     """Replayed on Monday 2 November, reports handed in on 9 October have long waited 5 working days: their
     reminders go 5 minutes later, not at once, and the rejection that follows one on the topic drops its."""
