@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml adapter-kit/pyproject.toml constraints.txt
 	@echo "installed"
 	@touch $(STAMP)
 
-run: $(STAMP)        ## broker, database and the four services in the foreground; Ctrl-C stops all
+run: $(STAMP)        ## broker, database, the five services and the console in the foreground; Ctrl-C stops all
 	$(PY) -m devstack run
 
 up: $(STAMP)         ## the same, detached; returns once every service is ready

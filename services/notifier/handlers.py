@@ -265,7 +265,8 @@ async def finding_closed(event_id: str, e: AuditFindingCorrected | AuditFindingE
 
 async def finding_reported(event_id: str, e: AuditFindingReported, n: Notifier) -> None:
     """The IT office hears of the rectification report now, and is reminded once it has waited
-    `report_answer_days` working days unanswered (the waiting report holds the finding's escalation)."""
+    `report_answer_days` working days unanswered, and again every as many (_reminded_again) until it is answered
+    (the waiting report holds the finding's escalation)."""
     async with n.uow() as tx:
         await tx.cancel_reminders(Deadline.REPORT_ANSWER, e.finding_id)
         reminder = after_waiting(
