@@ -269,19 +269,7 @@ async def finding_reported(event_id: str, e: AuditFindingReported, n: Notifier) 
     (the waiting report holds the finding's escalation)."""
     async with n.uow() as tx:
         await tx.cancel_reminders(Deadline.REPORT_ANSWER, e.finding_id)
-        reminder = after_waiting(
-            n.reminders,
-            Deadline.REPORT_ANSWER,
-            recipient_code=n.it_office_code,
-            resource_code=e.finding_id,
-            reference=e.finding_id,
-            since=e.reported_on,
-            working_days=n.report_answer_days,
-            now=n.clock.now(),
-            about_code=e.department_code,
-            grace=n.overdue_grace,
-        )
-        await tx.schedule(reminder)
+        await tx.schedule(_answer_reminder(n, e.finding_id, e.department_code, e.reported_on, n.overdue_grace))
         await _issue(tx, n, notifications.finding_reported(event_id, e, n.it_office_code))
     n.timer.wake()
 
@@ -350,18 +338,26 @@ def _reminded_again(n: Notifier, reminder: Reminder, today: date) -> Reminder | 
     cancels the next; a deadline is reminded once."""
     if reminder.deadline is not Deadline.REPORT_ANSWER:
         return None
-    again = after_waiting(
+    again = _answer_reminder(n, reminder.reference, reminder.about_code, max(reminder.due_on, today))
+    return replace(again, since=reminder.since)  # waiting since the report, as the first said
+
+
+def _answer_reminder(
+    n: Notifier, finding_id: str, department_code: str | None, since: date, grace: timedelta = timedelta(0)
+) -> Reminder:
+    """The IT office's reminder of a finding's report `report_answer_days` working days after `since`."""
+    return after_waiting(
         n.reminders,
         Deadline.REPORT_ANSWER,
-        recipient_code=reminder.recipient_code,
-        resource_code=reminder.resource_code,
-        reference=reminder.reference,
-        since=max(reminder.due_on, today),
+        recipient_code=n.it_office_code,
+        resource_code=finding_id,
+        reference=finding_id,
+        since=since,
         working_days=n.report_answer_days,
         now=n.clock.now(),
-        about_code=reminder.about_code,
+        about_code=department_code,
+        grace=grace,
     )
-    return replace(again, since=reminder.since)  # waiting since the report, as the first said
 
 
 def _reminded(n: Notifier, reminder: Reminder, today: date) -> list[Notification]:
