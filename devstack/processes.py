@@ -132,34 +132,21 @@ def service_procs(ports: dict[str, int] | None = None, infra: Infra | None = Non
         )
         for name, port in ports.items()
     ]
-    # The exchange's ingestion runs apart from its API, as on Kubernetes: a flood of changes slows neither.
-    ingest_port = int(os.environ.get("EXCHANGE_INGEST_HTTP_PORT", INGEST_PORT)) if infra is None else free_port()
-    procs.append(
-        Proc(
-            "exchange-ingest",
-            [sys.executable, "-m", "services.exchange"],
-            "127.0.0.1",
-            ingest_port,
-            f"http://127.0.0.1:{ingest_port}/metrics (ingestion of departments' data changes)",
-            ready_path="/readyz",
-            env={"EXCHANGE_HTTP_PORT": str(ingest_port), **env("exchange"), "EXCHANGE_ROLE": "ingest"},
-        )
-    )
-    # The auditor's oversight beside its trail and REST facade: each reads every data access, on a core of its own.
-    oversight_port = (
-        int(os.environ.get("AUDITOR_OVERSIGHT_HTTP_PORT", OVERSIGHT_PORT)) if infra is None else free_port()
-    )
-    procs.append(
-        Proc(
-            "auditor-oversight",
-            [sys.executable, "-m", "services.auditor"],
-            "127.0.0.1",
-            oversight_port,
-            f"http://127.0.0.1:{oversight_port}/metrics (the auditor's oversight: evaluation counts, findings)",
-            ready_path="/readyz",
-            env={"AUDITOR_HTTP_PORT": str(oversight_port), **env("auditor"), "AUDITOR_ROLE": "oversight"},
-        )
-    )
+
+    def second(service: str, role: str, default_port: int, about: str) -> Proc:
+        """A service's second process, in `role`, beside the one serving its API (as its own Deployment)."""
+        name = f"{service}-{role}"
+        variable = f"{name.upper().replace('-', '_')}_HTTP_PORT"
+        port = int(os.environ.get(variable, default_port)) if infra is None else free_port()
+        prefix = service.upper()
+        env_ = {f"{prefix}_HTTP_PORT": str(port), **env(service), f"{prefix}_ROLE": role}
+        url = f"http://127.0.0.1:{port}/metrics ({about})"
+        return Proc(name, [sys.executable, "-m", f"services.{service}"], "127.0.0.1", port, url, "/readyz", env=env_)
+
+    # The exchange's ingestion runs apart from its API, as on Kubernetes: a flood of changes slows neither; the
+    # auditor's oversight beside its trail and REST facade: each reads every data access, on a core of its own.
+    procs.append(second("exchange", "ingest", INGEST_PORT, "ingestion of departments' data changes"))
+    procs.append(second("auditor", "oversight", OVERSIGHT_PORT, "the auditor's oversight: evaluation counts, findings"))
     # The web console: no broker or database of its own, only the services' addresses.
     console_port = int(os.environ.get("CONSOLE_HTTP_PORT", CONSOLE_PORT)) if infra is None else free_port()
     procs.append(
