@@ -38,16 +38,13 @@ async def _eventually(check, timeout: float = 60.0):
         await asyncio.sleep(0.3)
 
 
-async def test_the_trail_and_the_oversight_run_as_two_processes_each_doing_its_part_once(
-    infra, topics, services, tmp_path
-) -> None:
-    tag = uuid.uuid4().hex[:6].upper()
-    provider, consumer, code = f"P{tag}", f"C{tag}", f"105{tag[:3]}/{tag}"
-    settings = settings_for(infra)
-    prefix = f"test{uuid.uuid4().hex[:10]}-"  # one pair of groups, as the two Deployments share them
+async def _start_both(infra, tmp_path, services, settings, **env: str) -> tuple[ServiceProcess, ServiceProcess]:
+    """A trail and an oversight process on one database, ready, sharing one pair of consumer groups (as the two
+    Deployments do) that start past what other tests left on the topics."""
+    prefix = f"test{uuid.uuid4().hex[:10]}-"
     common = {"mongo_database": settings.mongo_database, "today": "2026-11-02", "consumer_group_prefix": prefix}
-    trail = ServiceProcess("auditor", infra, tmp_path, role="trail", **common)
-    oversight = ServiceProcess("auditor", infra, tmp_path, role="oversight", **common)
+    trail = ServiceProcess("auditor", infra, tmp_path, role="trail", **common, **env)
+    oversight = ServiceProcess("auditor", infra, tmp_path, role="oversight", **common, **env)
     for group, names in (("auditor-oversight", OBSERVED_TOPICS), ("auditor-trail", AUDITED_TOPICS)):
         for topic in names:
             await skip_backlog(infra, f"{prefix}{group}", topic)
@@ -55,6 +52,16 @@ async def test_the_trail_and_the_oversight_run_as_two_processes_each_doing_its_p
     services.append(oversight.start())
     await trail.wait_ready()
     await oversight.wait_ready()
+    return trail, oversight
+
+
+async def test_the_trail_and_the_oversight_run_as_two_processes_each_doing_its_part_once(
+    infra, topics, services, tmp_path
+) -> None:
+    tag = uuid.uuid4().hex[:6].upper()
+    provider, consumer, code = f"P{tag}", f"C{tag}", f"105{tag[:3]}/{tag}"
+    settings = settings_for(infra)
+    trail, oversight = await _start_both(infra, tmp_path, services, settings)
 
     publisher = KafkaPublisher(settings, EventCodec.from_folder(), load_topics())
     await publisher.start()
@@ -126,23 +133,8 @@ async def test_both_processes_killed_9_mid_stream_lose_and_double_nothing(infra,
     provider, consumer, code = f"K{tag}", f"C{tag}", f"106{tag[:3]}/{tag}"
     total = 3000
     settings = settings_for(infra)
-    prefix = f"test{uuid.uuid4().hex[:10]}-"
-    common = {
-        "mongo_database": settings.mongo_database,
-        "today": "2026-11-02",
-        "consumer_group_prefix": prefix,
-        "trail_batch_size": "200",
-        "oversight_batch_size": "200",
-    }
-    trail = ServiceProcess("auditor", infra, tmp_path, role="trail", **common)
-    oversight = ServiceProcess("auditor", infra, tmp_path, role="oversight", **common)
-    for group, names in (("auditor-oversight", OBSERVED_TOPICS), ("auditor-trail", AUDITED_TOPICS)):
-        for topic in names:
-            await skip_backlog(infra, f"{prefix}{group}", topic)
-    services.append(trail.start())
-    services.append(oversight.start())
-    await trail.wait_ready()
-    await oversight.wait_ready()
+    batches = {"trail_batch_size": "200", "oversight_batch_size": "200"}
+    trail, oversight = await _start_both(infra, tmp_path, services, settings, **batches)
 
     auditor = bearer("IT", Role.AUDITOR, subject="auditor")
     mongo = AsyncMongoClient(infra.mongo_uri, tz_aware=True)
