@@ -4,13 +4,16 @@ replayed, in order per resource, and without loss when the notifier is killed wi
 
 import asyncio
 import base64
+import contextlib
 import functools
 import hashlib
 import hmac
 import json
 import time
 import uuid
+from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
 import httpx
 import pytest
@@ -41,6 +44,20 @@ FAST_RETRIES = {
     "webhook_retry_longest_seconds": "1",
     "webhook_timeout_seconds": "2",
 }
+
+
+@contextlib.asynccontextmanager
+async def webhook_db(infra: Infra, *listeners: monitoring.CommandListener) -> AsyncIterator[tuple[Any, SecretSealer]]:
+    """A database of its own with the webhook store's indexes (and the development sealer), dropped after."""
+    mongo = AsyncMongoClient(infra.mongo_uri, tz_aware=True, event_listeners=list(listeners))
+    db = mongo[f"webhooks_{uuid.uuid4().hex[:8]}"]
+    try:
+        sealer = SecretSealer.parse(DEV_SECRET_KEYS)
+        await webhooks_mongo.ensure_indexes(db, sealer)
+        yield db, sealer
+    finally:
+        await mongo.drop_database(db.name)
+        await mongo.close()
 
 
 def fresh_code() -> str:
@@ -514,11 +531,7 @@ async def test_an_outcome_written_after_its_claim_was_lost_changes_nothing(infra
     """A delivery claimed again after its lease ended is the new attempt's: the first attempt's late outcome
     neither books it delivered (freeing the chain's next one while the second attempt is in flight) nor
     sets it back to pending; the new attempt's outcome is written and frees the next one."""
-    mongo = AsyncMongoClient(infra.mongo_uri, tz_aware=True)
-    db = mongo[f"webhooks_{uuid.uuid4().hex[:8]}"]
-    try:
-        sealer = SecretSealer.parse(DEV_SECRET_KEYS)
-        await webhooks_mongo.ensure_indexes(db, sealer)
+    async with webhook_db(infra) as (db, sealer):
         store = webhooks_mongo.MongoWebhookStore(db, sealer)
         now = datetime.now(UTC)
         first, second = (Delivery(f"wh_a:n{k}", "wh_a", "d", f"n{k}", "wh_a|r", k, "{}", now, now) for k in (1, 2))
@@ -539,9 +552,6 @@ async def test_an_outcome_written_after_its_claim_was_lost_changes_nothing(infra
         assert (await store.delivery(first.delivery_id)).state is DeliveryState.DELIVERED
         freed = await store.delivery(second.delivery_id)
         assert freed.state is DeliveryState.PENDING and not freed.waiting and freed.next_try_at <= later
-    finally:
-        await mongo.drop_database(db.name)
-        await mongo.close()
 
 
 class Finds(monitoring.CommandListener):
@@ -566,11 +576,7 @@ async def test_while_a_chain_drains_each_finish_reads_only_the_next_delivery(inf
     that one delivery by its id: the chain's open backlog (which the local database reads whole for any query
     on the chain) is read once, not once per delivery. The order per chain holds."""
     finds = Finds()
-    mongo = AsyncMongoClient(infra.mongo_uri, tz_aware=True, event_listeners=[finds])
-    db = mongo[f"webhooks_{uuid.uuid4().hex[:8]}"]
-    try:
-        sealer = SecretSealer.parse(DEV_SECRET_KEYS)
-        await webhooks_mongo.ensure_indexes(db, sealer)
+    async with webhook_db(infra, finds) as (db, sealer):
         now = datetime.now(UTC)
         backlog = [Delivery(f"wh_b:n{k}", "wh_b", "d", f"n{k}", "wh_b|r", k, "{}", now, now) for k in range(40)]
         for d in backlog[1:]:
@@ -590,9 +596,6 @@ async def test_while_a_chain_drains_each_finish_reads_only_the_next_delivery(inf
         by_id = [f for f in finds.filters if set(f) == {"_id"}]
         assert len(backlog_reads) <= 2, backlog_reads  # read at the first finish (and found empty at the last)
         assert len(by_id) <= len(backlog), len(by_id)
-    finally:
-        await mongo.drop_database(db.name)
-        await mongo.close()
 
 
 async def test_a_fan_out_s_finishes_read_the_open_deliveries_of_many_chains_together(infra) -> None:
@@ -600,11 +603,7 @@ async def test_a_fan_out_s_finishes_read_the_open_deliveries_of_many_chains_toge
     chains to a query, not one query per chain (nor one per delivery by its id); each waiting one after a
     finished one is due now, and a chain with nothing after its finished one is left as it is."""
     finds = Finds()
-    mongo = AsyncMongoClient(infra.mongo_uri, tz_aware=True, event_listeners=[finds])
-    db = mongo[f"webhooks_{uuid.uuid4().hex[:8]}"]
-    try:
-        sealer = SecretSealer.parse(DEV_SECRET_KEYS)
-        await webhooks_mongo.ensure_indexes(db, sealer)
+    async with webhook_db(infra, finds) as (db, sealer):
         now = datetime.now(UTC)
         chains = 2 * webhooks_mongo.IN_PER_QUERY + 20
         first = [Delivery(f"wh_{n}:a", f"wh_{n}", "d", "a", f"wh_{n}|r", 1, "{}", now, now) for n in range(chains)]
@@ -621,9 +620,6 @@ async def test_a_fan_out_s_finishes_read_the_open_deliveries_of_many_chains_toge
         chain_reads = [f for f in finds.filters if "chain" in f]
         assert len(chain_reads) == 3, chain_reads  # 120 chains, fifty to a query
         assert not [f for f in finds.filters if set(f) == {"_id"}]
-    finally:
-        await mongo.drop_database(db.name)
-        await mongo.close()
 
 
 async def test_a_delivery_handed_over_goes_to_its_endpoint_as_it_is_now(infra) -> None:
@@ -714,11 +710,7 @@ async def test_delivered_attempts_of_one_claim_are_written_together_and_a_lost_c
     another attempt meanwhile is left as the other attempt has it. A failed attempt is written by itself
     (its next try is its own). Each delivered one reads delivered, its time rounded up to the second."""
     updates = Updates()
-    mongo = AsyncMongoClient(infra.mongo_uri, tz_aware=True, event_listeners=[updates])
-    db = mongo[f"webhooks_{uuid.uuid4().hex[:8]}"]
-    try:
-        sealer = SecretSealer.parse(DEV_SECRET_KEYS)
-        await webhooks_mongo.ensure_indexes(db, sealer)
+    async with webhook_db(infra, updates) as (db, sealer):
         store = webhooks_mongo.MongoWebhookStore(db, sealer)
         now = datetime.now(UTC)
         held = now + timedelta(seconds=30)
@@ -750,9 +742,6 @@ async def test_delivered_attempts_of_one_claim_are_written_together_and_a_lost_c
                 assert doc["state"] == "DELIVERED" and doc["lease"] is None and doc["last_status"] == 204
                 assert doc["delivered_at"] == at
         assert stored[failed.delivery_id]["state"] == "PENDING" and stored[failed.delivery_id]["last_status"] == 500
-    finally:
-        await mongo.drop_database(db.name)
-        await mongo.close()
 
 
 def _held(n: int, now: datetime, seq: int = 1, **fields) -> Delivery:
@@ -783,11 +772,7 @@ async def test_chains_after_one_with_a_long_backlog_in_the_same_read_are_woken_t
 async def _wakes_each_chain(infra, *, chains: int, behind_first: int) -> None:
     """`chains` chains of a finished delivery and one waiting behind it; the first chain has `behind_first`
     more waiting. One write of their outcomes wakes the first waiting one of each chain."""
-    mongo = AsyncMongoClient(infra.mongo_uri, tz_aware=True)
-    db = mongo[f"webhooks_{uuid.uuid4().hex[:8]}"]
-    try:
-        sealer = SecretSealer.parse(DEV_SECRET_KEYS)
-        await webhooks_mongo.ensure_indexes(db, sealer)
+    async with webhook_db(infra) as (db, sealer):
         store = webhooks_mongo.MongoWebhookStore(db, sealer)
         now = datetime.now(UTC)
         first = [_held(n, now) for n in range(chains)]
@@ -799,9 +784,6 @@ async def _wakes_each_chain(infra, *, chains: int, behind_first: int) -> None:
         await store.record([Outcome(d, DeliveryState.DELIVERED, 1, now, 200, delivered_at=now) for d in first], now)
         woken = await db[webhooks_mongo.DELIVERIES].find({"waiting": False, "seq": {"$gt": 1}}).to_list()
         assert sorted(doc["_id"] for doc in woken) == sorted(d.delivery_id for d in waiting)
-    finally:
-        await mongo.drop_database(db.name)
-        await mongo.close()
 
 
 async def test_the_queuing_transaction_reads_no_endpoint_secret(infra) -> None:
@@ -953,11 +935,7 @@ async def test_a_delivery_marked_waiting_after_the_one_before_it_finished_is_due
     """The worker reads a chain's first open delivery, then marks those behind it waiting. If the one before
     finishes in between (another replica's outcome) its wake finds the next one not waiting yet and leaves it;
     the marking then reads the chain again and makes the one now first due at once, not after WAITING_RECHECK."""
-    mongo = AsyncMongoClient(infra.mongo_uri, tz_aware=True)
-    db = mongo[f"webhooks_{uuid.uuid4().hex[:8]}"]
-    try:
-        sealer = SecretSealer.parse(DEV_SECRET_KEYS)
-        await webhooks_mongo.ensure_indexes(db, sealer)
+    async with webhook_db(infra) as (db, sealer):
         now = datetime.now(UTC)
         before, behind = (Delivery(f"wh_a:n{k}", "wh_a", "d", f"n{k}", "wh_a|r", k, "{}", now, now) for k in (1, 2))
         await db[webhooks_mongo.DELIVERIES].insert_many([webhooks_mongo.delivery_doc(d) for d in (before, behind)])
@@ -979,20 +957,13 @@ async def test_a_delivery_marked_waiting_after_the_one_before_it_finished_is_due
         after = await store.delivery(behind.delivery_id)
         assert after is not None and after.state is DeliveryState.PENDING
         assert not after.waiting and after.next_try_at <= now  # due at once
-    finally:
-        await mongo.drop_database(db.name)
-        await mongo.close()
 
 
 async def test_a_delivery_behind_one_this_process_delivered_goes_before_that_outcome_is_written(infra) -> None:
     """The worker holds the outcomes of a fan-out's attempts for a while (the database stores the rest of it
     first): a resource's next notice need not wait for that write when the one before it in its chain was
     delivered by this process. One behind an open delivery not delivered here still waits."""
-    mongo = AsyncMongoClient(infra.mongo_uri, tz_aware=True)
-    db = mongo[f"webhooks_{uuid.uuid4().hex[:8]}"]
-    try:
-        sealer = SecretSealer.parse(DEV_SECRET_KEYS)
-        await webhooks_mongo.ensure_indexes(db, sealer)
+    async with webhook_db(infra) as (db, sealer):
         store = webhooks_mongo.MongoWebhookStore(db, sealer)
         now = datetime.now(UTC)
 
@@ -1022,19 +993,12 @@ async def test_a_delivery_behind_one_this_process_delivered_goes_before_that_out
         assert await store.claim_due(now, 10, now + timedelta(minutes=1), delivered) == []
         left = await store.delivery(sent.delivery_id)
         assert left is not None and not left.waiting and left.lease is None
-    finally:
-        await mongo.drop_database(db.name)
-        await mongo.close()
 
 
 async def test_a_chain_whose_kept_deliveries_all_finished_meanwhile_is_read_again(infra) -> None:
     """A finish whose chain's kept backlog holds only deliveries finished meanwhile (by another replica) reads
     the chain again: a waiting one queued since is woken, not left for the recheck."""
-    mongo = AsyncMongoClient(infra.mongo_uri, tz_aware=True)
-    db = mongo[f"webhooks_{uuid.uuid4().hex[:8]}"]
-    try:
-        sealer = SecretSealer.parse(DEV_SECRET_KEYS)
-        await webhooks_mongo.ensure_indexes(db, sealer)
+    async with webhook_db(infra) as (db, sealer):
         now = datetime.now(UTC)
         chain = [Delivery(f"wh_a:n{k}", "wh_a", "d", f"n{k}", "wh_a|r", k, "{}", now, now) for k in range(4)]
         for d in chain[1:]:
@@ -1049,19 +1013,12 @@ async def test_a_chain_whose_kept_deliveries_all_finished_meanwhile_is_read_agai
         await store.record([Outcome(chain[1], DeliveryState.DELIVERED, 1, now, 200, delivered_at=now)], now)
         woken = await store.delivery(chain[3].delivery_id)
         assert woken is not None and not woken.waiting and woken.next_try_at <= now
-    finally:
-        await mongo.drop_database(db.name)
-        await mongo.close()
 
 
 async def test_a_delivered_attempt_is_never_dated_before_its_delivery_was_created(infra) -> None:
     """Delivered attempts are written to the second: `delivered_at` is rounded up, so it never reads before
     the delivery's `created_at` (kept to the millisecond) nor before the attempt."""
-    mongo = AsyncMongoClient(infra.mongo_uri, tz_aware=True)
-    db = mongo[f"webhooks_{uuid.uuid4().hex[:8]}"]
-    try:
-        sealer = SecretSealer.parse(DEV_SECRET_KEYS)
-        await webhooks_mongo.ensure_indexes(db, sealer)
+    async with webhook_db(infra) as (db, sealer):
         created = datetime.now(UTC).replace(microsecond=400_000)
         sent = created + timedelta(milliseconds=200)
         d = Delivery("wh_a:n1", "wh_a", "d", "n1", "wh_a|r", 1, "{}", created, created)
@@ -1072,6 +1029,3 @@ async def test_a_delivered_attempt_is_never_dated_before_its_delivery_was_create
         assert stored is not None and stored.state is DeliveryState.DELIVERED
         assert stored.delivered_at == created.replace(microsecond=0) + timedelta(seconds=1)
         assert stored.delivered_at >= sent >= stored.created_at
-    finally:
-        await mongo.drop_database(db.name)
-        await mongo.close()
